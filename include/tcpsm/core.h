@@ -1,0 +1,258 @@
+/* tcpsm protocol core: the public, pure API.
+ *
+ * Everything here is single-threaded and makes no system call: the caller
+ * (runtime.c in the library, or a unit test) owns the lock, the clock and the
+ * link. Time is monotonic nanoseconds passed in as `now`. Frames leave through
+ * struct tcpsm_netdev; frames arrive through tcpsm_stack_input().
+ *
+ * Errors are negative errno values (-EAGAIN, -ECONNRESET, ...), exactly the
+ * errno a Linux TCP socket would give for the same situation.
+ * Addresses and ports in this API are in HOST byte order.
+ */
+#ifndef TCPSM_CORE_H
+#define TCPSM_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- link */
+
+struct tcpsm_frame {
+    uint8_t *data;      /* starts at the Ethernet header */
+    uint32_t len;
+};
+
+struct tcpsm_netdev;
+
+struct tcpsm_netdev_ops {
+    /* Hand n frames to the link. Returns how many were taken; the core
+     * counts the rest as tx drops (TCP recovers them by retransmission).
+     * The frames' memory is only valid during the call. */
+    unsigned (*send)(struct tcpsm_netdev *dev, const struct tcpsm_frame *frames, unsigned n);
+};
+
+/* Offload features a netdev may offer (none is required). */
+#define TCPSM_NETDEV_F_TX_CSUM 0x1u   /* may leave L4 checksum to the link */
+#define TCPSM_NETDEV_F_TSO     0x2u   /* accepts TCP frames larger than MTU */
+
+struct tcpsm_netdev {
+    const struct tcpsm_netdev_ops *ops;
+    uint32_t mtu;       /* IP MTU, e.g. 1500 */
+    uint32_t features;  /* TCPSM_NETDEV_F_* */
+    void *priv;
+};
+
+/* ---------------------------------------------------------------- stack */
+
+struct tcpsm_stack;
+struct tcpsm_sock;
+
+enum tcpsm_tcp_state {
+    TCPSM_CLOSED = 0,
+    TCPSM_LISTEN,
+    TCPSM_SYN_SENT,
+    TCPSM_SYN_RECEIVED,
+    TCPSM_ESTABLISHED,
+    TCPSM_FIN_WAIT_1,
+    TCPSM_FIN_WAIT_2,
+    TCPSM_CLOSE_WAIT,
+    TCPSM_CLOSING,
+    TCPSM_LAST_ACK,
+    TCPSM_TIME_WAIT,
+    TCPSM_NSTATES
+};
+const char *tcpsm_state_name(int state); /* "ESTABLISHED", ... */
+
+/* TCP header flag bits, as on the wire. */
+#define TCPSM_FIN 0x01
+#define TCPSM_SYN 0x02
+#define TCPSM_RST 0x04
+#define TCPSM_PSH 0x08
+#define TCPSM_ACK 0x10
+#define TCPSM_URG 0x20
+
+/* One state transition, for TCPSM_TRACE. seg_* describe the segment that
+ * caused it when has_seg (dir says whether it came in or went out). */
+struct tcpsm_trace_event {
+    uint64_t now;
+    uint32_t laddr, raddr;
+    uint16_t lport, rport;
+    int old_state, new_state;
+    const char *why;            /* short cause: "rcv SYN", "app close", "rto", "2msl" ... */
+    bool has_seg;
+    char dir;                   /* '<' received, '>' sent */
+    uint8_t seg_flags;
+    uint32_t seg_seq, seg_ack, seg_len;
+    uint32_t seg_wnd;           /* as on the wire (unscaled) */
+};
+
+/* Readiness bits, same values as <poll.h> so the shim passes them through. */
+#define TCPSM_POLLIN    0x001
+#define TCPSM_POLLPRI   0x002
+#define TCPSM_POLLOUT   0x004
+#define TCPSM_POLLERR   0x008
+#define TCPSM_POLLHUP   0x010
+#define TCPSM_POLLRDHUP 0x2000
+
+struct tcpsm_config {
+    uint32_t addr;              /* the stack's own IPv4 address */
+    uint8_t prefix_len;         /* connected subnet */
+    uint32_t gateway;           /* default gateway, 0 = none */
+    uint8_t mac[6];
+    uint64_t secret[2];         /* key for RFC 6528 ISNs and ephemeral ports; from the caller's RNG */
+
+    /* Limits; 0 means the documented default (see README "Limits"). */
+    uint32_t max_socks;         /* all TCBs incl. TIME-WAIT, default 65536 */
+    uint32_t sndbuf;            /* default per-socket send buffer, bytes (default 256 KiB) */
+    uint32_t rcvbuf;            /* default per-socket receive buffer, bytes (default 256 KiB) */
+    uint32_t msl_ms;            /* MSL; TIME-WAIT lasts 2*MSL (default 30000) */
+    uint32_t neigh_max;         /* neighbour cache entries (default 256) */
+
+    /* Called (under the caller's lock) when a socket's readiness may have
+     * changed; events is the new tcpsm_sock_poll() value. */
+    void (*sock_event)(void *ctx, struct tcpsm_sock *sk, unsigned events);
+    /* Called on every TCP state transition, if set. */
+    void (*trace)(void *ctx, const struct tcpsm_trace_event *ev);
+    void *cb_ctx;
+};
+
+struct tcpsm_counters {
+    /* link / Ethernet */
+    uint64_t eth_in, eth_out, eth_drop_short, eth_drop_not_us, eth_drop_proto, tx_drop;
+    /* ARP and the neighbour cache */
+    uint64_t arp_in, arp_req_out, arp_reply_out, arp_drop_bad, neigh_queue_drop, neigh_full;
+    /* IPv4 */
+    uint64_t ip_in, ip_out, ip_drop_hdr, ip_drop_csum, ip_drop_not_us, ip_drop_frag,
+             ip_drop_proto, ip_drop_noroute;
+    /* ICMP */
+    uint64_t icmp_in, icmp_echo_reply_out, icmp_unreach_in, icmp_drop_bad;
+    /* TCP */
+    uint64_t tcp_in, tcp_out, tcp_retrans, tcp_fast_retrans, tcp_rto, tcp_drop_hdr, tcp_drop_csum,
+             tcp_drop_no_sock, tcp_drop_window, tcp_drop_listen_overflow, tcp_drop_synq_full,
+             tcp_drop_acceptq_full, tcp_drop_rcvbuf, tcp_ooo_in, tcp_dup_in, tcp_rst_in, tcp_rst_out,
+             tcp_challenge_ack, tcp_conn_timeout, tcp_active_opens, tcp_passive_opens,
+             tcp_drop_max_socks;
+};
+
+/* Create a stack bound to dev. Returns NULL on bad config or no memory. */
+struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm_netdev *dev,
+                                    uint64_t now);
+/* Frees every socket and TCB without sending anything. */
+void tcpsm_stack_free(struct tcpsm_stack *st);
+/* Process received frames (read-only; copied as needed). */
+void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames, unsigned n,
+                       uint64_t now);
+/* Run every timer that is due at now. */
+void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now);
+/* Earliest pending deadline, UINT64_MAX if none. O(1). */
+uint64_t tcpsm_stack_next_deadline(const struct tcpsm_stack *st);
+/* True if dst is reachable through the link (connected subnet or gateway),
+ * false for loopback, multicast, broadcast, 0.0.0.0 and the unroutable. */
+bool tcpsm_stack_routable(const struct tcpsm_stack *st, uint32_t dst);
+const struct tcpsm_counters *tcpsm_stack_counters(const struct tcpsm_stack *st);
+uint32_t tcpsm_stack_addr(const struct tcpsm_stack *st);
+/* Number of TCBs alive (any state, incl. TIME-WAIT and unaccepted). */
+size_t tcpsm_stack_nsocks(const struct tcpsm_stack *st);
+
+/* ---------------------------------------------------------------- sockets
+ *
+ * A tcpsm_sock is one TCP endpoint (a TCB). The application holds a reference
+ * from tcpsm_sock_new()/tcpsm_sock_accept() until tcpsm_sock_close(); after
+ * that the core frees the TCB itself once it reaches CLOSED (TIME-WAIT
+ * included). Every call below except _close() requires the reference. */
+
+int tcpsm_sock_new(struct tcpsm_stack *st, struct tcpsm_sock **out);   /* -ENOBUFS at max_socks */
+/* addr 0 = any (i.e. the stack address); port 0 = ephemeral.
+ * -EADDRINUSE, -EADDRNOTAVAIL (addr not ours), -EINVAL (already bound). */
+int tcpsm_sock_bind(struct tcpsm_sock *sk, uint32_t addr, uint16_t port);
+/* backlog is clamped to [1, 4096]. -EINVAL if connected. Binds ephemeral if unbound. */
+int tcpsm_sock_listen(struct tcpsm_sock *sk, int backlog);
+/* Sends the SYN and returns -EINPROGRESS; completion shows as POLLOUT and
+ * tcpsm_sock_error(). -EISCONN, -EALREADY (SYN-SENT), -ENETUNREACH,
+ * -EADDRNOTAVAIL (no ephemeral port), -EINVAL (listening). */
+int tcpsm_sock_connect(struct tcpsm_sock *sk, uint32_t addr, uint16_t port, uint64_t now);
+/* -EAGAIN when the accept queue is empty, -EINVAL if not listening. */
+int tcpsm_sock_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out);
+/* Copies up to len bytes into the send buffer and transmits what the
+ * windows allow. Returns bytes taken (may be short), -EAGAIN when the buffer
+ * is full, -EPIPE after shutdown(SHUT_WR)/a reset, -ENOTCONN before
+ * ESTABLISHED, or the pending error (-ECONNRESET, -ETIMEDOUT...). */
+ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint64_t now);
+/* Flags: TCPSM_MSG_PEEK. Returns bytes, 0 at EOF (FIN received), -EAGAIN,
+ * -ENOTCONN, or the pending error. Consuming data may send a window update. */
+#define TCPSM_MSG_PEEK 0x2
+ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags, uint64_t now);
+/* how: 0 SHUT_RD, 1 SHUT_WR, 2 SHUT_RDWR. -ENOTCONN if not connected. */
+int tcpsm_sock_shutdown(struct tcpsm_sock *sk, int how, uint64_t now);
+/* Drops the application's reference. Graceful FIN close; RST instead when
+ * unread data remains (RFC 9293 3.10.4 / Linux) or SO_LINGER is 0. */
+void tcpsm_sock_close(struct tcpsm_sock *sk, uint64_t now);
+/* Sends RST (if synchronized) and moves to CLOSED at once. */
+void tcpsm_sock_abort(struct tcpsm_sock *sk, uint64_t now);
+
+/* Readiness, exactly as Linux tcp_poll() reports it (POLL* bits above). */
+unsigned tcpsm_sock_poll(const struct tcpsm_sock *sk);
+/* SO_ERROR: returns the pending error as a positive errno (0 if none) and clears it. */
+int tcpsm_sock_error(struct tcpsm_sock *sk);
+int tcpsm_sock_state(const struct tcpsm_sock *sk);
+/* Local name (0.0.0.0:0 if unbound). */
+void tcpsm_sock_name(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port);
+/* Peer name; -ENOTCONN if none. */
+int tcpsm_sock_peer(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port);
+/* Bytes readable now (FIONREAD / SIOCINQ). */
+size_t tcpsm_sock_rxavail(const struct tcpsm_sock *sk);
+/* Bytes in the send buffer not yet acknowledged (SIOCOUTQ). */
+size_t tcpsm_sock_txqueued(const struct tcpsm_sock *sk);
+
+enum tcpsm_opt {
+    TCPSM_OPT_NODELAY,      /* bool */
+    TCPSM_OPT_CORK,         /* bool */
+    TCPSM_OPT_KEEPALIVE,    /* bool */
+    TCPSM_OPT_KEEPIDLE,     /* seconds, 1..32767, default 7200 */
+    TCPSM_OPT_KEEPINTVL,    /* seconds, 1..32767, default 75 */
+    TCPSM_OPT_KEEPCNT,      /* 1..127, default 9 */
+    TCPSM_OPT_SNDBUF,       /* bytes; clamped like Linux (doubled, min 4608) */
+    TCPSM_OPT_RCVBUF,       /* bytes; clamped like Linux (doubled, min 2292) */
+    TCPSM_OPT_LINGER,       /* seconds; -1 = off; 0 = reset on close */
+    TCPSM_OPT_MAXSEG,       /* MSS clamp, 88..65535, before connect */
+    TCPSM_OPT_REUSEADDR,    /* bool: bind may reuse a port held by TIME-WAIT */
+    TCPSM_OPT_USER_TIMEOUT, /* ms, 0 = default retry bound */
+};
+/* -EINVAL for a value out of range, -ENOPROTOOPT for an unknown option. */
+int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val);
+int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val);
+
+/* The TCP_INFO subset. Times in microseconds. */
+struct tcpsm_tcp_info {
+    uint8_t state;              /* enum tcpsm_tcp_state */
+    uint8_t retransmits;        /* consecutive RTOs of the current segment */
+    uint8_t backoff;
+    uint8_t snd_wscale, rcv_wscale;
+    bool ts_ok, sack_ok;
+    uint32_t rto_us, rtt_us, rttvar_us;
+    uint32_t snd_mss, rcv_mss;
+    uint32_t snd_cwnd;          /* segments */
+    uint32_t snd_ssthresh;      /* segments */
+    uint32_t snd_wnd;           /* bytes, peer's window */
+    uint32_t rcv_wnd;           /* bytes, advertised */
+    uint32_t unacked;           /* segments in flight */
+    uint32_t lost, total_retrans;
+    uint64_t bytes_acked, bytes_received;
+    uint32_t segs_out, segs_in;
+};
+void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *info);
+
+/* An opaque pointer the runtime hangs its wait state on. */
+void tcpsm_sock_set_user(struct tcpsm_sock *sk, void *user);
+void *tcpsm_sock_user(const struct tcpsm_sock *sk);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,92 @@
+/* tcpsm runtime API: what the shim calls.
+ *
+ * Thread-safe (one stack lock inside), blocking where asked, and POSIX in
+ * its results: every function returns >= 0 on success or -errno, with the
+ * errno a Linux TCP socket gives. The runtime owns the threads (receive,
+ * timers), the clock and the AF_PACKET link; it is configured from the
+ * TCPSM_* environment variables (README) on first use.
+ *
+ * Blocking: `nonblock` nonzero means never sleep (-EAGAIN / -EINPROGRESS);
+ * otherwise sleep until done, until timeout_ns elapses (-EAGAIN, as
+ * SO_RCVTIMEO/SO_SNDTIMEO do; timeout_ns < 0 means no timeout), or until a
+ * signal handler runs (-EINTR). Sleeps are wake-ups from the stack, never
+ * polling loops.
+ */
+#ifndef TCPSM_TCPSM_H
+#define TCPSM_TCPSM_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "tcpsm/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Reads the environment once. Returns 1 if the stack is enabled (TCPSM_IF
+ * set and every TCPSM_* valid), 0 if disabled (TCPSM_IF unset: pure
+ * pass-through, silent), -1 on a bad value (one line on stderr naming the
+ * variable and the expected form has been printed; the caller exits 1).
+ * Threads and the link start lazily on the first tcpsm_socket(). */
+int tcpsm_rt_config(void);
+bool tcpsm_rt_enabled(void);
+/* Should a connect to dst (network byte order) go through the stack?
+ * False for loopback and anything the stack cannot route. */
+bool tcpsm_rt_routable(in_addr_t dst);
+/* Orderly end for process exit: graceful close of open connections for a
+ * bounded time, then RST for the rest; stops the threads. Idempotent. */
+void tcpsm_rt_shutdown(void);
+
+/* Fds the runtime holds (AF_PACKET socket, eventfds): the shim must not
+ * let the program close or reuse them. */
+bool tcpsm_rt_owns_fd(int fd);
+
+int tcpsm_socket(struct tcpsm_sock **out);      /* -ENOBUFS, -ENETDOWN if the link cannot start */
+int tcpsm_bind(struct tcpsm_sock *sk, const struct sockaddr_in *sin);
+int tcpsm_listen(struct tcpsm_sock *sk, int backlog);
+int tcpsm_connect(struct tcpsm_sock *sk, const struct sockaddr_in *sin, int nonblock,
+                  int64_t timeout_ns);
+/* peer may be NULL. */
+int tcpsm_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct sockaddr_in *peer,
+                 int nonblock, int64_t timeout_ns);
+/* flags: MSG_DONTWAIT is the caller's business (pass nonblock);
+ * MSG_NOSIGNAL/SIGPIPE is the caller's business too (-EPIPE comes back). */
+ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int nonblock,
+                   int64_t timeout_ns);
+/* flags: MSG_PEEK, MSG_WAITALL (sleeps until iov full, EOF or error). */
+ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int flags,
+                   int nonblock, int64_t timeout_ns);
+int tcpsm_shutdown(struct tcpsm_sock *sk, int how);
+/* Drops the reference (SO_LINGER > 0 makes it wait, bounded by the linger time). */
+int tcpsm_close(struct tcpsm_sock *sk);
+
+int tcpsm_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val);
+int tcpsm_getopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val);
+int tcpsm_info(struct tcpsm_sock *sk, struct tcpsm_tcp_info *info);
+int tcpsm_sockname(struct tcpsm_sock *sk, struct sockaddr_in *sin);
+int tcpsm_peername(struct tcpsm_sock *sk, struct sockaddr_in *sin);   /* -ENOTCONN */
+int tcpsm_error(struct tcpsm_sock *sk);          /* SO_ERROR: positive errno or 0, cleared */
+int tcpsm_state(struct tcpsm_sock *sk);
+int tcpsm_rxavail(struct tcpsm_sock *sk);        /* FIONREAD */
+int tcpsm_txqueued(struct tcpsm_sock *sk);       /* SIOCOUTQ */
+unsigned tcpsm_poll(struct tcpsm_sock *sk);      /* POLL* bits, see core.h */
+
+/* Waiting on many sockets at once (poll/select/epoll in the shim):
+ *   int efd = tcpsm_poller_begin();   // registers this thread; efd is its eventfd
+ *   ... check tcpsm_poll() of each stack socket ...
+ *   ... if none ready: real poll() over the kernel fds plus efd ...
+ *   ... efd readable means "some stack socket changed": check again ...
+ *   tcpsm_poller_end();
+ * Registration comes before the check, so no wake-up is lost. A thread may
+ * be registered once at a time. Returns -errno if no eventfd could be made. */
+int tcpsm_poller_begin(void);
+void tcpsm_poller_end(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

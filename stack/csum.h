@@ -1,0 +1,15 @@
+/* Internet checksum (RFC 1071), incremental. */
+#ifndef TCPSM_CSUM_H
+#define TCPSM_CSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Add len bytes at p to a 32-bit partial sum (p may be unaligned, len odd). */
+uint32_t csum_partial(const void *p, size_t len, uint32_t sum);
+/* Fold a partial sum to the final 16-bit one's complement checksum. */
+uint16_t csum_fold(uint32_t sum);
+/* Partial sum of the IPv4 pseudo-header (addresses in host order). */
+uint32_t csum_pseudo(uint32_t src, uint32_t dst, uint8_t proto, uint16_t l4_len);
+
+#endif

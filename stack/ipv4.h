@@ -1,0 +1,30 @@
+/* IPv4 input and output (internal header). */
+#ifndef TCPSM_IPV4_H
+#define TCPSM_IPV4_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stack.h"
+
+#define IPPROTO_ICMP_ 1
+#define IPPROTO_TCP_  6
+#define IPV4_HDR_LEN  20
+#define ETH_HDR_LEN   14
+
+/* Called by eth.c for an EtherType 0x0800 payload. */
+void ipv4_input(struct tcpsm_stack *st, const uint8_t *pkt, size_t len, uint64_t now);
+
+/* Output: at most one frame is being built at a time.
+ * ipv4_out_begin() returns where the L4 header goes inside a tx slot, with
+ * room for l4_len bytes, or NULL if l4_len exceeds the MTU (counted).
+ * ipv4_out_commit() writes the IPv4 header (source = stack address, DF,
+ * TTL 64) and the Ethernet header; if the next hop is not resolved yet the
+ * frame is queued behind ARP (bounded, see neigh.h). */
+uint8_t *ipv4_out_begin(struct tcpsm_stack *st, size_t l4_len);
+void ipv4_out_commit(struct tcpsm_stack *st, uint32_t dst, uint8_t proto, size_t l4_len);
+
+/* Largest L4 payload+header one frame can carry to dst (MTU - 20). */
+uint32_t ipv4_mtu_l4(const struct tcpsm_stack *st);
+
+#endif

@@ -1,0 +1,27 @@
+/* Entry points of the TCP module used by the rest of the core (internal header).
+ * The module's own internals live in tcp_*.h. */
+#ifndef TCPSM_TCP_H
+#define TCPSM_TCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stack.h"
+
+int tcp_init(struct tcpsm_stack *st);     /* 0 or -ENOMEM */
+void tcp_fini(struct tcpsm_stack *st);    /* frees every TCB, sends nothing */
+
+/* A TCP segment (src/dst in host order); the checksum is not yet verified. */
+void tcp_input(struct tcpsm_stack *st, uint32_t src, uint32_t dst, const uint8_t *seg, size_t len,
+               uint64_t now);
+
+/* ICMP error about a TCP segment we sent (RFC 1122 4.2.3.9, RFC 5927):
+ * type/code of the ICMP message; inner_* from the quoted headers; inner_seq
+ * is the quoted sequence number (host order), used to validate it. */
+void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t inner_src,
+                    uint32_t inner_dst, uint16_t inner_sport, uint16_t inner_dport,
+                    uint32_t inner_seq, uint64_t now);
+
+size_t tcp_nsocks(const struct tcpsm_stack *st);
+
+#endif

@@ -1,0 +1,110 @@
+/* Binary min-heap of deadlines (see timer.h). */
+#include "timer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+void timer_heap_init(struct tcpsm_timer_heap *h)
+{
+    h->v = NULL;
+    h->n = h->cap = 0;
+}
+
+void timer_heap_free(struct tcpsm_timer_heap *h)
+{
+    for (uint32_t i = 0; i < h->n; i++)
+        h->v[i]->idx = UINT32_MAX;
+    free(h->v);
+    timer_heap_init(h);
+}
+
+static void place(struct tcpsm_timer_heap *h, uint32_t i, struct tcpsm_timer *t)
+{
+    h->v[i] = t;
+    t->idx = i;
+}
+
+static void sift_up(struct tcpsm_timer_heap *h, uint32_t i)
+{
+    struct tcpsm_timer *t = h->v[i];
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (h->v[p]->deadline <= t->deadline)
+            break;
+        place(h, i, h->v[p]);
+        i = p;
+    }
+    place(h, i, t);
+}
+
+static void sift_down(struct tcpsm_timer_heap *h, uint32_t i)
+{
+    struct tcpsm_timer *t = h->v[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && h->v[c + 1]->deadline < h->v[c]->deadline)
+            c++;
+        if (t->deadline <= h->v[c]->deadline)
+            break;
+        place(h, i, h->v[c]);
+        i = c;
+    }
+    place(h, i, t);
+}
+
+int timer_set(struct tcpsm_timer_heap *h, struct tcpsm_timer *t, uint64_t deadline)
+{
+    if (tcpsm_timer_armed(t)) {
+        uint64_t old = t->deadline;
+        t->deadline = deadline;
+        if (deadline < old)
+            sift_up(h, t->idx);
+        else
+            sift_down(h, t->idx);
+        return 0;
+    }
+    if (h->n == h->cap) {
+        uint32_t cap = h->cap ? h->cap * 2 : 64;
+        struct tcpsm_timer **v = realloc(h->v, (size_t)cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        h->v = v;
+        h->cap = cap;
+    }
+    t->deadline = deadline;
+    place(h, h->n++, t);
+    sift_up(h, t->idx);
+    return 0;
+}
+
+void timer_cancel(struct tcpsm_timer_heap *h, struct tcpsm_timer *t)
+{
+    if (!tcpsm_timer_armed(t))
+        return;
+    uint32_t i = t->idx;
+    t->idx = UINT32_MAX;
+    struct tcpsm_timer *last = h->v[--h->n];
+    if (i == h->n)
+        return;
+    place(h, i, last);
+    if (i > 0 && h->v[(i - 1) / 2]->deadline > last->deadline)
+        sift_up(h, i);
+    else
+        sift_down(h, i);
+}
+
+uint64_t timer_next(const struct tcpsm_timer_heap *h)
+{
+    return h->n ? h->v[0]->deadline : UINT64_MAX;
+}
+
+void timer_run(struct tcpsm_timer_heap *h, void *ctx, uint64_t now)
+{
+    while (h->n && h->v[0]->deadline <= now) {
+        struct tcpsm_timer *t = h->v[0];
+        timer_cancel(h, t);
+        t->fn(ctx, t, now);
+    }
+}
