@@ -94,6 +94,8 @@ void h_drain(struct harness *h)
 
 /* ---------------------------------------------------------------- frames in */
 
+static void seg_str(char *b, size_t n, const struct seg *s);
+
 void h_input(struct harness *h, const void *frame, size_t len)
 {
     uint8_t buf[MIN_FRAME];
@@ -181,7 +183,51 @@ void send_seg(struct harness *h, const struct seg *s)
     if (s->len)
         memcpy(t + thl, s->data, s->len);
     put16(t + 16, h_csum(t, l4, pseudo_sum(H_PEER, H_ADDR, (uint16_t)l4)));
+    if (getenv("H_TRACE")) {
+        char b[200];
+        struct seg c = *s;
+        c.sport = get16(t);
+        c.dport = get16(t + 2);
+        seg_str(b, sizeof b, &c);
+        fprintf(stderr, "  %10.6f < %s\n", (double)(h->now - H_T0) / 1e9, b);
+    }
     h_input(h, f, ETH_LEN + tot);
+}
+
+void send_icmp_unreach(struct harness *h, uint8_t code, uint32_t seq)
+{
+    uint8_t f[ETH_LEN + IP_LEN + 8 + IP_LEN + 8];
+    memset(f, 0, sizeof f);
+    memcpy(f, H_MAC, 6);
+    memcpy(f + 6, P_MAC, 6);
+    put16(f + 12, 0x0800);
+    uint8_t *ip = f + ETH_LEN;
+    ip[0] = 0x45;
+    put16(ip + 2, IP_LEN + 8 + IP_LEN + 8);
+    ip[8] = 64;
+    ip[9] = 1;
+    put32(ip + 12, H_PEER);
+    put32(ip + 16, H_ADDR);
+    put16(ip + 10, h_csum(ip, IP_LEN, 0));
+    uint8_t *ic = ip + IP_LEN;
+    ic[0] = 3;
+    ic[1] = code;
+    /* The quoted datagram: our segment as we sent it. */
+    uint8_t *qip = ic + 8;
+    qip[0] = 0x45;
+    put16(qip + 2, 40);
+    put16(qip + 6, 0x4000);
+    qip[8] = 64;
+    qip[9] = 6;
+    put32(qip + 12, H_ADDR);
+    put32(qip + 16, H_PEER);
+    put16(qip + 10, h_csum(qip, IP_LEN, 0));
+    uint8_t *qt = qip + IP_LEN;
+    put16(qt, H_LPORT);
+    put16(qt + 2, H_RPORT);
+    put32(qt + 4, seq);
+    put16(ic + 2, h_csum(ic, 8 + IP_LEN + 8, 0));
+    h_input(h, f, sizeof f);
 }
 
 /* ---------------------------------------------------------------- frames out */
@@ -203,7 +249,14 @@ static void parse_opts(const uint8_t *o, size_t n, struct seg *s)
         case 2: cr_assert_eq(l, 4); s->mss = get16(o + i + 2); break;
         case 3: cr_assert_eq(l, 3); s->wscale = o[i + 2] + 1; break;
         case 4: cr_assert_eq(l, 2); s->sack_perm = true; break;
-        case 5: cr_assert((l - 2) % 8 == 0); s->nsack = (l - 2u) / 8; break;
+        case 5:
+            cr_assert((l - 2) % 8 == 0 && l <= 34, "bad SACK option length %u", l);
+            s->nsack = (l - 2u) / 8;
+            for (unsigned k = 0; k < s->nsack; k++) {
+                s->sack[k][0] = get32(o + i + 2 + 8 * k);
+                s->sack[k][1] = get32(o + i + 6 + 8 * k);
+            }
+            break;
         case 8:
             cr_assert_eq(l, 10);
             s->ts = true;
@@ -271,8 +324,15 @@ bool recv_seg(struct harness *h, struct seg *out)
     while (pop_frame(h, &f)) {
         bool tcp = parse_frame(h, &f, out);
         free(f.data);
-        if (tcp)
+        if (tcp) {
+            /* H_TRACE=1 in the environment prints every segment the stack sent. */
+            if (getenv("H_TRACE")) {
+                char b[200];
+                seg_str(b, sizeof b, out);
+                fprintf(stderr, "  %10.6f > %s\n", (double)(h->now - H_T0) / 1e9, b);
+            }
             return true;
+        }
     }
     return false;
 }
@@ -378,6 +438,17 @@ uint64_t h_wait_seg(struct harness *h, uint64_t limit)
     }
     cr_assert_fail("timers never settle");
     return UINT64_MAX;
+}
+
+bool h_step(struct harness *h, uint64_t limit)
+{
+    uint64_t d = tcpsm_stack_next_deadline(h->st);
+    if (d == UINT64_MAX || d > h->now + limit)
+        return false;
+    if (d > h->now)
+        h->now = d;
+    tcpsm_stack_timers(h->st, h->now);
+    return true;
 }
 
 /* ---------------------------------------------------------------- life cycle */

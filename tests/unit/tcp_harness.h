@@ -64,6 +64,7 @@ struct seg {
     uint32_t tsval, tsecr;
     uint16_t sport, dport;
     unsigned nsack;                 /* parsed only: SACK blocks present */
+    uint32_t sack[4][2];            /* parsed only: their left and right edges */
 };
 
 /* What EXPECT_SEG compares: -1 (or NULL data) = don't care.
@@ -120,6 +121,9 @@ void h_default_config(struct tcpsm_config *cfg);
 /* Push a segment from the remote into the stack at h->now. */
 void send_seg(struct harness *h, const struct seg *s);
 #define SEND(h, ...) send_seg((h), &(struct seg){ __VA_ARGS__ })
+/* ICMP destination unreachable (type 3) from the peer quoting a TCP
+ * segment H_LPORT -> H_RPORT with this sequence number. */
+void send_icmp_unreach(struct harness *h, uint8_t code, uint32_t seq);
 /* Push a raw Ethernet frame. */
 void h_input(struct harness *h, const void *frame, size_t len);
 
@@ -142,6 +146,8 @@ unsigned h_queued(struct harness *h);
  * waited, or UINT64_MAX if nothing was emitted within limit. */
 void h_advance(struct harness *h, uint64_t ns);
 uint64_t h_wait_seg(struct harness *h, uint64_t limit);
+/* Advance to the next deadline (if within limit of now) and run it. */
+bool h_step(struct harness *h, uint64_t limit);
 
 /* State of the connection under test, with names on failure. */
 void h_assert_state_at(struct tcpsm_sock *sk, int want, const char *file, int line);

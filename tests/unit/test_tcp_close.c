@@ -720,3 +720,27 @@ Test(tcp_time_wait, rst_in_window)
     rst_in_window(h, TCPSM_TIME_WAIT);
     h_free(h);
 }
+
+Test(tcp_fin_wait_2, orphan_timeout)
+{
+    struct harness *h = h_new(NULL);
+    sock_fin_wait_2(h);
+    tcpsm_sock_close(h->sk, h->now);
+    h->sk = NULL;
+    /* Linux tcp_fin_timeout: an orphan does not wait forever for the peer's FIN. */
+    h_advance(h, SEC(60));
+    h_drain(h);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 0);
+    h_free(h);
+}
+
+Test(tcp_fin_wait_2, with_handle_waits)
+{
+    struct harness *h = h_new(NULL);
+    sock_fin_wait_2(h);
+    /* Half-closed by shutdown(): the application still reads; no timeout. */
+    h_advance(h, SEC(3600));
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_FIN_WAIT_2);
+    h_free(h);
+}

@@ -744,3 +744,152 @@ Test(tcp_syn_received, close_listener_rst)
     cr_assert_eq(tcpsm_stack_nsocks(h->st), 0);
     h_free(h);
 }
+
+/* ------------------------------------------------------------ listener queue limits
+ * Documented behaviour (Linux's): a SYN that finds the SYN queue or the
+ * accept queue full is dropped without a reply (the peer retransmits it);
+ * a final ACK that finds the accept queue full is dropped and the
+ * connection stays SYN-RECEIVED until a later ACK finds room. */
+
+static struct seg syn_from(struct harness *h, uint16_t port, uint32_t isn)
+{
+    SEND(h, .flags = SYN, .seq = isn, .sport = port, .win = H_RWIN, .mss = H_RMSS);
+    return EXPECT_SEG(h, .flags = SYN | ACK, .ack = isn + 1, .dport = port);
+}
+
+Test(tcp_listen, syn_queue_full)
+{
+    struct harness *h = h_new(NULL);
+    cr_assert_eq(tcpsm_sock_new(h->st, &h->lsk), 0);
+    cr_assert_eq(tcpsm_sock_bind(h->lsk, 0, H_LPORT), 0);
+    cr_assert_eq(tcpsm_sock_listen(h->lsk, 2), 0);
+    struct seg a = syn_from(h, 1001, 100);
+    syn_from(h, 1002, 200);
+    SEND(h, .flags = SYN, .seq = 300, .sport = 1003, .win = H_RWIN, .mss = H_RMSS);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_drop_synq_full, 1);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 3);
+    /* One completes: its slot in the SYN queue frees up. */
+    SEND(h, .flags = ACK, .seq = 101, .ack = a.seq + 1, .sport = 1001, .win = H_RWIN);
+    expect_no_seg(h);
+    syn_from(h, 1003, 300);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 4);
+    struct tcpsm_sock *c;
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &c), 0);
+    uint32_t addr;
+    uint16_t port;
+    cr_assert_eq(tcpsm_sock_peer(c, &addr, &port), 0);
+    cr_assert_eq(port, 1001);
+    h_free(h);
+}
+
+Test(tcp_listen, accept_queue_full_syn_dropped)
+{
+    struct harness *h = h_new(NULL);
+    cr_assert_eq(tcpsm_sock_new(h->st, &h->lsk), 0);
+    cr_assert_eq(tcpsm_sock_bind(h->lsk, 0, H_LPORT), 0);
+    cr_assert_eq(tcpsm_sock_listen(h->lsk, 1), 0);
+    struct seg a = syn_from(h, 1001, 100);
+    SEND(h, .flags = ACK, .seq = 101, .ack = a.seq + 1, .sport = 1001, .win = H_RWIN);
+    expect_no_seg(h);
+    SEND(h, .flags = SYN, .seq = 500, .sport = 1002, .win = H_RWIN, .mss = H_RMSS);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_drop_acceptq_full, 1);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 2);
+    struct tcpsm_sock *c;
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &c), 0);
+    /* Room again: the retransmitted SYN is answered. */
+    syn_from(h, 1002, 500);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 3);
+    h_free(h);
+}
+
+Test(tcp_listen, accept_queue_full_ack_dropped)
+{
+    struct harness *h = h_new(NULL);
+    cr_assert_eq(tcpsm_sock_new(h->st, &h->lsk), 0);
+    cr_assert_eq(tcpsm_sock_bind(h->lsk, 0, H_LPORT), 0);
+    cr_assert_eq(tcpsm_sock_listen(h->lsk, 2), 0);
+    struct seg s1 = syn_from(h, 1001, 100);
+    struct seg s2 = syn_from(h, 1002, 200);
+    SEND(h, .flags = ACK, .seq = 101, .ack = s1.seq + 1, .sport = 1001, .win = H_RWIN);
+    struct seg s3 = syn_from(h, 1003, 300);
+    SEND(h, .flags = ACK, .seq = 201, .ack = s2.seq + 1, .sport = 1002, .win = H_RWIN);
+    /* The accept queue holds 2 now: the third final ACK is dropped. */
+    SEND(h, .flags = ACK, .seq = 301, .ack = s3.seq + 1, .sport = 1003, .win = H_RWIN);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_drop_listen_overflow, 1);
+    struct tcpsm_sock *c1, *c2, *c3;
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &c1), 0);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &c2), 0);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &c3), -EAGAIN);
+    /* The half-open one retransmits its SYN+ACK; the peer's next ACK lands. */
+    cr_assert_neq(h_wait_seg(h, SEC(10)), UINT64_MAX);
+    EXPECT_SEG(h, .flags = SYN | ACK, .seq = s3.seq, .ack = 301, .dport = 1003);
+    SEND(h, .flags = ACK, .seq = 301, .ack = s3.seq + 1, .sport = 1003, .win = H_RWIN);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &c3), 0);
+    uint32_t addr;
+    uint16_t port;
+    cr_assert_eq(tcpsm_sock_peer(c3, &addr, &port), 0);
+    cr_assert_eq(port, 1003);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 4);
+    h_free(h);
+}
+
+/* ------------------------------------------------------------ ICMP errors (RFC 1122 4.2.3.9, RFC 5927) */
+
+Test(tcp_syn_sent, icmp_port_unreachable_refused)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    /* A hard error while opening: the connection fails (Linux: ECONNREFUSED). */
+    send_icmp_unreach(h, 3, h->lisn);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_error(h->sk), ECONNREFUSED);
+    h_free(h);
+}
+
+Test(tcp_syn_sent, icmp_wrong_seq_ignored)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    /* RFC 5927 4.1: the quoted seq must be within SND.UNA..SND.NXT-1. */
+    send_icmp_unreach(h, 3, h->lisn + 12345);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_SYN_SENT);
+    cr_assert_eq(tcpsm_sock_error(h->sk), 0);
+    h_free(h);
+}
+
+Test(tcp_syn_sent, icmp_host_unreachable_soft)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    /* A soft error: keep trying; it is what the timeout reports. */
+    send_icmp_unreach(h, 1, h->lisn);
+    ASSERT_STATE(h->sk, TCPSM_SYN_SENT);
+    for (int i = 0; i < 100 && tcpsm_sock_state(h->sk) != TCPSM_CLOSED; i++) {
+        if (!h_step(h, SEC(600)))
+            break;
+        h_drain(h);
+    }
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_error(h->sk), EHOSTUNREACH);
+    h_free(h);
+}
+
+Test(tcp_established, icmp_port_unreachable_soft)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h_app_send(h, "abc", 3);
+    /* In a synchronized state hard errors are treated as soft (RFC 5461, Linux). */
+    send_icmp_unreach(h, 3, h->lseq - 3);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    h_free(h);
+}
