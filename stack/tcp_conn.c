@@ -369,6 +369,7 @@ void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const stru
         return;
     sk->state = state;
     const struct tcpsm_config *cfg = &sk->st->cfg;
+    tcp_wake(sk);                       /* readiness may change with the state */
     if (!cfg->trace)
         return;
     struct tcpsm_trace_event ev = {

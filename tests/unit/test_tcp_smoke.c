@@ -252,3 +252,14 @@ static void impaired(double loss, double reorder, double dup, uint64_t seed)
 Test(tcp_smoke, loss_1pct) { impaired(1, 0, 0, 11); }
 Test(tcp_smoke, loss_5pct_reorder_dup) { impaired(5, 5, 2, 12); }
 Test(tcp_smoke, loss_20pct) { impaired(20, 0, 0, 13); }
+
+Test(tcp_smoke, bulk_64mb_no_delay)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 50000 };
+    pair_init(&p, &lp, 3);
+    struct conn c;
+    connect_pair(&p, &c);
+    transfer(&p, c.cli, c.srv, 64u << 20, 600 * SECS);
+    pair_fini(&p);
+}
