@@ -3,7 +3,7 @@
 # clients in the peer: curl gets a 10 MB file (sha256 compared) and a small page, then
 # `ab -n 2000 -c 20` (no keep-alive: 2000 connections) must complete every request with no
 # failure and the exact page length.
-# timeout: 180
+# timeout: 120
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/http.sh"
@@ -27,7 +27,7 @@ done
 
 len=$(fsize "$TMPD/www/index.html")
 log "ab -n 2000 -c 20 http://$STACK_IP:8080/index.html"
-on_peer timeout 120 ab -q -n 2000 -c 20 -s 20 "http://$STACK_IP:8080/index.html" >"$TMPD/ab.out" 2>&1 ||
+on_peer timeout 90 ab -q -n 2000 -c 20 -s 20 "http://$STACK_IP:8080/index.html" >"$TMPD/ab.out" 2>&1 ||
     { cat "$TMPD/ab.out" >&2; die "ab failed"; }
 grep -E 'Complete requests|Failed requests|Non-2xx|Document Length|Requests per second' "$TMPD/ab.out" >&2 || true
 grep -Eq '^Complete requests: +2000$' "$TMPD/ab.out" || die "ab: not all 2000 requests completed"
