@@ -94,14 +94,17 @@ void tcpsm_rt_shutdown(void)
     }
 
     now = rt_now();
+    unsigned aborted = 0;
     while (rt.socks) {
         struct rt_sock *rs = rt.socks;
         struct tcpsm_sock *sk = rs->sk;
         rt.socks = rs->next;
         if (rt.socks)
             rt.socks->prev = NULL;
-        if (!done_closing(tcpsm_sock_state(sk)))
+        if (!done_closing(tcpsm_sock_state(sk))) {
             tcpsm_sock_abort(sk, now);
+            aborted++;
+        }
         tcpsm_sock_set_user(sk, NULL);
         tcpsm_sock_close(sk, now);
         rs->sk = NULL;
@@ -112,6 +115,16 @@ void tcpsm_rt_shutdown(void)
     }
     rt.down = true;
     rt_wake_pollers();
+    const struct tcpsm_counters *c = tcpsm_stack_counters(rt.st);
+    tcpsm_log(TCPSM_LOG_INFO, "exit: frames in %llu out %llu (link: rx %llu tx %llu, tx errors %llu, "
+              "truncated %llu, checksums completed %llu); tcp segs in %llu out %llu, "
+              "retransmits %llu, resets out %llu; at exit %u reset, %ld orphan(s) dropped",
+              (unsigned long long)c->eth_in, (unsigned long long)c->eth_out,
+              (unsigned long long)rt.np.rx_frames, (unsigned long long)rt.np.tx_frames,
+              (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_trunc,
+              (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)c->tcp_in,
+              (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_retrans,
+              (unsigned long long)c->tcp_rst_out, aborted, rt.nactive > 0 ? rt.nactive : 0L);
     pthread_mutex_unlock(&rt.lock);
 
     rt_threads_stop();

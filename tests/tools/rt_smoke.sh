@@ -67,7 +67,8 @@ grep -q "SYN-SENT -> ESTABLISHED" "$TMP/echo.trace" || { cat "$TMP/echo.trace"; 
 echo "ok trace:"; sed 's/^/    /' "$TMP/echo.trace"
 if command -v tshark >/dev/null; then
   n=$(tshark -r "$TMP/echo.pcap" 2>"$TMP/tshark.err" | wc -l)
-  [ -s "$TMP/tshark.err" ] && { cat "$TMP/tshark.err"; fail "tshark complained"; }
+  # tshark warns about running as root; anything else is a complaint about the file.
+  grep -v "Running as user" "$TMP/tshark.err" | grep -q . && { cat "$TMP/tshark.err"; fail "tshark complained"; }
   [ "$n" -gt 100 ] || fail "pcap has only $n frames"
   echo "ok pcap: tshark reads $n frames"
 fi
