@@ -6,7 +6,8 @@ set -euo pipefail
 PKGS=(
   gcc make libc6-dev             # build
   libcriterion-dev               # unit tests
-  iproute2 nftables              # test hosts: namespaces, veth, impairment
+  iproute2 nftables ethtool      # test hosts: namespaces, veth, impairment, offloads off
+  python3                        # reads iperf3 JSON in the tests and benches
   curl wget socat                # clients
   iperf3 nginx-light redis-server redis-tools apache2-utils   # servers and load tools
   tshark                         # reads the TCPSM_PCAP capture

@@ -1,0 +1,238 @@
+/* TCPSM_* environment parsing and host checks (see config.h). */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Strict dotted quad: exactly four decimal parts 0..255, no leading '+',
+ * no spaces, at most three digits each (inet_aton accepts "10" or "0x0a"). */
+static const char *parse_quad(const char *s, uint32_t *addr)
+{
+    uint32_t a = 0;
+    for (int i = 0; i < 4; i++) {
+        if (i > 0) {
+            if (*s != '.')
+                return NULL;
+            s++;
+        }
+        unsigned v = 0, nd = 0;
+        while (*s >= '0' && *s <= '9' && nd < 4) {
+            v = v * 10 + (unsigned)(*s - '0');
+            s++;
+            nd++;
+        }
+        if (nd == 0 || nd > 3 || v > 255)
+            return NULL;
+        a = (a << 8) | v;
+    }
+    *addr = a;
+    return s;
+}
+
+int config_parse_ipv4(const char *s, uint32_t *addr)
+{
+    const char *end = parse_quad(s, addr);
+    return end && *end == '\0' ? 0 : -1;
+}
+
+int config_parse_cidr(const char *s, uint32_t *addr, uint8_t *prefix_len)
+{
+    uint32_t a;
+    const char *p = parse_quad(s, &a);
+    if (!p || *p != '/')
+        return -1;
+    p++;
+    unsigned v = 0, nd = 0;
+    while (*p >= '0' && *p <= '9' && nd < 3) {
+        v = v * 10 + (unsigned)(*p - '0');
+        p++;
+        nd++;
+    }
+    /* /0 and /32 leave no usable connected subnet for a host address. */
+    if (nd == 0 || *p != '\0' || v < 1 || v > 31)
+        return -1;
+    uint32_t mask = ~0u << (32 - v);
+    uint32_t host = a & ~mask;
+    /* Not the network or broadcast address, not 0/8, loopback, multicast or class E. */
+    if ((v < 31 && (host == 0 || host == ~mask)) || (a >> 24) == 0 || (a >> 24) == 127 ||
+        (a >> 28) >= 0xe)
+        return -1;
+    *addr = a;
+    *prefix_len = (uint8_t)v;
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int config_parse_mac(const char *s, uint8_t mac[6])
+{
+    uint8_t m[6];
+    for (int i = 0; i < 6; i++) {
+        int hi = hexval(s[0]), lo = hi < 0 ? -1 : hexval(s[1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        m[i] = (uint8_t)(hi << 4 | lo);
+        s += 2;
+        if (i < 5) {
+            if (*s != ':')
+                return -1;
+            s++;
+        }
+    }
+    if (*s != '\0' || (m[0] & 1))            /* group bit: multicast/broadcast */
+        return -1;
+    static const uint8_t zero[6];
+    if (memcmp(m, zero, 6) == 0)
+        return -1;
+    memcpy(mac, m, 6);
+    return 0;
+}
+
+int config_parse_log(const char *s, int *level)
+{
+    static const char *const names[] = { "error", "warn", "info", "debug" };
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *level = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void config_default_mac(uint32_t addr, uint8_t mac[6])
+{
+    mac[0] = 0x02;      /* locally administered, unicast */
+    mac[1] = 0x54;      /* 'T' */
+    mac[2] = (uint8_t)(addr >> 24);
+    mac[3] = (uint8_t)(addr >> 16);
+    mac[4] = (uint8_t)(addr >> 8);
+    mac[5] = (uint8_t)addr;
+}
+
+static int bad(char *err, size_t errlen, const char *var, const char *val, const char *expect)
+{
+    snprintf(err, errlen, "%s=%s: expected %s", var, val, expect);
+    return -1;
+}
+
+static int path_var(const char *(*getenv_fn)(const char *), const char *var, char *out,
+                    char *err, size_t errlen)
+{
+    const char *v = getenv_fn(var);
+    out[0] = '\0';
+    if (!v)
+        return 0;
+    if (v[0] == '\0' || strlen(v) >= CONFIG_PATH_MAX)
+        return bad(err, errlen, var, v, "a file path");
+    strcpy(out, v);
+    return 0;
+}
+
+int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settings *s,
+                    char *err, size_t errlen)
+{
+    memset(s, 0, sizeof(*s));
+    s->log_level = TCPSM_LOG_WARN;
+    if (err && errlen)
+        err[0] = '\0';
+
+    /* TCPSM_LOG first, so it applies even when the rest is disabled. */
+    const char *v = getenv_fn("TCPSM_LOG");
+    if (v && config_parse_log(v, &s->log_level) < 0)
+        return bad(err, errlen, "TCPSM_LOG", v, "error, warn, info or debug");
+
+    const char *ifn = getenv_fn("TCPSM_IF");
+    if (!ifn)
+        return 0;
+    if (ifn[0] == '\0' || strlen(ifn) >= IF_NAMESIZE || strchr(ifn, '/') || strchr(ifn, ' '))
+        return bad(err, errlen, "TCPSM_IF", ifn, "a network interface name (e.g. eth0)");
+    strcpy(s->ifname, ifn);
+
+    v = getenv_fn("TCPSM_ADDR");
+    if (!v) {
+        snprintf(err, errlen, "TCPSM_ADDR is not set: expected A.B.C.D/N (e.g. 198.18.0.10/24) "
+                 "when TCPSM_IF is set");
+        return -1;
+    }
+    if (config_parse_cidr(v, &s->addr, &s->prefix_len) < 0)
+        return bad(err, errlen, "TCPSM_ADDR", v, "A.B.C.D/N (e.g. 198.18.0.10/24)");
+    uint32_t mask = ~0u << (32 - s->prefix_len);
+
+    v = getenv_fn("TCPSM_GW");
+    if (v) {
+        if (config_parse_ipv4(v, &s->gateway) < 0 || s->gateway == s->addr ||
+            (s->gateway & mask) != (s->addr & mask) ||
+            (s->prefix_len < 31 && ((s->gateway & ~mask) == 0 || (s->gateway & ~mask) == ~mask)))
+            return bad(err, errlen, "TCPSM_GW", v,
+                       "A.B.C.D, a host inside the TCPSM_ADDR subnet other than TCPSM_ADDR");
+    }
+
+    v = getenv_fn("TCPSM_MAC");
+    if (v) {
+        if (config_parse_mac(v, s->mac) < 0)
+            return bad(err, errlen, "TCPSM_MAC", v,
+                       "xx:xx:xx:xx:xx:xx, a unicast MAC (e.g. 02:54:c6:12:00:0a)");
+    } else {
+        config_default_mac(s->addr, s->mac);
+    }
+
+    v = getenv_fn("TCPSM_TRACE");
+    if (v) {
+        if (strcmp(v, "1") == 0)
+            s->trace_stderr = true;
+        else if (strcmp(v, "0") == 0)
+            ;
+        else if (path_var(getenv_fn, "TCPSM_TRACE", s->trace_path, err, errlen) < 0)
+            return bad(err, errlen, "TCPSM_TRACE", v, "1 (stderr), 0 (off) or a file path");
+    }
+    if (path_var(getenv_fn, "TCPSM_PCAP", s->pcap_path, err, errlen) < 0)
+        return -1;
+    s->enabled = true;
+    return 1;
+}
+
+bool config_kernel_has_addr(uint32_t addr)
+{
+    struct ifaddrs *ifa0;
+    if (getifaddrs(&ifa0) < 0)
+        return false;
+    bool found = false;
+    for (struct ifaddrs *ifa = ifa0; ifa && !found; ifa = ifa->ifa_next) {
+        if (ifa->ifa_addr && ifa->ifa_addr->sa_family == AF_INET &&
+            ntohl(((struct sockaddr_in *)(void *)ifa->ifa_addr)->sin_addr.s_addr) == addr)
+            found = true;
+    }
+    freeifaddrs(ifa0);
+    return found;
+}
+
+int config_check_host(const struct rt_settings *s, char *err, size_t errlen)
+{
+    if (if_nametoindex(s->ifname) == 0) {
+        snprintf(err, errlen, "TCPSM_IF=%s: no such network interface", s->ifname);
+        return -1;
+    }
+    if (config_kernel_has_addr(s->addr)) {
+        char a[INET_ADDRSTRLEN];
+        struct in_addr ia = { htonl(s->addr) };
+        inet_ntop(AF_INET, &ia, a, sizeof(a));
+        snprintf(err, errlen, "TCPSM_ADDR=%s/%u: the kernel already holds %s; expected an "
+                 "address of its own for the stack (e.g. 198.18.0.10/24)", a, s->prefix_len, a);
+        return -1;
+    }
+    return 0;
+}

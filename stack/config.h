@@ -1,0 +1,49 @@
+/* TCPSM_* environment settings: parsing (pure, unit-tested) and the checks
+ * against the host (interface exists, address not held by the kernel). */
+#ifndef TCPSM_CONFIG_H
+#define TCPSM_CONFIG_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime_log.h"
+
+#define CONFIG_PATH_MAX 4096
+
+struct rt_settings {
+    bool enabled;               /* TCPSM_IF set */
+    char ifname[IF_NAMESIZE];
+    uint32_t addr;              /* host order */
+    uint8_t prefix_len;
+    uint32_t gateway;           /* host order, 0 = none */
+    uint8_t mac[6];
+    int log_level;              /* TCPSM_LOG_* */
+    bool trace_stderr;          /* TCPSM_TRACE=1 */
+    char trace_path[CONFIG_PATH_MAX];   /* TCPSM_TRACE=<file>, "" = none */
+    char pcap_path[CONFIG_PATH_MAX];    /* TCPSM_PCAP=<file>, "" = none */
+};
+
+/* Single-value parsers: 0 on success, -1 on a malformed value. */
+int config_parse_ipv4(const char *s, uint32_t *addr);
+int config_parse_cidr(const char *s, uint32_t *addr, uint8_t *prefix_len);
+int config_parse_mac(const char *s, uint8_t mac[6]);   /* unicast only */
+int config_parse_log(const char *s, int *level);
+/* Default MAC: locally administered, unicast, 02:54:53 + the low 3 address
+ * bytes, so one address always gets the same MAC. */
+void config_default_mac(uint32_t addr, uint8_t mac[6]);
+
+/* Reads every TCPSM_* variable through getenv_fn (getenv in the library, a
+ * table in tests). Returns 1 enabled, 0 disabled (TCPSM_IF unset), -1 on a
+ * bad value with the one-line message (without "tcpsm: " and newline) in err. */
+int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settings *s,
+                    char *err, size_t errlen);
+
+/* Host checks (system calls): the interface exists and the kernel does not
+ * hold s->addr on it. 0, or -1 with the message in err. */
+int config_check_host(const struct rt_settings *s, char *err, size_t errlen);
+/* Does the kernel hold this IPv4 address (host order) on any interface? */
+bool config_kernel_has_addr(uint32_t addr);
+
+#endif

@@ -1,0 +1,177 @@
+/* Process exit and fork.
+ *
+ * tcpsm_rt_shutdown (the shim calls it from a destructor; idempotent):
+ *  1. every connection the application still holds gets its FIN after the
+ *     queued data (shutdown SHUT_WR); listeners, unfinished handshakes and
+ *     sockets with unread data are closed at once (the core resets the
+ *     latter, RFC 9293 3.10.4);
+ *  2. it waits, at most EXIT_GRACE_NS, until no connection is left open —
+ *     including the ones the application closed itself before exiting;
+ *  3. what is left of the held sockets is reset (RST), the threads are
+ *     stopped and joined, the packet socket is closed, the pcap flushed.
+ *     Orphans still open after the grace time are dropped without a RST
+ *     (the core offers no way to abort a socket nobody holds).
+ * After it, every call returns -ENETDOWN (close returns 0).
+ *
+ * fork(): the child has none of the stack's threads. It must not use the
+ * stack sockets it inherited: every call on them returns -ENETDOWN, close
+ * only forgets them, its exit sends nothing, and tcpsm_rt_enabled() is
+ * false so its new sockets are the kernel's. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "runtime.h"
+
+#define EXIT_GRACE_NS 1000000000ull
+
+static bool done_closing(int s)
+{
+    return s == TCPSM_CLOSED || s == TCPSM_TIME_WAIT;
+}
+
+void tcpsm_rt_shutdown(void)
+{
+    rt_lock();
+    if (!rt.started || rt.down || rt.child) {
+        rt.down = !rt.child;
+        rt_unlock();
+        return;
+    }
+    uint64_t now = rt_now();
+    uint64_t deadline = now + EXIT_GRACE_NS;
+    struct rt_sock *next;
+    for (struct rt_sock *rs = rt.socks; rs; rs = next) {
+        next = rs->next;
+        struct tcpsm_sock *sk = rs->sk;
+        int s = tcpsm_sock_state(sk);
+        if ((s == TCPSM_ESTABLISHED || s == TCPSM_CLOSE_WAIT) && tcpsm_sock_rxavail(sk) == 0) {
+            tcpsm_sock_shutdown(sk, 1, now);
+        } else if (s == TCPSM_LISTEN || s == TCPSM_CLOSED || s == TCPSM_SYN_SENT ||
+                   s == TCPSM_SYN_RECEIVED || s == TCPSM_ESTABLISHED || s == TCPSM_CLOSE_WAIT) {
+            tcpsm_sock_set_user(sk, NULL);
+            rs->sk = NULL;
+            if (rs->prev)
+                rs->prev->next = rs->next;
+            else
+                rt.socks = rs->next;
+            if (rs->next)
+                rs->next->prev = rs->prev;
+            rt_wake_sock(rs);
+            if (rs->refs == 0)
+                free(rs);
+            tcpsm_sock_close(sk, now);
+        }
+    }
+
+    /* Wait as a poller: every socket event and every connection end wakes us. */
+    struct rt_waiter *w = rt_waiter_self();
+    if (w) {
+        bool was_polling = w->polling;
+        if (!was_polling) {
+            w->polling = true;
+            w->p_prev = NULL;
+            w->p_next = rt.pollers;
+            if (rt.pollers)
+                rt.pollers->p_prev = w;
+            rt.pollers = w;
+        }
+        while (rt.nactive > 0) {
+            int r = rt_wait(w, deadline);
+            if (r == -EAGAIN)
+                break;          /* -EINTR: a signal at exit; keep waiting until the deadline */
+        }
+        if (!was_polling) {
+            if (w->p_prev)
+                w->p_prev->p_next = w->p_next;
+            else
+                rt.pollers = w->p_next;
+            if (w->p_next)
+                w->p_next->p_prev = w->p_prev;
+            w->p_next = w->p_prev = NULL;
+            w->polling = false;
+        }
+    }
+
+    now = rt_now();
+    unsigned aborted = 0;
+    while (rt.socks) {
+        struct rt_sock *rs = rt.socks;
+        struct tcpsm_sock *sk = rs->sk;
+        rt.socks = rs->next;
+        if (rt.socks)
+            rt.socks->prev = NULL;
+        if (!done_closing(tcpsm_sock_state(sk))) {
+            tcpsm_sock_abort(sk, now);
+            aborted++;
+        }
+        tcpsm_sock_set_user(sk, NULL);
+        tcpsm_sock_close(sk, now);
+        rs->sk = NULL;
+        rs->next = rs->prev = NULL;
+        rt_wake_sock(rs);
+        if (rs->refs == 0)
+            free(rs);
+    }
+    rt.down = true;
+    rt_wake_pollers();
+    const struct tcpsm_counters *c = tcpsm_stack_counters(rt.st);
+    tcpsm_log(TCPSM_LOG_INFO, "exit: frames in %llu out %llu (link: rx %llu tx %llu, tx errors %llu, "
+              "truncated %llu, checksums completed %llu); tcp segs in %llu out %llu, "
+              "retransmits %llu, resets out %llu; at exit %u reset, %ld orphan(s) dropped",
+              (unsigned long long)c->eth_in, (unsigned long long)c->eth_out,
+              (unsigned long long)rt.np.rx_frames, (unsigned long long)rt.np.tx_frames,
+              (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_trunc,
+              (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)c->tcp_in,
+              (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_retrans,
+              (unsigned long long)c->tcp_rst_out, aborted, rt.nactive > 0 ? rt.nactive : 0L);
+    pthread_mutex_unlock(&rt.lock);
+
+    rt_threads_stop();
+
+    /* The threads are gone and rt.down keeps every caller out of the core.
+     * The stack itself is not freed: a straggling application thread may
+     * still hold a socket pointer into it while the process ends. */
+    rt_lock();
+    rt_fd_disown(rt.np.fd);
+    netdev_packet_close(&rt.np);
+    if (rt.pcap) {
+        rt_fd_disown(pcap_writer_fd(rt.pcap));
+        pcap_writer_close(rt.pcap);
+        rt.pcap = NULL;
+    }
+    if (rt.trace) {
+        rt_fd_disown(trace_log_fd(rt.trace));
+        trace_log_close(rt.trace);
+        rt.trace = NULL;
+    }
+    rt_unlock();
+}
+
+static void before_fork(void)
+{
+    pthread_mutex_lock(&rt.lock);
+}
+
+static void after_fork_parent(void)
+{
+    pthread_mutex_unlock(&rt.lock);
+}
+
+static void after_fork_child(void)
+{
+    rt.child = true;
+    /* Only the forking thread exists here; the list held the parent's threads. */
+    for (struct rt_waiter *w = rt.pollers; w; w = w->p_next)
+        w->polling = false;
+    rt.pollers = NULL;
+    pthread_mutex_unlock(&rt.lock);
+}
+
+void rt_atfork_install(void)
+{
+    static bool installed;
+    if (!installed)
+        pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    installed = true;
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# curl through the stack downloads 1 MB and 100 MB files from a kernel nginx in the peer
+# namespace; the received files must have the served files' sizes and sha256.
+set -euo pipefail
+. "$(dirname "$0")/../lib/netns.sh"
+. "$(dirname "$0")/../lib/http.sh"
+need_cmd curl nginx ethtool
+netns_setup
+
+mkdir -p "$TMPD/www"
+mkfile "$TMPD/www/1m.bin" $((1 << 20))
+mkfile "$TMPD/www/100m.bin" $((100 << 20))
+nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
+nginx_start bg_peer "$TMPD/ngx"
+wait_listen "$NS_P" 8080
+
+for f in 1m.bin 100m.bin; do
+    log "curl http://$PEER_IP:8080/$f"
+    on_stack curl -sS --fail --max-time 60 -o "$TMPD/got-$f" \
+        -w 'http=%{http_code} bytes=%{size_download}\n' "http://$PEER_IP:8080/$f"
+    same_file "$TMPD/www/$f" "$TMPD/got-$f"
+done

@@ -1,0 +1,41 @@
+# tests/lib/http.sh — nginx with a generated configuration in a test's temp dir.
+# Source after netns.sh. nginx runs in the foreground as one process (daemon off;
+# master_process off;), so the recorded PID is the server and the program the stack hosts.
+
+# nginx_conf DIR PORT ROOT [EXTRA_LOCATION_DIRECTIVES] → writes DIR/nginx.conf
+nginx_conf() {
+    local dir=$1 port=$2 root=$3 extra=${4:-}
+    mkdir -p "$dir/tmp" "$dir/logs"
+    cat >"$dir/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile ${NGINX_SENDFILE:-on};
+    keepalive_timeout 15;
+    default_type application/octet-stream;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen $port;
+        root $root;
+        location / { $extra }
+    }
+}
+CONF
+}
+
+# nginx_start BGFUNC DIR: BGFUNC is bg_peer or bg_stack (or bg_kstack).
+nginx_start() {
+    local bgf=$1 dir=$2
+    command -v nginx >/dev/null || skip "nginx not installed (make deps)"
+    "$bgf" "$dir/nginx.out" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
+}

@@ -1,0 +1,273 @@
+# tests/lib/netns.sh — test hosts for the integration tests, the demo and the benches.
+# Source it, then call netns_setup. Two network namespaces joined by a veth pair:
+#
+#   NS_S (stack side)  IF_S ====== IF_P  NS_P (peer: the kernel's TCP, 198.18.0.1/24)
+#
+# or, with `netns_setup bridge`, a middle namespace NS_B in which build/tools/impair_bridge
+# forwards frames between IF_BS and IF_BP:
+#
+#   NS_S  IF_S ==== IF_BS  NS_B  IF_BP ==== IF_P  NS_P
+#
+# TCPSM_TEST_MODE selects who holds 198.18.0.10 on the stack side:
+#   stack  (default) the program runs through build/tcpsm; IF_S has NO kernel address, the stack
+#          answers ARP for 198.18.0.10 with its own MAC.
+#   kernel the same scripts as a kernel-vs-kernel baseline: IF_S gets 198.18.0.10/24 as a kernel
+#          address and programs run without the library. This validates the tests themselves.
+# IF_S also gets 198.18.0.2/24 as a kernel address when asked (netns_setup ... kaddr), for
+# kernel-vs-kernel comparisons in the same run (bench).
+#
+# Names are unique per run: "ts<pid><rand>" for namespaces and interfaces (interface names
+# must fit IFNAMSIZ). Everything created here is removed by netns_cleanup, installed as the
+# EXIT/INT/TERM trap. Background processes are started in their own process group and killed
+# by that group id at cleanup.
+
+TCPSM_ROOT=${TCPSM_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+TCPSM_TEST_MODE=${TCPSM_TEST_MODE:-stack}
+STACK_IP=198.18.0.10
+PEER_IP=198.18.0.1
+KSTACK_IP=198.18.0.2      # optional kernel address on the stack side (kaddr)
+PREFIX=24
+
+NS_S= NS_P= NS_B= IF_S= IF_P= IF_BS= IF_BP=
+TMPD=
+BG_PIDS=()
+CLEANUP_HOOKS=()
+_NETNS_TAG=
+_NETNS_CLEANED=0
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+skip() { log "SKIP: $*"; exit 77; }
+
+stack_mode() { [ "$TCPSM_TEST_MODE" = stack ]; }
+
+# Hooks run (last first) at cleanup, before the namespaces go: e.g. at_cleanup "nft ...".
+at_cleanup() { CLEANUP_HOOKS+=("$1"); }
+
+netns_cleanup() {
+    local rc=$?
+    [ "$_NETNS_CLEANED" = 1 ] && return "$rc"
+    _NETNS_CLEANED=1
+    trap - EXIT INT TERM
+    local i pid
+    for ((i = ${#CLEANUP_HOOKS[@]} - 1; i >= 0; i--)); do
+        eval "${CLEANUP_HOOKS[i]}" >/dev/null 2>&1 || true
+    done
+    for pid in "${BG_PIDS[@]}"; do
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${BG_PIDS[@]}"; do
+        for i in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    # Anything still inside our namespaces was started by this test (e.g. a double fork).
+    local ns
+    for ns in $NS_S $NS_B $NS_P; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    if [ -n "$TMPD" ] && [ -d "$TMPD" ]; then
+        if [ "${TCPSM_KEEP_TMP:-0}" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${TCPSM_KEEP_FAILED:-}" ]; }; then
+            log "kept $TMPD"
+        else
+            rm -rf "$TMPD"
+        fi
+    fi
+    return "$rc"
+}
+
+_netns_sig() { log "interrupted"; netns_cleanup; exit 130; }
+
+# Turn off what a veth does and a wire does not: GSO/TSO super-frames and partial checksums
+# (AF_PACKET readers would see 64 KB frames with unfinished checksums). TCPSM_TEST_OFFLOADS=1
+# keeps the defaults.
+_netns_wire_like() {
+    local ns=$1 dev=$2
+    [ "${TCPSM_TEST_OFFLOADS:-0}" = 1 ] && return 0
+    ip netns exec "$ns" ethtool -K "$dev" tx off tso off gso off gro off >/dev/null 2>&1 ||
+        die "ethtool -K $dev failed (is ethtool installed? make deps)"
+}
+
+_netns_quiet() {
+    # No IPv6 chatter (router solicitations, DAD) on the test links.
+    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null || true
+    ip -n "$1" link set lo up
+}
+
+# netns_setup [bridge] [kaddr]
+netns_setup() {
+    local bridge=0 kaddr=0 a
+    for a in "$@"; do
+        case $a in
+            bridge) bridge=1 ;;
+            kaddr) kaddr=1 ;;
+            *) die "netns_setup: unknown argument $a" ;;
+        esac
+    done
+    [ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"
+    command -v ip >/dev/null || skip "iproute2 missing"
+    local r
+    r=$(printf '%04x' $((RANDOM % 65536)))
+    _NETNS_TAG="${TCPSM_NS_TAG:-ts}$$$r"
+    _NETNS_TAG=${_NETNS_TAG:0:14}
+    NS_S="${_NETNS_TAG}s" NS_P="${_NETNS_TAG}p"
+    IF_S="${_NETNS_TAG}S" IF_P="${_NETNS_TAG}P"
+    trap netns_cleanup EXIT
+    trap _netns_sig INT TERM
+    TMPD=$(mktemp -d "/tmp/tcpsm-${_NETNS_TAG}.XXXX")
+    chmod 755 "$TMPD"
+
+    ip netns add "$NS_S" || die "ip netns add $NS_S"
+    ip netns add "$NS_P" || die "ip netns add $NS_P"
+    _netns_quiet "$NS_S"
+    _netns_quiet "$NS_P"
+    if [ "$bridge" = 1 ]; then
+        NS_B="${_NETNS_TAG}b" IF_BS="${_NETNS_TAG}x" IF_BP="${_NETNS_TAG}y"
+        ip netns add "$NS_B" || die "ip netns add $NS_B"
+        _netns_quiet "$NS_B"
+        ip link add "$IF_S" netns "$NS_S" type veth peer name "$IF_BS" netns "$NS_B" || die "veth"
+        ip link add "$IF_P" netns "$NS_P" type veth peer name "$IF_BP" netns "$NS_B" || die "veth"
+        ip -n "$NS_B" link set "$IF_BS" up
+        ip -n "$NS_B" link set "$IF_BP" up
+        _netns_wire_like "$NS_B" "$IF_BS"
+        _netns_wire_like "$NS_B" "$IF_BP"
+    else
+        ip link add "$IF_S" netns "$NS_S" type veth peer name "$IF_P" netns "$NS_P" || die "veth"
+    fi
+    _netns_wire_like "$NS_S" "$IF_S"
+    _netns_wire_like "$NS_P" "$IF_P"
+    ip -n "$NS_P" addr add "$PEER_IP/$PREFIX" dev "$IF_P"
+    if ! stack_mode; then
+        ip -n "$NS_S" addr add "$STACK_IP/$PREFIX" dev "$IF_S"
+    fi
+    if [ "$kaddr" = 1 ]; then
+        ip -n "$NS_S" addr add "$KSTACK_IP/$PREFIX" dev "$IF_S"
+    fi
+    ip -n "$NS_S" link set "$IF_S" up
+    ip -n "$NS_P" link set "$IF_P" up
+    if stack_mode; then
+        [ -x "$TCPSM_ROOT/build/tcpsm" ] && [ -f "$TCPSM_ROOT/build/libtcpsm.so" ] ||
+            die "build/tcpsm or build/libtcpsm.so missing: run make"
+    fi
+}
+
+# The command prefix that puts a program on the stack (or, in kernel mode, on the kernel).
+# Extra wrapper options (e.g. --trace FILE, --pcap FILE) go in the STACK_OPTS array.
+STACK_OPTS=()
+_stack_prefix() {
+    if stack_mode; then
+        printf '%s\0' "$TCPSM_ROOT/build/tcpsm" --if "$IF_S" --addr "$STACK_IP/$PREFIX" "${STACK_OPTS[@]}" --
+    fi
+}
+
+# Foreground runs. on_stack uses the wrapper in stack mode.
+on_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+on_peer() { ip netns exec "$NS_P" "$@"; }
+on_kstack() { ip netns exec "$NS_S" "$@"; }   # the stack namespace's kernel, never the library
+on_stack() {
+    local -a pre=()
+    mapfile -d '' pre < <(_stack_prefix)
+    ip netns exec "$NS_S" "${pre[@]}" "$@"
+}
+
+# Background runs: bg_ns NS LOG CMD... ; sets BG_PID and records it for cleanup.
+BG_PID=
+bg_ns() {
+    local ns=$1 logf=$2; shift 2
+    setsid ip netns exec "$ns" "$@" >"$logf" 2>&1 </dev/null &
+    BG_PID=$!
+    BG_PIDS+=("$BG_PID")
+}
+bg_peer() { bg_ns "$NS_P" "$@"; }
+bg_kstack() { bg_ns "$NS_S" "$@"; }
+bg_stack() {
+    local logf=$1; shift
+    local -a pre=()
+    mapfile -d '' pre < <(_stack_prefix)
+    bg_ns "$NS_S" "$logf" "${pre[@]}" "$@"
+}
+
+# Stop one background process (group) started above, politely then firmly; returns its status.
+bg_stop() {
+    local pid=$1 i rc=0
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 25); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || rc=$?
+    return "$rc"
+}
+
+# Wait (bounded) for a background process to exit; returns its exit status, 124 on timeout.
+bg_wait() {
+    local pid=$1 secs=${2:-30} i
+    for ((i = 0; i < secs * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid"; return $?; }
+        sleep 0.1
+    done
+    return 124
+}
+
+# A kernel listener in NS on PORT (ss sees only kernel sockets).
+wait_listen() {
+    local ns=$1 port=$2 secs=${3:-10} i
+    for ((i = 0; i < secs * 10; i++)); do
+        [ -n "$(ip netns exec "$ns" ss -Hltn "sport = :$port" 2>/dev/null)" ] && return 0
+        sleep 0.1
+    done
+    die "nothing listens on port $port in $ns after ${secs}s"
+}
+
+# Any listener (also one on the stack): connect from NS to HOST:PORT until it succeeds.
+wait_connect() {
+    local ns=$1 host=$2 port=$3 secs=${4:-15} i
+    for ((i = 0; i < secs * 4; i++)); do
+        ip netns exec "$ns" timeout 1 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null && return 0
+        sleep 0.25
+    done
+    die "cannot connect to $host:$port from $ns after ${secs}s"
+}
+
+# Wait for a line matching REGEX in FILE (bounded).
+wait_log() {
+    local file=$1 re=$2 secs=${3:-10} i
+    for ((i = 0; i < secs * 10; i++)); do
+        grep -Eq -- "$re" "$file" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "no line matching '$re' in $file after ${secs}s"
+}
+
+# Files with known content: mkfile PATH BYTES (random data).
+mkfile() {
+    head -c "$2" /dev/urandom >"$1" || die "mkfile $1"
+    chmod 644 "$1"
+}
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+fsize() { stat -c %s "$1"; }
+
+# same_file EXPECTED GOT: sizes and sha256 equal, or fail naming both.
+same_file() {
+    local e=$1 g=$2
+    [ -f "$g" ] || die "$g was not written"
+    local se sg he hg
+    se=$(fsize "$e") sg=$(fsize "$g")
+    [ "$se" = "$sg" ] || die "size differs: expected $se bytes, got $sg ($g)"
+    he=$(sha "$e") hg=$(sha "$g")
+    [ "$he" = "$hg" ] || die "sha256 differs: expected $he, got $hg ($g)"
+    log "ok: $sg bytes, sha256 $hg"
+}
+
+# Build check: tools the tests use.
+need_tool() {
+    local t=$TCPSM_ROOT/build/tools/$1
+    [ -x "$t" ] || die "$t missing: run make tools"
+    printf '%s' "$t"
+}
+need_cmd() {
+    local c
+    for c in "$@"; do command -v "$c" >/dev/null || skip "$c not installed (make deps)"; done
+}
