@@ -55,7 +55,7 @@ void tcp_cong_init(struct tcpsm_sock *sk)
     sk->cc->init(sk);
     sk->dupacks = 0;
     sk->in_recovery = false;
-    sk->recover = sk->snd_una;
+    sk->recover = sk->iss;              /* RFC 6582 3.2 step 1 (not SND.UNA: first-data loss) */
 }
 
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
