@@ -304,3 +304,36 @@ Test(tcp_established, seq_wraparound_send)
     ASSERT_STATE(h->sk, TCPSM_TIME_WAIT);
     h_free(h);
 }
+
+/* RFC 5827: with fewer than four segments out and nothing new to send, the
+ * threshold drops to ceil(ownd/SMSS)-1 duplicate ACKs; with one segment out
+ * it would be 0 and early retransmit is not used. */
+Test(tcp_established, early_retransmit_two_segments)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[2 * 1460];
+    h_pattern(d, sizeof d, 37);
+    uint32_t base = h->lseq;
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), (ssize_t)sizeof d);
+    EXPECT_SEG(h, .seq = base, .len = 1460);
+    EXPECT_SEG(h, .seq = base + 1460, .len = 1460);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = base, .win = H_RWIN);
+    EXPECT_SEG(h, .flags = ACK, .seq = base, .len = 1460, .data = d);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_established, one_segment_dup_ack_no_retransmit)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h_app_send(h, "single", 6);
+    /* A duplicated pure ACK (the network copied it) is no loss signal. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 6, .win = H_RWIN);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 6, .win = H_RWIN);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_fast_retrans, 0);
+    h_free(h);
+}
