@@ -238,7 +238,7 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
         st->cnt.tcp_drop_rcvbuf++;
         sk->ack_now = true;
     }
-    if (len && !sk->rcvq.buf && ring_alloc(&sk->rcvq, sk->rcvbuf) < 0) {
+    if (len && ring_reserve(&sk->rcvq, sk->rcvq.len + (seq - sk->rcv_nxt) + len, sk->rcvbuf) < 0) {
         st->cnt.tcp_drop_rcvbuf++;
         return false;
     }

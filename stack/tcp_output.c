@@ -56,7 +56,7 @@ uint32_t tcp_send_mss(const struct tcpsm_sock *sk)
 
 static uint32_t rcv_cap(const struct tcpsm_sock *sk)
 {
-    return sk->rcvq.buf ? sk->rcvq.cap : sk->rcvbuf;
+    return sk->rcvbuf;
 }
 
 /* Free receive space (the in-order bytes not yet read take the rest;
