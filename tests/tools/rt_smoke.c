@@ -129,7 +129,8 @@ static int do_echo(const char *addr, int port, size_t bytes)
     printf("ok echo %zu bytes fnv=%016llx\n", bytes, (unsigned long long)h);
     struct tcpsm_tcp_info ti;
     tcpsm_info(sk, &ti);
-    printf("ok info rtt_us=%u cwnd=%u retrans=%u\n", ti.rtt_us, ti.snd_cwnd, ti.total_retrans);
+    printf("ok info rtt_us=%u cwnd=%u retrans=%u rcv_wscale=%u rcv_wnd=%u\n", ti.rtt_us, ti.snd_cwnd,
+           ti.total_retrans, ti.rcv_wscale, ti.rcv_wnd);
     /* Half-close, then the echo server's EOF. */
     tcpsm_shutdown(sk, SHUT_WR);
     uint8_t c;
