@@ -52,7 +52,11 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
     sk->retries = sk->backoff = 0;
     sk->first_rtx = 0;
     sk->last_rcv = now;
-    tcp_ka_reset(sk, now);
+    if (sk->keepalive) {                /* the state becomes ESTABLISHED right after */
+        sk->ka_at = now + (uint64_t)sk->keepidle * SEC_NS;
+        sk->ka_probes = 0;
+        tcp_timer_update(sk);
+    }
 }
 
 /* ---------------------------------------------------------------- LISTEN (3.10.7.2) */
