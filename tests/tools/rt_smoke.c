@@ -8,6 +8,10 @@
  *                                      ECONNREFUSED, recv timeout (-EAGAIN),
  *                                      EINTR from a signal, non-blocking connect
  *   rt_smoke hold SECONDS              start the stack and stay up (for ping/ARP checks)
+ *   rt_smoke send-exit A.B.C.D PORT BYTES
+ *                                      send BYTES (fnv printed), then exit WITHOUT closing:
+ *                                      the exit path must deliver them and end the
+ *                                      connection (FIN, or RST after the grace time)
  * Prints one "ok ..." line per check, or "FAIL ..." and exits 1. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -125,7 +129,8 @@ static int do_echo(const char *addr, int port, size_t bytes)
     printf("ok echo %zu bytes fnv=%016llx\n", bytes, (unsigned long long)h);
     struct tcpsm_tcp_info ti;
     tcpsm_info(sk, &ti);
-    printf("ok info rtt_us=%u cwnd=%u retrans=%u\n", ti.rtt_us, ti.snd_cwnd, ti.total_retrans);
+    printf("ok info rtt_us=%u cwnd=%u retrans=%u rcv_wscale=%u rcv_wnd=%u\n", ti.rtt_us, ti.snd_cwnd,
+           ti.total_retrans, ti.rcv_wscale, ti.rcv_wnd);
     /* Half-close, then the echo server's EOF. */
     tcpsm_shutdown(sk, SHUT_WR);
     uint8_t c;
@@ -262,6 +267,39 @@ static int do_hold(int seconds)
     return 0;
 }
 
+static int do_send_exit(const char *addr, int port, size_t bytes)
+{
+    struct tcpsm_sock *sk;
+    long r = tcpsm_socket(&sk);
+    if (r < 0)
+        die("socket", r);
+    struct sockaddr_in dst = sin_of(addr, port);
+    if ((r = tcpsm_connect(sk, &dst, 0, 10LL * 1000000000)) < 0)
+        die("connect", r);
+    uint8_t *buf = malloc(bytes ? bytes : 1);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    fill(buf, bytes, &seed);
+    /* Non-blocking: whatever fits in the send buffer is left for the exit path. */
+    size_t sent = 0;
+    while (sent < bytes) {
+        struct iovec iov = { buf + sent, bytes - sent };
+        ssize_t w = tcpsm_send(sk, &iov, 1, 0, 10LL * 1000000000);
+        if (w <= 0)
+            die("send", w);
+        sent += (size_t)w;
+    }
+    printf("ok sent %zu bytes fnv=%016llx queued=%d\n", bytes,
+           (unsigned long long)fnv(0xcbf29ce484222325ull, buf, bytes), tcpsm_txqueued(sk));
+    free(buf);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    tcpsm_rt_shutdown();        /* what the shim's destructor does at exit */
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double el = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    printf("ok exit path took %.3fs\n", el);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -278,9 +316,11 @@ int main(int argc, char **argv)
         return do_serve(atoi(argv[2]));
     if (argc == 5 && strcmp(argv[1], "errors") == 0)
         return do_errors(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "send-exit") == 0)
+        return do_send_exit(argv[2], atoi(argv[3]), (size_t)strtoull(argv[4], NULL, 10));
     if (argc == 3 && strcmp(argv[1], "hold") == 0)
         return do_hold(atoi(argv[2]));
     fprintf(stderr, "usage: rt_smoke echo ADDR PORT BYTES | serve PORT | "
-                    "errors ADDR OPENPORT CLOSEDPORT | hold SECONDS\n");
+                    "errors ADDR OPENPORT CLOSEDPORT | hold SECONDS | send-exit ADDR PORT BYTES\n");
     return 2;
 }

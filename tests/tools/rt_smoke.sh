@@ -58,7 +58,22 @@ ip netns exec "$NK" ip neigh show 198.18.0.10 | grep -q "02:54:c6:12:00:0a" \
 wait "${PIDS[-1]}" || fail "rt_smoke hold: $(cat "$TMP/hold.out")"
 
 # 2. Stack client, kernel echo server: BYTES round trip with checksum, pcap + trace.
-ip netns exec "$NK" socat TCP-LISTEN:7007,reuseaddr,fork PIPE >/dev/null 2>&1 & PIDS+=($!)
+# A threaded echo server (socat PIPE can deadlock on itself with a full-duplex stream:
+# it blocks writing into its own full pipe while no longer reading the socket).
+ip netns exec "$NK" python3 -c '
+import socket, socketserver
+class H(socketserver.BaseRequestHandler):
+    def handle(self):
+        while True:
+            d = self.request.recv(262144)
+            if not d:
+                break
+            self.request.sendall(d)
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+S(("198.18.0.1", 7007), H).serve_forever()
+' >/dev/null 2>&1 & PIDS+=($!)
 wait_port 7007
 inns TCPSM_PCAP="$TMP/echo.pcap" TCPSM_TRACE="$TMP/echo.trace" \
   timeout 120 "$SMOKE" echo 198.18.0.1 7007 "$BYTES" | tee "$TMP/echo.out"
