@@ -55,7 +55,7 @@ void tcp_cong_init(struct tcpsm_sock *sk)
     sk->cc->init(sk);
     sk->dupacks = 0;
     sk->in_recovery = false;
-    sk->recover = sk->snd_una;
+    sk->recover = sk->iss;              /* RFC 6582 3.2 step 1 (not SND.UNA: first-data loss) */
 }
 
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
@@ -72,8 +72,8 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
          * nothing new to send, fewer duplicate ACKs can ever come */
         uint32_t out = (sk->snd_max - sk->snd_una + mss - 1) / mss;
         unsigned thresh = 3;
-        if (out < 4 && tcp_unsent(sk) == 0)
-            thresh = out > 1 ? out - 1 : 1;
+        if (out < 4 && out > 1 && tcp_unsent(sk) == 0)
+            thresh = out - 1;           /* ER_thresh 0 (one segment out): no ER */
         if (sk->dupacks >= thresh && seq_gt(sk->snd_una, sk->recover)) {
             /* RFC 6582 3.2 (2): enter fast retransmit */
             sk->ssthresh = sk->cc->ssthresh(sk);
