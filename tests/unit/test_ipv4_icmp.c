@@ -1,6 +1,7 @@
 /* IPv4 input validation (RFC 791, RFC 1122 3.2.1), output framing, routing,
  * stack configuration, and ICMP echo (RFC 792). */
 #include <criterion/criterion.h>
+#include <errno.h>
 
 #include "icmp.h"
 #include "ipv4.h"
@@ -297,4 +298,35 @@ Test(stack_cfg, rejects_bad_config_and_applies_defaults)
     cr_assert_eq(tcpsm_stack_next_deadline(s), UINT64_MAX);
     tcpsm_stack_free(s);
     free(c);
+}
+
+/* An ICMP error quoting the SYN the stack sent (IP header + first 8 TCP bytes). */
+static void icmp_about_last_frame(uint8_t type, uint8_t code)
+{
+    uint8_t q[8 + 28], f[128];
+    memset(q, 0, 8);
+    q[0] = type;
+    q[1] = code;
+    memcpy(q + 8, cap->data[cap->n - 1] + 14, 28);
+    wr16(q + 2, csum_fold(csum_partial(q, sizeof(q), 0)));
+    size_t n = mk_ip(f, MAC_US, MAC_GW, ADDR_GW, ADDR_US, 1, 5, q, sizeof(q));
+    feed(st, f, n, 0);
+}
+
+Test(ipv4, icmp_port_unreachable_aborts_syn_sent)
+{
+    struct tcpsm_sock *sk;
+    cr_assert_eq(tcpsm_sock_new(st, &sk), 0);
+    cr_assert_eq(tcpsm_sock_connect(sk, ADDR_PEER, 80, 0), -EINPROGRESS);
+    cr_assert_eq(cap->n, 1);
+    cr_assert_eq(cap->data[0][14 + 9], 6, "the SYN went out");
+    /* A soft error (network unreachable) is only recorded (RFC 1122 4.2.3.9). */
+    icmp_about_last_frame(ICMP_DEST_UNREACH, 0);
+    cr_assert_eq(tcpsm_sock_state(sk), TCPSM_SYN_SENT);
+    /* A hard one (port unreachable) aborts the connection attempt. */
+    icmp_about_last_frame(ICMP_DEST_UNREACH, 3);
+    cr_assert_eq(tcpsm_sock_state(sk), TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_error(sk), ECONNREFUSED);
+    cr_assert_eq(tcpsm_stack_counters(st)->icmp_unreach_in, 2);
+    tcpsm_sock_close(sk, 0);
 }
