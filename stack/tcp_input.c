@@ -296,6 +296,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
     uint32_t ack = seg->ack;
     uint32_t nwnd = (uint32_t)seg->wnd << sk->snd_wscale;
     bool rtx = false;
+    bool new_sack = seg->opt.nsack && tcp_sack_update(sk, &seg->opt);
     if (seq_lt(sk->snd_una, ack) && seq_le(ack, sk->snd_max)) {
         uint32_t acked = ack - sk->snd_una;
         uint32_t end = sk->snd_buf_seq + sk->sndq.len;
@@ -309,6 +310,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
         sk->snd_una = ack;
         if (seq_lt(sk->snd_nxt, sk->snd_una))
             sk->snd_nxt = sk->snd_una;
+        tcp_sack_prune(sk);
         /* RTT: RFC 7323 4 (timestamps) or one timed segment (RFC 6298 3, Karn) */
         if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr) {
             /* an echo older than our last retransmission may time the
@@ -331,10 +333,12 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             tcp_rto_arm(sk, now);       /* RFC 6298 5.3 */
         tcp_wake(sk);
     } else if (ack == sk->snd_una && seg->len == 0 &&
-               !(seg->flags & (TCPSM_SYN | TCPSM_FIN)) && nwnd == sk->snd_wnd &&
+               !(seg->flags & (TCPSM_SYN | TCPSM_FIN)) && (nwnd == sk->snd_wnd || new_sack) &&
                sk->snd_una != sk->snd_max && !sk->persist_at) {
-        rtx = tcp_cong_ack(sk, 0, true, now);      /* duplicate ACK (RFC 5681 2) */
+        rtx = tcp_cong_ack(sk, 0, true, now);      /* duplicate ACK (RFC 5681 2, RFC 6675 2) */
     }
+    if (!rtx && sk->sacked.n)
+        rtx = tcp_cong_sack_loss(sk);
     /* send window update (3.10.7.4 fifth, SND.WL1/SND.WL2) */
     if (seq_le(sk->snd_una, ack) &&
         (seq_lt(sk->snd_wl1, seg->seq) || (sk->snd_wl1 == seg->seq && seq_le(sk->snd_wl2, ack)))) {
@@ -345,8 +349,12 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->max_snd_wnd = nwnd;
     }
     sk->probes = 0;
-    if (rtx)
-        tcp_retransmit_head(sk, now);
+    if (rtx) {
+        if (sk->in_recovery && sk->sacked.n)
+            tcp_output(sk, now);        /* NextSeg: holes first (tcp_output) */
+        else
+            tcp_retransmit_head(sk, now);
+    }
 }
 
 static bool our_fin_acked(const struct tcpsm_sock *sk)
