@@ -95,6 +95,11 @@ static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *
     struct netdev_packet *np = dev->priv;
     struct mmsghdr msgs[NETDEV_PACKET_BATCH];
     struct iovec iov[NETDEV_PACKET_BATCH];
+    /* Captured before the send: an answer can arrive (and be captured by
+     * the receive thread) before sendmmsg returns. */
+    if (np->tap)
+        for (unsigned i = 0; i < n; i++)
+            np->tap(np->tap_ctx, frames[i].data, frames[i].len);
     unsigned done = 0, sent = 0;
     while (done < n) {
         unsigned k = n - done < NETDEV_PACKET_BATCH ? n - done : NETDEV_PACKET_BATCH;
@@ -114,10 +119,6 @@ static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *
             /* Skip the frame that failed so one bad frame does not stall the rest. */
             done++;
             continue;
-        }
-        for (long i = 0; i < r; i++) {
-            if (np->tap)
-                np->tap(np->tap_ctx, frames[done + i].data, frames[done + i].len);
         }
         done += (unsigned)r;
         sent += (unsigned)r;
@@ -262,6 +263,15 @@ int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, uns
     }
     np->rx_frames += n;
     return (int)n;
+}
+
+uint64_t netdev_packet_drops(struct netdev_packet *np)
+{
+    struct tpacket_stats ps;
+    socklen_t len = sizeof(ps);
+    if (np->fd >= 0 && syscall(SYS_getsockopt, np->fd, SOL_PACKET, PACKET_STATISTICS, &ps, &len) == 0)
+        np->rx_drops += ps.tp_drops;
+    return np->rx_drops;
 }
 
 void netdev_packet_close(struct netdev_packet *np)

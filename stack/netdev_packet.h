@@ -29,7 +29,7 @@ struct netdev_packet {
     void (*tap)(void *ctx, const uint8_t *data, uint32_t len);
     void *tap_ctx;
     struct netdev_packet_rx *rx;
-    uint64_t rx_frames, rx_trunc, rx_csum_fixed, tx_frames, tx_err;
+    uint64_t rx_frames, rx_trunc, rx_csum_fixed, rx_drops, tx_frames, tx_err;
 };
 
 /* Classic BPF program accepting frames whose destination is mac, and
@@ -51,5 +51,8 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
  * next call) and returns how many (0 if none), or -errno. */
 int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsigned max);
 void netdev_packet_close(struct netdev_packet *np);
+/* Frames the kernel dropped because our receive queue was full, since open
+ * (PACKET_STATISTICS; reading resets the kernel's count, so it accumulates). */
+uint64_t netdev_packet_drops(struct netdev_packet *np);
 
 #endif

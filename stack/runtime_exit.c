@@ -19,7 +19,10 @@
  * false so its new sockets are the kernel's. */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "runtime.h"
 
@@ -28,6 +31,44 @@
 static bool done_closing(int s)
 {
     return s == TCPSM_CLOSED || s == TCPSM_TIME_WAIT;
+}
+
+/* Every non-zero core counter, for TCPSM_LOG=debug. */
+static void log_counters(const struct tcpsm_counters *c)
+{
+#define C(f) { #f, offsetof(struct tcpsm_counters, f) }
+    static const struct { const char *name; size_t off; } f[] = {
+        C(eth_in), C(eth_out), C(eth_drop_short), C(eth_drop_not_us), C(eth_drop_proto),
+        C(tx_drop), C(arp_in), C(arp_req_out), C(arp_reply_out), C(arp_drop_bad),
+        C(neigh_queue_drop), C(neigh_full), C(ip_in), C(ip_out), C(ip_drop_hdr), C(ip_drop_csum),
+        C(ip_drop_not_us), C(ip_drop_frag), C(ip_drop_proto), C(ip_drop_noroute), C(icmp_in),
+        C(icmp_echo_reply_out), C(icmp_unreach_in), C(icmp_drop_bad), C(tcp_in), C(tcp_out),
+        C(tcp_retrans), C(tcp_fast_retrans), C(tcp_rto), C(tcp_drop_hdr), C(tcp_drop_csum),
+        C(tcp_drop_no_sock), C(tcp_drop_window), C(tcp_drop_listen_overflow),
+        C(tcp_drop_synq_full), C(tcp_drop_acceptq_full), C(tcp_drop_rcvbuf), C(tcp_ooo_in),
+        C(tcp_dup_in), C(tcp_rst_in), C(tcp_rst_out), C(tcp_challenge_ack), C(tcp_conn_timeout),
+        C(tcp_active_opens), C(tcp_passive_opens), C(tcp_drop_max_socks),
+    };
+#undef C
+    char line[400];
+    size_t n = 0;
+    line[0] = '\0';
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)c + f[i].off, sizeof(v));
+        if (v == 0)
+            continue;
+        int m = snprintf(line + n, sizeof(line) - n, " %s=%llu", f[i].name, (unsigned long long)v);
+        if (m < 0 || (size_t)m >= sizeof(line) - n) {
+            line[n] = '\0';
+            tcpsm_log(TCPSM_LOG_DEBUG, "counters:%s", line);
+            n = 0;
+            m = snprintf(line, sizeof(line), " %s=%llu", f[i].name, (unsigned long long)v);
+        }
+        n += (size_t)m;
+    }
+    if (n)
+        tcpsm_log(TCPSM_LOG_DEBUG, "counters:%s", line);
 }
 
 void tcpsm_rt_shutdown(void)
@@ -116,15 +157,19 @@ void tcpsm_rt_shutdown(void)
     rt.down = true;
     rt_wake_pollers();
     const struct tcpsm_counters *c = tcpsm_stack_counters(rt.st);
+    netdev_packet_drops(&rt.np);
     tcpsm_log(TCPSM_LOG_INFO, "exit: frames in %llu out %llu (link: rx %llu tx %llu, tx errors %llu, "
-              "truncated %llu, checksums completed %llu); tcp segs in %llu out %llu, "
+              "rx queue drops %llu, truncated %llu, checksums completed %llu); tcp segs in %llu out %llu, "
               "retransmits %llu, resets out %llu; at exit %u reset, %ld orphan(s) dropped",
               (unsigned long long)c->eth_in, (unsigned long long)c->eth_out,
               (unsigned long long)rt.np.rx_frames, (unsigned long long)rt.np.tx_frames,
-              (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_trunc,
+              (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_drops,
+              (unsigned long long)rt.np.rx_trunc,
               (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)c->tcp_in,
               (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_retrans,
               (unsigned long long)c->tcp_rst_out, aborted, rt.nactive > 0 ? rt.nactive : 0L);
+    if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
+        log_counters(c);
     pthread_mutex_unlock(&rt.lock);
 
     rt_threads_stop();

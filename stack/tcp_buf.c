@@ -53,6 +53,25 @@ void ring_write_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n
     memcpy(r->buf, s + first, n - first);
 }
 
+/* Make room for need bytes from head, growing by doubling (from
+ * TCP_RING_INIT) but never beyond limit: a connection that moves little
+ * data keeps a small buffer. */
+int ring_reserve(struct tcp_ring *r, uint32_t need, uint32_t limit)
+{
+    if (need > limit)
+        need = limit;
+    if (r->buf && need <= r->cap)
+        return 0;
+    uint32_t cap = r->cap ? r->cap : TCP_RING_INIT;
+    while (cap < need)
+        cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
+    if (cap > limit)
+        cap = limit;
+    if (r->buf && cap <= r->cap)
+        return 0;
+    return ring_grow(r, cap);
+}
+
 /* Append up to n bytes; returns how many fit. */
 uint32_t ring_write(struct tcp_ring *r, const void *src, uint32_t n)
 {

@@ -55,7 +55,7 @@ void tcp_cong_init(struct tcpsm_sock *sk)
     sk->cc->init(sk);
     sk->dupacks = 0;
     sk->in_recovery = false;
-    sk->recover = sk->snd_una;
+    sk->recover = sk->iss;              /* RFC 6582 3.2 step 1 (not SND.UNA: first-data loss) */
 }
 
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
@@ -68,7 +68,13 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
             sk->cwnd += mss;                            /* RFC 6582 3.2 (3) */
             return false;
         }
-        if (sk->dupacks == 3 && seq_gt(sk->snd_una, sk->recover)) {
+        /* RFC 5827 early retransmit: with fewer than four segments out and
+         * nothing new to send, fewer duplicate ACKs can ever come */
+        uint32_t out = (sk->snd_max - sk->snd_una + mss - 1) / mss;
+        unsigned thresh = 3;
+        if (out < 4 && out > 1 && tcp_unsent(sk) == 0)
+            thresh = out - 1;           /* ER_thresh 0 (one segment out): no ER */
+        if (sk->dupacks >= thresh && seq_gt(sk->snd_una, sk->recover)) {
             /* RFC 6582 3.2 (2): enter fast retransmit */
             sk->ssthresh = sk->cc->ssthresh(sk);
             sk->recover = sk->snd_max;
@@ -79,6 +85,7 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
         }
         return false;
     }
+    sk->dupacks = 0;
     if (sk->in_recovery) {
         if (seq_ge(sk->snd_una, sk->recover)) {
             /* full ACK, RFC 6582 3.2 (5) option 1 */

@@ -408,6 +408,16 @@ void tcp_wake_listener(struct tcpsm_sock *l)
     tcp_wake(l);
 }
 
+/* Nothing more will be sent; unread data stays readable for its owner. */
+void tcp_release_buffers(struct tcpsm_sock *sk)
+{
+    ring_free(&sk->sndq);
+    if (!sk->user_ref || sk->rcvq.len == 0) {
+        ring_free(&sk->rcvq);
+        sk->ooo.n = 0;
+    }
+}
+
 /* Free a TCB that reached CLOSED and that nobody references any more. */
 void tcp_maybe_free(struct tcpsm_sock *sk)
 {
@@ -429,6 +439,7 @@ void tcp_done(struct tcpsm_sock *sk, int err, const char *why, const struct tcp_
     tcp_ehash_del(sk);
     if (!sk->user_bound)
         tcp_bind_del(sk);
+    tcp_release_buffers(sk);
     if (sk->parent) {
         /* an unaccepted child: nobody will ever see it */
         tcp_unlink_child(sk);

@@ -52,7 +52,11 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
     sk->retries = sk->backoff = 0;
     sk->first_rtx = 0;
     sk->last_rcv = now;
-    tcp_ka_reset(sk, now);
+    if (sk->keepalive) {                /* the state becomes ESTABLISHED right after */
+        sk->ka_at = now + (uint64_t)sk->keepidle * SEC_NS;
+        sk->ka_probes = 0;
+        tcp_timer_update(sk);
+    }
 }
 
 /* ---------------------------------------------------------------- LISTEN (3.10.7.2) */
@@ -147,6 +151,9 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
         return;
     sk->irs = seg->seq;
     sk->rcv_nxt = seg->seq + 1;
+    /* Our SYN set rcv_adv from rcv_nxt = 0 (the IRS was unknown): restart
+     * it here, or the never-shrink rule keeps offering a window of garbage. */
+    sk->rcv_adv = sk->rcv_nxt;
     set_mss(sk, &seg->opt);
     sk->ws_ok = sk->ws_ok && seg->opt.ws_ok;
     sk->snd_wscale = sk->ws_ok ? seg->opt.ws : 0;
@@ -238,7 +245,7 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
         st->cnt.tcp_drop_rcvbuf++;
         sk->ack_now = true;
     }
-    if (len && !sk->rcvq.buf && ring_alloc(&sk->rcvq, sk->rcvbuf) < 0) {
+    if (len && ring_reserve(&sk->rcvq, sk->rcvq.len + (seq - sk->rcv_nxt) + len, sk->rcvbuf) < 0) {
         st->cnt.tcp_drop_rcvbuf++;
         return false;
     }

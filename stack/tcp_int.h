@@ -33,6 +33,7 @@
 #define TCP_DELACK_NS       (40 * MS_NS)
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
+#define TCP_RING_INIT       (16u * 1024u)   /* first allocation of a buffer ring */
 #define TCP_CHALLENGE_PER_S 1000        /* RFC 5961 7: challenge ACK limit, Linux default */
 #define TCP_EPH_LO          32768u      /* Linux ip_local_port_range */
 #define TCP_EPH_HI          60999u
@@ -197,6 +198,7 @@ void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const stru
                    bool out_seg);
 void tcp_done(struct tcpsm_sock *sk, int err, const char *why, const struct tcp_seg *in);
 void tcp_maybe_free(struct tcpsm_sock *sk);
+void tcp_release_buffers(struct tcpsm_sock *sk);
 void tcp_wake(struct tcpsm_sock *sk);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
 void tcp_unlink_child(struct tcpsm_sock *child);
@@ -216,6 +218,7 @@ uint32_t tcp_ts_now(const struct tcpsm_sock *sk, uint64_t now);
 int ring_alloc(struct tcp_ring *r, uint32_t cap);
 void ring_free(struct tcp_ring *r);
 int ring_grow(struct tcp_ring *r, uint32_t cap);
+int ring_reserve(struct tcp_ring *r, uint32_t need, uint32_t limit);
 uint32_t ring_write(struct tcp_ring *r, const void *src, uint32_t n);
 void ring_write_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n);
 void ring_read_at(const struct tcp_ring *r, uint32_t off, void *dst, uint32_t n);

@@ -56,7 +56,7 @@ uint32_t tcp_send_mss(const struct tcpsm_sock *sk)
 
 static uint32_t rcv_cap(const struct tcpsm_sock *sk)
 {
-    return sk->rcvq.buf ? sk->rcvq.cap : sk->rcvbuf;
+    return sk->rcvbuf;
 }
 
 /* Free receive space (the in-order bytes not yet read take the rest;
@@ -252,7 +252,12 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     for (;;) {
         uint32_t off = sk->snd_nxt - sk->snd_buf_seq;
         uint32_t avail = off < sk->sndq.len ? sk->sndq.len - off : 0;
-        uint32_t wnd = sk->snd_wnd < sk->cwnd ? sk->snd_wnd : sk->cwnd;
+        /* RFC 3042 limited transmit: a new segment for each of the first
+         * two duplicate ACKs */
+        uint32_t cw = sk->cwnd;
+        if (!sk->in_recovery && sk->dupacks && sk->dupacks <= 2)
+            cw += sk->dupacks * mss;
+        uint32_t wnd = sk->snd_wnd < cw ? sk->snd_wnd : cw;
         uint32_t wend = sk->snd_una + wnd;
         uint32_t usable = seq_gt(wend, sk->snd_nxt) ? wend - sk->snd_nxt : 0;
         if (!avail) {

@@ -204,9 +204,13 @@ ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint
     }
     if (len == 0)
         return 0;
-    if (!sk->sndq.buf && ring_alloc(&sk->sndq, sk->sndbuf) < 0)
+    uint32_t room = sk->sndbuf > sk->sndq.len ? sk->sndbuf - sk->sndq.len : 0;
+    if (room == 0)
+        return -EAGAIN;
+    uint32_t want = len < room ? (uint32_t)len : room;
+    if (ring_reserve(&sk->sndq, sk->sndq.len + want, sk->sndbuf) < 0)
         return -ENOMEM;
-    uint32_t n = ring_write(&sk->sndq, buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
+    uint32_t n = ring_write(&sk->sndq, buf, want);
     if (n == 0)
         return -EAGAIN;
     tcp_output(sk, now);
@@ -402,8 +406,8 @@ unsigned tcpsm_sock_poll(const struct tcpsm_sock *sk)
             m |= TCPSM_POLLIN;
         if (!(sk->shutdown & SEND_SHUTDOWN)) {
             uint32_t queued = sk->sndq.len;
-            uint32_t cap = sk->sndq.buf ? sk->sndq.cap : sk->sndbuf;
-            if (cap - queued >= queued / 2)
+            uint32_t cap = sk->sndbuf;
+            if (cap > queued && cap - queued >= queued / 2)
                 m |= TCPSM_POLLOUT;
         } else {
             m |= TCPSM_POLLOUT;
@@ -508,26 +512,15 @@ int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
         return 0;
     case TCPSM_OPT_SNDBUF: {
         uint32_t b = clamp_buf(val, TCP_SNDBUF_MIN);
-        if (sk->sndq.buf) {
-            if (b > sk->sndq.cap && ring_grow(&sk->sndq, b) < 0)
-                return -ENOMEM;
-            sk->sndbuf = sk->sndq.cap;
-        } else {
-            sk->sndbuf = b;
-        }
+        /* queued bytes stay; the ring grows up to the new size on demand */
+        sk->sndbuf = b > sk->sndq.cap ? b : sk->sndq.cap;
         tcp_wake(sk);
         return 0;
     }
     case TCPSM_OPT_RCVBUF: {
         uint32_t b = clamp_buf(val, TCP_RCVBUF_MIN);
-        if (sk->rcvq.buf) {
-            /* the ring only grows: the offered window must never shrink */
-            if (b > sk->rcvq.cap && ring_grow(&sk->rcvq, b) < 0)
-                return -ENOMEM;
-            sk->rcvbuf = sk->rcvq.cap;
-        } else {
-            sk->rcvbuf = b;
-        }
+        /* never below what the ring already holds (in order and beyond) */
+        sk->rcvbuf = b > sk->rcvq.cap ? b : sk->rcvq.cap;
         return 0;
     }
     case TCPSM_OPT_LINGER:

@@ -122,6 +122,7 @@ void tcp_timewait_start(struct tcpsm_sock *sk, uint64_t now)
     uint32_t msl = sk->st->cfg.msl_ms ? sk->st->cfg.msl_ms : TCP_MSL_MS_DEF;
     sk->rto_at = sk->persist_at = sk->dack_at = sk->ka_at = 0;
     sk->state_at = now + 2ull * msl * MS_NS;
+    tcp_release_buffers(sk);            /* TIME-WAIT keeps only the TCB */
     tcp_timer_update(sk);
 }
 

@@ -8,6 +8,16 @@
  *                                      ECONNREFUSED, recv timeout (-EAGAIN),
  *                                      EINTR from a signal, non-blocking connect
  *   rt_smoke hold SECONDS              start the stack and stay up (for ping/ARP checks)
+ *   rt_smoke fork A.B.C.D ECHOPORT     fork with a connected socket: the child sees the stack
+ *                                      disabled and -ENETDOWN on the inherited socket, its
+ *                                      exit sends nothing; the parent's connection still echoes
+ *   rt_smoke linger A.B.C.D ECHOPORT STALLPORT
+ *                                      SO_LINGER=1: close waits for the FIN's ACK (echo
+ *                                      peer, fast) or at most 1 s (a peer that never reads)
+ *   rt_smoke send-exit A.B.C.D PORT BYTES
+ *                                      send BYTES (fnv printed), then exit WITHOUT closing:
+ *                                      the exit path must deliver them and end the
+ *                                      connection (FIN, or RST after the grace time)
  * Prints one "ok ..." line per check, or "FAIL ..." and exits 1. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tcpsm/tcpsm.h"
@@ -125,7 +136,8 @@ static int do_echo(const char *addr, int port, size_t bytes)
     printf("ok echo %zu bytes fnv=%016llx\n", bytes, (unsigned long long)h);
     struct tcpsm_tcp_info ti;
     tcpsm_info(sk, &ti);
-    printf("ok info rtt_us=%u cwnd=%u retrans=%u\n", ti.rtt_us, ti.snd_cwnd, ti.total_retrans);
+    printf("ok info rtt_us=%u cwnd=%u retrans=%u rcv_wscale=%u rcv_wnd=%u\n", ti.rtt_us, ti.snd_cwnd,
+           ti.total_retrans, ti.rcv_wscale, ti.rcv_wnd);
     /* Half-close, then the echo server's EOF. */
     tcpsm_shutdown(sk, SHUT_WR);
     uint8_t c;
@@ -262,6 +274,131 @@ static int do_hold(int seconds)
     return 0;
 }
 
+static int do_send_exit(const char *addr, int port, size_t bytes)
+{
+    struct tcpsm_sock *sk;
+    long r = tcpsm_socket(&sk);
+    if (r < 0)
+        die("socket", r);
+    struct sockaddr_in dst = sin_of(addr, port);
+    if ((r = tcpsm_connect(sk, &dst, 0, 10LL * 1000000000)) < 0)
+        die("connect", r);
+    uint8_t *buf = malloc(bytes ? bytes : 1);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    fill(buf, bytes, &seed);
+    /* Non-blocking: whatever fits in the send buffer is left for the exit path. */
+    size_t sent = 0;
+    while (sent < bytes) {
+        struct iovec iov = { buf + sent, bytes - sent };
+        ssize_t w = tcpsm_send(sk, &iov, 1, 0, 10LL * 1000000000);
+        if (w <= 0)
+            die("send", w);
+        sent += (size_t)w;
+    }
+    printf("ok sent %zu bytes fnv=%016llx queued=%d\n", bytes,
+           (unsigned long long)fnv(0xcbf29ce484222325ull, buf, bytes), tcpsm_txqueued(sk));
+    free(buf);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    tcpsm_rt_shutdown();        /* what the shim's destructor does at exit */
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double el = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    printf("ok exit path took %.3fs\n", el);
+    return 0;
+}
+
+static struct tcpsm_sock *connected(const char *addr, int port)
+{
+    struct tcpsm_sock *sk;
+    long r = tcpsm_socket(&sk);
+    if (r < 0)
+        die("socket", r);
+    struct sockaddr_in dst = sin_of(addr, port);
+    if ((r = tcpsm_connect(sk, &dst, 0, 10LL * 1000000000)) < 0)
+        die("connect", r);
+    return sk;
+}
+
+/* One request/response over an echo connection. */
+static void echo_once(struct tcpsm_sock *sk, const char *what)
+{
+    char out[64], in[64];
+    int n = snprintf(out, sizeof(out), "ping %s", what);
+    struct iovec o = { out, (size_t)n }, i = { in, (size_t)n };
+    long r = tcpsm_send(sk, &o, 1, 0, 5LL * 1000000000);
+    if (r != n)
+        die("echo send", r);
+    r = tcpsm_recv(sk, &i, 1, MSG_WAITALL, 0, 5LL * 1000000000);
+    if (r != n || memcmp(in, out, (size_t)n) != 0)
+        die("echo reply", r);
+}
+
+static int do_fork(const char *addr, int port)
+{
+    struct tcpsm_sock *sk = connected(addr, port);
+    echo_once(sk, "before fork");
+    pid_t pid = fork();
+    if (pid == 0) {
+        uint8_t c = 'x';
+        struct iovec iov = { &c, 1 };
+        long r = tcpsm_send(sk, &iov, 1, 1, -1);
+        int bad = tcpsm_rt_enabled() || r != -ENETDOWN || tcpsm_close(sk) != 0;
+        struct tcpsm_sock *n;
+        bad |= tcpsm_socket(&n) != -ENETDOWN;
+        tcpsm_rt_shutdown();    /* must not touch the parent's connection */
+        _exit(bad);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("child: inherited socket must give -ENETDOWN, stack disabled", status);
+    printf("ok fork child: stack disabled, inherited socket -ENETDOWN\n");
+    echo_once(sk, "after fork");
+    printf("ok fork parent connection intact\n");
+    tcpsm_close(sk);
+    tcpsm_rt_shutdown();
+    return 0;
+}
+
+static double secs_since(const struct timespec *a)
+{
+    struct timespec b;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static int do_linger(const char *addr, int echo_port, int stall_port)
+{
+    struct tcpsm_sock *sk = connected(addr, echo_port);
+    echo_once(sk, "linger");
+    tcpsm_setopt(sk, TCPSM_OPT_LINGER, 1);
+    struct timespec a;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    if (tcpsm_close(sk) != 0)
+        die("close with linger", -1);
+    double t = secs_since(&a);
+    if (t > 0.5)
+        die("linger close on a live peer took too long (ms)", (long)(t * 1000));
+    printf("ok linger close, FIN acked in %.3fs\n", t);
+
+    /* A peer that never reads: the data cannot drain, close gives up after 1 s. */
+    sk = connected(addr, stall_port);
+    static uint8_t buf[4 << 20];
+    struct iovec iov = { buf, sizeof(buf) };
+    long r = tcpsm_send(sk, &iov, 1, 1, -1);
+    if (r <= 0)
+        die("fill", r);
+    tcpsm_setopt(sk, TCPSM_OPT_LINGER, 1);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    tcpsm_close(sk);
+    t = secs_since(&a);
+    if (t < 0.9 || t > 3)
+        die("linger close on a stalled peer must wait about 1 s (ms)", (long)(t * 1000));
+    printf("ok linger close gave up after %.3fs\n", t);
+    tcpsm_rt_shutdown();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -278,9 +415,16 @@ int main(int argc, char **argv)
         return do_serve(atoi(argv[2]));
     if (argc == 5 && strcmp(argv[1], "errors") == 0)
         return do_errors(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "send-exit") == 0)
+        return do_send_exit(argv[2], atoi(argv[3]), (size_t)strtoull(argv[4], NULL, 10));
+    if (argc == 4 && strcmp(argv[1], "fork") == 0)
+        return do_fork(argv[2], atoi(argv[3]));
+    if (argc == 5 && strcmp(argv[1], "linger") == 0)
+        return do_linger(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 3 && strcmp(argv[1], "hold") == 0)
         return do_hold(atoi(argv[2]));
     fprintf(stderr, "usage: rt_smoke echo ADDR PORT BYTES | serve PORT | "
-                    "errors ADDR OPENPORT CLOSEDPORT | hold SECONDS\n");
+                    "errors ADDR OPENPORT CLOSEDPORT | hold SECONDS | send-exit ADDR PORT BYTES | "
+                    "fork ADDR ECHOPORT | linger ADDR ECHOPORT STALLPORT\n");
     return 2;
 }

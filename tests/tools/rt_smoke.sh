@@ -5,7 +5,8 @@
 #           veth that has NO kernel address
 # Checks: ARP + ICMP echo from the kernel peer, a 10 MB echo round trip with
 # checksum (stack client), a kernel client against a stack server (sha256),
-# ECONNREFUSED / recv timeout / EINTR, the pcap readable by tshark, the trace.
+# ECONNREFUSED / recv timeout / EINTR, the pcap readable by tshark, the trace,
+# fork, SO_LINGER, the exit path, and retransmission timers under 3% loss.
 # Needs root. Usage: tests/tools/rt_smoke.sh [BYTES]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -58,7 +59,22 @@ ip netns exec "$NK" ip neigh show 198.18.0.10 | grep -q "02:54:c6:12:00:0a" \
 wait "${PIDS[-1]}" || fail "rt_smoke hold: $(cat "$TMP/hold.out")"
 
 # 2. Stack client, kernel echo server: BYTES round trip with checksum, pcap + trace.
-ip netns exec "$NK" socat TCP-LISTEN:7007,reuseaddr,fork PIPE >/dev/null 2>&1 & PIDS+=($!)
+# A threaded echo server (socat PIPE can deadlock on itself with a full-duplex stream:
+# it blocks writing into its own full pipe while no longer reading the socket).
+ip netns exec "$NK" python3 -c '
+import socket, socketserver
+class H(socketserver.BaseRequestHandler):
+    def handle(self):
+        while True:
+            d = self.request.recv(262144)
+            if not d:
+                break
+            self.request.sendall(d)
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+S(("198.18.0.1", 7007), H).serve_forever()
+' >/dev/null 2>&1 & PIDS+=($!)
 wait_port 7007
 inns TCPSM_PCAP="$TMP/echo.pcap" TCPSM_TRACE="$TMP/echo.trace" \
   timeout 120 "$SMOKE" echo 198.18.0.1 7007 "$BYTES" | tee "$TMP/echo.out"
@@ -84,9 +100,35 @@ cat "$TMP/serve.out"
   && echo "ok stack server echo sha256" || fail "stack server echo: sha256 differs"
 
 # 4. Errors and waits: refused port, recv timeout, EINTR, non-blocking connect.
-ip netns exec "$NK" socat TCP-LISTEN:7008,reuseaddr,fork SYSTEM:'sleep 30' >/dev/null 2>&1 & PIDS+=($!)
+ip netns exec "$NK" socat TCP-LISTEN:7008,reuseaddr,fork SYSTEM:'sleep 10' >/dev/null 2>&1 & PIDS+=($!)
 wait_port 7008
 inns timeout 60 "$SMOKE" errors 198.18.0.1 7008 7009 | tee "$TMP/err.out"
 grep -q "^ok shutdown twice" "$TMP/err.out" || fail "errors"
+
+# 5. fork (child sees the stack disabled, parent's connection intact) and SO_LINGER.
+inns timeout 30 "$SMOKE" fork 198.18.0.1 7007 | tee "$TMP/fork.out"
+grep -q "^ok fork parent connection intact" "$TMP/fork.out" || fail "fork"
+inns timeout 30 "$SMOKE" linger 198.18.0.1 7007 7008 | tee "$TMP/linger.out"
+grep -q "^ok linger close gave up" "$TMP/linger.out" || fail "linger"
+
+# 6. Exit path: queued data is delivered and the connection closed with FIN.
+ip netns exec "$NK" timeout 30 socat -u TCP-LISTEN:7010,reuseaddr CREATE:"$TMP/exit.bin" & PIDS+=($!)
+wait_port 7010
+inns timeout 30 "$SMOKE" send-exit 198.18.0.1 7010 2000000 | tee "$TMP/exit.out"
+wait "${PIDS[-1]}" || fail "exit path: the kernel receiver did not see EOF"
+[ "$(stat -c %s "$TMP/exit.bin")" = 2000000 ] && echo "ok exit path delivered 2000000 bytes" \
+  || fail "exit path delivered $(stat -c %s "$TMP/exit.bin") bytes"
+
+# 7. Timers under loss: 3% drop both ways (nftables), the echo still completes intact.
+ip netns exec "$NK" nft -f - <<'NFT'
+table inet rtsmoke {
+  chain in { type filter hook input priority 0; ip saddr 198.18.0.10 numgen random mod 100 < 3 drop; }
+  chain out { type filter hook output priority 0; ip daddr 198.18.0.10 numgen random mod 100 < 3 drop; }
+}
+NFT
+inns TCPSM_LOG=info timeout 120 "$SMOKE" echo 198.18.0.1 7007 3000000 2>"$TMP/loss.err" | tee "$TMP/loss.out"
+grep -q "^ok echo 3000000 bytes" "$TMP/loss.out" || { cat "$TMP/loss.err"; fail "echo under loss"; }
+grep -o "retransmits [0-9]*" "$TMP/loss.err" | sed 's/^/ok under 3% loss: /'
+ip netns exec "$NK" nft delete table inet rtsmoke
 
 echo "rt_smoke: all passed"

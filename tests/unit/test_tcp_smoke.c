@@ -263,3 +263,176 @@ Test(tcp_smoke, bulk_64mb_no_delay)
     transfer(&p, c.cli, c.srv, 64u << 20, 600 * SECS);
     pair_fini(&p);
 }
+
+/* A reader that stops: the window closes, the sender persists with
+ * probes, and everything arrives once the reader resumes. */
+Test(tcp_smoke, zero_window_then_resume)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 1 * MSEC };
+    pair_init(&p, &lp, 4);
+    struct conn c;
+    memset(&c, 0, sizeof(c));
+    c.p = &p;
+    cr_assert_eq(tcpsm_sock_new(p.a, &c.lsn), 0);
+    cr_assert_eq(tcpsm_sock_setopt(c.lsn, TCPSM_OPT_RCVBUF, 4096), 0);
+    cr_assert_eq(tcpsm_sock_bind(c.lsn, 0, 8080), 0);
+    cr_assert_eq(tcpsm_sock_listen(c.lsn, 16), 0);
+    cr_assert_eq(tcpsm_sock_new(p.b, &c.cli), 0);
+    cr_assert_eq(tcpsm_sock_connect(c.cli, A_ADDR, 8080, p.now), -EINPROGRESS);
+    cr_assert(memlink_run(p.link, p.a, p.b, &p.now, p.now + 10 * SECS, accepted, &c));
+    static uint8_t big[200000];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = pattern(i);
+    size_t sent = 0;
+    for (int i = 0; i < 100 && sent < sizeof(big); i++) {
+        ssize_t r = tcpsm_sock_send(c.cli, big + sent, sizeof(big) - sent, p.now);
+        if (r > 0)
+            sent += (size_t)r;
+        run_for(&p, 50 * MSEC);
+    }
+    /* nobody reads for a minute: the peer's buffer is full, probes go on */
+    run_for(&p, 60 * SECS);
+    cr_assert_eq(tcpsm_sock_state(c.cli), TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_sock_rxavail(c.srv), 8192);
+    struct tcpsm_tcp_info in;
+    tcpsm_sock_info(c.cli, &in);
+    cr_assert_eq(in.snd_wnd, 0, "peer window %u", in.snd_wnd);
+    size_t got = 0;
+    static uint8_t rb[200000];
+    for (int i = 0; i < 100000 && got < sizeof(big); i++) {
+        ssize_t r = tcpsm_sock_recv(c.srv, rb + got, sizeof(rb) - got, 0, p.now);
+        if (r > 0)
+            got += (size_t)r;
+        if (sent < sizeof(big)) {
+            r = tcpsm_sock_send(c.cli, big + sent, sizeof(big) - sent, p.now);
+            if (r > 0)
+                sent += (size_t)r;
+        }
+        run_for(&p, 10 * MSEC);
+    }
+    cr_assert_eq(got, sizeof(big));
+    cr_assert(memcmp(rb, big, sizeof(big)) == 0);
+    pair_fini(&p);
+}
+
+Test(tcp_smoke, refused_and_reset)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 1 * MSEC };
+    pair_init(&p, &lp, 5);
+    struct tcpsm_sock *s;
+    cr_assert_eq(tcpsm_sock_new(p.b, &s), 0);
+    cr_assert_eq(tcpsm_sock_connect(s, A_ADDR, 9, p.now), -EINPROGRESS);
+    run_for(&p, 1 * SECS);
+    cr_assert_eq(tcpsm_sock_state(s), TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_poll(s), TCPSM_POLLIN | TCPSM_POLLRDHUP | TCPSM_POLLOUT |
+                                         TCPSM_POLLHUP | TCPSM_POLLERR);
+    cr_assert_eq(tcpsm_sock_error(s), ECONNREFUSED);
+    tcpsm_sock_close(s, p.now);
+
+    /* close with unread data resets the peer (RFC 9293 3.10.4, Linux) */
+    struct conn c;
+    connect_pair(&p, &c);
+    cr_assert_eq(tcpsm_sock_send(c.cli, "hello", 5, p.now), 5);
+    run_for(&p, 100 * MSEC);
+    cr_assert_eq(tcpsm_sock_rxavail(c.srv), 5);
+    tcpsm_sock_close(c.srv, p.now);
+    run_for(&p, 100 * MSEC);
+    cr_assert_eq(tcpsm_sock_state(c.cli), TCPSM_CLOSED);
+    char b[8];
+    cr_assert_eq(tcpsm_sock_recv(c.cli, b, sizeof(b), 0, p.now), -ECONNRESET);
+    cr_assert_eq(tcpsm_sock_recv(c.cli, b, sizeof(b), 0, p.now), 0);
+    cr_assert_eq(tcpsm_sock_send(c.cli, "x", 1, p.now), -EPIPE);
+    tcpsm_sock_close(c.cli, p.now);
+    tcpsm_sock_close(c.lsn, p.now);
+    cr_assert_eq(tcpsm_stack_nsocks(p.a), 0);
+    cr_assert_eq(tcpsm_stack_nsocks(p.b), 0);
+    pair_fini(&p);
+}
+
+/* The peer disappears: retransmissions, then ETIMEDOUT; keepalive finds
+ * an idle dead peer. */
+Test(tcp_smoke, peer_vanishes_timeout_and_keepalive)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 1 * MSEC };
+    pair_init(&p, &lp, 6);
+    struct conn c, k;
+    connect_pair(&p, &c);
+    struct tcpsm_sock *lsn2, *cli2, *srv2 = NULL;
+    cr_assert_eq(tcpsm_sock_new(p.a, &lsn2), 0);
+    cr_assert_eq(tcpsm_sock_bind(lsn2, 0, 8081), 0);
+    cr_assert_eq(tcpsm_sock_listen(lsn2, 4), 0);
+    cr_assert_eq(tcpsm_sock_new(p.b, &cli2), 0);
+    cr_assert_eq(tcpsm_sock_setopt(cli2, TCPSM_OPT_KEEPALIVE, 1), 0);
+    cr_assert_eq(tcpsm_sock_setopt(cli2, TCPSM_OPT_KEEPIDLE, 10), 0);
+    cr_assert_eq(tcpsm_sock_setopt(cli2, TCPSM_OPT_KEEPINTVL, 2), 0);
+    cr_assert_eq(tcpsm_sock_setopt(cli2, TCPSM_OPT_KEEPCNT, 3), 0);
+    cr_assert_eq(tcpsm_sock_connect(cli2, A_ADDR, 8081, p.now), -EINPROGRESS);
+    run_for(&p, 1 * SECS);
+    cr_assert_eq(tcpsm_sock_accept(lsn2, &srv2), 0);
+    /* keepalive probes are answered while A lives */
+    run_for(&p, 60 * SECS);
+    cr_assert_eq(tcpsm_sock_state(cli2), TCPSM_ESTABLISHED);
+    (void)k;
+    /* A vanishes (frames toward it stay in flight forever) */
+    cr_assert_eq(tcpsm_sock_send(c.cli, "data", 4, p.now), 4);
+    memlink_run(p.link, NULL, p.b, &p.now, p.now + 20 * SECS, NULL, NULL);
+    cr_assert_eq(tcpsm_sock_state(cli2), TCPSM_CLOSED, "keepalive did not end it");
+    cr_assert_eq(tcpsm_sock_error(cli2), ETIMEDOUT);
+    memlink_run(p.link, NULL, p.b, &p.now, p.now + 1200 * SECS, NULL, NULL);
+    cr_assert_eq(tcpsm_sock_state(c.cli), TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_error(c.cli), ETIMEDOUT);
+    cr_assert(tcpsm_stack_counters(p.b)->tcp_conn_timeout >= 2);
+    pair_fini(&p);
+}
+
+/* A listener with backlog 1: the second client's SYN is dropped (counted)
+ * until the first is accepted; its SYN retransmission then gets through. */
+Test(tcp_smoke, backlog_full_then_accept)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 1 * MSEC };
+    pair_init(&p, &lp, 7);
+    struct tcpsm_sock *l, *c1, *c2, *s1 = NULL, *s2 = NULL;
+    cr_assert_eq(tcpsm_sock_new(p.a, &l), 0);
+    cr_assert_eq(tcpsm_sock_bind(l, 0, 80), 0);
+    cr_assert_eq(tcpsm_sock_listen(l, 1), 0);
+    cr_assert_eq(tcpsm_sock_new(p.b, &c1), 0);
+    cr_assert_eq(tcpsm_sock_new(p.b, &c2), 0);
+    cr_assert_eq(tcpsm_sock_connect(c1, A_ADDR, 80, p.now), -EINPROGRESS);
+    run_for(&p, 100 * MSEC);
+    cr_assert_eq(tcpsm_sock_connect(c2, A_ADDR, 80, p.now), -EINPROGRESS);
+    run_for(&p, 100 * MSEC);
+    cr_assert_eq(tcpsm_sock_state(c1), TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_sock_state(c2), TCPSM_SYN_SENT);
+    cr_assert(tcpsm_stack_counters(p.a)->tcp_drop_acceptq_full >= 1);
+    cr_assert_eq(tcpsm_sock_poll(l), TCPSM_POLLIN);
+    cr_assert_eq(tcpsm_sock_accept(l, &s1), 0);
+    cr_assert_eq(tcpsm_sock_accept(l, &s2), -EAGAIN);
+    run_for(&p, 3 * SECS);
+    cr_assert_eq(tcpsm_sock_state(c2), TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_sock_accept(l, &s2), 0);
+    pair_fini(&p);
+}
+
+Test(tcp_smoke, max_socks_enobufs)
+{
+    struct pair p;
+    struct memlink_params lp = { 0 };
+    memset(&p, 0, sizeof(p));
+    p.link = memlink_new(&lp, 1);
+    struct tcpsm_config ca = cfg_for(A_ADDR, 1, &p);
+    ca.max_socks = 3;
+    p.a = tcpsm_stack_new(&ca, memlink_dev(p.link, 0), 0);
+    struct tcpsm_sock *s[4];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(tcpsm_sock_new(p.a, &s[i]), 0);
+    cr_assert_eq(tcpsm_sock_new(p.a, &s[3]), -ENOBUFS);
+    tcpsm_sock_close(s[0], 0);
+    cr_assert_eq(tcpsm_sock_new(p.a, &s[3]), 0);
+    cr_assert_eq(tcpsm_stack_nsocks(p.a), 3);
+    tcpsm_stack_free(p.a);
+    memlink_free(p.link);
+}
