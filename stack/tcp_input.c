@@ -61,7 +61,10 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
 
 /* ---------------------------------------------------------------- LISTEN (3.10.7.2) */
 
-static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64_t now)
+/* tw_iss: nonzero when the SYN ended a TIME-WAIT incarnation: the new ISN
+ * lies beyond everything the old one sent (Linux tcp_tw_isn). */
+static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64_t now,
+                         uint32_t tw_iss)
 {
     struct tcpsm_stack *st = l->st;
     if (seg->flags & TCPSM_RST)
@@ -108,7 +111,7 @@ static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64
     c->snd_wnd = seg->wnd;              /* never scaled in a SYN (RFC 7323 2.2) */
     c->max_snd_wnd = c->snd_wnd;
     c->snd_wl1 = seg->seq;
-    c->iss = tcp_isn(c, now);
+    c->iss = tw_iss ? tw_iss : tcp_isn(c, now);
     c->snd_una = c->snd_nxt = c->snd_max = c->iss;
     c->snd_wl2 = c->iss;
     c->snd_buf_seq = c->iss + 1;
@@ -378,8 +381,11 @@ static bool timewait_syn(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint6
     struct tcpsm_sock *l = tcp_listener_find(TS(sk), seg->dst, seg->dport);
     if (!l)
         return false;
+    uint32_t iss = sk->snd_max + 65535 + 2;
+    if (!iss)
+        iss = 1;
     tcp_done(sk, 0, "rcv SYN in TIME-WAIT (reuse)", seg);
-    listen_input(l, seg, now);
+    listen_input(l, seg, now, iss);
     return true;
 }
 
@@ -668,7 +674,7 @@ void tcp_input(struct tcpsm_stack *st, uint32_t src, uint32_t dst, const uint8_t
     if (!sk) {
         struct tcpsm_sock *l = tcp_listener_find(st->tcp, dst, seg.dport);
         if (l) {
-            listen_input(l, &seg, now);
+            listen_input(l, &seg, now, 0);
         } else {
             st->cnt.tcp_drop_no_sock++;
             tcp_reply_rst(st, &seg);    /* RFC 9293 3.10.7.1 */
