@@ -436,3 +436,37 @@ Test(tcp_smoke, max_socks_enobufs)
     tcpsm_stack_free(p.a);
     memlink_free(p.link);
 }
+
+/* The server closed first and holds TIME-WAIT; the client comes back from
+ * the same port: the newer SYN ends TIME-WAIT and opens a new connection
+ * (RFC 6191, RFC 9293 3.10.7.4 note). */
+Test(tcp_smoke, syn_reopens_time_wait)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 1 * MSEC };
+    pair_init(&p, &lp, 8);
+    struct tcpsm_sock *l, *c, *s = NULL;
+    cr_assert_eq(tcpsm_sock_new(p.a, &l), 0);
+    cr_assert_eq(tcpsm_sock_bind(l, 0, 80), 0);
+    cr_assert_eq(tcpsm_sock_listen(l, 4), 0);
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(tcpsm_sock_new(p.b, &c), 0);
+        cr_assert_eq(tcpsm_sock_bind(c, 0, 40000), 0);
+        cr_assert_eq(tcpsm_sock_connect(c, A_ADDR, 80, p.now), -EINPROGRESS);
+        run_for(&p, 100 * MSEC);
+        cr_assert_eq(tcpsm_sock_state(c), TCPSM_ESTABLISHED, "round %d", round);
+        cr_assert_eq(tcpsm_sock_accept(l, &s), 0);
+        cr_assert_eq(tcpsm_sock_send(s, "bye", 3, p.now), 3);
+        tcpsm_sock_close(s, p.now);             /* server closes first */
+        run_for(&p, 100 * MSEC);
+        char b[8];
+        cr_assert_eq(tcpsm_sock_recv(c, b, sizeof(b), 0, p.now), 3);
+        cr_assert_eq(tcpsm_sock_recv(c, b, sizeof(b), 0, p.now), 0);
+        tcpsm_sock_close(c, p.now);
+        run_for(&p, 100 * MSEC);
+        cr_assert_eq(tcpsm_stack_nsocks(p.a), 2, "listener + TIME-WAIT");
+        cr_assert_eq(tcpsm_stack_nsocks(p.b), 0);
+    }
+    cr_assert_eq(tcpsm_stack_counters(p.a)->tcp_passive_opens, 2);
+    pair_fini(&p);
+}
