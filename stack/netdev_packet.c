@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "csum.h"
+#include "runtime_log.h"
 
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
@@ -169,6 +170,9 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
         return fail(np, err, errlen, ifname, "interface MTU");
     np->dev.mtu = ifr.ifr_mtu > 0 && ifr.ifr_mtu <= 9000 ? (uint32_t)ifr.ifr_mtu : 1500;
     np->dev.features = 0;
+    if (syscall(SYS_ioctl, np->fd, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
+        tcpsm_log(TCPSM_LOG_WARN, "TCPSM_IF=%s: the interface is down; nothing will be sent "
+                  "until it is up", ifname);
 
     struct sock_filter prog[16];
     struct sock_fprog fprog = { .len = (unsigned short)netdev_packet_filter(prog, mac),

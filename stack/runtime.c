@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 struct rt_state rt = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -20,6 +21,20 @@ struct rt_state rt = {
 void rt_lock(void)
 {
     pthread_mutex_lock(&rt.lock);
+    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+}
+
+bool rt_lock_for_exit(void)
+{
+    if (atomic_load_explicit(&rt.owner, memory_order_relaxed) == (unsigned long)pthread_self())
+        return false;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 2;
+    if (pthread_mutex_timedlock(&rt.lock, &ts) != 0)
+        return false;
+    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    return true;
 }
 
 void rt_unlock(void)
@@ -27,6 +42,7 @@ void rt_unlock(void)
     if (rt.started && !rt.down && rt.timer_sleep_until != 0 &&
         tcpsm_stack_next_deadline(rt.st) < rt.timer_sleep_until)
         pthread_cond_signal(&rt.timer_cond);
+    atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rt.lock);
 }
 

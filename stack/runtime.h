@@ -9,6 +9,7 @@
 #define TCPSM_RUNTIME_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -37,6 +38,7 @@ struct rt_sock {
 
 struct rt_state {
     pthread_mutex_t lock;
+    _Atomic unsigned long owner;        /* pthread_self() of the rt_lock() holder, 0 if none */
     int config_result;          /* tcpsm_rt_config(): 1, 0, -1; -2 not yet read */
     struct rt_settings set;
     uint32_t kaddr[64];         /* the kernel's own IPv4 addresses (host order), for routing */
@@ -67,6 +69,10 @@ uint64_t rt_now(void);          /* CLOCK_MONOTONIC, ns */
 
 /* runtime.c */
 void rt_lock(void);
+/* rt_lock() with a bound, for the exit path: false if the lock could not
+ * be had (held by this very thread — exit() from a signal handler that
+ * interrupted a stack call — or by another thread for too long). */
+bool rt_lock_for_exit(void);
 /* Unlocks; first re-arms the timer thread if the core's next deadline moved
  * earlier than the one it sleeps to. */
 void rt_unlock(void);

@@ -73,7 +73,13 @@ static void log_counters(const struct tcpsm_counters *c)
 
 void tcpsm_rt_shutdown(void)
 {
-    rt_lock();
+    /* Never hang at exit: if the stack lock cannot be had, leave the
+     * connections as they are (the process is ending anyway). */
+    if (!rt_lock_for_exit()) {
+        tcpsm_log(TCPSM_LOG_WARN, "exit: the stack is busy (exit from a signal handler?); "
+                  "connections left without FIN or RST");
+        return;
+    }
     if (!rt.started || rt.down || rt.child) {
         rt.down = !rt.child;
         rt_unlock();
@@ -170,7 +176,7 @@ void tcpsm_rt_shutdown(void)
               (unsigned long long)c->tcp_rst_out, aborted, rt.nactive > 0 ? rt.nactive : 0L);
     if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
         log_counters(c);
-    pthread_mutex_unlock(&rt.lock);
+    rt_unlock();
 
     rt_threads_stop();
 
@@ -195,11 +201,12 @@ void tcpsm_rt_shutdown(void)
 
 static void before_fork(void)
 {
-    pthread_mutex_lock(&rt.lock);
+    rt_lock();
 }
 
 static void after_fork_parent(void)
 {
+    atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rt.lock);
 }
 
@@ -210,6 +217,7 @@ static void after_fork_child(void)
     for (struct rt_waiter *w = rt.pollers; w; w = w->p_next)
         w->polling = false;
     rt.pollers = NULL;
+    atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rt.lock);
 }
 

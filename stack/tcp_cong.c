@@ -58,6 +58,30 @@ void tcp_cong_init(struct tcpsm_sock *sk)
     sk->recover = sk->iss;              /* RFC 6582 3.2 step 1 (not SND.UNA: first-data loss) */
 }
 
+/* RFC 6582 3.2 (2) / RFC 6675 5 (4): enter fast recovery. With SACK
+ * information cwnd is not inflated: the pipe estimate paces sending. */
+static void enter_recovery(struct tcpsm_sock *sk)
+{
+    uint32_t mss = tcp_send_mss(sk);
+    sk->ssthresh = sk->cc->ssthresh(sk);
+    sk->recover = sk->snd_max;
+    sk->cwnd = sk->sacked.n ? sk->ssthresh : sk->ssthresh + 3 * mss;
+    sk->high_rxt = sk->snd_una;
+    sk->in_recovery = true;
+    sk->st->cnt.tcp_fast_retrans++;
+}
+
+/* The SACK scoreboard shows the first segment lost before three
+ * duplicate ACKs came (RFC 6675 5 (2)). */
+bool tcp_cong_sack_loss(struct tcpsm_sock *sk)
+{
+    if (sk->in_recovery || !sk->cc || !seq_gt(sk->snd_una, sk->recover) ||
+        !tcp_sack_head_lost(sk))
+        return false;
+    enter_recovery(sk);
+    return true;
+}
+
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
 {
     (void)now;
@@ -65,8 +89,9 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
     if (dup) {
         sk->dupacks++;
         if (sk->in_recovery) {
-            sk->cwnd += mss;                            /* RFC 6582 3.2 (3) */
-            return false;
+            if (!sk->sacked.n)
+                sk->cwnd += mss;                        /* RFC 6582 3.2 (3) */
+            return sk->sacked.n != 0;                   /* SACK: NextSeg may have a hole */
         }
         /* RFC 5827 early retransmit: with fewer than four segments out and
          * nothing new to send, fewer duplicate ACKs can ever come */
@@ -75,12 +100,7 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
         if (out < 4 && out > 1 && tcp_unsent(sk) == 0)
             thresh = out - 1;           /* ER_thresh 0 (one segment out): no ER */
         if (sk->dupacks >= thresh && seq_gt(sk->snd_una, sk->recover)) {
-            /* RFC 6582 3.2 (2): enter fast retransmit */
-            sk->ssthresh = sk->cc->ssthresh(sk);
-            sk->recover = sk->snd_max;
-            sk->cwnd = sk->ssthresh + 3 * mss;
-            sk->in_recovery = true;
-            sk->st->cnt.tcp_fast_retrans++;
+            enter_recovery(sk);
             return true;
         }
         return false;
@@ -96,6 +116,8 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
             sk->dupacks = 0;
             return false;
         }
+        if (sk->sacked.n)
+            return true;                /* RFC 6675: pipe paces, NextSeg finds the hole */
         /* partial ACK, RFC 6582 3.2 (4): retransmit the next hole, deflate */
         sk->cwnd = sk->cwnd > acked ? sk->cwnd - acked : 0;
         if (acked >= mss)
@@ -120,4 +142,6 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
     sk->in_recovery = false;
     sk->dupacks = 0;
     sk->recover = sk->snd_max;
+    sk->sacked.n = 0;                   /* RFC 2018 8: SACK state is advisory after an RTO */
+    sk->high_rxt = sk->snd_una;
 }

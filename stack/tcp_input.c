@@ -61,7 +61,10 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
 
 /* ---------------------------------------------------------------- LISTEN (3.10.7.2) */
 
-static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64_t now)
+/* tw_iss: nonzero when the SYN ended a TIME-WAIT incarnation: the new ISN
+ * lies beyond everything the old one sent (Linux tcp_tw_isn). */
+static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64_t now,
+                         uint32_t tw_iss)
 {
     struct tcpsm_stack *st = l->st;
     if (seg->flags & TCPSM_RST)
@@ -108,7 +111,7 @@ static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64
     c->snd_wnd = seg->wnd;              /* never scaled in a SYN (RFC 7323 2.2) */
     c->max_snd_wnd = c->snd_wnd;
     c->snd_wl1 = seg->seq;
-    c->iss = tcp_isn(c, now);
+    c->iss = tw_iss ? tw_iss : tcp_isn(c, now);
     c->snd_una = c->snd_nxt = c->snd_max = c->iss;
     c->snd_wl2 = c->iss;
     c->snd_buf_seq = c->iss + 1;
@@ -296,6 +299,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
     uint32_t ack = seg->ack;
     uint32_t nwnd = (uint32_t)seg->wnd << sk->snd_wscale;
     bool rtx = false;
+    bool new_sack = seg->opt.nsack && tcp_sack_update(sk, &seg->opt);
     if (seq_lt(sk->snd_una, ack) && seq_le(ack, sk->snd_max)) {
         uint32_t acked = ack - sk->snd_una;
         uint32_t end = sk->snd_buf_seq + sk->sndq.len;
@@ -309,6 +313,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
         sk->snd_una = ack;
         if (seq_lt(sk->snd_nxt, sk->snd_una))
             sk->snd_nxt = sk->snd_una;
+        tcp_sack_prune(sk);
         /* RTT: RFC 7323 4 (timestamps) or one timed segment (RFC 6298 3, Karn) */
         if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr) {
             /* an echo older than our last retransmission may time the
@@ -331,10 +336,12 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             tcp_rto_arm(sk, now);       /* RFC 6298 5.3 */
         tcp_wake(sk);
     } else if (ack == sk->snd_una && seg->len == 0 &&
-               !(seg->flags & (TCPSM_SYN | TCPSM_FIN)) && nwnd == sk->snd_wnd &&
+               !(seg->flags & (TCPSM_SYN | TCPSM_FIN)) && (nwnd == sk->snd_wnd || new_sack) &&
                sk->snd_una != sk->snd_max && !sk->persist_at) {
-        rtx = tcp_cong_ack(sk, 0, true, now);      /* duplicate ACK (RFC 5681 2) */
+        rtx = tcp_cong_ack(sk, 0, true, now);      /* duplicate ACK (RFC 5681 2, RFC 6675 2) */
     }
+    if (!rtx && sk->sacked.n)
+        rtx = tcp_cong_sack_loss(sk);
     /* send window update (3.10.7.4 fifth, SND.WL1/SND.WL2) */
     if (seq_le(sk->snd_una, ack) &&
         (seq_lt(sk->snd_wl1, seg->seq) || (sk->snd_wl1 == seg->seq && seq_le(sk->snd_wl2, ack)))) {
@@ -345,8 +352,12 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->max_snd_wnd = nwnd;
     }
     sk->probes = 0;
-    if (rtx)
-        tcp_retransmit_head(sk, now);
+    if (rtx) {
+        if (sk->in_recovery && sk->sacked.n)
+            tcp_output(sk, now);        /* NextSeg: holes first (tcp_output) */
+        else
+            tcp_retransmit_head(sk, now);
+    }
 }
 
 static bool our_fin_acked(const struct tcpsm_sock *sk)
@@ -370,8 +381,11 @@ static bool timewait_syn(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint6
     struct tcpsm_sock *l = tcp_listener_find(TS(sk), seg->dst, seg->dport);
     if (!l)
         return false;
+    uint32_t iss = sk->snd_max + 65535 + 2;
+    if (!iss)
+        iss = 1;
     tcp_done(sk, 0, "rcv SYN in TIME-WAIT (reuse)", seg);
-    listen_input(l, seg, now);
+    listen_input(l, seg, now, iss);
     return true;
 }
 
@@ -660,7 +674,7 @@ void tcp_input(struct tcpsm_stack *st, uint32_t src, uint32_t dst, const uint8_t
     if (!sk) {
         struct tcpsm_sock *l = tcp_listener_find(st->tcp, dst, seg.dport);
         if (l) {
-            listen_input(l, &seg, now);
+            listen_input(l, &seg, now, 0);
         } else {
             st->cnt.tcp_drop_no_sock++;
             tcp_reply_rst(st, &seg);    /* RFC 9293 3.10.7.1 */

@@ -149,6 +149,8 @@ struct tcpsm_sock {
     /* congestion (tcp_cong.c) */
     const struct congestion_ops *cc;
     uint32_t cwnd, ssthresh, recover, cwnd_acc;
+    struct tcp_ooo sacked;              /* SACK scoreboard above snd_una (tcp_sack.c) */
+    uint32_t high_rxt;                  /* RFC 6675 HighRxt */
     unsigned dupacks;
     bool in_recovery;
 
@@ -160,6 +162,7 @@ struct tcpsm_sock {
 
     /* the last segment sent, for the trace of a transition it caused */
     uint8_t tx_flags;
+    bool tx_rst;                        /* a RST just went out: tcp_done traces it */
     uint32_t tx_seq, tx_ack, tx_len, tx_wnd;
 
     /* statistics */
@@ -252,6 +255,14 @@ void tcp_persist_check(struct tcpsm_sock *sk, uint64_t now);
 void tcp_timewait_start(struct tcpsm_sock *sk, uint64_t now);
 void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now);
 
+/* tcp_sack.c */
+bool tcp_sack_update(struct tcpsm_sock *sk, const struct tcp_opts *o);
+void tcp_sack_prune(struct tcpsm_sock *sk);
+uint32_t tcp_sack_bytes(const struct tcpsm_sock *sk);
+bool tcp_sack_head_lost(const struct tcpsm_sock *sk);
+uint32_t tcp_sack_pipe(const struct tcpsm_sock *sk);
+uint32_t tcp_sack_next_hole(const struct tcpsm_sock *sk, uint32_t *seq);
+
 /* tcp_cong.c: RFC 5681 + RFC 6582 NewReno behind an ops table. */
 struct congestion_ops {
     const char *name;
@@ -264,6 +275,7 @@ void tcp_cong_init(struct tcpsm_sock *sk);
 /* ACK processing; returns true if the caller should retransmit the head now. */
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now);
 void tcp_cong_rto(struct tcpsm_sock *sk);
+bool tcp_cong_sack_loss(struct tcpsm_sock *sk);
 
 static inline struct tcp_stack *TS(const struct tcpsm_sock *sk) { return sk->st->tcp; }
 static inline bool tcp_synchronized(int s) { return s >= TCPSM_ESTABLISHED; }

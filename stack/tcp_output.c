@@ -182,7 +182,7 @@ void tcp_send_syn(struct tcpsm_sock *sk, uint64_t now)
 /* RFC 9293 3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST> (with ACK, like Linux). */
 void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now)
 {
-    xmit(sk, sk->snd_max, TCPSM_RST | TCPSM_ACK, 0, now);
+    sk->tx_rst = xmit(sk, sk->snd_max, TCPSM_RST | TCPSM_ACK, 0, now);
 }
 
 /* Keepalive probe (RFC 1122 4.2.3.6): SEG.SEQ = SND.NXT-1, no data, so the
@@ -201,6 +201,28 @@ static void count_rtx(struct tcpsm_sock *sk, uint32_t seq, uint64_t now)
         if (sk->rtt_active && seq_le(seq, sk->rtt_seq))
             sk->rtt_active = false;         /* Karn's rule */
     }
+}
+
+/* Send len bytes of the queue from seq again (SACK recovery). */
+static bool send_data(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, uint64_t now)
+{
+    uint32_t off = seq - sk->snd_buf_seq;
+    uint32_t avail = off < sk->sndq.len ? sk->sndq.len - off : 0;
+    if (len > avail)
+        len = avail;
+    if (!len)
+        return false;
+    uint8_t fl = TCPSM_ACK;
+    if (len == avail)
+        fl |= TCPSM_PSH;
+    if (sk->fin_sent && seq + len == sk->fin_seq && seq_gt(sk->snd_max, sk->fin_seq))
+        fl |= TCPSM_FIN;
+    count_rtx(sk, seq, now);
+    if (!xmit(sk, seq, fl, len, now))
+        return false;
+    if (!sk->rto_at)
+        tcp_rto_arm(sk, now);
+    return true;
 }
 
 /* Retransmit the first unacknowledged segment (fast retransmit, NewReno
@@ -249,6 +271,20 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     }
     uint32_t mss = tcp_send_mss(sk);
     bool sent = false;
+    bool sack_rec = sk->in_recovery && sk->sacked.n;
+    /* RFC 6675 5 (C): retransmit lost holes while cwnd - pipe allows */
+    while (sack_rec) {
+        uint32_t seq, len = tcp_sack_next_hole(sk, &seq);
+        if (!len)
+            break;
+        uint32_t pipe = tcp_sack_pipe(sk);
+        if (pipe && pipe + len > sk->cwnd)
+            break;
+        if (!send_data(sk, seq, len, now))
+            break;
+        sk->high_rxt = seq + len;
+        sent = true;
+    }
     for (;;) {
         uint32_t off = sk->snd_nxt - sk->snd_buf_seq;
         uint32_t avail = off < sk->sndq.len ? sk->sndq.len - off : 0;
@@ -257,9 +293,12 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         uint32_t cw = sk->cwnd;
         if (!sk->in_recovery && sk->dupacks && sk->dupacks <= 2)
             cw += sk->dupacks * mss;
-        uint32_t wnd = sk->snd_wnd < cw ? sk->snd_wnd : cw;
-        uint32_t wend = sk->snd_una + wnd;
-        uint32_t usable = seq_gt(wend, sk->snd_nxt) ? wend - sk->snd_nxt : 0;
+        uint32_t rend = sk->snd_una + sk->snd_wnd;
+        uint32_t usable = seq_gt(rend, sk->snd_nxt) ? rend - sk->snd_nxt : 0;
+        uint32_t infl = sack_rec ? tcp_sack_pipe(sk) : sk->snd_nxt - sk->snd_una;
+        uint32_t cusable = cw > infl ? cw - infl : 0;
+        if (usable > cusable)
+            usable = cusable;
         if (!avail) {
             /* FIN after the last byte (first time, or again after an RTO) */
             if (sk->fin_queued && (!sk->fin_sent || sk->snd_nxt == sk->fin_seq) &&

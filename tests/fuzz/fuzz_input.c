@@ -4,7 +4,10 @@
  * header, ICMP and TCP checksums first so mutations reach the deeper
  * parsers), byte 1 = time step in 10 ms units (timers run), then the frame
  * bytes, split evenly between the frames. One stack lives across inputs (so
- * ARP/neighbour/TCP state accumulates) and is renewed every 4096 inputs. */
+ * ARP/neighbour/TCP state accumulates) and is renewed every 4096 inputs. It
+ * has a listener on port 80 whose connections are accepted, read, written
+ * and closed, and one active connection attempt to 198.18.0.2:80, so the
+ * frames reach the TCP state machine in most states. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,50 @@ static struct tcpsm_netdev dev = { .ops = &ops, .mtu = 1500 };
 static struct tcpsm_stack *st;
 static uint64_t now;
 static unsigned runs;
+
+#define NCONN 8
+static struct tcpsm_sock *lsn, *conn[NCONN];
+static unsigned nconn;
+
+static void sockets_free(void)
+{
+    /* tcpsm_stack_free() frees every TCB. */
+    lsn = NULL;
+    nconn = 0;
+}
+
+static void sockets_open(void)
+{
+    struct tcpsm_sock *cli;
+    if (tcpsm_sock_new(st, &lsn) == 0 && (tcpsm_sock_bind(lsn, 0, 80) < 0 ||
+                                          tcpsm_sock_listen(lsn, 8) < 0))
+        abort();
+    if (tcpsm_sock_new(st, &cli) == 0) {
+        tcpsm_sock_connect(cli, 0xc6120002, 80, now);
+        conn[nconn++] = cli;
+    }
+}
+
+/* Plays the application: accept, read, answer, close the oldest. */
+static void sockets_run(void)
+{
+    struct tcpsm_sock *sk;
+    while (lsn && tcpsm_sock_accept(lsn, &sk) == 0) {
+        if (nconn == NCONN) {
+            tcpsm_sock_close(conn[0], now);
+            memmove(conn, conn + 1, (NCONN - 1) * sizeof(conn[0]));
+            nconn--;
+        }
+        conn[nconn++] = sk;
+    }
+    uint8_t buf[512];
+    for (unsigned i = 0; i < nconn; i++) {
+        while (tcpsm_sock_recv(conn[i], buf, sizeof(buf), 0, now) > 0)
+            ;
+        tcpsm_sock_send(conn[i], "hello\n", 6, now);
+        tcpsm_sock_error(conn[i]);
+    }
+}
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 
@@ -66,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!st || ++runs % 4096 == 0) {
         tcpsm_stack_free(st);
+        sockets_free();
         struct tcpsm_config c;
         memset(&c, 0, sizeof(c));
         c.addr = 0xc6120001;            /* 198.18.0.1/24, gateway .254 */
@@ -81,6 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st = tcpsm_stack_new(&c, &dev, now);
         if (!st)
             abort();
+        sockets_open();
     }
     if (size < 2)
         return 0;
@@ -105,6 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     tcpsm_stack_input(st, fr, nf, now);
     tcpsm_stack_timers(st, now);
+    sockets_run();
     for (unsigned i = 0; i < nf; i++)
         free(fr[i].data);
     return 0;

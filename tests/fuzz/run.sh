@@ -2,6 +2,8 @@
 # Builds the packet-parser fuzzer with clang (libFuzzer + ASan + UBSan) and
 # runs it for a bounded time. FUZZ_SECONDS (default 60) sets the budget.
 # Core sources only: the runtime (threads, clock, AF_PACKET) is not needed.
+# The stack persists across inputs, so per-input leak checks are off (-detect_leaks=0);
+# leaks are the unit tests' job under SAN=1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-60}
@@ -34,7 +36,7 @@ hex "8000${us}${peer}0800450000380000400040010000c6120002c6120001030300000000000
 
 echo "fuzz: running fuzz_input for ${secs}s (crash inputs are saved as $out/crash-*)"
 rc=0
-"$out/fuzz_input" -max_total_time="$secs" -max_len=2048 -timeout=10 -rss_limit_mb=2048 \
+"$out/fuzz_input" -max_total_time="$secs" -max_len=2048 -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 \
     -artifact_prefix="$out/" -print_final_stats=1 "$out/corpus" >"$out/log" 2>&1 || rc=$?
 if [ "$rc" -ne 0 ]; then
     grep -A60 -m1 -E 'ERROR|runtime error|deadly signal|timeout' "$out/log" || tail -n 60 "$out/log"

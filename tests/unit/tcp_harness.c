@@ -149,8 +149,13 @@ void send_seg(struct harness *h, const struct seg *s)
         opt[olen++] = 1;
         opt[olen++] = 3; opt[olen++] = 3; opt[olen++] = (uint8_t)(s->wscale - 1);
     }
+    if (s->raw_optlen) {
+        cr_assert(olen + s->raw_optlen <= 40, "too many option bytes");
+        memcpy(opt + olen, s->raw_opts, s->raw_optlen);
+        olen += s->raw_optlen;
+    }
     while (olen % 4)
-        opt[olen++] = 1;
+        opt[olen++] = 0;
     cr_assert(s->len <= 65536, "segment too large for the harness");
     size_t thl = 20 + olen, l4 = thl + s->len, tot = IP_LEN + l4;
 
@@ -174,7 +179,7 @@ void send_seg(struct harness *h, const struct seg *s)
     put16(t + 2, s->dport ? s->dport : H_LPORT);
     put32(t + 4, s->seq);
     put32(t + 8, s->ack);
-    t[12] = (uint8_t)((thl / 4) << 4);
+    t[12] = (uint8_t)((s->doff ? s->doff : thl / 4) << 4);
     t[13] = s->flags;
     put16(t + 14, s->win);
     put16(t + 16, 0);

@@ -63,6 +63,9 @@ struct seg {
     bool ts;
     uint32_t tsval, tsecr;
     uint16_t sport, dport;
+    const void *raw_opts;           /* template only: option bytes sent as given (padded) */
+    size_t raw_optlen;
+    uint8_t doff;                   /* template only: data offset in words, 0 = computed */
     unsigned nsack;                 /* parsed only: SACK blocks present */
     uint32_t sack[4][2];            /* parsed only: their left and right edges */
 };

@@ -303,3 +303,19 @@ Test(memlink_run, many_pings_through_impairments)
     cr_assert_eq(memlink_next_due(p.l), UINT64_MAX);
     pair_free(&p);
 }
+
+Test(memlink_run, null_side_keeps_its_frames_in_flight)
+{
+    struct memlink_params lp = { .delay_ns = 1000 };
+    struct pair p;
+    pair_new(&p, &lp, 1);
+    cur = &p;
+    ping(&p, 1, 8);                         /* A broadcasts an ARP request toward B */
+    cr_assert_eq(memlink_in_flight(p.l, 1), 1);
+    cr_assert_not(memlink_run(p.l, p.a, NULL, &p.now, 500000, NULL, NULL));
+    cr_assert_eq(p.now, 500000);
+    cr_assert_eq(memlink_in_flight(p.l, 1), 1, "nobody took it");
+    cr_assert_eq(memlink_next_due_side(p.l, 1), 1000);
+    cr_assert_eq(memlink_next_due_side(p.l, 0), UINT64_MAX);
+    pair_free(&p);
+}

@@ -19,12 +19,14 @@ struct pair {
     struct tcpsm_stack *a, *b;
     uint64_t now;
     unsigned trace_n;
+    struct tcpsm_trace_event ev[64];
 };
 
 static void count_trace(void *ctx, const struct tcpsm_trace_event *ev)
 {
-    (void)ev;
     struct pair *p = ctx;
+    if (p->trace_n < 64)
+        p->ev[p->trace_n] = *ev;
     p->trace_n++;
 }
 
@@ -435,4 +437,92 @@ Test(tcp_smoke, max_socks_enobufs)
     cr_assert_eq(tcpsm_stack_nsocks(p.a), 3);
     tcpsm_stack_free(p.a);
     memlink_free(p.link);
+}
+
+/* The server closed first and holds TIME-WAIT; the client comes back from
+ * the same port: the newer SYN ends TIME-WAIT and opens a new connection
+ * (RFC 6191, RFC 9293 3.10.7.4 note). */
+Test(tcp_smoke, syn_reopens_time_wait)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 1 * MSEC };
+    pair_init(&p, &lp, 8);
+    struct tcpsm_sock *l, *c, *s = NULL;
+    cr_assert_eq(tcpsm_sock_new(p.a, &l), 0);
+    cr_assert_eq(tcpsm_sock_bind(l, 0, 80), 0);
+    cr_assert_eq(tcpsm_sock_listen(l, 4), 0);
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(tcpsm_sock_new(p.b, &c), 0);
+        cr_assert_eq(tcpsm_sock_bind(c, 0, 40000), 0);
+        cr_assert_eq(tcpsm_sock_connect(c, A_ADDR, 80, p.now), -EINPROGRESS);
+        run_for(&p, 100 * MSEC);
+        cr_assert_eq(tcpsm_sock_state(c), TCPSM_ESTABLISHED, "round %d", round);
+        cr_assert_eq(tcpsm_sock_accept(l, &s), 0);
+        cr_assert_eq(tcpsm_sock_send(s, "bye", 3, p.now), 3);
+        tcpsm_sock_close(s, p.now);             /* server closes first */
+        run_for(&p, 100 * MSEC);
+        char b[8];
+        cr_assert_eq(tcpsm_sock_recv(c, b, sizeof(b), 0, p.now), 3);
+        cr_assert_eq(tcpsm_sock_recv(c, b, sizeof(b), 0, p.now), 0);
+        tcpsm_sock_close(c, p.now);
+        run_for(&p, 100 * MSEC);
+        cr_assert_eq(tcpsm_stack_nsocks(p.a), 2, "listener + TIME-WAIT");
+        cr_assert_eq(tcpsm_stack_nsocks(p.b), 0);
+    }
+    cr_assert_eq(tcpsm_stack_counters(p.a)->tcp_passive_opens, 2);
+    pair_fini(&p);
+}
+
+/* TCPSM_TRACE's material: every transition with the segment that caused
+ * it, so the textbook timeline reads SYN, SYN+ACK, ACK; FIN, ACK, FIN, ACK. */
+Test(tcp_smoke, trace_timeline)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 1 * MSEC };
+    pair_init(&p, &lp, 9);
+    struct conn c;
+    connect_pair(&p, &c);
+    tcpsm_sock_close(c.cli, p.now);
+    run_for(&p, 100 * MSEC);
+    tcpsm_sock_close(c.srv, p.now);
+    run_for(&p, 3 * SECS);
+    static const struct {
+        uint32_t laddr;
+        int from, to;
+        char dir;
+        uint8_t flags;
+    } want[] = {
+        { 0, TCPSM_CLOSED, TCPSM_LISTEN, 0, 0 },     /* bound to any address */
+        { B_ADDR, TCPSM_CLOSED, TCPSM_SYN_SENT, '>', TCPSM_SYN },
+        { A_ADDR, TCPSM_LISTEN, TCPSM_SYN_RECEIVED, '<', TCPSM_SYN },
+        { B_ADDR, TCPSM_SYN_SENT, TCPSM_ESTABLISHED, '<', TCPSM_SYN | TCPSM_ACK },
+        { A_ADDR, TCPSM_SYN_RECEIVED, TCPSM_ESTABLISHED, '<', TCPSM_ACK },
+        { B_ADDR, TCPSM_ESTABLISHED, TCPSM_FIN_WAIT_1, '>', TCPSM_FIN | TCPSM_ACK },
+        { A_ADDR, TCPSM_ESTABLISHED, TCPSM_CLOSE_WAIT, '<', TCPSM_FIN | TCPSM_ACK },
+        { B_ADDR, TCPSM_FIN_WAIT_1, TCPSM_FIN_WAIT_2, '<', TCPSM_ACK },
+        { A_ADDR, TCPSM_CLOSE_WAIT, TCPSM_LAST_ACK, '>', TCPSM_FIN | TCPSM_ACK },
+        { B_ADDR, TCPSM_FIN_WAIT_2, TCPSM_TIME_WAIT, '<', TCPSM_FIN | TCPSM_ACK },
+        { A_ADDR, TCPSM_LAST_ACK, TCPSM_CLOSED, '<', TCPSM_ACK },
+        { B_ADDR, TCPSM_TIME_WAIT, TCPSM_CLOSED, 0, 0 },
+    };
+    cr_assert_eq(p.trace_n, sizeof(want) / sizeof(want[0]), "%u transitions", p.trace_n);
+    for (unsigned i = 0; i < p.trace_n; i++) {
+        const struct tcpsm_trace_event *e = &p.ev[i];
+        cr_assert_eq(e->laddr, want[i].laddr, "event %u", i);
+        cr_assert_eq(e->old_state, want[i].from, "event %u: from %s", i,
+                     tcpsm_state_name(e->old_state));
+        cr_assert_eq(e->new_state, want[i].to, "event %u: to %s", i,
+                     tcpsm_state_name(e->new_state));
+        cr_assert_eq(e->has_seg, want[i].dir != 0, "event %u", i);
+        if (e->has_seg) {
+            cr_assert_eq(e->dir, want[i].dir, "event %u", i);
+            cr_assert_eq(e->seg_flags & ~TCPSM_PSH, want[i].flags, "event %u: flags %#x", i,
+                         e->seg_flags);
+        }
+    }
+    /* the handshake's numbers: SYN seq=x; SYN+ACK ack=x+1 */
+    cr_assert_eq(p.ev[3].seg_ack, p.ev[1].seg_seq + 1);
+    cr_assert_eq(p.ev[4].seg_seq, p.ev[1].seg_seq + 1);
+    cr_assert_eq(p.ev[4].seg_ack, p.ev[3].seg_seq + 1);
+    pair_fini(&p);
 }
