@@ -16,8 +16,13 @@ NFT
 }
 
 # Random loss of PCT % of the packets in each direction (input and output hooks) in NS.
+# The output hook sees the kernel's TCP segments before GSO splits them into frames: with
+# gso_max_segs 1 each one is a single frame, so the loss is per frame, not per 64 KB burst.
 impair_loss() {
-    local ns=$1 pct=$2
+    local ns=$1 pct=$2 dev
+    for dev in $(ip -n "$ns" -o link show | awk -F': ' '{ print $2 }' | cut -d@ -f1 | grep -v '^lo$'); do
+        ip -n "$ns" link set dev "$dev" gso_max_segs 1 || die "gso_max_segs on $dev"
+    done
     _nft_table "$ns"
     _nft "$ns" add rule inet tcpsm in meta l4proto tcp numgen random mod 100 '<' "$pct" counter drop
     _nft "$ns" add rule inet tcpsm out meta l4proto tcp numgen random mod 100 '<' "$pct" counter drop
@@ -43,4 +48,20 @@ nft_count() {
     local ns=$1 word=$2
     { _nft "$ns" list table inet tcpsm | grep -F -- "$word" | grep -o 'packets [0-9]*' | head -1 |
         cut -d' ' -f2; } || true
+}
+
+# Sum of one impair_bridge counter over both directions, from its exit report in LOG.
+bridge_sum() {
+    grep -o " $2=[0-9]*" "$1" | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# Start the impair_bridge between IF_BS and IF_BP in NS_B (netns_setup bridge); extra
+# arguments are its options. Sets BRIDGE_PID and BRIDGE_LOG.
+bridge_start() {
+    local tool=$TCPSM_ROOT/build/tools/impair_bridge
+    [ -x "$tool" ] || die "$tool missing: run make tools"
+    BRIDGE_LOG=$TMPD/bridge.log
+    bg_ns "$NS_B" "$BRIDGE_LOG" "$tool" "$@" "$IF_BS" "$IF_BP"
+    BRIDGE_PID=$BG_PID
+    wait_log "$BRIDGE_LOG" '^impair_bridge:' 5
 }
