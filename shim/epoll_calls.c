@@ -29,6 +29,7 @@ struct shim_epitem {
     epoll_data_t data;
     bool armed;
     unsigned last;              /* EPOLLET: readiness at the last look */
+    int last_state;             /* EPOLLET: shim_state at the last look */
     uint64_t last_rx, last_acked;
     struct shim_epitem *next, *prev;    /* in ep */
     struct shim_epitem *sk_next;        /* in sock->items */
@@ -276,9 +277,14 @@ static uint32_t item_check(struct shim_epitem *it)
     uint32_t rev = m & want;
     if (!(it->events & EPOLLET))
         return rev;
+    int st = shim_state(s);
+    if (st != it->last_state) {         /* connect/listen made it the stack's: a new socket */
+        it->last_state = st;
+        it->last = 0;
+    }
     uint32_t fresh = rev & ~it->last;
     it->last = rev;
-    if (shim_state(s) == SHIM_STACK && (rev & (EPOLLIN | EPOLLOUT))) {
+    if (st == SHIM_STACK && (rev & (EPOLLIN | EPOLLOUT))) {
         struct tcpsm_tcp_info in;
         memset(&in, 0, sizeof(in));
         if (tcpsm_info(s->sk, &in) == 0) {

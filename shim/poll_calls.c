@@ -216,13 +216,20 @@ static int mixed_select(int nfds, fd_set *r, fd_set *w, fd_set *e, int64_t tmo_n
     if (!any)
         return 0;
     *used = true;
-    struct pollfd *p = calloc(n, sizeof(*p));
-    struct shim_sock **socks = calloc(n, sizeof(*socks));
-    if (!p || !socks) {
-        free(p);
-        free(socks);
-        return -ENOMEM;
+    struct pollfd pbuf[SMALL];
+    struct shim_sock *sbuf[SMALL];
+    struct pollfd *p = pbuf;
+    struct shim_sock **socks = sbuf;
+    if (n > SMALL) {
+        p = calloc(n, sizeof(*p));
+        socks = calloc(n, sizeof(*socks));
+        if (!p || !socks) {
+            free(p);
+            free(socks);
+            return -ENOMEM;
+        }
     }
+    memset(p, 0, n * sizeof(*p));
     nfds_t i = 0;
     for (int fd = 0; fd < nfds; fd++) {
         short ev = (short)((bit(r, fd) ? POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR : 0) |
@@ -263,8 +270,10 @@ static int mixed_select(int nfds, fd_set *r, fd_set *w, fd_set *e, int64_t tmo_n
             }
         }
     }
-    free(p);
-    free(socks);
+    if (p != pbuf) {
+        free(p);
+        free(socks);
+    }
     return ret;
 }
 

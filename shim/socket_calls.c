@@ -199,8 +199,12 @@ static int put_sin(const struct sockaddr_in *sin, struct sockaddr *addr, socklen
 static int do_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is4)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
-    if (!s)
-        return is4 ? REAL(accept4)(fd, addr, len, flags) : REAL(accept)(fd, addr, len);
+    if (!s) {
+        int k = is4 ? REAL(accept4)(fd, addr, len, flags) : REAL(accept)(fd, addr, len);
+        if (k >= 0 && atomic_load_explicit(&shim_on, memory_order_relaxed))
+            shim_fd_release(k);         /* a stale entry of an fd closed behind our back */
+        return k;
+    }
     int r;
     int nfd = -1;
     struct tcpsm_sock *nsk = NULL;
