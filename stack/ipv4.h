@@ -2,6 +2,7 @@
 #ifndef TCPSM_IPV4_H
 #define TCPSM_IPV4_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,13 @@ void ipv4_input(struct tcpsm_stack *st, const uint8_t *pkt, size_t len, uint64_t
  * frame is queued behind ARP (bounded, see neigh.h). */
 uint8_t *ipv4_out_begin(struct tcpsm_stack *st, size_t l4_len);
 void ipv4_out_commit(struct tcpsm_stack *st, uint32_t dst, uint8_t proto, size_t l4_len);
+
+/* True if ip is a host address of the connected subnet (not its network
+ * or broadcast address, except in /31 and /32, RFC 3021). */
+bool ipv4_on_link_host(const struct tcpsm_stack *st, uint32_t ip);
+/* The on-link next hop for dst: dst itself in the connected subnet, else
+ * the gateway; 0 when dst is not routable (tcpsm_stack_routable). */
+uint32_t ipv4_route(const struct tcpsm_stack *st, uint32_t dst);
 
 /* Largest L4 payload+header one frame can carry to dst (MTU - 20). */
 uint32_t ipv4_mtu_l4(const struct tcpsm_stack *st);

@@ -5,7 +5,7 @@
 #
 #   tests/integration/run.sh [FILTER]
 #   TCPSM_TEST_MODE=kernel tests/integration/run.sh    # the same tests on the kernel's TCP
-#   TCPSM_TEST_TIMEOUT=SECS   per-test limit (default 240; a test may ask more with a
+#   TCPSM_TEST_TIMEOUT=SECS   per-test limit (default 120; a test may ask more with a
 #                             "# timeout: SECS" line)
 #   TCPSM_TEST_VERBOSE=1      print each test's log as it runs (otherwise only on failure)
 #
@@ -16,7 +16,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 filter=${1:-}
-limit=${TCPSM_TEST_TIMEOUT:-240}
+limit=${TCPSM_TEST_TIMEOUT:-120}
 mode=${TCPSM_TEST_MODE:-stack}
 logdir=${TCPSM_TEST_LOGDIR:-$(cd "$here/../.." && pwd)/build/integration-logs}
 mkdir -p "$logdir"

@@ -3,7 +3,7 @@
 # 2 % of the frames, delays every frame 10 ms and sends 5 % early (reordering), in both
 # directions. curl through the stack must still get the 8 MB file with the right sha256,
 # and the bridge must have actually lost and reordered frames.
-# timeout: 240
+# timeout: 150
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/http.sh"
@@ -21,7 +21,7 @@ nginx_start bg_peer "$TMPD/ngx"
 wait_listen "$NS_P" 8080
 
 log "curl http://$PEER_IP:8080/8m.bin through loss 2%, delay 10 ms, reorder 5% (seed $seed)"
-on_stack curl -sS --fail --max-time 180 -o "$TMPD/got.bin" \
+on_stack curl -sS --fail --max-time 120 -o "$TMPD/got.bin" \
     -w 'http=%{http_code} bytes=%{size_download} secs=%{time_total}\n' "http://$PEER_IP:8080/8m.bin"
 same_file "$TMPD/www/8m.bin" "$TMPD/got.bin"
 bg_stop $BRIDGE_PID || true

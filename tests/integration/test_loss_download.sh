@@ -2,7 +2,7 @@
 # The curl download with nftables loss in the peer namespace: 2 % of the TCP packets dropped
 # in each direction (numgen random). curl through the stack must get the 16 MB file with
 # the right sha256, and the peer's counters must show drops.
-# timeout: 180
+# timeout: 120
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/http.sh"
@@ -18,7 +18,7 @@ wait_listen "$NS_P" 8080
 impair_loss "$NS_P" 2
 
 log "curl http://$PEER_IP:8080/16m.bin with 2% loss each way"
-on_stack curl -sS --fail --max-time 150 -o "$TMPD/got.bin" \
+on_stack curl -sS --fail --max-time 100 -o "$TMPD/got.bin" \
     -w 'http=%{http_code} bytes=%{size_download} secs=%{time_total}\n' "http://$PEER_IP:8080/16m.bin"
 same_file "$TMPD/www/16m.bin" "$TMPD/got.bin"
 ip netns exec "$NS_P" nft list table inet tcpsm | grep counter >&2

@@ -2,7 +2,7 @@
 # redis-server through the stack (bound to the stack's address) answers kernel clients in
 # the peer: `redis-benchmark -q -n 20000` over a fixed set of commands must report every
 # command, and a 1 MiB value SET then GET must come back byte for byte (length and sha256).
-# timeout: 180
+# timeout: 120
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 need_cmd redis-server redis-cli redis-benchmark ethtool
@@ -16,7 +16,7 @@ wait_connect "$NS_P" "$STACK_IP" 6379 20
 
 tests=ping_inline,ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,mset
 log "redis-benchmark -q -n 20000 -t $tests"
-on_peer timeout 120 redis-benchmark -h "$STACK_IP" -p 6379 -q -n 20000 -t "$tests" \
+on_peer timeout 90 redis-benchmark -h "$STACK_IP" -p 6379 -q -n 20000 -t "$tests" \
     >"$TMPD/bench.out" 2>&1 || { cat "$TMPD/bench.out" >&2; die "redis-benchmark failed"; }
 tr '\r' '\n' <"$TMPD/bench.out" | grep 'requests per second' | tee "$TMPD/bench.lines" >&2
 n=$(grep -c 'requests per second' "$TMPD/bench.lines" || true)

@@ -7,10 +7,12 @@
  *
  *   tcp_probe connect HOST PORT [--connect-timeout MS] [--user-timeout MS]
  *             [--send BYTES [--pause-after BYTES --pause-file PATH]] [--recv]
- *             [--max-seconds N]
+ *             [--wait-file PATH] [--max-seconds N]
  *   tcp_probe serve PORT [--bind ADDR] [--send BYTES] [--rst-after BYTES] [--http]
  *             [--sink] [--max-seconds N]
  *
+ * --wait-file: before reading, print "waiting" and wait until PATH exists (an application
+ * that stops reading, for flow-control tests).
  * Output: one line "result=ok|error errno=NAME sent=N received=N pattern=ok|bad ...".
  * Exit status: 0 ok, 1 a socket call failed (errno printed), 2 usage, 3 time limit.
  */
@@ -94,7 +96,7 @@ static int usage_to(FILE *f)
 {
     fputs("usage: tcp_probe connect HOST PORT [--connect-timeout MS] [--user-timeout MS]\n"
           "                 [--send BYTES [--pause-after BYTES --pause-file PATH]] [--recv]\n"
-          "                 [--max-seconds N]\n"
+          "                 [--wait-file PATH] [--max-seconds N]\n"
           "       tcp_probe serve PORT [--bind ADDR] [--send BYTES] [--rst-after BYTES]\n"
           "                 [--http] [--sink] [--max-seconds N]\n",
           f);
@@ -109,7 +111,7 @@ static int usage(void)
 struct opts {
     long connect_timeout_ms, user_timeout_ms, max_seconds;
     unsigned long long send, pause_after, rst_after;
-    const char *pause_file, *bind_addr;
+    const char *pause_file, *bind_addr, *wait_file;
     int recv, http, sink;
 };
 
@@ -147,6 +149,7 @@ static int parse(int argc, char **argv, int i, struct opts *o)
         else if (!strcmp(a, "--rst-after")) o->rst_after = num(v), i++;
         else if (!strcmp(a, "--pause-file")) o->pause_file = v, i++;
         else if (!strcmp(a, "--bind")) o->bind_addr = v, i++;
+        else if (!strcmp(a, "--wait-file")) o->wait_file = v, i++;
         else return -1;
     }
     return 0;
@@ -251,6 +254,13 @@ static int do_connect(const char *host, const char *port, struct opts *o)
         }
         if (shutdown(fd, SHUT_WR) < 0)
             return fail("shutdown", errno);
+    }
+    if (o->wait_file) {
+        printf("waiting\n");
+        fflush(stdout);
+        struct stat st;
+        while (stat(o->wait_file, &st) < 0)
+            usleep(20000); /* bounded by --max-seconds */
     }
     if (o->recv || o->send) {
         int err = recv_pattern(fd, 0);

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# make bench: the same workloads on the kernel's TCP and on tcpsm, on the same veth in the same
+# run, reported as ratios (tcpsm / kernel). Never pass/fail on timing: the numbers are for
+# reading. About a minute in total.
+#
+# The stack side of the veth holds two addresses: 198.18.0.2 is the kernel's, 198.18.0.10 is
+# tcpsm's (the library answers ARP for it with its own MAC). The peer namespace (198.18.0.1)
+# is the kernel in both cases.
+#
+#   throughput  iperf3 client -> kernel iperf3 -s, both directions (-R), BENCH_SECS each
+#   latency     sockperf ping-pong (TCP) client -> kernel sockperf server: p50 and mean
+#   conn rate   ab (no keep-alive: one connection per request) from the peer against nginx
+#               on the kernel (198.18.0.2) and nginx on tcpsm (198.18.0.10)
+#
+#   BENCH_SECS=4     seconds per throughput/latency run
+#   BENCH_CONNS=5000 requests (= connections) per ab run
+#   TCPSM_TEST_MODE=kernel  both columns on the kernel (checks the bench itself)
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/tests/lib/netns.sh"
+. "$root/tests/lib/http.sh"
+secs=${BENCH_SECS:-4}
+conns=${BENCH_CONNS:-5000}
+for c in iperf3 sockperf ab nginx python3 ethtool; do
+    command -v $c >/dev/null || { echo "bench: $c missing (make deps)" >&2; exit 1; }
+done
+set -e
+netns_setup kaddr
+set +e
+out=$root/build/bench
+mkdir -p "$out"
+results=$out/results.txt
+: >"$results"
+rm -f "$out"/raw-*
+at_cleanup 'for f in "$TMPD"/*.json "$TMPD"/*.txt "$TMPD"/*.log; do [ -f "$f" ] && cp "$f" "$out/raw-${f##*/}"; done'
+
+declare -A K S   # kernel and stack results per metric
+
+# run_side k|s CMD... : on the kernel's address or through tcpsm.
+run_side() {
+    local side=$1; shift
+    if [ "$side" = k ]; then on_kstack "$@"; else on_stack "$@"; fi
+}
+src_of() { if [ "$1" = k ]; then echo "$KSTACK_IP"; else echo "$STACK_IP"; fi; }
+
+iperf_run() {
+    local side=$1 dir=$2 r=() f=$TMPD/iperf-$1-$2.json
+    [ "$dir" = recv ] && r=(-R)
+    bg_peer "$TMPD/iperf-srv.log" iperf3 -s -1 -p 5201
+    local srv=$BG_PID
+    wait_listen "$NS_P" 5201 >/dev/null
+    run_side "$side" timeout $((secs + 20)) iperf3 -c "$PEER_IP" -B "$(src_of "$side")" -p 5201 \
+        -t "$secs" --json "${r[@]}" >"$f" 2>/dev/null
+    bg_wait $srv 10 >/dev/null || bg_stop $srv >/dev/null
+    python3 - "$f" "$dir" <<'PY' 2>/dev/null
+import json, sys
+j = json.load(open(sys.argv[1]))
+e = j["end"]
+b = e["sum_received"]["bits_per_second"]
+print(f"{b / 1e9:.3f}")
+PY
+}
+
+sockperf_run() {
+    local side=$1 f=$TMPD/sockperf-$1.txt
+    run_side "$side" timeout $((secs + 20)) sockperf pp --tcp -i "$PEER_IP" -p 11111 -t "$secs" \
+        >"$f" 2>&1
+    local p50 avg
+    p50=$(sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' "$f" | head -1)
+    avg=$(sed -n 's/.*Summary: Latency is \([0-9.]*\) usec.*/\1/p' "$f" | head -1)
+    echo "${p50:-} ${avg:-}"
+}
+
+ab_run() {
+    local host=$1 port=$2 f=$TMPD/ab-$1.txt
+    on_peer timeout 60 ab -q -n "$conns" -c 20 -s 10 "http://$host:$port/index.html" >"$f" 2>&1
+    local rps failed
+    rps=$(sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' "$f")
+    failed=$(sed -n 's/^Failed requests: *\([0-9]*\).*/\1/p' "$f")
+    if [ -n "$rps" ] && [ "${failed:-1}" = 0 ]; then echo "$rps"; else echo ""; fi
+}
+
+log "bench: throughput (iperf3, ${secs}s per run)"
+for dir in send recv; do
+    K[iperf_$dir]=$(iperf_run k $dir)
+    S[iperf_$dir]=$(iperf_run s $dir)
+done
+
+log "bench: latency (sockperf ping-pong, 2 x ${secs}s per side)"
+bg_peer "$TMPD/sockperf-srv.log" sockperf sr --tcp -i "$PEER_IP" -p 11111
+wait_listen "$NS_P" 11111
+# Twice each, alternating, keeping the better run: the first run on a busy machine is noisy.
+min2() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "") print b; else if (b == "" || a + 0 <= b + 0) print a; else print b }'; }
+for i in 1 2; do
+    read -r kp ka <<<"$(sockperf_run k)"
+    read -r sp sa <<<"$(sockperf_run s)"
+    K[lat_p50]=$(min2 "${K[lat_p50]:-}" "$kp") K[lat_avg]=$(min2 "${K[lat_avg]:-}" "$ka")
+    S[lat_p50]=$(min2 "${S[lat_p50]:-}" "$sp") S[lat_avg]=$(min2 "${S[lat_avg]:-}" "$sa")
+done
+
+log "bench: connection rate (ab -n $conns -c 20, no keep-alive)"
+mkdir -p "$TMPD/www"
+head -c 1024 /dev/urandom | base64 >"$TMPD/www/index.html"
+chmod 644 "$TMPD/www/index.html"
+nginx_conf "$TMPD/ngx-k" "$KSTACK_IP:8081" "$TMPD/www"
+nginx_conf "$TMPD/ngx-s" "$STACK_IP:8080" "$TMPD/www"
+nginx_start bg_kstack "$TMPD/ngx-k"
+nginx_start bg_stack "$TMPD/ngx-s"
+wait_listen "$NS_S" 8081
+if wait_connect "$NS_P" "$STACK_IP" 8080 15 2>/dev/null; then :; fi
+K[conn]=$(ab_run "$KSTACK_IP" 8081)
+S[conn]=$(ab_run "$STACK_IP" 8080)
+
+ratio() {
+    [ -n "$1" ] && [ -n "$2" ] || { echo "-"; return; }
+    awk -v k="$1" -v s="$2" 'BEGIN { if (k > 0) printf "%.2f", s / k; else print "-" }'
+}
+row() {   # label key note
+    printf '%-44s %12s %12s %8s  %s\n' "$1" "${K[$2]:-failed}" "${S[$2]:-failed}" \
+        "$(ratio "${K[$2]:-}" "${S[$2]:-}")" "$3"
+}
+{
+    echo "tcpsm bench ($(date -u +%Y-%m-%dT%H:%MZ), mode $TCPSM_TEST_MODE): same veth, same run"
+    printf '%-44s %12s %12s %8s\n' "workload" "kernel" "tcpsm" "ratio"
+    row "iperf3 client send, Gbit/s" iperf_send "(higher is better)"
+    row "iperf3 client receive (-R), Gbit/s" iperf_recv "(higher is better)"
+    row "TCP ping-pong latency p50, us" lat_p50 "(lower is better)"
+    row "TCP ping-pong latency mean, us" lat_avg "(lower is better)"
+    row "nginx connection rate (ab -c 20), req/s" conn "(higher is better)"
+    echo "ratio = tcpsm / kernel; 'failed' = the run produced no result (raw outputs: $out/raw-*)."
+} | tee "$results"
+echo "results: $results"
+exit 0

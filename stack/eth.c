@@ -1,0 +1,67 @@
+/* Ethernet II input filter and the tx batch slots. */
+#include "eth.h"
+
+#include <string.h>
+
+#include "arp.h"
+#include "ipv4.h"
+#include "wire.h"
+
+const uint8_t eth_broadcast[ETH_ALEN] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+void eth_input(struct tcpsm_stack *st, const uint8_t *frame, size_t len, uint64_t now)
+{
+    st->cnt.eth_in++;
+    if (len < ETH_HDR_LEN) {
+        st->cnt.eth_drop_short++;
+        return;
+    }
+    const uint8_t *dst = frame, *src = frame + 6;
+    uint16_t type = get16(frame + 12);
+    bool to_us = memcmp(dst, st->cfg.mac, ETH_ALEN) == 0;
+    bool bcast = memcmp(dst, eth_broadcast, ETH_ALEN) == 0;
+
+    /* Our own frames looped back by the link (AF_PACKET sees outgoing
+     * frames too) and frames for other hosts are not ours. Broadcast is
+     * only useful for ARP: we hold no broadcast IPv4 service. */
+    if (memcmp(src, st->cfg.mac, ETH_ALEN) == 0 || !(to_us || (bcast && type == ETH_TYPE_ARP))) {
+        st->cnt.eth_drop_not_us++;
+        return;
+    }
+    switch (type) {
+    case ETH_TYPE_IPV4:
+        ipv4_input(st, frame + ETH_HDR_LEN, len - ETH_HDR_LEN, now);
+        break;
+    case ETH_TYPE_ARP:
+        arp_input(st, frame + ETH_HDR_LEN, len - ETH_HDR_LEN, now);
+        break;
+    default:
+        /* 802.1Q tags, IPv6, LLC lengths (< 0x600) and the rest. */
+        st->cnt.eth_drop_proto++;
+        break;
+    }
+}
+
+void eth_write_hdr(uint8_t *frame, const uint8_t *dst, const uint8_t *src, uint16_t type)
+{
+    memcpy(frame, dst, ETH_ALEN);
+    memcpy(frame + 6, src, ETH_ALEN);
+    put16(frame + 12, type);
+}
+
+uint8_t *eth_tx_slot(struct tcpsm_stack *st)
+{
+    if (st->ntx == TCPSM_TX_BATCH)
+        stack_tx_flush(st);
+    return st->txbuf[st->ntx];
+}
+
+void eth_tx_push(struct tcpsm_stack *st, const uint8_t *frame, size_t len)
+{
+    uint8_t *slot = eth_tx_slot(st);
+    if (slot != frame)
+        memcpy(slot, frame, len);
+    st->tx[st->ntx].data = slot;
+    st->tx[st->ntx].len = (uint32_t)len;
+    st->ntx++;
+}

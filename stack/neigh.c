@@ -1,0 +1,296 @@
+/* Neighbour cache (see neigh.h for states and limits).
+ *
+ * Entries live in one array sized cfg.neigh_max, found by an IPv4-keyed
+ * hash with chaining. Eviction scans for the least recently used entry; it
+ * only runs when the table is full, so lookups stay O(1). */
+#include "neigh.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arp.h"
+#include "eth.h"
+
+struct neigh_frame {
+    uint32_t len;
+    uint8_t data[];
+};
+
+struct neigh {
+    struct tcpsm_timer timer;           /* ARP retry */
+    uint32_t ip;
+    uint8_t mac[ETH_ALEN];
+    uint8_t state;                      /* enum neigh_state */
+    uint8_t tries;                      /* requests sent in this round */
+    uint64_t confirmed, used;
+    int32_t next;                       /* hash chain or free list */
+    struct neigh_frame *q[NEIGH_QUEUE_FRAMES];
+    uint8_t qhead, qn;
+    uint32_t qbytes;
+};
+
+struct neigh_table {
+    uint32_t max, nbuckets, count;
+    int32_t free;
+    int32_t *bucket;
+    struct neigh e[];
+};
+
+static uint32_t hash_ip(const struct neigh_table *t, uint32_t ip)
+{
+    return (ip * 0x9e3779b1u) & (t->nbuckets - 1);
+}
+
+int neigh_init(struct tcpsm_stack *st, uint32_t max)
+{
+    if (max == 0 || max > (1u << 24))
+        return -EINVAL;
+    struct neigh_table *t = calloc(1, sizeof(*t) + (size_t)max * sizeof(struct neigh));
+    if (!t)
+        return -ENOMEM;
+    uint32_t nb = 1;
+    while (nb < 2 * max)
+        nb <<= 1;
+    t->bucket = malloc((size_t)nb * sizeof(int32_t));
+    if (!t->bucket) {
+        free(t);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < nb; i++)
+        t->bucket[i] = -1;
+    t->max = max;
+    t->nbuckets = nb;
+    for (uint32_t i = 0; i < max; i++)
+        t->e[i].next = i + 1 < max ? (int32_t)(i + 1) : -1;
+    t->free = 0;
+    st->neigh = t;
+    return 0;
+}
+
+static void queue_clear(struct neigh *n, uint64_t *dropcnt)
+{
+    while (n->qn) {
+        free(n->q[n->qhead]);
+        n->qhead = (uint8_t)((n->qhead + 1) % NEIGH_QUEUE_FRAMES);
+        n->qn--;
+        if (dropcnt)
+            (*dropcnt)++;
+    }
+    n->qhead = 0;
+    n->qbytes = 0;
+}
+
+void neigh_fini(struct tcpsm_stack *st)
+{
+    struct neigh_table *t = st->neigh;
+    if (!t)
+        return;
+    for (uint32_t i = 0; i < t->max; i++) {
+        if (t->e[i].state == NEIGH_NONE)
+            continue;
+        timer_cancel(&st->timers, &t->e[i].timer);
+        queue_clear(&t->e[i], NULL);
+    }
+    free(t->bucket);
+    free(t);
+    st->neigh = NULL;
+}
+
+static struct neigh *find(const struct neigh_table *t, uint32_t ip)
+{
+    for (int32_t i = t->bucket[hash_ip(t, ip)]; i >= 0; i = t->e[i].next)
+        if (t->e[i].ip == ip)
+            return (struct neigh *)&t->e[i];
+    return NULL;
+}
+
+/* Unlinks n, drops its queue (counted) and returns it to the free list. */
+static void neigh_remove(struct tcpsm_stack *st, struct neigh *n)
+{
+    struct neigh_table *t = st->neigh;
+    int32_t idx = (int32_t)(n - t->e);
+    int32_t *pp = &t->bucket[hash_ip(t, n->ip)];
+    while (*pp != idx)
+        pp = &t->e[*pp].next;
+    *pp = n->next;
+    timer_cancel(&st->timers, &n->timer);
+    queue_clear(n, &st->cnt.neigh_queue_drop);
+    n->state = NEIGH_NONE;
+    n->next = t->free;
+    t->free = idx;
+    t->count--;
+}
+
+static void neigh_timer(void *ctx, struct tcpsm_timer *tm, uint64_t now);
+
+/* A fresh entry for ip, evicting the LRU non-INCOMPLETE entry when full. */
+static struct neigh *neigh_alloc(struct tcpsm_stack *st, uint32_t ip, uint64_t now)
+{
+    struct neigh_table *t = st->neigh;
+    if (t->free < 0) {
+        struct neigh *victim = NULL;
+        for (uint32_t i = 0; i < t->max; i++) {
+            struct neigh *n = &t->e[i];
+            if (n->state != NEIGH_INCOMPLETE && (!victim || n->used < victim->used))
+                victim = n;
+        }
+        if (!victim)
+            return NULL;
+        neigh_remove(st, victim);
+    }
+    int32_t idx = t->free;
+    struct neigh *n = &t->e[idx];
+    t->free = n->next;
+    memset(n, 0, sizeof(*n));
+    tcpsm_timer_init(&n->timer, neigh_timer);
+    n->ip = ip;
+    n->used = now;
+    uint32_t h = hash_ip(t, ip);
+    n->next = t->bucket[h];
+    t->bucket[h] = idx;
+    t->count++;
+    return n;
+}
+
+/* Starts a round of ARP requests (INCOMPLETE or PROBE). */
+static bool start_resolve(struct tcpsm_stack *st, struct neigh *n, uint64_t now)
+{
+    n->tries = 1;
+    if (timer_set(&st->timers, &n->timer, now + NEIGH_RETRY_NS) < 0)
+        return false;
+    arp_send_request(st, n->ip);
+    return true;
+}
+
+static void neigh_timer(void *ctx, struct tcpsm_timer *tm, uint64_t now)
+{
+    struct tcpsm_stack *st = ctx;
+    struct neigh *n = (struct neigh *)((char *)tm - offsetof(struct neigh, timer));
+    if (n->tries < NEIGH_TRIES && timer_set(&st->timers, &n->timer, now + NEIGH_RETRY_NS) == 0) {
+        n->tries++;
+        arp_send_request(st, n->ip);
+        return;
+    }
+    /* No answer: forget the neighbour; waiting frames are dropped and
+     * counted, TCP's retransmission will ask again. */
+    neigh_remove(st, n);
+}
+
+static void enqueue(struct tcpsm_stack *st, struct neigh *n, const uint8_t *frame, size_t len)
+{
+    if (len > NEIGH_QUEUE_BYTES) {
+        st->cnt.neigh_queue_drop++;
+        return;
+    }
+    while (n->qn == NEIGH_QUEUE_FRAMES || n->qbytes + len > NEIGH_QUEUE_BYTES) {
+        struct neigh_frame *old = n->q[n->qhead];
+        n->qbytes -= old->len;
+        free(old);
+        n->qhead = (uint8_t)((n->qhead + 1) % NEIGH_QUEUE_FRAMES);
+        n->qn--;
+        st->cnt.neigh_queue_drop++;
+    }
+    struct neigh_frame *f = malloc(sizeof(*f) + len);
+    if (!f) {
+        st->cnt.neigh_queue_drop++;
+        return;
+    }
+    f->len = (uint32_t)len;
+    memcpy(f->data, frame, len);
+    n->q[(n->qhead + n->qn) % NEIGH_QUEUE_FRAMES] = f;
+    n->qn++;
+    n->qbytes += (uint32_t)len;
+}
+
+void neigh_output(struct tcpsm_stack *st, uint32_t ip, uint8_t *frame, size_t len, uint64_t now)
+{
+    struct neigh *n = find(st->neigh, ip);
+    if (!n) {
+        n = neigh_alloc(st, ip, now);
+        if (!n) {
+            st->cnt.neigh_full++;
+            return;
+        }
+        n->state = NEIGH_INCOMPLETE;
+        enqueue(st, n, frame, len);
+        if (!start_resolve(st, n, now))
+            neigh_remove(st, n);
+        return;
+    }
+    n->used = now;
+    if (n->state == NEIGH_INCOMPLETE) {
+        enqueue(st, n, frame, len);
+        return;
+    }
+    memcpy(frame, n->mac, ETH_ALEN);
+    eth_tx_push(st, frame, len);
+    /* RFC 1122 2.3.2.1: revalidate an old entry while still using it. */
+    if (n->state == NEIGH_REACHABLE && now - n->confirmed >= NEIGH_REACHABLE_NS) {
+        n->state = NEIGH_PROBE;
+        if (!start_resolve(st, n, now))
+            neigh_remove(st, n);
+    }
+}
+
+static void confirm(struct tcpsm_stack *st, struct neigh *n, const uint8_t *mac, uint64_t now)
+{
+    memcpy(n->mac, mac, ETH_ALEN);
+    n->state = NEIGH_REACHABLE;
+    n->confirmed = now;
+    n->tries = 0;
+    timer_cancel(&st->timers, &n->timer);
+    while (n->qn) {
+        struct neigh_frame *f = n->q[n->qhead];
+        n->qhead = (uint8_t)((n->qhead + 1) % NEIGH_QUEUE_FRAMES);
+        n->qn--;
+        n->qbytes -= f->len;
+        memcpy(f->data, mac, ETH_ALEN);
+        eth_tx_push(st, f->data, f->len);
+        free(f);
+    }
+    n->qhead = 0;
+}
+
+bool neigh_update(struct tcpsm_stack *st, uint32_t ip, const uint8_t *mac, uint64_t now)
+{
+    struct neigh *n = find(st->neigh, ip);
+    if (!n)
+        return false;
+    confirm(st, n, mac, now);
+    return true;
+}
+
+void neigh_learn(struct tcpsm_stack *st, uint32_t ip, const uint8_t *mac, uint64_t now)
+{
+    if (neigh_update(st, ip, mac, now))
+        return;
+    struct neigh *n = neigh_alloc(st, ip, now);
+    if (!n) {
+        st->cnt.neigh_full++;
+        return;
+    }
+    confirm(st, n, mac, now);
+}
+
+enum neigh_state neigh_lookup(const struct tcpsm_stack *st, uint32_t ip, uint8_t *mac)
+{
+    const struct neigh *n = find(st->neigh, ip);
+    if (!n)
+        return NEIGH_NONE;
+    if (mac && n->state != NEIGH_INCOMPLETE)
+        memcpy(mac, n->mac, ETH_ALEN);
+    return (enum neigh_state)n->state;
+}
+
+unsigned neigh_queued(const struct tcpsm_stack *st, uint32_t ip)
+{
+    const struct neigh *n = find(st->neigh, ip);
+    return n ? n->qn : 0;
+}
+
+unsigned neigh_count(const struct tcpsm_stack *st)
+{
+    return st->neigh->count;
+}

@@ -1,0 +1,64 @@
+/* Neighbour cache: IPv4 next hop -> Ethernet address (internal header).
+ *
+ * States (RFC 1122 2.3.2.1, Linux-like):
+ *   INCOMPLETE  an ARP request is out; frames to the neighbour wait in its
+ *               queue. Requests are repeated every NEIGH_RETRY_NS, at most
+ *               NEIGH_TRIES in all; then the entry and its queue are dropped
+ *               (each frame counted in neigh_queue_drop). TCP retransmits.
+ *   REACHABLE   confirmed by ARP within NEIGH_REACHABLE_NS; used as is.
+ *   PROBE       used after NEIGH_REACHABLE_NS without a new confirmation:
+ *               frames still go to the known address while ARP requests
+ *               re-resolve it (same retry rule); no answer removes the entry.
+ *
+ * Limits:
+ *   - cfg.neigh_max entries. A new entry evicts the least recently used
+ *     entry that is not INCOMPLETE; if all are INCOMPLETE the frame (or the
+ *     ARP learning) is dropped and neigh_full counted.
+ *   - per INCOMPLETE neighbour at most NEIGH_QUEUE_FRAMES frames and
+ *     NEIGH_QUEUE_BYTES bytes wait; at the limit the OLDEST frames are
+ *     dropped (neigh_queue_drop) to make room for the new one.
+ */
+#ifndef TCPSM_NEIGH_H
+#define TCPSM_NEIGH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stack.h"
+
+#define NEIGH_DEFAULT_MAX   256
+#define NEIGH_RETRY_NS      1000000000ull    /* 1 s between ARP requests */
+#define NEIGH_TRIES         3
+#define NEIGH_REACHABLE_NS  30000000000ull   /* 30 s */
+#define NEIGH_QUEUE_FRAMES  16
+#define NEIGH_QUEUE_BYTES   65536
+
+enum neigh_state { NEIGH_NONE = 0, NEIGH_INCOMPLETE, NEIGH_REACHABLE, NEIGH_PROBE };
+
+/* 0 or -ENOMEM. max >= 1. */
+int neigh_init(struct tcpsm_stack *st, uint32_t max);
+/* Frees every entry and queued frame; sends nothing. */
+void neigh_fini(struct tcpsm_stack *st);
+
+/* Send a complete Ethernet frame (source MAC and EtherType written) to the
+ * on-link next hop ip: fills in the destination MAC and pushes it to the tx
+ * batch, or queues a copy while ARP resolves ip. frame may be the current
+ * tx slot (see eth_tx_push). */
+void neigh_output(struct tcpsm_stack *st, uint32_t ip, uint8_t *frame, size_t len, uint64_t now);
+
+/* ARP said ip is at mac (RFC 826 merge step): updates an existing entry
+ * (and sends its queue). Returns true if an entry existed. */
+bool neigh_update(struct tcpsm_stack *st, uint32_t ip, const uint8_t *mac, uint64_t now);
+/* Like neigh_update, but creates the entry when absent (RFC 826: the
+ * sender of a packet addressed to us). */
+void neigh_learn(struct tcpsm_stack *st, uint32_t ip, const uint8_t *mac, uint64_t now);
+
+/* Introspection for tests: state of ip and, when known, its MAC (mac may be NULL). */
+enum neigh_state neigh_lookup(const struct tcpsm_stack *st, uint32_t ip, uint8_t *mac);
+/* Frames waiting for ip. */
+unsigned neigh_queued(const struct tcpsm_stack *st, uint32_t ip);
+/* Entries in use. */
+unsigned neigh_count(const struct tcpsm_stack *st);
+
+#endif

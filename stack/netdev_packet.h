@@ -1,0 +1,58 @@
+/* The AF_PACKET link: a struct tcpsm_netdev on a real interface.
+ *
+ * Receives only what concerns the stack (a classic BPF filter: frames to our
+ * MAC, broadcast ARP), never its own outgoing frames, in batches of up to
+ * NETDEV_PACKET_BATCH (recvmmsg); sends in batches (sendmmsg). Both
+ * directions are batch-shaped so a TPACKET_V3 ring or PACKET_VNET_HDR
+ * backend can replace the copies without touching the core. */
+#ifndef TCPSM_NETDEV_PACKET_H
+#define TCPSM_NETDEV_PACKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "tcpsm/core.h"
+
+#define NETDEV_PACKET_BATCH 64
+/* Receive slot: a kernel peer on veth may hand us GSO frames up to 64 KiB. */
+#define NETDEV_PACKET_SLOT  (65536u + 256u)
+
+struct netdev_packet_rx;        /* receive buffers, netdev_packet.c */
+
+struct netdev_packet {
+    struct tcpsm_netdev dev;    /* dev.priv points back here */
+    int fd;                     /* the packet socket, -1 when closed */
+    int ifindex;
+    uint8_t mac[6];
+    /* Called with every frame sent and received (TCPSM_PCAP); may be NULL. */
+    void (*tap)(void *ctx, const uint8_t *data, uint32_t len);
+    void *tap_ctx;
+    struct netdev_packet_rx *rx;
+    uint64_t rx_frames, rx_trunc, rx_csum_fixed, rx_drops, tx_frames, tx_err;
+};
+
+/* Classic BPF program accepting frames whose destination is mac, and
+ * broadcast ARP. Returns the number of instructions written (max 16). */
+struct sock_filter;
+unsigned netdev_packet_filter(struct sock_filter *prog, const uint8_t mac[6]);
+
+/* Finishes a received frame whose L4 checksum the kernel left for the
+ * hardware (TP_STATUS_CSUMNOTREADY: a partial sum from a local sender on
+ * veth): computes the full TCP/UDP checksum in place. Returns 1 if fixed,
+ * 0 if not IPv4 TCP/UDP or malformed (left alone for the core to drop). */
+int netdev_packet_fix_csum(uint8_t *frame, uint32_t len);
+
+/* Opens the socket on ifname for frames to mac. 0, or -errno with a message
+ * in err. */
+int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
+                       char *err, size_t errlen);
+/* Receives what is queued, without blocking: fills frames (valid until the
+ * next call) and returns how many (0 if none), or -errno. */
+int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsigned max);
+void netdev_packet_close(struct netdev_packet *np);
+/* Frames the kernel dropped because our receive queue was full, since open
+ * (PACKET_STATISTICS; reading resets the kernel's count, so it accumulates). */
+uint64_t netdev_packet_drops(struct netdev_packet *np);
+
+#endif

@@ -1,0 +1,803 @@
+/* The runtime: configuration, lazy start, and the thread-safe blocking
+ * socket API of tcpsm.h over the pure core (see runtime.h for the locking
+ * and wake-up scheme, runtime_wait.c for sleeping). */
+#include "runtime.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+struct rt_state rt = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .config_result = -2,
+    .rx_stop_efd = -1,
+};
+
+void rt_lock(void)
+{
+    pthread_mutex_lock(&rt.lock);
+    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+}
+
+bool rt_lock_for_exit(void)
+{
+    if (atomic_load_explicit(&rt.owner, memory_order_relaxed) == (unsigned long)pthread_self())
+        return false;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 2;
+    if (pthread_mutex_timedlock(&rt.lock, &ts) != 0)
+        return false;
+    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    return true;
+}
+
+void rt_unlock(void)
+{
+    if (rt.started && !rt.down && rt.timer_sleep_until != 0 &&
+        tcpsm_stack_next_deadline(rt.st) < rt.timer_sleep_until)
+        pthread_cond_signal(&rt.timer_cond);
+    atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&rt.lock);
+}
+
+/* ------------------------------------------------------------ config */
+
+static const char *env_get(const char *name)
+{
+    return getenv(name);
+}
+
+static void snapshot_kernel_addrs(void)
+{
+    struct ifaddrs *ifa0;
+    rt.nkaddr = 0;
+    if (getifaddrs(&ifa0) < 0)
+        return;
+    for (struct ifaddrs *ifa = ifa0; ifa; ifa = ifa->ifa_next) {
+        if (rt.nkaddr < sizeof(rt.kaddr) / sizeof(rt.kaddr[0]) && ifa->ifa_addr &&
+            ifa->ifa_addr->sa_family == AF_INET)
+            rt.kaddr[rt.nkaddr++] =
+                ntohl(((struct sockaddr_in *)(void *)ifa->ifa_addr)->sin_addr.s_addr);
+    }
+    freeifaddrs(ifa0);
+}
+
+int tcpsm_rt_config(void)
+{
+    rt_lock();
+    if (rt.config_result != -2) {
+        int r = rt.config_result;
+        rt_unlock();
+        return r;
+    }
+    char err[512];
+    int r = config_from_env(env_get, &rt.set, err, sizeof(err));
+    if (r == 1 && config_check_host(&rt.set, err, sizeof(err)) < 0)
+        r = -1;
+    if (r < 0) {
+        tcpsm_log(TCPSM_LOG_ERROR, "%s", err);
+    } else {
+        tcpsm_log_set_level(rt.set.log_level);
+        if (r == 1) {
+            snapshot_kernel_addrs();
+            rt_atfork_install();
+        }
+    }
+    rt.config_result = r;
+    rt_unlock();
+    return r;
+}
+
+bool tcpsm_rt_enabled(void)
+{
+    if (rt.config_result == -2)
+        tcpsm_rt_config();
+    return rt.config_result == 1 && !rt.child;
+}
+
+/* ------------------------------------------------------------ start */
+
+static void pcap_tap(void *ctx, const uint8_t *data, uint32_t len)
+{
+    pcap_writer_frame(ctx, data, len);
+}
+
+/* Connections not yet closed, counted from the state transitions so the
+ * exit path can wait for orphans (closed by the application, still sending
+ * their FIN) that it holds no reference to. */
+static bool active_state(int s)
+{
+    return s == TCPSM_SYN_SENT || s == TCPSM_SYN_RECEIVED || s == TCPSM_ESTABLISHED ||
+           s == TCPSM_FIN_WAIT_1 || s == TCPSM_FIN_WAIT_2 || s == TCPSM_CLOSE_WAIT ||
+           s == TCPSM_CLOSING || s == TCPSM_LAST_ACK;
+}
+
+static void on_trace(void *ctx, const struct tcpsm_trace_event *ev)
+{
+    (void)ctx;
+    rt.nactive += (long)active_state(ev->new_state) - (long)active_state(ev->old_state);
+    if (rt.trace)
+        trace_log_event(rt.trace, ev);
+    if (!active_state(ev->new_state))
+        rt_wake_pollers();      /* the exit path waits as a poller */
+}
+
+static int start_locked(void)
+{
+    char err[512];
+    uint64_t now = rt_now();
+    int r = netdev_packet_open(&rt.np, rt.set.ifname, rt.set.mac, err, sizeof(err));
+    if (r < 0) {
+        tcpsm_log(TCPSM_LOG_ERROR, "%s", err);
+        return r;
+    }
+    rt_fd_own(rt.np.fd);
+    if (rt.set.pcap_path[0]) {
+        rt.pcap = pcap_writer_open(rt.set.pcap_path);
+        if (!rt.pcap) {
+            tcpsm_log(TCPSM_LOG_ERROR, "TCPSM_PCAP=%s: %s", rt.set.pcap_path, strerror(errno));
+            r = -errno;
+            goto fail;
+        }
+        rt_fd_own(pcap_writer_fd(rt.pcap));
+        rt.np.tap = pcap_tap;
+        rt.np.tap_ctx = rt.pcap;
+    }
+    if (rt.set.trace_stderr || rt.set.trace_path[0]) {
+        rt.trace = trace_log_open(rt.set.trace_stderr ? NULL : rt.set.trace_path, now);
+        if (!rt.trace) {
+            tcpsm_log(TCPSM_LOG_ERROR, "TCPSM_TRACE=%s: %s", rt.set.trace_path, strerror(errno));
+            r = -errno;
+            goto fail;
+        }
+        rt_fd_own(trace_log_fd(rt.trace));
+    }
+
+    struct tcpsm_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.addr = rt.set.addr;
+    cfg.prefix_len = rt.set.prefix_len;
+    cfg.gateway = rt.set.gateway;
+    memcpy(cfg.mac, rt.set.mac, 6);
+    /* RFC 6528: the ISN key must be secret and unpredictable. */
+    if (getrandom(cfg.secret, sizeof(cfg.secret), 0) != (ssize_t)sizeof(cfg.secret)) {
+        tcpsm_log(TCPSM_LOG_ERROR, "getrandom: %s", strerror(errno));
+        r = -EIO;
+        goto fail;
+    }
+    cfg.sock_event = rt_sock_event;
+    cfg.trace = on_trace;
+    rt.st = tcpsm_stack_new(&cfg, &rt.np.dev, now);
+    if (!rt.st) {
+        tcpsm_log(TCPSM_LOG_ERROR, "cannot create the stack (out of memory?)");
+        r = -ENOMEM;
+        goto fail;
+    }
+    rt.t0 = now;
+    r = rt_threads_start();
+    if (r < 0) {
+        tcpsm_log(TCPSM_LOG_ERROR, "cannot start the stack threads: %s", strerror(-r));
+        tcpsm_stack_free(rt.st);
+        rt.st = NULL;
+        goto fail;
+    }
+    rt.started = true;
+    tcpsm_log(TCPSM_LOG_INFO, "stack up on %s: %u.%u.%u.%u/%u mac %02x:%02x:%02x:%02x:%02x:%02x "
+              "mtu %u", rt.set.ifname, rt.set.addr >> 24, (rt.set.addr >> 16) & 255,
+              (rt.set.addr >> 8) & 255, rt.set.addr & 255, rt.set.prefix_len, rt.set.mac[0],
+              rt.set.mac[1], rt.set.mac[2], rt.set.mac[3], rt.set.mac[4], rt.set.mac[5],
+              rt.np.dev.mtu);
+    return 0;
+fail:
+    if (rt.trace) {
+        rt_fd_disown(trace_log_fd(rt.trace));
+        trace_log_close(rt.trace);
+        rt.trace = NULL;
+    }
+    if (rt.pcap) {
+        rt_fd_disown(pcap_writer_fd(rt.pcap));
+        pcap_writer_close(rt.pcap);
+        rt.pcap = NULL;
+    }
+    rt_fd_disown(rt.np.fd);
+    netdev_packet_close(&rt.np);
+    return r;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+/* Under lock: the socket is usable (stack up, not in a forked child). */
+static int usable(const struct tcpsm_sock *sk)
+{
+    if (!sk)
+        return -EBADF;
+    if (rt.child || rt.down || !rt.started)
+        return -ENETDOWN;
+    return 0;
+}
+
+static struct rt_sock *wrap(struct tcpsm_sock *sk)
+{
+    struct rt_sock *rs = calloc(1, sizeof(*rs));
+    if (!rs)
+        return NULL;
+    rs->sk = sk;
+    rs->next = rt.socks;
+    if (rt.socks)
+        rt.socks->prev = rs;
+    rt.socks = rs;
+    tcpsm_sock_set_user(sk, rs);
+    return rs;
+}
+
+/* Under lock: the application's reference is gone; free when no blocked
+ * call still uses rs. */
+static void unwrap(struct rt_sock *rs)
+{
+    if (rs->sk)
+        tcpsm_sock_set_user(rs->sk, NULL);
+    rs->sk = NULL;
+    if (rs->prev)
+        rs->prev->next = rs->next;
+    else if (rt.socks == rs)
+        rt.socks = rs->next;
+    if (rs->next)
+        rs->next->prev = rs->prev;
+    rs->next = rs->prev = NULL;
+    rt_wake_sock(rs);
+    if (rs->refs == 0)
+        free(rs);
+}
+
+static uint64_t deadline_of(int64_t timeout_ns)
+{
+    if (timeout_ns < 0)
+        return UINT64_MAX;
+    uint64_t now = rt_now();
+    return (uint64_t)timeout_ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + (uint64_t)timeout_ns;
+}
+
+/* A blocking call in progress on rs: holds rs alive and keeps the calling
+ * thread on its waiter list (registered before any check). */
+struct blocker {
+    struct rt_sock *rs;
+    struct rt_waiter *w;
+};
+
+static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
+{
+    b->rs = tcpsm_sock_user(sk);
+    b->w = rt_waiter_self();
+    if (!b->w)
+        return -ENOMEM;
+    if (!b->rs)
+        return -EBADF;
+    b->rs->refs++;
+    rt_sock_wait_add(b->rs, b->w);
+    return 0;
+}
+
+/* Sleep once; afterwards -EBADF if another thread closed the socket. */
+static int block_wait(struct blocker *b, uint64_t deadline)
+{
+    int r = rt_wait(b->w, deadline);
+    if (!b->rs->sk || rt.down)
+        return rt.down ? -ENETDOWN : -EBADF;
+    return r;
+}
+
+static void block_end(struct blocker *b)
+{
+    rt_sock_wait_del(b->rs, b->w);
+    b->rs->refs--;
+    if (!b->rs->sk && b->rs->refs == 0)
+        free(b->rs);
+}
+
+/* ------------------------------------------------------------ API */
+
+bool tcpsm_rt_routable(in_addr_t dst_be)
+{
+    uint32_t dst = ntohl(dst_be);
+    if ((dst >> 24) == 127 || !tcpsm_rt_enabled())
+        return false;
+    for (unsigned i = 0; i < rt.nkaddr; i++)
+        if (rt.kaddr[i] == dst)
+            return false;
+    rt_lock();
+    bool ok;
+    if (rt.started && !rt.down) {
+        ok = tcpsm_stack_routable(rt.st, dst);
+    } else {
+        /* Same rule as the core, from the configuration alone. */
+        uint32_t mask = ~0u << (32 - rt.set.prefix_len);
+        ok = dst != 0 && dst != 0xffffffffu && (dst >> 28) < 0xe && dst != rt.set.addr &&
+             (((dst & mask) == (rt.set.addr & mask) && (dst & ~mask) != ~mask) ||
+              rt.set.gateway != 0);
+    }
+    rt_unlock();
+    return ok;
+}
+
+int tcpsm_socket(struct tcpsm_sock **out)
+{
+    if (!out)
+        return -EFAULT;
+    if (!tcpsm_rt_enabled())
+        return -ENETDOWN;
+    rt_lock();
+    int r = 0;
+    if (rt.down)
+        r = -ENETDOWN;
+    else if (!rt.started && !rt.start_failed && start_locked() < 0)
+        rt.start_failed = true;
+    if (r == 0 && !rt.started)
+        r = -ENETDOWN;
+    struct tcpsm_sock *sk = NULL;
+    if (r == 0)
+        r = tcpsm_sock_new(rt.st, &sk);
+    if (r == 0 && !wrap(sk)) {
+        tcpsm_sock_close(sk, rt_now());
+        r = -ENOBUFS;
+    }
+    rt_unlock();
+    if (r == 0)
+        *out = sk;
+    return r;
+}
+
+int tcpsm_bind(struct tcpsm_sock *sk, const struct sockaddr_in *sin)
+{
+    if (!sin)
+        return -EFAULT;
+    if (sin->sin_family != AF_INET)
+        return -EAFNOSUPPORT;
+    rt_lock();
+    int r = usable(sk);
+    if (r == 0)
+        r = tcpsm_sock_bind(sk, ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port));
+    rt_unlock();
+    return r;
+}
+
+int tcpsm_listen(struct tcpsm_sock *sk, int backlog)
+{
+    rt_lock();
+    int r = usable(sk);
+    if (r == 0)
+        r = tcpsm_sock_listen(sk, backlog);
+    rt_unlock();
+    return r;
+}
+
+static bool handshaking(int s)
+{
+    return s == TCPSM_SYN_SENT || s == TCPSM_SYN_RECEIVED;
+}
+
+int tcpsm_connect(struct tcpsm_sock *sk, const struct sockaddr_in *sin, int nonblock,
+                  int64_t timeout_ns)
+{
+    if (!sin)
+        return -EFAULT;
+    if (sin->sin_family != AF_INET)
+        return -EAFNOSUPPORT;
+    uint64_t deadline = deadline_of(timeout_ns);
+    rt_lock();
+    int r = usable(sk);
+    if (r == 0)
+        r = tcpsm_sock_connect(sk, ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port), rt_now());
+    if (r != -EINPROGRESS || nonblock) {
+        rt_unlock();
+        return r;
+    }
+    struct blocker b;
+    r = block_begin(&b, sk);
+    if (r < 0) {
+        rt_unlock();
+        return r;
+    }
+    for (;;) {
+        if (!handshaking(tcpsm_sock_state(sk))) {
+            int e = tcpsm_sock_error(sk);
+            if (e)
+                r = -e;
+            else
+                r = tcpsm_sock_state(sk) == TCPSM_CLOSED ? -ECONNREFUSED : 0;
+            break;
+        }
+        r = block_wait(&b, deadline);
+        /* SO_SNDTIMEO on a blocking connect gives EINPROGRESS, as on Linux;
+         * the handshake goes on in the background. */
+        if (r == -EAGAIN)
+            r = -EINPROGRESS;
+        if (r < 0)
+            break;
+    }
+    block_end(&b);
+    rt_unlock();
+    return r;
+}
+
+int tcpsm_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct sockaddr_in *peer,
+                 int nonblock, int64_t timeout_ns)
+{
+    if (!out)
+        return -EFAULT;
+    uint64_t deadline = deadline_of(timeout_ns);
+    rt_lock();
+    int r = usable(sk);
+    struct blocker b = { 0 };
+    bool blocking = false;
+    struct tcpsm_sock *child = NULL;
+    while (r == 0) {
+        r = tcpsm_sock_accept(sk, &child);
+        if (r != -EAGAIN || nonblock)
+            break;
+        if (!blocking) {
+            r = block_begin(&b, sk);
+            if (r < 0)
+                break;
+            blocking = true;
+            continue;           /* re-check now that we are registered */
+        }
+        r = block_wait(&b, deadline);
+    }
+    if (blocking)
+        block_end(&b);
+    if (r == 0) {
+        if (!wrap(child)) {
+            tcpsm_sock_abort(child, rt_now());
+            tcpsm_sock_close(child, rt_now());
+            r = -ENOBUFS;
+        } else {
+            if (peer) {
+                uint32_t a = 0;
+                uint16_t p = 0;
+                tcpsm_sock_peer(child, &a, &p);
+                memset(peer, 0, sizeof(*peer));
+                peer->sin_family = AF_INET;
+                peer->sin_addr.s_addr = htonl(a);
+                peer->sin_port = htons(p);
+            }
+            *out = child;
+        }
+    }
+    rt_unlock();
+    return r;
+}
+
+static int check_iov(const struct iovec *iov, int iovcnt, size_t *total)
+{
+    if (iovcnt < 0 || iovcnt > IOV_MAX)
+        return -EINVAL;
+    if (iovcnt > 0 && !iov)
+        return -EFAULT;
+    size_t t = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > (size_t)SSIZE_MAX - t)
+            return -EINVAL;
+        if (iov[i].iov_len && !iov[i].iov_base)
+            return -EFAULT;
+        t += iov[i].iov_len;
+    }
+    *total = t;
+    return 0;
+}
+
+/* Copies from iov starting at byte offset off; returns bytes taken (>0),
+ * or the core's error for the first byte. */
+static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, size_t off)
+{
+    ssize_t done = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (off >= iov[i].iov_len) {
+            off -= iov[i].iov_len;
+            continue;
+        }
+        size_t len = iov[i].iov_len - off;
+        ssize_t r = tcpsm_sock_send(sk, (const char *)iov[i].iov_base + off, len, rt_now());
+        off = 0;
+        if (r < 0)
+            return done > 0 ? done : r;
+        done += r;
+        if ((size_t)r < len)
+            break;
+    }
+    return done;
+}
+
+ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int nonblock,
+                   int64_t timeout_ns)
+{
+    size_t total;
+    int v = check_iov(iov, iovcnt, &total);
+    if (v < 0)
+        return v;
+    uint64_t deadline = deadline_of(timeout_ns);
+    rt_lock();
+    ssize_t r = usable(sk);
+    if (r < 0) {
+        rt_unlock();
+        return r;
+    }
+    size_t sent = 0;
+    struct blocker b = { 0 };
+    bool blocking = false;
+    for (;;) {
+        r = send_from(sk, iov, iovcnt, sent);
+        if (r > 0)
+            sent += (size_t)r;
+        if (sent == total || (r < 0 && r != -EAGAIN))
+            break;
+        if (total == 0) {
+            r = 0;
+            break;
+        }
+        if (r > 0)
+            continue;           /* the buffer took some; try for more at once */
+        if (nonblock)
+            break;
+        if (!blocking) {
+            r = block_begin(&b, sk);
+            if (r < 0)
+                break;
+            blocking = true;
+            continue;
+        }
+        r = block_wait(&b, deadline);
+        if (r < 0)
+            break;
+    }
+    if (blocking)
+        block_end(&b);
+    rt_unlock();
+    /* A partial send reports its count; the error shows on the next call. */
+    return sent > 0 ? (ssize_t)sent : r;
+}
+
+/* Reads into iov starting at byte offset off. Returns bytes (>0), 0 at EOF,
+ * or the core's error when nothing was read. */
+static ssize_t recv_into(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, size_t off)
+{
+    ssize_t done = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (off >= iov[i].iov_len) {
+            off -= iov[i].iov_len;
+            continue;
+        }
+        size_t len = iov[i].iov_len - off;
+        ssize_t r = tcpsm_sock_recv(sk, (char *)iov[i].iov_base + off, len, 0, rt_now());
+        off = 0;
+        if (r < 0)
+            return done > 0 ? done : r;
+        done += r;
+        if ((size_t)r < len)
+            break;
+    }
+    return done;
+}
+
+/* MSG_PEEK copies the head of the queue without consuming it, so a
+ * scattered peek goes through one contiguous buffer. */
+static ssize_t peek_into(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, size_t total)
+{
+    if (iovcnt == 1)
+        return tcpsm_sock_recv(sk, iov[0].iov_base, iov[0].iov_len, TCPSM_MSG_PEEK, rt_now());
+    size_t avail = tcpsm_sock_rxavail(sk);
+    size_t len = avail < total ? avail : total;
+    if (len == 0) {
+        char c;     /* nothing queued: EOF (0), -EAGAIN or the pending error */
+        return tcpsm_sock_recv(sk, &c, 1, TCPSM_MSG_PEEK, rt_now());
+    }
+    char *tmp = malloc(len);
+    if (!tmp)
+        return -ENOMEM;
+    ssize_t r = tcpsm_sock_recv(sk, tmp, len, TCPSM_MSG_PEEK, rt_now());
+    size_t off = 0;
+    for (int i = 0; r > 0 && i < iovcnt && off < (size_t)r; i++) {
+        size_t n = iov[i].iov_len < (size_t)r - off ? iov[i].iov_len : (size_t)r - off;
+        memcpy(iov[i].iov_base, tmp + off, n);
+        off += n;
+    }
+    free(tmp);
+    return r;
+}
+
+ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int flags,
+                   int nonblock, int64_t timeout_ns)
+{
+    size_t total;
+    int v = check_iov(iov, iovcnt, &total);
+    if (v < 0)
+        return v;
+    bool peek = flags & MSG_PEEK;
+    bool waitall = (flags & MSG_WAITALL) && !peek;
+    uint64_t deadline = deadline_of(timeout_ns);
+    rt_lock();
+    ssize_t r = usable(sk);
+    if (r < 0 || total == 0) {
+        rt_unlock();
+        return r;
+    }
+    size_t got = 0;
+    struct blocker b = { 0 };
+    bool blocking = false;
+    for (;;) {
+        r = peek ? peek_into(sk, iov, iovcnt, total) : recv_into(sk, iov, iovcnt, got);
+        if (r > 0) {
+            got += (size_t)r;
+            if (peek || !waitall || got == total)
+                break;
+            continue;
+        }
+        if (r == 0 || r != -EAGAIN || nonblock)
+            break;
+        if (got > 0 && !waitall)
+            break;
+        if (!blocking) {
+            r = block_begin(&b, sk);
+            if (r < 0)
+                break;
+            blocking = true;
+            continue;
+        }
+        r = block_wait(&b, deadline);
+        if (r < 0)
+            break;
+    }
+    if (blocking)
+        block_end(&b);
+    rt_unlock();
+    return got > 0 ? (ssize_t)got : r;
+}
+
+int tcpsm_shutdown(struct tcpsm_sock *sk, int how)
+{
+    rt_lock();
+    int r = usable(sk);
+    if (r == 0)
+        r = tcpsm_sock_shutdown(sk, how, rt_now());
+    rt_unlock();
+    return r;
+}
+
+/* Our FIN is still waiting to be acknowledged. */
+static bool fin_unacked(int s)
+{
+    return s == TCPSM_FIN_WAIT_1 || s == TCPSM_CLOSING || s == TCPSM_LAST_ACK;
+}
+
+int tcpsm_close(struct tcpsm_sock *sk)
+{
+    if (!sk)
+        return -EBADF;
+    rt_lock();
+    if (rt.child || rt.down) {
+        /* The forked child does not own the parent's connections, and after
+         * shutdown the stack is gone: only forget the socket. */
+        rt_unlock();
+        return 0;
+    }
+    struct rt_sock *rs = tcpsm_sock_user(sk);
+    int linger = -1;
+    tcpsm_sock_getopt(sk, TCPSM_OPT_LINGER, &linger);
+    int s = tcpsm_sock_state(sk);
+    /* SO_LINGER > 0: send the FIN now and wait, at most the linger time,
+     * until it and the data before it are acknowledged (socket(7)). */
+    if (linger > 0 && rs && (s == TCPSM_ESTABLISHED || s == TCPSM_CLOSE_WAIT) &&
+        tcpsm_sock_rxavail(sk) == 0) {
+        uint64_t deadline = deadline_of((int64_t)linger * 1000000000);
+        struct blocker b;
+        if (tcpsm_sock_shutdown(sk, 1, rt_now()) == 0 && block_begin(&b, sk) == 0) {
+            while (fin_unacked(tcpsm_sock_state(sk)) && block_wait(&b, deadline) == 0)
+                ;
+            block_end(&b);
+        }
+    }
+    /* Another thread may have closed it while we slept. */
+    if (rs && rs->sk == sk) {
+        unwrap(rs);
+        tcpsm_sock_close(sk, rt_now());
+    } else if (!rs) {
+        tcpsm_sock_close(sk, rt_now());
+    }
+    rt_unlock();
+    return 0;
+}
+
+#define LOCKED_CALL(expr_) do { rt_lock(); int r_ = usable(sk); if (r_ == 0) r_ = (expr_); \
+        rt_unlock(); return r_; } while (0)
+
+int tcpsm_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
+{
+    LOCKED_CALL(tcpsm_sock_setopt(sk, opt, val));
+}
+
+int tcpsm_getopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val)
+{
+    if (!val)
+        return -EFAULT;
+    LOCKED_CALL(tcpsm_sock_getopt(sk, opt, val));
+}
+
+int tcpsm_info(struct tcpsm_sock *sk, struct tcpsm_tcp_info *info)
+{
+    if (!info)
+        return -EFAULT;
+    LOCKED_CALL((tcpsm_sock_info(sk, info), 0));
+}
+
+int tcpsm_sockname(struct tcpsm_sock *sk, struct sockaddr_in *sin)
+{
+    if (!sin)
+        return -EFAULT;
+    uint32_t a = 0;
+    uint16_t p = 0;
+    rt_lock();
+    int r = usable(sk);
+    if (r == 0)
+        tcpsm_sock_name(sk, &a, &p);
+    rt_unlock();
+    if (r == 0) {
+        memset(sin, 0, sizeof(*sin));
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(a);
+        sin->sin_port = htons(p);
+    }
+    return r;
+}
+
+int tcpsm_peername(struct tcpsm_sock *sk, struct sockaddr_in *sin)
+{
+    if (!sin)
+        return -EFAULT;
+    uint32_t a = 0;
+    uint16_t p = 0;
+    rt_lock();
+    int r = usable(sk);
+    if (r == 0)
+        r = tcpsm_sock_peer(sk, &a, &p);
+    rt_unlock();
+    if (r == 0) {
+        memset(sin, 0, sizeof(*sin));
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(a);
+        sin->sin_port = htons(p);
+    }
+    return r;
+}
+
+int tcpsm_error(struct tcpsm_sock *sk)
+{
+    LOCKED_CALL(tcpsm_sock_error(sk));
+}
+
+int tcpsm_state(struct tcpsm_sock *sk)
+{
+    LOCKED_CALL(tcpsm_sock_state(sk));
+}
+
+int tcpsm_rxavail(struct tcpsm_sock *sk)
+{
+    LOCKED_CALL((int)(tcpsm_sock_rxavail(sk) > INT_MAX ? INT_MAX : tcpsm_sock_rxavail(sk)));
+}
+
+int tcpsm_txqueued(struct tcpsm_sock *sk)
+{
+    LOCKED_CALL((int)(tcpsm_sock_txqueued(sk) > INT_MAX ? INT_MAX : tcpsm_sock_txqueued(sk)));
+}
+
+unsigned tcpsm_poll(struct tcpsm_sock *sk)
+{
+    rt_lock();
+    unsigned ev = usable(sk) == 0 ? tcpsm_sock_poll(sk) : (TCPSM_POLLERR | TCPSM_POLLHUP);
+    rt_unlock();
+    return ev;
+}

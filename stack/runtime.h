@@ -1,0 +1,103 @@
+/* Runtime internals shared by runtime*.c (internal header).
+ *
+ * One mutex (rt.lock) protects the protocol core and everything below; the
+ * core is only ever called with it held. Threads that wait sleep on their
+ * own eventfd (struct rt_waiter) outside the lock; the core's sock_event
+ * callback, run under the lock, writes to the eventfds of the threads
+ * waiting on that socket and of every poller thread. */
+#ifndef TCPSM_RUNTIME_H
+#define TCPSM_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "netdev_packet.h"
+#include "pcap_writer.h"
+#include "tcpsm/tcpsm.h"
+#include "trace_log.h"
+
+/* A thread's wait handle: one eventfd per thread, created on first use. */
+struct rt_waiter {
+    int efd;
+    bool signalled;             /* an eventfd write is pending (under rt.lock) */
+    bool polling;               /* on rt.pollers */
+    struct rt_waiter *s_next, *s_prev;  /* on one socket's waiter list */
+    struct rt_waiter *p_next, *p_prev;  /* on rt.pollers */
+};
+
+/* The runtime's side of a socket the application holds (tcpsm_sock_user). */
+struct rt_sock {
+    struct tcpsm_sock *sk;      /* NULL once closed: blocked callers then return -EBADF */
+    struct rt_sock *next, *prev;        /* rt.socks */
+    struct rt_waiter *waiters;
+    unsigned refs;              /* blocked calls in progress (the application's own is sk != NULL) */
+};
+
+struct rt_state {
+    pthread_mutex_t lock;
+    _Atomic unsigned long owner;        /* pthread_self() of the rt_lock() holder, 0 if none */
+    int config_result;          /* tcpsm_rt_config(): 1, 0, -1; -2 not yet read */
+    struct rt_settings set;
+    uint32_t kaddr[64];         /* the kernel's own IPv4 addresses (host order), for routing */
+    unsigned nkaddr;
+
+    bool started, start_failed, down, child;
+    struct tcpsm_stack *st;
+    struct netdev_packet np;
+    struct pcap_writer *pcap;
+    struct trace_log *trace;
+    uint64_t t0;
+
+    pthread_t rx_thr, timer_thr;
+    int rx_stop_efd;
+    pthread_cond_t timer_cond;  /* CLOCK_MONOTONIC */
+    uint64_t timer_sleep_until; /* deadline the timer thread sleeps to, 0 when awake */
+    bool timer_stop;
+
+    struct rt_sock *socks;      /* held by the application */
+    struct rt_waiter *pollers;
+    long nactive;               /* connections not yet closed (from trace events) */
+};
+
+extern struct rt_state rt;
+
+/* runtime_clock.c */
+uint64_t rt_now(void);          /* CLOCK_MONOTONIC, ns */
+
+/* runtime.c */
+void rt_lock(void);
+/* rt_lock() with a bound, for the exit path: false if the lock could not
+ * be had (held by this very thread — exit() from a signal handler that
+ * interrupted a stack call — or by another thread for too long). */
+bool rt_lock_for_exit(void);
+/* Unlocks; first re-arms the timer thread if the core's next deadline moved
+ * earlier than the one it sleeps to. */
+void rt_unlock(void);
+
+/* runtime_wait.c */
+struct rt_waiter *rt_waiter_self(void);         /* NULL with errno if no eventfd */
+void rt_signal(struct rt_waiter *w);            /* under lock; coalesced */
+void rt_wake_sock(struct rt_sock *rs);          /* under lock: every waiter of rs */
+void rt_wake_pollers(void);                     /* under lock */
+void rt_sock_wait_add(struct rt_sock *rs, struct rt_waiter *w);
+void rt_sock_wait_del(struct rt_sock *rs, struct rt_waiter *w);
+/* Under lock: sleeps (lock released) until signalled, deadline (monotonic
+ * ns, UINT64_MAX = none) or a signal handler. 0 woken, -EAGAIN deadline
+ * passed, -EINTR. Returns at once if already signalled. */
+int rt_wait(struct rt_waiter *w, uint64_t deadline);
+void rt_fd_own(int fd);
+void rt_fd_disown(int fd);
+/* The core's sock_event callback. */
+void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events);
+
+/* runtime_thread.c */
+int rt_threads_start(void);     /* under lock; 0 or -errno */
+void rt_threads_stop(void);     /* called WITHOUT the lock held; joins */
+
+/* runtime_exit.c */
+void rt_atfork_install(void);
+
+#endif

@@ -1,0 +1,230 @@
+/* Process exit and fork.
+ *
+ * tcpsm_rt_shutdown (the shim calls it from a destructor; idempotent):
+ *  1. every connection the application still holds gets its FIN after the
+ *     queued data (shutdown SHUT_WR); listeners, unfinished handshakes and
+ *     sockets with unread data are closed at once (the core resets the
+ *     latter, RFC 9293 3.10.4);
+ *  2. it waits, at most EXIT_GRACE_NS, until no connection is left open —
+ *     including the ones the application closed itself before exiting;
+ *  3. what is left of the held sockets is reset (RST), the threads are
+ *     stopped and joined, the packet socket is closed, the pcap flushed.
+ *     Orphans still open after the grace time are dropped without a RST
+ *     (the core offers no way to abort a socket nobody holds).
+ * After it, every call returns -ENETDOWN (close returns 0).
+ *
+ * fork(): the child has none of the stack's threads. It must not use the
+ * stack sockets it inherited: every call on them returns -ENETDOWN, close
+ * only forgets them, its exit sends nothing, and tcpsm_rt_enabled() is
+ * false so its new sockets are the kernel's. */
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+#define EXIT_GRACE_NS 1000000000ull
+
+static bool done_closing(int s)
+{
+    return s == TCPSM_CLOSED || s == TCPSM_TIME_WAIT;
+}
+
+/* Every non-zero core counter, for TCPSM_LOG=debug. */
+static void log_counters(const struct tcpsm_counters *c)
+{
+#define C(f) { #f, offsetof(struct tcpsm_counters, f) }
+    static const struct { const char *name; size_t off; } f[] = {
+        C(eth_in), C(eth_out), C(eth_drop_short), C(eth_drop_not_us), C(eth_drop_proto),
+        C(tx_drop), C(arp_in), C(arp_req_out), C(arp_reply_out), C(arp_drop_bad),
+        C(neigh_queue_drop), C(neigh_full), C(ip_in), C(ip_out), C(ip_drop_hdr), C(ip_drop_csum),
+        C(ip_drop_not_us), C(ip_drop_frag), C(ip_drop_proto), C(ip_drop_noroute), C(icmp_in),
+        C(icmp_echo_reply_out), C(icmp_unreach_in), C(icmp_drop_bad), C(tcp_in), C(tcp_out),
+        C(tcp_retrans), C(tcp_fast_retrans), C(tcp_rto), C(tcp_drop_hdr), C(tcp_drop_csum),
+        C(tcp_drop_no_sock), C(tcp_drop_window), C(tcp_drop_listen_overflow),
+        C(tcp_drop_synq_full), C(tcp_drop_acceptq_full), C(tcp_drop_rcvbuf), C(tcp_ooo_in),
+        C(tcp_dup_in), C(tcp_rst_in), C(tcp_rst_out), C(tcp_challenge_ack), C(tcp_conn_timeout),
+        C(tcp_active_opens), C(tcp_passive_opens), C(tcp_drop_max_socks),
+    };
+#undef C
+    char line[400];
+    size_t n = 0;
+    line[0] = '\0';
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)c + f[i].off, sizeof(v));
+        if (v == 0)
+            continue;
+        int m = snprintf(line + n, sizeof(line) - n, " %s=%llu", f[i].name, (unsigned long long)v);
+        if (m < 0 || (size_t)m >= sizeof(line) - n) {
+            line[n] = '\0';
+            tcpsm_log(TCPSM_LOG_DEBUG, "counters:%s", line);
+            n = 0;
+            m = snprintf(line, sizeof(line), " %s=%llu", f[i].name, (unsigned long long)v);
+        }
+        n += (size_t)m;
+    }
+    if (n)
+        tcpsm_log(TCPSM_LOG_DEBUG, "counters:%s", line);
+}
+
+void tcpsm_rt_shutdown(void)
+{
+    /* Never hang at exit: if the stack lock cannot be had, leave the
+     * connections as they are (the process is ending anyway). */
+    if (!rt_lock_for_exit()) {
+        tcpsm_log(TCPSM_LOG_WARN, "exit: the stack is busy (exit from a signal handler?); "
+                  "connections left without FIN or RST");
+        return;
+    }
+    if (!rt.started || rt.down || rt.child) {
+        rt.down = !rt.child;
+        rt_unlock();
+        return;
+    }
+    uint64_t now = rt_now();
+    uint64_t deadline = now + EXIT_GRACE_NS;
+    struct rt_sock *next;
+    for (struct rt_sock *rs = rt.socks; rs; rs = next) {
+        next = rs->next;
+        struct tcpsm_sock *sk = rs->sk;
+        int s = tcpsm_sock_state(sk);
+        if ((s == TCPSM_ESTABLISHED || s == TCPSM_CLOSE_WAIT) && tcpsm_sock_rxavail(sk) == 0) {
+            tcpsm_sock_shutdown(sk, 1, now);
+        } else if (s == TCPSM_LISTEN || s == TCPSM_CLOSED || s == TCPSM_SYN_SENT ||
+                   s == TCPSM_SYN_RECEIVED || s == TCPSM_ESTABLISHED || s == TCPSM_CLOSE_WAIT) {
+            tcpsm_sock_set_user(sk, NULL);
+            rs->sk = NULL;
+            if (rs->prev)
+                rs->prev->next = rs->next;
+            else
+                rt.socks = rs->next;
+            if (rs->next)
+                rs->next->prev = rs->prev;
+            rt_wake_sock(rs);
+            if (rs->refs == 0)
+                free(rs);
+            tcpsm_sock_close(sk, now);
+        }
+    }
+
+    /* Wait as a poller: every socket event and every connection end wakes us. */
+    struct rt_waiter *w = rt_waiter_self();
+    if (w) {
+        bool was_polling = w->polling;
+        if (!was_polling) {
+            w->polling = true;
+            w->p_prev = NULL;
+            w->p_next = rt.pollers;
+            if (rt.pollers)
+                rt.pollers->p_prev = w;
+            rt.pollers = w;
+        }
+        while (rt.nactive > 0) {
+            int r = rt_wait(w, deadline);
+            if (r == -EAGAIN)
+                break;          /* -EINTR: a signal at exit; keep waiting until the deadline */
+        }
+        if (!was_polling) {
+            if (w->p_prev)
+                w->p_prev->p_next = w->p_next;
+            else
+                rt.pollers = w->p_next;
+            if (w->p_next)
+                w->p_next->p_prev = w->p_prev;
+            w->p_next = w->p_prev = NULL;
+            w->polling = false;
+        }
+    }
+
+    now = rt_now();
+    unsigned aborted = 0;
+    while (rt.socks) {
+        struct rt_sock *rs = rt.socks;
+        struct tcpsm_sock *sk = rs->sk;
+        rt.socks = rs->next;
+        if (rt.socks)
+            rt.socks->prev = NULL;
+        if (!done_closing(tcpsm_sock_state(sk))) {
+            tcpsm_sock_abort(sk, now);
+            aborted++;
+        }
+        tcpsm_sock_set_user(sk, NULL);
+        tcpsm_sock_close(sk, now);
+        rs->sk = NULL;
+        rs->next = rs->prev = NULL;
+        rt_wake_sock(rs);
+        if (rs->refs == 0)
+            free(rs);
+    }
+    rt.down = true;
+    rt_wake_pollers();
+    const struct tcpsm_counters *c = tcpsm_stack_counters(rt.st);
+    netdev_packet_drops(&rt.np);
+    tcpsm_log(TCPSM_LOG_INFO, "exit: frames in %llu out %llu (link: rx %llu tx %llu, tx errors %llu, "
+              "rx queue drops %llu, truncated %llu, checksums completed %llu); tcp segs in %llu out %llu, "
+              "retransmits %llu, resets out %llu; at exit %u reset, %ld orphan(s) dropped",
+              (unsigned long long)c->eth_in, (unsigned long long)c->eth_out,
+              (unsigned long long)rt.np.rx_frames, (unsigned long long)rt.np.tx_frames,
+              (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_drops,
+              (unsigned long long)rt.np.rx_trunc,
+              (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)c->tcp_in,
+              (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_retrans,
+              (unsigned long long)c->tcp_rst_out, aborted, rt.nactive > 0 ? rt.nactive : 0L);
+    if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
+        log_counters(c);
+    rt_unlock();
+
+    rt_threads_stop();
+
+    /* The threads are gone and rt.down keeps every caller out of the core.
+     * The stack itself is not freed: a straggling application thread may
+     * still hold a socket pointer into it while the process ends. */
+    rt_lock();
+    rt_fd_disown(rt.np.fd);
+    netdev_packet_close(&rt.np);
+    if (rt.pcap) {
+        rt_fd_disown(pcap_writer_fd(rt.pcap));
+        pcap_writer_close(rt.pcap);
+        rt.pcap = NULL;
+    }
+    if (rt.trace) {
+        rt_fd_disown(trace_log_fd(rt.trace));
+        trace_log_close(rt.trace);
+        rt.trace = NULL;
+    }
+    rt_unlock();
+}
+
+static void before_fork(void)
+{
+    rt_lock();
+}
+
+static void after_fork_parent(void)
+{
+    atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&rt.lock);
+}
+
+static void after_fork_child(void)
+{
+    rt.child = true;
+    /* Only the forking thread exists here; the list held the parent's threads. */
+    for (struct rt_waiter *w = rt.pollers; w; w = w->p_next)
+        w->polling = false;
+    rt.pollers = NULL;
+    atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&rt.lock);
+}
+
+void rt_atfork_install(void)
+{
+    static bool installed;
+    if (!installed)
+        pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    installed = true;
+}

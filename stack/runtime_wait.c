@@ -1,0 +1,225 @@
+/* Sleeping and waking: per-thread eventfds, per-socket waiter lists, the
+ * poller list, and the registry of fds the runtime owns.
+ *
+ * No lost wake-ups: a thread puts itself on a waiter list under rt.lock
+ * BEFORE it checks its condition; any later change runs rt_sock_event under
+ * the same lock and signals it. Signals are coalesced: an eventfd is
+ * written only when its `signalled` flag goes from false to true, and the
+ * sleeper drains it and clears the flag under the lock. */
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+/* Fds below this are tracked in a bitmap (128 KiB of zero pages until used). */
+#define OWNED_MAX (1u << 20)
+static _Atomic uint64_t owned[OWNED_MAX / 64];
+
+void rt_fd_own(int fd)
+{
+    if (fd >= 0 && (unsigned)fd < OWNED_MAX)
+        atomic_fetch_or(&owned[fd / 64], 1ull << (fd % 64));
+}
+
+void rt_fd_disown(int fd)
+{
+    if (fd >= 0 && (unsigned)fd < OWNED_MAX)
+        atomic_fetch_and(&owned[fd / 64], ~(1ull << (fd % 64)));
+}
+
+bool tcpsm_rt_owns_fd(int fd)
+{
+    if (fd < 0 || (unsigned)fd >= OWNED_MAX)
+        return false;
+    return (atomic_load(&owned[fd / 64]) >> (fd % 64)) & 1;
+}
+
+static pthread_key_t waiter_key;
+static pthread_once_t waiter_once = PTHREAD_ONCE_INIT;
+static __thread struct rt_waiter *self;
+
+/* Thread exit: leave the poller list, close the eventfd. A thread cannot
+ * exit inside a blocking call, so it is on no socket list. */
+static void waiter_destroy(void *p)
+{
+    struct rt_waiter *w = p;
+    pthread_mutex_lock(&rt.lock);
+    if (w->polling) {
+        if (w->p_prev)
+            w->p_prev->p_next = w->p_next;
+        else
+            rt.pollers = w->p_next;
+        if (w->p_next)
+            w->p_next->p_prev = w->p_prev;
+        w->polling = false;
+    }
+    pthread_mutex_unlock(&rt.lock);
+    rt_fd_disown(w->efd);
+    syscall(SYS_close, w->efd);
+    free(w);
+    self = NULL;
+}
+
+static void waiter_key_init(void)
+{
+    pthread_key_create(&waiter_key, waiter_destroy);
+}
+
+struct rt_waiter *rt_waiter_self(void)
+{
+    if (self)
+        return self;
+    pthread_once(&waiter_once, waiter_key_init);
+    struct rt_waiter *w = calloc(1, sizeof(*w));
+    if (!w) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    long fd = syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        free(w);
+        errno = e;
+        return NULL;
+    }
+    w->efd = (int)fd;
+    rt_fd_own(w->efd);
+    pthread_setspecific(waiter_key, w);
+    self = w;
+    return w;
+}
+
+void rt_signal(struct rt_waiter *w)
+{
+    if (w->signalled)
+        return;
+    w->signalled = true;
+    uint64_t one = 1;
+    syscall(SYS_write, w->efd, &one, sizeof(one));
+}
+
+void rt_wake_sock(struct rt_sock *rs)
+{
+    for (struct rt_waiter *w = rs->waiters; w; w = w->s_next)
+        rt_signal(w);
+}
+
+void rt_wake_pollers(void)
+{
+    for (struct rt_waiter *w = rt.pollers; w; w = w->p_next)
+        rt_signal(w);
+}
+
+void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events)
+{
+    (void)ctx;
+    (void)events;
+    struct rt_sock *rs = tcpsm_sock_user(sk);
+    if (rs)
+        rt_wake_sock(rs);
+    rt_wake_pollers();
+}
+
+void rt_sock_wait_add(struct rt_sock *rs, struct rt_waiter *w)
+{
+    w->s_prev = NULL;
+    w->s_next = rs->waiters;
+    if (rs->waiters)
+        rs->waiters->s_prev = w;
+    rs->waiters = w;
+}
+
+void rt_sock_wait_del(struct rt_sock *rs, struct rt_waiter *w)
+{
+    if (w->s_prev)
+        w->s_prev->s_next = w->s_next;
+    else
+        rs->waiters = w->s_next;
+    if (w->s_next)
+        w->s_next->s_prev = w->s_prev;
+    w->s_next = w->s_prev = NULL;
+}
+
+static void drain(struct rt_waiter *w)
+{
+    if (!w->signalled)
+        return;
+    uint64_t v;
+    while (syscall(SYS_read, w->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+        ;
+    w->signalled = false;
+}
+
+int rt_wait(struct rt_waiter *w, uint64_t deadline)
+{
+    if (w->signalled) {
+        drain(w);
+        return 0;
+    }
+    struct timespec ts, *tsp = NULL;
+    if (deadline != UINT64_MAX) {
+        uint64_t now = rt_now();
+        uint64_t left = deadline > now ? deadline - now : 0;
+        if (left == 0)
+            return -EAGAIN;
+        ts.tv_sec = (time_t)(left / 1000000000u);
+        ts.tv_nsec = (long)(left % 1000000000u);
+        tsp = &ts;
+    }
+    struct pollfd p = { .fd = w->efd, .events = POLLIN };
+    rt_unlock();
+    /* ppoll, not a libc poll(): inside the preloaded library poll() is the shim's. */
+    long r = syscall(SYS_ppoll, &p, 1, tsp, NULL, 8);
+    int e = errno;
+    rt_lock();
+    drain(w);
+    if (r < 0)
+        return e == EINTR ? -EINTR : -e;
+    if (r == 0)
+        return deadline != UINT64_MAX && rt_now() >= deadline ? -EAGAIN : 0;
+    return 0;
+}
+
+int tcpsm_poller_begin(void)
+{
+    struct rt_waiter *w = rt_waiter_self();
+    if (!w)
+        return -errno;
+    rt_lock();
+    drain(w);
+    if (!w->polling) {
+        w->polling = true;
+        w->p_prev = NULL;
+        w->p_next = rt.pollers;
+        if (rt.pollers)
+            rt.pollers->p_prev = w;
+        rt.pollers = w;
+    }
+    rt_unlock();
+    return w->efd;
+}
+
+void tcpsm_poller_end(void)
+{
+    struct rt_waiter *w = self;
+    if (!w)
+        return;
+    rt_lock();
+    if (w->polling) {
+        if (w->p_prev)
+            w->p_prev->p_next = w->p_next;
+        else
+            rt.pollers = w->p_next;
+        if (w->p_next)
+            w->p_next->p_prev = w->p_prev;
+        w->p_next = w->p_prev = NULL;
+        w->polling = false;
+    }
+    rt_unlock();
+}

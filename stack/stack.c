@@ -1,0 +1,136 @@
+/* The stack object: creation with validated config, the public entry
+ * points, and the tx batch flush. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "eth.h"
+#include "ipv4.h"
+#include "neigh.h"
+#include "stack.h"
+#include "tcp.h"
+#include "wire.h"
+
+#define DEF_MAX_SOCKS 65536
+#define DEF_BUF       (256u * 1024)
+#define DEF_MSL_MS    30000
+#define MIN_MTU       68        /* RFC 791: every host must accept 68-byte datagrams */
+
+static bool config_ok(const struct tcpsm_config *c, const struct tcpsm_netdev *dev)
+{
+    static const uint8_t zero[6];
+    if (!c || !dev || !dev->ops || !dev->ops->send || dev->mtu < MIN_MTU)
+        return false;
+    if (c->addr == 0 || c->prefix_len < 1 || c->prefix_len > 32)
+        return false;
+    uint8_t top = (uint8_t)(c->addr >> 24);
+    if (top == 127 || top >= 224)
+        return false;
+    if ((c->mac[0] & 1) || memcmp(c->mac, zero, 6) == 0)
+        return false;
+    return true;
+}
+
+struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm_netdev *dev,
+                                    uint64_t now)
+{
+    if (!config_ok(cfg, dev))
+        return NULL;
+    struct tcpsm_stack *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->cfg = *cfg;
+    st->dev = dev;
+    st->now = now;
+    st->netmask = cfg->prefix_len == 32 ? 0xffffffffu : ~(0xffffffffu >> cfg->prefix_len);
+    if (!st->cfg.max_socks)
+        st->cfg.max_socks = DEF_MAX_SOCKS;
+    if (!st->cfg.sndbuf)
+        st->cfg.sndbuf = DEF_BUF;
+    if (!st->cfg.rcvbuf)
+        st->cfg.rcvbuf = DEF_BUF;
+    if (!st->cfg.msl_ms)
+        st->cfg.msl_ms = DEF_MSL_MS;
+    if (!st->cfg.neigh_max)
+        st->cfg.neigh_max = NEIGH_DEFAULT_MAX;
+    /* A gateway must be an on-link host, or we could never ARP for it. */
+    if (st->cfg.gateway &&
+        (st->cfg.gateway == cfg->addr || !ipv4_on_link_host(st, st->cfg.gateway))) {
+        free(st);
+        return NULL;
+    }
+    timer_heap_init(&st->timers);
+    if (neigh_init(st, st->cfg.neigh_max) < 0) {
+        free(st);
+        return NULL;
+    }
+    if (tcp_init(st) < 0) {
+        neigh_fini(st);
+        timer_heap_free(&st->timers);
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+void tcpsm_stack_free(struct tcpsm_stack *st)
+{
+    if (!st)
+        return;
+    tcp_fini(st);
+    neigh_fini(st);
+    timer_heap_free(&st->timers);
+    free(st);
+}
+
+void stack_tx_flush(struct tcpsm_stack *st)
+{
+    if (st->ntx == 0)
+        return;
+    unsigned n = st->ntx;
+    unsigned sent = st->dev->ops->send(st->dev, st->tx, n);
+    if (sent > n)
+        sent = n;
+    for (unsigned i = 0; i < sent; i++) {
+        st->cnt.eth_out++;
+        if (get16(st->tx[i].data + 12) == ETH_TYPE_IPV4)
+            st->cnt.ip_out++;
+    }
+    st->cnt.tx_drop += n - sent;
+    st->ntx = 0;
+}
+
+void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames, unsigned n,
+                       uint64_t now)
+{
+    st->now = now;
+    for (unsigned i = 0; i < n; i++)
+        eth_input(st, frames[i].data, frames[i].len, now);
+    stack_tx_flush(st);
+}
+
+void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now)
+{
+    st->now = now;
+    timer_run(&st->timers, st, now);
+    stack_tx_flush(st);
+}
+
+uint64_t tcpsm_stack_next_deadline(const struct tcpsm_stack *st)
+{
+    return timer_next(&st->timers);
+}
+
+const struct tcpsm_counters *tcpsm_stack_counters(const struct tcpsm_stack *st)
+{
+    return &st->cnt;
+}
+
+uint32_t tcpsm_stack_addr(const struct tcpsm_stack *st)
+{
+    return st->cfg.addr;
+}
+
+size_t tcpsm_stack_nsocks(const struct tcpsm_stack *st)
+{
+    return tcp_nsocks(st);
+}

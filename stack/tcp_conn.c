@@ -1,0 +1,474 @@
+/* TCB life cycle and lookup: allocation against max_socks, the 4-tuple
+ * hash, the port table (listeners and bind conflicts), ephemeral ports,
+ * RFC 6528 ISNs, state transitions with their trace, and wake-ups. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tcp_int.h"
+
+/* ---------------------------------------------------------------- SipHash-2-4 */
+
+static inline uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+#define SIPROUND                                                                          \
+    do {                                                                                  \
+        v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);                         \
+        v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;                                             \
+        v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;                                             \
+        v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);                         \
+    } while (0)
+
+/* SipHash-2-4 over two 64-bit words (the 4-tuple and a domain tag). */
+static uint64_t siphash2(const uint64_t k[2], uint64_t m0, uint64_t m1)
+{
+    uint64_t v0 = 0x736f6d6570736575ull ^ k[0], v1 = 0x646f72616e646f6dull ^ k[1];
+    uint64_t v2 = 0x6c7967656e657261ull ^ k[0], v3 = 0x7465646279746573ull ^ k[1];
+    uint64_t m[3] = { m0, m1, (uint64_t)16 << 56 };
+    for (int i = 0; i < 3; i++) {
+        v3 ^= m[i];
+        SIPROUND; SIPROUND;
+        v0 ^= m[i];
+    }
+    v2 ^= 0xff;
+    SIPROUND; SIPROUND; SIPROUND; SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static uint64_t tuple_hash(const struct tcpsm_stack *st, uint32_t la, uint16_t lp, uint32_t ra,
+                           uint16_t rp, uint64_t tag)
+{
+    return siphash2(st->cfg.secret, ((uint64_t)la << 32) | ra,
+                    ((uint64_t)lp << 48) | ((uint64_t)rp << 32) | tag);
+}
+
+/* RFC 6528: ISN = M + F(4-tuple, secret), M a 4 microsecond clock. */
+uint32_t tcp_isn(struct tcpsm_sock *sk, uint64_t now)
+{
+    uint32_t f = (uint32_t)tuple_hash(sk->st, sk->laddr, sk->lport, sk->raddr, sk->rport, 1);
+    return f + (uint32_t)(now / 4000u);
+}
+
+/* ---------------------------------------------------------------- tables */
+
+static uint32_t ehash_idx(const struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra,
+                          uint16_t rp)
+{
+    return (uint32_t)tuple_hash(ts->st, la, lp, ra, rp, 2) & ts->emask;
+}
+
+int tcp_init(struct tcpsm_stack *st)
+{
+    struct tcp_stack *ts = calloc(1, sizeof(*ts));
+    if (!ts)
+        return -ENOMEM;
+    ts->st = st;
+    ts->max_socks = st->cfg.max_socks ? st->cfg.max_socks : TCP_MAX_SOCKS_DEF;
+    uint32_t n = 256;
+    while (n < ts->max_socks && n < (1u << 20))
+        n <<= 1;
+    ts->emask = n - 1;
+    ts->bmask = 1023;
+    ts->ehash = calloc(n, sizeof(*ts->ehash));
+    ts->bhash = calloc(ts->bmask + 1, sizeof(*ts->bhash));
+    if (!ts->ehash || !ts->bhash) {
+        free(ts->ehash);
+        free(ts->bhash);
+        free(ts);
+        return -ENOMEM;
+    }
+    st->tcp = ts;
+    return 0;
+}
+
+void tcp_fini(struct tcpsm_stack *st)
+{
+    struct tcp_stack *ts = st->tcp;
+    if (!ts)
+        return;
+    while (ts->all)
+        tcp_sock_free(ts->all);
+    free(ts->ehash);
+    free(ts->bhash);
+    free(ts);
+    st->tcp = NULL;
+}
+
+size_t tcp_nsocks(const struct tcpsm_stack *st)
+{
+    return st->tcp ? st->tcp->nsocks : 0;
+}
+
+const char *tcpsm_state_name(int state)
+{
+    static const char *const names[TCPSM_NSTATES] = {
+        "CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
+        "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT",
+    };
+    if (state < 0 || state >= TCPSM_NSTATES)
+        return "?";
+    return names[state];
+}
+
+uint8_t tcp_pick_wscale(uint32_t rcvbuf)
+{
+    uint8_t s = 0;
+    while (s < 14 && (rcvbuf >> s) > 65535)
+        s++;
+    return s;
+}
+
+static void timer_cb(void *ctx, struct tcpsm_timer *t, uint64_t now);
+
+struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st)
+{
+    struct tcp_stack *ts = st->tcp;
+    if (ts->nsocks >= ts->max_socks) {
+        st->cnt.tcp_drop_max_socks++;
+        return NULL;
+    }
+    struct tcpsm_sock *sk = calloc(1, sizeof(*sk));
+    if (!sk)
+        return NULL;
+    sk->st = st;
+    sk->state = TCPSM_CLOSED;
+    tcpsm_timer_init(&sk->timer, timer_cb);
+    sk->sndbuf = st->cfg.sndbuf ? st->cfg.sndbuf : TCP_BUF_DEF;
+    sk->rcvbuf = st->cfg.rcvbuf ? st->cfg.rcvbuf : TCP_BUF_DEF;
+    sk->keepidle = 7200;
+    sk->keepintvl = 75;
+    sk->keepcnt = 9;
+    sk->linger = -1;
+    sk->rto_us = TCP_RTO_INIT_US;
+    sk->mss = TCP_MSS_DEF;
+    sk->anext = ts->all;
+    if (ts->all)
+        ts->all->aprev = sk;
+    ts->all = sk;
+    ts->nsocks++;
+    return sk;
+}
+
+void tcp_init_from_listener(struct tcpsm_sock *c, const struct tcpsm_sock *l)
+{
+    c->sndbuf = l->sndbuf;
+    c->rcvbuf = l->rcvbuf;
+    c->nodelay = l->nodelay;
+    c->cork = l->cork;
+    c->keepalive = l->keepalive;
+    c->keepidle = l->keepidle;
+    c->keepintvl = l->keepintvl;
+    c->keepcnt = l->keepcnt;
+    c->linger = l->linger;
+    c->user_mss = l->user_mss;
+    c->user_timeout_ms = l->user_timeout_ms;
+    c->reuseaddr = l->reuseaddr;
+}
+
+static void synq_remove(struct tcpsm_sock **head, struct tcpsm_sock *c)
+{
+    for (struct tcpsm_sock **pp = head; *pp; pp = &(*pp)->qnext)
+        if (*pp == c) {
+            *pp = c->qnext;
+            c->qnext = NULL;
+            return;
+        }
+}
+
+/* Take an unaccepted child off its listener's queues. */
+void tcp_unlink_child(struct tcpsm_sock *c)
+{
+    struct tcpsm_sock *l = c->parent;
+    if (!l)
+        return;
+    if (c->in_acceptq) {
+        struct tcpsm_sock *prev = NULL;
+        for (struct tcpsm_sock *x = l->accq; x; prev = x, x = x->qnext)
+            if (x == c) {
+                if (prev)
+                    prev->qnext = c->qnext;
+                else
+                    l->accq = c->qnext;
+                if (l->accq_tail == c)
+                    l->accq_tail = prev;
+                break;
+            }
+        l->nacc--;
+        c->in_acceptq = false;
+    } else {
+        synq_remove(&l->synq, c);
+        l->nsyn--;
+    }
+    c->qnext = NULL;
+    c->parent = NULL;
+}
+
+void tcp_sock_free(struct tcpsm_sock *sk)
+{
+    struct tcp_stack *ts = TS(sk);
+    /* a listener's children die with it (tcp_fini, or close already reset them) */
+    while (sk->synq)
+        tcp_sock_free(sk->synq);
+    while (sk->accq)
+        tcp_sock_free(sk->accq);
+    tcp_unlink_child(sk);
+    timer_cancel(&sk->st->timers, &sk->timer);
+    tcp_ehash_del(sk);
+    tcp_bind_del(sk);
+    ring_free(&sk->sndq);
+    ring_free(&sk->rcvq);
+    if (sk->aprev)
+        sk->aprev->anext = sk->anext;
+    else
+        ts->all = sk->anext;
+    if (sk->anext)
+        sk->anext->aprev = sk->aprev;
+    ts->nsocks--;
+    free(sk);
+}
+
+void tcp_ehash_add(struct tcpsm_sock *sk)
+{
+    struct tcp_stack *ts = TS(sk);
+    if (sk->hashed)
+        return;
+    uint32_t i = ehash_idx(ts, sk->laddr, sk->lport, sk->raddr, sk->rport);
+    sk->enext = ts->ehash[i];
+    ts->ehash[i] = sk;
+    sk->hashed = true;
+}
+
+void tcp_ehash_del(struct tcpsm_sock *sk)
+{
+    struct tcp_stack *ts = TS(sk);
+    if (!sk->hashed)
+        return;
+    uint32_t i = ehash_idx(ts, sk->laddr, sk->lport, sk->raddr, sk->rport);
+    for (struct tcpsm_sock **pp = &ts->ehash[i]; *pp; pp = &(*pp)->enext)
+        if (*pp == sk) {
+            *pp = sk->enext;
+            break;
+        }
+    sk->enext = NULL;
+    sk->hashed = false;
+}
+
+struct tcpsm_sock *tcp_ehash_find(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra,
+                                  uint16_t rp)
+{
+    for (struct tcpsm_sock *sk = ts->ehash[ehash_idx(ts, la, lp, ra, rp)]; sk; sk = sk->enext)
+        if (sk->lport == lp && sk->rport == rp && sk->laddr == la && sk->raddr == ra)
+            return sk;
+    return NULL;
+}
+
+void tcp_bind_add(struct tcpsm_sock *sk)
+{
+    struct tcp_stack *ts = TS(sk);
+    if (sk->bound)
+        return;
+    uint32_t i = sk->lport & ts->bmask;
+    sk->bnext = ts->bhash[i];
+    ts->bhash[i] = sk;
+    sk->bound = true;
+}
+
+void tcp_bind_del(struct tcpsm_sock *sk)
+{
+    struct tcp_stack *ts = TS(sk);
+    if (!sk->bound)
+        return;
+    for (struct tcpsm_sock **pp = &ts->bhash[sk->lport & ts->bmask]; *pp; pp = &(*pp)->bnext)
+        if (*pp == sk) {
+            *pp = sk->bnext;
+            break;
+        }
+    sk->bnext = NULL;
+    sk->bound = false;
+}
+
+struct tcpsm_sock *tcp_listener_find(struct tcp_stack *ts, uint32_t la, uint16_t lp)
+{
+    for (struct tcpsm_sock *sk = ts->bhash[lp & ts->bmask]; sk; sk = sk->bnext)
+        if (sk->state == TCPSM_LISTEN && sk->lport == lp && (sk->laddr == la || sk->laddr == 0))
+            return sk;
+    return NULL;
+}
+
+/* Linux inet_csk_bind_conflict, simplified: a port is shared only when both
+ * sockets set SO_REUSEADDR and the other is not listening, or the other is
+ * in TIME-WAIT and the new one set SO_REUSEADDR. */
+bool tcp_port_conflict(struct tcp_stack *ts, const struct tcpsm_sock *sk, uint32_t addr,
+                       uint16_t port)
+{
+    for (struct tcpsm_sock *o = ts->bhash[port & ts->bmask]; o; o = o->bnext) {
+        if (o == sk || o->lport != port)
+            continue;
+        if (addr && o->laddr && addr != o->laddr)
+            continue;
+        if (sk->reuseaddr && o->state == TCPSM_TIME_WAIT)
+            continue;
+        if (sk->reuseaddr && o->reuseaddr && o->state != TCPSM_LISTEN)
+            continue;
+        return true;
+    }
+    return false;
+}
+
+static bool port_used(struct tcp_stack *ts, uint16_t port)
+{
+    for (struct tcpsm_sock *o = ts->bhash[port & ts->bmask]; o; o = o->bnext)
+        if (o->lport == port)
+            return true;
+    return false;
+}
+
+/* RFC 6056 3.3.3-like: start at a keyed hash of the destination, walk the
+ * range. For connect, a port already bound may be shared when the 4-tuple
+ * is unique (like Linux __inet_hash_connect). */
+int tcp_pick_ephemeral(struct tcpsm_sock *sk, bool for_connect)
+{
+    struct tcp_stack *ts = TS(sk);
+    uint32_t range = TCP_EPH_HI - TCP_EPH_LO + 1;
+    uint32_t off = (uint32_t)tuple_hash(sk->st, sk->st->cfg.addr, 0, sk->raddr, sk->rport, 3);
+    uint32_t la = sk->laddr ? sk->laddr : sk->st->cfg.addr;
+    for (int pass = 0; pass < (for_connect ? 2 : 1); pass++) {
+        for (uint32_t i = 0; i < range; i++) {
+            uint16_t p = (uint16_t)(TCP_EPH_LO + (off + i) % range);
+            if (pass == 0) {
+                if (port_used(ts, p))
+                    continue;
+            } else {
+                if (tcp_port_conflict(ts, sk, sk->laddr, p) && !sk->reuseaddr)
+                    continue;
+                if (tcp_listener_find(ts, la, p) || tcp_ehash_find(ts, la, p, sk->raddr, sk->rport))
+                    continue;
+                bool shared_ok = true;
+                for (struct tcpsm_sock *o = ts->bhash[p & ts->bmask]; o; o = o->bnext)
+                    if (o->lport == p && (o->state == TCPSM_LISTEN || o->state == TCPSM_CLOSED ||
+                                          o->user_bound))
+                        shared_ok = false;
+                if (!shared_ok)
+                    continue;
+            }
+            sk->lport = p;
+            tcp_bind_add(sk);
+            return 0;
+        }
+    }
+    return -EADDRNOTAVAIL;
+}
+
+/* ---------------------------------------------------------------- state, trace, wake */
+
+void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const struct tcp_seg *in,
+                   bool out_seg)
+{
+    int old = sk->state;
+    if (old == state)
+        return;
+    sk->state = state;
+    const struct tcpsm_config *cfg = &sk->st->cfg;
+    tcp_wake(sk);                       /* readiness may change with the state */
+    if (!cfg->trace)
+        return;
+    struct tcpsm_trace_event ev = {
+        .now = sk->st->now, .laddr = sk->laddr, .raddr = sk->raddr, .lport = sk->lport,
+        .rport = sk->rport, .old_state = old, .new_state = state, .why = why,
+    };
+    if (in) {
+        ev.has_seg = true;
+        ev.dir = '<';
+        ev.seg_flags = in->flags;
+        ev.seg_seq = in->seq;
+        ev.seg_ack = in->ack;
+        ev.seg_len = in->len;
+        ev.seg_wnd = in->wnd;
+    } else if (out_seg) {
+        ev.has_seg = true;
+        ev.dir = '>';
+        ev.seg_flags = sk->tx_flags;
+        ev.seg_seq = sk->tx_seq;
+        ev.seg_ack = sk->tx_ack;
+        ev.seg_len = sk->tx_len;
+        ev.seg_wnd = sk->tx_wnd;
+    }
+    cfg->trace(cfg->cb_ctx, &ev);
+}
+
+void tcp_wake(struct tcpsm_sock *sk)
+{
+    const struct tcpsm_config *cfg = &sk->st->cfg;
+    if (sk->user_ref && cfg->sock_event)
+        cfg->sock_event(cfg->cb_ctx, sk, tcpsm_sock_poll(sk));
+}
+
+void tcp_wake_listener(struct tcpsm_sock *l)
+{
+    tcp_wake(l);
+}
+
+/* Nothing more will be sent; unread data stays readable for its owner. */
+void tcp_release_buffers(struct tcpsm_sock *sk)
+{
+    ring_free(&sk->sndq);
+    if (!sk->user_ref || sk->rcvq.len == 0) {
+        ring_free(&sk->rcvq);
+        sk->ooo.n = 0;
+    }
+}
+
+/* Free a TCB that reached CLOSED and that nobody references any more. */
+void tcp_maybe_free(struct tcpsm_sock *sk)
+{
+    if (sk->state == TCPSM_CLOSED && !sk->user_ref)
+        tcp_sock_free(sk);
+}
+
+/* The connection is over (RST, timeout, abort): CLOSED with an error
+ * (Linux tcp_done). The application's socket stays until close(). */
+void tcp_done(struct tcpsm_sock *sk, int err, const char *why, const struct tcp_seg *in)
+{
+    if (err)
+        sk->err = err;
+    sk->shutdown = RCV_SHUTDOWN | SEND_SHUTDOWN;
+    sk->done = true;
+    bool rst_out = sk->tx_rst;
+    sk->tx_rst = false;
+    tcp_set_state(sk, TCPSM_CLOSED, why, in, !in && rst_out);
+    sk->rto_at = sk->persist_at = sk->dack_at = sk->ka_at = sk->state_at = 0;
+    timer_cancel(&sk->st->timers, &sk->timer);
+    tcp_ehash_del(sk);
+    if (!sk->user_bound)
+        tcp_bind_del(sk);
+    tcp_release_buffers(sk);
+    if (sk->parent) {
+        /* an unaccepted child: nobody will ever see it */
+        tcp_unlink_child(sk);
+        sk->user_ref = false;
+    }
+    tcp_wake(sk);
+    tcp_maybe_free(sk);
+}
+
+/* RFC 5961 7: at most TCP_CHALLENGE_PER_S challenge ACKs per second. */
+bool tcp_challenge_ok(struct tcp_stack *ts, uint64_t now)
+{
+    uint64_t sec = now / SEC_NS;
+    if (sec != ts->chal_sec) {
+        ts->chal_sec = sec;
+        ts->chal_count = 0;
+    }
+    if (ts->chal_count >= TCP_CHALLENGE_PER_S)
+        return false;
+    ts->chal_count++;
+    ts->st->cnt.tcp_challenge_ack++;
+    return true;
+}
+
+static void timer_cb(void *ctx, struct tcpsm_timer *t, uint64_t now)
+{
+    (void)ctx;
+    struct tcpsm_sock *sk = (struct tcpsm_sock *)((char *)t - offsetof(struct tcpsm_sock, timer));
+    tcp_timer_fire(sk, now);
+}

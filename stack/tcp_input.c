@@ -1,0 +1,736 @@
+/* SEGMENT ARRIVES (RFC 9293 3.10.7), step by step, with RFC 5961
+ * (blind RST/SYN/ACK defences), RFC 7323 (PAWS, RTTM) and RFC 6191
+ * (SYN to TIME-WAIT). The RFC section numbers below are the map. */
+#include <errno.h>
+#include <string.h>
+
+#include "csum.h"
+#include "ipv4.h"
+#include "tcp_int.h"
+
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint32_t seg_space(const struct tcp_seg *s)
+{
+    return s->len + ((s->flags & TCPSM_SYN) ? 1 : 0) + ((s->flags & TCPSM_FIN) ? 1 : 0);
+}
+
+static void challenge_ack(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (tcp_challenge_ok(TS(sk), now))
+        tcp_send_ack(sk, now);
+}
+
+static uint16_t our_mss(const struct tcpsm_sock *sk)
+{
+    uint32_t m = ipv4_mtu_l4(sk->st) - 20;      /* MTU - 40 (RFC 6691) */
+    if (sk->user_mss && sk->user_mss < m)
+        m = sk->user_mss;
+    return (uint16_t)m;
+}
+
+/* Send MSS from the peer's option (RFC 9293 3.7.1: 536 if absent). */
+static void set_mss(struct tcpsm_sock *sk, const struct tcp_opts *o)
+{
+    uint32_t m = o->mss_ok ? o->mss : TCP_MSS_DEF;
+    uint32_t ours = our_mss(sk);
+    if (m > ours)
+        m = ours;
+    if (m < 64)
+        m = 64;
+    sk->mss = (uint16_t)m;
+}
+
+static void established(struct tcpsm_sock *sk, uint64_t now)
+{
+    tcp_cong_init(sk);
+    sk->done = true;
+    sk->retries = sk->backoff = 0;
+    sk->first_rtx = 0;
+    sk->last_rcv = now;
+    if (sk->keepalive) {                /* the state becomes ESTABLISHED right after */
+        sk->ka_at = now + (uint64_t)sk->keepidle * SEC_NS;
+        sk->ka_probes = 0;
+        tcp_timer_update(sk);
+    }
+}
+
+/* ---------------------------------------------------------------- LISTEN (3.10.7.2) */
+
+/* tw_iss: nonzero when the SYN ended a TIME-WAIT incarnation: the new ISN
+ * lies beyond everything the old one sent (Linux tcp_tw_isn). */
+static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64_t now,
+                         uint32_t tw_iss)
+{
+    struct tcpsm_stack *st = l->st;
+    if (seg->flags & TCPSM_RST)
+        return;
+    if (seg->flags & TCPSM_ACK) {
+        tcp_reply_rst(st, seg);
+        return;
+    }
+    if (!(seg->flags & TCPSM_SYN))
+        return;
+    /* Linux behaviour at the limits: drop the SYN, the peer retransmits. */
+    if (l->nacc >= l->backlog) {
+        st->cnt.tcp_drop_acceptq_full++;
+        return;
+    }
+    if (l->nsyn >= l->backlog) {
+        st->cnt.tcp_drop_synq_full++;
+        return;
+    }
+    struct tcpsm_sock *c = tcp_sock_alloc(st);
+    if (!c)
+        return;
+    tcp_init_from_listener(c, l);
+    c->laddr = seg->dst;
+    c->lport = seg->dport;
+    c->raddr = seg->src;
+    c->rport = seg->sport;
+    c->parent = l;
+    c->passive = true;
+    c->irs = seg->seq;
+    c->rcv_nxt = seg->seq + 1;
+    c->rcv_mss = our_mss(c);
+    set_mss(c, &seg->opt);
+    c->ws_ok = seg->opt.ws_ok;
+    c->snd_wscale = c->ws_ok ? seg->opt.ws : 0;
+    c->rcv_wscale = c->ws_ok ? tcp_pick_wscale(c->rcvbuf) : 0;
+    c->ts_ok = seg->opt.ts_ok;
+    if (c->ts_ok) {
+        c->ts_recent = seg->opt.tsval;
+        c->ts_recent_age = now;
+        c->ts_off = (uint32_t)tcp_isn(c, 0) * 2654435761u;
+    }
+    c->sack_ok = seg->opt.sack_ok;
+    c->snd_wnd = seg->wnd;              /* never scaled in a SYN (RFC 7323 2.2) */
+    c->max_snd_wnd = c->snd_wnd;
+    c->snd_wl1 = seg->seq;
+    c->iss = tw_iss ? tw_iss : tcp_isn(c, now);
+    c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+    c->snd_wl2 = c->iss;
+    c->snd_buf_seq = c->iss + 1;
+    c->recover = c->iss;
+    c->rtt_active = !c->ts_ok;
+    c->rtt_seq = c->iss;
+    c->rtt_start = now;
+    tcp_ehash_add(c);
+    tcp_bind_add(c);
+    c->qnext = l->synq;
+    l->synq = c;
+    l->nsyn++;
+    st->cnt.tcp_passive_opens++;
+    c->state = TCPSM_LISTEN;
+    tcp_send_syn(c, now);               /* <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> */
+    tcp_set_state(c, TCPSM_SYN_RECEIVED, "rcv SYN", seg, false);
+}
+
+/* ---------------------------------------------------------------- SYN-SENT (3.10.7.3) */
+
+static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
+{
+    bool ack_ok = false;
+    if (seg->flags & TCPSM_ACK) {
+        if (seq_le(seg->ack, sk->iss) || seq_gt(seg->ack, sk->snd_max)) {
+            /* old duplicate SYN+ACK (RFC 9293 3.5 fig. 9): <SEQ=SEG.ACK><CTL=RST> */
+            tcp_reply_rst(sk->st, seg);
+            return;
+        }
+        ack_ok = true;
+    }
+    if (seg->flags & TCPSM_RST) {
+        if (ack_ok) {                   /* RFC 5961 3.2: only if it ACKs our SYN */
+            sk->st->cnt.tcp_rst_in++;
+            tcp_done(sk, ECONNREFUSED, "rcv RST", seg);
+        }
+        return;
+    }
+    if (!(seg->flags & TCPSM_SYN))
+        return;
+    sk->irs = seg->seq;
+    sk->rcv_nxt = seg->seq + 1;
+    /* Our SYN set rcv_adv from rcv_nxt = 0 (the IRS was unknown): restart
+     * it here, or the never-shrink rule keeps offering a window of garbage. */
+    sk->rcv_adv = sk->rcv_nxt;
+    set_mss(sk, &seg->opt);
+    sk->ws_ok = sk->ws_ok && seg->opt.ws_ok;
+    sk->snd_wscale = sk->ws_ok ? seg->opt.ws : 0;
+    if (!sk->ws_ok)
+        sk->rcv_wscale = 0;
+    sk->ts_ok = sk->ts_ok && seg->opt.ts_ok;
+    if (sk->ts_ok) {
+        sk->ts_recent = seg->opt.tsval;
+        sk->ts_recent_age = now;
+    }
+    sk->sack_ok = sk->sack_ok && seg->opt.sack_ok;
+    sk->snd_wnd = seg->wnd;
+    sk->max_snd_wnd = sk->snd_wnd;
+    sk->snd_wl1 = seg->seq;
+    sk->snd_wl2 = seg->ack;
+    if (ack_ok) {
+        sk->snd_una = seg->ack;
+        if (sk->ts_ok && seg->opt.tsecr)
+            tcp_rtt_sample(sk, (tcp_ts_now(sk, now) - seg->opt.tsecr) * 1000u);
+        else if (sk->rtt_active)
+            tcp_rtt_sample(sk, (uint32_t)((now - sk->rtt_start) / 1000u));
+        sk->rtt_active = false;
+        tcp_rto_stop(sk);
+        established(sk, now);
+        tcp_send_ack(sk, now);          /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> */
+        tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
+        tcp_wake(sk);
+        tcp_output(sk, now);
+        return;
+    }
+    /* simultaneous open (RFC 9293 3.5 fig. 7) */
+    sk->state = TCPSM_SYN_RECEIVED;
+    tcp_send_syn(sk, now);              /* <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> */
+    sk->state = TCPSM_SYN_SENT;
+    tcp_set_state(sk, TCPSM_SYN_RECEIVED, "rcv SYN (simultaneous open)", seg, false);
+}
+
+/* ---------------------------------------------------------------- other states (3.10.7.4) */
+
+static bool acceptable(const struct tcpsm_sock *sk, uint32_t seq, uint32_t slen)
+{
+    uint32_t wnd = seq_gt(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
+    uint32_t nxt = sk->rcv_nxt;
+    if (slen == 0) {
+        if (wnd == 0)
+            return seq == nxt;
+        return seq_in(seq, nxt, nxt + wnd);
+    }
+    if (wnd == 0)
+        return false;
+    return seq_in(seq, nxt, nxt + wnd) || seq_in(seq + slen - 1, nxt, nxt + wnd);
+}
+
+/* Leave for good without an error: LAST-ACK done, passive child reset. */
+static void close_quiet(struct tcpsm_sock *sk, const char *why, const struct tcp_seg *seg)
+{
+    tcp_done(sk, 0, why, seg);
+}
+
+/* The receive text step (3.10.7.4 seventh): data at RCV.NXT goes to the
+ * ring; later data is stored in place and remembered as a range. Returns
+ * true if a FIN is now in order. */
+static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uint64_t now)
+{
+    struct tcpsm_stack *st = sk->st;
+    uint32_t seq = seg->seq;
+    const uint8_t *data = seg->data;
+    uint32_t len = seg->len;
+    if (seq_lt(seq, sk->rcv_nxt)) {
+        uint32_t skip = sk->rcv_nxt - seq;
+        if (skip > len) {
+            skip = len;
+        }
+        data += skip;
+        len -= skip;
+        seq += skip;
+    }
+    /* right edge: the offered window, and never beyond the buffer */
+    uint32_t space = tcp_rcv_space(sk);
+    uint32_t edge = sk->rcv_nxt + space;
+    if (seq_gt(edge, sk->rcv_adv) && seq_gt(sk->rcv_adv, sk->rcv_nxt))
+        edge = sk->rcv_adv;
+    if (seq_gt(seq + len, edge)) {
+        uint32_t cut = seq + len - edge;
+        if (cut > len)
+            cut = len;
+        len -= cut;
+        fin = false;
+        st->cnt.tcp_drop_rcvbuf++;
+        sk->ack_now = true;
+    }
+    if (len && ring_reserve(&sk->rcvq, sk->rcvq.len + (seq - sk->rcv_nxt) + len, sk->rcvbuf) < 0) {
+        st->cnt.tcp_drop_rcvbuf++;
+        return false;
+    }
+    if (seq == sk->rcv_nxt) {
+        if (len) {
+            ring_write_at(&sk->rcvq, sk->rcvq.len, data, len);
+            sk->rcvq.len += len;
+            sk->rcv_nxt += len;
+            sk->bytes_received += len;
+            if (sk->ooo.n) {
+                uint32_t n = ooo_advance(&sk->ooo, sk->rcv_nxt);
+                sk->rcvq.len += n - sk->rcv_nxt;
+                sk->rcv_nxt = n;
+                sk->ack_now = true;     /* filled (part of) a hole: RFC 5681 4.2 */
+            }
+            /* ACK every second segment at once, else within 40 ms (RFC 1122 4.2.3.2) */
+            if (++sk->delack_segs >= 2)
+                sk->ack_now = true;
+            else
+                tcp_delack_schedule(sk, now);
+        }
+        if (!fin && sk->ooo_fin && sk->rcv_nxt == sk->ooo_fin_seq) {
+            fin = true;
+            sk->ooo_fin = false;
+        }
+        return fin;
+    }
+    /* out of order */
+    st->cnt.tcp_ooo_in++;
+    sk->ack_now = true;                 /* dup ACK at once (RFC 5681 4.2) */
+    if (len) {
+        if (ooo_add(&sk->ooo, seq, seq + len) < 0) {
+            st->cnt.tcp_drop_rcvbuf++;
+            return false;
+        }
+        ring_write_at(&sk->rcvq, sk->rcvq.len + (seq - sk->rcv_nxt), data, len);
+    }
+    if (fin) {
+        sk->ooo_fin = true;
+        sk->ooo_fin_seq = seq + len;
+    }
+    return false;
+}
+
+/* Fifth step, ACK processing for ESTABLISHED and the closing states. */
+static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
+{
+    uint32_t ack = seg->ack;
+    uint32_t nwnd = (uint32_t)seg->wnd << sk->snd_wscale;
+    bool rtx = false;
+    bool new_sack = seg->opt.nsack && tcp_sack_update(sk, &seg->opt);
+    if (seq_lt(sk->snd_una, ack) && seq_le(ack, sk->snd_max)) {
+        uint32_t acked = ack - sk->snd_una;
+        uint32_t end = sk->snd_buf_seq + sk->sndq.len;
+        uint32_t upto = seq_lt(ack, end) ? ack : end;
+        if (seq_gt(upto, sk->snd_buf_seq)) {
+            uint32_t n = upto - sk->snd_buf_seq;
+            ring_drop(&sk->sndq, n);
+            sk->snd_buf_seq += n;
+            sk->bytes_acked += n;
+        }
+        sk->snd_una = ack;
+        if (seq_lt(sk->snd_nxt, sk->snd_una))
+            sk->snd_nxt = sk->snd_una;
+        tcp_sack_prune(sk);
+        /* RTT: RFC 7323 4 (timestamps) or one timed segment (RFC 6298 3, Karn) */
+        if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr) {
+            /* an echo older than our last retransmission may time the
+             * original send of a segment the peer had (the ACK was lost):
+             * Karn's rule applied to timestamps */
+            uint32_t ms = tcp_ts_now(sk, now) - seg->opt.tsecr;
+            if (ms < 600000u && (!sk->total_retrans || seq_ge(seg->opt.tsecr, sk->rtx_tsval)))
+                tcp_rtt_sample(sk, ms * 1000u);
+        } else if (sk->rtt_active && seq_gt(ack, sk->rtt_seq)) {
+            tcp_rtt_sample(sk, (uint32_t)((now - sk->rtt_start) / 1000u));
+            sk->rtt_active = false;
+        }
+        sk->retries = sk->backoff = 0;
+        sk->first_rtx = 0;
+        sk->soft_err = 0;
+        rtx = tcp_cong_ack(sk, acked, false, now);
+        if (sk->snd_una == sk->snd_max)
+            tcp_rto_stop(sk);
+        else
+            tcp_rto_arm(sk, now);       /* RFC 6298 5.3 */
+        tcp_wake(sk);
+    } else if (ack == sk->snd_una && seg->len == 0 &&
+               !(seg->flags & (TCPSM_SYN | TCPSM_FIN)) && (nwnd == sk->snd_wnd || new_sack) &&
+               sk->snd_una != sk->snd_max && !sk->persist_at) {
+        rtx = tcp_cong_ack(sk, 0, true, now);      /* duplicate ACK (RFC 5681 2, RFC 6675 2) */
+    }
+    if (!rtx && sk->sacked.n)
+        rtx = tcp_cong_sack_loss(sk);
+    /* send window update (3.10.7.4 fifth, SND.WL1/SND.WL2) */
+    if (seq_le(sk->snd_una, ack) &&
+        (seq_lt(sk->snd_wl1, seg->seq) || (sk->snd_wl1 == seg->seq && seq_le(sk->snd_wl2, ack)))) {
+        sk->snd_wnd = nwnd;
+        sk->snd_wl1 = seg->seq;
+        sk->snd_wl2 = ack;
+        if (nwnd > sk->max_snd_wnd)
+            sk->max_snd_wnd = nwnd;
+    }
+    sk->probes = 0;
+    if (rtx) {
+        if (sk->in_recovery && sk->sacked.n)
+            tcp_output(sk, now);        /* NextSeg: holes first (tcp_output) */
+        else
+            tcp_retransmit_head(sk, now);
+    }
+}
+
+static bool our_fin_acked(const struct tcpsm_sock *sk)
+{
+    return sk->fin_sent && seq_gt(sk->snd_una, sk->fin_seq);
+}
+
+/* TIME-WAIT and a new SYN (RFC 9293 3.10.7.4 note, RFC 6191): a SYN that
+ * is newer (timestamp, or sequence number beyond RCV.NXT) ends the old
+ * incarnation and goes to the listener, like Linux TCP_TW_SYN. Without a
+ * listener it is handled as any segment (an ACK answers it). */
+static bool timewait_syn(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
+{
+    bool newer;
+    if (sk->ts_ok && seg->opt.ts_ok)
+        newer = seq_gt(seg->opt.tsval, sk->ts_recent);
+    else
+        newer = seq_gt(seg->seq, sk->rcv_nxt);
+    if (!newer)
+        return false;
+    struct tcpsm_sock *l = tcp_listener_find(TS(sk), seg->dst, seg->dport);
+    if (!l)
+        return false;
+    uint32_t iss = sk->snd_max + 65535 + 2;
+    if (!iss)
+        iss = 1;
+    tcp_done(sk, 0, "rcv SYN in TIME-WAIT (reuse)", seg);
+    listen_input(l, seg, now, iss);
+    return true;
+}
+
+static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now)
+{
+    struct tcpsm_stack *st = sk->st;
+    uint8_t fl = seg->flags;
+    uint32_t slen = seg_space(seg);
+
+    sk->last_rcv = now;
+    sk->ka_probes = 0;
+
+    /* RFC 7323 5.3 PAWS */
+    if (sk->ts_ok && seg->opt.ts_ok && !(fl & TCPSM_RST) &&
+        seq_lt(seg->opt.tsval, sk->ts_recent) &&
+        now - sk->ts_recent_age < 24ull * 86400 * SEC_NS) {
+        st->cnt.tcp_drop_window++;
+        tcp_send_ack(sk, now);
+        return;
+    }
+
+    if (sk->state == TCPSM_SYN_RECEIVED && (fl & TCPSM_SYN) && !(fl & TCPSM_RST) &&
+        seg->seq == sk->irs) {
+        if ((fl & TCPSM_ACK) && seg->ack == sk->snd_nxt && !sk->passive) {
+            /* simultaneous open: the peer's SYN+ACK ACKs our SYN (fig. 7 line 6) */
+            sk->snd_una = seg->ack;
+            sk->snd_wnd = seg->wnd;
+            sk->max_snd_wnd = sk->snd_wnd;
+            sk->snd_wl1 = seg->seq;
+            sk->snd_wl2 = seg->ack;
+            tcp_rto_stop(sk);
+            established(sk, now);
+            tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
+            tcp_wake(sk);
+            tcp_output(sk, now);
+            return;
+        }
+        if (!(fl & TCPSM_ACK)) {
+            /* the peer retransmitted its SYN: our SYN+ACK was lost (Linux) */
+            tcp_send_syn(sk, now);
+            return;
+        }
+    }
+
+    /* first: sequence number check */
+    if (!acceptable(sk, seg->seq, slen)) {
+        if (sk->state == TCPSM_TIME_WAIT && (fl & TCPSM_FIN) && !(fl & TCPSM_RST) &&
+            seg->seq + slen == sk->rcv_nxt)
+            tcp_timewait_start(sk, now);    /* retransmitted FIN: ACK, restart 2*MSL */
+        if (seq_le(seg->seq + slen, sk->rcv_nxt) && slen)
+            st->cnt.tcp_dup_in++;
+        else
+            st->cnt.tcp_drop_window++;
+        if (!(fl & TCPSM_RST))
+            tcp_send_ack(sk, now);
+        return;
+    }
+    /* RFC 7323 4.3: remember the timestamp to echo */
+    if (sk->ts_ok && seg->opt.ts_ok && seq_le(seg->seq, sk->last_ack_sent) &&
+        seq_ge(seg->opt.tsval, sk->ts_recent)) {
+        sk->ts_recent = seg->opt.tsval;
+        sk->ts_recent_age = now;
+    }
+
+    /* second: RST (RFC 5961 3.2: exact match, else challenge ACK) */
+    if (fl & TCPSM_RST) {
+        if (seg->seq != sk->rcv_nxt) {
+            challenge_ack(sk, now);
+            return;
+        }
+        st->cnt.tcp_rst_in++;
+        switch (sk->state) {
+        case TCPSM_SYN_RECEIVED:
+            if (sk->passive) {
+                /* back to LISTEN: the embryo goes away, nothing reaches accept() */
+                tcp_set_state(sk, TCPSM_LISTEN, "rcv RST", seg, false);
+                tcp_sock_free(sk);
+            } else {
+                tcp_done(sk, ECONNREFUSED, "rcv RST", seg);
+            }
+            return;
+        case TCPSM_CLOSE_WAIT:
+            tcp_done(sk, EPIPE, "rcv RST", seg);        /* Linux tcp_reset */
+            return;
+        case TCPSM_TIME_WAIT:
+            /* RFC 9293: CLOSED (the RFC 1337 hazard is accepted, as Linux) */
+            tcp_done(sk, 0, "rcv RST", seg);
+            return;
+        default:
+            tcp_done(sk, ECONNRESET, "rcv RST", seg);
+            return;
+        }
+    }
+
+    /* fourth: SYN (RFC 9293 3.10.7.4, RFC 5961 4) */
+    if (fl & TCPSM_SYN) {
+        if (sk->state == TCPSM_SYN_RECEIVED && sk->passive) {
+            tcp_set_state(sk, TCPSM_LISTEN, "rcv SYN", seg, false);
+            tcp_sock_free(sk);
+            return;
+        }
+        challenge_ack(sk, now);
+        return;
+    }
+
+    /* fifth: ACK */
+    if (!(fl & TCPSM_ACK))
+        return;
+    if (sk->state == TCPSM_SYN_RECEIVED) {
+        if (!(seq_lt(sk->snd_una, seg->ack) && seq_le(seg->ack, sk->snd_max))) {
+            tcp_reply_rst(st, seg);     /* <SEQ=SEG.ACK><CTL=RST> */
+            return;
+        }
+        struct tcpsm_sock *l = sk->parent;
+        if (sk->passive && l && l->nacc >= l->backlog) {
+            st->cnt.tcp_drop_listen_overflow++;  /* Linux: drop, the peer retransmits */
+            return;
+        }
+        sk->snd_wnd = (uint32_t)seg->wnd << sk->snd_wscale;
+        sk->max_snd_wnd = sk->snd_wnd;
+        sk->snd_wl1 = seg->seq;
+        sk->snd_wl2 = seg->ack;
+        established(sk, now);
+        tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv ACK", seg, false);
+        if (sk->passive && l) {
+            /* SYN queue -> accept queue */
+            struct tcpsm_sock **pp = &l->synq;
+            while (*pp && *pp != sk)
+                pp = &(*pp)->qnext;
+            if (*pp)
+                *pp = sk->qnext;
+            l->nsyn--;
+            sk->qnext = NULL;
+            if (l->accq_tail)
+                l->accq_tail->qnext = sk;
+            else
+                l->accq = sk;
+            l->accq_tail = sk;
+            l->nacc++;
+            sk->in_acceptq = true;
+            tcp_wake_listener(l);
+        } else {
+            tcp_wake(sk);
+        }
+    }
+    /* RFC 5961 5.2 */
+    if (seq_gt(seg->ack, sk->snd_max) ||
+        seq_lt(seg->ack, sk->snd_una - (sk->max_snd_wnd ? sk->max_snd_wnd : 1))) {
+        st->cnt.tcp_drop_window++;
+        challenge_ack(sk, now);
+        return;
+    }
+    process_ack(sk, seg, now);
+    switch (sk->state) {
+    case TCPSM_FIN_WAIT_1:
+        if (our_fin_acked(sk)) {
+            tcp_set_state(sk, TCPSM_FIN_WAIT_2, "rcv ACK of FIN", seg, false);
+            if (!sk->user_ref) {
+                sk->state_at = now + TCP_FIN_TIMEOUT_NS;
+                tcp_timer_update(sk);
+            }
+        }
+        break;
+    case TCPSM_CLOSING:
+        if (our_fin_acked(sk)) {
+            tcp_set_state(sk, TCPSM_TIME_WAIT, "rcv ACK of FIN", seg, false);
+            tcp_timewait_start(sk, now);
+            tcp_wake(sk);
+            return;
+        }
+        break;
+    case TCPSM_LAST_ACK:
+        if (our_fin_acked(sk)) {
+            close_quiet(sk, "rcv ACK of FIN", seg);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+
+    /* sixth: URG is not supported; the data is delivered inline. */
+
+    /* seventh: segment text */
+    bool fin = (fl & TCPSM_FIN) != 0;
+    if (seg->len || fin) {
+        switch (sk->state) {
+        case TCPSM_ESTABLISHED:
+        case TCPSM_FIN_WAIT_1:
+        case TCPSM_FIN_WAIT_2:
+            if ((sk->shutdown & RCV_SHUTDOWN) && !sk->user_ref && seg->len &&
+                seq_gt(seg->seq + seg->len, sk->rcv_nxt)) {
+                /* data for a closed socket: reset (Linux tcp_rcv_state_process) */
+                tcp_send_rst_sk(sk, now);
+                tcp_done(sk, ECONNRESET, "data after close", seg);
+                return;
+            }
+            fin = queue_data(sk, seg, fin, now);
+            if (seg->len)
+                tcp_wake(sk);
+            break;
+        default:
+            /* CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent
+             * its FIN; text and FIN here are ignored (their retransmissions
+             * fail the acceptability test and are ACKed there) */
+            fin = false;
+            break;
+        }
+    }
+
+    /* eighth: FIN */
+    if (fin) {
+        sk->rcv_nxt++;
+        sk->rcv_fin = true;
+        sk->shutdown |= RCV_SHUTDOWN;
+        sk->ack_now = true;
+        switch (sk->state) {
+        case TCPSM_ESTABLISHED:
+            tcp_set_state(sk, TCPSM_CLOSE_WAIT, "rcv FIN", seg, false);
+            break;
+        case TCPSM_FIN_WAIT_1:
+            if (our_fin_acked(sk)) {
+                tcp_set_state(sk, TCPSM_TIME_WAIT, "rcv FIN", seg, false);
+                tcp_timewait_start(sk, now);
+            } else {
+                tcp_set_state(sk, TCPSM_CLOSING, "rcv FIN", seg, false);
+            }
+            break;
+        case TCPSM_FIN_WAIT_2:
+            tcp_set_state(sk, TCPSM_TIME_WAIT, "rcv FIN", seg, false);
+            tcp_timewait_start(sk, now);
+            break;
+        default:
+            break;
+        }
+        tcp_wake(sk);
+    }
+
+    tcp_output(sk, now);
+    if (sk->ack_now)
+        tcp_send_ack(sk, now);
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+void tcp_input(struct tcpsm_stack *st, uint32_t src, uint32_t dst, const uint8_t *p, size_t len,
+               uint64_t now)
+{
+    st->now = now;
+    if (!st->tcp)
+        return;
+    if (len < 20 || len > 65535) {
+        st->cnt.tcp_drop_hdr++;
+        return;
+    }
+    size_t hl = (size_t)(p[12] >> 4) * 4;
+    if (hl < 20 || hl > len) {
+        st->cnt.tcp_drop_hdr++;
+        return;
+    }
+    if (csum_fold(csum_partial(p, len, csum_pseudo(src, dst, IPPROTO_TCP_, (uint16_t)len))) != 0) {
+        st->cnt.tcp_drop_csum++;
+        return;
+    }
+    /* RFC 1122 4.2.3.10: no connection with a broadcast/multicast peer */
+    if (src == 0 || src == 0xffffffffu || (src >> 28) == 0xe) {
+        st->cnt.tcp_drop_hdr++;
+        return;
+    }
+    st->cnt.tcp_in++;
+    struct tcp_seg seg = {
+        .src = src, .dst = dst,
+        .sport = get16(p), .dport = get16(p + 2),
+        .seq = get32(p + 4), .ack = get32(p + 8),
+        .flags = p[13] & 0x3f,
+        .wnd = get16(p + 14),
+        .data = p + hl, .len = (uint32_t)(len - hl),
+    };
+    tcp_opt_parse(p + 20, hl - 20, (seg.flags & TCPSM_SYN) != 0, &seg.opt);
+    if (seg.sport == 0 || seg.dport == 0) {
+        st->cnt.tcp_drop_hdr++;
+        return;
+    }
+
+    struct tcpsm_sock *sk = tcp_ehash_find(st->tcp, dst, seg.dport, src, seg.sport);
+    if (!sk) {
+        struct tcpsm_sock *l = tcp_listener_find(st->tcp, dst, seg.dport);
+        if (l) {
+            listen_input(l, &seg, now, 0);
+        } else {
+            st->cnt.tcp_drop_no_sock++;
+            tcp_reply_rst(st, &seg);    /* RFC 9293 3.10.7.1 */
+        }
+        return;
+    }
+    sk->segs_in++;
+    if (sk->state == TCPSM_SYN_SENT) {
+        syn_sent_input(sk, &seg, now);
+        return;
+    }
+    if (sk->state == TCPSM_TIME_WAIT && (seg.flags & (TCPSM_SYN | TCPSM_ACK | TCPSM_RST)) ==
+        TCPSM_SYN && timewait_syn(sk, &seg, now))
+        return;
+    rcv_segment(sk, &seg, now);
+}
+
+/* ICMP destination unreachable / time exceeded about one of our segments
+ * (RFC 1122 4.2.3.9, RFC 5927): hard errors end a connection that is still
+ * opening; everything else is a soft error, reported if it then times out. */
+void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t inner_src,
+                    uint32_t inner_dst, uint16_t inner_sport, uint16_t inner_dport,
+                    uint32_t inner_seq, uint64_t now)
+{
+    st->now = now;
+    if (!st->tcp)
+        return;
+    struct tcpsm_sock *sk = tcp_ehash_find(st->tcp, inner_src, inner_sport, inner_dst, inner_dport);
+    if (!sk)
+        return;
+    /* RFC 5927 4.1: the quoted sequence number must be in flight */
+    if (!seq_in(inner_seq, sk->snd_una, sk->snd_max + 1))
+        return;
+    int err;
+    bool hard = false;
+    if (type == 3) {
+        switch (code) {
+        case 0: case 6: case 11: err = ENETUNREACH; break;
+        case 1: case 12: err = EHOSTUNREACH; break;
+        case 2: err = ECONNREFUSED; hard = true; break;     /* protocol unreachable */
+        case 3: err = ECONNREFUSED; hard = true; break;     /* port unreachable */
+        case 4: return;                                     /* needs PMTUD: not done */
+        case 7: err = EHOSTDOWN; break;
+        case 9: case 10: err = ECONNREFUSED; hard = true; break;
+        case 13: err = EHOSTUNREACH; hard = true; break;    /* administratively prohibited */
+        default: err = EHOSTUNREACH; break;
+        }
+    } else if (type == 11) {
+        err = EHOSTUNREACH;
+    } else {
+        return;
+    }
+    if (hard && (sk->state == TCPSM_SYN_SENT || sk->state == TCPSM_SYN_RECEIVED)) {
+        tcp_done(sk, err, "icmp unreachable", NULL);
+        stack_tx_flush(st);
+        return;
+    }
+    sk->soft_err = err;
+}

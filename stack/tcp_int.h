@@ -1,0 +1,283 @@
+/* TCP internals shared by the tcp_*.c files (internal header).
+ * One TCB (struct tcpsm_sock) per endpoint; the module state (struct
+ * tcp_stack) holds the connection hash, the port table and the counts. */
+#ifndef TCPSM_TCP_INT_H
+#define TCPSM_TCP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stack.h"
+#include "tcp.h"
+#include "tcp_seq.h"
+#include "timer.h"
+
+#define MS_NS       1000000ull
+#define SEC_NS      1000000000ull
+
+/* Limits and defaults (README "Limits"). */
+#define TCP_MAX_SOCKS_DEF   65536u
+#define TCP_BUF_DEF         (256u * 1024u)
+#define TCP_MSL_MS_DEF      30000u
+#define TCP_SNDBUF_MIN      4608u       /* Linux SOCK_MIN_SNDBUF */
+#define TCP_RCVBUF_MIN      2292u       /* Linux SOCK_MIN_RCVBUF */
+#define TCP_BUF_MAX         (16u * 1024u * 1024u)
+#define TCP_MSS_DEF         536u        /* RFC 9293 3.7.1 / RFC 6691 */
+#define TCP_RTO_INIT_US     1000000u    /* RFC 6298 2.1 */
+#define TCP_RTO_MIN_US      200000u     /* Linux TCP_RTO_MIN */
+#define TCP_RTO_MAX_US      120000000u  /* Linux TCP_RTO_MAX */
+#define TCP_RETRIES_DATA    15          /* Linux tcp_retries2 */
+#define TCP_RETRIES_SYN     6           /* Linux tcp_syn_retries */
+#define TCP_RETRIES_SYNACK  5           /* Linux tcp_synack_retries */
+#define TCP_DELACK_NS       (40 * MS_NS)
+#define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
+#define TCP_OOO_MAX         32          /* out-of-order ranges kept */
+#define TCP_RING_INIT       (16u * 1024u)   /* first allocation of a buffer ring */
+#define TCP_CHALLENGE_PER_S 1000        /* RFC 5961 7: challenge ACK limit, Linux default */
+#define TCP_EPH_LO          32768u      /* Linux ip_local_port_range */
+#define TCP_EPH_HI          60999u
+
+/* Linux sk_shutdown bits. */
+#define RCV_SHUTDOWN  1
+#define SEND_SHUTDOWN 2
+
+/* Byte ring. */
+struct tcp_ring {
+    uint8_t *buf;
+    uint32_t cap, head, len;
+};
+
+/* Out-of-order ranges [start, end) in sequence space, sorted. */
+struct tcp_ooo {
+    uint32_t start[TCP_OOO_MAX], end[TCP_OOO_MAX];
+    unsigned n;
+    uint32_t last;                      /* start of the latest segment (RFC 2018 4) */
+};
+
+/* Parsed options of one segment. */
+struct tcp_opts {
+    bool mss_ok, ws_ok, sack_ok, ts_ok;
+    uint16_t mss;
+    uint8_t ws;
+    uint32_t tsval, tsecr;
+    unsigned nsack;
+    uint32_t sack_l[4], sack_r[4];
+};
+
+/* One received segment, after header parse. */
+struct tcp_seg {
+    uint32_t src, dst;
+    uint16_t sport, dport;
+    uint32_t seq, ack;
+    uint8_t flags;
+    uint16_t wnd;                       /* raw */
+    const uint8_t *data;
+    uint32_t len;                       /* payload bytes */
+    struct tcp_opts opt;
+};
+
+struct congestion_ops;
+
+struct tcpsm_sock {
+    struct tcpsm_stack *st;
+    struct tcpsm_sock *enext;           /* connection hash chain */
+    struct tcpsm_sock *bnext;           /* port table chain */
+    struct tcpsm_sock *anext, *aprev;   /* every TCB, for tcp_fini */
+    struct tcpsm_sock *qnext;           /* SYN queue / accept queue link */
+    struct tcpsm_sock *parent;          /* listener of an unaccepted child */
+    void *user;
+
+    int state;
+    bool hashed, bound, user_bound;     /* in ehash / in port table / bind() called */
+    bool user_ref;                      /* the application holds the socket */
+    bool passive;                       /* came from a listener (RFC 9293 3.10.7.4 SYN-RECEIVED) */
+    bool done;                          /* was connected or tried (recv returns 0, not ENOTCONN) */
+    bool in_acceptq;
+    uint8_t shutdown;                   /* RCV_SHUTDOWN | SEND_SHUTDOWN */
+    int err;                            /* pending error, positive errno */
+    int soft_err;                       /* ICMP soft error, reported on timeout */
+
+    uint32_t laddr, raddr;
+    uint16_t lport, rport;
+
+    /* listener */
+    struct tcpsm_sock *synq, *accq, *accq_tail;
+    uint32_t nsyn, nacc, backlog;
+
+    /* send sequence space (RFC 9293 3.3.1) */
+    uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2, max_snd_wnd;
+    uint32_t snd_buf_seq;               /* sequence of sndq's first byte */
+    uint32_t snd_sml;                   /* end of the last small segment (Minshall's Nagle) */
+    bool fin_queued, fin_sent;          /* FIN after the data / FIN transmitted */
+    uint32_t fin_seq;
+    /* receive sequence space */
+    uint32_t irs, rcv_nxt, rcv_adv, last_ack_sent;
+    bool rcv_fin;                       /* FIN received (in order) */
+    bool ooo_fin;                       /* FIN seen beyond a hole */
+    uint32_t ooo_fin_seq;
+
+    /* options */
+    uint16_t mss;                       /* send MSS (payload with no options) */
+    uint16_t rcv_mss;                   /* MSS we advertise */
+    uint16_t user_mss;                  /* TCP_MAXSEG, 0 = none */
+    uint8_t snd_wscale, rcv_wscale;
+    bool ws_ok, ts_ok, sack_ok;
+    uint32_t ts_recent, ts_off;
+    uint32_t rtx_tsval;                 /* our TSval at the last retransmission */
+    uint64_t ts_recent_age;
+
+    /* buffers */
+    struct tcp_ring sndq, rcvq;
+    struct tcp_ooo ooo;
+    uint32_t sndbuf, rcvbuf;
+
+    /* timers: one heap entry, earliest of the deadlines below (0 = off) */
+    struct tcpsm_timer timer;
+    uint64_t rto_at, persist_at, dack_at, ka_at, state_at;
+    uint32_t srtt_us, rttvar_us, rto_us;
+    bool rtt_active;                    /* timing one segment (Karn, no timestamps) */
+    uint32_t rtt_seq;
+    uint64_t rtt_start;
+    uint8_t retries, backoff, probes, ka_probes;
+    uint8_t pbackoff;                   /* persist backoff, reset when the window opens */
+    uint64_t first_rtx;                 /* time of the first unanswered retransmission */
+    unsigned delack_segs;               /* full segments not yet ACKed */
+    bool ack_now;
+    uint64_t last_rcv;                  /* for keepalive */
+
+    /* congestion (tcp_cong.c) */
+    const struct congestion_ops *cc;
+    uint32_t cwnd, ssthresh, recover, cwnd_acc;
+    struct tcp_ooo sacked;              /* SACK scoreboard above snd_una (tcp_sack.c) */
+    uint32_t high_rxt;                  /* RFC 6675 HighRxt */
+    unsigned dupacks;
+    bool in_recovery;
+
+    /* socket options */
+    bool nodelay, cork, keepalive, reuseaddr;
+    int keepidle, keepintvl, keepcnt;   /* seconds / count */
+    int linger;                         /* -1 off */
+    uint32_t user_timeout_ms;
+
+    /* the last segment sent, for the trace of a transition it caused */
+    uint8_t tx_flags;
+    bool tx_rst;                        /* a RST just went out: tcp_done traces it */
+    uint32_t tx_seq, tx_ack, tx_len, tx_wnd;
+
+    /* statistics */
+    uint32_t total_retrans, segs_in, segs_out;
+    uint64_t bytes_acked, bytes_received;
+};
+
+struct tcp_stack {
+    struct tcpsm_stack *st;
+    struct tcpsm_sock **ehash;          /* by 4-tuple */
+    struct tcpsm_sock **bhash;          /* by local port */
+    uint32_t emask, bmask;
+    struct tcpsm_sock *all;
+    size_t nsocks;
+    uint32_t max_socks;
+    /* RFC 5961 7 challenge ACK rate limit */
+    uint64_t chal_sec;
+    uint32_t chal_count;
+};
+
+/* tcp_conn.c */
+struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st);
+void tcp_sock_free(struct tcpsm_sock *sk);
+void tcp_ehash_add(struct tcpsm_sock *sk);
+void tcp_ehash_del(struct tcpsm_sock *sk);
+struct tcpsm_sock *tcp_ehash_find(struct tcp_stack *ts, uint32_t laddr, uint16_t lport,
+                                  uint32_t raddr, uint16_t rport);
+struct tcpsm_sock *tcp_listener_find(struct tcp_stack *ts, uint32_t laddr, uint16_t lport);
+void tcp_bind_add(struct tcpsm_sock *sk);
+void tcp_bind_del(struct tcpsm_sock *sk);
+bool tcp_port_conflict(struct tcp_stack *ts, const struct tcpsm_sock *sk, uint32_t addr,
+                       uint16_t port);
+int tcp_pick_ephemeral(struct tcpsm_sock *sk, bool for_connect);
+uint32_t tcp_isn(struct tcpsm_sock *sk, uint64_t now);
+void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const struct tcp_seg *in,
+                   bool out_seg);
+void tcp_done(struct tcpsm_sock *sk, int err, const char *why, const struct tcp_seg *in);
+void tcp_maybe_free(struct tcpsm_sock *sk);
+void tcp_release_buffers(struct tcpsm_sock *sk);
+void tcp_wake(struct tcpsm_sock *sk);
+void tcp_wake_listener(struct tcpsm_sock *lsk);
+void tcp_unlink_child(struct tcpsm_sock *child);
+void tcp_init_from_listener(struct tcpsm_sock *child, const struct tcpsm_sock *lsk);
+bool tcp_challenge_ok(struct tcp_stack *ts, uint64_t now);
+uint8_t tcp_pick_wscale(uint32_t rcvbuf);
+
+/* tcp_opt.c */
+void tcp_opt_parse(const uint8_t *p, size_t len, bool syn, struct tcp_opts *o);
+size_t tcp_opt_syn_len(const struct tcpsm_sock *sk, bool synack);
+size_t tcp_opt_build(const struct tcpsm_sock *sk, uint8_t *p, uint8_t flags, uint64_t now,
+                     bool with_sack);
+size_t tcp_opt_len(const struct tcpsm_sock *sk, uint8_t flags, bool with_sack);
+uint32_t tcp_ts_now(const struct tcpsm_sock *sk, uint64_t now);
+
+/* tcp_buf.c */
+int ring_alloc(struct tcp_ring *r, uint32_t cap);
+void ring_free(struct tcp_ring *r);
+int ring_grow(struct tcp_ring *r, uint32_t cap);
+int ring_reserve(struct tcp_ring *r, uint32_t need, uint32_t limit);
+uint32_t ring_write(struct tcp_ring *r, const void *src, uint32_t n);
+void ring_write_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n);
+void ring_read_at(const struct tcp_ring *r, uint32_t off, void *dst, uint32_t n);
+void ring_drop(struct tcp_ring *r, uint32_t n);
+int ooo_add(struct tcp_ooo *o, uint32_t start, uint32_t end);
+uint32_t ooo_advance(struct tcp_ooo *o, uint32_t rcv_nxt);
+
+/* tcp_output.c */
+void tcp_output(struct tcpsm_sock *sk, uint64_t now);
+void tcp_send_ack(struct tcpsm_sock *sk, uint64_t now);
+void tcp_send_syn(struct tcpsm_sock *sk, uint64_t now);
+void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now);
+void tcp_send_probe(struct tcpsm_sock *sk, uint64_t now);
+void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now);
+void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg);
+uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk);
+uint32_t tcp_rcv_space(const struct tcpsm_sock *sk);
+uint32_t tcp_send_mss(const struct tcpsm_sock *sk);
+void tcp_window_update(struct tcpsm_sock *sk, uint64_t now);
+uint32_t tcp_unsent(const struct tcpsm_sock *sk);
+uint32_t tcp_flight(const struct tcpsm_sock *sk);
+
+/* tcp_timer.c */
+void tcp_timer_update(struct tcpsm_sock *sk);
+void tcp_rto_arm(struct tcpsm_sock *sk, uint64_t now);
+void tcp_rto_stop(struct tcpsm_sock *sk);
+void tcp_rtt_sample(struct tcpsm_sock *sk, uint32_t rtt_us);
+void tcp_delack_schedule(struct tcpsm_sock *sk, uint64_t now);
+void tcp_ka_reset(struct tcpsm_sock *sk, uint64_t now);
+void tcp_persist_check(struct tcpsm_sock *sk, uint64_t now);
+void tcp_timewait_start(struct tcpsm_sock *sk, uint64_t now);
+void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now);
+
+/* tcp_sack.c */
+bool tcp_sack_update(struct tcpsm_sock *sk, const struct tcp_opts *o);
+void tcp_sack_prune(struct tcpsm_sock *sk);
+uint32_t tcp_sack_bytes(const struct tcpsm_sock *sk);
+bool tcp_sack_head_lost(const struct tcpsm_sock *sk);
+uint32_t tcp_sack_pipe(const struct tcpsm_sock *sk);
+uint32_t tcp_sack_next_hole(const struct tcpsm_sock *sk, uint32_t *seq);
+
+/* tcp_cong.c: RFC 5681 + RFC 6582 NewReno behind an ops table. */
+struct congestion_ops {
+    const char *name;
+    void (*init)(struct tcpsm_sock *sk);
+    void (*on_ack)(struct tcpsm_sock *sk, uint32_t acked);     /* new data ACKed, not in recovery */
+    uint32_t (*ssthresh)(struct tcpsm_sock *sk);                /* on loss */
+};
+extern const struct congestion_ops tcp_newreno;
+void tcp_cong_init(struct tcpsm_sock *sk);
+/* ACK processing; returns true if the caller should retransmit the head now. */
+bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now);
+void tcp_cong_rto(struct tcpsm_sock *sk);
+bool tcp_cong_sack_loss(struct tcpsm_sock *sk);
+
+static inline struct tcp_stack *TS(const struct tcpsm_sock *sk) { return sk->st->tcp; }
+static inline bool tcp_synchronized(int s) { return s >= TCPSM_ESTABLISHED; }
+
+#endif

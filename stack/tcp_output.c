@@ -1,0 +1,401 @@
+/* What to send and when: segment builder (payload copied once, from the
+ * send ring into the frame), segmentation to the MSS, Nagle / NODELAY /
+ * CORK (RFC 896, RFC 1122 4.2.3.4), sender and receiver SWS avoidance
+ * (RFC 1122 4.2.3.3-4), ACKs, SYNs, RSTs (RFC 9293 3.10.7.1). */
+#include <string.h>
+
+#include "csum.h"
+#include "ipv4.h"
+#include "tcp_int.h"
+
+#define TCP_HDR 20
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void fill_hdr(uint8_t *p, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                     size_t hl, uint8_t flags, uint16_t wnd)
+{
+    put16(p, sport);
+    put16(p + 2, dport);
+    put32(p + 4, seq);
+    put32(p + 8, ack);
+    p[12] = (uint8_t)((hl / 4) << 4);
+    p[13] = flags;
+    put16(p + 14, wnd);
+    put16(p + 16, 0);
+    put16(p + 18, 0);
+}
+
+static void finish(struct tcpsm_stack *st, uint32_t src, uint32_t dst, uint8_t *p, size_t len)
+{
+    put16(p + 16, csum_fold(csum_partial(p, len, csum_pseudo(src, dst, IPPROTO_TCP_,
+                                                             (uint16_t)len))));
+    ipv4_out_commit(st, dst, IPPROTO_TCP_, len);
+    st->cnt.tcp_out++;
+}
+
+uint32_t tcp_send_mss(const struct tcpsm_sock *sk)
+{
+    uint32_t m = sk->mss;
+    if (sk->ts_ok)
+        m -= 12;
+    return m < 8 ? 8 : m;
+}
+
+static uint32_t rcv_cap(const struct tcpsm_sock *sk)
+{
+    return sk->rcvbuf;
+}
+
+/* Free receive space (the in-order bytes not yet read take the rest;
+ * out-of-order bytes live inside this space). */
+uint32_t tcp_rcv_space(const struct tcpsm_sock *sk)
+{
+    return rcv_cap(sk) - sk->rcvq.len;
+}
+
+/* The window field to send (scaled), moving rcv_adv. Never shrinks the
+ * window (RFC 9293 3.8.6.2.2); grows it only by at least
+ * min(buffer/2, MSS) (receiver SWS avoidance, RFC 1122 4.2.3.3). */
+uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk)
+{
+    uint8_t s = sk->ws_ok ? sk->rcv_wscale : 0;
+    /* a FIN took a sequence number but no buffer space: measure from the
+     * end of the data */
+    uint32_t nxt = sk->rcv_nxt - (sk->rcv_fin ? 1 : 0);
+    uint32_t cur = seq_gt(sk->rcv_adv, nxt) ? sk->rcv_adv - nxt : 0;
+    uint32_t space = tcp_rcv_space(sk);
+    uint32_t max = (uint32_t)65535 << s;
+    if (space > max)
+        space = max;
+    uint32_t thresh = rcv_cap(sk) / 2 < sk->rcv_mss ? rcv_cap(sk) / 2 : sk->rcv_mss;
+    uint32_t field;
+    /* an empty buffer is never a silly window (and a FIN took a sequence
+     * number, not buffer space) */
+    if (space > cur && (space - cur >= thresh || sk->rcvq.len == 0)) {
+        field = space >> s;
+    } else {
+        field = (uint32_t)(((uint64_t)cur + (1u << s) - 1) >> s);
+    }
+    if (field > 65535)
+        field = 65535;
+    uint32_t edge = nxt + (field << s);
+    if (seq_gt(edge, sk->rcv_adv) || !seq_gt(sk->rcv_adv, nxt))
+        sk->rcv_adv = edge;
+    return field;
+}
+
+uint32_t tcp_unsent(const struct tcpsm_sock *sk)
+{
+    uint32_t off = sk->snd_nxt - sk->snd_buf_seq;
+    if ((int32_t)off < 0)
+        off = 0;
+    return off < sk->sndq.len ? sk->sndq.len - off : 0;
+}
+
+uint32_t tcp_flight(const struct tcpsm_sock *sk)
+{
+    return sk->snd_nxt - sk->snd_una;
+}
+
+/* Build and queue one segment of this connection. Payload: len bytes of
+ * the send ring starting at sequence seq. */
+static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t len, uint64_t now)
+{
+    struct tcpsm_stack *st = sk->st;
+    bool sack = !(flags & (TCPSM_SYN | TCPSM_RST)) && len == 0;
+    size_t optlen = tcp_opt_len(sk, flags, sack);
+    size_t hl = TCP_HDR + optlen;
+    uint8_t *p = ipv4_out_begin(st, hl + len);
+    if (!p)
+        return false;
+    uint16_t wnd;
+    if (flags & TCPSM_RST) {
+        wnd = 0;
+    } else if (flags & TCPSM_SYN) {
+        /* RFC 7323 2.2: the window in a SYN is never scaled */
+        uint32_t w = tcp_rcv_space(sk);
+        wnd = (uint16_t)(w > 65535 ? 65535 : w);
+        sk->rcv_adv = sk->rcv_nxt + wnd;
+    } else {
+        wnd = (uint16_t)tcp_rcv_wnd_offer(sk);
+    }
+    uint32_t ack = (flags & TCPSM_ACK) ? sk->rcv_nxt : 0;
+    fill_hdr(p, sk->lport, sk->rport, seq, ack, hl, flags, wnd);
+    tcp_opt_build(sk, p + TCP_HDR, flags, now, sack);
+    if (len)
+        ring_read_at(&sk->sndq, seq - sk->snd_buf_seq, p + hl, len);
+    finish(st, sk->laddr, sk->raddr, p, hl + len);
+    sk->segs_out++;
+    sk->tx_flags = flags;
+    sk->tx_seq = seq;
+    sk->tx_ack = ack;
+    sk->tx_len = len;
+    sk->tx_wnd = wnd;
+    if (flags & TCPSM_ACK) {
+        sk->last_ack_sent = sk->rcv_nxt;
+        sk->delack_segs = 0;
+        sk->ack_now = false;
+        if (sk->dack_at) {
+            sk->dack_at = 0;
+            tcp_timer_update(sk);
+        }
+    }
+    if (flags & TCPSM_RST)
+        st->cnt.tcp_rst_out++;
+    return true;
+}
+
+/* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, where SND.NXT is the highest ever
+ * sent: after an RTO rewinds snd_nxt, an older sequence number would fail
+ * the peer's acceptability test and the ACK would be lost with it. */
+void tcp_send_ack(struct tcpsm_sock *sk, uint64_t now)
+{
+    xmit(sk, sk->snd_max, TCPSM_ACK, 0, now);
+}
+
+/* SYN (SYN-SENT) or SYN+ACK (SYN-RECEIVED), first or retransmitted. */
+void tcp_send_syn(struct tcpsm_sock *sk, uint64_t now)
+{
+    uint8_t fl = TCPSM_SYN;
+    if (sk->state == TCPSM_SYN_RECEIVED || sk->state == TCPSM_LISTEN)
+        fl |= TCPSM_ACK;
+    xmit(sk, sk->iss, fl, 0, now);
+    sk->snd_nxt = sk->iss + 1;
+    if (seq_lt(sk->snd_max, sk->snd_nxt))
+        sk->snd_max = sk->snd_nxt;
+    tcp_rto_arm(sk, now);
+}
+
+/* RFC 9293 3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST> (with ACK, like Linux). */
+void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now)
+{
+    sk->tx_rst = xmit(sk, sk->snd_max, TCPSM_RST | TCPSM_ACK, 0, now);
+}
+
+/* Keepalive probe (RFC 1122 4.2.3.6): SEG.SEQ = SND.NXT-1, no data, so the
+ * peer answers with an ACK. */
+void tcp_send_probe(struct tcpsm_sock *sk, uint64_t now)
+{
+    xmit(sk, sk->snd_una - 1, TCPSM_ACK, 0, now);
+}
+
+static void count_rtx(struct tcpsm_sock *sk, uint32_t seq, uint64_t now)
+{
+    if (seq_lt(seq, sk->snd_max)) {
+        sk->rtx_tsval = tcp_ts_now(sk, now);
+        sk->st->cnt.tcp_retrans++;
+        sk->total_retrans++;
+        if (sk->rtt_active && seq_le(seq, sk->rtt_seq))
+            sk->rtt_active = false;         /* Karn's rule */
+    }
+}
+
+/* Send len bytes of the queue from seq again (SACK recovery). */
+static bool send_data(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, uint64_t now)
+{
+    uint32_t off = seq - sk->snd_buf_seq;
+    uint32_t avail = off < sk->sndq.len ? sk->sndq.len - off : 0;
+    if (len > avail)
+        len = avail;
+    if (!len)
+        return false;
+    uint8_t fl = TCPSM_ACK;
+    if (len == avail)
+        fl |= TCPSM_PSH;
+    if (sk->fin_sent && seq + len == sk->fin_seq && seq_gt(sk->snd_max, sk->fin_seq))
+        fl |= TCPSM_FIN;
+    count_rtx(sk, seq, now);
+    if (!xmit(sk, seq, fl, len, now))
+        return false;
+    if (!sk->rto_at)
+        tcp_rto_arm(sk, now);
+    return true;
+}
+
+/* Retransmit the first unacknowledged segment (fast retransmit, NewReno
+ * partial ACK, zero-window probe), without moving SND.NXT. */
+void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (sk->state == TCPSM_SYN_SENT || sk->state == TCPSM_SYN_RECEIVED) {
+        count_rtx(sk, sk->iss, now);
+        tcp_send_syn(sk, now);
+        return;
+    }
+    uint32_t seq = sk->snd_una;
+    uint32_t off = seq - sk->snd_buf_seq;
+    uint32_t avail = off < sk->sndq.len ? sk->sndq.len - off : 0;
+    uint32_t len = tcp_send_mss(sk);
+    if (len > avail)
+        len = avail;
+    uint32_t limit = sk->snd_max - seq;
+    if (len > limit)
+        len = limit;
+    uint8_t fl = TCPSM_ACK;
+    if (len && len == avail)
+        fl |= TCPSM_PSH;
+    if (sk->fin_sent && seq + len == sk->fin_seq && seq_gt(sk->snd_max, sk->fin_seq))
+        fl |= TCPSM_FIN;
+    if (!len && !(fl & TCPSM_FIN))
+        return;
+    count_rtx(sk, seq, now);
+    xmit(sk, seq, fl, len, now);
+    tcp_rto_arm(sk, now);
+}
+
+/* Send what the windows, Nagle and SWS avoidance allow (RFC 9293 3.8.6,
+ * RFC 1122 4.2.3.4, RFC 5681 cwnd). */
+void tcp_output(struct tcpsm_sock *sk, uint64_t now)
+{
+    switch (sk->state) {
+    case TCPSM_ESTABLISHED:
+    case TCPSM_CLOSE_WAIT:
+    case TCPSM_FIN_WAIT_1:
+    case TCPSM_CLOSING:
+    case TCPSM_LAST_ACK:
+        break;
+    default:
+        return;
+    }
+    uint32_t mss = tcp_send_mss(sk);
+    bool sent = false;
+    bool sack_rec = sk->in_recovery && sk->sacked.n;
+    /* RFC 6675 5 (C): retransmit lost holes while cwnd - pipe allows */
+    while (sack_rec) {
+        uint32_t seq, len = tcp_sack_next_hole(sk, &seq);
+        if (!len)
+            break;
+        uint32_t pipe = tcp_sack_pipe(sk);
+        if (pipe && pipe + len > sk->cwnd)
+            break;
+        if (!send_data(sk, seq, len, now))
+            break;
+        sk->high_rxt = seq + len;
+        sent = true;
+    }
+    for (;;) {
+        uint32_t off = sk->snd_nxt - sk->snd_buf_seq;
+        uint32_t avail = off < sk->sndq.len ? sk->sndq.len - off : 0;
+        /* RFC 3042 limited transmit: a new segment for each of the first
+         * two duplicate ACKs */
+        uint32_t cw = sk->cwnd;
+        if (!sk->in_recovery && sk->dupacks && sk->dupacks <= 2)
+            cw += sk->dupacks * mss;
+        uint32_t rend = sk->snd_una + sk->snd_wnd;
+        uint32_t usable = seq_gt(rend, sk->snd_nxt) ? rend - sk->snd_nxt : 0;
+        uint32_t infl = sack_rec ? tcp_sack_pipe(sk) : sk->snd_nxt - sk->snd_una;
+        uint32_t cusable = cw > infl ? cw - infl : 0;
+        if (usable > cusable)
+            usable = cusable;
+        if (!avail) {
+            /* FIN after the last byte (first time, or again after an RTO) */
+            if (sk->fin_queued && (!sk->fin_sent || sk->snd_nxt == sk->fin_seq) &&
+                sk->snd_nxt == sk->snd_buf_seq + sk->sndq.len) {
+                count_rtx(sk, sk->snd_nxt, now);
+                sk->fin_seq = sk->snd_nxt;
+                sk->fin_sent = true;
+                xmit(sk, sk->snd_nxt, TCPSM_FIN | TCPSM_ACK, 0, now);
+                sk->snd_nxt++;
+                sent = true;
+            }
+            break;
+        }
+        uint32_t len = avail < mss ? avail : mss;
+        if (len > usable)
+            len = usable;
+        if (!len)
+            break;
+        bool in_flight = sk->snd_nxt != sk->snd_una;
+        if (len < mss) {
+            if (len < avail) {
+                /* window-limited: RFC 1122 4.2.3.4 sender SWS avoidance */
+                if (in_flight && len < sk->max_snd_wnd / 2)
+                    break;
+            } else if (!sk->fin_queued) {
+                if (sk->cork)
+                    break;
+                if (!sk->nodelay && in_flight && seq_gt(sk->snd_sml, sk->snd_una))
+                    break;              /* Nagle (Minshall): one small segment in flight */
+            }
+        }
+        uint8_t fl = TCPSM_ACK;
+        if (len == avail)
+            fl |= TCPSM_PSH;
+        if (len == avail && sk->fin_queued && (!sk->fin_sent || sk->snd_nxt + len == sk->fin_seq)) {
+            fl |= TCPSM_FIN;
+            sk->fin_seq = sk->snd_nxt + len;
+            sk->fin_sent = true;
+        }
+        count_rtx(sk, sk->snd_nxt, now);
+        if (!sk->ts_ok && !sk->rtt_active && sk->snd_nxt == sk->snd_max) {
+            sk->rtt_active = true;
+            sk->rtt_seq = sk->snd_nxt;
+            sk->rtt_start = now;
+        }
+        if (!xmit(sk, sk->snd_nxt, fl, len, now))
+            break;
+        sk->snd_nxt += len + ((fl & TCPSM_FIN) ? 1 : 0);
+        if (len < mss)
+            sk->snd_sml = sk->snd_nxt;
+        sent = true;
+    }
+    if (seq_gt(sk->snd_nxt, sk->snd_max))
+        sk->snd_max = sk->snd_nxt;
+    if (sent && !sk->rto_at)
+        tcp_rto_arm(sk, now);
+    tcp_persist_check(sk, now);
+}
+
+/* After the application read: announce a window that opened by at least
+ * min(2*MSS, buffer/2) (RFC 1122 4.2.3.3). */
+void tcp_window_update(struct tcpsm_sock *sk, uint64_t now)
+{
+    switch (sk->state) {
+    case TCPSM_ESTABLISHED:
+    case TCPSM_FIN_WAIT_1:
+    case TCPSM_FIN_WAIT_2:
+        break;
+    default:
+        return;
+    }
+    uint32_t cur = seq_gt(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
+    uint32_t space = tcp_rcv_space(sk);
+    uint32_t thresh = 2u * sk->rcv_mss;
+    if (thresh > rcv_cap(sk) / 2)
+        thresh = rcv_cap(sk) / 2;
+    /* like Linux tcp_cleanup_rbuf: only a window that had shrunk to half
+     * the buffer or less is worth an immediate update */
+    if (cur <= rcv_cap(sk) / 2 && space > cur && space - cur >= thresh)
+        tcp_send_ack(sk, now);
+}
+
+/* RFC 9293 3.10.7.1: the reply to a segment for no connection. Never to a RST. */
+void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg)
+{
+    if (seg->flags & TCPSM_RST)
+        return;
+    uint8_t *p = ipv4_out_begin(st, TCP_HDR);
+    if (!p)
+        return;
+    if (seg->flags & TCPSM_ACK) {
+        fill_hdr(p, seg->dport, seg->sport, seg->ack, 0, TCP_HDR, TCPSM_RST, 0);
+    } else {
+        uint32_t ack = seg->seq + seg->len + ((seg->flags & TCPSM_SYN) ? 1 : 0) +
+                       ((seg->flags & TCPSM_FIN) ? 1 : 0);
+        fill_hdr(p, seg->dport, seg->sport, 0, ack, TCP_HDR, TCPSM_RST | TCPSM_ACK, 0);
+    }
+    finish(st, seg->dst, seg->src, p, TCP_HDR);
+    st->cnt.tcp_rst_out++;
+}

@@ -1,0 +1,609 @@
+/* The socket API of the core (core.h tcpsm_sock_*): the user calls of
+ * RFC 9293 3.10.1-3.10.6 with Linux's errors and readiness. */
+#include <errno.h>
+#include <string.h>
+
+#include "ipv4.h"
+#include "tcp_int.h"
+
+static void flush(struct tcpsm_sock *sk)
+{
+    stack_tx_flush(sk->st);
+}
+
+int tcpsm_sock_new(struct tcpsm_stack *st, struct tcpsm_sock **out)
+{
+    if (!st || !out)
+        return -EINVAL;
+    struct tcpsm_sock *sk = tcp_sock_alloc(st);
+    if (!sk)
+        return -ENOBUFS;
+    sk->user_ref = true;
+    *out = sk;
+    return 0;
+}
+
+int tcpsm_sock_bind(struct tcpsm_sock *sk, uint32_t addr, uint16_t port)
+{
+    struct tcpsm_stack *st = sk->st;
+    if (sk->user_bound || sk->lport || sk->state != TCPSM_CLOSED)
+        return -EINVAL;
+    if (addr != 0 && addr != st->cfg.addr)
+        return -EADDRNOTAVAIL;
+    sk->laddr = addr;
+    if (port == 0) {
+        int r = tcp_pick_ephemeral(sk, false);
+        if (r < 0) {
+            sk->laddr = 0;
+            return -EADDRINUSE;
+        }
+    } else {
+        if (tcp_port_conflict(st->tcp, sk, addr, port)) {
+            sk->laddr = 0;
+            return -EADDRINUSE;
+        }
+        sk->lport = port;
+        tcp_bind_add(sk);
+    }
+    sk->user_bound = true;
+    return 0;
+}
+
+int tcpsm_sock_listen(struct tcpsm_sock *sk, int backlog)
+{
+    if (backlog < 1)
+        backlog = 1;
+    if (backlog > 4096)
+        backlog = 4096;
+    if (sk->state == TCPSM_LISTEN) {
+        sk->backlog = (uint32_t)backlog;
+        return 0;
+    }
+    if (sk->state != TCPSM_CLOSED)
+        return -EINVAL;
+    if (!sk->lport) {
+        if (tcp_pick_ephemeral(sk, false) < 0)
+            return -EADDRINUSE;
+        sk->user_bound = true;
+    } else {
+        if (tcp_listener_find(sk->st->tcp, sk->laddr, sk->lport) ||
+            tcp_port_conflict(sk->st->tcp, sk, sk->laddr, sk->lport))
+            return -EADDRINUSE;
+        tcp_bind_add(sk);
+    }
+    sk->backlog = (uint32_t)backlog;
+    sk->err = 0;
+    sk->shutdown = 0;
+    tcp_set_state(sk, TCPSM_LISTEN, "app listen", NULL, false);
+    return 0;
+}
+
+/* Fresh connection state for connect() (also after a failed attempt). */
+static void reset_conn(struct tcpsm_sock *sk)
+{
+    sk->err = sk->soft_err = 0;
+    sk->shutdown = 0;
+    sk->fin_queued = sk->fin_sent = false;
+    sk->rcv_fin = sk->ooo_fin = false;
+    sk->ooo.n = 0;
+    sk->sndq.len = sk->sndq.head = 0;
+    sk->rcvq.len = sk->rcvq.head = 0;
+    sk->retries = sk->backoff = sk->probes = sk->ka_probes = 0;
+    sk->first_rtx = 0;
+    sk->srtt_us = sk->rttvar_us = 0;
+    sk->rto_us = TCP_RTO_INIT_US;
+    sk->total_retrans = 0;
+    sk->delack_segs = 0;
+    sk->ack_now = false;
+    sk->rcv_nxt = sk->rcv_adv = sk->irs = 0;
+    sk->snd_wnd = sk->max_snd_wnd = 0;
+}
+
+int tcpsm_sock_connect(struct tcpsm_sock *sk, uint32_t addr, uint16_t port, uint64_t now)
+{
+    struct tcpsm_stack *st = sk->st;
+    st->now = now;
+    switch (sk->state) {
+    case TCPSM_CLOSED:
+        break;
+    case TCPSM_LISTEN:
+        return -EINVAL;
+    case TCPSM_SYN_SENT:
+    case TCPSM_SYN_RECEIVED:
+        return -EALREADY;
+    default:
+        return -EISCONN;
+    }
+    if (!tcpsm_stack_routable(st, addr))
+        return -ENETUNREACH;
+    reset_conn(sk);
+    if (!sk->laddr)
+        sk->laddr = st->cfg.addr;
+    sk->raddr = addr;
+    sk->rport = port;
+    if (!sk->lport) {
+        if (tcp_pick_ephemeral(sk, true) < 0) {
+            sk->raddr = 0;
+            sk->rport = 0;
+            return -EADDRNOTAVAIL;
+        }
+    } else {
+        if (tcp_ehash_find(st->tcp, sk->laddr, sk->lport, addr, port)) {
+            sk->raddr = 0;
+            sk->rport = 0;
+            return -EADDRNOTAVAIL;
+        }
+        tcp_bind_add(sk);
+    }
+    sk->passive = false;
+    sk->rcv_mss = (uint16_t)(ipv4_mtu_l4(st) - 20);
+    if (sk->user_mss && sk->user_mss < sk->rcv_mss)
+        sk->rcv_mss = sk->user_mss;
+    sk->mss = TCP_MSS_DEF;
+    sk->ws_ok = sk->ts_ok = sk->sack_ok = true;      /* offered in the SYN */
+    sk->rcv_wscale = tcp_pick_wscale(sk->rcvbuf);
+    sk->snd_wscale = 0;
+    sk->iss = tcp_isn(sk, now);
+    sk->ts_off = (uint32_t)tcp_isn(sk, 0) * 2654435761u;
+    sk->snd_una = sk->snd_max = sk->iss;
+    sk->snd_buf_seq = sk->iss + 1;
+    sk->recover = sk->iss;
+    sk->rtt_active = true;
+    sk->rtt_seq = sk->iss;
+    sk->rtt_start = now;
+    sk->done = true;
+    tcp_ehash_add(sk);
+    st->cnt.tcp_active_opens++;
+    tcp_send_syn(sk, now);
+    tcp_set_state(sk, TCPSM_SYN_SENT, "app connect", NULL, true);
+    flush(sk);
+    return -EINPROGRESS;
+}
+
+int tcpsm_sock_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out)
+{
+    if (sk->state != TCPSM_LISTEN)
+        return -EINVAL;
+    struct tcpsm_sock *c = sk->accq;
+    if (!c)
+        return -EAGAIN;
+    sk->accq = c->qnext;
+    if (!sk->accq)
+        sk->accq_tail = NULL;
+    sk->nacc--;
+    c->qnext = NULL;
+    c->in_acceptq = false;
+    c->parent = NULL;
+    c->user_ref = true;
+    *out = c;
+    return 0;
+}
+
+ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint64_t now)
+{
+    sk->st->now = now;
+    if (sk->err) {
+        int e = sk->err;
+        sk->err = 0;
+        return -e;
+    }
+    if (sk->shutdown & SEND_SHUTDOWN)
+        return -EPIPE;
+    switch (sk->state) {
+    case TCPSM_ESTABLISHED:
+    case TCPSM_CLOSE_WAIT:
+        break;
+    case TCPSM_SYN_SENT:
+    case TCPSM_SYN_RECEIVED:
+        return -EAGAIN;                 /* Linux waits for the connection */
+    case TCPSM_CLOSED:
+    case TCPSM_LISTEN:
+        return sk->done ? -EPIPE : -ENOTCONN;
+    default:
+        return -EPIPE;
+    }
+    if (len == 0)
+        return 0;
+    uint32_t room = sk->sndbuf > sk->sndq.len ? sk->sndbuf - sk->sndq.len : 0;
+    if (room == 0)
+        return -EAGAIN;
+    uint32_t want = len < room ? (uint32_t)len : room;
+    if (ring_reserve(&sk->sndq, sk->sndq.len + want, sk->sndbuf) < 0)
+        return -ENOMEM;
+    uint32_t n = ring_write(&sk->sndq, buf, want);
+    if (n == 0)
+        return -EAGAIN;
+    tcp_output(sk, now);
+    flush(sk);
+    return n;
+}
+
+ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags, uint64_t now)
+{
+    sk->st->now = now;
+    if (sk->state == TCPSM_LISTEN)
+        return -ENOTCONN;
+    if (len == 0)
+        return 0;
+    if (sk->rcvq.len) {
+        uint32_t n = sk->rcvq.len < len ? sk->rcvq.len : (uint32_t)len;
+        ring_read_at(&sk->rcvq, 0, buf, n);
+        if (!(flags & TCPSM_MSG_PEEK)) {
+            ring_drop(&sk->rcvq, n);
+            tcp_window_update(sk, now);
+            flush(sk);
+        }
+        return n;
+    }
+    /* Linux tcp_recvmsg order: FIN seen, pending error, shutdown, CLOSED */
+    if (sk->rcv_fin)
+        return 0;
+    if (sk->err) {
+        int e = sk->err;
+        sk->err = 0;
+        return -e;
+    }
+    if (sk->shutdown & RCV_SHUTDOWN)
+        return 0;
+    if (sk->state == TCPSM_CLOSED)
+        return -ENOTCONN;
+    return -EAGAIN;
+}
+
+/* Queue our FIN (RFC 9293 3.10.4 CLOSE): ESTABLISHED -> FIN-WAIT-1,
+ * CLOSE-WAIT -> LAST-ACK. */
+static void send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
+{
+    int next;
+    switch (sk->state) {
+    case TCPSM_ESTABLISHED:
+    case TCPSM_SYN_RECEIVED:
+        next = TCPSM_FIN_WAIT_1;
+        break;
+    case TCPSM_CLOSE_WAIT:
+        next = TCPSM_LAST_ACK;
+        break;
+    default:
+        return;
+    }
+    sk->fin_queued = true;
+    tcp_output(sk, now);
+    tcp_set_state(sk, next, why, NULL, sk->fin_sent);
+    if (!sk->rto_at && sk->fin_sent)
+        tcp_rto_arm(sk, now);
+}
+
+/* A listener stops: unaccepted connections are reset (Linux
+ * inet_csk_listen_stop), embryonic ones dropped. */
+static void listener_stop(struct tcpsm_sock *sk, uint64_t now)
+{
+    while (sk->accq) {
+        struct tcpsm_sock *c = sk->accq;
+        tcp_unlink_child(c);
+        if (c->state != TCPSM_CLOSED && c->state != TCPSM_TIME_WAIT)
+            tcp_send_rst_sk(c, now);
+        tcp_done(c, ECONNRESET, "listener closed", NULL);
+    }
+    while (sk->synq) {
+        struct tcpsm_sock *c = sk->synq;
+        tcp_unlink_child(c);
+        tcp_done(c, 0, "listener closed", NULL);
+    }
+    tcp_set_state(sk, TCPSM_CLOSED, "app close", NULL, false);
+    if (!sk->user_bound)
+        tcp_bind_del(sk);
+}
+
+int tcpsm_sock_shutdown(struct tcpsm_sock *sk, int how, uint64_t now)
+{
+    sk->st->now = now;
+    if (how < 0 || how > 2)
+        return -EINVAL;
+    uint8_t bits = (uint8_t)(how + 1);  /* SHUT_RD=1, SHUT_WR=2, both=3 */
+    int r = 0;
+    switch (sk->state) {
+    case TCPSM_CLOSED:
+        sk->shutdown |= bits;
+        r = -ENOTCONN;
+        break;
+    case TCPSM_LISTEN:
+        if (bits & RCV_SHUTDOWN) {
+            listener_stop(sk, now);
+            tcp_bind_del(sk);
+            sk->user_bound = false;
+            sk->lport = 0;
+        }
+        break;
+    case TCPSM_SYN_SENT:
+        tcp_done(sk, 0, "app shutdown", NULL);
+        sk->shutdown = 0;
+        break;
+    default:
+        sk->shutdown |= bits;
+        if (bits & SEND_SHUTDOWN)
+            send_fin(sk, "app shutdown", now);
+        break;
+    }
+    tcp_wake(sk);
+    flush(sk);
+    return r;
+}
+
+void tcpsm_sock_close(struct tcpsm_sock *sk, uint64_t now)
+{
+    struct tcpsm_stack *st = sk->st;
+    st->now = now;
+    sk->user_ref = false;
+    switch (sk->state) {
+    case TCPSM_LISTEN:
+        listener_stop(sk, now);
+        break;
+    case TCPSM_CLOSED:
+        break;
+    case TCPSM_SYN_SENT:
+        tcp_done(sk, 0, "app close", NULL);
+        return;
+    default: {
+        bool unread = sk->rcvq.len > 0;
+        if (unread || sk->linger == 0 || sk->state == TCPSM_SYN_RECEIVED) {
+            /* RFC 9293 3.10.4 / Linux tcp_close: reset instead of FIN */
+            if (sk->state <= TCPSM_CLOSE_WAIT)
+                tcp_send_rst_sk(sk, now);
+            tcp_done(sk, 0, unread ? "app close, unread data" : "app close, linger 0", NULL);
+            stack_tx_flush(st);         /* sk is gone */
+            return;
+        }
+        sk->shutdown = RCV_SHUTDOWN | SEND_SHUTDOWN;
+        send_fin(sk, "app close", now);
+        if (sk->state == TCPSM_FIN_WAIT_2) {
+            sk->state_at = now + TCP_FIN_TIMEOUT_NS;
+            tcp_timer_update(sk);
+        }
+        stack_tx_flush(st);
+        return;
+    }
+    }
+    stack_tx_flush(st);
+    tcp_maybe_free(sk);
+}
+
+void tcpsm_sock_abort(struct tcpsm_sock *sk, uint64_t now)
+{
+    sk->st->now = now;
+    switch (sk->state) {
+    case TCPSM_LISTEN:
+        listener_stop(sk, now);
+        break;
+    case TCPSM_CLOSED:
+        break;
+    case TCPSM_SYN_RECEIVED:
+    case TCPSM_ESTABLISHED:
+    case TCPSM_FIN_WAIT_1:
+    case TCPSM_FIN_WAIT_2:
+    case TCPSM_CLOSE_WAIT:
+        tcp_send_rst_sk(sk, now);       /* RFC 9293 3.10.5 ABORT */
+        /* fall through */
+    default:
+        tcp_done(sk, 0, "app abort", NULL);
+        break;
+    }
+    flush(sk);
+}
+
+/* Linux tcp_poll(). */
+unsigned tcpsm_sock_poll(const struct tcpsm_sock *sk)
+{
+    int s = sk->state;
+    if (s == TCPSM_LISTEN)
+        return sk->accq ? TCPSM_POLLIN : 0;
+    unsigned m = 0;
+    if (sk->shutdown == (RCV_SHUTDOWN | SEND_SHUTDOWN) || s == TCPSM_CLOSED)
+        m |= TCPSM_POLLHUP;
+    if (sk->shutdown & RCV_SHUTDOWN)
+        m |= TCPSM_POLLIN | TCPSM_POLLRDHUP;
+    if (s != TCPSM_SYN_SENT && s != TCPSM_SYN_RECEIVED) {
+        if (sk->rcvq.len)
+            m |= TCPSM_POLLIN;
+        if (!(sk->shutdown & SEND_SHUTDOWN)) {
+            uint32_t queued = sk->sndq.len;
+            uint32_t cap = sk->sndbuf;
+            if (cap > queued && cap - queued >= queued / 2)
+                m |= TCPSM_POLLOUT;
+        } else {
+            m |= TCPSM_POLLOUT;
+        }
+    }
+    if (sk->err)
+        m |= TCPSM_POLLERR;
+    return m;
+}
+
+int tcpsm_sock_error(struct tcpsm_sock *sk)
+{
+    int e = sk->err;
+    sk->err = 0;
+    return e;
+}
+
+int tcpsm_sock_state(const struct tcpsm_sock *sk)
+{
+    return sk->state;
+}
+
+void tcpsm_sock_name(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port)
+{
+    if (addr)
+        *addr = sk->laddr;
+    if (port)
+        *port = sk->lport;
+}
+
+int tcpsm_sock_peer(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port)
+{
+    if (!sk->rport || sk->state == TCPSM_CLOSED || sk->state == TCPSM_SYN_SENT ||
+        sk->state == TCPSM_LISTEN)
+        return -ENOTCONN;
+    if (addr)
+        *addr = sk->raddr;
+    if (port)
+        *port = sk->rport;
+    return 0;
+}
+
+size_t tcpsm_sock_rxavail(const struct tcpsm_sock *sk)
+{
+    return sk->rcvq.len;
+}
+
+size_t tcpsm_sock_txqueued(const struct tcpsm_sock *sk)
+{
+    return sk->sndq.len;
+}
+
+static uint32_t clamp_buf(int val, uint32_t min)
+{
+    uint64_t v = val < 0 ? 0 : (uint64_t)val * 2;   /* Linux doubles for overhead */
+    if (v < min)
+        v = min;
+    if (v > TCP_BUF_MAX)
+        v = TCP_BUF_MAX;
+    return (uint32_t)v;
+}
+
+int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
+{
+    uint64_t now = sk->st->now;
+    switch (opt) {
+    case TCPSM_OPT_NODELAY:
+        sk->nodelay = val != 0;
+        if (sk->nodelay) {
+            tcp_output(sk, now);        /* Linux pushes pending frames */
+            flush(sk);
+        }
+        return 0;
+    case TCPSM_OPT_CORK:
+        sk->cork = val != 0;
+        if (!sk->cork) {
+            tcp_output(sk, now);
+            flush(sk);
+        }
+        return 0;
+    case TCPSM_OPT_KEEPALIVE:
+        sk->keepalive = val != 0;
+        sk->last_rcv = now;
+        tcp_ka_reset(sk, now);
+        return 0;
+    case TCPSM_OPT_KEEPIDLE:
+        if (val < 1 || val > 32767)
+            return -EINVAL;
+        sk->keepidle = val;
+        if (sk->keepalive)
+            tcp_ka_reset(sk, now);
+        return 0;
+    case TCPSM_OPT_KEEPINTVL:
+        if (val < 1 || val > 32767)
+            return -EINVAL;
+        sk->keepintvl = val;
+        return 0;
+    case TCPSM_OPT_KEEPCNT:
+        if (val < 1 || val > 127)
+            return -EINVAL;
+        sk->keepcnt = val;
+        return 0;
+    case TCPSM_OPT_SNDBUF: {
+        uint32_t b = clamp_buf(val, TCP_SNDBUF_MIN);
+        /* queued bytes stay; the ring grows up to the new size on demand */
+        sk->sndbuf = b > sk->sndq.cap ? b : sk->sndq.cap;
+        tcp_wake(sk);
+        return 0;
+    }
+    case TCPSM_OPT_RCVBUF: {
+        uint32_t b = clamp_buf(val, TCP_RCVBUF_MIN);
+        /* never below what the ring already holds (in order and beyond) */
+        sk->rcvbuf = b > sk->rcvq.cap ? b : sk->rcvq.cap;
+        return 0;
+    }
+    case TCPSM_OPT_LINGER:
+        if (val < -1)
+            return -EINVAL;
+        sk->linger = val;
+        return 0;
+    case TCPSM_OPT_MAXSEG:
+        if (val < 88 || val > 65535)
+            return -EINVAL;
+        sk->user_mss = (uint16_t)val;
+        return 0;
+    case TCPSM_OPT_REUSEADDR:
+        sk->reuseaddr = val != 0;
+        return 0;
+    case TCPSM_OPT_USER_TIMEOUT:
+        if (val < 0)
+            return -EINVAL;
+        sk->user_timeout_ms = (uint32_t)val;
+        return 0;
+    }
+    return -ENOPROTOOPT;
+}
+
+int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val)
+{
+    switch (opt) {
+    case TCPSM_OPT_NODELAY: *val = sk->nodelay; return 0;
+    case TCPSM_OPT_CORK: *val = sk->cork; return 0;
+    case TCPSM_OPT_KEEPALIVE: *val = sk->keepalive; return 0;
+    case TCPSM_OPT_KEEPIDLE: *val = sk->keepidle; return 0;
+    case TCPSM_OPT_KEEPINTVL: *val = sk->keepintvl; return 0;
+    case TCPSM_OPT_KEEPCNT: *val = sk->keepcnt; return 0;
+    case TCPSM_OPT_SNDBUF: *val = (int)sk->sndbuf; return 0;
+    case TCPSM_OPT_RCVBUF: *val = (int)sk->rcvbuf; return 0;
+    case TCPSM_OPT_LINGER: *val = sk->linger; return 0;
+    case TCPSM_OPT_MAXSEG:
+        if (tcp_synchronized(sk->state) || sk->state == TCPSM_SYN_RECEIVED)
+            *val = (int)tcp_send_mss(sk);
+        else
+            *val = sk->user_mss ? sk->user_mss : TCP_MSS_DEF;
+        return 0;
+    case TCPSM_OPT_REUSEADDR: *val = sk->reuseaddr; return 0;
+    case TCPSM_OPT_USER_TIMEOUT: *val = (int)sk->user_timeout_ms; return 0;
+    }
+    return -ENOPROTOOPT;
+}
+
+void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i)
+{
+    memset(i, 0, sizeof(*i));
+    uint32_t mss = tcp_send_mss(sk);
+    i->state = (uint8_t)sk->state;
+    i->retransmits = sk->retries;
+    i->backoff = sk->backoff;
+    i->snd_wscale = sk->ws_ok ? sk->snd_wscale : 0;
+    i->rcv_wscale = sk->ws_ok ? sk->rcv_wscale : 0;
+    i->ts_ok = sk->ts_ok && tcp_synchronized(sk->state);
+    i->sack_ok = sk->sack_ok && tcp_synchronized(sk->state);
+    i->rto_us = sk->rto_us;
+    i->rtt_us = sk->srtt_us;
+    i->rttvar_us = sk->rttvar_us;
+    i->snd_mss = mss;
+    i->rcv_mss = sk->rcv_mss;
+    i->snd_cwnd = mss ? sk->cwnd / mss : 0;
+    i->snd_ssthresh = mss ? (sk->ssthresh > (1u << 29) ? 0x7fffffff : sk->ssthresh / mss) : 0;
+    i->snd_wnd = sk->snd_wnd;
+    i->rcv_wnd = seq_gt(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
+    i->unacked = mss ? (sk->snd_max - sk->snd_una + mss - 1) / mss : 0;
+    i->lost = 0;
+    i->total_retrans = sk->total_retrans;
+    i->bytes_acked = sk->bytes_acked;
+    i->bytes_received = sk->bytes_received;
+    i->segs_out = sk->segs_out;
+    i->segs_in = sk->segs_in;
+}
+
+void tcpsm_sock_set_user(struct tcpsm_sock *sk, void *user)
+{
+    sk->user = user;
+}
+
+void *tcpsm_sock_user(const struct tcpsm_sock *sk)
+{
+    return sk->user;
+}

@@ -1,0 +1,263 @@
+/* Per-TCB timers, consolidated into one heap entry whose deadline is the
+ * earliest of: retransmission (RFC 6298, Karn, backoff, retry bound),
+ * persist / zero-window probe (RFC 9293 3.8.6.1), delayed ACK (RFC 1122
+ * 4.2.3.2), keepalive (RFC 1122 4.2.3.6), and the state timer (TIME-WAIT
+ * 2*MSL, orphaned FIN-WAIT-2 timeout). */
+#include <errno.h>
+
+#include "tcp_int.h"
+
+void tcp_timer_update(struct tcpsm_sock *sk)
+{
+    uint64_t d = UINT64_MAX;
+    const uint64_t v[5] = { sk->rto_at, sk->persist_at, sk->dack_at, sk->ka_at, sk->state_at };
+    for (int i = 0; i < 5; i++)
+        if (v[i] && v[i] < d)
+            d = v[i];
+    if (d == UINT64_MAX) {
+        timer_cancel(&sk->st->timers, &sk->timer);
+    } else if (!tcpsm_timer_armed(&sk->timer) || sk->timer.deadline != d) {
+        if (timer_set(&sk->st->timers, &sk->timer, d) < 0) {
+            /* no memory for the heap: keep the connection, poll again via
+             * the next event; counted as a tx drop */
+            sk->st->cnt.tx_drop++;
+        }
+    }
+}
+
+static uint64_t rto_ns(const struct tcpsm_sock *sk, unsigned shift)
+{
+    uint64_t r = (uint64_t)sk->rto_us << (shift > 20 ? 20 : shift);
+    if (r > TCP_RTO_MAX_US)
+        r = TCP_RTO_MAX_US;
+    return r * 1000u;
+}
+
+void tcp_rto_arm(struct tcpsm_sock *sk, uint64_t now)
+{
+    sk->rto_at = now + rto_ns(sk, sk->backoff);
+    /* with TCP_USER_TIMEOUT, give up on time (Linux clamps the RTO too) */
+    if (sk->user_timeout_ms && sk->first_rtx) {
+        uint64_t end = sk->first_rtx + (uint64_t)sk->user_timeout_ms * MS_NS;
+        if (end < sk->rto_at)
+            sk->rto_at = end > now ? end : now;
+    }
+    tcp_timer_update(sk);
+}
+
+void tcp_rto_stop(struct tcpsm_sock *sk)
+{
+    if (sk->rto_at) {
+        sk->rto_at = 0;
+        tcp_timer_update(sk);
+    }
+}
+
+/* RFC 6298 2.2-2.4, with Linux's 200 ms floor. */
+void tcp_rtt_sample(struct tcpsm_sock *sk, uint32_t r)
+{
+    if (!sk->srtt_us && !sk->rttvar_us) {
+        sk->srtt_us = r;
+        sk->rttvar_us = r / 2;
+    } else {
+        uint32_t d = sk->srtt_us > r ? sk->srtt_us - r : r - sk->srtt_us;
+        sk->rttvar_us = (3 * sk->rttvar_us + d) / 4;
+        sk->srtt_us = (7 * (uint64_t)sk->srtt_us + r) / 8;
+    }
+    uint64_t rto = (uint64_t)sk->srtt_us + (4 * (uint64_t)sk->rttvar_us > 1000 ? 4 * (uint64_t)sk->rttvar_us : 1000);
+    if (rto < TCP_RTO_MIN_US)
+        rto = TCP_RTO_MIN_US;
+    if (rto > TCP_RTO_MAX_US)
+        rto = TCP_RTO_MAX_US;
+    sk->rto_us = (uint32_t)rto;
+}
+
+void tcp_delack_schedule(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (!sk->dack_at) {
+        sk->dack_at = now + TCP_DELACK_NS;
+        tcp_timer_update(sk);
+    }
+}
+
+static bool ka_state(int s)
+{
+    return s == TCPSM_ESTABLISHED || s == TCPSM_CLOSE_WAIT || s == TCPSM_FIN_WAIT_1 ||
+           s == TCPSM_FIN_WAIT_2;
+}
+
+void tcp_ka_reset(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (sk->keepalive && ka_state(sk->state)) {
+        sk->ka_at = now + (uint64_t)sk->keepidle * SEC_NS;
+        sk->ka_probes = 0;
+    } else {
+        sk->ka_at = 0;
+    }
+    tcp_timer_update(sk);
+}
+
+/* Zero window with data waiting and nothing in flight: probe (RFC 9293
+ * 3.8.6.1, RFC 1122 4.2.2.17); a window that opened ends persisting. */
+void tcp_persist_check(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (sk->snd_wnd == 0 && tcp_unsent(sk) > 0 && sk->snd_nxt == sk->snd_una) {
+        if (!sk->persist_at) {
+            sk->persist_at = now + rto_ns(sk, sk->pbackoff);
+            sk->rto_at = 0;
+            tcp_timer_update(sk);
+        }
+    } else if (sk->persist_at) {
+        sk->persist_at = 0;
+        sk->probes = 0;
+        sk->pbackoff = 0;
+        if (sk->snd_una != sk->snd_max)
+            sk->rto_at = now + rto_ns(sk, sk->backoff);
+        tcp_timer_update(sk);
+    }
+}
+
+void tcp_timewait_start(struct tcpsm_sock *sk, uint64_t now)
+{
+    uint32_t msl = sk->st->cfg.msl_ms ? sk->st->cfg.msl_ms : TCP_MSL_MS_DEF;
+    sk->rto_at = sk->persist_at = sk->dack_at = sk->ka_at = 0;
+    sk->state_at = now + 2ull * msl * MS_NS;
+    tcp_release_buffers(sk);            /* TIME-WAIT keeps only the TCB */
+    tcp_timer_update(sk);
+}
+
+static int timeout_err(const struct tcpsm_sock *sk)
+{
+    return sk->soft_err ? sk->soft_err : ETIMEDOUT;
+}
+
+/* Returns false if the TCB is gone. */
+static bool on_rto(struct tcpsm_sock *sk, uint64_t now)
+{
+    bool syn = sk->state == TCPSM_SYN_SENT || sk->state == TCPSM_SYN_RECEIVED;
+    if (!syn && sk->snd_una == sk->snd_max)
+        return true;
+    unsigned limit = TCP_RETRIES_DATA;
+    if (sk->state == TCPSM_SYN_SENT)
+        limit = TCP_RETRIES_SYN;
+    else if (sk->state == TCPSM_SYN_RECEIVED && sk->passive)
+        limit = TCP_RETRIES_SYNACK;
+    bool expired = sk->retries >= limit;
+    if (sk->user_timeout_ms && sk->first_rtx &&
+        now - sk->first_rtx >= (uint64_t)sk->user_timeout_ms * MS_NS)
+        expired = true;
+    if (expired) {
+        sk->st->cnt.tcp_conn_timeout++;
+        tcp_done(sk, timeout_err(sk), "rto: retries exhausted", NULL);
+        return false;
+    }
+    if (!sk->first_rtx) {
+        /* the head was sent one RTO ago: the user timeout counts from there */
+        uint64_t r = rto_ns(sk, sk->backoff);
+        sk->first_rtx = now > r ? now - r : 1;
+    }
+    sk->retries++;
+    if (sk->backoff < 20)
+        sk->backoff++;
+    sk->st->cnt.tcp_rto++;
+    sk->rtt_active = false;             /* Karn */
+    if (syn) {
+        tcp_retransmit_head(sk, now);
+        return true;
+    }
+    tcp_cong_rto(sk);
+    sk->snd_nxt = sk->snd_una;          /* go back: resend from the first unacked byte */
+    tcp_output(sk, now);
+    if (!sk->rto_at && !sk->persist_at) {
+        if (sk->snd_nxt == sk->snd_una)
+            tcp_retransmit_head(sk, now);   /* window closed under us: probe the head */
+        if (!sk->rto_at)
+            tcp_rto_arm(sk, now);
+    }
+    return true;
+}
+
+static bool on_persist(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (sk->snd_wnd != 0) {
+        sk->probes = 0;
+        tcp_persist_check(sk, now);
+        return true;
+    }
+    if (sk->probes >= TCP_RETRIES_DATA) {
+        sk->st->cnt.tcp_conn_timeout++;
+        tcp_done(sk, timeout_err(sk), "persist: no answer", NULL);
+        return false;
+    }
+    tcp_send_probe(sk, now);            /* SEG.SEQ = SND.UNA-1, no data (Linux) */
+    sk->probes++;
+    if (sk->pbackoff < 20)
+        sk->pbackoff++;
+    sk->persist_at = now + rto_ns(sk, sk->pbackoff);
+    return true;
+}
+
+static bool on_keepalive(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (!sk->keepalive || !ka_state(sk->state)) {
+        sk->ka_at = 0;
+        return true;
+    }
+    uint64_t idle_ns = (uint64_t)sk->keepidle * SEC_NS;
+    if (sk->snd_una != sk->snd_max || tcp_unsent(sk) > 0) {
+        sk->ka_at = now + idle_ns;      /* the retransmission timer watches the peer */
+        return true;
+    }
+    uint64_t idle = now - sk->last_rcv;
+    if (idle < idle_ns && sk->ka_probes == 0) {
+        sk->ka_at = sk->last_rcv + idle_ns;
+        return true;
+    }
+    if (sk->ka_probes >= sk->keepcnt) {
+        sk->st->cnt.tcp_conn_timeout++;
+        tcp_done(sk, timeout_err(sk), "keepalive: no answer", NULL);
+        return false;
+    }
+    tcp_send_probe(sk, now);
+    sk->ka_probes++;
+    sk->ka_at = now + (uint64_t)sk->keepintvl * SEC_NS;
+    return true;
+}
+
+void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now)
+{
+    sk->st->now = now;
+    if (sk->state_at && now >= sk->state_at) {
+        sk->state_at = 0;
+        if (sk->state == TCPSM_TIME_WAIT) {
+            tcp_done(sk, 0, "2msl", NULL);
+            return;
+        }
+        if (sk->state == TCPSM_FIN_WAIT_2) {
+            tcp_done(sk, 0, "fin-wait-2 timeout", NULL);
+            return;
+        }
+    }
+    if (sk->rto_at && now >= sk->rto_at) {
+        sk->rto_at = 0;
+        if (!on_rto(sk, now))
+            return;
+    }
+    if (sk->persist_at && now >= sk->persist_at) {
+        sk->persist_at = 0;
+        if (!on_persist(sk, now))
+            return;
+    }
+    if (sk->dack_at && now >= sk->dack_at) {
+        sk->dack_at = 0;
+        if (sk->state != TCPSM_CLOSED && sk->state != TCPSM_LISTEN &&
+            sk->state != TCPSM_SYN_SENT)
+            tcp_send_ack(sk, now);
+    }
+    if (sk->ka_at && now >= sk->ka_at) {
+        sk->ka_at = 0;
+        if (!on_keepalive(sk, now))
+            return;
+    }
+    tcp_timer_update(sk);
+}

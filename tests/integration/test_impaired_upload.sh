@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The stack as the SENDER under impairment: curl through the stack uploads (PUT) an 8 MB file
+# to a kernel nginx (WebDAV) through the impair_bridge dropping 2 % of the frames, delaying
+# them 10 ms and sending 5 % early, both ways. The stored file must have the right sha256,
+# which needs the stack's retransmission (RFC 6298 RTO, RFC 5681/6582 fast retransmit and
+# recovery) to fill every hole.
+# timeout: 150
+set -euo pipefail
+. "$(dirname "$0")/../lib/netns.sh"
+. "$(dirname "$0")/../lib/http.sh"
+. "$(dirname "$0")/../lib/impair.sh"
+need_cmd curl nginx ethtool
+netns_setup bridge
+
+seed=${TCPSM_TEST_SEED:-$RANDOM}
+bridge_start --loss 2 --delay 10 --reorder 5 --seed "$seed" --max-seconds 140
+
+mkdir -p "$TMPD/up" "$TMPD/store"
+chmod 777 "$TMPD/store"
+mkfile "$TMPD/up/8m.bin" $((8 << 20))
+nginx_conf "$TMPD/ngx" 8080 "$TMPD/store" \
+    "dav_methods PUT; create_full_put_path on; client_max_body_size 64m; client_body_buffer_size 1m;"
+nginx_start bg_peer "$TMPD/ngx"
+wait_listen "$NS_P" 8080
+
+log "curl -T 8m.bin through loss 2%, delay 10 ms, reorder 5% (seed $seed)"
+code=$(on_stack curl -sS --max-time 120 -o /dev/null -w '%{http_code}' -T "$TMPD/up/8m.bin" \
+    "http://$PEER_IP:8080/8m.bin")
+[ "$code" = 201 ] || [ "$code" = 204 ] || die "PUT: HTTP $code"
+same_file "$TMPD/up/8m.bin" "$TMPD/store/8m.bin"
+bg_stop $BRIDGE_PID || true
+cat "$BRIDGE_LOG" >&2
+[ "$(bridge_sum "$BRIDGE_LOG" lost)" -gt 0 ] || die "the bridge lost nothing"

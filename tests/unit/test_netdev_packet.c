@@ -1,0 +1,125 @@
+/* The AF_PACKET link's pure parts: the classic BPF receive filter (run by
+ * the kernel on an AF_UNIX datagram pair, which applies socket filters the
+ * same way) and the checksum completion of TP_STATUS_CSUMNOTREADY frames. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "csum.h"
+#include "netdev_packet.h"
+
+static const uint8_t our_mac[6] = { 0x02, 0x54, 0xc6, 0x12, 0x00, 0x0a };
+
+static void frame(uint8_t *f, const uint8_t dst[6], uint16_t type)
+{
+    memset(f, 0, 60);
+    memcpy(f, dst, 6);
+    memcpy(f + 6, "\x02\x00\x00\x00\x00\x01", 6);
+    f[12] = (uint8_t)(type >> 8);
+    f[13] = (uint8_t)type;
+}
+
+/* Sends f through a filtered datagram pair; true if the filter let it in. */
+static bool passes(int s[2], const uint8_t *f, size_t len)
+{
+    cr_assert_eq(send(s[0], f, len, 0), (ssize_t)len);
+    uint8_t buf[128];
+    ssize_t r = recv(s[1], buf, sizeof(buf), MSG_DONTWAIT);
+    if (r < 0) {
+        cr_assert(errno == EAGAIN || errno == EWOULDBLOCK);
+        return false;
+    }
+    cr_assert_eq((size_t)r, len);
+    return true;
+}
+
+Test(netdev_packet, bpf_filter_accepts_ours_and_broadcast_arp_only)
+{
+    int s[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, s), 0);
+    struct sock_filter prog[16];
+    struct sock_fprog fp = { .len = (unsigned short)netdev_packet_filter(prog, our_mac),
+                             .filter = prog };
+    cr_assert_leq(fp.len, 16);
+    cr_assert_eq(setsockopt(s[1], SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)), 0);
+
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    static const uint8_t other[6] = { 0x02, 0x54, 0xc6, 0x12, 0x00, 0x0b };
+    static const uint8_t near_hi[6] = { 0x02, 0x54, 0xc6, 0x13, 0x00, 0x0a };
+    static const uint8_t bcast_lo[6] = { 0xff, 0xff, 0xff, 0xff, 0x00, 0x0a };
+    static const uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
+    uint8_t f[60];
+    frame(f, our_mac, 0x0800);   cr_assert(passes(s, f, 60), "IPv4 to our MAC");
+    frame(f, our_mac, 0x0806);   cr_assert(passes(s, f, 60), "ARP to our MAC");
+    frame(f, our_mac, 0x86dd);   cr_assert(passes(s, f, 60), "anything to our MAC");
+    frame(f, bcast, 0x0806);     cr_assert(passes(s, f, 60), "broadcast ARP");
+    frame(f, bcast, 0x0800);     cr_assert_not(passes(s, f, 60), "broadcast IPv4");
+    frame(f, other, 0x0800);     cr_assert_not(passes(s, f, 60), "another MAC (low bytes)");
+    frame(f, near_hi, 0x0800);   cr_assert_not(passes(s, f, 60), "another MAC (high bytes)");
+    frame(f, bcast_lo, 0x0806);  cr_assert_not(passes(s, f, 60), "half broadcast");
+    frame(f, mcast, 0x0800);     cr_assert_not(passes(s, f, 60), "multicast");
+    cr_assert_not(passes(s, f, 5), "runt");
+    close(s[0]);
+    close(s[1]);
+}
+
+/* An IPv4/TCP frame whose checksum field holds only the pseudo-header sum,
+ * as a local sender with checksum offload leaves it. */
+static size_t tcp_frame(uint8_t *f, size_t payload)
+{
+    memset(f, 0, 14 + 20 + 20 + payload);
+    frame(f, our_mac, 0x0800);
+    uint8_t *ip = f + 14, *tcp = ip + 20;
+    uint16_t tot = (uint16_t)(20 + 20 + payload);
+    ip[0] = 0x45;
+    ip[2] = (uint8_t)(tot >> 8);
+    ip[3] = (uint8_t)tot;
+    ip[8] = 64;
+    ip[9] = 6;
+    memcpy(ip + 12, "\xc6\x12\x00\x01\xc6\x12\x00\x0a", 8);
+    tcp[0] = 0x1f; tcp[1] = 0x90; tcp[2] = 0x9d; tcp[3] = 0x78;
+    tcp[12] = 0x50;
+    tcp[13] = 0x18;
+    for (size_t i = 0; i < payload; i++)
+        tcp[20 + i] = (uint8_t)(i * 7 + 3);
+    uint16_t partial = (uint16_t)~csum_fold(csum_pseudo(0xc6120001u, 0xc612000au, 6,
+                                                        (uint16_t)(20 + payload)));
+    tcp[16] = (uint8_t)(partial >> 8);
+    tcp[17] = (uint8_t)partial;
+    return 14 + 20 + 20 + payload;
+}
+
+Test(netdev_packet, fix_csum_completes_tcp_checksum)
+{
+    uint8_t f[200];
+    for (size_t payload = 0; payload < 6; payload++) {
+        size_t len = tcp_frame(f, payload);
+        cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len), 1);
+        /* A correct checksum sums (with the pseudo-header) to 0xffff. */
+        uint32_t s = csum_partial(f + 34, 20 + payload,
+                                  csum_pseudo(0xc6120001u, 0xc612000au, 6, (uint16_t)(20 + payload)));
+        cr_assert_eq(csum_fold(s), 0, "payload %zu", payload);
+    }
+}
+
+Test(netdev_packet, fix_csum_leaves_other_frames_alone)
+{
+    uint8_t f[200];
+    size_t len = tcp_frame(f, 4);
+    uint8_t copy[200];
+    memcpy(copy, f, len);
+    f[23] = 1;                  /* ICMP: not a checksum the kernel defers */
+    cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len), 0);
+    memcpy(f, copy, len);
+    cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len - 10), 0, "IP length beyond the frame");
+    memcpy(f, copy, len);
+    f[12] = 0x86; f[13] = 0xdd;
+    cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len), 0, "not IPv4");
+    memcpy(f, copy, len);
+    f[14] = 0x44;
+    cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len), 0, "IHL < 5");
+    cr_assert_eq(netdev_packet_fix_csum(f, 20), 0, "runt");
+}

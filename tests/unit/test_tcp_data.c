@@ -1,0 +1,339 @@
+/* Data transfer details: options (RFC 7323 window scale and timestamps with
+ * PAWS, RFC 2018 SACK, RFC 6691 MSS), fast retransmit (RFC 5681 3.2,
+ * RFC 6582), ISNs (RFC 6528) and our own sequence numbers wrapping 2^32. */
+#include <errno.h>
+#include <string.h>
+
+#include "tcp_harness.h"
+#include "tcp_seq.h"
+
+/* Active open answered by a SYN+ACK carrying the given options. */
+static struct seg established_with(struct harness *h, int ws, bool ts, bool sack)
+{
+    sock_syn_sent(h);
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
+         .wscale = ws, .ts = ts, .tsval = 1000, .tsecr = 0, .sack_perm = sack);
+    h->rseq = h->risn + 1;
+    struct seg s = EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0,
+                              .ts = ts, .mss = 0, .wscale = 0);
+    h->lwin = s.win;
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    return s;
+}
+
+Test(tcp_options, window_scale)
+{
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    cfg.rcvbuf = 1u << 20;
+    struct harness *h = h_new(&cfg);
+    sock_syn_sent(h);
+    struct tcpsm_tcp_info info;
+    /* The SYN's own window is never scaled (RFC 7323 2.2). */
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = 1000, .mss = H_RMSS,
+         .wscale = WS(2));
+    h->rseq = h->risn + 1;
+    struct seg s = EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert(info.rcv_wscale > 0, "1 MiB receive buffer without window scaling");
+    cr_assert_eq(info.snd_wscale, 2);
+    cr_assert_eq(info.snd_wnd, 1000);
+    /* Our window field is the offer shifted by our scale. */
+    cr_assert_eq(s.win, info.rcv_wnd >> info.rcv_wscale, "win %u, rcv_wnd %u >> %u", s.win,
+                 info.rcv_wnd, info.rcv_wscale);
+    /* After the SYN the peer's window is scaled: 100 << 2 = 400 bytes. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 100);
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.snd_wnd, 400);
+    uint8_t d[1000];
+    h_pattern(d, sizeof d, 30);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 1000);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 400, .data = d);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_options, window_scale_only_if_both)
+{
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    cfg.rcvbuf = 1u << 20;
+    struct harness *h = h_new(&cfg);
+    sock_syn_sent(h);
+    /* The peer did not offer window scaling: neither side scales. */
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = 1000, .mss = H_RMSS);
+    h->rseq = h->risn + 1;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .win = 65535);
+    struct tcpsm_tcp_info info;
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.rcv_wscale, 0);
+    cr_assert_eq(info.snd_wscale, 0);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 100);
+    uint8_t d[1000];
+    h_pattern(d, sizeof d, 31);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 1000);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 100, .data = d);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_options, timestamps_echo_and_mss)
+{
+    struct harness *h = h_new(NULL);
+    established_with(h, 0, true, false);
+    struct seg s;
+    /* RFC 7323 3: every segment carries TSopt, TSecr = TS.Recent. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 2000, .tsecr = 0, .data = "ab", .len = 2);
+    h->rseq += 2;
+    h_advance(h, MS(500));
+    s = EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .ts = 1, .tsecr = 2000);
+    /* The 12 option bytes come out of the MSS: 1460 - 12 = 1448 per segment. */
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    uint8_t d[3000];
+    h_pattern(d, sizeof d, 32);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 3000);
+    struct seg a = EXPECT_SEG(h, .seq = h->lseq, .len = 1448, .data = d, .ts = 1, .tsecr = 2000);
+    EXPECT_SEG(h, .seq = h->lseq + 1448, .len = 1448, .data = d + 1448, .ts = 1);
+    EXPECT_SEG(h, .seq = h->lseq + 2896, .len = 104, .data = d + 2896, .ts = 1);
+    /* TSval is monotonic. */
+    cr_assert((int32_t)(a.tsval - s.tsval) >= 0);
+    h_free(h);
+}
+
+Test(tcp_options, paws_drops_old_timestamp)
+{
+    struct harness *h = h_new(NULL);
+    established_with(h, 0, true, false);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 5000, .data = "new", .len = 3);
+    h->rseq += 3;
+    h_advance(h, MS(500));
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .tsecr = 5000);
+    /* RFC 7323 5.3: TSval older than TS.Recent: drop, ACK. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 4000, .data = "old", .len = 3);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .ts = 1, .tsecr = 5000);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 3);
+    /* RFC 7323 5.2: RSTs are acceptable regardless of their timestamp. */
+    SEND(h, .flags = RST, .seq = h->rseq, .win = 0);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    h_free(h);
+}
+
+Test(tcp_options, no_timestamps_unless_offered)
+{
+    struct harness *h = h_new(NULL);
+    established_with(h, 0, false, false);
+    h_app_send(h, "abc", 3);
+    h_free(h);
+}
+
+Test(tcp_options, sack_blocks_for_out_of_order)
+{
+    struct harness *h = h_new(NULL);
+    established_with(h, 0, false, true);
+    uint8_t d[300];
+    h_pattern(d, sizeof d, 33);
+    SEND(h, .flags = ACK, .seq = h->rseq + 100, .ack = h->lseq, .win = H_RWIN, .data = d + 100,
+         .len = 100);
+    struct seg s = EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    cr_assert_eq(s.nsack, 1, "%u SACK blocks", s.nsack);
+    cr_assert_eq(s.sack[0][0], h->rseq + 100);
+    cr_assert_eq(s.sack[0][1], h->rseq + 200);
+    SEND(h, .flags = ACK, .seq = h->rseq + 250, .ack = h->lseq, .win = H_RWIN, .data = d + 250,
+         .len = 50);
+    s = EXPECT_SEG(h, .flags = ACK, .ack = h->rseq);
+    /* RFC 2018 4: the first block reports the most recent segment. */
+    cr_assert_eq(s.nsack, 2);
+    cr_assert_eq(s.sack[0][0], h->rseq + 250);
+    cr_assert_eq(s.sack[0][1], h->rseq + 300);
+    cr_assert_eq(s.sack[1][0], h->rseq + 100);
+    cr_assert_eq(s.sack[1][1], h->rseq + 200);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d, .len = 100);
+    s = EXPECT_SEG(h, .flags = ACK, .ack = h->rseq + 200);
+    cr_assert_eq(s.nsack, 1);
+    cr_assert_eq(s.sack[0][0], h->rseq + 250);
+    h_free(h);
+}
+
+Test(tcp_options, syn_ack_mss_clamp_option)
+{
+    struct harness *h = h_new(NULL);
+    cr_assert_eq(tcpsm_sock_new(h->st, &h->sk), 0);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_MAXSEG, 1000), 0);
+    cr_assert_eq(tcpsm_sock_connect(h->sk, H_PEER, H_RPORT, h->now), -EINPROGRESS);
+    EXPECT_SEG(h, .flags = SYN, .mss = 1000);
+    h_free(h);
+}
+
+/* RFC 5681 3.2: the third duplicate ACK retransmits the missing segment at
+ * once; RFC 6582: a partial ACK retransmits the next hole. */
+Test(tcp_established, fast_retransmit_newreno)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[6 * 1460];
+    h_pattern(d, sizeof d, 34);
+    uint32_t base = h->lseq;
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), (ssize_t)sizeof d);
+    for (int i = 0; i < 6; i++)
+        EXPECT_SEG(h, .seq = base + 1460u * (uint32_t)i, .len = 1460);
+    expect_no_seg(h);
+    /* Segments 0 and 2 were lost: 1, 3, 4, 5 arrive, each making a dup ACK. */
+    for (int i = 0; i < 2; i++) {
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = base, .win = H_RWIN);
+        expect_no_seg(h);
+    }
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = base, .win = H_RWIN);
+    EXPECT_SEG(h, .flags = ACK, .seq = base, .len = 1460, .data = d);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_fast_retrans, 1);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = base, .win = H_RWIN);
+    /* Partial ACK (up to the second hole): retransmit it at once. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = base + 2 * 1460, .win = H_RWIN);
+    struct seg s;
+    bool found = false;
+    while (recv_seg(h, &s))
+        if (s.seq == base + 2 * 1460 && s.len == 1460) {
+            cr_assert(memcmp(s.data, d + 2 * 1460, 1460) == 0);
+            found = true;
+        }
+    cr_assert(found, "no retransmission after a partial ACK (RFC 6582 3.2 step 5)");
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = base + sizeof d, .win = H_RWIN);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    h_free(h);
+}
+
+Test(tcp_established, dup_ack_with_data_or_window_change_not_counted)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[4 * 1460];
+    h_pattern(d, sizeof d, 35);
+    uint32_t base = h->lseq;
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), (ssize_t)sizeof d);
+    for (int i = 0; i < 4; i++)
+        EXPECT_SEG(h, .seq = base + 1460u * (uint32_t)i, .len = 1460);
+    /* RFC 5681 2: an ACK that changes the window is not a duplicate. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = base, .win = H_RWIN - 1);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = base, .win = H_RWIN - 2);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = base, .win = H_RWIN - 3);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_fast_retrans, 0);
+    h_free(h);
+}
+
+/* RFC 6528: ISN = M + F(4-tuple, secret), M a clock; the same tuple later
+ * gets a later ISN, another tuple an unrelated one. */
+static uint32_t syn_isn(struct harness *h, uint16_t lport)
+{
+    struct tcpsm_sock *sk;
+    cr_assert_eq(tcpsm_sock_new(h->st, &sk), 0);
+    cr_assert_eq(tcpsm_sock_bind(sk, 0, lport), 0);
+    cr_assert_eq(tcpsm_sock_connect(sk, H_PEER, H_RPORT, h->now), -EINPROGRESS);
+    struct seg s = EXPECT_SEG(h, .flags = SYN);
+    tcpsm_sock_close(sk, h->now);
+    h_drain(h);
+    return s.seq;
+}
+
+Test(tcp_isn, rfc6528)
+{
+    struct harness *h = h_new(NULL);
+    uint32_t a0 = syn_isn(h, 1111), b0 = syn_isn(h, 2222);
+    cr_assert_neq(a0, b0);
+    h_advance(h, SEC(1));
+    uint32_t a1 = syn_isn(h, 1111);
+    cr_assert(seq_gt(a1, a0), "ISN did not advance with time");
+    cr_assert(a1 - a0 < 0x10000000u, "ISN jumped by %u in 1 s", a1 - a0);
+    h_free(h);
+
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    cfg.secret[0] ^= 1;
+    h = h_new(&cfg);
+    uint32_t c0 = syn_isn(h, 1111);
+    cr_assert_neq(c0, a0, "the ISN does not depend on the secret");
+    h_free(h);
+}
+
+/* Our own sequence numbers across 2^32: the ISN is a clock plus a hash, so
+ * connect at the virtual time that puts it 1000 bytes before the wrap. */
+Test(tcp_established, seq_wraparound_send)
+{
+    struct harness *h = h_new(NULL);
+    uint32_t s0 = syn_isn(h, H_LPORT);
+    h_advance(h, SEC(1));
+    uint32_t s1 = syn_isn(h, H_LPORT);
+    uint32_t rate = s1 - s0;                    /* ISN ticks per second */
+    cr_assert(rate > 0);
+    uint32_t target = 0xFFFFFFFFu - 1000;
+    uint64_t ticks = (uint32_t)(target - s1);
+    h_advance(h, ticks * SEC(1) / rate);
+    sock_established(h);
+    int32_t miss = (int32_t)(h->lisn - target);
+    cr_assert(miss >= -2 && miss <= 2, "ISN %#x, aimed at %#x", h->lisn, target);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[4000];
+    h_pattern(d, sizeof d, 36);
+    uint32_t base = h->lseq;
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 4000);
+    uint32_t off = 0;
+    struct seg s;
+    while (recv_seg(h, &s)) {
+        cr_assert_eq(s.seq, base + off);
+        cr_assert(memcmp(s.data, d + off, s.len) == 0);
+        off += (uint32_t)s.len;
+    }
+    cr_assert_eq(off, 4000);
+    cr_assert(base + off < base, "did not cross 2^32");
+    /* Partial ACK across the wrap, then the rest. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = base + 2000, .win = H_RWIN);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 2000);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = base + 4000, .win = H_RWIN);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    h->lseq = base + 4000;
+    /* And the close, with the FIN past the wrap. */
+    cr_assert_eq(tcpsm_sock_shutdown(h->sk, 1, h->now), 0);
+    EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq, .ack = h->rseq);
+    SEND(h, .flags = FIN | ACK, .seq = h->rseq, .ack = h->lseq + 1, .win = H_RWIN);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq + 1, .ack = h->rseq + 1);
+    ASSERT_STATE(h->sk, TCPSM_TIME_WAIT);
+    h_free(h);
+}
+
+/* RFC 5827: with fewer than four segments out and nothing new to send, the
+ * threshold drops to ceil(ownd/SMSS)-1 duplicate ACKs; with one segment out
+ * it would be 0 and early retransmit is not used. */
+Test(tcp_established, early_retransmit_two_segments)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[2 * 1460];
+    h_pattern(d, sizeof d, 37);
+    uint32_t base = h->lseq;
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), (ssize_t)sizeof d);
+    EXPECT_SEG(h, .seq = base, .len = 1460);
+    EXPECT_SEG(h, .seq = base + 1460, .len = 1460);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = base, .win = H_RWIN);
+    EXPECT_SEG(h, .flags = ACK, .seq = base, .len = 1460, .data = d);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_established, one_segment_dup_ack_no_retransmit)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h_app_send(h, "single", 6);
+    /* A duplicated pure ACK (the network copied it) is no loss signal. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 6, .win = H_RWIN);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 6, .win = H_RWIN);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_fast_retrans, 0);
+    h_free(h);
+}

@@ -1,0 +1,503 @@
+/* ESTABLISHED (RFC 9293 3.10.7.4): acceptable, old and future data and
+ * ACKs, FIN, RST and SYN per RFC 5961, windows, and sequence numbers that
+ * wrap around 2^32. */
+#include <errno.h>
+#include <string.h>
+
+#include "tcp_harness.h"
+
+Test(tcp_established, data)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "0123456789",
+         .len = 10);
+    h->rseq += 10;
+    h_advance(h, MS(500));
+    /* The window's right edge stays put while the data sits unread. */
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = h->lwin - 10);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 10);
+    cr_assert(tcpsm_sock_poll(h->sk) & TCPSM_POLLIN);
+    char b[16];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, 4, TCPSM_MSG_PEEK, h->now), 4);
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 10);
+    cr_assert(memcmp(b, "0123456789", 10) == 0);
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), -EAGAIN);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    h_free(h);
+}
+
+Test(tcp_established, data_two_full_segments_ack_at_once)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    uint8_t d[2 * 1460];
+    h_pattern(d, sizeof d, 5);
+    size_t mss = h->lmss < 1460 ? h->lmss : 1460;
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d, .len = mss);
+    SEND(h, .flags = ACK, .seq = h->rseq + (uint32_t)mss, .ack = h->lseq, .win = H_RWIN,
+         .data = d + mss, .len = mss);
+    h->rseq += 2 * (uint32_t)mss;
+    /* RFC 5681 4.2: at least every second full-sized segment is ACKed. */
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0,
+               .win = h->lwin - 2 * mss);
+    h_advance(h, MS(500));
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_established, data_old_duplicate_ack)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "abcd", .len = 4);
+    h->rseq += 4;
+    h_advance(h, MS(500));
+    h_drain(h);
+    /* The same segment again: entirely old, unacceptable -> ACK at once. */
+    SEND(h, .flags = ACK, .seq = h->rseq - 4, .ack = h->lseq, .win = H_RWIN, .data = "abcd",
+         .len = 4);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = h->lwin - 4);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 4);
+    h_free(h);
+}
+
+Test(tcp_established, data_partly_old_trimmed)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "abcd", .len = 4);
+    h->rseq += 4;
+    /* Overlaps the 4 bytes already received and adds 4 new ones. */
+    SEND(h, .flags = ACK, .seq = h->rseq - 4, .ack = h->lseq, .win = H_RWIN, .data = "abcdefgh",
+         .len = 8);
+    h->rseq += 4;
+    h_advance(h, MS(500));
+    struct seg s;
+    uint32_t last = 0;
+    while (recv_seg(h, &s))
+        last = s.ack;
+    cr_assert_eq(last, h->rseq);
+    char b[16];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 8);
+    cr_assert(memcmp(b, "abcdefgh", 8) == 0);
+    h_free(h);
+}
+
+Test(tcp_established, data_out_of_order)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    /* A hole: the later segment is held and a duplicate ACK goes at once (RFC 5681 4.2). */
+    SEND(h, .flags = ACK, .seq = h->rseq + 4, .ack = h->lseq, .win = H_RWIN, .data = "EFGH",
+         .len = 4);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 0);
+    /* Filling the hole delivers both and acknowledges both at once. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "ABCD", .len = 4);
+    h->rseq += 8;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = h->lwin - 8);
+    char b[16];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 8);
+    cr_assert(memcmp(b, "ABCDEFGH", 8) == 0);
+    cr_assert(tcpsm_stack_counters(h->st)->tcp_ooo_in >= 1);
+    h_free(h);
+}
+
+Test(tcp_established, data_beyond_window_ack)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = ACK, .seq = h->rseq + h->lwin, .ack = h->lseq, .win = H_RWIN, .data = "X",
+         .len = 1);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = h->lwin);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 0);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    h_free(h);
+}
+
+Test(tcp_established, ack_acceptable)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    uint8_t d[100];
+    h_pattern(d, sizeof d, 6);
+    h_app_send(h, d, 100);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 100);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 40, .win = H_RWIN);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 40);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    h_free(h);
+}
+
+Test(tcp_established, ack_old_ignored)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    uint8_t d[100];
+    h_pattern(d, sizeof d, 7);
+    h_app_send(h, d, 100);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    /* A duplicate of an earlier ACK: "it can be ignored". */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 100, .win = H_RWIN);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    h_free(h);
+}
+
+Test(tcp_established, ack_future_ack)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    /* SEG.ACK > SND.NXT: send an ACK, drop the segment (its data too). */
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq + 1000, .win = H_RWIN,
+         .data = "nope", .len = 4);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = h->lwin);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 0);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    h_free(h);
+}
+
+Test(tcp_established, ack_too_old_challenge)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    /* RFC 5961 5.2: SEG.ACK < SND.UNA - MAX.SND.WND: ACK and drop. */
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq - 0x40000000u, .win = H_RWIN,
+         .data = "nope", .len = 4);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 0);
+    h_free(h);
+}
+
+Test(tcp_established, no_ack_bit_dropped)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    /* "if the ACK bit is off, drop the segment and return" */
+    SEND(h, .flags = PSH, .seq = h->rseq, .win = H_RWIN, .data = "noack", .len = 5);
+    h_advance(h, MS(500));
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 0);
+    h_free(h);
+}
+
+Test(tcp_established, fin)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = FIN | ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h->rseq++;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = h->lwin);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_CLOSE_WAIT);
+    char b[4];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 0);
+    h_free(h);
+}
+
+Test(tcp_established, fin_with_data)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = FIN | ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN,
+         .data = "bye", .len = 3);
+    h->rseq += 4;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = h->lwin - 3);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_CLOSE_WAIT);
+    char b[8];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 3);
+    cr_assert(memcmp(b, "bye", 3) == 0);
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 0);
+    h_free(h);
+}
+
+Test(tcp_established, fin_out_of_order_waits)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    /* A FIN beyond a hole is not processed until the hole is filled. */
+    SEND(h, .flags = FIN | ACK, .seq = h->rseq + 2, .ack = h->lseq, .win = H_RWIN, .data = "cd",
+         .len = 2);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "ab", .len = 2);
+    h->rseq += 5;
+    h_advance(h, MS(500));
+    struct seg s;
+    uint32_t last = 0;
+    while (recv_seg(h, &s))
+        last = s.ack;
+    cr_assert_eq(last, h->rseq);
+    ASSERT_STATE(h->sk, TCPSM_CLOSE_WAIT);
+    char b[8];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 4);
+    cr_assert(memcmp(b, "abcd", 4) == 0);
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 0);
+    h_free(h);
+}
+
+Test(tcp_established, rst_exact)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = RST, .seq = h->rseq, .win = 0);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    unsigned ev = tcpsm_sock_poll(h->sk);
+    cr_assert(ev & TCPSM_POLLERR);
+    cr_assert(ev & TCPSM_POLLHUP);
+    char b[4];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), -ECONNRESET);
+    h_free(h);
+}
+
+Test(tcp_established, rst_ack_exact)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = RST | ACK, .seq = h->rseq, .ack = h->lseq, .win = 0);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_error(h->sk), ECONNRESET);
+    h_free(h);
+}
+
+Test(tcp_established, rst_in_window_challenge_ack)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = RST, .seq = h->rseq + 1000, .win = 0);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = h->lwin);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_challenge_ack, 1);
+    /* The peer that really reset answers the challenge with an exact RST. */
+    SEND(h, .flags = RST, .seq = h->rseq, .win = 0);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_error(h->sk), ECONNRESET);
+    h_free(h);
+}
+
+Test(tcp_established, rst_outside_ignored)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = RST, .seq = h->rseq - 1, .win = 0);
+    SEND(h, .flags = RST, .seq = h->rseq + h->lwin, .win = 0);
+    SEND(h, .flags = RST | ACK, .seq = h->rseq + 0x80000000u, .ack = h->lseq, .win = 0);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    h_free(h);
+}
+
+Test(tcp_established, syn_challenge_ack)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    /* RFC 5961 4.2: a SYN in a synchronized state, in window or not. */
+    SEND(h, .flags = SYN, .seq = h->rseq, .win = H_RWIN, .mss = H_RMSS);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = h->lwin);
+    expect_no_seg(h);
+    SEND(h, .flags = SYN, .seq = h->risn, .win = H_RWIN, .mss = H_RMSS);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    h_free(h);
+}
+
+Test(tcp_established, send_segments_by_mss)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    uint8_t d[3000];
+    h_pattern(d, sizeof d, 8);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 3000);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 1460, .data = d);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq + 1460, .ack = h->rseq, .len = 1460,
+               .data = d + 1460);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq + 2920, .ack = h->rseq, .len = 80, .data = d + 2920);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_established, send_respects_peer_window)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 1000);
+    uint8_t d[3000];
+    h_pattern(d, sizeof d, 9);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 3000);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 1000, .data = d);
+    expect_no_seg(h);
+    h->lseq += 1000;
+    /* The window slides: 1000 more. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 1000);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 1000, .data = d + 1000);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_established, nagle_holds_small_segment)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    uint8_t d[20];
+    h_pattern(d, sizeof d, 10);
+    h_app_send(h, d, 10);
+    /* RFC 1122 4.2.3.4: small data waits while data is unacknowledged. */
+    cr_assert_eq(tcpsm_sock_send(h->sk, d + 10, 10, h->now), 10);
+    expect_no_seg(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 10, .data = d + 10);
+    h_free(h);
+}
+
+Test(tcp_established, nodelay_sends_at_once)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    uint8_t d[20];
+    h_pattern(d, sizeof d, 11);
+    h_app_send(h, d, 10);
+    h_app_send(h, d + 10, 10);
+    h_free(h);
+}
+
+Test(tcp_established, window_update_after_read)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    /* Fill the receive window completely. */
+    static uint8_t d[65536];
+    h_pattern(d, h->lwin, 12);
+    uint32_t off = 0;
+    while (off < h->lwin) {
+        uint32_t n = h->lwin - off < 1000 ? h->lwin - off : 1000;
+        SEND(h, .flags = ACK, .seq = h->rseq + off, .ack = h->lseq, .win = H_RWIN, .data = d + off,
+             .len = n);
+        off += n;
+    }
+    h->rseq += h->lwin;
+    h_advance(h, MS(500));
+    struct seg s;
+    struct seg last = { 0 };
+    while (recv_seg(h, &s))
+        last = s;
+    cr_assert_eq(last.ack, h->rseq);
+    cr_assert_eq(last.win, 0, "window %u with a full buffer", last.win);
+    /* More data is outside the zero window: ACK, not accepted. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "x", .len = 1);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = 0);
+    /* Reading it all opens the window again with an update (RFC 1122 4.2.3.3). */
+    static uint8_t b[65536];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), (ssize_t)h->lwin);
+    cr_assert(memcmp(b, d, h->lwin) == 0);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = h->lwin);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+/* RFC 9293 3.4: sequence numbers wrap around 2^32; the remote ISN sits
+ * 16 bytes before the wrap so data crosses it. */
+Test(tcp_established, seq_wraparound_receive)
+{
+    struct harness *h = h_new(NULL);
+    h->risn = 0xFFFFFFF0u;
+    sock_established(h);
+    uint8_t d[3000], b[3000];
+    h_pattern(d, sizeof d, 13);
+    for (uint32_t off = 0; off < sizeof d; off += 1000) {
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d + off,
+             .len = 1000);
+        h->rseq += 1000;
+    }
+    cr_assert(h->rseq < 0x1000u, "did not wrap");
+    h_advance(h, MS(500));
+    struct seg s;
+    uint32_t last = 0;
+    while (recv_seg(h, &s))
+        last = s.ack;
+    cr_assert_eq(last, h->rseq);
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 3000);
+    cr_assert(memcmp(b, d, sizeof d) == 0);
+    SEND(h, .flags = FIN | ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h->rseq++;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq);
+    ASSERT_STATE(h->sk, TCPSM_CLOSE_WAIT);
+    h_free(h);
+}
+
+Test(tcp_established, seq_wraparound_out_of_order)
+{
+    struct harness *h = h_new(NULL);
+    h->risn = 0xFFFFFFF0u;
+    sock_established(h);
+    /* rseq = 0xFFFFFFF1: the second segment starts after the wrap. */
+    uint8_t d[64];
+    h_pattern(d, sizeof d, 14);
+    SEND(h, .flags = ACK, .seq = h->rseq + 32, .ack = h->lseq, .win = H_RWIN, .data = d + 32,
+         .len = 32);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d, .len = 32);
+    h->rseq += 64;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .win = h->lwin - 64);
+    uint8_t b[64];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 64);
+    cr_assert(memcmp(b, d, 64) == 0);
+    /* A RST exactly at RCV.NXT past the wrap still resets. */
+    SEND(h, .flags = RST, .seq = h->rseq, .win = 0);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    h_free(h);
+}
+
+Test(tcp_established, passive_open_data_both_ways)
+{
+    struct harness *h = h_new(NULL);
+    sock_established_passive(h);
+    uint8_t d[200];
+    h_pattern(d, sizeof d, 15);
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d,
+         .len = 100);
+    h->rseq += 100;
+    uint8_t b[100];
+    h_app_recv(h, b, 100);
+    cr_assert(memcmp(b, d, 100) == 0);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d + 100, 100, h->now), 100);
+    /* The ACK of the request rides on the response. */
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 100, .data = d + 100);
+    h->lseq += 100;
+    h_free(h);
+}
+
+Test(tcp_established, send_errors)
+{
+    struct harness *h = h_new(NULL);
+    struct tcpsm_sock *sk;
+    cr_assert_eq(tcpsm_sock_new(h->st, &sk), 0);
+    cr_assert_eq(tcpsm_sock_send(sk, "x", 1, h->now), -ENOTCONN);
+    char b[2];
+    cr_assert_eq(tcpsm_sock_recv(sk, b, 1, 0, h->now), -ENOTCONN);
+    cr_assert_eq(tcpsm_sock_shutdown(sk, 1, h->now), -ENOTCONN);
+    cr_assert_eq(tcpsm_sock_setopt(sk, TCPSM_OPT_KEEPCNT, 0), -EINVAL);
+    cr_assert_eq(tcpsm_sock_setopt(sk, (enum tcpsm_opt)999, 1), -ENOPROTOOPT);
+    tcpsm_sock_close(sk, h->now);
+    h_free(h);
+}

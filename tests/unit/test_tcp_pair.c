@@ -1,0 +1,471 @@
+/* Two stacks over the in-memory link (netdev_mem.h) on a virtual clock:
+ * handshake, bulk transfer both ways with a byte-exact check and a 64-bit
+ * FNV-1a hash of each stream, both close orders, simultaneous open and
+ * close, TIME-WAIT expiry, then the same transfer through seeded loss,
+ * reordering, duplication, delay with jitter and corruption. No timing is
+ * asserted: only what arrives, in order, once. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "netdev_mem.h"
+#include "tcpsm/core.h"
+
+#define A_ADDR 0xC6120001u      /* 198.18.0.1 */
+#define B_ADDR 0xC6120002u      /* 198.18.0.2 */
+#define SRV_PORT 5001
+#define P_T0   1000000000ull
+#define P_SEC  1000000000ull
+
+struct peer {
+    struct tcpsm_stack *st;
+    struct tcpsm_sock *lsk, *sk;
+    uint32_t seed;              /* of the stream this side sends */
+    uint32_t rseed;             /* of the stream it receives */
+    uint64_t tx_total, tx_done;
+    uint8_t chunk[16384];       /* the next bytes to send, from offset chunk_off */
+    uint64_t chunk_off;
+    size_t chunk_len;
+    bool tx_shut;
+    uint64_t rx_done, rx_hash, rx_first_bad;
+    bool rx_eof;
+    int err;
+};
+
+struct pair {
+    struct memlink *l;
+    struct peer p[2];
+    uint64_t now;
+    /* Who may shut down its sending side once all is sent:
+     * 0 = A first, 1 = B first, 2 = both independently. */
+    int close_first;
+    /* for state_reached(): side and state to wait for */
+    int wait_side, wait_state;
+};
+
+/* Byte at offset off of the stream with this seed: position-addressable,
+ * so the receiver checks every byte without a copy of the stream. */
+static uint8_t stream_byte(uint32_t seed, uint64_t off)
+{
+    uint64_t z = (off >> 3) * 0x9e3779b97f4a7c15ull + seed;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (uint8_t)(z >> ((off & 7) * 8));
+}
+
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+#define FNV_INIT 0xcbf29ce484222325ull
+
+static uint64_t stream_hash(uint32_t seed, uint64_t len)
+{
+    uint64_t h = FNV_INIT;
+    uint8_t b[4096];
+    for (uint64_t off = 0; off < len;) {
+        size_t n = len - off < sizeof b ? (size_t)(len - off) : sizeof b;
+        for (size_t i = 0; i < n; i++)
+            b[i] = stream_byte(seed, off + i);
+        h = fnv1a(h, b, n);
+        off += n;
+    }
+    return h;
+}
+
+static void peer_pump(struct pair *pr, int i)
+{
+    struct peer *p = &pr->p[i];
+    if (!p->sk && p->lsk) {
+        struct tcpsm_sock *c;
+        if (tcpsm_sock_accept(p->lsk, &c) == 0)
+            p->sk = c;
+    }
+    if (!p->sk || p->err)
+        return;
+    int st = tcpsm_sock_state(p->sk);
+    if (st == TCPSM_SYN_SENT || st == TCPSM_SYN_RECEIVED)
+        return;
+    static uint8_t buf[65536];
+    while (p->tx_done < p->tx_total) {
+        if (p->tx_done >= p->chunk_off + p->chunk_len) {
+            p->chunk_off = p->tx_done;
+            p->chunk_len = p->tx_total - p->tx_done < sizeof p->chunk
+                               ? (size_t)(p->tx_total - p->tx_done) : sizeof p->chunk;
+            for (size_t k = 0; k < p->chunk_len; k++)
+                p->chunk[k] = stream_byte(p->seed, p->chunk_off + k);
+        }
+        size_t at = (size_t)(p->tx_done - p->chunk_off), n = p->chunk_len - at;
+        ssize_t r = tcpsm_sock_send(p->sk, p->chunk + at, n, pr->now);
+        if (r == -EAGAIN)
+            break;
+        if (r <= 0) {
+            p->err = (int)-r;
+            return;
+        }
+        p->tx_done += (uint64_t)r;
+    }
+    for (;;) {
+        ssize_t r = tcpsm_sock_recv(p->sk, buf, sizeof buf, 0, pr->now);
+        if (r == -EAGAIN)
+            break;
+        if (r == 0) {
+            p->rx_eof = true;
+            break;
+        }
+        if (r < 0) {
+            p->err = (int)-r;
+            return;
+        }
+        for (ssize_t k = 0; k < r; k++)
+            if (!p->rx_first_bad && buf[k] != stream_byte(p->rseed, p->rx_done + (uint64_t)k))
+                p->rx_first_bad = p->rx_done + (uint64_t)k + 1;
+        p->rx_hash = fnv1a(p->rx_hash, buf, (size_t)r);
+        p->rx_done += (uint64_t)r;
+    }
+    /* The second closer closes once it has seen the first one's FIN. */
+    bool my_turn = pr->close_first == 2 || pr->close_first == i || p->rx_eof;
+    if (!p->tx_shut && p->tx_done == p->tx_total && my_turn) {
+        cr_assert_eq(tcpsm_sock_shutdown(p->sk, 1, pr->now), 0);
+        p->tx_shut = true;
+    }
+}
+
+static bool pump(void *arg)
+{
+    struct pair *pr = arg;
+    peer_pump(pr, 0);
+    peer_pump(pr, 1);
+    cr_assert_eq(pr->p[0].err, 0, "A: error %d", pr->p[0].err);
+    cr_assert_eq(pr->p[1].err, 0, "B: error %d", pr->p[1].err);
+    return pr->p[0].rx_eof && pr->p[1].rx_eof && pr->p[0].tx_shut && pr->p[1].tx_shut;
+}
+
+static struct tcpsm_stack *mkstack(struct tcpsm_netdev *dev, uint32_t addr, uint8_t macl,
+                                   uint64_t now)
+{
+    struct tcpsm_config c;
+    memset(&c, 0, sizeof c);
+    c.addr = addr;
+    c.prefix_len = 24;
+    memcpy(c.mac, (uint8_t[6]){ 0x02, 0, 0, 0, 0, macl }, 6);
+    c.secret[0] = 0x1111u * macl;
+    c.secret[1] = 0x2222u * macl;
+    c.msl_ms = 1000;
+    struct tcpsm_stack *st = tcpsm_stack_new(&c, dev, now);
+    cr_assert_not_null(st);
+    return st;
+}
+
+static struct pair *pair_new(const struct memlink_params *lp, uint64_t seed)
+{
+    struct pair *pr = calloc(1, sizeof *pr);
+    cr_assert_not_null(pr);
+    struct memlink_params def = { 0 };
+    pr->l = memlink_new(lp ? lp : &def, seed);
+    cr_assert_not_null(pr->l);
+    pr->now = P_T0;
+    memlink_set_now(pr->l, pr->now);
+    pr->p[0].st = mkstack(memlink_dev(pr->l, 0), A_ADDR, 1, pr->now);
+    pr->p[1].st = mkstack(memlink_dev(pr->l, 1), B_ADDR, 2, pr->now);
+    pr->p[0].seed = pr->p[1].rseed = 0xA11CE;
+    pr->p[1].seed = pr->p[0].rseed = 0xB0B;
+    pr->p[0].rx_hash = pr->p[1].rx_hash = FNV_INIT;
+    return pr;
+}
+
+static void pair_free(struct pair *pr)
+{
+    tcpsm_stack_free(pr->p[0].st);
+    tcpsm_stack_free(pr->p[1].st);
+    memlink_free(pr->l);
+    free(pr);
+}
+
+static bool run_until(struct pair *pr, uint64_t limit, bool (*done)(void *))
+{
+    uint64_t end = pr->now + limit;
+    while (pr->now < end) {
+        if (memlink_run(pr->l, pr->p[0].st, pr->p[1].st, &pr->now, end, done, pr))
+            return true;
+    }
+    return done(pr);
+}
+
+/* B listens, A connects. */
+static void pair_connect(struct pair *pr)
+{
+    struct peer *a = &pr->p[0], *b = &pr->p[1];
+    cr_assert_eq(tcpsm_sock_new(b->st, &b->lsk), 0);
+    cr_assert_eq(tcpsm_sock_bind(b->lsk, 0, SRV_PORT), 0);
+    cr_assert_eq(tcpsm_sock_listen(b->lsk, 16), 0);
+    cr_assert_eq(tcpsm_sock_new(a->st, &a->sk), 0);
+    memlink_set_now(pr->l, pr->now);
+    cr_assert_eq(tcpsm_sock_connect(a->sk, B_ADDR, SRV_PORT, pr->now), -EINPROGRESS);
+}
+
+static bool established(void *arg)
+{
+    struct pair *pr = arg;
+    peer_pump(pr, 1);
+    return pr->p[1].sk && tcpsm_sock_state(pr->p[0].sk) == TCPSM_ESTABLISHED &&
+           tcpsm_sock_state(pr->p[1].sk) == TCPSM_ESTABLISHED;
+}
+
+static bool state_reached(void *arg)
+{
+    struct pair *pr = arg;
+    return tcpsm_sock_state(pr->p[pr->wait_side].sk) == pr->wait_state;
+}
+
+static void wait_state(struct pair *pr, int side, int state)
+{
+    pr->wait_side = side;
+    pr->wait_state = state;
+    cr_assert(run_until(pr, 60 * P_SEC, state_reached), "%c in %s, want %s", "AB"[side],
+              tcpsm_state_name(tcpsm_sock_state(pr->p[side].sk)), tcpsm_state_name(state));
+}
+
+static bool all_closed(void *arg)
+{
+    struct pair *pr = arg;
+    return tcpsm_stack_nsocks(pr->p[0].st) == 0 && tcpsm_stack_nsocks(pr->p[1].st) == 0;
+}
+
+/* Transfer a->b and b->a, then close in the given order; checks every byte. */
+static void transfer(struct pair *pr, uint64_t a_bytes, uint64_t b_bytes, int close_first,
+                     uint64_t limit)
+{
+    pr->p[0].tx_total = a_bytes;
+    pr->p[1].tx_total = b_bytes;
+    pr->close_first = close_first;
+    bool ok = run_until(pr, limit, pump);
+    struct peer *a = &pr->p[0], *b = &pr->p[1];
+    cr_assert(ok, "transfer did not finish: A sent %llu/%llu got %llu eof %d, B sent %llu/%llu "
+              "got %llu eof %d", (unsigned long long)a->tx_done, (unsigned long long)a_bytes,
+              (unsigned long long)a->rx_done, a->rx_eof, (unsigned long long)b->tx_done,
+              (unsigned long long)b_bytes, (unsigned long long)b->rx_done, b->rx_eof);
+    cr_assert_eq(b->rx_first_bad, 0, "A->B stream differs at byte %llu",
+                 (unsigned long long)b->rx_first_bad - 1);
+    cr_assert_eq(a->rx_first_bad, 0, "B->A stream differs at byte %llu",
+                 (unsigned long long)a->rx_first_bad - 1);
+    cr_assert_eq(b->rx_done, a_bytes, "B received %llu of %llu bytes",
+                 (unsigned long long)b->rx_done, (unsigned long long)a_bytes);
+    cr_assert_eq(a->rx_done, b_bytes, "A received %llu of %llu bytes",
+                 (unsigned long long)a->rx_done, (unsigned long long)b_bytes);
+    cr_assert_eq(b->rx_hash, stream_hash(a->seed, a_bytes));
+    cr_assert_eq(a->rx_hash, stream_hash(b->seed, b_bytes));
+}
+
+/* Close the handles and the listener; run until TIME-WAIT is over. */
+static void finish(struct pair *pr)
+{
+    tcpsm_sock_close(pr->p[0].sk, pr->now);
+    tcpsm_sock_close(pr->p[1].sk, pr->now);
+    if (pr->p[1].lsk)
+        tcpsm_sock_close(pr->p[1].lsk, pr->now);
+    pr->p[0].sk = pr->p[1].sk = pr->p[1].lsk = NULL;
+    cr_assert(run_until(pr, 600 * P_SEC, all_closed), "sockets left: A %zu, B %zu",
+              tcpsm_stack_nsocks(pr->p[0].st), tcpsm_stack_nsocks(pr->p[1].st));
+}
+
+/* The bulk transfer of the clean tests, through impairments; checks that the
+ * link really impaired it (the test could not pass vacuously). */
+static void bulk(const struct memlink_params *lp, uint64_t seed)
+{
+    struct pair *pr = pair_new(lp, seed);
+    pair_connect(pr);
+    cr_assert(run_until(pr, 600 * P_SEC, established), "no connection");
+    transfer(pr, 4u << 20, 3u << 20, 0, 7200 * P_SEC);
+    finish(pr);
+    const struct memlink_stats *ab = memlink_stats(pr->l, 0), *ba = memlink_stats(pr->l, 1);
+    if (lp->loss_pct > 0) {
+        cr_assert(ab->lost > 0 && ba->lost > 0);
+        cr_assert(tcpsm_stack_counters(pr->p[0].st)->tcp_retrans > 0);
+        cr_assert(tcpsm_stack_counters(pr->p[1].st)->tcp_retrans > 0);
+    }
+    if (lp->dup_pct > 0)
+        cr_assert(ab->duplicated > 0 && ba->duplicated > 0);
+    if (lp->reorder_pct > 0)
+        cr_assert(ab->reordered > 0 && ba->reordered > 0);
+    if (lp->corrupt_pct > 0)
+        cr_assert(ab->corrupted > 0 && ba->corrupted > 0);
+    pair_free(pr);
+}
+
+Test(tcp_pair, handshake)
+{
+    struct pair *pr = pair_new(NULL, 1);
+    pair_connect(pr);
+    cr_assert(run_until(pr, 10 * P_SEC, established));
+    uint32_t addr;
+    uint16_t port;
+    cr_assert_eq(tcpsm_sock_peer(pr->p[1].sk, &addr, &port), 0);
+    cr_assert_eq(addr, A_ADDR);
+    uint16_t aport;
+    tcpsm_sock_name(pr->p[0].sk, &addr, &aport);
+    cr_assert_eq(addr, A_ADDR);
+    cr_assert_eq(port, aport);
+    cr_assert_eq(tcpsm_stack_nsocks(pr->p[0].st), 1);
+    cr_assert_eq(tcpsm_stack_nsocks(pr->p[1].st), 2);
+    pair_free(pr);
+}
+
+Test(tcp_pair, transfer_both_ways_a_closes_first)
+{
+    struct pair *pr = pair_new(NULL, 2);
+    pair_connect(pr);
+    cr_assert(run_until(pr, 10 * P_SEC, established));
+    transfer(pr, 4u << 20, 3u << 20, 0, 600 * P_SEC);
+    /* A closed first: A waits in TIME-WAIT, B goes through LAST-ACK to CLOSED. */
+    wait_state(pr, 1, TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_state(pr->p[0].sk), TCPSM_TIME_WAIT, "A in %s",
+                 tcpsm_state_name(tcpsm_sock_state(pr->p[0].sk)));
+    cr_assert_eq(tcpsm_sock_error(pr->p[1].sk), 0);
+    finish(pr);
+    pair_free(pr);
+}
+
+Test(tcp_pair, transfer_both_ways_b_closes_first)
+{
+    struct pair *pr = pair_new(NULL, 3);
+    pair_connect(pr);
+    cr_assert(run_until(pr, 10 * P_SEC, established));
+    transfer(pr, 3u << 20, 4u << 20, 1, 600 * P_SEC);
+    wait_state(pr, 0, TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_state(pr->p[1].sk), TCPSM_TIME_WAIT, "B in %s",
+                 tcpsm_state_name(tcpsm_sock_state(pr->p[1].sk)));
+    cr_assert_eq(tcpsm_sock_error(pr->p[0].sk), 0);
+    finish(pr);
+    pair_free(pr);
+}
+
+Test(tcp_pair, time_wait_expiry)
+{
+    struct pair *pr = pair_new(NULL, 4);
+    pair_connect(pr);
+    cr_assert(run_until(pr, 10 * P_SEC, established));
+    transfer(pr, 1000, 1000, 0, 60 * P_SEC);
+    tcpsm_sock_close(pr->p[0].sk, pr->now);
+    tcpsm_sock_close(pr->p[1].sk, pr->now);
+    pr->p[0].sk = pr->p[1].sk = NULL;
+    cr_assert_eq(tcpsm_stack_nsocks(pr->p[0].st), 1, "A's TIME-WAIT TCB is gone early");
+    /* msl_ms = 1000: TIME-WAIT lasts 2 s of virtual time. */
+    cr_assert(run_until(pr, 3 * P_SEC, all_closed) || tcpsm_stack_nsocks(pr->p[0].st) == 0);
+    cr_assert_eq(tcpsm_stack_nsocks(pr->p[0].st), 0);
+    cr_assert_eq(tcpsm_stack_nsocks(pr->p[1].st), 1);     /* the listener */
+    tcpsm_sock_close(pr->p[1].lsk, pr->now);
+    cr_assert_eq(tcpsm_stack_nsocks(pr->p[1].st), 0);
+    pair_free(pr);
+}
+
+static bool both_time_wait(void *arg)
+{
+    struct pair *pr = arg;
+    return tcpsm_sock_state(pr->p[0].sk) == TCPSM_TIME_WAIT &&
+           tcpsm_sock_state(pr->p[1].sk) == TCPSM_TIME_WAIT;
+}
+
+Test(tcp_pair, simultaneous_close)
+{
+    struct pair *pr = pair_new(NULL, 5);
+    pair_connect(pr);
+    cr_assert(run_until(pr, 10 * P_SEC, established));
+    /* Both FINs leave before either arrives: FIN-WAIT-1 -> CLOSING -> TIME-WAIT on both. */
+    cr_assert_eq(tcpsm_sock_shutdown(pr->p[0].sk, 1, pr->now), 0);
+    cr_assert_eq(tcpsm_sock_shutdown(pr->p[1].sk, 1, pr->now), 0);
+    cr_assert_eq(tcpsm_sock_state(pr->p[0].sk), TCPSM_FIN_WAIT_1);
+    cr_assert_eq(tcpsm_sock_state(pr->p[1].sk), TCPSM_FIN_WAIT_1);
+    cr_assert(run_until(pr, 10 * P_SEC, both_time_wait), "A in %s, B in %s",
+              tcpsm_state_name(tcpsm_sock_state(pr->p[0].sk)),
+              tcpsm_state_name(tcpsm_sock_state(pr->p[1].sk)));
+    char b[4];
+    cr_assert_eq(tcpsm_sock_recv(pr->p[0].sk, b, sizeof b, 0, pr->now), 0);
+    cr_assert_eq(tcpsm_sock_recv(pr->p[1].sk, b, sizeof b, 0, pr->now), 0);
+    finish(pr);
+    pair_free(pr);
+}
+
+Test(tcp_pair, simultaneous_open)
+{
+    struct pair *pr = pair_new(NULL, 6);
+    struct peer *a = &pr->p[0], *b = &pr->p[1];
+    cr_assert_eq(tcpsm_sock_new(a->st, &a->sk), 0);
+    cr_assert_eq(tcpsm_sock_new(b->st, &b->sk), 0);
+    cr_assert_eq(tcpsm_sock_bind(a->sk, 0, 7001), 0);
+    cr_assert_eq(tcpsm_sock_bind(b->sk, 0, 7002), 0);
+    /* Both SYNs are in flight before either arrives. */
+    cr_assert_eq(tcpsm_sock_connect(a->sk, B_ADDR, 7002, pr->now), -EINPROGRESS);
+    cr_assert_eq(tcpsm_sock_connect(b->sk, A_ADDR, 7001, pr->now), -EINPROGRESS);
+    cr_assert(run_until(pr, 60 * P_SEC, established), "A in %s, B in %s",
+              tcpsm_state_name(tcpsm_sock_state(a->sk)), tcpsm_state_name(tcpsm_sock_state(b->sk)));
+    cr_assert_eq(tcpsm_sock_error(a->sk), 0);
+    cr_assert_eq(tcpsm_sock_error(b->sk), 0);
+    cr_assert_eq(tcpsm_stack_nsocks(a->st), 1);
+    cr_assert_eq(tcpsm_stack_nsocks(b->st), 1);
+    transfer(pr, 200000, 300000, 2, 600 * P_SEC);
+    finish(pr);
+    pair_free(pr);
+}
+
+Test(tcp_pair, refused)
+{
+    struct pair *pr = pair_new(NULL, 7);
+    struct peer *a = &pr->p[0];
+    cr_assert_eq(tcpsm_sock_new(a->st, &a->sk), 0);
+    cr_assert_eq(tcpsm_sock_connect(a->sk, B_ADDR, 9, pr->now), -EINPROGRESS);
+    run_until(pr, 5 * P_SEC, all_closed);
+    cr_assert_eq(tcpsm_sock_state(a->sk), TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_error(a->sk), ECONNREFUSED);
+    pair_free(pr);
+}
+
+/* The same transfer through impairments: every byte in order, once. */
+
+Test(tcp_pair, loss_1pct)
+{
+    bulk(&(struct memlink_params){ .loss_pct = 1, .delay_ns = 1000000 }, 11);
+}
+
+Test(tcp_pair, loss_5pct)
+{
+    bulk(&(struct memlink_params){ .loss_pct = 5, .delay_ns = 1000000 }, 12);
+}
+
+Test(tcp_pair, loss_20pct)
+{
+    bulk(&(struct memlink_params){ .loss_pct = 20, .delay_ns = 1000000 }, 13);
+}
+
+Test(tcp_pair, reordering)
+{
+    bulk(&(struct memlink_params){ .reorder_pct = 10, .delay_ns = 2000000 }, 14);
+}
+
+Test(tcp_pair, duplication)
+{
+    bulk(&(struct memlink_params){ .dup_pct = 10, .delay_ns = 1000000 }, 15);
+}
+
+Test(tcp_pair, delay_jitter)
+{
+    bulk(&(struct memlink_params){ .delay_ns = 20000000, .jitter_ns = 10000000 }, 16);
+}
+
+Test(tcp_pair, corruption)
+{
+    bulk(&(struct memlink_params){ .corrupt_pct = 5, .delay_ns = 1000000 }, 17);
+}
+
+Test(tcp_pair, everything_at_once)
+{
+    bulk(&(struct memlink_params){ .loss_pct = 3, .dup_pct = 3, .reorder_pct = 3,
+                                   .corrupt_pct = 1, .delay_ns = 5000000, .jitter_ns = 2000000,
+                                   .bandwidth_bps = 100000000 }, 18);
+}
