@@ -162,6 +162,7 @@ struct tcpsm_sock {
 
     /* the last segment sent, for the trace of a transition it caused */
     uint8_t tx_flags;
+    bool tx_rst;                        /* a RST just went out: tcp_done traces it */
     uint32_t tx_seq, tx_ack, tx_len, tx_wnd;
 
     /* statistics */

@@ -182,7 +182,7 @@ void tcp_send_syn(struct tcpsm_sock *sk, uint64_t now)
 /* RFC 9293 3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST> (with ACK, like Linux). */
 void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now)
 {
-    xmit(sk, sk->snd_max, TCPSM_RST | TCPSM_ACK, 0, now);
+    sk->tx_rst = xmit(sk, sk->snd_max, TCPSM_RST | TCPSM_ACK, 0, now);
 }
 
 /* Keepalive probe (RFC 1122 4.2.3.6): SEG.SEQ = SND.NXT-1, no data, so the

@@ -2,7 +2,7 @@
 # nginx through the stack (daemon off; master_process off; sendfile on) serves files to kernel
 # clients in the peer: curl gets a 10 MB file (sha256 compared) and a small page, then
 # `ab -n 2000 -c 20` (no keep-alive: 2000 connections) must complete every request with no
-# failure and the exact page length.
+# failure and the exact page length; then the same with keep-alive (ab -k).
 # timeout: 120
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
@@ -26,12 +26,14 @@ for f in 10m.bin index.html; do
 done
 
 len=$(fsize "$TMPD/www/index.html")
-log "ab -n 2000 -c 20 http://$STACK_IP:8080/index.html"
-on_peer timeout 90 ab -q -n 2000 -c 20 -s 20 "http://$STACK_IP:8080/index.html" >"$TMPD/ab.out" 2>&1 ||
-    { cat "$TMPD/ab.out" >&2; die "ab failed"; }
-grep -E 'Complete requests|Failed requests|Non-2xx|Document Length|Requests per second' "$TMPD/ab.out" >&2 || true
-grep -Eq '^Complete requests: +2000$' "$TMPD/ab.out" || die "ab: not all 2000 requests completed"
-grep -Eq '^Failed requests: +0$' "$TMPD/ab.out" || die "ab: failed requests"
-grep -q 'Non-2xx' "$TMPD/ab.out" && die "ab: non-2xx responses"
-grep -Eq "^Document Length: +$len bytes" "$TMPD/ab.out" || die "ab: wrong document length"
+for k in "" -k; do
+    log "ab $k -n 2000 -c 20 http://$STACK_IP:8080/index.html"
+    on_peer timeout 45 ab -q $k -n 2000 -c 20 -s 20 "http://$STACK_IP:8080/index.html" >"$TMPD/ab.out" 2>&1 ||
+        { cat "$TMPD/ab.out" >&2; die "ab $k failed"; }
+    grep -E 'Complete requests|Failed requests|Non-2xx|Keep-Alive requests|Document Length|Requests per second' "$TMPD/ab.out" >&2 || true
+    grep -Eq '^Complete requests: +2000$' "$TMPD/ab.out" || die "ab $k: not all 2000 requests completed"
+    grep -Eq '^Failed requests: +0$' "$TMPD/ab.out" || die "ab $k: failed requests"
+    grep -q 'Non-2xx' "$TMPD/ab.out" && die "ab $k: non-2xx responses"
+    grep -Eq "^Document Length: +$len bytes" "$TMPD/ab.out" || die "ab $k: wrong document length"
+done
 kill -0 "$ngx" 2>/dev/null || die "nginx on the stack exited"

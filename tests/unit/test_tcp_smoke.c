@@ -19,12 +19,14 @@ struct pair {
     struct tcpsm_stack *a, *b;
     uint64_t now;
     unsigned trace_n;
+    struct tcpsm_trace_event ev[64];
 };
 
 static void count_trace(void *ctx, const struct tcpsm_trace_event *ev)
 {
-    (void)ev;
     struct pair *p = ctx;
+    if (p->trace_n < 64)
+        p->ev[p->trace_n] = *ev;
     p->trace_n++;
 }
 
@@ -468,5 +470,85 @@ Test(tcp_smoke, syn_reopens_time_wait)
         cr_assert_eq(tcpsm_stack_nsocks(p.b), 0);
     }
     cr_assert_eq(tcpsm_stack_counters(p.a)->tcp_passive_opens, 2);
+    pair_fini(&p);
+}
+
+/* TCPSM_TRACE's material: every transition with the segment that caused
+ * it, so the textbook timeline reads SYN, SYN+ACK, ACK; FIN, ACK, FIN, ACK. */
+Test(tcp_smoke, trace_timeline)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 1 * MSEC };
+    pair_init(&p, &lp, 9);
+    struct conn c;
+    connect_pair(&p, &c);
+    tcpsm_sock_close(c.cli, p.now);
+    run_for(&p, 100 * MSEC);
+    tcpsm_sock_close(c.srv, p.now);
+    run_for(&p, 3 * SECS);
+    static const struct {
+        uint32_t laddr;
+        int from, to;
+        char dir;
+        uint8_t flags;
+    } want[] = {
+        { 0, TCPSM_CLOSED, TCPSM_LISTEN, 0, 0 },     /* bound to any address */
+        { B_ADDR, TCPSM_CLOSED, TCPSM_SYN_SENT, '>', TCPSM_SYN },
+        { A_ADDR, TCPSM_LISTEN, TCPSM_SYN_RECEIVED, '<', TCPSM_SYN },
+        { B_ADDR, TCPSM_SYN_SENT, TCPSM_ESTABLISHED, '<', TCPSM_SYN | TCPSM_ACK },
+        { A_ADDR, TCPSM_SYN_RECEIVED, TCPSM_ESTABLISHED, '<', TCPSM_ACK },
+        { B_ADDR, TCPSM_ESTABLISHED, TCPSM_FIN_WAIT_1, '>', TCPSM_FIN | TCPSM_ACK },
+        { A_ADDR, TCPSM_ESTABLISHED, TCPSM_CLOSE_WAIT, '<', TCPSM_FIN | TCPSM_ACK },
+        { B_ADDR, TCPSM_FIN_WAIT_1, TCPSM_FIN_WAIT_2, '<', TCPSM_ACK },
+        { A_ADDR, TCPSM_CLOSE_WAIT, TCPSM_LAST_ACK, '>', TCPSM_FIN | TCPSM_ACK },
+        { B_ADDR, TCPSM_FIN_WAIT_2, TCPSM_TIME_WAIT, '<', TCPSM_FIN | TCPSM_ACK },
+        { A_ADDR, TCPSM_LAST_ACK, TCPSM_CLOSED, '<', TCPSM_ACK },
+        { B_ADDR, TCPSM_TIME_WAIT, TCPSM_CLOSED, 0, 0 },
+    };
+    cr_assert_eq(p.trace_n, sizeof(want) / sizeof(want[0]), "%u transitions", p.trace_n);
+    for (unsigned i = 0; i < p.trace_n; i++) {
+        const struct tcpsm_trace_event *e = &p.ev[i];
+        cr_assert_eq(e->laddr, want[i].laddr, "event %u", i);
+        cr_assert_eq(e->old_state, want[i].from, "event %u: from %s", i,
+                     tcpsm_state_name(e->old_state));
+        cr_assert_eq(e->new_state, want[i].to, "event %u: to %s", i,
+                     tcpsm_state_name(e->new_state));
+        cr_assert_eq(e->has_seg, want[i].dir != 0, "event %u", i);
+        if (e->has_seg) {
+            cr_assert_eq(e->dir, want[i].dir, "event %u", i);
+            cr_assert_eq(e->seg_flags & ~TCPSM_PSH, want[i].flags, "event %u: flags %#x", i,
+                         e->seg_flags);
+        }
+    }
+    /* the handshake's numbers: SYN seq=x; SYN+ACK ack=x+1 */
+    cr_assert_eq(p.ev[3].seg_ack, p.ev[1].seg_seq + 1);
+    cr_assert_eq(p.ev[4].seg_seq, p.ev[1].seg_seq + 1);
+    cr_assert_eq(p.ev[4].seg_ack, p.ev[3].seg_seq + 1);
+    pair_fini(&p);
+}
+
+/* close() in TIME-WAIT with data never read: nothing to reset any more;
+ * the data is dropped and TIME-WAIT runs its course. */
+Test(tcp_smoke, close_in_time_wait_with_unread_data)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 1 * MSEC };
+    pair_init(&p, &lp, 10);
+    struct conn c;
+    connect_pair(&p, &c);
+    cr_assert_eq(tcpsm_sock_shutdown(c.cli, 1, p.now), 0);
+    run_for(&p, 100 * MSEC);
+    cr_assert_eq(tcpsm_sock_state(c.cli), TCPSM_FIN_WAIT_2);
+    cr_assert_eq(tcpsm_sock_send(c.srv, "late", 4, p.now), 4);
+    tcpsm_sock_close(c.srv, p.now);
+    run_for(&p, 100 * MSEC);
+    cr_assert_eq(tcpsm_sock_state(c.cli), TCPSM_TIME_WAIT);
+    cr_assert_eq(tcpsm_sock_rxavail(c.cli), 4);
+    uint64_t rst = tcpsm_stack_counters(p.b)->tcp_rst_out;
+    tcpsm_sock_close(c.cli, p.now);
+    cr_assert_eq(tcpsm_stack_counters(p.b)->tcp_rst_out, rst);
+    cr_assert_eq(tcpsm_stack_nsocks(p.b), 1);
+    run_for(&p, 3 * SECS);
+    cr_assert_eq(tcpsm_stack_nsocks(p.b), 0);
     pair_fini(&p);
 }

@@ -281,3 +281,119 @@ Test(tcp_established, idle_no_timers_fire)
     ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
     h_free(h);
 }
+
+/* RFC 6298 2.2-2.3 with exact numbers: a 100 ms handshake gives SRTT 100,
+ * RTTVAR 50, RTO 100 + 4*50 = 300 ms; a second 100 ms sample gives RTTVAR
+ * 37.5 and RTO 250 ms. */
+Test(tcp_established, rtt_estimator)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    h_advance(h, MS(100));
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS);
+    h->rseq = h->risn + 1;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq);
+    struct tcpsm_tcp_info info;
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.rtt_us, 100000, "srtt %u us", info.rtt_us);
+    cr_assert_eq(info.rttvar_us, 50000, "rttvar %u us", info.rttvar_us);
+    cr_assert_eq(info.rto_us, 300000, "rto %u us", info.rto_us);
+    h_app_send(h, "ping", 4);
+    h_advance(h, MS(100));
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.rtt_us, 100000, "srtt %u us", info.rtt_us);
+    cr_assert_eq(info.rttvar_us, 37500, "rttvar %u us", info.rttvar_us);
+    cr_assert_eq(info.rto_us, 250000, "rto %u us", info.rto_us);
+    /* And the timer uses it. */
+    h_app_send(h, "pong", 4);
+    cr_assert_eq(h_wait_seg(h, SEC(5)), MS(250));
+    EXPECT_SEG(h, .seq = h->lseq - 4, .len = 4);
+    h_free(h);
+}
+
+/* RFC 6298 5.3: an ACK of new data restarts the timer for what is left. */
+Test(tcp_established, rto_restarts_on_new_ack)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    struct tcpsm_tcp_info info;
+    tcpsm_sock_info(h->sk, &info);
+    uint64_t rto = US(info.rto_us);
+    h_app_send(h, "aaaa", 4);
+    h_advance(h, rto / 2);
+    h_app_send(h, "bbbb", 4);
+    h_advance(h, rto / 4);
+    /* The first is ACKed at 3/4 RTO: the second gets a full RTO from now. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 4, .win = H_RWIN);
+    tcpsm_sock_info(h->sk, &info);
+    uint64_t t = h_wait_seg(h, SEC(10));
+    cr_assert_eq(t, US(info.rto_us), "retransmitted %llu ns after the ACK, RTO %u us",
+                 (unsigned long long)t, info.rto_us);
+    EXPECT_SEG(h, .seq = h->lseq - 4, .len = 4, .data = "bbbb");
+    h_free(h);
+}
+
+Test(tcp_established, partial_ack_inside_segment)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    uint8_t d[1000];
+    h_pattern(d, sizeof d, 50);
+    h_app_send(h, d, 1000);
+    /* The peer acknowledges the first 300 bytes only; the RTO resends the rest. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 700, .win = H_RWIN);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 700);
+    cr_assert_neq(h_wait_seg(h, SEC(10)), UINT64_MAX);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq - 700, .len = 700, .data = d + 300);
+    h_free(h);
+}
+
+Test(tcp_fin_wait_1, data_and_fin_retransmitted)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    uint8_t d[100];
+    h_pattern(d, sizeof d, 51);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 100);
+    cr_assert_eq(tcpsm_sock_shutdown(h->sk, 1, h->now), 0);
+    struct seg s = EXPECT_SEG(h, .seq = h->lseq, .len = 100, .data = d);
+    if (!(s.flags & FIN))
+        EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq + 100, .len = 0);
+    ASSERT_STATE(h->sk, TCPSM_FIN_WAIT_1);
+    /* Nothing acknowledged: the RTO resends the data, then the FIN. */
+    cr_assert_neq(h_wait_seg(h, SEC(10)), UINT64_MAX);
+    s = EXPECT_SEG(h, .seq = h->lseq, .len = 100, .data = d);
+    uint32_t fin_seq = h->lseq + 100;
+    if (!(s.flags & FIN)) {
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = fin_seq, .win = H_RWIN);
+        EXPECT_SEG(h, .flags = FIN | ACK, .seq = fin_seq, .len = 0);
+    }
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = fin_seq + 1, .win = H_RWIN);
+    ASSERT_STATE(h->sk, TCPSM_FIN_WAIT_2);
+    h_free(h);
+}
+
+Test(tcp_established, fin_waits_for_zero_window)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 0);
+    uint8_t d[50];
+    h_pattern(d, sizeof d, 52);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 50);
+    cr_assert_eq(tcpsm_sock_shutdown(h->sk, 1, h->now), 0);
+    /* The FIN comes after the data, so not before the window opens. */
+    struct seg s;
+    while (recv_seg(h, &s))
+        cr_assert(!(s.flags & FIN), "FIN sent ahead of unsent data");
+    ASSERT_STATE(h->sk, TCPSM_FIN_WAIT_1);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    s = EXPECT_SEG(h, .seq = h->lseq, .len = 50, .data = d);
+    if (!(s.flags & FIN))
+        EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq + 50);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq + 51, .win = H_RWIN);
+    ASSERT_STATE(h->sk, TCPSM_FIN_WAIT_2);
+    h_free(h);
+}
