@@ -345,15 +345,21 @@ void tcpsm_sock_close(struct tcpsm_sock *sk, uint64_t now)
         return;
     default: {
         bool unread = sk->rcvq.len > 0;
-        if (unread || sk->linger == 0 || sk->state == TCPSM_SYN_RECEIVED) {
+        bool open = sk->state <= TCPSM_CLOSE_WAIT;  /* SYN-RECEIVED .. CLOSE-WAIT */
+        if (open && (unread || sk->linger == 0 || sk->state == TCPSM_SYN_RECEIVED)) {
             /* RFC 9293 3.10.4 / Linux tcp_close: reset instead of FIN */
-            if (sk->state <= TCPSM_CLOSE_WAIT)
-                tcp_send_rst_sk(sk, now);
+            tcp_send_rst_sk(sk, now);
             tcp_done(sk, 0, unread ? "app close, unread data" : "app close, linger 0", NULL);
             stack_tx_flush(st);         /* sk is gone */
             return;
         }
         sk->shutdown = RCV_SHUTDOWN | SEND_SHUTDOWN;
+        if (!open) {
+            /* CLOSING, LAST-ACK, TIME-WAIT: unread data is dropped, the
+             * send queue may still need retransmitting */
+            ring_free(&sk->rcvq);
+            sk->ooo.n = 0;
+        }
         send_fin(sk, "app close", now);
         if (sk->state == TCPSM_FIN_WAIT_2) {
             sk->state_at = now + TCP_FIN_TIMEOUT_NS;

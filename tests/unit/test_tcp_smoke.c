@@ -526,3 +526,29 @@ Test(tcp_smoke, trace_timeline)
     cr_assert_eq(p.ev[4].seg_ack, p.ev[3].seg_seq + 1);
     pair_fini(&p);
 }
+
+/* close() in TIME-WAIT with data never read: nothing to reset any more;
+ * the data is dropped and TIME-WAIT runs its course. */
+Test(tcp_smoke, close_in_time_wait_with_unread_data)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 1 * MSEC };
+    pair_init(&p, &lp, 10);
+    struct conn c;
+    connect_pair(&p, &c);
+    cr_assert_eq(tcpsm_sock_shutdown(c.cli, 1, p.now), 0);
+    run_for(&p, 100 * MSEC);
+    cr_assert_eq(tcpsm_sock_state(c.cli), TCPSM_FIN_WAIT_2);
+    cr_assert_eq(tcpsm_sock_send(c.srv, "late", 4, p.now), 4);
+    tcpsm_sock_close(c.srv, p.now);
+    run_for(&p, 100 * MSEC);
+    cr_assert_eq(tcpsm_sock_state(c.cli), TCPSM_TIME_WAIT);
+    cr_assert_eq(tcpsm_sock_rxavail(c.cli), 4);
+    uint64_t rst = tcpsm_stack_counters(p.b)->tcp_rst_out;
+    tcpsm_sock_close(c.cli, p.now);
+    cr_assert_eq(tcpsm_stack_counters(p.b)->tcp_rst_out, rst);
+    cr_assert_eq(tcpsm_stack_nsocks(p.b), 1);
+    run_for(&p, 3 * SECS);
+    cr_assert_eq(tcpsm_stack_nsocks(p.b), 0);
+    pair_fini(&p);
+}
