@@ -286,6 +286,7 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
 /* Sleep once; afterwards -EBADF if another thread closed the socket. */
 static int block_wait(struct blocker *b, uint64_t deadline)
 {
+    rt_note_seen(b->rs);
     int r = rt_wait(b->w, deadline);
     if (!b->rs->sk || rt.down)
         return rt.down ? -ENETDOWN : -EBADF;
@@ -797,7 +798,13 @@ int tcpsm_txqueued(struct tcpsm_sock *sk)
 unsigned tcpsm_poll(struct tcpsm_sock *sk)
 {
     rt_lock();
-    unsigned ev = usable(sk) == 0 ? tcpsm_sock_poll(sk) : (TCPSM_POLLERR | TCPSM_POLLHUP);
+    unsigned ev = TCPSM_POLLERR | TCPSM_POLLHUP;
+    if (usable(sk) == 0) {
+        ev = tcpsm_sock_poll(sk);
+        struct rt_sock *rs = tcpsm_sock_user(sk);
+        if (rs)
+            rt_note_seen(rs);   /* a poller may sleep on what it saw */
+    }
     rt_unlock();
     return ev;
 }

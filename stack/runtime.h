@@ -34,6 +34,10 @@ struct rt_sock {
     struct rt_sock *next, *prev;        /* rt.socks */
     struct rt_waiter *waiters;
     unsigned refs;              /* blocked calls in progress (the application's own is sk != NULL) */
+    /* What the last observer saw (rt_note_seen) or the last event reported:
+     * an event that changes neither, and brings no data, wakes nobody. */
+    unsigned last_events;
+    int last_state;
 };
 
 struct rt_state {
@@ -90,6 +94,8 @@ void rt_sock_wait_del(struct rt_sock *rs, struct rt_waiter *w);
 int rt_wait(struct rt_waiter *w, uint64_t deadline);
 void rt_fd_own(int fd);
 void rt_fd_disown(int fd);
+/* Under lock: a thread is about to sleep having seen rs's readiness. */
+void rt_note_seen(struct rt_sock *rs);
 /* The core's sock_event callback. */
 void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events);
 

@@ -116,13 +116,36 @@ void rt_wake_pollers(void)
         rt_signal(w);
 }
 
+void rt_note_seen(struct rt_sock *rs)
+{
+    if (rs->sk) {
+        rs->last_events = tcpsm_sock_poll(rs->sk);
+        rs->last_state = tcpsm_sock_state(rs->sk);
+    }
+}
+
+/* The core reports every ACK and segment; most change nothing a sleeper
+ * waits for (a sender's ACK clock while the buffer stays below the POLLOUT
+ * threshold), and waking for them costs a context switch each. So wake
+ * when the readiness mask or the state changed since someone last looked,
+ * or when data arrived (a reader that does not drain, and edge-triggered
+ * epoll, expect every arrival, as on Linux). Every sleeper records what it
+ * saw (rt_note_seen) under the lock before it sleeps, so a change it has
+ * not seen always differs from the record. */
 void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events)
 {
     (void)ctx;
-    (void)events;
     struct rt_sock *rs = tcpsm_sock_user(sk);
-    if (rs)
+    if (rs) {
+        int state = tcpsm_sock_state(sk);
+        bool wake = events != rs->last_events || state != rs->last_state ||
+                    (events & TCPSM_POLLIN);
+        rs->last_events = events;
+        rs->last_state = state;
+        if (!wake)
+            return;
         rt_wake_sock(rs);
+    }
     rt_wake_pollers();
 }
 

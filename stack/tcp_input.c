@@ -132,6 +132,8 @@ static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64
 
 /* ---------------------------------------------------------------- SYN-SENT (3.10.7.3) */
 
+static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uint64_t now);
+
 static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
 {
     bool ack_ok = false;
@@ -181,8 +183,23 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
         sk->rtt_active = false;
         tcp_rto_stop(sk);
         established(sk, now);
+        /* "If there are other controls or text in the segment, then continue
+         * processing at the sixth step": data and FIN in the SYN+ACK. */
+        bool fin = false;
+        if (seg->len || (seg->flags & TCPSM_FIN)) {
+            struct tcp_seg rest = *seg;
+            rest.seq = seg->seq + 1;
+            fin = queue_data(sk, &rest, (seg->flags & TCPSM_FIN) != 0, now);
+            if (fin) {
+                sk->rcv_nxt++;
+                sk->rcv_fin = true;
+                sk->shutdown |= RCV_SHUTDOWN;
+            }
+        }
         tcp_send_ack(sk, now);          /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> */
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
+        if (fin)
+            tcp_set_state(sk, TCPSM_CLOSE_WAIT, "rcv FIN", seg, false);
         tcp_wake(sk);
         tcp_output(sk, now);
         return;

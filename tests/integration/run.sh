@@ -34,7 +34,17 @@ if [ "$mode" = stack ] && [ -f "$here/KNOWN_FAILING" ]; then
 fi
 
 pass=0 fail=0 skipped=0 kfail=0 n=0
+tag=t$(printf '%04x' $((RANDOM % 65536)))   # this run's namespaces: <tag><pid><rand>[spb]
 failed=()
+pid=
+# timeout(1) puts each test in its own process group, out of reach of the terminal's Ctrl-C:
+# pass the interruption on (the test's trap then tears its namespaces down).
+on_interrupt() {
+    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    echo "interrupted"
+    exit 130
+}
+trap on_interrupt INT TERM
 echo "integration tests ($mode mode), logs in $logdir"
 for t in "$here"/test_*.sh; do
     [ -e "$t" ] || continue
@@ -45,7 +55,7 @@ for t in "$here"/test_*.sh; do
     tl=${tl:-$limit}
     logf=$logdir/$name.log
     start=$(date +%s)
-    TCPSM_NS_TAG=$(printf 't%02d' $((n % 100))) TCPSM_TEST_MODE=$mode \
+    TCPSM_NS_TAG=$tag TCPSM_TEST_MODE=$mode \
         timeout -k 10 "$tl" bash "$t" >"$logf" 2>&1 &
     pid=$!
     if [ "${TCPSM_TEST_VERBOSE:-0}" = 1 ]; then
@@ -54,9 +64,8 @@ for t in "$here"/test_*.sh; do
     wait $pid
     rc=$?
     secs=$(($(date +%s) - start))
-    # Safety net: nothing of a killed test may survive (its namespaces carry its tag).
-    tag=$(printf 't%02d' $((n % 100)))
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${tag}[0-9]+[0-9a-f]{4}[spb]$" || true); do
+    # Safety net: nothing of a killed test may survive (its namespaces carry this run's tag).
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${tag}[0-9a-f]{4,9}[spb]$" || true); do
         for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
     done

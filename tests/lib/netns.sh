@@ -16,8 +16,8 @@
 # IF_S also gets 198.18.0.2/24 as a kernel address when asked (netns_setup ... kaddr), for
 # kernel-vs-kernel comparisons in the same run (bench).
 #
-# Names are unique per run: "ts<pid><rand>" for namespaces and interfaces (interface names
-# must fit IFNAMSIZ). Everything created here is removed by netns_cleanup, installed as the
+# Names are unique per run: "<tag><pid><rand>" for namespaces and interfaces (interface
+# names must fit IFNAMSIZ). Everything created here is removed by netns_cleanup, installed as the
 # EXIT/INT/TERM trap. Background processes are started in their own process group and killed
 # by that group id at cleanup.
 
@@ -110,10 +110,11 @@ netns_setup() {
     done
     [ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"
     command -v ip >/dev/null || skip "iproute2 missing"
-    local r
-    r=$(printf '%04x' $((RANDOM % 65536)))
-    _NETNS_TAG="${TCPSM_NS_TAG:-ts}$$$r"
-    _NETNS_TAG=${_NETNS_TAG:0:14}
+    # <tag (<= 5)><pid in hex (<= 6)><3 random hex>: <= 14 characters, so an interface name
+    # (one more letter) fits IFNAMSIZ. The runner passes a tag of its own (TCPSM_NS_TAG) so
+    # that its safety-net cleanup touches only its own tests.
+    local tag=${TCPSM_NS_TAG:-ts$(printf '%03x' $((RANDOM % 4096)))}
+    _NETNS_TAG="${tag:0:5}$(printf '%x' $$)$(printf '%03x' $((RANDOM % 4096)))"
     NS_S="${_NETNS_TAG}s" NS_P="${_NETNS_TAG}p"
     IF_S="${_NETNS_TAG}S" IF_P="${_NETNS_TAG}P"
     trap netns_cleanup EXIT

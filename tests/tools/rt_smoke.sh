@@ -7,11 +7,11 @@
 # checksum (stack client), a kernel client against a stack server (sha256),
 # ECONNREFUSED / recv timeout / EINTR, the pcap readable by tshark, the trace,
 # fork, SO_LINGER, the exit path, and retransmission timers under 3% loss.
-# Needs root. Usage: tests/tools/rt_smoke.sh [BYTES]
+# Needs root. Usage: [RT_SMOKE_BIN=path] tests/tools/rt_smoke.sh [BYTES]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BYTES=${1:-10000000}
-SMOKE=build/tools/rt_smoke
+SMOKE=${RT_SMOKE_BIN:-build/tools/rt_smoke}   # e.g. a sanitizer build
 [ -x "$SMOKE" ] || { echo "rt_smoke: build it first (make tools)" >&2; exit 2; }
 
 ID=$$

@@ -893,3 +893,43 @@ Test(tcp_established, icmp_port_unreachable_soft)
     cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
     h_free(h);
 }
+
+/* SYN-SENT: "If there are other controls or text in the segment, then
+ * continue processing at the sixth step" - data and FIN in the SYN+ACK. */
+Test(tcp_syn_sent, syn_ack_with_data)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    SEND(h, .flags = SYN | ACK | PSH, .seq = h->risn, .ack = h->lseq, .win = H_RWIN,
+         .mss = H_RMSS, .data = "early", .len = 5);
+    h->rseq = h->risn + 1 + 5;
+    h_advance(h, MS(500));
+    struct seg s;
+    uint32_t last = 0;
+    while (recv_seg(h, &s))
+        last = s.ack;
+    cr_assert_eq(last, h->rseq, "ack %u, want %u", last, h->rseq);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    char b[8];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 5);
+    cr_assert(memcmp(b, "early", 5) == 0);
+    h_free(h);
+}
+
+Test(tcp_syn_sent, syn_ack_with_fin)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    SEND(h, .flags = SYN | ACK | FIN, .seq = h->risn, .ack = h->lseq, .win = H_RWIN,
+         .mss = H_RMSS);
+    h->rseq = h->risn + 2;
+    struct seg s;
+    uint32_t last = 0;
+    while (recv_seg(h, &s))
+        last = s.ack;
+    cr_assert_eq(last, h->rseq, "ack %u, want %u", last, h->rseq);
+    ASSERT_STATE(h->sk, TCPSM_CLOSE_WAIT);
+    char b[8];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 0);
+    h_free(h);
+}

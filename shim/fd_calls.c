@@ -1,0 +1,179 @@
+/* close, dup, dup2, dup3, fcntl, ioctl: fd bookkeeping (dup'ed fds share
+ * one socket object, as they share one file description), O_NONBLOCK, and
+ * the socket ioctls (FIONBIO, FIONREAD/SIOCINQ, SIOCOUTQ, SIOCATMARK). */
+#include "shim.h"
+
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "runtime_log.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* The runtime's own fds (link socket, eventfds) must survive programs that
+ * close every fd they did not open (daemons do): close() of one returns 0
+ * and leaves it open; dup2/dup3 over one fails with EBADF. */
+static bool guarded(int fd)
+{
+    return atomic_load_explicit(&shim_on, memory_order_relaxed) && fd >= 0 && tcpsm_rt_owns_fd(fd);
+}
+
+EXPORT int close(int fd)
+{
+    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) && !atomic_load(&shim_forked))
+        return REAL(close)(fd);
+    if (guarded(fd)) {
+        tcpsm_log(TCPSM_LOG_DEBUG, "close(%d): fd belongs to the tcpsm runtime, left open", fd);
+        return 0;
+    }
+    /* Forget the fd before the number can be reused by another thread. */
+    if (shim_socks)
+        shim_fd_release(fd);
+    return REAL(close)(fd);
+}
+
+EXPORT int dup(int oldfd)
+{
+    int fd = REAL(dup)(oldfd);
+    if (fd >= 0 && atomic_load_explicit(&shim_on, memory_order_relaxed))
+        shim_fd_clone(oldfd, fd);
+    return fd;
+}
+
+static int dup23(int oldfd, int newfd, int flags, bool is3)
+{
+    if (guarded(newfd) && newfd != oldfd) {
+        tcpsm_log(TCPSM_LOG_DEBUG, "dup2/dup3 over fd %d: it belongs to the tcpsm runtime", newfd);
+        errno = EBADF;
+        return -1;
+    }
+    int r = is3 ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
+    if (r >= 0 && oldfd != newfd && atomic_load_explicit(&shim_on, memory_order_relaxed))
+        shim_fd_clone(oldfd, newfd);
+    return r;
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+    return dup23(oldfd, newfd, 0, false);
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    return dup23(oldfd, newfd, flags, true);
+}
+
+static int do_fcntl(int fd, int cmd, unsigned long arg)
+{
+    if (!atomic_load_explicit(&shim_on, memory_order_relaxed))
+        return REAL(fcntl)(fd, cmd, arg);
+    switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+        int nfd = REAL(fcntl)(fd, cmd, arg);
+        if (nfd >= 0)
+            shim_fd_clone(fd, nfd);
+        return nfd;
+    }
+    case F_SETFL: {
+        struct shim_sock *s = shim_lookup(fd);
+        if (!s)
+            return REAL(fcntl)(fd, cmd, arg);
+        if ((arg & O_ASYNC) && shim_state(s) == SHIM_STACK) {
+            tcpsm_log(TCPSM_LOG_DEBUG, "fcntl(%d, F_SETFL, O_ASYNC): SIGIO is not supported on stack sockets", fd);
+            shim_sock_put(s);
+            errno = EINVAL;
+            return -1;
+        }
+        int r = REAL(fcntl)(fd, cmd, arg);
+        if (r == 0)
+            atomic_store(&s->nonblock, (arg & O_NONBLOCK) != 0);
+        shim_sock_put(s);
+        return r;
+    }
+    default:
+        return REAL(fcntl)(fd, cmd, arg);
+    }
+}
+
+/* Every fcntl argument is an int or a pointer: both fit an unsigned long
+ * in the x86-64 and aarch64 calling conventions. */
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    return do_fcntl(fd, cmd, arg);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    return do_fcntl(fd, cmd, arg);
+}
+
+static int put_int(void *p, int v)
+{
+    if (!p)
+        return -EFAULT;
+    *(int *)p = v;
+    return 0;
+}
+
+EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    struct shim_sock *s = shim_lookup(fd);
+    if (!s)
+        return REAL(ioctl)(fd, req, arg);
+    int st = shim_state(s);
+    int r;
+    if (req == FIONBIO) {       /* the file description's flag, whatever the state */
+        r = REAL(ioctl)(fd, req, arg);
+        if (r == 0 && arg)
+            atomic_store(&s->nonblock, *(int *)arg != 0);
+        shim_sock_put(s);
+        return r;
+    }
+    if (st != SHIM_STACK) {
+        shim_sock_put(s);
+        return REAL(ioctl)(fd, req, arg);
+    }
+    switch (req) {
+    case FIONREAD:              /* == SIOCINQ; Linux: EINVAL on a listener */
+        r = tcpsm_state(s->sk) == TCPSM_LISTEN ? -EINVAL : put_int(arg, tcpsm_rxavail(s->sk));
+        break;
+    case SIOCOUTQ:
+        r = tcpsm_state(s->sk) == TCPSM_LISTEN ? -EINVAL : put_int(arg, tcpsm_txqueued(s->sk));
+        break;
+    case SIOCATMARK:            /* the stack keeps no urgent data: never at the mark */
+        r = put_int(arg, 0);
+        break;
+    case FIOCLEX:
+    case FIONCLEX:
+        shim_sock_put(s);
+        return REAL(ioctl)(fd, req, arg);
+    default:
+        /* Interface and routing ioctls (SIOCGIF*, SIOCADDRT...) ask the
+         * kernel about the host, not about this socket. */
+        if (req >= SIOCADDRT && req < SIOCPROTOPRIVATE && req != SIOCOUTQNSD) {
+            shim_sock_put(s);
+            return REAL(ioctl)(fd, req, arg);
+        }
+        tcpsm_log(TCPSM_LOG_DEBUG, "ioctl(%d, %#lx) on a stack socket is not supported", fd, req);
+        r = -ENOTTY;
+        break;
+    }
+    shim_sock_put(s);
+    return (int)shim_ret(r);
+}

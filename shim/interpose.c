@@ -1,0 +1,83 @@
+/* The table of real libc functions (dlsym RTLD_NEXT), the library's
+ * constructor (configuration), destructor (orderly stack shutdown) and the
+ * fork handler. */
+#include "shim.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "runtime_log.h"
+
+struct shim_real shim_real;
+_Atomic bool shim_on;
+_Atomic bool shim_forked;
+
+static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
+
+#define RESOLVE(fn) (shim_real.fn = (__typeof__(shim_real.fn))dlsym(RTLD_NEXT, #fn))
+
+/* dlsym may allocate (calloc) but calls none of the functions interposed
+ * here, so resolving everything in one go cannot recurse into this table. */
+static void resolve_all(void)
+{
+    RESOLVE(socket); RESOLVE(socketpair); RESOLVE(bind); RESOLVE(listen);
+    RESOLVE(accept); RESOLVE(accept4); RESOLVE(connect); RESOLVE(getsockname);
+    RESOLVE(getpeername); RESOLVE(setsockopt); RESOLVE(getsockopt); RESOLVE(shutdown);
+    RESOLVE(close); RESOLVE(send); RESOLVE(sendto); RESOLVE(sendmsg); RESOLVE(recv);
+    RESOLVE(recvfrom); RESOLVE(recvmsg); RESOLVE(read); RESOLVE(write); RESOLVE(readv);
+    RESOLVE(writev); RESOLVE(pread); RESOLVE(fcntl); RESOLVE(ioctl); RESOLVE(dup);
+    RESOLVE(dup2); RESOLVE(dup3); RESOLVE(poll); RESOLVE(ppoll); RESOLVE(select);
+    RESOLVE(pselect); RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl);
+    RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(sendfile);
+}
+
+void shim_resolve(void)
+{
+    pthread_once(&resolve_once, resolve_all);
+}
+
+/* After fork the child has the parent's memory but not its threads: the
+ * stack cannot run there. Inherited stack fds can still be closed (see
+ * fd_calls.c); new sockets are the kernel's. */
+static void atfork_child(void)
+{
+    atomic_store(&shim_forked, true);
+    atomic_store(&shim_on, false);
+}
+
+__attribute__((constructor(101))) static void shim_init(void)
+{
+    shim_resolve();
+    int c = tcpsm_rt_config();
+    if (c < 0)
+        exit(1);        /* the runtime printed the line naming the variable */
+    if (c == 0)
+        return;         /* pass-through, silent */
+    if (shim_fdtable_init() < 0) {
+        tcpsm_log(TCPSM_LOG_ERROR, "cannot allocate the fd table; running on the kernel's TCP");
+        return;
+    }
+    pthread_atfork(NULL, NULL, atfork_child);
+    atomic_store(&shim_on, true);
+}
+
+__attribute__((destructor(101))) static void shim_fini(void)
+{
+    if (!atomic_load(&shim_on) || atomic_load(&shim_forked))
+        return;
+    tcpsm_rt_shutdown();
+}
+
+int64_t shim_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Linux raises SIGPIPE in the calling thread (send_sig(SIGPIPE, current)). */
+void shim_sigpipe(void)
+{
+    pthread_kill(pthread_self(), SIGPIPE);
+}

@@ -1,0 +1,298 @@
+/* Data transfer on stack sockets: send/sendto/sendmsg/write/writev,
+ * recv/recvfrom/recvmsg/read/readv, sendfile, and the _FORTIFY_SOURCE
+ * variants. Blocking follows the file description's O_NONBLOCK, MSG_DONTWAIT
+ * and SO_RCVTIMEO/SO_SNDTIMEO; EPIPE raises SIGPIPE unless MSG_NOSIGNAL. */
+#include "shim.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include "runtime_log.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+extern void __chk_fail(void) __attribute__((noreturn));
+
+static int check_iov(const struct iovec *iov, int cnt)
+{
+    if (cnt < 0 || cnt > IOV_MAX)
+        return -EINVAL;
+    if (cnt > 0 && !iov)
+        return -EFAULT;
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++) {
+        if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
+            return -EINVAL;
+        total += iov[i].iov_len;
+        if (iov[i].iov_len && !iov[i].iov_base)
+            return -EFAULT;
+    }
+    return 0;
+}
+
+static ssize_t stack_send(struct shim_sock *s, const struct iovec *iov, int cnt, int flags)
+{
+    if (flags & MSG_OOB) {
+        tcpsm_log(TCPSM_LOG_DEBUG, "send(MSG_OOB): urgent data is not supported by the stack");
+        return -EOPNOTSUPP;
+    }
+    int r = check_iov(iov, cnt);
+    if (r < 0)
+        return r;
+    int nb = atomic_load(&s->nonblock) || (flags & MSG_DONTWAIT);
+    ssize_t n = tcpsm_send(s->sk, iov, cnt, nb, atomic_load(&s->sndtimeo_ns));
+    if (n == -EPIPE && !(flags & MSG_NOSIGNAL))
+        shim_sigpipe();
+    return n;
+}
+
+static ssize_t stack_recv(struct shim_sock *s, const struct iovec *iov, int cnt, int flags)
+{
+    if (flags & MSG_OOB)
+        return -EINVAL;         /* Linux, with no urgent data pending */
+    if (flags & MSG_ERRQUEUE)
+        return -EAGAIN;         /* the stack queues no errors */
+    if (flags & MSG_TRUNC) {
+        tcpsm_log(TCPSM_LOG_DEBUG, "recv(MSG_TRUNC) on a stack socket is not supported");
+        return -EOPNOTSUPP;
+    }
+    int r = check_iov(iov, cnt);
+    if (r < 0)
+        return r;
+    int nb = atomic_load(&s->nonblock) || (flags & MSG_DONTWAIT);
+    return tcpsm_recv(s->sk, iov, cnt, flags & (MSG_PEEK | MSG_WAITALL), nb,
+                      atomic_load(&s->rcvtimeo_ns));
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(send)(fd, buf, len, flags);
+    struct iovec iov = { (void *)buf, len };
+    ssize_t r = stack_send(s, &iov, 1, flags);
+    shim_sock_put(s);
+    return shim_ret(r);
+}
+
+/* TCP ignores the destination of a sendto on a connected socket. */
+EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+                      socklen_t tolen)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(sendto)(fd, buf, len, flags, to, tolen);
+    struct iovec iov = { (void *)buf, len };
+    ssize_t r = stack_send(s, &iov, 1, flags);
+    shim_sock_put(s);
+    return shim_ret(r);
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(sendmsg)(fd, msg, flags);
+    ssize_t r;
+    if (!msg)
+        r = -EFAULT;
+    else if (msg->msg_iovlen > IOV_MAX)
+        r = -EMSGSIZE;
+    else
+        r = stack_send(s, msg->msg_iov, (int)msg->msg_iovlen, flags);
+    shim_sock_put(s);
+    return shim_ret(r);
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(write)(fd, buf, len);
+    struct iovec iov = { (void *)buf, len };
+    ssize_t r = stack_send(s, &iov, 1, 0);
+    shim_sock_put(s);
+    return shim_ret(r);
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(writev)(fd, iov, cnt);
+    ssize_t r = stack_send(s, iov, cnt, 0);
+    shim_sock_put(s);
+    return shim_ret(r);
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(recv)(fd, buf, len, flags);
+    struct iovec iov = { buf, len };
+    ssize_t r = stack_recv(s, &iov, 1, flags);
+    shim_sock_put(s);
+    return shim_ret(r);
+}
+
+/* A TCP recvfrom names no source: Linux sets *fromlen to 0. */
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+                        socklen_t *fromlen)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(recvfrom)(fd, buf, len, flags, from, fromlen);
+    struct iovec iov = { buf, len };
+    ssize_t r = stack_recv(s, &iov, 1, flags);
+    if (r >= 0 && from && fromlen)
+        *fromlen = 0;
+    shim_sock_put(s);
+    return shim_ret(r);
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(recvmsg)(fd, msg, flags);
+    ssize_t r;
+    if (!msg)
+        r = -EFAULT;
+    else if (msg->msg_iovlen > IOV_MAX)
+        r = -EMSGSIZE;
+    else {
+        r = stack_recv(s, msg->msg_iov, (int)msg->msg_iovlen, flags);
+        if (r >= 0) {
+            msg->msg_namelen = 0;
+            msg->msg_controllen = 0;
+            msg->msg_flags = 0;
+        }
+    }
+    shim_sock_put(s);
+    return shim_ret(r);
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(read)(fd, buf, len);
+    struct iovec iov = { buf, len };
+    ssize_t r = stack_recv(s, &iov, 1, 0);
+    shim_sock_put(s);
+    return shim_ret(r);
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(readv)(fd, iov, cnt);
+    ssize_t r = stack_recv(s, iov, cnt, 0);
+    shim_sock_put(s);
+    return shim_ret(r);
+}
+
+/* _FORTIFY_SOURCE entry points: the size check, then the plain call. */
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+    if (len > buflen)
+        __chk_fail();
+    return read(fd, buf, len);
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+    if (len > buflen)
+        __chk_fail();
+    return recv(fd, buf, len, flags);
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+                              struct sockaddr *from, socklen_t *fromlen)
+{
+    if (len > buflen)
+        __chk_fail();
+    return recvfrom(fd, buf, len, flags, from, fromlen);
+}
+
+#define SENDFILE_CHUNK (64 * 1024)
+
+/* sendfile from a file to a stack socket: read a chunk (pread at *offset,
+ * or read at the file position), send it, and give back what the socket
+ * did not take (the file position moves only by what was sent, as in Linux). */
+static ssize_t stack_sendfile(struct shim_sock *s, int in_fd, off_t *offset, size_t count)
+{
+    struct shim_sock *in = shim_stack_lookup(in_fd);
+    if (in) {                   /* a socket is not a source Linux's sendfile reads */
+        shim_sock_put(in);
+        return -EINVAL;
+    }
+    if (offset && *offset < 0)
+        return -EINVAL;
+    char *buf = malloc(SENDFILE_CHUNK);
+    if (!buf)
+        return -ENOMEM;
+    size_t done = 0;
+    ssize_t err = 0;
+    off_t pos = offset ? *offset : 0;
+    int64_t timeout = atomic_load(&s->sndtimeo_ns);
+    while (done < count) {
+        size_t want = count - done < SENDFILE_CHUNK ? count - done : SENDFILE_CHUNK;
+        ssize_t n = offset ? REAL(pread)(in_fd, buf, want, pos) : REAL(read)(in_fd, buf, want);
+        if (n < 0) {
+            err = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        /* After the first bytes went out, never sleep again: return the count. */
+        struct iovec iov = { buf, (size_t)n };
+        int nb = atomic_load(&s->nonblock) || done > 0;
+        ssize_t w = tcpsm_send(s->sk, &iov, 1, nb, timeout);
+        ssize_t sent = w > 0 ? w : 0;
+        if (!offset && sent < n)
+            lseek(in_fd, sent - n, SEEK_CUR);
+        pos += sent;
+        done += (size_t)sent;
+        if (w < 0) {
+            err = w;
+            break;
+        }
+        if (w < n)
+            break;
+    }
+    free(buf);
+    if (offset)
+        *offset = pos;
+    if (done > 0)
+        return (ssize_t)done;
+    if (err == -EPIPE)
+        shim_sigpipe();
+    return err;
+}
+
+EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+    struct shim_sock *s = shim_stack_lookup(out_fd);
+    if (!s) {
+        struct shim_sock *in = shim_stack_lookup(in_fd);
+        if (in) {               /* a socket is not a source Linux's sendfile reads */
+            shim_sock_put(in);
+            return shim_ret(-EINVAL);
+        }
+        return REAL(sendfile)(out_fd, in_fd, offset, count);
+    }
+    ssize_t r = stack_sendfile(s, in_fd, offset, count);
+    shim_sock_put(s);
+    return shim_ret(r);
+}
+
+EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+    return sendfile(out_fd, in_fd, offset, count);
+}

@@ -1,0 +1,199 @@
+/* Shim internals shared by the shim/ files: the table of real libc
+ * functions, the fd table and the socket objects it points to.
+ *
+ * A socket object is what a Linux "open file description" of an AF_INET
+ * stream socket is: dup'ed fds share one. Every such fd is also a real
+ * kernel socket (the placeholder) so that fd numbers, close-on-exec,
+ * fstat and O_NONBLOCK stay honest. The object is in one of three states:
+ *   UNDECIDED  no stack socket yet: everything but bind/listen/connect/
+ *              setsockopt/epoll goes to the placeholder, which answers
+ *              exactly as an unconnected Linux socket does;
+ *   STACK      served by a tcpsm socket (sk);
+ *   KERNEL     handed to the kernel (loopback, unroutable): pass-through.
+ */
+#ifndef TCPSM_SHIM_H
+#define TCPSM_SHIM_H
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "tcpsm/tcpsm.h"
+
+/* ------------------------------------------------------------ real libc */
+
+struct shim_real {
+    int (*socket)(int, int, int);
+    int (*socketpair)(int, int, int, int *);
+    int (*bind)(int, const struct sockaddr *, socklen_t);
+    int (*listen)(int, int);
+    int (*accept)(int, struct sockaddr *, socklen_t *);
+    int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+    int (*connect)(int, const struct sockaddr *, socklen_t);
+    int (*getsockname)(int, struct sockaddr *, socklen_t *);
+    int (*getpeername)(int, struct sockaddr *, socklen_t *);
+    int (*setsockopt)(int, int, int, const void *, socklen_t);
+    int (*getsockopt)(int, int, int, void *, socklen_t *);
+    int (*shutdown)(int, int);
+    int (*close)(int);
+    ssize_t (*send)(int, const void *, size_t, int);
+    ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+    ssize_t (*sendmsg)(int, const struct msghdr *, int);
+    ssize_t (*recv)(int, void *, size_t, int);
+    ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+    ssize_t (*recvmsg)(int, struct msghdr *, int);
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*readv)(int, const struct iovec *, int);
+    ssize_t (*writev)(int, const struct iovec *, int);
+    ssize_t (*pread)(int, void *, size_t, off_t);
+    int (*fcntl)(int, int, ...);
+    int (*ioctl)(int, unsigned long, ...);
+    int (*dup)(int);
+    int (*dup2)(int, int);
+    int (*dup3)(int, int, int);
+    int (*poll)(struct pollfd *, nfds_t, int);
+    int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+    int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+    int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+    int (*epoll_create)(int);
+    int (*epoll_create1)(int);
+    int (*epoll_ctl)(int, int, int, struct epoll_event *);
+    int (*epoll_wait)(int, struct epoll_event *, int, int);
+    int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+    ssize_t (*sendfile)(int, int, off_t *, size_t);
+};
+
+extern struct shim_real shim_real;
+/* Resolves the table (once, thread-safe). Called by the constructor and by
+ * any interposed function that runs before it. */
+void shim_resolve(void);
+#define REAL(fn) (__builtin_expect(shim_real.fn != NULL, 1) ? shim_real.fn : (shim_resolve(), shim_real.fn))
+
+/* True when the stack serves AF_INET stream sockets in this process: the
+ * configuration is valid and enabled, and this is not a forked child. */
+extern _Atomic bool shim_on;
+/* Set in a forked child: the stack (threads, link) stayed in the parent. */
+extern _Atomic bool shim_forked;
+
+/* Sets errno from a -errno result and returns -1, or returns r. */
+static inline long shim_ret(long r)
+{
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+/* ------------------------------------------------------------ sockets */
+
+enum shim_state { SHIM_UNDECIDED, SHIM_STACK, SHIM_KERNEL };
+
+#define SHIM_NOPTS 12   /* enum tcpsm_opt values 0..TCPSM_OPT_USER_TIMEOUT */
+
+struct shim_epitem;
+
+struct shim_sock {
+    atomic_int refs;            /* fd slots + calls in flight */
+    atomic_int fd_refs;         /* fd slots only */
+    pthread_mutex_t mu;         /* state changes and option records */
+    _Atomic int state;          /* enum shim_state */
+    struct tcpsm_sock *sk;      /* set once, before state becomes STACK */
+    atomic_bool nonblock;       /* O_NONBLOCK of the shared file description */
+    _Atomic int64_t rcvtimeo_ns, sndtimeo_ns;   /* -1: none */
+    uint32_t opt_set;           /* options recorded before sk exists */
+    int opt_val[SHIM_NOPTS];
+    int reuseport, defer_accept, quickack;
+    struct shim_epitem *items;  /* epoll interest items, under the epoll lock */
+};
+
+struct shim_ep;
+
+/* The fd table: one slot per fd number (up to the hard RLIMIT_NOFILE, at
+ * most SHIM_MAX_FDS). Sockets with a larger fd stay the kernel's. */
+#define SHIM_MAX_FDS (1 << 20)
+extern int shim_nslots;
+extern _Atomic(struct shim_sock *) *shim_socks;
+extern _Atomic(struct shim_ep *) *shim_eps;
+
+int shim_fdtable_init(void);
+struct shim_sock *shim_sock_get_slow(int fd);
+
+/* The socket object behind fd with a reference, or NULL (not ours). */
+static inline struct shim_sock *shim_lookup(int fd)
+{
+    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || fd < 0 || fd >= shim_nslots)
+        return NULL;
+    if (!atomic_load_explicit(&shim_socks[fd], memory_order_acquire))
+        return NULL;
+    return shim_sock_get_slow(fd);
+}
+static inline int shim_state(const struct shim_sock *s)
+{
+    return atomic_load_explicit(&s->state, memory_order_acquire);
+}
+/* Like shim_lookup, but only sockets the stack serves (state STACK). */
+struct shim_sock *shim_stack_lookup(int fd);
+
+struct shim_sock *shim_sock_new(void);
+void shim_sock_put(struct shim_sock *s);
+/* Makes fd refer to s (takes an fd reference); whatever fd referred to
+ * before (a stale entry of an fd closed behind our back) is released. */
+void shim_fd_install(int fd, struct shim_sock *s);
+/* Forgets what fd refers to (socket object and/or epoll object). */
+void shim_fd_release(int fd);
+/* newfd now refers to what oldfd refers to (dup). */
+void shim_fd_clone(int oldfd, int newfd);
+
+/* Creates the stack socket for an UNDECIDED object (caller holds s->mu)
+ * and replays recorded options. Returns 0 or -errno. */
+int shim_make_stack(struct shim_sock *s);
+/* UNDECIDED -> KERNEL (caller holds s->mu). */
+void shim_handover(struct shim_sock *s);
+
+/* Readiness of a STACK socket as poll(2) reports it (POLLRDNORM/WRNORM added). */
+unsigned shim_stack_poll(struct shim_sock *s);
+/* Readiness of any socket object (UNDECIDED: the placeholder's). */
+unsigned shim_sock_poll(struct shim_sock *s, int fd);
+
+/* ------------------------------------------------------------ epoll */
+
+/* Drops s from every epoll interest list (last fd of s closed). */
+void shim_epoll_forget(struct shim_sock *s);
+/* s was handed to the kernel: moves its interest items to the real epoll fds. */
+void shim_epoll_handover(struct shim_sock *s);
+void shim_ep_unref(struct shim_ep *ep);
+void shim_ep_ref(struct shim_ep *ep);
+
+/* ------------------------------------------------------------ exports */
+
+/* Interposed entry points that libc's headers do not declare. */
+ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen);
+ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags);
+ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+                       struct sockaddr *from, socklen_t *fromlen);
+int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
+int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask,
+                size_t fdslen);
+
+/* ------------------------------------------------------------ misc */
+
+int64_t shim_now_ns(void);
+/* Socket timeout from a struct timeval option value; -1 = none. */
+int64_t shim_tv_to_ns(const struct timeval *tv);
+void shim_sigpipe(void);
+/* Applies an option to the stack socket or records it for later (s->mu held). */
+int shim_stack_setopt(struct shim_sock *s, enum tcpsm_opt opt, int val);
+
+#endif

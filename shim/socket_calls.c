@@ -1,0 +1,318 @@
+/* socket, socketpair, bind, listen, accept, accept4, connect, shutdown,
+ * getsockname, getpeername: where a socket is decided to be the stack's or
+ * the kernel's, and the address checks Linux makes (EFAULT, EINVAL for a
+ * short length, EAFNOSUPPORT for another family). */
+#include "shim.h"
+
+#include <netinet/in.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime_log.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static bool is_loopback(in_addr_t a_net)
+{
+    return (ntohl(a_net) >> 24) == 127;
+}
+
+EXPORT int socket(int domain, int type, int protocol)
+{
+    int fd = REAL(socket)(domain, type, protocol);
+    if (fd < 0 || !atomic_load_explicit(&shim_on, memory_order_relaxed))
+        return fd;
+    int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (domain != AF_INET || base != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP)) {
+        shim_fd_release(fd);    /* a stale entry of an fd closed behind our back */
+        return fd;
+    }
+    if (fd >= shim_nslots) {
+        tcpsm_log(TCPSM_LOG_DEBUG, "fd %d beyond the fd table: socket left to the kernel", fd);
+        return fd;
+    }
+    struct shim_sock *s = shim_sock_new();
+    if (!s) {
+        shim_fd_release(fd);
+        tcpsm_log(TCPSM_LOG_DEBUG, "out of memory: socket fd %d left to the kernel", fd);
+        return fd;
+    }
+    atomic_store(&s->nonblock, (type & SOCK_NONBLOCK) != 0);
+    shim_fd_install(fd, s);
+    shim_sock_put(s);
+    return fd;
+}
+
+EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+    int r = REAL(socketpair)(domain, type, protocol, sv);
+    if (r == 0 && atomic_load_explicit(&shim_on, memory_order_relaxed)) {
+        shim_fd_release(sv[0]);
+        shim_fd_release(sv[1]);
+    }
+    return r;
+}
+
+/* Linux's checks of an AF_INET address argument (inet_bind/tcp_v4_connect). */
+static int check_sin(const struct sockaddr *addr, socklen_t len, struct sockaddr_in *out,
+                     bool allow_unspec_any)
+{
+    if (!addr)
+        return -EFAULT;
+    if (len < sizeof(struct sockaddr_in))
+        return -EINVAL;
+    memcpy(out, addr, sizeof(*out));
+    if (out->sin_family == AF_INET)
+        return 0;
+    /* inet_bind accepts AF_UNSPEC with INADDR_ANY for old programs. */
+    if (allow_unspec_any && out->sin_family == AF_UNSPEC && out->sin_addr.s_addr == htonl(INADDR_ANY)) {
+        out->sin_family = AF_INET;
+        return 0;
+    }
+    return -EAFNOSUPPORT;
+}
+
+EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct shim_sock *s = shim_lookup(fd);
+    if (!s)
+        return REAL(bind)(fd, addr, len);
+    struct sockaddr_in sin;
+    int r = check_sin(addr, len, &sin, true);
+    if (r < 0) {
+        shim_sock_put(s);
+        return (int)shim_ret(r);
+    }
+    pthread_mutex_lock(&s->mu);
+    int st = shim_state(s);
+    if (st == SHIM_UNDECIDED) {
+        in_addr_t a = sin.sin_addr.s_addr;
+        if (is_loopback(a)) {
+            shim_handover(s);
+            st = SHIM_KERNEL;
+        } else {
+            r = shim_make_stack(s);
+            if (r == 0) {
+                st = SHIM_STACK;
+                r = tcpsm_bind(s->sk, &sin);
+                /* Not the stack's address: maybe the kernel's. The
+                 * stack socket is new and unbound, so it can go. */
+                if (r == -EADDRNOTAVAIL && a != htonl(INADDR_ANY)) {
+                    tcpsm_close(s->sk);
+                    s->sk = NULL;
+                    shim_handover(s);
+                    st = SHIM_KERNEL;
+                }
+            }
+        }
+    } else if (st == SHIM_STACK) {
+        r = tcpsm_bind(s->sk, &sin);
+    }
+    pthread_mutex_unlock(&s->mu);
+    shim_sock_put(s);
+    if (st == SHIM_KERNEL)
+        return REAL(bind)(fd, addr, len);
+    return (int)shim_ret(r);
+}
+
+EXPORT int listen(int fd, int backlog)
+{
+    struct shim_sock *s = shim_lookup(fd);
+    if (!s)
+        return REAL(listen)(fd, backlog);
+    int r = 0;
+    pthread_mutex_lock(&s->mu);
+    if (shim_state(s) == SHIM_UNDECIDED)
+        r = shim_make_stack(s);
+    int st = shim_state(s);
+    pthread_mutex_unlock(&s->mu);
+    if (st == SHIM_STACK && r == 0)
+        r = tcpsm_listen(s->sk, backlog);
+    shim_sock_put(s);
+    if (st == SHIM_KERNEL)
+        return REAL(listen)(fd, backlog);
+    return (int)shim_ret(r);
+}
+
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct shim_sock *s = shim_lookup(fd);
+    if (!s)
+        return REAL(connect)(fd, addr, len);
+    int st = shim_state(s);
+    if (st == SHIM_KERNEL) {
+        shim_sock_put(s);
+        return REAL(connect)(fd, addr, len);
+    }
+    struct sockaddr_in sin;
+    int r;
+    if (addr && len >= sizeof(sa_family_t) && addr->sa_family == AF_UNSPEC) {
+        if (st == SHIM_UNDECIDED) {     /* nothing to disconnect: the kernel's answer */
+            shim_sock_put(s);
+            return REAL(connect)(fd, addr, len);
+        }
+        tcpsm_log(TCPSM_LOG_DEBUG, "connect(AF_UNSPEC) (disconnect) on stack fd %d: not supported", fd);
+        shim_sock_put(s);
+        return (int)shim_ret(-EOPNOTSUPP);
+    }
+    r = check_sin(addr, len, &sin, false);
+    if (r < 0) {
+        shim_sock_put(s);
+        return (int)shim_ret(r);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (shim_state(s) == SHIM_UNDECIDED) {
+        if (!tcpsm_rt_routable(sin.sin_addr.s_addr))
+            shim_handover(s);
+        else
+            r = shim_make_stack(s);
+    }
+    st = shim_state(s);
+    pthread_mutex_unlock(&s->mu);
+    if (st == SHIM_KERNEL) {
+        shim_sock_put(s);
+        return REAL(connect)(fd, addr, len);
+    }
+    if (r == 0) {
+        r = tcpsm_connect(s->sk, &sin, atomic_load(&s->nonblock), atomic_load(&s->sndtimeo_ns));
+        /* Linux: a connect that outlives SO_SNDTIMEO says EINPROGRESS. */
+        if (r == -EAGAIN)
+            r = -EINPROGRESS;
+    }
+    shim_sock_put(s);
+    return (int)shim_ret(r);
+}
+
+/* Copies sin into (addr, *len) with Linux's truncation rules. */
+static int put_sin(const struct sockaddr_in *sin, struct sockaddr *addr, socklen_t *len)
+{
+    if (!addr || !len)
+        return -EFAULT;
+    if ((int)*len < 0)
+        return -EINVAL;
+    size_t n = *len < sizeof(*sin) ? *len : sizeof(*sin);
+    memcpy(addr, sin, n);
+    *len = sizeof(*sin);
+    return 0;
+}
+
+static int do_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is4)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s) {
+        int k = is4 ? REAL(accept4)(fd, addr, len, flags) : REAL(accept)(fd, addr, len);
+        if (k >= 0 && atomic_load_explicit(&shim_on, memory_order_relaxed))
+            shim_fd_release(k);         /* a stale entry of an fd closed behind our back */
+        return k;
+    }
+    int r;
+    int nfd = -1;
+    struct tcpsm_sock *nsk = NULL;
+    struct shim_sock *ns = NULL;
+    bool nb = atomic_load(&s->nonblock);
+    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
+        r = -EINVAL;
+        goto out;
+    }
+    if (addr && (!len || (int)*len < 0)) {
+        r = len ? -EINVAL : -EFAULT;
+        goto out;
+    }
+    struct sockaddr_in peer;
+    memset(&peer, 0, sizeof(peer));
+    /* Nothing queued and must not wait: ask without making a placeholder
+     * (this also gives EINVAL for a socket that does not listen). */
+    if (nb && !(tcpsm_poll(s->sk) & (POLLIN | POLLERR | POLLHUP))) {
+        r = tcpsm_accept(s->sk, &nsk, &peer, 1, 0);
+        if (r < 0)
+            goto out;
+    }
+    /* The placeholder before the connection: at EMFILE the connection stays
+     * queued, as in Linux (except in the race just above, where it is closed). */
+    nfd = REAL(socket)(AF_INET, SOCK_STREAM | (flags & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
+    if (nfd < 0) {
+        r = -errno;
+        goto out;
+    }
+    ns = shim_sock_new();
+    if (!ns || nfd >= shim_nslots) {
+        REAL(close)(nfd);
+        r = ns ? -EMFILE : -ENOBUFS;
+        goto out;
+    }
+    if (!nsk) {
+        r = tcpsm_accept(s->sk, &nsk, &peer, nb, atomic_load(&s->rcvtimeo_ns));
+        if (r < 0) {
+            REAL(close)(nfd);
+            goto out;
+        }
+    }
+    peer.sin_family = AF_INET;
+    ns->sk = nsk;
+    atomic_store(&ns->state, SHIM_STACK);
+    atomic_store(&ns->nonblock, (flags & SOCK_NONBLOCK) != 0);
+    /* Linux's accepted socket inherits the listener's timeouts (sock_copy). */
+    atomic_store(&ns->rcvtimeo_ns, atomic_load(&s->rcvtimeo_ns));
+    atomic_store(&ns->sndtimeo_ns, atomic_load(&s->sndtimeo_ns));
+    shim_fd_install(nfd, ns);
+    if (addr)
+        put_sin(&peer, addr, len);
+    r = nfd;
+out:
+    if (r < 0 && nsk)
+        tcpsm_close(nsk);
+    if (ns)
+        shim_sock_put(ns);
+    shim_sock_put(s);
+    return (int)shim_ret(r);
+}
+
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    return do_accept(fd, addr, len, 0, false);
+}
+
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    return do_accept(fd, addr, len, flags, true);
+}
+
+EXPORT int shutdown(int fd, int how)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(shutdown)(fd, how);
+    int r = (how < SHUT_RD || how > SHUT_RDWR) ? -EINVAL : tcpsm_shutdown(s->sk, how);
+    shim_sock_put(s);
+    return (int)shim_ret(r);
+}
+
+EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(getsockname)(fd, addr, len);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    int r = tcpsm_sockname(s->sk, &sin);
+    sin.sin_family = AF_INET;
+    if (r >= 0)
+        r = put_sin(&sin, addr, len);
+    shim_sock_put(s);
+    return (int)shim_ret(r);
+}
+
+EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(getpeername)(fd, addr, len);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    int r = tcpsm_peername(s->sk, &sin);
+    sin.sin_family = AF_INET;
+    if (r >= 0)
+        r = put_sin(&sin, addr, len);
+    shim_sock_put(s);
+    return (int)shim_ret(r);
+}

@@ -1,0 +1,275 @@
+/* setsockopt/getsockopt on stack sockets. setsockopt goes to the kernel
+ * placeholder first: the kernel checks the arguments exactly as Linux does
+ * (EFAULT, EINVAL for a short optlen, EDOM, ranges), and a later hand-over
+ * to the kernel then needs no replay. What the stack models is applied to
+ * the stack socket (or recorded until it exists); the rest is ENOPROTOOPT
+ * with a debug line, never a silent no-op. */
+#include "shim.h"
+
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "runtime_log.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define TCP_CA_NAME_MAX 16      /* include/net/tcp.h */
+
+/* Accepted and ignored on stack sockets, because ignoring them only changes
+ * timing, never results: TCP_QUICKACK (a hint Linux itself forgets) and
+ * TCP_DEFER_ACCEPT (accept returns at the handshake instead of at the first
+ * data; the program's read then waits or says EAGAIN as it must anyway). */
+
+static int tcp_opt(int name)
+{
+    switch (name) {
+    case TCP_NODELAY: return TCPSM_OPT_NODELAY;
+    case TCP_CORK: return TCPSM_OPT_CORK;
+    case TCP_KEEPIDLE: return TCPSM_OPT_KEEPIDLE;
+    case TCP_KEEPINTVL: return TCPSM_OPT_KEEPINTVL;
+    case TCP_KEEPCNT: return TCPSM_OPT_KEEPCNT;
+    case TCP_MAXSEG: return TCPSM_OPT_MAXSEG;
+    case TCP_USER_TIMEOUT: return TCPSM_OPT_USER_TIMEOUT;
+    default: return -1;
+    }
+}
+
+static int sol_opt(int name)
+{
+    switch (name) {
+    case SO_REUSEADDR: return TCPSM_OPT_REUSEADDR;
+    case SO_KEEPALIVE: return TCPSM_OPT_KEEPALIVE;
+    case SO_SNDBUF: case SO_SNDBUFFORCE: return TCPSM_OPT_SNDBUF;
+    case SO_RCVBUF: case SO_RCVBUFFORCE: return TCPSM_OPT_RCVBUF;
+    default: return -1;
+    }
+}
+
+static int stack_set(struct shim_sock *s, int level, int name, const void *val, socklen_t len)
+{
+    int v = len >= sizeof(int) ? *(const int *)val : 0;
+    int o;
+    if (level == SOL_SOCKET) {
+        if ((o = sol_opt(name)) >= 0) {
+            if (o == TCPSM_OPT_REUSEADDR || o == TCPSM_OPT_KEEPALIVE)
+                v = v != 0;
+            return shim_stack_setopt(s, (enum tcpsm_opt)o, v);
+        }
+        switch (name) {
+        case SO_REUSEPORT:      /* one stack per process: nothing else to share the port with */
+            s->reuseport = v != 0;
+            return 0;
+        case SO_LINGER: {
+            const struct linger *l = val;
+            return shim_stack_setopt(s, TCPSM_OPT_LINGER, l->l_onoff ? (l->l_linger < 0 ? 0 : l->l_linger) : -1);
+        }
+        case SO_RCVTIMEO_OLD:
+        case SO_RCVTIMEO_NEW:
+            atomic_store(&s->rcvtimeo_ns, shim_tv_to_ns(val));
+            return 0;
+        case SO_SNDTIMEO_OLD:
+        case SO_SNDTIMEO_NEW:
+            atomic_store(&s->sndtimeo_ns, shim_tv_to_ns(val));
+            return 0;
+        default:
+            break;
+        }
+    } else if (level == IPPROTO_TCP) {
+        if ((o = tcp_opt(name)) >= 0) {
+            if (o == TCPSM_OPT_NODELAY || o == TCPSM_OPT_CORK)
+                v = v != 0;
+            return shim_stack_setopt(s, (enum tcpsm_opt)o, v);
+        }
+        switch (name) {
+        case TCP_QUICKACK:
+            s->quickack = v;
+            return 0;
+        case TCP_DEFER_ACCEPT:
+            s->defer_accept = v < 0 ? 0 : v;
+            return 0;
+        case TCP_CONGESTION: {
+            /* The stack's congestion control is NewReno (RFC 5681, 6582): Linux's "reno". */
+            char name_buf[TCP_CA_NAME_MAX + 1];
+            size_t n = len < TCP_CA_NAME_MAX ? len : TCP_CA_NAME_MAX;
+            memcpy(name_buf, val, n);
+            name_buf[n] = 0;
+            return strcmp(name_buf, "reno") == 0 ? 0 : -ENOENT;
+        }
+        default:
+            break;
+        }
+    }
+    tcpsm_log(TCPSM_LOG_DEBUG, "setsockopt(level %d, option %d) is not supported on stack sockets",
+              level, name);
+    return -ENOPROTOOPT;
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    struct shim_sock *s = shim_lookup(fd);
+    if (!s)
+        return REAL(setsockopt)(fd, level, name, val, len);
+    if (shim_state(s) == SHIM_KERNEL) {
+        shim_sock_put(s);
+        return REAL(setsockopt)(fd, level, name, val, len);
+    }
+    int r = REAL(setsockopt)(fd, level, name, val, len);
+    if (r == 0) {
+        pthread_mutex_lock(&s->mu);
+        if (shim_state(s) != SHIM_KERNEL)
+            r = (int)shim_ret(stack_set(s, level, name, val, len));
+        pthread_mutex_unlock(&s->mu);
+    }
+    shim_sock_put(s);
+    return r;
+}
+
+/* Linux's socket-state numbering (include/net/tcp_states.h). */
+static uint8_t linux_state(int st)
+{
+    static const uint8_t map[TCPSM_NSTATES] = {
+        [TCPSM_CLOSED] = 7, [TCPSM_LISTEN] = 10, [TCPSM_SYN_SENT] = 2,
+        [TCPSM_SYN_RECEIVED] = 3, [TCPSM_ESTABLISHED] = 1, [TCPSM_FIN_WAIT_1] = 4,
+        [TCPSM_FIN_WAIT_2] = 5, [TCPSM_CLOSE_WAIT] = 8, [TCPSM_CLOSING] = 11,
+        [TCPSM_LAST_ACK] = 9, [TCPSM_TIME_WAIT] = 6,
+    };
+    return st >= 0 && st < TCPSM_NSTATES ? map[st] : 7;
+}
+
+static void fill_tcp_info(struct shim_sock *s, struct tcp_info *ti)
+{
+    struct tcpsm_tcp_info in;
+    memset(&in, 0, sizeof(in));
+    memset(ti, 0, sizeof(*ti));
+    if (tcpsm_info(s->sk, &in) < 0)
+        in.state = TCPSM_CLOSED;
+    ti->tcpi_state = linux_state(in.state);
+    ti->tcpi_retransmits = in.retransmits;
+    ti->tcpi_backoff = in.backoff;
+    ti->tcpi_options = (in.ts_ok ? TCPI_OPT_TIMESTAMPS : 0) | (in.sack_ok ? TCPI_OPT_SACK : 0) |
+                       ((in.snd_wscale || in.rcv_wscale) ? TCPI_OPT_WSCALE : 0);
+    ti->tcpi_snd_wscale = in.snd_wscale & 0xf;
+    ti->tcpi_rcv_wscale = in.rcv_wscale & 0xf;
+    ti->tcpi_rto = in.rto_us;
+    ti->tcpi_snd_mss = in.snd_mss;
+    ti->tcpi_rcv_mss = in.rcv_mss;
+    ti->tcpi_unacked = in.unacked;
+    ti->tcpi_lost = in.lost;
+    ti->tcpi_rtt = in.rtt_us;
+    ti->tcpi_rttvar = in.rttvar_us;
+    ti->tcpi_snd_ssthresh = in.snd_ssthresh;
+    ti->tcpi_snd_cwnd = in.snd_cwnd;
+    ti->tcpi_total_retrans = in.total_retrans;
+    ti->tcpi_bytes_acked = in.bytes_acked;
+    ti->tcpi_bytes_received = in.bytes_received;
+    ti->tcpi_segs_out = in.segs_out;
+    ti->tcpi_segs_in = in.segs_in;
+    ti->tcpi_snd_wnd = in.snd_wnd;
+}
+
+static int put_val(void *val, socklen_t *len, const void *v, size_t vlen)
+{
+    size_t n = *len < vlen ? *len : vlen;
+    if (n && !val)
+        return -EFAULT;
+    memcpy(val, v, n);
+    *len = (socklen_t)n;
+    return 0;
+}
+
+static int stack_get(struct shim_sock *s, int level, int name, void *val, socklen_t *len)
+{
+    int v = 0, o, r;
+    if (level == SOL_SOCKET) {
+        if ((o = sol_opt(name)) >= 0) {
+            if ((r = tcpsm_getopt(s->sk, (enum tcpsm_opt)o, &v)) < 0)
+                return r;
+            return put_val(val, len, &v, sizeof(v));
+        }
+        switch (name) {
+        case SO_ERROR: v = tcpsm_error(s->sk); break;
+        case SO_TYPE: v = SOCK_STREAM; break;
+        case SO_DOMAIN: v = AF_INET; break;
+        case SO_PROTOCOL: v = IPPROTO_TCP; break;
+        case SO_ACCEPTCONN: v = tcpsm_state(s->sk) == TCPSM_LISTEN; break;
+        case SO_REUSEPORT: v = s->reuseport; break;
+        case SO_LINGER: {
+            if ((r = tcpsm_getopt(s->sk, TCPSM_OPT_LINGER, &v)) < 0)
+                return r;
+            struct linger l = { .l_onoff = v >= 0, .l_linger = v >= 0 ? v : 0 };
+            return put_val(val, len, &l, sizeof(l));
+        }
+        case SO_RCVTIMEO_OLD:
+        case SO_RCVTIMEO_NEW:
+        case SO_SNDTIMEO_OLD:
+        case SO_SNDTIMEO_NEW: {
+            bool rcv = name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW;
+            int64_t ns = atomic_load(rcv ? &s->rcvtimeo_ns : &s->sndtimeo_ns);
+            struct timeval tv = { 0, 0 };
+            if (ns > 0) {
+                tv.tv_sec = ns / 1000000000;
+                tv.tv_usec = (ns % 1000000000) / 1000;
+            }
+            return put_val(val, len, &tv, sizeof(tv));
+        }
+        default:
+            goto unsupported;
+        }
+        return put_val(val, len, &v, sizeof(v));
+    }
+    if (level == IPPROTO_TCP) {
+        if ((o = tcp_opt(name)) >= 0 && name != TCP_MAXSEG) {
+            if ((r = tcpsm_getopt(s->sk, (enum tcpsm_opt)o, &v)) < 0)
+                return r;
+            return put_val(val, len, &v, sizeof(v));
+        }
+        switch (name) {
+        case TCP_MAXSEG: {
+            /* Linux: the current MSS once connected, else the user's clamp, else 536. */
+            struct tcpsm_tcp_info in;
+            memset(&in, 0, sizeof(in));
+            tcpsm_info(s->sk, &in);
+            int st = in.state;
+            if (st != TCPSM_CLOSED && st != TCPSM_LISTEN && in.snd_mss)
+                v = (int)in.snd_mss;
+            else if (tcpsm_getopt(s->sk, TCPSM_OPT_MAXSEG, &v) < 0 || v == 0)
+                v = 536;
+            return put_val(val, len, &v, sizeof(v));
+        }
+        case TCP_INFO: {
+            struct tcp_info ti;
+            fill_tcp_info(s, &ti);
+            return put_val(val, len, &ti, sizeof(ti));
+        }
+        case TCP_DEFER_ACCEPT:
+            v = s->defer_accept;
+            return put_val(val, len, &v, sizeof(v));
+        case TCP_CONGESTION: {
+            char name_buf[TCP_CA_NAME_MAX] = "reno";
+            return put_val(val, len, name_buf, sizeof(name_buf));
+        }
+        default:
+            break;
+        }
+    }
+unsupported:
+    tcpsm_log(TCPSM_LOG_DEBUG, "getsockopt(level %d, option %d) is not supported on stack sockets",
+              level, name);
+    return -ENOPROTOOPT;
+}
+
+EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(getsockopt)(fd, level, name, val, len);
+    int r;
+    if (!len)
+        r = -EFAULT;
+    else if ((int)*len < 0)
+        r = -EINVAL;
+    else
+        r = stack_get(s, level, name, val, len);
+    shim_sock_put(s);
+    return (int)shim_ret(r);
+}

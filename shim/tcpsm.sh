@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# tcpsm — run a program with its TCP connections on the tcpsm user-space stack.
+# Sets the TCPSM_* variables and preloads libtcpsm.so (the one next to this script).
+set -u
+
+TCPSM_VERSION=0.1
+
+usage() {
+    cat <<'USAGE'
+Usage: tcpsm [OPTIONS] [--] PROGRAM [ARGS...]
+
+Runs PROGRAM with libtcpsm.so preloaded: its IPv4 TCP sockets (AF_INET,
+SOCK_STREAM) run on an in-process TCP/IP stack that reaches the wire through
+an AF_PACKET socket on one interface (needs CAP_NET_RAW). Connections to
+loopback or to addresses the stack cannot route, UDP, AF_UNIX, IPv6 and
+everything else stay with the kernel, on the same fd numbers.
+
+Options (each sets the environment variable named after it):
+  --if IF           TCPSM_IF     interface to attach to (required to enable the
+                                 stack; without it the library passes through)
+  --addr A.B.C.D/N  TCPSM_ADDR   the stack's own IPv4 address and prefix, e.g.
+                                 198.18.0.10/24. It must NOT be an address the
+                                 kernel holds: the stack answers ARP for it with
+                                 its own MAC.
+  --gw A.B.C.D      TCPSM_GW     default gateway (optional)
+  --mac MAC         TCPSM_MAC    the stack's MAC, aa:bb:cc:dd:ee:ff (optional;
+                                 default: locally administered, from the address)
+  --trace [FILE]    TCPSM_TRACE  one line per TCP state transition with the
+                                 segment that caused it; to stderr, or to FILE
+                                 (--trace=FILE, or --trace FILE ... -- PROGRAM)
+  --pcap FILE       TCPSM_PCAP   every frame sent and received, pcap format
+  --log LEVEL       TCPSM_LOG    error, warn (default), info or debug; to stderr
+  --help                         this text
+  --version                      the version
+  --                             end of options: PROGRAM follows
+
+Variables already set in the environment are used as they are; options
+override them. A bad value makes the program exit at start with one line
+naming the variable and the form it expects.
+
+Examples:
+  tcpsm --if eth1 --addr 198.18.0.10/24 -- curl -o page.html http://198.18.0.1/
+  tcpsm --if eth1 --addr 198.18.0.10/24 --trace -- nginx -c /tmp/nginx.conf
+USAGE
+}
+
+die_usage() {
+    echo "tcpsm: $1 (try 'tcpsm --help')" >&2
+    exit 2
+}
+
+has_dashdash() {
+    local a
+    for a in "$@"; do [ "$a" = -- ] && return 0; done
+    return 1
+}
+
+need_arg() {
+    [ $# -ge 2 ] && [ -n "$2" ] || die_usage "option $1 needs a value"
+}
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --help|-h) usage; exit 0 ;;
+        --version) echo "tcpsm $TCPSM_VERSION"; exit 0 ;;
+        --if) need_arg "$@"; export TCPSM_IF=$2; shift 2 ;;
+        --if=*) export TCPSM_IF=${1#*=}; shift ;;
+        --addr) need_arg "$@"; export TCPSM_ADDR=$2; shift 2 ;;
+        --addr=*) export TCPSM_ADDR=${1#*=}; shift ;;
+        --gw) need_arg "$@"; export TCPSM_GW=$2; shift 2 ;;
+        --gw=*) export TCPSM_GW=${1#*=}; shift ;;
+        --mac) need_arg "$@"; export TCPSM_MAC=$2; shift 2 ;;
+        --mac=*) export TCPSM_MAC=${1#*=}; shift ;;
+        --pcap) need_arg "$@"; export TCPSM_PCAP=$2; shift 2 ;;
+        --pcap=*) export TCPSM_PCAP=${1#*=}; shift ;;
+        --log) need_arg "$@"; export TCPSM_LOG=$2; shift 2 ;;
+        --log=*) export TCPSM_LOG=${1#*=}; shift ;;
+        --trace=*) export TCPSM_TRACE=${1#*=}; shift ;;
+        --trace)
+            # The optional FILE is the next word only when it is not an
+            # option and a -- later on marks where the program starts.
+            if [ $# -ge 2 ] && [ "${2#-}" = "$2" ] && has_dashdash "${@:3}"; then
+                export TCPSM_TRACE=$2; shift 2
+            else
+                export TCPSM_TRACE=1; shift
+            fi ;;
+        --) shift; break ;;
+        -*) die_usage "unknown option $1" ;;
+        *) break ;;
+    esac
+done
+
+if [ $# -eq 0 ]; then
+    echo "tcpsm: no program given" >&2
+    usage >&2
+    exit 2
+fi
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+lib=$here/libtcpsm.so
+[ -f "$lib" ] || { echo "tcpsm: $lib not found (run make)" >&2; exit 2; }
+export LD_PRELOAD=$lib${LD_PRELOAD:+:$LD_PRELOAD}
+exec "$@"
