@@ -23,15 +23,14 @@ static bool guarded(int fd)
 
 EXPORT int close(int fd)
 {
-    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) && !atomic_load(&shim_forked))
+    if (!atomic_load_explicit(&shim_on, memory_order_relaxed))
         return REAL(close)(fd);
     if (guarded(fd)) {
         tcpsm_log(TCPSM_LOG_DEBUG, "close(%d): fd belongs to the tcpsm runtime, left open", fd);
         return 0;
     }
     /* Forget the fd before the number can be reused by another thread. */
-    if (shim_socks)
-        shim_fd_release(fd);
+    shim_fd_release(fd);
     return REAL(close)(fd);
 }
 

@@ -79,16 +79,15 @@ void shim_sock_put(struct shim_sock *s)
 {
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
-    /* In a forked child the stack is the parent's: touch nothing of it. */
-    if (s->sk && !atomic_load(&shim_forked))
-        tcpsm_close(s->sk);
+    if (s->sk)
+        tcpsm_close(s->sk);     /* in a forked child the runtime only forgets it */
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
 static void fd_unref(struct shim_sock *s)
 {
-    if (atomic_fetch_sub(&s->fd_refs, 1) == 1 && !atomic_load(&shim_forked))
+    if (atomic_fetch_sub(&s->fd_refs, 1) == 1)
         shim_epoll_forget(s);
     shim_sock_put(s);
 }
@@ -151,6 +150,10 @@ void shim_fd_clone(int oldfd, int newfd)
 int shim_make_stack(struct shim_sock *s)
 {
     struct tcpsm_sock *sk;
+    if (atomic_load(&shim_forked)) {    /* no stack in a forked child: the kernel's */
+        shim_handover(s);
+        return 0;
+    }
     int r = tcpsm_socket(&sk);
     if (r < 0)
         return r;

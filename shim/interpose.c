@@ -38,12 +38,12 @@ void shim_resolve(void)
 }
 
 /* After fork the child has the parent's memory but not its threads: the
- * stack cannot run there. Inherited stack fds can still be closed (see
- * fd_calls.c); new sockets are the kernel's. */
+ * stack cannot run there. Calls on inherited stack sockets still reach the
+ * runtime, which answers ENETDOWN (close only forgets them); sockets not
+ * yet decided, and new ones, are the kernel's. */
 static void atfork_child(void)
 {
     atomic_store(&shim_forked, true);
-    atomic_store(&shim_on, false);
 }
 
 __attribute__((constructor(101))) static void shim_init(void)

@@ -23,7 +23,8 @@ EXPORT int socket(int domain, int type, int protocol)
     if (fd < 0 || !atomic_load_explicit(&shim_on, memory_order_relaxed))
         return fd;
     int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (domain != AF_INET || base != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP)) {
+    if (domain != AF_INET || base != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP) ||
+        atomic_load_explicit(&shim_forked, memory_order_relaxed)) {
         shim_fd_release(fd);    /* a stale entry of an fd closed behind our back */
         return fd;
     }
@@ -92,8 +93,8 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
             st = SHIM_KERNEL;
         } else {
             r = shim_make_stack(s);
-            if (r == 0) {
-                st = SHIM_STACK;
+            st = shim_state(s);
+            if (r == 0 && st == SHIM_STACK) {
                 r = tcpsm_bind(s->sk, &sin);
                 /* Not the stack's address: maybe the kernel's. The
                  * stack socket is new and unbound, so it can go. */

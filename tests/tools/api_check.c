@@ -26,6 +26,7 @@
 #include <sys/time.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int failures;
@@ -533,6 +534,35 @@ static void check_loopback(void)
     close(l);
 }
 
+/* fork: the child cannot use the stack (ENETDOWN on inherited sockets,
+ * close only forgets them); the parent's connection is unharmed. */
+static void check_fork(void)
+{
+    /* Without the library (the kernel-mode baseline) the child shares the
+     * connection, so it only closes its copy. */
+    bool stack = getenv("TCPSM_IF") != NULL;
+    int s = conn(0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int ok = 1;
+        if (stack) {
+            ssize_t r = send(s, "child", 5, MSG_NOSIGNAL);
+            ok = r == -1 && errno == ENETDOWN;
+        }
+        ok &= close(s) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int st = -1;
+    waitpid(pid, &st, 0);
+    CHECK(stack ? "fork: the child gets ENETDOWN on an inherited stack socket"
+                : "fork: the child closes its copy",
+          WIFEXITED(st) && WEXITSTATUS(st) == 0, "status=%#x", st);
+    char buf[8];
+    CHECK("fork: the parent's connection still works after the child closed it",
+          send_all(s, "parent", 6) && recv_all(s, buf, 6) && memcmp(buf, "parent", 6) == 0, "-");
+    close(s);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3 || inet_pton(AF_INET, argv[1], &peer_ip) != 1) {
@@ -554,6 +584,7 @@ int main(int argc, char **argv)
     check_sigpipe_and_eintr();
     check_bad_args();
     check_loopback();
+    check_fork();
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
 }
