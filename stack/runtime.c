@@ -78,7 +78,8 @@ int tcpsm_rt_config(void)
     }
     char err[512];
     int r = config_from_env(env_get, &rt.set, err, sizeof(err));
-    if (r == 1 && config_check_host(&rt.set, err, sizeof(err)) < 0)
+    if (r == 1 && (config_check_host(&rt.set, err, sizeof(err)) < 0 ||
+                   config_check_files(&rt.set, err, sizeof(err)) < 0))
         r = -1;
     if (r < 0) {
         tcpsm_log(TCPSM_LOG_ERROR, "%s", err);

@@ -456,6 +456,17 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
             st->cnt.tcp_dup_in++;
         else
             st->cnt.tcp_drop_window++;
+        if ((fl & TCPSM_ACK) && !(fl & (TCPSM_RST | TCPSM_SYN)) && seg->seq == sk->rcv_nxt &&
+            (sk->state == TCPSM_ESTABLISHED || sk->state == TCPSM_FIN_WAIT_1 ||
+             sk->state == TCPSM_FIN_WAIT_2 || sk->state == TCPSM_CLOSE_WAIT)) {
+            /* Only the zero window refused it: "special allowance should be made
+             * to accept valid ACKs" (3.10.7.4). Its ACK field is processed as a
+             * pure ACK (none of these states can free the TCB on an ACK). */
+            struct tcp_seg ack_only = *seg;
+            ack_only.len = 0;
+            ack_only.flags &= (uint8_t)~TCPSM_FIN;
+            rcv_segment(sk, &ack_only, now);
+        }
         if (!(fl & TCPSM_RST))
             tcp_send_ack(sk, now);
         return;

@@ -501,3 +501,86 @@ Test(tcp_established, send_errors)
     tcpsm_sock_close(sk, h->now);
     h_free(h);
 }
+
+/* RFC 9293 3.10.7.4: "If the RCV.WND is zero, no segments will be
+ * acceptable, but special allowance should be made to accept valid ACKs". */
+Test(tcp_established, zero_receive_window_still_takes_acks)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    static uint8_t d[65536];
+    h_pattern(d, h->lwin, 60);
+    for (uint32_t off = 0; off < h->lwin;) {
+        uint32_t n = h->lwin - off < 1000 ? h->lwin - off : 1000;
+        SEND(h, .flags = ACK, .seq = h->rseq + off, .ack = h->lseq, .win = H_RWIN, .data = d + off,
+             .len = n);
+        off += n;
+    }
+    h->rseq += h->lwin;
+    h_advance(h, MS(500));
+    h_drain(h);
+    uint8_t out[300];
+    h_pattern(out, sizeof out, 61);
+    h_app_send(h, out, 300);
+    /* A pure ACK at RCV.NXT is acceptable with a zero window. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 200, .win = H_RWIN);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 200);
+    /* Data that does not fit is refused, but its ACK field still counts. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "z", .len = 1);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0, .win = 0);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    h_free(h);
+}
+
+Test(tcp_established, urgent_data_inline)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    /* URG is not supported: the bytes are ordinary, in order, once. */
+    SEND(h, .flags = ACK | URG, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "urgent",
+         .len = 6);
+    SEND(h, .flags = ACK, .seq = h->rseq + 6, .ack = h->lseq, .win = H_RWIN, .data = "!", .len = 1);
+    h->rseq += 7;
+    char b[8];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 7);
+    cr_assert(memcmp(b, "urgent!", 7) == 0);
+    h_advance(h, MS(500));
+    struct seg s;
+    uint32_t last = 0;
+    while (recv_seg(h, &s))
+        last = s.ack;
+    cr_assert_eq(last, h->rseq);
+    h_free(h);
+}
+
+Test(tcp_established, peer_shrinks_window)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[5000];
+    h_pattern(d, sizeof d, 62);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, 3000, h->now), 3000);
+    h_drain(h);
+    /* The peer takes back its window (RFC 9293 3.8.6.2.2 discourages it, but a
+     * sender must cope): nothing beyond the new edge goes out, nothing breaks. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq + 1000, .win = 500);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d + 3000, 2000, h->now), 2000);
+    struct seg s;
+    while (recv_seg(h, &s))
+        cr_assert((int32_t)(s.seq + (uint32_t)s.len - (h->lseq + 3000)) <= 0, "sent past the shrunk window");
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq + 3000, .win = H_RWIN);
+    uint32_t got = 0;
+    for (int i = 0; i < 10 && got < 2000; i++) {
+        while (recv_seg(h, &s))
+            if (s.len && s.seq == h->lseq + 3000 + got) {
+                cr_assert(memcmp(s.data, d + 3000 + got, s.len) == 0);
+                got += (uint32_t)s.len;
+            }
+        if (got < 2000)
+            h_wait_seg(h, SEC(5));
+    }
+    cr_assert_eq(got, 2000);
+    h_free(h);
+}
