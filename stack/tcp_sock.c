@@ -311,12 +311,8 @@ int tcpsm_sock_shutdown(struct tcpsm_sock *sk, int how, uint64_t now)
         r = -ENOTCONN;
         break;
     case TCPSM_LISTEN:
-        if (bits & RCV_SHUTDOWN) {
-            listener_stop(sk, now);
-            tcp_bind_del(sk);
-            sk->user_bound = false;
-            sk->lport = 0;
-        }
+        if (bits & RCV_SHUTDOWN)
+            listener_stop(sk, now);     /* Linux: disconnect; the bound port stays */
         break;
     case TCPSM_SYN_SENT:
         tcp_done(sk, 0, "app shutdown", NULL);
