@@ -603,6 +603,20 @@ static void check_fork(void)
     close(s);
 }
 
+/* closefrom(3), as daemons do: every fd of ours goes, the runtime's stay,
+ * so the stack keeps working. */
+static void check_closefrom(void)
+{
+    int s = conn(0);
+    closefrom(3);
+    CHECK("closefrom(3) closed our socket", fcntl(s, F_GETFD) == -1 && errno == EBADF, "-");
+    int t = conn(0);
+    char buf[4];
+    CHECK("after closefrom(3): a new connection works",
+          send_all(t, "new", 3) && recv_all(t, buf, 3) && memcmp(buf, "new", 3) == 0, "-");
+    close(t);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3 || inet_pton(AF_INET, argv[1], &peer_ip) != 1) {
@@ -626,6 +640,7 @@ int main(int argc, char **argv)
     check_loopback();
     check_any_listener();
     check_fork();
+    check_closefrom();
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
 }
