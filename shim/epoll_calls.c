@@ -113,26 +113,41 @@ void shim_epoll_forget(struct shim_sock *s)
     pthread_mutex_unlock(&ep_mu);
 }
 
-/* The socket went to the kernel: its interest items become real ones. The
- * epoll fd is found again through the table (the item keeps no fd of it). */
+/* Adds the item to the real epoll instance it belongs to, found again
+ * through the table (the item keeps no fd of it); ep_mu held. */
+static void item_to_kernel(struct shim_epitem *it, const char *why)
+{
+    int hint = it->ep->fd;
+    for (int i = -1; i < shim_nslots; i++) {
+        int epfd = i < 0 ? hint : i;
+        if (epfd < 0 || epfd >= shim_nslots || atomic_load(&shim_eps[epfd]) != it->ep)
+            continue;
+        struct epoll_event ev = { .events = it->armed ? it->events : 0, .data = it->data };
+        if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, it->fd, &ev) < 0)
+            tcpsm_log(TCPSM_LOG_WARN, "epoll %s of fd %d failed: %s", why, it->fd, strerror(errno));
+        return;
+    }
+}
+
+/* The socket went to the kernel: its interest items become real ones. */
 void shim_epoll_handover(struct shim_sock *s)
 {
     pthread_mutex_lock(&ep_mu);
     while (s->items) {
         struct shim_epitem *it = s->items;
-        int hint = it->ep->fd;
-        for (int i = -1; i < shim_nslots; i++) {
-            int epfd = i < 0 ? hint : i;
-            if (atomic_load(&shim_eps[epfd]) != it->ep)
-                continue;
-            struct epoll_event ev = { .events = it->armed ? it->events : 0, .data = it->data };
-            if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, it->fd, &ev) < 0)
-                tcpsm_log(TCPSM_LOG_WARN, "epoll hand-over of fd %d failed: %s", it->fd,
-                          strerror(errno));
-            break;
-        }
+        item_to_kernel(it, "hand-over");
         item_free(it);
     }
+    pthread_mutex_unlock(&ep_mu);
+}
+
+/* The kernel reports the placeholder's own (loopback) connections with the
+ * item's data; the stack's are reported from the item as before. */
+void shim_epoll_klisten(struct shim_sock *s)
+{
+    pthread_mutex_lock(&ep_mu);
+    for (struct shim_epitem *it = s->items; it; it = it->sk_next)
+        item_to_kernel(it, "mirror");
     pthread_mutex_unlock(&ep_mu);
 }
 
@@ -260,6 +275,13 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     default:
         r = -EINVAL;
         break;
+    }
+    /* A listener that also listens in the kernel: mirror the change there
+     * (errors only mean it was never mirrored). */
+    if (r == 0 && atomic_load(&s->klisten)) {
+        int e = errno;
+        REAL(epoll_ctl)(epfd, op, fd, ev);
+        errno = e;
     }
 out:
     pthread_mutex_unlock(&ep_mu);

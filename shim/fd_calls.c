@@ -7,6 +7,7 @@
 #include <linux/sockios.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "runtime_log.h"
@@ -32,6 +33,42 @@ EXPORT int close(int fd)
     /* Forget the fd before the number can be reused by another thread. */
     shim_fd_release(fd);
     return REAL(close)(fd);
+}
+
+/* close_range/closefrom (daemons close every fd they did not open): the
+ * runtime's fds are skipped, every closed fd is forgotten. Flags other
+ * than plain closing (CLOSE_RANGE_CLOEXEC) pass through: nothing closes. */
+static int close_span(unsigned a, unsigned b, unsigned flags)
+{
+    return (int)syscall(SYS_close_range, a, b, flags);
+}
+
+EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || (flags & ~4) || first > last)
+        return close_span(first, last, (unsigned)flags);    /* 4: CLOSE_RANGE_CLOEXEC */
+    if (flags)
+        return close_span(first, last, (unsigned)flags);
+    /* Runtime fds and table slots both live below 2^20 (SHIM_MAX_FDS). */
+    unsigned top = last < SHIM_MAX_FDS ? last : SHIM_MAX_FDS - 1;
+    unsigned run = first;
+    for (unsigned fd = first; fd <= top; fd++) {
+        if (tcpsm_rt_owns_fd((int)fd)) {
+            if (fd > run && close_span(run, fd - 1, 0) < 0)
+                return -1;
+            run = fd + 1;
+            continue;
+        }
+        shim_fd_release((int)fd);
+    }
+    if (run <= last && close_span(run, last, 0) < 0)
+        return -1;
+    return 0;
+}
+
+EXPORT void closefrom(int lowfd)
+{
+    close_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0u, 0);
 }
 
 EXPORT int dup(int oldfd)

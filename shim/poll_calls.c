@@ -31,7 +31,9 @@ static bool find_stack(struct pollfd *fds, nfds_t n, struct shim_sock **socks)
     return any;
 }
 
-/* tmo_ns < 0: no timeout. Returns the number of ready entries or -errno. */
+/* tmo_ns < 0: no timeout. Returns the number of ready entries or -errno.
+ * The kernel part: every kernel fd, plus the placeholder of each stack
+ * listener that also listens in the kernel (its POLLIN is merged in). */
 static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, int64_t tmo_ns,
                       const sigset_t *mask)
 {
@@ -53,6 +55,10 @@ static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, in
         if (!socks[i]) {
             k[nk] = fds[i];
             kidx[nk++] = i;
+        } else if (atomic_load(&socks[i]->klisten)) {
+            k[nk].fd = fds[i].fd;
+            k[nk].events = POLLIN;
+            kidx[nk++] = i;
         }
     }
     int efd = tcpsm_poller_begin();
@@ -69,7 +75,6 @@ static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, in
                 continue;
             unsigned m = shim_stack_poll(socks[i]);
             fds[i].revents = (short)(m & ((unsigned short)fds[i].events | POLLERR | POLLHUP));
-            ret += fds[i].revents != 0;
         }
         if (nk > 0) {
             struct timespec zero = { 0, 0 };
@@ -78,10 +83,16 @@ static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, in
                 ret = -errno;
                 break;
             }
-            for (nfds_t j = 0; j < nk; j++)
-                fds[kidx[j]].revents = k[j].revents;
-            ret += r;
+            for (nfds_t j = 0; j < nk; j++) {
+                nfds_t i = kidx[j];
+                if (!socks[i])
+                    fds[i].revents = k[j].revents;
+                else if (k[j].revents & POLLIN)
+                    fds[i].revents |= (short)(fds[i].events & (POLLIN | POLLRDNORM));
+            }
         }
+        for (nfds_t i = 0; i < n; i++)
+            ret += fds[i].fd >= 0 && fds[i].revents != 0;
         int64_t left = deadline < 0 ? -1 : deadline - shim_now_ns();
         if (ret > 0 || (deadline >= 0 && left <= 0))
             break;

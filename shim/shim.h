@@ -116,6 +116,9 @@ struct shim_sock {
     uint32_t opt_set;           /* options recorded before sk exists */
     int opt_val[SHIM_NOPTS];
     int reuseport, defer_accept, quickack;
+    /* A stack listener on INADDR_ANY also listens on its placeholder, so
+     * that loopback clients (the kernel's) reach it too. */
+    atomic_bool klisten;
     struct shim_epitem *items;  /* epoll interest items, under the epoll lock */
 };
 
@@ -174,6 +177,9 @@ unsigned shim_sock_poll(struct shim_sock *s, int fd);
 void shim_epoll_forget(struct shim_sock *s);
 /* s was handed to the kernel: moves its interest items to the real epoll fds. */
 void shim_epoll_handover(struct shim_sock *s);
+/* s (a stack listener) now also listens on its placeholder fd: its interest
+ * items are mirrored into the real epoll instances. */
+void shim_epoll_klisten(struct shim_sock *s);
 void shim_ep_unref(struct shim_ep *ep);
 void shim_ep_ref(struct shim_ep *ep);
 

@@ -116,6 +116,36 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
     return (int)shim_ret(r);
 }
 
+/* A listener on INADDR_ANY serves the stack's address; its placeholder
+ * listens on the same port in the kernel so that loopback clients (which
+ * are the kernel's) reach it too. If the kernel cannot have the port, the
+ * listener is the stack's alone (debug line). */
+static void kernel_listen_too(struct shim_sock *s, int fd, int backlog)
+{
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    if (tcpsm_sockname(s->sk, &sin) < 0 || sin.sin_addr.s_addr != htonl(INADDR_ANY))
+        return;
+    int e = errno;
+    pthread_mutex_lock(&s->mu);
+    bool was = atomic_load(&s->klisten);
+    bool ok = true;
+    if (!was) {
+        struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = sin.sin_port };
+        ok = REAL(bind)(fd, (struct sockaddr *)&any, sizeof(any)) == 0;
+    }
+    ok = ok && REAL(listen)(fd, backlog) == 0;
+    if (ok)
+        atomic_store(&s->klisten, true);
+    else
+        tcpsm_log(TCPSM_LOG_DEBUG, "listener fd %d, port %u: not reachable from loopback (%s)", fd,
+                  ntohs(sin.sin_port), strerror(errno));
+    pthread_mutex_unlock(&s->mu);
+    if (!was && ok)
+        shim_epoll_klisten(s);
+    errno = e;
+}
+
 EXPORT int listen(int fd, int backlog)
 {
     struct shim_sock *s = shim_lookup(fd);
@@ -127,8 +157,11 @@ EXPORT int listen(int fd, int backlog)
         r = shim_make_stack(s);
     int st = shim_state(s);
     pthread_mutex_unlock(&s->mu);
-    if (st == SHIM_STACK && r == 0)
+    if (st == SHIM_STACK && r == 0) {
         r = tcpsm_listen(s->sk, backlog);
+        if (r == 0)
+            kernel_listen_too(s, fd, backlog);
+    }
     shim_sock_put(s);
     if (st == SHIM_KERNEL)
         return REAL(listen)(fd, backlog);
@@ -197,6 +230,49 @@ static int put_sin(const struct sockaddr_in *sin, struct sockaddr *addr, socklen
     return 0;
 }
 
+/* A listener in both places: wait until either has a connection. Returns 1
+ * for the kernel's queue, 0 for the stack's (or "ask the stack": nonblocking),
+ * or -errno (-EAGAIN at SO_RCVTIMEO, -EINTR). */
+static int accept_wait(struct shim_sock *s, int fd, bool nb)
+{
+    int64_t to = atomic_load(&s->rcvtimeo_ns);
+    int64_t deadline = to >= 0 ? shim_now_ns() + to : -1;
+    int efd = -1, ret;
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (REAL(poll)(&p, 1, 0) > 0 && (p.revents & POLLIN)) {
+            ret = 1;
+            break;
+        }
+        if (nb || (tcpsm_poll(s->sk) & (POLLIN | POLLERR | POLLHUP))) {
+            ret = 0;
+            break;
+        }
+        if (efd < 0) {          /* register, then look again: no wake-up is lost */
+            efd = tcpsm_poller_begin();
+            if (efd < 0)
+                return efd;
+            continue;
+        }
+        int64_t left = deadline < 0 ? -1 : deadline - shim_now_ns();
+        if (deadline >= 0 && left <= 0) {
+            ret = -EAGAIN;
+            break;
+        }
+        struct timespec ts = { left / 1000000000, left % 1000000000 };
+        struct pollfd q[2] = { { .fd = fd, .events = POLLIN }, { .fd = efd, .events = POLLIN } };
+        if (REAL(ppoll)(q, 2, left >= 0 ? &ts : NULL, NULL) < 0) {
+            ret = -errno;
+            break;
+        }
+        if (q[1].revents & POLLIN)
+            tcpsm_poller_begin();       /* drains and re-arms */
+    }
+    if (efd >= 0)
+        tcpsm_poller_end();
+    return ret;
+}
+
 static int do_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is4)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
@@ -218,6 +294,21 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, b
     if (addr && (!len || (int)*len < 0)) {
         r = len ? -EINVAL : -EFAULT;
         goto out;
+    }
+    bool klisten = atomic_load(&s->klisten);
+retry:
+    if (klisten) {
+        r = accept_wait(s, fd, nb);
+        if (r < 0)
+            goto out;
+        if (r == 1) {           /* a loopback client: the kernel's connection */
+            r = is4 ? REAL(accept4)(fd, addr, len, flags) : REAL(accept)(fd, addr, len);
+            if (r < 0)
+                r = -errno;
+            else
+                shim_fd_release(r);
+            goto out;
+        }
     }
     struct sockaddr_in peer;
     memset(&peer, 0, sizeof(peer));
@@ -242,9 +333,16 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, b
         goto out;
     }
     if (!nsk) {
-        r = tcpsm_accept(s->sk, &nsk, &peer, nb, atomic_load(&s->rcvtimeo_ns));
+        /* Both queues were waited on already: the stack's must not block now. */
+        r = tcpsm_accept(s->sk, &nsk, &peer, nb || klisten, atomic_load(&s->rcvtimeo_ns));
         if (r < 0) {
             REAL(close)(nfd);
+            nfd = -1;
+            if (r == -EAGAIN && klisten && !nb) {
+                shim_sock_put(ns);
+                ns = NULL;
+                goto retry;     /* another thread took it */
+            }
             goto out;
         }
     }

@@ -2,11 +2,14 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Strict dotted quad: exactly four decimal parts 0..255, no leading '+',
  * no spaces, at most three digits each (inet_aton accepts "10" or "0x0a"). */
@@ -203,6 +206,26 @@ int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settin
         return -1;
     s->enabled = true;
     return 1;
+}
+
+static int check_file(const char *var, const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s=%s: cannot create the file: %s", var, path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int config_check_files(const struct rt_settings *s, char *err, size_t errlen)
+{
+    if (s->pcap_path[0] && check_file("TCPSM_PCAP", s->pcap_path, err, errlen) < 0)
+        return -1;
+    if (s->trace_path[0] && check_file("TCPSM_TRACE", s->trace_path, err, errlen) < 0)
+        return -1;
+    return 0;
 }
 
 bool config_kernel_has_addr(uint32_t addr)

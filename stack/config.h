@@ -43,6 +43,10 @@ int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settin
 /* Host checks (system calls): the interface exists and the kernel does not
  * hold s->addr on it. 0, or -1 with the message in err. */
 int config_check_host(const struct rt_settings *s, char *err, size_t errlen);
+/* TCPSM_PCAP / TCPSM_TRACE: the file can be created or written (it is
+ * created, empty, if missing, and never truncated here: the capture itself
+ * starts with the first stack socket). 0, or -1 with the message in err. */
+int config_check_files(const struct rt_settings *s, char *err, size_t errlen);
 /* Does the kernel hold this IPv4 address (host order) on any interface? */
 bool config_kernel_has_addr(uint32_t addr);
 

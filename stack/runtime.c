@@ -78,7 +78,8 @@ int tcpsm_rt_config(void)
     }
     char err[512];
     int r = config_from_env(env_get, &rt.set, err, sizeof(err));
-    if (r == 1 && config_check_host(&rt.set, err, sizeof(err)) < 0)
+    if (r == 1 && (config_check_host(&rt.set, err, sizeof(err)) < 0 ||
+                   config_check_files(&rt.set, err, sizeof(err)) < 0))
         r = -1;
     if (r < 0) {
         tcpsm_log(TCPSM_LOG_ERROR, "%s", err);
@@ -318,7 +319,7 @@ bool tcpsm_rt_routable(in_addr_t dst_be)
     } else {
         /* Same rule as the core, from the configuration alone. */
         uint32_t mask = ~0u << (32 - rt.set.prefix_len);
-        ok = dst != 0 && dst != 0xffffffffu && (dst >> 28) < 0xe && dst != rt.set.addr &&
+        ok = (dst >> 24) != 0 && (dst >> 28) < 0xe && dst != rt.set.addr &&
              (((dst & mask) == (rt.set.addr & mask) && (dst & ~mask) != ~mask) ||
               rt.set.gateway != 0);
     }
@@ -699,16 +700,19 @@ int tcpsm_close(struct tcpsm_sock *sk)
         if (tcpsm_sock_shutdown(sk, 1, rt_now()) == 0 && block_begin(&b, sk) == 0) {
             while (fin_unacked(tcpsm_sock_state(sk)) && block_wait(&b, deadline) == 0)
                 ;
+            /* Another thread may have closed it while we slept: then it is
+             * not ours to close (and rs may go with block_end). */
+            bool gone = !rs->sk;
             block_end(&b);
+            if (gone) {
+                rt_unlock();
+                return 0;
+            }
         }
     }
-    /* Another thread may have closed it while we slept. */
-    if (rs && rs->sk == sk) {
+    if (rs)
         unwrap(rs);
-        tcpsm_sock_close(sk, rt_now());
-    } else if (!rs) {
-        tcpsm_sock_close(sk, rt_now());
-    }
+    tcpsm_sock_close(sk, rt_now());
     rt_unlock();
     return 0;
 }

@@ -534,6 +534,46 @@ static void check_loopback(void)
     close(l);
 }
 
+/* A listener on INADDR_ANY: loopback clients reach it as well (the shim
+ * listens on the placeholder in the kernel too); poll, epoll and accept4
+ * see them. */
+static void check_any_listener(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    socklen_t al = sizeof(a);
+    if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 8) < 0 ||
+        getsockname(l, (struct sockaddr *)&a, &al) < 0) {
+        CHECK("INADDR_ANY listener", 0, "bind/listen");
+        return;
+    }
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 7 }, out[2];
+    epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
+    int n = accept(l, NULL, NULL);
+    CHECK("INADDR_ANY listener: accept with nothing queued: EAGAIN", n == -1 && errno == EAGAIN, "n=%d", n);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    int r = connect(c, (struct sockaddr *)&a, sizeof(a));
+    CHECK("INADDR_ANY listener: a loopback client connects", r == 0, "r=%d", r);
+    r = epoll_wait(ep, out, 2, 5000);
+    CHECK("INADDR_ANY listener: epoll reports it", r >= 1 && out[0].data.u64 == 7 && (out[0].events & EPOLLIN),
+          "r=%d", r);
+    short rev = poll1(l, POLLIN, 5000);
+    CHECK("INADDR_ANY listener: poll reports it", rev == POLLIN, "revents=%#x", rev);
+    int s = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    char buf[4];
+    CHECK("INADDR_ANY listener: accept4 and data", s >= 0 && send_all(c, "any", 3) &&
+          poll1(s, POLLIN, 5000) == POLLIN && recv(s, buf, 3, 0) == 3 && memcmp(buf, "any", 3) == 0 &&
+          (fcntl(s, F_GETFL) & O_NONBLOCK), "s=%d", s);
+    n = accept(l, NULL, NULL);
+    CHECK("INADDR_ANY listener: queue empty again: EAGAIN", n == -1 && errno == EAGAIN, "n=%d", n);
+    close(s);
+    close(c);
+    close(ep);
+    close(l);
+}
+
 /* fork: the child cannot use the stack (ENETDOWN on inherited sockets,
  * close only forgets them); the parent's connection is unharmed. */
 static void check_fork(void)
@@ -563,6 +603,20 @@ static void check_fork(void)
     close(s);
 }
 
+/* closefrom(3), as daemons do: every fd of ours goes, the runtime's stay,
+ * so the stack keeps working. */
+static void check_closefrom(void)
+{
+    int s = conn(0);
+    closefrom(3);
+    CHECK("closefrom(3) closed our socket", fcntl(s, F_GETFD) == -1 && errno == EBADF, "-");
+    int t = conn(0);
+    char buf[4];
+    CHECK("after closefrom(3): a new connection works",
+          send_all(t, "new", 3) && recv_all(t, buf, 3) && memcmp(buf, "new", 3) == 0, "-");
+    close(t);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3 || inet_pton(AF_INET, argv[1], &peer_ip) != 1) {
@@ -584,7 +638,9 @@ int main(int argc, char **argv)
     check_sigpipe_and_eintr();
     check_bad_args();
     check_loopback();
+    check_any_listener();
     check_fork();
+    check_closefrom();
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
 }

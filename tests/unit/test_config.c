@@ -191,3 +191,25 @@ Test(config, host_check_kernel_address_refused)
     cr_assert(config_kernel_has_addr(0x7f000001u));
     cr_assert_not(config_kernel_has_addr(0xc61200fe));
 }
+
+Test(config, unwritable_capture_and_trace_files_are_refused)
+{
+    struct rt_settings s;
+    char err[256];
+    ENV({ "TCPSM_IF", "lo" }, { "TCPSM_ADDR", "198.18.0.10/24" },
+        { "TCPSM_PCAP", "/nonexistent-tcpsm-dir/x.pcap" });
+    cr_assert_eq(run(&s, err), 1);
+    cr_assert_eq(config_check_files(&s, err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "TCPSM_PCAP=/nonexistent-tcpsm-dir/x.pcap: cannot create the file: "
+                          "No such file or directory");
+    ENV({ "TCPSM_IF", "lo" }, { "TCPSM_ADDR", "198.18.0.10/24" },
+        { "TCPSM_TRACE", "/nonexistent-tcpsm-dir/t.log" });
+    cr_assert_eq(run(&s, err), 1);
+    cr_assert_eq(config_check_files(&s, err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "TCPSM_TRACE=/nonexistent-tcpsm-dir/t.log: cannot create the file: "
+                          "No such file or directory");
+    ENV({ "TCPSM_IF", "lo" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_TRACE", "1" },
+        { "TCPSM_PCAP", "/dev/null" });
+    cr_assert_eq(run(&s, err), 1);
+    cr_assert_eq(config_check_files(&s, err, sizeof(err)), 0, "%s", err);
+}
