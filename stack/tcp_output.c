@@ -270,10 +270,6 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     case TCPSM_CLOSING:
     case TCPSM_LAST_ACK:
         break;
-    case TCPSM_SYN_RECEIVED:
-        if (sk->fin_queued)
-            break;                      /* RFC 9293 3.10.4 CLOSE in SYN-RECEIVED: FIN now */
-        return;
     default:
         return;
     }
