@@ -339,8 +339,7 @@ int tcp_pick_ephemeral(struct tcpsm_sock *sk, bool for_connect)
                 if (port_used(ts, p))
                     continue;
             } else {
-                if (tcp_port_conflict(ts, sk, sk->laddr, p) && !sk->reuseaddr)
-                    continue;
+                /* shared with other connections from ephemeral ports only */
                 if (tcp_listener_find(ts, la, p) || tcp_ehash_find(ts, la, p, sk->raddr, sk->rport))
                     continue;
                 bool shared_ok = true;

@@ -47,6 +47,7 @@ static void set_mss(struct tcpsm_sock *sk, const struct tcp_opts *o)
 
 static void established(struct tcpsm_sock *sk, uint64_t now)
 {
+    sk->syn_acked = true;
     tcp_cong_init(sk);
     sk->done = true;
     sk->retries = sk->backoff = 0;
@@ -328,6 +329,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->bytes_acked += n;
         }
         sk->snd_una = ack;
+        sk->syn_acked = true;
         if (seq_lt(sk->snd_nxt, sk->snd_una))
             sk->snd_nxt = sk->snd_una;
         tcp_sack_prune(sk);
@@ -436,6 +438,8 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
             tcp_rto_stop(sk);
             established(sk, now);
             tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
+            if (sk->fin_queued)         /* shutdown() during SYN-RECEIVED */
+                tcp_set_state(sk, TCPSM_FIN_WAIT_1, "app shutdown", NULL, false);
             tcp_wake(sk);
             tcp_output(sk, now);
             return;
@@ -538,6 +542,8 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         sk->snd_wl2 = seg->ack;
         established(sk, now);
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv ACK", seg, false);
+        if (sk->fin_queued)             /* shutdown() during SYN-RECEIVED */
+            tcp_set_state(sk, TCPSM_FIN_WAIT_1, "app shutdown", NULL, false);
         if (sk->passive && l) {
             /* SYN queue -> accept queue */
             struct tcpsm_sock **pp = &l->synq;

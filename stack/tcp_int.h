@@ -94,6 +94,7 @@ struct tcpsm_sock {
     bool passive;                       /* came from a listener (RFC 9293 3.10.7.4 SYN-RECEIVED) */
     bool done;                          /* was connected or tried (recv returns 0, not ENOTCONN) */
     bool in_acceptq;
+    bool syn_acked;                     /* our SYN was acknowledged */
     uint8_t shutdown;                   /* RCV_SHUTDOWN | SEND_SHUTDOWN */
     int err;                            /* pending error, positive errno */
     int soft_err;                       /* ICMP soft error, reported on timeout */

@@ -93,6 +93,7 @@ static void reset_conn(struct tcpsm_sock *sk)
     sk->srtt_us = sk->rttvar_us = 0;
     sk->rto_us = TCP_RTO_INIT_US;
     sk->total_retrans = 0;
+    sk->syn_acked = false;
     sk->delack_segs = 0;
     sk->ack_now = false;
     sk->rcv_nxt = sk->rcv_adv = sk->irs = 0;
@@ -256,8 +257,12 @@ static void send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
 {
     int next;
     switch (sk->state) {
-    case TCPSM_ESTABLISHED:
     case TCPSM_SYN_RECEIVED:
+        /* simultaneous open: "queue for processing after entering the
+         * ESTABLISHED state" (RFC 9293 3.10.4); tcp_input sends it then */
+        sk->fin_queued = true;
+        return;
+    case TCPSM_ESTABLISHED:
         next = TCPSM_FIN_WAIT_1;
         break;
     case TCPSM_CLOSE_WAIT:

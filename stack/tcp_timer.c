@@ -134,7 +134,7 @@ static int timeout_err(const struct tcpsm_sock *sk)
 /* Returns false if the TCB is gone. */
 static bool on_rto(struct tcpsm_sock *sk, uint64_t now)
 {
-    bool syn = sk->state == TCPSM_SYN_SENT || sk->state == TCPSM_SYN_RECEIVED;
+    bool syn = sk->state == TCPSM_SYN_SENT || sk->state == TCPSM_SYN_RECEIVED || !sk->syn_acked;
     if (!syn && sk->snd_una == sk->snd_max)
         return true;
     unsigned limit = TCP_RETRIES_DATA;
