@@ -270,10 +270,6 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     case TCPSM_CLOSING:
     case TCPSM_LAST_ACK:
         break;
-    case TCPSM_SYN_RECEIVED:
-        if (sk->fin_queued)
-            break;                      /* RFC 9293 3.10.4 CLOSE in SYN-RECEIVED: FIN now */
-        return;
     default:
         return;
     }
@@ -332,8 +328,14 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
                 if (in_flight && len < sk->max_snd_wnd / 2)
                     break;
             } else if (!sk->fin_queued) {
-                if (sk->cork)
+                if (sk->cork && !sk->cork_push) {
+                    /* Linux: corked output waits at most 200 ms */
+                    if (!sk->cork_at) {
+                        sk->cork_at = now + TCP_CORK_NS;
+                        tcp_timer_update(sk);
+                    }
                     break;
+                }
                 if (!sk->nodelay && in_flight && seq_gt(sk->snd_sml, sk->snd_una))
                     break;              /* Nagle (Minshall): one small segment in flight */
             }
