@@ -87,7 +87,7 @@ deps: ## install the Debian packages the build and tests need (as root, only wha
 unit: deps $(B)/unit_tests ## run the Criterion unit tests (SAN=1: under ASan+UBSan)
 	$(Q)$(B)/unit_tests --jobs 2
 
-integration: deps all ## run the integration tests (real programs, network namespaces; root; SAN=1: with the sanitized library)
+integration: deps all ## run the integration tests (real programs, network namespaces; root; SAN=1: sanitized)
 	$(Q)TCPSM_SAN=$(SAN) bash tests/integration/run.sh $(T)
 
 test: unit ## unit tests, then integration tests (SAN=1: all under ASan+UBSan, integration only SAN_TESTS)
@@ -111,7 +111,7 @@ clean: ## remove build outputs
 
 help: ## this list
 	@echo "tcpsm make targets:"
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## (.*)/  \1\t\2/' | expand -t 16
+	@grep -hE '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed -E 's/^([a-z]+):.*## (.*)/  \1\t\2/' | expand -t 16
 	@echo "variables: SAN=1 (ASan+UBSan build in build/san: unit tests, library, wrapper, tools),"
 	@echo "           T=\"NAME...\" (integration: only tests whose names contain one of them),"
 	@echo "           SAN_TESTS (the integration tests of make test SAN=1), V=1 (show commands)"
