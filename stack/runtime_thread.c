@@ -24,6 +24,7 @@
 static void *rx_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "tcpsm-rx");
     struct tcpsm_frame frames[NETDEV_PACKET_BATCH];
     struct pollfd p[2] = {
         { .fd = rt.np.fd, .events = POLLIN },
@@ -65,6 +66,7 @@ static void *rx_main(void *arg)
 static void *timer_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "tcpsm-timer");
     pthread_mutex_lock(&rt.lock);
     while (!rt.timer_stop) {
         uint64_t now = rt_now();

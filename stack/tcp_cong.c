@@ -85,6 +85,8 @@ bool tcp_cong_sack_loss(struct tcpsm_sock *sk)
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
 {
     (void)now;
+    if (!sk->cc)
+        tcp_cong_init(sk);              /* closed before ESTABLISHED (SYN-RECEIVED -> FIN-WAIT-1) */
     uint32_t mss = tcp_send_mss(sk);
     if (dup) {
         sk->dupacks++;

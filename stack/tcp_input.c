@@ -47,6 +47,7 @@ static void set_mss(struct tcpsm_sock *sk, const struct tcp_opts *o)
 
 static void established(struct tcpsm_sock *sk, uint64_t now)
 {
+    sk->syn_acked = true;
     tcp_cong_init(sk);
     sk->done = true;
     sk->retries = sk->backoff = 0;
@@ -328,6 +329,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->bytes_acked += n;
         }
         sk->snd_una = ack;
+        sk->syn_acked = true;
         if (seq_lt(sk->snd_nxt, sk->snd_una))
             sk->snd_nxt = sk->snd_una;
         tcp_sack_prune(sk);

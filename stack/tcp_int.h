@@ -31,6 +31,7 @@
 #define TCP_RETRIES_SYN     6           /* Linux tcp_syn_retries */
 #define TCP_RETRIES_SYNACK  5           /* Linux tcp_synack_retries */
 #define TCP_DELACK_NS       (40 * MS_NS)
+#define TCP_CORK_NS         (200 * MS_NS)   /* TCP_CORK ceiling, as Linux */
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_RING_INIT       (16u * 1024u)   /* first allocation of a buffer ring */
@@ -94,6 +95,7 @@ struct tcpsm_sock {
     bool passive;                       /* came from a listener (RFC 9293 3.10.7.4 SYN-RECEIVED) */
     bool done;                          /* was connected or tried (recv returns 0, not ENOTCONN) */
     bool in_acceptq;
+    bool syn_acked;                     /* our SYN was acknowledged */
     uint8_t shutdown;                   /* RCV_SHUTDOWN | SEND_SHUTDOWN */
     int err;                            /* pending error, positive errno */
     int soft_err;                       /* ICMP soft error, reported on timeout */
@@ -156,6 +158,8 @@ struct tcpsm_sock {
 
     /* socket options */
     bool nodelay, cork, keepalive, reuseaddr;
+    bool cork_push;                     /* the cork ceiling passed: send partial segments */
+    uint64_t cork_at;
     int keepidle, keepintvl, keepcnt;   /* seconds / count */
     int linger;                         /* -1 off */
     uint32_t user_timeout_ms;

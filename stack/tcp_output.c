@@ -170,8 +170,8 @@ void tcp_send_ack(struct tcpsm_sock *sk, uint64_t now)
 void tcp_send_syn(struct tcpsm_sock *sk, uint64_t now)
 {
     uint8_t fl = TCPSM_SYN;
-    if (sk->state == TCPSM_SYN_RECEIVED || sk->state == TCPSM_LISTEN)
-        fl |= TCPSM_ACK;
+    if (sk->state != TCPSM_SYN_SENT && sk->state != TCPSM_CLOSED)
+        fl |= TCPSM_ACK;                /* the peer's SYN is known */
     xmit(sk, sk->iss, fl, 0, now);
     sk->snd_nxt = sk->iss + 1;
     if (seq_lt(sk->snd_max, sk->snd_nxt))
@@ -229,9 +229,13 @@ static bool send_data(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, uint64_
  * partial ACK, zero-window probe), without moving SND.NXT. */
 void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now)
 {
-    if (sk->state == TCPSM_SYN_SENT || sk->state == TCPSM_SYN_RECEIVED) {
+    if (sk->state == TCPSM_SYN_SENT || sk->state == TCPSM_SYN_RECEIVED || !sk->syn_acked) {
+        /* our SYN is not acknowledged yet (also after a close in SYN-RECEIVED) */
         count_rtx(sk, sk->iss, now);
+        uint32_t nxt = sk->snd_nxt;
         tcp_send_syn(sk, now);
+        if (seq_gt(nxt, sk->snd_nxt))
+            sk->snd_nxt = nxt;
         return;
     }
     uint32_t seq = sk->snd_una;
@@ -324,8 +328,14 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
                 if (in_flight && len < sk->max_snd_wnd / 2)
                     break;
             } else if (!sk->fin_queued) {
-                if (sk->cork)
+                if (sk->cork && !sk->cork_push) {
+                    /* Linux: corked output waits at most 200 ms */
+                    if (!sk->cork_at) {
+                        sk->cork_at = now + TCP_CORK_NS;
+                        tcp_timer_update(sk);
+                    }
                     break;
+                }
                 if (!sk->nodelay && in_flight && seq_gt(sk->snd_sml, sk->snd_una))
                     break;              /* Nagle (Minshall): one small segment in flight */
             }

@@ -93,6 +93,7 @@ static void reset_conn(struct tcpsm_sock *sk)
     sk->srtt_us = sk->rttvar_us = 0;
     sk->rto_us = TCP_RTO_INIT_US;
     sk->total_retrans = 0;
+    sk->syn_acked = false;
     sk->delack_segs = 0;
     sk->ack_now = false;
     sk->rcv_nxt = sk->rcv_adv = sk->irs = 0;

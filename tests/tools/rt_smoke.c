@@ -14,6 +14,9 @@
  *   rt_smoke linger A.B.C.D ECHOPORT STALLPORT
  *                                      SO_LINGER=1: close waits for the FIN's ACK (echo
  *                                      peer, fast) or at most 1 s (a peer that never reads)
+ *   rt_smoke parallel A.B.C.D ECHOPORT THREADS BYTES
+ *                                      THREADS threads, each with its own connection, echo
+ *                                      BYTES at once (lock and wake-up contention)
  *   rt_smoke send-exit A.B.C.D PORT BYTES
  *                                      send BYTES (fnv printed), then exit WITHOUT closing:
  *                                      the exit path must deliver them and end the
@@ -333,6 +336,75 @@ static void echo_once(struct tcpsm_sock *sk, const char *what)
         die("echo reply", r);
 }
 
+struct par {
+    const char *addr;
+    int port;
+    size_t bytes;
+    uint64_t seed;
+    long err;
+    pthread_t t;
+};
+
+static void *par_main(void *arg)
+{
+    struct par *p = arg;
+    struct tcpsm_sock *sk;
+    long r = tcpsm_socket(&sk);
+    if (r < 0) {
+        p->err = r;
+        return NULL;
+    }
+    struct sockaddr_in dst = sin_of(p->addr, p->port);
+    if ((r = tcpsm_connect(sk, &dst, 0, 10LL * 1000000000)) < 0) {
+        p->err = r;
+        tcpsm_close(sk);
+        return NULL;
+    }
+    /* Send a chunk, read its echo back, compare: one thread per connection. */
+    uint8_t *out = malloc(CHUNK), *in = malloc(CHUNK);
+    uint64_t seed = p->seed;
+    for (size_t done = 0; done < p->bytes && !p->err;) {
+        size_t n = p->bytes - done < CHUNK ? p->bytes - done : CHUNK;
+        fill(out, n, &seed);
+        struct iovec o = { out, n }, i = { in, n };
+        if ((r = tcpsm_send(sk, &o, 1, 0, 20LL * 1000000000)) != (long)n)
+            p->err = r < 0 ? r : -EIO;
+        else if ((r = tcpsm_recv(sk, &i, 1, MSG_WAITALL, 0, 20LL * 1000000000)) != (long)n)
+            p->err = r < 0 ? r : -EIO;
+        else if (memcmp(in, out, n) != 0)
+            p->err = -EBADMSG;
+        done += n;
+    }
+    free(out);
+    free(in);
+    tcpsm_close(sk);
+    return NULL;
+}
+
+static int do_parallel(const char *addr, int port, int nthreads, size_t bytes)
+{
+    struct par *ps = calloc((size_t)nthreads, sizeof(*ps));
+    for (int i = 0; i < nthreads; i++) {
+        ps[i] = (struct par){ .addr = addr, .port = port, .bytes = bytes,
+                              .seed = 0x1234567ull * (uint64_t)(i + 1) };
+        pthread_create(&ps[i].t, NULL, par_main, &ps[i]);
+    }
+    int bad = 0;
+    for (int i = 0; i < nthreads; i++) {
+        pthread_join(ps[i].t, NULL);
+        if (ps[i].err) {
+            printf("FAIL parallel thread %d: %ld (%s)\n", i, ps[i].err, strerror((int)-ps[i].err));
+            bad = 1;
+        }
+    }
+    free(ps);
+    tcpsm_rt_shutdown();
+    if (bad)
+        return 1;
+    printf("ok parallel %d connections x %zu bytes echoed intact\n", nthreads, bytes);
+    return 0;
+}
+
 static int do_fork(const char *addr, int port)
 {
     struct tcpsm_sock *sk = connected(addr, port);
@@ -417,6 +489,9 @@ int main(int argc, char **argv)
         return do_errors(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "send-exit") == 0)
         return do_send_exit(argv[2], atoi(argv[3]), (size_t)strtoull(argv[4], NULL, 10));
+    if (argc == 6 && strcmp(argv[1], "parallel") == 0)
+        return do_parallel(argv[2], atoi(argv[3]), atoi(argv[4]),
+                           (size_t)strtoull(argv[5], NULL, 10));
     if (argc == 4 && strcmp(argv[1], "fork") == 0)
         return do_fork(argv[2], atoi(argv[3]));
     if (argc == 5 && strcmp(argv[1], "linger") == 0)
@@ -425,6 +500,7 @@ int main(int argc, char **argv)
         return do_hold(atoi(argv[2]));
     fprintf(stderr, "usage: rt_smoke echo ADDR PORT BYTES | serve PORT | "
                     "errors ADDR OPENPORT CLOSEDPORT | hold SECONDS | send-exit ADDR PORT BYTES | "
-                    "fork ADDR ECHOPORT | linger ADDR ECHOPORT STALLPORT\n");
+                    "fork ADDR ECHOPORT | linger ADDR ECHOPORT STALLPORT | "
+                    "parallel ADDR ECHOPORT THREADS BYTES\n");
     return 2;
 }

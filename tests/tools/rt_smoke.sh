@@ -73,6 +73,7 @@ class H(socketserver.BaseRequestHandler):
 class S(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = 128
 S(("198.18.0.1", 7007), H).serve_forever()
 ' >/dev/null 2>&1 & PIDS+=($!)
 wait_port 7007
@@ -104,6 +105,10 @@ ip netns exec "$NK" socat TCP-LISTEN:7008,reuseaddr,fork SYSTEM:'sleep 10' >/dev
 wait_port 7008
 inns timeout 60 "$SMOKE" errors 198.18.0.1 7008 7009 | tee "$TMP/err.out"
 grep -q "^ok shutdown twice" "$TMP/err.out" || fail "errors"
+
+# 4b. Sixteen threads, one connection each, echoing at once: lock and wake-up contention.
+inns timeout 60 "$SMOKE" parallel 198.18.0.1 7007 16 1000000 | tee "$TMP/par.out"
+grep -q "^ok parallel 16 connections" "$TMP/par.out" || fail "parallel"
 
 # 5. fork (child sees the stack disabled, parent's connection intact) and SO_LINGER.
 inns timeout 30 "$SMOKE" fork 198.18.0.1 7007 | tee "$TMP/fork.out"

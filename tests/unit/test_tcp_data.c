@@ -337,3 +337,75 @@ Test(tcp_established, one_segment_dup_ack_no_retransmit)
     cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_fast_retrans, 0);
     h_free(h);
 }
+
+/* A SACK option with n blocks [l, r) into buf (kind 5). */
+static size_t sack_opt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2])
+{
+    buf[0] = 1;
+    buf[1] = 1;
+    buf[2] = 5;
+    buf[3] = (uint8_t)(2 + 8 * n);
+    for (unsigned i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++) {
+            uint32_t v = blk[i][j];
+            uint8_t *p = buf + 4 + 8 * i + 4 * j;
+            p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+            p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+        }
+    return 4 + 8 * n;
+}
+
+/* RFC 6675: with SACK, the holes are resent once the scoreboard says they
+ * are lost, and SACKed segments are never resent. */
+Test(tcp_options, sack_recovery_resends_holes_only)
+{
+    struct harness *h = h_new(NULL);
+    established_with(h, 0, false, true);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[6 * 1460];
+    h_pattern(d, sizeof d, 70);
+    uint32_t b = h->lseq;
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), (ssize_t)sizeof d);
+    for (int i = 0; i < 6; i++)
+        EXPECT_SEG(h, .seq = b + 1460u * (uint32_t)i, .len = 1460);
+    /* Segments 0 and 2 lost; 1, 3, 4, 5 arrive and are SACKed one by one. */
+    uint8_t o[40];
+    const uint32_t M = 1460;
+    uint32_t s1[1][2] = { { b + M, b + 2 * M } };
+    uint32_t s3[2][2] = { { b + 3 * M, b + 4 * M }, { b + M, b + 2 * M } };
+    uint32_t s4[2][2] = { { b + 3 * M, b + 5 * M }, { b + M, b + 2 * M } };
+    uint32_t s5[2][2] = { { b + 3 * M, b + 6 * M }, { b + M, b + 2 * M } };
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
+         .raw_optlen = sack_opt(o, 1, s1));
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
+         .raw_optlen = sack_opt(o, 2, s3));
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
+         .raw_optlen = sack_opt(o, 2, s4));
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
+         .raw_optlen = sack_opt(o, 2, s5));
+    bool hole0 = false, hole2 = false;
+    struct seg s;
+    while (recv_seg(h, &s)) {
+        if (!s.len)
+            continue;
+        cr_assert(s.seq == b || s.seq == b + 2 * M, "resent SACKed data at +%u", s.seq - b);
+        cr_assert(memcmp(s.data, d + (s.seq - b), s.len) == 0);
+        hole0 |= s.seq == b;
+        hole2 |= s.seq == b + 2 * M;
+    }
+    cr_assert(hole0, "first hole not retransmitted before the RTO");
+    /* The ACK for the first hole (SACK still covering the rest) brings the second. */
+    if (!hole2) {
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 2 * M, .win = H_RWIN, .raw_opts = o,
+             .raw_optlen = sack_opt(o, 1, (const uint32_t (*)[2])s5));
+        while (recv_seg(h, &s)) {
+            cr_assert(!s.len || s.seq == b + 2 * M, "resent SACKed data at +%u", s.seq - b);
+            hole2 |= s.len && s.seq == b + 2 * M;
+        }
+    }
+    cr_assert(hole2, "second hole not retransmitted before the RTO");
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 6 * M, .win = H_RWIN);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_rto, 0);
+    h_free(h);
+}

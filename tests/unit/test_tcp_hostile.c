@@ -31,6 +31,68 @@ static uint32_t near(uint32_t base)
     }
 }
 
+static void w16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void w32(uint8_t *p, uint32_t v) { w16(p, v >> 16); w16(p + 2, v); }
+
+/* A segment with raw option bytes: SACK blocks around the stack's
+ * sequence space, or garbage (bad lengths, unknown kinds). */
+static void send_raw_opts(struct harness *h, uint8_t flags, uint32_t seq, uint32_t ack)
+{
+    static const uint8_t hmac[6] = { 0x02, 0, 0, 0, 0, 0x01 }, pmac[6] = { 0x02, 0, 0, 0, 0, 0x02 };
+    uint8_t f[14 + 20 + 60 + 64];
+    uint8_t opt[40];
+    size_t olen;
+    if (rnd() % 2) {
+        unsigned nb = 1 + rnd() % 4;
+        opt[0] = 1;
+        opt[1] = 1;
+        opt[2] = 5;
+        opt[3] = (uint8_t)(2 + 8 * nb);
+        for (unsigned i = 0; i < nb; i++) {
+            uint32_t l = near(h->lseq - 20000);
+            w32(opt + 4 + 8 * i, l);
+            w32(opt + 8 + 8 * i, rnd() % 4 ? l + rnd() % 9000 : rnd());
+        }
+        olen = 4 + 8 * nb;
+    } else {
+        olen = 4 * (1 + rnd() % 10);
+        for (size_t i = 0; i < olen; i++)
+            opt[i] = (uint8_t)(rnd() % 4 ? rnd() % 10 : rnd());
+    }
+    size_t dlen = rnd() % 3 ? 0 : rnd() % 64;
+    size_t thl = 20 + olen, l4 = thl + dlen;
+    memcpy(f, hmac, 6);
+    memcpy(f + 6, pmac, 6);
+    w16(f + 12, 0x0800);
+    uint8_t *ip = f + 14;
+    memset(ip, 0, 20);
+    ip[0] = 0x45;
+    w16(ip + 2, (uint32_t)(20 + l4));
+    w16(ip + 6, 0x4000);
+    ip[8] = 64;
+    ip[9] = 6;
+    w32(ip + 12, H_PEER);
+    w32(ip + 16, H_ADDR);
+    w16(ip + 10, h_csum(ip, 20, 0));
+    uint8_t *t = ip + 20;
+    w16(t, H_RPORT);
+    w16(t + 2, H_LPORT);
+    w32(t + 4, seq);
+    w32(t + 8, ack);
+    t[12] = (uint8_t)((thl / 4) << 4);
+    t[13] = flags;
+    w16(t + 14, rnd());
+    w16(t + 16, 0);
+    w16(t + 18, 0);
+    memcpy(t + 20, opt, olen);
+    for (size_t i = 0; i < dlen; i++)
+        t[thl + i] = (uint8_t)rnd();
+    uint32_t ps = (H_PEER >> 16) + (H_PEER & 0xffff) + (H_ADDR >> 16) + (H_ADDR & 0xffff) + 6u +
+                  (uint32_t)l4;
+    w16(t + 16, h_csum(t, l4, ps));
+    h_input(h, f, 14 + 20 + l4);
+}
+
 static void storm(struct harness *h, unsigned n)
 {
     static uint8_t data[3000];
@@ -61,10 +123,13 @@ static void storm(struct harness *h, unsigned n)
         }
         if (rnd() % 50 == 0)
             s.sport = (uint16_t)(1 + rnd() % 65535);
-        send_seg(h, &s);
+        if (rnd() % 4 == 0)
+            send_raw_opts(h, (uint8_t)((s.flags & ~(SYN | RST)) | ACK), s.seq, s.ack);
+        else
+            send_seg(h, &s);
         if (rnd() % 8 == 0)
             h_advance(h, (uint64_t)(rnd() % 3000) * 1000000ull);
-        if (h->sk && rnd() % 16 == 0) {
+        if (h->sk && rnd() % 6 == 0) {
             uint8_t b[512];
             switch (rnd() % 5) {
             case 0: tcpsm_sock_send(h->sk, data, rnd() % 2000, h->now); break;
