@@ -442,8 +442,6 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
             tcp_rto_stop(sk);
             established(sk, now);
             tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
-            if (sk->fin_queued)         /* shutdown() during SYN-RECEIVED */
-                tcp_set_state(sk, TCPSM_FIN_WAIT_1, "app shutdown", NULL, false);
             tcp_wake(sk);
             tcp_output(sk, now);
             return;
@@ -546,8 +544,6 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         sk->snd_wl2 = seg->ack;
         established(sk, now);
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv ACK", seg, false);
-        if (sk->fin_queued)             /* shutdown() during SYN-RECEIVED */
-            tcp_set_state(sk, TCPSM_FIN_WAIT_1, "app shutdown", NULL, false);
         if (sk->passive && l) {
             /* SYN queue -> accept queue */
             struct tcpsm_sock **pp = &l->synq;
