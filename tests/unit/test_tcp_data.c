@@ -463,3 +463,43 @@ Test(tcp_options, paws_24_day_idle)
     cr_assert_eq(tcpsm_sock_rxavail(h->sk), 2);
     h_free(h);
 }
+
+/* RFC 5681 3.1 / RFC 6928: the initial window is min(10*MSS, max(2*MSS,
+ * 14600)) = 10 segments of 1460; slow start adds one MSS per ACK, so ten
+ * ACKs, each for one segment, release twenty new segments. */
+Test(tcp_established, initial_window_and_slow_start)
+{
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    cfg.sndbuf = 1u << 20;
+    struct harness *h = h_new(&cfg);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[60 * 1460];
+    h_pattern(d, sizeof d, 80);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), (ssize_t)sizeof d);
+    uint32_t b = h->lseq;
+    unsigned n = 0;
+    struct seg s;
+    while (recv_seg(h, &s)) {
+        cr_assert_eq(s.seq, b + 1460u * n);
+        cr_assert_eq(s.len, 1460);
+        n++;
+    }
+    cr_assert_eq(n, 10, "initial window of %u segments", n);
+    struct tcpsm_tcp_info info;
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.snd_cwnd, 10);
+    unsigned more = 0;
+    for (unsigned i = 1; i <= 10; i++) {
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 1460u * i, .win = H_RWIN);
+        while (recv_seg(h, &s)) {
+            cr_assert_eq(s.seq, b + 1460u * (10 + more));
+            more++;
+        }
+    }
+    cr_assert_eq(more, 20, "%u segments after ten ACKs in slow start", more);
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.snd_cwnd, 20);
+    h_free(h);
+}

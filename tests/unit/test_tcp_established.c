@@ -631,3 +631,26 @@ Test(tcp_established, reassembly_random_overlaps)
         h_free(h);
     }
 }
+
+/* RFC 5961 7: challenge ACKs are rate-limited (1000 per second, as Linux),
+ * so a blind RST flood cannot make us flood back. */
+Test(tcp_established, challenge_ack_rate_limit)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    for (uint32_t i = 1; i <= 3000; i++)
+        SEND(h, .flags = RST, .seq = h->rseq + i, .win = 0);
+    unsigned acks = 0;
+    struct seg s;
+    while (recv_seg(h, &s)) {
+        cr_assert_eq(s.flags, ACK);
+        acks++;
+    }
+    cr_assert(acks >= 1 && acks <= 1000, "%u challenge ACKs for 3000 RSTs in one instant", acks);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    /* A second later the budget is back. */
+    h_advance(h, SEC(1));
+    SEND(h, .flags = RST, .seq = h->rseq + 5, .win = 0);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq);
+    h_free(h);
+}
