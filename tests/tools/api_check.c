@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -603,6 +604,56 @@ static void check_fork(void)
     close(s);
 }
 
+/* Threads: each opens, uses and closes its own connections while the
+ * others do the same (fd numbers are reused across threads all the time);
+ * one of them waits in epoll, one in poll, the rest block in recv. */
+#define MT_THREADS 4
+#define MT_CONNS 40
+static void *mt_worker(void *arg)
+{
+    long id = (long)arg;
+    long ok = 0;
+    char out[1000], in[1000];
+    for (int i = 0; i < MT_CONNS; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = peer(0);
+        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+            close(s);
+            continue;
+        }
+        memset(out, (int)('a' + (id * MT_CONNS + i) % 26), sizeof(out));
+        bool good = send_all(s, out, sizeof(out));
+        if (good && id == 0) {
+            int ep = epoll_create1(0);
+            struct epoll_event ev = { .events = EPOLLIN, .data.fd = s }, o;
+            epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+            good = epoll_wait(ep, &o, 1, 10000) == 1 && o.data.fd == s;
+            close(ep);
+        } else if (good && id == 1) {
+            good = poll1(s, POLLIN, 10000) & POLLIN;
+        }
+        good = good && recv_all(s, in, sizeof(in)) && memcmp(in, out, sizeof(in)) == 0;
+        ok += good;
+        close(s);
+    }
+    return (void *)ok;
+}
+
+static void check_threads(void)
+{
+    pthread_t th[MT_THREADS];
+    for (long i = 0; i < MT_THREADS; i++)
+        pthread_create(&th[i], NULL, mt_worker, (void *)i);
+    long total = 0;
+    for (int i = 0; i < MT_THREADS; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        total += (long)r;
+    }
+    CHECK("threads: 4 x 40 connections echo concurrently", total == MT_THREADS * MT_CONNS, "%ld ok",
+          total);
+}
+
 /* closefrom(3), as daemons do: every fd of ours goes, the runtime's stay,
  * so the stack keeps working. */
 static void check_closefrom(void)
@@ -640,6 +691,7 @@ int main(int argc, char **argv)
     check_loopback();
     check_any_listener();
     check_fork();
+    check_threads();
     check_closefrom();
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;

@@ -469,3 +469,34 @@ Test(tcp_pair, everything_at_once)
                                    .corrupt_pct = 1, .delay_ns = 5000000, .jitter_ns = 2000000,
                                    .bandwidth_bps = 100000000 }, 18);
 }
+
+/* Thirty seeded mixes of every impairment, both directions, every close
+ * order: each stream arrives whole, in order, once. */
+static uint64_t mix_rng;
+static double mix(double max)
+{
+    mix_rng ^= mix_rng << 13;
+    mix_rng ^= mix_rng >> 7;
+    mix_rng ^= mix_rng << 17;
+    return (double)(mix_rng % 1000000) / 1000000.0 * max;
+}
+
+Test(tcp_pair, mixed_impairments_30_seeds)
+{
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        mix_rng = 88172645463325252ull + seed * 7919;
+        struct memlink_params lp = {
+            .loss_pct = mix(10), .dup_pct = mix(10), .reorder_pct = mix(20),
+            .corrupt_pct = mix(5), .delay_ns = (uint64_t)mix(20e6), .jitter_ns = (uint64_t)mix(10e6),
+            .bandwidth_bps = mix(1) < 0.5 ? 0 : (uint64_t)(1e6 + mix(1e9)),
+        };
+        struct pair *pr = pair_new(&lp, seed);
+        pair_connect(pr);
+        cr_assert(run_until(pr, 3600 * P_SEC, established), "seed %llu: no connection",
+                  (unsigned long long)seed);
+        transfer(pr, 100000 + (uint64_t)mix(300000), 100000 + (uint64_t)mix(300000),
+                 (int)mix(3), 36000 * P_SEC);
+        finish(pr);
+        pair_free(pr);
+    }
+}
