@@ -48,6 +48,10 @@ static void set_mss(struct tcpsm_sock *sk, const struct tcp_opts *o)
 static void established(struct tcpsm_sock *sk, uint64_t now)
 {
     sk->syn_acked = true;
+    /* RFC 6298 5.7: a SYN (or SYN+ACK) timed out and no RTT was measured:
+     * start the data phase with an RTO of 3 s */
+    if (sk->retries && !sk->srtt_us && !sk->rttvar_us && sk->rto_us < 3000000u)
+        sk->rto_us = 3000000u;
     tcp_cong_init(sk);
     sk->done = true;
     sk->retries = sk->backoff = 0;

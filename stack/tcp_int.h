@@ -215,7 +215,6 @@ uint8_t tcp_pick_wscale(uint32_t rcvbuf);
 
 /* tcp_opt.c */
 void tcp_opt_parse(const uint8_t *p, size_t len, bool syn, struct tcp_opts *o);
-size_t tcp_opt_syn_len(const struct tcpsm_sock *sk, bool synack);
 size_t tcp_opt_build(const struct tcpsm_sock *sk, uint8_t *p, uint8_t flags, uint64_t now,
                      bool with_sack);
 size_t tcp_opt_len(const struct tcpsm_sock *sk, uint8_t flags, bool with_sack);
@@ -246,7 +245,6 @@ uint32_t tcp_rcv_space(const struct tcpsm_sock *sk);
 uint32_t tcp_send_mss(const struct tcpsm_sock *sk);
 void tcp_window_update(struct tcpsm_sock *sk, uint64_t now);
 uint32_t tcp_unsent(const struct tcpsm_sock *sk);
-uint32_t tcp_flight(const struct tcpsm_sock *sk);
 
 /* tcp_timer.c */
 void tcp_timer_update(struct tcpsm_sock *sk);

@@ -105,11 +105,6 @@ uint32_t tcp_unsent(const struct tcpsm_sock *sk)
     return off < sk->sndq.len ? sk->sndq.len - off : 0;
 }
 
-uint32_t tcp_flight(const struct tcpsm_sock *sk)
-{
-    return sk->snd_nxt - sk->snd_una;
-}
-
 /* Build and queue one segment of this connection. Payload: len bytes of
  * the send ring starting at sequence seq. */
 static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t len, uint64_t now)
