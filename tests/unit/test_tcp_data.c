@@ -48,6 +48,7 @@ Test(tcp_options, window_scale)
     uint8_t d[1000];
     h_pattern(d, sizeof d, 30);
     cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 1000);
+    cr_assert(h_wait_seg(h, SEC(1)) != UINT64_MAX, "window never used");   /* SWS override */
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 400, .data = d);
     expect_no_seg(h);
     h_free(h);
@@ -72,6 +73,7 @@ Test(tcp_options, window_scale_only_if_both)
     uint8_t d[1000];
     h_pattern(d, sizeof d, 31);
     cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 1000);
+    cr_assert(h_wait_seg(h, SEC(1)) != UINT64_MAX, "window never used");   /* SWS override */
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 100, .data = d);
     expect_no_seg(h);
     h_free(h);
