@@ -535,6 +535,43 @@ static void check_loopback(void)
     close(l);
 }
 
+/* SA_RESTART: a blocking recv interrupted by such a handler goes on and
+ * returns the data that comes after the signal (a helper thread sends it
+ * once the handler has run). */
+static int restart_sock;
+static void *restart_sender(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);     /* the signal is for the main thread */
+    for (int i = 0; i < 500 && !got_sig; i++)
+        poll(NULL, 0, 10);
+    send_all(restart_sock, "R", 1);
+    return NULL;
+}
+
+static void check_sa_restart(void)
+{
+    struct sigaction sa = { .sa_handler = on_sig, .sa_flags = SA_RESTART }, old_alrm, old_pipe;
+    sigaction(SIGALRM, &sa, &old_alrm);
+    sigaction(SIGPIPE, &sa, &old_pipe);
+    restart_sock = conn(0);
+    got_sig = 0;
+    pthread_t th;
+    pthread_create(&th, NULL, restart_sender, NULL);
+    struct itimerval it = { .it_value = { 0, 100000 } };
+    setitimer(ITIMER_REAL, &it, NULL);
+    char c = 0;
+    ssize_t r = recv(restart_sock, &c, 1, 0);
+    CHECK("SA_RESTART handler during a blocking recv: restarted, then the data",
+          r == 1 && c == 'R' && got_sig == SIGALRM, "r=%zd sig=%d", r, (int)got_sig);
+    pthread_join(th, NULL);
+    close(restart_sock);
+    sigaction(SIGALRM, &old_alrm, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+}
+
 /* A listener on INADDR_ANY: loopback clients reach it as well (the shim
  * listens on the placeholder in the kernel too); poll, epoll and accept4
  * see them. */
@@ -687,6 +724,7 @@ int main(int argc, char **argv)
     check_fd_calls();
     check_oneshot_and_et();
     check_sigpipe_and_eintr();
+    check_sa_restart();
     check_bad_args();
     check_loopback();
     check_any_listener();
