@@ -95,7 +95,7 @@ clean: ## remove build outputs
 
 help: ## this list
 	@echo "tcpsm make targets:"
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## (.*)/  \1\t\2/' | expand -t 16
+	@grep -hE '^[a-z]+:.*## ' Makefile | sed -E 's/^([a-z]+):.*## (.*)/  \1\t\2/' | expand -t 16
 	@echo "variables: SAN=1 (sanitizer build of the unit tests), V=1 (show commands)"
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -81,3 +81,21 @@ void shim_sigpipe(void)
 {
     pthread_kill(pthread_self(), SIGPIPE);
 }
+
+/* Linux restarts a blocking socket call (without SO_RCVTIMEO/SO_SNDTIMEO)
+ * interrupted by a handler installed with SA_RESTART. The runtime only says
+ * "a handler ran", not which: restart when every installed handler has
+ * SA_RESTART, so that no handler without it is ever restarted over. */
+bool shim_sa_restart(void)
+{
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
+            continue;
+        if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
+            continue;
+        if (!(sa.sa_flags & SA_RESTART))
+            return false;
+    }
+    return true;
+}

@@ -43,7 +43,11 @@ static ssize_t stack_send(struct shim_sock *s, const struct iovec *iov, int cnt,
     if (r < 0)
         return r;
     int nb = atomic_load(&s->nonblock) || (flags & MSG_DONTWAIT);
-    ssize_t n = tcpsm_send(s->sk, iov, cnt, nb, atomic_load(&s->sndtimeo_ns));
+    int64_t to = atomic_load(&s->sndtimeo_ns);
+    ssize_t n;
+    do
+        n = tcpsm_send(s->sk, iov, cnt, nb, to);
+    while (n == -EINTR && !nb && to < 0 && shim_sa_restart());
     if (n == -EPIPE && !(flags & MSG_NOSIGNAL))
         shim_sigpipe();
     return n;
@@ -63,8 +67,12 @@ static ssize_t stack_recv(struct shim_sock *s, const struct iovec *iov, int cnt,
     if (r < 0)
         return r;
     int nb = atomic_load(&s->nonblock) || (flags & MSG_DONTWAIT);
-    return tcpsm_recv(s->sk, iov, cnt, flags & (MSG_PEEK | MSG_WAITALL), nb,
-                      atomic_load(&s->rcvtimeo_ns));
+    int64_t to = atomic_load(&s->rcvtimeo_ns);
+    ssize_t n;
+    do
+        n = tcpsm_recv(s->sk, iov, cnt, flags & (MSG_PEEK | MSG_WAITALL), nb, to);
+    while (n == -EINTR && !nb && to < 0 && shim_sa_restart());
+    return n;
 }
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)

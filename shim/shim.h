@@ -200,6 +200,8 @@ int64_t shim_now_ns(void);
 /* Socket timeout from a struct timeval option value; -1 = none. */
 int64_t shim_tv_to_ns(const struct timeval *tv);
 void shim_sigpipe(void);
+/* After -EINTR from a blocking call: should it be restarted (SA_RESTART)? */
+bool shim_sa_restart(void);
 /* Applies an option to the stack socket or records it for later (s->mu held). */
 int shim_stack_setopt(struct shim_sock *s, enum tcpsm_opt opt, int val);
 

@@ -48,6 +48,10 @@ static void set_mss(struct tcpsm_sock *sk, const struct tcp_opts *o)
 static void established(struct tcpsm_sock *sk, uint64_t now)
 {
     sk->syn_acked = true;
+    /* RFC 6298 5.7: a SYN (or SYN+ACK) timed out and no RTT was measured:
+     * start the data phase with an RTO of 3 s */
+    if (sk->retries && !sk->srtt_us && !sk->rttvar_us && sk->rto_us < 3000000u)
+        sk->rto_us = 3000000u;
     tcp_cong_init(sk);
     sk->done = true;
     sk->retries = sk->backoff = 0;
@@ -438,8 +442,6 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
             tcp_rto_stop(sk);
             established(sk, now);
             tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
-            if (sk->fin_queued)         /* shutdown() during SYN-RECEIVED */
-                tcp_set_state(sk, TCPSM_FIN_WAIT_1, "app shutdown", NULL, false);
             tcp_wake(sk);
             tcp_output(sk, now);
             return;
@@ -542,8 +544,6 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         sk->snd_wl2 = seg->ack;
         established(sk, now);
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv ACK", seg, false);
-        if (sk->fin_queued)             /* shutdown() during SYN-RECEIVED */
-            tcp_set_state(sk, TCPSM_FIN_WAIT_1, "app shutdown", NULL, false);
         if (sk->passive && l) {
             /* SYN queue -> accept queue */
             struct tcpsm_sock **pp = &l->synq;

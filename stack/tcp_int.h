@@ -31,6 +31,7 @@
 #define TCP_RETRIES_SYN     6           /* Linux tcp_syn_retries */
 #define TCP_RETRIES_SYNACK  5           /* Linux tcp_synack_retries */
 #define TCP_DELACK_NS       (40 * MS_NS)
+#define TCP_CORK_NS         (200 * MS_NS)   /* TCP_CORK ceiling, as Linux */
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_RING_INIT       (16u * 1024u)   /* first allocation of a buffer ring */
@@ -157,6 +158,8 @@ struct tcpsm_sock {
 
     /* socket options */
     bool nodelay, cork, keepalive, reuseaddr;
+    bool cork_push;                     /* the cork ceiling passed: send partial segments */
+    uint64_t cork_at;
     int keepidle, keepintvl, keepcnt;   /* seconds / count */
     int linger;                         /* -1 off */
     uint32_t user_timeout_ms;
@@ -212,7 +215,6 @@ uint8_t tcp_pick_wscale(uint32_t rcvbuf);
 
 /* tcp_opt.c */
 void tcp_opt_parse(const uint8_t *p, size_t len, bool syn, struct tcp_opts *o);
-size_t tcp_opt_syn_len(const struct tcpsm_sock *sk, bool synack);
 size_t tcp_opt_build(const struct tcpsm_sock *sk, uint8_t *p, uint8_t flags, uint64_t now,
                      bool with_sack);
 size_t tcp_opt_len(const struct tcpsm_sock *sk, uint8_t flags, bool with_sack);
@@ -243,7 +245,6 @@ uint32_t tcp_rcv_space(const struct tcpsm_sock *sk);
 uint32_t tcp_send_mss(const struct tcpsm_sock *sk);
 void tcp_window_update(struct tcpsm_sock *sk, uint64_t now);
 uint32_t tcp_unsent(const struct tcpsm_sock *sk);
-uint32_t tcp_flight(const struct tcpsm_sock *sk);
 
 /* tcp_timer.c */
 void tcp_timer_update(struct tcpsm_sock *sk);

@@ -105,11 +105,6 @@ uint32_t tcp_unsent(const struct tcpsm_sock *sk)
     return off < sk->sndq.len ? sk->sndq.len - off : 0;
 }
 
-uint32_t tcp_flight(const struct tcpsm_sock *sk)
-{
-    return sk->snd_nxt - sk->snd_una;
-}
-
 /* Build and queue one segment of this connection. Payload: len bytes of
  * the send ring starting at sequence seq. */
 static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t len, uint64_t now)
@@ -328,8 +323,14 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
                 if (in_flight && len < sk->max_snd_wnd / 2)
                     break;
             } else if (!sk->fin_queued) {
-                if (sk->cork)
+                if (sk->cork && !sk->cork_push) {
+                    /* Linux: corked output waits at most 200 ms */
+                    if (!sk->cork_at) {
+                        sk->cork_at = now + TCP_CORK_NS;
+                        tcp_timer_update(sk);
+                    }
                     break;
+                }
                 if (!sk->nodelay && in_flight && seq_gt(sk->snd_sml, sk->snd_una))
                     break;              /* Nagle (Minshall): one small segment in flight */
             }

@@ -257,12 +257,8 @@ static void send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
 {
     int next;
     switch (sk->state) {
-    case TCPSM_SYN_RECEIVED:
-        /* simultaneous open: "queue for processing after entering the
-         * ESTABLISHED state" (RFC 9293 3.10.4); tcp_input sends it then */
-        sk->fin_queued = true;
-        return;
     case TCPSM_ESTABLISHED:
+    case TCPSM_SYN_RECEIVED:
         next = TCPSM_FIN_WAIT_1;
         break;
     case TCPSM_CLOSE_WAIT:

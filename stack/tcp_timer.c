@@ -10,8 +10,9 @@
 void tcp_timer_update(struct tcpsm_sock *sk)
 {
     uint64_t d = UINT64_MAX;
-    const uint64_t v[5] = { sk->rto_at, sk->persist_at, sk->dack_at, sk->ka_at, sk->state_at };
-    for (int i = 0; i < 5; i++)
+    const uint64_t v[6] = { sk->rto_at, sk->persist_at, sk->dack_at, sk->ka_at, sk->state_at,
+                            sk->cork_at };
+    for (int i = 0; i < 6; i++)
         if (v[i] && v[i] < d)
             d = v[i];
     if (d == UINT64_MAX) {
@@ -120,7 +121,7 @@ void tcp_persist_check(struct tcpsm_sock *sk, uint64_t now)
 void tcp_timewait_start(struct tcpsm_sock *sk, uint64_t now)
 {
     uint32_t msl = sk->st->cfg.msl_ms ? sk->st->cfg.msl_ms : TCP_MSL_MS_DEF;
-    sk->rto_at = sk->persist_at = sk->dack_at = sk->ka_at = 0;
+    sk->rto_at = sk->persist_at = sk->dack_at = sk->ka_at = sk->cork_at = 0;
     sk->state_at = now + 2ull * msl * MS_NS;
     tcp_release_buffers(sk);            /* TIME-WAIT keeps only the TCB */
     tcp_timer_update(sk);
@@ -258,6 +259,12 @@ void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now)
         sk->ka_at = 0;
         if (!on_keepalive(sk, now))
             return;
+    }
+    if (sk->cork_at && now >= sk->cork_at) {
+        sk->cork_at = 0;
+        sk->cork_push = true;
+        tcp_output(sk, now);
+        sk->cork_push = false;
     }
     tcp_timer_update(sk);
 }

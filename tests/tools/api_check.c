@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -534,6 +535,43 @@ static void check_loopback(void)
     close(l);
 }
 
+/* SA_RESTART: a blocking recv interrupted by such a handler goes on and
+ * returns the data that comes after the signal (a helper thread sends it
+ * once the handler has run). */
+static int restart_sock;
+static void *restart_sender(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);     /* the signal is for the main thread */
+    for (int i = 0; i < 500 && !got_sig; i++)
+        poll(NULL, 0, 10);
+    send_all(restart_sock, "R", 1);
+    return NULL;
+}
+
+static void check_sa_restart(void)
+{
+    struct sigaction sa = { .sa_handler = on_sig, .sa_flags = SA_RESTART }, old_alrm, old_pipe;
+    sigaction(SIGALRM, &sa, &old_alrm);
+    sigaction(SIGPIPE, &sa, &old_pipe);
+    restart_sock = conn(0);
+    got_sig = 0;
+    pthread_t th;
+    pthread_create(&th, NULL, restart_sender, NULL);
+    struct itimerval it = { .it_value = { 0, 100000 } };
+    setitimer(ITIMER_REAL, &it, NULL);
+    char c = 0;
+    ssize_t r = recv(restart_sock, &c, 1, 0);
+    CHECK("SA_RESTART handler during a blocking recv: restarted, then the data",
+          r == 1 && c == 'R' && got_sig == SIGALRM, "r=%zd sig=%d", r, (int)got_sig);
+    pthread_join(th, NULL);
+    close(restart_sock);
+    sigaction(SIGALRM, &old_alrm, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+}
+
 /* A listener on INADDR_ANY: loopback clients reach it as well (the shim
  * listens on the placeholder in the kernel too); poll, epoll and accept4
  * see them. */
@@ -603,6 +641,56 @@ static void check_fork(void)
     close(s);
 }
 
+/* Threads: each opens, uses and closes its own connections while the
+ * others do the same (fd numbers are reused across threads all the time);
+ * one of them waits in epoll, one in poll, the rest block in recv. */
+#define MT_THREADS 4
+#define MT_CONNS 40
+static void *mt_worker(void *arg)
+{
+    long id = (long)arg;
+    long ok = 0;
+    char out[1000], in[1000];
+    for (int i = 0; i < MT_CONNS; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = peer(0);
+        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+            close(s);
+            continue;
+        }
+        memset(out, (int)('a' + (id * MT_CONNS + i) % 26), sizeof(out));
+        bool good = send_all(s, out, sizeof(out));
+        if (good && id == 0) {
+            int ep = epoll_create1(0);
+            struct epoll_event ev = { .events = EPOLLIN, .data.fd = s }, o;
+            epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+            good = epoll_wait(ep, &o, 1, 10000) == 1 && o.data.fd == s;
+            close(ep);
+        } else if (good && id == 1) {
+            good = poll1(s, POLLIN, 10000) & POLLIN;
+        }
+        good = good && recv_all(s, in, sizeof(in)) && memcmp(in, out, sizeof(in)) == 0;
+        ok += good;
+        close(s);
+    }
+    return (void *)ok;
+}
+
+static void check_threads(void)
+{
+    pthread_t th[MT_THREADS];
+    for (long i = 0; i < MT_THREADS; i++)
+        pthread_create(&th[i], NULL, mt_worker, (void *)i);
+    long total = 0;
+    for (int i = 0; i < MT_THREADS; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        total += (long)r;
+    }
+    CHECK("threads: 4 x 40 connections echo concurrently", total == MT_THREADS * MT_CONNS, "%ld ok",
+          total);
+}
+
 /* closefrom(3), as daemons do: every fd of ours goes, the runtime's stay,
  * so the stack keeps working. */
 static void check_closefrom(void)
@@ -636,10 +724,12 @@ int main(int argc, char **argv)
     check_fd_calls();
     check_oneshot_and_et();
     check_sigpipe_and_eintr();
+    check_sa_restart();
     check_bad_args();
     check_loopback();
     check_any_listener();
     check_fork();
+    check_threads();
     check_closefrom();
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;

@@ -48,6 +48,7 @@ Test(tcp_options, window_scale)
     uint8_t d[1000];
     h_pattern(d, sizeof d, 30);
     cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 1000);
+    cr_assert(h_wait_seg(h, SEC(1)) != UINT64_MAX, "window never used");   /* SWS override */
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 400, .data = d);
     expect_no_seg(h);
     h_free(h);
@@ -72,6 +73,7 @@ Test(tcp_options, window_scale_only_if_both)
     uint8_t d[1000];
     h_pattern(d, sizeof d, 31);
     cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 1000);
+    cr_assert(h_wait_seg(h, SEC(1)) != UINT64_MAX, "window never used");   /* SWS override */
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 100, .data = d);
     expect_no_seg(h);
     h_free(h);
@@ -407,5 +409,99 @@ Test(tcp_options, sack_recovery_resends_holes_only)
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 6 * M, .win = H_RWIN);
     cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
     cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_rto, 0);
+    h_free(h);
+}
+
+/* RFC 7323 4.3: with delayed ACKs, the ACK echoes the TSval of the earliest
+ * unacknowledged segment (TS.Recent moves only when SEG.SEQ <= Last.ACK.sent). */
+Test(tcp_options, timestamp_echo_with_delayed_ack)
+{
+    struct harness *h = h_new(NULL);
+    established_with(h, 0, true, false);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 3000, .data = "a", .len = 1);
+    SEND(h, .flags = ACK, .seq = h->rseq + 1, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 3100, .data = "b", .len = 1);
+    h->rseq += 2;
+    h_advance(h, MS(500));
+    struct seg s, last = { 0 };
+    unsigned acks = 0;
+    while (recv_seg(h, &s)) {
+        last = s;
+        acks++;
+    }
+    cr_assert_eq(last.ack, h->rseq);
+    cr_assert(last.ts);
+    /* One delayed ACK for both echoes 3000; had the first byte been ACKed at
+     * once, the second ACK would rightly echo 3100. */
+    cr_assert_eq(last.tsecr, acks == 1 ? 3000u : 3100u, "tsecr %u after %u ACKs", last.tsecr,
+                 acks);
+    h_free(h);
+}
+
+/* RFC 7323 5.5: TS.Recent older than 24 days is invalidated, so an idle
+ * connection's old timestamps do not make PAWS drop the peer forever. */
+Test(tcp_options, paws_24_day_idle)
+{
+    struct harness *h = h_new(NULL);
+    established_with(h, 0, true, false);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 0x70000000u, .data = "x", .len = 1);
+    h->rseq += 1;
+    h_advance(h, MS(500));
+    h_drain(h);
+    h_advance(h, SEC(25ull * 86400));
+    h_drain(h);
+    /* The peer's clock wrapped meanwhile: a TSval "older" than TS.Recent. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 5, .data = "y", .len = 1);
+    h->rseq += 1;
+    h_advance(h, MS(500));
+    struct seg s;
+    uint32_t last = 0;
+    while (recv_seg(h, &s))
+        last = s.ack;
+    cr_assert_eq(last, h->rseq, "segment dropped by PAWS after 25 idle days");
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 2);
+    h_free(h);
+}
+
+/* RFC 5681 3.1 / RFC 6928: the initial window is min(10*MSS, max(2*MSS,
+ * 14600)) = 10 segments of 1460; slow start adds one MSS per ACK, so ten
+ * ACKs, each for one segment, release twenty new segments. */
+Test(tcp_established, initial_window_and_slow_start)
+{
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    cfg.sndbuf = 1u << 20;
+    struct harness *h = h_new(&cfg);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[60 * 1460];
+    h_pattern(d, sizeof d, 80);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), (ssize_t)sizeof d);
+    uint32_t b = h->lseq;
+    unsigned n = 0;
+    struct seg s;
+    while (recv_seg(h, &s)) {
+        cr_assert_eq(s.seq, b + 1460u * n);
+        cr_assert_eq(s.len, 1460);
+        n++;
+    }
+    cr_assert_eq(n, 10, "initial window of %u segments", n);
+    struct tcpsm_tcp_info info;
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.snd_cwnd, 10);
+    unsigned more = 0;
+    for (unsigned i = 1; i <= 10; i++) {
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 1460u * i, .win = H_RWIN);
+        while (recv_seg(h, &s)) {
+            cr_assert_eq(s.seq, b + 1460u * (10 + more));
+            more++;
+        }
+    }
+    cr_assert_eq(more, 20, "%u segments after ten ACKs in slow start", more);
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.snd_cwnd, 20);
     h_free(h);
 }

@@ -123,7 +123,9 @@ static void storm(struct harness *h, unsigned n)
         }
         if (rnd() % 50 == 0)
             s.sport = (uint16_t)(1 + rnd() % 65535);
-        if (rnd() % 4 == 0)
+        if (rnd() % 64 == 0)
+            send_icmp_unreach(h, (uint8_t)(rnd() % 16), near(h->lseq));
+        else if (rnd() % 4 == 0)
             send_raw_opts(h, (uint8_t)((s.flags & ~(SYN | RST)) | ACK), s.seq, s.ack);
         else
             send_seg(h, &s);

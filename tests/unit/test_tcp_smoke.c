@@ -552,3 +552,27 @@ Test(tcp_smoke, close_in_time_wait_with_unread_data)
     cr_assert_eq(tcpsm_stack_nsocks(p.b), 0);
     pair_fini(&p);
 }
+
+/* TCP_CORK holds a partial segment, at most 200 ms (Linux); uncorking
+ * sends it at once. */
+Test(tcp_smoke, cork_ceiling)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 1 * MSEC };
+    pair_init(&p, &lp, 11);
+    struct conn c;
+    connect_pair(&p, &c);
+    cr_assert_eq(tcpsm_sock_setopt(c.cli, TCPSM_OPT_CORK, 1), 0);
+    cr_assert_eq(tcpsm_sock_send(c.cli, "corked", 6, p.now), 6);
+    run_for(&p, 150 * MSEC);
+    cr_assert_eq(tcpsm_sock_rxavail(c.srv), 0, "partial segment left while corked");
+    run_for(&p, 100 * MSEC);
+    cr_assert_eq(tcpsm_sock_rxavail(c.srv), 6, "cork held data beyond 200 ms");
+    cr_assert_eq(tcpsm_sock_send(c.cli, "again", 5, p.now), 5);
+    run_for(&p, 10 * MSEC);
+    cr_assert_eq(tcpsm_sock_rxavail(c.srv), 6);
+    cr_assert_eq(tcpsm_sock_setopt(c.cli, TCPSM_OPT_CORK, 0), 0);
+    run_for(&p, 10 * MSEC);
+    cr_assert_eq(tcpsm_sock_rxavail(c.srv), 11);
+    pair_fini(&p);
+}

@@ -1,0 +1,181 @@
+/* The runtime's sleep/wake mechanism (runtime_wait.c) without a link:
+ * deadlines, wake-ups from another thread, coalescing, EINTR, the poller
+ * list, and which core events wake a sleeper. Outcomes only, no timing. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+static void lock(void) { rt_lock(); }
+static void unlock(void) { rt_unlock(); }
+
+Test(runtime_wait, deadline_passes_with_eagain)
+{
+    struct rt_waiter *w = rt_waiter_self();
+    cr_assert_not_null(w);
+    cr_assert(tcpsm_rt_owns_fd(w->efd));
+    lock();
+    cr_assert_eq(rt_wait(w, rt_now() + 20 * 1000000ull), -EAGAIN);
+    cr_assert_eq(rt_wait(w, rt_now()), -EAGAIN, "a deadline already passed");
+    unlock();
+}
+
+static struct rt_waiter *target;
+static atomic_int go;
+
+static void *signaller(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&go))
+        sched_yield();
+    lock();
+    rt_signal(target);
+    rt_signal(target);          /* coalesced with the first */
+    unlock();
+    return NULL;
+}
+
+Test(runtime_wait, wake_from_another_thread_is_not_lost)
+{
+    struct rt_waiter *w = rt_waiter_self();
+    target = w;
+    atomic_store(&go, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, signaller, NULL);
+    lock();
+    atomic_store(&go, 1);       /* the signal may come before or during the sleep */
+    int r = rt_wait(w, rt_now() + 10ull * 1000000000);
+    unlock();
+    pthread_join(t, NULL);
+    cr_assert_eq(r, 0);
+    cr_assert_not(w->signalled);
+    uint64_t v;
+    cr_assert_eq(read(w->efd, &v, sizeof(v)), -1, "drained: nothing left to read");
+}
+
+Test(runtime_wait, coalesced_signal_writes_once)
+{
+    struct rt_waiter *w = rt_waiter_self();
+    lock();
+    rt_signal(w);
+    rt_signal(w);
+    rt_signal(w);
+    uint64_t v = 0;
+    cr_assert_eq(read(w->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+    cr_assert_eq(v, 1);
+    w->signalled = false;
+    unlock();
+}
+
+static void on_usr1(int sig) { (void)sig; }
+static pthread_t sleeper;
+static atomic_int sleeping_done;
+
+static void *interrupter(void *arg)
+{
+    (void)arg;
+    /* Bounded: at most 1000 signals, until the sleeper returns. */
+    for (int i = 0; i < 1000 && !atomic_load(&sleeping_done); i++) {
+        pthread_kill(sleeper, SIGUSR1);
+        usleep(5000);
+    }
+    return NULL;
+}
+
+Test(runtime_wait, signal_handler_gives_eintr)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_RESTART;   /* poll-style waits are interrupted even so */
+    sigaction(SIGUSR1, &sa, NULL);
+    struct rt_waiter *w = rt_waiter_self();
+    sleeper = pthread_self();
+    atomic_store(&sleeping_done, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, interrupter, NULL);
+    lock();
+    int r = rt_wait(w, UINT64_MAX);
+    unlock();
+    atomic_store(&sleeping_done, 1);
+    pthread_join(t, NULL);
+    cr_assert_eq(r, -EINTR);
+}
+
+Test(runtime_wait, pollers_are_woken_and_unregistered)
+{
+    int efd = tcpsm_poller_begin();
+    cr_assert_geq(efd, 0);
+    struct rt_waiter *w = rt_waiter_self();
+    cr_assert_eq(efd, w->efd);
+    cr_assert(w->polling);
+    lock();
+    rt_wake_pollers();
+    cr_assert(w->signalled);
+    unlock();
+    cr_assert_eq(tcpsm_poller_begin(), efd, "a repeated begin re-arms");
+    cr_assert_not(w->signalled, "begin drains a pending wake-up");
+    tcpsm_poller_end();
+    cr_assert_not(w->polling);
+    lock();
+    rt_wake_pollers();
+    cr_assert_not(w->signalled, "not on the list any more");
+    unlock();
+}
+
+/* A core stack on a link that swallows frames, for real sockets. */
+static unsigned swallow(struct tcpsm_netdev *d, const struct tcpsm_frame *f, unsigned n)
+{
+    (void)d;
+    (void)f;
+    return n;
+}
+static const struct tcpsm_netdev_ops swallow_ops = { .send = swallow };
+
+Test(runtime_wait, sock_event_wakes_on_change_or_data_only)
+{
+    struct tcpsm_netdev dev = { .ops = &swallow_ops, .mtu = 1500 };
+    struct tcpsm_config cfg = { .addr = 0xc612000au, .prefix_len = 24,
+                                .mac = { 2, 0x54, 0xc6, 0x12, 0, 10 } };
+    struct tcpsm_stack *st = tcpsm_stack_new(&cfg, &dev, 1);
+    cr_assert_not_null(st);
+    struct tcpsm_sock *sk;
+    cr_assert_eq(tcpsm_sock_new(st, &sk), 0);
+    struct rt_sock rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.sk = sk;
+    tcpsm_sock_set_user(sk, &rs);
+    struct rt_waiter *w = rt_waiter_self();
+    lock();
+    rt_sock_wait_add(&rs, w);
+    rt_note_seen(&rs);          /* the sleeper looked: CLOSED, its mask */
+    unsigned seen = rs.last_events;
+
+    rt_sock_event(NULL, sk, seen);
+    cr_assert_not(w->signalled, "nothing changed: no wake-up");
+    rt_sock_event(NULL, sk, seen | TCPSM_POLLERR);
+    cr_assert(w->signalled, "a new bit wakes");
+    w->signalled = false;
+    uint64_t v;
+    cr_assert_eq(read(w->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+    rt_sock_event(NULL, sk, TCPSM_POLLIN);
+    cr_assert(w->signalled, "changed");
+    w->signalled = false;
+    cr_assert_eq(read(w->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+    rt_sock_event(NULL, sk, TCPSM_POLLIN);
+    cr_assert(w->signalled, "more data with POLLIN already set still wakes");
+    w->signalled = false;
+    cr_assert_eq(read(w->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+
+    rt_sock_wait_del(&rs, w);
+    cr_assert_null(rs.waiters);
+    tcpsm_sock_set_user(sk, NULL);
+    tcpsm_sock_close(sk, 2);
+    unlock();
+    tcpsm_stack_free(st);
+}
