@@ -500,3 +500,116 @@ Test(tcp_pair, mixed_impairments_30_seeds)
         pair_free(pr);
     }
 }
+
+/* Fifty connections at once through one listener, each carrying its own
+ * stream both ways under loss and reordering; all complete and close. */
+enum { NCONN = 50, CBYTES = 50000 };
+struct multi {
+    struct pair *pr;
+    struct tcpsm_sock *c[NCONN];       /* A's clients */
+    struct tcpsm_sock *s[NCONN];       /* B's accepted, by client port order */
+    uint16_t cport[NCONN];
+    uint64_t ctx[NCONN], crx[NCONN], stx[NCONN], srx[NCONN];
+    bool cshut[NCONN], sshut[NCONN], ceof[NCONN], seof[NCONN];
+    unsigned bad;
+};
+
+static int multi_idx(struct multi *m, struct tcpsm_sock *sk)
+{
+    uint32_t a;
+    uint16_t p;
+    if (tcpsm_sock_peer(sk, &a, &p) < 0)
+        return -1;
+    for (int i = 0; i < NCONN; i++)
+        if (m->cport[i] == p)
+            return i;
+    return -1;
+}
+
+/* Stream i: byte k is (i * 131 + k * 7) & 0xff, a different one each way. */
+static void multi_io(struct multi *m, struct tcpsm_sock *sk, int i, uint64_t *tx, uint64_t *rx,
+                     bool *shut, bool *eof, int dir, uint64_t now)
+{
+    uint8_t buf[8192];
+    while (*tx < CBYTES) {
+        size_t n = CBYTES - *tx < sizeof buf ? (size_t)(CBYTES - *tx) : sizeof buf;
+        for (size_t k = 0; k < n; k++)
+            buf[k] = (uint8_t)(i * 131 + (*tx + k) * 7 + dir);
+        ssize_t r = tcpsm_sock_send(sk, buf, n, now);
+        if (r <= 0)
+            break;
+        *tx += (uint64_t)r;
+    }
+    if (*tx == CBYTES && !*shut) {
+        tcpsm_sock_shutdown(sk, 1, now);
+        *shut = true;
+    }
+    for (;;) {
+        ssize_t r = tcpsm_sock_recv(sk, buf, sizeof buf, 0, now);
+        if (r == 0)
+            *eof = true;
+        if (r <= 0)
+            break;
+        for (ssize_t k = 0; k < r; k++)
+            if (buf[k] != (uint8_t)(i * 131 + (*rx + (uint64_t)k) * 7 + (1 - dir)))
+                m->bad++;
+        *rx += (uint64_t)r;
+    }
+}
+
+static bool multi_pump(void *arg)
+{
+    struct multi *m = arg;
+    struct pair *pr = m->pr;
+    struct tcpsm_sock *c;
+    while (tcpsm_sock_accept(pr->p[1].lsk, &c) == 0) {
+        int i = multi_idx(m, c);
+        cr_assert(i >= 0 && !m->s[i], "accepted an unknown or second connection");
+        m->s[i] = c;
+    }
+    bool done = true;
+    for (int i = 0; i < NCONN; i++) {
+        if (tcpsm_sock_state(m->c[i]) != TCPSM_SYN_SENT)
+            multi_io(m, m->c[i], i, &m->ctx[i], &m->crx[i], &m->cshut[i], &m->ceof[i], 0, pr->now);
+        if (m->s[i])
+            multi_io(m, m->s[i], i, &m->stx[i], &m->srx[i], &m->sshut[i], &m->seof[i], 1,
+                     pr->now);
+        done = done && m->ceof[i] && m->seof[i] && m->cshut[i] && m->sshut[i];
+    }
+    return done;
+}
+
+Test(tcp_pair, fifty_connections)
+{
+    static struct multi m;
+    memset(&m, 0, sizeof m);
+    m.pr = pair_new(&(struct memlink_params){ .loss_pct = 2, .reorder_pct = 5,
+                                              .delay_ns = 2000000 }, 21);
+    struct pair *pr = m.pr;
+    cr_assert_eq(tcpsm_sock_new(pr->p[1].st, &pr->p[1].lsk), 0);
+    cr_assert_eq(tcpsm_sock_bind(pr->p[1].lsk, 0, SRV_PORT), 0);
+    cr_assert_eq(tcpsm_sock_listen(pr->p[1].lsk, 64), 0);
+    for (int i = 0; i < NCONN; i++) {
+        cr_assert_eq(tcpsm_sock_new(pr->p[0].st, &m.c[i]), 0);
+        cr_assert_eq(tcpsm_sock_connect(m.c[i], B_ADDR, SRV_PORT, pr->now), -EINPROGRESS);
+        uint32_t a;
+        tcpsm_sock_name(m.c[i], &a, &m.cport[i]);
+    }
+    uint64_t end = pr->now + 3600 * P_SEC;
+    bool ok = false;
+    while (!ok && pr->now < end)
+        ok = memlink_run(pr->l, pr->p[0].st, pr->p[1].st, &pr->now, end, multi_pump, &m);
+    cr_assert(ok || multi_pump(&m), "not all streams completed");
+    cr_assert_eq(m.bad, 0, "%u bytes differ", m.bad);
+    for (int i = 0; i < NCONN; i++) {
+        cr_assert_eq(m.crx[i], CBYTES);
+        cr_assert_eq(m.srx[i], CBYTES);
+        tcpsm_sock_close(m.c[i], pr->now);
+        tcpsm_sock_close(m.s[i], pr->now);
+    }
+    tcpsm_sock_close(pr->p[1].lsk, pr->now);
+    pr->p[1].lsk = NULL;
+    cr_assert(run_until(pr, 600 * P_SEC, all_closed), "sockets left: A %zu, B %zu",
+              tcpsm_stack_nsocks(pr->p[0].st), tcpsm_stack_nsocks(pr->p[1].st));
+    pair_free(pr);
+}
