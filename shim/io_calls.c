@@ -243,6 +243,12 @@ static ssize_t stack_sendfile(struct shim_sock *s, int in_fd, off_t *offset, siz
     }
     if (offset && *offset < 0)
         return -EINVAL;
+    /* What the socket does not take is given back by seeking: the source
+     * must be seekable (a file), or bytes would be lost. */
+    if (!offset && lseek(in_fd, 0, SEEK_CUR) < 0) {
+        tcpsm_log(TCPSM_LOG_DEBUG, "sendfile to a stack socket from unseekable fd %d", in_fd);
+        return errno == EBADF ? -EBADF : -EINVAL;
+    }
     char *buf = malloc(SENDFILE_CHUNK);
     if (!buf)
         return -ENOMEM;

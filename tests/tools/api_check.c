@@ -442,6 +442,18 @@ static void check_fd_calls(void)
                   lseek(f, 0, SEEK_CUR) == 0 && recv_all(d, back, sizeof(back)) &&
                   memcmp(back, data, sizeof(data)) == 0;
         CHECK("sendfile with an offset: data, *offset, file position", ok, "total=%zd", total);
+        lseek(f, 10, SEEK_SET);
+        ssize_t k1 = sendfile(d, f, NULL, 1000);
+        ok = k1 == 1000 && lseek(f, 0, SEEK_CUR) == 1010 && recv_all(d, back, 1000) &&
+             memcmp(back, data + 10, 1000) == 0;
+        CHECK("sendfile without an offset: data, the file position moves", ok, "k=%zd", k1);
+        int sp[2];
+        if (pipe(sp) == 0) {
+            k1 = sendfile(d, sp[0], NULL, 10);
+            CHECK("sendfile from a pipe: an error, nothing sent", k1 == -1, "k=%zd", k1);
+            close(sp[0]);
+            close(sp[1]);
+        }
     }
     if (f >= 0) {
         close(f);
