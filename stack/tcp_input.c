@@ -474,8 +474,17 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
             ack_only.flags &= (uint8_t)~TCPSM_FIN;
             rcv_segment(sk, &ack_only, now);
         }
-        if (!(fl & TCPSM_RST))
-            tcp_send_ack(sk, now);
+        if (fl & TCPSM_RST)
+            return;
+        /* an empty out-of-window segment may be half of an ACK loop between
+         * two desynchronized ends: answer at most one per 500 ms (Linux
+         * tcp_oow_rate_limited) */
+        if (slen == 0) {
+            if (sk->oow_ack_at && now - sk->oow_ack_at < TCP_OOW_ACK_NS)
+                return;
+            sk->oow_ack_at = now;
+        }
+        tcp_send_ack(sk, now);
         return;
     }
     /* RFC 7323 4.3: remember the timestamp to echo */

@@ -32,6 +32,7 @@
 #define TCP_RETRIES_SYNACK  5           /* Linux tcp_synack_retries */
 #define TCP_DELACK_NS       (40 * MS_NS)
 #define TCP_CORK_NS         (200 * MS_NS)   /* TCP_CORK ceiling, as Linux */
+#define TCP_OOW_ACK_NS      (500 * MS_NS)   /* Linux tcp_invalid_ratelimit */
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_BATCH_MAX       64          /* connections with work deferred to the end of an input batch */
@@ -149,6 +150,7 @@ struct tcpsm_sock {
     bool ack_now;
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     uint64_t last_rcv;                  /* for keepalive */
+    uint64_t oow_ack_at;                /* last ACK for an empty out-of-window segment */
 
     /* congestion (tcp_cong.c) */
     const struct congestion_ops *cc;
