@@ -270,6 +270,8 @@ static void send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
     sk->fin_queued = true;
     tcp_output(sk, now);
     tcp_set_state(sk, next, why, NULL, sk->fin_sent);
+    if (!sk->fin_sent)
+        tcp_output(sk, now);            /* from SYN-RECEIVED: FIN-WAIT-1 may send it now */
     if (!sk->rto_at && sk->fin_sent)
         tcp_rto_arm(sk, now);
 }
