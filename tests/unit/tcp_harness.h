@@ -6,6 +6,9 @@
  *
  *   stack under test: 198.18.0.1/24, 02:00:00:00:00:01, port H_LPORT
  *   remote peer:      198.18.0.2,    02:00:00:00:00:02, port H_RPORT
+ *
+ * H_TRACE=1 in the environment prints every segment in and out, with the
+ * virtual time, e.g. H_TRACE=1 build/unit_tests --filter 'tcp_listen/syn'.
  */
 #ifndef TCPSM_TCP_HARNESS_H
 #define TCPSM_TCP_HARNESS_H
