@@ -274,6 +274,7 @@ void tcp_sack_prune(struct tcpsm_sock *sk);
 uint32_t tcp_sack_bytes(const struct tcpsm_sock *sk);
 bool tcp_sack_head_lost(const struct tcpsm_sock *sk);
 uint32_t tcp_sack_pipe(const struct tcpsm_sock *sk);
+uint32_t tcp_sack_lost_bytes(const struct tcpsm_sock *sk);
 uint32_t tcp_sack_next_hole(const struct tcpsm_sock *sk, uint32_t *seq);
 
 /* tcp_cong.c: RFC 5681 + RFC 6582 NewReno behind an ops table. */
