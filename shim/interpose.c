@@ -29,7 +29,8 @@ static void resolve_all(void)
     RESOLVE(writev); RESOLVE(pread); RESOLVE(fcntl); RESOLVE(ioctl); RESOLVE(dup);
     RESOLVE(dup2); RESOLVE(dup3); RESOLVE(poll); RESOLVE(ppoll); RESOLVE(select);
     RESOLVE(pselect); RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl);
-    RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(sendfile);
+    RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(sendfile); RESOLVE(sendmmsg);
+    RESOLVE(recvmmsg); RESOLVE(splice);
 }
 
 void shim_resolve(void)

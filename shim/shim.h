@@ -72,6 +72,9 @@ struct shim_real {
     int (*epoll_wait)(int, struct epoll_event *, int, int);
     int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
     ssize_t (*sendfile)(int, int, off_t *, size_t);
+    int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+    int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+    ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
 };
 
 extern struct shim_real shim_real;

@@ -394,6 +394,34 @@ static void check_fd_calls(void)
     struct msghdr rh = { .msg_iov = &mi, .msg_iovlen = 1 };
     CHECK("recvmsg (MSG_WAITALL)", recvmsg(d, &rh, MSG_WAITALL) == 6 && memcmp(m, "writev", 6) == 0, "-");
 
+    struct iovec m1 = { "ab", 2 }, m2 = { "cd", 2 };
+    struct mmsghdr mm[2] = { { .msg_hdr = { .msg_iov = &m1, .msg_iovlen = 1 } },
+                             { .msg_hdr = { .msg_iov = &m2, .msg_iovlen = 1 } } };
+    int km = sendmmsg(d, mm, 2, MSG_NOSIGNAL);
+    CHECK("sendmmsg: two entries", km == 2 && mm[0].msg_len == 2 && mm[1].msg_len == 2 &&
+          recv_all(d, buf, 4) && memcmp(buf, "abcd", 4) == 0, "k=%d", km);
+    send_all(d, "xy", 2);
+    avail = 0;
+    for (int i = 0; i < 500 && avail < 2; i++) {
+        ioctl(d, FIONREAD, &avail);
+        if (avail < 2)
+            poll(NULL, 0, 10);
+    }
+    char r2[2];
+    struct iovec ri = { r2, 2 };
+    struct mmsghdr rm = { .msg_hdr = { .msg_iov = &ri, .msg_iovlen = 1 } };
+    km = recvmmsg(d, &rm, 1, 0, NULL);
+    CHECK("recvmmsg: one entry", km == 1 && rm.msg_len == 2 && memcmp(r2, "xy", 2) == 0, "k=%d", km);
+    if (getenv("TCPSM_IF")) {   /* the kernel's sockets splice, the stack's cannot */
+        int sp[2];
+        if (pipe(sp) == 0) {
+            ssize_t z = splice(d, NULL, sp[1], NULL, 10, SPLICE_F_NONBLOCK);
+            CHECK("splice from a stack socket: EINVAL", z == -1 && errno == EINVAL, "z=%zd", z);
+            close(sp[0]);
+            close(sp[1]);
+        }
+    }
+
     /* sendfile: *offset advances, the file position does not. */
     char path[] = "/tmp/api_check.XXXXXX";
     int f = mkstemp(path);
@@ -414,6 +442,18 @@ static void check_fd_calls(void)
                   lseek(f, 0, SEEK_CUR) == 0 && recv_all(d, back, sizeof(back)) &&
                   memcmp(back, data, sizeof(data)) == 0;
         CHECK("sendfile with an offset: data, *offset, file position", ok, "total=%zd", total);
+        lseek(f, 10, SEEK_SET);
+        ssize_t k1 = sendfile(d, f, NULL, 1000);
+        ok = k1 == 1000 && lseek(f, 0, SEEK_CUR) == 1010 && recv_all(d, back, 1000) &&
+             memcmp(back, data + 10, 1000) == 0;
+        CHECK("sendfile without an offset: data, the file position moves", ok, "k=%zd", k1);
+        int sp[2];
+        if (pipe(sp) == 0) {
+            k1 = sendfile(d, sp[0], NULL, 10);
+            CHECK("sendfile from a pipe: an error, nothing sent", k1 == -1, "k=%zd", k1);
+            close(sp[0]);
+            close(sp[1]);
+        }
     }
     if (f >= 0) {
         close(f);
