@@ -286,9 +286,10 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
                 sk->rcv_nxt = n;
                 sk->ack_now = true;     /* filled (part of) a hole: RFC 5681 4.2 */
             }
-            /* ACK every second segment at once, else within 40 ms (RFC 1122 4.2.3.2) */
+            /* ACK every second segment (at the end of the input batch),
+             * else within 40 ms (RFC 1122 4.2.3.2) */
             if (++sk->delack_segs >= 2)
-                sk->ack_now = true;
+                tcp_batch_defer(sk, TCP_BATCH_ACK);
             else
                 tcp_delack_schedule(sk, now);
         }
@@ -357,7 +358,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             tcp_rto_stop(sk);
         else
             tcp_rto_arm(sk, now);       /* RFC 6298 5.3 */
-        tcp_wake(sk);
+        tcp_batch_defer(sk, TCP_BATCH_WAKE);
     } else if (ack == sk->snd_una && seg->len == 0 &&
                !(seg->flags & (TCPSM_SYN | TCPSM_FIN)) && (nwnd == sk->snd_wnd || new_sack) &&
                sk->snd_una != sk->snd_max && !sk->persist_at) {
@@ -628,7 +629,7 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
             }
             fin = queue_data(sk, seg, fin, now);
             if (seg->len)
-                tcp_wake(sk);
+                tcp_batch_defer(sk, TCP_BATCH_WAKE);
             break;
         default:
             /* CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent
