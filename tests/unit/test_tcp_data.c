@@ -564,3 +564,51 @@ Test(tcp_options, advertised_window_is_honoured)
     cr_assert_eq(acked, h->rseq, "ACK at +%u of +%u", acked - h->risn, h->rseq - h->risn);
     h_free(h);
 }
+
+/* RFC 6191: in TIME-WAIT with timestamps, a SYN whose TSval is newer may
+ * reopen the connection even if its sequence number is not; an older TSval
+ * gets the ACK instead. */
+static void time_wait_with_ts(struct harness *h)
+{
+    sock_listen(h);
+    SEND(h, .flags = SYN, .seq = h->risn, .win = H_RWIN, .mss = H_RMSS, .ts = true,
+         .tsval = 100);
+    struct seg s = EXPECT_SEG(h, .flags = SYN | ACK, .ack = h->risn + 1, .ts = 1, .tsecr = 100);
+    h->lseq = s.seq + 1;
+    h->rseq = h->risn + 1;
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 101, .tsecr = s.tsval);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &h->sk), 0);
+    cr_assert_eq(tcpsm_sock_shutdown(h->sk, 1, h->now), 0);
+    s = EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq, .ts = 1);
+    h->lseq++;
+    SEND(h, .flags = FIN | ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 102, .tsecr = s.tsval);
+    h->rseq++;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .tsecr = 102);
+    ASSERT_STATE(h->sk, TCPSM_TIME_WAIT);
+}
+
+Test(tcp_time_wait, syn_with_newer_timestamp_reopens)
+{
+    struct harness *h = h_new(NULL);
+    time_wait_with_ts(h);
+    SEND(h, .flags = SYN, .seq = h->rseq - 5000, .win = H_RWIN, .mss = H_RMSS, .ts = true,
+         .tsval = 200);
+    struct seg s = EXPECT_SEG(h, .ack = h->rseq - 5000 + 1);
+    cr_assert_eq(s.flags, SYN | ACK, "flags %#x", s.flags);
+    cr_assert(seq_gt(s.seq, h->lseq), "new ISN %u not beyond the old SND.NXT %u", s.seq, h->lseq);
+    h_free(h);
+}
+
+Test(tcp_time_wait, syn_with_older_timestamp_acked)
+{
+    struct harness *h = h_new(NULL);
+    time_wait_with_ts(h);
+    SEND(h, .flags = SYN, .seq = h->rseq + 5000, .win = H_RWIN, .mss = H_RMSS, .ts = true,
+         .tsval = 50);
+    struct seg s = EXPECT_SEG(h, .seq = h->lseq, .ack = h->rseq);
+    cr_assert_eq(s.flags, ACK, "flags %#x", s.flags);
+    ASSERT_STATE(h->sk, TCPSM_TIME_WAIT);
+    h_free(h);
+}
