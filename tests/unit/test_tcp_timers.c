@@ -422,3 +422,39 @@ Test(tcp_established, late_ack_after_rto_go_back)
     expect_no_seg(h);
     h_free(h);
 }
+
+/* The receiver closes its window with our data still in flight and keeps
+ * answering every probe or retransmission with "window 0": RFC 1122
+ * 4.2.2.17 / RFC 9293 3.8.6.1, the connection MUST stay open (Linux:
+ * "receiver dastardly shrinks window", no timeout). */
+Test(tcp_established, window_shrunk_to_zero_answered_stays_open)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    uint8_t d[1000];
+    h_pattern(d, sizeof d, 97);
+    h_app_send(h, d, sizeof d);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 1000, .win = 0);
+    unsigned answered = 0;
+    uint64_t start = h->now;
+    while (h->now - start < SEC(2 * 3600) && tcpsm_sock_state(h->sk) == TCPSM_ESTABLISHED) {
+        if (h_wait_seg(h, SEC(600)) == UINT64_MAX)
+            break;
+        struct seg s;
+        while (recv_seg(h, &s))
+            cr_assert(!(s.flags & RST), "connection reset while the peer answers");
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 1000, .win = 0);
+        answered++;
+    }
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    cr_assert(answered >= 10, "only %u probes in two hours", answered);
+    /* The window opens: the data is delivered and acknowledged. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 1000, .win = H_RWIN);
+    for (int i = 0; i < 5 && tcpsm_sock_txqueued(h->sk); i++) {
+        h_wait_seg(h, SEC(200));
+        h_drain(h);
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    }
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    h_free(h);
+}
