@@ -111,7 +111,7 @@ clean: ## remove build outputs
 
 help: ## this list
 	@echo "tcpsm make targets:"
-	@grep -hE '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed -E 's/^([a-z]+):.*## (.*)/  \1\t\2/' | expand -t 16
+	@grep -hE '^[a-z]+:.*## ' Makefile | sed -E 's/^([a-z]+):.*## (.*)/  \1\t\2/' | expand -t 16
 	@echo "variables: SAN=1 (ASan+UBSan build in build/san: unit tests, library, wrapper, tools),"
 	@echo "           T=\"NAME...\" (integration: only tests whose names contain one of them),"
 	@echo "           SAN_TESTS (the integration tests of make test SAN=1), V=1 (show commands)"

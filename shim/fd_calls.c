@@ -16,10 +16,13 @@
 
 /* The runtime's own fds (link socket, eventfds) must survive programs that
  * close every fd they did not open (daemons do): close() of one returns 0
- * and leaves it open; dup2/dup3 over one fails with EBADF. */
+ * and leaves it open; dup2/dup3 over one fails with EBADF. A forked child
+ * may close its copies: the parent's stay open. */
 static bool guarded(int fd)
 {
-    return atomic_load_explicit(&shim_on, memory_order_relaxed) && fd >= 0 && tcpsm_rt_owns_fd(fd);
+    return atomic_load_explicit(&shim_on, memory_order_relaxed) &&
+           !atomic_load_explicit(&shim_forked, memory_order_relaxed) && fd >= 0 &&
+           tcpsm_rt_owns_fd(fd);
 }
 
 EXPORT int close(int fd)
@@ -53,7 +56,7 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
     unsigned top = last < SHIM_MAX_FDS ? last : SHIM_MAX_FDS - 1;
     unsigned run = first;
     for (unsigned fd = first; fd <= top; fd++) {
-        if (tcpsm_rt_owns_fd((int)fd)) {
+        if (guarded((int)fd)) {
             if (fd > run && close_span(run, fd - 1, 0) < 0)
                 return -1;
             run = fd + 1;

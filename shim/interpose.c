@@ -29,7 +29,8 @@ static void resolve_all(void)
     RESOLVE(writev); RESOLVE(pread); RESOLVE(fcntl); RESOLVE(ioctl); RESOLVE(dup);
     RESOLVE(dup2); RESOLVE(dup3); RESOLVE(poll); RESOLVE(ppoll); RESOLVE(select);
     RESOLVE(pselect); RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl);
-    RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(sendfile);
+    RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(sendfile); RESOLVE(sendmmsg);
+    RESOLVE(recvmmsg); RESOLVE(splice);
 }
 
 void shim_resolve(void)
@@ -80,4 +81,22 @@ int64_t shim_now_ns(void)
 void shim_sigpipe(void)
 {
     pthread_kill(pthread_self(), SIGPIPE);
+}
+
+/* Linux restarts a blocking socket call (without SO_RCVTIMEO/SO_SNDTIMEO)
+ * interrupted by a handler installed with SA_RESTART. The runtime only says
+ * "a handler ran", not which: restart when every installed handler has
+ * SA_RESTART, so that no handler without it is ever restarted over. */
+bool shim_sa_restart(void)
+{
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
+            continue;
+        if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
+            continue;
+        if (!(sa.sa_flags & SA_RESTART))
+            return false;
+    }
+    return true;
 }

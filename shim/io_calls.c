@@ -1,12 +1,13 @@
-/* Data transfer on stack sockets: send/sendto/sendmsg/write/writev,
- * recv/recvfrom/recvmsg/read/readv, sendfile, and the _FORTIFY_SOURCE
- * variants. Blocking follows the file description's O_NONBLOCK, MSG_DONTWAIT
+/* Data transfer on stack sockets: send/sendto/sendmsg/sendmmsg/write/
+ * writev, recv/recvfrom/recvmsg/recvmmsg/read/readv, sendfile, splice
+ * (refused), and the _FORTIFY_SOURCE variants. Blocking follows the file description's O_NONBLOCK, MSG_DONTWAIT
  * and SO_RCVTIMEO/SO_SNDTIMEO; EPIPE raises SIGPIPE unless MSG_NOSIGNAL. */
 #include "shim.h"
 
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -43,7 +44,11 @@ static ssize_t stack_send(struct shim_sock *s, const struct iovec *iov, int cnt,
     if (r < 0)
         return r;
     int nb = atomic_load(&s->nonblock) || (flags & MSG_DONTWAIT);
-    ssize_t n = tcpsm_send(s->sk, iov, cnt, nb, atomic_load(&s->sndtimeo_ns));
+    int64_t to = atomic_load(&s->sndtimeo_ns);
+    ssize_t n;
+    do
+        n = tcpsm_send(s->sk, iov, cnt, nb, to);
+    while (n == -EINTR && !nb && to < 0 && shim_sa_restart());
     if (n == -EPIPE && !(flags & MSG_NOSIGNAL))
         shim_sigpipe();
     return n;
@@ -63,8 +68,12 @@ static ssize_t stack_recv(struct shim_sock *s, const struct iovec *iov, int cnt,
     if (r < 0)
         return r;
     int nb = atomic_load(&s->nonblock) || (flags & MSG_DONTWAIT);
-    return tcpsm_recv(s->sk, iov, cnt, flags & (MSG_PEEK | MSG_WAITALL), nb,
-                      atomic_load(&s->rcvtimeo_ns));
+    int64_t to = atomic_load(&s->rcvtimeo_ns);
+    ssize_t n;
+    do
+        n = tcpsm_recv(s->sk, iov, cnt, flags & (MSG_PEEK | MSG_WAITALL), nb, to);
+    while (n == -EINTR && !nb && to < 0 && shim_sa_restart());
+    return n;
 }
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
@@ -234,6 +243,12 @@ static ssize_t stack_sendfile(struct shim_sock *s, int in_fd, off_t *offset, siz
     }
     if (offset && *offset < 0)
         return -EINVAL;
+    /* What the socket does not take is given back by seeking: the source
+     * must be seekable (a file), or bytes would be lost. */
+    if (!offset && lseek(in_fd, 0, SEEK_CUR) < 0) {
+        tcpsm_log(TCPSM_LOG_DEBUG, "sendfile to a stack socket from unseekable fd %d", in_fd);
+        return errno == EBADF ? -EBADF : -EINVAL;
+    }
     char *buf = malloc(SENDFILE_CHUNK);
     if (!buf)
         return -ENOMEM;
@@ -295,4 +310,77 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
 {
     return sendfile(out_fd, in_fd, offset, count);
+}
+
+/* sendmmsg/recvmmsg on a stream socket: one sendmsg/recvmsg per entry, as
+ * Linux does; an error after the first entry ends the batch with the count.
+ * recvmmsg's timeout is not applied (Linux checks it only between entries). */
+EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(sendmmsg)(fd, vec, vlen, flags);
+    long n = 0;
+    if (vlen > 0 && !vec)
+        n = -EFAULT;
+    for (unsigned i = 0; n >= 0 && i < vlen && i < 1024; i++) {     /* UIO_MAXIOV entries */
+        struct msghdr *m = &vec[i].msg_hdr;
+        ssize_t r = m->msg_iovlen > IOV_MAX ? -EMSGSIZE
+                                            : stack_send(s, m->msg_iov, (int)m->msg_iovlen, flags);
+        if (r < 0) {
+            n = n > 0 ? n : r;
+            break;
+        }
+        vec[i].msg_len = (unsigned)r;
+        n++;
+    }
+    shim_sock_put(s);
+    return (int)shim_ret(n);
+}
+
+EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *tmo)
+{
+    struct shim_sock *s = shim_stack_lookup(fd);
+    if (!s)
+        return REAL(recvmmsg)(fd, vec, vlen, flags, tmo);
+    long n = 0;
+    if (vlen > 0 && !vec)
+        n = -EFAULT;
+    for (unsigned i = 0; n >= 0 && i < vlen && i < 1024; i++) {
+        int f = flags & ~MSG_WAITFORONE;
+        if (n > 0 && (flags & MSG_WAITFORONE))
+            f |= MSG_DONTWAIT;
+        struct msghdr *m = &vec[i].msg_hdr;
+        ssize_t r = m->msg_iovlen > IOV_MAX ? -EMSGSIZE
+                                            : stack_recv(s, m->msg_iov, (int)m->msg_iovlen, f);
+        if (r < 0) {
+            n = n > 0 ? n : r;
+            break;
+        }
+        vec[i].msg_len = (unsigned)r;
+        m->msg_namelen = 0;
+        m->msg_controllen = 0;
+        m->msg_flags = 0;
+        n++;
+        if (r == 0)
+            break;              /* EOF */
+    }
+    shim_sock_put(s);
+    return (int)shim_ret(n);
+}
+
+/* splice needs the kernel's socket buffers: a stack socket cannot be an end. */
+EXPORT ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
+                      unsigned int flags)
+{
+    struct shim_sock *a = shim_stack_lookup(fd_in), *b = shim_stack_lookup(fd_out);
+    if (!a && !b)
+        return REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);
+    if (a)
+        shim_sock_put(a);
+    if (b)
+        shim_sock_put(b);
+    tcpsm_log(TCPSM_LOG_DEBUG, "splice with a stack socket (fd %d -> fd %d) is not supported", fd_in,
+              fd_out);
+    return shim_ret(-EINVAL);
 }

@@ -72,6 +72,9 @@ struct shim_real {
     int (*epoll_wait)(int, struct epoll_event *, int, int);
     int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
     ssize_t (*sendfile)(int, int, off_t *, size_t);
+    int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+    int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+    ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
 };
 
 extern struct shim_real shim_real;
@@ -200,6 +203,8 @@ int64_t shim_now_ns(void);
 /* Socket timeout from a struct timeval option value; -1 = none. */
 int64_t shim_tv_to_ns(const struct timeval *tv);
 void shim_sigpipe(void);
+/* After -EINTR from a blocking call: should it be restarted (SA_RESTART)? */
+bool shim_sa_restart(void);
 /* Applies an option to the stack socket or records it for later (s->mu held). */
 int shim_stack_setopt(struct shim_sock *s, enum tcpsm_opt opt, int val);
 

@@ -273,7 +273,7 @@ static int accept_wait(struct shim_sock *s, int fd, bool nb)
     return ret;
 }
 
-static int do_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is4)
+static int accept_once(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is4)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
     if (!s) {
@@ -364,6 +364,26 @@ out:
         shim_sock_put(ns);
     shim_sock_put(s);
     return (int)shim_ret(r);
+}
+
+/* A blocking accept on a stack listener interrupted by an SA_RESTART
+ * handler starts again, as Linux's does (not with SO_RCVTIMEO). */
+static int do_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is4)
+{
+    for (;;) {
+        int r = accept_once(fd, addr, len, flags, is4);
+        if (r >= 0 || errno != EINTR)
+            return r;
+        struct shim_sock *s = shim_stack_lookup(fd);
+        bool again = s && !atomic_load(&s->nonblock) && atomic_load(&s->rcvtimeo_ns) < 0 &&
+                     shim_sa_restart();
+        if (s)
+            shim_sock_put(s);
+        if (!again) {
+            errno = EINTR;
+            return -1;
+        }
+    }
 }
 
 EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)

@@ -20,12 +20,15 @@
 
 /* Batches handled before going back to ppoll, so stop requests are seen. */
 #define RX_BATCHES_PER_WAKE 16
+/* Link errors logged per process: a flapping link must not flood stderr. */
+#define RX_WARN_MAX 10
 
 static void *rx_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "tcpsm-rx");
     struct tcpsm_frame frames[NETDEV_PACKET_BATCH];
+    unsigned warnings = 0;
     struct pollfd p[2] = {
         { .fd = rt.np.fd, .events = POLLIN },
         { .fd = rt.rx_stop_efd, .events = POLLIN },
@@ -45,12 +48,15 @@ static void *rx_main(void *arg)
             int e = 0;
             socklen_t el = sizeof(e);
             syscall(SYS_getsockopt, rt.np.fd, SOL_SOCKET, SO_ERROR, &e, &el);
-            tcpsm_log(TCPSM_LOG_WARN, "link %s: %s", rt.set.ifname, strerror(e));
+            if (warnings < RX_WARN_MAX && ++warnings)
+                tcpsm_log(TCPSM_LOG_WARN, "link %s: %s", rt.set.ifname, strerror(e));
         }
         for (int b = 0; b < RX_BATCHES_PER_WAKE; b++) {
             int n = netdev_packet_recv(&rt.np, frames, NETDEV_PACKET_BATCH);
             if (n < 0) {
-                tcpsm_log(TCPSM_LOG_WARN, "link %s: receive: %s", rt.set.ifname, strerror(-n));
+                if (warnings < RX_WARN_MAX && ++warnings)
+                    tcpsm_log(TCPSM_LOG_WARN, "link %s: receive: %s", rt.set.ifname,
+                              strerror(-n));
                 break;
             }
             if (n == 0)

@@ -105,6 +105,7 @@ void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
     st->now = now;
     for (unsigned i = 0; i < n; i++)
         eth_input(st, frames[i].data, frames[i].len, now);
+    tcp_input_batch_end(st, now);
     stack_tx_flush(st);
 }
 

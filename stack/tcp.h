@@ -22,6 +22,10 @@ void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t
                     uint32_t inner_dst, uint16_t inner_sport, uint16_t inner_dport,
                     uint32_t inner_seq, uint64_t now);
 
+/* End of an input batch: the ACKs and wake-ups deferred while its frames
+ * were processed (tcp_batch_defer) go out now. */
+void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now);
+
 size_t tcp_nsocks(const struct tcpsm_stack *st);
 
 #endif

@@ -212,6 +212,11 @@ void tcp_sock_free(struct tcpsm_sock *sk)
     while (sk->accq)
         tcp_sock_free(sk->accq);
     tcp_unlink_child(sk);
+    if (sk->batch_work) {
+        for (unsigned i = 0; i < ts->nbatch; i++)
+            if (ts->batch[i] == sk)
+                ts->batch[i] = NULL;
+    }
     timer_cancel(&sk->st->timers, &sk->timer);
     tcp_ehash_del(sk);
     tcp_bind_del(sk);
@@ -400,6 +405,68 @@ void tcp_wake(struct tcpsm_sock *sk)
     const struct tcpsm_config *cfg = &sk->st->cfg;
     if (sk->user_ref && cfg->sock_event)
         cfg->sock_event(cfg->cb_ctx, sk, tcpsm_sock_poll(sk));
+}
+
+/* Work a segment caused that can wait for the end of the input batch: the
+ * frames of one batch arrived together, so one ACK for all the in-order
+ * data among them acknowledges it as early as an ACK per second segment
+ * would (all of those would leave in the same flush), the way Linux ACKs a
+ * GRO super-packet once; and one wake-up per socket and batch spares the
+ * woken reader a lock it cannot have until the batch is done. With the
+ * list full, the work is done at once. */
+void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work)
+{
+    struct tcp_stack *ts = TS(sk);
+    if ((sk->batch_work & work) == work)
+        return;
+    if (!sk->batch_work) {
+        if (ts->nbatch == TCP_BATCH_MAX) {
+            if (work & TCP_BATCH_ACK)
+                sk->ack_now = true;
+            if (work & TCP_BATCH_WAKE)
+                tcp_wake(sk);
+            return;
+        }
+        ts->batch[ts->nbatch++] = sk;
+    }
+    sk->batch_work |= work;
+}
+
+static bool can_ack(const struct tcpsm_sock *sk)
+{
+    switch (sk->state) {
+    case TCPSM_ESTABLISHED:
+    case TCPSM_FIN_WAIT_1:
+    case TCPSM_FIN_WAIT_2:
+    case TCPSM_CLOSE_WAIT:
+    case TCPSM_CLOSING:
+    case TCPSM_LAST_ACK:
+    case TCPSM_TIME_WAIT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now)
+{
+    struct tcp_stack *ts = st->tcp;
+    if (!ts)
+        return;
+    for (unsigned i = 0; i < ts->nbatch; i++) {
+        struct tcpsm_sock *sk = ts->batch[i];
+        if (!sk)
+            continue;
+        ts->batch[i] = NULL;
+        uint8_t work = sk->batch_work;
+        sk->batch_work = 0;
+        /* an ACK sent meanwhile (data, a window update) reset delack_segs */
+        if ((work & TCP_BATCH_ACK) && sk->delack_segs && can_ack(sk))
+            tcp_send_ack(sk, now);
+        if (work & TCP_BATCH_WAKE)
+            tcp_wake(sk);
+    }
+    ts->nbatch = 0;
 }
 
 void tcp_wake_listener(struct tcpsm_sock *l)

@@ -48,6 +48,10 @@ static void set_mss(struct tcpsm_sock *sk, const struct tcp_opts *o)
 static void established(struct tcpsm_sock *sk, uint64_t now)
 {
     sk->syn_acked = true;
+    /* RFC 6298 5.7: a SYN (or SYN+ACK) timed out and no RTT was measured:
+     * start the data phase with an RTO of 3 s */
+    if (sk->retries && !sk->srtt_us && !sk->rttvar_us && sk->rto_us < 3000000u)
+        sk->rto_us = 3000000u;
     tcp_cong_init(sk);
     sk->done = true;
     sk->retries = sk->backoff = 0;
@@ -282,9 +286,10 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
                 sk->rcv_nxt = n;
                 sk->ack_now = true;     /* filled (part of) a hole: RFC 5681 4.2 */
             }
-            /* ACK every second segment at once, else within 40 ms (RFC 1122 4.2.3.2) */
+            /* ACK every second segment (at the end of the input batch),
+             * else within 40 ms (RFC 1122 4.2.3.2) */
             if (++sk->delack_segs >= 2)
-                sk->ack_now = true;
+                tcp_batch_defer(sk, TCP_BATCH_ACK);
             else
                 tcp_delack_schedule(sk, now);
         }
@@ -353,7 +358,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             tcp_rto_stop(sk);
         else
             tcp_rto_arm(sk, now);       /* RFC 6298 5.3 */
-        tcp_wake(sk);
+        tcp_batch_defer(sk, TCP_BATCH_WAKE);
     } else if (ack == sk->snd_una && seg->len == 0 &&
                !(seg->flags & (TCPSM_SYN | TCPSM_FIN)) && (nwnd == sk->snd_wnd || new_sack) &&
                sk->snd_una != sk->snd_max && !sk->persist_at) {
@@ -469,8 +474,17 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
             ack_only.flags &= (uint8_t)~TCPSM_FIN;
             rcv_segment(sk, &ack_only, now);
         }
-        if (!(fl & TCPSM_RST))
-            tcp_send_ack(sk, now);
+        if (fl & TCPSM_RST)
+            return;
+        /* an empty out-of-window segment may be half of an ACK loop between
+         * two desynchronized ends: answer at most one per 500 ms (Linux
+         * tcp_oow_rate_limited) */
+        if (slen == 0) {
+            if (sk->oow_ack_at && now - sk->oow_ack_at < TCP_OOW_ACK_NS)
+                return;
+            sk->oow_ack_at = now;
+        }
+        tcp_send_ack(sk, now);
         return;
     }
     /* RFC 7323 4.3: remember the timestamp to echo */
@@ -615,7 +629,7 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
             }
             fin = queue_data(sk, seg, fin, now);
             if (seg->len)
-                tcp_wake(sk);
+                tcp_batch_defer(sk, TCP_BATCH_WAKE);
             break;
         default:
             /* CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent

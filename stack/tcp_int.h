@@ -32,8 +32,10 @@
 #define TCP_RETRIES_SYNACK  5           /* Linux tcp_synack_retries */
 #define TCP_DELACK_NS       (40 * MS_NS)
 #define TCP_CORK_NS         (200 * MS_NS)   /* TCP_CORK ceiling, as Linux */
+#define TCP_OOW_ACK_NS      (500 * MS_NS)   /* Linux tcp_invalid_ratelimit */
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
+#define TCP_BATCH_MAX       64          /* connections with work deferred to the end of an input batch */
 #define TCP_RING_INIT       (16u * 1024u)   /* first allocation of a buffer ring */
 #define TCP_CHALLENGE_PER_S 1000        /* RFC 5961 7: challenge ACK limit, Linux default */
 #define TCP_EPH_LO          32768u      /* Linux ip_local_port_range */
@@ -146,7 +148,9 @@ struct tcpsm_sock {
     uint64_t first_rtx;                 /* time of the first unanswered retransmission */
     unsigned delack_segs;               /* full segments not yet ACKed */
     bool ack_now;
+    uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     uint64_t last_rcv;                  /* for keepalive */
+    uint64_t oow_ack_at;                /* last ACK for an empty out-of-window segment */
 
     /* congestion (tcp_cong.c) */
     const struct congestion_ops *cc;
@@ -182,10 +186,16 @@ struct tcp_stack {
     struct tcpsm_sock *all;
     size_t nsocks;
     uint32_t max_socks;
+    /* connections owing an ACK or a wake-up at the end of the input batch */
+    struct tcpsm_sock *batch[TCP_BATCH_MAX];
+    unsigned nbatch;
     /* RFC 5961 7 challenge ACK rate limit */
     uint64_t chal_sec;
     uint32_t chal_count;
 };
+
+#define TCP_BATCH_ACK  1
+#define TCP_BATCH_WAKE 2
 
 /* tcp_conn.c */
 struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st);
@@ -207,6 +217,7 @@ void tcp_done(struct tcpsm_sock *sk, int err, const char *why, const struct tcp_
 void tcp_maybe_free(struct tcpsm_sock *sk);
 void tcp_release_buffers(struct tcpsm_sock *sk);
 void tcp_wake(struct tcpsm_sock *sk);
+void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
 void tcp_unlink_child(struct tcpsm_sock *child);
 void tcp_init_from_listener(struct tcpsm_sock *child, const struct tcpsm_sock *lsk);
@@ -215,7 +226,6 @@ uint8_t tcp_pick_wscale(uint32_t rcvbuf);
 
 /* tcp_opt.c */
 void tcp_opt_parse(const uint8_t *p, size_t len, bool syn, struct tcp_opts *o);
-size_t tcp_opt_syn_len(const struct tcpsm_sock *sk, bool synack);
 size_t tcp_opt_build(const struct tcpsm_sock *sk, uint8_t *p, uint8_t flags, uint64_t now,
                      bool with_sack);
 size_t tcp_opt_len(const struct tcpsm_sock *sk, uint8_t flags, bool with_sack);
@@ -246,7 +256,6 @@ uint32_t tcp_rcv_space(const struct tcpsm_sock *sk);
 uint32_t tcp_send_mss(const struct tcpsm_sock *sk);
 void tcp_window_update(struct tcpsm_sock *sk, uint64_t now);
 uint32_t tcp_unsent(const struct tcpsm_sock *sk);
-uint32_t tcp_flight(const struct tcpsm_sock *sk);
 
 /* tcp_timer.c */
 void tcp_timer_update(struct tcpsm_sock *sk);
@@ -265,6 +274,7 @@ void tcp_sack_prune(struct tcpsm_sock *sk);
 uint32_t tcp_sack_bytes(const struct tcpsm_sock *sk);
 bool tcp_sack_head_lost(const struct tcpsm_sock *sk);
 uint32_t tcp_sack_pipe(const struct tcpsm_sock *sk);
+uint32_t tcp_sack_lost_bytes(const struct tcpsm_sock *sk);
 uint32_t tcp_sack_next_hole(const struct tcpsm_sock *sk, uint32_t *seq);
 
 /* tcp_cong.c: RFC 5681 + RFC 6582 NewReno behind an ops table. */

@@ -117,12 +117,6 @@ size_t tcp_opt_len(const struct tcpsm_sock *sk, uint8_t flags, bool with_sack)
     return n;
 }
 
-size_t tcp_opt_syn_len(const struct tcpsm_sock *sk, bool synack)
-{
-    (void)synack;
-    return tcp_opt_len(sk, TCPSM_SYN, false);
-}
-
 static uint8_t *put_ts(const struct tcpsm_sock *sk, uint8_t *q, uint8_t flags, uint64_t now)
 {
     *q++ = OPT_TS;

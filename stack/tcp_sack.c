@@ -86,6 +86,17 @@ static uint32_t holes(const struct tcpsm_sock *sk, uint32_t from, uint32_t to)
     return n;
 }
 
+/* Bytes the scoreboard counts as lost (for TCP_INFO). */
+uint32_t tcp_sack_lost_bytes(const struct tcpsm_sock *sk)
+{
+    if (!sk->sacked.n)
+        return 0;
+    uint32_t edge = lost_edge(sk);
+    if (seq_gt(edge, sk->snd_max))
+        edge = sk->snd_max;
+    return holes(sk, sk->snd_una, edge);
+}
+
 /* RFC 6675 pipe: in flight = not SACKed and not lost, plus retransmitted. */
 uint32_t tcp_sack_pipe(const struct tcpsm_sock *sk)
 {

@@ -270,6 +270,8 @@ static void send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
     sk->fin_queued = true;
     tcp_output(sk, now);
     tcp_set_state(sk, next, why, NULL, sk->fin_sent);
+    if (!sk->fin_sent)
+        tcp_output(sk, now);            /* from SYN-RECEIVED: FIN-WAIT-1 may send it now */
     if (!sk->rto_at && sk->fin_sent)
         tcp_rto_arm(sk, now);
 }
@@ -593,7 +595,7 @@ void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i)
     i->snd_wnd = sk->snd_wnd;
     i->rcv_wnd = seq_gt(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
     i->unacked = mss ? (sk->snd_max - sk->snd_una + mss - 1) / mss : 0;
-    i->lost = 0;
+    i->lost = mss ? (tcp_sack_lost_bytes(sk) + mss - 1) / mss : 0;
     i->total_retrans = sk->total_retrans;
     i->bytes_acked = sk->bytes_acked;
     i->bytes_received = sk->bytes_received;

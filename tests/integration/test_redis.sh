@@ -30,7 +30,10 @@ r=$(on_peer redis-cli -h "$STACK_IP" -x SET big <"$TMPD/value")
 [ "$r" = OK ] || die "SET big: $r"
 r=$(on_peer redis-cli -h "$STACK_IP" STRLEN big)
 [ "$r" = 1048576 ] || die "STRLEN big: $r"
-on_peer redis-cli -h "$STACK_IP" --raw GET big | head -c $((1 << 20)) >"$TMPD/got"
+# redis-cli --raw adds one newline after the value.
+on_peer redis-cli -h "$STACK_IP" --raw GET big >"$TMPD/got.raw"
+[ "$(fsize "$TMPD/got.raw")" -eq $(((1 << 20) + 1)) ] || die "GET big: $(fsize "$TMPD/got.raw") bytes"
+head -c $((1 << 20)) "$TMPD/got.raw" >"$TMPD/got"
 same_file "$TMPD/value" "$TMPD/got"
 r=$(on_peer redis-cli -h "$STACK_IP" DBSIZE)
 log "DBSIZE $r"

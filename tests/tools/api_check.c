@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -393,6 +394,34 @@ static void check_fd_calls(void)
     struct msghdr rh = { .msg_iov = &mi, .msg_iovlen = 1 };
     CHECK("recvmsg (MSG_WAITALL)", recvmsg(d, &rh, MSG_WAITALL) == 6 && memcmp(m, "writev", 6) == 0, "-");
 
+    struct iovec m1 = { "ab", 2 }, m2 = { "cd", 2 };
+    struct mmsghdr mm[2] = { { .msg_hdr = { .msg_iov = &m1, .msg_iovlen = 1 } },
+                             { .msg_hdr = { .msg_iov = &m2, .msg_iovlen = 1 } } };
+    int km = sendmmsg(d, mm, 2, MSG_NOSIGNAL);
+    CHECK("sendmmsg: two entries", km == 2 && mm[0].msg_len == 2 && mm[1].msg_len == 2 &&
+          recv_all(d, buf, 4) && memcmp(buf, "abcd", 4) == 0, "k=%d", km);
+    send_all(d, "xy", 2);
+    avail = 0;
+    for (int i = 0; i < 500 && avail < 2; i++) {
+        ioctl(d, FIONREAD, &avail);
+        if (avail < 2)
+            poll(NULL, 0, 10);
+    }
+    char r2[2];
+    struct iovec ri = { r2, 2 };
+    struct mmsghdr rm = { .msg_hdr = { .msg_iov = &ri, .msg_iovlen = 1 } };
+    km = recvmmsg(d, &rm, 1, 0, NULL);
+    CHECK("recvmmsg: one entry", km == 1 && rm.msg_len == 2 && memcmp(r2, "xy", 2) == 0, "k=%d", km);
+    if (getenv("TCPSM_IF")) {   /* the kernel's sockets splice, the stack's cannot */
+        int sp[2];
+        if (pipe(sp) == 0) {
+            ssize_t z = splice(d, NULL, sp[1], NULL, 10, SPLICE_F_NONBLOCK);
+            CHECK("splice from a stack socket: EINVAL", z == -1 && errno == EINVAL, "z=%zd", z);
+            close(sp[0]);
+            close(sp[1]);
+        }
+    }
+
     /* sendfile: *offset advances, the file position does not. */
     char path[] = "/tmp/api_check.XXXXXX";
     int f = mkstemp(path);
@@ -413,6 +442,18 @@ static void check_fd_calls(void)
                   lseek(f, 0, SEEK_CUR) == 0 && recv_all(d, back, sizeof(back)) &&
                   memcmp(back, data, sizeof(data)) == 0;
         CHECK("sendfile with an offset: data, *offset, file position", ok, "total=%zd", total);
+        lseek(f, 10, SEEK_SET);
+        ssize_t k1 = sendfile(d, f, NULL, 1000);
+        ok = k1 == 1000 && lseek(f, 0, SEEK_CUR) == 1010 && recv_all(d, back, 1000) &&
+             memcmp(back, data + 10, 1000) == 0;
+        CHECK("sendfile without an offset: data, the file position moves", ok, "k=%zd", k1);
+        int sp[2];
+        if (pipe(sp) == 0) {
+            k1 = sendfile(d, sp[0], NULL, 10);
+            CHECK("sendfile from a pipe: an error, nothing sent", k1 == -1, "k=%zd", k1);
+            close(sp[0]);
+            close(sp[1]);
+        }
     }
     if (f >= 0) {
         close(f);
@@ -534,6 +575,43 @@ static void check_loopback(void)
     close(l);
 }
 
+/* SA_RESTART: a blocking recv interrupted by such a handler goes on and
+ * returns the data that comes after the signal (a helper thread sends it
+ * once the handler has run). */
+static int restart_sock;
+static void *restart_sender(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);     /* the signal is for the main thread */
+    for (int i = 0; i < 500 && !got_sig; i++)
+        poll(NULL, 0, 10);
+    send_all(restart_sock, "R", 1);
+    return NULL;
+}
+
+static void check_sa_restart(void)
+{
+    struct sigaction sa = { .sa_handler = on_sig, .sa_flags = SA_RESTART }, old_alrm, old_pipe;
+    sigaction(SIGALRM, &sa, &old_alrm);
+    sigaction(SIGPIPE, &sa, &old_pipe);
+    restart_sock = conn(0);
+    got_sig = 0;
+    pthread_t th;
+    pthread_create(&th, NULL, restart_sender, NULL);
+    struct itimerval it = { .it_value = { 0, 100000 } };
+    setitimer(ITIMER_REAL, &it, NULL);
+    char c = 0;
+    ssize_t r = recv(restart_sock, &c, 1, 0);
+    CHECK("SA_RESTART handler during a blocking recv: restarted, then the data",
+          r == 1 && c == 'R' && got_sig == SIGALRM, "r=%zd sig=%d", r, (int)got_sig);
+    pthread_join(th, NULL);
+    close(restart_sock);
+    sigaction(SIGALRM, &old_alrm, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+}
+
 /* A listener on INADDR_ANY: loopback clients reach it as well (the shim
  * listens on the placeholder in the kernel too); poll, epoll and accept4
  * see them. */
@@ -603,6 +681,56 @@ static void check_fork(void)
     close(s);
 }
 
+/* Threads: each opens, uses and closes its own connections while the
+ * others do the same (fd numbers are reused across threads all the time);
+ * one of them waits in epoll, one in poll, the rest block in recv. */
+#define MT_THREADS 4
+#define MT_CONNS 40
+static void *mt_worker(void *arg)
+{
+    long id = (long)arg;
+    long ok = 0;
+    char out[1000], in[1000];
+    for (int i = 0; i < MT_CONNS; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = peer(0);
+        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+            close(s);
+            continue;
+        }
+        memset(out, (int)('a' + (id * MT_CONNS + i) % 26), sizeof(out));
+        bool good = send_all(s, out, sizeof(out));
+        if (good && id == 0) {
+            int ep = epoll_create1(0);
+            struct epoll_event ev = { .events = EPOLLIN, .data.fd = s }, o;
+            epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+            good = epoll_wait(ep, &o, 1, 10000) == 1 && o.data.fd == s;
+            close(ep);
+        } else if (good && id == 1) {
+            good = poll1(s, POLLIN, 10000) & POLLIN;
+        }
+        good = good && recv_all(s, in, sizeof(in)) && memcmp(in, out, sizeof(in)) == 0;
+        ok += good;
+        close(s);
+    }
+    return (void *)ok;
+}
+
+static void check_threads(void)
+{
+    pthread_t th[MT_THREADS];
+    for (long i = 0; i < MT_THREADS; i++)
+        pthread_create(&th[i], NULL, mt_worker, (void *)i);
+    long total = 0;
+    for (int i = 0; i < MT_THREADS; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        total += (long)r;
+    }
+    CHECK("threads: 4 x 40 connections echo concurrently", total == MT_THREADS * MT_CONNS, "%ld ok",
+          total);
+}
+
 /* closefrom(3), as daemons do: every fd of ours goes, the runtime's stay,
  * so the stack keeps working. */
 static void check_closefrom(void)
@@ -636,10 +764,12 @@ int main(int argc, char **argv)
     check_fd_calls();
     check_oneshot_and_et();
     check_sigpipe_and_eintr();
+    check_sa_restart();
     check_bad_args();
     check_loopback();
     check_any_listener();
     check_fork();
+    check_threads();
     check_closefrom();
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;

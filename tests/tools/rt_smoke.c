@@ -213,6 +213,16 @@ static int do_errors(const char *addr, int open_port, int closed_port)
     tcpsm_close(sk);
     printf("ok ECONNREFUSED\n");
 
+    /* SO_SNDTIMEO on a blocking connect to a host that never answers
+     * (nobody has 198.18.0.99): -EINPROGRESS, as on Linux. */
+    tcpsm_socket(&sk);
+    struct sockaddr_in none = sin_of("198.18.0.99", open_port);
+    r = tcpsm_connect(sk, &none, 0, 300LL * 1000000);
+    if (r != -EINPROGRESS)
+        die("blocking connect hitting its timeout must give -EINPROGRESS", r);
+    tcpsm_close(sk);
+    printf("ok connect timeout EINPROGRESS\n");
+
     /* Non-blocking connect: -EINPROGRESS, then writable and SO_ERROR 0. */
     tcpsm_socket(&sk);
     dst = sin_of(addr, open_port);

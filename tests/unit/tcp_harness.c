@@ -106,7 +106,36 @@ void h_input(struct harness *h, const void *frame, size_t len)
         fr.data = buf;
         fr.len = MIN_FRAME;
     }
+    if (h->batching) {
+        cr_assert_lt(h->nbatch, sizeof h->batch / sizeof h->batch[0], "batch full");
+        struct h_frame *b = &h->batch[h->nbatch++];
+        b->data = malloc(fr.len);
+        cr_assert_not_null(b->data);
+        memcpy(b->data, fr.data, fr.len);
+        b->len = fr.len;
+        return;
+    }
     tcpsm_stack_input(h->st, &fr, 1, h->now);
+}
+
+void h_batch_begin(struct harness *h)
+{
+    h->batching = true;
+    h->nbatch = 0;
+}
+
+void h_batch_end(struct harness *h)
+{
+    struct tcpsm_frame fr[sizeof h->batch / sizeof h->batch[0]];
+    for (unsigned i = 0; i < h->nbatch; i++) {
+        fr[i].data = h->batch[i].data;
+        fr[i].len = h->batch[i].len;
+    }
+    h->batching = false;
+    tcpsm_stack_input(h->st, fr, h->nbatch, h->now);
+    for (unsigned i = 0; i < h->nbatch; i++)
+        free(h->batch[i].data);
+    h->nbatch = 0;
 }
 
 static void send_arp(struct harness *h, uint16_t op, const uint8_t *tha, uint32_t tpa)

@@ -6,6 +6,9 @@
  *
  *   stack under test: 198.18.0.1/24, 02:00:00:00:00:01, port H_LPORT
  *   remote peer:      198.18.0.2,    02:00:00:00:00:02, port H_RPORT
+ *
+ * H_TRACE=1 in the environment prints every segment in and out, with the
+ * virtual time, e.g. H_TRACE=1 build/unit_tests --filter 'tcp_listen/syn'.
  */
 #ifndef TCPSM_TCP_HARNESS_H
 #define TCPSM_TCP_HARNESS_H
@@ -113,6 +116,10 @@ struct harness {
     uint16_t lmss;                  /* MSS option in the stack's SYN or SYN+ACK */
 
     uint8_t rx[65536 + 64];         /* payload of the last parsed segment */
+
+    bool batching;                  /* h_batch_begin: frames held, not yet input */
+    struct h_frame batch[64];
+    unsigned nbatch;
 };
 
 /* Life cycle. cfg NULL: the defaults above. h_free frees the stack and
@@ -129,6 +136,11 @@ void send_seg(struct harness *h, const struct seg *s);
 void send_icmp_unreach(struct harness *h, uint8_t code, uint32_t seq);
 /* Push a raw Ethernet frame. */
 void h_input(struct harness *h, const void *frame, size_t len);
+/* Between h_batch_begin and h_batch_end the frames pushed (at most 64) are
+ * held, then handed to the stack in ONE tcpsm_stack_input call, as the
+ * runtime hands it a receive batch. */
+void h_batch_begin(struct harness *h);
+void h_batch_end(struct harness *h);
 
 /* Pop the next TCP segment the stack emitted (answering its ARP requests
  * for the peer on the way). False if none is queued. Checks the IPv4 and

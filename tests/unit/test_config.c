@@ -213,3 +213,16 @@ Test(config, unwritable_capture_and_trace_files_are_refused)
     cr_assert_eq(run(&s, err), 1);
     cr_assert_eq(config_check_files(&s, err, sizeof(err)), 0, "%s", err);
 }
+
+Test(config, trace_zero_is_off_and_log_applies_when_disabled)
+{
+    struct rt_settings s;
+    char err[256];
+    ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_TRACE", "0" });
+    cr_assert_eq(run(&s, err), 1, "%s", err);
+    cr_assert_not(s.trace_stderr);
+    cr_assert_str_empty(s.trace_path);
+    ENV({ "TCPSM_LOG", "info" });
+    cr_assert_eq(run(&s, err), 0);
+    cr_assert_eq(s.log_level, TCPSM_LOG_INFO);
+}

@@ -48,6 +48,7 @@ Test(tcp_options, window_scale)
     uint8_t d[1000];
     h_pattern(d, sizeof d, 30);
     cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 1000);
+    cr_assert(h_wait_seg(h, SEC(1)) != UINT64_MAX, "window never used");   /* SWS override */
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 400, .data = d);
     expect_no_seg(h);
     h_free(h);
@@ -72,6 +73,7 @@ Test(tcp_options, window_scale_only_if_both)
     uint8_t d[1000];
     h_pattern(d, sizeof d, 31);
     cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 1000);
+    cr_assert(h_wait_seg(h, SEC(1)) != UINT64_MAX, "window never used");   /* SWS override */
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 100, .data = d);
     expect_no_seg(h);
     h_free(h);
@@ -407,5 +409,206 @@ Test(tcp_options, sack_recovery_resends_holes_only)
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 6 * M, .win = H_RWIN);
     cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
     cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_rto, 0);
+    h_free(h);
+}
+
+/* RFC 7323 4.3: with delayed ACKs, the ACK echoes the TSval of the earliest
+ * unacknowledged segment (TS.Recent moves only when SEG.SEQ <= Last.ACK.sent). */
+Test(tcp_options, timestamp_echo_with_delayed_ack)
+{
+    struct harness *h = h_new(NULL);
+    established_with(h, 0, true, false);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 3000, .data = "a", .len = 1);
+    SEND(h, .flags = ACK, .seq = h->rseq + 1, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 3100, .data = "b", .len = 1);
+    h->rseq += 2;
+    h_advance(h, MS(500));
+    struct seg s, last = { 0 };
+    unsigned acks = 0;
+    while (recv_seg(h, &s)) {
+        last = s;
+        acks++;
+    }
+    cr_assert_eq(last.ack, h->rseq);
+    cr_assert(last.ts);
+    /* One delayed ACK for both echoes 3000; had the first byte been ACKed at
+     * once, the second ACK would rightly echo 3100. */
+    cr_assert_eq(last.tsecr, acks == 1 ? 3000u : 3100u, "tsecr %u after %u ACKs", last.tsecr,
+                 acks);
+    h_free(h);
+}
+
+/* RFC 7323 5.5: TS.Recent older than 24 days is invalidated, so an idle
+ * connection's old timestamps do not make PAWS drop the peer forever. */
+Test(tcp_options, paws_24_day_idle)
+{
+    struct harness *h = h_new(NULL);
+    established_with(h, 0, true, false);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 0x70000000u, .data = "x", .len = 1);
+    h->rseq += 1;
+    h_advance(h, MS(500));
+    h_drain(h);
+    h_advance(h, SEC(25ull * 86400));
+    h_drain(h);
+    /* The peer's clock wrapped meanwhile: a TSval "older" than TS.Recent. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 5, .data = "y", .len = 1);
+    h->rseq += 1;
+    h_advance(h, MS(500));
+    struct seg s;
+    uint32_t last = 0;
+    while (recv_seg(h, &s))
+        last = s.ack;
+    cr_assert_eq(last, h->rseq, "segment dropped by PAWS after 25 idle days");
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 2);
+    h_free(h);
+}
+
+/* RFC 5681 3.1 / RFC 6928: the initial window is min(10*MSS, max(2*MSS,
+ * 14600)) = 10 segments of 1460; slow start adds one MSS per ACK, so ten
+ * ACKs, each for one segment, release twenty new segments. */
+Test(tcp_established, initial_window_and_slow_start)
+{
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    cfg.sndbuf = 1u << 20;
+    struct harness *h = h_new(&cfg);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[60 * 1460];
+    h_pattern(d, sizeof d, 80);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), (ssize_t)sizeof d);
+    uint32_t b = h->lseq;
+    unsigned n = 0;
+    struct seg s;
+    while (recv_seg(h, &s)) {
+        cr_assert_eq(s.seq, b + 1460u * n);
+        cr_assert_eq(s.len, 1460);
+        n++;
+    }
+    cr_assert_eq(n, 10, "initial window of %u segments", n);
+    struct tcpsm_tcp_info info;
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.snd_cwnd, 10);
+    unsigned more = 0;
+    for (unsigned i = 1; i <= 10; i++) {
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 1460u * i, .win = H_RWIN);
+        while (recv_seg(h, &s)) {
+            cr_assert_eq(s.seq, b + 1460u * (10 + more));
+            more++;
+        }
+    }
+    cr_assert_eq(more, 20, "%u segments after ten ACKs in slow start", more);
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.snd_cwnd, 20);
+    h_free(h);
+}
+
+/* The window we advertise is honoured: a peer that sends exactly up to the
+ * latest advertised right edge (ACK + window << scale), in odd sizes, with
+ * the application reading slowly, never has a byte dropped; the edge on the
+ * wire recedes by less than one scale unit at most (RFC 7323 appendix F),
+ * and never creeps past the receive buffer. */
+Test(tcp_options, advertised_window_is_honoured)
+{
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    cfg.rcvbuf = 300000;
+    struct harness *h = h_new(&cfg);
+    sock_syn_sent(h);
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
+         .wscale = WS(0));
+    h->rseq = h->risn + 1;
+    struct seg s = EXPECT_SEG(h, .flags = ACK);
+    struct tcpsm_tcp_info info;
+    tcpsm_sock_info(h->sk, &info);
+    unsigned ws = info.rcv_wscale;
+    cr_assert(ws > 0);
+    uint32_t edge = s.ack + ((uint32_t)s.win << ws);
+    static uint8_t d[1460], b[5000];
+    h_pattern(d, sizeof d, 95);
+    uint32_t x = 12345, acked = 0;
+    bool zero = false;
+    for (int i = 0; i < 2000; i++) {
+        x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+        uint32_t n = 1 + x % 1460;
+        uint32_t room = (int32_t)(edge - h->rseq) > 0 ? edge - h->rseq : 0;
+        if (n > room)
+            n = room;
+        if (n)
+            SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d,
+                 .len = n);
+        h->rseq += n;
+        if (x % 7 == 0)
+            tcpsm_sock_recv(h->sk, b, 1 + (x >> 8) % sizeof b, 0, h->now);
+        if (x % 5 == 0)
+            h_advance(h, MS(50));
+        while (recv_seg(h, &s)) {
+            uint32_t e = s.ack + ((uint32_t)s.win << ws);
+            cr_assert((int32_t)(edge - e) < (1 << ws), "step %d: right edge receded by %d", i,
+                      (int32_t)(edge - e));
+            cr_assert(e - s.ack <= cfg.rcvbuf, "window %u beyond the buffer", e - s.ack);
+            edge = e;
+            zero |= s.win == 0;
+            acked = s.ack;
+        }
+        cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_drop_rcvbuf, 0,
+                     "step %d: data inside the advertised window dropped", i);
+    }
+    cr_assert(zero, "the window never closed: the test missed the interesting cases");
+    h_advance(h, MS(500));
+    while (recv_seg(h, &s))
+        acked = s.ack;
+    cr_assert_eq(acked, h->rseq, "ACK at +%u of +%u", acked - h->risn, h->rseq - h->risn);
+    h_free(h);
+}
+
+/* RFC 6191: in TIME-WAIT with timestamps, a SYN whose TSval is newer may
+ * reopen the connection even if its sequence number is not; an older TSval
+ * gets the ACK instead. */
+static void time_wait_with_ts(struct harness *h)
+{
+    sock_listen(h);
+    SEND(h, .flags = SYN, .seq = h->risn, .win = H_RWIN, .mss = H_RMSS, .ts = true,
+         .tsval = 100);
+    struct seg s = EXPECT_SEG(h, .flags = SYN | ACK, .ack = h->risn + 1, .ts = 1, .tsecr = 100);
+    h->lseq = s.seq + 1;
+    h->rseq = h->risn + 1;
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 101, .tsecr = s.tsval);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &h->sk), 0);
+    cr_assert_eq(tcpsm_sock_shutdown(h->sk, 1, h->now), 0);
+    s = EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq, .ts = 1);
+    h->lseq++;
+    SEND(h, .flags = FIN | ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 102, .tsecr = s.tsval);
+    h->rseq++;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .tsecr = 102);
+    ASSERT_STATE(h->sk, TCPSM_TIME_WAIT);
+}
+
+Test(tcp_time_wait, syn_with_newer_timestamp_reopens)
+{
+    struct harness *h = h_new(NULL);
+    time_wait_with_ts(h);
+    SEND(h, .flags = SYN, .seq = h->rseq - 5000, .win = H_RWIN, .mss = H_RMSS, .ts = true,
+         .tsval = 200);
+    struct seg s = EXPECT_SEG(h, .ack = h->rseq - 5000 + 1);
+    cr_assert_eq(s.flags, SYN | ACK, "flags %#x", s.flags);
+    cr_assert(seq_gt(s.seq, h->lseq), "new ISN %u not beyond the old SND.NXT %u", s.seq, h->lseq);
+    h_free(h);
+}
+
+Test(tcp_time_wait, syn_with_older_timestamp_acked)
+{
+    struct harness *h = h_new(NULL);
+    time_wait_with_ts(h);
+    SEND(h, .flags = SYN, .seq = h->rseq + 5000, .win = H_RWIN, .mss = H_RMSS, .ts = true,
+         .tsval = 50);
+    struct seg s = EXPECT_SEG(h, .seq = h->lseq, .ack = h->rseq);
+    cr_assert_eq(s.flags, ACK, "flags %#x", s.flags);
+    ASSERT_STATE(h->sk, TCPSM_TIME_WAIT);
     h_free(h);
 }

@@ -344,11 +344,15 @@ Test(tcp_established, send_respects_peer_window)
     uint8_t d[3000];
     h_pattern(d, sizeof d, 9);
     cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 3000);
+    /* A sub-MSS window with more data waiting: sender SWS avoidance may hold
+     * it until its override timeout (RFC 9293 3.8.6.2.1: 0.1-1 s). */
+    cr_assert(h_wait_seg(h, SEC(1)) != UINT64_MAX, "window never used");
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 1000, .data = d);
     expect_no_seg(h);
     h->lseq += 1000;
     /* The window slides: 1000 more. */
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 1000);
+    cr_assert(h_wait_seg(h, SEC(1)) != UINT64_MAX, "window never used");
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .len = 1000, .data = d + 1000);
     expect_no_seg(h);
     h_free(h);
@@ -630,4 +634,52 @@ Test(tcp_established, reassembly_random_overlaps)
         cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), -EAGAIN);
         h_free(h);
     }
+}
+
+/* RFC 5961 7: challenge ACKs are rate-limited (1000 per second, as Linux),
+ * so a blind RST flood cannot make us flood back. */
+Test(tcp_established, challenge_ack_rate_limit)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    for (uint32_t i = 1; i <= 3000; i++)
+        SEND(h, .flags = RST, .seq = h->rseq + i, .win = 0);
+    unsigned acks = 0;
+    struct seg s;
+    while (recv_seg(h, &s)) {
+        cr_assert_eq(s.flags, ACK);
+        acks++;
+    }
+    cr_assert(acks >= 1 && acks <= 1000, "%u challenge ACKs for 3000 RSTs in one instant", acks);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    /* A second later the budget is back. */
+    h_advance(h, SEC(1));
+    SEND(h, .flags = RST, .seq = h->rseq + 5, .win = 0);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq);
+    h_free(h);
+}
+
+/* RFC 1122 4.2.3.4 / RFC 9293 3.8.6.2.1 sender SWS avoidance: with data in
+ * flight, a usable window below both an MSS and half the largest window seen
+ * is not filled with a runt; the next ACK opens room for a full segment. */
+Test(tcp_established, sender_sws_avoidance)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[6000];
+    h_pattern(d, sizeof d, 90);
+    uint32_t b = h->lseq;
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = 2920);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, 5920, h->now), 5920);
+    EXPECT_SEG(h, .seq = b, .len = 1460);
+    EXPECT_SEG(h, .seq = b + 1460, .len = 1460);
+    expect_no_seg(h);
+    /* 1460 still in flight, window 2000: 540 usable. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 1460, .win = 2000);
+    expect_no_seg(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 2920, .win = 2000);
+    EXPECT_SEG(h, .seq = b + 2920, .len = 1460, .data = d + 2920);
+    expect_no_seg(h);           /* the 540 left over wait too */
+    h_free(h);
 }

@@ -123,7 +123,9 @@ static void storm(struct harness *h, unsigned n)
         }
         if (rnd() % 50 == 0)
             s.sport = (uint16_t)(1 + rnd() % 65535);
-        if (rnd() % 4 == 0)
+        if (rnd() % 64 == 0)
+            send_icmp_unreach(h, (uint8_t)(rnd() % 16), near(h->lseq));
+        else if (rnd() % 4 == 0)
             send_raw_opts(h, (uint8_t)((s.flags & ~(SYN | RST)) | ACK), s.seq, s.ack);
         else
             send_seg(h, &s);
@@ -182,3 +184,24 @@ HOSTILE(close_wait, sock_close_wait, 0x8888)
 HOSTILE(closing, sock_closing, 0x9999)
 HOSTILE(last_ack, sock_last_ack, 0xaaaa)
 HOSTILE(time_wait, sock_time_wait, 0xbbbb)
+
+/* Two desynchronized ends must not ACK each other forever: empty
+ * out-of-window segments get at most one ACK per 500 ms (Linux
+ * tcp_oow_rate_limited); segments with data or FIN are always answered. */
+Test(tcp_hostile, out_of_window_ack_rate_limited)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = ACK, .seq = h->rseq + 0x100000u, .ack = h->lseq, .win = H_RWIN);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    SEND(h, .flags = ACK, .seq = h->rseq + 0x100000u, .ack = h->lseq, .win = H_RWIN);
+    expect_no_seg(h);
+    SEND(h, .flags = ACK, .seq = h->rseq - 5000, .ack = h->lseq, .win = H_RWIN, .data = "x",
+         .len = 1);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    h_advance(h, MS(500));
+    h_drain(h);
+    SEND(h, .flags = ACK, .seq = h->rseq + 0x100000u, .ack = h->lseq, .win = H_RWIN);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    h_free(h);
+}

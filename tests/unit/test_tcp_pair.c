@@ -31,6 +31,10 @@ struct peer {
     uint64_t rx_done, rx_hash, rx_first_bad;
     bool rx_eof;
     int err;
+    /* slow reader: at most read_chunk bytes every read_every ns (0 = greedy) */
+    size_t read_chunk;
+    uint64_t read_every, next_read;
+    size_t max_queued;          /* most bytes seen waiting to be read */
 };
 
 struct pair {
@@ -111,8 +115,18 @@ static void peer_pump(struct pair *pr, int i)
         }
         p->tx_done += (uint64_t)r;
     }
+    size_t q = tcpsm_sock_rxavail(p->sk);
+    if (q > p->max_queued)
+        p->max_queued = q;
     for (;;) {
-        ssize_t r = tcpsm_sock_recv(p->sk, buf, sizeof buf, 0, pr->now);
+        size_t want = sizeof buf;
+        if (p->read_chunk) {
+            if (pr->now < p->next_read)
+                break;
+            p->next_read = pr->now + p->read_every;
+            want = p->read_chunk;
+        }
+        ssize_t r = tcpsm_sock_recv(p->sk, buf, want, 0, pr->now);
         if (r == -EAGAIN)
             break;
         if (r == 0) {
@@ -128,6 +142,8 @@ static void peer_pump(struct pair *pr, int i)
                 p->rx_first_bad = p->rx_done + (uint64_t)k + 1;
         p->rx_hash = fnv1a(p->rx_hash, buf, (size_t)r);
         p->rx_done += (uint64_t)r;
+        if (p->read_chunk)
+            break;
     }
     /* The second closer closes once it has seen the first one's FIN. */
     bool my_turn = pr->close_first == 2 || pr->close_first == i || p->rx_eof;
@@ -468,4 +484,184 @@ Test(tcp_pair, everything_at_once)
     bulk(&(struct memlink_params){ .loss_pct = 3, .dup_pct = 3, .reorder_pct = 3,
                                    .corrupt_pct = 1, .delay_ns = 5000000, .jitter_ns = 2000000,
                                    .bandwidth_bps = 100000000 }, 18);
+}
+
+/* Thirty seeded mixes of every impairment, both directions, every close
+ * order: each stream arrives whole, in order, once. */
+static uint64_t mix_rng;
+static double mix(double max)
+{
+    mix_rng ^= mix_rng << 13;
+    mix_rng ^= mix_rng >> 7;
+    mix_rng ^= mix_rng << 17;
+    return (double)(mix_rng % 1000000) / 1000000.0 * max;
+}
+
+Test(tcp_pair, mixed_impairments_30_seeds)
+{
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        mix_rng = 88172645463325252ull + seed * 7919;
+        struct memlink_params lp = {
+            .loss_pct = mix(10), .dup_pct = mix(10), .reorder_pct = mix(20),
+            .corrupt_pct = mix(5), .delay_ns = (uint64_t)mix(20e6), .jitter_ns = (uint64_t)mix(10e6),
+            .bandwidth_bps = mix(1) < 0.5 ? 0 : (uint64_t)(1e6 + mix(1e9)),
+        };
+        struct pair *pr = pair_new(&lp, seed);
+        pair_connect(pr);
+        cr_assert(run_until(pr, 3600 * P_SEC, established), "seed %llu: no connection",
+                  (unsigned long long)seed);
+        transfer(pr, 100000 + (uint64_t)mix(300000), 100000 + (uint64_t)mix(300000),
+                 (int)mix(3), 36000 * P_SEC);
+        finish(pr);
+        pair_free(pr);
+    }
+}
+
+/* Fifty connections at once through one listener, each carrying its own
+ * stream both ways under loss and reordering; all complete and close. */
+enum { NCONN = 50, CBYTES = 50000 };
+struct multi {
+    struct pair *pr;
+    struct tcpsm_sock *c[NCONN];       /* A's clients */
+    struct tcpsm_sock *s[NCONN];       /* B's accepted, by client port order */
+    uint16_t cport[NCONN];
+    uint64_t ctx[NCONN], crx[NCONN], stx[NCONN], srx[NCONN];
+    bool cshut[NCONN], sshut[NCONN], ceof[NCONN], seof[NCONN];
+    unsigned bad;
+};
+
+static int multi_idx(struct multi *m, struct tcpsm_sock *sk)
+{
+    uint32_t a;
+    uint16_t p;
+    if (tcpsm_sock_peer(sk, &a, &p) < 0)
+        return -1;
+    for (int i = 0; i < NCONN; i++)
+        if (m->cport[i] == p)
+            return i;
+    return -1;
+}
+
+/* Stream i: byte k is (i * 131 + k * 7) & 0xff, a different one each way. */
+static void multi_io(struct multi *m, struct tcpsm_sock *sk, int i, uint64_t *tx, uint64_t *rx,
+                     bool *shut, bool *eof, int dir, uint64_t now)
+{
+    uint8_t buf[8192];
+    while (*tx < CBYTES) {
+        size_t n = CBYTES - *tx < sizeof buf ? (size_t)(CBYTES - *tx) : sizeof buf;
+        for (size_t k = 0; k < n; k++)
+            buf[k] = (uint8_t)(i * 131 + (*tx + k) * 7 + dir);
+        ssize_t r = tcpsm_sock_send(sk, buf, n, now);
+        if (r <= 0)
+            break;
+        *tx += (uint64_t)r;
+    }
+    if (*tx == CBYTES && !*shut) {
+        tcpsm_sock_shutdown(sk, 1, now);
+        *shut = true;
+    }
+    for (;;) {
+        ssize_t r = tcpsm_sock_recv(sk, buf, sizeof buf, 0, now);
+        if (r == 0)
+            *eof = true;
+        if (r <= 0)
+            break;
+        for (ssize_t k = 0; k < r; k++)
+            if (buf[k] != (uint8_t)(i * 131 + (*rx + (uint64_t)k) * 7 + (1 - dir)))
+                m->bad++;
+        *rx += (uint64_t)r;
+    }
+}
+
+static bool multi_pump(void *arg)
+{
+    struct multi *m = arg;
+    struct pair *pr = m->pr;
+    struct tcpsm_sock *c;
+    while (tcpsm_sock_accept(pr->p[1].lsk, &c) == 0) {
+        int i = multi_idx(m, c);
+        cr_assert(i >= 0 && !m->s[i], "accepted an unknown or second connection");
+        m->s[i] = c;
+    }
+    bool done = true;
+    for (int i = 0; i < NCONN; i++) {
+        if (tcpsm_sock_state(m->c[i]) != TCPSM_SYN_SENT)
+            multi_io(m, m->c[i], i, &m->ctx[i], &m->crx[i], &m->cshut[i], &m->ceof[i], 0, pr->now);
+        if (m->s[i])
+            multi_io(m, m->s[i], i, &m->stx[i], &m->srx[i], &m->sshut[i], &m->seof[i], 1,
+                     pr->now);
+        done = done && m->ceof[i] && m->seof[i] && m->cshut[i] && m->sshut[i];
+    }
+    return done;
+}
+
+Test(tcp_pair, fifty_connections)
+{
+    static struct multi m;
+    memset(&m, 0, sizeof m);
+    m.pr = pair_new(&(struct memlink_params){ .loss_pct = 2, .reorder_pct = 5,
+                                              .delay_ns = 2000000 }, 21);
+    struct pair *pr = m.pr;
+    cr_assert_eq(tcpsm_sock_new(pr->p[1].st, &pr->p[1].lsk), 0);
+    cr_assert_eq(tcpsm_sock_bind(pr->p[1].lsk, 0, SRV_PORT), 0);
+    cr_assert_eq(tcpsm_sock_listen(pr->p[1].lsk, 64), 0);
+    for (int i = 0; i < NCONN; i++) {
+        cr_assert_eq(tcpsm_sock_new(pr->p[0].st, &m.c[i]), 0);
+        cr_assert_eq(tcpsm_sock_connect(m.c[i], B_ADDR, SRV_PORT, pr->now), -EINPROGRESS);
+        uint32_t a;
+        tcpsm_sock_name(m.c[i], &a, &m.cport[i]);
+    }
+    uint64_t end = pr->now + 3600 * P_SEC;
+    bool ok = false;
+    while (!ok && pr->now < end)
+        ok = memlink_run(pr->l, pr->p[0].st, pr->p[1].st, &pr->now, end, multi_pump, &m);
+    cr_assert(ok || multi_pump(&m), "not all streams completed");
+    cr_assert_eq(m.bad, 0, "%u bytes differ", m.bad);
+    for (int i = 0; i < NCONN; i++) {
+        cr_assert_eq(m.crx[i], CBYTES);
+        cr_assert_eq(m.srx[i], CBYTES);
+        tcpsm_sock_close(m.c[i], pr->now);
+        tcpsm_sock_close(m.s[i], pr->now);
+    }
+    tcpsm_sock_close(pr->p[1].lsk, pr->now);
+    pr->p[1].lsk = NULL;
+    cr_assert(run_until(pr, 600 * P_SEC, all_closed), "sockets left: A %zu, B %zu",
+              tcpsm_stack_nsocks(pr->p[0].st), tcpsm_stack_nsocks(pr->p[1].st));
+    pair_free(pr);
+}
+
+/* Slow readers on both sides: receive buffers fill, windows close and open
+ * in small steps (zero-window probes, window updates, SWS avoidance on
+ * both ends, ACKs taken through a closed window) and still every byte
+ * arrives. Time advances in 10 ms steps so the readers get their turns. */
+Test(tcp_pair, slow_readers_both_ways)
+{
+    struct pair *pr = pair_new(&(struct memlink_params){ .delay_ns = 1000000, .loss_pct = 1 }, 31);
+    pair_connect(pr);
+    cr_assert(run_until(pr, 10 * P_SEC, established));
+    for (int i = 0; i < 2; i++) {
+        pr->p[i].read_chunk = 3000 + 1000 * (size_t)i;
+        pr->p[i].read_every = 1000000;
+        pr->p[i].next_read = pr->now;
+    }
+    pr->p[0].tx_total = 1u << 20;
+    pr->p[1].tx_total = 3u << 19;
+    pr->close_first = 0;
+    uint64_t end = pr->now + 3600 * P_SEC;
+    bool ok = false;
+    while (!ok && pr->now < end)
+        ok = memlink_run(pr->l, pr->p[0].st, pr->p[1].st, &pr->now, pr->now + 10000000, pump, pr);
+    cr_assert(ok, "slow transfer did not finish: B got %llu, A got %llu",
+              (unsigned long long)pr->p[1].rx_done, (unsigned long long)pr->p[0].rx_done);
+    cr_assert_eq(pr->p[1].rx_first_bad, 0);
+    cr_assert_eq(pr->p[0].rx_first_bad, 0);
+    cr_assert_eq(pr->p[1].rx_done, pr->p[0].tx_total);
+    cr_assert_eq(pr->p[0].rx_done, pr->p[1].tx_total);
+    cr_assert_eq(pr->p[1].rx_hash, stream_hash(pr->p[0].seed, pr->p[0].tx_total));
+    cr_assert_eq(pr->p[0].rx_hash, stream_hash(pr->p[1].seed, pr->p[1].tx_total));
+    /* The buffers really filled up (256 KiB default). */
+    cr_assert(pr->p[0].max_queued > 200000 && pr->p[1].max_queued > 200000,
+              "most queued: A %zu, B %zu", pr->p[0].max_queued, pr->p[1].max_queued);
+    finish(pr);
+    pair_free(pr);
 }

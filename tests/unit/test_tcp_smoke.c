@@ -232,8 +232,11 @@ Test(tcp_smoke, server_closes_first_half_close)
     pair_fini(&p);
 }
 
+/* SMOKE_SEED varies the impairment pattern of a run. */
 static void impaired(double loss, double reorder, double dup, uint64_t seed)
 {
+    if (getenv("SMOKE_SEED"))
+        seed ^= strtoull(getenv("SMOKE_SEED"), NULL, 0) << 8;
     struct pair p;
     struct memlink_params lp = { .delay_ns = 5 * MSEC, .jitter_ns = 1 * MSEC, .loss_pct = loss,
                                  .reorder_pct = reorder, .dup_pct = dup };
@@ -574,5 +577,37 @@ Test(tcp_smoke, cork_ceiling)
     cr_assert_eq(tcpsm_sock_setopt(c.cli, TCPSM_OPT_CORK, 0), 0);
     run_for(&p, 10 * MSEC);
     cr_assert_eq(tcpsm_sock_rxavail(c.srv), 11);
+    pair_fini(&p);
+}
+
+/* Simultaneous open over the link, then shutdown(SHUT_WR) while one end
+ * may still be in SYN-RECEIVED: both ends finish the close. */
+Test(tcp_smoke, simultaneous_open_then_close)
+{
+    struct pair p;
+    struct memlink_params lp = { .delay_ns = 5 * MSEC };
+    pair_init(&p, &lp, 12);
+    struct tcpsm_sock *a, *b;
+    cr_assert_eq(tcpsm_sock_new(p.a, &a), 0);
+    cr_assert_eq(tcpsm_sock_new(p.b, &b), 0);
+    cr_assert_eq(tcpsm_sock_bind(a, 0, 7000), 0);
+    cr_assert_eq(tcpsm_sock_bind(b, 0, 7001), 0);
+    cr_assert_eq(tcpsm_sock_connect(a, B_ADDR, 7001, p.now), -EINPROGRESS);
+    cr_assert_eq(tcpsm_sock_connect(b, A_ADDR, 7000, p.now), -EINPROGRESS);
+    run_for(&p, 7 * MSEC);              /* SYNs crossed: both in SYN-RECEIVED */
+    cr_assert_eq(tcpsm_sock_state(a), TCPSM_SYN_RECEIVED);
+    cr_assert_eq(tcpsm_sock_shutdown(a, 1, p.now), 0);
+    cr_assert_eq(tcpsm_sock_state(a), TCPSM_FIN_WAIT_1);
+    run_for(&p, 1 * SECS);
+    cr_assert_eq(tcpsm_sock_state(b), TCPSM_CLOSE_WAIT);
+    char buf[4];
+    cr_assert_eq(tcpsm_sock_recv(b, buf, sizeof(buf), 0, p.now), 0);
+    tcpsm_sock_close(b, p.now);
+    run_for(&p, 1 * SECS);
+    cr_assert_eq(tcpsm_sock_state(a), TCPSM_TIME_WAIT);
+    tcpsm_sock_close(a, p.now);
+    run_for(&p, 3 * SECS);
+    cr_assert_eq(tcpsm_stack_nsocks(p.a), 0);
+    cr_assert_eq(tcpsm_stack_nsocks(p.b), 0);
     pair_fini(&p);
 }
