@@ -10,10 +10,14 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) -Iinclude -Istack -MMD -MP
 LDLIBS  := -ldl -lpthread
 
+# SAN=1 builds everything (core, library, wrapper, tools, unit tests) under build/san with
+# ASan+UBSan. build/san/tcpsm preloads the sanitizer runtimes ahead of build/san/libtcpsm.so
+# (ASan must be the first object loaded into a program that is not built with it).
 ifeq ($(SAN),1)
   B       := build/san
   CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
   LDFLAGS += -fsanitize=address,undefined
+  SAN_RT  := $(shell $(CC) -print-file-name=libasan.so):$(shell $(CC) -print-file-name=libubsan.so):$(CURDIR)/build/san/libswift_demangle.so
 else
   B       := build
 endif
@@ -30,14 +34,19 @@ TOOL_SRC  := $(wildcard tests/tools/*.c)
 CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
 SHIM_OBJ  := $(SHIM_SRC:%.c=$(B)/obj/%.o)
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(B)/obj/%.o)
-TOOLS     := $(TOOL_SRC:tests/tools/%.c=build/tools/%)
+TOOLS     := $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
+
+# The integration tests `make test SAN=1` runs under the sanitized library (~30 s): the cheapest
+# few that cover a client (curl), a server (nginx), epoll, the shim's API edge cases, the error
+# paths (RST from the peer, a vanished peer, a refused connect) and exit with connections open.
+SAN_TESTS ?= curl_download nginx_server epoll_echo api_check peer_reset peer_vanish refused exit_cleanup
 
 .PHONY: all lib tools unit test integration demo bench fuzz deps clean help
 .DEFAULT_GOAL := all
 
-all: build/libtcpsm.so build/tcpsm tools ## build the library, the wrapper and the test tools
+all: $(B)/libtcpsm.so $(B)/tcpsm tools ## build the library, the wrapper and the test tools
 
-lib: build/libtcpsm.so
+lib: $(B)/libtcpsm.so
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -48,20 +57,25 @@ $(B)/libtcpsm-core.a: $(CORE_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-build/libtcpsm.so: $(CORE_SRC:%.c=build/obj/%.o) $(SHIM_SRC:%.c=build/obj/%.o)
+$(B)/libtcpsm.so: $(CORE_OBJ) $(SHIM_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -o $@ $^ $(LDLIBS) -Wl,-z,defs -Wl,--version-script=shim/exports.map
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(LDLIBS) -Wl,-z,defs -Wl,--version-script=shim/exports.map
 
-build/tcpsm: shim/tcpsm.sh
-	@mkdir -p build
-	$(Q)cp $< $@ && chmod +x $@
+$(B)/tcpsm: shim/tcpsm.sh $(if $(SAN_RT),build/san/libswift_demangle.so)
+	@mkdir -p $(B)
+	$(Q)sed 's|^sanitizer_runtimes=$$|sanitizer_runtimes=$(SAN_RT)|' $< >$@ && chmod +x $@
+
+# A workaround the sanitized wrapper preloads (see the file).
+build/san/libswift_demangle.so: tests/san/swift_demangle.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 $(WARN) -O2 -fPIC -shared -o $@ $<
 
 tools: $(TOOLS)
 
-build/tools/%: tests/tools/%.c $(B)/libtcpsm-core.a
-	@mkdir -p build/tools
+$(B)/tools/%: tests/tools/%.c $(B)/libtcpsm-core.a
+	@mkdir -p $(B)/tools
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(B)/libtcpsm-core.a $(LDLIBS)
+	$(Q)$(CC) $(filter-out -fvisibility=hidden,$(CFLAGS)) $(LDFLAGS) -o $@ $< $(B)/libtcpsm-core.a $(LDLIBS)
 
 $(B)/unit_tests: $(UNIT_OBJ) $(B)/libtcpsm-core.a
 	@$(if $(Q),echo "  LD      $@")
@@ -73,11 +87,13 @@ deps: ## install the Debian packages the build and tests need (as root, only wha
 unit: deps $(B)/unit_tests ## run the Criterion unit tests (SAN=1: under ASan+UBSan)
 	$(Q)$(B)/unit_tests --jobs 2
 
-integration: deps all ## run the integration tests (real programs, network namespaces; root)
-	$(Q)bash tests/integration/run.sh
+integration: deps all ## run the integration tests (real programs, network namespaces; root; SAN=1: sanitized)
+	$(Q)TCPSM_SAN=$(SAN) bash tests/integration/run.sh $(T)
 
-test: unit ## unit tests, then integration tests (SAN=1: unit tests under sanitizers only)
-ifneq ($(SAN),1)
+test: unit ## unit tests, then integration tests (SAN=1: all under ASan+UBSan, integration only SAN_TESTS)
+ifeq ($(SAN),1)
+	$(Q)$(MAKE) --no-print-directory integration T="$(SAN_TESTS)"
+else
 	$(Q)$(MAKE) --no-print-directory integration
 endif
 
@@ -96,6 +112,8 @@ clean: ## remove build outputs
 help: ## this list
 	@echo "tcpsm make targets:"
 	@grep -hE '^[a-z]+:.*## ' Makefile | sed -E 's/^([a-z]+):.*## (.*)/  \1\t\2/' | expand -t 16
-	@echo "variables: SAN=1 (sanitizer build of the unit tests), V=1 (show commands)"
+	@echo "variables: SAN=1 (ASan+UBSan build in build/san: unit tests, library, wrapper, tools),"
+	@echo "           T=\"NAME...\" (integration: only tests whose names contain one of them),"
+	@echo "           SAN_TESTS (the integration tests of make test SAN=1), V=1 (show commands)"
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -86,12 +86,21 @@ void shim_sigpipe(void)
 /* Linux restarts a blocking socket call (without SO_RCVTIMEO/SO_SNDTIMEO)
  * interrupted by a handler installed with SA_RESTART. The runtime only says
  * "a handler ran", not which: restart when every installed handler has
- * SA_RESTART, so that no handler without it is ever restarted over. */
+ * SA_RESTART, so that no handler without it is ever restarted over.
+ * Handlers of the synchronous fault signals do not count: they run from a
+ * faulting instruction, not during a blocked call, and crash handlers
+ * (redis's, ASan's) are installed without SA_RESTART. */
+static bool fault_signal(int sig)
+{
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+           sig == SIGTRAP || sig == SIGSYS;
+}
+
 bool shim_sa_restart(void)
 {
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
-        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
+        if (sig == SIGKILL || sig == SIGSTOP || fault_signal(sig) || sigaction(sig, NULL, &sa) != 0)
             continue;
         if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
             continue;

@@ -9,7 +9,9 @@ usage() {
     cat <<'USAGE'
 Usage: tcpsm [OPTIONS] [--] PROGRAM [ARGS...]
 
-Runs PROGRAM with libtcpsm.so preloaded: its IPv4 TCP sockets (AF_INET,
+Runs PROGRAM with libtcpsm.so preloaded (the one next to this script; the
+sanitizer build's wrapper, build/san/tcpsm, preloads the ASan and UBSan
+runtimes first, then build/san/libtcpsm.so): its IPv4 TCP sockets (AF_INET,
 SOCK_STREAM) run on an in-process TCP/IP stack that reaches the wire through
 an AF_PACKET socket on one interface (needs CAP_NET_RAW). Connections to
 loopback or to addresses the stack cannot route, UDP, AF_UNIX, IPv6 and
@@ -96,8 +98,12 @@ if [ $# -eq 0 ]; then
     exit 2
 fi
 
+# Empty here; the sanitizer build's copy (build/san/tcpsm, make SAN=1) lists the ASan and UBSan
+# runtimes, which must be loaded before everything else, its libtcpsm.so included.
+sanitizer_runtimes=
+
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 lib=$here/libtcpsm.so
 [ -f "$lib" ] || { echo "tcpsm: $lib not found (run make)" >&2; exit 2; }
-export LD_PRELOAD=$lib${LD_PRELOAD:+:$LD_PRELOAD}
+export LD_PRELOAD=${sanitizer_runtimes:+$sanitizer_runtimes:}$lib${LD_PRELOAD:+:$LD_PRELOAD}
 exec "$@"

@@ -30,6 +30,7 @@
 #define TCP_RETRIES_DATA    15          /* Linux tcp_retries2 */
 #define TCP_RETRIES_SYN     6           /* Linux tcp_syn_retries */
 #define TCP_RETRIES_SYNACK  5           /* Linux tcp_synack_retries */
+#define TCP_ORPHAN_PROBES   8           /* Linux tcp_orphan_retries: zero-window probes of an orphan */
 #define TCP_DELACK_NS       (40 * MS_NS)
 #define TCP_CORK_NS         (200 * MS_NS)   /* TCP_CORK ceiling, as Linux */
 #define TCP_OOW_ACK_NS      (500 * MS_NS)   /* Linux tcp_invalid_ratelimit */

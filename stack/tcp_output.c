@@ -88,6 +88,12 @@ uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk)
         field = space >> s;
     } else {
         field = (uint32_t)(((uint64_t)cur + (1u << s) - 1) >> s);
+        /* Rounding up must not promise more than the buffer holds, or the
+         * edge creeps by up to 2^s-1 bytes per ACK and data inside it is
+         * dropped. Round down then: the edge on the wire recedes by less
+         * than 2^s (RFC 7323 appendix F), rcv_adv stays where it was. */
+        if (((uint64_t)field << s) > space)
+            field = space >> s;
     }
     if (field > 65535)
         field = 65535;

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs every tests/integration/test_*.sh (or those whose name contains FILTER), each under a
+# Runs every tests/integration/test_*.sh (or those whose name contains one of the FILTERs), each under a
 # time limit, one PASS/FAIL/SKIP/KNOWN-FAILING line per test, then "N passed, N failed" (and
 # ", N skipped", ", N known-failing" when there are any). Exit status: 1 if any test failed.
 #
-#   tests/integration/run.sh [FILTER]
+#   tests/integration/run.sh [FILTER...]
+#   TCPSM_SAN=1 tests/integration/run.sh      # with the sanitizer build (make SAN=1), see
+#                                             # tests/lib/netns.sh
 #   TCPSM_TEST_MODE=kernel tests/integration/run.sh    # the same tests on the kernel's TCP
 #   TCPSM_TEST_TIMEOUT=SECS   per-test limit (default 120; a test may ask more with a
 #                             "# timeout: SECS" line)
@@ -15,7 +17,7 @@
 # not fail the run, a pass is reported loudly so the entry gets removed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-filter=${1:-}
+filters=("$@")
 limit=${TCPSM_TEST_TIMEOUT:-120}
 mode=${TCPSM_TEST_MODE:-stack}
 logdir=${TCPSM_TEST_LOGDIR:-$(cd "$here/../.." && pwd)/build/integration-logs}
@@ -45,11 +47,16 @@ on_interrupt() {
     exit 130
 }
 trap on_interrupt INT TERM
-echo "integration tests ($mode mode), logs in $logdir"
+san=""; [ "${TCPSM_SAN:-0}" = 1 ] && san=", sanitizer build"
+echo "integration tests ($mode mode$san), logs in $logdir"
 for t in "$here"/test_*.sh; do
     [ -e "$t" ] || continue
     name=$(basename "$t" .sh)
-    [ -n "$filter" ] && [[ $name != *"$filter"* ]] && continue
+    if [ ${#filters[@]} -gt 0 ]; then
+        hit=0
+        for f in "${filters[@]}"; do [[ $name == *"$f"* ]] && hit=1; done
+        [ $hit = 1 ] || continue
+    fi
     n=$((n + 1))
     tl=$(sed -n 's/^# timeout: *\([0-9]\+\).*/\1/p' "$t" | head -1)
     tl=${tl:-$limit}
@@ -91,7 +98,7 @@ for t in "$here"/test_*.sh; do
         failed+=("$name")
     fi
 done
-[ $n -eq 0 ] && { echo "no test matches '$filter'" >&2; exit 2; }
+[ $n -eq 0 ] && { echo "no test matches '${filters[*]}'" >&2; exit 2; }
 summary="$pass passed, $fail failed"
 [ $skipped -gt 0 ] && summary+=", $skipped skipped"
 [ $kfail -gt 0 ] && summary+=", $kfail known-failing"

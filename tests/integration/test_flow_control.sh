@@ -50,5 +50,7 @@ zw=$(count "ip.src==$STACK_IP && tcp.window_size==0 && tcp.flags.syn==0")
 zwp=$(count "ip.src==$PEER_IP && tcp.analysis.zero_window_probe")
 retx=$(count "ip.src==$PEER_IP && tcp.analysis.retransmission && !tcp.analysis.zero_window_probe")
 upd=$(count "ip.src==$STACK_IP && tcp.analysis.window_update")
-log "capture: zero-window ACKs from $STACK_IP: $zw; peer zero-window probes: $zwp; window updates: $upd; peer retransmissions: $retx"
+dup=$(count "ip.src==$STACK_IP && tcp.analysis.duplicate_ack")
+maxw=$(t -Y "ip.src==$STACK_IP && tcp.flags.syn==0" -T fields -e tcp.window_size | sort -n | tail -1)
+log "capture: zero-window ACKs from $STACK_IP: $zw; peer zero-window probes: $zwp; window updates: $upd; largest window offered: $maxw; duplicate ACKs: $dup; peer retransmissions: $retx"
 [ "$zw" -ge 1 ] || die "the receiver never advertised a zero window while its application did not read"

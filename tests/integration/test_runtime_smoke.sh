@@ -9,7 +9,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 if [ "${TCPSM_TEST_MODE:-stack}" = kernel ]; then
     echo "SKIP: drives the stack directly, no kernel-mode equivalent"; exit 77
 fi
-[ -x "$here/../../build/tools/rt_smoke" ] || { echo "SKIP: build/tools/rt_smoke is not built"; exit 77; }
+smoke=build/tools/rt_smoke
+[ "${TCPSM_SAN:-0}" = 1 ] && smoke=build/san/tools/rt_smoke   # the sanitizer build (make SAN=1)
+[ -x "$here/../../$smoke" ] || { echo "SKIP: $smoke is not built"; exit 77; }
+export RT_SMOKE_BIN=$smoke
 for c in ip socat python3 nft ss; do
     command -v "$c" >/dev/null || { echo "SKIP: $c is missing"; exit 77; }
 done

@@ -58,8 +58,8 @@ bridge_sum() {
 # Start the impair_bridge between IF_BS and IF_BP in NS_B (netns_setup bridge); extra
 # arguments are its options. Sets BRIDGE_PID and BRIDGE_LOG.
 bridge_start() {
-    local tool=$TCPSM_ROOT/build/tools/impair_bridge
-    [ -x "$tool" ] || die "$tool missing: run make tools"
+    local tool
+    tool=$(need_tool impair_bridge)
     BRIDGE_LOG=$TMPD/bridge.log
     bg_ns "$NS_B" "$BRIDGE_LOG" "$tool" "$@" "$IF_BS" "$IF_BP"
     BRIDGE_PID=$BG_PID

@@ -16,6 +16,12 @@
 # IF_S also gets 198.18.0.2/24 as a kernel address when asked (netns_setup ... kaddr), for
 # kernel-vs-kernel comparisons in the same run (bench).
 #
+# TCPSM_SAN=1 runs the sanitizer build instead (make SAN=1: build/san/tcpsm, which preloads the
+# ASan+UBSan runtimes and build/san/libtcpsm.so, and the sanitized tools in build/san/tools).
+# Every sanitizer report (ASan, LSan, UBSan; from the program on the stack or from a tool) is
+# written to build/san/reports/<test>-<tag>/ and fails the test at cleanup. LSan suppressions
+# for leaks of the third-party programs themselves are in tests/lsan.supp.
+#
 # Names are unique per run: "<tag><pid><rand>" for namespaces and interfaces (interface
 # names must fit IFNAMSIZ). Everything created here is removed by netns_cleanup, installed as the
 # EXIT/INT/TERM trap. Background processes are started in their own process group and killed
@@ -27,6 +33,9 @@ STACK_IP=198.18.0.10
 PEER_IP=198.18.0.1
 KSTACK_IP=198.18.0.2      # optional kernel address on the stack side (kaddr)
 PREFIX=24
+TCPSM_SAN=${TCPSM_SAN:-0}
+if [ "$TCPSM_SAN" = 1 ]; then TCPSM_BUILD=$TCPSM_ROOT/build/san; else TCPSM_BUILD=$TCPSM_ROOT/build; fi
+SAN_REPORTS=
 
 NS_S= NS_P= NS_B= IF_S= IF_P= IF_BS= IF_BP=
 TMPD=
@@ -49,7 +58,7 @@ netns_cleanup() {
     [ "$_NETNS_CLEANED" = 1 ] && return "$rc"
     _NETNS_CLEANED=1
     trap - EXIT INT TERM
-    local i pid
+    local i pid san_failed=0
     for ((i = ${#CLEANUP_HOOKS[@]} - 1; i >= 0; i--)); do
         eval "${CLEANUP_HOOKS[i]}" >/dev/null 2>&1 || true
     done
@@ -70,6 +79,16 @@ netns_cleanup() {
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
     done
+    if [ -n "$SAN_REPORTS" ] && [ -n "$(ls -A "$SAN_REPORTS" 2>/dev/null)" ]; then
+        local f
+        for f in "$SAN_REPORTS"/*; do
+            log "sanitizer report $f:"
+            head -80 "$f" >&2
+        done
+        log "FAIL: sanitizer reports in $SAN_REPORTS"
+        { [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]; } && rc=1
+        san_failed=1
+    fi
     if [ -n "$TMPD" ] && [ -d "$TMPD" ]; then
         if [ "${TCPSM_KEEP_TMP:-0}" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${TCPSM_KEEP_FAILED:-}" ]; }; then
             log "kept $TMPD"
@@ -77,6 +96,8 @@ netns_cleanup() {
             rm -rf "$TMPD"
         fi
     fi
+    # From the EXIT trap only an exit changes the script's status.
+    [ "$san_failed" = 1 ] && exit "$rc"
     return "$rc"
 }
 
@@ -121,6 +142,7 @@ netns_setup() {
     trap _netns_sig INT TERM
     TMPD=$(mktemp -d "/tmp/tcpsm-${_NETNS_TAG}.XXXX")
     chmod 755 "$TMPD"
+    [ "$TCPSM_SAN" = 1 ] && _netns_san_env
 
     ip netns add "$NS_S" || die "ip netns add $NS_S"
     ip netns add "$NS_P" || die "ip netns add $NS_P"
@@ -151,9 +173,22 @@ netns_setup() {
     ip -n "$NS_S" link set "$IF_S" up
     ip -n "$NS_P" link set "$IF_P" up
     if stack_mode; then
-        [ -x "$TCPSM_ROOT/build/tcpsm" ] && [ -f "$TCPSM_ROOT/build/libtcpsm.so" ] ||
-            die "build/tcpsm or build/libtcpsm.so missing: run make"
+        [ -x "$TCPSM_BUILD/tcpsm" ] && [ -f "$TCPSM_BUILD/libtcpsm.so" ] ||
+            die "$TCPSM_BUILD/tcpsm or libtcpsm.so missing: run make$([ "$TCPSM_SAN" = 1 ] && echo ' SAN=1')"
     fi
+}
+
+# Sanitizer options for every program of the test (only sanitized ones read them): reports go
+# to files (servers' stderr is often a log nobody reads, and a worker's report would be lost),
+# an error stops the program (abort_on_error, halt_on_error). verify_asan_link_order=0: a
+# program that itself preloads something (LD_PRELOAD set by the test) may load it first.
+_netns_san_env() {
+    SAN_REPORTS=${TCPSM_SAN_REPORTS:-$TCPSM_ROOT/build/san/reports}/$(basename "$0" .sh)-$_NETNS_TAG
+    mkdir -p "$SAN_REPORTS" || die "mkdir $SAN_REPORTS"
+    chmod 1777 "$SAN_REPORTS"   # servers' workers may run as another user
+    export ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=1:abort_on_error=1:log_path=$SAN_REPORTS/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    export LSAN_OPTIONS="suppressions=$TCPSM_ROOT/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+    export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$SAN_REPORTS/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 }
 
 # The command prefix that puts a program on the stack (or, in kernel mode, on the kernel).
@@ -161,7 +196,7 @@ netns_setup() {
 STACK_OPTS=()
 _stack_prefix() {
     if stack_mode; then
-        printf '%s\0' "$TCPSM_ROOT/build/tcpsm" --if "$IF_S" --addr "$STACK_IP/$PREFIX" "${STACK_OPTS[@]}" --
+        printf '%s\0' "$TCPSM_BUILD/tcpsm" --if "$IF_S" --addr "$STACK_IP/$PREFIX" "${STACK_OPTS[@]}" --
     fi
 }
 
@@ -264,8 +299,8 @@ same_file() {
 
 # Build check: tools the tests use.
 need_tool() {
-    local t=$TCPSM_ROOT/build/tools/$1
-    [ -x "$t" ] || die "$t missing: run make tools"
+    local t=$TCPSM_BUILD/tools/$1
+    [ -x "$t" ] || die "$t missing: run make tools$([ "$TCPSM_SAN" = 1 ] && echo ' SAN=1')"
     printf '%s' "$t"
 }
 need_cmd() {

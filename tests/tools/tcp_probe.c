@@ -7,12 +7,14 @@
  *
  *   tcp_probe connect HOST PORT [--connect-timeout MS] [--user-timeout MS]
  *             [--send BYTES [--pause-after BYTES --pause-file PATH]] [--recv]
- *             [--wait-file PATH] [--max-seconds N]
+ *             [--wait-file PATH] [--exit-after BYTES] [--max-seconds N]
  *   tcp_probe serve PORT [--bind ADDR] [--send BYTES] [--rst-after BYTES] [--http]
  *             [--sink] [--max-seconds N]
  *
  * --wait-file: before reading, print "waiting" and wait until PATH exists (an application
  * that stops reading, for flow-control tests).
+ * --exit-after: once BYTES are received, exit(0) with the socket still open (what the
+ * library does with connections a process leaves behind).
  * Output: one line "result=ok|error errno=NAME sent=N received=N pattern=ok|bad ...".
  * Exit status: 0 ok, 1 a socket call failed (errno printed), 2 usage, 3 time limit.
  */
@@ -96,7 +98,7 @@ static int usage_to(FILE *f)
 {
     fputs("usage: tcp_probe connect HOST PORT [--connect-timeout MS] [--user-timeout MS]\n"
           "                 [--send BYTES [--pause-after BYTES --pause-file PATH]] [--recv]\n"
-          "                 [--wait-file PATH] [--max-seconds N]\n"
+          "                 [--wait-file PATH] [--exit-after BYTES] [--max-seconds N]\n"
           "       tcp_probe serve PORT [--bind ADDR] [--send BYTES] [--rst-after BYTES]\n"
           "                 [--http] [--sink] [--max-seconds N]\n",
           f);
@@ -110,7 +112,7 @@ static int usage(void)
 
 struct opts {
     long connect_timeout_ms, user_timeout_ms, max_seconds;
-    unsigned long long send, pause_after, rst_after;
+    unsigned long long send, pause_after, rst_after, exit_after;
     const char *pause_file, *bind_addr, *wait_file;
     int recv, http, sink;
 };
@@ -147,6 +149,7 @@ static int parse(int argc, char **argv, int i, struct opts *o)
         else if (!strcmp(a, "--send")) o->send = num(v), i++;
         else if (!strcmp(a, "--pause-after")) o->pause_after = num(v), i++;
         else if (!strcmp(a, "--rst-after")) o->rst_after = num(v), i++;
+        else if (!strcmp(a, "--exit-after")) o->exit_after = num(v), i++;
         else if (!strcmp(a, "--pause-file")) o->pause_file = v, i++;
         else if (!strcmp(a, "--bind")) o->bind_addr = v, i++;
         else if (!strcmp(a, "--wait-file")) o->wait_file = v, i++;
@@ -177,6 +180,8 @@ static int send_pattern(int fd, uint64_t total, uint64_t stop_at)
     return 0;
 }
 
+static uint64_t g_exit_after;
+
 /* Reads to EOF (0) or an error (its errno), checking the pattern. */
 static int recv_pattern(int fd, uint64_t base)
 {
@@ -192,6 +197,10 @@ static int recv_pattern(int fd, uint64_t base)
         }
         check(buf, (size_t)n, g_received - base);
         g_received += (uint64_t)n;
+        if (g_exit_after && g_received >= g_exit_after) {
+            report("exit", 0);
+            exit(0); /* the socket stays open: process exit must deal with it */
+        }
     }
 }
 
@@ -369,6 +378,7 @@ int main(int argc, char **argv)
             signal(SIGALRM, on_alarm);
             alarm((unsigned)o.max_seconds);
         }
+        g_exit_after = o.exit_after;
         return do_connect(argv[2], argv[3], &o);
     }
     if (argc >= 3 && !strcmp(argv[1], "serve")) {

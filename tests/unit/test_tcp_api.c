@@ -100,3 +100,42 @@ Test(tcp_api, accepted_socket_inherits_options)
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq - 1, .ack = h->rseq);
     h_free(h);
 }
+
+/* RFC 9293 3.10.5 ABORT: RST only from the synchronized states that can
+ * still talk (ESTABLISHED .. CLOSE-WAIT); CLOSING, LAST-ACK and TIME-WAIT
+ * just delete the TCB, as do LISTEN and SYN-SENT. */
+Test(tcp_api, abort_per_state)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    tcpsm_sock_abort(h->sk, h->now);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    tcpsm_sock_close(h->sk, h->now);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 0);
+    h_free(h);
+
+    h = h_new(NULL);
+    sock_listen(h);
+    tcpsm_sock_abort(h->lsk, h->now);
+    expect_no_seg(h);
+    ASSERT_STATE(h->lsk, TCPSM_CLOSED);
+    SEND(h, .flags = SYN, .seq = 1, .win = H_RWIN);
+    EXPECT_SEG(h, .flags = RST | ACK, .ack = 2);
+    h_free(h);
+
+    h = h_new(NULL);
+    sock_time_wait(h);
+    tcpsm_sock_abort(h->sk, h->now);
+    expect_no_seg(h);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    h_free(h);
+
+    h = h_new(NULL);
+    sock_close_wait(h);
+    tcpsm_sock_abort(h->sk, h->now);
+    struct seg s = EXPECT_SEG(h, .seq = h->lseq, .len = 0);
+    cr_assert(s.flags & RST);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    h_free(h);
+}

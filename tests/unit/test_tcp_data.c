@@ -505,3 +505,110 @@ Test(tcp_established, initial_window_and_slow_start)
     cr_assert_eq(info.snd_cwnd, 20);
     h_free(h);
 }
+
+/* The window we advertise is honoured: a peer that sends exactly up to the
+ * latest advertised right edge (ACK + window << scale), in odd sizes, with
+ * the application reading slowly, never has a byte dropped; the edge on the
+ * wire recedes by less than one scale unit at most (RFC 7323 appendix F),
+ * and never creeps past the receive buffer. */
+Test(tcp_options, advertised_window_is_honoured)
+{
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    cfg.rcvbuf = 300000;
+    struct harness *h = h_new(&cfg);
+    sock_syn_sent(h);
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
+         .wscale = WS(0));
+    h->rseq = h->risn + 1;
+    struct seg s = EXPECT_SEG(h, .flags = ACK);
+    struct tcpsm_tcp_info info;
+    tcpsm_sock_info(h->sk, &info);
+    unsigned ws = info.rcv_wscale;
+    cr_assert(ws > 0);
+    uint32_t edge = s.ack + ((uint32_t)s.win << ws);
+    static uint8_t d[1460], b[5000];
+    h_pattern(d, sizeof d, 95);
+    uint32_t x = 12345, acked = 0;
+    bool zero = false;
+    for (int i = 0; i < 2000; i++) {
+        x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+        uint32_t n = 1 + x % 1460;
+        uint32_t room = (int32_t)(edge - h->rseq) > 0 ? edge - h->rseq : 0;
+        if (n > room)
+            n = room;
+        if (n)
+            SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d,
+                 .len = n);
+        h->rseq += n;
+        if (x % 7 == 0)
+            tcpsm_sock_recv(h->sk, b, 1 + (x >> 8) % sizeof b, 0, h->now);
+        if (x % 5 == 0)
+            h_advance(h, MS(50));
+        while (recv_seg(h, &s)) {
+            uint32_t e = s.ack + ((uint32_t)s.win << ws);
+            cr_assert((int32_t)(edge - e) < (1 << ws), "step %d: right edge receded by %d", i,
+                      (int32_t)(edge - e));
+            cr_assert(e - s.ack <= cfg.rcvbuf, "window %u beyond the buffer", e - s.ack);
+            edge = e;
+            zero |= s.win == 0;
+            acked = s.ack;
+        }
+        cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_drop_rcvbuf, 0,
+                     "step %d: data inside the advertised window dropped", i);
+    }
+    cr_assert(zero, "the window never closed: the test missed the interesting cases");
+    h_advance(h, MS(500));
+    while (recv_seg(h, &s))
+        acked = s.ack;
+    cr_assert_eq(acked, h->rseq, "ACK at +%u of +%u", acked - h->risn, h->rseq - h->risn);
+    h_free(h);
+}
+
+/* RFC 6191: in TIME-WAIT with timestamps, a SYN whose TSval is newer may
+ * reopen the connection even if its sequence number is not; an older TSval
+ * gets the ACK instead. */
+static void time_wait_with_ts(struct harness *h)
+{
+    sock_listen(h);
+    SEND(h, .flags = SYN, .seq = h->risn, .win = H_RWIN, .mss = H_RMSS, .ts = true,
+         .tsval = 100);
+    struct seg s = EXPECT_SEG(h, .flags = SYN | ACK, .ack = h->risn + 1, .ts = 1, .tsecr = 100);
+    h->lseq = s.seq + 1;
+    h->rseq = h->risn + 1;
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 101, .tsecr = s.tsval);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &h->sk), 0);
+    cr_assert_eq(tcpsm_sock_shutdown(h->sk, 1, h->now), 0);
+    s = EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq, .ts = 1);
+    h->lseq++;
+    SEND(h, .flags = FIN | ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .ts = true,
+         .tsval = 102, .tsecr = s.tsval);
+    h->rseq++;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .tsecr = 102);
+    ASSERT_STATE(h->sk, TCPSM_TIME_WAIT);
+}
+
+Test(tcp_time_wait, syn_with_newer_timestamp_reopens)
+{
+    struct harness *h = h_new(NULL);
+    time_wait_with_ts(h);
+    SEND(h, .flags = SYN, .seq = h->rseq - 5000, .win = H_RWIN, .mss = H_RMSS, .ts = true,
+         .tsval = 200);
+    struct seg s = EXPECT_SEG(h, .ack = h->rseq - 5000 + 1);
+    cr_assert_eq(s.flags, SYN | ACK, "flags %#x", s.flags);
+    cr_assert(seq_gt(s.seq, h->lseq), "new ISN %u not beyond the old SND.NXT %u", s.seq, h->lseq);
+    h_free(h);
+}
+
+Test(tcp_time_wait, syn_with_older_timestamp_acked)
+{
+    struct harness *h = h_new(NULL);
+    time_wait_with_ts(h);
+    SEND(h, .flags = SYN, .seq = h->rseq + 5000, .win = H_RWIN, .mss = H_RMSS, .ts = true,
+         .tsval = 50);
+    struct seg s = EXPECT_SEG(h, .seq = h->lseq, .ack = h->rseq);
+    cr_assert_eq(s.flags, ACK, "flags %#x", s.flags);
+    ASSERT_STATE(h->sk, TCPSM_TIME_WAIT);
+    h_free(h);
+}

@@ -273,3 +273,48 @@ Test(tcp_syn_sent, simultaneous_open_shutdown_then_rto)
     ASSERT_STATE(h->sk, TCPSM_FIN_WAIT_2);
     h_free(h);
 }
+
+Test(tcp_syn_received, data_without_ack_dropped)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_received(h);
+    /* "if the ACK bit is off, drop the segment and return" */
+    SEND(h, .flags = PSH, .seq = h->rseq, .win = H_RWIN, .data = "early", .len = 5);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 2);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &h->sk), 0);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 0);
+    h_free(h);
+}
+
+Test(tcp_established, fin_into_zero_window_then_accepted)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    static uint8_t d[65536], b[65536];
+    h_pattern(d, h->lwin, 98);
+    for (uint32_t off = 0; off < h->lwin;) {
+        uint32_t n = h->lwin - off < 1000 ? h->lwin - off : 1000;
+        SEND(h, .flags = ACK, .seq = h->rseq + off, .ack = h->lseq, .win = H_RWIN, .data = d + off,
+             .len = n);
+        off += n;
+    }
+    h->rseq += h->lwin;
+    h_advance(h, MS(500));
+    h_drain(h);
+    /* A bare FIN with the window closed: refused (or taken, as Linux does);
+     * either way, once the application reads, the FIN gets through. */
+    SEND(h, .flags = FIN | ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h_drain(h);
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), (ssize_t)h->lwin);
+    cr_assert(memcmp(b, d, h->lwin) == 0);
+    h_drain(h);
+    SEND(h, .flags = FIN | ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h->rseq++;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    ASSERT_STATE(h->sk, TCPSM_CLOSE_WAIT);
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 0);
+    h_free(h);
+}

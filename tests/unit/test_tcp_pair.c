@@ -31,6 +31,10 @@ struct peer {
     uint64_t rx_done, rx_hash, rx_first_bad;
     bool rx_eof;
     int err;
+    /* slow reader: at most read_chunk bytes every read_every ns (0 = greedy) */
+    size_t read_chunk;
+    uint64_t read_every, next_read;
+    size_t max_queued;          /* most bytes seen waiting to be read */
 };
 
 struct pair {
@@ -111,8 +115,18 @@ static void peer_pump(struct pair *pr, int i)
         }
         p->tx_done += (uint64_t)r;
     }
+    size_t q = tcpsm_sock_rxavail(p->sk);
+    if (q > p->max_queued)
+        p->max_queued = q;
     for (;;) {
-        ssize_t r = tcpsm_sock_recv(p->sk, buf, sizeof buf, 0, pr->now);
+        size_t want = sizeof buf;
+        if (p->read_chunk) {
+            if (pr->now < p->next_read)
+                break;
+            p->next_read = pr->now + p->read_every;
+            want = p->read_chunk;
+        }
+        ssize_t r = tcpsm_sock_recv(p->sk, buf, want, 0, pr->now);
         if (r == -EAGAIN)
             break;
         if (r == 0) {
@@ -128,6 +142,8 @@ static void peer_pump(struct pair *pr, int i)
                 p->rx_first_bad = p->rx_done + (uint64_t)k + 1;
         p->rx_hash = fnv1a(p->rx_hash, buf, (size_t)r);
         p->rx_done += (uint64_t)r;
+        if (p->read_chunk)
+            break;
     }
     /* The second closer closes once it has seen the first one's FIN. */
     bool my_turn = pr->close_first == 2 || pr->close_first == i || p->rx_eof;
@@ -611,5 +627,41 @@ Test(tcp_pair, fifty_connections)
     pr->p[1].lsk = NULL;
     cr_assert(run_until(pr, 600 * P_SEC, all_closed), "sockets left: A %zu, B %zu",
               tcpsm_stack_nsocks(pr->p[0].st), tcpsm_stack_nsocks(pr->p[1].st));
+    pair_free(pr);
+}
+
+/* Slow readers on both sides: receive buffers fill, windows close and open
+ * in small steps (zero-window probes, window updates, SWS avoidance on
+ * both ends, ACKs taken through a closed window) and still every byte
+ * arrives. Time advances in 10 ms steps so the readers get their turns. */
+Test(tcp_pair, slow_readers_both_ways)
+{
+    struct pair *pr = pair_new(&(struct memlink_params){ .delay_ns = 1000000, .loss_pct = 1 }, 31);
+    pair_connect(pr);
+    cr_assert(run_until(pr, 10 * P_SEC, established));
+    for (int i = 0; i < 2; i++) {
+        pr->p[i].read_chunk = 3000 + 1000 * (size_t)i;
+        pr->p[i].read_every = 1000000;
+        pr->p[i].next_read = pr->now;
+    }
+    pr->p[0].tx_total = 1u << 20;
+    pr->p[1].tx_total = 3u << 19;
+    pr->close_first = 0;
+    uint64_t end = pr->now + 3600 * P_SEC;
+    bool ok = false;
+    while (!ok && pr->now < end)
+        ok = memlink_run(pr->l, pr->p[0].st, pr->p[1].st, &pr->now, pr->now + 10000000, pump, pr);
+    cr_assert(ok, "slow transfer did not finish: B got %llu, A got %llu",
+              (unsigned long long)pr->p[1].rx_done, (unsigned long long)pr->p[0].rx_done);
+    cr_assert_eq(pr->p[1].rx_first_bad, 0);
+    cr_assert_eq(pr->p[0].rx_first_bad, 0);
+    cr_assert_eq(pr->p[1].rx_done, pr->p[0].tx_total);
+    cr_assert_eq(pr->p[0].rx_done, pr->p[1].tx_total);
+    cr_assert_eq(pr->p[1].rx_hash, stream_hash(pr->p[0].seed, pr->p[0].tx_total));
+    cr_assert_eq(pr->p[0].rx_hash, stream_hash(pr->p[1].seed, pr->p[1].tx_total));
+    /* The buffers really filled up (256 KiB default). */
+    cr_assert(pr->p[0].max_queued > 200000 && pr->p[1].max_queued > 200000,
+              "most queued: A %zu, B %zu", pr->p[0].max_queued, pr->p[1].max_queued);
+    finish(pr);
     pair_free(pr);
 }

@@ -232,8 +232,11 @@ Test(tcp_smoke, server_closes_first_half_close)
     pair_fini(&p);
 }
 
+/* SMOKE_SEED varies the impairment pattern of a run. */
 static void impaired(double loss, double reorder, double dup, uint64_t seed)
 {
+    if (getenv("SMOKE_SEED"))
+        seed ^= strtoull(getenv("SMOKE_SEED"), NULL, 0) << 8;
     struct pair p;
     struct memlink_params lp = { .delay_ns = 5 * MSEC, .jitter_ns = 1 * MSEC, .loss_pct = loss,
                                  .reorder_pct = reorder, .dup_pct = dup };

@@ -397,3 +397,88 @@ Test(tcp_established, fin_waits_for_zero_window)
     ASSERT_STATE(h->sk, TCPSM_FIN_WAIT_2);
     h_free(h);
 }
+
+/* After an RTO SND.NXT goes back to SND.UNA; a late ACK for everything sent
+ * before (up to SND.MAX) is still acceptable and ends the recovery. */
+Test(tcp_established, late_ack_after_rto_go_back)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    static uint8_t d[3 * 1460];
+    h_pattern(d, sizeof d, 99);
+    uint32_t b = h->lseq;
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), (ssize_t)sizeof d);
+    for (int i = 0; i < 3; i++)
+        EXPECT_SEG(h, .seq = b + 1460u * (uint32_t)i, .len = 1460);
+    cr_assert_neq(h_wait_seg(h, SEC(10)), UINT64_MAX);
+    EXPECT_SEG(h, .seq = b, .len = 1460);
+    expect_no_seg(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + sizeof d, .win = H_RWIN);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_challenge_ack, 0);
+    h_advance(h, SEC(120));
+    expect_no_seg(h);
+    h_free(h);
+}
+
+/* The receiver closes its window with our data still in flight and keeps
+ * answering every probe or retransmission with "window 0": RFC 1122
+ * 4.2.2.17 / RFC 9293 3.8.6.1, the connection MUST stay open (Linux:
+ * "receiver dastardly shrinks window", no timeout). */
+Test(tcp_established, window_shrunk_to_zero_answered_stays_open)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    uint8_t d[1000];
+    h_pattern(d, sizeof d, 97);
+    h_app_send(h, d, sizeof d);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 1000, .win = 0);
+    unsigned answered = 0;
+    uint64_t start = h->now;
+    while (h->now - start < SEC(2 * 3600) && tcpsm_sock_state(h->sk) == TCPSM_ESTABLISHED) {
+        if (h_wait_seg(h, SEC(600)) == UINT64_MAX)
+            break;
+        struct seg s;
+        while (recv_seg(h, &s))
+            cr_assert(!(s.flags & RST), "connection reset while the peer answers");
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 1000, .win = 0);
+        answered++;
+    }
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    cr_assert(answered >= 10, "only %u probes in two hours", answered);
+    /* The window opens: the data is delivered and acknowledged. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq - 1000, .win = H_RWIN);
+    for (int i = 0; i < 5 && tcpsm_sock_txqueued(h->sk); i++) {
+        h_wait_seg(h, SEC(200));
+        h_drain(h);
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    }
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    h_free(h);
+}
+
+/* An orphan whose peer answers every probe with "window 0" for ever is
+ * still freed, once the probes have backed off to the maximum interval
+ * (RFC 6429 allows it; Linux tcp_orphan_retries): else any peer could pin
+ * TCBs up to max_socks. With the handle held it never gives up (above). */
+Test(tcp_established, orphan_in_zero_window_freed)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 0);
+    uint8_t d[1000] = { 0 };
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 1000);
+    tcpsm_sock_close(h->sk, h->now);
+    h->sk = NULL;
+    uint64_t start = h->now;
+    while (h->now - start < SEC(3600) && tcpsm_stack_nsocks(h->st)) {
+        if (h_wait_seg(h, SEC(600)) == UINT64_MAX)
+            break;
+        h_drain(h);
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 0);
+    }
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 0, "orphan still alive after an hour of window 0");
+    h_free(h);
+}
