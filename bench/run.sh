@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: the same workloads on the kernel's TCP and on tcpsm, on the same veth in the same
 # run, reported as ratios (tcpsm / kernel). Never pass/fail on timing: the numbers are for
-# reading. About a minute in total.
+# reading. One to two minutes in total.
 #
 # The stack side of the veth holds two addresses: 198.18.0.2 is the kernel's, 198.18.0.10 is
 # tcpsm's (the library answers ARP for it with its own MAC). The peer namespace (198.18.0.1)
@@ -11,6 +11,8 @@
 #   latency     sockperf ping-pong (TCP) client -> kernel sockperf server: p50 and mean
 #   conn rate   ab (no keep-alive: one connection per request) from the peer against nginx
 #               on the kernel (198.18.0.2) and nginx on tcpsm (198.18.0.10)
+#   impairment  bench/impaired.sh: curl download and upload through the impair_bridge
+#               (loss 5 %, delay 5 +/- 2 ms, reordering 10 %): seconds per transfer
 #
 #   BENCH_SECS=4     seconds per throughput/latency run
 #   BENCH_CONNS=5000 requests (= connections) per ab run
@@ -111,6 +113,14 @@ if wait_connect "$NS_P" "$STACK_IP" 8080 15 2>/dev/null; then :; fi
 K[conn]=$(ab_run "$KSTACK_IP" 8081)
 S[conn]=$(ab_run "$STACK_IP" 8080)
 
+log "bench: bulk transfers through impairment (bench/impaired.sh)"
+while read -r key kv sv; do
+    case $key in imp_*) ;; *) continue ;; esac
+    [ "$kv" = - ] && kv=""
+    [ "$sv" = - ] && sv=""
+    K[$key]=$kv S[$key]=$sv
+done < <(TCPSM_NS_TAG= bash "$root/bench/impaired.sh" 2>"$out/raw-impaired.log")
+
 ratio() {
     [ -n "$1" ] && [ -n "$2" ] || { echo "-"; return; }
     awk -v k="$1" -v s="$2" 'BEGIN { if (k > 0) printf "%.2f", s / k; else print "-" }'
@@ -127,6 +137,8 @@ row() {   # label key note
     row "TCP ping-pong latency p50, us" lat_p50 "(lower is better)"
     row "TCP ping-pong latency mean, us" lat_avg "(lower is better)"
     row "nginx connection rate (ab -c 20), req/s" conn "(higher is better)"
+    row "${BENCH_IMPAIRED_MB:-4} MB download, loss 5% reorder 10%, s" imp_down "(lower is better)"
+    row "${BENCH_IMPAIRED_MB:-4} MB upload, loss 5% reorder 10%, s" imp_up "(lower is better)"
     echo "ratio = tcpsm / kernel; 'failed' = the run produced no result (raw outputs: $out/raw-*)."
 } | tee "$results"
 echo "results: $results"

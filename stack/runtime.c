@@ -12,6 +12,12 @@
 #include <sys/random.h>
 #include <time.h>
 
+/* Receive buffer auto-tuning ceiling: the largest window a shift of 3
+ * carries. A larger shift makes the never-shrink rounding of the window
+ * (up to 2^shift - 1 bytes per ACK) promise noticeably more than the
+ * buffer holds. */
+#define RT_RCVBUF_MAX (65535u << 3)
+
 struct rt_state rt = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .config_result = -2,
@@ -172,6 +178,10 @@ static int start_locked(void)
         r = -EIO;
         goto fail;
     }
+    /* Linux grows a bulk receiver's buffer (tcp_rmem[2]); with the core's
+     * fixed 256 KiB a kernel sender on veth stalls on a full window
+     * whenever the reader or the receive thread is descheduled a moment. */
+    cfg.rcvbuf_max = RT_RCVBUF_MAX;
     cfg.sock_event = rt_sock_event;
     cfg.trace = on_trace;
     rt.st = tcpsm_stack_new(&cfg, &rt.np.dev, now);

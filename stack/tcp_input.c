@@ -105,7 +105,7 @@ static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64
     set_mss(c, &seg->opt);
     c->ws_ok = seg->opt.ws_ok;
     c->snd_wscale = c->ws_ok ? seg->opt.ws : 0;
-    c->rcv_wscale = c->ws_ok ? tcp_pick_wscale(c->rcvbuf) : 0;
+    c->rcv_wscale = c->ws_ok ? tcp_rcv_wscale(c) : 0;
     c->ts_ok = seg->opt.ts_ok;
     if (c->ts_ok) {
         c->ts_recent = seg->opt.tsval;
@@ -492,6 +492,15 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         seq_ge(seg->opt.tsval, sk->ts_recent)) {
         sk->ts_recent = seg->opt.tsval;
         sk->ts_recent_age = now;
+    }
+    /* the receiver's RTT, for buffer auto-tuning: new data echoing one of
+     * our timestamps (Linux tcp_rcv_rtt_measure_ts) */
+    if (sk->rcvbuf_max && seg->len && sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr) {
+        uint32_t ms = tcp_ts_now(sk, now) - seg->opt.tsecr;
+        if (ms < 60000u) {
+            uint32_t us = ms ? ms * 1000u : 1000u;      /* 1 ms clock granularity */
+            sk->rcv_rtt_us = sk->rcv_rtt_us ? sk->rcv_rtt_us - sk->rcv_rtt_us / 8 + us / 8 : us;
+        }
     }
 
     /* second: RST (RFC 5961 3.2: exact match, else challenge ACK) */
