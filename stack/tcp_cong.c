@@ -75,7 +75,7 @@ static void enter_recovery(struct tcpsm_sock *sk)
  * duplicate ACKs came (RFC 6675 5 (2)). */
 bool tcp_cong_sack_loss(struct tcpsm_sock *sk)
 {
-    if (sk->in_recovery || !sk->cc || !seq_gt(sk->snd_una, sk->recover) ||
+    if (sk->in_recovery || !sk->cc || !seq_ge(sk->snd_una, sk->recover) ||
         !tcp_sack_head_lost(sk))
         return false;
     enter_recovery(sk);
@@ -101,7 +101,9 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
         unsigned thresh = 3;
         if (out < 4 && out > 1 && tcp_unsent(sk) == 0)
             thresh = out - 1;           /* ER_thresh 0 (one segment out): no ER */
-        if (sk->dupacks >= thresh && seq_gt(sk->snd_una, sk->recover)) {
+        /* RFC 6582 3.2 (2): the ACK must cover "recover", the highest
+         * sequence number sent; sk->recover is one past it (SND.MAX) */
+        if (sk->dupacks >= thresh && seq_ge(sk->snd_una, sk->recover)) {
             enter_recovery(sk);
             return true;
         }
