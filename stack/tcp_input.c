@@ -366,6 +366,8 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
     }
     if (!rtx && sk->sacked.n)
         rtx = tcp_cong_sack_loss(sk);
+    if (new_sack && tcp_sack_rtx_lost(sk))
+        rtx = true;
     /* send window update (3.10.7.4 fifth, SND.WL1/SND.WL2) */
     if (seq_le(sk->snd_una, ack) &&
         (seq_lt(sk->snd_wl1, seg->seq) || (sk->snd_wl1 == seg->seq && seq_le(sk->snd_wl2, ack)))) {

@@ -162,6 +162,7 @@ struct tcpsm_sock {
     uint32_t cwnd, ssthresh, recover, cwnd_acc;
     struct tcp_ooo sacked;              /* SACK scoreboard above snd_una (tcp_sack.c) */
     uint32_t high_rxt;                  /* RFC 6675 HighRxt */
+    uint32_t rxt_snd_max;               /* SND.MAX at the latest SACK-recovery retransmission */
     unsigned dupacks;
     bool in_recovery;
 
@@ -282,6 +283,7 @@ bool tcp_sack_head_lost(const struct tcpsm_sock *sk);
 uint32_t tcp_sack_pipe(const struct tcpsm_sock *sk);
 uint32_t tcp_sack_lost_bytes(const struct tcpsm_sock *sk);
 uint32_t tcp_sack_next_hole(const struct tcpsm_sock *sk, uint32_t *seq);
+bool tcp_sack_rtx_lost(struct tcpsm_sock *sk);
 
 /* tcp_cong.c: RFC 5681 + RFC 6582 NewReno behind an ops table. */
 struct congestion_ops {

@@ -288,6 +288,7 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         if (!send_data(sk, seq, len, now))
             break;
         sk->high_rxt = seq + len;
+        sk->rxt_snd_max = sk->snd_max;
         sent = true;
     }
     for (;;) {

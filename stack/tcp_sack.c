@@ -49,21 +49,29 @@ uint32_t tcp_sack_bytes(const struct tcpsm_sock *sk)
 }
 
 /* Everything below the returned sequence number that is not SACKed is
- * lost (RFC 6675 IsLost: DupThresh segments' worth SACKed above it). In
- * recovery the first unacknowledged segment always counts as lost. */
+ * lost (RFC 6675 IsLost: DupThresh discontiguous SACKed ranges, or more
+ * than (DupThresh - 1) * SMSS bytes SACKed, above it). In recovery the
+ * first unacknowledged segment always counts as lost (RFC 6675 5 (4.3),
+ * RFC 6582 3.2 (4)): the whole segment, up to SMSS or the first SACKed
+ * byte, never a sliver of it. */
 static uint32_t lost_edge(const struct tcpsm_sock *sk)
 {
     uint32_t mss = tcp_send_mss(sk), acc = 0;
     uint32_t edge = sk->snd_una;
     for (unsigned i = sk->sacked.n; i-- > 0;) {
         acc += sk->sacked.end[i] - sk->sacked.start[i];
-        if (acc >= DUPTHRESH * mss || sk->sacked.n - i >= DUPTHRESH) {
+        if (acc > (DUPTHRESH - 1) * mss || sk->sacked.n - i >= DUPTHRESH) {
             edge = sk->sacked.start[i];
             break;
         }
     }
-    if (sk->in_recovery && seq_lt(edge, sk->snd_una + 1))
-        edge = sk->snd_una + 1;
+    if (sk->in_recovery) {
+        uint32_t head = sk->snd_una + mss;
+        if (sk->sacked.n && seq_lt(sk->sacked.start[0], head))
+            head = sk->sacked.start[0];
+        if (seq_lt(edge, head))
+            edge = head;
+    }
     return edge;
 }
 
@@ -110,6 +118,30 @@ uint32_t tcp_sack_pipe(const struct tcpsm_sock *sk)
     uint32_t p = out > sacked ? out - sacked : 0;
     p = p > lost ? p - lost : 0;
     return p + rxt;
+}
+
+/* A retransmission is lost when DupThresh segments' worth sent after it
+ * has been SACKed (RFC 8985 RACK's rule, with DupThresh as the reordering
+ * allowance): rewind HighRxt so NextSeg sends the holes again instead of
+ * waiting for the RTO, which RFC 6675 alone would do. Returns true if so. */
+bool tcp_sack_rtx_lost(struct tcpsm_sock *sk)
+{
+    if (!sk->in_recovery || !sk->sacked.n || !seq_gt(sk->high_rxt, sk->snd_una))
+        return false;
+    uint32_t mss = tcp_send_mss(sk), after = 0;
+    unsigned blocks = 0;
+    for (unsigned i = 0; i < sk->sacked.n; i++) {
+        uint32_t a = seq_max(sk->sacked.start[i], sk->rxt_snd_max);
+        if (seq_lt(a, sk->sacked.end[i])) {
+            after += sk->sacked.end[i] - a;
+            blocks++;
+        }
+    }
+    if (after <= (DUPTHRESH - 1) * mss && blocks < DUPTHRESH)
+        return false;
+    sk->high_rxt = sk->snd_una;
+    sk->rxt_snd_max = sk->snd_max;
+    return true;
 }
 
 /* RFC 6675 NextSeg rule 1: the first lost byte not yet retransmitted in
