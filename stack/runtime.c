@@ -12,11 +12,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-/* Receive buffer auto-tuning ceiling: the largest window a shift of 3
- * carries. A larger shift makes the never-shrink rounding of the window
- * (up to 2^shift - 1 bytes per ACK) promise noticeably more than the
- * buffer holds. */
-#define RT_RCVBUF_MAX (65535u << 3)
+#define RT_RCVBUF_MAX (4u << 20)   /* receive buffer auto-tuning ceiling */
 
 struct rt_state rt = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
