@@ -36,7 +36,7 @@ struct shim_epitem {
 };
 
 struct shim_ep {
-    int refs;                   /* fd numbers referring to the instance */
+    int refs;                   /* fd numbers referring to it, and epoll_wait calls in it */
     int fd;                     /* the fd it was created as (a hint for the hand-over) */
     unsigned nitems;
     struct shim_epitem *head, *tail;
@@ -151,6 +151,8 @@ void shim_epoll_klisten(struct shim_sock *s)
     pthread_mutex_unlock(&ep_mu);
 }
 
+/* The instance behind epfd. It stays valid only while ep_mu is held or a reference is:
+ * another thread may close epfd at any time. */
 static struct shim_ep *ep_get(int epfd)
 {
     if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || epfd < 0 || epfd >= shim_nslots)
@@ -200,9 +202,9 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     struct shim_sock *s = shim_lookup(fd);
     if (!s)
         return REAL(epoll_ctl)(epfd, op, fd, ev);
-    struct shim_ep *ep = ep_get(epfd);
     int r = 0;
     pthread_mutex_lock(&ep_mu);
+    struct shim_ep *ep = ep_get(epfd);
     if (shim_state(s) == SHIM_KERNEL) {
         pthread_mutex_unlock(&ep_mu);
         shim_sock_put(s);
@@ -364,23 +366,29 @@ static int collect(struct shim_ep *ep, struct epoll_event *ev, int max)
 static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask,
                    bool pwait)
 {
-    struct shim_ep *ep = ep_get(epfd);
-    if (!ep)
-        goto passthrough;
     pthread_mutex_lock(&ep_mu);
-    bool mine = ep->nitems > 0;
+    struct shim_ep *ep = ep_get(epfd);
+    bool mine = ep && ep->nitems > 0;
+    if (mine)
+        ep->refs++;     /* held while waiting: another thread may close epfd meanwhile */
     pthread_mutex_unlock(&ep_mu);
     if (!mine)
         goto passthrough;
-    if (max <= 0 || max > (int)(INT32_MAX / sizeof(struct epoll_event)))
-        return (int)shim_ret(-EINVAL);
-    if (!ev)
-        return (int)shim_ret(-EFAULT);
-    int efd = tcpsm_poller_begin();
-    if (efd < 0)
-        return (int)shim_ret(efd);
-    int64_t deadline = timeout >= 0 ? shim_now_ns() + (int64_t)timeout * 1000000 : -1;
     int ret;
+    if (max <= 0 || max > (int)(INT32_MAX / sizeof(struct epoll_event))) {
+        ret = -EINVAL;
+        goto out;
+    }
+    if (!ev) {
+        ret = -EFAULT;
+        goto out;
+    }
+    int efd = tcpsm_poller_begin();
+    if (efd < 0) {
+        ret = efd;
+        goto out;
+    }
+    int64_t deadline = timeout >= 0 ? shim_now_ns() + (int64_t)timeout * 1000000 : -1;
     for (;;) {
         int n = 0;
         bool kernel_first = (atomic_fetch_add(&ep->turn, 1) & 1) != 0;
@@ -420,6 +428,8 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             tcpsm_poller_begin();       /* drains and re-arms the coalesced wake-up */
     }
     tcpsm_poller_end();
+out:
+    shim_ep_unref(ep);
     return (int)shim_ret(ret);
 passthrough:
     return pwait ? REAL(epoll_pwait)(epfd, ev, max, timeout, mask) : REAL(epoll_wait)(epfd, ev, max, timeout);

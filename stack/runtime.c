@@ -12,6 +12,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#define RT_RCVBUF_MAX (4u << 20)   /* receive buffer auto-tuning ceiling */
+
 struct rt_state rt = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .config_result = -2,
@@ -172,6 +174,10 @@ static int start_locked(void)
         r = -EIO;
         goto fail;
     }
+    /* Linux grows a bulk receiver's buffer (tcp_rmem[2]); with the core's
+     * fixed 256 KiB a kernel sender on veth stalls on a full window
+     * whenever the reader or the receive thread is descheduled a moment. */
+    cfg.rcvbuf_max = RT_RCVBUF_MAX;
     cfg.sock_event = rt_sock_event;
     cfg.trace = on_trace;
     rt.st = tcpsm_stack_new(&cfg, &rt.np.dev, now);

@@ -118,6 +118,13 @@ uint8_t tcp_pick_wscale(uint32_t rcvbuf)
     return s;
 }
 
+/* The shift is fixed at the SYN (RFC 7323 2.2): cover the buffer's
+ * auto-tuning ceiling, not only its size now. */
+uint8_t tcp_rcv_wscale(const struct tcpsm_sock *sk)
+{
+    return tcp_pick_wscale(sk->rcvbuf_max > sk->rcvbuf ? sk->rcvbuf_max : sk->rcvbuf);
+}
+
 static void timer_cb(void *ctx, struct tcpsm_timer *t, uint64_t now);
 
 struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st)
@@ -135,6 +142,8 @@ struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st)
     tcpsm_timer_init(&sk->timer, timer_cb);
     sk->sndbuf = st->cfg.sndbuf ? st->cfg.sndbuf : TCP_BUF_DEF;
     sk->rcvbuf = st->cfg.rcvbuf ? st->cfg.rcvbuf : TCP_BUF_DEF;
+    sk->rcvbuf_max = st->cfg.rcvbuf_max > sk->rcvbuf ?
+                     (st->cfg.rcvbuf_max < TCP_BUF_MAX ? st->cfg.rcvbuf_max : TCP_BUF_MAX) : 0;
     sk->keepidle = 7200;
     sk->keepintvl = 75;
     sk->keepcnt = 9;
@@ -153,6 +162,7 @@ void tcp_init_from_listener(struct tcpsm_sock *c, const struct tcpsm_sock *l)
 {
     c->sndbuf = l->sndbuf;
     c->rcvbuf = l->rcvbuf;
+    c->rcvbuf_max = l->rcvbuf_max;
     c->nodelay = l->nodelay;
     c->cork = l->cork;
     c->keepalive = l->keepalive;

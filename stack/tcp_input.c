@@ -105,7 +105,7 @@ static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64
     set_mss(c, &seg->opt);
     c->ws_ok = seg->opt.ws_ok;
     c->snd_wscale = c->ws_ok ? seg->opt.ws : 0;
-    c->rcv_wscale = c->ws_ok ? tcp_pick_wscale(c->rcvbuf) : 0;
+    c->rcv_wscale = c->ws_ok ? tcp_rcv_wscale(c) : 0;
     c->ts_ok = seg->opt.ts_ok;
     if (c->ts_ok) {
         c->ts_recent = seg->opt.tsval;
@@ -464,13 +464,24 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
             st->cnt.tcp_dup_in++;
         else
             st->cnt.tcp_drop_window++;
-        if ((fl & TCPSM_ACK) && !(fl & (TCPSM_RST | TCPSM_SYN)) && seg->seq == sk->rcv_nxt &&
+        /* A segment that starts before RCV.NXT and covers it (the
+         * retransmission of one cut at the window's edge) counts too, as in
+         * Linux tcp_sequence, when its window is not older than the one we
+         * hold (SND.WL1/WL2, 3.10.7.4 fifth): else the peer's window updates
+         * could never reach a receiver whose own window stays closed. It is
+         * then handled as the pure ACK at RCV.NXT it amounts to. */
+        bool straddles = seq_lt(seg->seq, sk->rcv_nxt) && seq_gt(seg->seq + slen, sk->rcv_nxt) &&
+                         (seq_lt(sk->snd_wl1, seg->seq) ||
+                          (sk->snd_wl1 == seg->seq && seq_le(sk->snd_wl2, seg->ack)));
+        if ((fl & TCPSM_ACK) && !(fl & (TCPSM_RST | TCPSM_SYN)) &&
+            (seg->seq == sk->rcv_nxt || straddles) &&
             (sk->state == TCPSM_ESTABLISHED || sk->state == TCPSM_FIN_WAIT_1 ||
              sk->state == TCPSM_FIN_WAIT_2 || sk->state == TCPSM_CLOSE_WAIT)) {
             /* Only the zero window refused it: "special allowance should be made
              * to accept valid ACKs" (3.10.7.4). Its ACK field is processed as a
              * pure ACK (none of these states can free the TCB on an ACK). */
             struct tcp_seg ack_only = *seg;
+            ack_only.seq = sk->rcv_nxt;
             ack_only.len = 0;
             ack_only.flags &= (uint8_t)~TCPSM_FIN;
             rcv_segment(sk, &ack_only, now);
@@ -493,6 +504,15 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         seq_ge(seg->opt.tsval, sk->ts_recent)) {
         sk->ts_recent = seg->opt.tsval;
         sk->ts_recent_age = now;
+    }
+    /* the receiver's RTT, for buffer auto-tuning: new data echoing one of
+     * our timestamps (Linux tcp_rcv_rtt_measure_ts) */
+    if (sk->rcvbuf_max && seg->len && sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr) {
+        uint32_t ms = tcp_ts_now(sk, now) - seg->opt.tsecr;
+        if (ms < 60000u) {
+            uint32_t us = ms ? ms * 1000u : 1000u;      /* 1 ms clock granularity */
+            sk->rcv_rtt_us = sk->rcv_rtt_us ? sk->rcv_rtt_us - sk->rcv_rtt_us / 8 + us / 8 : us;
+        }
     }
 
     /* second: RST (RFC 5961 3.2: exact match, else challenge ACK) */

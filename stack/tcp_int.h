@@ -30,6 +30,7 @@
 #define TCP_RETRIES_DATA    15          /* Linux tcp_retries2 */
 #define TCP_RETRIES_SYN     6           /* Linux tcp_syn_retries */
 #define TCP_RETRIES_SYNACK  5           /* Linux tcp_synack_retries */
+#define TCP_ORPHAN_PROBES   8           /* Linux tcp_orphan_retries: zero-window probes of an orphan */
 #define TCP_DELACK_NS       (40 * MS_NS)
 #define TCP_CORK_NS         (200 * MS_NS)   /* TCP_CORK ceiling, as Linux */
 #define TCP_OOW_ACK_NS      (500 * MS_NS)   /* Linux tcp_invalid_ratelimit */
@@ -135,6 +136,10 @@ struct tcpsm_sock {
     struct tcp_ring sndq, rcvq;
     struct tcp_ooo ooo;
     uint32_t sndbuf, rcvbuf;
+    /* receive buffer auto-tuning (tcp_sock.c): ceiling (0 = fixed, e.g.
+     * after SO_RCVBUF), bytes read since rcvq_time, receiver's RTT */
+    uint32_t rcvbuf_max, rcvq_copied, rcv_rtt_us;
+    uint64_t rcvq_time;
 
     /* timers: one heap entry, earliest of the deadlines below (0 = off) */
     struct tcpsm_timer timer;
@@ -225,6 +230,7 @@ void tcp_unlink_child(struct tcpsm_sock *child);
 void tcp_init_from_listener(struct tcpsm_sock *child, const struct tcpsm_sock *lsk);
 bool tcp_challenge_ok(struct tcp_stack *ts, uint64_t now);
 uint8_t tcp_pick_wscale(uint32_t rcvbuf);
+uint8_t tcp_rcv_wscale(const struct tcpsm_sock *sk);
 
 /* tcp_opt.c */
 void tcp_opt_parse(const uint8_t *p, size_t len, bool syn, struct tcp_opts *o);

@@ -142,7 +142,7 @@ int tcpsm_sock_connect(struct tcpsm_sock *sk, uint32_t addr, uint16_t port, uint
         sk->rcv_mss = sk->user_mss;
     sk->mss = TCP_MSS_DEF;
     sk->ws_ok = sk->ts_ok = sk->sack_ok = true;      /* offered in the SYN */
-    sk->rcv_wscale = tcp_pick_wscale(sk->rcvbuf);
+    sk->rcv_wscale = tcp_rcv_wscale(sk);
     sk->snd_wscale = 0;
     sk->iss = tcp_isn(sk, now);
     sk->ts_off = (uint32_t)tcp_isn(sk, 0) * 2654435761u;
@@ -219,6 +219,34 @@ ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint
     return n;
 }
 
+/* Receive buffer auto-tuning, after Linux tcp_rcv_space_adjust: when the
+ * reader drains more than a quarter of the buffer per round trip, the
+ * window, not the reader, may be what limits the sender: double the
+ * buffer, up to rcvbuf_max. A reader that pauses keeps its buffer (the
+ * rate is measured over the whole interval). */
+static void rcvbuf_tune(struct tcpsm_sock *sk, uint32_t n, uint64_t now)
+{
+    if (sk->rcvbuf_max <= sk->rcvbuf)
+        return;
+    if (!sk->rcvq_time) {
+        sk->rcvq_time = now;
+        sk->rcvq_copied = 0;
+    }
+    sk->rcvq_copied += n;
+    uint64_t rtt = (uint64_t)(sk->rcv_rtt_us ? sk->rcv_rtt_us : sk->srtt_us) * 1000u;
+    if (rtt < MS_NS)
+        rtt = MS_NS;
+    uint64_t elapsed = now - sk->rcvq_time;
+    if (elapsed < rtt)
+        return;
+    if ((uint64_t)sk->rcvq_copied * rtt > (uint64_t)(sk->rcvbuf / 4) * elapsed) {
+        uint32_t b = sk->rcvbuf > sk->rcvbuf_max / 2 ? sk->rcvbuf_max : sk->rcvbuf * 2;
+        sk->rcvbuf = b;
+    }
+    sk->rcvq_time = now;
+    sk->rcvq_copied = 0;
+}
+
 ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags, uint64_t now)
 {
     sk->st->now = now;
@@ -231,6 +259,7 @@ ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags,
         ring_read_at(&sk->rcvq, 0, buf, n);
         if (!(flags & TCPSM_MSG_PEEK)) {
             ring_drop(&sk->rcvq, n);
+            rcvbuf_tune(sk, n, now);
             tcp_window_update(sk, now);
             flush(sk);
         }
@@ -526,6 +555,7 @@ int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
         uint32_t b = clamp_buf(val, TCP_RCVBUF_MIN);
         /* never below what the ring already holds (in order and beyond) */
         sk->rcvbuf = b > sk->rcvq.cap ? b : sk->rcvq.cap;
+        sk->rcvbuf_max = 0;             /* set by the user: no auto-tuning (Linux) */
         return 0;
     }
     case TCPSM_OPT_LINGER:

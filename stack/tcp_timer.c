@@ -209,6 +209,15 @@ static bool on_persist(struct tcpsm_sock *sk, uint64_t now)
         tcp_done(sk, timeout_err(sk), "persist: no answer", NULL);
         return false;
     }
+    /* An orphan (the application closed it) held open by a window that never
+     * opens would pin the TCB for ever: once the probe interval has backed
+     * off to the maximum, give up (RFC 6429; Linux tcp_orphan_retries). */
+    if (!sk->user_ref && sk->pbackoff >= TCP_ORPHAN_PROBES &&
+        rto_ns(sk, sk->pbackoff) >= (uint64_t)TCP_RTO_MAX_US * 1000u) {
+        sk->st->cnt.tcp_conn_timeout++;
+        tcp_done(sk, ETIMEDOUT, "persist: orphan", NULL);
+        return false;
+    }
     tcp_send_probe(sk, now);            /* SEG.SEQ = SND.UNA-1, no data (Linux) */
     sk->probes++;
     if (sk->pbackoff < 20)

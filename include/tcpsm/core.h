@@ -111,6 +111,8 @@ struct tcpsm_config {
     uint32_t max_socks;         /* all TCBs incl. TIME-WAIT, default 65536 */
     uint32_t sndbuf;            /* default per-socket send buffer, bytes (default 256 KiB) */
     uint32_t rcvbuf;            /* default per-socket receive buffer, bytes (default 256 KiB) */
+    uint32_t rcvbuf_max;        /* receive buffers grow with their reader up to this (Linux
+                                   tcp_rmem[2]); 0 or <= rcvbuf: no auto-tuning */
     uint32_t msl_ms;            /* MSL; TIME-WAIT lasts 2*MSL (default 30000) */
     uint32_t neigh_max;         /* neighbour cache entries (default 256) */
 

@@ -24,6 +24,8 @@ nginx_start bg_peer "$TMPD/ngx"
 wait_listen "$NS_P" 8080
 
 log "curl -T 8m.bin through loss 2%, delay 10 ms, reorder 5% (seed $seed)"
+# In stack mode the capture is kept for the report below (not a pass/fail criterion).
+stack_mode && export TCPSM_PCAP=$TMPD/up.pcap
 code=$(on_stack curl -sS --max-time 120 -o /dev/null -w '%{http_code}' -T "$TMPD/up/8m.bin" \
     "http://$PEER_IP:8080/8m.bin")
 [ "$code" = 201 ] || [ "$code" = 204 ] || die "PUT: HTTP $code"
@@ -31,3 +33,9 @@ same_file "$TMPD/up/8m.bin" "$TMPD/store/8m.bin"
 bg_stop $BRIDGE_PID || true
 cat "$BRIDGE_LOG" >&2
 [ "$(bridge_sum "$BRIDGE_LOG" lost)" -gt 0 ] || die "the bridge lost nothing"
+if stack_mode && command -v tshark >/dev/null && [ -s "$TMPD/up.pcap" ]; then
+    # How the stack recovered: retransmissions, and data segments far below the MSS, which a
+    # bulk sender with a full send queue should not need (informational).
+    tsk() { tshark -n -r "$TMPD/up.pcap" -Y "$1" -T fields -e frame.number 2>/dev/null | wc -l; }
+    log "stack sender: data segments $(tsk "ip.src==$STACK_IP && tcp.len>0"), retransmissions $(tsk "ip.src==$STACK_IP && tcp.analysis.retransmission"), segments under 100 bytes $(tsk "ip.src==$STACK_IP && tcp.len>0 && tcp.len<100")"
+fi

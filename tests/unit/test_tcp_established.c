@@ -537,6 +537,47 @@ Test(tcp_established, zero_receive_window_still_takes_acks)
     h_free(h);
 }
 
+/* The same for a segment that starts before RCV.NXT and runs past it (the
+ * retransmission of a segment the full buffer cut): its window update
+ * counts, or two ends with closed windows would wait for each other. */
+Test(tcp_established, zero_receive_window_acks_from_straddling_segment)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    static uint8_t d[65536];
+    h_pattern(d, h->lwin + 500, 62);
+    uint32_t fill = h->lwin - 500;
+    for (uint32_t off = 0; off < fill;) {
+        uint32_t n = fill - off < 1000 ? fill - off : 1000;
+        SEND(h, .flags = ACK, .seq = h->rseq + off, .ack = h->lseq, .win = H_RWIN, .data = d + off,
+             .len = n);
+        off += n;
+    }
+    /* 1000 bytes where 500 fit, and the peer's own window closes */
+    SEND(h, .flags = ACK, .seq = h->rseq + fill, .ack = h->lseq, .win = 0, .data = d + fill,
+         .len = 1000);
+    h->rseq += h->lwin;
+    h_advance(h, MS(500));
+    h_drain(h);
+    struct tcpsm_tcp_info info;
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.snd_wnd, 0);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), h->lwin);
+    uint8_t out[300];
+    h_pattern(out, sizeof out, 63);
+    cr_assert_eq(tcpsm_sock_send(h->sk, out, sizeof out, h->now), 300);
+    expect_no_seg(h);
+    /* its retransmission, with the peer's window open again */
+    SEND(h, .flags = ACK, .seq = h->rseq - 500, .ack = h->lseq, .win = H_RWIN,
+         .data = d + fill, .len = 1000);
+    tcpsm_sock_info(h->sk, &info);
+    cr_assert_eq(info.snd_wnd, H_RWIN, "window update lost: snd_wnd %u", info.snd_wnd);
+    /* the data we held back goes out; the new bytes were not taken */
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .len = 300);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), h->lwin);
+    h_free(h);
+}
+
 Test(tcp_established, urgent_data_inline)
 {
     struct harness *h = h_new(NULL);

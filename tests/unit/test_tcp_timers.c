@@ -458,3 +458,27 @@ Test(tcp_established, window_shrunk_to_zero_answered_stays_open)
     cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
     h_free(h);
 }
+
+/* An orphan whose peer answers every probe with "window 0" for ever is
+ * still freed, once the probes have backed off to the maximum interval
+ * (RFC 6429 allows it; Linux tcp_orphan_retries): else any peer could pin
+ * TCBs up to max_socks. With the handle held it never gives up (above). */
+Test(tcp_established, orphan_in_zero_window_freed)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 0);
+    uint8_t d[1000] = { 0 };
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), 1000);
+    tcpsm_sock_close(h->sk, h->now);
+    h->sk = NULL;
+    uint64_t start = h->now;
+    while (h->now - start < SEC(3600) && tcpsm_stack_nsocks(h->st)) {
+        if (h_wait_seg(h, SEC(600)) == UINT64_MAX)
+            break;
+        h_drain(h);
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 0);
+    }
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 0, "orphan still alive after an hour of window 0");
+    h_free(h);
+}
