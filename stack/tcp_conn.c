@@ -513,6 +513,7 @@ void tcp_done(struct tcpsm_sock *sk, int err, const char *why, const struct tcp_
     sk->tx_rst = false;
     tcp_set_state(sk, TCPSM_CLOSED, why, in, !in && rst_out);
     sk->rto_at = sk->persist_at = sk->dack_at = sk->ka_at = sk->state_at = sk->cork_at = 0;
+    sk->tlp_at = 0;
     timer_cancel(&sk->st->timers, &sk->timer);
     tcp_ehash_del(sk);
     if (!sk->user_bound)

@@ -353,6 +353,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
         sk->retries = sk->backoff = 0;
         sk->first_rtx = 0;
         sk->soft_err = 0;
+        sk->tlp_sent = false;
         rtx = tcp_cong_ack(sk, acked, false, now);
         if (sk->snd_una == sk->snd_max)
             tcp_rto_stop(sk);

@@ -144,6 +144,8 @@ struct tcpsm_sock {
     /* timers: one heap entry, earliest of the deadlines below (0 = off) */
     struct tcpsm_timer timer;
     uint64_t rto_at, persist_at, dack_at, ka_at, state_at;
+    uint64_t tlp_at;                    /* tail loss probe (RFC 8985 7), SACK connections */
+    bool tlp_sent;                      /* one probe per tail, until new data is ACKed */
     uint32_t srtt_us, rttvar_us, rto_us;
     bool rtt_active;                    /* timing one segment (Karn, no timestamps) */
     uint32_t rtt_seq;
@@ -257,6 +259,7 @@ void tcp_send_syn(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_probe(struct tcpsm_sock *sk, uint64_t now);
 void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now);
+void tcp_retransmit_tail(struct tcpsm_sock *sk, uint64_t now);
 void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg);
 uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk);
 uint32_t tcp_rcv_space(const struct tcpsm_sock *sk);

@@ -226,6 +226,17 @@ static bool send_data(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, uint64_
     return true;
 }
 
+/* Tail loss probe: the last segment sent, again (RFC 8985 7.3). */
+void tcp_retransmit_tail(struct tcpsm_sock *sk, uint64_t now)
+{
+    uint32_t data_end = sk->fin_sent && seq_gt(sk->snd_max, sk->fin_seq) ? sk->fin_seq : sk->snd_max;
+    uint32_t len = data_end - sk->snd_una, mss = tcp_send_mss(sk);
+    if (len > mss)
+        len = mss;
+    if (!len || !send_data(sk, data_end - len, len, now))
+        tcp_retransmit_head(sk, now);
+}
+
 /* Retransmit the first unacknowledged segment (fast retransmit, NewReno
  * partial ACK, zero-window probe), without moving SND.NXT. */
 void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now)

@@ -10,9 +10,9 @@
 void tcp_timer_update(struct tcpsm_sock *sk)
 {
     uint64_t d = UINT64_MAX;
-    const uint64_t v[6] = { sk->rto_at, sk->persist_at, sk->dack_at, sk->ka_at, sk->state_at,
-                            sk->cork_at };
-    for (int i = 0; i < 6; i++)
+    const uint64_t v[7] = { sk->rto_at, sk->persist_at, sk->dack_at, sk->ka_at, sk->state_at,
+                            sk->cork_at, sk->tlp_at };
+    for (int i = 0; i < 7; i++)
         if (v[i] && v[i] < d)
             d = v[i];
     if (d == UINT64_MAX) {
@@ -34,9 +34,28 @@ static uint64_t rto_ns(const struct tcpsm_sock *sk, unsigned shift)
     return r * 1000u;
 }
 
+/* RFC 8985 7.2: PTO = 2*SRTT, plus a delayed-ACK allowance with one
+ * segment in flight, never beyond the RTO. Only with SACK (as Linux), so
+ * the peer's answer to the probe shows what is missing. */
+static void tlp_arm(struct tcpsm_sock *sk, uint64_t now)
+{
+    sk->tlp_at = 0;
+    if (!sk->sack_ok || sk->in_recovery || sk->tlp_sent || sk->retries || !sk->srtt_us ||
+        (sk->state != TCPSM_ESTABLISHED && sk->state != TCPSM_CLOSE_WAIT))
+        return;
+    uint64_t pto = 2ull * sk->srtt_us * 1000u;
+    if (sk->snd_max - sk->snd_una <= tcp_send_mss(sk))
+        pto += 200 * MS_NS;
+    if (pto < 10 * MS_NS)
+        pto = 10 * MS_NS;
+    if (now + pto < sk->rto_at)
+        sk->tlp_at = now + pto;
+}
+
 void tcp_rto_arm(struct tcpsm_sock *sk, uint64_t now)
 {
     sk->rto_at = now + rto_ns(sk, sk->backoff);
+    tlp_arm(sk, now);
     /* with TCP_USER_TIMEOUT, give up on time (Linux clamps the RTO too) */
     if (sk->user_timeout_ms && sk->first_rtx) {
         uint64_t end = sk->first_rtx + (uint64_t)sk->user_timeout_ms * MS_NS;
@@ -48,8 +67,8 @@ void tcp_rto_arm(struct tcpsm_sock *sk, uint64_t now)
 
 void tcp_rto_stop(struct tcpsm_sock *sk)
 {
-    if (sk->rto_at) {
-        sk->rto_at = 0;
+    if (sk->rto_at || sk->tlp_at) {
+        sk->rto_at = sk->tlp_at = 0;
         tcp_timer_update(sk);
     }
 }
@@ -121,7 +140,7 @@ void tcp_persist_check(struct tcpsm_sock *sk, uint64_t now)
 void tcp_timewait_start(struct tcpsm_sock *sk, uint64_t now)
 {
     uint32_t msl = sk->st->cfg.msl_ms ? sk->st->cfg.msl_ms : TCP_MSL_MS_DEF;
-    sk->rto_at = sk->persist_at = sk->dack_at = sk->ka_at = sk->cork_at = 0;
+    sk->rto_at = sk->persist_at = sk->dack_at = sk->ka_at = sk->cork_at = sk->tlp_at = 0;
     sk->state_at = now + 2ull * msl * MS_NS;
     tcp_release_buffers(sk);            /* TIME-WAIT keeps only the TCB */
     tcp_timer_update(sk);
@@ -248,8 +267,17 @@ void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now)
             return;
         }
     }
+    if (sk->tlp_at && now >= sk->tlp_at) {
+        sk->tlp_at = 0;
+        if (sk->snd_una != sk->snd_max && !sk->in_recovery && sk->rto_at) {
+            /* RFC 8985 7.3: resend the last segment; the RTO stays armed */
+            sk->tlp_sent = true;
+            tcp_retransmit_tail(sk, now);
+        }
+    }
     if (sk->rto_at && now >= sk->rto_at) {
         sk->rto_at = 0;
+        sk->tlp_at = 0;
         if (!on_rto(sk, now))
             return;
     }
