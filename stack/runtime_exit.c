@@ -47,7 +47,7 @@ static void log_counters(const struct tcpsm_counters *c)
         C(tcp_drop_no_sock), C(tcp_drop_window), C(tcp_drop_listen_overflow),
         C(tcp_drop_synq_full), C(tcp_drop_acceptq_full), C(tcp_drop_rcvbuf), C(tcp_ooo_in),
         C(tcp_dup_in), C(tcp_rst_in), C(tcp_rst_out), C(tcp_challenge_ack), C(tcp_conn_timeout),
-        C(tcp_active_opens), C(tcp_passive_opens), C(tcp_drop_max_socks),
+        C(tcp_active_opens), C(tcp_passive_opens), C(tcp_drop_max_socks), C(tcp_undo),
     };
 #undef C
     char line[400];

@@ -55,6 +55,7 @@ void tcp_cong_init(struct tcpsm_sock *sk)
     sk->cc->init(sk);
     sk->dupacks = 0;
     sk->in_recovery = false;
+    sk->undo_state = TCP_UNDO_OFF;
     sk->recover = sk->iss;              /* RFC 6582 3.2 step 1 (not SND.UNA: first-data loss) */
 }
 
@@ -63,12 +64,35 @@ void tcp_cong_init(struct tcpsm_sock *sk)
 static void enter_recovery(struct tcpsm_sock *sk)
 {
     uint32_t mss = tcp_send_mss(sk);
+    sk->prior_cwnd = sk->cwnd;
+    sk->prior_ssthresh = sk->ssthresh;
+    sk->undo_state = sk->ts_ok && sk->sacked.n ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
     sk->ssthresh = sk->cc->ssthresh(sk);
     sk->recover = sk->snd_max;
     sk->cwnd = sk->sacked.n ? sk->ssthresh : sk->ssthresh + 3 * mss;
     sk->high_rxt = sk->snd_una;
     sk->in_recovery = true;
     sk->st->cnt.tcp_fast_retrans++;
+}
+
+/* RFC 3522 Eifel detection on the first ACK that covers the recovery's
+ * first retransmission: an echoed TSval older than that retransmission
+ * means the original arrived, the segment was reordered, not lost. The
+ * RFC 4015 response restores cwnd and ssthresh; recovery goes on for any
+ * other hole. */
+void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr)
+{
+    if (!sk->in_recovery || sk->undo_state != TCP_UNDO_STAMPED)
+        return;
+    sk->undo_state = TCP_UNDO_OFF;
+    if (!seq_lt(tsecr, sk->undo_tsval))
+        return;
+    if (sk->cwnd < sk->prior_cwnd)
+        sk->cwnd = sk->prior_cwnd;
+    if (sk->ssthresh < sk->prior_ssthresh)
+        sk->ssthresh = sk->prior_ssthresh;
+    sk->undo_state = TCP_UNDO_DONE;
+    sk->st->cnt.tcp_undo++;
 }
 
 /* The SACK scoreboard shows the first segment lost before three
@@ -116,6 +140,9 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
             uint32_t flight = sk->snd_max - sk->snd_una;
             uint32_t c = (flight > mss ? flight : mss) + mss;
             sk->cwnd = c < sk->ssthresh ? c : sk->ssthresh;
+            if (sk->undo_state == TCP_UNDO_DONE && sk->cwnd < sk->prior_cwnd)
+                sk->cwnd = sk->prior_cwnd;
+            sk->undo_state = TCP_UNDO_OFF;
             sk->in_recovery = false;
             sk->dupacks = 0;
             return false;
@@ -146,6 +173,7 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
     sk->in_recovery = false;
     sk->dupacks = 0;
     sk->recover = sk->snd_max;
+    sk->undo_state = TCP_UNDO_OFF;
     sk->sacked.n = 0;                   /* RFC 2018 8: SACK state is advisory after an RTO */
     sk->high_rxt = sk->snd_una;
 }

@@ -354,6 +354,8 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
         sk->first_rtx = 0;
         sk->soft_err = 0;
         sk->tlp_sent = false;
+        if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr)
+            tcp_cong_undo_check(sk, seg->opt.tsecr);
         rtx = tcp_cong_ack(sk, acked, false, now);
         if (sk->snd_una == sk->snd_max)
             tcp_rto_stop(sk);

@@ -165,6 +165,9 @@ struct tcpsm_sock {
     struct tcp_ooo sacked;              /* SACK scoreboard above snd_una (tcp_sack.c) */
     uint32_t high_rxt;                  /* RFC 6675 HighRxt */
     uint32_t rxt_snd_max;               /* SND.MAX at the latest SACK-recovery retransmission */
+    uint32_t prior_cwnd, prior_ssthresh;    /* before the recovery, for an undo */
+    uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
+    uint8_t undo_state;                 /* TCP_UNDO_* */
     unsigned dupacks;
     bool in_recovery;
 
@@ -201,6 +204,13 @@ struct tcp_stack {
     uint64_t chal_sec;
     uint32_t chal_count;
 };
+
+/* Spurious fast retransmit detection (tcp_cong.c): armed on entering SACK
+ * recovery, stamped by the first retransmission, checked by the first ACK. */
+#define TCP_UNDO_OFF     0
+#define TCP_UNDO_ARMED   1
+#define TCP_UNDO_STAMPED 2
+#define TCP_UNDO_DONE    3
 
 #define TCP_BATCH_ACK  1
 #define TCP_BATCH_WAKE 2
@@ -301,6 +311,7 @@ void tcp_cong_init(struct tcpsm_sock *sk);
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now);
 void tcp_cong_rto(struct tcpsm_sock *sk);
 bool tcp_cong_sack_loss(struct tcpsm_sock *sk);
+void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr);
 
 static inline struct tcp_stack *TS(const struct tcpsm_sock *sk) { return sk->st->tcp; }
 static inline bool tcp_synchronized(int s) { return s >= TCPSM_ESTABLISHED; }

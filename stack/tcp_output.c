@@ -197,6 +197,10 @@ static void count_rtx(struct tcpsm_sock *sk, uint32_t seq, uint64_t now)
 {
     if (seq_lt(seq, sk->snd_max)) {
         sk->rtx_tsval = tcp_ts_now(sk, now);
+        if (sk->undo_state == TCP_UNDO_ARMED) {
+            sk->undo_tsval = sk->rtx_tsval;
+            sk->undo_state = TCP_UNDO_STAMPED;
+        }
         sk->st->cnt.tcp_retrans++;
         sk->total_retrans++;
         if (sk->rtt_active && seq_le(seq, sk->rtt_seq))

@@ -139,7 +139,7 @@ struct tcpsm_counters {
              tcp_drop_no_sock, tcp_drop_window, tcp_drop_listen_overflow, tcp_drop_synq_full,
              tcp_drop_acceptq_full, tcp_drop_rcvbuf, tcp_ooo_in, tcp_dup_in, tcp_rst_in, tcp_rst_out,
              tcp_challenge_ack, tcp_conn_timeout, tcp_active_opens, tcp_passive_opens,
-             tcp_drop_max_socks;
+             tcp_drop_max_socks, tcp_undo;
 };
 
 /* Create a stack bound to dev. Returns NULL on bad config or no memory. */

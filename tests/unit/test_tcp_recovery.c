@@ -3,7 +3,8 @@
  * upload from A to B, with every frame A sends inspected on the way out.
  * Counted properties only, never time: retransmissions are whole segments
  * (none shorter than the MSS except the tail of the stream), and losses
- * are repaired by fast retransmit far more often than by the RTO. */
+ * are repaired by fast retransmit far more often than by the RTO; a
+ * recovery caused by reordering alone is undone, one after a real loss not. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -217,4 +218,35 @@ Test(tcp_recovery, fast_retransmit_not_rto)
                   (unsigned long long)c->tcp_fast_retrans, u->tap.rtx);
         up_free(u);
     }
+}
+
+/* Reordering without loss: every fast retransmit is spurious. The
+ * timestamps show it (RFC 3522) and the cwnd reduction is undone
+ * (RFC 4015) for most of them, counted in tcp_undo. */
+Test(tcp_recovery, reordering_undoes_cwnd_reduction)
+{
+    struct memlink_params lp = { .reorder_pct = 10, .delay_ns = 5000000, .jitter_ns = 2000000 };
+    for (uint64_t seed = 1; seed <= 2; seed++) {
+        struct up *u = upload(&lp, seed, 2u << 20);
+        const struct tcpsm_counters *c = tcpsm_stack_counters(u->a);
+        cr_assert(c->tcp_fast_retrans > 10, "seed %llu: only %llu recoveries",
+                  (unsigned long long)seed, (unsigned long long)c->tcp_fast_retrans);
+        cr_assert(c->tcp_undo * 2 >= c->tcp_fast_retrans && c->tcp_undo <= c->tcp_fast_retrans,
+                  "seed %llu: %llu of %llu spurious recoveries undone", (unsigned long long)seed,
+                  (unsigned long long)c->tcp_undo, (unsigned long long)c->tcp_fast_retrans);
+        cr_assert_eq(c->tcp_rto, 0);
+        up_free(u);
+    }
+}
+
+/* Loss without reordering: the retransmissions repaired real losses, the
+ * original never arrived, nothing is undone. */
+Test(tcp_recovery, real_loss_not_undone)
+{
+    struct memlink_params lp = { .loss_pct = 3, .delay_ns = 5000000 };
+    struct up *u = upload(&lp, 5, 2u << 20);
+    const struct tcpsm_counters *c = tcpsm_stack_counters(u->a);
+    cr_assert(c->tcp_fast_retrans > 10);
+    cr_assert_eq(c->tcp_undo, 0, "%llu undone", (unsigned long long)c->tcp_undo);
+    up_free(u);
 }
