@@ -88,6 +88,8 @@ netns_cleanup() {
         log "FAIL: sanitizer reports in $SAN_REPORTS"
         { [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]; } && rc=1
         san_failed=1
+    elif [ -n "$SAN_REPORTS" ]; then
+        rmdir "$SAN_REPORTS" 2>/dev/null || true     # nothing to keep
     fi
     if [ -n "$TMPD" ] && [ -d "$TMPD" ]; then
         if [ "${TCPSM_KEEP_TMP:-0}" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${TCPSM_KEEP_FAILED:-}" ]; }; then
