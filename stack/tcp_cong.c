@@ -56,6 +56,7 @@ void tcp_cong_init(struct tcpsm_sock *sk)
     sk->dupacks = 0;
     sk->in_recovery = false;
     sk->undo_state = TCP_UNDO_OFF;
+    sk->high_rxt = sk->snd_una;
     sk->recover = sk->iss;              /* RFC 6582 3.2 step 1 (not SND.UNA: first-data loss) */
 }
 
@@ -64,13 +65,20 @@ void tcp_cong_init(struct tcpsm_sock *sk)
 static void enter_recovery(struct tcpsm_sock *sk)
 {
     uint32_t mss = tcp_send_mss(sk);
+    /* retransmissions of the previous recovery still outstanding are not
+     * sent again at once, and their echo would fake a spurious one */
+    bool rtx_out = seq_gt(sk->high_rxt, sk->snd_una);
     sk->prior_cwnd = sk->cwnd;
     sk->prior_ssthresh = sk->ssthresh;
-    sk->undo_state = sk->ts_ok && sk->sacked.n ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
+    sk->undo_state = sk->ts_ok && sk->sacked.n && !rtx_out ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
     sk->ssthresh = sk->cc->ssthresh(sk);
     sk->recover = sk->snd_max;
-    sk->cwnd = sk->sacked.n ? sk->ssthresh : sk->ssthresh + 3 * mss;
-    sk->high_rxt = sk->snd_una;
+    /* the kind of recovery is fixed here: a partial ACK may later empty
+     * the scoreboard without making this a NewReno recovery */
+    sk->sack_recovery = sk->sacked.n != 0;
+    sk->cwnd = sk->sack_recovery ? sk->ssthresh : sk->ssthresh + 3 * mss;
+    if (!rtx_out)
+        sk->high_rxt = sk->snd_una;
     sk->in_recovery = true;
     sk->st->cnt.tcp_fast_retrans++;
 }
@@ -115,9 +123,9 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
     if (dup) {
         sk->dupacks++;
         if (sk->in_recovery) {
-            if (!sk->sacked.n)
+            if (!sk->sack_recovery)
                 sk->cwnd += mss;                        /* RFC 6582 3.2 (3) */
-            return sk->sacked.n != 0;                   /* SACK: NextSeg may have a hole */
+            return sk->sack_recovery;                   /* SACK: NextSeg may have a hole */
         }
         /* RFC 5827 early retransmit: with fewer than four segments out and
          * nothing new to send, fewer duplicate ACKs can ever come */
@@ -147,7 +155,7 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
             sk->dupacks = 0;
             return false;
         }
-        if (sk->sacked.n)
+        if (sk->sack_recovery)
             return true;                /* RFC 6675: pipe paces, NextSeg finds the hole */
         /* partial ACK, RFC 6582 3.2 (4): retransmit the next hole, deflate */
         sk->cwnd = sk->cwnd > acked ? sk->cwnd - acked : 0;

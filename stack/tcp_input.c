@@ -382,7 +382,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
     }
     sk->probes = 0;
     if (rtx) {
-        if (sk->in_recovery && sk->sacked.n)
+        if (sk->in_recovery && sk->sack_recovery)
             tcp_output(sk, now);        /* NextSeg: holes first (tcp_output) */
         else
             tcp_retransmit_head(sk, now);

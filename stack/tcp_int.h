@@ -170,6 +170,7 @@ struct tcpsm_sock {
     uint8_t undo_state;                 /* TCP_UNDO_* */
     unsigned dupacks;
     bool in_recovery;
+    bool sack_recovery;                 /* this recovery is RFC 6675 (pipe), not NewReno */
 
     /* socket options */
     bool nodelay, cork, keepalive, reuseaddr;

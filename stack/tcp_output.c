@@ -291,14 +291,17 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     }
     uint32_t mss = tcp_send_mss(sk);
     bool sent = false;
-    bool sack_rec = sk->in_recovery && sk->sacked.n;
+    bool sack_rec = sk->in_recovery && sk->sack_recovery;
     /* RFC 6675 5 (C): retransmit lost holes while cwnd - pipe allows */
     while (sack_rec) {
         uint32_t seq, len = tcp_sack_next_hole(sk, &seq);
         if (!len)
             break;
+        /* the head, not yet resent in this recovery, goes at once
+         * (RFC 6675 5 (4.3); after a partial ACK, RFC 6582 3.2 (4)) */
+        bool head = seq == sk->snd_una && !seq_gt(sk->high_rxt, sk->snd_una);
         uint32_t pipe = tcp_sack_pipe(sk);
-        if (pipe && pipe + len > sk->cwnd)
+        if (!head && pipe && pipe + len > sk->cwnd)
             break;
         if (!send_data(sk, seq, len, now))
             break;

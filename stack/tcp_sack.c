@@ -38,6 +38,8 @@ void tcp_sack_prune(struct tcpsm_sock *sk)
         k++;
     }
     s->n = k;
+    if (seq_lt(sk->high_rxt, sk->snd_una))
+        sk->high_rxt = sk->snd_una;     /* HighRxt never lags: no stale compare after a wrap */
 }
 
 uint32_t tcp_sack_bytes(const struct tcpsm_sock *sk)

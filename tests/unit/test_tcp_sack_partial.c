@@ -1,0 +1,81 @@
+/* RFC 6675 recovery stays an RFC 6675 recovery when a partial ACK covers
+ * every SACKed block and leaves the scoreboard empty: cwnd keeps
+ * ssthresh (no NewReno deflation to one segment) and NextSeg retransmits
+ * the next hole as one whole segment. */
+#include <errno.h>
+#include <string.h>
+
+#include "tcp_harness.h"
+
+/* A SACK option with n blocks [l, r) into buf (kind 5). */
+static size_t sackopt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2])
+{
+    buf[0] = 1;
+    buf[1] = 1;
+    buf[2] = 5;
+    buf[3] = (uint8_t)(2 + 8 * n);
+    for (unsigned i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++) {
+            uint32_t v = blk[i][j];
+            uint8_t *p = buf + 4 + 8 * i + 4 * j;
+            p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+            p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+        }
+    return 4 + 8 * n;
+}
+
+Test(tcp_sack_recovery, partial_ack_emptying_scoreboard_keeps_cwnd)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
+         .sack_perm = true);
+    h->rseq = h->risn + 1;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    const uint32_t M = 1460;
+    static uint8_t d[8 * 1460];
+    h_pattern(d, sizeof d, 91);
+    uint32_t b = h->lseq;
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof d, h->now), (ssize_t)sizeof d);
+    for (int i = 0; i < 8; i++)
+        EXPECT_SEG(h, .seq = b + M * (uint32_t)i, .len = M);
+    /* Segments 0 and 4 lost; 1, 2, 3 arrive and are SACKed: 0 is lost. */
+    uint8_t o[40];
+    for (uint32_t k = 2; k <= 4; k++) {
+        uint32_t blk[1][2] = { { b + M, b + k * M } };
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
+             .raw_optlen = sackopt(o, 1, blk));
+    }
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_fast_retrans, 1);
+    struct seg s;
+    bool hole0 = false;
+    while (recv_seg(h, &s))
+        if (s.len) {
+            cr_assert(s.seq != b + M && s.seq != b + 2 * M && s.seq != b + 3 * M,
+                      "resent SACKed data at +%u", s.seq - b);
+            hole0 |= s.seq == b && s.len == M;
+        }
+    cr_assert(hole0, "the first hole was not retransmitted as a whole segment");
+    struct tcpsm_tcp_info in;
+    tcpsm_sock_info(h->sk, &in);
+    uint32_t ssthresh = in.snd_ssthresh;
+    cr_assert(ssthresh >= 2);
+    /* The retransmission arrives: ACK up to the next hole, no SACK block left. */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 4 * M, .win = H_RWIN);
+    tcpsm_sock_info(h->sk, &in);
+    cr_assert_geq(in.snd_cwnd, ssthresh, "cwnd %u segments after a partial ACK, ssthresh %u",
+                  in.snd_cwnd, ssthresh);
+    bool hole4 = false;
+    while (recv_seg(h, &s))
+        if (s.len) {
+            cr_assert(s.len == M || s.seq + s.len == b + sizeof d, "a %u-byte segment", s.len);
+            hole4 |= s.seq == b + 4 * M;
+        }
+    cr_assert(hole4, "the next hole was not retransmitted");
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + sizeof d, .win = H_RWIN);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_rto, 0);
+    h_free(h);
+}
