@@ -107,8 +107,12 @@ void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr)
  * duplicate ACKs came (RFC 6675 5 (2)). */
 bool tcp_cong_sack_loss(struct tcpsm_sock *sk)
 {
-    if (sk->in_recovery || !sk->cc || !seq_ge(sk->snd_una, sk->recover) ||
-        !tcp_sack_head_lost(sk))
+    if (sk->in_recovery || !sk->cc || !sk->sacked.n || !tcp_sack_head_lost(sk))
+        return false;
+    /* RFC 6582 guards against duplicate ACKs for data resent after an RTO;
+     * SACKs of data sent after it are no such duplicates (RFC 6675 5.1) */
+    if (!seq_ge(sk->snd_una, sk->recover) &&
+        !seq_gt(sk->sacked.end[sk->sacked.n - 1], sk->recover))
         return false;
     enter_recovery(sk);
     return true;

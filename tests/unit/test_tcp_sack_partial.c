@@ -1,7 +1,8 @@
-/* RFC 6675 recovery stays an RFC 6675 recovery when a partial ACK covers
- * every SACKed block and leaves the scoreboard empty: cwnd keeps
- * ssthresh (no NewReno deflation to one segment) and NextSeg retransmits
- * the next hole as one whole segment. */
+/* SACK loss recovery (RFC 6675) in corner cases, through the harness:
+ * a partial ACK that covers every SACKed block and leaves the scoreboard
+ * empty keeps cwnd at ssthresh (no NewReno deflation to one segment) and
+ * retransmits the next hole as one whole segment; after an RTO, SACKs of
+ * data sent after it start fast recovery (no second RTO). */
 #include <errno.h>
 #include <string.h>
 
@@ -24,9 +25,8 @@ static size_t sackopt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2])
     return 4 + 8 * n;
 }
 
-Test(tcp_sack_recovery, partial_ack_emptying_scoreboard_keeps_cwnd)
+static void established_sack(struct harness *h)
 {
-    struct harness *h = h_new(NULL);
     sock_syn_sent(h);
     SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
          .sack_perm = true);
@@ -34,6 +34,12 @@ Test(tcp_sack_recovery, partial_ack_emptying_scoreboard_keeps_cwnd)
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
     ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
     cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+}
+
+Test(tcp_sack_recovery, partial_ack_emptying_scoreboard_keeps_cwnd)
+{
+    struct harness *h = h_new(NULL);
+    established_sack(h);
     const uint32_t M = 1460;
     static uint8_t d[8 * 1460];
     h_pattern(d, sizeof d, 91);
@@ -77,5 +83,41 @@ Test(tcp_sack_recovery, partial_ack_emptying_scoreboard_keeps_cwnd)
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + sizeof d, .win = H_RWIN);
     cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
     cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_rto, 0);
+    h_free(h);
+}
+
+Test(tcp_sack_recovery, fast_retransmit_after_rto_on_sacks_of_new_data)
+{
+    struct harness *h = h_new(NULL);
+    established_sack(h);
+    const uint32_t M = 1460;
+    static uint8_t d[8 * 1460];
+    h_pattern(d, sizeof d, 92);
+    uint32_t b = h->lseq;
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, 2 * M, h->now), (ssize_t)(2 * M));
+    EXPECT_SEG(h, .seq = b, .len = M);
+    EXPECT_SEG(h, .seq = b + M, .len = M);
+    /* Both lost: the RTO resends the first. */
+    cr_assert_neq(h_wait_seg(h, SEC(5)), UINT64_MAX);
+    EXPECT_SEG(h, .seq = b, .len = M);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_rto, 1);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + M, .win = H_RWIN);
+    EXPECT_SEG(h, .seq = b + M, .len = M);         /* go-back-N, lost again */
+    cr_assert_eq(tcpsm_sock_send(h->sk, d + 2 * M, 6 * M, h->now), (ssize_t)(6 * M));
+    EXPECT_SEG(h, .seq = b + 2 * M, .len = M);     /* new data, above the RTO's recover */
+    /* New data arrives and is SACKed; limited transmit sends more. */
+    uint8_t o[40];
+    for (uint32_t k = 3; k <= 5; k++) {
+        uint32_t blk[1][2] = { { b + 2 * M, b + k * M } };
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + M, .win = H_RWIN, .raw_opts = o,
+             .raw_optlen = sackopt(o, 1, blk));
+    }
+    struct seg s;
+    bool rtx = false;
+    while (recv_seg(h, &s))
+        rtx |= s.seq == b + M && s.len == M;
+    cr_assert(rtx, "SACKs of new data after an RTO did not retransmit the hole");
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_fast_retrans, 1);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_rto, 1);
     h_free(h);
 }
