@@ -116,6 +116,13 @@ void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now)
     stack_tx_flush(st);
 }
 
+void tcpsm_stack_abort_all(struct tcpsm_stack *st, uint64_t now)
+{
+    st->now = now;
+    tcp_abort_all(st, now);
+    stack_tx_flush(st);
+}
+
 uint64_t tcpsm_stack_next_deadline(const struct tcpsm_stack *st)
 {
     return timer_next(&st->timers);

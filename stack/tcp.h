@@ -28,4 +28,7 @@ void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now);
 
 size_t tcp_nsocks(const struct tcpsm_stack *st);
 
+/* tcpsm_stack_abort_all without the tx flush. */
+void tcp_abort_all(struct tcpsm_stack *st, uint64_t now);
+
 #endif

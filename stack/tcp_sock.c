@@ -401,27 +401,60 @@ void tcpsm_sock_close(struct tcpsm_sock *sk, uint64_t now)
     tcp_maybe_free(sk);
 }
 
-void tcpsm_sock_abort(struct tcpsm_sock *sk, uint64_t now)
+/* RFC 9293 3.10.5 ABORT; rst_after_fin also resets CLOSING and LAST-ACK,
+ * whose peer may still wait for our unsent data or FIN. May free sk (an
+ * orphan, or an unaccepted child); frees no other TCB unless sk listens. */
+static void abort_tcb(struct tcpsm_sock *sk, bool rst_after_fin, const char *why, uint64_t now)
 {
-    sk->st->now = now;
     switch (sk->state) {
     case TCPSM_LISTEN:
         listener_stop(sk, now);
         break;
     case TCPSM_CLOSED:
         break;
+    case TCPSM_CLOSING:
+    case TCPSM_LAST_ACK:
+        if (rst_after_fin)
+            tcp_send_rst_sk(sk, now);
+        tcp_done(sk, 0, why, NULL);
+        break;
     case TCPSM_SYN_RECEIVED:
     case TCPSM_ESTABLISHED:
     case TCPSM_FIN_WAIT_1:
     case TCPSM_FIN_WAIT_2:
     case TCPSM_CLOSE_WAIT:
-        tcp_send_rst_sk(sk, now);       /* RFC 9293 3.10.5 ABORT */
+        tcp_send_rst_sk(sk, now);       /* <SEQ=SND.NXT><CTL=RST> */
         /* fall through */
     default:
-        tcp_done(sk, 0, "app abort", NULL);
+        tcp_done(sk, 0, why, NULL);
         break;
     }
+}
+
+void tcpsm_sock_abort(struct tcpsm_sock *sk, uint64_t now)
+{
+    sk->st->now = now;
+    abort_tcb(sk, false, "app abort", now);
     flush(sk);
+}
+
+/* Every connection the stack has, held or orphaned (stack shutdown). The
+ * connections go first: a listener's unaccepted children are on the list
+ * too, and stopping the listener before them would free them under the
+ * walk. Aborting a non-listener frees at most itself. */
+void tcp_abort_all(struct tcpsm_stack *st, uint64_t now)
+{
+    struct tcpsm_sock *sk, *next;
+    for (sk = st->tcp->all; sk; sk = next) {
+        next = sk->anext;
+        if (sk->state != TCPSM_LISTEN)
+            abort_tcb(sk, true, "stack abort", now);
+    }
+    for (sk = st->tcp->all; sk; sk = next) {
+        next = sk->anext;
+        if (sk->state == TCPSM_LISTEN)
+            abort_tcb(sk, true, "stack abort", now);
+    }
 }
 
 /* Linux tcp_poll(). */

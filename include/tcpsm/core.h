@@ -152,6 +152,13 @@ void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
                        uint64_t now);
 /* Run every timer that is due at now. */
 void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now);
+/* Ends every connection at once (process exit): RST (RFC 9293 3.10.4,
+ * <SEQ=SND.NXT><CTL=RST>) from SYN-RECEIVED, ESTABLISHED, FIN-WAIT-1/2,
+ * CLOSE-WAIT, CLOSING and LAST-ACK; none from TIME-WAIT, LISTEN, SYN-SENT.
+ * Every TCB ends in CLOSED: the held ones as tcpsm_sock_abort leaves them
+ * (the handle stays until tcpsm_sock_close), orphans and unaccepted
+ * connections are freed. Listeners stop (their port stays bound). */
+void tcpsm_stack_abort_all(struct tcpsm_stack *st, uint64_t now);
 /* Earliest pending deadline, UINT64_MAX if none. O(1). */
 uint64_t tcpsm_stack_next_deadline(const struct tcpsm_stack *st);
 /* True if dst is reachable through the link (connected subnet or gateway),
