@@ -7,10 +7,11 @@
  *     latter, RFC 9293 3.10.4);
  *  2. it waits, at most EXIT_GRACE_NS, until no connection is left open —
  *     including the ones the application closed itself before exiting;
- *  3. what is left of the held sockets is reset (RST), the threads are
- *     stopped and joined, the packet socket is closed, the pcap flushed.
- *     Orphans still open after the grace time are dropped without a RST
- *     (the core offers no way to abort a socket nobody holds).
+ *  3. every connection still open, held or orphaned (closed by the
+ *     application, its data or FIN still unacknowledged), is reset (RST,
+ *     tcpsm_stack_abort_all) so that no peer is left half-open; TIME-WAIT
+ *     ones vanish silently. Then the threads are stopped and joined, the
+ *     packet socket is closed, the pcap flushed.
  * After it, every call returns -ENETDOWN (close returns 0).
  *
  * fork(): the child has none of the stack's threads. It must not use the
@@ -142,16 +143,16 @@ void tcpsm_rt_shutdown(void)
 
     now = rt_now();
     unsigned aborted = 0;
+    for (struct rt_sock *rs = rt.socks; rs; rs = rs->next)
+        aborted += !done_closing(tcpsm_sock_state(rs->sk));
+    long orphans = rt.nactive - (long)aborted;
+    tcpsm_stack_abort_all(rt.st, now);
     while (rt.socks) {
         struct rt_sock *rs = rt.socks;
         struct tcpsm_sock *sk = rs->sk;
         rt.socks = rs->next;
         if (rt.socks)
             rt.socks->prev = NULL;
-        if (!done_closing(tcpsm_sock_state(sk))) {
-            tcpsm_sock_abort(sk, now);
-            aborted++;
-        }
         tcpsm_sock_set_user(sk, NULL);
         tcpsm_sock_close(sk, now);
         rs->sk = NULL;
@@ -166,14 +167,14 @@ void tcpsm_rt_shutdown(void)
     netdev_packet_drops(&rt.np);
     tcpsm_log(TCPSM_LOG_INFO, "exit: frames in %llu out %llu (link: rx %llu tx %llu, tx errors %llu, "
               "rx queue drops %llu, truncated %llu, checksums completed %llu); tcp segs in %llu out %llu, "
-              "retransmits %llu, resets out %llu; at exit %u reset, %ld orphan(s) dropped",
+              "retransmits %llu, resets out %llu; at exit %u held and %ld orphan connection(s) reset",
               (unsigned long long)c->eth_in, (unsigned long long)c->eth_out,
               (unsigned long long)rt.np.rx_frames, (unsigned long long)rt.np.tx_frames,
               (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_drops,
               (unsigned long long)rt.np.rx_trunc,
               (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)c->tcp_in,
               (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_retrans,
-              (unsigned long long)c->tcp_rst_out, aborted, rt.nactive > 0 ? rt.nactive : 0L);
+              (unsigned long long)c->tcp_rst_out, aborted, orphans > 0 ? orphans : 0L);
     if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
         log_counters(c);
     rt_unlock();

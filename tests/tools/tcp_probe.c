@@ -7,14 +7,17 @@
  *
  *   tcp_probe connect HOST PORT [--connect-timeout MS] [--user-timeout MS]
  *             [--send BYTES [--pause-after BYTES --pause-file PATH]] [--recv]
- *             [--wait-file PATH] [--exit-after BYTES] [--max-seconds N]
+ *             [--wait-file PATH] [--exit-after BYTES] [--rcvbuf BYTES] [--max-seconds N]
  *   tcp_probe serve PORT [--bind ADDR] [--send BYTES] [--rst-after BYTES] [--http]
- *             [--sink] [--max-seconds N]
+ *             [--sink] [--close-exit] [--max-seconds N]
  *
  * --wait-file: before reading, print "waiting" and wait until PATH exists (an application
  * that stops reading, for flow-control tests).
  * --exit-after: once BYTES are received, exit(0) with the socket still open (what the
  * library does with connections a process leaves behind).
+ * --rcvbuf: SO_RCVBUF before connect (a small window that a peer not reading closes soon).
+ * --close-exit: serve only; once --send has been queued, close() and exit(0) at once: the
+ * connection, its data maybe unsent, is an orphan the library must end at exit.
  * Output: one line "result=ok|error errno=NAME sent=N received=N pattern=ok|bad ...".
  * Exit status: 0 ok, 1 a socket call failed (errno printed), 2 usage, 3 time limit.
  */
@@ -98,9 +101,10 @@ static int usage_to(FILE *f)
 {
     fputs("usage: tcp_probe connect HOST PORT [--connect-timeout MS] [--user-timeout MS]\n"
           "                 [--send BYTES [--pause-after BYTES --pause-file PATH]] [--recv]\n"
-          "                 [--wait-file PATH] [--exit-after BYTES] [--max-seconds N]\n"
+          "                 [--wait-file PATH] [--exit-after BYTES] [--rcvbuf BYTES]\n"
+          "                 [--max-seconds N]\n"
           "       tcp_probe serve PORT [--bind ADDR] [--send BYTES] [--rst-after BYTES]\n"
-          "                 [--http] [--sink] [--max-seconds N]\n",
+          "                 [--http] [--sink] [--close-exit] [--max-seconds N]\n",
           f);
     return 2;
 }
@@ -114,7 +118,8 @@ struct opts {
     long connect_timeout_ms, user_timeout_ms, max_seconds;
     unsigned long long send, pause_after, rst_after, exit_after;
     const char *pause_file, *bind_addr, *wait_file;
-    int recv, http, sink;
+    int recv, http, sink, close_exit;
+    long rcvbuf;
 };
 
 static unsigned long long num(const char *s)
@@ -142,6 +147,7 @@ static int parse(int argc, char **argv, int i, struct opts *o)
         if (!strcmp(a, "--recv")) o->recv = 1;
         else if (!strcmp(a, "--http")) o->http = 1;
         else if (!strcmp(a, "--sink")) o->sink = 1;
+        else if (!strcmp(a, "--close-exit")) o->close_exit = 1;
         else if (!v) return -1;
         else if (!strcmp(a, "--connect-timeout")) o->connect_timeout_ms = (long)num(v), i++;
         else if (!strcmp(a, "--user-timeout")) o->user_timeout_ms = (long)num(v), i++;
@@ -153,6 +159,7 @@ static int parse(int argc, char **argv, int i, struct opts *o)
         else if (!strcmp(a, "--pause-file")) o->pause_file = v, i++;
         else if (!strcmp(a, "--bind")) o->bind_addr = v, i++;
         else if (!strcmp(a, "--wait-file")) o->wait_file = v, i++;
+        else if (!strcmp(a, "--rcvbuf")) o->rcvbuf = (long)num(v), i++;
         else return -1;
     }
     return 0;
@@ -212,6 +219,11 @@ static int do_connect(const char *host, const char *port, struct opts *o)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return fail("socket", errno);
+    if (o->rcvbuf) {
+        int v = (int)o->rcvbuf;
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v) < 0)
+            return fail("setsockopt SO_RCVBUF", errno);
+    }
     if (o->user_timeout_ms) {
         unsigned v = (unsigned)o->user_timeout_ms;
         if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof v) < 0)
@@ -344,6 +356,12 @@ static int do_serve(const char *port, struct opts *o)
             report("reset", 0);
             return 0;
         }
+    }
+    if (o->close_exit) {
+        if (close(fd) < 0)
+            return fail("close", errno);
+        report("closed", 0);
+        exit(0); /* the listener stays open too: process exit must deal with both */
     }
     if (o->sink) {
         int err = recv_pattern(fd, 0);
