@@ -224,7 +224,7 @@ static int usable(const struct tcpsm_sock *sk)
 {
     if (!sk)
         return -EBADF;
-    if (rt.child || rt.down || !rt.started)
+    if (rt.child || rt.down || rt.exiting || !rt.started)
         return -ENETDOWN;
     return 0;
 }
@@ -687,9 +687,9 @@ int tcpsm_close(struct tcpsm_sock *sk)
     if (!sk)
         return -EBADF;
     rt_lock();
-    if (rt.child || rt.down) {
-        /* The forked child does not own the parent's connections, and after
-         * shutdown the stack is gone: only forget the socket. */
+    if (rt.child || rt.down || rt.exiting) {
+        /* The forked child does not own the parent's connections, and from
+         * the start of exit the runtime closes them: only forget the socket. */
         rt_unlock();
         return 0;
     }

@@ -49,6 +49,9 @@ struct rt_state {
     unsigned nkaddr;
 
     bool started, start_failed, down, child;
+    /* Exit has begun: it closes (and the core may free) sockets the application still holds,
+     * so from here on the application's handles are not dereferenced. */
+    bool exiting;
     struct tcpsm_stack *st;
     struct netdev_packet np;
     struct pcap_writer *pcap;

@@ -86,6 +86,10 @@ void tcpsm_rt_shutdown(void)
         rt_unlock();
         return;
     }
+    /* The loop below closes sockets whose handles other threads of the program may still use
+     * while we wait (the lock is released): those calls now fail instead (a use-after-free of
+     * the core socket before, found by ASan). */
+    rt.exiting = true;
     uint64_t now = rt_now();
     uint64_t deadline = now + EXIT_GRACE_NS;
     struct rt_sock *next;

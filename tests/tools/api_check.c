@@ -792,6 +792,49 @@ static void check_closefrom(void)
     close(t);
 }
 
+/* Left running when main returns: exit() (the library's destructor closes every connection)
+ * while these threads are inside send, recv, poll, epoll_wait and close on stack sockets. The
+ * process must end cleanly (its exit status; under the sanitizer build, no report): the
+ * destructor once freed sockets these calls still used. */
+static void *exit_busy_worker(void *a)
+{
+    long k = (long)a;
+    char b[4096] = { 0 };
+    for (;;) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in to = peer(0);
+        if (s < 0 || connect(s, (struct sockaddr *)&to, sizeof(to)) < 0) {
+            if (s >= 0)
+                close(s);
+            return NULL;        /* the stack is going down (ENETDOWN): exit has begun */
+        }
+        int ep = epoll_create1(0);
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = s };
+        epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+        for (int i = 0; i < 20; i++) {
+            send(s, b, sizeof(b), MSG_NOSIGNAL);
+            if (k & 1) {
+                struct epoll_event e[2];
+                epoll_wait(ep, e, 2, 5);
+            } else {
+                poll1(s, POLLIN, 5);
+            }
+            recv(s, b, sizeof(b), MSG_DONTWAIT);
+        }
+        close(ep);
+        close(s);
+    }
+    return NULL;
+}
+
+static void exit_while_busy(void)
+{
+    pthread_t th;
+    for (long i = 0; i < 4; i++)
+        pthread_create(&th, NULL, exit_busy_worker, (void *)i);
+    usleep(100000);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3 || inet_pton(AF_INET, argv[1], &peer_ip) != 1) {
@@ -820,5 +863,6 @@ int main(int argc, char **argv)
     check_close_while_waiting();
     check_closefrom();
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
+    exit_while_busy();
     return failures ? 1 : 0;
 }
