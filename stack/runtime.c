@@ -275,6 +275,7 @@ static uint64_t deadline_of(int64_t timeout_ns)
 struct blocker {
     struct rt_sock *rs;
     struct rt_waiter *w;
+    bool active;                /* registered: block_end has work to do */
 };
 
 static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
@@ -287,6 +288,7 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
         return -EBADF;
     b->rs->refs++;
     rt_sock_wait_add(b->rs, b->w);
+    b->active = true;
     return 0;
 }
 
@@ -302,10 +304,21 @@ static int block_wait(struct blocker *b, uint64_t deadline)
 
 static void block_end(struct blocker *b)
 {
+    if (!b->active)
+        return;
+    b->active = false;
     rt_sock_wait_del(b->rs, b->w);
     b->rs->refs--;
     if (!b->rs->sk && b->rs->refs == 0)
         free(b->rs);
+}
+
+/* One step of a blocking loop whose last try said "not yet": the first step
+ * registers the thread and returns 0 so the caller tries again (no wake-up
+ * can be lost in between), later steps sleep. Negative: stop with it. */
+static int block_step(struct blocker *b, struct tcpsm_sock *sk, uint64_t deadline)
+{
+    return b->active ? block_wait(b, deadline) : block_begin(b, sk);
 }
 
 /* ------------------------------------------------------------ API */
@@ -405,7 +418,7 @@ int tcpsm_connect(struct tcpsm_sock *sk, const struct sockaddr_in *sin, int nonb
         rt_unlock();
         return r;
     }
-    struct blocker b;
+    struct blocker b = { 0 };
     r = block_begin(&b, sk);
     if (r < 0) {
         rt_unlock();
@@ -442,23 +455,14 @@ int tcpsm_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct sockaddr
     rt_lock();
     int r = usable(sk);
     struct blocker b = { 0 };
-    bool blocking = false;
     struct tcpsm_sock *child = NULL;
     while (r == 0) {
         r = tcpsm_sock_accept(sk, &child);
         if (r != -EAGAIN || nonblock)
             break;
-        if (!blocking) {
-            r = block_begin(&b, sk);
-            if (r < 0)
-                break;
-            blocking = true;
-            continue;           /* re-check now that we are registered */
-        }
-        r = block_wait(&b, deadline);
+        r = block_step(&b, sk, deadline);
     }
-    if (blocking)
-        block_end(&b);
+    block_end(&b);
     if (r == 0) {
         if (!wrap(child)) {
             tcpsm_sock_abort(child, rt_now());
@@ -537,7 +541,6 @@ ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
     }
     size_t sent = 0;
     struct blocker b = { 0 };
-    bool blocking = false;
     for (;;) {
         r = send_from(sk, iov, iovcnt, sent);
         if (r > 0)
@@ -552,19 +555,11 @@ ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
             continue;           /* the buffer took some; try for more at once */
         if (nonblock)
             break;
-        if (!blocking) {
-            r = block_begin(&b, sk);
-            if (r < 0)
-                break;
-            blocking = true;
-            continue;
-        }
-        r = block_wait(&b, deadline);
+        r = block_step(&b, sk, deadline);
         if (r < 0)
             break;
     }
-    if (blocking)
-        block_end(&b);
+    block_end(&b);
     rt_unlock();
     /* A partial send reports its count; the error shows on the next call. */
     return sent > 0 ? (ssize_t)sent : r;
@@ -636,7 +631,6 @@ ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
     }
     size_t got = 0;
     struct blocker b = { 0 };
-    bool blocking = false;
     for (;;) {
         r = peek ? peek_into(sk, iov, iovcnt, total) : recv_into(sk, iov, iovcnt, got);
         if (r > 0) {
@@ -649,19 +643,11 @@ ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
             break;
         if (got > 0 && !waitall)
             break;
-        if (!blocking) {
-            r = block_begin(&b, sk);
-            if (r < 0)
-                break;
-            blocking = true;
-            continue;
-        }
-        r = block_wait(&b, deadline);
+        r = block_step(&b, sk, deadline);
         if (r < 0)
             break;
     }
-    if (blocking)
-        block_end(&b);
+    block_end(&b);
     rt_unlock();
     return got > 0 ? (ssize_t)got : r;
 }
@@ -702,7 +688,7 @@ int tcpsm_close(struct tcpsm_sock *sk)
     if (linger > 0 && rs && (s == TCPSM_ESTABLISHED || s == TCPSM_CLOSE_WAIT) &&
         tcpsm_sock_rxavail(sk) == 0) {
         uint64_t deadline = deadline_of((int64_t)linger * 1000000000);
-        struct blocker b;
+        struct blocker b = { 0 };
         if (tcpsm_sock_shutdown(sk, 1, rt_now()) == 0 && block_begin(&b, sk) == 0) {
             while (fin_unacked(tcpsm_sock_state(sk)) && block_wait(&b, deadline) == 0)
                 ;
