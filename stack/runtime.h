@@ -89,6 +89,8 @@ struct rt_waiter *rt_waiter_self(void);         /* NULL with errno if no eventfd
 void rt_signal(struct rt_waiter *w);            /* under lock; coalesced */
 void rt_wake_sock(struct rt_sock *rs);          /* under lock: every waiter of rs */
 void rt_wake_pollers(void);                     /* under lock */
+void rt_poller_add(struct rt_waiter *w);               /* under lock */
+void rt_poller_del(struct rt_waiter *w);               /* under lock */
 void rt_sock_wait_add(struct rt_sock *rs, struct rt_waiter *w);
 void rt_sock_wait_del(struct rt_sock *rs, struct rt_waiter *w);
 /* Under lock: sleeps (lock released) until signalled, deadline (monotonic

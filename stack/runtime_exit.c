@@ -120,29 +120,14 @@ void tcpsm_rt_shutdown(void)
     struct rt_waiter *w = rt_waiter_self();
     if (w) {
         bool was_polling = w->polling;
-        if (!was_polling) {
-            w->polling = true;
-            w->p_prev = NULL;
-            w->p_next = rt.pollers;
-            if (rt.pollers)
-                rt.pollers->p_prev = w;
-            rt.pollers = w;
-        }
+        rt_poller_add(w);
         while (rt.nactive > 0) {
             int r = rt_wait(w, deadline);
             if (r == -EAGAIN)
                 break;          /* -EINTR: a signal at exit; keep waiting until the deadline */
         }
-        if (!was_polling) {
-            if (w->p_prev)
-                w->p_prev->p_next = w->p_next;
-            else
-                rt.pollers = w->p_next;
-            if (w->p_next)
-                w->p_next->p_prev = w->p_prev;
-            w->p_next = w->p_prev = NULL;
-            w->polling = false;
-        }
+        if (!was_polling)
+            rt_poller_del(w);
     }
 
     now = rt_now();

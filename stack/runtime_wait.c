@@ -209,13 +209,9 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
     return 0;
 }
 
-int tcpsm_poller_begin(void)
+/* On rt.pollers every socket event wakes w (under lock; idempotent). */
+void rt_poller_add(struct rt_waiter *w)
 {
-    struct rt_waiter *w = rt_waiter_self();
-    if (!w)
-        return -errno;
-    rt_lock();
-    drain(w);
     if (!w->polling) {
         w->polling = true;
         w->p_prev = NULL;
@@ -224,16 +220,10 @@ int tcpsm_poller_begin(void)
             rt.pollers->p_prev = w;
         rt.pollers = w;
     }
-    rt_unlock();
-    return w->efd;
 }
 
-void tcpsm_poller_end(void)
+void rt_poller_del(struct rt_waiter *w)
 {
-    struct rt_waiter *w = self;
-    if (!w)
-        return;
-    rt_lock();
     if (w->polling) {
         if (w->p_prev)
             w->p_prev->p_next = w->p_next;
@@ -244,5 +234,26 @@ void tcpsm_poller_end(void)
         w->p_next = w->p_prev = NULL;
         w->polling = false;
     }
+}
+
+int tcpsm_poller_begin(void)
+{
+    struct rt_waiter *w = rt_waiter_self();
+    if (!w)
+        return -errno;
+    rt_lock();
+    drain(w);
+    rt_poller_add(w);
+    rt_unlock();
+    return w->efd;
+}
+
+void tcpsm_poller_end(void)
+{
+    struct rt_waiter *w = self;
+    if (!w)
+        return;
+    rt_lock();
+    rt_poller_del(w);
     rt_unlock();
 }
