@@ -7,7 +7,7 @@ V       ?= 0
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) -Iinclude -Istack -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) -Iinclude -Istack -Istack/runtime -MMD -MP
 LDLIBS  := -ldl -lpthread
 
 # SAN=1 builds everything (core, library, wrapper, tools, unit tests) under build/san with
@@ -27,11 +27,13 @@ ifeq ($(V),0)
 endif
 
 CORE_SRC  := $(wildcard stack/*.c)
+RT_SRC    := $(wildcard stack/runtime/*.c)
 SHIM_SRC  := $(wildcard shim/*.c)
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 TOOL_SRC  := $(wildcard tests/tools/*.c)
 
 CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
+RT_OBJ    := $(RT_SRC:%.c=$(B)/obj/%.o)
 SHIM_OBJ  := $(SHIM_SRC:%.c=$(B)/obj/%.o)
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(B)/obj/%.o)
 TOOLS     := $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
@@ -57,7 +59,13 @@ $(B)/libtcpsm-core.a: $(CORE_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/libtcpsm.so: $(CORE_OBJ) $(SHIM_OBJ)
+# The runtime (stack/runtime/: threads, the AF_PACKET link, config, clock, trace and pcap
+# writers) is the only part besides the shim that makes system calls.
+$(B)/libtcpsm-rt.a: $(RT_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/libtcpsm.so: $(CORE_OBJ) $(RT_OBJ) $(SHIM_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(LDLIBS) -Wl,-z,defs -Wl,--version-script=shim/exports.map
 
@@ -72,14 +80,14 @@ build/san/libswift_demangle.so: tests/san/swift_demangle.c
 
 tools: $(TOOLS)
 
-$(B)/tools/%: tests/tools/%.c $(B)/libtcpsm-core.a
+$(B)/tools/%: tests/tools/%.c $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a
 	@mkdir -p $(B)/tools
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(filter-out -fvisibility=hidden,$(CFLAGS)) $(LDFLAGS) -o $@ $< $(B)/libtcpsm-core.a $(LDLIBS)
+	$(Q)$(CC) $(filter-out -fvisibility=hidden,$(CFLAGS)) $(LDFLAGS) -o $@ $< $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a $(LDLIBS)
 
-$(B)/unit_tests: $(UNIT_OBJ) $(B)/libtcpsm-core.a
+$(B)/unit_tests: $(UNIT_OBJ) $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(B)/libtcpsm-core.a -lcriterion $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a -lcriterion $(LDLIBS)
 
 deps: ## install the Debian packages the build and tests need (as root, only what is missing)
 	$(Q)bash tests/lib/deps.sh
