@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "eth.h"
 #include "ipv4.h"
 #include "neigh.h"
@@ -35,7 +36,7 @@ struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm
 {
     if (!config_ok(cfg, dev))
         return NULL;
-    struct tcpsm_stack *st = calloc(1, sizeof(*st));
+    struct tcpsm_stack *st = mem_calloc(1, sizeof(*st));
     if (!st)
         return NULL;
     st->cfg = *cfg;
@@ -55,18 +56,18 @@ struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm
     /* A gateway must be an on-link host, or we could never ARP for it. */
     if (st->cfg.gateway &&
         (st->cfg.gateway == cfg->addr || !ipv4_on_link_host(st, st->cfg.gateway))) {
-        free(st);
+        mem_free(st);
         return NULL;
     }
     timer_heap_init(&st->timers);
     if (neigh_init(st, st->cfg.neigh_max) < 0) {
-        free(st);
+        mem_free(st);
         return NULL;
     }
     if (tcp_init(st) < 0) {
         neigh_fini(st);
         timer_heap_free(&st->timers);
-        free(st);
+        mem_free(st);
         return NULL;
     }
     return st;
@@ -79,7 +80,7 @@ void tcpsm_stack_free(struct tcpsm_stack *st)
     tcp_fini(st);
     neigh_fini(st);
     timer_heap_free(&st->timers);
-    free(st);
+    mem_free(st);
 }
 
 void stack_tx_flush(struct tcpsm_stack *st)

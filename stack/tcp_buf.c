@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "tcp_int.h"
 
 int ring_alloc(struct tcp_ring *r, uint32_t cap)
 {
-    r->buf = malloc(cap);
+    r->buf = mem_alloc(cap);
     if (!r->buf)
         return -ENOMEM;
     r->cap = cap;
@@ -19,7 +20,7 @@ int ring_alloc(struct tcp_ring *r, uint32_t cap)
 
 void ring_free(struct tcp_ring *r)
 {
-    free(r->buf);
+    mem_free(r->buf);
     memset(r, 0, sizeof(*r));
 }
 
@@ -31,13 +32,13 @@ int ring_grow(struct tcp_ring *r, uint32_t cap)
         return ring_alloc(r, cap);
     if (cap <= r->cap)
         return 0;
-    uint8_t *b = malloc(cap);
+    uint8_t *b = mem_alloc(cap);
     if (!b)
         return -ENOMEM;
     uint32_t first = r->cap - r->head;
     memcpy(b, r->buf + r->head, first);
     memcpy(b + first, r->buf, r->head);
-    free(r->buf);
+    mem_free(r->buf);
     r->buf = b;
     r->cap = cap;
     r->head = 0;
