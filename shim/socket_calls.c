@@ -23,8 +23,7 @@ EXPORT int socket(int domain, int type, int protocol)
     if (fd < 0 || !atomic_load_explicit(&shim_on, memory_order_relaxed))
         return fd;
     int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (domain != AF_INET || base != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP) ||
-        atomic_load_explicit(&shim_forked, memory_order_relaxed)) {
+    if (domain != AF_INET || base != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP)) {
         shim_fd_release(fd);    /* a stale entry of an fd closed behind our back */
         return fd;
     }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "runtime_log.h"
+#include "shm_region.h"
 
 #define CONFIG_PATH_MAX 4096
 
@@ -23,6 +24,7 @@ struct rt_settings {
     bool trace_stderr;          /* TCPSM_TRACE=1 */
     char trace_path[CONFIG_PATH_MAX];   /* TCPSM_TRACE=<file>, "" = none */
     char pcap_path[CONFIG_PATH_MAX];    /* TCPSM_PCAP=<file>, "" = none */
+    unsigned shm_mb;            /* TCPSM_SHM_MB: the shared region's size */
 };
 
 /* Single-value parsers: 0 on success, -1 on a malformed value. */

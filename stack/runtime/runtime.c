@@ -15,15 +15,33 @@
 #define RT_RCVBUF_MAX (4u << 20)   /* receive buffer auto-tuning ceiling */
 
 struct rt_state rt = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cfg_lock = PTHREAD_MUTEX_INITIALIZER,
     .config_result = -2,
     .rx_stop_efd = -1,
+    .rx_ep = -1,
+    .me = -1,
+    .fork_slot = -1,
 };
+
+/* The holder died (kill -9) with the lock: whatever it was doing is left
+ * as it was (each core operation leaves its structures linked at every
+ * step it can be stopped at only in the common cases; counted), and the
+ * processes that are gone are cleaned up. */
+static void lock_recovered(void)
+{
+    pthread_mutex_consistent(&rt.reg->lock);
+    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    rt.sh->lock_recovered++;
+    tcpsm_log(TCPSM_LOG_WARN, "the stack lock's holder died: lock recovered");
+    rt_reap();
+}
 
 void rt_lock(void)
 {
-    pthread_mutex_lock(&rt.lock);
+    int e = pthread_mutex_lock(&rt.reg->lock);
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    if (__builtin_expect(e == EOWNERDEAD, 0) && rt.sh)
+        lock_recovered();
 }
 
 bool rt_lock_for_exit(void)
@@ -33,19 +51,24 @@ bool rt_lock_for_exit(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 2;
-    if (pthread_mutex_timedlock(&rt.lock, &ts) != 0)
+    int e = pthread_mutex_timedlock(&rt.reg->lock, &ts);
+    if (e != 0 && e != EOWNERDEAD)
         return false;
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    if (e == EOWNERDEAD)
+        lock_recovered();
     return true;
 }
 
 void rt_unlock(void)
 {
-    if (rt.started && !rt.down && rt.timer_sleep_until != 0 &&
-        tcpsm_stack_next_deadline(rt.st) < rt.timer_sleep_until)
-        pthread_cond_signal(&rt.timer_cond);
+    if (rt.started && !rt.down && rt.svc_sleep_until != 0 &&
+        tcpsm_stack_next_deadline(rt.sh->st) < rt.svc_sleep_until) {
+        rt.svc_sleep_until = 0;
+        rt_kick(rt.me);
+    }
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&rt.lock);
+    pthread_mutex_unlock(&rt.reg->lock);
 }
 
 /* ------------------------------------------------------------ config */
@@ -72,10 +95,10 @@ static void snapshot_kernel_addrs(void)
 
 int tcpsm_rt_config(void)
 {
-    rt_lock();
+    pthread_mutex_lock(&rt.cfg_lock);
     if (rt.config_result != -2) {
         int r = rt.config_result;
-        rt_unlock();
+        pthread_mutex_unlock(&rt.cfg_lock);
         return r;
     }
     char err[512];
@@ -83,17 +106,22 @@ int tcpsm_rt_config(void)
     if (r == 1 && (config_check_host(&rt.set, err, sizeof(err)) < 0 ||
                    config_check_files(&rt.set, err, sizeof(err)) < 0))
         r = -1;
+    /* The stack belongs to the address: attach to its shared region now,
+     * so that every lock from here on is the region's. */
+    if (r == 1 && rt_attach(err, sizeof(err)) < 0)
+        r = -1;
     if (r < 0) {
         tcpsm_log(TCPSM_LOG_ERROR, "%s", err);
     } else {
         tcpsm_log_set_level(rt.set.log_level);
         if (r == 1) {
             snapshot_kernel_addrs();
+            rt_alloc_install();
             rt_atfork_install();
         }
     }
     rt.config_result = r;
-    rt_unlock();
+    pthread_mutex_unlock(&rt.cfg_lock);
     return r;
 }
 
@@ -101,7 +129,7 @@ bool tcpsm_rt_enabled(void)
 {
     if (rt.config_result == -2)
         tcpsm_rt_config();
-    return rt.config_result == 1 && !rt.child;
+    return rt.config_result == 1 && rt.me >= 0;
 }
 
 /* ------------------------------------------------------------ start */
@@ -124,12 +152,14 @@ static bool active_state(int s)
 static void on_trace(void *ctx, const struct tcpsm_trace_event *ev)
 {
     (void)ctx;
-    rt.nactive += (long)active_state(ev->new_state) - (long)active_state(ev->old_state);
+    rt.sh->nactive += (long)active_state(ev->new_state) - (long)active_state(ev->old_state);
     if (rt.trace)
         trace_log_event(rt.trace, ev);
     if (!active_state(ev->new_state))
         rt_wake_pollers();      /* the exit path waits as a poller */
 }
+
+static int stack_make(uint64_t now);
 
 static int start_locked(void)
 {
@@ -162,44 +192,29 @@ static int start_locked(void)
         rt_fd_own(trace_log_fd(rt.trace));
     }
 
-    struct tcpsm_config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.addr = rt.set.addr;
-    cfg.prefix_len = rt.set.prefix_len;
-    cfg.gateway = rt.set.gateway;
-    memcpy(cfg.mac, rt.set.mac, 6);
-    /* RFC 6528: the ISN key must be secret and unpredictable. */
-    if (getrandom(cfg.secret, sizeof(cfg.secret), 0) != (ssize_t)sizeof(cfg.secret)) {
-        tcpsm_log(TCPSM_LOG_ERROR, "getrandom: %s", strerror(errno));
-        r = -EIO;
-        goto fail;
+    bool made = false;
+    if (!rt.sh->st) {
+        r = stack_make(now);
+        if (r < 0)
+            goto fail;
+        made = true;
     }
-    /* Linux grows a bulk receiver's buffer (tcp_rmem[2]); with the core's
-     * fixed 256 KiB a kernel sender on veth stalls on a full window
-     * whenever the reader or the receive thread is descheduled a moment. */
-    cfg.rcvbuf_max = RT_RCVBUF_MAX;
-    cfg.sock_event = rt_sock_event;
-    cfg.trace = on_trace;
-    rt.st = tcpsm_stack_new(&cfg, &rt.np.dev, now);
-    if (!rt.st) {
-        tcpsm_log(TCPSM_LOG_ERROR, "cannot create the stack (out of memory?)");
-        r = -ENOMEM;
-        goto fail;
-    }
-    rt.t0 = now;
     r = rt_threads_start();
     if (r < 0) {
         tcpsm_log(TCPSM_LOG_ERROR, "cannot start the stack threads: %s", strerror(-r));
-        tcpsm_stack_free(rt.st);
-        rt.st = NULL;
+        if (made) {
+            tcpsm_stack_free(rt.sh->st);
+            rt.sh->st = NULL;
+        }
         goto fail;
     }
     rt.started = true;
-    tcpsm_log(TCPSM_LOG_INFO, "stack up on %s: %u.%u.%u.%u/%u mac %02x:%02x:%02x:%02x:%02x:%02x "
-              "mtu %u", rt.set.ifname, rt.set.addr >> 24, (rt.set.addr >> 16) & 255,
+    tcpsm_log(TCPSM_LOG_INFO, "stack %s on %s: %u.%u.%u.%u/%u mac %02x:%02x:%02x:%02x:%02x:%02x "
+              "mtu %u, shared region %s", made ? "up" : "joined", rt.set.ifname,
+              rt.set.addr >> 24, (rt.set.addr >> 16) & 255,
               (rt.set.addr >> 8) & 255, rt.set.addr & 255, rt.set.prefix_len, rt.set.mac[0],
               rt.set.mac[1], rt.set.mac[2], rt.set.mac[3], rt.set.mac[4], rt.set.mac[5],
-              rt.np.dev.mtu);
+              rt.np.dev.mtu, rt.reg_name);
     return 0;
 fail:
     if (rt.trace) {
@@ -217,49 +232,78 @@ fail:
     return r;
 }
 
+/* The first process to start makes the stack, in the shared region. */
+static int stack_make(uint64_t now)
+{
+    struct tcpsm_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.addr = rt.set.addr;
+    cfg.prefix_len = rt.set.prefix_len;
+    cfg.gateway = rt.set.gateway;
+    memcpy(cfg.mac, rt.set.mac, 6);
+    /* RFC 6528: the ISN key must be secret and unpredictable. */
+    if (getrandom(cfg.secret, sizeof(cfg.secret), 0) != (ssize_t)sizeof(cfg.secret)) {
+        tcpsm_log(TCPSM_LOG_ERROR, "getrandom: %s", strerror(errno));
+        return -EIO;
+    }
+    /* Linux grows a bulk receiver's buffer (tcp_rmem[2]); with the core's
+     * fixed 256 KiB a kernel sender on veth stalls on a full window
+     * whenever the reader or the receive thread is descheduled a moment. */
+    cfg.rcvbuf_max = RT_RCVBUF_MAX;
+    cfg.sock_event = rt_sock_event;
+    cfg.trace = on_trace;
+    rt.sh->st = tcpsm_stack_new(&cfg, &rt.np.dev, now);
+    if (!rt.sh->st) {
+        tcpsm_log(TCPSM_LOG_ERROR, "cannot create the stack: shared region too small "
+                  "(TCPSM_SHM_MB=%u)", rt.set.shm_mb);
+        return -ENOBUFS;
+    }
+    rt.sh->t0 = now;
+    return 0;
+}
+
 /* ------------------------------------------------------------ helpers */
 
-/* Under lock: the socket is usable (stack up, not in a forked child). */
+/* Under lock: a forked child starts its own threads on first use (it has
+ * the link socket already: the parent's, inherited). */
+static int proc_ready(void)
+{
+    if (__builtin_expect(rt.need_threads, 0)) {
+        int r = rt_threads_start();
+        if (r < 0) {
+            tcpsm_log(TCPSM_LOG_ERROR, "cannot start the stack threads: %s", strerror(-r));
+            return -ENETDOWN;
+        }
+        rt.need_threads = false;
+    }
+    return 0;
+}
+
+/* Under lock: the socket is usable (stack up, this process attached and
+ * holding it). */
 static int usable(const struct tcpsm_sock *sk)
 {
     if (!sk)
         return -EBADF;
-    if (rt.child || rt.down || rt.exiting || !rt.started)
+    if (rt.down || rt.exiting || !rt.started || rt.me < 0)
         return -ENETDOWN;
-    return 0;
+    return proc_ready();
 }
 
 static struct rt_sock *wrap(struct tcpsm_sock *sk)
 {
-    struct rt_sock *rs = calloc(1, sizeof(*rs));
+    struct rt_sock *rs = rt_alloc(sizeof(*rs));
     if (!rs)
         return NULL;
+    if (rt_id_new(rs) < 0) {
+        rt_free(rs);
+        return NULL;
+    }
     rs->sk = sk;
-    rs->next = rt.socks;
-    if (rt.socks)
-        rt.socks->prev = rs;
-    rt.socks = rs;
+    rs->users = 1;
+    rt_hold(rs);
     tcpsm_sock_set_user(sk, rs);
     return rs;
-}
-
-/* Under lock: the application's reference is gone; free when no blocked
- * call still uses rs. */
-static void unwrap(struct rt_sock *rs)
-{
-    if (rs->sk)
-        tcpsm_sock_set_user(rs->sk, NULL);
-    rs->sk = NULL;
-    if (rs->prev)
-        rs->prev->next = rs->next;
-    else if (rt.socks == rs)
-        rt.socks = rs->next;
-    if (rs->next)
-        rs->next->prev = rs->prev;
-    rs->next = rs->prev = NULL;
-    rt_wake_sock(rs);
-    if (rs->refs == 0)
-        free(rs);
 }
 
 static uint64_t deadline_of(int64_t timeout_ns)
@@ -310,7 +354,7 @@ static void block_end(struct blocker *b)
     rt_sock_wait_del(b->rs, b->w);
     b->rs->refs--;
     if (!b->rs->sk && b->rs->refs == 0)
-        free(b->rs);
+        rt_free(b->rs);
 }
 
 /* One step of a blocking loop whose last try said "not yet": the first step
@@ -334,7 +378,7 @@ bool tcpsm_rt_routable(in_addr_t dst_be)
     rt_lock();
     bool ok;
     if (rt.started && !rt.down) {
-        ok = tcpsm_stack_routable(rt.st, dst);
+        ok = tcpsm_stack_routable(rt.sh->st, dst);
     } else {
         /* Same rule as the core, from the configuration alone. */
         uint32_t mask = ~0u << (32 - rt.set.prefix_len);
@@ -354,15 +398,17 @@ int tcpsm_socket(struct tcpsm_sock **out)
         return -ENETDOWN;
     rt_lock();
     int r = 0;
-    if (rt.down)
+    if (rt.down || rt.me < 0)
         r = -ENETDOWN;
     else if (!rt.started && !rt.start_failed && start_locked() < 0)
         rt.start_failed = true;
     if (r == 0 && !rt.started)
         r = -ENETDOWN;
+    if (r == 0)
+        r = proc_ready();
     struct tcpsm_sock *sk = NULL;
     if (r == 0)
-        r = tcpsm_sock_new(rt.st, &sk);
+        r = tcpsm_sock_new(rt.sh->st, &sk);
     if (r == 0 && !wrap(sk)) {
         tcpsm_sock_close(sk, rt_now());
         r = -ENOBUFS;
@@ -673,13 +719,19 @@ int tcpsm_close(struct tcpsm_sock *sk)
     if (!sk)
         return -EBADF;
     rt_lock();
-    if (rt.child || rt.down || rt.exiting) {
-        /* The forked child does not own the parent's connections, and from
-         * the start of exit the runtime closes them: only forget the socket. */
+    /* From the start of exit the runtime closes them (and a process
+     * without a slot holds nothing): only forget the socket. */
+    struct rt_sock *rs = rt.down || rt.exiting || rt.me < 0 ? NULL : tcpsm_sock_user(sk);
+    if (!rs || !rt_held(rs)) {
         rt_unlock();
         return 0;
     }
-    struct rt_sock *rs = tcpsm_sock_user(sk);
+    if (rs->users > 1) {
+        /* Another process holds it too (fork): the connection goes on. */
+        rt_release(rs, false);
+        rt_unlock();
+        return 0;
+    }
     int linger = -1;
     tcpsm_sock_getopt(sk, TCPSM_OPT_LINGER, &linger);
     int s = tcpsm_sock_state(sk);
@@ -694,7 +746,7 @@ int tcpsm_close(struct tcpsm_sock *sk)
                 ;
             /* Another thread may have closed it while we slept: then it is
              * not ours to close (and rs may go with block_end). */
-            bool gone = !rs->sk;
+            bool gone = !rs->sk || !rt_held(rs);
             block_end(&b);
             if (gone) {
                 rt_unlock();
@@ -702,9 +754,7 @@ int tcpsm_close(struct tcpsm_sock *sk)
             }
         }
     }
-    if (rs)
-        unwrap(rs);
-    tcpsm_sock_close(sk, rt_now());
+    rt_release(rs, false);
     rt_unlock();
     return 0;
 }

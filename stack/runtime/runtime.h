@@ -16,57 +16,101 @@
 #include "config.h"
 #include "netdev_packet.h"
 #include "pcap_writer.h"
+#include "shm_region.h"
 #include "tcpsm/tcpsm.h"
 #include "trace_log.h"
 
-/* A thread's wait handle: one eventfd per thread, created on first use. */
+/* Processes sharing one stack, at most (a slot each in the region). */
+#define RT_MAX_PROCS 64
+/* Sockets the applications hold at once, over all processes. */
+#define RT_MAX_IDS 65536u
+
+/* A thread's wait handle, in the shared region: one eventfd per thread
+ * (valid in its own process only), created on first use. A signal from
+ * another process cannot write that eventfd: it marks the waiter `remote`
+ * and kicks the owner's service thread, which writes it. */
 struct rt_waiter {
     int efd;
-    bool signalled;             /* an eventfd write is pending (under rt.lock) */
-    bool polling;               /* on rt.pollers */
+    uint16_t proc;              /* owner's slot in rt_shared.procs */
+    bool signalled;             /* an eventfd write is pending (under the lock) */
+    bool remote;                /* signalled from another process, not yet relayed */
+    bool polling;               /* on rt_shared.pollers */
+    struct rt_sock *on;         /* the socket whose waiter list it is on, or NULL */
     struct rt_waiter *s_next, *s_prev;  /* on one socket's waiter list */
-    struct rt_waiter *p_next, *p_prev;  /* on rt.pollers */
+    struct rt_waiter *p_next, *p_prev;  /* on rt_shared.pollers */
+    struct rt_waiter *w_next, *w_prev;  /* on its process's list */
 };
 
-/* The runtime's side of a socket the application holds (tcpsm_sock_user). */
+/* The runtime's side of a socket some application holds (tcpsm_sock_user),
+ * in the shared region. */
 struct rt_sock {
-    struct tcpsm_sock *sk;      /* NULL once closed: blocked callers then return -EBADF */
-    struct rt_sock *next, *prev;        /* rt.socks */
+    struct tcpsm_sock *sk;      /* NULL once closed everywhere: blocked callers get -EBADF */
+    uint32_t id;                /* index in rt_shared.socks and the held bitmaps */
+    unsigned users;             /* processes holding it (an open file description each) */
     struct rt_waiter *waiters;
-    unsigned refs;              /* blocked calls in progress (the application's own is sk != NULL) */
+    unsigned refs;              /* blocked calls in progress (any process) */
     /* What the last observer saw (rt_note_seen) or the last event reported:
      * an event that changes neither, and brings no data, wakes nobody. */
     unsigned last_events;
     int last_state;
 };
 
+/* One process attached to the stack. */
+struct rt_proc {
+    _Atomic int pid;            /* 0 free; -1 reserved by a fork in progress */
+    _Atomic uint32_t futex;     /* bumped to wake the service thread */
+    bool kicked;                /* a kick is pending (under the lock) */
+    bool left;                  /* exited normally; the slot waits for the pid to go */
+    bool driving;               /* its receive and service threads run */
+    uint32_t nheld;             /* bits set in held */
+    uint64_t reserved_at;       /* when a fork reserved the slot */
+    struct rt_waiter *waiters;  /* every waiter of this process */
+    uint64_t held[RT_MAX_IDS / 64];     /* the sockets it holds */
+};
+
+/* The runtime's state shared by every process of the stack (region root). */
+struct rt_shared {
+    struct tcpsm_stack *st;     /* made by the first process to start */
+    uint64_t t0;
+    struct rt_proc procs[RT_MAX_PROCS];
+    struct rt_sock *socks[RT_MAX_IDS];
+    uint32_t next_id;           /* where the search for a free id starts */
+    uint32_t nsocks;
+    struct rt_waiter *pollers;
+    long nactive;               /* connections not yet closed (from trace events) */
+    uint64_t lock_recovered;    /* lock taken over from a dead holder */
+    uint64_t procs_reaped;      /* processes gone without leaving (kill -9) */
+    uint64_t no_id;             /* socket creations refused: RT_MAX_IDS */
+};
+
 struct rt_state {
-    pthread_mutex_t lock;
+    pthread_mutex_t cfg_lock;   /* the configuration, before the region exists */
     _Atomic unsigned long owner;        /* pthread_self() of the rt_lock() holder, 0 if none */
     int config_result;          /* tcpsm_rt_config(): 1, 0, -1; -2 not yet read */
     struct rt_settings set;
     uint32_t kaddr[64];         /* the kernel's own IPv4 addresses (host order), for routing */
     unsigned nkaddr;
 
-    bool started, start_failed, down, child;
+    struct shm_region *reg;     /* mapped at config time */
+    struct rt_shared *sh;       /* reg->root */
+    char reg_name[128];
+    int me;                     /* this process's slot in sh->procs, -1 before attach */
+    int fork_slot;              /* slot reserved for the child of a fork in progress */
+
+    /* This process's threads and link run (started); a forked child starts
+     * its own on first use (need_threads). */
+    bool started, start_failed, down, need_threads;
     /* Exit has begun: it closes (and the core may free) sockets the application still holds,
      * so from here on the application's handles are not dereferenced. */
     bool exiting;
-    struct tcpsm_stack *st;
     struct netdev_packet np;
     struct pcap_writer *pcap;
     struct trace_log *trace;
-    uint64_t t0;
 
-    pthread_t rx_thr, timer_thr;
-    int rx_stop_efd;
-    pthread_cond_t timer_cond;  /* CLOCK_MONOTONIC */
-    uint64_t timer_sleep_until; /* deadline the timer thread sleeps to, 0 when awake */
-    bool timer_stop;
-
-    struct rt_sock *socks;      /* held by the application */
-    struct rt_waiter *pollers;
-    long nactive;               /* connections not yet closed (from trace events) */
+    pthread_t rx_thr, svc_thr;
+    int rx_stop_efd, rx_ep;
+    uint64_t svc_sleep_until;   /* deadline the service thread sleeps to, 0 when awake */
+    bool svc_stop;
 };
 
 extern struct rt_state rt;
@@ -85,7 +129,7 @@ bool rt_lock_for_exit(void);
 void rt_unlock(void);
 
 /* runtime_wait.c */
-struct rt_waiter *rt_waiter_self(void);         /* NULL with errno if no eventfd */
+struct rt_waiter *rt_waiter_self(void);         /* under lock; NULL with errno if none */
 void rt_signal(struct rt_waiter *w);            /* under lock; coalesced */
 void rt_wake_sock(struct rt_sock *rs);          /* under lock: every waiter of rs */
 void rt_wake_pollers(void);                     /* under lock */
@@ -103,12 +147,35 @@ void rt_fd_disown(int fd);
 void rt_note_seen(struct rt_sock *rs);
 /* The core's sock_event callback. */
 void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events);
+/* Under lock, in the service thread: write the eventfds of this process's
+ * waiters that other processes signalled. */
+void rt_relay_remote(void);
+void rt_wait_fork_child(void);  /* fork child: forget the parent's waiter */
 
 /* runtime_thread.c */
 int rt_threads_start(void);     /* under lock; 0 or -errno */
 void rt_threads_stop(void);     /* called WITHOUT the lock held; joins */
+void rt_kick(int proc);         /* under lock: wake that process's service thread */
+/* fork child (the parent holds the lock): this process has no threads yet
+ * (started on first use, with the inherited link socket). */
+void rt_fork_child_reset(int parent);
 
-/* runtime_exit.c */
+/* runtime_procs.c: process slots, held sockets, fork, dead processes */
+int rt_attach(char *err, size_t errlen);        /* config time: map the region, take a slot */
+void rt_alloc_install(void);    /* the core allocates from the region */
+void *rt_alloc(size_t n);       /* under lock: zeroed region memory, NULL when exhausted */
+void rt_free(void *p);
+bool rt_held(const struct rt_sock *rs);
+void rt_hold(struct rt_sock *rs);       /* this process now holds rs */
+int rt_id_new(struct rt_sock *rs);      /* -1 when all RT_MAX_IDS are in use */
+void rt_id_free(struct rt_sock *rs);
+/* Under lock: drop this process's reference to rs; the last reference
+ * anywhere closes the socket (abort: with a reset). */
+void rt_release(struct rt_sock *rs, bool abort);
+void rt_reap(void);             /* under lock: forget processes that died */
+int rt_live_others(void);       /* under lock: other processes keeping the stack alive */
+bool rt_others_attached(void);  /* under lock: any other slot in use */
+void rt_leave(void);            /* under lock: this process detaches */
 void rt_atfork_install(void);
 
 #endif

@@ -1,6 +1,12 @@
 /* Sleeping and waking: per-thread eventfds, per-socket waiter lists, the
  * poller list, and the registry of fds the runtime owns.
  *
+ * Waiters live in the shared region, so that a socket event handled by any
+ * process of the stack reaches the waiters of every process: a waiter of
+ * this process is woken through its eventfd at once; a waiter of another
+ * process is marked `remote` and that process's service thread is kicked
+ * (a futex word in its slot), which writes the eventfd there.
+ *
  * No lost wake-ups: a thread puts itself on a waiter list under rt.lock
  * BEFORE it checks its condition; any later change runs rt_sock_event under
  * the same lock and signals it. Signals are coalesced: an eventfd is
@@ -46,23 +52,31 @@ static __thread struct rt_waiter *self;
 
 /* Thread exit: leave the poller list, close the eventfd. A thread cannot
  * exit inside a blocking call, so it is on no socket list. */
+static void proc_list_del(struct rt_waiter *w)
+{
+    if (w->w_prev)
+        w->w_prev->w_next = w->w_next;
+    else if (rt.me >= 0 && rt.sh->procs[rt.me].waiters == w)
+        rt.sh->procs[rt.me].waiters = w->w_next;
+    if (w->w_next)
+        w->w_next->w_prev = w->w_prev;
+    w->w_next = w->w_prev = NULL;
+}
+
 static void waiter_destroy(void *p)
 {
     struct rt_waiter *w = p;
-    pthread_mutex_lock(&rt.lock);
-    if (w->polling) {
-        if (w->p_prev)
-            w->p_prev->p_next = w->p_next;
-        else
-            rt.pollers = w->p_next;
-        if (w->p_next)
-            w->p_next->p_prev = w->p_prev;
-        w->polling = false;
+    int efd = w->efd;
+    rt_lock();
+    /* After this process left the stack its waiters were freed with its slot. */
+    if (rt.me >= 0 && w->proc == rt.me) {
+        rt_poller_del(w);
+        proc_list_del(w);
+        rt_free(w);
     }
-    pthread_mutex_unlock(&rt.lock);
-    rt_fd_disown(w->efd);
-    syscall(SYS_close, w->efd);
-    free(w);
+    rt_unlock();
+    rt_fd_disown(efd);
+    syscall(SYS_close, efd);
     self = NULL;
 }
 
@@ -76,19 +90,29 @@ struct rt_waiter *rt_waiter_self(void)
     if (self)
         return self;
     pthread_once(&waiter_once, waiter_key_init);
-    struct rt_waiter *w = calloc(1, sizeof(*w));
+    if (rt.me < 0) {
+        errno = ENETDOWN;
+        return NULL;
+    }
+    struct rt_waiter *w = rt_alloc(sizeof(*w));
     if (!w) {
-        errno = ENOMEM;
+        errno = ENOBUFS;
         return NULL;
     }
     long fd = syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) {
         int e = errno;
-        free(w);
+        rt_free(w);
         errno = e;
         return NULL;
     }
     w->efd = (int)fd;
+    w->proc = (uint16_t)rt.me;
+    struct rt_proc *p = &rt.sh->procs[rt.me];
+    w->w_next = p->waiters;
+    if (p->waiters)
+        p->waiters->w_prev = w;
+    p->waiters = w;
     rt_fd_own(w->efd);
     pthread_setspecific(waiter_key, w);
     self = w;
@@ -100,8 +124,24 @@ void rt_signal(struct rt_waiter *w)
     if (w->signalled)
         return;
     w->signalled = true;
+    if (w->proc != rt.me) {
+        w->remote = true;
+        rt_kick(w->proc);
+        return;
+    }
     uint64_t one = 1;
     syscall(SYS_write, w->efd, &one, sizeof(one));
+}
+
+void rt_relay_remote(void)
+{
+    for (struct rt_waiter *w = rt.sh->procs[rt.me].waiters; w; w = w->w_next) {
+        if (w->remote) {
+            w->remote = false;
+            uint64_t one = 1;
+            syscall(SYS_write, w->efd, &one, sizeof(one));
+        }
+    }
 }
 
 void rt_wake_sock(struct rt_sock *rs)
@@ -112,7 +152,7 @@ void rt_wake_sock(struct rt_sock *rs)
 
 void rt_wake_pollers(void)
 {
-    for (struct rt_waiter *w = rt.pollers; w; w = w->p_next)
+    for (struct rt_waiter *w = rt.sh->pollers; w; w = w->p_next)
         rt_signal(w);
 }
 
@@ -151,6 +191,7 @@ void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events)
 
 void rt_sock_wait_add(struct rt_sock *rs, struct rt_waiter *w)
 {
+    w->on = rs;
     w->s_prev = NULL;
     w->s_next = rs->waiters;
     if (rs->waiters)
@@ -160,6 +201,8 @@ void rt_sock_wait_add(struct rt_sock *rs, struct rt_waiter *w)
 
 void rt_sock_wait_del(struct rt_sock *rs, struct rt_waiter *w)
 {
+    if (w->on != rs)
+        return;
     if (w->s_prev)
         w->s_prev->s_next = w->s_next;
     else
@@ -167,6 +210,7 @@ void rt_sock_wait_del(struct rt_sock *rs, struct rt_waiter *w)
     if (w->s_next)
         w->s_next->s_prev = w->s_prev;
     w->s_next = w->s_prev = NULL;
+    w->on = NULL;
 }
 
 static void drain(struct rt_waiter *w)
@@ -215,10 +259,10 @@ void rt_poller_add(struct rt_waiter *w)
     if (!w->polling) {
         w->polling = true;
         w->p_prev = NULL;
-        w->p_next = rt.pollers;
-        if (rt.pollers)
-            rt.pollers->p_prev = w;
-        rt.pollers = w;
+        w->p_next = rt.sh->pollers;
+        if (rt.sh->pollers)
+            rt.sh->pollers->p_prev = w;
+        rt.sh->pollers = w;
     }
 }
 
@@ -228,7 +272,7 @@ void rt_poller_del(struct rt_waiter *w)
         if (w->p_prev)
             w->p_prev->p_next = w->p_next;
         else
-            rt.pollers = w->p_next;
+            rt.sh->pollers = w->p_next;
         if (w->p_next)
             w->p_next->p_prev = w->p_prev;
         w->p_next = w->p_prev = NULL;
@@ -238,10 +282,13 @@ void rt_poller_del(struct rt_waiter *w)
 
 int tcpsm_poller_begin(void)
 {
-    struct rt_waiter *w = rt_waiter_self();
-    if (!w)
-        return -errno;
     rt_lock();
+    struct rt_waiter *w = rt_waiter_self();
+    if (!w) {
+        int e = errno;
+        rt_unlock();
+        return -e;
+    }
     drain(w);
     rt_poller_add(w);
     rt_unlock();
@@ -256,4 +303,16 @@ void tcpsm_poller_end(void)
     rt_lock();
     rt_poller_del(w);
     rt_unlock();
+}
+
+/* fork child: the thread that forked is the only one here; its waiter (and
+ * every other thread's) belongs to the parent's slot. */
+void rt_wait_fork_child(void)
+{
+    if (self) {
+        rt_fd_disown(self->efd);
+        syscall(SYS_close, self->efd);
+        self = NULL;
+        pthread_setspecific(waiter_key, NULL);
+    }
 }

@@ -79,6 +79,9 @@ netns_cleanup() {
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
     done
+    # The stack's shared region (named after the namespace, interface and address) outlives
+    # processes killed above; the last process to leave normally removes it.
+    [ -n "$IF_S" ] && rm -f /dev/shm/tcpsm-*-"$IF_S"-* 2>/dev/null
     if [ -n "$SAN_REPORTS" ] && [ -n "$(ls -A "$SAN_REPORTS" 2>/dev/null)" ]; then
         local f
         for f in "$SAN_REPORTS"/*; do

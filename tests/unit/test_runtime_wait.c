@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,9 +15,33 @@
 static void lock(void) { rt_lock(); }
 static void unlock(void) { rt_unlock(); }
 
-Test(runtime_wait, deadline_passes_with_eagain)
+/* The waiters live in the shared region: each test (its own process under
+ * Criterion) attaches one of its own. */
+static void attach(void)
 {
+    snprintf(rt.set.ifname, sizeof(rt.set.ifname), "unit%d", (int)(getpid() % 1000000));
+    rt.set.addr = 0xc6120001;
+    rt.set.shm_mb = 16;
+    char err[256];
+    cr_assert_eq(rt_attach(err, sizeof(err)), 0, "%s", err);
+}
+
+static void detach(void)
+{
+    shm_region_unlink(rt.reg_name);
+}
+
+static struct rt_waiter *waiter(void)
+{
+    lock();
     struct rt_waiter *w = rt_waiter_self();
+    unlock();
+    return w;
+}
+
+Test(runtime_wait, deadline_passes_with_eagain, .init = attach, .fini = detach)
+{
+    struct rt_waiter *w = waiter();
     cr_assert_not_null(w);
     cr_assert(tcpsm_rt_owns_fd(w->efd));
     lock();
@@ -40,9 +65,9 @@ static void *signaller(void *arg)
     return NULL;
 }
 
-Test(runtime_wait, wake_from_another_thread_is_not_lost)
+Test(runtime_wait, wake_from_another_thread_is_not_lost, .init = attach, .fini = detach)
 {
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = waiter();
     target = w;
     atomic_store(&go, 0);
     pthread_t t;
@@ -58,9 +83,9 @@ Test(runtime_wait, wake_from_another_thread_is_not_lost)
     cr_assert_eq(read(w->efd, &v, sizeof(v)), -1, "drained: nothing left to read");
 }
 
-Test(runtime_wait, coalesced_signal_writes_once)
+Test(runtime_wait, coalesced_signal_writes_once, .init = attach, .fini = detach)
 {
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = waiter();
     lock();
     rt_signal(w);
     rt_signal(w);
@@ -87,14 +112,14 @@ static void *interrupter(void *arg)
     return NULL;
 }
 
-Test(runtime_wait, signal_handler_gives_eintr)
+Test(runtime_wait, signal_handler_gives_eintr, .init = attach, .fini = detach)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_usr1;
     sa.sa_flags = SA_RESTART;   /* poll-style waits are interrupted even so */
     sigaction(SIGUSR1, &sa, NULL);
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = waiter();
     sleeper = pthread_self();
     atomic_store(&sleeping_done, 0);
     pthread_t t;
@@ -107,11 +132,11 @@ Test(runtime_wait, signal_handler_gives_eintr)
     cr_assert_eq(r, -EINTR);
 }
 
-Test(runtime_wait, pollers_are_woken_and_unregistered)
+Test(runtime_wait, pollers_are_woken_and_unregistered, .init = attach, .fini = detach)
 {
     int efd = tcpsm_poller_begin();
     cr_assert_geq(efd, 0);
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = waiter();
     cr_assert_eq(efd, w->efd);
     cr_assert(w->polling);
     lock();
@@ -137,7 +162,7 @@ static unsigned swallow(struct tcpsm_netdev *d, const struct tcpsm_frame *f, uns
 }
 static const struct tcpsm_netdev_ops swallow_ops = { .send = swallow };
 
-Test(runtime_wait, sock_event_wakes_on_change_or_data_only)
+Test(runtime_wait, sock_event_wakes_on_change_or_data_only, .init = attach, .fini = detach)
 {
     struct tcpsm_netdev dev = { .ops = &swallow_ops, .mtu = 1500 };
     struct tcpsm_config cfg = { .addr = 0xc612000au, .prefix_len = 24,
@@ -150,7 +175,7 @@ Test(runtime_wait, sock_event_wakes_on_change_or_data_only)
     memset(&rs, 0, sizeof(rs));
     rs.sk = sk;
     tcpsm_sock_set_user(sk, &rs);
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = waiter();
     lock();
     rt_sock_wait_add(&rs, w);
     rt_note_seen(&rs);          /* the sleeper looked: CLOSED, its mask */
