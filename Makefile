@@ -37,6 +37,10 @@ RT_OBJ    := $(RT_SRC:%.c=$(B)/obj/%.o)
 SHIM_OBJ  := $(SHIM_SRC:%.c=$(B)/obj/%.o)
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(B)/obj/%.o)
 TOOLS     := $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
+# The wrapper's subcommands (tcpsm stat, capture, ladder): Python 3 scripts in tools/,
+# copied next to the wrapper (build/libexec/) and installed beside the library.
+PYTOOLS   := $(wildcard tools/*.py)
+PYTOOLS_B := $(PYTOOLS:tools/%=$(B)/libexec/%)
 
 # The integration tests `make test SAN=1` runs under the sanitized library (~30 s): the cheapest
 # few that cover a client (curl), a server (nginx), epoll, the shim's API edge cases, the error
@@ -46,7 +50,7 @@ SAN_TESTS ?= curl_download nginx_server epoll_echo api_check peer_reset peer_van
 .PHONY: all lib tools unit test integration demo bench fuzz deps clean help
 .DEFAULT_GOAL := all
 
-all: $(B)/libtcpsm.so $(B)/tcpsm tools ## build the library, the wrapper and the test tools
+all: $(B)/libtcpsm.so $(B)/tcpsm $(PYTOOLS_B) tools ## build the library, the wrapper (and its subcommands) and the test tools
 
 lib: $(B)/libtcpsm.so
 
@@ -72,6 +76,10 @@ $(B)/libtcpsm.so: $(CORE_OBJ) $(RT_OBJ) $(SHIM_OBJ)
 $(B)/tcpsm: shim/tcpsm.sh $(if $(SAN_RT),build/san/libswift_demangle.so)
 	@mkdir -p $(B)
 	$(Q)sed 's|^sanitizer_runtimes=$$|sanitizer_runtimes=$(SAN_RT)|' $< >$@ && chmod +x $@
+
+$(B)/libexec/%.py: tools/%.py
+	@mkdir -p $(dir $@)
+	$(Q)cp $< $@
 
 # A workaround the sanitized wrapper preloads (see the file).
 build/san/libswift_demangle.so: tests/san/swift_demangle.c
