@@ -92,16 +92,19 @@ need_arg() {
     [ $# -ge 2 ] && [ -n "$2" ] || die_usage "option $1 needs a value"
 }
 
-# Empty in the build tree (the library and tools are found next to this
-# script); make install writes the installed library directory here.
+# Empty in the build tree (the library is next to this script, the
+# subcommands in libexec/); make install writes the installed library
+# directory here. An installed wrapper looks beside itself first
+# (bin/../lib/tcpsm), so a tree staged with DESTDIR or moved runs as well.
 libdir=
-if [ -n "$libdir" ]; then
-    lib=$libdir/libtcpsm.so
-    tooldir=$libdir
-else
-    here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
+if [ -z "$libdir" ]; then
     lib=$here/libtcpsm.so
     tooldir=$here/libexec
+else
+    [ -f "$here/../lib/tcpsm/libtcpsm.so" ] && libdir=$(cd "$here/../lib/tcpsm" && pwd)
+    lib=$libdir/libtcpsm.so
+    tooldir=$libdir
 fi
 
 # A subcommand name as the first word takes precedence over a program of the
