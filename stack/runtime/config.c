@@ -219,6 +219,8 @@ int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settin
                        "16..65536 (default 512)");
         s->shm_mb = (unsigned)mb;
     }
+    if (config_ops_from_env(getenv_fn, s, err, errlen) < 0)
+        return -1;
     s->enabled = true;
     return 1;
 }

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "runtime_ops.h"
 
 /* Batches handled before going back to epoll_wait, so stop requests are seen. */
 #define RX_BATCHES_PER_WAKE 16
@@ -227,9 +228,11 @@ void rt_fork_child_reset(int parent)
     }
     rt.svc_sleep_until = 0;
     rt.need_threads = rt.started;
-    /* One capture and one trace per file: they stay with the parent. */
+    rt_ctl_fork_child();
+    /* One capture and one trace per file (and the tcpsm capture clients):
+     * they stay with the parent. */
+    rt.np.tap = NULL;
     if (rt.pcap) {
-        rt.np.tap = NULL;
         rt_fd_disown(pcap_writer_fd(rt.pcap));
         syscall(SYS_close, pcap_writer_fd(rt.pcap));
         rt.pcap = NULL;
