@@ -39,6 +39,8 @@ Options (each sets the environment variable named after it):
                                      4K..16M, suffix K or M)
   --rcvbuf SIZE     TCPSM_RCVBUF     per-socket receive buffer (default 256K)
   --rcvbuf-max SIZE TCPSM_RCVBUF_MAX receive buffer auto-tuning ceiling (4M)
+  --shm-mb MB       TCPSM_SHM_MB     size of the shared region holding the stack
+                                     (default 512; see "Process model" in README)
   --run-dir DIR     TCPSM_RUN_DIR    where the stack publishes its stats region
                                      and control socket for tcpsm stat/capture
                                      (default /run/tcpsm; 0 = not at all)
@@ -141,6 +143,8 @@ while [ $# -gt 0 ]; do
         --rcvbuf=*) export TCPSM_RCVBUF=${1#*=}; shift ;;
         --rcvbuf-max) need_arg "$@"; export TCPSM_RCVBUF_MAX=$2; shift 2 ;;
         --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
+        --shm-mb) need_arg "$@"; export TCPSM_SHM_MB=$2; shift 2 ;;
+        --shm-mb=*) export TCPSM_SHM_MB=${1#*=}; shift ;;
         --run-dir) need_arg "$@"; export TCPSM_RUN_DIR=$2; shift 2 ;;
         --run-dir=*) export TCPSM_RUN_DIR=${1#*=}; shift ;;
         --profile) need_arg "$@"; profile=$2; shift 2 ;;

@@ -21,7 +21,7 @@
 #include "trace_log.h"
 
 /* Processes sharing one stack, at most (a slot each in the region). */
-#define RT_MAX_PROCS 64
+#define RT_MAX_PROCS 256
 /* Sockets the applications hold at once, over all processes. */
 #define RT_MAX_IDS 65536u
 

@@ -313,10 +313,16 @@ void rt_leave(void)
      * gone (rt_reap); only the poller list lets go of them now. */
     struct rt_proc *p = &rt.sh->procs[rt.me];
     forget_held(rt.me, false);
-    for (struct rt_waiter *w = p->waiters; w; w = w->w_next)
+    bool blocked = false;
+    for (struct rt_waiter *w = p->waiters; w; w = w->w_next) {
         rt_poller_del(w);
-    p->left = true;
+        blocked = blocked || w->on;
+    }
     p->driving = false;
+    if (blocked)
+        p->left = true;
+    else
+        forget_proc(rt.me, false);      /* the slot is free at once */
     /* Their service threads may sleep to a deadline this process's thread
      * was the one to watch. */
     for (int i = 0; i < RT_MAX_PROCS; i++)

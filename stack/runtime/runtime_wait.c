@@ -63,10 +63,12 @@ static void proc_list_del(struct rt_waiter *w)
     w->w_next = w->w_prev = NULL;
 }
 
+static __thread int self_efd = -1;
+
 static void waiter_destroy(void *p)
 {
     struct rt_waiter *w = p;
-    int efd = w->efd;
+    int efd = self_efd;         /* w itself may be gone with this process's slot */
     rt_lock();
     /* After this process left the stack its waiters were freed with its slot. */
     if (rt.me >= 0 && w->proc == rt.me) {
@@ -78,6 +80,7 @@ static void waiter_destroy(void *p)
     rt_fd_disown(efd);
     syscall(SYS_close, efd);
     self = NULL;
+    self_efd = -1;
 }
 
 static void waiter_key_init(void)
@@ -107,6 +110,7 @@ struct rt_waiter *rt_waiter_self(void)
         return NULL;
     }
     w->efd = (int)fd;
+    self_efd = w->efd;
     w->proc = (uint16_t)rt.me;
     struct rt_proc *p = &rt.sh->procs[rt.me];
     w->w_next = p->waiters;
@@ -283,6 +287,10 @@ void rt_poller_del(struct rt_waiter *w)
 int tcpsm_poller_begin(void)
 {
     rt_lock();
+    if (rt.me < 0 || rt.down) {
+        rt_unlock();
+        return -ENETDOWN;
+    }
     struct rt_waiter *w = rt_waiter_self();
     if (!w) {
         int e = errno;
@@ -301,7 +309,8 @@ void tcpsm_poller_end(void)
     if (!w)
         return;
     rt_lock();
-    rt_poller_del(w);
+    if (rt.me >= 0 && w->proc == rt.me)
+        rt_poller_del(w);
     rt_unlock();
 }
 
@@ -310,9 +319,10 @@ void tcpsm_poller_end(void)
 void rt_wait_fork_child(void)
 {
     if (self) {
-        rt_fd_disown(self->efd);
-        syscall(SYS_close, self->efd);
+        rt_fd_disown(self_efd);
+        syscall(SYS_close, self_efd);
         self = NULL;
+        self_efd = -1;
         pthread_setspecific(waiter_key, NULL);
     }
 }
