@@ -528,17 +528,42 @@ void tcp_done(struct tcpsm_sock *sk, int err, const char *why, const struct tcp_
     tcp_maybe_free(sk);
 }
 
-/* RFC 5961 7: at most TCP_CHALLENGE_PER_S challenge ACKs per second. */
-bool tcp_challenge_ok(struct tcp_stack *ts, uint64_t now)
+/* A reflexive ACK (to an out-of-window segment, a PAWS failure, a
+ * challenge) at most once per 500 ms per connection: two ends out of sync
+ * cannot ping-pong, and a blind attacker cannot make us a reflector (Linux
+ * tcp_oow_rate_limited). Counted when skipped. */
+bool tcp_oow_rate_limited(struct tcpsm_sock *sk, uint64_t now)
 {
-    uint64_t sec = now / SEC_NS;
-    if (sec != ts->chal_sec) {
-        ts->chal_sec = sec;
-        ts->chal_count = 0;
+    if (sk->oow_ack_at && now - sk->oow_ack_at < TCP_OOW_ACK_NS) {
+        sk->st->cnt.tcp_ack_skipped++;
+        return true;
     }
-    if (ts->chal_count >= TCP_CHALLENGE_PER_S)
+    sk->oow_ack_at = now ? now : 1;
+    return false;
+}
+
+/* RFC 5961 7: challenge ACKs are limited per connection (above) and
+ * stack-wide. The stack-wide budget is drawn at random each second in
+ * [limit/2, 3*limit/2) so that its exhaustion reveals nothing an off-path
+ * attacker can count (CVE-2016-5696; Linux tcp_send_challenge_ack). The
+ * randomness is a keyed hash of the second: no clock or RNG in the core. */
+bool tcp_challenge_ok(struct tcpsm_sock *sk, uint64_t now)
+{
+    struct tcp_stack *ts = TS(sk);
+    if (tcp_oow_rate_limited(sk, now))
         return false;
-    ts->chal_count++;
+    uint64_t sec = now / SEC_NS;
+    if (sec + 1 != ts->chal_sec) {       /* chal_sec holds sec + 1: 0 = never drawn */
+        uint32_t half = (TCP_CHALLENGE_PER_S + 1) / 2;
+        uint32_t r = (uint32_t)tuple_hash(ts->st, (uint32_t)sec, 0, (uint32_t)(sec >> 32), 0, 4);
+        ts->chal_sec = sec + 1;
+        ts->chal_left = half + r % TCP_CHALLENGE_PER_S;
+    }
+    if (!ts->chal_left) {
+        ts->st->cnt.tcp_ack_skipped++;
+        return false;
+    }
+    ts->chal_left--;
     ts->st->cnt.tcp_challenge_ack++;
     return true;
 }

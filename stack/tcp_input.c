@@ -21,7 +21,7 @@ static uint32_t seg_space(const struct tcp_seg *s)
 
 static void challenge_ack(struct tcpsm_sock *sk, uint64_t now)
 {
-    if (tcp_challenge_ok(TS(sk), now))
+    if (tcp_challenge_ok(sk, now))
         tcp_send_ack(sk, now);
 }
 
@@ -301,7 +301,9 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
     }
     /* out of order */
     st->cnt.tcp_ooo_in++;
+    sk->rcv_ooopack++;
     sk->ack_now = true;                 /* dup ACK at once (RFC 5681 4.2) */
+    sk->dupack_now = true;
     if (len) {
         if (ooo_add(&sk->ooo, seq, seq + len) < 0) {
             st->cnt.tcp_drop_rcvbuf++;
@@ -339,18 +341,31 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->snd_nxt = sk->snd_una;
         tcp_sack_prune(sk);
         /* RTT: RFC 7323 4 (timestamps) or one timed segment (RFC 6298 3, Karn) */
+        bool sampled = false;
         if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr) {
             /* an echo older than our last retransmission may time the
              * original send of a segment the peer had (the ACK was lost):
              * Karn's rule applied to timestamps */
             uint32_t ms = tcp_ts_now(sk, now) - seg->opt.tsecr;
-            if (ms < 600000u && (!sk->total_retrans || seq_ge(seg->opt.tsecr, sk->rtx_tsval)))
+            if (ms < 600000u && (!sk->total_retrans || seq_ge(seg->opt.tsecr, sk->rtx_tsval))) {
                 tcp_rtt_sample(sk, ms * 1000u);
+                sampled = true;
+            }
         } else if (sk->rtt_active && seq_gt(ack, sk->rtt_seq)) {
             tcp_rtt_sample(sk, (uint32_t)((now - sk->rtt_start) / 1000u));
             sk->rtt_active = false;
+            sampled = true;
         }
-        sk->retries = sk->backoff = 0;
+        /* RFC 6298 5.7 and Karn: the backed-off RTO stays until a valid
+         * sample; an ACK of a retransmission proves nothing about the RTT */
+        if (sampled)
+            sk->backoff = 0;
+        if (sk->rto_start) {
+            sk->total_rto_ns += now - sk->rto_start;
+            sk->rto_start = 0;
+        }
+        sk->last_ack_recv = now;
+        sk->retries = 0;
         sk->first_rtx = 0;
         sk->soft_err = 0;
         sk->tlp_sent = false;
@@ -424,15 +439,14 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
     uint8_t fl = seg->flags;
     uint32_t slen = seg_space(seg);
 
-    sk->last_rcv = now;
-    sk->ka_probes = 0;
-
     /* RFC 7323 5.3 PAWS */
     if (sk->ts_ok && seg->opt.ts_ok && !(fl & TCPSM_RST) &&
         seq_lt(seg->opt.tsval, sk->ts_recent) &&
         now - sk->ts_recent_age < 24ull * 86400 * SEC_NS) {
         st->cnt.tcp_drop_window++;
-        tcp_send_ack(sk, now);
+        /* a duplicate ACK, rate-limited (Linux tcp_validate_incoming) */
+        if (!tcp_oow_rate_limited(sk, now))
+            tcp_send_ack(sk, now);
         return;
     }
 
@@ -495,11 +509,8 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         /* an empty out-of-window segment may be half of an ACK loop between
          * two desynchronized ends: answer at most one per 500 ms (Linux
          * tcp_oow_rate_limited) */
-        if (slen == 0) {
-            if (sk->oow_ack_at && now - sk->oow_ack_at < TCP_OOW_ACK_NS)
-                return;
-            sk->oow_ack_at = now;
-        }
+        if (slen == 0 && tcp_oow_rate_limited(sk, now))
+            return;
         tcp_send_ack(sk, now);
         return;
     }
@@ -607,6 +618,14 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         challenge_ack(sk, now);
         return;
     }
+    /* the segment passed every check: the peer is alive (keepalive,
+     * RFC 1122 4.2.3.6); a blind or stale one must not count */
+    sk->last_rcv = now;
+    sk->ka_probes = 0;
+    if (seg->len) {
+        sk->data_segs_in++;
+        sk->last_data_recv = now;
+    }
     process_ack(sk, seg, now);
     switch (sk->state) {
     case TCPSM_FIN_WAIT_1:
@@ -693,6 +712,14 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         tcp_wake(sk);
     }
 
+    /* A duplicate ACK for out-of-order data goes out as a pure ACK even
+     * when data leaves in this pass: a data segment does not count as a
+     * duplicate ACK at the peer (RFC 5681 2), whose fast retransmit would
+     * wait for an RTO otherwise. */
+    if (sk->dupack_now) {
+        sk->dupack_now = false;
+        tcp_send_ack(sk, now);
+    }
     tcp_output(sk, now);
     if (sk->ack_now)
         tcp_send_ack(sk, now);

@@ -99,6 +99,7 @@ struct tcpsm_sock {
     bool done;                          /* was connected or tried (recv returns 0, not ENOTCONN) */
     bool in_acceptq;
     bool syn_acked;                     /* our SYN was acknowledged */
+    uint8_t conn;                       /* TCP_CONN_*: Linux sock->state, for connect() */
     uint8_t shutdown;                   /* RCV_SHUTDOWN | SEND_SHUTDOWN */
     int err;                            /* pending error, positive errno */
     int soft_err;                       /* ICMP soft error, reported on timeout */
@@ -157,7 +158,11 @@ struct tcpsm_sock {
     bool ack_now;
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     uint64_t last_rcv;                  /* for keepalive */
-    uint64_t oow_ack_at;                /* last ACK for an empty out-of-window segment */
+    uint64_t oow_ack_at;                /* last reflexive ACK (out-of-window, PAWS, challenge):
+                                           Linux last_oow_ack_time */
+    bool dupack_now;                    /* out-of-order data arrived: a pure duplicate ACK is
+                                           owed even if data leaves in the same pass */
+    bool more;                          /* MSG_MORE: this send is corked (tcp_output) */
 
     /* congestion (tcp_cong.c) */
     const struct congestion_ops *cc;
@@ -185,9 +190,14 @@ struct tcpsm_sock {
     bool tx_rst;                        /* a RST just went out: tcp_done traces it */
     uint32_t tx_seq, tx_ack, tx_len, tx_wnd;
 
-    /* statistics */
-    uint32_t total_retrans, segs_in, segs_out;
-    uint64_t bytes_acked, bytes_received;
+    /* statistics (TCP_INFO) */
+    uint32_t total_retrans, segs_in, segs_out, data_segs_in, data_segs_out, rcv_ooopack;
+    uint64_t bytes_acked, bytes_received, bytes_sent, bytes_retrans;
+    uint64_t last_data_sent, last_data_recv, last_ack_recv;
+    uint32_t min_rtt_us;
+    uint16_t total_rto, total_rto_recoveries;
+    uint64_t rto_start;                 /* start of the current RTO episode, for total_rto_time */
+    uint64_t total_rto_ns;
 };
 
 struct tcp_stack {
@@ -201,9 +211,10 @@ struct tcp_stack {
     /* connections owing an ACK or a wake-up at the end of the input batch */
     struct tcpsm_sock *batch[TCP_BATCH_MAX];
     unsigned nbatch;
-    /* RFC 5961 7 challenge ACK rate limit */
+    /* RFC 5961 7 challenge ACK rate limit: a budget drawn at random in
+     * [limit/2, 3*limit/2) each second (Linux after CVE-2016-5696) */
     uint64_t chal_sec;
-    uint32_t chal_count;
+    uint32_t chal_left;
 };
 
 /* Spurious fast retransmit detection (tcp_cong.c): armed on entering SACK
@@ -212,6 +223,12 @@ struct tcp_stack {
 #define TCP_UNDO_ARMED   1
 #define TCP_UNDO_STAMPED 2
 #define TCP_UNDO_DONE    3
+
+/* What connect() sees (Linux sock->state: SS_UNCONNECTED, SS_CONNECTING,
+ * SS_CONNECTED), apart from the TCP state. */
+#define TCP_CONN_NONE       0
+#define TCP_CONN_CONNECTING 1
+#define TCP_CONN_CONNECTED  2
 
 #define TCP_BATCH_ACK  1
 #define TCP_BATCH_WAKE 2
@@ -240,7 +257,8 @@ void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
 void tcp_unlink_child(struct tcpsm_sock *child);
 void tcp_init_from_listener(struct tcpsm_sock *child, const struct tcpsm_sock *lsk);
-bool tcp_challenge_ok(struct tcp_stack *ts, uint64_t now);
+bool tcp_challenge_ok(struct tcpsm_sock *sk, uint64_t now);
+bool tcp_oow_rate_limited(struct tcpsm_sock *sk, uint64_t now);
 uint8_t tcp_pick_wscale(uint32_t rcvbuf);
 uint8_t tcp_rcv_wscale(const struct tcpsm_sock *sk);
 
