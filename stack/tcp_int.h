@@ -38,7 +38,11 @@
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_BATCH_MAX       64          /* connections with work deferred to the end of an input batch */
 #define TCP_RING_INIT       (16u * 1024u)   /* first allocation of a buffer ring */
-#define TCP_CHALLENGE_PER_S 1000        /* RFC 5961 7: challenge ACK limit, Linux default */
+#define TCP_CHALLENGE_PER_S 1000
+#define TCP_COOKIE_BITS     24          /* Linux syncookies.c: low 24 bits data + hash */
+#define TCP_COOKIE_PERIOD_NS (60 * SEC_NS)  /* cookie counter tick (Linux 60 s) */
+#define TCP_COOKIE_MAX_AGE  2           /* ticks a cookie stays valid */
+#define TCP_COOKIE_TSBITS   6           /* option bits in the low bits of the TSval */        /* RFC 5961 7: challenge ACK limit, Linux default */
 #define TCP_EPH_LO          32768u      /* Linux ip_local_port_range */
 #define TCP_EPH_HI          60999u
 
@@ -83,12 +87,24 @@ struct tcp_seg {
 
 struct congestion_ops;
 
+/* SYNs seen by a listener (and by the stack): counts, and the rate over
+ * the last whole second. */
+struct tcp_syn_stats {
+    uint64_t syns, cookies_sent, cookies_ok, cookies_bad, dropped;
+    uint64_t sec;                       /* second the current count belongs to, + 1 */
+    uint32_t this_sec, last_sec;        /* SYNs in it / in the one before */
+};
+
 struct tcpsm_sock {
     struct tcpsm_stack *st;
     struct tcpsm_sock *enext;           /* connection hash chain */
     struct tcpsm_sock *bnext;           /* port table chain */
+    struct tcpsm_sock **bpprev;         /* ... and the link that points here: O(1) removal */
+    struct tcpsm_sock *lnext, **lpprev; /* listener table chain (LISTEN only) */
+    struct tcpsm_sock *twnext, **twpprev;   /* TIME-WAIT list, oldest first */
     struct tcpsm_sock *anext, *aprev;   /* every TCB, for tcp_fini */
     struct tcpsm_sock *qnext;           /* SYN queue / accept queue link */
+    struct tcpsm_sock **qpprev;         /* SYN queue: the link that points here */
     struct tcpsm_sock *parent;          /* listener of an unaccepted child */
     void *user;
 
@@ -110,6 +126,8 @@ struct tcpsm_sock {
     /* listener */
     struct tcpsm_sock *synq, *accq, *accq_tail;
     uint32_t nsyn, nacc, backlog;
+    struct tcp_syn_stats syn;           /* SYN figures of this listener */
+    uint64_t synq_overflow_at;          /* last SYN answered by a cookie (0 = never) */
 
     /* send sequence space (RFC 9293 3.3.1) */
     uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2, max_snd_wnd;
@@ -203,8 +221,11 @@ struct tcpsm_sock {
 struct tcp_stack {
     struct tcpsm_stack *st;
     struct tcpsm_sock **ehash;          /* by 4-tuple */
-    struct tcpsm_sock **bhash;          /* by local port */
+    struct tcpsm_sock **bhash;          /* by local port: every bound TCB */
+    struct tcpsm_sock **lhash;          /* by local port: listeners only (O(1) SYN demux) */
     uint32_t emask, bmask;
+    struct tcpsm_sock *tw_head, **tw_tail;  /* TIME-WAIT TCBs, oldest first */
+    struct tcp_syn_stats syn;           /* all listeners */
     struct tcpsm_sock *all;
     size_t nsocks;
     uint32_t max_socks;
@@ -256,6 +277,14 @@ void tcp_wake(struct tcpsm_sock *sk);
 void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
 void tcp_unlink_child(struct tcpsm_sock *child);
+void tcp_synq_add(struct tcpsm_sock *l, struct tcpsm_sock *c);
+void tcp_synq_del(struct tcpsm_sock *l, struct tcpsm_sock *c);
+void tcp_lhash_add(struct tcpsm_sock *l);
+void tcp_syn_count(struct tcp_syn_stats *s, uint64_t now);
+uint32_t tcp_cookie_make(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra, uint16_t rp,
+                         uint32_t peer_isn, uint32_t data, uint64_t now);
+int tcp_cookie_check(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra, uint16_t rp,
+                     uint32_t peer_isn, uint32_t cookie, uint64_t now);
 void tcp_init_from_listener(struct tcpsm_sock *child, const struct tcpsm_sock *lsk);
 bool tcp_challenge_ok(struct tcpsm_sock *sk, uint64_t now);
 bool tcp_oow_rate_limited(struct tcpsm_sock *sk, uint64_t now);
@@ -285,6 +314,7 @@ uint32_t ooo_advance(struct tcp_ooo *o, uint32_t rcv_nxt);
 void tcp_output(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_ack(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_syn(struct tcpsm_sock *sk, uint64_t now);
+void tcp_send_synack_stateless(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_probe(struct tcpsm_sock *sk, uint64_t now);
 void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now);

@@ -198,6 +198,12 @@ void tcp_send_syn(struct tcpsm_sock *sk, uint64_t now)
     tcp_rto_arm(sk, now);
 }
 
+/* A SYN+ACK from a TCB that keeps no state (a SYN cookie): no timer. */
+void tcp_send_synack_stateless(struct tcpsm_sock *sk, uint64_t now)
+{
+    xmit(sk, sk->iss, TCPSM_SYN | TCPSM_ACK, 0, now);
+}
+
 /* RFC 9293 3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST> (with ACK, like Linux). */
 void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now)
 {

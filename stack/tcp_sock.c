@@ -75,6 +75,7 @@ int tcpsm_sock_listen(struct tcpsm_sock *sk, int backlog)
     sk->err = 0;
     sk->shutdown = 0;
     tcp_set_state(sk, TCPSM_LISTEN, "app listen", NULL, false);
+    tcp_lhash_add(sk);
     return 0;
 }
 
@@ -748,6 +749,18 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     uint64_t rto_ns = sk->total_rto_ns + (sk->rto_start && now > sk->rto_start ?
                                           now - sk->rto_start : 0);
     i->total_rto_time_ms = rto_ns / MS_NS > UINT32_MAX ? UINT32_MAX : (uint32_t)(rto_ns / MS_NS);
+    if (sk->state == TCPSM_LISTEN) {
+        const struct tcp_syn_stats *y = &sk->syn;
+        uint64_t sec = now / SEC_NS + 1;
+        i->syn_count = y->syns;
+        i->syn_rate = sec == y->sec + 1 ? y->this_sec : sec == y->sec ? y->last_sec : 0;
+        i->syn_cookies_sent = y->cookies_sent;
+        i->syn_cookies_ok = y->cookies_ok;
+        i->syn_cookies_bad = y->cookies_bad;
+        i->syn_dropped = y->dropped;
+        i->syn_queue = sk->nsyn;
+        i->accept_queue = sk->nacc;
+    }
 }
 
 void tcpsm_sock_set_user(struct tcpsm_sock *sk, void *user)

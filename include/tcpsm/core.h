@@ -140,7 +140,10 @@ struct tcpsm_counters {
              tcp_drop_acceptq_full, tcp_drop_rcvbuf, tcp_ooo_in, tcp_dup_in, tcp_rst_in, tcp_rst_out,
              tcp_challenge_ack, tcp_conn_timeout, tcp_active_opens, tcp_passive_opens,
              tcp_drop_max_socks, tcp_undo,
-             tcp_ack_skipped;           /* reflexive ACKs withheld by the rate limits (RFC 5961 7) */
+             tcp_ack_skipped,           /* reflexive ACKs withheld by the rate limits (RFC 5961 7) */
+             tcp_listen_syns,           /* SYNs that reached a listener */
+             tcp_syncookies_sent, tcp_syncookies_recv, tcp_syncookies_failed,
+             tcp_tw_recycled;           /* TIME-WAIT TCBs ended early: the table was full */
 };
 
 /* Create a stack bound to dev. Returns NULL on bad config or no memory. */
@@ -272,6 +275,11 @@ struct tcpsm_tcp_info {
     uint32_t rcv_ooopack;
     uint16_t total_rto, total_rto_recoveries;
     uint32_t total_rto_time_ms;
+    /* a listener's SYN figures (0 otherwise): SYNs received, in the last
+     * whole second, answered by a cookie, cookies that came back valid or
+     * not, SYNs dropped (accept queue full); the SYN and accept queues */
+    uint64_t syn_count, syn_cookies_sent, syn_cookies_ok, syn_cookies_bad, syn_dropped;
+    uint32_t syn_rate, syn_queue, accept_queue;
 };
 void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *info);
 /* The same with the time now (the last_* ages; tcpsm_sock_info uses the
