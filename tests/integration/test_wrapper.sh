@@ -10,7 +10,7 @@ need_cmd python3
 t=$TCPSM_BUILD/tcpsm
 TMPD_ERR=$(mktemp /tmp/tcpsm-wrapper.XXXXXX)
 trap 'rm -f "$TMPD_ERR"' EXIT
-envof() { "$t" "$@" -- env | grep '^TCPSM_' | sort | tr '\n' ' '; }
+envof() { "$t" "$@" -- env | grep -E '^TCPSM_(SNDBUF|RCVBUF|RCVBUF_MAX|SPIN_US)=' | sort | tr '\n' ' '; }
 
 "$t" stat --help | grep -q 'usage: tcpsm stat' || die "tcpsm stat is not the subcommand"
 "$t" ladder --help | grep -q 'usage: tcpsm ladder' || die "tcpsm ladder is not the subcommand"
