@@ -112,6 +112,10 @@ def main(argv=None):
             text = "no tcpsm stack running (looked in %s)" % d
         else:
             text = "\n\n".join(render(s, a.all) for s in sts)
+        if tcpsmrun.unreadable and not a.json:
+            text += "\n(%d more stack(s) not readable by this user: pid %s; their regions are " \
+                    "mode 0600)" % (len(tcpsmrun.unreadable),
+                                    ", ".join(map(str, tcpsmrun.unreadable)))
         if a.watch:
             sys.stdout.write("\033[H\033[J" + time.strftime("%H:%M:%S ") + text + "\n")
             sys.stdout.flush()
