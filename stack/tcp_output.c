@@ -142,7 +142,7 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     struct tcpsm_stack *st = sk->st;
     bool sack = !(flags & (TCPSM_SYN | TCPSM_RST));
     size_t optlen = tcp_opt_len(sk, flags, sack);
-    if (sack && len && TCP_HDR + optlen + len > ipv4_mtu_l4(st) &&
+    if (sack && len && TCP_HDR + optlen + len > tcp_mtu_l4(sk) &&
         !(st->dev->features & TCPSM_NETDEV_F_TSO)) {
         sack = false;                   /* sized before the blocks appeared */
         optlen = tcp_opt_len(sk, flags, false);

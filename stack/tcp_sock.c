@@ -823,7 +823,10 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->snd_mss = mss;
     i->rcv_mss = sk->rcv_mss;
     i->advmss = sk->rcv_mss;
-    i->pmtu = ipv4_mtu_l4(sk->st) + 20;
+    i->pmtu = tcp_mtu_l4(sk) + (tcp_mtu_l4(sk) == ipv4_mtu_l4(sk->st) &&
+                                (addr_is_v4(&sk->raddr) || !sk->ipv6) ? 20u : 40u);
+    if (sk->pmtu && sk->pmtu < i->pmtu)
+        i->pmtu = sk->pmtu;
     i->snd_cwnd = mss ? sk->cwnd / mss : 0;
     i->snd_ssthresh = mss ? (sk->ssthresh > (1u << 29) ? 0x7fffffff : sk->ssthresh / mss) : 0;
     i->reordering = 3;                  /* the duplicate ACK threshold (RFC 5681) */
