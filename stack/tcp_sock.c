@@ -823,8 +823,8 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->snd_mss = mss;
     i->rcv_mss = sk->rcv_mss;
     i->advmss = sk->rcv_mss;
-    i->pmtu = tcp_mtu_l4(sk) + (tcp_mtu_l4(sk) == ipv4_mtu_l4(sk->st) &&
-                                (addr_is_v4(&sk->raddr) || !sk->ipv6) ? 20u : 40u);
+    bool v4 = addr_is_v4(&sk->raddr) || (!sk->ipv6 && addr_is_any(&sk->raddr));
+    i->pmtu = tcp_mtu_l4(sk) + (v4 ? 20u : 40u);
     if (sk->pmtu && sk->pmtu < i->pmtu)
         i->pmtu = sk->pmtu;
     i->snd_cwnd = mss ? sk->cwnd / mss : 0;
