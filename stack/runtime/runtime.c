@@ -447,11 +447,10 @@ int tcpsm_connect(struct tcpsm_sock *sk, const struct sockaddr_in *sin, int nonb
     }
     for (;;) {
         if (!handshaking(tcpsm_sock_state(sk))) {
-            int e = tcpsm_sock_error(sk);
-            if (e)
-                r = -e;
-            else
-                r = tcpsm_sock_state(sk) == TCPSM_CLOSED ? -ECONNREFUSED : 0;
+            /* the core reports the outcome (0 or the error) and leaves
+             * the connecting state, as Linux's blocking connect does */
+            r = tcpsm_sock_connect(sk, ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port),
+                                   rt_now());
             break;
         }
         r = block_wait(&b, deadline);
@@ -527,7 +526,8 @@ static int check_iov(const struct iovec *iov, int iovcnt, size_t *total)
 
 /* Copies from iov starting at byte offset off; returns bytes taken (>0),
  * or the core's error for the first byte. */
-static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, size_t off)
+static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, size_t off,
+                         int cflags)
 {
     ssize_t done = 0;
     for (int i = 0; i < iovcnt; i++) {
@@ -536,7 +536,8 @@ static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iov
             continue;
         }
         size_t len = iov[i].iov_len - off;
-        ssize_t r = tcpsm_sock_send(sk, (const char *)iov[i].iov_base + off, len, rt_now());
+        ssize_t r = tcpsm_sock_sendf(sk, (const char *)iov[i].iov_base + off, len, cflags,
+                                     rt_now());
         off = 0;
         if (r < 0)
             return done > 0 ? done : r;
@@ -550,6 +551,13 @@ static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iov
 ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int nonblock,
                    int64_t timeout_ns)
 {
+    return tcpsm_sendf(sk, iov, iovcnt, 0, nonblock, timeout_ns);
+}
+
+ssize_t tcpsm_sendf(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int flags,
+                    int nonblock, int64_t timeout_ns)
+{
+    int cflags = (flags & MSG_MORE) ? TCPSM_MSG_MORE : 0;
     size_t total;
     int v = check_iov(iov, iovcnt, &total);
     if (v < 0)
@@ -564,7 +572,7 @@ ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
     size_t sent = 0;
     struct blocker b = { 0 };
     for (;;) {
-        r = send_from(sk, iov, iovcnt, sent);
+        r = send_from(sk, iov, iovcnt, sent, cflags);
         if (r > 0)
             sent += (size_t)r;
         if (sent == total || (r < 0 && r != -EAGAIN))
@@ -752,7 +760,7 @@ int tcpsm_info(struct tcpsm_sock *sk, struct tcpsm_tcp_info *info)
 {
     if (!info)
         return -EFAULT;
-    LOCKED_CALL((tcpsm_sock_info(sk, info), 0));
+    LOCKED_CALL((tcpsm_sock_info_at(sk, info, rt_now()), 0));
 }
 
 int tcpsm_sockname(struct tcpsm_sock *sk, struct sockaddr_in *sin)
