@@ -5,6 +5,7 @@
  * numbers (at most RT_STATS_MAX_SOCKS sockets, the rest counted); the text
  * is formatted and written without it, to a temporary file renamed over the
  * region so a reader always sees one whole snapshot. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -19,7 +20,7 @@
 #include "runtime_ops.h"
 
 struct sock_snap {
-    uint32_t laddr, raddr;
+    struct tcpsm_addr laddr, raddr;
     uint16_t lport, rport;
     bool held;
     uint32_t recv_q, send_q, sacked;
@@ -40,9 +41,11 @@ static void take(void *ctx, const struct tcpsm_sock *sk)
     if (sn->n >= RT_STATS_MAX_SOCKS)
         return;
     struct sock_snap *x = &sn->s[sn->n++];
-    tcpsm_sock_name(sk, &x->laddr, &x->lport);
-    if (tcpsm_sock_peer(sk, &x->raddr, &x->rport) < 0)
-        x->raddr = 0, x->rport = 0;
+    tcpsm_sock_name_addr(sk, &x->laddr, &x->lport);
+    if (tcpsm_sock_peer_addr(sk, &x->raddr, &x->rport) < 0) {
+        memset(&x->raddr, 0, sizeof(x->raddr));
+        x->rport = 0;
+    }
     x->held = tcpsm_sock_held(sk);
     x->recv_q = (uint32_t)tcpsm_sock_rxavail(sk);
     x->send_q = (uint32_t)tcpsm_sock_txqueued(sk);
@@ -101,10 +104,20 @@ static void put_str(struct out *o, const char *s)
     put(o, "\"");
 }
 
-static void put_ep(struct out *o, const char *key, uint32_t a, uint16_t p)
+/* a.b.c.d:port for IPv4 (and IPv4-mapped) addresses, [v6]:port for IPv6,
+ * as ss prints them. */
+static void put_ep(struct out *o, const char *key, const struct tcpsm_addr *a, uint16_t p)
 {
-    put(o, "\"%s\": \"%u.%u.%u.%u:%u\"", key, a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255,
-        p);
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    static const uint8_t zero[16];
+    const uint8_t *b = a->b;
+    if (memcmp(b, mapped, 12) == 0 || memcmp(b, zero, 16) == 0) {
+        put(o, "\"%s\": \"%u.%u.%u.%u:%u\"", key, b[12], b[13], b[14], b[15], p);
+        return;
+    }
+    char txt[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, b, txt, sizeof(txt));
+    put(o, "\"%s\": \"[%s]:%u\"", key, txt, p);
 }
 
 #define C(f) { #f, offsetof(struct tcpsm_counters, f) }
@@ -227,9 +240,9 @@ int rt_stats_write(const char *path)
         const struct sock_snap *x = &sn.s[i];
         const struct tcpsm_tcp_info *in = &x->info;
         put(&o, "%s\n  {\"state\": \"%s\", ", i ? "," : "", trace_state_name(in->state));
-        put_ep(&o, "local", x->laddr, x->lport);
+        put_ep(&o, "local", &x->laddr, x->lport);
         put(&o, ", ");
-        put_ep(&o, "remote", x->raddr, x->rport);
+        put_ep(&o, "remote", &x->raddr, x->rport);
         static const char *const ca[] = { "open", "disorder", "cwr", "recovery", "loss" };
         put(&o, ", \"held\": %s, \"recv_q\": %u, \"send_q\": %u, \"notsent\": %u, "
             "\"rto_us\": %u, \"ato_us\": %u, \"rtt_us\": %u, \"rttvar_us\": %u, "
