@@ -215,7 +215,7 @@ static int mixed_select(int nfds, fd_set *r, fd_set *w, fd_set *e, int64_t tmo_n
     for (int fd = 0; fd < nfds; fd++) {
         if (bit(r, fd) || bit(w, fd) || bit(e, fd)) {
             n++;
-            if (!any && fd < shim_nslots && atomic_load(&shim_socks[fd])) {
+            if (!any && shim_fd_has_sock(fd)) {
                 struct shim_sock *s = shim_stack_lookup(fd);
                 if (s) {
                     any = true;

@@ -12,6 +12,7 @@ PKGS=(
   iperf3 nginx-light redis-server redis-tools apache2-utils   # servers and load tools
   tshark                         # reads the TCPSM_PCAP capture
   wrk sockperf                   # benchmarks
+  nodejs                         # a Node.js http server on the stack (libuv: syscall(SYS_close))
   clang libclang-rt-14-dev       # fuzzers (libFuzzer)
 )
 
