@@ -257,6 +257,14 @@ struct tcpsm_tcp_info {
 };
 void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *info);
 
+/* Observers (stack/tcp_walk.c): calls fn for every TCB of the stack, held
+ * or orphaned (closed by the application, still in FIN-WAIT/TIME-WAIT...),
+ * listeners included; fn must not change the stack. */
+void tcpsm_stack_walk(const struct tcpsm_stack *st,
+                      void (*fn)(void *ctx, const struct tcpsm_sock *sk), void *ctx);
+bool tcpsm_sock_held(const struct tcpsm_sock *sk);     /* the application holds it */
+uint32_t tcpsm_sock_sacked_bytes(const struct tcpsm_sock *sk);  /* SACKed above snd_una */
+
 /* An opaque pointer the runtime hangs its wait state on. */
 void tcpsm_sock_set_user(struct tcpsm_sock *sk, void *user);
 void *tcpsm_sock_user(const struct tcpsm_sock *sk);

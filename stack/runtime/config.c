@@ -205,6 +205,8 @@ int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settin
     }
     if (path_var(getenv_fn, "TCPSM_PCAP", s->pcap_path, err, errlen) < 0)
         return -1;
+    if (config_ops_from_env(getenv_fn, s, err, errlen) < 0)
+        return -1;
     s->enabled = true;
     return 1;
 }

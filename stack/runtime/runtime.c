@@ -2,6 +2,7 @@
  * socket API of tcpsm.h over the pure core (see runtime.h for the locking
  * and wake-up scheme, runtime_wait.c for sleeping). */
 #include "runtime.h"
+#include "runtime_ops.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -108,7 +109,10 @@ bool tcpsm_rt_enabled(void)
 
 static void pcap_tap(void *ctx, const uint8_t *data, uint32_t len)
 {
-    pcap_writer_frame(ctx, data, len);
+    (void)ctx;
+    if (rt.pcap)
+        pcap_writer_frame(rt.pcap, data, len);
+    rt_capture_frame(data, len);        /* tcpsm capture (runtime_capture.c) */
 }
 
 /* Connections not yet closed, counted from the state transitions so the
@@ -149,9 +153,9 @@ static int start_locked(void)
             goto fail;
         }
         rt_fd_own(pcap_writer_fd(rt.pcap));
-        rt.np.tap = pcap_tap;
-        rt.np.tap_ctx = rt.pcap;
     }
+    if (rt.pcap || rt.set.run_dir[0])
+        rt.np.tap = pcap_tap;
     if (rt.set.trace_stderr || rt.set.trace_path[0]) {
         rt.trace = trace_log_open(rt.set.trace_stderr ? NULL : rt.set.trace_path, now);
         if (!rt.trace) {
@@ -177,7 +181,9 @@ static int start_locked(void)
     /* Linux grows a bulk receiver's buffer (tcp_rmem[2]); with the core's
      * fixed 256 KiB a kernel sender on veth stalls on a full window
      * whenever the reader or the receive thread is descheduled a moment. */
-    cfg.rcvbuf_max = RT_RCVBUF_MAX;
+    cfg.rcvbuf_max = rt.set.rcvbuf_max ? rt.set.rcvbuf_max : RT_RCVBUF_MAX;
+    cfg.sndbuf = rt.set.sndbuf;         /* TCPSM_SNDBUF/TCPSM_RCVBUF; 0: the core's default */
+    cfg.rcvbuf = rt.set.rcvbuf;
     cfg.sock_event = rt_sock_event;
     cfg.trace = on_trace;
     rt.st = tcpsm_stack_new(&cfg, &rt.np.dev, now);
@@ -195,6 +201,7 @@ static int start_locked(void)
         goto fail;
     }
     rt.started = true;
+    rt_ctl_start();             /* tcpsm stat / tcpsm capture (runtime_ctl.c) */
     tcpsm_log(TCPSM_LOG_INFO, "stack up on %s: %u.%u.%u.%u/%u mac %02x:%02x:%02x:%02x:%02x:%02x "
               "mtu %u", rt.set.ifname, rt.set.addr >> 24, (rt.set.addr >> 16) & 255,
               (rt.set.addr >> 8) & 255, rt.set.addr & 255, rt.set.prefix_len, rt.set.mac[0],
