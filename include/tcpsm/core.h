@@ -48,6 +48,15 @@ struct tcpsm_netdev {
     void *priv;
 };
 
+/* ---------------------------------------------------------------- addresses */
+
+/* An address of either family in one 16-byte form: IPv6 as on the wire,
+ * IPv4 as the IPv4-mapped IPv6 address ::ffff:a.b.c.d (RFC 4291 2.5.5.2),
+ * as Linux reports IPv4 peers of dual-stack sockets. All zero = any. */
+struct tcpsm_addr {
+    uint8_t b[16];
+};
+
 /* ---------------------------------------------------------------- stack */
 
 struct tcpsm_stack;
@@ -81,8 +90,10 @@ const char *tcpsm_state_name(int state); /* "ESTABLISHED", ... */
  * caused it when has_seg (dir says whether it came in or went out). */
 struct tcpsm_trace_event {
     uint64_t now;
-    uint32_t laddr, raddr;
+    uint32_t laddr, raddr;      /* IPv4 connections */
     uint16_t lport, rport;
+    bool v6;                    /* an IPv6 connection: laddr6/raddr6 hold the addresses */
+    struct tcpsm_addr laddr6, raddr6;
     int old_state, new_state;
     const char *why;            /* short cause: "rcv SYN", "app close", "rto", "2msl" ... */
     bool has_seg;
@@ -101,9 +112,16 @@ struct tcpsm_trace_event {
 #define TCPSM_POLLRDHUP 0x2000
 
 struct tcpsm_config {
-    uint32_t addr;              /* the stack's own IPv4 address */
+    uint32_t addr;              /* the stack's own IPv4 address, 0 = no IPv4 */
     uint8_t prefix_len;         /* connected subnet */
     uint32_t gateway;           /* default gateway, 0 = none */
+    /* IPv6 (RFC 8200): the stack's global address (all zero = no IPv6: then
+     * no link-local address either and every IPv6 frame is dropped), its
+     * on-link prefix, and the default router (all zero = the one router
+     * advertisements announce, RFC 4861 6.3.4). At least one family. */
+    uint8_t addr6[16];
+    uint8_t prefix6_len;        /* 1..128 */
+    uint8_t gateway6[16];
     uint8_t mac[6];
     uint64_t secret[2];         /* key for RFC 6528 ISNs and ephemeral ports; from the caller's RNG */
 
@@ -139,7 +157,18 @@ struct tcpsm_counters {
              tcp_drop_no_sock, tcp_drop_window, tcp_drop_listen_overflow, tcp_drop_synq_full,
              tcp_drop_acceptq_full, tcp_drop_rcvbuf, tcp_ooo_in, tcp_dup_in, tcp_rst_in, tcp_rst_out,
              tcp_challenge_ack, tcp_conn_timeout, tcp_active_opens, tcp_passive_opens,
-             tcp_drop_max_socks, tcp_undo;
+             tcp_drop_max_socks, tcp_undo,
+             tcp_ack_skipped,           /* reflexive ACKs withheld by the rate limits (RFC 5961 7) */
+             tcp_listen_syns,           /* SYNs that reached a listener */
+             tcp_syncookies_sent, tcp_syncookies_recv, tcp_syncookies_failed,
+             tcp_tw_recycled;           /* TIME-WAIT TCBs ended early: the table was full */
+    /* IPv6 (appended: the IPv4 names above keep their meaning) */
+    uint64_t ip6_in, ip6_out, ip6_drop_hdr, ip6_drop_not_us, ip6_drop_frag, ip6_drop_proto,
+             ip6_drop_noroute, ip6_drop_exthdr;
+    /* ICMPv6 and neighbour discovery */
+    uint64_t icmp6_in, icmp6_echo_reply_out, icmp6_unreach_in, icmp6_ptb_in, icmp6_err_out,
+             icmp6_drop_bad, nd_ns_in, nd_ns_out, nd_na_in, nd_na_out, nd_rs_out, nd_ra_in,
+             nd_drop_bad, nd_dad_dup;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).
@@ -177,6 +206,8 @@ uint64_t tcpsm_stack_next_deadline(const struct tcpsm_stack *st);
 /* True if dst is reachable through the link (connected subnet or gateway),
  * false for loopback, multicast, broadcast, 0.0.0.0 and the unroutable. */
 bool tcpsm_stack_routable(const struct tcpsm_stack *st, uint32_t dst);
+/* Both families: IPv6 by the on-link prefix, link-local, or the default router. */
+bool tcpsm_stack_routable_addr(const struct tcpsm_stack *st, const struct tcpsm_addr *dst);
 const struct tcpsm_counters *tcpsm_stack_counters(const struct tcpsm_stack *st);
 uint32_t tcpsm_stack_addr(const struct tcpsm_stack *st);
 /* Number of TCBs alive (any state, incl. TIME-WAIT and unaccepted). */
@@ -196,8 +227,10 @@ int tcpsm_sock_bind(struct tcpsm_sock *sk, uint32_t addr, uint16_t port);
 /* backlog is clamped to [1, 4096]. -EINVAL if connected. Binds ephemeral if unbound. */
 int tcpsm_sock_listen(struct tcpsm_sock *sk, int backlog);
 /* Sends the SYN and returns -EINPROGRESS; completion shows as POLLOUT and
- * tcpsm_sock_error(). -EISCONN, -EALREADY (SYN-SENT), -ENETUNREACH,
- * -EADDRNOTAVAIL (no ephemeral port), -EINVAL (listening). */
+ * tcpsm_sock_error(). Called again while connecting (Linux): -EALREADY
+ * during the handshake, then once its outcome: 0, or the pending error
+ * (-ECONNABORTED if SO_ERROR already took it); -EISCONN once connected.
+ * -ENETUNREACH, -EADDRNOTAVAIL (no ephemeral port), -EINVAL (listening). */
 int tcpsm_sock_connect(struct tcpsm_sock *sk, uint32_t addr, uint16_t port, uint64_t now);
 /* -EAGAIN when the accept queue is empty, -EINVAL if not listening. */
 int tcpsm_sock_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out);
@@ -206,6 +239,11 @@ int tcpsm_sock_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out);
  * is full, -EPIPE after shutdown(SHUT_WR)/a reset, -ENOTCONN before
  * ESTABLISHED, or the pending error (-ECONNRESET, -ETIMEDOUT...). */
 ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint64_t now);
+/* The same with flags: TCPSM_MSG_MORE holds this call's partial segment as
+ * TCP_CORK would (until the next send without it, or 200 ms). */
+#define TCPSM_MSG_MORE 0x8000
+ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int flags,
+                         uint64_t now);
 /* Flags: TCPSM_MSG_PEEK. Returns bytes, 0 at EOF (FIN received), -EAGAIN,
  * -ENOTCONN, or the pending error. Consuming data may send a window update. */
 #define TCPSM_MSG_PEEK 0x2
@@ -227,6 +265,15 @@ int tcpsm_sock_state(const struct tcpsm_sock *sk);
 void tcpsm_sock_name(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port);
 /* Peer name; -ENOTCONN if none. */
 int tcpsm_sock_peer(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port);
+/* The same for both families (struct tcpsm_addr): an IPv4 socket takes and
+ * gives IPv4-mapped addresses; an IPv6 socket (TCPSM_OPT_IPV6) takes both,
+ * IPv4 peers as ::ffff:a.b.c.d unless TCPSM_OPT_V6ONLY. The uint32_t forms
+ * above are IPv4 only (0 for an IPv6 address). */
+int tcpsm_sock_bind_addr(struct tcpsm_sock *sk, const struct tcpsm_addr *addr, uint16_t port);
+int tcpsm_sock_connect_addr(struct tcpsm_sock *sk, const struct tcpsm_addr *addr, uint16_t port,
+                            uint64_t now);
+void tcpsm_sock_name_addr(const struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t *port);
+int tcpsm_sock_peer_addr(const struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t *port);
 /* Bytes readable now (FIONREAD / SIOCINQ). */
 size_t tcpsm_sock_rxavail(const struct tcpsm_sock *sk);
 /* Bytes in the send buffer not yet acknowledged (SIOCOUTQ). */
@@ -245,30 +292,53 @@ enum tcpsm_opt {
     TCPSM_OPT_MAXSEG,       /* MSS clamp, 88..65535, before connect */
     TCPSM_OPT_REUSEADDR,    /* bool: bind may reuse a port held by TIME-WAIT */
     TCPSM_OPT_USER_TIMEOUT, /* ms, 0 = default retry bound */
+    TCPSM_OPT_IPV6,         /* bool: an AF_INET6 socket (before bind/connect) */
+    TCPSM_OPT_V6ONLY,       /* bool: IPV6_V6ONLY (before bind), IPv6 sockets only */
+    TCPSM_OPT_TOS,          /* IP_TOS / IPV6_TCLASS, 0..255 (-1: 0); the ECN bits stay 0 */
+    TCPSM_OPT_TTL,          /* IP_TTL / IPV6_UNICAST_HOPS, 1..255, -1 = default (64) */
+    TCPSM_OPT_MTU,          /* get only: IP_MTU / IPV6_MTU, the path MTU; -ENOTCONN unconnected */
 };
 /* -EINVAL for a value out of range, -ENOPROTOOPT for an unknown option. */
 int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val);
 int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val);
 
-/* The TCP_INFO subset. Times in microseconds. */
+/* Linux's struct tcp_info, every field the stack keeps (the shim maps it
+ * to the kernel's layout). Times in microseconds unless _ms. */
 struct tcpsm_tcp_info {
     uint8_t state;              /* enum tcpsm_tcp_state */
+    uint8_t ca_state;           /* Linux TCP_CA_Open 0, Disorder 1, Recovery 3, Loss 4 */
     uint8_t retransmits;        /* consecutive RTOs of the current segment */
+    uint8_t probes;             /* unanswered zero-window or keepalive probes */
     uint8_t backoff;
     uint8_t snd_wscale, rcv_wscale;
-    bool ts_ok, sack_ok;
-    uint32_t rto_us, rtt_us, rttvar_us;
-    uint32_t snd_mss, rcv_mss;
+    bool ws_ok, ts_ok, sack_ok;
+    uint32_t rto_us, ato_us, rtt_us, rttvar_us, min_rtt_us, rcv_rtt_us;
+    uint32_t snd_mss, rcv_mss, advmss, pmtu;
     uint32_t snd_cwnd;          /* segments */
     uint32_t snd_ssthresh;      /* segments */
+    uint32_t reordering;
     uint32_t snd_wnd;           /* bytes, peer's window */
     uint32_t rcv_wnd;           /* bytes, advertised */
-    uint32_t unacked;           /* segments in flight */
-    uint32_t lost, total_retrans;
-    uint64_t bytes_acked, bytes_received;
-    uint32_t segs_out, segs_in;
+    uint32_t rcv_space, rcv_ssthresh;
+    uint32_t unacked, sacked, lost, retrans;    /* segments */
+    uint32_t total_retrans;
+    uint32_t last_data_sent_ms, last_data_recv_ms, last_ack_recv_ms;
+    uint32_t notsent_bytes;
+    uint64_t bytes_acked, bytes_received, bytes_sent, bytes_retrans;
+    uint32_t segs_out, segs_in, data_segs_out, data_segs_in;
+    uint32_t rcv_ooopack;
+    uint16_t total_rto, total_rto_recoveries;
+    uint32_t total_rto_time_ms;
+    /* a listener's SYN figures (0 otherwise): SYNs received, in the last
+     * whole second, answered by a cookie, cookies that came back valid or
+     * not, SYNs dropped (accept queue full); the SYN and accept queues */
+    uint64_t syn_count, syn_cookies_sent, syn_cookies_ok, syn_cookies_bad, syn_dropped;
+    uint32_t syn_rate, syn_queue, accept_queue;
 };
 void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *info);
+/* The same with the time now (the last_* ages; tcpsm_sock_info uses the
+ * time of the stack's latest event). */
+void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *info, uint64_t now);
 
 /* Observers (stack/tcp_walk.c): calls fn for every TCB of the stack, held
  * or orphaned (closed by the application, still in FIN-WAIT/TIME-WAIT...),

@@ -338,7 +338,9 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
     if (!b->rs)
         return -EBADF;
     b->rs->refs++;
-    rt_sock_wait_add(b->rs, b->w);
+    /* The entry lives in the waiter (shared region): another process's
+     * event walks rs's queue. */
+    rt_sock_wait_add(b->rs, &b->w->bq, b->w);
     b->active = true;
     return 0;
 }
@@ -358,10 +360,8 @@ static void block_end(struct blocker *b)
     if (!b->active)
         return;
     b->active = false;
-    rt_sock_wait_del(b->rs, b->w);
-    b->rs->refs--;
-    if (!b->rs->sk && b->rs->refs == 0)
-        rt_free(b->rs);
+    rt_sock_wait_del(&b->w->bq);
+    rt_sock_unref(b->rs);
 }
 
 /* One step of a blocking loop whose last try said "not yet": the first step
@@ -370,6 +370,21 @@ static void block_end(struct blocker *b)
 static int block_step(struct blocker *b, struct tcpsm_sock *sk, uint64_t deadline)
 {
     return b->active ? block_wait(b, deadline) : block_begin(b, sk);
+}
+
+/* Under lock, after the application changed readiness itself (a send
+ * that filled the buffer, a read that drained it, an accept that emptied
+ * the queue): the core reports only what the network does, so record the
+ * new mask here, or the next transition back (space freed: POLLOUT) would
+ * look like no change and wake no one (EPOLLET writers wait for exactly it). */
+static void note_app_change(struct blocker *b, struct tcpsm_sock *sk)
+{
+    if (!sk || usable(sk) < 0)
+        return;
+    /* After a sleep another thread may have closed sk (b->rs->sk NULL). */
+    struct rt_sock *rs = b->active ? b->rs : tcpsm_sock_user(sk);
+    if (rs && rs->sk)
+        rt_note_seen(rs);
 }
 
 /* ------------------------------------------------------------ API */
@@ -479,11 +494,10 @@ int tcpsm_connect(struct tcpsm_sock *sk, const struct sockaddr_in *sin, int nonb
     }
     for (;;) {
         if (!handshaking(tcpsm_sock_state(sk))) {
-            int e = tcpsm_sock_error(sk);
-            if (e)
-                r = -e;
-            else
-                r = tcpsm_sock_state(sk) == TCPSM_CLOSED ? -ECONNREFUSED : 0;
+            /* the core reports the outcome (0 or the error) and leaves
+             * the connecting state, as Linux's blocking connect does */
+            r = tcpsm_sock_connect(sk, ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port),
+                                   rt_now());
             break;
         }
         r = block_wait(&b, deadline);
@@ -515,6 +529,7 @@ int tcpsm_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct sockaddr
             break;
         r = block_step(&b, sk, deadline);
     }
+    note_app_change(&b, sk);
     block_end(&b);
     if (r == 0) {
         if (!wrap(child)) {
@@ -558,7 +573,8 @@ static int check_iov(const struct iovec *iov, int iovcnt, size_t *total)
 
 /* Copies from iov starting at byte offset off; returns bytes taken (>0),
  * or the core's error for the first byte. */
-static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, size_t off)
+static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, size_t off,
+                         int cflags)
 {
     ssize_t done = 0;
     for (int i = 0; i < iovcnt; i++) {
@@ -567,7 +583,8 @@ static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iov
             continue;
         }
         size_t len = iov[i].iov_len - off;
-        ssize_t r = tcpsm_sock_send(sk, (const char *)iov[i].iov_base + off, len, rt_now());
+        ssize_t r = tcpsm_sock_sendf(sk, (const char *)iov[i].iov_base + off, len, cflags,
+                                     rt_now());
         off = 0;
         if (r < 0)
             return done > 0 ? done : r;
@@ -581,6 +598,13 @@ static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iov
 ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int nonblock,
                    int64_t timeout_ns)
 {
+    return tcpsm_sendf(sk, iov, iovcnt, 0, nonblock, timeout_ns);
+}
+
+ssize_t tcpsm_sendf(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int flags,
+                    int nonblock, int64_t timeout_ns)
+{
+    int cflags = (flags & MSG_MORE) ? TCPSM_MSG_MORE : 0;
     size_t total;
     int v = check_iov(iov, iovcnt, &total);
     if (v < 0)
@@ -595,7 +619,7 @@ ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
     size_t sent = 0;
     struct blocker b = { 0 };
     for (;;) {
-        r = send_from(sk, iov, iovcnt, sent);
+        r = send_from(sk, iov, iovcnt, sent, cflags);
         if (r > 0)
             sent += (size_t)r;
         if (sent == total || (r < 0 && r != -EAGAIN))
@@ -612,6 +636,7 @@ ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
         if (r < 0)
             break;
     }
+    note_app_change(&b, sk);
     block_end(&b);
     rt_unlock();
     /* A partial send reports its count; the error shows on the next call. */
@@ -700,6 +725,7 @@ ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
         if (r < 0)
             break;
     }
+    note_app_change(&b, sk);
     block_end(&b);
     rt_unlock();
     return got > 0 ? (ssize_t)got : r;
@@ -785,7 +811,7 @@ int tcpsm_info(struct tcpsm_sock *sk, struct tcpsm_tcp_info *info)
 {
     if (!info)
         return -EFAULT;
-    LOCKED_CALL((tcpsm_sock_info(sk, info), 0));
+    LOCKED_CALL((tcpsm_sock_info_at(sk, info, rt_now()), 0));
 }
 
 int tcpsm_sockname(struct tcpsm_sock *sk, struct sockaddr_in *sin)
@@ -855,8 +881,10 @@ unsigned tcpsm_poll(struct tcpsm_sock *sk)
     if (usable(sk) == 0) {
         ev = tcpsm_sock_poll(sk);
         struct rt_sock *rs = tcpsm_sock_user(sk);
-        if (rs)
+        if (rs) {
             rt_note_seen(rs);   /* a poller may sleep on what it saw */
+            rt_poll_watch(rs);  /* ... and is woken by this socket's events */
+        }
     }
     rt_unlock();
     return ev;

@@ -1,7 +1,10 @@
 /* Runtime internals shared by runtime*.c (internal header).
  *
- * One mutex (rt.lock) protects the protocol core and everything below; the
- * core is only ever called with it held. Threads that wait sleep on their
+ * One mutex (the stack lock, in the shared region: rt_lock) protects the
+ * protocol core and everything below; the core is only ever called with it
+ * held. Everything a socket event can reach (rt_sock, waiters, wait queue
+ * entries, epoll instances and items) lives in the shared region, because
+ * the event may be handled by any process of the stack. Threads that wait sleep on their
  * own eventfd (struct rt_waiter) outside the lock; the core's sock_event
  * callback, run under the lock, writes to the eventfds of the threads
  * waiting on that socket and of every poller thread. */
@@ -25,6 +28,17 @@
 /* Sockets the applications hold at once, over all processes. */
 #define RT_MAX_IDS 65536u
 
+struct rt_sock;
+
+/* One registration of a waiter on one socket's wait queue (Linux's
+ * wait_queue_entry): a blocked call has one, a poll/select thread one per
+ * stack socket it watches. */
+struct rt_wqe {
+    struct rt_waiter *w;
+    struct rt_sock *rs;         /* NULL when not queued */
+    struct rt_wqe *next, *prev;
+};
+
 /* A thread's wait handle, in the shared region: one eventfd per thread
  * (valid in its own process only), created on first use. A signal from
  * another process cannot write that eventfd: it marks the waiter `remote`
@@ -32,13 +46,17 @@
 struct rt_waiter {
     int efd;
     uint16_t proc;              /* owner's slot in rt_shared.procs */
-    bool signalled;             /* an eventfd write is pending (under the lock) */
     bool remote;                /* signalled from another process, not yet relayed */
-    bool polling;               /* on rt_shared.pollers */
-    struct rt_sock *on;         /* the socket whose waiter list it is on, or NULL */
-    struct rt_waiter *s_next, *s_prev;  /* on one socket's waiter list */
-    struct rt_waiter *p_next, *p_prev;  /* on rt_shared.pollers */
     struct rt_waiter *w_next, *w_prev;  /* on its process's list */
+    struct rt_wqe bq;           /* the entry of its blocking call (one at a time) */
+    bool signalled;             /* an eventfd write is pending (under the lock) */
+    bool polling;               /* between tcpsm_poller_begin and _end */
+    bool on_pollers;            /* on rt.pollers: every connection end wakes it */
+    struct rt_waiter *p_next, *p_prev;  /* on rt.pollers */
+    /* Poll registrations: tcpsm_poll() of a socket while polling queues one
+     * entry on that socket (freed at tcpsm_poller_end). */
+    struct rt_wqe *watch;
+    unsigned nwatch, capwatch;
 };
 
 /* The runtime's side of a socket some application holds (tcpsm_sock_user),
@@ -47,8 +65,9 @@ struct rt_sock {
     struct tcpsm_sock *sk;      /* NULL once closed everywhere: blocked callers get -EBADF */
     uint32_t id;                /* index in rt_shared.socks and the held bitmaps */
     unsigned users;             /* processes holding it (an open file description each) */
-    struct rt_waiter *waiters;
-    unsigned refs;              /* blocked calls in progress (any process) */
+    struct rt_wqe *waiters;     /* wait queue: blocked calls and poll/select threads */
+    struct tcpsm_epitem *epitems;       /* epoll items watching this socket */
+    unsigned refs;              /* blocked calls, poll entries and epoll items (any process) */
     /* What the last observer saw (rt_note_seen) or the last event reported:
      * an event that changes neither, and brings no data, wakes nobody. */
     unsigned last_events;
@@ -65,6 +84,8 @@ struct rt_proc {
     uint32_t nheld;             /* bits set in held */
     uint64_t reserved_at;       /* when a fork reserved the slot */
     struct rt_waiter *waiters;  /* every waiter of this process */
+    struct tcpsm_ep *ep_pending;        /* its epoll instances other processes made ready */
+    struct tcpsm_ep *eps;               /* its epoll instances */
     uint64_t held[RT_MAX_IDS / 64];     /* the sockets it holds */
 };
 
@@ -129,14 +150,18 @@ bool rt_lock_for_exit(void);
 void rt_unlock(void);
 
 /* runtime_wait.c */
-struct rt_waiter *rt_waiter_self(void);         /* under lock; NULL with errno if none */
+struct rt_waiter *rt_waiter_self(void);         /* NULL with errno if no eventfd */
 void rt_signal(struct rt_waiter *w);            /* under lock; coalesced */
 void rt_wake_sock(struct rt_sock *rs);          /* under lock: every waiter of rs */
 void rt_wake_pollers(void);                     /* under lock */
 void rt_poller_add(struct rt_waiter *w);               /* under lock */
 void rt_poller_del(struct rt_waiter *w);               /* under lock */
-void rt_sock_wait_add(struct rt_sock *rs, struct rt_waiter *w);
-void rt_sock_wait_del(struct rt_sock *rs, struct rt_waiter *w);
+void rt_poll_watch(struct rt_sock *rs);                /* under lock: see runtime_wait.c */
+void rt_sock_wait_add(struct rt_sock *rs, struct rt_wqe *q, struct rt_waiter *w);
+void rt_sock_wait_del(struct rt_wqe *q);        /* no-op if q is not queued */
+/* Under lock: drops a reference on rs (blocked call or epoll item); frees
+ * it when the application has closed it and nothing else holds it. */
+void rt_sock_unref(struct rt_sock *rs);
 /* Under lock: sleeps (lock released) until signalled, deadline (monotonic
  * ns, UINT64_MAX = none) or a signal handler. 0 woken, -EAGAIN deadline
  * passed, -EINTR. Returns at once if already signalled. */
@@ -148,9 +173,20 @@ void rt_note_seen(struct rt_sock *rs);
 /* The core's sock_event callback. */
 void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events);
 /* Under lock, in the service thread: write the eventfds of this process's
- * waiters that other processes signalled. */
+ * waiters and epoll instances that other processes signalled. */
 void rt_relay_remote(void);
 void rt_wait_fork_child(void);  /* fork child: forget the parent's waiter */
+
+/* runtime_epoll.c */
+/* Under lock, from rt_sock_event: `key` holds the bits that changed (and
+ * POLLIN for an arrival); queues the items that care on their instances'
+ * ready lists (Linux ep_poll_callback). */
+void rt_ep_sock_event(struct rt_sock *rs, unsigned key);
+struct rt_proc;
+/* Under lock, in the service thread: write the eventfds of this process's
+ * instances that other processes made ready. */
+void rt_ep_relay(struct rt_proc *p);
+void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
 
 /* runtime_thread.c */
 int rt_threads_start(void);     /* under lock; 0 or -errno */

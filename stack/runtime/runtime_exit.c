@@ -124,7 +124,7 @@ static void end_all(void)
     /* Wait as a poller: every socket event and every connection end wakes us. */
     struct rt_waiter *w = rt_waiter_self();
     if (w) {
-        bool was_polling = w->polling;
+        bool was_polling = w->on_pollers;
         rt_poller_add(w);
         while (rt.sh->nactive > 0) {
             int r = rt_wait(w, deadline);

@@ -229,23 +229,30 @@ static void forget_held(int i, bool abort)
     }
 }
 
-/* The waiters of threads that no longer exist. */
+/* The waiters of threads that no longer exist, and the process's epoll
+ * instances. */
 static void forget_waiters(int i)
 {
     struct rt_proc *p = &rt.sh->procs[i];
     while (p->waiters) {
         struct rt_waiter *w = p->waiters;
         p->waiters = w->w_next;
-        if (w->on) {
-            struct rt_sock *rs = w->on;
-            rt_sock_wait_del(rs, w);
-            rs->refs--;
-            if (!rs->sk && rs->refs == 0)
-                rt_free(rs);
+        struct rt_sock *rs = w->bq.rs;
+        if (rs) {
+            rt_sock_wait_del(&w->bq);
+            rt_sock_unref(rs);
         }
+        for (unsigned k = 0; k < w->nwatch; k++) {
+            struct rt_sock *wrs = w->watch[k].rs;
+            rt_sock_wait_del(&w->watch[k]);
+            if (wrs)
+                rt_sock_unref(wrs);
+        }
+        rt_free(w->watch);
         rt_poller_del(w);
         rt_free(w);
     }
+    rt_ep_orphan_proc(i);
 }
 
 /* Every reference and waiter of a process that is gone (or of a fork that
@@ -316,8 +323,9 @@ void rt_leave(void)
     bool blocked = false;
     for (struct rt_waiter *w = p->waiters; w; w = w->w_next) {
         rt_poller_del(w);
-        blocked = blocked || w->on;
+        blocked = blocked || w->bq.rs || w->nwatch;
     }
+    rt_ep_orphan_proc(rt.me);
     p->driving = false;
     if (blocked)
         p->left = true;

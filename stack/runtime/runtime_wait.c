@@ -1,11 +1,12 @@
 /* Sleeping and waking: per-thread eventfds, per-socket waiter lists, the
  * poller list, and the registry of fds the runtime owns.
  *
- * Waiters live in the shared region, so that a socket event handled by any
- * process of the stack reaches the waiters of every process: a waiter of
- * this process is woken through its eventfd at once; a waiter of another
- * process is marked `remote` and that process's service thread is kicked
- * (a futex word in its slot), which writes the eventfd there.
+ * Waiters and wait queue entries live in the shared region, so that a
+ * socket event handled by any process of the stack reaches the waiters of
+ * every process: a waiter of this process is woken through its eventfd at
+ * once; a waiter of another process is marked `remote` and that process's
+ * service thread is kicked (a futex word in its slot), which writes the
+ * eventfd there (rt_relay_remote).
  *
  * No lost wake-ups: a thread puts itself on a waiter list under rt.lock
  * BEFORE it checks its condition; any later change runs rt_sock_event under
@@ -46,12 +47,13 @@ bool tcpsm_rt_owns_fd(int fd)
     return (atomic_load(&owned[fd / 64]) >> (fd % 64)) & 1;
 }
 
+static void unwatch_all(struct rt_waiter *w);
+
 static pthread_key_t waiter_key;
 static pthread_once_t waiter_once = PTHREAD_ONCE_INIT;
 static __thread struct rt_waiter *self;
+static __thread int self_efd = -1;
 
-/* Thread exit: leave the poller list, close the eventfd. A thread cannot
- * exit inside a blocking call, so it is on no socket list. */
 static void proc_list_del(struct rt_waiter *w)
 {
     if (w->w_prev)
@@ -63,17 +65,18 @@ static void proc_list_del(struct rt_waiter *w)
     w->w_next = w->w_prev = NULL;
 }
 
-static __thread int self_efd = -1;
-
+/* Thread exit: leave the poller list, close the eventfd. A thread cannot
+ * exit inside a blocking call, so it is on no socket list. */
 static void waiter_destroy(void *p)
 {
     struct rt_waiter *w = p;
     int efd = self_efd;         /* w itself may be gone with this process's slot */
     rt_lock();
-    /* After this process left the stack its waiters were freed with its slot. */
     if (rt.me >= 0 && w->proc == rt.me) {
+        unwatch_all(w);
         rt_poller_del(w);
         proc_list_del(w);
+        rt_free(w->watch);
         rt_free(w);
     }
     rt_unlock();
@@ -139,19 +142,27 @@ void rt_signal(struct rt_waiter *w)
 
 void rt_relay_remote(void)
 {
-    for (struct rt_waiter *w = rt.sh->procs[rt.me].waiters; w; w = w->w_next) {
+    struct rt_proc *p = &rt.sh->procs[rt.me];
+    for (struct rt_waiter *w = p->waiters; w; w = w->w_next) {
         if (w->remote) {
             w->remote = false;
             uint64_t one = 1;
             syscall(SYS_write, w->efd, &one, sizeof(one));
         }
     }
+    rt_ep_relay(p);
 }
 
 void rt_wake_sock(struct rt_sock *rs)
 {
-    for (struct rt_waiter *w = rs->waiters; w; w = w->s_next)
-        rt_signal(w);
+    for (struct rt_wqe *q = rs->waiters; q; q = q->next)
+        rt_signal(q->w);
+}
+
+void rt_sock_unref(struct rt_sock *rs)
+{
+    if (--rs->refs == 0 && !rs->sk)
+        rt_free(rs);
 }
 
 void rt_wake_pollers(void)
@@ -180,41 +191,92 @@ void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events)
 {
     (void)ctx;
     struct rt_sock *rs = tcpsm_sock_user(sk);
-    if (rs) {
-        int state = tcpsm_sock_state(sk);
-        bool wake = events != rs->last_events || state != rs->last_state ||
-                    (events & TCPSM_POLLIN);
-        rs->last_events = events;
-        rs->last_state = state;
-        if (!wake)
-            return;
-        rt_wake_sock(rs);
-    }
-    rt_wake_pollers();
-}
-
-void rt_sock_wait_add(struct rt_sock *rs, struct rt_waiter *w)
-{
-    w->on = rs;
-    w->s_prev = NULL;
-    w->s_next = rs->waiters;
-    if (rs->waiters)
-        rs->waiters->s_prev = w;
-    rs->waiters = w;
-}
-
-void rt_sock_wait_del(struct rt_sock *rs, struct rt_waiter *w)
-{
-    if (w->on != rs)
+    if (!rs)
+        return;                 /* nobody holds it: nobody waits on it */
+    int state = tcpsm_sock_state(sk);
+    /* What this event is about (the "key" of Linux's wake-ups): the bits
+     * that changed, every current bit on a state change, POLLIN for an
+     * arrival. Only the waiters of this socket hear of it. */
+    unsigned key = (events ^ rs->last_events) | (events & TCPSM_POLLIN);
+    if (state != rs->last_state)
+        key |= events | TCPSM_POLLHUP;
+    rs->last_events = events;
+    rs->last_state = state;
+    if (!key)
         return;
-    if (w->s_prev)
-        w->s_prev->s_next = w->s_next;
+    rt_wake_sock(rs);
+    if (rs->epitems)
+        rt_ep_sock_event(rs, key);
+}
+
+void rt_sock_wait_add(struct rt_sock *rs, struct rt_wqe *q, struct rt_waiter *w)
+{
+    q->w = w;
+    q->rs = rs;
+    q->prev = NULL;
+    q->next = rs->waiters;
+    if (rs->waiters)
+        rs->waiters->prev = q;
+    rs->waiters = q;
+}
+
+void rt_sock_wait_del(struct rt_wqe *q)
+{
+    struct rt_sock *rs = q->rs;
+    if (!rs)
+        return;
+    if (q->prev)
+        q->prev->next = q->next;
     else
-        rs->waiters = w->s_next;
-    if (w->s_next)
-        w->s_next->s_prev = w->s_prev;
-    w->s_next = w->s_prev = NULL;
-    w->on = NULL;
+        rs->waiters = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    q->next = q->prev = NULL;
+    q->rs = NULL;
+}
+
+/* Under lock: a polling thread looked at rs; from now until
+ * tcpsm_poller_end, events of rs (and only of rs and the other sockets it
+ * looked at) wake it, as poll_wait() queues a poll table entry. The entry
+ * holds a reference, so a socket closed meanwhile stays valid until then. */
+void rt_poll_watch(struct rt_sock *rs)
+{
+    struct rt_waiter *w = self;
+    if (!w || !w->polling)
+        return;
+    for (struct rt_wqe *q = rs->waiters; q; q = q->next)
+        if (q->w == w)
+            return;             /* already watching */
+    if (w->nwatch == w->capwatch) {
+        unsigned cap = w->capwatch ? 2 * w->capwatch : 8;
+        /* Entries are linked into socket lists: grow by moving them. */
+        struct rt_wqe *nw = rt_alloc(cap * sizeof(*nw));
+        if (!nw) {
+            rt_poller_add(w);   /* no memory: fall back to hearing every connection end */
+            return;
+        }
+        for (unsigned i = 0; i < w->nwatch; i++) {
+            struct rt_wqe *o = &w->watch[i];
+            struct rt_sock *ors = o->rs;
+            rt_sock_wait_del(o);
+            rt_sock_wait_add(ors, &nw[i], w);
+        }
+        rt_free(w->watch);
+        w->watch = nw;
+        w->capwatch = cap;
+    }
+    rt_sock_wait_add(rs, &w->watch[w->nwatch++], w);
+    rs->refs++;
+}
+
+static void unwatch_all(struct rt_waiter *w)
+{
+    for (unsigned i = 0; i < w->nwatch; i++) {
+        struct rt_sock *rs = w->watch[i].rs;
+        rt_sock_wait_del(&w->watch[i]);
+        rt_sock_unref(rs);
+    }
+    w->nwatch = 0;
 }
 
 static void drain(struct rt_waiter *w)
@@ -260,8 +322,8 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
 /* On rt.pollers every socket event wakes w (under lock; idempotent). */
 void rt_poller_add(struct rt_waiter *w)
 {
-    if (!w->polling) {
-        w->polling = true;
+    if (!w->on_pollers) {
+        w->on_pollers = true;
         w->p_prev = NULL;
         w->p_next = rt.sh->pollers;
         if (rt.sh->pollers)
@@ -272,7 +334,7 @@ void rt_poller_add(struct rt_waiter *w)
 
 void rt_poller_del(struct rt_waiter *w)
 {
-    if (w->polling) {
+    if (w->on_pollers) {
         if (w->p_prev)
             w->p_prev->p_next = w->p_next;
         else
@@ -280,25 +342,21 @@ void rt_poller_del(struct rt_waiter *w)
         if (w->p_next)
             w->p_next->p_prev = w->p_prev;
         w->p_next = w->p_prev = NULL;
-        w->polling = false;
+        w->on_pollers = false;
     }
 }
 
 int tcpsm_poller_begin(void)
 {
     rt_lock();
-    if (rt.me < 0 || rt.down) {
-        rt_unlock();
-        return -ENETDOWN;
-    }
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = rt.me < 0 || rt.down ? NULL : rt_waiter_self();
     if (!w) {
-        int e = errno;
+        int e = rt.me < 0 || rt.down ? ENETDOWN : errno;
         rt_unlock();
         return -e;
     }
     drain(w);
-    rt_poller_add(w);
+    w->polling = true;
     rt_unlock();
     return w->efd;
 }
@@ -309,8 +367,11 @@ void tcpsm_poller_end(void)
     if (!w)
         return;
     rt_lock();
-    if (rt.me >= 0 && w->proc == rt.me)
+    if (rt.me >= 0 && w->proc == rt.me) {  /* after exit left the stack: gone */
+        unwatch_all(w);
         rt_poller_del(w);
+        w->polling = false;
+    }
     rt_unlock();
 }
 
