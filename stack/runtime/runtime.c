@@ -260,6 +260,7 @@ static int stack_make(uint64_t now)
     cfg.sock_event = rt_sock_event;
     cfg.trace = on_trace;
     rt.sh->st = tcpsm_stack_new(&cfg, &rt.np.dev, now);
+    rt.sh->image = rt_image();
     if (!rt.sh->st) {
         tcpsm_log(TCPSM_LOG_ERROR, "cannot create the stack: shared region too small "
                   "(TCPSM_SHM_MB=%u)", rt.set.shm_mb);
@@ -271,11 +272,17 @@ static int stack_make(uint64_t now)
 
 /* ------------------------------------------------------------ helpers */
 
-/* Under lock: a forked child starts its own threads on first use (it has
- * the link socket already: the parent's, inherited). */
-static int proc_ready(void)
+/* Under lock, before this process sleeps on the stack (rt_wait, a poller,
+ * an epoll instance): a forked child starts its own threads then (it has
+ * the link socket already: the parent's, inherited). Only a process with a
+ * service thread can be woken by another process, and one that never
+ * sleeps needs none: a child that forks, works a moment and _exit()s does
+ * not leave threads to die inside the stack lock. */
+int rt_proc_ready(void)
 {
     if (__builtin_expect(rt.need_threads, 0)) {
+        if (rt.down || rt.exiting || rt.me < 0)
+            return -ENETDOWN;
         int r = rt_threads_start();
         if (r < 0) {
             tcpsm_log(TCPSM_LOG_ERROR, "cannot start the stack threads: %s", strerror(-r));
@@ -294,7 +301,7 @@ static int usable(const struct tcpsm_sock *sk)
         return -EBADF;
     if (rt.down || rt.exiting || !rt.started || rt.me < 0)
         return -ENETDOWN;
-    return proc_ready();
+    return 0;
 }
 
 static struct rt_sock *wrap(struct tcpsm_sock *sk)
@@ -422,12 +429,19 @@ int tcpsm_socket(struct tcpsm_sock **out)
     int r = 0;
     if (rt.down || rt.me < 0)
         r = -ENETDOWN;
-    else if (!rt.started && !rt.start_failed && start_locked() < 0)
+    else if (!rt_native()) {
+        /* Another program made the stack; sharing it between programs is
+         * not done yet (README, Process model). */
+        static bool said;
+        if (!said)
+            tcpsm_log(TCPSM_LOG_ERROR, "the stack on %s for this address belongs to another "
+                      "program (%s): this one cannot use it", rt.set.ifname, rt.reg_name);
+        said = true;
+        r = -ENETDOWN;
+    } else if (!rt.started && !rt.start_failed && start_locked() < 0)
         rt.start_failed = true;
     if (r == 0 && !rt.started)
         r = -ENETDOWN;
-    if (r == 0)
-        r = proc_ready();
     struct tcpsm_sock *sk = NULL;
     if (r == 0)
         r = tcpsm_sock_new(rt.sh->st, &sk);

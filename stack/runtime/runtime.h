@@ -72,6 +72,10 @@ struct rt_sock {
      * an event that changes neither, and brings no data, wakes nobody. */
     unsigned last_events;
     int last_state;
+    /* Closed by a process that may not run the core (rt_native): waits on
+     * rt_shared.deferred for one that may. */
+    bool deferred, d_abort;
+    struct rt_sock *d_next;
 };
 
 /* One process attached to the stack. */
@@ -81,6 +85,7 @@ struct rt_proc {
     bool kicked;                /* a kick is pending (under the lock) */
     bool left;                  /* exited normally; the slot waits for the pid to go */
     bool driving;               /* its receive and service threads run */
+    uintptr_t image;            /* where its copy of the library is (rt_native) */
     uint32_t nheld;             /* bits set in held */
     uint64_t reserved_at;       /* when a fork reserved the slot */
     struct rt_waiter *waiters;  /* every waiter of this process */
@@ -92,6 +97,12 @@ struct rt_proc {
 /* The runtime's state shared by every process of the stack (region root). */
 struct rt_shared {
     struct tcpsm_stack *st;     /* made by the first process to start */
+    /* The stack holds code addresses (timer callbacks, congestion control,
+     * the link and event callbacks) of the process that made it: only
+     * processes with the library at the same address (it and its forked
+     * children) run the core. */
+    uintptr_t image;
+    struct rt_sock *deferred;   /* closes left by other processes (rt_sock.deferred) */
     uint64_t t0;
     struct rt_proc procs[RT_MAX_PROCS];
     struct rt_sock *socks[RT_MAX_IDS];
@@ -148,6 +159,7 @@ bool rt_lock_for_exit(void);
 /* Unlocks; first re-arms the timer thread if the core's next deadline moved
  * earlier than the one it sleeps to. */
 void rt_unlock(void);
+int rt_proc_ready(void);        /* under lock: see runtime.c */
 
 /* runtime_wait.c */
 struct rt_waiter *rt_waiter_self(void);         /* NULL with errno if no eventfd */
@@ -211,6 +223,9 @@ void rt_release(struct rt_sock *rs, bool abort);
 void rt_reap(void);             /* under lock: forget processes that died */
 int rt_live_others(void);       /* under lock: other processes keeping the stack alive */
 bool rt_others_attached(void);  /* under lock: any other slot in use */
+uintptr_t rt_image(void);       /* this process's library address */
+bool rt_native(void);           /* under lock: this process may run the core */
+void rt_run_deferred(void);     /* under lock, native: the closes others left */
 void rt_leave(void);            /* under lock: this process detaches */
 void rt_atfork_install(void);
 

@@ -57,6 +57,17 @@ struct tcpsm_ep {
 
 #define EP_FLAGS (EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE | EPOLLWAKEUP)
 
+/* An instance belongs to the process that made it: after fork the child's
+ * copy of the epoll fd finds the same instance, but only its maker may
+ * change or free it (the child's copies of the shim's records would
+ * otherwise free what the parent still uses). In another process every
+ * call below is a no-op: an epoll instance inherited across fork reports
+ * stack sockets only in the process that made it. */
+static bool mine(const struct tcpsm_ep *ep)
+{
+    return ep && rt.me >= 0 && ep->proc == rt.me;
+}
+
 /* Makes efd readable (the caller set efd_set). */
 static void efd_raise(struct tcpsm_ep *ep)
 {
@@ -218,6 +229,8 @@ static uint32_t item_poll(const struct tcpsm_epitem *it)
 int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, uint32_t events, uint64_t data,
                  struct tcpsm_epitem **out)
 {
+    if (!ep)
+        return -EBADF;
     rt_lock();
     struct tcpsm_epitem *it = rt.me < 0 ? NULL : rt_alloc(sizeof(*it));
     if (!it) {
@@ -225,7 +238,7 @@ int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, uint32_t events, ui
         return -ENOMEM;
     }
     struct rt_sock *rs = sk ? tcpsm_sock_user(sk) : NULL;
-    if (!rs || !rs->sk || rt.down) {
+    if (!rs || !rs->sk || rt.down || !mine(ep)) {
         rt_free(it);
         rt_unlock();
         return -EBADF;
@@ -251,6 +264,10 @@ int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, uint32_t events, ui
 int tcpsm_ep_mod(struct tcpsm_epitem *it, uint32_t events, uint64_t data)
 {
     rt_lock();
+    if (!mine(it->ep)) {
+        rt_unlock();
+        return -EBADF;
+    }
     it->events = events;
     it->data = data;
     it->disarmed = false;
@@ -264,6 +281,10 @@ int tcpsm_ep_mod(struct tcpsm_epitem *it, uint32_t events, uint64_t data)
 void tcpsm_ep_del(struct tcpsm_epitem *it)
 {
     rt_lock();
+    if (!mine(it->ep)) {
+        rt_unlock();
+        return;
+    }
     struct tcpsm_ep *ep = it->ep;
     item_unlink(it);
     efd_sync(ep);
@@ -276,6 +297,16 @@ void tcpsm_ep_free(struct tcpsm_ep *ep)
     if (!ep)
         return;
     rt_lock();
+    if (!mine(ep)) {
+        /* A copy inherited across fork: only this process's fd goes. */
+        int fd = ep->proc == UINT16_MAX || rt.me < 0 ? -1 : ep->efd;
+        rt_unlock();
+        if (fd >= 0 && tcpsm_rt_owns_fd(fd)) {
+            rt_fd_disown(fd);
+            syscall(SYS_close, fd);
+        }
+        return;
+    }
     /* Items left (the shim deletes its own first) are found only from
      * their sockets; an instance freed with items would leave them
      * dangling, so this is a caller's bug: they stay leaked, never freed twice. */
@@ -310,7 +341,13 @@ void tcpsm_ep_free(struct tcpsm_ep *ep)
 
 void tcpsm_ep_kick(struct tcpsm_ep *ep)
 {
+    if (!ep)
+        return;
     rt_lock();
+    if (!mine(ep)) {
+        rt_unlock();
+        return;
+    }
     if (!ep->efd_set) {
         ep->efd_set = true;
         efd_raise(ep);
@@ -320,15 +357,25 @@ void tcpsm_ep_kick(struct tcpsm_ep *ep)
 
 void tcpsm_ep_sleeping(struct tcpsm_ep *ep, int delta)
 {
+    if (!ep)
+        return;
     rt_lock();
     ep->sleeping = (unsigned)((int)ep->sleeping + delta);
+    if (delta > 0)
+        rt_proc_ready();        /* only a process with a service thread can be woken */
     rt_unlock();
 }
 
 int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max)
 {
     int n = 0;
+    if (!ep)
+        return 0;
     rt_lock();
+    if (!mine(ep)) {
+        rt_unlock();
+        return 0;
+    }
     /* One pass over what is queued now: items put back go to the tail and
      * are not looked at twice in one call. */
     struct tcpsm_epitem *last = ep->rd_tail;

@@ -65,6 +65,7 @@ static int slot_take(int pid)
             p->left = false;
             p->driving = false;
             p->nheld = 0;
+            p->image = rt_image();
             p->reserved_at = rt_now();
             atomic_store(&p->pid, pid);
             return i;
@@ -81,6 +82,7 @@ int rt_attach(char *err, size_t errlen)
         rt.reg = shm_region_attach(rt.reg_name, rt.set.shm_mb, &created, err, errlen);
         if (!rt.reg)
             return -1;
+        rt_alloc_install();     /* before anything below can reach the core */
         rt_lock();
         if (rt.reg->dead) {
             /* The last process left it as we opened it: take the next one. */
@@ -121,6 +123,7 @@ int rt_attach(char *err, size_t errlen)
                  * threads are gone. */
                 forget_waiters(i);
                 rt.me = i;
+                p->image = rt_image();
                 break;
             }
         }
@@ -176,10 +179,38 @@ void rt_id_free(struct rt_sock *rs)
     }
 }
 
+uintptr_t rt_image(void)
+{
+    return (uintptr_t)&tcpsm_stack_new;
+}
+
+bool rt_native(void)
+{
+    return !rt.sh->st || rt.sh->image == rt_image();
+}
+
 /* The last reference is gone: the socket closes (the core frees it when
  * the connection is over), blocked callers get -EBADF. */
 static void final_close(struct rt_sock *rs, bool abort)
 {
+    if (!rt_native()) {
+        /* An exec'd program (e.g. the child of socat EXEC:) cannot run the
+         * core: a process that can does it. */
+        rs->d_abort = rs->d_abort || abort;
+        if (!rs->deferred) {
+            rs->deferred = true;
+            rs->d_next = rt.sh->deferred;
+            rt.sh->deferred = rs;
+        }
+        for (int i = 0; i < RT_MAX_PROCS; i++) {
+            struct rt_proc *p = &rt.sh->procs[i];
+            if (atomic_load(&p->pid) > 0 && p->driving && p->image == rt.sh->image) {
+                rt_kick(i);
+                break;
+            }
+        }
+        return;
+    }
     struct tcpsm_sock *sk = rs->sk;
     rt_id_free(rs);
     if (sk) {
@@ -264,8 +295,20 @@ static void forget_proc(int i, bool abort)
     atomic_store(&rt.sh->procs[i].pid, 0);
 }
 
+void rt_run_deferred(void)
+{
+    while (rt.sh->deferred) {
+        struct rt_sock *rs = rt.sh->deferred;
+        rt.sh->deferred = rs->d_next;
+        rs->deferred = false;
+        final_close(rs, rs->d_abort);
+    }
+}
+
 void rt_reap(void)
 {
+    if (!rt_native())
+        return;                 /* one that may run the core does it */
     uint64_t now = rt_now();
     for (int i = 0; i < RT_MAX_PROCS; i++) {
         if (i == rt.me)

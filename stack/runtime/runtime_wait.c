@@ -295,6 +295,8 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
         drain(w);
         return 0;
     }
+    if (rt_proc_ready() < 0)
+        return -ENETDOWN;
     struct timespec ts, *tsp = NULL;
     if (deadline != UINT64_MAX) {
         uint64_t now = rt_now();
@@ -354,6 +356,10 @@ int tcpsm_poller_begin(void)
         int e = rt.me < 0 || rt.down ? ENETDOWN : errno;
         rt_unlock();
         return -e;
+    }
+    if (rt_proc_ready() < 0) {
+        rt_unlock();
+        return -ENETDOWN;
     }
     drain(w);
     w->polling = true;
