@@ -251,7 +251,7 @@ static void drain(struct rt_waiter *w)
 
 unsigned rt_link_service(void)
 {
-    if (!rt.started || rt.down || rt.np.fd < 0)
+    if (!rt.started || rt.down || rt.np.fd < 0 || !rt.np.rx)
         return 0;
     struct tcpsm_frame frames[NETDEV_PACKET_BATCH];
     unsigned total = 0;
