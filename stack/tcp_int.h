@@ -37,7 +37,9 @@
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_BATCH_MAX       64          /* connections with work deferred to the end of an input batch */
-#define TCP_RING_INIT       (16u * 1024u)   /* first allocation of a buffer ring */
+#define TCP_RING_INIT       (4u * 1024u)    /* first allocation of a buffer ring */
+#define TCP_MEM_MAX_DEF     (128u << 20)    /* buffer memory of the whole stack (README) */
+#define TCP_OFO_SEGS_MAX    64          /* out-of-order segments held per connection */
 #define TCP_CHALLENGE_PER_S 1000
 #define TCP_COOKIE_BITS     24          /* Linux syncookies.c: low 24 bits data + hash */
 #define TCP_COOKIE_PERIOD_NS (60 * SEC_NS)  /* cookie counter tick (Linux 60 s) */
@@ -61,6 +63,14 @@ struct tcp_ooo {
     uint32_t start[TCP_OOO_MAX], end[TCP_OOO_MAX];
     unsigned n;
     uint32_t last;                      /* start of the latest segment (RFC 2018 4) */
+};
+
+/* One out-of-order segment, held apart from the receive ring (Linux's
+ * out-of-order queue): memory follows the data held, not its offset. */
+struct tcp_ofo {
+    struct tcp_ofo *next;               /* by sequence */
+    uint32_t seq, len;
+    uint8_t data[];
 };
 
 /* Parsed options of one segment. */
@@ -153,7 +163,9 @@ struct tcpsm_sock {
 
     /* buffers */
     struct tcp_ring sndq, rcvq;
-    struct tcp_ooo ooo;
+    struct tcp_ooo ooo;                 /* ranges held out of order (SACK blocks) */
+    struct tcp_ofo *ofo;                /* ... and their bytes */
+    uint32_t ofo_n, ofo_bytes;
     uint32_t sndbuf, rcvbuf;
     /* receive buffer auto-tuning (tcp_sock.c): ceiling (0 = fixed, e.g.
      * after SO_RCVBUF), bytes read since rcvq_time, receiver's RTT */
@@ -232,6 +244,10 @@ struct tcp_stack {
     /* connections owing an ACK or a wake-up at the end of the input batch */
     struct tcpsm_sock *batch[TCP_BATCH_MAX];
     unsigned nbatch;
+    /* buffer memory (Linux tcp_mem): bytes in rings and out-of-order
+     * segments; pressure from 3/4 of mem_max down to 1/2 */
+    size_t mem_used, mem_max;
+    bool mem_pressure;
     /* RFC 5961 7 challenge ACK rate limit: a budget drawn at random in
      * [limit/2, 3*limit/2) each second (Linux after CVE-2016-5696) */
     uint64_t chal_sec;
@@ -299,6 +315,14 @@ size_t tcp_opt_len(const struct tcpsm_sock *sk, uint8_t flags, bool with_sack);
 uint32_t tcp_ts_now(const struct tcpsm_sock *sk, uint64_t now);
 
 /* tcp_buf.c */
+bool tcp_mem_charge(struct tcp_stack *ts, size_t n, bool force);
+void tcp_mem_uncharge(struct tcp_stack *ts, size_t n);
+int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, uint32_t limit,
+                     bool force);
+void tcp_ring_release(struct tcpsm_sock *sk, struct tcp_ring *r);
+int tcp_ofo_insert(struct tcpsm_sock *sk, uint32_t seq, const uint8_t *data, uint32_t len);
+uint32_t tcp_ofo_pull(struct tcpsm_sock *sk);
+void tcp_ofo_purge(struct tcpsm_sock *sk);
 int ring_alloc(struct tcp_ring *r, uint32_t cap);
 void ring_free(struct tcp_ring *r);
 int ring_grow(struct tcp_ring *r, uint32_t cap);

@@ -115,6 +115,9 @@ struct tcpsm_config {
                                    tcp_rmem[2]); 0 or <= rcvbuf: no auto-tuning */
     uint32_t msl_ms;            /* MSL; TIME-WAIT lasts 2*MSL (default 30000) */
     uint32_t neigh_max;         /* neighbour cache entries (default 256) */
+    uint64_t mem_max;           /* TCP buffer memory of the stack, bytes (default 128 MiB):
+                                   pressure from 3/4 (no out-of-order data kept, no
+                                   auto-tuning), receive data refused beyond it */
 
     /* Called (under the caller's lock) when a socket's readiness may have
      * changed; events is the new tcpsm_sock_poll() value. */
@@ -143,7 +146,10 @@ struct tcpsm_counters {
              tcp_ack_skipped,           /* reflexive ACKs withheld by the rate limits (RFC 5961 7) */
              tcp_listen_syns,           /* SYNs that reached a listener */
              tcp_syncookies_sent, tcp_syncookies_recv, tcp_syncookies_failed,
-             tcp_tw_recycled;           /* TIME-WAIT TCBs ended early: the table was full */
+             tcp_tw_recycled,           /* TIME-WAIT TCBs ended early: the table was full */
+             tcp_drop_mem,              /* data refused: buffer memory at its cap or pressure */
+             tcp_mem_pressure,          /* times the stack entered memory pressure */
+             tcp_ofo_pruned;            /* out-of-order segments dropped under pressure */
 };
 
 /* Create a stack bound to dev. Returns NULL on bad config or no memory. */
@@ -172,6 +178,9 @@ const struct tcpsm_counters *tcpsm_stack_counters(const struct tcpsm_stack *st);
 uint32_t tcpsm_stack_addr(const struct tcpsm_stack *st);
 /* Number of TCBs alive (any state, incl. TIME-WAIT and unaccepted). */
 size_t tcpsm_stack_nsocks(const struct tcpsm_stack *st);
+/* TCP buffer memory in use (rings and out-of-order segments), bytes; the
+ * cap (mem_max) and whether the stack is under pressure, if asked. */
+size_t tcpsm_stack_mem(const struct tcpsm_stack *st, size_t *max, bool *pressure);
 
 /* ---------------------------------------------------------------- sockets
  *
