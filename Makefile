@@ -45,7 +45,7 @@ PYTOOLS_B := $(PYTOOLS:tools/%=$(B)/libexec/%)
 # The integration tests `make test SAN=1` runs under the sanitized library (~30 s): the cheapest
 # few that cover a client (curl), a server (nginx), epoll, the shim's API edge cases, the error
 # paths (RST from the peer, a vanished peer, a refused connect) and exit with connections open.
-SAN_TESTS ?= curl_download nginx_server epoll_echo api_check peer_reset peer_vanish refused exit_cleanup
+SAN_TESTS ?= curl_download nginx_server epoll_echo epoll_semantics api_check peer_reset peer_vanish refused exit_cleanup
 
 .PHONY: all lib tools unit test integration demo bench fuzz deps clean help install uninstall
 .DEFAULT_GOAL := all

@@ -177,6 +177,7 @@ int shim_make_stack(struct shim_sock *s)
     }
     s->sk = sk;
     atomic_store_explicit(&s->state, SHIM_STACK, memory_order_release);
+    shim_epoll_attach(s);
     return 0;
 }
 

@@ -183,6 +183,8 @@ void shim_epoll_handover(struct shim_sock *s);
 /* s (a stack listener) now also listens on its placeholder fd: its interest
  * items are mirrored into the real epoll instances. */
 void shim_epoll_klisten(struct shim_sock *s);
+/* s became the stack's (state STACK): its interest items start hearing its events. */
+void shim_epoll_attach(struct shim_sock *s);
 void shim_ep_unref(struct shim_ep *ep);
 void shim_ep_ref(struct shim_ep *ep);
 

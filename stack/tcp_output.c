@@ -6,6 +6,7 @@
 
 #include "csum.h"
 #include "ipv4.h"
+#include "ipv6.h"
 #include "tcp_int.h"
 
 #define TCP_HDR 20
@@ -38,11 +39,28 @@ static void fill_hdr(uint8_t *p, uint16_t sport, uint16_t dport, uint32_t seq, u
     put16(p + 18, 0);
 }
 
-static void finish(struct tcpsm_stack *st, uint32_t src, uint32_t dst, uint8_t *p, size_t len)
+/* Room for a segment of l4_len bytes toward dst's family. */
+static uint8_t *out_begin(struct tcpsm_stack *st, const struct tcpsm_addr *dst, size_t l4_len)
 {
-    put16(p + 16, csum_fold(csum_partial(p, len, csum_pseudo(src, dst, IPPROTO_TCP_,
-                                                             (uint16_t)len))));
-    ipv4_out_commit(st, dst, IPPROTO_TCP_, len);
+    return addr_is_v4(dst) ? ipv4_out_begin(st, l4_len) : ipv6_out_begin(st, l4_len);
+}
+
+/* Checksum and hand to IP. tos is the TOS / traffic class byte, ttl the
+ * TTL / hop limit (-1: default). */
+static void finish(struct tcpsm_stack *st, const struct tcpsm_addr *src,
+                   const struct tcpsm_addr *dst, uint8_t *p, size_t len, int tos, int ttl)
+{
+    if (addr_is_v4(dst)) {
+        put16(p + 16, csum_fold(csum_partial(p, len, csum_pseudo(addr_v4(src), addr_v4(dst),
+                                                                 IPPROTO_TCP_, (uint16_t)len))));
+        ipv4_out_commit_tos(st, addr_v4(dst), IPPROTO_TCP_, len, (uint8_t)tos,
+                            ttl < 0 ? 0 : (uint8_t)ttl);
+    } else {
+        put16(p + 16, csum_fold(csum_partial(p, len, csum_pseudo6(src->b, dst->b, IPPROTO_TCP_,
+                                                                   (uint32_t)len))));
+        ipv6_out_commit(st, src->b, dst->b, IPPROTO_TCP_, len, (uint8_t)tos,
+                        ttl < 0 ? 0 : (uint8_t)ttl);
+    }
     st->cnt.tcp_out++;
 }
 
@@ -124,13 +142,13 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     struct tcpsm_stack *st = sk->st;
     bool sack = !(flags & (TCPSM_SYN | TCPSM_RST));
     size_t optlen = tcp_opt_len(sk, flags, sack);
-    if (sack && len && TCP_HDR + optlen + len > ipv4_mtu_l4(st) &&
+    if (sack && len && TCP_HDR + optlen + len > tcp_mtu_l4(sk) &&
         !(st->dev->features & TCPSM_NETDEV_F_TSO)) {
         sack = false;                   /* sized before the blocks appeared */
         optlen = tcp_opt_len(sk, flags, false);
     }
     size_t hl = TCP_HDR + optlen;
-    uint8_t *p = ipv4_out_begin(st, hl + len);
+    uint8_t *p = out_begin(st, &sk->raddr, hl + len);
     if (!p)
         return false;
     uint16_t wnd;
@@ -149,7 +167,7 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     tcp_opt_build(sk, p + TCP_HDR, flags, now, sack);
     if (len)
         ring_read_at(&sk->sndq, seq - sk->snd_buf_seq, p + hl, len);
-    finish(st, sk->laddr, sk->raddr, p, hl + len);
+    finish(st, &sk->laddr, &sk->raddr, p, hl + len, sk->tos, sk->ttl);
     sk->segs_out++;
     if (len) {
         sk->data_segs_out++;
@@ -440,7 +458,7 @@ void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg)
 {
     if (seg->flags & TCPSM_RST)
         return;
-    uint8_t *p = ipv4_out_begin(st, TCP_HDR);
+    uint8_t *p = out_begin(st, &seg->src, TCP_HDR);
     if (!p)
         return;
     if (seg->flags & TCPSM_ACK) {
@@ -450,6 +468,6 @@ void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg)
                        ((seg->flags & TCPSM_FIN) ? 1 : 0);
         fill_hdr(p, seg->dport, seg->sport, 0, ack, TCP_HDR, TCPSM_RST | TCPSM_ACK, 0);
     }
-    finish(st, seg->dst, seg->src, p, TCP_HDR);
+    finish(st, &seg->dst, &seg->src, p, TCP_HDR, 0, -1);
     st->cnt.tcp_rst_out++;
 }

@@ -1,9 +1,9 @@
 /* The AF_PACKET link: a struct tcpsm_netdev on a real interface.
  *
  * Receives only what concerns the stack (a classic BPF filter: frames to our
- * MAC, broadcast ARP), never its own outgoing frames, in batches of up to
- * NETDEV_PACKET_BATCH (recvmmsg); sends in batches (sendmmsg). Both
- * directions are batch-shaped so a TPACKET_V3 ring or PACKET_VNET_HDR
+ * MAC, broadcast ARP, IPv6 multicast for neighbour discovery), never its own
+ * outgoing frames, in batches of up to NETDEV_PACKET_BATCH (recvmmsg); sends
+ * in batches (sendmmsg). Both directions are batch-shaped so a TPACKET_V3 ring or PACKET_VNET_HDR
  * backend can replace the copies without touching the core. */
 #ifndef TCPSM_NETDEV_PACKET_H
 #define TCPSM_NETDEV_PACKET_H
