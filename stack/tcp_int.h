@@ -97,6 +97,15 @@ struct tcp_seg {
 
 struct congestion_ops;
 
+/* CUBIC's state (tcp_cubic.c), windows in segments, times in seconds. */
+struct cubic_state {
+    double w_max;                       /* window before the last reduction */
+    double k;                           /* time to get back to it */
+    double w_est;                       /* Reno-friendly estimate (RFC 9438 4.3) */
+    double frac;                        /* growth not yet a whole byte */
+    uint64_t epoch;                     /* start of this congestion avoidance epoch, 0 = none */
+};
+
 /* SYNs seen by a listener (and by the stack): counts, and the rate over
  * the last whole second. */
 struct tcp_syn_stats {
@@ -201,6 +210,8 @@ struct tcpsm_sock {
 
     /* congestion (tcp_cong.c) */
     const struct congestion_ops *cc;
+    uint8_t cc_pref;                    /* TCPSM_CC_*: TCP_CONGESTION */
+    struct cubic_state cubic;
     uint32_t cwnd, ssthresh, recover, cwnd_acc;
     struct tcp_ooo sacked;              /* SACK scoreboard above snd_una (tcp_sack.c) */
     uint32_t high_rxt;                  /* RFC 6675 HighRxt */
@@ -395,7 +406,8 @@ struct congestion_ops {
     void (*on_ack)(struct tcpsm_sock *sk, uint32_t acked);     /* new data ACKed, not in recovery */
     uint32_t (*ssthresh)(struct tcpsm_sock *sk);                /* on loss */
 };
-extern const struct congestion_ops tcp_newreno;
+extern const struct congestion_ops tcp_newreno, tcp_cubic;
+const struct congestion_ops *tcp_cong_ops(int which);
 void tcp_cong_init(struct tcpsm_sock *sk);
 /* ACK processing; returns true if the caller should retransmit the head now. */
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now);

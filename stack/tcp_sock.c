@@ -709,6 +709,17 @@ int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
             return -EINVAL;
         sk->user_timeout_ms = (uint32_t)val;
         return 0;
+    case TCPSM_OPT_CONGESTION:
+        if (val != TCPSM_CC_RENO && val != TCPSM_CC_CUBIC)
+            return -ENOENT;             /* Linux: no such algorithm */
+        sk->cc_pref = (uint8_t)val;
+        if (sk->cc && sk->cc != tcp_cong_ops(val)) {
+            /* a live connection keeps its window; the new algorithm
+             * starts its own state (Linux tcp_reinit_congestion_control) */
+            sk->cc = tcp_cong_ops(val);
+            memset(&sk->cubic, 0, sizeof(sk->cubic));
+        }
+        return 0;
     case TCPSM_OPT_IPV6:
         /* the socket's family: only before bind/connect */
         if (sk->lport || sk->state != TCPSM_CLOSED)
@@ -760,6 +771,7 @@ int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val)
         return 0;
     case TCPSM_OPT_REUSEADDR: *val = sk->reuseaddr; return 0;
     case TCPSM_OPT_USER_TIMEOUT: *val = (int)sk->user_timeout_ms; return 0;
+    case TCPSM_OPT_CONGESTION: *val = sk->cc_pref; return 0;
     case TCPSM_OPT_IPV6: *val = sk->ipv6; return 0;
     case TCPSM_OPT_V6ONLY: *val = sk->v6only; return 0;
     case TCPSM_OPT_TOS: *val = sk->tos; return 0;

@@ -175,6 +175,9 @@ struct tcpsm_counters {
     uint64_t icmp6_in, icmp6_echo_reply_out, icmp6_unreach_in, icmp6_ptb_in, icmp6_err_out,
              icmp6_drop_bad, nd_ns_in, nd_ns_out, nd_na_in, nd_na_out, nd_rs_out, nd_ra_in,
              nd_drop_bad, nd_dad_dup;
+    /* IPv4 reassembly: fragments in, datagrams made, given up (overlap, bound, eviction),
+     * expired (30 s) */
+    uint64_t ip_frag_in, ip_reasm_ok, ip_reasm_fail, ip_reasm_timeout;
 };
 
 /* Create a stack bound to dev. Returns NULL on bad config or no memory. */
@@ -293,7 +296,12 @@ enum tcpsm_opt {
     TCPSM_OPT_TOS,          /* IP_TOS / IPV6_TCLASS, 0..255 (-1: 0); the ECN bits stay 0 */
     TCPSM_OPT_TTL,          /* IP_TTL / IPV6_UNICAST_HOPS, 1..255, -1 = default (64) */
     TCPSM_OPT_MTU,          /* get only: IP_MTU / IPV6_MTU, the path MTU; -ENOTCONN unconnected */
+    TCPSM_OPT_CONGESTION,   /* TCP_CONGESTION: TCPSM_CC_RENO (default) or TCPSM_CC_CUBIC
+                               (RFC 9438); -ENOENT for another */
 };
+#define TCPSM_OPT_COUNT (TCPSM_OPT_CONGESTION + 1)     /* number of options */
+#define TCPSM_CC_RENO  0
+#define TCPSM_CC_CUBIC 1
 /* -EINVAL for a value out of range, -ENOPROTOOPT for an unknown option. */
 int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val);
 int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val);
