@@ -135,7 +135,7 @@ static int ep_real_fd(struct shim_ep *ep)
 {
     for (int i = -1; i < shim_nslots; i++) {
         int epfd = i < 0 ? ep->fd : i;
-        if (epfd >= 0 && epfd < shim_nslots && atomic_load(&shim_eps[epfd]) == ep)
+        if (shim_ep_at(epfd) == ep)
             return epfd;
     }
     return -1;
@@ -201,16 +201,13 @@ void shim_epoll_klisten(struct shim_sock *s)
  * another thread may close epfd at any time. */
 static struct shim_ep *ep_get(int epfd)
 {
-    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || epfd < 0 || epfd >= shim_nslots)
-        return NULL;
-    return atomic_load_explicit(&shim_eps[epfd], memory_order_acquire);
+    return shim_ep_at(epfd);
 }
 
 static int ep_new(int epfd)
 {
     if (epfd < 0 || !atomic_load_explicit(&shim_on, memory_order_relaxed))
         return epfd;
-    shim_fd_release(epfd);      /* stale entries of an fd closed behind our back */
     if (epfd >= shim_nslots)
         return epfd;            /* beyond the table: kernel fds only (a debug line at ctl) */
     int e = 0;
@@ -235,7 +232,7 @@ static int ep_new(int epfd)
     }
     ep->refs = 1;
     ep->fd = epfd;
-    atomic_store(&shim_eps[epfd], ep);
+    shim_fd_install_ep(epfd, ep);       /* drops a stale entry of an fd closed behind our back */
     return epfd;
 fail:
     if (ep)
@@ -529,4 +526,20 @@ EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
 {
     return do_wait(epfd, ev, max, timeout, mask, true);
+}
+
+/* fork (shim.h): the epoll lock comes after table_mu and the socket locks. */
+void shim_epoll_atfork_prepare(void)
+{
+    pthread_mutex_lock(&ep_mu);
+}
+
+void shim_epoll_atfork_parent(void)
+{
+    pthread_mutex_unlock(&ep_mu);
+}
+
+void shim_epoll_atfork_child(void)
+{
+    pthread_mutex_unlock(&ep_mu);
 }
