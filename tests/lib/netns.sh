@@ -40,6 +40,7 @@ PEER_IP6=2001:2::1
 PREFIX6=64
 NETNS_V6=0
 KSTACK_IP=198.18.0.2      # optional kernel address on the stack side (kaddr)
+KSTACK_IP6=2001:2::2      # and its IPv6 twin (kaddr v6)
 PREFIX=24
 TCPSM_SAN=${TCPSM_SAN:-0}
 if [ "$TCPSM_SAN" = 1 ]; then TCPSM_BUILD=$TCPSM_ROOT/build/san; else TCPSM_BUILD=$TCPSM_ROOT/build; fi
@@ -196,6 +197,10 @@ netns_setup() {
     fi
     if [ "$kaddr" = 1 ]; then
         ip -n "$NS_S" addr add "$KSTACK_IP/$PREFIX" dev "$IF_S"
+        if [ "$NETNS_V6" = 1 ]; then
+            _netns_v6_on "$NS_S" "$IF_S"
+            ip -n "$NS_S" addr add "$KSTACK_IP6/$PREFIX6" dev "$IF_S" nodad || die "ip addr $KSTACK_IP6"
+        fi
     fi
     ip -n "$NS_S" link set "$IF_S" up
     ip -n "$NS_P" link set "$IF_P" up
