@@ -45,6 +45,10 @@ Options (each sets the environment variable named after it):
                                      4K..16M, suffix K or M)
   --rcvbuf SIZE     TCPSM_RCVBUF     per-socket receive buffer (default 256K)
   --rcvbuf-max SIZE TCPSM_RCVBUF_MAX receive buffer auto-tuning ceiling (4M)
+  --spin US         TCPSM_SPIN_US    busy polling: the thread that polls the
+                                     link for the others spins this long (0..1000000
+                                     microseconds) before it sleeps; one spinner at
+                                     most (default 0: never spin)
   --run-dir DIR     TCPSM_RUN_DIR    where the stack publishes its stats region
                                      and control socket for tcpsm stat/capture
                                      (default /run/tcpsm; 0 = not at all)
@@ -158,6 +162,8 @@ while [ $# -gt 0 ]; do
         --rcvbuf=*) export TCPSM_RCVBUF=${1#*=}; shift ;;
         --rcvbuf-max) need_arg "$@"; export TCPSM_RCVBUF_MAX=$2; shift 2 ;;
         --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
+        --spin) need_arg "$@"; export TCPSM_SPIN_US=$2; shift 2 ;;
+        --spin=*) export TCPSM_SPIN_US=${1#*=}; shift ;;
         --run-dir) need_arg "$@"; export TCPSM_RUN_DIR=$2; shift 2 ;;
         --run-dir=*) export TCPSM_RUN_DIR=${1#*=}; shift ;;
         --profile) need_arg "$@"; profile=$2; shift 2 ;;
