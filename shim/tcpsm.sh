@@ -55,9 +55,8 @@ Options (each sets the environment variable named after it):
   --profile NAME    a set of the settings above, for variables not set
                     otherwise (options and the environment win):
                       default     nothing changed
-                      latency     TCPSM_RCVBUF_MAX=1M (short queues)
-                                  and, when the library has it,
-                                  TCPSM_SPIN_US=50 (spin before sleeping)
+                      latency     TCPSM_SPIN_US=50 (spin before sleeping)
+                                  TCPSM_RCVBUF_MAX=1M (short queues)
                       throughput  TCPSM_SNDBUF=1M TCPSM_RCVBUF=1M
                                   TCPSM_RCVBUF_MAX=16M
   --help                         this text
@@ -187,11 +186,8 @@ done
 case $profile in
     ''|default) ;;
     latency)
-        : "${TCPSM_RCVBUF_MAX:=1M}"; export TCPSM_RCVBUF_MAX
-        # Spinning is a newer setting: set it only for a library that reads it.
-        if grep -qa TCPSM_SPIN_US "$lib" 2>/dev/null; then
-            : "${TCPSM_SPIN_US:=50}"; export TCPSM_SPIN_US
-        fi ;;
+        : "${TCPSM_SPIN_US:=50}" "${TCPSM_RCVBUF_MAX:=1M}"
+        export TCPSM_SPIN_US TCPSM_RCVBUF_MAX ;;
     throughput)
         : "${TCPSM_SNDBUF:=1M}" "${TCPSM_RCVBUF:=1M}" "${TCPSM_RCVBUF_MAX:=16M}"
         export TCPSM_SNDBUF TCPSM_RCVBUF TCPSM_RCVBUF_MAX ;;
