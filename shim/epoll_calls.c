@@ -135,7 +135,7 @@ static int ep_real_fd(struct shim_ep *ep)
 {
     for (int i = -1; i < shim_nslots; i++) {
         int epfd = i < 0 ? ep->fd : i;
-        if (epfd >= 0 && epfd < shim_nslots && atomic_load(&shim_eps[epfd]) == ep)
+        if (shim_ep_at(epfd) == ep)
             return epfd;
     }
     return -1;
@@ -201,16 +201,13 @@ void shim_epoll_klisten(struct shim_sock *s)
  * another thread may close epfd at any time. */
 static struct shim_ep *ep_get(int epfd)
 {
-    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || epfd < 0 || epfd >= shim_nslots)
-        return NULL;
-    return atomic_load_explicit(&shim_eps[epfd], memory_order_acquire);
+    return shim_ep_at(epfd);
 }
 
 static int ep_new(int epfd)
 {
     if (epfd < 0 || !atomic_load_explicit(&shim_on, memory_order_relaxed))
         return epfd;
-    shim_fd_release(epfd);      /* stale entries of an fd closed behind our back */
     if (epfd >= shim_nslots)
         return epfd;            /* beyond the table: kernel fds only (a debug line at ctl) */
     int e = 0;
@@ -235,7 +232,7 @@ static int ep_new(int epfd)
     }
     ep->refs = 1;
     ep->fd = epfd;
-    atomic_store(&shim_eps[epfd], ep);
+    shim_fd_install_ep(epfd, ep);       /* drops a stale entry of an fd closed behind our back */
     return epfd;
 fail:
     if (ep)
@@ -471,6 +468,8 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
         goto out;
     }
     int64_t deadline = timeout >= 0 ? shim_now_ns() + (int64_t)timeout * 1000000 : -1;
+    /* Registered as a poller: this thread may lead (poll the link) while it sleeps. */
+    int efd = tcpsm_rt_enabled() ? tcpsm_poller_begin() : -1;
     for (;;) {
         int n = 0;
         bool stack_ready = false;
@@ -503,7 +502,29 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
         int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000 > INT32_MAX ? INT32_MAX
                                                                              : (left + 999999) / 1000000);
         tcpsm_ep_sleeping(ep->rep, 1);
-        int k = kernel_wait(epfd, ev, max, ms, mask, &stack_ready);
+        int k;
+        int lfd = efd >= 0 ? tcpsm_sleep_begin() : -1;
+        if (efd < 0) {
+            k = kernel_wait(epfd, ev, max, ms, mask, &stack_ready);
+        } else {
+            /* The real epoll fd, this thread's eventfd (a hand-over of the
+             * link, a signal handler) and, if it leads, the link itself. */
+            struct pollfd p[3] = { { .fd = epfd, .events = POLLIN }, { .fd = efd, .events = POLLIN },
+                                   { .fd = lfd, .events = POLLIN } };
+            struct timespec ts, *tsp = NULL;
+            if (left >= 0) {
+                ts.tv_sec = left / 1000000000;
+                ts.tv_nsec = left % 1000000000;
+                tsp = &ts;
+            }
+            k = REAL(ppoll)(p, 3, tsp, mask);
+            k = k < 0 ? -errno : 0;
+            tcpsm_sleep_end(k == 0 && (p[2].revents & (POLLIN | POLLERR)));
+            if (k == 0 && (p[1].revents & POLLIN))
+                tcpsm_poller_begin();   /* drains the eventfd */
+            if (k == 0 && (p[0].revents & POLLIN))
+                k = kernel_wait(epfd, ev, max, 0, NULL, &stack_ready);
+        }
         tcpsm_ep_sleeping(ep->rep, -1);
         if (k < 0) {
             ret = k;
@@ -514,6 +535,8 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             break;
         }
     }
+    if (efd >= 0)
+        tcpsm_poller_end();
 out:
     shim_ep_unref(ep);
     return (int)shim_ret(ret);
@@ -529,4 +552,20 @@ EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
 {
     return do_wait(epfd, ev, max, timeout, mask, true);
+}
+
+/* fork (shim.h): the epoll lock comes after table_mu and the socket locks. */
+void shim_epoll_atfork_prepare(void)
+{
+    pthread_mutex_lock(&ep_mu);
+}
+
+void shim_epoll_atfork_parent(void)
+{
+    pthread_mutex_unlock(&ep_mu);
+}
+
+void shim_epoll_atfork_child(void)
+{
+    pthread_mutex_unlock(&ep_mu);
 }

@@ -38,9 +38,46 @@ EXPORT int close(int fd)
     return REAL(close)(fd);
 }
 
+/* glibc's other name for close (some libraries call it). */
+int __close(int fd);
+EXPORT int __close(int fd)
+{
+    return close(fd);
+}
+
+/* fclose closes the fd with glibc's internal close, which is not
+ * interposed: forget the fd first (a socket used through fdopen). */
+EXPORT int fclose(FILE *fp)
+{
+    if (fp && shim_nslots) {
+        int fd = fileno(fp);
+        if (fd >= 0 && !guarded(fd))
+            shim_fd_release(fd);
+    }
+    return REAL(fclose)(fp);
+}
+
+/* A vfork child shares the parent's memory, fd table included: a close or
+ * dup2 there (before exec) would change the parent's table and close its
+ * connections. vfork is fork here (POSIX allows it): the child gets its own
+ * copy of the table, and the fork handlers run. posix_spawn, system and
+ * popen clone with CLONE_VM|CLONE_VFORK too, but their child only makes
+ * glibc-internal calls (never these), so they keep their speed. */
+pid_t __vfork(void);
+EXPORT pid_t vfork(void)
+{
+    return fork();
+}
+
+EXPORT pid_t __vfork(void)
+{
+    return fork();
+}
+
 /* close_range/closefrom (daemons close every fd they did not open): the
- * runtime's fds are skipped, every closed fd is forgotten. Flags other
- * than plain closing (CLOSE_RANGE_CLOEXEC) pass through: nothing closes. */
+ * runtime's fds are skipped, every closed fd is forgotten (also with
+ * CLOSE_RANGE_UNSHARE, which closes them in the caller's new table).
+ * CLOSE_RANGE_CLOEXEC passes through: nothing closes. */
 static int close_span(unsigned a, unsigned b, unsigned flags)
 {
     return (int)syscall(SYS_close_range, a, b, flags);
@@ -48,23 +85,23 @@ static int close_span(unsigned a, unsigned b, unsigned flags)
 
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
-    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || (flags & ~4) || first > last)
-        return close_span(first, last, (unsigned)flags);    /* 4: CLOSE_RANGE_CLOEXEC */
-    if (flags)
+    /* 2: CLOSE_RANGE_UNSHARE, 4: CLOSE_RANGE_CLOEXEC */
+    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || (flags & ~6) || (flags & 4) ||
+        first > last)
         return close_span(first, last, (unsigned)flags);
     /* Runtime fds and table slots both live below 2^20 (SHIM_MAX_FDS). */
     unsigned top = last < SHIM_MAX_FDS ? last : SHIM_MAX_FDS - 1;
     unsigned run = first;
     for (unsigned fd = first; fd <= top; fd++) {
         if (guarded((int)fd)) {
-            if (fd > run && close_span(run, fd - 1, 0) < 0)
+            if (fd > run && close_span(run, fd - 1, (unsigned)flags) < 0)
                 return -1;
             run = fd + 1;
             continue;
         }
         shim_fd_release((int)fd);
     }
-    if (run <= last && close_span(run, last, 0) < 0)
+    if (run <= last && close_span(run, last, (unsigned)flags) < 0)
         return -1;
     return 0;
 }
