@@ -99,6 +99,22 @@ struct shim_real {
     int (*inotify_init)(void);
     int (*inotify_init1)(int);
     int (*fanotify_init)(unsigned int, unsigned int);
+    FILE *(*fopen)(const char *, const char *);
+    FILE *(*fopen64)(const char *, const char *);
+    FILE *(*freopen)(const char *, const char *, FILE *);
+    FILE *(*freopen64)(const char *, const char *, FILE *);
+    FILE *(*tmpfile)(void);
+    FILE *(*tmpfile64)(void);
+    FILE *(*popen)(const char *, const char *);
+    struct __dirstream *(*opendir)(const char *);
+    int (*mkstemp)(char *);
+    int (*mkstemp64)(char *);
+    int (*mkostemp)(char *, int);
+    int (*mkostemp64)(char *, int);
+    int (*mkstemps)(char *, int);
+    int (*mkstemps64)(char *, int);
+    int (*mkostemps)(char *, int, int);
+    int (*mkostemps64)(char *, int, int);
 };
 
 extern struct shim_real shim_real;
@@ -126,7 +142,8 @@ static inline long shim_ret(long r)
 
 enum shim_state { SHIM_UNDECIDED, SHIM_STACK, SHIM_KERNEL };
 
-#define SHIM_NOPTS 12   /* enum tcpsm_opt values 0..TCPSM_OPT_USER_TIMEOUT */
+#define SHIM_NOPTS TCPSM_OPT_COUNT     /* every enum tcpsm_opt value can be recorded */
+_Static_assert(SHIM_NOPTS <= 32, "opt_set is a 32-bit mask");
 
 struct shim_epitem;
 
@@ -141,6 +158,8 @@ struct shim_sock {
     uint32_t opt_set;           /* options recorded before sk exists */
     int opt_val[SHIM_NOPTS];
     int reuseport, defer_accept, quickack;
+    int family;                 /* AF_INET or AF_INET6 */
+    int pmtudisc;               /* IP(V6)_MTU_DISCOVER as set (the stack always does PMTUD) */
     /* A stack listener on INADDR_ANY also listens on its placeholder, so
      * that loopback clients (the kernel's) reach it too. */
     atomic_bool klisten;

@@ -51,6 +51,9 @@ struct rt_waiter {
     struct rt_wqe bq;           /* the entry of its blocking call (one at a time) */
     bool signalled;             /* an eventfd write is pending (under the lock) */
     bool polling;               /* between tcpsm_poller_begin and _end */
+    bool leading;               /* polls the link for everyone (rt.leader == this) */
+    bool following;             /* on rt.followers: asleep, may be asked to lead */
+    struct rt_waiter *f_next, *f_prev;  /* on rt.followers */
     bool on_pollers;            /* on rt.pollers: every connection end wakes it */
     struct rt_waiter *p_next, *p_prev;  /* on rt.pollers */
     /* Poll registrations: tcpsm_poll() of a socket while polling queues one
@@ -122,6 +125,8 @@ struct rt_state {
     struct rt_settings set;
     uint32_t kaddr[64];         /* the kernel's own IPv4 addresses (host order), for routing */
     unsigned nkaddr;
+    uint8_t kaddr6[32][16];     /* and IPv6 ones */
+    unsigned nkaddr6;
 
     struct shm_region *reg;     /* mapped at config time */
     struct rt_shared *sh;       /* reg->root */
@@ -143,6 +148,14 @@ struct rt_state {
     int rx_stop_efd, rx_ep;
     uint64_t svc_sleep_until;   /* deadline the service thread sleeps to, 0 when awake */
     bool svc_stop;
+
+    /* Leader/follower receive (runtime_wait.c), within this process: the
+     * thread polling the link while it sleeps, the others asleep, and when
+     * the last leader left (the receive thread stays off the link for
+     * RX_PARK_NS after it). */
+    struct rt_waiter *leader, *followers;
+    _Atomic bool lead_active;
+    _Atomic uint64_t lead_last;
 };
 
 extern struct rt_state rt;
@@ -178,6 +191,11 @@ void rt_sock_unref(struct rt_sock *rs);
  * ns, UINT64_MAX = none) or a signal handler. 0 woken, -EAGAIN deadline
  * passed, -EINTR. Returns at once if already signalled. */
 int rt_wait(struct rt_waiter *w, uint64_t deadline);
+/* Under lock: receives a bounded batch from the link, hands it to the core
+ * and runs due timers. Returns the frames taken. */
+unsigned rt_link_service(void);
+/* Under lock: w leaves the stack call: if nobody leads, ask a follower to. */
+void rt_lead_leave(struct rt_waiter *w);
 void rt_fd_own(int fd);
 void rt_fd_disown(int fd);
 /* Under lock: a thread is about to sleep having seen rs's readiness. */

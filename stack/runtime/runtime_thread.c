@@ -1,11 +1,10 @@
 /* Each process's two threads: the receive thread and the service thread.
  *
- * Receive: sleeps in epoll_wait on the packet socket (and a stop eventfd),
- * takes up to NETDEV_PACKET_BATCH frames per recvmmsg, and hands the whole
- * batch to the core under one lock hold; wake-ups happen inside that hold.
- * After fork several processes read the same packet socket: it is in each
- * process's epoll set with EPOLLEXCLUSIVE, so a frame wakes one of them.
- * Any process may process any frame: the stack is shared.
+ * Receive: sleeps in ppoll on the packet socket (and a stop eventfd) unless
+ * an application thread of this process leads (polls the link itself,
+ * runtime_wait.c), and hands what it receives to the core under the lock
+ * (rt_link_service). After fork several processes read the same packet
+ * socket; any process may process any frame: the stack is shared.
  *
  * Service: sleeps on this process's futex word in the shared region until
  * the core's next deadline; then runs the due timers. It is woken early
@@ -18,9 +17,9 @@
  * run on its own threads (and interrupt its own waits). */
 #include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -29,40 +28,47 @@
 #include "runtime.h"
 #include "runtime_ops.h"
 
-/* Batches handled before going back to epoll_wait, so stop requests are seen. */
-#define RX_BATCHES_PER_WAKE 16
+/* Service rounds (each up to 4 batches) before going back to ppoll, so stop requests are seen. */
+#define RX_BATCHES_PER_WAKE 4
 /* Link errors logged per process: a flapping link must not flood stderr. */
 #define RX_WARN_MAX 10
 /* How often a process looks for others that died, when there are others. */
 #define REAP_EVERY_NS 1000000000ull
 
+/* The receive thread stays off the link while an application thread
+ * polls it (runtime_wait.c, leader) and for this long after the last one
+ * left, so that a thread that comes straight back is not raced for its
+ * frames; past it, frames to idle sockets wait at most this long. */
+#define RX_PARK_NS (1000u * 1000u)
+
 static void *rx_main(void *arg)
 {
-    int ep = (int)(intptr_t)arg;
+    (void)arg;
     pthread_setname_np(pthread_self(), "tcpsm-rx");
-    struct tcpsm_frame frames[NETDEV_PACKET_BATCH];
     unsigned warnings = 0;
+    struct pollfd p[2] = {
+        { .fd = rt.np.fd, .events = POLLIN },
+        { .fd = rt.rx_stop_efd, .events = POLLIN },
+    };
     for (;;) {
-        struct epoll_event ev[2];
-        long r = syscall(SYS_epoll_pwait, ep, ev, 2, -1, NULL, 8);
+        uint64_t now = rt_now();
+        uint64_t last = atomic_load_explicit(&rt.lead_last, memory_order_relaxed);
+        bool park = atomic_load_explicit(&rt.lead_active, memory_order_relaxed) ||
+                    (last && now - last < RX_PARK_NS);
+        struct timespec ts = { 0, RX_PARK_NS };
+        if (park && last && now - last < RX_PARK_NS)
+            ts.tv_nsec = (long)(RX_PARK_NS - (now - last));
+        p[0].fd = park ? -1 : rt.np.fd;
+        long r = syscall(SYS_ppoll, p, 2, park ? &ts : NULL, NULL, 8);
         if (r < 0 && errno != EINTR) {
-            tcpsm_log(TCPSM_LOG_ERROR, "receive thread: epoll_wait: %s", strerror(errno));
-            break;
+            tcpsm_log(TCPSM_LOG_ERROR, "receive thread: ppoll: %s", strerror(errno));
+            return NULL;
         }
-        bool stop = false, in = false, err = false;
-        for (long i = 0; i < r; i++) {
-            if (ev[i].data.u32 == 1)
-                stop = true;
-            else {
-                in = true;
-                err = err || (ev[i].events & EPOLLERR);
-            }
-        }
-        if (stop)
-            break;
-        if (!in)
+        if (r <= 0)
             continue;
-        if (err) {
+        if (p[1].revents)
+            return NULL;
+        if (p[0].revents & POLLERR) {
             /* A pending socket error (e.g. ENETDOWN): read it to clear it. */
             int e = 0;
             socklen_t el = sizeof(e);
@@ -70,24 +76,16 @@ static void *rx_main(void *arg)
             if (warnings < RX_WARN_MAX && ++warnings)
                 tcpsm_log(TCPSM_LOG_WARN, "link %s: %s", rt.set.ifname, strerror(e));
         }
+        /* Receive under the lock: the link's buffers are shared with the
+         * leaders (an application thread that leads now takes it from here). */
         for (int b = 0; b < RX_BATCHES_PER_WAKE; b++) {
-            int n = netdev_packet_recv(&rt.np, frames, NETDEV_PACKET_BATCH);
-            if (n < 0) {
-                if (n != -EAGAIN && warnings < RX_WARN_MAX && ++warnings)
-                    tcpsm_log(TCPSM_LOG_WARN, "link %s: receive: %s", rt.set.ifname,
-                              strerror(-n));
-                break;
-            }
+            rt_lock();
+            unsigned n = rt.down || rt.leader ? 0 : rt_link_service();
+            rt_unlock();
             if (n == 0)
                 break;
-            rt_lock();
-            if (!rt.down)
-                tcpsm_stack_input(rt.sh->st, frames, (unsigned)n, rt_now());
-            rt_unlock();
         }
     }
-    syscall(SYS_close, ep);
-    return NULL;
 }
 
 void rt_kick(int proc)
@@ -150,29 +148,13 @@ int rt_threads_start(void)
     long efd = syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0)
         return -errno;
-    long ep = syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
-    if (ep < 0) {
-        int e = errno;
-        syscall(SYS_close, efd);
-        return -e;
-    }
-    struct epoll_event pev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = 0 };
-    struct epoll_event sev = { .events = EPOLLIN, .data.u32 = 1 };
-    if (syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, rt.np.fd, &pev) < 0 ||
-        syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, efd, &sev) < 0) {
-        int e = errno;
-        syscall(SYS_close, efd);
-        syscall(SYS_close, ep);
-        return -e;
-    }
     rt.rx_stop_efd = (int)efd;
     rt_fd_own(rt.rx_stop_efd);
-    rt_fd_own((int)ep);
 
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    int e = pthread_create(&rt.rx_thr, NULL, rx_main, (void *)(intptr_t)ep);
+    int e = pthread_create(&rt.rx_thr, NULL, rx_main, NULL);
     if (e == 0) {
         e = pthread_create(&rt.svc_thr, NULL, svc_main, NULL);
         if (e != 0) {
@@ -180,18 +162,14 @@ int rt_threads_start(void)
             syscall(SYS_write, rt.rx_stop_efd, &one, sizeof(one));
             pthread_join(rt.rx_thr, NULL);
         }
-    } else {
-        syscall(SYS_close, ep);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e != 0) {
-        rt_fd_disown((int)ep);
         rt_fd_disown(rt.rx_stop_efd);
         syscall(SYS_close, rt.rx_stop_efd);
         rt.rx_stop_efd = -1;
         return -e;
     }
-    rt.rx_ep = (int)ep;
     rt.sh->procs[rt.me].driving = true;
     return 0;
 }
@@ -210,7 +188,6 @@ void rt_threads_stop(void)
      * deadline or the reap interval; a futex wake on the old word ends it. */
     pthread_join(rt.svc_thr, NULL);
     pthread_join(rt.rx_thr, NULL);
-    rt_fd_disown(rt.rx_ep);
     rt_fd_disown(rt.rx_stop_efd);
     syscall(SYS_close, rt.rx_stop_efd);
     rt.rx_stop_efd = -1;
@@ -225,9 +202,10 @@ void rt_fork_child_reset(int parent)
         rt_fd_disown(rt.rx_stop_efd);
         syscall(SYS_close, rt.rx_stop_efd);
         rt.rx_stop_efd = -1;
-        rt_fd_disown(rt.rx_ep);
-        syscall(SYS_close, rt.rx_ep);
     }
+    /* The parent's leader and followers are its threads. */
+    rt.leader = rt.followers = NULL;
+    atomic_store(&rt.lead_active, false);
     rt.svc_sleep_until = 0;
     rt.need_threads = rt.started;
     rt_ctl_fork_child();
