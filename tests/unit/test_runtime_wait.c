@@ -216,7 +216,7 @@ static atomic_int lf_done[2];
 static void *lf_sleeper(void *arg)
 {
     int i = (int)(intptr_t)arg;
-    lf_w[i] = rt_waiter_self();
+    lf_w[i] = waiter();
     lock();
     int r = rt_wait(lf_w[i], rt_now() + 10ull * 1000000000);
     atomic_store(&lf_result[i], r);
@@ -241,7 +241,7 @@ static bool wait_until(bool (*cond)(void))
 static bool a_leads(void) { return lf_w[0] && rt.leader == lf_w[0]; }
 static bool b_follows(void) { return lf_w[1] && lf_w[1]->following; }
 
-Test(runtime_wait, leader_polls_link_and_hands_over_to_follower)
+Test(runtime_wait, leader_polls_link_and_hands_over_to_follower, .init = attach, .fini = detach)
 {
     struct tcpsm_netdev dev = { .ops = &swallow_ops, .mtu = 1500 };
     struct tcpsm_config cfg = { .addr = 0xc612000au, .prefix_len = 24,
@@ -249,7 +249,7 @@ Test(runtime_wait, leader_polls_link_and_hands_over_to_follower)
     int link[2];
     cr_assert_eq(pipe(link), 0);
     lock();
-    rt.st = tcpsm_stack_new(&cfg, &dev, 1);
+    rt.sh->st = tcpsm_stack_new(&cfg, &dev, 1);
     rt.np.fd = link[0];
     rt.started = true;
     unlock();
@@ -271,8 +271,8 @@ Test(runtime_wait, leader_polls_link_and_hands_over_to_follower)
     cr_assert_not(atomic_load(&rt.lead_active));
     rt.started = false;
     rt.np.fd = -1;
-    tcpsm_stack_free(rt.st);
-    rt.st = NULL;
+    tcpsm_stack_free(rt.sh->st);
+    rt.sh->st = NULL;
     unlock();
     close(link[0]);
     close(link[1]);
