@@ -54,6 +54,18 @@ void rt_free(void *p)
 
 static void forget_waiters(int i);
 
+/* Is any process of the region alive? (Without reaping: only a process
+ * that may run the core reaps; this also serves one that may not.) */
+static bool any_alive(void)
+{
+    for (int i = 0; i < RT_MAX_PROCS; i++) {
+        int pid = atomic_load(&rt.sh->procs[i].pid);
+        if (pid < 0 || (pid > 0 && !(kill(pid, 0) < 0 && errno == ESRCH)))
+            return true;
+    }
+    return false;
+}
+
 static int slot_take(int pid)
 {
     for (int i = 0; i < RT_MAX_PROCS; i++) {
@@ -104,7 +116,7 @@ int rt_attach(char *err, size_t errlen)
         }
         rt.sh = rt.reg->root;
         rt_reap();
-        if (!created && rt_live_others() == 0 && rt.sh->st) {
+        if (!created && !any_alive() && rt.sh->st) {
             /* Left over by processes that all died: start afresh. */
             rt.reg->dead = 1;
             rt_unlock();
