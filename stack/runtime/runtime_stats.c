@@ -194,6 +194,7 @@ int rt_stats_write(const char *path)
     size_t mem_max = 0;
     bool mem_pressure = false;
     size_t mem_used = tcpsm_stack_mem(rt.st, &mem_max, &mem_pressure);
+    uint32_t syn_rate = tcpsm_stack_syn_rate(rt.st, rt_now());
     uint64_t up_ns = rt_now() - rt.t0;
     rt_unlock();
     /* The link counters are updated outside the lock by the receiving
@@ -241,6 +242,7 @@ int rt_stats_write(const char *path)
                                                                    counters[i].off));
     put(&o, "},\n \"tcp_mem\": {\"used\": %zu, \"max\": %zu, \"pressure\": %s},", mem_used,
         mem_max, mem_pressure ? "true" : "false");
+    put(&o, "\n \"syn_rate\": %u,", syn_rate);
     put(&o, "\n \"nsocks\": %zu,\n \"listed\": %zu,\n \"sockets\": [", sn.total, sn.n);
     for (size_t i = 0; i < sn.n; i++) {
         const struct sock_snap *x = &sn.s[i];
