@@ -7,7 +7,8 @@
 # tcpsm's (the library answers ARP for it with its own MAC). The peer namespace (198.18.0.1)
 # is the kernel in both cases.
 #
-#   throughput  iperf3 client -> kernel iperf3 -s, both directions (-R), BENCH_SECS each
+#   throughput  iperf3 client -> kernel iperf3 -s, both directions (-R), BENCH_SECS each;
+#               then the same over IPv6 (2001:2::2 the kernel's, 2001:2::10 tcpsm's)
 #   latency     sockperf ping-pong (TCP) client -> kernel sockperf server: p50 and mean
 #               the same pinned to CPU 0 (client and server), and unpinned with tcpsm spinning
 #   conn rate   ab (no keep-alive: one connection per request) from the peer against nginx
@@ -29,7 +30,7 @@ for c in iperf3 sockperf ab nginx python3 ethtool; do
     command -v $c >/dev/null || { echo "bench: $c missing (make deps)" >&2; exit 1; }
 done
 set -e
-netns_setup kaddr
+netns_setup kaddr v6
 set +e
 out=$root/build/bench
 mkdir -p "$out"
@@ -50,14 +51,17 @@ run_side() {
     if [ "$side" = k ]; then on_kstack "$@"; else on_stack "$@"; fi
 }
 src_of() { if [ "$1" = k ]; then echo "$KSTACK_IP"; else echo "$STACK_IP"; fi; }
+src6_of() { if [ "$1" = k ]; then echo "$KSTACK_IP6"; else echo "$STACK_IP6"; fi; }
 
-iperf_run() {
-    local side=$1 dir=$2 r=() f=$TMPD/iperf-$1-$2.json
+iperf_run() {   # k|s send|recv [6]
+    local side=$1 dir=$2 r=() f=$TMPD/iperf-$1-$2${3:-}.json dst=$PEER_IP src
+    src=$(src_of "$side")
     [ "$dir" = recv ] && r=(-R)
+    [ "${3:-}" = 6 ] && dst=$PEER_IP6 src=$(src6_of "$side")
     bg_peer "$TMPD/iperf-srv.log" iperf3 -s -1 -p 5201
     local srv=$BG_PID
     wait_listen "$NS_P" 5201 >/dev/null
-    run_side "$side" timeout $((secs + 20)) iperf3 -c "$PEER_IP" -B "$(src_of "$side")" -p 5201 \
+    run_side "$side" timeout $((secs + 20)) iperf3 -c "$dst" -B "$src" -p 5201 \
         -t "$secs" --json "${r[@]}" >"$f" 2>/dev/null
     bg_wait $srv 10 >/dev/null || bg_stop $srv >/dev/null
     python3 - "$f" "$dir" <<'PY' 2>/dev/null
@@ -92,6 +96,11 @@ log "bench: throughput (iperf3, ${secs}s per run)"
 for dir in send recv; do
     K[iperf_$dir]=$(iperf_run k $dir)
     S[iperf_$dir]=$(iperf_run s $dir)
+done
+log "bench: throughput over IPv6 (iperf3 -6, ${secs}s per run)"
+for dir in send recv; do
+    K[iperf6_$dir]=$(iperf_run k $dir 6)
+    S[iperf6_$dir]=$(iperf_run s $dir 6)
 done
 
 log "bench: latency (sockperf ping-pong, 2 x ${secs}s per side)"
@@ -183,6 +192,8 @@ row() {   # label key note
     printf '%-44s %12s %12s %8s\n' "workload" "kernel" "tcpsm" "ratio"
     row "iperf3 client send, Gbit/s" iperf_send "(higher is better)"
     row "iperf3 client receive (-R), Gbit/s" iperf_recv "(higher is better)"
+    row "iperf3 -6 client send, Gbit/s" iperf6_send "(higher is better)"
+    row "iperf3 -6 client receive (-R), Gbit/s" iperf6_recv "(higher is better)"
     row "TCP ping-pong latency p50, us" lat_p50 "(lower is better)"
     row "TCP ping-pong latency mean, us" lat_avg "(lower is better)"
     row "TCP ping-pong p50, both pinned to CPU 0, us" lat_pin "(lower is better; target <= 1.2)"
@@ -197,6 +208,8 @@ for v in kernel:K tcpsm:S; do
     declare -n A=${v#*:}
     rec "iperf3 client send" "${v%:*}" 1 "${A[iperf_send]:-}" Gbit/s
     rec "iperf3 client receive" "${v%:*}" 1 "${A[iperf_recv]:-}" Gbit/s
+    rec "iperf3 -6 client send" "${v%:*}" 1 "${A[iperf6_send]:-}" Gbit/s
+    rec "iperf3 -6 client receive" "${v%:*}" 1 "${A[iperf6_recv]:-}" Gbit/s
     rec "nginx connection rate (ab)" "${v%:*}" 1 "${A[conn]:-}" req/s
     rec "connection rate as a client (ab)" "${v%:*}" 1 "${A[conn_cli]:-}" req/s
     rec "download, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_down]:-}" s

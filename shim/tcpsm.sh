@@ -14,20 +14,26 @@ Usage: tcpsm [OPTIONS] [--] PROGRAM [ARGS...]
 
 Runs PROGRAM with libtcpsm.so preloaded (the one next to this script; the
 sanitizer build's wrapper, build/san/tcpsm, preloads the ASan and UBSan
-runtimes first, then build/san/libtcpsm.so): its IPv4 TCP sockets (AF_INET,
-SOCK_STREAM) run on an in-process TCP/IP stack that reaches the wire through
-an AF_PACKET socket on one interface (needs CAP_NET_RAW). Connections to
-loopback or to addresses the stack cannot route, UDP, AF_UNIX, IPv6 and
-everything else stay with the kernel, on the same fd numbers.
+runtimes first, then build/san/libtcpsm.so): its TCP sockets (AF_INET and
+AF_INET6, SOCK_STREAM) run on an in-process TCP/IP stack that reaches the wire
+through an AF_PACKET socket on one interface (needs CAP_NET_RAW). Connections
+to loopback or to addresses the stack cannot route, UDP, AF_UNIX and
+everything else stay with the kernel, on the same fd numbers. A listener on
+:: without IPV6_V6ONLY takes IPv4 too (peers as ::ffff:a.b.c.d), as on Linux.
 
 Options (each sets the environment variable named after it):
   --if IF           TCPSM_IF     interface to attach to (required to enable the
                                  stack; without it the library passes through)
   --addr A.B.C.D/N  TCPSM_ADDR   the stack's own IPv4 address and prefix, e.g.
-                                 198.18.0.10/24. It must NOT be an address the
-                                 kernel holds: the stack answers ARP for it with
-                                 its own MAC.
-  --gw A.B.C.D      TCPSM_GW     default gateway (optional)
+  --addr X:X::X/N                198.18.0.10/24, and/or its IPv6 one, e.g.
+                                 2001:2::10/64: give --addr twice (or one
+                                 comma-separated value) for both families. It
+                                 must NOT be an address the kernel holds: the
+                                 stack answers ARP / neighbour solicitations for
+                                 it with its own MAC.
+  --gw A.B.C.D      TCPSM_GW     default gateway (optional), per family like
+  --gw X:X::X                    --addr; IPv6 without one: the router that
+                                 router advertisements announce
   --mac MAC         TCPSM_MAC    the stack's MAC, aa:bb:cc:dd:ee:ff (optional;
                                  default: locally administered, from the address)
   --trace [FILE]    TCPSM_TRACE  one line per TCP state transition with the
@@ -39,6 +45,11 @@ Options (each sets the environment variable named after it):
                                      4K..16M, suffix K or M)
   --rcvbuf SIZE     TCPSM_RCVBUF     per-socket receive buffer (default 256K)
   --rcvbuf-max SIZE TCPSM_RCVBUF_MAX receive buffer auto-tuning ceiling (4M)
+  --mem-max SIZE    TCPSM_MEM_MAX    TCP buffer memory of the whole stack
+                                     (default 128M; 1M..64G, suffix K, M or G):
+                                     under pressure from 3/4 of it, no
+                                     out-of-order data is kept; beyond it,
+                                     received data is refused (resent later)
   --spin US         TCPSM_SPIN_US    busy polling: the thread that polls the
                                      link for the others spins this long (0..1000000
                                      microseconds) before it sleeps; one spinner at
@@ -49,9 +60,8 @@ Options (each sets the environment variable named after it):
   --profile NAME    a set of the settings above, for variables not set
                     otherwise (options and the environment win):
                       default     nothing changed
-                      latency     TCPSM_RCVBUF_MAX=1M (short queues)
-                                  and, when the library has it,
-                                  TCPSM_SPIN_US=50 (spin before sleeping)
+                      latency     TCPSM_SPIN_US=50 (spin before sleeping)
+                                  TCPSM_RCVBUF_MAX=1M (short queues)
                       throughput  TCPSM_SNDBUF=1M TCPSM_RCVBUF=1M
                                   TCPSM_RCVBUF_MAX=16M
   --help                         this text
@@ -78,6 +88,7 @@ Examples:
   tcpsm stat
   tcpsm capture 198.18.0.10 port 80 | tshark -r -
   tcpsm ladder --svg conn.svg capture.pcap
+  tcpsm --if eth1 --addr 198.18.0.10/24 --addr 2001:2::10/64 -- python3 -m http.server
 USAGE
 }
 
@@ -122,6 +133,16 @@ case ${1:-} in
 esac
 
 profile=
+# --addr and --gw may be repeated (one per family): the first replaces the
+# environment's value, the next ones are appended, comma-separated.
+add_addr() {
+    opt_addr=${opt_addr:+$opt_addr,}$1
+    export TCPSM_ADDR=$opt_addr
+}
+add_gw() {
+    opt_gw=${opt_gw:+$opt_gw,}$1
+    export TCPSM_GW=$opt_gw
+}
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -129,10 +150,10 @@ while [ $# -gt 0 ]; do
         --version) echo "tcpsm $TCPSM_VERSION"; exit 0 ;;
         --if) need_arg "$@"; export TCPSM_IF=$2; shift 2 ;;
         --if=*) export TCPSM_IF=${1#*=}; shift ;;
-        --addr) need_arg "$@"; export TCPSM_ADDR=$2; shift 2 ;;
-        --addr=*) export TCPSM_ADDR=${1#*=}; shift ;;
-        --gw) need_arg "$@"; export TCPSM_GW=$2; shift 2 ;;
-        --gw=*) export TCPSM_GW=${1#*=}; shift ;;
+        --addr) need_arg "$@"; add_addr "$2"; shift 2 ;;
+        --addr=*) add_addr "${1#*=}"; shift ;;
+        --gw) need_arg "$@"; add_gw "$2"; shift 2 ;;
+        --gw=*) add_gw "${1#*=}"; shift ;;
         --mac) need_arg "$@"; export TCPSM_MAC=$2; shift 2 ;;
         --mac=*) export TCPSM_MAC=${1#*=}; shift ;;
         --pcap) need_arg "$@"; export TCPSM_PCAP=$2; shift 2 ;;
@@ -144,6 +165,8 @@ while [ $# -gt 0 ]; do
         --rcvbuf) need_arg "$@"; export TCPSM_RCVBUF=$2; shift 2 ;;
         --rcvbuf=*) export TCPSM_RCVBUF=${1#*=}; shift ;;
         --rcvbuf-max) need_arg "$@"; export TCPSM_RCVBUF_MAX=$2; shift 2 ;;
+        --mem-max) need_arg "$@"; export TCPSM_MEM_MAX=$2; shift 2 ;;
+        --mem-max=*) export TCPSM_MEM_MAX=${1#*=}; shift ;;
         --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
         --spin) need_arg "$@"; export TCPSM_SPIN_US=$2; shift 2 ;;
         --spin=*) export TCPSM_SPIN_US=${1#*=}; shift ;;
@@ -170,11 +193,8 @@ done
 case $profile in
     ''|default) ;;
     latency)
-        : "${TCPSM_RCVBUF_MAX:=1M}"; export TCPSM_RCVBUF_MAX
-        # Spinning is a newer setting: set it only for a library that reads it.
-        if grep -qa TCPSM_SPIN_US "$lib" 2>/dev/null; then
-            : "${TCPSM_SPIN_US:=50}"; export TCPSM_SPIN_US
-        fi ;;
+        : "${TCPSM_SPIN_US:=50}" "${TCPSM_RCVBUF_MAX:=1M}"
+        export TCPSM_SPIN_US TCPSM_RCVBUF_MAX ;;
     throughput)
         : "${TCPSM_SNDBUF:=1M}" "${TCPSM_RCVBUF:=1M}" "${TCPSM_RCVBUF_MAX:=16M}"
         export TCPSM_SNDBUF TCPSM_RCVBUF TCPSM_RCVBUF_MAX ;;
