@@ -39,8 +39,11 @@ static void lock_recovered(void)
     rt_reap();
 }
 
+/* rt_t_hold is raised before the lock is taken and dropped after it is
+ * released: a signal handler never runs while this thread holds it. */
 void rt_lock(void)
 {
+    rt_t_hold++;
     int e = pthread_mutex_lock(&rt.reg->lock);
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
     if (__builtin_expect(e == EOWNERDEAD, 0) && rt.sh)
@@ -54,9 +57,12 @@ bool rt_lock_for_exit(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 2;
+    rt_t_hold++;
     int e = pthread_mutex_timedlock(&rt.reg->lock, &ts);
-    if (e != 0 && e != EOWNERDEAD)
+    if (e != 0 && e != EOWNERDEAD) {
+        rt_t_hold--;
         return false;
+    }
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
     if (e == EOWNERDEAD)
         lock_recovered();
@@ -72,6 +78,8 @@ void rt_unlock(void)
     }
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rt.reg->lock);
+    if (--rt_t_hold == 0 && rt_sig_deferred())
+        rt_sig_reraise();       /* handlers deferred while the lock was held run now */
 }
 
 /* ------------------------------------------------------------ config */
@@ -349,6 +357,8 @@ struct blocker {
     struct rt_sock *rs;
     struct rt_waiter *w;
     bool active;                /* registered: block_end has work to do */
+    unsigned seq0;              /* rt_t_sigseq at registration: a handler since gives EINTR */
+    struct blocker *outer;      /* w->blocker before (a handler's call inside a call) */
 };
 
 static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
@@ -364,6 +374,10 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
      * event walks rs's queue. */
     rt_sock_wait_add(b->rs, &b->w->bq, b->w);
     b->active = true;
+    b->seq0 = rt_t_sigseq;
+    b->outer = b->w->blocker;
+    b->w->blocker = b;
+    rt_t_in_wait++;
     /* Before the first sleep, take what the link has (nobody may be
      * polling it): the retry that follows may then succeed at once. */
     if (!rt.leader)
@@ -374,10 +388,16 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
 /* Sleep once; afterwards -EBADF if another thread closed the socket. */
 static int block_wait(struct blocker *b, uint64_t deadline)
 {
+    if (!b->active || rt_t_sigseq != b->seq0)
+        return -EINTR;          /* a handler ran inside this call, maybe before the sleep */
     rt_note_seen(b->rs);
     int r = rt_wait(b->w, deadline);
+    if (!b->active)
+        return -EINTR;          /* a handler withdrew the registration (rt_blockers_cancel) */
     if (!b->rs->sk || rt.down)
         return rt.down ? -ENETDOWN : -EBADF;
+    if (r == 0 && rt_t_sigseq != b->seq0)
+        return -EINTR;
     return r;
 }
 
@@ -389,6 +409,14 @@ static void block_end(struct blocker *b)
     rt_sock_wait_del(&b->w->bq);
     rt_sock_unref(b->rs);
     rt_lead_leave(b->w);
+    b->w->blocker = b->outer;
+    rt_t_in_wait--;
+}
+
+void rt_blockers_cancel(struct rt_waiter *w)
+{
+    while (w->blocker)
+        block_end(w->blocker);
 }
 
 /* One step of a blocking loop whose last try said "not yet": the first step

@@ -1,13 +1,60 @@
 /* Runtime internals shared by runtime*.c (internal header).
  *
- * One mutex (the stack lock, in the shared region: rt_lock) protects the
- * protocol core and everything below; the core is only ever called with it
- * held. Everything a socket event can reach (rt_sock, waiters, wait queue
- * entries, epoll instances and items) lives in the shared region, because
- * the event may be handled by any process of the stack. Threads that wait sleep on their
- * own eventfd (struct rt_waiter) outside the lock; the core's sock_event
- * callback, run under the lock, writes to the eventfds of the threads
- * waiting on that socket and of every poller thread. */
+ * THE LOCK. One mutex (the stack lock: a robust process-shared mutex in the
+ * shared region, rt_lock) protects the protocol core and everything below;
+ * the core is only ever called with it held. Lock order: the shim's
+ * locks (table, epoll), then rt.lock; nothing is taken while rt.lock is
+ * held except the kernel's.
+ *
+ * WAITING AND WAKING (runtime_wait.c, runtime_epoll.c). Each thread that
+ * waits has one eventfd (struct rt_waiter). A blocked call queues one entry
+ * (struct rt_wqe) on its socket's wait queue; a poll/select thread one per
+ * stack socket it looked at; an epoll instance one item per socket. The
+ * core's sock_event callback, under the lock, computes the event's key
+ * (bits that changed, POLLIN for an arrival) and reaches exactly those:
+ * waiters are signalled (coalesced eventfd writes), epoll items that care
+ * go on their instance's ready list, whose own eventfd is readable while
+ * the list is non-empty. Registration always precedes the check, under the
+ * lock, so no wake-up is lost.
+ *
+ * WHOEVER WAITS DRIVES. Of the threads asleep in the stack one leads: it
+ * polls the link beside its eventfd and processes what comes (bounded),
+ * the others follow; a leader that leaves hands the link to a follower.
+ * The receive and timer threads are the backstop (runtime_thread.c).
+ *
+ * LOCKS AND SIGNALS (runtime_signal.c; the shim wraps every handler the
+ * program installs, shim/signal_calls.c):
+ *   1. No handler runs while its thread holds rt.lock or a shim lock marked
+ *      with tcpsm_sig_hold: it is deferred and raised again on the same
+ *      thread as the last such lock is released (rt_t_hold counts them; it
+ *      is raised before a lock is taken and dropped after it is released).
+ *      So a handler may make any stack call (close, write, epoll_ctl) and
+ *      may siglongjmp: it never leaves a lock held, never self-deadlocks.
+ *   2. A handler that runs anywhere inside a blocking stack call makes that
+ *      call return EINTR (SA_RESTART restarts recv/send/accept, never poll,
+ *      select or epoll, as Linux): the wrapper counts it (rt_t_sigseq) and
+ *      writes the thread's eventfd, so a sleep that starts later returns at
+ *      once, and the call compares the count with the one it started with.
+ *   3. Before a handler runs inside a blocking call (rt_t_in_wait), every
+ *      registration of the thread is withdrawn under the lock (wait-queue
+ *      entries, poll watches, the link's lead): a siglongjmp out of the
+ *      handler leaves nothing that points into the abandoned frame.
+ *   4. fork(): the stack lock is taken around fork (runtime_procs.c); the child has
+ *      no stack threads, no leader and no followers.
+ *   5. The receive and timer threads block every signal.
+ *
+ * SHARED MEMORY (runtime_procs.c, shm_region.c; README "Process model").
+ * The stack is shared by a process and its forked children: the core's
+ * memory and everything a socket event can reach (rt_sock, waiters, wait
+ * queue entries, epoll instances and items, the process table) lives in a
+ * region mapped at the same fixed address in every process, so plain
+ * pointers stay valid. A waiter's or instance's eventfd is valid only in
+ * its process: another process marks it and kicks that process's service
+ * thread (a futex word in its slot), which writes it. Per process: the fd
+ * table, the link socket (inherited by fork), the threads, the leader and
+ * followers, signal state (TLS). A process whose copy of the library is
+ * elsewhere (exec'd, started separately) may not run the core (rt_native).
+ */
 #ifndef TCPSM_RUNTIME_H
 #define TCPSM_RUNTIME_H
 
@@ -60,6 +107,9 @@ struct rt_waiter {
      * entry on that socket (freed at tcpsm_poller_end). */
     struct rt_wqe *watch;
     unsigned nwatch, capwatch;
+    /* The blocking call in progress (struct blocker in runtime.c, on its
+     * C stack), for rt_cancel_waits; NULL outside one. */
+    void *blocker;
 };
 
 /* The runtime's side of a socket some application holds (tcpsm_sock_user),
@@ -217,6 +267,20 @@ struct rt_proc;
  * instances that other processes made ready. */
 void rt_ep_relay(struct rt_proc *p);
 void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
+
+/* runtime_signal.c */
+extern __thread volatile unsigned rt_t_sigseq;  /* handlers that ran on this thread */
+extern __thread volatile int rt_t_hold;         /* > 0: handlers are deferred */
+extern __thread volatile int rt_t_in_wait;      /* registrations to withdraw on a signal */
+void rt_sig_reraise(void);
+bool rt_sig_deferred(void);
+
+/* runtime_wait.c: a handler interrupted w inside a blocking call: withdraw
+ * every registration (takes the lock; the thread does not hold it). */
+void rt_cancel_waits(struct rt_waiter *w);
+struct rt_waiter *rt_waiter_peek(void);         /* the thread's waiter, NULL if none yet */
+/* runtime.c: withdraws the blocking calls in progress on w (under lock). */
+void rt_blockers_cancel(struct rt_waiter *w);
 
 /* runtime_thread.c */
 int rt_threads_start(void);     /* under lock; 0 or -errno */

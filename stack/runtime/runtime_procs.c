@@ -443,6 +443,7 @@ void rt_atfork_install(void)
 static void after_fork_child(void)
 {
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
+    rt_t_hold--;                /* the lock itself is the parent's to release */
     int parent = rt.me;
     rt.me = rt.fork_slot;
     if (rt.me < 0)
