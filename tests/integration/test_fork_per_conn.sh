@@ -12,7 +12,8 @@ need_cmd socat
 netns_setup
 
 port=7000
-bg_stack "$TMPD/server.log" socat TCP-LISTEN:$port,reuseaddr,fork EXEC:cat
+# -t 30: after the client's EOF, wait for all of cat's output (socat's default is 0.5 s).
+bg_stack "$TMPD/server.log" socat -t 30 TCP-LISTEN:$port,reuseaddr,fork EXEC:cat
 srv=$BG_PID
 wait_connect "$NS_P" "$STACK_IP" $port 20
 
