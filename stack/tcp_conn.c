@@ -230,6 +230,7 @@ void tcp_sock_free(struct tcpsm_sock *sk)
     timer_cancel(&sk->st->timers, &sk->timer);
     tcp_ehash_del(sk);
     tcp_bind_del(sk);
+    stack_tx_unpin(sk->st);             /* frames may point into sndq */
     ring_free(&sk->sndq);
     ring_free(&sk->rcvq);
     if (sk->aprev)
@@ -487,6 +488,7 @@ void tcp_wake_listener(struct tcpsm_sock *l)
 /* Nothing more will be sent; unread data stays readable for its owner. */
 void tcp_release_buffers(struct tcpsm_sock *sk)
 {
+    stack_tx_unpin(sk->st);             /* frames may point into sndq */
     ring_free(&sk->sndq);
     if (!sk->user_ref || sk->rcvq.len == 0) {
         ring_free(&sk->rcvq);

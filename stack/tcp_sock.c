@@ -209,6 +209,7 @@ ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint
     if (room == 0)
         return -EAGAIN;
     uint32_t want = len < room ? (uint32_t)len : room;
+    stack_tx_unpin(sk->st);             /* the ring may move */
     if (ring_reserve(&sk->sndq, sk->sndq.len + want, sk->sndbuf) < 0)
         return -ENOMEM;
     uint32_t n = ring_write(&sk->sndq, buf, want);

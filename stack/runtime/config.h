@@ -23,6 +23,7 @@ struct rt_settings {
     bool trace_stderr;          /* TCPSM_TRACE=1 */
     char trace_path[CONFIG_PATH_MAX];   /* TCPSM_TRACE=<file>, "" = none */
     char pcap_path[CONFIG_PATH_MAX];    /* TCPSM_PCAP=<file>, "" = none */
+    bool offload;               /* TCPSM_OFFLOAD (default 1): PACKET_VNET_HDR offloads */
 };
 
 /* Single-value parsers: 0 on success, -1 on a malformed value. */

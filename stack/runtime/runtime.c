@@ -135,7 +135,8 @@ static int start_locked(void)
 {
     char err[512];
     uint64_t now = rt_now();
-    int r = netdev_packet_open(&rt.np, rt.set.ifname, rt.set.mac, err, sizeof(err));
+    int r = netdev_packet_open(&rt.np, rt.set.ifname, rt.set.mac,
+                               rt.set.offload ? 0 : NETDEV_PACKET_NO_VNET, err, sizeof(err));
     if (r < 0) {
         tcpsm_log(TCPSM_LOG_ERROR, "%s", err);
         return r;
@@ -196,10 +197,10 @@ static int start_locked(void)
     }
     rt.started = true;
     tcpsm_log(TCPSM_LOG_INFO, "stack up on %s: %u.%u.%u.%u/%u mac %02x:%02x:%02x:%02x:%02x:%02x "
-              "mtu %u", rt.set.ifname, rt.set.addr >> 24, (rt.set.addr >> 16) & 255,
+              "mtu %u offloads %s", rt.set.ifname, rt.set.addr >> 24, (rt.set.addr >> 16) & 255,
               (rt.set.addr >> 8) & 255, rt.set.addr & 255, rt.set.prefix_len, rt.set.mac[0],
               rt.set.mac[1], rt.set.mac[2], rt.set.mac[3], rt.set.mac[4], rt.set.mac[5],
-              rt.np.dev.mtu);
+              rt.np.dev.mtu, rt.np.vnet ? "on (vnet header: csum, tso)" : "off");
     return 0;
 fail:
     if (rt.trace) {

@@ -127,10 +127,8 @@ void h_batch_begin(struct harness *h)
 void h_batch_end(struct harness *h)
 {
     struct tcpsm_frame fr[sizeof h->batch / sizeof h->batch[0]];
-    for (unsigned i = 0; i < h->nbatch; i++) {
-        fr[i].data = h->batch[i].data;
-        fr[i].len = h->batch[i].len;
-    }
+    for (unsigned i = 0; i < h->nbatch; i++)
+        fr[i] = (struct tcpsm_frame){ .data = h->batch[i].data, .len = h->batch[i].len };
     h->batching = false;
     tcpsm_stack_input(h->st, fr, h->nbatch, h->now);
     for (unsigned i = 0; i < h->nbatch; i++)
