@@ -182,6 +182,10 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
         ring_read_at(&sk->sndq, seq - sk->snd_buf_seq, p + hl, len);
     }
     uint32_t mss = tcp_send_mss(sk);
+    if (len > mss && ipv4_can_gso(st)) {
+        st->cnt.tcp_gso_out++;
+        st->cnt.tcp_gso_segs += (len + mss - 1) / mss;
+    }
     finish(st, sk->laddr, sk->raddr, p, hl + len, len > mss ? mss : 0);
     sk->segs_out++;
     sk->tx_flags = flags;

@@ -177,6 +177,8 @@ struct tcpsm_counters {
              tcp_drop_acceptq_full, tcp_drop_rcvbuf, tcp_ooo_in, tcp_dup_in, tcp_rst_in, tcp_rst_out,
              tcp_challenge_ack, tcp_conn_timeout, tcp_active_opens, tcp_passive_opens,
              tcp_drop_max_socks, tcp_undo;
+    /* TCP super-segments (TSO frames) sent, and the segments they carried */
+    uint64_t tcp_gso_out, tcp_gso_segs;
 };
 
 /* Create a stack bound to dev. Returns NULL on bad config or no memory. */

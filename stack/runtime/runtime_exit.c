@@ -49,6 +49,7 @@ static void log_counters(const struct tcpsm_counters *c)
         C(tcp_drop_synq_full), C(tcp_drop_acceptq_full), C(tcp_drop_rcvbuf), C(tcp_ooo_in),
         C(tcp_dup_in), C(tcp_rst_in), C(tcp_rst_out), C(tcp_challenge_ack), C(tcp_conn_timeout),
         C(tcp_active_opens), C(tcp_passive_opens), C(tcp_drop_max_socks), C(tcp_undo),
+        C(tcp_gso_out), C(tcp_gso_segs),
     };
 #undef C
     char line[400];
@@ -155,14 +156,17 @@ void tcpsm_rt_shutdown(void)
     const struct tcpsm_counters *c = tcpsm_stack_counters(rt.st);
     netdev_packet_drops(&rt.np);
     tcpsm_log(TCPSM_LOG_INFO, "exit: frames in %llu out %llu (link: rx %llu tx %llu, tx errors %llu, "
-              "rx queue drops %llu, truncated %llu, checksums completed %llu); tcp segs in %llu out %llu, "
+              "rx queue drops %llu, truncated %llu, checksums completed %llu, checksums trusted %llu, "
+              "large frames in %llu); tcp segs in %llu out %llu, super-segments out %llu, "
               "retransmits %llu, resets out %llu; at exit %u held and %ld orphan connection(s) reset",
               (unsigned long long)c->eth_in, (unsigned long long)c->eth_out,
               (unsigned long long)rt.np.rx_frames, (unsigned long long)rt.np.tx_frames,
               (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_drops,
               (unsigned long long)rt.np.rx_trunc,
-              (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)c->tcp_in,
-              (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_retrans,
+              (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)rt.np.rx_csum_partial,
+              (unsigned long long)rt.np.rx_large, (unsigned long long)c->tcp_in,
+              (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_gso_out,
+              (unsigned long long)c->tcp_retrans,
               (unsigned long long)c->tcp_rst_out, aborted, orphans > 0 ? orphans : 0L);
     if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
         log_counters(c);
