@@ -37,16 +37,20 @@ RT_OBJ    := $(RT_SRC:%.c=$(B)/obj/%.o)
 SHIM_OBJ  := $(SHIM_SRC:%.c=$(B)/obj/%.o)
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(B)/obj/%.o)
 TOOLS     := $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
+# The wrapper's subcommands (tcpsm stat, capture, ladder): Python 3 scripts in tools/,
+# copied next to the wrapper (build/libexec/) and installed beside the library.
+PYTOOLS   := $(wildcard tools/*.py)
+PYTOOLS_B := $(PYTOOLS:tools/%=$(B)/libexec/%)
 
 # The integration tests `make test SAN=1` runs under the sanitized library (~30 s): the cheapest
 # few that cover a client (curl), a server (nginx), epoll, the shim's API edge cases, the error
 # paths (RST from the peer, a vanished peer, a refused connect) and exit with connections open.
 SAN_TESTS ?= curl_download nginx_server epoll_echo api_check peer_reset peer_vanish refused exit_cleanup
 
-.PHONY: all lib tools unit test integration demo bench fuzz deps clean help
+.PHONY: all lib tools unit test integration demo bench fuzz deps clean help install uninstall
 .DEFAULT_GOAL := all
 
-all: $(B)/libtcpsm.so $(B)/tcpsm tools ## build the library, the wrapper and the test tools
+all: $(B)/libtcpsm.so $(B)/tcpsm $(PYTOOLS_B) tools ## build the library, the wrapper (and its subcommands) and the test tools
 
 lib: $(B)/libtcpsm.so
 
@@ -72,6 +76,10 @@ $(B)/libtcpsm.so: $(CORE_OBJ) $(RT_OBJ) $(SHIM_OBJ)
 $(B)/tcpsm: shim/tcpsm.sh $(if $(SAN_RT),build/san/libswift_demangle.so)
 	@mkdir -p $(B)
 	$(Q)sed 's|^sanitizer_runtimes=$$|sanitizer_runtimes=$(SAN_RT)|' $< >$@ && chmod +x $@
+
+$(B)/libexec/%.py: tools/%.py
+	@mkdir -p $(dir $@)
+	$(Q)cp $< $@
 
 # A workaround the sanitized wrapper preloads (see the file).
 build/san/libswift_demangle.so: tests/san/swift_demangle.c
@@ -117,11 +125,52 @@ endif
 demo: deps all ## curl through the stack against a kernel HTTP server in a namespace
 	$(Q)bash tests/demo.sh
 
-bench: deps all ## throughput, latency and connection rate vs the kernel stack, as ratios
+bench: deps all ## throughput, latency and connection rate vs the kernel stack, as ratios, and the picture build/bench/report.svg
 	$(Q)bash bench/run.sh
 
 fuzz: deps ## run the packet-parser fuzzers for a bounded time (clang libFuzzer)
 	$(Q)bash tests/fuzz/run.sh
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the wrapper in bin/, the preload library and the
+# subcommands in lib/tcpsm/, the man pages, and the pure core for embedding (libtcpsm-core.a,
+# <tcpsm/core.h>, tcpsm-core.pc). The installed wrapper finds the library beside itself
+# (bin/../lib/tcpsm, so a DESTDIR tree runs in place) or at the PREFIX it was installed for.
+PREFIX     ?= /usr/local
+BINDIR     := $(PREFIX)/bin
+LIBDIR     := $(PREFIX)/lib
+PKGLIBDIR  := $(LIBDIR)/tcpsm
+INCDIR     := $(PREFIX)/include
+MANDIR     := $(PREFIX)/share/man
+PCDIR      := $(LIBDIR)/pkgconfig
+VERSION    := $(shell sed -n 's/^TCPSM_VERSION=//p' shim/tcpsm.sh)
+INSTALLED  := $(BINDIR)/tcpsm $(PKGLIBDIR)/libtcpsm.so $(PYTOOLS:tools/%=$(PKGLIBDIR)/%) \
+              $(MANDIR)/man1/tcpsm.1 $(MANDIR)/man7/tcpsm.7 $(LIBDIR)/libtcpsm-core.a \
+              $(INCDIR)/tcpsm/core.h $(PCDIR)/tcpsm-core.pc
+
+install: ## install under PREFIX (/usr/local), staged under DESTDIR; make uninstall removes it
+ifeq ($(SAN),1)
+	$(error make install installs the normal build: run it without SAN=1)
+endif
+	$(Q)$(MAKE) --no-print-directory all build/libtcpsm-core.a
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGLIBDIR) $(DESTDIR)$(INCDIR)/tcpsm \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(PCDIR)
+	sed 's|^libdir=$$|libdir=$(PKGLIBDIR)|' shim/tcpsm.sh >$(DESTDIR)$(BINDIR)/tcpsm
+	chmod 755 $(DESTDIR)$(BINDIR)/tcpsm
+	install -m 755 build/libtcpsm.so $(DESTDIR)$(PKGLIBDIR)/libtcpsm.so
+	install -m 644 $(PYTOOLS) $(DESTDIR)$(PKGLIBDIR)/
+	for m in 1 7; do sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@LIBDIR@|$(PKGLIBDIR)|g' \
+	    man/tcpsm.$$m >$(DESTDIR)$(MANDIR)/man$$m/tcpsm.$$m && \
+	    chmod 644 $(DESTDIR)$(MANDIR)/man$$m/tcpsm.$$m; done
+	install -m 644 build/libtcpsm-core.a $(DESTDIR)$(LIBDIR)/libtcpsm-core.a
+	install -m 644 include/tcpsm/core.h $(DESTDIR)$(INCDIR)/tcpsm/core.h
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+	    'Name: tcpsm-core' 'Description: the tcpsm TCP/IP protocol core (no system calls, no clock)' \
+	    'Version: $(VERSION)' 'Libs: -L$${libdir} -ltcpsm-core' 'Cflags: -I$${includedir}' \
+	    >$(DESTDIR)$(PCDIR)/tcpsm-core.pc
+
+uninstall: ## remove what make install installed (same PREFIX and DESTDIR)
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(PKGLIBDIR) $(DESTDIR)$(INCDIR)/tcpsm 2>/dev/null
 
 clean: ## remove build outputs
 	rm -rf build
@@ -131,6 +180,7 @@ help: ## this list
 	@grep -hE '^[a-z]+:.*## ' Makefile | sed -E 's/^([a-z]+):.*## (.*)/  \1\t\2/' | expand -t 16
 	@echo "variables: SAN=1 (ASan+UBSan build in build/san: unit tests, library, wrapper, tools),"
 	@echo "           T=\"NAME...\" (integration: only tests whose names contain one of them),"
-	@echo "           SAN_TESTS (the integration tests of make test SAN=1), V=1 (show commands)"
+	@echo "           SAN_TESTS (the integration tests of make test SAN=1), V=1 (show commands),"
+	@echo "           PREFIX=/usr/local DESTDIR= (install, uninstall)"
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -33,6 +33,10 @@ out=$root/build/bench
 mkdir -p "$out"
 results=$out/results.txt
 : >"$results"
+# Every measurement, one per line, for bench/plot.sh: workload, variant, round, value, unit.
+tsv=$out/results.tsv
+printf '# workload\tvariant\tround\tvalue\tunit\n' >"$tsv"
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-failed}" "$5" >>"$tsv"; }
 rm -f "$out"/raw-*
 at_cleanup 'for f in "$TMPD"/*.json "$TMPD"/*.txt "$TMPD"/*.log; do [ -f "$f" ] && cp "$f" "$out/raw-${f##*/}"; done'
 
@@ -96,6 +100,7 @@ min2() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "") print b; else if (b == ""
 for i in 1 2; do
     read -r kp ka <<<"$(sockperf_run k)"
     read -r sp sa <<<"$(sockperf_run s)"
+    rec "TCP ping-pong latency p50" kernel $i "$kp" us; rec "TCP ping-pong latency p50" tcpsm $i "$sp" us
     K[lat_p50]=$(min2 "${K[lat_p50]:-}" "$kp") K[lat_avg]=$(min2 "${K[lat_avg]:-}" "$ka")
     S[lat_p50]=$(min2 "${S[lat_p50]:-}" "$sp") S[lat_avg]=$(min2 "${S[lat_avg]:-}" "$sa")
 done
@@ -141,5 +146,15 @@ row() {   # label key note
     row "${BENCH_IMPAIRED_MB:-4} MB upload, loss 5% reorder 10%, s" imp_up "(lower is better)"
     echo "ratio = tcpsm / kernel; 'failed' = the run produced no result (raw outputs: $out/raw-*)."
 } | tee "$results"
+for v in kernel:K tcpsm:S; do
+    declare -n A=${v#*:}
+    rec "iperf3 client send" "${v%:*}" 1 "${A[iperf_send]:-}" Gbit/s
+    rec "iperf3 client receive" "${v%:*}" 1 "${A[iperf_recv]:-}" Gbit/s
+    rec "nginx connection rate (ab)" "${v%:*}" 1 "${A[conn]:-}" req/s
+    rec "download, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_down]:-}" s
+    rec "upload, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_up]:-}" s
+    unset -n A
+done
 echo "results: $results"
+bash "$root/bench/plot.sh" "$tsv" "$out/report.svg" || echo "bench: no report picture (gnuplot missing? make deps)"
 exit 0

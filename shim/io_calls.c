@@ -47,7 +47,7 @@ static ssize_t stack_send(struct shim_sock *s, const struct iovec *iov, int cnt,
     int64_t to = atomic_load(&s->sndtimeo_ns);
     ssize_t n;
     do
-        n = tcpsm_send(s->sk, iov, cnt, nb, to);
+        n = tcpsm_sendf(s->sk, iov, cnt, flags & MSG_MORE, nb, to);
     while (n == -EINTR && !nb && to < 0 && shim_sa_restart());
     if (n == -EPIPE && !(flags & MSG_NOSIGNAL))
         shim_sigpipe();

@@ -8,6 +8,7 @@
 
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "runtime_log.h"
@@ -136,35 +137,79 @@ static uint8_t linux_state(int st)
     return st >= 0 && st < TCPSM_NSTATES ? map[st] : 7;
 }
 
-static void fill_tcp_info(struct shim_sock *s, struct tcp_info *ti)
+/* Linux's struct tcp_info as of 6.7: <linux/tcp.h> of this system may end
+ * earlier (at tcpi_snd_wnd); the fields after it follow without padding.
+ * Linux copies min(optlen, sizeof) and reports the size: so do we. */
+struct shim_tcp_info {
+    struct tcp_info ti;
+    __u32 tcpi_rcv_wnd;
+    __u32 tcpi_rehash;
+    __u16 tcpi_total_rto;
+    __u16 tcpi_total_rto_recoveries;
+    __u32 tcpi_total_rto_time;
+};
+_Static_assert(offsetof(struct tcp_info, tcpi_snd_wnd) == 228 && sizeof(struct tcp_info) == 232,
+               "struct tcp_info layout");
+_Static_assert(offsetof(struct shim_tcp_info, tcpi_total_rto_time) == 244 &&
+               sizeof(struct shim_tcp_info) == 248, "struct tcp_info (6.7) layout");
+
+static void fill_tcp_info(struct shim_sock *s, struct shim_tcp_info *full)
 {
     struct tcpsm_tcp_info in;
     memset(&in, 0, sizeof(in));
-    memset(ti, 0, sizeof(*ti));
+    memset(full, 0, sizeof(*full));
+    struct tcp_info *ti = &full->ti;
     if (tcpsm_info(s->sk, &in) < 0)
         in.state = TCPSM_CLOSED;
     ti->tcpi_state = linux_state(in.state);
+    ti->tcpi_ca_state = in.ca_state;
     ti->tcpi_retransmits = in.retransmits;
+    ti->tcpi_probes = in.probes;
     ti->tcpi_backoff = in.backoff;
     ti->tcpi_options = (in.ts_ok ? TCPI_OPT_TIMESTAMPS : 0) | (in.sack_ok ? TCPI_OPT_SACK : 0) |
-                       ((in.snd_wscale || in.rcv_wscale) ? TCPI_OPT_WSCALE : 0);
+                       (in.ws_ok ? TCPI_OPT_WSCALE : 0);
     ti->tcpi_snd_wscale = in.snd_wscale & 0xf;
     ti->tcpi_rcv_wscale = in.rcv_wscale & 0xf;
     ti->tcpi_rto = in.rto_us;
+    ti->tcpi_ato = in.ato_us;
     ti->tcpi_snd_mss = in.snd_mss;
     ti->tcpi_rcv_mss = in.rcv_mss;
     ti->tcpi_unacked = in.unacked;
+    ti->tcpi_sacked = in.sacked;
     ti->tcpi_lost = in.lost;
+    ti->tcpi_retrans = in.retrans;
+    ti->tcpi_last_data_sent = in.last_data_sent_ms;
+    ti->tcpi_last_data_recv = in.last_data_recv_ms;
+    ti->tcpi_last_ack_recv = in.last_ack_recv_ms;
+    ti->tcpi_pmtu = in.pmtu;
+    ti->tcpi_rcv_ssthresh = in.rcv_ssthresh;
     ti->tcpi_rtt = in.rtt_us;
     ti->tcpi_rttvar = in.rttvar_us;
     ti->tcpi_snd_ssthresh = in.snd_ssthresh;
     ti->tcpi_snd_cwnd = in.snd_cwnd;
+    ti->tcpi_advmss = in.advmss;
+    ti->tcpi_reordering = in.reordering;
+    ti->tcpi_rcv_rtt = in.rcv_rtt_us;
+    ti->tcpi_rcv_space = in.rcv_space;
     ti->tcpi_total_retrans = in.total_retrans;
+    ti->tcpi_pacing_rate = ~0ull;       /* no pacing: Linux reports ~0U there */
+    ti->tcpi_max_pacing_rate = ~0ull;
     ti->tcpi_bytes_acked = in.bytes_acked;
     ti->tcpi_bytes_received = in.bytes_received;
     ti->tcpi_segs_out = in.segs_out;
     ti->tcpi_segs_in = in.segs_in;
+    ti->tcpi_notsent_bytes = in.notsent_bytes;
+    ti->tcpi_min_rtt = in.min_rtt_us ? in.min_rtt_us : ~0u;
+    ti->tcpi_data_segs_in = in.data_segs_in;
+    ti->tcpi_data_segs_out = in.data_segs_out;
+    ti->tcpi_bytes_sent = in.bytes_sent;
+    ti->tcpi_bytes_retrans = in.bytes_retrans;
+    ti->tcpi_rcv_ooopack = in.rcv_ooopack;
     ti->tcpi_snd_wnd = in.snd_wnd;
+    full->tcpi_rcv_wnd = in.rcv_wnd;
+    full->tcpi_total_rto = in.total_rto;
+    full->tcpi_total_rto_recoveries = in.total_rto_recoveries;
+    full->tcpi_total_rto_time = in.total_rto_time_ms;
 }
 
 static int put_val(void *val, socklen_t *len, const void *v, size_t vlen)
@@ -237,7 +282,7 @@ static int stack_get(struct shim_sock *s, int level, int name, void *val, sockle
             return put_val(val, len, &v, sizeof(v));
         }
         case TCP_INFO: {
-            struct tcp_info ti;
+            struct shim_tcp_info ti;
             fill_tcp_info(s, &ti);
             return put_val(val, len, &ti, sizeof(ti));
         }

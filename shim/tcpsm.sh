@@ -8,6 +8,9 @@ TCPSM_VERSION=0.1
 usage() {
     cat <<'USAGE'
 Usage: tcpsm [OPTIONS] [--] PROGRAM [ARGS...]
+       tcpsm stat [--json] [--watch [SECS]] [--all] [--addr A] [--pid N]
+       tcpsm capture ADDR|pid:N [-w FILE] [-c N] [--seconds S] [FILTER...]
+       tcpsm ladder FILE [--conn A:P B:P] [--svg OUT] [--json]
 
 Runs PROGRAM with libtcpsm.so preloaded (the one next to this script; the
 sanitizer build's wrapper, build/san/tcpsm, preloads the ASan and UBSan
@@ -32,6 +35,21 @@ Options (each sets the environment variable named after it):
                                  (--trace=FILE, or --trace FILE ... -- PROGRAM)
   --pcap FILE       TCPSM_PCAP   every frame sent and received, pcap format
   --log LEVEL       TCPSM_LOG    error, warn (default), info or debug; to stderr
+  --sndbuf SIZE     TCPSM_SNDBUF     per-socket send buffer (default 256K;
+                                     4K..16M, suffix K or M)
+  --rcvbuf SIZE     TCPSM_RCVBUF     per-socket receive buffer (default 256K)
+  --rcvbuf-max SIZE TCPSM_RCVBUF_MAX receive buffer auto-tuning ceiling (4M)
+  --run-dir DIR     TCPSM_RUN_DIR    where the stack publishes its stats region
+                                     and control socket for tcpsm stat/capture
+                                     (default /run/tcpsm; 0 = not at all)
+  --profile NAME    a set of the settings above, for variables not set
+                    otherwise (options and the environment win):
+                      default     nothing changed
+                      latency     TCPSM_RCVBUF_MAX=1M (short queues)
+                                  and, when the library has it,
+                                  TCPSM_SPIN_US=50 (spin before sleeping)
+                      throughput  TCPSM_SNDBUF=1M TCPSM_RCVBUF=1M
+                                  TCPSM_RCVBUF_MAX=16M
   --help                         this text
   --version                      the version
   --                             end of options: PROGRAM follows
@@ -40,9 +58,22 @@ Variables already set in the environment are used as they are; options
 override them. A bad value makes the program exit at start with one line
 naming the variable and the form it expects.
 
+Subcommands (the first word; `tcpsm [OPTIONS] -- PROGRAM` always runs
+PROGRAM, whatever its name; `tcpsm SUBCOMMAND --help` for details):
+  stat      the stacks running on this machine, their sockets (state, queues,
+            rtt, cwnd, retransmits, SACK) and counters, like ss -tin
+  capture   attach to a running stack and stream its frames as pcap to stdout
+            (tcpsm capture 198.18.0.10 port 80 | tshark -r -)
+  ladder    draw one connection of a pcap or TCPSM_TRACE file as a ladder
+            diagram: text on stdout, SVG with --svg
+
 Examples:
   tcpsm --if eth1 --addr 198.18.0.10/24 -- curl -o page.html http://198.18.0.1/
   tcpsm --if eth1 --addr 198.18.0.10/24 --trace -- nginx -c /tmp/nginx.conf
+  tcpsm --profile throughput --if eth1 --addr 198.18.0.10/24 -- iperf3 -c 198.18.0.1
+  tcpsm stat
+  tcpsm capture 198.18.0.10 port 80 | tshark -r -
+  tcpsm ladder --svg conn.svg capture.pcap
 USAGE
 }
 
@@ -61,6 +92,33 @@ need_arg() {
     [ $# -ge 2 ] && [ -n "$2" ] || die_usage "option $1 needs a value"
 }
 
+# Empty in the build tree (the library is next to this script, the
+# subcommands in libexec/); make install writes the installed library
+# directory here. An installed wrapper looks beside itself first
+# (bin/../lib/tcpsm), so a tree staged with DESTDIR or moved runs as well.
+libdir=
+here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
+if [ -z "$libdir" ]; then
+    lib=$here/libtcpsm.so
+    tooldir=$here/libexec
+else
+    [ -f "$here/../lib/tcpsm/libtcpsm.so" ] && libdir=$(cd "$here/../lib/tcpsm" && pwd)
+    lib=$libdir/libtcpsm.so
+    tooldir=$libdir
+fi
+
+# A subcommand name as the first word takes precedence over a program of the
+# same name (run one with: tcpsm -- stat).
+case ${1:-} in
+    stat|capture|ladder)
+        [ -f "$tooldir/$1.py" ] || { echo "tcpsm: $tooldir/$1.py not found (run make)" >&2; exit 2; }
+        command -v python3 >/dev/null || { echo "tcpsm $1: needs python3" >&2; exit 2; }
+        sub=$1; shift
+        exec python3 "$tooldir/$sub.py" "$@" ;;
+esac
+
+profile=
+
 while [ $# -gt 0 ]; do
     case $1 in
         --help|-h) usage; exit 0 ;;
@@ -77,6 +135,16 @@ while [ $# -gt 0 ]; do
         --pcap=*) export TCPSM_PCAP=${1#*=}; shift ;;
         --log) need_arg "$@"; export TCPSM_LOG=$2; shift 2 ;;
         --log=*) export TCPSM_LOG=${1#*=}; shift ;;
+        --sndbuf) need_arg "$@"; export TCPSM_SNDBUF=$2; shift 2 ;;
+        --sndbuf=*) export TCPSM_SNDBUF=${1#*=}; shift ;;
+        --rcvbuf) need_arg "$@"; export TCPSM_RCVBUF=$2; shift 2 ;;
+        --rcvbuf=*) export TCPSM_RCVBUF=${1#*=}; shift ;;
+        --rcvbuf-max) need_arg "$@"; export TCPSM_RCVBUF_MAX=$2; shift 2 ;;
+        --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
+        --run-dir) need_arg "$@"; export TCPSM_RUN_DIR=$2; shift 2 ;;
+        --run-dir=*) export TCPSM_RUN_DIR=${1#*=}; shift ;;
+        --profile) need_arg "$@"; profile=$2; shift 2 ;;
+        --profile=*) profile=${1#*=}; shift ;;
         --trace=*) export TCPSM_TRACE=${1#*=}; shift ;;
         --trace)
             # The optional FILE is the next word only when it is not an
@@ -92,6 +160,21 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# Profiles fill in only what neither an option nor the environment set.
+case $profile in
+    ''|default) ;;
+    latency)
+        : "${TCPSM_RCVBUF_MAX:=1M}"; export TCPSM_RCVBUF_MAX
+        # Spinning is a newer setting: set it only for a library that reads it.
+        if grep -qa TCPSM_SPIN_US "$lib" 2>/dev/null; then
+            : "${TCPSM_SPIN_US:=50}"; export TCPSM_SPIN_US
+        fi ;;
+    throughput)
+        : "${TCPSM_SNDBUF:=1M}" "${TCPSM_RCVBUF:=1M}" "${TCPSM_RCVBUF_MAX:=16M}"
+        export TCPSM_SNDBUF TCPSM_RCVBUF TCPSM_RCVBUF_MAX ;;
+    *) die_usage "unknown profile '$profile' (latency, throughput or default)" ;;
+esac
+
 if [ $# -eq 0 ]; then
     echo "tcpsm: no program given" >&2
     usage >&2
@@ -102,8 +185,6 @@ fi
 # runtimes, which must be loaded before everything else, its libtcpsm.so included.
 sanitizer_runtimes=
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-lib=$here/libtcpsm.so
 [ -f "$lib" ] || { echo "tcpsm: $lib not found (run make)" >&2; exit 2; }
 export LD_PRELOAD=${sanitizer_runtimes:+$sanitizer_runtimes:}$lib${LD_PRELOAD:+:$LD_PRELOAD}
 exec "$@"

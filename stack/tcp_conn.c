@@ -71,12 +71,15 @@ int tcp_init(struct tcpsm_stack *st)
     ts->bmask = 1023;
     ts->ehash = calloc(n, sizeof(*ts->ehash));
     ts->bhash = calloc(ts->bmask + 1, sizeof(*ts->bhash));
-    if (!ts->ehash || !ts->bhash) {
+    ts->lhash = calloc(ts->bmask + 1, sizeof(*ts->lhash));
+    if (!ts->ehash || !ts->bhash || !ts->lhash) {
         free(ts->ehash);
         free(ts->bhash);
+        free(ts->lhash);
         free(ts);
         return -ENOMEM;
     }
+    ts->tw_tail = &ts->tw_head;
     st->tcp = ts;
     return 0;
 }
@@ -90,6 +93,7 @@ void tcp_fini(struct tcpsm_stack *st)
         tcp_sock_free(ts->all);
     free(ts->ehash);
     free(ts->bhash);
+    free(ts->lhash);
     free(ts);
     st->tcp = NULL;
 }
@@ -126,11 +130,52 @@ uint8_t tcp_rcv_wscale(const struct tcpsm_sock *sk)
 }
 
 static void timer_cb(void *ctx, struct tcpsm_timer *t, uint64_t now);
+static void lhash_del(struct tcpsm_sock *sk);
+
+static void tw_del(struct tcpsm_sock *sk)
+{
+    struct tcp_stack *ts = TS(sk);
+    if (!sk->twpprev)
+        return;
+    *sk->twpprev = sk->twnext;
+    if (sk->twnext)
+        sk->twnext->twpprev = sk->twpprev;
+    else
+        ts->tw_tail = sk->twpprev;
+    sk->twnext = NULL;
+    sk->twpprev = NULL;
+}
+
+static void tw_add(struct tcpsm_sock *sk)
+{
+    struct tcp_stack *ts = TS(sk);
+    if (sk->twpprev)
+        return;
+    sk->twnext = NULL;
+    sk->twpprev = ts->tw_tail;
+    *ts->tw_tail = sk;
+    ts->tw_tail = &sk->twnext;
+}
+
+/* The table is full: the oldest orphaned TIME-WAIT TCB makes room, as
+ * Linux does past tcp_max_tw_buckets (it kills the TIME-WAIT state early
+ * rather than refusing a connection; the RFC 1337 hazard this reopens is
+ * the one Linux accepts). Counted in tcp_tw_recycled. */
+static bool tw_recycle(struct tcp_stack *ts)
+{
+    for (struct tcpsm_sock *sk = ts->tw_head; sk; sk = sk->twnext)
+        if (!sk->user_ref) {
+            ts->st->cnt.tcp_tw_recycled++;
+            tcp_done(sk, 0, "time-wait recycled (table full)", NULL);
+            return true;
+        }
+    return false;
+}
 
 struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st)
 {
     struct tcp_stack *ts = st->tcp;
-    if (ts->nsocks >= ts->max_socks) {
+    if (ts->nsocks >= ts->max_socks && !tw_recycle(ts)) {
         st->cnt.tcp_drop_max_socks++;
         return NULL;
     }
@@ -175,14 +220,28 @@ void tcp_init_from_listener(struct tcpsm_sock *c, const struct tcpsm_sock *l)
     c->reuseaddr = l->reuseaddr;
 }
 
-static void synq_remove(struct tcpsm_sock **head, struct tcpsm_sock *c)
+/* The SYN queue is doubly linked: an embryo leaves it in O(1) however
+ * long the queue is (a flood fills it). */
+void tcp_synq_add(struct tcpsm_sock *l, struct tcpsm_sock *c)
 {
-    for (struct tcpsm_sock **pp = head; *pp; pp = &(*pp)->qnext)
-        if (*pp == c) {
-            *pp = c->qnext;
-            c->qnext = NULL;
-            return;
-        }
+    c->qnext = l->synq;
+    if (l->synq)
+        l->synq->qpprev = &c->qnext;
+    c->qpprev = &l->synq;
+    l->synq = c;
+    l->nsyn++;
+}
+
+void tcp_synq_del(struct tcpsm_sock *l, struct tcpsm_sock *c)
+{
+    if (!c->qpprev)
+        return;
+    *c->qpprev = c->qnext;
+    if (c->qnext)
+        c->qnext->qpprev = c->qpprev;
+    c->qnext = NULL;
+    c->qpprev = NULL;
+    l->nsyn--;
 }
 
 /* Take an unaccepted child off its listener's queues. */
@@ -206,8 +265,7 @@ void tcp_unlink_child(struct tcpsm_sock *c)
         l->nacc--;
         c->in_acceptq = false;
     } else {
-        synq_remove(&l->synq, c);
-        l->nsyn--;
+        tcp_synq_del(l, c);
     }
     c->qnext = NULL;
     c->parent = NULL;
@@ -230,6 +288,8 @@ void tcp_sock_free(struct tcpsm_sock *sk)
     timer_cancel(&sk->st->timers, &sk->timer);
     tcp_ehash_del(sk);
     tcp_bind_del(sk);
+    lhash_del(sk);
+    tw_del(sk);
     stack_tx_unpin(sk->st);             /* frames may point into sndq */
     ring_free(&sk->sndq);
     ring_free(&sk->rcvq);
@@ -285,27 +345,55 @@ void tcp_bind_add(struct tcpsm_sock *sk)
         return;
     uint32_t i = sk->lport & ts->bmask;
     sk->bnext = ts->bhash[i];
+    if (sk->bnext)
+        sk->bnext->bpprev = &sk->bnext;
+    sk->bpprev = &ts->bhash[i];
     ts->bhash[i] = sk;
     sk->bound = true;
 }
 
+/* O(1): every connection of a busy port is on its chain. */
 void tcp_bind_del(struct tcpsm_sock *sk)
 {
-    struct tcp_stack *ts = TS(sk);
     if (!sk->bound)
         return;
-    for (struct tcpsm_sock **pp = &ts->bhash[sk->lport & ts->bmask]; *pp; pp = &(*pp)->bnext)
-        if (*pp == sk) {
-            *pp = sk->bnext;
-            break;
-        }
+    *sk->bpprev = sk->bnext;
+    if (sk->bnext)
+        sk->bnext->bpprev = sk->bpprev;
     sk->bnext = NULL;
+    sk->bpprev = NULL;
     sk->bound = false;
+}
+
+/* Listeners have a table of their own, so that a SYN finds its listener in
+ * O(1) however many connections share the port (Linux lhash2). */
+void tcp_lhash_add(struct tcpsm_sock *sk)
+{
+    struct tcp_stack *ts = TS(sk);
+    if (sk->lpprev)
+        return;
+    uint32_t i = sk->lport & ts->bmask;
+    sk->lnext = ts->lhash[i];
+    if (sk->lnext)
+        sk->lnext->lpprev = &sk->lnext;
+    sk->lpprev = &ts->lhash[i];
+    ts->lhash[i] = sk;
+}
+
+static void lhash_del(struct tcpsm_sock *sk)
+{
+    if (!sk->lpprev)
+        return;
+    *sk->lpprev = sk->lnext;
+    if (sk->lnext)
+        sk->lnext->lpprev = sk->lpprev;
+    sk->lnext = NULL;
+    sk->lpprev = NULL;
 }
 
 struct tcpsm_sock *tcp_listener_find(struct tcp_stack *ts, uint32_t la, uint16_t lp)
 {
-    for (struct tcpsm_sock *sk = ts->bhash[lp & ts->bmask]; sk; sk = sk->bnext)
+    for (struct tcpsm_sock *sk = ts->lhash[lp & ts->bmask]; sk; sk = sk->lnext)
         if (sk->state == TCPSM_LISTEN && sk->lport == lp && (sk->laddr == la || sk->laddr == 0))
             return sk;
     return NULL;
@@ -383,6 +471,12 @@ void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const stru
     if (old == state)
         return;
     sk->state = state;
+    if (old == TCPSM_LISTEN)
+        lhash_del(sk);
+    if (state == TCPSM_TIME_WAIT)
+        tw_add(sk);
+    else if (old == TCPSM_TIME_WAIT)
+        tw_del(sk);
     const struct tcpsm_config *cfg = &sk->st->cfg;
     tcp_wake(sk);                       /* readiness may change with the state */
     if (!cfg->trace)
@@ -530,19 +624,94 @@ void tcp_done(struct tcpsm_sock *sk, int err, const char *why, const struct tcp_
     tcp_maybe_free(sk);
 }
 
-/* RFC 5961 7: at most TCP_CHALLENGE_PER_S challenge ACKs per second. */
-bool tcp_challenge_ok(struct tcp_stack *ts, uint64_t now)
+/* A reflexive ACK (to an out-of-window segment, a PAWS failure, a
+ * challenge) at most once per 500 ms per connection: two ends out of sync
+ * cannot ping-pong, and a blind attacker cannot make us a reflector (Linux
+ * tcp_oow_rate_limited). Counted when skipped. */
+bool tcp_oow_rate_limited(struct tcpsm_sock *sk, uint64_t now)
 {
-    uint64_t sec = now / SEC_NS;
-    if (sec != ts->chal_sec) {
-        ts->chal_sec = sec;
-        ts->chal_count = 0;
+    if (sk->oow_ack_at && now - sk->oow_ack_at < TCP_OOW_ACK_NS) {
+        sk->st->cnt.tcp_ack_skipped++;
+        return true;
     }
-    if (ts->chal_count >= TCP_CHALLENGE_PER_S)
+    sk->oow_ack_at = now ? now : 1;
+    return false;
+}
+
+/* RFC 5961 7: challenge ACKs are limited per connection (above) and
+ * stack-wide. The stack-wide budget is drawn at random each second in
+ * [limit/2, 3*limit/2) so that its exhaustion reveals nothing an off-path
+ * attacker can count (CVE-2016-5696; Linux tcp_send_challenge_ack). The
+ * randomness is a keyed hash of the second: no clock or RNG in the core. */
+bool tcp_challenge_ok(struct tcpsm_sock *sk, uint64_t now)
+{
+    struct tcp_stack *ts = TS(sk);
+    if (tcp_oow_rate_limited(sk, now))
         return false;
-    ts->chal_count++;
+    uint64_t sec = now / SEC_NS;
+    if (sec + 1 != ts->chal_sec) {       /* chal_sec holds sec + 1: 0 = never drawn */
+        uint32_t half = (TCP_CHALLENGE_PER_S + 1) / 2;
+        uint32_t r = (uint32_t)tuple_hash(ts->st, (uint32_t)sec, 0, (uint32_t)(sec >> 32), 0, 4);
+        ts->chal_sec = sec + 1;
+        ts->chal_left = half + r % TCP_CHALLENGE_PER_S;
+    }
+    if (!ts->chal_left) {
+        ts->st->cnt.tcp_ack_skipped++;
+        return false;
+    }
+    ts->chal_left--;
     ts->st->cnt.tcp_challenge_ack++;
     return true;
+}
+
+/* ---------------------------------------------------------------- SYN cookies */
+
+/* RFC 4987 3.6, with Linux's construction (net/ipv4/syncookies.c):
+ *   cookie = H0(4-tuple) + peer ISN + (count << 24)
+ *          + ((H1(4-tuple, count) + data) mod 2^24)
+ * count ticks once a minute; data is the MSS table index. The keyed
+ * hashes are SipHash with the stack's secret, as Linux's. */
+static uint32_t cookie_hash(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra,
+                            uint16_t rp, uint32_t count, uint32_t c)
+{
+    return (uint32_t)tuple_hash(ts->st, la, lp, ra, rp, ((uint64_t)count << 8) | (5 + c));
+}
+
+uint32_t tcp_cookie_make(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra, uint16_t rp,
+                         uint32_t peer_isn, uint32_t data, uint64_t now)
+{
+    uint32_t count = (uint32_t)(now / TCP_COOKIE_PERIOD_NS);
+    uint32_t mask = (1u << TCP_COOKIE_BITS) - 1;
+    return cookie_hash(ts, la, lp, ra, rp, 0, 0) + peer_isn + (count << TCP_COOKIE_BITS) +
+           ((cookie_hash(ts, la, lp, ra, rp, count, 1) + data) & mask);
+}
+
+/* Returns the data (>= 0) of a valid cookie younger than
+ * TCP_COOKIE_MAX_AGE ticks, -1 otherwise. */
+int tcp_cookie_check(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra, uint16_t rp,
+                     uint32_t peer_isn, uint32_t cookie, uint64_t now)
+{
+    uint32_t count = (uint32_t)(now / TCP_COOKIE_PERIOD_NS);
+    uint32_t mask = (1u << TCP_COOKIE_BITS) - 1;
+    cookie -= cookie_hash(ts, la, lp, ra, rp, 0, 0) + peer_isn;
+    uint32_t diff = (count - (cookie >> TCP_COOKIE_BITS)) & (UINT32_MAX >> TCP_COOKIE_BITS);
+    if (diff >= TCP_COOKIE_MAX_AGE)
+        return -1;
+    return (int)((cookie - cookie_hash(ts, la, lp, ra, rp, count - diff, 1)) & mask);
+}
+
+/* One SYN more in these figures; the rate is the count of the last whole
+ * second. */
+void tcp_syn_count(struct tcp_syn_stats *s, uint64_t now)
+{
+    uint64_t sec = now / SEC_NS + 1;
+    if (sec != s->sec) {
+        s->last_sec = sec == s->sec + 1 ? s->this_sec : 0;
+        s->this_sec = 0;
+        s->sec = sec;
+    }
+    s->syns++;
+    s->this_sec++;
 }
 
 static void timer_cb(void *ctx, struct tcpsm_timer *t, uint64_t now)

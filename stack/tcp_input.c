@@ -21,7 +21,7 @@ static uint32_t seg_space(const struct tcp_seg *s)
 
 static void challenge_ack(struct tcpsm_sock *sk, uint64_t now)
 {
-    if (tcp_challenge_ok(TS(sk), now))
+    if (tcp_challenge_ok(sk, now))
         tcp_send_ack(sk, now);
 }
 
@@ -66,32 +66,22 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
 
 /* ---------------------------------------------------------------- LISTEN (3.10.7.2) */
 
-/* tw_iss: nonzero when the SYN ended a TIME-WAIT incarnation: the new ISN
- * lies beyond everything the old one sent (Linux tcp_tw_isn). */
-static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64_t now,
-                         uint32_t tw_iss)
+/* The options a passive open agreed to, from the SYN or from a cookie. */
+struct syn_params {
+    uint32_t irs, iss;
+    uint16_t wnd;                       /* the peer's window field */
+    struct tcp_opts opt;
+};
+
+/* A new child of listener l for the connection seg belongs to, in
+ * SYN-RECEIVED, on the SYN queue. NULL at the table's limit. */
+static struct tcpsm_sock *child_new(struct tcpsm_sock *l, const struct tcp_seg *seg,
+                                    const struct syn_params *p, uint64_t now)
 {
     struct tcpsm_stack *st = l->st;
-    if (seg->flags & TCPSM_RST)
-        return;
-    if (seg->flags & TCPSM_ACK) {
-        tcp_reply_rst(st, seg);
-        return;
-    }
-    if (!(seg->flags & TCPSM_SYN))
-        return;
-    /* Linux behaviour at the limits: drop the SYN, the peer retransmits. */
-    if (l->nacc >= l->backlog) {
-        st->cnt.tcp_drop_acceptq_full++;
-        return;
-    }
-    if (l->nsyn >= l->backlog) {
-        st->cnt.tcp_drop_synq_full++;
-        return;
-    }
     struct tcpsm_sock *c = tcp_sock_alloc(st);
     if (!c)
-        return;
+        return NULL;
     tcp_init_from_listener(c, l);
     c->laddr = seg->dst;
     c->lport = seg->dport;
@@ -99,24 +89,24 @@ static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64
     c->rport = seg->sport;
     c->parent = l;
     c->passive = true;
-    c->irs = seg->seq;
-    c->rcv_nxt = seg->seq + 1;
+    c->irs = p->irs;
+    c->rcv_nxt = p->irs + 1;
     c->rcv_mss = our_mss(c);
-    set_mss(c, &seg->opt);
-    c->ws_ok = seg->opt.ws_ok;
-    c->snd_wscale = c->ws_ok ? seg->opt.ws : 0;
+    set_mss(c, &p->opt);
+    c->ws_ok = p->opt.ws_ok;
+    c->snd_wscale = c->ws_ok ? p->opt.ws : 0;
     c->rcv_wscale = c->ws_ok ? tcp_rcv_wscale(c) : 0;
-    c->ts_ok = seg->opt.ts_ok;
+    c->ts_ok = p->opt.ts_ok;
     if (c->ts_ok) {
-        c->ts_recent = seg->opt.tsval;
+        c->ts_recent = p->opt.tsval;
         c->ts_recent_age = now;
         c->ts_off = (uint32_t)tcp_isn(c, 0) * 2654435761u;
     }
-    c->sack_ok = seg->opt.sack_ok;
-    c->snd_wnd = seg->wnd;              /* never scaled in a SYN (RFC 7323 2.2) */
+    c->sack_ok = p->opt.sack_ok;
+    c->snd_wnd = p->wnd;                /* never scaled in a SYN (RFC 7323 2.2) */
     c->max_snd_wnd = c->snd_wnd;
-    c->snd_wl1 = seg->seq;
-    c->iss = tw_iss ? tw_iss : tcp_isn(c, now);
+    c->snd_wl1 = p->irs;
+    c->iss = p->iss;
     c->snd_una = c->snd_nxt = c->snd_max = c->iss;
     c->snd_wl2 = c->iss;
     c->snd_buf_seq = c->iss + 1;
@@ -126,11 +116,174 @@ static void listen_input(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64
     c->rtt_start = now;
     tcp_ehash_add(c);
     tcp_bind_add(c);
-    c->qnext = l->synq;
-    l->synq = c;
-    l->nsyn++;
+    tcp_synq_add(l, c);
     st->cnt.tcp_passive_opens++;
     c->state = TCPSM_LISTEN;
+    return c;
+}
+
+/* The largest MSS of Linux's cookie table the peer's MSS allows. */
+static const uint16_t cookie_msstab[] = { 536, 1300, 1440, 1460 };
+
+static unsigned cookie_mss_index(const struct tcp_opts *o)
+{
+    uint32_t m = o->mss_ok ? o->mss : TCP_MSS_DEF;
+    unsigned i = sizeof(cookie_msstab) / sizeof(cookie_msstab[0]) - 1;
+    while (i && m < cookie_msstab[i])
+        i--;
+    return i;
+}
+
+/* The SYN queue is full: answer with a SYN cookie and keep no state (RFC
+ * 4987 3.6). The MSS index is in the ISN; window scale and SACK-permitted,
+ * which the ACK would otherwise forget, ride in the low 6 bits of our
+ * TSval (Linux cookie_init_timestamp: wscale or 0xf, SACK bit 4, ECN
+ * bit 5 never set here), so they survive only with timestamps. */
+static void send_cookie(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64_t now)
+{
+    struct tcpsm_stack *st = l->st;
+    struct tcp_stack *ts = st->tcp;
+    unsigned mi = cookie_mss_index(&seg->opt);
+    struct tcpsm_sock tmp;              /* a TCB for the builder only, never linked */
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.st = st;
+    tcp_init_from_listener(&tmp, l);
+    tmp.laddr = seg->dst;
+    tmp.lport = seg->dport;
+    tmp.raddr = seg->src;
+    tmp.rport = seg->sport;
+    tmp.state = TCPSM_SYN_RECEIVED;
+    tmp.rcv_nxt = seg->seq + 1;
+    tmp.rcv_mss = our_mss(&tmp);
+    if (tmp.rcv_mss > cookie_msstab[mi])
+        tmp.rcv_mss = cookie_msstab[mi];
+    tmp.ws_ok = seg->opt.ws_ok;
+    tmp.rcv_wscale = tmp.ws_ok ? tcp_rcv_wscale(&tmp) : 0;
+    tmp.sack_ok = seg->opt.sack_ok;
+    tmp.ts_ok = seg->opt.ts_ok;
+    if (tmp.ts_ok) {
+        tmp.ts_recent = seg->opt.tsval;
+        tmp.ts_off = (uint32_t)tcp_isn(&tmp, 0) * 2654435761u;
+        uint32_t tnow = tcp_ts_now(&tmp, now);
+        uint32_t o = (tmp.ws_ok ? (seg->opt.ws & 0xf) : 0xf) | (tmp.sack_ok ? 0x10 : 0);
+        uint32_t tsv = (tnow & ~((1u << TCP_COOKIE_TSBITS) - 1)) | o;
+        if (seq_gt(tsv, tnow))
+            tsv -= 1u << TCP_COOKIE_TSBITS;
+        tmp.ts_off += tsv - tnow;       /* the builder stamps tcp_ts_now(): make it tsv */
+    }
+    tmp.iss = tcp_cookie_make(ts, seg->dst, seg->dport, seg->src, seg->sport, seg->seq, mi, now);
+    tcp_send_synack_stateless(&tmp, now);
+    l->synq_overflow_at = now ? now : 1;
+    l->syn.cookies_sent++;
+    ts->syn.cookies_sent++;
+    st->cnt.tcp_syncookies_sent++;
+}
+
+/* An ACK for no connection, to a listener that sent cookies lately (two
+ * cookie periods, Linux tcp_synq_no_recent_overflow): if it carries a
+ * valid cookie, the connection is made now (RFC 4987 3.6). Returns true if
+ * the segment was taken. */
+static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now);
+
+static bool cookie_ack(struct tcpsm_sock *l, struct tcp_seg *seg, uint64_t now)
+{
+    struct tcpsm_stack *st = l->st;
+    struct tcp_stack *ts = st->tcp;
+    if ((seg->flags & (TCPSM_SYN | TCPSM_RST | TCPSM_ACK)) != TCPSM_ACK || !l->synq_overflow_at ||
+        now - l->synq_overflow_at > 2 * TCP_COOKIE_PERIOD_NS)
+        return false;
+    int mi = tcp_cookie_check(ts, seg->dst, seg->dport, seg->src, seg->sport, seg->seq - 1,
+                              seg->ack - 1, now);
+    if (mi < 0 || mi >= (int)(sizeof(cookie_msstab) / sizeof(cookie_msstab[0]))) {
+        l->syn.cookies_bad++;
+        ts->syn.cookies_bad++;
+        st->cnt.tcp_syncookies_failed++;
+        return false;
+    }
+    if (l->nacc >= l->backlog) {
+        st->cnt.tcp_drop_acceptq_full++;
+        return true;                    /* the peer retransmits its ACK (Linux drops too) */
+    }
+    struct syn_params p = { .irs = seg->seq - 1, .iss = seg->ack - 1, .wnd = 0 };
+    p.opt.mss_ok = true;
+    p.opt.mss = cookie_msstab[mi];
+    if (seg->opt.ts_ok) {
+        /* cookie_timestamp_decode: our echoed TSval carries the options */
+        uint32_t o = seg->opt.tsecr & ((1u << TCP_COOKIE_TSBITS) - 1);
+        p.opt.ts_ok = true;
+        p.opt.tsval = seg->opt.tsval;
+        p.opt.sack_ok = (o & 0x10) != 0;
+        if ((o & 0xf) != 0xf) {
+            p.opt.ws_ok = true;
+            p.opt.ws = (uint8_t)((o & 0xf) > 14 ? 14 : (o & 0xf));
+        }
+    }
+    struct tcpsm_sock *c = child_new(l, seg, &p, now);
+    if (!c)
+        return true;
+    c->state = TCPSM_SYN_RECEIVED;      /* our SYN+ACK was the cookie */
+    c->snd_nxt = c->snd_max = c->iss + 1;
+    uint32_t w = tcp_rcv_space(c);
+    c->rcv_adv = c->rcv_nxt + (w > 65535 ? 65535 : w);
+    c->rtt_active = false;
+    l->syn.cookies_ok++;
+    ts->syn.cookies_ok++;
+    st->cnt.tcp_syncookies_recv++;
+    rcv_segment(c, seg, now);
+    if (c->state == TCPSM_SYN_RECEIVED) {
+        /* refused by the checks (not an ACK of our cookie after all) */
+        tcp_unlink_child(c);
+        tcp_sock_free(c);
+    }
+    return true;
+}
+
+/* tw_iss: nonzero when the SYN ended a TIME-WAIT incarnation: the new ISN
+ * lies beyond everything the old one sent (Linux tcp_tw_isn). */
+static void listen_input(struct tcpsm_sock *l, struct tcp_seg *seg, uint64_t now,
+                         uint32_t tw_iss)
+{
+    struct tcpsm_stack *st = l->st;
+    struct tcp_stack *ts = st->tcp;
+    if (seg->flags & TCPSM_RST)
+        return;
+    if (seg->flags & TCPSM_ACK) {
+        if (!cookie_ack(l, seg, now))
+            tcp_reply_rst(st, seg);
+        return;
+    }
+    if (!(seg->flags & TCPSM_SYN))
+        return;
+    tcp_syn_count(&l->syn, now);
+    tcp_syn_count(&ts->syn, now);
+    st->cnt.tcp_listen_syns++;
+    /* Linux behaviour at the limits: with the accept queue full, drop the
+     * SYN (the peer retransmits); with the SYN queue (or the table) full,
+     * answer with a cookie. */
+    if (l->nacc >= l->backlog) {
+        st->cnt.tcp_drop_acceptq_full++;
+        l->syn.dropped++;
+        ts->syn.dropped++;
+        return;
+    }
+    if (l->nsyn >= l->backlog) {
+        st->cnt.tcp_drop_synq_full++;
+        send_cookie(l, seg, now);
+        return;
+    }
+    struct syn_params p = { .irs = seg->seq, .wnd = seg->wnd, .opt = seg->opt };
+    p.iss = 0;
+    struct tcpsm_sock *c = child_new(l, seg, &p, now);
+    if (!c) {
+        send_cookie(l, seg, now);       /* no TCB to spare: stateless */
+        return;
+    }
+    c->iss = tw_iss ? tw_iss : tcp_isn(c, now);
+    c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+    c->snd_wl2 = c->iss;
+    c->snd_buf_seq = c->iss + 1;
+    c->recover = c->iss;
+    c->rtt_seq = c->iss;
     tcp_send_syn(c, now);               /* <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> */
     tcp_set_state(c, TCPSM_SYN_RECEIVED, "rcv SYN", seg, false);
 }
@@ -301,7 +454,9 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
     }
     /* out of order */
     st->cnt.tcp_ooo_in++;
+    sk->rcv_ooopack++;
     sk->ack_now = true;                 /* dup ACK at once (RFC 5681 4.2) */
+    sk->dupack_now = true;
     if (len) {
         if (ooo_add(&sk->ooo, seq, seq + len) < 0) {
             st->cnt.tcp_drop_rcvbuf++;
@@ -339,18 +494,31 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->snd_nxt = sk->snd_una;
         tcp_sack_prune(sk);
         /* RTT: RFC 7323 4 (timestamps) or one timed segment (RFC 6298 3, Karn) */
+        bool sampled = false;
         if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr) {
             /* an echo older than our last retransmission may time the
              * original send of a segment the peer had (the ACK was lost):
              * Karn's rule applied to timestamps */
             uint32_t ms = tcp_ts_now(sk, now) - seg->opt.tsecr;
-            if (ms < 600000u && (!sk->total_retrans || seq_ge(seg->opt.tsecr, sk->rtx_tsval)))
+            if (ms < 600000u && (!sk->total_retrans || seq_ge(seg->opt.tsecr, sk->rtx_tsval))) {
                 tcp_rtt_sample(sk, ms * 1000u);
+                sampled = true;
+            }
         } else if (sk->rtt_active && seq_gt(ack, sk->rtt_seq)) {
             tcp_rtt_sample(sk, (uint32_t)((now - sk->rtt_start) / 1000u));
             sk->rtt_active = false;
+            sampled = true;
         }
-        sk->retries = sk->backoff = 0;
+        /* RFC 6298 5.7 and Karn: the backed-off RTO stays until a valid
+         * sample; an ACK of a retransmission proves nothing about the RTT */
+        if (sampled)
+            sk->backoff = 0;
+        if (sk->rto_start) {
+            sk->total_rto_ns += now - sk->rto_start;
+            sk->rto_start = 0;
+        }
+        sk->last_ack_recv = now;
+        sk->retries = 0;
         sk->first_rtx = 0;
         sk->soft_err = 0;
         sk->tlp_sent = false;
@@ -398,7 +566,7 @@ static bool our_fin_acked(const struct tcpsm_sock *sk)
  * is newer (timestamp, or sequence number beyond RCV.NXT) ends the old
  * incarnation and goes to the listener, like Linux TCP_TW_SYN. Without a
  * listener it is handled as any segment (an ACK answers it). */
-static bool timewait_syn(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
+static bool timewait_syn(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now)
 {
     bool newer;
     if (sk->ts_ok && seg->opt.ts_ok)
@@ -424,15 +592,14 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
     uint8_t fl = seg->flags;
     uint32_t slen = seg_space(seg);
 
-    sk->last_rcv = now;
-    sk->ka_probes = 0;
-
     /* RFC 7323 5.3 PAWS */
     if (sk->ts_ok && seg->opt.ts_ok && !(fl & TCPSM_RST) &&
         seq_lt(seg->opt.tsval, sk->ts_recent) &&
         now - sk->ts_recent_age < 24ull * 86400 * SEC_NS) {
         st->cnt.tcp_drop_window++;
-        tcp_send_ack(sk, now);
+        /* a duplicate ACK, rate-limited (Linux tcp_validate_incoming) */
+        if (!tcp_oow_rate_limited(sk, now))
+            tcp_send_ack(sk, now);
         return;
     }
 
@@ -495,11 +662,8 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         /* an empty out-of-window segment may be half of an ACK loop between
          * two desynchronized ends: answer at most one per 500 ms (Linux
          * tcp_oow_rate_limited) */
-        if (slen == 0) {
-            if (sk->oow_ack_at && now - sk->oow_ack_at < TCP_OOW_ACK_NS)
-                return;
-            sk->oow_ack_at = now;
-        }
+        if (slen == 0 && tcp_oow_rate_limited(sk, now))
+            return;
         tcp_send_ack(sk, now);
         return;
     }
@@ -581,13 +745,7 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv ACK", seg, false);
         if (sk->passive && l) {
             /* SYN queue -> accept queue */
-            struct tcpsm_sock **pp = &l->synq;
-            while (*pp && *pp != sk)
-                pp = &(*pp)->qnext;
-            if (*pp)
-                *pp = sk->qnext;
-            l->nsyn--;
-            sk->qnext = NULL;
+            tcp_synq_del(l, sk);
             if (l->accq_tail)
                 l->accq_tail->qnext = sk;
             else
@@ -606,6 +764,14 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         st->cnt.tcp_drop_window++;
         challenge_ack(sk, now);
         return;
+    }
+    /* the segment passed every check: the peer is alive (keepalive,
+     * RFC 1122 4.2.3.6); a blind or stale one must not count */
+    sk->last_rcv = now;
+    sk->ka_probes = 0;
+    if (seg->len) {
+        sk->data_segs_in++;
+        sk->last_data_recv = now;
     }
     process_ack(sk, seg, now);
     switch (sk->state) {
@@ -693,6 +859,14 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         tcp_wake(sk);
     }
 
+    /* A duplicate ACK for out-of-order data goes out as a pure ACK even
+     * when data leaves in this pass: a data segment does not count as a
+     * duplicate ACK at the peer (RFC 5681 2), whose fast retransmit would
+     * wait for an RTO otherwise. */
+    if (sk->dupack_now) {
+        sk->dupack_now = false;
+        tcp_send_ack(sk, now);
+    }
     tcp_output(sk, now);
     if (sk->ack_now)
         tcp_send_ack(sk, now);

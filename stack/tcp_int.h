@@ -38,7 +38,11 @@
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_BATCH_MAX       64          /* connections with work deferred to the end of an input batch */
 #define TCP_RING_INIT       (16u * 1024u)   /* first allocation of a buffer ring */
-#define TCP_CHALLENGE_PER_S 1000        /* RFC 5961 7: challenge ACK limit, Linux default */
+#define TCP_CHALLENGE_PER_S 1000
+#define TCP_COOKIE_BITS     24          /* Linux syncookies.c: low 24 bits data + hash */
+#define TCP_COOKIE_PERIOD_NS (60 * SEC_NS)  /* cookie counter tick (Linux 60 s) */
+#define TCP_COOKIE_MAX_AGE  2           /* ticks a cookie stays valid */
+#define TCP_COOKIE_TSBITS   6           /* option bits in the low bits of the TSval */        /* RFC 5961 7: challenge ACK limit, Linux default */
 #define TCP_EPH_LO          32768u      /* Linux ip_local_port_range */
 #define TCP_EPH_HI          60999u
 
@@ -83,12 +87,24 @@ struct tcp_seg {
 
 struct congestion_ops;
 
+/* SYNs seen by a listener (and by the stack): counts, and the rate over
+ * the last whole second. */
+struct tcp_syn_stats {
+    uint64_t syns, cookies_sent, cookies_ok, cookies_bad, dropped;
+    uint64_t sec;                       /* second the current count belongs to, + 1 */
+    uint32_t this_sec, last_sec;        /* SYNs in it / in the one before */
+};
+
 struct tcpsm_sock {
     struct tcpsm_stack *st;
     struct tcpsm_sock *enext;           /* connection hash chain */
     struct tcpsm_sock *bnext;           /* port table chain */
+    struct tcpsm_sock **bpprev;         /* ... and the link that points here: O(1) removal */
+    struct tcpsm_sock *lnext, **lpprev; /* listener table chain (LISTEN only) */
+    struct tcpsm_sock *twnext, **twpprev;   /* TIME-WAIT list, oldest first */
     struct tcpsm_sock *anext, *aprev;   /* every TCB, for tcp_fini */
     struct tcpsm_sock *qnext;           /* SYN queue / accept queue link */
+    struct tcpsm_sock **qpprev;         /* SYN queue: the link that points here */
     struct tcpsm_sock *parent;          /* listener of an unaccepted child */
     void *user;
 
@@ -99,6 +115,7 @@ struct tcpsm_sock {
     bool done;                          /* was connected or tried (recv returns 0, not ENOTCONN) */
     bool in_acceptq;
     bool syn_acked;                     /* our SYN was acknowledged */
+    uint8_t conn;                       /* TCP_CONN_*: Linux sock->state, for connect() */
     uint8_t shutdown;                   /* RCV_SHUTDOWN | SEND_SHUTDOWN */
     int err;                            /* pending error, positive errno */
     int soft_err;                       /* ICMP soft error, reported on timeout */
@@ -109,6 +126,8 @@ struct tcpsm_sock {
     /* listener */
     struct tcpsm_sock *synq, *accq, *accq_tail;
     uint32_t nsyn, nacc, backlog;
+    struct tcp_syn_stats syn;           /* SYN figures of this listener */
+    uint64_t synq_overflow_at;          /* last SYN answered by a cookie (0 = never) */
 
     /* send sequence space (RFC 9293 3.3.1) */
     uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2, max_snd_wnd;
@@ -157,7 +176,11 @@ struct tcpsm_sock {
     bool ack_now;
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     uint64_t last_rcv;                  /* for keepalive */
-    uint64_t oow_ack_at;                /* last ACK for an empty out-of-window segment */
+    uint64_t oow_ack_at;                /* last reflexive ACK (out-of-window, PAWS, challenge):
+                                           Linux last_oow_ack_time */
+    bool dupack_now;                    /* out-of-order data arrived: a pure duplicate ACK is
+                                           owed even if data leaves in the same pass */
+    bool more;                          /* MSG_MORE: this send is corked (tcp_output) */
 
     /* congestion (tcp_cong.c) */
     const struct congestion_ops *cc;
@@ -185,25 +208,34 @@ struct tcpsm_sock {
     bool tx_rst;                        /* a RST just went out: tcp_done traces it */
     uint32_t tx_seq, tx_ack, tx_len, tx_wnd;
 
-    /* statistics */
-    uint32_t total_retrans, segs_in, segs_out;
-    uint64_t bytes_acked, bytes_received;
+    /* statistics (TCP_INFO) */
+    uint32_t total_retrans, segs_in, segs_out, data_segs_in, data_segs_out, rcv_ooopack;
+    uint64_t bytes_acked, bytes_received, bytes_sent, bytes_retrans;
+    uint64_t last_data_sent, last_data_recv, last_ack_recv;
+    uint32_t min_rtt_us;
+    uint16_t total_rto, total_rto_recoveries;
+    uint64_t rto_start;                 /* start of the current RTO episode, for total_rto_time */
+    uint64_t total_rto_ns;
 };
 
 struct tcp_stack {
     struct tcpsm_stack *st;
     struct tcpsm_sock **ehash;          /* by 4-tuple */
-    struct tcpsm_sock **bhash;          /* by local port */
+    struct tcpsm_sock **bhash;          /* by local port: every bound TCB */
+    struct tcpsm_sock **lhash;          /* by local port: listeners only (O(1) SYN demux) */
     uint32_t emask, bmask;
+    struct tcpsm_sock *tw_head, **tw_tail;  /* TIME-WAIT TCBs, oldest first */
+    struct tcp_syn_stats syn;           /* all listeners */
     struct tcpsm_sock *all;
     size_t nsocks;
     uint32_t max_socks;
     /* connections owing an ACK or a wake-up at the end of the input batch */
     struct tcpsm_sock *batch[TCP_BATCH_MAX];
     unsigned nbatch;
-    /* RFC 5961 7 challenge ACK rate limit */
+    /* RFC 5961 7 challenge ACK rate limit: a budget drawn at random in
+     * [limit/2, 3*limit/2) each second (Linux after CVE-2016-5696) */
     uint64_t chal_sec;
-    uint32_t chal_count;
+    uint32_t chal_left;
 };
 
 /* Spurious fast retransmit detection (tcp_cong.c): armed on entering SACK
@@ -212,6 +244,12 @@ struct tcp_stack {
 #define TCP_UNDO_ARMED   1
 #define TCP_UNDO_STAMPED 2
 #define TCP_UNDO_DONE    3
+
+/* What connect() sees (Linux sock->state: SS_UNCONNECTED, SS_CONNECTING,
+ * SS_CONNECTED), apart from the TCP state. */
+#define TCP_CONN_NONE       0
+#define TCP_CONN_CONNECTING 1
+#define TCP_CONN_CONNECTED  2
 
 #define TCP_BATCH_ACK  1
 #define TCP_BATCH_WAKE 2
@@ -239,8 +277,17 @@ void tcp_wake(struct tcpsm_sock *sk);
 void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
 void tcp_unlink_child(struct tcpsm_sock *child);
+void tcp_synq_add(struct tcpsm_sock *l, struct tcpsm_sock *c);
+void tcp_synq_del(struct tcpsm_sock *l, struct tcpsm_sock *c);
+void tcp_lhash_add(struct tcpsm_sock *l);
+void tcp_syn_count(struct tcp_syn_stats *s, uint64_t now);
+uint32_t tcp_cookie_make(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra, uint16_t rp,
+                         uint32_t peer_isn, uint32_t data, uint64_t now);
+int tcp_cookie_check(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra, uint16_t rp,
+                     uint32_t peer_isn, uint32_t cookie, uint64_t now);
 void tcp_init_from_listener(struct tcpsm_sock *child, const struct tcpsm_sock *lsk);
-bool tcp_challenge_ok(struct tcp_stack *ts, uint64_t now);
+bool tcp_challenge_ok(struct tcpsm_sock *sk, uint64_t now);
+bool tcp_oow_rate_limited(struct tcpsm_sock *sk, uint64_t now);
 uint8_t tcp_pick_wscale(uint32_t rcvbuf);
 uint8_t tcp_rcv_wscale(const struct tcpsm_sock *sk);
 
@@ -267,6 +314,7 @@ uint32_t ooo_advance(struct tcp_ooo *o, uint32_t rcv_nxt);
 void tcp_output(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_ack(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_syn(struct tcpsm_sock *sk, uint64_t now);
+void tcp_send_synack_stateless(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_probe(struct tcpsm_sock *sk, uint64_t now);
 void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now);

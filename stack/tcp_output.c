@@ -80,6 +80,12 @@ uint32_t tcp_send_mss(const struct tcpsm_sock *sk)
     uint32_t m = sk->mss;
     if (sk->ts_ok)
         m -= 12;
+    /* SACK blocks ride on data segments too (RFC 2018 4): leave them room,
+     * as Linux tcp_current_mss does */
+    if (sk->sack_ok && sk->ooo.n) {
+        unsigned b = sk->ooo.n < (sk->ts_ok ? 3u : 4u) ? sk->ooo.n : (sk->ts_ok ? 3u : 4u);
+        m -= 4 + 8 * b;
+    }
     return m < 8 ? 8 : m;
 }
 
@@ -145,8 +151,13 @@ uint32_t tcp_unsent(const struct tcpsm_sock *sk)
 static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t len, uint64_t now)
 {
     struct tcpsm_stack *st = sk->st;
-    bool sack = !(flags & (TCPSM_SYN | TCPSM_RST)) && len == 0;
+    bool sack = !(flags & (TCPSM_SYN | TCPSM_RST));
     size_t optlen = tcp_opt_len(sk, flags, sack);
+    if (sack && len && TCP_HDR + optlen + len > ipv4_mtu_l4(st) &&
+        !(st->dev->features & TCPSM_NETDEV_F_TSO)) {
+        sack = false;                   /* sized before the blocks appeared */
+        optlen = tcp_opt_len(sk, flags, false);
+    }
     size_t hl = TCP_HDR + optlen;
     uint8_t *p = ipv4_out_begin(st, hl + len);
     if (!p)
@@ -188,6 +199,13 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     }
     finish(st, sk->laddr, sk->raddr, p, hl + len, len > mss ? mss : 0);
     sk->segs_out++;
+    if (len) {
+        sk->data_segs_out++;
+        sk->bytes_sent += len;
+        sk->last_data_sent = now;
+        if (seq_lt(seq, sk->snd_max))
+            sk->bytes_retrans += len;
+    }
     sk->tx_flags = flags;
     sk->tx_seq = seq;
     sk->tx_ack = ack;
@@ -226,6 +244,12 @@ void tcp_send_syn(struct tcpsm_sock *sk, uint64_t now)
     if (seq_lt(sk->snd_max, sk->snd_nxt))
         sk->snd_max = sk->snd_nxt;
     tcp_rto_arm(sk, now);
+}
+
+/* A SYN+ACK from a TCB that keeps no state (a SYN cookie): no timer. */
+void tcp_send_synack_stateless(struct tcpsm_sock *sk, uint64_t now)
+{
+    xmit(sk, sk->iss, TCPSM_SYN | TCPSM_ACK, 0, now);
 }
 
 /* RFC 9293 3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST> (with ACK, like Linux). */
@@ -415,7 +439,7 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
                 if (in_flight && len < sk->max_snd_wnd / 2)
                     break;
             } else if (!sk->fin_queued) {
-                if (sk->cork && !sk->cork_push) {
+                if ((sk->cork || sk->more) && !sk->cork_push) {
                     /* Linux: corked output waits at most 200 ms */
                     if (!sk->cork_at) {
                         sk->cork_at = now + TCP_CORK_NS;

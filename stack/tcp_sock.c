@@ -75,6 +75,7 @@ int tcpsm_sock_listen(struct tcpsm_sock *sk, int backlog)
     sk->err = 0;
     sk->shutdown = 0;
     tcp_set_state(sk, TCPSM_LISTEN, "app listen", NULL, false);
+    tcp_lhash_add(sk);
     return 0;
 }
 
@@ -104,6 +105,24 @@ int tcpsm_sock_connect(struct tcpsm_sock *sk, uint32_t addr, uint16_t port, uint
 {
     struct tcpsm_stack *st = sk->st;
     st->now = now;
+    /* Linux __inet_stream_connect: while connecting, a call reports how the
+     * attempt went (once): still going, its error, or success (0, and
+     * EISCONN from then on). A new handshake only from a socket that is
+     * neither connecting nor connected. */
+    if (sk->conn == TCP_CONN_CONNECTED)
+        return -EISCONN;
+    if (sk->conn == TCP_CONN_CONNECTING) {
+        if (sk->state == TCPSM_SYN_SENT || sk->state == TCPSM_SYN_RECEIVED)
+            return -EALREADY;
+        if (sk->state == TCPSM_CLOSED) {
+            sk->conn = TCP_CONN_NONE;
+            int e = sk->err;
+            sk->err = 0;
+            return e ? -e : -ECONNABORTED;
+        }
+        sk->conn = TCP_CONN_CONNECTED;
+        return 0;
+    }
     switch (sk->state) {
     case TCPSM_CLOSED:
         break;
@@ -154,6 +173,7 @@ int tcpsm_sock_connect(struct tcpsm_sock *sk, uint32_t addr, uint16_t port, uint
     sk->rtt_start = now;
     sk->done = true;
     tcp_ehash_add(sk);
+    sk->conn = TCP_CONN_CONNECTING;
     st->cnt.tcp_active_opens++;
     tcp_send_syn(sk, now);
     tcp_set_state(sk, TCPSM_SYN_SENT, "app connect", NULL, true);
@@ -176,11 +196,18 @@ int tcpsm_sock_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out)
     c->in_acceptq = false;
     c->parent = NULL;
     c->user_ref = true;
+    c->conn = TCP_CONN_CONNECTED;
     *out = c;
     return 0;
 }
 
 ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint64_t now)
+{
+    return tcpsm_sock_sendf(sk, buf, len, 0, now);
+}
+
+ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int flags,
+                         uint64_t now)
 {
     sk->st->now = now;
     if (sk->err) {
@@ -215,7 +242,11 @@ ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint
     uint32_t n = ring_write(&sk->sndq, buf, want);
     if (n == 0)
         return -EAGAIN;
+    /* MSG_MORE: this call's tail waits like TCP_CORK (Linux tcp_push with
+     * TCP_NAGLE_CORK), for the next send or the 200 ms cork ceiling */
+    sk->more = (flags & TCPSM_MSG_MORE) != 0;
     tcp_output(sk, now);
+    sk->more = false;
     flush(sk);
     return n;
 }
@@ -638,33 +669,99 @@ int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val)
     return -ENOPROTOOPT;
 }
 
+/* Linux tcp_ca_state */
+static uint8_t ca_state(const struct tcpsm_sock *sk)
+{
+    if (sk->retries && sk->snd_una != sk->snd_max)
+        return 4;                       /* TCP_CA_Loss: after an RTO */
+    if (sk->in_recovery)
+        return 3;                       /* TCP_CA_Recovery */
+    if (sk->dupacks || sk->sacked.n)
+        return 1;                       /* TCP_CA_Disorder */
+    return 0;                           /* TCP_CA_Open */
+}
+
+static uint32_t ms_since(uint64_t now, uint64_t t)
+{
+    if (!t || now < t)
+        return 0;
+    uint64_t ms = (now - t) / MS_NS;
+    return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+}
+
+/* Linux tcp_get_info(): every field the stack keeps. */
 void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i)
+{
+    tcpsm_sock_info_at(sk, i, sk->st->now);
+}
+
+void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, uint64_t now)
 {
     memset(i, 0, sizeof(*i));
     uint32_t mss = tcp_send_mss(sk);
     i->state = (uint8_t)sk->state;
+    i->ca_state = ca_state(sk);
     i->retransmits = sk->retries;
+    i->probes = sk->probes > sk->ka_probes ? sk->probes : sk->ka_probes;
     i->backoff = sk->backoff;
     i->snd_wscale = sk->ws_ok ? sk->snd_wscale : 0;
     i->rcv_wscale = sk->ws_ok ? sk->rcv_wscale : 0;
+    i->ws_ok = sk->ws_ok && tcp_synchronized(sk->state);
     i->ts_ok = sk->ts_ok && tcp_synchronized(sk->state);
     i->sack_ok = sk->sack_ok && tcp_synchronized(sk->state);
     i->rto_us = sk->rto_us;
+    i->ato_us = (uint32_t)(TCP_DELACK_NS / 1000u);
     i->rtt_us = sk->srtt_us;
     i->rttvar_us = sk->rttvar_us;
+    i->min_rtt_us = sk->min_rtt_us;
+    i->rcv_rtt_us = sk->rcv_rtt_us;
     i->snd_mss = mss;
     i->rcv_mss = sk->rcv_mss;
+    i->advmss = sk->rcv_mss;
+    i->pmtu = ipv4_mtu_l4(sk->st) + 20;
     i->snd_cwnd = mss ? sk->cwnd / mss : 0;
     i->snd_ssthresh = mss ? (sk->ssthresh > (1u << 29) ? 0x7fffffff : sk->ssthresh / mss) : 0;
+    i->reordering = 3;                  /* the duplicate ACK threshold (RFC 5681) */
     i->snd_wnd = sk->snd_wnd;
     i->rcv_wnd = seq_gt(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
+    i->rcv_space = sk->rcvbuf;
+    i->rcv_ssthresh = tcp_rcv_space(sk);
     i->unacked = mss ? (sk->snd_max - sk->snd_una + mss - 1) / mss : 0;
+    i->sacked = mss ? (tcp_sack_bytes(sk) + mss - 1) / mss : 0;
     i->lost = mss ? (tcp_sack_lost_bytes(sk) + mss - 1) / mss : 0;
+    i->retrans = sk->in_recovery && mss && seq_gt(sk->high_rxt, sk->snd_una) ?
+                 (sk->high_rxt - sk->snd_una + mss - 1) / mss : 0;
     i->total_retrans = sk->total_retrans;
+    i->last_data_sent_ms = ms_since(now, sk->last_data_sent);
+    i->last_data_recv_ms = ms_since(now, sk->last_data_recv);
+    i->last_ack_recv_ms = ms_since(now, sk->last_ack_recv);
+    i->notsent_bytes = tcp_unsent(sk);
     i->bytes_acked = sk->bytes_acked;
     i->bytes_received = sk->bytes_received;
+    i->bytes_sent = sk->bytes_sent;
+    i->bytes_retrans = sk->bytes_retrans;
     i->segs_out = sk->segs_out;
     i->segs_in = sk->segs_in;
+    i->data_segs_out = sk->data_segs_out;
+    i->data_segs_in = sk->data_segs_in;
+    i->rcv_ooopack = sk->rcv_ooopack;
+    i->total_rto = sk->total_rto;
+    i->total_rto_recoveries = sk->total_rto_recoveries;
+    uint64_t rto_ns = sk->total_rto_ns + (sk->rto_start && now > sk->rto_start ?
+                                          now - sk->rto_start : 0);
+    i->total_rto_time_ms = rto_ns / MS_NS > UINT32_MAX ? UINT32_MAX : (uint32_t)(rto_ns / MS_NS);
+    if (sk->state == TCPSM_LISTEN) {
+        const struct tcp_syn_stats *y = &sk->syn;
+        uint64_t sec = now / SEC_NS + 1;
+        i->syn_count = y->syns;
+        i->syn_rate = sec == y->sec + 1 ? y->this_sec : sec == y->sec ? y->last_sec : 0;
+        i->syn_cookies_sent = y->cookies_sent;
+        i->syn_cookies_ok = y->cookies_ok;
+        i->syn_cookies_bad = y->cookies_bad;
+        i->syn_dropped = y->dropped;
+        i->syn_queue = sk->nsyn;
+        i->accept_queue = sk->nacc;
+    }
 }
 
 void tcpsm_sock_set_user(struct tcpsm_sock *sk, void *user)

@@ -76,6 +76,8 @@ void tcp_rto_stop(struct tcpsm_sock *sk)
 /* RFC 6298 2.2-2.4, with Linux's 200 ms floor. */
 void tcp_rtt_sample(struct tcpsm_sock *sk, uint32_t r)
 {
+    if (!sk->min_rtt_us || (r ? r : 1) < sk->min_rtt_us)
+        sk->min_rtt_us = r ? r : 1;
     if (!sk->srtt_us && !sk->rttvar_us) {
         sk->srtt_us = r;
         sk->rttvar_us = r / 2;
@@ -180,6 +182,13 @@ static bool on_rto(struct tcpsm_sock *sk, uint64_t now)
     if (sk->backoff < 20)
         sk->backoff++;
     sk->st->cnt.tcp_rto++;
+    if (sk->total_rto < UINT16_MAX)
+        sk->total_rto++;
+    if (!sk->rto_start) {               /* a new RTO episode (TCP_INFO total_rto_recoveries) */
+        sk->rto_start = now;
+        if (sk->total_rto_recoveries < UINT16_MAX)
+            sk->total_rto_recoveries++;
+    }
     sk->rtt_active = false;             /* Karn */
     if (syn) {
         tcp_retransmit_head(sk, now);
@@ -195,6 +204,35 @@ static bool on_rto(struct tcpsm_sock *sk, uint64_t now)
             tcp_rto_arm(sk, now);
     }
     return true;
+}
+
+/* RFC 8985 7.3: the probe is a new segment when there is unsent data the
+ * peer's window takes (cwnd does not hold it back, as Linux
+ * tcp_send_loss_probe), else the last segment sent again. Then the RTO,
+ * not another probe, is armed from now. */
+static void send_loss_probe(struct tcpsm_sock *sk, uint64_t now)
+{
+    uint32_t mss = tcp_send_mss(sk);
+    uint32_t wnd_end = sk->snd_una + sk->snd_wnd;
+    uint32_t room = seq_gt(wnd_end, sk->snd_nxt) ? wnd_end - sk->snd_nxt : 0;
+    uint32_t before = sk->snd_nxt;
+    if (tcp_unsent(sk) && sk->snd_nxt == sk->snd_max && room >= (tcp_unsent(sk) < mss ?
+                                                                 tcp_unsent(sk) : mss)) {
+        uint32_t cwnd = sk->cwnd;
+        bool nodelay = sk->nodelay, cork = sk->cork;
+        sk->cwnd = sk->snd_nxt - sk->snd_una + mss;     /* room for exactly one segment */
+        sk->nodelay = true;
+        sk->cork = false;
+        tcp_output(sk, now);
+        sk->cwnd = cwnd;
+        sk->nodelay = nodelay;
+        sk->cork = cork;
+    }
+    if (sk->snd_nxt == before)
+        tcp_retransmit_tail(sk, now);
+    sk->rto_at = 0;
+    tcp_rto_arm(sk, now);
+    sk->tlp_at = 0;                     /* one probe per tail (tlp_sent) */
 }
 
 static bool on_persist(struct tcpsm_sock *sk, uint64_t now)
@@ -270,9 +308,8 @@ void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now)
     if (sk->tlp_at && now >= sk->tlp_at) {
         sk->tlp_at = 0;
         if (sk->snd_una != sk->snd_max && !sk->in_recovery && sk->rto_at) {
-            /* RFC 8985 7.3: resend the last segment; the RTO stays armed */
             sk->tlp_sent = true;
-            tcp_retransmit_tail(sk, now);
+            send_loss_probe(sk, now);
         }
     }
     if (sk->rto_at && now >= sk->rto_at) {

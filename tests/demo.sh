@@ -4,7 +4,8 @@
 # Two network namespaces joined by a veth pair: the peer runs nginx on the kernel's TCP at
 # 198.18.0.1; the stack side has no kernel address: curl runs through build/tcpsm, whose
 # stack is 198.18.0.10 with its own MAC. Prints the page's sha256 on both ends, the trace of
-# the connection (handshake and close) and a summary. Everything is torn down on exit,
+# the connection (handshake and close), its ladder diagram drawn from the stack's pcap
+# (`tcpsm ladder`: handshake, data, four-way close, both sides' states) and a summary. Everything is torn down on exit,
 # failure or Ctrl-C. As root, installs the Debian packages it needs that are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,9 +55,9 @@ tcpsm demo
   peer  : namespace $NS_P, $IF_P $PEER_IP/$PREFIX — nginx on the kernel's TCP
   stack : namespace $NS_S, $IF_S (no kernel address) — curl on tcpsm as $STACK_IP/$PREFIX
 
-\$ build/tcpsm --if $IF_S --addr $STACK_IP/$PREFIX --trace FILE -- curl -o page.html $url
+\$ build/tcpsm --if $IF_S --addr $STACK_IP/$PREFIX --trace FILE --pcap conn.pcap -- curl -o page.html $url
 EOF
-STACK_OPTS=(--trace "$TMPD/trace.txt")
+STACK_OPTS=(--trace "$TMPD/trace.txt" --pcap "$TMPD/conn.pcap")
 rc=0
 w=$(on_stack curl -sS --max-time 20 -o "$TMPD/page.html" \
     -w '%{http_code} %{size_download} %{time_connect} %{time_total}' "$url") || rc=$?
@@ -75,16 +76,27 @@ echo
 echo "trace of the connection (TCPSM_TRACE):"
 sed 's/^/  /' "$TMPD/trace.txt"
 echo
+echo "\$ build/tcpsm ladder --svg build/demo-ladder.svg conn.pcap"
+mkdir -p build
+build/tcpsm ladder --width 44 --svg build/demo-ladder.svg "$TMPD/conn.pcap" | tee "$TMPD/ladder.txt" |
+    sed 's/^/  /'
+echo "  (the same as SVG: build/demo-ladder.svg)"
+echo
 hs=no cl=no
 grep -q 'SYN-SENT -> ESTABLISHED' "$TMPD/trace.txt" && hs=yes
 grep -Eq 'ESTABLISHED -> (FIN-WAIT-1|CLOSE-WAIT)' "$TMPD/trace.txt" && cl=yes
 n=$(grep -c -- ' -> ' "$TMPD/trace.txt" || true)
-echo "summary: $n state transitions; handshake (SYN, SYN+ACK, ACK): $hs; orderly close (FIN/ACK): $cl"
-if [ "$served" = "$got" ] && [ "$hs" = yes ] && [ "$cl" = yes ]; then
+lad=no
+grep -q 'SYN-SENT *|-* SYN=1 seq=x -*>| SYN-RECEIVED' "$TMPD/ladder.txt" &&
+    grep -q 'len=' "$TMPD/ladder.txt" && grep -q 'TIME-WAIT' "$TMPD/ladder.txt" &&
+    grep -Eq '\| (CLOSED|LAST-ACK)' "$TMPD/ladder.txt" && lad=yes
+echo "summary: $n state transitions; handshake (SYN, SYN+ACK, ACK): $hs; orderly close (FIN/ACK): $cl; ladder: $lad"
+if [ "$served" = "$got" ] && [ "$hs" = yes ] && [ "$cl" = yes ] && [ "$lad" = yes ]; then
     echo "demo: OK — the page crossed the tcpsm stack intact"
 else
     [ "$served" = "$got" ] || echo "demo: FAILED — the page differs" >&2
     [ "$hs" = yes ] || echo "demo: FAILED — no handshake in the trace" >&2
     [ "$cl" = yes ] || echo "demo: FAILED — no close in the trace" >&2
+    [ "$lad" = yes ] || echo "demo: FAILED — the ladder lacks the handshake, data or close" >&2
     exit 1
 fi

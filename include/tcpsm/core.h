@@ -176,7 +176,11 @@ struct tcpsm_counters {
              tcp_drop_no_sock, tcp_drop_window, tcp_drop_listen_overflow, tcp_drop_synq_full,
              tcp_drop_acceptq_full, tcp_drop_rcvbuf, tcp_ooo_in, tcp_dup_in, tcp_rst_in, tcp_rst_out,
              tcp_challenge_ack, tcp_conn_timeout, tcp_active_opens, tcp_passive_opens,
-             tcp_drop_max_socks, tcp_undo;
+             tcp_drop_max_socks, tcp_undo,
+             tcp_ack_skipped,           /* reflexive ACKs withheld by the rate limits (RFC 5961 7) */
+             tcp_listen_syns,           /* SYNs that reached a listener */
+             tcp_syncookies_sent, tcp_syncookies_recv, tcp_syncookies_failed,
+             tcp_tw_recycled;           /* TIME-WAIT TCBs ended early: the table was full */
     /* TCP super-segments (TSO frames) sent, and the segments they carried */
     uint64_t tcp_gso_out, tcp_gso_segs;
 };
@@ -222,8 +226,10 @@ int tcpsm_sock_bind(struct tcpsm_sock *sk, uint32_t addr, uint16_t port);
 /* backlog is clamped to [1, 4096]. -EINVAL if connected. Binds ephemeral if unbound. */
 int tcpsm_sock_listen(struct tcpsm_sock *sk, int backlog);
 /* Sends the SYN and returns -EINPROGRESS; completion shows as POLLOUT and
- * tcpsm_sock_error(). -EISCONN, -EALREADY (SYN-SENT), -ENETUNREACH,
- * -EADDRNOTAVAIL (no ephemeral port), -EINVAL (listening). */
+ * tcpsm_sock_error(). Called again while connecting (Linux): -EALREADY
+ * during the handshake, then once its outcome: 0, or the pending error
+ * (-ECONNABORTED if SO_ERROR already took it); -EISCONN once connected.
+ * -ENETUNREACH, -EADDRNOTAVAIL (no ephemeral port), -EINVAL (listening). */
 int tcpsm_sock_connect(struct tcpsm_sock *sk, uint32_t addr, uint16_t port, uint64_t now);
 /* -EAGAIN when the accept queue is empty, -EINVAL if not listening. */
 int tcpsm_sock_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out);
@@ -232,6 +238,11 @@ int tcpsm_sock_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out);
  * is full, -EPIPE after shutdown(SHUT_WR)/a reset, -ENOTCONN before
  * ESTABLISHED, or the pending error (-ECONNRESET, -ETIMEDOUT...). */
 ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint64_t now);
+/* The same with flags: TCPSM_MSG_MORE holds this call's partial segment as
+ * TCP_CORK would (until the next send without it, or 200 ms). */
+#define TCPSM_MSG_MORE 0x8000
+ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int flags,
+                         uint64_t now);
 /* Flags: TCPSM_MSG_PEEK. Returns bytes, 0 at EOF (FIN received), -EAGAIN,
  * -ENOTCONN, or the pending error. Consuming data may send a window update. */
 #define TCPSM_MSG_PEEK 0x2
@@ -276,25 +287,51 @@ enum tcpsm_opt {
 int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val);
 int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val);
 
-/* The TCP_INFO subset. Times in microseconds. */
+/* Linux's struct tcp_info, every field the stack keeps (the shim maps it
+ * to the kernel's layout). Times in microseconds unless _ms. */
 struct tcpsm_tcp_info {
     uint8_t state;              /* enum tcpsm_tcp_state */
+    uint8_t ca_state;           /* Linux TCP_CA_Open 0, Disorder 1, Recovery 3, Loss 4 */
     uint8_t retransmits;        /* consecutive RTOs of the current segment */
+    uint8_t probes;             /* unanswered zero-window or keepalive probes */
     uint8_t backoff;
     uint8_t snd_wscale, rcv_wscale;
-    bool ts_ok, sack_ok;
-    uint32_t rto_us, rtt_us, rttvar_us;
-    uint32_t snd_mss, rcv_mss;
+    bool ws_ok, ts_ok, sack_ok;
+    uint32_t rto_us, ato_us, rtt_us, rttvar_us, min_rtt_us, rcv_rtt_us;
+    uint32_t snd_mss, rcv_mss, advmss, pmtu;
     uint32_t snd_cwnd;          /* segments */
     uint32_t snd_ssthresh;      /* segments */
+    uint32_t reordering;
     uint32_t snd_wnd;           /* bytes, peer's window */
     uint32_t rcv_wnd;           /* bytes, advertised */
-    uint32_t unacked;           /* segments in flight */
-    uint32_t lost, total_retrans;
-    uint64_t bytes_acked, bytes_received;
-    uint32_t segs_out, segs_in;
+    uint32_t rcv_space, rcv_ssthresh;
+    uint32_t unacked, sacked, lost, retrans;    /* segments */
+    uint32_t total_retrans;
+    uint32_t last_data_sent_ms, last_data_recv_ms, last_ack_recv_ms;
+    uint32_t notsent_bytes;
+    uint64_t bytes_acked, bytes_received, bytes_sent, bytes_retrans;
+    uint32_t segs_out, segs_in, data_segs_out, data_segs_in;
+    uint32_t rcv_ooopack;
+    uint16_t total_rto, total_rto_recoveries;
+    uint32_t total_rto_time_ms;
+    /* a listener's SYN figures (0 otherwise): SYNs received, in the last
+     * whole second, answered by a cookie, cookies that came back valid or
+     * not, SYNs dropped (accept queue full); the SYN and accept queues */
+    uint64_t syn_count, syn_cookies_sent, syn_cookies_ok, syn_cookies_bad, syn_dropped;
+    uint32_t syn_rate, syn_queue, accept_queue;
 };
 void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *info);
+/* The same with the time now (the last_* ages; tcpsm_sock_info uses the
+ * time of the stack's latest event). */
+void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *info, uint64_t now);
+
+/* Observers (stack/tcp_walk.c): calls fn for every TCB of the stack, held
+ * or orphaned (closed by the application, still in FIN-WAIT/TIME-WAIT...),
+ * listeners included; fn must not change the stack. */
+void tcpsm_stack_walk(const struct tcpsm_stack *st,
+                      void (*fn)(void *ctx, const struct tcpsm_sock *sk), void *ctx);
+bool tcpsm_sock_held(const struct tcpsm_sock *sk);     /* the application holds it */
+uint32_t tcpsm_sock_sacked_bytes(const struct tcpsm_sock *sk);  /* SACKed above snd_una */
 
 /* An opaque pointer the runtime hangs its wait state on. */
 void tcpsm_sock_set_user(struct tcpsm_sock *sk, void *user);

@@ -57,6 +57,9 @@ int tcpsm_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct sockaddr
  * MSG_NOSIGNAL/SIGPIPE is the caller's business too (-EPIPE comes back). */
 ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int nonblock,
                    int64_t timeout_ns);
+/* The same; flags: MSG_MORE (the partial segment waits as with TCP_CORK). */
+ssize_t tcpsm_sendf(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int flags,
+                    int nonblock, int64_t timeout_ns);
 /* flags: MSG_PEEK, MSG_WAITALL (sleeps until iov full, EOF or error). */
 ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int flags,
                    int nonblock, int64_t timeout_ns);

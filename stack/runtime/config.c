@@ -214,6 +214,8 @@ int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settin
             return bad(err, errlen, "TCPSM_OFFLOAD", v,
                        "1 (vnet header: checksum offload and TSO, the default) or 0 (plain frames)");
     }
+    if (config_ops_from_env(getenv_fn, s, err, errlen) < 0)
+        return -1;
     s->enabled = true;
     return 1;
 }

@@ -24,7 +24,18 @@ struct rt_settings {
     char trace_path[CONFIG_PATH_MAX];   /* TCPSM_TRACE=<file>, "" = none */
     char pcap_path[CONFIG_PATH_MAX];    /* TCPSM_PCAP=<file>, "" = none */
     bool offload;               /* TCPSM_OFFLOAD (default 1): PACKET_VNET_HDR offloads */
+    /* config_ops.c */
+    uint32_t sndbuf, rcvbuf, rcvbuf_max;   /* TCPSM_SNDBUF/RCVBUF/RCVBUF_MAX, 0 = default */
+    char run_dir[256];          /* TCPSM_RUN_DIR: stats region and capture socket, "" = off */
 };
+
+#define CONFIG_RUN_DIR_DEFAULT "/run/tcpsm"
+
+/* config_ops.c: "262144", "256K", "4M" within 4 KiB..16 MiB. 0 or -1. */
+int config_parse_size(const char *s, uint32_t *out);
+/* The operating settings (buffers, TCPSM_RUN_DIR); 1 or -1 with err set. */
+int config_ops_from_env(const char *(*getenv_fn)(const char *name), struct rt_settings *s,
+                        char *err, size_t errlen);
 
 /* Single-value parsers: 0 on success, -1 on a malformed value. */
 int config_parse_ipv4(const char *s, uint32_t *addr);

@@ -164,7 +164,7 @@ static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *
     struct netdev_packet_tx *tx = np->tx;
     /* Captured before the send: an answer can arrive (and be captured by
      * the receive thread) before sendmmsg returns. */
-    if (np->tap)
+    if (np->tap && (!np->tap_want || np->tap_want(np->tap_ctx)))
         for (unsigned i = 0; i < n; i++)
             tap_frame(np, &frames[i]);
     unsigned done = 0, sent = 0;
@@ -347,6 +347,7 @@ int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, uns
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 
     unsigned n = 0;
+    bool tap = np->tap && (!np->tap_want || np->tap_want(np->tap_ctx));
     for (long i = 0; i < r; i++) {
         struct msghdr *h = &rx->msgs[i].msg_hdr;
         uint32_t len = rx->msgs[i].msg_len;
@@ -384,9 +385,9 @@ int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, uns
                 fl = TCPSM_FRAME_CSUM_VALID;
         }
         /* the capture shows the finished sum (only then is it computed) */
-        if ((fl & TCPSM_FRAME_CSUM_PARTIAL) && np->tap && netdev_packet_fix_csum(rx->data[i], len))
+        if ((fl & TCPSM_FRAME_CSUM_PARTIAL) && tap && netdev_packet_fix_csum(rx->data[i], len))
             np->rx_csum_fixed++;
-        if (np->tap)
+        if (tap)
             np->tap(np->tap_ctx, rx->data[i], len);
         if (fl & TCPSM_FRAME_CSUM_PARTIAL)
             np->rx_csum_partial++;

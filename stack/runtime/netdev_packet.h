@@ -41,6 +41,8 @@ struct netdev_packet {
     uint8_t mac[6];
     /* Called with every frame sent and received (TCPSM_PCAP); may be NULL. */
     void (*tap)(void *ctx, const uint8_t *data, uint32_t len);
+    /* Whether tap wants frames now (NULL: always); asked once per batch. */
+    bool (*tap_want)(void *ctx);
     void *tap_ctx;
     struct netdev_packet_rx *rx;
     struct netdev_packet_tx *tx;

@@ -2,6 +2,7 @@
  * socket API of tcpsm.h over the pure core (see runtime.h for the locking
  * and wake-up scheme, runtime_wait.c for sleeping). */
 #include "runtime.h"
+#include "runtime_ops.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -108,7 +109,18 @@ bool tcpsm_rt_enabled(void)
 
 static void pcap_tap(void *ctx, const uint8_t *data, uint32_t len)
 {
-    pcap_writer_frame(ctx, data, len);
+    (void)ctx;
+    if (rt.pcap)
+        pcap_writer_frame(rt.pcap, data, len);
+    rt_capture_frame(data, len);        /* tcpsm capture (runtime_capture.c) */
+}
+
+/* Gathering a 64 KiB frame and finishing its checksum for the tap costs a
+ * copy: done only while someone listens. */
+static bool tap_want(void *ctx)
+{
+    (void)ctx;
+    return rt.pcap || rt_capture_active();
 }
 
 /* Connections not yet closed, counted from the state transitions so the
@@ -150,8 +162,10 @@ static int start_locked(void)
             goto fail;
         }
         rt_fd_own(pcap_writer_fd(rt.pcap));
+    }
+    if (rt.pcap || rt.set.run_dir[0]) {
         rt.np.tap = pcap_tap;
-        rt.np.tap_ctx = rt.pcap;
+        rt.np.tap_want = tap_want;
     }
     if (rt.set.trace_stderr || rt.set.trace_path[0]) {
         rt.trace = trace_log_open(rt.set.trace_stderr ? NULL : rt.set.trace_path, now);
@@ -178,7 +192,9 @@ static int start_locked(void)
     /* Linux grows a bulk receiver's buffer (tcp_rmem[2]); with the core's
      * fixed 256 KiB a kernel sender on veth stalls on a full window
      * whenever the reader or the receive thread is descheduled a moment. */
-    cfg.rcvbuf_max = RT_RCVBUF_MAX;
+    cfg.rcvbuf_max = rt.set.rcvbuf_max ? rt.set.rcvbuf_max : RT_RCVBUF_MAX;
+    cfg.sndbuf = rt.set.sndbuf;         /* TCPSM_SNDBUF/TCPSM_RCVBUF; 0: the core's default */
+    cfg.rcvbuf = rt.set.rcvbuf;
     cfg.sock_event = rt_sock_event;
     cfg.trace = on_trace;
     rt.st = tcpsm_stack_new(&cfg, &rt.np.dev, now);
@@ -196,6 +212,7 @@ static int start_locked(void)
         goto fail;
     }
     rt.started = true;
+    rt_ctl_start();             /* tcpsm stat / tcpsm capture (runtime_ctl.c) */
     tcpsm_log(TCPSM_LOG_INFO, "stack up on %s: %u.%u.%u.%u/%u mac %02x:%02x:%02x:%02x:%02x:%02x "
               "mtu %u offloads %s", rt.set.ifname, rt.set.addr >> 24, (rt.set.addr >> 16) & 255,
               (rt.set.addr >> 8) & 255, rt.set.addr & 255, rt.set.prefix_len, rt.set.mac[0],
@@ -427,11 +444,10 @@ int tcpsm_connect(struct tcpsm_sock *sk, const struct sockaddr_in *sin, int nonb
     }
     for (;;) {
         if (!handshaking(tcpsm_sock_state(sk))) {
-            int e = tcpsm_sock_error(sk);
-            if (e)
-                r = -e;
-            else
-                r = tcpsm_sock_state(sk) == TCPSM_CLOSED ? -ECONNREFUSED : 0;
+            /* the core reports the outcome (0 or the error) and leaves
+             * the connecting state, as Linux's blocking connect does */
+            r = tcpsm_sock_connect(sk, ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port),
+                                   rt_now());
             break;
         }
         r = block_wait(&b, deadline);
@@ -506,7 +522,8 @@ static int check_iov(const struct iovec *iov, int iovcnt, size_t *total)
 
 /* Copies from iov starting at byte offset off; returns bytes taken (>0),
  * or the core's error for the first byte. */
-static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, size_t off)
+static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, size_t off,
+                         int cflags)
 {
     ssize_t done = 0;
     for (int i = 0; i < iovcnt; i++) {
@@ -515,7 +532,8 @@ static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iov
             continue;
         }
         size_t len = iov[i].iov_len - off;
-        ssize_t r = tcpsm_sock_send(sk, (const char *)iov[i].iov_base + off, len, rt_now());
+        ssize_t r = tcpsm_sock_sendf(sk, (const char *)iov[i].iov_base + off, len, cflags,
+                                     rt_now());
         off = 0;
         if (r < 0)
             return done > 0 ? done : r;
@@ -529,6 +547,13 @@ static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iov
 ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int nonblock,
                    int64_t timeout_ns)
 {
+    return tcpsm_sendf(sk, iov, iovcnt, 0, nonblock, timeout_ns);
+}
+
+ssize_t tcpsm_sendf(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int flags,
+                    int nonblock, int64_t timeout_ns)
+{
+    int cflags = (flags & MSG_MORE) ? TCPSM_MSG_MORE : 0;
     size_t total;
     int v = check_iov(iov, iovcnt, &total);
     if (v < 0)
@@ -543,7 +568,7 @@ ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
     size_t sent = 0;
     struct blocker b = { 0 };
     for (;;) {
-        r = send_from(sk, iov, iovcnt, sent);
+        r = send_from(sk, iov, iovcnt, sent, cflags);
         if (r > 0)
             sent += (size_t)r;
         if (sent == total || (r < 0 && r != -EAGAIN))
@@ -729,7 +754,7 @@ int tcpsm_info(struct tcpsm_sock *sk, struct tcpsm_tcp_info *info)
 {
     if (!info)
         return -EFAULT;
-    LOCKED_CALL((tcpsm_sock_info(sk, info), 0));
+    LOCKED_CALL((tcpsm_sock_info_at(sk, info, rt_now()), 0));
 }
 
 int tcpsm_sockname(struct tcpsm_sock *sk, struct sockaddr_in *sin)

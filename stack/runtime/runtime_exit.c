@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "runtime.h"
+#include "runtime_ops.h"
 
 #define EXIT_GRACE_NS 1000000000ull
 
@@ -173,6 +174,7 @@ void tcpsm_rt_shutdown(void)
     rt_unlock();
 
     rt_threads_stop();
+    rt_ctl_stop();
 
     /* The threads are gone and rt.down keeps every caller out of the core.
      * The stack itself is not freed: a straggling application thread may

@@ -7,10 +7,12 @@ PKGS=(
   gcc make libc6-dev             # build
   libcriterion-dev               # unit tests
   iproute2 nftables ethtool      # test hosts: namespaces, veth, impairment, offloads off
-  python3                        # reads iperf3 JSON in the tests and benches
+  python3                        # tcpsm stat/capture/ladder; reads iperf3 JSON in tests, benches
   curl wget socat                # clients
   iperf3 nginx-light redis-server redis-tools apache2-utils   # servers and load tools
-  tshark                         # reads the TCPSM_PCAP capture
+  tshark                         # reads the TCPSM_PCAP capture and tcpsm capture
+  gnuplot-nox                    # bench/plot.sh: the bench report picture
+  man-db groff-base pkgconf      # make install test: man -l, pkg-config
   wrk sockperf                   # benchmarks
   clang libclang-rt-14-dev       # fuzzers (libFuzzer)
 )

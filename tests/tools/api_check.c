@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,8 +113,8 @@ static void check_nonblocking_connect(void)
     CHECK("nonblocking connect: SO_ERROR 0", r == 0 && err == 0 && len == sizeof(int), "err=%d", err);
     /* Linux reports the completion once more (0), then EISCONN. */
     r = connect(s, (struct sockaddr *)&a, sizeof(a));
-    if (r == 0)
-        r = connect(s, (struct sockaddr *)&a, sizeof(a));
+    CHECK("connect again after completion: 0 once", r == 0, "r=%d errno=%d", r, errno);
+    r = connect(s, (struct sockaddr *)&a, sizeof(a));
     CHECK("connect again: EISCONN", r == -1 && errno == EISCONN, "r=%d", r);
 
     struct sockaddr_in me, them;
@@ -136,6 +137,20 @@ static void check_nonblocking_connect(void)
     r = getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &til);
     CHECK("TCP_INFO: ESTABLISHED, an MSS", r == 0 && ti.tcpi_state == TCP_ESTABLISHED && ti.tcpi_snd_mss > 0,
           "state=%u mss=%u", ti.tcpi_state, ti.tcpi_snd_mss);
+    /* The kernel's full struct tcp_info (programs built against
+     * <linux/tcp.h> ask for all of it): Linux 6.7+ is 248 bytes, ending
+     * with tcpi_snd_wnd at 228 and tcpi_rcv_wnd at 232. */
+    unsigned char full[512];
+    socklen_t fl = sizeof(full);
+    memset(full, 0xee, sizeof(full));
+    r = getsockopt(s, IPPROTO_TCP, TCP_INFO, full, &fl);
+    uint32_t snd_wnd = 0, rcv_wnd = 0;
+    memcpy(&snd_wnd, full + 228, 4);
+    memcpy(&rcv_wnd, full + 232, 4);
+    CHECK("TCP_INFO full size: >= 248 bytes, snd_wnd and rcv_wnd set",
+          r == 0 && fl >= 248 && fl <= sizeof(full) && full[0] == TCP_ESTABLISHED && snd_wnd > 0 &&
+          snd_wnd != 0xeeeeeeeeu && rcv_wnd > 0 && rcv_wnd != 0xeeeeeeeeu,
+          "r=%d len=%u snd_wnd=%u rcv_wnd=%u", r, fl, snd_wnd, rcv_wnd);
     int mss = 0;
     len = sizeof(mss);
     r = getsockopt(s, IPPROTO_TCP, TCP_MAXSEG, &mss, &len);

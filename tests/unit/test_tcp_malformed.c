@@ -181,9 +181,11 @@ Test(tcp_malformed, syn_flood_bounded)
     struct seg s;
     while (recv_seg(h, &s))
         synacks += s.flags == (SYN | ACK);
-    cr_assert_eq(synacks, 8);
+    /* 8 embryos, then stateless SYN cookies */
+    cr_assert_eq(synacks, 200);
     cr_assert_eq(tcpsm_stack_nsocks(h->st), 9);
     cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_drop_synq_full, 192);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_syncookies_sent, 192);
     /* The embryos time out; the listener is whole again. */
     for (int i = 0; i < 1000 && tcpsm_stack_nsocks(h->st) > 1; i++) {
         if (!h_step(h, SEC(600)))
@@ -205,9 +207,11 @@ Test(tcp_malformed, max_socks_limit)
     EXPECT_SEG(h, .flags = SYN | ACK);
     SEND(h, .flags = SYN, .seq = 10, .sport = 2, .win = H_RWIN, .mss = H_RMSS);
     EXPECT_SEG(h, .flags = SYN | ACK);
-    /* The fourth TCB is refused: the SYN is dropped and counted. */
+    /* The fourth TCB is refused (counted): the SYN gets a cookie instead. */
     SEND(h, .flags = SYN, .seq = 10, .sport = 3, .win = H_RWIN, .mss = H_RMSS);
+    EXPECT_SEG(h, .flags = SYN | ACK, .ack = 11);
     expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_syncookies_sent, 1);
     cr_assert_eq(tcpsm_stack_nsocks(h->st), 3);
     cr_assert(tcpsm_stack_counters(h->st)->tcp_drop_max_socks >= 1);
     struct tcpsm_sock *sk;

@@ -317,7 +317,11 @@ Test(tcp_syn_sent, syn_ack)
     ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
     cr_assert(tcpsm_sock_poll(h->sk) & TCPSM_POLLOUT);
     cr_assert_eq(tcpsm_sock_error(h->sk), 0);
+    /* Linux: the first connect() after a non-blocking one completed says 0,
+     * then EISCONN */
+    cr_assert_eq(tcpsm_sock_connect(h->sk, H_PEER, H_RPORT, h->now), 0);
     cr_assert_eq(tcpsm_sock_connect(h->sk, H_PEER, H_RPORT, h->now), -EISCONN);
+    expect_no_seg(h);
     h_free(h);
 }
 
@@ -746,10 +750,11 @@ Test(tcp_syn_received, close_listener_rst)
 }
 
 /* ------------------------------------------------------------ listener queue limits
- * Documented behaviour (Linux's): a SYN that finds the SYN queue or the
- * accept queue full is dropped without a reply (the peer retransmits it);
- * a final ACK that finds the accept queue full is dropped and the
- * connection stays SYN-RECEIVED until a later ACK finds room. */
+ * Documented behaviour (Linux's): a SYN that finds the SYN queue full is
+ * answered with a SYN cookie and leaves no state (test_tcp_synflood.c); one
+ * that finds the accept queue full is dropped without a reply (the peer
+ * retransmits it); a final ACK that finds the accept queue full is dropped
+ * and the connection stays SYN-RECEIVED until a later ACK finds room. */
 
 static struct seg syn_from(struct harness *h, uint16_t port, uint32_t isn)
 {
@@ -766,8 +771,10 @@ Test(tcp_listen, syn_queue_full)
     struct seg a = syn_from(h, 1001, 100);
     syn_from(h, 1002, 200);
     SEND(h, .flags = SYN, .seq = 300, .sport = 1003, .win = H_RWIN, .mss = H_RMSS);
+    EXPECT_SEG(h, .flags = SYN | ACK, .ack = 301, .dport = 1003);     /* a cookie */
     expect_no_seg(h);
     cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_drop_synq_full, 1);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_syncookies_sent, 1);
     cr_assert_eq(tcpsm_stack_nsocks(h->st), 3);
     /* One completes: its slot in the SYN queue frees up. */
     SEND(h, .flags = ACK, .seq = 101, .ack = a.seq + 1, .sport = 1001, .win = H_RWIN);

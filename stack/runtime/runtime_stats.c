@@ -1,0 +1,247 @@
+/* The stats region (`tcpsm stat`): one JSON document per stack with the
+ * stack (address, interface, process), every TCB (state, addresses, queues,
+ * rtt, cwnd, retransmissions, SACK) and the counters, in the manner of
+ * `ss -tin` and onload_stackdump. The stack lock is held only to copy the
+ * numbers (at most RT_STATS_MAX_SOCKS sockets, the rest counted); the text
+ * is formatted and written without it, to a temporary file renamed over the
+ * region so a reader always sees one whole snapshot. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime.h"
+#include "runtime_ops.h"
+
+struct sock_snap {
+    uint32_t laddr, raddr;
+    uint16_t lport, rport;
+    bool held;
+    uint32_t recv_q, send_q, sacked;
+    struct tcpsm_tcp_info info;
+};
+
+struct snap {
+    struct sock_snap *s;
+    size_t n, total;
+};
+
+static void take(void *ctx, const struct tcpsm_sock *sk)
+{
+    struct snap *sn = ctx;
+    sn->total++;
+    if (sn->n >= RT_STATS_MAX_SOCKS)
+        return;
+    struct sock_snap *x = &sn->s[sn->n++];
+    tcpsm_sock_name(sk, &x->laddr, &x->lport);
+    if (tcpsm_sock_peer(sk, &x->raddr, &x->rport) < 0)
+        x->raddr = 0, x->rport = 0;
+    x->held = tcpsm_sock_held(sk);
+    x->recv_q = (uint32_t)tcpsm_sock_rxavail(sk);
+    x->send_q = (uint32_t)tcpsm_sock_txqueued(sk);
+    x->sacked = tcpsm_sock_sacked_bytes(sk);
+    tcpsm_sock_info(sk, &x->info);
+}
+
+/* A growing text buffer; on allocation failure it stops growing and the
+ * write is abandoned (ok = false). */
+struct out {
+    char *p;
+    size_t len, cap;
+    bool ok;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
+{
+    for (;;) {
+        if (!o->ok)
+            return;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->ok = false;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = o->cap * 2 + (size_t)n;
+        char *p = realloc(o->p, cap);
+        if (!p) {
+            o->ok = false;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+}
+
+static void put_str(struct out *o, const char *s)
+{
+    put(o, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            put(o, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            put(o, "\\u%04x", c);
+        else
+            put(o, "%c", c);
+    }
+    put(o, "\"");
+}
+
+static void put_ep(struct out *o, const char *key, uint32_t a, uint16_t p)
+{
+    put(o, "\"%s\": \"%u.%u.%u.%u:%u\"", key, a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255,
+        p);
+}
+
+#define C(f) { #f, offsetof(struct tcpsm_counters, f) }
+static const struct { const char *name; size_t off; } counters[] = {
+    C(eth_in), C(eth_out), C(eth_drop_short), C(eth_drop_not_us), C(eth_drop_proto), C(tx_drop),
+    C(arp_in), C(arp_req_out), C(arp_reply_out), C(arp_drop_bad), C(neigh_queue_drop),
+    C(neigh_full), C(ip_in), C(ip_out), C(ip_drop_hdr), C(ip_drop_csum), C(ip_drop_not_us),
+    C(ip_drop_frag), C(ip_drop_proto), C(ip_drop_noroute), C(icmp_in), C(icmp_echo_reply_out),
+    C(icmp_unreach_in), C(icmp_drop_bad), C(tcp_in), C(tcp_out), C(tcp_retrans),
+    C(tcp_fast_retrans), C(tcp_rto), C(tcp_drop_hdr), C(tcp_drop_csum), C(tcp_drop_no_sock),
+    C(tcp_drop_window), C(tcp_drop_listen_overflow), C(tcp_drop_synq_full),
+    C(tcp_drop_acceptq_full), C(tcp_drop_rcvbuf), C(tcp_ooo_in), C(tcp_dup_in), C(tcp_rst_in),
+    C(tcp_rst_out), C(tcp_challenge_ack), C(tcp_conn_timeout), C(tcp_active_opens),
+    C(tcp_passive_opens), C(tcp_drop_max_socks), C(tcp_undo),
+};
+#undef C
+
+static void comm(char *buf, size_t len)
+{
+    snprintf(buf, len, "?");
+    long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/comm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    long n = syscall(SYS_read, fd, buf, len - 1);
+    syscall(SYS_close, fd);
+    if (n > 0) {
+        buf[n] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+    }
+}
+
+static int write_file(const char *path, const char *data, size_t len)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    long fd = syscall(SYS_openat, AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    int e = 0;
+    for (size_t off = 0; off < len && !e;) {
+        long w = syscall(SYS_write, fd, data + off, len - off);
+        if (w < 0 && errno != EINTR)
+            e = -errno;
+        else if (w > 0)
+            off += (size_t)w;
+    }
+    syscall(SYS_close, fd);
+    if (!e && syscall(SYS_renameat, AT_FDCWD, tmp, AT_FDCWD, path) < 0)
+        e = -errno;
+    if (e)
+        syscall(SYS_unlinkat, AT_FDCWD, tmp, 0);
+    return e;
+}
+
+int rt_stats_write(const char *path)
+{
+    struct snap sn = { .s = calloc(RT_STATS_MAX_SOCKS, sizeof(struct sock_snap)) };
+    if (!sn.s)
+        return -ENOMEM;
+    struct tcpsm_counters cnt;
+    uint64_t link[6];
+    rt_lock();
+    if (!rt.started || rt.down || !rt.st) {
+        rt_unlock();
+        free(sn.s);
+        return -ENETDOWN;
+    }
+    tcpsm_stack_walk(rt.st, take, &sn);
+    cnt = *tcpsm_stack_counters(rt.st);
+    uint64_t up_ns = rt_now() - rt.t0;
+    rt_unlock();
+    /* The link counters are updated outside the lock by the receiving
+     * thread; a reading a moment old is what a monitor expects. */
+    link[0] = rt.np.rx_frames, link[1] = rt.np.tx_frames, link[2] = rt.np.rx_drops;
+    link[3] = rt.np.rx_trunc, link[4] = rt.np.tx_err, link[5] = rt.np.rx_csum_fixed;
+    unsigned cap_clients;
+    uint64_t cap_frames, cap_dropped;
+    rt_capture_counts(&cap_clients, &cap_frames, &cap_dropped);
+
+    struct out o = { .p = malloc(65536), .cap = 65536, .ok = true };
+    if (!o.p) {
+        free(sn.s);
+        return -ENOMEM;
+    }
+    const struct rt_settings *s = &rt.set;
+    char name[64];
+    comm(name, sizeof(name));
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    put(&o, "{\n \"version\": 1,\n \"pid\": %d,\n \"pids\": [%d],\n \"comm\": ", (int)getpid(),
+        (int)getpid());
+    put_str(&o, name);
+    put(&o, ",\n \"interface\": ");
+    put_str(&o, s->ifname);
+    put(&o, ",\n \"address\": \"%u.%u.%u.%u\",\n \"prefix_len\": %u,\n", s->addr >> 24,
+        (s->addr >> 16) & 255, (s->addr >> 8) & 255, s->addr & 255, s->prefix_len);
+    put(&o, " \"mac\": \"%02x:%02x:%02x:%02x:%02x:%02x\",\n", s->mac[0], s->mac[1], s->mac[2],
+        s->mac[3], s->mac[4], s->mac[5]);
+    if (s->gateway)
+        put(&o, " \"gateway\": \"%u.%u.%u.%u\",\n", s->gateway >> 24, (s->gateway >> 16) & 255,
+            (s->gateway >> 8) & 255, s->gateway & 255);
+    put(&o, " \"time\": %lld.%03ld,\n \"uptime_s\": %.3f,\n", (long long)now.tv_sec,
+        now.tv_nsec / 1000000, (double)up_ns / 1e9);
+    put(&o, " \"link\": {\"rx_frames\": %llu, \"tx_frames\": %llu, \"rx_queue_drops\": %llu, "
+        "\"rx_truncated\": %llu, \"tx_errors\": %llu, \"rx_csum_completed\": %llu},\n",
+        (unsigned long long)link[0], (unsigned long long)link[1], (unsigned long long)link[2],
+        (unsigned long long)link[3], (unsigned long long)link[4], (unsigned long long)link[5]);
+    put(&o, " \"capture\": {\"clients\": %u, \"frames\": %llu, \"dropped\": %llu},\n",
+        cap_clients, (unsigned long long)cap_frames, (unsigned long long)cap_dropped);
+    put(&o, " \"counters\": {");
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+        put(&o, "%s\"%s\": %llu", i ? ", " : "", counters[i].name,
+            (unsigned long long)*(const uint64_t *)(const void *)((const char *)&cnt +
+                                                                   counters[i].off));
+    put(&o, "},\n \"nsocks\": %zu,\n \"listed\": %zu,\n \"sockets\": [", sn.total, sn.n);
+    for (size_t i = 0; i < sn.n; i++) {
+        const struct sock_snap *x = &sn.s[i];
+        const struct tcpsm_tcp_info *in = &x->info;
+        put(&o, "%s\n  {\"state\": \"%s\", ", i ? "," : "", trace_state_name(in->state));
+        put_ep(&o, "local", x->laddr, x->lport);
+        put(&o, ", ");
+        put_ep(&o, "remote", x->raddr, x->rport);
+        put(&o, ", \"held\": %s, \"recv_q\": %u, \"send_q\": %u, \"rto_us\": %u, "
+            "\"rtt_us\": %u, \"rttvar_us\": %u, \"mss\": %u, \"rcv_mss\": %u, \"cwnd\": %u, "
+            "\"ssthresh\": %u, \"snd_wnd\": %u, \"rcv_wnd\": %u, \"unacked\": %u, "
+            "\"retransmits\": %u, \"backoff\": %u, \"total_retrans\": %u, \"lost\": %u, "
+            "\"sack\": %s, \"sacked_bytes\": %u, \"timestamps\": %s, \"wscale\": [%u, %u], "
+            "\"bytes_acked\": %llu, \"bytes_received\": %llu, \"segs_out\": %u, "
+            "\"segs_in\": %u}",
+            x->held ? "true" : "false", x->recv_q, x->send_q, in->rto_us, in->rtt_us,
+            in->rttvar_us, in->snd_mss, in->rcv_mss, in->snd_cwnd, in->snd_ssthresh, in->snd_wnd,
+            in->rcv_wnd, in->unacked, in->retransmits, in->backoff, in->total_retrans, in->lost,
+            in->sack_ok ? "true" : "false", x->sacked, in->ts_ok ? "true" : "false",
+            in->snd_wscale, in->rcv_wscale, (unsigned long long)in->bytes_acked,
+            (unsigned long long)in->bytes_received, in->segs_out, in->segs_in);
+    }
+    put(&o, "\n ]\n}\n");
+    free(sn.s);
+    int r = o.ok ? write_file(path, o.p, o.len) : -ENOMEM;
+    free(o.p);
+    return r;
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# tcpsm capture: socat listens on the stack; `tcpsm capture ADDR port 9001` attaches to the
+# running process (no restart), and its output piped into `tshark -r -` must show the handshake
+# (SYN, SYN+ACK, ACK), the data and the FIN of a connection a kernel client makes after
+# attaching, with every payload byte of it (N bytes from the client); a connection to another
+# port, refused by the stack at the same time, must be filtered out.
+# timeout: 60
+set -euo pipefail
+. "$(dirname "$0")/../lib/netns.sh"
+stack_mode || skip "tcpsm capture attaches to a stack"
+need_cmd socat tshark python3 ethtool
+netns_setup
+export TCPSM_RUN_DIR=$TMPD/run
+tcpsm=$TCPSM_BUILD/tcpsm
+N=200000
+
+mkfile "$TMPD/data.bin" $N
+bg_stack "$TMPD/srv.log" socat -u "TCP-LISTEN:9001,bind=$STACK_IP" "OPEN:$TMPD/got.bin,creat"
+srv=$BG_PID
+for i in $(seq 50); do [ -S "$TMPD/run/$srv.sock" ] && break; sleep 0.2; done
+[ -S "$TMPD/run/$srv.sock" ] || die "no control socket for pid $srv"
+
+# The capture ends by itself after 8 s (or at 40 frames).
+( "$tcpsm" capture "$STACK_IP" port 9001 --seconds 8 -c 400 2>"$TMPD/cap.err" |
+    tee "$TMPD/cap.pcap" | tshark -r - >"$TMPD/cap.txt" 2>"$TMPD/tshark.err" ) &
+cap=$!
+BG_PIDS+=("$cap")
+wait_log "$TMPD/cap.err" '^tcpsm capture: attached to pid' 10
+on_peer timeout 5 socat -u OPEN:/dev/null "TCP:$STACK_IP:9555" 2>/dev/null &&
+    die "a connection to a closed port succeeded"
+on_peer timeout 20 socat -u "OPEN:$TMPD/data.bin" "TCP:$STACK_IP:9001" || die "client failed"
+bg_wait "$srv" 20 || die "socat on the stack failed"
+same_file "$TMPD/data.bin" "$TMPD/got.bin"
+wait "$cap" || die "capture pipeline failed: $(cat "$TMPD/cap.err" "$TMPD/tshark.err")"
+cat "$TMPD/cap.err" >&2
+head -5 "$TMPD/cap.txt" >&2; echo ... >&2; tail -4 "$TMPD/cap.txt" >&2
+grep -Eq "$PEER_IP → $STACK_IP +TCP .* → 9001 \[SYN\]" "$TMPD/cap.txt" || die "no SYN in the capture"
+grep -Eq "$STACK_IP → $PEER_IP +TCP .*9001 → [0-9]+ \[SYN, ACK\]" "$TMPD/cap.txt" ||
+    die "no SYN+ACK in the capture"
+grep -Eq "$PEER_IP → $STACK_IP +TCP .* → 9001 \[ACK\] Seq=1 Ack=1 " "$TMPD/cap.txt" ||
+    die "no handshake ACK in the capture"
+grep -Eq "\[FIN" "$TMPD/cap.txt" || die "no FIN in the capture"
+grep -q '9555' "$TMPD/cap.txt" && die "the filter let port 9555 through"
+# Every payload byte of the client's stream is in the capture.
+got=$(tshark -r "$TMPD/cap.pcap" -Y "tcp.dstport == 9001 && !tcp.analysis.retransmission" \
+      -T fields -e tcp.len 2>/dev/null | awk '{s += $1} END {print s + 0}')
+[ "$got" -eq $N ] || die "the capture holds $got payload bytes toward port 9001, expected $N"
+log "capture: handshake, $N payload bytes and the close, read by tshark -r -"

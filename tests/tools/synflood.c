@@ -1,0 +1,178 @@
+/* synflood — a bounded spoofed-source SYN flood for the integration tests.
+ *
+ *   synflood DST_IP DST_PORT --count N [--rate PPS] [--max-seconds S] [--seed X]
+ *
+ * Sends N TCP SYNs to DST_IP:DST_PORT over a raw IPv4 socket (IP_HDRINCL), each
+ * from a pseudo-random source in 198.18.128.0/17 (off the test subnet: the
+ * SYN+ACKs go nowhere, as in a real spoofed flood) with a random port, ISN and
+ * the options of a Linux SYN (MSS, SACK-permitted, timestamps, window scale).
+ * Paced to at most PPS per second (default 150000) in batches of sendmmsg; stops
+ * after N packets or S seconds (default 10), whichever comes first.
+ * Refuses any destination outside 198.18.0.0/15 (the test network's range).
+ * Output: "synflood: sent=N seconds=T rate=R/s". Exit 0 if all N were sent,
+ * 1 on a socket error, 2 usage, 3 time limit before N.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BATCH 64
+#define PKT   60    /* 20 IP + 20 TCP + 20 options */
+
+static uint64_t rng;
+
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint16_t csum(const uint8_t *p, size_t len, uint32_t sum)
+{
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (len & 1)
+        sum += (uint32_t)p[len - 1] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+static void w16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void w32(uint8_t *p, uint32_t v) { w16(p, v >> 16); w16(p + 2, v); }
+
+static void build(uint8_t *p, uint32_t dst, uint16_t dport)
+{
+    uint32_t src = 0xC6128000u | (rnd() & 0x7fff);  /* 198.18.128.0/17 */
+    if ((src & 0xff) == 0 || (src & 0xff) == 0xff)
+        src ^= 1;
+    memset(p, 0, PKT);
+    p[0] = 0x45;
+    w16(p + 2, PKT);
+    w16(p + 4, rnd());
+    w16(p + 6, 0x4000);
+    p[8] = 64;
+    p[9] = IPPROTO_TCP;
+    w32(p + 12, src);
+    w32(p + 16, dst);
+    w16(p + 10, csum(p, 20, 0));
+    uint8_t *t = p + 20;
+    w16(t, 1024 + rnd() % 60000);
+    w16(t + 2, dport);
+    w32(t + 4, rnd() ^ (rnd() << 16));
+    t[12] = (40 / 4) << 4;
+    t[13] = 0x02;                       /* SYN */
+    w16(t + 14, 64240);
+    uint8_t *o = t + 20;
+    o[0] = 2; o[1] = 4; w16(o + 2, 1460);       /* MSS */
+    o[4] = 4; o[5] = 2;                         /* SACK permitted */
+    o[6] = 8; o[7] = 10; w32(o + 8, rnd()); w32(o + 12, 0);     /* timestamps */
+    o[16] = 1; o[17] = 3; o[18] = 3; o[19] = 7; /* NOP, window scale 7 */
+    uint32_t sum = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + IPPROTO_TCP + 40;
+    w16(t + 16, csum(t, 40, sum));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: synflood DST_IP DST_PORT --count N [--rate PPS] [--max-seconds S] [--seed X]\n");
+        return 2;
+    }
+    struct in_addr da;
+    if (inet_pton(AF_INET, argv[1], &da) != 1) {
+        fprintf(stderr, "synflood: bad address %s\n", argv[1]);
+        return 2;
+    }
+    uint32_t dst = ntohl(da.s_addr);
+    if ((dst & 0xfffe0000u) != 0xC6120000u) {
+        fprintf(stderr, "synflood: %s is outside 198.18.0.0/15: refused\n", argv[1]);
+        return 2;
+    }
+    int port = atoi(argv[2]);
+    long long count = 0, rate = 150000, maxs = 10;
+    rng = 0x9e3779b97f4a7c15ull;
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--count"))
+            count = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rate"))
+            rate = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--max-seconds"))
+            maxs = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seed"))
+            rng ^= (uint64_t)atoll(argv[i + 1]) * 0x100000001b3ull;
+        else {
+            fprintf(stderr, "synflood: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (port < 1 || port > 65535 || count < 1 || rate < 1 || maxs < 1 || maxs > 600) {
+        fprintf(stderr, "synflood: bad port, count, rate or time\n");
+        return 2;
+    }
+    int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+    if (fd < 0) {
+        perror("synflood: socket");
+        return 1;
+    }
+    int sb = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+    static uint8_t pkts[BATCH][PKT];
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr = da };
+    memset(msgs, 0, sizeof(msgs));
+    for (int i = 0; i < BATCH; i++) {
+        iov[i].iov_base = pkts[i];
+        iov[i].iov_len = PKT;
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &to;
+        msgs[i].msg_hdr.msg_namelen = sizeof(to);
+    }
+    uint64_t t0 = now_ns(), end = t0 + (uint64_t)maxs * 1000000000ull;
+    long long sent = 0;
+    while (sent < count) {
+        uint64_t t = now_ns();
+        if (t >= end)
+            break;
+        /* pacing: never ahead of rate * elapsed */
+        long long allowed = (long long)((t - t0) * (double)rate / 1e9) + BATCH;
+        if (sent >= allowed) {
+            struct timespec ts = { 0, 200000 };
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        int n = BATCH;
+        if (count - sent < n)
+            n = (int)(count - sent);
+        for (int i = 0; i < n; i++)
+            build(pkts[i], dst, (uint16_t)port);
+        int r = sendmmsg(fd, msgs, (unsigned)n, 0);
+        if (r < 0) {
+            if (errno == ENOBUFS || errno == EAGAIN || errno == EINTR)
+                continue;
+            perror("synflood: sendmmsg");
+            return 1;
+        }
+        sent += r;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    printf("synflood: sent=%lld seconds=%.2f rate=%.0f/s\n", sent, secs, secs > 0 ? sent / secs : 0);
+    return sent == count ? 0 : 3;
+}
