@@ -1,5 +1,6 @@
 /* Test harness for the TCP state machine (see tcp_harness.h). */
 #include "tcp_harness.h"
+#include "tcp_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -589,6 +590,11 @@ void sock_established(struct harness *h)
     h->lwin = s.win;
     cr_assert(h->lwin > 0, "zero window after the handshake");
     ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+}
+
+void h_no_quickack(struct harness *h)
+{
+    h->sk->quickacks = 0;
 }
 
 void sock_established_passive(struct harness *h)
