@@ -39,6 +39,9 @@ Options (each sets the environment variable named after it):
                                      4K..16M, suffix K or M)
   --rcvbuf SIZE     TCPSM_RCVBUF     per-socket receive buffer (default 256K)
   --rcvbuf-max SIZE TCPSM_RCVBUF_MAX receive buffer auto-tuning ceiling (4M)
+  --offload 0|1     TCPSM_OFFLOAD    1 (default): checksum offload and TSO
+                                     super-segments through the vnet header;
+                                     0: plain MSS-sized frames
   --run-dir DIR     TCPSM_RUN_DIR    where the stack publishes its stats region
                                      and control socket for tcpsm stat/capture
                                      (default /run/tcpsm; 0 = not at all)
@@ -141,6 +144,8 @@ while [ $# -gt 0 ]; do
         --rcvbuf=*) export TCPSM_RCVBUF=${1#*=}; shift ;;
         --rcvbuf-max) need_arg "$@"; export TCPSM_RCVBUF_MAX=$2; shift 2 ;;
         --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
+        --offload) need_arg "$@"; export TCPSM_OFFLOAD=$2; shift 2 ;;
+        --offload=*) export TCPSM_OFFLOAD=${1#*=}; shift ;;
         --run-dir) need_arg "$@"; export TCPSM_RUN_DIR=$2; shift 2 ;;
         --run-dir=*) export TCPSM_RUN_DIR=${1#*=}; shift ;;
         --profile) need_arg "$@"; profile=$2; shift 2 ;;
