@@ -42,10 +42,12 @@ TOOLS     := $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
 PYTOOLS   := $(wildcard tools/*.py)
 PYTOOLS_B := $(PYTOOLS:tools/%=$(B)/libexec/%)
 
-# The integration tests `make test SAN=1` runs under the sanitized library (~30 s): the cheapest
+# The integration tests `make test SAN=1` runs under the sanitized library (~60 s): the cheapest
 # few that cover a client (curl), a server (nginx), epoll, the shim's API edge cases, the error
-# paths (RST from the peer, a vanished peer, a refused connect) and exit with connections open.
-SAN_TESTS ?= curl_download nginx_server epoll_echo api_check peer_reset peer_vanish refused exit_cleanup
+# paths (RST from the peer, a vanished peer, a refused connect), exit with connections open, and
+# the fd table's lifetime rules and their stress test (fd_check, fd_stress: ~25 s more), and the
+# stats region and capture stream (tcpsm stat, tcpsm capture).
+SAN_TESTS ?= curl_download nginx_server epoll_echo epoll_semantics api_check peer_reset peer_vanish refused exit_cleanup fd_check fd_stress stat capture
 
 .PHONY: all lib tools unit test integration demo bench fuzz deps clean help install uninstall
 .DEFAULT_GOAL := all

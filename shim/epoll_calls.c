@@ -1,20 +1,28 @@
 /* epoll over stack sockets. The kernel epoll fd stays real and holds the
  * kernel fds; stack (and not yet decided) sockets are never added to it.
- * The shim keeps, per epoll instance, the interest list of those sockets
- * and merges their readiness into epoll_wait:
- *   level-triggered: reported whenever ready;
- *   EPOLLET: reported when a readiness bit appeared since the last look,
- *            or new data arrived / data was acknowledged (byte counters
- *            from tcpsm_info), so a reader that does not drain still sees
- *            each arrival as the kernel would report it;
- *   EPOLLONESHOT: disarmed after one report until EPOLL_CTL_MOD.
- * One lock guards every interest list (lock order: this lock, then the
- * stack's). An instance with no stack items costs one table load. */
+ * Per epoll instance the shim keeps the interest items of those sockets:
+ *   STACK sockets: a runtime item (tcpsm_ep_*, runtime_epoll.c) that the
+ *     stack queues on the instance's ready list when an event it cares
+ *     about happens (Linux ep_poll_callback): level-triggered, EPOLLET (an
+ *     edge per event: each arrival, each new connection), EPOLLONESHOT,
+ *     EPOLLEXCLUSIVE and EPOLLRDHUP as Linux; epoll_wait costs O(ready);
+ *   UNDECIDED sockets (no stack socket yet: they poll as the placeholder,
+ *     always HUP): looked at on each wait until connect/listen makes them
+ *     the stack's (shim_epoll_attach) or the kernel's (hand-over).
+ * The runtime instance's eventfd, readable while its ready list is
+ * non-empty, sits in the real epoll set under a key (ep_key) that no
+ * caller sees: epoll_wait sleeps in the kernel's epoll_wait alone, an
+ * epoll_ctl from another thread wakes it, and the epoll fd nested in
+ * another epoll set, poll or select reports stack readiness there.
+ * Items hold a reference on their socket object: an ADD racing close() of
+ * the same fd either fails with EBADF or is removed by that close.
+ * Lock order: ep_mu, then the stack's. */
 #include "shim.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "runtime_log.h"
@@ -23,14 +31,13 @@
 
 struct shim_epitem {
     struct shim_ep *ep;
-    struct shim_sock *sock;
+    struct shim_sock *sock;     /* referenced */
     int fd;
     uint32_t events;
     epoll_data_t data;
-    bool armed;
-    unsigned last;              /* EPOLLET: readiness at the last look */
-    int last_state;             /* EPOLLET: shim_state at the last look */
-    uint64_t last_rx, last_acked;
+    struct tcpsm_epitem *rit;   /* the runtime's item, once the socket is the stack's */
+    bool armed;                 /* undecided only: EPOLLONESHOT */
+    bool reported;              /* undecided only: EPOLLET edge given */
     struct shim_epitem *next, *prev;    /* in ep */
     struct shim_epitem *sk_next;        /* in sock->items */
 };
@@ -38,12 +45,16 @@ struct shim_epitem {
 struct shim_ep {
     int refs;                   /* fd numbers referring to it, and epoll_wait calls in it */
     int fd;                     /* the fd it was created as (a hint for the hand-over) */
-    unsigned nitems;
+    unsigned nitems, nundecided;
     struct shim_epitem *head, *tail;
+    struct tcpsm_ep *rep;       /* the runtime instance: ready list and its eventfd */
     atomic_uint turn;           /* stack-first or kernel-first, alternating */
 };
 
 static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The real epoll set reports the runtime eventfd with this data: random
+ * per process, so that no caller's own data can be taken for it. */
+static uint64_t ep_key;
 
 static void ep_link(struct shim_ep *ep, struct shim_epitem *it)
 {
@@ -79,11 +90,16 @@ static void sk_unlink(struct shim_epitem *it)
         *pp = it->sk_next;
 }
 
-/* Both unlinks and free; ep_mu held. */
+/* Unlinks everywhere and frees; ep_mu held. */
 static void item_free(struct shim_epitem *it)
 {
     ep_unlink(it->ep, it);
     sk_unlink(it);
+    if (it->rit)
+        tcpsm_ep_del(it->rit);
+    else
+        it->ep->nundecided--;
+    shim_sock_put(it->sock);
     free(it);
 }
 
@@ -100,6 +116,7 @@ void shim_ep_unref(struct shim_ep *ep)
     if (--ep->refs == 0) {
         while (ep->head)
             item_free(ep->head);
+        tcpsm_ep_free(ep->rep);
         free(ep);
     }
     pthread_mutex_unlock(&ep_mu);
@@ -113,20 +130,27 @@ void shim_epoll_forget(struct shim_sock *s)
     pthread_mutex_unlock(&ep_mu);
 }
 
-/* Adds the item to the real epoll instance it belongs to, found again
- * through the table (the item keeps no fd of it); ep_mu held. */
+/* An fd number of ep's real epoll instance (the hint, else a table scan), -1 if none; ep_mu held. */
+static int ep_real_fd(struct shim_ep *ep)
+{
+    for (int i = -1; i < shim_nslots; i++) {
+        int epfd = i < 0 ? ep->fd : i;
+        if (shim_ep_at(epfd) == ep)
+            return epfd;
+    }
+    return -1;
+}
+
+/* Adds the item to the real epoll instance it belongs to; ep_mu held. */
 static void item_to_kernel(struct shim_epitem *it, const char *why)
 {
-    int hint = it->ep->fd;
-    for (int i = -1; i < shim_nslots; i++) {
-        int epfd = i < 0 ? hint : i;
-        if (epfd < 0 || epfd >= shim_nslots || atomic_load(&shim_eps[epfd]) != it->ep)
-            continue;
-        struct epoll_event ev = { .events = it->armed ? it->events : 0, .data = it->data };
-        if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, it->fd, &ev) < 0)
-            tcpsm_log(TCPSM_LOG_WARN, "epoll %s of fd %d failed: %s", why, it->fd, strerror(errno));
+    int epfd = ep_real_fd(it->ep);
+    if (epfd < 0)
         return;
-    }
+    bool armed = it->rit ? true : it->armed;
+    struct epoll_event ev = { .events = armed ? it->events : 0, .data = it->data };
+    if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, it->fd, &ev) < 0)
+        tcpsm_log(TCPSM_LOG_WARN, "epoll %s of fd %d failed: %s", why, it->fd, strerror(errno));
 }
 
 /* The socket went to the kernel: its interest items become real ones. */
@@ -138,6 +162,28 @@ void shim_epoll_handover(struct shim_sock *s)
         item_to_kernel(it, "hand-over");
         item_free(it);
     }
+    pthread_mutex_unlock(&ep_mu);
+}
+
+/* Makes an undecided item the runtime's; ep_mu held. */
+static int item_attach(struct shim_epitem *it)
+{
+    uint32_t events = it->events;
+    if ((events & EPOLLONESHOT) && !it->armed)
+        events &= ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLRDNORM | EPOLLWRNORM);
+    int r = tcpsm_ep_add(it->ep->rep, it->sock->sk, events, it->data.u64, &it->rit);
+    if (r == 0)
+        it->ep->nundecided--;
+    return r;
+}
+
+/* s became the stack's (connect, listen): its items start hearing its events. */
+void shim_epoll_attach(struct shim_sock *s)
+{
+    pthread_mutex_lock(&ep_mu);
+    for (struct shim_epitem *it = s->items; it; it = it->sk_next)
+        if (!it->rit && item_attach(it) < 0)
+            tcpsm_log(TCPSM_LOG_WARN, "epoll: fd %d cannot be watched on the stack", it->fd);
     pthread_mutex_unlock(&ep_mu);
 }
 
@@ -155,28 +201,46 @@ void shim_epoll_klisten(struct shim_sock *s)
  * another thread may close epfd at any time. */
 static struct shim_ep *ep_get(int epfd)
 {
-    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || epfd < 0 || epfd >= shim_nslots)
-        return NULL;
-    return atomic_load_explicit(&shim_eps[epfd], memory_order_acquire);
+    return shim_ep_at(epfd);
 }
 
 static int ep_new(int epfd)
 {
     if (epfd < 0 || !atomic_load_explicit(&shim_on, memory_order_relaxed))
         return epfd;
-    shim_fd_release(epfd);      /* stale entries of an fd closed behind our back */
     if (epfd >= shim_nslots)
         return epfd;            /* beyond the table: kernel fds only (a debug line at ctl) */
+    int e = 0;
     struct shim_ep *ep = calloc(1, sizeof(*ep));
     if (!ep) {
-        REAL(close)(epfd);
-        errno = ENOMEM;
-        return -1;
+        e = ENOMEM;
+        goto fail;
+    }
+    pthread_mutex_lock(&ep_mu);
+    while (ep_key == 0 && getrandom(&ep_key, sizeof(ep_key), 0) != (ssize_t)sizeof(ep_key))
+        ;
+    pthread_mutex_unlock(&ep_mu);
+    int r = tcpsm_ep_new(&ep->rep);
+    if (r < 0) {
+        e = -r;
+        goto fail;
+    }
+    struct epoll_event kev = { .events = EPOLLIN, .data.u64 = ep_key };
+    if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, tcpsm_ep_fd(ep->rep), &kev) < 0) {
+        e = errno;
+        goto fail;
     }
     ep->refs = 1;
     ep->fd = epfd;
-    atomic_store(&shim_eps[epfd], ep);
+    shim_fd_install_ep(epfd, ep);       /* drops a stale entry of an fd closed behind our back */
     return epfd;
+fail:
+    if (ep)
+        tcpsm_ep_free(ep->rep);
+    free(ep);
+    REAL(close)(epfd);
+    errno = e;
+    return -1;
 }
 
 EXPORT int epoll_create(int size)
@@ -195,6 +259,49 @@ static struct shim_epitem *find_item(struct shim_ep *ep, struct shim_sock *s, in
         if (it->ep == ep && it->fd == fd)
             return it;
     return NULL;
+}
+
+static int ctl_add(struct shim_ep *ep, struct shim_sock *s, int fd, struct epoll_event *ev)
+{
+    if (find_item(ep, s, fd))
+        return -EEXIST;
+    /* Linux: EPOLLEXCLUSIVE takes no EPOLLONESHOT (nor any flag but wakeup/ET). */
+    if ((ev->events & EPOLLEXCLUSIVE) && (ev->events & EPOLLONESHOT))
+        return -EINVAL;
+    /* close() of the last fd of s has begun (and forgets s's items under
+     * ep_mu): an item added now would outlive it. */
+    if (atomic_load(&s->fd_refs) == 0)
+        return -EBADF;
+    if ((int)ep->nitems >= shim_nslots)
+        return -ENOSPC;
+    struct shim_epitem *it = calloc(1, sizeof(*it));
+    if (!it)
+        return -ENOMEM;
+    it->ep = ep;
+    it->sock = s;
+    it->fd = fd;
+    it->events = ev->events;
+    it->data = ev->data;
+    it->armed = true;
+    if (shim_state(s) == SHIM_STACK) {
+        int r = tcpsm_ep_add(ep->rep, s->sk, ev->events, ev->data.u64, &it->rit);
+        if (r < 0) {
+            free(it);
+            return r;
+        }
+    } else {
+        ep->nundecided++;
+        tcpsm_ep_kick(ep->rep);         /* it polls as ready (HUP): wake a waiter to look */
+    }
+    atomic_fetch_add(&s->refs, 1);
+    ep_link(ep, it);
+    it->sk_next = s->items;
+    s->items = it;
+    /* connect/listen may have made it the stack's just now (before or after
+     * the state check): shim_epoll_attach waits for ep_mu, so look again. */
+    if (!it->rit && shim_state(s) == SHIM_STACK && s->sk)
+        item_attach(it);
+    return 0;
 }
 
 EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -228,28 +335,7 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     struct shim_epitem *it = find_item(ep, s, fd);
     switch (op) {
     case EPOLL_CTL_ADD:
-        if (it) {
-            r = -EEXIST;
-            break;
-        }
-        if ((int)ep->nitems >= shim_nslots) {
-            r = -ENOSPC;
-            break;
-        }
-        it = calloc(1, sizeof(*it));
-        if (!it) {
-            r = -ENOMEM;
-            break;
-        }
-        it->ep = ep;
-        it->sock = s;
-        it->fd = fd;
-        it->events = ev->events;
-        it->data = ev->data;
-        it->armed = true;
-        ep_link(ep, it);
-        it->sk_next = s->items;
-        s->items = it;
+        r = ctl_add(ep, s, fd, ev);
         break;
     case EPOLL_CTL_MOD:
         if (!it) {
@@ -264,8 +350,11 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
         it->events = ev->events;
         it->data = ev->data;
         it->armed = true;
-        it->last = 0;
-        it->last_rx = it->last_acked = 0;
+        it->reported = false;
+        if (it->rit)
+            r = tcpsm_ep_mod(it->rit, ev->events, ev->data.u64);
+        else
+            tcpsm_ep_kick(ep->rep);
         break;
     case EPOLL_CTL_DEL:
         if (!it) {
@@ -291,76 +380,72 @@ out:
     return (int)shim_ret(r);
 }
 
-/* One item's events to report now (0: none); ep_mu held. */
-static uint32_t item_check(struct shim_epitem *it)
-{
-    struct shim_sock *s = it->sock;
-    unsigned m = shim_sock_poll(s, it->fd);
-    uint32_t want = (it->events & ~(uint32_t)(EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE | EPOLLWAKEUP)) |
-                    EPOLLERR | EPOLLHUP;
-    uint32_t rev = m & want;
-    if (!(it->events & EPOLLET))
-        return rev;
-    int st = shim_state(s);
-    if (st != it->last_state) {         /* connect/listen made it the stack's: a new socket */
-        it->last_state = st;
-        it->last = 0;
-    }
-    uint32_t fresh = rev & ~it->last;
-    it->last = rev;
-    if (st == SHIM_STACK && (rev & (EPOLLIN | EPOLLOUT))) {
-        struct tcpsm_tcp_info in;
-        memset(&in, 0, sizeof(in));
-        if (tcpsm_info(s->sk, &in) == 0) {
-            if ((rev & EPOLLIN) && in.bytes_received != it->last_rx)
-                fresh |= EPOLLIN;
-            if ((rev & EPOLLOUT) && in.bytes_acked != it->last_acked)
-                fresh |= EPOLLOUT;
-            it->last_rx = in.bytes_received;
-            it->last_acked = in.bytes_acked;
-        }
-    }
-    /* The kernel reports the whole current mask with an edge. */
-    return fresh ? rev : 0;
-}
-
-/* Ready stack items into ev[0..max); rotates the list so that a busy item
- * cannot starve the others. */
-static int collect(struct shim_ep *ep, struct epoll_event *ev, int max)
+/* Undecided items ready now into ev[0..max) (the placeholder's readiness). */
+static int collect_undecided(struct shim_ep *ep, struct epoll_event *ev, int max)
 {
     int n = 0;
     pthread_mutex_lock(&ep_mu);
-    struct shim_epitem *it = ep->head, *last_reported = NULL;
-    unsigned todo = ep->nitems;
-    while (it && todo-- && n < max) {
-        struct shim_epitem *next = it->next;
-        if (it->armed) {
-            atomic_fetch_add(&it->sock->refs, 1);
-            uint32_t rev = item_check(it);
-            shim_sock_put(it->sock);
-            if (rev) {
-                ev[n].events = rev;
-                ev[n].data = it->data;
-                n++;
-                if (it->events & EPOLLONESHOT)
-                    it->armed = false;
-                last_reported = it;
-            }
-        }
-        it = next;
-    }
-    /* Next time, start after the last item reported. */
-    if (last_reported && last_reported->next) {
-        struct shim_epitem *h = ep->head;
-        ep->head = last_reported->next;
-        ep->head->prev = NULL;
-        last_reported->next = NULL;
-        ep->tail->next = h;
-        h->prev = ep->tail;
-        ep->tail = last_reported;
+    for (struct shim_epitem *it = ep->head; it && ep->nundecided && n < max; it = it->next) {
+        if (it->rit || !it->armed)
+            continue;
+        uint32_t want = (it->events & ~(uint32_t)(EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE |
+                                                  EPOLLWAKEUP)) | EPOLLERR | EPOLLHUP;
+        uint32_t rev = shim_sock_poll(it->sock, it->fd) & want;
+        if (!rev || ((it->events & EPOLLET) && it->reported))
+            continue;
+        it->reported = true;
+        if (it->events & EPOLLONESHOT)
+            it->armed = false;
+        ev[n].events = rev;
+        ev[n].data = it->data;
+        n++;
     }
     pthread_mutex_unlock(&ep_mu);
     return n;
+}
+
+/* Stack items on the ready list into ev[0..max). */
+static int collect_stack(struct shim_ep *ep, struct epoll_event *ev, int max)
+{
+    struct tcpsm_ep_event buf[64];
+    int n = 0;
+    while (n < max) {
+        int want = max - n < 64 ? max - n : 64;
+        int k = tcpsm_ep_collect(ep->rep, buf, want);
+        for (int i = 0; i < k; i++) {
+            ev[n + i].events = buf[i].events;
+            ev[n + i].data.u64 = buf[i].data;
+        }
+        n += k;
+        if (k < want)
+            break;
+    }
+    return n;
+}
+
+/* Drops the runtime eventfd's events from what the kernel returned. */
+static int filter_key(struct epoll_event *ev, int k, bool *stack_ready)
+{
+    int j = 0;
+    for (int i = 0; i < k; i++) {
+        if (ev[i].data.u64 == ep_key) {
+            *stack_ready = true;
+            continue;
+        }
+        if (j != i)
+            ev[j] = ev[i];
+        j++;
+    }
+    return j;
+}
+
+static int kernel_wait(int epfd, struct epoll_event *ev, int max, int ms, const sigset_t *mask,
+                       bool *stack_ready)
+{
+    int k = REAL(epoll_pwait)(epfd, ev, max, ms, mask);
+    if (k < 0)
+        return -errno;
+    return filter_key(ev, k, stack_ready);
 }
 
 static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask,
@@ -368,11 +453,10 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
 {
     pthread_mutex_lock(&ep_mu);
     struct shim_ep *ep = ep_get(epfd);
-    bool mine = ep && ep->nitems > 0;
-    if (mine)
+    if (ep)
         ep->refs++;     /* held while waiting: another thread may close epfd meanwhile */
     pthread_mutex_unlock(&ep_mu);
-    if (!mine)
+    if (!ep)
         goto passthrough;
     int ret;
     if (max <= 0 || max > (int)(INT32_MAX / sizeof(struct epoll_event))) {
@@ -383,27 +467,26 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
         ret = -EFAULT;
         goto out;
     }
-    int efd = tcpsm_poller_begin();
-    if (efd < 0) {
-        ret = efd;
-        goto out;
-    }
     int64_t deadline = timeout >= 0 ? shim_now_ns() + (int64_t)timeout * 1000000 : -1;
     for (;;) {
         int n = 0;
+        bool stack_ready = false;
         bool kernel_first = (atomic_fetch_add(&ep->turn, 1) & 1) != 0;
         if (kernel_first) {
-            n = REAL(epoll_pwait)(epfd, ev, max, 0, mask);
+            n = kernel_wait(epfd, ev, max, 0, mask, &stack_ready);
             if (n < 0) {
-                ret = -errno;
+                ret = n;
                 break;
             }
         }
-        n += collect(ep, ev + n, max - n);
+        if (ep->nundecided && n < max)
+            n += collect_undecided(ep, ev + n, max - n);
+        if (n < max)
+            n += collect_stack(ep, ev + n, max - n);
         if (!kernel_first && n < max) {
-            int k = REAL(epoll_pwait)(epfd, ev + n, max - n, 0, mask);
+            int k = kernel_wait(epfd, ev + n, max - n, 0, mask, &stack_ready);
             if (k < 0) {
-                ret = -errno;
+                ret = k;
                 break;
             }
             n += k;
@@ -413,21 +496,21 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             ret = n;
             break;
         }
-        struct pollfd p[2] = { { .fd = epfd, .events = POLLIN }, { .fd = efd, .events = POLLIN } };
-        struct timespec ts, *tsp = NULL;
-        if (left >= 0) {
-            ts.tv_sec = left / 1000000000;
-            ts.tv_nsec = left % 1000000000;
-            tsp = &ts;
-        }
-        if (REAL(ppoll)(p, 2, tsp, mask) < 0) {
-            ret = -errno;
+        /* Sleep in the kernel's epoll_wait: the runtime eventfd is in the set. */
+        int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000 > INT32_MAX ? INT32_MAX
+                                                                             : (left + 999999) / 1000000);
+        tcpsm_ep_sleeping(ep->rep, 1);
+        int k = kernel_wait(epfd, ev, max, ms, mask, &stack_ready);
+        tcpsm_ep_sleeping(ep->rep, -1);
+        if (k < 0) {
+            ret = k;
             break;
         }
-        if (p[1].revents & POLLIN)
-            tcpsm_poller_begin();       /* drains and re-arms the coalesced wake-up */
+        if (k > 0) {
+            ret = k + (k < max ? collect_stack(ep, ev + k, max - k) : 0);
+            break;
+        }
     }
-    tcpsm_poller_end();
 out:
     shim_ep_unref(ep);
     return (int)shim_ret(ret);
@@ -443,4 +526,20 @@ EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
 {
     return do_wait(epfd, ev, max, timeout, mask, true);
+}
+
+/* fork (shim.h): the epoll lock comes after table_mu and the socket locks. */
+void shim_epoll_atfork_prepare(void)
+{
+    pthread_mutex_lock(&ep_mu);
+}
+
+void shim_epoll_atfork_parent(void)
+{
+    pthread_mutex_unlock(&ep_mu);
+}
+
+void shim_epoll_atfork_child(void)
+{
+    pthread_mutex_unlock(&ep_mu);
 }

@@ -38,6 +38,42 @@ EXPORT int close(int fd)
     return REAL(close)(fd);
 }
 
+/* glibc's other name for close (some libraries call it). */
+int __close(int fd);
+EXPORT int __close(int fd)
+{
+    return close(fd);
+}
+
+/* fclose closes the fd with glibc's internal close, which is not
+ * interposed: forget the fd first (a socket used through fdopen). */
+EXPORT int fclose(FILE *fp)
+{
+    if (fp && shim_nslots) {
+        int fd = fileno(fp);
+        if (fd >= 0 && !guarded(fd))
+            shim_fd_release(fd);
+    }
+    return REAL(fclose)(fp);
+}
+
+/* A vfork child shares the parent's memory, fd table included: a close or
+ * dup2 there (before exec) would change the parent's table and close its
+ * connections. vfork is fork here (POSIX allows it): the child gets its own
+ * copy of the table, and the fork handlers run. posix_spawn, system and
+ * popen clone with CLONE_VM|CLONE_VFORK too, but their child only makes
+ * glibc-internal calls (never these), so they keep their speed. */
+pid_t __vfork(void);
+EXPORT pid_t vfork(void)
+{
+    return fork();
+}
+
+EXPORT pid_t __vfork(void)
+{
+    return fork();
+}
+
 /* close_range/closefrom (daemons close every fd they did not open): the
  * runtime's fds are skipped, every closed fd is forgotten. Flags other
  * than plain closing (CLOSE_RANGE_CLOEXEC) pass through: nothing closes. */

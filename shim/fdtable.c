@@ -17,10 +17,14 @@
 #endif
 
 int shim_nslots;
-_Atomic(struct shim_sock *) *shim_socks;
-_Atomic(struct shim_ep *) *shim_eps;
+_Atomic(uintptr_t) *shim_fds;
 
+/* Guards taking a reference against a concurrent release, and the whole
+ * table at fork. First in the lock order: never taken while another shim
+ * lock is held (shim.h, "fork"). */
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
+/* One past the highest fd ever installed: bounds the walk at fork. */
+static atomic_int fd_hwm;
 
 int shim_fdtable_init(void)
 {
@@ -32,29 +36,35 @@ int shim_fdtable_init(void)
         n = SHIM_MAX_FDS;
     if (n < 1024)
         n = 1024;
-    /* Anonymous mappings: zeroed, and only the pages touched cost memory. */
-    void *a = mmap(NULL, n * sizeof(*shim_socks), PROT_READ | PROT_WRITE,
+    /* An anonymous mapping: zeroed, and only the pages touched cost memory. */
+    void *a = mmap(NULL, n * sizeof(*shim_fds), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    void *b = mmap(NULL, n * sizeof(*shim_eps), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (a == MAP_FAILED || b == MAP_FAILED)
+    if (a == MAP_FAILED)
         return -1;
-    shim_socks = a;
-    shim_eps = b;
-    shim_nslots = (int)n;
+    shim_fds = a;
 #ifdef __SANITIZE_ADDRESS__
     /* LeakSanitizer does not scan mmap'd memory: without this, every socket or epoll object
      * of an fd still open at exit (legitimately: the kernel closes it) reads as a leak. */
-    __lsan_register_root_region(a, n * sizeof(*shim_socks));
-    __lsan_register_root_region(b, n * sizeof(*shim_eps));
+    __lsan_register_root_region(a, n * sizeof(*shim_fds));
 #endif
+    shim_nslots = (int)n;
     return 0;
+}
+
+static struct shim_sock *slot_sock(uintptr_t v)
+{
+    return (v & SHIM_FD_EP) ? NULL : (struct shim_sock *)v;
+}
+
+static struct shim_ep *slot_ep(uintptr_t v)
+{
+    return (v & SHIM_FD_EP) ? (struct shim_ep *)(v & ~(uintptr_t)SHIM_FD_EP) : NULL;
 }
 
 struct shim_sock *shim_sock_get_slow(int fd)
 {
     pthread_mutex_lock(&table_mu);
-    struct shim_sock *s = atomic_load(&shim_socks[fd]);
+    struct shim_sock *s = slot_sock(atomic_load(&shim_fds[fd]));
     if (s)
         atomic_fetch_add(&s->refs, 1);
     pthread_mutex_unlock(&table_mu);
@@ -102,59 +112,124 @@ static void fd_unref(struct shim_sock *s)
     shim_sock_put(s);
 }
 
+/* Drops what a slot held (outside table_mu). */
+static void slot_drop(uintptr_t v)
+{
+    struct shim_sock *s = slot_sock(v);
+    struct shim_ep *ep = slot_ep(v);
+    if (s)
+        fd_unref(s);
+    if (ep)
+        shim_ep_unref(ep);
+}
+
+static void hwm_raise(int fd)
+{
+    int h = atomic_load_explicit(&fd_hwm, memory_order_relaxed);
+    while (fd >= h && !atomic_compare_exchange_weak(&fd_hwm, &h, fd + 1))
+        ;
+}
+
+/* Stores v into fd's slot; returns what it held. */
+static uintptr_t slot_swap(int fd, uintptr_t v)
+{
+    if (v)
+        hwm_raise(fd);
+    pthread_mutex_lock(&table_mu);
+    uintptr_t old = atomic_exchange(&shim_fds[fd], v);
+    pthread_mutex_unlock(&table_mu);
+    return old;
+}
+
 void shim_fd_install(int fd, struct shim_sock *s)
 {
-    if (fd < 0 || fd >= shim_nslots)
+    if ((unsigned)fd >= (unsigned)shim_nslots)
         return;
     atomic_fetch_add(&s->fd_refs, 1);
     atomic_fetch_add(&s->refs, 1);
-    pthread_mutex_lock(&table_mu);
-    struct shim_sock *old = atomic_exchange(&shim_socks[fd], s);
-    struct shim_ep *oldep = atomic_exchange(&shim_eps[fd], NULL);
-    pthread_mutex_unlock(&table_mu);
-    if (old)
-        fd_unref(old);
-    if (oldep)
-        shim_ep_unref(oldep);
+    slot_drop(slot_swap(fd, (uintptr_t)s));
+}
+
+void shim_fd_install_ep(int epfd, struct shim_ep *ep)
+{
+    if ((unsigned)epfd >= (unsigned)shim_nslots) {
+        shim_ep_unref(ep);
+        return;
+    }
+    slot_drop(slot_swap(epfd, (uintptr_t)ep | SHIM_FD_EP));
 }
 
 void shim_fd_release(int fd)
 {
-    if (fd < 0 || fd >= shim_nslots)
+    if ((unsigned)fd >= (unsigned)shim_nslots ||
+        !atomic_load_explicit(&shim_fds[fd], memory_order_relaxed))
         return;
-    if (!atomic_load_explicit(&shim_socks[fd], memory_order_relaxed) &&
-        !atomic_load_explicit(&shim_eps[fd], memory_order_relaxed))
-        return;
-    pthread_mutex_lock(&table_mu);
-    struct shim_sock *old = atomic_exchange(&shim_socks[fd], NULL);
-    struct shim_ep *oldep = atomic_exchange(&shim_eps[fd], NULL);
-    pthread_mutex_unlock(&table_mu);
-    if (old)
-        fd_unref(old);
-    if (oldep)
-        shim_ep_unref(oldep);
+    slot_drop(slot_swap(fd, 0));
 }
 
 void shim_fd_clone(int oldfd, int newfd)
 {
-    if (oldfd < 0 || oldfd >= shim_nslots || newfd < 0 || newfd >= shim_nslots)
+    if ((unsigned)oldfd >= (unsigned)shim_nslots || (unsigned)newfd >= (unsigned)shim_nslots)
         return;
+    if (!atomic_load_explicit(&shim_fds[oldfd], memory_order_relaxed)) {
+        shim_fd_fresh(newfd);   /* a kernel fd: newfd is one too */
+        return;
+    }
+    hwm_raise(newfd);
     pthread_mutex_lock(&table_mu);
-    struct shim_sock *s = atomic_load(&shim_socks[oldfd]);
-    struct shim_ep *ep = atomic_load(&shim_eps[oldfd]);
+    uintptr_t v = atomic_load(&shim_fds[oldfd]);
+    struct shim_sock *s = slot_sock(v);
+    struct shim_ep *ep = slot_ep(v);
     if (s) {
         atomic_fetch_add(&s->fd_refs, 1);
         atomic_fetch_add(&s->refs, 1);
     }
     if (ep)
-        shim_ep_ref(ep);
-    struct shim_sock *old = atomic_exchange(&shim_socks[newfd], s);
-    struct shim_ep *oldep = atomic_exchange(&shim_eps[newfd], ep);
+        shim_ep_ref(ep);        /* ep_mu under table_mu: see shim_atfork_prepare */
+    uintptr_t old = atomic_exchange(&shim_fds[newfd], v);
     pthread_mutex_unlock(&table_mu);
-    if (old)
-        fd_unref(old);
-    if (oldep)
-        shim_ep_unref(oldep);
+    slot_drop(old);
+}
+
+/* fork: see shim.h for the order. A socket object with several fds is
+ * locked once (fork_locked). */
+void shim_atfork_prepare(void)
+{
+    pthread_mutex_lock(&table_mu);
+    int n = atomic_load(&fd_hwm);
+    for (int fd = 0; fd < n; fd++) {
+        struct shim_sock *s = slot_sock(atomic_load_explicit(&shim_fds[fd], memory_order_relaxed));
+        if (s && !s->fork_locked) {
+            pthread_mutex_lock(&s->mu);
+            s->fork_locked = true;
+        }
+    }
+    shim_epoll_atfork_prepare();
+}
+
+static void fork_unlock_socks(void)
+{
+    int n = atomic_load(&fd_hwm);
+    for (int fd = 0; fd < n; fd++) {
+        struct shim_sock *s = slot_sock(atomic_load_explicit(&shim_fds[fd], memory_order_relaxed));
+        if (s && s->fork_locked) {
+            s->fork_locked = false;
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    pthread_mutex_unlock(&table_mu);
+}
+
+void shim_atfork_parent(void)
+{
+    shim_epoll_atfork_parent();
+    fork_unlock_socks();
+}
+
+void shim_atfork_child(void)
+{
+    shim_epoll_atfork_child();
+    fork_unlock_socks();
 }
 
 int shim_make_stack(struct shim_sock *s)
@@ -177,6 +252,7 @@ int shim_make_stack(struct shim_sock *s)
     }
     s->sk = sk;
     atomic_store_explicit(&s->state, SHIM_STACK, memory_order_release);
+    shim_epoll_attach(s);
     return 0;
 }
 

@@ -31,6 +31,14 @@ static void resolve_all(void)
     RESOLVE(pselect); RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl);
     RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(sendfile); RESOLVE(sendmmsg);
     RESOLVE(recvmmsg); RESOLVE(splice);
+    RESOLVE(fclose); RESOLVE(syscall); RESOLVE(open); RESOLVE(open64); RESOLVE(openat);
+    RESOLVE(openat64); RESOLVE(creat); RESOLVE(creat64); RESOLVE(pipe); RESOLVE(pipe2);
+    RESOLVE(eventfd); RESOLVE(timerfd_create); RESOLVE(signalfd); RESOLVE(memfd_create);
+    RESOLVE(inotify_init); RESOLVE(inotify_init1); RESOLVE(fanotify_init);
+    shim_real.open_2 = (__typeof__(shim_real.open_2))dlsym(RTLD_NEXT, "__open_2");
+    shim_real.open64_2 = (__typeof__(shim_real.open64_2))dlsym(RTLD_NEXT, "__open64_2");
+    shim_real.openat_2 = (__typeof__(shim_real.openat_2))dlsym(RTLD_NEXT, "__openat_2");
+    shim_real.openat64_2 = (__typeof__(shim_real.openat64_2))dlsym(RTLD_NEXT, "__openat64_2");
 }
 
 void shim_resolve(void)
@@ -45,6 +53,7 @@ void shim_resolve(void)
 static void atfork_child(void)
 {
     atomic_store(&shim_forked, true);
+    shim_atfork_child();
 }
 
 __attribute__((constructor(101))) static void shim_init(void)
@@ -59,7 +68,10 @@ __attribute__((constructor(101))) static void shim_init(void)
         tcpsm_log(TCPSM_LOG_ERROR, "cannot allocate the fd table; running on the kernel's TCP");
         return;
     }
-    pthread_atfork(NULL, NULL, atfork_child);
+    /* After tcpsm_rt_config registered the runtime's handlers: prepare
+     * handlers run in reverse order, so the shim's locks are taken before
+     * the runtime's (the lock order in shim.h). */
+    pthread_atfork(shim_atfork_prepare, shim_atfork_parent, atfork_child);
     atomic_store(&shim_on, true);
 }
 

@@ -166,8 +166,12 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
-    if (!s)
-        return REAL(recvmsg)(fd, msg, flags);
+    if (!s) {
+        ssize_t k = REAL(recvmsg)(fd, msg, flags);
+        if (k >= 0)
+            shim_fresh_cmsg(msg);       /* fds received (SCM_RIGHTS) are new numbers */
+        return k;
+    }
     ssize_t r;
     if (!msg)
         r = -EFAULT;
@@ -341,8 +345,12 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *tmo)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
-    if (!s)
-        return REAL(recvmmsg)(fd, vec, vlen, flags, tmo);
+    if (!s) {
+        int k = REAL(recvmmsg)(fd, vec, vlen, flags, tmo);
+        for (int i = 0; i < k; i++)
+            shim_fresh_cmsg(&vec[i].msg_hdr);
+        return k;
+    }
     long n = 0;
     if (vlen > 0 && !vec)
         n = -EFAULT;

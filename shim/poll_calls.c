@@ -131,6 +131,17 @@ static void put_all(struct shim_sock **socks, nfds_t n)
             shim_sock_put(socks[i]);
 }
 
+/* A timeout in nanoseconds, or -1 (none) when it does not fit in 63 bits
+ * (about 292 years): Linux saturates such a timeout, which is as good as
+ * infinite (poll_select_set_timeout, timespec64_add_safe). sec and nsec
+ * are checked non-negative, nsec below one second, by the caller. */
+static int64_t ts_ns(int64_t sec, int64_t nsec)
+{
+    if (sec > (INT64_MAX - nsec) / 1000000000)
+        return -1;
+    return sec * 1000000000 + nsec;
+}
+
 static int do_poll(struct pollfd *fds, nfds_t n, int64_t tmo_ns, const struct timespec *ts,
                    const sigset_t *mask, int ms, bool is_ppoll)
 {
@@ -167,7 +178,7 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const 
         errno = EINVAL;
         return -1;
     }
-    int64_t t = ts ? (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : -1;
+    int64_t t = ts ? ts_ns(ts->tv_sec, ts->tv_nsec) : -1;
     return do_poll(fds, n, t, ts, mask, 0, true);
 }
 
@@ -215,7 +226,7 @@ static int mixed_select(int nfds, fd_set *r, fd_set *w, fd_set *e, int64_t tmo_n
     for (int fd = 0; fd < nfds; fd++) {
         if (bit(r, fd) || bit(w, fd) || bit(e, fd)) {
             n++;
-            if (!any && fd < shim_nslots && atomic_load(&shim_socks[fd])) {
+            if (!any && shim_fd_has_sock(fd)) {
                 struct shim_sock *s = shim_stack_lookup(fd);
                 if (s) {
                     any = true;
@@ -294,13 +305,18 @@ EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
         errno = EINVAL;
         return -1;
     }
-    int64_t t = tv ? (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000 : -1;
-    int64_t start = tv ? shim_now_ns() : 0;
+    /* Linux folds whole seconds of tv_usec into tv_sec (kern_select). */
+    int64_t t = -1;
+    if (tv) {
+        int64_t sec = tv->tv_sec, extra = tv->tv_usec / 1000000;
+        t = sec > INT64_MAX - extra ? -1 : ts_ns(sec + extra, (tv->tv_usec % 1000000) * 1000);
+    }
+    int64_t start = t >= 0 ? shim_now_ns() : 0;
     bool used;
     int ret = mixed_select(nfds, r, w, e, t, NULL, &used);
     if (!used)
         return REAL(select)(nfds, r, w, e, tv);
-    if (tv) {   /* Linux writes back the time not slept */
+    if (tv && t >= 0) {   /* Linux writes back the time not slept (an "infinite" one stays) */
         int64_t left = t - (shim_now_ns() - start);
         if (left < 0)
             left = 0;
@@ -317,7 +333,7 @@ EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct times
         errno = EINVAL;
         return -1;
     }
-    int64_t t = ts ? (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : -1;
+    int64_t t = ts ? ts_ns(ts->tv_sec, ts->tv_nsec) : -1;
     bool used;
     int ret = mixed_select(nfds, r, w, e, t, mask, &used);
     if (!used)

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -75,6 +76,29 @@ struct shim_real {
     int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
     int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
     ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
+    /* fd lifetime the shim watches but does not serve (fd_calls.c,
+     * fdcreate_calls.c, syscall_calls.c) */
+    int (*fclose)(FILE *);
+    long (*syscall)(long, ...);
+    int (*open)(const char *, int, ...);
+    int (*open64)(const char *, int, ...);
+    int (*openat)(int, const char *, int, ...);
+    int (*openat64)(int, const char *, int, ...);
+    int (*open_2)(const char *, int);
+    int (*open64_2)(const char *, int);
+    int (*openat_2)(int, const char *, int);
+    int (*openat64_2)(int, const char *, int);
+    int (*creat)(const char *, mode_t);
+    int (*creat64)(const char *, mode_t);
+    int (*pipe)(int *);
+    int (*pipe2)(int *, int);
+    int (*eventfd)(unsigned int, int);
+    int (*timerfd_create)(int, int);
+    int (*signalfd)(int, const sigset_t *, int);
+    int (*memfd_create)(const char *, unsigned int);
+    int (*inotify_init)(void);
+    int (*inotify_init1)(int);
+    int (*fanotify_init)(unsigned int, unsigned int);
 };
 
 extern struct shim_real shim_real;
@@ -123,16 +147,25 @@ struct shim_sock {
      * that loopback clients (the kernel's) reach it too. */
     atomic_bool klisten;
     struct shim_epitem *items;  /* epoll interest items, under the epoll lock */
+    bool fork_locked;           /* mu taken by shim_atfork_prepare (under table_mu) */
 };
 
 struct shim_ep;
 
-/* The fd table: one slot per fd number (up to the hard RLIMIT_NOFILE, at
- * most SHIM_MAX_FDS). Sockets with a larger fd stay the kernel's. */
+/* The fd table: one word per fd number (up to the hard RLIMIT_NOFILE, at
+ * most SHIM_MAX_FDS; sockets with a larger fd stay the kernel's): 0 when
+ * the shim knows nothing of the fd, else the socket object, or the epoll
+ * object with bit 0 set (one kernel file is never both).
+ *
+ * An entry must never outlive the kernel fd it describes: a stale entry
+ * would capture the next file opened on that number. Every close the shim
+ * can see releases it (close, __close, close_range, closefrom, fclose,
+ * dup2/dup3 over it, syscall(SYS_close...)), and every call that returns a
+ * new fd number drops whatever the slot still holds (shim_fd_fresh). */
 #define SHIM_MAX_FDS (1 << 20)
-extern int shim_nslots;
-extern _Atomic(struct shim_sock *) *shim_socks;
-extern _Atomic(struct shim_ep *) *shim_eps;
+#define SHIM_FD_EP 1u
+extern int shim_nslots;                 /* 0 while the shim is off */
+extern _Atomic(uintptr_t) *shim_fds;
 
 int shim_fdtable_init(void);
 struct shim_sock *shim_sock_get_slow(int fd);
@@ -140,11 +173,29 @@ struct shim_sock *shim_sock_get_slow(int fd);
 /* The socket object behind fd with a reference, or NULL (not ours). */
 static inline struct shim_sock *shim_lookup(int fd)
 {
-    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || fd < 0 || fd >= shim_nslots)
+    if ((unsigned)fd >= (unsigned)shim_nslots)
         return NULL;
-    if (!atomic_load_explicit(&shim_socks[fd], memory_order_acquire))
+    uintptr_t v = atomic_load_explicit(&shim_fds[fd], memory_order_acquire);
+    if (!v || (v & SHIM_FD_EP))
         return NULL;
     return shim_sock_get_slow(fd);
+}
+/* Does fd (maybe) refer to a socket object? One load, no reference. */
+static inline bool shim_fd_has_sock(int fd)
+{
+    if ((unsigned)fd >= (unsigned)shim_nslots)
+        return false;
+    uintptr_t v = atomic_load_explicit(&shim_fds[fd], memory_order_relaxed);
+    return v && !(v & SHIM_FD_EP);
+}
+/* The epoll object behind epfd, or NULL. It stays valid only while the
+ * epoll lock or a reference is held: another thread may close epfd. */
+static inline struct shim_ep *shim_ep_at(int epfd)
+{
+    if ((unsigned)epfd >= (unsigned)shim_nslots)
+        return NULL;
+    uintptr_t v = atomic_load_explicit(&shim_fds[epfd], memory_order_acquire);
+    return (v & SHIM_FD_EP) ? (struct shim_ep *)(v & ~(uintptr_t)SHIM_FD_EP) : NULL;
 }
 static inline int shim_state(const struct shim_sock *s)
 {
@@ -158,10 +209,22 @@ void shim_sock_put(struct shim_sock *s);
 /* Makes fd refer to s (takes an fd reference); whatever fd referred to
  * before (a stale entry of an fd closed behind our back) is released. */
 void shim_fd_install(int fd, struct shim_sock *s);
-/* Forgets what fd refers to (socket object and/or epoll object). */
+/* Makes epfd refer to ep (takes over the caller's reference), likewise. */
+void shim_fd_install_ep(int epfd, struct shim_ep *ep);
+/* Forgets what fd refers to (socket object or epoll object). */
 void shim_fd_release(int fd);
 /* newfd now refers to what oldfd refers to (dup). */
 void shim_fd_clone(int oldfd, int newfd);
+/* fd was just returned by a call that creates an fd (open, pipe, eventfd,
+ * accept of a kernel socket, a received SCM_RIGHTS fd, ...): the kernel
+ * chose a free number, so anything the slot holds is stale. The common
+ * case costs one array load. */
+static inline void shim_fd_fresh(int fd)
+{
+    if ((unsigned)fd < (unsigned)shim_nslots &&
+        atomic_load_explicit(&shim_fds[fd], memory_order_relaxed))
+        shim_fd_release(fd);
+}
 
 /* Creates the stack socket for an UNDECIDED object (caller holds s->mu)
  * and replays recorded options. Returns 0 or -errno. */
@@ -183,8 +246,26 @@ void shim_epoll_handover(struct shim_sock *s);
 /* s (a stack listener) now also listens on its placeholder fd: its interest
  * items are mirrored into the real epoll instances. */
 void shim_epoll_klisten(struct shim_sock *s);
+/* s became the stack's (state STACK): its interest items start hearing its events. */
+void shim_epoll_attach(struct shim_sock *s);
 void shim_ep_unref(struct shim_ep *ep);
 void shim_ep_ref(struct shim_ep *ep);
+
+/* ------------------------------------------------------------ fork
+ *
+ * Lock order: table_mu -> socket mu -> epoll lock -> the runtime's lock.
+ * table_mu is never taken while another shim lock is held, nor is a
+ * socket mu under the epoll lock. At fork the prepare handlers take every
+ * one of them in that order (the shim's handlers are registered after the
+ * runtime's, so the runtime's lock is taken last), and the parent and child
+ * handlers release them: a child never finds a lock held by a thread that
+ * did not follow it (closing fds before exec, setsockopt, epoll_ctl). */
+void shim_atfork_prepare(void);
+void shim_atfork_parent(void);
+void shim_atfork_child(void);
+void shim_epoll_atfork_prepare(void);
+void shim_epoll_atfork_parent(void);
+void shim_epoll_atfork_child(void);
 
 /* ------------------------------------------------------------ exports */
 
@@ -196,6 +277,9 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
 int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
 int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask,
                 size_t fdslen);
+
+/* Drops stale entries of the fds a successful recvmsg received (SCM_RIGHTS). */
+void shim_fresh_cmsg(const struct msghdr *msg);
 
 /* ------------------------------------------------------------ misc */
 

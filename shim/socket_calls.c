@@ -25,7 +25,7 @@ EXPORT int socket(int domain, int type, int protocol)
     int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (domain != AF_INET || base != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP) ||
         atomic_load_explicit(&shim_forked, memory_order_relaxed)) {
-        shim_fd_release(fd);    /* a stale entry of an fd closed behind our back */
+        shim_fd_fresh(fd);      /* a stale entry of an fd closed behind our back */
         return fd;
     }
     if (fd >= shim_nslots) {
@@ -47,9 +47,9 @@ EXPORT int socket(int domain, int type, int protocol)
 EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 {
     int r = REAL(socketpair)(domain, type, protocol, sv);
-    if (r == 0 && atomic_load_explicit(&shim_on, memory_order_relaxed)) {
-        shim_fd_release(sv[0]);
-        shim_fd_release(sv[1]);
+    if (r == 0) {
+        shim_fd_fresh(sv[0]);
+        shim_fd_fresh(sv[1]);
     }
     return r;
 }
@@ -278,8 +278,7 @@ static int accept_once(int fd, struct sockaddr *addr, socklen_t *len, int flags,
     struct shim_sock *s = shim_stack_lookup(fd);
     if (!s) {
         int k = is4 ? REAL(accept4)(fd, addr, len, flags) : REAL(accept)(fd, addr, len);
-        if (k >= 0 && atomic_load_explicit(&shim_on, memory_order_relaxed))
-            shim_fd_release(k);         /* a stale entry of an fd closed behind our back */
+        shim_fd_fresh(k);               /* a stale entry of an fd closed behind our back */
         return k;
     }
     int r;
@@ -306,7 +305,7 @@ retry:
             if (r < 0)
                 r = -errno;
             else
-                shim_fd_release(r);
+                shim_fd_fresh(r);
             goto out;
         }
     }

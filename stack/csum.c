@@ -79,3 +79,11 @@ uint32_t csum_pseudo(uint32_t src, uint32_t dst, uint8_t proto, uint16_t l4_len)
     uint64_t s = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto + l4_len;
     return fold64(s);
 }
+
+uint32_t csum_pseudo6(const uint8_t *src, const uint8_t *dst, uint8_t proto, uint32_t l4_len)
+{
+    uint32_t s = csum_partial(src, 16, 0);
+    s = csum_partial(dst, 16, s);
+    uint64_t t = (uint64_t)s + (l4_len >> 16) + (l4_len & 0xffff) + proto;
+    return fold64(t);
+}

@@ -16,4 +16,7 @@ uint16_t csum_fold(uint32_t sum);
 /* Partial sum of the IPv4 pseudo-header (addresses in host order). */
 uint32_t csum_pseudo(uint32_t src, uint32_t dst, uint8_t proto, uint16_t l4_len);
 
+/* Partial sum of the IPv6 pseudo-header (RFC 8200 8.1), addresses as on the wire. */
+uint32_t csum_pseudo6(const uint8_t *src, const uint8_t *dst, uint8_t proto, uint32_t l4_len);
+
 #endif

@@ -5,6 +5,7 @@
 
 #include "arp.h"
 #include "ipv4.h"
+#include "ipv6.h"
 #include "wire.h"
 
 const uint8_t eth_broadcast[ETH_ALEN] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
@@ -20,11 +21,14 @@ void eth_input(struct tcpsm_stack *st, const uint8_t *frame, size_t len, uint64_
     uint16_t type = get16(frame + 12);
     bool to_us = memcmp(dst, st->cfg.mac, ETH_ALEN) == 0;
     bool bcast = memcmp(dst, eth_broadcast, ETH_ALEN) == 0;
+    /* IPv6 multicast (RFC 2464 7): ipv6.c keeps the groups it listens to */
+    bool mcast6 = dst[0] == 0x33 && dst[1] == 0x33 && type == ETH_TYPE_IPV6;
 
     /* Our own frames looped back by the link (AF_PACKET sees outgoing
      * frames too) and frames for other hosts are not ours. Broadcast is
      * only useful for ARP: we hold no broadcast IPv4 service. */
-    if (memcmp(src, st->cfg.mac, ETH_ALEN) == 0 || !(to_us || (bcast && type == ETH_TYPE_ARP))) {
+    if (memcmp(src, st->cfg.mac, ETH_ALEN) == 0 ||
+        !(to_us || mcast6 || (bcast && type == ETH_TYPE_ARP))) {
         st->cnt.eth_drop_not_us++;
         return;
     }
@@ -32,11 +36,14 @@ void eth_input(struct tcpsm_stack *st, const uint8_t *frame, size_t len, uint64_
     case ETH_TYPE_IPV4:
         ipv4_input(st, frame + ETH_HDR_LEN, len - ETH_HDR_LEN, now);
         break;
+    case ETH_TYPE_IPV6:
+        ipv6_input(st, frame + ETH_HDR_LEN, len - ETH_HDR_LEN, mcast6, now);
+        break;
     case ETH_TYPE_ARP:
         arp_input(st, frame + ETH_HDR_LEN, len - ETH_HDR_LEN, now);
         break;
     default:
-        /* 802.1Q tags, IPv6, LLC lengths (< 0x600) and the rest. */
+        /* 802.1Q tags, LLC lengths (< 0x600) and the rest. */
         st->cnt.eth_drop_proto++;
         break;
     }

@@ -11,6 +11,7 @@
 #define ETH_ALEN       6
 #define ETH_TYPE_IPV4  0x0800
 #define ETH_TYPE_ARP   0x0806
+#define ETH_TYPE_IPV6  0x86dd
 #define ETH_TYPE_VLAN  0x8100   /* 802.1Q: not supported, counted as eth_drop_proto */
 #define ETH_TYPE_QINQ  0x88a8
 

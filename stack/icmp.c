@@ -45,7 +45,10 @@ static void error_to_tcp(struct tcpsm_stack *st, uint8_t type, uint8_t code, con
         return;
     }
     const uint8_t *t = q + ihl;
-    tcp_icmp_error(st, type, code, isrc, idst, get16(t), get16(t + 2), get32(t + 4), now);
+    struct tcpsm_addr s = addr_from_v4(isrc), d = addr_from_v4(idst);
+    /* RFC 1191: the next-hop MTU of "fragmentation needed" (ICMP bytes 6-7) */
+    uint32_t mtu = type == ICMP_DEST_UNREACH && code == 4 ? get16(q - 2) : 0;
+    tcp_icmp_error(st, type, code, mtu, &s, &d, get16(t), get16(t + 2), get32(t + 4), now);
 }
 
 void icmp_input(struct tcpsm_stack *st, uint32_t src, const uint8_t *msg, size_t len, uint64_t now)

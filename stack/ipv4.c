@@ -29,6 +29,8 @@ static bool is_martian(uint32_t a)
 
 bool ipv4_on_link_host(const struct tcpsm_stack *st, uint32_t ip)
 {
+    if (!st->cfg.addr)
+        return false;           /* an IPv6-only stack */
     if (((ip ^ st->cfg.addr) & st->netmask) != 0)
         return false;
     if (st->cfg.prefix_len >= 31)
@@ -40,7 +42,7 @@ bool ipv4_on_link_host(const struct tcpsm_stack *st, uint32_t ip)
 uint32_t ipv4_route(const struct tcpsm_stack *st, uint32_t dst)
 {
     /* Our own address is not routable: the stack has no loopback. */
-    if (is_martian(dst) || dst == st->cfg.addr)
+    if (is_martian(dst) || dst == st->cfg.addr || !st->cfg.addr)
         return 0;
     if (((dst ^ st->cfg.addr) & st->netmask) == 0)
         return ipv4_on_link_host(st, dst) ? dst : 0;
@@ -117,7 +119,10 @@ void ipv4_input(struct tcpsm_stack *st, const uint8_t *p, size_t len, uint64_t n
         icmp_input(st, src, l4, l4len, now);
         break;
     case IPPROTO_TCP_:
-        tcp_input(st, src, dst, l4, l4len, now);
+        {
+            struct tcpsm_addr s = addr_from_v4(src), d = addr_from_v4(dst);
+            tcp_input(st, &s, &d, l4, l4len, now);
+        }
         break;
     default:
         st->cnt.ip_drop_proto++;
@@ -137,6 +142,12 @@ uint8_t *ipv4_out_begin(struct tcpsm_stack *st, size_t l4_len)
 
 void ipv4_out_commit(struct tcpsm_stack *st, uint32_t dst, uint8_t proto, size_t l4_len)
 {
+    ipv4_out_commit_tos(st, dst, proto, l4_len, 0, 0);
+}
+
+void ipv4_out_commit_tos(struct tcpsm_stack *st, uint32_t dst, uint8_t proto, size_t l4_len,
+                         uint8_t tos, uint8_t ttl)
+{
     uint32_t nexthop = ipv4_route(st, dst);
     if (nexthop == 0 || st->ntx >= TCPSM_TX_BATCH) {
         st->cnt.ip_drop_noroute++;
@@ -147,11 +158,11 @@ void ipv4_out_commit(struct tcpsm_stack *st, uint32_t dst, uint8_t proto, size_t
     uint8_t *ip = f + ETH_HDR_LEN;
     size_t tot = IPV4_HDR_LEN + l4_len;
     ip[0] = 0x45;
-    ip[1] = 0;
+    ip[1] = tos;
     put16(ip + 2, (uint16_t)tot);
     put16(ip + 4, st->ip_id++);
     put16(ip + 6, IP_DF);
-    ip[8] = IP_TTL;
+    ip[8] = ttl ? ttl : IP_TTL;
     ip[9] = proto;
     put16(ip + 10, 0);
     put32(ip + 12, st->cfg.addr);

@@ -26,6 +26,9 @@ void ipv4_input(struct tcpsm_stack *st, const uint8_t *pkt, size_t len, uint64_t
  * frame is queued behind ARP (bounded, see neigh.h). */
 uint8_t *ipv4_out_begin(struct tcpsm_stack *st, size_t l4_len);
 void ipv4_out_commit(struct tcpsm_stack *st, uint32_t dst, uint8_t proto, size_t l4_len);
+/* The same with the TOS byte and a TTL (0: 64) of the sender's choosing. */
+void ipv4_out_commit_tos(struct tcpsm_stack *st, uint32_t dst, uint8_t proto, size_t l4_len,
+                         uint8_t tos, uint8_t ttl);
 
 /* True if ip is a host address of the connected subnet (not its network
  * or broadcast address, except in /31 and /32, RFC 3021). */

@@ -1,6 +1,6 @@
 /* Neighbour cache (see neigh.h for states and limits).
  *
- * Entries live in one array sized cfg.neigh_max, found by an IPv4-keyed
+ * Entries live in one array sized cfg.neigh_max, found by an address-keyed
  * hash with chaining. Eviction scans for the least recently used entry; it
  * only runs when the table is full, so lookups stay O(1). */
 #include "neigh.h"
@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "arp.h"
 #include "csum.h"
 #include "eth.h"
+#include "nd.h"
 
 struct neigh_frame {
     uint32_t len;
@@ -21,9 +23,10 @@ struct neigh_frame {
 
 struct neigh {
     struct tcpsm_timer timer;           /* ARP retry */
-    uint32_t ip;
+    struct tcpsm_addr ip;
     uint8_t mac[ETH_ALEN];
     uint8_t state;                      /* enum neigh_state */
+    bool stale;                         /* unconfirmed: probe on next use */
     uint8_t tries;                      /* requests sent in this round */
     uint64_t confirmed, used;
     int32_t next;                       /* hash chain or free list */
@@ -39,9 +42,13 @@ struct neigh_table {
     struct neigh e[];
 };
 
-static uint32_t hash_ip(const struct neigh_table *t, uint32_t ip)
+static uint32_t hash_ip(const struct neigh_table *t, const struct tcpsm_addr *a)
 {
-    return (ip * 0x9e3779b1u) & (t->nbuckets - 1);
+    uint32_t h = 0;
+    for (int i = 0; i < 16; i += 4)
+        h = (h ^ ((uint32_t)a->b[i] << 24 | (uint32_t)a->b[i + 1] << 16 |
+                  (uint32_t)a->b[i + 2] << 8 | a->b[i + 3])) * 0x9e3779b1u;
+    return (h ^ (h >> 16)) & (t->nbuckets - 1);
 }
 
 int neigh_init(struct tcpsm_stack *st, uint32_t max)
@@ -99,10 +106,10 @@ void neigh_fini(struct tcpsm_stack *st)
     st->neigh = NULL;
 }
 
-static struct neigh *find(const struct neigh_table *t, uint32_t ip)
+static struct neigh *find(const struct neigh_table *t, const struct tcpsm_addr *ip)
 {
     for (int32_t i = t->bucket[hash_ip(t, ip)]; i >= 0; i = t->e[i].next)
-        if (t->e[i].ip == ip)
+        if (addr_eq(&t->e[i].ip, ip))
             return (struct neigh *)&t->e[i];
     return NULL;
 }
@@ -112,7 +119,7 @@ static void neigh_remove(struct tcpsm_stack *st, struct neigh *n)
 {
     struct neigh_table *t = st->neigh;
     int32_t idx = (int32_t)(n - t->e);
-    int32_t *pp = &t->bucket[hash_ip(t, n->ip)];
+    int32_t *pp = &t->bucket[hash_ip(t, &n->ip)];
     while (*pp != idx)
         pp = &t->e[*pp].next;
     *pp = n->next;
@@ -127,7 +134,7 @@ static void neigh_remove(struct tcpsm_stack *st, struct neigh *n)
 static void neigh_timer(void *ctx, struct tcpsm_timer *tm, uint64_t now);
 
 /* A fresh entry for ip, evicting the LRU non-INCOMPLETE entry when full. */
-static struct neigh *neigh_alloc(struct tcpsm_stack *st, uint32_t ip, uint64_t now)
+static struct neigh *neigh_alloc(struct tcpsm_stack *st, const struct tcpsm_addr *ip, uint64_t now)
 {
     struct neigh_table *t = st->neigh;
     if (t->free < 0) {
@@ -146,7 +153,7 @@ static struct neigh *neigh_alloc(struct tcpsm_stack *st, uint32_t ip, uint64_t n
     t->free = n->next;
     memset(n, 0, sizeof(*n));
     tcpsm_timer_init(&n->timer, neigh_timer);
-    n->ip = ip;
+    n->ip = *ip;
     n->used = now;
     uint32_t h = hash_ip(t, ip);
     n->next = t->bucket[h];
@@ -155,13 +162,23 @@ static struct neigh *neigh_alloc(struct tcpsm_stack *st, uint32_t ip, uint64_t n
     return n;
 }
 
-/* Starts a round of ARP requests (INCOMPLETE or PROBE). */
+/* One ARP request, or one NS: multicast while INCOMPLETE, unicast to the
+ * cached address in PROBE (RFC 4861 7.2.2, 7.3.3). */
+static void solicit(struct tcpsm_stack *st, const struct neigh *n)
+{
+    if (addr_is_v4(&n->ip))
+        arp_send_request(st, addr_v4(&n->ip));
+    else
+        nd_send_ns(st, n->ip.b, n->state == NEIGH_PROBE ? n->mac : NULL);
+}
+
+/* Starts a round of requests (INCOMPLETE or PROBE). */
 static bool start_resolve(struct tcpsm_stack *st, struct neigh *n, uint64_t now)
 {
     n->tries = 1;
     if (timer_set(&st->timers, &n->timer, now + NEIGH_RETRY_NS) < 0)
         return false;
-    arp_send_request(st, n->ip);
+    solicit(st, n);
     return true;
 }
 
@@ -171,7 +188,7 @@ static void neigh_timer(void *ctx, struct tcpsm_timer *tm, uint64_t now)
     struct neigh *n = (struct neigh *)((char *)tm - offsetof(struct neigh, timer));
     if (n->tries < NEIGH_TRIES && timer_set(&st->timers, &n->timer, now + NEIGH_RETRY_NS) == 0) {
         n->tries++;
-        arp_send_request(st, n->ip);
+        solicit(st, n);
         return;
     }
     /* No answer: forget the neighbour; waiting frames are dropped and
@@ -231,7 +248,8 @@ static void enqueue(struct tcpsm_stack *st, struct neigh *n, const uint8_t *fram
     n->qbytes += (uint32_t)len;
 }
 
-void neigh_output(struct tcpsm_stack *st, uint32_t ip, uint8_t *frame, size_t len, uint64_t now)
+void neigh_output_addr(struct tcpsm_stack *st, const struct tcpsm_addr *ip, uint8_t *frame,
+                       size_t len, uint64_t now)
 {
     struct neigh *n = find(st->neigh, ip);
     if (!n) {
@@ -256,17 +274,19 @@ void neigh_output(struct tcpsm_stack *st, uint32_t ip, uint8_t *frame, size_t le
     eth_tx_push(st, frame, len);
     st->txp_on = false;
     /* RFC 1122 2.3.2.1: revalidate an old entry while still using it. */
-    if (n->state == NEIGH_REACHABLE && now - n->confirmed >= NEIGH_REACHABLE_NS) {
+    if (n->state == NEIGH_REACHABLE && (n->stale || now - n->confirmed >= NEIGH_REACHABLE_NS)) {
         n->state = NEIGH_PROBE;
         if (!start_resolve(st, n, now))
             neigh_remove(st, n);
     }
 }
 
-static void confirm(struct tcpsm_stack *st, struct neigh *n, const uint8_t *mac, uint64_t now)
+static void confirm(struct tcpsm_stack *st, struct neigh *n, const uint8_t *mac, bool stale,
+                    uint64_t now)
 {
     memcpy(n->mac, mac, ETH_ALEN);
     n->state = NEIGH_REACHABLE;
+    n->stale = stale;
     n->confirmed = now;
     n->tries = 0;
     timer_cancel(&st->timers, &n->timer);
@@ -282,28 +302,35 @@ static void confirm(struct tcpsm_stack *st, struct neigh *n, const uint8_t *mac,
     n->qhead = 0;
 }
 
-bool neigh_update(struct tcpsm_stack *st, uint32_t ip, const uint8_t *mac, uint64_t now)
+bool neigh_update_addr(struct tcpsm_stack *st, const struct tcpsm_addr *ip, const uint8_t *mac,
+                       bool stale, uint64_t now)
 {
     struct neigh *n = find(st->neigh, ip);
     if (!n)
         return false;
-    confirm(st, n, mac, now);
+    /* RFC 4861 7.2.5: a STALE report of the address we already have
+     * changes nothing (a probe in progress goes on). */
+    if (stale && n->state != NEIGH_INCOMPLETE && memcmp(n->mac, mac, ETH_ALEN) == 0)
+        return true;
+    confirm(st, n, mac, stale, now);
     return true;
 }
 
-void neigh_learn(struct tcpsm_stack *st, uint32_t ip, const uint8_t *mac, uint64_t now)
+void neigh_learn_addr(struct tcpsm_stack *st, const struct tcpsm_addr *ip, const uint8_t *mac,
+                      bool stale, uint64_t now)
 {
-    if (neigh_update(st, ip, mac, now))
+    if (neigh_update_addr(st, ip, mac, stale, now))
         return;
     struct neigh *n = neigh_alloc(st, ip, now);
     if (!n) {
         st->cnt.neigh_full++;
         return;
     }
-    confirm(st, n, mac, now);
+    confirm(st, n, mac, stale, now);
 }
 
-enum neigh_state neigh_lookup(const struct tcpsm_stack *st, uint32_t ip, uint8_t *mac)
+enum neigh_state neigh_lookup_addr(const struct tcpsm_stack *st, const struct tcpsm_addr *ip,
+                                   uint8_t *mac)
 {
     const struct neigh *n = find(st->neigh, ip);
     if (!n)
@@ -313,9 +340,39 @@ enum neigh_state neigh_lookup(const struct tcpsm_stack *st, uint32_t ip, uint8_t
     return (enum neigh_state)n->state;
 }
 
+/* IPv4 forms */
+void neigh_output(struct tcpsm_stack *st, uint32_t ip, uint8_t *frame, size_t len, uint64_t now)
+{
+    struct tcpsm_addr a = addr_from_v4(ip);
+    neigh_output_addr(st, &a, frame, len, now);
+}
+
+bool neigh_update(struct tcpsm_stack *st, uint32_t ip, const uint8_t *mac, uint64_t now)
+{
+    struct tcpsm_addr a = addr_from_v4(ip);
+    struct neigh *n = find(st->neigh, &a);
+    if (!n)
+        return false;
+    confirm(st, n, mac, false, now);
+    return true;
+}
+
+void neigh_learn(struct tcpsm_stack *st, uint32_t ip, const uint8_t *mac, uint64_t now)
+{
+    struct tcpsm_addr a = addr_from_v4(ip);
+    neigh_learn_addr(st, &a, mac, false, now);
+}
+
+enum neigh_state neigh_lookup(const struct tcpsm_stack *st, uint32_t ip, uint8_t *mac)
+{
+    struct tcpsm_addr a = addr_from_v4(ip);
+    return neigh_lookup_addr(st, &a, mac);
+}
+
 unsigned neigh_queued(const struct tcpsm_stack *st, uint32_t ip)
 {
-    const struct neigh *n = find(st->neigh, ip);
+    struct tcpsm_addr a = addr_from_v4(ip);
+    const struct neigh *n = find(st->neigh, &a);
     return n ? n->qn : 0;
 }
 

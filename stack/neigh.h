@@ -1,14 +1,19 @@
-/* Neighbour cache: IPv4 next hop -> Ethernet address (internal header).
+/* Neighbour cache: IPv4 or IPv6 next hop -> Ethernet address (internal
+ * header). IPv4 entries are resolved by ARP, IPv6 ones by neighbour
+ * solicitations (RFC 4861 7.2); both are keyed by struct tcpsm_addr.
  *
- * States (RFC 1122 2.3.2.1, Linux-like):
- *   INCOMPLETE  an ARP request is out; frames to the neighbour wait in its
+ * States (RFC 1122 2.3.2.1, RFC 4861 7.3.2, Linux-like):
+ *   INCOMPLETE  an ARP request / multicast NS is out; frames to the neighbour wait in its
  *               queue. Requests are repeated every NEIGH_RETRY_NS, at most
  *               NEIGH_TRIES in all; then the entry and its queue are dropped
  *               (each frame counted in neigh_queue_drop). TCP retransmits.
  *   REACHABLE   confirmed by ARP within NEIGH_REACHABLE_NS; used as is.
- *   PROBE       used after NEIGH_REACHABLE_NS without a new confirmation:
- *               frames still go to the known address while ARP requests
- *               re-resolve it (same retry rule); no answer removes the entry.
+ *   PROBE       used after NEIGH_REACHABLE_NS without a new confirmation
+ *               (or after an unsolicited NA/NS made it STALE, RFC 4861
+ *               7.3.3; STALE goes to PROBE on first use, without DELAY):
+ *               frames still go to the known address while ARP requests /
+ *               unicast NS (neighbour unreachability detection) re-resolve
+ *               it (same retry rule); no answer removes the entry.
  *
  * Limits:
  *   - cfg.neigh_max entries. A new entry evicts the least recently used
@@ -53,6 +58,17 @@ bool neigh_update(struct tcpsm_stack *st, uint32_t ip, const uint8_t *mac, uint6
 /* Like neigh_update, but creates the entry when absent (RFC 826: the
  * sender of a packet addressed to us). */
 void neigh_learn(struct tcpsm_stack *st, uint32_t ip, const uint8_t *mac, uint64_t now);
+
+/* The same for any family (IPv6 entries are resolved by nd.c). stale:
+ * learnt without confirmation (RFC 4861 7.2.3/7.2.5 STALE). */
+void neigh_output_addr(struct tcpsm_stack *st, const struct tcpsm_addr *ip, uint8_t *frame,
+                       size_t len, uint64_t now);
+bool neigh_update_addr(struct tcpsm_stack *st, const struct tcpsm_addr *ip, const uint8_t *mac,
+                       bool stale, uint64_t now);
+void neigh_learn_addr(struct tcpsm_stack *st, const struct tcpsm_addr *ip, const uint8_t *mac,
+                      bool stale, uint64_t now);
+enum neigh_state neigh_lookup_addr(const struct tcpsm_stack *st, const struct tcpsm_addr *ip,
+                                   uint8_t *mac);
 
 /* Introspection for tests: state of ip and, when known, its MAC (mac may be NULL). */
 enum neigh_state neigh_lookup(const struct tcpsm_stack *st, uint32_t ip, uint8_t *mac);

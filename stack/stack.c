@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "eth.h"
+#include "addr.h"
 #include "ipv4.h"
+#include "ipv6.h"
 #include "neigh.h"
 #include "stack.h"
 #include "tcp.h"
@@ -20,11 +22,29 @@ static bool config_ok(const struct tcpsm_config *c, const struct tcpsm_netdev *d
     static const uint8_t zero[6];
     if (!c || !dev || !dev->ops || !dev->ops->send || dev->mtu < MIN_MTU)
         return false;
-    if (c->addr == 0 || c->prefix_len < 1 || c->prefix_len > 32)
+    bool v6 = !addr6_is_zero(c->addr6);
+    if (c->addr == 0 && !v6)
         return false;
-    uint8_t top = (uint8_t)(c->addr >> 24);
-    if (top == 127 || top >= 224)
-        return false;
+    if (c->addr != 0) {
+        if (c->prefix_len < 1 || c->prefix_len > 32)
+            return false;
+        uint8_t top = (uint8_t)(c->addr >> 24);
+        if (top == 127 || top >= 224)
+            return false;
+    }
+    if (v6) {
+        /* a unicast global address; the IPv6 link MTU is at least 1280 (RFC 8200 5) */
+        struct tcpsm_addr a = addr_from6(c->addr6);
+        if (c->prefix6_len < 1 || c->prefix6_len > 128 || addr6_is_multicast(c->addr6) ||
+            addr6_is_loopback(c->addr6) || addr6_is_linklocal(c->addr6) || addr_is_v4(&a) ||
+            dev->mtu < IPV6_MIN_MTU)
+            return false;
+        if (!addr6_is_zero(c->gateway6) && (addr6_is_multicast(c->gateway6) ||
+            memcmp(c->gateway6, c->addr6, 16) == 0 ||
+            !(addr6_is_linklocal(c->gateway6) ||
+              addr6_prefix_eq(c->gateway6, c->addr6, c->prefix6_len))))
+            return false;
+    }
     if ((c->mac[0] & 1) || memcmp(c->mac, zero, 6) == 0)
         return false;
     return true;
@@ -41,7 +61,8 @@ struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm
     st->cfg = *cfg;
     st->dev = dev;
     st->now = now;
-    st->netmask = cfg->prefix_len == 32 ? 0xffffffffu : ~(0xffffffffu >> cfg->prefix_len);
+    st->netmask = cfg->prefix_len >= 32 ? 0xffffffffu :
+                  cfg->prefix_len == 0 ? 0 : ~(0xffffffffu >> cfg->prefix_len);
     if (!st->cfg.max_socks)
         st->cfg.max_socks = DEF_MAX_SOCKS;
     if (!st->cfg.sndbuf)
@@ -54,7 +75,7 @@ struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm
         st->cfg.neigh_max = NEIGH_DEFAULT_MAX;
     /* A gateway must be an on-link host, or we could never ARP for it. */
     if (st->cfg.gateway &&
-        (st->cfg.gateway == cfg->addr || !ipv4_on_link_host(st, st->cfg.gateway))) {
+        (!cfg->addr || st->cfg.gateway == cfg->addr || !ipv4_on_link_host(st, st->cfg.gateway))) {
         free(st);
         return NULL;
     }
@@ -69,6 +90,12 @@ struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm
         free(st);
         return NULL;
     }
+    if (ipv6_init(st, now) < 0) {
+        tcpsm_stack_free(st);
+        return NULL;
+    }
+    /* the DAD probes and router solicitation */
+    stack_tx_flush(st);
     return st;
 }
 
@@ -77,6 +104,7 @@ void tcpsm_stack_free(struct tcpsm_stack *st)
     if (!st)
         return;
     tcp_fini(st);
+    ipv6_fini(st);
     neigh_fini(st);
     timer_heap_free(&st->timers);
     free(st);
@@ -92,8 +120,11 @@ void stack_tx_flush(struct tcpsm_stack *st)
         sent = n;
     for (unsigned i = 0; i < sent; i++) {
         st->cnt.eth_out++;
-        if (get16(st->tx[i].data + 12) == ETH_TYPE_IPV4)
+        uint16_t type = get16(st->tx[i].data + 12);
+        if (type == ETH_TYPE_IPV4)
             st->cnt.ip_out++;
+        else if (type == ETH_TYPE_IPV6)
+            st->cnt.ip6_out++;
     }
     st->cnt.tx_drop += n - sent;
     st->ntx = 0;

@@ -16,6 +16,25 @@ struct tcp_stack;               /* tcp_*.c */
                                    point at the payload (TCPSM_NETDEV_F_SG) */
 #define TCPSM_GSO_MAX    65535  /* largest IPv4 datagram of a super-segment */
 
+/* IPv6 state of the stack (ipv6.c, icmp6.c, nd.c). */
+#define ND_ADDR_TENTATIVE 0     /* DAD running; usable (optimistic, RFC 4429) */
+#define ND_ADDR_PREFERRED 1
+#define ND_ADDR_DUPLICATE 2     /* another node has it: not used (RFC 4862 5.4.5) */
+struct ipv6_state {
+    bool on;                    /* cfg.addr6 set */
+    uint8_t ll[16];             /* fe80::/64 + modified EUI-64 of the MAC (RFC 4291 2.5.1, RFC 4862 5.3) */
+    uint8_t dad[2];             /* ND_ADDR_* of [0] cfg.addr6, [1] ll */
+    uint8_t dad_sent;           /* DAD probes sent */
+    uint8_t rs_sent;            /* router solicitations sent (RFC 4861 6.3.7) */
+    uint8_t router[16];         /* default router: cfg.gateway6 or the advertised one, zero = none */
+    uint64_t router_until;      /* end of the advertised router lifetime; UINT64_MAX if configured */
+    uint32_t mtu;               /* IPv6 link MTU: the device's, lowered by an RA MTU option */
+    struct tcpsm_timer timer;   /* DAD and router solicitation rounds */
+    uint64_t dad_at, rs_at;     /* end of DAD, next solicitation (0 = none pending) */
+    uint64_t err_sec;           /* ICMPv6 error rate limit (RFC 4443 2.4 f) */
+    uint32_t err_count;
+};
+
 struct tcpsm_stack {
     struct tcpsm_config cfg;
     struct tcpsm_netdev *dev;
@@ -27,6 +46,7 @@ struct tcpsm_stack {
     struct tcpsm_timer_heap timers;
     struct neigh_table *neigh;
     struct tcp_stack *tcp;
+    struct ipv6_state v6;
 
     /* tx batch: frames ready for dev->ops->send */
     struct tcpsm_frame tx[TCPSM_TX_BATCH];

@@ -6,21 +6,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "stack.h"
 
 int tcp_init(struct tcpsm_stack *st);     /* 0 or -ENOMEM */
 void tcp_fini(struct tcpsm_stack *st);    /* frees every TCB, sends nothing */
 
-/* A TCP segment (src/dst in host order); the checksum is not yet verified. */
-void tcp_input(struct tcpsm_stack *st, uint32_t src, uint32_t dst, const uint8_t *seg, size_t len,
-               uint64_t now);
+/* A TCP segment from IPv4 (v4-mapped addresses) or IPv6; the checksum is
+ * not yet verified. */
+void tcp_input(struct tcpsm_stack *st, const struct tcpsm_addr *src, const struct tcpsm_addr *dst,
+               const uint8_t *seg, size_t len, uint64_t now);
 
 /* ICMP error about a TCP segment we sent (RFC 1122 4.2.3.9, RFC 5927):
  * type/code of the ICMP message; inner_* from the quoted headers; inner_seq
  * is the quoted sequence number (host order), used to validate it. */
-void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t inner_src,
-                    uint32_t inner_dst, uint16_t inner_sport, uint16_t inner_dport,
-                    uint32_t inner_seq, uint64_t now);
+/* ICMPv6 errors come translated to their ICMPv4 type/code (icmp6.c); mtu
+ * is the next-hop MTU of "fragmentation needed" / Packet Too Big (0 = none). */
+void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t mtu,
+                    const struct tcpsm_addr *inner_src, const struct tcpsm_addr *inner_dst,
+                    uint16_t inner_sport, uint16_t inner_dport, uint32_t inner_seq, uint64_t now);
 
 /* End of an input batch: the ACKs and wake-ups deferred while its frames
  * were processed (tcp_batch_defer) go out now. */

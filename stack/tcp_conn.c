@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipv4.h"
+#include "ipv6.h"
 #include "tcp_int.h"
 
 /* ---------------------------------------------------------------- SipHash-2-4 */
@@ -35,24 +37,54 @@ static uint64_t siphash2(const uint64_t k[2], uint64_t m0, uint64_t m1)
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
-static uint64_t tuple_hash(const struct tcpsm_stack *st, uint32_t la, uint16_t lp, uint32_t ra,
-                           uint16_t rp, uint64_t tag)
+static uint64_t w64(const uint8_t *p)
 {
-    return siphash2(st->cfg.secret, ((uint64_t)la << 32) | ra,
-                    ((uint64_t)lp << 48) | ((uint64_t)rp << 32) | tag);
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* IPv4 tuples hash as before the 16-byte addresses (same ISNs and ports);
+ * IPv6 ones fold the address halves in first (a second SipHash round). */
+static uint64_t tuple_hash(const struct tcpsm_stack *st, const struct tcpsm_addr *la, uint16_t lp,
+                           const struct tcpsm_addr *ra, uint16_t rp, uint64_t tag)
+{
+    uint64_t ports = ((uint64_t)lp << 48) | ((uint64_t)rp << 32) | tag;
+    if (addr_is_v4(la) && addr_is_v4(ra))
+        return siphash2(st->cfg.secret, ((uint64_t)addr_v4(la) << 32) | addr_v4(ra), ports);
+    uint64_t h = siphash2(st->cfg.secret, w64(la->b) ^ w64(ra->b + 8),
+                          w64(la->b + 8) ^ rotl(w64(ra->b), 17));
+    return siphash2(st->cfg.secret, h ^ w64(ra->b) ^ rotl(w64(la->b), 29), ports ^ (1ull << 31));
+}
+
+uint32_t tcp_mtu_l4(const struct tcpsm_sock *sk)
+{
+    /* an unconnected IPv6 socket takes the smaller IPv6 room */
+    if (addr_is_v4(&sk->raddr) || (!sk->ipv6 && addr_is_any(&sk->raddr)))
+        return ipv4_mtu_l4(sk->st);
+    return ipv6_mtu_l4(sk->st);
+}
+
+unsigned tcp_sock_families(const struct tcpsm_sock *sk)
+{
+    if (!addr_is_any(&sk->laddr))
+        return addr_is_v4(&sk->laddr) ? 1u : 2u;
+    if (!sk->ipv6)
+        return 1u;
+    return sk->v6only ? 2u : 3u;
 }
 
 /* RFC 6528: ISN = M + F(4-tuple, secret), M a 4 microsecond clock. */
 uint32_t tcp_isn(struct tcpsm_sock *sk, uint64_t now)
 {
-    uint32_t f = (uint32_t)tuple_hash(sk->st, sk->laddr, sk->lport, sk->raddr, sk->rport, 1);
+    uint32_t f = (uint32_t)tuple_hash(sk->st, &sk->laddr, sk->lport, &sk->raddr, sk->rport, 1);
     return f + (uint32_t)(now / 4000u);
 }
 
 /* ---------------------------------------------------------------- tables */
 
-static uint32_t ehash_idx(const struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra,
-                          uint16_t rp)
+static uint32_t ehash_idx(const struct tcp_stack *ts, const struct tcpsm_addr *la, uint16_t lp,
+                          const struct tcpsm_addr *ra, uint16_t rp)
 {
     return (uint32_t)tuple_hash(ts->st, la, lp, ra, rp, 2) & ts->emask;
 }
@@ -189,6 +221,7 @@ struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st)
     sk->rcvbuf = st->cfg.rcvbuf ? st->cfg.rcvbuf : TCP_BUF_DEF;
     sk->rcvbuf_max = st->cfg.rcvbuf_max > sk->rcvbuf ?
                      (st->cfg.rcvbuf_max < TCP_BUF_MAX ? st->cfg.rcvbuf_max : TCP_BUF_MAX) : 0;
+    sk->ttl = -1;
     sk->keepidle = 7200;
     sk->keepintvl = 75;
     sk->keepcnt = 9;
@@ -218,6 +251,26 @@ void tcp_init_from_listener(struct tcpsm_sock *c, const struct tcpsm_sock *l)
     c->user_mss = l->user_mss;
     c->user_timeout_ms = l->user_timeout_ms;
     c->reuseaddr = l->reuseaddr;
+    c->ipv6 = l->ipv6;
+    c->v6only = l->v6only;
+    c->tos = l->tos;
+    c->ttl = l->ttl;
+}
+
+bool tcp_local_addr(const struct tcpsm_stack *st, const struct tcpsm_addr *raddr,
+                    struct tcpsm_addr *out)
+{
+    if (addr_is_v4(raddr)) {
+        if (!st->cfg.addr)
+            return false;
+        *out = addr_from_v4(st->cfg.addr);
+        return true;
+    }
+    const uint8_t *s = ipv6_src_for(st, raddr->b);
+    if (!s)
+        return false;
+    *out = addr_from6(s);
+    return true;
 }
 
 /* The SYN queue is doubly linked: an embryo leaves it in O(1) however
@@ -308,7 +361,7 @@ void tcp_ehash_add(struct tcpsm_sock *sk)
     struct tcp_stack *ts = TS(sk);
     if (sk->hashed)
         return;
-    uint32_t i = ehash_idx(ts, sk->laddr, sk->lport, sk->raddr, sk->rport);
+    uint32_t i = ehash_idx(ts, &sk->laddr, sk->lport, &sk->raddr, sk->rport);
     sk->enext = ts->ehash[i];
     ts->ehash[i] = sk;
     sk->hashed = true;
@@ -319,7 +372,7 @@ void tcp_ehash_del(struct tcpsm_sock *sk)
     struct tcp_stack *ts = TS(sk);
     if (!sk->hashed)
         return;
-    uint32_t i = ehash_idx(ts, sk->laddr, sk->lport, sk->raddr, sk->rport);
+    uint32_t i = ehash_idx(ts, &sk->laddr, sk->lport, &sk->raddr, sk->rport);
     for (struct tcpsm_sock **pp = &ts->ehash[i]; *pp; pp = &(*pp)->enext)
         if (*pp == sk) {
             *pp = sk->enext;
@@ -329,11 +382,12 @@ void tcp_ehash_del(struct tcpsm_sock *sk)
     sk->hashed = false;
 }
 
-struct tcpsm_sock *tcp_ehash_find(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra,
-                                  uint16_t rp)
+struct tcpsm_sock *tcp_ehash_find(struct tcp_stack *ts, const struct tcpsm_addr *la, uint16_t lp,
+                                  const struct tcpsm_addr *ra, uint16_t rp)
 {
     for (struct tcpsm_sock *sk = ts->ehash[ehash_idx(ts, la, lp, ra, rp)]; sk; sk = sk->enext)
-        if (sk->lport == lp && sk->rport == rp && sk->laddr == la && sk->raddr == ra)
+        if (sk->lport == lp && sk->rport == rp && addr_eq(&sk->laddr, la) &&
+            addr_eq(&sk->raddr, ra))
             return sk;
     return NULL;
 }
@@ -391,24 +445,41 @@ static void lhash_del(struct tcpsm_sock *sk)
     sk->lpprev = NULL;
 }
 
-struct tcpsm_sock *tcp_listener_find(struct tcp_stack *ts, uint32_t la, uint16_t lp)
+/* A listener bound to la itself wins over a wildcard one (Linux scoring);
+ * a wildcard listener takes the families tcp_sock_families() says. */
+struct tcpsm_sock *tcp_listener_find(struct tcp_stack *ts, const struct tcpsm_addr *la,
+                                     uint16_t lp)
 {
-    for (struct tcpsm_sock *sk = ts->lhash[lp & ts->bmask]; sk; sk = sk->lnext)
-        if (sk->state == TCPSM_LISTEN && sk->lport == lp && (sk->laddr == la || sk->laddr == 0))
+    unsigned fam = addr_is_v4(la) ? 1u : 2u;
+    struct tcpsm_sock *any = NULL;
+    for (struct tcpsm_sock *sk = ts->lhash[lp & ts->bmask]; sk; sk = sk->lnext) {
+        if (sk->state != TCPSM_LISTEN || sk->lport != lp)
+            continue;
+        if (addr_eq(&sk->laddr, la))
             return sk;
-    return NULL;
+        if (addr_is_any(&sk->laddr) && (tcp_sock_families(sk) & fam) && !any)
+            any = sk;
+    }
+    return any;
 }
 
 /* Linux inet_csk_bind_conflict, simplified: a port is shared only when both
  * sockets set SO_REUSEADDR and the other is not listening, or the other is
  * in TIME-WAIT and the new one set SO_REUSEADDR. */
-bool tcp_port_conflict(struct tcp_stack *ts, const struct tcpsm_sock *sk, uint32_t addr,
-                       uint16_t port)
+bool tcp_port_conflict(struct tcp_stack *ts, const struct tcpsm_sock *sk,
+                       const struct tcpsm_addr *addr, uint16_t port)
 {
+    /* the families sk would take when bound to addr */
+    struct tcpsm_sock probe = { .laddr = *addr, .ipv6 = sk->ipv6, .v6only = sk->v6only };
+    unsigned fam = tcp_sock_families(&probe);
     for (struct tcpsm_sock *o = ts->bhash[port & ts->bmask]; o; o = o->bnext) {
         if (o == sk || o->lport != port)
             continue;
-        if (addr && o->laddr && addr != o->laddr)
+        /* Linux inet_bind_conflict: different specific addresses, or
+         * families that do not overlap (a v6-only :: beside 0.0.0.0) */
+        if (!addr_is_any(addr) && !addr_is_any(&o->laddr) && !addr_eq(addr, &o->laddr))
+            continue;
+        if (!(fam & tcp_sock_families(o)))
             continue;
         if (sk->reuseaddr && o->state == TCPSM_TIME_WAIT)
             continue;
@@ -434,8 +505,10 @@ int tcp_pick_ephemeral(struct tcpsm_sock *sk, bool for_connect)
 {
     struct tcp_stack *ts = TS(sk);
     uint32_t range = TCP_EPH_HI - TCP_EPH_LO + 1;
-    uint32_t off = (uint32_t)tuple_hash(sk->st, sk->st->cfg.addr, 0, sk->raddr, sk->rport, 3);
-    uint32_t la = sk->laddr ? sk->laddr : sk->st->cfg.addr;
+    struct tcpsm_addr la = sk->laddr;
+    if (addr_is_any(&la))
+        tcp_local_addr(sk->st, &sk->raddr, &la);
+    uint32_t off = (uint32_t)tuple_hash(sk->st, &la, 0, &sk->raddr, sk->rport, 3);
     for (int pass = 0; pass < (for_connect ? 2 : 1); pass++) {
         for (uint32_t i = 0; i < range; i++) {
             uint16_t p = (uint16_t)(TCP_EPH_LO + (off + i) % range);
@@ -444,7 +517,8 @@ int tcp_pick_ephemeral(struct tcpsm_sock *sk, bool for_connect)
                     continue;
             } else {
                 /* shared with other connections from ephemeral ports only */
-                if (tcp_listener_find(ts, la, p) || tcp_ehash_find(ts, la, p, sk->raddr, sk->rport))
+                if (tcp_listener_find(ts, &la, p) ||
+                    tcp_ehash_find(ts, &la, p, &sk->raddr, sk->rport))
                     continue;
                 bool shared_ok = true;
                 for (struct tcpsm_sock *o = ts->bhash[p & ts->bmask]; o; o = o->bnext)
@@ -482,7 +556,10 @@ void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const stru
     if (!cfg->trace)
         return;
     struct tcpsm_trace_event ev = {
-        .now = sk->st->now, .laddr = sk->laddr, .raddr = sk->raddr, .lport = sk->lport,
+        .now = sk->st->now, .laddr = addr_is_v4(&sk->laddr) ? addr_v4(&sk->laddr) : 0,
+        .raddr = addr_is_v4(&sk->raddr) ? addr_v4(&sk->raddr) : 0, .lport = sk->lport,
+        .v6 = !addr_is_v4(&sk->raddr) && !addr_is_any(&sk->raddr), .laddr6 = sk->laddr,
+        .raddr6 = sk->raddr,
         .rport = sk->rport, .old_state = old, .new_state = state, .why = why,
     };
     if (in) {
@@ -651,7 +728,8 @@ bool tcp_challenge_ok(struct tcpsm_sock *sk, uint64_t now)
     uint64_t sec = now / SEC_NS;
     if (sec + 1 != ts->chal_sec) {       /* chal_sec holds sec + 1: 0 = never drawn */
         uint32_t half = (TCP_CHALLENGE_PER_S + 1) / 2;
-        uint32_t r = (uint32_t)tuple_hash(ts->st, (uint32_t)sec, 0, (uint32_t)(sec >> 32), 0, 4);
+        struct tcpsm_addr lo = addr_from_v4((uint32_t)sec), hi = addr_from_v4((uint32_t)(sec >> 32));
+        uint32_t r = (uint32_t)tuple_hash(ts->st, &lo, 0, &hi, 0, 4);
         ts->chal_sec = sec + 1;
         ts->chal_left = half + r % TCP_CHALLENGE_PER_S;
     }
@@ -671,13 +749,14 @@ bool tcp_challenge_ok(struct tcpsm_sock *sk, uint64_t now)
  *          + ((H1(4-tuple, count) + data) mod 2^24)
  * count ticks once a minute; data is the MSS table index. The keyed
  * hashes are SipHash with the stack's secret, as Linux's. */
-static uint32_t cookie_hash(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra,
-                            uint16_t rp, uint32_t count, uint32_t c)
+static uint32_t cookie_hash(struct tcp_stack *ts, const struct tcpsm_addr *la, uint16_t lp,
+                            const struct tcpsm_addr *ra, uint16_t rp, uint32_t count, uint32_t c)
 {
     return (uint32_t)tuple_hash(ts->st, la, lp, ra, rp, ((uint64_t)count << 8) | (5 + c));
 }
 
-uint32_t tcp_cookie_make(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra, uint16_t rp,
+uint32_t tcp_cookie_make(struct tcp_stack *ts, const struct tcpsm_addr *la, uint16_t lp,
+                         const struct tcpsm_addr *ra, uint16_t rp,
                          uint32_t peer_isn, uint32_t data, uint64_t now)
 {
     uint32_t count = (uint32_t)(now / TCP_COOKIE_PERIOD_NS);
@@ -688,7 +767,8 @@ uint32_t tcp_cookie_make(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_
 
 /* Returns the data (>= 0) of a valid cookie younger than
  * TCP_COOKIE_MAX_AGE ticks, -1 otherwise. */
-int tcp_cookie_check(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra, uint16_t rp,
+int tcp_cookie_check(struct tcp_stack *ts, const struct tcpsm_addr *la, uint16_t lp,
+                     const struct tcpsm_addr *ra, uint16_t rp,
                      uint32_t peer_isn, uint32_t cookie, uint64_t now)
 {
     uint32_t count = (uint32_t)(now / TCP_COOKIE_PERIOD_NS);

@@ -27,7 +27,7 @@ static void challenge_ack(struct tcpsm_sock *sk, uint64_t now)
 
 static uint16_t our_mss(const struct tcpsm_sock *sk)
 {
-    uint32_t m = ipv4_mtu_l4(sk->st) - 20;      /* MTU - 40 (RFC 6691) */
+    uint32_t m = tcp_mtu_l4(sk) - 20;   /* MTU - 40 / - 60 (RFC 6691) */
     if (sk->user_mss && sk->user_mss < m)
         m = sk->user_mss;
     return (uint16_t)m;
@@ -175,7 +175,7 @@ static void send_cookie(struct tcpsm_sock *l, const struct tcp_seg *seg, uint64_
             tsv -= 1u << TCP_COOKIE_TSBITS;
         tmp.ts_off += tsv - tnow;       /* the builder stamps tcp_ts_now(): make it tsv */
     }
-    tmp.iss = tcp_cookie_make(ts, seg->dst, seg->dport, seg->src, seg->sport, seg->seq, mi, now);
+    tmp.iss = tcp_cookie_make(ts, &seg->dst, seg->dport, &seg->src, seg->sport, seg->seq, mi, now);
     tcp_send_synack_stateless(&tmp, now);
     l->synq_overflow_at = now ? now : 1;
     l->syn.cookies_sent++;
@@ -196,7 +196,7 @@ static bool cookie_ack(struct tcpsm_sock *l, struct tcp_seg *seg, uint64_t now)
     if ((seg->flags & (TCPSM_SYN | TCPSM_RST | TCPSM_ACK)) != TCPSM_ACK || !l->synq_overflow_at ||
         now - l->synq_overflow_at > 2 * TCP_COOKIE_PERIOD_NS)
         return false;
-    int mi = tcp_cookie_check(ts, seg->dst, seg->dport, seg->src, seg->sport, seg->seq - 1,
+    int mi = tcp_cookie_check(ts, &seg->dst, seg->dport, &seg->src, seg->sport, seg->seq - 1,
                               seg->ack - 1, now);
     if (mi < 0 || mi >= (int)(sizeof(cookie_msstab) / sizeof(cookie_msstab[0]))) {
         l->syn.cookies_bad++;
@@ -589,7 +589,7 @@ static bool timewait_syn(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t no
         newer = seq_gt(seg->seq, sk->rcv_nxt);
     if (!newer)
         return false;
-    struct tcpsm_sock *l = tcp_listener_find(TS(sk), seg->dst, seg->dport);
+    struct tcpsm_sock *l = tcp_listener_find(TS(sk), &seg->dst, seg->dport);
     if (!l)
         return false;
     uint32_t iss = sk->snd_max + 65535 + 2;
@@ -888,8 +888,8 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
 
 /* ---------------------------------------------------------------- entry points */
 
-void tcp_input(struct tcpsm_stack *st, uint32_t src, uint32_t dst, const uint8_t *p, size_t len,
-               uint64_t now)
+void tcp_input(struct tcpsm_stack *st, const struct tcpsm_addr *src, const struct tcpsm_addr *dst,
+               const uint8_t *p, size_t len, uint64_t now)
 {
     st->now = now;
     if (!st->tcp)
@@ -905,19 +905,24 @@ void tcp_input(struct tcpsm_stack *st, uint32_t src, uint32_t dst, const uint8_t
     }
     /* the link vouched for the data (checked, or from a local sender that
      * left the sum to the hardware): no second pass over a 64 KiB frame */
+    bool v4 = addr_is_v4(src);
+    uint32_t ps = v4 ? csum_pseudo(addr_v4(src), addr_v4(dst), IPPROTO_TCP_, (uint16_t)len)
+                     : csum_pseudo6(src->b, dst->b, IPPROTO_TCP_, (uint32_t)len);
     if (!(st->rx_flags & (TCPSM_FRAME_CSUM_VALID | TCPSM_FRAME_CSUM_PARTIAL)) &&
-        csum_fold(csum_partial(p, len, csum_pseudo(src, dst, IPPROTO_TCP_, (uint16_t)len))) != 0) {
+        csum_fold(csum_partial(p, len, ps)) != 0) {
         st->cnt.tcp_drop_csum++;
         return;
     }
-    /* RFC 1122 4.2.3.10: no connection with a broadcast/multicast peer */
-    if (src == 0 || src == 0xffffffffu || (src >> 28) == 0xe) {
+    /* RFC 1122 4.2.3.10: no connection with a broadcast/multicast peer
+     * (ipv6.c already refused IPv6 multicast and unspecified sources) */
+    uint32_t s4 = addr_v4(src);
+    if (v4 && (s4 == 0 || s4 == 0xffffffffu || (s4 >> 28) == 0xe)) {
         st->cnt.tcp_drop_hdr++;
         return;
     }
     st->cnt.tcp_in++;
     struct tcp_seg seg = {
-        .src = src, .dst = dst,
+        .src = *src, .dst = *dst,
         .sport = get16(p), .dport = get16(p + 2),
         .seq = get32(p + 4), .ack = get32(p + 8),
         .flags = p[13] & 0x3f,
@@ -952,12 +957,31 @@ void tcp_input(struct tcpsm_stack *st, uint32_t src, uint32_t dst, const uint8_t
     rcv_segment(sk, &seg, now);
 }
 
+/* Path MTU (RFC 1191 for IPv4, RFC 8201 for IPv6; the IPv6 floor of 1280
+ * is applied by icmp6.c): a smaller MTU lowers this connection's MSS and
+ * what is in flight is sent again in the new size, as Linux
+ * tcp_simple_retransmit. IPv4 MTUs below 552 (Linux min_pmtu) are not taken. */
+void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now)
+{
+    bool v4 = addr_is_v4(&sk->raddr);
+    if (mtu < (v4 ? 552u : 1280u))
+        return;
+    if (!sk->pmtu || mtu < sk->pmtu)
+        sk->pmtu = mtu;
+    uint32_t mss = mtu - (v4 ? 40u : 60u);
+    if (mss >= sk->mss)
+        return;
+    sk->mss = (uint16_t)mss;
+    if (sk->snd_una != sk->snd_nxt && tcp_synchronized(sk->state))
+        tcp_retransmit_head(sk, now);
+}
+
 /* ICMP destination unreachable / time exceeded about one of our segments
  * (RFC 1122 4.2.3.9, RFC 5927): hard errors end a connection that is still
  * opening; everything else is a soft error, reported if it then times out. */
-void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t inner_src,
-                    uint32_t inner_dst, uint16_t inner_sport, uint16_t inner_dport,
-                    uint32_t inner_seq, uint64_t now)
+void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t mtu,
+                    const struct tcpsm_addr *inner_src, const struct tcpsm_addr *inner_dst,
+                    uint16_t inner_sport, uint16_t inner_dport, uint32_t inner_seq, uint64_t now)
 {
     st->now = now;
     if (!st->tcp)
@@ -976,7 +1000,9 @@ void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t
         case 1: case 12: err = EHOSTUNREACH; break;
         case 2: err = ECONNREFUSED; hard = true; break;     /* protocol unreachable */
         case 3: err = ECONNREFUSED; hard = true; break;     /* port unreachable */
-        case 4: return;                                     /* needs PMTUD: not done */
+        case 4:                                             /* PMTUD (RFC 1191, RFC 8201) */
+            tcp_pmtu_update(sk, mtu, now);
+            return;
         case 7: err = EHOSTDOWN; break;
         case 9: case 10: err = ECONNREFUSED; hard = true; break;
         case 13: err = EHOSTUNREACH; hard = true; break;    /* administratively prohibited */

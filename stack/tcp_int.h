@@ -77,7 +77,7 @@ struct tcp_opts {
 
 /* One received segment, after header parse. */
 struct tcp_seg {
-    uint32_t src, dst;
+    struct tcpsm_addr src, dst;
     uint16_t sport, dport;
     uint32_t seq, ack;
     uint8_t flags;
@@ -122,8 +122,13 @@ struct tcpsm_sock {
     int err;                            /* pending error, positive errno */
     int soft_err;                       /* ICMP soft error, reported on timeout */
 
-    uint32_t laddr, raddr;
+    struct tcpsm_addr laddr, raddr;     /* IPv4 as ::ffff:a.b.c.d; laddr :: = any */
     uint16_t lport, rport;
+    bool ipv6;                          /* an AF_INET6 socket (TCPSM_OPT_IPV6) */
+    bool v6only;                        /* IPV6_V6ONLY: an IPv6 socket that takes no IPv4 */
+    int tos;                            /* IP_TOS / IPV6_TCLASS of the packets sent */
+    int ttl;                            /* IP_TTL / IPV6_UNICAST_HOPS, -1 = default 64 */
+    uint32_t pmtu;                      /* path MTU learnt from ICMP, 0 = the link's */
 
     /* listener */
     struct tcpsm_sock *synq, *accq, *accq_tail;
@@ -262,13 +267,22 @@ struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st);
 void tcp_sock_free(struct tcpsm_sock *sk);
 void tcp_ehash_add(struct tcpsm_sock *sk);
 void tcp_ehash_del(struct tcpsm_sock *sk);
-struct tcpsm_sock *tcp_ehash_find(struct tcp_stack *ts, uint32_t laddr, uint16_t lport,
-                                  uint32_t raddr, uint16_t rport);
-struct tcpsm_sock *tcp_listener_find(struct tcp_stack *ts, uint32_t laddr, uint16_t lport);
+struct tcpsm_sock *tcp_ehash_find(struct tcp_stack *ts, const struct tcpsm_addr *laddr,
+                                  uint16_t lport, const struct tcpsm_addr *raddr, uint16_t rport);
+struct tcpsm_sock *tcp_listener_find(struct tcp_stack *ts, const struct tcpsm_addr *laddr,
+                                     uint16_t lport);
 void tcp_bind_add(struct tcpsm_sock *sk);
 void tcp_bind_del(struct tcpsm_sock *sk);
-bool tcp_port_conflict(struct tcp_stack *ts, const struct tcpsm_sock *sk, uint32_t addr,
-                       uint16_t port);
+bool tcp_port_conflict(struct tcp_stack *ts, const struct tcpsm_sock *sk,
+                       const struct tcpsm_addr *addr, uint16_t port);
+/* The stack's own address toward raddr's family; false if it has none. */
+bool tcp_local_addr(const struct tcpsm_stack *st, const struct tcpsm_addr *raddr,
+                    struct tcpsm_addr *out);
+/* The families a socket bound to laddr takes: 1 IPv4, 2 IPv6, 3 both. */
+unsigned tcp_sock_families(const struct tcpsm_sock *sk);
+/* MTU-derived L4 room and the MSS we advertise toward raddr's family
+ * (RFC 6691: MTU - 40 for IPv4, MTU - 60 for IPv6). */
+uint32_t tcp_mtu_l4(const struct tcpsm_sock *sk);
 int tcp_pick_ephemeral(struct tcpsm_sock *sk, bool for_connect);
 uint32_t tcp_isn(struct tcpsm_sock *sk, uint64_t now);
 void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const struct tcp_seg *in,
@@ -284,9 +298,11 @@ void tcp_synq_add(struct tcpsm_sock *l, struct tcpsm_sock *c);
 void tcp_synq_del(struct tcpsm_sock *l, struct tcpsm_sock *c);
 void tcp_lhash_add(struct tcpsm_sock *l);
 void tcp_syn_count(struct tcp_syn_stats *s, uint64_t now);
-uint32_t tcp_cookie_make(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra, uint16_t rp,
+uint32_t tcp_cookie_make(struct tcp_stack *ts, const struct tcpsm_addr *la, uint16_t lp,
+                         const struct tcpsm_addr *ra, uint16_t rp,
                          uint32_t peer_isn, uint32_t data, uint64_t now);
-int tcp_cookie_check(struct tcp_stack *ts, uint32_t la, uint16_t lp, uint32_t ra, uint16_t rp,
+int tcp_cookie_check(struct tcp_stack *ts, const struct tcpsm_addr *la, uint16_t lp,
+                     const struct tcpsm_addr *ra, uint16_t rp,
                      uint32_t peer_isn, uint32_t cookie, uint64_t now);
 void tcp_init_from_listener(struct tcpsm_sock *child, const struct tcpsm_sock *lsk);
 bool tcp_challenge_ok(struct tcpsm_sock *sk, uint64_t now);
@@ -321,6 +337,7 @@ void tcp_send_synack_stateless(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_probe(struct tcpsm_sock *sk, uint64_t now);
 void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now);
+void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now);   /* tcp_input.c */
 void tcp_retransmit_tail(struct tcpsm_sock *sk, uint64_t now);
 void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg);
 uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk);

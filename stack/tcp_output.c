@@ -11,6 +11,7 @@
 
 #include "csum.h"
 #include "ipv4.h"
+#include "ipv6.h"
 #include "tcp_int.h"
 
 #define TCP_HDR 20
@@ -43,14 +44,26 @@ static void fill_hdr(uint8_t *p, uint16_t sport, uint16_t dport, uint32_t seq, u
     put16(p + 18, 0);
 }
 
-/* Checksum and commit one segment of len bytes: the header (and a copied
- * payload) at p, or the header at p and the payload in st->txp's slices
- * when txp_on. gso: the segment size of a super-segment, else 0. */
-static void finish(struct tcpsm_stack *st, uint32_t src, uint32_t dst, uint8_t *p, size_t len,
+/* Room for a segment of l4_len bytes toward dst's family. */
+static uint8_t *out_begin(struct tcpsm_stack *st, const struct tcpsm_addr *dst, size_t l4_len)
+{
+    st->txp_on = false;
+    return addr_is_v4(dst) ? ipv4_out_begin(st, l4_len) : ipv6_out_begin(st, l4_len);
+}
+
+/* Checksum and hand to IP. tos is the TOS / traffic class byte, ttl the
+ * TTL / hop limit (-1: default). The segment's len bytes are the header
+ * (and a copied payload) at p, or the header at p and the payload in
+ * st->txp's slices when txp_on. gso: the segment size of an IPv4
+ * super-segment, else 0. Checksum offload is used for IPv4. */
+static void finish(struct tcpsm_stack *st, const struct tcpsm_addr *src,
+                   const struct tcpsm_addr *dst, uint8_t *p, size_t len, int tos, int ttl,
                    uint32_t gso)
 {
-    uint32_t pseudo = csum_pseudo(src, dst, IPPROTO_TCP_, (uint16_t)len);
-    if (st->dev->features & TCPSM_NETDEV_F_TX_CSUM) {
+    bool v4 = addr_is_v4(dst);
+    uint32_t pseudo = v4 ? csum_pseudo(addr_v4(src), addr_v4(dst), IPPROTO_TCP_, (uint16_t)len)
+                         : csum_pseudo6(src->b, dst->b, IPPROTO_TCP_, (uint32_t)len);
+    if (v4 && (st->dev->features & TCPSM_NETDEV_F_TX_CSUM)) {
         /* Linux CHECKSUM_PARTIAL: the field holds the folded pseudo-header
          * sum, the link sums the segment (each one of a super-segment) */
         put16(p + 16, (uint16_t)~csum_fold(pseudo));
@@ -71,7 +84,13 @@ static void finish(struct tcpsm_stack *st, uint32_t src, uint32_t dst, uint8_t *
     } else {
         put16(p + 16, csum_fold(csum_partial(p, len, pseudo)));
     }
-    ipv4_out_commit(st, dst, IPPROTO_TCP_, len);
+    if (v4)
+        ipv4_out_commit_tos(st, addr_v4(dst), IPPROTO_TCP_, len, (uint8_t)tos,
+                            ttl < 0 ? 0 : (uint8_t)ttl);
+    else
+        ipv6_out_commit(st, src->b, dst->b, IPPROTO_TCP_, len, (uint8_t)tos,
+                        ttl < 0 ? 0 : (uint8_t)ttl);
+    st->txp_on = false;
     st->cnt.tcp_out++;
 }
 
@@ -153,13 +172,13 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     struct tcpsm_stack *st = sk->st;
     bool sack = !(flags & (TCPSM_SYN | TCPSM_RST));
     size_t optlen = tcp_opt_len(sk, flags, sack);
-    if (sack && len && TCP_HDR + optlen + len > ipv4_mtu_l4(st) &&
+    if (sack && len && TCP_HDR + optlen + len > tcp_mtu_l4(sk) &&
         !(st->dev->features & TCPSM_NETDEV_F_TSO)) {
         sack = false;                   /* sized before the blocks appeared */
         optlen = tcp_opt_len(sk, flags, false);
     }
     size_t hl = TCP_HDR + optlen;
-    uint8_t *p = ipv4_out_begin(st, hl + len);
+    uint8_t *p = out_begin(st, &sk->raddr, hl + len);
     if (!p)
         return false;
     uint16_t wnd;
@@ -193,11 +212,12 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
         ring_read_at(&sk->sndq, seq - sk->snd_buf_seq, p + hl, len);
     }
     uint32_t mss = tcp_send_mss(sk);
-    if (len > mss && ipv4_can_gso(st)) {
+    bool gso = len > mss && addr_is_v4(&sk->raddr) && ipv4_can_gso(st);
+    if (gso) {
         st->cnt.tcp_gso_out++;
         st->cnt.tcp_gso_segs += (len + mss - 1) / mss;
     }
-    finish(st, sk->laddr, sk->raddr, p, hl + len, len > mss ? mss : 0);
+    finish(st, &sk->laddr, &sk->raddr, p, hl + len, sk->tos, sk->ttl, gso ? mss : 0);
     sk->segs_out++;
     if (len) {
         sk->data_segs_out++;
@@ -366,7 +386,7 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
      * the link cuts it at the MSS, so each segment on the wire is what
      * the segment-at-a-time path would have sent. */
     uint32_t seg_max = mss;
-    if (ipv4_can_gso(sk->st)) {
+    if (addr_is_v4(&sk->raddr) && ipv4_can_gso(sk->st)) {
         uint32_t room = ipv4_max_l4(sk->st) - TCP_HDR - (uint32_t)tcp_opt_len(sk, TCPSM_ACK, false);
         if (room / mss > 1)
             seg_max = room / mss * mss;
@@ -507,7 +527,7 @@ void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg)
 {
     if (seg->flags & TCPSM_RST)
         return;
-    uint8_t *p = ipv4_out_begin(st, TCP_HDR);
+    uint8_t *p = out_begin(st, &seg->src, TCP_HDR);
     if (!p)
         return;
     if (seg->flags & TCPSM_ACK) {
@@ -517,6 +537,6 @@ void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg)
                        ((seg->flags & TCPSM_FIN) ? 1 : 0);
         fill_hdr(p, seg->dport, seg->sport, 0, ack, TCP_HDR, TCPSM_RST | TCPSM_ACK, 0);
     }
-    finish(st, seg->dst, seg->src, p, TCP_HDR, 0);
+    finish(st, &seg->dst, &seg->src, p, TCP_HDR, 0, -1, 0);
     st->cnt.tcp_rst_out++;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ipv4.h"
+#include "ipv6.h"
 #include "tcp_int.h"
 
 static void flush(struct tcpsm_sock *sk)
@@ -25,21 +26,43 @@ int tcpsm_sock_new(struct tcpsm_stack *st, struct tcpsm_sock **out)
 
 int tcpsm_sock_bind(struct tcpsm_sock *sk, uint32_t addr, uint16_t port)
 {
+    struct tcpsm_addr a = addr_from_v4(addr);
+    if (addr == 0)
+        memset(&a, 0, sizeof(a));
+    return tcpsm_sock_bind_addr(sk, &a, port);
+}
+
+int tcpsm_sock_bind_addr(struct tcpsm_sock *sk, const struct tcpsm_addr *addr, uint16_t port)
+{
     struct tcpsm_stack *st = sk->st;
+    static const struct tcpsm_addr any;
     if (sk->user_bound || sk->lport || sk->state != TCPSM_CLOSED)
         return -EINVAL;
-    if (addr != 0 && addr != st->cfg.addr)
-        return -EADDRNOTAVAIL;
-    sk->laddr = addr;
+    struct tcpsm_addr a = *addr;
+    if (addr_is_v4(&a)) {
+        /* Linux: a v6-only socket cannot take an IPv4-mapped address */
+        if (sk->ipv6 && sk->v6only)
+            return -EINVAL;
+        if (addr_v4(&a) == 0)
+            a = any;
+        else if (addr_v4(&a) != st->cfg.addr || !st->cfg.addr)
+            return -EADDRNOTAVAIL;
+    } else if (!addr_is_any(&a)) {
+        if (!sk->ipv6)
+            return -EAFNOSUPPORT;
+        if (!ipv6_is_ours(st, a.b))
+            return -EADDRNOTAVAIL;
+    }
+    sk->laddr = a;
     if (port == 0) {
         int r = tcp_pick_ephemeral(sk, false);
         if (r < 0) {
-            sk->laddr = 0;
+            sk->laddr = any;
             return -EADDRINUSE;
         }
     } else {
-        if (tcp_port_conflict(st->tcp, sk, addr, port)) {
-            sk->laddr = 0;
+        if (tcp_port_conflict(st->tcp, sk, &a, port)) {
+            sk->laddr = any;
             return -EADDRINUSE;
         }
         sk->lport = port;
@@ -66,8 +89,8 @@ int tcpsm_sock_listen(struct tcpsm_sock *sk, int backlog)
             return -EADDRINUSE;
         sk->user_bound = true;
     } else {
-        if (tcp_listener_find(sk->st->tcp, sk->laddr, sk->lport) ||
-            tcp_port_conflict(sk->st->tcp, sk, sk->laddr, sk->lport))
+        if ((!addr_is_any(&sk->laddr) && tcp_listener_find(sk->st->tcp, &sk->laddr, sk->lport)) ||
+            tcp_port_conflict(sk->st->tcp, sk, &sk->laddr, sk->lport))
             return -EADDRINUSE;
         tcp_bind_add(sk);
     }
@@ -103,7 +126,22 @@ static void reset_conn(struct tcpsm_sock *sk)
 
 int tcpsm_sock_connect(struct tcpsm_sock *sk, uint32_t addr, uint16_t port, uint64_t now)
 {
+    struct tcpsm_addr a = addr_from_v4(addr);
+    return tcpsm_sock_connect_addr(sk, &a, port, now);
+}
+
+bool tcpsm_stack_routable_addr(const struct tcpsm_stack *st, const struct tcpsm_addr *dst)
+{
+    if (addr_is_v4(dst))
+        return tcpsm_stack_routable(st, addr_v4(dst));
+    return ipv6_route(st, dst->b, NULL);
+}
+
+int tcpsm_sock_connect_addr(struct tcpsm_sock *sk, const struct tcpsm_addr *addr, uint16_t port,
+                            uint64_t now)
+{
     struct tcpsm_stack *st = sk->st;
+    static const struct tcpsm_addr any;
     st->now = now;
     /* Linux __inet_stream_connect: while connecting, a call reports how the
      * attempt went (once): still going, its error, or success (0, and
@@ -134,29 +172,39 @@ int tcpsm_sock_connect(struct tcpsm_sock *sk, uint32_t addr, uint16_t port, uint
     default:
         return -EISCONN;
     }
-    if (!tcpsm_stack_routable(st, addr))
+    bool v4 = addr_is_v4(addr);
+    /* an IPv4 socket reaches IPv4 only; a v6-only one IPv6 only (Linux: ENETUNREACH) */
+    if ((!v4 && !sk->ipv6) || (v4 && sk->ipv6 && sk->v6only))
+        return sk->ipv6 ? -ENETUNREACH : -EAFNOSUPPORT;
+    if (!tcpsm_stack_routable_addr(st, addr))
+        return -ENETUNREACH;
+    struct tcpsm_addr la;
+    if (!tcp_local_addr(st, addr, &la))
+        return -EADDRNOTAVAIL;
+    /* bound to an address of the other family: no route from it */
+    if (!addr_is_any(&sk->laddr) && addr_is_v4(&sk->laddr) != v4)
         return -ENETUNREACH;
     reset_conn(sk);
-    if (!sk->laddr)
-        sk->laddr = st->cfg.addr;
-    sk->raddr = addr;
+    if (addr_is_any(&sk->laddr))
+        sk->laddr = la;
+    sk->raddr = *addr;
     sk->rport = port;
     if (!sk->lport) {
         if (tcp_pick_ephemeral(sk, true) < 0) {
-            sk->raddr = 0;
+            sk->raddr = any;
             sk->rport = 0;
             return -EADDRNOTAVAIL;
         }
     } else {
-        if (tcp_ehash_find(st->tcp, sk->laddr, sk->lport, addr, port)) {
-            sk->raddr = 0;
+        if (tcp_ehash_find(st->tcp, &sk->laddr, sk->lport, addr, port)) {
+            sk->raddr = any;
             sk->rport = 0;
             return -EADDRNOTAVAIL;
         }
         tcp_bind_add(sk);
     }
     sk->passive = false;
-    sk->rcv_mss = (uint16_t)(ipv4_mtu_l4(st) - 20);
+    sk->rcv_mss = (uint16_t)(tcp_mtu_l4(sk) - 20);
     if (sk->user_mss && sk->user_mss < sk->rcv_mss)
         sk->rcv_mss = sk->user_mss;
     sk->mss = TCP_MSS_DEF;
@@ -532,9 +580,26 @@ int tcpsm_sock_state(const struct tcpsm_sock *sk)
 void tcpsm_sock_name(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port)
 {
     if (addr)
+        *addr = addr_is_v4(&sk->laddr) ? addr_v4(&sk->laddr) : 0;
+    if (port)
+        *port = sk->lport;
+}
+
+void tcpsm_sock_name_addr(const struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t *port)
+{
+    if (addr)
         *addr = sk->laddr;
     if (port)
         *port = sk->lport;
+}
+
+int tcpsm_sock_peer_addr(const struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t *port)
+{
+    uint32_t a4;
+    int r = tcpsm_sock_peer(sk, &a4, port);
+    if (r == 0 && addr)
+        *addr = sk->raddr;
+    return r;
 }
 
 int tcpsm_sock_peer(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port)
@@ -543,7 +608,7 @@ int tcpsm_sock_peer(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port)
         sk->state == TCPSM_LISTEN)
         return -ENOTCONN;
     if (addr)
-        *addr = sk->raddr;
+        *addr = addr_is_v4(&sk->raddr) ? addr_v4(&sk->raddr) : 0;
     if (port)
         *port = sk->rport;
     return 0;
@@ -641,6 +706,33 @@ int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
             return -EINVAL;
         sk->user_timeout_ms = (uint32_t)val;
         return 0;
+    case TCPSM_OPT_IPV6:
+        /* the socket's family: only before bind/connect */
+        if (sk->lport || sk->state != TCPSM_CLOSED)
+            return -EINVAL;
+        sk->ipv6 = val != 0;
+        return 0;
+    case TCPSM_OPT_V6ONLY:
+        /* Linux: EINVAL once bound; meaningless on an IPv4 socket */
+        if (!sk->ipv6)
+            return -ENOPROTOOPT;
+        if (sk->lport || sk->state != TCPSM_CLOSED)
+            return -EINVAL;
+        sk->v6only = val != 0;
+        return 0;
+    case TCPSM_OPT_TOS:
+        if (val < -1 || val > 255)
+            return -EINVAL;
+        /* Linux IP_TOS keeps the ECN bits its own (RFC 3168 6.1.1.1) */
+        sk->tos = val < 0 ? 0 : (val & 0xfc);
+        return 0;
+    case TCPSM_OPT_TTL:
+        if (val == 0 || val < -1 || val > 255)
+            return -EINVAL;
+        sk->ttl = val;
+        return 0;
+    case TCPSM_OPT_MTU:
+        return -ENOPROTOOPT;
     }
     return -ENOPROTOOPT;
 }
@@ -665,6 +757,20 @@ int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val)
         return 0;
     case TCPSM_OPT_REUSEADDR: *val = sk->reuseaddr; return 0;
     case TCPSM_OPT_USER_TIMEOUT: *val = (int)sk->user_timeout_ms; return 0;
+    case TCPSM_OPT_IPV6: *val = sk->ipv6; return 0;
+    case TCPSM_OPT_V6ONLY: *val = sk->v6only; return 0;
+    case TCPSM_OPT_TOS: *val = sk->tos; return 0;
+    case TCPSM_OPT_TTL: *val = sk->ttl < 0 ? 64 : sk->ttl; return 0;
+    case TCPSM_OPT_MTU: {
+        if (!tcp_synchronized(sk->state) && sk->state != TCPSM_SYN_SENT &&
+            sk->state != TCPSM_SYN_RECEIVED)
+            return -ENOTCONN;
+        uint32_t hdr = addr_is_v4(&sk->raddr) ? 20u : 40u;
+        uint32_t link = addr_is_v4(&sk->raddr) ? sk->st->dev->mtu : sk->st->v6.mtu;
+        *val = (int)(sk->pmtu && sk->pmtu < link ? sk->pmtu : link);
+        (void)hdr;
+        return 0;
+    }
     }
     return -ENOPROTOOPT;
 }
@@ -718,7 +824,10 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->snd_mss = mss;
     i->rcv_mss = sk->rcv_mss;
     i->advmss = sk->rcv_mss;
-    i->pmtu = ipv4_mtu_l4(sk->st) + 20;
+    bool v4 = addr_is_v4(&sk->raddr) || (!sk->ipv6 && addr_is_any(&sk->raddr));
+    i->pmtu = tcp_mtu_l4(sk) + (v4 ? 20u : 40u);
+    if (sk->pmtu && sk->pmtu < i->pmtu)
+        i->pmtu = sk->pmtu;
     i->snd_cwnd = mss ? sk->cwnd / mss : 0;
     i->snd_ssthresh = mss ? (sk->ssthresh > (1u << 29) ? 0x7fffffff : sk->ssthresh / mss) : 0;
     i->reordering = 3;                  /* the duplicate ACK threshold (RFC 5681) */

@@ -556,7 +556,8 @@ def render_svg(rows, client, server):
             x0, x1 = (xl, xr) if s.side == 0 else (xr, xl)
             o.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#222" '
                      'marker-end="url(#a)"/>' % (x0, y0, x1, yy))
-            o.append('<text x="%d" y="%d" text-anchor="middle">%s</text>'
+            o.append('<text x="%d" y="%d" text-anchor="middle" paint-order="stroke" '
+                     'stroke="white" stroke-width="4">%s</text>'
                      % ((xl + xr) / 2, (y0 + yy) / 2 - 4, esc(r["label"])))
     o.append("</svg>")
     return "\n".join(o) + "\n"

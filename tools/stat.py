@@ -36,21 +36,40 @@ def render(st, show_all):
         o.append("%-11s %7d %7d %-22s %-22s%s" % (SHORT.get(s["state"], s["state"]), s["recv_q"],
                                                   s["send_q"], s["local"], remote,
                                                   "" if s["held"] else " orphan"))
-        if s["state"] in ("LISTEN", "CLOSED"):
+        if s["state"] == "LISTEN":
+            if "syn_queue" in s:
+                o.append("\t syn_queue:%d accept_queue:%d syns:%d syn_rate:%d/s cookies:%d "
+                         "sent/%d ok/%d bad syn_dropped:%d" % (
+                             s["syn_queue"], s["accept_queue"], s["syns"], s["syn_rate"],
+                             s["syn_cookies_sent"], s["syn_cookies_ok"], s["syn_cookies_bad"],
+                             s["syn_dropped"]))
             continue
+        if s["state"] == "CLOSED":
+            continue
+        g = s.get
         d = ["sack" if s["sack"] else "", "ts" if s["timestamps"] else "",
              "wscale:%d,%d" % tuple(s["wscale"]),
              "rto:%s" % ms(s["rto_us"]), "rtt:%s/%s" % (ms(s["rtt_us"]), ms(s["rttvar_us"])),
+             "minrtt:%s" % ms(g("min_rtt_us", 0)) if g("min_rtt_us") else "",
              "mss:%d" % s["mss"], "rcvmss:%d" % s["rcv_mss"], "cwnd:%d" % s["cwnd"],
              ("ssthresh:%d" % s["ssthresh"]) if s["ssthresh"] < 0x7fffffff else "",
+             "ca:%s" % g("ca_state") if g("ca_state", "open") != "open" else "",
+             "bytes_sent:%d" % g("bytes_sent", 0) if g("bytes_sent") else "",
+             "bytes_retrans:%d" % g("bytes_retrans", 0) if g("bytes_retrans") else "",
              "bytes_acked:%d" % s["bytes_acked"], "bytes_received:%d" % s["bytes_received"],
              "segs_out:%d" % s["segs_out"], "segs_in:%d" % s["segs_in"],
              "snd_wnd:%d" % s["snd_wnd"], "rcv_wnd:%d" % s["rcv_wnd"],
+             "notsent:%d" % g("notsent", 0) if g("notsent") else "",
              "unacked:%d" % s["unacked"] if s["unacked"] else "",
              "retrans:%d/%d" % (s["retransmits"], s["total_retrans"]),
              "lost:%d" % s["lost"] if s["lost"] else "",
-             "sacked:%d" % s["sacked_bytes"] if s["sacked_bytes"] else "",
-             "backoff:%d" % s["backoff"] if s["backoff"] else ""]
+             "sacked:%d" % g("sacked", 0) if g("sacked") else "",
+             "reordering:%d" % g("reordering", 0) if g("reordering", 3) != 3 else "",
+             "rcv_ooopack:%d" % g("rcv_ooopack", 0) if g("rcv_ooopack") else "",
+             "backoff:%d" % s["backoff"] if s["backoff"] else "",
+             "lastsnd:%d lastrcv:%d lastack:%d" % (g("last_send_ms", 0), g("last_recv_ms", 0),
+                                                   g("last_ack_ms", 0))
+             if "last_send_ms" in s else ""]
         o.append("\t " + " ".join(x for x in d if x))
     c = st["counters"]
     shown = [(k, v) for k, v in c.items() if v or show_all]
@@ -93,6 +112,10 @@ def main(argv=None):
             text = "no tcpsm stack running (looked in %s)" % d
         else:
             text = "\n\n".join(render(s, a.all) for s in sts)
+        if tcpsmrun.unreadable and not a.json:
+            text += "\n(%d more stack(s) not readable by this user: pid %s; their regions are " \
+                    "mode 0600)" % (len(tcpsmrun.unreadable),
+                                    ", ".join(map(str, tcpsmrun.unreadable)))
         if a.watch:
             sys.stdout.write("\033[H\033[J" + time.strftime("%H:%M:%S ") + text + "\n")
             sys.stdout.flush()

@@ -48,10 +48,16 @@ def request(sock_path, cmd, timeout=2.0):
     return s, r
 
 
+# pids of live stacks whose region this user may not read (mode 0600: the
+# stack's own user and root), filled by stacks().
+unreadable = []
+
+
 def stacks(directory, fresh=True):
     """The live stacks' regions, parsed, oldest pid first. fresh: ask each
     stack to rewrite its region first (else it is at most a second old)."""
     out = []
+    del unreadable[:]
     for sock in sorted(glob.glob(os.path.join(directory, "*.sock")) +
                        glob.glob(os.path.join(directory, "*.json"))):
         base = sock.rsplit(".", 1)[0]
@@ -77,6 +83,9 @@ def stacks(directory, fresh=True):
         try:
             with open(base + ".json") as f:
                 d = json.load(f)
+        except PermissionError:
+            unreadable.append(pid)
+            continue
         except (OSError, ValueError):
             continue
         d["_base"] = base

@@ -85,6 +85,15 @@ struct tcpsm_netdev {
     void *priv;
 };
 
+/* ---------------------------------------------------------------- addresses */
+
+/* An address of either family in one 16-byte form: IPv6 as on the wire,
+ * IPv4 as the IPv4-mapped IPv6 address ::ffff:a.b.c.d (RFC 4291 2.5.5.2),
+ * as Linux reports IPv4 peers of dual-stack sockets. All zero = any. */
+struct tcpsm_addr {
+    uint8_t b[16];
+};
+
 /* ---------------------------------------------------------------- stack */
 
 struct tcpsm_stack;
@@ -118,8 +127,10 @@ const char *tcpsm_state_name(int state); /* "ESTABLISHED", ... */
  * caused it when has_seg (dir says whether it came in or went out). */
 struct tcpsm_trace_event {
     uint64_t now;
-    uint32_t laddr, raddr;
+    uint32_t laddr, raddr;      /* IPv4 connections */
     uint16_t lport, rport;
+    bool v6;                    /* an IPv6 connection: laddr6/raddr6 hold the addresses */
+    struct tcpsm_addr laddr6, raddr6;
     int old_state, new_state;
     const char *why;            /* short cause: "rcv SYN", "app close", "rto", "2msl" ... */
     bool has_seg;
@@ -138,9 +149,16 @@ struct tcpsm_trace_event {
 #define TCPSM_POLLRDHUP 0x2000
 
 struct tcpsm_config {
-    uint32_t addr;              /* the stack's own IPv4 address */
+    uint32_t addr;              /* the stack's own IPv4 address, 0 = no IPv4 */
     uint8_t prefix_len;         /* connected subnet */
     uint32_t gateway;           /* default gateway, 0 = none */
+    /* IPv6 (RFC 8200): the stack's global address (all zero = no IPv6: then
+     * no link-local address either and every IPv6 frame is dropped), its
+     * on-link prefix, and the default router (all zero = the one router
+     * advertisements announce, RFC 4861 6.3.4). At least one family. */
+    uint8_t addr6[16];
+    uint8_t prefix6_len;        /* 1..128 */
+    uint8_t gateway6[16];
     uint8_t mac[6];
     uint64_t secret[2];         /* key for RFC 6528 ISNs and ephemeral ports; from the caller's RNG */
 
@@ -181,6 +199,13 @@ struct tcpsm_counters {
              tcp_listen_syns,           /* SYNs that reached a listener */
              tcp_syncookies_sent, tcp_syncookies_recv, tcp_syncookies_failed,
              tcp_tw_recycled;           /* TIME-WAIT TCBs ended early: the table was full */
+    /* IPv6 (appended: the IPv4 names above keep their meaning) */
+    uint64_t ip6_in, ip6_out, ip6_drop_hdr, ip6_drop_not_us, ip6_drop_frag, ip6_drop_proto,
+             ip6_drop_noroute, ip6_drop_exthdr;
+    /* ICMPv6 and neighbour discovery */
+    uint64_t icmp6_in, icmp6_echo_reply_out, icmp6_unreach_in, icmp6_ptb_in, icmp6_err_out,
+             icmp6_drop_bad, nd_ns_in, nd_ns_out, nd_na_in, nd_na_out, nd_rs_out, nd_ra_in,
+             nd_drop_bad, nd_dad_dup;
     /* TCP super-segments (TSO frames) sent, and the segments they carried */
     uint64_t tcp_gso_out, tcp_gso_segs;
 };
@@ -207,6 +232,8 @@ uint64_t tcpsm_stack_next_deadline(const struct tcpsm_stack *st);
 /* True if dst is reachable through the link (connected subnet or gateway),
  * false for loopback, multicast, broadcast, 0.0.0.0 and the unroutable. */
 bool tcpsm_stack_routable(const struct tcpsm_stack *st, uint32_t dst);
+/* Both families: IPv6 by the on-link prefix, link-local, or the default router. */
+bool tcpsm_stack_routable_addr(const struct tcpsm_stack *st, const struct tcpsm_addr *dst);
 const struct tcpsm_counters *tcpsm_stack_counters(const struct tcpsm_stack *st);
 uint32_t tcpsm_stack_addr(const struct tcpsm_stack *st);
 /* Number of TCBs alive (any state, incl. TIME-WAIT and unaccepted). */
@@ -264,6 +291,15 @@ int tcpsm_sock_state(const struct tcpsm_sock *sk);
 void tcpsm_sock_name(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port);
 /* Peer name; -ENOTCONN if none. */
 int tcpsm_sock_peer(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port);
+/* The same for both families (struct tcpsm_addr): an IPv4 socket takes and
+ * gives IPv4-mapped addresses; an IPv6 socket (TCPSM_OPT_IPV6) takes both,
+ * IPv4 peers as ::ffff:a.b.c.d unless TCPSM_OPT_V6ONLY. The uint32_t forms
+ * above are IPv4 only (0 for an IPv6 address). */
+int tcpsm_sock_bind_addr(struct tcpsm_sock *sk, const struct tcpsm_addr *addr, uint16_t port);
+int tcpsm_sock_connect_addr(struct tcpsm_sock *sk, const struct tcpsm_addr *addr, uint16_t port,
+                            uint64_t now);
+void tcpsm_sock_name_addr(const struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t *port);
+int tcpsm_sock_peer_addr(const struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t *port);
 /* Bytes readable now (FIONREAD / SIOCINQ). */
 size_t tcpsm_sock_rxavail(const struct tcpsm_sock *sk);
 /* Bytes in the send buffer not yet acknowledged (SIOCOUTQ). */
@@ -282,6 +318,11 @@ enum tcpsm_opt {
     TCPSM_OPT_MAXSEG,       /* MSS clamp, 88..65535, before connect */
     TCPSM_OPT_REUSEADDR,    /* bool: bind may reuse a port held by TIME-WAIT */
     TCPSM_OPT_USER_TIMEOUT, /* ms, 0 = default retry bound */
+    TCPSM_OPT_IPV6,         /* bool: an AF_INET6 socket (before bind/connect) */
+    TCPSM_OPT_V6ONLY,       /* bool: IPV6_V6ONLY (before bind), IPv6 sockets only */
+    TCPSM_OPT_TOS,          /* IP_TOS / IPV6_TCLASS, 0..255 (-1: 0); the ECN bits stay 0 */
+    TCPSM_OPT_TTL,          /* IP_TTL / IPV6_UNICAST_HOPS, 1..255, -1 = default (64) */
+    TCPSM_OPT_MTU,          /* get only: IP_MTU / IPV6_MTU, the path MTU; -ENOTCONN unconnected */
 };
 /* -EINVAL for a value out of range, -ENOPROTOOPT for an unknown option. */
 int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val);

@@ -89,6 +89,39 @@ unsigned tcpsm_poll(struct tcpsm_sock *sk);      /* POLL* bits, see core.h */
 int tcpsm_poller_begin(void);
 void tcpsm_poller_end(void);
 
+/* Epoll instances over stack sockets (Linux fs/eventpoll.c semantics).
+ * Events are Linux's EPOLL* bits (EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLPRI,
+ * EPOLLERR, EPOLLHUP; flags EPOLLET, EPOLLONESHOT, EPOLLEXCLUSIVE). A
+ * socket event puts the items that care about it on their instance's
+ * ready list; tcpsm_ep_collect costs O(ready). tcpsm_ep_fd() is an eventfd
+ * readable exactly while the ready list is non-empty: put it in a kernel
+ * epoll set (or poll it) to sleep until a stack socket is ready. An item
+ * keeps its socket's runtime state alive; delete items before freeing the
+ * instance. A socket may be in several instances. */
+struct tcpsm_ep;
+struct tcpsm_epitem;
+struct tcpsm_ep_event {
+    uint32_t events;
+    uint64_t data;
+};
+int tcpsm_ep_new(struct tcpsm_ep **out);        /* -ENOMEM, -EMFILE */
+int tcpsm_ep_fd(const struct tcpsm_ep *ep);
+void tcpsm_ep_free(struct tcpsm_ep *ep);
+/* -EBADF if the socket is closed. A socket ready now is queued at once. */
+int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, uint32_t events, uint64_t data,
+                 struct tcpsm_epitem **out);
+/* Re-arms (EPOLLONESHOT) and re-evaluates: a ready socket is reported again. */
+int tcpsm_ep_mod(struct tcpsm_epitem *it, uint32_t events, uint64_t data);
+void tcpsm_ep_del(struct tcpsm_epitem *it);
+/* Up to max ready events, never blocking. */
+int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max);
+/* Makes the eventfd readable until the next collect (something outside
+ * the stack, e.g. a socket not yet the stack's, needs a waiter to look). */
+void tcpsm_ep_kick(struct tcpsm_ep *ep);
+/* A thread starts (+1) or stops (-1) sleeping on ep: EPOLLEXCLUSIVE
+ * prefers instances with a sleeper. */
+void tcpsm_ep_sleeping(struct tcpsm_ep *ep, int delta);
+
 #ifdef __cplusplus
 }
 #endif

@@ -63,14 +63,18 @@ unsigned netdev_packet_filter(struct sock_filter *prog, const uint8_t mac[6])
         /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),              /* dst MAC bytes 0..3 */
         /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, hi, 0, 2),
         /* 2 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 4),              /* dst MAC bytes 4..5 */
-        /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, lo, 5, 6),      /* ours: accept */
-        /* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffu, 0, 5),
+        /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, lo, 9, 10),     /* ours: accept */
+        /* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffu, 0, 4),
         /* 5 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 4),
-        /* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffff, 0, 3),   /* broadcast... */
+        /* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffff, 0, 7),   /* broadcast... */
         /* 7 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),             /* ...and EtherType ARP */
-        /* 8 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_ARP, 0, 1),
-        /* 9 */ BPF_STMT(BPF_RET | BPF_K, 0x40000),                 /* accept the whole frame */
-        /* 10 */ BPF_STMT(BPF_RET | BPF_K, 0),                      /* reject */
+        /* 8 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_ARP, 4, 5),
+        /* 9 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 0),
+        /* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x3333, 0, 3), /* IPv6 multicast (RFC 2464 7)... */
+        /* 11 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),            /* ...as IPv6: ND's groups */
+        /* 12 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, 0, 1),
+        /* 13 */ BPF_STMT(BPF_RET | BPF_K, 0x40000),                /* accept the whole frame */
+        /* 14 */ BPF_STMT(BPF_RET | BPF_K, 0),                      /* reject */
     };
     memcpy(prog, p, sizeof(p));
     return sizeof(p) / sizeof(p[0]);

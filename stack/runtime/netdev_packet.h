@@ -1,10 +1,11 @@
 /* The AF_PACKET link: a struct tcpsm_netdev on a real interface.
  *
  * Receives only what concerns the stack (a classic BPF filter: frames to our
- * MAC, broadcast ARP), never its own outgoing frames, in batches of up to
- * NETDEV_PACKET_BATCH (recvmmsg); sends in batches (sendmmsg), each frame
- * as an iovec list (its headers, then the payload slices that point into
- * the connection's send buffer: no copy in user space).
+ * MAC, broadcast ARP, IPv6 multicast for neighbour discovery), never its own
+ * outgoing frames, in batches of up to NETDEV_PACKET_BATCH (recvmmsg); sends
+ * in batches (sendmmsg), each frame as an iovec list (its headers, then the
+ * payload slices that point into the connection's send buffer: no copy in
+ * user space).
  *
  * With PACKET_VNET_HDR (the default; NETDEV_PACKET_NO_VNET or a kernel
  * that refuses it turn it off) a struct virtio_net_hdr precedes each frame

@@ -293,6 +293,7 @@ static uint64_t deadline_of(int64_t timeout_ns)
 struct blocker {
     struct rt_sock *rs;
     struct rt_waiter *w;
+    struct rt_wqe q;            /* on rs's wait queue */
     bool active;                /* registered: block_end has work to do */
 };
 
@@ -305,7 +306,7 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
     if (!b->rs)
         return -EBADF;
     b->rs->refs++;
-    rt_sock_wait_add(b->rs, b->w);
+    rt_sock_wait_add(b->rs, &b->q, b->w);
     b->active = true;
     return 0;
 }
@@ -325,10 +326,8 @@ static void block_end(struct blocker *b)
     if (!b->active)
         return;
     b->active = false;
-    rt_sock_wait_del(b->rs, b->w);
-    b->rs->refs--;
-    if (!b->rs->sk && b->rs->refs == 0)
-        free(b->rs);
+    rt_sock_wait_del(&b->q);
+    rt_sock_unref(b->rs);
 }
 
 /* One step of a blocking loop whose last try said "not yet": the first step
@@ -337,6 +336,21 @@ static void block_end(struct blocker *b)
 static int block_step(struct blocker *b, struct tcpsm_sock *sk, uint64_t deadline)
 {
     return b->active ? block_wait(b, deadline) : block_begin(b, sk);
+}
+
+/* Under lock, after the application changed readiness itself (a send
+ * that filled the buffer, a read that drained it, an accept that emptied
+ * the queue): the core reports only what the network does, so record the
+ * new mask here, or the next transition back (space freed: POLLOUT) would
+ * look like no change and wake no one (EPOLLET writers wait for exactly it). */
+static void note_app_change(struct blocker *b, struct tcpsm_sock *sk)
+{
+    if (!sk || usable(sk) < 0)
+        return;
+    /* After a sleep another thread may have closed sk (b->rs->sk NULL). */
+    struct rt_sock *rs = b->active ? b->rs : tcpsm_sock_user(sk);
+    if (rs && rs->sk)
+        rt_note_seen(rs);
 }
 
 /* ------------------------------------------------------------ API */
@@ -479,6 +493,7 @@ int tcpsm_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct sockaddr
             break;
         r = block_step(&b, sk, deadline);
     }
+    note_app_change(&b, sk);
     block_end(&b);
     if (r == 0) {
         if (!wrap(child)) {
@@ -585,6 +600,7 @@ ssize_t tcpsm_sendf(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, 
         if (r < 0)
             break;
     }
+    note_app_change(&b, sk);
     block_end(&b);
     rt_unlock();
     /* A partial send reports its count; the error shows on the next call. */
@@ -673,6 +689,7 @@ ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
         if (r < 0)
             break;
     }
+    note_app_change(&b, sk);
     block_end(&b);
     rt_unlock();
     return got > 0 ? (ssize_t)got : r;
@@ -824,8 +841,10 @@ unsigned tcpsm_poll(struct tcpsm_sock *sk)
     if (usable(sk) == 0) {
         ev = tcpsm_sock_poll(sk);
         struct rt_sock *rs = tcpsm_sock_user(sk);
-        if (rs)
+        if (rs) {
             rt_note_seen(rs);   /* a poller may sleep on what it saw */
+            rt_poll_watch(rs);  /* ... and is woken by this socket's events */
+        }
     }
     rt_unlock();
     return ev;

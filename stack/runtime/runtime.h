@@ -19,21 +19,37 @@
 #include "tcpsm/tcpsm.h"
 #include "trace_log.h"
 
+struct rt_sock;
+
+/* One registration of a waiter on one socket's wait queue (Linux's
+ * wait_queue_entry): a blocked call has one, a poll/select thread one per
+ * stack socket it watches. */
+struct rt_wqe {
+    struct rt_waiter *w;
+    struct rt_sock *rs;         /* NULL when not queued */
+    struct rt_wqe *next, *prev;
+};
+
 /* A thread's wait handle: one eventfd per thread, created on first use. */
 struct rt_waiter {
     int efd;
     bool signalled;             /* an eventfd write is pending (under rt.lock) */
-    bool polling;               /* on rt.pollers */
-    struct rt_waiter *s_next, *s_prev;  /* on one socket's waiter list */
+    bool polling;               /* between tcpsm_poller_begin and _end */
+    bool on_pollers;            /* on rt.pollers: every connection end wakes it */
     struct rt_waiter *p_next, *p_prev;  /* on rt.pollers */
+    /* Poll registrations: tcpsm_poll() of a socket while polling queues one
+     * entry on that socket (freed at tcpsm_poller_end). */
+    struct rt_wqe *watch;
+    unsigned nwatch, capwatch;
 };
 
 /* The runtime's side of a socket the application holds (tcpsm_sock_user). */
 struct rt_sock {
     struct tcpsm_sock *sk;      /* NULL once closed: blocked callers then return -EBADF */
     struct rt_sock *next, *prev;        /* rt.socks */
-    struct rt_waiter *waiters;
-    unsigned refs;              /* blocked calls in progress (the application's own is sk != NULL) */
+    struct rt_wqe *waiters;     /* wait queue: blocked calls and poll/select threads */
+    struct tcpsm_epitem *epitems;       /* epoll items watching this socket */
+    unsigned refs;              /* blocked calls and epoll items (the application's own is sk != NULL) */
     /* What the last observer saw (rt_note_seen) or the last event reported:
      * an event that changes neither, and brings no data, wakes nobody. */
     unsigned last_events;
@@ -91,8 +107,12 @@ void rt_wake_sock(struct rt_sock *rs);          /* under lock: every waiter of r
 void rt_wake_pollers(void);                     /* under lock */
 void rt_poller_add(struct rt_waiter *w);               /* under lock */
 void rt_poller_del(struct rt_waiter *w);               /* under lock */
-void rt_sock_wait_add(struct rt_sock *rs, struct rt_waiter *w);
-void rt_sock_wait_del(struct rt_sock *rs, struct rt_waiter *w);
+void rt_poll_watch(struct rt_sock *rs);                /* under lock: see runtime_wait.c */
+void rt_sock_wait_add(struct rt_sock *rs, struct rt_wqe *q, struct rt_waiter *w);
+void rt_sock_wait_del(struct rt_wqe *q);        /* no-op if q is not queued */
+/* Under lock: drops a reference on rs (blocked call or epoll item); frees
+ * it when the application has closed it and nothing else holds it. */
+void rt_sock_unref(struct rt_sock *rs);
 /* Under lock: sleeps (lock released) until signalled, deadline (monotonic
  * ns, UINT64_MAX = none) or a signal handler. 0 woken, -EAGAIN deadline
  * passed, -EINTR. Returns at once if already signalled. */
@@ -103,6 +123,12 @@ void rt_fd_disown(int fd);
 void rt_note_seen(struct rt_sock *rs);
 /* The core's sock_event callback. */
 void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events);
+
+/* runtime_epoll.c */
+/* Under lock, from rt_sock_event: `key` holds the bits that changed (and
+ * POLLIN for an arrival); queues the items that care on their instances'
+ * ready lists (Linux ep_poll_callback). */
+void rt_ep_sock_event(struct rt_sock *rs, unsigned key);
 
 /* runtime_thread.c */
 int rt_threads_start(void);     /* under lock; 0 or -errno */

@@ -121,7 +121,7 @@ void tcpsm_rt_shutdown(void)
     /* Wait as a poller: every socket event and every connection end wakes us. */
     struct rt_waiter *w = rt_waiter_self();
     if (w) {
-        bool was_polling = w->polling;
+        bool was_polling = w->on_pollers;
         rt_poller_add(w);
         while (rt.nactive > 0) {
             int r = rt_wait(w, deadline);
@@ -211,7 +211,7 @@ static void after_fork_child(void)
     rt.child = true;
     /* Only the forking thread exists here; the list held the parent's threads. */
     for (struct rt_waiter *w = rt.pollers; w; w = w->p_next)
-        w->polling = false;
+        w->on_pollers = false;
     rt.pollers = NULL;
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rt.lock);

@@ -5,6 +5,7 @@
  * numbers (at most RT_STATS_MAX_SOCKS sockets, the rest counted); the text
  * is formatted and written without it, to a temporary file renamed over the
  * region so a reader always sees one whole snapshot. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -19,7 +20,7 @@
 #include "runtime_ops.h"
 
 struct sock_snap {
-    uint32_t laddr, raddr;
+    struct tcpsm_addr laddr, raddr;
     uint16_t lport, rport;
     bool held;
     uint32_t recv_q, send_q, sacked;
@@ -29,23 +30,27 @@ struct sock_snap {
 struct snap {
     struct sock_snap *s;
     size_t n, total;
+    uint64_t now;
 };
 
 static void take(void *ctx, const struct tcpsm_sock *sk)
 {
     struct snap *sn = ctx;
+    uint64_t now = sn->now;
     sn->total++;
     if (sn->n >= RT_STATS_MAX_SOCKS)
         return;
     struct sock_snap *x = &sn->s[sn->n++];
-    tcpsm_sock_name(sk, &x->laddr, &x->lport);
-    if (tcpsm_sock_peer(sk, &x->raddr, &x->rport) < 0)
-        x->raddr = 0, x->rport = 0;
+    tcpsm_sock_name_addr(sk, &x->laddr, &x->lport);
+    if (tcpsm_sock_peer_addr(sk, &x->raddr, &x->rport) < 0) {
+        memset(&x->raddr, 0, sizeof(x->raddr));
+        x->rport = 0;
+    }
     x->held = tcpsm_sock_held(sk);
     x->recv_q = (uint32_t)tcpsm_sock_rxavail(sk);
     x->send_q = (uint32_t)tcpsm_sock_txqueued(sk);
     x->sacked = tcpsm_sock_sacked_bytes(sk);
-    tcpsm_sock_info(sk, &x->info);
+    tcpsm_sock_info_at(sk, &x->info, now);
 }
 
 /* A growing text buffer; on allocation failure it stops growing and the
@@ -99,10 +104,20 @@ static void put_str(struct out *o, const char *s)
     put(o, "\"");
 }
 
-static void put_ep(struct out *o, const char *key, uint32_t a, uint16_t p)
+/* a.b.c.d:port for IPv4 (and IPv4-mapped) addresses, [v6]:port for IPv6,
+ * as ss prints them. */
+static void put_ep(struct out *o, const char *key, const struct tcpsm_addr *a, uint16_t p)
 {
-    put(o, "\"%s\": \"%u.%u.%u.%u:%u\"", key, a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255,
-        p);
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    static const uint8_t zero[16];
+    const uint8_t *b = a->b;
+    if (memcmp(b, mapped, 12) == 0 || memcmp(b, zero, 16) == 0) {
+        put(o, "\"%s\": \"%u.%u.%u.%u:%u\"", key, b[12], b[13], b[14], b[15], p);
+        return;
+    }
+    char txt[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, b, txt, sizeof(txt));
+    put(o, "\"%s\": \"[%s]:%u\"", key, txt, p);
 }
 
 #define C(f) { #f, offsetof(struct tcpsm_counters, f) }
@@ -116,7 +131,9 @@ static const struct { const char *name; size_t off; } counters[] = {
     C(tcp_drop_window), C(tcp_drop_listen_overflow), C(tcp_drop_synq_full),
     C(tcp_drop_acceptq_full), C(tcp_drop_rcvbuf), C(tcp_ooo_in), C(tcp_dup_in), C(tcp_rst_in),
     C(tcp_rst_out), C(tcp_challenge_ack), C(tcp_conn_timeout), C(tcp_active_opens),
-    C(tcp_passive_opens), C(tcp_drop_max_socks), C(tcp_undo),
+    C(tcp_passive_opens), C(tcp_drop_max_socks), C(tcp_undo), C(tcp_ack_skipped),
+    C(tcp_listen_syns), C(tcp_syncookies_sent), C(tcp_syncookies_recv), C(tcp_syncookies_failed),
+    C(tcp_tw_recycled),
 };
 #undef C
 
@@ -170,6 +187,7 @@ int rt_stats_write(const char *path)
         free(sn.s);
         return -ENETDOWN;
     }
+    sn.now = rt_now();
     tcpsm_stack_walk(rt.st, take, &sn);
     cnt = *tcpsm_stack_counters(rt.st);
     uint64_t up_ns = rt_now() - rt.t0;
@@ -222,22 +240,43 @@ int rt_stats_write(const char *path)
         const struct sock_snap *x = &sn.s[i];
         const struct tcpsm_tcp_info *in = &x->info;
         put(&o, "%s\n  {\"state\": \"%s\", ", i ? "," : "", trace_state_name(in->state));
-        put_ep(&o, "local", x->laddr, x->lport);
+        put_ep(&o, "local", &x->laddr, x->lport);
         put(&o, ", ");
-        put_ep(&o, "remote", x->raddr, x->rport);
-        put(&o, ", \"held\": %s, \"recv_q\": %u, \"send_q\": %u, \"rto_us\": %u, "
-            "\"rtt_us\": %u, \"rttvar_us\": %u, \"mss\": %u, \"rcv_mss\": %u, \"cwnd\": %u, "
-            "\"ssthresh\": %u, \"snd_wnd\": %u, \"rcv_wnd\": %u, \"unacked\": %u, "
-            "\"retransmits\": %u, \"backoff\": %u, \"total_retrans\": %u, \"lost\": %u, "
-            "\"sack\": %s, \"sacked_bytes\": %u, \"timestamps\": %s, \"wscale\": [%u, %u], "
-            "\"bytes_acked\": %llu, \"bytes_received\": %llu, \"segs_out\": %u, "
-            "\"segs_in\": %u}",
-            x->held ? "true" : "false", x->recv_q, x->send_q, in->rto_us, in->rtt_us,
-            in->rttvar_us, in->snd_mss, in->rcv_mss, in->snd_cwnd, in->snd_ssthresh, in->snd_wnd,
-            in->rcv_wnd, in->unacked, in->retransmits, in->backoff, in->total_retrans, in->lost,
-            in->sack_ok ? "true" : "false", x->sacked, in->ts_ok ? "true" : "false",
-            in->snd_wscale, in->rcv_wscale, (unsigned long long)in->bytes_acked,
-            (unsigned long long)in->bytes_received, in->segs_out, in->segs_in);
+        put_ep(&o, "remote", &x->raddr, x->rport);
+        static const char *const ca[] = { "open", "disorder", "cwr", "recovery", "loss" };
+        put(&o, ", \"held\": %s, \"recv_q\": %u, \"send_q\": %u, \"notsent\": %u, "
+            "\"rto_us\": %u, \"ato_us\": %u, \"rtt_us\": %u, \"rttvar_us\": %u, "
+            "\"min_rtt_us\": %u, \"rcv_rtt_us\": %u, \"mss\": %u, \"rcv_mss\": %u, "
+            "\"advmss\": %u, \"pmtu\": %u, \"cwnd\": %u, \"ssthresh\": %u, "
+            "\"ca_state\": \"%s\", \"reordering\": %u, \"snd_wnd\": %u, \"rcv_wnd\": %u, "
+            "\"rcv_space\": %u, \"unacked\": %u, \"sacked\": %u, \"lost\": %u, "
+            "\"retrans\": %u, \"retransmits\": %u, \"probes\": %u, \"backoff\": %u, "
+            "\"total_retrans\": %u, \"total_rto\": %u, \"sack\": %s, \"sacked_bytes\": %u, "
+            "\"timestamps\": %s, \"wscale\": [%u, %u], \"bytes_sent\": %llu, "
+            "\"bytes_retrans\": %llu, \"bytes_acked\": %llu, \"bytes_received\": %llu, "
+            "\"segs_out\": %u, \"segs_in\": %u, \"data_segs_out\": %u, \"data_segs_in\": %u, "
+            "\"rcv_ooopack\": %u, \"last_send_ms\": %u, \"last_recv_ms\": %u, "
+            "\"last_ack_ms\": %u",
+            x->held ? "true" : "false", x->recv_q, x->send_q, in->notsent_bytes, in->rto_us,
+            in->ato_us, in->rtt_us, in->rttvar_us, in->min_rtt_us, in->rcv_rtt_us, in->snd_mss,
+            in->rcv_mss, in->advmss, in->pmtu, in->snd_cwnd, in->snd_ssthresh,
+            in->ca_state < sizeof(ca) / sizeof(ca[0]) ? ca[in->ca_state] : "?", in->reordering,
+            in->snd_wnd, in->rcv_wnd, in->rcv_space, in->unacked, in->sacked, in->lost,
+            in->retrans, in->retransmits, in->probes, in->backoff, in->total_retrans,
+            in->total_rto, in->sack_ok ? "true" : "false", x->sacked,
+            in->ts_ok ? "true" : "false", in->snd_wscale, in->rcv_wscale,
+            (unsigned long long)in->bytes_sent, (unsigned long long)in->bytes_retrans,
+            (unsigned long long)in->bytes_acked, (unsigned long long)in->bytes_received,
+            in->segs_out, in->segs_in, in->data_segs_out, in->data_segs_in, in->rcv_ooopack,
+            in->last_data_sent_ms, in->last_data_recv_ms, in->last_ack_recv_ms);
+        if (in->state == TCPSM_LISTEN)
+            put(&o, ", \"syn_queue\": %u, \"accept_queue\": %u, \"syns\": %llu, "
+                "\"syn_rate\": %u, \"syn_cookies_sent\": %llu, \"syn_cookies_ok\": %llu, "
+                "\"syn_cookies_bad\": %llu, \"syn_dropped\": %llu",
+                in->syn_queue, in->accept_queue, (unsigned long long)in->syn_count, in->syn_rate,
+                (unsigned long long)in->syn_cookies_sent, (unsigned long long)in->syn_cookies_ok,
+                (unsigned long long)in->syn_cookies_bad, (unsigned long long)in->syn_dropped);
+        put(&o, "}");
     }
     put(&o, "\n ]\n}\n");
     free(sn.s);

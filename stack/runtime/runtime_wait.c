@@ -40,6 +40,8 @@ bool tcpsm_rt_owns_fd(int fd)
     return (atomic_load(&owned[fd / 64]) >> (fd % 64)) & 1;
 }
 
+static void unwatch_all(struct rt_waiter *w);
+
 static pthread_key_t waiter_key;
 static pthread_once_t waiter_once = PTHREAD_ONCE_INIT;
 static __thread struct rt_waiter *self;
@@ -50,16 +52,10 @@ static void waiter_destroy(void *p)
 {
     struct rt_waiter *w = p;
     pthread_mutex_lock(&rt.lock);
-    if (w->polling) {
-        if (w->p_prev)
-            w->p_prev->p_next = w->p_next;
-        else
-            rt.pollers = w->p_next;
-        if (w->p_next)
-            w->p_next->p_prev = w->p_prev;
-        w->polling = false;
-    }
+    unwatch_all(w);
+    rt_poller_del(w);
     pthread_mutex_unlock(&rt.lock);
+    free(w->watch);
     rt_fd_disown(w->efd);
     syscall(SYS_close, w->efd);
     free(w);
@@ -106,8 +102,14 @@ void rt_signal(struct rt_waiter *w)
 
 void rt_wake_sock(struct rt_sock *rs)
 {
-    for (struct rt_waiter *w = rs->waiters; w; w = w->s_next)
-        rt_signal(w);
+    for (struct rt_wqe *q = rs->waiters; q; q = q->next)
+        rt_signal(q->w);
+}
+
+void rt_sock_unref(struct rt_sock *rs)
+{
+    if (--rs->refs == 0 && !rs->sk)
+        free(rs);
 }
 
 void rt_wake_pollers(void)
@@ -136,37 +138,92 @@ void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events)
 {
     (void)ctx;
     struct rt_sock *rs = tcpsm_sock_user(sk);
-    if (rs) {
-        int state = tcpsm_sock_state(sk);
-        bool wake = events != rs->last_events || state != rs->last_state ||
-                    (events & TCPSM_POLLIN);
-        rs->last_events = events;
-        rs->last_state = state;
-        if (!wake)
-            return;
-        rt_wake_sock(rs);
-    }
-    rt_wake_pollers();
+    if (!rs)
+        return;                 /* nobody holds it: nobody waits on it */
+    int state = tcpsm_sock_state(sk);
+    /* What this event is about (the "key" of Linux's wake-ups): the bits
+     * that changed, every current bit on a state change, POLLIN for an
+     * arrival. Only the waiters of this socket hear of it. */
+    unsigned key = (events ^ rs->last_events) | (events & TCPSM_POLLIN);
+    if (state != rs->last_state)
+        key |= events | TCPSM_POLLHUP;
+    rs->last_events = events;
+    rs->last_state = state;
+    if (!key)
+        return;
+    rt_wake_sock(rs);
+    if (rs->epitems)
+        rt_ep_sock_event(rs, key);
 }
 
-void rt_sock_wait_add(struct rt_sock *rs, struct rt_waiter *w)
+void rt_sock_wait_add(struct rt_sock *rs, struct rt_wqe *q, struct rt_waiter *w)
 {
-    w->s_prev = NULL;
-    w->s_next = rs->waiters;
+    q->w = w;
+    q->rs = rs;
+    q->prev = NULL;
+    q->next = rs->waiters;
     if (rs->waiters)
-        rs->waiters->s_prev = w;
-    rs->waiters = w;
+        rs->waiters->prev = q;
+    rs->waiters = q;
 }
 
-void rt_sock_wait_del(struct rt_sock *rs, struct rt_waiter *w)
+void rt_sock_wait_del(struct rt_wqe *q)
 {
-    if (w->s_prev)
-        w->s_prev->s_next = w->s_next;
+    struct rt_sock *rs = q->rs;
+    if (!rs)
+        return;
+    if (q->prev)
+        q->prev->next = q->next;
     else
-        rs->waiters = w->s_next;
-    if (w->s_next)
-        w->s_next->s_prev = w->s_prev;
-    w->s_next = w->s_prev = NULL;
+        rs->waiters = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    q->next = q->prev = NULL;
+    q->rs = NULL;
+}
+
+/* Under lock: a polling thread looked at rs; from now until
+ * tcpsm_poller_end, events of rs (and only of rs and the other sockets it
+ * looked at) wake it, as poll_wait() queues a poll table entry. The entry
+ * holds a reference, so a socket closed meanwhile stays valid until then. */
+void rt_poll_watch(struct rt_sock *rs)
+{
+    struct rt_waiter *w = self;
+    if (!w || !w->polling)
+        return;
+    for (struct rt_wqe *q = rs->waiters; q; q = q->next)
+        if (q->w == w)
+            return;             /* already watching */
+    if (w->nwatch == w->capwatch) {
+        unsigned cap = w->capwatch ? 2 * w->capwatch : 8;
+        /* Entries are linked into socket lists: grow by moving them. */
+        struct rt_wqe *nw = calloc(cap, sizeof(*nw));
+        if (!nw) {
+            rt_poller_add(w);   /* no memory: fall back to hearing every connection end */
+            return;
+        }
+        for (unsigned i = 0; i < w->nwatch; i++) {
+            struct rt_wqe *o = &w->watch[i];
+            struct rt_sock *ors = o->rs;
+            rt_sock_wait_del(o);
+            rt_sock_wait_add(ors, &nw[i], w);
+        }
+        free(w->watch);
+        w->watch = nw;
+        w->capwatch = cap;
+    }
+    rt_sock_wait_add(rs, &w->watch[w->nwatch++], w);
+    rs->refs++;
+}
+
+static void unwatch_all(struct rt_waiter *w)
+{
+    for (unsigned i = 0; i < w->nwatch; i++) {
+        struct rt_sock *rs = w->watch[i].rs;
+        rt_sock_wait_del(&w->watch[i]);
+        rt_sock_unref(rs);
+    }
+    w->nwatch = 0;
 }
 
 static void drain(struct rt_waiter *w)
@@ -212,8 +269,8 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
 /* On rt.pollers every socket event wakes w (under lock; idempotent). */
 void rt_poller_add(struct rt_waiter *w)
 {
-    if (!w->polling) {
-        w->polling = true;
+    if (!w->on_pollers) {
+        w->on_pollers = true;
         w->p_prev = NULL;
         w->p_next = rt.pollers;
         if (rt.pollers)
@@ -224,7 +281,7 @@ void rt_poller_add(struct rt_waiter *w)
 
 void rt_poller_del(struct rt_waiter *w)
 {
-    if (w->polling) {
+    if (w->on_pollers) {
         if (w->p_prev)
             w->p_prev->p_next = w->p_next;
         else
@@ -232,7 +289,7 @@ void rt_poller_del(struct rt_waiter *w)
         if (w->p_next)
             w->p_next->p_prev = w->p_prev;
         w->p_next = w->p_prev = NULL;
-        w->polling = false;
+        w->on_pollers = false;
     }
 }
 
@@ -243,7 +300,7 @@ int tcpsm_poller_begin(void)
         return -errno;
     rt_lock();
     drain(w);
-    rt_poller_add(w);
+    w->polling = true;
     rt_unlock();
     return w->efd;
 }
@@ -254,6 +311,8 @@ void tcpsm_poller_end(void)
     if (!w)
         return;
     rt_lock();
+    unwatch_all(w);
     rt_poller_del(w);
+    w->polling = false;
     rt_unlock();
 }

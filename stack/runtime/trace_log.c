@@ -3,6 +3,7 @@
  * transitions are rare (a handful per connection), so no buffering. */
 #include "trace_log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -52,11 +53,25 @@ static int fmt_ep(char *buf, size_t len, uint32_t a, uint16_t p)
                     a & 255, p);
 }
 
+/* [2001:2::10]:80, as URLs write IPv6 endpoints (RFC 3986 3.2.2) */
+static void fmt_ep6(char *buf, size_t len, const struct tcpsm_addr *a, uint16_t p)
+{
+    char s[INET6_ADDRSTRLEN];
+    if (!inet_ntop(AF_INET6, a->b, s, sizeof(s)))
+        s[0] = 0;
+    snprintf(buf, len, "[%s]:%u", s, p);
+}
+
 size_t trace_format(char *buf, size_t len, const struct tcpsm_trace_event *ev, uint64_t t0)
 {
-    char l[32], r[32], seg[160];
-    fmt_ep(l, sizeof(l), ev->laddr, ev->lport);
-    fmt_ep(r, sizeof(r), ev->raddr, ev->rport);
+    char l[64], r[64], seg[160];
+    if (ev->v6) {
+        fmt_ep6(l, sizeof(l), &ev->laddr6, ev->lport);
+        fmt_ep6(r, sizeof(r), &ev->raddr6, ev->rport);
+    } else {
+        fmt_ep(l, sizeof(l), ev->laddr, ev->lport);
+        fmt_ep(r, sizeof(r), ev->raddr, ev->rport);
+    }
     if (ev->has_seg) {
         char fl[40];
         trace_flags(fl, sizeof(fl), ev->seg_flags);

@@ -14,6 +14,7 @@ PKGS=(
   gnuplot-nox                    # bench/plot.sh: the bench report picture
   man-db groff-base pkgconf      # make install test: man -l, pkg-config
   wrk sockperf                   # benchmarks
+  nodejs                         # a Node.js http server on the stack (libuv: syscall(SYS_close))
   clang libclang-rt-14-dev       # fuzzers (libFuzzer)
 )
 

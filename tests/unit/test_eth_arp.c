@@ -281,7 +281,7 @@ Test(eth, drops_counted_by_reason)
     cr_assert_eq(tcpsm_stack_counters(st)->eth_drop_not_us, 4);
 
     n = mk_ip(f, MAC_US, MAC_PEER, ADDR_PEER, ADDR_US, 1, 5, pl, 8);
-    wr16(f + 12, 0x86dd);                               /* IPv6 */
+    wr16(f + 12, 0x88cc);                               /* LLDP */
     feed(st, f, n, 0);
     wr16(f + 12, 0x8100);                               /* 802.1Q tag */
     feed(st, f, n, 0);

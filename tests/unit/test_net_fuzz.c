@@ -133,7 +133,7 @@ Test(net_fuzz, mutated_frames_never_crash_and_are_counted)
     const struct tcpsm_counters *k = tcpsm_stack_counters(st);
     cr_assert_eq(k->eth_in, fed);
     cr_assert_eq(k->eth_in, k->eth_drop_short + k->eth_drop_not_us + k->eth_drop_proto + k->arp_in +
-                            k->ip_in, "every frame is dropped (counted) or handed on");
+                            k->ip_in + k->ip6_in, "every frame is dropped (counted) or handed on");
     uint64_t ip_drops = k->ip_drop_hdr + k->ip_drop_csum + k->ip_drop_not_us + k->ip_drop_frag +
                         k->ip_drop_proto;
     cr_assert_geq(k->ip_in, ip_drops + k->icmp_in);

@@ -61,6 +61,11 @@ Test(netdev_packet, bpf_filter_accepts_ours_and_broadcast_arp_only)
     frame(f, near_hi, 0x0800);   cr_assert_not(passes(s, f, 60), "another MAC (high bytes)");
     frame(f, bcast_lo, 0x0806);  cr_assert_not(passes(s, f, 60), "half broadcast");
     frame(f, mcast, 0x0800);     cr_assert_not(passes(s, f, 60), "multicast");
+    static const uint8_t sn6[6] = { 0x33, 0x33, 0xff, 0x00, 0x00, 0x10 };
+    static const uint8_t near6[6] = { 0x33, 0x32, 0xff, 0x00, 0x00, 0x10 };
+    frame(f, sn6, 0x86dd);       cr_assert(passes(s, f, 60), "IPv6 multicast (ND)");
+    frame(f, sn6, 0x0800);       cr_assert_not(passes(s, f, 60), "IPv6 multicast MAC, not IPv6");
+    frame(f, near6, 0x86dd);     cr_assert_not(passes(s, f, 60), "not 33:33");
     cr_assert_not(passes(s, f, 5), "runt");
     close(s[0]);
     close(s[1]);

@@ -15,6 +15,11 @@
 #define A_ADDR 0xC6120001u      /* 198.18.0.1 */
 #define B_ADDR 0xC6120002u      /* 198.18.0.2 */
 #define SRV_PORT 5001
+/* 2001:2::1 and 2001:2::2 (RFC 5180 benchmarking prefix) */
+static const struct tcpsm_addr A6 = { { 0x20, 0x01, 0, 0x02, [15] = 1 } };
+static const struct tcpsm_addr B6 = { { 0x20, 0x01, 0, 0x02, [15] = 2 } };
+/* The tcp_pair6 tests give both stacks an IPv6 address too. */
+static bool pair_dual;
 #define P_T0   1000000000ull
 #define P_SEC  1000000000ull
 
@@ -174,6 +179,10 @@ static struct tcpsm_stack *mkstack(struct tcpsm_netdev *dev, uint32_t addr, uint
     c.secret[0] = 0x1111u * macl;
     c.secret[1] = 0x2222u * macl;
     c.msl_ms = 1000;
+    if (pair_dual) {
+        memcpy(c.addr6, addr == A_ADDR ? A6.b : B6.b, 16);
+        c.prefix6_len = 64;
+    }
     struct tcpsm_stack *st = tcpsm_stack_new(&c, dev, now);
     cr_assert_not_null(st);
     return st;
@@ -664,4 +673,153 @@ Test(tcp_pair, slow_readers_both_ways)
               "most queued: A %zu, B %zu", pr->p[0].max_queued, pr->p[1].max_queued);
     finish(pr);
     pair_free(pr);
+}
+
+/* ---------------------------------------------------------------- IPv6 */
+
+static bool a6_eq(const struct tcpsm_addr *x, const struct tcpsm_addr *y)
+{
+    return memcmp(x->b, y->b, 16) == 0;
+}
+
+/* B listens on an IPv6 socket bound to :: (v6only as given), A connects to dst. */
+static int pair_connect6(struct pair *pr, const struct tcpsm_addr *dst, bool a_ipv6, bool v6only)
+{
+    struct peer *a = &pr->p[0], *b = &pr->p[1];
+    static const struct tcpsm_addr any;
+    cr_assert_eq(tcpsm_sock_new(b->st, &b->lsk), 0);
+    cr_assert_eq(tcpsm_sock_setopt(b->lsk, TCPSM_OPT_IPV6, 1), 0);
+    cr_assert_eq(tcpsm_sock_setopt(b->lsk, TCPSM_OPT_V6ONLY, v6only), 0);
+    cr_assert_eq(tcpsm_sock_bind_addr(b->lsk, &any, SRV_PORT), 0);
+    cr_assert_eq(tcpsm_sock_listen(b->lsk, 16), 0);
+    cr_assert_eq(tcpsm_sock_new(a->st, &a->sk), 0);
+    if (a_ipv6)
+        cr_assert_eq(tcpsm_sock_setopt(a->sk, TCPSM_OPT_IPV6, 1), 0);
+    memlink_set_now(pr->l, pr->now);
+    return tcpsm_sock_connect_addr(a->sk, dst, SRV_PORT, pr->now);
+}
+
+Test(tcp_pair6, handshake_names_transfer_and_close)
+{
+    pair_dual = true;
+    struct pair *pr = pair_new(NULL, 11);
+    /* DAD finishes (optimistic addresses are usable at once, RFC 4429) */
+    cr_assert_eq(pair_connect6(pr, &B6, true, false), -EINPROGRESS);
+    cr_assert(run_until(pr, 10 * P_SEC, established));
+    struct tcpsm_addr a;
+    uint16_t port, aport;
+    cr_assert_eq(tcpsm_sock_peer_addr(pr->p[1].sk, &a, &port), 0);
+    cr_assert(a6_eq(&a, &A6));
+    tcpsm_sock_name_addr(pr->p[1].sk, &a, NULL);
+    cr_assert(a6_eq(&a, &B6));
+    tcpsm_sock_name_addr(pr->p[0].sk, &a, &aport);
+    cr_assert(a6_eq(&a, &A6));
+    cr_assert_eq(port, aport);
+    /* MSS from the IPv6 MTU: 1500 - 40 - 20 (RFC 6691) */
+    struct tcpsm_tcp_info ti;
+    tcpsm_sock_info(pr->p[0].sk, &ti);
+    cr_assert_eq(ti.rcv_mss, 1440);
+    transfer(pr, 4u << 20, 3u << 20, 0, 600 * P_SEC);
+    finish(pr);
+    const struct tcpsm_counters *k = tcpsm_stack_counters(pr->p[0].st);
+    cr_assert_gt(k->ip6_out, 1000);
+    cr_assert_eq(k->ip_out, 0, "no IPv4 on an IPv6 connection");
+    cr_assert_gt(k->nd_ns_out, 0);
+    cr_assert_eq(k->nd_dad_dup, 0);
+    pair_free(pr);
+    pair_dual = false;
+}
+
+Test(tcp_pair6, dual_stack_listener_takes_ipv4_as_mapped)
+{
+    pair_dual = true;
+    struct pair *pr = pair_new(NULL, 12);
+    struct tcpsm_addr b4 = { { [10] = 0xff, [11] = 0xff, 198, 18, 0, 2 } };
+    cr_assert_eq(pair_connect6(pr, &b4, false, false), -EINPROGRESS);
+    cr_assert(run_until(pr, 10 * P_SEC, established));
+    struct tcpsm_addr a;
+    uint16_t port;
+    cr_assert_eq(tcpsm_sock_peer_addr(pr->p[1].sk, &a, &port), 0);
+    struct tcpsm_addr a4 = { { [10] = 0xff, [11] = 0xff, 198, 18, 0, 1 } };
+    cr_assert(a6_eq(&a, &a4), "the IPv4 peer as ::ffff:198.18.0.1");
+    int v;
+    cr_assert_eq(tcpsm_sock_getopt(pr->p[1].sk, TCPSM_OPT_IPV6, &v), 0);
+    cr_assert_eq(v, 1, "accepted from an IPv6 listener: an IPv6 socket");
+    transfer(pr, 1u << 20, 1u << 20, 1, 600 * P_SEC);
+    finish(pr);
+    cr_assert_eq(tcpsm_stack_counters(pr->p[1].st)->ip6_out,
+                 tcpsm_stack_counters(pr->p[1].st)->nd_ns_out + tcpsm_stack_counters(pr->p[1].st)->nd_rs_out,
+                 "only ND went out over IPv6");
+    pair_free(pr);
+    pair_dual = false;
+}
+
+Test(tcp_pair6, v6only_listener_refuses_ipv4)
+{
+    pair_dual = true;
+    struct pair *pr = pair_new(NULL, 13);
+    struct tcpsm_addr b4 = { { [10] = 0xff, [11] = 0xff, 198, 18, 0, 2 } };
+    cr_assert_eq(pair_connect6(pr, &b4, false, true), -EINPROGRESS);
+    pr->wait_side = 0;
+    pr->wait_state = TCPSM_CLOSED;
+    cr_assert(run_until(pr, 10 * P_SEC, state_reached));
+    cr_assert_eq(tcpsm_sock_error(pr->p[0].sk), ECONNREFUSED);
+    /* an IPv4 socket cannot reach an IPv6 address, a v6-only one no IPv4 */
+    struct tcpsm_sock *s;
+    cr_assert_eq(tcpsm_sock_new(pr->p[0].st, &s), 0);
+    cr_assert_eq(tcpsm_sock_connect_addr(s, &B6, 80, pr->now), -EAFNOSUPPORT);
+    cr_assert_eq(tcpsm_sock_setopt(s, TCPSM_OPT_IPV6, 1), 0);
+    cr_assert_eq(tcpsm_sock_setopt(s, TCPSM_OPT_V6ONLY, 1), 0);
+    cr_assert_eq(tcpsm_sock_connect_addr(s, &b4, 80, pr->now), -ENETUNREACH);
+    struct tcpsm_addr off = { { 0x20, 0x01, 0, 0x02, 0, 9, [15] = 1 } };
+    cr_assert_eq(tcpsm_sock_connect_addr(s, &off, 80, pr->now), -ENETUNREACH,
+                 "off-link, and no router advertised");
+    tcpsm_sock_close(s, pr->now);
+    tcpsm_sock_close(pr->p[0].sk, pr->now);
+    tcpsm_sock_close(pr->p[1].lsk, pr->now);
+    cr_assert_eq(tcpsm_stack_nsocks(pr->p[0].st), 0);
+    pair_free(pr);
+    pair_dual = false;
+}
+
+Test(tcp_pair6, bind_conflicts_across_families)
+{
+    pair_dual = true;
+    struct pair *pr = pair_new(NULL, 14);
+    struct tcpsm_stack *st = pr->p[1].st;
+    static const struct tcpsm_addr any;
+    struct tcpsm_sock *s4, *s6, *s6b;
+    cr_assert_eq(tcpsm_sock_new(st, &s4), 0);
+    cr_assert_eq(tcpsm_sock_bind(s4, 0, 8080), 0);
+    cr_assert_eq(tcpsm_sock_new(st, &s6), 0);
+    cr_assert_eq(tcpsm_sock_setopt(s6, TCPSM_OPT_IPV6, 1), 0);
+    cr_assert_eq(tcpsm_sock_bind_addr(s6, &any, 8080), -EADDRINUSE, "dual-stack :: vs 0.0.0.0");
+    cr_assert_eq(tcpsm_sock_new(st, &s6b), 0);
+    cr_assert_eq(tcpsm_sock_setopt(s6b, TCPSM_OPT_IPV6, 1), 0);
+    cr_assert_eq(tcpsm_sock_setopt(s6b, TCPSM_OPT_V6ONLY, 1), 0);
+    cr_assert_eq(tcpsm_sock_bind_addr(s6b, &any, 8080), 0, "v6-only :: beside 0.0.0.0");
+    cr_assert_eq(tcpsm_sock_setopt(s6b, TCPSM_OPT_V6ONLY, 0), -EINVAL, "after bind");
+    cr_assert_eq(tcpsm_sock_bind_addr(s6, &A6, 8081), -EADDRNOTAVAIL, "not this stack's");
+    tcpsm_sock_close(s4, pr->now);
+    tcpsm_sock_close(s6, pr->now);
+    tcpsm_sock_close(s6b, pr->now);
+    pair_free(pr);
+    pair_dual = false;
+}
+
+static const struct memlink_params impaired6 = {
+    .loss_pct = 2, .reorder_pct = 2, .dup_pct = 1, .corrupt_pct = 1,
+};
+
+Test(tcp_pair6, bulk_through_loss_reorder_dup_corruption)
+{
+    pair_dual = true;
+    struct pair *pr = pair_new(&impaired6, 15);
+    cr_assert_eq(pair_connect6(pr, &B6, true, false), -EINPROGRESS);
+    cr_assert(run_until(pr, 600 * P_SEC, established), "no connection");
+    transfer(pr, 2u << 20, 1u << 20, 0, 7200 * P_SEC);
+    finish(pr);
+    cr_assert(tcpsm_stack_counters(pr->p[0].st)->tcp_retrans > 0);
+    pair_free(pr);
+    pair_dual = false;
 }

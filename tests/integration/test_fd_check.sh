@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The fd table's lifetime rules through the library (build/tools/fd_check on the stack, against
+# build/tools/api_peer's echo port on the kernel peer): syscall(2) reaches the same handlers as
+# the libc wrappers; a socket closed behind the shim's back (a raw system call) never captures
+# the fd that open/openat/creat/pipe/pipe2/eventfd/timerfd/signalfd/memfd/inotify/epoll_create/
+# socketpair/dup/SCM_RIGHTS/a kernel accept put on its number next; fclose of an fdopen'ed
+# socket; a vfork or posix_spawn child closing a socket leaves the parent's connection; fork
+# while other threads hold the shim's locks never leaves a child hung; ppoll/select/pselect
+# timeouts too large for nanoseconds wait instead of wrapping. Any FAIL line fails the test.
+# timeout: 120
+set -euo pipefail
+. "$(dirname "$0")/../lib/netns.sh"
+need_cmd ethtool
+netns_setup
+check=$(need_tool fd_check)
+peer=$(need_tool api_peer)
+base=7200
+
+bg_peer "$TMPD/peer.log" "$peer" "$PEER_IP" "$base" 100
+wait_log "$TMPD/peer.log" 'api_peer: ready'
+
+log "fd_check $PEER_IP $base"
+rc=0
+on_stack timeout 90 "$check" "$PEER_IP" "$base" >"$TMPD/check.out" 2>&1 || rc=$?
+cat "$TMPD/check.out" >&2
+grep -q '^PASS: 0 failed$' "$TMPD/check.out" || die "fd_check: failures (exit $rc)"
+[ "$rc" -eq 0 ] || die "fd_check exited $rc"
+n=$(grep -c '^PASS ' "$TMPD/check.out")
+[ "$n" -ge 40 ] || die "fd_check: only $n checks ran"
+log "ok: $n checks passed"
