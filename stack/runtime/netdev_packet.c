@@ -197,10 +197,20 @@ static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
+            int e = r < 0 ? errno : 0;
             if (np->tx_err++ == 0)
                 tcpsm_log(TCPSM_LOG_INFO, "link: send failed (%s), frame of %u bytes dropped",
-                          r < 0 ? strerror(errno) : "nothing sent",
-                          tcpsm_frame_len(&frames[done]));
+                          e ? strerror(e) : "nothing sent", tcpsm_frame_len(&frames[done]));
+            /* The kernel refuses the offload request itself (an old or odd
+             * virtio_net_hdr_to_skb): stop asking; TCP resends the frame
+             * as plain segments with our own checksums. */
+            if (e == EINVAL && np->vnet && (frames[done].flags & (TCPSM_FRAME_GSO_TCPV4 |
+                                                                   TCPSM_FRAME_CSUM_PARTIAL)) &&
+                (dev->features & (TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TX_CSUM))) {
+                dev->features &= ~(TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TX_CSUM);
+                tcpsm_log(TCPSM_LOG_WARN, "link: the kernel refused an offloaded frame (%s): "
+                          "checksum offload and TSO off", strerror(e));
+            }
             /* Skip the frame that failed so one bad frame does not stall the rest. */
             done++;
             continue;
