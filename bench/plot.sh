@@ -57,10 +57,12 @@ rows=$(( (nw + cols - 1) / cols ))
     echo "set key off"
     while IFS=$'\t' read -r i w u; do
         w=${w//\'/}; u=${u//\'/}
-        echo "set title '$w' noenhanced"
+        case $u in s|ms|us|ns) better="lower is better" ;; *) better="higher is better" ;; esac
+        echo "set title '$w ($better)' noenhanced"
         echo "set ylabel '$u' noenhanced"
         echo "set xrange [-0.6:$(($(wc -l <"$tmp/w$i.dat") - 1)).6]"
-        echo "plot '$tmp/w$i.dat' using 1:3:xtic(2) with boxes lc rgb '#4a90d9', \\"
+        # kernel grey, tcpsm blue (any other variant orange)
+        echo "plot '$tmp/w$i.dat' using 1:3:(strcol(2) eq 'kernel' ? 0x999999 : strcol(2) eq 'tcpsm' ? 0x4a90d9 : 0xe69138):xtic(2) with boxes lc rgb variable, \\"
         echo "     '' using 1:3:4:5 with yerrorbars lc rgb '#222222' pt -1, \\"
         echo "     '$tmp/p$i.dat' using 1:2 with points pt 7 ps 0.5 lc rgb '#c03030'"
     done <"$tmp/index"

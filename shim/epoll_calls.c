@@ -468,6 +468,8 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
         goto out;
     }
     int64_t deadline = timeout >= 0 ? shim_now_ns() + (int64_t)timeout * 1000000 : -1;
+    /* Registered as a poller: this thread may lead (poll the link) while it sleeps. */
+    int efd = tcpsm_rt_enabled() ? tcpsm_poller_begin() : -1;
     for (;;) {
         int n = 0;
         bool stack_ready = false;
@@ -500,7 +502,29 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
         int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000 > INT32_MAX ? INT32_MAX
                                                                              : (left + 999999) / 1000000);
         tcpsm_ep_sleeping(ep->rep, 1);
-        int k = kernel_wait(epfd, ev, max, ms, mask, &stack_ready);
+        int k;
+        int lfd = efd >= 0 ? tcpsm_sleep_begin() : -1;
+        if (efd < 0) {
+            k = kernel_wait(epfd, ev, max, ms, mask, &stack_ready);
+        } else {
+            /* The real epoll fd, this thread's eventfd (a hand-over of the
+             * link, a signal handler) and, if it leads, the link itself. */
+            struct pollfd p[3] = { { .fd = epfd, .events = POLLIN }, { .fd = efd, .events = POLLIN },
+                                   { .fd = lfd, .events = POLLIN } };
+            struct timespec ts, *tsp = NULL;
+            if (left >= 0) {
+                ts.tv_sec = left / 1000000000;
+                ts.tv_nsec = left % 1000000000;
+                tsp = &ts;
+            }
+            k = REAL(ppoll)(p, 3, tsp, mask);
+            k = k < 0 ? -errno : 0;
+            tcpsm_sleep_end(k == 0 && (p[2].revents & (POLLIN | POLLERR)));
+            if (k == 0 && (p[1].revents & POLLIN))
+                tcpsm_poller_begin();   /* drains the eventfd */
+            if (k == 0 && (p[0].revents & POLLIN))
+                k = kernel_wait(epfd, ev, max, 0, NULL, &stack_ready);
+        }
         tcpsm_ep_sleeping(ep->rep, -1);
         if (k < 0) {
             ret = k;
@@ -511,6 +535,8 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             break;
         }
     }
+    if (efd >= 0)
+        tcpsm_poller_end();
 out:
     shim_ep_unref(ep);
     return (int)shim_ret(ret);

@@ -75,8 +75,9 @@ EXPORT pid_t __vfork(void)
 }
 
 /* close_range/closefrom (daemons close every fd they did not open): the
- * runtime's fds are skipped, every closed fd is forgotten. Flags other
- * than plain closing (CLOSE_RANGE_CLOEXEC) pass through: nothing closes. */
+ * runtime's fds are skipped, every closed fd is forgotten (also with
+ * CLOSE_RANGE_UNSHARE, which closes them in the caller's new table).
+ * CLOSE_RANGE_CLOEXEC passes through: nothing closes. */
 static int close_span(unsigned a, unsigned b, unsigned flags)
 {
     return (int)syscall(SYS_close_range, a, b, flags);
@@ -84,23 +85,23 @@ static int close_span(unsigned a, unsigned b, unsigned flags)
 
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
-    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || (flags & ~4) || first > last)
-        return close_span(first, last, (unsigned)flags);    /* 4: CLOSE_RANGE_CLOEXEC */
-    if (flags)
+    /* 2: CLOSE_RANGE_UNSHARE, 4: CLOSE_RANGE_CLOEXEC */
+    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || (flags & ~6) || (flags & 4) ||
+        first > last)
         return close_span(first, last, (unsigned)flags);
     /* Runtime fds and table slots both live below 2^20 (SHIM_MAX_FDS). */
     unsigned top = last < SHIM_MAX_FDS ? last : SHIM_MAX_FDS - 1;
     unsigned run = first;
     for (unsigned fd = first; fd <= top; fd++) {
         if (guarded((int)fd)) {
-            if (fd > run && close_span(run, fd - 1, 0) < 0)
+            if (fd > run && close_span(run, fd - 1, (unsigned)flags) < 0)
                 return -1;
             run = fd + 1;
             continue;
         }
         shim_fd_release((int)fd);
     }
-    if (run <= last && close_span(run, last, 0) < 0)
+    if (run <= last && close_span(run, last, (unsigned)flags) < 0)
         return -1;
     return 0;
 }

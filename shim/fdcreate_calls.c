@@ -1,13 +1,16 @@
 /* Calls that create an fd the shim does not serve (files, pipes, eventfd,
- * timerfd, signalfd, memfd, inotify, fanotify): pass-through, and the new
+ * timerfd, signalfd, memfd, inotify, fanotify; and glibc's fopen, freopen,
+ * tmpfile, popen, opendir, mkstemp family): pass-through, and the new
  * number's slot is checked for a stale entry (an fd closed behind the
  * shim's back, e.g. by io_uring or a raw system call). The check is one
  * array load (shim_fd_fresh); sockets, accept, dup, epoll_create and
  * SCM_RIGHTS do the same where they are interposed. */
 #include "shim.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/inotify.h>
@@ -171,4 +174,103 @@ void shim_fresh_cmsg(const struct msghdr *msg)
             shim_fd_fresh(fd);
         }
     }
+}
+
+/* ------------------------------------------------------------ glibc's own opens
+ * These open their fd with glibc-internal calls the shim cannot see:
+ * the new number is checked after the call instead. */
+
+static FILE *fresh_file(FILE *f)
+{
+    if (f)
+        shim_fd_fresh(fileno(f));
+    return f;
+}
+
+EXPORT FILE *fopen(const char *path, const char *mode)
+{
+    return fresh_file(REAL(fopen)(path, mode));
+}
+
+EXPORT FILE *fopen64(const char *path, const char *mode)
+{
+    return fresh_file(REAL(fopen64)(path, mode));
+}
+
+/* freopen closes the stream's fd (internally) before opening the new one. */
+EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
+{
+    if (stream && shim_nslots)
+        shim_fd_release(fileno(stream));
+    return fresh_file(REAL(freopen)(path, mode, stream));
+}
+
+EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
+{
+    if (stream && shim_nslots)
+        shim_fd_release(fileno(stream));
+    return fresh_file(REAL(freopen64)(path, mode, stream));
+}
+
+EXPORT FILE *tmpfile(void)
+{
+    return fresh_file(REAL(tmpfile)());
+}
+
+EXPORT FILE *tmpfile64(void)
+{
+    return fresh_file(REAL(tmpfile64)());
+}
+
+EXPORT FILE *popen(const char *cmd, const char *type)
+{
+    return fresh_file(REAL(popen)(cmd, type));
+}
+
+EXPORT DIR *opendir(const char *name)
+{
+    DIR *d = REAL(opendir)(name);
+    if (d)
+        shim_fd_fresh(dirfd(d));
+    return d;
+}
+
+EXPORT int mkstemp(char *tmpl)
+{
+    return fresh(REAL(mkstemp)(tmpl));
+}
+
+EXPORT int mkstemp64(char *tmpl)
+{
+    return fresh(REAL(mkstemp64)(tmpl));
+}
+
+EXPORT int mkostemp(char *tmpl, int flags)
+{
+    return fresh(REAL(mkostemp)(tmpl, flags));
+}
+
+EXPORT int mkostemp64(char *tmpl, int flags)
+{
+    return fresh(REAL(mkostemp64)(tmpl, flags));
+}
+
+EXPORT int mkstemps(char *tmpl, int suffixlen)
+{
+    return fresh(REAL(mkstemps)(tmpl, suffixlen));
+}
+
+EXPORT int mkstemps64(char *tmpl, int suffixlen)
+{
+    return fresh(REAL(mkstemps64)(tmpl, suffixlen));
+}
+
+EXPORT int mkostemps(char *tmpl, int suffixlen, int flags)
+{
+    return fresh(REAL(mkostemps)(tmpl, suffixlen, flags));
+}
+
+EXPORT int mkostemps64(char *tmpl, int suffixlen, int flags)
+{
+    return fresh(REAL(mkostemps64)(tmpl, suffixlen, flags));
 }

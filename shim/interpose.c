@@ -35,6 +35,10 @@ static void resolve_all(void)
     RESOLVE(openat64); RESOLVE(creat); RESOLVE(creat64); RESOLVE(pipe); RESOLVE(pipe2);
     RESOLVE(eventfd); RESOLVE(timerfd_create); RESOLVE(signalfd); RESOLVE(memfd_create);
     RESOLVE(inotify_init); RESOLVE(inotify_init1); RESOLVE(fanotify_init);
+    RESOLVE(fopen); RESOLVE(fopen64); RESOLVE(freopen); RESOLVE(freopen64); RESOLVE(tmpfile);
+    RESOLVE(tmpfile64); RESOLVE(popen); RESOLVE(opendir); RESOLVE(mkstemp); RESOLVE(mkstemp64);
+    RESOLVE(mkostemp); RESOLVE(mkostemp64); RESOLVE(mkstemps); RESOLVE(mkstemps64);
+    RESOLVE(mkostemps); RESOLVE(mkostemps64);
     shim_real.open_2 = (__typeof__(shim_real.open_2))dlsym(RTLD_NEXT, "__open_2");
     shim_real.open64_2 = (__typeof__(shim_real.open64_2))dlsym(RTLD_NEXT, "__open64_2");
     shim_real.openat_2 = (__typeof__(shim_real.openat_2))dlsym(RTLD_NEXT, "__openat_2");

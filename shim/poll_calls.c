@@ -37,12 +37,12 @@ static bool find_stack(struct pollfd *fds, nfds_t n, struct shim_sock **socks)
 static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, int64_t tmo_ns,
                       const sigset_t *mask)
 {
-    struct pollfd kbuf[SMALL + 1];
+    struct pollfd kbuf[SMALL + 2];
     nfds_t kidx_buf[SMALL];
     struct pollfd *k = kbuf;
     nfds_t *kidx = kidx_buf;
     if (n > SMALL) {
-        k = malloc((n + 1) * sizeof(*k));
+        k = malloc((n + 2) * sizeof(*k));
         kidx = malloc(n * sizeof(*kidx));
         if (!k || !kidx) {
             free(k);
@@ -99,13 +99,18 @@ static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, in
         k[nk].fd = efd;
         k[nk].events = POLLIN;
         k[nk].revents = 0;
+        /* Whoever waits drives: this thread may poll the link for the stack. */
+        k[nk + 1].fd = tcpsm_sleep_begin();
+        k[nk + 1].events = POLLIN;
+        k[nk + 1].revents = 0;
         struct timespec ts, *tsp = NULL;
         if (left >= 0) {
             ts.tv_sec = left / 1000000000;
             ts.tv_nsec = left % 1000000000;
             tsp = &ts;
         }
-        int r = REAL(ppoll)(k, nk + 1, tsp, mask);
+        int r = REAL(ppoll)(k, nk + 2, tsp, mask);
+        tcpsm_sleep_end(r > 0 && (k[nk + 1].revents & (POLLIN | POLLERR)));
         if (r < 0) {
             ret = -errno;
             break;

@@ -99,6 +99,22 @@ struct shim_real {
     int (*inotify_init)(void);
     int (*inotify_init1)(int);
     int (*fanotify_init)(unsigned int, unsigned int);
+    FILE *(*fopen)(const char *, const char *);
+    FILE *(*fopen64)(const char *, const char *);
+    FILE *(*freopen)(const char *, const char *, FILE *);
+    FILE *(*freopen64)(const char *, const char *, FILE *);
+    FILE *(*tmpfile)(void);
+    FILE *(*tmpfile64)(void);
+    FILE *(*popen)(const char *, const char *);
+    struct __dirstream *(*opendir)(const char *);
+    int (*mkstemp)(char *);
+    int (*mkstemp64)(char *);
+    int (*mkostemp)(char *, int);
+    int (*mkostemp64)(char *, int);
+    int (*mkstemps)(char *, int);
+    int (*mkstemps64)(char *, int);
+    int (*mkostemps)(char *, int, int);
+    int (*mkostemps64)(char *, int, int);
 };
 
 extern struct shim_real shim_real;

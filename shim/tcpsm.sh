@@ -42,15 +42,18 @@ Options (each sets the environment variable named after it):
   --offload 0|1     TCPSM_OFFLOAD    1 (default): checksum offload and TSO
                                      super-segments through the vnet header;
                                      0: plain MSS-sized frames
+  --spin US         TCPSM_SPIN_US    busy polling: the thread that polls the
+                                     link for the others spins this long (0..1000000
+                                     microseconds) before it sleeps; one spinner at
+                                     most (default 0: never spin)
   --run-dir DIR     TCPSM_RUN_DIR    where the stack publishes its stats region
                                      and control socket for tcpsm stat/capture
                                      (default /run/tcpsm; 0 = not at all)
   --profile NAME    a set of the settings above, for variables not set
                     otherwise (options and the environment win):
                       default     nothing changed
-                      latency     TCPSM_RCVBUF_MAX=1M (short queues)
-                                  and, when the library has it,
-                                  TCPSM_SPIN_US=50 (spin before sleeping)
+                      latency     TCPSM_SPIN_US=50 (spin before sleeping)
+                                  TCPSM_RCVBUF_MAX=1M (short queues)
                       throughput  TCPSM_SNDBUF=1M TCPSM_RCVBUF=1M
                                   TCPSM_RCVBUF_MAX=16M
   --help                         this text
@@ -146,6 +149,8 @@ while [ $# -gt 0 ]; do
         --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
         --offload) need_arg "$@"; export TCPSM_OFFLOAD=$2; shift 2 ;;
         --offload=*) export TCPSM_OFFLOAD=${1#*=}; shift ;;
+        --spin) need_arg "$@"; export TCPSM_SPIN_US=$2; shift 2 ;;
+        --spin=*) export TCPSM_SPIN_US=${1#*=}; shift ;;
         --run-dir) need_arg "$@"; export TCPSM_RUN_DIR=$2; shift 2 ;;
         --run-dir=*) export TCPSM_RUN_DIR=${1#*=}; shift ;;
         --profile) need_arg "$@"; profile=$2; shift 2 ;;
@@ -169,11 +174,8 @@ done
 case $profile in
     ''|default) ;;
     latency)
-        : "${TCPSM_RCVBUF_MAX:=1M}"; export TCPSM_RCVBUF_MAX
-        # Spinning is a newer setting: set it only for a library that reads it.
-        if grep -qa TCPSM_SPIN_US "$lib" 2>/dev/null; then
-            : "${TCPSM_SPIN_US:=50}"; export TCPSM_SPIN_US
-        fi ;;
+        : "${TCPSM_SPIN_US:=50}" "${TCPSM_RCVBUF_MAX:=1M}"
+        export TCPSM_SPIN_US TCPSM_RCVBUF_MAX ;;
     throughput)
         : "${TCPSM_SNDBUF:=1M}" "${TCPSM_RCVBUF:=1M}" "${TCPSM_RCVBUF_MAX:=16M}"
         export TCPSM_SNDBUF TCPSM_RCVBUF TCPSM_RCVBUF_MAX ;;

@@ -88,6 +88,13 @@ unsigned tcpsm_poll(struct tcpsm_sock *sk);      /* POLL* bits, see core.h */
  * be registered once at a time. Returns -errno if no eventfd could be made. */
 int tcpsm_poller_begin(void);
 void tcpsm_poller_end(void);
+/* Whoever waits drives: a poller about to sleep calls tcpsm_sleep_begin();
+ * >= 0 means it now polls the link for the whole stack: add that fd (POLLIN)
+ * to its sleep set. After the sleep, tcpsm_sleep_end(link fd readable)
+ * receives what came (waking the threads whose sockets became ready) and
+ * gives the lead up. -1: another thread leads; sleep as before. */
+int tcpsm_sleep_begin(void);
+void tcpsm_sleep_end(bool link_ready);
 
 /* Epoll instances over stack sockets (Linux fs/eventpoll.c semantics).
  * Events are Linux's EPOLL* bits (EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLPRI,

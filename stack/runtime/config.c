@@ -8,6 +8,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -216,6 +217,15 @@ int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settin
     }
     if (config_ops_from_env(getenv_fn, s, err, errlen) < 0)
         return -1;
+    v = getenv_fn("TCPSM_SPIN_US");
+    if (v) {
+        char *end;
+        errno = 0;
+        unsigned long us = strtoul(v, &end, 10);
+        if (!*v || *end || errno || us > 1000000 || v[0] == '-')
+            return bad(err, errlen, "TCPSM_SPIN_US", v, "microseconds from 0 to 1000000");
+        s->spin_ns = (uint64_t)us * 1000;
+    }
     s->enabled = true;
     return 1;
 }

@@ -27,6 +27,7 @@ struct rt_settings {
     /* config_ops.c */
     uint32_t sndbuf, rcvbuf, rcvbuf_max;   /* TCPSM_SNDBUF/RCVBUF/RCVBUF_MAX, 0 = default */
     char run_dir[256];          /* TCPSM_RUN_DIR: stats region and capture socket, "" = off */
+    uint64_t spin_ns;           /* TCPSM_SPIN_US: the link's poller busy-polls this long, 0 = never */
 };
 
 #define CONFIG_RUN_DIR_DEFAULT "/run/tcpsm"

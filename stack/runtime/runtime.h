@@ -35,6 +35,9 @@ struct rt_waiter {
     int efd;
     bool signalled;             /* an eventfd write is pending (under rt.lock) */
     bool polling;               /* between tcpsm_poller_begin and _end */
+    bool leading;               /* polls the link for everyone (rt.leader == this) */
+    bool following;             /* on rt.followers: asleep, may be asked to lead */
+    struct rt_waiter *f_next, *f_prev;  /* on rt.followers */
     bool on_pollers;            /* on rt.pollers: every connection end wakes it */
     struct rt_waiter *p_next, *p_prev;  /* on rt.pollers */
     /* Poll registrations: tcpsm_poll() of a socket while polling queues one
@@ -82,6 +85,12 @@ struct rt_state {
 
     struct rt_sock *socks;      /* held by the application */
     struct rt_waiter *pollers;
+    /* Leader/follower receive (runtime_wait.c): the thread polling the link
+     * while it sleeps, the others asleep, and when the last leader left
+     * (the receive thread stays off the link for RX_PARK_NS after it). */
+    struct rt_waiter *leader, *followers;
+    _Atomic bool lead_active;
+    _Atomic uint64_t lead_last;
     long nactive;               /* connections not yet closed (from trace events) */
 };
 
@@ -117,6 +126,11 @@ void rt_sock_unref(struct rt_sock *rs);
  * ns, UINT64_MAX = none) or a signal handler. 0 woken, -EAGAIN deadline
  * passed, -EINTR. Returns at once if already signalled. */
 int rt_wait(struct rt_waiter *w, uint64_t deadline);
+/* Under lock: receives a bounded batch from the link, hands it to the core
+ * and runs due timers. Returns the frames taken. */
+unsigned rt_link_service(void);
+/* Under lock: w leaves the stack call: if nobody leads, ask a follower to. */
+void rt_lead_leave(struct rt_waiter *w);
 void rt_fd_own(int fd);
 void rt_fd_disown(int fd);
 /* Under lock: a thread is about to sleep having seen rs's readiness. */

@@ -100,6 +100,11 @@ void rt_capture_reap(void)
     pthread_mutex_unlock(&cap_lock);
 }
 
+unsigned rt_capture_slots(void)
+{
+    return RT_CAPTURE_CLIENTS - atomic_load(&cap_n);
+}
+
 void rt_capture_counts(unsigned *clients, uint64_t *frames, uint64_t *dropped)
 {
     pthread_mutex_lock(&cap_lock);

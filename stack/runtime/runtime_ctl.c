@@ -63,11 +63,14 @@ static void serve(int fd)
     } else if (strcmp(cmd, "capture") == 0) {
         int one = 1 << 20;      /* room for a burst; capped by net.core.wmem_max */
         syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
-        if (rt_capture_add(fd)) {
+        /* The answer goes first: once added, the frames may follow at once. */
+        if (rt_capture_slots() == 0) {
+            reply(fd, "busy\n");
+        } else {
             reply(fd, "ok\n");
-            return;             /* the capture owns fd now */
+            if (rt_capture_add(fd))
+                return;         /* the capture owns fd now */
         }
-        reply(fd, "busy\n");
     } else {
         reply(fd, "error unknown command (stat, capture)\n");
     }

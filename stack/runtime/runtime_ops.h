@@ -32,6 +32,8 @@ void rt_capture_frame(const uint8_t *data, uint32_t len);
 bool rt_capture_active(void);
 /* Takes fd (non-blocking set here); false if every slot is taken. */
 bool rt_capture_add(int fd);
+/* Free client slots (only the control thread adds clients). */
+unsigned rt_capture_slots(void);
 /* Closes the clients that hung up or failed. */
 void rt_capture_reap(void);
 /* For the stats region. */

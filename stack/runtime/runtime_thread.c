@@ -18,23 +18,36 @@
 
 #include "runtime.h"
 
-/* Batches handled before going back to ppoll, so stop requests are seen. */
-#define RX_BATCHES_PER_WAKE 16
+/* Service rounds (each up to 4 batches) before going back to ppoll, so stop requests are seen. */
+#define RX_BATCHES_PER_WAKE 4
 /* Link errors logged per process: a flapping link must not flood stderr. */
 #define RX_WARN_MAX 10
+
+/* The receive thread stays off the link while an application thread
+ * polls it (runtime_wait.c, leader) and for this long after the last one
+ * left, so that a thread that comes straight back is not raced for its
+ * frames; past it, frames to idle sockets wait at most this long. */
+#define RX_PARK_NS (1000u * 1000u)
 
 static void *rx_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "tcpsm-rx");
-    struct tcpsm_frame frames[NETDEV_PACKET_BATCH];
     unsigned warnings = 0;
     struct pollfd p[2] = {
         { .fd = rt.np.fd, .events = POLLIN },
         { .fd = rt.rx_stop_efd, .events = POLLIN },
     };
     for (;;) {
-        long r = syscall(SYS_ppoll, p, 2, NULL, NULL, 8);
+        uint64_t now = rt_now();
+        uint64_t last = atomic_load_explicit(&rt.lead_last, memory_order_relaxed);
+        bool park = atomic_load_explicit(&rt.lead_active, memory_order_relaxed) ||
+                    (last && now - last < RX_PARK_NS);
+        struct timespec ts = { 0, RX_PARK_NS };
+        if (park && last && now - last < RX_PARK_NS)
+            ts.tv_nsec = (long)(RX_PARK_NS - (now - last));
+        p[0].fd = park ? -1 : rt.np.fd;
+        long r = syscall(SYS_ppoll, p, 2, park ? &ts : NULL, NULL, 8);
         if (r < 0 && errno != EINTR) {
             tcpsm_log(TCPSM_LOG_ERROR, "receive thread: ppoll: %s", strerror(errno));
             return NULL;
@@ -51,20 +64,14 @@ static void *rx_main(void *arg)
             if (warnings < RX_WARN_MAX && ++warnings)
                 tcpsm_log(TCPSM_LOG_WARN, "link %s: %s", rt.set.ifname, strerror(e));
         }
+        /* Receive under the lock: the link's buffers are shared with the
+         * leaders (an application thread that leads now takes it from here). */
         for (int b = 0; b < RX_BATCHES_PER_WAKE; b++) {
-            int n = netdev_packet_recv(&rt.np, frames, NETDEV_PACKET_BATCH);
-            if (n < 0) {
-                if (warnings < RX_WARN_MAX && ++warnings)
-                    tcpsm_log(TCPSM_LOG_WARN, "link %s: receive: %s", rt.set.ifname,
-                              strerror(-n));
-                break;
-            }
+            rt_lock();
+            unsigned n = rt.down || rt.leader ? 0 : rt_link_service();
+            rt_unlock();
             if (n == 0)
                 break;
-            rt_lock();
-            if (!rt.down)
-                tcpsm_stack_input(rt.st, frames, (unsigned)n, rt_now());
-            rt_unlock();
         }
     }
 }

@@ -228,12 +228,123 @@ static void unwatch_all(struct rt_waiter *w)
 
 static void drain(struct rt_waiter *w)
 {
-    if (!w->signalled)
-        return;
     uint64_t v;
     while (syscall(SYS_read, w->efd, &v, sizeof(v)) < 0 && errno == EINTR)
         ;
     w->signalled = false;
+}
+
+/* ------------------------------------------------------------ leader */
+
+/* Whoever waits drives (design.md; Onload's stack lock, Linux busy poll):
+ * of the threads asleep in the stack, one, the leader, also polls the
+ * link; when frames come it receives a bounded batch itself, runs the due
+ * timers, and the core's events wake only the threads whose sockets became
+ * ready. A frame for a sleeping reader thus costs one wake-up, not two
+ * (receive thread, then reader). The others follow: asleep on their own
+ * eventfd. A leader leaving the stack for good hands the link to a
+ * follower (rt_lead_leave). The receive thread is the backstop: it stays
+ * off the link while a leader exists and for RX_PARK_NS after the last one
+ * left (a request/response thread comes straight back), then polls it. */
+
+#define LEAD_BATCHES 4
+
+unsigned rt_link_service(void)
+{
+    if (!rt.started || rt.down || rt.np.fd < 0 || !rt.np.rx)
+        return 0;
+    struct tcpsm_frame frames[NETDEV_PACKET_BATCH];
+    unsigned total = 0;
+    for (int b = 0; b < LEAD_BATCHES; b++) {
+        int n = netdev_packet_recv(&rt.np, frames, NETDEV_PACKET_BATCH);
+        if (n <= 0)
+            break;
+        tcpsm_stack_input(rt.st, frames, (unsigned)n, rt_now());
+        total += (unsigned)n;
+        if (n < NETDEV_PACKET_BATCH)
+            break;
+    }
+    uint64_t now = rt_now();
+    if (tcpsm_stack_next_deadline(rt.st) <= now)
+        tcpsm_stack_timers(rt.st, now);
+    return total;
+}
+
+static void follower_add(struct rt_waiter *w)
+{
+    if (w->following)
+        return;
+    w->following = true;
+    w->f_prev = NULL;
+    w->f_next = rt.followers;
+    if (rt.followers)
+        rt.followers->f_prev = w;
+    rt.followers = w;
+}
+
+static void follower_del(struct rt_waiter *w)
+{
+    if (!w->following)
+        return;
+    if (w->f_prev)
+        w->f_prev->f_next = w->f_next;
+    else
+        rt.followers = w->f_next;
+    if (w->f_next)
+        w->f_next->f_prev = w->f_prev;
+    w->f_next = w->f_prev = NULL;
+    w->following = false;
+}
+
+/* Under lock, before sleeping: leader if the link is free, else follower.
+ * Returns the link fd to poll, or -1. */
+static int lead_begin(struct rt_waiter *w)
+{
+    if (!rt.leader && rt.started && !rt.down && !rt.child && rt.np.fd >= 0) {
+        rt.leader = w;
+        w->leading = true;
+        atomic_store_explicit(&rt.lead_active, true, memory_order_relaxed);
+        return rt.np.fd;
+    }
+    follower_add(w);
+    return -1;
+}
+
+/* Under lock, after the sleep: services the link if it was readable. */
+static void lead_end(struct rt_waiter *w, bool link_ready)
+{
+    follower_del(w);
+    if (!w->leading)
+        return;
+    if (link_ready)
+        rt_link_service();
+    w->leading = false;
+    rt.leader = NULL;
+    atomic_store_explicit(&rt.lead_last, rt_now(), memory_order_relaxed);
+    atomic_store_explicit(&rt.lead_active, false, memory_order_relaxed);
+}
+
+void rt_lead_leave(struct rt_waiter *w)
+{
+    (void)w;
+    if (!rt.leader && rt.followers)
+        rt_signal(rt.followers);        /* it wakes, finds no leader, and leads */
+}
+
+/* Busy polling (TCPSM_SPIN_US): the leader looks at the link and its own
+ * eventfd without sleeping for up to spin_ns before it sleeps. Only the
+ * leader spins, so there is never more than one spinner. Lock not held. */
+static void spin(struct rt_waiter *w, uint64_t spin_ns, uint64_t deadline)
+{
+    uint64_t end = rt_now() + spin_ns;
+    if (end > deadline)
+        end = deadline;
+    struct pollfd p[2] = { { .fd = w->efd, .events = POLLIN }, { .fd = rt.np.fd, .events = POLLIN } };
+    struct timespec zero = { 0, 0 };
+    while (rt_now() < end) {
+        if (syscall(SYS_ppoll, p, 2, &zero, NULL, 8) != 0)
+            return;
+    }
 }
 
 int rt_wait(struct rt_waiter *w, uint64_t deadline)
@@ -252,13 +363,19 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
         ts.tv_nsec = (long)(left % 1000000000u);
         tsp = &ts;
     }
-    struct pollfd p = { .fd = w->efd, .events = POLLIN };
+    int lfd = lead_begin(w);
+    uint64_t spin_ns = lfd >= 0 ? rt.set.spin_ns : 0;
+    struct pollfd p[2] = { { .fd = w->efd, .events = POLLIN }, { .fd = lfd, .events = POLLIN } };
     rt_unlock();
+    if (spin_ns)
+        spin(w, spin_ns, deadline);
     /* ppoll, not a libc poll(): inside the preloaded library poll() is the shim's. */
-    long r = syscall(SYS_ppoll, &p, 1, tsp, NULL, 8);
+    long r = syscall(SYS_ppoll, p, 2, tsp, NULL, 8);
     int e = errno;
     rt_lock();
-    drain(w);
+    lead_end(w, r > 0 && (p[1].revents & (POLLIN | POLLERR)));
+    if (w->signalled || (r > 0 && (p[0].revents & POLLIN)))
+        drain(w);
     if (r < 0)
         return e == EINTR ? -EINTR : -e;
     if (r == 0)
@@ -299,10 +416,34 @@ int tcpsm_poller_begin(void)
     if (!w)
         return -errno;
     rt_lock();
-    drain(w);
+    /* A repeated begin follows a wake-up: always drain then (a signal
+     * handler's write, runtime_signal, does not set `signalled`). */
+    if (w->signalled || w->polling)
+        drain(w);
     w->polling = true;
     rt_unlock();
     return w->efd;
+}
+
+int tcpsm_sleep_begin(void)
+{
+    struct rt_waiter *w = self;
+    if (!w || !w->polling)
+        return -1;
+    rt_lock();
+    int lfd = lead_begin(w);
+    rt_unlock();
+    return lfd;
+}
+
+void tcpsm_sleep_end(bool link_ready)
+{
+    struct rt_waiter *w = self;
+    if (!w)
+        return;
+    rt_lock();
+    lead_end(w, link_ready);
+    rt_unlock();
 }
 
 void tcpsm_poller_end(void)
@@ -314,5 +455,6 @@ void tcpsm_poller_end(void)
     unwatch_all(w);
     rt_poller_del(w);
     w->polling = false;
+    rt_lead_leave(w);
     rt_unlock();
 }

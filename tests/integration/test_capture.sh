@@ -3,8 +3,10 @@
 # running process (no restart), and its output piped into `tshark -r -` must show the handshake
 # (SYN, SYN+ACK, ACK), the data and the FIN of a connection a kernel client makes after
 # attaching, with every payload byte of it (N bytes from the client); a connection to another
-# port, refused by the stack at the same time, must be filtered out.
-# timeout: 60
+# port, refused by the stack at the same time, must be filtered out. Then a capture client that
+# never reads: a 20 MB transfer still arrives intact (the stack never waits for a capture) and
+# `tcpsm stat` counts the frames that client lost.
+# timeout: 90
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 stack_mode || skip "tcpsm capture attaches to a stack"
@@ -46,3 +48,38 @@ got=$(tshark -r "$TMPD/cap.pcap" -Y "tcp.dstport == 9001 && !tcp.analysis.retran
       -T fields -e tcp.len 2>/dev/null | awk '{s += $1} END {print s + 0}')
 [ "$got" -eq $N ] || die "the capture holds $got payload bytes toward port 9001, expected $N"
 log "capture: handshake, $N payload bytes and the close, read by tshark -r -"
+
+# A reader that attaches and then never reads.
+M=20000000
+mkfile "$TMPD/big.bin" $M
+bg_stack "$TMPD/srv2.log" socat -u "TCP-LISTEN:9002,bind=$STACK_IP" "OPEN:$TMPD/got2.bin,creat"
+srv2=$BG_PID
+for i in $(seq 50); do [ -S "$TMPD/run/$srv2.sock" ] && break; sleep 0.2; done
+[ -S "$TMPD/run/$srv2.sock" ] || die "no control socket for pid $srv2"
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1]); s.send(b"capture")
+print(s.recv(64).decode().strip(), flush=True)
+time.sleep(40)' "$TMPD/run/$srv2.sock" >"$TMPD/slow.out" 2>&1 &
+BG_PIDS+=($!)
+wait_log "$TMPD/slow.out" '^ok' 10
+bg_peer "$TMPD/cli2.log" bash -c "{ cat '$TMPD/big.bin'; sleep 4; } | socat -u - TCP:$STACK_IP:9002"
+cli2=$BG_PID
+ok=0
+for i in $(seq 80); do
+    if "$tcpsm" stat --json --pid "$srv2" | python3 -c 'import json, sys
+m = int(sys.argv[1]); st = json.load(sys.stdin)[0]
+est = [x for x in st["sockets"] if x["state"] == "ESTABLISHED"]
+if not est or est[0]["bytes_received"] != m: sys.exit(3)
+c = st["capture"]
+print("capture clients %d frames %d dropped %d" % (c["clients"], c["frames"], c["dropped"]))
+assert c["clients"] == 1 and c["dropped"] > 0, c' $M >"$TMPD/drops.txt" 2>&1; then ok=1; break; fi
+    grep -q AssertionError "$TMPD/drops.txt" && die "$(cat "$TMPD/drops.txt")"
+    sleep 0.25
+done
+[ $ok = 1 ] || die "the 20 MB never all arrived with a stalled capture client attached"
+log "$(cat "$TMPD/drops.txt")"
+bg_wait "$cli2" 20 || die "client 2 failed"
+bg_wait "$srv2" 20 || die "socat 2 on the stack failed"
+same_file "$TMPD/big.bin" "$TMPD/got2.bin"
+log "capture: a reader that does not read loses frames (counted); the stack does not wait for it"

@@ -22,8 +22,10 @@ e=$(env -u TCPSM_SNDBUF -u TCPSM_RCVBUF -u TCPSM_RCVBUF_MAX bash -c "$(declare -
 e=$(TCPSM_SNDBUF=2M envof --rcvbuf 512K --profile=throughput)
 [ "$e" = "TCPSM_RCVBUF=512K TCPSM_RCVBUF_MAX=16M TCPSM_SNDBUF=2M " ] ||
     die "profile must not override the environment or an option: $e"
-e=$(envof --profile latency | grep -o 'TCPSM_RCVBUF_MAX=[^ ]*')
-[ "$e" = "TCPSM_RCVBUF_MAX=1M" ] || die "latency profile: $e"
+e=$(env -u TCPSM_SPIN_US -u TCPSM_RCVBUF_MAX bash -c "$(declare -f envof); t=$t; envof --profile latency")
+[ "$e" = "TCPSM_RCVBUF_MAX=1M TCPSM_SPIN_US=50 " ] || die "latency profile: $e"
+e=$(envof --spin 5 --profile latency | grep -o 'TCPSM_SPIN_US=[^ ]*')
+[ "$e" = "TCPSM_SPIN_US=5" ] || die "latency profile over --spin: $e"
 [ -z "$(envof --profile default)" ] || die "the default profile set something"
 if "$t" --profile fast -- true 2>"$TMPD_ERR"; then die "unknown profile accepted"; fi
 grep -q "unknown profile 'fast'" "$TMPD_ERR" || die "unknown profile message: $(cat "$TMPD_ERR")"

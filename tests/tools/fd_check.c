@@ -14,6 +14,7 @@
  * One PASS/FAIL line per check; exit status 1 if any failed. Time bounds
  * only turn a hang into a FAIL. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -434,6 +435,79 @@ static void check_stale_kernel_accept(void)
     close(k);
 }
 
+/* glibc opens these fds with its internal calls. */
+static void check_stale_stdio(void)
+{
+    int l = stack_listener();
+    raw_close(l);
+    FILE *fp = fopen(fpath, "r");
+    int fd = fp ? fileno(fp) : -1;
+    CHECK("stale_fopen", fd == l && is_the_file(fd), "fopen's fd %d (stale %d)", fd, l);
+    if (fp)
+        fclose(fp);
+
+    l = stack_listener();
+    raw_close(l);
+    DIR *d = opendir(tmpdir);
+    fd = d ? dirfd(d) : -1;
+    char b[8];
+    errno = 0;
+    ssize_t n = fd >= 0 ? read(fd, b, 1) : 0;
+    CHECK("stale_opendir", fd == l && n == -1 && errno == EISDIR, "opendir's fd %d (stale %d), read %zd",
+          fd, l, n);
+    if (d)
+        closedir(d);
+
+    l = stack_listener();
+    raw_close(l);
+    char t[320];
+    snprintf(t, sizeof(t), "%s/mkstempXXXXXX", tmpdir);
+    fd = mkstemp(t);
+    n = fd >= 0 ? write(fd, fcontent, sizeof(fcontent) - 1) : -1;
+    CHECK("stale_mkstemp", fd == l && n == (ssize_t)sizeof(fcontent) - 1 && is_the_file(fd),
+          "mkstemp gave %d (stale %d), write %zd", fd, l, n);
+    close(fd);
+
+    l = stack_listener();
+    raw_close(l);
+    fp = tmpfile();
+    fd = fp ? fileno(fp) : -1;
+    n = fd >= 0 ? write(fd, fcontent, sizeof(fcontent) - 1) : -1;
+    CHECK("stale_tmpfile", fd == l && n == (ssize_t)sizeof(fcontent) - 1 && is_the_file(fd),
+          "tmpfile's fd %d (stale %d), write %zd", fd, l, n);
+    if (fp)
+        fclose(fp);
+
+    l = stack_listener();
+    raw_close(l);
+    fp = popen("echo popen", "r");
+    fd = fp ? fileno(fp) : -1;
+    memset(b, 0, sizeof(b));
+    n = fd >= 0 ? read(fd, b, 6) : -1;
+    CHECK("stale_popen", fd == l && n == 6 && memcmp(b, "popen\n", 6) == 0, "popen's fd %d (stale %d), read %zd",
+          fd, l, n);
+    if (fp)
+        pclose(fp);
+
+    /* close_range with CLOSE_RANGE_UNSHARE closes too (in a child: the
+     * unshared table would leave the runtime's threads behind). */
+    l = stack_listener();
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct sockaddr_in a;
+        socklen_t al = sizeof(a);
+        if (close_range((unsigned)l, (unsigned)l, CLOSE_RANGE_UNSHARE) != 0)
+            _exit(2);
+        errno = 0;
+        _exit(getsockname(l, (struct sockaddr *)&a, &al) == -1 && errno == EBADF ? 0 : 1);
+    }
+    int st = -1;
+    waitpid(pid, &st, 0);
+    CHECK("close_range_unshare", WIFEXITED(st) && WEXITSTATUS(st) == 0,
+          "getsockname of the fd closed by close_range(CLOSE_RANGE_UNSHARE) in the child: status %#x", st);
+    close(l);
+}
+
 /* fclose of an fdopen'ed socket closes it with glibc's internal close. */
 static void check_fclose(void)
 {
@@ -715,6 +789,7 @@ static void check_stale_all(void)
     check_stale_dup();
     check_stale_scm_rights();
     check_stale_kernel_accept();
+    check_stale_stdio();
     check_fclose();
 }
 

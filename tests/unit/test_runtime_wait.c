@@ -179,3 +179,76 @@ Test(runtime_wait, sock_event_wakes_on_change_or_data_only)
     unlock();
     tcpsm_stack_free(st);
 }
+
+/* Leader/follower: the first sleeper polls the link, the second follows;
+ * link readiness wakes the leader alone, and a leader leaving hands the
+ * link to the follower. The "link" is a pipe (no receive buffers: the
+ * service step finds nothing), the core a stack on a swallowing link. */
+static struct rt_waiter *lf_w[2];
+static atomic_int lf_result[2];
+static atomic_int lf_done[2];
+
+static void *lf_sleeper(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    lf_w[i] = rt_waiter_self();
+    lock();
+    int r = rt_wait(lf_w[i], rt_now() + 10ull * 1000000000);
+    atomic_store(&lf_result[i], r);
+    rt_lead_leave(lf_w[i]);     /* as block_end does when the call returns */
+    unlock();
+    atomic_store(&lf_done[i], 1);
+    return NULL;
+}
+
+static bool wait_until(bool (*cond)(void))
+{
+    for (int i = 0; i < 2000; i++) {        /* bounded: 10 s */
+        lock();
+        bool ok = cond();
+        unlock();
+        if (ok)
+            return true;
+        usleep(5000);
+    }
+    return false;
+}
+static bool a_leads(void) { return lf_w[0] && rt.leader == lf_w[0]; }
+static bool b_follows(void) { return lf_w[1] && lf_w[1]->following; }
+
+Test(runtime_wait, leader_polls_link_and_hands_over_to_follower)
+{
+    struct tcpsm_netdev dev = { .ops = &swallow_ops, .mtu = 1500 };
+    struct tcpsm_config cfg = { .addr = 0xc612000au, .prefix_len = 24,
+                                .mac = { 2, 0x54, 0xc6, 0x12, 0, 10 } };
+    int link[2];
+    cr_assert_eq(pipe(link), 0);
+    lock();
+    rt.st = tcpsm_stack_new(&cfg, &dev, 1);
+    rt.np.fd = link[0];
+    rt.started = true;
+    unlock();
+    pthread_t a, b;
+    pthread_create(&a, NULL, lf_sleeper, (void *)0);
+    cr_assert(wait_until(a_leads), "the first sleeper leads");
+    pthread_create(&b, NULL, lf_sleeper, (void *)1);
+    cr_assert(wait_until(b_follows), "the second follows");
+    cr_assert(atomic_load(&rt.lead_active));
+
+    cr_assert_eq(write(link[1], "x", 1), 1);        /* a frame on the link */
+    pthread_join(a, NULL);
+    cr_assert_eq(atomic_load(&lf_result[0]), 0, "the leader woke for the link");
+    pthread_join(b, NULL);
+    cr_assert_eq(atomic_load(&lf_result[1]), 0, "the follower was asked to lead when the leader left");
+    lock();
+    cr_assert_null(rt.leader);
+    cr_assert_null(rt.followers);
+    cr_assert_not(atomic_load(&rt.lead_active));
+    rt.started = false;
+    rt.np.fd = -1;
+    tcpsm_stack_free(rt.st);
+    rt.st = NULL;
+    unlock();
+    close(link[0]);
+    close(link[1]);
+}
