@@ -17,6 +17,8 @@
 #   stack pair  iperf3 between two tcpsm stacks (198.18.0.10 and 198.18.0.11 on the peer's
 #               veth end) vs between the two kernels, both ways, veth defaults; CPU of both
 #               ends per GB
+#               then (one run each, veth defaults) the same over IPv6 (2001:2::2 the kernel's,
+#               2001:2::10 tcpsm's)
 #   latency     sockperf ping-pong (TCP) client -> kernel sockperf server: p50 and mean
 #   conn rate   ab (no keep-alive: one connection per request) from the peer against nginx
 #               on the kernel (198.18.0.2) and nginx on tcpsm (198.18.0.10)
@@ -39,7 +41,7 @@ for c in iperf3 sockperf ab nginx python3 ethtool; do
 done
 set -e
 # The veth as users have it (offloads on); the offloads-off rows switch them off later.
-TCPSM_TEST_OFFLOADS=1 netns_setup kaddr
+TCPSM_TEST_OFFLOADS=1 netns_setup kaddr v6
 set +e
 PAIR_IP=198.18.0.11     # the second stack, on the peer's end of the veth
 stack_mode || ip -n "$NS_P" addr add "$PAIR_IP/$PREFIX" dev "$IF_P"
@@ -62,16 +64,20 @@ run_side() {
     if [ "$side" = k ]; then on_kstack "$@"; else on_stack "$@"; fi
 }
 src_of() { if [ "$1" = k ]; then echo "$KSTACK_IP"; else echo "$STACK_IP"; fi; }
+src6_of() { if [ "$1" = k ]; then echo "$KSTACK_IP6"; else echo "$STACK_IP6"; fi; }
 
-# iperf_run SIDE DIR TAG: one iperf3 run against the kernel server in the peer namespace.
-# Prints "Gbit/s CPU-s/GB" (empty on failure). CPU: the client's (user+sys, all threads).
+# iperf_run SIDE DIR TAG [6]: one iperf3 run against the kernel server in the peer namespace
+# (over IPv6 with 6). Prints "Gbit/s CPU-s/GB" (empty on failure). CPU: the client's (user+sys,
+# all threads).
 iperf_run() {
-    local side=$1 dir=$2 r=() f=$TMPD/iperf-$1-$2-$3.json
+    local side=$1 dir=$2 r=() f=$TMPD/iperf-$1-$2-$3.json dst=$PEER_IP src
+    src=$(src_of "$side")
     [ "$dir" = recv ] && r=(-R)
+    [ "${4:-}" = 6 ] && dst=$PEER_IP6 src=$(src6_of "$side")
     bg_peer "$TMPD/iperf-srv.log" iperf3 -s -1 -p 5201
     local srv=$BG_PID
     wait_listen "$NS_P" 5201 >/dev/null
-    run_side "$side" timeout $((secs + 20)) iperf3 -c "$PEER_IP" -B "$(src_of "$side")" -p 5201 \
+    run_side "$side" timeout $((secs + 20)) iperf3 -c "$dst" -B "$src" -p 5201 \
         -t "$secs" --json "${r[@]}" >"$f" 2>/dev/null
     bg_wait $srv 10 >/dev/null || bg_stop $srv >/dev/null
     iperf_parse "$f" local
@@ -205,6 +211,11 @@ offloads() {  # on|off, both veth ends (veth's defaults: tx, tso, gso on; gro of
 offloads off || log "bench: ethtool -K failed: the offloads-off rows are not"
 throughput offloads-off
 offloads on || log "bench: ethtool -K failed: the offloads stay off"
+log "bench: throughput over IPv6 (iperf3 -6, ${secs}s per run)"
+for dir in send recv; do
+    K[iperf6_$dir]=$(iperf_run k $dir v6 6 | cut -d' ' -f1)
+    S[iperf6_$dir]=$(iperf_run s $dir v6 6 | cut -d' ' -f1)
+done
 
 log "bench: latency (sockperf ping-pong, 2 x ${secs}s per side)"
 bg_peer "$TMPD/sockperf-srv.log" sockperf sr --tcp -i "$PEER_IP" -p 11111
@@ -277,6 +288,8 @@ prow() {  # label metric: the stack pair
     prow "pair receive, CPU s/GB" pair-recv-cpu
     echo
     printf '%-44s %12s %12s %8s\n' "workload" "kernel" "tcpsm" "ratio"
+    row "iperf3 -6 client send, Gbit/s" iperf6_send "(higher is better)"
+    row "iperf3 -6 client receive (-R), Gbit/s" iperf6_recv "(higher is better)"
     row "TCP ping-pong latency p50, us" lat_p50 "(lower is better)"
     row "TCP ping-pong latency mean, us" lat_avg "(lower is better)"
     row "nginx connection rate (ab -c 20), req/s" conn "(higher is better)"
@@ -288,6 +301,8 @@ prow() {  # label metric: the stack pair
 } | tee "$results"
 for v in kernel:K tcpsm:S; do
     declare -n A=${v#*:}
+    rec "iperf3 -6 client send" "${v%:*}" 1 "${A[iperf6_send]:-}" Gbit/s
+    rec "iperf3 -6 client receive" "${v%:*}" 1 "${A[iperf6_recv]:-}" Gbit/s
     rec "nginx connection rate (ab)" "${v%:*}" 1 "${A[conn]:-}" req/s
     rec "download, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_down]:-}" s
     rec "upload, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_up]:-}" s

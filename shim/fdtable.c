@@ -92,6 +92,8 @@ struct shim_sock *shim_sock_new(void)
     atomic_init(&s->state, SHIM_UNDECIDED);
     atomic_init(&s->rcvtimeo_ns, -1);
     atomic_init(&s->sndtimeo_ns, -1);
+    s->family = AF_INET;
+    s->pmtudisc = 1;            /* IP_PMTUDISC_WANT, Linux's default */
     return s;
 }
 

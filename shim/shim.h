@@ -144,7 +144,8 @@ static inline long shim_ret(long r)
 
 enum shim_state { SHIM_UNDECIDED, SHIM_STACK, SHIM_KERNEL };
 
-#define SHIM_NOPTS 12   /* enum tcpsm_opt values 0..TCPSM_OPT_USER_TIMEOUT */
+#define SHIM_NOPTS TCPSM_OPT_COUNT     /* every enum tcpsm_opt value can be recorded */
+_Static_assert(SHIM_NOPTS <= 32, "opt_set is a 32-bit mask");
 
 struct shim_epitem;
 
@@ -159,6 +160,8 @@ struct shim_sock {
     uint32_t opt_set;           /* options recorded before sk exists */
     int opt_val[SHIM_NOPTS];
     int reuseport, defer_accept, quickack;
+    int family;                 /* AF_INET or AF_INET6 */
+    int pmtudisc;               /* IP(V6)_MTU_DISCOVER as set (the stack always does PMTUD) */
     /* A stack listener on INADDR_ANY also listens on its placeholder, so
      * that loopback clients (the kernel's) reach it too. */
     atomic_bool klisten;

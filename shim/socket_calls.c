@@ -8,13 +8,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "runtime_log.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
-static bool is_loopback(in_addr_t a_net)
+/* ::1, or IPv4 loopback in either form */
+static bool is_loopback_addr(const struct tcpsm_addr *a)
 {
-    return (ntohl(a_net) >> 24) == 127;
+    static const uint8_t lo6[16] = { [15] = 1 };
+    if (addr_is_v4(a))
+        return (addr_v4(a) >> 24) == 127;
+    return memcmp(a->b, lo6, 16) == 0;
 }
 
 EXPORT int socket(int domain, int type, int protocol)
@@ -23,7 +28,8 @@ EXPORT int socket(int domain, int type, int protocol)
     if (fd < 0 || !atomic_load_explicit(&shim_on, memory_order_relaxed))
         return fd;
     int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (domain != AF_INET || base != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP) ||
+    if ((domain != AF_INET && domain != AF_INET6) || base != SOCK_STREAM ||
+        (protocol != 0 && protocol != IPPROTO_TCP) ||
         atomic_load_explicit(&shim_forked, memory_order_relaxed)) {
         shim_fd_fresh(fd);      /* a stale entry of an fd closed behind our back */
         return fd;
@@ -39,6 +45,9 @@ EXPORT int socket(int domain, int type, int protocol)
         return fd;
     }
     atomic_store(&s->nonblock, (type & SOCK_NONBLOCK) != 0);
+    s->family = domain;
+    if (domain == AF_INET6)
+        shim_stack_setopt(s, TCPSM_OPT_IPV6, 1);    /* recorded until the stack socket exists */
     shim_fd_install(fd, s);
     shim_sock_put(s);
     return fd;
@@ -73,13 +82,45 @@ static int check_sin(const struct sockaddr *addr, socklen_t len, struct sockaddr
     return -EAFNOSUPPORT;
 }
 
+/* Linux's checks of an AF_INET6 address argument (inet6_bind,
+ * tcp_v6_connect); an IPv4 socket's address goes through check_sin. The
+ * result as struct tcpsm_addr (IPv4 mapped, any = all zero) and port. */
+static int check_addr(const struct shim_sock *s, const struct sockaddr *addr, socklen_t len,
+                      bool for_bind, struct tcpsm_addr *a, uint16_t *port)
+{
+    memset(a, 0, sizeof(*a));
+    if (s->family == AF_INET) {
+        struct sockaddr_in sin;
+        int r = check_sin(addr, len, &sin, for_bind);
+        if (r < 0)
+            return r;
+        if (sin.sin_addr.s_addr != htonl(INADDR_ANY))
+            *a = addr_from_v4(ntohl(sin.sin_addr.s_addr));
+        *port = ntohs(sin.sin_port);
+        return 0;
+    }
+    if (!addr)
+        return -EFAULT;
+    if (len < 24)               /* SIN6_LEN_RFC2133 */
+        return -EINVAL;
+    struct sockaddr_in6 sin6;
+    memset(&sin6, 0, sizeof(sin6));
+    memcpy(&sin6, addr, len < sizeof(sin6) ? len : sizeof(sin6));
+    if (sin6.sin6_family != AF_INET6)
+        return -EAFNOSUPPORT;
+    memcpy(a->b, sin6.sin6_addr.s6_addr, 16);
+    *port = ntohs(sin6.sin6_port);
+    return 0;
+}
+
 EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct shim_sock *s = shim_lookup(fd);
     if (!s)
         return REAL(bind)(fd, addr, len);
-    struct sockaddr_in sin;
-    int r = check_sin(addr, len, &sin, true);
+    struct tcpsm_addr ta;
+    uint16_t port;
+    int r = check_addr(s, addr, len, true, &ta, &port);
     if (r < 0) {
         shim_sock_put(s);
         return (int)shim_ret(r);
@@ -87,18 +128,17 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
     pthread_mutex_lock(&s->mu);
     int st = shim_state(s);
     if (st == SHIM_UNDECIDED) {
-        in_addr_t a = sin.sin_addr.s_addr;
-        if (is_loopback(a)) {
+        if (is_loopback_addr(&ta)) {
             shim_handover(s);
             st = SHIM_KERNEL;
         } else {
             r = shim_make_stack(s);
             st = shim_state(s);
             if (r == 0 && st == SHIM_STACK) {
-                r = tcpsm_bind(s->sk, &sin);
+                r = tcpsm_bind_addr(s->sk, &ta, port);
                 /* Not the stack's address: maybe the kernel's. The
                  * stack socket is new and unbound, so it can go. */
-                if (r == -EADDRNOTAVAIL && a != htonl(INADDR_ANY)) {
+                if (r == -EADDRNOTAVAIL && !addr_is_any(&ta)) {
                     tcpsm_close(s->sk);
                     s->sk = NULL;
                     shim_handover(s);
@@ -107,7 +147,7 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
             }
         }
     } else if (st == SHIM_STACK) {
-        r = tcpsm_bind(s->sk, &sin);
+        r = tcpsm_bind_addr(s->sk, &ta, port);
     }
     pthread_mutex_unlock(&s->mu);
     shim_sock_put(s);
@@ -122,17 +162,24 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
  * listener is the stack's alone (debug line). */
 static void kernel_listen_too(struct shim_sock *s, int fd, int backlog)
 {
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof(sin));
-    if (tcpsm_sockname(s->sk, &sin) < 0 || sin.sin_addr.s_addr != htonl(INADDR_ANY))
+    struct tcpsm_addr ta;
+    uint16_t port;
+    if (tcpsm_sockname_addr(s->sk, &ta, &port) < 0 || !addr_is_any(&ta))
         return;
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
     int e = errno;
     pthread_mutex_lock(&s->mu);
     bool was = atomic_load(&s->klisten);
     bool ok = true;
     if (!was) {
+        /* [::]:port for an IPv6 listener: IPV6_V6ONLY reached the
+         * placeholder too (setsockopt goes there first), so 127.0.0.1
+         * comes in exactly when the stack's listener takes IPv4 */
         struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = sin.sin_port };
-        ok = REAL(bind)(fd, (struct sockaddr *)&any, sizeof(any)) == 0;
+        struct sockaddr_in6 any6 = { .sin6_family = AF_INET6, .sin6_port = sin.sin_port };
+        ok = s->family == AF_INET6
+                 ? REAL(bind)(fd, (struct sockaddr *)&any6, sizeof(any6)) == 0
+                 : REAL(bind)(fd, (struct sockaddr *)&any, sizeof(any)) == 0;
     }
     ok = ok && REAL(listen)(fd, backlog) == 0;
     if (ok)
@@ -178,7 +225,8 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
         shim_sock_put(s);
         return REAL(connect)(fd, addr, len);
     }
-    struct sockaddr_in sin;
+    struct tcpsm_addr ta;
+    uint16_t port;
     int r;
     if (addr && len >= sizeof(sa_family_t) && addr->sa_family == AF_UNSPEC) {
         if (st == SHIM_UNDECIDED) {     /* nothing to disconnect: the kernel's answer */
@@ -189,14 +237,14 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
         shim_sock_put(s);
         return (int)shim_ret(-EOPNOTSUPP);
     }
-    r = check_sin(addr, len, &sin, false);
+    r = check_addr(s, addr, len, false, &ta, &port);
     if (r < 0) {
         shim_sock_put(s);
         return (int)shim_ret(r);
     }
     pthread_mutex_lock(&s->mu);
     if (shim_state(s) == SHIM_UNDECIDED) {
-        if (!tcpsm_rt_routable(sin.sin_addr.s_addr))
+        if (is_loopback_addr(&ta) || !tcpsm_rt_routable_addr(&ta))
             shim_handover(s);
         else
             r = shim_make_stack(s);
@@ -208,7 +256,8 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
         return REAL(connect)(fd, addr, len);
     }
     if (r == 0) {
-        r = tcpsm_connect(s->sk, &sin, atomic_load(&s->nonblock), atomic_load(&s->sndtimeo_ns));
+        r = tcpsm_connect_addr(s->sk, &ta, port, atomic_load(&s->nonblock),
+                               atomic_load(&s->sndtimeo_ns));
         /* Linux: a connect that outlives SO_SNDTIMEO says EINPROGRESS. */
         if (r == -EAGAIN)
             r = -EINPROGRESS;
@@ -227,6 +276,31 @@ static int put_sin(const struct sockaddr_in *sin, struct sockaddr *addr, socklen
     size_t n = *len < sizeof(*sin) ? *len : sizeof(*sin);
     memcpy(addr, sin, n);
     *len = sizeof(*sin);
+    return 0;
+}
+
+/* The socket's family form of (a, port): sockaddr_in, or sockaddr_in6 with
+ * IPv4 peers as ::ffff:a.b.c.d, as Linux fills them in. */
+static int put_addr(const struct shim_sock *s, const struct tcpsm_addr *a, uint16_t port,
+                    struct sockaddr *addr, socklen_t *len)
+{
+    if (s->family == AF_INET) {
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+        sin.sin_addr.s_addr = htonl(addr_is_v4(a) ? addr_v4(a) : 0);
+        return put_sin(&sin, addr, len);
+    }
+    if (!addr || !len)
+        return -EFAULT;
+    if ((int)*len < 0)
+        return -EINVAL;
+    struct sockaddr_in6 sin6;
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(port);
+    memcpy(sin6.sin6_addr.s6_addr, a->b, 16);
+    size_t n = *len < sizeof(sin6) ? *len : sizeof(sin6);
+    memcpy(addr, &sin6, n);
+    *len = sizeof(sin6);
     return 0;
 }
 
@@ -309,18 +383,19 @@ retry:
             goto out;
         }
     }
-    struct sockaddr_in peer;
+    struct tcpsm_addr peer;
+    uint16_t pport = 0;
     memset(&peer, 0, sizeof(peer));
     /* Nothing queued and must not wait: ask without making a placeholder
      * (this also gives EINVAL for a socket that does not listen). */
     if (nb && !(tcpsm_poll(s->sk) & (POLLIN | POLLERR | POLLHUP))) {
-        r = tcpsm_accept(s->sk, &nsk, &peer, 1, 0);
+        r = tcpsm_accept_addr(s->sk, &nsk, &peer, &pport, 1, 0);
         if (r < 0)
             goto out;
     }
     /* The placeholder before the connection: at EMFILE the connection stays
      * queued, as in Linux (except in the race just above, where it is closed). */
-    nfd = REAL(socket)(AF_INET, SOCK_STREAM | (flags & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
+    nfd = REAL(socket)(s->family, SOCK_STREAM | (flags & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
     if (nfd < 0) {
         r = -errno;
         goto out;
@@ -333,7 +408,8 @@ retry:
     }
     if (!nsk) {
         /* Both queues were waited on already: the stack's must not block now. */
-        r = tcpsm_accept(s->sk, &nsk, &peer, nb || klisten, atomic_load(&s->rcvtimeo_ns));
+        r = tcpsm_accept_addr(s->sk, &nsk, &peer, &pport, nb || klisten,
+                              atomic_load(&s->rcvtimeo_ns));
         if (r < 0) {
             REAL(close)(nfd);
             nfd = -1;
@@ -345,8 +421,8 @@ retry:
             goto out;
         }
     }
-    peer.sin_family = AF_INET;
     ns->sk = nsk;
+    ns->family = s->family;
     atomic_store(&ns->state, SHIM_STACK);
     atomic_store(&ns->nonblock, (flags & SOCK_NONBLOCK) != 0);
     /* Linux's accepted socket inherits the listener's timeouts (sock_copy). */
@@ -354,7 +430,7 @@ retry:
     atomic_store(&ns->sndtimeo_ns, atomic_load(&s->sndtimeo_ns));
     shim_fd_install(nfd, ns);
     if (addr)
-        put_sin(&peer, addr, len);
+        put_addr(s, &peer, pport, addr, len);
     r = nfd;
 out:
     if (r < 0 && nsk)
@@ -410,12 +486,12 @@ EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
     struct shim_sock *s = shim_stack_lookup(fd);
     if (!s)
         return REAL(getsockname)(fd, addr, len);
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof(sin));
-    int r = tcpsm_sockname(s->sk, &sin);
-    sin.sin_family = AF_INET;
+    struct tcpsm_addr ta;
+    uint16_t port = 0;
+    memset(&ta, 0, sizeof(ta));
+    int r = tcpsm_sockname_addr(s->sk, &ta, &port);
     if (r >= 0)
-        r = put_sin(&sin, addr, len);
+        r = put_addr(s, &ta, port, addr, len);
     shim_sock_put(s);
     return (int)shim_ret(r);
 }
@@ -425,12 +501,12 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
     struct shim_sock *s = shim_stack_lookup(fd);
     if (!s)
         return REAL(getpeername)(fd, addr, len);
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof(sin));
-    int r = tcpsm_peername(s->sk, &sin);
-    sin.sin_family = AF_INET;
+    struct tcpsm_addr ta;
+    uint16_t port = 0;
+    memset(&ta, 0, sizeof(ta));
+    int r = tcpsm_peername_addr(s->sk, &ta, &port);
     if (r >= 0)
-        r = put_sin(&sin, addr, len);
+        r = put_addr(s, &ta, port, addr, len);
     shim_sock_put(s);
     return (int)shim_ret(r);
 }

@@ -75,6 +75,34 @@ static int stack_set(struct shim_sock *s, int level, int name, const void *val, 
         default:
             break;
         }
+    } else if (level == IPPROTO_IP || level == IPPROTO_IPV6) {
+        /* The kernel placeholder has checked the value and the family. */
+        switch (level == IPPROTO_IP ? name : -name) {
+        case IP_TOS:
+        case -IPV6_TCLASS:
+            return shim_stack_setopt(s, TCPSM_OPT_TOS, v);
+        case IP_TTL:
+        case -IPV6_UNICAST_HOPS:
+            return shim_stack_setopt(s, TCPSM_OPT_TTL, v);
+        case -IPV6_V6ONLY:
+            return shim_stack_setopt(s, TCPSM_OPT_V6ONLY, v != 0);
+        case IP_MTU_DISCOVER:
+        case -IPV6_MTU_DISCOVER:
+            /* The stack always sends DF and follows ICMP (RFC 1191, 8201):
+             * "want" and "do" are what it does; no other mode is honoured. */
+            if (v != IP_PMTUDISC_WANT && v != IP_PMTUDISC_DO)
+                break;
+            s->pmtudisc = v;
+            return 0;
+        case IP_RECVERR:
+        case -IPV6_RECVERR:
+            /* No error queue: only "off", the default, is true of the stack. */
+            if (v != 0)
+                break;
+            return 0;
+        default:
+            break;
+        }
     } else if (level == IPPROTO_TCP) {
         if ((o = tcp_opt(name)) >= 0) {
             if (o == TCPSM_OPT_NODELAY || o == TCPSM_OPT_CORK)
@@ -89,12 +117,16 @@ static int stack_set(struct shim_sock *s, int level, int name, const void *val, 
             s->defer_accept = v < 0 ? 0 : v;
             return 0;
         case TCP_CONGESTION: {
-            /* The stack's congestion control is NewReno (RFC 5681, 6582): Linux's "reno". */
+            /* NewReno (RFC 5681, 6582; Linux's "reno", the default) or CUBIC (RFC 9438) */
             char name_buf[TCP_CA_NAME_MAX + 1];
             size_t n = len < TCP_CA_NAME_MAX ? len : TCP_CA_NAME_MAX;
             memcpy(name_buf, val, n);
             name_buf[n] = 0;
-            return strcmp(name_buf, "reno") == 0 ? 0 : -ENOENT;
+            int cc = strcmp(name_buf, "reno") == 0 ? TCPSM_CC_RENO :
+                     strcmp(name_buf, "cubic") == 0 ? TCPSM_CC_CUBIC : -1;
+            if (cc < 0)
+                return -ENOENT;
+            return shim_stack_setopt(s, TCPSM_OPT_CONGESTION, cc);
         }
         default:
             break;
@@ -234,7 +266,7 @@ static int stack_get(struct shim_sock *s, int level, int name, void *val, sockle
         switch (name) {
         case SO_ERROR: v = tcpsm_error(s->sk); break;
         case SO_TYPE: v = SOCK_STREAM; break;
-        case SO_DOMAIN: v = AF_INET; break;
+        case SO_DOMAIN: v = s->family; break;
         case SO_PROTOCOL: v = IPPROTO_TCP; break;
         case SO_ACCEPTCONN: v = tcpsm_state(s->sk) == TCPSM_LISTEN; break;
         case SO_REUSEPORT: v = s->reuseport; break;
@@ -260,6 +292,42 @@ static int stack_get(struct shim_sock *s, int level, int name, void *val, sockle
         default:
             goto unsupported;
         }
+        return put_val(val, len, &v, sizeof(v));
+    }
+    if (level == IPPROTO_IP || level == IPPROTO_IPV6) {
+        /* IPv6 options on an IPv4 socket: Linux's ENOPROTOOPT (and the
+         * IPv4 ones on an IPv6 socket are Linux's too: they work) */
+        if (level == IPPROTO_IPV6 && s->family != AF_INET6)
+            goto unsupported;
+        switch (level == IPPROTO_IP ? name : -name) {
+        case IP_TOS:
+        case -IPV6_TCLASS:
+            o = TCPSM_OPT_TOS;
+            break;
+        case IP_TTL:
+        case -IPV6_UNICAST_HOPS:
+            o = TCPSM_OPT_TTL;
+            break;
+        case -IPV6_V6ONLY:
+            o = TCPSM_OPT_V6ONLY;
+            break;
+        case IP_MTU:
+        case -IPV6_MTU:
+            o = TCPSM_OPT_MTU;
+            break;
+        case IP_MTU_DISCOVER:
+        case -IPV6_MTU_DISCOVER:
+            v = s->pmtudisc;
+            return put_val(val, len, &v, sizeof(v));
+        case IP_RECVERR:
+        case -IPV6_RECVERR:
+            v = 0;
+            return put_val(val, len, &v, sizeof(v));
+        default:
+            goto unsupported;
+        }
+        if ((r = tcpsm_getopt(s->sk, (enum tcpsm_opt)o, &v)) < 0)
+            return r;
         return put_val(val, len, &v, sizeof(v));
     }
     if (level == IPPROTO_TCP) {
@@ -291,6 +359,8 @@ static int stack_get(struct shim_sock *s, int level, int name, void *val, sockle
             return put_val(val, len, &v, sizeof(v));
         case TCP_CONGESTION: {
             char name_buf[TCP_CA_NAME_MAX] = "reno";
+            if (tcpsm_getopt(s->sk, TCPSM_OPT_CONGESTION, &v) == 0 && v == TCPSM_CC_CUBIC)
+                strcpy(name_buf, "cubic");
             return put_val(val, len, name_buf, sizeof(name_buf));
         }
         default:

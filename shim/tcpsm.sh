@@ -14,20 +14,26 @@ Usage: tcpsm [OPTIONS] [--] PROGRAM [ARGS...]
 
 Runs PROGRAM with libtcpsm.so preloaded (the one next to this script; the
 sanitizer build's wrapper, build/san/tcpsm, preloads the ASan and UBSan
-runtimes first, then build/san/libtcpsm.so): its IPv4 TCP sockets (AF_INET,
-SOCK_STREAM) run on an in-process TCP/IP stack that reaches the wire through
-an AF_PACKET socket on one interface (needs CAP_NET_RAW). Connections to
-loopback or to addresses the stack cannot route, UDP, AF_UNIX, IPv6 and
-everything else stay with the kernel, on the same fd numbers.
+runtimes first, then build/san/libtcpsm.so): its TCP sockets (AF_INET and
+AF_INET6, SOCK_STREAM) run on an in-process TCP/IP stack that reaches the wire
+through an AF_PACKET socket on one interface (needs CAP_NET_RAW). Connections
+to loopback or to addresses the stack cannot route, UDP, AF_UNIX and
+everything else stay with the kernel, on the same fd numbers. A listener on
+:: without IPV6_V6ONLY takes IPv4 too (peers as ::ffff:a.b.c.d), as on Linux.
 
 Options (each sets the environment variable named after it):
   --if IF           TCPSM_IF     interface to attach to (required to enable the
                                  stack; without it the library passes through)
   --addr A.B.C.D/N  TCPSM_ADDR   the stack's own IPv4 address and prefix, e.g.
-                                 198.18.0.10/24. It must NOT be an address the
-                                 kernel holds: the stack answers ARP for it with
-                                 its own MAC.
-  --gw A.B.C.D      TCPSM_GW     default gateway (optional)
+  --addr X:X::X/N                198.18.0.10/24, and/or its IPv6 one, e.g.
+                                 2001:2::10/64: give --addr twice (or one
+                                 comma-separated value) for both families. It
+                                 must NOT be an address the kernel holds: the
+                                 stack answers ARP / neighbour solicitations for
+                                 it with its own MAC.
+  --gw A.B.C.D      TCPSM_GW     default gateway (optional), per family like
+  --gw X:X::X                    --addr; IPv6 without one: the router that
+                                 router advertisements announce
   --mac MAC         TCPSM_MAC    the stack's MAC, aa:bb:cc:dd:ee:ff (optional;
                                  default: locally administered, from the address)
   --trace [FILE]    TCPSM_TRACE  one line per TCP state transition with the
@@ -42,6 +48,11 @@ Options (each sets the environment variable named after it):
   --offload 0|1     TCPSM_OFFLOAD    1 (default): checksum offload and TSO
                                      super-segments through the vnet header;
                                      0: plain MSS-sized frames
+  --mem-max SIZE    TCPSM_MEM_MAX    TCP buffer memory of the whole stack
+                                     (default 128M; 1M..64G, suffix K, M or G):
+                                     under pressure from 3/4 of it, no
+                                     out-of-order data is kept; beyond it,
+                                     received data is refused (resent later)
   --spin US         TCPSM_SPIN_US    busy polling: the thread that polls the
                                      link for the others spins this long (0..1000000
                                      microseconds) before it sleeps; one spinner at
@@ -80,6 +91,7 @@ Examples:
   tcpsm stat
   tcpsm capture 198.18.0.10 port 80 | tshark -r -
   tcpsm ladder --svg conn.svg capture.pcap
+  tcpsm --if eth1 --addr 198.18.0.10/24 --addr 2001:2::10/64 -- python3 -m http.server
 USAGE
 }
 
@@ -124,6 +136,16 @@ case ${1:-} in
 esac
 
 profile=
+# --addr and --gw may be repeated (one per family): the first replaces the
+# environment's value, the next ones are appended, comma-separated.
+add_addr() {
+    opt_addr=${opt_addr:+$opt_addr,}$1
+    export TCPSM_ADDR=$opt_addr
+}
+add_gw() {
+    opt_gw=${opt_gw:+$opt_gw,}$1
+    export TCPSM_GW=$opt_gw
+}
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -131,10 +153,10 @@ while [ $# -gt 0 ]; do
         --version) echo "tcpsm $TCPSM_VERSION"; exit 0 ;;
         --if) need_arg "$@"; export TCPSM_IF=$2; shift 2 ;;
         --if=*) export TCPSM_IF=${1#*=}; shift ;;
-        --addr) need_arg "$@"; export TCPSM_ADDR=$2; shift 2 ;;
-        --addr=*) export TCPSM_ADDR=${1#*=}; shift ;;
-        --gw) need_arg "$@"; export TCPSM_GW=$2; shift 2 ;;
-        --gw=*) export TCPSM_GW=${1#*=}; shift ;;
+        --addr) need_arg "$@"; add_addr "$2"; shift 2 ;;
+        --addr=*) add_addr "${1#*=}"; shift ;;
+        --gw) need_arg "$@"; add_gw "$2"; shift 2 ;;
+        --gw=*) add_gw "${1#*=}"; shift ;;
         --mac) need_arg "$@"; export TCPSM_MAC=$2; shift 2 ;;
         --mac=*) export TCPSM_MAC=${1#*=}; shift ;;
         --pcap) need_arg "$@"; export TCPSM_PCAP=$2; shift 2 ;;
@@ -146,6 +168,8 @@ while [ $# -gt 0 ]; do
         --rcvbuf) need_arg "$@"; export TCPSM_RCVBUF=$2; shift 2 ;;
         --rcvbuf=*) export TCPSM_RCVBUF=${1#*=}; shift ;;
         --rcvbuf-max) need_arg "$@"; export TCPSM_RCVBUF_MAX=$2; shift 2 ;;
+        --mem-max) need_arg "$@"; export TCPSM_MEM_MAX=$2; shift 2 ;;
+        --mem-max=*) export TCPSM_MEM_MAX=${1#*=}; shift ;;
         --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
         --offload) need_arg "$@"; export TCPSM_OFFLOAD=$2; shift 2 ;;
         --offload=*) export TCPSM_OFFLOAD=${1#*=}; shift ;;

@@ -72,9 +72,13 @@ void nd_send_ns(struct tcpsm_stack *st, const uint8_t *target, const uint8_t *ma
     const uint8_t *src = ipv6_src_for(st, target);
     if (!src)
         return;
-    /* RFC 4429 3.3: no source link-layer option from an optimistic address */
-    int i = our_index(st, src);
-    bool slla = i >= 0 && st->v6.dad[i] == ND_ADDR_PREFERRED;
+    /* RFC 4429 3.3 would leave the source link-layer option out while the
+     * address is optimistic, but Linux does not answer such a solicitation
+     * (ndisc_recv_ns makes no neighbour entry without it), which would hold
+     * every first connection for the whole DAD time. The option is sent:
+     * the risk RFC 4429 avoids (overriding a cache entry of the address's
+     * real owner) is a duplicate address, which DAD reports within 1 s. */
+    bool slla = true;
     size_t len = 24 + (slla ? 8 : 0);
     uint8_t *m = ipv6_out_begin(st, len);
     if (!m)

@@ -3,7 +3,9 @@
  * neigh.c, shared with ARP.
  *
  * The stack's two addresses (cfg.addr6 and the link-local one) are usable
- * at once as optimistic addresses (RFC 4429) while one DAD probe is out;
+ * at once as optimistic addresses (RFC 4429; but our solicitations carry
+ * the source link-layer option even then, see nd_send_ns) while one DAD
+ * probe is out;
  * after ND_RETRANS_NS without a conflict they are preferred. A conflict (a
  * DAD probe or advertisement for a tentative address) makes the address
  * DUPLICATE: it is no longer used or answered for (nd_dad_dup).

@@ -37,6 +37,9 @@ bool tcpsm_rt_enabled(void);
 /* Should a connect to dst (network byte order) go through the stack?
  * False for loopback and anything the stack cannot route. */
 bool tcpsm_rt_routable(in_addr_t dst);
+/* The same for either family (IPv4 as ::ffff:a.b.c.d): false for
+ * loopback, the kernel's own addresses and anything the stack cannot route. */
+bool tcpsm_rt_routable_addr(const struct tcpsm_addr *dst);
 /* Orderly end for process exit: graceful close of open connections for a
  * bounded time, then RST for the rest; stops the threads. Idempotent. */
 void tcpsm_rt_shutdown(void);
@@ -48,6 +51,15 @@ bool tcpsm_rt_owns_fd(int fd);
 int tcpsm_socket(struct tcpsm_sock **out);      /* -ENOBUFS, -ENETDOWN if the link cannot start */
 int tcpsm_bind(struct tcpsm_sock *sk, const struct sockaddr_in *sin);
 int tcpsm_listen(struct tcpsm_sock *sk, int backlog);
+/* Both families: struct tcpsm_addr (core.h) and a host-order port. The
+ * sockaddr_in forms above and below are IPv4-only wrappers of these. */
+int tcpsm_bind_addr(struct tcpsm_sock *sk, const struct tcpsm_addr *addr, uint16_t port);
+int tcpsm_connect_addr(struct tcpsm_sock *sk, const struct tcpsm_addr *addr, uint16_t port,
+                       int nonblock, int64_t timeout_ns);
+int tcpsm_accept_addr(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct tcpsm_addr *peer,
+                      uint16_t *peer_port, int nonblock, int64_t timeout_ns);
+int tcpsm_sockname_addr(struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t *port);
+int tcpsm_peername_addr(struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t *port);
 int tcpsm_connect(struct tcpsm_sock *sk, const struct sockaddr_in *sin, int nonblock,
                   int64_t timeout_ns);
 /* peer may be NULL. */

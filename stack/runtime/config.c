@@ -71,6 +71,36 @@ int config_parse_cidr(const char *s, uint32_t *addr, uint8_t *prefix_len)
     return 0;
 }
 
+int config_parse_cidr6(const char *s, uint8_t addr[16], uint8_t *prefix_len)
+{
+    const char *slash = strchr(s, '/');
+    char buf[INET6_ADDRSTRLEN];
+    if (!slash || (size_t)(slash - s) >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, (size_t)(slash - s));
+    buf[slash - s] = '\0';
+    uint8_t a[16];
+    if (inet_pton(AF_INET6, buf, a) != 1)
+        return -1;
+    const char *p = slash + 1;
+    unsigned v = 0, nd = 0;
+    while (*p >= '0' && *p <= '9' && nd < 4) {
+        v = v * 10 + (unsigned)(*p - '0');
+        p++;
+        nd++;
+    }
+    if (nd == 0 || *p != '\0' || v < 1 || v > 128)
+        return -1;
+    static const uint8_t zero[16], mapped[12] = { [10] = 0xff, [11] = 0xff };
+    static const uint8_t lo[16] = { [15] = 1 };
+    if (memcmp(a, zero, 16) == 0 || memcmp(a, lo, 16) == 0 || a[0] == 0xff ||
+        (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || memcmp(a, mapped, 12) == 0)
+        return -1;
+    memcpy(addr, a, 16);
+    *prefix_len = (uint8_t)v;
+    return 0;
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -128,6 +158,13 @@ void config_default_mac(uint32_t addr, uint8_t mac[6])
     mac[5] = (uint8_t)addr;
 }
 
+void config_default_mac6(const uint8_t addr6[16], uint8_t mac[6])
+{
+    mac[0] = 0x02;      /* locally administered, unicast */
+    mac[1] = 0x56;      /* 'V' */
+    memcpy(mac + 2, addr6 + 12, 4);
+}
+
 static int bad(char *err, size_t errlen, const char *var, const char *val, const char *expect)
 {
     snprintf(err, errlen, "%s=%s: expected %s", var, val, expect);
@@ -145,6 +182,25 @@ static int path_var(const char *(*getenv_fn)(const char *), const char *var, cha
         return bad(err, errlen, var, v, "a file path");
     strcpy(out, v);
     return 0;
+}
+
+/* "a" or "a,b" (each non-empty, < 64 bytes) into item; the count or -1. */
+static int config_split2(const char *v, char item[2][64])
+{
+    const char *comma = strchr(v, ',');
+    size_t n0 = comma ? (size_t)(comma - v) : strlen(v);
+    if (n0 == 0 || n0 >= 64)
+        return -1;
+    memcpy(item[0], v, n0);
+    item[0][n0] = '\0';
+    if (!comma)
+        return 1;
+    const char *b = comma + 1;
+    size_t n1 = strlen(b);
+    if (n1 == 0 || n1 >= 64 || strchr(b, ','))
+        return -1;
+    memcpy(item[1], b, n1 + 1);
+    return 2;
 }
 
 int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settings *s,
@@ -167,23 +223,65 @@ int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settin
         return bad(err, errlen, "TCPSM_IF", ifn, "a network interface name (e.g. eth0)");
     strcpy(s->ifname, ifn);
 
+    static const char addr_form[] =
+        "A.B.C.D/N, X:X::X/N or both comma-separated, one of each family "
+        "(e.g. 198.18.0.10/24,2001:2::10/64)";
     v = getenv_fn("TCPSM_ADDR");
     if (!v) {
-        snprintf(err, errlen, "TCPSM_ADDR is not set: expected A.B.C.D/N (e.g. 198.18.0.10/24) "
-                 "when TCPSM_IF is set");
+        snprintf(err, errlen, "TCPSM_ADDR is not set: expected %s when TCPSM_IF is set", addr_form);
         return -1;
     }
-    if (config_parse_cidr(v, &s->addr, &s->prefix_len) < 0)
-        return bad(err, errlen, "TCPSM_ADDR", v, "A.B.C.D/N (e.g. 198.18.0.10/24)");
-    uint32_t mask = ~0u << (32 - s->prefix_len);
+    /* one address of each family, in either order */
+    char item[2][64];
+    int nitem = config_split2(v, item);
+    if (nitem < 0)
+        return bad(err, errlen, "TCPSM_ADDR", v, addr_form);
+    bool has4 = false, has6 = false;
+    for (int i = 0; i < nitem; i++) {
+        if (strchr(item[i], ':')) {
+            if (has6 || config_parse_cidr6(item[i], s->addr6, &s->prefix6_len) < 0)
+                return bad(err, errlen, "TCPSM_ADDR", v, addr_form);
+            has6 = true;
+        } else {
+            if (has4 || config_parse_cidr(item[i], &s->addr, &s->prefix_len) < 0)
+                return bad(err, errlen, "TCPSM_ADDR", v, addr_form);
+            has4 = true;
+        }
+    }
+    uint32_t mask = has4 ? ~0u << (32 - s->prefix_len) : 0;
 
     v = getenv_fn("TCPSM_GW");
     if (v) {
-        if (config_parse_ipv4(v, &s->gateway) < 0 || s->gateway == s->addr ||
-            (s->gateway & mask) != (s->addr & mask) ||
-            (s->prefix_len < 31 && ((s->gateway & ~mask) == 0 || (s->gateway & ~mask) == ~mask)))
-            return bad(err, errlen, "TCPSM_GW", v,
-                       "A.B.C.D, a host inside the TCPSM_ADDR subnet other than TCPSM_ADDR");
+        static const char gw_form[] =
+            "A.B.C.D and/or X:X::X comma-separated: a host inside the TCPSM_ADDR subnet of its "
+            "family other than TCPSM_ADDR (IPv6: or a link-local fe80:: router)";
+        bool gw4 = false, gw6 = false;
+        nitem = config_split2(v, item);
+        if (nitem < 0)
+            return bad(err, errlen, "TCPSM_GW", v, gw_form);
+        for (int i = 0; i < nitem; i++) {
+            if (strchr(item[i], ':')) {
+                uint8_t *g = s->gateway6;
+                bool ll = false;
+                if (gw6 || !has6 || inet_pton(AF_INET6, item[i], g) != 1)
+                    return bad(err, errlen, "TCPSM_GW", v, gw_form);
+                ll = g[0] == 0xfe && (g[1] & 0xc0) == 0x80;
+                bool on_link = true;
+                for (unsigned b = 0; b < s->prefix6_len; b++)
+                    if (((g[b / 8] ^ s->addr6[b / 8]) >> (7 - b % 8)) & 1)
+                        on_link = false;
+                if (g[0] == 0xff || memcmp(g, s->addr6, 16) == 0 || !(ll || on_link))
+                    return bad(err, errlen, "TCPSM_GW", v, gw_form);
+                gw6 = true;
+            } else {
+                if (gw4 || !has4 || config_parse_ipv4(item[i], &s->gateway) < 0 ||
+                    s->gateway == s->addr || (s->gateway & mask) != (s->addr & mask) ||
+                    (s->prefix_len < 31 &&
+                     ((s->gateway & ~mask) == 0 || (s->gateway & ~mask) == ~mask)))
+                    return bad(err, errlen, "TCPSM_GW", v, gw_form);
+                gw4 = true;
+            }
+        }
     }
 
     v = getenv_fn("TCPSM_MAC");
@@ -191,8 +289,10 @@ int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settin
         if (config_parse_mac(v, s->mac) < 0)
             return bad(err, errlen, "TCPSM_MAC", v,
                        "xx:xx:xx:xx:xx:xx, a unicast MAC (e.g. 02:54:c6:12:00:0a)");
-    } else {
+    } else if (has4) {
         config_default_mac(s->addr, s->mac);
+    } else {
+        config_default_mac6(s->addr6, s->mac);
     }
 
     v = getenv_fn("TCPSM_TRACE");
@@ -266,13 +366,36 @@ bool config_kernel_has_addr(uint32_t addr)
     return found;
 }
 
+bool config_kernel_has_addr6(const uint8_t addr6[16])
+{
+    struct ifaddrs *ifa0;
+    if (getifaddrs(&ifa0) < 0)
+        return false;
+    bool found = false;
+    for (struct ifaddrs *ifa = ifa0; ifa && !found; ifa = ifa->ifa_next) {
+        if (ifa->ifa_addr && ifa->ifa_addr->sa_family == AF_INET6 &&
+            memcmp(((struct sockaddr_in6 *)(void *)ifa->ifa_addr)->sin6_addr.s6_addr, addr6, 16) == 0)
+            found = true;
+    }
+    freeifaddrs(ifa0);
+    return found;
+}
+
 int config_check_host(const struct rt_settings *s, char *err, size_t errlen)
 {
     if (if_nametoindex(s->ifname) == 0) {
         snprintf(err, errlen, "TCPSM_IF=%s: no such network interface", s->ifname);
         return -1;
     }
-    if (config_kernel_has_addr(s->addr)) {
+    static const uint8_t zero6[16];
+    if (memcmp(s->addr6, zero6, 16) != 0 && config_kernel_has_addr6(s->addr6)) {
+        char a[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, s->addr6, a, sizeof(a));
+        snprintf(err, errlen, "TCPSM_ADDR=%s/%u: the kernel already holds %s; expected an "
+                 "address of its own for the stack (e.g. 2001:2::10/64)", a, s->prefix6_len, a);
+        return -1;
+    }
+    if (s->addr && config_kernel_has_addr(s->addr)) {
         char a[INET_ADDRSTRLEN];
         struct in_addr ia = { htonl(s->addr) };
         inet_ntop(AF_INET, &ia, a, sizeof(a));

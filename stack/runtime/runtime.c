@@ -4,6 +4,8 @@
 #include "runtime.h"
 #include "runtime_ops.h"
 
+#include "addr.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -60,9 +62,14 @@ static void snapshot_kernel_addrs(void)
 {
     struct ifaddrs *ifa0;
     rt.nkaddr = 0;
+    rt.nkaddr6 = 0;
     if (getifaddrs(&ifa0) < 0)
         return;
     for (struct ifaddrs *ifa = ifa0; ifa; ifa = ifa->ifa_next) {
+        if (rt.nkaddr6 < sizeof(rt.kaddr6) / sizeof(rt.kaddr6[0]) && ifa->ifa_addr &&
+            ifa->ifa_addr->sa_family == AF_INET6)
+            memcpy(rt.kaddr6[rt.nkaddr6++],
+                   ((struct sockaddr_in6 *)(void *)ifa->ifa_addr)->sin6_addr.s6_addr, 16);
         if (rt.nkaddr < sizeof(rt.kaddr) / sizeof(rt.kaddr[0]) && ifa->ifa_addr &&
             ifa->ifa_addr->sa_family == AF_INET)
             rt.kaddr[rt.nkaddr++] =
@@ -182,6 +189,9 @@ static int start_locked(void)
     cfg.addr = rt.set.addr;
     cfg.prefix_len = rt.set.prefix_len;
     cfg.gateway = rt.set.gateway;
+    memcpy(cfg.addr6, rt.set.addr6, 16);
+    cfg.prefix6_len = rt.set.prefix6_len;
+    memcpy(cfg.gateway6, rt.set.gateway6, 16);
     memcpy(cfg.mac, rt.set.mac, 6);
     /* RFC 6528: the ISN key must be secret and unpredictable. */
     if (getrandom(cfg.secret, sizeof(cfg.secret), 0) != (ssize_t)sizeof(cfg.secret)) {
@@ -193,6 +203,7 @@ static int start_locked(void)
      * fixed 256 KiB a kernel sender on veth stalls on a full window
      * whenever the reader or the receive thread is descheduled a moment. */
     cfg.rcvbuf_max = rt.set.rcvbuf_max ? rt.set.rcvbuf_max : RT_RCVBUF_MAX;
+    cfg.mem_max = rt.set.mem_max;
     cfg.sndbuf = rt.set.sndbuf;         /* TCPSM_SNDBUF/TCPSM_RCVBUF; 0: the core's default */
     cfg.rcvbuf = rt.set.rcvbuf;
     cfg.sock_event = rt_sock_event;
@@ -213,11 +224,15 @@ static int start_locked(void)
     }
     rt.started = true;
     rt_ctl_start();             /* tcpsm stat / tcpsm capture (runtime_ctl.c) */
-    tcpsm_log(TCPSM_LOG_INFO, "stack up on %s: %u.%u.%u.%u/%u mac %02x:%02x:%02x:%02x:%02x:%02x "
-              "mtu %u offloads %s", rt.set.ifname, rt.set.addr >> 24, (rt.set.addr >> 16) & 255,
-              (rt.set.addr >> 8) & 255, rt.set.addr & 255, rt.set.prefix_len, rt.set.mac[0],
-              rt.set.mac[1], rt.set.mac[2], rt.set.mac[3], rt.set.mac[4], rt.set.mac[5],
-              rt.np.dev.mtu, rt.np.vnet ? "on (vnet header: csum, tso)" : "off");
+    char a6[INET6_ADDRSTRLEN] = "-";
+    if (rt.set.prefix6_len)
+        inet_ntop(AF_INET6, rt.set.addr6, a6, sizeof(a6));
+    tcpsm_log(TCPSM_LOG_INFO, "stack up on %s: %u.%u.%u.%u/%u %s/%u mac "
+              "%02x:%02x:%02x:%02x:%02x:%02x mtu %u offloads %s", rt.set.ifname, rt.set.addr >> 24,
+              (rt.set.addr >> 16) & 255, (rt.set.addr >> 8) & 255, rt.set.addr & 255,
+              rt.set.prefix_len, a6, rt.set.prefix6_len, rt.set.mac[0], rt.set.mac[1],
+              rt.set.mac[2], rt.set.mac[3], rt.set.mac[4], rt.set.mac[5], rt.np.dev.mtu,
+              rt.np.vnet ? "on (vnet header: csum, tso)" : "off");
     return 0;
 fail:
     if (rt.trace) {
@@ -374,10 +389,34 @@ bool tcpsm_rt_routable(in_addr_t dst_be)
         ok = tcpsm_stack_routable(rt.st, dst);
     } else {
         /* Same rule as the core, from the configuration alone. */
-        uint32_t mask = ~0u << (32 - rt.set.prefix_len);
-        ok = (dst >> 24) != 0 && (dst >> 28) < 0xe && dst != rt.set.addr &&
+        uint32_t mask = rt.set.prefix_len ? ~0u << (32 - rt.set.prefix_len) : 0;
+        ok = rt.set.addr != 0 && (dst >> 24) != 0 && (dst >> 28) < 0xe && dst != rt.set.addr &&
              (((dst & mask) == (rt.set.addr & mask) && (dst & ~mask) != ~mask) ||
               rt.set.gateway != 0);
+    }
+    rt_unlock();
+    return ok;
+}
+
+bool tcpsm_rt_routable_addr(const struct tcpsm_addr *dst)
+{
+    if (addr_is_v4(dst))
+        return tcpsm_rt_routable(htonl(addr_v4(dst)));
+    if (!tcpsm_rt_enabled() || !rt.set.prefix6_len)
+        return false;
+    for (unsigned i = 0; i < rt.nkaddr6; i++)
+        if (memcmp(rt.kaddr6[i], dst->b, 16) == 0)
+            return false;
+    rt_lock();
+    bool ok;
+    if (rt.started && !rt.down) {
+        ok = tcpsm_stack_routable_addr(rt.st, dst);
+    } else {
+        /* from the configuration alone: on-link, link-local, or any with a
+         * router (given, or to come from an advertisement) */
+        const uint8_t *d = dst->b;
+        ok = !addr6_is_zero(d) && !addr6_is_multicast(d) && !addr6_is_loopback(d) &&
+             memcmp(d, rt.set.addr6, 16) != 0;
     }
     rt_unlock();
     return ok;
@@ -416,10 +455,16 @@ int tcpsm_bind(struct tcpsm_sock *sk, const struct sockaddr_in *sin)
         return -EFAULT;
     if (sin->sin_family != AF_INET)
         return -EAFNOSUPPORT;
+    struct tcpsm_addr a = addr_from_v4(ntohl(sin->sin_addr.s_addr));
+    return tcpsm_bind_addr(sk, &a, ntohs(sin->sin_port));
+}
+
+int tcpsm_bind_addr(struct tcpsm_sock *sk, const struct tcpsm_addr *addr, uint16_t port)
+{
     rt_lock();
     int r = usable(sk);
     if (r == 0)
-        r = tcpsm_sock_bind(sk, ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port));
+        r = tcpsm_sock_bind_addr(sk, addr, port);
     rt_unlock();
     return r;
 }
@@ -446,11 +491,18 @@ int tcpsm_connect(struct tcpsm_sock *sk, const struct sockaddr_in *sin, int nonb
         return -EFAULT;
     if (sin->sin_family != AF_INET)
         return -EAFNOSUPPORT;
+    struct tcpsm_addr a = addr_from_v4(ntohl(sin->sin_addr.s_addr));
+    return tcpsm_connect_addr(sk, &a, ntohs(sin->sin_port), nonblock, timeout_ns);
+}
+
+int tcpsm_connect_addr(struct tcpsm_sock *sk, const struct tcpsm_addr *addr, uint16_t port,
+                       int nonblock, int64_t timeout_ns)
+{
     uint64_t deadline = deadline_of(timeout_ns);
     rt_lock();
     int r = usable(sk);
     if (r == 0)
-        r = tcpsm_sock_connect(sk, ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port), rt_now());
+        r = tcpsm_sock_connect_addr(sk, addr, port, rt_now());
     if (r != -EINPROGRESS || nonblock) {
         rt_unlock();
         return r;
@@ -465,8 +517,7 @@ int tcpsm_connect(struct tcpsm_sock *sk, const struct sockaddr_in *sin, int nonb
         if (!handshaking(tcpsm_sock_state(sk))) {
             /* the core reports the outcome (0 or the error) and leaves
              * the connecting state, as Linux's blocking connect does */
-            r = tcpsm_sock_connect(sk, ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port),
-                                   rt_now());
+            r = tcpsm_sock_connect_addr(sk, addr, port, rt_now());
             break;
         }
         r = block_wait(&b, deadline);
@@ -484,6 +535,21 @@ int tcpsm_connect(struct tcpsm_sock *sk, const struct sockaddr_in *sin, int nonb
 
 int tcpsm_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct sockaddr_in *peer,
                  int nonblock, int64_t timeout_ns)
+{
+    struct tcpsm_addr a;
+    uint16_t p = 0;
+    int r = tcpsm_accept_addr(sk, out, peer ? &a : NULL, &p, nonblock, timeout_ns);
+    if (r == 0 && peer) {
+        memset(peer, 0, sizeof(*peer));
+        peer->sin_family = AF_INET;
+        peer->sin_addr.s_addr = htonl(addr_is_v4(&a) ? addr_v4(&a) : 0);
+        peer->sin_port = htons(p);
+    }
+    return r;
+}
+
+int tcpsm_accept_addr(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct tcpsm_addr *peer,
+                      uint16_t *peer_port, int nonblock, int64_t timeout_ns)
 {
     if (!out)
         return -EFAULT;
@@ -507,13 +573,8 @@ int tcpsm_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct sockaddr
             r = -ENOBUFS;
         } else {
             if (peer) {
-                uint32_t a = 0;
-                uint16_t p = 0;
-                tcpsm_sock_peer(child, &a, &p);
                 memset(peer, 0, sizeof(*peer));
-                peer->sin_family = AF_INET;
-                peer->sin_addr.s_addr = htonl(a);
-                peer->sin_port = htons(p);
+                tcpsm_sock_peer_addr(child, peer, peer_port);
             }
             *out = child;
         }
@@ -790,6 +851,30 @@ int tcpsm_info(struct tcpsm_sock *sk, struct tcpsm_tcp_info *info)
     if (!info)
         return -EFAULT;
     LOCKED_CALL((tcpsm_sock_info_at(sk, info, rt_now()), 0));
+}
+
+int tcpsm_sockname_addr(struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t *port)
+{
+    if (!addr || !port)
+        return -EFAULT;
+    rt_lock();
+    int r = usable(sk);
+    if (r == 0)
+        tcpsm_sock_name_addr(sk, addr, port);
+    rt_unlock();
+    return r;
+}
+
+int tcpsm_peername_addr(struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t *port)
+{
+    if (!addr || !port)
+        return -EFAULT;
+    rt_lock();
+    int r = usable(sk);
+    if (r == 0)
+        r = tcpsm_sock_peer_addr(sk, addr, port);
+    rt_unlock();
+    return r;
 }
 
 int tcpsm_sockname(struct tcpsm_sock *sk, struct sockaddr_in *sin)

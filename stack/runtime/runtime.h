@@ -66,6 +66,8 @@ struct rt_state {
     struct rt_settings set;
     uint32_t kaddr[64];         /* the kernel's own IPv4 addresses (host order), for routing */
     unsigned nkaddr;
+    uint8_t kaddr6[32][16];     /* and IPv6 ones */
+    unsigned nkaddr6;
 
     bool started, start_failed, down, child;
     /* Exit has begun: it closes (and the core may free) sockets the application still holds,

@@ -50,7 +50,9 @@ static void log_counters(const struct tcpsm_counters *c)
         C(tcp_drop_synq_full), C(tcp_drop_acceptq_full), C(tcp_drop_rcvbuf), C(tcp_ooo_in),
         C(tcp_dup_in), C(tcp_rst_in), C(tcp_rst_out), C(tcp_challenge_ack), C(tcp_conn_timeout),
         C(tcp_active_opens), C(tcp_passive_opens), C(tcp_drop_max_socks), C(tcp_undo),
-        C(tcp_gso_out), C(tcp_gso_segs),
+        C(tcp_ack_skipped), C(tcp_listen_syns), C(tcp_syncookies_sent),
+    C(tcp_syncookies_recv), C(tcp_syncookies_failed), C(tcp_tw_recycled), C(tcp_drop_mem),
+    C(tcp_mem_pressure), C(tcp_ofo_pruned), C(tcp_gso_out), C(tcp_gso_segs),
     };
 #undef C
     char line[400];

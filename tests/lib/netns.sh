@@ -15,6 +15,10 @@
 #          address and programs run without the library. This validates the tests themselves.
 # IF_S also gets 198.18.0.2/24 as a kernel address when asked (netns_setup ... kaddr), for
 # kernel-vs-kernel comparisons in the same run (bench).
+# `netns_setup v6` adds IPv6 from 2001:2::/48 (RFC 5180): the peer holds 2001:2::1/64 (nodad:
+# no duplicate address detection delay on the kernel's side), the stack 2001:2::10/64 (the
+# wrapper gets a second --addr; in kernel mode IF_S holds it, nodad), and the stack namespace's
+# loopback has ::1 for the dual-stack listener tests.
 #
 # TCPSM_SAN=1 runs the sanitizer build instead (make SAN=1: build/san/tcpsm, which preloads the
 # ASan+UBSan runtimes and build/san/libtcpsm.so, and the sanitized tools in build/san/tools).
@@ -31,7 +35,12 @@ TCPSM_ROOT=${TCPSM_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 TCPSM_TEST_MODE=${TCPSM_TEST_MODE:-stack}
 STACK_IP=198.18.0.10
 PEER_IP=198.18.0.1
+STACK_IP6=2001:2::10
+PEER_IP6=2001:2::1
+PREFIX6=64
+NETNS_V6=0
 KSTACK_IP=198.18.0.2      # optional kernel address on the stack side (kaddr)
+KSTACK_IP6=2001:2::2      # and its IPv6 twin (kaddr v6)
 PREFIX=24
 TCPSM_SAN=${TCPSM_SAN:-0}
 if [ "$TCPSM_SAN" = 1 ]; then TCPSM_BUILD=$TCPSM_ROOT/build/san; else TCPSM_BUILD=$TCPSM_ROOT/build; fi
@@ -121,13 +130,21 @@ _netns_quiet() {
     ip -n "$1" link set lo up
 }
 
-# netns_setup [bridge] [kaddr]
+# IPv6 on one interface of a namespace, without DAD (RFC 4862) or router solicitations.
+_netns_v6_on() {
+    local ns=$1 dev=$2
+    ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.accept_dad=0" "net.ipv6.conf.$dev.router_solicitations=0" \
+        "net.ipv6.conf.$dev.disable_ipv6=0" || die "sysctl: IPv6 on $dev"
+}
+
+# netns_setup [bridge] [kaddr] [v6]
 netns_setup() {
     local bridge=0 kaddr=0 a
     for a in "$@"; do
         case $a in
             bridge) bridge=1 ;;
             kaddr) kaddr=1 ;;
+            v6) NETNS_V6=1 ;;
             *) die "netns_setup: unknown argument $a" ;;
         esac
     done
@@ -169,8 +186,21 @@ netns_setup() {
     if ! stack_mode; then
         ip -n "$NS_S" addr add "$STACK_IP/$PREFIX" dev "$IF_S"
     fi
+    if [ "$NETNS_V6" = 1 ]; then
+        _netns_v6_on "$NS_P" "$IF_P"
+        ip -n "$NS_P" addr add "$PEER_IP6/$PREFIX6" dev "$IF_P" nodad || die "ip addr $PEER_IP6"
+        _netns_v6_on "$NS_S" lo
+        if ! stack_mode; then
+            _netns_v6_on "$NS_S" "$IF_S"
+            ip -n "$NS_S" addr add "$STACK_IP6/$PREFIX6" dev "$IF_S" nodad || die "ip addr $STACK_IP6"
+        fi
+    fi
     if [ "$kaddr" = 1 ]; then
         ip -n "$NS_S" addr add "$KSTACK_IP/$PREFIX" dev "$IF_S"
+        if [ "$NETNS_V6" = 1 ]; then
+            _netns_v6_on "$NS_S" "$IF_S"
+            ip -n "$NS_S" addr add "$KSTACK_IP6/$PREFIX6" dev "$IF_S" nodad || die "ip addr $KSTACK_IP6"
+        fi
     fi
     ip -n "$NS_S" link set "$IF_S" up
     ip -n "$NS_P" link set "$IF_P" up
@@ -198,7 +228,9 @@ _netns_san_env() {
 STACK_OPTS=()
 _stack_prefix() {
     if stack_mode; then
-        printf '%s\0' "$TCPSM_BUILD/tcpsm" --if "$IF_S" --addr "$STACK_IP/$PREFIX" "${STACK_OPTS[@]}" --
+        printf '%s\0' "$TCPSM_BUILD/tcpsm" --if "$IF_S" --addr "$STACK_IP/$PREFIX"
+        [ "$NETNS_V6" = 1 ] && printf '%s\0' --addr "$STACK_IP6/$PREFIX6"
+        printf '%s\0' "${STACK_OPTS[@]}" --
     fi
 }
 

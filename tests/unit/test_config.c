@@ -142,27 +142,27 @@ Test(config, minimal_config_defaults)
     cr_assert_str_empty(s.pcap_path);
 }
 
+#define ADDR_FORM "A.B.C.D/N, X:X::X/N or both comma-separated, one of each family (e.g. 198.18.0.10/24,2001:2::10/64)"
+#define GW_FORM "A.B.C.D and/or X:X::X comma-separated: a host inside the TCPSM_ADDR subnet of its family other than TCPSM_ADDR (IPv6: or a link-local fe80:: router)"
+
 #define BAD(line_, ...) do { struct rt_settings s_; char err_[256]; ENV(__VA_ARGS__); \
         cr_assert_eq(run(&s_, err_), -1); cr_assert_str_eq(err_, line_); } while (0)
 
 Test(config, bad_values_exact_lines)
 {
-    BAD("TCPSM_ADDR=10.0.0.1: expected A.B.C.D/N (e.g. 198.18.0.10/24)",
+    BAD("TCPSM_ADDR=10.0.0.1: expected " ADDR_FORM,
         { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "10.0.0.1" });
-    BAD("TCPSM_ADDR is not set: expected A.B.C.D/N (e.g. 198.18.0.10/24) when TCPSM_IF is set",
+    BAD("TCPSM_ADDR is not set: expected " ADDR_FORM " when TCPSM_IF is set",
         { "TCPSM_IF", "veth0" });
     BAD("TCPSM_IF=: expected a network interface name (e.g. eth0)",
         { "TCPSM_IF", "" }, { "TCPSM_ADDR", "198.18.0.10/24" });
     BAD("TCPSM_IF=averyveryverylongname: expected a network interface name (e.g. eth0)",
         { "TCPSM_IF", "averyveryverylongname" }, { "TCPSM_ADDR", "198.18.0.10/24" });
-    BAD("TCPSM_GW=198.18.1.1: expected A.B.C.D, a host inside the TCPSM_ADDR subnet other than "
-        "TCPSM_ADDR", { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" },
+    BAD("TCPSM_GW=198.18.1.1: expected " GW_FORM, { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" },
         { "TCPSM_GW", "198.18.1.1" });
-    BAD("TCPSM_GW=198.18.0.10: expected A.B.C.D, a host inside the TCPSM_ADDR subnet other than "
-        "TCPSM_ADDR", { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" },
+    BAD("TCPSM_GW=198.18.0.10: expected " GW_FORM, { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" },
         { "TCPSM_GW", "198.18.0.10" });
-    BAD("TCPSM_GW=gw: expected A.B.C.D, a host inside the TCPSM_ADDR subnet other than "
-        "TCPSM_ADDR", { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" },
+    BAD("TCPSM_GW=gw: expected " GW_FORM, { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" },
         { "TCPSM_GW", "gw" });
     BAD("TCPSM_MAC=ff:ff:ff:ff:ff:ff: expected xx:xx:xx:xx:xx:xx, a unicast MAC "
         "(e.g. 02:54:c6:12:00:0a)", { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" },
@@ -240,4 +240,83 @@ Test(config, offload_default_on_zero_off_else_refused)
     ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_OFFLOAD", "yes" });
     cr_assert_eq(run(&s, err), -1);
     cr_assert(strstr(err, "TCPSM_OFFLOAD=yes: expected") != NULL, "%s", err);
+}
+
+Test(config, mem_max_good_and_bad)
+{
+    struct rt_settings s;
+    char err[256];
+    ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_MEM_MAX", "64M" });
+    cr_assert_eq(run(&s, err), 1, "%s", err);
+    cr_assert_eq(s.mem_max, 64ull << 20);
+    ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_MEM_MAX", "2G" });
+    cr_assert_eq(run(&s, err), 1, "%s", err);
+    cr_assert_eq(s.mem_max, 2ull << 30);
+    BAD("TCPSM_MEM_MAX=512K: expected a size in bytes from 1M to 64G (e.g. 64M, 2G)",
+        { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_MEM_MAX", "512K" });
+    BAD("TCPSM_MEM_MAX=lots: expected a size in bytes from 1M to 64G (e.g. 64M, 2G)",
+        { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_MEM_MAX", "lots" });
+}
+
+Test(config, cidr6_good_and_bad)
+{
+    uint8_t a[16], p;
+    cr_assert_eq(config_parse_cidr6("2001:2::10/64", a, &p), 0);
+    const uint8_t want[16] = { 0x20, 0x01, 0, 2, [15] = 0x10 };
+    cr_assert_arr_eq(a, want, 16);
+    cr_assert_eq(p, 64);
+    cr_assert_eq(config_parse_cidr6("2001:2::10/128", a, &p), 0);
+    const char *bad[] = { "2001:2::10", "2001:2::10/", "2001:2::10/0", "2001:2::10/129",
+                          "2001:2::10/64x", "::/64", "::1/128", "ff02::1/64", "fe80::1/64",
+                          "::ffff:198.18.0.1/96", "2001:2:::10/64", "198.18.0.10/24",
+                          "2001:2::10/00064" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(config_parse_cidr6(bad[i], a, &p), -1, "accepted '%s'", bad[i]);
+}
+
+Test(config, dual_stack_addresses_either_order_or_alone)
+{
+    struct rt_settings s;
+    char err[256];
+    ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24,2001:2::10/64" },
+        { "TCPSM_GW", "2001:2::1,198.18.0.1" });
+    cr_assert_eq(run(&s, err), 1, "%s", err);
+    cr_assert_eq(s.addr, 0xc612000au);
+    cr_assert_eq(s.prefix6_len, 64);
+    cr_assert_eq(s.addr6[15], 0x10);
+    cr_assert_eq(s.gateway, 0xc6120001u);
+    cr_assert_eq(s.gateway6[15], 1);
+    const uint8_t mac4[6] = { 0x02, 0x54, 0xc6, 0x12, 0x00, 0x0a };
+    cr_assert_arr_eq(s.mac, mac4, 6, "the IPv4 address names the MAC");
+
+    ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "2001:2::10/64,198.18.0.10/24" },
+        { "TCPSM_GW", "fe80::1" });
+    cr_assert_eq(run(&s, err), 1, "%s", err);
+    cr_assert_eq(s.addr, 0xc612000au);
+    cr_assert_eq(s.gateway, 0);
+    cr_assert_eq(s.gateway6[0], 0xfe);
+
+    ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "2001:2::10/64" });
+    cr_assert_eq(run(&s, err), 1, "%s", err);
+    cr_assert_eq(s.addr, 0);
+    const uint8_t mac6[6] = { 0x02, 0x56, 0, 0, 0, 0x10 };
+    cr_assert_arr_eq(s.mac, mac6, 6);
+}
+
+Test(config, dual_stack_bad_values_exact_lines)
+{
+    BAD("TCPSM_ADDR=198.18.0.10/24,198.18.0.11/24: expected " ADDR_FORM,
+        { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24,198.18.0.11/24" });
+    BAD("TCPSM_ADDR=2001:2::10/64,2001:2::11/64: expected " ADDR_FORM,
+        { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "2001:2::10/64,2001:2::11/64" });
+    BAD("TCPSM_ADDR=198.18.0.10/24,: expected " ADDR_FORM,
+        { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24," });
+    BAD("TCPSM_ADDR=fe80::10/64: expected " ADDR_FORM,
+        { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "fe80::10/64" });
+    BAD("TCPSM_GW=2001:2::1: expected " GW_FORM, { "TCPSM_IF", "veth0" },
+        { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_GW", "2001:2::1" });
+    BAD("TCPSM_GW=2001:3::1: expected " GW_FORM, { "TCPSM_IF", "veth0" },
+        { "TCPSM_ADDR", "2001:2::10/64" }, { "TCPSM_GW", "2001:3::1" });
+    BAD("TCPSM_GW=198.18.0.1: expected " GW_FORM, { "TCPSM_IF", "veth0" },
+        { "TCPSM_ADDR", "2001:2::10/64" }, { "TCPSM_GW", "198.18.0.1" });
 }
