@@ -480,3 +480,113 @@ Test(ipv6, no_ipv6_configured_means_no_ipv6_frames)
     tcpsm_stack_free(s2);
     free(c2);
 }
+
+/* ---------------------------------------------------------------- ICMPv6 errors and TCP */
+
+/* A TCP segment from the peer (port 80) to us, no payload; opt: MSS 1440 in a SYN. */
+static size_t mk_tcp6(uint8_t *f, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags)
+{
+    uint8_t t[24] = { 0 };
+    size_t hl = (flags & TCPSM_SYN) ? 24 : 20;
+    wr16(t, 80);
+    wr16(t + 2, dport);
+    wr32(t + 4, seq);
+    wr32(t + 8, ack);
+    t[12] = (uint8_t)((hl / 4) << 4);
+    t[13] = flags;
+    wr16(t + 14, 65535);
+    if (hl == 24) {
+        t[20] = 2;
+        t[21] = 4;
+        wr16(t + 22, 1440);
+    }
+    wr16(t + 16, ref_csum6(PEER6, US6, 6, t, hl));
+    return mk_ip6(f, MAC_US, PEER6, US6, 6, 64, t, hl);
+}
+
+/* An IPv6 socket connected to [PEER6]:80 by crafted frames; returns its ISS. */
+static uint32_t connect6(struct tcpsm_sock **out, uint16_t *port)
+{
+    learn_peer();
+    struct tcpsm_sock *sk;
+    cr_assert_eq(tcpsm_sock_new(st, &sk), 0);
+    cr_assert_eq(tcpsm_sock_setopt(sk, TCPSM_OPT_IPV6, 1), 0);
+    struct tcpsm_addr p = addr_from6(PEER6);
+    cr_assert_eq(tcpsm_sock_connect_addr(sk, &p, 80, 3 * SEC), -EINPROGRESS);
+    const uint8_t *syn = sent6(cap->n - 1);
+    cr_assert_eq(syn[6], 6);
+    cr_assert_arr_eq(syn + 8, US6, 16, "from our global address");
+    *port = rd16(syn + 40);
+    *out = sk;
+    return rd32(syn + 44);
+}
+
+Test(ipv6, packet_too_big_lowers_the_mss_and_resends)
+{
+    struct tcpsm_sock *sk;
+    uint16_t port;
+    uint32_t iss = connect6(&sk, &port);
+    uint8_t f[1600];
+    size_t n = mk_tcp6(f, port, 1000, iss + 1, TCPSM_SYN | TCPSM_ACK);
+    feed(st, f, n, 3 * SEC);
+    cr_assert_eq(tcpsm_sock_state(sk), TCPSM_ESTABLISHED);
+    struct tcpsm_tcp_info ti;
+    tcpsm_sock_info(sk, &ti);
+    cr_assert_eq(ti.snd_mss, 1440);
+    static uint8_t data[4000];
+    memset(data, 'x', sizeof data);
+    cap->n = 0;
+    cr_assert_eq(tcpsm_sock_send(sk, data, sizeof data, 3 * SEC), (ssize_t)sizeof data);
+    cr_assert_geq(cap->n, 1);
+    const uint8_t *first = sent6(0);
+    cr_assert_eq(rd16(first + 4), 20 + 1440, "a full-sized segment");
+    /* a router says 1280: quote as much of the segment as fits (RFC 4443 2.4 c) */
+    uint8_t m[1240] = { ICMP6_PACKET_TOO_BIG };
+    wr32(m + 4, 1280);
+    memcpy(m + 8, first, sizeof m - 8);
+    n = mk_icmp6(f, MAC_US, OFFLINK6, US6, 64, m, sizeof m);
+    cap->n = 0;
+    feed(st, f, n, 3 * SEC + 1000);
+    cr_assert_eq(tcpsm_stack_counters(st)->icmp6_ptb_in, 1);
+    tcpsm_sock_info(sk, &ti);
+    cr_assert_eq(ti.snd_mss, 1280 - 60, "MSS from the path MTU (RFC 8201)");
+    int mtu;
+    cr_assert_eq(tcpsm_sock_getopt(sk, TCPSM_OPT_MTU, &mtu), 0);
+    cr_assert_eq(mtu, 1280);
+    cr_assert_geq(cap->n, 1, "what was in flight goes again");
+    const uint8_t *re = sent6(0);
+    cr_assert_eq(rd32(re + 44), iss + 1);
+    cr_assert_leq(rd16(re + 4), 20 + 1220);
+    /* a smaller MTU than IPv6's minimum counts as 1280; a larger one changes nothing */
+    wr32(m + 4, 600);
+    memcpy(m + 8, first, 8);
+    n = mk_icmp6(f, MAC_US, OFFLINK6, US6, 64, m, sizeof m);
+    feed(st, f, n, 3 * SEC + 2000);
+    tcpsm_sock_info(sk, &ti);
+    cr_assert_eq(ti.snd_mss, 1220);
+    tcpsm_sock_abort(sk, 4 * SEC);
+    tcpsm_sock_close(sk, 4 * SEC);
+}
+
+Test(ipv6, port_unreachable_refuses_a_connect_and_foreign_quotes_are_ignored)
+{
+    struct tcpsm_sock *sk;
+    uint16_t port;
+    uint32_t iss = connect6(&sk, &port);
+    const uint8_t *syn = sent6(cap->n - 1);
+    uint8_t m[8 + 40 + 20] = { ICMP6_DST_UNREACH, 4 };
+    memcpy(m + 8, syn, 60);
+    uint8_t f[256];
+    /* the quoted sequence number must be in flight (RFC 5927 4.1) */
+    wr32(m + 8 + 40 + 4, iss + 100000);
+    size_t n = mk_icmp6(f, MAC_US, PEER6, US6, 64, m, sizeof m);
+    feed(st, f, n, 3 * SEC);
+    cr_assert_eq(tcpsm_sock_state(sk), TCPSM_SYN_SENT);
+    wr32(m + 8 + 40 + 4, iss);
+    n = mk_icmp6(f, MAC_US, PEER6, US6, 64, m, sizeof m);
+    feed(st, f, n, 3 * SEC);
+    cr_assert_eq(tcpsm_stack_counters(st)->icmp6_unreach_in, 2);
+    cr_assert_eq(tcpsm_sock_state(sk), TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_error(sk), ECONNREFUSED);
+    tcpsm_sock_close(sk, 4 * SEC);
+}
