@@ -144,7 +144,8 @@ static inline long shim_ret(long r)
 
 enum shim_state { SHIM_UNDECIDED, SHIM_STACK, SHIM_KERNEL };
 
-#define SHIM_NOPTS 17   /* enum tcpsm_opt values 0..TCPSM_OPT_MTU */
+#define SHIM_NOPTS TCPSM_OPT_COUNT     /* every enum tcpsm_opt value can be recorded */
+_Static_assert(SHIM_NOPTS <= 32, "opt_set is a 32-bit mask");
 
 struct shim_epitem;
 

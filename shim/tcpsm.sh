@@ -45,6 +45,11 @@ Options (each sets the environment variable named after it):
                                      4K..16M, suffix K or M)
   --rcvbuf SIZE     TCPSM_RCVBUF     per-socket receive buffer (default 256K)
   --rcvbuf-max SIZE TCPSM_RCVBUF_MAX receive buffer auto-tuning ceiling (4M)
+  --mem-max SIZE    TCPSM_MEM_MAX    TCP buffer memory of the whole stack
+                                     (default 128M; 1M..64G, suffix K, M or G):
+                                     under pressure from 3/4 of it, no
+                                     out-of-order data is kept; beyond it,
+                                     received data is refused (resent later)
   --spin US         TCPSM_SPIN_US    busy polling: the thread that polls the
                                      link for the others spins this long (0..1000000
                                      microseconds) before it sleeps; one spinner at
@@ -160,6 +165,8 @@ while [ $# -gt 0 ]; do
         --rcvbuf) need_arg "$@"; export TCPSM_RCVBUF=$2; shift 2 ;;
         --rcvbuf=*) export TCPSM_RCVBUF=${1#*=}; shift ;;
         --rcvbuf-max) need_arg "$@"; export TCPSM_RCVBUF_MAX=$2; shift 2 ;;
+        --mem-max) need_arg "$@"; export TCPSM_MEM_MAX=$2; shift 2 ;;
+        --mem-max=*) export TCPSM_MEM_MAX=${1#*=}; shift ;;
         --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
         --spin) need_arg "$@"; export TCPSM_SPIN_US=$2; shift 2 ;;
         --spin=*) export TCPSM_SPIN_US=${1#*=}; shift ;;

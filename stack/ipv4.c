@@ -1,9 +1,8 @@
 /* IPv4 for a host (RFC 791, RFC 1122 3.2.1): input validation, output
  * framing and the route (connected subnet + default gateway).
  *
- * Fragments are DROPPED and counted (ip_drop_frag), not reassembled: we
- * send every datagram with DF so peers use path MTU discovery, and TCP
- * peers never need to fragment toward us. */
+ * Fragments are reassembled (ipv4_frag.c, bounded); we never fragment:
+ * every datagram leaves with DF, and TCP follows the path MTU (RFC 1191). */
 #include "ipv4.h"
 
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "csum.h"
 #include "eth.h"
 #include "icmp.h"
+#include "ipv4_frag.h"
 #include "neigh.h"
 #include "tcp.h"
 #include "wire.h"
@@ -93,8 +93,12 @@ void ipv4_input(struct tcpsm_stack *st, const uint8_t *p, size_t len, uint64_t n
     }
     uint16_t frag = get16(p + 6);
     if ((frag & IP_MF) || (frag & IP_OFFMASK)) {
-        st->cnt.ip_drop_frag++;
-        return;
+        size_t whole;
+        p = ipv4_frag_input(st, p, ihl, tot, now, &whole);
+        if (!p)
+            return;                     /* held, or dropped and counted */
+        ihl = (size_t)(p[0] & 0xf) * 4;
+        tot = whole;
     }
     /* Options (ihl > 5) are skipped: none changes what a host does here. */
     const uint8_t *l4 = p + ihl;

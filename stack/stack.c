@@ -6,6 +6,7 @@
 #include "eth.h"
 #include "addr.h"
 #include "ipv4.h"
+#include "ipv4_frag.h"
 #include "ipv6.h"
 #include "neigh.h"
 #include "stack.h"
@@ -90,7 +91,7 @@ struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm
         free(st);
         return NULL;
     }
-    if (ipv6_init(st, now) < 0) {
+    if (ipv6_init(st, now) < 0 || ipv4_frag_init(st) < 0) {
         tcpsm_stack_free(st);
         return NULL;
     }
@@ -104,6 +105,7 @@ void tcpsm_stack_free(struct tcpsm_stack *st)
     if (!st)
         return;
     tcp_fini(st);
+    ipv4_frag_fini(st);
     ipv6_fini(st);
     neigh_fini(st);
     timer_heap_free(&st->timers);

@@ -8,6 +8,7 @@
 
 struct neigh_table;             /* arp.c / neigh.c */
 struct tcp_stack;               /* tcp_*.c */
+struct ipv4_reasm;              /* ipv4_frag.c */
 
 /* Output frames are built in place in fixed slots and handed to the netdev
  * in batches (design.md). A slot holds one Ethernet frame. */
@@ -44,6 +45,7 @@ struct tcpsm_stack {
     struct tcpsm_timer_heap timers;
     struct neigh_table *neigh;
     struct tcp_stack *tcp;
+    struct ipv4_reasm *reasm;
     struct ipv6_state v6;
 
     /* tx batch: frames ready for dev->ops->send */

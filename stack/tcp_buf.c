@@ -151,3 +151,151 @@ uint32_t ooo_advance(struct tcp_ooo *o, uint32_t rcv_nxt)
     }
     return rcv_nxt;
 }
+
+/* ---------------------------------------------------------------- stack-wide memory */
+
+/* Charge n bytes of buffer memory. Refused (false) past mem_max unless
+ * force (data that is only moving, e.g. out-of-order bytes into the ring).
+ * Pressure starts at 3/4 of mem_max and ends below 1/2 (Linux tcp_mem's
+ * hysteresis); under pressure out-of-order data is not kept and receive
+ * buffers do not auto-tune. */
+bool tcp_mem_charge(struct tcp_stack *ts, size_t n, bool force)
+{
+    if (!force && ts->mem_used + n > ts->mem_max) {
+        ts->st->cnt.tcp_drop_mem++;
+        return false;
+    }
+    ts->mem_used += n;
+    if (!ts->mem_pressure && ts->mem_used > ts->mem_max / 4 * 3) {
+        ts->mem_pressure = true;
+        ts->st->cnt.tcp_mem_pressure++;
+    }
+    return true;
+}
+
+void tcp_mem_uncharge(struct tcp_stack *ts, size_t n)
+{
+    ts->mem_used = n > ts->mem_used ? 0 : ts->mem_used - n;
+    if (ts->mem_pressure && ts->mem_used < ts->mem_max / 2)
+        ts->mem_pressure = false;
+}
+
+/* ring_reserve with the bytes charged to the stack. */
+int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, uint32_t limit,
+                     bool force)
+{
+    uint32_t old = r->buf ? r->cap : 0;
+    if (need > limit)
+        need = limit;
+    if (r->buf && need <= r->cap)
+        return 0;
+    uint32_t cap = r->cap ? r->cap : TCP_RING_INIT;
+    while (cap < need)
+        cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
+    if (cap > limit)
+        cap = limit;
+    if (r->buf && cap <= r->cap)
+        return 0;
+    if (!tcp_mem_charge(TS(sk), cap - old, force))
+        return -ENOBUFS;
+    if (ring_grow(r, cap) < 0) {
+        tcp_mem_uncharge(TS(sk), cap - old);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Free a ring (empty, or no longer wanted): an idle connection holds no
+ * buffer memory. */
+void tcp_ring_release(struct tcpsm_sock *sk, struct tcp_ring *r)
+{
+    if (r->buf)
+        tcp_mem_uncharge(TS(sk), r->cap);
+    ring_free(r);
+}
+
+/* ---------------------------------------------------------------- out-of-order queue */
+
+/* Keep len bytes at seq (beyond RCV.NXT) until the hole before them fills.
+ * Bounded per connection by TCP_OFO_SEGS_MAX segments (the window bounds
+ * the bytes) and stack-wide by mem_max; -ENOBUFS when refused (the caller
+ * drops the segment and counts it: the peer retransmits). Overlaps with
+ * held segments are kept (the pull skips what is already in order). */
+int tcp_ofo_insert(struct tcpsm_sock *sk, uint32_t seq, const uint8_t *data, uint32_t len)
+{
+    struct tcp_stack *ts = TS(sk);
+    if (sk->ofo_n >= TCP_OFO_SEGS_MAX)
+        return -ENOBUFS;
+    size_t sz = sizeof(struct tcp_ofo) + len;
+    if (!tcp_mem_charge(ts, sz, false))
+        return -ENOBUFS;
+    struct tcp_ofo *o = malloc(sz);
+    if (!o) {
+        tcp_mem_uncharge(ts, sz);
+        return -ENOMEM;
+    }
+    o->seq = seq;
+    o->len = len;
+    memcpy(o->data, data, len);
+    struct tcp_ofo **pp = &sk->ofo;
+    while (*pp && seq_le((*pp)->seq, seq))
+        pp = &(*pp)->next;
+    o->next = *pp;
+    *pp = o;
+    sk->ofo_n++;
+    sk->ofo_bytes += len;
+    return 0;
+}
+
+static void ofo_free_one(struct tcpsm_sock *sk, struct tcp_ofo *o)
+{
+    sk->ofo_n--;
+    sk->ofo_bytes -= o->len;
+    tcp_mem_uncharge(TS(sk), sizeof(*o) + o->len);
+    free(o);
+}
+
+/* RCV.NXT moved: the held segments it reached go into the ring, in order.
+ * Returns the new RCV.NXT. Should the ring not grow (no memory), the
+ * segments are dropped instead: SACKed data may be discarded (RFC 2018 8),
+ * the sender keeps it until it is cumulatively ACKed. */
+uint32_t tcp_ofo_pull(struct tcpsm_sock *sk)
+{
+    uint32_t nxt = sk->rcv_nxt;
+    while (sk->ofo && seq_le(sk->ofo->seq, nxt)) {
+        struct tcp_ofo *o = sk->ofo;
+        sk->ofo = o->next;
+        uint32_t end = o->seq + o->len;
+        if (seq_gt(end, nxt)) {
+            uint32_t skip = nxt - o->seq, n = o->len - skip;
+            if (tcp_ring_reserve(sk, &sk->rcvq, sk->rcvq.len + n, UINT32_MAX, true) < 0) {
+                ofo_free_one(sk, o);
+                tcp_ofo_purge(sk);
+                break;
+            }
+            ring_write_at(&sk->rcvq, sk->rcvq.len, o->data + skip, n);
+            sk->rcvq.len += n;
+            sk->bytes_received += n;
+            nxt = end;
+        }
+        ofo_free_one(sk, o);
+    }
+    uint32_t last = sk->ooo.last;
+    sk->ooo.n = 0;                      /* rebuilt from what is still held */
+    for (struct tcp_ofo *o = sk->ofo; o; o = o->next)
+        ooo_add(&sk->ooo, o->seq, o->seq + o->len);
+    sk->ooo.last = last;
+    return nxt;
+}
+
+/* Drop every held out-of-order segment (pressure, close, reset). */
+void tcp_ofo_purge(struct tcpsm_sock *sk)
+{
+    while (sk->ofo) {
+        struct tcp_ofo *o = sk->ofo;
+        sk->ofo = o->next;
+        ofo_free_one(sk, o);
+    }
+    sk->ooo.n = 0;
+    sk->ooo_fin = false;
+}

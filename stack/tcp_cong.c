@@ -43,15 +43,21 @@ static uint32_t reno_ssthresh(struct tcpsm_sock *sk)
 }
 
 const struct congestion_ops tcp_newreno = {
-    .name = "newreno",
+    .name = "reno",
     .init = reno_init,
     .on_ack = reno_on_ack,
     .ssthresh = reno_ssthresh,
 };
 
+/* TCP_CONGESTION: NewReno (the default; Linux's "reno") or CUBIC. */
+const struct congestion_ops *tcp_cong_ops(int which)
+{
+    return which == TCPSM_CC_CUBIC ? &tcp_cubic : &tcp_newreno;
+}
+
 void tcp_cong_init(struct tcpsm_sock *sk)
 {
-    sk->cc = &tcp_newreno;
+    sk->cc = tcp_cong_ops(sk->cc_pref);
     sk->cc->init(sk);
     sk->dupacks = 0;
     sk->in_recovery = false;

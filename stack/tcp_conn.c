@@ -96,6 +96,7 @@ int tcp_init(struct tcpsm_stack *st)
         return -ENOMEM;
     ts->st = st;
     ts->max_socks = st->cfg.max_socks ? st->cfg.max_socks : TCP_MAX_SOCKS_DEF;
+    ts->mem_max = st->cfg.mem_max ? st->cfg.mem_max : TCP_MEM_MAX_DEF;
     uint32_t n = 256;
     while (n < ts->max_socks && n < (1u << 20))
         n <<= 1;
@@ -133,6 +134,16 @@ void tcp_fini(struct tcpsm_stack *st)
 size_t tcp_nsocks(const struct tcpsm_stack *st)
 {
     return st->tcp ? st->tcp->nsocks : 0;
+}
+
+size_t tcpsm_stack_mem(const struct tcpsm_stack *st, size_t *max, bool *pressure)
+{
+    const struct tcp_stack *ts = st->tcp;
+    if (max)
+        *max = ts ? ts->mem_max : 0;
+    if (pressure)
+        *pressure = ts && ts->mem_pressure;
+    return ts ? ts->mem_used : 0;
 }
 
 const char *tcpsm_state_name(int state)
@@ -250,6 +261,7 @@ void tcp_init_from_listener(struct tcpsm_sock *c, const struct tcpsm_sock *l)
     c->linger = l->linger;
     c->user_mss = l->user_mss;
     c->user_timeout_ms = l->user_timeout_ms;
+    c->cc_pref = l->cc_pref;
     c->reuseaddr = l->reuseaddr;
     c->ipv6 = l->ipv6;
     c->v6only = l->v6only;
@@ -343,8 +355,9 @@ void tcp_sock_free(struct tcpsm_sock *sk)
     tcp_bind_del(sk);
     lhash_del(sk);
     tw_del(sk);
-    ring_free(&sk->sndq);
-    ring_free(&sk->rcvq);
+    tcp_ring_release(sk, &sk->sndq);
+    tcp_ring_release(sk, &sk->rcvq);
+    tcp_ofo_purge(sk);
     if (sk->aprev)
         sk->aprev->anext = sk->anext;
     else
@@ -658,11 +671,10 @@ void tcp_wake_listener(struct tcpsm_sock *l)
 /* Nothing more will be sent; unread data stays readable for its owner. */
 void tcp_release_buffers(struct tcpsm_sock *sk)
 {
-    ring_free(&sk->sndq);
-    if (!sk->user_ref || sk->rcvq.len == 0) {
-        ring_free(&sk->rcvq);
-        sk->ooo.n = 0;
-    }
+    tcp_ring_release(sk, &sk->sndq);
+    if (!sk->user_ref || sk->rcvq.len == 0)
+        tcp_ring_release(sk, &sk->rcvq);
+    tcp_ofo_purge(sk);
 }
 
 /* Free a TCB that reached CLOSED and that nobody references any more. */

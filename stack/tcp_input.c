@@ -423,20 +423,19 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
         st->cnt.tcp_drop_rcvbuf++;
         sk->ack_now = true;
     }
-    if (len && ring_reserve(&sk->rcvq, sk->rcvq.len + (seq - sk->rcv_nxt) + len, sk->rcvbuf) < 0) {
-        st->cnt.tcp_drop_rcvbuf++;
-        return false;
-    }
     if (seq == sk->rcv_nxt) {
         if (len) {
+            /* the ring holds in-order bytes only, and grows with them */
+            if (tcp_ring_reserve(sk, &sk->rcvq, sk->rcvq.len + len, sk->rcvbuf, false) < 0) {
+                st->cnt.tcp_drop_rcvbuf++;
+                return false;
+            }
             ring_write_at(&sk->rcvq, sk->rcvq.len, data, len);
             sk->rcvq.len += len;
             sk->rcv_nxt += len;
             sk->bytes_received += len;
             if (sk->ooo.n) {
-                uint32_t n = ooo_advance(&sk->ooo, sk->rcv_nxt);
-                sk->rcvq.len += n - sk->rcv_nxt;
-                sk->rcv_nxt = n;
+                sk->rcv_nxt = tcp_ofo_pull(sk);
                 sk->ack_now = true;     /* filled (part of) a hole: RFC 5681 4.2 */
             }
             /* ACK every second segment (at the end of the input batch),
@@ -457,12 +456,23 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
     sk->rcv_ooopack++;
     sk->ack_now = true;                 /* dup ACK at once (RFC 5681 4.2) */
     sk->dupack_now = true;
+    if (TS(sk)->mem_pressure) {
+        /* memory pressure: keep nothing out of order (Linux
+         * tcp_prune_ofo_queue); the sender retransmits after the hole */
+        if (sk->ofo_n)
+            st->cnt.tcp_ofo_pruned += sk->ofo_n;
+        tcp_ofo_purge(sk);
+        st->cnt.tcp_drop_mem++;
+        return false;
+    }
     if (len) {
-        if (ooo_add(&sk->ooo, seq, seq + len) < 0) {
+        struct tcp_ooo saved = sk->ooo;
+        if (ooo_add(&sk->ooo, seq, seq + len) < 0 ||
+            tcp_ofo_insert(sk, seq, data, len) < 0) {
+            sk->ooo = saved;
             st->cnt.tcp_drop_rcvbuf++;
             return false;
         }
-        ring_write_at(&sk->rcvq, sk->rcvq.len + (seq - sk->rcv_nxt), data, len);
     }
     if (fin) {
         sk->ooo_fin = true;
@@ -485,6 +495,8 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
         if (seq_gt(upto, sk->snd_buf_seq)) {
             uint32_t n = upto - sk->snd_buf_seq;
             ring_drop(&sk->sndq, n);
+            if (!sk->sndq.len)
+                tcp_ring_release(sk, &sk->sndq);    /* all acknowledged */
             sk->snd_buf_seq += n;
             sk->bytes_acked += n;
         }

@@ -37,7 +37,9 @@
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_BATCH_MAX       64          /* connections with work deferred to the end of an input batch */
-#define TCP_RING_INIT       (16u * 1024u)   /* first allocation of a buffer ring */
+#define TCP_RING_INIT       (4u * 1024u)    /* first allocation of a buffer ring */
+#define TCP_MEM_MAX_DEF     (128u << 20)    /* buffer memory of the whole stack (README) */
+#define TCP_OFO_SEGS_MAX    64          /* out-of-order segments held per connection */
 #define TCP_CHALLENGE_PER_S 1000
 #define TCP_COOKIE_BITS     24          /* Linux syncookies.c: low 24 bits data + hash */
 #define TCP_COOKIE_PERIOD_NS (60 * SEC_NS)  /* cookie counter tick (Linux 60 s) */
@@ -63,6 +65,14 @@ struct tcp_ooo {
     uint32_t last;                      /* start of the latest segment (RFC 2018 4) */
 };
 
+/* One out-of-order segment, held apart from the receive ring (Linux's
+ * out-of-order queue): memory follows the data held, not its offset. */
+struct tcp_ofo {
+    struct tcp_ofo *next;               /* by sequence */
+    uint32_t seq, len;
+    uint8_t data[];
+};
+
 /* Parsed options of one segment. */
 struct tcp_opts {
     bool mss_ok, ws_ok, sack_ok, ts_ok;
@@ -86,6 +96,15 @@ struct tcp_seg {
 };
 
 struct congestion_ops;
+
+/* CUBIC's state (tcp_cubic.c), windows in segments, times in seconds. */
+struct cubic_state {
+    double w_max;                       /* window before the last reduction */
+    double k;                           /* time to get back to it */
+    double w_est;                       /* Reno-friendly estimate (RFC 9438 4.3) */
+    double frac;                        /* growth not yet a whole byte */
+    uint64_t epoch;                     /* start of this congestion avoidance epoch, 0 = none */
+};
 
 /* SYNs seen by a listener (and by the stack): counts, and the rate over
  * the last whole second. */
@@ -158,7 +177,9 @@ struct tcpsm_sock {
 
     /* buffers */
     struct tcp_ring sndq, rcvq;
-    struct tcp_ooo ooo;
+    struct tcp_ooo ooo;                 /* ranges held out of order (SACK blocks) */
+    struct tcp_ofo *ofo;                /* ... and their bytes */
+    uint32_t ofo_n, ofo_bytes;
     uint32_t sndbuf, rcvbuf;
     /* receive buffer auto-tuning (tcp_sock.c): ceiling (0 = fixed, e.g.
      * after SO_RCVBUF), bytes read since rcvq_time, receiver's RTT */
@@ -189,6 +210,8 @@ struct tcpsm_sock {
 
     /* congestion (tcp_cong.c) */
     const struct congestion_ops *cc;
+    uint8_t cc_pref;                    /* TCPSM_CC_*: TCP_CONGESTION */
+    struct cubic_state cubic;
     uint32_t cwnd, ssthresh, recover, cwnd_acc;
     struct tcp_ooo sacked;              /* SACK scoreboard above snd_una (tcp_sack.c) */
     uint32_t high_rxt;                  /* RFC 6675 HighRxt */
@@ -237,6 +260,10 @@ struct tcp_stack {
     /* connections owing an ACK or a wake-up at the end of the input batch */
     struct tcpsm_sock *batch[TCP_BATCH_MAX];
     unsigned nbatch;
+    /* buffer memory (Linux tcp_mem): bytes in rings and out-of-order
+     * segments; pressure from 3/4 of mem_max down to 1/2 */
+    size_t mem_used, mem_max;
+    bool mem_pressure;
     /* RFC 5961 7 challenge ACK rate limit: a budget drawn at random in
      * [limit/2, 3*limit/2) each second (Linux after CVE-2016-5696) */
     uint64_t chal_sec;
@@ -315,6 +342,14 @@ size_t tcp_opt_len(const struct tcpsm_sock *sk, uint8_t flags, bool with_sack);
 uint32_t tcp_ts_now(const struct tcpsm_sock *sk, uint64_t now);
 
 /* tcp_buf.c */
+bool tcp_mem_charge(struct tcp_stack *ts, size_t n, bool force);
+void tcp_mem_uncharge(struct tcp_stack *ts, size_t n);
+int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, uint32_t limit,
+                     bool force);
+void tcp_ring_release(struct tcpsm_sock *sk, struct tcp_ring *r);
+int tcp_ofo_insert(struct tcpsm_sock *sk, uint32_t seq, const uint8_t *data, uint32_t len);
+uint32_t tcp_ofo_pull(struct tcpsm_sock *sk);
+void tcp_ofo_purge(struct tcpsm_sock *sk);
 int ring_alloc(struct tcp_ring *r, uint32_t cap);
 void ring_free(struct tcp_ring *r);
 int ring_grow(struct tcp_ring *r, uint32_t cap);
@@ -371,7 +406,8 @@ struct congestion_ops {
     void (*on_ack)(struct tcpsm_sock *sk, uint32_t acked);     /* new data ACKed, not in recovery */
     uint32_t (*ssthresh)(struct tcpsm_sock *sk);                /* on loss */
 };
-extern const struct congestion_ops tcp_newreno;
+extern const struct congestion_ops tcp_newreno, tcp_cubic;
+const struct congestion_ops *tcp_cong_ops(int which);
 void tcp_cong_init(struct tcpsm_sock *sk);
 /* ACK processing; returns true if the caller should retransmit the head now. */
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now);

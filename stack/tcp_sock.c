@@ -109,9 +109,9 @@ static void reset_conn(struct tcpsm_sock *sk)
     sk->shutdown = 0;
     sk->fin_queued = sk->fin_sent = false;
     sk->rcv_fin = sk->ooo_fin = false;
-    sk->ooo.n = 0;
-    sk->sndq.len = sk->sndq.head = 0;
-    sk->rcvq.len = sk->rcvq.head = 0;
+    tcp_ofo_purge(sk);
+    tcp_ring_release(sk, &sk->sndq);
+    tcp_ring_release(sk, &sk->rcvq);
     sk->retries = sk->backoff = sk->probes = sk->ka_probes = 0;
     sk->first_rtx = 0;
     sk->srtt_us = sk->rttvar_us = 0;
@@ -284,7 +284,9 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     if (room == 0)
         return -EAGAIN;
     uint32_t want = len < room ? (uint32_t)len : room;
-    if (ring_reserve(&sk->sndq, sk->sndq.len + want, sk->sndbuf) < 0)
+    /* the send queue is bounded by SO_SNDBUF, and charged to the stack's
+     * memory without a cap: what the application was promised stays */
+    if (tcp_ring_reserve(sk, &sk->sndq, sk->sndq.len + want, sk->sndbuf, true) < 0)
         return -ENOMEM;
     uint32_t n = ring_write(&sk->sndq, buf, want);
     if (n == 0)
@@ -305,7 +307,7 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
  * rate is measured over the whole interval). */
 static void rcvbuf_tune(struct tcpsm_sock *sk, uint32_t n, uint64_t now)
 {
-    if (sk->rcvbuf_max <= sk->rcvbuf)
+    if (sk->rcvbuf_max <= sk->rcvbuf || TS(sk)->mem_pressure)
         return;
     if (!sk->rcvq_time) {
         sk->rcvq_time = now;
@@ -338,6 +340,8 @@ ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags,
         ring_read_at(&sk->rcvq, 0, buf, n);
         if (!(flags & TCPSM_MSG_PEEK)) {
             ring_drop(&sk->rcvq, n);
+            if (!sk->rcvq.len)
+                tcp_ring_release(sk, &sk->rcvq);    /* drained: memory follows data */
             rcvbuf_tune(sk, n, now);
             tcp_window_update(sk, now);
             flush(sk);
@@ -464,8 +468,8 @@ void tcpsm_sock_close(struct tcpsm_sock *sk, uint64_t now)
         if (!open) {
             /* CLOSING, LAST-ACK, TIME-WAIT: unread data is dropped, the
              * send queue may still need retransmitting */
-            ring_free(&sk->rcvq);
-            sk->ooo.n = 0;
+            tcp_ring_release(sk, &sk->rcvq);
+            tcp_ofo_purge(sk);
         }
         send_fin(sk, "app close", now);
         if (sk->state == TCPSM_FIN_WAIT_2) {
@@ -705,6 +709,17 @@ int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
             return -EINVAL;
         sk->user_timeout_ms = (uint32_t)val;
         return 0;
+    case TCPSM_OPT_CONGESTION:
+        if (val != TCPSM_CC_RENO && val != TCPSM_CC_CUBIC)
+            return -ENOENT;             /* Linux: no such algorithm */
+        sk->cc_pref = (uint8_t)val;
+        if (sk->cc && sk->cc != tcp_cong_ops(val)) {
+            /* a live connection keeps its window; the new algorithm
+             * starts its own state (Linux tcp_reinit_congestion_control) */
+            sk->cc = tcp_cong_ops(val);
+            memset(&sk->cubic, 0, sizeof(sk->cubic));
+        }
+        return 0;
     case TCPSM_OPT_IPV6:
         /* the socket's family: only before bind/connect */
         if (sk->lport || sk->state != TCPSM_CLOSED)
@@ -756,6 +771,7 @@ int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val)
         return 0;
     case TCPSM_OPT_REUSEADDR: *val = sk->reuseaddr; return 0;
     case TCPSM_OPT_USER_TIMEOUT: *val = (int)sk->user_timeout_ms; return 0;
+    case TCPSM_OPT_CONGESTION: *val = sk->cc_pref; return 0;
     case TCPSM_OPT_IPV6: *val = sk->ipv6; return 0;
     case TCPSM_OPT_V6ONLY: *val = sk->v6only; return 0;
     case TCPSM_OPT_TOS: *val = sk->tos; return 0;

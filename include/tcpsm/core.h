@@ -133,6 +133,9 @@ struct tcpsm_config {
                                    tcp_rmem[2]); 0 or <= rcvbuf: no auto-tuning */
     uint32_t msl_ms;            /* MSL; TIME-WAIT lasts 2*MSL (default 30000) */
     uint32_t neigh_max;         /* neighbour cache entries (default 256) */
+    uint64_t mem_max;           /* TCP buffer memory of the stack, bytes (default 128 MiB):
+                                   pressure from 3/4 (no out-of-order data kept, no
+                                   auto-tuning), receive data refused beyond it */
 
     /* Called (under the caller's lock) when a socket's readiness may have
      * changed; events is the new tcpsm_sock_poll() value. */
@@ -161,7 +164,10 @@ struct tcpsm_counters {
              tcp_ack_skipped,           /* reflexive ACKs withheld by the rate limits (RFC 5961 7) */
              tcp_listen_syns,           /* SYNs that reached a listener */
              tcp_syncookies_sent, tcp_syncookies_recv, tcp_syncookies_failed,
-             tcp_tw_recycled;           /* TIME-WAIT TCBs ended early: the table was full */
+             tcp_tw_recycled,           /* TIME-WAIT TCBs ended early: the table was full */
+             tcp_drop_mem,              /* data refused: buffer memory at its cap or pressure */
+             tcp_mem_pressure,          /* times the stack entered memory pressure */
+             tcp_ofo_pruned;            /* out-of-order segments dropped under pressure */
     /* IPv6 (appended: the IPv4 names above keep their meaning) */
     uint64_t ip6_in, ip6_out, ip6_drop_hdr, ip6_drop_not_us, ip6_drop_frag, ip6_drop_proto,
              ip6_drop_noroute, ip6_drop_exthdr;
@@ -169,6 +175,9 @@ struct tcpsm_counters {
     uint64_t icmp6_in, icmp6_echo_reply_out, icmp6_unreach_in, icmp6_ptb_in, icmp6_err_out,
              icmp6_drop_bad, nd_ns_in, nd_ns_out, nd_na_in, nd_na_out, nd_rs_out, nd_ra_in,
              nd_drop_bad, nd_dad_dup;
+    /* IPv4 reassembly: fragments in, datagrams made, given up (overlap, bound, eviction),
+     * expired (30 s) */
+    uint64_t ip_frag_in, ip_reasm_ok, ip_reasm_fail, ip_reasm_timeout;
 };
 
 /* Create a stack bound to dev. Returns NULL on bad config or no memory. */
@@ -199,6 +208,9 @@ const struct tcpsm_counters *tcpsm_stack_counters(const struct tcpsm_stack *st);
 uint32_t tcpsm_stack_addr(const struct tcpsm_stack *st);
 /* Number of TCBs alive (any state, incl. TIME-WAIT and unaccepted). */
 size_t tcpsm_stack_nsocks(const struct tcpsm_stack *st);
+/* TCP buffer memory in use (rings and out-of-order segments), bytes; the
+ * cap (mem_max) and whether the stack is under pressure, if asked. */
+size_t tcpsm_stack_mem(const struct tcpsm_stack *st, size_t *max, bool *pressure);
 
 /* ---------------------------------------------------------------- sockets
  *
@@ -284,7 +296,12 @@ enum tcpsm_opt {
     TCPSM_OPT_TOS,          /* IP_TOS / IPV6_TCLASS, 0..255 (-1: 0); the ECN bits stay 0 */
     TCPSM_OPT_TTL,          /* IP_TTL / IPV6_UNICAST_HOPS, 1..255, -1 = default (64) */
     TCPSM_OPT_MTU,          /* get only: IP_MTU / IPV6_MTU, the path MTU; -ENOTCONN unconnected */
+    TCPSM_OPT_CONGESTION,   /* TCP_CONGESTION: TCPSM_CC_RENO (default) or TCPSM_CC_CUBIC
+                               (RFC 9438); -ENOENT for another */
 };
+#define TCPSM_OPT_COUNT (TCPSM_OPT_CONGESTION + 1)     /* number of options */
+#define TCPSM_CC_RENO  0
+#define TCPSM_CC_CUBIC 1
 /* -EINVAL for a value out of range, -ENOPROTOOPT for an unknown option. */
 int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val);
 int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val);

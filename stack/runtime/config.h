@@ -28,6 +28,7 @@ struct rt_settings {
     char pcap_path[CONFIG_PATH_MAX];    /* TCPSM_PCAP=<file>, "" = none */
     /* config_ops.c */
     uint32_t sndbuf, rcvbuf, rcvbuf_max;   /* TCPSM_SNDBUF/RCVBUF/RCVBUF_MAX, 0 = default */
+    uint64_t mem_max;           /* TCPSM_MEM_MAX: TCP buffer memory cap, 0 = core default */
     char run_dir[256];          /* TCPSM_RUN_DIR: stats region and capture socket, "" = off */
     uint64_t spin_ns;           /* TCPSM_SPIN_US: the link's poller busy-polls this long, 0 = never */
 };

@@ -48,6 +48,25 @@ int config_ops_from_env(const char *(*getenv_fn)(const char *name), struct rt_se
             return -1;
         }
     }
+    const char *m = getenv_fn("TCPSM_MEM_MAX");
+    if (m) {
+        /* the stack's buffer memory cap: 1M to 64G, k/m/g suffixes */
+        char *end;
+        unsigned long long x = m[0] >= '0' && m[0] <= '9' ? strtoull(m, &end, 10) : 0;
+        unsigned long long mul = 1;
+        if (x && (*end == 'k' || *end == 'K'))
+            mul = 1ull << 10, end++;
+        else if (x && (*end == 'm' || *end == 'M'))
+            mul = 1ull << 20, end++;
+        else if (x && (*end == 'g' || *end == 'G'))
+            mul = 1ull << 30, end++;
+        if (!x || *end || x > (64ull << 30) / mul || x * mul < (1ull << 20)) {
+            snprintf(err, errlen, "TCPSM_MEM_MAX=%s: expected a size in bytes from 1M to 64G "
+                     "(e.g. 64M, 2G)", m);
+            return -1;
+        }
+        s->mem_max = x * mul;
+    }
     const char *v = getenv_fn("TCPSM_RUN_DIR");
     if (!v) {
         strcpy(s->run_dir, CONFIG_RUN_DIR_DEFAULT);

@@ -192,6 +192,7 @@ static int start_locked(void)
      * fixed 256 KiB a kernel sender on veth stalls on a full window
      * whenever the reader or the receive thread is descheduled a moment. */
     cfg.rcvbuf_max = rt.set.rcvbuf_max ? rt.set.rcvbuf_max : RT_RCVBUF_MAX;
+    cfg.mem_max = rt.set.mem_max;
     cfg.sndbuf = rt.set.sndbuf;         /* TCPSM_SNDBUF/TCPSM_RCVBUF; 0: the core's default */
     cfg.rcvbuf = rt.set.rcvbuf;
     cfg.sock_event = rt_sock_event;

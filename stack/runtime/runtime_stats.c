@@ -133,7 +133,8 @@ static const struct { const char *name; size_t off; } counters[] = {
     C(tcp_rst_out), C(tcp_challenge_ack), C(tcp_conn_timeout), C(tcp_active_opens),
     C(tcp_passive_opens), C(tcp_drop_max_socks), C(tcp_undo), C(tcp_ack_skipped),
     C(tcp_listen_syns), C(tcp_syncookies_sent), C(tcp_syncookies_recv), C(tcp_syncookies_failed),
-    C(tcp_tw_recycled),
+    C(tcp_tw_recycled), C(tcp_drop_mem),
+    C(tcp_mem_pressure), C(tcp_ofo_pruned),
     C(ip6_in), C(ip6_out), C(ip6_drop_hdr), C(ip6_drop_not_us), C(ip6_drop_frag),
     C(ip6_drop_proto), C(ip6_drop_noroute), C(ip6_drop_exthdr), C(icmp6_in),
     C(icmp6_echo_reply_out), C(icmp6_unreach_in), C(icmp6_ptb_in), C(icmp6_err_out),
@@ -195,6 +196,9 @@ int rt_stats_write(const char *path)
     sn.now = rt_now();
     tcpsm_stack_walk(rt.st, take, &sn);
     cnt = *tcpsm_stack_counters(rt.st);
+    size_t mem_max = 0;
+    bool mem_pressure = false;
+    size_t mem_used = tcpsm_stack_mem(rt.st, &mem_max, &mem_pressure);
     uint64_t up_ns = rt_now() - rt.t0;
     rt_unlock();
     /* The link counters are updated outside the lock by the receiving
@@ -240,7 +244,9 @@ int rt_stats_write(const char *path)
         put(&o, "%s\"%s\": %llu", i ? ", " : "", counters[i].name,
             (unsigned long long)*(const uint64_t *)(const void *)((const char *)&cnt +
                                                                    counters[i].off));
-    put(&o, "},\n \"nsocks\": %zu,\n \"listed\": %zu,\n \"sockets\": [", sn.total, sn.n);
+    put(&o, "},\n \"tcp_mem\": {\"used\": %zu, \"max\": %zu, \"pressure\": %s},", mem_used,
+        mem_max, mem_pressure ? "true" : "false");
+    put(&o, "\n \"nsocks\": %zu,\n \"listed\": %zu,\n \"sockets\": [", sn.total, sn.n);
     for (size_t i = 0; i < sn.n; i++) {
         const struct sock_snap *x = &sn.s[i];
         const struct tcpsm_tcp_info *in = &x->info;

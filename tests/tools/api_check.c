@@ -151,6 +151,20 @@ static void check_nonblocking_connect(void)
           r == 0 && fl >= 248 && fl <= sizeof(full) && full[0] == TCP_ESTABLISHED && snd_wnd > 0 &&
           snd_wnd != 0xeeeeeeeeu && rcv_wnd > 0 && rcv_wnd != 0xeeeeeeeeu,
           "r=%d len=%u snd_wnd=%u rcv_wnd=%u", r, fl, snd_wnd, rcv_wnd);
+    char cc[16] = "";
+    socklen_t ccl = sizeof(cc);
+    r = getsockopt(s, IPPROTO_TCP, TCP_CONGESTION, cc, &ccl);
+    /* the stack's default is reno, the kernel's cubic */
+    CHECK("TCP_CONGESTION: a default", r == 0 && (!strcmp(cc, "reno") || !strcmp(cc, "cubic")),
+          "r=%d cc=%s", r, cc);
+    r = setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, "cubic", 5);
+    ccl = sizeof(cc);
+    memset(cc, 0, sizeof(cc));
+    int r2 = getsockopt(s, IPPROTO_TCP, TCP_CONGESTION, cc, &ccl);
+    CHECK("TCP_CONGESTION: cubic set and read back", r == 0 && r2 == 0 && strcmp(cc, "cubic") == 0,
+          "r=%d r2=%d cc=%s", r, r2, cc);
+    r = setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, "nosuchcc", 8);
+    CHECK("TCP_CONGESTION: an unknown name ENOENT", r == -1 && errno == ENOENT, "r=%d", r);
     int mss = 0;
     len = sizeof(mss);
     r = getsockopt(s, IPPROTO_TCP, TCP_MAXSEG, &mss, &len);

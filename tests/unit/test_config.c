@@ -227,6 +227,22 @@ Test(config, trace_zero_is_off_and_log_applies_when_disabled)
     cr_assert_eq(s.log_level, TCPSM_LOG_INFO);
 }
 
+Test(config, mem_max_good_and_bad)
+{
+    struct rt_settings s;
+    char err[256];
+    ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_MEM_MAX", "64M" });
+    cr_assert_eq(run(&s, err), 1, "%s", err);
+    cr_assert_eq(s.mem_max, 64ull << 20);
+    ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_MEM_MAX", "2G" });
+    cr_assert_eq(run(&s, err), 1, "%s", err);
+    cr_assert_eq(s.mem_max, 2ull << 30);
+    BAD("TCPSM_MEM_MAX=512K: expected a size in bytes from 1M to 64G (e.g. 64M, 2G)",
+        { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_MEM_MAX", "512K" });
+    BAD("TCPSM_MEM_MAX=lots: expected a size in bytes from 1M to 64G (e.g. 64M, 2G)",
+        { "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_MEM_MAX", "lots" });
+}
+
 Test(config, cidr6_good_and_bad)
 {
     uint8_t a[16], p;

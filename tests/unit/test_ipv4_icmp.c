@@ -109,9 +109,10 @@ Test(ipv4, each_drop_reason_counted)
     MUTATE((wr32(ip + 12, ADDR_US), RECSUM())); feed(st, g, n, 0);
     cr_assert_eq(c->ip_drop_hdr, 9, "invalid sources (RFC 1122 3.2.1.3)");
 
-    MUTATE((wr16(ip + 6, 0x2000), RECSUM())); feed(st, g, n, 0); /* MF */
-    MUTATE((wr16(ip + 6, 0x0001), RECSUM())); feed(st, g, n, 0); /* offset 8 */
-    cr_assert_eq(c->ip_drop_frag, 2);
+    MUTATE((wr16(ip + 6, 0x2000), RECSUM())); feed(st, g, n, 0); /* MF, odd length: bad */
+    MUTATE((wr16(ip + 6, 0x0001), RECSUM())); feed(st, g, n, 0); /* offset 8: held (ipv4_frag.c) */
+    cr_assert_eq(c->ip_drop_frag, 1);
+    cr_assert_eq(c->ip_frag_in, 2);
 
     MUTATE((ip[9] = 17, RECSUM())); feed(st, g, n, 0);          /* UDP */
     cr_assert_eq(c->ip_drop_proto, 1);

@@ -1,0 +1,20 @@
+/* IPv4 fragment reassembly (internal header; see ipv4_frag.c). */
+#ifndef TCPSM_IPV4_FRAG_H
+#define TCPSM_IPV4_FRAG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stack.h"
+
+int ipv4_frag_init(struct tcpsm_stack *st);      /* 0 or -1 (no memory) */
+void ipv4_frag_fini(struct tcpsm_stack *st);
+/* One fragment (p: its header, ihl and tot from it, checked). Returns the
+ * whole datagram (header with offset 0, total length set; valid until the
+ * next call) and its length once complete, else NULL. */
+const uint8_t *ipv4_frag_input(struct tcpsm_stack *st, const uint8_t *p, size_t ihl, size_t tot,
+                               uint64_t now, size_t *out_len);
+/* Bytes held for datagrams in progress. */
+size_t ipv4_frag_mem(const struct tcpsm_stack *st);
+
+#endif

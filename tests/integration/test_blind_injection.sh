@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Blind in-window attacks (RFC 5961) against a long transfer: curl in the peer downloads 48 MB
+# from nginx on the stack (rate-limited so it lasts), while build/tools/tcp_attack injects
+# 100,000 segments with the connection's own 4-tuple and guessed sequence and ack numbers
+# (a third each RST, SYN, ACK+data). The download must complete byte-exact (sha256) and
+# nginx stay up: no injection kills or corrupts the connection.
+# timeout: 120
+set -euo pipefail
+. "$(dirname "$0")/../lib/netns.sh"
+. "$(dirname "$0")/../lib/http.sh"
+need_cmd curl nginx ethtool ss
+netns_setup
+attack=$(need_tool tcp_attack)
+
+mkdir -p "$TMPD/www"
+mkfile "$TMPD/www/big.bin" $((48 << 20))
+nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
+nginx_start bg_stack "$TMPD/ngx"
+ngx=$BG_PID
+wait_connect "$NS_P" "$STACK_IP" 8080 20
+
+bg_peer "$TMPD/curl.log" curl -sS --fail --max-time 90 --limit-rate 6M -o "$TMPD/got.bin" \
+    "http://$STACK_IP:8080/big.bin"
+cl=$BG_PID
+sport=
+for i in $(seq 50); do
+    sport=$(on_peer ss -tnH state established "( dst $STACK_IP and dport = :8080 )" |
+            awk '{ n = split($3, a, ":"); print a[n]; exit }')
+    [ -n "$sport" ] && break
+    sleep 0.1
+done
+[ -n "$sport" ] || die "no established curl connection found"
+log "curl's connection: $PEER_IP:$sport -> $STACK_IP:8080; injecting 100000 blind segments"
+on_peer "$attack" inject "$PEER_IP" "$sport" "$STACK_IP" 8080 --count 100000 --rate 40000 \
+    >"$TMPD/attack.out" 2>&1 || { cat "$TMPD/attack.out" >&2; die "tcp_attack inject failed"; }
+cat "$TMPD/attack.out" >&2
+kill -0 "$cl" 2>/dev/null || die "curl had finished before the attack ended: make the transfer longer"
+for i in $(seq 900); do kill -0 "$cl" 2>/dev/null || break; sleep 0.1; done
+wait "$cl" || { cat "$TMPD/curl.log" >&2; die "curl failed: the connection did not survive"; }
+same_file "$TMPD/www/big.bin" "$TMPD/got.bin"
+kill -0 "$ngx" 2>/dev/null || die "nginx on the stack exited"
+log "ok: 48 MB byte-exact through 100000 blind injections"
