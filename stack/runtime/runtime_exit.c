@@ -57,7 +57,7 @@ static void log_counters(const struct tcpsm_counters *c)
     C(ip6_drop_proto), C(ip6_drop_noroute), C(ip6_drop_exthdr), C(icmp6_in),
     C(icmp6_echo_reply_out), C(icmp6_unreach_in), C(icmp6_ptb_in), C(icmp6_err_out),
     C(icmp6_drop_bad), C(nd_ns_in), C(nd_ns_out), C(nd_na_in), C(nd_na_out), C(nd_rs_out),
-    C(nd_ra_in), C(nd_drop_bad), C(nd_dad_dup),
+    C(nd_ra_in), C(nd_drop_bad), C(nd_dad_dup), C(ip6_reasm_ok),
     };
 #undef C
     char line[400];
