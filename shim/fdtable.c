@@ -23,6 +23,21 @@ _Atomic(uintptr_t) *shim_fds;
  * table at fork. First in the lock order: never taken while another shim
  * lock is held (shim.h, "fork"). */
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* A signal handler that interrupts this thread inside table_mu and looks
+ * up, dups or closes an fd would deadlock: handlers wait until it is
+ * released (tcpsm_sig_hold, stack/runtime/runtime_signal.c). */
+static void table_lock(void)
+{
+    tcpsm_sig_hold();
+    pthread_mutex_lock(&table_mu);
+}
+
+static void table_unlock(void)
+{
+    pthread_mutex_unlock(&table_mu);
+    tcpsm_sig_release();
+}
 /* One past the highest fd ever installed: bounds the walk at fork. */
 static atomic_int fd_hwm;
 
@@ -63,11 +78,11 @@ static struct shim_ep *slot_ep(uintptr_t v)
 
 struct shim_sock *shim_sock_get_slow(int fd)
 {
-    pthread_mutex_lock(&table_mu);
+    table_lock();
     struct shim_sock *s = slot_sock(atomic_load(&shim_fds[fd]));
     if (s)
         atomic_fetch_add(&s->refs, 1);
-    pthread_mutex_unlock(&table_mu);
+    table_unlock();
     return s;
 }
 
@@ -137,9 +152,9 @@ static uintptr_t slot_swap(int fd, uintptr_t v)
 {
     if (v)
         hwm_raise(fd);
-    pthread_mutex_lock(&table_mu);
+    table_lock();
     uintptr_t old = atomic_exchange(&shim_fds[fd], v);
-    pthread_mutex_unlock(&table_mu);
+    table_unlock();
     return old;
 }
 
@@ -178,7 +193,7 @@ void shim_fd_clone(int oldfd, int newfd)
         return;
     }
     hwm_raise(newfd);
-    pthread_mutex_lock(&table_mu);
+    table_lock();
     uintptr_t v = atomic_load(&shim_fds[oldfd]);
     struct shim_sock *s = slot_sock(v);
     struct shim_ep *ep = slot_ep(v);
@@ -189,7 +204,7 @@ void shim_fd_clone(int oldfd, int newfd)
     if (ep)
         shim_ep_ref(ep);        /* ep_mu under table_mu: see shim_atfork_prepare */
     uintptr_t old = atomic_exchange(&shim_fds[newfd], v);
-    pthread_mutex_unlock(&table_mu);
+    table_unlock();
     slot_drop(old);
 }
 
@@ -197,7 +212,7 @@ void shim_fd_clone(int oldfd, int newfd)
  * locked once (fork_locked). */
 void shim_atfork_prepare(void)
 {
-    pthread_mutex_lock(&table_mu);
+    table_lock();
     int n = atomic_load(&fd_hwm);
     for (int fd = 0; fd < n; fd++) {
         struct shim_sock *s = slot_sock(atomic_load_explicit(&shim_fds[fd], memory_order_relaxed));
@@ -219,7 +234,7 @@ static void fork_unlock_socks(void)
             pthread_mutex_unlock(&s->mu);
         }
     }
-    pthread_mutex_unlock(&table_mu);
+    table_unlock();
 }
 
 void shim_atfork_parent(void)

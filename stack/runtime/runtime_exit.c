@@ -208,6 +208,7 @@ static void after_fork_parent(void)
 {
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rt.lock);
+    rt_t_hold--;
 }
 
 static void after_fork_child(void)
@@ -217,8 +218,11 @@ static void after_fork_child(void)
     for (struct rt_waiter *w = rt.pollers; w; w = w->p_next)
         w->on_pollers = false;
     rt.pollers = NULL;
+    rt.leader = NULL;
+    rt.followers = NULL;
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rt.lock);
+    rt_t_hold--;
 }
 
 void rt_atfork_install(void)
