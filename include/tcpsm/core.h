@@ -211,6 +211,9 @@ size_t tcpsm_stack_nsocks(const struct tcpsm_stack *st);
 /* TCP buffer memory in use (rings and out-of-order segments), bytes; the
  * cap (mem_max) and whether the stack is under pressure, if asked. */
 size_t tcpsm_stack_mem(const struct tcpsm_stack *st, size_t *max, bool *pressure);
+/* SYNs that reached any listener in the last whole second before now (the
+ * per-listener figure is in tcpsm_sock_info; totals in the counters). */
+uint32_t tcpsm_stack_syn_rate(const struct tcpsm_stack *st, uint64_t now);
 
 /* ---------------------------------------------------------------- sockets
  *
