@@ -71,9 +71,10 @@ $(B)/libtcpsm-rt.a: $(RT_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/libtcpsm.so: $(CORE_OBJ) $(RT_OBJ) $(SHIM_OBJ)
+# shim/exports.map lists what leaves the library: a change to it relinks.
+$(B)/libtcpsm.so: $(CORE_OBJ) $(RT_OBJ) $(SHIM_OBJ) shim/exports.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(LDLIBS) -Wl,-z,defs -Wl,--version-script=shim/exports.map
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $(filter %.o,$^) $(LDLIBS) -Wl,-z,defs -Wl,--version-script=shim/exports.map
 
 $(B)/tcpsm: shim/tcpsm.sh $(if $(SAN_RT),build/san/libswift_demangle.so)
 	@mkdir -p $(B)
