@@ -20,8 +20,10 @@
 #               then (one run each, veth defaults) the same over IPv6 (2001:2::2 the kernel's,
 #               2001:2::10 tcpsm's)
 #   latency     sockperf ping-pong (TCP) client -> kernel sockperf server: p50 and mean
+#               the same pinned to CPU 0 (client and server), and unpinned with tcpsm spinning
 #   conn rate   ab (no keep-alive: one connection per request) from the peer against nginx
-#               on the kernel (198.18.0.2) and nginx on tcpsm (198.18.0.10)
+#               on the kernel (198.18.0.2) and nginx on tcpsm (198.18.0.10); and ab on each
+#               side as the client against nginx in the peer
 #   impairment  bench/impaired.sh: curl download and upload through the impair_bridge
 #               (loss 5 %, delay 5 +/- 2 ms, reordering 10 %): seconds per transfer
 #
@@ -230,6 +232,31 @@ for i in 1 2; do
     S[lat_p50]=$(min2 "${S[lat_p50]:-}" "$sp") S[lat_avg]=$(min2 "${S[lat_avg]:-}" "$sa")
 done
 
+# Issue 10's latency targets: client and server pinned to one core (the wake-up path without a
+# cross-core hand-off), and unpinned with tcpsm busy-polling (TCPSM_SPIN_US=50) against the
+# kernel unpinned. Best of two runs each, alternating.
+log "bench: latency pinned to CPU 0, and unpinned with spinning (2 x ${secs}s per side)"
+bg_peer "$TMPD/sockperf-pin.log" taskset -c 0 sockperf sr --tcp -i "$PEER_IP" -p 11112
+wait_listen "$NS_P" 11112
+sockperf_p50() {   # side port cpus [VAR=value...]
+    local side=$1 port=$2 cpus=$3; shift 3
+    local f=$TMPD/sockperf-$side-$port.txt
+    run_side "$side" env "$@" timeout $((secs + 20)) taskset -c "$cpus" \
+        sockperf pp --tcp -i "$PEER_IP" -p "$port" -t "$secs" >"$f" 2>&1
+    sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' "$f" | head -1
+}
+allcpus=0-$(($(nproc) - 1))
+for i in 1 2; do
+    kp=$(sockperf_p50 k 11112 0) sp=$(sockperf_p50 s 11112 0)
+    rec "TCP ping-pong p50, pinned to one core" kernel $i "$kp" us
+    rec "TCP ping-pong p50, pinned to one core" tcpsm $i "$sp" us
+    K[lat_pin]=$(min2 "${K[lat_pin]:-}" "$kp") S[lat_pin]=$(min2 "${S[lat_pin]:-}" "$sp")
+    kp=$(sockperf_p50 k 11111 "$allcpus") sp=$(sockperf_p50 s 11111 "$allcpus" TCPSM_SPIN_US=50)
+    rec "TCP ping-pong p50, unpinned, tcpsm spinning" kernel $i "$kp" us
+    rec "TCP ping-pong p50, unpinned, tcpsm spinning" tcpsm $i "$sp" us
+    K[lat_spin]=$(min2 "${K[lat_spin]:-}" "$kp") S[lat_spin]=$(min2 "${S[lat_spin]:-}" "$sp")
+done
+
 log "bench: connection rate (ab -n $conns -c 20, no keep-alive)"
 mkdir -p "$TMPD/www"
 head -c 1024 /dev/urandom | base64 >"$TMPD/www/index.html"
@@ -242,6 +269,23 @@ wait_listen "$NS_S" 8081
 if wait_connect "$NS_P" "$STACK_IP" 8080 15 2>/dev/null; then :; fi
 K[conn]=$(ab_run "$KSTACK_IP" 8081)
 S[conn]=$(ab_run "$STACK_IP" 8080)
+
+# The other direction: ab on the stack side (kernel or tcpsm) against nginx in the peer.
+log "bench: connection rate as a client (ab on each side -> nginx in the peer)"
+ab_client() {
+    local side=$1 f=$TMPD/ab-client-$1.txt
+    run_side "$side" timeout 60 ab -q -n "$conns" -c 20 -s 10 "http://$PEER_IP:8082/index.html" \
+        >"$f" 2>&1
+    local rps failed
+    rps=$(sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' "$f")
+    failed=$(sed -n 's/^Failed requests: *\([0-9]*\).*/\1/p' "$f")
+    if [ -n "$rps" ] && [ "${failed:-1}" = 0 ]; then echo "$rps"; else echo ""; fi
+}
+nginx_conf "$TMPD/ngx-p" "$PEER_IP:8082" "$TMPD/www"
+nginx_start bg_peer "$TMPD/ngx-p"
+wait_listen "$NS_P" 8082
+K[conn_cli]=$(ab_client k)
+S[conn_cli]=$(ab_client s)
 
 log "bench: bulk transfers through impairment (bench/impaired.sh)"
 while read -r key kv sv; do
@@ -292,7 +336,10 @@ prow() {  # label metric: the stack pair
     row "iperf3 -6 client receive (-R), Gbit/s" iperf6_recv "(higher is better)"
     row "TCP ping-pong latency p50, us" lat_p50 "(lower is better)"
     row "TCP ping-pong latency mean, us" lat_avg "(lower is better)"
+    row "TCP ping-pong p50, both pinned to CPU 0, us" lat_pin "(lower is better; target <= 1.2)"
+    row "TCP ping-pong p50, unpinned, tcpsm spin 50us" lat_spin "(lower is better; target <= 0.8)"
     row "nginx connection rate (ab -c 20), req/s" conn "(higher is better)"
+    row "connection rate as a client (ab -c 20), req/s" conn_cli "(higher is better)"
     row "${BENCH_IMPAIRED_MB:-4} MB download, loss 5% reorder 10%, s" imp_down "(lower is better)"
     row "${BENCH_IMPAIRED_MB:-4} MB upload, loss 5% reorder 10%, s" imp_up "(lower is better)"
     echo "ratio = tcpsm / kernel; 'failed' or '-' = the run produced no result (raw outputs: $out/raw-*)."
@@ -304,6 +351,7 @@ for v in kernel:K tcpsm:S; do
     rec "iperf3 -6 client send" "${v%:*}" 1 "${A[iperf6_send]:-}" Gbit/s
     rec "iperf3 -6 client receive" "${v%:*}" 1 "${A[iperf6_recv]:-}" Gbit/s
     rec "nginx connection rate (ab)" "${v%:*}" 1 "${A[conn]:-}" req/s
+    rec "connection rate as a client (ab)" "${v%:*}" 1 "${A[conn_cli]:-}" req/s
     rec "download, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_down]:-}" s
     rec "upload, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_up]:-}" s
     unset -n A

@@ -52,6 +52,21 @@ struct shim_ep {
 };
 
 static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* A signal handler that runs while this thread holds ep_mu and calls
+ * epoll_ctl or close() on a stack socket would deadlock: handlers wait
+ * until it is released (tcpsm_sig_hold, runtime_signal.c). */
+static void ep_lock(void)
+{
+    tcpsm_sig_hold();
+    pthread_mutex_lock(&ep_mu);
+}
+
+static void ep_unlock(void)
+{
+    pthread_mutex_unlock(&ep_mu);
+    tcpsm_sig_release();
+}
 /* The real epoll set reports the runtime eventfd with this data: random
  * per process, so that no caller's own data can be taken for it. */
 static uint64_t ep_key;
@@ -105,29 +120,29 @@ static void item_free(struct shim_epitem *it)
 
 void shim_ep_ref(struct shim_ep *ep)
 {
-    pthread_mutex_lock(&ep_mu);
+    ep_lock();
     ep->refs++;
-    pthread_mutex_unlock(&ep_mu);
+    ep_unlock();
 }
 
 void shim_ep_unref(struct shim_ep *ep)
 {
-    pthread_mutex_lock(&ep_mu);
+    ep_lock();
     if (--ep->refs == 0) {
         while (ep->head)
             item_free(ep->head);
         tcpsm_ep_free(ep->rep);
         free(ep);
     }
-    pthread_mutex_unlock(&ep_mu);
+    ep_unlock();
 }
 
 void shim_epoll_forget(struct shim_sock *s)
 {
-    pthread_mutex_lock(&ep_mu);
+    ep_lock();
     while (s->items)
         item_free(s->items);
-    pthread_mutex_unlock(&ep_mu);
+    ep_unlock();
 }
 
 /* An fd number of ep's real epoll instance (the hint, else a table scan), -1 if none; ep_mu held. */
@@ -156,13 +171,13 @@ static void item_to_kernel(struct shim_epitem *it, const char *why)
 /* The socket went to the kernel: its interest items become real ones. */
 void shim_epoll_handover(struct shim_sock *s)
 {
-    pthread_mutex_lock(&ep_mu);
+    ep_lock();
     while (s->items) {
         struct shim_epitem *it = s->items;
         item_to_kernel(it, "hand-over");
         item_free(it);
     }
-    pthread_mutex_unlock(&ep_mu);
+    ep_unlock();
 }
 
 /* Makes an undecided item the runtime's; ep_mu held. */
@@ -180,21 +195,21 @@ static int item_attach(struct shim_epitem *it)
 /* s became the stack's (connect, listen): its items start hearing its events. */
 void shim_epoll_attach(struct shim_sock *s)
 {
-    pthread_mutex_lock(&ep_mu);
+    ep_lock();
     for (struct shim_epitem *it = s->items; it; it = it->sk_next)
         if (!it->rit && item_attach(it) < 0)
             tcpsm_log(TCPSM_LOG_WARN, "epoll: fd %d cannot be watched on the stack", it->fd);
-    pthread_mutex_unlock(&ep_mu);
+    ep_unlock();
 }
 
 /* The kernel reports the placeholder's own (loopback) connections with the
  * item's data; the stack's are reported from the item as before. */
 void shim_epoll_klisten(struct shim_sock *s)
 {
-    pthread_mutex_lock(&ep_mu);
+    ep_lock();
     for (struct shim_epitem *it = s->items; it; it = it->sk_next)
         item_to_kernel(it, "mirror");
-    pthread_mutex_unlock(&ep_mu);
+    ep_unlock();
 }
 
 /* The instance behind epfd. It stays valid only while ep_mu is held or a reference is:
@@ -216,10 +231,10 @@ static int ep_new(int epfd)
         e = ENOMEM;
         goto fail;
     }
-    pthread_mutex_lock(&ep_mu);
+    ep_lock();
     while (ep_key == 0 && getrandom(&ep_key, sizeof(ep_key), 0) != (ssize_t)sizeof(ep_key))
         ;
-    pthread_mutex_unlock(&ep_mu);
+    ep_unlock();
     int r = tcpsm_ep_new(&ep->rep);
     if (r < 0) {
         e = -r;
@@ -310,10 +325,10 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     if (!s)
         return REAL(epoll_ctl)(epfd, op, fd, ev);
     int r = 0;
-    pthread_mutex_lock(&ep_mu);
+    ep_lock();
     struct shim_ep *ep = ep_get(epfd);
     if (shim_state(s) == SHIM_KERNEL) {
-        pthread_mutex_unlock(&ep_mu);
+        ep_unlock();
         shim_sock_put(s);
         return REAL(epoll_ctl)(epfd, op, fd, ev);
     }
@@ -375,7 +390,7 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
         errno = e;
     }
 out:
-    pthread_mutex_unlock(&ep_mu);
+    ep_unlock();
     shim_sock_put(s);
     return (int)shim_ret(r);
 }
@@ -384,7 +399,7 @@ out:
 static int collect_undecided(struct shim_ep *ep, struct epoll_event *ev, int max)
 {
     int n = 0;
-    pthread_mutex_lock(&ep_mu);
+    ep_lock();
     for (struct shim_epitem *it = ep->head; it && ep->nundecided && n < max; it = it->next) {
         if (it->rit || !it->armed)
             continue;
@@ -400,7 +415,7 @@ static int collect_undecided(struct shim_ep *ep, struct epoll_event *ev, int max
         ev[n].data = it->data;
         n++;
     }
-    pthread_mutex_unlock(&ep_mu);
+    ep_unlock();
     return n;
 }
 
@@ -451,11 +466,12 @@ static int kernel_wait(int epfd, struct epoll_event *ev, int max, int ms, const 
 static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask,
                    bool pwait)
 {
-    pthread_mutex_lock(&ep_mu);
+    unsigned seq0 = tcpsm_sigseq();     /* a handler from here on gives EINTR */
+    ep_lock();
     struct shim_ep *ep = ep_get(epfd);
     if (ep)
         ep->refs++;     /* held while waiting: another thread may close epfd meanwhile */
-    pthread_mutex_unlock(&ep_mu);
+    ep_unlock();
     if (!ep)
         goto passthrough;
     int ret;
@@ -496,6 +512,10 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
         int64_t left = deadline < 0 ? -1 : deadline - shim_now_ns();
         if (n > 0 || (deadline >= 0 && left <= 0)) {
             ret = n;
+            break;
+        }
+        if (tcpsm_sigseq() != seq0) {
+            ret = -EINTR;       /* a handler ran inside this call: do not sleep through it */
             break;
         }
         /* Sleep in the kernel's epoll_wait: the runtime eventfd is in the set. */

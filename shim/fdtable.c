@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "runtime_log.h"
 
@@ -23,6 +25,21 @@ _Atomic(uintptr_t) *shim_fds;
  * table at fork. First in the lock order: never taken while another shim
  * lock is held (shim.h, "fork"). */
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* A signal handler that interrupts this thread inside table_mu and looks
+ * up, dups or closes an fd would deadlock: handlers wait until it is
+ * released (tcpsm_sig_hold, stack/runtime/runtime_signal.c). */
+static void table_lock(void)
+{
+    tcpsm_sig_hold();
+    pthread_mutex_lock(&table_mu);
+}
+
+static void table_unlock(void)
+{
+    pthread_mutex_unlock(&table_mu);
+    tcpsm_sig_release();
+}
 /* One past the highest fd ever installed: bounds the walk at fork. */
 static atomic_int fd_hwm;
 
@@ -63,11 +80,11 @@ static struct shim_ep *slot_ep(uintptr_t v)
 
 struct shim_sock *shim_sock_get_slow(int fd)
 {
-    pthread_mutex_lock(&table_mu);
+    table_lock();
     struct shim_sock *s = slot_sock(atomic_load(&shim_fds[fd]));
     if (s)
         atomic_fetch_add(&s->refs, 1);
-    pthread_mutex_unlock(&table_mu);
+    table_unlock();
     return s;
 }
 
@@ -137,15 +154,60 @@ static uintptr_t slot_swap(int fd, uintptr_t v)
 {
     if (v)
         hwm_raise(fd);
-    pthread_mutex_lock(&table_mu);
+    table_lock();
     uintptr_t old = atomic_exchange(&shim_fds[fd], v);
-    pthread_mutex_unlock(&table_mu);
+    table_unlock();
     return old;
+}
+
+/* ------------------------------------------------------------ vfork-like children
+ *
+ * A child made by clone(CLONE_VM|CLONE_VFORK) runs in the parent's memory,
+ * with its own copy of the fd table: what it closes or dups before exec
+ * must not change the parent's fd table. The clone wrapper (fd_calls.c)
+ * reserves a slot here before the call, the child writes its thread id into
+ * it first thing, and the parent (suspended until the child execs or exits)
+ * frees it after. While any is reserved, table changes ask whether the
+ * caller is such a child (one gettid system call); otherwise one load. */
+#define VM_SLOTS 8
+static _Atomic pid_t vm_tid[VM_SLOTS];  /* 0 free, -1 reserved, > 0 the child's tid */
+_Atomic int shim_vm_children;
+
+int shim_vm_child_reserve(void)
+{
+    for (int i = 0; i < VM_SLOTS; i++) {
+        pid_t z = 0;
+        if (atomic_compare_exchange_strong(&vm_tid[i], &z, -1)) {
+            atomic_fetch_add(&shim_vm_children, 1);
+            return i;
+        }
+    }
+    return -1;
+}
+
+void shim_vm_child_enter(int slot)
+{
+    atomic_store(&vm_tid[slot], (pid_t)syscall(SYS_gettid));
+}
+
+void shim_vm_child_done(int slot)
+{
+    atomic_store(&vm_tid[slot], 0);
+    atomic_fetch_sub(&shim_vm_children, 1);
+}
+
+bool shim_vm_child_slow(void)
+{
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    for (int i = 0; i < VM_SLOTS; i++)
+        if (atomic_load(&vm_tid[i]) == me)
+            return true;
+    return false;
 }
 
 void shim_fd_install(int fd, struct shim_sock *s)
 {
-    if ((unsigned)fd >= (unsigned)shim_nslots)
+    if ((unsigned)fd >= (unsigned)shim_nslots || shim_vm_child())
         return;
     atomic_fetch_add(&s->fd_refs, 1);
     atomic_fetch_add(&s->refs, 1);
@@ -154,7 +216,7 @@ void shim_fd_install(int fd, struct shim_sock *s)
 
 void shim_fd_install_ep(int epfd, struct shim_ep *ep)
 {
-    if ((unsigned)epfd >= (unsigned)shim_nslots) {
+    if ((unsigned)epfd >= (unsigned)shim_nslots || shim_vm_child()) {
         shim_ep_unref(ep);
         return;
     }
@@ -164,21 +226,22 @@ void shim_fd_install_ep(int epfd, struct shim_ep *ep)
 void shim_fd_release(int fd)
 {
     if ((unsigned)fd >= (unsigned)shim_nslots ||
-        !atomic_load_explicit(&shim_fds[fd], memory_order_relaxed))
+        !atomic_load_explicit(&shim_fds[fd], memory_order_relaxed) || shim_vm_child())
         return;
     slot_drop(slot_swap(fd, 0));
 }
 
 void shim_fd_clone(int oldfd, int newfd)
 {
-    if ((unsigned)oldfd >= (unsigned)shim_nslots || (unsigned)newfd >= (unsigned)shim_nslots)
+    if ((unsigned)oldfd >= (unsigned)shim_nslots || (unsigned)newfd >= (unsigned)shim_nslots ||
+        shim_vm_child())
         return;
     if (!atomic_load_explicit(&shim_fds[oldfd], memory_order_relaxed)) {
         shim_fd_fresh(newfd);   /* a kernel fd: newfd is one too */
         return;
     }
     hwm_raise(newfd);
-    pthread_mutex_lock(&table_mu);
+    table_lock();
     uintptr_t v = atomic_load(&shim_fds[oldfd]);
     struct shim_sock *s = slot_sock(v);
     struct shim_ep *ep = slot_ep(v);
@@ -189,7 +252,7 @@ void shim_fd_clone(int oldfd, int newfd)
     if (ep)
         shim_ep_ref(ep);        /* ep_mu under table_mu: see shim_atfork_prepare */
     uintptr_t old = atomic_exchange(&shim_fds[newfd], v);
-    pthread_mutex_unlock(&table_mu);
+    table_unlock();
     slot_drop(old);
 }
 
@@ -197,7 +260,7 @@ void shim_fd_clone(int oldfd, int newfd)
  * locked once (fork_locked). */
 void shim_atfork_prepare(void)
 {
-    pthread_mutex_lock(&table_mu);
+    table_lock();
     int n = atomic_load(&fd_hwm);
     for (int fd = 0; fd < n; fd++) {
         struct shim_sock *s = slot_sock(atomic_load_explicit(&shim_fds[fd], memory_order_relaxed));
@@ -219,7 +282,7 @@ static void fork_unlock_socks(void)
             pthread_mutex_unlock(&s->mu);
         }
     }
-    pthread_mutex_unlock(&table_mu);
+    table_unlock();
 }
 
 void shim_atfork_parent(void)

@@ -35,7 +35,7 @@ static bool find_stack(struct pollfd *fds, nfds_t n, struct shim_sock **socks)
  * The kernel part: every kernel fd, plus the placeholder of each stack
  * listener that also listens in the kernel (its POLLIN is merged in). */
 static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, int64_t tmo_ns,
-                      const sigset_t *mask)
+                      const sigset_t *mask, unsigned seq0)
 {
     struct pollfd kbuf[SMALL + 2];
     nfds_t kidx_buf[SMALL];
@@ -96,6 +96,10 @@ static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, in
         int64_t left = deadline < 0 ? -1 : deadline - shim_now_ns();
         if (ret > 0 || (deadline >= 0 && left <= 0))
             break;
+        if (tcpsm_sigseq() != seq0) {
+            ret = -EINTR;       /* a handler ran inside this call: the kernel's poll gives EINTR */
+            break;
+        }
         k[nk].fd = efd;
         k[nk].events = POLLIN;
         k[nk].revents = 0;
@@ -150,6 +154,8 @@ static int64_t ts_ns(int64_t sec, int64_t nsec)
 static int do_poll(struct pollfd *fds, nfds_t n, int64_t tmo_ns, const struct timespec *ts,
                    const sigset_t *mask, int ms, bool is_ppoll)
 {
+    /* From here a signal handler that runs makes the call return EINTR. */
+    unsigned seq0 = tcpsm_sigseq();
     if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || n == 0 || !fds)
         goto passthrough;
     struct shim_sock *sbuf[SMALL];
@@ -163,7 +169,7 @@ static int do_poll(struct pollfd *fds, nfds_t n, int64_t tmo_ns, const struct ti
             free(socks);
         goto passthrough;
     }
-    int r = mixed_poll(fds, n, socks, tmo_ns, mask);
+    int r = mixed_poll(fds, n, socks, tmo_ns, mask, seq0);
     put_all(socks, n);
     if (socks != sbuf)
         free(socks);
@@ -223,6 +229,7 @@ static void clear_set(fd_set *s, int nfds)
 static int mixed_select(int nfds, fd_set *r, fd_set *w, fd_set *e, int64_t tmo_ns,
                         const sigset_t *mask, bool *used)
 {
+    unsigned seq0 = tcpsm_sigseq();
     *used = false;
     if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || nfds <= 0)
         return 0;
@@ -268,7 +275,7 @@ static int mixed_select(int nfds, fd_set *r, fd_set *w, fd_set *e, int64_t tmo_n
         }
     }
     find_stack(p, n, socks);
-    int ret = mixed_poll(p, n, socks, tmo_ns, mask);
+    int ret = mixed_poll(p, n, socks, tmo_ns, mask, seq0);
     put_all(socks, n);
     if (ret >= 0) {
         for (i = 0; i < n; i++)

@@ -136,6 +136,17 @@ size_t tcp_nsocks(const struct tcpsm_stack *st)
     return st->tcp ? st->tcp->nsocks : 0;
 }
 
+uint32_t tcp_syn_rate(const struct tcp_syn_stats *y, uint64_t now)
+{
+    uint64_t sec = now / SEC_NS + 1;
+    return sec == y->sec + 1 ? y->this_sec : sec == y->sec ? y->last_sec : 0;
+}
+
+uint32_t tcpsm_stack_syn_rate(const struct tcpsm_stack *st, uint64_t now)
+{
+    return st->tcp ? tcp_syn_rate(&st->tcp->syn, now) : 0;
+}
+
 size_t tcpsm_stack_mem(const struct tcpsm_stack *st, size_t *max, bool *pressure)
 {
     const struct tcp_stack *ts = st->tcp;

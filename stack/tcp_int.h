@@ -325,6 +325,7 @@ void tcp_synq_add(struct tcpsm_sock *l, struct tcpsm_sock *c);
 void tcp_synq_del(struct tcpsm_sock *l, struct tcpsm_sock *c);
 void tcp_lhash_add(struct tcpsm_sock *l);
 void tcp_syn_count(struct tcp_syn_stats *s, uint64_t now);
+uint32_t tcp_syn_rate(const struct tcp_syn_stats *s, uint64_t now);
 uint32_t tcp_cookie_make(struct tcp_stack *ts, const struct tcpsm_addr *la, uint16_t lp,
                          const struct tcpsm_addr *ra, uint16_t rp,
                          uint32_t peer_isn, uint32_t data, uint64_t now);

@@ -876,9 +876,8 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->total_rto_time_ms = rto_ns / MS_NS > UINT32_MAX ? UINT32_MAX : (uint32_t)(rto_ns / MS_NS);
     if (sk->state == TCPSM_LISTEN) {
         const struct tcp_syn_stats *y = &sk->syn;
-        uint64_t sec = now / SEC_NS + 1;
         i->syn_count = y->syns;
-        i->syn_rate = sec == y->sec + 1 ? y->this_sec : sec == y->sec ? y->last_sec : 0;
+        i->syn_rate = tcp_syn_rate(y, now);
         i->syn_cookies_sent = y->cookies_sent;
         i->syn_cookies_ok = y->cookies_ok;
         i->syn_cookies_bad = y->cookies_bad;

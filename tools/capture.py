@@ -6,12 +6,13 @@ and received, from the moment of attaching) to stdout as a pcap stream:
     tcpsm capture 198.18.0.10 -w trace.pcap --seconds 30
 
 FILTER is a small subset of the BPF/tcpdump syntax: primitives
-`host A`, `src host A`, `dst host A`, `port N`, `src port N`, `dst port N`,
+`host A` (IPv4 or IPv6), `src host A`, `dst host A`, `port N`, `src port N`, `dst port N`,
 `tcp`, `udp`, `icmp`, `arp`, `ip`, each optionally preceded by `not`, joined
 by `and` / `or` (evaluated left to right). A stack sends at most
 RT_CAPTURE_CLIENTS streams at once; a reader too slow for the stack loses
 frames (counted in `tcpsm stat` as capture dropped), the stack never waits."""
 import argparse
+import ipaddress
 import os
 import signal
 import socket
@@ -59,9 +60,9 @@ def parse_filter(words):
                 val = int(val)
             else:
                 try:
-                    socket.inet_aton(val)
-                except OSError:
-                    raise FilterError("bad IPv4 address %r" % val)
+                    val = str(ipaddress.ip_address(val))
+                except ValueError:
+                    raise FilterError("bad IP address %r" % val)
             key = "addr" if kw == "host" else "port"
 
             def f(p, key=key, val=val, d=d):
@@ -107,6 +108,14 @@ def decode(frame):
             p["srcaddr"] = socket.inet_ntoa(frame[28:32])
             p["dstaddr"] = socket.inet_ntoa(frame[38:42])
         return p
+    if et == 0x86DD and len(frame) >= 54:
+        nh = frame[20]
+        p["srcaddr"] = str(ipaddress.IPv6Address(bytes(frame[22:38])))
+        p["dstaddr"] = str(ipaddress.IPv6Address(bytes(frame[38:54])))
+        p["proto"] = {6: "tcp", 17: "udp", 58: "icmp"}.get(nh, "ip")
+        if nh in (6, 17) and len(frame) >= 58:
+            p["srcport"], p["dstport"] = struct.unpack("!HH", frame[54:58])
+        return p
     if et != 0x0800 or len(frame) < 34:
         return p
     ihl = (frame[14] & 15) * 4
@@ -126,7 +135,7 @@ def find_stack(target, directory):
         pid = int(target.split(":")[-1])
         m = [s for s in sts if s["pid"] == pid]
     else:
-        m = [s for s in sts if s["address"] == target]
+        m = [s for s in sts if target in (s["address"], s.get("address6"))]
     if not m:
         raise SystemExit("tcpsm capture: no running stack %s %s (in %s; see tcpsm stat)" % (
             "of pid" if target[:1].isdigit() or target.startswith("pid:") else "with address",

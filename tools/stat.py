@@ -24,8 +24,13 @@ def ms(us):
 
 def render(st, show_all):
     o = []
-    o.append("stack %s/%s on %s (mac %s%s), pid %s (%s), up %.1fs, %d socket(s)%s" % (
-        st["address"], st["prefix_len"], st["interface"], st["mac"],
+    addrs = []
+    if st["address"] != "0.0.0.0":
+        addrs.append("%s/%s" % (st["address"], st["prefix_len"]))
+    if "address6" in st:
+        addrs.append("%s/%s" % (st["address6"], st["prefix6_len"]))
+    o.append("stack %s on %s (mac %s%s), pid %s (%s), up %.1fs, %d socket(s)%s" % (
+        " ".join(addrs), st["interface"], st["mac"],
         ", gw " + st["gateway"] if "gateway" in st else "",
         ",".join(str(p) for p in st["pids"]), st["comm"], st["uptime_s"], st["nsocks"],
         " (%d listed)" % st["listed"] if st["listed"] < st["nsocks"] else ""))
@@ -103,7 +108,7 @@ def main(argv=None):
     d = tcpsmrun.run_dir(a.run_dir)
     while True:
         sts = [s for s in tcpsmrun.stacks(d)
-               if (not a.addr or s["address"] == a.addr) and (not a.pid or s["pid"] == a.pid)]
+               if (not a.addr or a.addr in (s["address"], s.get("address6"))) and (not a.pid or s["pid"] == a.pid)]
         if a.json:
             for s in sts:
                 s.pop("_base", None)

@@ -211,7 +211,8 @@ struct tcpsm_counters {
     /* ICMPv6 and neighbour discovery */
     uint64_t icmp6_in, icmp6_echo_reply_out, icmp6_unreach_in, icmp6_ptb_in, icmp6_err_out,
              icmp6_drop_bad, nd_ns_in, nd_ns_out, nd_na_in, nd_na_out, nd_rs_out, nd_ra_in,
-             nd_drop_bad, nd_dad_dup;
+             nd_drop_bad, nd_dad_dup,
+             ip6_reasm_ok;              /* datagrams reassembled from fragments */
     /* IPv4 reassembly: fragments in, datagrams made, given up (overlap, bound, eviction),
      * expired (30 s) */
     uint64_t ip_frag_in, ip_reasm_ok, ip_reasm_fail, ip_reasm_timeout;
@@ -250,6 +251,9 @@ size_t tcpsm_stack_nsocks(const struct tcpsm_stack *st);
 /* TCP buffer memory in use (rings and out-of-order segments), bytes; the
  * cap (mem_max) and whether the stack is under pressure, if asked. */
 size_t tcpsm_stack_mem(const struct tcpsm_stack *st, size_t *max, bool *pressure);
+/* SYNs that reached any listener in the last whole second before now (the
+ * per-listener figure is in tcpsm_sock_info; totals in the counters). */
+uint32_t tcpsm_stack_syn_rate(const struct tcpsm_stack *st, uint64_t now);
 
 /* ---------------------------------------------------------------- sockets
  *

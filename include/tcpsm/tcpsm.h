@@ -108,6 +108,19 @@ void tcpsm_poller_end(void);
 int tcpsm_sleep_begin(void);
 void tcpsm_sleep_end(bool link_ready);
 
+/* Signals (the shim wraps the program's handlers; see runtime.h):
+ * tcpsm_signal_arrived() is the first thing the wrapper calls; true means
+ * "defer": do not run the program's handler now (this thread holds a stack
+ * or shim lock; the signal is raised again when it is released).
+ * tcpsm_sig_hold/_release bracket a shim lock that a handler's own stack
+ * call could need. tcpsm_sigseq(): how many handlers ran on this thread; a
+ * poll/epoll loop notes it when it starts and returns EINTR instead of
+ * sleeping once it moved (a handler ran inside the call). */
+bool tcpsm_signal_arrived(int sig);
+void tcpsm_sig_hold(void);
+void tcpsm_sig_release(void);
+unsigned tcpsm_sigseq(void);
+
 /* Epoll instances over stack sockets (Linux fs/eventpoll.c semantics).
  * Events are Linux's EPOLL* bits (EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLPRI,
  * EPOLLERR, EPOLLHUP; flags EPOLLET, EPOLLONESHOT, EPOLLEXCLUSIVE). A

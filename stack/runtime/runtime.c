@@ -23,8 +23,11 @@ struct rt_state rt = {
     .rx_stop_efd = -1,
 };
 
+/* rt_t_hold is raised before the lock is taken and dropped after it is
+ * released: a signal handler never runs while this thread holds it. */
 void rt_lock(void)
 {
+    rt_t_hold++;
     pthread_mutex_lock(&rt.lock);
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
 }
@@ -36,8 +39,11 @@ bool rt_lock_for_exit(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 2;
-    if (pthread_mutex_timedlock(&rt.lock, &ts) != 0)
+    rt_t_hold++;
+    if (pthread_mutex_timedlock(&rt.lock, &ts) != 0) {
+        rt_t_hold--;
         return false;
+    }
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
     return true;
 }
@@ -49,6 +55,8 @@ void rt_unlock(void)
         pthread_cond_signal(&rt.timer_cond);
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rt.lock);
+    if (--rt_t_hold == 0 && rt_sig_deferred())
+        rt_sig_reraise();       /* handlers deferred while the lock was held run now */
 }
 
 /* ------------------------------------------------------------ config */
@@ -310,6 +318,8 @@ struct blocker {
     struct rt_waiter *w;
     struct rt_wqe q;            /* on rs's wait queue */
     bool active;                /* registered: block_end has work to do */
+    unsigned seq0;              /* rt_t_sigseq at registration: a handler since gives EINTR */
+    struct blocker *outer;      /* w->blocker before (a handler's call inside a call) */
 };
 
 static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
@@ -323,6 +333,10 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
     b->rs->refs++;
     rt_sock_wait_add(b->rs, &b->q, b->w);
     b->active = true;
+    b->seq0 = rt_t_sigseq;
+    b->outer = b->w->blocker;
+    b->w->blocker = b;
+    rt_t_in_wait++;
     /* Before the first sleep, take what the link has (nobody may be
      * polling it): the retry that follows may then succeed at once. */
     if (!rt.leader)
@@ -333,10 +347,16 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
 /* Sleep once; afterwards -EBADF if another thread closed the socket. */
 static int block_wait(struct blocker *b, uint64_t deadline)
 {
+    if (!b->active || rt_t_sigseq != b->seq0)
+        return -EINTR;          /* a handler ran inside this call, maybe before the sleep */
     rt_note_seen(b->rs);
     int r = rt_wait(b->w, deadline);
+    if (!b->active)
+        return -EINTR;          /* a handler withdrew the registration (rt_blockers_cancel) */
     if (!b->rs->sk || rt.down)
         return rt.down ? -ENETDOWN : -EBADF;
+    if (r == 0 && rt_t_sigseq != b->seq0)
+        return -EINTR;
     return r;
 }
 
@@ -348,6 +368,14 @@ static void block_end(struct blocker *b)
     rt_sock_wait_del(&b->q);
     rt_sock_unref(b->rs);
     rt_lead_leave(b->w);
+    b->w->blocker = b->outer;
+    rt_t_in_wait--;
+}
+
+void rt_blockers_cancel(struct rt_waiter *w)
+{
+    while (w->blocker)
+        block_end(w->blocker);
 }
 
 /* One step of a blocking loop whose last try said "not yet": the first step

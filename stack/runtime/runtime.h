@@ -1,10 +1,78 @@
 /* Runtime internals shared by runtime*.c (internal header).
  *
- * One mutex (rt.lock) protects the protocol core and everything below; the
- * core is only ever called with it held. Threads that wait sleep on their
- * own eventfd (struct rt_waiter) outside the lock; the core's sock_event
- * callback, run under the lock, writes to the eventfds of the threads
- * waiting on that socket and of every poller thread. */
+ * THE LOCK. One mutex (rt.lock) protects the protocol core and everything
+ * below; the core is only ever called with it held. Lock order: the shim's
+ * locks (table, epoll), then rt.lock; nothing is taken while rt.lock is
+ * held except the kernel's.
+ *
+ * WAITING AND WAKING (runtime_wait.c, runtime_epoll.c). Each thread that
+ * waits has one eventfd (struct rt_waiter). A blocked call queues one entry
+ * (struct rt_wqe) on its socket's wait queue; a poll/select thread one per
+ * stack socket it looked at; an epoll instance one item per socket. The
+ * core's sock_event callback, under the lock, computes the event's key
+ * (bits that changed, POLLIN for an arrival) and reaches exactly those:
+ * waiters are signalled (coalesced eventfd writes), epoll items that care
+ * go on their instance's ready list, whose own eventfd is readable while
+ * the list is non-empty. Registration always precedes the check, under the
+ * lock, so no wake-up is lost.
+ *
+ * WHOEVER WAITS DRIVES. Of the threads asleep in the stack one leads: it
+ * polls the link beside its eventfd and processes what comes (bounded),
+ * the others follow; a leader that leaves hands the link to a follower.
+ * The receive and timer threads are the backstop (runtime_thread.c).
+ *
+ * LOCKS AND SIGNALS (runtime_signal.c; the shim wraps every handler the
+ * program installs, shim/signal_calls.c):
+ *   1. No handler runs while its thread holds rt.lock or a shim lock marked
+ *      with tcpsm_sig_hold: it is deferred and raised again on the same
+ *      thread as the last such lock is released (rt_t_hold counts them; it
+ *      is raised before a lock is taken and dropped after it is released).
+ *      So a handler may make any stack call (close, write, epoll_ctl) and
+ *      may siglongjmp: it never leaves a lock held, never self-deadlocks.
+ *   2. A handler that runs anywhere inside a blocking stack call makes that
+ *      call return EINTR (SA_RESTART restarts recv/send/accept, never poll,
+ *      select or epoll, as Linux): the wrapper counts it (rt_t_sigseq) and
+ *      writes the thread's eventfd, so a sleep that starts later returns at
+ *      once, and the call compares the count with the one it started with.
+ *   3. Before a handler runs inside a blocking call (rt_t_in_wait), every
+ *      registration of the thread is withdrawn under the lock (wait-queue
+ *      entries, poll watches, the link's lead): a siglongjmp out of the
+ *      handler leaves nothing that points into the abandoned frame.
+ *   4. fork(): rt.lock is taken around fork (runtime_exit.c); the child has
+ *      no stack threads, no leader and no followers.
+ *   5. The receive and timer threads block every signal.
+ *
+ * DESIGN FOR SHARED MEMORY (the processes issue: one stack shared by the
+ * processes that use its address). What has to move into the shared region
+ * and how it can, without raw per-process pointers:
+ *   - rt.lock becomes a robust process-shared lock word (futex; owner tid +
+ *     FUTEX_OWNER_DIED recovery), with Onload-style deferred-work flags in
+ *     the same word: a thread that cannot take the lock sets "rx pending" /
+ *     "timers due" and leaves the work to the holder instead of sleeping.
+ *   - The leader is a word in the region (tid of the thread polling the
+ *     link, 0 if none) taken with compare-and-swap; followers are counted,
+ *     not listed. The link socket itself is per process (an fd), so each
+ *     process that attaches opens its own AF_PACKET socket on the same
+ *     fanout group (PACKET_FANOUT_HASH keeps a flow on one socket) or one
+ *     process owns the link and the others only ever follow.
+ *   - Wait queues: an entry names its waiter by (process index, waiter
+ *     index) into a per-region waiter table, not by pointer; a waiter's
+ *     wake-up is a futex word in that table (FUTEX_WAKE across processes)
+ *     instead of an eventfd, or an eventfd the owning process reads, with
+ *     a per-process relay thread turning futex wake-ups into eventfd writes
+ *     for the threads that sleep in poll/epoll with kernel fds.
+ *   - Socket handles (rt_sock) and epoll items become indices into region
+ *     tables with generation counters (an index whose generation moved is
+ *     stale: EBADF), so references survive mapping at other addresses.
+ *   - The epoll ready list is a list of item indices in the region; each
+ *     instance's "non-empty" notification is a futex word plus, per process
+ *     holding the epoll fd, an eventfd in its real epoll set (a relay), since
+ *     eventfds cannot be written from another process without passing them.
+ *   - Signals stay per process and per thread (TLS: rt_t_hold, rt_t_sigseq,
+ *     rt_t_in_wait); a dead process's registrations are found by its process
+ *     index and dropped when the robust lock reports its death.
+ * Today all of this is single-process: pointers, one mutex, eventfds.
+ */
 #ifndef TCPSM_RUNTIME_H
 #define TCPSM_RUNTIME_H
 
@@ -44,6 +112,9 @@ struct rt_waiter {
      * entry on that socket (freed at tcpsm_poller_end). */
     struct rt_wqe *watch;
     unsigned nwatch, capwatch;
+    /* The blocking call in progress (struct blocker in runtime.c, on its
+     * C stack), for rt_cancel_waits; NULL outside one. */
+    void *blocker;
 };
 
 /* The runtime's side of a socket the application holds (tcpsm_sock_user). */
@@ -145,6 +216,20 @@ void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events);
  * POLLIN for an arrival); queues the items that care on their instances'
  * ready lists (Linux ep_poll_callback). */
 void rt_ep_sock_event(struct rt_sock *rs, unsigned key);
+
+/* runtime_signal.c */
+extern __thread volatile unsigned rt_t_sigseq;  /* handlers that ran on this thread */
+extern __thread volatile int rt_t_hold;         /* > 0: handlers are deferred */
+extern __thread volatile int rt_t_in_wait;      /* registrations to withdraw on a signal */
+void rt_sig_reraise(void);
+bool rt_sig_deferred(void);
+
+/* runtime_wait.c: a handler interrupted w inside a blocking call: withdraw
+ * every registration (takes the lock; the thread does not hold it). */
+void rt_cancel_waits(struct rt_waiter *w);
+struct rt_waiter *rt_waiter_peek(void);         /* the thread's waiter, NULL if none yet */
+/* runtime.c: withdraws the blocking calls in progress on w (under lock). */
+void rt_blockers_cancel(struct rt_waiter *w);
 
 /* runtime_thread.c */
 int rt_threads_start(void);     /* under lock; 0 or -errno */

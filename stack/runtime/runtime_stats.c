@@ -135,6 +135,11 @@ static const struct { const char *name; size_t off; } counters[] = {
     C(tcp_listen_syns), C(tcp_syncookies_sent), C(tcp_syncookies_recv), C(tcp_syncookies_failed),
     C(tcp_tw_recycled), C(tcp_drop_mem),
     C(tcp_mem_pressure), C(tcp_ofo_pruned),
+    C(ip6_in), C(ip6_out), C(ip6_drop_hdr), C(ip6_drop_not_us), C(ip6_drop_frag),
+    C(ip6_drop_proto), C(ip6_drop_noroute), C(ip6_drop_exthdr), C(icmp6_in),
+    C(icmp6_echo_reply_out), C(icmp6_unreach_in), C(icmp6_ptb_in), C(icmp6_err_out),
+    C(icmp6_drop_bad), C(nd_ns_in), C(nd_ns_out), C(nd_na_in), C(nd_na_out), C(nd_rs_out),
+    C(nd_ra_in), C(nd_drop_bad), C(nd_dad_dup), C(ip6_reasm_ok),
 };
 #undef C
 
@@ -194,6 +199,7 @@ int rt_stats_write(const char *path)
     size_t mem_max = 0;
     bool mem_pressure = false;
     size_t mem_used = tcpsm_stack_mem(rt.st, &mem_max, &mem_pressure);
+    uint32_t syn_rate = tcpsm_stack_syn_rate(rt.st, rt_now());
     uint64_t up_ns = rt_now() - rt.t0;
     rt_unlock();
     /* The link counters are updated outside the lock by the receiving
@@ -221,6 +227,12 @@ int rt_stats_write(const char *path)
     put_str(&o, s->ifname);
     put(&o, ",\n \"address\": \"%u.%u.%u.%u\",\n \"prefix_len\": %u,\n", s->addr >> 24,
         (s->addr >> 16) & 255, (s->addr >> 8) & 255, s->addr & 255, s->prefix_len);
+    static const uint8_t none6[16];
+    if (memcmp(s->addr6, none6, 16) != 0) {
+        char a6[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, s->addr6, a6, sizeof(a6));
+        put(&o, " \"address6\": \"%s\",\n \"prefix6_len\": %u,\n", a6, s->prefix6_len);
+    }
     put(&o, " \"mac\": \"%02x:%02x:%02x:%02x:%02x:%02x\",\n", s->mac[0], s->mac[1], s->mac[2],
         s->mac[3], s->mac[4], s->mac[5]);
     if (s->gateway)
@@ -241,6 +253,7 @@ int rt_stats_write(const char *path)
                                                                    counters[i].off));
     put(&o, "},\n \"tcp_mem\": {\"used\": %zu, \"max\": %zu, \"pressure\": %s},", mem_used,
         mem_max, mem_pressure ? "true" : "false");
+    put(&o, "\n \"syn_rate\": %u,", syn_rate);
     put(&o, "\n \"nsocks\": %zu,\n \"listed\": %zu,\n \"sockets\": [", sn.total, sn.n);
     for (size_t i = 0; i < sn.n; i++) {
         const struct sock_snap *x = &sn.s[i];

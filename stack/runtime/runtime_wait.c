@@ -67,6 +67,11 @@ static void waiter_key_init(void)
     pthread_key_create(&waiter_key, waiter_destroy);
 }
 
+struct rt_waiter *rt_waiter_peek(void)
+{
+    return self;
+}
+
 struct rt_waiter *rt_waiter_self(void)
 {
     if (self)
@@ -324,6 +329,18 @@ static void lead_end(struct rt_waiter *w, bool link_ready)
     atomic_store_explicit(&rt.lead_active, false, memory_order_relaxed);
 }
 
+void rt_cancel_waits(struct rt_waiter *w)
+{
+    rt_lock();
+    rt_blockers_cancel(w);
+    unwatch_all(w);
+    lead_end(w, false);
+    w->polling = false;
+    rt_t_in_wait = 0;
+    rt_lead_leave(w);
+    rt_unlock();
+}
+
 void rt_lead_leave(struct rt_waiter *w)
 {
     (void)w;
@@ -420,6 +437,8 @@ int tcpsm_poller_begin(void)
      * handler's write, runtime_signal, does not set `signalled`). */
     if (w->signalled || w->polling)
         drain(w);
+    if (!w->polling)
+        rt_t_in_wait++;
     w->polling = true;
     rt_unlock();
     return w->efd;
@@ -454,6 +473,8 @@ void tcpsm_poller_end(void)
     rt_lock();
     unwatch_all(w);
     rt_poller_del(w);
+    if (w->polling)
+        rt_t_in_wait--;
     w->polling = false;
     rt_lead_leave(w);
     rt_unlock();

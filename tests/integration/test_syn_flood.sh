@@ -10,9 +10,10 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/http.sh"
-need_cmd curl nginx ethtool
+need_cmd curl nginx ethtool python3
 netns_setup
 flood=$(need_tool synflood)
+export TCPSM_RUN_DIR=$TMPD/run
 
 mkdir -p "$TMPD/www"
 head -c 3000 /dev/urandom | base64 -w 76 >"$TMPD/www/index.html"
@@ -52,6 +53,19 @@ log "requests: $ok of $n served ($during started during the flood); nginx VmRSS 
 [ "$ok" -eq "$n" ] || die "only $ok of $n requests served under the flood"
 [ $((rss1 - rss0)) -le $((24 * 1024)) ] || die "nginx grew by $((rss1 - rss0)) kB under the flood"
 kill -0 "$ngx" 2>/dev/null || die "nginx on the stack exited"
+# the flood reached the listener, and cookies answered it (the stack's own figures)
+if stack_mode; then
+    "$TCPSM_BUILD/tcpsm" stat --json --pid "$ngx" >"$TMPD/stat.json" || die "tcpsm stat failed"
+    python3 - "$TMPD/stat.json" "$ngx" <<'PY' || die "the stack's SYN figures do not show the flood"
+import json, sys
+s = [x for x in json.load(open(sys.argv[1])) if x["pid"] == int(sys.argv[2])][0]
+c = s["counters"]
+print("listen_syns=%d syncookies_sent=%d syncookies_recv=%d rx_queue_drops=%d" % (
+    c["tcp_listen_syns"], c["tcp_syncookies_sent"], c["tcp_syncookies_recv"],
+    s["link"]["rx_queue_drops"]), file=sys.stderr)
+assert c["tcp_listen_syns"] >= 100000 and c["tcp_syncookies_sent"] >= 50000, c
+PY
+fi
 # after the flood the listener serves as before
 on_peer curl -sS --fail --max-time 10 -o "$TMPD/got.html" "http://$STACK_IP:8080/index.html"
 same_file "$TMPD/www/index.html" "$TMPD/got.html"

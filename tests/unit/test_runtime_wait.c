@@ -3,6 +3,7 @@
  * list, and which core events wake a sleeper. Outcomes only, no timing. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -251,4 +252,43 @@ Test(runtime_wait, leader_polls_link_and_hands_over_to_follower)
     unlock();
     close(link[0]);
     close(link[1]);
+}
+
+/* What the shim's handler wrapper does when a handler runs inside a poll
+ * section before the thread sleeps: the call must not sleep through it. */
+Test(runtime_wait, handler_before_the_sleep_interrupts_and_withdraws)
+{
+    int efd = tcpsm_poller_begin();
+    cr_assert_geq(efd, 0);
+    struct rt_waiter *w = rt_waiter_self();
+    unsigned seq0 = tcpsm_sigseq();
+    cr_assert_not(tcpsm_signal_arrived(SIGUSR1), "not holding a lock: the handler runs now");
+    cr_assert_neq(tcpsm_sigseq(), seq0, "the loop sees a handler ran (EINTR)");
+    struct pollfd p = { .fd = efd, .events = POLLIN };
+    cr_assert_eq(poll(&p, 1, 0), 1, "a sleep that starts now returns at once");
+    cr_assert_not(w->polling, "registrations withdrawn before the handler (siglongjmp-safe)");
+    cr_assert_eq(rt_t_in_wait, 0);
+    tcpsm_poller_end();
+    tcpsm_poller_begin();       /* drains */
+    tcpsm_poller_end();
+}
+
+static atomic_int usr2_ran;
+static void on_usr2(int sig) { (void)sig; atomic_fetch_add(&usr2_ran, 1); }
+
+Test(runtime_wait, handler_is_deferred_while_the_lock_is_held)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr2;
+    sigaction(SIGUSR2, &sa, NULL);
+    lock();
+    cr_assert(tcpsm_signal_arrived(SIGUSR2), "inside the stack lock: deferred");
+    cr_assert_eq(atomic_load(&usr2_ran), 0);
+    unlock();                   /* raised again on this thread as the lock goes */
+    cr_assert_eq(atomic_load(&usr2_ran), 1, "the deferred handler ran after the unlock");
+    tcpsm_sig_hold();
+    cr_assert(tcpsm_signal_arrived(SIGUSR2), "inside a shim lock: deferred too");
+    tcpsm_sig_release();
+    cr_assert_eq(atomic_load(&usr2_ran), 2);
 }

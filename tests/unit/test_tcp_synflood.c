@@ -142,6 +142,9 @@ Test(tcp_syncookie, flood_then_real_client)
     cr_assert_eq(l.syn_rate, 0);
     h_advance(h, SEC(1));
     cr_assert_eq(linfo(h).syn_rate, 3001, "rate %u", linfo(h).syn_rate);
+    cr_assert_eq(tcpsm_stack_syn_rate(h->st, h->now), 3001);
+    h_advance(h, SEC(1));
+    cr_assert_eq(tcpsm_stack_syn_rate(h->st, h->now), 0);
     h_free(h);
 }
 
