@@ -47,6 +47,9 @@ Options (each sets the environment variable named after it):
   --rcvbuf-max SIZE TCPSM_RCVBUF_MAX receive buffer auto-tuning ceiling (4M)
   --shm-mb MB       TCPSM_SHM_MB     size of the shared region holding the stack
                                      (default 512; see "Process model" in README)
+  --offload 0|1     TCPSM_OFFLOAD    1 (default): checksum offload and TSO
+                                     super-segments through the vnet header;
+                                     0: plain MSS-sized frames
   --mem-max SIZE    TCPSM_MEM_MAX    TCP buffer memory of the whole stack
                                      (default 128M; 1M..64G, suffix K, M or G):
                                      under pressure from 3/4 of it, no
@@ -172,6 +175,8 @@ while [ $# -gt 0 ]; do
         --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
         --shm-mb) need_arg "$@"; export TCPSM_SHM_MB=$2; shift 2 ;;
         --shm-mb=*) export TCPSM_SHM_MB=${1#*=}; shift ;;
+        --offload) need_arg "$@"; export TCPSM_OFFLOAD=$2; shift 2 ;;
+        --offload=*) export TCPSM_OFFLOAD=${1#*=}; shift ;;
         --spin) need_arg "$@"; export TCPSM_SPIN_US=$2; shift 2 ;;
         --spin=*) export TCPSM_SPIN_US=${1#*=}; shift ;;
         --run-dir) need_arg "$@"; export TCPSM_RUN_DIR=$2; shift 2 ;;

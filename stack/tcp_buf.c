@@ -199,6 +199,8 @@ int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, u
         return 0;
     if (!tcp_mem_charge(TS(sk), cap - old, force))
         return -ENOBUFS;
+    if (r == &sk->sndq)
+        stack_tx_unpin(sk->st);         /* frames of the batch may point into it */
     if (ring_grow(r, cap) < 0) {
         tcp_mem_uncharge(TS(sk), cap - old);
         return -ENOMEM;
@@ -210,6 +212,8 @@ int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, u
  * buffer memory. */
 void tcp_ring_release(struct tcpsm_sock *sk, struct tcp_ring *r)
 {
+    if (r == &sk->sndq)
+        stack_tx_unpin(sk->st);         /* frames of the batch may point into it */
     if (r->buf)
         tcp_mem_uncharge(TS(sk), r->cap);
     ring_free(r);
@@ -230,7 +234,7 @@ int tcp_ofo_insert(struct tcpsm_sock *sk, uint32_t seq, const uint8_t *data, uin
     size_t sz = sizeof(struct tcp_ofo) + len;
     if (!tcp_mem_charge(ts, sz, false))
         return -ENOBUFS;
-    struct tcp_ofo *o = malloc(sz);
+    struct tcp_ofo *o = mem_alloc(sz);
     if (!o) {
         tcp_mem_uncharge(ts, sz);
         return -ENOMEM;
@@ -253,7 +257,7 @@ static void ofo_free_one(struct tcpsm_sock *sk, struct tcp_ofo *o)
     sk->ofo_n--;
     sk->ofo_bytes -= o->len;
     tcp_mem_uncharge(TS(sk), sizeof(*o) + o->len);
-    free(o);
+    mem_free(o);
 }
 
 /* RCV.NXT moved: the held segments it reached go into the ring, in order.

@@ -28,6 +28,7 @@ struct rt_settings {
     char trace_path[CONFIG_PATH_MAX];   /* TCPSM_TRACE=<file>, "" = none */
     char pcap_path[CONFIG_PATH_MAX];    /* TCPSM_PCAP=<file>, "" = none */
     unsigned shm_mb;            /* TCPSM_SHM_MB: the shared region's size */
+    bool offload;               /* TCPSM_OFFLOAD (default 1): PACKET_VNET_HDR offloads */
     /* config_ops.c */
     uint32_t sndbuf, rcvbuf, rcvbuf_max;   /* TCPSM_SNDBUF/RCVBUF/RCVBUF_MAX, 0 = default */
     uint64_t mem_max;           /* TCPSM_MEM_MAX: TCP buffer memory cap, 0 = core default */
