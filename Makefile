@@ -46,8 +46,9 @@ PYTOOLS_B := $(PYTOOLS:tools/%=$(B)/libexec/%)
 # few that cover a client (curl), a server (nginx), epoll, the shim's API edge cases, the error
 # paths (RST from the peer, a vanished peer, a refused connect), exit with connections open, and
 # the fd table's lifetime rules and their stress test (fd_check, fd_stress: ~25 s more), and the
-# stats region and capture stream (tcpsm stat, tcpsm capture).
-SAN_TESTS ?= curl_download nginx_server epoll_echo epoll_semantics signals api_check peer_reset peer_vanish refused exit_cleanup fd_check fd_stress stat capture
+# stats region and capture stream (tcpsm stat, tcpsm capture), and the IPv6 / dual-stack servers
+# (python3, nginx, node on :: over both families, ~10 s).
+SAN_TESTS ?= curl_download nginx_server epoll_echo epoll_semantics signals api_check peer_reset peer_vanish refused exit_cleanup fd_check fd_stress stat capture ipv6_dual_listeners
 
 .PHONY: all lib tools unit test integration demo bench fuzz deps clean help install uninstall
 .DEFAULT_GOAL := all
@@ -71,9 +72,10 @@ $(B)/libtcpsm-rt.a: $(RT_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/libtcpsm.so: $(CORE_OBJ) $(RT_OBJ) $(SHIM_OBJ)
+# shim/exports.map lists what leaves the library: a change to it relinks.
+$(B)/libtcpsm.so: $(CORE_OBJ) $(RT_OBJ) $(SHIM_OBJ) shim/exports.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(LDLIBS) -Wl,-z,defs -Wl,--version-script=shim/exports.map
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $(filter %.o,$^) $(LDLIBS) -Wl,-z,defs -Wl,--version-script=shim/exports.map
 
 $(B)/tcpsm: shim/tcpsm.sh $(if $(SAN_RT),build/san/libswift_demangle.so)
 	@mkdir -p $(B)

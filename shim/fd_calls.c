@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -72,6 +73,55 @@ EXPORT pid_t vfork(void)
 EXPORT pid_t __vfork(void)
 {
     return fork();
+}
+
+/* clone(CLONE_VM|CLONE_VFORK) made by the program itself (a hand-written
+ * spawn): the child runs through a trampoline that marks it (fdtable.c,
+ * "vfork-like children") so that its closes and dups leave the parent's
+ * table alone. The trampoline's record sits at the top of the child's
+ * stack. Other clones pass through unchanged. */
+struct vm_tramp {
+    int (*fn)(void *);
+    void *arg;
+    int slot;
+};
+
+static int vm_child_start(void *p)
+{
+    struct vm_tramp *t = p;
+    shim_vm_child_enter(t->slot);
+    return t->fn(t->arg);
+}
+
+#define VFORK_LIKE (CLONE_VM | CLONE_VFORK)
+
+/* The optional arguments are read whatever the flags, as glibc's clone
+ * passes them on; ones the caller did not pass are never used by the
+ * kernel (it reads them only for the flags that name them). */
+EXPORT __attribute__((no_sanitize_address)) int clone(int (*fn)(void *), void *stack, int flags,
+                                                       void *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    pid_t *ptid = va_arg(ap, pid_t *);
+    void *tls = va_arg(ap, void *);
+    pid_t *ctid = va_arg(ap, pid_t *);
+    va_end(ap);
+    int slot = -1;
+    if (shim_nslots && fn && stack && (flags & VFORK_LIKE) == VFORK_LIKE &&
+        !(flags & (CLONE_THREAD | CLONE_FILES)))
+        slot = shim_vm_child_reserve();
+    if (slot < 0)
+        return REAL(clone)(fn, stack, flags, arg, ptid, tls, ctid);
+    uintptr_t top = ((uintptr_t)stack - sizeof(struct vm_tramp)) & ~(uintptr_t)15;
+    struct vm_tramp *t = (struct vm_tramp *)top;
+    t->fn = fn;
+    t->arg = arg;
+    t->slot = slot;
+    /* CLONE_VFORK: back here only once the child has exec'd or exited. */
+    int r = REAL(clone)(vm_child_start, (void *)top, flags, t, ptid, tls, ctid);
+    shim_vm_child_done(slot);
+    return r;
 }
 
 /* close_range/closefrom (daemons close every fd they did not open): the

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "runtime_log.h"
 
@@ -158,9 +160,54 @@ static uintptr_t slot_swap(int fd, uintptr_t v)
     return old;
 }
 
+/* ------------------------------------------------------------ vfork-like children
+ *
+ * A child made by clone(CLONE_VM|CLONE_VFORK) runs in the parent's memory,
+ * with its own copy of the fd table: what it closes or dups before exec
+ * must not change the parent's fd table. The clone wrapper (fd_calls.c)
+ * reserves a slot here before the call, the child writes its thread id into
+ * it first thing, and the parent (suspended until the child execs or exits)
+ * frees it after. While any is reserved, table changes ask whether the
+ * caller is such a child (one gettid system call); otherwise one load. */
+#define VM_SLOTS 8
+static _Atomic pid_t vm_tid[VM_SLOTS];  /* 0 free, -1 reserved, > 0 the child's tid */
+_Atomic int shim_vm_children;
+
+int shim_vm_child_reserve(void)
+{
+    for (int i = 0; i < VM_SLOTS; i++) {
+        pid_t z = 0;
+        if (atomic_compare_exchange_strong(&vm_tid[i], &z, -1)) {
+            atomic_fetch_add(&shim_vm_children, 1);
+            return i;
+        }
+    }
+    return -1;
+}
+
+void shim_vm_child_enter(int slot)
+{
+    atomic_store(&vm_tid[slot], (pid_t)syscall(SYS_gettid));
+}
+
+void shim_vm_child_done(int slot)
+{
+    atomic_store(&vm_tid[slot], 0);
+    atomic_fetch_sub(&shim_vm_children, 1);
+}
+
+bool shim_vm_child_slow(void)
+{
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    for (int i = 0; i < VM_SLOTS; i++)
+        if (atomic_load(&vm_tid[i]) == me)
+            return true;
+    return false;
+}
+
 void shim_fd_install(int fd, struct shim_sock *s)
 {
-    if ((unsigned)fd >= (unsigned)shim_nslots)
+    if ((unsigned)fd >= (unsigned)shim_nslots || shim_vm_child())
         return;
     atomic_fetch_add(&s->fd_refs, 1);
     atomic_fetch_add(&s->refs, 1);
@@ -169,7 +216,7 @@ void shim_fd_install(int fd, struct shim_sock *s)
 
 void shim_fd_install_ep(int epfd, struct shim_ep *ep)
 {
-    if ((unsigned)epfd >= (unsigned)shim_nslots) {
+    if ((unsigned)epfd >= (unsigned)shim_nslots || shim_vm_child()) {
         shim_ep_unref(ep);
         return;
     }
@@ -179,14 +226,15 @@ void shim_fd_install_ep(int epfd, struct shim_ep *ep)
 void shim_fd_release(int fd)
 {
     if ((unsigned)fd >= (unsigned)shim_nslots ||
-        !atomic_load_explicit(&shim_fds[fd], memory_order_relaxed))
+        !atomic_load_explicit(&shim_fds[fd], memory_order_relaxed) || shim_vm_child())
         return;
     slot_drop(slot_swap(fd, 0));
 }
 
 void shim_fd_clone(int oldfd, int newfd)
 {
-    if ((unsigned)oldfd >= (unsigned)shim_nslots || (unsigned)newfd >= (unsigned)shim_nslots)
+    if ((unsigned)oldfd >= (unsigned)shim_nslots || (unsigned)newfd >= (unsigned)shim_nslots ||
+        shim_vm_child())
         return;
     if (!atomic_load_explicit(&shim_fds[oldfd], memory_order_relaxed)) {
         shim_fd_fresh(newfd);   /* a kernel fd: newfd is one too */

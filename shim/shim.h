@@ -99,6 +99,7 @@ struct shim_real {
     int (*inotify_init)(void);
     int (*inotify_init1)(int);
     int (*fanotify_init)(unsigned int, unsigned int);
+    int (*clone)(int (*)(void *), void *, int, void *, ...);
     FILE *(*fopen)(const char *, const char *);
     FILE *(*fopen64)(const char *, const char *);
     FILE *(*freopen)(const char *, const char *, FILE *);
@@ -244,6 +245,18 @@ static inline void shim_fd_fresh(int fd)
         atomic_load_explicit(&shim_fds[fd], memory_order_relaxed))
         shim_fd_release(fd);
 }
+
+/* Inside a child of clone(CLONE_VM|CLONE_VFORK) (fdtable.c): the table is
+ * the parent's and is left alone. */
+extern _Atomic int shim_vm_children;
+bool shim_vm_child_slow(void);
+static inline bool shim_vm_child(void)
+{
+    return atomic_load_explicit(&shim_vm_children, memory_order_relaxed) && shim_vm_child_slow();
+}
+int shim_vm_child_reserve(void);
+void shim_vm_child_enter(int slot);
+void shim_vm_child_done(int slot);
 
 /* Creates the stack socket for an UNDECIDED object (caller holds s->mu)
  * and replays recorded options. Returns 0 or -errno. */

@@ -7,9 +7,8 @@
  * their two high bits (4.2); a Routing header with Segments Left 0 is
  * skipped, any other is answered with a Parameter Problem (4.4; type 0 is
  * deprecated, RFC 5095); an atomic fragment (offset 0, M 0) is processed as
- * a whole datagram (RFC 6946). Other fragments are DROPPED and counted
- * (ip6_drop_frag), not reassembled: the stack's TCP advertises an MSS that
- * fits the path, and no peer fragments TCP toward it. */
+ * a whole datagram (RFC 6946); other fragments are reassembled
+ * (ipv6_frag.c, bounded). */
 #include "ipv6.h"
 
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "eth.h"
 #include "icmp6.h"
 #include "ipv4.h"
+#include "ipv6_frag.h"
 #include "nd.h"
 #include "neigh.h"
 #include "tcp.h"
@@ -209,7 +209,7 @@ void ipv6_input(struct tcpsm_stack *st, const uint8_t *p, size_t len, bool l2_mc
             }
             if (nh == NH_FRAGMENT && (get16(p + off + 2) & 0xfff9) != 0) {
                 /* offset or M set: a real fragment (RFC 6946: atomic ones pass) */
-                st->cnt.ip6_drop_frag++;
+                ip6_frag_input(st, p, tot, nh_at, off, now);
                 return;
             }
             nh_at = off;
@@ -311,4 +311,5 @@ void ipv6_fini(struct tcpsm_stack *st)
 {
     if (st->v6.on)
         timer_cancel(&st->timers, &st->v6.timer);
+    ip6_frag_fini(st);
 }

@@ -15,7 +15,9 @@ struct ipv4_reasm;              /* ipv4_frag.c */
 #define TCPSM_TX_BATCH   64
 #define TCPSM_FRAME_MAX  2048   /* raised when TSO arrives; nothing else assumes 1514 */
 
-/* IPv6 state of the stack (ipv6.c, icmp6.c, nd.c). */
+struct ip6_frag_table;          /* ipv6_frag.c */
+
+/* IPv6 state of the stack (ipv6.c, icmp6.c, nd.c, ipv6_frag.c). */
 #define ND_ADDR_TENTATIVE 0     /* DAD running; usable (optimistic, RFC 4429) */
 #define ND_ADDR_PREFERRED 1
 #define ND_ADDR_DUPLICATE 2     /* another node has it: not used (RFC 4862 5.4.5) */
@@ -30,6 +32,7 @@ struct ipv6_state {
     uint32_t mtu;               /* IPv6 link MTU: the device's, lowered by an RA MTU option */
     struct tcpsm_timer timer;   /* DAD and router solicitation rounds */
     uint64_t dad_at, rs_at;     /* end of DAD, next solicitation (0 = none pending) */
+    struct ip6_frag_table *frag;    /* datagrams in reassembly, made on the first fragment */
     uint64_t err_sec;           /* ICMPv6 error rate limit (RFC 4443 2.4 f) */
     uint32_t err_count;
 };

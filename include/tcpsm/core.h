@@ -174,7 +174,8 @@ struct tcpsm_counters {
     /* ICMPv6 and neighbour discovery */
     uint64_t icmp6_in, icmp6_echo_reply_out, icmp6_unreach_in, icmp6_ptb_in, icmp6_err_out,
              icmp6_drop_bad, nd_ns_in, nd_ns_out, nd_na_in, nd_na_out, nd_rs_out, nd_ra_in,
-             nd_drop_bad, nd_dad_dup;
+             nd_drop_bad, nd_dad_dup,
+             ip6_reasm_ok;              /* datagrams reassembled from fragments */
     /* IPv4 reassembly: fragments in, datagrams made, given up (overlap, bound, eviction),
      * expired (30 s) */
     uint64_t ip_frag_in, ip_reasm_ok, ip_reasm_fail, ip_reasm_timeout;

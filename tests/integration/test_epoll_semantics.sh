@@ -32,6 +32,6 @@ done
 bg_wait "$et" 30 || { cat "$TMPD/et.log" >&2; die "epoll_check etlisten failed"; }
 grep -q '^ok etlisten' "$TMPD/et.log" || die "etlisten did not finish"
 
-log "race: epoll_ctl against close() for 4 s"
+log "race: epoll_ctl, epoll_wait, send/recv and poll against close() for 4 s"
 on_stack timeout 60 "$tool" race "$PEER_IP" "$port" 4 || die "epoll_check race"
 log "ok"

@@ -19,13 +19,17 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/http.sh"
 need_cmd curl python3 nginx ethtool
 netns_setup v6
+# Debian's python3 itself on the stack, not a wrapper script (a pyenv shim is bash: it would
+# run under the library, and under SAN=1 its own leaks would be reported)
+PY3=/usr/bin/python3
+[ -x "$PY3" ] || PY3=$(command -v python3)
 
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/4m.bin" $((4 << 20))
 mkfile "$TMPD/www/10m.bin" $((10 << 20))
 
 log "python3 -m http.server 7999 (no --bind) on the stack"
-bg_stack "$TMPD/py0.log" python3 -u -m http.server 7999 -d "$TMPD/www"
+bg_stack "$TMPD/py0.log" "$PY3" -u -m http.server 7999 -d "$TMPD/www"
 py=$BG_PID
 wait_connect "$NS_P" "$STACK_IP" 7999 20
 urls=("http://$STACK_IP:7999/4m.bin")
@@ -38,7 +42,7 @@ done
 bg_stop "$py" || true
 
 log "python3 -m http.server --bind :: 8000 on the stack"
-bg_stack "$TMPD/py.log" python3 -u -m http.server --bind :: 8000 -d "$TMPD/www"
+bg_stack "$TMPD/py.log" "$PY3" -u -m http.server --bind :: 8000 -d "$TMPD/www"
 py=$BG_PID
 wait_connect "$NS_P" "$STACK_IP" 8000 20
 for url in "http://$STACK_IP:8000/4m.bin" "http://[$STACK_IP6]:8000/4m.bin"; do

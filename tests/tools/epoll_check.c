@@ -6,7 +6,10 @@
  *                                   through poll() and through an outer epoll set
  *   epoll_check etlisten PORT N     an EPOLLET listener reports an edge per new connection
  *                                   while earlier ones are still queued (prints "edge I")
- *   epoll_check race PEER PORT SECS epoll_ctl(ADD/MOD/DEL) racing close() of the same fd
+ *   epoll_check race PEER PORT SECS the stress: threads doing epoll_ctl(ADD/MOD/DEL), epoll_wait,
+ *                                   non-blocking send/recv and poll() on the same sockets while
+ *                                   another closes and replaces them, for SECS seconds (under
+ *                                   SAN=1, ASan checks every access)
  * PEER:PORT is an echo server. Prints "ok MODE" and exits 0, or names the failure and exits 1.
  * Every wait is bounded (a missing wake-up shows as a timeout, never a hang). */
 #include <arpa/inet.h>
@@ -206,15 +209,62 @@ static void *race_wait(void *arg)
     return NULL;
 }
 
+static atomic_long race_io;
+
+/* Non-blocking I/O on whatever the slots hold: data for the echo server,
+ * and what comes back (the fd may be closed under us: EBADF is fine). */
+static void *race_io_thread(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    char buf[512];
+    memset(buf, 'r', sizeof(buf));
+    while (!atomic_load(&race_stop)) {
+        int fd = atomic_load(&race_fd[rand_r(&seed) % RACE_FDS]);
+        if (fd < 0)
+            continue;
+        ssize_t w = send(fd, buf, 1 + rand_r(&seed) % sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN && errno != EBADF && errno != EPIPE && errno != ENOTCONN &&
+            errno != ECONNRESET && errno != ENOTSOCK)
+            fail("send in the race: unexpected errno");
+        ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (r < 0 && errno != EAGAIN && errno != EBADF && errno != ECONNRESET && errno != ENOTSOCK &&
+            errno != ENOTCONN)
+            fail("recv in the race: unexpected errno");
+        atomic_fetch_add(&race_io, 1);
+    }
+    return NULL;
+}
+
+/* poll() on a few slots at once, short timeouts. */
+static void *race_poll(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    while (!atomic_load(&race_stop)) {
+        struct pollfd p[4];
+        for (int i = 0; i < 4; i++) {
+            p[i].fd = atomic_load(&race_fd[rand_r(&seed) % RACE_FDS]);
+            p[i].events = POLLIN | POLLOUT;
+        }
+        int n = poll(p, 4, 5);
+        if (n < 0 && errno != EINTR)
+            fail("poll in the race");
+        atomic_fetch_add(&race_io, 1);
+    }
+    return NULL;
+}
+
 static void mode_race(int secs)
 {
     race_ep = epoll_create1(0);
     for (int i = 0; i < RACE_FDS; i++)
         atomic_store(&race_fd[i], connect_peer());
-    pthread_t t[3];
+    pthread_t t[6];
     pthread_create(&t[0], NULL, race_ctl, (void *)1);
     pthread_create(&t[1], NULL, race_ctl, (void *)2);
     pthread_create(&t[2], NULL, race_wait, NULL);
+    pthread_create(&t[3], NULL, race_io_thread, (void *)4);
+    pthread_create(&t[4], NULL, race_io_thread, (void *)5);
+    pthread_create(&t[5], NULL, race_poll, (void *)6);
     double end = now_s() + secs;
     long closes = 0;
     unsigned seed = 3;
@@ -227,12 +277,15 @@ static void mode_race(int secs)
         usleep(2000);
     }
     atomic_store(&race_stop, 1);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 6; i++)
         pthread_join(t[i], NULL);
     for (int i = 0; i < RACE_FDS; i++)
         close(atomic_load(&race_fd[i]));
     close(race_ep);
-    printf("race: %ld closes, %ld epoll_ctl calls\n", closes, atomic_load(&race_ops));
+    printf("race: %ld closes, %ld epoll_ctl calls, %ld send/recv/poll rounds\n", closes,
+           atomic_load(&race_ops), atomic_load(&race_io));
+    if (atomic_load(&race_ops) == 0 || atomic_load(&race_io) == 0)
+        fail("the race threads made no progress");
 }
 
 int main(int argc, char **argv)

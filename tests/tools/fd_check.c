@@ -8,7 +8,8 @@
  * - a socket closed behind the shim's back (a raw system call, as io_uring
  *   or another unseen path would) never captures the next fd opened on its
  *   number, whichever call creates it; fclose of an fdopen'ed socket;
- * - vfork: a child closing a socket leaves the parent's table and connection;
+ * - vfork (and a program's own clone(CLONE_VM|CLONE_VFORK), and posix_spawn):
+ *   a child closing a socket leaves the parent's table and connection;
  * - fork while other threads hold the shim's locks: the children never hang;
  * - ppoll/select/pselect timeouts too large for nanoseconds wait, not wrap.
  * One PASS/FAIL line per check; exit status 1 if any failed. Time bounds
@@ -20,6 +21,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -522,6 +524,19 @@ static void check_fclose(void)
 
 /* ------------------------------------------------------------ vfork, fork */
 
+struct clone_args_fd {
+    int c, c2, f;
+};
+
+/* Returns (its status) rather than _exit: a noreturn call on this
+ * borrowed stack makes ASan warn. */
+static int vm_child(void *p)
+{
+    const struct clone_args_fd *a = p;
+    close(a->c);
+    return dup2(a->f, a->c2) == a->c2 ? 0 : 3;
+}
+
 static void check_vfork(void)
 {
     int c = echo_conn();
@@ -537,6 +552,24 @@ static void check_vfork(void)
     ssize_t w = write(c, "after vfork", 11);
     bool ok = pid > 0 && WIFEXITED(st) && w == 11 && read_all(c, in, 11) && memcmp(in, "after vfork", 11) == 0;
     CHECK("vfork_child_close", ok, "the parent's connection after the vfork child closed it: write %zd", w);
+
+    /* A hand-written spawn: clone(CLONE_VM|CLONE_VFORK), the child closes
+     * the socket and dups a file over another of the parent's sockets. */
+    int c2 = echo_conn();
+    static char cstack[64 * 1024] __attribute__((aligned(16)));
+    struct clone_args_fd ca = { c, c2, open(fpath, O_RDONLY) };
+    pid = clone(vm_child, cstack + sizeof(cstack), CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
+    st = -1;
+    if (pid > 0)
+        waitpid(pid, &st, 0);
+    w = write(c, "after clone", 11);
+    ok = pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && w == 11 && read_all(c, in, 11) &&
+         memcmp(in, "after clone", 11) == 0;
+    ssize_t w2 = write(c2, "second sock", 11);
+    ok = ok && w2 == 11 && read_all(c2, in, 11) && memcmp(in, "second sock", 11) == 0;
+    CHECK("clone_vm_vfork_child_close", ok, "clone %d status %#x, then write %zd / %zd", (int)pid, st, w, w2);
+    close(ca.f);
+    close(c2);
 
     /* posix_spawn's child closes the fd too (file action), with glibc's own calls. */
     posix_spawn_file_actions_t fa;

@@ -76,8 +76,9 @@ static void mode_longjmp(void)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_alarm;
     sigaction(SIGALRM, &sa, NULL);
-    for (int i = 0; i < 20; i++) {
-        int fd = connect_peer();
+    /* volatile: live across sigsetjmp/siglongjmp. */
+    for (volatile int i = 0; i < 20; i++) {
+        volatile int fd = connect_peer();
         if (sigsetjmp(jb, 1) == 0) {
             struct itimerval it = { { 0, 0 }, { 0, 50 * 1000 } };
             setitimer(ITIMER_REAL, &it, NULL);

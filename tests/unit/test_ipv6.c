@@ -8,6 +8,7 @@
 #include "csum.h"
 #include "icmp6.h"
 #include "ipv6.h"
+#include "ipv6_frag.h"
 #include "nd.h"
 #include "neigh.h"
 #include "net_helpers.h"
@@ -354,10 +355,10 @@ Test(ipv6, extension_headers_per_rfc8200)
     n = mk_ip6(f, MAC_US, PEER6, US6, 44, 64, pl, 16);
     feed(st, f, n, 3 * SEC);
     cr_assert_eq(sent6(5)[40], ICMP6_ECHO_REPLY);
-    pl[3] = 1;                          /* M */
+    pl[3] = 1;                          /* M: held for reassembly (ipv6_frag.c) */
     n = mk_ip6(f, MAC_US, PEER6, US6, 44, 64, pl, 16);
     feed(st, f, n, 3 * SEC);
-    cr_assert_eq(tcpsm_stack_counters(st)->ip6_drop_frag, 1);
+    cr_assert_eq(tcpsm_stack_counters(st)->ip6_drop_frag, 0);
     cr_assert_eq(cap->n, 6);
 
     /* a header running past the payload */
@@ -479,4 +480,227 @@ Test(ipv6, no_ipv6_configured_means_no_ipv6_frames)
     cr_assert_eq(tcpsm_stack_counters(s2)->ip6_drop_not_us, 1);
     tcpsm_stack_free(s2);
     free(c2);
+}
+
+/* ---------------------------------------------------------------- ICMPv6 errors and TCP */
+
+/* A TCP segment from the peer (port 80) to us, no payload; opt: MSS 1440 in a SYN. */
+static size_t mk_tcp6(uint8_t *f, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags)
+{
+    uint8_t t[24] = { 0 };
+    size_t hl = (flags & TCPSM_SYN) ? 24 : 20;
+    wr16(t, 80);
+    wr16(t + 2, dport);
+    wr32(t + 4, seq);
+    wr32(t + 8, ack);
+    t[12] = (uint8_t)((hl / 4) << 4);
+    t[13] = flags;
+    wr16(t + 14, 65535);
+    if (hl == 24) {
+        t[20] = 2;
+        t[21] = 4;
+        wr16(t + 22, 1440);
+    }
+    wr16(t + 16, ref_csum6(PEER6, US6, 6, t, hl));
+    return mk_ip6(f, MAC_US, PEER6, US6, 6, 64, t, hl);
+}
+
+/* An IPv6 socket connected to [PEER6]:80 by crafted frames; returns its ISS. */
+static uint32_t connect6(struct tcpsm_sock **out, uint16_t *port)
+{
+    learn_peer();
+    struct tcpsm_sock *sk;
+    cr_assert_eq(tcpsm_sock_new(st, &sk), 0);
+    cr_assert_eq(tcpsm_sock_setopt(sk, TCPSM_OPT_IPV6, 1), 0);
+    struct tcpsm_addr p = addr_from6(PEER6);
+    cr_assert_eq(tcpsm_sock_connect_addr(sk, &p, 80, 3 * SEC), -EINPROGRESS);
+    const uint8_t *syn = sent6(cap->n - 1);
+    cr_assert_eq(syn[6], 6);
+    cr_assert_arr_eq(syn + 8, US6, 16, "from our global address");
+    *port = rd16(syn + 40);
+    *out = sk;
+    return rd32(syn + 44);
+}
+
+Test(ipv6, packet_too_big_lowers_the_mss_and_resends)
+{
+    struct tcpsm_sock *sk;
+    uint16_t port;
+    uint32_t iss = connect6(&sk, &port);
+    uint8_t f[1600];
+    size_t n = mk_tcp6(f, port, 1000, iss + 1, TCPSM_SYN | TCPSM_ACK);
+    feed(st, f, n, 3 * SEC);
+    cr_assert_eq(tcpsm_sock_state(sk), TCPSM_ESTABLISHED);
+    struct tcpsm_tcp_info ti;
+    tcpsm_sock_info(sk, &ti);
+    cr_assert_eq(ti.snd_mss, 1440);
+    static uint8_t data[4000];
+    memset(data, 'x', sizeof data);
+    cap->n = 0;
+    cr_assert_eq(tcpsm_sock_send(sk, data, sizeof data, 3 * SEC), (ssize_t)sizeof data);
+    cr_assert_geq(cap->n, 1);
+    const uint8_t *first = sent6(0);
+    cr_assert_eq(rd16(first + 4), 20 + 1440, "a full-sized segment");
+    /* a router says 1280: quote as much of the segment as fits (RFC 4443 2.4 c) */
+    uint8_t m[1240] = { ICMP6_PACKET_TOO_BIG };
+    wr32(m + 4, 1280);
+    memcpy(m + 8, first, sizeof m - 8);
+    n = mk_icmp6(f, MAC_US, OFFLINK6, US6, 64, m, sizeof m);
+    cap->n = 0;
+    feed(st, f, n, 3 * SEC + 1000);
+    cr_assert_eq(tcpsm_stack_counters(st)->icmp6_ptb_in, 1);
+    tcpsm_sock_info(sk, &ti);
+    cr_assert_eq(ti.snd_mss, 1280 - 60, "MSS from the path MTU (RFC 8201)");
+    int mtu;
+    cr_assert_eq(tcpsm_sock_getopt(sk, TCPSM_OPT_MTU, &mtu), 0);
+    cr_assert_eq(mtu, 1280);
+    cr_assert_geq(cap->n, 1, "what was in flight goes again");
+    const uint8_t *re = sent6(0);
+    cr_assert_eq(rd32(re + 44), iss + 1);
+    cr_assert_leq(rd16(re + 4), 20 + 1220);
+    /* a smaller MTU than IPv6's minimum counts as 1280; a larger one changes nothing */
+    wr32(m + 4, 600);
+    memcpy(m + 8, first, 8);
+    n = mk_icmp6(f, MAC_US, OFFLINK6, US6, 64, m, sizeof m);
+    feed(st, f, n, 3 * SEC + 2000);
+    tcpsm_sock_info(sk, &ti);
+    cr_assert_eq(ti.snd_mss, 1220);
+    tcpsm_sock_abort(sk, 4 * SEC);
+    tcpsm_sock_close(sk, 4 * SEC);
+}
+
+Test(ipv6, port_unreachable_refuses_a_connect_and_foreign_quotes_are_ignored)
+{
+    struct tcpsm_sock *sk;
+    uint16_t port;
+    uint32_t iss = connect6(&sk, &port);
+    const uint8_t *syn = sent6(cap->n - 1);
+    uint8_t m[8 + 40 + 20] = { ICMP6_DST_UNREACH, 4 };
+    memcpy(m + 8, syn, 60);
+    uint8_t f[256];
+    /* the quoted sequence number must be in flight (RFC 5927 4.1) */
+    wr32(m + 8 + 40 + 4, iss + 100000);
+    size_t n = mk_icmp6(f, MAC_US, PEER6, US6, 64, m, sizeof m);
+    feed(st, f, n, 3 * SEC);
+    cr_assert_eq(tcpsm_sock_state(sk), TCPSM_SYN_SENT);
+    wr32(m + 8 + 40 + 4, iss);
+    n = mk_icmp6(f, MAC_US, PEER6, US6, 64, m, sizeof m);
+    feed(st, f, n, 3 * SEC);
+    cr_assert_eq(tcpsm_stack_counters(st)->icmp6_unreach_in, 2);
+    cr_assert_eq(tcpsm_sock_state(sk), TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_error(sk), ECONNREFUSED);
+    tcpsm_sock_close(sk, 4 * SEC);
+}
+
+/* ---------------------------------------------------------------- fragments (RFC 8200 4.5) */
+
+/* One fragment of datagram id: data[off, off+len) of the fragmentable part. */
+static size_t mk_frag(uint8_t *f, uint32_t id, uint32_t off, bool more, const uint8_t *data,
+                      size_t len)
+{
+    uint8_t pl[1500];
+    pl[0] = 58;
+    pl[1] = 0;
+    wr16(pl + 2, (uint16_t)(off | (more ? 1 : 0)));
+    wr32(pl + 4, id);
+    memcpy(pl + 8, data + off, len);
+    return mk_ip6(f, MAC_US, PEER6, US6, 44, 64, pl, 8 + len);
+}
+
+/* An echo request of n bytes (the fragmentable part of the tests' datagrams). */
+static void echo_msg(uint8_t *m, size_t n)
+{
+    memset(m, 0, n);
+    m[0] = ICMP6_ECHO_REQUEST;
+    wr16(m + 4, 0x77);
+    wr16(m + 6, 9);
+    for (size_t i = 8; i < n; i++)
+        m[i] = (uint8_t)(i * 7);
+    wr16(m + 2, ref_csum6(PEER6, US6, 58, m, n));
+}
+
+Test(ipv6, fragments_are_reassembled_in_any_order_repeats_ignored)
+{
+    learn_peer();
+    static uint8_t m[1400], f[1600];
+    echo_msg(m, sizeof m);
+    size_t n = mk_frag(f, 5, 512, true, m, 512);
+    feed(st, f, n, 3 * SEC);
+    n = mk_frag(f, 5, 1024, false, m, 376);
+    feed(st, f, n, 3 * SEC);
+    feed(st, f, n, 3 * SEC);            /* an exact repeat: dropped alone */
+    cr_assert_eq(cap->n, 0);
+    n = mk_frag(f, 5, 0, true, m, 512);
+    feed(st, f, n, 3 * SEC);
+    const struct tcpsm_counters *k = tcpsm_stack_counters(st);
+    cr_assert_eq(k->ip6_reasm_ok, 1);
+    cr_assert_eq(k->ip6_drop_frag, 1);
+    cr_assert_eq(cap->n, 1);
+    const uint8_t *ip = sent6(0);
+    cr_assert_eq(ip[40], ICMP6_ECHO_REPLY);
+    cr_assert_eq(rd16(ip + 4), sizeof m);
+    cr_assert_arr_eq(ip + 44, m + 4, sizeof m - 4, "the whole datagram, in order");
+}
+
+Test(ipv6, overlapping_fragments_discard_the_datagram)
+{
+    learn_peer();
+    static uint8_t m[1400], f[1600];
+    echo_msg(m, sizeof m);
+    feed(st, f, mk_frag(f, 6, 0, true, m, 512), 3 * SEC);
+    feed(st, f, mk_frag(f, 6, 504, true, m, 512), 3 * SEC);     /* 8 bytes over the first */
+    feed(st, f, mk_frag(f, 6, 1016, false, m, 384), 3 * SEC);   /* a new datagram, never complete */
+    feed(st, f, mk_frag(f, 6, 512, true, m, 504), 3 * SEC);
+    cr_assert_eq(cap->n, 0);
+    cr_assert_eq(tcpsm_stack_counters(st)->ip6_reasm_ok, 0);
+    cr_assert_geq(tcpsm_stack_counters(st)->ip6_drop_frag, 1);
+}
+
+Test(ipv6, incomplete_datagram_times_out_with_time_exceeded)
+{
+    learn_peer();
+    static uint8_t m[1400], f[1600];
+    echo_msg(m, sizeof m);
+    size_t n = mk_frag(f, 7, 0, true, m, 512);
+    feed(st, f, n, 3 * SEC);
+    feed(st, f, mk_frag(f, 8, 512, true, m, 512), 3 * SEC);     /* no first fragment: no ICMP */
+    run_to(3 * SEC + 59 * SEC);         /* router solicitations meanwhile */
+    cr_assert_eq(tcpsm_stack_counters(st)->ip6_drop_frag, 0);
+    cap->n = 0;
+    run_to(3 * SEC + 60 * SEC);
+    cr_assert_eq(tcpsm_stack_counters(st)->ip6_drop_frag, 2);
+    cr_assert_geq(cap->n, 1, "one Time Exceeded (then a NUD probe of the peer)");
+    cr_assert_eq(tcpsm_stack_counters(st)->icmp6_err_out, 1, "only for the datagram whose first fragment came");
+    const uint8_t *ip = sent6(0);
+    cr_assert_eq(ip[40], ICMP6_TIME_EXCEEDED);
+    cr_assert_eq(ip[41], 1, "fragment reassembly time exceeded");
+    cr_assert_arr_eq(ip + 24, PEER6, 16);
+    mk_frag(f, 7, 0, true, m, 512);
+    cr_assert_arr_eq(ip + 48, f + 14, 40 + 8 + 512, "quotes the first fragment");
+}
+
+Test(ipv6, bad_fragments_get_a_parameter_problem_and_the_table_is_bounded)
+{
+    learn_peer();
+    static uint8_t m[1400], f[1600];
+    echo_msg(m, sizeof m);
+    /* not a multiple of 8 with more to come: pointer to the payload length */
+    feed(st, f, mk_frag(f, 9, 0, true, m, 500), 3 * SEC);
+    cr_assert_eq(cap->n, 1);
+    const uint8_t *ip = sent6(0);
+    cr_assert_eq(ip[40], ICMP6_PARAM_PROB);
+    cr_assert_eq(ip[41], 0);
+    cr_assert_eq(rd32(ip + 44), 4);
+    /* beyond 65535: pointer to the fragment offset */
+    feed(st, f, mk_frag(f, 10, 65528, false, m, 16), 3 * SEC);
+    cr_assert_eq(cap->n, 2);
+    cr_assert_eq(rd32(sent6(1) + 44), 42);
+    /* IP6_FRAG_MAX datagrams at once; the next one's fragments are dropped */
+    uint64_t before = tcpsm_stack_counters(st)->ip6_drop_frag;
+    for (uint32_t id = 100; id < 100 + IP6_FRAG_MAX + 1; id++)
+        feed(st, f, mk_frag(f, id, 0, true, m, 512), 3 * SEC);
+    cr_assert_eq(tcpsm_stack_counters(st)->ip6_drop_frag, before + 1);
+    /* the held ones still complete */
+    feed(st, f, mk_frag(f, 100, 512, false, m, 888), 3 * SEC);
+    cr_assert_eq(tcpsm_stack_counters(st)->ip6_reasm_ok, 1);
 }
