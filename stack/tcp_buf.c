@@ -198,6 +198,8 @@ int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, u
         return 0;
     if (!tcp_mem_charge(TS(sk), cap - old, force))
         return -ENOBUFS;
+    if (r == &sk->sndq)
+        stack_tx_unpin(sk->st);         /* frames of the batch may point into it */
     if (ring_grow(r, cap) < 0) {
         tcp_mem_uncharge(TS(sk), cap - old);
         return -ENOMEM;
@@ -209,6 +211,8 @@ int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, u
  * buffer memory. */
 void tcp_ring_release(struct tcpsm_sock *sk, struct tcp_ring *r)
 {
+    if (r == &sk->sndq)
+        stack_tx_unpin(sk->st);         /* frames of the batch may point into it */
     if (r->buf)
         tcp_mem_uncharge(TS(sk), r->cap);
     ring_free(r);

@@ -18,6 +18,7 @@ retransmitted before anything from the other side acknowledged it is drawn
 as lost.
 """
 import argparse
+import bisect
 import json
 import re
 import struct
@@ -248,27 +249,60 @@ def choose(segs, tuple_arg):
     return segs, client, server
 
 
-def mark_lost(segs):
+class AckIndex:
+    """Per side: its sends in capture order, their capture indices, and the
+    running maximum of their acknowledgment numbers, unwrapped relative to
+    the other side's first sequence number: "the first send of r that
+    acknowledges N" and "had r acknowledged N by capture index i" become
+    binary searches (O(n log n) for a whole capture)."""
+    def __init__(self, segs):
+        self.sends = [[s for s in segs if s.side == 0], [s for s in segs if s.side == 1]]
+        self.idx = [[x.i for x in self.sends[r]] for r in (0, 1)]
+        self.seq0 = [next((x.seq for x in self.sends[k]), 0) for k in (0, 1)]
+        self.acked = []
+        for r in (0, 1):
+            run, out = None, []
+            for x in self.sends[r]:
+                if x.flags & ACK:
+                    a = self.unwrap(x.ack, 1 - r)
+                    run = a if run is None or a > run else run
+                out.append(run if run is not None else float("-inf"))
+            self.acked.append(out)
+
+    def unwrap(self, v, k):
+        d = (v - self.seq0[k]) & M32
+        return d - (1 << 32) if d >= 0x80000000 else d
+
+    def first_acking(self, r, m):
+        """Index in sends[r] of r's first send acknowledging all of m, or None."""
+        k = bisect.bisect_left(self.acked[r], self.unwrap(m.end, m.side))
+        return k if k < len(self.sends[r]) else None
+
+    def acked_before(self, r, m, i):
+        """Had r acknowledged all of m in a send captured before index i?"""
+        j = bisect.bisect_left(self.idx[r], i) - 1
+        return j >= 0 and self.acked[r][j] >= self.unwrap(m.end, m.side)
+
+
+def mark_lost(segs, ai):
     """A segment that occupies sequence space and is sent again before
     anything from the other side acknowledged it never arrived."""
-    for n, m in enumerate(segs):
+    later = {}
+    for m in reversed(segs):
         if not m.occupies:
             continue
-        for m2 in segs[n + 1:]:
-            if m2.side != m.side:
-                if m2.flags & ACK and seq_ge(m2.ack, m.end):
-                    break
-                continue
-            if m2.seq == m.seq and (m2.flags & (SYN | FIN)) == (m.flags & (SYN | FIN)) and \
-                    seq_ge(m2.end, m.end):
-                m.lost = True
-                break
+        key = (m.side, m.seq, m.flags & (SYN | FIN))
+        m2 = later.get(key)
+        if m2 is not None and seq_ge(m2.end, m.end) and \
+                not ai.acked_before(1 - m.side, m, m2.i):
+            m.lost = True
+        later[key] = m
 
 
-def timeline(segs):
+def timeline(segs, ai):
     """Orders every send and delivery (see the module comment). Returns a
     list of (kind, seg) with kind 'send', 'recv' or 'lost'."""
-    sends = [[s for s in segs if s.side == 0], [s for s in segs if s.side == 1]]
+    sends, idx = ai.sends, ai.idx
     slots = [[[] for _ in range(len(sends[r]) + 1)] for r in (0, 1)]
     last = [0, 0]
     for m in segs:
@@ -277,10 +311,9 @@ def timeline(segs):
         r = 1 - m.side
         slot = None
         if m.occupies:
-            slot = next((k for k, x in enumerate(sends[r])
-                         if x.flags & ACK and seq_ge(x.ack, m.end)), None)
+            slot = ai.first_acking(r, m)
         if slot is None:
-            slot = sum(1 for x in sends[r] if x.i < m.i)
+            slot = bisect.bisect_left(idx[r], m.i)
         slot = max(slot, last[r])
         last[r] = slot
         slots[r][slot].append(m)
@@ -336,7 +369,8 @@ def build(segs, client, server, notes=(), local=None):
     """Runs the model over the timeline. Returns rows: dicts with the event,
     and each side's new state when it changed at that row. local: the
     stack's endpoint when the input is a trace (its states come from it)."""
-    mark_lost(segs)
+    ai = AckIndex(segs)
+    mark_lost(segs, ai)
     first_from_server = next((s for s in segs if s.side == 1), None)
     server_listens = bool(segs and segs[0].side == 0 and segs[0].flags == SYN and
                           (first_from_server is None or first_from_server.flags & SYN))
@@ -361,7 +395,7 @@ def build(segs, client, server, notes=(), local=None):
             base[side] = next((s.seq for s in segs if s.side == side), None)
     rows = [{"kind": "start", "states": [sides[0].state, sides[1].state], "t": None}]
     pending = sorted(notes, key=lambda n: n[0])
-    for kind, s in timeline(segs):
+    for kind, s in timeline(segs, ai):
         while pending and pending[0][0] < s.t and local_side is not None:
             n = pending.pop(0)
             rows.append(note_row(sides, local_side, n))
@@ -416,10 +450,47 @@ def _plain(r, rows, i):
                 not any(nxt["states"]))
 
 
-def render_text(rows, client, server, width=46, full=False):
+def _human(n):
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return ("%d %s" if unit == "bytes" else "%.1f %s") % (n, unit)
+        n /= 1000.0
+
+
+def collapse(rows, keep=2, longer_than=6):
+    """Replaces each run of more than longer_than segments that change no
+    state by its first and last keep segments around one note row that says
+    what was left out (segments each way, bytes)."""
+    out, i = [rows[0]], 1
+    while i < len(rows):
+        j, run = i, []
+        while j < len(rows) and _plain(rows[j], rows, j):
+            run.append(j)
+            j += 2
+        if len(run) > longer_than:
+            hidden = run[keep:-keep]
+            n, nbytes = [0, 0], 0
+            for k in hidden:
+                sg = rows[k]["seg"]
+                n[sg.side] += 1
+                nbytes += sg.len
+            what = ", ".join("%d %s" % (n[d], arrow) for d, arrow in ((0, "->"), (1, "<-"))
+                             if n[d])
+            out += rows[run[0]:hidden[0]]
+            out.append({"kind": "note", "t": None, "states": [None, None],
+                        "why": "%d more: %s, %s" % (len(hidden), what,
+                                                            _human(nbytes))})
+            out += rows[hidden[-1] + 2:j]
+            i = j
+        else:
+            out.append(rows[i])
+            i += 1
+    return out
+
+
+def render_text(rows, client, server, width=46):
     """The ladder for a terminal: one row per segment (arrows drawn level),
-    states beside the axes. Unless full, a run of more than 6 segments that
-    change no state is shown as its first 2, a summary line and its last 2."""
+    states beside the axes."""
     labels = [r["label"] for r in rows if "label" in r]
     width = max(width, max((len(x) for x in labels), default=0) + 8)
     sts = [_st(r["states"][0]) for r in rows] + [rows[0]["states"][0]]
@@ -433,33 +504,8 @@ def render_text(rows, client, server, width=46, full=False):
     def line(tcol, ls, mid, rs):
         out.append("%9s %-*s|%s| %s" % (tcol, lw, ls, mid, rs))
 
-    # Runs of plain segments (row indices of their send rows).
-    skip, i = {}, 1
-    while i < len(rows) and not full:
-        j, run = i, []
-        while j < len(rows) and _plain(rows[j], rows, j):
-            run.append(j)
-            j += 2
-        if len(run) > 6:
-            hidden = run[2:-2]
-            n = [0, 0]
-            nbytes = [0, 0]
-            for k in hidden:
-                sg = rows[k]["seg"]
-                n[sg.side] += 1
-                nbytes[sg.side] += sg.len
-            what = ", ".join("%s%d%s" % (name, n[d], ": %d bytes" % nbytes[d] if nbytes[d] else "")
-                             for d, name in ((0, "->"), (1, "<-")) if n[d])
-            text = "... %d more (%s) ..." % (len(hidden), what)
-            skip[hidden[0]] = (text[:width], hidden[-1] + 2)
-        i = max(j, i + 1)
     i = 1
     while i < len(rows):
-        if i in skip:
-            text, nxt_i = skip[i]
-            line("", "", text.center(width), "")
-            i = nxt_i
-            continue
         r = rows[i]
         ls, rs = _st(r["states"][0]), _st(r["states"][1])
         tcol = "+%.3fs" % (r["t"] - t0) if r["t"] is not None and r["kind"] != "recv" else ""
@@ -486,8 +532,8 @@ def render_text(rows, client, server, width=46, full=False):
             else:
                 arrow = "<" + lab.center(body, "-") + "-"
             line(tcol, ls, arrow, rs)
-        elif ls or rs:
-            what = "(%s)" % r["why"] if r["kind"] == "note" else \
+        elif ls or rs or r["kind"] == "note":
+            what = ("(%s)" % r["why"])[:width] if r["kind"] == "note" else \
                 "(arrives: %s)" % r["label"] if r["kind"] == "recv" else ""
             line(tcol, ls, what.center(width), rs)
         i += 1
@@ -594,8 +640,8 @@ def main(argv=None):
                     help="print the segments and each side's states as JSON instead")
     ap.add_argument("--width", type=int, default=46, help="arrow width in the text (46)")
     ap.add_argument("--full", action="store_true",
-                    help="text: every segment (default: long runs of segments that change "
-                         "no state are summarised)")
+                    help="every segment (default: a run of more than 6 segments that change "
+                         "no state is shown as its first 2, a note and its last 2)")
     a = ap.parse_args(argv)
     notes, local = (), None
     try:
@@ -610,12 +656,13 @@ def main(argv=None):
             local = segs[0].local_state[0]
             notes = [n for n in notes if n[1] == local and {n[1], n[2]} == {client, server}]
         rows = build(segs, client, server, notes, local)
+        shown = rows if a.full else collapse(rows)
     except (OSError, ValueError, struct.error) as e:
         print("tcpsm ladder: %s: %s" % (a.input, e), file=sys.stderr)
         return 1
     if a.svg:
         with open(a.svg, "w") as f:
-            f.write(render_svg(rows, client, server))
+            f.write(render_svg(shown, client, server))
     if a.json:
         sl = state_lists(rows)
         json.dump({"client": ep(client), "server": ep(server),
@@ -626,7 +673,7 @@ def main(argv=None):
                   sys.stdout, indent=1)
         print()
     else:
-        sys.stdout.write(render_text(rows, client, server, max(30, a.width), a.full))
+        sys.stdout.write(render_text(shown, client, server, max(30, a.width)))
     return 0
 
 
