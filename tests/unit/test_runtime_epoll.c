@@ -41,7 +41,10 @@ static struct harness *rt_harness(void)
 
 static struct rt_sock *attach(struct tcpsm_sock *sk)
 {
-    struct rt_sock *rs = calloc(1, sizeof(*rs));
+    /* In the region, as the runtime makes them: it frees them there. */
+    rt_lock();
+    struct rt_sock *rs = rt_alloc(sizeof(*rs));
+    rt_unlock();
     rs->sk = sk;
     tcpsm_sock_set_user(sk, rs);
     return rs;
@@ -52,7 +55,9 @@ static void detach(struct rt_sock *rs)
     tcpsm_sock_set_user(rs->sk, NULL);
     rs->sk = NULL;
     cr_assert_eq(rs->refs, 0, "every item and waiter gave its reference back");
-    free(rs);
+    rt_lock();
+    rt_free(rs);
+    rt_unlock();
 }
 
 /* A kernel peer at port sport completes a handshake with the listener. */
