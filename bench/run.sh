@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # make bench: the same workloads on the kernel's TCP and on tcpsm, on the same veth in the same
 # run, reported as ratios (tcpsm / kernel). Never pass/fail on timing: the numbers are for
-# reading. One to two minutes in total.
+# reading. Four to six minutes in total.
 #
 # The stack side of the veth holds two addresses: 198.18.0.2 is the kernel's, 198.18.0.10 is
 # tcpsm's (the library answers ARP for it with its own MAC). The peer namespace (198.18.0.1)
 # is the kernel in both cases.
 #
-#   throughput  iperf3 client -> kernel iperf3 -s, both directions (-R), BENCH_SECS each;
-#               then the same over IPv6 (2001:2::2 the kernel's, 2001:2::10 tcpsm's)
+#   throughput  iperf3 client -> kernel iperf3 -s, both directions (-R), BENCH_ROUNDS rounds of
+#               BENCH_SECS each (kernel and tcpsm back to back in each round): the medians,
+#               the ratio of the medians and the spread (min..max) of the per-round ratios;
+#               the CPU seconds (user+sys of the iperf3 client process, which holds tcpsm's
+#               threads too; iperf3's own getrusage) per GB moved. First on the veth as
+#               created (offloads on: TSO/GSO, checksum offload), then the same rows with the
+#               offloads off on both ends (ethtool -K tx off tso off gso off gro off).
+#   stack pair  iperf3 between two tcpsm stacks (198.18.0.10 and 198.18.0.11 on the peer's
+#               veth end) vs between the two kernels, both ways, veth defaults; CPU of both
+#               ends per GB
+#               then (one run each, veth defaults) the same over IPv6 (2001:2::2 the kernel's,
+#               2001:2::10 tcpsm's)
 #   latency     sockperf ping-pong (TCP) client -> kernel sockperf server: p50 and mean
 #               the same pinned to CPU 0 (client and server), and unpinned with tcpsm spinning
 #   conn rate   ab (no keep-alive: one connection per request) from the peer against nginx
@@ -18,6 +28,7 @@
 #               (loss 5 %, delay 5 +/- 2 ms, reordering 10 %): seconds per transfer
 #
 #   BENCH_SECS=4     seconds per throughput/latency run
+#   BENCH_ROUNDS=3   rounds of each throughput run
 #   BENCH_CONNS=5000 requests (= connections) per ab run
 #   TCPSM_TEST_MODE=kernel  both columns on the kernel (checks the bench itself)
 set -uo pipefail
@@ -25,13 +36,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/tests/lib/netns.sh"
 . "$root/tests/lib/http.sh"
 secs=${BENCH_SECS:-4}
+rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-5000}
 for c in iperf3 sockperf ab nginx python3 ethtool; do
     command -v $c >/dev/null || { echo "bench: $c missing (make deps)" >&2; exit 1; }
 done
 set -e
-netns_setup kaddr v6
+# The veth as users have it (offloads on); the offloads-off rows switch them off later.
+TCPSM_TEST_OFFLOADS=1 netns_setup kaddr v6
 set +e
+PAIR_IP=198.18.0.11     # the second stack, on the peer's end of the veth
+stack_mode || ip -n "$NS_P" addr add "$PAIR_IP/$PREFIX" dev "$IF_P"
 out=$root/build/bench
 mkdir -p "$out"
 results=$out/results.txt
@@ -53,25 +68,123 @@ run_side() {
 src_of() { if [ "$1" = k ]; then echo "$KSTACK_IP"; else echo "$STACK_IP"; fi; }
 src6_of() { if [ "$1" = k ]; then echo "$KSTACK_IP6"; else echo "$STACK_IP6"; fi; }
 
-iperf_run() {   # k|s send|recv [6]
-    local side=$1 dir=$2 r=() f=$TMPD/iperf-$1-$2${3:-}.json dst=$PEER_IP src
+# iperf_run SIDE DIR TAG [6]: one iperf3 run against the kernel server in the peer namespace
+# (over IPv6 with 6). Prints "Gbit/s CPU-s/GB" (empty on failure). CPU: the client's (user+sys,
+# all threads).
+iperf_run() {
+    local side=$1 dir=$2 r=() f=$TMPD/iperf-$1-$2-$3.json dst=$PEER_IP src
     src=$(src_of "$side")
     [ "$dir" = recv ] && r=(-R)
-    [ "${3:-}" = 6 ] && dst=$PEER_IP6 src=$(src6_of "$side")
+    [ "${4:-}" = 6 ] && dst=$PEER_IP6 src=$(src6_of "$side")
     bg_peer "$TMPD/iperf-srv.log" iperf3 -s -1 -p 5201
     local srv=$BG_PID
     wait_listen "$NS_P" 5201 >/dev/null
     run_side "$side" timeout $((secs + 20)) iperf3 -c "$dst" -B "$src" -p 5201 \
         -t "$secs" --json "${r[@]}" >"$f" 2>/dev/null
     bg_wait $srv 10 >/dev/null || bg_stop $srv >/dev/null
-    python3 - "$f" "$dir" <<'PY' 2>/dev/null
+    iperf_parse "$f" local
+}
+
+# iperf_parse FILE local|both: "Gbit/s CPU-s/GB" from an iperf3 client's JSON; CPU of the
+# client, or of both ends.
+iperf_parse() {
+    python3 - "$1" "$2" <<'PY' 2>/dev/null
 import json, sys
-j = json.load(open(sys.argv[1]))
-e = j["end"]
-b = e["sum_received"]["bits_per_second"]
-print(f"{b / 1e9:.3f}")
+e = json.load(open(sys.argv[1]))["end"]
+r = e["sum_received"]
+gb = r["bytes"] / 1e9
+c = e["cpu_utilization_percent"]
+pct = c["host_total"] + (c["remote_total"] if sys.argv[2] == "both" else 0)
+cpu = pct / 100 * r["seconds"]
+print(f"{r['bits_per_second'] / 1e9:.3f} {cpu / gb:.3f}" if gb > 0 else "")
 PY
 }
+
+# pair_run k|s DIR TAG: iperf3 between the two kernels, or between two tcpsm stacks (the
+# server on a second stack on the peer's veth end). Prints "Gbit/s CPU-s/GB" (both ends).
+pair_run() {
+    local side=$1 dir=$2 r=() f=$TMPD/pair-$1-$2-$3.json try rc
+    [ "$dir" = recv ] && r=(-R)
+    if [ "$side" = k ]; then
+        bg_peer "$TMPD/pair-srv.log" iperf3 -s -1 -p 5202
+        local srv=$BG_PID
+        wait_listen "$NS_P" 5202 >/dev/null
+        on_kstack timeout $((secs + 20)) iperf3 -c "$PEER_IP" -B "$KSTACK_IP" -p 5202 -t "$secs" \
+            --json "${r[@]}" >"$f" 2>/dev/null
+    else
+        if stack_mode; then
+            bg_ns "$NS_P" "$TMPD/pair-srv.log" "$TCPSM_BUILD/tcpsm" --if "$IF_P" \
+                --addr "$PAIR_IP/$PREFIX" -- iperf3 -s -4 -1 -p 5202
+        else
+            bg_peer "$TMPD/pair-srv.log" iperf3 -s -1 -p 5202 -B "$PAIR_IP"
+        fi
+        local srv=$BG_PID
+        # ss cannot see a stack's listener: retry while refused
+        for try in $(seq 1 25); do
+            rc=0
+            on_stack timeout $((secs + 20)) iperf3 -c "$PAIR_IP" -p 5202 -t "$secs" --json \
+                "${r[@]}" >"$f" 2>/dev/null || rc=$?
+            [ $rc = 0 ] || grep -q refused "$f" || break
+            [ $rc = 0 ] && break
+            sleep 0.2
+        done
+    fi
+    bg_wait $srv 10 >/dev/null || bg_stop $srv >/dev/null
+    iperf_parse "$f" both
+}
+
+# Per-round values: V[metric|k] and V[metric|s] are space-separated lists, one per round.
+declare -A V
+addv() { V[$1]="${V[$1]:-} $2"; }
+median() {
+    printf '%s\n' $1 | awk 'NF { a[++n] = $1 } END {
+        if (!n) exit
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        if (n % 2) printf "%.2f", a[(n + 1) / 2]; else printf "%.2f", (a[n / 2] + a[n / 2 + 1]) / 2 }'
+}
+# ratio of the medians, then [min..max] of the per-round ratios (rounds with both values)
+ratios() {
+    local k=${V[$1|k]:-} s=${V[$1|s]:-}
+    paste -d' ' <(printf '%s\n' $k) <(printf '%s\n' $s) | awk -v mk="$(median "$k")" -v ms="$(median "$s")" '
+        $1 > 0 && $2 != "" && $2 != "-" { r = $2 / $1; if (!n++ || r < lo) lo = r; if (n == 1 || r > hi) hi = r }
+        END {
+            if (mk > 0 && ms != "") printf "%.2f", ms / mk; else printf "-"
+            if (n) printf " [%.2f-%.2f]", lo, hi }'
+}
+
+# throughput VARIANT: BENCH_ROUNDS rounds of send and receive, kernel then tcpsm.
+throughput() {
+    local v=$1 i dir side res
+    for i in $(seq 1 "$rounds"); do
+        for dir in send recv; do
+            for side in k s; do
+                res=$(iperf_run $side $dir "$v$i")
+                read -r g c <<<"${res:-- -}"
+                addv "$v-$dir|$side" "$g"
+                addv "$v-$dir-cpu|$side" "$c"
+                local w="iperf3 client $dir ($v)"
+                rec "$w" "$([ $side = k ] && echo kernel || echo tcpsm)" "$i" "$([ "$g" = - ] || echo "$g")" Gbit/s
+                rec "$w, CPU" "$([ $side = k ] && echo kernel || echo tcpsm)" "$i" "$([ "$c" = - ] || echo "$c")" "CPU s/GB"
+            done
+        done
+    done
+}
+
+log "bench: throughput on the veth as created (iperf3, $rounds rounds x ${secs}s)"
+throughput defaults
+log "bench: tcpsm <-> tcpsm vs kernel <-> kernel (iperf3, $rounds rounds x ${secs}s)"
+for i in $(seq 1 "$rounds"); do
+    for dir in send recv; do
+        for side in k s; do
+            res=$(pair_run $side $dir "$i")
+            read -r g c <<<"${res:-- -}"
+            addv "pair-$dir|$side" "$g"
+            addv "pair-$dir-cpu|$side" "$c"
+            rec "iperf3 stack pair $dir" "$([ $side = k ] && echo 'kernel<->kernel' || echo 'tcpsm<->tcpsm')" "$i" "$([ "$g" = - ] || echo "$g")" Gbit/s
+            rec "iperf3 stack pair $dir, CPU" "$([ $side = k ] && echo 'kernel<->kernel' || echo 'tcpsm<->tcpsm')" "$i" "$([ "$c" = - ] || echo "$c")" "CPU s/GB"
+        done
+    done
+done
 
 sockperf_run() {
     local side=$1 f=$TMPD/sockperf-$1.txt
@@ -92,15 +205,18 @@ ab_run() {
     if [ -n "$rps" ] && [ "${failed:-1}" = 0 ]; then echo "$rps"; else echo ""; fi
 }
 
-log "bench: throughput (iperf3, ${secs}s per run)"
-for dir in send recv; do
-    K[iperf_$dir]=$(iperf_run k $dir)
-    S[iperf_$dir]=$(iperf_run s $dir)
-done
+log "bench: throughput with the offloads off on both veth ends ($rounds rounds x ${secs}s)"
+offloads() {  # on|off, both veth ends (veth's defaults: tx, tso, gso on; gro off)
+    on_kstack ethtool -K "$IF_S" tx "$1" tso "$1" gso "$1" gro off >/dev/null 2>&1 &&
+        on_peer ethtool -K "$IF_P" tx "$1" tso "$1" gso "$1" gro off >/dev/null 2>&1
+}
+offloads off || log "bench: ethtool -K failed: the offloads-off rows are not"
+throughput offloads-off
+offloads on || log "bench: ethtool -K failed: the offloads stay off"
 log "bench: throughput over IPv6 (iperf3 -6, ${secs}s per run)"
 for dir in send recv; do
-    K[iperf6_$dir]=$(iperf_run k $dir 6)
-    S[iperf6_$dir]=$(iperf_run s $dir 6)
+    K[iperf6_$dir]=$(iperf_run k $dir v6 6 | cut -d' ' -f1)
+    S[iperf6_$dir]=$(iperf_run s $dir v6 6 | cut -d' ' -f1)
 done
 
 log "bench: latency (sockperf ping-pong, 2 x ${secs}s per side)"
@@ -187,11 +303,35 @@ row() {   # label key note
     printf '%-44s %12s %12s %8s  %s\n' "$1" "${K[$2]:-failed}" "${S[$2]:-failed}" \
         "$(ratio "${K[$2]:-}" "${S[$2]:-}")" "$3"
 }
+trow() {  # label metric: medians and ratio [spread] for veth defaults, then offloads off
+    local a=defaults-$2 b=offloads-off-$2
+    printf '%-30s %7s %7s %-17s %7s %7s %-17s\n' "$1" "$(median "${V[$a|k]:-}")" \
+        "$(median "${V[$a|s]:-}")" "$(ratios "$a")" "$(median "${V[$b|k]:-}")" \
+        "$(median "${V[$b|s]:-}")" "$(ratios "$b")"
+}
+prow() {  # label metric: the stack pair
+    printf '%-30s %7s %7s %-17s\n' "$1" "$(median "${V[$2|k]:-}")" "$(median "${V[$2|s]:-}")" \
+        "$(ratios "$2")"
+}
 {
     echo "tcpsm bench ($(date -u +%Y-%m-%dT%H:%MZ), mode $TCPSM_TEST_MODE): same veth, same run"
+    echo
+    echo "throughput, iperf3, $rounds rounds x ${secs}s: medians, ratio of the medians [min-max of the per-round ratios]"
+    printf '%-30s %-33s %-33s\n' "" "veth defaults (offloads on)" "offloads off (ethtool -K ... off)"
+    printf '%-30s %7s %7s %-17s %7s %7s %-17s\n' "workload" kernel tcpsm ratio kernel tcpsm ratio
+    trow "client send, Gbit/s" send
+    trow "client receive (-R), Gbit/s" recv
+    trow "send, CPU s/GB (lower better)" send-cpu
+    trow "receive, CPU s/GB" recv-cpu
+    echo
+    echo "two stacks over the veth (defaults): kernel<->kernel vs tcpsm<->tcpsm; CPU of both ends"
+    printf '%-30s %7s %7s %-17s\n' "workload" kernel tcpsm ratio
+    prow "pair send, Gbit/s" pair-send
+    prow "pair receive (-R), Gbit/s" pair-recv
+    prow "pair send, CPU s/GB" pair-send-cpu
+    prow "pair receive, CPU s/GB" pair-recv-cpu
+    echo
     printf '%-44s %12s %12s %8s\n' "workload" "kernel" "tcpsm" "ratio"
-    row "iperf3 client send, Gbit/s" iperf_send "(higher is better)"
-    row "iperf3 client receive (-R), Gbit/s" iperf_recv "(higher is better)"
     row "iperf3 -6 client send, Gbit/s" iperf6_send "(higher is better)"
     row "iperf3 -6 client receive (-R), Gbit/s" iperf6_recv "(higher is better)"
     row "TCP ping-pong latency p50, us" lat_p50 "(lower is better)"
@@ -202,12 +342,12 @@ row() {   # label key note
     row "connection rate as a client (ab -c 20), req/s" conn_cli "(higher is better)"
     row "${BENCH_IMPAIRED_MB:-4} MB download, loss 5% reorder 10%, s" imp_down "(lower is better)"
     row "${BENCH_IMPAIRED_MB:-4} MB upload, loss 5% reorder 10%, s" imp_up "(lower is better)"
-    echo "ratio = tcpsm / kernel; 'failed' = the run produced no result (raw outputs: $out/raw-*)."
+    echo "ratio = tcpsm / kernel; 'failed' or '-' = the run produced no result (raw outputs: $out/raw-*)."
+    echo "CPU s/GB: user+sys seconds of the iperf3 process(es) per GB received (the kernel's softirq"
+    echo "work on the other CPU is not in it; tcpsm's threads are). A shared machine makes all of it noisy."
 } | tee "$results"
 for v in kernel:K tcpsm:S; do
     declare -n A=${v#*:}
-    rec "iperf3 client send" "${v%:*}" 1 "${A[iperf_send]:-}" Gbit/s
-    rec "iperf3 client receive" "${v%:*}" 1 "${A[iperf_recv]:-}" Gbit/s
     rec "iperf3 -6 client send" "${v%:*}" 1 "${A[iperf6_send]:-}" Gbit/s
     rec "iperf3 -6 client receive" "${v%:*}" 1 "${A[iperf6_recv]:-}" Gbit/s
     rec "nginx connection rate (ab)" "${v%:*}" 1 "${A[conn]:-}" req/s

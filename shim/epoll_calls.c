@@ -469,8 +469,11 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
     unsigned seq0 = tcpsm_sigseq();     /* a handler from here on gives EINTR */
     ep_lock();
     struct shim_ep *ep = ep_get(epfd);
-    if (ep)
+    bool empty = false;
+    if (ep) {
         ep->refs++;     /* held while waiting: another thread may close epfd meanwhile */
+        empty = ep->nitems == 0;
+    }
     ep_unlock();
     if (!ep)
         goto passthrough;
@@ -484,6 +487,18 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
         goto out;
     }
     int64_t deadline = timeout >= 0 ? shim_now_ns() + (int64_t)timeout * 1000000 : -1;
+    if (empty) {
+        /* No stack socket in the set: the kernel's epoll_wait alone. The runtime eventfd in
+         * the set wakes it if another thread adds a ready one meanwhile: then the full path. */
+        if (tcpsm_sigseq() != seq0) {
+            ret = -EINTR;
+            goto out;
+        }
+        bool stack_ready = false;
+        ret = kernel_wait(epfd, ev, max, timeout, mask, &stack_ready);
+        if (ret != 0 || !stack_ready)
+            goto out;
+    }
     /* Registered as a poller: this thread may lead (poll the link) while it sleeps. */
     int efd = tcpsm_rt_enabled() ? tcpsm_poller_begin() : -1;
     for (;;) {
@@ -536,6 +551,16 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
                 ts.tv_sec = left / 1000000000;
                 ts.tv_nsec = left % 1000000000;
                 tsp = &ts;
+            }
+            /* Busy polling (TCPSM_SPIN_US): the leader looks without sleeping first. */
+            uint64_t spin = lfd >= 0 ? tcpsm_spin_ns() : 0;
+            if (spin) {
+                struct timespec zero = { 0, 0 };
+                int64_t end = shim_now_ns() + (int64_t)spin;
+                if (deadline >= 0 && end > deadline)
+                    end = deadline;
+                while (shim_now_ns() < end && REAL(ppoll)(p, 3, &zero, NULL) == 0)
+                    ;
             }
             k = REAL(ppoll)(p, 3, tsp, mask);
             k = k < 0 ? -errno : 0;

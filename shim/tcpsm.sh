@@ -45,6 +45,9 @@ Options (each sets the environment variable named after it):
                                      4K..16M, suffix K or M)
   --rcvbuf SIZE     TCPSM_RCVBUF     per-socket receive buffer (default 256K)
   --rcvbuf-max SIZE TCPSM_RCVBUF_MAX receive buffer auto-tuning ceiling (4M)
+  --offload 0|1     TCPSM_OFFLOAD    1 (default): checksum offload and TSO
+                                     super-segments through the vnet header;
+                                     0: plain MSS-sized frames
   --mem-max SIZE    TCPSM_MEM_MAX    TCP buffer memory of the whole stack
                                      (default 128M; 1M..64G, suffix K, M or G):
                                      under pressure from 3/4 of it, no
@@ -168,6 +171,8 @@ while [ $# -gt 0 ]; do
         --mem-max) need_arg "$@"; export TCPSM_MEM_MAX=$2; shift 2 ;;
         --mem-max=*) export TCPSM_MEM_MAX=${1#*=}; shift ;;
         --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
+        --offload) need_arg "$@"; export TCPSM_OFFLOAD=$2; shift 2 ;;
+        --offload=*) export TCPSM_OFFLOAD=${1#*=}; shift ;;
         --spin) need_arg "$@"; export TCPSM_SPIN_US=$2; shift 2 ;;
         --spin=*) export TCPSM_SPIN_US=${1#*=}; shift ;;
         --run-dir) need_arg "$@"; export TCPSM_RUN_DIR=$2; shift 2 ;;

@@ -57,6 +57,16 @@ uint32_t csum_partial(const void *p, size_t len, uint32_t sum)
     return fold64(t);
 }
 
+uint32_t csum_partial_at(const void *p, size_t len, uint32_t sum, size_t at)
+{
+    uint32_t s = csum_partial(p, len, 0);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    if (at & 1)
+        s = ((s & 0xff) << 8) | (s >> 8);
+    return fold64((uint64_t)sum + s);
+}
+
 uint16_t csum_fold(uint32_t sum)
 {
     sum = (sum & 0xffff) + (sum >> 16);

@@ -7,6 +7,10 @@
 
 /* Add len bytes at p to a 32-bit partial sum (p may be unaligned, len odd). */
 uint32_t csum_partial(const void *p, size_t len, uint32_t sum);
+/* Like csum_partial for a chunk that starts at byte offset `at` of the
+ * summed data (any parity: a chunk at an odd offset is summed and its
+ * result byte-swapped, RFC 1071 2.(B)), so scattered slices chain. */
+uint32_t csum_partial_at(const void *p, size_t len, uint32_t sum, size_t at);
 /* Fold a partial sum to the final 16-bit one's complement checksum. */
 uint16_t csum_fold(uint32_t sum);
 /* Partial sum of the IPv4 pseudo-header (addresses in host order). */

@@ -66,9 +66,19 @@ uint8_t *eth_tx_slot(struct tcpsm_stack *st)
 void eth_tx_push(struct tcpsm_stack *st, const uint8_t *frame, size_t len)
 {
     uint8_t *slot = eth_tx_slot(st);
+    struct tcpsm_frame *f = &st->tx[st->ntx];
+    if (st->txp_on) {
+        /* len counts the payload slices; only the headers are in the slot */
+        *f = st->txp;
+        len -= f->plen[0] + f->plen[1];
+        if (f->plen[0])
+            st->tx_pinned++;
+    } else {
+        memset(f, 0, sizeof(*f));
+    }
     if (slot != frame)
         memcpy(slot, frame, len);
-    st->tx[st->ntx].data = slot;
-    st->tx[st->ntx].len = (uint32_t)len;
+    f->data = slot;
+    f->len = (uint32_t)len;
     st->ntx++;
 }

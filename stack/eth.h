@@ -31,7 +31,8 @@ void eth_write_hdr(uint8_t *frame, const uint8_t *dst, const uint8_t *src, uint1
 uint8_t *eth_tx_slot(struct tcpsm_stack *st);
 /* Appends a complete frame to the tx batch. frame may be the slot returned
  * by eth_tx_slot() (no copy) or any other buffer (copied). len must be at
- * most TCPSM_FRAME_MAX. */
+ * most TCPSM_FRAME_MAX, plus the payload slices of st->txp when txp_on
+ * (their metadata goes with the frame). */
 void eth_tx_push(struct tcpsm_stack *st, const uint8_t *frame, size_t len);
 
 #endif

@@ -57,9 +57,24 @@ bool tcpsm_stack_routable(const struct tcpsm_stack *st, uint32_t dst)
 uint32_t ipv4_mtu_l4(const struct tcpsm_stack *st)
 {
     uint32_t max = TCPSM_FRAME_MAX - ETH_HDR_LEN;
-    uint32_t mtu = (st->dev->features & TCPSM_NETDEV_F_TSO) || st->dev->mtu > max ? max
-                                                                                  : st->dev->mtu;
+    uint32_t mtu = st->dev->mtu > max ? max : st->dev->mtu;
     return mtu - IPV4_HDR_LEN;
+}
+
+bool ipv4_can_gso(const struct tcpsm_stack *st)
+{
+    const uint32_t need = TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_SG | TCPSM_NETDEV_F_TX_CSUM;
+    return (st->dev->features & need) == need;
+}
+
+uint32_t ipv4_max_l4(const struct tcpsm_stack *st)
+{
+    if (!ipv4_can_gso(st))
+        return ipv4_mtu_l4(st);
+    uint32_t g = st->dev->gso_max && st->dev->gso_max < TCPSM_GSO_MAX ? st->dev->gso_max
+                                                                      : TCPSM_GSO_MAX;
+    uint32_t m = ipv4_mtu_l4(st) + IPV4_HDR_LEN;
+    return (g > m ? g : m) - IPV4_HDR_LEN;
 }
 
 void ipv4_input(struct tcpsm_stack *st, const uint8_t *p, size_t len, uint64_t now)
@@ -121,7 +136,8 @@ void ipv4_input(struct tcpsm_stack *st, const uint8_t *p, size_t len, uint64_t n
 
 uint8_t *ipv4_out_begin(struct tcpsm_stack *st, size_t l4_len)
 {
-    if (l4_len > ipv4_mtu_l4(st)) {
+    st->txp_on = false;
+    if (l4_len > ipv4_max_l4(st)) {
         st->cnt.tx_drop++;
         return NULL;
     }
@@ -139,6 +155,7 @@ void ipv4_out_commit_tos(struct tcpsm_stack *st, uint32_t dst, uint8_t proto, si
     uint32_t nexthop = ipv4_route(st, dst);
     if (nexthop == 0 || st->ntx >= TCPSM_TX_BATCH) {
         st->cnt.ip_drop_noroute++;
+        st->txp_on = false;
         return;
     }
     uint8_t *f = st->txbuf[st->ntx];
@@ -158,4 +175,5 @@ void ipv4_out_commit_tos(struct tcpsm_stack *st, uint32_t dst, uint8_t proto, si
     static const uint8_t unknown[ETH_ALEN];
     eth_write_hdr(f, unknown, st->cfg.mac, ETH_TYPE_IPV4);
     neigh_output(st, nexthop, f, ETH_HDR_LEN + tot, st->now);
+    st->txp_on = false;
 }

@@ -16,7 +16,9 @@
 /* Called by eth.c for an EtherType 0x0800 payload. */
 void ipv4_input(struct tcpsm_stack *st, const uint8_t *pkt, size_t len, uint64_t now);
 
-/* Output: at most one frame is being built at a time.
+/* Output: at most one frame is being built at a time. Between begin and
+ * commit, tcp output may describe payload slices and offloads in st->txp
+ * (st->txp_on); the l4_len given then counts the slices too.
  * ipv4_out_begin() returns where the L4 header goes inside a tx slot, with
  * room for l4_len bytes, or NULL if l4_len exceeds the MTU (counted).
  * ipv4_out_commit() writes the IPv4 header (source = stack address, DF,
@@ -35,7 +37,13 @@ bool ipv4_on_link_host(const struct tcpsm_stack *st, uint32_t ip);
  * the gateway; 0 when dst is not routable (tcpsm_stack_routable). */
 uint32_t ipv4_route(const struct tcpsm_stack *st, uint32_t dst);
 
-/* Largest L4 payload+header one frame can carry to dst (MTU - 20). */
+/* Largest L4 payload+header one frame can carry to dst (MTU - 20): what
+ * the MSS derives from. */
 uint32_t ipv4_mtu_l4(const struct tcpsm_stack *st);
+/* The netdev takes TCP super-segments (TSO with SG and checksum offload). */
+bool ipv4_can_gso(const struct tcpsm_stack *st);
+/* Largest L4 length ipv4_out_begin accepts: ipv4_mtu_l4, or with GSO the
+ * netdev's gso_max - 20 (at most 65515: the IPv4 total length is 16 bits). */
+uint32_t ipv4_max_l4(const struct tcpsm_stack *st);
 
 #endif

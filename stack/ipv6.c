@@ -77,7 +77,7 @@ bool ipv6_route(const struct tcpsm_stack *st, const uint8_t *dst, uint8_t *nexth
 uint32_t ipv6_mtu_l4(const struct tcpsm_stack *st)
 {
     uint32_t max = TCPSM_FRAME_MAX - ETH_HDR_LEN;
-    uint32_t mtu = (st->dev->features & TCPSM_NETDEV_F_TSO) || st->v6.mtu > max ? max : st->v6.mtu;
+    uint32_t mtu = st->v6.mtu > max ? max : st->v6.mtu;    /* TSO is IPv4 only here */
     return mtu - IPV6_HDR_LEN;
 }
 

@@ -12,6 +12,7 @@
 
 #include "addr.h"
 #include "arp.h"
+#include "csum.h"
 #include "eth.h"
 #include "nd.h"
 
@@ -195,9 +196,22 @@ static void neigh_timer(void *ctx, struct tcpsm_timer *tm, uint64_t now)
     neigh_remove(st, n);
 }
 
+/* Finishes the TCP checksum the link was to complete (CSUM_PARTIAL). */
+static void finish_csum(uint8_t *frame, const struct tcpsm_frame *m, size_t len)
+{
+    uint8_t *c = frame + m->csum_start + m->csum_offset;
+    uint32_t start = (uint32_t)c[0] << 8 | c[1];     /* the pseudo-header sum */
+    c[0] = c[1] = 0;
+    uint16_t v = csum_fold(csum_partial(frame + m->csum_start, len - m->csum_start, start));
+    c[0] = (uint8_t)(v >> 8);
+    c[1] = (uint8_t)v;
+}
+
 static void enqueue(struct tcpsm_stack *st, struct neigh *n, const uint8_t *frame, size_t len)
 {
-    if (len > NEIGH_QUEUE_BYTES) {
+    /* A super-segment never waits (at most one MTU per queued frame); TCP
+     * sends it again once the neighbour is known. */
+    if (len > NEIGH_QUEUE_BYTES || (st->txp_on && (st->txp.flags & TCPSM_FRAME_GSO_TCPV4))) {
         st->cnt.neigh_queue_drop++;
         return;
     }
@@ -215,7 +229,20 @@ static void enqueue(struct tcpsm_stack *st, struct neigh *n, const uint8_t *fram
         return;
     }
     f->len = (uint32_t)len;
-    memcpy(f->data, frame, len);
+    if (st->txp_on) {
+        /* queued frames are plain: copy the payload slices, finish the sum */
+        const struct tcpsm_frame *m = &st->txp;
+        size_t hl = len - m->plen[0] - m->plen[1];
+        memcpy(f->data, frame, hl);
+        if (m->plen[0])
+            memcpy(f->data + hl, m->pay[0], m->plen[0]);
+        if (m->plen[1])
+            memcpy(f->data + hl + m->plen[0], m->pay[1], m->plen[1]);
+        if (m->flags & TCPSM_FRAME_CSUM_PARTIAL)
+            finish_csum(f->data, m, len);
+    } else {
+        memcpy(f->data, frame, len);
+    }
     n->q[(n->qhead + n->qn) % NEIGH_QUEUE_FRAMES] = f;
     n->qn++;
     n->qbytes += (uint32_t)len;
@@ -233,6 +260,7 @@ void neigh_output_addr(struct tcpsm_stack *st, const struct tcpsm_addr *ip, uint
         }
         n->state = NEIGH_INCOMPLETE;
         enqueue(st, n, frame, len);
+        st->txp_on = false;             /* the frame's offloads are not the ARP request's */
         if (!start_resolve(st, n, now))
             neigh_remove(st, n);
         return;
@@ -244,6 +272,7 @@ void neigh_output_addr(struct tcpsm_stack *st, const struct tcpsm_addr *ip, uint
     }
     memcpy(frame, n->mac, ETH_ALEN);
     eth_tx_push(st, frame, len);
+    st->txp_on = false;
     /* RFC 1122 2.3.2.1: revalidate an old entry while still using it. */
     if (n->state == NEIGH_REACHABLE && (n->stale || now - n->confirmed >= NEIGH_REACHABLE_NS)) {
         n->state = NEIGH_PROBE;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csum.h"
 #include "stack.h"
 
 #define DEF_MTU        1500
@@ -147,12 +148,113 @@ static uint64_t due_time(struct memlink *l, uint64_t departure, struct memlink_s
     return due;
 }
 
+/* One frame onto the wire toward dst, through the impairments. */
+static void wire_send(struct memlink *l, int src, const uint8_t *data, uint32_t len)
+{
+    int dst = 1 - src;
+    struct mqueue *q = &l->q[dst];
+    struct memlink_stats *s = &l->stats[src];
+    s->sent++;
+    if (q->n >= l->p.queue_max) {
+        s->queue_drop++;
+        return;
+    }
+    if (len > (l->p.gso == MEMLINK_GSO_WHOLE ? MEMLINK_WHOLE_MAX : TCPSM_FRAME_MAX)) {
+        s->oversize++;
+        return;
+    }
+    if (chance(l, l->p.loss_pct)) {
+        s->lost++;
+        return;
+    }
+    uint64_t departure = l->now;
+    if (l->p.bandwidth_bps) {
+        uint64_t start = q->busy_until > l->now ? q->busy_until : l->now;
+        q->busy_until = start + (uint64_t)len * 8 * 1000000000ull / l->p.bandwidth_bps;
+        departure = q->busy_until;
+    }
+    bool corrupt = chance(l, l->p.corrupt_pct);
+    if (corrupt)
+        s->corrupted++;
+    if (!enqueue_copy(l, dst, data, len, due_time(l, departure, s), corrupt)) {
+        s->queue_drop++;
+        return;
+    }
+    if (chance(l, l->p.dup_pct) && q->n < l->p.queue_max &&
+        enqueue_copy(l, dst, data, len, due_time(l, departure, s), false))
+        s->duplicated++;
+}
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static void wr16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+
+/* What a NIC does with CSUM_PARTIAL: sum from csum_start into the field. */
+static void finish_csum(uint8_t *f, uint32_t len, uint32_t start, uint32_t off)
+{
+    if (start + off + 2 > len)
+        return;
+    uint32_t pseudo = rd16(f + start + off);
+    wr16(f + start + off, 0);
+    wr16(f + start + off, csum_fold(csum_partial(f + start, len - start, pseudo)));
+}
+
+/* Software TSO (as Linux tcp_gso_segment): cuts an IPv4/TCP super-segment
+ * into segments of gso payload bytes, each with the headers copied, the IP
+ * length, ID and checksum and the TCP sequence number advanced, PSH and
+ * FIN kept for the last and CWR for the first, and the checksums summed.
+ * Returns false (nothing sent) for a frame that is not such a segment. */
+static bool gso_segment(struct memlink *l, int src, const uint8_t *f, uint32_t len, uint32_t gso)
+{
+    if (len < 14 + 20 + 20 || rd16(f + 12) != 0x0800 || gso == 0)
+        return false;
+    const uint8_t *ip = f + 14;
+    uint32_t ihl = (uint32_t)(ip[0] & 0xf) * 4, tot = rd16(ip + 2);
+    if ((ip[0] >> 4) != 4 || ip[9] != 6 || ihl < 20 || tot > len - 14 || tot < ihl + 20)
+        return false;
+    const uint8_t *th = ip + ihl;
+    uint32_t thl = (uint32_t)(th[12] >> 4) * 4;
+    if (thl < 20 || ihl + thl > tot)
+        return false;
+    uint32_t hl = 14 + ihl + thl, pay = tot - ihl - thl;
+    uint32_t seq0 = (uint32_t)th[4] << 24 | (uint32_t)th[5] << 16 | (uint32_t)th[6] << 8 | th[7];
+    uint16_t id0 = rd16(ip + 4);
+    uint32_t src_ip = (uint32_t)rd16(ip + 12) << 16 | rd16(ip + 14);
+    uint32_t dst_ip = (uint32_t)rd16(ip + 16) << 16 | rd16(ip + 18);
+    uint8_t *seg = malloc(hl + gso);
+    if (!seg)
+        return false;
+    for (uint32_t off = 0, i = 0; off < pay; off += gso, i++) {
+        uint32_t n = pay - off < gso ? pay - off : gso;
+        memcpy(seg, f, hl);
+        memcpy(seg + hl, f + hl + off, n);
+        uint8_t *sip = seg + 14, *sth = sip + ihl;
+        wr16(sip + 2, ihl + thl + n);
+        wr16(sip + 4, (uint16_t)(id0 + i));
+        wr16(sip + 10, 0);
+        wr16(sip + 10, csum_fold(csum_partial(sip, ihl, 0)));
+        uint32_t seq = seq0 + off;
+        sth[4] = (uint8_t)(seq >> 24);
+        sth[5] = (uint8_t)(seq >> 16);
+        sth[6] = (uint8_t)(seq >> 8);
+        sth[7] = (uint8_t)seq;
+        if (off + n < pay)
+            sth[13] &= (uint8_t)~(0x01 | 0x08);     /* FIN, PSH: last only */
+        if (i)
+            sth[13] &= (uint8_t)~0x80;              /* CWR: first only */
+        wr16(sth + 16, 0);
+        wr16(sth + 16, csum_fold(csum_partial(sth, thl + n,
+                                              csum_pseudo(src_ip, dst_ip, 6, (uint16_t)(thl + n)))));
+        wire_send(l, src, seg, hl + n);
+    }
+    free(seg);
+    return true;
+}
+
 static unsigned mem_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *frames, unsigned n)
 {
     struct mside *me = dev->priv;
     struct memlink *l = me->link;
-    int dst = 1 - me->idx;
-    struct mqueue *q = &l->q[dst];
+    struct mqueue *q = &l->q[1 - me->idx];
     struct memlink_stats *s = &l->stats[me->idx];
 
     for (unsigned i = 0; i < n; i++) {
@@ -162,31 +264,38 @@ static unsigned mem_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *fra
             s->queue_drop += n - i;
             return i;
         }
-        s->sent++;
-        if (fr->len > TCPSM_FRAME_MAX) {
+        uint32_t len = tcpsm_frame_len(fr);
+        if (fr->len == len && !fr->flags) {
+            wire_send(l, me->idx, fr->data, len);
+            continue;
+        }
+        /* Offloads (only offered with l->p.gso): gather the slices, then
+         * do what the hardware would. */
+        if (len > MEMLINK_WHOLE_MAX) {
+            s->sent++;
             s->oversize++;
             continue;
         }
-        if (chance(l, l->p.loss_pct)) {
-            s->lost++;
-            continue;
-        }
-        uint64_t departure = l->now;
-        if (l->p.bandwidth_bps) {
-            uint64_t start = q->busy_until > l->now ? q->busy_until : l->now;
-            q->busy_until = start + (uint64_t)fr->len * 8 * 1000000000ull / l->p.bandwidth_bps;
-            departure = q->busy_until;
-        }
-        bool corrupt = chance(l, l->p.corrupt_pct);
-        if (corrupt)
-            s->corrupted++;
-        if (!enqueue_copy(l, dst, fr->data, fr->len, due_time(l, departure, s), corrupt)) {
+        uint8_t *lin = malloc(len ? len : 1);
+        if (!lin) {
+            s->sent++;
             s->queue_drop++;
             continue;
         }
-        if (chance(l, l->p.dup_pct) && q->n < l->p.queue_max &&
-            enqueue_copy(l, dst, fr->data, fr->len, due_time(l, departure, s), false))
-            s->duplicated++;
+        memcpy(lin, fr->data, fr->len);
+        if (fr->plen[0])
+            memcpy(lin + fr->len, fr->pay[0], fr->plen[0]);
+        if (fr->plen[1])
+            memcpy(lin + fr->len + fr->plen[0], fr->pay[1], fr->plen[1]);
+        if (fr->flags & TCPSM_FRAME_GSO_TCPV4)
+            s->gso_in++;
+        if (!(fr->flags & TCPSM_FRAME_GSO_TCPV4) || l->p.gso != MEMLINK_GSO_SEGMENT ||
+            !gso_segment(l, me->idx, lin, len, fr->gso_size)) {
+            if (fr->flags & TCPSM_FRAME_CSUM_PARTIAL)
+                finish_csum(lin, len, fr->csum_start, fr->csum_offset);
+            wire_send(l, me->idx, lin, len);
+        }
+        free(lin);
     }
     return n;
 }
@@ -201,7 +310,8 @@ static bool pct_ok(double v)
 struct memlink *memlink_new(const struct memlink_params *p, uint64_t seed)
 {
     if (!p || !pct_ok(p->loss_pct) || !pct_ok(p->dup_pct) || !pct_ok(p->reorder_pct) ||
-        !pct_ok(p->corrupt_pct))
+        !pct_ok(p->corrupt_pct) || p->gso < MEMLINK_GSO_OFF || p->gso > MEMLINK_GSO_WHOLE ||
+        p->gso_max > 65535)
         return NULL;
     struct memlink *l = calloc(1, sizeof(*l));
     if (!l)
@@ -220,7 +330,11 @@ struct memlink *memlink_new(const struct memlink_params *p, uint64_t seed)
     for (int s = 0; s < 2; s++) {
         l->side[s].dev.ops = &mem_ops;
         l->side[s].dev.mtu = l->p.mtu;
-        l->side[s].dev.features = 0;
+        /* with offloads the link takes payload slices, leaves the TCP
+         * checksum to the "hardware" and takes super-segments */
+        l->side[s].dev.features = l->p.gso ? TCPSM_NETDEV_F_SG | TCPSM_NETDEV_F_TX_CSUM |
+                                             TCPSM_NETDEV_F_TSO : 0;
+        l->side[s].dev.gso_max = l->p.gso_max;
         l->side[s].dev.priv = &l->side[s];
         l->side[s].link = l;
         l->side[s].idx = s;
@@ -279,8 +393,7 @@ unsigned memlink_deliver(struct memlink *l, int side, uint64_t now, struct tcpsm
     unsigned k = 0;
     while (k < max && q->n && q->v[0].due <= now) {
         struct mframe f = heap_pop(q);
-        out[k].data = f.data;
-        out[k].len = f.len;
+        out[k] = (struct tcpsm_frame){ .data = f.data, .len = f.len };
         s->given[s->ngiven++] = f.data;
         k++;
     }

@@ -15,7 +15,15 @@
  * Limits: at most queue_max frames in flight per direction (queued for the
  * bandwidth plus propagating); beyond that new frames are dropped (drop-tail,
  * counted in queue_drop). Frames longer than TCPSM_FRAME_MAX are dropped
- * and counted in oversize. */
+ * and counted in oversize (MEMLINK_WHOLE_MAX with MEMLINK_GSO_WHOLE).
+ *
+ * Offloads (params.gso): MEMLINK_GSO_OFF offers none. Otherwise both
+ * devices offer payload slices, checksum offload and TSO, and the link
+ * gathers each frame and finishes its checksum as a NIC would; a
+ * super-segment is then either cut into MSS segments in software
+ * (MEMLINK_GSO_SEGMENT: each segment goes through the impairments on its
+ * own, so one segment of a 64 KiB frame can be lost) or delivered whole
+ * (MEMLINK_GSO_WHOLE: as veth hands a TSO frame to a GRO receiver). */
 #ifndef TCPSM_NETDEV_MEM_H
 #define TCPSM_NETDEV_MEM_H
 
@@ -24,8 +32,13 @@
 
 #include "tcpsm/core.h"
 
+enum memlink_gso { MEMLINK_GSO_OFF = 0, MEMLINK_GSO_SEGMENT, MEMLINK_GSO_WHOLE };
+#define MEMLINK_WHOLE_MAX (14u + 65535u)
+
 struct memlink_params {
     uint32_t mtu;               /* IP MTU of both devices; 0 = 1500 */
+    int gso;                    /* enum memlink_gso */
+    uint32_t gso_max;           /* netdev gso_max (largest super-segment datagram); 0 = 65535 */
     double loss_pct;            /* 0..100: frame dropped */
     double dup_pct;             /* 0..100: frame delivered twice */
     double reorder_pct;         /* 0..100: frame held back by reorder_delay_ns */
@@ -40,6 +53,7 @@ struct memlink_params {
 /* Counters per direction: dir[0] = frames sent by A toward B, dir[1] = B toward A. */
 struct memlink_stats {
     uint64_t sent, delivered, lost, duplicated, reordered, corrupted, queue_drop, oversize;
+    uint64_t gso_in;            /* super-segments handed to the link (before cutting) */
 };
 
 struct memlink;

@@ -130,14 +130,18 @@ void stack_tx_flush(struct tcpsm_stack *st)
     }
     st->cnt.tx_drop += n - sent;
     st->ntx = 0;
+    st->tx_pinned = 0;
 }
 
 void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames, unsigned n,
                        uint64_t now)
 {
     st->now = now;
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < n; i++) {
+        st->rx_flags = frames[i].flags & (TCPSM_FRAME_CSUM_PARTIAL | TCPSM_FRAME_CSUM_VALID);
         eth_input(st, frames[i].data, frames[i].len, now);
+    }
+    st->rx_flags = 0;
     tcp_input_batch_end(st, now);
     stack_tx_flush(st);
 }

@@ -1,6 +1,6 @@
 /* Byte rings for the send queue (starting at the oldest unacknowledged
- * byte) and the receive queue (in-order bytes, with out-of-order data
- * stored in place beyond them), and the out-of-order range list. */
+ * byte) and the receive queue (in-order bytes), the out-of-order range
+ * list and queue, and the stack-wide accounting of their memory. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +23,9 @@ void ring_free(struct tcp_ring *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* Grow to cap, keeping every byte slot (in-order and beyond) in place
- * relative to head. */
+/* Grow to cap, keeping the len bytes from head (a ring holds nothing
+ * beyond them: out-of-order data lives in the out-of-order queue), so a
+ * ring freed when drained regrows at the cost of the data it holds. */
 int ring_grow(struct tcp_ring *r, uint32_t cap)
 {
     if (!r->buf)
@@ -34,9 +35,9 @@ int ring_grow(struct tcp_ring *r, uint32_t cap)
     uint8_t *b = malloc(cap);
     if (!b)
         return -ENOMEM;
-    uint32_t first = r->cap - r->head;
+    uint32_t first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
     memcpy(b, r->buf + r->head, first);
-    memcpy(b + first, r->buf, r->head);
+    memcpy(b + first, r->buf, r->len - first);
     free(r->buf);
     r->buf = b;
     r->cap = cap;
@@ -99,7 +100,7 @@ void ring_drop(struct tcp_ring *r, uint32_t n)
         n = r->len;
     r->len -= n;
     if (r->cap)
-        r->head = (r->head + n) % r->cap;   /* never reset: out-of-order bytes sit beyond len */
+        r->head = (r->head + n) % r->cap;
 }
 
 /* Insert [start, end) and merge; -ENOBUFS when TCP_OOO_MAX disjoint ranges
@@ -198,6 +199,8 @@ int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, u
         return 0;
     if (!tcp_mem_charge(TS(sk), cap - old, force))
         return -ENOBUFS;
+    if (r == &sk->sndq)
+        stack_tx_unpin(sk->st);         /* frames of the batch may point into it */
     if (ring_grow(r, cap) < 0) {
         tcp_mem_uncharge(TS(sk), cap - old);
         return -ENOMEM;
@@ -209,6 +212,8 @@ int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, u
  * buffer memory. */
 void tcp_ring_release(struct tcpsm_sock *sk, struct tcp_ring *r)
 {
+    if (r == &sk->sndq)
+        stack_tx_unpin(sk->st);         /* frames of the batch may point into it */
     if (r->buf)
         tcp_mem_uncharge(TS(sk), r->cap);
     ring_free(r);

@@ -23,7 +23,11 @@ static void reno_on_ack(struct tcpsm_sock *sk, uint32_t acked)
 {
     uint32_t mss = tcp_send_mss(sk);
     if (sk->cwnd < sk->ssthresh) {
-        sk->cwnd += acked < mss ? acked : mss;          /* RFC 5681 3.1 (3) */
+        /* RFC 3465 appropriate byte counting with L = 2: a stretch ACK
+         * (one per GRO frame from a Linux receiver) grows cwnd by up to
+         * two segments, not one */
+        uint32_t lim = TCP_ABC_L * mss;
+        sk->cwnd += acked < lim ? acked : lim;
     } else {
         sk->cwnd_acc += acked;                          /* RFC 5681 3.1 (3.3) */
         if (sk->cwnd_acc >= sk->cwnd) {

@@ -366,7 +366,7 @@ void tcp_sock_free(struct tcpsm_sock *sk)
     tcp_bind_del(sk);
     lhash_del(sk);
     tw_del(sk);
-    tcp_ring_release(sk, &sk->sndq);
+    tcp_ring_release(sk, &sk->sndq);    /* flushes frames that point into it */
     tcp_ring_release(sk, &sk->rcvq);
     tcp_ofo_purge(sk);
     if (sk->aprev)
@@ -682,7 +682,7 @@ void tcp_wake_listener(struct tcpsm_sock *l)
 /* Nothing more will be sent; unread data stays readable for its owner. */
 void tcp_release_buffers(struct tcpsm_sock *sk)
 {
-    tcp_ring_release(sk, &sk->sndq);
+    tcp_ring_release(sk, &sk->sndq);    /* flushes frames that point into it */
     if (!sk->user_ref || sk->rcvq.len == 0)
         tcp_ring_release(sk, &sk->rcvq);
     tcp_ofo_purge(sk);

@@ -53,6 +53,10 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
     if (sk->retries && !sk->srtt_us && !sk->rttvar_us && sk->rto_us < 3000000u)
         sk->rto_us = 3000000u;
     tcp_cong_init(sk);
+    /* Linux quick-ACK mode at the start (tcp_incr_quickack): the first
+     * data is ACKed at once so the sender's slow start is not paced by
+     * the 40 ms delayed-ACK timer */
+    sk->quickacks = TCP_QUICKACKS;
     sk->done = true;
     sk->retries = sk->backoff = 0;
     sk->first_rtx = 0;
@@ -438,12 +442,22 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
                 sk->rcv_nxt = tcp_ofo_pull(sk);
                 sk->ack_now = true;     /* filled (part of) a hole: RFC 5681 4.2 */
             }
-            /* ACK every second segment (at the end of the input batch),
-             * else within 40 ms (RFC 1122 4.2.3.2) */
-            if (++sk->delack_segs >= 2)
+            /* ACK every second full-sized segment (at the end of the
+             * input batch), else within 40 ms (RFC 1122 4.2.3.2). A GRO
+             * frame counts for the segments it carries: like Linux
+             * (__tcp_ack_snd_check, more than one rcv_mss received) it
+             * is ACKed at once, one ACK per frame at most. In quick-ACK
+             * mode every segment is. */
+            uint32_t segs = len / (sk->rcv_mss ? sk->rcv_mss : 1);
+            sk->delack_segs += segs ? segs : 1;
+            if (sk->quickacks) {
+                sk->quickacks = sk->quickacks > segs ? (uint8_t)(sk->quickacks - (segs ? segs : 1)) : 0;
                 tcp_batch_defer(sk, TCP_BATCH_ACK);
-            else
+            } else if (sk->delack_segs >= 2) {
+                tcp_batch_defer(sk, TCP_BATCH_ACK);
+            } else {
                 tcp_delack_schedule(sk, now);
+            }
         }
         if (!fin && sk->ooo_fin && sk->rcv_nxt == sk->ooo_fin_seq) {
             fin = true;
@@ -901,10 +915,13 @@ void tcp_input(struct tcpsm_stack *st, const struct tcpsm_addr *src, const struc
         st->cnt.tcp_drop_hdr++;
         return;
     }
+    /* the link vouched for the data (checked, or from a local sender that
+     * left the sum to the hardware): no second pass over a 64 KiB frame */
     bool v4 = addr_is_v4(src);
     uint32_t ps = v4 ? csum_pseudo(addr_v4(src), addr_v4(dst), IPPROTO_TCP_, (uint16_t)len)
                      : csum_pseudo6(src->b, dst->b, IPPROTO_TCP_, (uint32_t)len);
-    if (csum_fold(csum_partial(p, len, ps)) != 0) {
+    if (!(st->rx_flags & (TCPSM_FRAME_CSUM_VALID | TCPSM_FRAME_CSUM_PARTIAL)) &&
+        csum_fold(csum_partial(p, len, ps)) != 0) {
         st->cnt.tcp_drop_csum++;
         return;
     }

@@ -32,6 +32,8 @@
 #define TCP_RETRIES_SYNACK  5           /* Linux tcp_synack_retries */
 #define TCP_ORPHAN_PROBES   8           /* Linux tcp_orphan_retries: zero-window probes of an orphan */
 #define TCP_DELACK_NS       (40 * MS_NS)
+#define TCP_QUICKACKS       16          /* Linux TCP_MAX_QUICKACKS: ACK at once at the start */
+#define TCP_ABC_L           2           /* RFC 3465 2.2: slow start grows <= L*SMSS per ACK */
 #define TCP_CORK_NS         (200 * MS_NS)   /* TCP_CORK ceiling, as Linux */
 #define TCP_OOW_ACK_NS      (500 * MS_NS)   /* Linux tcp_invalid_ratelimit */
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
@@ -199,6 +201,7 @@ struct tcpsm_sock {
     uint8_t pbackoff;                   /* persist backoff, reset when the window opens */
     uint64_t first_rtx;                 /* time of the first unanswered retransmission */
     unsigned delack_segs;               /* full segments not yet ACKed */
+    uint8_t quickacks;                  /* segments still ACKed at once (quick-ACK mode) */
     bool ack_now;
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     uint64_t last_rcv;                  /* for keepalive */

@@ -1,7 +1,12 @@
-/* What to send and when: segment builder (payload copied once, from the
- * send ring into the frame), segmentation to the MSS, Nagle / NODELAY /
- * CORK (RFC 896, RFC 1122 4.2.3.4), sender and receiver SWS avoidance
- * (RFC 1122 4.2.3.3-4), ACKs, SYNs, RSTs (RFC 9293 3.10.7.1). */
+/* What to send and when: segment builder, segmentation to the MSS (or
+ * super-segments of up to 64 KiB the link cuts to the MSS, TSO), Nagle /
+ * NODELAY / CORK (RFC 896, RFC 1122 4.2.3.4), sender and receiver SWS
+ * avoidance (RFC 1122 4.2.3.3-4), ACKs, SYNs, RSTs (RFC 9293 3.10.7.1).
+ *
+ * The payload is copied once, from the send ring into the frame, or not at
+ * all on a link that takes payload slices (TCPSM_NETDEV_F_SG): the frame
+ * then points into the ring, which stays put until the batch is flushed
+ * (stack_tx_unpin before it moves). */
 #include <string.h>
 
 #include "csum.h"
@@ -42,25 +47,50 @@ static void fill_hdr(uint8_t *p, uint16_t sport, uint16_t dport, uint32_t seq, u
 /* Room for a segment of l4_len bytes toward dst's family. */
 static uint8_t *out_begin(struct tcpsm_stack *st, const struct tcpsm_addr *dst, size_t l4_len)
 {
+    st->txp_on = false;
     return addr_is_v4(dst) ? ipv4_out_begin(st, l4_len) : ipv6_out_begin(st, l4_len);
 }
 
 /* Checksum and hand to IP. tos is the TOS / traffic class byte, ttl the
- * TTL / hop limit (-1: default). */
+ * TTL / hop limit (-1: default). The segment's len bytes are the header
+ * (and a copied payload) at p, or the header at p and the payload in
+ * st->txp's slices when txp_on. gso: the segment size of an IPv4
+ * super-segment, else 0. Checksum offload is used for IPv4. */
 static void finish(struct tcpsm_stack *st, const struct tcpsm_addr *src,
-                   const struct tcpsm_addr *dst, uint8_t *p, size_t len, int tos, int ttl)
+                   const struct tcpsm_addr *dst, uint8_t *p, size_t len, int tos, int ttl,
+                   uint32_t gso)
 {
-    if (addr_is_v4(dst)) {
-        put16(p + 16, csum_fold(csum_partial(p, len, csum_pseudo(addr_v4(src), addr_v4(dst),
-                                                                 IPPROTO_TCP_, (uint16_t)len))));
+    bool v4 = addr_is_v4(dst);
+    uint32_t pseudo = v4 ? csum_pseudo(addr_v4(src), addr_v4(dst), IPPROTO_TCP_, (uint16_t)len)
+                         : csum_pseudo6(src->b, dst->b, IPPROTO_TCP_, (uint32_t)len);
+    if (v4 && (st->dev->features & TCPSM_NETDEV_F_TX_CSUM)) {
+        /* Linux CHECKSUM_PARTIAL: the field holds the folded pseudo-header
+         * sum, the link sums the segment (each one of a super-segment) */
+        put16(p + 16, (uint16_t)~csum_fold(pseudo));
+        if (!st->txp_on) {
+            memset(&st->txp, 0, sizeof(st->txp));
+            st->txp_on = true;
+        }
+        st->txp.flags = TCPSM_FRAME_CSUM_PARTIAL | (gso ? TCPSM_FRAME_GSO_TCPV4 : 0);
+        st->txp.gso_size = (uint16_t)gso;
+        st->txp.csum_start = ETH_HDR_LEN + IPV4_HDR_LEN;
+        st->txp.csum_offset = 16;
+    } else if (st->txp_on) {
+        size_t hl = len - st->txp.plen[0] - st->txp.plen[1];
+        uint32_t s = csum_partial(p, hl, pseudo);
+        s = csum_partial_at(st->txp.pay[0], st->txp.plen[0], s, hl);
+        s = csum_partial_at(st->txp.pay[1], st->txp.plen[1], s, hl + st->txp.plen[0]);
+        put16(p + 16, csum_fold(s));
+    } else {
+        put16(p + 16, csum_fold(csum_partial(p, len, pseudo)));
+    }
+    if (v4)
         ipv4_out_commit_tos(st, addr_v4(dst), IPPROTO_TCP_, len, (uint8_t)tos,
                             ttl < 0 ? 0 : (uint8_t)ttl);
-    } else {
-        put16(p + 16, csum_fold(csum_partial(p, len, csum_pseudo6(src->b, dst->b, IPPROTO_TCP_,
-                                                                   (uint32_t)len))));
+    else
         ipv6_out_commit(st, src->b, dst->b, IPPROTO_TCP_, len, (uint8_t)tos,
                         ttl < 0 ? 0 : (uint8_t)ttl);
-    }
+    st->txp_on = false;
     st->cnt.tcp_out++;
 }
 
@@ -165,9 +195,29 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     uint32_t ack = (flags & TCPSM_ACK) ? sk->rcv_nxt : 0;
     fill_hdr(p, sk->lport, sk->rport, seq, ack, hl, flags, wnd);
     tcp_opt_build(sk, p + TCP_HDR, flags, now, sack);
-    if (len)
+    if (len && (st->dev->features & TCPSM_NETDEV_F_SG)) {
+        /* point at the ring: one slice, two where it wraps */
+        const struct tcp_ring *r = &sk->sndq;
+        uint32_t pos = (r->head + (seq - sk->snd_buf_seq)) % r->cap;
+        uint32_t first = r->cap - pos < len ? r->cap - pos : len;
+        memset(&st->txp, 0, sizeof(st->txp));
+        st->txp.pay[0] = r->buf + pos;
+        st->txp.plen[0] = first;
+        if (len > first) {
+            st->txp.pay[1] = r->buf;
+            st->txp.plen[1] = len - first;
+        }
+        st->txp_on = true;
+    } else if (len) {
         ring_read_at(&sk->sndq, seq - sk->snd_buf_seq, p + hl, len);
-    finish(st, &sk->laddr, &sk->raddr, p, hl + len, sk->tos, sk->ttl);
+    }
+    uint32_t mss = tcp_send_mss(sk);
+    bool gso = len > mss && addr_is_v4(&sk->raddr) && ipv4_can_gso(st);
+    if (gso) {
+        st->cnt.tcp_gso_out++;
+        st->cnt.tcp_gso_segs += (len + mss - 1) / mss;
+    }
+    finish(st, &sk->laddr, &sk->raddr, p, hl + len, sk->tos, sk->ttl, gso ? mss : 0);
     sk->segs_out++;
     if (len) {
         sk->data_segs_out++;
@@ -332,6 +382,15 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         return;
     }
     uint32_t mss = tcp_send_mss(sk);
+    /* With TSO a frame carries as many whole segments as fit in 64 KiB;
+     * the link cuts it at the MSS, so each segment on the wire is what
+     * the segment-at-a-time path would have sent. */
+    uint32_t seg_max = mss;
+    if (addr_is_v4(&sk->raddr) && ipv4_can_gso(sk->st)) {
+        uint32_t room = ipv4_max_l4(sk->st) - TCP_HDR - (uint32_t)tcp_opt_len(sk, TCPSM_ACK, false);
+        if (room / mss > 1)
+            seg_max = room / mss * mss;
+    }
     bool sent = false;
     bool sack_rec = sk->in_recovery && sk->sack_recovery;
     /* RFC 6675 5 (C): retransmit lost holes while cwnd - pipe allows */
@@ -378,12 +437,22 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
             }
             break;
         }
-        uint32_t len = avail < mss ? avail : mss;
+        uint32_t len = avail < seg_max ? avail : seg_max;
         if (len > usable)
             len = usable;
         if (!len)
             break;
         bool in_flight = sk->snd_nxt != sk->snd_una;
+        if (len > mss && len % mss) {
+            /* A super-segment ends on a segment boundary unless its short
+             * last segment is the end of the data and Nagle / CORK let it
+             * go now (Linux tcp_mss_split_point); the rest waits. */
+            bool hold = len < avail || (!sk->fin_queued &&
+                        ((sk->cork && !sk->cork_push) ||
+                         (!sk->nodelay && in_flight && seq_gt(sk->snd_sml, sk->snd_una))));
+            if (hold)
+                len -= len % mss;
+        }
         if (len < mss) {
             if (len < avail) {
                 /* window-limited: RFC 1122 4.2.3.4 sender SWS avoidance */
@@ -419,8 +488,8 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         if (!xmit(sk, sk->snd_nxt, fl, len, now))
             break;
         sk->snd_nxt += len + ((fl & TCPSM_FIN) ? 1 : 0);
-        if (len < mss)
-            sk->snd_sml = sk->snd_nxt;
+        if (len % mss)
+            sk->snd_sml = sk->snd_nxt;      /* ended with a small segment */
         sent = true;
     }
     if (seq_gt(sk->snd_nxt, sk->snd_max))
@@ -468,6 +537,6 @@ void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg)
                        ((seg->flags & TCPSM_FIN) ? 1 : 0);
         fill_hdr(p, seg->dport, seg->sport, 0, ack, TCP_HDR, TCPSM_RST | TCPSM_ACK, 0);
     }
-    finish(st, &seg->dst, &seg->src, p, TCP_HDR, 0, -1);
+    finish(st, &seg->dst, &seg->src, p, TCP_HDR, 0, -1, 0);
     st->cnt.tcp_rst_out++;
 }

@@ -23,28 +23,65 @@ extern "C" {
 
 /* ---------------------------------------------------------------- link */
 
+/* One frame. On receive and for most frames sent, data/len is the whole
+ * Ethernet frame and the other fields are zero. A frame sent on a netdev
+ * that offers the matching TCPSM_NETDEV_F_* feature may also carry:
+ *  - payload slices (F_SG): pay[0..1] follow data on the wire; the frame is
+ *    data[0..len) + pay[0][0..plen[0]) + pay[1][0..plen[1]). They point into
+ *    a connection's send buffer (no copy into a frame first).
+ *  - TCPSM_FRAME_CSUM_PARTIAL (F_TX_CSUM): the L4 checksum field at
+ *    csum_start + csum_offset holds the pseudo-header sum (not inverted,
+ *    as Linux CHECKSUM_PARTIAL); the link sums [csum_start, end) into it.
+ *  - TCPSM_FRAME_GSO_TCPV4 (F_TSO): an IPv4/TCP super-segment whose payload
+ *    exceeds gso_size; the link (or its peer) cuts it into segments of
+ *    gso_size payload bytes, each with the headers copied, the sequence
+ *    number, IP ID, lengths and checksums advanced, PSH/FIN on the last.
+ * On receive a link may set TCPSM_FRAME_CSUM_PARTIAL (a local sender left
+ * the checksum to the hardware) or TCPSM_FRAME_CSUM_VALID (checked by the
+ * link): the core then trusts the data without summing it again. */
+#define TCPSM_FRAME_CSUM_PARTIAL 0x1u
+#define TCPSM_FRAME_CSUM_VALID   0x2u
+#define TCPSM_FRAME_GSO_TCPV4    0x4u
+
 struct tcpsm_frame {
     uint8_t *data;      /* starts at the Ethernet header */
-    uint32_t len;
+    uint32_t len;       /* bytes at data */
+    uint16_t flags;     /* TCPSM_FRAME_* */
+    uint16_t gso_size;  /* TCP payload bytes per segment with GSO_TCPV4 */
+    uint16_t csum_start;    /* from data: the L4 header, with CSUM_PARTIAL */
+    uint16_t csum_offset;   /* the checksum field in it (16 for TCP) */
+    const uint8_t *pay[2];  /* payload slices after data (F_SG), or NULL */
+    uint32_t plen[2];
 };
+
+/* Bytes of the whole frame on the wire. */
+static inline uint32_t tcpsm_frame_len(const struct tcpsm_frame *f)
+{
+    return f->len + f->plen[0] + f->plen[1];
+}
 
 struct tcpsm_netdev;
 
 struct tcpsm_netdev_ops {
     /* Hand n frames to the link. Returns how many were taken; the core
      * counts the rest as tx drops (TCP recovers them by retransmission).
-     * The frames' memory is only valid during the call. */
+     * The frames' memory (payload slices included) is only valid during
+     * the call. */
     unsigned (*send)(struct tcpsm_netdev *dev, const struct tcpsm_frame *frames, unsigned n);
 };
 
 /* Offload features a netdev may offer (none is required). */
-#define TCPSM_NETDEV_F_TX_CSUM 0x1u   /* may leave L4 checksum to the link */
-#define TCPSM_NETDEV_F_TSO     0x2u   /* accepts TCP frames larger than MTU */
+#define TCPSM_NETDEV_F_TX_CSUM 0x1u   /* may leave L4 checksum to the link (CSUM_PARTIAL) */
+#define TCPSM_NETDEV_F_TSO     0x2u   /* accepts TCP super-segments (GSO_TCPV4, needs
+                                         F_SG and F_TX_CSUM too) up to gso_max bytes */
+#define TCPSM_NETDEV_F_SG      0x4u   /* accepts payload slices (pay/plen) */
 
 struct tcpsm_netdev {
     const struct tcpsm_netdev_ops *ops;
     uint32_t mtu;       /* IP MTU, e.g. 1500 */
     uint32_t features;  /* TCPSM_NETDEV_F_* */
+    uint32_t gso_max;   /* F_TSO: largest IP datagram of a super-segment (<= 65535;
+                           0 = 65535) */
     void *priv;
 };
 
@@ -179,6 +216,8 @@ struct tcpsm_counters {
     /* IPv4 reassembly: fragments in, datagrams made, given up (overlap, bound, eviction),
      * expired (30 s) */
     uint64_t ip_frag_in, ip_reasm_ok, ip_reasm_fail, ip_reasm_timeout;
+    /* TCP super-segments (TSO frames) sent, and the segments they carried */
+    uint64_t tcp_gso_out, tcp_gso_segs;
 };
 
 /* Create a stack bound to dev. Returns NULL on bad config or no memory. */

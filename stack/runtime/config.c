@@ -306,6 +306,15 @@ int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settin
     }
     if (path_var(getenv_fn, "TCPSM_PCAP", s->pcap_path, err, errlen) < 0)
         return -1;
+    s->offload = true;
+    v = getenv_fn("TCPSM_OFFLOAD");
+    if (v) {
+        if (strcmp(v, "0") == 0)
+            s->offload = false;
+        else if (strcmp(v, "1") != 0)
+            return bad(err, errlen, "TCPSM_OFFLOAD", v,
+                       "1 (vnet header: checksum offload and TSO, the default) or 0 (plain frames)");
+    }
     if (config_ops_from_env(getenv_fn, s, err, errlen) < 0)
         return -1;
     v = getenv_fn("TCPSM_SPIN_US");

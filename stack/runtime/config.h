@@ -26,6 +26,7 @@ struct rt_settings {
     bool trace_stderr;          /* TCPSM_TRACE=1 */
     char trace_path[CONFIG_PATH_MAX];   /* TCPSM_TRACE=<file>, "" = none */
     char pcap_path[CONFIG_PATH_MAX];    /* TCPSM_PCAP=<file>, "" = none */
+    bool offload;               /* TCPSM_OFFLOAD (default 1): PACKET_VNET_HDR offloads */
     /* config_ops.c */
     uint32_t sndbuf, rcvbuf, rcvbuf_max;   /* TCPSM_SNDBUF/RCVBUF/RCVBUF_MAX, 0 = default */
     uint64_t mem_max;           /* TCPSM_MEM_MAX: TCP buffer memory cap, 0 = core default */

@@ -6,6 +6,7 @@
 #include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/virtio_net.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -23,12 +24,27 @@
 #define PACKET_IGNORE_OUTGOING 23
 #endif
 
-#define RCVBUF_BYTES (8 * 1024 * 1024)
+/* Socket buffers: the receive queue holds a few windows' worth of 64 KiB
+ * frames while the stack is busy; the send side must take a whole batch
+ * of super-segments (64 x 64 KiB) without EAGAIN. FORCE (CAP_NET_ADMIN)
+ * passes net.core.[rw]mem_max; without it the kernel clamps silently. */
+#define RCVBUF_BYTES (16 * 1024 * 1024)
+#define SNDBUF_BYTES (8 * 1024 * 1024)
 #define CMSG_SPACE_AUX CMSG_SPACE(sizeof(struct tpacket_auxdata))
+
+/* Send-side scratch: per frame the vnet header and up to four iovecs
+ * (vnet header, headers, two payload slices); a linear copy for the tap. */
+struct netdev_packet_tx {
+    struct mmsghdr msgs[NETDEV_PACKET_BATCH];
+    struct iovec iov[NETDEV_PACKET_BATCH][4];
+    struct virtio_net_hdr vh[NETDEV_PACKET_BATCH];
+    uint8_t lin[NETDEV_PACKET_SLOT];
+};
 
 struct netdev_packet_rx {
     struct mmsghdr msgs[NETDEV_PACKET_BATCH];
-    struct iovec iov[NETDEV_PACKET_BATCH];
+    struct iovec iov[NETDEV_PACKET_BATCH][2];
+    struct virtio_net_hdr vh[NETDEV_PACKET_BATCH];
     struct sockaddr_ll from[NETDEV_PACKET_BATCH];
     union { struct cmsghdr align; char buf[CMSG_SPACE_AUX]; } cmsg[NETDEV_PACKET_BATCH];
     uint8_t data[NETDEV_PACKET_BATCH][NETDEV_PACKET_SLOT];
@@ -95,32 +111,106 @@ int netdev_packet_fix_csum(uint8_t *f, uint32_t len)
     return 1;
 }
 
+/* Length of the Ethernet + IPv4 + TCP headers of f, 0 if it is not IPv4/TCP. */
+static uint32_t tcp_hdr_len(const uint8_t *f, uint32_t len)
+{
+    if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00 || f[14 + 9] != IPPROTO_TCP)
+        return 0;
+    uint32_t ihl = (uint32_t)(f[14] & 0x0f) * 4;
+    if (ihl < 20 || len < 14 + ihl + 20)
+        return 0;
+    return 14 + ihl + (uint32_t)(f[14 + ihl + 12] >> 4) * 4;
+}
+
+/* The frame as the tap (pcap) should see it: gathered, checksum finished. */
+static void tap_frame(struct netdev_packet *np, const struct tcpsm_frame *fr)
+{
+    uint32_t len = tcpsm_frame_len(fr);
+    if (fr->len == len && !(fr->flags & TCPSM_FRAME_CSUM_PARTIAL)) {
+        np->tap(np->tap_ctx, fr->data, fr->len);
+        return;
+    }
+    if (len > sizeof(np->tx->lin))
+        return;
+    uint8_t *b = np->tx->lin;
+    memcpy(b, fr->data, fr->len);
+    if (fr->plen[0])
+        memcpy(b + fr->len, fr->pay[0], fr->plen[0]);
+    if (fr->plen[1])
+        memcpy(b + fr->len + fr->plen[0], fr->pay[1], fr->plen[1]);
+    if (fr->flags & TCPSM_FRAME_CSUM_PARTIAL)
+        netdev_packet_fix_csum(b, len);
+    np->tap(np->tap_ctx, b, len);
+}
+
+void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *fr)
+{
+    memset(vh, 0, sizeof(*vh));
+    vh->gso_type = VIRTIO_NET_HDR_GSO_NONE;
+    if (!(fr->flags & TCPSM_FRAME_CSUM_PARTIAL))
+        return;
+    vh->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    vh->csum_start = fr->csum_start;
+    vh->csum_offset = fr->csum_offset;
+    uint32_t hl = tcp_hdr_len(fr->data, fr->len);
+    vh->hdr_len = (uint16_t)(hl ? hl : (uint32_t)fr->csum_start + fr->csum_offset + 2);
+    /* The kernel rejects GSO for a frame that fits one segment: the core
+     * marks only payloads larger than gso_size. */
+    if ((fr->flags & TCPSM_FRAME_GSO_TCPV4) && hl) {
+        vh->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+        vh->gso_size = fr->gso_size;
+    }
+}
+
 static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *frames, unsigned n)
 {
     struct netdev_packet *np = dev->priv;
-    struct mmsghdr msgs[NETDEV_PACKET_BATCH];
-    struct iovec iov[NETDEV_PACKET_BATCH];
+    struct netdev_packet_tx *tx = np->tx;
     /* Captured before the send: an answer can arrive (and be captured by
      * the receive thread) before sendmmsg returns. */
-    if (np->tap)
+    if (np->tap && (!np->tap_want || np->tap_want(np->tap_ctx)))
         for (unsigned i = 0; i < n; i++)
-            np->tap(np->tap_ctx, frames[i].data, frames[i].len);
+            tap_frame(np, &frames[i]);
     unsigned done = 0, sent = 0;
     while (done < n) {
         unsigned k = n - done < NETDEV_PACKET_BATCH ? n - done : NETDEV_PACKET_BATCH;
-        memset(msgs, 0, sizeof(msgs[0]) * k);
         for (unsigned i = 0; i < k; i++) {
-            iov[i].iov_base = frames[done + i].data;
-            iov[i].iov_len = frames[done + i].len;
-            msgs[i].msg_hdr.msg_iov = &iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
+            const struct tcpsm_frame *fr = &frames[done + i];
+            struct iovec *v = tx->iov[i];
+            unsigned nv = 0;
+            if (np->vnet) {
+                netdev_packet_vnet_tx(&tx->vh[i], fr);
+                v[nv++] = (struct iovec){ .iov_base = &tx->vh[i], .iov_len = sizeof(tx->vh[i]) };
+            }
+            /* no copy: the headers from their slot, the payload from the
+             * connection's send buffer */
+            v[nv++] = (struct iovec){ .iov_base = fr->data, .iov_len = fr->len };
+            for (int j = 0; j < 2; j++)
+                if (fr->plen[j])
+                    v[nv++] = (struct iovec){ .iov_base = (void *)fr->pay[j], .iov_len = fr->plen[j] };
+            memset(&tx->msgs[i], 0, sizeof(tx->msgs[i]));
+            tx->msgs[i].msg_hdr.msg_iov = v;
+            tx->msgs[i].msg_hdr.msg_iovlen = nv;
         }
         /* Never block under the stack lock: a full queue drops, TCP retransmits. */
-        long r = syscall(SYS_sendmmsg, np->fd, msgs, k, MSG_DONTWAIT);
+        long r = syscall(SYS_sendmmsg, np->fd, tx->msgs, k, MSG_DONTWAIT);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            np->tx_err++;
+            int e = r < 0 ? errno : 0;
+            if (np->tx_err++ == 0)
+                tcpsm_log(TCPSM_LOG_INFO, "link: send failed (%s), frame of %u bytes dropped",
+                          e ? strerror(e) : "nothing sent", tcpsm_frame_len(&frames[done]));
+            /* The kernel refuses the offload request itself (an old or odd
+             * virtio_net_hdr_to_skb): stop asking; TCP resends the frame
+             * as plain segments with our own checksums. */
+            if (e == EINVAL && np->vnet && (frames[done].flags & (TCPSM_FRAME_GSO_TCPV4 |
+                                                                   TCPSM_FRAME_CSUM_PARTIAL)) &&
+                (dev->features & (TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TX_CSUM))) {
+                dev->features &= ~(TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TX_CSUM);
+                tcpsm_log(TCPSM_LOG_WARN, "link: the kernel refused an offloaded frame (%s): "
+                          "checksum offload and TSO off", strerror(e));
+            }
             /* Skip the frame that failed so one bad frame does not stall the rest. */
             done++;
             continue;
@@ -144,7 +234,7 @@ static int fail(struct netdev_packet *np, char *err, size_t errlen, const char *
 }
 
 int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
-                       char *err, size_t errlen)
+                       unsigned flags, char *err, size_t errlen)
 {
     memset(np, 0, sizeof(*np));
     np->fd = -1;
@@ -153,7 +243,8 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
     memcpy(np->mac, mac, 6);
 
     np->rx = malloc(sizeof(*np->rx));
-    if (!np->rx) {
+    np->tx = malloc(sizeof(*np->tx));
+    if (!np->rx || !np->tx) {
         errno = ENOMEM;
         return fail(np, err, errlen, ifname, "receive buffers");
     }
@@ -173,7 +264,6 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
     if (syscall(SYS_ioctl, np->fd, SIOCGIFMTU, &ifr) < 0)
         return fail(np, err, errlen, ifname, "interface MTU");
     np->dev.mtu = ifr.ifr_mtu > 0 && ifr.ifr_mtu <= 9000 ? (uint32_t)ifr.ifr_mtu : 1500;
-    np->dev.features = 0;
     if (syscall(SYS_ioctl, np->fd, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
         tcpsm_log(TCPSM_LOG_WARN, "TCPSM_IF=%s: the interface is down; nothing will be sent "
                   "until it is up", ifname);
@@ -193,8 +283,31 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
     int sz = RCVBUF_BYTES;
     if (sys_setsockopt(np->fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
         (void)sys_setsockopt(np->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    sz = SNDBUF_BYTES;
     if (sys_setsockopt(np->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
         (void)sys_setsockopt(np->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+
+    /* Offloads through a struct virtio_net_hdr before each frame (set
+     * before any ring, which we do not use): checksum offload and TSO on
+     * send (veth hands a 64 KiB frame to its peer whole; a link without
+     * TSO has the kernel segment it), GRO'd frames and the checksum state
+     * on receive. A kernel that refuses it leaves us with plain frames,
+     * software checksums and MSS-sized segments. */
+    np->dev.features = TCPSM_NETDEV_F_SG;
+    if (!(flags & NETDEV_PACKET_NO_VNET) &&
+        sys_setsockopt(np->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) {
+        np->vnet = true;
+        np->dev.features |= TCPSM_NETDEV_F_TX_CSUM | TCPSM_NETDEV_F_TSO;
+        np->dev.gso_max = 65535;
+    } else if (!(flags & NETDEV_PACKET_NO_VNET)) {
+        tcpsm_log(TCPSM_LOG_INFO, "TCPSM_IF=%s: PACKET_VNET_HDR refused (%s): no offloads",
+                  ifname, strerror(errno));
+    }
+    /* veth has no qdisc to bypass but the bypass also skips the taps of
+     * other packet sockets on the way out (tcpdump then misses our frames;
+     * TCPSM_PCAP does not) */
+    if (flags & NETDEV_PACKET_QDISC_BYPASS)
+        (void)sys_setsockopt(np->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
 
     struct sockaddr_ll sll;
     memset(&sll, 0, sizeof(sll));
@@ -215,8 +328,10 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
         return fail(np, err, errlen, ifname, "promiscuous mode");
 
     for (unsigned i = 0; i < NETDEV_PACKET_BATCH; i++) {
-        np->rx->iov[i].iov_base = np->rx->data[i];
-        np->rx->iov[i].iov_len = NETDEV_PACKET_SLOT;
+        np->rx->iov[i][0].iov_base = &np->rx->vh[i];
+        np->rx->iov[i][0].iov_len = sizeof(np->rx->vh[i]);
+        np->rx->iov[i][1].iov_base = np->rx->data[i];
+        np->rx->iov[i][1].iov_len = NETDEV_PACKET_SLOT;
     }
     return 0;
 }
@@ -231,8 +346,9 @@ int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, uns
         memset(h, 0, sizeof(*h));
         h->msg_name = &rx->from[i];
         h->msg_namelen = sizeof(rx->from[i]);
-        h->msg_iov = &rx->iov[i];
-        h->msg_iovlen = 1;
+        /* with the vnet header the kernel writes it first */
+        h->msg_iov = np->vnet ? rx->iov[i] : &rx->iov[i][1];
+        h->msg_iovlen = np->vnet ? 2 : 1;
         h->msg_control = rx->cmsg[i].buf;
         h->msg_controllen = sizeof(rx->cmsg[i].buf);
         rx->msgs[i].msg_len = 0;
@@ -245,28 +361,53 @@ int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, uns
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 
     unsigned n = 0;
+    bool tap = np->tap && (!np->tap_want || np->tap_want(np->tap_ctx));
     for (long i = 0; i < r; i++) {
         struct msghdr *h = &rx->msgs[i].msg_hdr;
         uint32_t len = rx->msgs[i].msg_len;
         if (rx->from[i].sll_pkttype == PACKET_OUTGOING)
             continue;
+        if (np->vnet) {
+            if (len < sizeof(rx->vh[i])) {
+                np->rx_trunc++;
+                continue;
+            }
+            len -= (uint32_t)sizeof(rx->vh[i]);
+        }
         if ((h->msg_flags & MSG_TRUNC) || len > NETDEV_PACKET_SLOT) {
             np->rx_trunc++;
             continue;
+        }
+        /* The checksum state: a local sender on veth leaves the sum to the
+         * hardware (partial: the data never left memory), a checking
+         * device says so; either way the core skips its own pass. */
+        uint16_t fl = 0;
+        if (np->vnet) {
+            if (rx->vh[i].flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+                fl = TCPSM_FRAME_CSUM_PARTIAL;
+            else if (rx->vh[i].flags & VIRTIO_NET_HDR_F_DATA_VALID)
+                fl = TCPSM_FRAME_CSUM_VALID;
         }
         for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
             if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA)
                 continue;
             struct tpacket_auxdata aux;
             memcpy(&aux, CMSG_DATA(c), sizeof(aux));
-            if ((aux.tp_status & TP_STATUS_CSUMNOTREADY) &&
-                netdev_packet_fix_csum(rx->data[i], len))
-                np->rx_csum_fixed++;
+            if (aux.tp_status & TP_STATUS_CSUMNOTREADY)
+                fl = TCPSM_FRAME_CSUM_PARTIAL;
+            else if ((aux.tp_status & TP_STATUS_CSUM_VALID) && !fl)
+                fl = TCPSM_FRAME_CSUM_VALID;
         }
-        if (np->tap)
+        /* the capture shows the finished sum (only then is it computed) */
+        if ((fl & TCPSM_FRAME_CSUM_PARTIAL) && tap && netdev_packet_fix_csum(rx->data[i], len))
+            np->rx_csum_fixed++;
+        if (tap)
             np->tap(np->tap_ctx, rx->data[i], len);
-        frames[n].data = rx->data[i];
-        frames[n].len = len;
+        if (fl & TCPSM_FRAME_CSUM_PARTIAL)
+            np->rx_csum_partial++;
+        if (len > 14 + 1500)
+            np->rx_large++;
+        frames[n] = (struct tcpsm_frame){ .data = rx->data[i], .len = len, .flags = fl };
         n++;
     }
     np->rx_frames += n;
@@ -289,4 +430,6 @@ void netdev_packet_close(struct netdev_packet *np)
     np->fd = -1;
     free(np->rx);
     np->rx = NULL;
+    free(np->tx);
+    np->tx = NULL;
 }

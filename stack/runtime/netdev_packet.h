@@ -3,11 +3,20 @@
  * Receives only what concerns the stack (a classic BPF filter: frames to our
  * MAC, broadcast ARP, IPv6 multicast for neighbour discovery), never its own
  * outgoing frames, in batches of up to NETDEV_PACKET_BATCH (recvmmsg); sends
- * in batches (sendmmsg). Both directions are batch-shaped so a TPACKET_V3 ring or PACKET_VNET_HDR
- * backend can replace the copies without touching the core. */
+ * in batches (sendmmsg), each frame as an iovec list (its headers, then the
+ * payload slices that point into the connection's send buffer: no copy in
+ * user space).
+ *
+ * With PACKET_VNET_HDR (the default; NETDEV_PACKET_NO_VNET or a kernel
+ * that refuses it turn it off) a struct virtio_net_hdr precedes each frame
+ * both ways: on send it carries checksum offload and TSO (TCP frames of up
+ * to 64 KiB, cut at the MSS by the kernel or, on veth, by nobody: the peer
+ * gets them whole), on receive the GSO size and checksum state of large
+ * GRO/TSO frames, which are taken whole (64 KiB slots). */
 #ifndef TCPSM_NETDEV_PACKET_H
 #define TCPSM_NETDEV_PACKET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -19,6 +28,12 @@
 #define NETDEV_PACKET_SLOT  (65536u + 256u)
 
 struct netdev_packet_rx;        /* receive buffers, netdev_packet.c */
+struct netdev_packet_tx;        /* send scratch */
+struct virtio_net_hdr;
+
+/* netdev_packet_open flags */
+#define NETDEV_PACKET_NO_VNET       0x1u    /* no PACKET_VNET_HDR: plain frames */
+#define NETDEV_PACKET_QDISC_BYPASS  0x2u    /* PACKET_QDISC_BYPASS */
 
 struct netdev_packet {
     struct tcpsm_netdev dev;    /* dev.priv points back here */
@@ -27,9 +42,15 @@ struct netdev_packet {
     uint8_t mac[6];
     /* Called with every frame sent and received (TCPSM_PCAP); may be NULL. */
     void (*tap)(void *ctx, const uint8_t *data, uint32_t len);
+    /* Whether tap wants frames now (NULL: always); asked once per batch. */
+    bool (*tap_want)(void *ctx);
     void *tap_ctx;
     struct netdev_packet_rx *rx;
+    struct netdev_packet_tx *tx;
+    bool vnet;                  /* PACKET_VNET_HDR in use */
     uint64_t rx_frames, rx_trunc, rx_csum_fixed, rx_drops, tx_frames, tx_err;
+    uint64_t rx_csum_partial;   /* frames whose sum a local sender left undone (trusted) */
+    uint64_t rx_large;          /* frames above 1514 bytes (GRO/TSO) */
 };
 
 /* Classic BPF program accepting frames whose destination is mac, and
@@ -43,10 +64,14 @@ unsigned netdev_packet_filter(struct sock_filter *prog, const uint8_t mac[6]);
  * 0 if not IPv4 TCP/UDP or malformed (left alone for the core to drop). */
 int netdev_packet_fix_csum(uint8_t *frame, uint32_t len);
 
-/* Opens the socket on ifname for frames to mac. 0, or -errno with a message
- * in err. */
+/* The vnet header for sending fr: NEEDS_CSUM with csum_start/offset for a
+ * CSUM_PARTIAL frame, GSO TCPV4 with gso_size for a super-segment. */
+void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *fr);
+
+/* Opens the socket on ifname for frames to mac (flags: NETDEV_PACKET_*).
+ * 0, or -errno with a message in err. */
 int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
-                       char *err, size_t errlen);
+                       unsigned flags, char *err, size_t errlen);
 /* Receives what is queued, without blocking: fills frames (valid until the
  * next call) and returns how many (0 if none), or -errno. */
 int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsigned max);

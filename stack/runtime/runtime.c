@@ -130,6 +130,14 @@ static void pcap_tap(void *ctx, const uint8_t *data, uint32_t len)
     rt_capture_frame(data, len);        /* tcpsm capture (runtime_capture.c) */
 }
 
+/* Gathering a 64 KiB frame and finishing its checksum for the tap costs a
+ * copy: done only while someone listens. */
+static bool tap_want(void *ctx)
+{
+    (void)ctx;
+    return rt.pcap || rt_capture_active();
+}
+
 /* Connections not yet closed, counted from the state transitions so the
  * exit path can wait for orphans (closed by the application, still sending
  * their FIN) that it holds no reference to. */
@@ -154,7 +162,8 @@ static int start_locked(void)
 {
     char err[512];
     uint64_t now = rt_now();
-    int r = netdev_packet_open(&rt.np, rt.set.ifname, rt.set.mac, err, sizeof(err));
+    int r = netdev_packet_open(&rt.np, rt.set.ifname, rt.set.mac,
+                               rt.set.offload ? 0 : NETDEV_PACKET_NO_VNET, err, sizeof(err));
     if (r < 0) {
         tcpsm_log(TCPSM_LOG_ERROR, "%s", err);
         return r;
@@ -169,8 +178,10 @@ static int start_locked(void)
         }
         rt_fd_own(pcap_writer_fd(rt.pcap));
     }
-    if (rt.pcap || rt.set.run_dir[0])
+    if (rt.pcap || rt.set.run_dir[0]) {
         rt.np.tap = pcap_tap;
+        rt.np.tap_want = tap_want;
+    }
     if (rt.set.trace_stderr || rt.set.trace_path[0]) {
         rt.trace = trace_log_open(rt.set.trace_stderr ? NULL : rt.set.trace_path, now);
         if (!rt.trace) {
@@ -225,10 +236,11 @@ static int start_locked(void)
     if (rt.set.prefix6_len)
         inet_ntop(AF_INET6, rt.set.addr6, a6, sizeof(a6));
     tcpsm_log(TCPSM_LOG_INFO, "stack up on %s: %u.%u.%u.%u/%u %s/%u mac "
-              "%02x:%02x:%02x:%02x:%02x:%02x mtu %u", rt.set.ifname, rt.set.addr >> 24,
+              "%02x:%02x:%02x:%02x:%02x:%02x mtu %u offloads %s", rt.set.ifname, rt.set.addr >> 24,
               (rt.set.addr >> 16) & 255, (rt.set.addr >> 8) & 255, rt.set.addr & 255,
               rt.set.prefix_len, a6, rt.set.prefix6_len, rt.set.mac[0], rt.set.mac[1],
-              rt.set.mac[2], rt.set.mac[3], rt.set.mac[4], rt.set.mac[5], rt.np.dev.mtu);
+              rt.set.mac[2], rt.set.mac[3], rt.set.mac[4], rt.set.mac[5], rt.np.dev.mtu,
+              rt.np.vnet ? "on (vnet header: csum, tso)" : "off");
     return 0;
 fail:
     if (rt.trace) {

@@ -29,6 +29,11 @@ static bool cap_dead[RT_CAPTURE_CLIENTS];
 static _Atomic unsigned cap_n;
 static uint64_t cap_frames, cap_dropped;
 
+bool rt_capture_active(void)
+{
+    return atomic_load_explicit(&cap_n, memory_order_relaxed) != 0;
+}
+
 void rt_capture_frame(const uint8_t *data, uint32_t len)
 {
     if (atomic_load_explicit(&cap_n, memory_order_relaxed) == 0)

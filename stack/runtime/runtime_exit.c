@@ -52,7 +52,7 @@ static void log_counters(const struct tcpsm_counters *c)
         C(tcp_active_opens), C(tcp_passive_opens), C(tcp_drop_max_socks), C(tcp_undo),
         C(tcp_ack_skipped), C(tcp_listen_syns), C(tcp_syncookies_sent),
     C(tcp_syncookies_recv), C(tcp_syncookies_failed), C(tcp_tw_recycled), C(tcp_drop_mem),
-    C(tcp_mem_pressure), C(tcp_ofo_pruned),
+    C(tcp_mem_pressure), C(tcp_ofo_pruned), C(tcp_gso_out), C(tcp_gso_segs),
     C(ip6_in), C(ip6_out), C(ip6_drop_hdr), C(ip6_drop_not_us), C(ip6_drop_frag),
     C(ip6_drop_proto), C(ip6_drop_noroute), C(ip6_drop_exthdr), C(icmp6_in),
     C(icmp6_echo_reply_out), C(icmp6_unreach_in), C(icmp6_ptb_in), C(icmp6_err_out),
@@ -164,14 +164,17 @@ void tcpsm_rt_shutdown(void)
     const struct tcpsm_counters *c = tcpsm_stack_counters(rt.st);
     netdev_packet_drops(&rt.np);
     tcpsm_log(TCPSM_LOG_INFO, "exit: frames in %llu out %llu (link: rx %llu tx %llu, tx errors %llu, "
-              "rx queue drops %llu, truncated %llu, checksums completed %llu); tcp segs in %llu out %llu, "
+              "rx queue drops %llu, truncated %llu, checksums completed %llu, checksums trusted %llu, "
+              "large frames in %llu); tcp segs in %llu out %llu, super-segments out %llu, "
               "retransmits %llu, resets out %llu; at exit %u held and %ld orphan connection(s) reset",
               (unsigned long long)c->eth_in, (unsigned long long)c->eth_out,
               (unsigned long long)rt.np.rx_frames, (unsigned long long)rt.np.tx_frames,
               (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_drops,
               (unsigned long long)rt.np.rx_trunc,
-              (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)c->tcp_in,
-              (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_retrans,
+              (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)rt.np.rx_csum_partial,
+              (unsigned long long)rt.np.rx_large, (unsigned long long)c->tcp_in,
+              (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_gso_out,
+              (unsigned long long)c->tcp_retrans,
               (unsigned long long)c->tcp_rst_out, aborted, orphans > 0 ? orphans : 0L);
     if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
         log_counters(c);

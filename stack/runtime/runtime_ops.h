@@ -28,6 +28,8 @@ int rt_stats_write(const char *path);
 /* runtime_capture.c: the tap of every frame sent and received, from any
  * thread. Never blocks: a client whose socket is full loses the frame (counted). */
 void rt_capture_frame(const uint8_t *data, uint32_t len);
+/* A capture client is attached (one atomic load): worth preparing frames for it. */
+bool rt_capture_active(void);
 /* Takes fd (non-blocking set here); false if every slot is taken. */
 bool rt_capture_add(int fd);
 /* Free client slots (only the control thread adds clients). */

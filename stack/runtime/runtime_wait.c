@@ -444,6 +444,11 @@ int tcpsm_poller_begin(void)
     return w->efd;
 }
 
+uint64_t tcpsm_spin_ns(void)
+{
+    return rt.set.spin_ns;
+}
+
 int tcpsm_sleep_begin(void)
 {
     struct rt_waiter *w = self;

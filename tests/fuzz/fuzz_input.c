@@ -179,8 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(copy, data + each * i, len);
         if (fix)
             repair(copy, len);
-        fr[i].data = copy;
-        fr[i].len = (uint32_t)len;
+        fr[i] = (struct tcpsm_frame){ .data = copy, .len = (uint32_t)len };
     }
     tcpsm_stack_input(st, fr, nf, now);
     tcpsm_stack_timers(st, now);

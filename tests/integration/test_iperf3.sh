@@ -3,18 +3,35 @@
 # (normal, then -R); then `iperf3 -s -4` through the stack against a kernel client. Both ends report JSON; the bytes must be accounted on both ends: the
 # receiver got at least 1 MiB, never more than the sender sent, and no more than 8 MiB less
 # (what can be in flight when the test ends); each end's own count agrees with what the
-# other end reports for it.
+# other end reports for it. In stack mode two more: "pair", both ends on tcpsm (the server on a
+# second stack, 198.18.0.11 on the peer's veth end: vnet headers and super-segments both ways),
+# and "plain", the client with TCPSM_OFFLOAD=0 (no vnet header: what a kernel refusing it gets).
 # timeout: 90
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 need_cmd iperf3 python3 ethtool
 netns_setup
 
-for dir in forward reverse server; do
+PAIR_IP=198.18.0.11
+dirs="forward reverse server"
+stack_mode && dirs="$dirs pair plain"
+for dir in $dirs; do
     r=()
     [ $dir = reverse ] && r=(-R)
     rc=0
-    if [ $dir = server ]; then
+    if [ $dir = pair ]; then
+        bg_ns "$NS_P" "$TMPD/srv-$dir.json" "$TCPSM_BUILD/tcpsm" --if "$IF_P" --addr "$PAIR_IP/$PREFIX" \
+            -- iperf3 -s -4 -1 -p 5201 --json
+        srv=$BG_PID
+        log "iperf3 -c $PAIR_IP -t 3: tcpsm to tcpsm"
+        for try in $(seq 1 25); do
+            rc=0
+            on_stack timeout 30 iperf3 -c "$PAIR_IP" -p 5201 -t 3 --json >"$TMPD/cli-$dir.json" || rc=$?
+            [ $rc = 0 ] || grep -q 'refused' "$TMPD/cli-$dir.json" || break
+            [ $rc = 0 ] && break
+            sleep 0.2
+        done
+    elif [ $dir = server ]; then
         # The server on the stack (-4: an IPv6 listener would be the kernel's). ss cannot see
         # a stack listener, so the client retries while it is refused (a one-off server
         # counts only an accepted test).
@@ -32,8 +49,11 @@ for dir in forward reverse server; do
         bg_peer "$TMPD/srv-$dir.json" iperf3 -s -1 -p 5201 --json
         srv=$BG_PID
         wait_listen "$NS_P" 5201
-        log "iperf3 -c $PEER_IP -t 3 ${r[*]}"
-        on_stack timeout 30 iperf3 -c "$PEER_IP" -p 5201 -t 3 --json "${r[@]}" >"$TMPD/cli-$dir.json" || rc=$?
+        log "iperf3 -c $PEER_IP -t 3 ${r[*]} ($dir)"
+        off=1
+        [ $dir = plain ] && off=0
+        TCPSM_OFFLOAD=$off on_stack timeout 30 iperf3 -c "$PEER_IP" -p 5201 -t 3 --json "${r[@]}" \
+            >"$TMPD/cli-$dir.json" || rc=$?
     fi
     bg_wait $srv 15 || log "iperf3 server did not exit by itself"
     [ $rc = 0 ] || { cat "$TMPD/cli-$dir.json" >&2; die "iperf3 client exit $rc ($dir)"; }
@@ -45,7 +65,7 @@ for name, j in (("client", c), ("server", s)):
     if "error" in j:
         sys.exit(f"{name} error: {j['error']}")
 ce, se = c["end"], s["end"]
-if d in ("forward", "server"):
+if d in ("forward", "server", "pair", "plain"):
     sent, recvd = ce["sum_sent"]["bytes"], se["sum_received"]["bytes"]
     mirror = (ce["sum_received"]["bytes"], recvd)        # the client's copy of the server's count
 else:

@@ -1,5 +1,6 @@
 /* Test harness for the TCP state machine (see tcp_harness.h). */
 #include "tcp_harness.h"
+#include "tcp_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -127,10 +128,8 @@ void h_batch_begin(struct harness *h)
 void h_batch_end(struct harness *h)
 {
     struct tcpsm_frame fr[sizeof h->batch / sizeof h->batch[0]];
-    for (unsigned i = 0; i < h->nbatch; i++) {
-        fr[i].data = h->batch[i].data;
-        fr[i].len = h->batch[i].len;
-    }
+    for (unsigned i = 0; i < h->nbatch; i++)
+        fr[i] = (struct tcpsm_frame){ .data = h->batch[i].data, .len = h->batch[i].len };
     h->batching = false;
     tcpsm_stack_input(h->st, fr, h->nbatch, h->now);
     for (unsigned i = 0; i < h->nbatch; i++)
@@ -591,6 +590,11 @@ void sock_established(struct harness *h)
     h->lwin = s.win;
     cr_assert(h->lwin > 0, "zero window after the handshake");
     ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+}
+
+void h_no_quickack(struct harness *h)
+{
+    h->sk->quickacks = 0;
 }
 
 void sock_established_passive(struct harness *h)

@@ -175,6 +175,9 @@ void sock_listen(struct harness *h);
 void sock_syn_sent(struct harness *h);
 void sock_syn_received(struct harness *h);       /* passive: no handle (h->sk NULL) */
 void sock_established(struct harness *h);       /* active open */
+/* Ends the quick-ACK start of h->sk (Linux ACKs the first segments of a
+ * connection at once): for tests of the steady-state delayed ACK. */
+void h_no_quickack(struct harness *h);
 void sock_established_passive(struct harness *h);/* passive open, then accept() */
 void sock_fin_wait_1(struct harness *h);         /* shutdown(SHUT_WR) keeps the handle */
 void sock_fin_wait_2(struct harness *h);

@@ -227,6 +227,21 @@ Test(config, trace_zero_is_off_and_log_applies_when_disabled)
     cr_assert_eq(s.log_level, TCPSM_LOG_INFO);
 }
 
+Test(config, offload_default_on_zero_off_else_refused)
+{
+    struct rt_settings s;
+    char err[256];
+    ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" });
+    cr_assert_eq(run(&s, err), 1, "%s", err);
+    cr_assert(s.offload, "the fast path is the default");
+    ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_OFFLOAD", "0" });
+    cr_assert_eq(run(&s, err), 1, "%s", err);
+    cr_assert_not(s.offload);
+    ENV({ "TCPSM_IF", "veth0" }, { "TCPSM_ADDR", "198.18.0.10/24" }, { "TCPSM_OFFLOAD", "yes" });
+    cr_assert_eq(run(&s, err), -1);
+    cr_assert(strstr(err, "TCPSM_OFFLOAD=yes: expected") != NULL, "%s", err);
+}
+
 Test(config, mem_max_good_and_bad)
 {
     struct rt_settings s;

@@ -210,8 +210,18 @@ Test(ipv4, output_size_limit)
     cr_assert_not_null(ipv4_out_begin(st, 1480));
     cr_assert_null(ipv4_out_begin(st, 1481));
     cr_assert_eq(tcpsm_stack_counters(st)->tx_drop, 1);
+    /* TSO alone (no payload slices, no checksum offload) changes nothing */
     cap->dev.features = TCPSM_NETDEV_F_TSO;
-    cr_assert_eq(ipv4_mtu_l4(st), TCPSM_FRAME_MAX - 14 - 20);
+    cr_assert_eq(ipv4_mtu_l4(st), 1480);
+    cr_assert_eq(ipv4_max_l4(st), 1480);
+    /* with all three: super-segments up to the IPv4 limit; the MSS still
+     * comes from the MTU */
+    cap->dev.features = TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_SG | TCPSM_NETDEV_F_TX_CSUM;
+    cr_assert_eq(ipv4_mtu_l4(st), 1480);
+    cr_assert_eq(ipv4_max_l4(st), 65535 - 20);
+    cap->dev.gso_max = 16384;
+    cr_assert_eq(ipv4_max_l4(st), 16384 - 20);
+    cap->dev.features = 0;
 }
 
 Test(ipv4, output_routes_via_gateway_or_drops)

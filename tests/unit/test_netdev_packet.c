@@ -10,6 +10,7 @@
 
 #include "csum.h"
 #include "netdev_packet.h"
+#include <linux/virtio_net.h>
 
 static const uint8_t our_mac[6] = { 0x02, 0x54, 0xc6, 0x12, 0x00, 0x0a };
 
@@ -127,4 +128,42 @@ Test(netdev_packet, fix_csum_leaves_other_frames_alone)
     f[14] = 0x44;
     cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len), 0, "IHL < 5");
     cr_assert_eq(netdev_packet_fix_csum(f, 20), 0, "runt");
+}
+
+/* The virtio-net header for each kind of frame the core sends. */
+Test(netdev_packet, vnet_header_for_plain_partial_and_super_segments)
+{
+    uint8_t f[14 + 20 + 32];
+    memset(f, 0, sizeof f);
+    f[12] = 0x08;
+    f[14] = 0x45;
+    f[14 + 9] = 6;                      /* TCP */
+    f[14 + 20 + 12] = 8 << 4;           /* 32-byte TCP header (timestamps) */
+    struct virtio_net_hdr vh;
+
+    struct tcpsm_frame plain = { .data = f, .len = sizeof f };
+    netdev_packet_vnet_tx(&vh, &plain);
+    cr_assert_eq(vh.flags, 0);
+    cr_assert_eq(vh.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+
+    static uint8_t pay[3 * 1448];
+    struct tcpsm_frame part = { .data = f, .len = sizeof f, .flags = TCPSM_FRAME_CSUM_PARTIAL,
+                                .csum_start = 34, .csum_offset = 16,
+                                .pay = { pay }, .plen = { 100 } };
+    netdev_packet_vnet_tx(&vh, &part);
+    cr_assert_eq(vh.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+    cr_assert_eq(vh.csum_start, 34);
+    cr_assert_eq(vh.csum_offset, 16);
+    cr_assert_eq(vh.hdr_len, 14 + 20 + 32);
+    cr_assert_eq(vh.gso_type, VIRTIO_NET_HDR_GSO_NONE, "one segment: no GSO");
+
+    struct tcpsm_frame gso = part;
+    gso.flags |= TCPSM_FRAME_GSO_TCPV4;
+    gso.gso_size = 1448;
+    gso.plen[0] = sizeof pay;
+    netdev_packet_vnet_tx(&vh, &gso);
+    cr_assert_eq(vh.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+    cr_assert_eq(vh.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+    cr_assert_eq(vh.gso_size, 1448);
+    cr_assert_eq(vh.hdr_len, 14 + 20 + 32);
 }

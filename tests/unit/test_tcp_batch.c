@@ -21,6 +21,7 @@ static struct harness *established(void)
     cfg.sock_event = count_event;
     struct harness *h = h_new(&cfg);
     sock_established(h);
+    h_no_quickack(h);                   /* the steady state: delayed ACKs */
     h_drain(h);
     events = 0;
     return h;

@@ -32,6 +32,7 @@ Test(tcp_established, data_two_full_segments_ack_at_once)
 {
     struct harness *h = h_new(NULL);
     sock_established(h);
+    h_no_quickack(h);
     uint8_t d[2 * 1460];
     h_pattern(d, sizeof d, 5);
     size_t mss = h->lmss < 1460 ? h->lmss : 1460;
@@ -476,6 +477,7 @@ Test(tcp_established, passive_open_data_both_ways)
 {
     struct harness *h = h_new(NULL);
     sock_established_passive(h);
+    h_no_quickack(h);                   /* past the start: no ACK before the response */
     uint8_t d[200];
     h_pattern(d, sizeof d, 15);
     SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d,

@@ -189,6 +189,7 @@ Test(tcp_established, delayed_ack)
 {
     struct harness *h = h_new(NULL);
     sock_established(h);
+    h_no_quickack(h);
     /* Let any initial quick-ACK phase pass with a few exchanges. */
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "a", .len = 1);
     h->rseq += 1;
@@ -213,6 +214,7 @@ Test(tcp_established, delayed_ack_piggybacked)
 {
     struct harness *h = h_new(NULL);
     sock_established(h);
+    h_no_quickack(h);
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "q", .len = 1);
     h->rseq += 1;
     /* A reply within the delay carries the ACK; no separate pure ACK. */
