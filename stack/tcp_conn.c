@@ -124,6 +124,7 @@ void tcp_fini(struct tcpsm_stack *st)
         return;
     while (ts->all)
         tcp_sock_free(ts->all);
+    tcp_ring_cache_drain(ts);
     free(ts->ehash);
     free(ts->bhash);
     free(ts->lhash);
