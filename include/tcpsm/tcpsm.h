@@ -107,6 +107,8 @@ void tcpsm_poller_end(void);
  * gives the lead up. -1: another thread leads; sleep as before. */
 int tcpsm_sleep_begin(void);
 void tcpsm_sleep_end(bool link_ready);
+/* TCPSM_SPIN_US in ns: how long a leader busy-polls before it sleeps (0: never). */
+uint64_t tcpsm_spin_ns(void);
 
 /* Signals (the shim wraps the program's handlers; see runtime.h):
  * tcpsm_signal_arrived() is the first thing the wrapper calls; true means
