@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "tcp_int.h"
 
 int ring_alloc(struct tcp_ring *r, uint32_t cap)
 {
-    r->buf = malloc(cap);
+    r->buf = mem_alloc(cap);
     if (!r->buf)
         return -ENOMEM;
     r->cap = cap;
@@ -19,7 +20,7 @@ int ring_alloc(struct tcp_ring *r, uint32_t cap)
 
 void ring_free(struct tcp_ring *r)
 {
-    free(r->buf);
+    mem_free(r->buf);
     memset(r, 0, sizeof(*r));
 }
 
@@ -32,13 +33,13 @@ int ring_grow(struct tcp_ring *r, uint32_t cap)
         return ring_alloc(r, cap);
     if (cap <= r->cap)
         return 0;
-    uint8_t *b = malloc(cap);
+    uint8_t *b = mem_alloc(cap);
     if (!b)
         return -ENOMEM;
     uint32_t first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
     memcpy(b, r->buf + r->head, first);
     memcpy(b + first, r->buf, r->len - first);
-    free(r->buf);
+    mem_free(r->buf);
     r->buf = b;
     r->cap = cap;
     r->head = 0;
@@ -234,7 +235,7 @@ int tcp_ofo_insert(struct tcpsm_sock *sk, uint32_t seq, const uint8_t *data, uin
     size_t sz = sizeof(struct tcp_ofo) + len;
     if (!tcp_mem_charge(ts, sz, false))
         return -ENOBUFS;
-    struct tcp_ofo *o = malloc(sz);
+    struct tcp_ofo *o = mem_alloc(sz);
     if (!o) {
         tcp_mem_uncharge(ts, sz);
         return -ENOMEM;
@@ -257,7 +258,7 @@ static void ofo_free_one(struct tcpsm_sock *sk, struct tcp_ofo *o)
     sk->ofo_n--;
     sk->ofo_bytes -= o->len;
     tcp_mem_uncharge(TS(sk), sizeof(*o) + o->len);
-    free(o);
+    mem_free(o);
 }
 
 /* RCV.NXT moved: the held segments it reached go into the ring, in order.
