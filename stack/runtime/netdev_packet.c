@@ -330,11 +330,9 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
         tcpsm_log(TCPSM_LOG_INFO, "TCPSM_IF=%s: PACKET_VNET_HDR refused (%s): no offloads",
                   ifname, strerror(errno));
     }
-    /* veth has no qdisc to bypass but the bypass also skips the taps of
-     * other packet sockets on the way out (tcpdump then misses our frames;
-     * TCPSM_PCAP does not) */
-    if (flags & NETDEV_PACKET_QDISC_BYPASS)
-        (void)sys_setsockopt(np->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+    /* No PACKET_QDISC_BYPASS: veth has no qdisc (noqueue) to bypass, and
+     * the bypass would also skip the taps of other packet sockets on the
+     * way out (tcpdump on the interface would miss our frames). */
 
     struct sockaddr_ll sll;
     memset(&sll, 0, sizeof(sll));

@@ -33,7 +33,6 @@ struct virtio_net_hdr;
 
 /* netdev_packet_open flags */
 #define NETDEV_PACKET_NO_VNET       0x1u    /* no PACKET_VNET_HDR: plain frames */
-#define NETDEV_PACKET_QDISC_BYPASS  0x2u    /* PACKET_QDISC_BYPASS */
 
 struct netdev_packet {
     struct tcpsm_netdev dev;    /* dev.priv points back here */
