@@ -57,7 +57,8 @@ rows=$(( (nw + cols - 1) / cols ))
     echo "set key off"
     while IFS=$'\t' read -r i w u; do
         w=${w//\'/}; u=${u//\'/}
-        case $u in s|ms|us|ns) better="lower is better" ;; *) better="higher is better" ;; esac
+        # times, and costs such as CPU seconds per GB: lower is better
+        case $u in s|ms|us|ns|CPU*|*/GB) better="lower is better" ;; *) better="higher is better" ;; esac
         echo "set title '$w ($better)' noenhanced"
         echo "set ylabel '$u' noenhanced"
         echo "set xrange [-0.6:$(($(wc -l <"$tmp/w$i.dat") - 1)).6]"

@@ -48,10 +48,20 @@ struct shim_ep {
     unsigned nitems, nundecided;
     struct shim_epitem *head, *tail;
     struct tcpsm_ep *rep;       /* the runtime instance: ready list and its eventfd */
+    pid_t pid;                  /* the process that made rep (see ep_rep) */
     atomic_uint turn;           /* stack-first or kernel-first, alternating */
 };
 
 static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The runtime instance, in the process that made it; NULL in a forked
+ * child, whose copy of these records may point at items the parent has
+ * since freed in the shared stack (an inherited epoll instance reports only
+ * kernel fds in the child; the runtime ignores NULL). */
+static struct tcpsm_ep *ep_rep(const struct shim_ep *ep)
+{
+    return ep->pid == getpid() ? ep->rep : NULL;
+}
 
 /* A signal handler that runs while this thread holds ep_mu and calls
  * epoll_ctl or close() on a stack socket would deadlock: handlers wait
@@ -110,9 +120,10 @@ static void item_free(struct shim_epitem *it)
 {
     ep_unlink(it->ep, it);
     sk_unlink(it);
-    if (it->rit)
-        tcpsm_ep_del(it->rit);
-    else
+    if (it->rit) {
+        if (ep_rep(it->ep))
+            tcpsm_ep_del(it->rit);
+    } else
         it->ep->nundecided--;
     shim_sock_put(it->sock);
     free(it);
@@ -131,7 +142,8 @@ void shim_ep_unref(struct shim_ep *ep)
     if (--ep->refs == 0) {
         while (ep->head)
             item_free(ep->head);
-        tcpsm_ep_free(ep->rep);
+        if (ep_rep(ep))
+            tcpsm_ep_free(ep->rep);
         free(ep);
     }
     ep_unlock();
@@ -186,7 +198,7 @@ static int item_attach(struct shim_epitem *it)
     uint32_t events = it->events;
     if ((events & EPOLLONESHOT) && !it->armed)
         events &= ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLRDNORM | EPOLLWRNORM);
-    int r = tcpsm_ep_add(it->ep->rep, it->sock->sk, events, it->data.u64, &it->rit);
+    int r = tcpsm_ep_add(ep_rep(it->ep), it->sock->sk, events, it->data.u64, &it->rit);
     if (r == 0)
         it->ep->nundecided--;
     return r;
@@ -235,6 +247,7 @@ static int ep_new(int epfd)
     while (ep_key == 0 && getrandom(&ep_key, sizeof(ep_key), 0) != (ssize_t)sizeof(ep_key))
         ;
     ep_unlock();
+    ep->pid = getpid();
     int r = tcpsm_ep_new(&ep->rep);
     if (r < 0) {
         e = -r;
@@ -299,14 +312,14 @@ static int ctl_add(struct shim_ep *ep, struct shim_sock *s, int fd, struct epoll
     it->data = ev->data;
     it->armed = true;
     if (shim_state(s) == SHIM_STACK) {
-        int r = tcpsm_ep_add(ep->rep, s->sk, ev->events, ev->data.u64, &it->rit);
+        int r = tcpsm_ep_add(ep_rep(ep), s->sk, ev->events, ev->data.u64, &it->rit);
         if (r < 0) {
             free(it);
             return r;
         }
     } else {
         ep->nundecided++;
-        tcpsm_ep_kick(ep->rep);         /* it polls as ready (HUP): wake a waiter to look */
+        tcpsm_ep_kick(ep_rep(ep));      /* it polls as ready (HUP): wake a waiter to look */
     }
     atomic_fetch_add(&s->refs, 1);
     ep_link(ep, it);
@@ -367,9 +380,9 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
         it->armed = true;
         it->reported = false;
         if (it->rit)
-            r = tcpsm_ep_mod(it->rit, ev->events, ev->data.u64);
+            r = ep_rep(ep) ? tcpsm_ep_mod(it->rit, ev->events, ev->data.u64) : -EBADF;
         else
-            tcpsm_ep_kick(ep->rep);
+            tcpsm_ep_kick(ep_rep(ep));
         break;
     case EPOLL_CTL_DEL:
         if (!it) {
@@ -426,7 +439,7 @@ static int collect_stack(struct shim_ep *ep, struct epoll_event *ev, int max)
     int n = 0;
     while (n < max) {
         int want = max - n < 64 ? max - n : 64;
-        int k = tcpsm_ep_collect(ep->rep, buf, want);
+        int k = tcpsm_ep_collect(ep_rep(ep), buf, want);
         for (int i = 0; i < k; i++) {
             ev[n + i].events = buf[i].events;
             ev[n + i].data.u64 = buf[i].data;
@@ -536,7 +549,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
         /* Sleep in the kernel's epoll_wait: the runtime eventfd is in the set. */
         int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000 > INT32_MAX ? INT32_MAX
                                                                              : (left + 999999) / 1000000);
-        tcpsm_ep_sleeping(ep->rep, 1);
+        tcpsm_ep_sleeping(ep_rep(ep), 1);
         int k;
         int lfd = efd >= 0 ? tcpsm_sleep_begin() : -1;
         if (efd < 0) {
@@ -570,7 +583,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             if (k == 0 && (p[0].revents & POLLIN))
                 k = kernel_wait(epfd, ev, max, 0, NULL, &stack_ready);
         }
-        tcpsm_ep_sleeping(ep->rep, -1);
+        tcpsm_ep_sleeping(ep_rep(ep), -1);
         if (k < 0) {
             ret = k;
             break;

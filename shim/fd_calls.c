@@ -16,13 +16,12 @@
 #define EXPORT __attribute__((visibility("default")))
 
 /* The runtime's own fds (link socket, eventfds) must survive programs that
- * close every fd they did not open (daemons do): close() of one returns 0
- * and leaves it open; dup2/dup3 over one fails with EBADF. A forked child
- * may close its copies: the parent's stay open. */
+ * close every fd they did not open (daemons do, also after fork, where the
+ * child drives the shared stack with the link socket it inherited): close()
+ * of one returns 0 and leaves it open; dup2/dup3 over one fails with EBADF. */
 static bool guarded(int fd)
 {
-    return atomic_load_explicit(&shim_on, memory_order_relaxed) &&
-           !atomic_load_explicit(&shim_forked, memory_order_relaxed) && fd >= 0 &&
+    return atomic_load_explicit(&shim_on, memory_order_relaxed) && fd >= 0 &&
            tcpsm_rt_owns_fd(fd);
 }
 

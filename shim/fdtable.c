@@ -119,7 +119,7 @@ void shim_sock_put(struct shim_sock *s)
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     if (s->sk)
-        tcpsm_close(s->sk);     /* in a forked child the runtime only forgets it */
+        tcpsm_close(s->sk);     /* this process's reference (fork: others may hold it) */
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -300,10 +300,6 @@ void shim_atfork_child(void)
 int shim_make_stack(struct shim_sock *s)
 {
     struct tcpsm_sock *sk;
-    if (atomic_load(&shim_forked)) {    /* no stack in a forked child: the kernel's */
-        shim_handover(s);
-        return 0;
-    }
     int r = tcpsm_socket(&sk);
     if (r < 0)
         return r;

@@ -11,7 +11,6 @@
 
 struct shim_real shim_real;
 _Atomic bool shim_on;
-_Atomic bool shim_forked;
 
 static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
 
@@ -51,16 +50,6 @@ void shim_resolve(void)
     pthread_once(&resolve_once, resolve_all);
 }
 
-/* After fork the child has the parent's memory but not its threads: the
- * stack cannot run there. Calls on inherited stack sockets still reach the
- * runtime, which answers ENETDOWN (close only forgets them); sockets not
- * yet decided, and new ones, are the kernel's. */
-static void atfork_child(void)
-{
-    atomic_store(&shim_forked, true);
-    shim_atfork_child();
-}
-
 __attribute__((constructor(101))) static void shim_init(void)
 {
     shim_resolve();
@@ -76,13 +65,13 @@ __attribute__((constructor(101))) static void shim_init(void)
     /* After tcpsm_rt_config registered the runtime's handlers: prepare
      * handlers run in reverse order, so the shim's locks are taken before
      * the runtime's (the lock order in shim.h). */
-    pthread_atfork(shim_atfork_prepare, shim_atfork_parent, atfork_child);
+    pthread_atfork(shim_atfork_prepare, shim_atfork_parent, shim_atfork_child);
     atomic_store(&shim_on, true);
 }
 
 __attribute__((destructor(101))) static void shim_fini(void)
 {
-    if (!atomic_load(&shim_on) || atomic_load(&shim_forked))
+    if (!atomic_load(&shim_on))
         return;
     tcpsm_rt_shutdown();
 }

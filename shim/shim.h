@@ -125,11 +125,9 @@ void shim_resolve(void);
 #define REAL(fn) (__builtin_expect(shim_real.fn != NULL, 1) ? shim_real.fn : (shim_resolve(), shim_real.fn))
 
 /* True when the stack is configured and enabled in this process (also in
- * a forked child, which keeps the fd table for the sockets it inherited). */
+ * a forked child, which keeps the fd table for the sockets it inherited and
+ * uses the shared stack as its parent does). */
 extern _Atomic bool shim_on;
-/* Set in a forked child: the stack (threads, link) stayed in the parent, so
- * sockets are no longer made the stack's. */
-extern _Atomic bool shim_forked;
 
 /* Sets errno from a -errno result and returns -1, or returns r. */
 static inline long shim_ret(long r)

@@ -29,8 +29,7 @@ EXPORT int socket(int domain, int type, int protocol)
         return fd;
     int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     if ((domain != AF_INET && domain != AF_INET6) || base != SOCK_STREAM ||
-        (protocol != 0 && protocol != IPPROTO_TCP) ||
-        atomic_load_explicit(&shim_forked, memory_order_relaxed)) {
+        (protocol != 0 && protocol != IPPROTO_TCP)) {
         shim_fd_fresh(fd);      /* a stale entry of an fd closed behind our back */
         return fd;
     }

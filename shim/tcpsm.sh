@@ -45,6 +45,8 @@ Options (each sets the environment variable named after it):
                                      4K..16M, suffix K or M)
   --rcvbuf SIZE     TCPSM_RCVBUF     per-socket receive buffer (default 256K)
   --rcvbuf-max SIZE TCPSM_RCVBUF_MAX receive buffer auto-tuning ceiling (4M)
+  --shm-mb MB       TCPSM_SHM_MB     size of the shared region holding the stack
+                                     (default 512; see "Process model" in README)
   --offload 0|1     TCPSM_OFFLOAD    1 (default): checksum offload and TSO
                                      super-segments through the vnet header;
                                      0: plain MSS-sized frames
@@ -171,6 +173,8 @@ while [ $# -gt 0 ]; do
         --mem-max) need_arg "$@"; export TCPSM_MEM_MAX=$2; shift 2 ;;
         --mem-max=*) export TCPSM_MEM_MAX=${1#*=}; shift ;;
         --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
+        --shm-mb) need_arg "$@"; export TCPSM_SHM_MB=$2; shift 2 ;;
+        --shm-mb=*) export TCPSM_SHM_MB=${1#*=}; shift ;;
         --offload) need_arg "$@"; export TCPSM_OFFLOAD=$2; shift 2 ;;
         --offload=*) export TCPSM_OFFLOAD=${1#*=}; shift ;;
         --spin) need_arg "$@"; export TCPSM_SPIN_US=$2; shift 2 ;;

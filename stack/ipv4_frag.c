@@ -6,6 +6,7 @@
  * the whole datagram (as Linux since 2018, RFC 5722's rule for IPv6): no
  * teardrop, no ambiguity about which copy wins. Expiry is checked when a
  * fragment arrives (the table is small, the scan bounded). */
+#include "mem.h"
 #include "ipv4_frag.h"
 
 #include <stdlib.h>
@@ -47,7 +48,7 @@ struct ipv4_reasm {
 
 int ipv4_frag_init(struct tcpsm_stack *st)
 {
-    st->reasm = calloc(1, sizeof(*st->reasm));
+    st->reasm = mem_calloc(1, sizeof(*st->reasm));
     return st->reasm ? 0 : -1;
 }
 
@@ -57,7 +58,7 @@ static void q_free(struct ipv4_reasm *r, struct frag_queue *q)
         struct frag_piece *p = q->pieces;
         q->pieces = p->next;
         r->mem -= sizeof(*p) + p->len;
-        free(p);
+        mem_free(p);
     }
     memset(q, 0, sizeof(*q));
 }
@@ -68,7 +69,7 @@ void ipv4_frag_fini(struct tcpsm_stack *st)
         return;
     for (unsigned i = 0; i < IP_FRAG_QUEUES; i++)
         q_free(st->reasm, &st->reasm->q[i]);
-    free(st->reasm);
+    mem_free(st->reasm);
     st->reasm = NULL;
 }
 
@@ -166,7 +167,7 @@ const uint8_t *ipv4_frag_input(struct tcpsm_stack *st, const uint8_t *p, size_t 
         }
         drop(st, o, &st->cnt.ip_reasm_fail);
     }
-    struct frag_piece *n = malloc(sizeof(*n) + len);
+    struct frag_piece *n = mem_alloc(sizeof(*n) + len);
     if (!n) {
         drop(st, q, &st->cnt.ip_reasm_fail);
         return NULL;

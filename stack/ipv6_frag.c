@@ -1,4 +1,5 @@
 /* IPv6 fragment reassembly (RFC 8200 4.5, RFC 5722), bounded: see ipv6_frag.h. */
+#include "mem.h"
 #include "ipv6_frag.h"
 
 #include <stdlib.h>
@@ -37,8 +38,8 @@ struct ip6_frag_table {
 
 static void entry_free(struct ip6_frag *f)
 {
-    free(f->data);
-    free(f->first);
+    mem_free(f->data);
+    mem_free(f->first);
     memset(f, 0, sizeof(*f));
 }
 
@@ -74,7 +75,7 @@ static void frag_timer(void *ctx, struct tcpsm_timer *tm, uint64_t now)
 static struct ip6_frag_table *table(struct tcpsm_stack *st)
 {
     if (!st->v6.frag) {
-        st->v6.frag = calloc(1, sizeof(struct ip6_frag_table));
+        st->v6.frag = mem_calloc(1, sizeof(struct ip6_frag_table));
         if (st->v6.frag)
             tcpsm_timer_init(&st->v6.frag->timer, frag_timer);
     }
@@ -89,7 +90,7 @@ void ip6_frag_fini(struct tcpsm_stack *st)
     timer_cancel(&st->timers, &t->timer);
     for (unsigned i = 0; i < IP6_FRAG_MAX; i++)
         entry_free(&t->e[i]);
-    free(t);
+    mem_free(t);
     st->v6.frag = NULL;
 }
 
@@ -148,7 +149,7 @@ void ip6_frag_input(struct tcpsm_stack *st, const uint8_t *p, size_t tot, size_t
             return;
         }
         f = free_e;
-        f->data = malloc(FRAG_MAXLEN);
+        f->data = mem_alloc(FRAG_MAXLEN);
         if (!f->data) {
             st->cnt.ip6_drop_frag++;
             return;
@@ -192,7 +193,7 @@ void ip6_frag_input(struct tcpsm_stack *st, const uint8_t *p, size_t tot, size_t
         f->max_end = end;
     if (off == 0) {
         size_t q = tot < QUOTE_MAX ? tot : QUOTE_MAX;
-        f->first = malloc(q > fo ? q : fo);
+        f->first = mem_alloc(q > fo ? q : fo);
         if (!f->first) {
             discard(st, t, f);
             return;
@@ -212,7 +213,7 @@ void ip6_frag_input(struct tcpsm_stack *st, const uint8_t *p, size_t tot, size_t
         discard(st, t, f);
         return;
     }
-    uint8_t *pkt = malloc(f->unfrag_len + f->total);
+    uint8_t *pkt = mem_alloc(f->unfrag_len + f->total);
     if (!pkt) {
         discard(st, t, f);
         return;
@@ -228,5 +229,5 @@ void ip6_frag_input(struct tcpsm_stack *st, const uint8_t *p, size_t tot, size_t
     t->depth++;
     ipv6_input(st, pkt, n, false, now);
     t->depth--;
-    free(pkt);
+    mem_free(pkt);
 }

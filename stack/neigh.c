@@ -3,6 +3,7 @@
  * Entries live in one array sized cfg.neigh_max, found by an address-keyed
  * hash with chaining. Eviction scans for the least recently used entry; it
  * only runs when the table is full, so lookups stay O(1). */
+#include "mem.h"
 #include "neigh.h"
 
 #include <errno.h>
@@ -55,15 +56,15 @@ int neigh_init(struct tcpsm_stack *st, uint32_t max)
 {
     if (max == 0 || max > (1u << 24))
         return -EINVAL;
-    struct neigh_table *t = calloc(1, sizeof(*t) + (size_t)max * sizeof(struct neigh));
+    struct neigh_table *t = mem_calloc(1, sizeof(*t) + (size_t)max * sizeof(struct neigh));
     if (!t)
         return -ENOMEM;
     uint32_t nb = 1;
     while (nb < 2 * max)
         nb <<= 1;
-    t->bucket = malloc((size_t)nb * sizeof(int32_t));
+    t->bucket = mem_alloc((size_t)nb * sizeof(int32_t));
     if (!t->bucket) {
-        free(t);
+        mem_free(t);
         return -ENOMEM;
     }
     for (uint32_t i = 0; i < nb; i++)
@@ -80,7 +81,7 @@ int neigh_init(struct tcpsm_stack *st, uint32_t max)
 static void queue_clear(struct neigh *n, uint64_t *dropcnt)
 {
     while (n->qn) {
-        free(n->q[n->qhead]);
+        mem_free(n->q[n->qhead]);
         n->qhead = (uint8_t)((n->qhead + 1) % NEIGH_QUEUE_FRAMES);
         n->qn--;
         if (dropcnt)
@@ -101,8 +102,8 @@ void neigh_fini(struct tcpsm_stack *st)
         timer_cancel(&st->timers, &t->e[i].timer);
         queue_clear(&t->e[i], NULL);
     }
-    free(t->bucket);
-    free(t);
+    mem_free(t->bucket);
+    mem_free(t);
     st->neigh = NULL;
 }
 
@@ -218,12 +219,12 @@ static void enqueue(struct tcpsm_stack *st, struct neigh *n, const uint8_t *fram
     while (n->qn == NEIGH_QUEUE_FRAMES || n->qbytes + len > NEIGH_QUEUE_BYTES) {
         struct neigh_frame *old = n->q[n->qhead];
         n->qbytes -= old->len;
-        free(old);
+        mem_free(old);
         n->qhead = (uint8_t)((n->qhead + 1) % NEIGH_QUEUE_FRAMES);
         n->qn--;
         st->cnt.neigh_queue_drop++;
     }
-    struct neigh_frame *f = malloc(sizeof(*f) + len);
+    struct neigh_frame *f = mem_alloc(sizeof(*f) + len);
     if (!f) {
         st->cnt.neigh_queue_drop++;
         return;
@@ -297,7 +298,7 @@ static void confirm(struct tcpsm_stack *st, struct neigh *n, const uint8_t *mac,
         n->qbytes -= f->len;
         memcpy(f->data, mac, ETH_ALEN);
         eth_tx_push(st, f->data, f->len);
-        free(f);
+        mem_free(f);
     }
     n->qhead = 0;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "eth.h"
 #include "addr.h"
 #include "ipv4.h"
@@ -56,7 +57,7 @@ struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm
 {
     if (!config_ok(cfg, dev))
         return NULL;
-    struct tcpsm_stack *st = calloc(1, sizeof(*st));
+    struct tcpsm_stack *st = mem_calloc(1, sizeof(*st));
     if (!st)
         return NULL;
     st->cfg = *cfg;
@@ -77,18 +78,18 @@ struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm
     /* A gateway must be an on-link host, or we could never ARP for it. */
     if (st->cfg.gateway &&
         (!cfg->addr || st->cfg.gateway == cfg->addr || !ipv4_on_link_host(st, st->cfg.gateway))) {
-        free(st);
+        mem_free(st);
         return NULL;
     }
     timer_heap_init(&st->timers);
     if (neigh_init(st, st->cfg.neigh_max) < 0) {
-        free(st);
+        mem_free(st);
         return NULL;
     }
     if (tcp_init(st) < 0) {
         neigh_fini(st);
         timer_heap_free(&st->timers);
-        free(st);
+        mem_free(st);
         return NULL;
     }
     if (ipv6_init(st, now) < 0 || ipv4_frag_init(st) < 0) {
@@ -109,7 +110,7 @@ void tcpsm_stack_free(struct tcpsm_stack *st)
     ipv6_fini(st);
     neigh_fini(st);
     timer_heap_free(&st->timers);
-    free(st);
+    mem_free(st);
 }
 
 void stack_tx_flush(struct tcpsm_stack *st)

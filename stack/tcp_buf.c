@@ -1,15 +1,16 @@
 /* Byte rings for the send queue (starting at the oldest unacknowledged
- * byte) and the receive queue (in-order bytes, with out-of-order data
- * stored in place beyond them), and the out-of-order range list. */
+ * byte) and the receive queue (in-order bytes), the out-of-order range
+ * list and queue, and the stack-wide accounting of their memory. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "tcp_int.h"
 
 int ring_alloc(struct tcp_ring *r, uint32_t cap)
 {
-    r->buf = malloc(cap);
+    r->buf = mem_alloc(cap);
     if (!r->buf)
         return -ENOMEM;
     r->cap = cap;
@@ -19,25 +20,26 @@ int ring_alloc(struct tcp_ring *r, uint32_t cap)
 
 void ring_free(struct tcp_ring *r)
 {
-    free(r->buf);
+    mem_free(r->buf);
     memset(r, 0, sizeof(*r));
 }
 
-/* Grow to cap, keeping every byte slot (in-order and beyond) in place
- * relative to head. */
+/* Grow to cap, keeping the len bytes from head (a ring holds nothing
+ * beyond them: out-of-order data lives in the out-of-order queue), so a
+ * ring freed when drained regrows at the cost of the data it holds. */
 int ring_grow(struct tcp_ring *r, uint32_t cap)
 {
     if (!r->buf)
         return ring_alloc(r, cap);
     if (cap <= r->cap)
         return 0;
-    uint8_t *b = malloc(cap);
+    uint8_t *b = mem_alloc(cap);
     if (!b)
         return -ENOMEM;
-    uint32_t first = r->cap - r->head;
+    uint32_t first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
     memcpy(b, r->buf + r->head, first);
-    memcpy(b + first, r->buf, r->head);
-    free(r->buf);
+    memcpy(b + first, r->buf, r->len - first);
+    mem_free(r->buf);
     r->buf = b;
     r->cap = cap;
     r->head = 0;
@@ -99,7 +101,7 @@ void ring_drop(struct tcp_ring *r, uint32_t n)
         n = r->len;
     r->len -= n;
     if (r->cap)
-        r->head = (r->head + n) % r->cap;   /* never reset: out-of-order bytes sit beyond len */
+        r->head = (r->head + n) % r->cap;
 }
 
 /* Insert [start, end) and merge; -ENOBUFS when TCP_OOO_MAX disjoint ranges
@@ -233,7 +235,7 @@ int tcp_ofo_insert(struct tcpsm_sock *sk, uint32_t seq, const uint8_t *data, uin
     size_t sz = sizeof(struct tcp_ofo) + len;
     if (!tcp_mem_charge(ts, sz, false))
         return -ENOBUFS;
-    struct tcp_ofo *o = malloc(sz);
+    struct tcp_ofo *o = mem_alloc(sz);
     if (!o) {
         tcp_mem_uncharge(ts, sz);
         return -ENOMEM;
@@ -256,7 +258,7 @@ static void ofo_free_one(struct tcpsm_sock *sk, struct tcp_ofo *o)
     sk->ofo_n--;
     sk->ofo_bytes -= o->len;
     tcp_mem_uncharge(TS(sk), sizeof(*o) + o->len);
-    free(o);
+    mem_free(o);
 }
 
 /* RCV.NXT moved: the held segments it reached go into the ring, in order.

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "ipv4.h"
 #include "ipv6.h"
 #include "tcp_int.h"
@@ -91,7 +92,7 @@ static uint32_t ehash_idx(const struct tcp_stack *ts, const struct tcpsm_addr *l
 
 int tcp_init(struct tcpsm_stack *st)
 {
-    struct tcp_stack *ts = calloc(1, sizeof(*ts));
+    struct tcp_stack *ts = mem_calloc(1, sizeof(*ts));
     if (!ts)
         return -ENOMEM;
     ts->st = st;
@@ -102,14 +103,14 @@ int tcp_init(struct tcpsm_stack *st)
         n <<= 1;
     ts->emask = n - 1;
     ts->bmask = 1023;
-    ts->ehash = calloc(n, sizeof(*ts->ehash));
-    ts->bhash = calloc(ts->bmask + 1, sizeof(*ts->bhash));
-    ts->lhash = calloc(ts->bmask + 1, sizeof(*ts->lhash));
+    ts->ehash = mem_calloc(n, sizeof(*ts->ehash));
+    ts->bhash = mem_calloc(ts->bmask + 1, sizeof(*ts->bhash));
+    ts->lhash = mem_calloc(ts->bmask + 1, sizeof(*ts->lhash));
     if (!ts->ehash || !ts->bhash || !ts->lhash) {
-        free(ts->ehash);
-        free(ts->bhash);
-        free(ts->lhash);
-        free(ts);
+        mem_free(ts->ehash);
+        mem_free(ts->bhash);
+        mem_free(ts->lhash);
+        mem_free(ts);
         return -ENOMEM;
     }
     ts->tw_tail = &ts->tw_head;
@@ -124,10 +125,10 @@ void tcp_fini(struct tcpsm_stack *st)
         return;
     while (ts->all)
         tcp_sock_free(ts->all);
-    free(ts->ehash);
-    free(ts->bhash);
-    free(ts->lhash);
-    free(ts);
+    mem_free(ts->ehash);
+    mem_free(ts->bhash);
+    mem_free(ts->lhash);
+    mem_free(ts);
     st->tcp = NULL;
 }
 
@@ -233,7 +234,7 @@ struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st)
         st->cnt.tcp_drop_max_socks++;
         return NULL;
     }
-    struct tcpsm_sock *sk = calloc(1, sizeof(*sk));
+    struct tcpsm_sock *sk = mem_calloc(1, sizeof(*sk));
     if (!sk)
         return NULL;
     sk->st = st;
@@ -376,7 +377,7 @@ void tcp_sock_free(struct tcpsm_sock *sk)
     if (sk->anext)
         sk->anext->aprev = sk->aprev;
     ts->nsocks--;
-    free(sk);
+    mem_free(sk);
 }
 
 void tcp_ehash_add(struct tcpsm_sock *sk)

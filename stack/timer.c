@@ -1,4 +1,5 @@
 /* Binary min-heap of deadlines (see timer.h). */
+#include "mem.h"
 #include "timer.h"
 
 #include <errno.h>
@@ -14,7 +15,7 @@ void timer_heap_free(struct tcpsm_timer_heap *h)
 {
     for (uint32_t i = 0; i < h->n; i++)
         h->v[i]->idx = UINT32_MAX;
-    free(h->v);
+    mem_free(h->v);
     timer_heap_init(h);
 }
 
@@ -67,7 +68,7 @@ int timer_set(struct tcpsm_timer_heap *h, struct tcpsm_timer *t, uint64_t deadli
     }
     if (h->n == h->cap) {
         uint32_t cap = h->cap ? h->cap * 2 : 64;
-        struct tcpsm_timer **v = realloc(h->v, (size_t)cap * sizeof(*v));
+        struct tcpsm_timer **v = mem_realloc(h->v, (size_t)h->cap * sizeof(*v), (size_t)cap * sizeof(*v));
         if (!v)
             return -ENOMEM;
         h->v = v;

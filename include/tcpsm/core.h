@@ -220,6 +220,19 @@ struct tcpsm_counters {
     uint64_t tcp_gso_out, tcp_gso_segs;
 };
 
+/* Where the core's memory comes from (process-wide; NULL restores malloc).
+ * The runtime points it at the shared region so that every TCB, buffer and
+ * table lives where all processes of the stack can reach it. Set it before
+ * the first stack is made and never while one lives under another allocator.
+ * alloc returns NULL when out of memory (the core then fails the operation
+ * with -ENOBUFS/-ENOMEM or counts a drop). */
+struct tcpsm_allocator {
+    void *(*alloc)(void *ctx, size_t n);
+    void (*free)(void *ctx, void *p);
+    void *ctx;
+};
+void tcpsm_set_allocator(const struct tcpsm_allocator *a);
+
 /* Create a stack bound to dev. Returns NULL on bad config or no memory. */
 struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm_netdev *dev,
                                     uint64_t now);

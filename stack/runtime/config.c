@@ -306,6 +306,19 @@ int config_from_env(const char *(*getenv_fn)(const char *name), struct rt_settin
     }
     if (path_var(getenv_fn, "TCPSM_PCAP", s->pcap_path, err, errlen) < 0)
         return -1;
+
+    s->shm_mb = SHM_REGION_MB_DEF;
+    v = getenv_fn("TCPSM_SHM_MB");
+    if (v) {
+        char *end;
+        errno = 0;
+        unsigned long mb = strtoul(v, &end, 10);
+        if (errno || end == v || *end || v[0] == '-' || mb < SHM_REGION_MB_MIN ||
+            mb > SHM_REGION_MB_MAX)
+            return bad(err, errlen, "TCPSM_SHM_MB", v, "the shared region's size in MiB, "
+                       "16..65536 (default 512)");
+        s->shm_mb = (unsigned)mb;
+    }
     s->offload = true;
     v = getenv_fn("TCPSM_OFFLOAD");
     if (v) {

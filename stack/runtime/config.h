@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "runtime_log.h"
+#include "shm_region.h"
 
 #define CONFIG_PATH_MAX 4096
 
@@ -26,6 +27,7 @@ struct rt_settings {
     bool trace_stderr;          /* TCPSM_TRACE=1 */
     char trace_path[CONFIG_PATH_MAX];   /* TCPSM_TRACE=<file>, "" = none */
     char pcap_path[CONFIG_PATH_MAX];    /* TCPSM_PCAP=<file>, "" = none */
+    unsigned shm_mb;            /* TCPSM_SHM_MB: the shared region's size */
     bool offload;               /* TCPSM_OFFLOAD (default 1): PACKET_VNET_HDR offloads */
     /* config_ops.c */
     uint32_t sndbuf, rcvbuf, rcvbuf_max;   /* TCPSM_SNDBUF/RCVBUF/RCVBUF_MAX, 0 = default */

@@ -18,18 +18,36 @@
 #define RT_RCVBUF_MAX (4u << 20)   /* receive buffer auto-tuning ceiling */
 
 struct rt_state rt = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cfg_lock = PTHREAD_MUTEX_INITIALIZER,
     .config_result = -2,
     .rx_stop_efd = -1,
+    .rx_ep = -1,
+    .me = -1,
+    .fork_slot = -1,
 };
+
+/* The holder died (kill -9) with the lock: whatever it was doing is left
+ * as it was (each core operation leaves its structures linked at every
+ * step it can be stopped at only in the common cases; counted), and the
+ * processes that are gone are cleaned up. */
+static void lock_recovered(void)
+{
+    pthread_mutex_consistent(&rt.reg->lock);
+    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    rt.sh->lock_recovered++;
+    tcpsm_log(TCPSM_LOG_WARN, "the stack lock's holder died: lock recovered");
+    rt_reap();
+}
 
 /* rt_t_hold is raised before the lock is taken and dropped after it is
  * released: a signal handler never runs while this thread holds it. */
 void rt_lock(void)
 {
     rt_t_hold++;
-    pthread_mutex_lock(&rt.lock);
+    int e = pthread_mutex_lock(&rt.reg->lock);
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    if (__builtin_expect(e == EOWNERDEAD, 0) && rt.sh)
+        lock_recovered();
 }
 
 bool rt_lock_for_exit(void)
@@ -40,21 +58,26 @@ bool rt_lock_for_exit(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 2;
     rt_t_hold++;
-    if (pthread_mutex_timedlock(&rt.lock, &ts) != 0) {
+    int e = pthread_mutex_timedlock(&rt.reg->lock, &ts);
+    if (e != 0 && e != EOWNERDEAD) {
         rt_t_hold--;
         return false;
     }
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    if (e == EOWNERDEAD)
+        lock_recovered();
     return true;
 }
 
 void rt_unlock(void)
 {
-    if (rt.started && !rt.down && rt.timer_sleep_until != 0 &&
-        tcpsm_stack_next_deadline(rt.st) < rt.timer_sleep_until)
-        pthread_cond_signal(&rt.timer_cond);
+    if (rt.started && !rt.down && rt.svc_sleep_until != 0 &&
+        tcpsm_stack_next_deadline(rt.sh->st) < rt.svc_sleep_until) {
+        rt.svc_sleep_until = 0;
+        rt_kick(rt.me);
+    }
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&rt.lock);
+    pthread_mutex_unlock(&rt.reg->lock);
     if (--rt_t_hold == 0 && rt_sig_deferred())
         rt_sig_reraise();       /* handlers deferred while the lock was held run now */
 }
@@ -88,10 +111,10 @@ static void snapshot_kernel_addrs(void)
 
 int tcpsm_rt_config(void)
 {
-    rt_lock();
+    pthread_mutex_lock(&rt.cfg_lock);
     if (rt.config_result != -2) {
         int r = rt.config_result;
-        rt_unlock();
+        pthread_mutex_unlock(&rt.cfg_lock);
         return r;
     }
     char err[512];
@@ -99,17 +122,22 @@ int tcpsm_rt_config(void)
     if (r == 1 && (config_check_host(&rt.set, err, sizeof(err)) < 0 ||
                    config_check_files(&rt.set, err, sizeof(err)) < 0))
         r = -1;
+    /* The stack belongs to the address: attach to its shared region now,
+     * so that every lock from here on is the region's. */
+    if (r == 1 && rt_attach(err, sizeof(err)) < 0)
+        r = -1;
     if (r < 0) {
         tcpsm_log(TCPSM_LOG_ERROR, "%s", err);
     } else {
         tcpsm_log_set_level(rt.set.log_level);
         if (r == 1) {
             snapshot_kernel_addrs();
+            rt_alloc_install();
             rt_atfork_install();
         }
     }
     rt.config_result = r;
-    rt_unlock();
+    pthread_mutex_unlock(&rt.cfg_lock);
     return r;
 }
 
@@ -117,7 +145,7 @@ bool tcpsm_rt_enabled(void)
 {
     if (rt.config_result == -2)
         tcpsm_rt_config();
-    return rt.config_result == 1 && !rt.child;
+    return rt.config_result == 1 && rt.me >= 0;
 }
 
 /* ------------------------------------------------------------ start */
@@ -151,12 +179,14 @@ static bool active_state(int s)
 static void on_trace(void *ctx, const struct tcpsm_trace_event *ev)
 {
     (void)ctx;
-    rt.nactive += (long)active_state(ev->new_state) - (long)active_state(ev->old_state);
+    rt.sh->nactive += (long)active_state(ev->new_state) - (long)active_state(ev->old_state);
     if (rt.trace)
         trace_log_event(rt.trace, ev);
     if (!active_state(ev->new_state))
         rt_wake_pollers();      /* the exit path waits as a poller */
 }
+
+static int stack_make(uint64_t now);
 
 static int start_locked(void)
 {
@@ -192,42 +222,20 @@ static int start_locked(void)
         rt_fd_own(trace_log_fd(rt.trace));
     }
 
-    struct tcpsm_config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.addr = rt.set.addr;
-    cfg.prefix_len = rt.set.prefix_len;
-    cfg.gateway = rt.set.gateway;
-    memcpy(cfg.addr6, rt.set.addr6, 16);
-    cfg.prefix6_len = rt.set.prefix6_len;
-    memcpy(cfg.gateway6, rt.set.gateway6, 16);
-    memcpy(cfg.mac, rt.set.mac, 6);
-    /* RFC 6528: the ISN key must be secret and unpredictable. */
-    if (getrandom(cfg.secret, sizeof(cfg.secret), 0) != (ssize_t)sizeof(cfg.secret)) {
-        tcpsm_log(TCPSM_LOG_ERROR, "getrandom: %s", strerror(errno));
-        r = -EIO;
-        goto fail;
+    bool made = false;
+    if (!rt.sh->st) {
+        r = stack_make(now);
+        if (r < 0)
+            goto fail;
+        made = true;
     }
-    /* Linux grows a bulk receiver's buffer (tcp_rmem[2]); with the core's
-     * fixed 256 KiB a kernel sender on veth stalls on a full window
-     * whenever the reader or the receive thread is descheduled a moment. */
-    cfg.rcvbuf_max = rt.set.rcvbuf_max ? rt.set.rcvbuf_max : RT_RCVBUF_MAX;
-    cfg.mem_max = rt.set.mem_max;
-    cfg.sndbuf = rt.set.sndbuf;         /* TCPSM_SNDBUF/TCPSM_RCVBUF; 0: the core's default */
-    cfg.rcvbuf = rt.set.rcvbuf;
-    cfg.sock_event = rt_sock_event;
-    cfg.trace = on_trace;
-    rt.st = tcpsm_stack_new(&cfg, &rt.np.dev, now);
-    if (!rt.st) {
-        tcpsm_log(TCPSM_LOG_ERROR, "cannot create the stack (out of memory?)");
-        r = -ENOMEM;
-        goto fail;
-    }
-    rt.t0 = now;
     r = rt_threads_start();
     if (r < 0) {
         tcpsm_log(TCPSM_LOG_ERROR, "cannot start the stack threads: %s", strerror(-r));
-        tcpsm_stack_free(rt.st);
-        rt.st = NULL;
+        if (made) {
+            tcpsm_stack_free(rt.sh->st);
+            rt.sh->st = NULL;
+        }
         goto fail;
     }
     rt.started = true;
@@ -235,12 +243,13 @@ static int start_locked(void)
     char a6[INET6_ADDRSTRLEN] = "-";
     if (rt.set.prefix6_len)
         inet_ntop(AF_INET6, rt.set.addr6, a6, sizeof(a6));
-    tcpsm_log(TCPSM_LOG_INFO, "stack up on %s: %u.%u.%u.%u/%u %s/%u mac "
-              "%02x:%02x:%02x:%02x:%02x:%02x mtu %u offloads %s", rt.set.ifname, rt.set.addr >> 24,
+    tcpsm_log(TCPSM_LOG_INFO, "stack %s on %s: %u.%u.%u.%u/%u %s/%u mac "
+              "%02x:%02x:%02x:%02x:%02x:%02x mtu %u offloads %s, shared region %s",
+              made ? "up" : "joined", rt.set.ifname, rt.set.addr >> 24,
               (rt.set.addr >> 16) & 255, (rt.set.addr >> 8) & 255, rt.set.addr & 255,
               rt.set.prefix_len, a6, rt.set.prefix6_len, rt.set.mac[0], rt.set.mac[1],
               rt.set.mac[2], rt.set.mac[3], rt.set.mac[4], rt.set.mac[5], rt.np.dev.mtu,
-              rt.np.vnet ? "on (vnet header: csum, tso)" : "off");
+              rt.np.vnet ? "on (vnet header: csum, tso)" : "off", rt.reg_name);
     return 0;
 fail:
     if (rt.trace) {
@@ -258,49 +267,91 @@ fail:
     return r;
 }
 
+/* The first process to start makes the stack, in the shared region. */
+static int stack_make(uint64_t now)
+{
+    struct tcpsm_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.addr = rt.set.addr;
+    cfg.prefix_len = rt.set.prefix_len;
+    cfg.gateway = rt.set.gateway;
+    memcpy(cfg.addr6, rt.set.addr6, 16);
+    cfg.prefix6_len = rt.set.prefix6_len;
+    memcpy(cfg.gateway6, rt.set.gateway6, 16);
+    memcpy(cfg.mac, rt.set.mac, 6);
+    /* RFC 6528: the ISN key must be secret and unpredictable. */
+    if (getrandom(cfg.secret, sizeof(cfg.secret), 0) != (ssize_t)sizeof(cfg.secret)) {
+        tcpsm_log(TCPSM_LOG_ERROR, "getrandom: %s", strerror(errno));
+        return -EIO;
+    }
+    /* Linux grows a bulk receiver's buffer (tcp_rmem[2]); with the core's
+     * fixed 256 KiB a kernel sender on veth stalls on a full window
+     * whenever the reader or the receive thread is descheduled a moment. */
+    cfg.rcvbuf_max = rt.set.rcvbuf_max ? rt.set.rcvbuf_max : RT_RCVBUF_MAX;
+    cfg.mem_max = rt.set.mem_max;
+    cfg.sndbuf = rt.set.sndbuf;         /* TCPSM_SNDBUF/TCPSM_RCVBUF; 0: the core's default */
+    cfg.rcvbuf = rt.set.rcvbuf;
+    cfg.sock_event = rt_sock_event;
+    cfg.trace = on_trace;
+    rt.sh->st = tcpsm_stack_new(&cfg, &rt.np.dev, now);
+    rt.sh->image = rt_image();
+    if (!rt.sh->st) {
+        tcpsm_log(TCPSM_LOG_ERROR, "cannot create the stack: shared region too small "
+                  "(TCPSM_SHM_MB=%u)", rt.set.shm_mb);
+        return -ENOBUFS;
+    }
+    rt.sh->t0 = now;
+    return 0;
+}
+
 /* ------------------------------------------------------------ helpers */
 
-/* Under lock: the socket is usable (stack up, not in a forked child). */
+/* Under lock, before this process sleeps on the stack (rt_wait, a poller,
+ * an epoll instance): a forked child starts its own threads then (it has
+ * the link socket already: the parent's, inherited). Only a process with a
+ * service thread can be woken by another process, and one that never
+ * sleeps needs none: a child that forks, works a moment and _exit()s does
+ * not leave threads to die inside the stack lock. */
+int rt_proc_ready(void)
+{
+    if (__builtin_expect(rt.need_threads, 0)) {
+        if (rt.down || rt.exiting || rt.me < 0)
+            return -ENETDOWN;
+        int r = rt_threads_start();
+        if (r < 0) {
+            tcpsm_log(TCPSM_LOG_ERROR, "cannot start the stack threads: %s", strerror(-r));
+            return -ENETDOWN;
+        }
+        rt.need_threads = false;
+    }
+    return 0;
+}
+
+/* Under lock: the socket is usable (stack up, this process attached and
+ * holding it). */
 static int usable(const struct tcpsm_sock *sk)
 {
     if (!sk)
         return -EBADF;
-    if (rt.child || rt.down || rt.exiting || !rt.started)
+    if (rt.down || rt.exiting || !rt.started || rt.me < 0)
         return -ENETDOWN;
     return 0;
 }
 
 static struct rt_sock *wrap(struct tcpsm_sock *sk)
 {
-    struct rt_sock *rs = calloc(1, sizeof(*rs));
+    struct rt_sock *rs = rt_alloc(sizeof(*rs));
     if (!rs)
         return NULL;
+    if (rt_id_new(rs) < 0) {
+        rt_free(rs);
+        return NULL;
+    }
     rs->sk = sk;
-    rs->next = rt.socks;
-    if (rt.socks)
-        rt.socks->prev = rs;
-    rt.socks = rs;
+    rs->users = 1;
+    rt_hold(rs);
     tcpsm_sock_set_user(sk, rs);
     return rs;
-}
-
-/* Under lock: the application's reference is gone; free when no blocked
- * call still uses rs. */
-static void unwrap(struct rt_sock *rs)
-{
-    if (rs->sk)
-        tcpsm_sock_set_user(rs->sk, NULL);
-    rs->sk = NULL;
-    if (rs->prev)
-        rs->prev->next = rs->next;
-    else if (rt.socks == rs)
-        rt.socks = rs->next;
-    if (rs->next)
-        rs->next->prev = rs->prev;
-    rs->next = rs->prev = NULL;
-    rt_wake_sock(rs);
-    if (rs->refs == 0)
-        free(rs);
 }
 
 static uint64_t deadline_of(int64_t timeout_ns)
@@ -316,7 +367,6 @@ static uint64_t deadline_of(int64_t timeout_ns)
 struct blocker {
     struct rt_sock *rs;
     struct rt_waiter *w;
-    struct rt_wqe q;            /* on rs's wait queue */
     bool active;                /* registered: block_end has work to do */
     unsigned seq0;              /* rt_t_sigseq at registration: a handler since gives EINTR */
     struct blocker *outer;      /* w->blocker before (a handler's call inside a call) */
@@ -331,7 +381,9 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
     if (!b->rs)
         return -EBADF;
     b->rs->refs++;
-    rt_sock_wait_add(b->rs, &b->q, b->w);
+    /* The entry lives in the waiter (shared region): another process's
+     * event walks rs's queue. */
+    rt_sock_wait_add(b->rs, &b->w->bq, b->w);
     b->active = true;
     b->seq0 = rt_t_sigseq;
     b->outer = b->w->blocker;
@@ -365,7 +417,7 @@ static void block_end(struct blocker *b)
     if (!b->active)
         return;
     b->active = false;
-    rt_sock_wait_del(&b->q);
+    rt_sock_wait_del(&b->w->bq);
     rt_sock_unref(b->rs);
     rt_lead_leave(b->w);
     b->w->blocker = b->outer;
@@ -414,7 +466,7 @@ bool tcpsm_rt_routable(in_addr_t dst_be)
     rt_lock();
     bool ok;
     if (rt.started && !rt.down) {
-        ok = tcpsm_stack_routable(rt.st, dst);
+        ok = tcpsm_stack_routable(rt.sh->st, dst);
     } else {
         /* Same rule as the core, from the configuration alone. */
         uint32_t mask = rt.set.prefix_len ? ~0u << (32 - rt.set.prefix_len) : 0;
@@ -438,7 +490,7 @@ bool tcpsm_rt_routable_addr(const struct tcpsm_addr *dst)
     rt_lock();
     bool ok;
     if (rt.started && !rt.down) {
-        ok = tcpsm_stack_routable_addr(rt.st, dst);
+        ok = tcpsm_stack_routable_addr(rt.sh->st, dst);
     } else {
         /* from the configuration alone: on-link, link-local, or any with a
          * router (given, or to come from an advertisement) */
@@ -458,15 +510,24 @@ int tcpsm_socket(struct tcpsm_sock **out)
         return -ENETDOWN;
     rt_lock();
     int r = 0;
-    if (rt.down)
+    if (rt.down || rt.me < 0)
         r = -ENETDOWN;
-    else if (!rt.started && !rt.start_failed && start_locked() < 0)
+    else if (!rt_native()) {
+        /* Another program made the stack; sharing it between programs is
+         * not done yet (README, Process model). */
+        static bool said;
+        if (!said)
+            tcpsm_log(TCPSM_LOG_ERROR, "the stack on %s for this address belongs to another "
+                      "program (%s): this one cannot use it", rt.set.ifname, rt.reg_name);
+        said = true;
+        r = -ENETDOWN;
+    } else if (!rt.started && !rt.start_failed && start_locked() < 0)
         rt.start_failed = true;
     if (r == 0 && !rt.started)
         r = -ENETDOWN;
     struct tcpsm_sock *sk = NULL;
     if (r == 0)
-        r = tcpsm_sock_new(rt.st, &sk);
+        r = tcpsm_sock_new(rt.sh->st, &sk);
     if (r == 0 && !wrap(sk)) {
         tcpsm_sock_close(sk, rt_now());
         r = -ENOBUFS;
@@ -823,13 +884,19 @@ int tcpsm_close(struct tcpsm_sock *sk)
     if (!sk)
         return -EBADF;
     rt_lock();
-    if (rt.child || rt.down || rt.exiting) {
-        /* The forked child does not own the parent's connections, and from
-         * the start of exit the runtime closes them: only forget the socket. */
+    /* From the start of exit the runtime closes them (and a process
+     * without a slot holds nothing): only forget the socket. */
+    struct rt_sock *rs = rt.down || rt.exiting || rt.me < 0 ? NULL : tcpsm_sock_user(sk);
+    if (!rs || !rt_held(rs)) {
         rt_unlock();
         return 0;
     }
-    struct rt_sock *rs = tcpsm_sock_user(sk);
+    if (rs->users > 1) {
+        /* Another process holds it too (fork): the connection goes on. */
+        rt_release(rs, false);
+        rt_unlock();
+        return 0;
+    }
     int linger = -1;
     tcpsm_sock_getopt(sk, TCPSM_OPT_LINGER, &linger);
     int s = tcpsm_sock_state(sk);
@@ -844,7 +911,7 @@ int tcpsm_close(struct tcpsm_sock *sk)
                 ;
             /* Another thread may have closed it while we slept: then it is
              * not ours to close (and rs may go with block_end). */
-            bool gone = !rs->sk;
+            bool gone = !rs->sk || !rt_held(rs);
             block_end(&b);
             if (gone) {
                 rt_unlock();
@@ -852,9 +919,7 @@ int tcpsm_close(struct tcpsm_sock *sk)
             }
         }
     }
-    if (rs)
-        unwrap(rs);
-    tcpsm_sock_close(sk, rt_now());
+    rt_release(rs, false);
     rt_unlock();
     return 0;
 }

@@ -1,7 +1,8 @@
 /* Runtime internals shared by runtime*.c (internal header).
  *
- * THE LOCK. One mutex (rt.lock) protects the protocol core and everything
- * below; the core is only ever called with it held. Lock order: the shim's
+ * THE LOCK. One mutex (the stack lock: a robust process-shared mutex in the
+ * shared region, rt_lock) protects the protocol core and everything below;
+ * the core is only ever called with it held. Lock order: the shim's
  * locks (table, epoll), then rt.lock; nothing is taken while rt.lock is
  * held except the kernel's.
  *
@@ -38,40 +39,21 @@
  *      registration of the thread is withdrawn under the lock (wait-queue
  *      entries, poll watches, the link's lead): a siglongjmp out of the
  *      handler leaves nothing that points into the abandoned frame.
- *   4. fork(): rt.lock is taken around fork (runtime_exit.c); the child has
+ *   4. fork(): the stack lock is taken around fork (runtime_procs.c); the child has
  *      no stack threads, no leader and no followers.
  *   5. The receive and timer threads block every signal.
  *
- * DESIGN FOR SHARED MEMORY (the processes issue: one stack shared by the
- * processes that use its address). What has to move into the shared region
- * and how it can, without raw per-process pointers:
- *   - rt.lock becomes a robust process-shared lock word (futex; owner tid +
- *     FUTEX_OWNER_DIED recovery), with Onload-style deferred-work flags in
- *     the same word: a thread that cannot take the lock sets "rx pending" /
- *     "timers due" and leaves the work to the holder instead of sleeping.
- *   - The leader is a word in the region (tid of the thread polling the
- *     link, 0 if none) taken with compare-and-swap; followers are counted,
- *     not listed. The link socket itself is per process (an fd), so each
- *     process that attaches opens its own AF_PACKET socket on the same
- *     fanout group (PACKET_FANOUT_HASH keeps a flow on one socket) or one
- *     process owns the link and the others only ever follow.
- *   - Wait queues: an entry names its waiter by (process index, waiter
- *     index) into a per-region waiter table, not by pointer; a waiter's
- *     wake-up is a futex word in that table (FUTEX_WAKE across processes)
- *     instead of an eventfd, or an eventfd the owning process reads, with
- *     a per-process relay thread turning futex wake-ups into eventfd writes
- *     for the threads that sleep in poll/epoll with kernel fds.
- *   - Socket handles (rt_sock) and epoll items become indices into region
- *     tables with generation counters (an index whose generation moved is
- *     stale: EBADF), so references survive mapping at other addresses.
- *   - The epoll ready list is a list of item indices in the region; each
- *     instance's "non-empty" notification is a futex word plus, per process
- *     holding the epoll fd, an eventfd in its real epoll set (a relay), since
- *     eventfds cannot be written from another process without passing them.
- *   - Signals stay per process and per thread (TLS: rt_t_hold, rt_t_sigseq,
- *     rt_t_in_wait); a dead process's registrations are found by its process
- *     index and dropped when the robust lock reports its death.
- * Today all of this is single-process: pointers, one mutex, eventfds.
+ * SHARED MEMORY (runtime_procs.c, shm_region.c; README "Process model").
+ * The stack is shared by a process and its forked children: the core's
+ * memory and everything a socket event can reach (rt_sock, waiters, wait
+ * queue entries, epoll instances and items, the process table) lives in a
+ * region mapped at the same fixed address in every process, so plain
+ * pointers stay valid. A waiter's or instance's eventfd is valid only in
+ * its process: another process marks it and kicks that process's service
+ * thread (a futex word in its slot), which writes it. Per process: the fd
+ * table, the link socket (inherited by fork), the threads, the leader and
+ * followers, signal state (TLS). A process whose copy of the library is
+ * elsewhere (exec'd, started separately) may not run the core (rt_native).
  */
 #ifndef TCPSM_RUNTIME_H
 #define TCPSM_RUNTIME_H
@@ -84,8 +66,14 @@
 #include "config.h"
 #include "netdev_packet.h"
 #include "pcap_writer.h"
+#include "shm_region.h"
 #include "tcpsm/tcpsm.h"
 #include "trace_log.h"
+
+/* Processes sharing one stack, at most (a slot each in the region). */
+#define RT_MAX_PROCS 256
+/* Sockets the applications hold at once, over all processes. */
+#define RT_MAX_IDS 65536u
 
 struct rt_sock;
 
@@ -98,10 +86,17 @@ struct rt_wqe {
     struct rt_wqe *next, *prev;
 };
 
-/* A thread's wait handle: one eventfd per thread, created on first use. */
+/* A thread's wait handle, in the shared region: one eventfd per thread
+ * (valid in its own process only), created on first use. A signal from
+ * another process cannot write that eventfd: it marks the waiter `remote`
+ * and kicks the owner's service thread, which writes it. */
 struct rt_waiter {
     int efd;
-    bool signalled;             /* an eventfd write is pending (under rt.lock) */
+    uint16_t proc;              /* owner's slot in rt_shared.procs */
+    bool remote;                /* signalled from another process, not yet relayed */
+    struct rt_waiter *w_next, *w_prev;  /* on its process's list */
+    struct rt_wqe bq;           /* the entry of its blocking call (one at a time) */
+    bool signalled;             /* an eventfd write is pending (under the lock) */
     bool polling;               /* between tcpsm_poller_begin and _end */
     bool leading;               /* polls the link for everyone (rt.leader == this) */
     bool following;             /* on rt.followers: asleep, may be asked to lead */
@@ -117,21 +112,64 @@ struct rt_waiter {
     void *blocker;
 };
 
-/* The runtime's side of a socket the application holds (tcpsm_sock_user). */
+/* The runtime's side of a socket some application holds (tcpsm_sock_user),
+ * in the shared region. */
 struct rt_sock {
-    struct tcpsm_sock *sk;      /* NULL once closed: blocked callers then return -EBADF */
-    struct rt_sock *next, *prev;        /* rt.socks */
+    struct tcpsm_sock *sk;      /* NULL once closed everywhere: blocked callers get -EBADF */
+    uint32_t id;                /* index in rt_shared.socks and the held bitmaps */
+    unsigned users;             /* processes holding it (an open file description each) */
     struct rt_wqe *waiters;     /* wait queue: blocked calls and poll/select threads */
     struct tcpsm_epitem *epitems;       /* epoll items watching this socket */
-    unsigned refs;              /* blocked calls and epoll items (the application's own is sk != NULL) */
+    unsigned refs;              /* blocked calls, poll entries and epoll items (any process) */
     /* What the last observer saw (rt_note_seen) or the last event reported:
      * an event that changes neither, and brings no data, wakes nobody. */
     unsigned last_events;
     int last_state;
+    /* Closed by a process that may not run the core (rt_native): waits on
+     * rt_shared.deferred for one that may. */
+    bool deferred, d_abort;
+    struct rt_sock *d_next;
+};
+
+/* One process attached to the stack. */
+struct rt_proc {
+    _Atomic int pid;            /* 0 free; -1 reserved by a fork in progress */
+    _Atomic uint32_t futex;     /* bumped to wake the service thread */
+    bool kicked;                /* a kick is pending (under the lock) */
+    bool left;                  /* exited normally; the slot waits for the pid to go */
+    bool driving;               /* its receive and service threads run */
+    uintptr_t image;            /* where its copy of the library is (rt_native) */
+    uint32_t nheld;             /* bits set in held */
+    uint64_t reserved_at;       /* when a fork reserved the slot */
+    struct rt_waiter *waiters;  /* every waiter of this process */
+    struct tcpsm_ep *ep_pending;        /* its epoll instances other processes made ready */
+    struct tcpsm_ep *eps;               /* its epoll instances */
+    uint64_t held[RT_MAX_IDS / 64];     /* the sockets it holds */
+};
+
+/* The runtime's state shared by every process of the stack (region root). */
+struct rt_shared {
+    struct tcpsm_stack *st;     /* made by the first process to start */
+    /* The stack holds code addresses (timer callbacks, congestion control,
+     * the link and event callbacks) of the process that made it: only
+     * processes with the library at the same address (it and its forked
+     * children) run the core. */
+    uintptr_t image;
+    struct rt_sock *deferred;   /* closes left by other processes (rt_sock.deferred) */
+    uint64_t t0;
+    struct rt_proc procs[RT_MAX_PROCS];
+    struct rt_sock *socks[RT_MAX_IDS];
+    uint32_t next_id;           /* where the search for a free id starts */
+    uint32_t nsocks;
+    struct rt_waiter *pollers;
+    long nactive;               /* connections not yet closed (from trace events) */
+    uint64_t lock_recovered;    /* lock taken over from a dead holder */
+    uint64_t procs_reaped;      /* processes gone without leaving (kill -9) */
+    uint64_t no_id;             /* socket creations refused: RT_MAX_IDS */
 };
 
 struct rt_state {
-    pthread_mutex_t lock;
+    pthread_mutex_t cfg_lock;   /* the configuration, before the region exists */
     _Atomic unsigned long owner;        /* pthread_self() of the rt_lock() holder, 0 if none */
     int config_result;          /* tcpsm_rt_config(): 1, 0, -1; -2 not yet read */
     struct rt_settings set;
@@ -140,31 +178,34 @@ struct rt_state {
     uint8_t kaddr6[32][16];     /* and IPv6 ones */
     unsigned nkaddr6;
 
-    bool started, start_failed, down, child;
+    struct shm_region *reg;     /* mapped at config time */
+    struct rt_shared *sh;       /* reg->root */
+    char reg_name[128];
+    int me;                     /* this process's slot in sh->procs, -1 before attach */
+    int fork_slot;              /* slot reserved for the child of a fork in progress */
+
+    /* This process's threads and link run (started); a forked child starts
+     * its own on first use (need_threads). */
+    bool started, start_failed, down, need_threads;
     /* Exit has begun: it closes (and the core may free) sockets the application still holds,
      * so from here on the application's handles are not dereferenced. */
     bool exiting;
-    struct tcpsm_stack *st;
     struct netdev_packet np;
     struct pcap_writer *pcap;
     struct trace_log *trace;
-    uint64_t t0;
 
-    pthread_t rx_thr, timer_thr;
-    int rx_stop_efd;
-    pthread_cond_t timer_cond;  /* CLOCK_MONOTONIC */
-    uint64_t timer_sleep_until; /* deadline the timer thread sleeps to, 0 when awake */
-    bool timer_stop;
+    pthread_t rx_thr, svc_thr;
+    int rx_stop_efd, rx_ep;
+    uint64_t svc_sleep_until;   /* deadline the service thread sleeps to, 0 when awake */
+    bool svc_stop;
 
-    struct rt_sock *socks;      /* held by the application */
-    struct rt_waiter *pollers;
-    /* Leader/follower receive (runtime_wait.c): the thread polling the link
-     * while it sleeps, the others asleep, and when the last leader left
-     * (the receive thread stays off the link for RX_PARK_NS after it). */
+    /* Leader/follower receive (runtime_wait.c), within this process: the
+     * thread polling the link while it sleeps, the others asleep, and when
+     * the last leader left (the receive thread stays off the link for
+     * RX_PARK_NS after it). */
     struct rt_waiter *leader, *followers;
     _Atomic bool lead_active;
     _Atomic uint64_t lead_last;
-    long nactive;               /* connections not yet closed (from trace events) */
 };
 
 extern struct rt_state rt;
@@ -181,6 +222,7 @@ bool rt_lock_for_exit(void);
 /* Unlocks; first re-arms the timer thread if the core's next deadline moved
  * earlier than the one it sleeps to. */
 void rt_unlock(void);
+int rt_proc_ready(void);        /* under lock: see runtime.c */
 
 /* runtime_wait.c */
 struct rt_waiter *rt_waiter_self(void);         /* NULL with errno if no eventfd */
@@ -210,12 +252,21 @@ void rt_fd_disown(int fd);
 void rt_note_seen(struct rt_sock *rs);
 /* The core's sock_event callback. */
 void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events);
+/* Under lock, in the service thread: write the eventfds of this process's
+ * waiters and epoll instances that other processes signalled. */
+void rt_relay_remote(void);
+void rt_wait_fork_child(void);  /* fork child: forget the parent's waiter */
 
 /* runtime_epoll.c */
 /* Under lock, from rt_sock_event: `key` holds the bits that changed (and
  * POLLIN for an arrival); queues the items that care on their instances'
  * ready lists (Linux ep_poll_callback). */
 void rt_ep_sock_event(struct rt_sock *rs, unsigned key);
+struct rt_proc;
+/* Under lock, in the service thread: write the eventfds of this process's
+ * instances that other processes made ready. */
+void rt_ep_relay(struct rt_proc *p);
+void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
 
 /* runtime_signal.c */
 extern __thread volatile unsigned rt_t_sigseq;  /* handlers that ran on this thread */
@@ -234,8 +285,30 @@ void rt_blockers_cancel(struct rt_waiter *w);
 /* runtime_thread.c */
 int rt_threads_start(void);     /* under lock; 0 or -errno */
 void rt_threads_stop(void);     /* called WITHOUT the lock held; joins */
+void rt_kick(int proc);         /* under lock: wake that process's service thread */
+/* fork child (the parent holds the lock): this process has no threads yet
+ * (started on first use, with the inherited link socket). */
+void rt_fork_child_reset(int parent);
 
-/* runtime_exit.c */
+/* runtime_procs.c: process slots, held sockets, fork, dead processes */
+int rt_attach(char *err, size_t errlen);        /* config time: map the region, take a slot */
+void rt_alloc_install(void);    /* the core allocates from the region */
+void *rt_alloc(size_t n);       /* under lock: zeroed region memory, NULL when exhausted */
+void rt_free(void *p);
+bool rt_held(const struct rt_sock *rs);
+void rt_hold(struct rt_sock *rs);       /* this process now holds rs */
+int rt_id_new(struct rt_sock *rs);      /* -1 when all RT_MAX_IDS are in use */
+void rt_id_free(struct rt_sock *rs);
+/* Under lock: drop this process's reference to rs; the last reference
+ * anywhere closes the socket (abort: with a reset). */
+void rt_release(struct rt_sock *rs, bool abort);
+void rt_reap(void);             /* under lock: forget processes that died */
+int rt_live_others(void);       /* under lock: other processes keeping the stack alive */
+bool rt_others_attached(void);  /* under lock: any other slot in use */
+uintptr_t rt_image(void);       /* this process's library address */
+bool rt_native(void);           /* under lock: this process may run the core */
+void rt_run_deferred(void);     /* under lock, native: the closes others left */
+void rt_leave(void);            /* under lock: this process detaches */
 void rt_atfork_install(void);
 
 #endif

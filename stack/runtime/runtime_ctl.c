@@ -194,3 +194,19 @@ void rt_ctl_stop(void)
     syscall(SYS_unlinkat, AT_FDCWD, sock_path, 0);
     syscall(SYS_unlinkat, AT_FDCWD, stat_path, 0);
 }
+
+/* fork child: the control thread stayed in the parent, and so do its
+ * socket and files (named after the parent's pid): forget them here
+ * without touching them (a forked child publishes no stats of its own). */
+void rt_ctl_fork_child(void)
+{
+    if (!ctl_running)
+        return;
+    ctl_running = false;
+    rt_fd_disown(ctl_fd);
+    syscall(SYS_close, ctl_fd);
+    ctl_fd = -1;
+    rt_fd_disown(ctl_stop_efd);
+    syscall(SYS_close, ctl_stop_efd);
+    ctl_stop_efd = -1;
+}

@@ -15,7 +15,12 @@
  * epoll fd nested in another epoll set, poll or select reports readiness
  * there through the kernel.
  *
- * Everything here is under rt.lock. Items hold a reference on their
+ * Instances and items live in the shared region (an event may be handled
+ * by any process of the stack); the eventfd is valid only in the process
+ * that made the instance, so another process marks the instance pending
+ * and kicks that process's service thread, which writes it (rt_ep_relay).
+ *
+ * Everything here is under the stack lock. Items hold a reference on their
  * socket's rt_sock, so a socket closed while an item exists stays valid
  * until the item goes (it is then never reported). */
 #include <errno.h>
@@ -40,6 +45,10 @@ struct tcpsm_epitem {
 
 struct tcpsm_ep {
     int efd;                    /* readable while the ready list is non-empty */
+    uint16_t proc;              /* the process whose fd efd is */
+    bool pending;               /* on its process's ep_pending list: efd to be written */
+    struct tcpsm_ep *pend_next;
+    struct tcpsm_ep *e_next, *e_prev;   /* its process's instances */
     bool efd_set;
     unsigned sleeping;          /* threads waiting on this instance (EPOLLEXCLUSIVE) */
     unsigned nitems;
@@ -47,6 +56,49 @@ struct tcpsm_ep {
 };
 
 #define EP_FLAGS (EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE | EPOLLWAKEUP)
+
+/* An instance belongs to the process that made it: after fork the child's
+ * copy of the epoll fd finds the same instance, but only its maker may
+ * change or free it (the child's copies of the shim's records would
+ * otherwise free what the parent still uses). In another process every
+ * call below is a no-op: an epoll instance inherited across fork reports
+ * stack sockets only in the process that made it. */
+static bool mine(const struct tcpsm_ep *ep)
+{
+    return ep && rt.me >= 0 && ep->proc == rt.me;
+}
+
+/* Makes efd readable (the caller set efd_set). */
+static void efd_raise(struct tcpsm_ep *ep)
+{
+    if (ep->proc >= RT_MAX_PROCS)
+        return;                 /* its process is gone */
+    if (ep->proc != rt.me) {
+        struct rt_proc *p = &rt.sh->procs[ep->proc];
+        if (!ep->pending) {
+            ep->pending = true;
+            ep->pend_next = p->ep_pending;
+            p->ep_pending = ep;
+        }
+        rt_kick(ep->proc);
+        return;
+    }
+    uint64_t one = 1;
+    syscall(SYS_write, ep->efd, &one, sizeof(one));
+}
+
+void rt_ep_relay(struct rt_proc *p)
+{
+    while (p->ep_pending) {
+        struct tcpsm_ep *ep = p->ep_pending;
+        p->ep_pending = ep->pend_next;
+        ep->pending = false;
+        if (ep->efd_set) {
+            uint64_t one = 1;
+            syscall(SYS_write, ep->efd, &one, sizeof(one));
+        }
+    }
+}
 
 static void rd_add(struct tcpsm_epitem *it)
 {
@@ -63,8 +115,7 @@ static void rd_add(struct tcpsm_epitem *it)
     ep->rd_tail = it;
     if (!ep->efd_set) {
         ep->efd_set = true;
-        uint64_t one = 1;
-        syscall(SYS_write, ep->efd, &one, sizeof(one));
+        efd_raise(ep);
     }
 }
 
@@ -88,7 +139,7 @@ static void rd_del(struct tcpsm_epitem *it)
 /* The eventfd follows the list: cleared once it is empty. */
 static void efd_sync(struct tcpsm_ep *ep)
 {
-    if (ep->efd_set && !ep->rd_head) {
+    if (ep->efd_set && !ep->rd_head && ep->proc == rt.me) {
         uint64_t v;
         syscall(SYS_read, ep->efd, &v, sizeof(v));
         ep->efd_set = false;
@@ -116,16 +167,28 @@ void rt_ep_sock_event(struct rt_sock *rs, unsigned key)
 
 int tcpsm_ep_new(struct tcpsm_ep **out)
 {
-    struct tcpsm_ep *ep = calloc(1, sizeof(*ep));
+    rt_lock();
+    struct tcpsm_ep *ep = rt.me < 0 ? NULL : rt_alloc(sizeof(*ep));
+    rt_unlock();
     if (!ep)
         return -ENOMEM;
     long fd = syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) {
         int e = errno;
-        free(ep);
+        rt_lock();
+        rt_free(ep);
+        rt_unlock();
         return -e;
     }
     ep->efd = (int)fd;
+    rt_lock();
+    ep->proc = (uint16_t)rt.me;
+    struct rt_proc *p = &rt.sh->procs[rt.me];
+    ep->e_next = p->eps;
+    if (p->eps)
+        p->eps->e_prev = ep;
+    p->eps = ep;
+    rt_unlock();
     rt_fd_own(ep->efd);
     *out = ep;
     return 0;
@@ -166,14 +229,18 @@ static uint32_t item_poll(const struct tcpsm_epitem *it)
 int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, uint32_t events, uint64_t data,
                  struct tcpsm_epitem **out)
 {
-    struct tcpsm_epitem *it = calloc(1, sizeof(*it));
-    if (!it)
-        return -ENOMEM;
+    if (!ep)
+        return -EBADF;
     rt_lock();
-    struct rt_sock *rs = sk ? tcpsm_sock_user(sk) : NULL;
-    if (!rs || !rs->sk || rt.down) {
+    struct tcpsm_epitem *it = rt.me < 0 ? NULL : rt_alloc(sizeof(*it));
+    if (!it) {
         rt_unlock();
-        free(it);
+        return -ENOMEM;
+    }
+    struct rt_sock *rs = sk ? tcpsm_sock_user(sk) : NULL;
+    if (!rs || !rs->sk || rt.down || !mine(ep)) {
+        rt_free(it);
+        rt_unlock();
         return -EBADF;
     }
     it->ep = ep;
@@ -197,6 +264,10 @@ int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, uint32_t events, ui
 int tcpsm_ep_mod(struct tcpsm_epitem *it, uint32_t events, uint64_t data)
 {
     rt_lock();
+    if (!mine(it->ep)) {
+        rt_unlock();
+        return -EBADF;
+    }
     it->events = events;
     it->data = data;
     it->disarmed = false;
@@ -210,11 +281,15 @@ int tcpsm_ep_mod(struct tcpsm_epitem *it, uint32_t events, uint64_t data)
 void tcpsm_ep_del(struct tcpsm_epitem *it)
 {
     rt_lock();
+    if (!mine(it->ep)) {
+        rt_unlock();
+        return;
+    }
     struct tcpsm_ep *ep = it->ep;
     item_unlink(it);
     efd_sync(ep);
+    rt_free(it);
     rt_unlock();
-    free(it);
 }
 
 void tcpsm_ep_free(struct tcpsm_ep *ep)
@@ -222,40 +297,85 @@ void tcpsm_ep_free(struct tcpsm_ep *ep)
     if (!ep)
         return;
     rt_lock();
+    if (!mine(ep)) {
+        /* A copy inherited across fork: only this process's fd goes. */
+        int fd = ep->proc == UINT16_MAX || rt.me < 0 ? -1 : ep->efd;
+        rt_unlock();
+        if (fd >= 0 && tcpsm_rt_owns_fd(fd)) {
+            rt_fd_disown(fd);
+            syscall(SYS_close, fd);
+        }
+        return;
+    }
     /* Items left (the shim deletes its own first) are found only from
      * their sockets; an instance freed with items would leave them
      * dangling, so this is a caller's bug: they stay leaked, never freed twice. */
     bool empty = ep->nitems == 0;
+    int efd = ep->efd;
+    if (empty && ep->proc < RT_MAX_PROCS) {
+        /* off its process's lists first */
+        struct rt_proc *p = &rt.sh->procs[ep->proc];
+        if (ep->pending) {
+            struct tcpsm_ep **pp = &p->ep_pending;
+            while (*pp && *pp != ep)
+                pp = &(*pp)->pend_next;
+            if (*pp)
+                *pp = ep->pend_next;
+        }
+        if (ep->e_prev)
+            ep->e_prev->e_next = ep->e_next;
+        else if (p->eps == ep)
+            p->eps = ep->e_next;
+        if (ep->e_next)
+            ep->e_next->e_prev = ep->e_prev;
+        rt_free(ep);
+    } else if (empty) {
+        rt_free(ep);
+    }
     rt_unlock();
     if (!empty)
         return;
-    rt_fd_disown(ep->efd);
-    syscall(SYS_close, ep->efd);
-    free(ep);
+    rt_fd_disown(efd);
+    syscall(SYS_close, efd);
 }
 
 void tcpsm_ep_kick(struct tcpsm_ep *ep)
 {
+    if (!ep)
+        return;
     rt_lock();
+    if (!mine(ep)) {
+        rt_unlock();
+        return;
+    }
     if (!ep->efd_set) {
         ep->efd_set = true;
-        uint64_t one = 1;
-        syscall(SYS_write, ep->efd, &one, sizeof(one));
+        efd_raise(ep);
     }
     rt_unlock();
 }
 
 void tcpsm_ep_sleeping(struct tcpsm_ep *ep, int delta)
 {
+    if (!ep)
+        return;
     rt_lock();
     ep->sleeping = (unsigned)((int)ep->sleeping + delta);
+    if (delta > 0)
+        rt_proc_ready();        /* only a process with a service thread can be woken */
     rt_unlock();
 }
 
 int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max)
 {
     int n = 0;
+    if (!ep)
+        return 0;
     rt_lock();
+    if (!mine(ep)) {
+        rt_unlock();
+        return 0;
+    }
     /* One pass over what is queued now: items put back go to the tail and
      * are not looked at twice in one call. */
     struct tcpsm_epitem *last = ep->rd_tail;
@@ -279,4 +399,18 @@ int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max)
     efd_sync(ep);
     rt_unlock();
     return n;
+}
+
+/* Under lock: process `proc` is gone (or left): its instances' eventfds
+ * mean nothing any more, and its slot may be reused. They stay (their
+ * items are still linked from sockets) but are never raised again. */
+void rt_ep_orphan_proc(int proc)
+{
+    struct rt_proc *p = &rt.sh->procs[proc];
+    for (struct tcpsm_ep *ep = p->eps; ep; ep = ep->e_next) {
+        ep->proc = UINT16_MAX;
+        ep->pending = false;
+    }
+    p->eps = NULL;
+    p->ep_pending = NULL;
 }

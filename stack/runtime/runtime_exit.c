@@ -1,6 +1,11 @@
-/* Process exit and fork.
+/* Process exit.
  *
- * tcpsm_rt_shutdown (the shim calls it from a destructor; idempotent):
+ * tcpsm_rt_shutdown (the shim calls it from a destructor; idempotent).
+ * While other processes are attached to the stack, exit is what it is on
+ * Linux: every socket this process holds is closed (a FIN, or a RST when
+ * unread data remains; the connection goes on if another process holds it
+ * too), the other processes keep driving the orphans, and this process
+ * leaves the stack. The last process to leave ends everything:
  *  1. every connection the application still holds gets its FIN after the
  *     queued data (shutdown SHUT_WR); listeners, unfinished handshakes and
  *     sockets with unread data are closed at once (the core resets the
@@ -11,13 +16,11 @@
  *     application, its data or FIN still unacknowledged), is reset (RST,
  *     tcpsm_stack_abort_all) so that no peer is left half-open; TIME-WAIT
  *     ones vanish silently. Then the threads are stopped and joined, the
- *     packet socket is closed, the pcap flushed.
+ *     packet socket is closed, the pcap flushed, and the shared region's
+ *     name removed.
  * After it, every call returns -ENETDOWN (close returns 0).
  *
- * fork(): the child has none of the stack's threads. It must not use the
- * stack sockets it inherited: every call on them returns -ENETDOWN, close
- * only forgets them, its exit sends nothing, and tcpsm_rt_enabled() is
- * false so its new sockets are the kernel's. */
+ * fork() is in runtime_procs.c. */
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -81,48 +84,52 @@ static void log_counters(const struct tcpsm_counters *c)
         tcpsm_log(TCPSM_LOG_DEBUG, "counters:%s", line);
 }
 
-void tcpsm_rt_shutdown(void)
+/* Under lock: each socket this process holds, in id order. */
+#define FOR_HELD(rs_) \
+    for (uint32_t w_ = 0; w_ < RT_MAX_IDS / 64; w_++) \
+        for (uint64_t b_ = rt.sh->procs[rt.me].held[w_]; b_; b_ &= b_ - 1) \
+            if (((rs_) = rt.sh->socks[w_ * 64 + (uint32_t)__builtin_ctzll(b_)]) != NULL)
+
+static void log_exit(unsigned aborted, long orphans)
 {
-    /* Never hang at exit: if the stack lock cannot be had, leave the
-     * connections as they are (the process is ending anyway). */
-    if (!rt_lock_for_exit()) {
-        tcpsm_log(TCPSM_LOG_WARN, "exit: the stack is busy (exit from a signal handler?); "
-                  "connections left without FIN or RST");
-        return;
-    }
-    if (!rt.started || rt.down || rt.child) {
-        rt.down = !rt.child;
-        rt_unlock();
-        return;
-    }
-    /* The loop below closes sockets whose handles other threads of the program may still use
-     * while we wait (the lock is released): those calls now fail instead (a use-after-free of
-     * the core socket before, found by ASan). */
-    rt.exiting = true;
+    const struct tcpsm_counters *c = tcpsm_stack_counters(rt.sh->st);
+    netdev_packet_drops(&rt.np);
+    tcpsm_log(TCPSM_LOG_INFO, "exit: frames in %llu out %llu (link: rx %llu tx %llu, tx errors %llu, "
+              "rx queue drops %llu, truncated %llu, checksums completed %llu, checksums trusted %llu, "
+              "large frames in %llu); tcp segs in %llu out %llu, super-segments out %llu, "
+              "retransmits %llu, resets out %llu; at exit %u held and %ld orphan connection(s) reset; "
+              "shared region %llu KiB peak, %llu allocations refused, lock recovered %llu times, "
+              "%llu processes reaped",
+              (unsigned long long)c->eth_in, (unsigned long long)c->eth_out,
+              (unsigned long long)rt.np.rx_frames, (unsigned long long)rt.np.tx_frames,
+              (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_drops,
+              (unsigned long long)rt.np.rx_trunc,
+              (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)rt.np.rx_csum_partial,
+              (unsigned long long)rt.np.rx_large, (unsigned long long)c->tcp_in,
+              (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_gso_out,
+              (unsigned long long)c->tcp_retrans,
+              (unsigned long long)c->tcp_rst_out, aborted, orphans > 0 ? orphans : 0L,
+              (unsigned long long)(rt.reg->bytes_peak >> 10),
+              (unsigned long long)rt.reg->alloc_fail,
+              (unsigned long long)rt.sh->lock_recovered, (unsigned long long)rt.sh->procs_reaped);
+    if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
+        log_counters(c);
+}
+
+/* The last process: graceful close for a bounded time, then resets. */
+static void end_all(void)
+{
     uint64_t now = rt_now();
     uint64_t deadline = now + EXIT_GRACE_NS;
-    struct rt_sock *next;
-    for (struct rt_sock *rs = rt.socks; rs; rs = next) {
-        next = rs->next;
+    struct rt_sock *rs;
+    FOR_HELD(rs) {
         struct tcpsm_sock *sk = rs->sk;
         int s = tcpsm_sock_state(sk);
-        if ((s == TCPSM_ESTABLISHED || s == TCPSM_CLOSE_WAIT) && tcpsm_sock_rxavail(sk) == 0) {
+        if ((s == TCPSM_ESTABLISHED || s == TCPSM_CLOSE_WAIT) && tcpsm_sock_rxavail(sk) == 0)
             tcpsm_sock_shutdown(sk, 1, now);
-        } else if (s == TCPSM_LISTEN || s == TCPSM_CLOSED || s == TCPSM_SYN_SENT ||
-                   s == TCPSM_SYN_RECEIVED || s == TCPSM_ESTABLISHED || s == TCPSM_CLOSE_WAIT) {
-            tcpsm_sock_set_user(sk, NULL);
-            rs->sk = NULL;
-            if (rs->prev)
-                rs->prev->next = rs->next;
-            else
-                rt.socks = rs->next;
-            if (rs->next)
-                rs->next->prev = rs->prev;
-            rt_wake_sock(rs);
-            if (rs->refs == 0)
-                free(rs);
-            tcpsm_sock_close(sk, now);
-        }
+        else if (s == TCPSM_LISTEN || s == TCPSM_CLOSED || s == TCPSM_SYN_SENT ||
+                 s == TCPSM_SYN_RECEIVED || s == TCPSM_ESTABLISHED || s == TCPSM_CLOSE_WAIT)
+            rt_release(rs, false);
     }
 
     /* Wait as a poller: every socket event and every connection end wakes us. */
@@ -130,7 +137,7 @@ void tcpsm_rt_shutdown(void)
     if (w) {
         bool was_polling = w->on_pollers;
         rt_poller_add(w);
-        while (rt.nactive > 0) {
+        while (rt.sh->nactive > 0) {
             int r = rt_wait(w, deadline);
             if (r == -EAGAIN)
                 break;          /* -EINTR: a signal at exit; keep waiting until the deadline */
@@ -141,54 +148,74 @@ void tcpsm_rt_shutdown(void)
 
     now = rt_now();
     unsigned aborted = 0;
-    for (struct rt_sock *rs = rt.socks; rs; rs = rs->next)
-        aborted += !done_closing(tcpsm_sock_state(rs->sk));
-    long orphans = rt.nactive - (long)aborted;
-    tcpsm_stack_abort_all(rt.st, now);
-    while (rt.socks) {
-        struct rt_sock *rs = rt.socks;
-        struct tcpsm_sock *sk = rs->sk;
-        rt.socks = rs->next;
-        if (rt.socks)
-            rt.socks->prev = NULL;
-        tcpsm_sock_set_user(sk, NULL);
-        tcpsm_sock_close(sk, now);
-        rs->sk = NULL;
-        rs->next = rs->prev = NULL;
-        rt_wake_sock(rs);
-        if (rs->refs == 0)
-            free(rs);
+    FOR_HELD(rs)
+        aborted += rs->sk && !done_closing(tcpsm_sock_state(rs->sk));
+    long orphans = rt.sh->nactive - (long)aborted;
+    tcpsm_stack_abort_all(rt.sh->st, now);
+    FOR_HELD(rs)
+        rt_release(rs, false);
+    log_exit(aborted, orphans);
+}
+
+/* Another process stays: close what this one holds, as the kernel closes a
+ * dying process's descriptors. */
+static void leave_others(void)
+{
+    struct rt_sock *rs;
+    FOR_HELD(rs)
+        rt_release(rs, false);
+}
+
+void tcpsm_rt_shutdown(void)
+{
+    if (rt.config_result != 1 || !rt.reg)
+        return;
+    /* Never hang at exit: if the stack lock cannot be had, leave the
+     * connections as they are (the process is ending anyway). */
+    if (!rt_lock_for_exit()) {
+        tcpsm_log(TCPSM_LOG_WARN, "exit: the stack is busy (exit from a signal handler?); "
+                  "connections left without FIN or RST");
+        return;
     }
+    if (rt.down || rt.me < 0) {
+        rt_unlock();
+        return;
+    }
+    /* The loops below close sockets whose handles other threads of the program may still use
+     * while we wait (the lock is released): those calls now fail instead (a use-after-free of
+     * the core socket before, found by ASan). */
+    rt.exiting = true;
+    rt_reap();
+    bool last = rt_live_others() == 0;
+    /* The last one ends the connections; it needs its link and threads
+     * for that (a forked child that never used the stack starts them). */
+    if (last && rt.started && rt.need_threads && rt_threads_start() == 0)
+        rt.need_threads = false;
+    if (last && rt.sh->st && rt.started && !rt.need_threads)
+        end_all();
+    else
+        leave_others();
     rt.down = true;
     rt_wake_pollers();
-    const struct tcpsm_counters *c = tcpsm_stack_counters(rt.st);
-    netdev_packet_drops(&rt.np);
-    tcpsm_log(TCPSM_LOG_INFO, "exit: frames in %llu out %llu (link: rx %llu tx %llu, tx errors %llu, "
-              "rx queue drops %llu, truncated %llu, checksums completed %llu, checksums trusted %llu, "
-              "large frames in %llu); tcp segs in %llu out %llu, super-segments out %llu, "
-              "retransmits %llu, resets out %llu; at exit %u held and %ld orphan connection(s) reset",
-              (unsigned long long)c->eth_in, (unsigned long long)c->eth_out,
-              (unsigned long long)rt.np.rx_frames, (unsigned long long)rt.np.tx_frames,
-              (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_drops,
-              (unsigned long long)rt.np.rx_trunc,
-              (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)rt.np.rx_csum_partial,
-              (unsigned long long)rt.np.rx_large, (unsigned long long)c->tcp_in,
-              (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_gso_out,
-              (unsigned long long)c->tcp_retrans,
-              (unsigned long long)c->tcp_rst_out, aborted, orphans > 0 ? orphans : 0L);
-    if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
-        log_counters(c);
+    bool threads = rt.started && !rt.need_threads;
     rt_unlock();
 
-    rt_threads_stop();
+    if (threads)
+        rt_threads_stop();
     rt_ctl_stop();
 
     /* The threads are gone and rt.down keeps every caller out of the core.
      * The stack itself is not freed: a straggling application thread may
      * still hold a socket pointer into it while the process ends. */
     rt_lock();
-    rt_fd_disown(rt.np.fd);
-    netdev_packet_close(&rt.np);
+    rt_leave();
+    last = last && rt_live_others() == 0;
+    if (last)
+        rt.reg->dead = 1;       /* nobody attaches to it any more */
+    if (rt.started) {
+        rt_fd_disown(rt.np.fd);
+        netdev_packet_close(&rt.np);
+    }
     if (rt.pcap) {
         rt_fd_disown(pcap_writer_fd(rt.pcap));
         pcap_writer_close(rt.pcap);
@@ -200,38 +227,6 @@ void tcpsm_rt_shutdown(void)
         rt.trace = NULL;
     }
     rt_unlock();
-}
-
-static void before_fork(void)
-{
-    rt_lock();
-}
-
-static void after_fork_parent(void)
-{
-    atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&rt.lock);
-    rt_t_hold--;
-}
-
-static void after_fork_child(void)
-{
-    rt.child = true;
-    /* Only the forking thread exists here; the list held the parent's threads. */
-    for (struct rt_waiter *w = rt.pollers; w; w = w->p_next)
-        w->on_pollers = false;
-    rt.pollers = NULL;
-    rt.leader = NULL;
-    rt.followers = NULL;
-    atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&rt.lock);
-    rt_t_hold--;
-}
-
-void rt_atfork_install(void)
-{
-    static bool installed;
-    if (!installed)
-        pthread_atfork(before_fork, after_fork_parent, after_fork_child);
-    installed = true;
+    if (last)
+        shm_region_unlink(rt.reg_name);
 }

@@ -45,5 +45,6 @@ void rt_capture_close_all(void);
 /* runtime_ctl.c: under rt.lock at start / without it at exit. */
 void rt_ctl_start(void);
 void rt_ctl_stop(void);
+void rt_ctl_fork_child(void);    /* forget the parent's control thread and socket */
 
 #endif

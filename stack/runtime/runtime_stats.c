@@ -188,19 +188,19 @@ int rt_stats_write(const char *path)
     struct tcpsm_counters cnt;
     uint64_t link[6];
     rt_lock();
-    if (!rt.started || rt.down || !rt.st) {
+    if (!rt.started || rt.down || !rt.sh || !rt.sh->st) {
         rt_unlock();
         free(sn.s);
         return -ENETDOWN;
     }
     sn.now = rt_now();
-    tcpsm_stack_walk(rt.st, take, &sn);
-    cnt = *tcpsm_stack_counters(rt.st);
+    tcpsm_stack_walk(rt.sh->st, take, &sn);
+    cnt = *tcpsm_stack_counters(rt.sh->st);
     size_t mem_max = 0;
     bool mem_pressure = false;
-    size_t mem_used = tcpsm_stack_mem(rt.st, &mem_max, &mem_pressure);
-    uint32_t syn_rate = tcpsm_stack_syn_rate(rt.st, rt_now());
-    uint64_t up_ns = rt_now() - rt.t0;
+    size_t mem_used = tcpsm_stack_mem(rt.sh->st, &mem_max, &mem_pressure);
+    uint32_t syn_rate = tcpsm_stack_syn_rate(rt.sh->st, rt_now());
+    uint64_t up_ns = rt_now() - rt.sh->t0;
     rt_unlock();
     /* The link counters are updated outside the lock by the receiving
      * thread; a reading a moment old is what a monitor expects. */

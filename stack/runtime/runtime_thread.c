@@ -1,13 +1,22 @@
-/* The receive thread and the timer thread.
+/* Each process's two threads: the receive thread and the service thread.
  *
- * Receive: blocks in ppoll on the packet socket (and a stop eventfd), takes
- * up to NETDEV_PACKET_BATCH frames per recvmmsg, and hands the whole batch
- * to the core under one lock hold; wake-ups happen inside that hold.
- * Timers: sleeps on a CLOCK_MONOTONIC condition variable until the core's
- * next deadline; rt_unlock() signals it when an entry point moved the
- * deadline earlier. Both threads block every signal, so the application's
- * signal handlers run on its own threads (and interrupt its own waits). */
+ * Receive: sleeps in ppoll on the packet socket (and a stop eventfd) unless
+ * an application thread of this process leads (polls the link itself,
+ * runtime_wait.c), and hands what it receives to the core under the lock
+ * (rt_link_service). After fork several processes read the same packet
+ * socket; any process may process any frame: the stack is shared.
+ *
+ * Service: sleeps on this process's futex word in the shared region until
+ * the core's next deadline; then runs the due timers. It is woken early
+ * when an entry point moved the deadline earlier (rt_unlock), or when
+ * another process signalled a waiter of this one (it writes that waiter's
+ * eventfd: rt_relay_remote). With other processes attached it also looks,
+ * once a second, for processes that died without leaving (rt_reap).
+ *
+ * Both threads block every signal, so the application's signal handlers
+ * run on its own threads (and interrupt its own waits). */
 #include <errno.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -17,11 +26,14 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "runtime_ops.h"
 
 /* Service rounds (each up to 4 batches) before going back to ppoll, so stop requests are seen. */
 #define RX_BATCHES_PER_WAKE 4
 /* Link errors logged per process: a flapping link must not flood stderr. */
 #define RX_WARN_MAX 10
+/* How often a process looks for others that died, when there are others. */
+#define REAP_EVERY_NS 1000000000ull
 
 /* The receive thread stays off the link while an application thread
  * polls it (runtime_wait.c, leader) and for this long after the last one
@@ -76,41 +88,62 @@ static void *rx_main(void *arg)
     }
 }
 
-static void *timer_main(void *arg)
+void rt_kick(int proc)
+{
+    struct rt_proc *p = &rt.sh->procs[proc];
+    if (p->kicked)
+        return;
+    p->kicked = true;
+    atomic_fetch_add(&p->futex, 1);
+    syscall(SYS_futex, &p->futex, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static void *svc_main(void *arg)
 {
     (void)arg;
-    pthread_setname_np(pthread_self(), "tcpsm-timer");
-    pthread_mutex_lock(&rt.lock);
-    while (!rt.timer_stop) {
+    pthread_setname_np(pthread_self(), "tcpsm-svc");
+    uint64_t next_reap = 0;
+    rt_lock();
+    while (!rt.svc_stop && rt.me >= 0) {
+        struct rt_proc *p = &rt.sh->procs[rt.me];
+        uint32_t v = atomic_load(&p->futex);
+        p->kicked = false;
+        rt_relay_remote();
+        if (rt.sh->deferred && rt_native())
+            rt_run_deferred();
         uint64_t now = rt_now();
-        uint64_t d = tcpsm_stack_next_deadline(rt.st);
+        uint64_t d = tcpsm_stack_next_deadline(rt.sh->st);
         if (d <= now) {
-            tcpsm_stack_timers(rt.st, now);
+            tcpsm_stack_timers(rt.sh->st, now);
             continue;
         }
-        rt.timer_sleep_until = d;
-        if (d == UINT64_MAX) {
-            pthread_cond_wait(&rt.timer_cond, &rt.lock);
-        } else {
-            struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u),
-                                   .tv_nsec = (long)(d % 1000000000u) };
-            pthread_cond_timedwait(&rt.timer_cond, &rt.lock, &ts);
+        if (rt_others_attached()) {
+            if (now >= next_reap) {
+                rt_reap();
+                next_reap = now + REAP_EVERY_NS;
+            }
+            if (d > next_reap)
+                d = next_reap;
         }
-        rt.timer_sleep_until = 0;
+        rt.svc_sleep_until = d;
+        rt_unlock();
+        struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u),
+                               .tv_nsec = (long)(d % 1000000000u) };
+        /* FUTEX_WAIT_BITSET: an absolute CLOCK_MONOTONIC deadline. Not
+         * private: the word is shared with the other processes. */
+        syscall(SYS_futex, &p->futex, FUTEX_WAIT_BITSET, v, d == UINT64_MAX ? NULL : &ts, NULL,
+                FUTEX_BITSET_MATCH_ANY);
+        rt_lock();
+        rt.svc_sleep_until = 0;
     }
-    pthread_mutex_unlock(&rt.lock);
+    rt_unlock();
     return NULL;
 }
 
 int rt_threads_start(void)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&rt.timer_cond, &ca);
-    pthread_condattr_destroy(&ca);
-    rt.timer_stop = false;
-    rt.timer_sleep_until = 0;
+    rt.svc_stop = false;
+    rt.svc_sleep_until = 0;
 
     long efd = syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0)
@@ -123,7 +156,7 @@ int rt_threads_start(void)
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int e = pthread_create(&rt.rx_thr, NULL, rx_main, NULL);
     if (e == 0) {
-        e = pthread_create(&rt.timer_thr, NULL, timer_main, NULL);
+        e = pthread_create(&rt.svc_thr, NULL, svc_main, NULL);
         if (e != 0) {
             uint64_t one = 1;
             syscall(SYS_write, rt.rx_stop_efd, &one, sizeof(one));
@@ -137,20 +170,56 @@ int rt_threads_start(void)
         rt.rx_stop_efd = -1;
         return -e;
     }
+    rt.sh->procs[rt.me].driving = true;
     return 0;
 }
 
 void rt_threads_stop(void)
 {
-    pthread_mutex_lock(&rt.lock);
-    rt.timer_stop = true;
-    pthread_cond_signal(&rt.timer_cond);
-    pthread_mutex_unlock(&rt.lock);
+    rt_lock();
+    rt.svc_stop = true;
+    if (rt.me >= 0)
+        rt_kick(rt.me);
+    rt_unlock();
     uint64_t one = 1;
     syscall(SYS_write, rt.rx_stop_efd, &one, sizeof(one));
-    pthread_join(rt.timer_thr, NULL);
+    /* The service thread also stops when this process's slot is gone
+     * (rt.me < 0): it cannot be kicked then, so its sleep is bounded by the
+     * deadline or the reap interval; a futex wake on the old word ends it. */
+    pthread_join(rt.svc_thr, NULL);
     pthread_join(rt.rx_thr, NULL);
     rt_fd_disown(rt.rx_stop_efd);
     syscall(SYS_close, rt.rx_stop_efd);
     rt.rx_stop_efd = -1;
+}
+
+void rt_fork_child_reset(int parent)
+{
+    (void)parent;
+    rt_wait_fork_child();
+    /* The parent's threads' descriptors: the child makes its own. */
+    if (rt.rx_stop_efd >= 0) {
+        rt_fd_disown(rt.rx_stop_efd);
+        syscall(SYS_close, rt.rx_stop_efd);
+        rt.rx_stop_efd = -1;
+    }
+    /* The parent's leader and followers are its threads. */
+    rt.leader = rt.followers = NULL;
+    atomic_store(&rt.lead_active, false);
+    rt.svc_sleep_until = 0;
+    rt.need_threads = rt.started;
+    rt_ctl_fork_child();
+    /* One capture and one trace per file (and the tcpsm capture clients):
+     * they stay with the parent. */
+    rt.np.tap = NULL;
+    if (rt.pcap) {
+        rt_fd_disown(pcap_writer_fd(rt.pcap));
+        syscall(SYS_close, pcap_writer_fd(rt.pcap));
+        rt.pcap = NULL;
+    }
+    if (rt.trace && trace_log_fd(rt.trace) > 2) {
+        rt_fd_disown(trace_log_fd(rt.trace));
+        syscall(SYS_close, trace_log_fd(rt.trace));
+    }
+    rt.trace = NULL;
 }

@@ -1,6 +1,13 @@
 /* Sleeping and waking: per-thread eventfds, per-socket waiter lists, the
  * poller list, and the registry of fds the runtime owns.
  *
+ * Waiters and wait queue entries live in the shared region, so that a
+ * socket event handled by any process of the stack reaches the waiters of
+ * every process: a waiter of this process is woken through its eventfd at
+ * once; a waiter of another process is marked `remote` and that process's
+ * service thread is kicked (a futex word in its slot), which writes the
+ * eventfd there (rt_relay_remote).
+ *
  * No lost wake-ups: a thread puts itself on a waiter list under rt.lock
  * BEFORE it checks its condition; any later change runs rt_sock_event under
  * the same lock and signals it. Signals are coalesced: an eventfd is
@@ -45,21 +52,38 @@ static void unwatch_all(struct rt_waiter *w);
 static pthread_key_t waiter_key;
 static pthread_once_t waiter_once = PTHREAD_ONCE_INIT;
 static __thread struct rt_waiter *self;
+static __thread int self_efd = -1;
+
+static void proc_list_del(struct rt_waiter *w)
+{
+    if (w->w_prev)
+        w->w_prev->w_next = w->w_next;
+    else if (rt.me >= 0 && rt.sh->procs[rt.me].waiters == w)
+        rt.sh->procs[rt.me].waiters = w->w_next;
+    if (w->w_next)
+        w->w_next->w_prev = w->w_prev;
+    w->w_next = w->w_prev = NULL;
+}
 
 /* Thread exit: leave the poller list, close the eventfd. A thread cannot
  * exit inside a blocking call, so it is on no socket list. */
 static void waiter_destroy(void *p)
 {
     struct rt_waiter *w = p;
-    pthread_mutex_lock(&rt.lock);
-    unwatch_all(w);
-    rt_poller_del(w);
-    pthread_mutex_unlock(&rt.lock);
-    free(w->watch);
-    rt_fd_disown(w->efd);
-    syscall(SYS_close, w->efd);
-    free(w);
+    int efd = self_efd;         /* w itself may be gone with this process's slot */
+    rt_lock();
+    if (rt.me >= 0 && w->proc == rt.me) {
+        unwatch_all(w);
+        rt_poller_del(w);
+        proc_list_del(w);
+        rt_free(w->watch);
+        rt_free(w);
+    }
+    rt_unlock();
+    rt_fd_disown(efd);
+    syscall(SYS_close, efd);
     self = NULL;
+    self_efd = -1;
 }
 
 static void waiter_key_init(void)
@@ -77,19 +101,30 @@ struct rt_waiter *rt_waiter_self(void)
     if (self)
         return self;
     pthread_once(&waiter_once, waiter_key_init);
-    struct rt_waiter *w = calloc(1, sizeof(*w));
+    if (rt.me < 0) {
+        errno = ENETDOWN;
+        return NULL;
+    }
+    struct rt_waiter *w = rt_alloc(sizeof(*w));
     if (!w) {
-        errno = ENOMEM;
+        errno = ENOBUFS;
         return NULL;
     }
     long fd = syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) {
         int e = errno;
-        free(w);
+        rt_free(w);
         errno = e;
         return NULL;
     }
     w->efd = (int)fd;
+    self_efd = w->efd;
+    w->proc = (uint16_t)rt.me;
+    struct rt_proc *p = &rt.sh->procs[rt.me];
+    w->w_next = p->waiters;
+    if (p->waiters)
+        p->waiters->w_prev = w;
+    p->waiters = w;
     rt_fd_own(w->efd);
     pthread_setspecific(waiter_key, w);
     self = w;
@@ -101,8 +136,26 @@ void rt_signal(struct rt_waiter *w)
     if (w->signalled)
         return;
     w->signalled = true;
+    if (w->proc != rt.me) {
+        w->remote = true;
+        rt_kick(w->proc);
+        return;
+    }
     uint64_t one = 1;
     syscall(SYS_write, w->efd, &one, sizeof(one));
+}
+
+void rt_relay_remote(void)
+{
+    struct rt_proc *p = &rt.sh->procs[rt.me];
+    for (struct rt_waiter *w = p->waiters; w; w = w->w_next) {
+        if (w->remote) {
+            w->remote = false;
+            uint64_t one = 1;
+            syscall(SYS_write, w->efd, &one, sizeof(one));
+        }
+    }
+    rt_ep_relay(p);
 }
 
 void rt_wake_sock(struct rt_sock *rs)
@@ -114,12 +167,12 @@ void rt_wake_sock(struct rt_sock *rs)
 void rt_sock_unref(struct rt_sock *rs)
 {
     if (--rs->refs == 0 && !rs->sk)
-        free(rs);
+        rt_free(rs);
 }
 
 void rt_wake_pollers(void)
 {
-    for (struct rt_waiter *w = rt.pollers; w; w = w->p_next)
+    for (struct rt_waiter *w = rt.sh->pollers; w; w = w->p_next)
         rt_signal(w);
 }
 
@@ -202,7 +255,7 @@ void rt_poll_watch(struct rt_sock *rs)
     if (w->nwatch == w->capwatch) {
         unsigned cap = w->capwatch ? 2 * w->capwatch : 8;
         /* Entries are linked into socket lists: grow by moving them. */
-        struct rt_wqe *nw = calloc(cap, sizeof(*nw));
+        struct rt_wqe *nw = rt_alloc(cap * sizeof(*nw));
         if (!nw) {
             rt_poller_add(w);   /* no memory: fall back to hearing every connection end */
             return;
@@ -213,7 +266,7 @@ void rt_poll_watch(struct rt_sock *rs)
             rt_sock_wait_del(o);
             rt_sock_wait_add(ors, &nw[i], w);
         }
-        free(w->watch);
+        rt_free(w->watch);
         w->watch = nw;
         w->capwatch = cap;
     }
@@ -264,14 +317,14 @@ unsigned rt_link_service(void)
         int n = netdev_packet_recv(&rt.np, frames, NETDEV_PACKET_BATCH);
         if (n <= 0)
             break;
-        tcpsm_stack_input(rt.st, frames, (unsigned)n, rt_now());
+        tcpsm_stack_input(rt.sh->st, frames, (unsigned)n, rt_now());
         total += (unsigned)n;
         if (n < NETDEV_PACKET_BATCH)
             break;
     }
     uint64_t now = rt_now();
-    if (tcpsm_stack_next_deadline(rt.st) <= now)
-        tcpsm_stack_timers(rt.st, now);
+    if (tcpsm_stack_next_deadline(rt.sh->st) <= now)
+        tcpsm_stack_timers(rt.sh->st, now);
     return total;
 }
 
@@ -305,7 +358,7 @@ static void follower_del(struct rt_waiter *w)
  * Returns the link fd to poll, or -1. */
 static int lead_begin(struct rt_waiter *w)
 {
-    if (!rt.leader && rt.started && !rt.down && !rt.child && rt.np.fd >= 0) {
+    if (!rt.leader && rt.started && !rt.down && rt.np.fd >= 0) {
         rt.leader = w;
         w->leading = true;
         atomic_store_explicit(&rt.lead_active, true, memory_order_relaxed);
@@ -370,6 +423,8 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
         drain(w);
         return 0;
     }
+    if (rt_proc_ready() < 0)
+        return -ENETDOWN;
     struct timespec ts, *tsp = NULL;
     if (deadline != UINT64_MAX) {
         uint64_t now = rt_now();
@@ -406,10 +461,10 @@ void rt_poller_add(struct rt_waiter *w)
     if (!w->on_pollers) {
         w->on_pollers = true;
         w->p_prev = NULL;
-        w->p_next = rt.pollers;
-        if (rt.pollers)
-            rt.pollers->p_prev = w;
-        rt.pollers = w;
+        w->p_next = rt.sh->pollers;
+        if (rt.sh->pollers)
+            rt.sh->pollers->p_prev = w;
+        rt.sh->pollers = w;
     }
 }
 
@@ -419,7 +474,7 @@ void rt_poller_del(struct rt_waiter *w)
         if (w->p_prev)
             w->p_prev->p_next = w->p_next;
         else
-            rt.pollers = w->p_next;
+            rt.sh->pollers = w->p_next;
         if (w->p_next)
             w->p_next->p_prev = w->p_prev;
         w->p_next = w->p_prev = NULL;
@@ -429,10 +484,17 @@ void rt_poller_del(struct rt_waiter *w)
 
 int tcpsm_poller_begin(void)
 {
-    struct rt_waiter *w = rt_waiter_self();
-    if (!w)
-        return -errno;
     rt_lock();
+    struct rt_waiter *w = rt.me < 0 || rt.down ? NULL : rt_waiter_self();
+    if (!w) {
+        int e = rt.me < 0 || rt.down ? ENETDOWN : errno;
+        rt_unlock();
+        return -e;
+    }
+    if (rt_proc_ready() < 0) {
+        rt_unlock();
+        return -ENETDOWN;
+    }
     /* A repeated begin follows a wake-up: always drain then (a signal
      * handler's write, runtime_signal, does not set `signalled`). */
     if (w->signalled || w->polling)
@@ -476,11 +538,26 @@ void tcpsm_poller_end(void)
     if (!w)
         return;
     rt_lock();
-    unwatch_all(w);
-    rt_poller_del(w);
-    if (w->polling)
-        rt_t_in_wait--;
-    w->polling = false;
-    rt_lead_leave(w);
+    if (rt.me >= 0 && w->proc == rt.me) {  /* after exit left the stack: gone */
+        unwatch_all(w);
+        rt_poller_del(w);
+        if (w->polling)
+            rt_t_in_wait--;
+        w->polling = false;
+        rt_lead_leave(w);
+    }
     rt_unlock();
+}
+
+/* fork child: the thread that forked is the only one here; its waiter (and
+ * every other thread's) belongs to the parent's slot. */
+void rt_wait_fork_child(void)
+{
+    if (self) {
+        rt_fd_disown(self_efd);
+        syscall(SYS_close, self_efd);
+        self = NULL;
+        self_efd = -1;
+        pthread_setspecific(waiter_key, NULL);
+    }
 }

@@ -82,8 +82,32 @@ static void sockets_run(void)
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 
+/* IPv6: payload length to the frame, the ICMPv6/TCP checksum (first header only) */
+static void repair6(uint8_t *f, size_t n)
+{
+    if (n < 54 + 8)
+        return;
+    uint8_t *ip = f + 14;
+    size_t l4len = n - 54;
+    put16(ip + 4, (uint16_t)l4len);
+    uint8_t *l4 = ip + 40;
+    if (ip[6] == 58) {
+        put16(l4 + 2, 0);
+        put16(l4 + 2, csum_fold(csum_partial(l4, l4len, csum_pseudo6(ip + 8, ip + 24, 58,
+                                                                     (uint32_t)l4len))));
+    } else if (ip[6] == 6 && l4len >= 18) {
+        put16(l4 + 16, 0);
+        put16(l4 + 16, csum_fold(csum_partial(l4, l4len, csum_pseudo6(ip + 8, ip + 24, 6,
+                                                                      (uint32_t)l4len))));
+    }
+}
+
 static void repair(uint8_t *f, size_t n)
 {
+    if (n >= 14 && f[12] == 0x86 && f[13] == 0xdd) {
+        repair6(f, n);
+        return;
+    }
     if (n < 34 || f[12] != 0x08 || f[13] != 0x00)
         return;
     uint8_t *ip = f + 14;
@@ -119,6 +143,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         c.addr = 0xc6120001;            /* 198.18.0.1/24, gateway .254 */
         c.prefix_len = 24;
         c.gateway = 0xc61200fe;
+        /* and 2001:2::1/64 with router fe80::fe: the IPv6, ICMPv6, ND and fragment parsers */
+        static const uint8_t a6[16] = { 0x20, 0x01, 0, 0x02, [15] = 1 };
+        static const uint8_t gw6[16] = { 0xfe, 0x80, [15] = 0xfe };
+        memcpy(c.addr6, a6, 16);
+        c.prefix6_len = 64;
+        memcpy(c.gateway6, gw6, 16);
         c.neigh_max = 16;
         c.max_socks = 64;
         static const uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 0x01 };

@@ -13,6 +13,7 @@ printf '%s\n' '# workload	variant	round	value	unit' \
     'iperf3 client send	kernel	1	1.5	Gbit/s' 'iperf3 client send	kernel	2	1.7	Gbit/s' \
     'iperf3 client send	tcpsm	1	0.9	Gbit/s' 'iperf3 client send	tcpsm	2	failed	Gbit/s' \
     'latency p50	kernel	1	10.3	us' 'latency p50	tcpsm	1	15.1	us' \
+    'send, CPU	kernel	1	2.5	CPU s/GB' 'send, CPU	tcpsm	1	3.1	CPU s/GB' \
     'only failures	kernel	1	failed	s' >"$TMPD/r.tsv"
 bash "$plot" "$TMPD/r.tsv" "$TMPD/r.svg" >/dev/null || die "plot.sh failed"
 python3 - "$TMPD/r.svg" <<'PY' || die "bad SVG"
@@ -23,6 +24,7 @@ def flat(n):
 text = " ".join(flat(n) for n in d.getElementsByTagName("text"))
 assert "iperf3 client send (higher is better)" in text, text
 assert "latency p50 (lower is better)" in text, text
+assert "send, CPU (lower is better)" in text, text
 assert "only failures" not in text, text
 assert "kernel" in text and "tcpsm" in text, text
 PY

@@ -1,6 +1,8 @@
 # tests/lib/http.sh — nginx with a generated configuration in a test's temp dir.
 # Source after netns.sh. nginx runs in the foreground as one process (daemon off;
 # master_process off;), so the recorded PID is the server and the program the stack hosts.
+# NGINX_WORKERS=N: master_process on with N worker processes instead (the recorded PID is
+# the master's).
 
 # nginx_conf DIR PORT ROOT [EXTRA_LOCATION_DIRECTIVES] → writes DIR/nginx.conf
 nginx_conf() {
@@ -8,8 +10,8 @@ nginx_conf() {
     mkdir -p "$dir/tmp" "$dir/logs"
     cat >"$dir/nginx.conf" <<CONF
 daemon off;
-master_process off;
-worker_processes 1;
+master_process $([ -n "${NGINX_WORKERS:-}" ] && echo on || echo off);
+worker_processes ${NGINX_WORKERS:-1};
 user root;
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;

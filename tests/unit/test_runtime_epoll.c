@@ -5,12 +5,31 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include "runtime.h"
 #include "tcp_harness.h"
+
+/* Instances, items and waiters live in the shared region: each test (its
+ * own process under Criterion) attaches one of its own. */
+static void region_attach(void)
+{
+    snprintf(rt.set.ifname, sizeof(rt.set.ifname), "unite%d", (int)(getpid() % 1000000));
+    rt.set.addr = 0xc6120001;
+    rt.set.shm_mb = 16;
+    char err[256];
+    cr_assert_eq(rt_attach(err, sizeof(err)), 0, "%s", err);
+}
+
+static void region_detach(void)
+{
+    shm_region_unlink(rt.reg_name);
+}
+
+TestSuite(runtime_epoll, .init = region_attach, .fini = region_detach);
 
 static struct harness *rt_harness(void)
 {

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,9 +16,33 @@
 static void lock(void) { rt_lock(); }
 static void unlock(void) { rt_unlock(); }
 
-Test(runtime_wait, deadline_passes_with_eagain)
+/* The waiters live in the shared region: each test (its own process under
+ * Criterion) attaches one of its own. */
+static void attach(void)
 {
+    snprintf(rt.set.ifname, sizeof(rt.set.ifname), "unit%d", (int)(getpid() % 1000000));
+    rt.set.addr = 0xc6120001;
+    rt.set.shm_mb = 16;
+    char err[256];
+    cr_assert_eq(rt_attach(err, sizeof(err)), 0, "%s", err);
+}
+
+static void detach(void)
+{
+    shm_region_unlink(rt.reg_name);
+}
+
+static struct rt_waiter *waiter(void)
+{
+    lock();
     struct rt_waiter *w = rt_waiter_self();
+    unlock();
+    return w;
+}
+
+Test(runtime_wait, deadline_passes_with_eagain, .init = attach, .fini = detach)
+{
+    struct rt_waiter *w = waiter();
     cr_assert_not_null(w);
     cr_assert(tcpsm_rt_owns_fd(w->efd));
     lock();
@@ -41,9 +66,9 @@ static void *signaller(void *arg)
     return NULL;
 }
 
-Test(runtime_wait, wake_from_another_thread_is_not_lost)
+Test(runtime_wait, wake_from_another_thread_is_not_lost, .init = attach, .fini = detach)
 {
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = waiter();
     target = w;
     atomic_store(&go, 0);
     pthread_t t;
@@ -59,9 +84,9 @@ Test(runtime_wait, wake_from_another_thread_is_not_lost)
     cr_assert_eq(read(w->efd, &v, sizeof(v)), -1, "drained: nothing left to read");
 }
 
-Test(runtime_wait, coalesced_signal_writes_once)
+Test(runtime_wait, coalesced_signal_writes_once, .init = attach, .fini = detach)
 {
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = waiter();
     lock();
     rt_signal(w);
     rt_signal(w);
@@ -88,14 +113,14 @@ static void *interrupter(void *arg)
     return NULL;
 }
 
-Test(runtime_wait, signal_handler_gives_eintr)
+Test(runtime_wait, signal_handler_gives_eintr, .init = attach, .fini = detach)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_usr1;
     sa.sa_flags = SA_RESTART;   /* poll-style waits are interrupted even so */
     sigaction(SIGUSR1, &sa, NULL);
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = waiter();
     sleeper = pthread_self();
     atomic_store(&sleeping_done, 0);
     pthread_t t;
@@ -108,9 +133,9 @@ Test(runtime_wait, signal_handler_gives_eintr)
     cr_assert_eq(r, -EINTR);
 }
 
-Test(runtime_wait, poller_list_wakes_and_unregisters)
+Test(runtime_wait, poller_list_wakes_and_unregisters, .init = attach, .fini = detach)
 {
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = waiter();
     lock();
     rt_poller_add(w);
     rt_wake_pollers();
@@ -137,7 +162,7 @@ static unsigned swallow(struct tcpsm_netdev *d, const struct tcpsm_frame *f, uns
 }
 static const struct tcpsm_netdev_ops swallow_ops = { .send = swallow };
 
-Test(runtime_wait, sock_event_wakes_on_change_or_data_only)
+Test(runtime_wait, sock_event_wakes_on_change_or_data_only, .init = attach, .fini = detach)
 {
     struct tcpsm_netdev dev = { .ops = &swallow_ops, .mtu = 1500 };
     struct tcpsm_config cfg = { .addr = 0xc612000au, .prefix_len = 24,
@@ -150,7 +175,7 @@ Test(runtime_wait, sock_event_wakes_on_change_or_data_only)
     memset(&rs, 0, sizeof(rs));
     rs.sk = sk;
     tcpsm_sock_set_user(sk, &rs);
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = waiter();
     struct rt_wqe q;
     lock();
     rt_sock_wait_add(&rs, &q, w);
@@ -192,7 +217,7 @@ static atomic_int lf_done[2];
 static void *lf_sleeper(void *arg)
 {
     int i = (int)(intptr_t)arg;
-    lf_w[i] = rt_waiter_self();
+    lf_w[i] = waiter();
     lock();
     int r = rt_wait(lf_w[i], rt_now() + 10ull * 1000000000);
     atomic_store(&lf_result[i], r);
@@ -217,7 +242,7 @@ static bool wait_until(bool (*cond)(void))
 static bool a_leads(void) { return lf_w[0] && rt.leader == lf_w[0]; }
 static bool b_follows(void) { return lf_w[1] && lf_w[1]->following; }
 
-Test(runtime_wait, leader_polls_link_and_hands_over_to_follower)
+Test(runtime_wait, leader_polls_link_and_hands_over_to_follower, .init = attach, .fini = detach)
 {
     struct tcpsm_netdev dev = { .ops = &swallow_ops, .mtu = 1500 };
     struct tcpsm_config cfg = { .addr = 0xc612000au, .prefix_len = 24,
@@ -225,7 +250,7 @@ Test(runtime_wait, leader_polls_link_and_hands_over_to_follower)
     int link[2];
     cr_assert_eq(pipe(link), 0);
     lock();
-    rt.st = tcpsm_stack_new(&cfg, &dev, 1);
+    rt.sh->st = tcpsm_stack_new(&cfg, &dev, 1);
     rt.np.fd = link[0];
     rt.started = true;
     unlock();
@@ -247,8 +272,8 @@ Test(runtime_wait, leader_polls_link_and_hands_over_to_follower)
     cr_assert_not(atomic_load(&rt.lead_active));
     rt.started = false;
     rt.np.fd = -1;
-    tcpsm_stack_free(rt.st);
-    rt.st = NULL;
+    tcpsm_stack_free(rt.sh->st);
+    rt.sh->st = NULL;
     unlock();
     close(link[0]);
     close(link[1]);
@@ -256,11 +281,11 @@ Test(runtime_wait, leader_polls_link_and_hands_over_to_follower)
 
 /* What the shim's handler wrapper does when a handler runs inside a poll
  * section before the thread sleeps: the call must not sleep through it. */
-Test(runtime_wait, handler_before_the_sleep_interrupts_and_withdraws)
+Test(runtime_wait, handler_before_the_sleep_interrupts_and_withdraws, .init = attach, .fini = detach)
 {
     int efd = tcpsm_poller_begin();
     cr_assert_geq(efd, 0);
-    struct rt_waiter *w = rt_waiter_self();
+    struct rt_waiter *w = waiter();
     unsigned seq0 = tcpsm_sigseq();
     cr_assert_not(tcpsm_signal_arrived(SIGUSR1), "not holding a lock: the handler runs now");
     cr_assert_neq(tcpsm_sigseq(), seq0, "the loop sees a handler ran (EINTR)");
@@ -276,7 +301,7 @@ Test(runtime_wait, handler_before_the_sleep_interrupts_and_withdraws)
 static atomic_int usr2_ran;
 static void on_usr2(int sig) { (void)sig; atomic_fetch_add(&usr2_ran, 1); }
 
-Test(runtime_wait, handler_is_deferred_while_the_lock_is_held)
+Test(runtime_wait, handler_is_deferred_while_the_lock_is_held, .init = attach, .fini = detach)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

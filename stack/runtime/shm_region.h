@@ -1,0 +1,65 @@
+/* The shared region: one file in /dev/shm per (network namespace,
+ * interface, address), mapped MAP_SHARED at the same fixed address in every
+ * process that uses that stack (fork, exec or started separately), so that
+ * the pointers inside it mean the same thing everywhere.
+ *
+ * It holds a process-shared robust mutex (the stack lock) and a bounded
+ * buddy allocator from which the core (through tcpsm_set_allocator) and the
+ * runtime's shared objects take their memory. Every allocator call is made
+ * with the stack lock held. Exhaustion returns NULL and is counted; an
+ * invalid free is counted and ignored, never followed. */
+#ifndef TCPSM_SHM_REGION_H
+#define TCPSM_SHM_REGION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Where the region is mapped in every process: far from the heap, the
+ * libraries and the stack on x86-64 and inside ASan's high memory. */
+#define SHM_REGION_ADDR   ((uintptr_t)0x3c5a00000000ull)
+#define SHM_REGION_MB_DEF 512u
+#define SHM_REGION_MB_MIN 16u
+#define SHM_REGION_MB_MAX 65536u
+
+#define SHM_MIN_SHIFT 6u                /* smallest block: 64 bytes */
+#define SHM_MAX_ORDER 18u               /* largest block: 64 B << 18 = 16 MiB */
+
+struct shm_region {
+    uint64_t magic;
+    uint32_t version;
+    _Atomic uint32_t ready;             /* the creator finished initialising */
+    uint64_t size;                      /* bytes mapped */
+    uintptr_t base;                     /* == SHM_REGION_ADDR */
+    pthread_mutex_t lock;               /* PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST */
+    /* Set under the lock by the last process to leave, just before it
+     * unlinks the name: a process that opened the file a moment earlier
+     * must not attach to it. */
+    uint32_t dead;
+    void *root;                         /* the runtime's shared state (runtime.h) */
+
+    /* the allocator */
+    uint64_t heap_off, heap_blocks;     /* heap start (offset), size in 64-byte units */
+    uint64_t meta_off;                  /* one byte per 64-byte unit (block heads) */
+    void *free_head[SHM_MAX_ORDER + 1];
+    uint64_t bytes_used, bytes_peak, alloc_fail, bad_free;
+};
+
+/* The region's file name for a stack, e.g. "tcpsm-4026532296-veth0-198.18.0.10". */
+void shm_region_name(char *buf, size_t len, const char *ifname, uint32_t addr);
+/* Opens or creates the region at SHM_REGION_ADDR (size_mb when created).
+ * *created says which. Returns the mapped region, or NULL with a
+ * message in err. The stack lock is NOT held on return. */
+struct shm_region *shm_region_attach(const char *name, unsigned size_mb, bool *created,
+                                     char *err, size_t errlen);
+/* Removes the name (the last process leaving); the mapping stays. */
+void shm_region_unlink(const char *name);
+
+/* The allocator (stack lock held). */
+void *shm_alloc(struct shm_region *r, size_t n);
+void *shm_calloc(struct shm_region *r, size_t n);
+void shm_free(struct shm_region *r, void *p);
+
+#endif
