@@ -182,6 +182,38 @@ void tcp_mem_uncharge(struct tcp_stack *ts, size_t n)
         ts->mem_pressure = false;
 }
 
+/* Frees every cached ring buffer (stack end, memory pressure). */
+void tcp_ring_cache_drain(struct tcp_stack *ts)
+{
+    while (ts->nring_cache) {
+        ts->nring_cache--;
+        mem_free(ts->ring_cache[ts->nring_cache].buf);
+    }
+    ts->ring_cache_bytes = 0;
+}
+
+/* A cached buffer of at least need bytes and at most limit for an empty
+ * ring with no buffer (the smallest that fits), charged like a new one. */
+static bool ring_from_cache(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need,
+                            uint32_t limit, bool force)
+{
+    struct tcp_stack *ts = TS(sk);
+    unsigned best = ts->nring_cache;
+    for (unsigned i = 0; i < ts->nring_cache; i++) {
+        uint32_t c = ts->ring_cache[i].cap;
+        if (c >= need && c <= limit && (best == ts->nring_cache || c < ts->ring_cache[best].cap))
+            best = i;
+    }
+    if (best == ts->nring_cache || !tcp_mem_charge(ts, ts->ring_cache[best].cap, force))
+        return false;
+    r->buf = ts->ring_cache[best].buf;
+    r->cap = ts->ring_cache[best].cap;
+    r->head = r->len = 0;
+    ts->ring_cache_bytes -= r->cap;
+    ts->ring_cache[best] = ts->ring_cache[--ts->nring_cache];
+    return true;
+}
+
 /* ring_reserve with the bytes charged to the stack. */
 int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, uint32_t limit,
                      bool force)
@@ -190,6 +222,8 @@ int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, u
     if (need > limit)
         need = limit;
     if (r->buf && need <= r->cap)
+        return 0;
+    if (!r->buf && ring_from_cache(sk, r, need, limit, force))
         return 0;
     uint32_t cap = r->cap ? r->cap : TCP_RING_INIT;
     while (cap < need)
@@ -215,8 +249,22 @@ void tcp_ring_release(struct tcpsm_sock *sk, struct tcp_ring *r)
 {
     if (r == &sk->sndq)
         stack_tx_unpin(sk->st);         /* frames of the batch may point into it */
+    struct tcp_stack *ts = TS(sk);
     if (r->buf)
-        tcp_mem_uncharge(TS(sk), r->cap);
+        tcp_mem_uncharge(ts, r->cap);
+    if (ts->mem_pressure && ts->nring_cache)
+        tcp_ring_cache_drain(ts);
+    /* an empty ring's buffer is kept for the next refill (not under
+     * pressure, not one holding out-of-order bytes beyond len) */
+    if (r->buf && r->len == 0 && !ts->mem_pressure && ts->nring_cache < TCP_RING_CACHE &&
+        ts->ring_cache_bytes + r->cap <= TCP_RING_CACHE_BYTES) {
+        ts->ring_cache[ts->nring_cache].buf = r->buf;
+        ts->ring_cache[ts->nring_cache].cap = r->cap;
+        ts->nring_cache++;
+        ts->ring_cache_bytes += r->cap;
+        memset(r, 0, sizeof(*r));
+        return;
+    }
     ring_free(r);
 }
 

@@ -125,6 +125,7 @@ void tcp_fini(struct tcpsm_stack *st)
         return;
     while (ts->all)
         tcp_sock_free(ts->all);
+    tcp_ring_cache_drain(ts);
     mem_free(ts->ehash);
     mem_free(ts->bhash);
     mem_free(ts->lhash);

@@ -40,6 +40,8 @@
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_BATCH_MAX       64          /* connections with work deferred to the end of an input batch */
 #define TCP_RING_INIT       (4u * 1024u)    /* first allocation of a buffer ring */
+#define TCP_RING_CACHE      8               /* released ring buffers kept for reuse */
+#define TCP_RING_CACHE_BYTES (16u * 1024u * 1024u)
 #define TCP_MEM_MAX_DEF     (128u << 20)    /* buffer memory of the whole stack (README) */
 #define TCP_OFO_SEGS_MAX    64          /* out-of-order segments held per connection */
 #define TCP_CHALLENGE_PER_S 1000
@@ -267,6 +269,15 @@ struct tcp_stack {
      * segments; pressure from 3/4 of mem_max down to 1/2 */
     size_t mem_used, mem_max;
     bool mem_pressure;
+    /* Buffers of rings released empty, kept for the next ring that needs
+     * one (tcp_buf.c): a bulk reader drains its receive ring on nearly
+     * every read, and freeing it each time made every refill a malloc,
+     * page faults and a chain of doubling copies. Not charged to
+     * mem_used (no connection holds them); at most TCP_RING_CACHE
+     * buffers and TCP_RING_CACHE_BYTES in all; emptied under pressure. */
+    struct { uint8_t *buf; uint32_t cap; } ring_cache[TCP_RING_CACHE];
+    unsigned nring_cache;
+    size_t ring_cache_bytes;
     /* RFC 5961 7 challenge ACK rate limit: a budget drawn at random in
      * [limit/2, 3*limit/2) each second (Linux after CVE-2016-5696) */
     uint64_t chal_sec;
@@ -348,6 +359,7 @@ uint32_t tcp_ts_now(const struct tcpsm_sock *sk, uint64_t now);
 /* tcp_buf.c */
 bool tcp_mem_charge(struct tcp_stack *ts, size_t n, bool force);
 void tcp_mem_uncharge(struct tcp_stack *ts, size_t n);
+void tcp_ring_cache_drain(struct tcp_stack *ts);
 int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, uint32_t limit,
                      bool force);
 void tcp_ring_release(struct tcpsm_sock *sk, struct tcp_ring *r);
