@@ -77,8 +77,27 @@ bool ipv6_route(const struct tcpsm_stack *st, const uint8_t *dst, uint8_t *nexth
 uint32_t ipv6_mtu_l4(const struct tcpsm_stack *st)
 {
     uint32_t max = TCPSM_FRAME_MAX - ETH_HDR_LEN;
-    uint32_t mtu = st->v6.mtu > max ? max : st->v6.mtu;    /* TSO is IPv4 only here */
+    uint32_t mtu = st->v6.mtu > max ? max : st->v6.mtu;
     return mtu - IPV6_HDR_LEN;
+}
+
+bool ipv6_can_gso(const struct tcpsm_stack *st)
+{
+    const uint32_t need = TCPSM_NETDEV_F_TSO6 | TCPSM_NETDEV_F_SG | TCPSM_NETDEV_F_TX_CSUM;
+    return (st->dev->features & need) == need;
+}
+
+uint32_t ipv6_max_l4(const struct tcpsm_stack *st)
+{
+    if (!ipv6_can_gso(st))
+        return ipv6_mtu_l4(st);
+    /* gso_max bounds the whole datagram (40 + payload length): at most
+     * 65495 L4 bytes, so the 16-bit payload length always holds it (no
+     * jumbogram, RFC 2675). */
+    uint32_t g = st->dev->gso_max && st->dev->gso_max < TCPSM_GSO_MAX ? st->dev->gso_max
+                                                                      : TCPSM_GSO_MAX;
+    uint32_t m = ipv6_mtu_l4(st) + IPV6_HDR_LEN;
+    return (g > m ? g : m) - IPV6_HDR_LEN;
 }
 
 /* Hop-by-Hop / Destination options (RFC 8200 4.2). Returns false when the
@@ -229,6 +248,15 @@ void ipv6_input(struct tcpsm_stack *st, const uint8_t *p, size_t len, bool l2_mc
 uint8_t *ipv6_out_begin(struct tcpsm_stack *st, size_t l4_len)
 {
     if (l4_len > ipv6_mtu_l4(st)) {
+        st->cnt.tx_drop++;
+        return NULL;
+    }
+    return eth_tx_slot(st) + ETH_HDR_LEN + IPV6_HDR_LEN;
+}
+
+uint8_t *ipv6_out_begin_gso(struct tcpsm_stack *st, size_t l4_len)
+{
+    if (l4_len > ipv6_max_l4(st)) {
         st->cnt.tx_drop++;
         return NULL;
     }

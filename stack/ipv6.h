@@ -27,6 +27,10 @@ void ipv6_input(struct tcpsm_stack *st, const uint8_t *pkt, size_t len, bool l2_
  * src NULL: the stack's address for dst (link-local for link-local and
  * multicast destinations, else the global one). hlim 0: 64. */
 uint8_t *ipv6_out_begin(struct tcpsm_stack *st, size_t l4_len);
+/* The same up to ipv6_max_l4, for TCP only: beyond the MTU the frame holds
+ * the headers and the payload rides in st->txp's slices (a super-segment),
+ * never copied into the slot. */
+uint8_t *ipv6_out_begin_gso(struct tcpsm_stack *st, size_t l4_len);
 void ipv6_out_commit(struct tcpsm_stack *st, const uint8_t *src, const uint8_t *dst, uint8_t proto,
                      size_t l4_len, uint8_t tclass, uint8_t hlim);
 
@@ -43,6 +47,11 @@ const uint8_t *ipv6_src_for(const struct tcpsm_stack *st, const uint8_t *dst);
 bool ipv6_is_ours(const struct tcpsm_stack *st, const uint8_t *a);
 /* Largest L4 payload+header one frame carries (IPv6 MTU - 40). */
 uint32_t ipv6_mtu_l4(const struct tcpsm_stack *st);
+/* The netdev takes IPv6 TCP super-segments (TSO6 with SG and checksum offload). */
+bool ipv6_can_gso(const struct tcpsm_stack *st);
+/* Largest L4 length ipv6_out_begin accepts: ipv6_mtu_l4, or with GSO the
+ * netdev's gso_max - 40 (at most 65495). */
+uint32_t ipv6_max_l4(const struct tcpsm_stack *st);
 /* Derive the link-local address and start DAD / router solicitation. */
 int ipv6_init(struct tcpsm_stack *st, uint64_t now);
 void ipv6_fini(struct tcpsm_stack *st);

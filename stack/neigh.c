@@ -212,7 +212,7 @@ static void enqueue(struct tcpsm_stack *st, struct neigh *n, const uint8_t *fram
 {
     /* A super-segment never waits (at most one MTU per queued frame); TCP
      * sends it again once the neighbour is known. */
-    if (len > NEIGH_QUEUE_BYTES || (st->txp_on && (st->txp.flags & TCPSM_FRAME_GSO_TCPV4))) {
+    if (len > NEIGH_QUEUE_BYTES || (st->txp_on && (st->txp.flags & (TCPSM_FRAME_GSO_TCPV4 | TCPSM_FRAME_GSO_TCPV6)))) {
         st->cnt.neigh_queue_drop++;
         return;
     }

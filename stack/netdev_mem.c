@@ -250,6 +250,50 @@ static bool gso_segment(struct memlink *l, int src, const uint8_t *f, uint32_t l
     return true;
 }
 
+/* The same for an IPv6/TCP super-segment (no extension headers, as the
+ * stack sends them; Linux tcp6_gso_segment): the payload length and the
+ * TCP sequence number, flags and checksum advanced per segment. */
+static bool gso_segment6(struct memlink *l, int src, const uint8_t *f, uint32_t len, uint32_t gso)
+{
+    if (len < 14 + 40 + 20 || rd16(f + 12) != 0x86DD || gso == 0)
+        return false;
+    const uint8_t *ip = f + 14;
+    uint32_t plen = rd16(ip + 4);
+    if ((ip[0] >> 4) != 6 || ip[6] != 6 || plen > len - 14 - 40 || plen < 20)
+        return false;
+    const uint8_t *th = ip + 40;
+    uint32_t thl = (uint32_t)(th[12] >> 4) * 4;
+    if (thl < 20 || thl > plen)
+        return false;
+    uint32_t hl = 14 + 40 + thl, pay = plen - thl;
+    uint32_t seq0 = (uint32_t)th[4] << 24 | (uint32_t)th[5] << 16 | (uint32_t)th[6] << 8 | th[7];
+    uint8_t *seg = malloc(hl + gso);
+    if (!seg)
+        return false;
+    for (uint32_t off = 0, i = 0; off < pay; off += gso, i++) {
+        uint32_t n = pay - off < gso ? pay - off : gso;
+        memcpy(seg, f, hl);
+        memcpy(seg + hl, f + hl + off, n);
+        uint8_t *sip = seg + 14, *sth = sip + 40;
+        wr16(sip + 4, thl + n);
+        uint32_t seq = seq0 + off;
+        sth[4] = (uint8_t)(seq >> 24);
+        sth[5] = (uint8_t)(seq >> 16);
+        sth[6] = (uint8_t)(seq >> 8);
+        sth[7] = (uint8_t)seq;
+        if (off + n < pay)
+            sth[13] &= (uint8_t)~(0x01 | 0x08);     /* FIN, PSH: last only */
+        if (i)
+            sth[13] &= (uint8_t)~0x80;              /* CWR: first only */
+        wr16(sth + 16, 0);
+        wr16(sth + 16, csum_fold(csum_partial(sth, thl + n,
+                                              csum_pseudo6(sip + 8, sip + 24, 6, thl + n))));
+        wire_send(l, src, seg, hl + n);
+    }
+    free(seg);
+    return true;
+}
+
 static unsigned mem_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *frames, unsigned n)
 {
     struct mside *me = dev->priv;
@@ -287,10 +331,13 @@ static unsigned mem_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *fra
             memcpy(lin + fr->len, fr->pay[0], fr->plen[0]);
         if (fr->plen[1])
             memcpy(lin + fr->len + fr->plen[0], fr->pay[1], fr->plen[1]);
-        if (fr->flags & TCPSM_FRAME_GSO_TCPV4)
+        const uint16_t gso_flags = TCPSM_FRAME_GSO_TCPV4 | TCPSM_FRAME_GSO_TCPV6;
+        if (fr->flags & gso_flags)
             s->gso_in++;
-        if (!(fr->flags & TCPSM_FRAME_GSO_TCPV4) || l->p.gso != MEMLINK_GSO_SEGMENT ||
-            !gso_segment(l, me->idx, lin, len, fr->gso_size)) {
+        if (!(fr->flags & gso_flags) || l->p.gso != MEMLINK_GSO_SEGMENT ||
+            !((fr->flags & TCPSM_FRAME_GSO_TCPV4) ? gso_segment(l, me->idx, lin, len, fr->gso_size)
+                                                  : gso_segment6(l, me->idx, lin, len,
+                                                                 fr->gso_size))) {
             if (fr->flags & TCPSM_FRAME_CSUM_PARTIAL)
                 finish_csum(lin, len, fr->csum_start, fr->csum_offset);
             wire_send(l, me->idx, lin, len);
@@ -333,7 +380,7 @@ struct memlink *memlink_new(const struct memlink_params *p, uint64_t seed)
         /* with offloads the link takes payload slices, leaves the TCP
          * checksum to the "hardware" and takes super-segments */
         l->side[s].dev.features = l->p.gso ? TCPSM_NETDEV_F_SG | TCPSM_NETDEV_F_TX_CSUM |
-                                             TCPSM_NETDEV_F_TSO : 0;
+                                             TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TSO6 : 0;
         l->side[s].dev.gso_max = l->p.gso_max;
         l->side[s].dev.priv = &l->side[s];
         l->side[s].link = l;

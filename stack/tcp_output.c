@@ -48,14 +48,16 @@ static void fill_hdr(uint8_t *p, uint16_t sport, uint16_t dport, uint32_t seq, u
 static uint8_t *out_begin(struct tcpsm_stack *st, const struct tcpsm_addr *dst, size_t l4_len)
 {
     st->txp_on = false;
-    return addr_is_v4(dst) ? ipv4_out_begin(st, l4_len) : ipv6_out_begin(st, l4_len);
+    return addr_is_v4(dst) ? ipv4_out_begin(st, l4_len) : ipv6_out_begin_gso(st, l4_len);
 }
 
 /* Checksum and hand to IP. tos is the TOS / traffic class byte, ttl the
  * TTL / hop limit (-1: default). The segment's len bytes are the header
  * (and a copied payload) at p, or the header at p and the payload in
- * st->txp's slices when txp_on. gso: the segment size of an IPv4
- * super-segment, else 0. Checksum offload is used for IPv4. */
+ * st->txp's slices when txp_on. gso: the segment size of a super-segment,
+ * else 0. Checksum offload is used for both families when offered; the
+ * pseudo-header sum covers the whole (super-)segment's L4 length, as
+ * Linux seeds CHECKSUM_PARTIAL (its GSO adjusts it per segment). */
 static void finish(struct tcpsm_stack *st, const struct tcpsm_addr *src,
                    const struct tcpsm_addr *dst, uint8_t *p, size_t len, int tos, int ttl,
                    uint32_t gso)
@@ -63,7 +65,7 @@ static void finish(struct tcpsm_stack *st, const struct tcpsm_addr *src,
     bool v4 = addr_is_v4(dst);
     uint32_t pseudo = v4 ? csum_pseudo(addr_v4(src), addr_v4(dst), IPPROTO_TCP_, (uint16_t)len)
                          : csum_pseudo6(src->b, dst->b, IPPROTO_TCP_, (uint32_t)len);
-    if (v4 && (st->dev->features & TCPSM_NETDEV_F_TX_CSUM)) {
+    if (st->dev->features & TCPSM_NETDEV_F_TX_CSUM) {
         /* Linux CHECKSUM_PARTIAL: the field holds the folded pseudo-header
          * sum, the link sums the segment (each one of a super-segment) */
         put16(p + 16, (uint16_t)~csum_fold(pseudo));
@@ -71,9 +73,11 @@ static void finish(struct tcpsm_stack *st, const struct tcpsm_addr *src,
             memset(&st->txp, 0, sizeof(st->txp));
             st->txp_on = true;
         }
-        st->txp.flags = TCPSM_FRAME_CSUM_PARTIAL | (gso ? TCPSM_FRAME_GSO_TCPV4 : 0);
+        st->txp.flags = TCPSM_FRAME_CSUM_PARTIAL |
+                        (gso ? (v4 ? TCPSM_FRAME_GSO_TCPV4 : TCPSM_FRAME_GSO_TCPV6) : 0);
         st->txp.gso_size = (uint16_t)gso;
-        st->txp.csum_start = ETH_HDR_LEN + IPV4_HDR_LEN;
+        /* the stack sends no IPv6 extension headers */
+        st->txp.csum_start = ETH_HDR_LEN + (v4 ? IPV4_HDR_LEN : IPV6_HDR_LEN);
         st->txp.csum_offset = 16;
     } else if (st->txp_on) {
         size_t hl = len - st->txp.plen[0] - st->txp.plen[1];
@@ -173,7 +177,7 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     bool sack = !(flags & (TCPSM_SYN | TCPSM_RST));
     size_t optlen = tcp_opt_len(sk, flags, sack);
     if (sack && len && TCP_HDR + optlen + len > tcp_mtu_l4(sk) &&
-        !(st->dev->features & TCPSM_NETDEV_F_TSO)) {
+        !(addr_is_v4(&sk->raddr) ? ipv4_can_gso(st) : ipv6_can_gso(st))) {
         sack = false;                   /* sized before the blocks appeared */
         optlen = tcp_opt_len(sk, flags, false);
     }
@@ -212,7 +216,7 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
         ring_read_at(&sk->sndq, seq - sk->snd_buf_seq, p + hl, len);
     }
     uint32_t mss = tcp_send_mss(sk);
-    bool gso = len > mss && addr_is_v4(&sk->raddr) && ipv4_can_gso(st);
+    bool gso = len > mss && (addr_is_v4(&sk->raddr) ? ipv4_can_gso(st) : ipv6_can_gso(st));
     if (gso) {
         st->cnt.tcp_gso_out++;
         st->cnt.tcp_gso_segs += (len + mss - 1) / mss;
@@ -386,8 +390,10 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
      * the link cuts it at the MSS, so each segment on the wire is what
      * the segment-at-a-time path would have sent. */
     uint32_t seg_max = mss;
-    if (addr_is_v4(&sk->raddr) && ipv4_can_gso(sk->st)) {
-        uint32_t room = ipv4_max_l4(sk->st) - TCP_HDR - (uint32_t)tcp_opt_len(sk, TCPSM_ACK, false);
+    bool v4 = addr_is_v4(&sk->raddr);
+    if (v4 ? ipv4_can_gso(sk->st) : ipv6_can_gso(sk->st)) {
+        uint32_t room = (v4 ? ipv4_max_l4(sk->st) : ipv6_max_l4(sk->st)) - TCP_HDR -
+                        (uint32_t)tcp_opt_len(sk, TCPSM_ACK, false);
         if (room / mss > 1)
             seg_max = room / mss * mss;
     }

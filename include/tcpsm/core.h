@@ -36,18 +36,25 @@ extern "C" {
  *    exceeds gso_size; the link (or its peer) cuts it into segments of
  *    gso_size payload bytes, each with the headers copied, the sequence
  *    number, IP ID, lengths and checksums advanced, PSH/FIN on the last.
+ *  - TCPSM_FRAME_GSO_TCPV6 (F_TSO6): the same for IPv6/TCP (no extension
+ *    headers; the payload length is the whole super-segment's, <= 65535).
+ *    With both GSO flags the TCP checksum field holds the pseudo-header sum
+ *    over the super-segment's whole L4 length, as Linux seeds it
+ *    (__tcp_v4/v6_send_check with skb->len; tcp_gso_segment adjusts it per
+ *    segment).
  * On receive a link may set TCPSM_FRAME_CSUM_PARTIAL (a local sender left
  * the checksum to the hardware) or TCPSM_FRAME_CSUM_VALID (checked by the
  * link): the core then trusts the data without summing it again. */
 #define TCPSM_FRAME_CSUM_PARTIAL 0x1u
 #define TCPSM_FRAME_CSUM_VALID   0x2u
 #define TCPSM_FRAME_GSO_TCPV4    0x4u
+#define TCPSM_FRAME_GSO_TCPV6    0x8u
 
 struct tcpsm_frame {
     uint8_t *data;      /* starts at the Ethernet header */
     uint32_t len;       /* bytes at data */
     uint16_t flags;     /* TCPSM_FRAME_* */
-    uint16_t gso_size;  /* TCP payload bytes per segment with GSO_TCPV4 */
+    uint16_t gso_size;  /* TCP payload bytes per segment with GSO_TCPV4/V6 */
     uint16_t csum_start;    /* from data: the L4 header, with CSUM_PARTIAL */
     uint16_t csum_offset;   /* the checksum field in it (16 for TCP) */
     const uint8_t *pay[2];  /* payload slices after data (F_SG), or NULL */
@@ -75,13 +82,15 @@ struct tcpsm_netdev_ops {
 #define TCPSM_NETDEV_F_TSO     0x2u   /* accepts TCP super-segments (GSO_TCPV4, needs
                                          F_SG and F_TX_CSUM too) up to gso_max bytes */
 #define TCPSM_NETDEV_F_SG      0x4u   /* accepts payload slices (pay/plen) */
+#define TCPSM_NETDEV_F_TSO6    0x8u   /* the same for IPv6 (GSO_TCPV6) */
 
 struct tcpsm_netdev {
     const struct tcpsm_netdev_ops *ops;
     uint32_t mtu;       /* IP MTU, e.g. 1500 */
     uint32_t features;  /* TCPSM_NETDEV_F_* */
-    uint32_t gso_max;   /* F_TSO: largest IP datagram of a super-segment (<= 65535;
-                           0 = 65535) */
+    uint32_t gso_max;   /* F_TSO/F_TSO6: largest IP datagram (IPv4 total length,
+                           IPv6 40 + payload length) of a super-segment
+                           (<= 65535; 0 = 65535) */
     void *priv;
 };
 

@@ -82,38 +82,60 @@ unsigned netdev_packet_filter(struct sock_filter *prog, const uint8_t mac[6])
 
 int netdev_packet_fix_csum(uint8_t *f, uint32_t len)
 {
-    if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00)
+    if (len < 14 + 20)
         return 0;
     uint8_t *ip = f + 14;
-    uint32_t ihl = (uint32_t)(ip[0] & 0x0f) * 4;
-    uint32_t tot = (uint32_t)ip[2] << 8 | ip[3];
-    if ((ip[0] >> 4) != 4 || ihl < 20 || tot < ihl || tot > len - 14)
+    uint8_t *l4;
+    uint32_t l4len, pseudo;
+    uint8_t proto;
+    if (f[12] == 0x08 && f[13] == 0x00) {
+        uint32_t ihl = (uint32_t)(ip[0] & 0x0f) * 4;
+        uint32_t tot = (uint32_t)ip[2] << 8 | ip[3];
+        if ((ip[0] >> 4) != 4 || ihl < 20 || tot < ihl || tot > len - 14)
+            return 0;
+        proto = ip[9];
+        l4 = ip + ihl;
+        l4len = tot - ihl;
+        uint32_t src = (uint32_t)ip[12] << 24 | (uint32_t)ip[13] << 16 | (uint32_t)ip[14] << 8 | ip[15];
+        uint32_t dst = (uint32_t)ip[16] << 24 | (uint32_t)ip[17] << 16 | (uint32_t)ip[18] << 8 | ip[19];
+        pseudo = csum_pseudo(src, dst, proto, (uint16_t)l4len);
+    } else if (f[12] == 0x86 && f[13] == 0xdd) {
+        /* IPv6 with the L4 header right after it (no extension headers) */
+        if (len < 14 + 40 || (ip[0] >> 4) != 6)
+            return 0;
+        l4len = (uint32_t)ip[4] << 8 | ip[5];
+        if (l4len > len - 14 - 40)
+            return 0;
+        proto = ip[6];
+        l4 = ip + 40;
+        pseudo = csum_pseudo6(ip + 8, ip + 24, proto, l4len);
+    } else {
         return 0;
+    }
     uint32_t off;
-    if (ip[9] == IPPROTO_TCP)
+    if (proto == IPPROTO_TCP)
         off = 16;
-    else if (ip[9] == IPPROTO_UDP)
+    else if (proto == IPPROTO_UDP)
         off = 6;
     else
         return 0;
-    uint8_t *l4 = ip + ihl;
-    uint32_t l4len = tot - ihl;
     if (l4len < off + 2)
         return 0;
-    uint32_t src = (uint32_t)ip[12] << 24 | (uint32_t)ip[13] << 16 | (uint32_t)ip[14] << 8 | ip[15];
-    uint32_t dst = (uint32_t)ip[16] << 24 | (uint32_t)ip[17] << 16 | (uint32_t)ip[18] << 8 | ip[19];
     l4[off] = l4[off + 1] = 0;
-    uint16_t c = csum_fold(csum_partial(l4, l4len, csum_pseudo(src, dst, ip[9], (uint16_t)l4len)));
-    if (c == 0 && ip[9] == IPPROTO_UDP)
-        c = 0xffff;             /* RFC 768: zero means "no checksum" */
+    uint16_t c = csum_fold(csum_partial(l4, l4len, pseudo));
+    if (c == 0 && proto == IPPROTO_UDP)
+        c = 0xffff;             /* RFC 768 / RFC 8200 8.1: zero means "no checksum" */
     l4[off] = (uint8_t)(c >> 8);
     l4[off + 1] = (uint8_t)c;
     return 1;
 }
 
-/* Length of the Ethernet + IPv4 + TCP headers of f, 0 if it is not IPv4/TCP. */
+/* Length of the Ethernet + IP + TCP headers of f, 0 if it is not IPv4/TCP
+ * or IPv6/TCP without extension headers. */
 static uint32_t tcp_hdr_len(const uint8_t *f, uint32_t len)
 {
+    if (len >= 14 + 40 + 20 && f[12] == 0x86 && f[13] == 0xdd && f[14 + 6] == IPPROTO_TCP)
+        return 14 + 40 + (uint32_t)(f[14 + 40 + 12] >> 4) * 4;
     if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00 || f[14 + 9] != IPPROTO_TCP)
         return 0;
     uint32_t ihl = (uint32_t)(f[14] & 0x0f) * 4;
@@ -158,6 +180,9 @@ void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *
      * marks only payloads larger than gso_size. */
     if ((fr->flags & TCPSM_FRAME_GSO_TCPV4) && hl) {
         vh->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+        vh->gso_size = fr->gso_size;
+    } else if ((fr->flags & TCPSM_FRAME_GSO_TCPV6) && hl) {
+        vh->gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
         vh->gso_size = fr->gso_size;
     }
 }
@@ -204,10 +229,12 @@ static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *
             /* The kernel refuses the offload request itself (an old or odd
              * virtio_net_hdr_to_skb): stop asking; TCP resends the frame
              * as plain segments with our own checksums. */
+            const uint32_t offl = TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TSO6 | TCPSM_NETDEV_F_TX_CSUM;
             if (e == EINVAL && np->vnet && (frames[done].flags & (TCPSM_FRAME_GSO_TCPV4 |
+                                                                   TCPSM_FRAME_GSO_TCPV6 |
                                                                    TCPSM_FRAME_CSUM_PARTIAL)) &&
-                (dev->features & (TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TX_CSUM))) {
-                dev->features &= ~(TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TX_CSUM);
+                (dev->features & offl)) {
+                dev->features &= ~offl;
                 tcpsm_log(TCPSM_LOG_WARN, "link: the kernel refused an offloaded frame (%s): "
                           "checksum offload and TSO off", strerror(e));
             }
@@ -297,7 +324,7 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
     if (!(flags & NETDEV_PACKET_NO_VNET) &&
         sys_setsockopt(np->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) {
         np->vnet = true;
-        np->dev.features |= TCPSM_NETDEV_F_TX_CSUM | TCPSM_NETDEV_F_TSO;
+        np->dev.features |= TCPSM_NETDEV_F_TX_CSUM | TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TSO6;
         np->dev.gso_max = 65535;
     } else if (!(flags & NETDEV_PACKET_NO_VNET)) {
         tcpsm_log(TCPSM_LOG_INFO, "TCPSM_IF=%s: PACKET_VNET_HDR refused (%s): no offloads",

@@ -60,11 +60,12 @@ unsigned netdev_packet_filter(struct sock_filter *prog, const uint8_t mac[6]);
 /* Finishes a received frame whose L4 checksum the kernel left for the
  * hardware (TP_STATUS_CSUMNOTREADY: a partial sum from a local sender on
  * veth): computes the full TCP/UDP checksum in place. Returns 1 if fixed,
- * 0 if not IPv4 TCP/UDP or malformed (left alone for the core to drop). */
+ * 0 if not IPv4 or IPv6 (no extension headers) TCP/UDP or malformed (left
+ * alone for the core to drop). */
 int netdev_packet_fix_csum(uint8_t *frame, uint32_t len);
 
 /* The vnet header for sending fr: NEEDS_CSUM with csum_start/offset for a
- * CSUM_PARTIAL frame, GSO TCPV4 with gso_size for a super-segment. */
+ * CSUM_PARTIAL frame, GSO TCPV4 / TCPV6 with gso_size for a super-segment. */
 void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *fr);
 
 /* Opens the socket on ifname for frames to mac (flags: NETDEV_PACKET_*).

@@ -123,7 +123,7 @@ Test(netdev_packet, fix_csum_leaves_other_frames_alone)
     cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len - 10), 0, "IP length beyond the frame");
     memcpy(f, copy, len);
     f[12] = 0x86; f[13] = 0xdd;
-    cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len), 0, "not IPv4");
+    cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len), 0, "an IPv4 packet labelled IPv6");
     memcpy(f, copy, len);
     f[14] = 0x44;
     cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len), 0, "IHL < 5");
@@ -166,4 +166,74 @@ Test(netdev_packet, vnet_header_for_plain_partial_and_super_segments)
     cr_assert_eq(vh.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
     cr_assert_eq(vh.gso_size, 1448);
     cr_assert_eq(vh.hdr_len, 14 + 20 + 32);
+}
+
+/* An IPv6/TCP frame (no extension headers) with a 32-byte TCP header and
+ * the pseudo-header sum over its L4 length in the checksum field. */
+static size_t tcp6_frame(uint8_t *f, size_t payload)
+{
+    memset(f, 0, 14 + 40 + 32 + payload);
+    f[12] = 0x86; f[13] = 0xdd;
+    uint8_t *ip = f + 14, *tcp = ip + 40;
+    ip[0] = 0x60;
+    ip[4] = (uint8_t)((32 + payload) >> 8);
+    ip[5] = (uint8_t)(32 + payload);
+    ip[6] = 6;
+    ip[7] = 64;
+    ip[8] = 0x20; ip[9] = 0x01; ip[11] = 0x02; ip[23] = 1;       /* 2001:2::1 */
+    ip[24] = 0x20; ip[25] = 0x01; ip[27] = 0x02; ip[39] = 2;     /* 2001:2::2 */
+    tcp[12] = 8 << 4;
+    tcp[13] = 0x18;
+    for (size_t i = 0; i < payload; i++)
+        tcp[32 + i] = (uint8_t)(i * 5 + 1);
+    uint16_t partial = (uint16_t)~csum_fold(csum_pseudo6(ip + 8, ip + 24, 6,
+                                                         (uint32_t)(32 + payload)));
+    tcp[16] = (uint8_t)(partial >> 8);
+    tcp[17] = (uint8_t)partial;
+    return 14 + 40 + 32 + payload;
+}
+
+Test(netdev_packet, fix_csum_completes_tcp6_checksum)
+{
+    static uint8_t f[14 + 40 + 32 + 3000];
+    for (size_t payload = 0; payload < 3000; payload += 997) {
+        size_t len = tcp6_frame(f, payload);
+        cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len), 1);
+        uint32_t s = csum_partial(f + 54, 32 + payload,
+                                  csum_pseudo6(f + 22, f + 38, 6, (uint32_t)(32 + payload)));
+        cr_assert_eq(csum_fold(s), 0, "payload %zu", payload);
+    }
+    size_t len = tcp6_frame(f, 100);
+    cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len - 1), 0, "payload length beyond the frame");
+    f[14 + 6] = 0;              /* a Hop-by-Hop header first: not ours to finish */
+    cr_assert_eq(netdev_packet_fix_csum(f, (uint32_t)len), 0);
+}
+
+/* An IPv6 super-segment: GSO TCPV6, csum_start past the 40-byte header,
+ * hdr_len covering Ethernet + IPv6 + TCP headers. */
+Test(netdev_packet, vnet_header_for_ipv6_super_segments)
+{
+    uint8_t f[14 + 40 + 32];
+    tcp6_frame(f, 0);
+    static uint8_t pay[3 * 1428];
+    struct virtio_net_hdr vh;
+    struct tcpsm_frame part = { .data = f, .len = sizeof f, .flags = TCPSM_FRAME_CSUM_PARTIAL,
+                                .csum_start = 54, .csum_offset = 16,
+                                .pay = { pay }, .plen = { 100 } };
+    netdev_packet_vnet_tx(&vh, &part);
+    cr_assert_eq(vh.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+    cr_assert_eq(vh.csum_start, 54);
+    cr_assert_eq(vh.csum_offset, 16);
+    cr_assert_eq(vh.hdr_len, 14 + 40 + 32);
+    cr_assert_eq(vh.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+
+    struct tcpsm_frame gso = part;
+    gso.flags |= TCPSM_FRAME_GSO_TCPV6;
+    gso.gso_size = 1428;
+    gso.plen[0] = sizeof pay;
+    netdev_packet_vnet_tx(&vh, &gso);
+    cr_assert_eq(vh.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+    cr_assert_eq(vh.gso_type, VIRTIO_NET_HDR_GSO_TCPV6);
+    cr_assert_eq(vh.gso_size, 1428);
+    cr_assert_eq(vh.hdr_len, 14 + 40 + 32);
 }

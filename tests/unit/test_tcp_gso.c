@@ -21,6 +21,12 @@
 #define T0     1000000000ull
 #define SECN   1000000000ull
 #define MSS_TS 1448u            /* 1500 - 40 - 12 (timestamps) */
+#define MSS6_TS 1428u           /* 1500 - 60 - 12 (timestamps) */
+
+/* 2001:2::1 and ::2; the pair runs over IPv6 when g_v6 is set. */
+static const struct tcpsm_addr A6 = { { 0x20, 0x01, 0, 0x02, [15] = 1 } };
+static const struct tcpsm_addr B6 = { { 0x20, 0x01, 0, 0x02, [15] = 2 } };
+static bool g_v6;
 
 static uint16_t g16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static uint32_t g32(const uint8_t *p)
@@ -30,14 +36,35 @@ static uint32_t g32(const uint8_t *p)
 
 /* One frame seen on the link toward a side, parsed. */
 struct wseg {
-    uint32_t tot;               /* IP total length */
+    uint32_t tot;               /* IP total length (IPv6: 40 + payload length) */
     uint32_t seq, ack, len;     /* TCP */
     uint8_t flags;
     bool csum_ok, ip_ok;
 };
 
+static bool parse6(const uint8_t *f, uint32_t flen, struct wseg *w)
+{
+    if (flen < 14 + 40 + 20 || f[14 + 6] != 6)
+        return false;
+    const uint8_t *ip = f + 14;
+    uint32_t l4 = g16(ip + 4);
+    w->tot = 40 + l4;
+    const uint8_t *th = ip + 40;
+    uint32_t thl = (uint32_t)(th[12] >> 4) * 4;
+    w->seq = g32(th + 4);
+    w->ack = g32(th + 8);
+    w->flags = th[13];
+    w->len = l4 - thl;
+    w->ip_ok = (ip[0] >> 4) == 6 && 14 + 40 + l4 <= flen;
+    w->csum_ok = w->ip_ok &&
+                 csum_fold(csum_partial(th, l4, csum_pseudo6(ip + 8, ip + 24, 6, l4))) == 0;
+    return true;
+}
+
 static bool parse(const uint8_t *f, uint32_t flen, struct wseg *w)
 {
+    if (flen >= 14 && g16(f + 12) == 0x86DD)
+        return parse6(f, flen, w);
     if (flen < 14 + 20 + 20 || g16(f + 12) != 0x0800 || f[14 + 9] != 6)
         return false;
     const uint8_t *ip = f + 14;
@@ -93,6 +120,10 @@ static struct tcpsm_stack *mkstack(struct tcpsm_netdev *dev, uint32_t addr, uint
     c.msl_ms = 1000;
     c.sndbuf = 1u << 20;
     c.rcvbuf = 1u << 20;
+    if (g_v6) {
+        memcpy(c.addr6, addr == A_ADDR ? A6.b : B6.b, 16);
+        c.prefix6_len = 64;
+    }
     struct tcpsm_stack *st = tcpsm_stack_new(&c, dev, now);
     cr_assert_not_null(st);
     return st;
@@ -251,10 +282,21 @@ static bool run(struct gpair *g, uint64_t limit)
 static void connect_pair(struct gpair *g)
 {
     cr_assert_eq(tcpsm_sock_new(g->st[1], &g->lsk), 0);
-    cr_assert_eq(tcpsm_sock_bind(g->lsk, 0, PORT), 0);
+    if (g_v6) {
+        static const struct tcpsm_addr any;
+        cr_assert_eq(tcpsm_sock_setopt(g->lsk, TCPSM_OPT_IPV6, 1), 0);
+        cr_assert_eq(tcpsm_sock_bind_addr(g->lsk, &any, PORT), 0);
+    } else {
+        cr_assert_eq(tcpsm_sock_bind(g->lsk, 0, PORT), 0);
+    }
     cr_assert_eq(tcpsm_sock_listen(g->lsk, 4), 0);
     cr_assert_eq(tcpsm_sock_new(g->st[0], &g->sk[0]), 0);
-    cr_assert_eq(tcpsm_sock_connect(g->sk[0], B_ADDR, PORT, g->now), -EINPROGRESS);
+    if (g_v6) {
+        cr_assert_eq(tcpsm_sock_setopt(g->sk[0], TCPSM_OPT_IPV6, 1), 0);
+        cr_assert_eq(tcpsm_sock_connect_addr(g->sk[0], &B6, PORT, g->now), -EINPROGRESS);
+    } else {
+        cr_assert_eq(tcpsm_sock_connect(g->sk[0], B_ADDR, PORT, g->now), -EINPROGRESS);
+    }
 }
 
 static void check_stream(struct gpair *g)
@@ -271,7 +313,8 @@ Test(tcp_gso, memlink_offers_offloads_only_when_asked)
     struct memlink *a = memlink_new(&off, 1), *b = memlink_new(&on, 1);
     cr_assert_eq(memlink_dev(a, 0)->features, 0);
     cr_assert_eq(memlink_dev(b, 1)->features,
-                 TCPSM_NETDEV_F_SG | TCPSM_NETDEV_F_TX_CSUM | TCPSM_NETDEV_F_TSO);
+                 TCPSM_NETDEV_F_SG | TCPSM_NETDEV_F_TX_CSUM | TCPSM_NETDEV_F_TSO |
+                     TCPSM_NETDEV_F_TSO6);
     struct memlink_params bad = { .gso = 3 };
     cr_assert_null(memlink_new(&bad, 1));
     memlink_free(a);
@@ -388,6 +431,158 @@ Test(tcp_gso, checksum_of_scattered_slices)
             cr_assert_eq(csum_fold(s), csum_fold(whole), "cuts %zu %zu", cut1, cut2);
         }
     }
+}
+
+/* ------------------------------------------------ IPv6 super-segments */
+
+/* A crafted IPv6/TCP super-segment of pay bytes (32-byte TCP header),
+ * handed to side 0 of l as the core hands one: headers in data, the
+ * payload in two slices, CSUM_PARTIAL with the pseudo-header sum over
+ * the whole L4 length (as Linux seeds it), GSO_TCPV6 with gso. */
+static void send_super6(struct memlink *l, const uint8_t *pay, uint32_t n, uint16_t gso,
+                        uint8_t flags)
+{
+    static uint8_t h[14 + 40 + 32];
+    memset(h, 0, sizeof h);
+    h[12] = 0x86;
+    h[13] = 0xdd;
+    uint8_t *ip = h + 14, *th = ip + 40;
+    ip[0] = 0x60;
+    ip[4] = (uint8_t)((32 + n) >> 8);
+    ip[5] = (uint8_t)(32 + n);
+    ip[6] = 6;
+    ip[7] = 64;
+    memcpy(ip + 8, A6.b, 16);
+    memcpy(ip + 24, B6.b, 16);
+    th[0] = 0x13, th[1] = 0x89, th[2] = 0x13, th[3] = 0x8a;
+    th[4] = 0xff, th[5] = 0xff, th[6] = 0xf0, th[7] = 0x00;    /* wraps mid-frame */
+    th[12] = 8 << 4;
+    th[13] = flags;
+    th[14] = 0xff;
+    uint16_t seed = (uint16_t)~csum_fold(csum_pseudo6(ip + 8, ip + 24, 6, 32 + n));
+    th[16] = (uint8_t)(seed >> 8);
+    th[17] = (uint8_t)seed;
+    uint32_t cut = n / 3 | 1;   /* odd: the second slice starts at an odd offset */
+    struct tcpsm_frame f = { .data = h, .len = sizeof h, .gso_size = gso,
+                             .flags = TCPSM_FRAME_CSUM_PARTIAL | TCPSM_FRAME_GSO_TCPV6,
+                             .csum_start = 14 + 40, .csum_offset = 16,
+                             .pay = { pay, pay + cut }, .plen = { cut, n - cut } };
+    cr_assert_eq(memlink_dev(l, 0)->ops->send(memlink_dev(l, 0), &f, 1), 1);
+}
+
+/* Software segmentation of an IPv6 super-segment: segments of exactly
+ * gso bytes but the last, each with its own payload length, sequence
+ * number (across the 2^32 wrap) and valid checksum; PSH/FIN on the last
+ * only, CWR on the first only; the bytes in order. */
+Test(tcp_gso6, memlink_cuts_at_gso_size)
+{
+    static const uint32_t sizes[] = { 1429, 2 * MSS6_TS, 2 * MSS6_TS + 1, 45 * MSS6_TS + 700,
+                                      65495 - 32 };
+    static uint8_t pay[65535];
+    h_pattern(pay, sizeof pay, 5);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        uint32_t n = sizes[k];
+        struct memlink_params lp = { .gso = MEMLINK_GSO_SEGMENT };
+        struct memlink *l = memlink_new(&lp, 1);
+        cr_assert_not_null(l);
+        memlink_set_now(l, T0);
+        send_super6(l, pay, n, MSS6_TS, 0x10 | 0x08 | 0x01 | 0x80);   /* ACK PSH FIN CWR */
+        struct tcpsm_frame fr[TCPSM_TX_BATCH];
+        uint32_t off = 0, nseg = 0, want = (n + MSS6_TS - 1) / MSS6_TS;
+        unsigned got;
+        while ((got = memlink_deliver(l, 1, UINT64_MAX / 2, fr, TCPSM_TX_BATCH)) > 0) {
+            for (unsigned i = 0; i < got; i++, nseg++) {
+                struct wseg w;
+                cr_assert(parse(fr[i].data, fr[i].len, &w));
+                uint32_t exp = n - off < MSS6_TS ? n - off : MSS6_TS;
+                cr_assert_eq(w.len, exp, "size %u segment %u: %u bytes", n, nseg, w.len);
+                cr_assert_eq(fr[i].len, 14 + 40 + 32 + exp);
+                cr_assert(w.csum_ok, "size %u segment %u: bad checksum", n, nseg);
+                cr_assert_eq(w.seq, 0xfffff000u + off);
+                bool last = off + exp == n;
+                cr_assert_eq(w.flags & 0x09, last ? 0x09 : 0, "PSH/FIN on the last only");
+                cr_assert_eq(w.flags & 0x80, nseg == 0 ? 0x80 : 0, "CWR on the first only");
+                cr_assert(memcmp(fr[i].data + 14 + 40 + 32, pay + off, exp) == 0);
+                off += exp;
+            }
+        }
+        cr_assert_eq(off, n, "size %u: %u bytes delivered", n, off);
+        cr_assert_eq(nseg, want);
+        cr_assert_eq(memlink_stats(l, 0)->gso_in, 1);
+        memlink_free(l);
+    }
+}
+
+/* Delivered whole (as veth to a GRO receiver), the checksum finished over
+ * the super-segment from the seed the core wrote: it verifies against the
+ * pseudo-header with the whole payload length. */
+Test(tcp_gso6, memlink_whole_checksum_from_full_length_seed)
+{
+    static uint8_t pay[40000];
+    h_pattern(pay, sizeof pay, 6);
+    struct memlink_params lp = { .gso = MEMLINK_GSO_WHOLE };
+    struct memlink *l = memlink_new(&lp, 1);
+    memlink_set_now(l, T0);
+    send_super6(l, pay, sizeof pay, MSS6_TS, 0x10);
+    struct tcpsm_frame fr[4];
+    cr_assert_eq(memlink_deliver(l, 1, UINT64_MAX / 2, fr, 4), 1);
+    struct wseg w;
+    cr_assert(parse(fr[0].data, fr[0].len, &w));
+    cr_assert_eq(w.tot, 40 + 32 + sizeof pay);
+    cr_assert(w.csum_ok);
+    memlink_free(l);
+}
+
+/* Two stacks over IPv6 on the segmenting link: the sender builds
+ * super-segments (GSO_TCPV6), only MTU-sized frames reach B, all with
+ * valid checksums, the stream exact, no retransmission. */
+Test(tcp_gso6, bulk_transfer_cut_at_the_mss)
+{
+    g_v6 = true;
+    struct gpair *g = gpair_new(MEMLINK_GSO_SEGMENT, 2u << 20);
+    connect_pair(g);
+    cr_assert(run(g, 60 * SECN));
+    check_stream(g);
+    const struct tcpsm_counters *c = tcpsm_stack_counters(g->st[0]);
+    cr_assert_gt(c->tcp_gso_out, 0, "A sent no super-segment");
+    cr_assert_gt(c->tcp_gso_segs, 2 * c->tcp_gso_out);
+    cr_assert_gt(memlink_stats(g->l, 0)->gso_in, 0);
+    cr_assert_gt(c->ip6_out, 0);
+    cr_assert_eq(c->ip_out, 0, "no IPv4 on an IPv6 connection");
+    cr_assert_eq(g->nbig[1], 0);
+    cr_assert_leq(g->maxtot[1], 1500);
+    cr_assert_gt(g->nframes[1], (2u << 20) / MSS6_TS);
+    cr_assert_eq(g->nbad_csum[1], 0);
+    cr_assert_eq(g->nbad_csum[0], 0);
+    cr_assert_eq(c->tcp_retrans, 0);
+    cr_assert_eq(tcpsm_stack_counters(g->st[1])->tcp_drop_csum, 0);
+    gpair_free(g);
+}
+
+/* The same delivered whole: IPv6 frames far above the MTU with a payload
+ * length of at most 65535, the checksum valid over the whole frame. */
+Test(tcp_gso6, bulk_transfer_delivered_whole)
+{
+    g_v6 = true;
+    struct gpair *g = gpair_new(MEMLINK_GSO_WHOLE, 2u << 20);
+    connect_pair(g);
+    cr_assert(run(g, 60 * SECN));
+    check_stream(g);
+    cr_assert_gt(tcpsm_stack_counters(g->st[0])->tcp_gso_out, 0);
+    cr_assert_gt(g->nbig[1], 0, "no frame above the MTU reached B");
+    cr_assert_leq(g->maxtot[1], 65535);
+    cr_assert_gt(g->maxtot[1], 32768, "largest datagram %u", g->maxtot[1]);
+    cr_assert_eq(g->nbad_csum[1], 0);
+    cr_assert_eq(g->nbig[0], 0, "pure ACKs only toward A");
+    cr_assert_eq(tcpsm_stack_counters(g->st[1])->tcp_drop_csum, 0);
+    gpair_free(g);
+}
+
+/* One segment inside an IPv6 super-segment lost: exactly it goes again. */
+Test(tcp_gso6, partial_retransmission_cut_at_the_mss)
+{
+    g_v6 = true;
+    partial_loss(MEMLINK_GSO_SEGMENT);
 }
 
 /* ------------------------------------------------ one stack, crafted peer */
