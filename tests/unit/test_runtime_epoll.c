@@ -39,9 +39,12 @@ static struct harness *rt_harness(void)
     return h_new(&cfg);
 }
 
+/* From the region, as the runtime allocates them: the last reference's
+ * rt_free() returns it there. */
 static struct rt_sock *attach(struct tcpsm_sock *sk)
 {
-    struct rt_sock *rs = calloc(1, sizeof(*rs));
+    struct rt_sock *rs = rt_alloc(sizeof(*rs));
+    cr_assert_not_null(rs);
     rs->sk = sk;
     tcpsm_sock_set_user(sk, rs);
     return rs;
@@ -52,7 +55,7 @@ static void detach(struct rt_sock *rs)
     tcpsm_sock_set_user(rs->sk, NULL);
     rs->sk = NULL;
     cr_assert_eq(rs->refs, 0, "every item and waiter gave its reference back");
-    free(rs);
+    rt_free(rs);
 }
 
 /* A kernel peer at port sport completes a handshake with the listener. */
