@@ -523,9 +523,10 @@ static bool port_used(struct tcp_stack *ts, uint16_t port)
     return false;
 }
 
-/* RFC 6056 3.3.3-like: start at a keyed hash of the destination, walk the
- * range. For connect, a port already bound may be shared when the 4-tuple
- * is unique (like Linux __inet_hash_connect). */
+/* RFC 6056 3.3.4 (double-hash, as Linux __inet_hash_connect): start at a
+ * keyed hash of the destination plus a per-bucket counter that each pick
+ * advances, walk the range. For connect, a port already bound may be
+ * shared when the 4-tuple is unique. */
 int tcp_pick_ephemeral(struct tcpsm_sock *sk, bool for_connect)
 {
     struct tcp_stack *ts = TS(sk);
@@ -533,7 +534,9 @@ int tcp_pick_ephemeral(struct tcpsm_sock *sk, bool for_connect)
     struct tcpsm_addr la = sk->laddr;
     if (addr_is_any(&la))
         tcp_local_addr(sk->st, &sk->raddr, &la);
-    uint32_t off = (uint32_t)tuple_hash(sk->st, &la, 0, &sk->raddr, sk->rport, 3);
+    uint32_t *perturb = &ts->eph_perturb[(uint32_t)tuple_hash(sk->st, &la, 0, &sk->raddr,
+                                                              sk->rport, 4) % TCP_EPH_PERTURB];
+    uint32_t off = (uint32_t)tuple_hash(sk->st, &la, 0, &sk->raddr, sk->rport, 3) + *perturb;
     for (int pass = 0; pass < (for_connect ? 2 : 1); pass++) {
         for (uint32_t i = 0; i < range; i++) {
             uint16_t p = (uint16_t)(TCP_EPH_LO + (off + i) % range);
@@ -553,6 +556,7 @@ int tcp_pick_ephemeral(struct tcpsm_sock *sk, bool for_connect)
                 if (!shared_ok)
                     continue;
             }
+            *perturb += i + 2;  /* Linux: past the port taken, by an even step */
             sk->lport = p;
             tcp_bind_add(sk);
             return 0;

@@ -51,6 +51,7 @@
 #define TCP_COOKIE_TSBITS   6           /* option bits in the low bits of the TSval */        /* RFC 5961 7: challenge ACK limit, Linux default */
 #define TCP_EPH_LO          32768u      /* Linux ip_local_port_range */
 #define TCP_EPH_HI          60999u
+#define TCP_EPH_PERTURB     256u        /* RFC 6056 3.3.4 table size (Linux: 2^16) */
 
 /* Linux sk_shutdown bits. */
 #define RCV_SHUTDOWN  1
@@ -257,6 +258,10 @@ struct tcp_stack {
     struct tcpsm_sock **bhash;          /* by local port: every bound TCB */
     struct tcpsm_sock **lhash;          /* by local port: listeners only (O(1) SYN demux) */
     uint32_t emask, bmask;
+    /* RFC 6056 3.3.4 (Linux table_perturb): each pick for a destination
+     * starts past the previous one, so a closed connection's port is not
+     * reused at once while the peer may still hold it in TIME-WAIT */
+    uint32_t eph_perturb[TCP_EPH_PERTURB];
     struct tcpsm_sock *tw_head, **tw_tail;  /* TIME-WAIT TCBs, oldest first */
     struct tcp_syn_stats syn;           /* all listeners */
     struct tcpsm_sock *all;

@@ -48,6 +48,30 @@ Test(tcp_api, ephemeral_ports)
     h_free(h);
 }
 
+/* RFC 6056 3.3.4: a closed connection's port is not picked again for the
+ * next connection to the same destination (the peer may hold it in
+ * TIME-WAIT, and a SYN within its timestamp tick would be refused). */
+Test(tcp_api, ephemeral_port_not_reused_at_once)
+{
+    struct harness *h = h_new(NULL);
+    uint16_t prev = 0;
+    for (int i = 0; i < 8; i++) {
+        struct tcpsm_sock *a;
+        cr_assert_eq(tcpsm_sock_new(h->st, &a), 0);
+        cr_assert_eq(tcpsm_sock_connect(a, H_PEER, H_RPORT, h->now), -EINPROGRESS);
+        uint32_t addr;
+        uint16_t p;
+        tcpsm_sock_name(a, &addr, &p);
+        cr_assert_neq(p, prev, "connection %d took the port just freed (%u)", i, p);
+        EXPECT_SEG(h, .flags = SYN, .sport = p);
+        tcpsm_sock_abort(a, h->now);    /* frees the port at once */
+        tcpsm_sock_close(a, h->now);
+        h_drain(h);
+        prev = p;
+    }
+    h_free(h);
+}
+
 Test(tcp_api, connect_errors)
 {
     struct harness *h = h_new(NULL);
