@@ -201,6 +201,14 @@ int rt_stats_write(const char *path)
     size_t mem_used = tcpsm_stack_mem(rt.sh->st, &mem_max, &mem_pressure);
     uint32_t syn_rate = tcpsm_stack_syn_rate(rt.sh->st, rt_now());
     uint64_t up_ns = rt_now() - rt.sh->t0;
+    /* every process attached to the shared stack (Process model), not only this one */
+    int pids[RT_MAX_PROCS];
+    unsigned npids = 0;
+    for (int i = 0; i < RT_MAX_PROCS; i++) {
+        int pid = atomic_load(&rt.sh->procs[i].pid);
+        if (pid > 0 && !rt.sh->procs[i].left)
+            pids[npids++] = pid;
+    }
     rt_unlock();
     /* The link counters are updated outside the lock by the receiving
      * thread; a reading a moment old is what a monitor expects. */
@@ -220,8 +228,10 @@ int rt_stats_write(const char *path)
     comm(name, sizeof(name));
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    put(&o, "{\n \"version\": 1,\n \"pid\": %d,\n \"pids\": [%d],\n \"comm\": ", (int)getpid(),
-        (int)getpid());
+    put(&o, "{\n \"version\": 1,\n \"pid\": %d,\n \"pids\": [", (int)getpid());
+    for (unsigned i = 0; i < npids; i++)
+        put(&o, "%s%d", i ? ", " : "", pids[i]);
+    put(&o, "],\n \"comm\": ");
     put_str(&o, name);
     put(&o, ",\n \"interface\": ");
     put_str(&o, s->ifname);

@@ -19,12 +19,29 @@ NGINX_WORKERS=4 nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
 # Which worker served each request: the access log carries the pid.
 sed -i "s|access_log off;|log_format pid '\$pid \$status \$body_bytes_sent'; access_log $TMPD/ngx/logs/access.log pid;|" \
     "$TMPD/ngx/nginx.conf"
+export TCPSM_RUN_DIR=$TMPD/run     # tcpsm stat below reads this run's stacks only
 nginx_start bg_stack "$TMPD/ngx"
 ngx=$BG_PID
 wait_connect "$NS_P" "$STACK_IP" 8080 20
 n=$(pgrep -c -P "$(pgrep -o -f "nginx -p $TMPD/ngx")" || true)
 log "nginx workers: $n"
 [ "$n" -eq 4 ] || die "expected 4 nginx workers, found $n"
+if stack_mode; then
+    # tcpsm stat lists every process attached to the one shared stack: the master and each worker.
+    master=$(pgrep -o -f "nginx -p $TMPD/ngx")
+    want="$master $(pgrep -P "$master" | tr '\n' ' ')"
+    sleep 1.2   # the stats file is rewritten every second
+    "$TCPSM_BUILD/tcpsm" stat --json >"$TMPD/stat.json" || die "tcpsm stat --json failed"
+    python3 - "$TMPD/stat.json" $want <<'PY' || { cat "$TMPD/stat.json" >&2; die "tcpsm stat: not every nginx process listed"; }
+import json, sys
+doc = json.load(open(sys.argv[1]))
+stacks = doc["stacks"] if isinstance(doc, dict) and "stacks" in doc else doc
+pids = {p for st in stacks for p in st["pids"]}
+want = {int(p) for p in sys.argv[2:]}
+sys.exit(0 if want <= pids else 1)
+PY
+    log "tcpsm stat: master and workers attached ($want)"
+fi
 
 log "kernel curl http://$STACK_IP:8080/10m.bin"
 on_peer curl -sS --fail --max-time 60 -o "$TMPD/got" "http://$STACK_IP:8080/10m.bin"
