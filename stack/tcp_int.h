@@ -146,7 +146,7 @@ struct tcpsm_sock {
 
     struct tcpsm_addr laddr, raddr;     /* IPv4 as ::ffff:a.b.c.d; laddr :: = any */
     uint16_t lport, rport;
-    bool ipv6;                          /* an AF_INET6 socket (TCPSM_OPT_IPV6) */
+    bool ipv6;                          /* made as AF_INET6: TCPSM_OPT_IPV6 */
     bool v6only;                        /* IPV6_V6ONLY: an IPv6 socket that takes no IPv4 */
     int tos;                            /* IP_TOS / IPV6_TCLASS of the packets sent */
     int ttl;                            /* IP_TTL / IPV6_UNICAST_HOPS, -1 = default 64 */
