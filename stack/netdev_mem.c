@@ -198,6 +198,22 @@ static void finish_csum(uint8_t *f, uint32_t len, uint32_t start, uint32_t off)
     wr16(f + start + off, csum_fold(csum_partial(f + start, len - start, pseudo)));
 }
 
+/* One segment cut from a TCP super-segment (Linux tcp_gso_segment): its
+ * sequence number; FIN and PSH on the last segment only, CWR on the first
+ * only; the checksum field cleared for the caller to fill. */
+static void tcp_seg_fixup(uint8_t *th, uint32_t seq, bool first, bool last)
+{
+    th[4] = (uint8_t)(seq >> 24);
+    th[5] = (uint8_t)(seq >> 16);
+    th[6] = (uint8_t)(seq >> 8);
+    th[7] = (uint8_t)seq;
+    if (!last)
+        th[13] &= (uint8_t)~(0x01 | 0x08);
+    if (!first)
+        th[13] &= (uint8_t)~0x80;
+    wr16(th + 16, 0);
+}
+
 /* Software TSO (as Linux tcp_gso_segment): cuts an IPv4/TCP super-segment
  * into segments of gso payload bytes, each with the headers copied, the IP
  * length, ID and checksum and the TCP sequence number advanced, PSH and
@@ -232,16 +248,7 @@ static bool gso_segment(struct memlink *l, int src, const uint8_t *f, uint32_t l
         wr16(sip + 4, (uint16_t)(id0 + i));
         wr16(sip + 10, 0);
         wr16(sip + 10, csum_fold(csum_partial(sip, ihl, 0)));
-        uint32_t seq = seq0 + off;
-        sth[4] = (uint8_t)(seq >> 24);
-        sth[5] = (uint8_t)(seq >> 16);
-        sth[6] = (uint8_t)(seq >> 8);
-        sth[7] = (uint8_t)seq;
-        if (off + n < pay)
-            sth[13] &= (uint8_t)~(0x01 | 0x08);     /* FIN, PSH: last only */
-        if (i)
-            sth[13] &= (uint8_t)~0x80;              /* CWR: first only */
-        wr16(sth + 16, 0);
+        tcp_seg_fixup(sth, seq0 + off, i == 0, off + n == pay);
         wr16(sth + 16, csum_fold(csum_partial(sth, thl + n,
                                               csum_pseudo(src_ip, dst_ip, 6, (uint16_t)(thl + n)))));
         wire_send(l, src, seg, hl + n);
@@ -276,16 +283,7 @@ static bool gso_segment6(struct memlink *l, int src, const uint8_t *f, uint32_t 
         memcpy(seg + hl, f + hl + off, n);
         uint8_t *sip = seg + 14, *sth = sip + 40;
         wr16(sip + 4, thl + n);
-        uint32_t seq = seq0 + off;
-        sth[4] = (uint8_t)(seq >> 24);
-        sth[5] = (uint8_t)(seq >> 16);
-        sth[6] = (uint8_t)(seq >> 8);
-        sth[7] = (uint8_t)seq;
-        if (off + n < pay)
-            sth[13] &= (uint8_t)~(0x01 | 0x08);     /* FIN, PSH: last only */
-        if (i)
-            sth[13] &= (uint8_t)~0x80;              /* CWR: first only */
-        wr16(sth + 16, 0);
+        tcp_seg_fixup(sth, seq0 + off, i == 0, off + n == pay);
         wr16(sth + 16, csum_fold(csum_partial(sth, thl + n,
                                               csum_pseudo6(sip + 8, sip + 24, 6, thl + n))));
         wire_send(l, src, seg, hl + n);
