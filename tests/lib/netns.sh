@@ -372,3 +372,9 @@ run_checks() {
     [ "$n" -ge "$min" ] || die "$name: only $n checks ran"
     log "ok: $n checks passed"
 }
+
+# hold_until FILE SECS: prints a shell command that waits until FILE exists or SECS pass (for
+# a client that must keep its connection open while the test looks at it).
+hold_until() {
+    printf 'for _i in $(seq %d); do [ -e %q ] && break; sleep 0.1; done' $(($2 * 10)) "$1"
+}
