@@ -22,10 +22,8 @@ bridge_start --loss 2 --delay 10 --reorder 5 --seed "$seed" --max-seconds 140
 mkdir -p "$TMPD/up" "$TMPD/store"
 chmod 777 "$TMPD/store"
 mkfile "$TMPD/up/8m.bin" $((8 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/store" \
+nginx_peer "$TMPD/store" \
     "dav_methods PUT; create_full_put_path on; client_max_body_size 64m; client_body_buffer_size 1m;"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
 
 log "curl -T 8m.bin through loss 2%, delay 10 ms, reorder 5% (seed $seed)"
 # In stack mode the capture is kept for the report below (not a pass/fail criterion).
