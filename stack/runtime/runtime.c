@@ -984,44 +984,37 @@ int tcpsm_peername_addr(struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t
     return r;
 }
 
+/* The IPv4-only forms of the two above: an IPv6 socket has no sockaddr_in
+ * (-EAFNOSUPPORT). */
+static int to_sin(int r, const struct tcpsm_addr *a, uint16_t p, struct sockaddr_in *sin)
+{
+    if (r < 0)
+        return r;
+    if (!addr_is_v4(a) && !addr_is_any(a))
+        return -EAFNOSUPPORT;
+    memset(sin, 0, sizeof(*sin));
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(addr_is_any(a) ? 0 : addr_v4(a));
+    sin->sin_port = htons(p);
+    return 0;
+}
+
 int tcpsm_sockname(struct tcpsm_sock *sk, struct sockaddr_in *sin)
 {
+    struct tcpsm_addr a;
+    uint16_t p = 0;
     if (!sin)
         return -EFAULT;
-    uint32_t a = 0;
-    uint16_t p = 0;
-    rt_lock();
-    int r = usable(sk);
-    if (r == 0)
-        tcpsm_sock_name(sk, &a, &p);
-    rt_unlock();
-    if (r == 0) {
-        memset(sin, 0, sizeof(*sin));
-        sin->sin_family = AF_INET;
-        sin->sin_addr.s_addr = htonl(a);
-        sin->sin_port = htons(p);
-    }
-    return r;
+    return to_sin(tcpsm_sockname_addr(sk, &a, &p), &a, p, sin);
 }
 
 int tcpsm_peername(struct tcpsm_sock *sk, struct sockaddr_in *sin)
 {
+    struct tcpsm_addr a;
+    uint16_t p = 0;
     if (!sin)
         return -EFAULT;
-    uint32_t a = 0;
-    uint16_t p = 0;
-    rt_lock();
-    int r = usable(sk);
-    if (r == 0)
-        r = tcpsm_sock_peer(sk, &a, &p);
-    rt_unlock();
-    if (r == 0) {
-        memset(sin, 0, sizeof(*sin));
-        sin->sin_family = AF_INET;
-        sin->sin_addr.s_addr = htonl(a);
-        sin->sin_port = htons(p);
-    }
-    return r;
+    return to_sin(tcpsm_peername_addr(sk, &a, &p), &a, p, sin);
 }
 
 int tcpsm_error(struct tcpsm_sock *sk)
