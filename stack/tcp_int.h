@@ -43,6 +43,7 @@
 #define TCP_RING_CACHE      8               /* released ring buffers kept for reuse */
 #define TCP_RING_CACHE_BYTES (16u * 1024u * 1024u)
 #define TCP_MEM_MAX_DEF     (128u << 20)    /* buffer memory of the whole stack (README) */
+#define TCP_WMEM_MIN        4096u       /* Linux tcp_wmem[0]: send queue a socket may always fill */
 #define TCP_OFO_SEGS_MAX    64          /* out-of-order segments held per connection */
 #define TCP_CHALLENGE_PER_S 1000
 #define TCP_COOKIE_BITS     24          /* Linux syncookies.c: low 24 bits data + hash */
@@ -213,6 +214,8 @@ struct tcpsm_sock {
     bool dupack_now;                    /* out-of-order data arrived: a pure duplicate ACK is
                                            owed even if data leaves in the same pass */
     bool more;                          /* MSG_MORE: this send is corked (tcp_output) */
+    bool snd_mem_wait;                  /* a send was refused at the memory cap: not writable
+                                           until memory frees (Linux SOCK_NOSPACE) */
 
     /* congestion (tcp_cong.c) */
     const struct congestion_ops *cc;
@@ -274,6 +277,10 @@ struct tcp_stack {
      * segments; pressure from 3/4 of mem_max down to 1/2 */
     size_t mem_used, mem_max;
     bool mem_pressure;
+    /* sockets whose send was refused at the cap (snd_mem_wait); woken at the
+     * end of the pass once usage is back under 15/16 of the cap */
+    uint32_t snd_mem_waiters;
+    bool snd_mem_wake;
     /* Buffers of rings released empty, kept for the next ring that needs
      * one (tcp_buf.c): a bulk reader drains its receive ring on nearly
      * every read, and freeing it each time made every refill a malloc,

@@ -9,6 +9,7 @@
 
 static void flush(struct tcpsm_sock *sk)
 {
+    tcp_mem_wake_senders(sk->st);
     stack_tx_flush(sk->st);
 }
 
@@ -284,13 +285,28 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     if (room == 0)
         return -EAGAIN;
     uint32_t want = len < room ? (uint32_t)len : room;
-    /* the send queue is bounded by SO_SNDBUF, and charged to the stack's
-     * memory without a cap: what the application was promised stays */
-    if (tcp_ring_reserve(sk, &sk->sndq, sk->sndq.len + want, sk->sndbuf, true) < 0)
+    /* The send queue is bounded by SO_SNDBUF and by the stack's memory cap
+     * (Linux sk_wmem_schedule under tcp_mem[2]): at the cap the queue grows
+     * only below TCP_WMEM_MIN (tcp_wmem[0], so every socket can make
+     * progress), else the call takes what its ring already has room for,
+     * or refuses: -EAGAIN (a blocking caller waits for POLLOUT, which
+     * returns once memory is freed, as sk_stream_wait_memory). */
+    int rc = tcp_ring_reserve(sk, &sk->sndq, sk->sndq.len + want, sk->sndbuf, false);
+    if (rc == -ENOBUFS && sk->sndq.len < TCP_WMEM_MIN) {
+        uint32_t need = sk->sndq.len + want < TCP_WMEM_MIN ? sk->sndq.len + want : TCP_WMEM_MIN;
+        rc = tcp_ring_reserve(sk, &sk->sndq, need, sk->sndbuf, true);
+    }
+    if (rc == -ENOMEM)
         return -ENOMEM;
     uint32_t n = ring_write(&sk->sndq, buf, want);
-    if (n == 0)
+    if (n == 0) {
+        if (rc == -ENOBUFS && !sk->snd_mem_wait) {
+            sk->snd_mem_wait = true;
+            TS(sk)->snd_mem_waiters++;
+        }
         return -EAGAIN;
+    }
+    sk->snd_mem_wait = false;
     /* MSG_MORE: this call's tail waits like TCP_CORK (Linux tcp_push with
      * TCP_NAGLE_CORK), for the next send or the 200 ms cork ceiling */
     sk->more = (flags & TCPSM_MSG_MORE) != 0;
@@ -557,7 +573,10 @@ unsigned tcpsm_sock_poll(const struct tcpsm_sock *sk)
         if (!(sk->shutdown & SEND_SHUTDOWN)) {
             uint32_t queued = sk->sndq.len;
             uint32_t cap = sk->sndbuf;
-            if (cap > queued && cap - queued >= queued / 2)
+            /* refused at the memory cap: writable again when memory frees
+             * or its own ring has room */
+            bool mem = !sk->snd_mem_wait || sk->sndq.cap > sk->sndq.len;
+            if (cap > queued && cap - queued >= queued / 2 && mem)
                 m |= TCPSM_POLLOUT;
         } else {
             m |= TCPSM_POLLOUT;
