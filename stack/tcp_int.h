@@ -54,6 +54,11 @@
 #define TCP_EPH_HI          60999u
 #define TCP_EPH_PERTURB     256u        /* RFC 6056 3.3.4 table size (Linux: 2^16) */
 
+/* Received urgent data (Linux tp->urg_data): the byte in the low bits. */
+#define TCP_URG_VALID  0x0100
+#define TCP_URG_NOTYET 0x0200
+#define TCP_URG_READ   0x0400
+
 /* Linux sk_shutdown bits. */
 #define RCV_SHUTDOWN  1
 #define SEND_SHUTDOWN 2
@@ -98,6 +103,7 @@ struct tcp_seg {
     uint16_t wnd;                       /* raw */
     const uint8_t *data;
     uint32_t len;                       /* payload bytes */
+    uint16_t urp;                       /* urgent pointer (with URG) */
     struct tcp_opts opt;
 };
 
@@ -214,6 +220,12 @@ struct tcpsm_sock {
     bool dupack_now;                    /* out-of-order data arrived: a pure duplicate ACK is
                                            owed even if data leaves in the same pass */
     bool more;                          /* MSG_MORE: this send is corked (tcp_output) */
+    /* urgent data (tcp_urg.c, RFC 9293 3.8.5 / RFC 6093 as Linux) */
+    uint32_t urg_seq;                   /* the received urgent byte's sequence number */
+    uint16_t urg_data;                  /* TCP_URG_* | the byte */
+    bool urginline;                     /* SO_OOBINLINE */
+    bool urg_mode;                      /* sending: snd_up is ahead of snd_una */
+    uint32_t snd_up;                    /* sequence just past our urgent byte */
     bool snd_mem_wait;                  /* a send was refused at the memory cap: not writable
                                            until memory frees (Linux SOCK_NOSPACE) */
 
@@ -370,6 +382,19 @@ uint32_t tcp_ts_now(const struct tcpsm_sock *sk, uint64_t now);
 
 /* tcp_buf.c */
 bool tcp_mem_charge(struct tcp_stack *ts, size_t n, bool force);
+/* Urgent data (tcp_urg.c). */
+uint32_t tcp_copied_seq(const struct tcpsm_sock *sk);
+void tcp_urg_input(struct tcpsm_sock *sk, const struct tcp_seg *seg);
+void tcp_urg_capture(struct tcpsm_sock *sk);
+uint32_t tcp_urg_read_limit(struct tcpsm_sock *sk, uint32_t n, bool peek, uint32_t *skip);
+void tcp_urg_after_read(struct tcpsm_sock *sk);
+bool tcp_urg_hides_rcvq(const struct tcpsm_sock *sk);
+void tcp_urg_out(struct tcpsm_sock *sk, uint8_t *th, uint32_t seq);
+static inline bool tcp_urg_sending(const struct tcpsm_sock *sk)
+{
+    return sk->urg_mode && seq_gt(sk->snd_up, sk->snd_una);
+}
+
 void tcp_mem_uncharge(struct tcp_stack *ts, size_t n);
 void tcp_ring_cache_drain(struct tcp_stack *ts);
 int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, uint32_t limit,

@@ -8,7 +8,8 @@
  * sequence number, the stack's SND.NXT as last seen), so most mutations stay
  * near the window and reach the state machine's deep paths.
  *
- * Input: byte 0 = scenario (low 3 bits: the state to reach, see setup();
+ * Input: byte 0 = scenario (low 3 bits: the state to reach, see setup(); 6
+ * and 7 as 0 and 1 with SO_OOBINLINE;
  * bit 3: timestamps, bit 4: SACK-permitted, bit 5: window scaling, bit 6:
  * a small stack-wide memory cap, bit 7: the peer's MSS 536), then records of
  * REC bytes (see play()). Each input gets a fresh stack (no state leaks from
@@ -17,7 +18,8 @@
  * Invariants (abort() on violation, so libFuzzer records the input):
  *  - every byte the application reads is the byte the peer sent at that
  *    stream offset (the peer's stream is a fixed pattern of the offset), and
- *    never beyond what the peer sent;
+ *    never beyond what the peer sent; only an urgent byte (out of band) is
+ *    ever passed over;
  *  - every byte the stack sends is the byte the application wrote at that
  *    stream offset (retransmissions included);
  *  - every frame out has a valid IPv4 header and TCP checksum;
@@ -32,6 +34,7 @@
 
 #include "csum.h"
 #include "stack.h"
+#include "tcp_int.h"
 #include "tcpsm/core.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -94,8 +97,10 @@ static struct {
     uint32_t rmax;                      /* highest seq+len the peer sent (its stream's end) */
     uint32_t tsval, tsrecent;           /* the peer's clock; the stack's last TSval */
     uint32_t app_sent, app_read;
-    uint32_t app_sending;               /* bytes of the send() call under way */        /* stream offsets: written by the app, read by it */
+    uint32_t app_sending;               /* bytes of the send() call under way */
+    bool app_oob;                       /* the next send is MSG_OOB */        /* stream offsets: written by the app, read by it */
     bool ts, sack, ws;
+    bool inl;                           /* SO_OOBINLINE (scenarios 6 and 7) */
     bool stale;                         /* the stack restarted the connection: data unchecked */
     bool taken;                         /* the application accepted its connection */
     size_t mem_max;
@@ -317,11 +322,25 @@ static void app_recv(size_t max, int flags)
     uint8_t buf[4096];
     if (max > sizeof buf)
         max = sizeof buf;
+    /* Urgent data out of band: a read on the mark passes over the urgent
+     * byte, and a newer pointer drops an unread one at the reader's
+     * position (tcp_urg.c): the application's stream lacks those bytes. */
+    uint32_t at = tcp_copied_seq(w.sk) - (RISN + 1);
+    CHECK(at - w.app_read <= 1);
+    w.app_read = at;
+    uint32_t skip = tcpsm_sock_atmark(w.sk) && !w.inl && w.sk->rcvq.len ? 1 : 0;
     ssize_t n = tcpsm_sock_recv(w.sk, buf, max, flags, w.now);
-    if (n <= 0)
+    if (!(flags & TCPSM_MSG_PEEK))
+        CHECK(tcp_copied_seq(w.sk) - (RISN + 1) == w.app_read + (n > 0 ? (uint32_t)n : 0) + skip);
+    if (n <= 0) {
+        if (!(flags & TCPSM_MSG_PEEK))
+            w.app_read += skip;
         return;
+    }
     for (ssize_t i = 0; i < n; i++)
-        CHECK(buf[i] == peer_byte(w.app_read + (uint32_t)i));
+        CHECK(buf[i] == peer_byte(w.app_read + skip + (uint32_t)i));
+    if (!(flags & TCPSM_MSG_PEEK))
+        w.app_read += skip;
     CHECK(w.app_read + (uint32_t)n <= w.rmax - (RISN + 1));
     if (!(flags & TCPSM_MSG_PEEK))
         w.app_read += (uint32_t)n;
@@ -337,7 +356,7 @@ static void app_send(size_t n)
     for (size_t i = 0; i < n; i++)
         buf[i] = app_byte(w.app_sent + (uint32_t)i);
     w.app_sending = (uint32_t)n;
-    ssize_t r = tcpsm_sock_send(w.sk, buf, n, w.now);
+    ssize_t r = tcpsm_sock_sendf(w.sk, buf, n, w.app_oob ? TCPSM_MSG_OOB : 0, w.now);
     w.app_sending = 0;
     CHECK(r <= (ssize_t)n);
     if (r > 0)
@@ -353,6 +372,7 @@ static void app_accept(void)
         uint32_t a;
         if (tcpsm_sock_peer(c, &a, &p) == 0 && p == w.rport && !w.taken && !w.stale) {
             w.sk = c;
+            tcpsm_sock_setopt(c, TCPSM_OPT_OOBINLINE, w.inl);
             w.taken = true;
         }
         else
@@ -401,6 +421,7 @@ static void handshake_active(uint16_t mss)
     if (tcpsm_sock_new(w.st, &w.sk) < 0)
         abort();
     w.taken = true;
+    tcpsm_sock_setopt(w.sk, TCPSM_OPT_OOBINLINE, w.inl);
     tcpsm_sock_setopt(w.sk, TCPSM_OPT_SNDBUF, BUF / 2);
     tcpsm_sock_setopt(w.sk, TCPSM_OPT_RCVBUF, BUF / 2);
     CHECK(tcpsm_sock_bind(w.sk, 0, LPORT) == 0);
@@ -534,8 +555,21 @@ static void play(const uint8_t *r, const uint8_t *next, size_t nextlen)
     switch (r[10] & 7) {
     case 0: break;
     case 1: app_recv((size_t)amount * 64 + 1, 0); break;
-    case 2: app_send((size_t)amount * 64 + 1); break;
-    case 3: app_recv(4096, TCPSM_MSG_PEEK); break;
+    case 2:
+        w.app_oob = amount & 1;
+        app_send((size_t)amount * 64 + 1);
+        w.app_oob = false;
+        break;
+    case 3:
+        if (amount & 1) {
+            uint8_t c;
+            if (w.sk)
+                tcpsm_sock_recv(w.sk, &c, 1, TCPSM_MSG_OOB | ((amount & 2) ? TCPSM_MSG_PEEK : 0),
+                                w.now);
+        } else {
+            app_recv(4096, TCPSM_MSG_PEEK);
+        }
+        break;
     case 4:
         if (w.sk)
             tcpsm_sock_shutdown(w.sk, amount & 1 ? 1 : 0, w.now);
@@ -576,6 +610,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memset(&w, 0, sizeof w);
     unsigned scen = data[0] & 7;
+    w.inl = scen >= 6;
     w.ts = data[0] & 0x08;
     w.sack = data[0] & 0x10;
     w.ws = data[0] & 0x20;

@@ -24,7 +24,7 @@ flow = [
     rec(ACK | FIN, app=1, amount=31),                      # the peer closes
     rec(ACK, app=5),                                       # the application closes
 ]
-for scen in range(6):
+for scen in range(8):
     for opts in (0x38, 0x00):
         with open(os.path.join(out, 'scen%d_%02x' % (scen, opts)), 'wb') as f:
             f.write(bytes([scen | opts]) + b''.join(flow))
