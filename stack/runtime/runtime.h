@@ -317,6 +317,9 @@ bool rt_others_attached(void);  /* under lock: any other slot in use */
 uint16_t rt_fanout_get(void);
 void rt_fanout_set(uint16_t id);
 void rt_leave(void);            /* under lock: this process detaches */
+/* runtime_audit.c, under lock: logs words of the region that point into
+ * this process's loaded images (TCPSM_LOG=debug, at exit). */
+void rt_region_audit(void);
 void rt_atfork_install(void);
 
 #endif

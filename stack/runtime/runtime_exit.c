@@ -190,6 +190,8 @@ void tcpsm_rt_shutdown(void)
      * The stack itself is not freed: a straggling application thread may
      * still hold a socket pointer into it while the process ends. */
     rt_lock();
+    if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
+        rt_region_audit();
     rt_leave();
     last = last && rt_live_others() == 0;
     if (last)
