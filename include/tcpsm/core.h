@@ -227,6 +227,9 @@ struct tcpsm_counters {
     uint64_t ip_frag_in, ip_reasm_ok, ip_reasm_fail, ip_reasm_timeout;
     /* TCP super-segments (TSO frames) sent, and the segments they carried */
     uint64_t tcp_gso_out, tcp_gso_segs;
+    /* path MTU: destinations learnt from ICMP (RFC 1191 / 8201) and entries evicted by a full
+     * table; black holes found (RFC 4821 / 8899: the MSS lowered after repeated RTOs) */
+    uint64_t pmtu_learned, pmtu_evicted, tcp_pmtu_blackhole;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).
