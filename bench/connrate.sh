@@ -49,7 +49,6 @@ ks="" ss=""
 for i in $(seq 1 "$rounds"); do
     ks+="$(ab_srv "$KSTACK_IP" 8081 k$i),"
     if [ -n "${BENCH_PERF:-}" ] && [ "$i" = "$rounds" ]; then
-        npid=$(pgrep -n -P "$(pgrep -n -f "ngx-s/nginx.conf" -P "$ngx_s" || echo "$ngx_s")" || true)
         npid=$(pgrep -f "ngx-s/nginx.conf" | tail -1)
         perf record -g -o "$BENCH_PERF" -p "$npid" 2>/dev/null &
         perfpid=$!
