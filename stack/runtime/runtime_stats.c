@@ -134,7 +134,7 @@ static const struct { const char *name; size_t off; } counters[] = {
     C(tcp_passive_opens), C(tcp_drop_max_socks), C(tcp_undo), C(tcp_ack_skipped),
     C(tcp_listen_syns), C(tcp_syncookies_sent), C(tcp_syncookies_recv), C(tcp_syncookies_failed),
     C(tcp_tw_recycled), C(tcp_drop_mem),
-    C(tcp_mem_pressure), C(tcp_ofo_pruned),
+    C(tcp_mem_pressure), C(tcp_ofo_pruned), C(tcp_rack_lost), C(tcp_tlp), C(tcp_rtxq_full),
     C(ip6_in), C(ip6_out), C(ip6_drop_hdr), C(ip6_drop_not_us), C(ip6_drop_frag),
     C(ip6_drop_proto), C(ip6_drop_noroute), C(ip6_drop_exthdr), C(icmp6_in),
     C(icmp6_echo_reply_out), C(icmp6_unreach_in), C(icmp6_ptb_in), C(icmp6_err_out),
