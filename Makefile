@@ -92,7 +92,7 @@ build/san/libswift_demangle.so: tests/san/swift_demangle.c
 
 tools: $(TOOLS)
 
-$(B)/tools/%: tests/tools/%.c $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a
+$(B)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h) $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a
 	@mkdir -p $(B)/tools
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(filter-out -fvisibility=hidden,$(CFLAGS)) $(LDFLAGS) -o $@ $< $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a $(LDLIBS)

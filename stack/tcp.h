@@ -35,4 +35,8 @@ size_t tcp_nsocks(const struct tcpsm_stack *st);
 /* tcpsm_stack_abort_all without the tx flush. */
 void tcp_abort_all(struct tcpsm_stack *st, uint64_t now);
 
+/* TIMER_TCP: a TCB's timer (ctx: the stack). */
+struct tcpsm_timer;
+void tcp_conn_timer_fire(void *ctx, struct tcpsm_timer *t, uint64_t now);
+
 #endif

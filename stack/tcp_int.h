@@ -264,7 +264,10 @@ struct tcpsm_sock {
     bool more;                          /* MSG_MORE: this send is corked (tcp_output) */
 
     /* congestion (tcp_cong.c) */
-    const struct congestion_ops *cc;
+    /* The algorithm by number, not by its ops' address: the TCB may be in
+     * memory that programs with this code elsewhere share (tcp_cong_ops). */
+    uint8_t cc_algo;                    /* TCPSM_CC_* in use, once cc_on */
+    bool cc_on;                         /* tcp_cong_init ran */
     uint8_t cc_pref;                    /* TCPSM_CC_*: TCP_CONGESTION */
     struct cubic_state cubic;
     uint32_t cwnd, ssthresh, recover, cwnd_acc;
@@ -511,6 +514,7 @@ struct congestion_ops {
     uint32_t (*ssthresh)(struct tcpsm_sock *sk);                /* on loss */
 };
 extern const struct congestion_ops tcp_newreno, tcp_cubic;
+/* This process's ops of algorithm TCPSM_CC_* which (NewReno for unknown ones). */
 const struct congestion_ops *tcp_cong_ops(int which);
 void tcp_cong_init(struct tcpsm_sock *sk);
 /* ACK processing; returns true if the caller should retransmit the head now. */

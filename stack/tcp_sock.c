@@ -713,10 +713,10 @@ int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
         if (val != TCPSM_CC_RENO && val != TCPSM_CC_CUBIC)
             return -ENOENT;             /* Linux: no such algorithm */
         sk->cc_pref = (uint8_t)val;
-        if (sk->cc && sk->cc != tcp_cong_ops(val)) {
+        if (sk->cc_on && sk->cc_algo != val) {
             /* a live connection keeps its window; the new algorithm
              * starts its own state (Linux tcp_reinit_congestion_control) */
-            sk->cc = tcp_cong_ops(val);
+            sk->cc_algo = (uint8_t)val;
             memset(&sk->cubic, 0, sizeof(sk->cubic));
         }
         return 0;
@@ -781,7 +781,7 @@ int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val)
             sk->state != TCPSM_SYN_RECEIVED)
             return -ENOTCONN;
         uint32_t hdr = addr_is_v4(&sk->raddr) ? 20u : 40u;
-        uint32_t link = addr_is_v4(&sk->raddr) ? sk->st->dev->mtu : sk->st->v6.mtu;
+        uint32_t link = addr_is_v4(&sk->raddr) ? stack_dev(sk->st)->mtu : sk->st->v6.mtu;
         *val = (int)(sk->pmtu && sk->pmtu < link ? sk->pmtu : link);
         (void)hdr;
         return 0;

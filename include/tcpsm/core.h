@@ -245,10 +245,28 @@ struct tcpsm_allocator {
 };
 void tcpsm_set_allocator(const struct tcpsm_allocator *a);
 
-/* Create a stack bound to dev. Returns NULL on bad config or no memory. */
+/* Create a stack bound to dev. Returns NULL on bad config or no memory.
+ *
+ * The stack keeps no address of code or of the caller's memory: dev and the
+ * callbacks of cfg (sock_event, trace, cb_ctx) are the calling process's
+ * "host" of the stack, held in a table of this process (at most
+ * TCPSM_MAX_HOSTS stacks per process) of which the stack records the index.
+ * So a stack made in memory that several programs map (each with this code
+ * at another address) can be run by any of them once it has bound its own
+ * host (tcpsm_stack_bind). A process that runs a stack it has not bound
+ * sends nothing (counted as tx_drop) and reports no events. */
+#define TCPSM_MAX_HOSTS 1024
 struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm_netdev *dev,
                                     uint64_t now);
-/* Frees every socket and TCB without sending anything. */
+/* Binds this process's host of st: the link (dev, whose mtu and features
+ * should be those of the creator's) and cfg's sock_event, trace and cb_ctx
+ * (the other fields are ignored). Rebinding replaces the host. -EINVAL for
+ * a bad dev, -EBUSY if this process has another stack at st's index. */
+int tcpsm_stack_bind(struct tcpsm_stack *st, const struct tcpsm_config *cfg,
+                     struct tcpsm_netdev *dev);
+/* Forgets this process's host of st (the stack itself is untouched). */
+void tcpsm_stack_unbind(struct tcpsm_stack *st);
+/* Frees every socket and TCB without sending anything (and unbinds). */
 void tcpsm_stack_free(struct tcpsm_stack *st);
 /* Process received frames (read-only; copied as needed). */
 void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames, unsigned n,
