@@ -171,7 +171,7 @@ static void prr_ack(struct tcpsm_sock *sk, uint32_t delivered)
  * acked: SND.UNA's advance; delivered: that plus the bytes newly SACKed. */
 void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered)
 {
-    if (!sk->cc)
+    if (!sk->cc_on)
         tcp_cong_init(sk);
     if (sk->in_recovery && seq_ge(sk->snd_una, sk->recover)) {
         /* RFC 6937 3.1: the window at the end of recovery is ssthresh */
@@ -192,7 +192,7 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
         sk->prior_ssthresh = sk->ssthresh;
         sk->undo_state = sk->ts_ok ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
         sk->recover_fs = sk->snd_max - sk->snd_una;     /* RFC 6937: RecoverFS */
-        sk->ssthresh = sk->cc->ssthresh(sk);
+        sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
         sk->recover = sk->snd_max;
         sk->sack_recovery = true;
         sk->in_recovery = true;
@@ -206,7 +206,7 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
     }
     /* open, or after an RTO (slow start back up, as Linux in TCP_CA_Loss) */
     if (acked)
-        sk->cc->on_ack(sk, acked);
+        tcp_cong_ops(sk->cc_algo)->on_ack(sk, acked);
 }
 
 /* The SACK scoreboard shows the first segment lost before three
