@@ -217,6 +217,7 @@ void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
     }
     st->rx_flags = 0;
     tcp_input_batch_end(st, now);
+    tcp_mem_wake_senders(st);
     stack_tx_flush(st);
 }
 
@@ -224,6 +225,7 @@ void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now)
 {
     st->now = now;
     timer_run(&st->timers, timer_fns, st, now);
+    tcp_mem_wake_senders(st);
     stack_tx_flush(st);
 }
 

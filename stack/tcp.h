@@ -29,6 +29,8 @@ void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t
 /* End of an input batch: the ACKs and wake-ups deferred while its frames
  * were processed (tcp_batch_defer) go out now. */
 void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now);
+/* Wake the senders refused at the memory cap once memory has freed. */
+void tcp_mem_wake_senders(struct tcpsm_stack *st);
 
 size_t tcp_nsocks(const struct tcpsm_stack *st);
 

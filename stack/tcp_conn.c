@@ -276,6 +276,7 @@ void tcp_init_from_listener(struct tcpsm_sock *c, const struct tcpsm_sock *l)
     c->user_timeout_ms = l->user_timeout_ms;
     c->cc_pref = l->cc_pref;
     c->reuseaddr = l->reuseaddr;
+    c->urginline = l->urginline;
     c->ipv6 = l->ipv6;
     c->v6only = l->v6only;
     c->tos = l->tos;

@@ -198,6 +198,8 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     }
     uint32_t ack = (flags & TCPSM_ACK) ? sk->rcv_nxt : 0;
     fill_hdr(p, sk->lport, sk->rport, seq, ack, hl, flags, wnd);
+    if (!(flags & (TCPSM_SYN | TCPSM_RST)))
+        tcp_urg_out(sk, p, seq);
     tcp_opt_build(sk, p + TCP_HDR, flags, now, sack);
     if (len && (stack_dev(st)->features & TCPSM_NETDEV_F_SG)) {
         /* point at the ring: one slice, two where it wraps */
@@ -429,6 +431,11 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         if (room / mss > 1)
             seg_max = room / mss * mss;
     }
+    /* urgent mode: one segment per frame, each with its own pointer (a
+     * super-segment's header would be copied to every piece) */
+    bool urg = tcp_urg_sending(sk);
+    if (urg)
+        seg_max = mss;
     bool sent = false;
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     bool sack_rec = !rack && sk->in_recovery && sk->sack_recovery;
@@ -520,8 +527,9 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
                     }
                     break;
                 }
-                if (!sk->nodelay && in_flight && seq_gt(sk->snd_sml, sk->snd_una))
-                    break;              /* Nagle (Minshall): one small segment in flight */
+                if (!sk->nodelay && !urg && in_flight && seq_gt(sk->snd_sml, sk->snd_una))
+                    break;              /* Nagle (Minshall): one small segment in flight;
+                                           urgent data goes at once (Linux tcp_nagle_test) */
             }
         }
         uint8_t fl = TCPSM_ACK;

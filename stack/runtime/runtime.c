@@ -737,7 +737,7 @@ ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
 ssize_t tcpsm_sendf(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int flags,
                     int nonblock, int64_t timeout_ns)
 {
-    int cflags = (flags & MSG_MORE) ? TCPSM_MSG_MORE : 0;
+    int cflags = ((flags & MSG_MORE) ? TCPSM_MSG_MORE : 0) | ((flags & MSG_OOB) ? TCPSM_MSG_OOB : 0);
     size_t total;
     int v = check_iov(iov, iovcnt, &total);
     if (v < 0)
@@ -844,6 +844,21 @@ ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
     uint64_t deadline = deadline_of(timeout_ns);
     rt_lock();
     ssize_t r = usable(sk);
+    if (r == 0 && (flags & MSG_OOB)) {
+        /* the urgent byte: never waits (Linux tcp_recv_urg) */
+        uint8_t c = 0;
+        r = tcpsm_sock_recv(sk, &c, total ? 1 : 0, TCPSM_MSG_OOB | (peek ? TCPSM_MSG_PEEK : 0),
+                            rt_now());
+        rt_unlock();
+        if (r == 1) {
+            for (int i = 0; i < iovcnt; i++)
+                if (iov[i].iov_len) {
+                    *(uint8_t *)iov[i].iov_base = c;
+                    break;
+                }
+        }
+        return r;
+    }
     if (r < 0 || total == 0) {
         rt_unlock();
         return r;
@@ -1030,6 +1045,11 @@ int tcpsm_state(struct tcpsm_sock *sk)
 int tcpsm_rxavail(struct tcpsm_sock *sk)
 {
     LOCKED_CALL((int)(tcpsm_sock_rxavail(sk) > INT_MAX ? INT_MAX : tcpsm_sock_rxavail(sk)));
+}
+
+int tcpsm_atmark(struct tcpsm_sock *sk)
+{
+    LOCKED_CALL(tcpsm_sock_atmark(sk));
 }
 
 int tcpsm_txqueued(struct tcpsm_sock *sk)
