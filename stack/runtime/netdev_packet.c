@@ -486,28 +486,38 @@ static void take(struct netdev_packet *np, struct tcpsm_frame *frames, unsigned 
     (*n)++;
 }
 
-/* One whole frame from the socket's queue (a ring slot marked
- * TP_STATUS_COPY) into rx->data[i]: its length, or 0 if none came whole. */
-static uint32_t queue_recv_one(struct netdev_packet *np, unsigned i, uint16_t *fl)
+/* The whole frames of the next k ring slots marked TP_STATUS_COPY, from the
+ * socket's queue (the kernel queues each before it hands its slot over, in
+ * slot order), into rx->data[at...], with one recvmmsg: lens[j] and fls[j]
+ * per frame, 0 for one that did not come whole. */
+static void queue_recv(struct netdev_packet *np, unsigned at, unsigned k, uint32_t *lens,
+                       uint16_t *fls)
 {
     struct netdev_packet_rx *rx = np->rx;
-    struct msghdr *h = &rx->msgs[i].msg_hdr;
-    memset(h, 0, sizeof(*h));
-    h->msg_iov = np->vnet ? rx->iov[i] : &rx->iov[i][1];
-    h->msg_iovlen = np->vnet ? 2 : 1;
-    h->msg_control = rx->cmsg[i].buf;
-    h->msg_controllen = sizeof(rx->cmsg[i].buf);
+    for (unsigned j = 0; j < k; j++) {
+        struct msghdr *h = &rx->msgs[at + j].msg_hdr;
+        memset(h, 0, sizeof(*h));
+        h->msg_iov = np->vnet ? rx->iov[at + j] : &rx->iov[at + j][1];
+        h->msg_iovlen = np->vnet ? 2 : 1;
+        h->msg_control = rx->cmsg[at + j].buf;
+        h->msg_controllen = sizeof(rx->cmsg[at + j].buf);
+        rx->msgs[at + j].msg_len = 0;
+        lens[j] = 0;
+    }
     long r;
     do
-        r = syscall(SYS_recvmsg, np->fd, h, MSG_DONTWAIT | MSG_TRUNC);
+        r = syscall(SYS_recvmmsg, np->fd, &rx->msgs[at], k, MSG_DONTWAIT | MSG_TRUNC, NULL);
     while (r < 0 && errno == EINTR);
-    uint32_t len = r > 0 ? (uint32_t)r : 0;
-    if (np->vnet)
-        len = len >= sizeof(rx->vh[i]) ? len - (uint32_t)sizeof(rx->vh[i]) : 0;
-    if ((h->msg_flags & MSG_TRUNC) || len > NETDEV_PACKET_SLOT)
-        return 0;
-    *fl = msg_csum_flags(np, &rx->vh[i], h);
-    return len;
+    for (long j = 0; j < r; j++) {
+        struct msghdr *h = &rx->msgs[at + j].msg_hdr;
+        uint32_t len = rx->msgs[at + j].msg_len;
+        if (np->vnet)
+            len = len >= sizeof(rx->vh[0]) ? len - (uint32_t)sizeof(rx->vh[0]) : 0;
+        if ((h->msg_flags & MSG_TRUNC) || len > NETDEV_PACKET_SLOT)
+            len = 0;
+        lens[j] = len;
+        fls[j] = msg_csum_flags(np, &rx->vh[at + j], h);
+    }
 }
 
 void netdev_packet_recv_done(struct netdev_packet *np)
@@ -529,13 +539,35 @@ static int ring_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsig
     struct netdev_packet_ring *rc = np->rc;
     netdev_packet_recv_done(np);
     rc->held_from = rc->head;
-    unsigned n = 0;
+    unsigned n = 0, ncopy = 0, next = 0, at = 0, used = 0;   /* used: rx->data slots taken */
+    uint32_t clen[NETDEV_PACKET_BATCH];
+    uint16_t cfl[NETDEV_PACKET_BATCH];
     while (n < max && rc->held_n < np->ring_frames) {
         struct tpacket2_hdr *h = ring_slot(np, rc->head);
         /* acquire: the frame's bytes are read after the kernel's status */
         uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
         if (!(st & TP_STATUS_USER))
             break;
+        if ((st & TP_STATUS_COPY) && next == ncopy) {
+            /* this and the following ready slots' copies in one call */
+            unsigned k = 0, room = max - n < NETDEV_PACKET_BATCH - used ? max - n
+                                                                       : NETDEV_PACKET_BATCH - used;
+            if (room == 0)
+                break;          /* every buffer holds a frame of this batch: the rest next time */
+            for (uint32_t i = 0; k < room && rc->held_n + i < np->ring_frames; i++) {
+                uint32_t s2 = __atomic_load_n(&ring_slot(np, (rc->head + i) % np->ring_frames)->tp_status,
+                                              __ATOMIC_ACQUIRE);
+                if (!(s2 & TP_STATUS_USER))
+                    break;
+                if (s2 & TP_STATUS_COPY)
+                    k++;
+            }
+            at = used;
+            used += k;
+            queue_recv(np, at, k, clen, cfl);
+            ncopy = k;
+            next = 0;
+        }
         rc->head = (rc->head + 1) % np->ring_frames;
         rc->held_n++;           /* recorded at once: a process killed here leaves it to the next */
         const struct sockaddr_ll *sll =
@@ -544,8 +576,10 @@ static int ring_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsig
         uint32_t len;
         uint16_t fl = 0;
         if (st & TP_STATUS_COPY) {
-            len = queue_recv_one(np, n, &fl);   /* taken off the queue whatever follows */
-            data = np->rx->data[n];
+            data = np->rx->data[at + next];
+            len = clen[next];
+            fl = cfl[next];
+            next++;
             np->rx_copied++;
         } else {
             data = (uint8_t *)h + h->tp_mac;
