@@ -341,7 +341,7 @@ fail:
 }
 
 int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
-                       unsigned flags, char *err, size_t errlen)
+                       unsigned flags, uint16_t *fanout, char *err, size_t errlen)
 {
     memset(np, 0, sizeof(*np));
     np->fd = -1;
@@ -378,7 +378,12 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
     struct sock_filter prog[16];
     struct sock_fprog fprog = { .len = (unsigned short)netdev_packet_filter(prog, mac),
                                 .filter = prog };
-    if (sys_setsockopt(np->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
+    /* A fanout group is joined once bound: until then the socket would get
+     * copies of frames the group's sockets get too; it takes none. */
+    struct sock_filter none[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+    struct sock_fprog fnone = { .len = 1, .filter = none };
+    if (sys_setsockopt(np->fd, SOL_SOCKET, SO_ATTACH_FILTER, fanout ? &fnone : &fprog,
+                       sizeof(fprog)) < 0)
         return fail(np, err, errlen, ifname, "SO_ATTACH_FILTER");
 
     int one = 1;
@@ -423,6 +428,25 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
     sll.sll_ifindex = np->ifindex;
     if (syscall(SYS_bind, np->fd, &sll, sizeof(sll)) < 0)
         return fail(np, err, errlen, ifname, "bind");
+
+    if (fanout) {
+        /* Hash by flow (a connection's frames keep their order on one
+         * socket); roll over to another socket of the group when the chosen
+         * one's queue is full. Id 0: a new group with a number the kernel
+         * picks (FLAG_UNIQUEID), read back for the others to join. */
+        int type = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_ROLLOVER;
+        if (!*fanout)
+            type |= PACKET_FANOUT_FLAG_UNIQUEID;
+        int arg = type << 16 | *fanout;         /* packet(7): id | type_flags << 16 */
+        if (sys_setsockopt(np->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0)
+            return fail(np, err, errlen, ifname, "PACKET_FANOUT");
+        socklen_t al = sizeof(arg);
+        if (syscall(SYS_getsockopt, np->fd, SOL_PACKET, PACKET_FANOUT, &arg, &al) < 0)
+            return fail(np, err, errlen, ifname, "PACKET_FANOUT (read back)");
+        *fanout = (uint16_t)(arg & 0xffff);
+        if (sys_setsockopt(np->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
+            return fail(np, err, errlen, ifname, "SO_ATTACH_FILTER");
+    }
 
     /* Our MAC is not the interface's: without promiscuous mode the NIC (and
      * veth) drops unicast frames to it before we can see them. The

@@ -89,9 +89,12 @@ int netdev_packet_fix_csum(uint8_t *frame, uint32_t len);
 void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *fr);
 
 /* Opens the socket on ifname for frames to mac (flags: NETDEV_PACKET_*).
+ * With fanout, it joins the PACKET_FANOUT group *fanout (0: a new group,
+ * whose number is stored in *fanout): each frame goes to one socket of the
+ * group, so several processes' sockets share the frames of one stack.
  * 0, or -errno with a message in err. */
 int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
-                       unsigned flags, char *err, size_t errlen);
+                       unsigned flags, uint16_t *fanout, char *err, size_t errlen);
 /* Receives what is queued, without blocking: fills frames (valid until
  * netdev_packet_recv_done or the next call) and returns how many (0 if
  * none), or -errno. */

@@ -188,16 +188,27 @@ static void on_trace(void *ctx, const struct tcpsm_trace_event *ev)
 
 static int stack_make(uint64_t now);
 
+/* This process's callbacks for the core (tcpsm_stack_bind). */
+static void host_callbacks(struct tcpsm_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->sock_event = rt_sock_event;
+    cfg->trace = on_trace;
+}
+
 static int start_locked(void)
 {
     char err[512];
     uint64_t now = rt_now();
+    uint16_t fanout = rt_fanout_get();
     int r = netdev_packet_open(&rt.np, rt.set.ifname, rt.set.mac,
-                               rt.set.offload ? 0 : NETDEV_PACKET_NO_VNET, err, sizeof(err));
+                               rt.set.offload ? 0 : NETDEV_PACKET_NO_VNET, &fanout, err,
+                               sizeof(err));
     if (r < 0) {
         tcpsm_log(TCPSM_LOG_ERROR, "%s", err);
         return r;
     }
+    rt_fanout_set(fanout);
     rt_fd_own(rt.np.fd);
     if (rt.set.pcap_path[0]) {
         rt.pcap = pcap_writer_open(rt.set.pcap_path);
@@ -228,6 +239,16 @@ static int start_locked(void)
         if (r < 0)
             goto fail;
         made = true;
+    } else {
+        /* Made by another process (maybe another program, its code
+         * elsewhere): this process's link and callbacks become its host here. */
+        struct tcpsm_config cb;
+        host_callbacks(&cb);
+        r = tcpsm_stack_bind(rt.sh->st, &cb, &rt.np.dev);
+        if (r < 0) {
+            tcpsm_log(TCPSM_LOG_ERROR, "cannot run the shared stack: %s", strerror(-r));
+            goto fail;
+        }
     }
     r = rt_threads_start();
     if (r < 0) {
@@ -253,6 +274,7 @@ static int start_locked(void)
               rt.np.ring ? "ring (TPACKET_V2)" : "recvmmsg", rt.reg_name);
     return 0;
 fail:
+    rt.sh->procs[rt.me].link = false;
     if (rt.trace) {
         rt_fd_disown(trace_log_fd(rt.trace));
         trace_log_close(rt.trace);
@@ -292,10 +314,11 @@ static int stack_make(uint64_t now)
     cfg.mem_max = rt.set.mem_max;
     cfg.sndbuf = rt.set.sndbuf;         /* TCPSM_SNDBUF/TCPSM_RCVBUF; 0: the core's default */
     cfg.rcvbuf = rt.set.rcvbuf;
-    cfg.sock_event = rt_sock_event;
-    cfg.trace = on_trace;
+    struct tcpsm_config cb;
+    host_callbacks(&cb);
+    cfg.sock_event = cb.sock_event;
+    cfg.trace = cb.trace;
     rt.sh->st = tcpsm_stack_new(&cfg, &rt.np.dev, now);
-    rt.sh->image = rt_image();
     if (!rt.sh->st) {
         tcpsm_log(TCPSM_LOG_ERROR, "cannot create the stack: shared region too small "
                   "(TCPSM_SHM_MB=%u)", rt.set.shm_mb);
@@ -513,16 +536,7 @@ int tcpsm_socket(struct tcpsm_sock **out)
     int r = 0;
     if (rt.down || rt.me < 0)
         r = -ENETDOWN;
-    else if (!rt_native()) {
-        /* Another program made the stack; sharing it between programs is
-         * not done yet (README, Process model). */
-        static bool said;
-        if (!said)
-            tcpsm_log(TCPSM_LOG_ERROR, "the stack on %s for this address belongs to another "
-                      "program (%s): this one cannot use it", rt.set.ifname, rt.reg_name);
-        said = true;
-        r = -ENETDOWN;
-    } else if (!rt.started && !rt.start_failed && start_locked() < 0)
+    else if (!rt.started && !rt.start_failed && start_locked() < 0)
         rt.start_failed = true;
     if (r == 0 && !rt.started)
         r = -ENETDOWN;
@@ -724,7 +738,7 @@ ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
 ssize_t tcpsm_sendf(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int flags,
                     int nonblock, int64_t timeout_ns)
 {
-    int cflags = (flags & MSG_MORE) ? TCPSM_MSG_MORE : 0;
+    int cflags = ((flags & MSG_MORE) ? TCPSM_MSG_MORE : 0) | ((flags & MSG_OOB) ? TCPSM_MSG_OOB : 0);
     size_t total;
     int v = check_iov(iov, iovcnt, &total);
     if (v < 0)
@@ -831,6 +845,21 @@ ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
     uint64_t deadline = deadline_of(timeout_ns);
     rt_lock();
     ssize_t r = usable(sk);
+    if (r == 0 && (flags & MSG_OOB)) {
+        /* the urgent byte: never waits (Linux tcp_recv_urg) */
+        uint8_t c = 0;
+        r = tcpsm_sock_recv(sk, &c, total ? 1 : 0, TCPSM_MSG_OOB | (peek ? TCPSM_MSG_PEEK : 0),
+                            rt_now());
+        rt_unlock();
+        if (r == 1) {
+            for (int i = 0; i < iovcnt; i++)
+                if (iov[i].iov_len) {
+                    *(uint8_t *)iov[i].iov_base = c;
+                    break;
+                }
+        }
+        return r;
+    }
     if (r < 0 || total == 0) {
         rt_unlock();
         return r;
@@ -1017,6 +1046,11 @@ int tcpsm_state(struct tcpsm_sock *sk)
 int tcpsm_rxavail(struct tcpsm_sock *sk)
 {
     LOCKED_CALL((int)(tcpsm_sock_rxavail(sk) > INT_MAX ? INT_MAX : tcpsm_sock_rxavail(sk)));
+}
+
+int tcpsm_atmark(struct tcpsm_sock *sk)
+{
+    LOCKED_CALL(tcpsm_sock_atmark(sk));
 }
 
 int tcpsm_txqueued(struct tcpsm_sock *sk)
