@@ -606,11 +606,6 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
         if (sk->snd_una != prior_una || delivered)
             tcp_rack_detect(sk, now);
         tcp_cong_rack_ack(sk, sk->snd_una - prior_una, delivered);
-    } else {
-        if (!rtx && sk->sacked.n)
-            rtx = tcp_cong_sack_loss(sk);
-        if (new_sack && tcp_sack_rtx_lost(sk))
-            rtx = true;
     }
     /* send window update (3.10.7.4 fifth, SND.WL1/SND.WL2) */
     if (seq_le(sk->snd_una, ack) &&
@@ -622,12 +617,8 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->max_snd_wnd = nwnd;
     }
     sk->probes = 0;
-    if (rtx) {
-        if (sk->in_recovery && sk->sack_recovery)
-            tcp_output(sk, now);        /* NextSeg: holes first (tcp_output) */
-        else
-            tcp_retransmit_head(sk, now);
-    }
+    if (rtx)
+        tcp_retransmit_head(sk, now);   /* NewReno: fast retransmit, partial ACK */
 }
 
 static bool our_fin_acked(const struct tcpsm_sock *sk)
