@@ -521,19 +521,30 @@ static uint32_t rack_sack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint
     return got;
 }
 
-/* Fifth step, ACK processing for ESTABLISHED and the closing states. */
-static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
+/* What one ACK did (Linux tcp_ack's FLAG_*), for the steps that react. */
+#define TCP_ACK_ADVANCED 1              /* SND.UNA moved: new data acknowledged */
+#define TCP_ACK_DUP      2              /* a duplicate ACK (RFC 5681 2) */
+struct tcp_ack_res {
+    uint8_t flags;
+    uint32_t acked;                     /* SND.UNA's advance */
+    uint32_t delivered;                 /* that plus the bytes newly SACKed (RACK connections) */
+};
+
+/* Fifth step, the ACK field for ESTABLISHED and the closing states: the
+ * SACK blocks, SND.UNA and the send queue, the RTT, the send window
+ * (3.10.7.4 fifth, SND.WL1/SND.WL2). Says what happened; ack_react acts. */
+static struct tcp_ack_res ack_step(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
 {
+    struct tcp_ack_res res = { 0, 0, 0 };
     uint32_t ack = seg->ack;
     uint32_t nwnd = (uint32_t)seg->wnd << sk->snd_wscale;
-    bool rtx = false;
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     bool new_sack = seg->opt.nsack && tcp_sack_update(sk, &seg->opt);
-    uint32_t delivered = 0, prior_una = sk->snd_una;
     if (rack)
-        delivered = rack_sack(sk, seg, now);
+        res.delivered = rack_sack(sk, seg, now);
     if (seq_lt(sk->snd_una, ack) && seq_le(ack, sk->snd_max)) {
-        uint32_t acked = ack - sk->snd_una;
+        res.flags |= TCP_ACK_ADVANCED;
+        res.acked = ack - sk->snd_una;
         uint32_t end = sk->snd_buf_seq + sk->sndq.len;
         uint32_t upto = seq_lt(ack, end) ? ack : end;
         if (seq_gt(upto, sk->snd_buf_seq)) {
@@ -545,7 +556,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->bytes_acked += n;
         }
         if (rack)
-            delivered += acked - tcp_rtxq_ack(sk, ack, now);
+            res.delivered += res.acked - tcp_rtxq_ack(sk, ack, now);
         sk->snd_una = ack;
         sk->syn_acked = true;
         if (seq_lt(sk->snd_nxt, sk->snd_una))
@@ -580,32 +591,10 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
         sk->first_rtx = 0;
         sk->soft_err = 0;
         sk->tlp_sent = false;
-        if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr)
-            tcp_cong_undo_check(sk, seg->opt.tsecr);
-        if (!rack)
-            rtx = tcp_cong_ack(sk, acked, false, now);
-        if (sk->snd_una == sk->snd_max)
-            tcp_rto_stop(sk);
-        else
-            tcp_rto_arm(sk, now);       /* RFC 6298 5.3 */
-        tcp_batch_defer(sk, TCP_BATCH_WAKE);
     } else if (ack == sk->snd_una && seg->len == 0 &&
                !(seg->flags & (TCPSM_SYN | TCPSM_FIN)) && (nwnd == sk->snd_wnd || new_sack) &&
                sk->snd_una != sk->snd_max && !sk->persist_at) {
-        if (rack) {
-            sk->dupacks++;              /* duplicate ACK (RFC 5681 2) */
-            tcp_rack_dupthresh(sk);
-        } else {
-            rtx = tcp_cong_ack(sk, 0, true, now);  /* duplicate ACK (RFC 5681 2, RFC 6675 2) */
-        }
-    }
-    if (rack) {
-        if (sk->snd_una != prior_una)
-            sk->dupacks = 0;
-        /* RFC 8985 6.2 step 5: losses; then recovery, PRR or growth */
-        if (sk->snd_una != prior_una || delivered)
-            tcp_rack_detect(sk, now);
-        tcp_cong_rack_ack(sk, sk->snd_una - prior_una, delivered);
+        res.flags |= TCP_ACK_DUP;       /* RFC 5681 2, RFC 6675 2 */
     }
     /* send window update (3.10.7.4 fifth, SND.WL1/SND.WL2) */
     if (seq_le(sk->snd_una, ack) &&
@@ -617,6 +606,44 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->max_snd_wnd = nwnd;
     }
     sk->probes = 0;
+    return res;
+}
+
+/* What an ACK sets off: the undo check, the retransmission timer (RFC
+ * 6298 5.2-5.3), loss detection and congestion control (RACK and PRR on
+ * SACK connections, else NewReno's fast retransmit), and the wake-up of a
+ * writer waiting for room. */
+static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct tcp_ack_res res,
+                      uint64_t now)
+{
+    bool rack = tcp_rack_on(sk) && sk->syn_acked;
+    bool rtx = false;
+    if (res.flags & TCP_ACK_ADVANCED) {
+        if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr)
+            tcp_cong_undo_check(sk, seg->opt.tsecr);
+        if (!rack)
+            rtx = tcp_cong_ack(sk, res.acked, false, now);
+        if (sk->snd_una == sk->snd_max)
+            tcp_rto_stop(sk);
+        else
+            tcp_rto_arm(sk, now);       /* RFC 6298 5.3 */
+        tcp_batch_defer(sk, TCP_BATCH_WAKE);
+        if (rack)
+            sk->dupacks = 0;
+    } else if (res.flags & TCP_ACK_DUP) {
+        if (rack) {
+            sk->dupacks++;
+            tcp_rack_dupthresh(sk);
+        } else {
+            rtx = tcp_cong_ack(sk, 0, true, now);
+        }
+    }
+    if (rack) {
+        /* RFC 8985 6.2 step 5: losses; then recovery, PRR or growth */
+        if (res.acked || res.delivered)
+            tcp_rack_detect(sk, now);
+        tcp_cong_rack_ack(sk, res.acked, res.delivered);
+    }
     if (rtx)
         tcp_retransmit_head(sk, now);   /* NewReno: fast retransmit, partial ACK */
 }
@@ -894,8 +921,8 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
 }
 
 /* The rest of SEGMENT ARRIVES for a segment whose sequence number was
- * acceptable: the verdict's answer, or the ACK step (process_ack, then
- * the state transitions it causes), URG, the text and the FIN. */
+ * acceptable: the verdict's answer, or the ACK step (ack_step, ack_react,
+ * then the state transitions it causes), URG, the text and the FIN. */
 static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_verdict v,
                           uint64_t now)
 {
@@ -944,7 +971,7 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
         sk->data_segs_in++;
         sk->last_data_recv = now;
     }
-    process_ack(sk, seg, now);
+    ack_react(sk, seg, ack_step(sk, seg, now), now);
     if (!ack_transitions(sk, seg, now))
         return;
 
