@@ -74,7 +74,7 @@ static void log_exit(unsigned aborted, long orphans)
     netdev_packet_drops(&rt.np);
     tcpsm_log(TCPSM_LOG_INFO, "exit: frames in %llu out %llu (link: rx %llu tx %llu, tx errors %llu, "
               "rx queue drops %llu, truncated %llu, checksums completed %llu, checksums trusted %llu, "
-              "large frames in %llu); tcp segs in %llu out %llu, super-segments out %llu, "
+              "large frames in %llu, of them read whole past the ring %llu); tcp segs in %llu out %llu, super-segments out %llu, "
               "retransmits %llu, resets out %llu; at exit %u held and %ld orphan connection(s) reset; "
               "shared region %llu KiB peak, %llu allocations refused, lock recovered %llu times, "
               "%llu processes reaped",
@@ -83,7 +83,8 @@ static void log_exit(unsigned aborted, long orphans)
               (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_drops,
               (unsigned long long)rt.np.rx_trunc,
               (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)rt.np.rx_csum_partial,
-              (unsigned long long)rt.np.rx_large, (unsigned long long)c->tcp_in,
+              (unsigned long long)rt.np.rx_large, (unsigned long long)rt.np.rx_copied,
+              (unsigned long long)c->tcp_in,
               (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_gso_out,
               (unsigned long long)c->tcp_retrans,
               (unsigned long long)c->tcp_rst_out, aborted, orphans > 0 ? orphans : 0L,
@@ -162,6 +163,10 @@ void tcpsm_rt_shutdown(void)
     /* The loops below close sockets whose handles other threads of the program may still use
      * while we wait (the lock is released): those calls now fail instead (a use-after-free of
      * the core socket before, found by ASan). */
+    /* An exec'd image that holds inherited sockets but never used them:
+     * their FINs need this process's link. */
+    if (!rt.started && rt.sh->procs[rt.me].nheld)
+        (void)rt_start();
     rt.exiting = true;
     rt_reap();
     bool last = rt_live_others() == 0;
@@ -186,6 +191,8 @@ void tcpsm_rt_shutdown(void)
      * The stack itself is not freed: a straggling application thread may
      * still hold a socket pointer into it while the process ends. */
     rt_lock();
+    if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
+        rt_region_audit();
     rt_leave();
     last = last && rt_live_others() == 0;
     if (last)
