@@ -260,21 +260,60 @@ static int fail(struct netdev_packet *np, char *err, size_t errlen, const char *
     return -e;
 }
 
-int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
-                       unsigned flags, char *err, size_t errlen)
+/* The interface's index and MTU, through the packet socket. */
+static int if_info(struct netdev_packet *np, const char *ifname)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    if (syscall(SYS_ioctl, np->fd, SIOCGIFINDEX, &ifr) < 0)
+        return -1;
+    np->ifindex = ifr.ifr_ifindex;
+    if (syscall(SYS_ioctl, np->fd, SIOCGIFMTU, &ifr) < 0)
+        return -1;
+    np->dev.mtu = ifr.ifr_mtu > 0 && ifr.ifr_mtu <= 9000 ? (uint32_t)ifr.ifr_mtu : 1500;
+    if (syscall(SYS_ioctl, np->fd, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
+        tcpsm_log(TCPSM_LOG_WARN, "TCPSM_IF=%s: the interface is down; nothing will be sent "
+                  "until it is up", ifname);
+    return 0;
+}
+
+static int buffers_init(struct netdev_packet *np, const uint8_t mac[6])
 {
     memset(np, 0, sizeof(*np));
     np->fd = -1;
     np->dev.ops = &packet_ops;
     np->dev.priv = np;
     memcpy(np->mac, mac, 6);
-
     np->rx = malloc(sizeof(*np->rx));
     np->tx = malloc(sizeof(*np->tx));
     if (!np->rx || !np->tx) {
         errno = ENOMEM;
-        return fail(np, err, errlen, ifname, "receive buffers");
+        return -1;
     }
+    for (unsigned i = 0; i < NETDEV_PACKET_BATCH; i++) {
+        np->rx->iov[i][0].iov_base = &np->rx->vh[i];
+        np->rx->iov[i][0].iov_len = sizeof(np->rx->vh[i]);
+        np->rx->iov[i][1].iov_base = np->rx->data[i];
+        np->rx->iov[i][1].iov_len = NETDEV_PACKET_SLOT;
+    }
+    return 0;
+}
+
+static void vnet_features(struct netdev_packet *np)
+{
+    np->dev.features = TCPSM_NETDEV_F_SG;
+    if (np->vnet) {
+        np->dev.features |= TCPSM_NETDEV_F_TX_CSUM | TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TSO6;
+        np->dev.gso_max = 65535;
+    }
+}
+
+int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
+                       unsigned flags, char *err, size_t errlen)
+{
+    if (buffers_init(np, mac) < 0)
+        return fail(np, err, errlen, ifname, "receive buffers");
     /* Protocol 0: nothing is queued until the filter is in place and bind()
      * selects ETH_P_ALL on the interface. */
     long fd = syscall(SYS_socket, AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
@@ -282,18 +321,8 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
         return fail(np, err, errlen, ifname, "AF_PACKET socket (needs CAP_NET_RAW)");
     np->fd = (int)fd;
 
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-    if (syscall(SYS_ioctl, np->fd, SIOCGIFINDEX, &ifr) < 0)
-        return fail(np, err, errlen, ifname, "interface index");
-    np->ifindex = ifr.ifr_ifindex;
-    if (syscall(SYS_ioctl, np->fd, SIOCGIFMTU, &ifr) < 0)
-        return fail(np, err, errlen, ifname, "interface MTU");
-    np->dev.mtu = ifr.ifr_mtu > 0 && ifr.ifr_mtu <= 9000 ? (uint32_t)ifr.ifr_mtu : 1500;
-    if (syscall(SYS_ioctl, np->fd, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
-        tcpsm_log(TCPSM_LOG_WARN, "TCPSM_IF=%s: the interface is down; nothing will be sent "
-                  "until it is up", ifname);
+    if (if_info(np, ifname) < 0)
+        return fail(np, err, errlen, ifname, "interface index and MTU");
 
     struct sock_filter prog[16];
     struct sock_fprog fprog = { .len = (unsigned short)netdev_packet_filter(prog, mac),
@@ -320,16 +349,14 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
      * TSO has the kernel segment it), GRO'd frames and the checksum state
      * on receive. A kernel that refuses it leaves us with plain frames,
      * software checksums and MSS-sized segments. */
-    np->dev.features = TCPSM_NETDEV_F_SG;
     if (!(flags & NETDEV_PACKET_NO_VNET) &&
         sys_setsockopt(np->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) {
         np->vnet = true;
-        np->dev.features |= TCPSM_NETDEV_F_TX_CSUM | TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TSO6;
-        np->dev.gso_max = 65535;
     } else if (!(flags & NETDEV_PACKET_NO_VNET)) {
         tcpsm_log(TCPSM_LOG_INFO, "TCPSM_IF=%s: PACKET_VNET_HDR refused (%s): no offloads",
                   ifname, strerror(errno));
     }
+    vnet_features(np);
     /* No PACKET_QDISC_BYPASS: veth has no qdisc (noqueue) to bypass, and
      * the bypass would also skip the taps of other packet sockets on the
      * way out (tcpdump on the interface would miss our frames). */
@@ -351,14 +378,56 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
     mr.mr_type = PACKET_MR_PROMISC;
     if (sys_setsockopt(np->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0)
         return fail(np, err, errlen, ifname, "promiscuous mode");
-
-    for (unsigned i = 0; i < NETDEV_PACKET_BATCH; i++) {
-        np->rx->iov[i][0].iov_base = &np->rx->vh[i];
-        np->rx->iov[i][0].iov_len = sizeof(np->rx->vh[i]);
-        np->rx->iov[i][1].iov_base = np->rx->data[i];
-        np->rx->iov[i][1].iov_len = NETDEV_PACKET_SLOT;
-    }
     return 0;
+}
+
+int netdev_packet_adopt(struct netdev_packet *np, int fd, const char *ifname,
+                        const uint8_t mac[6], char *err, size_t errlen)
+{
+    int domain = 0, type = 0, vnet = 0;
+    socklen_t l1 = sizeof(domain), l2 = sizeof(type), l3 = sizeof(vnet);
+    if (buffers_init(np, mac) < 0) {
+        syscall(SYS_close, fd);
+        return fail(np, err, errlen, ifname, "receive buffers");
+    }
+    np->fd = fd;
+    if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &domain, &l1) < 0 ||
+        syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &l2) < 0 ||
+        domain != AF_PACKET || type != SOCK_RAW) {
+        errno = ENOTSOCK;
+        return fail(np, err, errlen, ifname, "the link socket handed over");
+    }
+    if (if_info(np, ifname) < 0)
+        return fail(np, err, errlen, ifname, "interface index and MTU");
+    /* Whoever opened it chose the offloads (netdev_packet_open): follow it. */
+    np->vnet = syscall(SYS_getsockopt, fd, SOL_PACKET, PACKET_VNET_HDR, &vnet, &l3) == 0 && vnet;
+    vnet_features(np);
+    return 0;
+}
+
+int netdev_packet_fanout(int fd, uint16_t *id)
+{
+    /* HASH: one flow's frames always reach the same socket (its order kept);
+     * ROLLOVER: a full queue spills into the next socket instead of dropping.
+     * Id 0 asks the kernel for a fresh unique one (Linux >= 4.20). */
+    uint32_t mode = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_ROLLOVER;
+    if (*id == 0)
+        mode |= PACKET_FANOUT_FLAG_UNIQUEID;
+    uint32_t arg = (mode << 16) | *id;
+    if (sys_setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0)
+        return -errno;
+    socklen_t len = sizeof(arg);
+    if (syscall(SYS_getsockopt, fd, SOL_PACKET, PACKET_FANOUT, &arg, &len) < 0)
+        return -errno;
+    *id = (uint16_t)(arg & 0xffff);
+    return 0;
+}
+
+void netdev_packet_swap_fd(struct netdev_packet *np, int fd)
+{
+    if (np->fd >= 0)
+        syscall(SYS_close, np->fd);
+    np->fd = fd;
 }
 
 int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsigned max)

@@ -72,6 +72,19 @@ void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *
  * 0, or -errno with a message in err. */
 int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
                        unsigned flags, char *err, size_t errlen);
+/* Takes over a packet socket another process opened with netdev_packet_open
+ * (handed over through SCM_RIGHTS, runtime_share.c): same filter, binding
+ * and offloads; this process only reads its settings. On failure fd is
+ * closed. 0, or -errno with a message in err. */
+int netdev_packet_adopt(struct netdev_packet *np, int fd, const char *ifname,
+                        const uint8_t mac[6], char *err, size_t errlen);
+/* Joins fd to the PACKET_FANOUT group *id (hash of the flow, rollover when
+ * a socket's queue is full); *id 0: a new group, whose id is returned in
+ * *id. 0 or -errno. */
+int netdev_packet_fanout(int fd, uint16_t *id);
+/* Replaces the socket (closing the old one) by one with the same settings:
+ * a forked process's own member of the fanout group. */
+void netdev_packet_swap_fd(struct netdev_packet *np, int fd);
 /* Receives what is queued, without blocking: fills frames (valid until the
  * next call) and returns how many (0 if none), or -errno. */
 int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsigned max);

@@ -24,6 +24,7 @@ struct rt_state rt = {
     .rx_ep = -1,
     .me = -1,
     .fork_slot = -1,
+    .link_given = -1,
 };
 
 /* The holder died (kill -9) with the lock: whatever it was doing is left
@@ -192,8 +193,7 @@ static int start_locked(void)
 {
     char err[512];
     uint64_t now = rt_now();
-    int r = netdev_packet_open(&rt.np, rt.set.ifname, rt.set.mac,
-                               rt.set.offload ? 0 : NETDEV_PACKET_NO_VNET, err, sizeof(err));
+    int r = rt_link_open(err, sizeof(err));
     if (r < 0) {
         tcpsm_log(TCPSM_LOG_ERROR, "%s", err);
         return r;
@@ -317,6 +317,7 @@ int rt_proc_ready(void)
     if (__builtin_expect(rt.need_threads, 0)) {
         if (rt.down || rt.exiting || rt.me < 0)
             return -ENETDOWN;
+        rt_link_own();
         int r = rt_threads_start();
         if (r < 0) {
             tcpsm_log(TCPSM_LOG_ERROR, "cannot start the stack threads: %s", strerror(-r));

@@ -166,6 +166,10 @@ struct rt_shared {
     uint64_t lock_recovered;    /* lock taken over from a dead holder */
     uint64_t procs_reaped;      /* processes gone without leaving (kill -9) */
     uint64_t no_id;             /* socket creations refused: RT_MAX_IDS */
+    /* The PACKET_FANOUT group of the processes' link sockets (0: none):
+     * each process that drives the stack reads its own member
+     * (runtime_link.c). */
+    uint16_t fanout_id;
 };
 
 struct rt_state {
@@ -191,6 +195,11 @@ struct rt_state {
      * so from here on the application's handles are not dereferenced. */
     bool exiting;
     struct netdev_packet np;
+    /* A link socket the stack's owner handed over (share.h), until start
+     * adopts it; -1 if none. */
+    int link_given;
+    /* np's socket was opened by (or for) this process, not inherited by fork. */
+    bool link_own;
     struct pcap_writer *pcap;
     struct trace_log *trace;
 
@@ -289,6 +298,14 @@ void rt_kick(int proc);         /* under lock: wake that process's service threa
 /* fork child (the parent holds the lock): this process has no threads yet
  * (started on first use, with the inherited link socket). */
 void rt_fork_child_reset(int parent);
+
+/* runtime_link.c: this process's link socket */
+/* Config time, before the region: a process without CAP_NET_RAW gets a
+ * link socket (and the region's fd, *region_fd, -1 if none) from the
+ * stack's owner. 0, or -1 with the reason in err. */
+int rt_link_fetch(int *region_fd, char *err, size_t errlen);
+int rt_link_open(char *err, size_t errlen);     /* under lock, at start: open or adopt, join */
+void rt_link_own(void);         /* under lock: a forked child gets its own member */
 
 /* runtime_procs.c: process slots, held sockets, fork, dead processes */
 int rt_attach(char *err, size_t errlen);        /* config time: map the region, take a slot */

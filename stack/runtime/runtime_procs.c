@@ -89,9 +89,18 @@ static int slot_take(int pid)
 int rt_attach(char *err, size_t errlen)
 {
     shm_region_name(rt.reg_name, sizeof(rt.reg_name), rt.set.ifname, rt.set.addr);
+    int region_fd = -1;
+    if (rt_link_fetch(&region_fd, err, errlen) < 0)
+        return -1;
     for (int attempt = 0; attempt < 20; attempt++) {
         bool created = false;
-        rt.reg = shm_region_attach(rt.reg_name, rt.set.shm_mb, &created, err, errlen);
+        rt.reg = shm_region_attach(rt.reg_name, rt.set.shm_mb, region_fd, &created, err, errlen);
+        if (region_fd >= 0) {
+            /* Handed over once: a region that has to be replaced is
+             * looked for by name. */
+            syscall(SYS_close, region_fd);
+            region_fd = -1;
+        }
         if (!rt.reg)
             return -1;
         rt_alloc_install();     /* before anything below can reach the core */
