@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime.h"
 #include "runtime_ops.h"
@@ -164,6 +165,9 @@ static void leave_others(void)
     struct rt_sock *rs;
     FOR_HELD(rs)
         rt_release(rs, false);
+    if (rt.started)
+        tcpsm_log(TCPSM_LOG_INFO, "exit: process %d leaves the stack to the others; its link "
+                  "socket received %llu frames", (int)getpid(), (unsigned long long)rt.np.rx_frames);
 }
 
 void tcpsm_rt_shutdown(void)
