@@ -142,8 +142,7 @@ struct rt_proc {
     uint32_t nheld;             /* bits set in held */
     uint64_t reserved_at;       /* when a fork reserved the slot */
     struct rt_waiter *waiters;  /* every waiter of this process */
-    struct tcpsm_ep *ep_pending;        /* its epoll instances other processes made ready */
-    struct tcpsm_ep *eps;               /* its epoll instances */
+    struct tcpsm_ep *ep_pending;        /* epoll instances it holds that others made ready */
     uint64_t held[RT_MAX_IDS / 64];     /* the sockets it holds */
 };
 
@@ -170,6 +169,7 @@ struct rt_shared {
      * each process that drives the stack reads its own member
      * (runtime_link.c). */
     uint16_t fanout_id;
+    struct tcpsm_ep *eps;       /* every epoll instance (runtime_epoll.c) */
 };
 
 struct rt_state {
@@ -276,6 +276,7 @@ struct rt_proc;
  * instances that other processes made ready. */
 void rt_ep_relay(struct rt_proc *p);
 void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
+void rt_ep_fork(int parent, int child); /* under lock: the child holds the parent's instances */
 
 /* runtime_signal.c */
 extern __thread volatile unsigned rt_t_sigseq;  /* handlers that ran on this thread */

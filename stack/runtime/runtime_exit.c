@@ -213,7 +213,12 @@ void tcpsm_rt_shutdown(void)
      * still hold a socket pointer into it while the process ends. */
     rt_lock();
     rt_leave();
-    last = last && rt_live_others() == 0;
+    /* Asked again, not only when this process ended the connections: of
+     * processes that exit together (a service's processes all sent SIGTERM
+     * at once), each may have seen the others still there at the start;
+     * the one that leaves last removes the region. */
+    rt_reap();
+    last = rt_live_others() == 0;
     if (last)
         rt.reg->dead = 1;       /* nobody attaches to it any more */
     if (rt.started) {

@@ -428,6 +428,7 @@ static void before_fork(void)
                 rs->users++;
         }
     }
+    rt_ep_fork(rt.me, c);       /* and every epoll instance (its copy of the fd) */
     rt.fork_slot = c;
 }
 

@@ -8,7 +8,8 @@
 # 1.5 per connection for the sequential ones, wake-ups that find nothing to accept at most a
 # third). Per-process receive: each process that waits on the stack reads its own link socket of
 # the PACKET_FANOUT group, so at least two of them receive frames (from their exit log lines).
-# For comparison only (not checked), the same without EPOLLEXCLUSIVE.
+# For comparison only (not checked), the same without EPOLLEXCLUSIVE. Last, one instance made
+# before fork, level-triggered, waited on by all 4 children: each connection accepted once.
 # timeout: 150
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
@@ -54,4 +55,7 @@ if stack_mode; then
     log "per-process receive: $readers of 4 workers read frames from their own link socket"
 fi
 run plain 7101 30 0
+# An epoll instance made before fork and waited on by the 4 children (Linux: one instance, one
+# ready list, shared): every connection accepted exactly once through it.
+run shared 7102 30 20
 log "ok"
