@@ -41,25 +41,17 @@ static void die(const char *fmt, const char *a, const char *b)
     exit(2);
 }
 
-/* A fresh link socket for one client: its own member of the fanout group. */
-static int open_link(void *ctx, uint16_t fanout)
+/* A fresh send-only link socket for one client; it makes it receive and
+ * joins the stack's fanout group itself (no capability needed for that). */
+static int open_link(void *ctx)
 {
     (void)ctx;
-    struct netdev_packet np;
     char err[256];
-    int r = netdev_packet_open(&np, set.ifname, set.mac, set.offload ? 0 : NETDEV_PACKET_NO_VNET,
-                               err, sizeof(err));
-    if (r < 0) {
+    bool vnet;
+    int fd = netdev_packet_tx_socket(set.ifname, set.offload ? 0 : NETDEV_PACKET_NO_VNET, &vnet,
+                                     err, sizeof(err));
+    if (fd < 0)
         tcpsm_log(TCPSM_LOG_WARN, "--user: %s", err);
-        return r;
-    }
-    if (fanout && (r = netdev_packet_fanout(np.fd, &fanout)) < 0) {
-        netdev_packet_close(&np);
-        return r;
-    }
-    int fd = np.fd;
-    np.fd = -1;
-    netdev_packet_close(&np);
     return fd;
 }
 
@@ -96,7 +88,7 @@ int main(int argc, char **argv)
     if (spec && *spec && share_parse_perm(spec, &perm, err, sizeof(err)) < 0)
         die("%s%s", err, "");
     /* The link can be opened here at all (a clear error now, not in the program). */
-    int probe = open_link(NULL, 0);
+    int probe = open_link(NULL);
     if (probe < 0)
         die("cannot open the link on %s: %s", set.ifname, strerror(-probe));
     close(probe);

@@ -309,75 +309,123 @@ static void vnet_features(struct netdev_packet *np)
     }
 }
 
-int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
-                       unsigned flags, char *err, size_t errlen)
+int netdev_packet_tx_socket(const char *ifname, unsigned flags, bool *vnet, char *err,
+                            size_t errlen)
 {
-    if (buffers_init(np, mac) < 0)
-        return fail(np, err, errlen, ifname, "receive buffers");
     /* Protocol 0: nothing is queued until the filter is in place and bind()
-     * selects ETH_P_ALL on the interface. */
-    long fd = syscall(SYS_socket, AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+     * selects ETH_P_ALL on the interface (netdev_packet_rx_enable). */
+    const char *what = "AF_PACKET socket (needs CAP_NET_RAW)";
+    int fd = (int)syscall(SYS_socket, AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return fail(np, err, errlen, ifname, "AF_PACKET socket (needs CAP_NET_RAW)");
-    np->fd = (int)fd;
-
-    if (if_info(np, ifname) < 0)
-        return fail(np, err, errlen, ifname, "interface index and MTU");
-
-    struct sock_filter prog[16];
-    struct sock_fprog fprog = { .len = (unsigned short)netdev_packet_filter(prog, mac),
-                                .filter = prog };
-    if (sys_setsockopt(np->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
-        return fail(np, err, errlen, ifname, "SO_ATTACH_FILTER");
-
-    int one = 1;
-    /* Our own frames would loop back to us as PACKET_OUTGOING (Linux >= 4.20
-     * can drop them in the kernel; recv also checks sll_pkttype). */
-    (void)sys_setsockopt(np->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
-    if (sys_setsockopt(np->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0)
-        return fail(np, err, errlen, ifname, "PACKET_AUXDATA");
-    int sz = RCVBUF_BYTES;
-    if (sys_setsockopt(np->fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
-        (void)sys_setsockopt(np->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-    sz = SNDBUF_BYTES;
-    if (sys_setsockopt(np->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
-        (void)sys_setsockopt(np->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-
+        goto fail;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    what = "interface index";
+    if (syscall(SYS_ioctl, fd, SIOCGIFINDEX, &ifr) < 0)
+        goto fail;
     /* Offloads through a struct virtio_net_hdr before each frame (set
      * before any ring, which we do not use): checksum offload and TSO on
      * send (veth hands a 64 KiB frame to its peer whole; a link without
      * TSO has the kernel segment it), GRO'd frames and the checksum state
      * on receive. A kernel that refuses it leaves us with plain frames,
      * software checksums and MSS-sized segments. */
+    int one = 1;
+    *vnet = false;
     if (!(flags & NETDEV_PACKET_NO_VNET) &&
-        sys_setsockopt(np->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) {
-        np->vnet = true;
+        sys_setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) {
+        *vnet = true;
     } else if (!(flags & NETDEV_PACKET_NO_VNET)) {
         tcpsm_log(TCPSM_LOG_INFO, "TCPSM_IF=%s: PACKET_VNET_HDR refused (%s): no offloads",
                   ifname, strerror(errno));
     }
-    vnet_features(np);
+    int sz = SNDBUF_BYTES;
+    if (sys_setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+        (void)sys_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
     /* No PACKET_QDISC_BYPASS: veth has no qdisc (noqueue) to bypass, and
      * the bypass would also skip the taps of other packet sockets on the
      * way out (tcpdump on the interface would miss our frames). */
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = 0;
+    sll.sll_ifindex = ifr.ifr_ifindex;
+    what = "bind";
+    if (syscall(SYS_bind, fd, &sll, sizeof(sll)) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int e = errno;
+    if (fd >= 0)
+        syscall(SYS_close, fd);
+    snprintf(err, errlen, "TCPSM_IF=%s: %s: %s", ifname, what, strerror(e));
+    return -e;
+}
 
+int netdev_packet_rx_enable(int fd, int ifindex, const uint8_t mac[6])
+{
+    struct sock_filter prog[16];
+    struct sock_fprog fprog = { .len = (unsigned short)netdev_packet_filter(prog, mac),
+                                .filter = prog };
+    if (sys_setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
+        return -errno;
+    int one = 1;
+    /* Our own frames would loop back to us as PACKET_OUTGOING (Linux >= 4.20
+     * can drop them in the kernel; recv also checks sll_pkttype). */
+    (void)sys_setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
+    if (sys_setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0)
+        return -errno;
+    int sz = RCVBUF_BYTES;
+    if (sys_setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+        (void)sys_setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
     struct sockaddr_ll sll;
     memset(&sll, 0, sizeof(sll));
     sll.sll_family = AF_PACKET;
     sll.sll_protocol = htons(ETH_P_ALL);
-    sll.sll_ifindex = np->ifindex;
-    if (syscall(SYS_bind, np->fd, &sll, sizeof(sll)) < 0)
-        return fail(np, err, errlen, ifname, "bind");
-
+    sll.sll_ifindex = ifindex;
+    if (syscall(SYS_bind, fd, &sll, sizeof(sll)) < 0)
+        return -errno;
     /* Our MAC is not the interface's: without promiscuous mode the NIC (and
      * veth) drops unicast frames to it before we can see them. The
      * membership ends with the socket. */
     struct packet_mreq mr;
     memset(&mr, 0, sizeof(mr));
-    mr.mr_ifindex = np->ifindex;
+    mr.mr_ifindex = ifindex;
     mr.mr_type = PACKET_MR_PROMISC;
-    if (sys_setsockopt(np->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0)
-        return fail(np, err, errlen, ifname, "promiscuous mode");
+    if (sys_setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0)
+        return -errno;
+    return 0;
+}
+
+void netdev_packet_rx_disable(int fd, int ifindex)
+{
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = 0;
+    sll.sll_ifindex = ifindex;
+    syscall(SYS_bind, fd, &sll, sizeof(sll));
+}
+
+int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
+                       unsigned flags, char *err, size_t errlen)
+{
+    if (buffers_init(np, mac) < 0)
+        return fail(np, err, errlen, ifname, "receive buffers");
+    int fd = netdev_packet_tx_socket(ifname, flags, &np->vnet, err, errlen);
+    if (fd < 0) {
+        netdev_packet_close(np);
+        return fd;
+    }
+    np->fd = fd;
+    vnet_features(np);
+    if (if_info(np, ifname) < 0)
+        return fail(np, err, errlen, ifname, "interface index and MTU");
+    int r = netdev_packet_rx_enable(np->fd, np->ifindex, mac);
+    if (r < 0) {
+        errno = -r;
+        return fail(np, err, errlen, ifname, "receive set-up (filter, bind, promiscuous mode)");
+    }
     return 0;
 }
 

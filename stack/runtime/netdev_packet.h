@@ -72,10 +72,23 @@ void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *
  * 0, or -errno with a message in err. */
 int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
                        unsigned flags, char *err, size_t errlen);
-/* Takes over a packet socket another process opened with netdev_packet_open
- * (handed over through SCM_RIGHTS, runtime_share.c): same filter, binding
- * and offloads; this process only reads its settings. On failure fd is
- * closed. 0, or -errno with a message in err. */
+/* A send-only packet socket on ifname (bound with protocol 0: it receives
+ * nothing), with the vnet header unless flags say NETDEV_PACKET_NO_VNET
+ * (*vnet says whether it is on). Needs CAP_NET_RAW. The fd, or -errno with
+ * a message in err. */
+int netdev_packet_tx_socket(const char *ifname, unsigned flags, bool *vnet, char *err,
+                            size_t errlen);
+/* Makes a socket from netdev_packet_tx_socket receive the frames for mac
+ * (filter, bind to ETH_P_ALL, promiscuous mode); no capability needed.
+ * 0 or -errno. */
+int netdev_packet_rx_enable(int fd, int ifindex, const uint8_t mac[6]);
+/* Back to send-only (bound with protocol 0). */
+void netdev_packet_rx_disable(int fd, int ifindex);
+/* Takes over a packet socket from netdev_packet_tx_socket (another process
+ * opened it: handed over through SCM_RIGHTS, share.h, or this process
+ * before fork): reads its offload setting and the interface's. It receives
+ * once netdev_packet_rx_enable ran on it. On failure fd is closed. 0, or
+ * -errno with a message in err. */
 int netdev_packet_adopt(struct netdev_packet *np, int fd, const char *ifname,
                         const uint8_t mac[6], char *err, size_t errlen);
 /* Joins fd to the PACKET_FANOUT group *id (hash of the flow, rollover when

@@ -198,8 +198,10 @@ struct rt_state {
     /* A link socket the stack's owner handed over (share.h), until start
      * adopts it; -1 if none. */
     int link_given;
-    /* np's socket was opened by (or for) this process, not inherited by fork. */
-    bool link_own;
+    /* np's socket receives for this process (opened by or for it, or its
+     * parent's when it could get none); link_tx: it is a send-only socket
+     * of its own, got at fork, that rt_link_own makes receive. */
+    bool link_own, link_tx;
     struct pcap_writer *pcap;
     struct trace_log *trace;
 
@@ -306,7 +308,8 @@ void rt_fork_child_reset(int parent);
  * stack's owner. 0, or -1 with the reason in err. */
 int rt_link_fetch(int *region_fd, char *err, size_t errlen);
 int rt_link_open(char *err, size_t errlen);     /* under lock, at start: open or adopt, join */
-void rt_link_own(void);         /* under lock: a forked child gets its own member */
+void rt_link_own(void);         /* under lock, threads start: this process's member receives */
+void rt_link_fork_child(void);  /* fork child: a send-only socket of its own for the parent's */
 
 /* runtime_procs.c: process slots, held sockets, fork, dead processes */
 int rt_attach(char *err, size_t errlen);        /* config time: map the region, take a slot */

@@ -8,15 +8,24 @@
  * process may process any frame: the stack is shared; a waiter in another
  * process is woken through its service thread). Without it every process's
  * receive thread and leader would wake for every frame, all but one for
- * nothing. A forked child inherits its parent's socket and uses it until
- * it first sleeps on the stack (rt_proc_ready); then it opens its own
- * member (or asks the owner for one) and closes its copy of the parent's,
- * so that no socket of the group outlives the process that reads it. A
- * child that cannot get its own (no capability and no owner) keeps reading
- * the parent's: correct, only not spread. */
+ * nothing.
+ *
+ * Every member must be read: a frame the group hands to a socket nobody
+ * reads is lost. So a forked child does not keep its parent's member (the
+ * parent may exit while the child, not yet driving, still holds it: nginx
+ * daemonizing, its master never sleeping on the stack): at fork it swaps it
+ * for a send-only socket of its own (bound with protocol 0: it receives
+ * nothing), opened there (the child still has the parent's privileges; no
+ * capability: the stack's owner gives one), and makes that socket receive
+ * and join the group when it first sleeps on the stack and starts its
+ * threads (rt_proc_ready; neither needs a capability, so nginx workers that
+ * drop root after fork still get theirs). A child that can get no socket of
+ * its own keeps and reads its parent's: correct, only not spread. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/if_packet.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -39,7 +48,7 @@ int rt_link_fetch(int *region_fd, char *err, size_t errlen)
         return 0;               /* it opens the link itself at start */
     char why[400], ip[32];
     int link = -1;
-    if (share_fetch(share_file, 0, true, &link, region_fd, why, sizeof(why)) < 0) {
+    if (share_fetch(share_file, true, &link, region_fd, why, sizeof(why)) < 0) {
         ip_text(ip, sizeof(ip));
         snprintf(err, errlen, "cannot use the stack on %s %s: %s", rt.set.ifname, ip, why);
         return -1;
@@ -62,14 +71,24 @@ static void join(void)
 {
     /* With no member left the id may since have gone to another stack's
      * group (on this interface, its frames would come to us): start a new one. */
-    uint16_t id = group_alive() ? rt.sh->fanout_id : 0;
+    bool alive = group_alive();
+    uint16_t id = alive ? rt.sh->fanout_id : 0;
     int r = netdev_packet_fanout(rt.np.fd, &id);
-    if (r < 0) {
+    if (r == 0) {
+        rt.sh->fanout_id = id;
+        return;
+    }
+    if (!alive) {
+        rt.sh->fanout_id = 0;   /* its children read this socket too (no fork-time swap) */
         tcpsm_log(TCPSM_LOG_INFO, "PACKET_FANOUT: %s: processes share one link socket",
                   strerror(-r));
         return;
     }
-    rt.sh->fanout_id = id;
+    /* The group gets every frame already: this socket receiving beside it
+     * would hand the stack each frame twice. It sends; others receive. */
+    netdev_packet_rx_disable(rt.np.fd, rt.np.ifindex);
+    tcpsm_log(TCPSM_LOG_WARN, "process %d: PACKET_FANOUT: %s: the other processes receive for it",
+              (int)getpid(), strerror(-r));
 }
 
 int rt_link_open(char *err, size_t errlen)
@@ -79,53 +98,78 @@ int rt_link_open(char *err, size_t errlen)
         int fd = rt.link_given;
         rt.link_given = -1;
         r = netdev_packet_adopt(&rt.np, fd, rt.set.ifname, rt.set.mac, err, errlen);
-        if (r < 0)
+        if (r < 0) {
             rt_fd_disown(fd);
+            return r;
+        }
+        r = netdev_packet_rx_enable(rt.np.fd, rt.np.ifindex, rt.set.mac);
+        if (r < 0) {
+            snprintf(err, errlen, "TCPSM_IF=%s: the link socket handed over cannot receive: %s",
+                     rt.set.ifname, strerror(-r));
+            rt_fd_disown(rt.np.fd);
+            netdev_packet_close(&rt.np);
+            return r;
+        }
     } else {
         r = netdev_packet_open(&rt.np, rt.set.ifname, rt.set.mac,
                                rt.set.offload ? 0 : NETDEV_PACKET_NO_VNET, err, errlen);
+        if (r < 0)
+            return r;
     }
-    if (r < 0)
-        return r;
     rt.link_own = true;
+    rt.link_tx = false;
     join();
     return 0;
 }
 
-void rt_link_own(void)
+void rt_link_fork_child(void)
 {
-    if (rt.link_own || rt.np.fd < 0 || rt.sh->fanout_id == 0)
-        return;
+    rt.link_own = false;
+    rt.link_tx = false;
+    if (!rt.started || rt.np.fd < 0 || rt.sh->fanout_id == 0)
+        return;                 /* no group: parent and child read one socket */
     int fd = -1;
+    bool vnet = false;
     char err[400];
     if (share_have_net_raw()) {
-        struct netdev_packet np;
-        if (netdev_packet_open(&np, rt.set.ifname, rt.set.mac,
-                               rt.np.vnet ? 0 : NETDEV_PACKET_NO_VNET, err, sizeof(err)) == 0) {
-            fd = np.fd;
-            np.fd = -1;
-            netdev_packet_close(&np);
-        }
-    } else if (access(share_file, F_OK) == 0) {
-        share_fetch(share_file, 0, false, &fd, NULL, err, sizeof(err));
-    } else {
-        snprintf(err, sizeof(err), "no CAP_NET_RAW and no owner at %s", share_file);
+        fd = netdev_packet_tx_socket(rt.set.ifname, rt.np.vnet ? 0 : NETDEV_PACKET_NO_VNET,
+                                     &vnet, err, sizeof(err));
+    } else if (share_file[0] && access(share_file, F_OK) == 0 &&
+               share_fetch(share_file, false, &fd, NULL, err, sizeof(err)) == 0) {
+        int v = 0;
+        socklen_t l = sizeof(v);
+        vnet = syscall(SYS_getsockopt, fd, SOL_PACKET, PACKET_VNET_HDR, &v, &l) == 0 && v;
     }
-    rt.link_own = true;         /* tried once: the parent's socket is it otherwise */
-    if (fd < 0) {
-        tcpsm_log(TCPSM_LOG_INFO, "process %d reads its parent's link socket (%s)",
-                  (int)getpid(), err);
-        return;
+    if (fd >= 0 && vnet != rt.np.vnet) {
+        syscall(SYS_close, fd);         /* frames would not match the stack's offloads */
+        fd = -1;
     }
-    uint16_t id = rt.sh->fanout_id;
-    int r = netdev_packet_fanout(fd, &id);
-    if (r < 0) {
-        tcpsm_log(TCPSM_LOG_INFO, "process %d reads its parent's link socket (PACKET_FANOUT: %s)",
-                  (int)getpid(), strerror(-r));
-        syscall(SYS_close, fd);
-        return;
-    }
+    if (fd < 0)
+        return;                 /* reads the parent's (rt_link_own says so) */
     rt_fd_disown(rt.np.fd);
     netdev_packet_swap_fd(&rt.np, fd);
     rt_fd_own(fd);
+    rt.link_tx = true;
+}
+
+void rt_link_own(void)
+{
+    if (rt.link_own || rt.np.fd < 0)
+        return;
+    rt.link_own = true;
+    if (!rt.link_tx) {
+        if (rt.sh->fanout_id)
+            tcpsm_log(TCPSM_LOG_INFO, "process %d reads its parent's link socket (no capability "
+                      "and no stack owner to get one of its own)", (int)getpid());
+        return;
+    }
+    rt.link_tx = false;
+    int r = netdev_packet_rx_enable(rt.np.fd, rt.np.ifindex, rt.set.mac);
+    if (r < 0) {
+        /* It still sends; the other processes receive for it. */
+        tcpsm_log(TCPSM_LOG_WARN, "process %d: its link socket cannot receive (%s): the other "
+                  "processes receive for it", (int)getpid(), strerror(-r));
+        return;
+    }
+    join();
 }

@@ -460,4 +460,5 @@ static void after_fork_child(void)
         return;
     atomic_store(&rt.sh->procs[rt.me].pid, (int)getpid());
     rt_fork_child_reset(parent);
+    rt_link_fork_child();
 }

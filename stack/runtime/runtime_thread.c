@@ -208,7 +208,6 @@ void rt_fork_child_reset(int parent)
     atomic_store(&rt.lead_active, false);
     rt.svc_sleep_until = 0;
     rt.need_threads = rt.started;
-    rt.link_own = false;        /* the parent's socket, until it gets its own (runtime_link.c) */
     rt_ctl_fork_child();
     /* One capture and one trace per file (and the tcpsm capture clients):
      * they stay with the parent. */

@@ -28,7 +28,7 @@
 
 struct share_req {
     uint32_t magic, version, flags;
-    uint16_t fanout, pad;
+    uint32_t reserved;
 };
 
 struct share_rep {
@@ -82,8 +82,8 @@ static const char *who(uid_t uid, char *buf, size_t len)
     return buf;
 }
 
-int share_fetch(const char *path, uint16_t fanout, bool want_region, int *link_fd,
-                int *region_fd, char *err, size_t errlen)
+int share_fetch(const char *path, bool want_region, int *link_fd, int *region_fd, char *err,
+                size_t errlen)
 {
     *link_fd = -1;
     if (region_fd)
@@ -135,7 +135,7 @@ int share_fetch(const char *path, uint16_t fanout, bool want_region, int *link_f
         return -1;
     }
     struct share_req rq = { .magic = SHARE_MAGIC, .version = SHARE_VERSION,
-                            .flags = want_region ? SHARE_REQ_REGION : 0, .fanout = fanout };
+                            .flags = want_region ? SHARE_REQ_REGION : 0 };
     struct share_rep rp;
     union { struct cmsghdr align; char buf[CMSG_SPACE(2 * sizeof(int))]; } cm;
     struct iovec iov = { .iov_base = &rp, .iov_len = sizeof(rp) };
@@ -325,7 +325,7 @@ int share_serve_one(int lfd, share_open_link_fn open_link, void *ctx, const char
     }
     struct share_rep rp = { .magic = SHARE_MAGIC, .version = SHARE_VERSION };
     int fds[2], nfds = 0;
-    int lk = open_link(ctx, rq.fanout);
+    int lk = open_link(ctx);
     if (lk < 0) {
         rp.status = -lk;
     } else {

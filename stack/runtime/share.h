@@ -6,9 +6,10 @@
  * /dev/shm/<region name>.sock, whose owner, group and mode say who may
  * attach (TCPSM_SHARE). A process that lacks CAP_NET_RAW connects to it and
  * receives, through SCM_RIGHTS, a link socket of its own (an AF_PACKET socket
- * opened and configured by the owner: filter, binding, offloads, joined to
- * the stack's PACKET_FANOUT group when it has one) and, when the region
- * exists, the region's fd (which it may not be able to open by name).
+ * the owner opened, send-only until the process makes it receive and joins
+ * it to the stack's PACKET_FANOUT group, which needs no capability) and,
+ * when the region exists, the region's fd (which it may not be able to open
+ * by name).
  *
  * Who keeps the link alive: every process holds its own link socket (a
  * forked child inherits its parent's until it gets its own); the owner's
@@ -33,12 +34,12 @@ void share_path(char *buf, size_t len, const char *reg_name);
 /* The calling process may open AF_PACKET sockets (effective CAP_NET_RAW). */
 bool share_have_net_raw(void);
 
-/* Client: connects to path and receives a link socket (joined to fanout
- * group `fanout` if not 0) and, if want_region and the region exists, the
+/* Client: connects to path and receives a send-only link socket
+ * (netdev_packet_tx_socket) and, if want_region and the region exists, the
  * region's fd (else *region_fd = -1). The server must run as root or as
  * this user. 0, or -1 with the reason in err (one line). */
-int share_fetch(const char *path, uint16_t fanout, bool want_region, int *link_fd,
-                int *region_fd, char *err, size_t errlen);
+int share_fetch(const char *path, bool want_region, int *link_fd, int *region_fd, char *err,
+                size_t errlen);
 
 /* TCPSM_SHARE: "OWNER:GROUP:MODE", each part optional (empty: the default
  * given in *p): a user name or uid, a group name or gid, an octal mode
@@ -51,9 +52,8 @@ int share_parse_perm(const char *spec, struct share_perm *p, char *err, size_t e
  * Returns the listening fd (close-on-exec), or -1 with err set. */
 int share_listen(const char *path, const struct share_perm *p, char *err, size_t errlen);
 
-/* Opens a fresh link socket (configured, joined to group fanout if not 0):
- * returns its fd or -errno. */
-typedef int (*share_open_link_fn)(void *ctx, uint16_t fanout);
+/* Opens a fresh send-only link socket: returns its fd or -errno. */
+typedef int (*share_open_link_fn)(void *ctx);
 
 /* Server: accepts one client on lfd and answers it (a link socket from
  * open_link, and the fd of region_path if asked and present). 0, or -1 if
