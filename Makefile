@@ -98,7 +98,7 @@ build/san/libswift_demangle.so: tests/san/swift_demangle.c
 
 tools: $(TOOLS)
 
-$(B)/tools/%: tests/tools/%.c $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a
+$(B)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h) $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a
 	@mkdir -p $(B)/tools
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(filter-out -fvisibility=hidden,$(CFLAGS)) $(LDFLAGS) -o $@ $< $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a $(LDLIBS)
@@ -138,7 +138,7 @@ demo: deps all ## curl through the stack against a kernel HTTP server in a names
 bench: deps all ## throughput, latency and connection rate vs the kernel stack, as ratios, and the picture build/bench/report.svg
 	$(Q)bash bench/run.sh
 
-fuzz: deps ## run the packet-parser fuzzers for a bounded time (clang libFuzzer)
+fuzz: deps ## run the fuzzers for a bounded time (clang libFuzzer; FUZZ_SECONDS, FUZZ_TARGET=input|tcp|all)
 	$(Q)bash tests/fuzz/run.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the wrapper in bin/, the preload library and the

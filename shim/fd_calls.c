@@ -281,8 +281,8 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
     case SIOCOUTQ:
         r = tcpsm_state(s->sk) == TCPSM_LISTEN ? -EINVAL : put_int(arg, tcpsm_txqueued(s->sk));
         break;
-    case SIOCATMARK:            /* the stack keeps no urgent data: never at the mark */
-        r = put_int(arg, 0);
+    case SIOCATMARK:            /* the next byte read is the urgent mark */
+        r = put_int(arg, tcpsm_atmark(s->sk));
         break;
     case FIOCLEX:
     case FIONCLEX:

@@ -36,10 +36,6 @@ static int check_iov(const struct iovec *iov, int cnt)
 
 static ssize_t stack_send(struct shim_sock *s, const struct iovec *iov, int cnt, int flags)
 {
-    if (flags & MSG_OOB) {
-        tcpsm_log(TCPSM_LOG_DEBUG, "send(MSG_OOB): urgent data is not supported by the stack");
-        return -EOPNOTSUPP;
-    }
     int r = check_iov(iov, cnt);
     if (r < 0)
         return r;
@@ -47,7 +43,7 @@ static ssize_t stack_send(struct shim_sock *s, const struct iovec *iov, int cnt,
     int64_t to = atomic_load(&s->sndtimeo_ns);
     ssize_t n;
     do
-        n = tcpsm_sendf(s->sk, iov, cnt, flags & MSG_MORE, nb, to);
+        n = tcpsm_sendf(s->sk, iov, cnt, flags & (MSG_MORE | MSG_OOB), nb, to);
     while (n == -EINTR && !nb && to < 0 && shim_sa_restart());
     if (n == -EPIPE && !(flags & MSG_NOSIGNAL))
         shim_sigpipe();
@@ -56,8 +52,6 @@ static ssize_t stack_send(struct shim_sock *s, const struct iovec *iov, int cnt,
 
 static ssize_t stack_recv(struct shim_sock *s, const struct iovec *iov, int cnt, int flags)
 {
-    if (flags & MSG_OOB)
-        return -EINVAL;         /* Linux, with no urgent data pending */
     if (flags & MSG_ERRQUEUE)
         return -EAGAIN;         /* the stack queues no errors */
     if (flags & MSG_TRUNC) {
@@ -71,7 +65,7 @@ static ssize_t stack_recv(struct shim_sock *s, const struct iovec *iov, int cnt,
     int64_t to = atomic_load(&s->rcvtimeo_ns);
     ssize_t n;
     do
-        n = tcpsm_recv(s->sk, iov, cnt, flags & (MSG_PEEK | MSG_WAITALL), nb, to);
+        n = tcpsm_recv(s->sk, iov, cnt, flags & (MSG_PEEK | MSG_WAITALL | MSG_OOB), nb, to);
     while (n == -EINTR && !nb && to < 0 && shim_sa_restart());
     return n;
 }

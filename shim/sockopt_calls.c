@@ -42,6 +42,7 @@ static int sol_opt(int name)
     case SO_KEEPALIVE: return TCPSM_OPT_KEEPALIVE;
     case SO_SNDBUF: case SO_SNDBUFFORCE: return TCPSM_OPT_SNDBUF;
     case SO_RCVBUF: case SO_RCVBUFFORCE: return TCPSM_OPT_RCVBUF;
+    case SO_OOBINLINE: return TCPSM_OPT_OOBINLINE;
     default: return -1;
     }
 }
@@ -52,7 +53,7 @@ static int stack_set(struct shim_sock *s, int level, int name, const void *val, 
     int o;
     if (level == SOL_SOCKET) {
         if ((o = sol_opt(name)) >= 0) {
-            if (o == TCPSM_OPT_REUSEADDR || o == TCPSM_OPT_KEEPALIVE)
+            if (o == TCPSM_OPT_REUSEADDR || o == TCPSM_OPT_KEEPALIVE || o == TCPSM_OPT_OOBINLINE)
                 v = v != 0;
             return shim_stack_setopt(s, (enum tcpsm_opt)o, v);
         }

@@ -57,22 +57,23 @@ bool tcpsm_stack_routable(const struct tcpsm_stack *st, uint32_t dst)
 uint32_t ipv4_mtu_l4(const struct tcpsm_stack *st)
 {
     uint32_t max = TCPSM_FRAME_MAX - ETH_HDR_LEN;
-    uint32_t mtu = st->dev->mtu > max ? max : st->dev->mtu;
+    uint32_t dmtu = stack_dev(st)->mtu;
+    uint32_t mtu = dmtu > max ? max : dmtu;
     return mtu - IPV4_HDR_LEN;
 }
 
 bool ipv4_can_gso(const struct tcpsm_stack *st)
 {
     const uint32_t need = TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_SG | TCPSM_NETDEV_F_TX_CSUM;
-    return (st->dev->features & need) == need;
+    return (stack_dev(st)->features & need) == need;
 }
 
 uint32_t ipv4_max_l4(const struct tcpsm_stack *st)
 {
     if (!ipv4_can_gso(st))
         return ipv4_mtu_l4(st);
-    uint32_t g = st->dev->gso_max && st->dev->gso_max < TCPSM_GSO_MAX ? st->dev->gso_max
-                                                                      : TCPSM_GSO_MAX;
+    uint32_t gmax = stack_dev(st)->gso_max;
+    uint32_t g = gmax && gmax < TCPSM_GSO_MAX ? gmax : TCPSM_GSO_MAX;
     uint32_t m = ipv4_mtu_l4(st) + IPV4_HDR_LEN;
     return (g > m ? g : m) - IPV4_HDR_LEN;
 }

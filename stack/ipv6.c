@@ -84,7 +84,7 @@ uint32_t ipv6_mtu_l4(const struct tcpsm_stack *st)
 bool ipv6_can_gso(const struct tcpsm_stack *st)
 {
     const uint32_t need = TCPSM_NETDEV_F_TSO6 | TCPSM_NETDEV_F_SG | TCPSM_NETDEV_F_TX_CSUM;
-    return (st->dev->features & need) == need;
+    return (stack_dev(st)->features & need) == need;
 }
 
 uint32_t ipv6_max_l4(const struct tcpsm_stack *st)
@@ -94,8 +94,8 @@ uint32_t ipv6_max_l4(const struct tcpsm_stack *st)
     /* gso_max bounds the whole datagram (40 + payload length): at most
      * 65495 L4 bytes, so the 16-bit payload length always holds it (no
      * jumbogram, RFC 2675). */
-    uint32_t g = st->dev->gso_max && st->dev->gso_max < TCPSM_GSO_MAX ? st->dev->gso_max
-                                                                      : TCPSM_GSO_MAX;
+    uint32_t gmax = stack_dev(st)->gso_max;
+    uint32_t g = gmax && gmax < TCPSM_GSO_MAX ? gmax : TCPSM_GSO_MAX;
     uint32_t m = ipv6_mtu_l4(st) + IPV6_HDR_LEN;
     return (g > m ? g : m) - IPV6_HDR_LEN;
 }
@@ -327,7 +327,7 @@ int ipv6_init(struct tcpsm_stack *st, uint64_t now)
     const uint8_t *m = st->cfg.mac;
     uint8_t iid[8] = { (uint8_t)(m[0] ^ 0x02), m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5] };
     memcpy(v->ll + 8, iid, 8);
-    v->mtu = st->dev->mtu;
+    v->mtu = stack_dev(st)->mtu;
     if (!addr6_is_zero(st->cfg.gateway6)) {
         memcpy(v->router, st->cfg.gateway6, 16);
         v->router_until = UINT64_MAX;

@@ -55,7 +55,7 @@ static void rearm(struct tcpsm_stack *st, struct ip6_frag_table *t)
         timer_set(&st->timers, &t->timer, at);
 }
 
-static void frag_timer(void *ctx, struct tcpsm_timer *tm, uint64_t now)
+void ip6_frag_timer_fire(void *ctx, struct tcpsm_timer *tm, uint64_t now)
 {
     struct tcpsm_stack *st = ctx;
     struct ip6_frag_table *t = (struct ip6_frag_table *)tm;     /* timer is the first member */
@@ -77,7 +77,7 @@ static struct ip6_frag_table *table(struct tcpsm_stack *st)
     if (!st->v6.frag) {
         st->v6.frag = mem_calloc(1, sizeof(struct ip6_frag_table));
         if (st->v6.frag)
-            tcpsm_timer_init(&st->v6.frag->timer, frag_timer);
+            tcpsm_timer_init(&st->v6.frag->timer, TIMER_IP6_FRAG);
     }
     return st->v6.frag;
 }

@@ -26,4 +26,8 @@ void ip6_frag_input(struct tcpsm_stack *st, const uint8_t *pkt, size_t tot, size
                     size_t frag_off, uint64_t now);
 void ip6_frag_fini(struct tcpsm_stack *st);
 
+/* TIMER_IP6_FRAG: reassemblies that expired (ctx: the stack). */
+struct tcpsm_timer;
+void ip6_frag_timer_fire(void *ctx, struct tcpsm_timer *tm, uint64_t now);
+
 #endif

@@ -182,7 +182,7 @@ static void rearm(struct tcpsm_stack *st)
         timer_set(&st->timers, &st->v6.timer, at);
 }
 
-static void nd_timer(void *ctx, struct tcpsm_timer *tm, uint64_t now)
+void nd_timer_fire(void *ctx, struct tcpsm_timer *tm, uint64_t now)
 {
     struct tcpsm_stack *st = ctx;
     (void)tm;
@@ -207,7 +207,7 @@ static void nd_timer(void *ctx, struct tcpsm_timer *tm, uint64_t now)
 int nd_start(struct tcpsm_stack *st, uint64_t now)
 {
     struct ipv6_state *v = &st->v6;
-    tcpsm_timer_init(&v->timer, nd_timer);
+    tcpsm_timer_init(&v->timer, TIMER_ND);
     v->dad[0] = v->dad[1] = ND_ADDR_TENTATIVE;
     send_dad(st, st->cfg.addr6);
     send_dad(st, v->ll);
@@ -334,7 +334,7 @@ static void ra_input(struct tcpsm_stack *st, const uint8_t *ip6, const uint8_t *
     struct tcpsm_addr a = addr_from6(src);
     if (slla)
         neigh_learn_addr(st, &a, slla, true, now);       /* RFC 4861 6.3.4 */
-    if (mtu >= IPV6_MIN_MTU && mtu <= st->dev->mtu)
+    if (mtu >= IPV6_MIN_MTU && mtu <= stack_dev(st)->mtu)
         st->v6.mtu = mtu;
     if (!addr6_is_zero(st->cfg.gateway6))
         return;                         /* the user's router wins */

@@ -47,4 +47,8 @@ void nd_send_ns(struct tcpsm_stack *st, const uint8_t *target, const uint8_t *ma
  * solicited-node group of one of its addresses. */
 bool nd_is_our_group(const struct tcpsm_stack *st, const uint8_t *group);
 
+/* TIMER_ND: the DAD and router solicitation rounds (ctx: the stack). */
+struct tcpsm_timer;
+void nd_timer_fire(void *ctx, struct tcpsm_timer *tm, uint64_t now);
+
 #endif

@@ -132,7 +132,6 @@ static void neigh_remove(struct tcpsm_stack *st, struct neigh *n)
     t->count--;
 }
 
-static void neigh_timer(void *ctx, struct tcpsm_timer *tm, uint64_t now);
 
 /* A fresh entry for ip, evicting the LRU non-INCOMPLETE entry when full. */
 static struct neigh *neigh_alloc(struct tcpsm_stack *st, const struct tcpsm_addr *ip, uint64_t now)
@@ -153,7 +152,7 @@ static struct neigh *neigh_alloc(struct tcpsm_stack *st, const struct tcpsm_addr
     struct neigh *n = &t->e[idx];
     t->free = n->next;
     memset(n, 0, sizeof(*n));
-    tcpsm_timer_init(&n->timer, neigh_timer);
+    tcpsm_timer_init(&n->timer, TIMER_NEIGH);
     n->ip = *ip;
     n->used = now;
     uint32_t h = hash_ip(t, ip);
@@ -183,7 +182,7 @@ static bool start_resolve(struct tcpsm_stack *st, struct neigh *n, uint64_t now)
     return true;
 }
 
-static void neigh_timer(void *ctx, struct tcpsm_timer *tm, uint64_t now)
+void neigh_timer_fire(void *ctx, struct tcpsm_timer *tm, uint64_t now)
 {
     struct tcpsm_stack *st = ctx;
     struct neigh *n = (struct neigh *)((char *)tm - offsetof(struct neigh, timer));

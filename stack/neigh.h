@@ -77,4 +77,8 @@ unsigned neigh_queued(const struct tcpsm_stack *st, uint32_t ip);
 /* Entries in use. */
 unsigned neigh_count(const struct tcpsm_stack *st);
 
+/* TIMER_NEIGH: an entry's resolution retry or expiry (ctx: the stack). */
+struct tcpsm_timer;
+void neigh_timer_fire(void *ctx, struct tcpsm_timer *tm, uint64_t now);
+
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csum.h"
+#include "gso_soft.h"
 #include "stack.h"
 
 #define DEF_MTU        1500
@@ -185,111 +185,28 @@ static void wire_send(struct memlink *l, int src, const uint8_t *data, uint32_t 
         s->duplicated++;
 }
 
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static void wr16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+struct seg_ctx {
+    struct memlink *l;
+    int src;
+};
 
-/* What a NIC does with CSUM_PARTIAL: sum from csum_start into the field. */
-static void finish_csum(uint8_t *f, uint32_t len, uint32_t start, uint32_t off)
+static void seg_emit(void *ctx, const uint8_t *seg, uint32_t len)
 {
-    if (start + off + 2 > len)
-        return;
-    uint32_t pseudo = rd16(f + start + off);
-    wr16(f + start + off, 0);
-    wr16(f + start + off, csum_fold(csum_partial(f + start, len - start, pseudo)));
+    struct seg_ctx *c = ctx;
+    wire_send(c->l, c->src, seg, len);
 }
 
-/* One segment cut from a TCP super-segment (Linux tcp_gso_segment): its
- * sequence number; FIN and PSH on the last segment only, CWR on the first
- * only; the checksum field cleared for the caller to fill. */
-static void tcp_seg_fixup(uint8_t *th, uint32_t seq, bool first, bool last)
-{
-    th[4] = (uint8_t)(seq >> 24);
-    th[5] = (uint8_t)(seq >> 16);
-    th[6] = (uint8_t)(seq >> 8);
-    th[7] = (uint8_t)seq;
-    if (!last)
-        th[13] &= (uint8_t)~(0x01 | 0x08);
-    if (!first)
-        th[13] &= (uint8_t)~0x80;
-    wr16(th + 16, 0);
-}
-
-/* Software TSO (as Linux tcp_gso_segment): cuts an IPv4/TCP super-segment
- * into segments of gso payload bytes, each with the headers copied, the IP
- * length, ID and checksum and the TCP sequence number advanced, PSH and
- * FIN kept for the last and CWR for the first, and the checksums summed.
- * Returns false (nothing sent) for a frame that is not such a segment. */
+/* Software TSO (gso_soft.c, as Linux tcp_gso_segment): false (nothing
+ * sent) for a frame that is not a TCP super-segment. */
 static bool gso_segment(struct memlink *l, int src, const uint8_t *f, uint32_t len, uint32_t gso)
 {
-    if (len < 14 + 20 + 20 || rd16(f + 12) != 0x0800 || gso == 0)
+    uint8_t *scratch = malloc(GSO_SOFT_SCRATCH(gso));
+    if (!scratch)
         return false;
-    const uint8_t *ip = f + 14;
-    uint32_t ihl = (uint32_t)(ip[0] & 0xf) * 4, tot = rd16(ip + 2);
-    if ((ip[0] >> 4) != 4 || ip[9] != 6 || ihl < 20 || tot > len - 14 || tot < ihl + 20)
-        return false;
-    const uint8_t *th = ip + ihl;
-    uint32_t thl = (uint32_t)(th[12] >> 4) * 4;
-    if (thl < 20 || ihl + thl > tot)
-        return false;
-    uint32_t hl = 14 + ihl + thl, pay = tot - ihl - thl;
-    uint32_t seq0 = (uint32_t)th[4] << 24 | (uint32_t)th[5] << 16 | (uint32_t)th[6] << 8 | th[7];
-    uint16_t id0 = rd16(ip + 4);
-    uint32_t src_ip = (uint32_t)rd16(ip + 12) << 16 | rd16(ip + 14);
-    uint32_t dst_ip = (uint32_t)rd16(ip + 16) << 16 | rd16(ip + 18);
-    uint8_t *seg = malloc(hl + gso);
-    if (!seg)
-        return false;
-    for (uint32_t off = 0, i = 0; off < pay; off += gso, i++) {
-        uint32_t n = pay - off < gso ? pay - off : gso;
-        memcpy(seg, f, hl);
-        memcpy(seg + hl, f + hl + off, n);
-        uint8_t *sip = seg + 14, *sth = sip + ihl;
-        wr16(sip + 2, ihl + thl + n);
-        wr16(sip + 4, (uint16_t)(id0 + i));
-        wr16(sip + 10, 0);
-        wr16(sip + 10, csum_fold(csum_partial(sip, ihl, 0)));
-        tcp_seg_fixup(sth, seq0 + off, i == 0, off + n == pay);
-        wr16(sth + 16, csum_fold(csum_partial(sth, thl + n,
-                                              csum_pseudo(src_ip, dst_ip, 6, (uint16_t)(thl + n)))));
-        wire_send(l, src, seg, hl + n);
-    }
-    free(seg);
-    return true;
-}
-
-/* The same for an IPv6/TCP super-segment (no extension headers, as the
- * stack sends them; Linux tcp6_gso_segment): the payload length and the
- * TCP sequence number, flags and checksum advanced per segment. */
-static bool gso_segment6(struct memlink *l, int src, const uint8_t *f, uint32_t len, uint32_t gso)
-{
-    if (len < 14 + 40 + 20 || rd16(f + 12) != 0x86DD || gso == 0)
-        return false;
-    const uint8_t *ip = f + 14;
-    uint32_t plen = rd16(ip + 4);
-    if ((ip[0] >> 4) != 6 || ip[6] != 6 || plen > len - 14 - 40 || plen < 20)
-        return false;
-    const uint8_t *th = ip + 40;
-    uint32_t thl = (uint32_t)(th[12] >> 4) * 4;
-    if (thl < 20 || thl > plen)
-        return false;
-    uint32_t hl = 14 + 40 + thl, pay = plen - thl;
-    uint32_t seq0 = (uint32_t)th[4] << 24 | (uint32_t)th[5] << 16 | (uint32_t)th[6] << 8 | th[7];
-    uint8_t *seg = malloc(hl + gso);
-    if (!seg)
-        return false;
-    for (uint32_t off = 0, i = 0; off < pay; off += gso, i++) {
-        uint32_t n = pay - off < gso ? pay - off : gso;
-        memcpy(seg, f, hl);
-        memcpy(seg + hl, f + hl + off, n);
-        uint8_t *sip = seg + 14, *sth = sip + 40;
-        wr16(sip + 4, thl + n);
-        tcp_seg_fixup(sth, seq0 + off, i == 0, off + n == pay);
-        wr16(sth + 16, csum_fold(csum_partial(sth, thl + n,
-                                              csum_pseudo6(sip + 8, sip + 24, 6, thl + n))));
-        wire_send(l, src, seg, hl + n);
-    }
-    free(seg);
-    return true;
+    struct seg_ctx c = { .l = l, .src = src };
+    unsigned n = gso_soft_segment(f, len, gso, scratch, seg_emit, &c);
+    free(scratch);
+    return n > 0;
 }
 
 static unsigned mem_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *frames, unsigned n)
@@ -333,11 +250,9 @@ static unsigned mem_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *fra
         if (fr->flags & gso_flags)
             s->gso_in++;
         if (!(fr->flags & gso_flags) || l->p.gso != MEMLINK_GSO_SEGMENT ||
-            !((fr->flags & TCPSM_FRAME_GSO_TCPV4) ? gso_segment(l, me->idx, lin, len, fr->gso_size)
-                                                  : gso_segment6(l, me->idx, lin, len,
-                                                                 fr->gso_size))) {
+            !gso_segment(l, me->idx, lin, len, fr->gso_size)) {
             if (fr->flags & TCPSM_FRAME_CSUM_PARTIAL)
-                finish_csum(lin, len, fr->csum_start, fr->csum_offset);
+                gso_soft_finish_csum(lin, len, fr->csum_start, fr->csum_offset);
             wire_send(l, me->idx, lin, len);
         }
         free(lin);

@@ -1,5 +1,6 @@
 /* The stack object: creation with validated config, the public entry
  * points, and the tx batch flush. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,8 @@
 #include "ipv4.h"
 #include "ipv4_frag.h"
 #include "ipv6.h"
+#include "ipv6_frag.h"
+#include "nd.h"
 #include "neigh.h"
 #include "stack.h"
 #include "tcp.h"
@@ -19,10 +22,66 @@
 #define DEF_MSL_MS    30000
 #define MIN_MTU       68        /* RFC 791: every host must accept 68-byte datagrams */
 
+/* Hosts of the stacks this process runs (see stack.h). Process memory, not
+ * the stack's: another program mapping the same stack has its own. */
+struct stack_host stack_hosts[TCPSM_MAX_HOSTS];
+
+static unsigned null_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *f, unsigned n)
+{
+    (void)dev; (void)f; (void)n;
+    return 0;
+}
+static const struct tcpsm_netdev_ops null_ops = { .send = null_send };
+/* What a process that has not bound the stack reaches: a link that takes
+ * nothing, a common MTU, no offloads, no callbacks. */
+static struct tcpsm_netdev null_dev = { .ops = &null_ops, .mtu = 1500 };
+const struct stack_host stack_host_none = { .dev = &null_dev };
+
+/* The timers' callbacks by kind (timer.h), resolved in this process. */
+static const tcpsm_timer_fn timer_fns[TIMER_NKINDS] = {
+    [TIMER_TCP] = tcp_conn_timer_fire,
+    [TIMER_NEIGH] = neigh_timer_fire,
+    [TIMER_ND] = nd_timer_fire,
+    [TIMER_IP6_FRAG] = ip6_frag_timer_fire,
+};
+
+static bool dev_ok(const struct tcpsm_netdev *dev)
+{
+    return dev && dev->ops && dev->ops->send && dev->mtu >= MIN_MTU;
+}
+
+static void host_set(struct stack_host *h, const struct tcpsm_stack *st,
+                     const struct tcpsm_config *cfg, struct tcpsm_netdev *dev)
+{
+    h->dev = dev;
+    h->sock_event = cfg->sock_event;
+    h->trace = cfg->trace;
+    h->cb_ctx = cfg->cb_ctx;
+    h->st = st;
+}
+
+int tcpsm_stack_bind(struct tcpsm_stack *st, const struct tcpsm_config *cfg,
+                     struct tcpsm_netdev *dev)
+{
+    if (!st || !cfg || !dev_ok(dev) || st->host >= TCPSM_MAX_HOSTS)
+        return -EINVAL;
+    struct stack_host *h = &stack_hosts[st->host];
+    if (h->st && h->st != st)
+        return -EBUSY;
+    host_set(h, st, cfg, dev);
+    return 0;
+}
+
+void tcpsm_stack_unbind(struct tcpsm_stack *st)
+{
+    if (st && st->host < TCPSM_MAX_HOSTS && stack_hosts[st->host].st == st)
+        memset(&stack_hosts[st->host], 0, sizeof(stack_hosts[0]));
+}
+
 static bool config_ok(const struct tcpsm_config *c, const struct tcpsm_netdev *dev)
 {
     static const uint8_t zero[6];
-    if (!c || !dev || !dev->ops || !dev->ops->send || dev->mtu < MIN_MTU)
+    if (!c || !dev_ok(dev))
         return false;
     bool v6 = !addr6_is_zero(c->addr6);
     if (c->addr == 0 && !v6)
@@ -57,11 +116,20 @@ struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm
 {
     if (!config_ok(cfg, dev))
         return NULL;
+    unsigned hi = 0;
+    while (hi < TCPSM_MAX_HOSTS && stack_hosts[hi].st)
+        hi++;
+    if (hi == TCPSM_MAX_HOSTS)
+        return NULL;
     struct tcpsm_stack *st = mem_calloc(1, sizeof(*st));
     if (!st)
         return NULL;
     st->cfg = *cfg;
-    st->dev = dev;
+    st->cfg.sock_event = NULL;          /* code addresses: in the host only */
+    st->cfg.trace = NULL;
+    st->cfg.cb_ctx = NULL;
+    st->host = hi;
+    host_set(&stack_hosts[hi], st, cfg, dev);
     st->now = now;
     st->netmask = cfg->prefix_len >= 32 ? 0xffffffffu :
                   cfg->prefix_len == 0 ? 0 : ~(0xffffffffu >> cfg->prefix_len);
@@ -78,17 +146,20 @@ struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm
     /* A gateway must be an on-link host, or we could never ARP for it. */
     if (st->cfg.gateway &&
         (!cfg->addr || st->cfg.gateway == cfg->addr || !ipv4_on_link_host(st, st->cfg.gateway))) {
+        tcpsm_stack_unbind(st);
         mem_free(st);
         return NULL;
     }
     timer_heap_init(&st->timers);
     if (neigh_init(st, st->cfg.neigh_max) < 0) {
+        tcpsm_stack_unbind(st);
         mem_free(st);
         return NULL;
     }
     if (tcp_init(st) < 0) {
         neigh_fini(st);
         timer_heap_free(&st->timers);
+        tcpsm_stack_unbind(st);
         mem_free(st);
         return NULL;
     }
@@ -110,6 +181,7 @@ void tcpsm_stack_free(struct tcpsm_stack *st)
     ipv6_fini(st);
     neigh_fini(st);
     timer_heap_free(&st->timers);
+    tcpsm_stack_unbind(st);
     mem_free(st);
 }
 
@@ -118,7 +190,8 @@ void stack_tx_flush(struct tcpsm_stack *st)
     if (st->ntx == 0)
         return;
     unsigned n = st->ntx;
-    unsigned sent = st->dev->ops->send(st->dev, st->tx, n);
+    struct tcpsm_netdev *dev = stack_host(st)->dev;
+    unsigned sent = dev->ops->send(dev, st->tx, n);
     if (sent > n)
         sent = n;
     for (unsigned i = 0; i < sent; i++) {
@@ -144,13 +217,15 @@ void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
     }
     st->rx_flags = 0;
     tcp_input_batch_end(st, now);
+    tcp_mem_wake_senders(st);
     stack_tx_flush(st);
 }
 
 void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now)
 {
     st->now = now;
-    timer_run(&st->timers, st, now);
+    timer_run(&st->timers, timer_fns, st, now);
+    tcp_mem_wake_senders(st);
     stack_tx_flush(st);
 }
 

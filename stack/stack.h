@@ -39,9 +39,22 @@ struct ipv6_state {
     uint32_t err_count;
 };
 
-struct tcpsm_stack {
-    struct tcpsm_config cfg;
+/* This process's host of a stack (stack.c): the link and the event
+ * callbacks, which are addresses valid in one process only; the stack
+ * keeps the index of its entry (tcpsm_stack_new, tcpsm_stack_bind). */
+struct stack_host {
+    const struct tcpsm_stack *st;       /* whose entry this is; NULL: free */
     struct tcpsm_netdev *dev;
+    void (*sock_event)(void *ctx, struct tcpsm_sock *sk, unsigned events);
+    void (*trace)(void *ctx, const struct tcpsm_trace_event *ev);
+    void *cb_ctx;
+};
+extern struct stack_host stack_hosts[TCPSM_MAX_HOSTS];
+extern const struct stack_host stack_host_none;    /* a stack this process has not bound */
+
+struct tcpsm_stack {
+    struct tcpsm_config cfg;    /* sock_event, trace and cb_ctx are zero: see stack_host */
+    uint32_t host;              /* index in stack_hosts of every process that runs it */
     struct tcpsm_counters cnt;
     uint32_t netmask;           /* from cfg.prefix_len, host order */
     uint16_t ip_id;             /* next IPv4 identification */
@@ -67,6 +80,18 @@ struct tcpsm_stack {
     uint16_t rx_flags;
     uint8_t txbuf[TCPSM_TX_BATCH][TCPSM_FRAME_MAX];
 };
+
+/* This process's host of st (stack_host_none if it has not bound one). */
+static inline const struct stack_host *stack_host(const struct tcpsm_stack *st)
+{
+    const struct stack_host *h = &stack_hosts[st->host];
+    return __builtin_expect(h->st == st, 1) ? h : &stack_host_none;
+}
+/* The link, as this process reaches it. */
+static inline const struct tcpsm_netdev *stack_dev(const struct tcpsm_stack *st)
+{
+    return stack_host(st)->dev;
+}
 
 /* Flush the tx batch to the netdev. Every public entry point calls it last. */
 void stack_tx_flush(struct tcpsm_stack *st);

@@ -29,10 +29,16 @@ void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t
 /* End of an input batch: the ACKs and wake-ups deferred while its frames
  * were processed (tcp_batch_defer) go out now. */
 void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now);
+/* Wake the senders refused at the memory cap once memory has freed. */
+void tcp_mem_wake_senders(struct tcpsm_stack *st);
 
 size_t tcp_nsocks(const struct tcpsm_stack *st);
 
 /* tcpsm_stack_abort_all without the tx flush. */
 void tcp_abort_all(struct tcpsm_stack *st, uint64_t now);
+
+/* TIMER_TCP: a TCB's timer (ctx: the stack). */
+struct tcpsm_timer;
+void tcp_conn_timer_fire(void *ctx, struct tcpsm_timer *t, uint64_t now);
 
 #endif

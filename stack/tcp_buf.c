@@ -180,6 +180,27 @@ void tcp_mem_uncharge(struct tcp_stack *ts, size_t n)
     ts->mem_used = n > ts->mem_used ? 0 : ts->mem_used - n;
     if (ts->mem_pressure && ts->mem_used < ts->mem_max / 2)
         ts->mem_pressure = false;
+    /* the wake-ups wait for the end of the pass (this may run deep in a
+     * socket's teardown); a margin keeps senders from waking per byte */
+    if (ts->snd_mem_waiters && ts->mem_used < ts->mem_max - ts->mem_max / 16)
+        ts->snd_mem_wake = true;
+}
+
+/* Senders refused at the cap may write again: wake them (end of an input
+ * batch, a timer pass or a socket call). One walk per time the cap was hit
+ * and then left. */
+void tcp_mem_wake_senders(struct tcpsm_stack *st)
+{
+    struct tcp_stack *ts = st->tcp;
+    if (!ts || !ts->snd_mem_wake)
+        return;
+    ts->snd_mem_wake = false;
+    ts->snd_mem_waiters = 0;
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
+        if (sk->snd_mem_wait) {
+            sk->snd_mem_wait = false;
+            tcp_wake(sk);
+        }
 }
 
 /* Frees every cached ring buffer (stack end, memory pressure). */

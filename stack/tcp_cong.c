@@ -61,8 +61,9 @@ const struct congestion_ops *tcp_cong_ops(int which)
 
 void tcp_cong_init(struct tcpsm_sock *sk)
 {
-    sk->cc = tcp_cong_ops(sk->cc_pref);
-    sk->cc->init(sk);
+    sk->cc_algo = sk->cc_pref;
+    sk->cc_on = true;
+    tcp_cong_ops(sk->cc_algo)->init(sk);
     sk->dupacks = 0;
     sk->in_recovery = false;
     sk->undo_state = TCP_UNDO_OFF;
@@ -81,7 +82,7 @@ static void enter_recovery(struct tcpsm_sock *sk)
     sk->prior_cwnd = sk->cwnd;
     sk->prior_ssthresh = sk->ssthresh;
     sk->undo_state = sk->ts_ok && sk->sacked.n && !rtx_out ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
-    sk->ssthresh = sk->cc->ssthresh(sk);
+    sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
     sk->recover = sk->snd_max;
     /* the kind of recovery is fixed here: a partial ACK may later empty
      * the scoreboard without making this a NewReno recovery */
@@ -117,7 +118,7 @@ void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr)
  * duplicate ACKs came (RFC 6675 5 (2)). */
 bool tcp_cong_sack_loss(struct tcpsm_sock *sk)
 {
-    if (sk->in_recovery || !sk->cc || !sk->sacked.n || !tcp_sack_head_lost(sk))
+    if (sk->in_recovery || !sk->cc_on || !sk->sacked.n || !tcp_sack_head_lost(sk))
         return false;
     /* RFC 6582 guards against duplicate ACKs for data resent after an RTO;
      * SACKs of data sent after it are no such duplicates (RFC 6675 5.1) */
@@ -131,7 +132,7 @@ bool tcp_cong_sack_loss(struct tcpsm_sock *sk)
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
 {
     (void)now;
-    if (!sk->cc)
+    if (!sk->cc_on)
         tcp_cong_init(sk);              /* closed before ESTABLISHED (SYN-RECEIVED -> FIN-WAIT-1) */
     uint32_t mss = tcp_send_mss(sk);
     if (dup) {
@@ -180,16 +181,16 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
         return true;
     }
     sk->dupacks = 0;
-    sk->cc->on_ack(sk, acked);
+    tcp_cong_ops(sk->cc_algo)->on_ack(sk, acked);
     return false;
 }
 
 /* RFC 5681 (4)-(5) and RFC 6582 4: after a timeout, one segment. */
 void tcp_cong_rto(struct tcpsm_sock *sk)
 {
-    if (!sk->cc)
+    if (!sk->cc_on)
         tcp_cong_init(sk);
-    sk->ssthresh = sk->cc->ssthresh(sk);
+    sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
     sk->cwnd = tcp_send_mss(sk);
     sk->cwnd_acc = 0;
     sk->in_recovery = false;

@@ -185,7 +185,6 @@ uint8_t tcp_rcv_wscale(const struct tcpsm_sock *sk)
     return tcp_pick_wscale(sk->rcvbuf_max > sk->rcvbuf ? sk->rcvbuf_max : sk->rcvbuf);
 }
 
-static void timer_cb(void *ctx, struct tcpsm_timer *t, uint64_t now);
 static void lhash_del(struct tcpsm_sock *sk);
 
 static void tw_del(struct tcpsm_sock *sk)
@@ -240,7 +239,7 @@ struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st)
         return NULL;
     sk->st = st;
     sk->state = TCPSM_CLOSED;
-    tcpsm_timer_init(&sk->timer, timer_cb);
+    tcpsm_timer_init(&sk->timer, TIMER_TCP);
     sk->sndbuf = st->cfg.sndbuf ? st->cfg.sndbuf : TCP_BUF_DEF;
     sk->rcvbuf = st->cfg.rcvbuf ? st->cfg.rcvbuf : TCP_BUF_DEF;
     sk->rcvbuf_max = st->cfg.rcvbuf_max > sk->rcvbuf ?
@@ -276,6 +275,7 @@ void tcp_init_from_listener(struct tcpsm_sock *c, const struct tcpsm_sock *l)
     c->user_timeout_ms = l->user_timeout_ms;
     c->cc_pref = l->cc_pref;
     c->reuseaddr = l->reuseaddr;
+    c->urginline = l->urginline;
     c->ipv6 = l->ipv6;
     c->v6only = l->v6only;
     c->tos = l->tos;
@@ -580,7 +580,7 @@ void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const stru
         tw_add(sk);
     else if (old == TCPSM_TIME_WAIT)
         tw_del(sk);
-    const struct tcpsm_config *cfg = &sk->st->cfg;
+    const struct stack_host *cfg = stack_host(sk->st);
     tcp_wake(sk);                       /* readiness may change with the state */
     if (!cfg->trace)
         return;
@@ -613,7 +613,7 @@ void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const stru
 
 void tcp_wake(struct tcpsm_sock *sk)
 {
-    const struct tcpsm_config *cfg = &sk->st->cfg;
+    const struct stack_host *cfg = stack_host(sk->st);
     if (sk->user_ref && cfg->sock_event)
         cfg->sock_event(cfg->cb_ctx, sk, tcpsm_sock_poll(sk));
 }
@@ -821,7 +821,7 @@ void tcp_syn_count(struct tcp_syn_stats *s, uint64_t now)
     s->this_sec++;
 }
 
-static void timer_cb(void *ctx, struct tcpsm_timer *t, uint64_t now)
+void tcp_conn_timer_fire(void *ctx, struct tcpsm_timer *t, uint64_t now)
 {
     (void)ctx;
     struct tcpsm_sock *sk = (struct tcpsm_sock *)((char *)t - offsetof(struct tcpsm_sock, timer));

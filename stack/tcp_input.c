@@ -828,7 +828,11 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         break;
     }
 
-    /* sixth: URG is not supported; the data is delivered inline. */
+    /* sixth: URG (RFC 9293 3.10.7.4; Linux tcp_urg), in the states that
+     * still take data */
+    if ((fl & TCPSM_URG) && (sk->state == TCPSM_ESTABLISHED || sk->state == TCPSM_FIN_WAIT_1 ||
+                             sk->state == TCPSM_FIN_WAIT_2))
+        tcp_urg_input(sk, seg);
 
     /* seventh: segment text */
     bool fin = (fl & TCPSM_FIN) != 0;
@@ -847,6 +851,8 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
             fin = queue_data(sk, seg, fin, now);
             if (seg->len)
                 tcp_batch_defer(sk, TCP_BATCH_WAKE);
+            if (sk->urg_data == TCP_URG_NOTYET)
+                tcp_urg_capture(sk);
             break;
         default:
             /* CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent
@@ -940,6 +946,7 @@ void tcp_input(struct tcpsm_stack *st, const struct tcpsm_addr *src, const struc
         .flags = p[13] & 0x3f,
         .wnd = get16(p + 14),
         .data = p + hl, .len = (uint32_t)(len - hl),
+        .urp = (p[13] & TCPSM_URG) ? get16(p + 18) : 0,
     };
     tcp_opt_parse(p + 20, hl - 20, (seg.flags & TCPSM_SYN) != 0, &seg.opt);
     if (seg.sport == 0 || seg.dport == 0) {

@@ -43,6 +43,7 @@
 #define TCP_RING_CACHE      8               /* released ring buffers kept for reuse */
 #define TCP_RING_CACHE_BYTES (16u * 1024u * 1024u)
 #define TCP_MEM_MAX_DEF     (128u << 20)    /* buffer memory of the whole stack (README) */
+#define TCP_WMEM_MIN        4096u       /* Linux tcp_wmem[0]: send queue a socket may always fill */
 #define TCP_OFO_SEGS_MAX    64          /* out-of-order segments held per connection */
 #define TCP_CHALLENGE_PER_S 1000
 #define TCP_COOKIE_BITS     24          /* Linux syncookies.c: low 24 bits data + hash */
@@ -52,6 +53,11 @@
 #define TCP_EPH_LO          32768u      /* Linux ip_local_port_range */
 #define TCP_EPH_HI          60999u
 #define TCP_EPH_PERTURB     256u        /* RFC 6056 3.3.4 table size (Linux: 2^16) */
+
+/* Received urgent data (Linux tp->urg_data): the byte in the low bits. */
+#define TCP_URG_VALID  0x0100
+#define TCP_URG_NOTYET 0x0200
+#define TCP_URG_READ   0x0400
 
 /* Linux sk_shutdown bits. */
 #define RCV_SHUTDOWN  1
@@ -97,6 +103,7 @@ struct tcp_seg {
     uint16_t wnd;                       /* raw */
     const uint8_t *data;
     uint32_t len;                       /* payload bytes */
+    uint16_t urp;                       /* urgent pointer (with URG) */
     struct tcp_opts opt;
 };
 
@@ -213,9 +220,20 @@ struct tcpsm_sock {
     bool dupack_now;                    /* out-of-order data arrived: a pure duplicate ACK is
                                            owed even if data leaves in the same pass */
     bool more;                          /* MSG_MORE: this send is corked (tcp_output) */
+    /* urgent data (tcp_urg.c, RFC 9293 3.8.5 / RFC 6093 as Linux) */
+    uint32_t urg_seq;                   /* the received urgent byte's sequence number */
+    uint16_t urg_data;                  /* TCP_URG_* | the byte */
+    bool urginline;                     /* SO_OOBINLINE */
+    bool urg_mode;                      /* sending: snd_up is ahead of snd_una */
+    uint32_t snd_up;                    /* sequence just past our urgent byte */
+    bool snd_mem_wait;                  /* a send was refused at the memory cap: not writable
+                                           until memory frees (Linux SOCK_NOSPACE) */
 
     /* congestion (tcp_cong.c) */
-    const struct congestion_ops *cc;
+    /* The algorithm by number, not by its ops' address: the TCB may be in
+     * memory that programs with this code elsewhere share (tcp_cong_ops). */
+    uint8_t cc_algo;                    /* TCPSM_CC_* in use, once cc_on */
+    bool cc_on;                         /* tcp_cong_init ran */
     uint8_t cc_pref;                    /* TCPSM_CC_*: TCP_CONGESTION */
     struct cubic_state cubic;
     uint32_t cwnd, ssthresh, recover, cwnd_acc;
@@ -274,6 +292,10 @@ struct tcp_stack {
      * segments; pressure from 3/4 of mem_max down to 1/2 */
     size_t mem_used, mem_max;
     bool mem_pressure;
+    /* sockets whose send was refused at the cap (snd_mem_wait); woken at the
+     * end of the pass once usage is back under 15/16 of the cap */
+    uint32_t snd_mem_waiters;
+    bool snd_mem_wake;
     /* Buffers of rings released empty, kept for the next ring that needs
      * one (tcp_buf.c): a bulk reader drains its receive ring on nearly
      * every read, and freeing it each time made every refill a malloc,
@@ -363,6 +385,19 @@ uint32_t tcp_ts_now(const struct tcpsm_sock *sk, uint64_t now);
 
 /* tcp_buf.c */
 bool tcp_mem_charge(struct tcp_stack *ts, size_t n, bool force);
+/* Urgent data (tcp_urg.c). */
+uint32_t tcp_copied_seq(const struct tcpsm_sock *sk);
+void tcp_urg_input(struct tcpsm_sock *sk, const struct tcp_seg *seg);
+void tcp_urg_capture(struct tcpsm_sock *sk);
+uint32_t tcp_urg_read_limit(struct tcpsm_sock *sk, uint32_t n, bool peek, uint32_t *skip);
+void tcp_urg_after_read(struct tcpsm_sock *sk);
+bool tcp_urg_hides_rcvq(const struct tcpsm_sock *sk);
+void tcp_urg_out(struct tcpsm_sock *sk, uint8_t *th, uint32_t seq);
+static inline bool tcp_urg_sending(const struct tcpsm_sock *sk)
+{
+    return sk->urg_mode && seq_gt(sk->snd_up, sk->snd_una);
+}
+
 void tcp_mem_uncharge(struct tcp_stack *ts, size_t n);
 void tcp_ring_cache_drain(struct tcp_stack *ts);
 int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, uint32_t limit,
@@ -428,6 +463,7 @@ struct congestion_ops {
     uint32_t (*ssthresh)(struct tcpsm_sock *sk);                /* on loss */
 };
 extern const struct congestion_ops tcp_newreno, tcp_cubic;
+/* This process's ops of algorithm TCPSM_CC_* which (NewReno for unknown ones). */
 const struct congestion_ops *tcp_cong_ops(int which);
 void tcp_cong_init(struct tcpsm_sock *sk);
 /* ACK processing; returns true if the caller should retransmit the head now. */

@@ -65,7 +65,7 @@ static void finish(struct tcpsm_stack *st, const struct tcpsm_addr *src,
     bool v4 = addr_is_v4(dst);
     uint32_t pseudo = v4 ? csum_pseudo(addr_v4(src), addr_v4(dst), IPPROTO_TCP_, (uint16_t)len)
                          : csum_pseudo6(src->b, dst->b, IPPROTO_TCP_, (uint32_t)len);
-    if (st->dev->features & TCPSM_NETDEV_F_TX_CSUM) {
+    if (stack_dev(st)->features & TCPSM_NETDEV_F_TX_CSUM) {
         /* Linux CHECKSUM_PARTIAL: the field holds the folded pseudo-header
          * sum, the link sums the segment (each one of a super-segment) */
         put16(p + 16, (uint16_t)~csum_fold(pseudo));
@@ -198,8 +198,10 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     }
     uint32_t ack = (flags & TCPSM_ACK) ? sk->rcv_nxt : 0;
     fill_hdr(p, sk->lport, sk->rport, seq, ack, hl, flags, wnd);
+    if (!(flags & (TCPSM_SYN | TCPSM_RST)))
+        tcp_urg_out(sk, p, seq);
     tcp_opt_build(sk, p + TCP_HDR, flags, now, sack);
-    if (len && (st->dev->features & TCPSM_NETDEV_F_SG)) {
+    if (len && (stack_dev(st)->features & TCPSM_NETDEV_F_SG)) {
         /* point at the ring: one slice, two where it wraps */
         const struct tcp_ring *r = &sk->sndq;
         uint32_t pos = (r->head + (seq - sk->snd_buf_seq)) % r->cap;
@@ -397,6 +399,11 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         if (room / mss > 1)
             seg_max = room / mss * mss;
     }
+    /* urgent mode: one segment per frame, each with its own pointer (a
+     * super-segment's header would be copied to every piece) */
+    bool urg = tcp_urg_sending(sk);
+    if (urg)
+        seg_max = mss;
     bool sent = false;
     bool sack_rec = sk->in_recovery && sk->sack_recovery;
     /* RFC 6675 5 (C): retransmit lost holes while cwnd - pipe allows */
@@ -473,8 +480,9 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
                     }
                     break;
                 }
-                if (!sk->nodelay && in_flight && seq_gt(sk->snd_sml, sk->snd_una))
-                    break;              /* Nagle (Minshall): one small segment in flight */
+                if (!sk->nodelay && !urg && in_flight && seq_gt(sk->snd_sml, sk->snd_una))
+                    break;              /* Nagle (Minshall): one small segment in flight;
+                                           urgent data goes at once (Linux tcp_nagle_test) */
             }
         }
         uint8_t fl = TCPSM_ACK;

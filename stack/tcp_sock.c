@@ -9,6 +9,7 @@
 
 static void flush(struct tcpsm_sock *sk)
 {
+    tcp_mem_wake_senders(sk->st);
     stack_tx_flush(sk->st);
 }
 
@@ -284,13 +285,33 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     if (room == 0)
         return -EAGAIN;
     uint32_t want = len < room ? (uint32_t)len : room;
-    /* the send queue is bounded by SO_SNDBUF, and charged to the stack's
-     * memory without a cap: what the application was promised stays */
-    if (tcp_ring_reserve(sk, &sk->sndq, sk->sndq.len + want, sk->sndbuf, true) < 0)
+    /* The send queue is bounded by SO_SNDBUF and by the stack's memory cap
+     * (Linux sk_wmem_schedule under tcp_mem[2]): at the cap the queue grows
+     * only below TCP_WMEM_MIN (tcp_wmem[0], so every socket can make
+     * progress), else the call takes what its ring already has room for,
+     * or refuses: -EAGAIN (a blocking caller waits for POLLOUT, which
+     * returns once memory is freed, as sk_stream_wait_memory). */
+    int rc = tcp_ring_reserve(sk, &sk->sndq, sk->sndq.len + want, sk->sndbuf, false);
+    if (rc == -ENOBUFS && sk->sndq.len < TCP_WMEM_MIN) {
+        uint32_t need = sk->sndq.len + want < TCP_WMEM_MIN ? sk->sndq.len + want : TCP_WMEM_MIN;
+        rc = tcp_ring_reserve(sk, &sk->sndq, need, sk->sndbuf, true);
+    }
+    if (rc == -ENOMEM)
         return -ENOMEM;
     uint32_t n = ring_write(&sk->sndq, buf, want);
-    if (n == 0)
+    if (n == 0) {
+        if (rc == -ENOBUFS && !sk->snd_mem_wait) {
+            sk->snd_mem_wait = true;
+            TS(sk)->snd_mem_waiters++;
+        }
         return -EAGAIN;
+    }
+    sk->snd_mem_wait = false;
+    /* MSG_OOB: the last byte taken is urgent (Linux tcp_mark_urg) */
+    if (flags & TCPSM_MSG_OOB) {
+        sk->snd_up = sk->snd_buf_seq + sk->sndq.len;
+        sk->urg_mode = true;
+    }
     /* MSG_MORE: this call's tail waits like TCP_CORK (Linux tcp_push with
      * TCP_NAGLE_CORK), for the next send or the 200 ms cork ceiling */
     sk->more = (flags & TCPSM_MSG_MORE) != 0;
@@ -328,25 +349,53 @@ static void rcvbuf_tune(struct tcpsm_sock *sk, uint32_t n, uint64_t now)
     sk->rcvq_copied = 0;
 }
 
+/* recv(MSG_OOB) (Linux tcp_recv_urg): the urgent byte, once; never waits. */
+static ssize_t recv_urg(struct tcpsm_sock *sk, void *buf, size_t len, int flags)
+{
+    if (sk->urginline || !sk->urg_data || sk->urg_data == TCP_URG_READ)
+        return -EINVAL;
+    if (sk->state == TCPSM_CLOSED && !sk->done)
+        return -ENOTCONN;
+    if (sk->urg_data & TCP_URG_VALID) {
+        if (len == 0)
+            return 0;
+        *(uint8_t *)buf = (uint8_t)sk->urg_data;
+        if (!(flags & TCPSM_MSG_PEEK))
+            sk->urg_data = TCP_URG_READ;
+        return 1;
+    }
+    if (sk->state == TCPSM_CLOSED || (sk->shutdown & RCV_SHUTDOWN))
+        return 0;
+    return -EAGAIN;
+}
+
 ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags, uint64_t now)
 {
     sk->st->now = now;
     if (sk->state == TCPSM_LISTEN)
         return -ENOTCONN;
+    if (flags & TCPSM_MSG_OOB)
+        return recv_urg(sk, buf, len, flags);
     if (len == 0)
         return 0;
     if (sk->rcvq.len) {
-        uint32_t n = sk->rcvq.len < len ? sk->rcvq.len : (uint32_t)len;
-        ring_read_at(&sk->rcvq, 0, buf, n);
-        if (!(flags & TCPSM_MSG_PEEK)) {
-            ring_drop(&sk->rcvq, n);
+        bool peek = flags & TCPSM_MSG_PEEK;
+        uint32_t skip, n = sk->rcvq.len < len ? sk->rcvq.len : (uint32_t)len;
+        n = tcp_urg_read_limit(sk, n, peek, &skip);
+        if (n)
+            ring_read_at(&sk->rcvq, skip, buf, n);
+        if (!peek && n + skip) {
+            ring_drop(&sk->rcvq, n + skip);
+            tcp_urg_after_read(sk);
             if (!sk->rcvq.len)
                 tcp_ring_release(sk, &sk->rcvq);    /* drained: memory follows data */
-            rcvbuf_tune(sk, n, now);
+            rcvbuf_tune(sk, n + skip, now);
             tcp_window_update(sk, now);
             flush(sk);
         }
-        return n;
+        if (n)
+            return n;
+        /* only the out-of-band byte was there: as if nothing were */
     }
     /* Linux tcp_recvmsg order: FIN seen, pending error, shutdown, CLOSED */
     if (sk->rcv_fin)
@@ -552,12 +601,17 @@ unsigned tcpsm_sock_poll(const struct tcpsm_sock *sk)
     if (sk->shutdown & RCV_SHUTDOWN)
         m |= TCPSM_POLLIN | TCPSM_POLLRDHUP;
     if (s != TCPSM_SYN_SENT && s != TCPSM_SYN_RECEIVED) {
-        if (sk->rcvq.len)
+        if (sk->rcvq.len && !tcp_urg_hides_rcvq(sk))
             m |= TCPSM_POLLIN;
+        if (sk->urg_data & TCP_URG_VALID)
+            m |= TCPSM_POLLPRI;         /* the urgent byte waits (Linux tcp_poll) */
         if (!(sk->shutdown & SEND_SHUTDOWN)) {
             uint32_t queued = sk->sndq.len;
             uint32_t cap = sk->sndbuf;
-            if (cap > queued && cap - queued >= queued / 2)
+            /* refused at the memory cap: writable again when memory frees
+             * or its own ring has room */
+            bool mem = !sk->snd_mem_wait || sk->sndq.cap > sk->sndq.len;
+            if (cap > queued && cap - queued >= queued / 2 && mem)
                 m |= TCPSM_POLLOUT;
         } else {
             m |= TCPSM_POLLOUT;
@@ -619,6 +673,12 @@ int tcpsm_sock_peer(const struct tcpsm_sock *sk, uint32_t *addr, uint16_t *port)
 
 size_t tcpsm_sock_rxavail(const struct tcpsm_sock *sk)
 {
+    /* Linux tcp_inq: up to the mark while an urgent byte is pending */
+    if (sk->urg_data && !sk->urginline) {
+        uint32_t off = sk->urg_seq - tcp_copied_seq(sk);
+        if (off < sk->rcvq.len)
+            return off;
+    }
     return sk->rcvq.len;
 }
 
@@ -704,6 +764,9 @@ int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
     case TCPSM_OPT_REUSEADDR:
         sk->reuseaddr = val != 0;
         return 0;
+    case TCPSM_OPT_OOBINLINE:
+        sk->urginline = val != 0;
+        return 0;
     case TCPSM_OPT_USER_TIMEOUT:
         if (val < 0)
             return -EINVAL;
@@ -713,10 +776,10 @@ int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
         if (val != TCPSM_CC_RENO && val != TCPSM_CC_CUBIC)
             return -ENOENT;             /* Linux: no such algorithm */
         sk->cc_pref = (uint8_t)val;
-        if (sk->cc && sk->cc != tcp_cong_ops(val)) {
+        if (sk->cc_on && sk->cc_algo != val) {
             /* a live connection keeps its window; the new algorithm
              * starts its own state (Linux tcp_reinit_congestion_control) */
-            sk->cc = tcp_cong_ops(val);
+            sk->cc_algo = (uint8_t)val;
             memset(&sk->cubic, 0, sizeof(sk->cubic));
         }
         return 0;
@@ -770,6 +833,7 @@ int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val)
             *val = sk->user_mss ? sk->user_mss : TCP_MSS_DEF;
         return 0;
     case TCPSM_OPT_REUSEADDR: *val = sk->reuseaddr; return 0;
+    case TCPSM_OPT_OOBINLINE: *val = sk->urginline; return 0;
     case TCPSM_OPT_USER_TIMEOUT: *val = (int)sk->user_timeout_ms; return 0;
     case TCPSM_OPT_CONGESTION: *val = sk->cc_pref; return 0;
     case TCPSM_OPT_IPV6: *val = sk->ipv6; return 0;
@@ -781,7 +845,7 @@ int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val)
             sk->state != TCPSM_SYN_RECEIVED)
             return -ENOTCONN;
         uint32_t hdr = addr_is_v4(&sk->raddr) ? 20u : 40u;
-        uint32_t link = addr_is_v4(&sk->raddr) ? sk->st->dev->mtu : sk->st->v6.mtu;
+        uint32_t link = addr_is_v4(&sk->raddr) ? stack_dev(sk->st)->mtu : sk->st->v6.mtu;
         *val = (int)(sk->pmtu && sk->pmtu < link ? sk->pmtu : link);
         (void)hdr;
         return 0;

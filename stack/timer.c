@@ -101,11 +101,13 @@ uint64_t timer_next(const struct tcpsm_timer_heap *h)
     return h->n ? h->v[0]->deadline : UINT64_MAX;
 }
 
-void timer_run(struct tcpsm_timer_heap *h, void *ctx, uint64_t now)
+void timer_run(struct tcpsm_timer_heap *h, const tcpsm_timer_fn fns[TIMER_NKINDS], void *ctx,
+               uint64_t now)
 {
     while (h->n && h->v[0]->deadline <= now) {
         struct tcpsm_timer *t = h->v[0];
         timer_cancel(h, t);
-        t->fn(ctx, t, now);
+        if (t->kind < TIMER_NKINDS && fns[t->kind])
+            fns[t->kind](ctx, t, now);
     }
 }

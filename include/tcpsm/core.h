@@ -242,10 +242,28 @@ struct tcpsm_allocator {
 };
 void tcpsm_set_allocator(const struct tcpsm_allocator *a);
 
-/* Create a stack bound to dev. Returns NULL on bad config or no memory. */
+/* Create a stack bound to dev. Returns NULL on bad config or no memory.
+ *
+ * The stack keeps no address of code or of the caller's memory: dev and the
+ * callbacks of cfg (sock_event, trace, cb_ctx) are the calling process's
+ * "host" of the stack, held in a table of this process (at most
+ * TCPSM_MAX_HOSTS stacks per process) of which the stack records the index.
+ * So a stack made in memory that several programs map (each with this code
+ * at another address) can be run by any of them once it has bound its own
+ * host (tcpsm_stack_bind). A process that runs a stack it has not bound
+ * sends nothing (counted as tx_drop) and reports no events. */
+#define TCPSM_MAX_HOSTS 1024
 struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm_netdev *dev,
                                     uint64_t now);
-/* Frees every socket and TCB without sending anything. */
+/* Binds this process's host of st: the link (dev, whose mtu and features
+ * should be those of the creator's) and cfg's sock_event, trace and cb_ctx
+ * (the other fields are ignored). Rebinding replaces the host. -EINVAL for
+ * a bad dev, -EBUSY if this process has another stack at st's index. */
+int tcpsm_stack_bind(struct tcpsm_stack *st, const struct tcpsm_config *cfg,
+                     struct tcpsm_netdev *dev);
+/* Forgets this process's host of st (the stack itself is untouched). */
+void tcpsm_stack_unbind(struct tcpsm_stack *st);
+/* Frees every socket and TCB without sending anything (and unbinds). */
 void tcpsm_stack_free(struct tcpsm_stack *st);
 /* Process received frames (read-only; copied as needed). */
 void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames, unsigned n,
@@ -304,14 +322,23 @@ int tcpsm_sock_accept(struct tcpsm_sock *sk, struct tcpsm_sock **out);
  * ESTABLISHED, or the pending error (-ECONNRESET, -ETIMEDOUT...). */
 ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint64_t now);
 /* The same with flags: TCPSM_MSG_MORE holds this call's partial segment as
- * TCP_CORK would (until the next send without it, or 200 ms). */
+ * TCP_CORK would (until the next send without it, or 200 ms);
+ * TCPSM_MSG_OOB makes the last byte taken urgent (RFC 9293 3.8.5: the
+ * urgent pointer goes out with the segments until it is ACKed). */
 #define TCPSM_MSG_MORE 0x8000
+#define TCPSM_MSG_OOB  0x1
 ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int flags,
                          uint64_t now);
 /* Flags: TCPSM_MSG_PEEK. Returns bytes, 0 at EOF (FIN received), -EAGAIN,
- * -ENOTCONN, or the pending error. Consuming data may send a window update. */
+ * -ENOTCONN, or the pending error. Consuming data may send a window update.
+ * A read stops at the urgent mark; without SO_OOBINLINE the urgent byte is
+ * not in the stream. TCPSM_MSG_OOB reads the urgent byte as Linux does: 1,
+ * -EINVAL (none, already read, or OOBINLINE), -EAGAIN (not arrived yet), 0
+ * after the peer's FIN. */
 #define TCPSM_MSG_PEEK 0x2
 ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags, uint64_t now);
+/* SIOCATMARK: 1 when the next byte read is the urgent mark. */
+int tcpsm_sock_atmark(const struct tcpsm_sock *sk);
 /* how: 0 SHUT_RD, 1 SHUT_WR, 2 SHUT_RDWR. -ENOTCONN if not connected. */
 int tcpsm_sock_shutdown(struct tcpsm_sock *sk, int how, uint64_t now);
 /* Drops the application's reference. Graceful FIN close; RST instead when
@@ -363,8 +390,9 @@ enum tcpsm_opt {
     TCPSM_OPT_MTU,          /* get only: IP_MTU / IPV6_MTU, the path MTU; -ENOTCONN unconnected */
     TCPSM_OPT_CONGESTION,   /* TCP_CONGESTION: TCPSM_CC_RENO (default) or TCPSM_CC_CUBIC
                                (RFC 9438); -ENOENT for another */
+    TCPSM_OPT_OOBINLINE,    /* bool: SO_OOBINLINE, the urgent byte stays in the stream */
 };
-#define TCPSM_OPT_COUNT (TCPSM_OPT_CONGESTION + 1)     /* number of options */
+#define TCPSM_OPT_COUNT (TCPSM_OPT_OOBINLINE + 1)      /* number of options */
 #define TCPSM_CC_RENO  0
 #define TCPSM_CC_CUBIC 1
 /* -EINVAL for a value out of range, -ENOPROTOOPT for an unknown option. */

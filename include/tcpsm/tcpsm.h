@@ -87,6 +87,7 @@ int tcpsm_peername(struct tcpsm_sock *sk, struct sockaddr_in *sin);   /* -ENOTCO
 int tcpsm_error(struct tcpsm_sock *sk);          /* SO_ERROR: positive errno or 0, cleared */
 int tcpsm_state(struct tcpsm_sock *sk);
 int tcpsm_rxavail(struct tcpsm_sock *sk);        /* FIONREAD */
+int tcpsm_atmark(struct tcpsm_sock *sk);         /* SIOCATMARK */
 int tcpsm_txqueued(struct tcpsm_sock *sk);       /* SIOCOUTQ */
 unsigned tcpsm_poll(struct tcpsm_sock *sk);      /* POLL* bits, see core.h */
 

@@ -362,12 +362,17 @@ fail:;
     return -e;
 }
 
-int netdev_packet_rx_enable(int fd, int ifindex, const uint8_t mac[6])
+int netdev_packet_rx_enable(int fd, int ifindex, const uint8_t mac[6], uint16_t *fanout)
 {
     struct sock_filter prog[16];
     struct sock_fprog fprog = { .len = (unsigned short)netdev_packet_filter(prog, mac),
                                 .filter = prog };
-    if (sys_setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
+    /* A fanout group is joined once bound: until then the socket would get
+     * copies of frames the group's sockets get too; it takes none. */
+    struct sock_filter none[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+    struct sock_fprog fnone = { .len = 1, .filter = none };
+    if (sys_setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fanout ? &fnone : &fprog,
+                       sizeof(fprog)) < 0)
         return -errno;
     int one = 1;
     /* Our own frames would loop back to us as PACKET_OUTGOING (Linux >= 4.20
@@ -385,6 +390,22 @@ int netdev_packet_rx_enable(int fd, int ifindex, const uint8_t mac[6])
     sll.sll_ifindex = ifindex;
     if (syscall(SYS_bind, fd, &sll, sizeof(sll)) < 0)
         return -errno;
+    if (fanout) {
+        /* Hash by flow (a connection's frames keep their order on one
+         * socket); roll over to another socket of the group when the chosen
+         * one's queue is full. Id 0: a new group with a number the kernel
+         * picks (FLAG_UNIQUEID), read back for the others to join. */
+        int type = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_ROLLOVER;
+        if (!*fanout)
+            type |= PACKET_FANOUT_FLAG_UNIQUEID;
+        int arg = type << 16 | *fanout;         /* packet(7): id | type_flags << 16 */
+        socklen_t al = sizeof(arg);
+        if (sys_setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0 ||
+            syscall(SYS_getsockopt, fd, SOL_PACKET, PACKET_FANOUT, &arg, &al) < 0 ||
+            sys_setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
+            return -errno;
+        *fanout = (uint16_t)(arg & 0xffff);
+    }
     /* Our MAC is not the interface's: without promiscuous mode the NIC (and
      * veth) drops unicast frames to it before we can see them. The
      * membership ends with the socket. */
@@ -408,7 +429,7 @@ void netdev_packet_rx_disable(int fd, int ifindex)
 }
 
 int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
-                       unsigned flags, char *err, size_t errlen)
+                       unsigned flags, uint16_t *fanout, char *err, size_t errlen)
 {
     if (buffers_init(np, mac) < 0)
         return fail(np, err, errlen, ifname, "receive buffers");
@@ -421,10 +442,11 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
     vnet_features(np);
     if (if_info(np, ifname) < 0)
         return fail(np, err, errlen, ifname, "interface index and MTU");
-    int r = netdev_packet_rx_enable(np->fd, np->ifindex, mac);
+    int r = netdev_packet_rx_enable(np->fd, np->ifindex, mac, fanout);
     if (r < 0) {
         errno = -r;
-        return fail(np, err, errlen, ifname, "receive set-up (filter, bind, promiscuous mode)");
+        return fail(np, err, errlen, ifname, "receive set-up (filter, bind, PACKET_FANOUT, "
+                    "promiscuous mode)");
     }
     return 0;
 }
@@ -450,24 +472,6 @@ int netdev_packet_adopt(struct netdev_packet *np, int fd, const char *ifname,
     /* Whoever opened it chose the offloads (netdev_packet_open): follow it. */
     np->vnet = syscall(SYS_getsockopt, fd, SOL_PACKET, PACKET_VNET_HDR, &vnet, &l3) == 0 && vnet;
     vnet_features(np);
-    return 0;
-}
-
-int netdev_packet_fanout(int fd, uint16_t *id)
-{
-    /* HASH: one flow's frames always reach the same socket (its order kept);
-     * ROLLOVER: a full queue spills into the next socket instead of dropping.
-     * Id 0 asks the kernel for a fresh unique one (Linux >= 4.20). */
-    uint32_t mode = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_ROLLOVER;
-    if (*id == 0)
-        mode |= PACKET_FANOUT_FLAG_UNIQUEID;
-    uint32_t arg = (mode << 16) | *id;
-    if (sys_setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0)
-        return -errno;
-    socklen_t len = sizeof(arg);
-    if (syscall(SYS_getsockopt, fd, SOL_PACKET, PACKET_FANOUT, &arg, &len) < 0)
-        return -errno;
-    *id = (uint16_t)(arg & 0xffff);
     return 0;
 }
 

@@ -69,9 +69,12 @@ int netdev_packet_fix_csum(uint8_t *frame, uint32_t len);
 void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *fr);
 
 /* Opens the socket on ifname for frames to mac (flags: NETDEV_PACKET_*).
+ * With fanout, it joins the PACKET_FANOUT group *fanout (0: a new group,
+ * whose number is stored in *fanout): each frame goes to one socket of the
+ * group, so several processes' sockets share the frames of one stack.
  * 0, or -errno with a message in err. */
 int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
-                       unsigned flags, char *err, size_t errlen);
+                       unsigned flags, uint16_t *fanout, char *err, size_t errlen);
 /* A send-only packet socket on ifname (bound with protocol 0: it receives
  * nothing), with the vnet header unless flags say NETDEV_PACKET_NO_VNET
  * (*vnet says whether it is on). Needs CAP_NET_RAW. The fd, or -errno with
@@ -79,9 +82,10 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
 int netdev_packet_tx_socket(const char *ifname, unsigned flags, bool *vnet, char *err,
                             size_t errlen);
 /* Makes a socket from netdev_packet_tx_socket receive the frames for mac
- * (filter, bind to ETH_P_ALL, promiscuous mode); no capability needed.
- * 0 or -errno. */
-int netdev_packet_rx_enable(int fd, int ifindex, const uint8_t mac[6]);
+ * (filter, bind to ETH_P_ALL, promiscuous mode), in the fanout group
+ * *fanout if fanout is not NULL (as netdev_packet_open); no capability
+ * needed. 0 or -errno. */
+int netdev_packet_rx_enable(int fd, int ifindex, const uint8_t mac[6], uint16_t *fanout);
 /* Back to send-only (bound with protocol 0). */
 void netdev_packet_rx_disable(int fd, int ifindex);
 /* Takes over a packet socket from netdev_packet_tx_socket (another process
@@ -91,10 +95,6 @@ void netdev_packet_rx_disable(int fd, int ifindex);
  * -errno with a message in err. */
 int netdev_packet_adopt(struct netdev_packet *np, int fd, const char *ifname,
                         const uint8_t mac[6], char *err, size_t errlen);
-/* Joins fd to the PACKET_FANOUT group *id (hash of the flow, rollover when
- * a socket's queue is full); *id 0: a new group, whose id is returned in
- * *id. 0 or -errno. */
-int netdev_packet_fanout(int fd, uint16_t *id);
 /* Replaces the socket (closing the old one) by one with the same settings:
  * a forked process's own member of the fanout group. */
 void netdev_packet_swap_fd(struct netdev_packet *np, int fd);

@@ -189,6 +189,14 @@ static void on_trace(void *ctx, const struct tcpsm_trace_event *ev)
 
 static int stack_make(uint64_t now);
 
+/* This process's callbacks for the core (tcpsm_stack_bind). */
+static void host_callbacks(struct tcpsm_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->sock_event = rt_sock_event;
+    cfg->trace = on_trace;
+}
+
 static int start_locked(void)
 {
     char err[512];
@@ -228,6 +236,16 @@ static int start_locked(void)
         if (r < 0)
             goto fail;
         made = true;
+    } else {
+        /* Made by another process (maybe another program, its code
+         * elsewhere): this process's link and callbacks become its host here. */
+        struct tcpsm_config cb;
+        host_callbacks(&cb);
+        r = tcpsm_stack_bind(rt.sh->st, &cb, &rt.np.dev);
+        if (r < 0) {
+            tcpsm_log(TCPSM_LOG_ERROR, "cannot run the shared stack: %s", strerror(-r));
+            goto fail;
+        }
     }
     r = rt_threads_start();
     if (r < 0) {
@@ -252,6 +270,7 @@ static int start_locked(void)
               rt.np.vnet ? "on (vnet header: csum, tso)" : "off", rt.reg_name);
     return 0;
 fail:
+    rt.sh->procs[rt.me].link = false;
     if (rt.trace) {
         rt_fd_disown(trace_log_fd(rt.trace));
         trace_log_close(rt.trace);
@@ -291,10 +310,11 @@ static int stack_make(uint64_t now)
     cfg.mem_max = rt.set.mem_max;
     cfg.sndbuf = rt.set.sndbuf;         /* TCPSM_SNDBUF/TCPSM_RCVBUF; 0: the core's default */
     cfg.rcvbuf = rt.set.rcvbuf;
-    cfg.sock_event = rt_sock_event;
-    cfg.trace = on_trace;
+    struct tcpsm_config cb;
+    host_callbacks(&cb);
+    cfg.sock_event = cb.sock_event;
+    cfg.trace = cb.trace;
     rt.sh->st = tcpsm_stack_new(&cfg, &rt.np.dev, now);
-    rt.sh->image = rt_image();
     if (!rt.sh->st) {
         tcpsm_log(TCPSM_LOG_ERROR, "cannot create the stack: shared region too small "
                   "(TCPSM_SHM_MB=%u)", rt.set.shm_mb);
@@ -513,16 +533,7 @@ int tcpsm_socket(struct tcpsm_sock **out)
     int r = 0;
     if (rt.down || rt.me < 0)
         r = -ENETDOWN;
-    else if (!rt_native()) {
-        /* Another program made the stack; sharing it between programs is
-         * not done yet (README, Process model). */
-        static bool said;
-        if (!said)
-            tcpsm_log(TCPSM_LOG_ERROR, "the stack on %s for this address belongs to another "
-                      "program (%s): this one cannot use it", rt.set.ifname, rt.reg_name);
-        said = true;
-        r = -ENETDOWN;
-    } else if (!rt.started && !rt.start_failed && start_locked() < 0)
+    else if (!rt.started && !rt.start_failed && start_locked() < 0)
         rt.start_failed = true;
     if (r == 0 && !rt.started)
         r = -ENETDOWN;
@@ -724,7 +735,7 @@ ssize_t tcpsm_send(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
 ssize_t tcpsm_sendf(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int flags,
                     int nonblock, int64_t timeout_ns)
 {
-    int cflags = (flags & MSG_MORE) ? TCPSM_MSG_MORE : 0;
+    int cflags = ((flags & MSG_MORE) ? TCPSM_MSG_MORE : 0) | ((flags & MSG_OOB) ? TCPSM_MSG_OOB : 0);
     size_t total;
     int v = check_iov(iov, iovcnt, &total);
     if (v < 0)
@@ -831,6 +842,21 @@ ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
     uint64_t deadline = deadline_of(timeout_ns);
     rt_lock();
     ssize_t r = usable(sk);
+    if (r == 0 && (flags & MSG_OOB)) {
+        /* the urgent byte: never waits (Linux tcp_recv_urg) */
+        uint8_t c = 0;
+        r = tcpsm_sock_recv(sk, &c, total ? 1 : 0, TCPSM_MSG_OOB | (peek ? TCPSM_MSG_PEEK : 0),
+                            rt_now());
+        rt_unlock();
+        if (r == 1) {
+            for (int i = 0; i < iovcnt; i++)
+                if (iov[i].iov_len) {
+                    *(uint8_t *)iov[i].iov_base = c;
+                    break;
+                }
+        }
+        return r;
+    }
     if (r < 0 || total == 0) {
         rt_unlock();
         return r;
@@ -971,44 +997,37 @@ int tcpsm_peername_addr(struct tcpsm_sock *sk, struct tcpsm_addr *addr, uint16_t
     return r;
 }
 
+/* The IPv4-only forms of the two above: an IPv6 socket has no sockaddr_in
+ * (-EAFNOSUPPORT). */
+static int to_sin(int r, const struct tcpsm_addr *a, uint16_t p, struct sockaddr_in *sin)
+{
+    if (r < 0)
+        return r;
+    if (!addr_is_v4(a) && !addr_is_any(a))
+        return -EAFNOSUPPORT;
+    memset(sin, 0, sizeof(*sin));
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(addr_is_any(a) ? 0 : addr_v4(a));
+    sin->sin_port = htons(p);
+    return 0;
+}
+
 int tcpsm_sockname(struct tcpsm_sock *sk, struct sockaddr_in *sin)
 {
+    struct tcpsm_addr a;
+    uint16_t p = 0;
     if (!sin)
         return -EFAULT;
-    uint32_t a = 0;
-    uint16_t p = 0;
-    rt_lock();
-    int r = usable(sk);
-    if (r == 0)
-        tcpsm_sock_name(sk, &a, &p);
-    rt_unlock();
-    if (r == 0) {
-        memset(sin, 0, sizeof(*sin));
-        sin->sin_family = AF_INET;
-        sin->sin_addr.s_addr = htonl(a);
-        sin->sin_port = htons(p);
-    }
-    return r;
+    return to_sin(tcpsm_sockname_addr(sk, &a, &p), &a, p, sin);
 }
 
 int tcpsm_peername(struct tcpsm_sock *sk, struct sockaddr_in *sin)
 {
+    struct tcpsm_addr a;
+    uint16_t p = 0;
     if (!sin)
         return -EFAULT;
-    uint32_t a = 0;
-    uint16_t p = 0;
-    rt_lock();
-    int r = usable(sk);
-    if (r == 0)
-        r = tcpsm_sock_peer(sk, &a, &p);
-    rt_unlock();
-    if (r == 0) {
-        memset(sin, 0, sizeof(*sin));
-        sin->sin_family = AF_INET;
-        sin->sin_addr.s_addr = htonl(a);
-        sin->sin_port = htons(p);
-    }
-    return r;
+    return to_sin(tcpsm_peername_addr(sk, &a, &p), &a, p, sin);
 }
 
 int tcpsm_error(struct tcpsm_sock *sk)
@@ -1024,6 +1043,11 @@ int tcpsm_state(struct tcpsm_sock *sk)
 int tcpsm_rxavail(struct tcpsm_sock *sk)
 {
     LOCKED_CALL((int)(tcpsm_sock_rxavail(sk) > INT_MAX ? INT_MAX : tcpsm_sock_rxavail(sk)));
+}
+
+int tcpsm_atmark(struct tcpsm_sock *sk)
+{
+    LOCKED_CALL(tcpsm_sock_atmark(sk));
 }
 
 int tcpsm_txqueued(struct tcpsm_sock *sk)

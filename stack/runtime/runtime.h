@@ -44,16 +44,18 @@
  *   5. The receive and timer threads block every signal.
  *
  * SHARED MEMORY (runtime_procs.c, shm_region.c; README "Process model").
- * The stack is shared by a process and its forked children: the core's
- * memory and everything a socket event can reach (rt_sock, waiters, wait
+ * The stack is shared by every process on its address (forked, exec'd or
+ * started separately): the core's memory and everything a socket event can reach (rt_sock, waiters, wait
  * queue entries, epoll instances and items, the process table) lives in a
  * region mapped at the same fixed address in every process, so plain
  * pointers stay valid. A waiter's or instance's eventfd is valid only in
  * its process: another process marks it and kicks that process's service
- * thread (a futex word in its slot), which writes it. Per process: the fd
+ * thread (a futex word in its slot), which writes it. The region holds no
+ * address of code or of a process's own memory. Per process: the fd
  * table, the link socket (inherited by fork), the threads, the leader and
- * followers, signal state (TLS). A process whose copy of the library is
- * elsewhere (exec'd, started separately) may not run the core (rt_native).
+ * followers, signal state (TLS), and the host of the core (its link and
+ * callbacks: the core keeps only an index, tcpsm_stack_bind), so any process
+ * with the library at any address runs the core once it has started.
  */
 #ifndef TCPSM_RUNTIME_H
 #define TCPSM_RUNTIME_H
@@ -125,10 +127,6 @@ struct rt_sock {
      * an event that changes neither, and brings no data, wakes nobody. */
     unsigned last_events;
     int last_state;
-    /* Closed by a process that may not run the core (rt_native): waits on
-     * rt_shared.deferred for one that may. */
-    bool deferred, d_abort;
-    struct rt_sock *d_next;
 };
 
 /* One process attached to the stack. */
@@ -138,7 +136,7 @@ struct rt_proc {
     bool kicked;                /* a kick is pending (under the lock) */
     bool left;                  /* exited normally; the slot waits for the pid to go */
     bool driving;               /* its receive and service threads run */
-    uintptr_t image;            /* where its copy of the library is (rt_native) */
+    bool link;                  /* has a link socket open (its own or one inherited by fork) */
     uint32_t nheld;             /* bits set in held */
     uint64_t reserved_at;       /* when a fork reserved the slot */
     struct rt_waiter *waiters;  /* every waiter of this process */
@@ -149,12 +147,11 @@ struct rt_proc {
 /* The runtime's state shared by every process of the stack (region root). */
 struct rt_shared {
     struct tcpsm_stack *st;     /* made by the first process to start */
-    /* The stack holds code addresses (timer callbacks, congestion control,
-     * the link and event callbacks) of the process that made it: only
-     * processes with the library at the same address (it and its forked
-     * children) run the core. */
-    uintptr_t image;
-    struct rt_sock *deferred;   /* closes left by other processes (rt_sock.deferred) */
+    /* The PACKET_FANOUT group of the stack's link sockets: each process
+     * that drives the stack reads its own member (a forked child its
+     * parent's until it drives: runtime_link.c), so that every frame is
+     * received once, by one of them (any process may process any frame). */
+    uint16_t fanout_id;
     uint64_t t0;
     struct rt_proc procs[RT_MAX_PROCS];
     struct rt_sock *socks[RT_MAX_IDS];
@@ -165,10 +162,6 @@ struct rt_shared {
     uint64_t lock_recovered;    /* lock taken over from a dead holder */
     uint64_t procs_reaped;      /* processes gone without leaving (kill -9) */
     uint64_t no_id;             /* socket creations refused: RT_MAX_IDS */
-    /* The PACKET_FANOUT group of the processes' link sockets (0: none):
-     * each process that drives the stack reads its own member
-     * (runtime_link.c). */
-    uint16_t fanout_id;
     struct tcpsm_ep *eps;       /* every epoll instance (runtime_epoll.c) */
 };
 
@@ -326,9 +319,10 @@ void rt_release(struct rt_sock *rs, bool abort);
 void rt_reap(void);             /* under lock: forget processes that died */
 int rt_live_others(void);       /* under lock: other processes keeping the stack alive */
 bool rt_others_attached(void);  /* under lock: any other slot in use */
-uintptr_t rt_image(void);       /* this process's library address */
-bool rt_native(void);           /* under lock: this process may run the core */
-void rt_run_deferred(void);     /* under lock, native: the closes others left */
+/* Under lock, before opening this process's link: the fanout group to
+ * join (0: none alive, make one and rt_fanout_set its id). */
+uint16_t rt_fanout_get(void);
+void rt_fanout_set(uint16_t id);
 void rt_leave(void);            /* under lock: this process detaches */
 void rt_atfork_install(void);
 

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "counter_names.h"
 #include "runtime.h"
 #include "runtime_ops.h"
 
@@ -42,42 +43,19 @@ static bool done_closing(int s)
 /* Every non-zero core counter, for TCPSM_LOG=debug. */
 static void log_counters(const struct tcpsm_counters *c)
 {
-#define C(f) { #f, offsetof(struct tcpsm_counters, f) }
-    static const struct { const char *name; size_t off; } f[] = {
-        C(eth_in), C(eth_out), C(eth_drop_short), C(eth_drop_not_us), C(eth_drop_proto),
-        C(tx_drop), C(arp_in), C(arp_req_out), C(arp_reply_out), C(arp_drop_bad),
-        C(neigh_queue_drop), C(neigh_full), C(ip_in), C(ip_out), C(ip_drop_hdr), C(ip_drop_csum),
-        C(ip_drop_not_us), C(ip_drop_frag), C(ip_drop_proto), C(ip_drop_noroute), C(icmp_in),
-        C(icmp_echo_reply_out), C(icmp_unreach_in), C(icmp_drop_bad), C(tcp_in), C(tcp_out),
-        C(tcp_retrans), C(tcp_fast_retrans), C(tcp_rto), C(tcp_drop_hdr), C(tcp_drop_csum),
-        C(tcp_drop_no_sock), C(tcp_drop_window), C(tcp_drop_listen_overflow),
-        C(tcp_drop_synq_full), C(tcp_drop_acceptq_full), C(tcp_drop_rcvbuf), C(tcp_ooo_in),
-        C(tcp_dup_in), C(tcp_rst_in), C(tcp_rst_out), C(tcp_challenge_ack), C(tcp_conn_timeout),
-        C(tcp_active_opens), C(tcp_passive_opens), C(tcp_drop_max_socks), C(tcp_undo),
-        C(tcp_ack_skipped), C(tcp_listen_syns), C(tcp_syncookies_sent),
-    C(tcp_syncookies_recv), C(tcp_syncookies_failed), C(tcp_tw_recycled), C(tcp_drop_mem),
-    C(tcp_mem_pressure), C(tcp_ofo_pruned), C(tcp_gso_out), C(tcp_gso_segs),
-    C(ip6_in), C(ip6_out), C(ip6_drop_hdr), C(ip6_drop_not_us), C(ip6_drop_frag),
-    C(ip6_drop_proto), C(ip6_drop_noroute), C(ip6_drop_exthdr), C(icmp6_in),
-    C(icmp6_echo_reply_out), C(icmp6_unreach_in), C(icmp6_ptb_in), C(icmp6_err_out),
-    C(icmp6_drop_bad), C(nd_ns_in), C(nd_ns_out), C(nd_na_in), C(nd_na_out), C(nd_rs_out),
-    C(nd_ra_in), C(nd_drop_bad), C(nd_dad_dup), C(ip6_reasm_ok),
-    };
-#undef C
     char line[400];
     size_t n = 0;
     line[0] = '\0';
-    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-        uint64_t v;
-        memcpy(&v, (const char *)c + f[i].off, sizeof(v));
+    for (size_t i = 0; i < counter_names_n; i++) {
+        uint64_t v = counter_value(c, i);
         if (v == 0)
             continue;
-        int m = snprintf(line + n, sizeof(line) - n, " %s=%llu", f[i].name, (unsigned long long)v);
+        int m = snprintf(line + n, sizeof(line) - n, " %s=%llu", counter_names[i].name, (unsigned long long)v);
         if (m < 0 || (size_t)m >= sizeof(line) - n) {
             line[n] = '\0';
             tcpsm_log(TCPSM_LOG_DEBUG, "counters:%s", line);
             n = 0;
-            m = snprintf(line, sizeof(line), " %s=%llu", f[i].name, (unsigned long long)v);
+            m = snprintf(line, sizeof(line), " %s=%llu", counter_names[i].name, (unsigned long long)v);
         }
         n += (size_t)m;
     }

@@ -58,42 +58,10 @@ int rt_link_fetch(int *region_fd, char *err, size_t errlen)
     return 0;
 }
 
-/* Does a process other than this one read a member of the group? */
-static bool group_alive(void)
-{
-    for (int i = 0; i < RT_MAX_PROCS; i++)
-        if (i != rt.me && atomic_load(&rt.sh->procs[i].pid) > 0 && rt.sh->procs[i].driving)
-            return true;
-    return false;
-}
-
-static void join(void)
-{
-    /* With no member left the id may since have gone to another stack's
-     * group (on this interface, its frames would come to us): start a new one. */
-    bool alive = group_alive();
-    uint16_t id = alive ? rt.sh->fanout_id : 0;
-    int r = netdev_packet_fanout(rt.np.fd, &id);
-    if (r == 0) {
-        rt.sh->fanout_id = id;
-        return;
-    }
-    if (!alive) {
-        rt.sh->fanout_id = 0;   /* its children read this socket too (no fork-time swap) */
-        tcpsm_log(TCPSM_LOG_INFO, "PACKET_FANOUT: %s: processes share one link socket",
-                  strerror(-r));
-        return;
-    }
-    /* The group gets every frame already: this socket receiving beside it
-     * would hand the stack each frame twice. It sends; others receive. */
-    netdev_packet_rx_disable(rt.np.fd, rt.np.ifindex);
-    tcpsm_log(TCPSM_LOG_WARN, "process %d: PACKET_FANOUT: %s: the other processes receive for it",
-              (int)getpid(), strerror(-r));
-}
-
 int rt_link_open(char *err, size_t errlen)
 {
     int r;
+    uint16_t fanout = rt_fanout_get();
     if (rt.link_given >= 0) {
         int fd = rt.link_given;
         rt.link_given = -1;
@@ -102,7 +70,7 @@ int rt_link_open(char *err, size_t errlen)
             rt_fd_disown(fd);
             return r;
         }
-        r = netdev_packet_rx_enable(rt.np.fd, rt.np.ifindex, rt.set.mac);
+        r = netdev_packet_rx_enable(rt.np.fd, rt.np.ifindex, rt.set.mac, &fanout);
         if (r < 0) {
             snprintf(err, errlen, "TCPSM_IF=%s: the link socket handed over cannot receive: %s",
                      rt.set.ifname, strerror(-r));
@@ -112,13 +80,13 @@ int rt_link_open(char *err, size_t errlen)
         }
     } else {
         r = netdev_packet_open(&rt.np, rt.set.ifname, rt.set.mac,
-                               rt.set.offload ? 0 : NETDEV_PACKET_NO_VNET, err, errlen);
+                               rt.set.offload ? 0 : NETDEV_PACKET_NO_VNET, &fanout, err, errlen);
         if (r < 0)
             return r;
     }
     rt.link_own = true;
     rt.link_tx = false;
-    join();
+    rt_fanout_set(fanout);
     return 0;
 }
 
@@ -150,6 +118,7 @@ void rt_link_fork_child(void)
     netdev_packet_swap_fd(&rt.np, fd);
     rt_fd_own(fd);
     rt.link_tx = true;
+    rt.sh->procs[rt.me].link = false;   /* no member of the group until it receives */
 }
 
 void rt_link_own(void)
@@ -164,12 +133,15 @@ void rt_link_own(void)
         return;
     }
     rt.link_tx = false;
-    int r = netdev_packet_rx_enable(rt.np.fd, rt.np.ifindex, rt.set.mac);
+    uint16_t fanout = rt_fanout_get();
+    int r = netdev_packet_rx_enable(rt.np.fd, rt.np.ifindex, rt.set.mac, &fanout);
     if (r < 0) {
-        /* It still sends; the other processes receive for it. */
+        /* Never a receiver beside the group (each frame would come twice):
+         * it still sends; the other processes receive for it. */
+        netdev_packet_rx_disable(rt.np.fd, rt.np.ifindex);
         tcpsm_log(TCPSM_LOG_WARN, "process %d: its link socket cannot receive (%s): the other "
                   "processes receive for it", (int)getpid(), strerror(-r));
         return;
     }
-    join();
+    rt_fanout_set(fanout);
 }

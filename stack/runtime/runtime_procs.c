@@ -55,7 +55,7 @@ void rt_free(void *p)
 static void forget_waiters(int i);
 
 /* Is any process of the region alive? (Without reaping: only a process
- * that may run the core reaps; this also serves one that may not.) */
+ * that has started its link reaps.) */
 static bool any_alive(void)
 {
     for (int i = 0; i < RT_MAX_PROCS; i++) {
@@ -77,7 +77,7 @@ static int slot_take(int pid)
             p->left = false;
             p->driving = false;
             p->nheld = 0;
-            p->image = rt_image();
+            p->link = false;
             p->reserved_at = rt_now();
             atomic_store(&p->pid, pid);
             return i;
@@ -144,7 +144,7 @@ int rt_attach(char *err, size_t errlen)
                  * threads are gone. */
                 forget_waiters(i);
                 rt.me = i;
-                p->image = rt_image();
+                p->link = false;        /* the old image's link socket was close-on-exec */
                 break;
             }
         }
@@ -200,38 +200,29 @@ void rt_id_free(struct rt_sock *rs)
     }
 }
 
-uintptr_t rt_image(void)
+uint16_t rt_fanout_get(void)
 {
-    return (uintptr_t)&tcpsm_stack_new;
+    for (int i = 0; i < RT_MAX_PROCS; i++) {
+        struct rt_proc *p = &rt.sh->procs[i];
+        int pid = atomic_load(&p->pid);
+        if (i != rt.me && pid > 0 && p->link && !p->left && !(kill(pid, 0) < 0 && errno == ESRCH))
+            return rt.sh->fanout_id;
+    }
+    /* No socket of the group is open any more: the group is gone with
+     * them, and its number may be another's now. */
+    return 0;
 }
 
-bool rt_native(void)
+void rt_fanout_set(uint16_t id)
 {
-    return !rt.sh->st || rt.sh->image == rt_image();
+    rt.sh->fanout_id = id;
+    rt.sh->procs[rt.me].link = true;
 }
 
 /* The last reference is gone: the socket closes (the core frees it when
  * the connection is over), blocked callers get -EBADF. */
 static void final_close(struct rt_sock *rs, bool abort)
 {
-    if (!rt_native()) {
-        /* An exec'd program (e.g. the child of socat EXEC:) cannot run the
-         * core: a process that can does it. */
-        rs->d_abort = rs->d_abort || abort;
-        if (!rs->deferred) {
-            rs->deferred = true;
-            rs->d_next = rt.sh->deferred;
-            rt.sh->deferred = rs;
-        }
-        for (int i = 0; i < RT_MAX_PROCS; i++) {
-            struct rt_proc *p = &rt.sh->procs[i];
-            if (atomic_load(&p->pid) > 0 && p->driving && p->image == rt.sh->image) {
-                rt_kick(i);
-                break;
-            }
-        }
-        return;
-    }
     struct tcpsm_sock *sk = rs->sk;
     rt_id_free(rs);
     if (sk) {
@@ -316,20 +307,10 @@ static void forget_proc(int i, bool abort)
     atomic_store(&rt.sh->procs[i].pid, 0);
 }
 
-void rt_run_deferred(void)
-{
-    while (rt.sh->deferred) {
-        struct rt_sock *rs = rt.sh->deferred;
-        rt.sh->deferred = rs->d_next;
-        rs->deferred = false;
-        final_close(rs, rs->d_abort);
-    }
-}
-
 void rt_reap(void)
 {
-    if (!rt_native())
-        return;                 /* one that may run the core does it */
+    if (!rt.started)
+        return;                 /* its sockets' closes need a link: one that has one does it */
     uint64_t now = rt_now();
     for (int i = 0; i < RT_MAX_PROCS; i++) {
         if (i == rt.me)
@@ -421,6 +402,7 @@ static void before_fork(void)
     struct rt_proc *p = &rt.sh->procs[rt.me], *cp = &rt.sh->procs[c];
     memcpy(cp->held, p->held, sizeof(cp->held));
     cp->nheld = p->nheld;
+    cp->link = p->link;         /* the same socket, inherited */
     for (uint32_t w = 0; w < RT_MAX_IDS / 64; w++) {
         for (uint64_t bits = p->held[w]; bits; bits &= bits - 1) {
             struct rt_sock *rs = rt.sh->socks[w * 64 + (uint32_t)__builtin_ctzll(bits)];

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "counter_names.h"
 #include "runtime.h"
 #include "runtime_ops.h"
 
@@ -119,29 +120,6 @@ static void put_ep(struct out *o, const char *key, const struct tcpsm_addr *a, u
     inet_ntop(AF_INET6, b, txt, sizeof(txt));
     put(o, "\"%s\": \"[%s]:%u\"", key, txt, p);
 }
-
-#define C(f) { #f, offsetof(struct tcpsm_counters, f) }
-static const struct { const char *name; size_t off; } counters[] = {
-    C(eth_in), C(eth_out), C(eth_drop_short), C(eth_drop_not_us), C(eth_drop_proto), C(tx_drop),
-    C(arp_in), C(arp_req_out), C(arp_reply_out), C(arp_drop_bad), C(neigh_queue_drop),
-    C(neigh_full), C(ip_in), C(ip_out), C(ip_drop_hdr), C(ip_drop_csum), C(ip_drop_not_us),
-    C(ip_drop_frag), C(ip_drop_proto), C(ip_drop_noroute), C(icmp_in), C(icmp_echo_reply_out),
-    C(icmp_unreach_in), C(icmp_drop_bad), C(tcp_in), C(tcp_out), C(tcp_retrans),
-    C(tcp_fast_retrans), C(tcp_rto), C(tcp_drop_hdr), C(tcp_drop_csum), C(tcp_drop_no_sock),
-    C(tcp_drop_window), C(tcp_drop_listen_overflow), C(tcp_drop_synq_full),
-    C(tcp_drop_acceptq_full), C(tcp_drop_rcvbuf), C(tcp_ooo_in), C(tcp_dup_in), C(tcp_rst_in),
-    C(tcp_rst_out), C(tcp_challenge_ack), C(tcp_conn_timeout), C(tcp_active_opens),
-    C(tcp_passive_opens), C(tcp_drop_max_socks), C(tcp_undo), C(tcp_ack_skipped),
-    C(tcp_listen_syns), C(tcp_syncookies_sent), C(tcp_syncookies_recv), C(tcp_syncookies_failed),
-    C(tcp_tw_recycled), C(tcp_drop_mem),
-    C(tcp_mem_pressure), C(tcp_ofo_pruned),
-    C(ip6_in), C(ip6_out), C(ip6_drop_hdr), C(ip6_drop_not_us), C(ip6_drop_frag),
-    C(ip6_drop_proto), C(ip6_drop_noroute), C(ip6_drop_exthdr), C(icmp6_in),
-    C(icmp6_echo_reply_out), C(icmp6_unreach_in), C(icmp6_ptb_in), C(icmp6_err_out),
-    C(icmp6_drop_bad), C(nd_ns_in), C(nd_ns_out), C(nd_na_in), C(nd_na_out), C(nd_rs_out),
-    C(nd_ra_in), C(nd_drop_bad), C(nd_dad_dup), C(ip6_reasm_ok),
-};
-#undef C
 
 static void comm(char *buf, size_t len)
 {
@@ -257,10 +235,9 @@ int rt_stats_write(const char *path)
     put(&o, " \"capture\": {\"clients\": %u, \"frames\": %llu, \"dropped\": %llu},\n",
         cap_clients, (unsigned long long)cap_frames, (unsigned long long)cap_dropped);
     put(&o, " \"counters\": {");
-    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
-        put(&o, "%s\"%s\": %llu", i ? ", " : "", counters[i].name,
-            (unsigned long long)*(const uint64_t *)(const void *)((const char *)&cnt +
-                                                                   counters[i].off));
+    for (size_t i = 0; i < counter_names_n; i++)
+        put(&o, "%s\"%s\": %llu", i ? ", " : "", counter_names[i].name,
+            (unsigned long long)counter_value(&cnt, i));
     put(&o, "},\n \"tcp_mem\": {\"used\": %zu, \"max\": %zu, \"pressure\": %s},", mem_used,
         mem_max, mem_pressure ? "true" : "false");
     put(&o, "\n \"syn_rate\": %u,", syn_rate);

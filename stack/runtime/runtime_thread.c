@@ -109,8 +109,6 @@ static void *svc_main(void *arg)
         uint32_t v = atomic_load(&p->futex);
         p->kicked = false;
         rt_relay_remote();
-        if (rt.sh->deferred && rt_native())
-            rt_run_deferred();
         uint64_t now = rt_now();
         uint64_t d = tcpsm_stack_next_deadline(rt.sh->st);
         if (d <= now) {

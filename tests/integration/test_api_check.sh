@@ -10,19 +10,4 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 need_cmd ethtool
 netns_setup
-check=$(need_tool api_check)
-peer=$(need_tool api_peer)
-base=7100
-
-bg_peer "$TMPD/peer.log" "$peer" "$PEER_IP" "$base" 100
-wait_log "$TMPD/peer.log" 'api_peer: ready'
-
-log "api_check $PEER_IP $base"
-rc=0
-on_stack timeout 90 "$check" "$PEER_IP" "$base" >"$TMPD/check.out" 2>&1 || rc=$?
-cat "$TMPD/check.out" >&2
-grep -q '^PASS: 0 failed$' "$TMPD/check.out" || die "api_check: failures (exit $rc)"
-[ "$rc" -eq 0 ] || die "api_check exited $rc"
-n=$(grep -c '^PASS ' "$TMPD/check.out")
-[ "$n" -ge 50 ] || die "api_check: only $n checks ran"
-log "ok: $n checks passed"
+run_checks api_check 7100 50

@@ -14,10 +14,8 @@ attack=$(need_tool tcp_attack)
 
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/big.bin" $((48 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_stack "$TMPD/ngx"
-ngx=$BG_PID
-wait_connect "$NS_P" "$STACK_IP" 8080 20
+nginx_stack "$TMPD/www"
+ngx=$NGX_PID
 
 bg_peer "$TMPD/curl.log" curl -sS --fail --max-time 90 --limit-rate 6M -o "$TMPD/got.bin" \
     "http://$STACK_IP:8080/big.bin"

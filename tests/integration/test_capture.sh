@@ -42,7 +42,7 @@ grep -Eq "$STACK_IP → $PEER_IP +TCP .*9001 → [0-9]+ \[SYN, ACK\]" "$TMPD/cap
 grep -Eq "$PEER_IP → $STACK_IP +TCP .* → 9001 \[ACK\] Seq=1 Ack=1 " "$TMPD/cap.txt" ||
     die "no handshake ACK in the capture"
 grep -Eq "\[FIN" "$TMPD/cap.txt" || die "no FIN in the capture"
-grep -q '9555' "$TMPD/cap.txt" && die "the filter let port 9555 through"
+grep -Eq '(→ 9555 |[^0-9]9555 →)' "$TMPD/cap.txt" && die "the filter let port 9555 through"
 # Every payload byte of the client's stream is in the capture.
 got=$(tshark -r "$TMPD/cap.pcap" -Y "tcp.dstport == 9001 && !tcp.analysis.retransmission" \
       -T fields -e tcp.len 2>/dev/null | awk '{s += $1} END {print s + 0}')

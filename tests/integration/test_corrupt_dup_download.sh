@@ -17,9 +17,7 @@ bridge_start --corrupt 2 --dup 2 --delay 2 --jitter 1 --seed "$seed" --max-secon
 
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/8m.bin" $((8 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
+nginx_peer "$TMPD/www"
 
 log "curl http://$PEER_IP:8080/8m.bin through corrupt 2%, dup 2%, delay 2+-1 ms (seed $seed)"
 on_stack curl -sS --fail --max-time 90 -o "$TMPD/got.bin" \

@@ -12,9 +12,7 @@ netns_setup
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/1m.bin" $((1 << 20))
 mkfile "$TMPD/www/100m.bin" $((100 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
+nginx_peer "$TMPD/www"
 
 for f in 1m.bin 100m.bin; do
     log "curl http://$PEER_IP:8080/$f"

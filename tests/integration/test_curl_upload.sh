@@ -12,10 +12,8 @@ mkdir -p "$TMPD/up" "$TMPD/store"
 chmod 777 "$TMPD/store"
 mkfile "$TMPD/up/1m.bin" $((1 << 20))
 mkfile "$TMPD/up/32m.bin" $((32 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/store" \
+nginx_peer "$TMPD/store" \
     "dav_methods PUT; create_full_put_path on; client_max_body_size 256m; client_body_buffer_size 1m;"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
 
 for f in 1m.bin 32m.bin; do
     log "curl -T $f http://$PEER_IP:8080/$f"

@@ -13,19 +13,4 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 need_cmd ethtool
 netns_setup
-check=$(need_tool fd_check)
-peer=$(need_tool api_peer)
-base=7200
-
-bg_peer "$TMPD/peer.log" "$peer" "$PEER_IP" "$base" 100
-wait_log "$TMPD/peer.log" 'api_peer: ready'
-
-log "fd_check $PEER_IP $base"
-rc=0
-on_stack timeout 90 "$check" "$PEER_IP" "$base" >"$TMPD/check.out" 2>&1 || rc=$?
-cat "$TMPD/check.out" >&2
-grep -q '^PASS: 0 failed$' "$TMPD/check.out" || die "fd_check: failures (exit $rc)"
-[ "$rc" -eq 0 ] || die "fd_check exited $rc"
-n=$(grep -c '^PASS ' "$TMPD/check.out")
-[ "$n" -ge 40 ] || die "fd_check: only $n checks ran"
-log "ok: $n checks passed"
+run_checks fd_check 7200 40

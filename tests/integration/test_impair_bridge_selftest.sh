@@ -17,9 +17,7 @@ bridge_start --loss 2 --delay 5 --jitter 2 --reorder 5 --dup 2 --corrupt 1 --see
 
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/4m.bin" $((4 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
+nginx_peer "$TMPD/www"
 on_stack curl -sS --fail --max-time 60 -o "$TMPD/got.bin" "http://$PEER_IP:8080/4m.bin"
 same_file "$TMPD/www/4m.bin" "$TMPD/got.bin"
 bg_stop $BRIDGE_PID || true

@@ -16,9 +16,7 @@ bridge_start --loss 2 --delay 10 --reorder 5 --seed "$seed" --max-seconds 200
 
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/8m.bin" $((8 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
+nginx_peer "$TMPD/www"
 
 log "curl http://$PEER_IP:8080/8m.bin through loss 2%, delay 10 ms, reorder 5% (seed $seed)"
 on_stack curl -sS --fail --max-time 120 -o "$TMPD/got.bin" \

@@ -15,9 +15,7 @@ bridge_start --loss 2 --delay 10 --reorder 5 --seed "$seed" --max-seconds 140
 
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/8m.bin" $((8 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_stack "$TMPD/ngx"
-wait_connect "$NS_P" "$STACK_IP" 8080 20
+nginx_stack "$TMPD/www"
 
 log "kernel curl http://$STACK_IP:8080/8m.bin through loss 2%, delay 10 ms, reorder 5% (seed $seed)"
 on_peer curl -sS --fail --max-time 120 -o "$TMPD/got.bin" \

@@ -22,10 +22,8 @@ bridge_start --loss 2 --delay 10 --reorder 5 --seed "$seed" --max-seconds 140
 mkdir -p "$TMPD/up" "$TMPD/store"
 chmod 777 "$TMPD/store"
 mkfile "$TMPD/up/8m.bin" $((8 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/store" \
+nginx_peer "$TMPD/store" \
     "dav_methods PUT; create_full_put_path on; client_max_body_size 64m; client_body_buffer_size 1m;"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
 
 log "curl -T 8m.bin through loss 2%, delay 10 ms, reorder 5% (seed $seed)"
 # In stack mode the capture is kept for the report below (not a pass/fail criterion).
@@ -41,24 +39,7 @@ if stack_mode; then
     log "stack: $gso super-segments sent"
     if command -v tshark >/dev/null; then
         # Bytes sent again that had first gone out inside a frame longer than one MSS.
-        tshark -n -r "$TMPD/up.pcap" -Y "ip.src==$STACK_IP && tcp.len>0" \
-            -T fields -e tcp.seq -e tcp.len 2>/dev/null >"$TMPD/segs.txt" || true
-        part=$(python3 - "$TMPD/segs.txt" <<'PY'
-import sys
-supers, top, part = [], 0, 0
-for line in open(sys.argv[1]):
-    f = line.split()
-    if len(f) < 2:
-        continue
-    seq, n = int(f[0]), int(f[1])
-    if seq + n <= top and any(s <= seq and seq + n <= e for s, e in supers):
-        part += 1
-    if n > 1460:
-        supers.append((seq, seq + n))
-    top = max(top, seq + n)
-print(part)
-PY
-)
+        part=$(partial_retrans "$TMPD/up.pcap" "$STACK_IP")
         log "stack: $part retransmissions of part of a super-segment"
         [ "${part:-0}" -gt 0 ] || die "no retransmission of part of a super-segment was seen"
     fi

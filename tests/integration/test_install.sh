@@ -29,9 +29,7 @@ grep -qx 'libdir=/usr/local/lib/tcpsm' "$p/bin/tcpsm" || die "the wrapper does n
 # The installed wrapper, from the staged tree, with curl.
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/page.bin" 300000
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
+nginx_peer "$TMPD/www"
 pre=$(on_kstack "$p/bin/tcpsm" --if "$IF_S" --addr "$STACK_IP/$PREFIX" -- sh -c 'echo "$LD_PRELOAD"')
 [ "$pre" = "$(cd "$p/lib/tcpsm" && pwd)/libtcpsm.so" ] || die "LD_PRELOAD is '$pre'"
 on_kstack "$p/bin/tcpsm" --if "$IF_S" --addr "$STACK_IP/$PREFIX" --pcap "$TMPD/c.pcap" -- \

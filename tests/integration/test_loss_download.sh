@@ -12,9 +12,7 @@ netns_setup
 
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/16m.bin" $((16 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
+nginx_peer "$TMPD/www"
 impair_loss "$NS_P" 2
 
 log "curl http://$PEER_IP:8080/16m.bin with 2% loss each way"

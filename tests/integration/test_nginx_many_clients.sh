@@ -14,10 +14,8 @@ mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/1m.bin" $((1 << 20))
 head -c 2000 /dev/urandom | base64 -w 76 >"$TMPD/www/index.html"
 chmod 644 "$TMPD/www/index.html"
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_stack "$TMPD/ngx"
-ngx=$BG_PID
-wait_connect "$NS_P" "$STACK_IP" 8080 20
+nginx_stack "$TMPD/www"
+ngx=$NGX_PID
 
 len=$(fsize "$TMPD/www/index.html")
 for k in "" -k; do

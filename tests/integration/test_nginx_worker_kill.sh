@@ -14,9 +14,7 @@ netns_setup
 mkdir -p "$TMPD/www"
 head -c 3000 /dev/urandom | base64 -w 76 >"$TMPD/www/index.html"
 chmod 644 "$TMPD/www/index.html"
-NGINX_WORKERS=4 nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_stack "$TMPD/ngx"
-wait_connect "$NS_P" "$STACK_IP" 8080 20
+NGINX_WORKERS=4 nginx_stack "$TMPD/www"
 master=$(pgrep -o -f "nginx -p $TMPD/ngx")
 workers=$(pgrep -P "$master" | tr '\n' ' ')
 log "master $master, workers $workers"

@@ -43,9 +43,7 @@ done
 kill -0 "$srv" 2>/dev/null || die "node server on the stack died: $(cat "$TMPD/node-srv.log")"
 bg_stop "$srv" || true
 
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
+nginx_peer "$TMPD/www"
 out=$(on_stack timeout 60 node "$TMPD/client.js" "http://$PEER_IP:8080/page.bin" "$TMPD/cli.bin") ||
     die "node client on the stack failed: $out"
 [ "$out" = done ] || die "node client: $out"

@@ -14,9 +14,7 @@ netns_setup
 
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/1m.bin" $((1 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
+nginx_peer "$TMPD/www"
 
 pcap=$TMPD/cap.pcap
 w=$(TCPSM_PCAP=$pcap on_stack curl -sS --fail --max-time 20 -o "$TMPD/got.bin" \

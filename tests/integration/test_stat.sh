@@ -24,8 +24,9 @@ for i in $(seq 50); do [ -S "$TMPD/run/$srv.sock" ] && break; sleep 0.2; done
 "$tcpsm" stat --pid "$srv" >"$TMPD/stat0.txt"
 grep -Eq "^LISTEN +0 +0 +$STACK_IP:9000 +\*:\*" "$TMPD/stat0.txt" ||
     { cat "$TMPD/stat0.txt" >&2; die "no LISTEN line for socat's listener"; }
-# The client sends N bytes and holds the connection for 6 s more.
-bg_peer "$TMPD/cli.log" bash -c "{ cat '$TMPD/data.bin'; sleep 6; } | socat -u - TCP:$STACK_IP:9000"
+# The client sends N bytes and holds the connection until the checks are done (30 s at most).
+bg_peer "$TMPD/cli.log" bash -c "{ cat '$TMPD/data.bin'; $(hold_until "$TMPD/release" 30); } |
+    socat -u - TCP:$STACK_IP:9000"
 cli=$BG_PID
 
 ok=0
@@ -61,6 +62,7 @@ cat "$TMPD/stat.txt" >&2
 grep -q "^stack $STACK_IP/$PREFIX on $IF_S" "$TMPD/stat.txt" || die "text: no stack line"
 grep -Eq "^ESTAB +0 +0 +$STACK_IP:9000 +$PEER_IP:[0-9]+" "$TMPD/stat.txt" || die "text: no ESTAB line"
 grep -q "bytes_received:$N " "$TMPD/stat.txt" || die "text: no bytes_received:$N"
+touch "$TMPD/release"
 
 bg_wait "$cli" 20 || die "the client failed"
 bg_wait "$srv" 20 || die "socat on the stack failed"

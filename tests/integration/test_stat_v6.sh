@@ -20,12 +20,13 @@ bg_stack "$TMPD/srv.log" socat -u "TCP6-LISTEN:9003,bind=[$STACK_IP6]" "OPEN:$TM
 srv=$BG_PID
 for i in $(seq 50); do [ -S "$TMPD/run/$srv.sock" ] && break; sleep 0.2; done
 [ -S "$TMPD/run/$srv.sock" ] || die "no control socket for pid $srv"
-( "$tcpsm" capture "$STACK_IP6" host "$PEER_IP6" and port 9003 --seconds 8 2>"$TMPD/cap.err" |
+( "$tcpsm" capture "$STACK_IP6" host "$PEER_IP6" and port 9003 --seconds 40 2>"$TMPD/cap.err" |
     tshark -r - >"$TMPD/cap.txt" 2>"$TMPD/tshark.err" ) &
 cap=$!
 BG_PIDS+=("$cap")
 wait_log "$TMPD/cap.err" '^tcpsm capture: attached to pid' 10
-bg_peer "$TMPD/cli.log" bash -c "{ cat '$TMPD/data.bin'; sleep 4; } | socat -u - 'TCP6:[$STACK_IP6]:9003'"
+bg_peer "$TMPD/cli.log" bash -c "{ cat '$TMPD/data.bin'; $(hold_until "$TMPD/release" 30); } |
+    socat -u - 'TCP6:[$STACK_IP6]:9003'"
 cli=$BG_PID
 ok=0
 for i in $(seq 40); do
@@ -51,6 +52,7 @@ done
 [ $ok = 1 ] || { cat "$TMPD/stat.json" >&2; die "the IPv6 connection never showed $N bytes"; }
 "$tcpsm" stat --addr "$STACK_IP6" | tee "$TMPD/stat.txt" >&2
 grep -q "^stack $STACK_IP/$PREFIX $STACK_IP6/$PREFIX6 on " "$TMPD/stat.txt" || die "text: stack line"
+touch "$TMPD/release"
 bg_wait "$cli" 20 || die "client failed"
 bg_wait "$srv" 20 || die "socat on the stack failed"
 same_file "$TMPD/data.bin" "$TMPD/got.bin"

@@ -18,10 +18,8 @@ export TCPSM_RUN_DIR=$TMPD/run
 mkdir -p "$TMPD/www"
 head -c 3000 /dev/urandom | base64 -w 76 >"$TMPD/www/index.html"
 chmod 644 "$TMPD/www/index.html"
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_stack "$TMPD/ngx"
-ngx=$BG_PID
-wait_connect "$NS_P" "$STACK_IP" 8080 20
+nginx_stack "$TMPD/www"
+ngx=$NGX_PID
 
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 rss0=$(rss "$ngx")

@@ -15,9 +15,7 @@ netns_setup
 
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/page.bin" 100000
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
+nginx_peer "$TMPD/www"
 
 TCPSM_TRACE=$TMPD/trace.txt on_stack curl -sS --fail --max-time 20 -o "$TMPD/got.bin" \
     "http://$PEER_IP:8080/page.bin"

@@ -15,9 +15,7 @@ stack_mode || ip -n "$NS_S" addr add "$SECOND_IP/$PREFIX" dev "$IF_S"
 mkdir -p "$TMPD/www"
 mkfile "$TMPD/www/a.bin" $((32 << 20))
 mkfile "$TMPD/www/b.bin" $((32 << 20))
-nginx_conf "$TMPD/ngx" 8080 "$TMPD/www"
-nginx_start bg_peer "$TMPD/ngx"
-wait_listen "$NS_P" 8080
+nginx_peer "$TMPD/www"
 
 bg_stack "$TMPD/a.log" curl -sS --fail --max-time 60 -o "$TMPD/got-a.bin" "http://$PEER_IP:8080/a.bin"
 a=$BG_PID

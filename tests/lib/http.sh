@@ -41,3 +41,20 @@ nginx_start() {
     command -v nginx >/dev/null || skip "nginx not installed (make deps)"
     "$bgf" "$dir/nginx.out" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
 }
+
+# nginx_peer ROOT [EXTRA]: a kernel nginx in the peer namespace serving ROOT on port 8080
+# (configuration in $TMPD/ngx), listening when this returns.
+nginx_peer() {
+    nginx_conf "$TMPD/ngx" 8080 "$1" "${2:-}"
+    nginx_start bg_peer "$TMPD/ngx"
+    wait_listen "$NS_P" 8080
+}
+
+# nginx_stack ROOT [EXTRA]: nginx on the stack serving ROOT on port 8080, reachable from the
+# peer when this returns; NGX_PID is its PID (the master's with NGINX_WORKERS).
+nginx_stack() {
+    nginx_conf "$TMPD/ngx" 8080 "$1" "${2:-}"
+    nginx_start bg_stack "$TMPD/ngx"
+    NGX_PID=$BG_PID
+    wait_connect "$NS_P" "$STACK_IP" 8080 20
+}

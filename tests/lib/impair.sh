@@ -65,3 +65,27 @@ bridge_start() {
     BRIDGE_PID=$BG_PID
     wait_log "$BRIDGE_LOG" '^impair_bridge:' 5
 }
+
+# Retransmissions of bytes that first left inside a super-segment (a TCP frame longer than
+# MSS bytes of payload), from SRC, in the capture PCAP: prints their count (needs tshark).
+partial_retrans() {
+    local pcap=$1 src=$2 mss=${3:-1460}
+    tshark -n -r "$pcap" -Y "ip.src==$src && tcp.len>0" -T fields -e tcp.seq -e tcp.len \
+        2>/dev/null >"$TMPD/segs.txt" || true
+    python3 - "$TMPD/segs.txt" "$mss" <<'PY'
+import sys
+supers, top, part = [], 0, 0
+mss = int(sys.argv[2])
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) < 2:
+        continue
+    seq, n = int(f[0]), int(f[1])
+    if seq + n <= top and any(s <= seq and seq + n <= e for s, e in supers):
+        part += 1
+    if n > mss:
+        supers.append((seq, seq + n))
+    top = max(top, seq + n)
+print(part)
+PY
+}

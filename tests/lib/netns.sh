@@ -353,3 +353,28 @@ need_cmd() {
     local c
     for c in "$@"; do command -v "$c" >/dev/null || skip "$c not installed (make deps)"; done
 }
+
+# run_checks TOOL BASE MIN: build/tools/TOOL on the stack against api_peer (ports BASE..) on the
+# kernel peer; every check prints PASS/FAIL and a last "PASS: 0 failed" line. Fails the test on
+# any FAIL, a non-zero exit or fewer than MIN checks (a tool that stopped early).
+run_checks() {
+    local name=$1 base=$2 min=$3 check peer rc=0 n
+    check=$(need_tool "$name")
+    peer=$(need_tool api_peer)
+    bg_peer "$TMPD/peer.log" "$peer" "$PEER_IP" "$base" 100
+    wait_log "$TMPD/peer.log" 'api_peer: ready'
+    log "$name $PEER_IP $base"
+    on_stack timeout 90 "$check" "$PEER_IP" "$base" >"$TMPD/check.out" 2>&1 || rc=$?
+    cat "$TMPD/check.out" >&2
+    grep -q '^PASS: 0 failed$' "$TMPD/check.out" || die "$name: failures (exit $rc)"
+    [ "$rc" -eq 0 ] || die "$name exited $rc"
+    n=$(grep -c '^PASS ' "$TMPD/check.out")
+    [ "$n" -ge "$min" ] || die "$name: only $n checks ran"
+    log "ok: $n checks passed"
+}
+
+# hold_until FILE SECS: prints a shell command that waits until FILE exists or SECS pass (for
+# a client that must keep its connection open while the test looks at it).
+hold_until() {
+    printf 'for _i in $(seq %d); do [ -e %q ] && break; sleep 0.1; done' $(($2 * 10)) "$1"
+}

@@ -47,6 +47,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "raw_syscall.h"
+
 extern char **environ;
 
 static int failures;
@@ -69,24 +71,6 @@ static const char fcontent[] = "file content, not a socket\n";
         }                                                                                          \
         fflush(stdout);                                                                            \
     } while (0)
-
-/* A close the shim cannot see: the system call instruction itself (what an
- * io_uring IORING_OP_CLOSE or a statically linked helper does). */
-static long raw_close(int fd)
-{
-#if defined(__x86_64__)
-    long r;
-    __asm__ volatile("syscall" : "=a"(r) : "a"((long)SYS_close), "D"((long)fd) : "rcx", "r11", "memory");
-    return r;
-#elif defined(__aarch64__)
-    register long x8 __asm__("x8") = SYS_close;
-    register long x0 __asm__("x0") = fd;
-    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8) : "memory");
-    return x0;
-#else
-#error "raw_close: add this architecture"
-#endif
-}
 
 static void on_alarm(int sig)
 {

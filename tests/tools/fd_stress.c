@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "raw_syscall.h"
+
 #define MAXHELD 12
 #define NFILES 8
 
@@ -47,22 +49,6 @@ static char dir[] = "/tmp/fd_stress.XXXXXX";
 static atomic_int failures;
 static atomic_long ops;
 static atomic_bool stop;
-
-static long raw_close(int fd)
-{
-#if defined(__x86_64__)
-    long r;
-    __asm__ volatile("syscall" : "=a"(r) : "a"((long)SYS_close), "D"((long)fd) : "rcx", "r11", "memory");
-    return r;
-#elif defined(__aarch64__)
-    register long x8 __asm__("x8") = SYS_close;
-    register long x0 __asm__("x0") = fd;
-    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8) : "memory");
-    return x0;
-#else
-#error "raw_close: add this architecture"
-#endif
-}
 
 static void fail(const char *what, const struct held *h)
 {

@@ -11,6 +11,11 @@
  *   bit flipped past the Ethernet header, so the IP or TCP checksum catches it.
  * Each direction's queue holds at most --queue frames; a frame that finds it full is
  * dropped and counted ("qfull"), like a router's tail drop.
+ * The sockets carry a virtio-net header (PACKET_VNET_HDR), so a link with its offloads on
+ * works as a wire would: a TCP super-segment (a local sender's TSO/GSO frame of up to
+ * 64 KiB, "gso" in the counters) is cut into MSS-sized frames (gso_soft.c, as the kernel's
+ * GSO) and each of them is impaired on its own; a frame whose checksum a local sender left
+ * for the hardware (NEEDS_CSUM) gets it completed; frames leave plain.
  * Runs until SIGINT/SIGTERM or --max-seconds, then prints its counters on stdout.
  */
 #include <arpa/inet.h>
@@ -26,9 +31,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <sys/uio.h>
 #include <unistd.h>
+#include <linux/virtio_net.h>
 
-#define MAX_FRAME 65536
+#include "gso_soft.h"
+
+#define MAX_FRAME (65536 + 512)   /* a 64 KiB IP packet and its Ethernet header */
 #define RX_BATCH 256
 
 struct frame {
@@ -40,12 +49,13 @@ struct frame {
 
 struct counters {
     uint64_t rx, tx, bytes, lost, delayed, reordered, duplicated, corrupted, qfull, txerr,
-        oversize;
+        oversize, gso, segs;
 };
 
 struct dir {
     const char *name;
     int in_fd, out_fd;
+    int in_vnet, out_vnet;   /* the sockets carry a virtio-net header */
     struct frame *heap;  /* min-heap on (due, order) */
     size_t n, cap;
     struct counters c;
@@ -173,33 +183,82 @@ static void enqueue(struct dir *d, const struct params *p, const uint8_t *buf, u
     heap_push(d, f);
 }
 
+/* One frame as the wire carries it: lost, or queued (and maybe duplicated). */
+static void admit(struct dir *d, const struct params *p, const uint8_t *buf, uint32_t len)
+{
+    if (chance(p->loss)) {
+        d->c.lost++;
+        return;
+    }
+    uint64_t now = now_ns();
+    enqueue(d, p, buf, len, now);
+    if (chance(p->dup)) {
+        d->c.duplicated++;
+        enqueue(d, p, buf, len, now);
+    }
+}
+
+struct seg_ctx {
+    struct dir *d;
+    const struct params *p;
+};
+
+static void admit_seg(void *ctx, const uint8_t *seg, uint32_t len)
+{
+    struct seg_ctx *c = ctx;
+    c->d->c.segs++;
+    admit(c->d, c->p, seg, len);
+}
+
 static void receive(struct dir *d, const struct params *p)
 {
-    static uint8_t buf[MAX_FRAME];
+    static uint8_t buf[MAX_FRAME], scratch[MAX_FRAME];
     for (int i = 0; i < RX_BATCH; i++) {
         struct sockaddr_ll from;
-        socklen_t flen = sizeof from;
-        ssize_t n = recvfrom(d->in_fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC,
-                             (struct sockaddr *)&from, &flen);
+        struct virtio_net_hdr vh;
+        memset(&vh, 0, sizeof vh);
+        struct iovec iov[2] = { { &vh, sizeof vh }, { buf, sizeof buf } };
+        struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof from,
+                            .msg_iov = d->in_vnet ? iov : iov + 1,
+                            .msg_iovlen = d->in_vnet ? 2 : 1 };
+        ssize_t n = recvmsg(d->in_fd, &m, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0)
             return;
         if (from.sll_pkttype == PACKET_OUTGOING)
             continue; /* our own transmissions on this side */
         d->c.rx++;
-        if ((size_t)n > sizeof buf) {
-            d->c.oversize++; /* a GSO super-frame: the tests turn offloads off */
+        if (d->in_vnet) {
+            if ((size_t)n < sizeof vh) {
+                d->c.oversize++;
+                continue;
+            }
+            n -= (ssize_t)sizeof vh;
+        }
+        if ((size_t)n > sizeof buf || (m.msg_flags & MSG_TRUNC)) {
+            d->c.oversize++;
             continue;
         }
-        if (chance(p->loss)) {
-            d->c.lost++;
+        uint8_t gso = vh.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+        if (gso == VIRTIO_NET_HDR_GSO_TCPV4 || gso == VIRTIO_NET_HDR_GSO_TCPV6) {
+            /* A super-segment: the wire carries it as MSS-sized frames. */
+            struct seg_ctx c = { d, p };
+            if (vh.gso_size == 0 || GSO_SOFT_SCRATCH(vh.gso_size) > sizeof scratch ||
+                gso_soft_segment(buf, (uint32_t)n, vh.gso_size, scratch, admit_seg, &c) == 0)
+                d->c.oversize++;
+            else
+                d->c.gso++;
             continue;
         }
-        uint64_t now = now_ns();
-        enqueue(d, p, buf, (uint32_t)n, now);
-        if (chance(p->dup)) {
-            d->c.duplicated++;
-            enqueue(d, p, buf, (uint32_t)n, now);
+        if (gso != VIRTIO_NET_HDR_GSO_NONE) {
+            d->c.oversize++; /* UDP fragmentation offload and the like: not forwarded */
+            continue;
         }
+        if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+            !gso_soft_finish_csum(buf, (uint32_t)n, vh.csum_start, vh.csum_offset)) {
+            d->c.oversize++;
+            continue;
+        }
+        admit(d, p, buf, (uint32_t)n);
     }
 }
 
@@ -207,7 +266,13 @@ static void transmit(struct dir *d, uint64_t now)
 {
     while (d->n > 0 && d->heap[0].due <= now) {
         struct frame f = heap_pop(d);
-        if (send(d->out_fd, f.data, f.len, 0) == (ssize_t)f.len) {
+        struct virtio_net_hdr vh;   /* all zero: a plain frame, its checksums done */
+        memset(&vh, 0, sizeof vh);
+        struct iovec iov[2] = { { &vh, sizeof vh }, { f.data, f.len } };
+        struct msghdr m = { .msg_iov = d->out_vnet ? iov : iov + 1,
+                            .msg_iovlen = d->out_vnet ? 2 : 1 };
+        ssize_t want = (ssize_t)f.len + (d->out_vnet ? (ssize_t)sizeof vh : 0);
+        if (sendmsg(d->out_fd, &m, 0) == want) {
             d->c.tx++;
             d->c.bytes += f.len;
         } else {
@@ -217,7 +282,7 @@ static void transmit(struct dir *d, uint64_t now)
     }
 }
 
-static int open_if(const char *ifname)
+static int open_if(const char *ifname, int *vnet)
 {
     unsigned idx = if_nametoindex(ifname);
     if (!idx) {
@@ -229,6 +294,10 @@ static int open_if(const char *ifname)
         perror("impair_bridge: socket(AF_PACKET) (needs CAP_NET_RAW)");
         return -1;
     }
+    int one = 1;
+    /* Before bind: the offload state of each frame (GSO, partial checksum). A kernel
+     * without it leaves us plain frames (and super-segments counted oversize). */
+    *vnet = setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) == 0;
     struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
                                .sll_ifindex = (int)idx };
     if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
@@ -240,14 +309,13 @@ static int open_if(const char *ifname)
         perror("impair_bridge: PACKET_MR_PROMISC");
         return -1;
     }
-    int one = 1;
     /* Best effort (Linux >= 4.20); the PACKET_OUTGOING check covers older kernels. */
     (void)setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
     int buf = 4 << 20;
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
     /* Frames queued before bind may belong to any interface: drain them. */
-    char junk[64];
+    static char junk[MAX_FRAME];
     while (recv(fd, junk, sizeof junk, MSG_DONTWAIT) >= 0)
         ;
     return fd;
@@ -270,7 +338,9 @@ static void usage(FILE *f)
           "  --max-seconds N    stop after N seconds (default: run until SIGINT/SIGTERM)\n"
           "  -v                 print the counters every second\n"
           "  --help             this text\n"
-          "Counters are printed on stdout at exit.\n",
+          "A TCP super-segment (TSO/GSO frame from a local sender, links with offloads on) is\n"
+          "cut into MSS-sized frames, each impaired on its own (counters gso, segs); a partial\n"
+          "checksum is completed. Counters are printed on stdout at exit.\n",
           f);
 }
 
@@ -291,13 +361,15 @@ static void print_counters(const struct dir *d, size_t n)
     for (size_t i = 0; i < n; i++) {
         const struct counters *c = &d[i].c;
         printf("%s: rx=%llu tx=%llu bytes=%llu lost=%llu delayed=%llu reordered=%llu "
-               "duplicated=%llu corrupted=%llu qfull=%llu txerr=%llu oversize=%llu queued=%zu\n",
+               "duplicated=%llu corrupted=%llu qfull=%llu txerr=%llu oversize=%llu gso=%llu "
+               "segs=%llu queued=%zu\n",
                d[i].name, (unsigned long long)c->rx, (unsigned long long)c->tx,
                (unsigned long long)c->bytes, (unsigned long long)c->lost,
                (unsigned long long)c->delayed, (unsigned long long)c->reordered,
                (unsigned long long)c->duplicated, (unsigned long long)c->corrupted,
                (unsigned long long)c->qfull, (unsigned long long)c->txerr,
-               (unsigned long long)c->oversize, d[i].n);
+               (unsigned long long)c->oversize, (unsigned long long)c->gso,
+               (unsigned long long)c->segs, d[i].n);
     }
     fflush(stdout);
 }
@@ -350,12 +422,15 @@ int main(int argc, char **argv)
         p.seed = now_ns();
     g_rng = p.seed ? p.seed : 0x9e3779b97f4a7c15ull;
 
-    int fa = open_if(ifs[0]), fb = open_if(ifs[1]);
+    int va = 0, vb = 0;
+    int fa = open_if(ifs[0], &va), fb = open_if(ifs[1], &vb);
     if (fa < 0 || fb < 0)
         return 1;
     struct dir d[2] = {
-        { .name = "a->b", .in_fd = fa, .out_fd = fb, .cap = p.queue },
-        { .name = "b->a", .in_fd = fb, .out_fd = fa, .cap = p.queue },
+        { .name = "a->b", .in_fd = fa, .out_fd = fb, .in_vnet = va, .out_vnet = vb,
+          .cap = p.queue },
+        { .name = "b->a", .in_fd = fb, .out_fd = fa, .in_vnet = vb, .out_vnet = va,
+          .cap = p.queue },
     };
     for (int i = 0; i < 2; i++) {
         d[i].heap = calloc(p.queue, sizeof *d[i].heap);

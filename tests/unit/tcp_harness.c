@@ -343,6 +343,7 @@ static bool parse_frame(struct harness *h, const struct h_frame *f, struct seg *
     s->ack = get32(t + 8);
     s->flags = t[13];
     s->win = get16(t + 14);
+    s->urp = get16(t + 18);
     parse_opts(t + 20, thl - 20, s);
     s->len = l4 - thl;
     memcpy(h->rx, t + thl, s->len);

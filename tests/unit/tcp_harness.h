@@ -71,6 +71,7 @@ struct seg {
     uint8_t doff;                   /* template only: data offset in words, 0 = computed */
     unsigned nsack;                 /* parsed only: SACK blocks present */
     uint32_t sack[4][2];            /* parsed only: their left and right edges */
+    uint16_t urp;                   /* parsed only: the urgent pointer field */
 };
 
 /* What EXPECT_SEG compares: -1 (or NULL data) = don't care.

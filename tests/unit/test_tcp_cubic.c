@@ -23,7 +23,9 @@ Test(tcp_cubic, reduction_concave_then_convex)
     sock_established(h);
     cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_CONGESTION, TCPSM_CC_CUBIC), 0);
     struct tcpsm_sock *sk = h->sk;
-    cr_assert_eq(sk->cc, &tcp_cubic);
+    cr_assert(sk->cc_on);
+    cr_assert_eq(sk->cc_algo, TCPSM_CC_CUBIC);
+    cr_assert_eq(tcp_cong_ops(sk->cc_algo), &tcp_cubic);
     uint32_t mss = tcp_send_mss(sk);
     sk->srtt_us = 100000;
     sk->cwnd = 100 * mss;

@@ -580,24 +580,77 @@ Test(tcp_established, zero_receive_window_acks_from_straddling_segment)
     h_free(h);
 }
 
-Test(tcp_established, urgent_data_inline)
+/* URG with pointer 0 names the segment's first byte (Linux tcp_check_urg:
+ * the pointer is decremented unless 0). Out of band by default: the
+ * stream lacks it, recv(MSG_OOB) returns it once, POLLPRI until then. */
+Test(tcp_established, urgent_data_out_of_band)
 {
     struct harness *h = h_new(NULL);
     sock_established(h);
-    /* URG is not supported: the bytes are ordinary, in order, once. */
     SEND(h, .flags = ACK | URG, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "urgent",
          .len = 6);
     SEND(h, .flags = ACK, .seq = h->rseq + 6, .ack = h->lseq, .win = H_RWIN, .data = "!", .len = 1);
     h->rseq += 7;
+    cr_assert_neq(tcpsm_sock_poll(h->sk) & TCPSM_POLLPRI, 0);
+    cr_assert_eq(tcpsm_sock_atmark(h->sk), 1);
     char b[8];
-    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 7);
-    cr_assert(memcmp(b, "urgent!", 7) == 0);
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, 1, TCPSM_MSG_OOB, h->now), 1);
+    cr_assert_eq(b[0], 'u');
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, 1, TCPSM_MSG_OOB, h->now), -EINVAL);
+    cr_assert_eq(tcpsm_sock_poll(h->sk) & TCPSM_POLLPRI, 0);
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 6);
+    cr_assert(memcmp(b, "rgent!", 6) == 0);
+    cr_assert_eq(tcpsm_sock_atmark(h->sk), 0);
     h_advance(h, MS(500));
     struct seg s;
     uint32_t last = 0;
     while (recv_seg(h, &s))
         last = s.ack;
     cr_assert_eq(last, h->rseq);
+    h_free(h);
+}
+
+/* SO_OOBINLINE: the urgent byte stays in the stream; MSG_OOB is EINVAL. */
+Test(tcp_established, urgent_data_inline)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_OOBINLINE, 1), 0);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "ab", .len = 2);
+    SEND(h, .flags = ACK | URG, .seq = h->rseq + 2, .ack = h->lseq, .win = H_RWIN,
+         .data = "urgent", .len = 6);
+    h->rseq += 8;
+    char b[8];
+    /* a read stops at the mark */
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 2);
+    cr_assert_eq(tcpsm_sock_atmark(h->sk), 1);
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, 1, TCPSM_MSG_OOB, h->now), -EINVAL);
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 6);
+    cr_assert(memcmp(b, "urgent", 6) == 0);
+    h_free(h);
+}
+
+/* MSG_OOB on send: the segments carry URG with the pointer just past the
+ * last byte of that call (Linux), until it is ACKed; Nagle does not hold it. */
+Test(tcp_established, urgent_data_sent)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_send(h->sk, "abc", 3, h->now), 3);
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .len = 3);
+    /* with "abc" unacknowledged, Nagle would hold a small segment */
+    cr_assert_eq(tcpsm_sock_sendf(h->sk, "X", 1, TCPSM_MSG_OOB, h->now), 1);
+    struct seg s;
+    cr_assert(recv_seg(h, &s));
+    cr_assert_eq(s.flags & URG, URG, "no URG flag");
+    cr_assert_eq(s.seq, h->lseq + 3);
+    cr_assert_eq(s.len, 1);
+    cr_assert_eq(s.urp, 1, "urgent pointer %u", s.urp);
+    h->lseq += 4;
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(tcpsm_sock_send(h->sk, "d", 1, h->now), 1);
+    cr_assert(recv_seg(h, &s));
+    cr_assert_eq(s.flags & URG, 0, "URG after the urgent byte was ACKed");
     h_free(h);
 }
 

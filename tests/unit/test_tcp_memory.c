@@ -7,6 +7,10 @@
 
 #include "tcp_harness.h"
 
+#define TCP_WMEM_MIN_TEST 4096u    /* Linux tcp_wmem[0], tcp_int.h TCP_WMEM_MIN */
+
+static bool seq_gt_test(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
+
 static size_t mem(struct harness *h)
 {
     return tcpsm_stack_mem(h->st, NULL, NULL);
@@ -183,5 +187,83 @@ Test(tcp_memory, blind_injection_does_not_kill_transfer, .timeout = 60)
     }
     cr_assert_eq(inj, 100000);
     cr_assert_arr_eq(got, data, TOTAL);
+    h_free(h);
+}
+
+/* The send side at the stack's memory cap (Linux tcp_mem[2] with
+ * sk_wmem_schedule): send() refuses with EAGAIN instead of growing the
+ * queue past the cap (each socket may still queue TCP_WMEM_MIN), the
+ * refused socket is not writable, and it becomes writable again, and
+ * sends, once another connection's ACKed data frees memory. */
+Test(tcp_memory, send_refused_at_cap_then_resumes)
+{
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    cfg.mem_max = 128 * 1024;
+    struct harness *h = h_new(&cfg);
+    sock_listen(h);
+    enum { N = 12 };
+    struct tcpsm_sock *c[N];
+    uint32_t iss[N];
+    for (unsigned i = 0; i < N; i++) {
+        uint16_t port = (uint16_t)(20000 + i);
+        SEND(h, .flags = SYN, .seq = 100, .win = 0, .mss = 1460, .sport = port);
+        struct seg s = EXPECT_SEG(h, .flags = SYN | ACK, .dport = port);
+        iss[i] = s.seq;
+        /* a zero window: nothing leaves, every byte written stays queued */
+        SEND(h, .flags = ACK, .seq = 101, .ack = s.seq + 1, .win = 0, .sport = port);
+        cr_assert_eq(tcpsm_sock_accept(h->lsk, &c[i]), 0);
+    }
+    static uint8_t buf[H_BUF];
+    h_pattern(buf, sizeof(buf), 9);
+    size_t queued[N], peak = 0, cap = 0;
+    unsigned refused = 0, refused_at = N;
+    for (unsigned i = 0; i < N; i++) {
+        queued[i] = 0;
+        for (;;) {
+            ssize_t n = tcpsm_sock_send(c[i], buf, sizeof(buf) - queued[i], h->now);
+            if (n == -EAGAIN)
+                break;
+            cr_assert_gt(n, 0, "send: %zd", n);
+            queued[i] += (size_t)n;
+            if (queued[i] == sizeof(buf))
+                break;
+        }
+        size_t m = tcpsm_stack_mem(h->st, &cap, NULL);
+        if (m > peak)
+            peak = m;
+        cr_assert_geq(queued[i], TCP_WMEM_MIN_TEST, "connection %u queued only %zu", i, queued[i]);
+        if (queued[i] < sizeof(buf)) {
+            refused++;
+            if (refused_at == N)
+                refused_at = i;
+            cr_assert_eq(tcpsm_sock_poll(c[i]) & TCPSM_POLLOUT, 0,
+                         "refused at the cap but reported writable");
+        }
+        h_drain(h);
+    }
+    cr_assert_gt(refused, 0, "no send was refused: %zu bytes under a cap of %zu", peak, cap);
+    /* the cap holds, apart from the TCP_WMEM_MIN every socket may queue */
+    cr_assert_leq(peak, cap + N * TCP_WMEM_MIN_TEST, "peak %zu over the cap %zu", peak, cap);
+    /* the first two connections' peers open their windows and ACK everything */
+    for (unsigned i = 0; i < 2; i++) {
+        uint16_t port = (uint16_t)(20000 + i);
+        uint32_t end = iss[i] + 1, stop = iss[i] + 1 + (uint32_t)queued[i];
+        for (unsigned round = 0; end != stop; round++) {
+            cr_assert_lt(round, 100, "the data did not leave");
+            SEND(h, .flags = ACK, .seq = 101, .ack = end, .win = H_RWIN, .sport = port);
+            struct seg o;
+            while (recv_seg(h, &o))
+                if (o.dport == port && seq_gt_test(o.seq + (uint32_t)o.len, end))
+                    end = o.seq + (uint32_t)o.len;
+        }
+        SEND(h, .flags = ACK, .seq = 101, .ack = end, .win = H_RWIN, .sport = port);
+        h_drain(h);
+    }
+    cr_assert_lt(tcpsm_stack_mem(h->st, NULL, NULL), cap - cap / 16, "mem %zu peak %zu q0 %zu q1 %zu q2 %zu", tcpsm_stack_mem(h->st, NULL, NULL), peak, queued[0], queued[1], queued[2]);
+    unsigned r = refused_at;
+    cr_assert_neq(tcpsm_sock_poll(c[r]) & TCPSM_POLLOUT, 0, "not writable after memory freed");
+    ssize_t n = tcpsm_sock_send(c[r], buf, sizeof(buf) - queued[r], h->now);
+    cr_assert_gt(n, 0, "send after memory freed: %zd", n);
     h_free(h);
 }

@@ -1,0 +1,660 @@
+/* libFuzzer target: one TCP connection driven into a chosen state, then the
+ * fuzz input played as a sequence of segments from the peer (and of calls
+ * from the application), with invariants checked after every step.
+ *
+ * Unlike fuzz_input.c (raw frames: mostly the parsers), the segments here
+ * are built by the harness with valid checksums and with sequence and
+ * acknowledgment numbers relative to the connection (the peer's next
+ * sequence number, the stack's SND.NXT as last seen), so most mutations stay
+ * near the window and reach the state machine's deep paths.
+ *
+ * Input: byte 0 = scenario (low 3 bits: the state to reach, see setup(); 6
+ * and 7 as 0 and 1 with SO_OOBINLINE;
+ * bit 3: timestamps, bit 4: SACK-permitted, bit 5: window scaling, bit 6:
+ * a small stack-wide memory cap, bit 7: the peer's MSS 536), then records of
+ * REC bytes (see play()). Each input gets a fresh stack (no state leaks from
+ * one input to the next, so leaks are checked per input).
+ *
+ * Invariants (abort() on violation, so libFuzzer records the input):
+ *  - every byte the application reads is the byte the peer sent at that
+ *    stream offset (the peer's stream is a fixed pattern of the offset), and
+ *    never beyond what the peer sent; only an urgent byte (out of band) is
+ *    ever passed over;
+ *  - every byte the stack sends is the byte the application wrote at that
+ *    stream offset (retransmissions included);
+ *  - every frame out has a valid IPv4 header and TCP checksum;
+ *  - the stack's buffer memory stays within its cap plus the bytes it
+ *    promised the application (the send queues) and one segment;
+ *  - ASan/UBSan: no memory error, no undefined behaviour, no leak. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csum.h"
+#include "stack.h"
+#include "tcp_int.h"
+#include "tcpsm/core.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define ADDR   0xc6120001u      /* 198.18.0.1: the stack */
+#define PEER   0xc6120002u      /* 198.18.0.2: the fuzzed peer */
+#define LPORT  8080
+#define RPORT  49152
+#define RISN   0x7ffffff0u      /* the peer's ISN: its stream wraps past 2^31 early */
+#define BUF    16384            /* sndbuf and rcvbuf of the stack */
+#define REC    12               /* bytes per record */
+#define QMAX   64               /* frames the capture keeps (older ones are checked, then dropped) */
+
+static const uint8_t MAC[6] = { 0x02, 0, 0, 0, 0, 0x01 };
+static const uint8_t PMAC[6] = { 0x02, 0, 0, 0, 0, 0x02 };
+
+#define CHECK(c)                                                                  \
+    do {                                                                          \
+        if (!(c)) {                                                               \
+            fprintf(stderr, "fuzz_tcp: invariant failed: %s (%s:%d)\n", #c,       \
+                    __FILE__, __LINE__);                                          \
+            abort();                                                              \
+        }                                                                         \
+    } while (0)
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The two byte streams: a function of the stream offset, so any byte can be
+ * checked wherever it turns up. */
+static uint8_t peer_byte(uint32_t off) { return (uint8_t)(off * 7u + (off >> 8) + 3u); }
+static uint8_t app_byte(uint32_t off) { return (uint8_t)(off * 13u + (off >> 9) + 101u); }
+
+/* ---------------------------------------------------------------- the world */
+
+struct frame { uint8_t *d; uint32_t len; };
+
+static struct {
+    struct tcpsm_stack *st;
+    struct tcpsm_netdev dev;
+    uint64_t now;
+    struct frame q[QMAX];
+    unsigned nq;
+    bool arp_pending;
+
+    struct tcpsm_sock *lsk, *sk;        /* listener, the connection under test */
+    uint16_t rport;                     /* the peer's port of the connection under test */
+    bool have_lisn;
+    uint32_t lisn;                      /* the stack's ISN */
+    uint32_t lnxt;                      /* highest seq+len the stack sent */
+    uint32_t rnxt;                      /* the peer's next sequence number */
+    uint32_t rmax;                      /* highest seq+len the peer sent (its stream's end) */
+    uint32_t tsval, tsrecent;           /* the peer's clock; the stack's last TSval */
+    uint32_t app_sent, app_read;
+    uint32_t app_sending;               /* bytes of the send() call under way */
+    bool app_oob;                       /* the next send is MSG_OOB */        /* stream offsets: written by the app, read by it */
+    bool ts, sack, ws;
+    bool inl;                           /* SO_OOBINLINE (scenarios 6 and 7) */
+    bool stale;                         /* the stack restarted the connection: data unchecked */
+    bool taken;                         /* the application accepted its connection */
+    size_t mem_max;
+} w;
+
+static unsigned cap_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *f, unsigned n);
+static const struct tcpsm_netdev_ops ops = { .send = cap_send };
+
+/* The stack's side of a TCP segment it sent to the connection under test. */
+static void check_tcp_out(const uint8_t *ip, size_t ihl, size_t tot)
+{
+    const uint8_t *t = ip + ihl;
+    size_t l4 = tot - ihl;
+    CHECK(l4 >= 20);
+    uint32_t src = get32(ip + 12), dst = get32(ip + 16);
+    CHECK(src == ADDR && dst == PEER);
+    CHECK(csum_fold(csum_partial(t, l4, csum_pseudo(src, dst, 6, (uint16_t)l4))) == 0);
+    size_t thl = (size_t)(t[12] >> 4) * 4;
+    CHECK(thl >= 20 && thl <= l4);
+    uint8_t fl = t[13];
+    uint32_t seq = get32(t + 4);
+    /* options: well formed, and remember the stack's TSval for our TSecr */
+    for (size_t i = 20; i < thl;) {
+        uint8_t k = t[i];
+        if (k == 0)
+            break;
+        if (k == 1) {
+            i++;
+            continue;
+        }
+        CHECK(i + 1 < thl && t[i + 1] >= 2 && i + t[i + 1] <= thl);
+        if (k == 8 && t[i + 1] == 10)
+            w.tsrecent = get32(t + i + 2);
+        i += t[i + 1];
+    }
+    if (get16(t) != LPORT || get16(t + 2) != w.rport)
+        return;                         /* another connection (listener scenario) */
+    if (fl & TCPSM_SYN) {
+        /* a new incarnation (a SYN the fuzzer sent to TIME-WAIT or after a
+         * reset): its bytes are no longer the tracked stream */
+        if (w.have_lisn && seq != w.lisn)
+            w.stale = true;
+        if (!w.have_lisn) {
+            w.have_lisn = true;
+            w.lisn = seq;
+            w.lnxt = seq + 1;
+        }
+        return;
+    }
+    if (!w.have_lisn || w.stale || (fl & TCPSM_RST))
+        return;
+    uint32_t len = (uint32_t)(l4 - thl);
+    /* every data byte is the application's byte at that offset */
+    for (uint32_t i = 0; i < len; i++)
+        CHECK(t[thl + i] == app_byte(seq + i - (w.lisn + 1)));
+    /* data only from what was written; a pure ACK may sit past the FIN, or
+     * one before SND.UNA (a keepalive, RFC 9293 3.8.4) */
+    if (len)
+        CHECK(seq + len - (w.lisn + 1) <= w.app_sent + w.app_sending);
+    else
+        CHECK(seq - w.lisn <= w.app_sent + w.app_sending + 2u);
+    uint32_t end = seq + len + ((fl & TCPSM_FIN) ? 1u : 0u);
+    if ((int32_t)(end - w.lnxt) > 0)
+        w.lnxt = end;
+}
+
+static void check_frame(const uint8_t *d, uint32_t len)
+{
+    CHECK(len >= 14);
+    uint16_t type = get16(d + 12);
+    if (type == 0x0806) {
+        CHECK(len >= 42);
+        if (get16(d + 20) == 1 && get32(d + 38) == PEER)
+            w.arp_pending = true;
+        return;
+    }
+    if (type != 0x0800)
+        return;
+    CHECK(memcmp(d + 6, MAC, 6) == 0);
+    const uint8_t *ip = d + 14;
+    CHECK(len >= 34 && ip[0] >> 4 == 4);
+    size_t ihl = (size_t)(ip[0] & 15) * 4, tot = get16(ip + 2);
+    CHECK(ihl >= 20 && tot >= ihl && 14 + tot <= len);
+    CHECK(csum_fold(csum_partial(ip, ihl, 0)) == 0);
+    if (ip[9] == 6)
+        check_tcp_out(ip, ihl, tot);
+}
+
+static unsigned cap_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *f, unsigned n)
+{
+    (void)dev;
+    for (unsigned i = 0; i < n; i++)
+        check_frame(f[i].data, f[i].len);
+    return n;
+}
+
+static void input(const uint8_t *frame, size_t len)
+{
+    uint8_t pad[60];
+    if (len < sizeof pad) {
+        memset(pad, 0, sizeof pad);
+        memcpy(pad, frame, len);
+        frame = pad;
+        len = sizeof pad;
+    }
+    /* a heap copy of the exact length, so ASan sees any over-read */
+    uint8_t *c = malloc(len);
+    CHECK(c);
+    memcpy(c, frame, len);
+    struct tcpsm_frame fr = { .data = c, .len = (uint32_t)len };
+    tcpsm_stack_input(w.st, &fr, 1, w.now);
+    free(c);
+}
+
+/* Answers the stack's ARP requests for the peer (outside its send callback). */
+static void arp_answer(void)
+{
+    while (w.arp_pending) {
+        w.arp_pending = false;
+        uint8_t f[42];
+        memcpy(f, MAC, 6);
+        memcpy(f + 6, PMAC, 6);
+        put16(f + 12, 0x0806);
+        uint8_t *a = f + 14;
+        put16(a, 1);
+        put16(a + 2, 0x0800);
+        a[4] = 6;
+        a[5] = 4;
+        put16(a + 6, 2);
+        memcpy(a + 8, PMAC, 6);
+        put32(a + 14, PEER);
+        memcpy(a + 18, MAC, 6);
+        put32(a + 24, ADDR);
+        input(f, sizeof f);
+    }
+}
+
+struct seg {
+    uint8_t flags;
+    uint32_t seq, ack;
+    uint16_t win, urp, sport;
+    uint32_t len;                       /* payload: the peer's stream at seq */
+    const uint8_t *opts;                /* raw option bytes (padded here) */
+    size_t olen;
+};
+
+static void send_seg(const struct seg *s)
+{
+    static uint8_t f[14 + 20 + 60 + 4096];
+    size_t olen = s->olen > 40 ? 40 : s->olen;
+    size_t oplen = (olen + 3) & ~(size_t)3;
+    uint32_t len = s->len > 4000 ? 4000 : s->len;
+    size_t thl = 20 + oplen, l4 = thl + len, tot = 20 + l4;
+    memcpy(f, MAC, 6);
+    memcpy(f + 6, PMAC, 6);
+    put16(f + 12, 0x0800);
+    uint8_t *ip = f + 14;
+    memset(ip, 0, 20);
+    ip[0] = 0x45;
+    put16(ip + 2, (uint16_t)tot);
+    put16(ip + 6, 0x4000);
+    ip[8] = 64;
+    ip[9] = 6;
+    put32(ip + 12, PEER);
+    put32(ip + 16, ADDR);
+    put16(ip + 10, csum_fold(csum_partial(ip, 20, 0)));
+    uint8_t *t = ip + 20;
+    put16(t, s->sport ? s->sport : w.rport);
+    put16(t + 2, LPORT);
+    put32(t + 4, s->seq);
+    put32(t + 8, s->ack);
+    t[12] = (uint8_t)(thl / 4 << 4);
+    t[13] = s->flags;
+    put16(t + 14, s->win);
+    put16(t + 16, 0);
+    put16(t + 18, s->urp);
+    memset(t + 20, 0, oplen);
+    if (olen)
+        memcpy(t + 20, s->opts, olen);
+    for (uint32_t i = 0; i < len; i++)
+        t[thl + i] = peer_byte(s->seq + i - (RISN + 1));
+    put16(t + 16, csum_fold(csum_partial(t, l4, csum_pseudo(PEER, ADDR, 6, (uint16_t)l4))));
+    input(f, 14 + tot);
+    if ((s->sport == 0 || s->sport == w.rport) && len) {
+        uint32_t end = s->seq + len;
+        if ((int32_t)(end - w.rmax) > 0)
+            w.rmax = end;           /* the furthest byte of the stream sent */
+    }
+    arp_answer();
+}
+
+/* Options of a handshake segment, or the timestamp of a later one. */
+static size_t opts_syn(uint8_t *o, uint16_t mss)
+{
+    size_t n = 0;
+    o[n++] = 2; o[n++] = 4; put16(o + n, mss); n += 2;
+    if (w.sack) { o[n++] = 4; o[n++] = 2; }
+    if (w.ts) { o[n++] = 8; o[n++] = 10; put32(o + n, w.tsval); put32(o + n + 4, 0); n += 8; }
+    if (w.ws) { o[n++] = 1; o[n++] = 3; o[n++] = 3; o[n++] = 7; }
+    return n;
+}
+
+static size_t opts_ts(uint8_t *o)
+{
+    if (!w.ts)
+        return 0;
+    o[0] = 1; o[1] = 1; o[2] = 8; o[3] = 10;
+    put32(o + 4, w.tsval);
+    put32(o + 8, w.tsrecent);
+    return 12;
+}
+
+/* ---------------------------------------------------------------- the application */
+
+static void app_recv(size_t max, int flags)
+{
+    if (!w.sk)
+        return;
+    uint8_t buf[4096];
+    if (max > sizeof buf)
+        max = sizeof buf;
+    /* Urgent data out of band: a read on the mark passes over the urgent
+     * byte, and a newer pointer drops an unread one at the reader's
+     * position (tcp_urg.c): the application's stream lacks those bytes. */
+    uint32_t at = tcp_copied_seq(w.sk) - (RISN + 1);
+    CHECK(at - w.app_read <= 1);
+    w.app_read = at;
+    uint32_t skip = tcpsm_sock_atmark(w.sk) && !w.inl && w.sk->rcvq.len ? 1 : 0;
+    ssize_t n = tcpsm_sock_recv(w.sk, buf, max, flags, w.now);
+    if (!(flags & TCPSM_MSG_PEEK))
+        CHECK(tcp_copied_seq(w.sk) - (RISN + 1) == w.app_read + (n > 0 ? (uint32_t)n : 0) + skip);
+    if (n <= 0) {
+        if (!(flags & TCPSM_MSG_PEEK))
+            w.app_read += skip;
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++)
+        CHECK(buf[i] == peer_byte(w.app_read + skip + (uint32_t)i));
+    if (!(flags & TCPSM_MSG_PEEK))
+        w.app_read += skip;
+    CHECK(w.app_read + (uint32_t)n <= w.rmax - (RISN + 1));
+    if (!(flags & TCPSM_MSG_PEEK))
+        w.app_read += (uint32_t)n;
+}
+
+static void app_send(size_t n)
+{
+    if (!w.sk)
+        return;
+    uint8_t buf[4096];
+    if (n > sizeof buf)
+        n = sizeof buf;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = app_byte(w.app_sent + (uint32_t)i);
+    w.app_sending = (uint32_t)n;
+    ssize_t r = tcpsm_sock_sendf(w.sk, buf, n, w.app_oob ? TCPSM_MSG_OOB : 0, w.now);
+    w.app_sending = 0;
+    CHECK(r <= (ssize_t)n);
+    if (r > 0)
+        w.app_sent += (uint32_t)r;
+    arp_answer();
+}
+
+static void app_accept(void)
+{
+    struct tcpsm_sock *c;
+    while (w.lsk && tcpsm_sock_accept(w.lsk, &c) == 0) {
+        uint16_t p;
+        uint32_t a;
+        if (tcpsm_sock_peer(c, &a, &p) == 0 && p == w.rport && !w.taken && !w.stale) {
+            w.sk = c;
+            tcpsm_sock_setopt(c, TCPSM_OPT_OOBINLINE, w.inl);
+            w.taken = true;
+        }
+        else
+            tcpsm_sock_close(c, w.now);
+    }
+}
+
+static void advance(uint64_t ns)
+{
+    w.now += ns;
+    w.tsval += (uint32_t)(ns / 1000000u);
+    tcpsm_stack_timers(w.st, w.now);
+    arp_answer();
+}
+
+static void check_mem(void)
+{
+    size_t max;
+    size_t used = tcpsm_stack_mem(w.st, &max, NULL);
+    /* the send queues are charged without a cap (what send() accepted);
+     * the receive side may exceed it by one segment in flight */
+    CHECK(used <= max + 2u * BUF + 8192u);
+}
+
+/* ---------------------------------------------------------------- scenarios */
+
+/* The peer's SYN, the stack's SYN-ACK, the peer's ACK: ESTABLISHED. */
+static void handshake_passive(uint16_t mss)
+{
+    uint8_t o[40];
+    w.rport = RPORT;
+    send_seg(&(struct seg){ .flags = TCPSM_SYN, .seq = RISN, .win = 65535, .opts = o,
+                            .olen = opts_syn(o, mss) });
+    advance(1000000);
+    if (!w.have_lisn)
+        return;
+    send_seg(&(struct seg){ .flags = TCPSM_ACK, .seq = w.rnxt, .ack = w.lnxt, .win = 65535,
+                            .opts = o, .olen = opts_ts(o) });
+    app_accept();
+}
+
+static void handshake_active(uint16_t mss)
+{
+    uint8_t o[40];
+    w.rport = RPORT;
+    if (tcpsm_sock_new(w.st, &w.sk) < 0)
+        abort();
+    w.taken = true;
+    tcpsm_sock_setopt(w.sk, TCPSM_OPT_OOBINLINE, w.inl);
+    tcpsm_sock_setopt(w.sk, TCPSM_OPT_SNDBUF, BUF / 2);
+    tcpsm_sock_setopt(w.sk, TCPSM_OPT_RCVBUF, BUF / 2);
+    CHECK(tcpsm_sock_bind(w.sk, 0, LPORT) == 0);
+    int rc = tcpsm_sock_connect(w.sk, PEER, RPORT, w.now);
+    CHECK(rc == 0 || rc == -EINPROGRESS);
+    arp_answer();
+    if (!w.have_lisn)
+        return;
+    send_seg(&(struct seg){ .flags = TCPSM_SYN | TCPSM_ACK, .seq = RISN, .ack = w.lnxt,
+                            .win = 65535, .opts = o, .olen = opts_syn(o, mss) });
+    advance(1000000);
+}
+
+/* The peer's FIN (the stack's connection enters CLOSE-WAIT). */
+static void peer_fin(void)
+{
+    uint8_t o[40];
+    send_seg(&(struct seg){ .flags = TCPSM_FIN | TCPSM_ACK, .seq = w.rnxt, .ack = w.lnxt,
+                            .win = 65535, .opts = o, .olen = opts_ts(o) });
+    w.rnxt++;
+}
+
+static void setup(unsigned scen, uint16_t mss)
+{
+    uint8_t o[40];
+    switch (scen) {
+    case 0:                             /* ESTABLISHED, passive open */
+    case 6:
+        handshake_passive(mss);
+        break;
+    case 1:                             /* ESTABLISHED, active open */
+    case 7:
+        handshake_active(mss);
+        break;
+    case 2:                             /* LISTEN with half-open and unaccepted children */
+        for (uint16_t i = 1; i <= 6; i++)
+            send_seg(&(struct seg){ .flags = TCPSM_SYN, .seq = RISN + i * 1000u, .win = 65535,
+                                    .sport = (uint16_t)(RPORT + i), .opts = o,
+                                    .olen = opts_syn(o, mss) });
+        handshake_passive(mss);         /* the connection under test, not yet accepted */
+        if (w.sk) {
+            /* handed back: the records decide when the application accepts */
+        }
+        break;
+    case 3:                             /* FIN-WAIT-1 (then -2 once the FIN is ACKed) */
+        handshake_passive(mss);
+        app_send(100);
+        if (w.sk)
+            tcpsm_sock_shutdown(w.sk, 1, w.now);
+        arp_answer();
+        break;
+    case 4:                             /* TIME-WAIT */
+        handshake_active(mss);
+        if (w.sk)
+            tcpsm_sock_close(w.sk, w.now);
+        w.sk = NULL;
+        arp_answer();
+        send_seg(&(struct seg){ .flags = TCPSM_ACK, .seq = w.rnxt, .ack = w.lnxt, .win = 65535,
+                                .opts = o, .olen = opts_ts(o) });
+        peer_fin();
+        break;
+    case 5:                             /* CLOSE-WAIT (LAST-ACK once the application closes) */
+        handshake_passive(mss);
+        peer_fin();
+        break;
+    }
+}
+
+/* One record:
+ *  r[0]     TCP flags as sent
+ *  r[1..2]  seq: signed offset from the peer's next sequence number, times
+ *           2^(r[3] & 7) (0 and small values: in order and in window)
+ *  r[3]     bits 3-4: ack base (0 the stack's highest seq sent, 1 its ISN +1,
+ *           2 raw r[4..5] << 16, 3 as 0 minus 65536); bit 5: payload length
+ *           times 16; bit 6: append a SACK block; bit 7: an urgent pointer
+ *  r[4..5]  ack: signed offset from the base
+ *  r[6..7]  window
+ *  r[8]     payload length (bytes of the peer's stream at seq)
+ *  r[9]     time step: low 6 bits in ms, times 250 if bit 6, then bit 7:
+ *           the timestamp goes back 2^31 (PAWS)
+ *  r[10]    application: low 3 bits = action, high bits = amount
+ *  r[11]    low 2 bits: the segment's source port (0: the connection,
+ *           else a listener child / stranger); bits 2-7: raw option bytes
+ *           taken from the next record's start (count) */
+static void play(const uint8_t *r, const uint8_t *next, size_t nextlen)
+{
+    uint8_t o[60];
+    size_t olen = 0;
+    int32_t soff = (int16_t)get16(r + 1);
+    uint32_t seq = w.rnxt + (uint32_t)(soff * (1 << (r[3] & 7)));
+    int32_t aoff = (int16_t)get16(r + 4);
+    uint32_t ack;
+    switch ((r[3] >> 3) & 3) {
+    case 0: ack = w.lnxt + (uint32_t)aoff; break;
+    case 1: ack = w.lisn + 1 + (uint32_t)aoff; break;
+    case 2: ack = (uint32_t)get16(r + 4) << 16; break;
+    default: ack = w.lnxt + (uint32_t)aoff - 65536u; break;
+    }
+    uint32_t len = r[8] * ((r[3] & 0x20) ? 16u : 1u);
+    uint64_t step = (uint64_t)(r[9] & 63) * 1000000u * ((r[9] & 64) ? 250u : 1u);
+    advance(step);
+    if (w.ts) {
+        uint32_t tv = (r[9] & 128) ? w.tsval - 0x80000000u : w.tsval;
+        o[olen++] = 1; o[olen++] = 1; o[olen++] = 8; o[olen++] = 10;
+        put32(o + olen, tv); put32(o + olen + 4, w.tsrecent);
+        olen += 8;
+    }
+    if (r[3] & 0x40) {
+        o[olen++] = 1; o[olen++] = 1; o[olen++] = 5; o[olen++] = 10;
+        put32(o + olen, seq + len + (uint32_t)(r[6] << 4));
+        put32(o + olen + 4, seq + len + (uint32_t)(r[6] << 4) + (uint32_t)(r[7] << 4) + 1);
+        olen += 8;
+    }
+    size_t raw = (size_t)(r[11] >> 2);
+    if (raw > nextlen)
+        raw = nextlen;
+    if (olen + raw > 40)
+        raw = 40 - olen;
+    memcpy(o + olen, next, raw);
+    olen += raw;
+    uint16_t ports[4] = { 0, (uint16_t)(RPORT + 1), (uint16_t)(RPORT + 3), 1 };
+    struct seg s = { .flags = r[0], .seq = seq, .ack = ack, .win = get16(r + 6),
+                     .urp = (r[3] & 0x80) ? (uint16_t)(r[8] + 1) : 0,
+                     .sport = ports[r[11] & 3], .len = len, .opts = o, .olen = olen };
+    send_seg(&s);
+    /* an in-order segment moves the peer's next sequence number on */
+    if (!(r[0] & TCPSM_RST) && s.sport == 0 && soff == 0) {
+        w.rnxt += len + ((r[0] & TCPSM_SYN) ? 1u : 0u) + ((r[0] & TCPSM_FIN) ? 1u : 0u);
+    }
+    unsigned amount = r[10] >> 3;
+    switch (r[10] & 7) {
+    case 0: break;
+    case 1: app_recv((size_t)amount * 64 + 1, 0); break;
+    case 2:
+        w.app_oob = amount & 1;
+        app_send((size_t)amount * 64 + 1);
+        w.app_oob = false;
+        break;
+    case 3:
+        if (amount & 1) {
+            uint8_t c;
+            if (w.sk)
+                tcpsm_sock_recv(w.sk, &c, 1, TCPSM_MSG_OOB | ((amount & 2) ? TCPSM_MSG_PEEK : 0),
+                                w.now);
+        } else {
+            app_recv(4096, TCPSM_MSG_PEEK);
+        }
+        break;
+    case 4:
+        if (w.sk)
+            tcpsm_sock_shutdown(w.sk, amount & 1 ? 1 : 0, w.now);
+        arp_answer();
+        break;
+    case 5:
+        if (w.sk) {
+            if (amount & 1) {
+                tcpsm_sock_setopt(w.sk, TCPSM_OPT_LINGER, 0);
+            }
+            tcpsm_sock_close(w.sk, w.now);
+            w.sk = NULL;
+        }
+        arp_answer();
+        break;
+    case 6:
+        app_accept();
+        if (w.sk) {
+            tcpsm_sock_poll(w.sk);
+            tcpsm_sock_error(w.sk);
+            struct tcpsm_tcp_info ti;
+            tcpsm_sock_info_at(w.sk, &ti, w.now);
+        }
+        break;
+    case 7:
+        if (w.sk)
+            tcpsm_sock_setopt(w.sk, (amount & 1) ? TCPSM_OPT_CORK : TCPSM_OPT_NODELAY,
+                              (amount >> 1) & 1);
+        app_send(amount * 8 + 1);
+        break;
+    }
+    check_mem();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    memset(&w, 0, sizeof w);
+    unsigned scen = data[0] & 7;
+    w.inl = scen >= 6;
+    w.ts = data[0] & 0x08;
+    w.sack = data[0] & 0x10;
+    w.ws = data[0] & 0x20;
+    uint16_t mss = (data[0] & 0x80) ? 536 : 1460;
+    w.rport = RPORT;
+    w.rnxt = RISN + 1;
+    w.rmax = RISN + 1;
+    w.tsval = 1000;
+    w.now = 1000000000ull;
+
+    struct tcpsm_config c;
+    memset(&c, 0, sizeof c);
+    c.addr = ADDR;
+    c.prefix_len = 24;
+    memcpy(c.mac, MAC, 6);
+    c.secret[0] = 1;
+    c.secret[1] = 2;
+    c.max_socks = 32;
+    c.neigh_max = 8;
+    c.sndbuf = BUF;
+    c.rcvbuf = BUF;
+    c.rcvbuf_max = 4 * BUF;
+    c.mem_max = (data[0] & 0x40) ? (1u << 20) : 0;     /* 1 MiB: the floor */
+    w.dev.ops = &ops;
+    w.dev.mtu = 1500;
+    w.st = tcpsm_stack_new(&c, &w.dev, w.now);
+    CHECK(w.st);
+    if (scen != 1 && scen != 4 && scen != 7) {
+        CHECK(tcpsm_sock_new(w.st, &w.lsk) == 0);
+        CHECK(tcpsm_sock_bind(w.lsk, 0, LPORT) == 0);
+        CHECK(tcpsm_sock_listen(w.lsk, 4) == 0);
+    }
+    setup(scen, mss);
+    check_mem();
+    data++;
+    size--;
+    for (size_t i = 0; i + REC <= size; i += REC)
+        play(data + i, data + i + REC, size - i - REC);
+    /* and a quiet end: the timers run out (retransmissions, TIME-WAIT) */
+    for (int i = 0; i < 4; i++) {
+        app_recv(4096, 0);
+        advance(30ull * 1000000000u);
+    }
+    check_mem();
+    tcpsm_stack_free(w.st);
+    return 0;
+}
