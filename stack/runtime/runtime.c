@@ -389,6 +389,7 @@ struct blocker {
     struct rt_sock *rs;
     struct rt_waiter *w;
     bool active;                /* registered: block_end has work to do */
+    bool excl;                  /* an accept: waits exclusively (rt_wake_sock_event) */
     unsigned seq0;              /* rt_t_sigseq at registration: a handler since gives EINTR */
     struct blocker *outer;      /* w->blocker before (a handler's call inside a call) */
 };
@@ -404,7 +405,10 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
     b->rs->refs++;
     /* The entry lives in the waiter (shared region): another process's
      * event walks rs's queue. */
-    rt_sock_wait_add(b->rs, &b->w->bq, b->w);
+    if (b->excl)
+        rt_sock_wait_add_excl(b->rs, &b->w->bq, b->w);
+    else
+        rt_sock_wait_add(b->rs, &b->w->bq, b->w);
     b->active = true;
     b->seq0 = rt_t_sigseq;
     b->outer = b->w->blocker;
@@ -439,6 +443,12 @@ static void block_end(struct blocker *b)
         return;
     b->active = false;
     rt_sock_wait_del(&b->w->bq);
+    /* An exclusive waiter that leaves with connections still queued (it
+     * took one of several, or a signal or its timeout ended the wait
+     * after it was chosen) hands the wake-up on, so none is left waiting
+     * with sleepers on the queue. */
+    if (b->excl && b->rs->sk && (tcpsm_sock_poll(b->rs->sk) & TCPSM_POLLIN))
+        rt_wake_sock_event(b->rs);
     rt_sock_unref(b->rs);
     rt_lead_leave(b->w);
     b->w->blocker = b->outer;
@@ -657,7 +667,7 @@ int tcpsm_accept_addr(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct tcp
     uint64_t deadline = deadline_of(timeout_ns);
     rt_lock();
     int r = usable(sk);
-    struct blocker b = { 0 };
+    struct blocker b = { .excl = true };
     struct tcpsm_sock *child = NULL;
     while (r == 0) {
         r = tcpsm_sock_accept(sk, &child);

@@ -85,6 +85,7 @@ struct rt_sock;
 struct rt_wqe {
     struct rt_waiter *w;
     struct rt_sock *rs;         /* NULL when not queued */
+    bool exclusive;             /* a blocked accept: one such waiter is woken per event */
     struct rt_wqe *next, *prev;
 };
 
@@ -232,11 +233,17 @@ int rt_proc_ready(void);        /* under lock: see runtime.c */
 struct rt_waiter *rt_waiter_self(void);         /* NULL with errno if no eventfd */
 void rt_signal(struct rt_waiter *w);            /* under lock; coalesced */
 void rt_wake_sock(struct rt_sock *rs);          /* under lock: every waiter of rs */
+/* Under lock: rs's waiters for an event: every one, except that of the
+ * exclusive ones (blocked accepts) only the first not yet woken. */
+void rt_wake_sock_event(struct rt_sock *rs);
 void rt_wake_pollers(void);                     /* under lock */
 void rt_poller_add(struct rt_waiter *w);               /* under lock */
 void rt_poller_del(struct rt_waiter *w);               /* under lock */
 void rt_poll_watch(struct rt_sock *rs);                /* under lock: see runtime_wait.c */
 void rt_sock_wait_add(struct rt_sock *rs, struct rt_wqe *q, struct rt_waiter *w);
+/* The same for an exclusive waiter, queued behind the others (Linux's
+ * add_wait_queue_exclusive: the longest waiting is woken first). */
+void rt_sock_wait_add_excl(struct rt_sock *rs, struct rt_wqe *q, struct rt_waiter *w);
 void rt_sock_wait_del(struct rt_wqe *q);        /* no-op if q is not queued */
 /* Under lock: drops a reference on rs (blocked call or epoll item); frees
  * it when the application has closed it and nothing else holds it. */
