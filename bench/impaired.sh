@@ -3,15 +3,21 @@
 # 5 %, delay 5 +/- 2 ms, reordering 10 %, fixed seed), kernel and tcpsm clients in the same
 # run on the same link. Prints "key kernel_value tcpsm_value" lines (seconds per transfer);
 # run.sh turns them into ratios. Loss recovery is what this measures.
+#   BENCH_IMPAIRED_MB=4  BENCH_IMPAIRED_DIRS="down up"  BENCH_IMPAIRED_ROUNDS=1
+#   BENCH_IMPAIR_ARGS="--loss 5 --delay 5 --jitter 2 --reorder 10" (impair_bridge options)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/tests/lib/netns.sh"
 . "$root/tests/lib/http.sh"
 . "$root/tests/lib/impair.sh"
 size_mb=${BENCH_IMPAIRED_MB:-4}
+dirs=${BENCH_IMPAIRED_DIRS:-down up}     # e.g. "up" for the upload rows only
+rounds=${BENCH_IMPAIRED_ROUNDS:-1}       # >1: one line per round (the bench's noise is large)
 set -e
 netns_setup bridge kaddr
-bridge_start --loss 5 --delay 5 --jitter 2 --reorder 10 --seed 7 --max-seconds 300
+# BENCH_IMPAIR_ARGS replaces the impairment (for experiments; the bench's rows use the default)
+# shellcheck disable=SC2086
+bridge_start ${BENCH_IMPAIR_ARGS:---loss 5 --delay 5 --jitter 2 --reorder 10} --seed 7 --max-seconds 300
 mkdir -p "$TMPD/www" "$TMPD/store"
 chmod 777 "$TMPD/store"
 mkfile "$TMPD/www/f.bin" $((size_mb << 20))
@@ -41,8 +47,10 @@ xfer() {
     echo "$t"
 }
 
-for dir in down up; do
-    k=$(xfer k $dir)
-    s=$(xfer s $dir)
-    echo "imp_$dir ${k:--} ${s:--}"
+for ((r = 0; r < rounds; r++)); do
+    for dir in $dirs; do
+        k=$(xfer k $dir)
+        s=$(xfer s $dir)
+        echo "imp_$dir ${k:--} ${s:--}"
+    done
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: the same workloads on the kernel's TCP and on tcpsm, on the same veth in the same
 # run, reported as ratios (tcpsm / kernel). Never pass/fail on timing: the numbers are for
-# reading. Four to six minutes in total.
+# reading. About ten minutes in total.
 #
 # The stack side of the veth holds two addresses: 198.18.0.2 is the kernel's, 198.18.0.10 is
 # tcpsm's (the library answers ARP for it with its own MAC). The peer namespace (198.18.0.1)
@@ -21,9 +21,14 @@
 #               2001:2::10 tcpsm's)
 #   latency     sockperf ping-pong (TCP) client -> kernel sockperf server: p50 and mean
 #               the same pinned to CPU 0 (client and server), and unpinned with tcpsm spinning
-#   conn rate   ab (no keep-alive: one connection per request) from the peer against nginx
-#               on the kernel (198.18.0.2) and nginx on tcpsm (198.18.0.10); and ab on each
-#               side as the client against nginx in the peer
+#   conn rate   bench/connrate.sh: ab (no keep-alive: one connection per request) from the
+#               peer against nginx on the kernel (198.18.0.2) and nginx on tcpsm (198.18.0.10);
+#               and ab on each side as the client against nginx in the peer; BENCH_CONN_ROUNDS
+#               (3) rounds, alternating
+#   many conns  bench/conn_many.sh: an epoll server holding 10,000 connections (accept time,
+#               echo time, idle memory per connection), and the sustained rate: nginx serving
+#               BENCH_SUS_ROUNDS (5) rounds of BENCH_SUS_N (40,000) connections from ab, with
+#               the stack-side nginx's memory, fds and threads per round
 #   impairment  bench/impaired.sh: curl download and upload through the impair_bridge
 #               (loss 5 %, delay 5 +/- 2 ms, reordering 10 %): seconds per transfer
 #
@@ -196,14 +201,6 @@ sockperf_run() {
     echo "${p50:-} ${avg:-}"
 }
 
-ab_run() {
-    local host=$1 port=$2 f=$TMPD/ab-$1.txt
-    on_peer timeout 60 ab -q -n "$conns" -c 20 -s 10 "http://$host:$port/index.html" >"$f" 2>&1
-    local rps failed
-    rps=$(sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' "$f")
-    failed=$(sed -n 's/^Failed requests: *\([0-9]*\).*/\1/p' "$f")
-    if [ -n "$rps" ] && [ "${failed:-1}" = 0 ]; then echo "$rps"; else echo ""; fi
-}
 
 log "bench: throughput with the offloads off on both veth ends ($rounds rounds x ${secs}s)"
 offloads() {  # on|off, both veth ends (veth's defaults: tx, tso, gso on; gro off)
@@ -257,39 +254,20 @@ for i in 1 2; do
     K[lat_spin]=$(min2 "${K[lat_spin]:-}" "$kp") S[lat_spin]=$(min2 "${S[lat_spin]:-}" "$sp")
 done
 
-log "bench: connection rate (ab -n $conns -c 20, no keep-alive)"
-mkdir -p "$TMPD/www"
-head -c 1024 /dev/urandom | base64 >"$TMPD/www/index.html"
-chmod 644 "$TMPD/www/index.html"
-nginx_conf "$TMPD/ngx-k" "$KSTACK_IP:8081" "$TMPD/www"
-nginx_conf "$TMPD/ngx-s" "$STACK_IP:8080" "$TMPD/www"
-nginx_start bg_kstack "$TMPD/ngx-k"
-nginx_start bg_stack "$TMPD/ngx-s"
-ngx_s=$BG_PID
-wait_listen "$NS_S" 8081
-if wait_connect "$NS_P" "$STACK_IP" 8080 15 2>/dev/null; then :; fi
-K[conn]=$(ab_run "$KSTACK_IP" 8081)
-S[conn]=$(ab_run "$STACK_IP" 8080)
-
-# The other direction: ab on the stack side (kernel or tcpsm) against nginx in the peer.
-log "bench: connection rate as a client (ab on each side -> nginx in the peer)"
-ab_client() {
-    local side=$1 f=$TMPD/ab-client-$1.txt
-    run_side "$side" timeout 60 ab -q -n "$conns" -c 20 -s 10 "http://$PEER_IP:8082/index.html" \
-        >"$f" 2>&1
-    local rps failed
-    rps=$(sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' "$f")
-    failed=$(sed -n 's/^Failed requests: *\([0-9]*\).*/\1/p' "$f")
-    if [ -n "$rps" ] && [ "${failed:-1}" = 0 ]; then echo "$rps"; else echo ""; fi
+log "bench: connection rate (bench/connrate.sh: ab -n $conns -c 20, no keep-alive, ${BENCH_CONN_ROUNDS:-3} rounds)"
+# "key kernel,values tcpsm,values" lines from the sub-benches: per-round values
+many_line() {
+    local key=$1 kv=$2 sv=$3 v
+    for v in ${kv//,/ }; do [ "$v" = - ] || addv "$key|k" "$v"; done
+    for v in ${sv//,/ }; do [ "$v" = - ] || addv "$key|s" "$v"; done
 }
-# Two programs started separately cannot share one stack yet (README, Process model): the
-# stack-side nginx leaves before ab runs on the stack's address.
-bg_stop "$ngx_s" || true
-nginx_conf "$TMPD/ngx-p" "$PEER_IP:8082" "$TMPD/www"
-nginx_start bg_peer "$TMPD/ngx-p"
-wait_listen "$NS_P" 8082
-K[conn_cli]=$(ab_client k)
-S[conn_cli]=$(ab_client s)
+while read -r key kv sv; do
+    case $key in conn|conn_cli) many_line "$key" "$kv" "$sv" ;; esac
+done < <(TCPSM_NS_TAG= bash "$root/bench/connrate.sh" 2>"$out/raw-connrate.log")
+log "bench: 10,000 connections and sustained connection rate (bench/conn_many.sh)"
+while read -r key kv sv; do
+    case $key in c10k_*|sustained) many_line "$key" "$kv" "$sv" ;; esac
+done < <(TCPSM_NS_TAG= bash "$root/bench/conn_many.sh" 2>"$out/raw-conn_many.log")
 
 log "bench: bulk transfers through impairment (bench/impaired.sh)"
 while read -r key kv sv; do
@@ -317,6 +295,10 @@ prow() {  # label metric: the stack pair
     printf '%-30s %7s %7s %-17s\n' "$1" "$(median "${V[$2|k]:-}")" "$(median "${V[$2|s]:-}")" \
         "$(ratios "$2")"
 }
+mrow() {  # label metric note: medians of the rounds and the ratio [spread]
+    printf '%-44s %9s %9s %-17s %s\n' "$1" "$(median "${V[$2|k]:-}")" "$(median "${V[$2|s]:-}")" \
+        "$(ratios "$2")" "$3"
+}
 {
     echo "tcpsm bench ($(date -u +%Y-%m-%dT%H:%MZ), mode $TCPSM_TEST_MODE): same veth, same run"
     echo
@@ -342,10 +324,18 @@ prow() {  # label metric: the stack pair
     row "TCP ping-pong latency mean, us" lat_avg "(lower is better)"
     row "TCP ping-pong p50, both pinned to CPU 0, us" lat_pin "(lower is better; target <= 1.2)"
     row "TCP ping-pong p50, unpinned, tcpsm spin 50us" lat_spin "(lower is better; target <= 0.8)"
-    row "nginx connection rate (ab -c 20), req/s" conn "(higher is better)"
-    row "connection rate as a client (ab -c 20), req/s" conn_cli "(higher is better)"
     row "${BENCH_IMPAIRED_MB:-4} MB download, loss 5% reorder 10%, s" imp_down "(lower is better)"
     row "${BENCH_IMPAIRED_MB:-4} MB upload, loss 5% reorder 10%, s" imp_up "(lower is better)"
+    echo
+    echo "connections: medians of the rounds, ratio of the medians [min-max of the per-round ratios]"
+    printf '%-44s %9s %9s %-17s\n' "workload" kernel tcpsm ratio
+    mrow "nginx connection rate (ab -c 20), req/s" conn "(higher is better; target >= 1.0)"
+    mrow "connection rate as a client (ab), req/s" conn_cli "(higher is better; target >= 1.0)"
+    mrow "10,000 connections: accept, ms" c10k_accept "(lower is better; target <= 1.5)"
+    mrow "10,000 connections: echo on each, ms" c10k_echo "(lower is better; target <= 1.5)"
+    mrow "  idle memory per connection, bytes (RSS)" c10k_mem "(tcpsm: target <= 4096)"
+    mrow "  stack region in use per connection, bytes" c10k_region ""
+    mrow "sustained: ${BENCH_SUS_ROUNDS:-5} x ${BENCH_SUS_N:-40000} conns, req/s" sustained "(every round >= 0.9; per round: raw-conn_many.log)"
     echo "ratio = tcpsm / kernel; 'failed' or '-' = the run produced no result (raw outputs: $out/raw-*)."
     echo "CPU s/GB: user+sys seconds of the iperf3 process(es) per GB received (the kernel's softirq"
     echo "work on the other CPU is not in it; tcpsm's threads are). A shared machine makes all of it noisy."
@@ -354,11 +344,18 @@ for v in kernel:K tcpsm:S; do
     declare -n A=${v#*:}
     rec "iperf3 -6 client send" "${v%:*}" 1 "${A[iperf6_send]:-}" Gbit/s
     rec "iperf3 -6 client receive" "${v%:*}" 1 "${A[iperf6_recv]:-}" Gbit/s
-    rec "nginx connection rate (ab)" "${v%:*}" 1 "${A[conn]:-}" req/s
-    rec "connection rate as a client (ab)" "${v%:*}" 1 "${A[conn_cli]:-}" req/s
     rec "download, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_down]:-}" s
     rec "upload, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_up]:-}" s
     unset -n A
+done
+for m in "conn:nginx connection rate (ab):req/s" "conn_cli:connection rate as a client (ab):req/s" \
+    "c10k_accept:10,000 connections, accept:ms" "c10k_echo:10,000 connections, echo:ms" \
+    "sustained:sustained connection rate (ab, nginx):req/s"; do
+    IFS=: read -r key name unit <<<"$m"
+    for v in kernel:k tcpsm:s; do
+        i=0
+        for x in ${V[$key|${v#*:}]:-}; do i=$((i + 1)); rec "$name" "${v%:*}" $i "$x" "$unit"; done
+    done
 done
 echo "results: $results"
 bash "$root/bench/plot.sh" "$tsv" "$out/report.svg" || echo "bench: no report picture (gnuplot missing? make deps)"

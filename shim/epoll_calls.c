@@ -54,6 +54,20 @@ struct shim_ep {
 
 static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
 
+static _Atomic pid_t ep_pid_cache;     /* 0: unknown (reset in a fork child) */
+
+/* getpid() is a system call (glibc no longer caches it) and every epoll
+ * call asks: the pid is cached, and forgotten in the child at fork. */
+static pid_t my_pid(void)
+{
+    pid_t p = atomic_load_explicit(&ep_pid_cache, memory_order_relaxed);
+    if (__builtin_expect(p == 0, 0)) {
+        p = getpid();
+        atomic_store_explicit(&ep_pid_cache, p, memory_order_relaxed);
+    }
+    return p;
+}
+
 /* The runtime instance, for changing its items: in the process that made
  * it only; NULL in a forked child, whose copy of these records may point at
  * items the parent has since freed in the shared stack (the runtime ignores
@@ -61,7 +75,7 @@ static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
  * process that inherited it (ep->rep): it is shared, as on Linux. */
 static struct tcpsm_ep *ep_rep(const struct shim_ep *ep)
 {
-    return ep->pid == getpid() ? ep->rep : NULL;
+    return ep->pid == my_pid() ? ep->rep : NULL;
 }
 
 /* A signal handler that runs while this thread holds ep_mu and calls
@@ -257,7 +271,7 @@ static int ep_new(int epfd)
     while (ep_key == 0 && getrandom(&ep_key, sizeof(ep_key), 0) != (ssize_t)sizeof(ep_key))
         ;
     ep_unlock();
-    ep->pid = getpid();
+    ep->pid = my_pid();
     int r = tcpsm_ep_new(&ep->rep);
     if (r < 0) {
         e = -r;
@@ -635,5 +649,6 @@ void shim_epoll_atfork_parent(void)
 
 void shim_epoll_atfork_child(void)
 {
+    atomic_store_explicit(&ep_pid_cache, 0, memory_order_relaxed);
     pthread_mutex_unlock(&ep_mu);
 }

@@ -23,11 +23,10 @@ static void reno_on_ack(struct tcpsm_sock *sk, uint32_t acked)
 {
     uint32_t mss = tcp_send_mss(sk);
     if (sk->cwnd < sk->ssthresh) {
-        /* RFC 3465 appropriate byte counting with L = 2: a stretch ACK
-         * (one per GRO frame from a Linux receiver) grows cwnd by up to
-         * two segments, not one */
-        uint32_t lim = TCP_ABC_L * mss;
-        sk->cwnd += acked < lim ? acked : lim;
+        /* appropriate byte counting (RFC 3465) with RFC 9406's L = 8: a
+         * stretch ACK (one per GRO frame from a Linux receiver) grows cwnd
+         * by what it ACKs, up to eight segments; HyStart++ may slow it */
+        sk->cwnd += tcp_hystart_ss_inc(sk, acked);
     } else {
         sk->cwnd_acc += acked;                          /* RFC 5681 3.1 (3.3) */
         if (sk->cwnd_acc >= sk->cwnd) {
@@ -69,6 +68,9 @@ void tcp_cong_init(struct tcpsm_sock *sk)
     sk->undo_state = TCP_UNDO_OFF;
     sk->high_rxt = sk->snd_una;
     sk->recover = sk->iss;              /* RFC 6582 3.2 step 1 (not SND.UNA: first-data loss) */
+    sk->loss_state = false;
+    tcp_rack_init(sk);
+    tcp_hystart_init(sk);
 }
 
 /* RFC 6582 3.2 (2) / RFC 6675 5 (4): enter fast recovery. With SACK
@@ -112,6 +114,99 @@ void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr)
         sk->ssthresh = sk->prior_ssthresh;
     sk->undo_state = TCP_UNDO_DONE;
     sk->st->cnt.tcp_undo++;
+    if (tcp_rack_on(sk))
+        tcp_cong_undo_all(sk);
+}
+
+/* RACK connections: an undone recovery ends, nothing stays marked lost,
+ * and the reordering it was is remembered (Linux tcp_try_undo_recovery,
+ * tcp_undo_cwnd_reduction, RFC 8985 6.2 step 3). */
+void tcp_cong_undo_all(struct tcpsm_sock *sk)
+{
+    tcp_rtxq_clear_lost(sk);
+    sk->rack.reord = true;
+    sk->in_recovery = false;
+    sk->loss_state = false;
+    sk->undo_state = TCP_UNDO_OFF;
+    tcp_rack_recovery_exit(sk);
+}
+
+/* RFC 6937 PRR: on each ACK in fast recovery, cwnd = pipe + what may be
+ * sent for the data just delivered: proportionally (ssthresh/RecoverFS of
+ * it) while pipe is above ssthresh, else slow start back up to ssthresh
+ * (PRR-SSRB), at most what was delivered plus one segment ahead. */
+static void prr_ack(struct tcpsm_sock *sk, uint32_t delivered)
+{
+    uint32_t mss = tcp_send_mss(sk);
+    sk->prr_delivered += delivered;
+    uint32_t pipe = tcp_rtxq_pipe(sk);
+    int64_t sndcnt;
+    if (pipe > sk->ssthresh) {
+        uint64_t fs = sk->recover_fs ? sk->recover_fs : 1;
+        sndcnt = (int64_t)(((uint64_t)sk->prr_delivered * sk->ssthresh + fs - 1) / fs) -
+                 (int64_t)sk->prr_out;
+    } else {
+        int64_t lim = (int64_t)sk->prr_delivered - (int64_t)sk->prr_out;
+        if (lim < (int64_t)delivered)
+            lim = delivered;
+        lim += mss;
+        sndcnt = (int64_t)sk->ssthresh - pipe;
+        if (sndcnt > lim)
+            sndcnt = lim;
+    }
+    if (sndcnt < 0)
+        sndcnt = 0;
+    /* the fast retransmit goes at once (Linux tcp_cwnd_reduction) */
+    if (!sk->prr_out && sndcnt < mss && sk->rtxq.lost)
+        sndcnt = mss;
+    /* whole segments: a partial one would be held back by SWS avoidance */
+    sndcnt = (sndcnt + mss - 1) / mss * mss;
+    uint64_t c = (uint64_t)pipe + (uint64_t)sndcnt;
+    sk->cwnd = c > CWND_MAX ? CWND_MAX : (uint32_t)c;
+}
+
+/* RACK connections (RFC 8985 with RFC 6675's recovery and RFC 6937 PRR):
+ * recovery starts when RACK (or the DupThresh fallback, or an RTO) marks a
+ * segment lost and ends with the ACK of everything sent before it began.
+ * acked: SND.UNA's advance; delivered: that plus the bytes newly SACKed. */
+void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered)
+{
+    if (!sk->cc_on)
+        tcp_cong_init(sk);
+    if (sk->in_recovery && seq_ge(sk->snd_una, sk->recover)) {
+        /* RFC 6937 3.1: the window at the end of recovery is ssthresh */
+        if (!sk->loss_state) {
+            sk->cwnd = sk->ssthresh;
+            if (sk->undo_state == TCP_UNDO_DONE && sk->cwnd < sk->prior_cwnd)
+                sk->cwnd = sk->prior_cwnd;
+        }
+        sk->in_recovery = false;
+        sk->loss_state = false;
+        sk->undo_state = TCP_UNDO_OFF;
+        sk->dupacks = 0;
+        tcp_rack_recovery_exit(sk);
+        acked = 0;                      /* this ACK's data was recovery's, not growth */
+    }
+    if (!sk->in_recovery && sk->rtxq.lost) {
+        sk->prior_cwnd = sk->cwnd;
+        sk->prior_ssthresh = sk->ssthresh;
+        sk->undo_state = sk->ts_ok ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
+        sk->recover_fs = sk->snd_max - sk->snd_una;     /* RFC 6937: RecoverFS */
+        sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
+        sk->recover = sk->snd_max;
+        sk->sack_recovery = true;
+        sk->in_recovery = true;
+        sk->prr_delivered = sk->prr_out = 0;
+        sk->hs.phase = TCP_HS_DONE;     /* RFC 9406 4.3: a loss ends slow start's probing */
+        sk->st->cnt.tcp_fast_retrans++;
+    }
+    if (sk->in_recovery && !sk->loss_state) {
+        prr_ack(sk, delivered);
+        return;
+    }
+    /* open, or after an RTO (slow start back up, as Linux in TCP_CA_Loss) */
+    if (acked)
+        tcp_cong_ops(sk->cc_algo)->on_ack(sk, acked);
 }
 
 /* The SACK scoreboard shows the first segment lost before three
@@ -199,4 +294,13 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
     sk->undo_state = TCP_UNDO_OFF;
     sk->sacked.n = 0;                   /* RFC 2018 8: SACK state is advisory after an RTO */
     sk->high_rxt = sk->snd_una;
+    sk->hs.phase = TCP_HS_DONE;
+    if (tcp_rack_on(sk)) {
+        /* everything not SACKed is lost and is sent again from the queue
+         * as cwnd grows back, SND.NXT stays (Linux tcp_enter_loss) */
+        tcp_rtxq_mark_all_lost(sk);
+        sk->in_recovery = true;
+        sk->loss_state = true;
+        sk->rack.reo_at = 0;
+    }
 }

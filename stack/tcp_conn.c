@@ -251,6 +251,7 @@ struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st)
     sk->linger = -1;
     sk->rto_us = TCP_RTO_INIT_US;
     sk->mss = TCP_MSS_DEF;
+    sk->cc_pref = TCPSM_CC_CUBIC;       /* RFC 9438, Linux's default too */
     sk->anext = ts->all;
     if (ts->all)
         ts->all->aprev = sk;
@@ -371,6 +372,7 @@ void tcp_sock_free(struct tcpsm_sock *sk)
     tcp_ring_release(sk, &sk->sndq);    /* flushes frames that point into it */
     tcp_ring_release(sk, &sk->rcvq);
     tcp_ofo_purge(sk);
+    tcp_rtxq_free(sk);
     if (sk->aprev)
         sk->aprev->anext = sk->anext;
     else
@@ -692,6 +694,7 @@ void tcp_release_buffers(struct tcpsm_sock *sk)
     if (!sk->user_ref || sk->rcvq.len == 0)
         tcp_ring_release(sk, &sk->rcvq);
     tcp_ofo_purge(sk);
+    tcp_rtxq_free(sk);
 }
 
 /* Free a TCB that reached CLOSED and that nobody references any more. */
@@ -713,7 +716,7 @@ void tcp_done(struct tcpsm_sock *sk, int err, const char *why, const struct tcp_
     sk->tx_rst = false;
     tcp_set_state(sk, TCPSM_CLOSED, why, in, !in && rst_out);
     sk->rto_at = sk->persist_at = sk->dack_at = sk->ka_at = sk->state_at = sk->cork_at = 0;
-    sk->tlp_at = 0;
+    sk->tlp_at = sk->rack.reo_at = 0;
     timer_cancel(&sk->st->timers, &sk->timer);
     tcp_ehash_del(sk);
     if (!sk->user_bound)

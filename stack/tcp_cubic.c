@@ -45,8 +45,8 @@ static void cubic_on_ack(struct tcpsm_sock *sk, uint32_t acked)
 {
     uint32_t mss = tcp_send_mss(sk);
     if (sk->cwnd < sk->ssthresh) {      /* slow start (4.10: as Reno) */
-        uint32_t lim = TCP_ABC_L * mss;  /* RFC 3465 ABC, L = 2, as Reno here */
-        sk->cwnd += acked < lim ? acked : lim;
+        /* as Reno (RFC 3465 ABC, RFC 9406 L and HyStart++) */
+        sk->cwnd += tcp_hystart_ss_inc(sk, acked);
         if (sk->cwnd > CWND_MAX)
             sk->cwnd = CWND_MAX;
         return;

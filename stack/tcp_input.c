@@ -40,6 +40,14 @@ static void set_mss(struct tcpsm_sock *sk, const struct tcp_opts *o)
     uint32_t ours = our_mss(sk);
     if (m > ours)
         m = ours;
+    /* what ICMP taught about this destination (RFC 1191 6.3) */
+    uint32_t pm = pmtu_lookup(sk->st, &sk->raddr, sk->st->now);
+    if (pm) {
+        uint32_t hdr = addr_is_v4(&sk->raddr) ? 40u : 60u;
+        sk->pmtu = pm;
+        if (pm > hdr && m > pm - hdr)
+            m = pm - hdr;
+    }
     if (m < 64)
         m = 64;
     sk->mss = (uint16_t)m;
@@ -495,13 +503,43 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
     return false;
 }
 
+/* RACK connections: the segment's SACK blocks on the retransmit queue
+ * (RFC 2018, RFC 2883 D-SACK). Returns the bytes newly SACKed. */
+static uint32_t rack_sack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
+{
+    const struct tcp_opts *o = &seg->opt;
+    /* RFC 2883 4: a first block below the ACK, or inside the second, is a
+     * D-SACK: a segment arrived twice (a spurious retransmission) */
+    bool dsack = o->nsack &&
+                 (seq_le(o->sack_r[0], seg->ack) ||
+                  (o->nsack > 1 && seq_ge(o->sack_l[0], o->sack_l[1]) &&
+                   seq_le(o->sack_r[0], o->sack_r[1])));
+    if (dsack)
+        tcp_rack_dsack(sk);
+    else if (sk->rack.dsack_round_on && seq_ge(sk->snd_una, sk->rack.dsack_round))
+        sk->rack.dsack_round_on = false;
+    uint32_t got = 0;
+    for (unsigned i = dsack ? 1 : 0; i < o->nsack; i++) {
+        uint32_t l = o->sack_l[i], r = o->sack_r[i];
+        /* blocks outside what is in flight are ignored */
+        if (!seq_lt(l, r) || !seq_gt(r, sk->snd_una) || seq_gt(r, sk->snd_max))
+            continue;
+        got += tcp_rtxq_sack(sk, l, r, now);
+    }
+    return got;
+}
+
 /* Fifth step, ACK processing for ESTABLISHED and the closing states. */
 static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
 {
     uint32_t ack = seg->ack;
     uint32_t nwnd = (uint32_t)seg->wnd << sk->snd_wscale;
     bool rtx = false;
+    bool rack = tcp_rack_on(sk) && sk->syn_acked;
     bool new_sack = seg->opt.nsack && tcp_sack_update(sk, &seg->opt);
+    uint32_t delivered = 0, prior_una = sk->snd_una;
+    if (rack)
+        delivered = rack_sack(sk, seg, now);
     if (seq_lt(sk->snd_una, ack) && seq_le(ack, sk->snd_max)) {
         uint32_t acked = ack - sk->snd_una;
         uint32_t end = sk->snd_buf_seq + sk->sndq.len;
@@ -514,6 +552,8 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->snd_buf_seq += n;
             sk->bytes_acked += n;
         }
+        if (rack)
+            delivered += acked - tcp_rtxq_ack(sk, ack, now);
         sk->snd_una = ack;
         sk->syn_acked = true;
         if (seq_lt(sk->snd_nxt, sk->snd_una))
@@ -550,7 +590,8 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
         sk->tlp_sent = false;
         if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr)
             tcp_cong_undo_check(sk, seg->opt.tsecr);
-        rtx = tcp_cong_ack(sk, acked, false, now);
+        if (!rack)
+            rtx = tcp_cong_ack(sk, acked, false, now);
         if (sk->snd_una == sk->snd_max)
             tcp_rto_stop(sk);
         else
@@ -559,12 +600,26 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
     } else if (ack == sk->snd_una && seg->len == 0 &&
                !(seg->flags & (TCPSM_SYN | TCPSM_FIN)) && (nwnd == sk->snd_wnd || new_sack) &&
                sk->snd_una != sk->snd_max && !sk->persist_at) {
-        rtx = tcp_cong_ack(sk, 0, true, now);      /* duplicate ACK (RFC 5681 2, RFC 6675 2) */
+        if (rack) {
+            sk->dupacks++;              /* duplicate ACK (RFC 5681 2) */
+            tcp_rack_dupthresh(sk);
+        } else {
+            rtx = tcp_cong_ack(sk, 0, true, now);  /* duplicate ACK (RFC 5681 2, RFC 6675 2) */
+        }
     }
-    if (!rtx && sk->sacked.n)
-        rtx = tcp_cong_sack_loss(sk);
-    if (new_sack && tcp_sack_rtx_lost(sk))
-        rtx = true;
+    if (rack) {
+        if (sk->snd_una != prior_una)
+            sk->dupacks = 0;
+        /* RFC 8985 6.2 step 5: losses; then recovery, PRR or growth */
+        if (sk->snd_una != prior_una || delivered)
+            tcp_rack_detect(sk, now);
+        tcp_cong_rack_ack(sk, sk->snd_una - prior_una, delivered);
+    } else {
+        if (!rtx && sk->sacked.n)
+            rtx = tcp_cong_sack_loss(sk);
+        if (new_sack && tcp_sack_rtx_lost(sk))
+            rtx = true;
+    }
     /* send window update (3.10.7.4 fifth, SND.WL1/SND.WL2) */
     if (seq_le(sk->snd_una, ack) &&
         (seq_lt(sk->snd_wl1, seg->seq) || (sk->snd_wl1 == seg->seq && seq_le(sk->snd_wl2, ack)))) {
@@ -983,8 +1038,15 @@ void tcp_input(struct tcpsm_stack *st, const struct tcpsm_addr *src, const struc
 void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now)
 {
     bool v4 = addr_is_v4(&sk->raddr);
-    if (mtu < (v4 ? 552u : 1280u))
-        return;
+    /* below the floor (0 from a pre-RFC 1191 router included): the floor,
+     * as Linux (ip_rt_min_pmtu 552; IPv6's minimum MTU, RFC 8201 4) */
+    uint32_t floor = v4 ? 552u : 1280u;
+    if (mtu < floor)
+        mtu = floor;
+    uint32_t link = tcp_mtu_l4(sk) + (v4 ? 20u : 40u);
+    if (mtu >= link)
+        return;                         /* no news: never above the link's MTU */
+    pmtu_learn(sk->st, &sk->raddr, mtu, now);
     if (!sk->pmtu || mtu < sk->pmtu)
         sk->pmtu = mtu;
     uint32_t mss = mtu - (v4 ? 40u : 60u);

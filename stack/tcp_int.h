@@ -33,13 +33,14 @@
 #define TCP_ORPHAN_PROBES   8           /* Linux tcp_orphan_retries: zero-window probes of an orphan */
 #define TCP_DELACK_NS       (40 * MS_NS)
 #define TCP_QUICKACKS       16          /* Linux TCP_MAX_QUICKACKS: ACK at once at the start */
-#define TCP_ABC_L           2           /* RFC 3465 2.2: slow start grows <= L*SMSS per ACK */
+#define TCP_ABC_L           8           /* slow start grows <= L*SMSS per ACK: RFC 9406 4.3
+                                           (L = 8 without pacing; RFC 3465 said 2) */
 #define TCP_CORK_NS         (200 * MS_NS)   /* TCP_CORK ceiling, as Linux */
 #define TCP_OOW_ACK_NS      (500 * MS_NS)   /* Linux tcp_invalid_ratelimit */
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_BATCH_MAX       64          /* connections with work deferred to the end of an input batch */
-#define TCP_RING_INIT       (4u * 1024u)    /* first allocation of a buffer ring */
+#define TCP_RING_INIT       512u            /* first allocation of a buffer ring (grows by doubling) */
 #define TCP_RING_CACHE      8               /* released ring buffers kept for reuse */
 #define TCP_RING_CACHE_BYTES (16u * 1024u * 1024u)
 #define TCP_MEM_MAX_DEF     (128u << 20)    /* buffer memory of the whole stack (README) */
@@ -109,6 +110,54 @@ struct tcp_seg {
 
 struct congestion_ops;
 
+/* One segment sent and not yet cumulatively acknowledged (tcp_rtxq.c;
+ * Linux's rtx queue skb with its TCP_SKB_CB sacked bits). */
+#define TCP_RTX_SACKED  1               /* the peer SACKed it */
+#define TCP_RTX_LOST    2               /* deemed lost (RACK, RTO, DupThresh): to send again */
+#define TCP_RTX_RETRANS 4               /* a retransmission of it is in flight */
+#define TCP_RTX_EVER    8               /* was retransmitted at least once */
+#define TCP_RTX_FIN     16              /* its last sequence number is our FIN */
+#define TCP_RTXQ_MAX    16384u          /* records per connection; beyond, the newest grows */
+struct tcp_rtx {
+    uint32_t seq, end;                  /* [seq, end), a FIN included */
+    uint64_t xmit;                      /* last (re)transmission */
+    uint8_t fl;
+};
+/* The records in sequence order, contiguous from SND.UNA, in r[head..head+n). */
+struct tcp_rtxq {
+    struct tcp_rtx *r;
+    uint32_t cap, head, n;
+    /* bytes: SACKed; LOST and not SACKed; RETRANS and not SACKed */
+    uint32_t sacked, lost, retrans;
+};
+
+/* RACK-TLP state (RFC 8985 6.1, tcp_rack.c). */
+struct tcp_rack {
+    uint64_t xmit;                      /* RACK.xmit_ts: latest send time delivered */
+    uint32_t end_seq;                   /* RACK.end_seq */
+    uint32_t rtt_us;                    /* RACK.rtt */
+    uint32_t fack;                      /* RACK.fack: highest end delivered */
+    bool valid;                         /* xmit/end_seq set */
+    bool reord;                         /* RACK.reordering_seen */
+    bool dsack_round_on;
+    uint8_t reo_mult, reo_persist;      /* RACK.reo_wnd_mult, RACK.reo_wnd_persist */
+    uint32_t dsack_round;
+    uint64_t reo_at;                    /* the RACK reordering timer, 0 = off */
+};
+
+/* HyStart++ (RFC 9406) per-connection state (tcp_hystart.c). */
+struct tcp_hystart {
+    uint8_t phase;                      /* TCP_HS_SS, TCP_HS_CSS, TCP_HS_DONE */
+    uint8_t css_rounds;
+    uint32_t round_end;                 /* windowEnd: SND.NXT at the round's start */
+    uint32_t last_min_rtt, cur_min_rtt; /* us, UINT32_MAX = none */
+    uint32_t rtt_samples;
+    uint32_t css_baseline;              /* cssBaselineMinRtt */
+};
+#define TCP_HS_SS   0
+#define TCP_HS_CSS  1
+#define TCP_HS_DONE 2
+
 /* CUBIC's state (tcp_cubic.c), windows in segments, times in seconds. */
 struct cubic_state {
     double w_max;                       /* window before the last reduction */
@@ -158,6 +207,8 @@ struct tcpsm_sock {
     int tos;                            /* IP_TOS / IPV6_TCLASS of the packets sent */
     int ttl;                            /* IP_TTL / IPV6_UNICAST_HOPS, -1 = default 64 */
     uint32_t pmtu;                      /* path MTU learnt from ICMP, 0 = the link's */
+    uint64_t plpmtu_raise_at;           /* black hole (tcp_pmtu.c): full MSS again at, 0 = none */
+    uint16_t mss_full;                  /* ... and that MSS */
 
     /* listener */
     struct tcpsm_sock *synq, *accq, *accq_tail;
@@ -237,6 +288,13 @@ struct tcpsm_sock {
     uint8_t cc_pref;                    /* TCPSM_CC_*: TCP_CONGESTION */
     struct cubic_state cubic;
     uint32_t cwnd, ssthresh, recover, cwnd_acc;
+    struct tcp_rtxq rtxq;               /* segments in flight (tcp_rtxq.c) */
+    struct tcp_rack rack;               /* RACK-TLP loss detection (tcp_rack.c) */
+    struct tcp_hystart hs;              /* HyStart++ (tcp_hystart.c) */
+    bool loss_state;                    /* recovering after an RTO (Linux TCP_CA_Loss) */
+    /* PRR (RFC 6937): bytes delivered and sent since recovery began, and
+     * the flight then (RecoverFS) */
+    uint32_t prr_delivered, prr_out, recover_fs;
     struct tcp_ooo sacked;              /* SACK scoreboard above snd_una (tcp_sack.c) */
     uint32_t high_rxt;                  /* RFC 6675 HighRxt */
     uint32_t rxt_snd_max;               /* SND.MAX at the latest SACK-recovery retransmission */
@@ -426,6 +484,8 @@ void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_probe(struct tcpsm_sock *sk, uint64_t now);
 void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now);
 void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now);   /* tcp_input.c */
+void tcp_plpmtud_rto(struct tcpsm_sock *sk, uint64_t now);  /* tcp_pmtu.c */
+void tcp_plpmtud_raise(struct tcpsm_sock *sk, uint64_t now);
 void tcp_retransmit_tail(struct tcpsm_sock *sk, uint64_t now);
 void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg);
 uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk);
@@ -455,6 +515,33 @@ uint32_t tcp_sack_lost_bytes(const struct tcpsm_sock *sk);
 uint32_t tcp_sack_next_hole(const struct tcpsm_sock *sk, uint32_t *seq);
 bool tcp_sack_rtx_lost(struct tcpsm_sock *sk);
 
+/* tcp_rtxq.c */
+void tcp_rtxq_free(struct tcpsm_sock *sk);
+void tcp_rtxq_sent(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, bool fin, uint64_t now);
+uint32_t tcp_rtxq_ack(struct tcpsm_sock *sk, uint32_t ack, uint64_t now);
+uint32_t tcp_rtxq_sack(struct tcpsm_sock *sk, uint32_t l, uint32_t r, uint64_t now);
+uint32_t tcp_rtxq_pipe(const struct tcpsm_sock *sk);
+bool tcp_rtxq_next_lost(struct tcpsm_sock *sk, uint32_t mss, uint32_t *seq, uint32_t *len);
+void tcp_rtxq_mark_lost(struct tcpsm_sock *sk, struct tcp_rtx *x);
+void tcp_rtxq_mark_all_lost(struct tcpsm_sock *sk);
+void tcp_rtxq_clear_lost(struct tcpsm_sock *sk);
+struct tcp_rtx *tcp_rtxq_at(const struct tcpsm_sock *sk, uint32_t i);
+
+/* tcp_rack.c */
+static inline bool tcp_rack_on(const struct tcpsm_sock *sk) { return sk->sack_ok; }
+void tcp_rack_init(struct tcpsm_sock *sk);
+void tcp_rack_delivered(struct tcpsm_sock *sk, const struct tcp_rtx *x, uint64_t now);
+void tcp_rack_dsack(struct tcpsm_sock *sk);
+void tcp_rack_recovery_exit(struct tcpsm_sock *sk);
+uint32_t tcp_rack_reo_wnd(const struct tcpsm_sock *sk);
+bool tcp_rack_detect(struct tcpsm_sock *sk, uint64_t now);
+void tcp_rack_dupthresh(struct tcpsm_sock *sk);
+
+/* tcp_hystart.c */
+void tcp_hystart_init(struct tcpsm_sock *sk);
+void tcp_hystart_rtt(struct tcpsm_sock *sk, uint32_t rtt_us);
+uint32_t tcp_hystart_ss_inc(struct tcpsm_sock *sk, uint32_t acked);
+
 /* tcp_cong.c: RFC 5681 + RFC 6582 NewReno behind an ops table. */
 struct congestion_ops {
     const char *name;
@@ -470,6 +557,8 @@ void tcp_cong_init(struct tcpsm_sock *sk);
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now);
 void tcp_cong_rto(struct tcpsm_sock *sk);
 bool tcp_cong_sack_loss(struct tcpsm_sock *sk);
+void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered);
+void tcp_cong_undo_all(struct tcpsm_sock *sk);
 void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr);
 
 static inline struct tcp_stack *TS(const struct tcpsm_sock *sk) { return sk->st->tcp; }

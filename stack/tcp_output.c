@@ -225,6 +225,15 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     }
     finish(st, &sk->laddr, &sk->raddr, p, hl + len, sk->tos, sk->ttl, gso ? mss : 0);
     sk->segs_out++;
+    if ((len || (flags & TCPSM_FIN)) && sk->syn_acked && tcp_rack_on(sk) &&
+        !(flags & (TCPSM_SYN | TCPSM_RST)) && !seq_lt(seq, sk->snd_una)) {
+        /* the retransmit queue learns every data segment and FIN sent
+         * (SACK connections: without SACK, NewReno needs no records) */
+        bool fin = (flags & TCPSM_FIN) != 0;
+        tcp_rtxq_sent(sk, seq, len + (fin ? 1 : 0), fin, now);
+        if (sk->in_recovery && !sk->loss_state)
+            sk->prr_out += len + (fin ? 1 : 0);     /* RFC 6937 prr_out */
+    }
     if (len) {
         sk->data_segs_out++;
         sk->bytes_sent += len;
@@ -328,6 +337,29 @@ static bool send_data(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, uint64_
     return true;
 }
 
+/* One record of the retransmit queue that is lost, again: len bytes of
+ * sequence space from seq, the last of them our FIN if it is. */
+static bool send_lost(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, uint64_t now)
+{
+    bool fin = sk->fin_sent && seq + len == sk->fin_seq + 1;
+    uint32_t data = len - (fin ? 1 : 0);
+    uint32_t off = seq - sk->snd_buf_seq;
+    uint32_t avail = off < sk->sndq.len ? sk->sndq.len - off : 0;
+    if (data > avail)
+        return false;                   /* cannot happen: the queue holds what was sent */
+    uint8_t fl = TCPSM_ACK;
+    if (data && data == avail)
+        fl |= TCPSM_PSH;
+    if (fin)
+        fl |= TCPSM_FIN;
+    count_rtx(sk, seq, now);
+    if (!xmit(sk, seq, fl, data, now))
+        return false;
+    if (!sk->rto_at)
+        tcp_rto_arm(sk, now);
+    return true;
+}
+
 /* Tail loss probe: the last segment sent, again (RFC 8985 7.3). */
 void tcp_retransmit_tail(struct tcpsm_sock *sk, uint64_t now)
 {
@@ -387,6 +419,8 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     default:
         return;
     }
+    if (sk->plpmtu_raise_at)
+        tcp_plpmtud_raise(sk, now);
     uint32_t mss = tcp_send_mss(sk);
     /* With TSO a frame carries as many whole segments as fit in 64 KiB;
      * the link cuts it at the MSS, so each segment on the wire is what
@@ -405,7 +439,21 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     if (urg)
         seg_max = mss;
     bool sent = false;
-    bool sack_rec = sk->in_recovery && sk->sack_recovery;
+    bool rack = tcp_rack_on(sk) && sk->syn_acked;
+    bool sack_rec = !rack && sk->in_recovery && sk->sack_recovery;
+    /* RACK: the records deemed lost go first, as cwnd - pipe allows
+     * (RFC 6675 5 (C) with RFC 6937's cwnd); the first always can */
+    while (rack && sk->rtxq.lost) {
+        uint32_t seq, len;
+        if (!tcp_rtxq_next_lost(sk, mss, &seq, &len))
+            break;
+        uint32_t pipe = tcp_rtxq_pipe(sk);
+        if (pipe && pipe + len > sk->cwnd)
+            break;
+        if (!send_lost(sk, seq, len, now))
+            break;
+        sent = true;
+    }
     /* RFC 6675 5 (C): retransmit lost holes while cwnd - pipe allows */
     while (sack_rec) {
         uint32_t seq, len = tcp_sack_next_hole(sk, &seq);
@@ -429,11 +477,12 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         /* RFC 3042 limited transmit: a new segment for each of the first
          * two duplicate ACKs */
         uint32_t cw = sk->cwnd;
-        if (!sk->in_recovery && sk->dupacks && sk->dupacks <= 2)
-            cw += sk->dupacks * mss;
+        if (!rack && !sk->in_recovery && sk->dupacks && sk->dupacks <= 2)
+            cw += sk->dupacks * mss;    /* (RACK: pipe leaves SACKed data out) */
         uint32_t rend = sk->snd_una + sk->snd_wnd;
         uint32_t usable = seq_gt(rend, sk->snd_nxt) ? rend - sk->snd_nxt : 0;
-        uint32_t infl = sack_rec ? tcp_sack_pipe(sk) : sk->snd_nxt - sk->snd_una;
+        uint32_t infl = rack ? tcp_rtxq_pipe(sk) :
+                        sack_rec ? tcp_sack_pipe(sk) : sk->snd_nxt - sk->snd_una;
         uint32_t cusable = cw > infl ? cw - infl : 0;
         if (usable > cusable)
             usable = cusable;

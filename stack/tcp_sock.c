@@ -857,11 +857,11 @@ int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val)
 /* Linux tcp_ca_state */
 static uint8_t ca_state(const struct tcpsm_sock *sk)
 {
-    if (sk->retries && sk->snd_una != sk->snd_max)
+    if ((sk->retries || sk->loss_state) && sk->snd_una != sk->snd_max)
         return 4;                       /* TCP_CA_Loss: after an RTO */
     if (sk->in_recovery)
         return 3;                       /* TCP_CA_Recovery */
-    if (sk->dupacks || sk->sacked.n)
+    if (sk->dupacks || sk->sacked.n || sk->rtxq.sacked)
         return 1;                       /* TCP_CA_Disorder */
     return 0;                           /* TCP_CA_Open */
 }
@@ -915,10 +915,16 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->rcv_space = sk->rcvbuf;
     i->rcv_ssthresh = tcp_rcv_space(sk);
     i->unacked = mss ? (sk->snd_max - sk->snd_una + mss - 1) / mss : 0;
-    i->sacked = mss ? (tcp_sack_bytes(sk) + mss - 1) / mss : 0;
-    i->lost = mss ? (tcp_sack_lost_bytes(sk) + mss - 1) / mss : 0;
-    i->retrans = sk->in_recovery && mss && seq_gt(sk->high_rxt, sk->snd_una) ?
-                 (sk->high_rxt - sk->snd_una + mss - 1) / mss : 0;
+    if (tcp_rack_on(sk)) {              /* the retransmit queue's counts */
+        i->sacked = mss ? (sk->rtxq.sacked + mss - 1) / mss : 0;
+        i->lost = mss ? (sk->rtxq.lost + mss - 1) / mss : 0;
+        i->retrans = mss ? (sk->rtxq.retrans + mss - 1) / mss : 0;
+    } else {
+        i->sacked = mss ? (tcp_sack_bytes(sk) + mss - 1) / mss : 0;
+        i->lost = mss ? (tcp_sack_lost_bytes(sk) + mss - 1) / mss : 0;
+        i->retrans = sk->in_recovery && mss && seq_gt(sk->high_rxt, sk->snd_una) ?
+                     (sk->high_rxt - sk->snd_una + mss - 1) / mss : 0;
+    }
     i->total_retrans = sk->total_retrans;
     i->last_data_sent_ms = ms_since(now, sk->last_data_sent);
     i->last_data_recv_ms = ms_since(now, sk->last_data_recv);

@@ -10,9 +10,9 @@
 void tcp_timer_update(struct tcpsm_sock *sk)
 {
     uint64_t d = UINT64_MAX;
-    const uint64_t v[7] = { sk->rto_at, sk->persist_at, sk->dack_at, sk->ka_at, sk->state_at,
-                            sk->cork_at, sk->tlp_at };
-    for (int i = 0; i < 7; i++)
+    const uint64_t v[8] = { sk->rto_at, sk->persist_at, sk->dack_at, sk->ka_at, sk->state_at,
+                            sk->cork_at, sk->tlp_at, sk->rack.reo_at };
+    for (int i = 0; i < 8; i++)
         if (v[i] && v[i] < d)
             d = v[i];
     if (d == UINT64_MAX) {
@@ -67,8 +67,8 @@ void tcp_rto_arm(struct tcpsm_sock *sk, uint64_t now)
 
 void tcp_rto_stop(struct tcpsm_sock *sk)
 {
-    if (sk->rto_at || sk->tlp_at) {
-        sk->rto_at = sk->tlp_at = 0;
+    if (sk->rto_at || sk->tlp_at || sk->rack.reo_at) {
+        sk->rto_at = sk->tlp_at = sk->rack.reo_at = 0;
         tcp_timer_update(sk);
     }
 }
@@ -78,6 +78,7 @@ void tcp_rtt_sample(struct tcpsm_sock *sk, uint32_t r)
 {
     if (!sk->min_rtt_us || (r ? r : 1) < sk->min_rtt_us)
         sk->min_rtt_us = r ? r : 1;
+    tcp_hystart_rtt(sk, r);
     if (!sk->srtt_us && !sk->rttvar_us) {
         sk->srtt_us = r;
         sk->rttvar_us = r / 2;
@@ -143,6 +144,7 @@ void tcp_timewait_start(struct tcpsm_sock *sk, uint64_t now)
 {
     uint32_t msl = sk->st->cfg.msl_ms ? sk->st->cfg.msl_ms : TCP_MSL_MS_DEF;
     sk->rto_at = sk->persist_at = sk->dack_at = sk->ka_at = sk->cork_at = sk->tlp_at = 0;
+    sk->rack.reo_at = 0;
     sk->state_at = now + 2ull * msl * MS_NS;
     tcp_release_buffers(sk);            /* TIME-WAIT keeps only the TCB */
     tcp_timer_update(sk);
@@ -190,12 +192,17 @@ static bool on_rto(struct tcpsm_sock *sk, uint64_t now)
             sk->total_rto_recoveries++;
     }
     sk->rtt_active = false;             /* Karn */
+    if (!syn)
+        tcp_plpmtud_rto(sk, now);       /* RFC 4821 black hole: smaller segments from here */
     if (syn) {
         tcp_retransmit_head(sk, now);
         return true;
     }
     tcp_cong_rto(sk);
-    sk->snd_nxt = sk->snd_una;          /* go back: resend from the first unacked byte */
+    /* go back: resend from the first unacked byte (RACK connections send
+     * the records tcp_cong_rto marked lost, SACKed ones stay) */
+    if (!sk->loss_state)
+        sk->snd_nxt = sk->snd_una;
     tcp_output(sk, now);
     if (!sk->rto_at && !sk->persist_at) {
         if (sk->snd_nxt == sk->snd_una)
@@ -309,7 +316,17 @@ void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now)
         sk->tlp_at = 0;
         if (sk->snd_una != sk->snd_max && !sk->in_recovery && sk->rto_at) {
             sk->tlp_sent = true;
+            sk->st->cnt.tcp_tlp++;
             send_loss_probe(sk, now);
+        }
+    }
+    if (sk->rack.reo_at && now >= sk->rack.reo_at) {
+        /* RFC 8985 6.3: the reordering window passed with nothing delivered */
+        sk->rack.reo_at = 0;
+        if (tcp_rack_on(sk) && sk->syn_acked && tcp_synchronized(sk->state) &&
+            sk->snd_una != sk->snd_max && tcp_rack_detect(sk, now)) {
+            tcp_cong_rack_ack(sk, 0, 0);
+            tcp_output(sk, now);
         }
     }
     if (sk->rto_at && now >= sk->rto_at) {

@@ -17,5 +17,5 @@ bool tcpsm_sock_held(const struct tcpsm_sock *sk)
 
 uint32_t tcpsm_sock_sacked_bytes(const struct tcpsm_sock *sk)
 {
-    return sk->sack_ok ? tcp_sack_bytes(sk) : 0;
+    return sk->sack_ok ? sk->rtxq.sacked : 0;
 }

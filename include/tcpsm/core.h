@@ -227,6 +227,12 @@ struct tcpsm_counters {
     uint64_t ip_frag_in, ip_reasm_ok, ip_reasm_fail, ip_reasm_timeout;
     /* TCP super-segments (TSO frames) sent, and the segments they carried */
     uint64_t tcp_gso_out, tcp_gso_segs;
+    /* Loss recovery: segments RACK deemed lost (RFC 8985), tail loss probes
+     * sent, retransmit-queue records that had to grow at the queue's bound */
+    uint64_t tcp_rack_lost, tcp_tlp, tcp_rtxq_full;
+    /* path MTU: destinations learnt from ICMP (RFC 1191 / 8201) and entries evicted by a full
+     * table; black holes found (RFC 4821 / 8899: the MSS lowered after repeated RTOs) */
+    uint64_t pmtu_learned, pmtu_evicted, tcp_pmtu_blackhole;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).
@@ -388,8 +394,8 @@ enum tcpsm_opt {
     TCPSM_OPT_TOS,          /* IP_TOS / IPV6_TCLASS, 0..255 (-1: 0); the ECN bits stay 0 */
     TCPSM_OPT_TTL,          /* IP_TTL / IPV6_UNICAST_HOPS, 1..255, -1 = default (64) */
     TCPSM_OPT_MTU,          /* get only: IP_MTU / IPV6_MTU, the path MTU; -ENOTCONN unconnected */
-    TCPSM_OPT_CONGESTION,   /* TCP_CONGESTION: TCPSM_CC_RENO (default) or TCPSM_CC_CUBIC
-                               (RFC 9438); -ENOENT for another */
+    TCPSM_OPT_CONGESTION,   /* TCP_CONGESTION: TCPSM_CC_CUBIC (RFC 9438, the default) or
+                               TCPSM_CC_RENO; -ENOENT for another */
     TCPSM_OPT_OOBINLINE,    /* bool: SO_OOBINLINE, the urgent byte stays in the stream */
 };
 #define TCPSM_OPT_COUNT (TCPSM_OPT_OOBINLINE + 1)      /* number of options */

@@ -12,8 +12,13 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RT_RCVBUF_MAX (4u << 20)   /* receive buffer auto-tuning ceiling */
 
@@ -262,12 +267,13 @@ static int start_locked(void)
     if (rt.set.prefix6_len)
         inet_ntop(AF_INET6, rt.set.addr6, a6, sizeof(a6));
     tcpsm_log(TCPSM_LOG_INFO, "stack %s on %s: %u.%u.%u.%u/%u %s/%u mac "
-              "%02x:%02x:%02x:%02x:%02x:%02x mtu %u offloads %s, shared region %s",
+              "%02x:%02x:%02x:%02x:%02x:%02x mtu %u offloads %s, receive %s, shared region %s",
               made ? "up" : "joined", rt.set.ifname, rt.set.addr >> 24,
               (rt.set.addr >> 16) & 255, (rt.set.addr >> 8) & 255, rt.set.addr & 255,
               rt.set.prefix_len, a6, rt.set.prefix6_len, rt.set.mac[0], rt.set.mac[1],
               rt.set.mac[2], rt.set.mac[3], rt.set.mac[4], rt.set.mac[5], rt.np.dev.mtu,
-              rt.np.vnet ? "on (vnet header: csum, tso)" : "off", rt.reg_name);
+              rt.np.vnet ? "on (vnet header: csum, tso)" : "off",
+              rt.np.ring ? "ring (TPACKET_V2)" : "recvmmsg", rt.reg_name);
     return 0;
 fail:
     rt.sh->procs[rt.me].link = false;
@@ -286,6 +292,67 @@ fail:
     return r;
 }
 
+/* read(2) of exactly len bytes from a regular file of ours, mode 0600. */
+static bool key_read(int fd, void *key, size_t len)
+{
+    struct stat stt;
+    if (syscall(SYS_fstat, fd, &stt) < 0 || !S_ISREG(stt.st_mode) || (stt.st_mode & 077) ||
+        stt.st_uid != geteuid())
+        return false;
+    return syscall(SYS_read, fd, key, len) == (long)len;
+}
+
+/* The stack's secret (ISNs, timestamp offsets, ephemeral ports) is kept in
+ * TCPSM_RUN_DIR/secret, made once (mode 0600) and shared by every stack of
+ * the user that uses that directory, as Linux keeps one per boot: a stack
+ * started again on the same address then continues the same ISN and
+ * timestamp clocks for each 4-tuple (RFC 6528, RFC 7323 5.3), so a peer
+ * still holding a reused port in TIME-WAIT takes the new SYN instead of
+ * rejecting it by PAWS (with a fresh random key, half of them were: each
+ * ab run on the stack as a client is a new stack, and a run after 15,000
+ * connections stalled on 1 s SYN retransmissions). Without a usable run
+ * directory the key is random per stack, as before. */
+static bool run_dir_secret(void *key, size_t len)
+{
+    const char *dir = rt.set.run_dir;
+    if (!dir[0])
+        return false;
+    char path[sizeof(rt.set.run_dir) + 16], tmp[sizeof(rt.set.run_dir) + 40];
+    snprintf(path, sizeof(path), "%s/secret", dir);
+    for (int tries = 0; tries < 2; tries++) {
+        long fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0) {
+            bool ok = key_read((int)fd, key, len);
+            syscall(SYS_close, fd);
+            return ok;
+        }
+        if (errno != ENOENT)
+            return false;
+        /* Made whole under another name, then linked into place: a reader
+         * never sees a short file, and of two makers the first wins. */
+        if (syscall(SYS_mkdirat, AT_FDCWD, dir, 0755) < 0 && errno != EEXIST)
+            return false;
+        if (getrandom(key, len, 0) != (ssize_t)len)
+            return false;
+        snprintf(tmp, sizeof(tmp), "%s/secret.%d", dir, (int)getpid());
+        fd = syscall(SYS_openat, AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                     0600);
+        if (fd < 0)
+            return false;
+        bool written = syscall(SYS_write, fd, key, len) == (long)len;
+        syscall(SYS_close, fd);
+        long l = written ? syscall(SYS_linkat, AT_FDCWD, tmp, AT_FDCWD, path, 0) : -1;
+        int e = errno;
+        syscall(SYS_unlinkat, AT_FDCWD, tmp, 0);
+        if (l == 0)
+            return true;
+        if (!written || e != EEXIST)
+            return false;
+        /* another stack made it meanwhile: read that one */
+    }
+    return false;
+}
+
 /* The first process to start makes the stack, in the shared region. */
 static int stack_make(uint64_t now)
 {
@@ -299,7 +366,8 @@ static int stack_make(uint64_t now)
     memcpy(cfg.gateway6, rt.set.gateway6, 16);
     memcpy(cfg.mac, rt.set.mac, 6);
     /* RFC 6528: the ISN key must be secret and unpredictable. */
-    if (getrandom(cfg.secret, sizeof(cfg.secret), 0) != (ssize_t)sizeof(cfg.secret)) {
+    if (!run_dir_secret(cfg.secret, sizeof(cfg.secret)) &&
+        getrandom(cfg.secret, sizeof(cfg.secret), 0) != (ssize_t)sizeof(cfg.secret)) {
         tcpsm_log(TCPSM_LOG_ERROR, "getrandom: %s", strerror(errno));
         return -EIO;
     }

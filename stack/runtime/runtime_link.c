@@ -70,7 +70,7 @@ int rt_link_open(char *err, size_t errlen)
             rt_fd_disown(fd);
             return r;
         }
-        r = netdev_packet_rx_enable(rt.np.fd, rt.np.ifindex, rt.set.mac, &fanout);
+        r = netdev_packet_rx_enable(&rt.np, 0, &fanout);
         if (r < 0) {
             snprintf(err, errlen, "TCPSM_IF=%s: the link socket handed over cannot receive: %s",
                      rt.set.ifname, strerror(-r));
@@ -134,11 +134,11 @@ void rt_link_own(void)
     }
     rt.link_tx = false;
     uint16_t fanout = rt_fanout_get();
-    int r = netdev_packet_rx_enable(rt.np.fd, rt.np.ifindex, rt.set.mac, &fanout);
+    int r = netdev_packet_rx_enable(&rt.np, 0, &fanout);
     if (r < 0) {
         /* Never a receiver beside the group (each frame would come twice):
          * it still sends; the other processes receive for it. */
-        netdev_packet_rx_disable(rt.np.fd, rt.np.ifindex);
+        netdev_packet_rx_disable(&rt.np);
         tcpsm_log(TCPSM_LOG_WARN, "process %d: its link socket cannot receive (%s): the other "
                   "processes receive for it", (int)getpid(), strerror(-r));
         return;

@@ -179,6 +179,7 @@ int rt_stats_write(const char *path)
     size_t mem_used = tcpsm_stack_mem(rt.sh->st, &mem_max, &mem_pressure);
     uint32_t syn_rate = tcpsm_stack_syn_rate(rt.sh->st, rt_now());
     uint64_t up_ns = rt_now() - rt.sh->t0;
+    uint64_t reg_used = rt.reg->bytes_used, reg_peak = rt.reg->bytes_peak, reg_size = rt.reg->size;
     /* every process attached to the shared stack (Process model), not only this one */
     int pids[RT_MAX_PROCS];
     unsigned npids = 0;
@@ -240,6 +241,8 @@ int rt_stats_write(const char *path)
             (unsigned long long)counter_value(&cnt, i));
     put(&o, "},\n \"tcp_mem\": {\"used\": %zu, \"max\": %zu, \"pressure\": %s},", mem_used,
         mem_max, mem_pressure ? "true" : "false");
+    put(&o, "\n \"region\": {\"used\": %llu, \"peak\": %llu, \"size\": %llu},",
+        (unsigned long long)reg_used, (unsigned long long)reg_peak, (unsigned long long)reg_size);
     put(&o, "\n \"syn_rate\": %u,", syn_rate);
     put(&o, "\n \"nsocks\": %zu,\n \"listed\": %zu,\n \"sockets\": [", sn.total, sn.n);
     for (size_t i = 0; i < sn.n; i++) {

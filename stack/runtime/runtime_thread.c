@@ -39,7 +39,7 @@
  * polls it (runtime_wait.c, leader) and for this long after the last one
  * left, so that a thread that comes straight back is not raced for its
  * frames; past it, frames to idle sockets wait at most this long. */
-#define RX_PARK_NS (1000u * 1000u)
+#define RX_PARK_NS (2000u * 1000u)
 
 static void *rx_main(void *arg)
 {

@@ -40,6 +40,11 @@ void rt_fd_disown(int fd)
         atomic_fetch_and(&owned[fd / 64], ~(1ull << (fd % 64)));
 }
 
+void tcpsm_rt_own_fd(int fd)
+{
+    rt_fd_own(fd);
+}
+
 bool tcpsm_rt_owns_fd(int fd)
 {
     if (fd < 0 || (unsigned)fd >= OWNED_MAX)
@@ -359,6 +364,7 @@ unsigned rt_link_service(void)
         if (n < NETDEV_PACKET_BATCH)
             break;
     }
+    netdev_packet_recv_done(&rt.np);    /* the frames' ring slots back to the kernel */
     uint64_t now = rt_now();
     if (tcpsm_stack_next_deadline(rt.sh->st) <= now)
         tcpsm_stack_timers(rt.sh->st, now);
@@ -536,8 +542,20 @@ int tcpsm_poller_begin(void)
      * handler's write, runtime_signal, does not set `signalled`). */
     if (w->signalled || w->polling)
         drain(w);
-    if (!w->polling)
+    if (!w->polling) {
         rt_t_in_wait++;
+        /* An event loop under load finds work ready at every wait and so
+         * never sleeps, never leads: the receive thread would then take
+         * every frame (a wake-up per frame, and the lock contended with
+         * this thread). The wait takes what the link holds itself first,
+         * and keeps the receive thread parked (RX_PARK_NS) while it comes
+         * back this often: frames queue on the link meanwhile and are
+         * taken here in batches. */
+        if (!rt.leader && rt.started && !rt.down) {
+            rt_link_service();
+            atomic_store_explicit(&rt.lead_last, rt_now(), memory_order_relaxed);
+        }
+    }
     w->polling = true;
     rt_unlock();
     return w->efd;

@@ -169,7 +169,7 @@ static void check_nonblocking_connect(void)
     char cc[16] = "";
     socklen_t ccl = sizeof(cc);
     r = getsockopt(s, IPPROTO_TCP, TCP_CONGESTION, cc, &ccl);
-    /* the stack's default is reno; the kernel's is its sysctl (cubic, bbr, ...): either way a
+    /* the stack's default is cubic; the kernel's is its sysctl (cubic, bbr, ...): either way a
      * name the kernel lists as available */
     CHECK("TCP_CONGESTION: a default", r == 0 && cc[0] && cc_available(cc), "r=%d cc=%s", r, cc);
     r = setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, "cubic", 5);
@@ -177,6 +177,12 @@ static void check_nonblocking_connect(void)
     memset(cc, 0, sizeof(cc));
     int r2 = getsockopt(s, IPPROTO_TCP, TCP_CONGESTION, cc, &ccl);
     CHECK("TCP_CONGESTION: cubic set and read back", r == 0 && r2 == 0 && strcmp(cc, "cubic") == 0,
+          "r=%d r2=%d cc=%s", r, r2, cc);
+    r = setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, "reno", 4);
+    ccl = sizeof(cc);
+    memset(cc, 0, sizeof(cc));
+    r2 = getsockopt(s, IPPROTO_TCP, TCP_CONGESTION, cc, &ccl);
+    CHECK("TCP_CONGESTION: reno set and read back", r == 0 && r2 == 0 && strcmp(cc, "reno") == 0,
           "r=%d r2=%d cc=%s", r, r2, cc);
     r = setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, "nosuchcc", 8);
     CHECK("TCP_CONGESTION: an unknown name ENOENT", r == -1 && errno == ENOENT, "r=%d", r);

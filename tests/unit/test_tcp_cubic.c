@@ -81,17 +81,20 @@ Test(tcp_cubic, congestion_option)
     sock_established(h);
     int v = -1;
     cr_assert_eq(tcpsm_sock_getopt(h->sk, TCPSM_OPT_CONGESTION, &v), 0);
-    cr_assert_eq(v, TCPSM_CC_RENO);
+    cr_assert_eq(v, TCPSM_CC_CUBIC, "CUBIC is the default (RFC 9438, as Linux)");
     cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_CONGESTION, 7), -ENOENT);
-    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_CONGESTION, TCPSM_CC_CUBIC), 0);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_CONGESTION, TCPSM_CC_RENO), 0);
     cr_assert_eq(tcpsm_sock_getopt(h->sk, TCPSM_OPT_CONGESTION, &v), 0);
-    cr_assert_eq(v, TCPSM_CC_CUBIC);
+    cr_assert_eq(v, TCPSM_CC_RENO);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_CONGESTION, TCPSM_CC_CUBIC), 0);
     /* the window survives the switch, and data still flows */
     uint8_t d[500];
     h_pattern(d, sizeof(d), 1);
     h_app_send(h, d, sizeof(d));
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
     cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_CONGESTION, TCPSM_CC_RENO), 0);
+    cr_assert_eq(tcpsm_sock_getopt(h->sk, TCPSM_OPT_CONGESTION, &v), 0);
+    cr_assert_eq(v, TCPSM_CC_RENO);
     h_app_send(h, d, sizeof(d));
     h_free(h);
 }

@@ -606,10 +606,10 @@ Test(tcp_quickack, first_segments_acked_at_once)
     h_free(h);
 }
 
-/* RFC 3465 with L = 2: in slow start a stretch ACK of ten segments grows
- * cwnd by two segments (not one, as RFC 5681 counting per ACK would, and
- * not ten). */
-Test(tcp_abc, stretch_ack_grows_cwnd_by_two_segments)
+/* RFC 3465 with RFC 9406's L = 8 for a sender that does not pace: in
+ * slow start a stretch ACK of ten segments grows cwnd by eight segments
+ * (not one, as RFC 5681 counting per ACK would, and not ten). */
+Test(tcp_abc, stretch_ack_grows_cwnd_by_at_most_eight_segments)
 {
     struct harness *h = h_new(NULL);
     sock_established(h);
@@ -624,12 +624,12 @@ Test(tcp_abc, stretch_ack_grows_cwnd_by_two_segments)
     /* one ACK for the whole first flight */
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq + 10 * mss, .win = H_RWIN);
     tcpsm_sock_info(h->sk, &in);
-    cr_assert_eq(in.snd_cwnd, cw0 + 2, "cwnd %u segments", in.snd_cwnd);
+    cr_assert_eq(in.snd_cwnd, cw0 + 8, "cwnd %u segments", in.snd_cwnd);
     /* an ACK of one segment grows it by one */
     h_drain(h);
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq + 11 * mss, .win = H_RWIN);
     tcpsm_sock_info(h->sk, &in);
-    cr_assert_eq(in.snd_cwnd, cw0 + 3, "cwnd %u segments", in.snd_cwnd);
+    cr_assert_eq(in.snd_cwnd, cw0 + 9, "cwnd %u segments", in.snd_cwnd);
     h_free(h);
 }
 
