@@ -40,6 +40,14 @@ static void set_mss(struct tcpsm_sock *sk, const struct tcp_opts *o)
     uint32_t ours = our_mss(sk);
     if (m > ours)
         m = ours;
+    /* what ICMP taught about this destination (RFC 1191 6.3) */
+    uint32_t pm = pmtu_lookup(sk->st, &sk->raddr, sk->st->now);
+    if (pm) {
+        uint32_t hdr = addr_is_v4(&sk->raddr) ? 40u : 60u;
+        sk->pmtu = pm;
+        if (pm > hdr && m > pm - hdr)
+            m = pm - hdr;
+    }
     if (m < 64)
         m = 64;
     sk->mss = (uint16_t)m;
@@ -1030,8 +1038,15 @@ void tcp_input(struct tcpsm_stack *st, const struct tcpsm_addr *src, const struc
 void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now)
 {
     bool v4 = addr_is_v4(&sk->raddr);
-    if (mtu < (v4 ? 552u : 1280u))
-        return;
+    /* below the floor (0 from a pre-RFC 1191 router included): the floor,
+     * as Linux (ip_rt_min_pmtu 552; IPv6's minimum MTU, RFC 8201 4) */
+    uint32_t floor = v4 ? 552u : 1280u;
+    if (mtu < floor)
+        mtu = floor;
+    uint32_t link = tcp_mtu_l4(sk) + (v4 ? 20u : 40u);
+    if (mtu >= link)
+        return;                         /* no news: never above the link's MTU */
+    pmtu_learn(sk->st, &sk->raddr, mtu, now);
     if (!sk->pmtu || mtu < sk->pmtu)
         sk->pmtu = mtu;
     uint32_t mss = mtu - (v4 ? 40u : 60u);

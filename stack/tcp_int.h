@@ -207,6 +207,8 @@ struct tcpsm_sock {
     int tos;                            /* IP_TOS / IPV6_TCLASS of the packets sent */
     int ttl;                            /* IP_TTL / IPV6_UNICAST_HOPS, -1 = default 64 */
     uint32_t pmtu;                      /* path MTU learnt from ICMP, 0 = the link's */
+    uint64_t plpmtu_raise_at;           /* black hole (tcp_pmtu.c): full MSS again at, 0 = none */
+    uint16_t mss_full;                  /* ... and that MSS */
 
     /* listener */
     struct tcpsm_sock *synq, *accq, *accq_tail;
@@ -482,6 +484,8 @@ void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_probe(struct tcpsm_sock *sk, uint64_t now);
 void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now);
 void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now);   /* tcp_input.c */
+void tcp_plpmtud_rto(struct tcpsm_sock *sk, uint64_t now);  /* tcp_pmtu.c */
+void tcp_plpmtud_raise(struct tcpsm_sock *sk, uint64_t now);
 void tcp_retransmit_tail(struct tcpsm_sock *sk, uint64_t now);
 void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg);
 uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk);

@@ -419,6 +419,8 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     default:
         return;
     }
+    if (sk->plpmtu_raise_at)
+        tcp_plpmtud_raise(sk, now);
     uint32_t mss = tcp_send_mss(sk);
     /* With TSO a frame carries as many whole segments as fit in 64 KiB;
      * the link cuts it at the MSS, so each segment on the wire is what

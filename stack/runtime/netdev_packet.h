@@ -12,7 +12,16 @@
  * both ways: on send it carries checksum offload and TSO (TCP frames of up
  * to 64 KiB, cut at the MSS by the kernel or, on veth, by nobody: the peer
  * gets them whole), on receive the GSO size and checksum state of large
- * GRO/TSO frames, which are taken whole (64 KiB slots). */
+ * GRO/TSO frames, which are taken whole (64 KiB slots).
+ *
+ * Receive goes through a PACKET_RX_RING (TPACKET_V2) when the kernel gives
+ * one: the kernel copies each frame into a slot of a ring mapped into the
+ * process and we read it in place, so a batch of MTU-sized frames costs no
+ * system call at all (recvmmsg's per-frame cost was most of the receive
+ * path's CPU with the offloads off). A frame larger than a slot (a GRO/GSO
+ * frame of up to 64 KiB) comes as a truncated slot marked TP_STATUS_COPY
+ * plus the whole frame on the socket's queue (PACKET_COPY_THRESH), read
+ * with recvmsg. Without a ring: recvmmsg into 64 KiB slots. */
 #ifndef TCPSM_NETDEV_PACKET_H
 #define TCPSM_NETDEV_PACKET_H
 
@@ -28,11 +37,13 @@
 #define NETDEV_PACKET_SLOT  (65536u + 256u)
 
 struct netdev_packet_rx;        /* receive buffers, netdev_packet.c */
+struct netdev_packet_ring;      /* the receive ring's cursor, shared across fork */
 struct netdev_packet_tx;        /* send scratch */
 struct virtio_net_hdr;
 
 /* netdev_packet_open flags */
 #define NETDEV_PACKET_NO_VNET       0x1u    /* no PACKET_VNET_HDR: plain frames */
+#define NETDEV_PACKET_NO_RING       0x2u    /* no receive ring: recvmmsg */
 
 struct netdev_packet {
     struct tcpsm_netdev dev;    /* dev.priv points back here */
@@ -47,9 +58,18 @@ struct netdev_packet {
     struct netdev_packet_rx *rx;
     struct netdev_packet_tx *tx;
     bool vnet;                  /* PACKET_VNET_HDR in use */
+    /* The receive ring (NULL: none, recvmmsg instead): ring_len bytes of
+     * ring_frames slots of frame_size, frames_per_block per block_size. */
+    uint8_t *ring;
+    size_t ring_len;
+    uint32_t ring_frames, frame_size, frames_per_block, block_size;
+    /* Which slot comes next and which the last batch holds: in a page of
+     * its own, shared with forked children (they read the same ring). */
+    struct netdev_packet_ring *rc;
     uint64_t rx_frames, rx_trunc, rx_csum_fixed, rx_drops, tx_frames, tx_err;
     uint64_t rx_csum_partial;   /* frames whose sum a local sender left undone (trusted) */
     uint64_t rx_large;          /* frames above 1514 bytes (GRO/TSO) */
+    uint64_t rx_copied;         /* frames larger than a ring slot, read from the queue */
 };
 
 /* Classic BPF program accepting frames whose destination is mac, and
@@ -75,9 +95,14 @@ void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *
  * 0, or -errno with a message in err. */
 int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
                        unsigned flags, uint16_t *fanout, char *err, size_t errlen);
-/* Receives what is queued, without blocking: fills frames (valid until the
- * next call) and returns how many (0 if none), or -errno. */
+/* Receives what is queued, without blocking: fills frames (valid until
+ * netdev_packet_recv_done or the next call) and returns how many (0 if
+ * none), or -errno. */
 int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsigned max);
+/* The frames of the last netdev_packet_recv are no longer used: their ring
+ * slots go back to the kernel. (A batch a process could not return, being
+ * killed meanwhile, is returned by the next receive.) */
+void netdev_packet_recv_done(struct netdev_packet *np);
 void netdev_packet_close(struct netdev_packet *np);
 /* Frames the kernel dropped because our receive queue was full, since open
  * (PACKET_STATISTICS; reading resets the kernel's count, so it accumulates). */

@@ -270,12 +270,13 @@ static int start_locked(void)
     if (rt.set.prefix6_len)
         inet_ntop(AF_INET6, rt.set.addr6, a6, sizeof(a6));
     tcpsm_log(TCPSM_LOG_INFO, "stack %s on %s: %u.%u.%u.%u/%u %s/%u mac "
-              "%02x:%02x:%02x:%02x:%02x:%02x mtu %u offloads %s, shared region %s",
+              "%02x:%02x:%02x:%02x:%02x:%02x mtu %u offloads %s, receive %s, shared region %s",
               made ? "up" : "joined", rt.set.ifname, rt.set.addr >> 24,
               (rt.set.addr >> 16) & 255, (rt.set.addr >> 8) & 255, rt.set.addr & 255,
               rt.set.prefix_len, a6, rt.set.prefix6_len, rt.set.mac[0], rt.set.mac[1],
               rt.set.mac[2], rt.set.mac[3], rt.set.mac[4], rt.set.mac[5], rt.np.dev.mtu,
-              rt.np.vnet ? "on (vnet header: csum, tso)" : "off", rt.reg_name);
+              rt.np.vnet ? "on (vnet header: csum, tso)" : "off",
+              rt.np.ring ? "ring (TPACKET_V2)" : "recvmmsg", rt.reg_name);
     return 0;
 fail:
     rt.sh->procs[rt.me].link = false;

@@ -327,6 +327,7 @@ unsigned rt_link_service(void)
         if (n < NETDEV_PACKET_BATCH)
             break;
     }
+    netdev_packet_recv_done(&rt.np);    /* the frames' ring slots back to the kernel */
     uint64_t now = rt_now();
     if (tcpsm_stack_next_deadline(rt.sh->st) <= now)
         tcpsm_stack_timers(rt.sh->st, now);

@@ -74,6 +74,10 @@ Test(csum, matches_reference_any_length_and_alignment)
             cr_assert_eq(csum_fold(csum_partial(buf + off, len, 0)), ref_csum(buf + off, len),
                          "off %zu len %zu", off, len);
     cr_assert_eq(csum_fold(csum_partial(buf + 3, 4096, 0)), ref_csum(buf + 3, 4096));
+    /* frame-sized payloads, through the vector loop and its tails */
+    for (size_t len = 1400; len < 1600; len++)
+        cr_assert_eq(csum_fold(csum_partial(buf + 5, len, 0)), ref_csum(buf + 5, len),
+                     "len %zu", len);
     /* All-ones data: sums must not lose carries. */
     memset(buf, 0xff, sizeof(buf));
     cr_assert_eq(csum_fold(csum_partial(buf, 4096, 0)), ref_csum(buf, 4096));
