@@ -59,10 +59,6 @@ struct shim_ep {
 
 static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* The runtime instance, in the process that made it; NULL in a forked
- * child, whose copy of these records may point at items the parent has
- * since freed in the shared stack (an inherited epoll instance reports only
- * kernel fds in the child; the runtime ignores NULL). */
 static _Atomic pid_t ep_pid_cache;     /* 0: unknown (reset in a fork child) */
 
 /* getpid() is a system call (glibc no longer caches it) and every epoll
@@ -77,6 +73,11 @@ static pid_t my_pid(void)
     return p;
 }
 
+/* The runtime instance, for changing its items: in the process that made
+ * it only; NULL in a forked child, whose copy of these records may point at
+ * items the parent has since freed in the shared stack (the runtime ignores
+ * NULL: EBADF). Waiting and collecting go to the instance itself in any
+ * process that inherited it (ep->rep): it is shared, as on Linux. */
 static struct tcpsm_ep *ep_rep(const struct shim_ep *ep)
 {
     return ep->pid == my_pid() ? ep->rep : NULL;
@@ -134,18 +135,24 @@ static void sk_unlink(struct shim_epitem *it)
         *pp = it->sk_next;
 }
 
-/* Unlinks everywhere and frees; ep_mu held. */
-static void item_free(struct shim_epitem *it)
+/* Unlinks everywhere and frees; ep_mu held. keep: the runtime item stays
+ * (another process holds the instance). */
+static void item_drop(struct shim_epitem *it, bool keep)
 {
     ep_unlink(it->ep, it);
     sk_unlink(it);
     if (it->rit) {
-        if (ep_rep(it->ep))
+        if (ep_rep(it->ep) && !keep)
             tcpsm_ep_del(it->rit);
     } else
         it->ep->nundecided--;
     shim_sock_put(it->sock);
     free(it);
+}
+
+static void item_free(struct shim_epitem *it)
+{
+    item_drop(it, false);
 }
 
 void shim_ep_ref(struct shim_ep *ep)
@@ -159,10 +166,13 @@ void shim_ep_unref(struct shim_ep *ep)
 {
     ep_lock();
     if (--ep->refs == 0) {
+        /* This process's last fd on it: a forked relative holding the
+         * instance too keeps its items (Linux: the open file description
+         * lives on). */
+        bool keep = ep->rep && tcpsm_ep_shared(ep->rep);
         while (ep->head)
-            item_free(ep->head);
-        if (ep_rep(ep))
-            tcpsm_ep_free(ep->rep);
+            item_drop(ep->head, keep);
+        tcpsm_ep_free(ep->rep);
         free(ep);
     }
     ep_unlock();
@@ -477,7 +487,7 @@ static int collect_stack(struct shim_ep *ep, struct epoll_event *ev, int max)
     int n = 0;
     while (n < max) {
         int want = max - n < 64 ? max - n : 64;
-        int k = tcpsm_ep_collect(ep_rep(ep), buf, want);
+        int k = tcpsm_ep_collect(ep->rep, buf, want);
         for (int i = 0; i < k; i++) {
             ev[n + i].events = buf[i].events;
             ev[n + i].data.u64 = buf[i].data;
@@ -591,7 +601,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
         /* Sleep in the kernel's epoll_wait: the runtime eventfd is in the set. */
         int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000 > INT32_MAX ? INT32_MAX
                                                                              : (left + 999999) / 1000000);
-        tcpsm_ep_sleeping(ep_rep(ep), 1);
+        tcpsm_ep_sleeping(ep->rep, 1);
         int k;
         int lfd = efd >= 0 ? tcpsm_sleep_begin() : -1;
         if (efd < 0) {
@@ -625,7 +635,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             if (k == 0 && (p[0].revents & POLLIN))
                 k = kernel_wait(epfd, ev, max, 0, NULL, &stack_ready);
         }
-        tcpsm_ep_sleeping(ep_rep(ep), -1);
+        tcpsm_ep_sleeping(ep->rep, -1);
         if (k < 0) {
             ret = k;
             break;
