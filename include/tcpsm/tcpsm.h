@@ -63,8 +63,6 @@ void tcpsm_rt_exec_end(void);
 /* Fds the runtime holds (AF_PACKET socket, eventfds): the shim must not
  * let the program close or reuse them. */
 bool tcpsm_rt_owns_fd(int fd);
-/* Adds fd to them (the shim's accept template socket). */
-void tcpsm_rt_own_fd(int fd);
 
 int tcpsm_socket(struct tcpsm_sock **out);      /* -ENOBUFS, -ENETDOWN if the link cannot start */
 int tcpsm_bind(struct tcpsm_sock *sk, const struct sockaddr_in *sin);
