@@ -132,7 +132,7 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
             shim_handover(s);
             st = SHIM_KERNEL;
         } else {
-            r = shim_make_stack(s);
+            r = shim_make_stack(s, fd);
             st = shim_state(s);
             if (r == 0 && st == SHIM_STACK) {
                 r = tcpsm_bind_addr(s->sk, &ta, port);
@@ -201,7 +201,7 @@ EXPORT int listen(int fd, int backlog)
     int r = 0;
     pthread_mutex_lock(&s->mu);
     if (shim_state(s) == SHIM_UNDECIDED)
-        r = shim_make_stack(s);
+        r = shim_make_stack(s, fd);
     int st = shim_state(s);
     pthread_mutex_unlock(&s->mu);
     if (st == SHIM_STACK && r == 0) {
@@ -247,7 +247,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
         if (is_loopback_addr(&ta) || !tcpsm_rt_routable_addr(&ta))
             shim_handover(s);
         else
-            r = shim_make_stack(s);
+            r = shim_make_stack(s, fd);
     }
     st = shim_state(s);
     pthread_mutex_unlock(&s->mu);
@@ -457,6 +457,7 @@ retry:
         }
     }
     ns->sk = nsk;
+    tcpsm_placeholder(nsk, nfd);
     ns->family = s->family;
     atomic_store(&ns->state, SHIM_STACK);
     atomic_store(&ns->nonblock, (flags & SOCK_NONBLOCK) != 0);

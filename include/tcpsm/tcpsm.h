@@ -44,6 +44,22 @@ bool tcpsm_rt_routable_addr(const struct tcpsm_addr *dst);
  * bounded time, then RST for the rest; stops the threads. Idempotent. */
 void tcpsm_rt_shutdown(void);
 
+/* Sockets across exec (runtime_exec.c). Each stack socket has a placeholder
+ * kernel socket on its fd number; the runtime keeps the placeholder's
+ * identity (st_dev, st_ino) with the socket, so that a program exec'd by a
+ * process that held it finds it again on the same fd: */
+/* Records fd as sk's placeholder (after it became the stack's, or was accepted). */
+void tcpsm_placeholder(struct tcpsm_sock *sk, int fd);
+/* This process is an exec'd image of one that held stack sockets: the
+ * caller walks its fds and claims each placeholder, then ends the claim. */
+bool tcpsm_rt_exec_pending(void);
+/* The stack socket whose placeholder is (dev, ino), held by this process
+ * before exec, or NULL. The same socket may be claimed for several fds (dup). */
+struct tcpsm_sock *tcpsm_rt_exec_claim(uint64_t dev, uint64_t ino);
+/* Releases every socket held before exec that no fd claimed (its fds were
+ * close-on-exec, or closed): the last reference anywhere closes it. */
+void tcpsm_rt_exec_end(void);
+
 /* Fds the runtime holds (AF_PACKET socket, eventfds): the shim must not
  * let the program close or reuse them. */
 bool tcpsm_rt_owns_fd(int fd);

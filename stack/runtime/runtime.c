@@ -424,8 +424,23 @@ static int usable(const struct tcpsm_sock *sk)
 {
     if (!sk)
         return -EBADF;
-    if (rt.down || rt.exiting || !rt.started || rt.me < 0)
+    if (rt.down || rt.exiting || rt.me < 0)
         return -ENETDOWN;
+    if (__builtin_expect(!rt.started, 0))
+        return rt_start();      /* sockets inherited across exec: first use */
+    return 0;
+}
+
+int rt_start(void)
+{
+    if (rt.started)
+        return 0;
+    if (rt.down || rt.exiting || rt.me < 0 || rt.start_failed)
+        return -ENETDOWN;
+    if (start_locked() < 0) {
+        rt.start_failed = true;
+        return -ENETDOWN;
+    }
     return 0;
 }
 
@@ -603,10 +618,8 @@ int tcpsm_socket(struct tcpsm_sock **out)
     int r = 0;
     if (rt.down || rt.me < 0)
         r = -ENETDOWN;
-    else if (!rt.started && !rt.start_failed && start_locked() < 0)
-        rt.start_failed = true;
-    if (r == 0 && !rt.started)
-        r = -ENETDOWN;
+    else
+        r = rt_start();
     struct tcpsm_sock *sk = NULL;
     if (r == 0)
         r = tcpsm_sock_new(rt.sh->st, &sk);

@@ -127,6 +127,9 @@ struct rt_sock {
      * an event that changes neither, and brings no data, wakes nobody. */
     unsigned last_events;
     int last_state;
+    /* Its placeholder kernel socket (tcpsm_placeholder): how a program
+     * exec'd by a process that holds it finds it on an inherited fd. */
+    uint64_t ph_dev, ph_ino;
 };
 
 /* One process attached to the stack. */
@@ -179,6 +182,10 @@ struct rt_state {
     struct rt_shared *sh;       /* reg->root */
     char reg_name[128];
     int me;                     /* this process's slot in sh->procs, -1 before attach */
+    /* Exec'd by a process that held stack sockets (rt_attach): the ids
+     * claimed through inherited placeholders (runtime_exec.c), until
+     * tcpsm_rt_exec_end; NULL otherwise. */
+    uint64_t *exec_claimed;
     int fork_slot;              /* slot reserved for the child of a fork in progress */
 
     /* This process's threads and link run (started); a forked child starts
@@ -220,6 +227,9 @@ bool rt_lock_for_exit(void);
  * earlier than the one it sleeps to. */
 void rt_unlock(void);
 int rt_proc_ready(void);        /* under lock: see runtime.c */
+/* Under lock: this process starts on the stack (its link, its threads) if it
+ * has not yet (an exec'd image); 0 or -ENETDOWN. */
+int rt_start(void);
 
 /* runtime_wait.c */
 struct rt_waiter *rt_waiter_self(void);         /* NULL with errno if no eventfd */
@@ -307,6 +317,9 @@ bool rt_others_attached(void);  /* under lock: any other slot in use */
 uint16_t rt_fanout_get(void);
 void rt_fanout_set(uint16_t id);
 void rt_leave(void);            /* under lock: this process detaches */
+/* runtime_audit.c, under lock: logs words of the region that point into
+ * this process's loaded images (TCPSM_LOG=debug, at exit). */
+void rt_region_audit(void);
 void rt_atfork_install(void);
 
 #endif

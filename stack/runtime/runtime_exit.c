@@ -163,6 +163,10 @@ void tcpsm_rt_shutdown(void)
     /* The loops below close sockets whose handles other threads of the program may still use
      * while we wait (the lock is released): those calls now fail instead (a use-after-free of
      * the core socket before, found by ASan). */
+    /* An exec'd image that holds inherited sockets but never used them:
+     * their FINs need this process's link. */
+    if (!rt.started && rt.sh->procs[rt.me].nheld)
+        (void)rt_start();
     rt.exiting = true;
     rt_reap();
     bool last = rt_live_others() == 0;
@@ -187,6 +191,8 @@ void tcpsm_rt_shutdown(void)
      * The stack itself is not freed: a straggling application thread may
      * still hold a socket pointer into it while the process ends. */
     rt_lock();
+    if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
+        rt_region_audit();
     rt_leave();
     last = last && rt_live_others() == 0;
     if (last)

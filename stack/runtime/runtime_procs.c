@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -130,12 +131,15 @@ int rt_attach(char *err, size_t errlen)
         for (int i = 0; i < RT_MAX_PROCS; i++) {
             struct rt_proc *p = &rt.sh->procs[i];
             if (atomic_load(&p->pid) == (int)getpid() && !p->left) {
-                /* This process before exec: its sockets stay held (as the
-                 * kernel keeps the descriptors) until it exits; its old
-                 * threads are gone. */
+                /* This process before exec: its old threads are gone;
+                 * its sockets stay held until the new image has claimed
+                 * those whose fds survived exec (runtime_exec.c). */
                 forget_waiters(i);
                 rt.me = i;
                 p->link = false;        /* the old image's link socket was close-on-exec */
+                p->driving = false;
+                if (p->nheld)
+                    rt.exec_claimed = calloc(RT_MAX_IDS / 64, sizeof(uint64_t));
                 break;
             }
         }

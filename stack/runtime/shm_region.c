@@ -153,6 +153,25 @@ void shm_free(struct shm_region *r, void *p)
     push(r, unit, o);
 }
 
+void shm_each_used(struct shm_region *r, void (*fn)(void *ctx, const void *p, size_t n),
+                   void *ctx)
+{
+    /* Every block starts with a head byte (free or used, with its order);
+     * the bytes of a block's other units are 0. */
+    uint64_t u = 0;
+    while (u < r->heap_blocks) {
+        uint8_t m = meta(r)[u];
+        if (!(m & (META_USED | META_FREE))) {
+            u++;
+            continue;
+        }
+        uint64_t units = 1ull << META_ORDER(m);
+        if (m & META_USED)
+            fn(ctx, heap(r) + (u << SHM_MIN_SHIFT), (size_t)(units << SHM_MIN_SHIFT));
+        u += units;
+    }
+}
+
 static int init_lock(struct shm_region *r)
 {
     pthread_mutexattr_t a;

@@ -61,5 +61,8 @@ void shm_region_unlink(const char *name);
 void *shm_alloc(struct shm_region *r, size_t n);
 void *shm_calloc(struct shm_region *r, size_t n);
 void shm_free(struct shm_region *r, void *p);
+/* Calls fn for every block in use (stack lock held), in address order. */
+void shm_each_used(struct shm_region *r, void (*fn)(void *ctx, const void *p, size_t n),
+                   void *ctx);
 
 #endif
