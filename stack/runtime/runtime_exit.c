@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "counter_names.h"
 #include "runtime.h"
@@ -143,6 +144,9 @@ static void leave_others(void)
     struct rt_sock *rs;
     FOR_HELD(rs)
         rt_release(rs, false);
+    if (rt.started)
+        tcpsm_log(TCPSM_LOG_INFO, "exit: process %d leaves the stack to the others; its link "
+                  "socket received %llu frames", (int)getpid(), (unsigned long long)rt.np.rx_frames);
 }
 
 void tcpsm_rt_shutdown(void)
@@ -194,7 +198,12 @@ void tcpsm_rt_shutdown(void)
     if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
         rt_region_audit();
     rt_leave();
-    last = last && rt_live_others() == 0;
+    /* Asked again, not only when this process ended the connections: of
+     * processes that exit together (a service's processes all sent SIGTERM
+     * at once), each may have seen the others still there at the start;
+     * the one that leaves last removes the region. */
+    rt_reap();
+    last = rt_live_others() == 0;
     if (last)
         rt.reg->dead = 1;       /* nobody attaches to it any more */
     if (rt.started) {

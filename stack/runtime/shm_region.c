@@ -197,14 +197,15 @@ static void *map_fixed(int fd, uint64_t size)
                 MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
 }
 
-struct shm_region *shm_region_attach(const char *name, unsigned size_mb, bool *created,
-                                     char *err, size_t errlen)
+struct shm_region *shm_region_attach(const char *name, unsigned size_mb, int given_fd,
+                                     bool *created, char *err, size_t errlen)
 {
     char path[256];
     snprintf(path, sizeof(path), SHM_DIR "%s", name);
     for (int attempt = 0; attempt < 200; attempt++) {
         bool mine = false;
-        int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        int fd = given_fd >= 0 ? (int)syscall(SYS_fcntl, given_fd, F_DUPFD_CLOEXEC, 0) :
+                 (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0 && errno == ENOENT) {
             fd = (int)syscall(SYS_openat, AT_FDCWD, path,
                               O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
