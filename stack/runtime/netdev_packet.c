@@ -400,7 +400,7 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
         (void)sys_setsockopt(np->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 
     /* Offloads through a struct virtio_net_hdr before each frame (set
-     * before any ring, which we do not use): checksum offload and TSO on
+     * before the receive ring, as the kernel requires): checksum offload and TSO on
      * send (veth hands a 64 KiB frame to its peer whole; a link without
      * TSO has the kernel segment it), GRO'd frames and the checksum state
      * on receive. A kernel that refuses it leaves us with plain frames,
