@@ -230,6 +230,8 @@ struct tcpsm_counters {
     /* Loss recovery: segments RACK deemed lost (RFC 8985), tail loss probes
      * sent, retransmit-queue records that had to grow at the queue's bound */
     uint64_t tcp_rack_lost, tcp_tlp, tcp_rtxq_full;
+    /* Software GRO: frames taken into the in-order segment before them */
+    uint64_t tcp_gro_frames;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).
