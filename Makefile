@@ -53,7 +53,7 @@ SAN_TESTS ?= curl_download nginx_server epoll_echo epoll_semantics signals api_c
 .PHONY: all lib tools unit test integration demo bench fuzz deps clean help install uninstall
 .DEFAULT_GOAL := all
 
-all: $(B)/libtcpsm.so $(B)/tcpsm $(PYTOOLS_B) tools ## build the library, the wrapper (and its subcommands) and the test tools
+all: $(B)/libtcpsm.so $(B)/tcpsm $(PYTOOLS_B) $(B)/libexec/tcpsm-user tools ## build the library, the wrapper (and its subcommands) and the test tools
 
 lib: $(B)/libtcpsm.so
 
@@ -84,6 +84,12 @@ $(B)/tcpsm: shim/tcpsm.sh $(if $(SAN_RT),build/san/libswift_demangle.so)
 $(B)/libexec/%.py: tools/%.py
 	@mkdir -p $(dir $@)
 	$(Q)cp $< $@
+
+# tcpsm --user's helper: opens the link as root, serves it to the program it runs as NAME.
+$(B)/libexec/tcpsm-user: tools/tcpsm_user.c $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(filter-out -fvisibility=hidden,$(CFLAGS)) $(LDFLAGS) -o $@ $< $(B)/libtcpsm-rt.a $(B)/libtcpsm-core.a $(LDLIBS)
 
 # A workaround the sanitized wrapper preloads (see the file).
 build/san/libswift_demangle.so: tests/san/swift_demangle.c
@@ -148,6 +154,7 @@ MANDIR     := $(PREFIX)/share/man
 PCDIR      := $(LIBDIR)/pkgconfig
 VERSION    := $(shell sed -n 's/^TCPSM_VERSION=//p' shim/tcpsm.sh)
 INSTALLED  := $(BINDIR)/tcpsm $(PKGLIBDIR)/libtcpsm.so $(PYTOOLS:tools/%=$(PKGLIBDIR)/%) \
+              $(PKGLIBDIR)/tcpsm-user \
               $(MANDIR)/man1/tcpsm.1 $(MANDIR)/man7/tcpsm.7 $(LIBDIR)/libtcpsm-core.a \
               $(INCDIR)/tcpsm/core.h $(PCDIR)/tcpsm-core.pc
 
@@ -162,6 +169,7 @@ endif
 	chmod 755 $(DESTDIR)$(BINDIR)/tcpsm
 	install -m 755 build/libtcpsm.so $(DESTDIR)$(PKGLIBDIR)/libtcpsm.so
 	install -m 644 $(PYTOOLS) $(DESTDIR)$(PKGLIBDIR)/
+	install -m 755 build/libexec/tcpsm-user $(DESTDIR)$(PKGLIBDIR)/tcpsm-user
 	for m in 1 7; do sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@LIBDIR@|$(PKGLIBDIR)|g' \
 	    man/tcpsm.$$m >$(DESTDIR)$(MANDIR)/man$$m/tcpsm.$$m && \
 	    chmod 644 $(DESTDIR)$(MANDIR)/man$$m/tcpsm.$$m; done

@@ -50,14 +50,15 @@ struct shim_ep {
     struct tcpsm_ep *rep;       /* the runtime instance: ready list and its eventfd */
     pid_t pid;                  /* the process that made rep (see ep_rep) */
     atomic_uint turn;           /* stack-first or kernel-first, alternating */
+    /* The real set may hold fds other than the runtime eventfd (a kernel fd
+     * was added, a socket handed over, a listener mirrored); never cleared,
+     * as the kernel drops closed fds silently. While false, epoll_wait
+     * does not ask the kernel's set unless it sleeps there. */
+    atomic_bool kfds;
 };
 
 static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* The runtime instance, in the process that made it; NULL in a forked
- * child, whose copy of these records may point at items the parent has
- * since freed in the shared stack (an inherited epoll instance reports only
- * kernel fds in the child; the runtime ignores NULL). */
 static _Atomic pid_t ep_pid_cache;     /* 0: unknown (reset in a fork child) */
 
 /* getpid() is a system call (glibc no longer caches it) and every epoll
@@ -72,6 +73,11 @@ static pid_t my_pid(void)
     return p;
 }
 
+/* The runtime instance, for changing its items: in the process that made
+ * it only; NULL in a forked child, whose copy of these records may point at
+ * items the parent has since freed in the shared stack (the runtime ignores
+ * NULL: EBADF). Waiting and collecting go to the instance itself in any
+ * process that inherited it (ep->rep): it is shared, as on Linux. */
 static struct tcpsm_ep *ep_rep(const struct shim_ep *ep)
 {
     return ep->pid == my_pid() ? ep->rep : NULL;
@@ -129,18 +135,24 @@ static void sk_unlink(struct shim_epitem *it)
         *pp = it->sk_next;
 }
 
-/* Unlinks everywhere and frees; ep_mu held. */
-static void item_free(struct shim_epitem *it)
+/* Unlinks everywhere and frees; ep_mu held. keep: the runtime item stays
+ * (another process holds the instance). */
+static void item_drop(struct shim_epitem *it, bool keep)
 {
     ep_unlink(it->ep, it);
     sk_unlink(it);
     if (it->rit) {
-        if (ep_rep(it->ep))
+        if (ep_rep(it->ep) && !keep)
             tcpsm_ep_del(it->rit);
     } else
         it->ep->nundecided--;
     shim_sock_put(it->sock);
     free(it);
+}
+
+static void item_free(struct shim_epitem *it)
+{
+    item_drop(it, false);
 }
 
 void shim_ep_ref(struct shim_ep *ep)
@@ -154,10 +166,13 @@ void shim_ep_unref(struct shim_ep *ep)
 {
     ep_lock();
     if (--ep->refs == 0) {
+        /* This process's last fd on it: a forked relative holding the
+         * instance too keeps its items (Linux: the open file description
+         * lives on). */
+        bool keep = ep->rep && tcpsm_ep_shared(ep->rep);
         while (ep->head)
-            item_free(ep->head);
-        if (ep_rep(ep))
-            tcpsm_ep_free(ep->rep);
+            item_drop(ep->head, keep);
+        tcpsm_ep_free(ep->rep);
         free(ep);
     }
     ep_unlock();
@@ -190,6 +205,7 @@ static void item_to_kernel(struct shim_epitem *it, const char *why)
         return;
     bool armed = it->rit ? true : it->armed;
     struct epoll_event ev = { .events = armed ? it->events : 0, .data = it->data };
+    atomic_store(&it->ep->kfds, true);
     if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, it->fd, &ev) < 0)
         tcpsm_log(TCPSM_LOG_WARN, "epoll %s of fd %d failed: %s", why, it->fd, strerror(errno));
 }
@@ -346,15 +362,32 @@ static int ctl_add(struct shim_ep *ep, struct shim_sock *s, int fd, struct epoll
     return 0;
 }
 
+/* A kernel fd goes into the real set of epfd (if it is ours). */
+static void note_kernel_fd(int epfd)
+{
+    if (!shim_ep_at(epfd))
+        return;
+    ep_lock();
+    struct shim_ep *ep = ep_get(epfd);
+    if (ep)
+        atomic_store(&ep->kfds, true);
+    ep_unlock();
+}
+
 EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     struct shim_sock *s = shim_lookup(fd);
-    if (!s)
+    if (!s) {
+        if (op == EPOLL_CTL_ADD)
+            note_kernel_fd(epfd);
         return REAL(epoll_ctl)(epfd, op, fd, ev);
+    }
     int r = 0;
     ep_lock();
     struct shim_ep *ep = ep_get(epfd);
     if (shim_state(s) == SHIM_KERNEL) {
+        if (ep && op == EPOLL_CTL_ADD)
+            atomic_store(&ep->kfds, true);
         ep_unlock();
         shim_sock_put(s);
         return REAL(epoll_ctl)(epfd, op, fd, ev);
@@ -413,6 +446,7 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
      * (errors only mean it was never mirrored). */
     if (r == 0 && atomic_load(&s->klisten)) {
         int e = errno;
+        atomic_store(&ep->kfds, true);
         REAL(epoll_ctl)(epfd, op, fd, ev);
         errno = e;
     }
@@ -453,7 +487,7 @@ static int collect_stack(struct shim_ep *ep, struct epoll_event *ev, int max)
     int n = 0;
     while (n < max) {
         int want = max - n < 64 ? max - n : 64;
-        int k = tcpsm_ep_collect(ep_rep(ep), buf, want);
+        int k = tcpsm_ep_collect(ep->rep, buf, want);
         for (int i = 0; i < k; i++) {
             ev[n + i].events = buf[i].events;
             ev[n + i].data.u64 = buf[i].data;
@@ -531,7 +565,11 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
     for (;;) {
         int n = 0;
         bool stack_ready = false;
-        bool kernel_first = (atomic_fetch_add(&ep->turn, 1) & 1) != 0;
+        /* Only the runtime eventfd in the real set: nothing to ask it (a system
+         * call saved per wait); a sleep below still watches it. With a signal
+         * mask the kernel is asked anyway: a signal it unblocks is delivered. */
+        bool kfds = mask || atomic_load_explicit(&ep->kfds, memory_order_relaxed);
+        bool kernel_first = kfds && (atomic_fetch_add(&ep->turn, 1) & 1) != 0;
         if (kernel_first) {
             n = kernel_wait(epfd, ev, max, 0, mask, &stack_ready);
             if (n < 0) {
@@ -543,7 +581,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             n += collect_undecided(ep, ev + n, max - n);
         if (n < max)
             n += collect_stack(ep, ev + n, max - n);
-        if (!kernel_first && n < max) {
+        if (kfds && !kernel_first && n < max) {
             int k = kernel_wait(epfd, ev + n, max - n, 0, mask, &stack_ready);
             if (k < 0) {
                 ret = k;
@@ -563,7 +601,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
         /* Sleep in the kernel's epoll_wait: the runtime eventfd is in the set. */
         int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000 > INT32_MAX ? INT32_MAX
                                                                              : (left + 999999) / 1000000);
-        tcpsm_ep_sleeping(ep_rep(ep), 1);
+        tcpsm_ep_sleeping(ep->rep, 1);
         int k;
         int lfd = efd >= 0 ? tcpsm_sleep_begin() : -1;
         if (efd < 0) {
@@ -597,7 +635,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             if (k == 0 && (p[0].revents & POLLIN))
                 k = kernel_wait(epfd, ev, max, 0, NULL, &stack_ready);
         }
-        tcpsm_ep_sleeping(ep_rep(ep), -1);
+        tcpsm_ep_sleeping(ep->rep, -1);
         if (k < 0) {
             ret = k;
             break;

@@ -297,12 +297,13 @@ void shim_atfork_child(void)
     fork_unlock_socks();
 }
 
-int shim_make_stack(struct shim_sock *s)
+int shim_make_stack(struct shim_sock *s, int fd)
 {
     struct tcpsm_sock *sk;
     int r = tcpsm_socket(&sk);
     if (r < 0)
         return r;
+    tcpsm_placeholder(sk, fd);
     for (int o = 0; o < SHIM_NOPTS; o++) {
         if (!(s->opt_set & (1u << o)))
             continue;

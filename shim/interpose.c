@@ -66,6 +66,8 @@ __attribute__((constructor(101))) static void shim_init(void)
      * handlers run in reverse order, so the shim's locks are taken before
      * the runtime's (the lock order in shim.h). */
     pthread_atfork(shim_atfork_prepare, shim_atfork_parent, shim_atfork_child);
+    if (tcpsm_rt_exec_pending())
+        shim_exec_inherit();    /* before the program's main sees its fds */
     atomic_store(&shim_on, true);
 }
 

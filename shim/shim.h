@@ -256,9 +256,9 @@ int shim_vm_child_reserve(void);
 void shim_vm_child_enter(int slot);
 void shim_vm_child_done(int slot);
 
-/* Creates the stack socket for an UNDECIDED object (caller holds s->mu)
- * and replays recorded options. Returns 0 or -errno. */
-int shim_make_stack(struct shim_sock *s);
+/* Creates the stack socket for an UNDECIDED object on fd (its placeholder;
+ * caller holds s->mu) and replays recorded options. Returns 0 or -errno. */
+int shim_make_stack(struct shim_sock *s, int fd);
 /* UNDECIDED -> KERNEL (caller holds s->mu). */
 void shim_handover(struct shim_sock *s);
 
@@ -310,6 +310,13 @@ int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, const s
 
 /* Drops stale entries of the fds a successful recvmsg received (SCM_RIGHTS). */
 void shim_fresh_cmsg(const struct msghdr *msg);
+
+/* ------------------------------------------------------------ exec */
+
+/* At start, in an image exec'd by a process that held stack sockets: every
+ * inherited fd whose placeholder is one of them becomes that socket again;
+ * the rest of them are released (exec_fds.c). */
+void shim_exec_inherit(void);
 
 /* ------------------------------------------------------------ misc */
 

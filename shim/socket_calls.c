@@ -4,7 +4,6 @@
  * short length, EAFNOSUPPORT for another family). */
 #include "shim.h"
 
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <unistd.h>
@@ -132,7 +131,7 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
             shim_handover(s);
             st = SHIM_KERNEL;
         } else {
-            r = shim_make_stack(s);
+            r = shim_make_stack(s, fd);
             st = shim_state(s);
             if (r == 0 && st == SHIM_STACK) {
                 r = tcpsm_bind_addr(s->sk, &ta, port);
@@ -201,7 +200,7 @@ EXPORT int listen(int fd, int backlog)
     int r = 0;
     pthread_mutex_lock(&s->mu);
     if (shim_state(s) == SHIM_UNDECIDED)
-        r = shim_make_stack(s);
+        r = shim_make_stack(s, fd);
     int st = shim_state(s);
     pthread_mutex_unlock(&s->mu);
     if (st == SHIM_STACK && r == 0) {
@@ -247,7 +246,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
         if (is_loopback_addr(&ta) || !tcpsm_rt_routable_addr(&ta))
             shim_handover(s);
         else
-            r = shim_make_stack(s);
+            r = shim_make_stack(s, fd);
     }
     st = shim_state(s);
     pthread_mutex_unlock(&s->mu);
@@ -347,41 +346,6 @@ static int accept_wait(struct shim_sock *s, int fd, bool nb)
     return ret;
 }
 
-/* The placeholder of an accepted socket is a dup of one unbound kernel
- * socket per family, the template, made on first use and kept for the
- * process (owned by the runtime, so programs that close every fd leave it
- * alone). A dup costs one fd slot; a fresh socket() and its close cost a
- * kernel socket's allocation and release for every connection (a quarter of
- * the shim's cost per connection under ab). The dups share one file
- * description, which is never used for I/O: the shim serves every call on
- * an accepted socket from the stack, keeps O_NONBLOCK per socket object
- * (and reports it so in F_GETFL, fd_calls.c), and answers getsockopt
- * itself; setsockopt only checks its arguments on the placeholder. fstat
- * shows one inode for all of them. */
-static _Atomic int accept_tmpl[2] = { -1, -1 };
-static pthread_mutex_t tmpl_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int placeholder_new(int family, int flags)
-{
-    int i = family == AF_INET6;
-    int t = atomic_load_explicit(&accept_tmpl[i], memory_order_acquire);
-    if (t < 0) {
-        pthread_mutex_lock(&tmpl_mu);
-        t = atomic_load(&accept_tmpl[i]);
-        if (t < 0) {
-            t = REAL(socket)(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            if (t >= 0) {
-                tcpsm_rt_own_fd(t);
-                atomic_store_explicit(&accept_tmpl[i], t, memory_order_release);
-            }
-        }
-        pthread_mutex_unlock(&tmpl_mu);
-        if (t < 0)
-            return -1;
-    }
-    return REAL(fcntl)(t, (flags & SOCK_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
-}
-
 static int accept_once(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is4)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
@@ -430,7 +394,10 @@ retry:
     }
     /* The placeholder before the connection: at EMFILE the connection stays
      * queued, as in Linux (except in the race just above, where it is closed). */
-    nfd = placeholder_new(s->family, flags);
+    /* A kernel socket of its own (not a dup of a shared one): its identity
+     * (st_dev, st_ino) is how an exec'd image finds the stack socket again
+     * (runtime_exec.c). */
+    nfd = REAL(socket)(s->family, SOCK_STREAM | (flags & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
     if (nfd < 0) {
         r = -errno;
         goto out;
@@ -457,6 +424,7 @@ retry:
         }
     }
     ns->sk = nsk;
+    tcpsm_placeholder(nsk, nfd);
     ns->family = s->family;
     atomic_store(&ns->state, SHIM_STACK);
     atomic_store(&ns->nonblock, (flags & SOCK_NONBLOCK) != 0);

@@ -62,6 +62,16 @@ Options (each sets the environment variable named after it):
   --run-dir DIR     TCPSM_RUN_DIR    where the stack publishes its stats region
                                      and control socket for tcpsm stat/capture
                                      (default /run/tcpsm; 0 = not at all)
+  --user NAME                    run PROGRAM as user NAME (its groups, no
+                                 capability) on the stack: the wrapper, as
+                                 root, stays as the stack's owner and hands
+                                 the link socket to NAME's processes through
+                                 a socket file (/dev/shm/tcpsm-...sock, owned
+                                 by NAME, mode 0600); see README "Process model"
+  --share O:G:MODE  TCPSM_SHARE  with --user: that socket file's owner, group
+                                 and octal mode, parts may be empty (default
+                                 NAME:NAME's group:0600), e.g. :www-data:0660
+                                 lets the group www-data attach too
   --profile NAME    a set of the settings above, for variables not set
                     otherwise (options and the environment win):
                       default     nothing changed
@@ -138,6 +148,7 @@ case ${1:-} in
 esac
 
 profile=
+run_user=
 # --addr and --gw may be repeated (one per family): the first replaces the
 # environment's value, the next ones are appended, comma-separated.
 add_addr() {
@@ -181,6 +192,10 @@ while [ $# -gt 0 ]; do
         --spin=*) export TCPSM_SPIN_US=${1#*=}; shift ;;
         --run-dir) need_arg "$@"; export TCPSM_RUN_DIR=$2; shift 2 ;;
         --run-dir=*) export TCPSM_RUN_DIR=${1#*=}; shift ;;
+        --user) need_arg "$@"; run_user=$2; shift 2 ;;
+        --user=*) run_user=${1#*=}; shift ;;
+        --share) need_arg "$@"; export TCPSM_SHARE=$2; shift 2 ;;
+        --share=*) export TCPSM_SHARE=${1#*=}; shift ;;
         --profile) need_arg "$@"; profile=$2; shift 2 ;;
         --profile=*) profile=${1#*=}; shift ;;
         --trace=*) export TCPSM_TRACE=${1#*=}; shift ;;
@@ -221,5 +236,14 @@ fi
 sanitizer_runtimes=
 
 [ -f "$lib" ] || { echo "tcpsm: $lib not found (run make)" >&2; exit 2; }
+preload=${sanitizer_runtimes:+$sanitizer_runtimes:}$lib${LD_PRELOAD:+:$LD_PRELOAD}
+if [ -n "$run_user" ]; then
+    # The helper opens the link as root and stays as the stack's owner; only
+    # PROGRAM, run as NAME, gets the library.
+    [ "$(id -u)" = 0 ] || { echo "tcpsm: --user needs root (it opens the link, then runs the program as $run_user)" >&2; exit 2; }
+    [ -x "$tooldir/tcpsm-user" ] || { echo "tcpsm: $tooldir/tcpsm-user not found (run make)" >&2; exit 2; }
+    export TCPSM_USER_PRELOAD=$preload
+    exec env -u LD_PRELOAD "$tooldir/tcpsm-user" "$run_user" "$@"
+fi
 export LD_PRELOAD=${sanitizer_runtimes:+$sanitizer_runtimes:}$lib${LD_PRELOAD:+:$LD_PRELOAD}
 exec "$@"

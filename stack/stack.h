@@ -4,6 +4,7 @@
 #define TCPSM_STACK_H
 
 #include "tcpsm/core.h"
+#include "pmtu.h"
 #include "timer.h"
 
 struct neigh_table;             /* arp.c / neigh.c */
@@ -66,6 +67,7 @@ struct tcpsm_stack {
     struct tcp_stack *tcp;
     struct ipv4_reasm *reasm;
     struct ipv6_state v6;
+    struct pmtu_cache pmtu;     /* path MTU per destination */
 
     /* tx batch: frames ready for dev->ops->send */
     struct tcpsm_frame tx[TCPSM_TX_BATCH];

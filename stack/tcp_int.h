@@ -211,6 +211,8 @@ struct tcpsm_sock {
     int tos;                            /* IP_TOS / IPV6_TCLASS of the packets sent */
     int ttl;                            /* IP_TTL / IPV6_UNICAST_HOPS, -1 = default 64 */
     uint32_t pmtu;                      /* path MTU learnt from ICMP, 0 = the link's */
+    uint64_t plpmtu_raise_at;           /* black hole (tcp_pmtu.c): full MSS again at, 0 = none */
+    uint16_t mss_full;                  /* ... and that MSS */
 
     /* listener */
     struct tcpsm_sock *synq, *accq, *accq_tail;
@@ -298,14 +300,11 @@ struct tcpsm_sock {
      * the flight then (RecoverFS) */
     uint32_t prr_delivered, prr_out, recover_fs;
     struct tcp_ooo sacked;              /* SACK scoreboard above snd_una (tcp_sack.c) */
-    uint32_t high_rxt;                  /* RFC 6675 HighRxt */
-    uint32_t rxt_snd_max;               /* SND.MAX at the latest SACK-recovery retransmission */
     uint32_t prior_cwnd, prior_ssthresh;    /* before the recovery, for an undo */
     uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
     uint8_t undo_state;                 /* TCP_UNDO_* */
     unsigned dupacks;
     bool in_recovery;
-    bool sack_recovery;                 /* this recovery is RFC 6675 (pipe), not NewReno */
 
     /* socket options */
     bool nodelay, cork, keepalive, reuseaddr;
@@ -486,6 +485,8 @@ void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_probe(struct tcpsm_sock *sk, uint64_t now);
 void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now);
 void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now);   /* tcp_input.c */
+void tcp_plpmtud_rto(struct tcpsm_sock *sk, uint64_t now);  /* tcp_pmtu.c */
+void tcp_plpmtud_raise(struct tcpsm_sock *sk, uint64_t now);
 void tcp_retransmit_tail(struct tcpsm_sock *sk, uint64_t now);
 void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg);
 uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk);
@@ -509,11 +510,6 @@ void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now);
 bool tcp_sack_update(struct tcpsm_sock *sk, const struct tcp_opts *o);
 void tcp_sack_prune(struct tcpsm_sock *sk);
 uint32_t tcp_sack_bytes(const struct tcpsm_sock *sk);
-bool tcp_sack_head_lost(const struct tcpsm_sock *sk);
-uint32_t tcp_sack_pipe(const struct tcpsm_sock *sk);
-uint32_t tcp_sack_lost_bytes(const struct tcpsm_sock *sk);
-uint32_t tcp_sack_next_hole(const struct tcpsm_sock *sk, uint32_t *seq);
-bool tcp_sack_rtx_lost(struct tcpsm_sock *sk);
 
 /* tcp_rtxq.c */
 void tcp_rtxq_free(struct tcpsm_sock *sk);
@@ -556,7 +552,6 @@ void tcp_cong_init(struct tcpsm_sock *sk);
 /* ACK processing; returns true if the caller should retransmit the head now. */
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now);
 void tcp_cong_rto(struct tcpsm_sock *sk);
-bool tcp_cong_sack_loss(struct tcpsm_sock *sk);
 void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered);
 void tcp_cong_undo_all(struct tcpsm_sock *sk);
 void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr);

@@ -192,6 +192,8 @@ static bool on_rto(struct tcpsm_sock *sk, uint64_t now)
             sk->total_rto_recoveries++;
     }
     sk->rtt_active = false;             /* Karn */
+    if (!syn)
+        tcp_plpmtud_rto(sk, now);       /* RFC 4821 black hole: smaller segments from here */
     if (syn) {
         tcp_retransmit_head(sk, now);
         return true;

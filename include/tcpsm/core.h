@@ -230,6 +230,9 @@ struct tcpsm_counters {
     /* Loss recovery: segments RACK deemed lost (RFC 8985), tail loss probes
      * sent, retransmit-queue records that had to grow at the queue's bound */
     uint64_t tcp_rack_lost, tcp_tlp, tcp_rtxq_full;
+    /* path MTU: destinations learnt from ICMP (RFC 1191 / 8201) and entries evicted by a full
+     * table; black holes found (RFC 4821 / 8899: the MSS lowered after repeated RTOs) */
+    uint64_t pmtu_learned, pmtu_evicted, tcp_pmtu_blackhole;
     /* Software GRO: frames taken into the in-order segment before them */
     uint64_t tcp_gro_frames;
 };

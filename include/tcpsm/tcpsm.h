@@ -44,11 +44,25 @@ bool tcpsm_rt_routable_addr(const struct tcpsm_addr *dst);
  * bounded time, then RST for the rest; stops the threads. Idempotent. */
 void tcpsm_rt_shutdown(void);
 
+/* Sockets across exec (runtime_exec.c). Each stack socket has a placeholder
+ * kernel socket on its fd number; the runtime keeps the placeholder's
+ * identity (st_dev, st_ino) with the socket, so that a program exec'd by a
+ * process that held it finds it again on the same fd: */
+/* Records fd as sk's placeholder (after it became the stack's, or was accepted). */
+void tcpsm_placeholder(struct tcpsm_sock *sk, int fd);
+/* This process is an exec'd image of one that held stack sockets: the
+ * caller walks its fds and claims each placeholder, then ends the claim. */
+bool tcpsm_rt_exec_pending(void);
+/* The stack socket whose placeholder is (dev, ino), held by this process
+ * before exec, or NULL. The same socket may be claimed for several fds (dup). */
+struct tcpsm_sock *tcpsm_rt_exec_claim(uint64_t dev, uint64_t ino);
+/* Releases every socket held before exec that no fd claimed (its fds were
+ * close-on-exec, or closed): the last reference anywhere closes it. */
+void tcpsm_rt_exec_end(void);
+
 /* Fds the runtime holds (AF_PACKET socket, eventfds): the shim must not
  * let the program close or reuse them. */
 bool tcpsm_rt_owns_fd(int fd);
-/* Adds fd to them (the shim's accept template socket). */
-void tcpsm_rt_own_fd(int fd);
 
 int tcpsm_socket(struct tcpsm_sock **out);      /* -ENOBUFS, -ENETDOWN if the link cannot start */
 int tcpsm_bind(struct tcpsm_sock *sk, const struct sockaddr_in *sin);
@@ -143,14 +157,20 @@ struct tcpsm_ep_event {
 };
 int tcpsm_ep_new(struct tcpsm_ep **out);        /* -ENOMEM, -EMFILE */
 int tcpsm_ep_fd(const struct tcpsm_ep *ep);
+/* This process lets go of ep (its last fd on it closed): ep and its items
+ * go with the last process holding it (a forked child holds its parent's
+ * instances, as it holds a copy of their fds). */
 void tcpsm_ep_free(struct tcpsm_ep *ep);
+/* Another process holds ep too: closing this process's fd leaves its items. */
+bool tcpsm_ep_shared(struct tcpsm_ep *ep);
 /* -EBADF if the socket is closed. A socket ready now is queued at once. */
 int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, uint32_t events, uint64_t data,
                  struct tcpsm_epitem **out);
 /* Re-arms (EPOLLONESHOT) and re-evaluates: a ready socket is reported again. */
 int tcpsm_ep_mod(struct tcpsm_epitem *it, uint32_t events, uint64_t data);
 void tcpsm_ep_del(struct tcpsm_epitem *it);
-/* Up to max ready events, never blocking. */
+/* Up to max ready events, never blocking; in any process holding ep. Items
+ * are added, changed and deleted by the process that made ep only. */
 int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max);
 /* Makes the eventfd readable until the next collect (something outside
  * the stack, e.g. a socket not yet the stack's, needs a waiter to look). */

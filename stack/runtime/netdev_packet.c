@@ -340,43 +340,118 @@ fail:
               ifname, what, strerror(errno));
 }
 
-int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
-                       unsigned flags, uint16_t *fanout, char *err, size_t errlen)
+/* The interface's index and MTU, through the packet socket. */
+static int if_info(struct netdev_packet *np, const char *ifname)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    if (syscall(SYS_ioctl, np->fd, SIOCGIFINDEX, &ifr) < 0)
+        return -1;
+    np->ifindex = ifr.ifr_ifindex;
+    if (syscall(SYS_ioctl, np->fd, SIOCGIFMTU, &ifr) < 0)
+        return -1;
+    np->dev.mtu = ifr.ifr_mtu > 0 && ifr.ifr_mtu <= 9000 ? (uint32_t)ifr.ifr_mtu : 1500;
+    if (syscall(SYS_ioctl, np->fd, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
+        tcpsm_log(TCPSM_LOG_WARN, "TCPSM_IF=%s: the interface is down; nothing will be sent "
+                  "until it is up", ifname);
+    return 0;
+}
+
+static int buffers_init(struct netdev_packet *np, const uint8_t mac[6])
 {
     memset(np, 0, sizeof(*np));
     np->fd = -1;
     np->dev.ops = &packet_ops;
     np->dev.priv = np;
     memcpy(np->mac, mac, 6);
-
     np->rx = malloc(sizeof(*np->rx));
     np->tx = malloc(sizeof(*np->tx));
     if (!np->rx || !np->tx) {
         errno = ENOMEM;
-        return fail(np, err, errlen, ifname, "receive buffers");
+        return -1;
     }
-    /* Protocol 0: nothing is queued until the filter is in place and bind()
-     * selects ETH_P_ALL on the interface. */
-    long fd = syscall(SYS_socket, AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return fail(np, err, errlen, ifname, "AF_PACKET socket (needs CAP_NET_RAW)");
-    np->fd = (int)fd;
+    for (unsigned i = 0; i < NETDEV_PACKET_BATCH; i++) {
+        np->rx->iov[i][0].iov_base = &np->rx->vh[i];
+        np->rx->iov[i][0].iov_len = sizeof(np->rx->vh[i]);
+        np->rx->iov[i][1].iov_base = np->rx->data[i];
+        np->rx->iov[i][1].iov_len = NETDEV_PACKET_SLOT;
+    }
+    return 0;
+}
 
+static void vnet_features(struct netdev_packet *np)
+{
+    np->dev.features = TCPSM_NETDEV_F_SG;
+    if (np->vnet) {
+        np->dev.features |= TCPSM_NETDEV_F_TX_CSUM | TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TSO6;
+        np->dev.gso_max = 65535;
+    }
+}
+
+int netdev_packet_tx_socket(const char *ifname, unsigned flags, bool *vnet, char *err,
+                            size_t errlen)
+{
+    /* Protocol 0: nothing is queued until the filter is in place and bind()
+     * selects ETH_P_ALL on the interface (netdev_packet_rx_enable). */
+    const char *what = "AF_PACKET socket (needs CAP_NET_RAW)";
+    int fd = (int)syscall(SYS_socket, AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
     struct ifreq ifr;
     memset(&ifr, 0, sizeof(ifr));
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-    if (syscall(SYS_ioctl, np->fd, SIOCGIFINDEX, &ifr) < 0)
-        return fail(np, err, errlen, ifname, "interface index");
-    np->ifindex = ifr.ifr_ifindex;
-    if (syscall(SYS_ioctl, np->fd, SIOCGIFMTU, &ifr) < 0)
-        return fail(np, err, errlen, ifname, "interface MTU");
-    np->dev.mtu = ifr.ifr_mtu > 0 && ifr.ifr_mtu <= 9000 ? (uint32_t)ifr.ifr_mtu : 1500;
-    if (syscall(SYS_ioctl, np->fd, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
-        tcpsm_log(TCPSM_LOG_WARN, "TCPSM_IF=%s: the interface is down; nothing will be sent "
-                  "until it is up", ifname);
+    what = "interface index";
+    if (syscall(SYS_ioctl, fd, SIOCGIFINDEX, &ifr) < 0)
+        goto fail;
+    /* Offloads through a struct virtio_net_hdr before each frame (set
+     * before the ring): checksum offload and TSO on send (veth hands a
+     * 64 KiB frame to its peer whole; a link without TSO has the kernel
+     * segment it), GRO'd frames and the checksum state on receive. A kernel
+     * that refuses it leaves us with plain frames, software checksums and
+     * MSS-sized segments. */
+    int one = 1;
+    *vnet = false;
+    if (!(flags & NETDEV_PACKET_NO_VNET) &&
+        sys_setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) {
+        *vnet = true;
+    } else if (!(flags & NETDEV_PACKET_NO_VNET)) {
+        tcpsm_log(TCPSM_LOG_INFO, "TCPSM_IF=%s: PACKET_VNET_HDR refused (%s): no offloads",
+                  ifname, strerror(errno));
+    }
+    int sz = SNDBUF_BYTES;
+    if (sys_setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+        (void)sys_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    /* No PACKET_QDISC_BYPASS: veth has no qdisc (noqueue) to bypass, and
+     * the bypass would also skip the taps of other packet sockets on the
+     * way out (tcpdump on the interface would miss our frames). */
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = 0;
+    sll.sll_ifindex = ifr.ifr_ifindex;
+    what = "bind";
+    if (syscall(SYS_bind, fd, &sll, sizeof(sll)) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int e = errno;
+    if (fd >= 0)
+        syscall(SYS_close, fd);
+    snprintf(err, errlen, "TCPSM_IF=%s: %s: %s", ifname, what, strerror(e));
+    return -e;
+}
 
+int netdev_packet_rx_enable(struct netdev_packet *np, unsigned flags, uint16_t *fanout)
+{
+    char ifname[IF_NAMESIZE] = "?";
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_ifindex = np->ifindex;
+    if (syscall(SYS_ioctl, np->fd, SIOCGIFNAME, &ifr) == 0)
+        snprintf(ifname, sizeof(ifname), "%s", ifr.ifr_name);
     struct sock_filter prog[16];
-    struct sock_fprog fprog = { .len = (unsigned short)netdev_packet_filter(prog, mac),
+    struct sock_fprog fprog = { .len = (unsigned short)netdev_packet_filter(prog, np->mac),
                                 .filter = prog };
     /* A fanout group is joined once bound: until then the socket would get
      * copies of frames the group's sockets get too; it takes none. */
@@ -384,51 +459,25 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
     struct sock_fprog fnone = { .len = 1, .filter = none };
     if (sys_setsockopt(np->fd, SOL_SOCKET, SO_ATTACH_FILTER, fanout ? &fnone : &fprog,
                        sizeof(fprog)) < 0)
-        return fail(np, err, errlen, ifname, "SO_ATTACH_FILTER");
-
+        return -errno;
     int one = 1;
     /* Our own frames would loop back to us as PACKET_OUTGOING (Linux >= 4.20
      * can drop them in the kernel; recv also checks sll_pkttype). */
     (void)sys_setsockopt(np->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
     if (sys_setsockopt(np->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0)
-        return fail(np, err, errlen, ifname, "PACKET_AUXDATA");
+        return -errno;
     int sz = RCVBUF_BYTES;
     if (sys_setsockopt(np->fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
         (void)sys_setsockopt(np->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-    sz = SNDBUF_BYTES;
-    if (sys_setsockopt(np->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
-        (void)sys_setsockopt(np->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-
-    /* Offloads through a struct virtio_net_hdr before each frame (set
-     * before the receive ring, as the kernel requires): checksum offload and TSO on
-     * send (veth hands a 64 KiB frame to its peer whole; a link without
-     * TSO has the kernel segment it), GRO'd frames and the checksum state
-     * on receive. A kernel that refuses it leaves us with plain frames,
-     * software checksums and MSS-sized segments. */
-    np->dev.features = TCPSM_NETDEV_F_SG;
-    if (!(flags & NETDEV_PACKET_NO_VNET) &&
-        sys_setsockopt(np->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) {
-        np->vnet = true;
-        np->dev.features |= TCPSM_NETDEV_F_TX_CSUM | TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TSO6;
-        np->dev.gso_max = 65535;
-    } else if (!(flags & NETDEV_PACKET_NO_VNET)) {
-        tcpsm_log(TCPSM_LOG_INFO, "TCPSM_IF=%s: PACKET_VNET_HDR refused (%s): no offloads",
-                  ifname, strerror(errno));
-    }
     if (!(flags & NETDEV_PACKET_NO_RING))
         ring_open(np, ifname);
-    /* No PACKET_QDISC_BYPASS: veth has no qdisc (noqueue) to bypass, and
-     * the bypass would also skip the taps of other packet sockets on the
-     * way out (tcpdump on the interface would miss our frames). */
-
     struct sockaddr_ll sll;
     memset(&sll, 0, sizeof(sll));
     sll.sll_family = AF_PACKET;
     sll.sll_protocol = htons(ETH_P_ALL);
     sll.sll_ifindex = np->ifindex;
     if (syscall(SYS_bind, np->fd, &sll, sizeof(sll)) < 0)
-        return fail(np, err, errlen, ifname, "bind");
-
+        return -errno;
     if (fanout) {
         /* Hash by flow (a connection's frames keep their order on one
          * socket); roll over to another socket of the group when the chosen
@@ -438,16 +487,13 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
         if (!*fanout)
             type |= PACKET_FANOUT_FLAG_UNIQUEID;
         int arg = type << 16 | *fanout;         /* packet(7): id | type_flags << 16 */
-        if (sys_setsockopt(np->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0)
-            return fail(np, err, errlen, ifname, "PACKET_FANOUT");
         socklen_t al = sizeof(arg);
-        if (syscall(SYS_getsockopt, np->fd, SOL_PACKET, PACKET_FANOUT, &arg, &al) < 0)
-            return fail(np, err, errlen, ifname, "PACKET_FANOUT (read back)");
+        if (sys_setsockopt(np->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0 ||
+            syscall(SYS_getsockopt, np->fd, SOL_PACKET, PACKET_FANOUT, &arg, &al) < 0 ||
+            sys_setsockopt(np->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
+            return -errno;
         *fanout = (uint16_t)(arg & 0xffff);
-        if (sys_setsockopt(np->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
-            return fail(np, err, errlen, ifname, "SO_ATTACH_FILTER");
     }
-
     /* Our MAC is not the interface's: without promiscuous mode the NIC (and
      * veth) drops unicast frames to it before we can see them. The
      * membership ends with the socket. */
@@ -456,15 +502,74 @@ int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8
     mr.mr_ifindex = np->ifindex;
     mr.mr_type = PACKET_MR_PROMISC;
     if (sys_setsockopt(np->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0)
-        return fail(np, err, errlen, ifname, "promiscuous mode");
+        return -errno;
+    return 0;
+}
 
-    for (unsigned i = 0; i < NETDEV_PACKET_BATCH; i++) {
-        np->rx->iov[i][0].iov_base = &np->rx->vh[i];
-        np->rx->iov[i][0].iov_len = sizeof(np->rx->vh[i]);
-        np->rx->iov[i][1].iov_base = np->rx->data[i];
-        np->rx->iov[i][1].iov_len = NETDEV_PACKET_SLOT;
+void netdev_packet_rx_disable(struct netdev_packet *np)
+{
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = 0;
+    sll.sll_ifindex = np->ifindex;
+    syscall(SYS_bind, np->fd, &sll, sizeof(sll));
+    ring_unmap(np);
+}
+
+int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
+                       unsigned flags, uint16_t *fanout, char *err, size_t errlen)
+{
+    if (buffers_init(np, mac) < 0)
+        return fail(np, err, errlen, ifname, "receive buffers");
+    int fd = netdev_packet_tx_socket(ifname, flags, &np->vnet, err, errlen);
+    if (fd < 0) {
+        netdev_packet_close(np);
+        return fd;
+    }
+    np->fd = fd;
+    vnet_features(np);
+    if (if_info(np, ifname) < 0)
+        return fail(np, err, errlen, ifname, "interface index and MTU");
+    int r = netdev_packet_rx_enable(np, flags, fanout);
+    if (r < 0) {
+        errno = -r;
+        return fail(np, err, errlen, ifname, "receive set-up (filter, bind, PACKET_FANOUT, "
+                    "promiscuous mode)");
     }
     return 0;
+}
+
+int netdev_packet_adopt(struct netdev_packet *np, int fd, const char *ifname,
+                        const uint8_t mac[6], char *err, size_t errlen)
+{
+    int domain = 0, type = 0, vnet = 0;
+    socklen_t l1 = sizeof(domain), l2 = sizeof(type), l3 = sizeof(vnet);
+    if (buffers_init(np, mac) < 0) {
+        syscall(SYS_close, fd);
+        return fail(np, err, errlen, ifname, "receive buffers");
+    }
+    np->fd = fd;
+    if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &domain, &l1) < 0 ||
+        syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &l2) < 0 ||
+        domain != AF_PACKET || type != SOCK_RAW) {
+        errno = ENOTSOCK;
+        return fail(np, err, errlen, ifname, "the link socket handed over");
+    }
+    if (if_info(np, ifname) < 0)
+        return fail(np, err, errlen, ifname, "interface index and MTU");
+    /* Whoever opened it chose the offloads (netdev_packet_tx_socket): follow it. */
+    np->vnet = syscall(SYS_getsockopt, fd, SOL_PACKET, PACKET_VNET_HDR, &vnet, &l3) == 0 && vnet;
+    vnet_features(np);
+    return 0;
+}
+
+void netdev_packet_swap_fd(struct netdev_packet *np, int fd)
+{
+    ring_unmap(np);             /* this process's view of the old socket's ring */
+    if (np->fd >= 0)
+        syscall(SYS_close, np->fd);
+    np->fd = fd;
 }
 
 /* The checksum state of a frame read with recvmsg: a local sender on veth

@@ -95,6 +95,29 @@ void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *
  * 0, or -errno with a message in err. */
 int netdev_packet_open(struct netdev_packet *np, const char *ifname, const uint8_t mac[6],
                        unsigned flags, uint16_t *fanout, char *err, size_t errlen);
+/* A send-only packet socket on ifname (bound with protocol 0: it receives
+ * nothing), with the vnet header unless flags say NETDEV_PACKET_NO_VNET
+ * (*vnet says whether it is on). Needs CAP_NET_RAW. The fd, or -errno with
+ * a message in err. */
+int netdev_packet_tx_socket(const char *ifname, unsigned flags, bool *vnet, char *err,
+                            size_t errlen);
+/* Makes np's socket (from netdev_packet_tx_socket) receive the frames for
+ * np->mac: filter, the receive ring unless flags say NETDEV_PACKET_NO_RING,
+ * bind to ETH_P_ALL, the fanout group *fanout if fanout is not NULL (as
+ * netdev_packet_open), promiscuous mode. No capability needed. 0 or -errno. */
+int netdev_packet_rx_enable(struct netdev_packet *np, unsigned flags, uint16_t *fanout);
+/* Back to send-only (bound with protocol 0), without a ring. */
+void netdev_packet_rx_disable(struct netdev_packet *np);
+/* Takes over a packet socket from netdev_packet_tx_socket (another process
+ * opened it: handed over through SCM_RIGHTS, share.h): reads its offload
+ * setting and the interface's. It receives once netdev_packet_rx_enable ran
+ * on it. On failure fd is closed. 0, or -errno with a message in err. */
+int netdev_packet_adopt(struct netdev_packet *np, int fd, const char *ifname,
+                        const uint8_t mac[6], char *err, size_t errlen);
+/* Replaces the socket (closing the old one, dropping this process's view
+ * of its ring) by a send-only one with the same offloads: a forked child's
+ * own (runtime_link.c). */
+void netdev_packet_swap_fd(struct netdev_packet *np, int fd);
 /* Receives what is queued, without blocking: fills frames (valid until
  * netdev_packet_recv_done or the next call) and returns how many (0 if
  * none), or -errno. */

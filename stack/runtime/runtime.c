@@ -29,6 +29,7 @@ struct rt_state rt = {
     .rx_ep = -1,
     .me = -1,
     .fork_slot = -1,
+    .link_given = -1,
 };
 
 /* The holder died (kill -9) with the lock: whatever it was doing is left
@@ -205,15 +206,11 @@ static int start_locked(void)
 {
     char err[512];
     uint64_t now = rt_now();
-    uint16_t fanout = rt_fanout_get();
-    int r = netdev_packet_open(&rt.np, rt.set.ifname, rt.set.mac,
-                               rt.set.offload ? 0 : NETDEV_PACKET_NO_VNET, &fanout, err,
-                               sizeof(err));
+    int r = rt_link_open(err, sizeof(err));
     if (r < 0) {
         tcpsm_log(TCPSM_LOG_ERROR, "%s", err);
         return r;
     }
-    rt_fanout_set(fanout);
     rt_fd_own(rt.np.fd);
     if (rt.set.pcap_path[0]) {
         rt.pcap = pcap_writer_open(rt.set.pcap_path);
@@ -408,6 +405,7 @@ int rt_proc_ready(void)
     if (__builtin_expect(rt.need_threads, 0)) {
         if (rt.down || rt.exiting || rt.me < 0)
             return -ENETDOWN;
+        rt_link_own();
         int r = rt_threads_start();
         if (r < 0) {
             tcpsm_log(TCPSM_LOG_ERROR, "cannot start the stack threads: %s", strerror(-r));
@@ -424,8 +422,23 @@ static int usable(const struct tcpsm_sock *sk)
 {
     if (!sk)
         return -EBADF;
-    if (rt.down || rt.exiting || !rt.started || rt.me < 0)
+    if (rt.down || rt.exiting || rt.me < 0)
         return -ENETDOWN;
+    if (__builtin_expect(!rt.started, 0))
+        return rt_start();      /* sockets inherited across exec: first use */
+    return 0;
+}
+
+int rt_start(void)
+{
+    if (rt.started)
+        return 0;
+    if (rt.down || rt.exiting || rt.me < 0 || rt.start_failed)
+        return -ENETDOWN;
+    if (start_locked() < 0) {
+        rt.start_failed = true;
+        return -ENETDOWN;
+    }
     return 0;
 }
 
@@ -459,6 +472,7 @@ struct blocker {
     struct rt_sock *rs;
     struct rt_waiter *w;
     bool active;                /* registered: block_end has work to do */
+    bool excl;                  /* an accept: waits exclusively (rt_wake_sock_event) */
     unsigned seq0;              /* rt_t_sigseq at registration: a handler since gives EINTR */
     struct blocker *outer;      /* w->blocker before (a handler's call inside a call) */
 };
@@ -474,7 +488,10 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
     b->rs->refs++;
     /* The entry lives in the waiter (shared region): another process's
      * event walks rs's queue. */
-    rt_sock_wait_add(b->rs, &b->w->bq, b->w);
+    if (b->excl)
+        rt_sock_wait_add_excl(b->rs, &b->w->bq, b->w);
+    else
+        rt_sock_wait_add(b->rs, &b->w->bq, b->w);
     b->active = true;
     b->seq0 = rt_t_sigseq;
     b->outer = b->w->blocker;
@@ -509,6 +526,12 @@ static void block_end(struct blocker *b)
         return;
     b->active = false;
     rt_sock_wait_del(&b->w->bq);
+    /* An exclusive waiter that leaves with connections still queued (it
+     * took one of several, or a signal or its timeout ended the wait
+     * after it was chosen) hands the wake-up on, so none is left waiting
+     * with sleepers on the queue. */
+    if (b->excl && b->rs->sk && (tcpsm_sock_poll(b->rs->sk) & TCPSM_POLLIN))
+        rt_wake_sock_event(b->rs);
     rt_sock_unref(b->rs);
     rt_lead_leave(b->w);
     b->w->blocker = b->outer;
@@ -603,10 +626,8 @@ int tcpsm_socket(struct tcpsm_sock **out)
     int r = 0;
     if (rt.down || rt.me < 0)
         r = -ENETDOWN;
-    else if (!rt.started && !rt.start_failed && start_locked() < 0)
-        rt.start_failed = true;
-    if (r == 0 && !rt.started)
-        r = -ENETDOWN;
+    else
+        r = rt_start();
     struct tcpsm_sock *sk = NULL;
     if (r == 0)
         r = tcpsm_sock_new(rt.sh->st, &sk);
@@ -727,7 +748,7 @@ int tcpsm_accept_addr(struct tcpsm_sock *sk, struct tcpsm_sock **out, struct tcp
     uint64_t deadline = deadline_of(timeout_ns);
     rt_lock();
     int r = usable(sk);
-    struct blocker b = { 0 };
+    struct blocker b = { .excl = true };
     struct tcpsm_sock *child = NULL;
     while (r == 0) {
         r = tcpsm_sock_accept(sk, &child);

@@ -85,6 +85,7 @@ struct rt_sock;
 struct rt_wqe {
     struct rt_waiter *w;
     struct rt_sock *rs;         /* NULL when not queued */
+    bool exclusive;             /* a blocked accept: one such waiter is woken per event */
     struct rt_wqe *next, *prev;
 };
 
@@ -127,6 +128,9 @@ struct rt_sock {
      * an event that changes neither, and brings no data, wakes nobody. */
     unsigned last_events;
     int last_state;
+    /* Its placeholder kernel socket (tcpsm_placeholder): how a program
+     * exec'd by a process that holds it finds it on an inherited fd. */
+    uint64_t ph_dev, ph_ino;
 };
 
 /* One process attached to the stack. */
@@ -140,8 +144,7 @@ struct rt_proc {
     uint32_t nheld;             /* bits set in held */
     uint64_t reserved_at;       /* when a fork reserved the slot */
     struct rt_waiter *waiters;  /* every waiter of this process */
-    struct tcpsm_ep *ep_pending;        /* its epoll instances other processes made ready */
-    struct tcpsm_ep *eps;               /* its epoll instances */
+    struct tcpsm_ep *ep_pending;        /* epoll instances it holds that others made ready */
     uint64_t held[RT_MAX_IDS / 64];     /* the sockets it holds */
 };
 
@@ -149,8 +152,8 @@ struct rt_proc {
 struct rt_shared {
     struct tcpsm_stack *st;     /* made by the first process to start */
     /* The PACKET_FANOUT group of the stack's link sockets: each process
-     * that starts opens its own socket on the interface (a forked child
-     * shares its parent's) and joins the group, so that every frame is
+     * that drives the stack reads its own member (a forked child its
+     * parent's until it drives: runtime_link.c), so that every frame is
      * received once, by one of them (any process may process any frame). */
     uint16_t fanout_id;
     uint64_t t0;
@@ -163,6 +166,7 @@ struct rt_shared {
     uint64_t lock_recovered;    /* lock taken over from a dead holder */
     uint64_t procs_reaped;      /* processes gone without leaving (kill -9) */
     uint64_t no_id;             /* socket creations refused: RT_MAX_IDS */
+    struct tcpsm_ep *eps;       /* every epoll instance (runtime_epoll.c) */
 };
 
 struct rt_state {
@@ -179,6 +183,10 @@ struct rt_state {
     struct rt_shared *sh;       /* reg->root */
     char reg_name[128];
     int me;                     /* this process's slot in sh->procs, -1 before attach */
+    /* Exec'd by a process that held stack sockets (rt_attach): the ids
+     * claimed through inherited placeholders (runtime_exec.c), until
+     * tcpsm_rt_exec_end; NULL otherwise. */
+    uint64_t *exec_claimed;
     int fork_slot;              /* slot reserved for the child of a fork in progress */
 
     /* This process's threads and link run (started); a forked child starts
@@ -188,6 +196,13 @@ struct rt_state {
      * so from here on the application's handles are not dereferenced. */
     bool exiting;
     struct netdev_packet np;
+    /* A link socket the stack's owner handed over (share.h), until start
+     * adopts it; -1 if none. */
+    int link_given;
+    /* np's socket receives for this process (opened by or for it, or its
+     * parent's when it could get none); link_tx: it is a send-only socket
+     * of its own, got at fork, that rt_link_own makes receive. */
+    bool link_own, link_tx;
     struct pcap_writer *pcap;
     struct trace_log *trace;
 
@@ -220,16 +235,25 @@ bool rt_lock_for_exit(void);
  * earlier than the one it sleeps to. */
 void rt_unlock(void);
 int rt_proc_ready(void);        /* under lock: see runtime.c */
+/* Under lock: this process starts on the stack (its link, its threads) if it
+ * has not yet (an exec'd image); 0 or -ENETDOWN. */
+int rt_start(void);
 
 /* runtime_wait.c */
 struct rt_waiter *rt_waiter_self(void);         /* NULL with errno if no eventfd */
 void rt_signal(struct rt_waiter *w);            /* under lock; coalesced */
 void rt_wake_sock(struct rt_sock *rs);          /* under lock: every waiter of rs */
+/* Under lock: rs's waiters for an event: every one, except that of the
+ * exclusive ones (blocked accepts) only the first not yet woken. */
+void rt_wake_sock_event(struct rt_sock *rs);
 void rt_wake_pollers(void);                     /* under lock */
 void rt_poller_add(struct rt_waiter *w);               /* under lock */
 void rt_poller_del(struct rt_waiter *w);               /* under lock */
 void rt_poll_watch(struct rt_sock *rs);                /* under lock: see runtime_wait.c */
 void rt_sock_wait_add(struct rt_sock *rs, struct rt_wqe *q, struct rt_waiter *w);
+/* The same for an exclusive waiter, queued behind the others (Linux's
+ * add_wait_queue_exclusive: the longest waiting is woken first). */
+void rt_sock_wait_add_excl(struct rt_sock *rs, struct rt_wqe *q, struct rt_waiter *w);
 void rt_sock_wait_del(struct rt_wqe *q);        /* no-op if q is not queued */
 /* Under lock: drops a reference on rs (blocked call or epoll item); frees
  * it when the application has closed it and nothing else holds it. */
@@ -264,6 +288,7 @@ struct rt_proc;
  * instances that other processes made ready. */
 void rt_ep_relay(struct rt_proc *p);
 void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
+void rt_ep_fork(int parent, int child); /* under lock: the child holds the parent's instances */
 
 /* runtime_signal.c */
 extern __thread volatile unsigned rt_t_sigseq;  /* handlers that ran on this thread */
@@ -287,6 +312,15 @@ void rt_kick(int proc);         /* under lock: wake that process's service threa
  * (started on first use, with the inherited link socket). */
 void rt_fork_child_reset(int parent);
 
+/* runtime_link.c: this process's link socket */
+/* Config time, before the region: a process without CAP_NET_RAW gets a
+ * link socket (and the region's fd, *region_fd, -1 if none) from the
+ * stack's owner. 0, or -1 with the reason in err. */
+int rt_link_fetch(int *region_fd, char *err, size_t errlen);
+int rt_link_open(char *err, size_t errlen);     /* under lock, at start: open or adopt, join */
+void rt_link_own(void);         /* under lock, threads start: this process's member receives */
+void rt_link_fork_child(void);  /* fork child: a send-only socket of its own for the parent's */
+
 /* runtime_procs.c: process slots, held sockets, fork, dead processes */
 int rt_attach(char *err, size_t errlen);        /* config time: map the region, take a slot */
 void rt_alloc_install(void);    /* the core allocates from the region */
@@ -307,6 +341,9 @@ bool rt_others_attached(void);  /* under lock: any other slot in use */
 uint16_t rt_fanout_get(void);
 void rt_fanout_set(uint16_t id);
 void rt_leave(void);            /* under lock: this process detaches */
+/* runtime_audit.c, under lock: logs words of the region that point into
+ * this process's loaded images (TCPSM_LOG=debug, at exit). */
+void rt_region_audit(void);
 void rt_atfork_install(void);
 
 #endif

@@ -16,9 +16,16 @@
  * there through the kernel.
  *
  * Instances and items live in the shared region (an event may be handled
- * by any process of the stack); the eventfd is valid only in the process
- * that made the instance, so another process marks the instance pending
- * and kicks that process's service thread, which writes it (rt_ep_relay).
+ * by any process of the stack). An instance is held by the processes that
+ * have its fd: the one that made it and, as on Linux, its forked children
+ * (the fd and the eventfd inside it are inherited: one instance, one ready
+ * list, one eventfd, shared). Every holder may wait on it and collect from
+ * it (the kernel wakes one waiter of an epoll fd per event); only its maker
+ * adds, changes and deletes items (a child's epoll_ctl on an inherited
+ * instance is refused with EBADF). A process that does not hold
+ * the instance cannot write the eventfd: it marks the instance pending on a
+ * holder and kicks that process's service thread, which writes it
+ * (rt_ep_relay). The instance and its items go with its last holder.
  *
  * Everything here is under the stack lock. Items hold a reference on their
  * socket's rt_sock, so a socket closed while an item exists stays valid
@@ -34,6 +41,7 @@
 
 struct tcpsm_epitem {
     struct tcpsm_ep *ep;
+    struct tcpsm_epitem *i_next, *i_prev;       /* ep->items */
     struct rt_sock *rs;
     uint32_t events;            /* EPOLL* interest and flags */
     uint64_t data;
@@ -45,10 +53,13 @@ struct tcpsm_epitem {
 
 struct tcpsm_ep {
     int efd;                    /* readable while the ready list is non-empty */
-    uint16_t proc;              /* the process whose fd efd is */
-    bool pending;               /* on its process's ep_pending list: efd to be written */
+    uint16_t proc;              /* its maker (may change it); UINT16_MAX once it let go */
+    uint64_t holders[RT_MAX_PROCS / 64];        /* processes with its fd: maker, forked children */
+    bool pending;               /* on a holder's ep_pending list: efd to be written */
+    uint16_t pend_proc;         /* that holder */
     struct tcpsm_ep *pend_next;
-    struct tcpsm_ep *e_next, *e_prev;   /* its process's instances */
+    struct tcpsm_ep *e_next, *e_prev;   /* rt_shared.eps */
+    struct tcpsm_epitem *items;         /* every item of the instance */
     bool efd_set;
     unsigned sleeping;          /* threads waiting on this instance (EPOLLEXCLUSIVE) */
     unsigned nitems;
@@ -57,30 +68,61 @@ struct tcpsm_ep {
 
 #define EP_FLAGS (EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE | EPOLLWAKEUP)
 
-/* An instance belongs to the process that made it: after fork the child's
- * copy of the epoll fd finds the same instance, but only its maker may
- * change or free it (the child's copies of the shim's records would
- * otherwise free what the parent still uses). In another process every
- * call below is a no-op: an epoll instance inherited across fork reports
- * stack sockets only in the process that made it. */
+static bool holds(const struct tcpsm_ep *ep, int proc)
+{
+    return proc >= 0 && proc < RT_MAX_PROCS && ((ep->holders[proc / 64] >> (proc % 64)) & 1);
+}
+
+static void hold_set(struct tcpsm_ep *ep, int proc, bool on)
+{
+    if (on)
+        ep->holders[proc / 64] |= 1ull << (proc % 64);
+    else
+        ep->holders[proc / 64] &= ~(1ull << (proc % 64));
+}
+
+static int first_holder(const struct tcpsm_ep *ep, bool driving)
+{
+    for (int w = 0; w < RT_MAX_PROCS / 64; w++)
+        for (uint64_t b = ep->holders[w]; b; b &= b - 1) {
+            int i = w * 64 + __builtin_ctzll(b);
+            if (!driving || rt.sh->procs[i].driving)
+                return i;
+        }
+    return -1;
+}
+
+/* Items are added, changed and deleted by the instance's maker only (the
+ * children's copies of the shim's item records would otherwise act on
+ * items the parent has since freed). */
 static bool mine(const struct tcpsm_ep *ep)
 {
     return ep && rt.me >= 0 && ep->proc == rt.me;
 }
 
+/* This process has the instance's fd: it may wait on it and collect. */
+static bool held(const struct tcpsm_ep *ep)
+{
+    return ep && holds(ep, rt.me);
+}
+
 /* Makes efd readable (the caller set efd_set). */
 static void efd_raise(struct tcpsm_ep *ep)
 {
-    if (ep->proc >= RT_MAX_PROCS)
-        return;                 /* its process is gone */
-    if (ep->proc != rt.me) {
-        struct rt_proc *p = &rt.sh->procs[ep->proc];
-        if (!ep->pending) {
-            ep->pending = true;
-            ep->pend_next = p->ep_pending;
-            p->ep_pending = ep;
-        }
-        rt_kick(ep->proc);
+    if (!holds(ep, rt.me)) {
+        if (ep->pending)
+            return;             /* a holder will write it */
+        /* A holder whose service thread runs; one that has none is not
+         * asleep on the instance and collects before it sleeps. */
+        int h = first_holder(ep, true);
+        if (h < 0)
+            return;
+        struct rt_proc *p = &rt.sh->procs[h];
+        ep->pending = true;
+        ep->pend_proc = (uint16_t)h;
+        ep->pend_next = p->ep_pending;
+        p->ep_pending = ep;
+        rt_kick(h);
         return;
     }
     uint64_t one = 1;
@@ -93,7 +135,7 @@ void rt_ep_relay(struct rt_proc *p)
         struct tcpsm_ep *ep = p->ep_pending;
         p->ep_pending = ep->pend_next;
         ep->pending = false;
-        if (ep->efd_set) {
+        if (ep->efd_set && holds(ep, rt.me)) {
             uint64_t one = 1;
             syscall(SYS_write, ep->efd, &one, sizeof(one));
         }
@@ -139,7 +181,7 @@ static void rd_del(struct tcpsm_epitem *it)
 /* The eventfd follows the list: cleared once it is empty. */
 static void efd_sync(struct tcpsm_ep *ep)
 {
-    if (ep->efd_set && !ep->rd_head && ep->proc == rt.me) {
+    if (ep->efd_set && !ep->rd_head && holds(ep, rt.me)) {
         uint64_t v;
         syscall(SYS_read, ep->efd, &v, sizeof(v));
         ep->efd_set = false;
@@ -183,11 +225,11 @@ int tcpsm_ep_new(struct tcpsm_ep **out)
     ep->efd = (int)fd;
     rt_lock();
     ep->proc = (uint16_t)rt.me;
-    struct rt_proc *p = &rt.sh->procs[rt.me];
-    ep->e_next = p->eps;
-    if (p->eps)
-        p->eps->e_prev = ep;
-    p->eps = ep;
+    hold_set(ep, rt.me, true);
+    ep->e_next = rt.sh->eps;
+    if (rt.sh->eps)
+        rt.sh->eps->e_prev = ep;
+    rt.sh->eps = ep;
     rt_unlock();
     rt_fd_own(ep->efd);
     *out = ep;
@@ -202,6 +244,12 @@ int tcpsm_ep_fd(const struct tcpsm_ep *ep)
 static void item_unlink(struct tcpsm_epitem *it)
 {
     rd_del(it);
+    if (it->i_prev)
+        it->i_prev->i_next = it->i_next;
+    else
+        it->ep->items = it->i_next;
+    if (it->i_next)
+        it->i_next->i_prev = it->i_prev;
     struct rt_sock *rs = it->rs;
     if (it->s_prev)
         it->s_prev->s_next = it->s_next;
@@ -252,6 +300,10 @@ int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, uint32_t events, ui
     if (rs->epitems)
         rs->epitems->s_prev = it;
     rs->epitems = it;
+    it->i_next = ep->items;
+    if (ep->items)
+        ep->items->i_prev = it;
+    ep->items = it;
     ep->nitems++;
     /* Like ep_insert: a socket ready now is reported (and wakes waiters). */
     if (item_poll(it))
@@ -292,51 +344,75 @@ void tcpsm_ep_del(struct tcpsm_epitem *it)
     rt_unlock();
 }
 
+/* Off every list and freed, with its items (its last holder let go). */
+static void ep_destroy(struct tcpsm_ep *ep)
+{
+    while (ep->items) {
+        struct tcpsm_epitem *it = ep->items;
+        item_unlink(it);
+        rt_free(it);
+    }
+    if (ep->pending) {
+        struct tcpsm_ep **pp = &rt.sh->procs[ep->pend_proc].ep_pending;
+        while (*pp && *pp != ep)
+            pp = &(*pp)->pend_next;
+        if (*pp)
+            *pp = ep->pend_next;
+    }
+    if (ep->e_prev)
+        ep->e_prev->e_next = ep->e_next;
+    else if (rt.sh->eps == ep)
+        rt.sh->eps = ep->e_next;
+    if (ep->e_next)
+        ep->e_next->e_prev = ep->e_prev;
+    rt_free(ep);
+}
+
+bool tcpsm_ep_shared(struct tcpsm_ep *ep)
+{
+    if (!ep)
+        return false;
+    rt_lock();
+    bool shared = false;
+    for (int w = 0; w < RT_MAX_PROCS / 64 && !shared; w++)
+        shared = (ep->holders[w] & (rt.me >= 0 && rt.me / 64 == w ? ~(1ull << (rt.me % 64)) : ~0ull)) != 0;
+    rt_unlock();
+    return shared;
+}
+
 void tcpsm_ep_free(struct tcpsm_ep *ep)
 {
     if (!ep)
         return;
     rt_lock();
-    if (!mine(ep)) {
-        /* A copy inherited across fork: only this process's fd goes. */
-        int fd = ep->proc == UINT16_MAX || rt.me < 0 ? -1 : ep->efd;
-        rt_unlock();
-        if (fd >= 0 && tcpsm_rt_owns_fd(fd)) {
-            rt_fd_disown(fd);
-            syscall(SYS_close, fd);
-        }
-        return;
-    }
-    /* Items left (the shim deletes its own first) are found only from
-     * their sockets; an instance freed with items would leave them
-     * dangling, so this is a caller's bug: they stay leaked, never freed twice. */
-    bool empty = ep->nitems == 0;
-    int efd = ep->efd;
-    if (empty && ep->proc < RT_MAX_PROCS) {
-        /* off its process's lists first */
-        struct rt_proc *p = &rt.sh->procs[ep->proc];
-        if (ep->pending) {
-            struct tcpsm_ep **pp = &p->ep_pending;
+    int efd = rt.me >= 0 && holds(ep, rt.me) ? ep->efd : -1;
+    if (efd >= 0) {
+        if (ep->pending && ep->pend_proc == rt.me) {
+            /* Raised by another process for this one to relay: relay it
+             * now (the eventfd is the same file in every holder). */
+            struct tcpsm_ep **pp = &rt.sh->procs[rt.me].ep_pending;
             while (*pp && *pp != ep)
                 pp = &(*pp)->pend_next;
             if (*pp)
                 *pp = ep->pend_next;
+            ep->pending = false;
+            if (ep->efd_set) {
+                uint64_t one = 1;
+                syscall(SYS_write, ep->efd, &one, sizeof(one));
+            }
         }
-        if (ep->e_prev)
-            ep->e_prev->e_next = ep->e_next;
-        else if (p->eps == ep)
-            p->eps = ep->e_next;
-        if (ep->e_next)
-            ep->e_next->e_prev = ep->e_prev;
-        rt_free(ep);
-    } else if (empty) {
-        rt_free(ep);
+        hold_set(ep, rt.me, false);
+        if (ep->proc == rt.me)
+            ep->proc = UINT16_MAX;      /* nobody changes its items any more */
+        if (first_holder(ep, false) < 0)
+            ep_destroy(ep);
     }
     rt_unlock();
-    if (!empty)
-        return;
-    rt_fd_disown(efd);
-    syscall(SYS_close, efd);
+    /* This process's copy of the eventfd (the others keep theirs). */
+    if (efd >= 0 && tcpsm_rt_owns_fd(efd)) {
+        rt_fd_disown(efd);
+        syscall(SYS_close, efd);
+    }
 }
 
 void tcpsm_ep_kick(struct tcpsm_ep *ep)
@@ -344,7 +420,7 @@ void tcpsm_ep_kick(struct tcpsm_ep *ep)
     if (!ep)
         return;
     rt_lock();
-    if (!mine(ep)) {
+    if (!held(ep)) {
         rt_unlock();
         return;
     }
@@ -360,6 +436,10 @@ void tcpsm_ep_sleeping(struct tcpsm_ep *ep, int delta)
     if (!ep)
         return;
     rt_lock();
+    if (!held(ep)) {
+        rt_unlock();
+        return;
+    }
     ep->sleeping = (unsigned)((int)ep->sleeping + delta);
     if (delta > 0)
         rt_proc_ready();        /* only a process with a service thread can be woken */
@@ -372,7 +452,7 @@ int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max)
     if (!ep)
         return 0;
     rt_lock();
-    if (!mine(ep)) {
+    if (!held(ep)) {
         rt_unlock();
         return 0;
     }
@@ -401,16 +481,33 @@ int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max)
     return n;
 }
 
-/* Under lock: process `proc` is gone (or left): its instances' eventfds
- * mean nothing any more, and its slot may be reused. They stay (their
- * items are still linked from sockets) but are never raised again. */
+/* Under lock: process `proc` is gone (or left): it holds no instance any
+ * more (its slot may be reused). An instance nobody else holds goes, with
+ * its items, when its holder died; when the process leaves itself (exit)
+ * its own instances stay, never raised again: a straggling thread of it
+ * may still be inside epoll_wait. */
 void rt_ep_orphan_proc(int proc)
 {
     struct rt_proc *p = &rt.sh->procs[proc];
-    for (struct tcpsm_ep *ep = p->eps; ep; ep = ep->e_next) {
-        ep->proc = UINT16_MAX;
+    for (struct tcpsm_ep *ep = p->ep_pending; ep; ep = ep->pend_next)
         ep->pending = false;
-    }
-    p->eps = NULL;
     p->ep_pending = NULL;
+    struct tcpsm_ep *next;
+    for (struct tcpsm_ep *ep = rt.sh->eps; ep; ep = next) {
+        next = ep->e_next;
+        if (!holds(ep, proc))
+            continue;
+        hold_set(ep, proc, false);
+        if (ep->proc == proc)
+            ep->proc = UINT16_MAX;
+        if (first_holder(ep, false) < 0 && proc != rt.me)
+            ep_destroy(ep);
+    }
+}
+
+void rt_ep_fork(int parent, int child)
+{
+    for (struct tcpsm_ep *ep = rt.sh->eps; ep; ep = ep->e_next)
+        if (holds(ep, parent))
+            hold_set(ep, child, true);
 }

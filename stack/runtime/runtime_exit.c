@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "counter_names.h"
 #include "runtime.h"
@@ -143,6 +144,9 @@ static void leave_others(void)
     struct rt_sock *rs;
     FOR_HELD(rs)
         rt_release(rs, false);
+    if (rt.started)
+        tcpsm_log(TCPSM_LOG_INFO, "exit: process %d leaves the stack to the others; its link "
+                  "socket received %llu frames", (int)getpid(), (unsigned long long)rt.np.rx_frames);
 }
 
 void tcpsm_rt_shutdown(void)
@@ -163,6 +167,10 @@ void tcpsm_rt_shutdown(void)
     /* The loops below close sockets whose handles other threads of the program may still use
      * while we wait (the lock is released): those calls now fail instead (a use-after-free of
      * the core socket before, found by ASan). */
+    /* An exec'd image that holds inherited sockets but never used them:
+     * their FINs need this process's link. */
+    if (!rt.started && rt.sh->procs[rt.me].nheld)
+        (void)rt_start();
     rt.exiting = true;
     rt_reap();
     bool last = rt_live_others() == 0;
@@ -187,8 +195,15 @@ void tcpsm_rt_shutdown(void)
      * The stack itself is not freed: a straggling application thread may
      * still hold a socket pointer into it while the process ends. */
     rt_lock();
+    if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
+        rt_region_audit();
     rt_leave();
-    last = last && rt_live_others() == 0;
+    /* Asked again, not only when this process ended the connections: of
+     * processes that exit together (a service's processes all sent SIGTERM
+     * at once), each may have seen the others still there at the start;
+     * the one that leaves last removes the region. */
+    rt_reap();
+    last = rt_live_others() == 0;
     if (last)
         rt.reg->dead = 1;       /* nobody attaches to it any more */
     if (rt.started) {

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -89,9 +90,18 @@ static int slot_take(int pid)
 int rt_attach(char *err, size_t errlen)
 {
     shm_region_name(rt.reg_name, sizeof(rt.reg_name), rt.set.ifname, rt.set.addr);
+    int region_fd = -1;
+    if (rt_link_fetch(&region_fd, err, errlen) < 0)
+        return -1;
     for (int attempt = 0; attempt < 20; attempt++) {
         bool created = false;
-        rt.reg = shm_region_attach(rt.reg_name, rt.set.shm_mb, &created, err, errlen);
+        rt.reg = shm_region_attach(rt.reg_name, rt.set.shm_mb, region_fd, &created, err, errlen);
+        if (region_fd >= 0) {
+            /* Handed over once: a region that has to be replaced is
+             * looked for by name. */
+            syscall(SYS_close, region_fd);
+            region_fd = -1;
+        }
         if (!rt.reg)
             return -1;
         rt_alloc_install();     /* before anything below can reach the core */
@@ -130,12 +140,15 @@ int rt_attach(char *err, size_t errlen)
         for (int i = 0; i < RT_MAX_PROCS; i++) {
             struct rt_proc *p = &rt.sh->procs[i];
             if (atomic_load(&p->pid) == (int)getpid() && !p->left) {
-                /* This process before exec: its sockets stay held (as the
-                 * kernel keeps the descriptors) until it exits; its old
-                 * threads are gone. */
+                /* This process before exec: its old threads are gone;
+                 * its sockets stay held until the new image has claimed
+                 * those whose fds survived exec (runtime_exec.c). */
                 forget_waiters(i);
                 rt.me = i;
                 p->link = false;        /* the old image's link socket was close-on-exec */
+                p->driving = false;
+                if (p->nheld)
+                    rt.exec_claimed = calloc(RT_MAX_IDS / 64, sizeof(uint64_t));
                 break;
             }
         }
@@ -401,6 +414,7 @@ static void before_fork(void)
                 rs->users++;
         }
     }
+    rt_ep_fork(rt.me, c);       /* and every epoll instance (its copy of the fd) */
     rt.fork_slot = c;
 }
 
@@ -432,4 +446,5 @@ static void after_fork_child(void)
         return;
     atomic_store(&rt.sh->procs[rt.me].pid, (int)getpid());
     rt_fork_child_reset(parent);
+    rt_link_fork_child();
 }

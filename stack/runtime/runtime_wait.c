@@ -40,11 +40,6 @@ void rt_fd_disown(int fd)
         atomic_fetch_and(&owned[fd / 64], ~(1ull << (fd % 64)));
 }
 
-void tcpsm_rt_own_fd(int fd)
-{
-    rt_fd_own(fd);
-}
-
 bool tcpsm_rt_owns_fd(int fd)
 {
     if (fd < 0 || (unsigned)fd >= OWNED_MAX)
@@ -169,6 +164,23 @@ void rt_wake_sock(struct rt_sock *rs)
         rt_signal(q->w);
 }
 
+/* Linux's wake_up with nr_exclusive 1: processes (or threads) blocked in
+ * accept() on one listener wait exclusively (inet_csk_wait_for_connect), so
+ * a new connection wakes one of them, not every one. A woken waiter is off
+ * the queue in Linux; here it is skipped while its wake-up is pending. */
+void rt_wake_sock_event(struct rt_sock *rs)
+{
+    bool excl = false;
+    for (struct rt_wqe *q = rs->waiters; q; q = q->next) {
+        if (!q->exclusive) {
+            rt_signal(q->w);
+        } else if (!excl && !q->w->signalled) {
+            rt_signal(q->w);
+            excl = true;
+        }
+    }
+}
+
 void rt_sock_unref(struct rt_sock *rs)
 {
     if (--rs->refs == 0 && !rs->sk)
@@ -214,7 +226,10 @@ void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events)
     rs->last_state = state;
     if (!key)
         return;
-    rt_wake_sock(rs);
+    if (key & (TCPSM_POLLHUP | TCPSM_POLLERR))
+        rt_wake_sock(rs);       /* an error or hang-up is for every waiter */
+    else
+        rt_wake_sock_event(rs);
     if (rs->epitems)
         rt_ep_sock_event(rs, key);
 }
@@ -223,11 +238,28 @@ void rt_sock_wait_add(struct rt_sock *rs, struct rt_wqe *q, struct rt_waiter *w)
 {
     q->w = w;
     q->rs = rs;
+    q->exclusive = false;
     q->prev = NULL;
     q->next = rs->waiters;
     if (rs->waiters)
         rs->waiters->prev = q;
     rs->waiters = q;
+}
+
+void rt_sock_wait_add_excl(struct rt_sock *rs, struct rt_wqe *q, struct rt_waiter *w)
+{
+    q->w = w;
+    q->rs = rs;
+    q->exclusive = true;
+    q->next = NULL;
+    struct rt_wqe *t = rs->waiters;
+    while (t && t->next)
+        t = t->next;
+    q->prev = t;
+    if (t)
+        t->next = q;
+    else
+        rs->waiters = q;
 }
 
 void rt_sock_wait_del(struct rt_wqe *q)

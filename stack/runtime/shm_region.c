@@ -153,6 +153,25 @@ void shm_free(struct shm_region *r, void *p)
     push(r, unit, o);
 }
 
+void shm_each_used(struct shm_region *r, void (*fn)(void *ctx, const void *p, size_t n),
+                   void *ctx)
+{
+    /* Every block starts with a head byte (free or used, with its order);
+     * the bytes of a block's other units are 0. */
+    uint64_t u = 0;
+    while (u < r->heap_blocks) {
+        uint8_t m = meta(r)[u];
+        if (!(m & (META_USED | META_FREE))) {
+            u++;
+            continue;
+        }
+        uint64_t units = 1ull << META_ORDER(m);
+        if (m & META_USED)
+            fn(ctx, heap(r) + (u << SHM_MIN_SHIFT), (size_t)(units << SHM_MIN_SHIFT));
+        u += units;
+    }
+}
+
 static int init_lock(struct shm_region *r)
 {
     pthread_mutexattr_t a;
@@ -178,14 +197,15 @@ static void *map_fixed(int fd, uint64_t size)
                 MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
 }
 
-struct shm_region *shm_region_attach(const char *name, unsigned size_mb, bool *created,
-                                     char *err, size_t errlen)
+struct shm_region *shm_region_attach(const char *name, unsigned size_mb, int given_fd,
+                                     bool *created, char *err, size_t errlen)
 {
     char path[256];
     snprintf(path, sizeof(path), SHM_DIR "%s", name);
     for (int attempt = 0; attempt < 200; attempt++) {
         bool mine = false;
-        int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        int fd = given_fd >= 0 ? (int)syscall(SYS_fcntl, given_fd, F_DUPFD_CLOEXEC, 0) :
+                 (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0 && errno == ENOENT) {
             fd = (int)syscall(SYS_openat, AT_FDCWD, path,
                               O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -50,10 +50,12 @@ struct shm_region {
 /* The region's file name for a stack, e.g. "tcpsm-4026532296-veth0-198.18.0.10". */
 void shm_region_name(char *buf, size_t len, const char *ifname, uint32_t addr);
 /* Opens or creates the region at SHM_REGION_ADDR (size_mb when created).
- * *created says which. Returns the mapped region, or NULL with a
- * message in err. The stack lock is NOT held on return. */
-struct shm_region *shm_region_attach(const char *name, unsigned size_mb, bool *created,
-                                     char *err, size_t errlen);
+ * *created says which. given_fd >= 0: the region's file, opened by someone
+ * else (the stack's owner, share.h; left open), instead of the name.
+ * Returns the mapped region, or NULL with a message in err. The stack lock
+ * is NOT held on return. */
+struct shm_region *shm_region_attach(const char *name, unsigned size_mb, int given_fd,
+                                     bool *created, char *err, size_t errlen);
 /* Removes the name (the last process leaving); the mapping stays. */
 void shm_region_unlink(const char *name);
 
@@ -61,5 +63,8 @@ void shm_region_unlink(const char *name);
 void *shm_alloc(struct shm_region *r, size_t n);
 void *shm_calloc(struct shm_region *r, size_t n);
 void shm_free(struct shm_region *r, void *p);
+/* Calls fn for every block in use (stack lock held), in address order. */
+void shm_each_used(struct shm_region *r, void (*fn)(void *ctx, const void *p, size_t n),
+                   void *ctx);
 
 #endif

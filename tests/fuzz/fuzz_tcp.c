@@ -34,6 +34,7 @@
 
 #include "csum.h"
 #include "stack.h"
+#include "addr.h"
 #include "tcp_int.h"
 #include "tcpsm/core.h"
 
@@ -152,6 +153,14 @@ static void check_tcp_out(const uint8_t *ip, size_t ihl, size_t tot)
     }
     if (!w.have_lisn || w.stale || (fl & TCPSM_RST))
         return;
+    /* a new incarnation without a SYN-ACK of its own: a SYN cookie the
+     * peer shifted (its MSS bits are malleable, as Linux's) made a new TCB */
+    struct tcpsm_addr la = addr_from_v4(ADDR), ra = addr_from_v4(PEER);
+    struct tcpsm_sock *tcb = tcp_ehash_find(w.st->tcp, &la, LPORT, &ra, w.rport);
+    if (tcb && tcb->iss != w.lisn) {
+        w.stale = true;
+        return;
+    }
     uint32_t len = (uint32_t)(l4 - thl);
     /* every data byte is the application's byte at that offset */
     for (uint32_t i = 0; i < len; i++)

@@ -4,7 +4,8 @@
 # the peer while kernel clients download from the stack's nginx. Both programs run the one
 # shared stack (the second joins it: its copy of the library is elsewhere in memory), each
 # with its own link socket in the stack's fanout group; every transfer is byte-exact, both
-# ways, several times over.
+# ways, several times over, and the shared region holds no address of the second program's
+# images (its exit-time audit).
 # timeout: 120
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
@@ -29,8 +30,12 @@ wait_connect "$NS_P" "$STACK_IP" 80 20
 log "the server's file to the peer while a second program on the stack downloads from it"
 bg_peer "$TMPD/pc.log" curl -sS --fail --max-time 60 -o "$TMPD/got-s.bin" "http://$STACK_IP/s.bin"
 pc=$BG_PID
+# --log debug: as it leaves, the second program checks that no word of the shared region
+# points into its own loaded images (code, constants, static data).
+STACK_OPTS=(--log debug)
 bg_stack "$TMPD/sc.log" curl -sS --fail --max-time 60 -o "$TMPD/got-c.bin" "http://$PEER_IP:8080/c.bin"
 sc=$BG_PID
+STACK_OPTS=(--log info)
 r1=0 r2=0
 bg_wait $pc 70 || r1=$?
 bg_wait $sc 70 || r2=$?
@@ -41,6 +46,8 @@ same_file "$TMPD/pwww/c.bin" "$TMPD/got-c.bin"
 if stack_mode; then
     grep -q "stack joined on" "$TMPD/sc.log" ||
         die "the second program did not join the server's stack: $(cat "$TMPD/sc.log")"
+    grep -Eq "region audit: [1-9][0-9]* words in use, 0 hold" "$TMPD/sc.log" ||
+        die "region audit: $(grep "region audit" "$TMPD/sc.log" || echo "no line")"
 fi
 
 log "sequential second programs (each joins and leaves while the server stays)"

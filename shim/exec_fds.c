@@ -1,0 +1,126 @@
+/* Stack sockets inherited across exec (stack/runtime/runtime_exec.c).
+ *
+ * Runs in the library's constructor of an image exec'd by a process that
+ * held stack sockets, before the program's own code: each open fd that is a
+ * socket is looked up by its identity (st_dev, st_ino) among the sockets
+ * the process held before exec; a match becomes that stack socket again
+ * (dup'd fds share one socket object, as they share one file description).
+ * What the shim kept per socket that the kernel also has is read back from
+ * the placeholder, which got every fcntl and setsockopt: O_NONBLOCK,
+ * SO_RCVTIMEO/SO_SNDTIMEO, the family, and whether it also listens for
+ * loopback clients. The sockets no fd claimed are then released. */
+#include "shim.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime_log.h"
+
+/* fds claimed so far: dup'd ones find their socket object here */
+#define CLAIM_MAX 1024
+struct claim {
+    uint64_t dev, ino;
+    struct shim_sock *s;
+};
+
+static struct shim_sock *sock_for(int fd, struct tcpsm_sock *sk)
+{
+    struct shim_sock *s = shim_sock_new();
+    if (!s)
+        return NULL;
+    s->sk = sk;
+    int v = 0;
+    socklen_t vl = sizeof(v);
+    if (REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &v, &vl) == 0)
+        s->family = v;
+    int fl = REAL(fcntl)(fd, F_GETFL);
+    atomic_store(&s->nonblock, fl >= 0 && (fl & O_NONBLOCK));
+    struct timeval tv;
+    socklen_t tl = sizeof(tv);
+    if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tl) == 0)
+        atomic_store(&s->rcvtimeo_ns, shim_tv_to_ns(&tv));
+    tl = sizeof(tv);
+    if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl) == 0)
+        atomic_store(&s->sndtimeo_ns, shim_tv_to_ns(&tv));
+    v = 0;
+    vl = sizeof(v);
+    if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl) == 0 && v)
+        atomic_store(&s->klisten, true);
+    atomic_store(&s->state, SHIM_STACK);
+    return s;
+}
+
+static void claim_fd(int fd, struct claim *c, unsigned *nc)
+{
+    struct stat st;
+    if (fd < 0 || fd >= shim_nslots || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return;
+    for (unsigned i = 0; i < *nc; i++) {
+        if (c[i].ino == (uint64_t)st.st_ino && c[i].dev == (uint64_t)st.st_dev) {
+            shim_fd_install(fd, c[i].s);
+            return;
+        }
+    }
+    struct tcpsm_sock *sk = tcpsm_rt_exec_claim((uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    if (!sk)
+        return;
+    struct shim_sock *s = sock_for(fd, sk);
+    if (!s) {
+        tcpsm_log(TCPSM_LOG_WARN, "exec: fd %d: out of memory; its stack socket is lost", fd);
+        return;
+    }
+    shim_fd_install(fd, s);
+    tcpsm_log(TCPSM_LOG_DEBUG, "exec: fd %d is the stack socket it was before exec", fd);
+    if (*nc < CLAIM_MAX)
+        c[(*nc)++] = (struct claim){ (uint64_t)st.st_dev, (uint64_t)st.st_ino, s };
+    else
+        shim_sock_put(s);       /* a dup of it beyond the list gets no entry: rare */
+}
+
+/* The open fds, from /proc/self/fd (getdents64: no allocation, no
+ * interposed call); without /proc, every number below the soft limit. */
+static void each_fd(struct claim *c, unsigned *nc)
+{
+    int dfd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd",
+                           O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        long max = sysconf(_SC_OPEN_MAX);
+        for (long fd = 0; fd < max && fd < shim_nslots; fd++)
+            claim_fd((int)fd, c, nc);
+        return;
+    }
+    char buf[4096];
+    for (;;) {
+        long n = syscall(SYS_getdents64, dfd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        for (long off = 0; off < n;) {
+            struct dirent64 *d = (struct dirent64 *)(void *)(buf + off);
+            off += d->d_reclen;
+            if (d->d_name[0] < '0' || d->d_name[0] > '9')
+                continue;
+            int fd = atoi(d->d_name);
+            if (fd != dfd)
+                claim_fd(fd, c, nc);
+        }
+    }
+    syscall(SYS_close, dfd);
+}
+
+void shim_exec_inherit(void)
+{
+    struct claim *c = calloc(CLAIM_MAX, sizeof(*c));
+    unsigned nc = 0;
+    if (c) {
+        each_fd(c, &nc);
+        for (unsigned i = 0; i < nc; i++)
+            shim_sock_put(c[i].s);      /* the fds hold their own references */
+        free(c);
+    }
+    tcpsm_rt_exec_end();
+}
