@@ -277,6 +277,14 @@ while read -r key kv sv; do
     K[$key]=$kv S[$key]=$sv
 done < <(TCPSM_NS_TAG= bash "$root/bench/impaired.sh" 2>"$out/raw-impaired.log")
 
+log "bench: spoofed SYN flood with requests (bench/synflood.sh)"
+while read -r key kv sv; do
+    case $key in syn_*) ;; *) continue ;; esac
+    [ "$kv" = - ] && kv=""
+    [ "$sv" = - ] && sv=""
+    K[$key]=$kv S[$key]=$sv
+done < <(TCPSM_NS_TAG= bash "$root/bench/synflood.sh" 2>"$out/raw-synflood.log")
+
 ratio() {
     [ -n "$1" ] && [ -n "$2" ] || { echo "-"; return; }
     awk -v k="$1" -v s="$2" 'BEGIN { if (k > 0) printf "%.2f", s / k; else print "-" }'
@@ -326,6 +334,10 @@ mrow() {  # label metric note: medians of the rounds and the ratio [spread]
     row "TCP ping-pong p50, unpinned, tcpsm spin 50us" lat_spin "(lower is better; target <= 0.8)"
     row "${BENCH_IMPAIRED_MB:-4} MB download, loss 5% reorder 10%, s" imp_down "(lower is better)"
     row "${BENCH_IMPAIRED_MB:-4} MB upload, loss 5% reorder 10%, s" imp_up "(lower is better)"
+    row "SYN flood: SYNs/s the attack tool sent" syn_sent "(the tool's rate; not a server figure)"
+    row "SYN flood: SYNs/s the listener took" syn_proc "(tcpsm: target >= 100000; kernel: not measured)"
+    row "SYN flood: requests served during it, %" syn_served "(target >= 99)"
+    row "SYN cookies, core only (syn_bench), SYNs/s" syn_core "(one core, no link)"
     echo
     echo "connections: medians of the rounds, ratio of the medians [min-max of the per-round ratios]"
     printf '%-44s %9s %9s %-17s\n' "workload" kernel tcpsm ratio

@@ -50,6 +50,11 @@ struct shim_ep {
     struct tcpsm_ep *rep;       /* the runtime instance: ready list and its eventfd */
     pid_t pid;                  /* the process that made rep (see ep_rep) */
     atomic_uint turn;           /* stack-first or kernel-first, alternating */
+    /* The real set may hold fds other than the runtime eventfd (a kernel fd
+     * was added, a socket handed over, a listener mirrored); never cleared,
+     * as the kernel drops closed fds silently. While false, epoll_wait
+     * does not ask the kernel's set unless it sleeps there. */
+    atomic_bool kfds;
 };
 
 static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -200,6 +205,7 @@ static void item_to_kernel(struct shim_epitem *it, const char *why)
         return;
     bool armed = it->rit ? true : it->armed;
     struct epoll_event ev = { .events = armed ? it->events : 0, .data = it->data };
+    atomic_store(&it->ep->kfds, true);
     if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, it->fd, &ev) < 0)
         tcpsm_log(TCPSM_LOG_WARN, "epoll %s of fd %d failed: %s", why, it->fd, strerror(errno));
 }
@@ -356,15 +362,32 @@ static int ctl_add(struct shim_ep *ep, struct shim_sock *s, int fd, struct epoll
     return 0;
 }
 
+/* A kernel fd goes into the real set of epfd (if it is ours). */
+static void note_kernel_fd(int epfd)
+{
+    if (!shim_ep_at(epfd))
+        return;
+    ep_lock();
+    struct shim_ep *ep = ep_get(epfd);
+    if (ep)
+        atomic_store(&ep->kfds, true);
+    ep_unlock();
+}
+
 EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     struct shim_sock *s = shim_lookup(fd);
-    if (!s)
+    if (!s) {
+        if (op == EPOLL_CTL_ADD)
+            note_kernel_fd(epfd);
         return REAL(epoll_ctl)(epfd, op, fd, ev);
+    }
     int r = 0;
     ep_lock();
     struct shim_ep *ep = ep_get(epfd);
     if (shim_state(s) == SHIM_KERNEL) {
+        if (ep && op == EPOLL_CTL_ADD)
+            atomic_store(&ep->kfds, true);
         ep_unlock();
         shim_sock_put(s);
         return REAL(epoll_ctl)(epfd, op, fd, ev);
@@ -423,6 +446,7 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
      * (errors only mean it was never mirrored). */
     if (r == 0 && atomic_load(&s->klisten)) {
         int e = errno;
+        atomic_store(&ep->kfds, true);
         REAL(epoll_ctl)(epfd, op, fd, ev);
         errno = e;
     }
@@ -541,7 +565,11 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
     for (;;) {
         int n = 0;
         bool stack_ready = false;
-        bool kernel_first = (atomic_fetch_add(&ep->turn, 1) & 1) != 0;
+        /* Only the runtime eventfd in the real set: nothing to ask it (a system
+         * call saved per wait); a sleep below still watches it. With a signal
+         * mask the kernel is asked anyway: a signal it unblocks is delivered. */
+        bool kfds = mask || atomic_load_explicit(&ep->kfds, memory_order_relaxed);
+        bool kernel_first = kfds && (atomic_fetch_add(&ep->turn, 1) & 1) != 0;
         if (kernel_first) {
             n = kernel_wait(epfd, ev, max, 0, mask, &stack_ready);
             if (n < 0) {
@@ -553,7 +581,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             n += collect_undecided(ep, ev + n, max - n);
         if (n < max)
             n += collect_stack(ep, ev + n, max - n);
-        if (!kernel_first && n < max) {
+        if (kfds && !kernel_first && n < max) {
             int k = kernel_wait(epfd, ev + n, max - n, 0, mask, &stack_ready);
             if (k < 0) {
                 ret = k;

@@ -176,7 +176,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
         if (r >= 0) {
             msg->msg_namelen = 0;
             msg->msg_controllen = 0;
-            msg->msg_flags = 0;
+            msg->msg_flags = r > 0 ? (flags & MSG_OOB) : 0;     /* Linux tcp_recv_urg */
         }
     }
     shim_sock_put(s);

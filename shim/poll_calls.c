@@ -113,7 +113,20 @@ static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, in
             ts.tv_nsec = left % 1000000000;
             tsp = &ts;
         }
-        int r = REAL(ppoll)(k, nk + 2, tsp, mask);
+        /* Busy polling (TCPSM_SPIN_US), as in epoll_wait: the leader looks
+         * without sleeping first (the kernel fds too, so they are not delayed). */
+        uint64_t spin = k[nk + 1].fd >= 0 ? tcpsm_spin_ns() : 0;
+        int r = 0;
+        if (spin) {
+            struct timespec zero = { 0, 0 };
+            int64_t end = shim_now_ns() + (int64_t)spin;
+            if (deadline >= 0 && end > deadline)
+                end = deadline;
+            while (r == 0 && shim_now_ns() < end)
+                r = REAL(ppoll)(k, nk + 2, &zero, NULL);
+        }
+        if (r == 0)
+            r = REAL(ppoll)(k, nk + 2, tsp, mask);
         tcpsm_sleep_end(r > 0 && (k[nk + 1].revents & (POLLIN | POLLERR)));
         if (r < 0) {
             ret = -errno;

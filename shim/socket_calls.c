@@ -357,7 +357,9 @@ static int accept_wait(struct shim_sock *s, int fd, bool nb)
  * an accepted socket from the stack, keeps O_NONBLOCK per socket object
  * (and reports it so in F_GETFL, fd_calls.c), and answers getsockopt
  * itself; setsockopt only checks its arguments on the placeholder. fstat
- * shows one inode for all of them. */
+ * shows one inode for all of them, so a program exec'd with one of them
+ * could not tell which socket it has: exec gives each inherited one a
+ * placeholder of its own first (shim_exec_prepare). */
 static _Atomic int accept_tmpl[2] = { -1, -1 };
 static pthread_mutex_t tmpl_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -457,7 +459,7 @@ retry:
         }
     }
     ns->sk = nsk;
-    tcpsm_placeholder(nsk, nfd);
+    atomic_store(&ns->shared_ph, true);     /* identified at exec only (shim_exec_prepare) */
     ns->family = s->family;
     atomic_store(&ns->state, SHIM_STACK);
     atomic_store(&ns->nonblock, (flags & SOCK_NONBLOCK) != 0);

@@ -66,32 +66,23 @@ void tcp_cong_init(struct tcpsm_sock *sk)
     sk->dupacks = 0;
     sk->in_recovery = false;
     sk->undo_state = TCP_UNDO_OFF;
-    sk->high_rxt = sk->snd_una;
     sk->recover = sk->iss;              /* RFC 6582 3.2 step 1 (not SND.UNA: first-data loss) */
     sk->loss_state = false;
     tcp_rack_init(sk);
     tcp_hystart_init(sk);
 }
 
-/* RFC 6582 3.2 (2) / RFC 6675 5 (4): enter fast recovery. With SACK
- * information cwnd is not inflated: the pipe estimate paces sending. */
+/* RFC 6582 3.2 (2): enter NewReno fast recovery (connections without
+ * SACK; SACK connections recover by RACK, tcp_cong_rack_ack). */
 static void enter_recovery(struct tcpsm_sock *sk)
 {
     uint32_t mss = tcp_send_mss(sk);
-    /* retransmissions of the previous recovery still outstanding are not
-     * sent again at once, and their echo would fake a spurious one */
-    bool rtx_out = seq_gt(sk->high_rxt, sk->snd_una);
     sk->prior_cwnd = sk->cwnd;
     sk->prior_ssthresh = sk->ssthresh;
-    sk->undo_state = sk->ts_ok && sk->sacked.n && !rtx_out ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
+    sk->undo_state = TCP_UNDO_OFF;
     sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
     sk->recover = sk->snd_max;
-    /* the kind of recovery is fixed here: a partial ACK may later empty
-     * the scoreboard without making this a NewReno recovery */
-    sk->sack_recovery = sk->sacked.n != 0;
-    sk->cwnd = sk->sack_recovery ? sk->ssthresh : sk->ssthresh + 3 * mss;
-    if (!rtx_out)
-        sk->high_rxt = sk->snd_una;
+    sk->cwnd = sk->ssthresh + 3 * mss;
     sk->in_recovery = true;
     sk->st->cnt.tcp_fast_retrans++;
 }
@@ -194,7 +185,6 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
         sk->recover_fs = sk->snd_max - sk->snd_una;     /* RFC 6937: RecoverFS */
         sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
         sk->recover = sk->snd_max;
-        sk->sack_recovery = true;
         sk->in_recovery = true;
         sk->prr_delivered = sk->prr_out = 0;
         sk->hs.phase = TCP_HS_DONE;     /* RFC 9406 4.3: a loss ends slow start's probing */
@@ -209,21 +199,6 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
         tcp_cong_ops(sk->cc_algo)->on_ack(sk, acked);
 }
 
-/* The SACK scoreboard shows the first segment lost before three
- * duplicate ACKs came (RFC 6675 5 (2)). */
-bool tcp_cong_sack_loss(struct tcpsm_sock *sk)
-{
-    if (sk->in_recovery || !sk->cc_on || !sk->sacked.n || !tcp_sack_head_lost(sk))
-        return false;
-    /* RFC 6582 guards against duplicate ACKs for data resent after an RTO;
-     * SACKs of data sent after it are no such duplicates (RFC 6675 5.1) */
-    if (!seq_ge(sk->snd_una, sk->recover) &&
-        !seq_gt(sk->sacked.end[sk->sacked.n - 1], sk->recover))
-        return false;
-    enter_recovery(sk);
-    return true;
-}
-
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
 {
     (void)now;
@@ -233,9 +208,8 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
     if (dup) {
         sk->dupacks++;
         if (sk->in_recovery) {
-            if (!sk->sack_recovery)
-                sk->cwnd += mss;                        /* RFC 6582 3.2 (3) */
-            return sk->sack_recovery;                   /* SACK: NextSeg may have a hole */
+            sk->cwnd += mss;                            /* RFC 6582 3.2 (3) */
+            return false;
         }
         /* RFC 5827 early retransmit: with fewer than four segments out and
          * nothing new to send, fewer duplicate ACKs can ever come */
@@ -258,15 +232,10 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
             uint32_t flight = sk->snd_max - sk->snd_una;
             uint32_t c = (flight > mss ? flight : mss) + mss;
             sk->cwnd = c < sk->ssthresh ? c : sk->ssthresh;
-            if (sk->undo_state == TCP_UNDO_DONE && sk->cwnd < sk->prior_cwnd)
-                sk->cwnd = sk->prior_cwnd;
-            sk->undo_state = TCP_UNDO_OFF;
             sk->in_recovery = false;
             sk->dupacks = 0;
             return false;
         }
-        if (sk->sack_recovery)
-            return true;                /* RFC 6675: pipe paces, NextSeg finds the hole */
         /* partial ACK, RFC 6582 3.2 (4): retransmit the next hole, deflate */
         sk->cwnd = sk->cwnd > acked ? sk->cwnd - acked : 0;
         if (acked >= mss)
@@ -293,7 +262,6 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
     sk->recover = sk->snd_max;
     sk->undo_state = TCP_UNDO_OFF;
     sk->sacked.n = 0;                   /* RFC 2018 8: SACK state is advisory after an RTO */
-    sk->high_rxt = sk->snd_una;
     sk->hs.phase = TCP_HS_DONE;
     if (tcp_rack_on(sk)) {
         /* everything not SACKed is lost and is sent again from the queue

@@ -529,19 +529,30 @@ static uint32_t rack_sack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint
     return got;
 }
 
-/* Fifth step, ACK processing for ESTABLISHED and the closing states. */
-static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
+/* What one ACK did (Linux tcp_ack's FLAG_*), for the steps that react. */
+#define TCP_ACK_ADVANCED 1              /* SND.UNA moved: new data acknowledged */
+#define TCP_ACK_DUP      2              /* a duplicate ACK (RFC 5681 2) */
+struct tcp_ack_res {
+    uint8_t flags;
+    uint32_t acked;                     /* SND.UNA's advance */
+    uint32_t delivered;                 /* that plus the bytes newly SACKed (RACK connections) */
+};
+
+/* Fifth step, the ACK field for ESTABLISHED and the closing states: the
+ * SACK blocks, SND.UNA and the send queue, the RTT, the send window
+ * (3.10.7.4 fifth, SND.WL1/SND.WL2). Says what happened; ack_react acts. */
+static struct tcp_ack_res ack_step(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
 {
+    struct tcp_ack_res res = { 0, 0, 0 };
     uint32_t ack = seg->ack;
     uint32_t nwnd = (uint32_t)seg->wnd << sk->snd_wscale;
-    bool rtx = false;
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     bool new_sack = seg->opt.nsack && tcp_sack_update(sk, &seg->opt);
-    uint32_t delivered = 0, prior_una = sk->snd_una;
     if (rack)
-        delivered = rack_sack(sk, seg, now);
+        res.delivered = rack_sack(sk, seg, now);
     if (seq_lt(sk->snd_una, ack) && seq_le(ack, sk->snd_max)) {
-        uint32_t acked = ack - sk->snd_una;
+        res.flags |= TCP_ACK_ADVANCED;
+        res.acked = ack - sk->snd_una;
         uint32_t end = sk->snd_buf_seq + sk->sndq.len;
         uint32_t upto = seq_lt(ack, end) ? ack : end;
         if (seq_gt(upto, sk->snd_buf_seq)) {
@@ -553,7 +564,7 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->bytes_acked += n;
         }
         if (rack)
-            delivered += acked - tcp_rtxq_ack(sk, ack, now);
+            res.delivered += res.acked - tcp_rtxq_ack(sk, ack, now);
         sk->snd_una = ack;
         sk->syn_acked = true;
         if (seq_lt(sk->snd_nxt, sk->snd_una))
@@ -588,37 +599,10 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
         sk->first_rtx = 0;
         sk->soft_err = 0;
         sk->tlp_sent = false;
-        if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr)
-            tcp_cong_undo_check(sk, seg->opt.tsecr);
-        if (!rack)
-            rtx = tcp_cong_ack(sk, acked, false, now);
-        if (sk->snd_una == sk->snd_max)
-            tcp_rto_stop(sk);
-        else
-            tcp_rto_arm(sk, now);       /* RFC 6298 5.3 */
-        tcp_batch_defer(sk, TCP_BATCH_WAKE);
     } else if (ack == sk->snd_una && seg->len == 0 &&
                !(seg->flags & (TCPSM_SYN | TCPSM_FIN)) && (nwnd == sk->snd_wnd || new_sack) &&
                sk->snd_una != sk->snd_max && !sk->persist_at) {
-        if (rack) {
-            sk->dupacks++;              /* duplicate ACK (RFC 5681 2) */
-            tcp_rack_dupthresh(sk);
-        } else {
-            rtx = tcp_cong_ack(sk, 0, true, now);  /* duplicate ACK (RFC 5681 2, RFC 6675 2) */
-        }
-    }
-    if (rack) {
-        if (sk->snd_una != prior_una)
-            sk->dupacks = 0;
-        /* RFC 8985 6.2 step 5: losses; then recovery, PRR or growth */
-        if (sk->snd_una != prior_una || delivered)
-            tcp_rack_detect(sk, now);
-        tcp_cong_rack_ack(sk, sk->snd_una - prior_una, delivered);
-    } else {
-        if (!rtx && sk->sacked.n)
-            rtx = tcp_cong_sack_loss(sk);
-        if (new_sack && tcp_sack_rtx_lost(sk))
-            rtx = true;
+        res.flags |= TCP_ACK_DUP;       /* RFC 5681 2, RFC 6675 2 */
     }
     /* send window update (3.10.7.4 fifth, SND.WL1/SND.WL2) */
     if (seq_le(sk->snd_una, ack) &&
@@ -630,12 +614,46 @@ static void process_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64
             sk->max_snd_wnd = nwnd;
     }
     sk->probes = 0;
-    if (rtx) {
-        if (sk->in_recovery && sk->sack_recovery)
-            tcp_output(sk, now);        /* NextSeg: holes first (tcp_output) */
+    return res;
+}
+
+/* What an ACK sets off: the undo check, the retransmission timer (RFC
+ * 6298 5.2-5.3), loss detection and congestion control (RACK and PRR on
+ * SACK connections, else NewReno's fast retransmit), and the wake-up of a
+ * writer waiting for room. */
+static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct tcp_ack_res res,
+                      uint64_t now)
+{
+    bool rack = tcp_rack_on(sk) && sk->syn_acked;
+    bool rtx = false;
+    if (res.flags & TCP_ACK_ADVANCED) {
+        if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr)
+            tcp_cong_undo_check(sk, seg->opt.tsecr);
+        if (!rack)
+            rtx = tcp_cong_ack(sk, res.acked, false, now);
+        if (sk->snd_una == sk->snd_max)
+            tcp_rto_stop(sk);
         else
-            tcp_retransmit_head(sk, now);
+            tcp_rto_arm(sk, now);       /* RFC 6298 5.3 */
+        tcp_batch_defer(sk, TCP_BATCH_WAKE);
+        if (rack)
+            sk->dupacks = 0;
+    } else if (res.flags & TCP_ACK_DUP) {
+        if (rack) {
+            sk->dupacks++;
+            tcp_rack_dupthresh(sk);
+        } else {
+            rtx = tcp_cong_ack(sk, 0, true, now);
+        }
     }
+    if (rack) {
+        /* RFC 8985 6.2 step 5: losses; then recovery, PRR or growth */
+        if (res.acked || res.delivered)
+            tcp_rack_detect(sk, now);
+        tcp_cong_rack_ack(sk, res.acked, res.delivered);
+    }
+    if (rtx)
+        tcp_retransmit_head(sk, now);   /* NewReno: fast retransmit, partial ACK */
 }
 
 static bool our_fin_acked(const struct tcpsm_sock *sk)
@@ -667,51 +685,39 @@ static bool timewait_syn(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t no
     return true;
 }
 
-static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now)
+/* What the checks of RFC 9293 3.10.7.4 (first to fifth, up to the ACK
+ * field's own tests) and RFC 7323 / RFC 5961 decide about a segment
+ * (Linux tcp_validate_incoming). Those before TCP_V_IN_WINDOW refused it
+ * before its sequence number was accepted; the others passed that check. */
+enum tcp_verdict {
+    TCP_V_PAWS,             /* RFC 7323 5.3: an old timestamp: a duplicate ACK, rate-limited */
+    TCP_V_OOW,              /* not acceptable: an ACK (rate-limited if it is empty) */
+    TCP_V_OOW_ACK,          /* refused by the window alone: its ACK field is processed as
+                               a pure ACK at RCV.NXT first (3.10.7.4 "special allowance") */
+    TCP_V_IN_WINDOW,        /* (the boundary: the sequence number was acceptable) */
+    TCP_V_DROP,             /* no ACK bit: nothing more to do */
+    TCP_V_CHALLENGE,        /* RFC 5961 3.2 / 4 / 5.2: a challenge ACK */
+    TCP_V_RESET,            /* an exact RST: the connection is reset */
+    TCP_V_SYN_RESET,        /* a SYN in a passive SYN-RECEIVED: back to LISTEN */
+    TCP_V_ACCEPT,           /* go on: the ACK, the text, the FIN */
+};
+
+/* The checks alone: counters, no state changes, no segments sent. */
+static enum tcp_verdict tcp_validate(const struct tcpsm_sock *sk, const struct tcp_seg *seg,
+                                     uint64_t now)
 {
     struct tcpsm_stack *st = sk->st;
     uint8_t fl = seg->flags;
     uint32_t slen = seg_space(seg);
-
     /* RFC 7323 5.3 PAWS */
     if (sk->ts_ok && seg->opt.ts_ok && !(fl & TCPSM_RST) &&
         seq_lt(seg->opt.tsval, sk->ts_recent) &&
         now - sk->ts_recent_age < 24ull * 86400 * SEC_NS) {
         st->cnt.tcp_drop_window++;
-        /* a duplicate ACK, rate-limited (Linux tcp_validate_incoming) */
-        if (!tcp_oow_rate_limited(sk, now))
-            tcp_send_ack(sk, now);
-        return;
+        return TCP_V_PAWS;
     }
-
-    if (sk->state == TCPSM_SYN_RECEIVED && (fl & TCPSM_SYN) && !(fl & TCPSM_RST) &&
-        seg->seq == sk->irs) {
-        if ((fl & TCPSM_ACK) && seg->ack == sk->snd_nxt && !sk->passive) {
-            /* simultaneous open: the peer's SYN+ACK ACKs our SYN (fig. 7 line 6) */
-            sk->snd_una = seg->ack;
-            sk->snd_wnd = seg->wnd;
-            sk->max_snd_wnd = sk->snd_wnd;
-            sk->snd_wl1 = seg->seq;
-            sk->snd_wl2 = seg->ack;
-            tcp_rto_stop(sk);
-            established(sk, now);
-            tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
-            tcp_wake(sk);
-            tcp_output(sk, now);
-            return;
-        }
-        if (!(fl & TCPSM_ACK)) {
-            /* the peer retransmitted its SYN: our SYN+ACK was lost (Linux) */
-            tcp_send_syn(sk, now);
-            return;
-        }
-    }
-
     /* first: sequence number check */
     if (!acceptable(sk, seg->seq, slen)) {
-        if (sk->state == TCPSM_TIME_WAIT && (fl & TCPSM_FIN) && !(fl & TCPSM_RST) &&
-            seg->seq + slen == sk->rcv_nxt)
-            tcp_timewait_start(sk, now);    /* retransmitted FIN: ACK, restart 2*MSL */
         if (seq_le(seg->seq + slen, sk->rcv_nxt) && slen)
             st->cnt.tcp_dup_in++;
         else
@@ -728,27 +734,209 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         if ((fl & TCPSM_ACK) && !(fl & (TCPSM_RST | TCPSM_SYN)) &&
             (seg->seq == sk->rcv_nxt || straddles) &&
             (sk->state == TCPSM_ESTABLISHED || sk->state == TCPSM_FIN_WAIT_1 ||
-             sk->state == TCPSM_FIN_WAIT_2 || sk->state == TCPSM_CLOSE_WAIT)) {
-            /* Only the zero window refused it: "special allowance should be made
-             * to accept valid ACKs" (3.10.7.4). Its ACK field is processed as a
-             * pure ACK (none of these states can free the TCB on an ACK). */
-            struct tcp_seg ack_only = *seg;
-            ack_only.seq = sk->rcv_nxt;
-            ack_only.len = 0;
-            ack_only.flags &= (uint8_t)~TCPSM_FIN;
-            rcv_segment(sk, &ack_only, now);
+             sk->state == TCPSM_FIN_WAIT_2 || sk->state == TCPSM_CLOSE_WAIT))
+            return TCP_V_OOW_ACK;
+        return TCP_V_OOW;
+    }
+    /* second: RST (RFC 5961 3.2: exact match, else challenge ACK) */
+    if (fl & TCPSM_RST)
+        return seg->seq == sk->rcv_nxt ? TCP_V_RESET : TCP_V_CHALLENGE;
+    /* fourth: SYN (RFC 9293 3.10.7.4, RFC 5961 4) */
+    if (fl & TCPSM_SYN)
+        return sk->state == TCPSM_SYN_RECEIVED && sk->passive ? TCP_V_SYN_RESET : TCP_V_CHALLENGE;
+    /* fifth: ACK */
+    if (!(fl & TCPSM_ACK))
+        return TCP_V_DROP;
+    /* RFC 5961 5.2 (SYN-RECEIVED has its stricter test, answered by a RST) */
+    if (sk->state != TCPSM_SYN_RECEIVED &&
+        (seq_gt(seg->ack, sk->snd_max) ||
+         seq_lt(seg->ack, sk->snd_una - (sk->max_snd_wnd ? sk->max_snd_wnd : 1)))) {
+        st->cnt.tcp_drop_window++;
+        return TCP_V_CHALLENGE;
+    }
+    return TCP_V_ACCEPT;
+}
+
+/* SYN-RECEIVED and a SYN with the peer's ISN: a simultaneous open's
+ * SYN+ACK, or the peer's SYN again (our SYN+ACK was lost). True if the
+ * segment was that and is done with. */
+static bool syn_received_syn(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
+{
+    uint8_t fl = seg->flags;
+    if (sk->state != TCPSM_SYN_RECEIVED || !(fl & TCPSM_SYN) || (fl & TCPSM_RST) ||
+        seg->seq != sk->irs)
+        return false;
+    if ((fl & TCPSM_ACK) && seg->ack == sk->snd_nxt && !sk->passive) {
+        /* simultaneous open: the peer's SYN+ACK ACKs our SYN (fig. 7 line 6) */
+        sk->snd_una = seg->ack;
+        sk->snd_wnd = seg->wnd;
+        sk->max_snd_wnd = sk->snd_wnd;
+        sk->snd_wl1 = seg->seq;
+        sk->snd_wl2 = seg->ack;
+        tcp_rto_stop(sk);
+        established(sk, now);
+        tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
+        tcp_wake(sk);
+        tcp_output(sk, now);
+        return true;
+    }
+    if (!(fl & TCPSM_ACK)) {
+        /* the peer retransmitted its SYN: our SYN+ACK was lost (Linux) */
+        tcp_send_syn(sk, now);
+        return true;
+    }
+    return false;
+}
+
+/* An exact RST (RFC 9293 3.10.7.4 second). The TCB may be gone after. */
+static void rcv_reset(struct tcpsm_sock *sk, const struct tcp_seg *seg)
+{
+    sk->st->cnt.tcp_rst_in++;
+    switch (sk->state) {
+    case TCPSM_SYN_RECEIVED:
+        if (sk->passive) {
+            /* back to LISTEN: the embryo goes away, nothing reaches accept() */
+            tcp_set_state(sk, TCPSM_LISTEN, "rcv RST", seg, false);
+            tcp_sock_free(sk);
+        } else {
+            tcp_done(sk, ECONNREFUSED, "rcv RST", seg);
         }
-        if (fl & TCPSM_RST)
-            return;
-        /* an empty out-of-window segment may be half of an ACK loop between
-         * two desynchronized ends: answer at most one per 500 ms (Linux
-         * tcp_oow_rate_limited) */
-        if (slen == 0 && tcp_oow_rate_limited(sk, now))
-            return;
-        tcp_send_ack(sk, now);
+        return;
+    case TCPSM_CLOSE_WAIT:
+        tcp_done(sk, EPIPE, "rcv RST", seg);        /* Linux tcp_reset */
+        return;
+    case TCPSM_TIME_WAIT:
+        /* RFC 9293: CLOSED (the RFC 1337 hazard is accepted, as Linux) */
+        tcp_done(sk, 0, "rcv RST", seg);
+        return;
+    default:
+        tcp_done(sk, ECONNRESET, "rcv RST", seg);
         return;
     }
-    /* RFC 7323 4.3: remember the timestamp to echo */
+}
+
+/* SYN-RECEIVED and an acceptable ACK: ESTABLISHED, the child to the
+ * accept queue. False if the segment is dropped (or answered by a RST). */
+static bool syn_received_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
+{
+    struct tcpsm_stack *st = sk->st;
+    if (!(seq_lt(sk->snd_una, seg->ack) && seq_le(seg->ack, sk->snd_max))) {
+        tcp_reply_rst(st, seg);         /* <SEQ=SEG.ACK><CTL=RST> */
+        return false;
+    }
+    struct tcpsm_sock *l = sk->parent;
+    if (sk->passive && l && l->nacc >= l->backlog) {
+        st->cnt.tcp_drop_listen_overflow++;  /* Linux: drop, the peer retransmits */
+        return false;
+    }
+    sk->snd_wnd = (uint32_t)seg->wnd << sk->snd_wscale;
+    sk->max_snd_wnd = sk->snd_wnd;
+    sk->snd_wl1 = seg->seq;
+    sk->snd_wl2 = seg->ack;
+    established(sk, now);
+    tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv ACK", seg, false);
+    if (sk->passive && l) {
+        /* SYN queue -> accept queue */
+        tcp_synq_del(l, sk);
+        if (l->accq_tail)
+            l->accq_tail->qnext = sk;
+        else
+            l->accq = sk;
+        l->accq_tail = sk;
+        l->nacc++;
+        sk->in_acceptq = true;
+        tcp_wake_listener(l);
+    } else {
+        tcp_wake(sk);
+    }
+    return true;
+}
+
+/* After the ACK: the closing states that it moves on (RFC 9293 3.10.7.4
+ * fifth, the state-specific part). False if the TCB is done with the
+ * segment (TIME-WAIT entered or the TCB freed). */
+static bool ack_transitions(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
+{
+    if (!our_fin_acked(sk))
+        return true;
+    switch (sk->state) {
+    case TCPSM_FIN_WAIT_1:
+        tcp_set_state(sk, TCPSM_FIN_WAIT_2, "rcv ACK of FIN", seg, false);
+        if (!sk->user_ref) {
+            sk->state_at = now + TCP_FIN_TIMEOUT_NS;
+            tcp_timer_update(sk);
+        }
+        return true;
+    case TCPSM_CLOSING:
+        tcp_set_state(sk, TCPSM_TIME_WAIT, "rcv ACK of FIN", seg, false);
+        tcp_timewait_start(sk, now);
+        tcp_wake(sk);
+        return false;
+    case TCPSM_LAST_ACK:
+        close_quiet(sk, "rcv ACK of FIN", seg);
+        return false;
+    default:
+        return true;
+    }
+}
+
+static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_verdict v,
+                          uint64_t now);
+
+/* A segment for a synchronized or SYN-RECEIVED TCB: the checks
+ * (tcp_validate), then what their verdict calls for. */
+static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now)
+{
+    uint8_t fl = seg->flags;
+    uint32_t slen = seg_space(seg);
+
+    if (syn_received_syn(sk, seg, now))
+        return;
+    enum tcp_verdict v = tcp_validate(sk, seg, now);
+    if (v > TCP_V_IN_WINDOW) {
+        rcv_in_window(sk, seg, v, now);
+        return;
+    }
+    if (v == TCP_V_PAWS) {
+        /* a duplicate ACK, rate-limited (Linux tcp_validate_incoming) */
+        if (!tcp_oow_rate_limited(sk, now))
+            tcp_send_ack(sk, now);
+        return;
+    }
+    if (v == TCP_V_OOW_ACK) {
+        /* Only the zero window refused it: its ACK field is processed as
+         * the pure ACK at RCV.NXT it amounts to (none of the states that
+         * allow this can free the TCB on an ACK), then answered below */
+        struct tcp_seg ack_only = *seg;
+        ack_only.seq = sk->rcv_nxt;
+        ack_only.len = 0;
+        ack_only.flags &= (uint8_t)~TCPSM_FIN;
+        enum tcp_verdict va = tcp_validate(sk, &ack_only, now);
+        if (va > TCP_V_IN_WINDOW)
+            rcv_in_window(sk, &ack_only, va, now);
+    }
+    if (sk->state == TCPSM_TIME_WAIT && (fl & TCPSM_FIN) && !(fl & TCPSM_RST) &&
+        seg->seq + slen == sk->rcv_nxt)
+        tcp_timewait_start(sk, now);    /* retransmitted FIN: ACK, restart 2*MSL */
+    if (fl & TCPSM_RST)
+        return;
+    /* an empty out-of-window segment may be half of an ACK loop between
+     * two desynchronized ends: answer at most one per 500 ms (Linux
+     * tcp_oow_rate_limited) */
+    if (slen == 0 && tcp_oow_rate_limited(sk, now))
+        return;
+    tcp_send_ack(sk, now);
+}
+
+/* The rest of SEGMENT ARRIVES for a segment whose sequence number was
+ * acceptable: the verdict's answer, or the ACK step (ack_step, ack_react,
+ * then the state transitions it causes), URG, the text and the FIN. */
+static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_verdict v,
+                          uint64_t now)
+{
+    uint8_t fl = seg->flags;
+    /* the sequence number was acceptable: RFC 7323 4.3, remember the
+     * timestamp to echo (the challenge ACKs below echo it too) */
     if (sk->ts_ok && seg->opt.ts_ok && seq_le(seg->seq, sk->last_ack_sent) &&
         seq_ge(seg->opt.tsval, sk->ts_recent)) {
         sk->ts_recent = seg->opt.tsval;
@@ -763,89 +951,26 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
             sk->rcv_rtt_us = sk->rcv_rtt_us ? sk->rcv_rtt_us - sk->rcv_rtt_us / 8 + us / 8 : us;
         }
     }
-
-    /* second: RST (RFC 5961 3.2: exact match, else challenge ACK) */
-    if (fl & TCPSM_RST) {
-        if (seg->seq != sk->rcv_nxt) {
-            challenge_ack(sk, now);
-            return;
-        }
-        st->cnt.tcp_rst_in++;
-        switch (sk->state) {
-        case TCPSM_SYN_RECEIVED:
-            if (sk->passive) {
-                /* back to LISTEN: the embryo goes away, nothing reaches accept() */
-                tcp_set_state(sk, TCPSM_LISTEN, "rcv RST", seg, false);
-                tcp_sock_free(sk);
-            } else {
-                tcp_done(sk, ECONNREFUSED, "rcv RST", seg);
-            }
-            return;
-        case TCPSM_CLOSE_WAIT:
-            tcp_done(sk, EPIPE, "rcv RST", seg);        /* Linux tcp_reset */
-            return;
-        case TCPSM_TIME_WAIT:
-            /* RFC 9293: CLOSED (the RFC 1337 hazard is accepted, as Linux) */
-            tcp_done(sk, 0, "rcv RST", seg);
-            return;
-        default:
-            tcp_done(sk, ECONNRESET, "rcv RST", seg);
-            return;
-        }
-    }
-
-    /* fourth: SYN (RFC 9293 3.10.7.4, RFC 5961 4) */
-    if (fl & TCPSM_SYN) {
-        if (sk->state == TCPSM_SYN_RECEIVED && sk->passive) {
-            tcp_set_state(sk, TCPSM_LISTEN, "rcv SYN", seg, false);
-            tcp_sock_free(sk);
-            return;
-        }
+    switch (v) {
+    case TCP_V_CHALLENGE:
         challenge_ack(sk, now);
+        return;
+    case TCP_V_RESET:
+        rcv_reset(sk, seg);
+        return;
+    case TCP_V_SYN_RESET:
+        tcp_set_state(sk, TCPSM_LISTEN, "rcv SYN", seg, false);
+        tcp_sock_free(sk);
+        return;
+    case TCP_V_ACCEPT:
+        break;
+    default:                            /* TCP_V_DROP */
         return;
     }
 
     /* fifth: ACK */
-    if (!(fl & TCPSM_ACK))
+    if (sk->state == TCPSM_SYN_RECEIVED && !syn_received_ack(sk, seg, now))
         return;
-    if (sk->state == TCPSM_SYN_RECEIVED) {
-        if (!(seq_lt(sk->snd_una, seg->ack) && seq_le(seg->ack, sk->snd_max))) {
-            tcp_reply_rst(st, seg);     /* <SEQ=SEG.ACK><CTL=RST> */
-            return;
-        }
-        struct tcpsm_sock *l = sk->parent;
-        if (sk->passive && l && l->nacc >= l->backlog) {
-            st->cnt.tcp_drop_listen_overflow++;  /* Linux: drop, the peer retransmits */
-            return;
-        }
-        sk->snd_wnd = (uint32_t)seg->wnd << sk->snd_wscale;
-        sk->max_snd_wnd = sk->snd_wnd;
-        sk->snd_wl1 = seg->seq;
-        sk->snd_wl2 = seg->ack;
-        established(sk, now);
-        tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv ACK", seg, false);
-        if (sk->passive && l) {
-            /* SYN queue -> accept queue */
-            tcp_synq_del(l, sk);
-            if (l->accq_tail)
-                l->accq_tail->qnext = sk;
-            else
-                l->accq = sk;
-            l->accq_tail = sk;
-            l->nacc++;
-            sk->in_acceptq = true;
-            tcp_wake_listener(l);
-        } else {
-            tcp_wake(sk);
-        }
-    }
-    /* RFC 5961 5.2 */
-    if (seq_gt(seg->ack, sk->snd_max) ||
-        seq_lt(seg->ack, sk->snd_una - (sk->max_snd_wnd ? sk->max_snd_wnd : 1))) {
-        st->cnt.tcp_drop_window++;
-        challenge_ack(sk, now);
-        return;
-    }
     /* the segment passed every check: the peer is alive (keepalive,
      * RFC 1122 4.2.3.6); a blind or stale one must not count */
     sk->last_rcv = now;
@@ -854,34 +979,9 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
         sk->data_segs_in++;
         sk->last_data_recv = now;
     }
-    process_ack(sk, seg, now);
-    switch (sk->state) {
-    case TCPSM_FIN_WAIT_1:
-        if (our_fin_acked(sk)) {
-            tcp_set_state(sk, TCPSM_FIN_WAIT_2, "rcv ACK of FIN", seg, false);
-            if (!sk->user_ref) {
-                sk->state_at = now + TCP_FIN_TIMEOUT_NS;
-                tcp_timer_update(sk);
-            }
-        }
-        break;
-    case TCPSM_CLOSING:
-        if (our_fin_acked(sk)) {
-            tcp_set_state(sk, TCPSM_TIME_WAIT, "rcv ACK of FIN", seg, false);
-            tcp_timewait_start(sk, now);
-            tcp_wake(sk);
-            return;
-        }
-        break;
-    case TCPSM_LAST_ACK:
-        if (our_fin_acked(sk)) {
-            close_quiet(sk, "rcv ACK of FIN", seg);
-            return;
-        }
-        break;
-    default:
-        break;
-    }
+    ack_react(sk, seg, ack_step(sk, seg, now), now);
+    if (!ack_transitions(sk, seg, now))
+        return;
 
     /* sixth: URG (RFC 9293 3.10.7.4; Linux tcp_urg), in the states that
      * still take data */

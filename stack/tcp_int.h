@@ -296,14 +296,11 @@ struct tcpsm_sock {
      * the flight then (RecoverFS) */
     uint32_t prr_delivered, prr_out, recover_fs;
     struct tcp_ooo sacked;              /* SACK scoreboard above snd_una (tcp_sack.c) */
-    uint32_t high_rxt;                  /* RFC 6675 HighRxt */
-    uint32_t rxt_snd_max;               /* SND.MAX at the latest SACK-recovery retransmission */
     uint32_t prior_cwnd, prior_ssthresh;    /* before the recovery, for an undo */
     uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
     uint8_t undo_state;                 /* TCP_UNDO_* */
     unsigned dupacks;
     bool in_recovery;
-    bool sack_recovery;                 /* this recovery is RFC 6675 (pipe), not NewReno */
 
     /* socket options */
     bool nodelay, cork, keepalive, reuseaddr;
@@ -509,11 +506,6 @@ void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now);
 bool tcp_sack_update(struct tcpsm_sock *sk, const struct tcp_opts *o);
 void tcp_sack_prune(struct tcpsm_sock *sk);
 uint32_t tcp_sack_bytes(const struct tcpsm_sock *sk);
-bool tcp_sack_head_lost(const struct tcpsm_sock *sk);
-uint32_t tcp_sack_pipe(const struct tcpsm_sock *sk);
-uint32_t tcp_sack_lost_bytes(const struct tcpsm_sock *sk);
-uint32_t tcp_sack_next_hole(const struct tcpsm_sock *sk, uint32_t *seq);
-bool tcp_sack_rtx_lost(struct tcpsm_sock *sk);
 
 /* tcp_rtxq.c */
 void tcp_rtxq_free(struct tcpsm_sock *sk);
@@ -556,7 +548,6 @@ void tcp_cong_init(struct tcpsm_sock *sk);
 /* ACK processing; returns true if the caller should retransmit the head now. */
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now);
 void tcp_cong_rto(struct tcpsm_sock *sk);
-bool tcp_cong_sack_loss(struct tcpsm_sock *sk);
 void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered);
 void tcp_cong_undo_all(struct tcpsm_sock *sk);
 void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr);

@@ -440,7 +440,6 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         seg_max = mss;
     bool sent = false;
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
-    bool sack_rec = !rack && sk->in_recovery && sk->sack_recovery;
     /* RACK: the records deemed lost go first, as cwnd - pipe allows
      * (RFC 6675 5 (C) with RFC 6937's cwnd); the first always can */
     while (rack && sk->rtxq.lost) {
@@ -454,23 +453,6 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
             break;
         sent = true;
     }
-    /* RFC 6675 5 (C): retransmit lost holes while cwnd - pipe allows */
-    while (sack_rec) {
-        uint32_t seq, len = tcp_sack_next_hole(sk, &seq);
-        if (!len)
-            break;
-        /* the head, not yet resent in this recovery, goes at once
-         * (RFC 6675 5 (4.3); after a partial ACK, RFC 6582 3.2 (4)) */
-        bool head = seq == sk->snd_una && !seq_gt(sk->high_rxt, sk->snd_una);
-        uint32_t pipe = tcp_sack_pipe(sk);
-        if (!head && pipe && pipe + len > sk->cwnd)
-            break;
-        if (!send_data(sk, seq, len, now))
-            break;
-        sk->high_rxt = seq + len;
-        sk->rxt_snd_max = sk->snd_max;
-        sent = true;
-    }
     for (;;) {
         uint32_t off = sk->snd_nxt - sk->snd_buf_seq;
         uint32_t avail = off < sk->sndq.len ? sk->sndq.len - off : 0;
@@ -481,8 +463,7 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
             cw += sk->dupacks * mss;    /* (RACK: pipe leaves SACKed data out) */
         uint32_t rend = sk->snd_una + sk->snd_wnd;
         uint32_t usable = seq_gt(rend, sk->snd_nxt) ? rend - sk->snd_nxt : 0;
-        uint32_t infl = rack ? tcp_rtxq_pipe(sk) :
-                        sack_rec ? tcp_sack_pipe(sk) : sk->snd_nxt - sk->snd_una;
+        uint32_t infl = rack ? tcp_rtxq_pipe(sk) : sk->snd_nxt - sk->snd_una;
         uint32_t cusable = cw > infl ? cw - infl : 0;
         if (usable > cusable)
             usable = cusable;

@@ -920,10 +920,7 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
         i->lost = mss ? (sk->rtxq.lost + mss - 1) / mss : 0;
         i->retrans = mss ? (sk->rtxq.retrans + mss - 1) / mss : 0;
     } else {
-        i->sacked = mss ? (tcp_sack_bytes(sk) + mss - 1) / mss : 0;
-        i->lost = mss ? (tcp_sack_lost_bytes(sk) + mss - 1) / mss : 0;
-        i->retrans = sk->in_recovery && mss && seq_gt(sk->high_rxt, sk->snd_una) ?
-                     (sk->high_rxt - sk->snd_una + mss - 1) / mss : 0;
+        i->retrans = sk->in_recovery ? 1 : 0;   /* NewReno: one retransmission at a time */
     }
     i->total_retrans = sk->total_retrans;
     i->last_data_sent_ms = ms_since(now, sk->last_data_sent);
