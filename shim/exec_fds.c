@@ -124,3 +124,94 @@ void shim_exec_inherit(void)
     }
     tcpsm_rt_exec_end();
 }
+
+/* ------------------------------------------------------------ before exec */
+
+/* An accepted socket's placeholder is a dup of one template socket shared
+ * by all of them (socket_calls.c): by identity alone the new image could not
+ * tell them apart. Each one the new image inherits gets a fresh kernel
+ * socket of its own on the same fd numbers (its dups keep sharing one),
+ * with the O_NONBLOCK and timeouts the new image reads back; close-on-exec
+ * fds are left alone (they go away), except before posix_spawn, whose file
+ * actions may dup any of them into the child. The fresh identities are recorded
+ * after the table walk, outside the shim's table lock. */
+#define PREP_MAX 1024
+struct prep {
+    unsigned n;
+    bool full, all;
+    struct {
+        struct shim_sock *s;
+        int ph;
+        uint64_t dev, ino;
+    } e[PREP_MAX];
+};
+
+static void set_timeo(int fd, int opt, int64_t ns)
+{
+    if (ns < 0)
+        return;
+    struct timeval tv = { .tv_sec = ns / 1000000000, .tv_usec = ns % 1000000000 / 1000 };
+    REAL(setsockopt)(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+static void prep_fd(int fd, struct shim_sock *s, void *arg)
+{
+    struct prep *p = arg;
+    if (!atomic_load(&s->shared_ph) || atomic_load(&s->state) != SHIM_STACK)
+        return;
+    int fdfl = REAL(fcntl)(fd, F_GETFD);
+    if (fdfl < 0 || ((fdfl & FD_CLOEXEC) && !p->all))
+        return;
+    unsigned i = 0;
+    while (i < p->n && p->e[i].s != s)
+        i++;
+    if (i == p->n) {
+        if (p->n == PREP_MAX) {
+            p->full = true;
+            return;
+        }
+        int ph = REAL(socket)(s->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct stat st;
+        if (ph < 0 || fstat(ph, &st) < 0) {
+            if (ph >= 0)
+                REAL(close)(ph);
+            return;
+        }
+        if (atomic_load(&s->nonblock))
+            REAL(fcntl)(ph, F_SETFL, O_NONBLOCK);
+        set_timeo(ph, SO_RCVTIMEO, atomic_load(&s->rcvtimeo_ns));
+        set_timeo(ph, SO_SNDTIMEO, atomic_load(&s->sndtimeo_ns));
+        p->e[i].s = s;
+        p->e[i].ph = ph;
+        p->e[i].dev = (uint64_t)st.st_dev;
+        p->e[i].ino = (uint64_t)st.st_ino;
+        p->n++;
+    }
+    if (REAL(dup3)(p->e[i].ph, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+        tcpsm_log(TCPSM_LOG_WARN, "exec: fd %d keeps a shared placeholder: %s", fd, strerror(errno));
+}
+
+void shim_exec_prepare(bool all)
+{
+    if (!shim_nslots)
+        return;
+    struct prep *p = calloc(1, sizeof(*p));
+    if (!p)
+        return;
+    p->all = all;
+    shim_fd_each_sock(prep_fd, p);
+    for (unsigned i = 0; i < p->n; i++) {
+        REAL(close)(p->e[i].ph);
+        tcpsm_placeholder_id(p->e[i].s->sk, p->e[i].dev, p->e[i].ino);
+        tcpsm_log(TCPSM_LOG_DEBUG, "exec: an accepted socket gets placeholder %llu",
+                  (unsigned long long)p->e[i].ino);
+        /* In a vfork-like child the object is the parent's, whose fds
+         * still hold the template. */
+        if (!shim_vm_child())
+            atomic_store(&p->e[i].s->shared_ph, false);
+    }
+    if (p->full)
+        tcpsm_log(TCPSM_LOG_WARN, "exec: more than %d accepted stack sockets inherited; the "
+                  "new image may not find the rest", PREP_MAX);
+    free(p);
+}

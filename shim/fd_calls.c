@@ -219,6 +219,17 @@ static int do_fcntl(int fd, int cmd, unsigned long arg)
         shim_sock_put(s);
         return r;
     }
+    case F_GETFL: {
+        /* An accepted socket's placeholder shares its file description
+         * with the others (socket_calls.c): O_NONBLOCK is the object's. */
+        int r = REAL(fcntl)(fd, cmd, arg);
+        struct shim_sock *s = r >= 0 ? shim_stack_lookup(fd) : NULL;
+        if (s) {
+            r = (r & ~O_NONBLOCK) | (atomic_load(&s->nonblock) ? O_NONBLOCK : 0);
+            shim_sock_put(s);
+        }
+        return r;
+    }
     default:
         return REAL(fcntl)(fd, cmd, arg);
     }

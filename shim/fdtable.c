@@ -256,6 +256,18 @@ void shim_fd_clone(int oldfd, int newfd)
     slot_drop(old);
 }
 
+void shim_fd_each_sock(void (*fn)(int fd, struct shim_sock *s, void *arg), void *arg)
+{
+    table_lock();
+    int n = atomic_load(&fd_hwm);
+    for (int fd = 0; fd < n; fd++) {
+        struct shim_sock *s = slot_sock(atomic_load_explicit(&shim_fds[fd], memory_order_relaxed));
+        if (s)
+            fn(fd, s, arg);
+    }
+    table_unlock();
+}
+
 /* fork: see shim.h for the order. A socket object with several fds is
  * locked once (fork_locked). */
 void shim_atfork_prepare(void)

@@ -35,6 +35,8 @@ static void resolve_all(void)
     RESOLVE(eventfd); RESOLVE(timerfd_create); RESOLVE(signalfd); RESOLVE(memfd_create);
     RESOLVE(inotify_init); RESOLVE(inotify_init1); RESOLVE(fanotify_init);
     RESOLVE(clone);
+    RESOLVE(execve); RESOLVE(execv); RESOLVE(execvp); RESOLVE(execvpe); RESOLVE(fexecve);
+    RESOLVE(execveat); RESOLVE(posix_spawn); RESOLVE(posix_spawnp);
     RESOLVE(fopen); RESOLVE(fopen64); RESOLVE(freopen); RESOLVE(freopen64); RESOLVE(tmpfile);
     RESOLVE(tmpfile64); RESOLVE(popen); RESOLVE(opendir); RESOLVE(mkstemp); RESOLVE(mkstemp64);
     RESOLVE(mkostemp); RESOLVE(mkostemp64); RESOLVE(mkstemps); RESOLVE(mkstemps64);

@@ -116,6 +116,17 @@ struct shim_real {
     int (*mkstemps64)(char *, int);
     int (*mkostemps)(char *, int, int);
     int (*mkostemps64)(char *, int, int);
+    /* exec (exec_calls.c) */
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execv)(const char *, char *const[]);
+    int (*execvp)(const char *, char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
+    int (*execveat)(int, const char *, char *const[], char *const[], int);
+    int (*posix_spawn)(pid_t *, const char *, const void *, const void *, char *const[],
+                       char *const[]);
+    int (*posix_spawnp)(pid_t *, const char *, const void *, const void *, char *const[],
+                        char *const[]);
 };
 
 extern struct shim_real shim_real;
@@ -164,6 +175,9 @@ struct shim_sock {
     /* A stack listener on INADDR_ANY also listens on its placeholder, so
      * that loopback clients (the kernel's) reach it too. */
     atomic_bool klisten;
+    /* The placeholder is a dup of the accept template (socket_calls.c): its
+     * identity is not this socket's until exec preparation gives it its own. */
+    atomic_bool shared_ph;
     struct shim_epitem *items;  /* epoll interest items, under the epoll lock */
     bool fork_locked;           /* mu taken by shim_atfork_prepare (under table_mu) */
 };
@@ -317,6 +331,14 @@ void shim_fresh_cmsg(const struct msghdr *msg);
  * inherited fd whose placeholder is one of them becomes that socket again;
  * the rest of them are released (exec_fds.c). */
 void shim_exec_inherit(void);
+/* Before exec: every inherited fd (not close-on-exec; with all, every fd:
+ * posix_spawn's file actions may dup any) of an accepted stack socket gets
+ * a placeholder of its own, recorded as that socket's, so the new image can
+ * tell its sockets apart (exec_fds.c). */
+void shim_exec_prepare(bool all);
+/* Calls fn for each fd holding a socket object, under the table lock (fn
+ * makes only real system calls: no shim lock, no stack lock). */
+void shim_fd_each_sock(void (*fn)(int fd, struct shim_sock *s, void *arg), void *arg);
 
 /* ------------------------------------------------------------ misc */
 

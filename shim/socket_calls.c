@@ -4,6 +4,7 @@
  * short length, EAFNOSUPPORT for another family). */
 #include "shim.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <unistd.h>
@@ -346,6 +347,43 @@ static int accept_wait(struct shim_sock *s, int fd, bool nb)
     return ret;
 }
 
+/* The placeholder of an accepted socket is a dup of one unbound kernel
+ * socket per family, the template, made on first use and kept for the
+ * process (owned by the runtime, so programs that close every fd leave it
+ * alone). A dup costs one fd slot; a fresh socket() and its close cost a
+ * kernel socket's allocation and release for every connection (a quarter of
+ * the shim's cost per connection under ab). The dups share one file
+ * description, which is never used for I/O: the shim serves every call on
+ * an accepted socket from the stack, keeps O_NONBLOCK per socket object
+ * (and reports it so in F_GETFL, fd_calls.c), and answers getsockopt
+ * itself; setsockopt only checks its arguments on the placeholder. fstat
+ * shows one inode for all of them, so a program exec'd with one of them
+ * could not tell which socket it has: exec gives each inherited one a
+ * placeholder of its own first (shim_exec_prepare). */
+static _Atomic int accept_tmpl[2] = { -1, -1 };
+static pthread_mutex_t tmpl_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int placeholder_new(int family, int flags)
+{
+    int i = family == AF_INET6;
+    int t = atomic_load_explicit(&accept_tmpl[i], memory_order_acquire);
+    if (t < 0) {
+        pthread_mutex_lock(&tmpl_mu);
+        t = atomic_load(&accept_tmpl[i]);
+        if (t < 0) {
+            t = REAL(socket)(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (t >= 0) {
+                tcpsm_rt_own_fd(t);
+                atomic_store_explicit(&accept_tmpl[i], t, memory_order_release);
+            }
+        }
+        pthread_mutex_unlock(&tmpl_mu);
+        if (t < 0)
+            return -1;
+    }
+    return REAL(fcntl)(t, (flags & SOCK_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+}
+
 static int accept_once(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is4)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
@@ -394,10 +432,7 @@ retry:
     }
     /* The placeholder before the connection: at EMFILE the connection stays
      * queued, as in Linux (except in the race just above, where it is closed). */
-    /* A kernel socket of its own (not a dup of a shared one): its identity
-     * (st_dev, st_ino) is how an exec'd image finds the stack socket again
-     * (runtime_exec.c). */
-    nfd = REAL(socket)(s->family, SOCK_STREAM | (flags & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
+    nfd = placeholder_new(s->family, flags);
     if (nfd < 0) {
         r = -errno;
         goto out;
@@ -424,7 +459,7 @@ retry:
         }
     }
     ns->sk = nsk;
-    tcpsm_placeholder(nsk, nfd);
+    atomic_store(&ns->shared_ph, true);     /* identified at exec only (shim_exec_prepare) */
     ns->family = s->family;
     atomic_store(&ns->state, SHIM_STACK);
     atomic_store(&ns->nonblock, (flags & SOCK_NONBLOCK) != 0);

@@ -19,6 +19,7 @@
 #define EXPORT __attribute__((visibility("default")))
 
 int close_range(unsigned first, unsigned last, int flags);
+int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags);
 
 #define P(i) ((void *)a[i])
 #define I(i) ((int)a[i])
@@ -57,6 +58,11 @@ static long routed(long nr, const long *a, bool *done)
     case SYS_recvmmsg: return recvmmsg(I(0), P(1), U(2), I(3), P(4));
     case SYS_sendfile: return sendfile(I(0), I(1), P(2), Z(3));
     case SYS_splice: return splice(I(0), P(1), I(2), P(3), Z(4), U(5));
+    /* exec: the new image must tell its stack sockets apart (exec_calls.c) */
+    case SYS_execve: return execve(P(0), P(1), P(2));
+#ifdef SYS_execveat
+    case SYS_execveat: return execveat(I(0), P(1), P(2), P(3), I(4));
+#endif
     /* sockets */
     case SYS_socket: return socket(I(0), I(1), I(2));
     case SYS_socketpair: return socketpair(I(0), I(1), I(2), P(3));

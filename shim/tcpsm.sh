@@ -60,7 +60,8 @@ Options (each sets the environment variable named after it):
                                      microseconds) before it sleeps; one spinner at
                                      most (default 0: never spin)
   --run-dir DIR     TCPSM_RUN_DIR    where the stack publishes its stats region
-                                     and control socket for tcpsm stat/capture
+                                     and control socket for tcpsm stat/capture,
+                                     and keeps the stacks' ISN key (secret)
                                      (default /run/tcpsm; 0 = not at all)
   --user NAME                    run PROGRAM as user NAME (its groups, no
                                  capability) on the stack: the wrapper, as

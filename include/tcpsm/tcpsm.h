@@ -50,6 +50,8 @@ void tcpsm_rt_shutdown(void);
  * process that held it finds it again on the same fd: */
 /* Records fd as sk's placeholder (after it became the stack's, or was accepted). */
 void tcpsm_placeholder(struct tcpsm_sock *sk, int fd);
+/* The same with the placeholder's identity given (the shim's exec preparation). */
+void tcpsm_placeholder_id(struct tcpsm_sock *sk, uint64_t dev, uint64_t ino);
 /* This process is an exec'd image of one that held stack sockets: the
  * caller walks its fds and claims each placeholder, then ends the claim. */
 bool tcpsm_rt_exec_pending(void);
@@ -63,6 +65,8 @@ void tcpsm_rt_exec_end(void);
 /* Fds the runtime holds (AF_PACKET socket, eventfds): the shim must not
  * let the program close or reuse them. */
 bool tcpsm_rt_owns_fd(int fd);
+/* Adds fd to them (the shim's accept template socket). */
+void tcpsm_rt_own_fd(int fd);
 
 int tcpsm_socket(struct tcpsm_sock **out);      /* -ENOBUFS, -ENETDOWN if the link cannot start */
 int tcpsm_bind(struct tcpsm_sock *sk, const struct sockaddr_in *sin);

@@ -22,13 +22,19 @@
 void tcpsm_placeholder(struct tcpsm_sock *sk, int fd)
 {
     struct stat st;
-    if (!sk || fstat(fd, &st) < 0)
+    if (sk && fstat(fd, &st) == 0)
+        tcpsm_placeholder_id(sk, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+}
+
+void tcpsm_placeholder_id(struct tcpsm_sock *sk, uint64_t dev, uint64_t ino)
+{
+    if (!sk)
         return;
     rt_lock();
     struct rt_sock *rs = rt.me >= 0 && !rt.down ? tcpsm_sock_user(sk) : NULL;
     if (rs) {
-        rs->ph_dev = (uint64_t)st.st_dev;
-        rs->ph_ino = (uint64_t)st.st_ino;
+        rs->ph_dev = dev;
+        rs->ph_ino = ino;
     }
     rt_unlock();
 }

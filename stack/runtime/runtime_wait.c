@@ -40,6 +40,11 @@ void rt_fd_disown(int fd)
         atomic_fetch_and(&owned[fd / 64], ~(1ull << (fd % 64)));
 }
 
+void tcpsm_rt_own_fd(int fd)
+{
+    rt_fd_own(fd);
+}
+
 bool tcpsm_rt_owns_fd(int fd)
 {
     if (fd < 0 || (unsigned)fd >= OWNED_MAX)

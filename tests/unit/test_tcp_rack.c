@@ -283,3 +283,55 @@ Test(tcp_hystart, loss_ends_it)
     cr_assert_eq(h->sk->hs.phase, TCP_HS_DONE);
     h_free(h);
 }
+
+/* The peer agreed to SACK but its duplicate ACKs carry no blocks: three of
+ * them still mark the first segment lost (the DupThresh fallback). */
+Test(tcp_rack, dupthresh_fallback_without_blocks)
+{
+    struct harness *h = established_rack(0);
+    uint32_t b = h->lseq;
+    send_segs(h, 6);
+    h_drain(h);
+    h_advance(h, MS(20));
+    sack(h, b, b, b);
+    sack(h, b, b, b);
+    expect_no_seg(h);
+    sack(h, b, b, b);
+    EXPECT_SEG(h, .seq = b, .len = M);
+    cr_assert(h->sk->in_recovery);
+    cr_assert_eq(cnt(h)->tcp_rto, 0);
+    h_free(h);
+}
+
+/* After an RTO the segments the peer SACKed are not sent again (the RTO
+ * marks only the others lost, Linux tcp_timeout_mark_lost), and SND.NXT is
+ * not rewound: the holes go one by one as cwnd grows from one segment. */
+Test(tcp_rack, rto_resends_only_what_was_not_sacked)
+{
+    struct harness *h = established_rack(0);
+    uint32_t b = h->lseq;
+    send_segs(h, 4);
+    h_drain(h);
+    h_advance(h, MS(20));
+    sack(h, b, b + 2 * M, b + 4 * M);                  /* 0 and 1 missing */
+    struct seg s;
+    /* the RACK timer: 0 and 1 lost; nothing in flight, PRR lets one go */
+    cr_assert_neq(h_wait_seg(h, MS(50)), UINT64_MAX);
+    EXPECT_SEG(h, .seq = b, .len = M);
+    expect_no_seg(h);
+    /* that retransmission is lost too, and no ACK comes: the RTO */
+    cr_assert_neq(h_wait_seg(h, SEC(2)), UINT64_MAX);
+    cr_assert_eq(cnt(h)->tcp_rto, 1);
+    EXPECT_SEG(h, .seq = b, .len = M);
+    expect_no_seg(h);                                  /* cwnd: one segment */
+    cr_assert_eq(h->sk->snd_nxt, b + 4 * M, "SND.NXT rewound");
+    sack(h, b + M, b + 2 * M, b + 4 * M);
+    EXPECT_SEG(h, .seq = b + M, .len = M);
+    while (recv_seg(h, &s))
+        cr_assert(!s.len || s.seq + s.len <= b + 2 * M, "SACKed data at +%u sent again",
+                  s.seq - b);
+    sack(h, b + 4 * M, b + 4 * M, b + 4 * M);
+    cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
+    expect_no_seg(h);
+    h_free(h);
+}
