@@ -52,9 +52,25 @@ void shim_resolve(void)
     pthread_once(&resolve_once, resolve_all);
 }
 
+static void shim_init_locked(void);
+
 __attribute__((constructor(101))) static void shim_init(void)
 {
     shim_resolve();
+    /* Attaching, and claiming the sockets an exec'd image inherits, take
+     * the shared stack lock: a signal that kills the process in there (socat
+     * SIGTERMs its EXEC child as soon as a connection ends, even before the
+     * child's main) would leave the lock to be recovered from a dead holder,
+     * halfway through. Held pending until the start is done. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    shim_init_locked();
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void shim_init_locked(void)
+{
     int c = tcpsm_rt_config();
     if (c < 0)
         exit(1);        /* the runtime printed the line naming the variable */

@@ -75,12 +75,20 @@ void tcpsm_rt_exec_end(void)
     rt_lock();
     if (rt.me >= 0 && !rt.down) {
         uint64_t *held = rt.sh->procs[rt.me].held;
-        bool drop = false;
-        for (uint32_t w = 0; w < RT_MAX_IDS / 64 && !drop; w++)
-            drop = (held[w] & ~rt.exec_claimed[w]) != 0;
-        /* Their ends go out through this process's link (a FIN or RST
-         * sent unbound would wait for a retransmission). */
-        if (drop)
+        /* A socket this process is the last to hold ends here: its FIN or
+         * RST goes out through this process's link (sent unbound it would
+         * wait for a retransmission), so the link starts. Only then: a
+         * process that merely drops references others keep (socat's
+         * EXEC child) starts no threads, which a SIGTERM could kill
+         * inside the stack lock. */
+        bool last = false;
+        for (uint32_t w = 0; w < RT_MAX_IDS / 64 && !last; w++) {
+            for (uint64_t b = held[w] & ~rt.exec_claimed[w]; b && !last; b &= b - 1) {
+                struct rt_sock *rs = rt.sh->socks[w * 64 + (uint32_t)__builtin_ctzll(b)];
+                last = rs && rs->users <= 1;
+            }
+        }
+        if (last)
             (void)rt_start();
         for (uint32_t w = 0; w < RT_MAX_IDS / 64; w++) {
             for (uint64_t b = held[w] & ~rt.exec_claimed[w]; b; b &= b - 1) {
