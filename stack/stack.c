@@ -211,10 +211,28 @@ void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
                        uint64_t now)
 {
     st->now = now;
+    struct tcp_slice more[TCPSM_GRO_MAX];
     for (unsigned i = 0; i < n; i++) {
+        /* software GRO: the frames that continue this one's segment */
+        unsigned left = n - i < TCPSM_GRO_MAX + 1 ? n - i : TCPSM_GRO_MAX + 1;
+        st->gro_n = tcp_gro_run(st, &frames[i], left, more, &st->gro_bytes);
+        st->gro_more = more;
+        st->gro_th = frames[i].data + 14 + 20;
+        st->gro_taken = false;
         st->rx_flags = frames[i].flags & (TCPSM_FRAME_CSUM_PARTIAL | TCPSM_FRAME_CSUM_VALID);
         eth_input(st, frames[i].data, frames[i].len, now);
+        if (st->gro_n && st->gro_taken) {
+            /* taken by TCP input: counted as the frames they were */
+            st->cnt.eth_in += st->gro_n;
+            st->cnt.ip_in += st->gro_n;
+            st->cnt.tcp_in += st->gro_n;
+            st->cnt.tcp_gro_frames += st->gro_n;
+            i += st->gro_n;
+        }
+        st->gro_n = 0;
     }
+    st->gro_more = NULL;        /* no process address stays in the shared stack */
+    st->gro_th = NULL;
     st->rx_flags = 0;
     tcp_input_batch_end(st, now);
     tcp_mem_wake_senders(st);

@@ -9,6 +9,7 @@
 
 struct neigh_table;             /* arp.c / neigh.c */
 struct tcp_stack;               /* tcp_*.c */
+struct tcp_slice;               /* tcp.h: software GRO */
 struct ipv4_reasm;              /* ipv4_frag.c */
 
 /* Output frames are built in place in fixed slots and handed to the netdev
@@ -80,6 +81,15 @@ struct tcpsm_stack {
     unsigned tx_pinned;
     /* TCPSM_FRAME_* flags of the frame being received */
     uint16_t rx_flags;
+    /* Software GRO (tcp_gro_run): the payload slices of the frames that
+     * continue the one being received, whose TCP header is gro_th; tcp
+     * input takes them (gro_taken) or they are received one by one. Valid
+     * during tcpsm_stack_input only. */
+    const struct tcp_slice *gro_more;
+    const uint8_t *gro_th;
+    unsigned gro_n;
+    uint32_t gro_bytes;
+    bool gro_taken;
     uint8_t txbuf[TCPSM_TX_BATCH][TCPSM_FRAME_MAX];
 };
 

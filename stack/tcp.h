@@ -26,6 +26,24 @@ void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t
                     const struct tcpsm_addr *inner_src, const struct tcpsm_addr *inner_dst,
                     uint16_t inner_sport, uint16_t inner_dport, uint32_t inner_seq, uint64_t now);
 
+/* At most this many frames join one (software GRO). */
+#define TCPSM_GRO_MAX 63
+
+/* A slice of a segment's payload in another frame (software GRO). */
+struct tcp_slice {
+    const uint8_t *data;
+    uint32_t len;
+};
+
+/* Software GRO (tcp_gro.c): how many of f[1..n) continue the in-order
+ * segment in f[0] of an established connection (0: none, or f[0] is not
+ * such a segment); their payloads go to more[], their byte count to
+ * *bytes. Pure: nothing changes until tcp_input takes them
+ * (st->gro_more). */
+struct tcpsm_frame;
+unsigned tcp_gro_run(struct tcpsm_stack *st, const struct tcpsm_frame *f, unsigned n,
+                     struct tcp_slice *more, uint32_t *bytes);
+
 /* End of an input batch: the ACKs and wake-ups deferred while its frames
  * were processed (tcp_batch_defer) go out now. */
 void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now);

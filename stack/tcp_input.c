@@ -403,6 +403,30 @@ static void close_quiet(struct tcpsm_sock *sk, const char *why, const struct tcp
     tcp_done(sk, 0, why, seg);
 }
 
+/* A GRO segment's payload bytes [off, off + n) (its own, then its slices)
+ * to the end of the receive ring. */
+static void write_slices(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint32_t off,
+                         uint32_t n)
+{
+    uint32_t own = seg->len;
+    for (unsigned i = 0; i < seg->nmore; i++)
+        own -= seg->more[i].len;
+    uint32_t at = sk->rcvq.len;
+    for (int i = -1; i < (int)seg->nmore && n; i++) {
+        const uint8_t *p = i < 0 ? seg->data : seg->more[i].data;
+        uint32_t l = i < 0 ? own : seg->more[i].len;
+        if (off >= l) {
+            off -= l;
+            continue;
+        }
+        uint32_t k = l - off < n ? l - off : n;
+        ring_write_at(&sk->rcvq, at, p + off, k);
+        at += k;
+        n -= k;
+        off = 0;
+    }
+}
+
 /* The receive text step (3.10.7.4 seventh): data at RCV.NXT goes to the
  * ring; later data is stored in place and remembered as a range. Returns
  * true if a FIN is now in order. */
@@ -442,7 +466,10 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
                 st->cnt.tcp_drop_rcvbuf++;
                 return false;
             }
-            ring_write_at(&sk->rcvq, sk->rcvq.len, data, len);
+            if (seg->nmore)
+                write_slices(sk, seg, (uint32_t)(data - seg->data), len);
+            else
+                ring_write_at(&sk->rcvq, sk->rcvq.len, data, len);
             sk->rcvq.len += len;
             sk->rcv_nxt += len;
             sk->bytes_received += len;
@@ -474,6 +501,11 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
         return fin;
     }
     /* out of order */
+    if (seg->nmore) {
+        /* never: GRO merges only segments at RCV.NXT (tcp_gro.c) */
+        st->cnt.tcp_drop_rcvbuf++;
+        return false;
+    }
     st->cnt.tcp_ooo_in++;
     sk->rcv_ooopack++;
     sk->ack_now = true;                 /* dup ACK at once (RFC 5681 4.2) */
@@ -1103,6 +1135,13 @@ void tcp_input(struct tcpsm_stack *st, const struct tcpsm_addr *src, const struc
         .data = p + hl, .len = (uint32_t)(len - hl),
         .urp = (p[13] & TCPSM_URG) ? get16(p + 18) : 0,
     };
+    if (st->gro_n && p == st->gro_th) {
+        /* the frames after this one continue it (tcp_gro.c) */
+        seg.more = st->gro_more;
+        seg.nmore = st->gro_n;
+        seg.len += st->gro_bytes;
+        st->gro_taken = true;
+    }
     tcp_opt_parse(p + 20, hl - 20, (seg.flags & TCPSM_SYN) != 0, &seg.opt);
     if (seg.sport == 0 || seg.dport == 0) {
         st->cnt.tcp_drop_hdr++;

@@ -103,7 +103,11 @@ struct tcp_seg {
     uint8_t flags;
     uint16_t wnd;                       /* raw */
     const uint8_t *data;
-    uint32_t len;                       /* payload bytes */
+    uint32_t len;                       /* payload bytes (data, then the slices) */
+    /* Software GRO: the payload goes on in these slices of later frames
+     * (only for in-order data; queue_data reads them) */
+    const struct tcp_slice *more;
+    unsigned nmore;
     uint16_t urp;                       /* urgent pointer (with URG) */
     struct tcp_opts opt;
 };

@@ -233,6 +233,8 @@ struct tcpsm_counters {
     /* path MTU: destinations learnt from ICMP (RFC 1191 / 8201) and entries evicted by a full
      * table; black holes found (RFC 4821 / 8899: the MSS lowered after repeated RTOs) */
     uint64_t pmtu_learned, pmtu_evicted, tcp_pmtu_blackhole;
+    /* Software GRO: frames taken into the in-order segment before them */
+    uint64_t tcp_gro_frames;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).

@@ -21,7 +21,7 @@ const struct counter_name counter_names[] = {
     C(nd_ns_out), C(nd_na_in), C(nd_na_out), C(nd_rs_out), C(nd_ra_in), C(nd_drop_bad),
     C(nd_dad_dup), C(ip6_reasm_ok), C(ip_frag_in), C(ip_reasm_ok), C(ip_reasm_fail),
     C(ip_reasm_timeout), C(tcp_gso_out), C(tcp_gso_segs), C(tcp_rack_lost), C(tcp_tlp),
-    C(tcp_rtxq_full), C(pmtu_learned), C(pmtu_evicted), C(tcp_pmtu_blackhole),
+    C(tcp_rtxq_full), C(pmtu_learned), C(pmtu_evicted), C(tcp_pmtu_blackhole), C(tcp_gro_frames),
 };
 #undef C
 

@@ -1,0 +1,147 @@
+/* Software GRO (tcp_gro.c): which frames of one input batch are taken into
+ * the in-order segment before them, per Linux's tcp_gro_receive rules, and
+ * that the data always arrives exact, merged or not. Each test hands the
+ * stack one batch (h_batch_begin/end), as the runtime does. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "tcp_harness.h"
+#include "tcpsm/core.h"
+
+#define SEG 1448u
+
+static uint8_t d[32 * SEG];
+
+static struct harness *est(void)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h_no_quickack(h);
+    h_pattern(d, sizeof d, 77);
+    return h;
+}
+
+static uint64_t merged(struct harness *h)
+{
+    return tcpsm_stack_counters(h->st)->tcp_gro_frames;
+}
+
+/* Pushes segment i (SEG bytes of d at offset off, len bytes) into the batch. */
+static void seg_at(struct harness *h, uint32_t off, uint32_t len, uint8_t flags, uint16_t win)
+{
+    SEND(h, .flags = flags, .seq = h->rseq + off, .ack = h->lseq, .win = win, .data = d + off,
+         .len = len);
+}
+
+static void read_exact(struct harness *h, uint32_t n)
+{
+    static uint8_t b[sizeof d];
+    h_app_recv(h, b, n);
+    cr_assert(memcmp(b, d, n) == 0, "the data differs");
+}
+
+Test(tcp_gro, contiguous_in_order_frames_merged_and_acked_once)
+{
+    struct harness *h = est();
+    uint64_t in0 = tcpsm_stack_counters(h->st)->tcp_in;
+    h_batch_begin(h);
+    for (uint32_t i = 0; i < 8; i++)
+        seg_at(h, i * SEG, SEG, ACK, H_RWIN);
+    h_batch_end(h);
+    cr_assert_eq(merged(h), 7, "seven frames taken into the first");
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_in - in0, 8, "counted as frames");
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq + 8 * SEG, .len = 0);
+    expect_no_seg(h);
+    read_exact(h, 8 * SEG);
+    h_free(h);
+}
+
+Test(tcp_gro, psh_ends_the_run_with_its_segment)
+{
+    struct harness *h = est();
+    h_batch_begin(h);
+    seg_at(h, 0, SEG, ACK, H_RWIN);
+    seg_at(h, SEG, SEG, ACK | TCPSM_PSH, H_RWIN);
+    seg_at(h, 2 * SEG, SEG, ACK, H_RWIN);
+    seg_at(h, 3 * SEG, SEG, ACK, H_RWIN);
+    h_batch_end(h);
+    cr_assert_eq(merged(h), 2, "1+PSH, then 3+4: %llu", (unsigned long long)merged(h));
+    read_exact(h, 4 * SEG);
+    h_free(h);
+}
+
+Test(tcp_gro, shorter_segment_ends_the_run)
+{
+    struct harness *h = est();
+    h_batch_begin(h);
+    seg_at(h, 0, SEG, ACK, H_RWIN);
+    seg_at(h, SEG, 500, ACK, H_RWIN);
+    seg_at(h, SEG + 500, SEG, ACK, H_RWIN);
+    h_batch_end(h);
+    cr_assert_eq(merged(h), 1, "the 500-byte segment closes the first run");
+    read_exact(h, 2 * SEG + 500);
+    h_free(h);
+}
+
+Test(tcp_gro, header_differences_keep_frames_apart)
+{
+    struct harness *h = est();
+    h_batch_begin(h);
+    seg_at(h, 0, SEG, ACK, H_RWIN);
+    seg_at(h, SEG, SEG, ACK, H_RWIN - 1);          /* another window */
+    SEND(h, .flags = ACK, .seq = h->rseq + 2 * SEG, .ack = h->lseq - 1, .win = H_RWIN - 1,
+         .data = d + 2 * SEG, .len = SEG);          /* another ACK number */
+    seg_at(h, 3 * SEG, SEG, ACK | TCPSM_FIN, H_RWIN - 1); /* FIN: never merged */
+    h_batch_end(h);
+    cr_assert_eq(merged(h), 0);
+    read_exact(h, 4 * SEG);
+    h_free(h);
+}
+
+Test(tcp_gro, out_of_order_frames_not_merged)
+{
+    struct harness *h = est();
+    h_batch_begin(h);
+    for (uint32_t i = 1; i < 5; i++)                /* a hole at 0 */
+        seg_at(h, i * SEG, SEG, ACK, H_RWIN);
+    h_batch_end(h);
+    cr_assert_eq(merged(h), 0, "nothing at RCV.NXT: no merge");
+    h_drain(h);
+    h_batch_begin(h);
+    seg_at(h, 0, SEG, ACK, H_RWIN);
+    h_batch_end(h);
+    read_exact(h, 5 * SEG);
+    h_free(h);
+}
+
+Test(tcp_gro, bad_checksum_ends_the_run_and_is_dropped)
+{
+    struct harness *h = est();
+    h_batch_begin(h);
+    for (uint32_t i = 0; i < 5; i++)
+        seg_at(h, i * SEG, SEG, ACK, H_RWIN);
+    h->batch[2].data[h->batch[2].len - 1] ^= 0x40; /* payload of the third */
+    h_batch_end(h);
+    cr_assert_eq(merged(h), 1, "first two merged; the bad one alone, then dropped");
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_drop_csum, 1);
+    h_drain(h);
+    h_batch_begin(h);
+    seg_at(h, 2 * SEG, SEG, ACK, H_RWIN);           /* the retransmission */
+    h_batch_end(h);
+    read_exact(h, 5 * SEG);
+    h_free(h);
+}
+
+Test(tcp_gro, run_cut_at_the_receive_window)
+{
+    struct harness *h = est();
+    uint32_t room = h->lwin;                        /* what the stack offered (no scaling yet) */
+    cr_assert(room > 2 * SEG && room < sizeof d - SEG, "window %u", room);
+    uint32_t n = room / SEG + 1;                    /* one frame past the right edge */
+    h_batch_begin(h);
+    for (uint32_t i = 0; i < n && i < 64; i++)
+        seg_at(h, i * SEG, SEG, ACK, H_RWIN);
+    h_batch_end(h);
+    read_exact(h, room);
+    h_free(h);
+}
