@@ -47,8 +47,9 @@ PYTOOLS_B := $(PYTOOLS:tools/%=$(B)/libexec/%)
 # paths (RST from the peer, a vanished peer, a refused connect), exit with connections open, and
 # the fd table's lifetime rules and their stress test (fd_check, fd_stress: ~25 s more), and the
 # stats region and capture stream (tcpsm stat, tcpsm capture), and the IPv6 / dual-stack servers
-# (python3, nginx, node on :: over both families, ~10 s).
-SAN_TESTS ?= curl_download nginx_server epoll_echo epoll_semantics signals api_check peer_reset peer_vanish refused exit_cleanup fd_check fd_stress stat capture ipv6_dual_listeners
+# (python3, nginx, node on :: over both families, ~10 s), and an epoll server holding 2,000
+# connections (many_conns, ~5 s).
+SAN_TESTS ?= curl_download nginx_server epoll_echo epoll_semantics signals api_check peer_reset peer_vanish refused exit_cleanup fd_check fd_stress stat capture ipv6_dual_listeners many_conns
 
 .PHONY: all lib tools unit test integration demo bench fuzz deps clean help install uninstall
 .DEFAULT_GOAL := all

@@ -72,7 +72,10 @@ Options (each sets the environment variable named after it):
   --share O:G:MODE  TCPSM_SHARE  with --user: that socket file's owner, group
                                  and octal mode, parts may be empty (default
                                  NAME:NAME's group:0600), e.g. :www-data:0660
-                                 lets the group www-data attach too
+                                 lets the group www-data attach too; without
+                                 --user, a program with CAP_NET_RAW serves the
+                                 socket file itself (default: its user, 0600)
+                                 so that programs without it can join its stack
   --profile NAME    a set of the settings above, for variables not set
                     otherwise (options and the environment win):
                       default     nothing changed

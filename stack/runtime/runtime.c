@@ -263,6 +263,7 @@ static int start_locked(void)
     }
     rt.started = true;
     rt_ctl_start();             /* tcpsm stat / tcpsm capture (runtime_ctl.c) */
+    rt_share_start();           /* TCPSM_SHARE: the owner's socket file (runtime_share.c) */
     char a6[INET6_ADDRSTRLEN] = "-";
     if (rt.set.prefix6_len)
         inet_ntop(AF_INET6, rt.set.addr6, a6, sizeof(a6));

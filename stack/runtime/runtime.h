@@ -321,6 +321,11 @@ int rt_link_open(char *err, size_t errlen);     /* under lock, at start: open or
 void rt_link_own(void);         /* under lock, threads start: this process's member receives */
 void rt_link_fork_child(void);  /* fork child: a send-only socket of its own for the parent's */
 
+/* runtime_share.c: a privileged process serving the socket file (TCPSM_SHARE) */
+void rt_share_start(void);      /* at start, after the link: a no-op without TCPSM_SHARE */
+void rt_share_stop(void);       /* at exit, without the lock */
+void rt_share_fork_child(void); /* the child closes its copy of the listener */
+
 /* runtime_procs.c: process slots, held sockets, fork, dead processes */
 int rt_attach(char *err, size_t errlen);        /* config time: map the region, take a slot */
 void rt_alloc_install(void);    /* the core allocates from the region */

@@ -190,6 +190,7 @@ void tcpsm_rt_shutdown(void)
     if (threads)
         rt_threads_stop();
     rt_ctl_stop();
+    rt_share_stop();
 
     /* The threads are gone and rt.down keeps every caller out of the core.
      * The stack itself is not freed: a straggling application thread may

@@ -207,6 +207,7 @@ void rt_fork_child_reset(int parent)
     rt.svc_sleep_until = 0;
     rt.need_threads = rt.started;
     rt_ctl_fork_child();
+    rt_share_fork_child();
     /* One capture and one trace per file (and the tcpsm capture clients):
      * they stay with the parent. */
     rt.np.tap = NULL;

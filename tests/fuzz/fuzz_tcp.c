@@ -301,6 +301,44 @@ static void send_seg(const struct seg *s)
     arp_answer();
 }
 
+/* ICMP type 3 code 4 from 198.18.0.254 quoting a segment of ours to the
+ * peer with sequence number seq (RFC 1191; validated by the stack). */
+static void icmp_frag_needed(uint32_t seq, uint16_t mtu)
+{
+    uint8_t f[14 + 20 + 8 + 20 + 8];
+    memset(f, 0, sizeof f);
+    memcpy(f, MAC, 6);
+    memcpy(f + 6, PMAC, 6);
+    put16(f + 12, 0x0800);
+    uint8_t *ip = f + 14;
+    ip[0] = 0x45;
+    put16(ip + 2, 20 + 8 + 20 + 8);
+    ip[8] = 64;
+    ip[9] = 1;
+    put32(ip + 12, 0xc61200feu);
+    put32(ip + 16, ADDR);
+    put16(ip + 10, csum_fold(csum_partial(ip, 20, 0)));
+    uint8_t *ic = ip + 20;
+    ic[0] = 3;
+    ic[1] = 4;
+    put16(ic + 6, mtu);
+    uint8_t *q = ic + 8;
+    q[0] = 0x45;
+    put16(q + 2, 1500);
+    put16(q + 6, 0x4000);
+    q[8] = 64;
+    q[9] = 6;
+    put32(q + 12, ADDR);
+    put32(q + 16, PEER);
+    put16(q + 10, csum_fold(csum_partial(q, 20, 0)));
+    put16(q + 20, LPORT);
+    put16(q + 22, w.rport);
+    put32(q + 24, seq);
+    put16(ic + 2, csum_fold(csum_partial(ic, 8 + 20 + 8, 0)));
+    input(f, sizeof f);
+    arp_answer();
+}
+
 /* Options of a handshake segment, or the timestamp of a later one. */
 static size_t opts_syn(uint8_t *o, uint16_t mss)
 {
@@ -500,7 +538,8 @@ static void setup(unsigned scen, uint16_t mss)
 }
 
 /* One record:
- *  r[0]     TCP flags as sent
+ *  r[0]     TCP flags as sent (0xff: an ICMP frag-needed instead, quoting
+ *           the ack below as our sequence number, the window as the MTU)
  *  r[1..2]  seq: signed offset from the peer's next sequence number, times
  *           2^(r[3] & 7) (0 and small values: in order and in window)
  *  r[3]     bits 3-4: ack base (0 the stack's highest seq sent, 1 its ISN +1,
@@ -551,6 +590,13 @@ static void play(const uint8_t *r, const uint8_t *next, size_t nextlen)
         raw = 40 - olen;
     memcpy(o + olen, next, raw);
     olen += raw;
+    if (r[0] == 0xff) {
+        /* all flags set: instead, ICMP "fragmentation needed" from a router
+         * quoting our segment at ack (MTU from the window field) */
+        icmp_frag_needed(ack, get16(r + 6));
+        check_mem();
+        return;
+    }
     uint16_t ports[4] = { 0, (uint16_t)(RPORT + 1), (uint16_t)(RPORT + 3), 1 };
     struct seg s = { .flags = r[0], .seq = seq, .ack = ack, .win = get16(r + 6),
                      .urp = (r[3] & 0x80) ? (uint16_t)(r[8] + 1) : 0,

@@ -28,6 +28,10 @@ for scen in range(8):
     for opts in (0x38, 0x00):
         with open(os.path.join(out, 'scen%d_%02x' % (scen, opts)), 'wb') as f:
             f.write(bytes([scen | opts]) + b''.join(flow))
+# path MTU: data in flight, then ICMP frag-needed quoting it (flags 0xff), more data
+with open(os.path.join(out, 'pmtu'), 'wb') as f:
+    f.write(bytes([0x38]) + rec(ACK, app=2, amount=31) + rec(0xff, aoff=-1000, win=1200)
+            + rec(ACK, ms=63, app=2, amount=31) + rec(ACK, ms=63))
 # attacks: a blind RST and SYN at guessed sequence numbers, old timestamps
 with open(os.path.join(out, 'blind'), 'wb') as f:
     f.write(bytes([0x38]) + rec(RST, soff=5000) + rec(SYN, soff=-3) + rec(ACK, ms=64 | 128, plen=10)

@@ -6,6 +6,8 @@
 # Then the refusals, each ONE line at start naming the reason, the program not run:
 #   - `nobody` on the same stack: permission denied on the socket file (0600, NAME's);
 #   - after the owner is gone: no stack owner serves the socket file.
+# Last, a privileged program as the owner (TCPSM_SHARE): a root http.server on the stack lets
+# the group nogroup in; curl as nobody, started separately, downloads 3 MB byte-exact on it.
 # timeout: 120
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
@@ -67,4 +69,22 @@ bg_stop "$srv" || true
 for i in $(seq 1 50); do [ -e "$sock" ] || break; sleep 0.1; done
 [ ! -e "$sock" ] || die "the socket file outlived its owner"
 refused "no stack owner serves $sock"
+
+# A privileged program as the owner: python3's http.server run as root with --share :nogroup:0660
+# serves the socket file itself; curl run separately as nobody (group nogroup, no capability)
+# joins that stack and downloads from a kernel server in the peer, byte-exact.
+STACK_OPTS=(--share :nogroup:0660)
+bg_stack "$TMPD/root-server.log" python3 -m http.server --bind "$STACK_IP" --directory "$www" $port
+wait_connect "$NS_P" "$STACK_IP" $port 20 || die "root server not reachable: $(cat "$TMPD/root-server.log")"
+for i in $(seq 1 30); do [ -e "$sock" ] && break; sleep 0.1; done
+[ "$(stat -c '%U %G %a' "$sock" 2>/dev/null)" = "root nogroup 660" ] ||
+    die "TCPSM_SHARE socket file: $(stat -c '%U %G %a' "$sock" 2>&1)"
+bg_peer "$TMPD/peer-server.log" python3 -m http.server --bind "$PEER_IP" --directory "$www" 8081
+wait_listen "$NS_P" 8081 10 || die "peer server"
+mkdir -m 1777 "$TMPD/nobody"   # nobody writes there
+on_kstack setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    env LD_PRELOAD="$lib" "${env_stack[@]}" curl -sS --max-time 30 -o "$TMPD/nobody/nobody.bin" \
+    "http://$PEER_IP:8081/big.bin" 2>"$TMPD/nobody.err" || die "curl as nobody: $(cat "$TMPD/nobody.err")"
+same_file "$www/big.bin" "$TMPD/nobody/nobody.bin"
+log "nobody's curl ran on the stack of a root program that allows its group (TCPSM_SHARE)"
 log "ok"

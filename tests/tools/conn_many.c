@@ -175,6 +175,9 @@ static int server(const char *addr, int port, long n, long warm)
         }
     }
     printf("done accepted=%ld\n", accepted);
+    free(echoed);
+    close(ep);
+    close(l);
     return 0;
 }
 
@@ -338,6 +341,8 @@ static int client(const char *host, int port, long n, int inflight, char *srcs, 
         setsockopt(cs[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         close(cs[i].fd);
     }
+    free(cs);
+    close(ep);
     return 0;
 }
 

@@ -1,0 +1,124 @@
+/* A privileged program as the stack's owner (TCPSM_SHARE, share.h): when
+ * a process that can open the link (CAP_NET_RAW) starts on the stack with
+ * TCPSM_SHARE set, a thread of it serves the socket file next to the region
+ * with the owner, group and mode TCPSM_SHARE gives (default: this process's
+ * user and group, 0600), handing processes without the capability a link
+ * socket of their own (send-only; they make it receive) and the region's fd.
+ * One owner per stack: a process that finds a live one serves nothing. The
+ * file goes when this process leaves the stack; processes attached through
+ * it keep their link sockets. A forked child does not serve (the thread is
+ * the parent's; the child closes its copy of the listening socket). */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime.h"
+#include "share.h"
+
+static int lfd = -1, stop_efd = -1;
+static pthread_t thr;
+static struct stat mine;
+static char path[200], region_path[200];
+
+static int open_link(void *ctx)
+{
+    (void)ctx;
+    bool vnet;
+    char err[256];
+    int fd = netdev_packet_tx_socket(rt.set.ifname, rt.np.vnet ? 0 : NETDEV_PACKET_NO_VNET,
+                                     &vnet, err, sizeof(err));
+    if (fd < 0)
+        tcpsm_log(TCPSM_LOG_WARN, "TCPSM_SHARE: %s", err);
+    return fd;
+}
+
+static void *serve(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "tcpsm-share");
+    for (;;) {
+        struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = stop_efd, .events = POLLIN } };
+        if (syscall(SYS_ppoll, p, 2, NULL, NULL, 8) < 0 && errno != EINTR)
+            return NULL;
+        if (p[1].revents)
+            return NULL;
+        if (p[0].revents & POLLIN)
+            share_serve_one(lfd, open_link, NULL, region_path);
+    }
+}
+
+void rt_share_start(void)
+{
+    const char *spec = getenv("TCPSM_SHARE");
+    if (!spec || !*spec || lfd >= 0 || !share_have_net_raw())
+        return;
+    struct share_perm perm = { .uid = geteuid(), .gid = getegid(), .mode = 0600 };
+    char err[512];
+    if (share_parse_perm(spec, &perm, err, sizeof(err)) < 0) {
+        tcpsm_log(TCPSM_LOG_WARN, "%s: serving no socket file", err);
+        return;
+    }
+    share_path(path, sizeof(path), rt.reg_name);
+    snprintf(region_path, sizeof(region_path), "/dev/shm/%s", rt.reg_name);
+    int fd = share_listen(path, &perm, err, sizeof(err));
+    if (fd < 0) {
+        tcpsm_log(TCPSM_LOG_INFO, "TCPSM_SHARE: %s", err);
+        return;
+    }
+    long efd = syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0) {
+        syscall(SYS_close, fd);
+        unlink(path);
+        return;
+    }
+    lfd = fd;
+    stop_efd = (int)efd;
+    rt_fd_own(lfd);
+    rt_fd_own(stop_efd);
+    stat(path, &mine);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int e = pthread_create(&thr, NULL, serve, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0) {
+        tcpsm_log(TCPSM_LOG_WARN, "TCPSM_SHARE: thread: %s", strerror(e));
+        rt_share_fork_child();          /* the same clean-up, and the file goes */
+        unlink(path);
+        return;
+    }
+    tcpsm_log(TCPSM_LOG_INFO, "TCPSM_SHARE: serving %s (owner %u, group %u, mode %04o)", path,
+              (unsigned)perm.uid, (unsigned)perm.gid, (unsigned)perm.mode);
+}
+
+void rt_share_fork_child(void)
+{
+    if (lfd < 0)
+        return;
+    rt_fd_disown(lfd);
+    rt_fd_disown(stop_efd);
+    syscall(SYS_close, lfd);
+    syscall(SYS_close, stop_efd);
+    lfd = stop_efd = -1;
+}
+
+void rt_share_stop(void)
+{
+    if (lfd < 0)
+        return;
+    uint64_t one = 1;
+    syscall(SYS_write, stop_efd, &one, sizeof(one));
+    pthread_join(thr, NULL);
+    struct stat now;
+    if (stat(path, &now) == 0 && now.st_ino == mine.st_ino && now.st_dev == mine.st_dev)
+        unlink(path);
+    rt_share_fork_child();
+}
