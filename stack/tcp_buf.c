@@ -312,11 +312,17 @@ int tcp_ofo_insert(struct tcpsm_sock *sk, uint32_t seq, const uint8_t *data, uin
     o->seq = seq;
     o->len = len;
     memcpy(o->data, data, len);
+    /* Sorted by seq. Behind a hole the segments arrive in order: append
+     * after the tail in O(1); only a retransmission into a gap walks. */
     struct tcp_ofo **pp = &sk->ofo;
+    if (sk->ofo_tail && seq_le(sk->ofo_tail->seq, seq))
+        pp = &sk->ofo_tail->next;
     while (*pp && seq_le((*pp)->seq, seq))
         pp = &(*pp)->next;
     o->next = *pp;
     *pp = o;
+    if (!o->next)
+        sk->ofo_tail = o;
     sk->ofo_n++;
     sk->ofo_bytes += len;
     return 0;
@@ -340,6 +346,8 @@ uint32_t tcp_ofo_pull(struct tcpsm_sock *sk)
     while (sk->ofo && seq_le(sk->ofo->seq, nxt)) {
         struct tcp_ofo *o = sk->ofo;
         sk->ofo = o->next;
+        if (!sk->ofo)
+            sk->ofo_tail = NULL;
         uint32_t end = o->seq + o->len;
         if (seq_gt(end, nxt)) {
             uint32_t skip = nxt - o->seq, n = o->len - skip;
@@ -371,6 +379,7 @@ void tcp_ofo_purge(struct tcpsm_sock *sk)
         sk->ofo = o->next;
         ofo_free_one(sk, o);
     }
+    sk->ofo_tail = NULL;
     sk->ooo.n = 0;
     sk->ooo_fin = false;
 }

@@ -79,10 +79,12 @@ unsigned tcp_gro_run(struct tcpsm_stack *st, const struct tcpsm_frame *f, unsign
             rd16(t + 14) != rd16(th + 14) ||                    /* window */
             memcmp(t + 20, th + 20, thl - 20) != 0)             /* options */
             break;
+        /* the IP header as ipv4_input checks it; TCP's sum unless the link vouched */
+        if (csum_fold(csum_partial(ip2, 20, 0)) != 0)
+            break;
         if (!(f[i].flags & (TCPSM_FRAME_CSUM_VALID | TCPSM_FRAME_CSUM_PARTIAL))) {
             uint32_t l4 = thl + len;
-            if (csum_fold(csum_partial(ip2, 20, 0)) != 0 ||
-                csum_fold(csum_partial(t, l4, csum_pseudo(rd32(ip2 + 12), rd32(ip2 + 16), 6,
+            if (csum_fold(csum_partial(t, l4, csum_pseudo(rd32(ip2 + 12), rd32(ip2 + 16), 6,
                                                           (uint16_t)l4))) != 0)
                 break;
         }

@@ -45,7 +45,9 @@
 #define TCP_RING_CACHE_BYTES (16u * 1024u * 1024u)
 #define TCP_MEM_MAX_DEF     (128u << 20)    /* buffer memory of the whole stack (README) */
 #define TCP_WMEM_MIN        4096u       /* Linux tcp_wmem[0]: send queue a socket may always fill */
-#define TCP_OFO_SEGS_MAX    64          /* out-of-order segments held per connection */
+/* Out-of-order segments held per connection: a window's worth (1024 full-size segments is
+ * 1.4 MiB above a hole; 64 dropped data whenever a sender's window passed 64 segments). */
+#define TCP_OFO_SEGS_MAX    1024
 #define TCP_CHALLENGE_PER_S 1000
 #define TCP_COOKIE_BITS     24          /* Linux syncookies.c: low 24 bits data + hash */
 #define TCP_COOKIE_PERIOD_NS (60 * SEC_NS)  /* cookie counter tick (Linux 60 s) */
@@ -246,6 +248,7 @@ struct tcpsm_sock {
     struct tcp_ring sndq, rcvq;
     struct tcp_ooo ooo;                 /* ranges held out of order (SACK blocks) */
     struct tcp_ofo *ofo;                /* ... and their bytes */
+    struct tcp_ofo *ofo_tail;           /* the highest: most arrivals go after it */
     uint32_t ofo_n, ofo_bytes;
     uint32_t sndbuf, rcvbuf;
     /* receive buffer auto-tuning (tcp_sock.c): ceiling (0 = fixed, e.g.

@@ -200,8 +200,10 @@ static bool on_rto(struct tcpsm_sock *sk, uint64_t now)
     }
     tcp_cong_rto(sk);
     /* go back: resend from the first unacked byte (RACK connections send
-     * the records tcp_cong_rto marked lost, SACKed ones stay) */
-    if (!sk->loss_state)
+     * the records tcp_cong_rto marked lost, SACKed ones stay; one whose
+     * queue has nothing to resend, its records never made for want of
+     * memory, goes back too and the queue is rebuilt as it sends) */
+    if (!sk->loss_state || !sk->rtxq.lost)
         sk->snd_nxt = sk->snd_una;
     tcp_output(sk, now);
     if (!sk->rto_at && !sk->persist_at) {

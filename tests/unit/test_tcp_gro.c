@@ -3,6 +3,7 @@
  * that the data always arrives exact, merged or not. Each test hands the
  * stack one batch (h_batch_begin/end), as the runtime does. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tcp_harness.h"
@@ -143,5 +144,32 @@ Test(tcp_gro, run_cut_at_the_receive_window)
         seg_at(h, i * SEG, SEG, ACK, H_RWIN);
     h_batch_end(h);
     read_exact(h, room);
+    h_free(h);
+}
+
+Test(tcp_gro, bad_ip_header_checksum_not_merged)
+{
+    struct harness *h = est();
+    h_batch_begin(h);
+    for (uint32_t i = 0; i < 3; i++)
+        seg_at(h, i * SEG, SEG, ACK, H_RWIN);
+    h->batch[1].data[14 + 4] ^= 0x01;               /* IP ID of the second: header sum wrong */
+    /* as a link that validated the TCP sums hands them over: the IP header is still checked */
+    struct tcpsm_frame fr[3];
+    for (unsigned i = 0; i < 3; i++)
+        fr[i] = (struct tcpsm_frame){ .data = h->batch[i].data, .len = h->batch[i].len,
+                                      .flags = TCPSM_FRAME_CSUM_VALID };
+    h->batching = false;
+    tcpsm_stack_input(h->st, fr, 3, h->now);
+    for (unsigned i = 0; i < 3; i++)
+        free(h->batch[i].data);
+    h->nbatch = 0;
+    cr_assert_eq(merged(h), 0, "the second does not join; the third is out of order then");
+    cr_assert_eq(tcpsm_stack_counters(h->st)->ip_drop_csum, 1);
+    h_drain(h);
+    h_batch_begin(h);
+    seg_at(h, SEG, SEG, ACK, H_RWIN);
+    h_batch_end(h);
+    read_exact(h, 3 * SEG);
     h_free(h);
 }
