@@ -212,7 +212,7 @@ static bool cookie_ack(struct tcpsm_sock *l, struct tcp_seg *seg, uint64_t now)
         st->cnt.tcp_syncookies_failed++;
         return false;
     }
-    if (l->nacc >= l->backlog) {
+    if (tcp_acceptq_full(l)) {
         st->cnt.tcp_drop_acceptq_full++;
         return true;                    /* the peer retransmits its ACK (Linux drops too) */
     }
@@ -272,7 +272,7 @@ static void listen_input(struct tcpsm_sock *l, struct tcp_seg *seg, uint64_t now
     /* Linux behaviour at the limits: with the accept queue full, drop the
      * SYN (the peer retransmits); with the SYN queue (or the table) full,
      * answer with a cookie. */
-    if (l->nacc >= l->backlog) {
+    if (tcp_acceptq_full(l)) {
         st->cnt.tcp_drop_acceptq_full++;
         l->syn.dropped++;
         ts->syn.dropped++;
@@ -857,7 +857,7 @@ static bool syn_received_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, u
         return false;
     }
     struct tcpsm_sock *l = sk->parent;
-    if (sk->passive && l && l->nacc >= l->backlog) {
+    if (sk->passive && l && tcp_acceptq_full(l)) {
         st->cnt.tcp_drop_listen_overflow++;  /* Linux: drop, the peer retransmits */
         return false;
     }

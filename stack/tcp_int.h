@@ -561,5 +561,7 @@ void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr);
 
 static inline struct tcp_stack *TS(const struct tcpsm_sock *sk) { return sk->st->tcp; }
 static inline bool tcp_synchronized(int s) { return s >= TCPSM_ESTABLISHED; }
+/* Linux sk_acceptq_is_full: the accept queue holds backlog + 1 connections. */
+static inline bool tcp_acceptq_full(const struct tcpsm_sock *l) { return l->nacc > l->backlog; }
 
 #endif

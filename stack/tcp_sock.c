@@ -75,9 +75,9 @@ int tcpsm_sock_bind_addr(struct tcpsm_sock *sk, const struct tcpsm_addr *addr, u
 
 int tcpsm_sock_listen(struct tcpsm_sock *sk, int backlog)
 {
-    if (backlog < 1)
-        backlog = 1;
-    if (backlog > 4096)
+    /* Linux: a backlog above somaxconn (4096), or negative (taken as
+     * unsigned), is somaxconn; 0 stays 0 (the accept queue still holds one). */
+    if (backlog < 0 || backlog > 4096)
         backlog = 4096;
     if (sk->state == TCPSM_LISTEN) {
         sk->backlog = (uint32_t)backlog;

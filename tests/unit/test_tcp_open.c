@@ -790,12 +790,14 @@ Test(tcp_listen, syn_queue_full)
     h_free(h);
 }
 
+/* listen(0): the accept queue holds one, as Linux's; a SYN while it is full
+ * is dropped (the peer retransmits). */
 Test(tcp_listen, accept_queue_full_syn_dropped)
 {
     struct harness *h = h_new(NULL);
     cr_assert_eq(tcpsm_sock_new(h->st, &h->lsk), 0);
     cr_assert_eq(tcpsm_sock_bind(h->lsk, 0, H_LPORT), 0);
-    cr_assert_eq(tcpsm_sock_listen(h->lsk, 1), 0);
+    cr_assert_eq(tcpsm_sock_listen(h->lsk, 0), 0);
     struct seg a = syn_from(h, 1001, 100);
     SEND(h, .flags = ACK, .seq = 101, .ack = a.seq + 1, .sport = 1001, .win = H_RWIN);
     expect_no_seg(h);
@@ -805,12 +807,15 @@ Test(tcp_listen, accept_queue_full_syn_dropped)
     cr_assert_eq(tcpsm_stack_nsocks(h->st), 2);
     struct tcpsm_sock *c;
     cr_assert_eq(tcpsm_sock_accept(h->lsk, &c), 0);
-    /* Room again: the retransmitted SYN is answered. */
+    /* Room again: the retransmitted SYN is answered (by a cookie: with
+     * backlog 0 the SYN queue is always full, as Linux's). */
     syn_from(h, 1002, 500);
-    cr_assert_eq(tcpsm_stack_nsocks(h->st), 3);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 2);
     h_free(h);
 }
 
+/* The accept queue holds backlog + 1 (Linux sk_acceptq_is_full): with
+ * backlog 2 the fourth final ACK is dropped, and lands once there is room. */
 Test(tcp_listen, accept_queue_full_ack_dropped)
 {
     struct harness *h = h_new(NULL);
@@ -822,25 +827,28 @@ Test(tcp_listen, accept_queue_full_ack_dropped)
     SEND(h, .flags = ACK, .seq = 101, .ack = s1.seq + 1, .sport = 1001, .win = H_RWIN);
     struct seg s3 = syn_from(h, 1003, 300);
     SEND(h, .flags = ACK, .seq = 201, .ack = s2.seq + 1, .sport = 1002, .win = H_RWIN);
-    /* The accept queue holds 2 now: the third final ACK is dropped. */
+    struct seg s4 = syn_from(h, 1004, 400);
     SEND(h, .flags = ACK, .seq = 301, .ack = s3.seq + 1, .sport = 1003, .win = H_RWIN);
+    /* The accept queue holds 3 now: the fourth final ACK is dropped. */
+    SEND(h, .flags = ACK, .seq = 401, .ack = s4.seq + 1, .sport = 1004, .win = H_RWIN);
     expect_no_seg(h);
     cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_drop_listen_overflow, 1);
-    struct tcpsm_sock *c1, *c2, *c3;
+    struct tcpsm_sock *c1, *c2, *c3, *c4;
     cr_assert_eq(tcpsm_sock_accept(h->lsk, &c1), 0);
     cr_assert_eq(tcpsm_sock_accept(h->lsk, &c2), 0);
-    cr_assert_eq(tcpsm_sock_accept(h->lsk, &c3), -EAGAIN);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &c3), 0);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &c4), -EAGAIN);
     /* The half-open one retransmits its SYN+ACK; the peer's next ACK lands. */
     cr_assert_neq(h_wait_seg(h, SEC(10)), UINT64_MAX);
-    EXPECT_SEG(h, .flags = SYN | ACK, .seq = s3.seq, .ack = 301, .dport = 1003);
-    SEND(h, .flags = ACK, .seq = 301, .ack = s3.seq + 1, .sport = 1003, .win = H_RWIN);
+    EXPECT_SEG(h, .flags = SYN | ACK, .seq = s4.seq, .ack = 401, .dport = 1004);
+    SEND(h, .flags = ACK, .seq = 401, .ack = s4.seq + 1, .sport = 1004, .win = H_RWIN);
     expect_no_seg(h);
-    cr_assert_eq(tcpsm_sock_accept(h->lsk, &c3), 0);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &c4), 0);
     uint32_t addr;
     uint16_t port;
-    cr_assert_eq(tcpsm_sock_peer(c3, &addr, &port), 0);
-    cr_assert_eq(port, 1003);
-    cr_assert_eq(tcpsm_stack_nsocks(h->st), 4);
+    cr_assert_eq(tcpsm_sock_peer(c4, &addr, &port), 0);
+    cr_assert_eq(port, 1004);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 5);
     h_free(h);
 }
 

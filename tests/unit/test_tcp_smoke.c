@@ -393,8 +393,9 @@ Test(tcp_smoke, peer_vanishes_timeout_and_keepalive)
     pair_fini(&p);
 }
 
-/* A listener with backlog 1: the second client's SYN is dropped (counted)
- * until the first is accepted; its SYN retransmission then gets through. */
+/* A listener with backlog 0 (its accept queue holds one, as Linux's): the
+ * second client's SYN is dropped (counted) until the first is accepted; its
+ * SYN retransmission then gets through. */
 Test(tcp_smoke, backlog_full_then_accept)
 {
     struct pair p;
@@ -403,7 +404,7 @@ Test(tcp_smoke, backlog_full_then_accept)
     struct tcpsm_sock *l, *c1, *c2, *s1 = NULL, *s2 = NULL;
     cr_assert_eq(tcpsm_sock_new(p.a, &l), 0);
     cr_assert_eq(tcpsm_sock_bind(l, 0, 80), 0);
-    cr_assert_eq(tcpsm_sock_listen(l, 1), 0);
+    cr_assert_eq(tcpsm_sock_listen(l, 0), 0);
     cr_assert_eq(tcpsm_sock_new(p.b, &c1), 0);
     cr_assert_eq(tcpsm_sock_new(p.b, &c2), 0);
     cr_assert_eq(tcpsm_sock_connect(c1, A_ADDR, 80, p.now), -EINPROGRESS);
