@@ -93,7 +93,15 @@ __attribute__((destructor(101))) static void shim_fini(void)
 {
     if (!atomic_load(&shim_on))
         return;
+    /* The orderly end takes the stack lock (releasing this process's
+     * sockets, closing them): a SIGTERM then (socat sends its EXEC child
+     * one as a connection ends) would kill the process inside it, as at
+     * start. The process is ending: the signal waits until it has. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     tcpsm_rt_shutdown();
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 int64_t shim_now_ns(void)
