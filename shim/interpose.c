@@ -54,6 +54,18 @@ void shim_resolve(void)
 
 static void shim_init_locked(void);
 
+/* Runs fn with every signal blocked in this thread (held pending): fn takes
+ * the shared stack lock, which a signal killing the process must not find
+ * held halfway. */
+static void signals_held(void (*fn)(void))
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    fn();
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 __attribute__((constructor(101))) static void shim_init(void)
 {
     shim_resolve();
@@ -62,11 +74,7 @@ __attribute__((constructor(101))) static void shim_init(void)
      * SIGTERMs its EXEC child as soon as a connection ends, even before the
      * child's main) would leave the lock to be recovered from a dead holder,
      * halfway through. Held pending until the start is done. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    shim_init_locked();
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    signals_held(shim_init_locked);
 }
 
 static void shim_init_locked(void)
@@ -97,11 +105,7 @@ __attribute__((destructor(101))) static void shim_fini(void)
      * sockets, closing them): a SIGTERM then (socat sends its EXEC child
      * one as a connection ends) would kill the process inside it, as at
      * start. The process is ending: the signal waits until it has. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    tcpsm_rt_shutdown();
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    signals_held(tcpsm_rt_shutdown);
 }
 
 int64_t shim_now_ns(void)
