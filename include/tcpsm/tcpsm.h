@@ -61,6 +61,12 @@ struct tcpsm_sock *tcpsm_rt_exec_claim(uint64_t dev, uint64_t ino);
 /* Releases every socket held before exec that no fd claimed (its fds were
  * close-on-exec, or closed): the last reference anywhere closes it. */
 void tcpsm_rt_exec_end(void);
+/* posix_spawn (runtime_procs.c): begin reserves the child's slot, holding
+ * every socket this process holds, and returns it with the stack lock held
+ * (or -1, nothing held: no lock); end, after the real posix_spawn, gives the
+ * slot the child's pid (or frees it, pid <= 0) and unlocks. */
+int tcpsm_rt_spawn_begin(void);
+void tcpsm_rt_spawn_end(int slot, int pid);
 
 /* Fds the runtime holds (AF_PACKET socket, eventfds): the shim must not
  * let the program close or reuse them. */
