@@ -228,6 +228,7 @@ void rt_fanout_set(uint16_t id)
 static void final_close(struct rt_sock *rs, bool abort)
 {
     struct tcpsm_sock *sk = rs->sk;
+    rt_ep_sock_gone(rs);        /* before rs->sk goes: the items' references cannot free rs */
     rt_id_free(rs);
     if (sk) {
         tcpsm_sock_set_user(sk, NULL);
