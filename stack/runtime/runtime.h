@@ -292,6 +292,7 @@ struct rt_proc;
  * instances that other processes made ready. */
 void rt_ep_relay(struct rt_proc *p);
 void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
+void rt_ep_sock_gone(struct rt_sock *rs);  /* under lock: its last reference went: off every instance */
 void rt_ep_fork(int parent, int child); /* under lock: the child holds the parent's instances */
 
 /* runtime_signal.c */
