@@ -127,7 +127,7 @@ static void item_free(struct shim_epitem *it)
     sk_unlink(it);
     if (!it->stack)
         it->ep->nundecided--;
-    shim_sock_put(it->sock);
+    shim_sock_unref(it->sock);
     free(it);
 }
 
@@ -544,6 +544,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
     ep_unlock();
     if (!ep)
         goto passthrough;
+    shim_inflight_ep(ep);       /* a siglongjmp out of the wait would leak the reference */
     int ret;
     if (max <= 0 || max > (int)(INT32_MAX / sizeof(struct epoll_event))) {
         ret = -EINVAL;
@@ -654,6 +655,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
     if (efd >= 0)
         tcpsm_poller_end();
 out:
+    shim_inflight_ep_done(ep);
     shim_ep_unref(ep);
     return (int)shim_ret(ret);
 passthrough:
