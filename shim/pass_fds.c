@@ -121,7 +121,7 @@ void shim_pass_recv(const struct msghdr *msg)
             continue;
         }
         shim_fd_install(fd, s);
-        shim_sock_put(s);
+        shim_sock_unref(s);    /* the fd holds its own reference */
         tcpsm_log(TCPSM_LOG_DEBUG, "recvmsg: fd %d is a stack socket passed by SCM_RIGHTS", fd);
     })
 }
