@@ -131,10 +131,10 @@ static int path_mtu(struct tcpsm_sock *sk)
  * the search's 8-byte threshold; the lost probes are repaired without a
  * fast recovery or another RTO. The path then takes 1500 again: after the
  * probe interval the search restarts and the MSS is the full one. */
-Test(tcp_plpmtud, probes_up_to_the_path_mtu_and_back_to_full)
+static void probe_up_and_back(int gso)
 {
     struct memlink_params lp = { .delay_ns = 5000000, .bandwidth_bps = 50000000,
-                                 .drop_above = 1200 };
+                                 .drop_above = 1200, .gso = gso };
     struct pl *p = pl_new(&lp);
     const struct tcpsm_counters *c = tcpsm_stack_counters(p->a);
     transfer(p, 4u << 20);
@@ -170,4 +170,16 @@ Test(tcp_plpmtud, probes_up_to_the_path_mtu_and_back_to_full)
     cr_assert_eq(c->tcp_rto, rto);
     cr_assert_eq(c->tcp_fast_retrans, 0);
     pl_free(p);
+}
+
+Test(tcp_plpmtud, probes_up_to_the_path_mtu_and_back_to_full)
+{
+    probe_up_and_back(MEMLINK_GSO_OFF);
+}
+
+/* With TSO the probe is still one frame of its own size (the link cuts
+ * super-segments at the current MSS, which would make it no probe). */
+Test(tcp_plpmtud, probes_with_tso)
+{
+    probe_up_and_back(MEMLINK_GSO_SEGMENT);
 }
