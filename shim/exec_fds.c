@@ -79,7 +79,7 @@ static void claim_fd(int fd, struct claim *c, unsigned *nc)
     if (*nc < CLAIM_MAX)
         c[(*nc)++] = (struct claim){ (uint64_t)st.st_dev, (uint64_t)st.st_ino, s };
     else
-        shim_sock_put(s);       /* a dup of it beyond the list gets no entry: rare */
+        shim_sock_unref(s);     /* a dup of it beyond the list gets no entry: rare */
 }
 
 /* The open fds, from /proc/self/fd (getdents64: no allocation, no
@@ -119,7 +119,7 @@ void shim_exec_inherit(void)
     if (c) {
         each_fd(c, &nc);
         for (unsigned i = 0; i < nc; i++)
-            shim_sock_put(c[i].s);      /* the fds hold their own references */
+            shim_sock_unref(c[i].s);    /* the fds hold their own references */
         free(c);
     }
     tcpsm_rt_exec_end();

@@ -237,7 +237,10 @@ static inline int shim_state(const struct shim_sock *s)
 struct shim_sock *shim_stack_lookup(int fd);
 
 struct shim_sock *shim_sock_new(void);
+/* Gives back a reference taken by shim_lookup/shim_stack_lookup (a call's). */
 void shim_sock_put(struct shim_sock *s);
+/* Gives back any other reference (an fd slot's, an epoll item's, a new object's). */
+void shim_sock_unref(struct shim_sock *s);
 /* Makes fd refer to s (takes an fd reference); whatever fd referred to
  * before (a stale entry of an fd closed behind our back) is released. */
 void shim_fd_install(int fd, struct shim_sock *s);
@@ -310,6 +313,26 @@ void shim_atfork_child(void);
 void shim_epoll_atfork_prepare(void);
 void shim_epoll_atfork_parent(void);
 void shim_epoll_atfork_child(void);
+
+/* ------------------------------------------------------------ calls in flight (inflight.c)
+ *
+ * What a call holds (a socket reference, an epoll object reference, a
+ * placeholder fd) is recorded per thread until the call gives it back, so
+ * that a siglongjmp out of the call (wget's connect timeout) does not leak
+ * it: see inflight.c. */
+void shim_inflight_check(void);         /* releases what abandoned calls held */
+void shim_inflight_sock(struct shim_sock *s);
+void shim_inflight_sock_done(struct shim_sock *s);
+void shim_inflight_ep(struct shim_ep *ep);
+void shim_inflight_ep_done(struct shim_ep *ep);
+void shim_inflight_fd(int fd);
+void shim_inflight_fd_done(int fd);
+/* Around a program's signal handler (signal_calls.c). */
+struct shim_sig_scope {
+    unsigned depth, nmarks;
+};
+struct shim_sig_scope shim_inflight_sig_enter(void);
+void shim_inflight_sig_leave(struct shim_sig_scope sc);
 
 /* ------------------------------------------------------------ exports */
 

@@ -38,7 +38,11 @@
  *   3. Before a handler runs inside a blocking call (rt_t_in_wait), every
  *      registration of the thread is withdrawn under the lock (wait-queue
  *      entries, poll watches, the link's lead): a siglongjmp out of the
- *      handler leaves nothing that points into the abandoned frame.
+ *      handler leaves nothing that points into the abandoned frame. What the
+ *      shim's side of the call holds (socket and epoll references, an
+ *      accept's placeholder fd) is recorded per thread and released at the
+ *      thread's next socket call or close once the handler is seen to have
+ *      been left by a jump (shim/inflight.c).
  *   4. fork(): the stack lock is taken around fork (runtime_procs.c); the child has
  *      no stack threads, no leader and no followers.
  *   5. The receive and timer threads block every signal.
@@ -288,6 +292,7 @@ struct rt_proc;
  * instances that other processes made ready. */
 void rt_ep_relay(struct rt_proc *p);
 void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
+void rt_ep_sock_gone(struct rt_sock *rs);  /* under lock: its last reference went: off every instance */
 void rt_ep_fork(int parent, int child); /* under lock: the child holds the parent's instances */
 
 /* runtime_signal.c */

@@ -228,6 +228,7 @@ void rt_fanout_set(uint16_t id)
 static void final_close(struct rt_sock *rs, bool abort)
 {
     struct tcpsm_sock *sk = rs->sk;
+    rt_ep_sock_gone(rs);        /* before rs->sk goes: the items' references cannot free rs */
     rt_id_free(rs);
     if (sk) {
         tcpsm_sock_set_user(sk, NULL);
@@ -386,6 +387,57 @@ void rt_leave(void)
         if (atomic_load(&rt.sh->procs[i].pid) > 0)
             rt_kick(i);
     rt.me = -1;
+}
+
+/* ------------------------------------------------------------ posix_spawn
+ *
+ * glibc's posix_spawn clones its child (CLONE_VM|CLONE_VFORK) without
+ * running fork handlers, and the child execs at once. Its slot is made here
+ * as fork's is (holding every socket the parent holds, from this moment),
+ * and the lock is kept across the spawn: the exec'd image's constructor
+ * attaches under the lock, so it finds its slot by pid only once the parent,
+ * back from posix_spawn (the kernel resumes a vfork parent when the child
+ * has exec'd), has written the pid in. Epoll instances are not inherited
+ * (an exec'd image does not keep them, as after exec). */
+
+int tcpsm_rt_spawn_begin(void)
+{
+    if (!rt.reg || rt.me < 0)
+        return -1;
+    rt_lock();
+    if (rt.me < 0 || rt.down || rt.sh->procs[rt.me].nheld == 0) {
+        rt_unlock();
+        return -1;              /* nothing to inherit: the child attaches as a new process */
+    }
+    int c = slot_take(-1);
+    if (c < 0) {
+        rt_unlock();
+        tcpsm_log(TCPSM_LOG_WARN, "posix_spawn: %d processes on the stack already: the child "
+                  "gets no stack sockets", RT_MAX_PROCS);
+        return -1;
+    }
+    struct rt_proc *p = &rt.sh->procs[rt.me], *cp = &rt.sh->procs[c];
+    memcpy(cp->held, p->held, sizeof(cp->held));
+    cp->nheld = p->nheld;
+    for (uint32_t w = 0; w < RT_MAX_IDS / 64; w++) {
+        for (uint64_t bits = p->held[w]; bits; bits &= bits - 1) {
+            struct rt_sock *rs = rt.sh->socks[w * 64 + (uint32_t)__builtin_ctzll(bits)];
+            if (rs)
+                rs->users++;
+        }
+    }
+    return c;                   /* still locked */
+}
+
+void tcpsm_rt_spawn_end(int slot, int pid)
+{
+    if (slot < 0)
+        return;
+    if (pid > 0)
+        atomic_store(&rt.sh->procs[slot].pid, pid);
+    else
+        forget_proc(slot, false);       /* no child: its references go (none was the last) */
+    rt_unlock();
 }
 
 /* ------------------------------------------------------------ fork */
