@@ -359,6 +359,31 @@ void shim_exec_inherit(void);
  * a placeholder of its own, recorded as that socket's, so the new image can
  * tell its sockets apart (exec_fds.c). */
 void shim_exec_prepare(bool all);
+/* The socket object for fd, an inherited or received placeholder of sk:
+ * O_NONBLOCK, the timeouts, the family read back from it (exec_fds.c). */
+struct shim_sock *shim_sock_from_placeholder(int fd, struct tcpsm_sock *sk);
+/* A fresh kernel socket standing for s (its family, O_NONBLOCK, timeouts),
+ * close-on-exec; -1 on error. */
+int shim_placeholder_new(struct shim_sock *s);
+
+/* ------------------------------------------------------------ SCM_RIGHTS */
+
+/* Stack sockets among the fds a sendmsg on a kernel socket passes: each
+ * gets a placeholder identity of its own and the message a reference
+ * (pass_fds.c); shim_pass_sent then cancels them if the sendmsg failed. */
+#define SHIM_PASS_MAX 253       /* SCM_MAX_FD */
+struct shim_pass {
+    unsigned n;
+    struct {
+        uint64_t dev, ino;
+    } e[SHIM_PASS_MAX];
+};
+void shim_pass_prepare(const struct msghdr *msg, struct shim_pass *ps);
+void shim_pass_sent(const struct shim_pass *ps, bool ok);
+/* After a recvmsg: each received fd that is a stack socket in flight
+ * becomes that socket. */
+void shim_pass_recv(const struct msghdr *msg);
+
 /* Calls fn for each fd holding a socket object, under the table lock (fn
  * makes only real system calls: no shim lock, no stack lock). */
 void shim_fd_each_sock(void (*fn)(int fd, struct shim_sock *s, void *arg), void *arg);

@@ -68,6 +68,17 @@ void tcpsm_rt_exec_end(void);
 int tcpsm_rt_spawn_begin(void);
 void tcpsm_rt_spawn_end(int slot, int pid);
 
+/* Stack sockets passed over AF_UNIX (SCM_RIGHTS, runtime_pass.c), found by
+ * the identity (st_dev, st_ino) of the placeholder that travels:
+ * send: before the sendmsg, the message takes a reference of its own (the
+ * sender may close its copy at once); -ENOBUFS: too many in flight.
+ * cancel: the sendmsg failed: that reference goes.
+ * recv: the stack socket whose placeholder arrived (the message's
+ * reference is now this process's), or NULL. */
+int tcpsm_pass_send(struct tcpsm_sock *sk, uint64_t dev, uint64_t ino);
+void tcpsm_pass_cancel(uint64_t dev, uint64_t ino);
+struct tcpsm_sock *tcpsm_pass_recv(uint64_t dev, uint64_t ino);
+
 /* Fds the runtime holds (AF_PACKET socket, eventfds): the shim must not
  * let the program close or reuse them. */
 bool tcpsm_rt_owns_fd(int fd);

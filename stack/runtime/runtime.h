@@ -137,6 +137,18 @@ struct rt_sock {
     uint64_t ph_dev, ph_ino;
 };
 
+/* A stack socket sent over AF_UNIX and not yet received: the message's
+ * reference (one of rs->users), found by the placeholder's identity. */
+#define RT_MAX_PASSES 256u
+#define RT_PASS_NS (60ull * 1000000000ull)
+struct rt_pass {
+    bool used;
+    struct rt_sock *rs;
+    uint32_t id;                /* rs's id: rs is valid while socks[id] is still rs */
+    uint64_t dev, ino;
+    uint64_t at;                /* when it was sent */
+};
+
 /* One process attached to the stack. */
 struct rt_proc {
     _Atomic int pid;            /* 0 free; -1 reserved by a fork in progress */
@@ -171,6 +183,10 @@ struct rt_shared {
     uint64_t procs_reaped;      /* processes gone without leaving (kill -9) */
     uint64_t no_id;             /* socket creations refused: RT_MAX_IDS */
     struct tcpsm_ep *eps;       /* every epoll instance (runtime_epoll.c) */
+    /* Stack sockets in flight in AF_UNIX messages (runtime_pass.c). */
+    struct rt_pass passes[RT_MAX_PASSES];
+    unsigned npasses;
+    uint64_t pass_full, pass_expired;
 };
 
 struct rt_state {
@@ -343,6 +359,9 @@ void rt_id_free(struct rt_sock *rs);
 /* Under lock: drop this process's reference to rs; the last reference
  * anywhere closes the socket (abort: with a reset). */
 void rt_release(struct rt_sock *rs, bool abort);
+/* Under lock: one of rs's users that is no process (a pass) goes; the last closes it. */
+void rt_users_drop(struct rt_sock *rs, bool abort);
+void rt_pass_sweep(void);       /* under lock: passes not received in time expire */
 void rt_reap(void);             /* under lock: forget processes that died */
 int rt_live_others(void);       /* under lock: other processes keeping the stack alive */
 bool rt_others_attached(void);  /* under lock: any other slot in use */

@@ -260,6 +260,14 @@ void rt_release(struct rt_sock *rs, bool abort)
     release_in(rt.me, rs, abort);
 }
 
+void rt_users_drop(struct rt_sock *rs, bool abort)
+{
+    if (rs->users > 0)
+        rs->users--;
+    if (rs->users == 0)
+        final_close(rs, abort);
+}
+
 static void forget_held(int i, bool abort)
 {
     struct rt_proc *p = &rt.sh->procs[i];
@@ -316,6 +324,7 @@ void rt_reap(void)
 {
     if (!rt.started)
         return;                 /* its sockets' closes need a link: one that has one does it */
+    rt_pass_sweep();
     uint64_t now = rt_now();
     for (int i = 0; i < RT_MAX_PROCS; i++) {
         if (i == rt.me)
@@ -350,7 +359,9 @@ int rt_live_others(void)
         int pid = atomic_load(&p->pid);
         n += i != rt.me && pid != 0 && !p->left && (pid < 0 || p->driving || p->nheld > 0);
     }
-    return n;
+    /* A socket in flight to another process (SCM_RIGHTS) keeps the stack
+     * alive for its receiver. */
+    return n + (rt.sh->npasses > 0);
 }
 
 bool rt_others_attached(void)
