@@ -397,6 +397,17 @@ static bool acceptable(const struct tcpsm_sock *sk, uint32_t seq, uint32_t slen)
     return seq_in(seq, nxt, nxt + wnd) || seq_in(seq + slen - 1, nxt, nxt + wnd);
 }
 
+/* RFC 2883 (D-SACK): data [l, r) arrived again; the next ACK reports it as
+ * its first SACK block (Linux tcp_dsack_set; SACK connections only). */
+static void dsack_set(struct tcpsm_sock *sk, uint32_t l, uint32_t r)
+{
+    if (!sk->sack_ok || !seq_lt(l, r))
+        return;
+    sk->dsack_l = l;
+    sk->dsack_r = r;
+    sk->dsack = true;
+}
+
 /* Leave for good without an error: LAST-ACK done, passive child reset. */
 static void close_quiet(struct tcpsm_sock *sk, const char *why, const struct tcp_seg *seg)
 {
@@ -440,6 +451,11 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
         uint32_t skip = sk->rcv_nxt - seq;
         if (skip > len) {
             skip = len;
+        }
+        if (skip) {
+            /* the part below RCV.NXT came before: a D-SACK, at once */
+            dsack_set(sk, seq, seq + skip);
+            sk->ack_now = true;
         }
         data += skip;
         len -= skip;
@@ -520,6 +536,12 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
         return false;
     }
     if (len) {
+        for (unsigned i = 0; i < sk->ooo.n; i++)
+            if (seq_le(sk->ooo.start[i], seq) && seq_le(seq + len, sk->ooo.end[i])) {
+                /* held already: a D-SACK, its block second (RFC 2883 4) */
+                dsack_set(sk, seq, seq + len);
+                break;
+            }
         struct tcp_ooo saved = sk->ooo;
         if (ooo_add(&sk->ooo, seq, seq + len) < 0 ||
             tcp_ofo_insert(sk, seq, data, len) < 0) {
@@ -957,6 +979,9 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
      * tcp_oow_rate_limited) */
     if (slen == 0 && tcp_oow_rate_limited(sk, now))
         return;
+    /* data wholly below RCV.NXT: a duplicate (Linux tcp_send_dupack) */
+    if (seg->len && seq_le(seg->seq + seg->len, sk->rcv_nxt))
+        dsack_set(sk, seg->seq, seg->seq + seg->len);
     tcp_send_ack(sk, now);
 }
 

@@ -247,6 +247,10 @@ struct tcpsm_sock {
     /* buffers */
     struct tcp_ring sndq, rcvq;
     struct tcp_ooo ooo;                 /* ranges held out of order (SACK blocks) */
+    /* RFC 2883: a duplicate range received, reported once as the first
+     * SACK block of the next ACK (Linux tcp_dsack_set) */
+    uint32_t dsack_l, dsack_r;
+    bool dsack;
     struct tcp_ofo *ofo;                /* ... and their bytes */
     struct tcp_ofo *ofo_tail;           /* the highest: most arrivals go after it */
     uint32_t ofo_n, ofo_bytes;
