@@ -7,9 +7,11 @@
  * TTL and DF, same ports, ACK number, window and option bytes (timestamps
  * included), contiguous sequence numbers, plain ACK flags (PSH ends the run
  * with its segment), every segment but the last as long as the first, at
- * most 64 KiB in all. Each continuation frame's IP and TCP checksums are
- * verified here (unless the link vouched for them): a bad one ends the run
- * and goes its own way, to be counted and dropped. Only segments at
+ * most 64 KiB in all. Each continuation frame's IP header checksum is
+ * verified here; its TCP checksum (unless the link vouched for it) as its
+ * payload is copied into the receive buffer, in the same pass (tcp_input.c
+ * write_slices): a bad one ends the run there and goes its own way, to be
+ * counted and dropped. Only segments at
  * RCV.NXT are merged, so the out-of-order path never sees a merged one. */
 #include <string.h>
 
@@ -79,16 +81,19 @@ unsigned tcp_gro_run(struct tcpsm_stack *st, const struct tcpsm_frame *f, unsign
             rd16(t + 14) != rd16(th + 14) ||                    /* window */
             memcmp(t + 20, th + 20, thl - 20) != 0)             /* options */
             break;
-        /* the IP header as ipv4_input checks it; TCP's sum unless the link vouched */
+        /* the IP header as ipv4_input checks it */
         if (csum_fold(csum_partial(ip2, 20, 0)) != 0)
             break;
+        /* TCP's sum unless the link vouched: the header's part now, the
+         * payload's as it is copied into the receive buffer */
+        struct tcp_slice sl = { .data = t + thl, .len = len };
         if (!(f[i].flags & (TCPSM_FRAME_CSUM_VALID | TCPSM_FRAME_CSUM_PARTIAL))) {
             uint32_t l4 = thl + len;
-            if (csum_fold(csum_partial(t, l4, csum_pseudo(rd32(ip2 + 12), rd32(ip2 + 16), 6,
-                                                          (uint16_t)l4))) != 0)
-                break;
+            sl.check = true;
+            sl.hsum = csum_partial(t, thl, csum_pseudo(rd32(ip2 + 12), rd32(ip2 + 16), 6,
+                                                       (uint16_t)l4));
         }
-        more[k++] = (struct tcp_slice){ .data = t + thl, .len = len };
+        more[k++] = sl;
         next += len;
         total += len;
         if (len < mss || (fl & TH_PSH))

@@ -415,14 +415,19 @@ static void close_quiet(struct tcpsm_sock *sk, const char *why, const struct tcp
 }
 
 /* A GRO segment's payload bytes [off, off + n) (its own, then its slices)
- * to the end of the receive ring. */
-static void write_slices(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint32_t off,
-                         uint32_t n)
+ * to the end of the receive ring; returns how many were written. A slice
+ * whose TCP checksum is still to verify is summed as it is copied (the
+ * rest of it, past n, summed alone): if the sum is bad the copy stops
+ * before it, and the input batch takes it and the frames after it one by
+ * one (st->gro_n cut to the slices taken): it is counted and dropped there,
+ * the frames after it are out of order. */
+static uint32_t write_slices(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint32_t off,
+                             uint32_t n)
 {
     uint32_t own = seg->len;
     for (unsigned i = 0; i < seg->nmore; i++)
         own -= seg->more[i].len;
-    uint32_t at = sk->rcvq.len;
+    uint32_t at = sk->rcvq.len, done = 0;
     for (int i = -1; i < (int)seg->nmore && n; i++) {
         const uint8_t *p = i < 0 ? seg->data : seg->more[i].data;
         uint32_t l = i < 0 ? own : seg->more[i].len;
@@ -431,11 +436,27 @@ static void write_slices(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint3
             continue;
         }
         uint32_t k = l - off < n ? l - off : n;
-        ring_write_at(&sk->rcvq, at, p + off, k);
+        if (i >= 0 && seg->more[i].check) {
+            uint32_t s = seg->more[i].hsum;
+            if (off)
+                s = csum_partial(p, off, s);
+            s = ring_write_csum_at(&sk->rcvq, at, p + off, k, s, off);
+            if (off + k < l)
+                s = csum_partial_at(p + off + k, l - off - k, s, off + k);
+            if (csum_fold(s) != 0) {
+                if (sk->st->gro_n > (unsigned)i)
+                    sk->st->gro_n = (unsigned)i;
+                break;
+            }
+        } else {
+            ring_write_at(&sk->rcvq, at, p + off, k);
+        }
         at += k;
+        done += k;
         n -= k;
         off = 0;
     }
+    return done;
 }
 
 /* The receive text step (3.10.7.4 seventh): data at RCV.NXT goes to the
@@ -483,7 +504,7 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
                 return false;
             }
             if (seg->nmore)
-                write_slices(sk, seg, (uint32_t)(data - seg->data), len);
+                len = write_slices(sk, seg, (uint32_t)(data - seg->data), len);
             else
                 ring_write_at(&sk->rcvq, sk->rcvq.len, data, len);
             sk->rcvq.len += len;

@@ -478,6 +478,8 @@ int ring_grow(struct tcp_ring *r, uint32_t cap);
 int ring_reserve(struct tcp_ring *r, uint32_t need, uint32_t limit);
 uint32_t ring_write(struct tcp_ring *r, const void *src, uint32_t n);
 void ring_write_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n);
+uint32_t ring_write_csum_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n,
+                            uint32_t sum, uint32_t at);
 void ring_read_at(const struct tcp_ring *r, uint32_t off, void *dst, uint32_t n);
 void ring_drop(struct tcp_ring *r, uint32_t n);
 int ooo_add(struct tcp_ooo *o, uint32_t start, uint32_t end);
