@@ -704,6 +704,8 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
     if (res.flags & TCP_ACK_ADVANCED) {
         if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr)
             tcp_cong_undo_check(sk, seg->opt.tsecr);
+        if (sk->plp_on)
+            tcp_plpmtud_acked(sk);      /* a probe that got through raises the MSS */
         if (!rack)
             rtx = tcp_cong_ack(sk, res.acked, false, now);
         if (sk->snd_una == sk->snd_max)
@@ -717,6 +719,13 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
         if (rack) {
             sk->dupacks++;
             tcp_rack_dupthresh(sk);
+        } else if (sk->plp_probe && tcp_plpmtud_dup_lost(sk)) {
+            /* the MTU probe at the head was lost: too big, not congestion
+             * (RFC 4821 7.5); its bytes again at the current MSS */
+            sk->dupacks = 0;
+            tcp_retransmit_range(sk, sk->plp_repair_end, now);
+        } else if (sk->plp_repair && tcp_plpmtud_excused(sk)) {
+            /* more duplicates for the data after that probe: known */
         } else {
             rtx = tcp_cong_ack(sk, 0, true, now);
         }
@@ -1235,6 +1244,7 @@ void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now)
     if (!sk->pmtu || mtu < sk->pmtu)
         sk->pmtu = mtu;
     uint32_t mss = mtu - (v4 ? 40u : 60u);
+    tcp_plpmtud_icmp(sk, mss);          /* no probing above what ICMP said */
     if (mss >= sk->mss)
         return;
     sk->mss = (uint16_t)mss;
