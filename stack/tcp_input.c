@@ -237,6 +237,7 @@ static bool cookie_ack(struct tcpsm_sock *l, struct tcp_seg *seg, uint64_t now)
     c->snd_nxt = c->snd_max = c->iss + 1;
     uint32_t w = tcp_rcv_space(c);
     c->rcv_adv = c->rcv_nxt + (w > 65535 ? 65535 : w);
+    c->rcv_wnd_max = w > 65535 ? 65535 : w;
     c->rtt_active = false;
     l->syn.cookies_ok++;
     ts->syn.cookies_ok++;
@@ -485,6 +486,7 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
              * mode every segment is. */
             uint32_t segs = len / (sk->rcv_mss ? sk->rcv_mss : 1);
             sk->delack_segs += segs ? segs : 1;
+            sk->ack_short = segs == 0;
             if (sk->quickacks) {
                 sk->quickacks = sk->quickacks > segs ? (uint8_t)(sk->quickacks - (segs ? segs : 1)) : 0;
                 tcp_batch_defer(sk, TCP_BATCH_ACK);
