@@ -6,7 +6,9 @@
  *     cannot deadlock and one that siglongjmps cannot leave a lock held;
  *   - inside a blocking stack call the call's registrations are withdrawn
  *     first (siglongjmp leaves nothing dangling) and the call returns EINTR
- *     even if the handler ran before it went to sleep.
+ *     even if the handler ran before it went to sleep;
+ *   - the references the interrupted calls hold are released once the
+ *     handler is known to have been left by a jump (inflight.c).
  * Reading an action back gives the program's own handler. Synchronous fault
  * signals (SEGV, BUS, FPE, ILL, TRAP, SYS) are not wrapped: they must run
  * where they happen. Only the handler table is shared between threads:
@@ -42,12 +44,16 @@ static void wrapper(int sig, siginfo_t *info, void *uc)
     if (defer)
         return;
     const struct sigaction *a = &app_act[sig];
+    /* Whether the handler returns or jumps out of the calls in progress
+     * (shim/inflight.c: what they hold is released after a jump). */
+    struct shim_sig_scope sc = shim_inflight_sig_enter();
     if (a->sa_flags & SA_SIGINFO) {
         if (a->sa_sigaction)
             a->sa_sigaction(sig, info, uc);
     } else if (a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN) {
         a->sa_handler(sig);
     }
+    shim_inflight_sig_leave(sc);
 }
 
 static bool is_wrapper(const struct sigaction *k)
