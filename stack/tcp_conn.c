@@ -698,11 +698,9 @@ void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now)
  * sent meanwhile with the ACK ends it. Saves a frame per request on both
  * sides of a request/response exchange. Bulk data (full segments, two or
  * more unacknowledged) is never held. */
-bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now)
+static bool ack_hold(struct tcpsm_sock *sk, uint64_t now)
 {
     struct tcp_stack *ts = TS(sk);
-    if (!ts->hold_acks || !sk->ack_short || sk->delack_segs != 1 || sk->ack_now)
-        return false;
     if (!sk->ack_held) {
         if (ts->nheld == TCP_HELD_MAX)
             return false;
@@ -711,6 +709,25 @@ bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now)
     }
     tcp_delack_schedule(sk, now);
     return true;
+}
+
+bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (!TS(sk)->hold_acks || !sk->ack_short || sk->delack_segs != 1 || sk->ack_now)
+        return false;
+    return ack_hold(sk, now);
+}
+
+/* A FIN that ends ESTABLISHED (the peer closed first): the application,
+ * told of the end of the stream, usually closes at once, and its FIN
+ * carries the ACK, as Linux delays this ACK (tcp_fin enters pingpong
+ * mode). Only with nothing else owed but one short segment's ACK. */
+bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (!TS(sk)->hold_acks || sk->delack_segs > 1 || (sk->delack_segs && !sk->ack_short) ||
+        sk->dupack_now)
+        return false;
+    return ack_hold(sk, now);
 }
 
 void tcp_hold_acks(struct tcpsm_stack *st, bool on)
@@ -736,8 +753,9 @@ unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now)
             continue;
         ts->held[i] = NULL;
         sk->ack_held = false;
-        /* a segment sent meanwhile carried it (delack_segs reset) */
-        if (sk->delack_segs && can_ack(sk)) {
+        /* a segment sent meanwhile carried it (delack_segs reset,
+         * last_ack_sent moved up) */
+        if ((sk->delack_segs || sk->last_ack_sent != sk->rcv_nxt) && can_ack(sk)) {
             tcp_send_ack(sk, now);
             sent++;
         }

@@ -1057,10 +1057,13 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
         sk->rcv_nxt++;
         sk->rcv_fin = true;
         sk->shutdown |= RCV_SHUTDOWN;
+        bool owed = sk->ack_now;        /* for another reason than the FIN */
         sk->ack_now = true;
         switch (sk->state) {
         case TCPSM_ESTABLISHED:
             tcp_set_state(sk, TCPSM_CLOSE_WAIT, "rcv FIN", seg, false);
+            if (!owed && tcp_fin_ack_hold(sk, now))
+                sk->ack_now = false;    /* the application's FIN will carry it */
             break;
         case TCPSM_FIN_WAIT_1:
             if (our_fin_acked(sk)) {

@@ -137,3 +137,58 @@ Test(tcp_ack_hold, second_segment_not_held)
     expect_no_seg(h);
     h_free(h);
 }
+
+/* The peer closes first: the application's close sends the FIN that
+ * carries the ACK of the peer's (Linux delays that ACK too). */
+Test(tcp_ack_hold, peer_fin_acked_by_our_fin)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h->rseq += 1;
+    expect_no_seg(h);
+    h_assert_state_at(h->sk, TCPSM_CLOSE_WAIT, __FILE__, __LINE__);
+    char b[8];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 0, "end of stream");
+    tcpsm_sock_close(h->sk, h->now);
+    h->sk = NULL;
+    EXPECT_SEG(h, .flags = ACK | FIN, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "the FIN carried it");
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, peer_fin_acked_at_release)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | PSH | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN,
+         .data = req, .len = sizeof req - 1);
+    h->rseq += sizeof req;
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 1);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, peer_fin_timer_backstop)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h->rseq += 1;
+    expect_no_seg(h);
+    uint64_t waited = h_wait_seg(h, MS(500));
+    cr_assert(waited <= MS(40), "held FIN ACK after %llu ns", (unsigned long long)waited);
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    h_free(h);
+}
+
+/* The receive thread's input: the FIN is ACKed at once, as before. */
+Test(tcp_ack_hold, peer_fin_not_held_without_hold_input)
+{
+    struct harness *h = fresh();
+    h->hold = false;
+    SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h->rseq += 1;
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    h_free(h);
+}
