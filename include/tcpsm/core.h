@@ -182,6 +182,9 @@ struct tcpsm_config {
     uint64_t mem_max;           /* TCP buffer memory of the stack, bytes (default 128 MiB):
                                    pressure from 3/4 (no out-of-order data kept, no
                                    auto-tuning), receive data refused beyond it */
+    uint32_t plpmtu_interval_s; /* after a black hole, the MSS search starts again this
+                                   long after it ended (default 600, Linux
+                                   tcp_probe_interval) */
 
     /* Called (under the caller's lock) when a socket's readiness may have
      * changed; events is the new tcpsm_sock_poll() value. */
@@ -235,6 +238,8 @@ struct tcpsm_counters {
     uint64_t pmtu_learned, pmtu_evicted, tcp_pmtu_blackhole;
     /* Software GRO: frames taken into the in-order segment before them */
     uint64_t tcp_gro_frames;
+    /* PLPMTUD probes upward (RFC 4821 7.3): sent, acknowledged (the MSS rose), lost */
+    uint64_t tcp_pmtu_probes, tcp_pmtu_probe_ok, tcp_pmtu_probe_lost;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).
