@@ -254,6 +254,10 @@ struct tcpsm_sock {
     /* buffers */
     struct tcp_ring sndq, rcvq;
     struct tcp_ooo ooo;                 /* ranges held out of order (SACK blocks) */
+    /* RFC 2883: a duplicate range received, reported once as the first
+     * SACK block of the next ACK (Linux tcp_dsack_set) */
+    uint32_t dsack_l, dsack_r;
+    bool dsack;
     struct tcp_ofo *ofo;                /* ... and their bytes */
     struct tcp_ofo *ofo_tail;           /* the highest: most arrivals go after it */
     uint32_t ofo_n, ofo_bytes;
@@ -483,6 +487,8 @@ int ring_grow(struct tcp_ring *r, uint32_t cap);
 int ring_reserve(struct tcp_ring *r, uint32_t need, uint32_t limit);
 uint32_t ring_write(struct tcp_ring *r, const void *src, uint32_t n);
 void ring_write_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n);
+uint32_t ring_write_csum_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n,
+                            uint32_t sum, uint32_t at);
 void ring_read_at(const struct tcp_ring *r, uint32_t off, void *dst, uint32_t n);
 void ring_drop(struct tcp_ring *r, uint32_t n);
 int ooo_add(struct tcp_ooo *o, uint32_t start, uint32_t end);

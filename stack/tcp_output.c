@@ -105,8 +105,9 @@ uint32_t tcp_send_mss(const struct tcpsm_sock *sk)
         m -= 12;
     /* SACK blocks ride on data segments too (RFC 2018 4): leave them room,
      * as Linux tcp_current_mss does */
-    if (sk->sack_ok && sk->ooo.n) {
-        unsigned b = sk->ooo.n < (sk->ts_ok ? 3u : 4u) ? sk->ooo.n : (sk->ts_ok ? 3u : 4u);
+    unsigned nb = sk->ooo.n + (sk->dsack ? 1u : 0u);
+    if (sk->sack_ok && nb) {
+        unsigned b = nb < (sk->ts_ok ? 3u : 4u) ? nb : (sk->ts_ok ? 3u : 4u);
         m -= 4 + 8 * b;
     }
     return m < 8 ? 8 : m;
@@ -203,6 +204,8 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
     if (!(flags & (TCPSM_SYN | TCPSM_RST)))
         tcp_urg_out(sk, p, seq);
     tcp_opt_build(sk, p + TCP_HDR, flags, now, sack);
+    if (sack && sk->sack_ok)
+        sk->dsack = false;              /* RFC 2883: reported once */
     if (len && (stack_dev(st)->features & TCPSM_NETDEV_F_SG)) {
         /* point at the ring: one slice, two where it wraps */
         const struct tcp_ring *r = &sk->sndq;
