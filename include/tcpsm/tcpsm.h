@@ -125,6 +125,10 @@ int tcpsm_error(struct tcpsm_sock *sk);          /* SO_ERROR: positive errno or 
 int tcpsm_state(struct tcpsm_sock *sk);
 int tcpsm_rxavail(struct tcpsm_sock *sk);        /* FIONREAD */
 int tcpsm_atmark(struct tcpsm_sock *sk);         /* SIOCATMARK */
+/* F_SETOWN / F_SETOWN_EX: SIGURG goes to this owner when a new urgent
+ * pointer arrives (type F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP; id 0 =
+ * nobody). Kept with the socket, for every process that holds it. */
+int tcpsm_set_owner(struct tcpsm_sock *sk, int type, int id);
 int tcpsm_txqueued(struct tcpsm_sock *sk);       /* SIOCOUTQ */
 unsigned tcpsm_poll(struct tcpsm_sock *sk);      /* POLL* bits, see core.h */
 
