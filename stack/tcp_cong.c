@@ -66,6 +66,8 @@ void tcp_cong_init(struct tcpsm_sock *sk)
     sk->dupacks = 0;
     sk->in_recovery = false;
     sk->undo_state = TCP_UNDO_OFF;
+    sk->undo_on = false;
+    sk->undo_retrans = -1;
     sk->recover = sk->iss;              /* RFC 6582 3.2 step 1 (not SND.UNA: first-data loss) */
     sk->loss_state = false;
     tcp_rack_init(sk);
@@ -104,9 +106,55 @@ void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr)
     if (sk->ssthresh < sk->prior_ssthresh)
         sk->ssthresh = sk->prior_ssthresh;
     sk->undo_state = TCP_UNDO_DONE;
+    sk->undo_on = false;                /* undone once, not again by its D-SACKs */
     sk->st->cnt.tcp_undo++;
     if (tcp_rack_on(sk))
         tcp_cong_undo_all(sk);
+}
+
+/* Where a recovery starts, for the D-SACK undo (Linux tcp_init_undo):
+ * retransmissions still in flight from before may bring D-SACKs too. */
+static void undo_init(struct tcpsm_sock *sk)
+{
+    sk->undo_on = true;
+    sk->undo_marker = sk->snd_una;
+    sk->undo_retrans = sk->rtxq.retrans ? (int32_t)sk->rtxq.retrans : -1;
+}
+
+/* A D-SACK for [l, r) (RFC 2883): the part above the recovery's start was
+ * a duplicate, one of our retransmissions that was not needed (Linux
+ * tcp_check_dsack's counting, in bytes). */
+void tcp_cong_dsack(struct tcpsm_sock *sk, uint32_t l, uint32_t r)
+{
+    if (!sk->undo_on || sk->undo_retrans <= 0 || !seq_gt(r, sk->undo_marker))
+        return;
+    if (seq_lt(l, sk->undo_marker))
+        l = sk->undo_marker;
+    uint32_t n = r - l;
+    sk->undo_retrans = n >= (uint32_t)sk->undo_retrans ? 0 : sk->undo_retrans - (int32_t)n;
+}
+
+/* RFC 3708 (Linux tcp_try_undo_dsack): every byte retransmitted since the
+ * recovery began came back as a duplicate, so nothing was lost: the
+ * reduction is undone, during the recovery or after it ended (the D-SACK
+ * of the last retransmission comes a round trip after it). */
+void tcp_cong_dsack_undo(struct tcpsm_sock *sk)
+{
+    if (!sk->undo_on || sk->undo_retrans != 0)
+        return;
+    sk->undo_on = false;
+    if (sk->loss_state)
+        return;                         /* after an RTO: not undone (see tcp_cong_rto) */
+    if (sk->cwnd < sk->prior_cwnd)
+        sk->cwnd = sk->prior_cwnd;
+    if (sk->ssthresh < sk->prior_ssthresh)
+        sk->ssthresh = sk->prior_ssthresh;
+    sk->st->cnt.tcp_undo++;
+    sk->st->cnt.tcp_dsack_undo++;
+    if (sk->in_recovery)
+        tcp_cong_undo_all(sk);
+    else
+        sk->rack.reord = true;
 }
 
 /* RACK connections: an undone recovery ends, nothing stays marked lost,
@@ -182,6 +230,7 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
         sk->prior_cwnd = sk->cwnd;
         sk->prior_ssthresh = sk->ssthresh;
         sk->undo_state = sk->ts_ok ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
+        undo_init(sk);
         sk->recover_fs = sk->snd_max - sk->snd_una;     /* RFC 6937: RecoverFS */
         sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
         sk->recover = sk->snd_max;
@@ -261,6 +310,9 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
     sk->dupacks = 0;
     sk->recover = sk->snd_max;
     sk->undo_state = TCP_UNDO_OFF;
+    /* no undo of an RTO's reduction by D-SACKs: Linux may (tcp_try_undo_loss),
+     * but a timeout is the stronger signal and F-RTO is not implemented */
+    sk->undo_on = false;
     sk->sacked.n = 0;                   /* RFC 2018 8: SACK state is advisory after an RTO */
     sk->hs.phase = TCP_HS_DONE;
     if (tcp_rack_on(sk)) {

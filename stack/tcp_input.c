@@ -546,8 +546,10 @@ static uint32_t rack_sack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint
                  (seq_le(o->sack_r[0], seg->ack) ||
                   (o->nsack > 1 && seq_ge(o->sack_l[0], o->sack_l[1]) &&
                    seq_le(o->sack_r[0], o->sack_r[1])));
-    if (dsack)
+    if (dsack) {
         tcp_rack_dsack(sk);
+        tcp_cong_dsack(sk, o->sack_l[0], o->sack_r[0]);
+    }
     else if (sk->rack.dsack_round_on && seq_ge(sk->snd_una, sk->rack.dsack_round))
         sk->rack.dsack_round_on = false;
     uint32_t got = 0;
@@ -682,6 +684,7 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
         /* RFC 8985 6.2 step 5: losses; then recovery, PRR or growth */
         if (res.acked || res.delivered)
             tcp_rack_detect(sk, now);
+        tcp_cong_dsack_undo(sk);
         tcp_cong_rack_ack(sk, res.acked, res.delivered);
     }
     if (rtx)
@@ -734,6 +737,28 @@ enum tcp_verdict {
     TCP_V_ACCEPT,           /* go on: the ACK, the text, the FIN */
 };
 
+/* RFC 7323 5.3 allows a receiver to accept an old timestamp on a
+ * segment that PAWS cannot be needed for. As Linux (tcp_disordered_ack):
+ * a pure duplicate ACK at RCV.NXT that would not update the send window,
+ * with a TSval at most one RTO older than TS.Recent, is an ACK the network
+ * reordered. Dropping it would lose its SACK blocks, which are what loss
+ * recovery through reordering runs on. TS.Recent is not moved back by it
+ * (only a newer TSval updates it). */
+static bool disordered_ack(const struct tcpsm_sock *sk, const struct tcp_seg *seg)
+{
+    uint32_t nwnd = (uint32_t)seg->wnd << sk->snd_wscale;
+    if ((seg->flags & (TCPSM_ACK | TCPSM_SYN | TCPSM_FIN | TCPSM_RST)) != TCPSM_ACK ||
+        seg->len || seg->seq != sk->rcv_nxt || seg->ack != sk->snd_una)
+        return false;
+    /* it would not update the window (Linux tcp_may_update_window) */
+    if (seq_gt(seg->seq, sk->snd_wl1) ||
+        (seg->seq == sk->snd_wl1 && (nwnd > sk->snd_wnd || !nwnd)))
+        return false;
+    /* within the replay window: one RTO, in TSval ticks (1 ms) */
+    uint32_t replay = (uint32_t)((uint64_t)sk->rto_us * 1024u / 1000000u);
+    return (int32_t)(sk->ts_recent - seg->opt.tsval) <= (int32_t)replay;
+}
+
 /* The checks alone: counters, no state changes, no segments sent. */
 static enum tcp_verdict tcp_validate(const struct tcpsm_sock *sk, const struct tcp_seg *seg,
                                      uint64_t now)
@@ -745,8 +770,11 @@ static enum tcp_verdict tcp_validate(const struct tcpsm_sock *sk, const struct t
     if (sk->ts_ok && seg->opt.ts_ok && !(fl & TCPSM_RST) &&
         seq_lt(seg->opt.tsval, sk->ts_recent) &&
         now - sk->ts_recent_age < 24ull * 86400 * SEC_NS) {
-        st->cnt.tcp_drop_window++;
-        return TCP_V_PAWS;
+        if (!disordered_ack(sk, seg)) {
+            st->cnt.tcp_drop_window++;
+            return TCP_V_PAWS;
+        }
+        st->cnt.tcp_paws_disordered_ack++;
     }
     /* first: sequence number check */
     if (!acceptable(sk, seg->seq, slen)) {

@@ -306,6 +306,13 @@ struct tcpsm_sock {
     uint32_t prior_cwnd, prior_ssthresh;    /* before the recovery, for an undo */
     uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
     uint8_t undo_state;                 /* TCP_UNDO_* */
+    /* D-SACK undo (RFC 3708 with RFC 2883, Linux undo_marker/undo_retrans):
+     * from the start of the last recovery (SND.UNA then), the bytes
+     * retransmitted that no D-SACK has shown to be duplicates yet; -1 none
+     * sent. All of them reported back: the recovery was reordering. */
+    bool undo_on;
+    uint32_t undo_marker;
+    int32_t undo_retrans;
     unsigned dupacks;
     bool in_recovery;
 
@@ -558,6 +565,8 @@ void tcp_cong_rto(struct tcpsm_sock *sk);
 void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered);
 void tcp_cong_undo_all(struct tcpsm_sock *sk);
 void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr);
+void tcp_cong_dsack(struct tcpsm_sock *sk, uint32_t l, uint32_t r);
+void tcp_cong_dsack_undo(struct tcpsm_sock *sk);
 
 static inline struct tcp_stack *TS(const struct tcpsm_sock *sk) { return sk->st->tcp; }
 static inline bool tcp_synchronized(int s) { return s >= TCPSM_ESTABLISHED; }

@@ -238,8 +238,13 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
         sk->data_segs_out++;
         sk->bytes_sent += len;
         sk->last_data_sent = now;
-        if (seq_lt(seq, sk->snd_max))
+        if (seq_lt(seq, sk->snd_max)) {
             sk->bytes_retrans += len;
+            /* Linux tcp_retransmit_skb: undo_retrans counts every one */
+            if (sk->undo_retrans < 0)
+                sk->undo_retrans = 0;
+            sk->undo_retrans += (int32_t)len;
+        }
     }
     sk->tx_flags = flags;
     sk->tx_seq = seq;

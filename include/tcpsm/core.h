@@ -235,6 +235,10 @@ struct tcpsm_counters {
     uint64_t pmtu_learned, pmtu_evicted, tcp_pmtu_blackhole;
     /* Software GRO: frames taken into the in-order segment before them */
     uint64_t tcp_gro_frames;
+    /* Reordering: recoveries undone because every retransmission came back
+     * as a D-SACK (RFC 2883 / 3708; also counted in tcp_undo), and reordered
+     * pure ACKs that PAWS let through (RFC 7323 5.3, Linux tcp_disordered_ack) */
+    uint64_t tcp_dsack_undo, tcp_paws_disordered_ack;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).
