@@ -2,6 +2,8 @@
  * RFC 6582 NewReno fast retransmit / fast recovery. The growth rule sits
  * behind struct congestion_ops so another algorithm (CUBIC) can replace it;
  * loss detection and recovery stay here. */
+#include <string.h>
+
 #include "tcp_int.h"
 
 #define CWND_MAX (1u << 30)
@@ -52,10 +54,30 @@ const struct congestion_ops tcp_newreno = {
     .ssthresh = reno_ssthresh,
 };
 
-/* TCP_CONGESTION: NewReno (the default; Linux's "reno") or CUBIC. */
+/* The algorithms by number (TCPSM_CC_*): a TCB names its algorithm by
+ * number, as the region it lives in is shared by processes whose code sits
+ * at other addresses. */
+static const struct congestion_ops *const cc_table[TCPSM_CC_COUNT] = {
+    [TCPSM_CC_RENO] = &tcp_newreno,
+    [TCPSM_CC_CUBIC] = &tcp_cubic,
+};
+
 const struct congestion_ops *tcp_cong_ops(int which)
 {
-    return which == TCPSM_CC_CUBIC ? &tcp_cubic : &tcp_newreno;
+    return which >= 0 && which < TCPSM_CC_COUNT ? cc_table[which] : &tcp_newreno;
+}
+
+int tcpsm_cc_by_name(const char *name)
+{
+    for (int i = 0; i < TCPSM_CC_COUNT; i++)
+        if (strcmp(cc_table[i]->name, name) == 0)
+            return i;
+    return -1;
+}
+
+const char *tcpsm_cc_name(int which)
+{
+    return tcp_cong_ops(which)->name;
 }
 
 void tcp_cong_init(struct tcpsm_sock *sk)

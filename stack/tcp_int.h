@@ -378,6 +378,7 @@ struct tcp_stack {
      * [limit/2, 3*limit/2) each second (Linux after CVE-2016-5696) */
     uint64_t chal_sec;
     uint32_t chal_left;
+    uint8_t cc_default;                 /* TCPSM_CC_* of new sockets (cfg.congestion) */
 };
 
 /* Spurious fast retransmit detection (tcp_cong.c): armed on entering SACK

@@ -773,7 +773,7 @@ int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
         sk->user_timeout_ms = (uint32_t)val;
         return 0;
     case TCPSM_OPT_CONGESTION:
-        if (val != TCPSM_CC_RENO && val != TCPSM_CC_CUBIC)
+        if (val < 0 || val >= TCPSM_CC_COUNT)
             return -ENOENT;             /* Linux: no such algorithm */
         sk->cc_pref = (uint8_t)val;
         if (sk->cc_on && sk->cc_algo != val) {

@@ -182,6 +182,10 @@ struct tcpsm_config {
     uint64_t mem_max;           /* TCP buffer memory of the stack, bytes (default 128 MiB):
                                    pressure from 3/4 (no out-of-order data kept, no
                                    auto-tuning), receive data refused beyond it */
+    /* Congestion control of new sockets by Linux name, as the host's
+     * net.ipv4.tcp_congestion_control (the runtime reads it): see
+     * tcpsm_cc_by_name; empty or one the stack lacks = "cubic". */
+    char congestion[16];
 
     /* Called (under the caller's lock) when a socket's readiness may have
      * changed; events is the new tcpsm_sock_poll() value. */
@@ -400,13 +404,18 @@ enum tcpsm_opt {
     TCPSM_OPT_TOS,          /* IP_TOS / IPV6_TCLASS, 0..255 (-1: 0); the ECN bits stay 0 */
     TCPSM_OPT_TTL,          /* IP_TTL / IPV6_UNICAST_HOPS, 1..255, -1 = default (64) */
     TCPSM_OPT_MTU,          /* get only: IP_MTU / IPV6_MTU, the path MTU; -ENOTCONN unconnected */
-    TCPSM_OPT_CONGESTION,   /* TCP_CONGESTION: TCPSM_CC_CUBIC (RFC 9438, the default) or
-                               TCPSM_CC_RENO; -ENOENT for another */
+    TCPSM_OPT_CONGESTION,   /* TCP_CONGESTION: TCPSM_CC_* (the default: the config's
+                               congestion); -ENOENT for another */
     TCPSM_OPT_OOBINLINE,    /* bool: SO_OOBINLINE, the urgent byte stays in the stream */
 };
 #define TCPSM_OPT_COUNT (TCPSM_OPT_OOBINLINE + 1)      /* number of options */
 #define TCPSM_CC_RENO  0
 #define TCPSM_CC_CUBIC 1
+#define TCPSM_CC_COUNT 2
+/* Congestion control by Linux name ("reno", "cubic"): TCPSM_CC_*, or -1
+ * for one the stack lacks. tcpsm_cc_name: the name of TCPSM_CC_* which. */
+int tcpsm_cc_by_name(const char *name);
+const char *tcpsm_cc_name(int which);
 /* -EINVAL for a value out of range, -ENOPROTOOPT for an unknown option. */
 int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val);
 int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val);
