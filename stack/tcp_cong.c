@@ -60,6 +60,7 @@ const struct congestion_ops tcp_newreno = {
 static const struct congestion_ops *const cc_table[TCPSM_CC_COUNT] = {
     [TCPSM_CC_RENO] = &tcp_newreno,
     [TCPSM_CC_CUBIC] = &tcp_cubic,
+    [TCPSM_CC_BBR] = &tcp_bbr,
 };
 
 const struct congestion_ops *tcp_cong_ops(int which)
@@ -80,10 +81,19 @@ const char *tcpsm_cc_name(int which)
     return tcp_cong_ops(which)->name;
 }
 
+/* The algorithm a connection runs for its preference: BBR reads the rate
+ * samples of the retransmit queue, which only SACK connections keep; the
+ * others run CUBIC. */
+int tcp_cong_pick(const struct tcpsm_sock *sk, int pref)
+{
+    return pref == TCPSM_CC_BBR && !tcp_rack_on(sk) ? TCPSM_CC_CUBIC : pref;
+}
+
 void tcp_cong_init(struct tcpsm_sock *sk)
 {
-    sk->cc_algo = sk->cc_pref;
+    sk->cc_algo = (uint8_t)tcp_cong_pick(sk, sk->cc_pref);
     sk->cc_on = true;
+    sk->pacing_rate = 0;                /* the algorithm's init sets it if it paces */
     tcp_cong_ops(sk->cc_algo)->init(sk);
     sk->dupacks = 0;
     sk->in_recovery = false;
@@ -234,9 +244,11 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
 {
     if (!sk->cc_on)
         tcp_cong_init(sk);
+    const struct congestion_ops *ops = tcp_cong_ops(sk->cc_algo);
     if (sk->in_recovery && seq_ge(sk->snd_una, sk->recover)) {
-        /* RFC 6937 3.1: the window at the end of recovery is ssthresh */
-        if (!sk->loss_state) {
+        /* RFC 6937 3.1: the window at the end of recovery is ssthresh
+         * (an algorithm with its own cong_control restores its own) */
+        if (!sk->loss_state && !ops->cong_control) {
             sk->cwnd = sk->ssthresh;
             if (sk->undo_state == TCP_UNDO_DONE && sk->cwnd < sk->prior_cwnd)
                 sk->cwnd = sk->prior_cwnd;
@@ -254,12 +266,16 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
         sk->undo_state = sk->ts_ok ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
         undo_init(sk);
         sk->recover_fs = sk->snd_max - sk->snd_una;     /* RFC 6937: RecoverFS */
-        sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
+        sk->ssthresh = ops->ssthresh(sk);
         sk->recover = sk->snd_max;
         sk->in_recovery = true;
         sk->prr_delivered = sk->prr_out = 0;
         sk->hs.phase = TCP_HS_DONE;     /* RFC 9406 4.3: a loss ends slow start's probing */
         sk->st->cnt.tcp_fast_retrans++;
+    }
+    if (ops->cong_control) {
+        ops->cong_control(sk, acked);   /* BBR: its own cwnd in and out of recovery */
+        return;
     }
     if (sk->in_recovery && !sk->loss_state) {
         prr_ack(sk, delivered);
@@ -267,7 +283,7 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
     }
     /* open, or after an RTO (slow start back up, as Linux in TCP_CA_Loss) */
     if (acked)
-        tcp_cong_ops(sk->cc_algo)->on_ack(sk, acked);
+        ops->on_ack(sk, acked);
 }
 
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
@@ -325,9 +341,12 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
 {
     if (!sk->cc_on)
         tcp_cong_init(sk);
-    sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
+    const struct congestion_ops *ops = tcp_cong_ops(sk->cc_algo);
+    sk->ssthresh = ops->ssthresh(sk);
     sk->cwnd = tcp_send_mss(sk);
     sk->cwnd_acc = 0;
+    if (ops->on_loss)
+        ops->on_loss(sk);
     sk->in_recovery = false;
     sk->dupacks = 0;
     sk->recover = sk->snd_max;

@@ -346,10 +346,13 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
     sk->snd_wl2 = seg->ack;
     if (ack_ok) {
         sk->snd_una = seg->ack;
-        if (sk->ts_ok && seg->opt.tsecr)
-            tcp_rtt_sample(sk, (tcp_ts_now(sk, now) - seg->opt.tsecr) * 1000u);
-        else if (sk->rtt_active)
+        /* the SYN's own send time first: microseconds, where the
+         * timestamps' millisecond made a 0 of a sub-millisecond RTT (and
+         * the minimum RTT that RACK and BBR scale by with it) */
+        if (sk->rtt_active)
             tcp_rtt_sample(sk, (uint32_t)((now - sk->rtt_start) / 1000u));
+        else if (sk->ts_ok && seg->opt.tsecr)
+            tcp_rtt_sample(sk, (tcp_ts_now(sk, now) - seg->opt.tsecr) * 1000u);
         sk->rtt_active = false;
         tcp_rto_stop(sk);
         established(sk, now);
@@ -582,8 +585,10 @@ static struct tcp_ack_res ack_step(struct tcpsm_sock *sk, const struct tcp_seg *
     uint32_t nwnd = (uint32_t)seg->wnd << sk->snd_wscale;
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     bool new_sack = seg->opt.nsack && tcp_sack_update(sk, &seg->opt);
-    if (rack)
+    if (rack) {
+        tcp_rate_ack_begin(sk);
         res.delivered = rack_sack(sk, seg, now);
+    }
     if (seq_lt(sk->snd_una, ack) && seq_le(ack, sk->snd_max)) {
         res.flags |= TCP_ACK_ADVANCED;
         res.acked = ack - sk->snd_una;
@@ -604,9 +609,17 @@ static struct tcp_ack_res ack_step(struct tcpsm_sock *sk, const struct tcp_seg *
         if (seq_lt(sk->snd_nxt, sk->snd_una))
             sk->snd_nxt = sk->snd_una;
         tcp_sack_prune(sk);
-        /* RTT: RFC 7323 4 (timestamps) or one timed segment (RFC 6298 3, Karn) */
+        /* RTT: the newest segment this ACK delivered, never resent (the
+         * retransmit queue's send times, in microseconds, as Linux's
+         * skb timestamps), else RFC 7323 4 (timestamps, in milliseconds:
+         * a sub-millisecond RTT reads 0) or one timed segment (RFC 6298 3,
+         * Karn) */
         bool sampled = false;
-        if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr) {
+        if (rack && sk->rs.rtt_us >= 0) {
+            tcp_rtt_sample(sk, sk->rs.rtt_us > UINT32_MAX ? UINT32_MAX : (uint32_t)sk->rs.rtt_us);
+            sk->rtt_active = false;
+            sampled = true;
+        } else if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr) {
             /* an echo older than our last retransmission may time the
              * original send of a segment the peer had (the ACK was lost):
              * Karn's rule applied to timestamps */
@@ -682,8 +695,12 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
     }
     if (rack) {
         /* RFC 8985 6.2 step 5: losses; then recovery, PRR or growth */
+        uint32_t lost = sk->rtxq.lost;
         if (res.acked || res.delivered)
             tcp_rack_detect(sk, now);
+        if (sk->rtxq.lost > lost)
+            sk->rs.losses = sk->rtxq.lost - lost;
+        tcp_rate_gen(sk, now);
         tcp_cong_dsack_undo(sk);
         tcp_cong_rack_ack(sk, res.acked, res.delivered);
     }

@@ -235,6 +235,7 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
             sk->prr_out += len + (fin ? 1 : 0);     /* RFC 6937 prr_out */
     }
     if (len) {
+        tcp_pace_sent(sk, len, now);
         sk->data_segs_out++;
         sk->bytes_sent += len;
         sk->last_data_sent = now;
@@ -410,6 +411,20 @@ void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now)
     tcp_rto_arm(sk, now);
 }
 
+/* Pacing (BBR): true if the next data must wait; the timer is set for
+ * when it may go. */
+static bool pace_wait(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (!tcp_pacing(sk) || now >= sk->pace_next)
+        return false;
+    sk->pace_waited = true;
+    if (sk->pace_at != sk->pace_next) {
+        sk->pace_at = sk->pace_next;
+        tcp_timer_update(sk);
+    }
+    return true;
+}
+
 /* Send what the windows, Nagle and SWS avoidance allow (RFC 9293 3.8.6,
  * RFC 1122 4.2.3.4, RFC 5681 cwnd). */
 void tcp_output(struct tcpsm_sock *sk, uint64_t now)
@@ -443,6 +458,8 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     bool urg = tcp_urg_sending(sk);
     if (urg)
         seg_max = mss;
+    else if (tcp_pacing(sk))
+        seg_max = tcp_pace_burst(sk, mss, seg_max);    /* ~1 ms of data a frame */
     bool sent = false;
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     /* RACK: the records deemed lost go first, as cwnd - pipe allows
@@ -453,6 +470,8 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
             break;
         uint32_t pipe = tcp_rtxq_pipe(sk);
         if (pipe && pipe + len > sk->cwnd)
+            break;
+        if (pace_wait(sk, now))
             break;
         if (!send_lost(sk, seq, len, now))
             break;
@@ -529,6 +548,8 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
             sk->fin_sent = true;
         }
         count_rtx(sk, sk->snd_nxt, now);
+        if (pace_wait(sk, now))
+            break;
         if (!sk->ts_ok && !sk->rtt_active && sk->snd_nxt == sk->snd_max) {
             sk->rtt_active = true;
             sk->rtt_seq = sk->snd_nxt;
@@ -545,6 +566,8 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         sk->snd_max = sk->snd_nxt;
     if (sent && !sk->rto_at)
         tcp_rto_arm(sk, now);
+    if (rack)
+        tcp_rate_check_app_limited(sk);
     tcp_persist_check(sk, now);
 }
 

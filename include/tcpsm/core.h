@@ -411,7 +411,8 @@ enum tcpsm_opt {
 #define TCPSM_OPT_COUNT (TCPSM_OPT_OOBINLINE + 1)      /* number of options */
 #define TCPSM_CC_RENO  0
 #define TCPSM_CC_CUBIC 1
-#define TCPSM_CC_COUNT 2
+#define TCPSM_CC_BBR   2
+#define TCPSM_CC_COUNT 3
 /* Congestion control by Linux name ("reno", "cubic"): TCPSM_CC_*, or -1
  * for one the stack lacks. tcpsm_cc_name: the name of TCPSM_CC_* which. */
 int tcpsm_cc_by_name(const char *name);
