@@ -49,7 +49,7 @@ PYTOOLS_B := $(PYTOOLS:tools/%=$(B)/libexec/%)
 # stats region and capture stream (tcpsm stat, tcpsm capture), and the IPv6 / dual-stack servers
 # (python3, nginx, node on :: over both families, ~10 s), and an epoll server holding 2,000
 # connections (many_conns, ~5 s).
-SAN_TESTS ?= curl_download nginx_server epoll_echo epoll_semantics signals api_check peer_reset peer_vanish refused exit_cleanup fd_check fd_stress stat capture ipv6_dual_listeners many_conns
+SAN_TESTS ?= curl_download nginx_server epoll_echo epoll_semantics signals signal_longjmp api_check peer_reset peer_vanish refused exit_cleanup fd_check fd_stress stat capture ipv6_dual_listeners many_conns
 
 .PHONY: all lib tools unit test integration demo bench fuzz deps clean help install uninstall
 .DEFAULT_GOAL := all

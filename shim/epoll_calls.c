@@ -16,6 +16,15 @@
  * another epoll set, poll or select reports stack readiness there.
  * Items hold a reference on their socket object: an ADD racing close() of
  * the same fd either fails with EBADF or is removed by that close.
+ * For a stack socket the runtime's item is the truth, found by (instance,
+ * socket, fd) in any process holding the instance (its maker and the
+ * children forked after, which may all change it, as on Linux); the record
+ * here only holds the socket object. A record may outlive its runtime item
+ * (another process deleted it, or the socket's last reference elsewhere
+ * went) and an item may have no record here (added by another process):
+ * epoll_ctl on a stack socket asks the runtime, and closing this process's
+ * last fd on a socket drops only the records (the item goes with the
+ * socket's last reference in any process, Linux's eventpoll_release).
  * Lock order: ep_mu, then the stack's. */
 #include "shim.h"
 
@@ -35,7 +44,7 @@ struct shim_epitem {
     int fd;
     uint32_t events;
     epoll_data_t data;
-    struct tcpsm_epitem *rit;   /* the runtime's item, once the socket is the stack's */
+    bool stack;                 /* the runtime has (had) an item: the socket is the stack's */
     bool armed;                 /* undecided only: EPOLLONESHOT */
     bool reported;              /* undecided only: EPOLLET edge given */
     struct shim_epitem *next, *prev;    /* in ep */
@@ -48,7 +57,6 @@ struct shim_ep {
     unsigned nitems, nundecided;
     struct shim_epitem *head, *tail;
     struct tcpsm_ep *rep;       /* the runtime instance: ready list and its eventfd */
-    pid_t pid;                  /* the process that made rep (see ep_rep) */
     atomic_uint turn;           /* stack-first or kernel-first, alternating */
     /* The real set may hold fds other than the runtime eventfd (a kernel fd
      * was added, a socket handed over, a listener mirrored); never cleared,
@@ -58,30 +66,6 @@ struct shim_ep {
 };
 
 static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static _Atomic pid_t ep_pid_cache;     /* 0: unknown (reset in a fork child) */
-
-/* getpid() is a system call (glibc no longer caches it) and every epoll
- * call asks: the pid is cached, and forgotten in the child at fork. */
-static pid_t my_pid(void)
-{
-    pid_t p = atomic_load_explicit(&ep_pid_cache, memory_order_relaxed);
-    if (__builtin_expect(p == 0, 0)) {
-        p = getpid();
-        atomic_store_explicit(&ep_pid_cache, p, memory_order_relaxed);
-    }
-    return p;
-}
-
-/* The runtime instance, for changing its items: in the process that made
- * it only; NULL in a forked child, whose copy of these records may point at
- * items the parent has since freed in the shared stack (the runtime ignores
- * NULL: EBADF). Waiting and collecting go to the instance itself in any
- * process that inherited it (ep->rep): it is shared, as on Linux. */
-static struct tcpsm_ep *ep_rep(const struct shim_ep *ep)
-{
-    return ep->pid == my_pid() ? ep->rep : NULL;
-}
 
 /* A signal handler that runs while this thread holds ep_mu and calls
  * epoll_ctl or close() on a stack socket would deadlock: handlers wait
@@ -135,24 +119,16 @@ static void sk_unlink(struct shim_epitem *it)
         *pp = it->sk_next;
 }
 
-/* Unlinks everywhere and frees; ep_mu held. keep: the runtime item stays
- * (another process holds the instance). */
-static void item_drop(struct shim_epitem *it, bool keep)
+/* The record, unlinked everywhere and freed; ep_mu held. The runtime's
+ * item is not touched (see the top). */
+static void item_free(struct shim_epitem *it)
 {
     ep_unlink(it->ep, it);
     sk_unlink(it);
-    if (it->rit) {
-        if (ep_rep(it->ep) && !keep)
-            tcpsm_ep_del(it->rit);
-    } else
+    if (!it->stack)
         it->ep->nundecided--;
-    shim_sock_put(it->sock);
+    shim_sock_unref(it->sock);
     free(it);
-}
-
-static void item_free(struct shim_epitem *it)
-{
-    item_drop(it, false);
 }
 
 void shim_ep_ref(struct shim_ep *ep)
@@ -166,12 +142,11 @@ void shim_ep_unref(struct shim_ep *ep)
 {
     ep_lock();
     if (--ep->refs == 0) {
-        /* This process's last fd on it: a forked relative holding the
-         * instance too keeps its items (Linux: the open file description
-         * lives on). */
-        bool keep = ep->rep && tcpsm_ep_shared(ep->rep);
+        /* This process's last fd on it: the instance and its items go with
+         * its last holder (a forked relative keeps them: Linux's open file
+         * description lives on). */
         while (ep->head)
-            item_drop(ep->head, keep);
+            item_free(ep->head);
         tcpsm_ep_free(ep->rep);
         free(ep);
     }
@@ -203,7 +178,7 @@ static void item_to_kernel(struct shim_epitem *it, const char *why)
     int epfd = ep_real_fd(it->ep);
     if (epfd < 0)
         return;
-    bool armed = it->rit ? true : it->armed;
+    bool armed = it->stack ? true : it->armed;
     struct epoll_event ev = { .events = armed ? it->events : 0, .data = it->data };
     atomic_store(&it->ep->kfds, true);
     if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, it->fd, &ev) < 0)
@@ -228,9 +203,12 @@ static int item_attach(struct shim_epitem *it)
     uint32_t events = it->events;
     if ((events & EPOLLONESHOT) && !it->armed)
         events &= ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLRDNORM | EPOLLWRNORM);
-    int r = tcpsm_ep_add(ep_rep(it->ep), it->sock->sk, events, it->data.u64, &it->rit);
-    if (r == 0)
+    int r = tcpsm_ep_add(it->ep->rep, it->sock->sk, it->fd, events, it->data.u64);
+    if (r == 0 || r == -EEXIST) {
+        it->stack = true;
         it->ep->nundecided--;
+        r = 0;
+    }
     return r;
 }
 
@@ -239,7 +217,7 @@ void shim_epoll_attach(struct shim_sock *s)
 {
     ep_lock();
     for (struct shim_epitem *it = s->items; it; it = it->sk_next)
-        if (!it->rit && item_attach(it) < 0)
+        if (!it->stack && item_attach(it) < 0)
             tcpsm_log(TCPSM_LOG_WARN, "epoll: fd %d cannot be watched on the stack", it->fd);
     ep_unlock();
 }
@@ -277,7 +255,6 @@ static int ep_new(int epfd)
     while (ep_key == 0 && getrandom(&ep_key, sizeof(ep_key), 0) != (ssize_t)sizeof(ep_key))
         ;
     ep_unlock();
-    ep->pid = my_pid();
     int r = tcpsm_ep_new(&ep->rep);
     if (r < 0) {
         e = -r;
@@ -321,11 +298,22 @@ static struct shim_epitem *find_item(struct shim_ep *ep, struct shim_sock *s, in
 
 static int ctl_add(struct shim_ep *ep, struct shim_sock *s, int fd, struct epoll_event *ev)
 {
-    if (find_item(ep, s, fd))
+    struct shim_epitem *old = find_item(ep, s, fd);
+    if (old && !old->stack)
         return -EEXIST;
     /* Linux: EPOLLEXCLUSIVE takes no EPOLLONESHOT (nor any flag but wakeup/ET). */
     if ((ev->events & EPOLLEXCLUSIVE) && (ev->events & EPOLLONESHOT))
         return -EINVAL;
+    if (old) {
+        /* A record whose item another process may have deleted: the
+         * runtime says whether it still exists. */
+        int r = tcpsm_ep_add(ep->rep, s->sk, fd, ev->events, ev->data.u64);
+        if (r == 0) {
+            old->events = ev->events;
+            old->data = ev->data;
+        }
+        return r;
+    }
     /* close() of the last fd of s has begun (and forgets s's items under
      * ep_mu): an item added now would outlive it. */
     if (atomic_load(&s->fd_refs) == 0)
@@ -342,14 +330,15 @@ static int ctl_add(struct shim_ep *ep, struct shim_sock *s, int fd, struct epoll
     it->data = ev->data;
     it->armed = true;
     if (shim_state(s) == SHIM_STACK) {
-        int r = tcpsm_ep_add(ep_rep(ep), s->sk, ev->events, ev->data.u64, &it->rit);
+        int r = tcpsm_ep_add(ep->rep, s->sk, fd, ev->events, ev->data.u64);
         if (r < 0) {
             free(it);
             return r;
         }
+        it->stack = true;
     } else {
         ep->nundecided++;
-        tcpsm_ep_kick(ep_rep(ep));      /* it polls as ready (HUP): wake a waiter to look */
+        tcpsm_ep_kick(ep->rep);         /* it polls as ready (HUP): wake a waiter to look */
     }
     atomic_fetch_add(&s->refs, 1);
     ep_link(ep, it);
@@ -357,7 +346,7 @@ static int ctl_add(struct shim_ep *ep, struct shim_sock *s, int fd, struct epoll
     s->items = it;
     /* connect/listen may have made it the stack's just now (before or after
      * the state check): shim_epoll_attach waits for ep_mu, so look again. */
-    if (!it->rit && shim_state(s) == SHIM_STACK && s->sk)
+    if (!it->stack && shim_state(s) == SHIM_STACK && s->sk)
         item_attach(it);
     return 0;
 }
@@ -413,11 +402,25 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
         r = ctl_add(ep, s, fd, ev);
         break;
     case EPOLL_CTL_MOD:
+        if (ev->events & EPOLLEXCLUSIVE) {
+            r = -EINVAL;
+            break;
+        }
+        if (shim_state(s) == SHIM_STACK && (!it || it->stack)) {
+            /* The runtime's item, whichever process added it (EINVAL
+             * for an EPOLLEXCLUSIVE one, ENOENT if none). */
+            r = tcpsm_ep_mod(ep->rep, s->sk, fd, ev->events, ev->data.u64);
+            if (r == 0 && it) {
+                it->events = ev->events;
+                it->data = ev->data;
+            }
+            break;
+        }
         if (!it) {
             r = -ENOENT;
             break;
         }
-        if ((ev->events & EPOLLEXCLUSIVE) || (it->events & EPOLLEXCLUSIVE)) {
+        if (it->events & EPOLLEXCLUSIVE) {
             r = -EINVAL;
             break;
         }
@@ -426,12 +429,15 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
         it->data = ev->data;
         it->armed = true;
         it->reported = false;
-        if (it->rit)
-            r = ep_rep(ep) ? tcpsm_ep_mod(it->rit, ev->events, ev->data.u64) : -EBADF;
-        else
-            tcpsm_ep_kick(ep_rep(ep));
+        tcpsm_ep_kick(ep->rep);
         break;
     case EPOLL_CTL_DEL:
+        if (shim_state(s) == SHIM_STACK && (!it || it->stack)) {
+            r = tcpsm_ep_del(ep->rep, s->sk, fd);
+            if (it)
+                item_free(it);  /* its item is gone, here or by another process */
+            break;
+        }
         if (!it) {
             r = -ENOENT;
             break;
@@ -462,7 +468,7 @@ static int collect_undecided(struct shim_ep *ep, struct epoll_event *ev, int max
     int n = 0;
     ep_lock();
     for (struct shim_epitem *it = ep->head; it && ep->nundecided && n < max; it = it->next) {
-        if (it->rit || !it->armed)
+        if (it->stack || !it->armed)
             continue;
         uint32_t want = (it->events & ~(uint32_t)(EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE |
                                                   EPOLLWAKEUP)) | EPOLLERR | EPOLLHUP;
@@ -538,6 +544,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
     ep_unlock();
     if (!ep)
         goto passthrough;
+    shim_inflight_ep(ep);       /* a siglongjmp out of the wait would leak the reference */
     int ret;
     if (max <= 0 || max > (int)(INT32_MAX / sizeof(struct epoll_event))) {
         ret = -EINVAL;
@@ -648,6 +655,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
     if (efd >= 0)
         tcpsm_poller_end();
 out:
+    shim_inflight_ep_done(ep);
     shim_ep_unref(ep);
     return (int)shim_ret(ret);
 passthrough:
@@ -677,6 +685,5 @@ void shim_epoll_atfork_parent(void)
 
 void shim_epoll_atfork_child(void)
 {
-    atomic_store_explicit(&ep_pid_cache, 0, memory_order_relaxed);
     pthread_mutex_unlock(&ep_mu);
 }

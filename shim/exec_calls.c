@@ -2,8 +2,10 @@
  * that the new image can tell apart the stack sockets it inherits
  * (exec_fds.c). glibc's execvp, execl* and posix_spawn reach the kernel
  * through internal calls, never through execve's symbol: each public entry
- * is interposed. system() and popen() are not: a shell does not use the
- * program's sockets. */
+ * is interposed. posix_spawn's child runs no fork handler: the runtime
+ * registers it around the real call (tcpsm_rt_spawn_begin/end). system()
+ * and popen() are not interposed: a shell does not use the program's
+ * sockets. */
 #include "shim.h"
 
 #include <errno.h>
@@ -60,15 +62,23 @@ EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const
 EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
+    pid_t own, *pp = pid ? pid : &own;
     shim_exec_prepare(true);
-    return REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
+    int slot = tcpsm_rt_spawn_begin();
+    int r = REAL(posix_spawn)(pp, path, fa, attr, argv, envp);
+    tcpsm_rt_spawn_end(slot, r == 0 ? *pp : -1);
+    return r;
 }
 
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
+    pid_t own, *pp = pid ? pid : &own;
     shim_exec_prepare(true);
-    return REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
+    int slot = tcpsm_rt_spawn_begin();
+    int r = REAL(posix_spawnp)(pp, file, fa, attr, argv, envp);
+    tcpsm_rt_spawn_end(slot, r == 0 ? *pp : -1);
+    return r;
 }
 
 /* execl, execle, execlp: the argument list as an array (on the stack, as

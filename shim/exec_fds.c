@@ -28,7 +28,7 @@ struct claim {
     struct shim_sock *s;
 };
 
-static struct shim_sock *sock_for(int fd, struct tcpsm_sock *sk)
+struct shim_sock *shim_sock_from_placeholder(int fd, struct tcpsm_sock *sk)
 {
     struct shim_sock *s = shim_sock_new();
     if (!s)
@@ -69,7 +69,7 @@ static void claim_fd(int fd, struct claim *c, unsigned *nc)
     struct tcpsm_sock *sk = tcpsm_rt_exec_claim((uint64_t)st.st_dev, (uint64_t)st.st_ino);
     if (!sk)
         return;
-    struct shim_sock *s = sock_for(fd, sk);
+    struct shim_sock *s = shim_sock_from_placeholder(fd, sk);
     if (!s) {
         tcpsm_log(TCPSM_LOG_WARN, "exec: fd %d: out of memory; its stack socket is lost", fd);
         return;
@@ -79,7 +79,7 @@ static void claim_fd(int fd, struct claim *c, unsigned *nc)
     if (*nc < CLAIM_MAX)
         c[(*nc)++] = (struct claim){ (uint64_t)st.st_dev, (uint64_t)st.st_ino, s };
     else
-        shim_sock_put(s);       /* a dup of it beyond the list gets no entry: rare */
+        shim_sock_unref(s);     /* a dup of it beyond the list gets no entry: rare */
 }
 
 /* The open fds, from /proc/self/fd (getdents64: no allocation, no
@@ -119,7 +119,7 @@ void shim_exec_inherit(void)
     if (c) {
         each_fd(c, &nc);
         for (unsigned i = 0; i < nc; i++)
-            shim_sock_put(c[i].s);      /* the fds hold their own references */
+            shim_sock_unref(c[i].s);    /* the fds hold their own references */
         free(c);
     }
     tcpsm_rt_exec_end();
@@ -154,6 +154,18 @@ static void set_timeo(int fd, int opt, int64_t ns)
     REAL(setsockopt)(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
 }
 
+int shim_placeholder_new(struct shim_sock *s)
+{
+    int ph = REAL(socket)(s->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (ph < 0)
+        return -1;
+    if (atomic_load(&s->nonblock))
+        REAL(fcntl)(ph, F_SETFL, O_NONBLOCK);
+    set_timeo(ph, SO_RCVTIMEO, atomic_load(&s->rcvtimeo_ns));
+    set_timeo(ph, SO_SNDTIMEO, atomic_load(&s->sndtimeo_ns));
+    return ph;
+}
+
 static void prep_fd(int fd, struct shim_sock *s, void *arg)
 {
     struct prep *p = arg;
@@ -170,17 +182,13 @@ static void prep_fd(int fd, struct shim_sock *s, void *arg)
             p->full = true;
             return;
         }
-        int ph = REAL(socket)(s->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int ph = shim_placeholder_new(s);
         struct stat st;
         if (ph < 0 || fstat(ph, &st) < 0) {
             if (ph >= 0)
                 REAL(close)(ph);
             return;
         }
-        if (atomic_load(&s->nonblock))
-            REAL(fcntl)(ph, F_SETFL, O_NONBLOCK);
-        set_timeo(ph, SO_RCVTIMEO, atomic_load(&s->rcvtimeo_ns));
-        set_timeo(ph, SO_SNDTIMEO, atomic_load(&s->sndtimeo_ns));
         p->e[i].s = s;
         p->e[i].ph = ph;
         p->e[i].dev = (uint64_t)st.st_dev;

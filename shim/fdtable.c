@@ -85,6 +85,8 @@ struct shim_sock *shim_sock_get_slow(int fd)
     if (s)
         atomic_fetch_add(&s->refs, 1);
     table_unlock();
+    if (s)
+        shim_inflight_sock(s);  /* a call's reference: see inflight.c */
     return s;
 }
 
@@ -116,6 +118,12 @@ struct shim_sock *shim_sock_new(void)
 
 void shim_sock_put(struct shim_sock *s)
 {
+    shim_inflight_sock_done(s);
+    shim_sock_unref(s);
+}
+
+void shim_sock_unref(struct shim_sock *s)
+{
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     if (s->sk)
@@ -128,7 +136,7 @@ static void fd_unref(struct shim_sock *s)
 {
     if (atomic_fetch_sub(&s->fd_refs, 1) == 1)
         shim_epoll_forget(s);
-    shim_sock_put(s);
+    shim_sock_unref(s);
 }
 
 /* Drops what a slot held (outside table_mu). */
@@ -225,6 +233,9 @@ void shim_fd_install_ep(int epfd, struct shim_ep *ep)
 
 void shim_fd_release(int fd)
 {
+    /* A close after a siglongjmp out of a call on this fd: that call's
+     * reference goes first, so this close is the last and ends the socket. */
+    shim_inflight_check();
     if ((unsigned)fd >= (unsigned)shim_nslots ||
         !atomic_load_explicit(&shim_fds[fd], memory_order_relaxed) || shim_vm_child())
         return;

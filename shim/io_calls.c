@@ -97,8 +97,15 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
-    if (!s)
-        return REAL(sendmsg)(fd, msg, flags);
+    if (!s) {
+        if (!msg || !msg->msg_control || !msg->msg_controllen)
+            return REAL(sendmsg)(fd, msg, flags);
+        struct shim_pass ps;    /* stack sockets passed (SCM_RIGHTS): pass_fds.c */
+        shim_pass_prepare(msg, &ps);
+        ssize_t k = REAL(sendmsg)(fd, msg, flags);
+        shim_pass_sent(&ps, k >= 0);
+        return k;
+    }
     ssize_t r;
     if (!msg)
         r = -EFAULT;
@@ -162,8 +169,10 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     struct shim_sock *s = shim_stack_lookup(fd);
     if (!s) {
         ssize_t k = REAL(recvmsg)(fd, msg, flags);
-        if (k >= 0)
+        if (k >= 0) {
             shim_fresh_cmsg(msg);       /* fds received (SCM_RIGHTS) are new numbers */
+            shim_pass_recv(msg);        /* and some may be stack sockets */
+        }
         return k;
     }
     ssize_t r;
@@ -341,8 +350,10 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, s
     struct shim_sock *s = shim_stack_lookup(fd);
     if (!s) {
         int k = REAL(recvmmsg)(fd, vec, vlen, flags, tmo);
-        for (int i = 0; i < k; i++)
+        for (int i = 0; i < k; i++) {
             shim_fresh_cmsg(&vec[i].msg_hdr);
+            shim_pass_recv(&vec[i].msg_hdr);
+        }
         return k;
     }
     long n = 0;

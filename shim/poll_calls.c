@@ -148,7 +148,7 @@ out:
 
 static void put_all(struct shim_sock **socks, nfds_t n)
 {
-    for (nfds_t i = 0; i < n; i++)
+    for (nfds_t i = n; i-- > 0;)        /* last taken first: inflight.c's records are a stack */
         if (socks[i])
             shim_sock_put(socks[i]);
 }

@@ -237,7 +237,10 @@ static inline int shim_state(const struct shim_sock *s)
 struct shim_sock *shim_stack_lookup(int fd);
 
 struct shim_sock *shim_sock_new(void);
+/* Gives back a reference taken by shim_lookup/shim_stack_lookup (a call's). */
 void shim_sock_put(struct shim_sock *s);
+/* Gives back any other reference (an fd slot's, an epoll item's, a new object's). */
+void shim_sock_unref(struct shim_sock *s);
 /* Makes fd refer to s (takes an fd reference); whatever fd referred to
  * before (a stale entry of an fd closed behind our back) is released. */
 void shim_fd_install(int fd, struct shim_sock *s);
@@ -311,6 +314,30 @@ void shim_epoll_atfork_prepare(void);
 void shim_epoll_atfork_parent(void);
 void shim_epoll_atfork_child(void);
 
+/* ------------------------------------------------------------ calls in flight (inflight.c)
+ *
+ * What a call holds (a socket reference, an epoll object reference, a
+ * placeholder fd) is recorded per thread until the call gives it back, so
+ * that a siglongjmp out of the call (wget's connect timeout) does not leak
+ * it: see inflight.c. */
+void shim_inflight_check(void);         /* releases what abandoned calls held */
+void shim_inflight_sock(struct shim_sock *s);
+void shim_inflight_sock_done(struct shim_sock *s);
+void shim_inflight_ep(struct shim_ep *ep);
+void shim_inflight_ep_done(struct shim_ep *ep);
+void shim_inflight_fd(int fd);
+void shim_inflight_fd_done(int fd);
+/* Around a program's signal handler (signal_calls.c). */
+struct shim_sig_scope {
+    unsigned depth, nmarks;
+};
+struct shim_sig_scope shim_inflight_sig_enter(void);
+void shim_inflight_sig_leave(struct shim_sig_scope sc);
+
+/* Catches the signals the program leaves at a default action that ends the
+ * process (signal_calls.c); at start, once the shim is on. */
+void shim_signals_init(void);
+
 /* ------------------------------------------------------------ exports */
 
 /* Interposed entry points that libc's headers do not declare. */
@@ -336,6 +363,31 @@ void shim_exec_inherit(void);
  * a placeholder of its own, recorded as that socket's, so the new image can
  * tell its sockets apart (exec_fds.c). */
 void shim_exec_prepare(bool all);
+/* The socket object for fd, an inherited or received placeholder of sk:
+ * O_NONBLOCK, the timeouts, the family read back from it (exec_fds.c). */
+struct shim_sock *shim_sock_from_placeholder(int fd, struct tcpsm_sock *sk);
+/* A fresh kernel socket standing for s (its family, O_NONBLOCK, timeouts),
+ * close-on-exec; -1 on error. */
+int shim_placeholder_new(struct shim_sock *s);
+
+/* ------------------------------------------------------------ SCM_RIGHTS */
+
+/* Stack sockets among the fds a sendmsg on a kernel socket passes: each
+ * gets a placeholder identity of its own and the message a reference
+ * (pass_fds.c); shim_pass_sent then cancels them if the sendmsg failed. */
+#define SHIM_PASS_MAX 253       /* SCM_MAX_FD */
+struct shim_pass {
+    unsigned n;
+    struct {
+        uint64_t dev, ino;
+    } e[SHIM_PASS_MAX];
+};
+void shim_pass_prepare(const struct msghdr *msg, struct shim_pass *ps);
+void shim_pass_sent(const struct shim_pass *ps, bool ok);
+/* After a recvmsg: each received fd that is a stack socket in flight
+ * becomes that socket. */
+void shim_pass_recv(const struct msghdr *msg);
+
 /* Calls fn for each fd holding a socket object, under the table lock (fn
  * makes only real system calls: no shim lock, no stack lock). */
 void shim_fd_each_sock(void (*fn)(int fd, struct shim_sock *s, void *arg), void *arg);

@@ -49,7 +49,7 @@ EXPORT int socket(int domain, int type, int protocol)
     if (domain == AF_INET6)
         shim_stack_setopt(s, TCPSM_OPT_IPV6, 1);    /* recorded until the stack socket exists */
     shim_fd_install(fd, s);
-    shim_sock_put(s);
+    shim_sock_unref(s);
     return fd;
 }
 
@@ -443,11 +443,15 @@ retry:
         r = ns ? -EMFILE : -ENOBUFS;
         goto out;
     }
+    /* Both are given back below; a siglongjmp out of the wait would leak them. */
+    shim_inflight_fd(nfd);
+    shim_inflight_sock(ns);
     if (!nsk) {
         /* Both queues were waited on already: the stack's must not block now. */
         r = tcpsm_accept_addr(s->sk, &nsk, &peer, &pport, nb || klisten,
                               atomic_load(&s->rcvtimeo_ns));
         if (r < 0) {
+            shim_inflight_fd_done(nfd);
             REAL(close)(nfd);
             nfd = -1;
             if (r == -EAGAIN && klisten && !nb) {
@@ -458,6 +462,7 @@ retry:
             goto out;
         }
     }
+    shim_inflight_fd_done(nfd);
     ns->sk = nsk;
     atomic_store(&ns->shared_ph, true);     /* identified at exec only (shim_exec_prepare) */
     ns->family = s->family;

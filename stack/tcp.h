@@ -33,6 +33,11 @@ void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t
 struct tcp_slice {
     const uint8_t *data;
     uint32_t len;
+    /* check: the TCP checksum is still to verify, folded into the copy
+     * into the receive buffer (tcp_input.c write_slices); hsum is the
+     * partial sum of the pseudo-header and the frame's TCP header */
+    bool check;
+    uint32_t hsum;
 };
 
 /* Software GRO (tcp_gro.c): how many of f[1..n) continue the in-order

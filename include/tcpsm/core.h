@@ -182,6 +182,9 @@ struct tcpsm_config {
     uint64_t mem_max;           /* TCP buffer memory of the stack, bytes (default 128 MiB):
                                    pressure from 3/4 (no out-of-order data kept, no
                                    auto-tuning), receive data refused beyond it */
+    uint32_t plpmtu_interval_s; /* after a black hole, the MSS search starts again this
+                                   long after it ended (default 600, Linux
+                                   tcp_probe_interval) */
     /* Congestion control of new sockets by Linux name, as the host's
      * net.ipv4.tcp_congestion_control (the runtime reads it): see
      * tcpsm_cc_by_name; empty or one the stack lacks = "cubic". */
@@ -239,6 +242,8 @@ struct tcpsm_counters {
     uint64_t pmtu_learned, pmtu_evicted, tcp_pmtu_blackhole;
     /* Software GRO: frames taken into the in-order segment before them */
     uint64_t tcp_gro_frames;
+    /* PLPMTUD probes upward (RFC 4821 7.3): sent, acknowledged (the MSS rose), lost */
+    uint64_t tcp_pmtu_probes, tcp_pmtu_probe_ok, tcp_pmtu_probe_lost;
     /* Reordering: recoveries undone because every retransmission came back
      * as a D-SACK (RFC 2883 / 3708; also counted in tcp_undo), and reordered
      * pure ACKs that PAWS let through (RFC 7323 5.3, Linux tcp_disordered_ack) */

@@ -61,6 +61,23 @@ struct tcpsm_sock *tcpsm_rt_exec_claim(uint64_t dev, uint64_t ino);
 /* Releases every socket held before exec that no fd claimed (its fds were
  * close-on-exec, or closed): the last reference anywhere closes it. */
 void tcpsm_rt_exec_end(void);
+/* posix_spawn (runtime_procs.c): begin reserves the child's slot, holding
+ * every socket this process holds, and returns it with the stack lock held
+ * (or -1, nothing held: no lock); end, after the real posix_spawn, gives the
+ * slot the child's pid (or frees it, pid <= 0) and unlocks. */
+int tcpsm_rt_spawn_begin(void);
+void tcpsm_rt_spawn_end(int slot, int pid);
+
+/* Stack sockets passed over AF_UNIX (SCM_RIGHTS, runtime_pass.c), found by
+ * the identity (st_dev, st_ino) of the placeholder that travels:
+ * send: before the sendmsg, the message takes a reference of its own (the
+ * sender may close its copy at once); -ENOBUFS: too many in flight.
+ * cancel: the sendmsg failed: that reference goes.
+ * recv: the stack socket whose placeholder arrived (the message's
+ * reference is now this process's), or NULL. */
+int tcpsm_pass_send(struct tcpsm_sock *sk, uint64_t dev, uint64_t ino);
+void tcpsm_pass_cancel(uint64_t dev, uint64_t ino);
+struct tcpsm_sock *tcpsm_pass_recv(uint64_t dev, uint64_t ino);
 
 /* Fds the runtime holds (AF_PACKET socket, eventfds): the shim must not
  * let the program close or reuse them. */
@@ -140,6 +157,16 @@ uint64_t tcpsm_spin_ns(void);
  * poll/epoll loop notes it when it starts and returns EINTR instead of
  * sleeping once it moved (a handler ran inside the call). */
 bool tcpsm_signal_arrived(int sig);
+/* A signal whose action is the default one, to end the process (SIGTERM,
+ * SIGINT, ...; the shim catches these too): tcpsm_signal_fatal_defer()
+ * true means this thread holds a stack or shim lock: the signal is raised
+ * again when it is released. Otherwise tcpsm_signal_fatal() takes the stack
+ * lock (bounded), so that no thread of this process is halfway through a
+ * change of the shared stack when the process dies, and marks it left in a
+ * consistent state: the process then dies holding it, and the next process
+ * to take it recovers it without suspicion. */
+bool tcpsm_signal_fatal_defer(int sig);
+void tcpsm_signal_fatal(void);
 void tcpsm_sig_hold(void);
 void tcpsm_sig_release(void);
 unsigned tcpsm_sigseq(void);
@@ -154,7 +181,6 @@ unsigned tcpsm_sigseq(void);
  * keeps its socket's runtime state alive; delete items before freeing the
  * instance. A socket may be in several instances. */
 struct tcpsm_ep;
-struct tcpsm_epitem;
 struct tcpsm_ep_event {
     uint32_t events;
     uint64_t data;
@@ -165,16 +191,21 @@ int tcpsm_ep_fd(const struct tcpsm_ep *ep);
  * go with the last process holding it (a forked child holds its parent's
  * instances, as it holds a copy of their fds). */
 void tcpsm_ep_free(struct tcpsm_ep *ep);
-/* Another process holds ep too: closing this process's fd leaves its items. */
-bool tcpsm_ep_shared(struct tcpsm_ep *ep);
-/* -EBADF if the socket is closed. A socket ready now is queued at once. */
-int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, uint32_t events, uint64_t data,
-                 struct tcpsm_epitem **out);
-/* Re-arms (EPOLLONESHOT) and re-evaluates: a ready socket is reported again. */
-int tcpsm_ep_mod(struct tcpsm_epitem *it, uint32_t events, uint64_t data);
-void tcpsm_ep_del(struct tcpsm_epitem *it);
-/* Up to max ready events, never blocking; in any process holding ep. Items
- * are added, changed and deleted by the process that made ep only. */
+/* Items are keyed by (ep, sk, fd), as Linux's by (file, fd), and may be
+ * added, changed and deleted by any process holding ep (its maker and the
+ * children forked after). An item goes when deleted, with ep, or when sk's
+ * last reference in any process goes (closing one process's fd while
+ * another holds sk leaves it).
+ * add: -EBADF if the socket is closed or ep not held here, -EEXIST if the
+ * item exists. A socket ready now is queued at once. */
+int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, int fd, uint32_t events,
+                 uint64_t data);
+/* Re-arms (EPOLLONESHOT) and re-evaluates: a ready socket is reported
+ * again. -ENOENT if there is no such item (mod and del). */
+int tcpsm_ep_mod(struct tcpsm_ep *ep, struct tcpsm_sock *sk, int fd, uint32_t events,
+                 uint64_t data);
+int tcpsm_ep_del(struct tcpsm_ep *ep, struct tcpsm_sock *sk, int fd);
+/* Up to max ready events, never blocking; in any process holding ep. */
 int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max);
 /* Makes the eventfd readable until the next collect (something outside
  * the stack, e.g. a socket not yet the stack's, needs a waiter to look). */

@@ -38,10 +38,24 @@
  *   3. Before a handler runs inside a blocking call (rt_t_in_wait), every
  *      registration of the thread is withdrawn under the lock (wait-queue
  *      entries, poll watches, the link's lead): a siglongjmp out of the
- *      handler leaves nothing that points into the abandoned frame.
+ *      handler leaves nothing that points into the abandoned frame. What the
+ *      shim's side of the call holds (socket and epoll references, an
+ *      accept's placeholder fd) is recorded per thread and released at the
+ *      thread's next socket call or close once the handler is seen to have
+ *      been left by a jump (shim/inflight.c).
  *   4. fork(): the stack lock is taken around fork (runtime_procs.c); the child has
  *      no stack threads, no leader and no followers.
  *   5. The receive and timer threads block every signal.
+ *   6. A signal that ends the process by its default action (SIGTERM,
+ *      SIGINT, SIGHUP, SIGPIPE, ...: the shim catches them while the program
+ *      leaves them at SIG_DFL) is deferred like a handler while its thread
+ *      holds a lock; otherwise the thread takes the stack lock before the
+ *      process dies (tcpsm_signal_fatal), so no other thread of the process
+ *      is halfway through a change to the shared region, and marks it left
+ *      clean: the next holder recovers it (EOWNERDEAD) with nothing to
+ *      suspect. SIGKILL (and _exit while another thread is in the stack)
+ *      still can end a process halfway through: that recovery is counted
+ *      (lock_recovered) and logged as a warning; nothing repairs it.
  *
  * SHARED MEMORY (runtime_procs.c, shm_region.c; README "Process model").
  * The stack is shared by every process on its address (forked, exec'd or
@@ -133,6 +147,18 @@ struct rt_sock {
     uint64_t ph_dev, ph_ino;
 };
 
+/* A stack socket sent over AF_UNIX and not yet received: the message's
+ * reference (one of rs->users), found by the placeholder's identity. */
+#define RT_MAX_PASSES 256u
+#define RT_PASS_NS (60ull * 1000000000ull)
+struct rt_pass {
+    bool used;
+    struct rt_sock *rs;
+    uint32_t id;                /* rs's id: rs is valid while socks[id] is still rs */
+    uint64_t dev, ino;
+    uint64_t at;                /* when it was sent */
+};
+
 /* One process attached to the stack. */
 struct rt_proc {
     _Atomic int pid;            /* 0 free; -1 reserved by a fork in progress */
@@ -163,10 +189,18 @@ struct rt_shared {
     uint32_t nsocks;
     struct rt_waiter *pollers;
     long nactive;               /* connections not yet closed (from trace events) */
-    uint64_t lock_recovered;    /* lock taken over from a dead holder */
+    uint64_t lock_recovered;    /* lock taken over from a holder that died halfway */
+    /* Lock taken over from a process that died of a signal's default action
+     * holding it on purpose, between operations (tcpsm_signal_fatal). */
+    uint64_t lock_recovered_clean;
+    bool lock_left_clean;       /* set by such a holder before it dies */
     uint64_t procs_reaped;      /* processes gone without leaving (kill -9) */
     uint64_t no_id;             /* socket creations refused: RT_MAX_IDS */
     struct tcpsm_ep *eps;       /* every epoll instance (runtime_epoll.c) */
+    /* Stack sockets in flight in AF_UNIX messages (runtime_pass.c). */
+    struct rt_pass passes[RT_MAX_PASSES];
+    unsigned npasses;
+    uint64_t pass_full, pass_expired;
 };
 
 struct rt_state {
@@ -288,6 +322,7 @@ struct rt_proc;
  * instances that other processes made ready. */
 void rt_ep_relay(struct rt_proc *p);
 void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
+void rt_ep_sock_gone(struct rt_sock *rs);  /* under lock: its last reference went: off every instance */
 void rt_ep_fork(int parent, int child); /* under lock: the child holds the parent's instances */
 
 /* runtime_signal.c */
@@ -338,6 +373,9 @@ void rt_id_free(struct rt_sock *rs);
 /* Under lock: drop this process's reference to rs; the last reference
  * anywhere closes the socket (abort: with a reset). */
 void rt_release(struct rt_sock *rs, bool abort);
+/* Under lock: one of rs's users that is no process (a pass) goes; the last closes it. */
+void rt_users_drop(struct rt_sock *rs, bool abort);
+void rt_pass_sweep(void);       /* under lock: passes not received in time expire */
 void rt_reap(void);             /* under lock: forget processes that died */
 int rt_live_others(void);       /* under lock: other processes keeping the stack alive */
 bool rt_others_attached(void);  /* under lock: any other slot in use */

@@ -19,10 +19,16 @@
  * by any process of the stack). An instance is held by the processes that
  * have its fd: the one that made it and, as on Linux, its forked children
  * (the fd and the eventfd inside it are inherited: one instance, one ready
- * list, one eventfd, shared). Every holder may wait on it and collect from
- * it (the kernel wakes one waiter of an epoll fd per event); only its maker
- * adds, changes and deletes items (a child's epoll_ctl on an inherited
- * instance is refused with EBADF). A process that does not hold
+ * list, one eventfd, shared). Every holder may wait on it, collect from it
+ * (the kernel wakes one waiter of an epoll fd per event) and add, change and
+ * delete its items: an item is found by (instance, socket, fd number), as
+ * Linux's (file, fd) key, never through a pointer a process kept (a forked
+ * child's copy of the shim's records may name items another holder has
+ * since deleted). An item goes when it is deleted, with its instance, or
+ * when its socket's last reference in any process goes (rt_ep_sock_gone;
+ * Linux's eventpoll_release at the last fput): a process closing its fd
+ * while a forked relative still holds the socket leaves the item in place.
+ * A process that does not hold
  * the instance cannot write the eventfd: it marks the instance pending on a
  * holder and kicks that process's service thread, which writes it
  * (rt_ep_relay). The instance and its items go with its last holder.
@@ -43,6 +49,7 @@ struct tcpsm_epitem {
     struct tcpsm_ep *ep;
     struct tcpsm_epitem *i_next, *i_prev;       /* ep->items */
     struct rt_sock *rs;
+    int fd;                     /* the fd number it was added as (with ep and rs, its key) */
     uint32_t events;            /* EPOLL* interest and flags */
     uint64_t data;
     bool ready;                 /* on ep's ready list */
@@ -53,7 +60,6 @@ struct tcpsm_epitem {
 
 struct tcpsm_ep {
     int efd;                    /* readable while the ready list is non-empty */
-    uint16_t proc;              /* its maker (may change it); UINT16_MAX once it let go */
     uint64_t holders[RT_MAX_PROCS / 64];        /* processes with its fd: maker, forked children */
     bool pending;               /* on a holder's ep_pending list: efd to be written */
     uint16_t pend_proc;         /* that holder */
@@ -90,14 +96,6 @@ static int first_holder(const struct tcpsm_ep *ep, bool driving)
                 return i;
         }
     return -1;
-}
-
-/* Items are added, changed and deleted by the instance's maker only (the
- * children's copies of the shim's item records would otherwise act on
- * items the parent has since freed). */
-static bool mine(const struct tcpsm_ep *ep)
-{
-    return ep && rt.me >= 0 && ep->proc == rt.me;
 }
 
 /* This process has the instance's fd: it may wait on it and collect. */
@@ -224,7 +222,6 @@ int tcpsm_ep_new(struct tcpsm_ep **out)
     }
     ep->efd = (int)fd;
     rt_lock();
-    ep->proc = (uint16_t)rt.me;
     hold_set(ep, rt.me, true);
     ep->e_next = rt.sh->eps;
     if (rt.sh->eps)
@@ -274,25 +271,49 @@ static uint32_t item_poll(const struct tcpsm_epitem *it)
     return m & ((it->events & ~(uint32_t)EP_FLAGS) | EPOLLERR | EPOLLHUP);
 }
 
-int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, uint32_t events, uint64_t data,
-                 struct tcpsm_epitem **out)
+/* The item of (ep, rs, fd), or NULL. A socket is in few instances: its
+ * own list is short. */
+static struct tcpsm_epitem *item_find(const struct tcpsm_ep *ep, const struct rt_sock *rs, int fd)
+{
+    for (struct tcpsm_epitem *it = rs->epitems; it; it = it->s_next)
+        if (it->ep == ep && it->fd == fd)
+            return it;
+    return NULL;
+}
+
+/* Under lock: the socket's runtime state if this process may change ep's
+ * items for it (it holds ep; the socket is open), else NULL. */
+static struct rt_sock *ctl_sock(const struct tcpsm_ep *ep, struct tcpsm_sock *sk)
+{
+    struct rt_sock *rs = sk ? tcpsm_sock_user(sk) : NULL;
+    if (!rs || !rs->sk || rt.down || !held(ep))
+        return NULL;
+    return rs;
+}
+
+int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, int fd, uint32_t events,
+                 uint64_t data)
 {
     if (!ep)
         return -EBADF;
     rt_lock();
-    struct tcpsm_epitem *it = rt.me < 0 ? NULL : rt_alloc(sizeof(*it));
+    struct rt_sock *rs = rt.me < 0 ? NULL : ctl_sock(ep, sk);
+    if (!rs) {
+        rt_unlock();
+        return -EBADF;
+    }
+    if (item_find(ep, rs, fd)) {
+        rt_unlock();
+        return -EEXIST;
+    }
+    struct tcpsm_epitem *it = rt_alloc(sizeof(*it));
     if (!it) {
         rt_unlock();
         return -ENOMEM;
     }
-    struct rt_sock *rs = sk ? tcpsm_sock_user(sk) : NULL;
-    if (!rs || !rs->sk || rt.down || !mine(ep)) {
-        rt_free(it);
-        rt_unlock();
-        return -EBADF;
-    }
     it->ep = ep;
     it->rs = rs;
+    it->fd = fd;
     it->events = events;
     it->data = data;
     rs->refs++;
@@ -309,16 +330,20 @@ int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, uint32_t events, ui
     if (item_poll(it))
         rd_add(it);
     rt_unlock();
-    *out = it;
     return 0;
 }
 
-int tcpsm_ep_mod(struct tcpsm_epitem *it, uint32_t events, uint64_t data)
+int tcpsm_ep_mod(struct tcpsm_ep *ep, struct tcpsm_sock *sk, int fd, uint32_t events,
+                 uint64_t data)
 {
-    rt_lock();
-    if (!mine(it->ep)) {
-        rt_unlock();
+    if (!ep)
         return -EBADF;
+    rt_lock();
+    struct rt_sock *rs = rt.me < 0 ? NULL : ctl_sock(ep, sk);
+    struct tcpsm_epitem *it = rs ? item_find(ep, rs, fd) : NULL;
+    if (!it || (it->events & EPOLLEXCLUSIVE)) {
+        rt_unlock();
+        return !rs ? -EBADF : it ? -EINVAL : -ENOENT;  /* Linux: no MOD of an exclusive item */
     }
     it->events = events;
     it->data = data;
@@ -330,18 +355,36 @@ int tcpsm_ep_mod(struct tcpsm_epitem *it, uint32_t events, uint64_t data)
     return 0;
 }
 
-void tcpsm_ep_del(struct tcpsm_epitem *it)
+int tcpsm_ep_del(struct tcpsm_ep *ep, struct tcpsm_sock *sk, int fd)
 {
+    if (!ep)
+        return -EBADF;
     rt_lock();
-    if (!mine(it->ep)) {
+    struct rt_sock *rs = rt.me < 0 ? NULL : ctl_sock(ep, sk);
+    struct tcpsm_epitem *it = rs ? item_find(ep, rs, fd) : NULL;
+    if (!it) {
         rt_unlock();
-        return;
+        return rs ? -ENOENT : -EBADF;
     }
-    struct tcpsm_ep *ep = it->ep;
     item_unlink(it);
     efd_sync(ep);
     rt_free(it);
     rt_unlock();
+    return 0;
+}
+
+/* Under lock: rs's last reference in any process is gone: it leaves every
+ * instance (Linux eventpoll_release). Called while rs->sk is still set, so
+ * the items' references cannot free rs here. */
+void rt_ep_sock_gone(struct rt_sock *rs)
+{
+    while (rs->epitems) {
+        struct tcpsm_epitem *it = rs->epitems;
+        struct tcpsm_ep *ep = it->ep;
+        item_unlink(it);
+        efd_sync(ep);
+        rt_free(it);
+    }
 }
 
 /* Off every list and freed, with its items (its last holder let go). */
@@ -368,18 +411,6 @@ static void ep_destroy(struct tcpsm_ep *ep)
     rt_free(ep);
 }
 
-bool tcpsm_ep_shared(struct tcpsm_ep *ep)
-{
-    if (!ep)
-        return false;
-    rt_lock();
-    bool shared = false;
-    for (int w = 0; w < RT_MAX_PROCS / 64 && !shared; w++)
-        shared = (ep->holders[w] & (rt.me >= 0 && rt.me / 64 == w ? ~(1ull << (rt.me % 64)) : ~0ull)) != 0;
-    rt_unlock();
-    return shared;
-}
-
 void tcpsm_ep_free(struct tcpsm_ep *ep)
 {
     if (!ep)
@@ -402,8 +433,6 @@ void tcpsm_ep_free(struct tcpsm_ep *ep)
             }
         }
         hold_set(ep, rt.me, false);
-        if (ep->proc == rt.me)
-            ep->proc = UINT16_MAX;      /* nobody changes its items any more */
         if (first_holder(ep, false) < 0)
             ep_destroy(ep);
     }
@@ -498,8 +527,6 @@ void rt_ep_orphan_proc(int proc)
         if (!holds(ep, proc))
             continue;
         hold_set(ep, proc, false);
-        if (ep->proc == proc)
-            ep->proc = UINT16_MAX;
         if (first_holder(ep, false) < 0 && proc != rt.me)
             ep_destroy(ep);
     }

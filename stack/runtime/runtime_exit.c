@@ -78,7 +78,8 @@ static void log_exit(unsigned aborted, long orphans)
               "large frames in %llu, of them read whole past the ring %llu); tcp segs in %llu out %llu, super-segments out %llu, "
               "retransmits %llu, resets out %llu; at exit %u held and %ld orphan connection(s) reset; "
               "shared region %llu KiB peak, %llu allocations refused, lock recovered %llu times, "
-              "%llu processes reaped",
+              "%llu processes reaped, sockets passed over AF_UNIX: %llu expired unreceived, "
+              "%llu beyond the in-flight bound",
               (unsigned long long)c->eth_in, (unsigned long long)c->eth_out,
               (unsigned long long)rt.np.rx_frames, (unsigned long long)rt.np.tx_frames,
               (unsigned long long)rt.np.tx_err, (unsigned long long)rt.np.rx_drops,
@@ -91,7 +92,8 @@ static void log_exit(unsigned aborted, long orphans)
               (unsigned long long)c->tcp_rst_out, aborted, orphans > 0 ? orphans : 0L,
               (unsigned long long)(rt.reg->bytes_peak >> 10),
               (unsigned long long)rt.reg->alloc_fail,
-              (unsigned long long)rt.sh->lock_recovered, (unsigned long long)rt.sh->procs_reaped);
+              (unsigned long long)rt.sh->lock_recovered, (unsigned long long)rt.sh->procs_reaped,
+              (unsigned long long)rt.sh->pass_expired, (unsigned long long)rt.sh->pass_full);
     if (tcpsm_log_level() >= TCPSM_LOG_DEBUG)
         log_counters(c);
 }

@@ -228,6 +228,7 @@ void rt_fanout_set(uint16_t id)
 static void final_close(struct rt_sock *rs, bool abort)
 {
     struct tcpsm_sock *sk = rs->sk;
+    rt_ep_sock_gone(rs);        /* before rs->sk goes: the items' references cannot free rs */
     rt_id_free(rs);
     if (sk) {
         tcpsm_sock_set_user(sk, NULL);
@@ -257,6 +258,14 @@ static void release_in(int proc, struct rt_sock *rs, bool abort)
 void rt_release(struct rt_sock *rs, bool abort)
 {
     release_in(rt.me, rs, abort);
+}
+
+void rt_users_drop(struct rt_sock *rs, bool abort)
+{
+    if (rs->users > 0)
+        rs->users--;
+    if (rs->users == 0)
+        final_close(rs, abort);
 }
 
 static void forget_held(int i, bool abort)
@@ -315,6 +324,7 @@ void rt_reap(void)
 {
     if (!rt.started)
         return;                 /* its sockets' closes need a link: one that has one does it */
+    rt_pass_sweep();
     uint64_t now = rt_now();
     for (int i = 0; i < RT_MAX_PROCS; i++) {
         if (i == rt.me)
@@ -349,7 +359,9 @@ int rt_live_others(void)
         int pid = atomic_load(&p->pid);
         n += i != rt.me && pid != 0 && !p->left && (pid < 0 || p->driving || p->nheld > 0);
     }
-    return n;
+    /* A socket in flight to another process (SCM_RIGHTS) keeps the stack
+     * alive for its receiver. */
+    return n + (rt.sh->npasses > 0);
 }
 
 bool rt_others_attached(void)
@@ -386,6 +398,57 @@ void rt_leave(void)
         if (atomic_load(&rt.sh->procs[i].pid) > 0)
             rt_kick(i);
     rt.me = -1;
+}
+
+/* ------------------------------------------------------------ posix_spawn
+ *
+ * glibc's posix_spawn clones its child (CLONE_VM|CLONE_VFORK) without
+ * running fork handlers, and the child execs at once. Its slot is made here
+ * as fork's is (holding every socket the parent holds, from this moment),
+ * and the lock is kept across the spawn: the exec'd image's constructor
+ * attaches under the lock, so it finds its slot by pid only once the parent,
+ * back from posix_spawn (the kernel resumes a vfork parent when the child
+ * has exec'd), has written the pid in. Epoll instances are not inherited
+ * (an exec'd image does not keep them, as after exec). */
+
+int tcpsm_rt_spawn_begin(void)
+{
+    if (!rt.reg || rt.me < 0)
+        return -1;
+    rt_lock();
+    if (rt.me < 0 || rt.down || rt.sh->procs[rt.me].nheld == 0) {
+        rt_unlock();
+        return -1;              /* nothing to inherit: the child attaches as a new process */
+    }
+    int c = slot_take(-1);
+    if (c < 0) {
+        rt_unlock();
+        tcpsm_log(TCPSM_LOG_WARN, "posix_spawn: %d processes on the stack already: the child "
+                  "gets no stack sockets", RT_MAX_PROCS);
+        return -1;
+    }
+    struct rt_proc *p = &rt.sh->procs[rt.me], *cp = &rt.sh->procs[c];
+    memcpy(cp->held, p->held, sizeof(cp->held));
+    cp->nheld = p->nheld;
+    for (uint32_t w = 0; w < RT_MAX_IDS / 64; w++) {
+        for (uint64_t bits = p->held[w]; bits; bits &= bits - 1) {
+            struct rt_sock *rs = rt.sh->socks[w * 64 + (uint32_t)__builtin_ctzll(bits)];
+            if (rs)
+                rs->users++;
+        }
+    }
+    return c;                   /* still locked */
+}
+
+void tcpsm_rt_spawn_end(int slot, int pid)
+{
+    if (slot < 0)
+        return;
+    if (pid > 0)
+        atomic_store(&rt.sh->procs[slot].pid, pid);
+    else
+        forget_proc(slot, false);       /* no child: its references go (none was the last) */
+    rt_unlock();
 }
 
 /* ------------------------------------------------------------ fork */

@@ -4,6 +4,19 @@
  *                                 timeout does this), 20 times; after each, the same socket and
  *                                 a fresh one must still echo (a registration left behind by
  *                                 the jump corrupts the socket's wait queue or the link's lead)
+ *   sig_check jumpfree PEER PORT BLACKHOLE
+ *                                 siglongjmp out of 10 blocked reads, accepts and connects each,
+ *                                 closing the socket after each jump: what the abandoned call
+ *                                 held must be released by that close. Each read's connection
+ *                                 must end (the test's peer counts the FINs it sees), the
+ *                                 listener's port and the connecting socket's bound port must be
+ *                                 free again (bind without SO_REUSEADDR), and no fd may be left
+ *                                 over (an accept's placeholder). BLACKHOLE: an address that
+ *                                 never answers (connect blocks in SYN-SENT)
+ *   sig_check busy PEER PORT SECS echoes numbered messages over one connection for SECS seconds
+ *                                 (0: until killed), each checked byte for byte: the stack calls
+ *                                 a process makes while others on the same stack are killed
+ *                                 (tests/integration/test_kill_midcall.sh)
  *   sig_check handler PEER PORT   a handler that writes to and closes stack sockets, fired at
  *                                 a thread busy in stack calls, for 3 s: no deadlock on the
  *                                 stack lock (a watchdog fails the run after 10 s without
@@ -11,6 +24,7 @@
  * Prints "ok MODE" and exits 0, or names the failure and exits 1. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -94,6 +108,101 @@ static void mode_longjmp(void)
         close(fd2);
         close(fd);
     }
+}
+
+/* ------------------------------------------------------------ jumpfree */
+
+static int count_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        n += fcntl(fd, F_GETFD) >= 0;
+    return n;
+}
+
+static void arm(void)
+{
+    struct itimerval it = { { 0, 0 }, { 0, 50 * 1000 } };
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static int bound_socket(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        fail("bind (the port is still held by a socket an abandoned call kept)");
+    return fd;
+}
+
+static void mode_jumpfree(const char *blackhole)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    struct sockaddr_in bh = { .sin_family = AF_INET, .sin_port = htons(9) };
+    if (inet_pton(AF_INET, blackhole, &bh.sin_addr) != 1)
+        fail("blackhole address");
+    /* Counted after the first round: the runtime opens its own fds on first use. */
+    volatile int fds0 = -1;
+    for (volatile int i = 0; i < 10; i++) {
+        if (i == 1)
+            fds0 = count_fds();
+        /* A read: the peer sees the FIN of the close after the jump. */
+        volatile int fd = connect_peer();
+        if (sigsetjmp(jb, 1) == 0) {
+            arm();
+            char c;
+            read(fd, &c, 1);
+            fail("read returned although the peer sent nothing");
+        }
+        close(fd);
+        /* An accept on a stack listener (bound to the stack's address by routing: any). */
+        fd = bound_socket(7400);
+        if (listen(fd, 4) < 0)
+            fail("listen");
+        if (sigsetjmp(jb, 1) == 0) {
+            arm();
+            accept(fd, NULL, NULL);
+            fail("accept returned although nobody connected");
+        }
+        close(fd);
+        /* A connect that gets no answer: the socket must be gone after close. */
+        fd = bound_socket(7401);
+        if (sigsetjmp(jb, 1) == 0) {
+            arm();
+            connect(fd, (struct sockaddr *)&bh, sizeof(bh));
+            fail("connect to the blackhole returned");
+        }
+        close(fd);
+    }
+    /* The ports are free again: nothing holds the listener or the connecting socket. */
+    close(bound_socket(7400));
+    close(bound_socket(7401));
+    int fds1 = count_fds();
+    if (fds1 != fds0) {
+        fprintf(stderr, "sig_check: %d fds before, %d after\n", fds0, fds1);
+        fail("fds left over by abandoned calls");
+    }
+}
+
+/* ------------------------------------------------------------ busy */
+
+static double now_s(void);
+
+static void mode_busy(int secs)
+{
+    int fd = connect_peer();
+    double end = now_s() + secs;
+    long n = 0;
+    while (secs == 0 || now_s() < end) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "message %ld from %d", n++, (int)getpid());
+        echo(fd, msg);
+    }
+    printf("busy: %ld messages echoed\n", n);
+    close(fd);
 }
 
 /* ------------------------------------------------------------ handler */
@@ -196,7 +305,7 @@ joined:;
 
 int main(int argc, char **argv)
 {
-    if (argc != 4)
+    if (argc != 4 && !(argc == 5 && (!strcmp(argv[1], "jumpfree") || !strcmp(argv[1], "busy"))))
         goto usage;
     peer.sin_family = AF_INET;
     peer.sin_port = htons((uint16_t)atoi(argv[3]));
@@ -204,6 +313,10 @@ int main(int argc, char **argv)
         goto usage;
     if (!strcmp(argv[1], "longjmp"))
         mode_longjmp();
+    else if (!strcmp(argv[1], "busy"))
+        mode_busy(atoi(argv[4]));
+    else if (!strcmp(argv[1], "jumpfree"))
+        mode_jumpfree(argv[4]);
     else if (!strcmp(argv[1], "handler"))
         mode_handler();
     else
@@ -211,6 +324,6 @@ int main(int argc, char **argv)
     printf("ok %s\n", argv[1]);
     return 0;
 usage:
-    fprintf(stderr, "usage: sig_check longjmp|handler PEER PORT\n");
+    fprintf(stderr, "usage: sig_check longjmp|handler PEER PORT | jumpfree PEER PORT BLACKHOLE | busy PEER PORT SECS\n");
     return 2;
 }

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "csum.h"
+#include "seg_build.h"
 #include "tcpsm/core.h"
 
 static unsigned sent;
@@ -29,12 +29,6 @@ static unsigned discard(struct tcpsm_netdev *dev, const struct tcpsm_frame *f, u
 
 static const struct tcpsm_netdev_ops ops = { .send = discard };
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-}
-
 #define FLEN 74     /* Ethernet + IPv4 + TCP with a Linux SYN's 20 option bytes */
 
 /* A Linux-like SYN from a pseudo-random source in 198.18.128.0/17. */
@@ -45,26 +39,9 @@ static void build_syn(uint8_t *f, uint32_t x)
     memcpy(f, us, 6);
     memcpy(f + 6, them, 6);
     put16(f + 12, 0x0800);
-    uint8_t *ip = f + 14;
-    ip[0] = 0x45;
-    put16(ip + 2, 60);
-    put16(ip + 6, 0x4000);
-    ip[8] = 64;
-    ip[9] = 6;
-    uint32_t src = 0xC6128000u | (x & 0x7fff);
-    put32(ip + 12, src);
-    put32(ip + 16, 0xC6120001u);
-    put16(ip + 10, csum_fold(csum_partial(ip, 20, 0)));
-    uint8_t *t = ip + 20;
-    put16(t, (uint16_t)(1024 + (x >> 15) % 60000));
-    put16(t + 2, 80);
-    put32(t + 4, x * 2654435761u);
-    t[12] = 10 << 4;
-    t[13] = 0x02;
-    put16(t + 14, 64240);
     static const uint8_t opt[20] = { 2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7 };
-    memcpy(t + 20, opt, 20);
-    put16(t + 16, csum_fold(csum_partial(t, 40, csum_pseudo(src, 0xC6120001u, 6, 40))));
+    seg_build_v4(f + 14, 0, 0xC6128000u | (x & 0x7fff), (uint16_t)(1024 + (x >> 15) % 60000),
+                 0xC6120001u, 80, x * 2654435761u, 0, 0x02, 64240, opt, sizeof(opt), NULL, 0);
 }
 
 int main(int argc, char **argv)

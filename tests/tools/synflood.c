@@ -31,70 +31,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "seg_build.h"
+
 #define BATCH 64
 #define PKT   60    /* 20 IP + 20 TCP + 20 options */
 #define ETH   14
 
 static uint64_t rng;
 
-static uint32_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint16_t csum(const uint8_t *p, size_t len, uint32_t sum)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
-static void w16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void w32(uint8_t *p, uint32_t v) { w16(p, v >> 16); w16(p + 2, v); }
+static uint32_t rnd(void) { return xorshift32(&rng); }
 
 static void build(uint8_t *p, uint32_t dst, uint16_t dport)
 {
     uint32_t src = 0xC6128000u | (rnd() & 0x7fff);  /* 198.18.128.0/17 */
     if ((src & 0xff) == 0 || (src & 0xff) == 0xff)
         src ^= 1;
-    memset(p, 0, PKT);
-    p[0] = 0x45;
-    w16(p + 2, PKT);
-    w16(p + 4, rnd());
-    w16(p + 6, 0x4000);
-    p[8] = 64;
-    p[9] = IPPROTO_TCP;
-    w32(p + 12, src);
-    w32(p + 16, dst);
-    w16(p + 10, csum(p, 20, 0));
-    uint8_t *t = p + 20;
-    w16(t, 1024 + rnd() % 60000);
-    w16(t + 2, dport);
-    w32(t + 4, rnd() ^ (rnd() << 16));
-    t[12] = (40 / 4) << 4;
-    t[13] = 0x02;                       /* SYN */
-    w16(t + 14, 64240);
-    uint8_t *o = t + 20;
-    o[0] = 2; o[1] = 4; w16(o + 2, 1460);       /* MSS */
-    o[4] = 4; o[5] = 2;                         /* SACK permitted */
-    o[6] = 8; o[7] = 10; w32(o + 8, rnd()); w32(o + 12, 0);     /* timestamps */
-    o[16] = 1; o[17] = 3; o[18] = 3; o[19] = 7; /* NOP, window scale 7 */
-    uint32_t sum = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + IPPROTO_TCP + 40;
-    w16(t + 16, csum(t, 40, sum));
+    /* A Linux SYN's options: MSS, SACK permitted, timestamps, NOP, window scale 7. */
+    uint8_t o[20] = { 2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7 };
+    put32(o + 8, rnd());
+    uint16_t id = (uint16_t)rnd(), sport = (uint16_t)(1024 + rnd() % 60000);
+    seg_build_v4(p, id, src, sport, dst, dport, rnd() ^ (rnd() << 16), 0, 0x02 /* SYN */, 64240,
+                 o, sizeof(o), NULL, 0);
 }
 
 /* The kernel's neighbour entry for dst: MAC and interface, from /proc/net/arp. */
@@ -201,10 +158,10 @@ int main(int argc, char **argv)
         msgs[i].msg_hdr.msg_name = eth ? (void *)&ll : (void *)&to;
         msgs[i].msg_hdr.msg_namelen = eth ? sizeof(ll) : sizeof(to);
     }
-    uint64_t t0 = now_ns(), end = t0 + (uint64_t)maxs * 1000000000ull;
+    uint64_t t0 = mono_ns(), end = t0 + (uint64_t)maxs * 1000000000ull;
     long long sent = 0;
     while (sent < count) {
-        uint64_t t = now_ns();
+        uint64_t t = mono_ns();
         if (t >= end)
             break;
         /* pacing: never ahead of rate * elapsed */
@@ -228,7 +185,7 @@ int main(int argc, char **argv)
         }
         sent += r;
     }
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(mono_ns() - t0) / 1e9;
     printf("synflood: sent=%lld seconds=%.2f rate=%.0f/s via=%s\n", sent, secs,
            secs > 0 ? sent / secs : 0, eth ? "packet" : "raw");
     return sent == count ? 0 : 3;

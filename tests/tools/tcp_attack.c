@@ -27,38 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "seg_build.h"
+
 static uint64_t rng = 0x853c49e6748fea9bull;
 
-static uint32_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint16_t csum(const uint8_t *p, size_t len, uint32_t sum)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
-static void w16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void w32(uint8_t *p, uint32_t v) { w16(p, v >> 16); w16(p + 2, v); }
-static uint16_t r16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t r32(const uint8_t *p) { return (uint32_t)r16(p) << 16 | r16(p + 2); }
+static uint32_t rnd(void) { return xorshift32(&rng); }
 
 static int rawfd = -1;
 
@@ -69,29 +42,7 @@ static int send_seg(uint32_t src, uint16_t sp, uint32_t dst, uint16_t dp, uint32
     uint8_t p[20 + 20 + 1500];
     if (len > 1500)
         return -1;
-    memset(p, 0, 40);
-    p[0] = 0x45;
-    w16(p + 2, (uint32_t)(40 + len));
-    w16(p + 4, rnd());
-    w16(p + 6, 0x4000);
-    p[8] = 64;
-    p[9] = IPPROTO_TCP;
-    w32(p + 12, src);
-    w32(p + 16, dst);
-    w16(p + 10, csum(p, 20, 0));
-    uint8_t *t = p + 20;
-    w16(t, sp);
-    w16(t + 2, dp);
-    w32(t + 4, seq);
-    w32(t + 8, ack);
-    t[12] = 5 << 4;
-    t[13] = flags;
-    w16(t + 14, 65535);
-    if (len)
-        memcpy(t + 20, data, len);
-    uint32_t sum = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + IPPROTO_TCP +
-                   (uint32_t)(20 + len);
-    w16(t + 16, csum(t, 20 + len, sum));
+    seg_build_v4(p, (uint16_t)rnd(), src, sp, dst, dp, seq, ack, flags, 65535, NULL, 0, data, len);
     struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(dst) };
     for (int tries = 0; tries < 1000; tries++) {
         if (sendto(rawfd, p, 40 + len, 0, (struct sockaddr *)&to, sizeof(to)) >= 0)
@@ -135,10 +86,10 @@ static int inject(int argc, char **argv)
         fprintf(stderr, "tcp_attack inject: bad port, count or rate\n");
         return 2;
     }
-    uint64_t t0 = now_ns(), end = t0 + 60ull * 1000000000ull;
+    uint64_t t0 = mono_ns(), end = t0 + 60ull * 1000000000ull;
     long long sent = 0;
-    while (sent < count && now_ns() < end) {
-        if (sent > (long long)((now_ns() - t0) * (double)rate / 1e9) + 64) {
+    while (sent < count && mono_ns() < end) {
+        if (sent > (long long)((mono_ns() - t0) * (double)rate / 1e9) + 64) {
             struct timespec ts = { 0, 200000 };
             nanosleep(&ts, NULL);
             continue;
@@ -156,7 +107,7 @@ static int inject(int argc, char **argv)
         }
         sent++;
     }
-    printf("inject: sent=%lld seconds=%.2f\n", sent, (double)(now_ns() - t0) / 1e9);
+    printf("inject: sent=%lld seconds=%.2f\n", sent, (double)(mono_ns() - t0) / 1e9);
     return sent == count ? 0 : 1;
 }
 
@@ -187,15 +138,15 @@ static int ooo(int argc, char **argv)
         perror("tcp_attack: socket");
         return 1;
     }
-    rng ^= (uint64_t)now_ns() * 0x9e3779b97f4a7c15ull;    /* fresh ISNs each run */
+    rng ^= (uint64_t)mono_ns() * 0x9e3779b97f4a7c15ull;    /* fresh ISNs each run */
     int rb = 8 << 20;
     setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &rb, sizeof(rb));
     struct conn *c = calloc((size_t)n, sizeof(*c));
     if (!c)
         return 1;
-    uint64_t deadline = now_ns() + 20ull * 1000000000ull;
+    uint64_t deadline = mono_ns() + 20ull * 1000000000ull;
     long long est = 0;
-    for (int round = 0; round < 4 && est < n && now_ns() < deadline; round++) {
+    for (int round = 0; round < 4 && est < n && mono_ns() < deadline; round++) {
         for (long long i = 0; i < n; i++)
             if (!c[i].state) {
                 if (!c[i].isn)
@@ -205,9 +156,9 @@ static int ooo(int argc, char **argv)
                     return 1;
                 }
             }
-        uint64_t until = now_ns() + 1000000000ull;
+        uint64_t until = mono_ns() + 1000000000ull;
         uint8_t buf[2048];
-        while (est < n && now_ns() < until) {
+        while (est < n && mono_ns() < until) {
             struct pollfd pf = { .fd = rx, .events = POLLIN };
             if (poll(&pf, 1, 50) <= 0)
                 continue;
@@ -215,16 +166,16 @@ static int ooo(int argc, char **argv)
             if (r < 40)
                 continue;
             size_t ihl = (size_t)(buf[0] & 0xf) * 4;
-            if ((size_t)r < ihl + 20 || r32(buf + 12) != dst || r32(buf + 16) != src)
+            if ((size_t)r < ihl + 20 || get32(buf + 12) != dst || get32(buf + 16) != src)
                 continue;
             const uint8_t *t = buf + ihl;
-            unsigned port = r16(t + 2);
-            if (r16(t) != dp || port < base || port >= base + n)
+            unsigned port = get16(t + 2);
+            if (get16(t) != dp || port < base || port >= base + n)
                 continue;
             struct conn *x = &c[port - base];
-            if ((t[13] & 0x12) != 0x12 || x->state || r32(t + 8) != x->isn + 1)
+            if ((t[13] & 0x12) != 0x12 || x->state || get32(t + 8) != x->isn + 1)
                 continue;
-            x->peer_isn = r32(t + 4);
+            x->peer_isn = get32(t + 4);
             x->state = 1;
             est++;
             send_seg(src, (uint16_t)port, dst, dp, x->isn + 1, x->peer_isn + 1, 0x10, NULL, 0);

@@ -79,8 +79,7 @@ Test(runtime_epoll, et_listener_reports_each_new_connection)
     struct rt_sock *rs = attach(h->lsk);
     struct tcpsm_ep *ep;
     cr_assert_eq(tcpsm_ep_new(&ep), 0);
-    struct tcpsm_epitem *it;
-    cr_assert_eq(tcpsm_ep_add(ep, h->lsk, EPOLLIN | EPOLLET, 42, &it), 0);
+    cr_assert_eq(tcpsm_ep_add(ep, h->lsk, 3, EPOLLIN | EPOLLET, 42), 0);
     struct tcpsm_ep_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0, "an idle listener is not ready");
     cr_assert_not(efd_readable(ep));
@@ -98,7 +97,7 @@ Test(runtime_epoll, et_listener_reports_each_new_connection)
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1, "second connection, second edge");
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0);
 
-    tcpsm_ep_del(it);
+    cr_assert_eq(tcpsm_ep_del(ep, h->lsk, 3), 0);
     tcpsm_ep_free(ep);
     detach(rs);
     h_free(h);
@@ -111,8 +110,7 @@ Test(runtime_epoll, level_triggered_stays_until_drained_and_costs_ready_only)
     struct rt_sock *rs = attach(h->sk);
     struct tcpsm_ep *ep;
     cr_assert_eq(tcpsm_ep_new(&ep), 0);
-    struct tcpsm_epitem *it;
-    cr_assert_eq(tcpsm_ep_add(ep, h->sk, EPOLLIN, 7, &it), 0);
+    cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN, 7), 0);
     struct tcpsm_ep_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0);
 
@@ -128,7 +126,7 @@ Test(runtime_epoll, level_triggered_stays_until_drained_and_costs_ready_only)
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0, "drained: dropped from the ready list");
     cr_assert_not(efd_readable(ep));
 
-    tcpsm_ep_del(it);
+    cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), 0);
     tcpsm_ep_free(ep);
     detach(rs);
     h_free(h);
@@ -141,8 +139,7 @@ Test(runtime_epoll, et_reports_each_arrival_with_the_whole_mask)
     struct rt_sock *rs = attach(h->sk);
     struct tcpsm_ep *ep;
     cr_assert_eq(tcpsm_ep_new(&ep), 0);
-    struct tcpsm_epitem *it;
-    cr_assert_eq(tcpsm_ep_add(ep, h->sk, EPOLLIN | EPOLLOUT | EPOLLET, 1, &it), 0);
+    cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN | EPOLLOUT | EPOLLET, 1), 0);
     struct tcpsm_ep_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1, "writable at ADD: reported once");
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0);
@@ -154,7 +151,7 @@ Test(runtime_epoll, et_reports_each_arrival_with_the_whole_mask)
         cr_assert_eq(ev[0].events & (EPOLLIN | EPOLLOUT), EPOLLIN | EPOLLOUT);
         cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0);
     }
-    tcpsm_ep_del(it);
+    cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), 0);
     tcpsm_ep_free(ep);
     detach(rs);
     h_free(h);
@@ -167,8 +164,7 @@ Test(runtime_epoll, oneshot_disarms_until_mod)
     struct rt_sock *rs = attach(h->sk);
     struct tcpsm_ep *ep;
     cr_assert_eq(tcpsm_ep_new(&ep), 0);
-    struct tcpsm_epitem *it;
-    cr_assert_eq(tcpsm_ep_add(ep, h->sk, EPOLLIN | EPOLLONESHOT, 5, &it), 0);
+    cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN | EPOLLONESHOT, 5), 0);
     SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "x", .len = 1);
     h->rseq += 1;
     struct tcpsm_ep_event ev[4];
@@ -177,10 +173,10 @@ Test(runtime_epoll, oneshot_disarms_until_mod)
     SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "y", .len = 1);
     h->rseq += 1;
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0, "still disarmed after more data");
-    cr_assert_eq(tcpsm_ep_mod(it, EPOLLIN | EPOLLONESHOT, 6), 0);
+    cr_assert_eq(tcpsm_ep_mod(ep, h->sk, 3, EPOLLIN | EPOLLONESHOT, 6), 0);
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1, "MOD re-arms and re-evaluates");
     cr_assert_eq(ev[0].data, 6);
-    tcpsm_ep_del(it);
+    cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), 0);
     tcpsm_ep_free(ep);
     detach(rs);
     h_free(h);
@@ -194,9 +190,8 @@ Test(runtime_epoll, rdhup_and_several_instances)
     struct tcpsm_ep *a, *b;
     cr_assert_eq(tcpsm_ep_new(&a), 0);
     cr_assert_eq(tcpsm_ep_new(&b), 0);
-    struct tcpsm_epitem *ia, *ib;
-    cr_assert_eq(tcpsm_ep_add(a, h->sk, EPOLLRDHUP | EPOLLET, 1, &ia), 0);
-    cr_assert_eq(tcpsm_ep_add(b, h->sk, EPOLLIN, 2, &ib), 0);
+    cr_assert_eq(tcpsm_ep_add(a, h->sk, 3, EPOLLRDHUP | EPOLLET, 1), 0);
+    cr_assert_eq(tcpsm_ep_add(b, h->sk, 3, EPOLLIN, 2), 0);
     struct tcpsm_ep_event ev[4];
     SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
     h->rseq += 1;
@@ -204,8 +199,8 @@ Test(runtime_epoll, rdhup_and_several_instances)
     cr_assert_eq(ev[0].events, EPOLLRDHUP);
     cr_assert_eq(tcpsm_ep_collect(b, ev, 4), 1, "and EPOLLIN (EOF) in the other set");
     cr_assert_eq(ev[0].events, EPOLLIN, "only the bits asked for, as Linux");
-    tcpsm_ep_del(ia);
-    tcpsm_ep_del(ib);
+    cr_assert_eq(tcpsm_ep_del(a, h->sk, 3), 0);
+    cr_assert_eq(tcpsm_ep_del(b, h->sk, 3), 0);
     tcpsm_ep_free(a);
     tcpsm_ep_free(b);
     detach(rs);
@@ -220,17 +215,16 @@ Test(runtime_epoll, exclusive_wakes_one_sleeping_instance)
     struct tcpsm_ep *a, *b;
     cr_assert_eq(tcpsm_ep_new(&a), 0);
     cr_assert_eq(tcpsm_ep_new(&b), 0);
-    struct tcpsm_epitem *ia, *ib;
-    cr_assert_eq(tcpsm_ep_add(a, h->lsk, EPOLLIN | EPOLLEXCLUSIVE, 1, &ia), 0);
-    cr_assert_eq(tcpsm_ep_add(b, h->lsk, EPOLLIN | EPOLLEXCLUSIVE, 2, &ib), 0);
+    cr_assert_eq(tcpsm_ep_add(a, h->lsk, 3, EPOLLIN | EPOLLEXCLUSIVE, 1), 0);
+    cr_assert_eq(tcpsm_ep_add(b, h->lsk, 3, EPOLLIN | EPOLLEXCLUSIVE, 2), 0);
     tcpsm_ep_sleeping(a, 1);
     tcpsm_ep_sleeping(b, 1);
     peer_connect(h, 40001, 1000);
     cr_assert_neq(efd_readable(a), efd_readable(b), "exactly one instance woken");
     tcpsm_ep_sleeping(a, -1);
     tcpsm_ep_sleeping(b, -1);
-    tcpsm_ep_del(ia);
-    tcpsm_ep_del(ib);
+    cr_assert_eq(tcpsm_ep_del(a, h->lsk, 3), 0);
+    cr_assert_eq(tcpsm_ep_del(b, h->lsk, 3), 0);
     tcpsm_ep_free(a);
     tcpsm_ep_free(b);
     detach(rs);
@@ -244,17 +238,77 @@ Test(runtime_epoll, item_keeps_a_closed_socket_valid)
     struct rt_sock *rs = attach(h->sk);
     struct tcpsm_ep *ep;
     cr_assert_eq(tcpsm_ep_new(&ep), 0);
-    struct tcpsm_epitem *it;
-    cr_assert_eq(tcpsm_ep_add(ep, h->sk, EPOLLIN, 1, &it), 0);
+    cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN, 1), 0);
     cr_assert_eq(rs->refs, 1);
     /* The application closes it (as unwrap does): the item still points at rs. */
     tcpsm_sock_set_user(h->sk, NULL);
     rs->sk = NULL;
     struct tcpsm_ep_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0, "a closed socket is never reported");
-    struct tcpsm_epitem *it2;
-    cr_assert_eq(tcpsm_ep_add(ep, h->sk, EPOLLIN, 1, &it2), -EBADF, "ADD of a closed socket");
-    tcpsm_ep_del(it);   /* frees rs: its last reference (ASan checks) */
+    cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN, 1), -EBADF, "ADD of a closed socket");
+    cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), -EBADF, "DEL through a closed socket");
+    tcpsm_ep_free(ep);  /* its item goes, and frees rs: its last reference (ASan checks) */
+    h_free(h);
+}
+
+/* Items are keyed by (instance, socket, fd) as Linux's by (file, fd): no
+ * process keeps a pointer to one (a forked child's records may be stale). */
+Test(runtime_epoll, items_keyed_by_socket_and_fd)
+{
+    struct harness *h = rt_harness();
+    sock_established(h);
+    struct rt_sock *rs = attach(h->sk);
+    struct tcpsm_ep *ep;
+    cr_assert_eq(tcpsm_ep_new(&ep), 0);
+    cr_assert_eq(tcpsm_ep_mod(ep, h->sk, 3, EPOLLIN, 1), -ENOENT, "MOD before ADD");
+    cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), -ENOENT, "DEL before ADD");
+    cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN, 1), 0);
+    cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN, 1), -EEXIST);
+    cr_assert_eq(tcpsm_ep_add(ep, h->sk, 4, EPOLLIN, 2), 0, "a dup'd fd is another item");
+    cr_assert_eq(rs->refs, 2);
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "x",
+         .len = 1);
+    h->rseq += 1;
+    struct tcpsm_ep_event ev[4];
+    cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 2, "both items report");
+    cr_assert_eq(tcpsm_ep_mod(ep, h->sk, 4, EPOLLIN, 9), 0);
+    cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), 0);
+    cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), -ENOENT);
+    cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1);
+    cr_assert_eq(ev[0].data, 9, "MOD changed the data of fd 4's item");
+    cr_assert_eq(tcpsm_ep_add(ep, h->sk, 5, EPOLLIN | EPOLLEXCLUSIVE, 1), 0);
+    cr_assert_eq(tcpsm_ep_mod(ep, h->sk, 5, EPOLLIN, 1), -EINVAL, "no MOD of an exclusive item");
+    cr_assert_eq(tcpsm_ep_del(ep, h->sk, 4), 0);
+    cr_assert_eq(tcpsm_ep_del(ep, h->sk, 5), 0);
     tcpsm_ep_free(ep);
+    detach(rs);
+    h_free(h);
+}
+
+/* The socket's last reference in any process went (final close): it leaves
+ * every instance, as Linux's eventpoll_release at the last fput. */
+Test(runtime_epoll, last_reference_removes_items)
+{
+    struct harness *h = rt_harness();
+    sock_established(h);
+    struct rt_sock *rs = attach(h->sk);
+    struct tcpsm_ep *a, *b;
+    cr_assert_eq(tcpsm_ep_new(&a), 0);
+    cr_assert_eq(tcpsm_ep_new(&b), 0);
+    cr_assert_eq(tcpsm_ep_add(a, h->sk, 3, EPOLLIN, 1), 0);
+    cr_assert_eq(tcpsm_ep_add(b, h->sk, 3, EPOLLIN, 2), 0);
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "x",
+         .len = 1);
+    h->rseq += 1;
+    cr_assert(efd_readable(a));
+    rt_ep_sock_gone(rs);
+    cr_assert_null(rs->epitems);
+    cr_assert_eq(rs->refs, 0, "the items gave their references back");
+    cr_assert_not(efd_readable(a), "a ready list left empty clears the eventfd");
+    struct tcpsm_ep_event ev[4];
+    cr_assert_eq(tcpsm_ep_collect(b, ev, 4), 0);
+    tcpsm_ep_free(a);
+    tcpsm_ep_free(b);
+    detach(rs);
     h_free(h);
 }
