@@ -58,12 +58,19 @@ static void bw_filter_add(struct tcpsm_sock *sk, uint64_t bw)
     }
 }
 
-/* Bytes per burst: about 1 ms at the pacing rate (Linux tcp_tso_autosize,
- * sk_pacing_shift 10), at least two segments (one below 1.2 Mbit/s, as
- * bbr_min_tso_segs), whole segments, at most seg_max. */
+/* Bytes per burst (Linux tcp_tso_autosize): about 1 ms at the pacing rate
+ * (sk_pacing_shift 10), plus 64 KiB >> (min RTT in us >> 9) (tcp_tso_rtt_log
+ * 9: a path under 512 us gets whole 64 KiB super-segments, one of 8 ms
+ * almost nothing more), at least two segments (one below 1.2 Mbit/s, as
+ * bbr_min_tso_segs), whole segments, at most seg_max. BBR's cwnd holds
+ * three bursts more than the BDP, so on a short path this is also what
+ * keeps enough in flight. */
 uint32_t tcp_pace_burst(const struct tcpsm_sock *sk, uint32_t mss, uint32_t seg_max)
 {
     uint64_t bytes = sk->pacing_rate >> 10;
+    uint32_t r = sk->min_rtt_us >> 9;
+    if (sk->min_rtt_us && r < 32)       /* (no RTT yet: nothing more) */
+        bytes += 65536u >> r;
     uint64_t min = sk->pacing_rate < 150000u ? mss : 2u * mss;
     if (bytes < min)
         bytes = min;
