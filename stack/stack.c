@@ -248,6 +248,24 @@ void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
     stack_tx_flush(st);
 }
 
+void tcpsm_stack_input_hold(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
+                            unsigned n, uint64_t now)
+{
+    tcp_hold_acks(st, true);
+    tcpsm_stack_input(st, frames, n, now);
+    tcp_hold_acks(st, false);
+}
+
+unsigned tcpsm_stack_release_acks(struct tcpsm_stack *st, uint64_t now)
+{
+    if (!tcp_acks_held(st))
+        return 0;
+    st->now = now;
+    unsigned n = tcp_release_acks(st, now);
+    stack_tx_flush(st);
+    return n;
+}
+
 void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now)
 {
     st->now = now;

@@ -237,6 +237,7 @@ static bool cookie_ack(struct tcpsm_sock *l, struct tcp_seg *seg, uint64_t now)
     c->snd_nxt = c->snd_max = c->iss + 1;
     uint32_t w = tcp_rcv_space(c);
     c->rcv_adv = c->rcv_nxt + (w > 65535 ? 65535 : w);
+    c->rcv_wnd_max = w > 65535 ? 65535 : w;
     c->rtt_active = false;
     l->syn.cookies_ok++;
     ts->syn.cookies_ok++;
@@ -525,6 +526,7 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
              * mode every segment is. */
             uint32_t segs = len / (sk->rcv_mss ? sk->rcv_mss : 1);
             sk->delack_segs += segs ? segs : 1;
+            sk->ack_short = segs == 0;
             if (sk->quickacks) {
                 sk->quickacks = sk->quickacks > segs ? (uint8_t)(sk->quickacks - (segs ? segs : 1)) : 0;
                 tcp_batch_defer(sk, TCP_BATCH_ACK);
@@ -1155,10 +1157,13 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
         sk->rcv_nxt++;
         sk->rcv_fin = true;
         sk->shutdown |= RCV_SHUTDOWN;
+        bool owed = sk->ack_now;        /* for another reason than the FIN */
         sk->ack_now = true;
         switch (sk->state) {
         case TCPSM_ESTABLISHED:
             tcp_set_state(sk, TCPSM_CLOSE_WAIT, "rcv FIN", seg, false);
+            if (!owed && tcp_fin_ack_hold(sk, now))
+                sk->ack_now = false;    /* the application's FIN will carry it */
             break;
         case TCPSM_FIN_WAIT_1:
             if (our_fin_acked(sk)) {

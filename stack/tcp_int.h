@@ -40,6 +40,7 @@
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_BATCH_MAX       64          /* connections with work deferred to the end of an input batch */
+#define TCP_HELD_MAX        256         /* quick ACKs held for the application's reply (tcp_ack_hold) */
 #define TCP_RING_INIT       512u            /* first allocation of a buffer ring (grows by doubling) */
 #define TCP_RING_CACHE      8               /* released ring buffers kept for reuse */
 #define TCP_RING_CACHE_BYTES (16u * 1024u * 1024u)
@@ -294,6 +295,7 @@ struct tcpsm_sock {
     uint32_t fin_seq;
     /* receive sequence space */
     uint32_t irs, rcv_nxt, rcv_adv, last_ack_sent;
+    uint32_t rcv_wnd_max;               /* the largest window offered (bytes) */
     bool rcv_fin;                       /* FIN received (in order) */
     bool ooo_fin;                       /* FIN seen beyond a hole */
     uint32_t ooo_fin_seq;
@@ -340,6 +342,8 @@ struct tcpsm_sock {
     uint8_t quickacks;                  /* segments still ACKed at once (quick-ACK mode) */
     bool ack_now;
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
+    bool ack_short;                     /* the last in-order data was shorter than rcv_mss */
+    bool ack_held;                      /* on tcp_stack.held (tcp_ack_hold) */
     uint64_t last_rcv;                  /* for keepalive */
     uint64_t oow_ack_at;                /* last reflexive ACK (out-of-window, PAWS, challenge):
                                            Linux last_oow_ack_time */
@@ -433,6 +437,10 @@ struct tcp_stack {
     /* connections owing an ACK or a wake-up at the end of the input batch */
     struct tcpsm_sock *batch[TCP_BATCH_MAX];
     unsigned nbatch;
+    /* quick ACKs held while the application may still answer (tcp_ack_hold) */
+    struct tcpsm_sock *held[TCP_HELD_MAX];
+    unsigned nheld;
+    bool hold_acks;                     /* this input batch may hold them */
     /* buffer memory (Linux tcp_mem): bytes in rings and out-of-order
      * segments; pressure from 3/4 of mem_max down to 1/2 */
     size_t mem_used, mem_max;
@@ -503,6 +511,8 @@ void tcp_maybe_free(struct tcpsm_sock *sk);
 void tcp_release_buffers(struct tcpsm_sock *sk);
 void tcp_wake(struct tcpsm_sock *sk);
 void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work);
+bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now);
+bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
 void tcp_unlink_child(struct tcpsm_sock *child);
 void tcp_synq_add(struct tcpsm_sock *l, struct tcpsm_sock *c);

@@ -159,6 +159,8 @@ uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk)
     uint32_t edge = nxt + (field << s);
     if (seq_gt(edge, sk->rcv_adv) || !seq_gt(sk->rcv_adv, nxt))
         sk->rcv_adv = edge;
+    if (field << s > sk->rcv_wnd_max)
+        sk->rcv_wnd_max = field << s;
     return field;
 }
 
@@ -196,6 +198,7 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
         uint32_t w = tcp_rcv_space(sk);
         wnd = (uint16_t)(w > 65535 ? 65535 : w);
         sk->rcv_adv = sk->rcv_nxt + wnd;
+        sk->rcv_wnd_max = wnd;
     } else {
         wnd = (uint16_t)tcp_rcv_wnd_offer(sk);
     }
@@ -620,7 +623,12 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
 }
 
 /* After the application read: announce a window that opened by at least
- * min(2*MSS, buffer/2) (RFC 1122 4.2.3.3). */
+ * min(2*MSS, buffer/2) (RFC 1122 4.2.3.3), if the window the peer has was
+ * at most half the largest one offered so far (so unread data shrank it:
+ * the peer may soon stall). Like Linux tcp_cleanup_rbuf, whose offers grow
+ * from the initial window (rcv_ssthresh): a request read from a fresh
+ * connection, whose window is still the SYN's unscaled 64 KiB, is not
+ * worth an ACK of its own; the response carries the larger window. */
 void tcp_window_update(struct tcpsm_sock *sk, uint64_t now)
 {
     switch (sk->state) {
@@ -638,7 +646,8 @@ void tcp_window_update(struct tcpsm_sock *sk, uint64_t now)
         thresh = rcv_cap(sk) / 2;
     /* like Linux tcp_cleanup_rbuf: only a window that had shrunk to half
      * the buffer or less is worth an immediate update */
-    if (cur <= rcv_cap(sk) / 2 && space > cur && space - cur >= thresh)
+    uint32_t ref = sk->rcv_wnd_max < rcv_cap(sk) ? sk->rcv_wnd_max : rcv_cap(sk);
+    if (cur <= ref / 2 && space > cur && space - cur >= thresh)
         tcp_send_ack(sk, now);
 }
 

@@ -289,6 +289,17 @@ void tcpsm_stack_free(struct tcpsm_stack *st);
 /* Process received frames (read-only; copied as needed). */
 void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames, unsigned n,
                        uint64_t now);
+/* The same, from a thread that runs the application as soon as this
+ * returns (it is inside one of the application's socket calls): a quick
+ * ACK owed for one short segment (a request) may be held for the reply to
+ * carry it, until tcpsm_stack_release_acks or the delayed-ACK timer (40 ms,
+ * RFC 1122 4.2.3.2) at the latest. */
+void tcpsm_stack_input_hold(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
+                            unsigned n, uint64_t now);
+/* Sends the held ACKs that no reply carried (the application is back to
+ * wait, or another thread takes the link); returns how many. O(1) when
+ * none is held. */
+unsigned tcpsm_stack_release_acks(struct tcpsm_stack *st, uint64_t now);
 /* Run every timer that is due at now. */
 void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now);
 /* Ends every connection at once (process exit): RST (RFC 9293 3.10.4,

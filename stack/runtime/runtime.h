@@ -299,6 +299,11 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline);
 /* Under lock: receives a bounded batch from the link, hands it to the core
  * and runs due timers. Returns the frames taken. */
 unsigned rt_link_service(void);
+/* The same; app false for the receive thread (it holds no quick ACK and
+ * first sends the ones held: see tcpsm_stack_input_hold). */
+unsigned rt_link_service_from(bool app);
+/* Under lock: sends the quick ACKs held for replies that did not come. */
+void rt_release_acks(void);
 /* Under lock: w leaves the stack call: if nobody leads, ask a follower to. */
 void rt_lead_leave(struct rt_waiter *w);
 void rt_fd_own(int fd);
