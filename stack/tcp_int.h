@@ -354,6 +354,8 @@ struct tcpsm_sock {
     uint32_t urg_seq;                   /* the received urgent byte's sequence number */
     uint16_t urg_data;                  /* TCP_URG_* | the byte */
     bool urginline;                     /* SO_OOBINLINE */
+    bool urg_signal;                    /* a new urgent pointer: SIGURG to the owner is due
+                                           (tcpsm_sock_take_urg_signal) */
     bool urg_mode;                      /* sending: snd_up is ahead of snd_una */
     uint32_t snd_up;                    /* sequence just past our urgent byte */
     bool snd_mem_wait;                  /* a send was refused at the memory cap: not writable

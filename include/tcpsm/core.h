@@ -371,6 +371,9 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
 ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags, uint64_t now);
 /* SIOCATMARK: 1 when the next byte read is the urgent mark. */
 int tcpsm_sock_atmark(const struct tcpsm_sock *sk);
+/* A new urgent pointer arrived since the last call (Linux sk_send_sigurg:
+ * SIGURG is due to the socket's owner); clears it. */
+bool tcpsm_sock_take_urg_signal(struct tcpsm_sock *sk);
 /* how: 0 SHUT_RD, 1 SHUT_WR, 2 SHUT_RDWR. -ENOTCONN if not connected. */
 int tcpsm_sock_shutdown(struct tcpsm_sock *sk, int how, uint64_t now);
 /* Drops the application's reference. Graceful FIN close; RST instead when

@@ -989,6 +989,10 @@ ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
     bool drained = false;
     struct blocker b = { 0 };
     for (;;) {
+        /* at the urgent mark with something read: stop there, MSG_WAITALL
+         * or not (Linux tcp_recvmsg) */
+        if (got > 0 && tcpsm_sock_atmark(sk))
+            break;
         r = peek ? peek_into(sk, iov, iovcnt, total) : recv_into(sk, iov, iovcnt, got);
         if (r > 0) {
             got += (size_t)r;
@@ -1172,6 +1176,22 @@ int tcpsm_rxavail(struct tcpsm_sock *sk)
 int tcpsm_atmark(struct tcpsm_sock *sk)
 {
     LOCKED_CALL(tcpsm_sock_atmark(sk));
+}
+
+int tcpsm_set_owner(struct tcpsm_sock *sk, int type, int id)
+{
+    if (type != F_OWNER_TID && type != F_OWNER_PID && type != F_OWNER_PGRP)
+        return -EINVAL;
+    rt_lock();
+    int r = usable(sk);
+    struct rt_sock *rs = r == 0 ? tcpsm_sock_user(sk) : NULL;
+    if (rs) {
+        rs->owner_type = id ? type : 0;
+        rs->owner_id = id;
+        rs->owner_tgid = getpid();
+    }
+    rt_unlock();
+    return r;
 }
 
 int tcpsm_txqueued(struct tcpsm_sock *sk)
