@@ -187,6 +187,7 @@ struct rt_shared {
     struct rt_pass passes[RT_MAX_PASSES];
     unsigned npasses;
     uint64_t pass_full, pass_expired;
+    int share_pid;              /* the process serving the socket file (TCPSM_SHARE), 0 none */
 };
 
 struct rt_state {
@@ -346,6 +347,10 @@ void rt_link_fork_child(void);  /* fork child: a send-only socket of its own for
 void rt_share_start(void);      /* at start, after the link: a no-op without TCPSM_SHARE */
 void rt_share_stop(void);       /* at exit, without the lock */
 void rt_share_fork_child(void); /* the child closes its copy of the listener */
+/* Under lock, from the service thread: takes over serving the socket file
+ * when its owner is gone and this process stands by; returns when to look
+ * again (UINT64_MAX: only when kicked). */
+uint64_t rt_share_poll(uint64_t now);
 
 /* runtime_procs.c: process slots, held sockets, fork, dead processes */
 int rt_attach(char *err, size_t errlen);        /* config time: map the region, take a slot */

@@ -146,6 +146,8 @@ int rt_attach(char *err, size_t errlen)
                 forget_waiters(i);
                 rt.me = i;
                 p->link = false;        /* the old image's link socket was close-on-exec */
+                if (rt.sh->share_pid == (int)getpid())
+                    rt.sh->share_pid = 0;       /* so was the socket file's listener */
                 p->driving = false;
                 if (p->nheld)
                     rt.exec_claimed = calloc(RT_MAX_IDS / 64, sizeof(uint64_t));
@@ -337,6 +339,13 @@ void rt_reap(void)
         else if (pid < 0)
             gone = now - p->reserved_at > FORK_CLAIM_NS;
         if (gone) {
+            if (pid > 0 && pid == rt.sh->share_pid) {
+                /* It served the socket file: one standing by takes over. */
+                rt.sh->share_pid = 0;
+                for (int k = 0; k < RT_MAX_PROCS; k++)
+                    if (k != i && atomic_load(&rt.sh->procs[k].pid) > 0)
+                        rt_kick(k);
+            }
             if (pid > 0 && !p->left) {
                 rt.sh->procs_reaped++;
                 tcpsm_log(TCPSM_LOG_INFO, "process %d left the stack without closing: its "

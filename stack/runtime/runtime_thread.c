@@ -123,6 +123,9 @@ static void *svc_main(void *arg)
             if (d > next_reap)
                 d = next_reap;
         }
+        uint64_t share_next = rt_share_poll(now);       /* TCPSM_SHARE takeover */
+        if (d > share_next)
+            d = share_next;
         rt.svc_sleep_until = d;
         rt_unlock();
         struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u),
