@@ -366,7 +366,11 @@ void rt_id_free(struct rt_sock *rs);
 void rt_release(struct rt_sock *rs, bool abort);
 /* Under lock: one of rs's users that is no process (a pass) goes; the last closes it. */
 void rt_users_drop(struct rt_sock *rs, bool abort);
-void rt_pass_sweep(void);       /* under lock: passes not received in time expire */
+void rt_pass_sweep(void);
+/* Under lock: another process slot was just taken (fork, posix_spawn): this
+ * process's service thread, if it sleeps past its next check for dead
+ * processes (it slept alone), wakes to schedule one (runtime_thread.c). */
+void rt_svc_reap_soon(void);       /* under lock: passes not received in time expire */
 void rt_reap(void);             /* under lock: forget processes that died */
 int rt_live_others(void);       /* under lock: other processes keeping the stack alive */
 bool rt_others_attached(void);  /* under lock: any other slot in use */

@@ -154,8 +154,14 @@ int rt_attach(char *err, size_t errlen)
                 break;
             }
         }
-        if (rt.me < 0)
+        if (rt.me < 0) {
             rt.me = slot_take((int)getpid());
+            /* A process started separately: the others' service threads
+             * may sleep with nobody else to watch for (rare: all woken). */
+            for (int i = 0; rt.me >= 0 && i < RT_MAX_PROCS; i++)
+                if (i != rt.me && rt.sh->procs[i].driving)
+                    rt_kick(i);
+        }
         rt_unlock();
         if (rt.me < 0) {
             snprintf(err, errlen, "shared memory %s: already %d processes on this stack",
@@ -324,14 +330,17 @@ static void forget_proc(int i, bool abort)
 
 void rt_reap(void)
 {
-    if (!rt.started)
-        return;                 /* its sockets' closes need a link: one that has one does it */
     rt_pass_sweep();
     uint64_t now = rt_now();
     for (int i = 0; i < RT_MAX_PROCS; i++) {
         if (i == rt.me)
             continue;
         struct rt_proc *p = &rt.sh->procs[i];
+        /* Closing its sockets needs a link: one that has one does it. A
+         * process that held none (a forked child that ended with _exit) is
+         * forgotten by anyone. */
+        if (!rt.started && p->nheld > 0)
+            continue;
         int pid = atomic_load(&p->pid);
         bool gone = false;
         if (pid > 0)
@@ -431,6 +440,10 @@ int tcpsm_rt_spawn_begin(void)
     }
     int c = slot_take(-1);
     if (c < 0) {
+        rt_reap();              /* as fork does */
+        c = slot_take(-1);
+    }
+    if (c < 0) {
         rt_unlock();
         tcpsm_log(TCPSM_LOG_WARN, "posix_spawn: %d processes on the stack already: the child "
                   "gets no stack sockets", RT_MAX_PROCS);
@@ -446,6 +459,7 @@ int tcpsm_rt_spawn_begin(void)
                 rs->users++;
         }
     }
+    rt_svc_reap_soon();
     return c;                   /* still locked */
 }
 
@@ -470,6 +484,13 @@ static void before_fork(void)
         return;
     int c = slot_take(-1);
     if (c < 0) {
+        /* Children that ended without leaving (_exit) keep their slots until
+         * the once-a-second check: a server forking faster than that looks
+         * for them now. */
+        rt_reap();
+        c = slot_take(-1);
+    }
+    if (c < 0) {
         tcpsm_log(TCPSM_LOG_WARN, "fork: %d processes on the stack already: the child gets "
                   "no stack sockets", RT_MAX_PROCS);
         return;
@@ -488,6 +509,7 @@ static void before_fork(void)
     }
     rt_ep_fork(rt.me, c);       /* and every epoll instance (its copy of the fd) */
     rt.fork_slot = c;
+    rt_svc_reap_soon();         /* the child may end without leaving (_exit, exec) */
 }
 
 static void after_fork_parent(void)
