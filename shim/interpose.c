@@ -95,6 +95,7 @@ static void shim_init_locked(void)
     if (tcpsm_rt_exec_pending())
         shim_exec_inherit();    /* before the program's main sees its fds */
     atomic_store(&shim_on, true);
+    shim_signals_init();
 }
 
 __attribute__((destructor(101))) static void shim_fini(void)

@@ -338,6 +338,10 @@ struct shim_sig_scope {
 struct shim_sig_scope shim_inflight_sig_enter(void);
 void shim_inflight_sig_leave(struct shim_sig_scope sc);
 
+/* Catches the signals the program leaves at a default action that ends the
+ * process (signal_calls.c); at start, once the shim is on. */
+void shim_signals_init(void);
+
 /* ------------------------------------------------------------ exports */
 
 /* Interposed entry points that libc's headers do not declare. */

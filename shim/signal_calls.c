@@ -9,6 +9,9 @@
  *     even if the handler ran before it went to sleep;
  *   - the references the interrupted calls hold are released once the
  *     handler is known to have been left by a jump (inflight.c).
+ * Signals the program leaves at their default action that end the process
+ * (SIGTERM, SIGINT, ...) are caught too: the process ends between stack
+ * operations, never halfway through one that other processes would see.
  * Reading an action back gives the program's own handler. Synchronous fault
  * signals (SEGV, BUS, FPE, ILL, TRAP, SYS) are not wrapped: they must run
  * where they happen. Only the handler table is shared between threads:
@@ -17,6 +20,8 @@
 
 #include <dlfcn.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -36,8 +41,50 @@ static bool wrappable(int sig)
            sig != SIGBUS && sig != SIGFPE && sig != SIGILL && sig != SIGTRAP && sig != SIGSYS;
 }
 
+/* Signals whose default action ends the process (not the synchronous
+ * faults, nor SIGABRT: abort() must end where it is called). */
+static bool fatal_default(int sig)
+{
+    switch (sig) {
+    case SIGHUP: case SIGINT: case SIGQUIT: case SIGPIPE: case SIGALRM: case SIGTERM:
+    case SIGUSR1: case SIGUSR2: case SIGPROF: case SIGVTALRM: case SIGXCPU: case SIGXFSZ:
+    case SIGIO: case SIGPWR: case SIGSTKFLT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool is_default(const struct sigaction *a)
+{
+    return !(a->sa_flags & SA_SIGINFO) && a->sa_handler == SIG_DFL;
+}
+
+/* The program leaves sig at its default action and it arrived: the
+ * process ends, but not while one of its threads is halfway through a
+ * change of the shared stack (runtime.h, "Locks and signals" 6). */
+static void fatal(int sig)
+{
+    if (tcpsm_signal_fatal_defer(sig))
+        return;                 /* raised again once this thread's lock is released */
+    tcpsm_signal_fatal();
+    struct sigaction d;
+    memset(&d, 0, sizeof(d));
+    d.sa_handler = SIG_DFL;
+    real_sigaction(sig, &d, NULL);
+    /* Pending until this handler returns (sig is blocked in it): then the
+     * default action ends the process, holding the stack lock. */
+    syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+}
+
 static void wrapper(int sig, siginfo_t *info, void *uc)
 {
+    if (is_default(&app_act[sig])) {
+        int e = errno;
+        fatal(sig);
+        errno = e;
+        return;
+    }
     int e = errno;
     bool defer = tcpsm_signal_arrived(sig);
     errno = e;
@@ -76,7 +123,15 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
     if (act) {
         bool handler = (act->sa_flags & SA_SIGINFO) ||
                        (act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN);
-        if (!handler) {
+        if (!handler && is_default(act) && fatal_default(sig)) {
+            /* Still caught, to end the process between stack operations. */
+            struct sigaction w = *act;
+            w.sa_flags = SA_SIGINFO | SA_RESTART;
+            w.sa_sigaction = wrapper;
+            app_act[sig] = *act;
+            if (real_sigaction(sig, &w, NULL) < 0)
+                return -1;
+        } else if (!handler) {
             if (real_sigaction(sig, act, NULL) < 0)
                 return -1;
         } else {
@@ -91,6 +146,22 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
     if (old)
         *old = prev;
     return 0;
+}
+
+void shim_signals_init(void)
+{
+    if (resolve() < 0)
+        return;
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction k;
+        if (!fatal_default(sig) || real_sigaction(sig, NULL, &k) < 0 || !is_default(&k))
+            continue;           /* an inherited SIG_IGN stays the kernel's */
+        struct sigaction w = k;
+        w.sa_flags = SA_SIGINFO | SA_RESTART;
+        w.sa_sigaction = wrapper;
+        app_act[sig] = k;
+        real_sigaction(sig, &w, NULL);
+    }
 }
 
 /* glibc's signal(): BSD semantics (SA_RESTART, the signal blocked in its handler). */

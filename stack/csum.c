@@ -6,6 +6,7 @@
  * them), so only the last chunk of a chained sum may have odd length. */
 #include "csum.h"
 
+#include <stdbool.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -26,9 +27,14 @@ static uint16_t fold16(uint64_t s)
     return (uint16_t)v;
 }
 
-uint32_t csum_partial(const void *p, size_t len, uint32_t sum)
+/* The sum of len bytes at src, copied to dst on the way when copy is set
+ * (one pass over the data where a copy and a sum took two; inlined twice
+ * with copy constant, so the plain sum has no stores). */
+static inline __attribute__((always_inline)) uint32_t
+sum_core(const void *src, void *dst, size_t len, uint32_t sum, bool copy)
 {
-    const uint8_t *b = p;
+    const uint8_t *b = src;
+    uint8_t *d = dst;
     uint64_t s = 0;
 #if defined(__SSE2__)
     /* The same sum of native 32-bit words, 64 bytes per step in four
@@ -44,6 +50,13 @@ uint32_t csum_partial(const void *p, size_t len, uint32_t sum)
             __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(b + 16));
             __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(b + 32));
             __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + 48));
+            if (copy) {
+                _mm_storeu_si128((__m128i *)(void *)d, w);
+                _mm_storeu_si128((__m128i *)(void *)(d + 16), x);
+                _mm_storeu_si128((__m128i *)(void *)(d + 32), y);
+                _mm_storeu_si128((__m128i *)(void *)(d + 48), v);
+                d += 64;
+            }
             a0 = _mm_add_epi64(a0, _mm_unpacklo_epi32(w, z));
             a1 = _mm_add_epi64(a1, _mm_unpackhi_epi32(w, z));
             a2 = _mm_add_epi64(a2, _mm_unpacklo_epi32(x, z));
@@ -62,6 +75,10 @@ uint32_t csum_partial(const void *p, size_t len, uint32_t sum)
     while (len >= 8) {
         uint64_t w;
         memcpy(&w, b, 8);
+        if (copy) {
+            memcpy(d, &w, 8);
+            d += 8;
+        }
         s += w >> 32;
         s += w & 0xffffffffu;
         b += 8;
@@ -70,6 +87,10 @@ uint32_t csum_partial(const void *p, size_t len, uint32_t sum)
     while (len >= 2) {
         uint16_t w;
         memcpy(&w, b, 2);
+        if (copy) {
+            memcpy(d, &w, 2);
+            d += 2;
+        }
         s += w;
         b += 2;
         len -= 2;
@@ -78,6 +99,8 @@ uint32_t csum_partial(const void *p, size_t len, uint32_t sum)
         /* The odd byte is the high byte of a network-order word. */
         uint8_t last[2] = { b[0], 0 };
         uint16_t w;
+        if (copy)
+            d[0] = b[0];
         memcpy(&w, last, 2);
         s += w;
     }
@@ -89,14 +112,34 @@ uint32_t csum_partial(const void *p, size_t len, uint32_t sum)
     return fold64(t);
 }
 
-uint32_t csum_partial_at(const void *p, size_t len, uint32_t sum, size_t at)
+uint32_t csum_partial(const void *p, size_t len, uint32_t sum)
 {
-    uint32_t s = csum_partial(p, len, 0);
+    return sum_core(p, NULL, len, sum, false);
+}
+
+uint32_t csum_copy(void *dst, const void *src, size_t len, uint32_t sum)
+{
+    return sum_core(src, dst, len, sum, true);
+}
+
+/* A chunk's own sum moved to the parity of its offset (RFC 1071 2.(B)). */
+static uint32_t at_parity(uint32_t s, uint32_t sum, size_t at)
+{
     s = (s & 0xffff) + (s >> 16);
     s = (s & 0xffff) + (s >> 16);
     if (at & 1)
         s = ((s & 0xff) << 8) | (s >> 8);
     return fold64((uint64_t)sum + s);
+}
+
+uint32_t csum_copy_at(void *dst, const void *src, size_t len, uint32_t sum, size_t at)
+{
+    return at_parity(csum_copy(dst, src, len, 0), sum, at);
+}
+
+uint32_t csum_partial_at(const void *p, size_t len, uint32_t sum, size_t at)
+{
+    return at_parity(csum_partial(p, len, 0), sum, at);
 }
 
 uint16_t csum_fold(uint32_t sum)

@@ -11,6 +11,11 @@ uint32_t csum_partial(const void *p, size_t len, uint32_t sum);
  * summed data (any parity: a chunk at an odd offset is summed and its
  * result byte-swapped, RFC 1071 2.(B)), so scattered slices chain. */
 uint32_t csum_partial_at(const void *p, size_t len, uint32_t sum, size_t at);
+/* csum_partial of src, and src copied to dst in the same pass (the
+ * checksum folded into the copy, as Linux csum_partial_copy); dst and src
+ * do not overlap. csum_copy_at: the chunk at byte offset `at`. */
+uint32_t csum_copy(void *dst, const void *src, size_t len, uint32_t sum);
+uint32_t csum_copy_at(void *dst, const void *src, size_t len, uint32_t sum, size_t at);
 /* Fold a partial sum to the final 16-bit one's complement checksum. */
 uint16_t csum_fold(uint32_t sum);
 /* Partial sum of the IPv4 pseudo-header (addresses in host order). */

@@ -9,6 +9,7 @@
 #include "mem.h"
 #include "ipv4_frag.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,13 +44,17 @@ struct frag_queue {
 struct ipv4_reasm {
     struct frag_queue q[IP_FRAG_QUEUES];
     size_t mem;
-    uint8_t out[IP_MAXPACKET + 60];     /* the datagram being delivered */
+    uint8_t out[IP_MAXPACKET + 60];     /* the datagram being delivered; last (not zeroed) */
 };
 
 int ipv4_frag_init(struct tcpsm_stack *st)
 {
-    st->reasm = mem_calloc(1, sizeof(*st->reasm));
-    return st->reasm ? 0 : -1;
+    /* out is scratch, written before it is read: not zeroed (64 KiB) */
+    st->reasm = mem_alloc(sizeof(*st->reasm));
+    if (!st->reasm)
+        return -1;
+    memset(st->reasm, 0, offsetof(struct ipv4_reasm, out));
+    return 0;
 }
 
 static void q_free(struct ipv4_reasm *r, struct frag_queue *q)

@@ -163,6 +163,10 @@ static void wire_send(struct memlink *l, int src, const uint8_t *data, uint32_t 
         s->oversize++;
         return;
     }
+    if (l->p.drop_above && len > 14 && len - 14 > l->p.drop_above) {
+        s->black_holed++;               /* after TSO cutting: what the wire carries */
+        return;
+    }
     if (chance(l, l->p.loss_pct)) {
         s->lost++;
         return;
@@ -261,6 +265,11 @@ static unsigned mem_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *fra
 }
 
 static const struct tcpsm_netdev_ops mem_ops = { .send = mem_send };
+
+void memlink_set_drop_above(struct memlink *l, uint32_t ip_len)
+{
+    l->p.drop_above = ip_len;
+}
 
 static bool pct_ok(double v)
 {

@@ -48,11 +48,15 @@ struct memlink_params {
     uint64_t reorder_delay_ns;  /* extra hold-back; 0 = 2 * (delay + jitter) + 1 ms */
     uint64_t bandwidth_bps;     /* 0 = unlimited */
     uint32_t queue_max;         /* frames in flight per direction; 0 = 100000 */
+    uint32_t drop_above;        /* a path MTU black hole: IP datagrams longer than this
+                                   vanish without a word (no ICMP), counted in
+                                   black_holed; 0 = none (memlink_set_drop_above) */
 };
 
 /* Counters per direction: dir[0] = frames sent by A toward B, dir[1] = B toward A. */
 struct memlink_stats {
-    uint64_t sent, delivered, lost, duplicated, reordered, corrupted, queue_drop, oversize;
+    uint64_t sent, delivered, lost, duplicated, reordered, corrupted, queue_drop, oversize,
+             black_holed;
     uint64_t gso_in;            /* super-segments handed to the link (before cutting) */
 };
 
@@ -64,6 +68,8 @@ void memlink_free(struct memlink *l);
 /* The netdev of side 0 (A) or 1 (B). */
 struct tcpsm_netdev *memlink_dev(struct memlink *l, int side);
 void memlink_set_now(struct memlink *l, uint64_t now);
+/* Moves the black hole (params.drop_above) while the link runs: 0 removes it. */
+void memlink_set_drop_above(struct memlink *l, uint32_t ip_len);
 /* Moves up to max frames due at side by now (earliest first) into out.
  * Their data stays valid until the next memlink_deliver() for that side or
  * memlink_free(). */

@@ -1,6 +1,7 @@
 /* The stack object: creation with validated config, the public entry
  * points, and the tx batch flush. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,9 +122,13 @@ struct tcpsm_stack *tcpsm_stack_new(const struct tcpsm_config *cfg, struct tcpsm
         hi++;
     if (hi == TCPSM_MAX_HOSTS)
         return NULL;
-    struct tcpsm_stack *st = mem_calloc(1, sizeof(*st));
+    /* Zeroed up to the tx slots only: they are scratch, written before
+     * every read, and 128 KiB of zeroes per stack is most of the cost of
+     * creating one (the fuzzer makes one per input). */
+    struct tcpsm_stack *st = mem_alloc(sizeof(*st));
     if (!st)
         return NULL;
+    memset(st, 0, offsetof(struct tcpsm_stack, txbuf));
     st->cfg = *cfg;
     st->cfg.sock_event = NULL;          /* code addresses: in the host only */
     st->cfg.trace = NULL;
@@ -217,14 +222,18 @@ void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
         unsigned left = n - i < TCPSM_GRO_MAX + 1 ? n - i : TCPSM_GRO_MAX + 1;
         st->gro_n = tcp_gro_run(st, &frames[i], left, more, &st->gro_bytes);
         st->gro_more = more;
-        st->gro_th = frames[i].data + 14 + 20;
+        bool v6 = frames[i].len >= 14 && get16(frames[i].data + 12) == ETH_TYPE_IPV6;
+        st->gro_th = frames[i].data + 14 + (v6 ? 40 : 20);
         st->gro_taken = false;
         st->rx_flags = frames[i].flags & (TCPSM_FRAME_CSUM_PARTIAL | TCPSM_FRAME_CSUM_VALID);
         eth_input(st, frames[i].data, frames[i].len, now);
         if (st->gro_n && st->gro_taken) {
             /* taken by TCP input: counted as the frames they were */
             st->cnt.eth_in += st->gro_n;
-            st->cnt.ip_in += st->gro_n;
+            if (v6)
+                st->cnt.ip6_in += st->gro_n;
+            else
+                st->cnt.ip_in += st->gro_n;
             st->cnt.tcp_in += st->gro_n;
             st->cnt.tcp_gro_frames += st->gro_n;
             i += st->gro_n;
@@ -237,6 +246,24 @@ void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
     tcp_input_batch_end(st, now);
     tcp_mem_wake_senders(st);
     stack_tx_flush(st);
+}
+
+void tcpsm_stack_input_hold(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
+                            unsigned n, uint64_t now)
+{
+    tcp_hold_acks(st, true);
+    tcpsm_stack_input(st, frames, n, now);
+    tcp_hold_acks(st, false);
+}
+
+unsigned tcpsm_stack_release_acks(struct tcpsm_stack *st, uint64_t now)
+{
+    if (!tcp_acks_held(st))
+        return 0;
+    st->now = now;
+    unsigned n = tcp_release_acks(st, now);
+    stack_tx_flush(st);
+    return n;
 }
 
 void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now)

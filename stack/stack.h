@@ -90,6 +90,7 @@ struct tcpsm_stack {
     unsigned gro_n;
     uint32_t gro_bytes;
     bool gro_taken;
+    /* Last: tcpsm_stack_new zeroes everything before it, not the slots. */
     uint8_t txbuf[TCPSM_TX_BATCH][TCPSM_FRAME_MAX];
 };
 

@@ -33,6 +33,11 @@ void tcp_icmp_error(struct tcpsm_stack *st, uint8_t type, uint8_t code, uint32_t
 struct tcp_slice {
     const uint8_t *data;
     uint32_t len;
+    /* check: the TCP checksum is still to verify, folded into the copy
+     * into the receive buffer (tcp_input.c write_slices); hsum is the
+     * partial sum of the pseudo-header and the frame's TCP header */
+    bool check;
+    uint32_t hsum;
 };
 
 /* Software GRO (tcp_gro.c): how many of f[1..n) continue the in-order
@@ -47,6 +52,12 @@ unsigned tcp_gro_run(struct tcpsm_stack *st, const struct tcpsm_frame *f, unsign
 /* End of an input batch: the ACKs and wake-ups deferred while its frames
  * were processed (tcp_batch_defer) go out now. */
 void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now);
+/* Quick ACKs held for an application's reply (tcp_ack_hold): send those
+ * still owed; returns how many. */
+unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now);
+/* Whether the input batch being run may hold quick ACKs. */
+void tcp_hold_acks(struct tcpsm_stack *st, bool on);
+bool tcp_acks_held(const struct tcpsm_stack *st);
 /* Wake the senders refused at the memory cap once memory has freed. */
 void tcp_mem_wake_senders(struct tcpsm_stack *st);
 

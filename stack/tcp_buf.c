@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mem.h"
+#include "csum.h"
 #include "tcp_int.h"
 
 int ring_alloc(struct tcp_ring *r, uint32_t cap)
@@ -53,6 +54,21 @@ void ring_write_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n
     uint32_t first = r->cap - pos < n ? r->cap - pos : n;
     memcpy(r->buf + pos, s, first);
     memcpy(r->buf, s + first, n - first);
+}
+
+/* ring_write_at, summing the bytes on the way (csum_copy): returns sum
+ * with them added, src being at byte offset `at` of the summed data (as
+ * csum_partial_at). */
+uint32_t ring_write_csum_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n,
+                            uint32_t sum, uint32_t at)
+{
+    const uint8_t *s = src;
+    uint32_t pos = (r->head + off) % r->cap;
+    uint32_t first = r->cap - pos < n ? r->cap - pos : n;
+    sum = csum_copy_at(r->buf + pos, s, first, sum, at);
+    if (n > first)
+        sum = csum_copy_at(r->buf, s + first, n - first, sum, at + first);
+    return sum;
 }
 
 /* Make room for need bytes from head, growing by doubling (from

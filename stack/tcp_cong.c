@@ -178,7 +178,11 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
         tcp_rack_recovery_exit(sk);
         acked = 0;                      /* this ACK's data was recovery's, not growth */
     }
-    if (!sk->in_recovery && sk->rtxq.lost) {
+    /* a lost MTU probe is no congestion signal (RFC 4821 7.5): its
+     * records are sent again (tcp_output), cwnd stays */
+    if (!sk->in_recovery && sk->rtxq.lost && sk->plp_on)
+        tcp_plpmtud_dup_lost(sk);
+    if (!sk->in_recovery && sk->rtxq.lost && !(sk->plp_repair && tcp_plpmtud_excused(sk))) {
         sk->prior_cwnd = sk->cwnd;
         sk->prior_ssthresh = sk->ssthresh;
         sk->undo_state = sk->ts_ok ? TCP_UNDO_ARMED : TCP_UNDO_OFF;

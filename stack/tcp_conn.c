@@ -364,6 +364,11 @@ void tcp_sock_free(struct tcpsm_sock *sk)
             if (ts->batch[i] == sk)
                 ts->batch[i] = NULL;
     }
+    if (sk->ack_held) {
+        for (unsigned i = 0; i < ts->nheld; i++)
+            if (ts->held[i] == sk)
+                ts->held[i] = NULL;
+    }
     timer_cancel(&sk->st->timers, &sk->timer);
     tcp_ehash_del(sk);
     tcp_bind_del(sk);
@@ -674,12 +679,89 @@ void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now)
         uint8_t work = sk->batch_work;
         sk->batch_work = 0;
         /* an ACK sent meanwhile (data, a window update) reset delack_segs */
-        if ((work & TCP_BATCH_ACK) && sk->delack_segs && can_ack(sk))
+        if ((work & TCP_BATCH_ACK) && sk->delack_segs && can_ack(sk) && !tcp_ack_hold(sk, now))
             tcp_send_ack(sk, now);
         if (work & TCP_BATCH_WAKE)
             tcp_wake(sk);
     }
     ts->nbatch = 0;
+}
+
+/* A quick ACK for one short segment (a request, a command) received by an
+ * application thread that is about to run the application (the runtime's
+ * input for a thread inside a socket call, tcpsm_stack_input_hold): the
+ * reply it is likely to send at once carries the ACK, as a delayed ACK
+ * would let it (RFC 1122 4.2.3.2), without the 40 ms wait a lone request
+ * could suffer behind a sender's Nagle. Held until the runtime releases
+ * it (the thread is back in the stack to wait: tcpsm_stack_release_acks)
+ * or the delayed-ACK timer fires (40 ms); a segment
+ * sent meanwhile with the ACK ends it. Saves a frame per request on both
+ * sides of a request/response exchange. Bulk data (full segments, two or
+ * more unacknowledged) is never held. */
+static bool ack_hold(struct tcpsm_sock *sk, uint64_t now)
+{
+    struct tcp_stack *ts = TS(sk);
+    if (!sk->ack_held) {
+        if (ts->nheld == TCP_HELD_MAX)
+            return false;
+        ts->held[ts->nheld++] = sk;
+        sk->ack_held = true;
+    }
+    tcp_delack_schedule(sk, now);
+    return true;
+}
+
+bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (!TS(sk)->hold_acks || !sk->ack_short || sk->delack_segs != 1 || sk->ack_now)
+        return false;
+    return ack_hold(sk, now);
+}
+
+/* A FIN that ends ESTABLISHED (the peer closed first): the application,
+ * told of the end of the stream, usually closes at once, and its FIN
+ * carries the ACK, as Linux delays this ACK (tcp_fin enters pingpong
+ * mode). Only with nothing else owed but one short segment's ACK. */
+bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (!TS(sk)->hold_acks || sk->delack_segs > 1 || (sk->delack_segs && !sk->ack_short) ||
+        sk->dupack_now)
+        return false;
+    return ack_hold(sk, now);
+}
+
+void tcp_hold_acks(struct tcpsm_stack *st, bool on)
+{
+    if (st->tcp)
+        st->tcp->hold_acks = on;
+}
+
+bool tcp_acks_held(const struct tcpsm_stack *st)
+{
+    return st->tcp && st->tcp->nheld;
+}
+
+unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now)
+{
+    struct tcp_stack *ts = st->tcp;
+    unsigned sent = 0;
+    if (!ts)
+        return 0;
+    for (unsigned i = 0; i < ts->nheld; i++) {
+        struct tcpsm_sock *sk = ts->held[i];
+        if (!sk)
+            continue;
+        ts->held[i] = NULL;
+        sk->ack_held = false;
+        /* a segment sent meanwhile carried it (delack_segs reset,
+         * last_ack_sent moved up) */
+        if ((sk->delack_segs || sk->last_ack_sent != sk->rcv_nxt) && can_ack(sk)) {
+            tcp_send_ack(sk, now);
+            sent++;
+        }
+    }
+    ts->nheld = 0;
+    return sent;
 }
 
 void tcp_wake_listener(struct tcpsm_sock *l)

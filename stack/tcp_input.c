@@ -237,6 +237,7 @@ static bool cookie_ack(struct tcpsm_sock *l, struct tcp_seg *seg, uint64_t now)
     c->snd_nxt = c->snd_max = c->iss + 1;
     uint32_t w = tcp_rcv_space(c);
     c->rcv_adv = c->rcv_nxt + (w > 65535 ? 65535 : w);
+    c->rcv_wnd_max = w > 65535 ? 65535 : w;
     c->rtt_active = false;
     l->syn.cookies_ok++;
     ts->syn.cookies_ok++;
@@ -397,6 +398,17 @@ static bool acceptable(const struct tcpsm_sock *sk, uint32_t seq, uint32_t slen)
     return seq_in(seq, nxt, nxt + wnd) || seq_in(seq + slen - 1, nxt, nxt + wnd);
 }
 
+/* RFC 2883 (D-SACK): data [l, r) arrived again; the next ACK reports it as
+ * its first SACK block (Linux tcp_dsack_set; SACK connections only). */
+static void dsack_set(struct tcpsm_sock *sk, uint32_t l, uint32_t r)
+{
+    if (!sk->sack_ok || !seq_lt(l, r))
+        return;
+    sk->dsack_l = l;
+    sk->dsack_r = r;
+    sk->dsack = true;
+}
+
 /* Leave for good without an error: LAST-ACK done, passive child reset. */
 static void close_quiet(struct tcpsm_sock *sk, const char *why, const struct tcp_seg *seg)
 {
@@ -404,14 +416,19 @@ static void close_quiet(struct tcpsm_sock *sk, const char *why, const struct tcp
 }
 
 /* A GRO segment's payload bytes [off, off + n) (its own, then its slices)
- * to the end of the receive ring. */
-static void write_slices(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint32_t off,
-                         uint32_t n)
+ * to the end of the receive ring; returns how many were written. A slice
+ * whose TCP checksum is still to verify is summed as it is copied (the
+ * rest of it, past n, summed alone): if the sum is bad the copy stops
+ * before it, and the input batch takes it and the frames after it one by
+ * one (st->gro_n cut to the slices taken): it is counted and dropped there,
+ * the frames after it are out of order. */
+static uint32_t write_slices(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint32_t off,
+                             uint32_t n)
 {
     uint32_t own = seg->len;
     for (unsigned i = 0; i < seg->nmore; i++)
         own -= seg->more[i].len;
-    uint32_t at = sk->rcvq.len;
+    uint32_t at = sk->rcvq.len, done = 0;
     for (int i = -1; i < (int)seg->nmore && n; i++) {
         const uint8_t *p = i < 0 ? seg->data : seg->more[i].data;
         uint32_t l = i < 0 ? own : seg->more[i].len;
@@ -420,11 +437,27 @@ static void write_slices(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint3
             continue;
         }
         uint32_t k = l - off < n ? l - off : n;
-        ring_write_at(&sk->rcvq, at, p + off, k);
+        if (i >= 0 && seg->more[i].check) {
+            uint32_t s = seg->more[i].hsum;
+            if (off)
+                s = csum_partial(p, off, s);
+            s = ring_write_csum_at(&sk->rcvq, at, p + off, k, s, off);
+            if (off + k < l)
+                s = csum_partial_at(p + off + k, l - off - k, s, off + k);
+            if (csum_fold(s) != 0) {
+                if (sk->st->gro_n > (unsigned)i)
+                    sk->st->gro_n = (unsigned)i;
+                break;
+            }
+        } else {
+            ring_write_at(&sk->rcvq, at, p + off, k);
+        }
         at += k;
+        done += k;
         n -= k;
         off = 0;
     }
+    return done;
 }
 
 /* The receive text step (3.10.7.4 seventh): data at RCV.NXT goes to the
@@ -440,6 +473,11 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
         uint32_t skip = sk->rcv_nxt - seq;
         if (skip > len) {
             skip = len;
+        }
+        if (skip) {
+            /* the part below RCV.NXT came before: a D-SACK, at once */
+            dsack_set(sk, seq, seq + skip);
+            sk->ack_now = true;
         }
         data += skip;
         len -= skip;
@@ -467,7 +505,7 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
                 return false;
             }
             if (seg->nmore)
-                write_slices(sk, seg, (uint32_t)(data - seg->data), len);
+                len = write_slices(sk, seg, (uint32_t)(data - seg->data), len);
             else
                 ring_write_at(&sk->rcvq, sk->rcvq.len, data, len);
             sk->rcvq.len += len;
@@ -485,6 +523,7 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
              * mode every segment is. */
             uint32_t segs = len / (sk->rcv_mss ? sk->rcv_mss : 1);
             sk->delack_segs += segs ? segs : 1;
+            sk->ack_short = segs == 0;
             if (sk->quickacks) {
                 sk->quickacks = sk->quickacks > segs ? (uint8_t)(sk->quickacks - (segs ? segs : 1)) : 0;
                 tcp_batch_defer(sk, TCP_BATCH_ACK);
@@ -520,6 +559,12 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
         return false;
     }
     if (len) {
+        for (unsigned i = 0; i < sk->ooo.n; i++)
+            if (seq_le(sk->ooo.start[i], seq) && seq_le(seq + len, sk->ooo.end[i])) {
+                /* held already: a D-SACK, its block second (RFC 2883 4) */
+                dsack_set(sk, seq, seq + len);
+                break;
+            }
         struct tcp_ooo saved = sk->ooo;
         if (ooo_add(&sk->ooo, seq, seq + len) < 0 ||
             tcp_ofo_insert(sk, seq, data, len) < 0) {
@@ -661,6 +706,8 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
     if (res.flags & TCP_ACK_ADVANCED) {
         if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr)
             tcp_cong_undo_check(sk, seg->opt.tsecr);
+        if (sk->plp_on)
+            tcp_plpmtud_acked(sk);      /* a probe that got through raises the MSS */
         if (!rack)
             rtx = tcp_cong_ack(sk, res.acked, false, now);
         if (sk->snd_una == sk->snd_max)
@@ -674,6 +721,13 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
         if (rack) {
             sk->dupacks++;
             tcp_rack_dupthresh(sk);
+        } else if (sk->plp_probe && tcp_plpmtud_dup_lost(sk)) {
+            /* the MTU probe at the head was lost: too big, not congestion
+             * (RFC 4821 7.5); its bytes again at the current MSS */
+            sk->dupacks = 0;
+            tcp_retransmit_range(sk, sk->plp_repair_end, now);
+        } else if (sk->plp_repair && tcp_plpmtud_excused(sk)) {
+            /* more duplicates for the data after that probe: known */
         } else {
             rtx = tcp_cong_ack(sk, 0, true, now);
         }
@@ -957,6 +1011,9 @@ static void rcv_segment(struct tcpsm_sock *sk, struct tcp_seg *seg, uint64_t now
      * tcp_oow_rate_limited) */
     if (slen == 0 && tcp_oow_rate_limited(sk, now))
         return;
+    /* data wholly below RCV.NXT: a duplicate (Linux tcp_send_dupack) */
+    if (seg->len && seq_le(seg->seq + seg->len, sk->rcv_nxt))
+        dsack_set(sk, seg->seq, seg->seq + seg->len);
     tcp_send_ack(sk, now);
 }
 
@@ -1055,10 +1112,13 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
         sk->rcv_nxt++;
         sk->rcv_fin = true;
         sk->shutdown |= RCV_SHUTDOWN;
+        bool owed = sk->ack_now;        /* for another reason than the FIN */
         sk->ack_now = true;
         switch (sk->state) {
         case TCPSM_ESTABLISHED:
             tcp_set_state(sk, TCPSM_CLOSE_WAIT, "rcv FIN", seg, false);
+            if (!owed && tcp_fin_ack_hold(sk, now))
+                sk->ack_now = false;    /* the application's FIN will carry it */
             break;
         case TCPSM_FIN_WAIT_1:
             if (our_fin_acked(sk)) {
@@ -1189,6 +1249,7 @@ void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now)
     if (!sk->pmtu || mtu < sk->pmtu)
         sk->pmtu = mtu;
     uint32_t mss = mtu - (v4 ? 40u : 60u);
+    tcp_plpmtud_icmp(sk, mss);          /* no probing above what ICMP said */
     if (mss >= sk->mss)
         return;
     sk->mss = (uint16_t)mss;

@@ -40,6 +40,7 @@
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_BATCH_MAX       64          /* connections with work deferred to the end of an input batch */
+#define TCP_HELD_MAX        256         /* quick ACKs held for the application's reply (tcp_ack_hold) */
 #define TCP_RING_INIT       512u            /* first allocation of a buffer ring (grows by doubling) */
 #define TCP_RING_CACHE      8               /* released ring buffers kept for reuse */
 #define TCP_RING_CACHE_BYTES (16u * 1024u * 1024u)
@@ -213,8 +214,15 @@ struct tcpsm_sock {
     int tos;                            /* IP_TOS / IPV6_TCLASS of the packets sent */
     int ttl;                            /* IP_TTL / IPV6_UNICAST_HOPS, -1 = default 64 */
     uint32_t pmtu;                      /* path MTU learnt from ICMP, 0 = the link's */
-    uint64_t plpmtu_raise_at;           /* black hole (tcp_pmtu.c): full MSS again at, 0 = none */
-    uint16_t mss_full;                  /* ... and that MSS */
+    /* PLPMTUD (tcp_pmtu.c), on after a black hole; sizes are MSS values */
+    bool plp_on;
+    bool plp_repair;                    /* a lost probe's bytes are being sent again */
+    uint16_t plp_max;                   /* the MSS before the black hole (the re-search's top) */
+    uint16_t plp_low, plp_high;         /* largest known to pass, largest that may */
+    uint16_t plp_probe;                 /* the probe in flight, 0 = none */
+    uint32_t plp_probe_seq, plp_probe_end;  /* its sequence space */
+    uint32_t plp_repair_end;            /* plp_repair: up to here */
+    uint64_t plp_stamp;                 /* the search (re)started: re-probe interval from here */
 
     /* listener */
     struct tcpsm_sock *synq, *accq, *accq_tail;
@@ -230,6 +238,7 @@ struct tcpsm_sock {
     uint32_t fin_seq;
     /* receive sequence space */
     uint32_t irs, rcv_nxt, rcv_adv, last_ack_sent;
+    uint32_t rcv_wnd_max;               /* the largest window offered (bytes) */
     bool rcv_fin;                       /* FIN received (in order) */
     bool ooo_fin;                       /* FIN seen beyond a hole */
     uint32_t ooo_fin_seq;
@@ -247,6 +256,10 @@ struct tcpsm_sock {
     /* buffers */
     struct tcp_ring sndq, rcvq;
     struct tcp_ooo ooo;                 /* ranges held out of order (SACK blocks) */
+    /* RFC 2883: a duplicate range received, reported once as the first
+     * SACK block of the next ACK (Linux tcp_dsack_set) */
+    uint32_t dsack_l, dsack_r;
+    bool dsack;
     struct tcp_ofo *ofo;                /* ... and their bytes */
     struct tcp_ofo *ofo_tail;           /* the highest: most arrivals go after it */
     uint32_t ofo_n, ofo_bytes;
@@ -272,6 +285,8 @@ struct tcpsm_sock {
     uint8_t quickacks;                  /* segments still ACKed at once (quick-ACK mode) */
     bool ack_now;
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
+    bool ack_short;                     /* the last in-order data was shorter than rcv_mss */
+    bool ack_held;                      /* on tcp_stack.held (tcp_ack_hold) */
     uint64_t last_rcv;                  /* for keepalive */
     uint64_t oow_ack_at;                /* last reflexive ACK (out-of-window, PAWS, challenge):
                                            Linux last_oow_ack_time */
@@ -350,6 +365,10 @@ struct tcp_stack {
     /* connections owing an ACK or a wake-up at the end of the input batch */
     struct tcpsm_sock *batch[TCP_BATCH_MAX];
     unsigned nbatch;
+    /* quick ACKs held while the application may still answer (tcp_ack_hold) */
+    struct tcpsm_sock *held[TCP_HELD_MAX];
+    unsigned nheld;
+    bool hold_acks;                     /* this input batch may hold them */
     /* buffer memory (Linux tcp_mem): bytes in rings and out-of-order
      * segments; pressure from 3/4 of mem_max down to 1/2 */
     size_t mem_used, mem_max;
@@ -419,6 +438,8 @@ void tcp_maybe_free(struct tcpsm_sock *sk);
 void tcp_release_buffers(struct tcpsm_sock *sk);
 void tcp_wake(struct tcpsm_sock *sk);
 void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work);
+bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now);
+bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
 void tcp_unlink_child(struct tcpsm_sock *child);
 void tcp_synq_add(struct tcpsm_sock *l, struct tcpsm_sock *c);
@@ -474,6 +495,8 @@ int ring_grow(struct tcp_ring *r, uint32_t cap);
 int ring_reserve(struct tcp_ring *r, uint32_t need, uint32_t limit);
 uint32_t ring_write(struct tcp_ring *r, const void *src, uint32_t n);
 void ring_write_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n);
+uint32_t ring_write_csum_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n,
+                            uint32_t sum, uint32_t at);
 void ring_read_at(const struct tcp_ring *r, uint32_t off, void *dst, uint32_t n);
 void ring_drop(struct tcp_ring *r, uint32_t n);
 int ooo_add(struct tcp_ooo *o, uint32_t start, uint32_t end);
@@ -488,8 +511,17 @@ void tcp_send_rst_sk(struct tcpsm_sock *sk, uint64_t now);
 void tcp_send_probe(struct tcpsm_sock *sk, uint64_t now);
 void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now);
 void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now);   /* tcp_input.c */
-void tcp_plpmtud_rto(struct tcpsm_sock *sk, uint64_t now);  /* tcp_pmtu.c */
-void tcp_plpmtud_raise(struct tcpsm_sock *sk, uint64_t now);
+/* tcp_pmtu.c: RFC 4821 / 8899 black holes and probing upward */
+void tcp_plpmtud_rto(struct tcpsm_sock *sk, uint64_t now);
+void tcp_plpmtud_icmp(struct tcpsm_sock *sk, uint32_t mss);
+uint32_t tcp_plpmtud_probe_len(struct tcpsm_sock *sk, uint32_t unsent, uint32_t usable,
+                               uint32_t mss, uint64_t now);
+void tcp_plpmtud_probe_sent(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, uint32_t mss);
+void tcp_plpmtud_acked(struct tcpsm_sock *sk);
+void tcp_plpmtud_probe_lost(struct tcpsm_sock *sk);
+bool tcp_plpmtud_dup_lost(struct tcpsm_sock *sk);
+bool tcp_plpmtud_excused(const struct tcpsm_sock *sk);
+void tcp_retransmit_range(struct tcpsm_sock *sk, uint32_t end, uint64_t now);
 void tcp_retransmit_tail(struct tcpsm_sock *sk, uint64_t now);
 void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg);
 uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk);
@@ -521,6 +553,8 @@ uint32_t tcp_rtxq_ack(struct tcpsm_sock *sk, uint32_t ack, uint64_t now);
 uint32_t tcp_rtxq_sack(struct tcpsm_sock *sk, uint32_t l, uint32_t r, uint64_t now);
 uint32_t tcp_rtxq_pipe(const struct tcpsm_sock *sk);
 bool tcp_rtxq_next_lost(struct tcpsm_sock *sk, uint32_t mss, uint32_t *seq, uint32_t *len);
+bool tcp_rtxq_lost_at(const struct tcpsm_sock *sk, uint32_t seq);
+bool tcp_rtxq_lost_below(const struct tcpsm_sock *sk, uint32_t end);
 void tcp_rtxq_mark_lost(struct tcpsm_sock *sk, struct tcp_rtx *x);
 void tcp_rtxq_mark_all_lost(struct tcpsm_sock *sk);
 void tcp_rtxq_clear_lost(struct tcpsm_sock *sk);

@@ -90,10 +90,11 @@ uint32_t tcp_ts_now(const struct tcpsm_sock *sk, uint64_t now)
 
 static unsigned nsack_blocks(const struct tcpsm_sock *sk, bool with_sack)
 {
-    if (!with_sack || !sk->sack_ok || !sk->ooo.n)
+    unsigned n = sk->ooo.n + (sk->dsack ? 1 : 0);
+    if (!with_sack || !sk->sack_ok || !n)
         return 0;
     unsigned max = sk->ts_ok ? 3 : 4;
-    return sk->ooo.n < max ? sk->ooo.n : max;
+    return n < max ? n : max;
 }
 
 size_t tcp_opt_len(const struct tcpsm_sock *sk, uint8_t flags, bool with_sack)
@@ -173,11 +174,21 @@ size_t tcp_opt_build(const struct tcpsm_sock *sk, uint8_t *p, uint8_t flags, uin
         *q++ = OPT_NOP;
         *q++ = OPT_SACK;
         *q++ = (uint8_t)(2 + 8 * b);
+        if (sk->dsack) {
+            /* RFC 2883 4: the duplicate range first, once */
+            put32(q, sk->dsack_l);
+            put32(q + 4, sk->dsack_r);
+            q += 8;
+            if (!--b)
+                return (size_t)(q - p);
+        }
         /* RFC 2018 4: the block holding the latest segment first */
         unsigned first = 0;
         for (unsigned i = 0; i < sk->ooo.n; i++)
             if (seq_le(sk->ooo.start[i], sk->ooo.last) && seq_lt(sk->ooo.last, sk->ooo.end[i]))
                 first = i;
+        if (!sk->ooo.n)
+            return (size_t)(q - p);
         put32(q, sk->ooo.start[first]);
         put32(q + 4, sk->ooo.end[first]);
         q += 8;

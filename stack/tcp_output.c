@@ -105,8 +105,9 @@ uint32_t tcp_send_mss(const struct tcpsm_sock *sk)
         m -= 12;
     /* SACK blocks ride on data segments too (RFC 2018 4): leave them room,
      * as Linux tcp_current_mss does */
-    if (sk->sack_ok && sk->ooo.n) {
-        unsigned b = sk->ooo.n < (sk->ts_ok ? 3u : 4u) ? sk->ooo.n : (sk->ts_ok ? 3u : 4u);
+    unsigned nb = sk->ooo.n + (sk->dsack ? 1u : 0u);
+    if (sk->sack_ok && nb) {
+        unsigned b = nb < (sk->ts_ok ? 3u : 4u) ? nb : (sk->ts_ok ? 3u : 4u);
         m -= 4 + 8 * b;
     }
     return m < 8 ? 8 : m;
@@ -158,6 +159,8 @@ uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk)
     uint32_t edge = nxt + (field << s);
     if (seq_gt(edge, sk->rcv_adv) || !seq_gt(sk->rcv_adv, nxt))
         sk->rcv_adv = edge;
+    if (field << s > sk->rcv_wnd_max)
+        sk->rcv_wnd_max = field << s;
     return field;
 }
 
@@ -170,8 +173,10 @@ uint32_t tcp_unsent(const struct tcpsm_sock *sk)
 }
 
 /* Build and queue one segment of this connection. Payload: len bytes of
- * the send ring starting at sequence seq. */
-static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t len, uint64_t now)
+ * the send ring starting at sequence seq. whole: never a super-segment
+ * (an MTU probe is one segment bigger than the MSS). */
+static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t len, bool whole,
+                     uint64_t now)
 {
     struct tcpsm_stack *st = sk->st;
     bool sack = !(flags & (TCPSM_SYN | TCPSM_RST));
@@ -193,6 +198,7 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
         uint32_t w = tcp_rcv_space(sk);
         wnd = (uint16_t)(w > 65535 ? 65535 : w);
         sk->rcv_adv = sk->rcv_nxt + wnd;
+        sk->rcv_wnd_max = wnd;
     } else {
         wnd = (uint16_t)tcp_rcv_wnd_offer(sk);
     }
@@ -201,6 +207,8 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     if (!(flags & (TCPSM_SYN | TCPSM_RST)))
         tcp_urg_out(sk, p, seq);
     tcp_opt_build(sk, p + TCP_HDR, flags, now, sack);
+    if (sack && sk->sack_ok)
+        sk->dsack = false;              /* RFC 2883: reported once */
     if (len && (stack_dev(st)->features & TCPSM_NETDEV_F_SG)) {
         /* point at the ring: one slice, two where it wraps */
         const struct tcp_ring *r = &sk->sndq;
@@ -218,7 +226,8 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
         ring_read_at(&sk->sndq, seq - sk->snd_buf_seq, p + hl, len);
     }
     uint32_t mss = tcp_send_mss(sk);
-    bool gso = len > mss && (addr_is_v4(&sk->raddr) ? ipv4_can_gso(st) : ipv6_can_gso(st));
+    bool gso = len > mss && !whole &&
+               (addr_is_v4(&sk->raddr) ? ipv4_can_gso(st) : ipv6_can_gso(st));
     if (gso) {
         st->cnt.tcp_gso_out++;
         st->cnt.tcp_gso_segs += (len + mss - 1) / mss;
@@ -258,6 +267,11 @@ static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t le
     if (flags & TCPSM_RST)
         st->cnt.tcp_rst_out++;
     return true;
+}
+
+static bool xmit(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_t len, uint64_t now)
+{
+    return xmit_seg(sk, seq, flags, len, false, now);
 }
 
 /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, where SND.NXT is the highest ever
@@ -371,6 +385,20 @@ void tcp_retransmit_tail(struct tcpsm_sock *sk, uint64_t now)
         tcp_retransmit_head(sk, now);
 }
 
+/* A lost MTU probe (tcp_pmtu.c), connections without SACK: its bytes,
+ * from SND.UNA up to end, again at the current MSS (Linux
+ * tcp_simple_retransmit), without moving SND.NXT. */
+void tcp_retransmit_range(struct tcpsm_sock *sk, uint32_t end, uint64_t now)
+{
+    uint32_t mss = tcp_send_mss(sk);
+    for (uint32_t seq = sk->snd_una; seq_lt(seq, end);) {
+        uint32_t len = end - seq < mss ? end - seq : mss;
+        if (!send_data(sk, seq, len, now))
+            break;
+        seq += len;
+    }
+}
+
 /* Retransmit the first unacknowledged segment (fast retransmit, NewReno
  * partial ACK, zero-window probe), without moving SND.NXT. */
 void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now)
@@ -405,6 +433,21 @@ void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now)
     tcp_rto_arm(sk, now);
 }
 
+/* New data the send window and cwnd allow now (RFC 9293 3.8.6, RFC 5681). */
+static uint32_t send_usable(const struct tcpsm_sock *sk, uint32_t mss, bool rack)
+{
+    /* RFC 3042 limited transmit: a new segment for each of the first
+     * two duplicate ACKs */
+    uint32_t cw = sk->cwnd;
+    if (!rack && !sk->in_recovery && sk->dupacks && sk->dupacks <= 2)
+        cw += sk->dupacks * mss;        /* (RACK: pipe leaves SACKed data out) */
+    uint32_t rend = sk->snd_una + sk->snd_wnd;
+    uint32_t usable = seq_gt(rend, sk->snd_nxt) ? rend - sk->snd_nxt : 0;
+    uint32_t infl = rack ? tcp_rtxq_pipe(sk) : sk->snd_nxt - sk->snd_una;
+    uint32_t cusable = cw > infl ? cw - infl : 0;
+    return usable < cusable ? usable : cusable;
+}
+
 /* Send what the windows, Nagle and SWS avoidance allow (RFC 9293 3.8.6,
  * RFC 1122 4.2.3.4, RFC 5681 cwnd). */
 void tcp_output(struct tcpsm_sock *sk, uint64_t now)
@@ -419,8 +462,6 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     default:
         return;
     }
-    if (sk->plpmtu_raise_at)
-        tcp_plpmtud_raise(sk, now);
     uint32_t mss = tcp_send_mss(sk);
     /* With TSO a frame carries as many whole segments as fit in 64 KiB;
      * the link cuts it at the MSS, so each segment on the wire is what
@@ -453,20 +494,30 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
             break;
         sent = true;
     }
+    if (sk->plp_on && !urg && !sk->cork && !sk->more) {
+        /* RFC 4821 7.3: a probe of the next size up, new data, then the
+         * rest as usual (enough of it after the probe to show its loss) */
+        uint32_t avail = tcp_unsent(sk);
+        uint32_t plen = tcp_plpmtud_probe_len(sk, avail, send_usable(sk, mss, rack), mss, now);
+        if (plen && plen < avail) {
+            uint32_t seq = sk->snd_nxt;
+            if (!sk->ts_ok && !sk->rtt_active) {
+                sk->rtt_active = true;
+                sk->rtt_seq = seq;
+                sk->rtt_start = now;
+            }
+            if (xmit_seg(sk, seq, TCPSM_ACK, plen, true, now)) {
+                sk->snd_nxt += plen;
+                sk->snd_max = sk->snd_nxt;
+                tcp_plpmtud_probe_sent(sk, seq, plen, mss);
+                sent = true;
+            }
+        }
+    }
     for (;;) {
         uint32_t off = sk->snd_nxt - sk->snd_buf_seq;
         uint32_t avail = off < sk->sndq.len ? sk->sndq.len - off : 0;
-        /* RFC 3042 limited transmit: a new segment for each of the first
-         * two duplicate ACKs */
-        uint32_t cw = sk->cwnd;
-        if (!rack && !sk->in_recovery && sk->dupacks && sk->dupacks <= 2)
-            cw += sk->dupacks * mss;    /* (RACK: pipe leaves SACKed data out) */
-        uint32_t rend = sk->snd_una + sk->snd_wnd;
-        uint32_t usable = seq_gt(rend, sk->snd_nxt) ? rend - sk->snd_nxt : 0;
-        uint32_t infl = rack ? tcp_rtxq_pipe(sk) : sk->snd_nxt - sk->snd_una;
-        uint32_t cusable = cw > infl ? cw - infl : 0;
-        if (usable > cusable)
-            usable = cusable;
+        uint32_t usable = send_usable(sk, mss, rack);
         if (!avail) {
             /* FIN after the last byte (first time, or again after an RTO) */
             if (sk->fin_queued && (!sk->fin_sent || sk->snd_nxt == sk->fin_seq) &&
@@ -544,7 +595,12 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
 }
 
 /* After the application read: announce a window that opened by at least
- * min(2*MSS, buffer/2) (RFC 1122 4.2.3.3). */
+ * min(2*MSS, buffer/2) (RFC 1122 4.2.3.3), if the window the peer has was
+ * at most half the largest one offered so far (so unread data shrank it:
+ * the peer may soon stall). Like Linux tcp_cleanup_rbuf, whose offers grow
+ * from the initial window (rcv_ssthresh): a request read from a fresh
+ * connection, whose window is still the SYN's unscaled 64 KiB, is not
+ * worth an ACK of its own; the response carries the larger window. */
 void tcp_window_update(struct tcpsm_sock *sk, uint64_t now)
 {
     switch (sk->state) {
@@ -562,7 +618,8 @@ void tcp_window_update(struct tcpsm_sock *sk, uint64_t now)
         thresh = rcv_cap(sk) / 2;
     /* like Linux tcp_cleanup_rbuf: only a window that had shrunk to half
      * the buffer or less is worth an immediate update */
-    if (cur <= rcv_cap(sk) / 2 && space > cur && space - cur >= thresh)
+    uint32_t ref = sk->rcv_wnd_max < rcv_cap(sk) ? sk->rcv_wnd_max : rcv_cap(sk);
+    if (cur <= ref / 2 && space > cur && space - cur >= thresh)
         tcp_send_ack(sk, now);
 }
 

@@ -342,3 +342,29 @@ bool tcp_rtxq_next_lost(struct tcpsm_sock *sk, uint32_t mss, uint32_t *seq, uint
     }
     return false;
 }
+
+/* The head record starts at seq and is marked lost (not SACKed). */
+bool tcp_rtxq_lost_at(const struct tcpsm_sock *sk, uint32_t seq)
+{
+    const struct tcp_rtxq *q = &sk->rtxq;
+    if (!q->n)
+        return false;
+    const struct tcp_rtx *x = &q->r[q->head];
+    return x->seq == seq && (x->fl & (TCP_RTX_LOST | TCP_RTX_SACKED)) == TCP_RTX_LOST;
+}
+
+/* Every byte marked lost lies before end (a lost MTU probe's, tcp_pmtu.c):
+ * walks the records before end only. */
+bool tcp_rtxq_lost_below(const struct tcpsm_sock *sk, uint32_t end)
+{
+    const struct tcp_rtxq *q = &sk->rtxq;
+    uint32_t below = 0;
+    for (uint32_t i = 0; i < q->n; i++) {
+        const struct tcp_rtx *x = &q->r[q->head + i];
+        if (!seq_lt(x->seq, end))
+            break;
+        if ((x->fl & (TCP_RTX_LOST | TCP_RTX_SACKED)) == TCP_RTX_LOST)
+            below += rlen(x);
+    }
+    return below >= q->lost;
+}

@@ -122,6 +122,7 @@ static void reset_conn(struct tcpsm_sock *sk)
     sk->delack_segs = 0;
     sk->ack_now = false;
     sk->rcv_nxt = sk->rcv_adv = sk->irs = 0;
+    sk->rcv_wnd_max = 0;
     sk->snd_wnd = sk->max_snd_wnd = 0;
 }
 

@@ -182,6 +182,9 @@ struct tcpsm_config {
     uint64_t mem_max;           /* TCP buffer memory of the stack, bytes (default 128 MiB):
                                    pressure from 3/4 (no out-of-order data kept, no
                                    auto-tuning), receive data refused beyond it */
+    uint32_t plpmtu_interval_s; /* after a black hole, the MSS search starts again this
+                                   long after it ended (default 600, Linux
+                                   tcp_probe_interval) */
 
     /* Called (under the caller's lock) when a socket's readiness may have
      * changed; events is the new tcpsm_sock_poll() value. */
@@ -235,6 +238,8 @@ struct tcpsm_counters {
     uint64_t pmtu_learned, pmtu_evicted, tcp_pmtu_blackhole;
     /* Software GRO: frames taken into the in-order segment before them */
     uint64_t tcp_gro_frames;
+    /* PLPMTUD probes upward (RFC 4821 7.3): sent, acknowledged (the MSS rose), lost */
+    uint64_t tcp_pmtu_probes, tcp_pmtu_probe_ok, tcp_pmtu_probe_lost;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).
@@ -276,6 +281,17 @@ void tcpsm_stack_free(struct tcpsm_stack *st);
 /* Process received frames (read-only; copied as needed). */
 void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames, unsigned n,
                        uint64_t now);
+/* The same, from a thread that runs the application as soon as this
+ * returns (it is inside one of the application's socket calls): a quick
+ * ACK owed for one short segment (a request) may be held for the reply to
+ * carry it, until tcpsm_stack_release_acks or the delayed-ACK timer (40 ms,
+ * RFC 1122 4.2.3.2) at the latest. */
+void tcpsm_stack_input_hold(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
+                            unsigned n, uint64_t now);
+/* Sends the held ACKs that no reply carried (the application is back to
+ * wait, or another thread takes the link); returns how many. O(1) when
+ * none is held. */
+unsigned tcpsm_stack_release_acks(struct tcpsm_stack *st, uint64_t now);
 /* Run every timer that is due at now. */
 void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now);
 /* Ends every connection at once (process exit): RST (RFC 9293 3.10.4,

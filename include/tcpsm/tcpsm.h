@@ -157,6 +157,16 @@ uint64_t tcpsm_spin_ns(void);
  * poll/epoll loop notes it when it starts and returns EINTR instead of
  * sleeping once it moved (a handler ran inside the call). */
 bool tcpsm_signal_arrived(int sig);
+/* A signal whose action is the default one, to end the process (SIGTERM,
+ * SIGINT, ...; the shim catches these too): tcpsm_signal_fatal_defer()
+ * true means this thread holds a stack or shim lock: the signal is raised
+ * again when it is released. Otherwise tcpsm_signal_fatal() takes the stack
+ * lock (bounded), so that no thread of this process is halfway through a
+ * change of the shared stack when the process dies, and marks it left in a
+ * consistent state: the process then dies holding it, and the next process
+ * to take it recovers it without suspicion. */
+bool tcpsm_signal_fatal_defer(int sig);
+void tcpsm_signal_fatal(void);
 void tcpsm_sig_hold(void);
 void tcpsm_sig_release(void);
 unsigned tcpsm_sigseq(void);

@@ -22,6 +22,7 @@ const struct counter_name counter_names[] = {
     C(nd_dad_dup), C(ip6_reasm_ok), C(ip_frag_in), C(ip_reasm_ok), C(ip_reasm_fail),
     C(ip_reasm_timeout), C(tcp_gso_out), C(tcp_gso_segs), C(tcp_rack_lost), C(tcp_tlp),
     C(tcp_rtxq_full), C(pmtu_learned), C(pmtu_evicted), C(tcp_pmtu_blackhole), C(tcp_gro_frames),
+    C(tcp_pmtu_probes), C(tcp_pmtu_probe_ok), C(tcp_pmtu_probe_lost),
 };
 #undef C
 

@@ -40,8 +40,15 @@ static void lock_recovered(void)
 {
     pthread_mutex_consistent(&rt.reg->lock);
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
-    rt.sh->lock_recovered++;
-    tcpsm_log(TCPSM_LOG_WARN, "the stack lock's holder died: lock recovered");
+    if (rt.sh->lock_left_clean) {
+        /* It took the lock to die between operations (tcpsm_signal_fatal). */
+        rt.sh->lock_left_clean = false;
+        rt.sh->lock_recovered_clean++;
+        tcpsm_log(TCPSM_LOG_DEBUG, "the stack lock's holder died of a signal between operations");
+    } else {
+        rt.sh->lock_recovered++;
+        tcpsm_log(TCPSM_LOG_WARN, "the stack lock's holder died: lock recovered");
+    }
     rt_reap();
 }
 

@@ -46,6 +46,16 @@
  *   4. fork(): the stack lock is taken around fork (runtime_procs.c); the child has
  *      no stack threads, no leader and no followers.
  *   5. The receive and timer threads block every signal.
+ *   6. A signal that ends the process by its default action (SIGTERM,
+ *      SIGINT, SIGHUP, SIGPIPE, ...: the shim catches them while the program
+ *      leaves them at SIG_DFL) is deferred like a handler while its thread
+ *      holds a lock; otherwise the thread takes the stack lock before the
+ *      process dies (tcpsm_signal_fatal), so no other thread of the process
+ *      is halfway through a change to the shared region, and marks it left
+ *      clean: the next holder recovers it (EOWNERDEAD) with nothing to
+ *      suspect. SIGKILL (and _exit while another thread is in the stack)
+ *      still can end a process halfway through: that recovery is counted
+ *      (lock_recovered) and logged as a warning; nothing repairs it.
  *
  * SHARED MEMORY (runtime_procs.c, shm_region.c; README "Process model").
  * The stack is shared by every process on its address (forked, exec'd or
@@ -179,7 +189,11 @@ struct rt_shared {
     uint32_t nsocks;
     struct rt_waiter *pollers;
     long nactive;               /* connections not yet closed (from trace events) */
-    uint64_t lock_recovered;    /* lock taken over from a dead holder */
+    uint64_t lock_recovered;    /* lock taken over from a holder that died halfway */
+    /* Lock taken over from a process that died of a signal's default action
+     * holding it on purpose, between operations (tcpsm_signal_fatal). */
+    uint64_t lock_recovered_clean;
+    bool lock_left_clean;       /* set by such a holder before it dies */
     uint64_t procs_reaped;      /* processes gone without leaving (kill -9) */
     uint64_t no_id;             /* socket creations refused: RT_MAX_IDS */
     struct tcpsm_ep *eps;       /* every epoll instance (runtime_epoll.c) */
@@ -286,6 +300,11 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline);
 /* Under lock: receives a bounded batch from the link, hands it to the core
  * and runs due timers. Returns the frames taken. */
 unsigned rt_link_service(void);
+/* The same; app false for the receive thread (it holds no quick ACK and
+ * first sends the ones held: see tcpsm_stack_input_hold). */
+unsigned rt_link_service_from(bool app);
+/* Under lock: sends the quick ACKs held for replies that did not come. */
+void rt_release_acks(void);
 /* Under lock: w leaves the stack call: if nobody leads, ask a follower to. */
 void rt_lead_leave(struct rt_waiter *w);
 void rt_fd_own(int fd);

@@ -47,6 +47,23 @@ bool tcpsm_signal_arrived(int sig)
     return false;
 }
 
+bool tcpsm_signal_fatal_defer(int sig)
+{
+    if (rt_t_hold <= 0)
+        return false;
+    if (sig > 0 && sig <= 64)
+        atomic_fetch_or(&t_deferred, 1ull << (sig - 1));
+    return true;
+}
+
+void tcpsm_signal_fatal(void)
+{
+    /* Not attached, or the lock not had within its bound: die as before. */
+    if (!rt.reg || !rt.sh || !rt_lock_for_exit())
+        return;
+    rt.sh->lock_left_clean = true;      /* read by the next holder (lock_recovered) */
+}
+
 void rt_sig_reraise(void)
 {
     uint64_t d = atomic_exchange(&t_deferred, 0);

@@ -158,17 +158,38 @@ static int write_file(const char *path, const char *data, size_t len)
     return e;
 }
 
+/* The buffers of the write in progress. Only the control thread writes
+ * (runtime_ctl.c). They are held in static storage, not on that thread's
+ * stack, because a fork() while it waits for the stack lock (which the
+ * forking thread holds) copies them into a child without that thread: there
+ * they stay reachable instead of reading as a leak at the child's exit. */
+static struct snap w_sn;
+static struct out w_o;
+
+static int stats_write(const char *path);
+
 int rt_stats_write(const char *path)
 {
-    struct snap sn = { .s = calloc(RT_STATS_MAX_SOCKS, sizeof(struct sock_snap)) };
-    if (!sn.s)
+    int r = stats_write(path);
+    free(w_sn.s);
+    free(w_o.p);
+    w_sn = (struct snap){ 0 };
+    w_o = (struct out){ 0 };
+    return r;
+}
+
+static int stats_write(const char *path)
+{
+    struct snap sn = { 0 };
+    w_sn.s = calloc(RT_STATS_MAX_SOCKS, sizeof(struct sock_snap));
+    if (!w_sn.s)
         return -ENOMEM;
+    sn.s = w_sn.s;
     struct tcpsm_counters cnt;
     uint64_t link[6];
     rt_lock();
     if (!rt.started || rt.down || !rt.sh || !rt.sh->st) {
         rt_unlock();
-        free(sn.s);
         return -ENETDOWN;
     }
     sn.now = rt_now();
@@ -197,63 +218,62 @@ int rt_stats_write(const char *path)
     uint64_t cap_frames, cap_dropped;
     rt_capture_counts(&cap_clients, &cap_frames, &cap_dropped);
 
-    struct out o = { .p = malloc(65536), .cap = 65536, .ok = true };
-    if (!o.p) {
-        free(sn.s);
+    struct out *o = &w_o;       /* grows by realloc: always reached from w_o */
+    *o = (struct out){ .p = malloc(65536), .cap = 65536, .ok = true };
+    if (!o->p)
         return -ENOMEM;
-    }
     const struct rt_settings *s = &rt.set;
     char name[64];
     comm(name, sizeof(name));
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    put(&o, "{\n \"version\": 1,\n \"pid\": %d,\n \"pids\": [", (int)getpid());
+    put(o, "{\n \"version\": 1,\n \"pid\": %d,\n \"pids\": [", (int)getpid());
     for (unsigned i = 0; i < npids; i++)
-        put(&o, "%s%d", i ? ", " : "", pids[i]);
-    put(&o, "],\n \"comm\": ");
-    put_str(&o, name);
-    put(&o, ",\n \"interface\": ");
-    put_str(&o, s->ifname);
-    put(&o, ",\n \"address\": \"%u.%u.%u.%u\",\n \"prefix_len\": %u,\n", s->addr >> 24,
+        put(o, "%s%d", i ? ", " : "", pids[i]);
+    put(o, "],\n \"comm\": ");
+    put_str(o, name);
+    put(o, ",\n \"interface\": ");
+    put_str(o, s->ifname);
+    put(o, ",\n \"address\": \"%u.%u.%u.%u\",\n \"prefix_len\": %u,\n", s->addr >> 24,
         (s->addr >> 16) & 255, (s->addr >> 8) & 255, s->addr & 255, s->prefix_len);
     static const uint8_t none6[16];
     if (memcmp(s->addr6, none6, 16) != 0) {
         char a6[INET6_ADDRSTRLEN];
         inet_ntop(AF_INET6, s->addr6, a6, sizeof(a6));
-        put(&o, " \"address6\": \"%s\",\n \"prefix6_len\": %u,\n", a6, s->prefix6_len);
+        put(o, " \"address6\": \"%s\",\n \"prefix6_len\": %u,\n", a6, s->prefix6_len);
     }
-    put(&o, " \"mac\": \"%02x:%02x:%02x:%02x:%02x:%02x\",\n", s->mac[0], s->mac[1], s->mac[2],
+    put(o, " \"mac\": \"%02x:%02x:%02x:%02x:%02x:%02x\",\n", s->mac[0], s->mac[1], s->mac[2],
         s->mac[3], s->mac[4], s->mac[5]);
     if (s->gateway)
-        put(&o, " \"gateway\": \"%u.%u.%u.%u\",\n", s->gateway >> 24, (s->gateway >> 16) & 255,
+        put(o, " \"gateway\": \"%u.%u.%u.%u\",\n", s->gateway >> 24, (s->gateway >> 16) & 255,
             (s->gateway >> 8) & 255, s->gateway & 255);
-    put(&o, " \"time\": %lld.%03ld,\n \"uptime_s\": %.3f,\n", (long long)now.tv_sec,
+    put(o, " \"time\": %lld.%03ld,\n \"uptime_s\": %.3f,\n", (long long)now.tv_sec,
         now.tv_nsec / 1000000, (double)up_ns / 1e9);
-    put(&o, " \"link\": {\"rx_frames\": %llu, \"tx_frames\": %llu, \"rx_queue_drops\": %llu, "
+    put(o, " \"link\": {\"rx_frames\": %llu, \"tx_frames\": %llu, \"rx_queue_drops\": %llu, "
         "\"rx_truncated\": %llu, \"tx_errors\": %llu, \"rx_csum_completed\": %llu},\n",
         (unsigned long long)link[0], (unsigned long long)link[1], (unsigned long long)link[2],
         (unsigned long long)link[3], (unsigned long long)link[4], (unsigned long long)link[5]);
-    put(&o, " \"capture\": {\"clients\": %u, \"frames\": %llu, \"dropped\": %llu},\n",
+    put(o, " \"capture\": {\"clients\": %u, \"frames\": %llu, \"dropped\": %llu},\n",
         cap_clients, (unsigned long long)cap_frames, (unsigned long long)cap_dropped);
-    put(&o, " \"counters\": {");
+    put(o, " \"counters\": {");
     for (size_t i = 0; i < counter_names_n; i++)
-        put(&o, "%s\"%s\": %llu", i ? ", " : "", counter_names[i].name,
+        put(o, "%s\"%s\": %llu", i ? ", " : "", counter_names[i].name,
             (unsigned long long)counter_value(&cnt, i));
-    put(&o, "},\n \"tcp_mem\": {\"used\": %zu, \"max\": %zu, \"pressure\": %s},", mem_used,
+    put(o, "},\n \"tcp_mem\": {\"used\": %zu, \"max\": %zu, \"pressure\": %s},", mem_used,
         mem_max, mem_pressure ? "true" : "false");
-    put(&o, "\n \"region\": {\"used\": %llu, \"peak\": %llu, \"size\": %llu},",
+    put(o, "\n \"region\": {\"used\": %llu, \"peak\": %llu, \"size\": %llu},",
         (unsigned long long)reg_used, (unsigned long long)reg_peak, (unsigned long long)reg_size);
-    put(&o, "\n \"syn_rate\": %u,", syn_rate);
-    put(&o, "\n \"nsocks\": %zu,\n \"listed\": %zu,\n \"sockets\": [", sn.total, sn.n);
+    put(o, "\n \"syn_rate\": %u,", syn_rate);
+    put(o, "\n \"nsocks\": %zu,\n \"listed\": %zu,\n \"sockets\": [", sn.total, sn.n);
     for (size_t i = 0; i < sn.n; i++) {
         const struct sock_snap *x = &sn.s[i];
         const struct tcpsm_tcp_info *in = &x->info;
-        put(&o, "%s\n  {\"state\": \"%s\", ", i ? "," : "", trace_state_name(in->state));
-        put_ep(&o, "local", &x->laddr, x->lport);
-        put(&o, ", ");
-        put_ep(&o, "remote", &x->raddr, x->rport);
+        put(o, "%s\n  {\"state\": \"%s\", ", i ? "," : "", trace_state_name(in->state));
+        put_ep(o, "local", &x->laddr, x->lport);
+        put(o, ", ");
+        put_ep(o, "remote", &x->raddr, x->rport);
         static const char *const ca[] = { "open", "disorder", "cwr", "recovery", "loss" };
-        put(&o, ", \"held\": %s, \"recv_q\": %u, \"send_q\": %u, \"notsent\": %u, "
+        put(o, ", \"held\": %s, \"recv_q\": %u, \"send_q\": %u, \"notsent\": %u, "
             "\"rto_us\": %u, \"ato_us\": %u, \"rtt_us\": %u, \"rttvar_us\": %u, "
             "\"min_rtt_us\": %u, \"rcv_rtt_us\": %u, \"mss\": %u, \"rcv_mss\": %u, "
             "\"advmss\": %u, \"pmtu\": %u, \"cwnd\": %u, \"ssthresh\": %u, "
@@ -279,17 +299,14 @@ int rt_stats_write(const char *path)
             in->segs_out, in->segs_in, in->data_segs_out, in->data_segs_in, in->rcv_ooopack,
             in->last_data_sent_ms, in->last_data_recv_ms, in->last_ack_recv_ms);
         if (in->state == TCPSM_LISTEN)
-            put(&o, ", \"syn_queue\": %u, \"accept_queue\": %u, \"syns\": %llu, "
+            put(o, ", \"syn_queue\": %u, \"accept_queue\": %u, \"syns\": %llu, "
                 "\"syn_rate\": %u, \"syn_cookies_sent\": %llu, \"syn_cookies_ok\": %llu, "
                 "\"syn_cookies_bad\": %llu, \"syn_dropped\": %llu",
                 in->syn_queue, in->accept_queue, (unsigned long long)in->syn_count, in->syn_rate,
                 (unsigned long long)in->syn_cookies_sent, (unsigned long long)in->syn_cookies_ok,
                 (unsigned long long)in->syn_cookies_bad, (unsigned long long)in->syn_dropped);
-        put(&o, "}");
+        put(o, "}");
     }
-    put(&o, "\n ]\n}\n");
-    free(sn.s);
-    int r = o.ok ? write_file(path, o.p, o.len) : -ENOMEM;
-    free(o.p);
-    return r;
+    put(o, "\n ]\n}\n");
+    return o->ok ? write_file(path, o->p, o->len) : -ENOMEM;
 }

@@ -64,6 +64,15 @@ static void *rx_main(void *arg)
             tcpsm_log(TCPSM_LOG_ERROR, "receive thread: ppoll: %s", strerror(errno));
             return NULL;
         }
+        if (r == 0 && park &&
+            rt_now() - atomic_load_explicit(&rt.lead_last, memory_order_relaxed) >= RX_PARK_NS) {
+            /* No application thread came back to the stack for
+             * RX_PARK_NS: the quick ACKs its input held for replies
+             * leave now, not at the delayed-ACK timer. */
+            rt_lock();
+            rt_release_acks();
+            rt_unlock();
+        }
         if (r <= 0)
             continue;
         if (p[1].revents)
@@ -80,7 +89,7 @@ static void *rx_main(void *arg)
          * leaders (an application thread that leads now takes it from here). */
         for (int b = 0; b < RX_BATCHES_PER_WAKE; b++) {
             rt_lock();
-            unsigned n = rt.down || rt.leader ? 0 : rt_link_service();
+            unsigned n = rt.down || rt.leader ? 0 : rt_link_service_from(false);
             rt_unlock();
             if (n == 0)
                 break;

@@ -349,17 +349,35 @@ static void drain(struct rt_waiter *w)
 
 #define LEAD_BATCHES 4
 
-unsigned rt_link_service(void)
+/* Under lock. The quick ACKs that an application thread's input held for
+ * its replies (tcpsm_stack_input_hold) leave when a thread comes back to
+ * wait, or when the receive thread takes the link: a reply, if there was
+ * one, has gone by then and carried them. */
+void rt_release_acks(void)
+{
+    if (rt.started && !rt.down && rt.sh->st)
+        tcpsm_stack_release_acks(rt.sh->st, rt_now());
+}
+
+/* app: called by an application thread inside a socket call, which runs
+ * the application right after (its input may hold quick ACKs); false for
+ * the receive thread. */
+unsigned rt_link_service_from(bool app)
 {
     if (!rt.started || rt.down || rt.np.fd < 0 || !rt.np.rx)
         return 0;
     struct tcpsm_frame frames[NETDEV_PACKET_BATCH];
     unsigned total = 0;
+    if (!app)
+        rt_release_acks();
     for (int b = 0; b < LEAD_BATCHES; b++) {
         int n = netdev_packet_recv(&rt.np, frames, NETDEV_PACKET_BATCH);
         if (n <= 0)
             break;
-        tcpsm_stack_input(rt.sh->st, frames, (unsigned)n, rt_now());
+        if (app)
+            tcpsm_stack_input_hold(rt.sh->st, frames, (unsigned)n, rt_now());
+        else
+            tcpsm_stack_input(rt.sh->st, frames, (unsigned)n, rt_now());
         total += (unsigned)n;
         if (n < NETDEV_PACKET_BATCH)
             break;
@@ -369,6 +387,11 @@ unsigned rt_link_service(void)
     if (tcpsm_stack_next_deadline(rt.sh->st) <= now)
         tcpsm_stack_timers(rt.sh->st, now);
     return total;
+}
+
+unsigned rt_link_service(void)
+{
+    return rt_link_service_from(true);
 }
 
 static void follower_add(struct rt_waiter *w)
@@ -478,6 +501,7 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
         ts.tv_nsec = (long)(left % 1000000000u);
         tsp = &ts;
     }
+    rt_release_acks();
     int lfd = lead_begin(w);
     uint64_t spin_ns = lfd >= 0 ? rt.set.spin_ns : 0;
     struct pollfd p[2] = { { .fd = w->efd, .events = POLLIN }, { .fd = lfd, .events = POLLIN } };
@@ -542,6 +566,7 @@ int tcpsm_poller_begin(void)
      * handler's write, runtime_signal, does not set `signalled`). */
     if (w->signalled || w->polling)
         drain(w);
+    rt_release_acks();
     if (!w->polling) {
         rt_t_in_wait++;
         /* An event loop under load finds work ready at every wait and so
@@ -572,6 +597,7 @@ int tcpsm_sleep_begin(void)
     if (!w || !w->polling)
         return -1;
     rt_lock();
+    rt_release_acks();
     int lfd = lead_begin(w);
     rt_unlock();
     return lfd;

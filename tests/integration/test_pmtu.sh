@@ -7,7 +7,9 @@
 #    at 1280 before it sends anything (the per-destination table).
 # 2. A black hole (RFC 4821 / 8899): nftables in the peer namespace silently drops every
 #    packet from the stack longer than 1200 bytes (no ICMP). The upload must still complete
-#    byte-exact (the MSS falls after repeated RTOs) instead of stalling until the retry limit.
+#    byte-exact (the MSS falls after repeated RTOs) instead of stalling until the retry limit,
+#    and (stack mode) the probes upward (RFC 4821 7.3) find the path's 1200 bytes again: the
+#    connection's IP_MTU ends above the black hole's 1064 and at most 1200.
 # In kernel mode the stack side's kernel gets net.ipv4.tcp_mtu_probing=1 for part 2.
 # timeout: 150
 set -euo pipefail
@@ -113,4 +115,9 @@ grep -q "bytes $((1 << 20)) sha $want" "$TMPD/sink2.out" || die "the data throug
 drops=$(ip netns exec "$NS_P" nft list table inet tcpsm_pmtu | grep -o 'packets [0-9]*' | awk '{ print $2 }')
 log "the black hole dropped ${drops:-0} packets"
 [ "${drops:-0}" -gt 0 ] || die "the black hole dropped nothing: the test tested nothing"
+if stack_mode; then
+    after=$(sed -n 's/^conn 0 mtu-after \([0-9]*\)$/\1/p' "$TMPD/up2.out")
+    [ "${after:-0}" -gt 1064 ] && [ "${after:-0}" -le 1200 ] ||
+        die "after the black hole the path MTU is ${after:-?}, not probed back up to about 1200"
+fi
 log "ok"

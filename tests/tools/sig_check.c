@@ -13,6 +13,10 @@
  *                                 free again (bind without SO_REUSEADDR), and no fd may be left
  *                                 over (an accept's placeholder). BLACKHOLE: an address that
  *                                 never answers (connect blocks in SYN-SENT)
+ *   sig_check busy PEER PORT SECS echoes numbered messages over one connection for SECS seconds
+ *                                 (0: until killed), each checked byte for byte: the stack calls
+ *                                 a process makes while others on the same stack are killed
+ *                                 (tests/integration/test_kill_midcall.sh)
  *   sig_check handler PEER PORT   a handler that writes to and closes stack sockets, fired at
  *                                 a thread busy in stack calls, for 3 s: no deadlock on the
  *                                 stack lock (a watchdog fails the run after 10 s without
@@ -183,6 +187,24 @@ static void mode_jumpfree(const char *blackhole)
     }
 }
 
+/* ------------------------------------------------------------ busy */
+
+static double now_s(void);
+
+static void mode_busy(int secs)
+{
+    int fd = connect_peer();
+    double end = now_s() + secs;
+    long n = 0;
+    while (secs == 0 || now_s() < end) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "message %ld from %d", n++, (int)getpid());
+        echo(fd, msg);
+    }
+    printf("busy: %ld messages echoed\n", n);
+    close(fd);
+}
+
 /* ------------------------------------------------------------ handler */
 
 static int h_fd = -1;           /* the socket the handler writes to */
@@ -283,7 +305,7 @@ joined:;
 
 int main(int argc, char **argv)
 {
-    if (argc != 4 && !(argc == 5 && !strcmp(argv[1], "jumpfree")))
+    if (argc != 4 && !(argc == 5 && (!strcmp(argv[1], "jumpfree") || !strcmp(argv[1], "busy"))))
         goto usage;
     peer.sin_family = AF_INET;
     peer.sin_port = htons((uint16_t)atoi(argv[3]));
@@ -291,6 +313,8 @@ int main(int argc, char **argv)
         goto usage;
     if (!strcmp(argv[1], "longjmp"))
         mode_longjmp();
+    else if (!strcmp(argv[1], "busy"))
+        mode_busy(atoi(argv[4]));
     else if (!strcmp(argv[1], "jumpfree"))
         mode_jumpfree(argv[4]);
     else if (!strcmp(argv[1], "handler"))
@@ -300,6 +324,6 @@ int main(int argc, char **argv)
     printf("ok %s\n", argv[1]);
     return 0;
 usage:
-    fprintf(stderr, "usage: sig_check longjmp|handler PEER PORT | jumpfree PEER PORT BLACKHOLE\n");
+    fprintf(stderr, "usage: sig_check longjmp|handler PEER PORT | jumpfree PEER PORT BLACKHOLE | busy PEER PORT SECS\n");
     return 2;
 }

@@ -116,7 +116,10 @@ void h_input(struct harness *h, const void *frame, size_t len)
         b->len = fr.len;
         return;
     }
-    tcpsm_stack_input(h->st, &fr, 1, h->now);
+    if (h->hold)
+        tcpsm_stack_input_hold(h->st, &fr, 1, h->now);
+    else
+        tcpsm_stack_input(h->st, &fr, 1, h->now);
 }
 
 void h_batch_begin(struct harness *h)

@@ -118,6 +118,7 @@ struct harness {
 
     uint8_t rx[65536 + 64];         /* payload of the last parsed segment */
 
+    bool hold;                      /* input as an application thread's (tcpsm_stack_input_hold) */
     bool batching;                  /* h_batch_begin: frames held, not yet input */
     struct h_frame batch[64];
     unsigned nbatch;

@@ -85,6 +85,42 @@ Test(csum, matches_reference_any_length_and_alignment)
                  csum_fold(csum_partial(buf, 4096, 0xffff)), "partial sums fold the same");
 }
 
+/* The sum folded into the copy: the same sum as csum_partial and the same
+ * bytes as memcpy, for every length and both ends misaligned; nothing
+ * written past the end; chunks chained at odd offsets (a wrapping ring). */
+Test(csum, copy_matches_sum_and_memcpy)
+{
+    static uint8_t src[2048 + 16], dst[2048 + 32];
+    uint64_t x = 1234567891011ull;
+    for (size_t i = 0; i < sizeof(src); i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        src[i] = (uint8_t)x;
+    }
+    size_t lens[] = { 0, 1, 2, 3, 7, 8, 9, 15, 63, 64, 65, 127, 128, 129, 1447, 1448, 1449, 2048 };
+    for (size_t so = 0; so < 8; so++)
+        for (size_t doff = 0; doff < 8; doff++)
+            for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+                size_t len = lens[k];
+                memset(dst, 0xa5, sizeof(dst));
+                uint32_t s = csum_copy(dst + doff, src + so, len, 0x1234);
+                cr_assert_eq(s, csum_partial(src + so, len, 0x1234), "so %zu do %zu len %zu",
+                             so, doff, len);
+                cr_assert(memcmp(dst + doff, src + so, len) == 0, "copy so %zu do %zu len %zu",
+                          so, doff, len);
+                for (size_t i = 0; i < doff; i++)
+                    cr_assert_eq(dst[i], 0xa5, "written before the start");
+                for (size_t i = doff + len; i < sizeof(dst); i++)
+                    cr_assert_eq(dst[i], 0xa5, "written past the end (len %zu)", len);
+            }
+    /* split anywhere, odd or even: the chained sum is the whole one */
+    for (size_t cut = 0; cut <= 301; cut += 7) {
+        uint32_t s = csum_copy_at(dst, src + 1, cut, 0, 0);
+        s = csum_copy_at(dst + cut, src + 1 + cut, 301 - cut, s, cut);
+        cr_assert_eq(csum_fold(s), ref_csum(src + 1, 301), "cut %zu", cut);
+        cr_assert(memcmp(dst, src + 1, 301) == 0);
+    }
+}
+
 Test(csum, pseudo_header)
 {
     /* 0xc612 + 0x0001 + 0xc612 + 0x0002 + 6 + 40 */

@@ -704,3 +704,85 @@ Test(ipv6, bad_fragments_get_a_parameter_problem_and_the_table_is_bounded)
     feed(st, f, mk_frag(f, 100, 512, false, m, 888), 3 * SEC);
     cr_assert_eq(tcpsm_stack_counters(st)->ip6_reasm_ok, 1);
 }
+
+/* A data segment from [PEER6]:80 (no options), its TCP checksum filled in. */
+static size_t mk_tcp6_data(uint8_t *f, uint16_t dport, uint32_t seq, uint32_t ack,
+                           const uint8_t *d, size_t len)
+{
+    static uint8_t t[20 + 1500];
+    memset(t, 0, 20);
+    wr16(t, 80);
+    wr16(t + 2, dport);
+    wr32(t + 4, seq);
+    wr32(t + 8, ack);
+    t[12] = 5 << 4;
+    t[13] = TCPSM_ACK;
+    wr16(t + 14, 65535);
+    memcpy(t + 20, d, len);
+    wr16(t + 16, ref_csum6(PEER6, US6, 6, t, 20 + len));
+    return mk_ip6(f, MAC_US, PEER6, US6, 6, 64, t, 20 + len);
+}
+
+/* Software GRO over IPv6 (tcp_gro.c, as Linux ipv6_gro_receive): a batch
+ * of in-order frames goes through TCP input as one segment, counted as the
+ * frames it was; a frame with a bad TCP checksum stops the run there and
+ * is dropped, the data arrives exact once it is sent again; a frame with
+ * another flow label or hop limit does not join. */
+Test(ipv6, gro_merges_in_order_frames_and_checks_each_sum)
+{
+    struct tcpsm_sock *sk;
+    uint16_t port;
+    uint32_t iss = connect6(&sk, &port);
+    uint8_t f[1600];
+    size_t n = mk_tcp6(f, port, 1000, iss + 1, TCPSM_SYN | TCPSM_ACK);
+    feed(st, f, n, 3 * SEC);
+    cr_assert_eq(tcpsm_sock_state(sk), TCPSM_ESTABLISHED);
+    enum { N = 8, SEG6 = 1200 };
+    static uint8_t data[3 * N * SEG6], fr[N][1600];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7 + i / 251);
+    struct tcpsm_frame b[N];
+    uint32_t seq = 1001;
+    /* 1: N in order, all merged */
+    for (unsigned i = 0; i < N; i++) {
+        b[i] = (struct tcpsm_frame){ .data = fr[i],
+            .len = (uint32_t)mk_tcp6_data(fr[i], port, seq + i * SEG6, iss + 1,
+                                          data + i * SEG6, SEG6) };
+    }
+    uint64_t in6 = tcpsm_stack_counters(st)->ip6_in;
+    tcpsm_stack_input(st, b, N, 3 * SEC + 100);
+    const struct tcpsm_counters *c = tcpsm_stack_counters(st);
+    cr_assert_eq(c->tcp_gro_frames, N - 1, "%llu merged", (unsigned long long)c->tcp_gro_frames);
+    cr_assert_eq(c->ip6_in - in6, N, "counted as the frames they were");
+    seq += N * SEG6;
+    /* 2: the third's payload corrupted: two taken, it dropped, the rest held */
+    for (unsigned i = 0; i < N; i++)
+        b[i] = (struct tcpsm_frame){ .data = fr[i],
+            .len = (uint32_t)mk_tcp6_data(fr[i], port, seq + i * SEG6, iss + 1,
+                                          data + (N + i) * SEG6, SEG6) };
+    fr[2][b[2].len - 3] ^= 0x10;
+    tcpsm_stack_input(st, b, N, 3 * SEC + 200);
+    cr_assert_eq(c->tcp_drop_csum, 1);
+    cr_assert_eq(c->tcp_gro_frames, N - 1 + 1);
+    b[0] = (struct tcpsm_frame){ .data = fr[0],
+        .len = (uint32_t)mk_tcp6_data(fr[0], port, seq + 2 * SEG6, iss + 1,
+                                      data + (N + 2) * SEG6, SEG6) };
+    tcpsm_stack_input(st, b, 1, 3 * SEC + 300);
+    seq += N * SEG6;
+    /* 3: another hop limit, then another flow label: neither joins */
+    for (unsigned i = 0; i < 3; i++)
+        b[i] = (struct tcpsm_frame){ .data = fr[i],
+            .len = (uint32_t)mk_tcp6_data(fr[i], port, seq + i * SEG6, iss + 1,
+                                          data + (2 * N + i) * SEG6, SEG6) };
+    fr[1][14 + 7] = 63;
+    fr[2][14 + 3] = 0x5;
+    uint64_t g0 = c->tcp_gro_frames;
+    tcpsm_stack_input(st, b, 3, 3 * SEC + 400);
+    cr_assert_eq(c->tcp_gro_frames, g0);
+    size_t total = (2 * N + 3) * SEG6;
+    static uint8_t got[sizeof data];
+    cr_assert_eq(tcpsm_sock_recv(sk, got, sizeof got, 0, 3 * SEC + 500), (ssize_t)total);
+    cr_assert_arr_eq(got, data, total);
+    tcpsm_sock_abort(sk, 4 * SEC);
+    tcpsm_sock_close(sk, 4 * SEC);
+}

@@ -612,3 +612,69 @@ Test(tcp_time_wait, syn_with_older_timestamp_acked)
     ASSERT_STATE(h->sk, TCPSM_TIME_WAIT);
     h_free(h);
 }
+
+/* RFC 2883: a segment received twice is reported once, as the first SACK
+ * block of the ACK it draws (below the ACK: wholly or partly old data), or
+ * followed by the block that holds it (a duplicate above a hole). */
+Test(tcp_options, dsack_reports_duplicates_once)
+{
+    struct harness *h = h_new(NULL);
+    established_with(h, 0, false, true);
+    uint8_t d[400];
+    h_pattern(d, sizeof d, 34);
+    uint32_t r0 = h->rseq;
+    SEND(h, .flags = ACK, .seq = r0, .ack = h->lseq, .win = H_RWIN, .data = d, .len = 100);
+    h_drain(h);
+    /* wholly old: D-SACK [r0, r0 + 100) */
+    SEND(h, .flags = ACK, .seq = r0, .ack = h->lseq, .win = H_RWIN, .data = d, .len = 100);
+    struct seg s = EXPECT_SEG(h, .flags = ACK, .ack = r0 + 100, .len = 0);
+    cr_assert_eq(s.nsack, 1, "%u SACK blocks", s.nsack);
+    cr_assert_eq(s.sack[0][0], r0);
+    cr_assert_eq(s.sack[0][1], r0 + 100);
+    /* partly old: D-SACK of the old part, the new part taken */
+    SEND(h, .flags = ACK, .seq = r0 + 50, .ack = h->lseq, .win = H_RWIN, .data = d + 50,
+         .len = 100);
+    s = EXPECT_SEG(h, .flags = ACK, .ack = r0 + 150, .len = 0);
+    cr_assert_eq(s.nsack, 1, "%u SACK blocks", s.nsack);
+    cr_assert_eq(s.sack[0][0], r0 + 50);
+    cr_assert_eq(s.sack[0][1], r0 + 100);
+    /* above a hole, then the same again: D-SACK first, its block second */
+    SEND(h, .flags = ACK, .seq = r0 + 200, .ack = h->lseq, .win = H_RWIN, .data = d + 200,
+         .len = 100);
+    s = EXPECT_SEG(h, .flags = ACK, .ack = r0 + 150, .len = 0);
+    cr_assert_eq(s.nsack, 1);
+    cr_assert_eq(s.sack[0][0], r0 + 200);
+    SEND(h, .flags = ACK, .seq = r0 + 250, .ack = h->lseq, .win = H_RWIN, .data = d + 250,
+         .len = 50);
+    s = EXPECT_SEG(h, .flags = ACK, .ack = r0 + 150, .len = 0);
+    cr_assert_eq(s.nsack, 2, "%u SACK blocks", s.nsack);
+    cr_assert_eq(s.sack[0][0], r0 + 250);
+    cr_assert_eq(s.sack[0][1], r0 + 300);
+    cr_assert_eq(s.sack[1][0], r0 + 200);
+    cr_assert_eq(s.sack[1][1], r0 + 300);
+    /* reported once: the hole's filling is ACKed without it */
+    SEND(h, .flags = ACK, .seq = r0 + 150, .ack = h->lseq, .win = H_RWIN, .data = d + 150,
+         .len = 50);
+    s = EXPECT_SEG(h, .flags = ACK, .ack = r0 + 300, .len = 0);
+    cr_assert_eq(s.nsack, 0, "%u SACK blocks", s.nsack);
+    h_drain(h);
+    uint8_t got[300];
+    h_app_recv(h, got, sizeof got);
+    cr_assert_arr_eq(got, d, sizeof got);
+    h_free(h);
+}
+
+Test(tcp_options, no_dsack_without_sack)
+{
+    struct harness *h = h_new(NULL);
+    established_with(h, 0, false, false);
+    uint8_t d[100];
+    h_pattern(d, sizeof d, 35);
+    uint32_t r0 = h->rseq;
+    SEND(h, .flags = ACK, .seq = r0, .ack = h->lseq, .win = H_RWIN, .data = d, .len = 100);
+    h_drain(h);
+    SEND(h, .flags = ACK, .seq = r0, .ack = h->lseq, .win = H_RWIN, .data = d, .len = 100);
+    struct seg s = EXPECT_SEG(h, .flags = ACK, .ack = r0 + 100, .len = 0);
+    cr_assert_eq(s.nsack, 0);
+    h_free(h);
+}

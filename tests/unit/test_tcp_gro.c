@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csum.h"
 #include "tcp_harness.h"
+#include "tcp_int.h"
 #include "tcpsm/core.h"
 
 #define SEG 1448u
@@ -172,4 +174,68 @@ Test(tcp_gro, bad_ip_header_checksum_not_merged)
     h_batch_end(h);
     read_exact(h, 3 * SEG);
     h_free(h);
+}
+
+/* The TCP checksum of a merged frame is verified as its payload is copied
+ * into the receive buffer: a frame cut by the window's right edge is still
+ * summed whole, and a bad one is not taken, not even the part inside. */
+Test(tcp_gro, bad_checksum_beyond_the_window_edge_not_taken)
+{
+    struct harness *h = est();
+    uint32_t room = h->lwin;
+    uint32_t edge = room / SEG;                     /* the frame the edge cuts */
+    cr_assert(room % SEG != 0 && edge >= 2 && edge < 40, "window %u", room);
+    h_batch_begin(h);
+    for (uint32_t i = 0; i <= edge; i++)
+        seg_at(h, i * SEG, SEG, ACK, H_RWIN);
+    h->batch[edge].data[h->batch[edge].len - 1] ^= 0x01;   /* past the edge */
+    h_batch_end(h);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_drop_csum, 1);
+    struct seg s = EXPECT_SEG(h, .flags = ACK, .len = 0);
+    cr_assert_eq(s.ack, h->rseq + edge * SEG, "ACK %u, the frames before the bad one",
+                 s.ack - h->rseq);
+    h_drain(h);
+    read_exact(h, edge * SEG);
+    h_free(h);
+}
+
+/* ... and a good one cut there is taken up to the edge, its sum checked
+ * over all of it. */
+Test(tcp_gro, good_frame_cut_at_the_window_edge_taken_in_part)
+{
+    struct harness *h = est();
+    uint32_t room = h->lwin;
+    uint32_t edge = room / SEG;
+    cr_assert(room % SEG != 0 && edge >= 2 && edge < 40, "window %u", room);
+    h_batch_begin(h);
+    for (uint32_t i = 0; i <= edge; i++)
+        seg_at(h, i * SEG, SEG, ACK, H_RWIN);
+    h_batch_end(h);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_drop_csum, 0);
+    cr_assert_eq(merged(h), edge);
+    struct seg s = EXPECT_SEG(h, .flags = ACK, .len = 0);
+    cr_assert_eq(s.ack, h->rseq + room, "ACK %u of %u", s.ack - h->rseq, room);
+    h_drain(h);
+    read_exact(h, room);
+    h_free(h);
+}
+
+/* The fold's sum over a wrapping receive ring at any offset parity. */
+Test(tcp_gro, ring_write_csum_wraps_at_any_parity)
+{
+    static uint8_t buf[1024], src[700];
+    h_pattern(src, sizeof src, 5);
+    for (uint32_t head = 1000; head < 1024; head += 3)
+        for (uint32_t at = 0; at < 4; at++)
+            for (uint32_t n = 1; n <= sizeof src; n += 67) {
+                struct tcp_ring r = { .buf = buf, .cap = sizeof buf, .head = head, .len = 0 };
+                memset(buf, 0, sizeof buf);
+                uint32_t s = ring_write_csum_at(&r, 5, src, n, 0x55, at);
+                cr_assert_eq(csum_fold(s), csum_fold(csum_partial_at(src, n, 0x55, at)),
+                             "head %u at %u n %u",
+                             head, at, n);
+                uint8_t back[sizeof src];
+                ring_read_at(&r, 5, back, n);
+                cr_assert(memcmp(back, src, n) == 0, "head %u n %u", head, n);
+            }
 }

@@ -233,7 +233,9 @@ Test(tcp_recovery, reordering_undoes_cwnd_reduction)
     for (uint64_t seed = 1; seed <= 2; seed++) {
         struct up *u = upload(&lp, seed, 2u << 20);
         const struct tcpsm_counters *c = tcpsm_stack_counters(u->a);
-        cr_assert(c->tcp_fast_retrans > 10, "seed %llu: only %llu recoveries",
+        /* the receiver's D-SACKs widen the sender's reordering window
+         * (RFC 8985 6.2 step 4), so a few recoveries are left: 8-10 */
+        cr_assert(c->tcp_fast_retrans >= 5, "seed %llu: only %llu recoveries",
                   (unsigned long long)seed, (unsigned long long)c->tcp_fast_retrans);
         cr_assert(c->tcp_undo * 2 >= c->tcp_fast_retrans && c->tcp_undo <= c->tcp_fast_retrans,
                   "seed %llu: %llu of %llu spurious recoveries undone", (unsigned long long)seed,

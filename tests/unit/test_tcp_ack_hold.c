@@ -1,0 +1,194 @@
+/* Quick ACKs held for the application's reply (tcpsm_stack_input_hold,
+ * tcpsm_stack_release_acks): a request received by an application thread
+ * is acknowledged by the response it sends at once, not by an ACK of its
+ * own; without a reply the ACK leaves when the runtime releases it (the
+ * thread is back to wait) or at the delayed-ACK timer. Bulk data is never
+ * held. And the window update after a read (RFC 1122 4.2.3.3) is not sent
+ * for a fresh connection whose window is still the SYN's: the reply
+ * carries the larger window. */
+#include "tcp_harness.h"
+
+/* A passive connection in quick-ACK mode (fresh), input as an application
+ * thread's. */
+static struct harness *fresh(void)
+{
+    struct harness *h = h_new(NULL);
+    sock_established_passive(h);
+    h_drain(h);
+    h->hold = true;
+    return h;
+}
+
+static const char req[] = "GET / HTTP/1.0\r\n\r\n";
+
+Test(tcp_ack_hold, reply_carries_the_ack)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
+         .len = sizeof req - 1);
+    h->rseq += sizeof req - 1;
+    expect_no_seg(h);                   /* held: no ACK of its own */
+    char got[64];
+    h_app_recv(h, got, sizeof req - 1);
+    cr_assert(memcmp(got, req, sizeof req - 1) == 0);
+    expect_no_seg(h);                   /* no window update for a fresh connection */
+    uint8_t resp[300];
+    h_pattern(resp, sizeof resp, 3);
+    h_app_send(h, resp, sizeof resp);   /* the response, ACKing the request */
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "the reply carried it");
+    expect_no_seg(h);
+    h_advance(h, MS(100));
+    /* only the response's retransmission timer remains: no lone ACK */
+    struct seg s;
+    while (recv_seg(h, &s))
+        cr_assert(s.len > 0, "a pure ACK after the reply carried it");
+    h_free(h);
+}
+
+Test(tcp_ack_hold, released_without_reply)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
+         .len = sizeof req - 1);
+    h->rseq += sizeof req - 1;
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 1);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "released once");
+    h_advance(h, MS(100));
+    expect_no_seg(h);                   /* the delayed-ACK timer went with it */
+    h_free(h);
+}
+
+Test(tcp_ack_hold, delayed_ack_timer_backstop)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
+         .len = sizeof req - 1);
+    h->rseq += sizeof req - 1;
+    expect_no_seg(h);
+    /* nobody releases it: RFC 1122 4.2.3.2's delayed ACK */
+    uint64_t waited = h_wait_seg(h, MS(500));
+    cr_assert(waited <= MS(40), "held ACK after %llu ns", (unsigned long long)waited);
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "the timer sent it");
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, full_segment_acked_at_once)
+{
+    struct harness *h = fresh();
+    size_t mss = h->lmss < 1460 ? h->lmss : 1460;
+    uint8_t d[1460];
+    h_pattern(d, sizeof d, 5);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d, .len = mss);
+    h->rseq += (uint32_t)mss;
+    /* bulk data in quick-ACK mode: the sender's slow start needs it now */
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, not_held_without_hold_input)
+{
+    struct harness *h = fresh();
+    h->hold = false;                    /* the receive thread's input */
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
+         .len = sizeof req - 1);
+    h->rseq += sizeof req - 1;
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, connection_gone_before_release)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
+         .len = sizeof req - 1);
+    h->rseq += sizeof req - 1;
+    expect_no_seg(h);
+    /* the peer resets; the application closes: the TCB is freed while held */
+    SEND(h, .flags = RST, .seq = h->rseq);
+    tcpsm_sock_close(h->sk, h->now);
+    h->sk = NULL;
+    h_drain(h);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+/* A second small segment before the release: two segments owed, ACKed at
+ * the end of that batch as before (never more than one held back). */
+Test(tcp_ack_hold, second_segment_not_held)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "abc",
+         .len = 3);
+    h->rseq += 3;
+    expect_no_seg(h);
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "def",
+         .len = 3);
+    h->rseq += 3;
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+/* The peer closes first: the application's close sends the FIN that
+ * carries the ACK of the peer's (Linux delays that ACK too). */
+Test(tcp_ack_hold, peer_fin_acked_by_our_fin)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h->rseq += 1;
+    expect_no_seg(h);
+    h_assert_state_at(h->sk, TCPSM_CLOSE_WAIT, __FILE__, __LINE__);
+    char b[8];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, b, sizeof b, 0, h->now), 0, "end of stream");
+    tcpsm_sock_close(h->sk, h->now);
+    h->sk = NULL;
+    EXPECT_SEG(h, .flags = ACK | FIN, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "the FIN carried it");
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, peer_fin_acked_at_release)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | PSH | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN,
+         .data = req, .len = sizeof req - 1);
+    h->rseq += sizeof req;
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 1);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, peer_fin_timer_backstop)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h->rseq += 1;
+    expect_no_seg(h);
+    uint64_t waited = h_wait_seg(h, MS(500));
+    cr_assert(waited <= MS(40), "held FIN ACK after %llu ns", (unsigned long long)waited);
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    h_free(h);
+}
+
+/* The receive thread's input: the FIN is ACKed at once, as before. */
+Test(tcp_ack_hold, peer_fin_not_held_without_hold_input)
+{
+    struct harness *h = fresh();
+    h->hold = false;
+    SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h->rseq += 1;
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    h_free(h);
+}
