@@ -332,6 +332,10 @@ static void count_rtx(struct tcpsm_sock *sk, uint32_t seq, uint64_t now)
         sk->total_retrans++;
         if (sk->rtt_active && seq_le(seq, sk->rtt_seq))
             sk->rtt_active = false;         /* Karn's rule */
+        /* an MTU probe's bytes sent again (another loss, an RTO's go-back,
+         * a tail probe): its ACK no longer proves that its size passes */
+        if (sk->plp_probe && seq_lt(seq, sk->plp_probe_end))
+            sk->plp_probe = 0;
     }
 }
 
