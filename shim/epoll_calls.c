@@ -63,6 +63,7 @@ struct shim_ep {
      * as the kernel drops closed fds silently. While false, epoll_wait
      * does not ask the kernel's set unless it sleeps there. */
     atomic_bool kfds;
+    atomic_bool exposed;        /* tcpsm_ep_expose done */
 };
 
 static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -367,8 +368,10 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     struct shim_sock *s = shim_lookup(fd);
     if (!s) {
-        if (op == EPOLL_CTL_ADD)
+        if (op == EPOLL_CTL_ADD) {
             note_kernel_fd(epfd);
+            shim_epoll_expose(fd);      /* one of our epoll fds nested in another set */
+        }
         return REAL(epoll_ctl)(epfd, op, fd, ev);
     }
     int r = 0;
@@ -521,6 +524,33 @@ static int filter_key(struct epoll_event *ev, int k, bool *stack_ready)
     return j;
 }
 
+/* An epoll fd of ours watched where the stack does not count sleepers
+ * (another epoll set, poll, select, another process, an exec'd image). */
+static void expose(struct shim_ep *ep)
+{
+    if (ep && ep->rep && !atomic_load_explicit(&ep->exposed, memory_order_relaxed)) {
+        atomic_store(&ep->exposed, true);
+        tcpsm_ep_expose(ep->rep);
+    }
+}
+
+void shim_epoll_expose(int fd)
+{
+    if (!shim_ep_at(fd))
+        return;
+    ep_lock();
+    expose(ep_get(fd));
+    ep_unlock();
+}
+
+void shim_epoll_expose_all(void)
+{
+    int n = shim_nslots;
+    for (int fd = 0; fd < n; fd++)
+        if (shim_ep_at(fd))
+            shim_epoll_expose(fd);
+}
+
 static int kernel_wait(int epfd, struct epoll_event *ev, int max, int ms, const sigset_t *mask,
                        bool *stack_ready)
 {
@@ -563,7 +593,9 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             goto out;
         }
         bool stack_ready = false;
+        tcpsm_ep_ksleeping(ep->rep, 1);
         ret = kernel_wait(epfd, ev, max, timeout, mask, &stack_ready);
+        tcpsm_ep_ksleeping(ep->rep, -1);
         if (ret != 0 || !stack_ready)
             goto out;
     }
@@ -636,13 +668,17 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             }
             k = REAL(ppoll)(p, 3, tsp, mask);
             k = k < 0 ? -errno : 0;
+            /* Awake, and collecting before it sleeps again: what the link
+             * brings now needs no eventfd write for this thread. */
+            tcpsm_ep_sleeping(ep->rep, -1);
             tcpsm_sleep_end(k == 0 && (p[2].revents & (POLLIN | POLLERR)));
             if (k == 0 && (p[1].revents & POLLIN))
                 tcpsm_poller_begin();   /* drains the eventfd */
             if (k == 0 && (p[0].revents & POLLIN))
                 k = kernel_wait(epfd, ev, max, 0, NULL, &stack_ready);
         }
-        tcpsm_ep_sleeping(ep->rep, -1);
+        if (efd < 0)
+            tcpsm_ep_sleeping(ep->rep, -1);
         if (k < 0) {
             ret = k;
             break;

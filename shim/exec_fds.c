@@ -203,6 +203,7 @@ void shim_exec_prepare(bool all)
 {
     if (!shim_nslots)
         return;
+    shim_epoll_expose_all();    /* the new image may wait on an inherited epoll fd */
     struct prep *p = calloc(1, sizeof(*p));
     if (!p)
         return;

@@ -219,6 +219,27 @@ static int do_fcntl(int fd, int cmd, unsigned long arg)
         shim_sock_put(s);
         return r;
     }
+    case F_SETOWN:
+    case F_SETOWN_EX: {
+        /* the placeholder keeps the owner for F_GETOWN; the stack socket
+         * needs it too, to send SIGURG (Linux sk_send_sigurg) */
+        int r = REAL(fcntl)(fd, cmd, arg);
+        struct shim_sock *s = r == 0 ? shim_stack_lookup(fd) : NULL;
+        if (s) {
+            int type = F_OWNER_PID, id = (int)arg;
+            if (cmd == F_SETOWN_EX) {
+                const struct f_owner_ex *o = (const struct f_owner_ex *)arg;
+                type = o->type;
+                id = o->pid;
+            } else if (id < 0) {
+                type = F_OWNER_PGRP;
+                id = -id;
+            }
+            tcpsm_set_owner(s->sk, type, id);
+            shim_sock_put(s);
+        }
+        return r;
+    }
     case F_GETFL: {
         /* An accepted socket's placeholder shares its file description
          * with the others (socket_calls.c): O_NONBLOCK is the object's. */

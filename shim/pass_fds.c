@@ -54,6 +54,7 @@ void shim_pass_prepare(const struct msghdr *msg, struct shim_pass *ps)
     if (!has_control(msg))
         return;
     each_rights_fd(msg, fd, {
+        shim_epoll_expose(fd);  /* the receiver may wait on it where we cannot count it */
         struct shim_sock *s = shim_stack_lookup(fd);
         if (!s)
             continue;

@@ -27,6 +27,8 @@ static bool find_stack(struct pollfd *fds, nfds_t n, struct shim_sock **socks)
     for (nfds_t i = 0; i < n; i++) {
         socks[i] = fds[i].fd >= 0 ? shim_stack_lookup(fds[i].fd) : NULL;
         any |= socks[i] != NULL;
+        if (!socks[i] && fds[i].fd >= 0 && shim_ep_at(fds[i].fd))
+            shim_epoll_expose(fds[i].fd);       /* an epoll fd of ours, polled */
     }
     return any;
 }
@@ -251,6 +253,8 @@ static int mixed_select(int nfds, fd_set *r, fd_set *w, fd_set *e, int64_t tmo_n
     for (int fd = 0; fd < nfds; fd++) {
         if (bit(r, fd) || bit(w, fd) || bit(e, fd)) {
             n++;
+            if (shim_ep_at(fd))
+                shim_epoll_expose(fd);  /* an epoll fd of ours, selected */
             if (!any && shim_fd_has_sock(fd)) {
                 struct shim_sock *s = shim_stack_lookup(fd);
                 if (s) {

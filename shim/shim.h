@@ -297,6 +297,11 @@ void shim_epoll_klisten(struct shim_sock *s);
 void shim_epoll_attach(struct shim_sock *s);
 void shim_ep_unref(struct shim_ep *ep);
 void shim_ep_ref(struct shim_ep *ep);
+/* fd (if one of our epoll fds) is watched where sleepers are not counted:
+ * nested in another set, in poll or select, sent to another process, kept
+ * over exec. Its eventfd then always follows its ready list. */
+void shim_epoll_expose(int fd);
+void shim_epoll_expose_all(void);       /* every one (exec) */
 
 /* ------------------------------------------------------------ fork
  *

@@ -25,17 +25,26 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* ThreadSanitizer's start (make tsan) installs its handlers through this
+ * sigaction before its own state exists: nothing on that path may be
+ * instrumented. */
+#ifdef __SANITIZE_THREAD__
+#define NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#define NO_TSAN
+#endif
+
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static struct sigaction app_act[NSIG];
 
-static int resolve(void)
+NO_TSAN static int resolve(void)
 {
     if (!real_sigaction)
         real_sigaction = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT, "sigaction");
     return real_sigaction ? 0 : -1;
 }
 
-static bool wrappable(int sig)
+NO_TSAN static bool wrappable(int sig)
 {
     return sig > 0 && sig < NSIG && sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV &&
            sig != SIGBUS && sig != SIGFPE && sig != SIGILL && sig != SIGTRAP && sig != SIGSYS;
@@ -43,7 +52,7 @@ static bool wrappable(int sig)
 
 /* Signals whose default action ends the process (not the synchronous
  * faults, nor SIGABRT: abort() must end where it is called). */
-static bool fatal_default(int sig)
+NO_TSAN static bool fatal_default(int sig)
 {
     switch (sig) {
     case SIGHUP: case SIGINT: case SIGQUIT: case SIGPIPE: case SIGALRM: case SIGTERM:
@@ -55,7 +64,7 @@ static bool fatal_default(int sig)
     }
 }
 
-static bool is_default(const struct sigaction *a)
+NO_TSAN static bool is_default(const struct sigaction *a)
 {
     return !(a->sa_flags & SA_SIGINFO) && a->sa_handler == SIG_DFL;
 }
@@ -103,12 +112,12 @@ static void wrapper(int sig, siginfo_t *info, void *uc)
     shim_inflight_sig_leave(sc);
 }
 
-static bool is_wrapper(const struct sigaction *k)
+NO_TSAN static bool is_wrapper(const struct sigaction *k)
 {
     return (k->sa_flags & SA_SIGINFO) && k->sa_sigaction == wrapper;
 }
 
-EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+EXPORT NO_TSAN int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     if (resolve() < 0) {
         errno = ENOSYS;

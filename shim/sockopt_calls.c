@@ -118,13 +118,12 @@ static int stack_set(struct shim_sock *s, int level, int name, const void *val, 
             s->defer_accept = v < 0 ? 0 : v;
             return 0;
         case TCP_CONGESTION: {
-            /* NewReno (RFC 5681, 6582; Linux's "reno", the default) or CUBIC (RFC 9438) */
+            /* by Linux name: the algorithms the core has (tcpsm_cc_by_name) */
             char name_buf[TCP_CA_NAME_MAX + 1];
             size_t n = len < TCP_CA_NAME_MAX ? len : TCP_CA_NAME_MAX;
             memcpy(name_buf, val, n);
             name_buf[n] = 0;
-            int cc = strcmp(name_buf, "reno") == 0 ? TCPSM_CC_RENO :
-                     strcmp(name_buf, "cubic") == 0 ? TCPSM_CC_CUBIC : -1;
+            int cc = tcpsm_cc_by_name(name_buf);
             if (cc < 0)
                 return -ENOENT;
             return shim_stack_setopt(s, TCPSM_OPT_CONGESTION, cc);
@@ -359,9 +358,12 @@ static int stack_get(struct shim_sock *s, int level, int name, void *val, sockle
             v = s->defer_accept;
             return put_val(val, len, &v, sizeof(v));
         case TCP_CONGESTION: {
-            char name_buf[TCP_CA_NAME_MAX] = "reno";
-            if (tcpsm_getopt(s->sk, TCPSM_OPT_CONGESTION, &v) == 0 && v == TCPSM_CC_CUBIC)
-                strcpy(name_buf, "cubic");
+            char name_buf[TCP_CA_NAME_MAX] = { 0 };
+            if (tcpsm_getopt(s->sk, TCPSM_OPT_CONGESTION, &v) != 0)
+                v = TCPSM_CC_RENO;
+            const char *nm = tcpsm_cc_name(v);
+            size_t nl = strlen(nm);
+            memcpy(name_buf, nm, nl < sizeof(name_buf) ? nl : sizeof(name_buf) - 1);
             return put_val(val, len, name_buf, sizeof(name_buf));
         }
         default:

@@ -2,6 +2,8 @@
  * RFC 6582 NewReno fast retransmit / fast recovery. The growth rule sits
  * behind struct congestion_ops so another algorithm (CUBIC) can replace it;
  * loss detection and recovery stay here. */
+#include <string.h>
+
 #include "tcp_int.h"
 
 #define CWND_MAX (1u << 30)
@@ -52,20 +54,52 @@ const struct congestion_ops tcp_newreno = {
     .ssthresh = reno_ssthresh,
 };
 
-/* TCP_CONGESTION: NewReno (the default; Linux's "reno") or CUBIC. */
+/* The algorithms by number (TCPSM_CC_*): a TCB names its algorithm by
+ * number, as the region it lives in is shared by processes whose code sits
+ * at other addresses. */
+static const struct congestion_ops *const cc_table[TCPSM_CC_COUNT] = {
+    [TCPSM_CC_RENO] = &tcp_newreno,
+    [TCPSM_CC_CUBIC] = &tcp_cubic,
+    [TCPSM_CC_BBR] = &tcp_bbr,
+};
+
 const struct congestion_ops *tcp_cong_ops(int which)
 {
-    return which == TCPSM_CC_CUBIC ? &tcp_cubic : &tcp_newreno;
+    return which >= 0 && which < TCPSM_CC_COUNT ? cc_table[which] : &tcp_newreno;
+}
+
+int tcpsm_cc_by_name(const char *name)
+{
+    for (int i = 0; i < TCPSM_CC_COUNT; i++)
+        if (strcmp(cc_table[i]->name, name) == 0)
+            return i;
+    return -1;
+}
+
+const char *tcpsm_cc_name(int which)
+{
+    return tcp_cong_ops(which)->name;
+}
+
+/* The algorithm a connection runs for its preference: BBR reads the rate
+ * samples of the retransmit queue, which only SACK connections keep; the
+ * others run CUBIC. */
+int tcp_cong_pick(const struct tcpsm_sock *sk, int pref)
+{
+    return pref == TCPSM_CC_BBR && !tcp_rack_on(sk) ? TCPSM_CC_CUBIC : pref;
 }
 
 void tcp_cong_init(struct tcpsm_sock *sk)
 {
-    sk->cc_algo = sk->cc_pref;
+    sk->cc_algo = (uint8_t)tcp_cong_pick(sk, sk->cc_pref);
     sk->cc_on = true;
+    sk->pacing_rate = 0;                /* the algorithm's init sets it if it paces */
     tcp_cong_ops(sk->cc_algo)->init(sk);
     sk->dupacks = 0;
     sk->in_recovery = false;
     sk->undo_state = TCP_UNDO_OFF;
+    sk->undo_on = false;
+    sk->undo_retrans = -1;
     sk->recover = sk->iss;              /* RFC 6582 3.2 step 1 (not SND.UNA: first-data loss) */
     sk->loss_state = false;
     tcp_rack_init(sk);
@@ -104,9 +138,55 @@ void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr)
     if (sk->ssthresh < sk->prior_ssthresh)
         sk->ssthresh = sk->prior_ssthresh;
     sk->undo_state = TCP_UNDO_DONE;
+    sk->undo_on = false;                /* undone once, not again by its D-SACKs */
     sk->st->cnt.tcp_undo++;
     if (tcp_rack_on(sk))
         tcp_cong_undo_all(sk);
+}
+
+/* Where a recovery starts, for the D-SACK undo (Linux tcp_init_undo):
+ * retransmissions still in flight from before may bring D-SACKs too. */
+static void undo_init(struct tcpsm_sock *sk)
+{
+    sk->undo_on = true;
+    sk->undo_marker = sk->snd_una;
+    sk->undo_retrans = sk->rtxq.retrans ? (int32_t)sk->rtxq.retrans : -1;
+}
+
+/* A D-SACK for [l, r) (RFC 2883): the part above the recovery's start was
+ * a duplicate, one of our retransmissions that was not needed (Linux
+ * tcp_check_dsack's counting, in bytes). */
+void tcp_cong_dsack(struct tcpsm_sock *sk, uint32_t l, uint32_t r)
+{
+    if (!sk->undo_on || sk->undo_retrans <= 0 || !seq_gt(r, sk->undo_marker))
+        return;
+    if (seq_lt(l, sk->undo_marker))
+        l = sk->undo_marker;
+    uint32_t n = r - l;
+    sk->undo_retrans = n >= (uint32_t)sk->undo_retrans ? 0 : sk->undo_retrans - (int32_t)n;
+}
+
+/* RFC 3708 (Linux tcp_try_undo_dsack): every byte retransmitted since the
+ * recovery began came back as a duplicate, so nothing was lost: the
+ * reduction is undone, during the recovery or after it ended (the D-SACK
+ * of the last retransmission comes a round trip after it). */
+void tcp_cong_dsack_undo(struct tcpsm_sock *sk)
+{
+    if (!sk->undo_on || sk->undo_retrans != 0)
+        return;
+    sk->undo_on = false;
+    if (sk->loss_state)
+        return;                         /* after an RTO: not undone (see tcp_cong_rto) */
+    if (sk->cwnd < sk->prior_cwnd)
+        sk->cwnd = sk->prior_cwnd;
+    if (sk->ssthresh < sk->prior_ssthresh)
+        sk->ssthresh = sk->prior_ssthresh;
+    sk->st->cnt.tcp_undo++;
+    sk->st->cnt.tcp_dsack_undo++;
+    if (sk->in_recovery)
+        tcp_cong_undo_all(sk);
+    else
+        sk->rack.reord = true;
 }
 
 /* RACK connections: an undone recovery ends, nothing stays marked lost,
@@ -164,9 +244,11 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
 {
     if (!sk->cc_on)
         tcp_cong_init(sk);
+    const struct congestion_ops *ops = tcp_cong_ops(sk->cc_algo);
     if (sk->in_recovery && seq_ge(sk->snd_una, sk->recover)) {
-        /* RFC 6937 3.1: the window at the end of recovery is ssthresh */
-        if (!sk->loss_state) {
+        /* RFC 6937 3.1: the window at the end of recovery is ssthresh
+         * (an algorithm with its own cong_control restores its own) */
+        if (!sk->loss_state && !ops->cong_control) {
             sk->cwnd = sk->ssthresh;
             if (sk->undo_state == TCP_UNDO_DONE && sk->cwnd < sk->prior_cwnd)
                 sk->cwnd = sk->prior_cwnd;
@@ -186,13 +268,18 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
         sk->prior_cwnd = sk->cwnd;
         sk->prior_ssthresh = sk->ssthresh;
         sk->undo_state = sk->ts_ok ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
+        undo_init(sk);
         sk->recover_fs = sk->snd_max - sk->snd_una;     /* RFC 6937: RecoverFS */
-        sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
+        sk->ssthresh = ops->ssthresh(sk);
         sk->recover = sk->snd_max;
         sk->in_recovery = true;
         sk->prr_delivered = sk->prr_out = 0;
         sk->hs.phase = TCP_HS_DONE;     /* RFC 9406 4.3: a loss ends slow start's probing */
         sk->st->cnt.tcp_fast_retrans++;
+    }
+    if (ops->cong_control) {
+        ops->cong_control(sk, acked);   /* BBR: its own cwnd in and out of recovery */
+        return;
     }
     if (sk->in_recovery && !sk->loss_state) {
         prr_ack(sk, delivered);
@@ -200,7 +287,7 @@ void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered
     }
     /* open, or after an RTO (slow start back up, as Linux in TCP_CA_Loss) */
     if (acked)
-        tcp_cong_ops(sk->cc_algo)->on_ack(sk, acked);
+        ops->on_ack(sk, acked);
 }
 
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
@@ -258,13 +345,19 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
 {
     if (!sk->cc_on)
         tcp_cong_init(sk);
-    sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
+    const struct congestion_ops *ops = tcp_cong_ops(sk->cc_algo);
+    sk->ssthresh = ops->ssthresh(sk);
     sk->cwnd = tcp_send_mss(sk);
     sk->cwnd_acc = 0;
+    if (ops->on_loss)
+        ops->on_loss(sk);
     sk->in_recovery = false;
     sk->dupacks = 0;
     sk->recover = sk->snd_max;
     sk->undo_state = TCP_UNDO_OFF;
+    /* no undo of an RTO's reduction by D-SACKs: Linux may (tcp_try_undo_loss),
+     * but a timeout is the stronger signal and F-RTO is not implemented */
+    sk->undo_on = false;
     sk->sacked.n = 0;                   /* RFC 2018 8: SACK state is advisory after an RTO */
     sk->hs.phase = TCP_HS_DONE;
     if (tcp_rack_on(sk)) {

@@ -98,6 +98,12 @@ int tcp_init(struct tcpsm_stack *st)
     ts->st = st;
     ts->max_socks = st->cfg.max_socks ? st->cfg.max_socks : TCP_MAX_SOCKS_DEF;
     ts->mem_max = st->cfg.mem_max ? st->cfg.mem_max : TCP_MEM_MAX_DEF;
+    /* as Linux, the host's choice (tcp_congestion_control); CUBIC (RFC 9438)
+     * when it names one the stack lacks */
+    char cc[sizeof(st->cfg.congestion) + 1] = { 0 };
+    memcpy(cc, st->cfg.congestion, sizeof(st->cfg.congestion));
+    int which = tcpsm_cc_by_name(cc);
+    ts->cc_default = (uint8_t)(which < 0 ? TCPSM_CC_CUBIC : which);
     uint32_t n = 256;
     while (n < ts->max_socks && n < (1u << 20))
         n <<= 1;
@@ -251,7 +257,7 @@ struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st)
     sk->linger = -1;
     sk->rto_us = TCP_RTO_INIT_US;
     sk->mss = TCP_MSS_DEF;
-    sk->cc_pref = TCPSM_CC_CUBIC;       /* RFC 9438, Linux's default too */
+    sk->cc_pref = ts->cc_default;
     sk->anext = ts->all;
     if (ts->all)
         ts->all->aprev = sk;

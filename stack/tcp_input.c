@@ -347,10 +347,13 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
     sk->snd_wl2 = seg->ack;
     if (ack_ok) {
         sk->snd_una = seg->ack;
-        if (sk->ts_ok && seg->opt.tsecr)
-            tcp_rtt_sample(sk, (tcp_ts_now(sk, now) - seg->opt.tsecr) * 1000u);
-        else if (sk->rtt_active)
+        /* the SYN's own send time first: microseconds, where the
+         * timestamps' millisecond made a 0 of a sub-millisecond RTT (and
+         * the minimum RTT that RACK and BBR scale by with it) */
+        if (sk->rtt_active)
             tcp_rtt_sample(sk, (uint32_t)((now - sk->rtt_start) / 1000u));
+        else if (sk->ts_ok && seg->opt.tsecr)
+            tcp_rtt_sample(sk, (tcp_ts_now(sk, now) - seg->opt.tsecr) * 1000u);
         sk->rtt_active = false;
         tcp_rto_stop(sk);
         established(sk, now);
@@ -591,8 +594,10 @@ static uint32_t rack_sack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint
                  (seq_le(o->sack_r[0], seg->ack) ||
                   (o->nsack > 1 && seq_ge(o->sack_l[0], o->sack_l[1]) &&
                    seq_le(o->sack_r[0], o->sack_r[1])));
-    if (dsack)
+    if (dsack) {
         tcp_rack_dsack(sk);
+        tcp_cong_dsack(sk, o->sack_l[0], o->sack_r[0]);
+    }
     else if (sk->rack.dsack_round_on && seq_ge(sk->snd_una, sk->rack.dsack_round))
         sk->rack.dsack_round_on = false;
     uint32_t got = 0;
@@ -625,8 +630,10 @@ static struct tcp_ack_res ack_step(struct tcpsm_sock *sk, const struct tcp_seg *
     uint32_t nwnd = (uint32_t)seg->wnd << sk->snd_wscale;
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     bool new_sack = seg->opt.nsack && tcp_sack_update(sk, &seg->opt);
-    if (rack)
+    if (rack) {
+        tcp_rate_ack_begin(sk);
         res.delivered = rack_sack(sk, seg, now);
+    }
     if (seq_lt(sk->snd_una, ack) && seq_le(ack, sk->snd_max)) {
         res.flags |= TCP_ACK_ADVANCED;
         res.acked = ack - sk->snd_una;
@@ -647,9 +654,17 @@ static struct tcp_ack_res ack_step(struct tcpsm_sock *sk, const struct tcp_seg *
         if (seq_lt(sk->snd_nxt, sk->snd_una))
             sk->snd_nxt = sk->snd_una;
         tcp_sack_prune(sk);
-        /* RTT: RFC 7323 4 (timestamps) or one timed segment (RFC 6298 3, Karn) */
+        /* RTT: the newest segment this ACK delivered, never resent (the
+         * retransmit queue's send times, in microseconds, as Linux's
+         * skb timestamps), else RFC 7323 4 (timestamps, in milliseconds:
+         * a sub-millisecond RTT reads 0) or one timed segment (RFC 6298 3,
+         * Karn) */
         bool sampled = false;
-        if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr) {
+        if (rack && sk->rs.rtt_us >= 0) {
+            tcp_rtt_sample(sk, sk->rs.rtt_us > UINT32_MAX ? UINT32_MAX : (uint32_t)sk->rs.rtt_us);
+            sk->rtt_active = false;
+            sampled = true;
+        } else if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr) {
             /* an echo older than our last retransmission may time the
              * original send of a segment the peer had (the ACK was lost):
              * Karn's rule applied to timestamps */
@@ -734,8 +749,13 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
     }
     if (rack) {
         /* RFC 8985 6.2 step 5: losses; then recovery, PRR or growth */
+        uint32_t lost = sk->rtxq.lost;
         if (res.acked || res.delivered)
             tcp_rack_detect(sk, now);
+        if (sk->rtxq.lost > lost)
+            sk->rs.losses = sk->rtxq.lost - lost;
+        tcp_rate_gen(sk, now);
+        tcp_cong_dsack_undo(sk);
         tcp_cong_rack_ack(sk, res.acked, res.delivered);
     }
     if (rtx)
@@ -788,6 +808,28 @@ enum tcp_verdict {
     TCP_V_ACCEPT,           /* go on: the ACK, the text, the FIN */
 };
 
+/* RFC 7323 5.3 allows a receiver to accept an old timestamp on a
+ * segment that PAWS cannot be needed for. As Linux (tcp_disordered_ack):
+ * a pure duplicate ACK at RCV.NXT that would not update the send window,
+ * with a TSval at most one RTO older than TS.Recent, is an ACK the network
+ * reordered. Dropping it would lose its SACK blocks, which are what loss
+ * recovery through reordering runs on. TS.Recent is not moved back by it
+ * (only a newer TSval updates it). */
+static bool disordered_ack(const struct tcpsm_sock *sk, const struct tcp_seg *seg)
+{
+    uint32_t nwnd = (uint32_t)seg->wnd << sk->snd_wscale;
+    if ((seg->flags & (TCPSM_ACK | TCPSM_SYN | TCPSM_FIN | TCPSM_RST)) != TCPSM_ACK ||
+        seg->len || seg->seq != sk->rcv_nxt || seg->ack != sk->snd_una)
+        return false;
+    /* it would not update the window (Linux tcp_may_update_window) */
+    if (seq_gt(seg->seq, sk->snd_wl1) ||
+        (seg->seq == sk->snd_wl1 && (nwnd > sk->snd_wnd || !nwnd)))
+        return false;
+    /* within the replay window: one RTO, in TSval ticks (1 ms) */
+    uint32_t replay = (uint32_t)((uint64_t)sk->rto_us * 1024u / 1000000u);
+    return (int32_t)(sk->ts_recent - seg->opt.tsval) <= (int32_t)replay;
+}
+
 /* The checks alone: counters, no state changes, no segments sent. */
 static enum tcp_verdict tcp_validate(const struct tcpsm_sock *sk, const struct tcp_seg *seg,
                                      uint64_t now)
@@ -799,8 +841,11 @@ static enum tcp_verdict tcp_validate(const struct tcpsm_sock *sk, const struct t
     if (sk->ts_ok && seg->opt.ts_ok && !(fl & TCPSM_RST) &&
         seq_lt(seg->opt.tsval, sk->ts_recent) &&
         now - sk->ts_recent_age < 24ull * 86400 * SEC_NS) {
-        st->cnt.tcp_drop_window++;
-        return TCP_V_PAWS;
+        if (!disordered_ack(sk, seg)) {
+            st->cnt.tcp_drop_window++;
+            return TCP_V_PAWS;
+        }
+        st->cnt.tcp_paws_disordered_ack++;
     }
     /* first: sequence number check */
     if (!acceptable(sk, seg->seq, slen)) {

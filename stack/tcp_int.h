@@ -129,7 +129,64 @@ struct tcp_rtx {
     uint32_t seq, end;                  /* [seq, end), a FIN included */
     uint64_t xmit;                      /* last (re)transmission */
     uint8_t fl;
+    bool app_limited;                   /* delivery-rate state when it was sent (tcp_rate.c) */
+    uint64_t delivered;                 /* ... the connection's delivered count, */
+    uint64_t delivered_at;              /* ... the time of that count (0: sampled already), */
+    uint64_t first_tx;                  /* ... and the send time of the flight's first */
 };
+
+/* Delivery-rate estimation (tcp_rate.c, draft-cheng-iccrg-delivery-rate-
+ * estimation, Linux tcp_rate.c): the connection's side. */
+struct tcp_rate {
+    uint64_t delivered;                 /* bytes delivered (ACKed or SACKed), ever */
+    uint64_t delivered_at;              /* when delivered last grew */
+    uint64_t first_tx;                  /* send time of the newest delivered's flight start */
+    uint64_t app_limited;               /* delivered mark until which samples are app-limited,
+                                           0 = not app-limited */
+};
+
+/* One ACK's rate sample (filled while the ACK is processed). */
+struct tcp_rs {
+    uint64_t prior_delivered;           /* delivered when the newest delivered one was sent */
+    uint64_t prior_at;                  /* ... and its time (0: no sample) */
+    uint64_t last_xmit;                 /* the newest delivered one's send time */
+    uint64_t send_ns;                   /* its flight's send phase */
+    uint64_t interval_ns;               /* max(send phase, ACK phase), 0 = invalid */
+    int64_t delivered;                  /* bytes delivered in the interval, -1 = invalid */
+    int64_t rtt_us;                     /* RTT of the newest delivered, never resent; -1 none */
+    uint32_t last_end;
+    uint32_t acked_sacked;              /* bytes this ACK delivered */
+    uint32_t losses;                    /* bytes this ACK's loss detection marked lost */
+    uint32_t prior_in_flight;           /* pipe before the ACK */
+    bool app_limited;
+};
+
+/* BBR v1's state (tcp_bbr.c). Gains in 1/256. */
+#define TCP_BBR_BW_ROUNDS 10
+struct tcp_bbr {
+    uint8_t mode;                       /* TCP_BBR_STARTUP, _DRAIN, _PROBE_BW, _PROBE_RTT */
+    uint8_t cycle_idx;                  /* PROBE_BW gain phase */
+    uint8_t full_bw_cnt;
+    bool full_bw_reached, round_start, packet_conservation, prev_recovery;
+    bool probe_rtt_round_done, idle_restart;
+    uint16_t pacing_gain, cwnd_gain;
+    uint32_t rtt_cnt;                   /* packet-timed round trips */
+    uint64_t next_rtt_delivered;
+    /* windowed max of the delivery rate (bytes/s): the max of each of the
+     * last TCP_BBR_BW_ROUNDS rounds */
+    uint64_t bw_max[TCP_BBR_BW_ROUNDS];
+    uint32_t bw_round[TCP_BBR_BW_ROUNDS];
+    uint64_t full_bw;
+    uint32_t min_rtt_us;                /* UINT32_MAX = none */
+    uint64_t min_rtt_at;
+    uint64_t probe_rtt_done_at;
+    uint64_t cycle_at;
+    uint32_t prior_cwnd;
+};
+#define TCP_BBR_STARTUP   0
+#define TCP_BBR_DRAIN     1
+#define TCP_BBR_PROBE_BW  2
+#define TCP_BBR_PROBE_RTT 3
 /* The records in sequence order, contiguous from SND.UNA, in r[head..head+n). */
 struct tcp_rtxq {
     struct tcp_rtx *r;
@@ -297,6 +354,8 @@ struct tcpsm_sock {
     uint32_t urg_seq;                   /* the received urgent byte's sequence number */
     uint16_t urg_data;                  /* TCP_URG_* | the byte */
     bool urginline;                     /* SO_OOBINLINE */
+    bool urg_signal;                    /* a new urgent pointer: SIGURG to the owner is due
+                                           (tcpsm_sock_take_urg_signal) */
     bool urg_mode;                      /* sending: snd_up is ahead of snd_una */
     uint32_t snd_up;                    /* sequence just past our urgent byte */
     bool snd_mem_wait;                  /* a send was refused at the memory cap: not writable
@@ -309,6 +368,14 @@ struct tcpsm_sock {
     bool cc_on;                         /* tcp_cong_init ran */
     uint8_t cc_pref;                    /* TCPSM_CC_*: TCP_CONGESTION */
     struct cubic_state cubic;
+    struct tcp_bbr bbr;
+    struct tcp_rate rate;               /* delivery-rate estimation (tcp_rate.c) */
+    struct tcp_rs rs;                   /* the rate sample of the ACK in hand */
+    /* pacing (BBR): bytes per second (0 = none) and the earliest time the
+     * next data may leave (Linux tcp_wstamp_ns) */
+    uint64_t pacing_rate, pace_next;
+    uint64_t pace_at;                   /* timer: output waits for pace_next */
+    bool pace_waited;                   /* ... and did since the last data sent */
     uint32_t cwnd, ssthresh, recover, cwnd_acc;
     struct tcp_rtxq rtxq;               /* segments in flight (tcp_rtxq.c) */
     struct tcp_rack rack;               /* RACK-TLP loss detection (tcp_rack.c) */
@@ -321,6 +388,13 @@ struct tcpsm_sock {
     uint32_t prior_cwnd, prior_ssthresh;    /* before the recovery, for an undo */
     uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
     uint8_t undo_state;                 /* TCP_UNDO_* */
+    /* D-SACK undo (RFC 3708 with RFC 2883, Linux undo_marker/undo_retrans):
+     * from the start of the last recovery (SND.UNA then), the bytes
+     * retransmitted that no D-SACK has shown to be duplicates yet; -1 none
+     * sent. All of them reported back: the recovery was reordering. */
+    bool undo_on;
+    uint32_t undo_marker;
+    int32_t undo_retrans;
     unsigned dupacks;
     bool in_recovery;
 
@@ -390,6 +464,7 @@ struct tcp_stack {
      * [limit/2, 3*limit/2) each second (Linux after CVE-2016-5696) */
     uint64_t chal_sec;
     uint32_t chal_left;
+    uint8_t cc_default;                 /* TCPSM_CC_* of new sockets (cfg.congestion) */
 };
 
 /* Spurious fast retransmit detection (tcp_cong.c): armed on entering SACK
@@ -570,6 +645,19 @@ uint32_t tcp_rack_reo_wnd(const struct tcpsm_sock *sk);
 bool tcp_rack_detect(struct tcpsm_sock *sk, uint64_t now);
 void tcp_rack_dupthresh(struct tcpsm_sock *sk);
 
+/* tcp_rate.c */
+void tcp_rate_sent(struct tcpsm_sock *sk, struct tcp_rtx *x, uint64_t now);
+void tcp_rate_ack_begin(struct tcpsm_sock *sk);
+void tcp_rate_delivered(struct tcpsm_sock *sk, struct tcp_rtx *x, uint64_t now);
+void tcp_rate_gen(struct tcpsm_sock *sk, uint64_t now);
+void tcp_rate_check_app_limited(struct tcpsm_sock *sk);
+
+/* tcp_bbr.c: the bandwidth estimate (bytes/s); pacing (the output path asks) */
+uint64_t tcp_bbr_max_bw(const struct tcpsm_sock *sk);
+uint32_t tcp_pace_burst(const struct tcpsm_sock *sk, uint32_t mss, uint32_t seg_max);
+void tcp_pace_sent(struct tcpsm_sock *sk, uint32_t len, uint64_t now);
+static inline bool tcp_pacing(const struct tcpsm_sock *sk) { return sk->pacing_rate != 0; }
+
 /* tcp_hystart.c */
 void tcp_hystart_init(struct tcpsm_sock *sk);
 void tcp_hystart_rtt(struct tcpsm_sock *sk, uint32_t rtt_us);
@@ -581,17 +669,30 @@ struct congestion_ops {
     void (*init)(struct tcpsm_sock *sk);
     void (*on_ack)(struct tcpsm_sock *sk, uint32_t acked);     /* new data ACKed, not in recovery */
     uint32_t (*ssthresh)(struct tcpsm_sock *sk);                /* on loss */
+    /* optional (Linux cong_control): sets cwnd and pacing itself from each
+     * ACK's rate sample (sk->rs), in and out of recovery (no PRR) */
+    void (*cong_control)(struct tcpsm_sock *sk, uint32_t acked);
+    void (*on_loss)(struct tcpsm_sock *sk);                     /* optional: an RTO */
 };
-extern const struct congestion_ops tcp_newreno, tcp_cubic;
+extern const struct congestion_ops tcp_newreno, tcp_cubic, tcp_bbr;
 /* This process's ops of algorithm TCPSM_CC_* which (NewReno for unknown ones). */
 const struct congestion_ops *tcp_cong_ops(int which);
 void tcp_cong_init(struct tcpsm_sock *sk);
+int tcp_cong_pick(const struct tcpsm_sock *sk, int pref);
 /* ACK processing; returns true if the caller should retransmit the head now. */
 bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now);
 void tcp_cong_rto(struct tcpsm_sock *sk);
 void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered);
 void tcp_cong_undo_all(struct tcpsm_sock *sk);
 void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr);
+void tcp_cong_dsack(struct tcpsm_sock *sk, uint32_t l, uint32_t r);
+void tcp_cong_dsack_undo(struct tcpsm_sock *sk);
+
+/* RFC 8985 6.2: was (t1, s1) sent after (t2, s2)? */
+static inline bool tcp_sent_after(uint64_t t1, uint32_t s1, uint64_t t2, uint32_t s2)
+{
+    return t1 > t2 || (t1 == t2 && seq_gt(s1, s2));
+}
 
 static inline struct tcp_stack *TS(const struct tcpsm_sock *sk) { return sk->st->tcp; }
 static inline bool tcp_synchronized(int s) { return s >= TCPSM_ESTABLISHED; }

@@ -244,11 +244,17 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
             sk->prr_out += len + (fin ? 1 : 0);     /* RFC 6937 prr_out */
     }
     if (len) {
+        tcp_pace_sent(sk, len, now);
         sk->data_segs_out++;
         sk->bytes_sent += len;
         sk->last_data_sent = now;
-        if (seq_lt(seq, sk->snd_max))
+        if (seq_lt(seq, sk->snd_max)) {
             sk->bytes_retrans += len;
+            /* Linux tcp_retransmit_skb: undo_retrans counts every one */
+            if (sk->undo_retrans < 0)
+                sk->undo_retrans = 0;
+            sk->undo_retrans += (int32_t)len;
+        }
     }
     sk->tx_flags = flags;
     sk->tx_seq = seq;
@@ -326,6 +332,10 @@ static void count_rtx(struct tcpsm_sock *sk, uint32_t seq, uint64_t now)
         sk->total_retrans++;
         if (sk->rtt_active && seq_le(seq, sk->rtt_seq))
             sk->rtt_active = false;         /* Karn's rule */
+        /* an MTU probe's bytes sent again (another loss, an RTO's go-back,
+         * a tail probe): its ACK no longer proves that its size passes */
+        if (sk->plp_probe && seq_lt(seq, sk->plp_probe_end))
+            sk->plp_probe = 0;
     }
 }
 
@@ -433,6 +443,20 @@ void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now)
     tcp_rto_arm(sk, now);
 }
 
+/* Pacing (BBR): true if the next data must wait; the timer is set for
+ * when it may go. */
+static bool pace_wait(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (!tcp_pacing(sk) || now >= sk->pace_next)
+        return false;
+    sk->pace_waited = true;
+    if (sk->pace_at != sk->pace_next) {
+        sk->pace_at = sk->pace_next;
+        tcp_timer_update(sk);
+    }
+    return true;
+}
+
 /* New data the send window and cwnd allow now (RFC 9293 3.8.6, RFC 5681). */
 static uint32_t send_usable(const struct tcpsm_sock *sk, uint32_t mss, bool rack)
 {
@@ -479,6 +503,8 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     bool urg = tcp_urg_sending(sk);
     if (urg)
         seg_max = mss;
+    else if (tcp_pacing(sk))
+        seg_max = tcp_pace_burst(sk, mss, seg_max);    /* ~1 ms of data a frame */
     bool sent = false;
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     /* RACK: the records deemed lost go first, as cwnd - pipe allows
@@ -489,6 +515,8 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
             break;
         uint32_t pipe = tcp_rtxq_pipe(sk);
         if (pipe && pipe + len > sk->cwnd)
+            break;
+        if (pace_wait(sk, now))
             break;
         if (!send_lost(sk, seq, len, now))
             break;
@@ -566,6 +594,8 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
                                            urgent data goes at once (Linux tcp_nagle_test) */
             }
         }
+        if (pace_wait(sk, now))
+            break;
         uint8_t fl = TCPSM_ACK;
         if (len == avail)
             fl |= TCPSM_PSH;
@@ -591,6 +621,8 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         sk->snd_max = sk->snd_nxt;
     if (sent && !sk->rto_at)
         tcp_rto_arm(sk, now);
+    if (rack)
+        tcp_rate_check_app_limited(sk);
     tcp_persist_check(sk, now);
 }
 

@@ -15,12 +15,6 @@ void tcp_rack_init(struct tcpsm_sock *sk)
     sk->rack = (struct tcp_rack){ .reo_mult = 1 };
 }
 
-/* RFC 8985 6.2: was (t1, s1) sent after (t2, s2)? */
-static bool sent_after(uint64_t t1, uint32_t s1, uint64_t t2, uint32_t s2)
-{
-    return t1 > t2 || (t1 == t2 && seq_gt(s1, s2));
-}
-
 /* 6.2 steps 2 and 3 for one newly delivered (ACKed or SACKed) record. */
 void tcp_rack_delivered(struct tcpsm_sock *sk, const struct tcp_rtx *x, uint64_t now)
 {
@@ -37,7 +31,7 @@ void tcp_rack_delivered(struct tcpsm_sock *sk, const struct tcp_rtx *x, uint64_t
     if ((x->fl & TCP_RTX_EVER) && rtt < sk->min_rtt_us)
         return;
     r->rtt_us = rtt > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt;
-    if (!r->valid || sent_after(x->xmit, x->end, r->xmit, r->end_seq)) {
+    if (!r->valid || tcp_sent_after(x->xmit, x->end, r->xmit, r->end_seq)) {
         r->xmit = x->xmit;
         r->end_seq = x->end;
         r->valid = true;
@@ -102,7 +96,7 @@ bool tcp_rack_detect(struct tcpsm_sock *sk, uint64_t now)
             uint8_t f = x->fl & (TCP_RTX_SACKED | TCP_RTX_LOST | TCP_RTX_RETRANS);
             if (f & TCP_RTX_SACKED || f == TCP_RTX_LOST)
                 continue;               /* delivered, or lost and not yet resent */
-            if (!sent_after(r->xmit, r->end_seq, x->xmit, x->end))
+            if (!tcp_sent_after(r->xmit, r->end_seq, x->xmit, x->end))
                 continue;
             uint64_t when = x->xmit + allow;
             if (when <= now) {

@@ -142,6 +142,8 @@ void tcp_rtxq_sent(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, bool fin, 
     if (!seq_lt(seq, end))
         return;
     uint32_t tail = q->n ? q->r[q->head + q->n - 1].end : sk->snd_una;
+    if (!q->n)                          /* a flight starts (tcp_rate.c) */
+        sk->rate.first_tx = sk->rate.delivered_at = now;
     /* the part already in the queue: a retransmission */
     if (seq_lt(seq, tail)) {
         uint32_t stop = seq_lt(end, tail) ? end : tail;
@@ -157,6 +159,7 @@ void tcp_rtxq_sent(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, bool fin, 
             unflag(q, x);
             x->fl |= TCP_RTX_RETRANS | TCP_RTX_EVER;
             x->xmit = now;
+            tcp_rate_sent(sk, x, now);
             reflag(q, x);
         }
         seq = stop;
@@ -177,6 +180,7 @@ void tcp_rtxq_sent(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, bool fin, 
             x->end = end;
             x->xmit = now;
             x->fl = fin ? TCP_RTX_FIN : 0;
+            tcp_rate_sent(sk, x, now);
             reflag(q, x);
             sk->st->cnt.tcp_rtxq_full++;
             return;
@@ -186,6 +190,7 @@ void tcp_rtxq_sent(struct tcpsm_sock *sk, uint32_t seq, uint32_t len, bool fin, 
         x->end = seq + n;
         x->xmit = now;
         x->fl = fin && x->end == end ? TCP_RTX_FIN : 0;
+        tcp_rate_sent(sk, x, now);
         seq += n;
     }
 }
@@ -202,8 +207,10 @@ uint32_t tcp_rtxq_ack(struct tcpsm_sock *sk, uint32_t ack, uint64_t now)
         if (!seq_gt(x->end, ack)) {
             if (x->fl & TCP_RTX_SACKED)
                 was_sacked += rlen(x);
-            else
+            else {
                 tcp_rack_delivered(sk, x, now);
+                tcp_rate_delivered(sk, x, now);
+            }
             unflag(q, x);
             q->head++;
             q->n--;
@@ -258,6 +265,7 @@ uint32_t tcp_rtxq_sack(struct tcpsm_sock *sk, uint32_t l, uint32_t r, uint64_t n
         }
         unflag(q, x);
         tcp_rack_delivered(sk, x, now);
+        tcp_rate_delivered(sk, x, now);
         x->fl = (uint8_t)((x->fl & (TCP_RTX_EVER | TCP_RTX_FIN)) | TCP_RTX_SACKED);
         reflag(q, x);
         got += rlen(x);

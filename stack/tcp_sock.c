@@ -774,14 +774,21 @@ int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val)
         sk->user_timeout_ms = (uint32_t)val;
         return 0;
     case TCPSM_OPT_CONGESTION:
-        if (val != TCPSM_CC_RENO && val != TCPSM_CC_CUBIC)
+        if (val < 0 || val >= TCPSM_CC_COUNT)
             return -ENOENT;             /* Linux: no such algorithm */
         sk->cc_pref = (uint8_t)val;
-        if (sk->cc_on && sk->cc_algo != val) {
+        if (sk->cc_on && sk->cc_algo != tcp_cong_pick(sk, val)) {
             /* a live connection keeps its window; the new algorithm
              * starts its own state (Linux tcp_reinit_congestion_control) */
-            sk->cc_algo = (uint8_t)val;
+            uint32_t cwnd = sk->cwnd, ssthresh = sk->ssthresh;
+            sk->cc_algo = (uint8_t)tcp_cong_pick(sk, val);
             memset(&sk->cubic, 0, sizeof(sk->cubic));
+            sk->pacing_rate = 0;
+            if (sk->cc_algo == TCPSM_CC_BBR) {
+                tcp_cong_ops(sk->cc_algo)->init(sk);
+                sk->cwnd = cwnd;
+                sk->ssthresh = ssthresh;
+            }
         }
         return 0;
     case TCPSM_OPT_IPV6:

@@ -10,9 +10,9 @@
 void tcp_timer_update(struct tcpsm_sock *sk)
 {
     uint64_t d = UINT64_MAX;
-    const uint64_t v[8] = { sk->rto_at, sk->persist_at, sk->dack_at, sk->ka_at, sk->state_at,
-                            sk->cork_at, sk->tlp_at, sk->rack.reo_at };
-    for (int i = 0; i < 8; i++)
+    const uint64_t v[9] = { sk->rto_at, sk->persist_at, sk->dack_at, sk->ka_at, sk->state_at,
+                            sk->cork_at, sk->tlp_at, sk->rack.reo_at, sk->pace_at };
+    for (int i = 0; i < 9; i++)
         if (v[i] && v[i] < d)
             d = v[i];
     if (d == UINT64_MAX) {
@@ -145,6 +145,7 @@ void tcp_timewait_start(struct tcpsm_sock *sk, uint64_t now)
     uint32_t msl = sk->st->cfg.msl_ms ? sk->st->cfg.msl_ms : TCP_MSL_MS_DEF;
     sk->rto_at = sk->persist_at = sk->dack_at = sk->ka_at = sk->cork_at = sk->tlp_at = 0;
     sk->rack.reo_at = 0;
+    sk->pace_at = 0;
     sk->state_at = now + 2ull * msl * MS_NS;
     tcp_release_buffers(sk);            /* TIME-WAIT keeps only the TCB */
     tcp_timer_update(sk);
@@ -327,6 +328,7 @@ void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now)
         sk->rack.reo_at = 0;
         if (tcp_rack_on(sk) && sk->syn_acked && tcp_synchronized(sk->state) &&
             sk->snd_una != sk->snd_max && tcp_rack_detect(sk, now)) {
+            tcp_rate_ack_begin(sk);     /* no ACK: an empty rate sample */
             tcp_cong_rack_ack(sk, 0, 0);
             tcp_output(sk, now);
         }
@@ -352,6 +354,11 @@ void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now)
         sk->ka_at = 0;
         if (!on_keepalive(sk, now))
             return;
+    }
+    if (sk->pace_at && now >= sk->pace_at) {
+        sk->pace_at = 0;                /* the paced output may go on */
+        if (tcp_synchronized(sk->state))
+            tcp_output(sk, now);
     }
     if (sk->cork_at && now >= sk->cork_at) {
         sk->cork_at = 0;

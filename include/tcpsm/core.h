@@ -185,6 +185,10 @@ struct tcpsm_config {
     uint32_t plpmtu_interval_s; /* after a black hole, the MSS search starts again this
                                    long after it ended (default 600, Linux
                                    tcp_probe_interval) */
+    /* Congestion control of new sockets by Linux name, as the host's
+     * net.ipv4.tcp_congestion_control (the runtime reads it): see
+     * tcpsm_cc_by_name; empty or one the stack lacks = "cubic". */
+    char congestion[16];
 
     /* Called (under the caller's lock) when a socket's readiness may have
      * changed; events is the new tcpsm_sock_poll() value. */
@@ -240,6 +244,10 @@ struct tcpsm_counters {
     uint64_t tcp_gro_frames;
     /* PLPMTUD probes upward (RFC 4821 7.3): sent, acknowledged (the MSS rose), lost */
     uint64_t tcp_pmtu_probes, tcp_pmtu_probe_ok, tcp_pmtu_probe_lost;
+    /* Reordering: recoveries undone because every retransmission came back
+     * as a D-SACK (RFC 2883 / 3708; also counted in tcp_undo), and reordered
+     * pure ACKs that PAWS let through (RFC 7323 5.3, Linux tcp_disordered_ack) */
+    uint64_t tcp_dsack_undo, tcp_paws_disordered_ack;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).
@@ -363,6 +371,9 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
 ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags, uint64_t now);
 /* SIOCATMARK: 1 when the next byte read is the urgent mark. */
 int tcpsm_sock_atmark(const struct tcpsm_sock *sk);
+/* A new urgent pointer arrived since the last call (Linux sk_send_sigurg:
+ * SIGURG is due to the socket's owner); clears it. */
+bool tcpsm_sock_take_urg_signal(struct tcpsm_sock *sk);
 /* how: 0 SHUT_RD, 1 SHUT_WR, 2 SHUT_RDWR. -ENOTCONN if not connected. */
 int tcpsm_sock_shutdown(struct tcpsm_sock *sk, int how, uint64_t now);
 /* Drops the application's reference. Graceful FIN close; RST instead when
@@ -412,13 +423,19 @@ enum tcpsm_opt {
     TCPSM_OPT_TOS,          /* IP_TOS / IPV6_TCLASS, 0..255 (-1: 0); the ECN bits stay 0 */
     TCPSM_OPT_TTL,          /* IP_TTL / IPV6_UNICAST_HOPS, 1..255, -1 = default (64) */
     TCPSM_OPT_MTU,          /* get only: IP_MTU / IPV6_MTU, the path MTU; -ENOTCONN unconnected */
-    TCPSM_OPT_CONGESTION,   /* TCP_CONGESTION: TCPSM_CC_CUBIC (RFC 9438, the default) or
-                               TCPSM_CC_RENO; -ENOENT for another */
+    TCPSM_OPT_CONGESTION,   /* TCP_CONGESTION: TCPSM_CC_* (the default: the config's
+                               congestion); -ENOENT for another */
     TCPSM_OPT_OOBINLINE,    /* bool: SO_OOBINLINE, the urgent byte stays in the stream */
 };
 #define TCPSM_OPT_COUNT (TCPSM_OPT_OOBINLINE + 1)      /* number of options */
 #define TCPSM_CC_RENO  0
 #define TCPSM_CC_CUBIC 1
+#define TCPSM_CC_BBR   2
+#define TCPSM_CC_COUNT 3
+/* Congestion control by Linux name ("reno", "cubic"): TCPSM_CC_*, or -1
+ * for one the stack lacks. tcpsm_cc_name: the name of TCPSM_CC_* which. */
+int tcpsm_cc_by_name(const char *name);
+const char *tcpsm_cc_name(int which);
 /* -EINVAL for a value out of range, -ENOPROTOOPT for an unknown option. */
 int tcpsm_sock_setopt(struct tcpsm_sock *sk, enum tcpsm_opt opt, int val);
 int tcpsm_sock_getopt(const struct tcpsm_sock *sk, enum tcpsm_opt opt, int *val);

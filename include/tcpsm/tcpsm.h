@@ -125,6 +125,10 @@ int tcpsm_error(struct tcpsm_sock *sk);          /* SO_ERROR: positive errno or 
 int tcpsm_state(struct tcpsm_sock *sk);
 int tcpsm_rxavail(struct tcpsm_sock *sk);        /* FIONREAD */
 int tcpsm_atmark(struct tcpsm_sock *sk);         /* SIOCATMARK */
+/* F_SETOWN / F_SETOWN_EX: SIGURG goes to this owner when a new urgent
+ * pointer arrives (type F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP; id 0 =
+ * nobody). Kept with the socket, for every process that holds it. */
+int tcpsm_set_owner(struct tcpsm_sock *sk, int type, int id);
 int tcpsm_txqueued(struct tcpsm_sock *sk);       /* SIOCOUTQ */
 unsigned tcpsm_poll(struct tcpsm_sock *sk);      /* POLL* bits, see core.h */
 
@@ -211,8 +215,18 @@ int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max);
  * the stack, e.g. a socket not yet the stack's, needs a waiter to look). */
 void tcpsm_ep_kick(struct tcpsm_ep *ep);
 /* A thread starts (+1) or stops (-1) sleeping on ep: EPOLLEXCLUSIVE
- * prefers instances with a sleeper. */
+ * prefers instances with a sleeper. The eventfd is written only while some
+ * thread may sleep on it (it is made readable as one starts, if the list
+ * is not empty): a thread that wakes for the link and collects next says -1
+ * before it processes what woke it. */
 void tcpsm_ep_sleeping(struct tcpsm_ep *ep, int delta);
+/* The same for a thread asleep in the kernel's epoll_wait on the real set
+ * alone (no stack item when it started; no lead of the link). */
+void tcpsm_ep_ksleeping(struct tcpsm_ep *ep, int delta);
+/* ep's fd is watched where the stack cannot count the sleepers (another
+ * epoll set, poll, select, another process, an exec'd image): from now on
+ * its eventfd always follows its ready list. */
+void tcpsm_ep_expose(struct tcpsm_ep *ep);
 
 #ifdef __cplusplus
 }

@@ -361,6 +361,27 @@ static bool run_dir_secret(void *key, size_t len)
     return false;
 }
 
+/* The host's default congestion control (net.ipv4.tcp_congestion_control),
+ * as Linux gives its own sockets; left empty if it cannot be read (the
+ * core then takes CUBIC, as for a name it lacks). */
+static void host_congestion(char *out, size_t size)
+{
+    memset(out, 0, size);
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/sys/net/ipv4/tcp_congestion_control",
+                          O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[32];
+    long n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+    syscall(SYS_close, fd);
+    if (n <= 0)
+        return;
+    size_t i = 0;
+    while (i < (size_t)n && i + 1 < size && buf[i] > ' ')
+        i++;
+    memcpy(out, buf, i);
+}
+
 /* The first process to start makes the stack, in the shared region. */
 static int stack_make(uint64_t now)
 {
@@ -386,6 +407,10 @@ static int stack_make(uint64_t now)
     cfg.mem_max = rt.set.mem_max;
     cfg.sndbuf = rt.set.sndbuf;         /* TCPSM_SNDBUF/TCPSM_RCVBUF; 0: the core's default */
     cfg.rcvbuf = rt.set.rcvbuf;
+    host_congestion(cfg.congestion, sizeof(cfg.congestion));
+    if (cfg.congestion[0] && tcpsm_cc_by_name(cfg.congestion) < 0)
+        tcpsm_log(TCPSM_LOG_INFO, "the host's congestion control %s is not in the stack: "
+                  "cubic", cfg.congestion);
     struct tcpsm_config cb;
     host_callbacks(&cb);
     cfg.sock_event = cb.sock_event;
@@ -964,6 +989,10 @@ ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
     bool drained = false;
     struct blocker b = { 0 };
     for (;;) {
+        /* at the urgent mark with something read: stop there, MSG_WAITALL
+         * or not (Linux tcp_recvmsg) */
+        if (got > 0 && tcpsm_sock_atmark(sk))
+            break;
         r = peek ? peek_into(sk, iov, iovcnt, total) : recv_into(sk, iov, iovcnt, got);
         if (r > 0) {
             got += (size_t)r;
@@ -1147,6 +1176,22 @@ int tcpsm_rxavail(struct tcpsm_sock *sk)
 int tcpsm_atmark(struct tcpsm_sock *sk)
 {
     LOCKED_CALL(tcpsm_sock_atmark(sk));
+}
+
+int tcpsm_set_owner(struct tcpsm_sock *sk, int type, int id)
+{
+    if (type != F_OWNER_TID && type != F_OWNER_PID && type != F_OWNER_PGRP)
+        return -EINVAL;
+    rt_lock();
+    int r = usable(sk);
+    struct rt_sock *rs = r == 0 ? tcpsm_sock_user(sk) : NULL;
+    if (rs) {
+        rs->owner_type = id ? type : 0;
+        rs->owner_id = id;
+        rs->owner_tgid = getpid();
+    }
+    rt_unlock();
+    return r;
 }
 
 int tcpsm_txqueued(struct tcpsm_sock *sk)

@@ -145,6 +145,11 @@ struct rt_sock {
     /* Its placeholder kernel socket (tcpsm_placeholder): how a program
      * exec'd by a process that holds it finds it on an inherited fd. */
     uint64_t ph_dev, ph_ino;
+    /* F_SETOWN / F_SETOWN_EX (tcpsm_set_owner): who gets SIGURG when a new
+     * urgent pointer arrives; owner_type 0 = nobody */
+    int owner_type;             /* F_OWNER_TID, F_OWNER_PID or F_OWNER_PGRP */
+    int owner_id;
+    int owner_tgid;             /* F_OWNER_TID: the process the thread was in when set */
 };
 
 /* A stack socket sent over AF_UNIX and not yet received: the message's

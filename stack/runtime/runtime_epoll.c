@@ -8,8 +8,9 @@
  * items still ready go back on the list (ep_send_events), edge-triggered
  * ones wait for the next event, one-shot ones are disarmed until modified.
  *
- * Each instance owns an eventfd that is readable exactly while its ready
- * list is non-empty. The shim puts it in the real epoll instance, so a
+ * Each instance owns an eventfd that is readable while its ready list is
+ * non-empty and someone may sleep on it (a thread in epoll_wait, counted;
+ * or a watcher the stack cannot count: tcpsm_ep_expose). The shim puts it in the real epoll instance, so a
  * thread sleeping in the kernel's epoll_wait wakes when a stack socket
  * becomes ready (also one added by another thread's epoll_ctl), and an
  * epoll fd nested in another epoll set, poll or select reports readiness
@@ -66,8 +67,15 @@ struct tcpsm_ep {
     struct tcpsm_ep *pend_next;
     struct tcpsm_ep *e_next, *e_prev;   /* rt_shared.eps */
     struct tcpsm_epitem *items;         /* every item of the instance */
-    bool efd_set;
+    bool efd_set;               /* efd written (readable) */
     unsigned sleeping;          /* threads waiting on this instance (EPOLLEXCLUSIVE) */
+    unsigned ksleeping;         /* threads asleep on the real set alone */
+    /* Watched where sleepers are not counted (tcpsm_ep_expose): efd is
+     * written for every non-empty list. Otherwise only while someone
+     * sleeps: a thread that collects before it sleeps needs no write (and
+     * no read to clear it), which saved two system calls per readiness
+     * change of an event loop's own sockets. */
+    bool exposed;
     unsigned nitems;
     struct tcpsm_epitem *rd_head, *rd_tail;
 };
@@ -153,7 +161,16 @@ static void rd_add(struct tcpsm_epitem *it)
     else
         ep->rd_head = it;
     ep->rd_tail = it;
-    if (!ep->efd_set) {
+    if (!ep->efd_set && (ep->sleeping || ep->ksleeping || ep->exposed)) {
+        ep->efd_set = true;
+        efd_raise(ep);
+    }
+}
+
+/* Someone may sleep on efd from now on: it must show a non-empty list. */
+static void efd_owed(struct tcpsm_ep *ep)
+{
+    if (ep->rd_head && !ep->efd_set) {
         ep->efd_set = true;
         efd_raise(ep);
     }
@@ -470,8 +487,34 @@ void tcpsm_ep_sleeping(struct tcpsm_ep *ep, int delta)
         return;
     }
     ep->sleeping = (unsigned)((int)ep->sleeping + delta);
-    if (delta > 0)
+    if (delta > 0) {
         rt_proc_ready();        /* only a process with a service thread can be woken */
+        efd_owed(ep);
+    }
+    rt_unlock();
+}
+
+void tcpsm_ep_ksleeping(struct tcpsm_ep *ep, int delta)
+{
+    if (!ep)
+        return;
+    rt_lock();
+    if (held(ep)) {
+        ep->ksleeping = (unsigned)((int)ep->ksleeping + delta);
+        if (delta > 0)
+            efd_owed(ep);
+    }
+    rt_unlock();
+}
+
+void tcpsm_ep_expose(struct tcpsm_ep *ep)
+{
+    if (!ep)
+        return;
+    rt_lock();
+    ep->exposed = true;
+    if (held(ep))
+        efd_owed(ep);
     rt_unlock();
 }
 

@@ -209,11 +209,11 @@ static int stats_write(const char *path)
         if (pid > 0 && !rt.sh->procs[i].left)
             pids[npids++] = pid;
     }
-    rt_unlock();
-    /* The link counters are updated outside the lock by the receiving
-     * thread; a reading a moment old is what a monitor expects. */
+    /* The link counters change under the lock (the sends and receives of
+     * whoever drives the link): read there too (make tsan found the race). */
     link[0] = rt.np.rx_frames, link[1] = rt.np.tx_frames, link[2] = rt.np.rx_drops;
     link[3] = rt.np.rx_trunc, link[4] = rt.np.tx_err, link[5] = rt.np.rx_csum_fixed;
+    rt_unlock();
     unsigned cap_clients;
     uint64_t cap_frames, cap_dropped;
     rt_capture_counts(&cap_clients, &cap_frames, &cap_dropped);

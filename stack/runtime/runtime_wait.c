@@ -14,7 +14,9 @@
  * written only when its `signalled` flag goes from false to true, and the
  * sleeper drains it and clears the flag under the lock. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -214,12 +216,34 @@ void rt_note_seen(struct rt_sock *rs)
  * epoll, expect every arrival, as on Linux). Every sleeper records what it
  * saw (rt_note_seen) under the lock before it sleeps, so a change it has
  * not seen always differs from the record. */
+/* SIGURG to the owner F_SETOWN named (Linux send_sigurg), from whichever
+ * process of the stack took the segment in. */
+static void send_sigurg(const struct rt_sock *rs)
+{
+    switch (rs->owner_type) {
+    case F_OWNER_PID:
+        kill(rs->owner_id, SIGURG);
+        break;
+    case F_OWNER_PGRP:
+        kill(-rs->owner_id, SIGURG);
+        break;
+    case F_OWNER_TID:
+        if (syscall(SYS_tgkill, rs->owner_tgid, rs->owner_id, SIGURG) < 0)
+            syscall(SYS_tkill, rs->owner_id, SIGURG);   /* a thread of another process */
+        break;
+    default:
+        break;
+    }
+}
+
 void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events)
 {
     (void)ctx;
     struct rt_sock *rs = tcpsm_sock_user(sk);
     if (!rs)
         return;                 /* nobody holds it: nobody waits on it */
+    if (tcpsm_sock_take_urg_signal(sk) && rs->owner_type)
+        send_sigurg(rs);
     int state = tcpsm_sock_state(sk);
     /* What this event is about (the "key" of Linux's wake-ups): the bits
      * that changed, every current bit on a state change, POLLIN for an

@@ -19,7 +19,14 @@
 
 /* Where the region is mapped in every process: far from the heap, the
  * libraries and the stack on x86-64 and inside ASan's high memory. */
+#ifdef __SANITIZE_THREAD__
+/* ThreadSanitizer (make tsan) accepts application mappings only in its
+ * application ranges: this one is in the low one (below 0x008000000000).
+ * Only processes of the same build share a stack. */
+#define SHM_REGION_ADDR   ((uintptr_t)0x007000000000ull)
+#else
 #define SHM_REGION_ADDR   ((uintptr_t)0x3c5a00000000ull)
+#endif
 #define SHM_REGION_MB_DEF 512u
 #define SHM_REGION_MB_MIN 16u
 #define SHM_REGION_MB_MAX 65536u

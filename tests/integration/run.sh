@@ -47,7 +47,7 @@ on_interrupt() {
     exit 130
 }
 trap on_interrupt INT TERM
-san=""; [ "${TCPSM_SAN:-0}" = 1 ] && san=", sanitizer build"
+san=""; [ "${TCPSM_SAN:-0}" = 1 ] && san=", sanitizer build"; [ "${TCPSM_SAN:-0}" = tsan ] && san=", ThreadSanitizer build"
 echo "integration tests ($mode mode$san), logs in $logdir"
 for t in "$here"/test_*.sh; do
     [ -e "$t" ] || continue

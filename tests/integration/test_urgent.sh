@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Urgent data as Linux treats it (RFC 9293 3.8.5, RFC 6093): build/tools/urg_check runs one
 # scenario per case (one urgent byte; a second pointer that replaces the first; an urgent
-# byte alone) with SO_OOBINLINE off and on, and prints what the receiver sees step by step
-# (poll/epoll POLLPRI, SIOCATMARK, FIONREAD, reads stopping at the mark, recv(MSG_OOB) and
-# its errors). Reference: kernel sender to kernel receiver (198.18.0.2 in the stack
+# byte alone; the first again with the receiver as the socket's owner, F_SETOWN: SIGURG and a
+# MSG_WAITALL read that stops at the mark) with SO_OOBINLINE off and on, and prints what the
+# receiver sees step by step (poll/epoll POLLPRI, SIOCATMARK, FIONREAD, reads stopping at the
+# mark, recv(MSG_OOB) and its errors). Reference: kernel sender to kernel receiver (198.18.0.2 in the stack
 # namespace). Checked: the stack as receiver (kernel sender) and the stack as sender (kernel
 # receiver) give the reference transcript, byte for byte.
 # timeout: 120
@@ -27,7 +28,7 @@ pair() {   # name scen inline recv-runner recv-addr send-runner
 }
 
 n=0
-for scen in 1 2 3; do
+for scen in 1 2 3 4; do
     for inl in "" inline; do
         tag=s$scen${inl:+i}
         pair "ref-$tag" "$scen" "$inl" bg_kstack "$KSTACK_IP" on_peer

@@ -43,7 +43,11 @@ KSTACK_IP=198.18.0.2      # optional kernel address on the stack side (kaddr)
 KSTACK_IP6=2001:2::2      # and its IPv6 twin (kaddr v6)
 PREFIX=24
 TCPSM_SAN=${TCPSM_SAN:-0}
-if [ "$TCPSM_SAN" = 1 ]; then TCPSM_BUILD=$TCPSM_ROOT/build/san; else TCPSM_BUILD=$TCPSM_ROOT/build; fi
+case $TCPSM_SAN in
+1) TCPSM_BUILD=$TCPSM_ROOT/build/san ;;
+tsan) TCPSM_BUILD=$TCPSM_ROOT/build/tsan ;;     # make tsan: ThreadSanitizer, reports fail the test
+*) TCPSM_BUILD=$TCPSM_ROOT/build ;;
+esac
 SAN_REPORTS=
 
 NS_S= NS_P= NS_B= IF_S= IF_P= IF_BS= IF_BP=
@@ -174,6 +178,7 @@ netns_setup() {
     TMPD=$(mktemp -d "/tmp/tcpsm-${_NETNS_TAG}.XXXX")
     chmod 755 "$TMPD"
     [ "$TCPSM_SAN" = 1 ] && _netns_san_env
+    [ "$TCPSM_SAN" = tsan ] && _netns_tsan_env
 
     ip netns add "$NS_S" || die "ip netns add $NS_S"
     ip netns add "$NS_P" || die "ip netns add $NS_P"
@@ -233,6 +238,14 @@ _netns_san_env() {
     export ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=1:abort_on_error=1:log_path=$SAN_REPORTS/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
     export LSAN_OPTIONS="suppressions=$TCPSM_ROOT/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
     export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$SAN_REPORTS/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+}
+
+# ThreadSanitizer (make tsan): reports to files, suppressions with their reasons in tests/tsan.supp.
+_netns_tsan_env() {
+    SAN_REPORTS=${TCPSM_SAN_REPORTS:-$TCPSM_ROOT/build/tsan/reports}/$(basename "$0" .sh)-$_NETNS_TAG
+    mkdir -p "$SAN_REPORTS" || die "mkdir $SAN_REPORTS"
+    chmod 1777 "$SAN_REPORTS"
+    export TSAN_OPTIONS="suppressions=$TCPSM_ROOT/tests/tsan.supp:log_path=$SAN_REPORTS/tsan:halt_on_error=0:report_signal_unsafe=0${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 }
 
 # The command prefix that puts a program on the stack (or, in kernel mode, on the kernel).

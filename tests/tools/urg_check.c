@@ -12,11 +12,16 @@
  * Scenarios: 1 "abc", OOB "X", "def"       one urgent byte
  *            2 "ab", OOB "1", "cd", OOB "2", "ef"   a second pointer replaces the first
  *            3 OOB "Z" alone                the urgent byte is the only data
+ *            4 as 1, and the receiver owns the socket (F_SETOWN): it prints how
+ *              many SIGURG it got, then reads with MSG_WAITALL (which stops at
+ *              the mark, as every read does once it has data)
  * Exit status 0 when the steps ran (the transcript is what is checked). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +40,7 @@ static const struct piece scen3[] = { { "Z", 1 }, { NULL, 0 } };
 
 static const struct piece *scenario(int n)
 {
-    return n == 1 ? scen1 : n == 2 ? scen2 : n == 3 ? scen3 : NULL;
+    return n == 1 || n == 4 ? scen1 : n == 2 ? scen2 : n == 3 ? scen3 : NULL;
 }
 
 static void fail(const char *what)
@@ -87,9 +92,16 @@ static void show_read(int fd, int flags, size_t len)
         printf("%s -> %zd \"%.*s\"\n", what, n, (int)n, buf);
 }
 
+static volatile sig_atomic_t sigurgs;
+
+static void on_sigurg(int sig)
+{
+    (void)sig;
+    sigurgs++;
+}
+
 static int do_recv(const char *a, const char *port, int scen, int inl)
 {
-    (void)scen;
     int l = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -102,6 +114,13 @@ static int do_recv(const char *a, const char *port, int scen, int inl)
     int c = accept(l, NULL, NULL);
     if (c < 0)
         fail("accept");
+    if (scen == 4) {
+        struct sigaction act = { .sa_handler = on_sigurg, .sa_flags = SA_RESTART };
+        sigemptyset(&act.sa_mask);
+        if (sigaction(SIGURG, &act, NULL) < 0 || fcntl(c, F_SETOWN, getpid()) < 0)
+            fail("F_SETOWN");
+        printf("owner %s\n", fcntl(c, F_GETOWN) == getpid() ? "me" : "other");
+    }
     int v = -1;
     socklen_t vl = sizeof(v);
     getsockopt(c, SOL_SOCKET, SO_OOBINLINE, &v, &vl);
@@ -115,6 +134,12 @@ static int do_recv(const char *a, const char *port, int scen, int inl)
         struct pollfd p = { .fd = c, .events = POLLRDHUP };
         if (poll(&p, 1, 10) == 1 && (p.revents & POLLRDHUP))
             break;
+    }
+    if (scen == 4) {
+        printf("sigurg %d\n", (int)sigurgs);
+        char buf[64];
+        ssize_t n = recv(c, buf, sizeof(buf), MSG_WAITALL);
+        printf("waitall -> %zd \"%.*s\"\n", n, n > 0 ? (int)n : 0, buf);
     }
     show_poll(c, ep);
     show_mark(c);
@@ -164,6 +189,6 @@ int main(int argc, char **argv)
         return do_recv(argv[2], argv[3], atoi(argv[4]), argc > 5 && !strcmp(argv[5], "inline"));
     if (argc >= 5 && !strcmp(argv[1], "send") && scenario(atoi(argv[4])))
         return do_send(argv[2], argv[3], atoi(argv[4]));
-    fprintf(stderr, "usage: urg_check recv ADDR PORT 1|2|3 [inline] | send ADDR PORT 1|2|3\n");
+    fprintf(stderr, "usage: urg_check recv ADDR PORT 1|2|3|4 [inline] | send ADDR PORT 1|2|3|4\n");
     return 2;
 }

@@ -80,6 +80,7 @@ Test(runtime_epoll, et_listener_reports_each_new_connection)
     struct tcpsm_ep *ep;
     cr_assert_eq(tcpsm_ep_new(&ep), 0);
     cr_assert_eq(tcpsm_ep_add(ep, h->lsk, 3, EPOLLIN | EPOLLET, 42), 0);
+    tcpsm_ep_sleeping(ep, 1);   /* a thread asleep on it: the eventfd must follow the list */
     struct tcpsm_ep_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0, "an idle listener is not ready");
     cr_assert_not(efd_readable(ep));
@@ -97,6 +98,7 @@ Test(runtime_epoll, et_listener_reports_each_new_connection)
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1, "second connection, second edge");
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0);
 
+    tcpsm_ep_sleeping(ep, -1);
     cr_assert_eq(tcpsm_ep_del(ep, h->lsk, 3), 0);
     tcpsm_ep_free(ep);
     detach(rs);
@@ -207,6 +209,43 @@ Test(runtime_epoll, rdhup_and_several_instances)
     h_free(h);
 }
 
+/* Nobody sleeps on the instance: an event queues the item but writes no
+ * eventfd (the thread collects before it sleeps); a thread that starts to
+ * sleep, or one in the kernel's epoll_wait alone, finds it readable. */
+Test(runtime_epoll, eventfd_written_only_for_sleepers)
+{
+    struct harness *h = rt_harness();
+    sock_established(h);
+    struct rt_sock *rs = attach(h->sk);
+    struct tcpsm_ep *ep;
+    cr_assert_eq(tcpsm_ep_new(&ep), 0);
+    cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN | EPOLLET, 7), 0);
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "x",
+         .len = 1);
+    h->rseq += 1;
+    cr_assert_not(efd_readable(ep), "no sleeper: no write");
+    tcpsm_ep_sleeping(ep, 1);
+    cr_assert(efd_readable(ep), "a sleeper finds the queued event");
+    tcpsm_ep_sleeping(ep, -1);
+    struct tcpsm_ep_event ev[4];
+    cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1);
+    cr_assert_eq(ev[0].data, 7);
+    cr_assert_not(efd_readable(ep), "collected: cleared");
+
+    tcpsm_ep_ksleeping(ep, 1);  /* asleep in the kernel's epoll_wait on the real set */
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "y",
+         .len = 1);
+    h->rseq += 1;
+    cr_assert(efd_readable(ep), "a sleeper in the kernel is woken");
+    tcpsm_ep_ksleeping(ep, -1);
+    cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1);
+    cr_assert_not(efd_readable(ep));
+    cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), 0);
+    tcpsm_ep_free(ep);
+    detach(rs);
+    h_free(h);
+}
+
 Test(runtime_epoll, exclusive_wakes_one_sleeping_instance)
 {
     struct harness *h = rt_harness();
@@ -297,6 +336,7 @@ Test(runtime_epoll, last_reference_removes_items)
     cr_assert_eq(tcpsm_ep_new(&b), 0);
     cr_assert_eq(tcpsm_ep_add(a, h->sk, 3, EPOLLIN, 1), 0);
     cr_assert_eq(tcpsm_ep_add(b, h->sk, 3, EPOLLIN, 2), 0);
+    tcpsm_ep_expose(a);         /* watched from elsewhere: the eventfd follows the list */
     SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "x",
          .len = 1);
     h->rseq += 1;

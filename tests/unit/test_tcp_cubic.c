@@ -3,6 +3,7 @@
  * convergence, the Reno-friendly region; and TCP_CONGESTION. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <string.h>
 
 #include "tcp_harness.h"
 #include "tcp_int.h"
@@ -97,4 +98,31 @@ Test(tcp_cubic, congestion_option)
     cr_assert_eq(v, TCPSM_CC_RENO);
     h_app_send(h, d, sizeof(d));
     h_free(h);
+}
+
+/* New sockets take the configured default by Linux name (the runtime
+ * passes the host's net.ipv4.tcp_congestion_control); a name the stack
+ * lacks, or none, gives CUBIC. */
+Test(tcp_cubic, default_by_host_name)
+{
+    cr_assert_eq(tcpsm_cc_by_name("reno"), TCPSM_CC_RENO);
+    cr_assert_eq(tcpsm_cc_by_name("cubic"), TCPSM_CC_CUBIC);
+    cr_assert_eq(tcpsm_cc_by_name("vegas"), -1);
+    cr_assert_str_eq(tcpsm_cc_name(TCPSM_CC_CUBIC), "cubic");
+    static const struct { const char *name; int want; } cases[] = {
+        { "reno", TCPSM_CC_RENO }, { "cubic", TCPSM_CC_CUBIC }, { "vegas", TCPSM_CC_CUBIC },
+        { "", TCPSM_CC_CUBIC },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tcpsm_config cfg;
+        h_default_config(&cfg);
+        memcpy(cfg.congestion, cases[i].name, strlen(cases[i].name));
+        struct harness *h = h_new(&cfg);
+        sock_established(h);
+        int v = -1;
+        cr_assert_eq(tcpsm_sock_getopt(h->sk, TCPSM_OPT_CONGESTION, &v), 0);
+        cr_assert_eq(v, cases[i].want, "host %s: %d", cases[i].name, v);
+        cr_assert_eq(h->sk->cc_algo, cases[i].want);
+        h_free(h);
+    }
 }

@@ -1,0 +1,191 @@
+/* Reordering is not loss: a reordered duplicate ACK passes PAWS (RFC 7323
+ * 5.3, Linux tcp_disordered_ack) so its SACK blocks count, and a recovery
+ * whose every retransmission comes back as a D-SACK (RFC 2883) has its
+ * cwnd reduction undone (RFC 3708, Linux tcp_try_undo_dsack), during the
+ * recovery or after it ended. Crafted segments, virtual time. */
+#include <string.h>
+
+#include "tcp_harness.h"
+#include "tcp_int.h"
+
+#define M 1460u
+
+/* A SACK option with n blocks [l, r) into buf (kind 5, two NOPs first). */
+static size_t sackopt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2])
+{
+    buf[0] = 1;
+    buf[1] = 1;
+    buf[2] = 5;
+    buf[3] = (uint8_t)(2 + 8 * n);
+    for (unsigned i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++) {
+            uint32_t v = blk[i][j];
+            uint8_t *p = buf + 4 + 8 * i + 4 * j;
+            p[0] = (uint8_t)(v >> 24);
+            p[1] = (uint8_t)(v >> 16);
+            p[2] = (uint8_t)(v >> 8);
+            p[3] = (uint8_t)v;
+        }
+    return 4 + 8 * n;
+}
+
+/* The peer ACKs ack and reports the block [l, r): a SACK above ack, a
+ * D-SACK (RFC 2883 4) at or below it. */
+static void ack_blk(struct harness *h, uint32_t ack, uint32_t l, uint32_t r, bool ts,
+                    uint32_t tsval)
+{
+    uint8_t o[40];
+    uint32_t blk[1][2] = { { l, r } };
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = ack, .win = H_RWIN, .ts = ts, .tsval = tsval,
+         .raw_opts = o, .raw_optlen = sackopt(o, 1, blk));
+}
+
+/* ESTABLISHED with SACK (and timestamps if ts), NODELAY, an RTT of 20 ms
+ * as if measured, room for 32 segments. */
+static struct harness *established(bool ts)
+{
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    cfg.sndbuf = 64 * M;
+    struct harness *h = h_new(&cfg);
+    sock_syn_sent(h);
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
+         .sack_perm = true, .ts = ts, .tsval = 1000);
+    h->rseq = h->risn + 1;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    h->sk->min_rtt_us = h->sk->srtt_us = 20000;
+    h->sk->rttvar_us = 5000;
+    h->sk->rto_us = 200000;
+    return h;
+}
+
+static void send_segs(struct harness *h, uint32_t n, uint32_t mss)
+{
+    static uint8_t d[32 * M];
+    cr_assert(n <= 32);
+    h_pattern(d, n * mss, 9);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, n * mss, h->now), (ssize_t)(n * mss));
+}
+
+static const struct tcpsm_counters *cnt(struct harness *h)
+{
+    return tcpsm_stack_counters(h->st);
+}
+
+/* A pure duplicate ACK whose TSval is a little older than TS.Recent (the
+ * network swapped two ACKs) is processed: its SACK block counts and no
+ * duplicate ACK answers it. One older than the replay window (one RTO)
+ * is still refused by PAWS. */
+Test(tcp_reorder, paws_passes_disordered_dup_ack)
+{
+    struct harness *h = established(true);
+    uint32_t mss = M - 12;              /* the timestamp option's room */
+    uint32_t b = h->lseq;
+    send_segs(h, 4, mss);
+    h_drain(h);
+    h_advance(h, MS(20));
+    ack_blk(h, b, b + mss, b + 2 * mss, true, 2000);
+    cr_assert_eq(h->sk->rtxq.sacked, mss);
+    cr_assert_eq(h->sk->ts_recent, 2000);
+    uint64_t drops = cnt(h)->tcp_drop_window;
+    ack_blk(h, b, b + 2 * mss, b + 3 * mss, true, 1990);    /* sent before the last one */
+    cr_assert_eq(h->sk->rtxq.sacked, 2 * mss, "the reordered ACK's SACK block was dropped");
+    cr_assert_eq(cnt(h)->tcp_drop_window, drops);
+    cr_assert_eq(cnt(h)->tcp_paws_disordered_ack, 1);
+    cr_assert_eq(h->sk->ts_recent, 2000, "TS.Recent moved back");
+    expect_no_seg(h);
+    /* 1000 ticks older: beyond one RTO (200 ms), PAWS drops it and answers */
+    ack_blk(h, b, b + 3 * mss, b + 4 * mss, true, 1000);
+    cr_assert_eq(h->sk->rtxq.sacked, 2 * mss);
+    cr_assert_eq(cnt(h)->tcp_drop_window, drops + 1);
+    EXPECT_SEG(h, .flags = ACK, .len = 0, .tsecr = 2000);
+    /* data with an old timestamp is not an ACK PAWS may let through */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .ts = true, .tsval = 1995,
+         .data = "x", .len = 1);
+    cr_assert_eq(tcpsm_sock_rxavail(h->sk), 0);
+    cr_assert_eq(cnt(h)->tcp_drop_window, drops + 2);
+    h_free(h);
+}
+
+/* Segment 0 is late, not lost: three SACKed segments start a recovery
+ * that reduces cwnd (to 0.7 of it with CUBIC) and resends 0. Then everything is
+ * ACKed and the peer reports the resent 0 as a duplicate: the reduction
+ * is undone after the recovery has ended. */
+Test(tcp_reorder, dsack_undoes_after_recovery)
+{
+    struct harness *h = established(false);
+    struct tcpsm_sock *sk = h->sk;
+    uint32_t b = h->lseq;
+    send_segs(h, 10, M);
+    h_drain(h);
+    h_advance(h, MS(20));
+    uint32_t before = sk->cwnd;
+    ack_blk(h, b, b + M, b + 4 * M, false, 0);
+    EXPECT_SEG(h, .seq = b, .len = M);
+    cr_assert(sk->in_recovery);
+    h_drain(h);
+    h_advance(h, MS(20));
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 10 * M, .win = H_RWIN);
+    cr_assert(!sk->in_recovery);
+    cr_assert_lt(sk->cwnd, before, "no reduction to undo");
+    ack_blk(h, b + 10 * M, b, b + M, false, 0);        /* D-SACK of the resent 0 */
+    cr_assert_geq(sk->cwnd, before, "cwnd %u not restored to %u", sk->cwnd, before);
+    cr_assert_eq(cnt(h)->tcp_dsack_undo, 1);
+    cr_assert_eq(cnt(h)->tcp_undo, 1);
+    cr_assert(sk->rack.reord);
+    h_free(h);
+}
+
+/* The D-SACK arrives while the recovery goes on: the recovery ends at
+ * once, cwnd and ssthresh are back and nothing stays marked lost. */
+Test(tcp_reorder, dsack_undoes_during_recovery)
+{
+    struct harness *h = established(false);
+    struct tcpsm_sock *sk = h->sk;
+    uint32_t b = h->lseq;
+    send_segs(h, 10, M);
+    h_drain(h);
+    h_advance(h, MS(20));
+    uint32_t before = sk->cwnd, ss = sk->ssthresh;
+    ack_blk(h, b, b + M, b + 4 * M, false, 0);
+    EXPECT_SEG(h, .seq = b, .len = M);
+    cr_assert(sk->in_recovery);
+    h_drain(h);
+    ack_blk(h, b + 4 * M, b, b + M, false, 0);         /* 0 came twice, 1-3 ACKed */
+    cr_assert(!sk->in_recovery, "still in recovery after a D-SACK undo");
+    cr_assert_geq(sk->cwnd, before);
+    cr_assert_eq(sk->ssthresh, ss);
+    cr_assert_eq(sk->rtxq.lost, 0);
+    cr_assert_eq(cnt(h)->tcp_dsack_undo, 1);
+    h_free(h);
+}
+
+/* Two segments resent, only one reported back as a duplicate: the other
+ * was a real loss, the reduction stays. */
+Test(tcp_reorder, partial_dsack_not_undone)
+{
+    struct harness *h = established(false);
+    struct tcpsm_sock *sk = h->sk;
+    uint32_t b = h->lseq;
+    send_segs(h, 10, M);
+    h_drain(h);
+    h_advance(h, MS(20));
+    uint32_t blk[2][2] = { { b + 2 * M, b + 6 * M } };
+    uint8_t o[40];
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
+         .raw_optlen = sackopt(o, 1, blk));
+    EXPECT_SEG(h, .seq = b, .len = M);
+    EXPECT_SEG(h, .seq = b + M, .len = M);
+    cr_assert(sk->in_recovery);
+    uint32_t reduced = sk->ssthresh;
+    h_drain(h);
+    h_advance(h, MS(20));
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 10 * M, .win = H_RWIN);
+    ack_blk(h, b + 10 * M, b, b + M, false, 0);        /* 0 was a duplicate, 1 was lost */
+    cr_assert_eq(cnt(h)->tcp_dsack_undo, 0);
+    cr_assert_eq(sk->ssthresh, reduced);
+    cr_assert_lt(sk->cwnd, 10 * M);
+    h_free(h);
+}
