@@ -279,45 +279,50 @@ void shim_fd_each_sock(void (*fn)(int fd, struct shim_sock *s, void *arg), void 
     table_unlock();
 }
 
-/* fork: see shim.h for the order. A socket object with several fds is
- * locked once (fork_locked). */
+/* Socket state changes (shim_sock_lock) hold this for reading; fork holds
+ * it for writing, so no socket's mu is held by another thread when the
+ * process is copied: one lock, not one per socket (locking each socket's
+ * mu at fork wrote to every socket object, and the parent then took a
+ * copy-on-write fault on every page of them as it unlocked). Writers first:
+ * a stream of setsockopt calls does not hold fork off. */
+static pthread_rwlock_t fork_rw = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+void shim_sock_lock(struct shim_sock *s)
+{
+    tcpsm_sig_hold();           /* a handler's setsockopt would wait for this thread */
+    pthread_rwlock_rdlock(&fork_rw);
+    pthread_mutex_lock(&s->mu);
+}
+
+void shim_sock_unlock(struct shim_sock *s)
+{
+    pthread_mutex_unlock(&s->mu);
+    pthread_rwlock_unlock(&fork_rw);
+    tcpsm_sig_release();
+}
+
+/* fork: see shim.h for the order. */
 void shim_atfork_prepare(void)
 {
     table_lock();
-    int n = atomic_load(&fd_hwm);
-    for (int fd = 0; fd < n; fd++) {
-        struct shim_sock *s = slot_sock(atomic_load_explicit(&shim_fds[fd], memory_order_relaxed));
-        if (s && !s->fork_locked) {
-            pthread_mutex_lock(&s->mu);
-            s->fork_locked = true;
-        }
-    }
+    pthread_rwlock_wrlock(&fork_rw);
     shim_epoll_atfork_prepare();
-}
-
-static void fork_unlock_socks(void)
-{
-    int n = atomic_load(&fd_hwm);
-    for (int fd = 0; fd < n; fd++) {
-        struct shim_sock *s = slot_sock(atomic_load_explicit(&shim_fds[fd], memory_order_relaxed));
-        if (s && s->fork_locked) {
-            s->fork_locked = false;
-            pthread_mutex_unlock(&s->mu);
-        }
-    }
-    table_unlock();
 }
 
 void shim_atfork_parent(void)
 {
     shim_epoll_atfork_parent();
-    fork_unlock_socks();
+    pthread_rwlock_unlock(&fork_rw);
+    table_unlock();
 }
 
 void shim_atfork_child(void)
 {
     shim_epoll_atfork_child();
-    fork_unlock_socks();
+    /* Held by the thread that forked, which has another tid in the child:
+     * glibc would not know it as the writer. Made anew instead. */
+    fork_rw = (pthread_rwlock_t)PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+    table_unlock();
 }
 
 int shim_make_stack(struct shim_sock *s, int fd)

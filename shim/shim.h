@@ -162,7 +162,7 @@ struct shim_epitem;
 struct shim_sock {
     atomic_int refs;            /* fd slots + calls in flight */
     atomic_int fd_refs;         /* fd slots only */
-    pthread_mutex_t mu;         /* state changes and option records */
+    pthread_mutex_t mu;         /* state changes and option records: shim_sock_lock */
     _Atomic int state;          /* enum shim_state */
     struct tcpsm_sock *sk;      /* set once, before state becomes STACK */
     atomic_bool nonblock;       /* O_NONBLOCK of the shared file description */
@@ -179,7 +179,6 @@ struct shim_sock {
      * identity is not this socket's until exec preparation gives it its own. */
     atomic_bool shared_ph;
     struct shim_epitem *items;  /* epoll interest items, under the epoll lock */
-    bool fork_locked;           /* mu taken by shim_atfork_prepare (under table_mu) */
 };
 
 struct shim_ep;
@@ -305,13 +304,18 @@ void shim_epoll_expose_all(void);       /* every one (exec) */
 
 /* ------------------------------------------------------------ fork
  *
- * Lock order: table_mu -> socket mu -> epoll lock -> the runtime's lock.
- * table_mu is never taken while another shim lock is held, nor is a
- * socket mu under the epoll lock. At fork the prepare handlers take every
- * one of them in that order (the shim's handlers are registered after the
- * runtime's, so the runtime's lock is taken last), and the parent and child
- * handlers release them: a child never finds a lock held by a thread that
- * did not follow it (closing fds before exec, setsockopt, epoll_ctl). */
+ * Lock order: table_mu -> socket mu (with the fork lock, shim_sock_lock)
+ * -> epoll lock -> the runtime's lock. table_mu is never taken while
+ * another shim lock is held, nor is a socket mu under the epoll lock. At
+ * fork the prepare handlers take table_mu, the fork lock for writing (so
+ * no socket mu is held), the epoll lock, then (the shim's handlers are
+ * registered after the runtime's) the runtime's lock, and the parent and
+ * child handlers release them: a child never finds a lock held by a thread
+ * that did not follow it (closing fds before exec, setsockopt, epoll_ctl). */
+/* A socket's mu, taken for a state change or an option record (with the
+ * fork lock read-held and signal handlers deferred). */
+void shim_sock_lock(struct shim_sock *s);
+void shim_sock_unlock(struct shim_sock *s);
 void shim_atfork_prepare(void);
 void shim_atfork_parent(void);
 void shim_atfork_child(void);

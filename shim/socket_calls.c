@@ -125,7 +125,7 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
         shim_sock_put(s);
         return (int)shim_ret(r);
     }
-    pthread_mutex_lock(&s->mu);
+    shim_sock_lock(s);
     int st = shim_state(s);
     if (st == SHIM_UNDECIDED) {
         if (is_loopback_addr(&ta)) {
@@ -149,7 +149,7 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
     } else if (st == SHIM_STACK) {
         r = tcpsm_bind_addr(s->sk, &ta, port);
     }
-    pthread_mutex_unlock(&s->mu);
+    shim_sock_unlock(s);
     shim_sock_put(s);
     if (st == SHIM_KERNEL)
         return REAL(bind)(fd, addr, len);
@@ -168,7 +168,7 @@ static void kernel_listen_too(struct shim_sock *s, int fd, int backlog)
         return;
     struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
     int e = errno;
-    pthread_mutex_lock(&s->mu);
+    shim_sock_lock(s);
     bool was = atomic_load(&s->klisten);
     bool ok = true;
     if (!was) {
@@ -187,7 +187,7 @@ static void kernel_listen_too(struct shim_sock *s, int fd, int backlog)
     else
         tcpsm_log(TCPSM_LOG_DEBUG, "listener fd %d, port %u: not reachable from loopback (%s)", fd,
                   ntohs(sin.sin_port), strerror(errno));
-    pthread_mutex_unlock(&s->mu);
+    shim_sock_unlock(s);
     if (!was && ok)
         shim_epoll_klisten(s);
     errno = e;
@@ -199,11 +199,11 @@ EXPORT int listen(int fd, int backlog)
     if (!s)
         return REAL(listen)(fd, backlog);
     int r = 0;
-    pthread_mutex_lock(&s->mu);
+    shim_sock_lock(s);
     if (shim_state(s) == SHIM_UNDECIDED)
         r = shim_make_stack(s, fd);
     int st = shim_state(s);
-    pthread_mutex_unlock(&s->mu);
+    shim_sock_unlock(s);
     if (st == SHIM_STACK && r == 0) {
         r = tcpsm_listen(s->sk, backlog);
         if (r == 0)
@@ -242,7 +242,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
         shim_sock_put(s);
         return (int)shim_ret(r);
     }
-    pthread_mutex_lock(&s->mu);
+    shim_sock_lock(s);
     if (shim_state(s) == SHIM_UNDECIDED) {
         if (is_loopback_addr(&ta) || !tcpsm_rt_routable_addr(&ta))
             shim_handover(s);
@@ -250,7 +250,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
             r = shim_make_stack(s, fd);
     }
     st = shim_state(s);
-    pthread_mutex_unlock(&s->mu);
+    shim_sock_unlock(s);
     if (st == SHIM_KERNEL) {
         shim_sock_put(s);
         return REAL(connect)(fd, addr, len);

@@ -148,10 +148,10 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
     }
     int r = REAL(setsockopt)(fd, level, name, val, len);
     if (r == 0) {
-        pthread_mutex_lock(&s->mu);
+        shim_sock_lock(s);
         if (shim_state(s) != SHIM_KERNEL)
             r = (int)shim_ret(stack_set(s, level, name, val, len));
-        pthread_mutex_unlock(&s->mu);
+        shim_sock_unlock(s);
     }
     shim_sock_put(s);
     return r;

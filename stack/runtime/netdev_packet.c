@@ -330,6 +330,11 @@ static void ring_open(struct netdev_packet *np, const char *ifname)
         errno = e;
         goto fail;
     }
+    /* Not copied into forked children: the ring's pages are inserted
+     * (VM_MIXEDMAP), so fork would copy its 2048 page table entries each
+     * time (most of a fork's cost to a forking server); a child that reads
+     * this socket maps it again (netdev_packet_fork_child). */
+    (void)madvise(m, RING_BYTES, MADV_DONTFORK);
     np->ring = m;
     np->ring_len = RING_BYTES;
     np->rc = c;
@@ -569,6 +574,21 @@ int netdev_packet_adopt(struct netdev_packet *np, int fd, const char *ifname,
     /* Whoever opened it chose the offloads (netdev_packet_tx_socket): follow it. */
     np->vnet = syscall(SYS_getsockopt, fd, SOL_PACKET, PACKET_VNET_HDR, &vnet, &l3) == 0 && vnet;
     vnet_features(np);
+    return 0;
+}
+
+int netdev_packet_fork_child(struct netdev_packet *np, bool keep)
+{
+    if (!np->ring)
+        return 0;
+    np->ring = NULL;            /* MADV_DONTFORK: not in this process (never munmap it) */
+    if (!keep)
+        return 0;
+    void *m = mmap(NULL, np->ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, np->fd, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    (void)madvise(m, np->ring_len, MADV_DONTFORK);
+    np->ring = m;
     return 0;
 }
 

@@ -118,6 +118,9 @@ int netdev_packet_adopt(struct netdev_packet *np, int fd, const char *ifname,
  * of its ring) by a send-only one with the same offloads: a forked child's
  * own (runtime_link.c). */
 void netdev_packet_swap_fd(struct netdev_packet *np, int fd);
+/* In a forked child (first thing): the ring is not inherited (MADV_DONTFORK);
+ * keep: the child reads this socket, so it maps the ring again. 0 or -errno. */
+int netdev_packet_fork_child(struct netdev_packet *np, bool keep);
 /* Receives what is queued, without blocking: fills frames (valid until
  * netdev_packet_recv_done or the next call) and returns how many (0 if
  * none), or -errno. */

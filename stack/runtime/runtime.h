@@ -206,6 +206,7 @@ struct rt_shared {
     struct rt_pass passes[RT_MAX_PASSES];
     unsigned npasses;
     uint64_t pass_full, pass_expired;
+    int share_pid;              /* the process serving the socket file (TCPSM_SHARE), 0 none */
 };
 
 struct rt_state {
@@ -370,6 +371,10 @@ void rt_link_fork_child(void);  /* fork child: a send-only socket of its own for
 void rt_share_start(void);      /* at start, after the link: a no-op without TCPSM_SHARE */
 void rt_share_stop(void);       /* at exit, without the lock */
 void rt_share_fork_child(void); /* the child closes its copy of the listener */
+/* Under lock, from the service thread: takes over serving the socket file
+ * when its owner is gone and this process stands by; returns when to look
+ * again (UINT64_MAX: only when kicked). */
+uint64_t rt_share_poll(uint64_t now);
 
 /* runtime_procs.c: process slots, held sockets, fork, dead processes */
 int rt_attach(char *err, size_t errlen);        /* config time: map the region, take a slot */
@@ -385,7 +390,11 @@ void rt_id_free(struct rt_sock *rs);
 void rt_release(struct rt_sock *rs, bool abort);
 /* Under lock: one of rs's users that is no process (a pass) goes; the last closes it. */
 void rt_users_drop(struct rt_sock *rs, bool abort);
-void rt_pass_sweep(void);       /* under lock: passes not received in time expire */
+void rt_pass_sweep(void);
+/* Under lock: another process slot was just taken (fork, posix_spawn): this
+ * process's service thread, if it sleeps past its next check for dead
+ * processes (it slept alone), wakes to schedule one (runtime_thread.c). */
+void rt_svc_reap_soon(void);       /* under lock: passes not received in time expire */
 void rt_reap(void);             /* under lock: forget processes that died */
 int rt_live_others(void);       /* under lock: other processes keeping the stack alive */
 bool rt_others_attached(void);  /* under lock: any other slot in use */

@@ -90,12 +90,28 @@ int rt_link_open(char *err, size_t errlen)
     return 0;
 }
 
+/* The child reads its parent's link socket: its ring is mapped again here
+ * (fork did not copy it). */
+static void keep_parents(void)
+{
+    int r = netdev_packet_fork_child(&rt.np, true);
+    if (r < 0)
+        tcpsm_log(TCPSM_LOG_WARN, "fork: the link's receive ring cannot be mapped in the child "
+                  "(%s): it receives nothing itself", strerror(-r));
+}
+
 void rt_link_fork_child(void)
 {
     rt.link_own = false;
     rt.link_tx = false;
-    if (!rt.started || rt.np.fd < 0 || rt.sh->fanout_id == 0)
-        return;                 /* no group: parent and child read one socket */
+    if (!rt.started || rt.np.fd < 0) {
+        (void)netdev_packet_fork_child(&rt.np, false);
+        return;
+    }
+    if (rt.sh->fanout_id == 0) {
+        keep_parents();         /* no group: parent and child read one socket */
+        return;
+    }
     int fd = -1;
     bool vnet = false;
     char err[400];
@@ -112,8 +128,11 @@ void rt_link_fork_child(void)
         syscall(SYS_close, fd);         /* frames would not match the stack's offloads */
         fd = -1;
     }
-    if (fd < 0)
-        return;                 /* reads the parent's (rt_link_own says so) */
+    if (fd < 0) {
+        keep_parents();         /* reads the parent's (rt_link_own says so) */
+        return;
+    }
+    (void)netdev_packet_fork_child(&rt.np, false);
     rt_fd_disown(rt.np.fd);
     netdev_packet_swap_fd(&rt.np, fd);
     rt_fd_own(fd);

@@ -146,14 +146,22 @@ int rt_attach(char *err, size_t errlen)
                 forget_waiters(i);
                 rt.me = i;
                 p->link = false;        /* the old image's link socket was close-on-exec */
+                if (rt.sh->share_pid == (int)getpid())
+                    rt.sh->share_pid = 0;       /* so was the socket file's listener */
                 p->driving = false;
                 if (p->nheld)
                     rt.exec_claimed = calloc(RT_MAX_IDS / 64, sizeof(uint64_t));
                 break;
             }
         }
-        if (rt.me < 0)
+        if (rt.me < 0) {
             rt.me = slot_take((int)getpid());
+            /* A process started separately: the others' service threads
+             * may sleep with nobody else to watch for (rare: all woken). */
+            for (int i = 0; rt.me >= 0 && i < RT_MAX_PROCS; i++)
+                if (i != rt.me && rt.sh->procs[i].driving)
+                    rt_kick(i);
+        }
         rt_unlock();
         if (rt.me < 0) {
             snprintf(err, errlen, "shared memory %s: already %d processes on this stack",
@@ -322,14 +330,17 @@ static void forget_proc(int i, bool abort)
 
 void rt_reap(void)
 {
-    if (!rt.started)
-        return;                 /* its sockets' closes need a link: one that has one does it */
     rt_pass_sweep();
     uint64_t now = rt_now();
     for (int i = 0; i < RT_MAX_PROCS; i++) {
         if (i == rt.me)
             continue;
         struct rt_proc *p = &rt.sh->procs[i];
+        /* Closing its sockets needs a link: one that has one does it. A
+         * process that held none (a forked child that ended with _exit) is
+         * forgotten by anyone. */
+        if (!rt.started && p->nheld > 0)
+            continue;
         int pid = atomic_load(&p->pid);
         bool gone = false;
         if (pid > 0)
@@ -337,6 +348,13 @@ void rt_reap(void)
         else if (pid < 0)
             gone = now - p->reserved_at > FORK_CLAIM_NS;
         if (gone) {
+            if (pid > 0 && pid == rt.sh->share_pid) {
+                /* It served the socket file: one standing by takes over. */
+                rt.sh->share_pid = 0;
+                for (int k = 0; k < RT_MAX_PROCS; k++)
+                    if (k != i && atomic_load(&rt.sh->procs[k].pid) > 0)
+                        rt_kick(k);
+            }
             if (pid > 0 && !p->left) {
                 rt.sh->procs_reaped++;
                 tcpsm_log(TCPSM_LOG_INFO, "process %d left the stack without closing: its "
@@ -422,6 +440,10 @@ int tcpsm_rt_spawn_begin(void)
     }
     int c = slot_take(-1);
     if (c < 0) {
+        rt_reap();              /* as fork does */
+        c = slot_take(-1);
+    }
+    if (c < 0) {
         rt_unlock();
         tcpsm_log(TCPSM_LOG_WARN, "posix_spawn: %d processes on the stack already: the child "
                   "gets no stack sockets", RT_MAX_PROCS);
@@ -437,6 +459,7 @@ int tcpsm_rt_spawn_begin(void)
                 rs->users++;
         }
     }
+    rt_svc_reap_soon();
     return c;                   /* still locked */
 }
 
@@ -461,6 +484,13 @@ static void before_fork(void)
         return;
     int c = slot_take(-1);
     if (c < 0) {
+        /* Children that ended without leaving (_exit) keep their slots until
+         * the once-a-second check: a server forking faster than that looks
+         * for them now. */
+        rt_reap();
+        c = slot_take(-1);
+    }
+    if (c < 0) {
         tcpsm_log(TCPSM_LOG_WARN, "fork: %d processes on the stack already: the child gets "
                   "no stack sockets", RT_MAX_PROCS);
         return;
@@ -479,6 +509,7 @@ static void before_fork(void)
     }
     rt_ep_fork(rt.me, c);       /* and every epoll instance (its copy of the fd) */
     rt.fork_slot = c;
+    rt_svc_reap_soon();         /* the child may end without leaving (_exit, exec) */
 }
 
 static void after_fork_parent(void)

@@ -4,10 +4,16 @@
  * with the owner, group and mode TCPSM_SHARE gives (default: this process's
  * user and group, 0600), handing processes without the capability a link
  * socket of their own (send-only; they make it receive) and the region's fd.
- * One owner per stack: a process that finds a live one serves nothing. The
- * file goes when this process leaves the stack; processes attached through
- * it keep their link sockets. A forked child does not serve (the thread is
- * the parent's; the child closes its copy of the listening socket). */
+ * One owner per stack (its pid in the region, share_pid): a process that
+ * finds a live one serves nothing but stands by. The file goes when the
+ * owner leaves the stack; processes attached through it keep their link
+ * sockets, and a process standing by (TCPSM_SHARE set, CAP_NET_RAW still
+ * held: checked when it takes over) takes over when its service thread
+ * sees the owner gone: the owner leaving, or another process reaping it
+ * when it died (rt_reap, within a second), clears share_pid and kicks
+ * every process. A forked child does not serve
+ * its parent's file (the thread is the parent's; the child closes its copy
+ * of the listening socket) but stands by as its parent did. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -27,6 +33,11 @@ static int lfd = -1, stop_efd = -1;
 static pthread_t thr;
 static struct stat mine;
 static char path[200], region_path[200];
+static struct share_perm perm;
+static bool standby;            /* TCPSM_SHARE set and valid: serve when nobody does */
+static uint64_t next_try;       /* takeover attempts, at most one a second */
+
+#define TRY_EVERY_NS 1000000000ull
 
 static int open_link(void *ctx)
 {
@@ -55,19 +66,13 @@ static void *serve(void *arg)
     }
 }
 
-void rt_share_start(void)
+/* Under lock: serve the socket file if nobody else does. */
+static void serve_start(const char *how)
 {
-    const char *spec = getenv("TCPSM_SHARE");
-    if (!spec || !*spec || lfd >= 0 || !share_have_net_raw())
-        return;
-    struct share_perm perm = { .uid = geteuid(), .gid = getegid(), .mode = 0600 };
+    int owner = rt.sh->share_pid;
+    if (owner > 0 && owner != (int)getpid() && !(kill(owner, 0) < 0 && errno == ESRCH))
+        return;                 /* a live owner (it clears share_pid as it leaves) */
     char err[512];
-    if (share_parse_perm(spec, &perm, err, sizeof(err)) < 0) {
-        tcpsm_log(TCPSM_LOG_WARN, "%s: serving no socket file", err);
-        return;
-    }
-    share_path(path, sizeof(path), rt.reg_name);
-    snprintf(region_path, sizeof(region_path), "/dev/shm/%s", rt.reg_name);
     int fd = share_listen(path, &perm, err, sizeof(err));
     if (fd < 0) {
         tcpsm_log(TCPSM_LOG_INFO, "TCPSM_SHARE: %s", err);
@@ -95,8 +100,45 @@ void rt_share_start(void)
         unlink(path);
         return;
     }
-    tcpsm_log(TCPSM_LOG_INFO, "TCPSM_SHARE: serving %s (owner %u, group %u, mode %04o)", path,
+    rt.sh->share_pid = (int)getpid();
+    tcpsm_log(TCPSM_LOG_INFO, "TCPSM_SHARE: %s %s (owner %u, group %u, mode %04o)", how, path,
               (unsigned)perm.uid, (unsigned)perm.gid, (unsigned)perm.mode);
+}
+
+void rt_share_start(void)
+{
+    const char *spec = getenv("TCPSM_SHARE");
+    if (!spec || !*spec || lfd >= 0 || standby || !share_have_net_raw())
+        return;
+    perm = (struct share_perm){ .uid = geteuid(), .gid = getegid(), .mode = 0600 };
+    char err[512];
+    if (share_parse_perm(spec, &perm, err, sizeof(err)) < 0) {
+        tcpsm_log(TCPSM_LOG_WARN, "%s: serving no socket file", err);
+        return;
+    }
+    share_path(path, sizeof(path), rt.reg_name);
+    snprintf(region_path, sizeof(region_path), "/dev/shm/%s", rt.reg_name);
+    standby = true;
+    next_try = rt_now() + TRY_EVERY_NS;
+    serve_start("serving");
+}
+
+uint64_t rt_share_poll(uint64_t now)
+{
+    if (!standby || lfd >= 0 || rt.down || rt.me < 0)
+        return UINT64_MAX;
+    int owner = rt.sh->share_pid;
+    if (owner > 0 && owner != (int)getpid())
+        return UINT64_MAX;      /* until kicked: the owner leaving or reaped clears share_pid */
+    if (now < next_try)
+        return next_try;
+    next_try = now + TRY_EVERY_NS;
+    if (!share_have_net_raw()) {
+        standby = false;        /* dropped since (an nginx worker): for good */
+        return UINT64_MAX;
+    }
+    serve_start("taking over: serving");
+    return lfd >= 0 ? UINT64_MAX : next_try;
 }
 
 void rt_share_fork_child(void)
@@ -121,4 +163,10 @@ void rt_share_stop(void)
     if (stat(path, &now) == 0 && now.st_ino == mine.st_ino && now.st_dev == mine.st_dev)
         unlink(path);
     rt_share_fork_child();
+    /* Another process standing by may serve now (this one's leaving kicks
+     * every service thread). */
+    rt_lock();
+    if (rt.sh && rt.sh->share_pid == (int)getpid())
+        rt.sh->share_pid = 0;
+    rt_unlock();
 }

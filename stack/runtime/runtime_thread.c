@@ -107,6 +107,16 @@ void rt_kick(int proc)
     syscall(SYS_futex, &p->futex, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
+void rt_svc_reap_soon(void)
+{
+    /* Asleep until a deadline past the next check (or none: it slept
+     * alone): it would never look at the new slot's process. */
+    if (rt.started && rt.me >= 0 && rt.svc_sleep_until > rt_now() + REAP_EVERY_NS) {
+        rt.svc_sleep_until = 0;
+        rt_kick(rt.me);
+    }
+}
+
 static void *svc_main(void *arg)
 {
     (void)arg;
@@ -132,6 +142,9 @@ static void *svc_main(void *arg)
             if (d > next_reap)
                 d = next_reap;
         }
+        uint64_t share_next = rt_share_poll(now);       /* TCPSM_SHARE takeover */
+        if (d > share_next)
+            d = share_next;
         rt.svc_sleep_until = d;
         rt_unlock();
         struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u),

@@ -8,6 +8,8 @@
 #   - after the owner is gone: no stack owner serves the socket file.
 # Last, a privileged program as the owner (TCPSM_SHARE): a root http.server on the stack lets
 # the group nogroup in; curl as nobody, started separately, downloads 3 MB byte-exact on it.
+# Then a second root http.server with the same TCPSM_SHARE stands by; when the first exits it
+# takes over the socket file (a new one, same owner, group and mode) and nobody's curl runs again.
 # timeout: 120
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
@@ -75,6 +77,7 @@ refused "no stack owner serves $sock"
 # joins that stack and downloads from a kernel server in the peer, byte-exact.
 STACK_OPTS=(--share :nogroup:0660)
 bg_stack "$TMPD/root-server.log" python3 -m http.server --bind "$STACK_IP" --directory "$www" $port
+root_srv=$BG_PID
 wait_connect "$NS_P" "$STACK_IP" $port 20 || die "root server not reachable: $(cat "$TMPD/root-server.log")"
 for i in $(seq 1 30); do [ -e "$sock" ] && break; sleep 0.1; done
 [ "$(stat -c '%U %G %a' "$sock" 2>/dev/null)" = "root nogroup 660" ] ||
@@ -87,4 +90,29 @@ on_kstack setpriv --reuid=nobody --regid=nogroup --clear-groups \
     "http://$PEER_IP:8081/big.bin" 2>"$TMPD/nobody.err" || die "curl as nobody: $(cat "$TMPD/nobody.err")"
 same_file "$www/big.bin" "$TMPD/nobody/nobody.bin"
 log "nobody's curl ran on the stack of a root program that allows its group (TCPSM_SHARE)"
+
+# Takeover: a second root program with the same TCPSM_SHARE joins the stack and stands by; when
+# the first one (the socket file's server) exits, the second serves the file, and nobody can
+# still join the stack.
+bg_stack "$TMPD/root-server2.log" python3 -m http.server --bind "$STACK_IP" --directory "$www" 8082
+srv2=$BG_PID
+wait_connect "$NS_P" "$STACK_IP" 8082 20 || die "second root server not reachable: $(cat "$TMPD/root-server2.log")"
+sock_ino=$(stat -c %i "$sock")
+bg_stop "$root_srv" || true
+for i in $(seq 1 50); do
+    [ -e "$sock" ] && [ "$(stat -c %i "$sock")" != "$sock_ino" ] && break
+    sleep 0.1
+done
+[ -e "$sock" ] && [ "$(stat -c %i "$sock")" != "$sock_ino" ] ||
+    die "nobody took over the socket file when its server exited"
+[ "$(stat -c '%U %G %a' "$sock")" = "root nogroup 660" ] || die "taken-over socket file: $(stat -c '%U %G %a' "$sock")"
+rm -f "$TMPD/nobody/nobody.bin"
+on_kstack setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    env LD_PRELOAD="$lib" "${env_stack[@]}" curl -sS --max-time 30 -o "$TMPD/nobody/nobody.bin" \
+    "http://$PEER_IP:8081/big.bin" 2>"$TMPD/nobody.err" || die "curl as nobody after the takeover: $(cat "$TMPD/nobody.err")"
+same_file "$www/big.bin" "$TMPD/nobody/nobody.bin"
+on_peer curl -sS --max-time 30 -o "$TMPD/got2.bin" "http://$STACK_IP:8082/big.bin" || die "curl from the second server"
+same_file "$www/big.bin" "$TMPD/got2.bin"
+bg_stop "$srv2" || true
+log "the second root program took over the socket file; nobody's curl ran again"
 log "ok"
