@@ -224,8 +224,13 @@ static void fill_tcp_info(struct shim_sock *s, struct shim_tcp_info *full)
     ti->tcpi_rcv_rtt = in.rcv_rtt_us;
     ti->tcpi_rcv_space = in.rcv_space;
     ti->tcpi_total_retrans = in.total_retrans;
-    ti->tcpi_pacing_rate = ~0ull;       /* no pacing: Linux reports ~0U there */
+    /* not pacing (CUBIC, Reno): Linux reports ~0 there */
+    ti->tcpi_pacing_rate = in.pacing_rate ? in.pacing_rate : ~0ull;
     ti->tcpi_max_pacing_rate = ~0ull;
+    ti->tcpi_delivery_rate = in.delivery_rate;
+    ti->tcpi_delivery_rate_app_limited = in.delivery_rate_app_limited;
+    ti->tcpi_delivered = (__u32)((in.delivered + (in.snd_mss ? in.snd_mss : 1) - 1) /
+                                 (in.snd_mss ? in.snd_mss : 1));    /* Linux counts segments */
     ti->tcpi_bytes_acked = in.bytes_acked;
     ti->tcpi_bytes_received = in.bytes_received;
     ti->tcpi_segs_out = in.segs_out;

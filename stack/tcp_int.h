@@ -143,6 +143,8 @@ struct tcp_rate {
     uint64_t first_tx;                  /* send time of the newest delivered's flight start */
     uint64_t app_limited;               /* delivered mark until which samples are app-limited,
                                            0 = not app-limited */
+    uint64_t rate;                      /* the last sample kept (bytes/s), for TCP_INFO */
+    bool rate_app_limited;
 };
 
 /* One ACK's rate sample (filled while the ACK is processed). */

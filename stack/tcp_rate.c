@@ -74,6 +74,13 @@ void tcp_rate_gen(struct tcpsm_sock *sk, uint64_t now)
     if (iv < (uint64_t)sk->min_rtt_us * 1000u)
         return;
     rs->interval_ns = iv;
+    /* TCP_INFO's delivery rate: the latest sample, an app-limited one only
+     * if it is higher (Linux tcp_rate_gen) */
+    uint64_t bps = (uint64_t)rs->delivered * SEC_NS / iv;
+    if (!rs->app_limited || bps >= r->rate) {
+        r->rate = bps;
+        r->rate_app_limited = rs->app_limited;
+    }
 }
 
 /* Nothing left to send and cwnd not full: what is delivered until this

@@ -221,6 +221,8 @@ uint32_t tcp_rtxq_ack(struct tcpsm_sock *sk, uint32_t ack, uint64_t now)
             unflag(q, x);
             if (x->fl & TCP_RTX_SACKED)
                 was_sacked += ack - x->seq;
+            else
+                sk->rate.delivered += ack - x->seq;     /* tcp_rate.c counts the rest later */
             x->seq = ack;
             reflag(q, x);
         }

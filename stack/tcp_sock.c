@@ -907,6 +907,10 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->rtt_us = sk->srtt_us;
     i->rttvar_us = sk->rttvar_us;
     i->min_rtt_us = sk->min_rtt_us;
+    i->pacing_rate = sk->pacing_rate;
+    i->delivery_rate = sk->rate.rate;
+    i->delivery_rate_app_limited = sk->rate.rate_app_limited;
+    i->delivered = sk->rate.delivered;
     i->rcv_rtt_us = sk->rcv_rtt_us;
     i->snd_mss = mss;
     i->rcv_mss = sk->rcv_mss;

@@ -472,6 +472,11 @@ struct tcpsm_tcp_info {
      * not, SYNs dropped (accept queue full); the SYN and accept queues */
     uint64_t syn_count, syn_cookies_sent, syn_cookies_ok, syn_cookies_bad, syn_dropped;
     uint32_t syn_rate, syn_queue, accept_queue;
+    /* pacing rate, bytes/s (0: not pacing), and the last delivery-rate
+     * sample (bytes/s, SACK connections) and whether it was app-limited;
+     * bytes delivered (ACKed or SACKed) */
+    uint64_t pacing_rate, delivery_rate, delivered;
+    bool delivery_rate_app_limited;
 };
 void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *info);
 /* The same with the time now (the last_* ages; tcpsm_sock_info uses the

@@ -10,6 +10,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 need_cmd socat python3
 netns_setup
+PY=$(command -v python3)
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 port=7500
 cat >"$TMPD/srv.py" <<'PY'
 import os, signal, socket, sys
@@ -29,7 +31,7 @@ while True:
     c.close()
     print("forked", flush=True)
 PY
-bg_stack "$TMPD/srv.log" python3 "$TMPD/srv.py" $port
+bg_stack "$TMPD/srv.log" "$PY" "$TMPD/srv.py" $port
 srv=$BG_PID
 wait_log "$TMPD/srv.log" '^listening' 20 || die "server did not start: $(cat "$TMPD/srv.log")"
 start=$(date +%s)

@@ -318,6 +318,15 @@ Test(tcp_bbr, upload_finds_bottleneck)
               sk->bbr.min_rtt_us);
     cr_assert_eq(sk->bbr.mode == TCP_BBR_PROBE_BW || sk->bbr.mode == TCP_BBR_PROBE_RTT, true,
                  "mode %u", sk->bbr.mode);
+    /* TCP_INFO's pacing and delivery rates (the shim maps them to Linux's) */
+    struct tcpsm_tcp_info info;
+    tcpsm_sock_info(sk, &info);
+    cr_assert(info.pacing_rate > link / 2 && info.pacing_rate < link * 2, "pacing %llu",
+              (unsigned long long)info.pacing_rate);
+    cr_assert(info.delivery_rate > link / 4 && info.delivery_rate <= link * 11 / 10,
+              "delivery rate %llu", (unsigned long long)info.delivery_rate);
+    cr_assert_geq(info.delivered, (8u << 20) / 100 * 99, "delivered %llu",
+                  (unsigned long long)info.delivered);
     /* 8 MiB at 20 Mbit/s is 3.4 s of virtual time */
     cr_assert_lt(t, 5 * R_SEC, "took %llu ms", (unsigned long long)(t / 1000000));
     const struct memlink_stats *s = memlink_stats(u.l, 0);
