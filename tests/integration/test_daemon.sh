@@ -94,7 +94,12 @@ for i in $(seq 1 50); do [ -s "$TMPD/ngx/nginx.pid" ] && break; sleep 0.1; done
 master=$(cat "$TMPD/ngx/nginx.pid")
 at_cleanup "kill -KILL $master"
 kill -0 "$master" || die "no nginx master"
-n=$(pgrep -c -P "$master" || true)
+# The master writes its pid file before it has forked both workers: wait for them (bounded).
+for i in $(seq 1 50); do
+    n=$(pgrep -c -P "$master" || true)
+    [ "$n" = 2 ] && break
+    sleep 0.1
+done
 [ "$n" = 2 ] || die "expected 2 workers, found $n"
 wait_connect "$NS_P" "$STACK_IP" 8080 20 || die "nginx not reachable"
 for i in 1 2 3; do
