@@ -238,9 +238,13 @@ fi
 # Empty here; the sanitizer build's copy (build/san/tcpsm, make SAN=1) lists the ASan and UBSan
 # runtimes, which must be loaded before everything else, its libtcpsm.so included.
 sanitizer_runtimes=
+# The ThreadSanitizer build's copy (make tsan) lists libtsan here: loaded right after
+# libtcpsm.so, so that the shim's interposers run outside libtsan's (which would otherwise wrap
+# them and hide their locking from it) and libtsan's still come before libc's.
+sanitizer_after=
 
 [ -f "$lib" ] || { echo "tcpsm: $lib not found (run make)" >&2; exit 2; }
-preload=${sanitizer_runtimes:+$sanitizer_runtimes:}$lib${LD_PRELOAD:+:$LD_PRELOAD}
+preload=${sanitizer_runtimes:+$sanitizer_runtimes:}$lib${sanitizer_after:+:$sanitizer_after}${LD_PRELOAD:+:$LD_PRELOAD}
 if [ -n "$run_user" ]; then
     # The helper opens the link as root and stays as the stack's owner; only
     # PROGRAM, run as NAME, gets the library.
@@ -249,5 +253,5 @@ if [ -n "$run_user" ]; then
     export TCPSM_USER_PRELOAD=$preload
     exec env -u LD_PRELOAD "$tooldir/tcpsm-user" "$run_user" "$@"
 fi
-export LD_PRELOAD=${sanitizer_runtimes:+$sanitizer_runtimes:}$lib${LD_PRELOAD:+:$LD_PRELOAD}
+export LD_PRELOAD=${sanitizer_runtimes:+$sanitizer_runtimes:}$lib${sanitizer_after:+:$sanitizer_after}${LD_PRELOAD:+:$LD_PRELOAD}
 exec "$@"
