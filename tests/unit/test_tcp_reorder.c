@@ -189,3 +189,33 @@ Test(tcp_reorder, partial_dsack_not_undone)
     cr_assert_lt(sk->cwnd, 10 * M);
     h_free(h);
 }
+
+/* Sub-millisecond RTTs: the timestamps' millisecond reads 0 for them, and
+ * the minimum RTT (RACK's reordering window, BBR's BDP) became 1 us. The
+ * SYN's send time and the retransmit queue's give microseconds. */
+Test(tcp_reorder, rtt_in_microseconds)
+{
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    struct harness *h = h_new(&cfg);
+    sock_syn_sent(h);
+    h_advance(h, US(400));
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
+         .sack_perm = true, .ts = true, .tsval = 1000, .tsecr = 0);
+    h->rseq = h->risn + 1;
+    struct seg a = EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    struct tcpsm_sock *sk = h->sk;
+    cr_assert(sk->min_rtt_us >= 399 && sk->min_rtt_us <= 401, "handshake min RTT %u us",
+              sk->min_rtt_us);
+    cr_assert_eq(tcpsm_sock_setopt(sk, TCPSM_OPT_NODELAY, 1), 0);
+    uint8_t d[1000];
+    h_pattern(d, sizeof d, 5);
+    cr_assert_eq(tcpsm_sock_send(sk, d, sizeof d, h->now), (ssize_t)sizeof d);
+    struct seg s = EXPECT_SEG(h, .seq = h->lseq, .len = sizeof d);
+    h_advance(h, US(300));
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq + (uint32_t)sizeof d, .win = H_RWIN,
+         .ts = true, .tsval = 1001, .tsecr = s.tsval);
+    cr_assert(sk->min_rtt_us >= 299 && sk->min_rtt_us <= 301, "data min RTT %u us", sk->min_rtt_us);
+    (void)a;
+    h_free(h);
+}
