@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: the same workloads on the kernel's TCP and on tcpsm, on the same veth in the same
 # run, reported as ratios (tcpsm / kernel). Never pass/fail on timing: the numbers are for
-# reading. About ten minutes in total.
+# reading. About fifteen minutes in total.
 #
 # The stack side of the veth holds two addresses: 198.18.0.2 is the kernel's, 198.18.0.10 is
 # tcpsm's (the library answers ARP for it with its own MAC). The peer namespace (198.18.0.1)
@@ -332,8 +332,8 @@ mrow() {  # label metric note: medians of the rounds and the ratio [spread]
     row "TCP ping-pong latency mean, us" lat_avg "(lower is better)"
     row "TCP ping-pong p50, both pinned to CPU 0, us" lat_pin "(lower is better; target <= 1.2)"
     row "TCP ping-pong p50, unpinned, tcpsm spin 50us" lat_spin "(lower is better; target <= 0.8)"
-    row "${BENCH_IMPAIRED_MB:-4} MB download, loss 5% reorder 10%, s" imp_down "(lower is better)"
-    row "${BENCH_IMPAIRED_MB:-4} MB upload, loss 5% reorder 10%, s" imp_up "(lower is better)"
+    row "${BENCH_IMPAIRED_MB:-64} MiB download, loss 5% reorder 10%, s" imp_down "(lower is better)"
+    row "${BENCH_IMPAIRED_MB:-64} MiB upload, loss 5% reorder 10%, s" imp_up "(lower is better)"
     row "SYN flood: SYNs/s the attack tool sent" syn_sent "(the tool's rate; not a server figure)"
     row "SYN flood: SYNs/s the listener took" syn_proc "(tcpsm: target >= 100000; kernel: not measured)"
     row "SYN flood: requests served during it, %" syn_served "(target >= 99)"
