@@ -675,3 +675,21 @@ void h_app_recv(struct harness *h, void *buf, size_t len)
 {
     cr_assert_eq(tcpsm_sock_recv(h->sk, buf, len, 0, h->now), (ssize_t)len);
 }
+
+size_t h_sack_opt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2])
+{
+    buf[0] = 1;
+    buf[1] = 1;
+    buf[2] = 5;
+    buf[3] = (uint8_t)(2 + 8 * n);
+    for (unsigned i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++) {
+            uint32_t v = blk[i][j];
+            uint8_t *p = buf + 4 + 8 * i + 4 * j;
+            p[0] = (uint8_t)(v >> 24);
+            p[1] = (uint8_t)(v >> 16);
+            p[2] = (uint8_t)(v >> 8);
+            p[3] = (uint8_t)v;
+        }
+    return 4 + 8 * n;
+}

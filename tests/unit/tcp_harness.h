@@ -176,6 +176,9 @@ void h_assert_state_at(struct tcpsm_sock *sk, int want, const char *file, int li
 void sock_listen(struct harness *h);
 void sock_syn_sent(struct harness *h);
 void sock_syn_received(struct harness *h);       /* passive: no handle (h->sk NULL) */
+/* A SACK option with n blocks [l, r) into buf: two NOPs, then kind 5
+ * (RFC 2018). Returns its length, 4 + 8n. */
+size_t h_sack_opt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2]);
 void sock_established(struct harness *h);       /* active open */
 /* Ends the quick-ACK start of h->sk (Linux ACKs the first segments of a
  * connection at once): for tests of the steady-state delayed ACK. */

@@ -340,23 +340,6 @@ Test(tcp_established, one_segment_dup_ack_no_retransmit)
     h_free(h);
 }
 
-/* A SACK option with n blocks [l, r) into buf (kind 5). */
-static size_t sack_opt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2])
-{
-    buf[0] = 1;
-    buf[1] = 1;
-    buf[2] = 5;
-    buf[3] = (uint8_t)(2 + 8 * n);
-    for (unsigned i = 0; i < n; i++)
-        for (int j = 0; j < 2; j++) {
-            uint32_t v = blk[i][j];
-            uint8_t *p = buf + 4 + 8 * i + 4 * j;
-            p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
-            p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-        }
-    return 4 + 8 * n;
-}
-
 /* RFC 6675: with SACK, the holes are resent once the scoreboard says they
  * are lost, and SACKed segments are never resent. */
 Test(tcp_options, sack_recovery_resends_holes_only)
@@ -378,13 +361,13 @@ Test(tcp_options, sack_recovery_resends_holes_only)
     uint32_t s4[2][2] = { { b + 3 * M, b + 5 * M }, { b + M, b + 2 * M } };
     uint32_t s5[2][2] = { { b + 3 * M, b + 6 * M }, { b + M, b + 2 * M } };
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
-         .raw_optlen = sack_opt(o, 1, s1));
+         .raw_optlen = h_sack_opt(o, 1, s1));
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
-         .raw_optlen = sack_opt(o, 2, s3));
+         .raw_optlen = h_sack_opt(o, 2, s3));
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
-         .raw_optlen = sack_opt(o, 2, s4));
+         .raw_optlen = h_sack_opt(o, 2, s4));
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
-         .raw_optlen = sack_opt(o, 2, s5));
+         .raw_optlen = h_sack_opt(o, 2, s5));
     bool hole0 = false, hole2 = false;
     struct seg s;
     while (recv_seg(h, &s)) {
@@ -399,7 +382,7 @@ Test(tcp_options, sack_recovery_resends_holes_only)
     /* The ACK for the first hole (SACK still covering the rest) brings the second. */
     if (!hole2) {
         SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 2 * M, .win = H_RWIN, .raw_opts = o,
-             .raw_optlen = sack_opt(o, 1, (const uint32_t (*)[2])s5));
+             .raw_optlen = h_sack_opt(o, 1, (const uint32_t (*)[2])s5));
         while (recv_seg(h, &s)) {
             cr_assert(!s.len || s.seq == b + 2 * M, "resent SACKed data at +%u", s.seq - b);
             hole2 |= s.len && s.seq == b + 2 * M;

@@ -11,25 +11,6 @@
 
 #define M 1460u
 
-/* A SACK option with n blocks [l, r) into buf (kind 5). */
-static size_t sackopt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2])
-{
-    buf[0] = 1;
-    buf[1] = 1;
-    buf[2] = 5;
-    buf[3] = (uint8_t)(2 + 8 * n);
-    for (unsigned i = 0; i < n; i++)
-        for (int j = 0; j < 2; j++) {
-            uint32_t v = blk[i][j];
-            uint8_t *p = buf + 4 + 8 * i + 4 * j;
-            p[0] = (uint8_t)(v >> 24);
-            p[1] = (uint8_t)(v >> 16);
-            p[2] = (uint8_t)(v >> 8);
-            p[3] = (uint8_t)v;
-        }
-    return 4 + 8 * n;
-}
-
 /* The peer ACKs ack and SACKs [l, r) (nothing if l == r). */
 static void sack(struct harness *h, uint32_t ack, uint32_t l, uint32_t r)
 {
@@ -39,7 +20,7 @@ static void sack(struct harness *h, uint32_t ack, uint32_t l, uint32_t r)
         SEND(h, .flags = ACK, .seq = h->rseq, .ack = ack, .win = H_RWIN);
     else
         SEND(h, .flags = ACK, .seq = h->rseq, .ack = ack, .win = H_RWIN, .raw_opts = o,
-             .raw_optlen = sackopt(o, 1, blk));
+             .raw_optlen = h_sack_opt(o, 1, blk));
 }
 
 /* ESTABLISHED with SACK, no timestamps, and an RTT of 20 ms as if

@@ -10,25 +10,6 @@
 
 #define M 1460u
 
-/* A SACK option with n blocks [l, r) into buf (kind 5, two NOPs first). */
-static size_t sackopt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2])
-{
-    buf[0] = 1;
-    buf[1] = 1;
-    buf[2] = 5;
-    buf[3] = (uint8_t)(2 + 8 * n);
-    for (unsigned i = 0; i < n; i++)
-        for (int j = 0; j < 2; j++) {
-            uint32_t v = blk[i][j];
-            uint8_t *p = buf + 4 + 8 * i + 4 * j;
-            p[0] = (uint8_t)(v >> 24);
-            p[1] = (uint8_t)(v >> 16);
-            p[2] = (uint8_t)(v >> 8);
-            p[3] = (uint8_t)v;
-        }
-    return 4 + 8 * n;
-}
-
 /* The peer ACKs ack and reports the block [l, r): a SACK above ack, a
  * D-SACK (RFC 2883 4) at or below it. */
 static void ack_blk(struct harness *h, uint32_t ack, uint32_t l, uint32_t r, bool ts,
@@ -37,7 +18,7 @@ static void ack_blk(struct harness *h, uint32_t ack, uint32_t l, uint32_t r, boo
     uint8_t o[40];
     uint32_t blk[1][2] = { { l, r } };
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = ack, .win = H_RWIN, .ts = ts, .tsval = tsval,
-         .raw_opts = o, .raw_optlen = sackopt(o, 1, blk));
+         .raw_opts = o, .raw_optlen = h_sack_opt(o, 1, blk));
 }
 
 /* ESTABLISHED with SACK (and timestamps if ts), NODELAY, an RTT of 20 ms
@@ -175,7 +156,7 @@ Test(tcp_reorder, partial_dsack_not_undone)
     uint32_t blk[2][2] = { { b + 2 * M, b + 6 * M } };
     uint8_t o[40];
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
-         .raw_optlen = sackopt(o, 1, blk));
+         .raw_optlen = h_sack_opt(o, 1, blk));
     EXPECT_SEG(h, .seq = b, .len = M);
     EXPECT_SEG(h, .seq = b + M, .len = M);
     cr_assert(sk->in_recovery);

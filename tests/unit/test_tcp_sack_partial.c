@@ -8,23 +8,6 @@
 
 #include "tcp_harness.h"
 
-/* A SACK option with n blocks [l, r) into buf (kind 5). */
-static size_t sackopt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2])
-{
-    buf[0] = 1;
-    buf[1] = 1;
-    buf[2] = 5;
-    buf[3] = (uint8_t)(2 + 8 * n);
-    for (unsigned i = 0; i < n; i++)
-        for (int j = 0; j < 2; j++) {
-            uint32_t v = blk[i][j];
-            uint8_t *p = buf + 4 + 8 * i + 4 * j;
-            p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
-            p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-        }
-    return 4 + 8 * n;
-}
-
 static void established_sack(struct harness *h)
 {
     sock_syn_sent(h);
@@ -54,7 +37,7 @@ Test(tcp_sack_recovery, partial_ack_emptying_scoreboard_keeps_cwnd)
     for (uint32_t k = 2; k <= 4; k++) {
         uint32_t blk[1][2] = { { b + M, b + k * M } };
         SEND(h, .flags = ACK, .seq = h->rseq, .ack = b, .win = H_RWIN, .raw_opts = o,
-             .raw_optlen = sackopt(o, 1, blk));
+             .raw_optlen = h_sack_opt(o, 1, blk));
     }
     cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_fast_retrans, 1);
     struct seg s;
@@ -119,7 +102,7 @@ Test(tcp_sack_recovery, fast_retransmit_after_rto_on_sacks_of_new_data)
     for (uint32_t k = 3; k <= 5; k++) {
         uint32_t blk[1][2] = { { b + 2 * M, b + k * M } };
         SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + M, .win = H_RWIN, .raw_opts = o,
-             .raw_optlen = sackopt(o, 1, blk));
+             .raw_optlen = h_sack_opt(o, 1, blk));
     }
     struct seg s;
     bool rtx = false;
