@@ -333,6 +333,12 @@ struct rt_proc;
  * instances that other processes made ready. */
 void rt_ep_relay(struct rt_proc *p);
 void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
+/* Under lock, after a holder died halfway (runtime_repair.c): checks the
+ * instances, their items and ready lists, each socket's item list and the
+ * pending lists; fix: cuts what points at no live block, rewrites back
+ * links and counts, rebuilds the ready lists from the items' flags and
+ * raises every instance with one. Returns the faults found. */
+unsigned rt_ep_check(bool fix);
 void rt_ep_sock_gone(struct rt_sock *rs);  /* under lock: its last reference went: off every instance */
 void rt_ep_fork(int parent, int child); /* under lock: the child holds the parent's instances */
 
@@ -406,6 +412,14 @@ void rt_leave(void);            /* under lock: this process detaches */
 /* runtime_audit.c, under lock: logs words of the region that point into
  * this process's loaded images (TCPSM_LOG=debug, at exit). */
 void rt_region_audit(void);
+/* runtime_repair.c, under lock. rt_repair: after a holder died halfway
+ * (EOWNERDEAD): the allocator, the runtime's shared lists, the core
+ * (tcpsm_stack_repair), then the dead holder's unreferenced allocations;
+ * every waiter and instance is woken to look again. rt_audit: checks the
+ * same without changing anything; the faults found, the first in why. */
+void rt_repair(void);
+unsigned rt_audit(char *why, size_t whylen);
+void rt_audit_report(void);     /* TCPSM_AUDIT=1: rt_audit's result on stderr */
 void rt_atfork_install(void);
 
 #endif
