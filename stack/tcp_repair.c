@@ -341,8 +341,9 @@ static void check_rest(struct tcpsm_stack *st, struct check *c)
     }
     if (mem != ts->mem_used)
         FAULT(c, "buffer memory: mem_used %zu, the TCBs hold %zu", ts->mem_used, mem);
-    if (ts->nbatch > TCP_BATCH_MAX || ts->nheld > TCP_HELD_MAX)
-        FAULT(c, "batch %u / held %u beyond their bounds", ts->nbatch, ts->nheld);
+    if (ts->nbatch || ts->nheld > TCP_HELD_MAX)
+        FAULT(c, "an input batch's deferred work left (%u) / held ACKs %u beyond their bound",
+              ts->nbatch, ts->nheld);
     for (unsigned i = 0; i < ts->nheld && i < TCP_HELD_MAX; i++)
         if (ts->held[i] && (!live(ts, ts->held[i]) || !ts->held[i]->ack_held))
             FAULT(c, "held ACK %u: %p is not a TCB holding one", i, (void *)ts->held[i]);
@@ -456,11 +457,18 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         FAULT(&c, "batch");
     ts->nbatch = 0;
     unsigned nh = 0;
-    for (unsigned i = 0; i < ts->nheld && i < TCP_HELD_MAX; i++)
-        if (ts->held[i] && live(ts, ts->held[i]) && ts->held[i]->ack_held)
-            ts->held[nh++] = ts->held[i];
-    if (nh != ts->nheld)
+    if (ts->nheld > TCP_HELD_MAX) {
         FAULT(&c, "held ACKs");
+        ts->nheld = TCP_HELD_MAX;
+    }
+    for (unsigned i = 0; i < ts->nheld; i++) {
+        if (!ts->held[i])
+            continue;                   /* a TCB freed while its ACK was held */
+        if (live(ts, ts->held[i]) && ts->held[i]->ack_held)
+            ts->held[nh++] = ts->held[i];
+        else
+            FAULT(&c, "held ACKs");
+    }
     ts->nheld = nh;
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
         if (sk->ack_held) {
@@ -525,4 +533,19 @@ void tcpsm_stack_repair_count(struct tcpsm_stack *st, unsigned faults, unsigned 
     st->cnt.repair_passes += !core_found;
     st->cnt.repair_faults += faults;
     st->cnt.repair_leaks += leaks;
+}
+
+void tcpsm_stack_census(const struct tcpsm_stack *st, size_t *tcbs, size_t *timewait,
+                        size_t *mem, size_t *ring_cache)
+{
+    const struct tcp_stack *ts = st->tcp;
+    size_t n = 0, tw = 0;
+    for (const struct tcpsm_sock *sk = ts ? ts->all : NULL; sk; sk = sk->anext) {
+        n++;
+        tw += sk->state == TCPSM_TIME_WAIT;
+    }
+    *tcbs = n;
+    *timewait = tw;
+    *mem = ts ? ts->mem_used : 0;
+    *ring_cache = ts ? ts->ring_cache_bytes : 0;
 }

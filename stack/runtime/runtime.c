@@ -47,6 +47,7 @@ static void lock_recovered(void)
         shm_journal_reset(rt.reg);
     } else {
         rt.sh->lock_recovered++;
+        tcpsm_log(TCPSM_LOG_WARN, "the stack lock's holder died: lock recovered");
         rt_repair();
     }
     rt_reap();

@@ -207,11 +207,16 @@ void rt_repair(void)
 {
     const char *off = getenv("TCPSM_NO_REPAIR");
     if (off && off[0] == '1') {
-        tcpsm_log(TCPSM_LOG_WARN, "the stack lock's holder died: TCPSM_NO_REPAIR=1, not repaired");
+        char why[256];
+        unsigned n = rt_audit(why, sizeof(why));
+        tcpsm_log(TCPSM_LOG_WARN, "the stack lock's holder died halfway: TCPSM_NO_REPAIR=1, not "
+                  "repaired; the audit finds %u faults%s%s", n, n ? ": " : "", why);
         shm_journal_reset(rt.reg);
         return;
     }
     uint64_t t0 = rt_now();
+    char first[256];
+    rt_audit(first, sizeof(first));     /* what the dead holder left, for the log */
     unsigned fa = shm_repair(rt.reg);
     struct faults fr = { 0 };
     shared_check(&fr, true);
@@ -229,9 +234,9 @@ void rt_repair(void)
     unsigned left = rt_audit(why, sizeof(why));
     tcpsm_log(fa || fr.n || fc || leaks ? TCPSM_LOG_WARN : TCPSM_LOG_INFO,
               "the stack lock's holder died halfway: repaired %u faults (allocator %u, runtime "
-              "%u, core %u), %llu connections reset, %u blocks reclaimed, in %llu us",
+              "%u, core %u), %llu connections reset, %u blocks reclaimed, in %llu us%s%s",
               fa + fr.n + fc, fa, fr.n, fc, (unsigned long long)resets, leaks,
-              (unsigned long long)((rt_now() - t0) / 1000));
+              (unsigned long long)((rt_now() - t0) / 1000), first[0] ? "; first: " : "", first);
     if (left)
         tcpsm_log(TCPSM_LOG_ERROR, "after the repair the region audit finds %u faults: %s", left,
                   why);
@@ -246,7 +251,10 @@ unsigned rt_audit(char *why, size_t whylen)
         return n;               /* the rest walks blocks the allocator vouches for */
     struct faults f = { .why = why, .whylen = whylen };
     shared_check(&f, false);
-    f.n += rt_ep_check(false);
+    unsigned fe = rt_ep_check(false);
+    if (fe && !f.n && why && whylen)
+        snprintf(why, whylen, "epoll instances, items or ready lists: %u faults", fe);
+    f.n += fe;
     if (f.n)
         return f.n;
     if (rt.sh->st) {
@@ -263,17 +271,21 @@ void rt_audit_report(void)
     const char *on = getenv("TCPSM_AUDIT");
     if (!on || on[0] != '1')
         return;
-    char why[256], line[512];
+    char why[256], line[640];
     unsigned n = rt_audit(why, sizeof(why));
     const struct tcpsm_counters *c = rt.sh->st ? tcpsm_stack_counters(rt.sh->st) : NULL;
+    size_t tcbs = 0, tw = 0, mem = 0, cache = 0;
+    if (rt.sh->st && !n)
+        tcpsm_stack_census(rt.sh->st, &tcbs, &tw, &mem, &cache);
     int len = snprintf(line, sizeof(line),
-                       "tcpsm audit: %u faults; tcbs %zu socks %u region_bytes %llu "
-                       "lock_recovered %llu repair_passes %llu repair_resets %llu "
-                       "repair_leaks %llu%s%s\n",
-                       n, rt.sh->st ? tcpsm_stack_nsocks(rt.sh->st) : 0, rt.sh->nsocks,
+                       "tcpsm audit: %u faults; tcbs %zu timewait %zu socks %u buf_bytes %zu "
+                       "ring_cache %zu region_bytes %llu lock_recovered %llu repair_passes %llu "
+                       "repair_faults %llu repair_resets %llu repair_leaks %llu%s%s\n",
+                       n, tcbs, tw, rt.sh->nsocks, mem, cache,
                        (unsigned long long)rt.reg->bytes_used,
                        (unsigned long long)rt.sh->lock_recovered,
                        (unsigned long long)(c ? c->repair_passes : 0),
+                       (unsigned long long)(c ? c->repair_faults : 0),
                        (unsigned long long)(c ? c->repair_resets : 0),
                        (unsigned long long)(c ? c->repair_leaks : 0), n ? ": " : "", n ? why : "");
     if (len > (int)sizeof(line) - 1)
