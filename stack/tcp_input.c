@@ -374,6 +374,7 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
         if (fin)
             tcp_set_state(sk, TCPSM_CLOSE_WAIT, "rcv FIN", seg, false);
+        sk->async_ev |= TCPSM_ASYNC_OUT;        /* connected (tcp_rcv_synsent_state_process) */
         tcp_wake(sk);
         tcp_output(sk, now);
         return;
@@ -907,6 +908,7 @@ static bool syn_received_syn(struct tcpsm_sock *sk, const struct tcp_seg *seg, u
         tcp_rto_stop(sk);
         established(sk, now);
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
+        sk->async_ev |= TCPSM_ASYNC_OUT;
         tcp_wake(sk);
         tcp_output(sk, now);
         return true;
@@ -978,6 +980,10 @@ static bool syn_received_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, u
         sk->in_acceptq = true;
         tcp_wake_listener(l);
     } else {
+        /* a simultaneous open completed (tcp_rcv_state_process: POLL_OUT
+         * to a socket that has a file) */
+        if (!sk->passive)
+            sk->async_ev |= TCPSM_ASYNC_OUT;
         tcp_wake(sk);
     }
     return true;
@@ -1137,9 +1143,12 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
                 tcp_done(sk, ECONNRESET, "data after close", seg);
                 return;
             }
+            uint32_t nxt0 = sk->rcv_nxt;
             fin = queue_data(sk, seg, fin, now);
             if (seg->len)
                 tcp_batch_defer(sk, TCP_BATCH_WAKE);
+            if (sk->rcv_nxt != nxt0)
+                sk->async_ev |= TCPSM_ASYNC_IN;  /* in-order data (tcp_data_ready) */
             if (sk->urg_data == TCP_URG_NOTYET)
                 tcp_urg_capture(sk);
             break;
@@ -1180,6 +1189,11 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
         default:
             break;
         }
+        /* Linux tcp_fin: POLL_HUP once both directions are shut, else
+         * POLL_IN; then tcp_data_ready for the FIN: POLL_IN */
+        sk->async_ev |= TCPSM_ASYNC_IN;
+        if (sk->shutdown == (RCV_SHUTDOWN | SEND_SHUTDOWN) || sk->state == TCPSM_CLOSED)
+            sk->async_ev |= TCPSM_ASYNC_HUP;
         tcp_wake(sk);
     }
 

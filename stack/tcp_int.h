@@ -356,8 +356,10 @@ struct tcpsm_sock {
     uint32_t urg_seq;                   /* the received urgent byte's sequence number */
     uint16_t urg_data;                  /* TCP_URG_* | the byte */
     bool urginline;                     /* SO_OOBINLINE */
-    bool urg_signal;                    /* a new urgent pointer: SIGURG to the owner is due
-                                           (tcpsm_sock_take_urg_signal) */
+    uint8_t async_ev;                   /* TCPSM_ASYNC_*: what the owner is due to hear
+                                           (tcpsm_sock_take_async) */
+    bool async_nospace;                 /* a send or a poll found no room: POLL_OUT is due
+                                           when there is (Linux SOCKWQ_ASYNC_NOSPACE) */
     bool urg_mode;                      /* sending: snd_up is ahead of snd_una */
     uint32_t snd_up;                    /* sequence just past our urgent byte */
     bool snd_mem_wait;                  /* a send was refused at the memory cap: not writable

@@ -283,8 +283,10 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     if (len == 0)
         return 0;
     uint32_t room = sk->sndbuf > sk->sndq.len ? sk->sndbuf - sk->sndq.len : 0;
-    if (room == 0)
+    if (room == 0) {
+        sk->async_nospace = true;       /* POLL_OUT when room comes (sk_stream_wait_memory) */
         return -EAGAIN;
+    }
     uint32_t want = len < room ? (uint32_t)len : room;
     /* The send queue is bounded by SO_SNDBUF and by the stack's memory cap
      * (Linux sk_wmem_schedule under tcp_mem[2]): at the cap the queue grows
@@ -305,6 +307,7 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
             sk->snd_mem_wait = true;
             TS(sk)->snd_mem_waiters++;
         }
+        sk->async_nospace = true;
         return -EAGAIN;
     }
     sk->snd_mem_wait = false;
@@ -621,6 +624,21 @@ unsigned tcpsm_sock_poll(const struct tcpsm_sock *sk)
     if (sk->err)
         m |= TCPSM_POLLERR;
     return m;
+}
+
+unsigned tcpsm_sock_poll_app(struct tcpsm_sock *sk)
+{
+    unsigned m = tcpsm_sock_poll(sk);
+    if (!(m & TCPSM_POLLOUT) && sk->state != TCPSM_LISTEN && !(sk->shutdown & SEND_SHUTDOWN))
+        sk->async_nospace = true;       /* Linux tcp_poll: "send SIGIO later" */
+    return m;
+}
+
+unsigned tcpsm_sock_take_async(struct tcpsm_sock *sk)
+{
+    unsigned v = sk->async_ev;
+    sk->async_ev = 0;
+    return v;
 }
 
 int tcpsm_sock_error(struct tcpsm_sock *sk)
