@@ -929,10 +929,18 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->delivery_rate = sk->rate.rate;
     i->delivery_rate_app_limited = sk->rate.rate_app_limited;
     i->delivered = sk->rate.delivered;
+    i->delivered_segs = sk->delivered_segs;
+    i->dsack_dups = sk->dsack_dups;
+    i->reord_seen = sk->reord_seen;
     i->rcv_rtt_us = sk->rcv_rtt_us;
     i->snd_mss = mss;
-    i->rcv_mss = sk->rcv_mss;
-    i->advmss = sk->rcv_mss;
+    /* the peer's segment size as Linux estimates it (icsk_ack.rcv_mss:
+     * tcp_initialize_rcv_mss's 536 at most, then the largest seen) */
+    /* tp->advmss: what we advertised less the timestamp option's room,
+     * as Linux takes it off once timestamps are agreed */
+    uint32_t adv = sk->rcv_mss - (sk->ts_ok && tcp_synchronized(sk->state) ? 12u : 0u);
+    i->rcv_mss = sk->rcv_mss_seen ? sk->rcv_mss_seen : (adv < 536 ? adv : 536);
+    i->advmss = adv;
     bool v4 = addr_is_v4(&sk->raddr) || (!sk->ipv6 && addr_is_any(&sk->raddr));
     i->pmtu = tcp_mtu_l4(sk) + (v4 ? 20u : 40u);
     if (sk->pmtu && sk->pmtu < i->pmtu)
@@ -945,6 +953,8 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->rcv_space = sk->rcvbuf;
     i->rcv_ssthresh = tcp_rcv_space(sk);
     i->unacked = mss ? (sk->snd_max - sk->snd_una + mss - 1) / mss : 0;
+    if (tcp_rack_on(sk) && sk->rtxq.n)
+        i->unacked = sk->rtxq.n;        /* segments in flight (tp->packets_out) */
     if (tcp_rack_on(sk)) {              /* the retransmit queue's counts */
         i->sacked = mss ? (sk->rtxq.sacked + mss - 1) / mss : 0;
         i->lost = mss ? (sk->rtxq.lost + mss - 1) / mss : 0;

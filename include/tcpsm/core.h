@@ -497,6 +497,9 @@ struct tcpsm_tcp_info {
      * bytes delivered (ACKed or SACKed) */
     uint64_t pacing_rate, delivery_rate, delivered;
     bool delivery_rate_app_limited;
+    /* Linux tcpi_delivered, tcpi_dsack_dups, tcpi_reord_seen (segments,
+     * segments, events; see tcp_int.h) */
+    uint32_t delivered_segs, dsack_dups, reord_seen;
 };
 void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *info);
 /* The same with the time now (the last_* ages; tcpsm_sock_info uses the
