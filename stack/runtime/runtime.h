@@ -54,8 +54,9 @@
  *      is halfway through a change to the shared region, and marks it left
  *      clean: the next holder recovers it (EOWNERDEAD) with nothing to
  *      suspect. SIGKILL (and _exit while another thread is in the stack)
- *      still can end a process halfway through: that recovery is counted
- *      (lock_recovered) and logged as a warning; nothing repairs it.
+ *      still can end a process halfway through: the next taker gets
+ *      EOWNERDEAD, counts it (lock_recovered) and repairs the region before
+ *      anything else runs on it (runtime_repair.c).
  *
  * SHARED MEMORY (runtime_procs.c, shm_region.c; README "Process model").
  * The stack is shared by every process on its address (forked, exec'd or
