@@ -24,20 +24,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fault_note.h"
 #include "mem.h"
 #include "tcp_int.h"
 
-struct check {
-    unsigned faults;
-    char *why;
-    size_t whylen;
-};
-
-#define FAULT(c, ...)                                                                     \
-    do {                                                                                  \
-        if ((c)->faults++ == 0 && (c)->why && (c)->whylen)                                \
-            snprintf((c)->why, (c)->whylen, __VA_ARGS__);                                 \
-    } while (0)
 
 static bool live(const struct tcp_stack *ts, const struct tcpsm_sock *sk)
 {
@@ -46,7 +36,7 @@ static bool live(const struct tcp_stack *ts, const struct tcpsm_sock *sk)
 
 /* Walks ts->all: marks every TCB with a new generation; repair: rewrites
  * back links, cuts the list at a node that is not a TCB of st, recounts. */
-static void walk_all(struct tcpsm_stack *st, struct check *c, bool repair)
+static void walk_all(struct tcpsm_stack *st, struct fault_note *c, bool repair)
 {
     struct tcp_stack *ts = st->tcp;
     if (++ts->audit_gen == 0)
@@ -55,8 +45,8 @@ static void walk_all(struct tcpsm_stack *st, struct check *c, bool repair)
     size_t n = 0;
     for (struct tcpsm_sock *sk = ts->all; sk; prev = sk, sk = sk->anext) {
         if (!mem_valid(sk, sizeof(*sk)) || sk->st != st || sk->audit_gen == ts->audit_gen) {
-            FAULT(c, "list of TCBs: node %p after %p is not a TCB of the stack (or a cycle)",
-                  (void *)sk, (void *)prev);
+            FAULT_NOTE(c, "list of TCBs: node %p after %p is not a TCB of the stack (or a cycle)",
+                       (void *)sk, (void *)prev);
             if (repair) {
                 if (prev)
                     prev->anext = NULL;
@@ -67,15 +57,15 @@ static void walk_all(struct tcpsm_stack *st, struct check *c, bool repair)
         }
         sk->audit_gen = ts->audit_gen;
         if (sk->aprev != prev) {
-            FAULT(c, "list of TCBs: %p's back link is %p, not %p", (void *)sk, (void *)sk->aprev,
-                  (void *)prev);
+            FAULT_NOTE(c, "list of TCBs: %p's back link is %p, not %p", (void *)sk,
+                       (void *)sk->aprev, (void *)prev);
             if (repair)
                 sk->aprev = prev;
         }
         n++;
     }
     if (n != ts->nsocks) {
-        FAULT(c, "nsocks %zu, %zu TCBs on the list", ts->nsocks, n);
+        FAULT_NOTE(c, "nsocks %zu, %zu TCBs on the list", ts->nsocks, n);
         if (repair)
             ts->nsocks = n;
     }
@@ -102,11 +92,11 @@ static bool seq_ok(const struct tcpsm_sock *sk)
 /* One TCB's own fields. Repair: what would be followed into freed memory
  * is dropped; counts that follow from a list are recounted. Returns false
  * if the connection cannot go on (to be reset). */
-static bool sock_check(struct tcpsm_sock *sk, struct check *c, bool repair)
+static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
 {
     bool ok = true;
     if (sk->state < 0 || sk->state >= TCPSM_NSTATES) {
-        FAULT(c, "TCB %p: state %d", (void *)sk, sk->state);
+        FAULT_NOTE(c, "TCB %p: state %d", (void *)sk, sk->state);
         if (repair)
             sk->state = TCPSM_CLOSED;
         ok = false;
@@ -114,9 +104,9 @@ static bool sock_check(struct tcpsm_sock *sk, struct check *c, bool repair)
     struct tcp_ring *rings[2] = { &sk->sndq, &sk->rcvq };
     for (int i = 0; i < 2; i++)
         if (!ring_ok(rings[i])) {
-            FAULT(c, "TCB %p: %s ring buf %p cap %u head %u len %u", (void *)sk,
-                  i ? "receive" : "send", (void *)rings[i]->buf, rings[i]->cap, rings[i]->head,
-                  rings[i]->len);
+            FAULT_NOTE(c, "TCB %p: %s ring buf %p cap %u head %u len %u", (void *)sk,
+                       i ? "receive" : "send", (void *)rings[i]->buf, rings[i]->cap, rings[i]->head,
+                       rings[i]->len);
             if (repair)
                 memset(rings[i], 0, sizeof(*rings[i]));   /* its block: shm_reclaim_journal */
             ok = false;
@@ -125,15 +115,15 @@ static bool sock_check(struct tcpsm_sock *sk, struct check *c, bool repair)
     if (q->r ? (q->cap == 0 || q->cap > TCP_RTXQ_MAX || q->head + q->n > q->cap ||
                 !mem_valid(q->r, (size_t)q->cap * sizeof(*q->r)))
              : (q->n != 0 || q->cap != 0)) {
-        FAULT(c, "TCB %p: retransmit queue r %p cap %u head %u n %u", (void *)sk, (void *)q->r,
-              q->cap, q->head, q->n);
+        FAULT_NOTE(c, "TCB %p: retransmit queue r %p cap %u head %u n %u", (void *)sk, (void *)q->r,
+                   q->cap, q->head, q->n);
         if (repair)
             memset(q, 0, sizeof(*q));
         ok = false;
     }
     if (sk->ooo.n > TCP_OOO_MAX || sk->sacked.n > TCP_OOO_MAX) {
-        FAULT(c, "TCB %p: %u out-of-order / %u SACKed ranges", (void *)sk, sk->ooo.n,
-              sk->sacked.n);
+        FAULT_NOTE(c, "TCB %p: %u out-of-order / %u SACKed ranges", (void *)sk, sk->ooo.n,
+                   sk->sacked.n);
         if (repair)
             sk->ooo.n = sk->sacked.n = 0;
         ok = false;
@@ -145,7 +135,7 @@ static bool sock_check(struct tcpsm_sock *sk, struct check *c, bool repair)
         struct tcp_ofo *o = *pp;
         if (n >= TCP_OFO_SEGS_MAX || !mem_valid(o, sizeof(*o)) || o->len > TCP_BUF_MAX ||
             !mem_valid(o, sizeof(*o) + o->len)) {
-            FAULT(c, "TCB %p: out-of-order segment %u at %p", (void *)sk, n, (void *)o);
+            FAULT_NOTE(c, "TCB %p: out-of-order segment %u at %p", (void *)sk, n, (void *)o);
             if (repair)
                 *pp = NULL;
             ok = false;
@@ -156,8 +146,8 @@ static bool sock_check(struct tcpsm_sock *sk, struct check *c, bool repair)
         last = o;
     }
     if (n != sk->ofo_n || bytes != sk->ofo_bytes || last != sk->ofo_tail) {
-        FAULT(c, "TCB %p: out-of-order count %u/%u bytes %u/%u", (void *)sk, sk->ofo_n, n,
-              sk->ofo_bytes, bytes);
+        FAULT_NOTE(c, "TCB %p: out-of-order count %u/%u bytes %u/%u", (void *)sk, sk->ofo_n, n,
+                   sk->ofo_bytes, bytes);
         if (repair) {
             sk->ofo_n = n;
             sk->ofo_bytes = bytes;
@@ -165,16 +155,16 @@ static bool sock_check(struct tcpsm_sock *sk, struct check *c, bool repair)
         }
     }
     if (!seq_ok(sk)) {
-        FAULT(c, "TCB %p (%s): SND.UNA %u SND.NXT %u snd_max %u ring from %u", (void *)sk,
-              tcpsm_state_name(sk->state), sk->snd_una, sk->snd_nxt, sk->snd_max,
-              sk->snd_buf_seq);
+        FAULT_NOTE(c, "TCB %p (%s): SND.UNA %u SND.NXT %u snd_max %u ring from %u", (void *)sk,
+                   tcpsm_state_name(sk->state), sk->snd_una, sk->snd_nxt, sk->snd_max,
+                   sk->snd_buf_seq);
         ok = false;
     }
     return ok;
 }
 
 /* The indexes against the TCBs (marked by walk_all). */
-static void check_indexes(struct tcpsm_stack *st, struct check *c)
+static void check_indexes(struct tcpsm_stack *st, struct fault_note *c)
 {
     struct tcp_stack *ts = st->tcp;
     size_t hashed = 0, bound = 0, listening = 0, tw = 0, in_e = 0, in_b = 0, in_l = 0, in_tw = 0;
@@ -188,8 +178,8 @@ static void check_indexes(struct tcpsm_stack *st, struct check *c)
     for (uint32_t i = 0; i <= ts->emask; i++)
         for (struct tcpsm_sock *sk = ts->ehash[i]; sk; sk = sk->enext) {
             if (!live(ts, sk) || !sk->hashed || tcp_ehash_idx(sk) != i || ++in_e > lim) {
-                FAULT(c, "connection hash %u: %p is not a hashed TCB of its bucket", i,
-                      (void *)sk);
+                FAULT_NOTE(c, "connection hash %u: %p is not a hashed TCB of its bucket", i,
+                           (void *)sk);
                 break;
             }
         }
@@ -198,28 +188,29 @@ static void check_indexes(struct tcpsm_stack *st, struct check *c)
         for (struct tcpsm_sock *sk = *pp; sk; pp = &sk->bnext, sk = sk->bnext)
             if (!live(ts, sk) || !sk->bound || sk->bpprev != pp || (sk->lport & ts->bmask) != i ||
                 ++in_b > lim) {
-                FAULT(c, "port table %u: %p is not a bound TCB linked back", i, (void *)sk);
+                FAULT_NOTE(c, "port table %u: %p is not a bound TCB linked back", i, (void *)sk);
                 break;
             }
         pp = &ts->lhash[i];
         for (struct tcpsm_sock *sk = *pp; sk; pp = &sk->lnext, sk = sk->lnext)
             if (!live(ts, sk) || sk->lpprev != pp || (sk->lport & ts->bmask) != i ||
                 ++in_l > lim) {
-                FAULT(c, "listener table %u: %p is not a listener linked back", i, (void *)sk);
+                FAULT_NOTE(c, "listener table %u: %p is not a listener linked back", i, (void *)sk);
                 break;
             }
     }
     struct tcpsm_sock **pp = &ts->tw_head;
     for (struct tcpsm_sock *sk = *pp; sk; pp = &sk->twnext, sk = sk->twnext)
         if (!live(ts, sk) || sk->twpprev != pp || ++in_tw > lim) {
-            FAULT(c, "TIME-WAIT list: %p is not a TCB linked back", (void *)sk);
+            FAULT_NOTE(c, "TIME-WAIT list: %p is not a TCB linked back", (void *)sk);
             break;
         }
     if (ts->tw_tail != pp)
-        FAULT(c, "TIME-WAIT list: the tail link is not the last TCB's");
+        FAULT_NOTE(c, "TIME-WAIT list: the tail link is not the last TCB's");
     if (hashed != in_e || bound != in_b || listening != in_l || tw != in_tw)
-        FAULT(c, "indexes: %zu/%zu hashed, %zu/%zu bound, %zu/%zu listeners, %zu/%zu TIME-WAIT "
-              "(flags/linked)", hashed, in_e, bound, in_b, listening, in_l, tw, in_tw);
+        FAULT_NOTE(c, "indexes: %zu/%zu hashed, %zu/%zu bound, %zu/%zu listeners, %zu/%zu "
+                   "TIME-WAIT (flags/linked)", hashed, in_e, bound, in_b, listening, in_l, tw,
+                   in_tw);
 }
 
 static void rebuild_indexes(struct tcpsm_stack *st)
@@ -319,65 +310,65 @@ static size_t mem_of(const struct tcpsm_sock *sk)
 }
 
 /* The rest of the stack-wide state: timers, counts, batches, the cache. */
-static void check_rest(struct tcpsm_stack *st, struct check *c)
+static void check_rest(struct tcpsm_stack *st, struct fault_note *c)
 {
     struct tcp_stack *ts = st->tcp;
     unsigned tf = timer_heap_audit(&st->timers);
     if (tf)
-        FAULT(c, "timer heap: %u faults", tf);
+        FAULT_NOTE(c, "timer heap: %u faults", tf);
     size_t mem = 0;
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
         if (tcpsm_timer_armed(&sk->timer) &&
             (tf || sk->timer.idx >= st->timers.n || st->timers.v[sk->timer.idx] != &sk->timer))
-            FAULT(c, "TCB %p: timer armed at slot %u, not in the heap there", (void *)sk,
-                  sk->timer.idx);
+            FAULT_NOTE(c, "TCB %p: timer armed at slot %u, not in the heap there", (void *)sk,
+                       sk->timer.idx);
         if (sk->parent && (!live(ts, sk->parent) || sk->parent->state != TCPSM_LISTEN))
-            FAULT(c, "TCB %p: its listener %p is gone", (void *)sk, (void *)sk->parent);
+            FAULT_NOTE(c, "TCB %p: its listener %p is gone", (void *)sk, (void *)sk->parent);
         if ((sk->synq || sk->accq || sk->nsyn || sk->nacc) && !queues_ok(ts, sk))
-            FAULT(c, "listener %p: SYN/accept queues do not match its children", (void *)sk);
+            FAULT_NOTE(c, "listener %p: SYN/accept queues do not match its children", (void *)sk);
         if (sk->batch_work && !ts->nbatch)
-            FAULT(c, "TCB %p: batch work with no batch", (void *)sk);
+            FAULT_NOTE(c, "TCB %p: batch work with no batch", (void *)sk);
         mem += mem_of(sk);
     }
     if (mem != ts->mem_used)
-        FAULT(c, "buffer memory: mem_used %zu, the TCBs hold %zu", ts->mem_used, mem);
+        FAULT_NOTE(c, "buffer memory: mem_used %zu, the TCBs hold %zu", ts->mem_used, mem);
     if (ts->nbatch || ts->nheld > TCP_HELD_MAX)
-        FAULT(c, "an input batch's deferred work left (%u) / held ACKs %u beyond their bound",
-              ts->nbatch, ts->nheld);
+        FAULT_NOTE(c, "an input batch's deferred work left (%u) / held ACKs %u beyond their bound",
+                   ts->nbatch, ts->nheld);
     for (unsigned i = 0; i < ts->nheld && i < TCP_HELD_MAX; i++)
         if (ts->held[i] && (!live(ts, ts->held[i]) || !ts->held[i]->ack_held))
-            FAULT(c, "held ACK %u: %p is not a TCB holding one", i, (void *)ts->held[i]);
+            FAULT_NOTE(c, "held ACK %u: %p is not a TCB holding one", i, (void *)ts->held[i]);
     size_t cache = 0;
     for (unsigned i = 0; i < ts->nring_cache && i < TCP_RING_CACHE; i++) {
         if (!mem_valid(ts->ring_cache[i].buf, ts->ring_cache[i].cap))
-            FAULT(c, "ring cache %u: %p is not a block of %u bytes", i,
-                  (void *)ts->ring_cache[i].buf, ts->ring_cache[i].cap);
+            FAULT_NOTE(c, "ring cache %u: %p is not a block of %u bytes", i,
+                       (void *)ts->ring_cache[i].buf, ts->ring_cache[i].cap);
         cache += ts->ring_cache[i].cap;
     }
     if (ts->nring_cache > TCP_RING_CACHE || cache != ts->ring_cache_bytes)
-        FAULT(c, "ring cache: %u buffers, %zu bytes counted %zu", ts->nring_cache, cache,
-              ts->ring_cache_bytes);
+        FAULT_NOTE(c, "ring cache: %u buffers, %zu bytes counted %zu", ts->nring_cache, cache,
+                   ts->ring_cache_bytes);
     if (st->ntx || st->tx_pinned)
-        FAULT(c, "%u frames batched between operations", st->ntx);
+        FAULT_NOTE(c, "%u frames batched between operations", st->ntx);
 }
 
 unsigned tcpsm_stack_audit(struct tcpsm_stack *st, char *why, size_t whylen)
 {
-    struct check c = { .why = why, .whylen = whylen };
+    struct fault_note c = { .why = why, .whylen = whylen };
     if (why && whylen)
         why[0] = 0;
     if (!st->tcp)
         return 0;
     walk_all(st, &c, false);
-    if (c.faults)
-        return c.faults;        /* the rest walks the list: not past a broken one */
+    if (c.n)
+        return c.n;        /* the rest walks the list: not past a broken one */
     for (struct tcpsm_sock *sk = st->tcp->all; sk; sk = sk->anext)
         sock_check(sk, &c, false);
     check_indexes(st, &c);
     check_rest(st, &c);
     if (st->tcp->dying)
-        FAULT(&c, "a TCB was being freed (%p)", (void *)st->tcp->dying);
-    return c.faults;
+        FAULT_NOTE(&c, "a TCB was being freed (%p)", (void *)st->tcp->dying);
+    return c.n;
 }
 
 bool tcpsm_stack_sock_live(struct tcpsm_stack *st, const struct tcpsm_sock *sk)
@@ -390,12 +381,12 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
     struct tcp_stack *ts = st->tcp;
     if (!ts)
         return 0;
-    struct check c = { 0 };
+    struct fault_note c = { 0 };
     st->now = now;
     /* Frames the dead holder batched may point into buffers it was
      * changing: dropped (TCP retransmits). GRO state lives within one input. */
     if (st->ntx || st->tx_pinned)
-        FAULT(&c, "frames batched");
+        FAULT_NOTE(&c, "frames batched");
     st->ntx = 0;
     st->tx_pinned = 0;
     st->txp_on = false;
@@ -407,7 +398,7 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
     struct tcpsm_sock *dying = ts->dying, *finish = NULL;
     ts->dying = NULL;
     if (dying) {
-        FAULT(&c, "a TCB was being freed");
+        FAULT_NOTE(&c, "a TCB was being freed");
         if (live(ts, dying))
             finish = dying;             /* still listed: free it once the tables hold */
         else if (mem_valid(dying, sizeof(*dying)) && dying->st == st)
@@ -425,7 +416,7 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
     rebuild_indexes(st);
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
         if (sk->parent && (!live(ts, sk->parent) || sk->parent->state != TCPSM_LISTEN)) {
-            FAULT(&c, "listener gone");
+            FAULT_NOTE(&c, "listener gone");
             sk->parent = NULL;
             sk->in_acceptq = false;
             sk->qnext = NULL;
@@ -438,27 +429,27 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
     }
     for (struct tcpsm_sock *l = ts->all; l; l = l->anext)
         if (!queues_ok(ts, l)) {
-            FAULT(&c, "listen queues");
+            FAULT_NOTE(&c, "listen queues");
             rebuild_queues(ts, l);
         }
     /* timers: the heap keeps valid timers of live owners once; each TCB's
      * timer is then re-armed from its deadlines */
-    c.faults += timer_heap_repair(&st->timers, keep_timer, ts);
+    c.n += timer_heap_repair(&st->timers, keep_timer, ts);
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
         if (tcpsm_timer_armed(&sk->timer) &&
             (sk->timer.idx >= st->timers.n || st->timers.v[sk->timer.idx] != &sk->timer)) {
-            FAULT(&c, "timer");
+            FAULT_NOTE(&c, "timer");
             sk->timer.idx = UINT32_MAX;
         }
         tcp_timer_update(sk);
     }
     /* counts and per-pass arrays */
     if (ts->nbatch)
-        FAULT(&c, "batch");
+        FAULT_NOTE(&c, "batch");
     ts->nbatch = 0;
     unsigned nh = 0;
     if (ts->nheld > TCP_HELD_MAX) {
-        FAULT(&c, "held ACKs");
+        FAULT_NOTE(&c, "held ACKs");
         ts->nheld = TCP_HELD_MAX;
     }
     for (unsigned i = 0; i < ts->nheld; i++) {
@@ -467,7 +458,7 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         if (live(ts, ts->held[i]) && ts->held[i]->ack_held)
             ts->held[nh++] = ts->held[i];
         else
-            FAULT(&c, "held ACKs");
+            FAULT_NOTE(&c, "held ACKs");
     }
     ts->nheld = nh;
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
@@ -485,7 +476,7 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
             cache += ts->ring_cache[i].cap;
         }
     if (nc != ts->nring_cache || cache != ts->ring_cache_bytes)
-        FAULT(&c, "ring cache");
+        FAULT_NOTE(&c, "ring cache");
     ts->nring_cache = nc;
     ts->ring_cache_bytes = cache;
     if (finish)
@@ -497,7 +488,7 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         waiters += sk->snd_mem_wait;
     }
     if (mem != ts->mem_used)
-        FAULT(&c, "mem_used");
+        FAULT_NOTE(&c, "mem_used");
     ts->mem_used = mem;
     ts->snd_mem_waiters = waiters;
     ts->snd_mem_wake = waiters > 0;
@@ -518,11 +509,11 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
                  "died holding the stack", NULL);
     }
     stack_tx_flush(st);
-    if (c.faults) {
+    if (c.n) {
         st->cnt.repair_passes++;
-        st->cnt.repair_faults += c.faults;
+        st->cnt.repair_faults += c.n;
     }
-    return c.faults;
+    return c.n;
 }
 
 void tcpsm_stack_repair_count(struct tcpsm_stack *st, unsigned faults, unsigned leaks,

@@ -28,21 +28,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fault_note.h"
 #include "runtime.h"
 
 #define WQ_MAX (4u * RT_MAX_IDS)        /* bound of a walk: longer is a cycle */
 
-struct faults {
-    unsigned n;
-    char *why;
-    size_t whylen;
-};
-
-#define FAULT(f, ...)                                                                     \
-    do {                                                                                  \
-        if ((f)->n++ == 0 && (f)->why && (f)->whylen)                                     \
-            snprintf((f)->why, (f)->whylen, __VA_ARGS__);                                 \
-    } while (0)
 
 static bool ok(const void *p, size_t n)
 {
@@ -59,11 +49,11 @@ static bool queued(const struct rt_sock *rs, const struct rt_wqe *q)
     return false;
 }
 
-static void wqe_check(struct rt_wqe *q, struct faults *f, bool fix)
+static void wqe_check(struct rt_wqe *q, struct fault_note *f, bool fix)
 {
     if (q->rs && (!ok(q->rs, sizeof(*q->rs)) || !queued(q->rs, q))) {
-        FAULT(f, "a wait entry of waiter %p names socket %p but is not on its queue",
-              (void *)q->w, (void *)q->rs);
+        FAULT_NOTE(f, "a wait entry of waiter %p names socket %p but is not on its queue",
+                   (void *)q->w, (void *)q->rs);
         if (fix) {
             q->rs = NULL;
             q->next = q->prev = NULL;
@@ -71,7 +61,7 @@ static void wqe_check(struct rt_wqe *q, struct faults *f, bool fix)
     }
 }
 
-static void shared_check(struct faults *f, bool fix)
+static void shared_check(struct fault_note *f, bool fix)
 {
     struct rt_shared *sh = rt.sh;
     /* the socket table */
@@ -81,14 +71,14 @@ static void shared_check(struct faults *f, bool fix)
         if (!rs)
             continue;
         if (!ok(rs, sizeof(*rs)) || rs->id != i) {
-            FAULT(f, "socket table %u: %p is not its socket", i, (void *)rs);
+            FAULT_NOTE(f, "socket table %u: %p is not its socket", i, (void *)rs);
             if (fix)
                 sh->socks[i] = NULL;
             continue;
         }
         n++;
         if (rs->sk && !ok(rs->sk, 1)) {
-            FAULT(f, "socket %u: its TCB %p is freed memory", i, (void *)rs->sk);
+            FAULT_NOTE(f, "socket %u: its TCB %p is freed memory", i, (void *)rs->sk);
             if (fix)
                 rs->sk = NULL;
         }
@@ -98,13 +88,13 @@ static void shared_check(struct faults *f, bool fix)
         for (struct rt_wqe **pp = &rs->waiters; *pp; pp = &(*pp)->next) {
             struct rt_wqe *q = *pp;
             if (!ok(q, sizeof(*q)) || q->rs != rs || !ok(q->w, sizeof(*q->w)) || ++k > WQ_MAX) {
-                FAULT(f, "socket %u: wait queue entry %p is not one of its own", i, (void *)q);
+                FAULT_NOTE(f, "socket %u: wait queue entry %p is not one of its own", i, (void *)q);
                 if (fix)
                     *pp = NULL;
                 break;
             }
             if (q->prev != prev) {
-                FAULT(f, "socket %u: wait queue entry %p has a wrong back link", i, (void *)q);
+                FAULT_NOTE(f, "socket %u: wait queue entry %p has a wrong back link", i, (void *)q);
                 if (fix)
                     q->prev = prev;
             }
@@ -112,7 +102,7 @@ static void shared_check(struct faults *f, bool fix)
         }
     }
     if (n != sh->nsocks) {
-        FAULT(f, "nsocks %u, %u sockets in the table", sh->nsocks, n);
+        FAULT_NOTE(f, "nsocks %u, %u sockets in the table", sh->nsocks, n);
         if (fix)
             sh->nsocks = n;
     }
@@ -124,29 +114,29 @@ static void shared_check(struct faults *f, bool fix)
         for (struct rt_waiter **pp = &pr->waiters; *pp; pp = &(*pp)->w_next) {
             struct rt_waiter *w = *pp;
             if (!ok(w, sizeof(*w)) || w->proc != p || ++k > WQ_MAX) {
-                FAULT(f, "process slot %d: waiter %p is not one of its own", p, (void *)w);
+                FAULT_NOTE(f, "process slot %d: waiter %p is not one of its own", p, (void *)w);
                 if (fix)
                     *pp = NULL;
                 break;
             }
             if (w->w_prev != prev) {
-                FAULT(f, "process slot %d: waiter %p has a wrong back link", p, (void *)w);
+                FAULT_NOTE(f, "process slot %d: waiter %p has a wrong back link", p, (void *)w);
                 if (fix)
                     w->w_prev = prev;
             }
             prev = w;
             wqe_check(&w->bq, f, fix);
             if (w->watch && !ok(w->watch, (size_t)w->capwatch * sizeof(*w->watch))) {
-                FAULT(f, "waiter %p: its poll registrations %p are freed memory", (void *)w,
-                      (void *)w->watch);
+                FAULT_NOTE(f, "waiter %p: its poll registrations %p are freed memory", (void *)w,
+                           (void *)w->watch);
                 if (fix) {
                     w->watch = NULL;
                     w->nwatch = w->capwatch = 0;
                 }
             }
             if (w->nwatch > w->capwatch) {
-                FAULT(f, "waiter %p: %u of %u poll registrations", (void *)w, w->nwatch,
-                      w->capwatch);
+                FAULT_NOTE(f, "waiter %p: %u of %u poll registrations", (void *)w, w->nwatch,
+                           w->capwatch);
                 if (fix)
                     w->nwatch = w->capwatch;
             }
@@ -160,13 +150,13 @@ static void shared_check(struct faults *f, bool fix)
     for (struct rt_waiter **pp = &sh->pollers; *pp; pp = &(*pp)->p_next) {
         struct rt_waiter *w = *pp;
         if (!ok(w, sizeof(*w)) || !w->on_pollers || ++k > WQ_MAX) {
-            FAULT(f, "pollers: %p is not a polling waiter", (void *)w);
+            FAULT_NOTE(f, "pollers: %p is not a polling waiter", (void *)w);
             if (fix)
                 *pp = NULL;
             break;
         }
         if (w->p_prev != prev) {
-            FAULT(f, "pollers: %p has a wrong back link", (void *)w);
+            FAULT_NOTE(f, "pollers: %p has a wrong back link", (void *)w);
             if (fix)
                 w->p_prev = prev;
         }
@@ -176,14 +166,14 @@ static void shared_check(struct faults *f, bool fix)
 
 /* Sockets whose TCB the core no longer has (it was being freed, or was
  * not a TCB): closed for their holders. */
-static void sock_links(struct faults *f, bool fix)
+static void sock_links(struct fault_note *f, bool fix)
 {
     if (!rt.sh->st)
         return;
     for (uint32_t i = 0; i < RT_MAX_IDS; i++) {
         struct rt_sock *rs = rt.sh->socks[i];
         if (rs && rs->sk && !tcpsm_stack_sock_live(rt.sh->st, rs->sk)) {
-            FAULT(f, "socket %u: its TCB %p is not on the stack", i, (void *)rs->sk);
+            FAULT_NOTE(f, "socket %u: its TCB %p is not on the stack", i, (void *)rs->sk);
             if (fix)
                 rs->sk = NULL;
         }
@@ -218,7 +208,7 @@ void rt_repair(void)
     char first[256];
     rt_audit(first, sizeof(first));     /* what the dead holder left, for the log */
     unsigned fa = shm_repair(rt.reg);
-    struct faults fr = { 0 };
+    struct fault_note fr = { 0 };
     shared_check(&fr, true);
     fr.n += rt_ep_check(true);
     struct tcpsm_stack *st = rt.sh->st;
@@ -249,7 +239,7 @@ unsigned rt_audit(char *why, size_t whylen)
     unsigned n = shm_audit(rt.reg, why, whylen);
     if (n)
         return n;               /* the rest walks blocks the allocator vouches for */
-    struct faults f = { .why = why, .whylen = whylen };
+    struct fault_note f = { .why = why, .whylen = whylen };
     shared_check(&f, false);
     unsigned fe = rt_ep_check(false);
     if (fe && !f.n && why && whylen)

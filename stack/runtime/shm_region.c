@@ -2,6 +2,8 @@
  * (see shm_region.h). */
 #include "shm_region.h"
 
+#include "fault_note.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -188,15 +190,9 @@ bool shm_valid(struct shm_region *r, const void *p, size_t n)
 
 /* ---------------------------------------------------------------- repair */
 
-#define FAULT(...)                                                                        \
-    do {                                                                                  \
-        if (faults++ == 0 && why)                                                         \
-            snprintf(why, whylen, __VA_ARGS__);                                           \
-    } while (0)
-
 unsigned shm_audit(struct shm_region *r, char *why, size_t whylen)
 {
-    unsigned faults = 0;
+    struct fault_note f = { .why = why, .whylen = whylen };
     if (why && whylen)
         why[0] = 0;
     uint64_t units = r->heap_blocks, listed[SHM_MAX_ORDER + 1] = { 0 };
@@ -206,18 +202,19 @@ unsigned shm_audit(struct shm_region *r, char *why, size_t whylen)
             const uint8_t *q = (const uint8_t *)b;
             if (q < heap(r) || q >= heap(r) + (units << SHM_MIN_SHIFT) ||
                 ((uintptr_t)(q - heap(r)) & (((uintptr_t)1 << (o + SHM_MIN_SHIFT)) - 1))) {
-                FAULT("free list %u: node %p outside the heap or misaligned", o, (void *)b);
+                FAULT_NOTE(&f, "free list %u: node %p outside the heap or misaligned", o,
+                           (void *)b);
                 break;
             }
             uint64_t u = (uint64_t)(q - heap(r)) >> SHM_MIN_SHIFT;
             if (meta(r)[u] != (META_FREE | o))
-                FAULT("free list %u: block at unit %llu has head %#x", o,
-                      (unsigned long long)u, meta(r)[u]);
+                FAULT_NOTE(&f, "free list %u: block at unit %llu has head %#x", o,
+                           (unsigned long long)u, meta(r)[u]);
             if (b->prev != prev)
-                FAULT("free list %u: block at unit %llu has a wrong back link", o,
-                      (unsigned long long)u);
+                FAULT_NOTE(&f, "free list %u: block at unit %llu has a wrong back link", o,
+                           (unsigned long long)u);
             if (++listed[o] > units) {
-                FAULT("free list %u: a cycle", o);
+                FAULT_NOTE(&f, "free list %u: a cycle", o);
                 break;
             }
         }
@@ -228,14 +225,15 @@ unsigned shm_audit(struct shm_region *r, char *why, size_t whylen)
         unsigned o = META_ORDER(m);
         if (!(m & (META_USED | META_FREE)) || o > SHM_MAX_ORDER || (u & ((1ull << o) - 1)) ||
             u + (1ull << o) > units || (m & META_USED && m & META_FREE)) {
-            FAULT("heap unit %llu: head %#x (not a block, or misplaced)", (unsigned long long)u, m);
+            FAULT_NOTE(&f, "heap unit %llu: head %#x (not a block, or misplaced)",
+                       (unsigned long long)u, m);
             u++;
             continue;
         }
         for (uint64_t k = u + 1; k < u + (1ull << o); k++)
             if (meta(r)[k]) {
-                FAULT("heap unit %llu: head %#x inside the block at %llu",
-                      (unsigned long long)k, meta(r)[k], (unsigned long long)u);
+                FAULT_NOTE(&f, "heap unit %llu: head %#x inside the block at %llu",
+                           (unsigned long long)k, meta(r)[k], (unsigned long long)u);
                 break;
             }
         if (m & META_USED) {
@@ -244,19 +242,19 @@ unsigned shm_audit(struct shm_region *r, char *why, size_t whylen)
             heads[o]++;
             uint64_t buddy = u ^ (1ull << o);
             if (o < SHM_MAX_ORDER && buddy + (1ull << o) <= units && meta(r)[buddy] == m)
-                FAULT("heap unit %llu: free buddies of order %u not merged",
-                      (unsigned long long)u, o);
+                FAULT_NOTE(&f, "heap unit %llu: free buddies of order %u not merged",
+                           (unsigned long long)u, o);
         }
         u += 1ull << o;
     }
     for (unsigned o = 0; o <= SHM_MAX_ORDER; o++)
         if (heads[o] != listed[o])
-            FAULT("order %u: %llu free blocks, %llu on the free list", o,
-                  (unsigned long long)heads[o], (unsigned long long)listed[o]);
+            FAULT_NOTE(&f, "order %u: %llu free blocks, %llu on the free list", o,
+                       (unsigned long long)heads[o], (unsigned long long)listed[o]);
     if (used != r->bytes_used)
-        FAULT("bytes_used %llu, the blocks in use hold %llu", (unsigned long long)r->bytes_used,
-              (unsigned long long)used);
-    return faults;
+        FAULT_NOTE(&f, "bytes_used %llu, the blocks in use hold %llu",
+                   (unsigned long long)r->bytes_used, (unsigned long long)used);
+    return f.n;
 }
 
 unsigned shm_repair(struct shm_region *r)
