@@ -526,17 +526,14 @@ void tcpsm_stack_repair_count(struct tcpsm_stack *st, unsigned faults, unsigned 
     st->cnt.repair_leaks += leaks;
 }
 
-void tcpsm_stack_census(const struct tcpsm_stack *st, size_t *tcbs, size_t *timewait,
-                        size_t *mem, size_t *ring_cache)
+void tcpsm_stack_census(const struct tcpsm_stack *st, size_t *per_state, size_t *mem,
+                        size_t *ring_cache)
 {
     const struct tcp_stack *ts = st->tcp;
-    size_t n = 0, tw = 0;
-    for (const struct tcpsm_sock *sk = ts ? ts->all : NULL; sk; sk = sk->anext) {
-        n++;
-        tw += sk->state == TCPSM_TIME_WAIT;
-    }
-    *tcbs = n;
-    *timewait = tw;
+    memset(per_state, 0, TCPSM_NSTATES * sizeof(*per_state));
+    for (const struct tcpsm_sock *sk = ts ? ts->all : NULL; sk; sk = sk->anext)
+        if (sk->state >= 0 && sk->state < TCPSM_NSTATES)
+            per_state[sk->state]++;
     *mem = ts ? ts->mem_used : 0;
     *ring_cache = ts ? ts->ring_cache_bytes : 0;
 }

@@ -291,10 +291,11 @@ bool tcpsm_stack_sock_live(struct tcpsm_stack *st, const struct tcpsm_sock *sk);
 /* Faults the runtime mended around the core (its allocator and lists) and
  * blocks it reclaimed, into the same counters (a pass if the core's own
  * repair found none). */
-/* What the stack holds, for tests that check nothing leaked: TCBs, of
- * them in TIME-WAIT, buffer bytes charged, bytes of the ring cache. */
-void tcpsm_stack_census(const struct tcpsm_stack *st, size_t *tcbs, size_t *timewait,
-                        size_t *mem, size_t *ring_cache);
+/* What the stack holds, for tests that check nothing leaked: TCBs by
+ * state (TCPSM_NSTATES counts), buffer bytes charged, bytes of the ring
+ * cache. */
+void tcpsm_stack_census(const struct tcpsm_stack *st, size_t *per_state, size_t *mem,
+                        size_t *ring_cache);
 void tcpsm_stack_repair_count(struct tcpsm_stack *st, unsigned faults, unsigned leaks,
                               bool core_found);
 

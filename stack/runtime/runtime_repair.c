@@ -13,6 +13,9 @@
  *   3. the core (tcpsm_stack_repair): its indexes rebuilt from the TCBs,
  *      connections whose own state fails a check reset;
  *   4. sockets whose TCB is gone are closed for their holders (EBADF);
+ *      each socket's count of holders is counted again (one nobody holds
+ *      is closed with a reset) and TCBs the application holds through no
+ *      socket are closed with a reset (holders_check);
  *   5. every waiter of every process and every epoll instance with a ready
  *      list is woken: whatever a dead holder was about to signal, everyone
  *      looks again (a spurious wake-up is allowed, a lost one is not);
@@ -180,6 +183,72 @@ static void sock_links(struct fault_note *f, bool fix)
     }
 }
 
+/* Who holds each socket, counted again: the processes whose slot has its
+ * bit (living, or dead and not yet reaped) and the AF_UNIX messages in
+ * flight. A socket whose count was left off by a dead holder (it died
+ * between making the socket and recording its holder, or between dropping
+ * the last holder and closing it) gets the right count; one nobody holds is
+ * closed with a reset, as a dead process's are. Then the TCBs the
+ * application holds whose socket is gone (the holder died between making
+ * the TCB and its socket, or between freeing the socket and closing the
+ * TCB) are closed with a reset too. */
+#define ORPHANS_MAX 256
+struct orphans {
+    const struct tcpsm_sock *sk[ORPHANS_MAX];
+    unsigned n;
+};
+
+static bool sock_of(const struct tcpsm_sock *sk, const struct rt_sock *rs)
+{
+    return rs && ok(rs, sizeof(*rs)) && rs->id < RT_MAX_IDS && rt.sh->socks[rs->id] == rs &&
+           rs->sk == sk;
+}
+
+static void find_orphan(void *ctx, const struct tcpsm_sock *sk)
+{
+    struct orphans *o = ctx;
+    if (tcpsm_sock_held(sk) && !sock_of(sk, tcpsm_sock_user(sk)) && o->n < ORPHANS_MAX)
+        o->sk[o->n++] = sk;
+}
+
+static void holders_check(struct fault_note *f, bool fix)
+{
+    struct rt_shared *sh = rt.sh;
+    for (uint32_t id = 0; id < RT_MAX_IDS; id++) {
+        struct rt_sock *rs = sh->socks[id];
+        if (!rs)
+            continue;
+        unsigned holders = 0;
+        for (int p = 0; p < RT_MAX_PROCS; p++)
+            holders += atomic_load(&sh->procs[p].pid) != 0 &&
+                       ((sh->procs[p].held[id / 64] >> (id % 64)) & 1);
+        for (unsigned k = 0; k < RT_MAX_PASSES; k++)
+            holders += sh->passes[k].used && sh->passes[k].rs == rs && sh->passes[k].id == id;
+        if (holders == rs->users)
+            continue;
+        FAULT_NOTE(f, "socket %u: %u users counted, %u hold it", id, rs->users, holders);
+        if (!fix)
+            continue;
+        rs->users = holders ? holders : 1;
+        if (!holders)
+            rt_users_drop(rs, true);    /* the last reference: closed with a reset */
+    }
+    if (!sh->st)
+        return;
+    static struct orphans o;            /* under the lock; not on a thread's stack */
+    o.n = 0;
+    tcpsm_stack_walk(sh->st, find_orphan, &o);
+    for (unsigned i = 0; i < o.n; i++) {
+        struct tcpsm_sock *sk = (struct tcpsm_sock *)o.sk[i];
+        FAULT_NOTE(f, "TCB %p: held by the application through no socket", (void *)sk);
+        if (fix) {
+            tcpsm_sock_set_user(sk, NULL);
+            tcpsm_sock_abort(sk, rt_now());
+            tcpsm_sock_close(sk, rt_now());
+        }
+    }
+}
+
 /* Everyone looks again (see above). */
 static void wake_all(void)
 {
@@ -215,6 +284,7 @@ void rt_repair(void)
     uint64_t resets0 = st ? tcpsm_stack_counters(st)->repair_resets : 0;
     unsigned fc = st ? tcpsm_stack_repair(st, t0) : 0;
     sock_links(&fr, true);
+    holders_check(&fr, true);
     wake_all();
     unsigned leaks = shm_reclaim_journal(rt.reg);
     uint64_t resets = st ? tcpsm_stack_counters(st)->repair_resets - resets0 : 0;
@@ -252,6 +322,8 @@ unsigned rt_audit(char *why, size_t whylen)
         if (!f.n)
             sock_links(&f, false);
     }
+    if (!f.n)
+        holders_check(&f, false);
     return f.n;
 }
 
@@ -261,23 +333,33 @@ void rt_audit_report(void)
     const char *on = getenv("TCPSM_AUDIT");
     if (!on || on[0] != '1')
         return;
-    char why[256], line[640];
+    char why[256], line[900];
     unsigned n = rt_audit(why, sizeof(why));
     const struct tcpsm_counters *c = rt.sh->st ? tcpsm_stack_counters(rt.sh->st) : NULL;
-    size_t tcbs = 0, tw = 0, mem = 0, cache = 0;
-    if (rt.sh->st && !n)
-        tcpsm_stack_census(rt.sh->st, &tcbs, &tw, &mem, &cache);
+    size_t per[TCPSM_NSTATES] = { 0 }, tcbs = 0, mem = 0, cache = 0;
+    char states[256] = "";
+    if (rt.sh->st && !n) {
+        tcpsm_stack_census(rt.sh->st, per, &mem, &cache);
+        size_t o = 0;
+        for (int i = 0; i < TCPSM_NSTATES; i++) {
+            tcbs += per[i];
+            if (per[i] && o < sizeof(states))
+                o += (size_t)snprintf(states + o, sizeof(states) - o, " %s:%zu",
+                                      tcpsm_state_name(i), per[i]);
+        }
+    }
     int len = snprintf(line, sizeof(line),
                        "tcpsm audit: %u faults; tcbs %zu timewait %zu socks %u buf_bytes %zu "
                        "ring_cache %zu region_bytes %llu lock_recovered %llu repair_passes %llu "
-                       "repair_faults %llu repair_resets %llu repair_leaks %llu%s%s\n",
-                       n, tcbs, tw, rt.sh->nsocks, mem, cache,
+                       "repair_faults %llu repair_resets %llu repair_leaks %llu; states%s%s%s\n",
+                       n, tcbs, per[TCPSM_TIME_WAIT], rt.sh->nsocks, mem, cache,
                        (unsigned long long)rt.reg->bytes_used,
                        (unsigned long long)rt.sh->lock_recovered,
                        (unsigned long long)(c ? c->repair_passes : 0),
                        (unsigned long long)(c ? c->repair_faults : 0),
                        (unsigned long long)(c ? c->repair_resets : 0),
-                       (unsigned long long)(c ? c->repair_leaks : 0), n ? ": " : "", n ? why : "");
+                       (unsigned long long)(c ? c->repair_leaks : 0), states, n ? ": " : "",
+                       n ? why : "");
     if (len > (int)sizeof(line) - 1)
         len = (int)sizeof(line) - 1;
     /* not through the shim's write: its locks come before the stack lock */

@@ -36,11 +36,11 @@ field() { sed -n "s/.* $2 \([0-9]*\).*/\1/p" <<<"$1"; }
 
 bg_peer "$TMPD/echo.log" socat TCP-LISTEN:$port,reuseaddr,fork,backlog=128 EXEC:cat
 wait_listen "$NS_P" "$port"
-export KILL9_GO=$TMPD/go
+export KILL9_GO=$TMPD/go KILL9_END=$TMPD/end SIG_CHECK_STOP=$TMPD/end
 bg_stack "$TMPD/load.log" "$load" "$PEER_IP" "$port" "$lport" 200 "$seed"
 loadpid=$BG_PID
 wait_log "$TMPD/load.log" "^listening" 20
-bg_stack "$TMPD/survivor.log" "$sigc" busy "$PEER_IP" "$port" 40
+bg_stack "$TMPD/survivor.log" "$sigc" busy "$PEER_IP" "$port" 100
 surv=$BG_PID
 sleep 1
 base=$(audit)
@@ -111,8 +111,7 @@ for i in range(20):
         pass
 ' "$STACK_IP" "$lport")
 [ "$final" = "FINAL check" ] || die "the listener did not echo a new connection: '$final'"
-bg_wait "$loadpid" 20 || die "kill9_load failed: $(tail -5 "$TMPD/load.log")"
-grep -q "^final ok" "$TMPD/load.log" || die "no final accept: $(tail -3 "$TMPD/load.log")"
+wait_log "$TMPD/load.log" "^final ok" 20
 
 # A new process connects and echoes.
 on_stack "$sigc" busy "$PEER_IP" "$port" 1 >"$TMPD/new.log" 2>&1 ||
@@ -139,8 +138,10 @@ surv_tail() { kill -0 "$surv" 2>/dev/null && echo "survivor running" || tail -2 
 grow=$(( ($(field "$after" region_bytes) - $(field "$after" ring_cache)) - ($(field "$base" region_bytes) - $(field "$base" ring_cache)) ))
 [ "$grow" -le $((1 << 20)) ] || die "the region's memory in use grew by $grow bytes"
 
+touch "$KILL9_END"
+bg_wait "$loadpid" 20 || die "kill9_load failed: $(tail -5 "$TMPD/load.log")"
 rc=0
-bg_wait "$surv" 60 || rc=$?
+bg_wait "$surv" 20 || rc=$?
 { grep -h "holder died halfway: repaired [1-9]" "$TMPD"/*.log || true; } | sed 's/.*first: //' |
     sort | uniq -c | sort -rn | head -8 | while read -r l; do log "  repaired: $l"; done
 [ $rc -eq 0 ] || die "the survivor failed (exit $rc): $(tail -5 "$TMPD/survivor.log")"

@@ -16,7 +16,8 @@
  * that a kill lands inside the lock often (the parent prints how often the
  * lock was taken over: lock_recovered in the audit line of the test).
  * A child that reads back other bytes than it sent prints "MISMATCH".
- * KILL9_GO=FILE: the parent starts killing once FILE exists.
+ * KILL9_GO=FILE: the parent starts killing once FILE exists; KILL9_END=FILE:
+ * after "final ok" it keeps its listener until FILE exists.
  * Then the parent prints "done N kills", serves what is left in the accept
  * queue and then a connection whose message starts with FINAL (the stack
  * still accepts), prints "final ok" and exits 0. */
@@ -215,6 +216,10 @@ int main(int argc, char **argv)
         if (c >= 0 && serve_one(c)) {
             printf("final ok\n");
             fflush(stdout);
+            /* KILL9_END: the listener stays until the test has audited */
+            const char *end = getenv("KILL9_END");
+            for (int k = 0; end && access(end, F_OK) != 0 && k < 1200; k++)
+                usleep(50000);
             close(lfd);
             return 0;
         }
