@@ -113,7 +113,12 @@ struct rt_waiter {
     bool remote;                /* signalled from another process, not yet relayed */
     struct rt_waiter *w_next, *w_prev;  /* on its process's list */
     struct rt_wqe bq;           /* the entry of its blocking call (one at a time) */
-    bool signalled;             /* an eventfd write is pending (under the lock) */
+    bool signalled;             /* a wake-up is pending (under the lock) */
+    /* The eventfd was written for it. A thread that signals its own waiter
+     * (the leader whose link input readied its socket) is awake by
+     * definition and only sets `signalled`; it writes the eventfd itself
+     * only if it goes to sleep before clearing it (tcpsm_sleep_begin). */
+    bool written;
     bool polling;               /* between tcpsm_poller_begin and _end */
     bool leading;               /* polls the link for everyone (rt.leader == this) */
     bool following;             /* on rt.followers: asleep, may be asked to lead */
@@ -258,6 +263,12 @@ struct rt_state {
     struct rt_waiter *leader, *followers;
     _Atomic bool lead_active;
     _Atomic uint64_t lead_last;
+    /* When an application thread last took frames from the link itself
+     * (a blocking call's first look, a non-blocking call about to say
+     * EAGAIN, an event loop's wait): the receive thread stays off the link
+     * for RX_PARK_NS after it too, as after a leader (a request/response
+     * thread that finds its reply at its first look never leads). */
+    _Atomic uint64_t app_rx_last;
 };
 
 extern struct rt_state rt;

@@ -53,6 +53,9 @@ static void *rx_main(void *arg)
     for (;;) {
         uint64_t now = rt_now();
         uint64_t last = atomic_load_explicit(&rt.lead_last, memory_order_relaxed);
+        uint64_t app_last = atomic_load_explicit(&rt.app_rx_last, memory_order_relaxed);
+        if (app_last > last)
+            last = app_last;
         bool park = atomic_load_explicit(&rt.lead_active, memory_order_relaxed) ||
                     (last && now - last < RX_PARK_NS);
         struct timespec ts = { 0, RX_PARK_NS };
