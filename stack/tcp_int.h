@@ -391,6 +391,12 @@ struct tcpsm_sock {
     uint32_t prr_delivered, prr_out, recover_fs;
     struct tcp_ooo sacked;              /* SACK scoreboard above snd_una (tcp_sack.c) */
     uint32_t prior_cwnd, prior_ssthresh;    /* before the recovery, for an undo */
+    /* F-RTO (RFC 5682 3.1, SACK-enhanced, as Linux tcp_frto=2): after an
+     * RTO outside a fast recovery, the first ACK that advances sends new
+     * data instead of the next retransmission (frto_new), and an ACK of
+     * data sent before the RTO and never retransmitted (frto_orig, below
+     * recover) shows the timeout was spurious: undone. */
+    bool frto, frto_new, frto_orig;
     uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
     uint8_t undo_state;                 /* TCP_UNDO_* */
     /* D-SACK undo (RFC 3708 with RFC 2883, Linux undo_marker/undo_retrans):
@@ -700,6 +706,7 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
 void tcp_cong_rto(struct tcpsm_sock *sk);
 void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered);
 void tcp_cong_undo_all(struct tcpsm_sock *sk);
+void tcp_cong_loss_ack(struct tcpsm_sock *sk, bool advanced, bool sacked, bool dup);
 void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr);
 void tcp_cong_dsack(struct tcpsm_sock *sk, uint32_t l, uint32_t r);
 void tcp_cong_dsack_undo(struct tcpsm_sock *sk);
