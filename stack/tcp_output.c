@@ -233,7 +233,9 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
         st->cnt.tcp_gso_segs += (len + mss - 1) / mss;
     }
     finish(st, &sk->laddr, &sk->raddr, p, hl + len, sk->tos, sk->ttl, gso ? mss : 0);
-    sk->segs_out++;
+    /* Linux counts a super-segment by its segments (tcp_skb_pcount) */
+    uint32_t pcount = gso ? (len + mss - 1) / mss : 1;
+    sk->segs_out += pcount;
     if ((len || (flags & TCPSM_FIN)) && sk->syn_acked && tcp_rack_on(sk) &&
         !(flags & (TCPSM_SYN | TCPSM_RST)) && !seq_lt(seq, sk->snd_una)) {
         /* the retransmit queue learns every data segment and FIN sent
@@ -245,7 +247,7 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
     }
     if (len) {
         tcp_pace_sent(sk, len, now);
-        sk->data_segs_out++;
+        sk->data_segs_out += pcount;
         sk->bytes_sent += len;
         sk->last_data_sent = now;
         /* Linux tcp_event_data_sent: a reply within the delayed-ACK time
@@ -513,7 +515,10 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     /* RACK: the records deemed lost go first, as cwnd - pipe allows
      * (RFC 6675 5 (C) with RFC 6937's cwnd); the first always can */
-    while (rack && sk->rtxq.lost) {
+    /* F-RTO step 2 (RFC 5682): new data this time, not the lost records */
+    bool frto_new = sk->frto_new;
+    sk->frto_new = false;
+    while (rack && sk->rtxq.lost && !frto_new) {
         uint32_t seq, len;
         if (!tcp_rtxq_next_lost(sk, mss, &seq, &len))
             break;
@@ -623,6 +628,13 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     }
     if (seq_gt(sk->snd_nxt, sk->snd_max))
         sk->snd_max = sk->snd_nxt;
+    if (frto_new && !seq_gt(sk->snd_nxt, sk->recover)) {
+        /* no new data went (Nagle, pacing): conventional recovery, the
+         * lost records now (Linux tcp_xmit_recovery clears frto) */
+        sk->frto = false;
+        tcp_output(sk, now);
+        return;
+    }
     if (sent && !sk->rto_at)
         tcp_rto_arm(sk, now);
     if (rack)
