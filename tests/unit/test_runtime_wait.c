@@ -391,3 +391,47 @@ Test(runtime_wait, deferred_handler_gets_the_original_siginfo, .init = attach, .
     cr_assert_eq(rt1_info.si_band, POLLIN | POLLRDNORM);
     signal(sig, SIG_DFL);
 }
+
+/* The receive thread does not sleep on the lock an application thread of
+ * this process holds: it leaves the link's frames to the holder, whose
+ * unlock takes them (rt.rx_deferred). A runtime thread's hold (timers,
+ * stats) is waited for, as before. */
+static atomic_int rx_try_result;
+static atomic_int rx_tried;
+
+static void *rx_like(void *arg)
+{
+    rt_t_runtime = true;
+    bool got = rt_rx_lock_or_defer();
+    if (got)
+        unlock();
+    atomic_store(&rx_try_result, got);
+    atomic_store(&rx_tried, 1);
+    return arg;
+}
+
+Test(runtime_wait, receive_thread_leaves_frames_to_an_application_holder, .init = attach,
+     .fini = detach)
+{
+    lock();                                     /* an application thread holds it */
+    atomic_store(&rx_tried, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, rx_like, NULL);
+    pthread_join(t, NULL);                      /* returned without the lock: no sleep on it */
+    cr_assert_eq(atomic_load(&rx_try_result), 0);
+    cr_assert(atomic_load(&rt.rx_deferred), "left to the holder");
+    unlock();
+    cr_assert_not(atomic_load(&rt.rx_deferred), "the holder's unlock took it");
+
+    rt_t_runtime = true;                        /* now a runtime thread holds it */
+    lock();
+    atomic_store(&rx_tried, 0);
+    pthread_create(&t, NULL, rx_like, NULL);
+    usleep(20000);
+    cr_assert_eq(atomic_load(&rx_tried), 0, "waits for a runtime thread's lock");
+    unlock();
+    rt_t_runtime = false;
+    pthread_join(t, NULL);
+    cr_assert_eq(atomic_load(&rx_try_result), 1);
+    cr_assert_not(atomic_load(&rt.rx_deferred));
+}
