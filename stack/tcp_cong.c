@@ -113,7 +113,8 @@ static void enter_recovery(struct tcpsm_sock *sk)
     uint32_t mss = tcp_send_mss(sk);
     sk->prior_cwnd = sk->cwnd;
     sk->prior_ssthresh = sk->ssthresh;
-    sk->undo_state = TCP_UNDO_OFF;
+    /* Eifel (RFC 3522) with timestamps: the fast retransmit's TSval */
+    sk->undo_state = sk->ts_ok ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
     sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
     sk->recover = sk->snd_max;
     sk->cwnd = sk->ssthresh + 3 * mss;
@@ -146,8 +147,22 @@ void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr)
     sk->undo_state = TCP_UNDO_DONE;
     sk->undo_on = false;                /* undone once, not again by its D-SACKs */
     sk->st->cnt.tcp_undo++;
-    if (tcp_rack_on(sk))
+    if (tcp_rack_on(sk)) {
         tcp_cong_undo_all(sk);
+    } else {
+        /* NewReno: the segment was overtaken by as many as the duplicate
+         * ACKs before this one; one more is the threshold that would not
+         * have fired (Linux raises tp->reordering on such an undo too).
+         * A full ACK ends the recovery, which was reordering (RFC 4015:
+         * on with new data); after a partial one NewReno repairs the
+         * next hole as before, from the restored window. */
+        tcp_reordering_seen(sk, sk->dupacks + 1);
+        sk->reord_seen++;
+        if (seq_ge(sk->snd_una, sk->recover)) {
+            sk->in_recovery = false;
+            sk->undo_state = TCP_UNDO_OFF;
+        }
+    }
 }
 
 /* Where a recovery starts, for the D-SACK undo (Linux tcp_init_undo):
@@ -370,8 +385,8 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
         /* RFC 5827 early retransmit: with fewer than four segments out and
          * nothing new to send, fewer duplicate ACKs can ever come */
         uint32_t out = (sk->snd_max - sk->snd_una + mss - 1) / mss;
-        unsigned thresh = 3;
-        if (out < 4 && out > 1 && tcp_unsent(sk) == 0)
+        unsigned thresh = tcp_dupthresh(sk);    /* 3, or the reordering seen */
+        if (out < 4 && out > 1 && tcp_unsent(sk) == 0 && out - 1 < thresh)
             thresh = out - 1;           /* ER_thresh 0 (one segment out): no ER */
         /* RFC 6582 3.2 (2): the ACK must cover "recover", the highest
          * sequence number sent; sk->recover is one past it (SND.MAX) */
@@ -422,6 +437,14 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
      * repeated one (Linux: new_recovery || icsk_retransmits); not with an
      * MTU probe out (its loss is no congestion) */
     bool frto = rack && (!sk->in_recovery || sk->retries > 1) && !sk->plp_probe;
+    /* a timeout after DupThresh's worth of duplicates that the raised
+     * threshold waited on: the reordering was over-estimated (Linux
+     * tcp_enter_loss) */
+    uint32_t mss = tcp_send_mss(sk);
+    if (!sk->in_recovery && mss &&
+        (sk->dupacks >= TCP_REORDER_INIT || sk->rtxq.sacked >= TCP_REORDER_INIT * mss) &&
+        sk->reordering > TCP_REORDER_INIT)
+        sk->reordering = TCP_REORDER_INIT;
     if (fresh) {
         uint32_t cur = sk->cwnd / 2 + sk->cwnd / 4;     /* tcp_current_ssthresh */
         sk->prior_cwnd = sk->cwnd;

@@ -437,6 +437,10 @@ struct tcpsm_sock {
     uint32_t reno_sacked;               /* without SACK: duplicate ACKs counted (tp->sacked_out) */
     uint32_t dsack_dups;                /* segments the peer reported twice (tp->dsack_dups) */
     uint32_t reord_seen;                /* ACKs that revealed reordering (tp->reord_seen) */
+    /* Linux tp->reordering: how far segments were seen overtaken, in
+     * segments (TCP_REORDER_INIT at first, at most TCP_REORDER_MAX): the
+     * DupThresh of NewReno and of RACK before it saw reordering */
+    uint16_t reordering;
     uint16_t rcv_mss_seen;              /* the peer's segment size, as Linux estimates it
                                            (icsk_ack.rcv_mss: 536 at most until a larger
                                            segment comes; 0 = none yet) */
@@ -663,8 +667,15 @@ void tcp_rtxq_clear_lost(struct tcpsm_sock *sk);
 struct tcp_rtx *tcp_rtxq_at(const struct tcpsm_sock *sk, uint32_t i);
 
 /* tcp_rack.c */
+#define TCP_REORDER_INIT 3              /* net.ipv4.tcp_reordering, RFC 5681's DupThresh */
+#define TCP_REORDER_MAX  300            /* net.ipv4.tcp_max_reordering */
 static inline bool tcp_rack_on(const struct tcpsm_sock *sk) { return sk->sack_ok; }
+static inline uint32_t tcp_dupthresh(const struct tcpsm_sock *sk)
+{
+    return sk->reordering ? sk->reordering : TCP_REORDER_INIT;
+}
 void tcp_rack_init(struct tcpsm_sock *sk);
+void tcp_reordering_seen(struct tcpsm_sock *sk, uint32_t segs);
 void tcp_rack_delivered(struct tcpsm_sock *sk, const struct tcp_rtx *x, uint64_t now);
 void tcp_rack_dsack(struct tcpsm_sock *sk);
 void tcp_rack_recovery_exit(struct tcpsm_sock *sk);
