@@ -53,13 +53,15 @@ static void lock_recovered(void)
     rt_reap();
 }
 
-/* rt_t_hold is raised before the lock is taken and dropped after it is
- * released: a signal handler never runs while this thread holds it. */
-void rt_lock(void)
+__thread bool rt_t_runtime;
+
+/* The lock was just taken (e: the locking call's result): who holds it,
+ * and after a holder that died, the repair (lock_recovered). The allocation
+ * journal starts empty for this holder (shm_region.h). */
+static void took_lock(int e)
 {
-    rt_t_hold++;
-    int e = pthread_mutex_lock(&rt.reg->lock);
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    atomic_store_explicit(&rt.owner_app, !rt_t_runtime, memory_order_relaxed);
     if (__builtin_expect(e == EOWNERDEAD, 0)) {
         if (!rt.sh)
             rt.sh = rt.reg->root;       /* attaching: the region is made already */
@@ -69,6 +71,27 @@ void rt_lock(void)
             pthread_mutex_consistent(&rt.reg->lock);
     }
     shm_journal_reset(rt.reg);
+}
+
+/* rt_t_hold is raised before the lock is taken and dropped after it is
+ * released: a signal handler never runs while this thread holds it. */
+void rt_lock(void)
+{
+    rt_t_hold++;
+    int e = pthread_mutex_lock(&rt.reg->lock);
+    took_lock(e);
+}
+
+bool rt_trylock(void)
+{
+    rt_t_hold++;
+    int e = pthread_mutex_trylock(&rt.reg->lock);
+    if (e != 0 && e != EOWNERDEAD) {
+        rt_t_hold--;
+        return false;
+    }
+    took_lock(e);
+    return true;
 }
 
 bool rt_lock_for_exit(void)
@@ -84,26 +107,22 @@ bool rt_lock_for_exit(void)
         rt_t_hold--;
         return false;
     }
-    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
-    if (e == EOWNERDEAD) {
-        if (!rt.sh)
-            rt.sh = rt.reg->root;
-        if (rt.sh)
-            lock_recovered();
-        else
-            pthread_mutex_consistent(&rt.reg->lock);
-    }
-    shm_journal_reset(rt.reg);
+    took_lock(e);
     return true;
 }
 
 void rt_unlock(void)
 {
+    /* The receive thread left the link's frames to this holder. */
+    if (__builtin_expect(atomic_load_explicit(&rt.rx_deferred, memory_order_relaxed), 0) &&
+        !rt_t_runtime && atomic_exchange(&rt.rx_deferred, false) && !rt.leader)
+        rt_link_service();
     if (rt.started && !rt.down && rt.svc_sleep_until != 0 &&
         tcpsm_stack_next_deadline(rt.sh->st) < rt.svc_sleep_until) {
         rt.svc_sleep_until = 0;
         rt_kick(rt.me);
     }
+    atomic_store_explicit(&rt.owner_app, false, memory_order_relaxed);
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rt.reg->lock);
     if (--rt_t_hold == 0 && rt_sig_deferred())
