@@ -712,6 +712,7 @@ static bool ack_hold(struct tcpsm_sock *sk, uint64_t now)
             return false;
         ts->held[ts->nheld++] = sk;
         sk->ack_held = true;
+        sk->st->cnt.tcp_acks_held++;
     }
     tcp_delack_schedule(sk, now);
     return true;
@@ -734,6 +735,26 @@ bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now)
         sk->dupack_now)
         return false;
     return ack_hold(sk, now);
+}
+
+/* The ACK that completes our active open, when the SYN+ACK came in through
+ * an application thread about to return from its connect or wait: as Linux
+ * holds it while a write is pending (tcp_rcv_synsent_state_process, "Save
+ * one ACK. Data will be ready after several ticks"), the request the
+ * application writes next carries it (RFC 9293 3.5: the handshake completes
+ * on any segment with the ACK). A client that writes nothing first has it
+ * sent when it next waits, by the receive thread, or at the delayed-ACK
+ * timer, well inside the peer's SYN+ACK retransmission timeout (1 s). */
+bool tcp_syn_ack_hold(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (!TS(sk)->hold_acks)
+        return false;
+    sk->delack_segs = 1;                /* owed: tcp_release_acks sends it */
+    if (ack_hold(sk, now)) {
+        sk->st->cnt.tcp_synack_acks_held++;
+        return true;
+    }
+    return false;
 }
 
 void tcp_hold_acks(struct tcpsm_stack *st, bool on)

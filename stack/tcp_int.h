@@ -517,6 +517,7 @@ void tcp_wake(struct tcpsm_sock *sk);
 void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work);
 bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now);
+bool tcp_syn_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
 void tcp_unlink_child(struct tcpsm_sock *child);
 void tcp_synq_add(struct tcpsm_sock *l, struct tcpsm_sock *c);

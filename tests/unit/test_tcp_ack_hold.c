@@ -192,3 +192,70 @@ Test(tcp_ack_hold, peer_fin_not_held_without_hold_input)
     EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
     h_free(h);
 }
+
+/* Active open, the SYN+ACK taken in by an application thread (Linux
+ * tcp_rcv_synsent_state_process with a write pending): the request the
+ * client writes next carries the ACK that completes the handshake. */
+static struct harness *syn_sent_held(void)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    h->hold = true;
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS);
+    h->rseq = h->risn + 1;
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    return h;
+}
+
+Test(tcp_ack_hold, request_carries_handshake_ack)
+{
+    struct harness *h = syn_sent_held();
+    expect_no_seg(h);                   /* no lone ACK */
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_synack_acks_held, 1);
+    h_app_send(h, req, sizeof req - 1); /* the request, ACKing the SYN+ACK */
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "the request carried it");
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, handshake_ack_released_without_request)
+{
+    struct harness *h = syn_sent_held();
+    expect_no_seg(h);
+    /* the client waits for the server to speak first */
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 1);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    h_advance(h, MS(100));
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, handshake_ack_timer_backstop)
+{
+    struct harness *h = syn_sent_held();
+    uint64_t waited = h_wait_seg(h, MS(500));
+    cr_assert(waited <= MS(40), "held handshake ACK after %llu ns", (unsigned long long)waited);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, handshake_ack_not_held_for_receive_thread)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);                /* input not an application thread's: ACK at once */
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_synack_acks_held, 0);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, synack_with_data_acked_at_once)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    h->hold = true;
+    SEND(h, .flags = SYN | ACK | PSH, .seq = h->risn, .ack = h->lseq, .win = H_RWIN,
+         .mss = H_RMSS, .data = req, .len = sizeof req - 1);
+    h->rseq = h->risn + 1 + sizeof req - 1;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    h_free(h);
+}
