@@ -304,6 +304,12 @@ void tcpsm_stack_input_hold(struct tcpsm_stack *st, const struct tcpsm_frame *fr
  * wait, or another thread takes the link); returns how many. O(1) when
  * none is held. */
 unsigned tcpsm_stack_release_acks(struct tcpsm_stack *st, uint64_t now);
+/* The same for the ACKs held at or before held_before only: an event loop
+ * that comes back to wait with more events ready (a read, then the next
+ * read that finds the end of the stream, then close) keeps the ones its
+ * last pass held, for the segment it is about to send. */
+unsigned tcpsm_stack_release_acks_before(struct tcpsm_stack *st, uint64_t now,
+                                         uint64_t held_before);
 /* Run every timer that is due at now. */
 void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now);
 /* Ends every connection at once (process exit): RST (RFC 9293 3.10.4,

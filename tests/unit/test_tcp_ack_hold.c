@@ -259,3 +259,51 @@ Test(tcp_ack_hold, synack_with_data_acked_at_once)
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
     h_free(h);
 }
+
+/* A response in two short segments, the second with the FIN (nginx's
+ * header, then its body and FIN): less than two full-sized segments owed
+ * (RFC 1122 4.2.3.2), so the client's FIN acknowledges all of it. */
+Test(tcp_ack_hold, response_and_fin_acked_by_our_fin)
+{
+    struct harness *h = fresh();
+    uint8_t a[234], b[1386];
+    h_pattern(a, sizeof a, 1);
+    h_pattern(b, sizeof b, 2);
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = a,
+         .len = sizeof a);
+    h->rseq += sizeof a;
+    expect_no_seg(h);                   /* a short segment's quick ACK, held */
+    SEND(h, .flags = ACK | PSH | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = b,
+         .len = sizeof b);
+    h->rseq += sizeof b + 1;
+    expect_no_seg(h);                   /* the second segment and the FIN: still held */
+    h_assert_state_at(h->sk, TCPSM_CLOSE_WAIT, __FILE__, __LINE__);
+    uint8_t got[sizeof a + sizeof b];
+    h_app_recv(h, got, sizeof got);     /* the client reads the response... */
+    cr_assert(memcmp(got, a, sizeof a) == 0 && memcmp(got + sizeof a, b, sizeof b) == 0);
+    expect_no_seg(h);
+    tcpsm_sock_close(h->sk, h->now);    /* ...and closes */
+    h->sk = NULL;
+    EXPECT_SEG(h, .flags = ACK | FIN, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "the FIN carried it");
+    expect_no_seg(h);
+    h_free(h);
+}
+
+/* Two full-sized segments and a FIN: ACKed at once (RFC 1122 4.2.3.2). */
+Test(tcp_ack_hold, two_full_segments_and_fin_acked_at_once)
+{
+    struct harness *h = fresh();
+    uint32_t mss = h->lmss;
+    static uint8_t d[2 * 1460];
+    cr_assert(mss <= 1460);
+    h_pattern(d, 2 * mss, 4);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d, .len = mss);
+    h->rseq += mss;
+    SEND(h, .flags = ACK | PSH | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN,
+         .data = d + mss, .len = mss);
+    h->rseq += mss + 1;
+    struct seg s = EXPECT_SEG(h, .flags = ACK, .len = 0);
+    cr_assert(s.ack == h->rseq || s.ack == h->rseq - 1 - mss, "ACK %u", s.ack);
+    h_free(h);
+}
