@@ -295,7 +295,9 @@ void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
                        uint64_t now);
 /* The same, from a thread that runs the application as soon as this
  * returns (it is inside one of the application's socket calls): a quick
- * ACK owed for one short segment (a request) may be held for the reply to
+ * ACK owed for one short segment (a request), for a FIN (with less than
+ * two full-sized segments of data before it) or for a SYN+ACK (the
+ * handshake's last ACK) may be held for the application's next segment to
  * carry it, until tcpsm_stack_release_acks or the delayed-ACK timer (40 ms,
  * RFC 1122 4.2.3.2) at the latest. */
 void tcpsm_stack_input_hold(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
