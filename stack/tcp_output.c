@@ -511,7 +511,10 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     /* RACK: the records deemed lost go first, as cwnd - pipe allows
      * (RFC 6675 5 (C) with RFC 6937's cwnd); the first always can */
-    while (rack && sk->rtxq.lost) {
+    /* F-RTO step 2 (RFC 5682): new data this time, not the lost records */
+    bool frto_new = sk->frto_new;
+    sk->frto_new = false;
+    while (rack && sk->rtxq.lost && !frto_new) {
         uint32_t seq, len;
         if (!tcp_rtxq_next_lost(sk, mss, &seq, &len))
             break;
@@ -621,6 +624,13 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     }
     if (seq_gt(sk->snd_nxt, sk->snd_max))
         sk->snd_max = sk->snd_nxt;
+    if (frto_new && !seq_gt(sk->snd_nxt, sk->recover)) {
+        /* no new data went (Nagle, pacing): conventional recovery, the
+         * lost records now (Linux tcp_xmit_recovery clears frto) */
+        sk->frto = false;
+        tcp_output(sk, now);
+        return;
+    }
     if (sent && !sk->rto_at)
         tcp_rto_arm(sk, now);
     if (rack)
