@@ -540,7 +540,9 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
             uint32_t segs = len / (sk->rcv_mss ? sk->rcv_mss : 1);
             sk->delack_segs += segs ? segs : 1;
             sk->ack_short = segs == 0;
-            if (sk->quickacks) {
+            sk->last_data_rcv = now;
+            /* Linux tcp_in_quickack_mode: quick ACKs unless interactive */
+            if (sk->quickacks && !sk->pingpong) {
                 sk->quickacks = sk->quickacks > segs ? (uint8_t)(sk->quickacks - (segs ? segs : 1)) : 0;
                 tcp_batch_defer(sk, TCP_BATCH_ACK);
             } else if (sk->delack_segs >= 2) {

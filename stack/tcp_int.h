@@ -343,6 +343,12 @@ struct tcpsm_sock {
     uint64_t first_rtx;                 /* time of the first unanswered retransmission */
     unsigned delack_segs;               /* full segments not yet ACKed */
     uint8_t quickacks;                  /* segments still ACKed at once (quick-ACK mode) */
+    /* Interactive (Linux's pingpong mode, tcp_event_data_sent): data went
+     * out within the delayed-ACK time of the last data in, so the next
+     * reply is likely to carry the ACK: no quick ACKs. Ends when the
+     * delayed-ACK timer fires (no reply came in time). */
+    bool pingpong;
+    uint64_t last_data_rcv;             /* when in-order data last arrived */
     bool ack_now;
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     bool ack_short;                     /* the last in-order data was shorter than rcv_mss */

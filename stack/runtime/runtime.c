@@ -52,6 +52,8 @@ static void lock_recovered(void)
     rt_reap();
 }
 
+__thread bool rt_t_runtime;
+
 /* rt_t_hold is raised before the lock is taken and dropped after it is
  * released: a signal handler never runs while this thread holds it. */
 void rt_lock(void)
@@ -59,8 +61,24 @@ void rt_lock(void)
     rt_t_hold++;
     int e = pthread_mutex_lock(&rt.reg->lock);
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    atomic_store_explicit(&rt.owner_app, !rt_t_runtime, memory_order_relaxed);
     if (__builtin_expect(e == EOWNERDEAD, 0) && rt.sh)
         lock_recovered();
+}
+
+bool rt_trylock(void)
+{
+    rt_t_hold++;
+    int e = pthread_mutex_trylock(&rt.reg->lock);
+    if (e != 0 && e != EOWNERDEAD) {
+        rt_t_hold--;
+        return false;
+    }
+    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    atomic_store_explicit(&rt.owner_app, !rt_t_runtime, memory_order_relaxed);
+    if (__builtin_expect(e == EOWNERDEAD, 0) && rt.sh)
+        lock_recovered();
+    return true;
 }
 
 bool rt_lock_for_exit(void)
@@ -84,11 +102,16 @@ bool rt_lock_for_exit(void)
 
 void rt_unlock(void)
 {
+    /* The receive thread left the link's frames to this holder. */
+    if (__builtin_expect(atomic_load_explicit(&rt.rx_deferred, memory_order_relaxed), 0) &&
+        !rt_t_runtime && atomic_exchange(&rt.rx_deferred, false) && !rt.leader)
+        rt_link_service();
     if (rt.started && !rt.down && rt.svc_sleep_until != 0 &&
         tcpsm_stack_next_deadline(rt.sh->st) < rt.svc_sleep_until) {
         rt.svc_sleep_until = 0;
         rt_kick(rt.me);
     }
+    atomic_store_explicit(&rt.owner_app, false, memory_order_relaxed);
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rt.reg->lock);
     if (--rt_t_hold == 0 && rt_sig_deferred())
