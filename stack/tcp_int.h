@@ -353,6 +353,7 @@ struct tcpsm_sock {
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     bool ack_short;                     /* the last in-order data was shorter than rcv_mss */
     bool ack_held;                      /* on tcp_stack.held (tcp_ack_hold) */
+    uint64_t ack_held_at;               /* when it went there */
     uint64_t last_rcv;                  /* for keepalive */
     uint64_t oow_ack_at;                /* last reflexive ACK (out-of-window, PAWS, challenge):
                                            Linux last_oow_ack_time */
@@ -546,6 +547,7 @@ void tcp_wake(struct tcpsm_sock *sk);
 void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work);
 bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now);
+bool tcp_syn_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
 void tcp_unlink_child(struct tcpsm_sock *child);
 void tcp_synq_add(struct tcpsm_sock *l, struct tcpsm_sock *c);

@@ -251,6 +251,10 @@ struct tcpsm_counters {
     /* RTOs undone (also in tcp_undo): found spurious by F-RTO (RFC 5682,
      * tcp_spurious_rto), or by the timestamps or D-SACKs (tcp_loss_undo) */
     uint64_t tcp_spurious_rto, tcp_loss_undo;
+    /* ACKs held for the application's next segment to carry: a request's or
+     * a FIN's quick ACK (tcp_ack_hold), and of those the ACKs that complete
+     * an active open (tcp_syn_ack_hold) */
+    uint64_t tcp_acks_held, tcp_synack_acks_held;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).
@@ -294,7 +298,9 @@ void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
                        uint64_t now);
 /* The same, from a thread that runs the application as soon as this
  * returns (it is inside one of the application's socket calls): a quick
- * ACK owed for one short segment (a request) may be held for the reply to
+ * ACK owed for one short segment (a request), for a FIN (with less than
+ * two full-sized segments of data before it) or for a SYN+ACK (the
+ * handshake's last ACK) may be held for the application's next segment to
  * carry it, until tcpsm_stack_release_acks or the delayed-ACK timer (40 ms,
  * RFC 1122 4.2.3.2) at the latest. */
 void tcpsm_stack_input_hold(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
@@ -303,6 +309,12 @@ void tcpsm_stack_input_hold(struct tcpsm_stack *st, const struct tcpsm_frame *fr
  * wait, or another thread takes the link); returns how many. O(1) when
  * none is held. */
 unsigned tcpsm_stack_release_acks(struct tcpsm_stack *st, uint64_t now);
+/* The same for the ACKs held at or before held_before only: an event loop
+ * that comes back to wait with more events ready (a read, then the next
+ * read that finds the end of the stream, then close) keeps the ones its
+ * last pass held, for the segment it is about to send. */
+unsigned tcpsm_stack_release_acks_before(struct tcpsm_stack *st, uint64_t now,
+                                         uint64_t held_before);
 /* Run every timer that is due at now. */
 void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now);
 /* Ends every connection at once (process exit): RST (RFC 9293 3.10.4,

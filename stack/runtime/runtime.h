@@ -351,6 +351,7 @@ unsigned rt_link_service(void);
 unsigned rt_link_service_from(bool app);
 /* Under lock: sends the quick ACKs held for replies that did not come. */
 void rt_release_acks(void);
+void rt_release_acks_aged(void);      /* those held over RT_ACK_GRACE_NS ago */
 /* Under lock: w leaves the stack call: if nobody leads, ask a follower to. */
 void rt_lead_leave(struct rt_waiter *w);
 void rt_fd_own(int fd);
