@@ -383,7 +383,10 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
                 sk->shutdown |= RCV_SHUTDOWN;
             }
         }
-        tcp_send_ack(sk, now);          /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> */
+        /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, unless the request the
+         * application is about to write can carry it (tcp_syn_ack_hold) */
+        if (seg->len || fin || !tcp_syn_ack_hold(sk, now))
+            tcp_send_ack(sk, now);
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
         if (fin)
             tcp_set_state(sk, TCPSM_CLOSE_WAIT, "rcv FIN", seg, false);
@@ -541,7 +544,9 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
             uint32_t segs = len / (sk->rcv_mss ? sk->rcv_mss : 1);
             sk->delack_segs += segs ? segs : 1;
             sk->ack_short = segs == 0;
-            if (sk->quickacks) {
+            sk->last_data_rcv = now;
+            /* Linux tcp_in_quickack_mode: quick ACKs unless interactive */
+            if (sk->quickacks && !sk->pingpong) {
                 sk->quickacks = sk->quickacks > segs ? (uint8_t)(sk->quickacks - (segs ? segs : 1)) : 0;
                 tcp_batch_defer(sk, TCP_BATCH_ACK);
             } else if (sk->delack_segs >= 2) {

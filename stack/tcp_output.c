@@ -250,6 +250,10 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
         sk->data_segs_out += pcount;
         sk->bytes_sent += len;
         sk->last_data_sent = now;
+        /* Linux tcp_event_data_sent: a reply within the delayed-ACK time
+         * of the data it answers makes the connection interactive */
+        if (!seq_lt(seq, sk->snd_max) && sk->last_data_rcv && now - sk->last_data_rcv < TCP_DELACK_NS)
+            sk->pingpong = true;
         if (seq_lt(seq, sk->snd_max)) {
             sk->bytes_retrans += len;
             /* Linux tcp_retransmit_skb: undo_retrans counts every one */

@@ -20,7 +20,10 @@
  * WHOEVER WAITS DRIVES. Of the threads asleep in the stack one leads: it
  * polls the link beside its eventfd and processes what comes (bounded),
  * the others follow; a leader that leaves hands the link to a follower.
- * The receive and timer threads are the backstop (runtime_thread.c).
+ * The receive and timer threads are the backstop (runtime_thread.c). The
+ * receive thread never sleeps on a lock that an application thread of its
+ * own process holds: it leaves the link's frames to it (rt.rx_deferred),
+ * and that thread's rt_unlock takes them.
  *
  * LOCKS AND SIGNALS (runtime_signal.c; the shim wraps every handler the
  * program installs, shim/signal_calls.c):
@@ -54,8 +57,9 @@
  *      is halfway through a change to the shared region, and marks it left
  *      clean: the next holder recovers it (EOWNERDEAD) with nothing to
  *      suspect. SIGKILL (and _exit while another thread is in the stack)
- *      still can end a process halfway through: that recovery is counted
- *      (lock_recovered) and logged as a warning; nothing repairs it.
+ *      still can end a process halfway through: the next taker gets
+ *      EOWNERDEAD, counts it (lock_recovered) and repairs the region before
+ *      anything else runs on it (runtime_repair.c).
  *
  * SHARED MEMORY (runtime_procs.c, shm_region.c; README "Process model").
  * The stack is shared by every process on its address (forked, exec'd or
@@ -113,7 +117,12 @@ struct rt_waiter {
     bool remote;                /* signalled from another process, not yet relayed */
     struct rt_waiter *w_next, *w_prev;  /* on its process's list */
     struct rt_wqe bq;           /* the entry of its blocking call (one at a time) */
-    bool signalled;             /* an eventfd write is pending (under the lock) */
+    bool signalled;             /* a wake-up is pending (under the lock) */
+    /* The eventfd was written for it. A thread that signals its own waiter
+     * (the leader whose link input readied its socket) is awake by
+     * definition and only sets `signalled`; it writes the eventfd itself
+     * only if it goes to sleep before clearing it (tcpsm_sleep_begin). */
+    bool written;
     bool polling;               /* between tcpsm_poller_begin and _end */
     bool leading;               /* polls the link for everyone (rt.leader == this) */
     bool following;             /* on rt.followers: asleep, may be asked to lead */
@@ -217,6 +226,7 @@ struct rt_shared {
 struct rt_state {
     pthread_mutex_t cfg_lock;   /* the configuration, before the region exists */
     _Atomic unsigned long owner;        /* pthread_self() of the rt_lock() holder, 0 if none */
+    _Atomic bool owner_app;             /* ... and it is an application thread of this process */
     int config_result;          /* tcpsm_rt_config(): 1, 0, -1; -2 not yet read */
     struct rt_settings set;
     uint32_t kaddr[64];         /* the kernel's own IPv4 addresses (host order), for routing */
@@ -263,9 +273,27 @@ struct rt_state {
     struct rt_waiter *leader, *followers;
     _Atomic bool lead_active;
     _Atomic uint64_t lead_last;
+    /* When an application thread last took frames from the link itself
+     * (a blocking call's first look, a non-blocking call about to say
+     * EAGAIN, an event loop's wait): the receive thread stays off the link
+     * for RX_PARK_NS after it too, as after a leader (a request/response
+     * thread that finds its reply at its first look never leads). */
+    _Atomic uint64_t app_rx_last;
+    /* The receive thread found frames and the lock taken by a thread of
+     * this process: it leaves them to the holder, which takes them before
+     * it unlocks (rt_unlock), instead of sleeping on the lock and waking
+     * for it (Onload's deferred work on its stack lock). */
+    _Atomic bool rx_deferred;
 };
 
 extern struct rt_state rt;
+
+/* The receive thread stays off the link while an application thread
+ * polls it (runtime_wait.c, leader) and for this long after the last one
+ * left or took frames itself, so that a thread that comes straight back is
+ * not raced for its frames; past it, frames to idle sockets wait at most
+ * this long. */
+#define RX_PARK_NS (2000u * 1000u)
 
 /* runtime_clock.c */
 uint64_t rt_now(void);          /* CLOCK_MONOTONIC, ns */
@@ -276,6 +304,15 @@ void rt_lock(void);
  * be had (held by this very thread — exit() from a signal handler that
  * interrupted a stack call — or by another thread for too long). */
 bool rt_lock_for_exit(void);
+/* rt_lock() if free at once: false if another thread holds it. */
+bool rt_trylock(void);
+/* The receive thread's lock: taken (true), or, held by an application
+ * thread of this process, left to it with rt.rx_deferred raised (false):
+ * its rt_unlock takes the link's frames. */
+bool rt_rx_lock_or_defer(void);
+/* Set in the runtime's own threads (receive, service, control): their
+ * unlock does not take the receive thread's deferred frames. */
+extern __thread bool rt_t_runtime;
 /* Unlocks; first re-arms the timer thread if the core's next deadline moved
  * earlier than the one it sleeps to. */
 void rt_unlock(void);
@@ -315,6 +352,7 @@ unsigned rt_link_service(void);
 unsigned rt_link_service_from(bool app);
 /* Under lock: sends the quick ACKs held for replies that did not come. */
 void rt_release_acks(void);
+void rt_release_acks_aged(void);      /* those held over RT_ACK_GRACE_NS ago */
 /* Under lock: w leaves the stack call: if nobody leads, ask a follower to. */
 void rt_lead_leave(struct rt_waiter *w);
 void rt_fd_own(int fd);
@@ -338,6 +376,12 @@ struct rt_proc;
  * instances that other processes made ready. */
 void rt_ep_relay(struct rt_proc *p);
 void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
+/* Under lock, after a holder died halfway (runtime_repair.c): checks the
+ * instances, their items and ready lists, each socket's item list and the
+ * pending lists; fix: cuts what points at no live block, rewrites back
+ * links and counts, rebuilds the ready lists from the items' flags and
+ * raises every instance with one. Returns the faults found. */
+unsigned rt_ep_check(bool fix);
 void rt_ep_sock_gone(struct rt_sock *rs);  /* under lock: its last reference went: off every instance */
 void rt_ep_fork(int parent, int child); /* under lock: the child holds the parent's instances */
 
@@ -411,6 +455,14 @@ void rt_leave(void);            /* under lock: this process detaches */
 /* runtime_audit.c, under lock: logs words of the region that point into
  * this process's loaded images (TCPSM_LOG=debug, at exit). */
 void rt_region_audit(void);
+/* runtime_repair.c, under lock. rt_repair: after a holder died halfway
+ * (EOWNERDEAD): the allocator, the runtime's shared lists, the core
+ * (tcpsm_stack_repair), then the dead holder's unreferenced allocations;
+ * every waiter and instance is woken to look again. rt_audit: checks the
+ * same without changing anything; the faults found, the first in why. */
+void rt_repair(void);
+unsigned rt_audit(char *why, size_t whylen);
+void rt_audit_report(void);     /* TCPSM_AUDIT=1: rt_audit's result on stderr */
 void rt_atfork_install(void);
 
 #endif

@@ -139,6 +139,13 @@ struct rt_waiter *rt_waiter_self(void)
     return w;
 }
 
+static void efd_write(struct rt_waiter *w)
+{
+    w->written = true;
+    uint64_t one = 1;
+    syscall(SYS_write, w->efd, &one, sizeof(one));
+}
+
 void rt_signal(struct rt_waiter *w)
 {
     if (w->signalled)
@@ -149,8 +156,12 @@ void rt_signal(struct rt_waiter *w)
         rt_kick(w->proc);
         return;
     }
-    uint64_t one = 1;
-    syscall(SYS_write, w->efd, &one, sizeof(one));
+    /* The calling thread's own waiter: it is running, not asleep, and
+     * looks at `signalled` before it sleeps again (rt_wait,
+     * tcpsm_sleep_begin): a write and a read saved per wake-up of a
+     * leader by its own input. */
+    if (w != self)
+        efd_write(w);
 }
 
 void rt_relay_remote(void)
@@ -159,8 +170,7 @@ void rt_relay_remote(void)
     for (struct rt_waiter *w = p->waiters; w; w = w->w_next) {
         if (w->remote) {
             w->remote = false;
-            uint64_t one = 1;
-            syscall(SYS_write, w->efd, &one, sizeof(one));
+            efd_write(w);
         }
     }
     rt_ep_relay(p);
@@ -410,11 +420,17 @@ static void unwatch_all(struct rt_waiter *w)
     w->nwatch = 0;
 }
 
-static void drain(struct rt_waiter *w)
+/* Clears the pending wake-up; reads the eventfd if it was written for it,
+ * or if `force` (it polled readable: a signal handler's write,
+ * runtime_signal, sets no flag). */
+static void drain(struct rt_waiter *w, bool force)
 {
-    uint64_t v;
-    while (syscall(SYS_read, w->efd, &v, sizeof(v)) < 0 && errno == EINTR)
-        ;
+    if (w->written || force) {
+        uint64_t v;
+        while (syscall(SYS_read, w->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+            ;
+    }
+    w->written = false;
     w->signalled = false;
 }
 
@@ -432,6 +448,10 @@ static void drain(struct rt_waiter *w)
  * left (a request/response thread comes straight back), then polls it. */
 
 #define LEAD_BATCHES 4
+/* A held ACK survives the waits that return at once for this long (then
+ * the next wait sends it; a sleep, or the receive thread, at once): well
+ * inside a peer's tail-loss probe (2 RTT + 2 jiffies) and its RTO. */
+#define RT_ACK_GRACE_NS (1000u * 1000u)
 
 /* Under lock. The quick ACKs that an application thread's input held for
  * its replies (tcpsm_stack_input_hold) leave when a thread comes back to
@@ -441,6 +461,14 @@ void rt_release_acks(void)
 {
     if (rt.started && !rt.down && rt.sh->st)
         tcpsm_stack_release_acks(rt.sh->st, rt_now());
+}
+
+void rt_release_acks_aged(void)
+{
+    if (rt.started && !rt.down && rt.sh->st) {
+        uint64_t now = rt_now();
+        tcpsm_stack_release_acks_before(rt.sh->st, now, now - RT_ACK_GRACE_NS);
+    }
 }
 
 /* app: called by an application thread inside a socket call, which runs
@@ -468,6 +496,8 @@ unsigned rt_link_service_from(bool app)
     }
     netdev_packet_recv_done(&rt.np);    /* the frames' ring slots back to the kernel */
     uint64_t now = rt_now();
+    if (app)
+        atomic_store_explicit(&rt.app_rx_last, now, memory_order_relaxed);
     if (tcpsm_stack_next_deadline(rt.sh->st) <= now)
         tcpsm_stack_timers(rt.sh->st, now);
     return total;
@@ -570,7 +600,7 @@ static void spin(struct rt_waiter *w, uint64_t spin_ns, uint64_t deadline)
 int rt_wait(struct rt_waiter *w, uint64_t deadline)
 {
     if (w->signalled) {
-        drain(w);
+        drain(w, false);
         return 0;
     }
     if (rt_proc_ready() < 0)
@@ -597,8 +627,9 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
     int e = errno;
     rt_lock();
     lead_end(w, r > 0 && (p[1].revents & (POLLIN | POLLERR)));
-    if (w->signalled || (r > 0 && (p[0].revents & POLLIN)))
-        drain(w);
+    bool efd_ready = r > 0 && (p[0].revents & POLLIN);
+    if (w->signalled || efd_ready)
+        drain(w, efd_ready);
     if (r < 0)
         return e == EINTR ? -EINTR : -e;
     if (r == 0)
@@ -649,8 +680,12 @@ int tcpsm_poller_begin(void)
     /* A repeated begin follows a wake-up: always drain then (a signal
      * handler's write, runtime_signal, does not set `signalled`). */
     if (w->signalled || w->polling)
-        drain(w);
-    rt_release_acks();
+        drain(w, w->polling);
+    /* Only what an earlier pass held: this wait may return at once with
+     * the events that pass left (a read, then the read that finds the end
+     * of the stream), and the segment the application sends next (its
+     * FIN) carries the rest. All of them go before a sleep. */
+    rt_release_acks_aged();
     if (!w->polling) {
         rt_t_in_wait++;
         /* An event loop under load finds work ready at every wait and so
@@ -682,6 +717,10 @@ int tcpsm_sleep_begin(void)
         return -1;
     rt_lock();
     rt_release_acks();
+    /* Signalled by itself since it last drained (rt_signal): the eventfd
+     * must show it, or the sleep ahead would miss it. */
+    if (w->signalled && !w->written)
+        efd_write(w);
     int lfd = lead_begin(w);
     rt_unlock();
     return lfd;
