@@ -20,7 +20,10 @@
  * WHOEVER WAITS DRIVES. Of the threads asleep in the stack one leads: it
  * polls the link beside its eventfd and processes what comes (bounded),
  * the others follow; a leader that leaves hands the link to a follower.
- * The receive and timer threads are the backstop (runtime_thread.c).
+ * The timers too: a leader's sleep ends at the core's next deadline, and an
+ * application thread runs the due timers as it releases the lock; while
+ * one comes back within RT_DRIVE_PARK_NS the timer thread leaves them to
+ * it. The receive and timer threads are the backstop (runtime_thread.c).
  *
  * LOCKS AND SIGNALS (runtime_signal.c; the shim wraps every handler the
  * program installs, shim/signal_calls.c):
@@ -248,7 +251,9 @@ struct rt_state {
 
     pthread_t rx_thr, svc_thr;
     int rx_stop_efd, rx_ep;
-    uint64_t svc_sleep_until;   /* deadline the service thread sleeps to, 0 when awake */
+    /* Deadline the service thread sleeps to, 0 when awake (written without
+     * the lock while it sleeps on, runtime_thread.c). */
+    _Atomic uint64_t svc_sleep_until;
     bool svc_stop;
 
     /* Leader/follower receive (runtime_wait.c), within this process: the
@@ -258,6 +263,13 @@ struct rt_state {
     struct rt_waiter *leader, *followers;
     _Atomic bool lead_active;
     _Atomic uint64_t lead_last;
+    /* Timers driven by the application's threads (runtime_thread.c,
+     * rt_drive_cover): when one of them last released the lock (it ran the
+     * timers due then) and will soon be back; and the time the leader
+     * asleep now wakes at the latest (its sleep ends at the core's next
+     * deadline), UINT64_MAX if unbounded. */
+    _Atomic uint64_t drive_last;
+    uint64_t lead_until;
 };
 
 extern struct rt_state rt;
@@ -271,8 +283,10 @@ void rt_lock(void);
  * be had (held by this very thread — exit() from a signal handler that
  * interrupted a stack call — or by another thread for too long). */
 bool rt_lock_for_exit(void);
-/* Unlocks; first re-arms the timer thread if the core's next deadline moved
- * earlier than the one it sleeps to. */
+/* Unlocks. An application thread first runs the timers that are due (it
+ * drives the stack's timers while it comes back often: rt_drive_cover).
+ * Then re-arms the timer thread if the core's next deadline moved earlier
+ * than the one it sleeps to and nobody else will see it in time. */
 void rt_unlock(void);
 int rt_proc_ready(void);        /* under lock: see runtime.c */
 /* Under lock: this process starts on the stack (its link, its threads) if it
@@ -340,6 +354,8 @@ void rt_ep_fork(int parent, int child); /* under lock: the child holds the paren
 extern __thread volatile unsigned rt_t_sigseq;  /* handlers that ran on this thread */
 extern __thread volatile int rt_t_hold;         /* > 0: handlers are deferred */
 extern __thread volatile int rt_t_in_wait;      /* registrations to withdraw on a signal */
+extern __thread bool rt_t_service;      /* the runtime's own threads (receive, service, ctl) */
+extern __thread bool rt_t_nodrive;      /* the next unlock is a follower's, before its sleep */
 void rt_sig_reraise(void);
 bool rt_sig_deferred(void);
 
@@ -354,6 +370,20 @@ void rt_blockers_cancel(struct rt_waiter *w);
 int rt_threads_start(void);     /* under lock; 0 or -errno */
 void rt_threads_stop(void);     /* called WITHOUT the lock held; joins */
 void rt_kick(int proc);         /* under lock: wake that process's service thread */
+/* The service thread leaves the timers to the application's threads for
+ * this long after one of them last released the lock (or after the leader
+ * asleep now wakes): a thread that comes back that often runs them itself
+ * (rt_unlock, a leader's sleep), and a timer waits at most this long when
+ * none comes back. As the receive thread's park (RX_PARK_NS); within the
+ * granularity of Linux's own TCP timers (jiffies), pacing aside, whose
+ * lateness tcp_pace_sent earns back. */
+#define RT_DRIVE_PARK_NS (2000u * 1000u)
+/* Under lock: until when the application's threads cover a timer due at d
+ * (0: they do not; the service thread must wake at d). */
+uint64_t rt_drive_cover(uint64_t now, uint64_t d);
+/* Under lock: runs the core's timers if one is due (an application thread
+ * that drives); returns the time it looked. */
+uint64_t rt_drive_timers(void);
 /* fork child (the parent holds the lock): this process has no threads yet
  * (started on first use, with the inherited link socket). */
 void rt_fork_child_reset(int parent);
