@@ -373,11 +373,11 @@ void rt_kick(int proc);         /* under lock: wake that process's service threa
 /* The service thread leaves the timers to the application's threads for
  * this long after one of them last released the lock (or after the leader
  * asleep now wakes): a thread that comes back that often runs them itself
- * (rt_unlock, a leader's sleep), and a timer waits at most this long when
- * none comes back. As the receive thread's park (RX_PARK_NS); within the
- * granularity of Linux's own TCP timers (jiffies), pacing aside, whose
- * lateness tcp_pace_sent earns back. */
-#define RT_DRIVE_PARK_NS (2000u * 1000u)
+ * (rt_unlock, a leader's sleep), and a timer waits at most this long more
+ * when none comes back (a descheduled thread on a loaded machine). 1 ms:
+ * the lateness tcp_pace_sent earns back (max(SRTT, 1 ms)), and within the
+ * granularity of Linux's own TCP timers (jiffies) but pacing's. */
+#define RT_DRIVE_PARK_NS (1000u * 1000u)
 /* Under lock: until when the application's threads cover a timer due at d
  * (0: they do not; the service thread must wake at d). */
 uint64_t rt_drive_cover(uint64_t now, uint64_t d);
