@@ -207,46 +207,87 @@ static int do_fcntl(int fd, int cmd, unsigned long arg)
         struct shim_sock *s = shim_lookup(fd);
         if (!s)
             return REAL(fcntl)(fd, cmd, arg);
-        if ((arg & O_ASYNC) && shim_state(s) == SHIM_STACK) {
-            tcpsm_log(TCPSM_LOG_DEBUG, "fcntl(%d, F_SETFL, O_ASYNC): SIGIO is not supported on stack sockets", fd);
-            shim_sock_put(s);
-            errno = EINVAL;
-            return -1;
-        }
-        int r = REAL(fcntl)(fd, cmd, arg);
-        if (r == 0)
+        /* O_ASYNC of a stack socket is the stack socket's (SIGIO from the
+         * runtime); a placeholder shared by accepted sockets must not
+         * carry it to the others */
+        bool stack = shim_state(s) == SHIM_STACK;
+        unsigned long karg = stack && atomic_load(&s->shared_ph) ? arg & ~(unsigned long)O_ASYNC : arg;
+        int r = REAL(fcntl)(fd, cmd, karg);
+        if (r == 0) {
             atomic_store(&s->nonblock, (arg & O_NONBLOCK) != 0);
+            if (stack)
+                tcpsm_set_async(s->sk, (arg & O_ASYNC) != 0, -1, fd);
+        }
         shim_sock_put(s);
         return r;
     }
     case F_SETOWN:
-    case F_SETOWN_EX: {
-        /* the placeholder keeps the owner for F_GETOWN; the stack socket
-         * needs it too, to send SIGURG (Linux sk_send_sigurg) */
+    case F_SETOWN_EX:
+    case F_SETSIG: {
+        /* The placeholder checks the argument (ESRCH, EINVAL, EFAULT) and
+         * keeps it until the socket is the stack's (shim_make_stack); the
+         * stack socket needs it to signal (Linux send_sigio/send_sigurg) */
         int r = REAL(fcntl)(fd, cmd, arg);
         struct shim_sock *s = r == 0 ? shim_stack_lookup(fd) : NULL;
         if (s) {
-            int type = F_OWNER_PID, id = (int)arg;
-            if (cmd == F_SETOWN_EX) {
-                const struct f_owner_ex *o = (const struct f_owner_ex *)arg;
-                type = o->type;
-                id = o->pid;
-            } else if (id < 0) {
-                type = F_OWNER_PGRP;
-                id = -id;
+            if (cmd == F_SETSIG) {
+                tcpsm_set_async(s->sk, -1, (int)arg, fd);
+            } else {
+                int type = F_OWNER_PID, id = (int)arg;
+                if (cmd == F_SETOWN_EX) {
+                    const struct f_owner_ex *o = (const struct f_owner_ex *)arg;
+                    type = o->type;
+                    id = o->pid;
+                } else if (id < 0) {
+                    type = F_OWNER_PGRP;
+                    id = -id;
+                }
+                tcpsm_set_owner(s->sk, type, id);
             }
-            tcpsm_set_owner(s->sk, type, id);
             shim_sock_put(s);
         }
         return r;
     }
+    case F_GETOWN:
+    case F_GETOWN_EX:
+    case F_GETSIG: {
+        /* from the stack socket: an accepted one's placeholder is shared */
+        struct shim_sock *s = shim_stack_lookup(fd);
+        if (!s)
+            return REAL(fcntl)(fd, cmd, arg);
+        int type = 0, id = 0, on = 0, sig = 0, r = 0;
+        if (cmd == F_GETSIG) {
+            r = tcpsm_get_async(s->sk, &on, &sig);
+        } else {
+            r = tcpsm_get_owner(s->sk, &type, &id);
+            if (r == 0 && cmd == F_GETOWN_EX) {
+                struct f_owner_ex *o = (struct f_owner_ex *)arg;
+                if (!o)
+                    r = -EFAULT;
+                else
+                    *o = (struct f_owner_ex){ .type = type, .pid = id };
+            }
+        }
+        shim_sock_put(s);
+        if (r < 0)
+            return (int)shim_ret(r);
+        if (cmd == F_GETSIG)
+            return sig;
+        if (cmd == F_GETOWN)
+            return type == F_OWNER_PGRP ? -id : id;
+        return 0;
+    }
     case F_GETFL: {
         /* An accepted socket's placeholder shares its file description
-         * with the others (socket_calls.c): O_NONBLOCK is the object's. */
+         * with the others (socket_calls.c): O_NONBLOCK and O_ASYNC are
+         * the object's. */
         int r = REAL(fcntl)(fd, cmd, arg);
         struct shim_sock *s = r >= 0 ? shim_stack_lookup(fd) : NULL;
         if (s) {
-            r = (r & ~O_NONBLOCK) | (atomic_load(&s->nonblock) ? O_NONBLOCK : 0);
+            int on = 0, sig = 0;
+            tcpsm_get_async(s->sk, &on, &sig);
+            r = (r & ~(O_NONBLOCK | O_ASYNC)) | (atomic_load(&s->nonblock) ? O_NONBLOCK : 0) |
+                (on ? O_ASYNC : 0);
             shim_sock_put(s);
         }
         return r;

@@ -6,6 +6,7 @@
  * concurrent close. */
 #include "shim.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -340,6 +341,14 @@ int shim_make_stack(struct shim_sock *s, int fd)
             tcpsm_log(TCPSM_LOG_DEBUG, "option %d=%d not taken by the stack: errno %d", o,
                       s->opt_val[o], -e);
     }
+    /* F_SETOWN, F_SETSIG and O_ASYNC set before it was the stack's went to
+     * the placeholder: the stack socket signals from now on. */
+    struct f_owner_ex own = { 0 };
+    if (REAL(fcntl)(fd, F_GETOWN_EX, &own) == 0 && own.pid)
+        tcpsm_set_owner(sk, own.type, own.pid);
+    int fl = REAL(fcntl)(fd, F_GETFL), sig = REAL(fcntl)(fd, F_GETSIG);
+    if ((fl > 0 && (fl & O_ASYNC)) || sig > 0)
+        tcpsm_set_async(sk, fl > 0 && (fl & O_ASYNC), sig > 0 ? sig : 0, fd);
     s->sk = sk;
     atomic_store_explicit(&s->state, SHIM_STACK, memory_order_release);
     shim_epoll_attach(s);

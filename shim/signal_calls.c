@@ -95,7 +95,7 @@ static void wrapper(int sig, siginfo_t *info, void *uc)
         return;
     }
     int e = errno;
-    bool defer = tcpsm_signal_arrived(sig);
+    bool defer = tcpsm_signal_arrived(sig, info);
     errno = e;
     if (defer)
         return;

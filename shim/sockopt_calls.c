@@ -229,8 +229,7 @@ static void fill_tcp_info(struct shim_sock *s, struct shim_tcp_info *full)
     ti->tcpi_max_pacing_rate = ~0ull;
     ti->tcpi_delivery_rate = in.delivery_rate;
     ti->tcpi_delivery_rate_app_limited = in.delivery_rate_app_limited;
-    ti->tcpi_delivered = (__u32)((in.delivered + (in.snd_mss ? in.snd_mss : 1) - 1) /
-                                 (in.snd_mss ? in.snd_mss : 1));    /* Linux counts segments */
+    ti->tcpi_delivered = in.delivered_segs;
     ti->tcpi_bytes_acked = in.bytes_acked;
     ti->tcpi_bytes_received = in.bytes_received;
     ti->tcpi_segs_out = in.segs_out;
@@ -242,6 +241,8 @@ static void fill_tcp_info(struct shim_sock *s, struct shim_tcp_info *full)
     ti->tcpi_bytes_sent = in.bytes_sent;
     ti->tcpi_bytes_retrans = in.bytes_retrans;
     ti->tcpi_rcv_ooopack = in.rcv_ooopack;
+    ti->tcpi_dsack_dups = in.dsack_dups;
+    ti->tcpi_reord_seen = in.reord_seen;
     ti->tcpi_snd_wnd = in.snd_wnd;
     full->tcpi_rcv_wnd = in.rcv_wnd;
     full->tcpi_total_rto = in.total_rto;

@@ -83,6 +83,12 @@ size_t ipv4_frag_mem(const struct tcpsm_stack *st)
     return st->reasm ? st->reasm->mem : 0;
 }
 
+const void *ipv4_frag_scratch(const struct tcpsm_stack *st, size_t *len)
+{
+    *len = st->reasm ? sizeof(st->reasm->out) : 0;
+    return st->reasm ? st->reasm->out : NULL;
+}
+
 static struct frag_queue *oldest(struct ipv4_reasm *r)
 {
     struct frag_queue *o = NULL;

@@ -16,5 +16,8 @@ const uint8_t *ipv4_frag_input(struct tcpsm_stack *st, const uint8_t *p, size_t 
                                uint64_t now, size_t *out_len);
 /* Bytes held for datagrams in progress. */
 size_t ipv4_frag_mem(const struct tcpsm_stack *st);
+/* The delivery buffer (scratch, written before it is read) and its size:
+ * a snapshot of the stack need not keep it (tests/fuzz/fuzz_tcp.c). */
+const void *ipv4_frag_scratch(const struct tcpsm_stack *st, size_t *len);
 
 #endif

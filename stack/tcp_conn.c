@@ -627,8 +627,18 @@ void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const stru
 void tcp_wake(struct tcpsm_sock *sk)
 {
     const struct stack_host *cfg = stack_host(sk->st);
-    if (sk->user_ref && cfg->sock_event)
-        cfg->sock_event(cfg->cb_ctx, sk, tcpsm_sock_poll(sk));
+    if (!sk->user_ref)
+        return;
+    unsigned m = tcpsm_sock_poll(sk);
+    /* room again after a send or a poll found none (Linux
+     * sk_stream_write_space: SOCK_WAKE_SPACE, not after SHUT_WR) */
+    if (sk->async_nospace && (m & TCPSM_POLLOUT)) {
+        sk->async_nospace = false;
+        if (!(sk->shutdown & SEND_SHUTDOWN))
+            sk->async_ev |= TCPSM_ASYNC_OUT;
+    }
+    if (cfg->sock_event)
+        cfg->sock_event(cfg->cb_ctx, sk, m);
 }
 
 /* Work a segment caused that can wait for the end of the input batch: the
@@ -772,6 +782,7 @@ unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now)
 
 void tcp_wake_listener(struct tcpsm_sock *l)
 {
+    l->async_ev |= TCPSM_ASYNC_IN;      /* sock_def_readable on the listener */
     tcp_wake(l);
 }
 
@@ -796,8 +807,10 @@ void tcp_maybe_free(struct tcpsm_sock *sk)
  * (Linux tcp_done). The application's socket stays until close(). */
 void tcp_done(struct tcpsm_sock *sk, int err, const char *why, const struct tcp_seg *in)
 {
-    if (err)
+    if (err) {
         sk->err = err;
+        sk->async_ev |= TCPSM_ASYNC_ERR;        /* Linux sk_error_report */
+    }
     sk->shutdown = RCV_SHUTDOWN | SEND_SHUTDOWN;
     sk->done = true;
     bool rst_out = sk->tx_rst;

@@ -53,9 +53,21 @@ static void set_mss(struct tcpsm_sock *sk, const struct tcp_opts *o)
     sk->mss = (uint16_t)m;
 }
 
+/* The segments a received one stands for: a GRO frame counts those it
+ * merged (Linux segs_in: gso_segs), here by our MSS, which each of them
+ * respected. */
+static uint32_t tcp_seg_count(const struct tcpsm_sock *sk, const struct tcp_seg *seg)
+{
+    uint32_t mss = sk->rcv_mss;
+    return mss && seg->len > mss ? (seg->len + mss - 1) / mss : 1;
+}
+
 static void established(struct tcpsm_sock *sk, uint64_t now)
 {
     sk->syn_acked = true;
+    /* our SYN (or SYN+ACK) was delivered: Linux counts it in tp->delivered
+     * (tcp_ack for a SYN, tcp_rcv_state_process for a SYN+ACK) */
+    sk->delivered_segs = 1;
     /* RFC 6298 5.7: a SYN (or SYN+ACK) timed out and no RTT was measured:
      * start the data phase with an RTO of 3 s */
     if (sk->retries && !sk->srtt_us && !sk->rttvar_us && sk->rto_us < 3000000u)
@@ -374,6 +386,7 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
         if (fin)
             tcp_set_state(sk, TCPSM_CLOSE_WAIT, "rcv FIN", seg, false);
+        sk->async_ev |= TCPSM_ASYNC_OUT;        /* connected (tcp_rcv_synsent_state_process) */
         tcp_wake(sk);
         tcp_output(sk, now);
         return;
@@ -583,6 +596,22 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
     return false;
 }
 
+/* A D-SACK's segments (Linux tcp_dsack_seen): a duplicate the peer got
+ * was delivered too (tp->delivered); one wider than any window we were
+ * offered, or more duplicates than we ever retransmitted, is dubious and
+ * not counted. */
+static void dsack_count(struct tcpsm_sock *sk, uint32_t l, uint32_t r)
+{
+    if (!seq_lt(l, r) || r - l > sk->max_snd_wnd)
+        return;
+    uint32_t mss = tcp_send_mss(sk);
+    uint32_t n = mss && r - l > mss ? (r - l + mss - 1) / mss : 1;
+    sk->dsack_dups += n;
+    if (sk->dsack_dups > sk->total_retrans)
+        return;
+    sk->delivered_segs += n;
+}
+
 /* RACK connections: the segment's SACK blocks on the retransmit queue
  * (RFC 2018, RFC 2883 D-SACK). Returns the bytes newly SACKed. */
 static uint32_t rack_sack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
@@ -595,6 +624,7 @@ static uint32_t rack_sack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint
                   (o->nsack > 1 && seq_ge(o->sack_l[0], o->sack_l[1]) &&
                    seq_le(o->sack_r[0], o->sack_r[1])));
     if (dsack) {
+        dsack_count(sk, o->sack_l[0], o->sack_r[0]);
         tcp_rack_dsack(sk);
         tcp_cong_dsack(sk, o->sack_l[0], o->sack_r[0]);
     }
@@ -614,6 +644,39 @@ static uint32_t rack_sack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint
 /* What one ACK did (Linux tcp_ack's FLAG_*), for the steps that react. */
 #define TCP_ACK_ADVANCED 1              /* SND.UNA moved: new data acknowledged */
 #define TCP_ACK_DUP      2              /* a duplicate ACK (RFC 5681 2) */
+
+/* Without SACK, Linux counts each duplicate ACK as a delivered segment
+ * (tcp_add_reno_sack: at most all but one of those in flight) and an ACK
+ * that moves SND.UNA as what it covers less those (tcp_remove_reno_sacks:
+ * "one ACK acked hole, the rest eat duplicate ACKs"), at least one. */
+static void reno_delivered(struct tcpsm_sock *sk, uint8_t flags, uint32_t acked)
+{
+    uint32_t mss = tcp_send_mss(sk);
+    if (!mss)
+        return;
+    if (flags & TCP_ACK_ADVANCED) {
+        uint32_t data = acked, from = sk->snd_una - acked;
+        bool fin = sk->fin_sent && seq_lt(sk->fin_seq, sk->snd_una) && seq_ge(sk->fin_seq, from);
+        if (seq_ge(sk->iss, from) && seq_lt(sk->iss, sk->snd_una))
+            data--;                     /* our SYN: counted when the handshake ended */
+        if (fin)
+            data--;                     /* the FIN rides on the last segment */
+        if (!data && !fin)
+            return;
+        uint32_t k = data ? (data + mss - 1) / mss : 1;
+        sk->delivered_segs += k > sk->reno_sacked + 1 ? k - sk->reno_sacked : 1;
+        sk->reno_sacked = k - 1 >= sk->reno_sacked ? 0 : sk->reno_sacked - (k - 1);
+        if (sk->snd_una == sk->snd_max)
+            sk->reno_sacked = 0;
+    } else if (flags & TCP_ACK_DUP) {
+        /* in flight as MSS-sized segments (no per-segment records here) */
+        uint32_t out = (sk->snd_max - sk->snd_una + mss - 1) / mss;
+        if (sk->reno_sacked + 1 < out) {
+            sk->reno_sacked++;
+            sk->delivered_segs++;
+        }
+    }
+}
 struct tcp_ack_res {
     uint8_t flags;
     uint32_t acked;                     /* SND.UNA's advance */
@@ -718,6 +781,12 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
 {
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     bool rtx = false;
+    if (!rack)
+        reno_delivered(sk, res.flags, res.acked);
+    if (sk->rack.reord_ack) {
+        sk->rack.reord_ack = false;
+        sk->reord_seen++;               /* Linux tcp_check_sack_reordering */
+    }
     if (res.flags & TCP_ACK_ADVANCED) {
         if (sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr)
             tcp_cong_undo_check(sk, seg->opt.tsecr);
@@ -907,6 +976,7 @@ static bool syn_received_syn(struct tcpsm_sock *sk, const struct tcp_seg *seg, u
         tcp_rto_stop(sk);
         established(sk, now);
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
+        sk->async_ev |= TCPSM_ASYNC_OUT;
         tcp_wake(sk);
         tcp_output(sk, now);
         return true;
@@ -978,6 +1048,10 @@ static bool syn_received_ack(struct tcpsm_sock *sk, const struct tcp_seg *seg, u
         sk->in_acceptq = true;
         tcp_wake_listener(l);
     } else {
+        /* a simultaneous open completed (tcp_rcv_state_process: POLL_OUT
+         * to a socket that has a file) */
+        if (!sk->passive)
+            sk->async_ev |= TCPSM_ASYNC_OUT;
         tcp_wake(sk);
     }
     return true;
@@ -1110,8 +1184,13 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
     sk->last_rcv = now;
     sk->ka_probes = 0;
     if (seg->len) {
-        sk->data_segs_in++;
+        sk->data_segs_in += tcp_seg_count(sk, seg);
         sk->last_data_recv = now;
+        /* Linux tcp_measure_rcv_mss: the largest segment seen, at most ours */
+        uint32_t adv = sk->rcv_mss - (sk->ts_ok ? 12u : 0u);
+        uint32_t est = sk->rcv_mss_seen ? sk->rcv_mss_seen : (adv < 536 ? adv : 536);
+        if (seg->len >= est)
+            sk->rcv_mss_seen = (uint16_t)(seg->len < adv ? seg->len : adv);
     }
     ack_react(sk, seg, ack_step(sk, seg, now), now);
     if (!ack_transitions(sk, seg, now))
@@ -1137,9 +1216,12 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
                 tcp_done(sk, ECONNRESET, "data after close", seg);
                 return;
             }
+            uint32_t nxt0 = sk->rcv_nxt;
             fin = queue_data(sk, seg, fin, now);
             if (seg->len)
                 tcp_batch_defer(sk, TCP_BATCH_WAKE);
+            if (sk->rcv_nxt != nxt0)
+                sk->async_ev |= TCPSM_ASYNC_IN;  /* in-order data (tcp_data_ready) */
             if (sk->urg_data == TCP_URG_NOTYET)
                 tcp_urg_capture(sk);
             break;
@@ -1180,6 +1262,11 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
         default:
             break;
         }
+        /* Linux tcp_fin: POLL_HUP once both directions are shut, else
+         * POLL_IN; then tcp_data_ready for the FIN: POLL_IN */
+        sk->async_ev |= TCPSM_ASYNC_IN;
+        if (sk->shutdown == (RCV_SHUTDOWN | SEND_SHUTDOWN) || sk->state == TCPSM_CLOSED)
+            sk->async_ev |= TCPSM_ASYNC_HUP;
         tcp_wake(sk);
     }
 
@@ -1264,7 +1351,7 @@ void tcp_input(struct tcpsm_stack *st, const struct tcpsm_addr *src, const struc
         }
         return;
     }
-    sk->segs_in++;
+    sk->segs_in += tcp_seg_count(sk, &seg);
     if (sk->state == TCPSM_SYN_SENT) {
         syn_sent_input(sk, &seg, now);
         return;

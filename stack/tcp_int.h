@@ -205,6 +205,7 @@ struct tcp_rack {
     uint32_t fack;                      /* RACK.fack: highest end delivered */
     bool valid;                         /* xmit/end_seq set */
     bool reord;                         /* RACK.reordering_seen */
+    bool reord_ack;                     /* this ACK revealed reordering (reord_seen) */
     bool dsack_round_on;
     uint8_t reo_mult, reo_persist;      /* RACK.reo_wnd_mult, RACK.reo_wnd_persist */
     uint32_t dsack_round;
@@ -356,8 +357,10 @@ struct tcpsm_sock {
     uint32_t urg_seq;                   /* the received urgent byte's sequence number */
     uint16_t urg_data;                  /* TCP_URG_* | the byte */
     bool urginline;                     /* SO_OOBINLINE */
-    bool urg_signal;                    /* a new urgent pointer: SIGURG to the owner is due
-                                           (tcpsm_sock_take_urg_signal) */
+    uint8_t async_ev;                   /* TCPSM_ASYNC_*: what the owner is due to hear
+                                           (tcpsm_sock_take_async) */
+    bool async_nospace;                 /* a send or a poll found no room: POLL_OUT is due
+                                           when there is (Linux SOCKWQ_ASYNC_NOSPACE) */
     bool urg_mode;                      /* sending: snd_up is ahead of snd_una */
     uint32_t snd_up;                    /* sequence just past our urgent byte */
     bool snd_mem_wait;                  /* a send was refused at the memory cap: not writable
@@ -415,6 +418,16 @@ struct tcpsm_sock {
 
     /* statistics (TCP_INFO) */
     uint32_t total_retrans, segs_in, segs_out, data_segs_in, data_segs_out, rcv_ooopack;
+    /* Linux tp->delivered: segments ACKed or SACKed (each counted once, a
+     * super-segment's record by its MSS segments), the SYN, D-SACKed
+     * duplicates, and without SACK duplicate ACKs as Linux's Reno sacks */
+    uint32_t delivered_segs;
+    uint32_t reno_sacked;               /* without SACK: duplicate ACKs counted (tp->sacked_out) */
+    uint32_t dsack_dups;                /* segments the peer reported twice (tp->dsack_dups) */
+    uint32_t reord_seen;                /* ACKs that revealed reordering (tp->reord_seen) */
+    uint16_t rcv_mss_seen;              /* the peer's segment size, as Linux estimates it
+                                           (icsk_ack.rcv_mss: 536 at most until a larger
+                                           segment comes; 0 = none yet) */
     uint64_t bytes_acked, bytes_received, bytes_sent, bytes_retrans;
     uint64_t last_data_sent, last_data_recv, last_ack_recv;
     uint32_t min_rtt_us;
@@ -651,6 +664,7 @@ void tcp_rack_dupthresh(struct tcpsm_sock *sk);
 void tcp_rate_sent(struct tcpsm_sock *sk, struct tcp_rtx *x, uint64_t now);
 void tcp_rate_ack_begin(struct tcpsm_sock *sk);
 void tcp_rate_delivered(struct tcpsm_sock *sk, struct tcp_rtx *x, uint64_t now);
+uint32_t tcp_rtx_segs(const struct tcpsm_sock *sk, const struct tcp_rtx *x);
 void tcp_rate_gen(struct tcpsm_sock *sk, uint64_t now);
 void tcp_rate_check_app_limited(struct tcpsm_sock *sk);
 

@@ -233,7 +233,9 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
         st->cnt.tcp_gso_segs += (len + mss - 1) / mss;
     }
     finish(st, &sk->laddr, &sk->raddr, p, hl + len, sk->tos, sk->ttl, gso ? mss : 0);
-    sk->segs_out++;
+    /* Linux counts a super-segment by its segments (tcp_skb_pcount) */
+    uint32_t pcount = gso ? (len + mss - 1) / mss : 1;
+    sk->segs_out += pcount;
     if ((len || (flags & TCPSM_FIN)) && sk->syn_acked && tcp_rack_on(sk) &&
         !(flags & (TCPSM_SYN | TCPSM_RST)) && !seq_lt(seq, sk->snd_una)) {
         /* the retransmit queue learns every data segment and FIN sent
@@ -245,7 +247,7 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
     }
     if (len) {
         tcp_pace_sent(sk, len, now);
-        sk->data_segs_out++;
+        sk->data_segs_out += pcount;
         sk->bytes_sent += len;
         sk->last_data_sent = now;
         if (seq_lt(seq, sk->snd_max)) {

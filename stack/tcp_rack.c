@@ -24,7 +24,7 @@ void tcp_rack_delivered(struct tcpsm_sock *sk, const struct tcp_rtx *x, uint64_t
     if (!r->valid || seq_gt(x->end, r->fack))
         r->fack = x->end;
     else if (seq_lt(x->end, r->fack) && !(x->fl & TCP_RTX_EVER))
-        r->reord = true;
+        r->reord = r->reord_ack = true;
     uint64_t rtt = now > x->xmit ? (now - x->xmit) / 1000u : 0;
     /* step 2: an ACK of a retransmission quicker than the minimum RTT
      * was for the original (Linux tcp_rack_advance) */

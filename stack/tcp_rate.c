@@ -29,6 +29,16 @@ void tcp_rate_ack_begin(struct tcpsm_sock *sk)
     sk->rs.prior_in_flight = tcp_rtxq_pipe(sk);
 }
 
+/* The segments a record stands for (Linux tcp_skb_pcount): its data in
+ * MSS-sized pieces, at least one (a FIN alone). */
+uint32_t tcp_rtx_segs(const struct tcpsm_sock *sk, const struct tcp_rtx *x)
+{
+    uint32_t len = x->end - x->seq - ((x->fl & TCP_RTX_FIN) ? 1u : 0u);
+    uint32_t mss = tcp_send_mss(sk);
+    uint32_t n = mss ? (len + mss - 1) / mss : 1;
+    return n ? n : 1;
+}
+
 /* x is newly ACKed or SACKed: the sample follows the most recently sent
  * of the segments this ACK delivered (draft 3.3 "UpdateRateSample"). */
 void tcp_rate_delivered(struct tcpsm_sock *sk, struct tcp_rtx *x, uint64_t now)
@@ -37,6 +47,7 @@ void tcp_rate_delivered(struct tcpsm_sock *sk, struct tcp_rtx *x, uint64_t now)
     struct tcp_rs *rs = &sk->rs;
     r->delivered += x->end - x->seq;
     rs->acked_sacked += x->end - x->seq;
+    sk->delivered_segs += tcp_rtx_segs(sk, x);
     if (!x->delivered_at)
         return;
     if (!rs->prior_at || tcp_sent_after(x->xmit, x->end, rs->last_xmit, rs->last_end)) {

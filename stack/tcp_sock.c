@@ -283,8 +283,10 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     if (len == 0)
         return 0;
     uint32_t room = sk->sndbuf > sk->sndq.len ? sk->sndbuf - sk->sndq.len : 0;
-    if (room == 0)
+    if (room == 0) {
+        sk->async_nospace = true;       /* POLL_OUT when room comes (sk_stream_wait_memory) */
         return -EAGAIN;
+    }
     uint32_t want = len < room ? (uint32_t)len : room;
     /* The send queue is bounded by SO_SNDBUF and by the stack's memory cap
      * (Linux sk_wmem_schedule under tcp_mem[2]): at the cap the queue grows
@@ -305,6 +307,7 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
             sk->snd_mem_wait = true;
             TS(sk)->snd_mem_waiters++;
         }
+        sk->async_nospace = true;
         return -EAGAIN;
     }
     sk->snd_mem_wait = false;
@@ -623,6 +626,21 @@ unsigned tcpsm_sock_poll(const struct tcpsm_sock *sk)
     return m;
 }
 
+unsigned tcpsm_sock_poll_app(struct tcpsm_sock *sk)
+{
+    unsigned m = tcpsm_sock_poll(sk);
+    if (!(m & TCPSM_POLLOUT) && sk->state != TCPSM_LISTEN && !(sk->shutdown & SEND_SHUTDOWN))
+        sk->async_nospace = true;       /* Linux tcp_poll: "send SIGIO later" */
+    return m;
+}
+
+unsigned tcpsm_sock_take_async(struct tcpsm_sock *sk)
+{
+    unsigned v = sk->async_ev;
+    sk->async_ev = 0;
+    return v;
+}
+
 int tcpsm_sock_error(struct tcpsm_sock *sk)
 {
     int e = sk->err;
@@ -911,10 +929,18 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->delivery_rate = sk->rate.rate;
     i->delivery_rate_app_limited = sk->rate.rate_app_limited;
     i->delivered = sk->rate.delivered;
+    i->delivered_segs = sk->delivered_segs;
+    i->dsack_dups = sk->dsack_dups;
+    i->reord_seen = sk->reord_seen;
     i->rcv_rtt_us = sk->rcv_rtt_us;
     i->snd_mss = mss;
-    i->rcv_mss = sk->rcv_mss;
-    i->advmss = sk->rcv_mss;
+    /* the peer's segment size as Linux estimates it (icsk_ack.rcv_mss:
+     * tcp_initialize_rcv_mss's 536 at most, then the largest seen) */
+    /* tp->advmss: what we advertised less the timestamp option's room,
+     * as Linux takes it off once timestamps are agreed */
+    uint32_t adv = sk->rcv_mss - (sk->ts_ok && tcp_synchronized(sk->state) ? 12u : 0u);
+    i->rcv_mss = sk->rcv_mss_seen ? sk->rcv_mss_seen : (adv < 536 ? adv : 536);
+    i->advmss = adv;
     bool v4 = addr_is_v4(&sk->raddr) || (!sk->ipv6 && addr_is_any(&sk->raddr));
     i->pmtu = tcp_mtu_l4(sk) + (v4 ? 20u : 40u);
     if (sk->pmtu && sk->pmtu < i->pmtu)
@@ -927,6 +953,8 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->rcv_space = sk->rcvbuf;
     i->rcv_ssthresh = tcp_rcv_space(sk);
     i->unacked = mss ? (sk->snd_max - sk->snd_una + mss - 1) / mss : 0;
+    if (tcp_rack_on(sk) && sk->rtxq.n)
+        i->unacked = sk->rtxq.n;        /* segments in flight (tp->packets_out) */
     if (tcp_rack_on(sk)) {              /* the retransmit queue's counts */
         i->sacked = mss ? (sk->rtxq.sacked + mss - 1) / mss : 0;
         i->lost = mss ? (sk->rtxq.lost + mss - 1) / mss : 0;

@@ -42,15 +42,8 @@ void tcp_urg_input(struct tcpsm_sock *sk, const struct tcp_seg *seg)
     sk->urg_seq = ptr;
     /* tell the world (Linux sk_send_sigurg): the runtime signals the
      * socket's owner (F_SETOWN) at the wake-up */
-    sk->urg_signal = true;
+    sk->async_ev |= TCPSM_ASYNC_URG;
     tcp_batch_defer(sk, TCP_BATCH_WAKE);
-}
-
-bool tcpsm_sock_take_urg_signal(struct tcpsm_sock *sk)
-{
-    bool v = sk->urg_signal;
-    sk->urg_signal = false;
-    return v;
 }
 
 /* After data went in order: the urgent byte, if it has arrived, is kept

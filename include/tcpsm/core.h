@@ -371,9 +371,29 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
 ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags, uint64_t now);
 /* SIOCATMARK: 1 when the next byte read is the urgent mark. */
 int tcpsm_sock_atmark(const struct tcpsm_sock *sk);
-/* A new urgent pointer arrived since the last call (Linux sk_send_sigurg:
- * SIGURG is due to the socket's owner); clears it. */
-bool tcpsm_sock_take_urg_signal(struct tcpsm_sock *sk);
+/* What the socket's owner is to be told of (Linux sk_wake_async and
+ * sk_send_sigurg): the events since the last call, cleared by it. The
+ * runtime turns them into SIGURG, and into SIGIO (or F_SETSIG's signal)
+ * for sockets with O_ASYNC.
+ *   URG  a new urgent pointer (SIGURG; POLL_PRI to an F_SETSIG signal)
+ *   IN   in-order data queued, a connection ready to accept, the peer's FIN
+ *        (POLL_IN; Linux sock_def_readable, tcp_fin); skipped by Linux
+ *        while a reader waits in recv (SOCK_WAKE_WAITD)
+ *   HUP  the peer's FIN when both directions are now shut (POLL_HUP)
+ *   OUT  an active open completed, or room to write again after a send
+ *        or an application's poll found none (POLL_OUT; tcp_rcv_synsent_
+ *        state_process, sk_stream_write_space with SOCKWQ_ASYNC_NOSPACE)
+ *   ERR  the connection failed: reset, timeout, hard ICMP (POLL_ERR;
+ *        sk_error_report) */
+#define TCPSM_ASYNC_URG 0x01
+#define TCPSM_ASYNC_IN  0x02
+#define TCPSM_ASYNC_HUP 0x04
+#define TCPSM_ASYNC_OUT 0x08
+#define TCPSM_ASYNC_ERR 0x10
+unsigned tcpsm_sock_take_async(struct tcpsm_sock *sk);
+/* An application's poll: as tcpsm_sock_poll, and a socket found not
+ * writable owes POLL_OUT once it is (Linux tcp_poll sets NOSPACE). */
+unsigned tcpsm_sock_poll_app(struct tcpsm_sock *sk);
 /* how: 0 SHUT_RD, 1 SHUT_WR, 2 SHUT_RDWR. -ENOTCONN if not connected. */
 int tcpsm_sock_shutdown(struct tcpsm_sock *sk, int how, uint64_t now);
 /* Drops the application's reference. Graceful FIN close; RST instead when
@@ -477,6 +497,9 @@ struct tcpsm_tcp_info {
      * bytes delivered (ACKed or SACKed) */
     uint64_t pacing_rate, delivery_rate, delivered;
     bool delivery_rate_app_limited;
+    /* Linux tcpi_delivered, tcpi_dsack_dups, tcpi_reord_seen (segments,
+     * segments, events; see tcp_int.h) */
+    uint32_t delivered_segs, dsack_dups, reord_seen;
 };
 void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *info);
 /* The same with the time now (the last_* ages; tcpsm_sock_info uses the

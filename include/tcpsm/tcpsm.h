@@ -16,6 +16,7 @@
 #define TCPSM_TCPSM_H
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -126,9 +127,17 @@ int tcpsm_state(struct tcpsm_sock *sk);
 int tcpsm_rxavail(struct tcpsm_sock *sk);        /* FIONREAD */
 int tcpsm_atmark(struct tcpsm_sock *sk);         /* SIOCATMARK */
 /* F_SETOWN / F_SETOWN_EX: SIGURG goes to this owner when a new urgent
- * pointer arrives (type F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP; id 0 =
- * nobody). Kept with the socket, for every process that holds it. */
+ * pointer arrives, and SIGIO with O_ASYNC (type F_OWNER_TID, F_OWNER_PID,
+ * F_OWNER_PGRP; id 0 = nobody). Kept with the socket, for every process
+ * that holds it. tcpsm_get_owner: F_GETOWN_EX (F_OWNER_TID, 0 when never set). */
 int tcpsm_set_owner(struct tcpsm_sock *sk, int type, int id);
+int tcpsm_get_owner(struct tcpsm_sock *sk, int *type, int *id);
+/* O_ASYNC (on: 1/0, -1 = keep; fd = the fd it is set through, si_fd) and
+ * F_SETSIG (sig: 0 = SIGIO, -1 = keep): SIGIO (or sig, with si_band and
+ * si_fd) to the owner as Linux sock_wake_async sends it (core.h,
+ * TCPSM_ASYNC_*). */
+int tcpsm_set_async(struct tcpsm_sock *sk, int on, int sig, int fd);
+int tcpsm_get_async(struct tcpsm_sock *sk, int *on, int *sig);
 int tcpsm_txqueued(struct tcpsm_sock *sk);       /* SIOCOUTQ */
 unsigned tcpsm_poll(struct tcpsm_sock *sk);      /* POLL* bits, see core.h */
 
@@ -159,12 +168,12 @@ uint64_t tcpsm_spin_ns(void);
 /* Signals (the shim wraps the program's handlers; see runtime.h):
  * tcpsm_signal_arrived() is the first thing the wrapper calls; true means
  * "defer": do not run the program's handler now (this thread holds a stack
- * or shim lock; the signal is raised again when it is released).
+ * or shim lock; the signal is raised again, with info, when it is released).
  * tcpsm_sig_hold/_release bracket a shim lock that a handler's own stack
  * call could need. tcpsm_sigseq(): how many handlers ran on this thread; a
  * poll/epoll loop notes it when it starts and returns EINTR instead of
  * sleeping once it moved (a handler ran inside the call). */
-bool tcpsm_signal_arrived(int sig);
+bool tcpsm_signal_arrived(int sig, const siginfo_t *info);
 /* A signal whose action is the default one, to end the process (SIGTERM,
  * SIGINT, ...; the shim catches these too): tcpsm_signal_fatal_defer()
  * true means this thread holds a stack or shim lock: the signal is raised

@@ -528,6 +528,7 @@ struct blocker {
     struct rt_waiter *w;
     bool active;                /* registered: block_end has work to do */
     bool excl;                  /* an accept: waits exclusively (rt_wake_sock_event) */
+    bool reader;                /* a recv: counted in rs->readers while registered */
     unsigned seq0;              /* rt_t_sigseq at registration: a handler since gives EINTR */
     struct blocker *outer;      /* w->blocker before (a handler's call inside a call) */
 };
@@ -548,6 +549,8 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
     else
         rt_sock_wait_add(b->rs, &b->w->bq, b->w);
     b->active = true;
+    if (b->reader)
+        b->rs->readers++;
     b->seq0 = rt_t_sigseq;
     b->outer = b->w->blocker;
     b->w->blocker = b;
@@ -580,6 +583,8 @@ static void block_end(struct blocker *b)
     if (!b->active)
         return;
     b->active = false;
+    if (b->reader)
+        b->rs->readers--;
     rt_sock_wait_del(&b->w->bq);
     /* An exclusive waiter that leaves with connections still queued (it
      * took one of several, or a signal or its timeout ended the wait
@@ -1009,7 +1014,7 @@ ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
     }
     size_t got = 0;
     bool drained = false;
-    struct blocker b = { 0 };
+    struct blocker b = { .reader = true };
     for (;;) {
         /* at the urgent mark with something read: stop there, MSG_WAITALL
          * or not (Linux tcp_recvmsg) */
@@ -1208,10 +1213,53 @@ int tcpsm_set_owner(struct tcpsm_sock *sk, int type, int id)
     int r = usable(sk);
     struct rt_sock *rs = r == 0 ? tcpsm_sock_user(sk) : NULL;
     if (rs) {
-        rs->owner_type = id ? type : 0;
+        rs->owner_type = type;  /* F_OWNER_TID is 0: owner_id says whether there is one */
         rs->owner_id = id;
         rs->owner_tgid = getpid();
     }
+    rt_unlock();
+    return r;
+}
+
+int tcpsm_get_owner(struct tcpsm_sock *sk, int *type, int *id)
+{
+    rt_lock();
+    int r = usable(sk);
+    struct rt_sock *rs = r == 0 ? tcpsm_sock_user(sk) : NULL;
+    /* never set: F_OWNER_TID and 0, as Linux's fresh file (PIDTYPE_PID) */
+    *type = rs ? rs->owner_type : F_OWNER_TID;
+    *id = rs ? rs->owner_id : 0;
+    rt_unlock();
+    return r;
+}
+
+int tcpsm_set_async(struct tcpsm_sock *sk, int on, int sig, int fd)
+{
+    if (sig > 64)
+        return -EINVAL;
+    rt_lock();
+    int r = usable(sk);
+    struct rt_sock *rs = r == 0 ? tcpsm_sock_user(sk) : NULL;
+    if (rs) {
+        if (on >= 0) {
+            if (on && !rs->async)
+                rs->async_fd = fd;      /* Linux fasync_helper records the fd */
+            rs->async = on;
+        }
+        if (sig >= 0)
+            rs->async_sig = sig;
+    }
+    rt_unlock();
+    return r;
+}
+
+int tcpsm_get_async(struct tcpsm_sock *sk, int *on, int *sig)
+{
+    rt_lock();
+    int r = usable(sk);
+    struct rt_sock *rs = r == 0 ? tcpsm_sock_user(sk) : NULL;
+    *on = rs ? rs->async : 0;
+    *sig = rs ? rs->async_sig : 0;
     rt_unlock();
     return r;
 }
@@ -1226,7 +1274,7 @@ unsigned tcpsm_poll(struct tcpsm_sock *sk)
     rt_lock();
     unsigned ev = TCPSM_POLLERR | TCPSM_POLLHUP;
     if (usable(sk) == 0) {
-        ev = tcpsm_sock_poll(sk);
+        ev = tcpsm_sock_poll_app(sk);
         struct rt_sock *rs = tcpsm_sock_user(sk);
         if (rs) {
             rt_note_seen(rs);   /* a poller may sleep on what it saw */

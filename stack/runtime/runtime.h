@@ -149,10 +149,15 @@ struct rt_sock {
      * exec'd by a process that holds it finds it on an inherited fd. */
     uint64_t ph_dev, ph_ino;
     /* F_SETOWN / F_SETOWN_EX (tcpsm_set_owner): who gets SIGURG when a new
-     * urgent pointer arrives; owner_type 0 = nobody */
+     * urgent pointer arrives, and SIGIO with O_ASYNC; owner_id 0 = nobody.
+     * Kept with the socket, as Linux keeps them with its one file. */
     int owner_type;             /* F_OWNER_TID, F_OWNER_PID or F_OWNER_PGRP */
     int owner_id;
     int owner_tgid;             /* F_OWNER_TID: the process the thread was in when set */
+    bool async;                 /* O_ASYNC (tcpsm_set_async) */
+    int async_sig;              /* F_SETSIG: 0 = plain SIGIO */
+    int async_fd;               /* the fd O_ASYNC was set through: si_fd */
+    unsigned readers;           /* threads asleep in recv: no POLL_IN (SOCK_WAKE_WAITD) */
 };
 
 /* A stack socket sent over AF_UNIX and not yet received: the message's

@@ -280,7 +280,7 @@ static uint32_t item_poll(const struct tcpsm_epitem *it)
 {
     if (!it->rs->sk || rt.down)
         return 0;
-    uint32_t m = tcpsm_sock_poll(it->rs->sk);
+    uint32_t m = tcpsm_sock_poll_app(it->rs->sk);
     if (m & EPOLLIN)
         m |= EPOLLRDNORM;
     if (m & EPOLLOUT)

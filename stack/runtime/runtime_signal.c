@@ -12,7 +12,9 @@
  *     raised again on this thread right after the lock is released, so a
  *     handler that calls close()/write() on a stack fd never deadlocks and
  *     a handler that siglongjmps never leaves the lock held (the re-raised
- *     signal carries no siginfo of the original);
+ *     signal carries the original's siginfo: si_fd and si_band of an
+ *     F_SETSIG signal, the sender of a kill; of several of one number
+ *     deferred at once, one is raised again, the first's);
  *   - if the thread is inside a blocking stack call, its registrations
  *     (socket wait queues, poll watches, the link's lead) are withdrawn
  *     before the program's handler runs, so leaving by siglongjmp leaves
@@ -28,8 +30,23 @@ __thread volatile unsigned rt_t_sigseq;
 __thread volatile int rt_t_hold;        /* stack lock or shim locks held: defer handlers */
 __thread volatile int rt_t_in_wait;     /* inside a blocking call or a poller section */
 static __thread _Atomic uint64_t t_deferred;
+static __thread siginfo_t t_definfo[64];        /* the first of each deferred signal */
 
-bool tcpsm_signal_arrived(int sig)
+static void defer(int sig, const siginfo_t *info)
+{
+    if (sig <= 0 || sig > 64)
+        return;
+    uint64_t bit = 1ull << (sig - 1);
+    if (!(atomic_load(&t_deferred) & bit)) {
+        if (info)
+            t_definfo[sig - 1] = *info;
+        else
+            t_definfo[sig - 1].si_signo = 0;
+    }
+    atomic_fetch_or(&t_deferred, bit);
+}
+
+bool tcpsm_signal_arrived(int sig, const siginfo_t *info)
 {
     rt_t_sigseq++;
     struct rt_waiter *w = rt_waiter_peek();
@@ -38,8 +55,7 @@ bool tcpsm_signal_arrived(int sig)
         syscall(SYS_write, w->efd, &one, sizeof(one));
     }
     if (rt_t_hold > 0) {
-        if (sig > 0 && sig <= 64)
-            atomic_fetch_or(&t_deferred, 1ull << (sig - 1));
+        defer(sig, info);
         return true;
     }
     if (rt_t_in_wait && w)
@@ -51,8 +67,7 @@ bool tcpsm_signal_fatal_defer(int sig)
 {
     if (rt_t_hold <= 0)
         return false;
-    if (sig > 0 && sig <= 64)
-        atomic_fetch_or(&t_deferred, 1ull << (sig - 1));
+    defer(sig, NULL);
     return true;
 }
 
@@ -70,7 +85,12 @@ void rt_sig_reraise(void)
     for (int sig = 1; d && sig <= 64; sig++) {
         if (d & (1ull << (sig - 1))) {
             d &= ~(1ull << (sig - 1));
-            syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+            pid_t tid = (pid_t)syscall(SYS_gettid);
+            siginfo_t si = t_definfo[sig - 1];
+            /* to this very thread any siginfo may be queued (rt_tgsigqueueinfo) */
+            if (si.si_signo != sig ||
+                syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, sig, &si) < 0)
+                syscall(SYS_tgkill, getpid(), tid, sig);
         }
     }
 }

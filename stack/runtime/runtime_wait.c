@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -216,34 +217,93 @@ void rt_note_seen(struct rt_sock *rs)
  * epoll, expect every arrival, as on Linux). Every sleeper records what it
  * saw (rt_note_seen) under the lock before it sleeps, so a change it has
  * not seen always differs from the record. */
-/* SIGURG to the owner F_SETOWN named (Linux send_sigurg), from whichever
- * process of the stack took the segment in. */
-static void send_sigurg(const struct rt_sock *rs)
+/* A signal to the owner F_SETOWN named (Linux send_sigio/send_sigurg),
+ * from whichever process of the stack took the segment in. With info, a
+ * queued signal carrying si_band and si_fd (F_SETSIG); its si_code is
+ * SI_QUEUE, not POLL_*: Linux lets no process send a positive si_code to
+ * another (rt_sigqueueinfo), and a process group gets the plain signal.
+ * Returns false when the queue was full (the caller falls back to SIGIO,
+ * as Linux does). */
+static bool owner_signal(const struct rt_sock *rs, int sig, const siginfo_t *info)
 {
+    long r = 0;
     switch (rs->owner_type) {
     case F_OWNER_PID:
-        kill(rs->owner_id, SIGURG);
+        r = info ? syscall(SYS_rt_sigqueueinfo, rs->owner_id, sig, info) : kill(rs->owner_id, sig);
         break;
     case F_OWNER_PGRP:
-        kill(-rs->owner_id, SIGURG);
+        kill(-rs->owner_id, sig);
         break;
     case F_OWNER_TID:
-        if (syscall(SYS_tgkill, rs->owner_tgid, rs->owner_id, SIGURG) < 0)
-            syscall(SYS_tkill, rs->owner_id, SIGURG);   /* a thread of another process */
+        r = info ? syscall(SYS_rt_tgsigqueueinfo, rs->owner_tgid, rs->owner_id, sig, info)
+                 : syscall(SYS_tgkill, rs->owner_tgid, rs->owner_id, sig);
+        if (r < 0 && errno == ESRCH)    /* a thread of another process */
+            r = info ? -1 : syscall(SYS_tkill, rs->owner_id, sig);
         break;
     default:
         break;
     }
+    return !(r < 0 && errno == EAGAIN);
+}
+
+/* SIGIO (or F_SETSIG's signal) for one POLL_* reason (Linux send_sigio:
+ * si_band from its band_table). */
+static void owner_sigio(const struct rt_sock *rs, int reason)
+{
+    if (!rs->async_sig) {
+        owner_signal(rs, SIGIO, NULL);
+        return;
+    }
+    long band;
+    switch (reason) {
+    case POLL_OUT: band = POLLOUT | POLLWRNORM | POLLWRBAND; break;
+    case POLL_ERR: band = POLLERR; break;
+    case POLL_PRI: band = POLLPRI | POLLRDBAND; break;
+    case POLL_HUP: band = POLLHUP | POLLERR; break;
+    default:       band = POLLIN | POLLRDNORM | POLLMSG; break;
+    }
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    si.si_signo = rs->async_sig;
+    si.si_code = SI_QUEUE;
+    si.si_band = band;
+    si.si_fd = rs->async_fd;
+    if (!owner_signal(rs, rs->async_sig, &si))
+        owner_signal(rs, SIGIO, NULL);
+}
+
+/* What the core said the owner is due (tcpsm_sock_take_async), as Linux
+ * sk_send_sigurg and sock_wake_async deliver it. */
+static void owner_notify(const struct rt_sock *rs, unsigned ev)
+{
+    if (!rs->owner_id)
+        return;
+    if (ev & TCPSM_ASYNC_URG) {
+        owner_signal(rs, SIGURG, NULL);
+        if (rs->async && rs->async_sig)         /* kill_fasync(SIGURG): only with F_SETSIG */
+            owner_sigio(rs, POLL_PRI);
+    }
+    if (!rs->async)
+        return;
+    if ((ev & TCPSM_ASYNC_HUP) && !rs->readers)
+        owner_sigio(rs, POLL_HUP);
+    if ((ev & TCPSM_ASYNC_IN) && !rs->readers)
+        owner_sigio(rs, POLL_IN);
+    if (ev & TCPSM_ASYNC_OUT)
+        owner_sigio(rs, POLL_OUT);
+    if (ev & TCPSM_ASYNC_ERR)
+        owner_sigio(rs, POLL_ERR);
 }
 
 void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events)
 {
     (void)ctx;
     struct rt_sock *rs = tcpsm_sock_user(sk);
+    unsigned async = tcpsm_sock_take_async(sk);
     if (!rs)
         return;                 /* nobody holds it: nobody waits on it */
-    if (tcpsm_sock_take_urg_signal(sk) && rs->owner_type)
-        send_sigurg(rs);
+    if (async)
+        owner_notify(rs, async);
     int state = tcpsm_sock_state(sk);
     /* What this event is about (the "key" of Linux's wake-ups): the bits
      * that changed, every current bit on a state change, POLLIN for an

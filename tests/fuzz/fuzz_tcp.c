@@ -12,8 +12,10 @@
  * and 7 as 0 and 1 with SO_OOBINLINE;
  * bit 3: timestamps, bit 4: SACK-permitted, bit 5: window scaling, bit 6:
  * a small stack-wide memory cap, bit 7: the peer's MSS 536), then records of
- * REC bytes (see play()). Each input gets a fresh stack (no state leaks from
- * one input to the next, so leaks are checked per input).
+ * REC bytes (see play()). Each input starts from a copy of its start state,
+ * built once per process (see start()): the stack lives in an arena
+ * (fuzz_arena.c), so no state leaks from one input to the next, and the
+ * stack is freed at the end of every input, so leaks are checked per input.
  *
  * Invariants (abort() on violation, so libFuzzer records the input):
  *  - every byte the application reads is the byte the peer sent at that
@@ -25,7 +27,8 @@
  *  - every frame out has a valid IPv4 header and TCP checksum;
  *  - the stack's buffer memory stays within its cap plus the bytes it
  *    promised the application (the send queues) and one segment;
- *  - ASan/UBSan: no memory error, no undefined behaviour, no leak. */
+ *  - once the stack is freed, the arena holds no block of it (no leak);
+ *  - ASan/UBSan: no memory error, no undefined behaviour. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +36,8 @@
 #include <string.h>
 
 #include "csum.h"
+#include "fuzz_arena.h"
+#include "ipv4_frag.h"
 #include "stack.h"
 #include "addr.h"
 #include "tcp_int.h"
@@ -47,7 +52,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define RISN   0x7ffffff0u      /* the peer's ISN: its stream wraps past 2^31 early */
 #define BUF    16384            /* sndbuf and rcvbuf of the stack */
 #define REC    12               /* bytes per record */
-#define QMAX   64               /* frames the capture keeps (older ones are checked, then dropped) */
 
 static const uint8_t MAC[6] = { 0x02, 0, 0, 0, 0, 0x01 };
 static const uint8_t PMAC[6] = { 0x02, 0, 0, 0, 0, 0x02 };
@@ -79,36 +83,60 @@ static uint32_t get32(const uint8_t *p)
 #define NOCOV __attribute__((no_sanitize("coverage"), noinline))
 
 /* The two byte streams: a function of the stream offset, so any byte can be
- * checked wherever it turns up. */
-NOCOV static uint8_t peer_byte(uint32_t off) { return (uint8_t)(off * 7u + (off >> 8) + 3u); }
-NOCOV static uint8_t app_byte(uint32_t off) { return (uint8_t)(off * 13u + (off >> 9) + 101u); }
+ * checked wherever it turns up. Both repeat (with periods 2^16 and 2^17),
+ * so each is a table one period long plus the longest payload, and a fill
+ * or a check is a copy or a compare at the offset modulo the period. */
+#define PEER_PERIOD (1u << 16)
+#define APP_PERIOD  (1u << 17)
+#define MAXRUN      4096u           /* the longest payload filled or checked at once */
+static uint8_t peer_tab[PEER_PERIOD + MAXRUN], app_tab[APP_PERIOD + MAXRUN];
 
-/* Offset of the first byte of p[0..len) that is not stream(base + i), or len. */
-NOCOV static uint32_t stream_mismatch(const uint8_t *p, uint32_t len, uint32_t base,
-                                      uint8_t (*stream)(uint32_t))
+static uint8_t peer_byte(uint32_t off) { return (uint8_t)(off * 7u + (off >> 8) + 3u); }
+static uint8_t app_byte(uint32_t off) { return (uint8_t)(off * 13u + (off >> 9) + 101u); }
+
+static void streams_init(void)
 {
-    for (uint32_t i = 0; i < len; i++)
-        if (p[i] != stream(base + i))
-            return i;
-    return len;
+    for (uint32_t i = 0; i < sizeof(peer_tab); i++)
+        peer_tab[i] = peer_byte(i);
+    for (uint32_t i = 0; i < sizeof(app_tab); i++)
+        app_tab[i] = app_byte(i);
 }
 
-NOCOV static void stream_fill(uint8_t *p, uint32_t len, uint32_t base, uint8_t (*stream)(uint32_t))
+static const uint8_t *peer_at(uint32_t off, uint32_t len)
 {
-    for (uint32_t i = 0; i < len; i++)
-        p[i] = stream(base + i);
+    CHECK(len <= MAXRUN);
+    return peer_tab + (off & (PEER_PERIOD - 1));
+}
+
+static const uint8_t *app_at(uint32_t off, uint32_t len)
+{
+    CHECK(len <= MAXRUN);
+    return app_tab + (off & (APP_PERIOD - 1));
+}
+
+/* p[0..len) is the stream from its offset (no comparison hooks: their
+ * feedback says nothing about the stack). */
+NOCOV static bool stream_is(const uint8_t *p, uint32_t len, const uint8_t *stream)
+{
+    uint64_t diff = 0;
+    uint32_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t a, b;
+        __builtin_memcpy(&a, p + i, 8);
+        __builtin_memcpy(&b, stream + i, 8);
+        diff |= a ^ b;
+    }
+    for (; i < len; i++)
+        diff |= (uint64_t)(p[i] ^ stream[i]);
+    return diff == 0;
 }
 
 /* ---------------------------------------------------------------- the world */
 
-struct frame { uint8_t *d; uint32_t len; };
-
-static struct {
+static struct world {
     struct tcpsm_stack *st;
     struct tcpsm_netdev dev;
     uint64_t now;
-    struct frame q[QMAX];
-    unsigned nq;
     bool arp_pending;
 
     struct tcpsm_sock *lsk, *sk;        /* listener, the connection under test */
@@ -185,7 +213,10 @@ static void check_tcp_out(const uint8_t *ip, size_t ihl, size_t tot)
     }
     uint32_t len = (uint32_t)(l4 - thl);
     /* every data byte is the application's byte at that offset */
-    CHECK(stream_mismatch(t + thl, len, seq - (w.lisn + 1), app_byte) == len);
+    for (uint32_t at = 0; at < len; at += MAXRUN) {
+        uint32_t n = len - at < MAXRUN ? len - at : MAXRUN;
+        CHECK(stream_is(t + thl + at, n, app_at(seq - (w.lisn + 1) + at, n)));
+    }
     /* data only from what was written; a pure ACK may sit past the FIN, or
      * one before SND.UNA (a keepalive, RFC 9293 3.8.4) */
     if (len)
@@ -219,13 +250,35 @@ static void check_frame(const uint8_t *d, uint32_t len)
         check_tcp_out(ip, ihl, tot);
 }
 
+/* FUZZ_TCP_VERIFY: a hash of everything the stack sent (and its counters at
+ * the end), to compare a run from a snapshot with a run from scratch. */
+static bool verify;
+static uint64_t out_hash;
+
+NOCOV static void hash(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        out_hash = (out_hash ^ b[i]) * 0x100000001b3ull;
+}
+
 static unsigned cap_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *f, unsigned n)
 {
     (void)dev;
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < n; i++) {
         check_frame(f[i].data, f[i].len);
+        if (verify)
+            hash(f[i].data, f[i].len);
+    }
     return n;
 }
+
+/* Each frame goes in from the end of a buffer whose other bytes are
+ * poisoned, so ASan sees any read past its length (or before it) as it
+ * would with a heap copy of the exact length, without an allocation per
+ * frame; it is poisoned again once the stack returns (a freed copy). */
+#define FRAME_ROOM 8192
+static uint8_t frame_room[FRAME_ROOM] __attribute__((aligned(16)));
 
 static void input(const uint8_t *frame, size_t len)
 {
@@ -236,13 +289,15 @@ static void input(const uint8_t *frame, size_t len)
         frame = pad;
         len = sizeof pad;
     }
-    /* a heap copy of the exact length, so ASan sees any over-read */
-    uint8_t *c = malloc(len);
-    CHECK(c);
+    CHECK(len <= FRAME_ROOM - 16);
+    uint8_t *c = frame_room + ((FRAME_ROOM - len) & ~(size_t)7);
+    ARENA_UNPOISON(frame_room, FRAME_ROOM);
     memcpy(c, frame, len);
+    ARENA_POISON(frame_room, (size_t)(c - frame_room));
+    ARENA_POISON(c + len, FRAME_ROOM - (size_t)(c - frame_room) - len);
     struct tcpsm_frame fr = { .data = c, .len = (uint32_t)len };
     tcpsm_stack_input(w.st, &fr, 1, w.now);
-    free(c);
+    ARENA_POISON(frame_room, FRAME_ROOM);   /* as freed: the stack keeps no pointer into it */
 }
 
 /* Answers the stack's ARP requests for the peer (outside its send callback). */
@@ -310,7 +365,7 @@ static void send_seg(const struct seg *s)
     memset(t + 20, 0, oplen);
     if (olen)
         memcpy(t + 20, s->opts, olen);
-    stream_fill(t + thl, len, s->seq - (RISN + 1), peer_byte);
+    memcpy(t + thl, peer_at(s->seq - (RISN + 1), len), len);
     put16(t + 16, csum_fold(csum_partial(t, l4, csum_pseudo(PEER, ADDR, 6, (uint16_t)l4))));
     input(f, 14 + tot);
     if ((s->sport == 0 || s->sport == w.rport) && len) {
@@ -404,7 +459,7 @@ static void app_recv(size_t max, int flags)
             w.app_read += skip;
         return;
     }
-    CHECK(stream_mismatch(buf, (uint32_t)n, w.app_read + skip, peer_byte) == (uint32_t)n);
+    CHECK(stream_is(buf, (uint32_t)n, peer_at(w.app_read + skip, (uint32_t)n)));
     if (!(flags & TCPSM_MSG_PEEK))
         w.app_read += skip;
     CHECK(w.app_read + (uint32_t)n <= w.rmax - (RISN + 1));
@@ -419,7 +474,7 @@ static void app_send(size_t n)
     uint8_t buf[4096];
     if (n > sizeof buf)
         n = sizeof buf;
-    stream_fill(buf, (uint32_t)n, w.app_sent, app_byte);
+    memcpy(buf, app_at(w.app_sent, (uint32_t)n), n);
     w.app_sending = (uint32_t)n;
     ssize_t r = tcpsm_sock_sendf(w.sk, buf, n, w.app_oob ? TCPSM_MSG_OOB : 0, w.now);
     w.app_sending = 0;
@@ -677,17 +732,32 @@ static void play(const uint8_t *r, const uint8_t *next, size_t nextlen)
     check_mem();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* ---------------------------------------------------------------- start states */
+
+/* A start state (scenario byte) is built once per process, then saved: the
+ * arena that holds the whole stack, the process's host table and the world
+ * above. Each input starts from a copy of it, which is what the stack would
+ * be after building it again (FUZZ_TCP_VERIFY=1 checks that on every input:
+ * the same input run both ways must send the same frames). */
+struct start {
+    struct arena_snap *arena;
+    struct stack_host hosts[TCPSM_MAX_HOSTS];
+    struct world w;
+    uint64_t hash;                      /* of the frames the build sent */
+};
+static struct start *starts[256];
+static bool fresh_only;                 /* FUZZ_TCP_FRESH=1: build every input's start afresh */
+
+static void build(uint8_t b)
 {
-    if (size < 1)
-        return 0;
+    arena_reset();
     memset(&w, 0, sizeof w);
-    unsigned scen = data[0] & 7;
+    unsigned scen = b & 7;
     w.inl = scen >= 6;
-    w.ts = data[0] & 0x08;
-    w.sack = data[0] & 0x10;
-    w.ws = data[0] & 0x20;
-    uint16_t mss = (data[0] & 0x80) ? 536 : 1460;
+    w.ts = b & 0x08;
+    w.sack = b & 0x10;
+    w.ws = b & 0x20;
+    uint16_t mss = (b & 0x80) ? 536 : 1460;
     w.rport = RPORT;
     w.rnxt = RISN + 1;
     w.rmax = RISN + 1;
@@ -706,7 +776,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.sndbuf = BUF;
     c.rcvbuf = BUF;
     c.rcvbuf_max = 4 * BUF;
-    c.mem_max = (data[0] & 0x40) ? (1u << 20) : 0;     /* 1 MiB: the floor */
+    c.mem_max = (b & 0x40) ? (1u << 20) : 0;     /* 1 MiB: the floor */
     w.dev.ops = &ops;
     w.dev.mtu = 1500;
     w.st = tcpsm_stack_new(&c, &w.dev, w.now);
@@ -718,6 +788,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     setup(scen, mss);
     check_mem();
+}
+
+static void start(uint8_t b, bool fresh)
+{
+    struct start *s = starts[b];
+    if (fresh || !s) {
+        build(b);
+        if (fresh)
+            return;
+        s = calloc(1, sizeof(*s));
+        CHECK(s);
+        /* the tx slots and the reassembly's delivery buffer are scratch,
+         * written before they are read */
+        arena_scratch(w.st->txbuf, sizeof(w.st->txbuf));
+        size_t n;
+        const void *r = ipv4_frag_scratch(w.st, &n);
+        if (r)
+            arena_scratch(r, n);
+        s->arena = arena_save();
+        memcpy(s->hosts, stack_hosts, sizeof(s->hosts));
+        s->w = w;
+        s->hash = out_hash;
+        starts[b] = s;
+        return;
+    }
+    arena_restore(s->arena);
+    memcpy(stack_hosts, s->hosts, sizeof(stack_hosts));
+    w = s->w;
+    out_hash = s->hash;
+}
+
+static uint64_t run(const uint8_t *data, size_t size, bool fresh)
+{
+    out_hash = 0xcbf29ce484222325ull;
+    start(data[0], fresh);
     data++;
     size--;
     for (size_t i = 0; i + REC <= size; i += REC)
@@ -728,6 +833,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         advance(30ull * 1000000000u);
     }
     check_mem();
+    if (verify)
+        hash(&w.st->cnt, sizeof(w.st->cnt));
     tcpsm_stack_free(w.st);
+    /* the leak check: the stack freed all it held (the arena counts blocks) */
+    CHECK(arena_live() == 0);
+    return out_hash;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *e = getenv("FUZZ_TCP_VERIFY");
+    verify = e && *e == '1';
+    e = getenv("FUZZ_TCP_FRESH");
+    fresh_only = e && *e == '1';
+    arena_init();
+    streams_init();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    if (verify) {
+        uint64_t a = run(data, size, true);
+        uint64_t b = run(data, size, false);
+        CHECK(a == b);
+        return 0;
+    }
+    run(data, size, fresh_only);
     return 0;
 }

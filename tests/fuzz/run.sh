@@ -1,24 +1,63 @@
 #!/usr/bin/env bash
-# Builds the fuzzers with clang (libFuzzer + ASan + UBSan) and runs each for a
+# Builds the fuzzers with clang (libFuzzer + sanitizers) and runs each for a
 # bounded time. FUZZ_SECONDS (default 60) is the budget per target;
 # FUZZ_TARGET picks one: input (raw frames into the stack: the parsers), tcp
 # (one connection driven into a state, then segments relative to it: the
 # state machine), or all (the default, one after the other).
+#   FUZZ_SAN=asan (default: ASan + UBSan) or ubsan (UBSan only, -O2, about
+#     twice as fast: for long runs of fuzz_tcp, whose corpus is then replayed
+#     under ASan + UBSan with FUZZ_REPLAY=1)
+#   FUZZ_JOBS=N  fuzz_tcp in N processes sharing the corpus (default 1); the
+#     executions reported are the sum of their counts
+#   FUZZ_REPLAY=1  instead of fuzzing, run fuzz_tcp once over its corpus
+#     (build/fuzz/corpus_tcp and the seeds) under ASan + UBSan, each input
+#     both from its saved start state and from a fresh build (FUZZ_TCP_VERIFY)
 # Core sources only (stack/*.c): the runtime (stack/runtime/) is not needed.
 # fuzz_input keeps one stack across inputs, so its per-input leak checks are off
-# (-detect_leaks=0); fuzz_tcp builds a fresh stack per input and checks leaks.
+# (-detect_leaks=0); fuzz_tcp counts the blocks of its arena (fuzz_arena.c).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-60}
 target=${FUZZ_TARGET:-all}
-out=build/fuzz
+san=${FUZZ_SAN:-asan}
+jobs=${FUZZ_JOBS:-1}
+replay=${FUZZ_REPLAY:-0}
+repo=$PWD
+out=$repo/build/fuzz
 mkdir -p "$out/corpus" "$out/corpus_tcp"
+case "$san" in
+    asan) sanflags="-O1 -fsanitize=address,undefined" ;;
+    ubsan) sanflags="-O2 -fsanitize=undefined" ;;
+    *) echo "fuzz: FUZZ_SAN is asan or ubsan" >&2; exit 2 ;;
+esac
+[ "$replay" = 1 ] && sanflags="-O1 -fsanitize=address,undefined" && san=asan
 
 src=(stack/*.c)
-build() {
-    clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
-          -fno-sanitize-recover=all -Iinclude -Istack \
-          -o "$out/$1" "tests/fuzz/$1.c" "${src[@]}" -lpthread
+cc=(clang -std=c11 -D_GNU_SOURCE -g -fno-sanitize-recover=all -Iinclude -Istack)
+
+# fuzz_input: everything instrumented, comparisons included (the parsers'
+# magic numbers are what the comparison hooks find).
+build_input() {
+    "${cc[@]}" -O1 -fsanitize=fuzzer,address,undefined \
+        -o "$out/fuzz_input" tests/fuzz/fuzz_input.c "${src[@]}" -lpthread
+}
+
+# fuzz_tcp: coverage on the stack only, without comparison hooks (segments
+# are built relative to the connection: there are few magic numbers to find,
+# and the hooks were half the time of an execution); the harness and its
+# arena carry no coverage (their edges say nothing about the stack).
+build_tcp() {
+    local bin=$out/fuzz_tcp-$san obj=$out/obj-$san
+    mkdir -p "$obj"
+    {
+        for f in "${src[@]}"; do
+            echo "${cc[*]} $sanflags -fsanitize=fuzzer-no-link -fno-sanitize-coverage=trace-cmp -c $f -o $obj/$(basename "$f" .c).o"
+        done
+        echo "${cc[*]} $sanflags -c tests/fuzz/fuzz_tcp.c -o $obj/fuzz_tcp.o"
+        echo "${cc[*]} $sanflags -c tests/fuzz/fuzz_arena.c -o $obj/fuzz_arena.o"
+    } | xargs -P2 -I{} sh -c '{}' >&2
+    "${cc[@]}" $sanflags -fsanitize=fuzzer -o "$bin" "$obj"/*.o -lpthread >&2
+    echo "$bin"
 }
 
 # Seeds: byte 0 = flags (0x80: repair checksums), byte 1 = time step; then a frame.
@@ -35,34 +74,78 @@ seeds_input() {
     hex "8000${us}${peer}0800450000380000400040010000c6120002c61200010303000000000000450000280000400040060000c6120001c61200029c4000500000000a" > "$out/corpus/unreach"
 }
 
-run() {   # name corpus-dir [seed-dir] [extra libFuzzer flags...]
-    local name=$1 corpus=$2 seeds=$3
-    shift 3
+failed() {   # name log
+    grep -A60 -m1 -E 'ERROR|runtime error|deadly signal|timeout|invariant|fuzz_arena' "$2" ||
+        tail -n 60 "$2"
+    echo "fuzz: $1 FAILED, full log in $2" >&2
+    exit 1
+}
+
+run() {   # name binary corpus-dir [seed-dir] [extra libFuzzer flags...]
+    local name=$1 bin=$2 corpus=$3 seeds=$4
+    shift 4
     echo "fuzz: running $name for ${secs}s (crash inputs are saved as $out/crash-*)"
     local rc=0
-    "$out/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$out/" -print_final_stats=1 "$@" "$corpus" $seeds >"$out/$name.log" 2>&1 || rc=$?
-    if [ "$rc" -ne 0 ]; then
-        grep -A60 -m1 -E 'ERROR|runtime error|deadly signal|timeout|invariant' "$out/$name.log" ||
-            tail -n 60 "$out/$name.log"
-        echo "fuzz: $name FAILED (rc $rc), full log in $out/$name.log" >&2
-        exit 1
-    fi
+    [ "$rc" -eq 0 ] || failed "$name" "$out/$name.log"
     grep -E '^(Done|stat::(number_of_executed_units|new_units_added|peak_rss_mb))' "$out/$name.log"
-    grep -E '^#[0-9]+ +(DONE|pulse|NEW|REDUCE)' "$out/$name.log" | tail -n 1 || true
+    grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "$out/$name.log" | tail -n 1 || true
+}
+
+# fuzz_tcp in $jobs processes (libFuzzer -jobs/-workers: each writes
+# fuzz-N.log in the directory it starts in; they share the corpus).
+run_jobs() {   # binary [extra libFuzzer flags...]
+    local bin=$1
+    shift
+    local logs=$out/logs_tcp
+    rm -rf "$logs"
+    mkdir -p "$logs"
+    echo "fuzz: running fuzz_tcp in $jobs processes for ${secs}s each (logs in $logs)"
+    (cd "$logs" && "$bin" -jobs="$jobs" -workers="$jobs" -max_total_time="$secs" -timeout=10 \
+        -rss_limit_mb=2048 -artifact_prefix="$out/" -print_final_stats=1 "$@" \
+        "$out/corpus_tcp" "$repo/tests/fuzz/corpus_tcp" >"$logs/main.log" 2>&1) || true
+    local total=0 n
+    for l in "$logs"/fuzz-*.log; do
+        grep -qE '==[0-9]+==ERROR|runtime error|deadly signal|invariant failed|fuzz_arena:' "$l" &&
+            failed fuzz_tcp "$l"
+        n=$(grep -E '^stat::number_of_executed_units' "$l" | awk '{print $2}')
+        [ -n "$n" ] || failed fuzz_tcp "$l"
+        echo "fuzz: $(basename "$l"): $n executions; $(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "$l" | tail -n 1)"
+        total=$((total + n))
+    done
+    echo "fuzz: fuzz_tcp: $total executions in all ($jobs processes)"
 }
 
 case "$target" in
     input|all)
-        build fuzz_input
-        seeds_input
-        run fuzz_input "$out/corpus" "" -max_len=2048 -detect_leaks=0 ;;
+        if [ "$replay" != 1 ]; then
+            build_input
+            seeds_input
+            run fuzz_input "$out/fuzz_input" "$out/corpus" "" -max_len=2048 -detect_leaks=0
+        fi ;;
 esac
 case "$target" in
     tcp|all)
-        build fuzz_tcp
-        # tests/fuzz/corpus_tcp: the committed seeds (tests/fuzz/make_tcp_seeds.py)
-        run fuzz_tcp "$out/corpus_tcp" tests/fuzz/corpus_tcp -max_len=1024 -detect_leaks=1 ;;
+        bin=$(build_tcp)
+        # tests/fuzz/corpus_tcp: the committed seeds and corpus (tests/fuzz/make_tcp_seeds.py)
+        if [ "$replay" = 1 ]; then
+            echo "fuzz: replaying fuzz_tcp's corpus under ASan + UBSan"
+            FUZZ_TCP_VERIFY=1 "$bin" -runs=0 -rss_limit_mb=2048 -artifact_prefix="$out/" \
+                "$out/corpus_tcp" tests/fuzz/corpus_tcp >"$out/fuzz_tcp-replay.log" 2>&1 ||
+                failed fuzz_tcp-replay "$out/fuzz_tcp-replay.log"
+            grep -E '^#[0-9]+[[:space:]]+DONE' "$out/fuzz_tcp-replay.log"
+        else
+            # -entropic=0: the entropic schedule's bookkeeping per execution
+            # cost a third of the speed
+            flags=(-max_len=1024 -entropic=0)
+            [ "$san" = asan ] && flags+=(-detect_leaks=1)
+            if [ "$jobs" -gt 1 ]; then
+                run_jobs "$bin" "${flags[@]}"
+            else
+                run fuzz_tcp "$bin" "$out/corpus_tcp" tests/fuzz/corpus_tcp "${flags[@]}"
+            fi
+        fi ;;
     input) ;;
     *) echo "fuzz: FUZZ_TARGET is input, tcp or all" >&2; exit 2 ;;
 esac

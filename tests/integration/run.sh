@@ -17,6 +17,9 @@
 # not fail the run, a pass is reported loudly so the entry gets removed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# The fixtures are Debian's programs (tests/lib/deps.sh installs them): look for them first, so a
+# per-user python3 or nginx earlier in PATH (pyenv shims, /usr/local) is not what gets tested.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 filters=("$@")
 limit=${TCPSM_TEST_TIMEOUT:-120}
 mode=${TCPSM_TEST_MODE:-stack}

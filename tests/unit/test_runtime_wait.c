@@ -289,7 +289,7 @@ Test(runtime_wait, handler_before_the_sleep_interrupts_and_withdraws, .init = at
     cr_assert_geq(efd, 0);
     struct rt_waiter *w = waiter();
     unsigned seq0 = tcpsm_sigseq();
-    cr_assert_not(tcpsm_signal_arrived(SIGUSR1), "not holding a lock: the handler runs now");
+    cr_assert_not(tcpsm_signal_arrived(SIGUSR1, NULL), "not holding a lock: the handler runs now");
     cr_assert_neq(tcpsm_sigseq(), seq0, "the loop sees a handler ran (EINTR)");
     struct pollfd p = { .fd = efd, .events = POLLIN };
     cr_assert_eq(poll(&p, 1, 0), 1, "a sleep that starts now returns at once");
@@ -310,14 +310,51 @@ Test(runtime_wait, handler_is_deferred_while_the_lock_is_held, .init = attach, .
     sa.sa_handler = on_usr2;
     sigaction(SIGUSR2, &sa, NULL);
     lock();
-    cr_assert(tcpsm_signal_arrived(SIGUSR2), "inside the stack lock: deferred");
+    cr_assert(tcpsm_signal_arrived(SIGUSR2, NULL), "inside the stack lock: deferred");
     cr_assert_eq(atomic_load(&usr2_ran), 0);
     unlock();                   /* raised again on this thread as the lock goes */
     cr_assert_eq(atomic_load(&usr2_ran), 1, "the deferred handler ran after the unlock");
     tcpsm_sig_hold();
-    cr_assert(tcpsm_signal_arrived(SIGUSR2), "inside a shim lock: deferred too");
+    cr_assert(tcpsm_signal_arrived(SIGUSR2, NULL), "inside a shim lock: deferred too");
     tcpsm_sig_release();
     cr_assert_eq(atomic_load(&usr2_ran), 2);
+}
+
+static siginfo_t rt1_info;
+static atomic_int rt1_ran;
+static void on_rt1(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    rt1_info = *si;
+    atomic_fetch_add(&rt1_ran, 1);
+}
+
+/* An F_SETSIG signal (SIGIO from a stack socket) that arrives while the
+ * thread holds the lock is raised again with its siginfo: the handler
+ * needs si_fd to know which socket (the plain re-raise lost it). */
+Test(runtime_wait, deferred_handler_gets_the_original_siginfo, .init = attach, .fini = detach)
+{
+    int sig = SIGRTMIN + 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_rt1;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(sig, &sa, NULL);
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    si.si_signo = sig;
+    si.si_code = POLL_IN;
+    si.si_band = POLLIN | POLLRDNORM;
+    si.si_fd = 42;
+    lock();
+    cr_assert(tcpsm_signal_arrived(sig, &si), "inside the stack lock: deferred");
+    unlock();
+    cr_assert_eq(atomic_load(&rt1_ran), 1, "the deferred handler ran after the unlock");
+    cr_assert_eq(rt1_info.si_fd, 42, "si_fd kept: %d", rt1_info.si_fd);
+    cr_assert_eq(rt1_info.si_code, POLL_IN, "si_code kept: %d", rt1_info.si_code);
+    cr_assert_eq(rt1_info.si_band, POLLIN | POLLRDNORM);
+    signal(sig, SIG_DFL);
 }
 
 /* Timers driven by the application's threads (rt_drive_cover): a stack on

@@ -1,0 +1,137 @@
+/* TCP_INFO fields against Linux's meaning of them (tcp_get_info): the
+ * delivered segments (tp->delivered: the SYN, every segment ACKed or
+ * SACKed once whatever its size, D-SACKed duplicates, Reno's duplicate
+ * ACKs), D-SACK duplicates, the peer's segment size estimate. */
+#include <errno.h>
+#include <string.h>
+
+#include "tcp_harness.h"
+
+static struct tcpsm_tcp_info info_of(struct harness *h)
+{
+    struct tcpsm_tcp_info i;
+    tcpsm_sock_info(h->sk, &i);
+    return i;
+}
+
+static void established(struct harness *h, bool sack)
+{
+    sock_syn_sent(h);
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
+         .sack_perm = sack);
+    h->rseq = h->risn + 1;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+}
+
+/* n short writes, each its own segment; returns the first's sequence */
+static uint32_t send_small(struct harness *h, unsigned n, size_t len)
+{
+    uint32_t first = h->lseq;
+    uint8_t d[100];
+    memset(d, 'd', sizeof(d));
+    for (unsigned i = 0; i < n; i++) {
+        cr_assert_eq(tcpsm_sock_send(h->sk, d, len, h->now), (ssize_t)len);
+        EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .len = (int64_t)len);
+        h->lseq += (uint32_t)len;
+    }
+    return first;
+}
+
+Test(tcp_info, delivered_counts_the_syn_and_each_segment)
+{
+    struct harness *h = h_new(NULL);
+    established(h, true);
+    cr_assert_eq(info_of(h).delivered_segs, 1, "the SYN (Linux tcp_ack)");
+    send_small(h, 3, 100);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    /* 300 bytes in three segments: three, not 300/MSS rounded up */
+    cr_assert_eq(info_of(h).delivered_segs, 4, "got %u", info_of(h).delivered_segs);
+    h_free(h);
+}
+
+Test(tcp_info, delivered_counts_sacked_once)
+{
+    struct harness *h = h_new(NULL);
+    established(h, true);
+    uint32_t s0 = send_small(h, 3, 100);
+    uint8_t opt[40];
+    const uint32_t blk[1][2] = { { s0 + 100, s0 + 300 } };
+    size_t ol = h_sack_opt(opt, 1, blk);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = s0, .win = H_RWIN, .raw_opts = opt,
+         .raw_optlen = ol);
+    cr_assert_eq(info_of(h).delivered_segs, 3, "SYN + two SACKed");
+    h_drain(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(info_of(h).delivered_segs, 4, "the ACK adds only the hole");
+    h_free(h);
+}
+
+/* A D-SACK for a retransmission the peer already had: a duplicate
+ * delivered (Linux tcp_dsack_seen), counted in tcpi_dsack_dups too. */
+Test(tcp_info, dsack_counts_the_duplicate)
+{
+    struct harness *h = h_new(NULL);
+    established(h, true);
+    uint32_t s0 = send_small(h, 1, 100);
+    /* no ACK: the RTO sends it again */
+    cr_assert_neq(h_wait_seg(h, SEC(5)), UINT64_MAX);
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = s0, .len = 100);
+    uint8_t opt[40];
+    const uint32_t blk[1][2] = { { s0, s0 + 100 } };
+    size_t ol = h_sack_opt(opt, 1, blk);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .raw_opts = opt,
+         .raw_optlen = ol);
+    struct tcpsm_tcp_info i = info_of(h);
+    cr_assert_eq(i.dsack_dups, 1);
+    cr_assert_eq(i.delivered_segs, 3, "SYN, the segment, its duplicate: got %u", i.delivered_segs);
+    /* a D-SACK for more than was ever retransmitted is dubious: not delivered */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .raw_opts = opt,
+         .raw_optlen = ol);
+    i = info_of(h);
+    cr_assert_eq(i.dsack_dups, 2);
+    cr_assert_eq(i.delivered_segs, 3);
+    h_free(h);
+}
+
+/* Without SACK (Linux tcp_add_reno_sack / tcp_remove_reno_sacks). */
+Test(tcp_info, delivered_without_sack_counts_duplicate_acks)
+{
+    struct harness *h = h_new(NULL);
+    established(h, false);
+    static uint8_t d[4 * 1460];
+    memset(d, 'b', sizeof(d));
+    uint32_t s0 = h->lseq;
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof(d), h->now), (ssize_t)sizeof(d));
+    h_drain(h);
+    h->lseq += sizeof(d);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = s0, .win = H_RWIN);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = s0, .win = H_RWIN);
+    cr_assert_eq(info_of(h).delivered_segs, 3, "SYN + two duplicate ACKs: got %u",
+                 info_of(h).delivered_segs);
+    h_drain(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(info_of(h).delivered_segs, 5, "four segments in all, each once: got %u",
+                 info_of(h).delivered_segs);
+    h_free(h);
+}
+
+/* tcpi_rcv_mss is the peer's segment size as seen (icsk_ack.rcv_mss),
+ * tcpi_advmss ours. */
+Test(tcp_info, rcv_mss_is_what_the_peer_sends)
+{
+    struct harness *h = h_new(NULL);
+    established(h, true);
+    struct tcpsm_tcp_info i = info_of(h);
+    cr_assert_eq(i.rcv_mss, 536, "Linux tcp_initialize_rcv_mss: %u", i.rcv_mss);
+    cr_assert_eq(i.advmss, 1460, "no timestamps: the MSS we advertised");
+    static uint8_t d[1200];
+    memset(d, 'r', sizeof(d));
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d, .len = 1200);
+    h->rseq += 1200;
+    cr_assert_eq(info_of(h).rcv_mss, 1200);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d, .len = 100);
+    cr_assert_eq(info_of(h).rcv_mss, 1200, "the largest seen");
+    h_free(h);
+}
