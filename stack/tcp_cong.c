@@ -113,7 +113,8 @@ static void enter_recovery(struct tcpsm_sock *sk)
     uint32_t mss = tcp_send_mss(sk);
     sk->prior_cwnd = sk->cwnd;
     sk->prior_ssthresh = sk->ssthresh;
-    sk->undo_state = TCP_UNDO_OFF;
+    /* Eifel (RFC 3522) with timestamps: the fast retransmit's TSval */
+    sk->undo_state = sk->ts_ok ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
     sk->ssthresh = tcp_cong_ops(sk->cc_algo)->ssthresh(sk);
     sk->recover = sk->snd_max;
     sk->cwnd = sk->ssthresh + 3 * mss;
@@ -126,6 +127,8 @@ static void enter_recovery(struct tcpsm_sock *sk)
  * means the original arrived, the segment was reordered, not lost. The
  * RFC 4015 response restores cwnd and ssthresh; recovery goes on for any
  * other hole. */
+static void loss_undo(struct tcpsm_sock *sk, bool frto);
+
 void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr)
 {
     if (!sk->in_recovery || sk->undo_state != TCP_UNDO_STAMPED)
@@ -133,6 +136,10 @@ void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr)
     sk->undo_state = TCP_UNDO_OFF;
     if (!seq_lt(tsecr, sk->undo_tsval))
         return;
+    if (sk->loss_state) {
+        loss_undo(sk, false);           /* an RTO's first ACK echoes the original */
+        return;
+    }
     if (sk->cwnd < sk->prior_cwnd)
         sk->cwnd = sk->prior_cwnd;
     if (sk->ssthresh < sk->prior_ssthresh)
@@ -140,8 +147,22 @@ void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr)
     sk->undo_state = TCP_UNDO_DONE;
     sk->undo_on = false;                /* undone once, not again by its D-SACKs */
     sk->st->cnt.tcp_undo++;
-    if (tcp_rack_on(sk))
+    if (tcp_rack_on(sk)) {
         tcp_cong_undo_all(sk);
+    } else {
+        /* NewReno: the segment was overtaken by as many as the duplicate
+         * ACKs before this one; one more is the threshold that would not
+         * have fired (Linux raises tp->reordering on such an undo too).
+         * A full ACK ends the recovery, which was reordering (RFC 4015:
+         * on with new data); after a partial one NewReno repairs the
+         * next hole as before, from the restored window. */
+        tcp_reordering_seen(sk, sk->dupacks + 1);
+        sk->reord_seen++;
+        if (seq_ge(sk->snd_una, sk->recover)) {
+            sk->in_recovery = false;
+            sk->undo_state = TCP_UNDO_OFF;
+        }
+    }
 }
 
 /* Where a recovery starts, for the D-SACK undo (Linux tcp_init_undo):
@@ -151,6 +172,62 @@ static void undo_init(struct tcpsm_sock *sk)
     sk->undo_on = true;
     sk->undo_marker = sk->snd_una;
     sk->undo_retrans = sk->rtxq.retrans ? (int32_t)sk->rtxq.retrans : -1;
+}
+
+/* An RTO that was not needed (Linux tcp_try_undo_loss with
+ * tcp_undo_cwnd_reduction): cwnd and ssthresh as before it (an algorithm
+ * with its own cong_control keeps its cwnd, as BBR's undo_cwnd does),
+ * nothing marked lost, the recovery over; the retry count starts again. */
+static void loss_undo(struct tcpsm_sock *sk, bool frto)
+{
+    if (!tcp_cong_ops(sk->cc_algo)->cong_control && sk->cwnd < sk->prior_cwnd)
+        sk->cwnd = sk->prior_cwnd;
+    if (sk->ssthresh < sk->prior_ssthresh)
+        sk->ssthresh = sk->prior_ssthresh;
+    tcp_cong_undo_all(sk);
+    sk->frto = sk->frto_new = false;
+    sk->undo_on = false;
+    sk->retries = 0;
+    sk->st->cnt.tcp_undo++;
+    if (frto)
+        sk->st->cnt.tcp_spurious_rto++;
+    else
+        sk->st->cnt.tcp_loss_undo++;
+}
+
+/* An ACK while the RTO's losses are being repaired (RACK connections;
+ * Linux tcp_process_loss): Eifel (RFC 3522/4015) was checked already
+ * (tcp_cong_undo_check), D-SACKs are after (tcp_cong_dsack_undo); here
+ * F-RTO, RFC 5682 3.1 (SACK-enhanced):
+ *   step 2: the first ACK that advances, before new data went out: send
+ *     new data (two segments as cwnd grows) rather than retransmit, if
+ *     there is some and the window takes it; else conventional recovery;
+ *   step 3.b: an ACK or SACK of data sent before the RTO and never
+ *     retransmitted: the timeout was spurious, undone;
+ *   step 3.a: after the new data, a SACK or duplicate ACK without that:
+ *     the loss was real, conventional recovery (go on resending). */
+void tcp_cong_loss_ack(struct tcpsm_sock *sk, bool advanced, bool sacked, bool dup)
+{
+    bool orig = sk->frto_orig;
+    sk->frto_orig = false;
+    sk->frto_new = false;
+    if (!sk->loss_state || !sk->frto)
+        return;
+    if (orig) {
+        loss_undo(sk, true);
+        return;
+    }
+    if (seq_gt(sk->snd_nxt, sk->recover)) {
+        if (sacked || dup)
+            sk->frto = false;
+    } else if (advanced && seq_lt(sk->snd_una, sk->recover)) {
+        sk->recover = sk->snd_nxt;      /* Linux: high_seq = snd_nxt */
+        if (tcp_unsent(sk) && seq_gt(sk->snd_una + sk->snd_wnd, sk->snd_nxt)) {
+            sk->frto_new = true;        /* tcp_output: new data, not the lost (REXMIT_NEW) */
+            return;
+        }
+        sk->frto = false;
+    }
 }
 
 /* A D-SACK for [l, r) (RFC 2883): the part above the recovery's start was
@@ -175,8 +252,11 @@ void tcp_cong_dsack_undo(struct tcpsm_sock *sk)
     if (!sk->undo_on || sk->undo_retrans != 0)
         return;
     sk->undo_on = false;
-    if (sk->loss_state)
-        return;                         /* after an RTO: not undone (see tcp_cong_rto) */
+    if (sk->loss_state) {
+        loss_undo(sk, false);           /* after an RTO (Linux tcp_try_undo_loss) */
+        sk->st->cnt.tcp_dsack_undo++;
+        return;
+    }
     if (sk->cwnd < sk->prior_cwnd)
         sk->cwnd = sk->prior_cwnd;
     if (sk->ssthresh < sk->prior_ssthresh)
@@ -305,8 +385,8 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
         /* RFC 5827 early retransmit: with fewer than four segments out and
          * nothing new to send, fewer duplicate ACKs can ever come */
         uint32_t out = (sk->snd_max - sk->snd_una + mss - 1) / mss;
-        unsigned thresh = 3;
-        if (out < 4 && out > 1 && tcp_unsent(sk) == 0)
+        unsigned thresh = tcp_dupthresh(sk);    /* 3, or the reordering seen */
+        if (out < 4 && out > 1 && tcp_unsent(sk) == 0 && out - 1 < thresh)
             thresh = out - 1;           /* ER_thresh 0 (one segment out): no ER */
         /* RFC 6582 3.2 (2): the ACK must cover "recover", the highest
          * sequence number sent; sk->recover is one past it (SND.MAX) */
@@ -346,7 +426,40 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
     if (!sk->cc_on)
         tcp_cong_init(sk);
     const struct congestion_ops *ops = tcp_cong_ops(sk->cc_algo);
-    sk->ssthresh = ops->ssthresh(sk);
+    bool rack = tcp_rack_on(sk) && sk->syn_acked;
+    /* A new loss episode (Linux tcp_enter_loss): not inside a fast recovery
+     * that is still going, nor a repeated timeout of the same data, whose
+     * ssthresh stays (RFC 5681 3.1: "held constant") and whose undo
+     * information is the episode's. sk->retries counts this RTO already. */
+    bool fresh = !sk->in_recovery || seq_ge(sk->snd_una, sk->recover) ||
+                 (sk->loss_state && sk->retries <= 1);
+    /* F-RTO (RFC 5682) after a timeout outside a fast recovery, or a
+     * repeated one (Linux: new_recovery || icsk_retransmits); not with an
+     * MTU probe out (its loss is no congestion) */
+    bool frto = rack && (!sk->in_recovery || sk->retries > 1) && !sk->plp_probe;
+    /* a timeout after DupThresh's worth of duplicates that the raised
+     * threshold waited on: the reordering was over-estimated (Linux
+     * tcp_enter_loss) */
+    uint32_t mss = tcp_send_mss(sk);
+    if (!sk->in_recovery && mss &&
+        (sk->dupacks >= TCP_REORDER_INIT || sk->rtxq.sacked >= TCP_REORDER_INIT * mss) &&
+        sk->reordering > TCP_REORDER_INIT)
+        sk->reordering = TCP_REORDER_INIT;
+    if (fresh) {
+        uint32_t cur = sk->cwnd / 2 + sk->cwnd / 4;     /* tcp_current_ssthresh */
+        sk->prior_cwnd = sk->cwnd;
+        sk->prior_ssthresh = sk->in_recovery || sk->ssthresh > cur ? sk->ssthresh : cur;
+        sk->ssthresh = ops->ssthresh(sk);
+        /* the timestamps' and the D-SACKs' undo (RFC 3522/4015, RFC 3708)
+         * of this episode: from its first retransmission */
+        sk->undo_state = sk->ts_ok && rack ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
+        sk->undo_on = false;
+        if (rack) {
+            sk->undo_on = true;
+            sk->undo_marker = sk->snd_una;
+            sk->undo_retrans = -1;
+        }
+    }
     sk->cwnd = tcp_send_mss(sk);
     sk->cwnd_acc = 0;
     if (ops->on_loss)
@@ -354,10 +467,8 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
     sk->in_recovery = false;
     sk->dupacks = 0;
     sk->recover = sk->snd_max;
-    sk->undo_state = TCP_UNDO_OFF;
-    /* no undo of an RTO's reduction by D-SACKs: Linux may (tcp_try_undo_loss),
-     * but a timeout is the stronger signal and F-RTO is not implemented */
-    sk->undo_on = false;
+    sk->frto = frto;
+    sk->frto_new = sk->frto_orig = false;
     sk->sacked.n = 0;                   /* RFC 2018 8: SACK state is advisory after an RTO */
     sk->hs.phase = TCP_HS_DONE;
     if (tcp_rack_on(sk)) {

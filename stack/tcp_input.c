@@ -540,7 +540,9 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
             uint32_t segs = len / (sk->rcv_mss ? sk->rcv_mss : 1);
             sk->delack_segs += segs ? segs : 1;
             sk->ack_short = segs == 0;
-            if (sk->quickacks) {
+            sk->last_data_rcv = now;
+            /* Linux tcp_in_quickack_mode: quick ACKs unless interactive */
+            if (sk->quickacks && !sk->pingpong) {
                 sk->quickacks = sk->quickacks > segs ? (uint8_t)(sk->quickacks - (segs ? segs : 1)) : 0;
                 tcp_batch_defer(sk, TCP_BATCH_ACK);
             } else if (sk->delack_segs >= 2) {
@@ -681,6 +683,7 @@ struct tcp_ack_res {
     uint8_t flags;
     uint32_t acked;                     /* SND.UNA's advance */
     uint32_t delivered;                 /* that plus the bytes newly SACKed (RACK connections) */
+    uint32_t sacked;                    /* the bytes newly SACKed */
 };
 
 /* Fifth step, the ACK field for ESTABLISHED and the closing states: the
@@ -688,14 +691,14 @@ struct tcp_ack_res {
  * (3.10.7.4 fifth, SND.WL1/SND.WL2). Says what happened; ack_react acts. */
 static struct tcp_ack_res ack_step(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint64_t now)
 {
-    struct tcp_ack_res res = { 0, 0, 0 };
+    struct tcp_ack_res res = { 0, 0, 0, 0 };
     uint32_t ack = seg->ack;
     uint32_t nwnd = (uint32_t)seg->wnd << sk->snd_wscale;
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     bool new_sack = seg->opt.nsack && tcp_sack_update(sk, &seg->opt);
     if (rack) {
         tcp_rate_ack_begin(sk);
-        res.delivered = rack_sack(sk, seg, now);
+        res.delivered = res.sacked = rack_sack(sk, seg, now);
     }
     if (seq_lt(sk->snd_una, ack) && seq_le(ack, sk->snd_max)) {
         res.flags |= TCP_ACK_ADVANCED;
@@ -817,6 +820,9 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
         }
     }
     if (rack) {
+        /* F-RTO after an RTO (may undo it and clear the lost marks) */
+        tcp_cong_loss_ack(sk, (res.flags & TCP_ACK_ADVANCED) != 0, res.sacked != 0,
+                          (res.flags & TCP_ACK_DUP) != 0);
         /* RFC 8985 6.2 step 5: losses; then recovery, PRR or growth */
         uint32_t lost = sk->rtxq.lost;
         if (res.acked || res.delivered)

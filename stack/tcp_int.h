@@ -343,6 +343,12 @@ struct tcpsm_sock {
     uint64_t first_rtx;                 /* time of the first unanswered retransmission */
     unsigned delack_segs;               /* full segments not yet ACKed */
     uint8_t quickacks;                  /* segments still ACKed at once (quick-ACK mode) */
+    /* Interactive (Linux's pingpong mode, tcp_event_data_sent): data went
+     * out within the delayed-ACK time of the last data in, so the next
+     * reply is likely to carry the ACK: no quick ACKs. Ends when the
+     * delayed-ACK timer fires (no reply came in time). */
+    bool pingpong;
+    uint64_t last_data_rcv;             /* when in-order data last arrived */
     bool ack_now;
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     bool ack_short;                     /* the last in-order data was shorter than rcv_mss */
@@ -391,6 +397,12 @@ struct tcpsm_sock {
     uint32_t prr_delivered, prr_out, recover_fs;
     struct tcp_ooo sacked;              /* SACK scoreboard above snd_una (tcp_sack.c) */
     uint32_t prior_cwnd, prior_ssthresh;    /* before the recovery, for an undo */
+    /* F-RTO (RFC 5682 3.1, SACK-enhanced, as Linux tcp_frto=2): after an
+     * RTO outside a fast recovery, the first ACK that advances sends new
+     * data instead of the next retransmission (frto_new), and an ACK of
+     * data sent before the RTO and never retransmitted (frto_orig, below
+     * recover) shows the timeout was spurious: undone. */
+    bool frto, frto_new, frto_orig;
     uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
     uint8_t undo_state;                 /* TCP_UNDO_* */
     /* D-SACK undo (RFC 3708 with RFC 2883, Linux undo_marker/undo_retrans):
@@ -425,6 +437,10 @@ struct tcpsm_sock {
     uint32_t reno_sacked;               /* without SACK: duplicate ACKs counted (tp->sacked_out) */
     uint32_t dsack_dups;                /* segments the peer reported twice (tp->dsack_dups) */
     uint32_t reord_seen;                /* ACKs that revealed reordering (tp->reord_seen) */
+    /* Linux tp->reordering: how far segments were seen overtaken, in
+     * segments (TCP_REORDER_INIT at first, at most TCP_REORDER_MAX): the
+     * DupThresh of NewReno and of RACK before it saw reordering */
+    uint16_t reordering;
     uint16_t rcv_mss_seen;              /* the peer's segment size, as Linux estimates it
                                            (icsk_ack.rcv_mss: 536 at most until a larger
                                            segment comes; 0 = none yet) */
@@ -651,8 +667,15 @@ void tcp_rtxq_clear_lost(struct tcpsm_sock *sk);
 struct tcp_rtx *tcp_rtxq_at(const struct tcpsm_sock *sk, uint32_t i);
 
 /* tcp_rack.c */
+#define TCP_REORDER_INIT 3              /* net.ipv4.tcp_reordering, RFC 5681's DupThresh */
+#define TCP_REORDER_MAX  300            /* net.ipv4.tcp_max_reordering */
 static inline bool tcp_rack_on(const struct tcpsm_sock *sk) { return sk->sack_ok; }
+static inline uint32_t tcp_dupthresh(const struct tcpsm_sock *sk)
+{
+    return sk->reordering ? sk->reordering : TCP_REORDER_INIT;
+}
 void tcp_rack_init(struct tcpsm_sock *sk);
+void tcp_reordering_seen(struct tcpsm_sock *sk, uint32_t segs);
 void tcp_rack_delivered(struct tcpsm_sock *sk, const struct tcp_rtx *x, uint64_t now);
 void tcp_rack_dsack(struct tcpsm_sock *sk);
 void tcp_rack_recovery_exit(struct tcpsm_sock *sk);
@@ -700,6 +723,7 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
 void tcp_cong_rto(struct tcpsm_sock *sk);
 void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered);
 void tcp_cong_undo_all(struct tcpsm_sock *sk);
+void tcp_cong_loss_ack(struct tcpsm_sock *sk, bool advanced, bool sacked, bool dup);
 void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr);
 void tcp_cong_dsack(struct tcpsm_sock *sk, uint32_t l, uint32_t r);
 void tcp_cong_dsack_undo(struct tcpsm_sock *sk);

@@ -250,6 +250,10 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
         sk->data_segs_out += pcount;
         sk->bytes_sent += len;
         sk->last_data_sent = now;
+        /* Linux tcp_event_data_sent: a reply within the delayed-ACK time
+         * of the data it answers makes the connection interactive */
+        if (!seq_lt(seq, sk->snd_max) && sk->last_data_rcv && now - sk->last_data_rcv < TCP_DELACK_NS)
+            sk->pingpong = true;
         if (seq_lt(seq, sk->snd_max)) {
             sk->bytes_retrans += len;
             /* Linux tcp_retransmit_skb: undo_retrans counts every one */
@@ -511,7 +515,10 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     /* RACK: the records deemed lost go first, as cwnd - pipe allows
      * (RFC 6675 5 (C) with RFC 6937's cwnd); the first always can */
-    while (rack && sk->rtxq.lost) {
+    /* F-RTO step 2 (RFC 5682): new data this time, not the lost records */
+    bool frto_new = sk->frto_new;
+    sk->frto_new = false;
+    while (rack && sk->rtxq.lost && !frto_new) {
         uint32_t seq, len;
         if (!tcp_rtxq_next_lost(sk, mss, &seq, &len))
             break;
@@ -621,6 +628,13 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     }
     if (seq_gt(sk->snd_nxt, sk->snd_max))
         sk->snd_max = sk->snd_nxt;
+    if (frto_new && !seq_gt(sk->snd_nxt, sk->recover)) {
+        /* no new data went (Nagle, pacing): conventional recovery, the
+         * lost records now (Linux tcp_xmit_recovery clears frto) */
+        sk->frto = false;
+        tcp_output(sk, now);
+        return;
+    }
     if (sent && !sk->rto_at)
         tcp_rto_arm(sk, now);
     if (rack)

@@ -8,11 +8,20 @@
  * probe (RFC 8985 7) is in tcp_timer.c. */
 #include "tcp_int.h"
 
-#define DUPTHRESH 3
 
 void tcp_rack_init(struct tcpsm_sock *sk)
 {
     sk->rack = (struct tcp_rack){ .reo_mult = 1 };
+}
+
+/* Reordering of segs segments was seen: the threshold follows the
+ * farthest (Linux tp->reordering, capped by tcp_max_reordering). */
+void tcp_reordering_seen(struct tcpsm_sock *sk, uint32_t segs)
+{
+    if (segs > TCP_REORDER_MAX)
+        segs = TCP_REORDER_MAX;
+    if (segs > tcp_dupthresh(sk))
+        sk->reordering = (uint16_t)segs;
 }
 
 /* 6.2 steps 2 and 3 for one newly delivered (ACKed or SACKed) record. */
@@ -23,8 +32,16 @@ void tcp_rack_delivered(struct tcpsm_sock *sk, const struct tcp_rtx *x, uint64_t
      * the network reordered it */
     if (!r->valid || seq_gt(x->end, r->fack))
         r->fack = x->end;
-    else if (seq_lt(x->end, r->fack) && !(x->fl & TCP_RTX_EVER))
+    else if (seq_lt(x->end, r->fack) && !(x->fl & TCP_RTX_EVER)) {
         r->reord = r->reord_ack = true;
+        /* how far it was overtaken (Linux tcp_check_sack_reordering) */
+        uint32_t mss = tcp_send_mss(sk);
+        if (mss)
+            tcp_reordering_seen(sk, (r->fack - x->end + mss - 1) / mss);
+    }
+    /* F-RTO 3.b: data sent before the timeout, never sent again, arrived */
+    if (sk->frto && !(x->fl & TCP_RTX_EVER) && seq_le(x->end, sk->recover))
+        sk->frto_orig = true;
     uint64_t rtt = now > x->xmit ? (now - x->xmit) / 1000u : 0;
     /* step 2: an ACK of a retransmission quicker than the minimum RTT
      * was for the original (Linux tcp_rack_advance) */
@@ -71,7 +88,7 @@ uint32_t tcp_rack_reo_wnd(const struct tcpsm_sock *sk)
     if (!r->reord) {
         if (sk->in_recovery)
             return 0;
-        if (sk->rtxq.sacked > (DUPTHRESH - 1) * tcp_send_mss(sk))
+        if (sk->rtxq.sacked > (uint32_t)(tcp_dupthresh(sk) - 1) * tcp_send_mss(sk))
             return 0;
     }
     uint64_t w = (uint64_t)sk->min_rtt_us / 4 * r->reo_mult;
@@ -120,7 +137,7 @@ bool tcp_rack_detect(struct tcpsm_sock *sk, uint64_t now)
  * fallback RACK cannot replace without SACK information). */
 void tcp_rack_dupthresh(struct tcpsm_sock *sk)
 {
-    if (sk->dupacks < DUPTHRESH || sk->rtxq.sacked || !sk->rtxq.n)
+    if (sk->dupacks < tcp_dupthresh(sk) || sk->rtxq.sacked || !sk->rtxq.n)
         return;
     struct tcp_rtx *x = tcp_rtxq_at(sk, 0);
     if (!(x->fl & (TCP_RTX_LOST | TCP_RTX_RETRANS)))    /* once: the RTO watches a resent one */

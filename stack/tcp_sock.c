@@ -947,7 +947,7 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
         i->pmtu = sk->pmtu;
     i->snd_cwnd = mss ? sk->cwnd / mss : 0;
     i->snd_ssthresh = mss ? (sk->ssthresh > (1u << 29) ? 0x7fffffff : sk->ssthresh / mss) : 0;
-    i->reordering = 3;                  /* the duplicate ACK threshold (RFC 5681) */
+    i->reordering = tcp_dupthresh(sk);  /* tp->reordering */
     i->snd_wnd = sk->snd_wnd;
     i->rcv_wnd = seq_gt(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
     i->rcv_space = sk->rcvbuf;

@@ -346,6 +346,8 @@ void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now)
     }
     if (sk->dack_at && now >= sk->dack_at) {
         sk->dack_at = 0;
+        /* Linux tcp_delack_timer_handler: the reply did not come in time */
+        sk->pingpong = false;
         if (sk->state != TCPSM_CLOSED && sk->state != TCPSM_LISTEN &&
             sk->state != TCPSM_SYN_SENT)
             tcp_send_ack(sk, now);

@@ -248,6 +248,9 @@ struct tcpsm_counters {
      * as a D-SACK (RFC 2883 / 3708; also counted in tcp_undo), and reordered
      * pure ACKs that PAWS let through (RFC 7323 5.3, Linux tcp_disordered_ack) */
     uint64_t tcp_dsack_undo, tcp_paws_disordered_ack;
+    /* RTOs undone (also in tcp_undo): found spurious by F-RTO (RFC 5682,
+     * tcp_spurious_rto), or by the timestamps or D-SACKs (tcp_loss_undo) */
+    uint64_t tcp_spurious_rto, tcp_loss_undo;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).

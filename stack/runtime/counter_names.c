@@ -23,7 +23,7 @@ const struct counter_name counter_names[] = {
     C(ip_reasm_timeout), C(tcp_gso_out), C(tcp_gso_segs), C(tcp_rack_lost), C(tcp_tlp),
     C(tcp_rtxq_full), C(pmtu_learned), C(pmtu_evicted), C(tcp_pmtu_blackhole), C(tcp_gro_frames),
     C(tcp_pmtu_probes), C(tcp_pmtu_probe_ok), C(tcp_pmtu_probe_lost),
-    C(tcp_dsack_undo), C(tcp_paws_disordered_ack),
+    C(tcp_dsack_undo), C(tcp_paws_disordered_ack), C(tcp_spurious_rto), C(tcp_loss_undo),
 };
 #undef C
 

@@ -52,6 +52,8 @@ static void lock_recovered(void)
     rt_reap();
 }
 
+__thread bool rt_t_runtime;
+
 /* rt_t_hold is raised before the lock is taken and dropped after it is
  * released: a signal handler never runs while this thread holds it. */
 void rt_lock(void)
@@ -59,8 +61,24 @@ void rt_lock(void)
     rt_t_hold++;
     int e = pthread_mutex_lock(&rt.reg->lock);
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    atomic_store_explicit(&rt.owner_app, !rt_t_runtime, memory_order_relaxed);
     if (__builtin_expect(e == EOWNERDEAD, 0) && rt.sh)
         lock_recovered();
+}
+
+bool rt_trylock(void)
+{
+    rt_t_hold++;
+    int e = pthread_mutex_trylock(&rt.reg->lock);
+    if (e != 0 && e != EOWNERDEAD) {
+        rt_t_hold--;
+        return false;
+    }
+    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    atomic_store_explicit(&rt.owner_app, !rt_t_runtime, memory_order_relaxed);
+    if (__builtin_expect(e == EOWNERDEAD, 0) && rt.sh)
+        lock_recovered();
+    return true;
 }
 
 bool rt_lock_for_exit(void)
@@ -84,6 +102,10 @@ bool rt_lock_for_exit(void)
 
 void rt_unlock(void)
 {
+    /* The receive thread left the link's frames to this holder. */
+    if (__builtin_expect(atomic_load_explicit(&rt.rx_deferred, memory_order_relaxed), 0) &&
+        !rt_t_runtime && atomic_exchange(&rt.rx_deferred, false) && !rt.leader)
+        rt_link_service();
     if (rt.started && !rt.down) {
         /* An application thread drives the timers while it comes back
          * often (rt_drive_cover): it runs what is due as it leaves, so
@@ -91,11 +113,11 @@ void rt_unlock(void)
          * cover (a paced burst every few hundred microseconds was a
          * futex wake-up and a contended lock each). A follower about to
          * sleep does not come back on its own: it drives nothing. */
-        bool drives = !rt_t_service && !rt_t_nodrive;
+        bool drives = !rt_t_runtime && !rt_t_nodrive;
         rt_t_nodrive = false;
         uint64_t now = 0;
         if (drives) {
-            now = rt_drive_timers();
+            now = rt_drive_timers(true);
             atomic_store_explicit(&rt.drive_last, now, memory_order_relaxed);
         }
         /* The service thread must look again before the new deadline,
@@ -111,6 +133,7 @@ void rt_unlock(void)
             }
         }
     }
+    atomic_store_explicit(&rt.owner_app, false, memory_order_relaxed);
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rt.reg->lock);
     if (--rt_t_hold == 0 && rt_sig_deferred())

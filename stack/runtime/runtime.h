@@ -20,10 +20,14 @@
  * WHOEVER WAITS DRIVES. Of the threads asleep in the stack one leads: it
  * polls the link beside its eventfd and processes what comes (bounded),
  * the others follow; a leader that leaves hands the link to a follower.
+ * The receive and timer threads are the backstop (runtime_thread.c). The
+ * receive thread never sleeps on a lock that an application thread of its
+ * own process holds: it leaves the link's frames to it (rt.rx_deferred),
+ * and that thread's rt_unlock takes them.
  * The timers too: a leader's sleep ends at the core's next deadline, and an
  * application thread runs the due timers as it releases the lock; while
  * one comes back within RT_DRIVE_PARK_NS the timer thread leaves them to
- * it. The receive and timer threads are the backstop (runtime_thread.c).
+ * it.
  *
  * LOCKS AND SIGNALS (runtime_signal.c; the shim wraps every handler the
  * program installs, shim/signal_calls.c):
@@ -116,7 +120,12 @@ struct rt_waiter {
     bool remote;                /* signalled from another process, not yet relayed */
     struct rt_waiter *w_next, *w_prev;  /* on its process's list */
     struct rt_wqe bq;           /* the entry of its blocking call (one at a time) */
-    bool signalled;             /* an eventfd write is pending (under the lock) */
+    bool signalled;             /* a wake-up is pending (under the lock) */
+    /* The eventfd was written for it. A thread that signals its own waiter
+     * (the leader whose link input readied its socket) is awake by
+     * definition and only sets `signalled`; it writes the eventfd itself
+     * only if it goes to sleep before clearing it (tcpsm_sleep_begin). */
+    bool written;
     bool polling;               /* between tcpsm_poller_begin and _end */
     bool leading;               /* polls the link for everyone (rt.leader == this) */
     bool following;             /* on rt.followers: asleep, may be asked to lead */
@@ -220,6 +229,7 @@ struct rt_shared {
 struct rt_state {
     pthread_mutex_t cfg_lock;   /* the configuration, before the region exists */
     _Atomic unsigned long owner;        /* pthread_self() of the rt_lock() holder, 0 if none */
+    _Atomic bool owner_app;             /* ... and it is an application thread of this process */
     int config_result;          /* tcpsm_rt_config(): 1, 0, -1; -2 not yet read */
     struct rt_settings set;
     uint32_t kaddr[64];         /* the kernel's own IPv4 addresses (host order), for routing */
@@ -268,6 +278,17 @@ struct rt_state {
     struct rt_waiter *leader, *followers;
     _Atomic bool lead_active;
     _Atomic uint64_t lead_last;
+    /* When an application thread last took frames from the link itself
+     * (a blocking call's first look, a non-blocking call about to say
+     * EAGAIN, an event loop's wait): the receive thread stays off the link
+     * for RX_PARK_NS after it too, as after a leader (a request/response
+     * thread that finds its reply at its first look never leads). */
+    _Atomic uint64_t app_rx_last;
+    /* The receive thread found frames and the lock taken by a thread of
+     * this process: it leaves them to the holder, which takes them before
+     * it unlocks (rt_unlock), instead of sleeping on the lock and waking
+     * for it (Onload's deferred work on its stack lock). */
+    _Atomic bool rx_deferred;
     /* Timers driven by the application's threads (runtime_thread.c,
      * rt_drive_cover): when one of them last released the lock (it ran the
      * timers due then) and will soon be back; and the time the leader
@@ -279,6 +300,13 @@ struct rt_state {
 
 extern struct rt_state rt;
 
+/* The receive thread stays off the link while an application thread
+ * polls it (runtime_wait.c, leader) and for this long after the last one
+ * left or took frames itself, so that a thread that comes straight back is
+ * not raced for its frames; past it, frames to idle sockets wait at most
+ * this long. */
+#define RX_PARK_NS (2000u * 1000u)
+
 /* runtime_clock.c */
 uint64_t rt_now(void);          /* CLOCK_MONOTONIC, ns */
 
@@ -288,6 +316,16 @@ void rt_lock(void);
  * be had (held by this very thread — exit() from a signal handler that
  * interrupted a stack call — or by another thread for too long). */
 bool rt_lock_for_exit(void);
+/* rt_lock() if free at once: false if another thread holds it. */
+bool rt_trylock(void);
+/* The receive thread's lock: taken (true), or, held by an application
+ * thread of this process, left to it with rt.rx_deferred raised (false):
+ * its rt_unlock takes the link's frames. */
+bool rt_rx_lock_or_defer(void);
+/* Set in the runtime's own threads (receive, service, control, share): their
+ * unlock does not take the receive thread's deferred frames, nor run the
+ * timers (they do not drive: rt_drive_cover). */
+extern __thread bool rt_t_runtime;
 /* Unlocks. An application thread first runs the timers that are due (it
  * drives the stack's timers while it comes back often: rt_drive_cover).
  * Then re-arms the timer thread if the core's next deadline moved earlier
@@ -301,6 +339,7 @@ int rt_start(void);
 /* runtime_wait.c */
 struct rt_waiter *rt_waiter_self(void);         /* NULL with errno if no eventfd */
 void rt_signal(struct rt_waiter *w);            /* under lock; coalesced */
+void rt_self_flush(void);       /* under lock: this thread's pending wake-up onto its eventfd */
 void rt_wake_sock(struct rt_sock *rs);          /* under lock: every waiter of rs */
 /* Under lock: rs's waiters for an event: every one, except that of the
  * exclusive ones (blocked accepts) only the first not yet woken. */
@@ -359,7 +398,6 @@ void rt_ep_fork(int parent, int child); /* under lock: the child holds the paren
 extern __thread volatile unsigned rt_t_sigseq;  /* handlers that ran on this thread */
 extern __thread volatile int rt_t_hold;         /* > 0: handlers are deferred */
 extern __thread volatile int rt_t_in_wait;      /* registrations to withdraw on a signal */
-extern __thread bool rt_t_service;      /* the runtime's own threads (receive, service, ctl) */
 extern __thread bool rt_t_nodrive;      /* the next unlock is a follower's, before its sleep */
 void rt_sig_reraise(void);
 bool rt_sig_deferred(void);
@@ -387,8 +425,10 @@ void rt_kick(int proc);         /* under lock: wake that process's service threa
  * (0: they do not; the service thread must wake at d). */
 uint64_t rt_drive_cover(uint64_t now, uint64_t d);
 /* Under lock: runs the core's timers if one is due (an application thread
- * that drives); returns the time it looked. */
-uint64_t rt_drive_timers(void);
+ * that drives); returns the time it looked. flush: the thread may sleep
+ * next without looking again, so a wake-up of its own that the timers
+ * caused goes onto its eventfd (rt_self_flush). */
+uint64_t rt_drive_timers(bool flush);
 /* fork child (the parent holds the lock): this process has no threads yet
  * (started on first use, with the inherited link socket). */
 void rt_fork_child_reset(int parent);

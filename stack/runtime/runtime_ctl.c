@@ -86,7 +86,7 @@ static void *ctl_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "tcpsm-ctl");
-    rt_t_service = true;
+    rt_t_runtime = true;
     uint64_t next = 0;
     for (;;) {
         uint64_t now = mono_ms();

@@ -37,18 +37,29 @@
 /* How often a process looks for others that died, when there are others. */
 #define REAP_EVERY_NS 1000000000ull
 
-/* The receive thread stays off the link while an application thread
- * polls it (runtime_wait.c, leader) and for this long after the last one
- * left, so that a thread that comes straight back is not raced for its
- * frames; past it, frames to idle sockets wait at most this long. */
-#define RX_PARK_NS (2000u * 1000u)
+
+bool rt_rx_lock_or_defer(void)
+{
+    if (rt_trylock())
+        return true;
+    if (!atomic_load_explicit(&rt.owner_app, memory_order_relaxed)) {
+        rt_lock();      /* another process, or a runtime thread: it takes none */
+        return true;
+    }
+    atomic_store(&rt.rx_deferred, true);
+    if (!rt_trylock())
+        return false;
+    atomic_store(&rt.rx_deferred, false);
+    return true;
+}
 
 static void *rx_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "tcpsm-rx");
-    rt_t_service = true;
+    rt_t_runtime = true;
     unsigned warnings = 0;
+    uint64_t deferred_until = 0;        /* frames left to the lock's holder: off the link until */
     struct pollfd p[2] = {
         { .fd = rt.np.fd, .events = POLLIN },
         { .fd = rt.rx_stop_efd, .events = POLLIN },
@@ -56,6 +67,11 @@ static void *rx_main(void *arg)
     for (;;) {
         uint64_t now = rt_now();
         uint64_t last = atomic_load_explicit(&rt.lead_last, memory_order_relaxed);
+        uint64_t app_last = atomic_load_explicit(&rt.app_rx_last, memory_order_relaxed);
+        if (app_last > last)
+            last = app_last;
+        if (deferred_until > now && deferred_until - RX_PARK_NS > last)
+            last = deferred_until - RX_PARK_NS;
         bool park = atomic_load_explicit(&rt.lead_active, memory_order_relaxed) ||
                     (last && now - last < RX_PARK_NS);
         struct timespec ts = { 0, RX_PARK_NS };
@@ -89,9 +105,21 @@ static void *rx_main(void *arg)
                 tcpsm_log(TCPSM_LOG_WARN, "link %s: %s", rt.set.ifname, strerror(e));
         }
         /* Receive under the lock: the link's buffers are shared with the
-         * leaders (an application thread that leads now takes it from here). */
+         * leaders (an application thread that leads now takes it from here).
+         * Taken by another thread of this process: the frames are left to
+         * it (rt_unlock takes them), and this thread stays off the link for
+         * RX_PARK_NS / 2 rather than sleep on the lock and wake for it,
+         * twice, per batch (an event loop answering requests holds the lock
+         * for every send). The flag is raised before the second try, so a
+         * holder that unlocks in between finds the lock free to this one or
+         * the flag to it; one that looked at the flag just before it is
+         * raised leaves the frames waiting at most until this thread's next
+         * look. */
         for (int b = 0; b < RX_BATCHES_PER_WAKE; b++) {
-            rt_lock();
+            if (!rt_rx_lock_or_defer()) {
+                deferred_until = rt_now() + RX_PARK_NS / 2;
+                break;
+            }
             unsigned n = rt.down || rt.leader ? 0 : rt_link_service_from(false);
             rt_unlock();
             if (n == 0)
@@ -100,14 +128,16 @@ static void *rx_main(void *arg)
     }
 }
 
-__thread bool rt_t_service;
 __thread bool rt_t_nodrive;
 
-uint64_t rt_drive_timers(void)
+uint64_t rt_drive_timers(bool flush)
 {
     uint64_t now = rt_now();
-    if (rt.started && !rt.down && tcpsm_stack_next_deadline(rt.sh->st) <= now)
+    if (rt.started && !rt.down && tcpsm_stack_next_deadline(rt.sh->st) <= now) {
         tcpsm_stack_timers(rt.sh->st, now);
+        if (flush)
+            rt_self_flush();
+    }
     return now;
 }
 
@@ -156,7 +186,7 @@ static void *svc_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "tcpsm-svc");
-    rt_t_service = true;
+    rt_t_runtime = true;
     uint64_t next_reap = 0;
     rt_lock();
     while (!rt.svc_stop && rt.me >= 0) {
@@ -281,6 +311,8 @@ void rt_fork_child_reset(int parent)
     /* The parent's leader and followers are its threads. */
     rt.leader = rt.followers = NULL;
     atomic_store(&rt.lead_active, false);
+    atomic_store(&rt.rx_deferred, false);      /* the parent's receive thread's */
+    atomic_store(&rt.owner_app, false);
     rt.svc_sleep_until = 0;
     rt.need_threads = rt.started;
     rt_ctl_fork_child();

@@ -139,6 +139,22 @@ struct rt_waiter *rt_waiter_self(void)
     return w;
 }
 
+static void efd_write(struct rt_waiter *w)
+{
+    w->written = true;
+    uint64_t one = 1;
+    syscall(SYS_write, w->efd, &one, sizeof(one));
+}
+
+/* Under lock: this thread's own pending wake-up, set without an eventfd
+ * write (rt_signal), written now: it may be about to sleep (the timers its
+ * unlock ran readied one of its sockets after it looked). */
+void rt_self_flush(void)
+{
+    if (self && self->signalled && !self->written)
+        efd_write(self);
+}
+
 void rt_signal(struct rt_waiter *w)
 {
     if (w->signalled)
@@ -149,8 +165,12 @@ void rt_signal(struct rt_waiter *w)
         rt_kick(w->proc);
         return;
     }
-    uint64_t one = 1;
-    syscall(SYS_write, w->efd, &one, sizeof(one));
+    /* The calling thread's own waiter: it is running, not asleep, and
+     * looks at `signalled` before it sleeps again (rt_wait,
+     * tcpsm_sleep_begin): a write and a read saved per wake-up of a
+     * leader by its own input. */
+    if (w != self)
+        efd_write(w);
 }
 
 void rt_relay_remote(void)
@@ -159,8 +179,7 @@ void rt_relay_remote(void)
     for (struct rt_waiter *w = p->waiters; w; w = w->w_next) {
         if (w->remote) {
             w->remote = false;
-            uint64_t one = 1;
-            syscall(SYS_write, w->efd, &one, sizeof(one));
+            efd_write(w);
         }
     }
     rt_ep_relay(p);
@@ -410,11 +429,17 @@ static void unwatch_all(struct rt_waiter *w)
     w->nwatch = 0;
 }
 
-static void drain(struct rt_waiter *w)
+/* Clears the pending wake-up; reads the eventfd if it was written for it,
+ * or if `force` (it polled readable: a signal handler's write,
+ * runtime_signal, sets no flag). */
+static void drain(struct rt_waiter *w, bool force)
 {
-    uint64_t v;
-    while (syscall(SYS_read, w->efd, &v, sizeof(v)) < 0 && errno == EINTR)
-        ;
+    if (w->written || force) {
+        uint64_t v;
+        while (syscall(SYS_read, w->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+            ;
+    }
+    w->written = false;
     w->signalled = false;
 }
 
@@ -468,6 +493,8 @@ unsigned rt_link_service_from(bool app)
     }
     netdev_packet_recv_done(&rt.np);    /* the frames' ring slots back to the kernel */
     uint64_t now = rt_now();
+    if (app)
+        atomic_store_explicit(&rt.app_rx_last, now, memory_order_relaxed);
     if (tcpsm_stack_next_deadline(rt.sh->st) <= now)
         tcpsm_stack_timers(rt.sh->st, now);
     return total;
@@ -536,7 +563,7 @@ static void lead_end(struct rt_waiter *w, bool link_ready)
     if (link_ready)
         rt_link_service();
     else
-        rt_drive_timers();
+        rt_drive_timers(false);     /* awake: it looks before it sleeps */
     w->leading = false;
     rt.leader = NULL;
     rt.lead_until = 0;
@@ -582,7 +609,7 @@ static void spin(struct rt_waiter *w, uint64_t spin_ns, uint64_t deadline)
 int rt_wait(struct rt_waiter *w, uint64_t deadline)
 {
     if (w->signalled) {
-        drain(w);
+        drain(w, false);
         return 0;
     }
     if (rt_proc_ready() < 0)
@@ -610,8 +637,9 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
     int e = errno;
     rt_lock();
     lead_end(w, r > 0 && (p[1].revents & (POLLIN | POLLERR)));
-    if (w->signalled || (r > 0 && (p[0].revents & POLLIN)))
-        drain(w);
+    bool efd_ready = r > 0 && (p[0].revents & POLLIN);
+    if (w->signalled || efd_ready)
+        drain(w, efd_ready);
     if (r < 0)
         return e == EINTR ? -EINTR : -e;
     if (r == 0)
@@ -662,7 +690,7 @@ int tcpsm_poller_begin(void)
     /* A repeated begin follows a wake-up: always drain then (a signal
      * handler's write, runtime_signal, does not set `signalled`). */
     if (w->signalled || w->polling)
-        drain(w);
+        drain(w, w->polling);
     rt_release_acks();
     if (!w->polling) {
         rt_t_in_wait++;
@@ -695,6 +723,10 @@ int tcpsm_sleep_begin(int64_t *tmo_ns)
         return -1;
     rt_lock();
     rt_release_acks();
+    /* Signalled by itself since it last drained (rt_signal): the eventfd
+     * must show it, or the sleep ahead would miss it. */
+    if (w->signalled && !w->written)
+        efd_write(w);
     uint64_t now = rt_now();
     uint64_t wake = *tmo_ns < 0 ? UINT64_MAX : now + (uint64_t)*tmo_ns;
     int lfd = lead_begin(w, &wake);

@@ -332,6 +332,19 @@ struct seg {
     size_t olen;
 };
 
+/* The connection under test's TCB, accepted or not; NULL once the
+ * application closed it or the stack started a new incarnation. */
+static struct tcpsm_sock *conn(void)
+{
+    if (w.sk)
+        return w.sk;
+    if (w.taken || w.stale || !w.have_lisn)
+        return NULL;
+    struct tcpsm_addr la = addr_from_v4(ADDR), ra = addr_from_v4(PEER);
+    struct tcpsm_sock *tcb = tcp_ehash_find(w.st->tcp, &la, LPORT, &ra, w.rport);
+    return tcb && tcb->iss == w.lisn ? tcb : NULL;
+}
+
 static void send_seg(const struct seg *s)
 {
     static uint8_t f[14 + 20 + 60 + 4096];
@@ -367,7 +380,20 @@ static void send_seg(const struct seg *s)
         memcpy(t + 20, s->opts, olen);
     memcpy(t + thl, peer_at(s->seq - (RISN + 1), len), len);
     put16(t + 16, csum_fold(csum_partial(t, l4, csum_pseudo(PEER, ADDR, 6, (uint16_t)l4))));
+    /* A newer urgent pointer while the reader sits on the unread urgent
+     * byte drops that byte (tcp_urg.c, as Linux's tcp_check_urg): the
+     * reader's position moves on by one, once per such segment, so any
+     * number of bytes between two reads. */
+    struct tcpsm_sock *c = NULL;
+    uint32_t copied = 0;
+    if ((s->flags & TCPSM_URG) && (s->sport == 0 || s->sport == w.rport) && (c = conn()))
+        copied = tcp_copied_seq(c);
     input(f, 14 + tot);
+    if (c && conn() == c) {             /* the arena never reuses a freed TCB's address */
+        uint32_t d = tcp_copied_seq(c) - copied;
+        CHECK(d <= 1);
+        w.app_read += d;
+    }
     if ((s->sport == 0 || s->sport == w.rport) && len) {
         uint32_t end = s->seq + len;
         if ((int32_t)(end - w.rmax) > 0)
@@ -446,7 +472,8 @@ static void app_recv(size_t max, int flags)
         max = sizeof buf;
     /* Urgent data out of band: a read on the mark passes over the urgent
      * byte, and a newer pointer drops an unread one at the reader's
-     * position (tcp_urg.c): the application's stream lacks those bytes. */
+     * position (tcp_urg.c; counted in send_seg): the application's stream
+     * lacks those bytes. */
     uint32_t at = tcp_copied_seq(w.sk) - (RISN + 1);
     CHECK(at - w.app_read <= 1);
     w.app_read = at;

@@ -36,3 +36,9 @@ with open(os.path.join(out, 'pmtu'), 'wb') as f:
 with open(os.path.join(out, 'blind'), 'wb') as f:
     f.write(bytes([0x38]) + rec(RST, soff=5000) + rec(SYN, soff=-3) + rec(ACK, ms=64 | 128, plen=10)
             + rec(ACK, ackbase=2, aoff=1234) + rec(ACK | PSH, soff=1, shift=7, plen=20, x16=True))
+# urgent pointers (pointer 0: the segment's first byte), each newer one while
+# the reader sits on the last urgent byte, which it drops (Linux tcp_check_urg):
+# two bytes gone between two reads (a false alarm of the harness, 2026-11-30)
+with open(os.path.join(out, 'urg_newer'), 'wb') as f:
+    f.write(bytes([0x00]) + rec(ACK | PSH | URG, plen=1) + rec(ACK | PSH | URG, plen=1)
+            + rec(ACK | PSH | URG, plen=1) + rec(ACK, app=1, amount=10))

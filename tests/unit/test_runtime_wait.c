@@ -86,18 +86,60 @@ Test(runtime_wait, wake_from_another_thread_is_not_lost, .init = attach, .fini =
     cr_assert_eq(read(w->efd, &v, sizeof(v)), -1, "drained: nothing left to read");
 }
 
+static void *signal_thrice(void *arg)
+{
+    lock();
+    rt_signal(arg);
+    rt_signal(arg);
+    rt_signal(arg);
+    unlock();
+    return NULL;
+}
+
 Test(runtime_wait, coalesced_signal_writes_once, .init = attach, .fini = detach)
 {
     struct rt_waiter *w = waiter();
-    lock();
-    rt_signal(w);
-    rt_signal(w);
-    rt_signal(w);
+    pthread_t t;
+    pthread_create(&t, NULL, signal_thrice, w);
+    pthread_join(t, NULL);
     uint64_t v = 0;
     cr_assert_eq(read(w->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
     cr_assert_eq(v, 1);
-    w->signalled = false;
+    lock();
+    w->signalled = w->written = false;
     unlock();
+}
+
+/* A thread that signals its own waiter (a leader whose link input readied
+ * the socket it waits on) is awake: no eventfd write then and no read
+ * after; but if it goes to sleep with the wake-up still pending (a poll
+ * that did not see it), the eventfd shows it. */
+Test(runtime_wait, own_wakeup_needs_no_eventfd_write, .init = attach, .fini = detach)
+{
+    struct rt_waiter *w = waiter();
+    uint64_t v;
+    lock();
+    rt_signal(w);
+    cr_assert(w->signalled);
+    cr_assert_eq(read(w->efd, &v, sizeof(v)), -1, "not written");
+    cr_assert_eq(rt_wait(w, rt_now() + 10ull * 1000000000), 0, "pending: returns at once");
+    cr_assert_not(w->signalled);
+    unlock();
+
+    cr_assert_eq(tcpsm_poller_begin(), w->efd);
+    lock();
+    rt_signal(w);
+    unlock();
+    cr_assert_eq(read(w->efd, &v, sizeof(v)), -1, "not written while awake");
+    int64_t tmo = -1;
+    tcpsm_sleep_begin(&tmo);
+    struct pollfd p = { .fd = w->efd, .events = POLLIN };
+    cr_assert_eq(poll(&p, 1, 0), 1, "about to sleep with it pending: the eventfd shows it");
+    tcpsm_sleep_end(false);
+    cr_assert_eq(tcpsm_poller_begin(), w->efd, "a repeated begin drains");
+    cr_assert_eq(poll(&p, 1, 0), 0);
+    cr_assert_not(w->signalled);
+    tcpsm_poller_end();
 }
 
 static void on_usr1(int sig) { (void)sig; }
@@ -189,16 +231,12 @@ Test(runtime_wait, sock_event_wakes_on_change_or_data_only, .init = attach, .fin
     rt_sock_event(NULL, sk, seen | TCPSM_POLLERR);
     cr_assert(w->signalled, "a new bit wakes");
     w->signalled = false;
-    uint64_t v;
-    cr_assert_eq(read(w->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
     rt_sock_event(NULL, sk, TCPSM_POLLIN);
     cr_assert(w->signalled, "changed");
     w->signalled = false;
-    cr_assert_eq(read(w->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
     rt_sock_event(NULL, sk, TCPSM_POLLIN);
     cr_assert(w->signalled, "more data with POLLIN already set still wakes");
     w->signalled = false;
-    cr_assert_eq(read(w->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
 
     rt_sock_wait_del(&q);
     cr_assert_null(rs.waiters);
@@ -440,11 +478,11 @@ Test(runtime_wait, application_unlock_runs_due_timers, .init = drive_setup,
 {
     lock();
     arm(rt_now() - 1);
-    rt_t_service = true;        /* the runtime's own threads leave them to the service thread */
+    rt_t_runtime = true;        /* the runtime's own threads leave them to the service thread */
     unlock();
     lock();
     cr_assert(tcpsm_timer_armed(&drv_t));
-    rt_t_service = false;
+    rt_t_runtime = false;
     unlock();                   /* an application thread runs what is due as it leaves */
     lock();
     cr_assert_not(tcpsm_timer_armed(&drv_t));
@@ -477,9 +515,9 @@ Test(runtime_wait, service_thread_woken_only_when_not_covered, .init = drive_set
     uint32_t v1 = atomic_load(&p->futex);
     atomic_store(&rt.drive_last, 0);
     rt.svc_sleep_until = rt_now() + 10ull * 1000000000;
-    rt_t_service = true;        /* e.g. the receive thread: covers nothing itself */
+    rt_t_runtime = true;        /* e.g. the receive thread: covers nothing itself */
     unlock();
-    rt_t_service = false;
+    rt_t_runtime = false;
     cr_assert_neq(atomic_load(&p->futex), v1, "an earlier deadline nobody covers wakes it");
 }
 
@@ -504,4 +542,48 @@ Test(runtime_wait, drive_cover_rules, .init = drive_setup, .fini = drive_teardow
     rt.lead_until = 0;
     atomic_store(&rt.drive_last, 0);
     unlock();
+}
+
+/* The receive thread does not sleep on the lock an application thread of
+ * this process holds: it leaves the link's frames to the holder, whose
+ * unlock takes them (rt.rx_deferred). A runtime thread's hold (timers,
+ * stats) is waited for, as before. */
+static atomic_int rx_try_result;
+static atomic_int rx_tried;
+
+static void *rx_like(void *arg)
+{
+    rt_t_runtime = true;
+    bool got = rt_rx_lock_or_defer();
+    if (got)
+        unlock();
+    atomic_store(&rx_try_result, got);
+    atomic_store(&rx_tried, 1);
+    return arg;
+}
+
+Test(runtime_wait, receive_thread_leaves_frames_to_an_application_holder, .init = attach,
+     .fini = detach)
+{
+    lock();                                     /* an application thread holds it */
+    atomic_store(&rx_tried, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, rx_like, NULL);
+    pthread_join(t, NULL);                      /* returned without the lock: no sleep on it */
+    cr_assert_eq(atomic_load(&rx_try_result), 0);
+    cr_assert(atomic_load(&rt.rx_deferred), "left to the holder");
+    unlock();
+    cr_assert_not(atomic_load(&rt.rx_deferred), "the holder's unlock took it");
+
+    rt_t_runtime = true;                        /* now a runtime thread holds it */
+    lock();
+    atomic_store(&rx_tried, 0);
+    pthread_create(&t, NULL, rx_like, NULL);
+    usleep(20000);
+    cr_assert_eq(atomic_load(&rx_tried), 0, "waits for a runtime thread's lock");
+    unlock();
+    rt_t_runtime = false;
+    pthread_join(t, NULL);
+    cr_assert_eq(atomic_load(&rx_try_result), 1);
+    cr_assert_not(atomic_load(&rt.rx_deferred));
 }

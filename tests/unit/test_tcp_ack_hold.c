@@ -192,3 +192,57 @@ Test(tcp_ack_hold, peer_fin_not_held_without_hold_input)
     EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
     h_free(h);
 }
+
+/* Linux's interactive (pingpong) mode, whichever thread took the request:
+ * a reply sent within the delayed-ACK time of the request it answers makes
+ * the connection interactive, and the next request is not quick-ACKed even
+ * in quick-ACK mode (its reply carries the ACK); the delayed-ACK timer
+ * firing (no reply in time) ends it. */
+static void request(struct harness *h)
+{
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
+         .len = sizeof req - 1);
+    h->rseq += sizeof req - 1;
+}
+
+static void reply(struct harness *h)
+{
+    char got[64];
+    h_app_recv(h, got, sizeof req - 1);
+    cr_assert(memcmp(got, req, sizeof req - 1) == 0);
+    uint8_t resp[100];
+    h_pattern(resp, sizeof resp, 7);
+    h_app_send(h, resp, sizeof resp);   /* it carries the ACK of the request */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    expect_no_seg(h);
+}
+
+Test(tcp_ack_hold, interactive_request_not_quick_acked)
+{
+    struct harness *h = fresh();
+    h->hold = false;                    /* the receive thread's input: nothing held */
+    request(h);
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);  /* quick-ACK mode */
+    reply(h);                           /* at once: interactive from now on */
+    request(h);
+    expect_no_seg(h);                   /* no ACK of its own: the reply carries it */
+    reply(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, interactive_ends_when_the_delayed_ack_fires)
+{
+    struct harness *h = fresh();
+    h->hold = false;
+    request(h);
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    reply(h);
+    request(h);
+    expect_no_seg(h);
+    uint64_t waited = h_wait_seg(h, MS(500));       /* no reply: the delayed ACK */
+    cr_assert(waited <= MS(40), "delayed ACK after %llu ns", (unsigned long long)waited);
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    request(h);                         /* quick-ACK mode again */
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    h_free(h);
+}

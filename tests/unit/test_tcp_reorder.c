@@ -200,3 +200,87 @@ Test(tcp_reorder, rtt_in_microseconds)
     (void)a;
     h_free(h);
 }
+
+/* SACK: a segment ACKed below what was SACKed, never sent again, was
+ * overtaken: tp->reordering follows the distance (Linux
+ * tcp_check_sack_reordering; TCP_INFO tcpi_reordering, tcpi_reord_seen). */
+Test(tcp_reorder, sack_reordering_distance)
+{
+    struct harness *h = established(false);
+    uint32_t b = h->lseq;
+    send_segs(h, 6, M);
+    h_drain(h);
+    struct tcpsm_tcp_info i;
+    tcpsm_sock_info(h->sk, &i);
+    cr_assert_eq(i.reordering, 3);
+    /* 5-6 arrive first (two: below DupThresh, RACK waits its window) */
+    ack_blk(h, b, b + 4 * M, b + 6 * M, false, 0);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = b + 6 * M, .win = H_RWIN);  /* then 1-4 */
+    tcpsm_sock_info(h->sk, &i);
+    cr_assert_eq(i.reordering, 5, "segment 1 was 5 segments behind the highest: %u", i.reordering);
+    cr_assert_eq(i.reord_seen, 1);
+    cr_assert_eq(cnt(h)->tcp_fast_retrans, 0, "no time passed: RACK waited");
+    h_free(h);
+}
+
+/* ESTABLISHED without SACK, with timestamps, NODELAY, RTT 20 ms. */
+static struct harness *established_reno(void)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
+         .ts = true, .tsval = 1000);
+    h->rseq = h->risn + 1;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    cr_assert(!h->sk->sack_ok && h->sk->ts_ok);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    h->sk->min_rtt_us = h->sk->srtt_us = 20000;
+    h->sk->rttvar_us = 5000;
+    h->sk->rto_us = 200000;
+    return h;
+}
+
+static void reno_dupack(struct harness *h, uint32_t ack, uint32_t *tsval, uint32_t tsecr)
+{
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = ack, .win = H_RWIN, .ts = true,
+         .tsval = ++*tsval, .tsecr = tsecr);
+}
+
+/* Without SACK: a fast retransmit that the timestamps show was spurious
+ * (the original arrived after three others) raises DupThresh to four
+ * (Linux raises tp->reordering on such an undo; here to the duplicates
+ * seen plus one): the same reordering again costs no retransmission. */
+Test(tcp_reorder, reno_dupthresh_follows_reordering)
+{
+    struct harness *h = established_reno();
+    uint32_t m = tcp_send_mss(h->sk), tv = 1000;
+    uint32_t b = h->lseq;
+    send_segs(h, 8, m);
+    struct seg first = EXPECT_SEG(h, .seq = b, .len = m);
+    h_drain(h);
+    h_advance(h, MS(20));
+    for (int k = 0; k < 3; k++)
+        reno_dupack(h, b, &tv, first.tsval);
+    EXPECT_SEG(h, .seq = b, .len = m);          /* fast retransmit at three */
+    cr_assert_eq(cnt(h)->tcp_fast_retrans, 1);
+    h_drain(h);
+    reno_dupack(h, b + 8 * m, &tv, first.tsval); /* the original's echo: it arrived */
+    cr_assert_eq(cnt(h)->tcp_undo, 1);
+    struct tcpsm_tcp_info i;
+    tcpsm_sock_info(h->sk, &i);
+    cr_assert_eq(i.reordering, 4, "reordering %u", i.reordering);
+    /* the same again: three duplicates are reordering now, the fourth a loss */
+    b = h->lseq = b + 8 * m;
+    send_segs(h, 8, m);
+    first = EXPECT_SEG(h, .seq = b, .len = m);
+    h_drain(h);
+    h_advance(h, MS(20));
+    for (int k = 0; k < 3; k++)
+        reno_dupack(h, b, &tv, first.tsval);
+    expect_no_seg(h);
+    cr_assert_eq(cnt(h)->tcp_fast_retrans, 1);
+    reno_dupack(h, b, &tv, first.tsval);
+    EXPECT_SEG(h, .seq = b, .len = m);
+    cr_assert_eq(cnt(h)->tcp_fast_retrans, 2);
+    h_free(h);
+}
