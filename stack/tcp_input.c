@@ -382,7 +382,10 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
                 sk->shutdown |= RCV_SHUTDOWN;
             }
         }
-        tcp_send_ack(sk, now);          /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> */
+        /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, unless the request the
+         * application is about to write can carry it (tcp_syn_ack_hold) */
+        if (seg->len || fin || !tcp_syn_ack_hold(sk, now))
+            tcp_send_ack(sk, now);
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
         if (fin)
             tcp_set_state(sk, TCPSM_CLOSE_WAIT, "rcv FIN", seg, false);

@@ -61,8 +61,9 @@
  *      is halfway through a change to the shared region, and marks it left
  *      clean: the next holder recovers it (EOWNERDEAD) with nothing to
  *      suspect. SIGKILL (and _exit while another thread is in the stack)
- *      still can end a process halfway through: that recovery is counted
- *      (lock_recovered) and logged as a warning; nothing repairs it.
+ *      still can end a process halfway through: the next taker gets
+ *      EOWNERDEAD, counts it (lock_recovered) and repairs the region before
+ *      anything else runs on it (runtime_repair.c).
  *
  * SHARED MEMORY (runtime_procs.c, shm_region.c; README "Process model").
  * The stack is shared by every process on its address (forked, exec'd or
@@ -368,6 +369,7 @@ unsigned rt_link_service(void);
 unsigned rt_link_service_from(bool app);
 /* Under lock: sends the quick ACKs held for replies that did not come. */
 void rt_release_acks(void);
+void rt_release_acks_aged(void);      /* those held over RT_ACK_GRACE_NS ago */
 /* Under lock: w leaves the stack call: if nobody leads, ask a follower to. */
 void rt_lead_leave(struct rt_waiter *w);
 void rt_fd_own(int fd);
@@ -391,6 +393,12 @@ struct rt_proc;
  * instances that other processes made ready. */
 void rt_ep_relay(struct rt_proc *p);
 void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
+/* Under lock, after a holder died halfway (runtime_repair.c): checks the
+ * instances, their items and ready lists, each socket's item list and the
+ * pending lists; fix: cuts what points at no live block, rewrites back
+ * links and counts, rebuilds the ready lists from the items' flags and
+ * raises every instance with one. Returns the faults found. */
+unsigned rt_ep_check(bool fix);
 void rt_ep_sock_gone(struct rt_sock *rs);  /* under lock: its last reference went: off every instance */
 void rt_ep_fork(int parent, int child); /* under lock: the child holds the parent's instances */
 
@@ -481,6 +489,14 @@ void rt_leave(void);            /* under lock: this process detaches */
 /* runtime_audit.c, under lock: logs words of the region that point into
  * this process's loaded images (TCPSM_LOG=debug, at exit). */
 void rt_region_audit(void);
+/* runtime_repair.c, under lock. rt_repair: after a holder died halfway
+ * (EOWNERDEAD): the allocator, the runtime's shared lists, the core
+ * (tcpsm_stack_repair), then the dead holder's unreferenced allocations;
+ * every waiter and instance is woken to look again. rt_audit: checks the
+ * same without changing anything; the faults found, the first in why. */
+void rt_repair(void);
+unsigned rt_audit(char *why, size_t whylen);
+void rt_audit_report(void);     /* TCPSM_AUDIT=1: rt_audit's result on stderr */
 void rt_atfork_install(void);
 
 #endif

@@ -457,6 +457,10 @@ static void drain(struct rt_waiter *w, bool force)
  * left (a request/response thread comes straight back), then polls it. */
 
 #define LEAD_BATCHES 4
+/* A held ACK survives the waits that return at once for this long (then
+ * the next wait sends it; a sleep, or the receive thread, at once): well
+ * inside a peer's tail-loss probe (2 RTT + 2 jiffies) and its RTO. */
+#define RT_ACK_GRACE_NS (1000u * 1000u)
 
 /* Under lock. The quick ACKs that an application thread's input held for
  * its replies (tcpsm_stack_input_hold) leave when a thread comes back to
@@ -466,6 +470,14 @@ void rt_release_acks(void)
 {
     if (rt.started && !rt.down && rt.sh->st)
         tcpsm_stack_release_acks(rt.sh->st, rt_now());
+}
+
+void rt_release_acks_aged(void)
+{
+    if (rt.started && !rt.down && rt.sh->st) {
+        uint64_t now = rt_now();
+        tcpsm_stack_release_acks_before(rt.sh->st, now, now - RT_ACK_GRACE_NS);
+    }
 }
 
 /* app: called by an application thread inside a socket call, which runs
@@ -691,7 +703,11 @@ int tcpsm_poller_begin(void)
      * handler's write, runtime_signal, does not set `signalled`). */
     if (w->signalled || w->polling)
         drain(w, w->polling);
-    rt_release_acks();
+    /* Only what an earlier pass held: this wait may return at once with
+     * the events that pass left (a read, then the read that finds the end
+     * of the stream), and the segment the application sends next (its
+     * FIN) carries the rest. All of them go before a sleep. */
+    rt_release_acks_aged();
     if (!w->polling) {
         rt_t_in_wait++;
         /* An event loop under load finds work ready at every wait and so
