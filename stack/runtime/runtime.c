@@ -117,10 +117,32 @@ void rt_unlock(void)
     if (__builtin_expect(atomic_load_explicit(&rt.rx_deferred, memory_order_relaxed), 0) &&
         !rt_t_runtime && atomic_exchange(&rt.rx_deferred, false) && !rt.leader)
         rt_link_service();
-    if (rt.started && !rt.down && rt.svc_sleep_until != 0 &&
-        tcpsm_stack_next_deadline(rt.sh->st) < rt.svc_sleep_until) {
-        rt.svc_sleep_until = 0;
-        rt_kick(rt.me);
+    if (rt.started && !rt.down) {
+        /* An application thread drives the timers while it comes back
+         * often (rt_drive_cover): it runs what is due as it leaves, so
+         * the service thread need not be woken for a deadline it would
+         * cover (a paced burst every few hundred microseconds was a
+         * futex wake-up and a contended lock each). A follower about to
+         * sleep does not come back on its own: it drives nothing. */
+        bool drives = !rt_t_runtime && !rt_t_nodrive;
+        rt_t_nodrive = false;
+        uint64_t now = 0;
+        if (drives) {
+            now = rt_drive_timers(true);
+            atomic_store_explicit(&rt.drive_last, now, memory_order_relaxed);
+        }
+        /* The service thread must look again before the new deadline,
+         * unless it does before the application's threads stop covering
+         * it (never woken by a thread that drives: it sleeps at most
+         * RT_DRIVE_PARK_NS while they do). */
+        uint64_t d = tcpsm_stack_next_deadline(rt.sh->st);
+        if (rt.svc_sleep_until != 0 && d < rt.svc_sleep_until) {
+            uint64_t c = rt_drive_cover(now ? now : rt_now(), d);
+            if (!c || rt.svc_sleep_until > c) {
+                rt.svc_sleep_until = 0;
+                rt_kick(rt.me);
+            }
+        }
     }
     atomic_store_explicit(&rt.owner_app, false, memory_order_relaxed);
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
