@@ -461,6 +461,7 @@ static int stack_make(uint64_t now)
      * whenever the reader or the receive thread is descheduled a moment. */
     cfg.rcvbuf_max = rt.set.rcvbuf_max ? rt.set.rcvbuf_max : RT_RCVBUF_MAX;
     cfg.mem_max = rt.set.mem_max;
+    cfg.mtu_probing = rt.set.mtu_probing;       /* TCPSM_MTU_PROBING */
     cfg.sndbuf = rt.set.sndbuf;         /* TCPSM_SNDBUF/TCPSM_RCVBUF; 0: the core's default */
     cfg.rcvbuf = rt.set.rcvbuf;
     host_congestion(cfg.congestion, sizeof(cfg.congestion));
