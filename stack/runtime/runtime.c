@@ -593,7 +593,7 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
     /* Before the first sleep, take what the link has (nobody may be
      * polling it): the retry that follows may then succeed at once. */
     if (!rt.leader)
-        rt_link_service();
+        rt_link_service_awake();        /* the retry, then rt_wait, look at `signalled` */
     return 0;
 }
 
