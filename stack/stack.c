@@ -258,10 +258,16 @@ void tcpsm_stack_input_hold(struct tcpsm_stack *st, const struct tcpsm_frame *fr
 
 unsigned tcpsm_stack_release_acks(struct tcpsm_stack *st, uint64_t now)
 {
+    return tcpsm_stack_release_acks_before(st, now, UINT64_MAX);
+}
+
+unsigned tcpsm_stack_release_acks_before(struct tcpsm_stack *st, uint64_t now,
+                                         uint64_t held_before)
+{
     if (!tcp_acks_held(st))
         return 0;
     st->now = now;
-    unsigned n = tcp_release_acks(st, now);
+    unsigned n = tcp_release_acks(st, now, held_before);
     stack_tx_flush(st);
     return n;
 }

@@ -54,7 +54,7 @@ unsigned tcp_gro_run(struct tcpsm_stack *st, const struct tcpsm_frame *f, unsign
 void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now);
 /* Quick ACKs held for an application's reply (tcp_ack_hold): send those
  * still owed; returns how many. */
-unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now);
+unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now, uint64_t held_before);
 /* Whether the input batch being run may hold quick ACKs. */
 void tcp_hold_acks(struct tcpsm_stack *st, bool on);
 bool tcp_acks_held(const struct tcpsm_stack *st);

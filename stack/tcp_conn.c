@@ -207,7 +207,7 @@ static void tw_del(struct tcpsm_sock *sk)
     sk->twpprev = NULL;
 }
 
-static void tw_add(struct tcpsm_sock *sk)
+void tcp_tw_add(struct tcpsm_sock *sk)
 {
     struct tcp_stack *ts = TS(sk);
     if (sk->twpprev)
@@ -364,6 +364,7 @@ void tcp_sock_free(struct tcpsm_sock *sk)
         tcp_sock_free(sk->synq);
     while (sk->accq)
         tcp_sock_free(sk->accq);
+    ts->dying = sk;                     /* intent: tcp_repair.c finishes it */
     tcp_unlink_child(sk);
     if (sk->batch_work) {
         for (unsigned i = 0; i < ts->nbatch; i++)
@@ -392,6 +393,7 @@ void tcp_sock_free(struct tcpsm_sock *sk)
         sk->anext->aprev = sk->aprev;
     ts->nsocks--;
     mem_free(sk);
+    ts->dying = NULL;
 }
 
 void tcp_ehash_add(struct tcpsm_sock *sk)
@@ -403,6 +405,11 @@ void tcp_ehash_add(struct tcpsm_sock *sk)
     sk->enext = ts->ehash[i];
     ts->ehash[i] = sk;
     sk->hashed = true;
+}
+
+uint32_t tcp_ehash_idx(const struct tcpsm_sock *sk)
+{
+    return ehash_idx(TS(sk), &sk->laddr, sk->lport, &sk->raddr, sk->rport);
 }
 
 void tcp_ehash_del(struct tcpsm_sock *sk)
@@ -590,7 +597,7 @@ void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const stru
     if (old == TCPSM_LISTEN)
         lhash_del(sk);
     if (state == TCPSM_TIME_WAIT)
-        tw_add(sk);
+        tcp_tw_add(sk);
     else if (old == TCPSM_TIME_WAIT)
         tw_del(sk);
     const struct stack_host *cfg = stack_host(sk->st);
@@ -722,6 +729,8 @@ static bool ack_hold(struct tcpsm_sock *sk, uint64_t now)
             return false;
         ts->held[ts->nheld++] = sk;
         sk->ack_held = true;
+        sk->ack_held_at = now;
+        sk->st->cnt.tcp_acks_held++;
     }
     tcp_delack_schedule(sk, now);
     return true;
@@ -729,7 +738,11 @@ static bool ack_hold(struct tcpsm_sock *sk, uint64_t now)
 
 bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now)
 {
-    if (!TS(sk)->hold_acks || !sk->ack_short || sk->delack_segs != 1 || sk->ack_now)
+    if (!TS(sk)->hold_acks || sk->ack_now)
+        return false;
+    if (sk->ack_held && sk->rcv_fin)
+        return true;                    /* the FIN's ACK, held with its data (tcp_fin_ack_hold) */
+    if (!sk->ack_short || sk->delack_segs != 1)
         return false;
     return ack_hold(sk, now);
 }
@@ -737,13 +750,38 @@ bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now)
 /* A FIN that ends ESTABLISHED (the peer closed first): the application,
  * told of the end of the stream, usually closes at once, and its FIN
  * carries the ACK, as Linux delays this ACK (tcp_fin enters pingpong
- * mode). Only with nothing else owed but one short segment's ACK. */
+ * mode). The data that came with it is acknowledged by the same segment
+ * when it is less than two full-sized segments (RFC 1122 4.2.3.2 asks an
+ * ACK for every second full-sized one; the peer has sent all it will, so
+ * no congestion window waits on this ACK): a response and its FIN cost
+ * the client one frame, its own FIN+ACK. Nothing out of order owed. */
 bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now)
 {
-    if (!TS(sk)->hold_acks || sk->delack_segs > 1 || (sk->delack_segs && !sk->ack_short) ||
-        sk->dupack_now)
+    uint32_t mss = sk->rcv_mss ? sk->rcv_mss : 536;
+    uint32_t owed = sk->rcv_nxt - 1 - sk->last_ack_sent;        /* data bytes, not the FIN */
+    if (!TS(sk)->hold_acks || sk->dupack_now || owed >= 2 * mss)
         return false;
     return ack_hold(sk, now);
+}
+
+/* The ACK that completes our active open, when the SYN+ACK came in through
+ * an application thread about to return from its connect or wait: as Linux
+ * holds it while a write is pending (tcp_rcv_synsent_state_process, "Save
+ * one ACK. Data will be ready after several ticks"), the request the
+ * application writes next carries it (RFC 9293 3.5: the handshake completes
+ * on any segment with the ACK). A client that writes nothing first has it
+ * sent when it next waits, by the receive thread, or at the delayed-ACK
+ * timer, well inside the peer's SYN+ACK retransmission timeout (1 s). */
+bool tcp_syn_ack_hold(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (!TS(sk)->hold_acks)
+        return false;
+    sk->delack_segs = 1;                /* owed: tcp_release_acks sends it */
+    if (ack_hold(sk, now)) {
+        sk->st->cnt.tcp_synack_acks_held++;
+        return true;
+    }
+    return false;
 }
 
 void tcp_hold_acks(struct tcpsm_stack *st, bool on)
@@ -757,10 +795,10 @@ bool tcp_acks_held(const struct tcpsm_stack *st)
     return st->tcp && st->tcp->nheld;
 }
 
-unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now)
+unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now, uint64_t held_before)
 {
     struct tcp_stack *ts = st->tcp;
-    unsigned sent = 0;
+    unsigned sent = 0, kept = 0;
     if (!ts)
         return 0;
     for (unsigned i = 0; i < ts->nheld; i++) {
@@ -768,6 +806,10 @@ unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now)
         if (!sk)
             continue;
         ts->held[i] = NULL;
+        if (sk->ack_held_at > held_before) {
+            ts->held[kept++] = sk;      /* younger: its reply may still come */
+            continue;
+        }
         sk->ack_held = false;
         /* a segment sent meanwhile carried it (delack_segs reset,
          * last_ack_sent moved up) */
@@ -776,7 +818,7 @@ unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now)
             sent++;
         }
     }
-    ts->nheld = 0;
+    ts->nheld = kept;
     return sent;
 }
 

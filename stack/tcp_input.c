@@ -73,6 +73,7 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
     if (sk->retries && !sk->srtt_us && !sk->rttvar_us && sk->rto_us < 3000000u)
         sk->rto_us = 3000000u;
     tcp_cong_init(sk);
+    tcp_plpmtud_start(sk, now);         /* tcp_mtu_probing = 2: from the base MSS up */
     /* Linux quick-ACK mode at the start (tcp_incr_quickack): the first
      * data is ACKed at once so the sender's slow start is not paced by
      * the 40 ms delayed-ACK timer */
@@ -382,7 +383,10 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
                 sk->shutdown |= RCV_SHUTDOWN;
             }
         }
-        tcp_send_ack(sk, now);          /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> */
+        /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, unless the request the
+         * application is about to write can carry it (tcp_syn_ack_hold) */
+        if (seg->len || fin || !tcp_syn_ack_hold(sk, now))
+            tcp_send_ack(sk, now);
         tcp_set_state(sk, TCPSM_ESTABLISHED, "rcv SYN+ACK", seg, false);
         if (fin)
             tcp_set_state(sk, TCPSM_CLOSE_WAIT, "rcv FIN", seg, false);

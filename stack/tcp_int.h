@@ -353,6 +353,7 @@ struct tcpsm_sock {
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     bool ack_short;                     /* the last in-order data was shorter than rcv_mss */
     bool ack_held;                      /* on tcp_stack.held (tcp_ack_hold) */
+    uint64_t ack_held_at;               /* when it went there */
     uint64_t last_rcv;                  /* for keepalive */
     uint64_t oow_ack_at;                /* last reflexive ACK (out-of-window, PAWS, challenge):
                                            Linux last_oow_ack_time */
@@ -441,6 +442,8 @@ struct tcpsm_sock {
      * segments (TCP_REORDER_INIT at first, at most TCP_REORDER_MAX): the
      * DupThresh of NewReno and of RACK before it saw reordering */
     uint16_t reordering;
+    uint32_t rcv_wnd_last;              /* the window last advertised, bytes (Linux tp->rcv_wnd:
+                                           TCP_INFO tcpi_rcv_wnd) */
     uint16_t rcv_mss_seen;              /* the peer's segment size, as Linux estimates it
                                            (icsk_ack.rcv_mss: 536 at most until a larger
                                            segment comes; 0 = none yet) */
@@ -450,6 +453,8 @@ struct tcpsm_sock {
     uint16_t total_rto, total_rto_recoveries;
     uint64_t rto_start;                 /* start of the current RTO episode, for total_rto_time */
     uint64_t total_rto_ns;
+    uint32_t audit_gen;                 /* == tcp_stack.audit_gen: on the list of TCBs */
+    bool repair_reset;                  /* tcpsm_stack_repair: to be reset */
 };
 
 struct tcp_stack {
@@ -496,6 +501,12 @@ struct tcp_stack {
     uint64_t chal_sec;
     uint32_t chal_left;
     uint8_t cc_default;                 /* TCPSM_CC_* of new sockets (cfg.congestion) */
+    /* Repair (tcp_repair.c): the TCB tcp_sock_free is taking apart (an
+     * intent record: a holder that dies between unlinking it from the list
+     * of TCBs and freeing it leaves it here), and the mark of the last
+     * walk over the TCBs (tcpsm_sock.audit_gen). */
+    struct tcpsm_sock *dying;
+    uint32_t audit_gen;
 };
 
 /* Spurious fast retransmit detection (tcp_cong.c): armed on entering SACK
@@ -518,6 +529,8 @@ struct tcp_stack {
 struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st);
 void tcp_sock_free(struct tcpsm_sock *sk);
 void tcp_ehash_add(struct tcpsm_sock *sk);
+uint32_t tcp_ehash_idx(const struct tcpsm_sock *sk);
+void tcp_tw_add(struct tcpsm_sock *sk);
 void tcp_ehash_del(struct tcpsm_sock *sk);
 struct tcpsm_sock *tcp_ehash_find(struct tcp_stack *ts, const struct tcpsm_addr *laddr,
                                   uint16_t lport, const struct tcpsm_addr *raddr, uint16_t rport);
@@ -546,6 +559,7 @@ void tcp_wake(struct tcpsm_sock *sk);
 void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work);
 bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now);
+bool tcp_syn_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
 void tcp_unlink_child(struct tcpsm_sock *child);
 void tcp_synq_add(struct tcpsm_sock *l, struct tcpsm_sock *c);
@@ -619,6 +633,7 @@ void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now);
 void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now);   /* tcp_input.c */
 /* tcp_pmtu.c: RFC 4821 / 8899 black holes and probing upward */
 void tcp_plpmtud_rto(struct tcpsm_sock *sk, uint64_t now);
+void tcp_plpmtud_start(struct tcpsm_sock *sk, uint64_t now);
 void tcp_plpmtud_icmp(struct tcpsm_sock *sk, uint32_t mss);
 uint32_t tcp_plpmtud_probe_len(struct tcpsm_sock *sk, uint32_t unsent, uint32_t usable,
                                uint32_t mss, uint64_t now);

@@ -949,7 +949,10 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->snd_ssthresh = mss ? (sk->ssthresh > (1u << 29) ? 0x7fffffff : sk->ssthresh / mss) : 0;
     i->reordering = tcp_dupthresh(sk);  /* tp->reordering */
     i->snd_wnd = sk->snd_wnd;
-    i->rcv_wnd = seq_gt(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
+    /* Linux tp->rcv_wnd: the window last advertised (the SYN's until an
+     * ACK goes: the handshake's may wait for the request), not what is
+     * left of it */
+    i->rcv_wnd = sk->rcv_wnd_last;
     i->rcv_space = sk->rcvbuf;
     i->rcv_ssthresh = tcp_rcv_space(sk);
     i->unacked = mss ? (sk->snd_max - sk->snd_una + mss - 1) / mss : 0;

@@ -185,6 +185,11 @@ struct tcpsm_config {
     uint32_t plpmtu_interval_s; /* after a black hole, the MSS search starts again this
                                    long after it ended (default 600, Linux
                                    tcp_probe_interval) */
+    /* Linux tcp_mtu_probing: 2 = every connection starts at the base MSS
+     * (1024; IPv6 1220) and probes upward to the handshake's at once (RFC
+     * 4821 / RFC 8899), so a black hole costs no RTO; anything else (the
+     * default) = probing only after a black hole (Linux 1). */
+    uint8_t mtu_probing;
     /* Congestion control of new sockets by Linux name, as the host's
      * net.ipv4.tcp_congestion_control (the runtime reads it): see
      * tcpsm_cc_by_name; empty or one the stack lacks = "cubic". */
@@ -251,6 +256,16 @@ struct tcpsm_counters {
     /* RTOs undone (also in tcp_undo): found spurious by F-RTO (RFC 5682,
      * tcp_spurious_rto), or by the timestamps or D-SACKs (tcp_loss_undo) */
     uint64_t tcp_spurious_rto, tcp_loss_undo;
+    /* ACKs held for the application's next segment to carry: a request's or
+     * a FIN's quick ACK (tcp_ack_hold), and of those the ACKs that complete
+     * an active open (tcp_syn_ack_hold) */
+    uint64_t tcp_acks_held, tcp_synack_acks_held;
+    /* Repair after a process died holding the stack lock halfway through an
+     * operation (tcpsm_stack_repair): passes that found a fault, faults
+     * mended (links, indexes, counts), sockets reset because their own state
+     * failed a check, memory blocks reclaimed that the dead holder had
+     * allocated and linked nowhere */
+    uint64_t repair_passes, repair_faults, repair_resets, repair_leaks;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).
@@ -263,8 +278,38 @@ struct tcpsm_allocator {
     void *(*alloc)(void *ctx, size_t n);
     void (*free)(void *ctx, void *p);
     void *ctx;
+    /* Optional, for tcpsm_stack_audit/_repair: does [p, p + n) lie inside
+     * one block in use? (NULL: every non-NULL pointer is believed.) */
+    bool (*valid)(void *ctx, const void *p, size_t n);
 };
 void tcpsm_set_allocator(const struct tcpsm_allocator *a);
+
+/* Consistency after a process died holding the lock that guards the stack
+ * (README "Process model", stack/tcp_repair.c). Neither sends nor reads a
+ * clock except as stated.
+ * tcpsm_stack_audit: checks every invariant the repair relies on (the
+ * list of TCBs, the connection/port/listener/TIME-WAIT indexes, listen
+ * queues, the timer heap, buffer accounting, each TCB's own fields);
+ * returns the number of faults, the first described in why (may be NULL).
+ * tcpsm_stack_repair: rebuilds the indexes and counts from the TCBs, drops
+ * what points at freed memory, and resets (RST to the peer, ECONNRESET to
+ * the application) every connection whose own state fails a check; frames
+ * batched by the dead holder are dropped (TCP retransmits). Returns the
+ * faults found (0: nothing was wrong); counted in repair_*.
+ * tcpsm_stack_sock_live: after an audit or repair, is sk a TCB of st? */
+unsigned tcpsm_stack_audit(struct tcpsm_stack *st, char *why, size_t whylen);
+unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now);
+bool tcpsm_stack_sock_live(struct tcpsm_stack *st, const struct tcpsm_sock *sk);
+/* Faults the runtime mended around the core (its allocator and lists) and
+ * blocks it reclaimed, into the same counters (a pass if the core's own
+ * repair found none). */
+/* What the stack holds, for tests that check nothing leaked: TCBs by
+ * state (TCPSM_NSTATES counts), buffer bytes charged, bytes of the ring
+ * cache. */
+void tcpsm_stack_census(const struct tcpsm_stack *st, size_t *per_state, size_t *mem,
+                        size_t *ring_cache);
+void tcpsm_stack_repair_count(struct tcpsm_stack *st, unsigned faults, unsigned leaks,
+                              bool core_found);
 
 /* Create a stack bound to dev. Returns NULL on bad config or no memory.
  *
@@ -294,7 +339,9 @@ void tcpsm_stack_input(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
                        uint64_t now);
 /* The same, from a thread that runs the application as soon as this
  * returns (it is inside one of the application's socket calls): a quick
- * ACK owed for one short segment (a request) may be held for the reply to
+ * ACK owed for one short segment (a request), for a FIN (with less than
+ * two full-sized segments of data before it) or for a SYN+ACK (the
+ * handshake's last ACK) may be held for the application's next segment to
  * carry it, until tcpsm_stack_release_acks or the delayed-ACK timer (40 ms,
  * RFC 1122 4.2.3.2) at the latest. */
 void tcpsm_stack_input_hold(struct tcpsm_stack *st, const struct tcpsm_frame *frames,
@@ -303,6 +350,12 @@ void tcpsm_stack_input_hold(struct tcpsm_stack *st, const struct tcpsm_frame *fr
  * wait, or another thread takes the link); returns how many. O(1) when
  * none is held. */
 unsigned tcpsm_stack_release_acks(struct tcpsm_stack *st, uint64_t now);
+/* The same for the ACKs held at or before held_before only: an event loop
+ * that comes back to wait with more events ready (a read, then the next
+ * read that finds the end of the stream, then close) keeps the ones its
+ * last pass held, for the segment it is about to send. */
+unsigned tcpsm_stack_release_acks_before(struct tcpsm_stack *st, uint64_t now,
+                                         uint64_t held_before);
 /* Run every timer that is due at now. */
 void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now);
 /* Ends every connection at once (process exit): RST (RFC 9293 3.10.4,

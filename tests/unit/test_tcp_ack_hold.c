@@ -193,6 +193,121 @@ Test(tcp_ack_hold, peer_fin_not_held_without_hold_input)
     h_free(h);
 }
 
+/* Active open, the SYN+ACK taken in by an application thread (Linux
+ * tcp_rcv_synsent_state_process with a write pending): the request the
+ * client writes next carries the ACK that completes the handshake. */
+static struct harness *syn_sent_held(void)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    h->hold = true;
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS);
+    h->rseq = h->risn + 1;
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    return h;
+}
+
+Test(tcp_ack_hold, request_carries_handshake_ack)
+{
+    struct harness *h = syn_sent_held();
+    expect_no_seg(h);                   /* no lone ACK */
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_synack_acks_held, 1);
+    h_app_send(h, req, sizeof req - 1); /* the request, ACKing the SYN+ACK */
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "the request carried it");
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, handshake_ack_released_without_request)
+{
+    struct harness *h = syn_sent_held();
+    expect_no_seg(h);
+    /* the client waits for the server to speak first */
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 1);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    h_advance(h, MS(100));
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, handshake_ack_timer_backstop)
+{
+    struct harness *h = syn_sent_held();
+    uint64_t waited = h_wait_seg(h, MS(500));
+    cr_assert(waited <= MS(40), "held handshake ACK after %llu ns", (unsigned long long)waited);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, handshake_ack_not_held_for_receive_thread)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);                /* input not an application thread's: ACK at once */
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_synack_acks_held, 0);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, synack_with_data_acked_at_once)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    h->hold = true;
+    SEND(h, .flags = SYN | ACK | PSH, .seq = h->risn, .ack = h->lseq, .win = H_RWIN,
+         .mss = H_RMSS, .data = req, .len = sizeof req - 1);
+    h->rseq = h->risn + 1 + sizeof req - 1;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    h_free(h);
+}
+
+/* A response in two short segments, the second with the FIN (nginx's
+ * header, then its body and FIN): less than two full-sized segments owed
+ * (RFC 1122 4.2.3.2), so the client's FIN acknowledges all of it. */
+Test(tcp_ack_hold, response_and_fin_acked_by_our_fin)
+{
+    struct harness *h = fresh();
+    uint8_t a[234], b[1386];
+    h_pattern(a, sizeof a, 1);
+    h_pattern(b, sizeof b, 2);
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = a,
+         .len = sizeof a);
+    h->rseq += sizeof a;
+    expect_no_seg(h);                   /* a short segment's quick ACK, held */
+    SEND(h, .flags = ACK | PSH | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = b,
+         .len = sizeof b);
+    h->rseq += sizeof b + 1;
+    expect_no_seg(h);                   /* the second segment and the FIN: still held */
+    h_assert_state_at(h->sk, TCPSM_CLOSE_WAIT, __FILE__, __LINE__);
+    uint8_t got[sizeof a + sizeof b];
+    h_app_recv(h, got, sizeof got);     /* the client reads the response... */
+    cr_assert(memcmp(got, a, sizeof a) == 0 && memcmp(got + sizeof a, b, sizeof b) == 0);
+    expect_no_seg(h);
+    tcpsm_sock_close(h->sk, h->now);    /* ...and closes */
+    h->sk = NULL;
+    EXPECT_SEG(h, .flags = ACK | FIN, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "the FIN carried it");
+    expect_no_seg(h);
+    h_free(h);
+}
+
+/* Two full-sized segments and a FIN: ACKed at once (RFC 1122 4.2.3.2). */
+Test(tcp_ack_hold, two_full_segments_and_fin_acked_at_once)
+{
+    struct harness *h = fresh();
+    uint32_t mss = h->lmss;
+    static uint8_t d[2 * 1460];
+    cr_assert(mss <= 1460);
+    h_pattern(d, 2 * mss, 4);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d, .len = mss);
+    h->rseq += mss;
+    SEND(h, .flags = ACK | PSH | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN,
+         .data = d + mss, .len = mss);
+    h->rseq += mss + 1;
+    struct seg s = EXPECT_SEG(h, .flags = ACK, .len = 0);
+    cr_assert(s.ack == h->rseq || s.ack == h->rseq - 1 - mss, "ACK %u", s.ack);
+    h_free(h);
+}
+
 /* Linux's interactive (pingpong) mode, whichever thread took the request:
  * a reply sent within the delayed-ACK time of the request it answers makes
  * the connection interactive, and the next request is not quick-ACKed even
