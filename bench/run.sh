@@ -36,11 +36,21 @@
 #   BENCH_ROUNDS=3   rounds of each throughput run
 #   BENCH_CONNS=5000 requests (= connections) per ab run
 #   TCPSM_TEST_MODE=kernel  both columns on the kernel (checks the bench itself)
+#   BENCH_ONLY="throughput pair"  only these sections (default: all): throughput (both veth
+#                    settings), pair, v6, latency, conn, many, impaired, synflood; the rows of
+#                    the others print "-"
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/tests/lib/netns.sh"
 . "$root/tests/lib/http.sh"
 secs=${BENCH_SECS:-4}
+only=" ${BENCH_ONLY//,/ } "
+want() { [ "$only" = "  " ] || [[ $only == *" $1 "* ]]; }
+for sec in $only; do
+    case $sec in throughput|pair|v6|latency|conn|many|impaired|synflood) ;;
+    *) echo "bench: BENCH_ONLY: unknown section '$sec' (throughput pair v6 latency conn many impaired synflood)" >&2; exit 2 ;;
+    esac
+done
 rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-5000}
 for c in iperf3 sockperf ab nginx python3 ethtool; do
@@ -175,8 +185,11 @@ throughput() {
     done
 }
 
+if want throughput; then
 log "bench: throughput on the veth as created (iperf3, $rounds rounds x ${secs}s)"
 throughput defaults
+fi
+if want pair; then
 log "bench: tcpsm <-> tcpsm vs kernel <-> kernel (iperf3, $rounds rounds x ${secs}s)"
 for i in $(seq 1 "$rounds"); do
     for dir in send recv; do
@@ -190,6 +203,7 @@ for i in $(seq 1 "$rounds"); do
         done
     done
 done
+fi
 
 sockperf_run() {
     local side=$1 f=$TMPD/sockperf-$1.txt
@@ -202,20 +216,25 @@ sockperf_run() {
 }
 
 
-log "bench: throughput with the offloads off on both veth ends ($rounds rounds x ${secs}s)"
 offloads() {  # on|off, both veth ends (veth's defaults: tx, tso, gso on; gro off)
     on_kstack ethtool -K "$IF_S" tx "$1" tso "$1" gso "$1" gro off >/dev/null 2>&1 &&
         on_peer ethtool -K "$IF_P" tx "$1" tso "$1" gso "$1" gro off >/dev/null 2>&1
 }
+if want throughput; then
+log "bench: throughput with the offloads off on both veth ends ($rounds rounds x ${secs}s)"
 offloads off || log "bench: ethtool -K failed: the offloads-off rows are not"
 throughput offloads-off
 offloads on || log "bench: ethtool -K failed: the offloads stay off"
+fi
+if want v6; then
 log "bench: throughput over IPv6 (iperf3 -6, ${secs}s per run)"
 for dir in send recv; do
     K[iperf6_$dir]=$(iperf_run k $dir v6 6 | cut -d' ' -f1)
     S[iperf6_$dir]=$(iperf_run s $dir v6 6 | cut -d' ' -f1)
 done
+fi
 
+if want latency; then
 log "bench: latency (sockperf ping-pong, 2 x ${secs}s per side)"
 bg_peer "$TMPD/sockperf-srv.log" sockperf sr --tcp -i "$PEER_IP" -p 11111
 wait_listen "$NS_P" 11111
@@ -253,22 +272,28 @@ for i in 1 2; do
     rec "TCP ping-pong p50, unpinned, tcpsm spinning" tcpsm $i "$sp" us
     K[lat_spin]=$(min2 "${K[lat_spin]:-}" "$kp") S[lat_spin]=$(min2 "${S[lat_spin]:-}" "$sp")
 done
+fi
 
-log "bench: connection rate (bench/connrate.sh: ab -n $conns -c 20, no keep-alive, ${BENCH_CONN_ROUNDS:-3} rounds)"
 # "key kernel,values tcpsm,values" lines from the sub-benches: per-round values
 many_line() {
     local key=$1 kv=$2 sv=$3 v
     for v in ${kv//,/ }; do [ "$v" = - ] || addv "$key|k" "$v"; done
     for v in ${sv//,/ }; do [ "$v" = - ] || addv "$key|s" "$v"; done
 }
+if want conn; then
+log "bench: connection rate (bench/connrate.sh: ab -n $conns -c 20, no keep-alive, ${BENCH_CONN_ROUNDS:-3} rounds)"
 while read -r key kv sv; do
     case $key in conn|conn_cli) many_line "$key" "$kv" "$sv" ;; esac
 done < <(TCPSM_NS_TAG= bash "$root/bench/connrate.sh" 2>"$out/raw-connrate.log")
+fi
+if want many; then
 log "bench: 10,000 connections and sustained connection rate (bench/conn_many.sh)"
 while read -r key kv sv; do
     case $key in c10k_*|sustained) many_line "$key" "$kv" "$sv" ;; esac
 done < <(TCPSM_NS_TAG= bash "$root/bench/conn_many.sh" 2>"$out/raw-conn_many.log")
+fi
 
+if want impaired; then
 log "bench: bulk transfers through impairment (bench/impaired.sh)"
 while read -r key kv sv; do
     case $key in imp_*) ;; *) continue ;; esac
@@ -276,7 +301,9 @@ while read -r key kv sv; do
     [ "$sv" = - ] && sv=""
     K[$key]=$kv S[$key]=$sv
 done < <(TCPSM_NS_TAG= bash "$root/bench/impaired.sh" 2>"$out/raw-impaired.log")
+fi
 
+if want synflood; then
 log "bench: spoofed SYN flood with requests (bench/synflood.sh)"
 while read -r key kv sv; do
     case $key in syn_*) ;; *) continue ;; esac
@@ -284,13 +311,16 @@ while read -r key kv sv; do
     [ "$sv" = - ] && sv=""
     K[$key]=$kv S[$key]=$sv
 done < <(TCPSM_NS_TAG= bash "$root/bench/synflood.sh" 2>"$out/raw-synflood.log")
+fi
 
 ratio() {
     [ -n "$1" ] && [ -n "$2" ] || { echo "-"; return; }
     awk -v k="$1" -v s="$2" 'BEGIN { if (k > 0) printf "%.2f", s / k; else print "-" }'
 }
+miss=failed
+[ "$only" = "  " ] || miss=-    # BENCH_ONLY: the sections left out
 row() {   # label key note
-    printf '%-44s %12s %12s %8s  %s\n' "$1" "${K[$2]:-failed}" "${S[$2]:-failed}" \
+    printf '%-44s %12s %12s %8s  %s\n' "$1" "${K[$2]:-$miss}" "${S[$2]:-$miss}" \
         "$(ratio "${K[$2]:-}" "${S[$2]:-}")" "$3"
 }
 trow() {  # label metric: medians and ratio [spread] for veth defaults, then offloads off
@@ -354,10 +384,14 @@ mrow() {  # label metric note: medians of the rounds and the ratio [spread]
 } | tee "$results"
 for v in kernel:K tcpsm:S; do
     declare -n A=${v#*:}
-    rec "iperf3 -6 client send" "${v%:*}" 1 "${A[iperf6_send]:-}" Gbit/s
-    rec "iperf3 -6 client receive" "${v%:*}" 1 "${A[iperf6_recv]:-}" Gbit/s
-    rec "download, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_down]:-}" s
-    rec "upload, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_up]:-}" s
+    if want v6; then
+        rec "iperf3 -6 client send" "${v%:*}" 1 "${A[iperf6_send]:-}" Gbit/s
+        rec "iperf3 -6 client receive" "${v%:*}" 1 "${A[iperf6_recv]:-}" Gbit/s
+    fi
+    if want impaired; then
+        rec "download, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_down]:-}" s
+        rec "upload, loss 5% reorder 10%" "${v%:*}" 1 "${A[imp_up]:-}" s
+    fi
     unset -n A
 done
 for m in "conn:nginx connection rate (ab):req/s" "conn_cli:connection rate as a client (ab):req/s" \

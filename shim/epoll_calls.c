@@ -642,7 +642,8 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
                                                                              : (left + 999999) / 1000000);
         tcpsm_ep_sleeping(ep->rep, 1);
         int k;
-        int lfd = efd >= 0 ? tcpsm_sleep_begin() : -1;
+        int64_t tmo = left;     /* a leader's sleep ends at the stack's next timer too */
+        int lfd = efd >= 0 ? tcpsm_sleep_begin(&tmo) : -1;
         if (efd < 0) {
             k = kernel_wait(epfd, ev, max, ms, mask, &stack_ready);
         } else {
@@ -651,9 +652,9 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             struct pollfd p[3] = { { .fd = epfd, .events = POLLIN }, { .fd = efd, .events = POLLIN },
                                    { .fd = lfd, .events = POLLIN } };
             struct timespec ts, *tsp = NULL;
-            if (left >= 0) {
-                ts.tv_sec = left / 1000000000;
-                ts.tv_nsec = left % 1000000000;
+            if (tmo >= 0) {
+                ts.tv_sec = tmo / 1000000000;
+                ts.tv_nsec = tmo % 1000000000;
                 tsp = &ts;
             }
             /* Busy polling (TCPSM_SPIN_US): the leader looks without sleeping first. */

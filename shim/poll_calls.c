@@ -105,14 +105,16 @@ static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, in
         k[nk].fd = efd;
         k[nk].events = POLLIN;
         k[nk].revents = 0;
-        /* Whoever waits drives: this thread may poll the link for the stack. */
-        k[nk + 1].fd = tcpsm_sleep_begin();
+        /* Whoever waits drives: this thread may poll the link for the
+         * stack (its sleep then ends at the stack's next timer, too). */
+        int64_t tmo = left;
+        k[nk + 1].fd = tcpsm_sleep_begin(&tmo);
         k[nk + 1].events = POLLIN;
         k[nk + 1].revents = 0;
         struct timespec ts, *tsp = NULL;
-        if (left >= 0) {
-            ts.tv_sec = left / 1000000000;
-            ts.tv_nsec = left % 1000000000;
+        if (tmo >= 0) {
+            ts.tv_sec = tmo / 1000000000;
+            ts.tv_nsec = tmo % 1000000000;
             tsp = &ts;
         }
         /* Busy polling (TCPSM_SPIN_US), as in epoll_wait: the leader looks

@@ -48,6 +48,13 @@ void mem_free(void *p)
         cur.free(cur.ctx, p);
 }
 
+bool mem_valid(const void *p, size_t n)
+{
+    if (!p)
+        return false;
+    return cur.valid ? cur.valid(cur.ctx, p, n) : true;
+}
+
 void *mem_realloc(void *p, size_t old_n, size_t new_n)
 {
     void *q = mem_alloc(new_n);

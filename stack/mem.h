@@ -6,6 +6,7 @@
 #ifndef TCPSM_MEM_H
 #define TCPSM_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void *mem_alloc(size_t n);
@@ -14,5 +15,10 @@ void mem_free(void *p);
 /* Like realloc, but the caller says how many bytes of p are live (the
  * allocator seam carries no size queries). */
 void *mem_realloc(void *p, size_t old_n, size_t new_n);
+
+/* Does [p, p + n) lie inside one allocated block? (The allocator's own
+ * answer; true for any non-NULL p under one that cannot tell.) For the
+ * repair of a stack whose last holder died halfway (tcp_repair.c). */
+bool mem_valid(const void *p, size_t n);
 
 #endif

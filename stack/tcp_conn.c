@@ -207,7 +207,7 @@ static void tw_del(struct tcpsm_sock *sk)
     sk->twpprev = NULL;
 }
 
-static void tw_add(struct tcpsm_sock *sk)
+void tcp_tw_add(struct tcpsm_sock *sk)
 {
     struct tcp_stack *ts = TS(sk);
     if (sk->twpprev)
@@ -364,6 +364,7 @@ void tcp_sock_free(struct tcpsm_sock *sk)
         tcp_sock_free(sk->synq);
     while (sk->accq)
         tcp_sock_free(sk->accq);
+    ts->dying = sk;                     /* intent: tcp_repair.c finishes it */
     tcp_unlink_child(sk);
     if (sk->batch_work) {
         for (unsigned i = 0; i < ts->nbatch; i++)
@@ -392,6 +393,7 @@ void tcp_sock_free(struct tcpsm_sock *sk)
         sk->anext->aprev = sk->aprev;
     ts->nsocks--;
     mem_free(sk);
+    ts->dying = NULL;
 }
 
 void tcp_ehash_add(struct tcpsm_sock *sk)
@@ -403,6 +405,11 @@ void tcp_ehash_add(struct tcpsm_sock *sk)
     sk->enext = ts->ehash[i];
     ts->ehash[i] = sk;
     sk->hashed = true;
+}
+
+uint32_t tcp_ehash_idx(const struct tcpsm_sock *sk)
+{
+    return ehash_idx(TS(sk), &sk->laddr, sk->lport, &sk->raddr, sk->rport);
 }
 
 void tcp_ehash_del(struct tcpsm_sock *sk)
@@ -590,7 +597,7 @@ void tcp_set_state(struct tcpsm_sock *sk, int state, const char *why, const stru
     if (old == TCPSM_LISTEN)
         lhash_del(sk);
     if (state == TCPSM_TIME_WAIT)
-        tw_add(sk);
+        tcp_tw_add(sk);
     else if (old == TCPSM_TIME_WAIT)
         tw_del(sk);
     const struct stack_host *cfg = stack_host(sk->st);

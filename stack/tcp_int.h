@@ -451,6 +451,8 @@ struct tcpsm_sock {
     uint16_t total_rto, total_rto_recoveries;
     uint64_t rto_start;                 /* start of the current RTO episode, for total_rto_time */
     uint64_t total_rto_ns;
+    uint32_t audit_gen;                 /* == tcp_stack.audit_gen: on the list of TCBs */
+    bool repair_reset;                  /* tcpsm_stack_repair: to be reset */
 };
 
 struct tcp_stack {
@@ -497,6 +499,12 @@ struct tcp_stack {
     uint64_t chal_sec;
     uint32_t chal_left;
     uint8_t cc_default;                 /* TCPSM_CC_* of new sockets (cfg.congestion) */
+    /* Repair (tcp_repair.c): the TCB tcp_sock_free is taking apart (an
+     * intent record: a holder that dies between unlinking it from the list
+     * of TCBs and freeing it leaves it here), and the mark of the last
+     * walk over the TCBs (tcpsm_sock.audit_gen). */
+    struct tcpsm_sock *dying;
+    uint32_t audit_gen;
 };
 
 /* Spurious fast retransmit detection (tcp_cong.c): armed on entering SACK
@@ -519,6 +527,8 @@ struct tcp_stack {
 struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st);
 void tcp_sock_free(struct tcpsm_sock *sk);
 void tcp_ehash_add(struct tcpsm_sock *sk);
+uint32_t tcp_ehash_idx(const struct tcpsm_sock *sk);
+void tcp_tw_add(struct tcpsm_sock *sk);
 void tcp_ehash_del(struct tcpsm_sock *sk);
 struct tcpsm_sock *tcp_ehash_find(struct tcp_stack *ts, const struct tcpsm_addr *laddr,
                                   uint16_t lport, const struct tcpsm_addr *raddr, uint16_t rport);

@@ -111,3 +111,52 @@ void timer_run(struct tcpsm_timer_heap *h, const tcpsm_timer_fn fns[TIMER_NKINDS
             fns[t->kind](ctx, t, now);
     }
 }
+
+/* ---------------------------------------------------------------- repair */
+
+unsigned timer_heap_audit(const struct tcpsm_timer_heap *h)
+{
+    unsigned faults = 0;
+    if (h->n > h->cap || (h->cap && !mem_valid(h->v, (size_t)h->cap * sizeof(*h->v))))
+        return 1;
+    for (uint32_t i = 0; i < h->n; i++) {
+        const struct tcpsm_timer *t = h->v[i];
+        if (!mem_valid(t, sizeof(*t))) {
+            faults++;
+            continue;
+        }
+        faults += t->idx != i || t->kind >= TIMER_NKINDS;
+        faults += i > 0 && h->v[(i - 1) / 2]->deadline > t->deadline;
+    }
+    return faults;
+}
+
+unsigned timer_heap_repair(struct tcpsm_timer_heap *h,
+                           bool (*keep)(void *ctx, const struct tcpsm_timer *t), void *ctx)
+{
+    unsigned faults = timer_heap_audit(h);
+    if (!faults)
+        return 0;
+    if (h->n > h->cap || (h->cap && !mem_valid(h->v, (size_t)h->cap * sizeof(*h->v)))) {
+        /* the array itself is gone (a grow cut short): every owner re-arms */
+        h->v = NULL;
+        h->n = h->cap = 0;
+        return faults;
+    }
+    /* Keep each timer once (an interrupted sift may have left one in two
+     * slots: the one its idx names wins), then heapify (Floyd). */
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < h->n; i++) {
+        struct tcpsm_timer *t = h->v[i];
+        if (!mem_valid(t, sizeof(*t)) || t->kind >= TIMER_NKINDS || !keep(ctx, t))
+            continue;
+        if (t->idx != i && t->idx < h->n && h->v[t->idx] == t)
+            continue;
+        h->v[n] = t;
+        t->idx = n++;
+    }
+    h->n = n;
+    for (uint32_t i = n / 2; i-- > 0;)
+        sift_down(h, i);
+    return faults;
+}

@@ -58,4 +58,12 @@ uint64_t timer_next(const struct tcpsm_timer_heap *h);
 void timer_run(struct tcpsm_timer_heap *h, const tcpsm_timer_fn fns[TIMER_NKINDS], void *ctx,
                uint64_t now);
 
+/* Repair after a holder of the stack died halfway (tcp_repair.c): the
+ * number of faults (slot/idx mismatch, heap order, bad pointer); the repair
+ * keeps each valid timer that keep() accepts once and re-heapifies. Timers
+ * dropped have idx left as it was: their owners re-arm them. */
+unsigned timer_heap_audit(const struct tcpsm_timer_heap *h);
+unsigned timer_heap_repair(struct tcpsm_timer_heap *h,
+                           bool (*keep)(void *ctx, const struct tcpsm_timer *t), void *ctx);
+
 #endif

@@ -86,6 +86,12 @@ def render(st, show_all):
             line = "         "
         line += item
     o.append(line)
+    lk = st.get("lock", {})
+    if lk.get("recovered") or lk.get("recovered_clean") or lk.get("procs_reaped"):
+        o.append("lock: taken over from a holder that died halfway %d times (repaired: "
+                 "repair_* counters), between operations %d times; processes reaped %d" % (
+                     lk.get("recovered", 0), lk.get("recovered_clean", 0),
+                     lk.get("procs_reaped", 0)))
     ln, cap = st["link"], st["capture"]
     o.append("link: rx %d tx %d frames, rx queue drops %d, truncated %d, tx errors %d; "
              "capture: %d client(s), %d frames, %d dropped" % (

@@ -255,6 +255,12 @@ struct tcpsm_counters {
      * a FIN's quick ACK (tcp_ack_hold), and of those the ACKs that complete
      * an active open (tcp_syn_ack_hold) */
     uint64_t tcp_acks_held, tcp_synack_acks_held;
+    /* Repair after a process died holding the stack lock halfway through an
+     * operation (tcpsm_stack_repair): passes that found a fault, faults
+     * mended (links, indexes, counts), sockets reset because their own state
+     * failed a check, memory blocks reclaimed that the dead holder had
+     * allocated and linked nowhere */
+    uint64_t repair_passes, repair_faults, repair_resets, repair_leaks;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).
@@ -267,8 +273,38 @@ struct tcpsm_allocator {
     void *(*alloc)(void *ctx, size_t n);
     void (*free)(void *ctx, void *p);
     void *ctx;
+    /* Optional, for tcpsm_stack_audit/_repair: does [p, p + n) lie inside
+     * one block in use? (NULL: every non-NULL pointer is believed.) */
+    bool (*valid)(void *ctx, const void *p, size_t n);
 };
 void tcpsm_set_allocator(const struct tcpsm_allocator *a);
+
+/* Consistency after a process died holding the lock that guards the stack
+ * (README "Process model", stack/tcp_repair.c). Neither sends nor reads a
+ * clock except as stated.
+ * tcpsm_stack_audit: checks every invariant the repair relies on (the
+ * list of TCBs, the connection/port/listener/TIME-WAIT indexes, listen
+ * queues, the timer heap, buffer accounting, each TCB's own fields);
+ * returns the number of faults, the first described in why (may be NULL).
+ * tcpsm_stack_repair: rebuilds the indexes and counts from the TCBs, drops
+ * what points at freed memory, and resets (RST to the peer, ECONNRESET to
+ * the application) every connection whose own state fails a check; frames
+ * batched by the dead holder are dropped (TCP retransmits). Returns the
+ * faults found (0: nothing was wrong); counted in repair_*.
+ * tcpsm_stack_sock_live: after an audit or repair, is sk a TCB of st? */
+unsigned tcpsm_stack_audit(struct tcpsm_stack *st, char *why, size_t whylen);
+unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now);
+bool tcpsm_stack_sock_live(struct tcpsm_stack *st, const struct tcpsm_sock *sk);
+/* Faults the runtime mended around the core (its allocator and lists) and
+ * blocks it reclaimed, into the same counters (a pass if the core's own
+ * repair found none). */
+/* What the stack holds, for tests that check nothing leaked: TCBs by
+ * state (TCPSM_NSTATES counts), buffer bytes charged, bytes of the ring
+ * cache. */
+void tcpsm_stack_census(const struct tcpsm_stack *st, size_t *per_state, size_t *mem,
+                        size_t *ring_cache);
+void tcpsm_stack_repair_count(struct tcpsm_stack *st, unsigned faults, unsigned leaks,
+                              bool core_found);
 
 /* Create a stack bound to dev. Returns NULL on bad config or no memory.
  *

@@ -151,12 +151,16 @@ unsigned tcpsm_poll(struct tcpsm_sock *sk);      /* POLL* bits, see core.h */
  * be registered once at a time. Returns -errno if no eventfd could be made. */
 int tcpsm_poller_begin(void);
 void tcpsm_poller_end(void);
-/* Whoever waits drives: a poller about to sleep calls tcpsm_sleep_begin();
- * >= 0 means it now polls the link for the whole stack: add that fd (POLLIN)
- * to its sleep set. After the sleep, tcpsm_sleep_end(link fd readable)
- * receives what came (waking the threads whose sockets became ready) and
- * gives the lead up. -1: another thread leads; sleep as before. */
-int tcpsm_sleep_begin(void);
+/* Whoever waits drives: a poller about to sleep calls tcpsm_sleep_begin(&tmo)
+ * with its timeout in ns (-1: none); >= 0 means it now polls the link for the
+ * whole stack: add that fd (POLLIN) to its sleep set and sleep at most the
+ * *tmo it got back (shortened to the stack's next timer deadline, which it
+ * then runs). After the sleep, tcpsm_sleep_end(link fd readable) receives
+ * what came and runs the timers due (waking the threads whose sockets
+ * became ready) and gives the lead up; a sleep that ended early at the
+ * shortened timeout is a spurious wake-up: look and sleep again. -1:
+ * another thread leads; sleep as before (*tmo unchanged). */
+int tcpsm_sleep_begin(int64_t *tmo);
 void tcpsm_sleep_end(bool link_ready);
 /* TCPSM_SPIN_US in ns: how long a leader busy-polls before it sleeps (0: never). */
 uint64_t tcpsm_spin_ns(void);

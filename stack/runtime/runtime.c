@@ -32,10 +32,9 @@ struct rt_state rt = {
     .link_given = -1,
 };
 
-/* The holder died (kill -9) with the lock: whatever it was doing is left
- * as it was (each core operation leaves its structures linked at every
- * step it can be stopped at only in the common cases; counted), and the
- * processes that are gone are cleaned up. */
+/* The holder died (kill -9) with the lock: whatever it was doing may be
+ * half done; the region is repaired before anything else runs on it
+ * (runtime_repair.c), then the processes that are gone are cleaned up. */
 static void lock_recovered(void)
 {
     pthread_mutex_consistent(&rt.reg->lock);
@@ -45,14 +44,34 @@ static void lock_recovered(void)
         rt.sh->lock_left_clean = false;
         rt.sh->lock_recovered_clean++;
         tcpsm_log(TCPSM_LOG_DEBUG, "the stack lock's holder died of a signal between operations");
+        shm_journal_reset(rt.reg);
     } else {
         rt.sh->lock_recovered++;
         tcpsm_log(TCPSM_LOG_WARN, "the stack lock's holder died: lock recovered");
+        rt_repair();
     }
     rt_reap();
 }
 
 __thread bool rt_t_runtime;
+
+/* The lock was just taken (e: the locking call's result): who holds it,
+ * and after a holder that died, the repair (lock_recovered). The allocation
+ * journal starts empty for this holder (shm_region.h). */
+static void took_lock(int e)
+{
+    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
+    atomic_store_explicit(&rt.owner_app, !rt_t_runtime, memory_order_relaxed);
+    if (__builtin_expect(e == EOWNERDEAD, 0)) {
+        if (!rt.sh)
+            rt.sh = rt.reg->root;       /* attaching: the region is made already */
+        if (rt.sh)
+            lock_recovered();
+        else
+            pthread_mutex_consistent(&rt.reg->lock);
+    }
+    shm_journal_reset(rt.reg);
+}
 
 /* rt_t_hold is raised before the lock is taken and dropped after it is
  * released: a signal handler never runs while this thread holds it. */
@@ -60,10 +79,7 @@ void rt_lock(void)
 {
     rt_t_hold++;
     int e = pthread_mutex_lock(&rt.reg->lock);
-    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
-    atomic_store_explicit(&rt.owner_app, !rt_t_runtime, memory_order_relaxed);
-    if (__builtin_expect(e == EOWNERDEAD, 0) && rt.sh)
-        lock_recovered();
+    took_lock(e);
 }
 
 bool rt_trylock(void)
@@ -74,10 +90,7 @@ bool rt_trylock(void)
         rt_t_hold--;
         return false;
     }
-    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
-    atomic_store_explicit(&rt.owner_app, !rt_t_runtime, memory_order_relaxed);
-    if (__builtin_expect(e == EOWNERDEAD, 0) && rt.sh)
-        lock_recovered();
+    took_lock(e);
     return true;
 }
 
@@ -94,9 +107,7 @@ bool rt_lock_for_exit(void)
         rt_t_hold--;
         return false;
     }
-    atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
-    if (e == EOWNERDEAD)
-        lock_recovered();
+    took_lock(e);
     return true;
 }
 
@@ -106,10 +117,32 @@ void rt_unlock(void)
     if (__builtin_expect(atomic_load_explicit(&rt.rx_deferred, memory_order_relaxed), 0) &&
         !rt_t_runtime && atomic_exchange(&rt.rx_deferred, false) && !rt.leader)
         rt_link_service();
-    if (rt.started && !rt.down && rt.svc_sleep_until != 0 &&
-        tcpsm_stack_next_deadline(rt.sh->st) < rt.svc_sleep_until) {
-        rt.svc_sleep_until = 0;
-        rt_kick(rt.me);
+    if (rt.started && !rt.down) {
+        /* An application thread drives the timers while it comes back
+         * often (rt_drive_cover): it runs what is due as it leaves, so
+         * the service thread need not be woken for a deadline it would
+         * cover (a paced burst every few hundred microseconds was a
+         * futex wake-up and a contended lock each). A follower about to
+         * sleep does not come back on its own: it drives nothing. */
+        bool drives = !rt_t_runtime && !rt_t_nodrive;
+        rt_t_nodrive = false;
+        uint64_t now = 0;
+        if (drives) {
+            now = rt_drive_timers(true);
+            atomic_store_explicit(&rt.drive_last, now, memory_order_relaxed);
+        }
+        /* The service thread must look again before the new deadline,
+         * unless it does before the application's threads stop covering
+         * it (never woken by a thread that drives: it sleeps at most
+         * RT_DRIVE_PARK_NS while they do). */
+        uint64_t d = tcpsm_stack_next_deadline(rt.sh->st);
+        if (rt.svc_sleep_until != 0 && d < rt.svc_sleep_until) {
+            uint64_t c = rt_drive_cover(now ? now : rt_now(), d);
+            if (!c || rt.svc_sleep_until > c) {
+                rt.svc_sleep_until = 0;
+                rt_kick(rt.me);
+            }
+        }
     }
     atomic_store_explicit(&rt.owner_app, false, memory_order_relaxed);
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);

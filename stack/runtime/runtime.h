@@ -24,6 +24,10 @@
  * receive thread never sleeps on a lock that an application thread of its
  * own process holds: it leaves the link's frames to it (rt.rx_deferred),
  * and that thread's rt_unlock takes them.
+ * The timers too: a leader's sleep ends at the core's next deadline, and an
+ * application thread runs the due timers as it releases the lock; while
+ * one comes back within RT_DRIVE_PARK_NS the timer thread leaves them to
+ * it.
  *
  * LOCKS AND SIGNALS (runtime_signal.c; the shim wraps every handler the
  * program installs, shim/signal_calls.c):
@@ -57,8 +61,9 @@
  *      is halfway through a change to the shared region, and marks it left
  *      clean: the next holder recovers it (EOWNERDEAD) with nothing to
  *      suspect. SIGKILL (and _exit while another thread is in the stack)
- *      still can end a process halfway through: that recovery is counted
- *      (lock_recovered) and logged as a warning; nothing repairs it.
+ *      still can end a process halfway through: the next taker gets
+ *      EOWNERDEAD, counts it (lock_recovered) and repairs the region before
+ *      anything else runs on it (runtime_repair.c).
  *
  * SHARED MEMORY (runtime_procs.c, shm_region.c; README "Process model").
  * The stack is shared by every process on its address (forked, exec'd or
@@ -262,7 +267,9 @@ struct rt_state {
 
     pthread_t rx_thr, svc_thr;
     int rx_stop_efd, rx_ep;
-    uint64_t svc_sleep_until;   /* deadline the service thread sleeps to, 0 when awake */
+    /* Deadline the service thread sleeps to, 0 when awake (written without
+     * the lock while it sleeps on, runtime_thread.c). */
+    _Atomic uint64_t svc_sleep_until;
     bool svc_stop;
 
     /* Leader/follower receive (runtime_wait.c), within this process: the
@@ -283,6 +290,13 @@ struct rt_state {
      * it unlocks (rt_unlock), instead of sleeping on the lock and waking
      * for it (Onload's deferred work on its stack lock). */
     _Atomic bool rx_deferred;
+    /* Timers driven by the application's threads (runtime_thread.c,
+     * rt_drive_cover): when one of them last released the lock (it ran the
+     * timers due then) and will soon be back; and the time the leader
+     * asleep now wakes at the latest (its sleep ends at the core's next
+     * deadline), UINT64_MAX if unbounded. */
+    _Atomic uint64_t drive_last;
+    uint64_t lead_until;
 };
 
 extern struct rt_state rt;
@@ -309,11 +323,14 @@ bool rt_trylock(void);
  * thread of this process, left to it with rt.rx_deferred raised (false):
  * its rt_unlock takes the link's frames. */
 bool rt_rx_lock_or_defer(void);
-/* Set in the runtime's own threads (receive, service, control): their
- * unlock does not take the receive thread's deferred frames. */
+/* Set in the runtime's own threads (receive, service, control, share): their
+ * unlock does not take the receive thread's deferred frames, nor run the
+ * timers (they do not drive: rt_drive_cover). */
 extern __thread bool rt_t_runtime;
-/* Unlocks; first re-arms the timer thread if the core's next deadline moved
- * earlier than the one it sleeps to. */
+/* Unlocks. An application thread first runs the timers that are due (it
+ * drives the stack's timers while it comes back often: rt_drive_cover).
+ * Then re-arms the timer thread if the core's next deadline moved earlier
+ * than the one it sleeps to and nobody else will see it in time. */
 void rt_unlock(void);
 int rt_proc_ready(void);        /* under lock: see runtime.c */
 /* Under lock: this process starts on the stack (its link, its threads) if it
@@ -323,6 +340,7 @@ int rt_start(void);
 /* runtime_wait.c */
 struct rt_waiter *rt_waiter_self(void);         /* NULL with errno if no eventfd */
 void rt_signal(struct rt_waiter *w);            /* under lock; coalesced */
+void rt_self_flush(void);       /* under lock: this thread's pending wake-up onto its eventfd */
 void rt_wake_sock(struct rt_sock *rs);          /* under lock: every waiter of rs */
 /* Under lock: rs's waiters for an event: every one, except that of the
  * exclusive ones (blocked accepts) only the first not yet woken. */
@@ -375,6 +393,12 @@ struct rt_proc;
  * instances that other processes made ready. */
 void rt_ep_relay(struct rt_proc *p);
 void rt_ep_orphan_proc(int proc);       /* under lock: that process is gone */
+/* Under lock, after a holder died halfway (runtime_repair.c): checks the
+ * instances, their items and ready lists, each socket's item list and the
+ * pending lists; fix: cuts what points at no live block, rewrites back
+ * links and counts, rebuilds the ready lists from the items' flags and
+ * raises every instance with one. Returns the faults found. */
+unsigned rt_ep_check(bool fix);
 void rt_ep_sock_gone(struct rt_sock *rs);  /* under lock: its last reference went: off every instance */
 void rt_ep_fork(int parent, int child); /* under lock: the child holds the parent's instances */
 
@@ -382,6 +406,7 @@ void rt_ep_fork(int parent, int child); /* under lock: the child holds the paren
 extern __thread volatile unsigned rt_t_sigseq;  /* handlers that ran on this thread */
 extern __thread volatile int rt_t_hold;         /* > 0: handlers are deferred */
 extern __thread volatile int rt_t_in_wait;      /* registrations to withdraw on a signal */
+extern __thread bool rt_t_nodrive;      /* the next unlock is a follower's, before its sleep */
 void rt_sig_reraise(void);
 bool rt_sig_deferred(void);
 
@@ -396,6 +421,22 @@ void rt_blockers_cancel(struct rt_waiter *w);
 int rt_threads_start(void);     /* under lock; 0 or -errno */
 void rt_threads_stop(void);     /* called WITHOUT the lock held; joins */
 void rt_kick(int proc);         /* under lock: wake that process's service thread */
+/* The service thread leaves the timers to the application's threads for
+ * this long after one of them last released the lock (or after the leader
+ * asleep now wakes): a thread that comes back that often runs them itself
+ * (rt_unlock, a leader's sleep), and a timer waits at most this long more
+ * when none comes back (a descheduled thread on a loaded machine). 1 ms:
+ * the lateness tcp_pace_sent earns back (max(SRTT, 1 ms)), and within the
+ * granularity of Linux's own TCP timers (jiffies) but pacing's. */
+#define RT_DRIVE_PARK_NS (1000u * 1000u)
+/* Under lock: until when the application's threads cover a timer due at d
+ * (0: they do not; the service thread must wake at d). */
+uint64_t rt_drive_cover(uint64_t now, uint64_t d);
+/* Under lock: runs the core's timers if one is due (an application thread
+ * that drives); returns the time it looked. flush: the thread may sleep
+ * next without looking again, so a wake-up of its own that the timers
+ * caused goes onto its eventfd (rt_self_flush). */
+uint64_t rt_drive_timers(bool flush);
 /* fork child (the parent holds the lock): this process has no threads yet
  * (started on first use, with the inherited link socket). */
 void rt_fork_child_reset(int parent);
@@ -448,6 +489,14 @@ void rt_leave(void);            /* under lock: this process detaches */
 /* runtime_audit.c, under lock: logs words of the region that point into
  * this process's loaded images (TCPSM_LOG=debug, at exit). */
 void rt_region_audit(void);
+/* runtime_repair.c, under lock. rt_repair: after a holder died halfway
+ * (EOWNERDEAD): the allocator, the runtime's shared lists, the core
+ * (tcpsm_stack_repair), then the dead holder's unreferenced allocations;
+ * every waiter and instance is woken to look again. rt_audit: checks the
+ * same without changing anything; the faults found, the first in why. */
+void rt_repair(void);
+unsigned rt_audit(char *why, size_t whylen);
+void rt_audit_report(void);     /* TCPSM_AUDIT=1: rt_audit's result on stderr */
 void rt_atfork_install(void);
 
 #endif

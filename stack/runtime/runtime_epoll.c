@@ -581,3 +581,144 @@ void rt_ep_fork(int parent, int child)
         if (holds(ep, parent))
             hold_set(ep, child, true);
 }
+
+/* ---------------------------------------------------------------- repair */
+
+#define EP_LIST_MAX (4u * RT_MAX_IDS)   /* bound of any walk: longer is a cycle */
+
+static bool ep_ok(const struct tcpsm_ep *ep)
+{
+    return shm_valid(rt.reg, ep, sizeof(*ep));
+}
+
+static bool item_ok(const struct tcpsm_epitem *it)
+{
+    return shm_valid(rt.reg, it, sizeof(*it)) && ep_ok(it->ep) &&
+           shm_valid(rt.reg, it->rs, sizeof(*it->rs));
+}
+
+/* One instance: its items (the primary list), their count, and the ready
+ * list, rebuilt from the items' ready flags when it does not match. */
+static unsigned ep_check(struct tcpsm_ep *ep, bool fix)
+{
+    unsigned f = 0, n = 0, nready = 0;
+    struct tcpsm_epitem *prev = NULL;
+    for (struct tcpsm_epitem **pp = &ep->items; *pp;) {
+        struct tcpsm_epitem *it = *pp;
+        if (!shm_valid(rt.reg, it, sizeof(*it)) || n >= EP_LIST_MAX) {
+            f++;
+            if (fix)
+                *pp = NULL;
+            break;
+        }
+        if (it->ep != ep || !shm_valid(rt.reg, it->rs, sizeof(*it->rs))) {
+            f++;                        /* not this instance's, or its socket is gone */
+            if (fix) {
+                *pp = it->i_next;
+                continue;
+            }
+        }
+        if (it->i_prev != prev) {
+            f++;
+            if (fix)
+                it->i_prev = prev;
+        }
+        n++;
+        nready += it->ready;
+        prev = it;
+        pp = &it->i_next;
+    }
+    if (n != ep->nitems) {
+        f++;
+        if (fix)
+            ep->nitems = n;
+    }
+    bool rd_bad = false;
+    unsigned k = 0;
+    struct tcpsm_epitem *rp = NULL;
+    for (struct tcpsm_epitem *it = ep->rd_head; it; rp = it, it = it->r_next)
+        if (!shm_valid(rt.reg, it, sizeof(*it)) || it->ep != ep || !it->ready ||
+            it->r_prev != rp || ++k > n) {
+            rd_bad = true;
+            break;
+        }
+    if (rd_bad || rp != ep->rd_tail || k != nready) {
+        f++;
+        if (fix) {
+            ep->rd_head = ep->rd_tail = NULL;
+            for (struct tcpsm_epitem *it = ep->items; it; it = it->i_next)
+                if (it->ready) {
+                    it->ready = false;
+                    rd_add(it);
+                }
+        }
+    }
+    if (fix && ep->rd_head) {
+        ep->efd_set = false;            /* written again: every sleeper looks */
+        efd_owed(ep);
+    }
+    return f;
+}
+
+unsigned rt_ep_check(bool fix)
+{
+    unsigned f = 0, n = 0;
+    /* The instances each process is to write for others: emptied when
+     * fixing (every instance with a ready list is raised again below,
+     * which queues it on a holder anew). */
+    for (int p = 0; p < RT_MAX_PROCS; p++) {
+        unsigned k = 0;
+        for (struct tcpsm_ep **pp = &rt.sh->procs[p].ep_pending; *pp; pp = &(*pp)->pend_next)
+            if (!ep_ok(*pp) || !(*pp)->pending || ++k > EP_LIST_MAX) {
+                f++;
+                break;
+            }
+        if (fix)
+            rt.sh->procs[p].ep_pending = NULL;
+    }
+    if (fix)
+        for (struct tcpsm_ep *ep = rt.sh->eps; ep && ep_ok(ep); ep = ep->e_next)
+            ep->pending = false;
+    struct tcpsm_ep *prev = NULL;
+    for (struct tcpsm_ep **pp = &rt.sh->eps; *pp;) {
+        struct tcpsm_ep *ep = *pp;
+        if (!ep_ok(ep) || ++n > EP_LIST_MAX) {
+            f++;
+            if (fix)
+                *pp = NULL;
+            break;
+        }
+        if (ep->e_prev != prev) {
+            f++;
+            if (fix)
+                ep->e_prev = prev;
+        }
+        f += ep_check(ep, fix);
+        prev = ep;
+        pp = &ep->e_next;
+    }
+    /* each socket's list of items */
+    for (uint32_t i = 0; i < RT_MAX_IDS; i++) {
+        struct rt_sock *rs = rt.sh->socks[i];
+        if (!rs || !shm_valid(rt.reg, rs, sizeof(*rs)))
+            continue;
+        struct tcpsm_epitem *sp = NULL;
+        unsigned k = 0;
+        for (struct tcpsm_epitem **pp = &rs->epitems; *pp; pp = &(*pp)->s_next) {
+            struct tcpsm_epitem *it = *pp;
+            if (!item_ok(it) || it->rs != rs || ++k > EP_LIST_MAX) {
+                f++;
+                if (fix)
+                    *pp = NULL;
+                break;
+            }
+            if (it->s_prev != sp) {
+                f++;
+                if (fix)
+                    it->s_prev = sp;
+            }
+            sp = it;
+        }
+    }
+    return f;
+}

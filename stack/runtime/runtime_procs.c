@@ -37,9 +37,15 @@ static void free_cb(void *ctx, void *p)
     shm_free(ctx, p);
 }
 
+static bool valid_cb(void *ctx, const void *p, size_t n)
+{
+    return shm_valid(ctx, p, n);
+}
+
 void rt_alloc_install(void)
 {
-    struct tcpsm_allocator a = { .alloc = alloc_cb, .free = free_cb, .ctx = rt.reg };
+    struct tcpsm_allocator a = { .alloc = alloc_cb, .free = free_cb, .valid = valid_cb,
+                                 .ctx = rt.reg };
     tcpsm_set_allocator(&a);
 }
 
@@ -162,6 +168,7 @@ int rt_attach(char *err, size_t errlen)
                 if (i != rt.me && rt.sh->procs[i].driving)
                     rt_kick(i);
         }
+        rt_audit_report();
         rt_unlock();
         if (rt.me < 0) {
             snprintf(err, errlen, "shared memory %s: already %d processes on this stack",

@@ -55,6 +55,7 @@ static void *serve(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "tcpsm-share");
+    rt_t_runtime = true;
     for (;;) {
         struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = stop_efd, .events = POLLIN } };
         if (syscall(SYS_ppoll, p, 2, NULL, NULL, 8) < 0 && errno != EINTR)

@@ -201,6 +201,8 @@ static int stats_write(const char *path)
     uint32_t syn_rate = tcpsm_stack_syn_rate(rt.sh->st, rt_now());
     uint64_t up_ns = rt_now() - rt.sh->t0;
     uint64_t reg_used = rt.reg->bytes_used, reg_peak = rt.reg->bytes_peak, reg_size = rt.reg->size;
+    uint64_t lock_rec = rt.sh->lock_recovered, lock_clean = rt.sh->lock_recovered_clean;
+    uint64_t reaped = rt.sh->procs_reaped;
     /* every process attached to the shared stack (Process model), not only this one */
     int pids[RT_MAX_PROCS];
     unsigned npids = 0;
@@ -263,6 +265,12 @@ static int stats_write(const char *path)
         mem_max, mem_pressure ? "true" : "false");
     put(o, "\n \"region\": {\"used\": %llu, \"peak\": %llu, \"size\": %llu},",
         (unsigned long long)reg_used, (unsigned long long)reg_peak, (unsigned long long)reg_size);
+    /* the stack lock taken over from processes that died holding it:
+     * halfway through an operation (repaired: the repair_* counters) or
+     * between operations (a fatal signal, runtime.h 6) */
+    put(o, "\n \"lock\": {\"recovered\": %llu, \"recovered_clean\": %llu, \"procs_reaped\": "
+        "%llu},", (unsigned long long)lock_rec, (unsigned long long)lock_clean,
+        (unsigned long long)reaped);
     put(o, "\n \"syn_rate\": %u,", syn_rate);
     put(o, "\n \"nsocks\": %zu,\n \"listed\": %zu,\n \"sockets\": [", sn.total, sn.n);
     for (size_t i = 0; i < sn.n; i++) {

@@ -7,7 +7,9 @@
  * socket; any process may process any frame: the stack is shared.
  *
  * Service: sleeps on this process's futex word in the shared region until
- * the core's next deadline; then runs the due timers. It is woken early
+ * the core's next deadline; then runs the due timers, unless an
+ * application thread of this process drives them (rt_drive_cover): then it
+ * sleeps until that thread has not come back for RT_DRIVE_PARK_NS. It is woken early
  * when an entry point moved the deadline earlier (rt_unlock), or when
  * another process signalled a waiter of this one (it writes that waiter's
  * eventfd: rt_relay_remote). With other processes attached it also looks,
@@ -126,6 +128,40 @@ static void *rx_main(void *arg)
     }
 }
 
+__thread bool rt_t_nodrive;
+
+uint64_t rt_drive_timers(bool flush)
+{
+    uint64_t now = rt_now();
+    if (rt.started && !rt.down && tcpsm_stack_next_deadline(rt.sh->st) <= now) {
+        tcpsm_stack_timers(rt.sh->st, now);
+        if (flush)
+            rt_self_flush();
+    }
+    return now;
+}
+
+/* Whoever waits drives, the timers too (design.md): an application thread
+ * that released the lock at drive_last ran every timer due then, and one
+ * that comes back that often runs the later ones itself; a leader asleep
+ * wakes at the core's next deadline at the latest (lead_until) and runs
+ * them. The service thread leaves the timers to them, but looks again
+ * RT_DRIVE_PARK_NS past the last sign of such a thread (the backstop for
+ * one that does not come back): returns that time, 0 if no application
+ * thread covers a deadline d. While they cover it the service thread wakes
+ * at most every RT_DRIVE_PARK_NS, and the application's threads never wake
+ * it for an earlier deadline. */
+uint64_t rt_drive_cover(uint64_t now, uint64_t d)
+{
+    uint64_t c = 0;
+    uint64_t last = atomic_load_explicit(&rt.drive_last, memory_order_relaxed);
+    if (last && (int64_t)(now - last) < (int64_t)RT_DRIVE_PARK_NS)
+        c = last + RT_DRIVE_PARK_NS;
+    if (rt.leader && rt.lead_until <= d && rt.lead_until + RT_DRIVE_PARK_NS > c)
+        c = rt.lead_until + RT_DRIVE_PARK_NS;
+    return c > now ? c : 0;
+}
+
 void rt_kick(int proc)
 {
     struct rt_proc *p = &rt.sh->procs[proc];
@@ -160,7 +196,10 @@ static void *svc_main(void *arg)
         rt_relay_remote();
         uint64_t now = rt_now();
         uint64_t d = tcpsm_stack_next_deadline(rt.sh->st);
-        if (d <= now) {
+        uint64_t cover = rt_drive_cover(now, d);
+        if (cover)
+            d = cover;                  /* the application's threads run them */
+        else if (d <= now) {
             tcpsm_stack_timers(rt.sh->st, now);
             continue;
         }
@@ -173,16 +212,32 @@ static void *svc_main(void *arg)
                 d = next_reap;
         }
         uint64_t share_next = rt_share_poll(now);       /* TCPSM_SHARE takeover */
+        uint64_t bound = share_next < next_reap || !rt_others_attached() ? share_next : next_reap;
         if (d > share_next)
             d = share_next;
         rt.svc_sleep_until = d;
         rt_unlock();
-        struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u),
-                               .tv_nsec = (long)(d % 1000000000u) };
-        /* FUTEX_WAIT_BITSET: an absolute CLOCK_MONOTONIC deadline. Not
-         * private: the word is shared with the other processes. */
-        syscall(SYS_futex, &p->futex, FUTEX_WAIT_BITSET, v, d == UINT64_MAX ? NULL : &ts, NULL,
-                FUTEX_BITSET_MATCH_ANY);
+        for (;;) {
+            struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u),
+                                   .tv_nsec = (long)(d % 1000000000u) };
+            /* FUTEX_WAIT_BITSET: an absolute CLOCK_MONOTONIC deadline. Not
+             * private: the word is shared with the other processes. */
+            syscall(SYS_futex, &p->futex, FUTEX_WAIT_BITSET, v, d == UINT64_MAX ? NULL : &ts,
+                    NULL, FUTEX_BITSET_MATCH_ANY);
+            /* Not kicked, at the end of a cover, and an application thread
+             * came back meanwhile (it ran what was due): sleep on, without
+             * the lock, which that thread likely holds (a wake-up here
+             * every RT_DRIVE_PARK_NS while it drives, nothing more). */
+            if (!cover || atomic_load(&p->futex) != v)
+                break;
+            now = rt_now();
+            uint64_t last = atomic_load_explicit(&rt.drive_last, memory_order_relaxed);
+            if (!last || (int64_t)(now - last) >= (int64_t)RT_DRIVE_PARK_NS ||
+                last + RT_DRIVE_PARK_NS > bound)
+                break;
+            d = last + RT_DRIVE_PARK_NS;
+            rt.svc_sleep_until = d;
+        }
         rt_lock();
         rt.svc_sleep_until = 0;
     }

@@ -146,6 +146,15 @@ static void efd_write(struct rt_waiter *w)
     syscall(SYS_write, w->efd, &one, sizeof(one));
 }
 
+/* Under lock: this thread's own pending wake-up, set without an eventfd
+ * write (rt_signal), written now: it may be about to sleep (the timers its
+ * unlock ran readied one of its sockets after it looked). */
+void rt_self_flush(void)
+{
+    if (self && self->signalled && !self->written)
+        efd_write(self);
+}
+
 void rt_signal(struct rt_waiter *w)
 {
     if (w->signalled)
@@ -535,20 +544,29 @@ static void follower_del(struct rt_waiter *w)
 }
 
 /* Under lock, before sleeping: leader if the link is free, else follower.
- * Returns the link fd to poll, or -1. */
-static int lead_begin(struct rt_waiter *w)
+ * Returns the link fd to poll, or -1. *wake (absolute, UINT64_MAX: none)
+ * is when the sleep must end: a leader's ends at the core's next timer
+ * deadline too, so that it runs the timers itself (rt_drive_cover) and the
+ * service thread is not woken for them. */
+static int lead_begin(struct rt_waiter *w, uint64_t *wake)
 {
     if (!rt.leader && rt.started && !rt.down && rt.np.fd >= 0) {
         rt.leader = w;
         w->leading = true;
         atomic_store_explicit(&rt.lead_active, true, memory_order_relaxed);
+        uint64_t d = tcpsm_stack_next_deadline(rt.sh->st);
+        if (d < *wake)
+            *wake = d;
+        rt.lead_until = *wake;
         return rt.np.fd;
     }
     follower_add(w);
+    rt_t_nodrive = true;        /* its unlock before the sleep: it does not come back */
     return -1;
 }
 
-/* Under lock, after the sleep: services the link if it was readable. */
+/* Under lock, after the sleep: services the link if it was readable, and
+ * the timers that came due meanwhile. */
 static void lead_end(struct rt_waiter *w, bool link_ready)
 {
     follower_del(w);
@@ -556,8 +574,11 @@ static void lead_end(struct rt_waiter *w, bool link_ready)
         return;
     if (link_ready)
         rt_link_service();
+    else
+        rt_drive_timers(false);     /* awake: it looks before it sleeps */
     w->leading = false;
     rt.leader = NULL;
+    rt.lead_until = 0;
     atomic_store_explicit(&rt.lead_last, rt_now(), memory_order_relaxed);
     atomic_store_explicit(&rt.lead_active, false, memory_order_relaxed);
 }
@@ -605,23 +626,24 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
     }
     if (rt_proc_ready() < 0)
         return -ENETDOWN;
+    uint64_t now = rt_now();
+    if (deadline != UINT64_MAX && deadline <= now)
+        return -EAGAIN;
+    rt_release_acks();
+    uint64_t wake = deadline;
+    int lfd = lead_begin(w, &wake);
     struct timespec ts, *tsp = NULL;
-    if (deadline != UINT64_MAX) {
-        uint64_t now = rt_now();
-        uint64_t left = deadline > now ? deadline - now : 0;
-        if (left == 0)
-            return -EAGAIN;
+    if (wake != UINT64_MAX) {
+        uint64_t left = wake > now ? wake - now : 0;
         ts.tv_sec = (time_t)(left / 1000000000u);
         ts.tv_nsec = (long)(left % 1000000000u);
         tsp = &ts;
     }
-    rt_release_acks();
-    int lfd = lead_begin(w);
     uint64_t spin_ns = lfd >= 0 ? rt.set.spin_ns : 0;
     struct pollfd p[2] = { { .fd = w->efd, .events = POLLIN }, { .fd = lfd, .events = POLLIN } };
     rt_unlock();
     if (spin_ns)
-        spin(w, spin_ns, deadline);
+        spin(w, spin_ns, wake);
     /* ppoll, not a libc poll(): inside the preloaded library poll() is the shim's. */
     long r = syscall(SYS_ppoll, p, 2, tsp, NULL, 8);
     int e = errno;
@@ -710,7 +732,7 @@ uint64_t tcpsm_spin_ns(void)
     return rt.set.spin_ns;
 }
 
-int tcpsm_sleep_begin(void)
+int tcpsm_sleep_begin(int64_t *tmo_ns)
 {
     struct rt_waiter *w = self;
     if (!w || !w->polling)
@@ -721,7 +743,11 @@ int tcpsm_sleep_begin(void)
      * must show it, or the sleep ahead would miss it. */
     if (w->signalled && !w->written)
         efd_write(w);
-    int lfd = lead_begin(w);
+    uint64_t now = rt_now();
+    uint64_t wake = *tmo_ns < 0 ? UINT64_MAX : now + (uint64_t)*tmo_ns;
+    int lfd = lead_begin(w, &wake);
+    if (wake != UINT64_MAX)
+        *tmo_ns = wake > now ? (int64_t)(wake - now) : 0;
     rt_unlock();
     return lfd;
 }

@@ -2,6 +2,8 @@
  * (see shm_region.h). */
 #include "shm_region.h"
 
+#include "fault_note.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,7 +15,7 @@
 #include <unistd.h>
 
 #define SHM_MAGIC   0x6d73706374ull     /* "tcpsm" */
-#define SHM_VERSION 1u
+#define SHM_VERSION 2u          /* 2: the allocation journal */
 #define SHM_DIR     "/dev/shm/"
 
 #define META_FREE 0x40u
@@ -101,6 +103,13 @@ void *shm_alloc(struct shm_region *r, size_t n)
         return NULL;
     }
     struct free_blk *b = r->free_head[o];
+    /* Journalled before anything changes: a holder that dies from here on
+     * leaves either a free block (repaired back into the lists) or one in
+     * use that the journal names (shm_reclaim_journal). */
+    if (r->jr_n < SHM_JOURNAL)
+        r->jr_off[r->jr_n++] = (uint64_t)((uint8_t *)b - (uint8_t *)r);
+    else
+        r->jr_over = true;
     unlink_blk(r, b, o);
     uint64_t unit = (uint64_t)((uint8_t *)b - heap(r)) >> SHM_MIN_SHIFT;
     while (o > order) {         /* split: the upper halves go back */
@@ -151,6 +160,233 @@ void shm_free(struct shm_region *r, void *p)
         o++;
     }
     push(r, unit, o);
+}
+
+size_t shm_block_size(struct shm_region *r, const void *p)
+{
+    const uint8_t *q = p;
+    if (q < heap(r) || q >= heap(r) + (r->heap_blocks << SHM_MIN_SHIFT) ||
+        ((uintptr_t)(q - heap(r)) & ((1u << SHM_MIN_SHIFT) - 1)))
+        return 0;
+    uint8_t m = meta(r)[(uint64_t)(q - heap(r)) >> SHM_MIN_SHIFT];
+    return (m & META_USED) ? (size_t)1 << (META_ORDER(m) + SHM_MIN_SHIFT) : 0;
+}
+
+bool shm_valid(struct shm_region *r, const void *p, size_t n)
+{
+    const uint8_t *q = p;
+    if (q < heap(r) || q >= heap(r) + (r->heap_blocks << SHM_MIN_SHIFT))
+        return false;
+    uint64_t u = (uint64_t)(q - heap(r)) >> SHM_MIN_SHIFT, k = u;
+    /* the head of the block holding q: the nearest head byte at or below */
+    while (meta(r)[k] == 0 && k > 0 && u - k < (1ull << SHM_MAX_ORDER))
+        k--;
+    uint8_t m = meta(r)[k];
+    if (!(m & META_USED) || (m & META_FREE))
+        return false;
+    const uint8_t *end = heap(r) + ((k + (1ull << META_ORDER(m))) << SHM_MIN_SHIFT);
+    return q < end && n <= (size_t)(end - q);
+}
+
+/* ---------------------------------------------------------------- repair */
+
+unsigned shm_audit(struct shm_region *r, char *why, size_t whylen)
+{
+    struct fault_note f = { .why = why, .whylen = whylen };
+    if (why && whylen)
+        why[0] = 0;
+    uint64_t units = r->heap_blocks, listed[SHM_MAX_ORDER + 1] = { 0 };
+    for (unsigned o = 0; o <= SHM_MAX_ORDER; o++) {
+        const struct free_blk *prev = NULL;
+        for (const struct free_blk *b = r->free_head[o]; b; prev = b, b = b->next) {
+            const uint8_t *q = (const uint8_t *)b;
+            if (q < heap(r) || q >= heap(r) + (units << SHM_MIN_SHIFT) ||
+                ((uintptr_t)(q - heap(r)) & (((uintptr_t)1 << (o + SHM_MIN_SHIFT)) - 1))) {
+                FAULT_NOTE(&f, "free list %u: node %p outside the heap or misaligned", o,
+                           (void *)b);
+                break;
+            }
+            uint64_t u = (uint64_t)(q - heap(r)) >> SHM_MIN_SHIFT;
+            if (meta(r)[u] != (META_FREE | o))
+                FAULT_NOTE(&f, "free list %u: block at unit %llu has head %#x", o,
+                           (unsigned long long)u, meta(r)[u]);
+            if (b->prev != prev)
+                FAULT_NOTE(&f, "free list %u: block at unit %llu has a wrong back link", o,
+                           (unsigned long long)u);
+            if (++listed[o] > units) {
+                FAULT_NOTE(&f, "free list %u: a cycle", o);
+                break;
+            }
+        }
+    }
+    uint64_t heads[SHM_MAX_ORDER + 1] = { 0 }, used = 0, u = 0;
+    while (u < units) {
+        uint8_t m = meta(r)[u];
+        unsigned o = META_ORDER(m);
+        if (!(m & (META_USED | META_FREE)) || o > SHM_MAX_ORDER || (u & ((1ull << o) - 1)) ||
+            u + (1ull << o) > units || (m & META_USED && m & META_FREE)) {
+            FAULT_NOTE(&f, "heap unit %llu: head %#x (not a block, or misplaced)",
+                       (unsigned long long)u, m);
+            u++;
+            continue;
+        }
+        for (uint64_t k = u + 1; k < u + (1ull << o); k++)
+            if (meta(r)[k]) {
+                FAULT_NOTE(&f, "heap unit %llu: head %#x inside the block at %llu",
+                           (unsigned long long)k, meta(r)[k], (unsigned long long)u);
+                break;
+            }
+        if (m & META_USED) {
+            used += 1ull << (o + SHM_MIN_SHIFT);
+        } else {
+            heads[o]++;
+            uint64_t buddy = u ^ (1ull << o);
+            if (o < SHM_MAX_ORDER && buddy + (1ull << o) <= units && meta(r)[buddy] == m)
+                FAULT_NOTE(&f, "heap unit %llu: free buddies of order %u not merged",
+                           (unsigned long long)u, o);
+        }
+        u += 1ull << o;
+    }
+    for (unsigned o = 0; o <= SHM_MAX_ORDER; o++)
+        if (heads[o] != listed[o])
+            FAULT_NOTE(&f, "order %u: %llu free blocks, %llu on the free list", o,
+                       (unsigned long long)heads[o], (unsigned long long)listed[o]);
+    if (used != r->bytes_used)
+        FAULT_NOTE(&f, "bytes_used %llu, the blocks in use hold %llu",
+                   (unsigned long long)r->bytes_used, (unsigned long long)used);
+    return f.n;
+}
+
+unsigned shm_repair(struct shm_region *r)
+{
+    unsigned faults = shm_audit(r, NULL, 0);
+    if (!faults)
+        return 0;
+    uint64_t units = r->heap_blocks, used = 0;
+    /* 1. The blocks in use stay; every other head byte goes. */
+    uint64_t u = 0;
+    while (u < units) {
+        uint8_t m = meta(r)[u];
+        unsigned o = META_ORDER(m);
+        if ((m & META_USED) && !(m & META_FREE) && o <= SHM_MAX_ORDER &&
+            !(u & ((1ull << o) - 1)) && u + (1ull << o) <= units) {
+            memset(meta(r) + u + 1, 0, (1ull << o) - 1);
+            used += 1ull << (o + SHM_MIN_SHIFT);
+            u += 1ull << o;
+        } else {
+            meta(r)[u++] = 0;
+        }
+    }
+    /* 2. The runs between them, carved into the largest aligned blocks
+     * (as init_heap: no two free buddies of one order are left apart). */
+    for (unsigned o = 0; o <= SHM_MAX_ORDER; o++)
+        r->free_head[o] = NULL;
+    u = 0;
+    while (u < units) {
+        if (meta(r)[u] & META_USED) {
+            u += 1ull << META_ORDER(meta(r)[u]);
+            continue;
+        }
+        uint64_t end = u;
+        while (end < units && !(meta(r)[end] & META_USED))
+            end++;
+        while (u < end) {
+            unsigned o = SHM_MAX_ORDER;
+            while (o > 0 && ((u & ((1ull << o) - 1)) != 0 || u + (1ull << o) > end))
+                o--;
+            push(r, u, o);
+            u += 1ull << o;
+        }
+    }
+    r->bytes_used = used;
+    r->rep_lists++;
+    return faults;
+}
+
+struct reclaim {
+    struct shm_region *r;
+    const uint8_t *lo[SHM_JOURNAL], *hi[SHM_JOURNAL];
+    const uint8_t *min, *max;
+    unsigned n;
+    bool ext[SHM_JOURNAL];                      /* pointed at from outside the candidates */
+    uint64_t edge[SHM_JOURNAL];                 /* candidate i points into candidate j */
+};
+
+static int cand_of(const struct reclaim *c, const uint8_t *p)
+{
+    if (p < c->min || p >= c->max)
+        return -1;
+    for (unsigned i = 0; i < c->n; i++)
+        if (p >= c->lo[i] && p < c->hi[i])
+            return (int)i;
+    return -1;
+}
+
+static void scan_refs(struct reclaim *c, const uint8_t *p, size_t n, int from)
+{
+    for (size_t off = 0; off + sizeof(uintptr_t) <= n; off += sizeof(uintptr_t)) {
+        uintptr_t v;
+        memcpy(&v, p + off, sizeof(v));
+        int j = cand_of(c, (const uint8_t *)v);
+        if (j < 0 || j == from)
+            continue;
+        if (from < 0)
+            c->ext[j] = true;
+        else
+            c->edge[from] |= 1ull << j;
+    }
+}
+
+static void scan_block(void *ctx, const void *p, size_t n)
+{
+    struct reclaim *c = ctx;
+    if (cand_of(c, p) < 0)
+        scan_refs(c, p, n, -1);
+}
+
+unsigned shm_reclaim_journal(struct shm_region *r)
+{
+    static struct reclaim c;            /* large-ish: not on a thread's stack */
+    memset(&c, 0, sizeof(c));
+    c.r = r;
+    for (uint32_t i = 0; i < r->jr_n && i < SHM_JOURNAL; i++) {
+        const uint8_t *p = (const uint8_t *)r + r->jr_off[i];
+        size_t sz = shm_block_size(r, p);
+        if (!sz || cand_of(&c, p) >= 0)
+            continue;                   /* freed since, or listed twice */
+        c.lo[c.n] = p;
+        c.hi[c.n] = p + sz;
+        if (!c.min || p < c.min)
+            c.min = p;
+        if (p + sz > c.max)
+            c.max = p + sz;
+        c.n++;
+    }
+    shm_journal_reset(r);
+    if (!c.n)
+        return 0;
+    /* The header (root) and every other block in use; then the candidates
+     * among themselves: one reached from a reached one is reached. */
+    scan_refs(&c, (const uint8_t *)r, sizeof(*r), -1);
+    shm_each_used(r, scan_block, &c);
+    for (unsigned i = 0; i < c.n; i++)
+        scan_refs(&c, c.lo[i], (size_t)(c.hi[i] - c.lo[i]), (int)i);
+    for (bool more = true; more;) {
+        more = false;
+        for (unsigned i = 0; i < c.n; i++)
+            if (c.ext[i])
+                for (unsigned j = 0; j < c.n; j++)
+                    if (!c.ext[j] && (c.edge[i] >> j & 1))
+                        c.ext[j] = more = true;
+    }
+    unsigned freed = 0;
+    for (unsigned i = 0; i < c.n; i++)
+        if (!c.ext[i]) {
+            shm_free(r, (void *)c.lo[i]);
+            freed++;
+        }
+    r->rep_leaks += freed;
+    return freed;
 }
 
 void shm_each_used(struct shm_region *r, void (*fn)(void *ctx, const void *p, size_t n),

@@ -33,6 +33,7 @@
 
 #define SHM_MIN_SHIFT 6u                /* smallest block: 64 bytes */
 #define SHM_MAX_ORDER 18u               /* largest block: 64 B << 18 = 16 MiB */
+#define SHM_JOURNAL   64u               /* allocations remembered per lock hold */
 
 struct shm_region {
     uint64_t magic;
@@ -52,6 +53,17 @@ struct shm_region {
     uint64_t meta_off;                  /* one byte per 64-byte unit (block heads) */
     void *free_head[SHM_MAX_ORDER + 1];
     uint64_t bytes_used, bytes_peak, alloc_fail, bad_free;
+
+    /* The blocks allocated since the stack lock was last taken (offsets
+     * from the region's base), for the repair after a holder that died
+     * halfway (shm_reclaim_journal): a block it allocated and had not yet
+     * linked anywhere is referenced by no word of the region. Cleared as
+     * the lock is taken; jr_over: more than SHM_JOURNAL, the rest unknown. */
+    uint64_t jr_off[SHM_JOURNAL];
+    uint32_t jr_n;
+    bool jr_over;
+    /* Repairs after a holder died halfway (shm_repair, shm_reclaim_journal). */
+    uint64_t rep_lists, rep_leaks;
 };
 
 /* The region's file name for a stack, e.g. "tcpsm-4026532296-veth0-198.18.0.10". */
@@ -70,6 +82,35 @@ void shm_region_unlink(const char *name);
 void *shm_alloc(struct shm_region *r, size_t n);
 void *shm_calloc(struct shm_region *r, size_t n);
 void shm_free(struct shm_region *r, void *p);
+/* The usable size of the block in use that starts at p, 0 if p is not the
+ * start of a block in use (stack lock held). */
+size_t shm_block_size(struct shm_region *r, const void *p);
+/* Does [p, p + n) lie inside one block in use? */
+bool shm_valid(struct shm_region *r, const void *p, size_t n);
+/* The lock is taken: the journal starts empty. */
+static inline void shm_journal_reset(struct shm_region *r)
+{
+    r->jr_n = 0;
+    r->jr_over = false;
+}
+
+/* After a holder died halfway (EOWNERDEAD), stack lock held.
+ * shm_audit: checks the allocator's invariants (every free list doubly
+ * linked and made of free heads of its order, every head's order in
+ * bounds and aligned, the blocks tile the heap, bytes_used = the used
+ * blocks' bytes); returns the number of faults, the first described in why.
+ * shm_repair: rebuilds the free lists, the head bytes and bytes_used from
+ * the heads of the blocks in use (the primary state: a block is in use
+ * once its head says so, the last step of shm_alloc): a block being split
+ * or merged when the holder died goes back to the free lists. Returns the
+ * number of faults it mended (0 if the allocator was consistent).
+ * shm_reclaim_journal: frees each block the dead holder allocated that no
+ * word of any other block in use points into (conservative: a payload
+ * word that happens to match keeps it); returns how many. */
+unsigned shm_audit(struct shm_region *r, char *why, size_t whylen);
+unsigned shm_repair(struct shm_region *r);
+unsigned shm_reclaim_journal(struct shm_region *r);
+
 /* Calls fn for every block in use (stack lock held), in address order. */
 void shm_each_used(struct shm_region *r, void (*fn)(void *ctx, const void *p, size_t n),
                    void *ctx);

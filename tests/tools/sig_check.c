@@ -16,7 +16,8 @@
  *   sig_check busy PEER PORT SECS echoes numbered messages over one connection for SECS seconds
  *                                 (0: until killed), each checked byte for byte: the stack calls
  *                                 a process makes while others on the same stack are killed
- *                                 (tests/integration/test_kill_midcall.sh)
+ *                                 (tests/integration/test_kill_midcall.sh); SIG_CHECK_STOP=FILE:
+ *                                 also stop once FILE exists
  *   sig_check handler PEER PORT   a handler that writes to and closes stack sockets, fired at
  *                                 a thread busy in stack calls, for 3 s: no deadlock on the
  *                                 stack lock (a watchdog fails the run after 10 s without
@@ -196,7 +197,11 @@ static void mode_busy(int secs)
     int fd = connect_peer();
     double end = now_s() + secs;
     long n = 0;
+    /* SIG_CHECK_STOP=FILE: also stop once FILE exists (looked at every 256 messages) */
+    const char *stop = getenv("SIG_CHECK_STOP");
     while (secs == 0 || now_s() < end) {
+        if (stop && (n & 255) == 0 && access(stop, F_OK) == 0)
+            break;
         char msg[64];
         snprintf(msg, sizeof(msg), "message %ld from %d", n++, (int)getpid());
         echo(fd, msg);

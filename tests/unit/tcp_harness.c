@@ -120,6 +120,9 @@ void h_input(struct harness *h, const void *frame, size_t len)
         tcpsm_stack_input_hold(h->st, &fr, 1, h->now);
     else
         tcpsm_stack_input(h->st, &fr, 1, h->now);
+#ifdef H_AUDIT_EACH
+    h_audit(h, __FILE__, __LINE__);
+#endif
 }
 
 void h_batch_begin(struct harness *h)
@@ -452,6 +455,9 @@ void h_advance(struct harness *h, uint64_t ns)
         if (d > h->now)
             h->now = d;
         tcpsm_stack_timers(h->st, h->now);
+#ifdef H_AUDIT_EACH
+        h_audit(h, __FILE__, __LINE__);
+#endif
     }
     cr_assert_fail("timers never settle (deadline stuck at %llu, now %llu)",
                    (unsigned long long)tcpsm_stack_next_deadline(h->st),
@@ -526,10 +532,21 @@ struct harness *h_new(const struct tcpsm_config *cfg)
     return h;
 }
 
+/* Every invariant the repair after a dead lock holder relies on
+ * (tcpsm_stack_audit) holds between operations: checked as each test's
+ * stack goes (and after each input and timer pass with H_AUDIT_EACH). */
+void h_audit(struct harness *h, const char *file, int line)
+{
+    char why[256];
+    unsigned f = tcpsm_stack_audit(h->st, why, sizeof why);
+    cr_assert_eq(f, 0, "%s:%d: stack audit: %u faults: %s", file, line, f, why);
+}
+
 void h_free(struct harness *h)
 {
     if (!h)
         return;
+    h_audit(h, __FILE__, __LINE__);
     tcpsm_stack_free(h->st);
     h_drain(h);
     free(h);

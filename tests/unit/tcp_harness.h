@@ -128,6 +128,7 @@ struct harness {
  * every captured frame (sockets are freed by tcpsm_stack_free). */
 struct harness *h_new(const struct tcpsm_config *cfg);
 void h_free(struct harness *h);
+void h_audit(struct harness *h, const char *file, int line);
 void h_default_config(struct tcpsm_config *cfg);
 
 /* Push a segment from the remote into the stack at h->now. */

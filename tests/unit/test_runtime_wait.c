@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "stack.h"
+#include "timer.h"
 
 static void lock(void) { rt_lock(); }
 static void unlock(void) { rt_unlock(); }
@@ -129,7 +131,8 @@ Test(runtime_wait, own_wakeup_needs_no_eventfd_write, .init = attach, .fini = de
     rt_signal(w);
     unlock();
     cr_assert_eq(read(w->efd, &v, sizeof(v)), -1, "not written while awake");
-    tcpsm_sleep_begin();
+    int64_t tmo = -1;
+    tcpsm_sleep_begin(&tmo);
     struct pollfd p = { .fd = w->efd, .events = POLLIN };
     cr_assert_eq(poll(&p, 1, 0), 1, "about to sleep with it pending: the eventfd shows it");
     tcpsm_sleep_end(false);
@@ -390,6 +393,155 @@ Test(runtime_wait, deferred_handler_gets_the_original_siginfo, .init = attach, .
     cr_assert_eq(rt1_info.si_code, POLL_IN, "si_code kept: %d", rt1_info.si_code);
     cr_assert_eq(rt1_info.si_band, POLLIN | POLLRDNORM);
     signal(sig, SIG_DFL);
+}
+
+/* Timers driven by the application's threads (rt_drive_cover): a stack on
+ * a swallowing link, the "link" a pipe nobody writes to, and a bare timer
+ * of no kind (timer_run drops it: it is run when it is no longer armed).
+ * No service thread runs here: only the application's threads can run it. */
+static int drv_link[2];
+static struct tcpsm_timer drv_t;
+
+static void drive_setup(void)
+{
+    attach();
+    static struct tcpsm_netdev dev = { .ops = &swallow_ops, .mtu = 1500 };
+    struct tcpsm_config cfg = { .addr = 0xc612000au, .prefix_len = 24,
+                                .mac = { 2, 0x54, 0xc6, 0x12, 0, 10 } };
+    cr_assert_eq(pipe(drv_link), 0);
+    lock();
+    rt.sh->st = tcpsm_stack_new(&cfg, &dev, 1);
+    cr_assert_not_null(rt.sh->st);
+    rt.np.fd = drv_link[0];
+    rt.started = true;
+    tcpsm_timer_init(&drv_t, TIMER_NONE);
+    unlock();
+}
+
+static void drive_teardown(void)
+{
+    lock();
+    timer_cancel(&rt.sh->st->timers, &drv_t);
+    rt.started = false;
+    rt.np.fd = -1;
+    tcpsm_stack_free(rt.sh->st);
+    rt.sh->st = NULL;
+    rt.svc_sleep_until = 0;
+    unlock();
+    close(drv_link[0]);
+    close(drv_link[1]);
+    detach();
+}
+
+static void arm(uint64_t at)
+{
+    cr_assert_eq(timer_set(&rt.sh->st->timers, &drv_t, at), 0);
+}
+
+Test(runtime_wait, leader_sleep_ends_at_the_next_timer_and_runs_it, .init = drive_setup,
+     .fini = drive_teardown)
+{
+    struct rt_waiter *w = waiter();
+    lock();
+    arm(rt_now() + 20 * 1000000ull);
+    /* The caller would sleep 10 s; the stack's timer is due long before. */
+    int r = rt_wait(w, rt_now() + 10ull * 1000000000);
+    cr_assert_eq(r, 0, "the leader woke for the timer, not at its own deadline (%d)", r);
+    cr_assert_not(tcpsm_timer_armed(&drv_t), "and ran it");
+    cr_assert_null(rt.leader);
+    cr_assert_eq(rt.lead_until, 0u);
+    unlock();
+}
+
+Test(runtime_wait, sleep_begin_shortens_a_leaders_timeout, .init = drive_setup,
+     .fini = drive_teardown)
+{
+    cr_assert_geq(tcpsm_poller_begin(), 0);
+    lock();
+    arm(rt_now() + 1000000000ull);
+    unlock();
+    int64_t tmo = 10ll * 1000000000;
+    cr_assert_geq(tcpsm_sleep_begin(&tmo), 0, "leads");
+    cr_assert_leq(tmo, 1000000000ll, "the sleep ends at the stack's timer");
+    cr_assert_geq(tmo, 0);
+    tcpsm_sleep_end(false);
+    cr_assert(tcpsm_timer_armed(&drv_t), "not due yet: not run");
+    tmo = -1;
+    cr_assert_geq(tcpsm_sleep_begin(&tmo), 0);
+    cr_assert(tmo >= 0 && tmo <= 1000000000ll, "no timeout of its own: the timer's");
+    tcpsm_sleep_end(false);
+    tcpsm_poller_end();
+}
+
+Test(runtime_wait, application_unlock_runs_due_timers, .init = drive_setup,
+     .fini = drive_teardown)
+{
+    lock();
+    arm(rt_now() - 1);
+    rt_t_runtime = true;        /* the runtime's own threads leave them to the service thread */
+    unlock();
+    lock();
+    cr_assert(tcpsm_timer_armed(&drv_t));
+    rt_t_runtime = false;
+    unlock();                   /* an application thread runs what is due as it leaves */
+    lock();
+    cr_assert_not(tcpsm_timer_armed(&drv_t));
+    cr_assert_neq(atomic_load(&rt.drive_last), 0u, "and covers the timers for a while");
+    unlock();
+}
+
+/* The service thread (this process's futex word) is woken for an earlier
+ * deadline only when nobody else looks in time. */
+Test(runtime_wait, service_thread_woken_only_when_not_covered, .init = drive_setup,
+     .fini = drive_teardown)
+{
+    struct rt_proc *p = &rt.sh->procs[rt.me];
+    lock();
+    uint32_t v0 = atomic_load(&p->futex);
+    rt.svc_sleep_until = rt_now() + RT_DRIVE_PARK_NS / 2;
+    arm(rt_now() + RT_DRIVE_PARK_NS / 4);
+    unlock();                   /* it looks again within the cover: not woken */
+    cr_assert_eq(atomic_load(&p->futex), v0);
+    cr_assert_neq(rt.svc_sleep_until, 0u);
+
+    lock();
+    rt.svc_sleep_until = rt_now() + 10ull * 1000000000;
+    unlock();                   /* it would sleep past the cover: woken */
+    cr_assert_neq(atomic_load(&p->futex), v0);
+    cr_assert_eq(rt.svc_sleep_until, 0u);
+
+    lock();
+    p->kicked = false;
+    uint32_t v1 = atomic_load(&p->futex);
+    atomic_store(&rt.drive_last, 0);
+    rt.svc_sleep_until = rt_now() + 10ull * 1000000000;
+    rt_t_runtime = true;        /* e.g. the receive thread: covers nothing itself */
+    unlock();
+    rt_t_runtime = false;
+    cr_assert_neq(atomic_load(&p->futex), v1, "an earlier deadline nobody covers wakes it");
+}
+
+Test(runtime_wait, drive_cover_rules, .init = drive_setup, .fini = drive_teardown)
+{
+    const uint64_t ms = 1000000, park = RT_DRIVE_PARK_NS;
+    uint64_t t = rt_now() + 1000 * ms;
+    lock();
+    atomic_store(&rt.drive_last, t);
+    cr_assert_eq(rt_drive_cover(t + ms / 2, t + ms), t + park, "a deadline within the park");
+    cr_assert_eq(rt_drive_cover(t + ms / 2, t + 10 * park), t + park,
+                 "a later one: looked at again when the park ends");
+    cr_assert_eq(rt_drive_cover(t + park, t + park + ms), 0u, "nobody came back: not covered");
+    struct rt_waiter *w = rt_waiter_self();
+    rt.leader = w;
+    rt.lead_until = t + 5 * park;
+    cr_assert_eq(rt_drive_cover(t + 2 * park, t + 6 * park), t + 6 * park,
+                 "a leader asleep until before the deadline covers it");
+    cr_assert_eq(rt_drive_cover(t + 2 * park, t + 4 * park), 0u,
+                 "one asleep past it does not");
+    rt.leader = NULL;
+    rt.lead_until = 0;
+    atomic_store(&rt.drive_last, 0);
+    unlock();
 }
 
 /* The receive thread does not sleep on the lock an application thread of

@@ -246,6 +246,9 @@ Test(tcp_hystart, delay_increase_then_css_then_exit)
         cr_assert_eq(hs_round(sk, 20000), (r < 3 ? 9 : 8) * (mss / 4), "CSS round %d", r + 2);
     cr_assert_eq(sk->hs.phase, TCP_HS_DONE);
     cr_assert_eq(sk->ssthresh, sk->cwnd, "slow start ends with ssthresh = cwnd");
+    /* the rounds moved the sequence variables by hand: back in order for
+     * the audit h_free runs */
+    sk->snd_nxt = sk->snd_max = sk->snd_una;
     h_free(h);
 }
 

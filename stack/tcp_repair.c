@@ -1,0 +1,539 @@
+/* Consistency of the TCP state after a process died holding the stack lock
+ * halfway through an operation (kill -9; core.h tcpsm_stack_audit/_repair,
+ * README "Process model").
+ *
+ * What is primary and what is derived. The TCBs (on the doubly linked list
+ * ts->all) and each TCB's own fields are primary; the connection hash, the
+ * port and listener tables, the TIME-WAIT list, the timer heap, the listen
+ * queues and the counts (nsocks, mem_used, nsyn, nacc) are indexes over
+ * them. The repair walks the list (a half-done insertion or removal leaves
+ * it whole forwards: the back links are rewritten from the walk; a node
+ * that is not a TCB of this stack ends it), rebuilds every index from the
+ * TCBs' own flags (hashed, bound, lpprev, twpprev, parent + in_acceptq,
+ * the timer deadlines), recounts, and resets any connection whose own
+ * fields fail a check (a buffer ring out of bounds or in freed memory, a
+ * broken out-of-order list, sequence variables out of order): RST to the
+ * peer, ECONNRESET to the application, as Linux does to a connection it
+ * cannot continue. The one intent record: ts->dying, the TCB tcp_sock_free
+ * was taking apart, is finished.
+ *
+ * Not covered here: the neighbour cache, IP reassembly and the PMTU table
+ * (their entries are bounded and expire; a half-done change there costs a
+ * resolution or a datagram) and the timers they own beyond validity. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fault_note.h"
+#include "mem.h"
+#include "tcp_int.h"
+
+
+static bool live(const struct tcp_stack *ts, const struct tcpsm_sock *sk)
+{
+    return mem_valid(sk, sizeof(*sk)) && sk->audit_gen == ts->audit_gen;
+}
+
+/* Walks ts->all: marks every TCB with a new generation; repair: rewrites
+ * back links, cuts the list at a node that is not a TCB of st, recounts. */
+static void walk_all(struct tcpsm_stack *st, struct fault_note *c, bool repair)
+{
+    struct tcp_stack *ts = st->tcp;
+    if (++ts->audit_gen == 0)
+        ts->audit_gen = 1;
+    struct tcpsm_sock *prev = NULL;
+    size_t n = 0;
+    for (struct tcpsm_sock *sk = ts->all; sk; prev = sk, sk = sk->anext) {
+        if (!mem_valid(sk, sizeof(*sk)) || sk->st != st || sk->audit_gen == ts->audit_gen) {
+            FAULT_NOTE(c, "list of TCBs: node %p after %p is not a TCB of the stack (or a cycle)",
+                       (void *)sk, (void *)prev);
+            if (repair) {
+                if (prev)
+                    prev->anext = NULL;
+                else
+                    ts->all = NULL;
+            }
+            break;
+        }
+        sk->audit_gen = ts->audit_gen;
+        if (sk->aprev != prev) {
+            FAULT_NOTE(c, "list of TCBs: %p's back link is %p, not %p", (void *)sk,
+                       (void *)sk->aprev, (void *)prev);
+            if (repair)
+                sk->aprev = prev;
+        }
+        n++;
+    }
+    if (n != ts->nsocks) {
+        FAULT_NOTE(c, "nsocks %zu, %zu TCBs on the list", ts->nsocks, n);
+        if (repair)
+            ts->nsocks = n;
+    }
+}
+
+static bool ring_ok(const struct tcp_ring *r)
+{
+    if (!r->buf)
+        return r->cap == 0 && r->len == 0 && r->head == 0;
+    return r->cap > 0 && r->head < r->cap && r->len <= r->cap && mem_valid(r->buf, r->cap);
+}
+
+static bool seq_ok(const struct tcpsm_sock *sk)
+{
+    if (!tcp_synchronized(sk->state) && sk->state != TCPSM_SYN_RECEIVED)
+        return true;
+    /* RFC 9293 3.3.1: SND.UNA =< SND.NXT; snd_max: the highest sent */
+    if (seq_gt(sk->snd_una, sk->snd_nxt) || seq_gt(sk->snd_nxt, sk->snd_max))
+        return false;
+    /* the send ring starts at or before SND.UNA's data */
+    return !seq_gt(sk->snd_buf_seq, sk->snd_una + 1);
+}
+
+/* One TCB's own fields. Repair: what would be followed into freed memory
+ * is dropped; counts that follow from a list are recounted. Returns false
+ * if the connection cannot go on (to be reset). */
+static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
+{
+    bool ok = true;
+    if (sk->state < 0 || sk->state >= TCPSM_NSTATES) {
+        FAULT_NOTE(c, "TCB %p: state %d", (void *)sk, sk->state);
+        if (repair)
+            sk->state = TCPSM_CLOSED;
+        ok = false;
+    }
+    struct tcp_ring *rings[2] = { &sk->sndq, &sk->rcvq };
+    for (int i = 0; i < 2; i++)
+        if (!ring_ok(rings[i])) {
+            FAULT_NOTE(c, "TCB %p: %s ring buf %p cap %u head %u len %u", (void *)sk,
+                       i ? "receive" : "send", (void *)rings[i]->buf, rings[i]->cap, rings[i]->head,
+                       rings[i]->len);
+            if (repair)
+                memset(rings[i], 0, sizeof(*rings[i]));   /* its block: shm_reclaim_journal */
+            ok = false;
+        }
+    struct tcp_rtxq *q = &sk->rtxq;
+    if (q->r ? (q->cap == 0 || q->cap > TCP_RTXQ_MAX || q->head + q->n > q->cap ||
+                !mem_valid(q->r, (size_t)q->cap * sizeof(*q->r)))
+             : (q->n != 0 || q->cap != 0)) {
+        FAULT_NOTE(c, "TCB %p: retransmit queue r %p cap %u head %u n %u", (void *)sk, (void *)q->r,
+                   q->cap, q->head, q->n);
+        if (repair)
+            memset(q, 0, sizeof(*q));
+        ok = false;
+    }
+    if (sk->ooo.n > TCP_OOO_MAX || sk->sacked.n > TCP_OOO_MAX) {
+        FAULT_NOTE(c, "TCB %p: %u out-of-order / %u SACKed ranges", (void *)sk, sk->ooo.n,
+                   sk->sacked.n);
+        if (repair)
+            sk->ooo.n = sk->sacked.n = 0;
+        ok = false;
+    }
+    /* the out-of-order queue: the list is primary, its counts follow */
+    uint32_t n = 0, bytes = 0;
+    struct tcp_ofo *last = NULL;
+    for (struct tcp_ofo **pp = &sk->ofo; *pp; pp = &(*pp)->next) {
+        struct tcp_ofo *o = *pp;
+        if (n >= TCP_OFO_SEGS_MAX || !mem_valid(o, sizeof(*o)) || o->len > TCP_BUF_MAX ||
+            !mem_valid(o, sizeof(*o) + o->len)) {
+            FAULT_NOTE(c, "TCB %p: out-of-order segment %u at %p", (void *)sk, n, (void *)o);
+            if (repair)
+                *pp = NULL;
+            ok = false;
+            break;
+        }
+        n++;
+        bytes += o->len;
+        last = o;
+    }
+    if (n != sk->ofo_n || bytes != sk->ofo_bytes || last != sk->ofo_tail) {
+        FAULT_NOTE(c, "TCB %p: out-of-order count %u/%u bytes %u/%u", (void *)sk, sk->ofo_n, n,
+                   sk->ofo_bytes, bytes);
+        if (repair) {
+            sk->ofo_n = n;
+            sk->ofo_bytes = bytes;
+            sk->ofo_tail = last;
+        }
+    }
+    if (!seq_ok(sk)) {
+        FAULT_NOTE(c, "TCB %p (%s): SND.UNA %u SND.NXT %u snd_max %u ring from %u", (void *)sk,
+                   tcpsm_state_name(sk->state), sk->snd_una, sk->snd_nxt, sk->snd_max,
+                   sk->snd_buf_seq);
+        ok = false;
+    }
+    return ok;
+}
+
+/* The indexes against the TCBs (marked by walk_all). */
+static void check_indexes(struct tcpsm_stack *st, struct fault_note *c)
+{
+    struct tcp_stack *ts = st->tcp;
+    size_t hashed = 0, bound = 0, listening = 0, tw = 0, in_e = 0, in_b = 0, in_l = 0, in_tw = 0;
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
+        hashed += sk->hashed;
+        bound += sk->bound;
+        listening += sk->lpprev != NULL;
+        tw += sk->twpprev != NULL;
+    }
+    size_t lim = ts->nsocks + 1;
+    for (uint32_t i = 0; i <= ts->emask; i++)
+        for (struct tcpsm_sock *sk = ts->ehash[i]; sk; sk = sk->enext) {
+            if (!live(ts, sk) || !sk->hashed || tcp_ehash_idx(sk) != i || ++in_e > lim) {
+                FAULT_NOTE(c, "connection hash %u: %p is not a hashed TCB of its bucket", i,
+                           (void *)sk);
+                break;
+            }
+        }
+    for (uint32_t i = 0; i <= ts->bmask; i++) {
+        struct tcpsm_sock **pp = &ts->bhash[i];
+        for (struct tcpsm_sock *sk = *pp; sk; pp = &sk->bnext, sk = sk->bnext)
+            if (!live(ts, sk) || !sk->bound || sk->bpprev != pp || (sk->lport & ts->bmask) != i ||
+                ++in_b > lim) {
+                FAULT_NOTE(c, "port table %u: %p is not a bound TCB linked back", i, (void *)sk);
+                break;
+            }
+        pp = &ts->lhash[i];
+        for (struct tcpsm_sock *sk = *pp; sk; pp = &sk->lnext, sk = sk->lnext)
+            if (!live(ts, sk) || sk->lpprev != pp || (sk->lport & ts->bmask) != i ||
+                ++in_l > lim) {
+                FAULT_NOTE(c, "listener table %u: %p is not a listener linked back", i, (void *)sk);
+                break;
+            }
+    }
+    struct tcpsm_sock **pp = &ts->tw_head;
+    for (struct tcpsm_sock *sk = *pp; sk; pp = &sk->twnext, sk = sk->twnext)
+        if (!live(ts, sk) || sk->twpprev != pp || ++in_tw > lim) {
+            FAULT_NOTE(c, "TIME-WAIT list: %p is not a TCB linked back", (void *)sk);
+            break;
+        }
+    if (ts->tw_tail != pp)
+        FAULT_NOTE(c, "TIME-WAIT list: the tail link is not the last TCB's");
+    if (hashed != in_e || bound != in_b || listening != in_l || tw != in_tw)
+        FAULT_NOTE(c, "indexes: %zu/%zu hashed, %zu/%zu bound, %zu/%zu listeners, %zu/%zu "
+                   "TIME-WAIT (flags/linked)", hashed, in_e, bound, in_b, listening, in_l, tw,
+                   in_tw);
+}
+
+static void rebuild_indexes(struct tcpsm_stack *st)
+{
+    struct tcp_stack *ts = st->tcp;
+    memset(ts->ehash, 0, ((size_t)ts->emask + 1) * sizeof(*ts->ehash));
+    memset(ts->bhash, 0, ((size_t)ts->bmask + 1) * sizeof(*ts->bhash));
+    memset(ts->lhash, 0, ((size_t)ts->bmask + 1) * sizeof(*ts->lhash));
+    ts->tw_head = NULL;
+    ts->tw_tail = &ts->tw_head;
+    struct tcpsm_sock *last = ts->all;
+    while (last && last->anext)
+        last = last->anext;
+    /* oldest first: each table pushes at the head, as when they were made */
+    for (struct tcpsm_sock *sk = last; sk; sk = sk->aprev) {
+        sk->enext = sk->bnext = sk->lnext = sk->twnext = NULL;
+        sk->bpprev = NULL;
+        if (sk->hashed) {
+            sk->hashed = false;
+            tcp_ehash_add(sk);
+        }
+        if (sk->bound) {
+            sk->bound = false;
+            tcp_bind_add(sk);
+        }
+        if (sk->lpprev) {
+            sk->lpprev = NULL;
+            tcp_lhash_add(sk);
+        }
+        if (sk->twpprev) {
+            sk->twpprev = NULL;
+            tcp_tw_add(sk);
+        }
+    }
+}
+
+/* A listener's SYN and accept queues against its children. */
+static bool queues_ok(struct tcp_stack *ts, struct tcpsm_sock *l)
+{
+    uint32_t ns = 0, na = 0, kids = 0;
+    size_t lim = ts->nsocks;
+    struct tcpsm_sock **pp = &l->synq;
+    for (struct tcpsm_sock *c = *pp; c; pp = &c->qnext, c = c->qnext)
+        if (!live(ts, c) || c->parent != l || c->in_acceptq || c->qpprev != pp || ++ns > lim)
+            return false;
+    struct tcpsm_sock *last = NULL;
+    for (struct tcpsm_sock *c = l->accq; c; last = c, c = c->qnext)
+        if (!live(ts, c) || c->parent != l || !c->in_acceptq || ++na > lim)
+            return false;
+    for (struct tcpsm_sock *c = ts->all; c; c = c->anext)
+        kids += c->parent == l;
+    return ns == l->nsyn && na == l->nacc && last == l->accq_tail && kids == ns + na;
+}
+
+static void rebuild_queues(struct tcp_stack *ts, struct tcpsm_sock *l)
+{
+    l->synq = l->accq = l->accq_tail = NULL;
+    l->nsyn = l->nacc = 0;
+    struct tcpsm_sock *last = ts->all;
+    while (last && last->anext)
+        last = last->anext;
+    for (struct tcpsm_sock *c = last; c; c = c->aprev) {     /* oldest first */
+        if (c->parent != l)
+            continue;
+        c->qnext = NULL;
+        c->qpprev = NULL;
+        if (c->in_acceptq) {
+            if (l->accq_tail)
+                l->accq_tail->qnext = c;
+            else
+                l->accq = c;
+            l->accq_tail = c;
+            l->nacc++;
+        } else {
+            tcp_synq_add(l, c);
+        }
+    }
+}
+
+static bool keep_timer(void *ctx, const struct tcpsm_timer *t)
+{
+    const struct tcp_stack *ts = ctx;
+    if (t->kind != TIMER_TCP)
+        return true;
+    const struct tcpsm_sock *sk =
+        (const struct tcpsm_sock *)(const void *)((const char *)t -
+                                                  offsetof(struct tcpsm_sock, timer));
+    return live(ts, sk);
+}
+
+static size_t mem_of(const struct tcpsm_sock *sk)
+{
+    size_t m = (size_t)sk->sndq.cap + sk->rcvq.cap + (size_t)sk->rtxq.cap * sizeof(struct tcp_rtx);
+    for (const struct tcp_ofo *o = sk->ofo; o; o = o->next)
+        m += sizeof(*o) + o->len;
+    return m;
+}
+
+/* The rest of the stack-wide state: timers, counts, batches, the cache. */
+static void check_rest(struct tcpsm_stack *st, struct fault_note *c)
+{
+    struct tcp_stack *ts = st->tcp;
+    unsigned tf = timer_heap_audit(&st->timers);
+    if (tf)
+        FAULT_NOTE(c, "timer heap: %u faults", tf);
+    size_t mem = 0;
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
+        if (tcpsm_timer_armed(&sk->timer) &&
+            (tf || sk->timer.idx >= st->timers.n || st->timers.v[sk->timer.idx] != &sk->timer))
+            FAULT_NOTE(c, "TCB %p: timer armed at slot %u, not in the heap there", (void *)sk,
+                       sk->timer.idx);
+        if (sk->parent && (!live(ts, sk->parent) || sk->parent->state != TCPSM_LISTEN))
+            FAULT_NOTE(c, "TCB %p: its listener %p is gone", (void *)sk, (void *)sk->parent);
+        if ((sk->synq || sk->accq || sk->nsyn || sk->nacc) && !queues_ok(ts, sk))
+            FAULT_NOTE(c, "listener %p: SYN/accept queues do not match its children", (void *)sk);
+        if (sk->batch_work && !ts->nbatch)
+            FAULT_NOTE(c, "TCB %p: batch work with no batch", (void *)sk);
+        mem += mem_of(sk);
+    }
+    if (mem != ts->mem_used)
+        FAULT_NOTE(c, "buffer memory: mem_used %zu, the TCBs hold %zu", ts->mem_used, mem);
+    if (ts->nbatch || ts->nheld > TCP_HELD_MAX)
+        FAULT_NOTE(c, "an input batch's deferred work left (%u) / held ACKs %u beyond their bound",
+                   ts->nbatch, ts->nheld);
+    for (unsigned i = 0; i < ts->nheld && i < TCP_HELD_MAX; i++)
+        if (ts->held[i] && (!live(ts, ts->held[i]) || !ts->held[i]->ack_held))
+            FAULT_NOTE(c, "held ACK %u: %p is not a TCB holding one", i, (void *)ts->held[i]);
+    size_t cache = 0;
+    for (unsigned i = 0; i < ts->nring_cache && i < TCP_RING_CACHE; i++) {
+        if (!mem_valid(ts->ring_cache[i].buf, ts->ring_cache[i].cap))
+            FAULT_NOTE(c, "ring cache %u: %p is not a block of %u bytes", i,
+                       (void *)ts->ring_cache[i].buf, ts->ring_cache[i].cap);
+        cache += ts->ring_cache[i].cap;
+    }
+    if (ts->nring_cache > TCP_RING_CACHE || cache != ts->ring_cache_bytes)
+        FAULT_NOTE(c, "ring cache: %u buffers, %zu bytes counted %zu", ts->nring_cache, cache,
+                   ts->ring_cache_bytes);
+    if (st->ntx || st->tx_pinned)
+        FAULT_NOTE(c, "%u frames batched between operations", st->ntx);
+}
+
+unsigned tcpsm_stack_audit(struct tcpsm_stack *st, char *why, size_t whylen)
+{
+    struct fault_note c = { .why = why, .whylen = whylen };
+    if (why && whylen)
+        why[0] = 0;
+    if (!st->tcp)
+        return 0;
+    walk_all(st, &c, false);
+    if (c.n)
+        return c.n;        /* the rest walks the list: not past a broken one */
+    for (struct tcpsm_sock *sk = st->tcp->all; sk; sk = sk->anext)
+        sock_check(sk, &c, false);
+    check_indexes(st, &c);
+    check_rest(st, &c);
+    if (st->tcp->dying)
+        FAULT_NOTE(&c, "a TCB was being freed (%p)", (void *)st->tcp->dying);
+    return c.n;
+}
+
+bool tcpsm_stack_sock_live(struct tcpsm_stack *st, const struct tcpsm_sock *sk)
+{
+    return st->tcp && live(st->tcp, sk);
+}
+
+unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
+{
+    struct tcp_stack *ts = st->tcp;
+    if (!ts)
+        return 0;
+    struct fault_note c = { 0 };
+    st->now = now;
+    /* Frames the dead holder batched may point into buffers it was
+     * changing: dropped (TCP retransmits). GRO state lives within one input. */
+    if (st->ntx || st->tx_pinned)
+        FAULT_NOTE(&c, "frames batched");
+    st->ntx = 0;
+    st->tx_pinned = 0;
+    st->txp_on = false;
+    st->gro_more = NULL;
+    st->gro_n = 0;
+    st->gro_taken = false;
+
+    walk_all(st, &c, true);
+    struct tcpsm_sock *dying = ts->dying, *finish = NULL;
+    ts->dying = NULL;
+    if (dying) {
+        FAULT_NOTE(&c, "a TCB was being freed");
+        if (live(ts, dying))
+            finish = dying;             /* still listed: free it once the tables hold */
+        else if (mem_valid(dying, sizeof(*dying)) && dying->st == st)
+            mem_free(dying);            /* unlinked, its buffers released, not yet freed */
+    }
+    unsigned bad = 0;
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
+        sk->batch_work = 0;
+        if (!sock_check(sk, &c, true)) {
+            sk->repair_reset = true;
+            bad++;
+        }
+    }
+    check_indexes(st, &c);
+    rebuild_indexes(st);
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
+        if (sk->parent && (!live(ts, sk->parent) || sk->parent->state != TCPSM_LISTEN)) {
+            FAULT_NOTE(&c, "listener gone");
+            sk->parent = NULL;
+            sk->in_acceptq = false;
+            sk->qnext = NULL;
+            sk->qpprev = NULL;
+            if (!sk->repair_reset) {
+                sk->repair_reset = true;
+                bad++;
+            }
+        }
+    }
+    for (struct tcpsm_sock *l = ts->all; l; l = l->anext)
+        if (!queues_ok(ts, l)) {
+            FAULT_NOTE(&c, "listen queues");
+            rebuild_queues(ts, l);
+        }
+    /* timers: the heap keeps valid timers of live owners once; each TCB's
+     * timer is then re-armed from its deadlines */
+    c.n += timer_heap_repair(&st->timers, keep_timer, ts);
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
+        if (tcpsm_timer_armed(&sk->timer) &&
+            (sk->timer.idx >= st->timers.n || st->timers.v[sk->timer.idx] != &sk->timer)) {
+            FAULT_NOTE(&c, "timer");
+            sk->timer.idx = UINT32_MAX;
+        }
+        tcp_timer_update(sk);
+    }
+    /* counts and per-pass arrays */
+    if (ts->nbatch)
+        FAULT_NOTE(&c, "batch");
+    ts->nbatch = 0;
+    unsigned nh = 0;
+    if (ts->nheld > TCP_HELD_MAX) {
+        FAULT_NOTE(&c, "held ACKs");
+        ts->nheld = TCP_HELD_MAX;
+    }
+    for (unsigned i = 0; i < ts->nheld; i++) {
+        if (!ts->held[i])
+            continue;                   /* a TCB freed while its ACK was held */
+        if (live(ts, ts->held[i]) && ts->held[i]->ack_held)
+            ts->held[nh++] = ts->held[i];
+        else
+            FAULT_NOTE(&c, "held ACKs");
+    }
+    ts->nheld = nh;
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
+        if (sk->ack_held) {
+            bool found = false;
+            for (unsigned i = 0; i < nh && !found; i++)
+                found = ts->held[i] == sk;
+            sk->ack_held = found;
+        }
+    unsigned nc = 0;
+    size_t cache = 0;
+    for (unsigned i = 0; i < ts->nring_cache && i < TCP_RING_CACHE; i++)
+        if (mem_valid(ts->ring_cache[i].buf, ts->ring_cache[i].cap)) {
+            ts->ring_cache[nc++] = ts->ring_cache[i];
+            cache += ts->ring_cache[i].cap;
+        }
+    if (nc != ts->nring_cache || cache != ts->ring_cache_bytes)
+        FAULT_NOTE(&c, "ring cache");
+    ts->nring_cache = nc;
+    ts->ring_cache_bytes = cache;
+    if (finish)
+        tcp_sock_free(finish);
+    size_t mem = 0;
+    uint32_t waiters = 0;
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
+        mem += mem_of(sk);
+        waiters += sk->snd_mem_wait;
+    }
+    if (mem != ts->mem_used)
+        FAULT_NOTE(&c, "mem_used");
+    ts->mem_used = mem;
+    ts->snd_mem_waiters = waiters;
+    ts->snd_mem_wake = waiters > 0;
+    /* Connections that cannot go on: reset, one at a time (tcp_done may
+     * free a TCB, a listener's children with it). */
+    while (bad) {
+        struct tcpsm_sock *sk = ts->all;
+        while (sk && !sk->repair_reset)
+            sk = sk->anext;
+        if (!sk)
+            break;
+        bad--;
+        sk->repair_reset = false;
+        st->cnt.repair_resets++;
+        if (tcp_synchronized(sk->state) && sk->state != TCPSM_TIME_WAIT)
+            tcp_send_rst_sk(sk, now);
+        tcp_done(sk, ECONNRESET, "reset: its state was left inconsistent by a process that "
+                 "died holding the stack", NULL);
+    }
+    stack_tx_flush(st);
+    if (c.n) {
+        st->cnt.repair_passes++;
+        st->cnt.repair_faults += c.n;
+    }
+    return c.n;
+}
+
+void tcpsm_stack_repair_count(struct tcpsm_stack *st, unsigned faults, unsigned leaks,
+                              bool core_found)
+{
+    if (!faults && !leaks)
+        return;
+    st->cnt.repair_passes += !core_found;
+    st->cnt.repair_faults += faults;
+    st->cnt.repair_leaks += leaks;
+}
+
+void tcpsm_stack_census(const struct tcpsm_stack *st, size_t *per_state, size_t *mem,
+                        size_t *ring_cache)
+{
+    const struct tcp_stack *ts = st->tcp;
+    memset(per_state, 0, TCPSM_NSTATES * sizeof(*per_state));
+    for (const struct tcpsm_sock *sk = ts ? ts->all : NULL; sk; sk = sk->anext)
+        if (sk->state >= 0 && sk->state < TCPSM_NSTATES)
+            per_state[sk->state]++;
+    *mem = ts ? ts->mem_used : 0;
+    *ring_cache = ts ? ts->ring_cache_bytes : 0;
+}

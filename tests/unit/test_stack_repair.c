@@ -1,0 +1,226 @@
+/* The core's repair after a lock holder died halfway (tcp_repair.c): each
+ * test leaves a structure as an interrupted operation would (a half-linked
+ * node, an index entry missing, a count off, a timer in two heap slots, a
+ * TCB half freed, a ring out of bounds), checks that the audit sees it,
+ * repairs, checks the audit is clean and the stack still works. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tcp_harness.h"
+#include "tcp_int.h"
+
+static unsigned audit(struct harness *h)
+{
+    char why[256];
+    return tcpsm_stack_audit(h->st, why, sizeof why);
+}
+
+static void repaired(struct harness *h)
+{
+    cr_assert_gt(audit(h), 0, "the audit does not see the fault");
+    cr_assert_gt(tcpsm_stack_repair(h->st, h->now), 0);
+    char why[256];
+    unsigned f = tcpsm_stack_audit(h->st, why, sizeof why);
+    cr_assert_eq(f, 0, "after the repair: %u faults: %s", f, why);
+    cr_assert_eq(tcpsm_stack_repair(h->st, h->now), 0, "a second repair finds more");
+    cr_assert_geq(tcpsm_stack_counters(h->st)->repair_passes, 1);
+}
+
+/* The peer's data still reaches the application, and is ACKed. */
+static void data_flows(struct harness *h)
+{
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "hello",
+         .len = 5);
+    h->rseq += 5;
+    h_advance(h, MS(200));
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq);
+    char buf[8];
+    cr_assert_eq(tcpsm_sock_recv(h->sk, buf, sizeof buf, 0, h->now), 5);
+    cr_assert_eq(memcmp(buf, "hello", 5), 0);
+}
+
+Test(stack_repair, clean_stack_has_nothing_to_repair)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(audit(h), 0);
+    cr_assert_eq(tcpsm_stack_repair(h->st, h->now), 0);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_passes, 0);
+    data_flows(h);
+    h_free(h);
+}
+
+/* tcp_sock_alloc stopped after `all->aprev = sk`, before `all = sk`. */
+Test(stack_repair, tcb_list_half_linked)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcp_stack *ts = h->st->tcp;
+    struct tcpsm_sock *x = calloc(1, sizeof *x);
+    x->anext = ts->all;
+    ts->all->aprev = x;
+    repaired(h);
+    cr_assert_null(ts->all->aprev);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 1);
+    data_flows(h);
+    free(x);
+    h_free(h);
+}
+
+/* tcp_ehash_add stopped after `hashed = true`: the connection is in no
+ * bucket, so its segments would find nothing and draw resets. */
+Test(stack_repair, connection_hash_entry_missing)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcp_stack *ts = h->st->tcp;
+    uint32_t i = tcp_ehash_idx(h->sk);
+    cr_assert_eq(ts->ehash[i], h->sk);
+    ts->ehash[i] = h->sk->enext;
+    repaired(h);
+    cr_assert_eq(tcp_ehash_find(ts, &h->sk->laddr, h->sk->lport, &h->sk->raddr, h->sk->rport),
+                 h->sk);
+    data_flows(h);
+    h_free(h);
+}
+
+/* tcp_bind_del stopped after `*bpprev = bnext`: the port table skips the
+ * socket while the socket says it is bound. */
+Test(stack_repair, port_table_half_unlinked)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcp_stack *ts = h->st->tcp;
+    *h->sk->bpprev = h->sk->bnext;
+    repaired(h);
+    cr_assert_eq(ts->bhash[H_LPORT & ts->bmask], h->sk);
+    cr_assert_eq(h->sk->bpprev, &ts->bhash[H_LPORT & ts->bmask]);
+    data_flows(h);
+    h_free(h);
+}
+
+Test(stack_repair, counts_off)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    data_flows(h);
+    struct tcp_stack *ts = h->st->tcp;
+    size_t mem = ts->mem_used;
+    ts->nsocks += 3;
+    ts->mem_used += 4096;
+    repaired(h);
+    cr_assert_eq(ts->nsocks, 1);
+    cr_assert_eq(ts->mem_used, mem);
+    h_free(h);
+}
+
+/* A listener's accept queue cut (tcp_unlink_child stopped halfway) and
+ * its count off: rebuilt from the children, in the order they came. */
+Test(stack_repair, accept_queue_rebuilt)
+{
+    struct harness *h = h_new(NULL);
+    sock_listen(h);
+    for (uint16_t k = 0; k < 3; k++) {
+        SEND(h, .flags = SYN, .seq = h->risn, .win = H_RWIN, .mss = H_RMSS,
+             .sport = (uint16_t)(H_RPORT + k));
+        struct seg s = EXPECT_SEG(h, .flags = SYN | ACK, .dport = H_RPORT + k);
+        SEND(h, .flags = ACK, .seq = h->risn + 1, .ack = s.seq + 1, .win = H_RWIN,
+             .sport = (uint16_t)(H_RPORT + k));
+    }
+    cr_assert_eq(h->lsk->nacc, 3);
+    h->lsk->accq->qnext = NULL;         /* the second and third lost from the queue */
+    h->lsk->nacc = 5;
+    repaired(h);
+    cr_assert_eq(h->lsk->nacc, 3);
+    for (uint16_t k = 0; k < 3; k++) {
+        struct tcpsm_sock *c;
+        cr_assert_eq(tcpsm_sock_accept(h->lsk, &c), 0, "accept %u", k);
+        cr_assert_eq(c->rport, H_RPORT + k, "accepted out of order");
+    }
+    h_free(h);
+}
+
+/* A timer in two heap slots (a sift stopped between two moves): one
+ * timer is lost from the heap while its TCB thinks it armed. After the
+ * repair both connections' retransmission timers fire. */
+Test(stack_repair, timer_heap_half_sifted)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *a = h->sk;
+    h_app_send(h, "a", 1);
+    cr_assert_eq(tcpsm_sock_new(h->st, &h->sk), 0);
+    cr_assert_eq(tcpsm_sock_connect(h->sk, H_PEER, H_RPORT + 1, h->now), -EINPROGRESS);
+    h_drain(h);
+    struct tcpsm_timer_heap *th = &h->st->timers;
+    cr_assert_geq(th->n, 2);
+    struct tcpsm_timer *lost = th->v[1];
+    th->v[1] = th->v[0];
+    repaired(h);
+    cr_assert(tcpsm_timer_armed(lost), "the lost timer was not re-armed");
+    cr_assert_eq(th->v[lost->idx], lost);
+    /* both time out and retransmit: the data and the SYN */
+    h_advance(h, SEC(4));
+    bool data = false, syn = false;
+    struct seg s;
+    while (recv_seg(h, &s)) {
+        data = data || (s.len == 1 && s.dport == H_RPORT);
+        syn = syn || ((s.flags & SYN) && s.dport == H_RPORT + 1);
+    }
+    cr_assert(data && syn, "retransmissions: data %d syn %d", data, syn);
+    (void)a;
+    h_free(h);
+}
+
+/* tcp_sock_free stopped after unlinking the child from its listener's SYN
+ * queue, before it left the list of TCBs: the intent record finishes it. */
+Test(stack_repair, half_freed_tcb_finished)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_received(h);
+    struct tcp_stack *ts = h->st->tcp;
+    struct tcpsm_sock *c = h->lsk->synq;
+    cr_assert_not_null(c);
+    ts->dying = c;
+    tcp_unlink_child(c);
+    repaired(h);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 1);
+    cr_assert_eq(h->lsk->nsyn, 0);
+    cr_assert_null(ts->dying);
+    h_free(h);
+}
+
+/* A receive ring whose length passed its capacity (a copy stopped
+ * halfway): the connection cannot go on; it is reset: RST to the peer,
+ * ECONNRESET to the application. The other connection is untouched. */
+Test(stack_repair, broken_ring_resets_the_connection)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "abc",
+         .len = 3);
+    h->rseq += 3;
+    h_drain(h);
+    cr_assert_not_null(h->sk->rcvq.buf);
+    h->sk->rcvq.len = h->sk->rcvq.cap + 7;
+    repaired(h);
+    EXPECT_SEG(h, .flags = RST | ACK, .seq = h->lseq);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_error(h->sk), ECONNRESET);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 1);
+    h_free(h);
+}
+
+/* Sequence variables out of order (SND.UNA past SND.NXT): reset. */
+Test(stack_repair, sequence_space_out_of_order_resets)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h->sk->snd_una = h->sk->snd_nxt + 100;
+    repaired(h);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 1);
+    h_free(h);
+}
