@@ -55,6 +55,10 @@ Options (each sets the environment variable named after it):
                                      under pressure from 3/4 of it, no
                                      out-of-order data is kept; beyond it,
                                      received data is refused (resent later)
+  --mtu-probing 1|2 TCPSM_MTU_PROBING path MTU probing where ICMP is filtered
+                                     (RFC 4821/8899): 1 (default) after a black
+                                     hole (six RTOs), 2 from the start (every
+                                     connection begins at MSS 1024, probes up)
   --spin US         TCPSM_SPIN_US    busy polling: the thread that polls the
                                      link for the others spins this long (0..1000000
                                      microseconds) before it sleeps; one spinner at
@@ -186,6 +190,8 @@ while [ $# -gt 0 ]; do
         --rcvbuf=*) export TCPSM_RCVBUF=${1#*=}; shift ;;
         --rcvbuf-max) need_arg "$@"; export TCPSM_RCVBUF_MAX=$2; shift 2 ;;
         --mem-max) need_arg "$@"; export TCPSM_MEM_MAX=$2; shift 2 ;;
+        --mtu-probing) need_arg "$@"; export TCPSM_MTU_PROBING=$2; shift 2 ;;
+        --mtu-probing=*) export TCPSM_MTU_PROBING=${1#*=}; shift ;;
         --mem-max=*) export TCPSM_MEM_MAX=${1#*=}; shift ;;
         --rcvbuf-max=*) export TCPSM_RCVBUF_MAX=${1#*=}; shift ;;
         --shm-mb) need_arg "$@"; export TCPSM_SHM_MB=$2; shift 2 ;;

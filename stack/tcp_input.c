@@ -73,6 +73,7 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
     if (sk->retries && !sk->srtt_us && !sk->rttvar_us && sk->rto_us < 3000000u)
         sk->rto_us = 3000000u;
     tcp_cong_init(sk);
+    tcp_plpmtud_start(sk, now);         /* tcp_mtu_probing = 2: from the base MSS up */
     /* Linux quick-ACK mode at the start (tcp_incr_quickack): the first
      * data is ACKed at once so the sender's slow start is not paced by
      * the 40 ms delayed-ACK timer */

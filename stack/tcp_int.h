@@ -631,6 +631,7 @@ void tcp_retransmit_head(struct tcpsm_sock *sk, uint64_t now);
 void tcp_pmtu_update(struct tcpsm_sock *sk, uint32_t mtu, uint64_t now);   /* tcp_input.c */
 /* tcp_pmtu.c: RFC 4821 / 8899 black holes and probing upward */
 void tcp_plpmtud_rto(struct tcpsm_sock *sk, uint64_t now);
+void tcp_plpmtud_start(struct tcpsm_sock *sk, uint64_t now);
 void tcp_plpmtud_icmp(struct tcpsm_sock *sk, uint32_t mss);
 uint32_t tcp_plpmtud_probe_len(struct tcpsm_sock *sk, uint32_t unsent, uint32_t usable,
                                uint32_t mss, uint64_t now);

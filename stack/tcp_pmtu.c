@@ -54,6 +54,26 @@ static void set_mss(struct tcpsm_sock *sk, uint32_t mss)
     sk->pmtu = mss >= sk->plp_max ? 0 : mss + hdr_len(sk);
 }
 
+/* tcp_mtu_probing = 2 (RFC 4821 7.2 / RFC 8899 5.1.2): the connection
+ * starts at the base MSS, which any path of the family takes, and the
+ * search probes upward from the first data (Linux tcp_mtup_init with
+ * search_low at tcp_base_mss). */
+void tcp_plpmtud_start(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (sk->st->cfg.mtu_probing != 2 || sk->plp_on)
+        return;
+    uint32_t floor = addr_is_v4(&sk->raddr) ? TCP_MSS_DEF : 1280u - 60u;
+    uint32_t base = TCP_BASE_MSS > floor ? TCP_BASE_MSS : floor;
+    if (sk->mss <= base)
+        return;
+    sk->plp_on = true;
+    sk->plp_max = sk->plp_high = sk->mss;
+    sk->plp_low = (uint16_t)base;
+    sk->plp_stamp = now;
+    sk->plp_probe = 0;
+    set_mss(sk, base);
+}
+
 void tcp_plpmtud_rto(struct tcpsm_sock *sk, uint64_t now)
 {
     /* a probe at the head of the queue timed out: it was too big (its

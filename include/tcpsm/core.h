@@ -185,6 +185,11 @@ struct tcpsm_config {
     uint32_t plpmtu_interval_s; /* after a black hole, the MSS search starts again this
                                    long after it ended (default 600, Linux
                                    tcp_probe_interval) */
+    /* Linux tcp_mtu_probing: 2 = every connection starts at the base MSS
+     * (1024; IPv6 1220) and probes upward to the handshake's at once (RFC
+     * 4821 / RFC 8899), so a black hole costs no RTO; anything else (the
+     * default) = probing only after a black hole (Linux 1). */
+    uint8_t mtu_probing;
     /* Congestion control of new sockets by Linux name, as the host's
      * net.ipv4.tcp_congestion_control (the runtime reads it): see
      * tcpsm_cc_by_name; empty or one the stack lacks = "cubic". */

@@ -32,6 +32,7 @@ struct rt_settings {
     /* config_ops.c */
     uint32_t sndbuf, rcvbuf, rcvbuf_max;   /* TCPSM_SNDBUF/RCVBUF/RCVBUF_MAX, 0 = default */
     uint64_t mem_max;           /* TCPSM_MEM_MAX: TCP buffer memory cap, 0 = core default */
+    uint8_t mtu_probing;        /* TCPSM_MTU_PROBING: 2 = PLPMTUD from the start, else 1 */
     char run_dir[256];          /* TCPSM_RUN_DIR: stats region and capture socket, "" = off */
     uint64_t spin_ns;           /* TCPSM_SPIN_US: the link's poller busy-polls this long, 0 = never */
 };

@@ -67,6 +67,15 @@ int config_ops_from_env(const char *(*getenv_fn)(const char *name), struct rt_se
         }
         s->mem_max = x * mul;
     }
+    const char *p = getenv_fn("TCPSM_MTU_PROBING");
+    if (p) {
+        if (strcmp(p, "1") != 0 && strcmp(p, "2") != 0) {
+            snprintf(err, errlen, "TCPSM_MTU_PROBING=%s: expected 1 (probe the path MTU after a "
+                     "black hole, the default) or 2 (from the start of every connection)", p);
+            return -1;
+        }
+        s->mtu_probing = (uint8_t)(p[0] - '0');
+    }
     const char *v = getenv_fn("TCPSM_RUN_DIR");
     if (!v) {
         strcpy(s->run_dir, CONFIG_RUN_DIR_DEFAULT);

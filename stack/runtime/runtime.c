@@ -461,6 +461,7 @@ static int stack_make(uint64_t now)
      * whenever the reader or the receive thread is descheduled a moment. */
     cfg.rcvbuf_max = rt.set.rcvbuf_max ? rt.set.rcvbuf_max : RT_RCVBUF_MAX;
     cfg.mem_max = rt.set.mem_max;
+    cfg.mtu_probing = rt.set.mtu_probing;       /* TCPSM_MTU_PROBING */
     cfg.sndbuf = rt.set.sndbuf;         /* TCPSM_SNDBUF/TCPSM_RCVBUF; 0: the core's default */
     cfg.rcvbuf = rt.set.rcvbuf;
     host_congestion(cfg.congestion, sizeof(cfg.congestion));
@@ -592,7 +593,7 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
     /* Before the first sleep, take what the link has (nobody may be
      * polling it): the retry that follows may then succeed at once. */
     if (!rt.leader)
-        rt_link_service();
+        rt_link_service_awake();        /* the retry, then rt_wait, look at `signalled` */
     return 0;
 }
 

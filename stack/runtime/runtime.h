@@ -123,9 +123,9 @@ struct rt_waiter {
     struct rt_wqe bq;           /* the entry of its blocking call (one at a time) */
     bool signalled;             /* a wake-up is pending (under the lock) */
     /* The eventfd was written for it. A thread that signals its own waiter
-     * (the leader whose link input readied its socket) is awake by
-     * definition and only sets `signalled`; it writes the eventfd itself
-     * only if it goes to sleep before clearing it (tcpsm_sleep_begin). */
+     * inside rt_link_service_awake (the leader whose link input readied its
+     * socket) is awake and only sets `signalled`; it writes the eventfd
+     * itself only if it goes to sleep before clearing it (tcpsm_sleep_begin). */
     bool written;
     bool polling;               /* between tcpsm_poller_begin and _end */
     bool leading;               /* polls the link for everyone (rt.leader == this) */
@@ -364,6 +364,11 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline);
 /* Under lock: receives a bounded batch from the link, hands it to the core
  * and runs due timers. Returns the frames taken. */
 unsigned rt_link_service(void);
+/* rt_link_service() where the caller looks at its own waiter's `signalled`
+ * before any sleep: a wake-up of its own waiter then writes no eventfd. */
+unsigned rt_link_service_awake(void);
+/* The same window around other code (tests). */
+void rt_self_awake(bool on);
 /* The same; app false for the receive thread (it holds no quick ACK and
  * first sends the ones held: see tcpsm_stack_input_hold). */
 unsigned rt_link_service_from(bool app);

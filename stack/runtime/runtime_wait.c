@@ -155,6 +155,24 @@ void rt_self_flush(void)
         efd_write(self);
 }
 
+/* Set while this thread takes frames or runs timers at a point after
+ * which it looks at its own `signalled` before it sleeps
+ * (rt_link_service_awake, the leader's lead_end). */
+static __thread bool t_awake;
+
+void rt_self_awake(bool on)
+{
+    t_awake = on;
+}
+
+unsigned rt_link_service_awake(void)
+{
+    t_awake = true;
+    unsigned n = rt_link_service();
+    t_awake = false;
+    return n;
+}
+
 void rt_signal(struct rt_waiter *w)
 {
     if (w->signalled)
@@ -165,11 +183,14 @@ void rt_signal(struct rt_waiter *w)
         rt_kick(w->proc);
         return;
     }
-    /* The calling thread's own waiter: it is running, not asleep, and
-     * looks at `signalled` before it sleeps again (rt_wait,
-     * tcpsm_sleep_begin): a write and a read saved per wake-up of a
-     * leader by its own input. */
-    if (w != self)
+    /* The calling thread's own waiter, inside a window after which it
+     * looks at `signalled` before any sleep (the leader's input after its
+     * sleep, a blocking call's first look): it is running, not asleep: a
+     * write and a read saved per wake-up of a leader by its own input.
+     * Anywhere else (an unlock that takes the receive thread's deferred
+     * frames or runs due timers just before a sleep on the eventfd) the
+     * eventfd is written. */
+    if (w != self || !t_awake)
         efd_write(w);
 }
 
@@ -572,10 +593,12 @@ static void lead_end(struct rt_waiter *w, bool link_ready)
     follower_del(w);
     if (!w->leading)
         return;
+    t_awake = true;                 /* it looks at `signalled` before it sleeps */
     if (link_ready)
         rt_link_service();
     else
-        rt_drive_timers(false);     /* awake: it looks before it sleeps */
+        rt_drive_timers(false);
+    t_awake = false;
     w->leading = false;
     rt.leader = NULL;
     rt.lead_until = 0;

@@ -75,6 +75,9 @@ for i in range(n):
     print("conn %d mtu-at-connect %d" % (i, s.getsockopt(socket.IPPROTO_IP, IP_MTU)), flush=True)
     s.sendall(data)
     print("conn %d mtu-after %d" % (i, s.getsockopt(socket.IPPROTO_IP, IP_MTU)), flush=True)
+    ti = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 248)
+    if len(ti) >= 242:
+        print("conn %d total-rto %d" % (i, int.from_bytes(ti[240:242], "little")), flush=True)
     s.shutdown(socket.SHUT_WR)
     s.recv(1)
     s.close()
@@ -119,5 +122,18 @@ if stack_mode; then
     after=$(sed -n 's/^conn 0 mtu-after \([0-9]*\)$/\1/p' "$TMPD/up2.out")
     [ "${after:-0}" -gt 1064 ] && [ "${after:-0}" -le 1200 ] ||
         die "after the black hole the path MTU is ${after:-?}, not probed back up to about 1200"
+    # 3. the same hole with probing from the start (TCPSM_MTU_PROBING=2): found without an RTO
+    bg_peer "$TMPD/sink3.out" python3 "$TMPD/sink.py" "$PEER_IP" 7421
+    wait_log "$TMPD/sink3.out" '^ready'
+    log "upload 1 MiB through the black hole with TCPSM_MTU_PROBING=2"
+    TCPSM_MTU_PROBING=2 on_stack timeout 100 python3 "$TMPD/upload.py" "$PEER_IP" 7421 1 "$TMPD/data" \
+        >"$TMPD/up3.out" 2>&1 || { cat "$TMPD/up3.out" >&2; die "the upload with probing from the start failed"; }
+    cat "$TMPD/up3.out" >&2
+    bg_wait "$BG_PID" 20 || die "the sink did not finish"
+    grep -q "bytes $((1 << 20)) sha $want" "$TMPD/sink3.out" || die "the data (probing from the start) differ"
+    after=$(sed -n 's/^conn 0 mtu-after \([0-9]*\)$/\1/p' "$TMPD/up3.out")
+    [ "${after:-0}" -gt 1064 ] && [ "${after:-0}" -le 1200 ] ||
+        die "probing from the start ended at path MTU ${after:-?}, not about 1200"
+    grep -q '^conn 0 total-rto 0$' "$TMPD/up3.out" || die "probing from the start still needed RTOs"
 fi
 log "ok"

@@ -73,3 +73,16 @@ Test(config_ops, run_dir)
     cr_assert_str_eq(err, "TCPSM_RUN_DIR=relative: expected an absolute directory path, or 0 "
                           "(no stats region, no capture socket)");
 }
+
+Test(config_ops, mtu_probing)
+{
+    struct rt_settings s;
+    char err[256];
+    cr_assert_eq(with("TCPSM_MTU_PROBING", "2", NULL, NULL, &s, err), 1);
+    cr_assert_eq(s.mtu_probing, 2);
+    cr_assert_eq(with("TCPSM_MTU_PROBING", "1", NULL, NULL, &s, err), 1);
+    cr_assert_eq(s.mtu_probing, 1);
+    cr_assert_eq(with("TCPSM_MTU_PROBING", "3", NULL, NULL, &s, err), -1);
+    cr_assert_str_eq(err, "TCPSM_MTU_PROBING=3: expected 1 (probe the path MTU after a black "
+                          "hole, the default) or 2 (from the start of every connection)");
+}

@@ -119,7 +119,13 @@ Test(runtime_wait, own_wakeup_needs_no_eventfd_write, .init = attach, .fini = de
     struct rt_waiter *w = waiter();
     uint64_t v;
     lock();
+    rt_signal(w);               /* outside the window: it may sleep on the eventfd next */
+    cr_assert(w->signalled);
+    cr_assert_eq(read(w->efd, &v, sizeof(v)), (ssize_t)sizeof(v), "written");
+    cr_assert_eq(rt_wait(w, rt_now() + 10ull * 1000000000), 0, "pending: returns at once");
+    rt_self_awake(true);        /* as the leader's input after its sleep */
     rt_signal(w);
+    rt_self_awake(false);
     cr_assert(w->signalled);
     cr_assert_eq(read(w->efd, &v, sizeof(v)), -1, "not written");
     cr_assert_eq(rt_wait(w, rt_now() + 10ull * 1000000000), 0, "pending: returns at once");
@@ -128,7 +134,9 @@ Test(runtime_wait, own_wakeup_needs_no_eventfd_write, .init = attach, .fini = de
 
     cr_assert_eq(tcpsm_poller_begin(), w->efd);
     lock();
+    rt_self_awake(true);
     rt_signal(w);
+    rt_self_awake(false);
     unlock();
     cr_assert_eq(read(w->efd, &v, sizeof(v)), -1, "not written while awake");
     int64_t tmo = -1;

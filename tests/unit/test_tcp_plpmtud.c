@@ -30,6 +30,8 @@ static uint8_t pbyte(uint64_t off)
     return (uint8_t)(off * 2654435761u >> 11);
 }
 
+static uint8_t mtu_probing;             /* tcpsm_config.mtu_probing of the stacks made */
+
 static struct tcpsm_stack *mk(struct tcpsm_netdev *dev, uint32_t addr, uint8_t m, uint64_t now)
 {
     struct tcpsm_config c;
@@ -42,6 +44,7 @@ static struct tcpsm_stack *mk(struct tcpsm_netdev *dev, uint32_t addr, uint8_t m
     c.msl_ms = 1000;
     c.rcvbuf = 64 * 1024;
     c.plpmtu_interval_s = 30;           /* Linux: 600 */
+    c.mtu_probing = mtu_probing;
     struct tcpsm_stack *st = tcpsm_stack_new(&c, dev, now);
     cr_assert_not_null(st);
     return st;
@@ -203,4 +206,37 @@ Test(tcp_plpmtud, random_loss_never_raises_past_the_hole)
                   (unsigned long long)seed, mtu);
         pl_free(p);
     }
+}
+
+/* tcp_mtu_probing = 2 (RFC 4821 / RFC 8899 from the start): the connection
+ * starts at the base MSS and probes up; over a clean path it reaches the
+ * full MSS, over a 1200-byte black hole the largest that passes, and the
+ * hole costs no RTO (with probing only after a black hole: six). */
+Test(tcp_plpmtud, probing_from_the_start)
+{
+    mtu_probing = 2;
+    struct memlink_params clean = { .delay_ns = 5000000, .bandwidth_bps = 50000000 };
+    struct pl *p = pl_new(&clean, 3);
+    const struct tcpsm_counters *c = tcpsm_stack_counters(p->a);
+    transfer(p, 2u << 20);
+    cr_assert_eq(path_mtu(p->cs), 1500, "path MTU %d (probes %llu, ok %llu)", path_mtu(p->cs),
+                 (unsigned long long)c->tcp_pmtu_probes, (unsigned long long)c->tcp_pmtu_probe_ok);
+    cr_assert_geq(c->tcp_pmtu_probe_ok, 1);
+    cr_assert_eq(c->tcp_rto, 0);
+    pl_free(p);
+
+    struct memlink_params hole = { .delay_ns = 5000000, .bandwidth_bps = 50000000,
+                                   .drop_above = 1200 };
+    p = pl_new(&hole, 7);
+    c = tcpsm_stack_counters(p->a);
+    transfer(p, 4u << 20);
+    int mtu = path_mtu(p->cs);
+    cr_assert(mtu > 1200 - 8 && mtu <= 1200, "path MTU %d (probes %llu, ok %llu, lost %llu)",
+              mtu, (unsigned long long)c->tcp_pmtu_probes,
+              (unsigned long long)c->tcp_pmtu_probe_ok, (unsigned long long)c->tcp_pmtu_probe_lost);
+    cr_assert_eq(c->tcp_pmtu_blackhole, 0, "found by probing, not by its RTOs");
+    cr_assert_eq(c->tcp_rto, 0, "%llu RTOs", (unsigned long long)c->tcp_rto);
+    cr_assert_eq(c->tcp_fast_retrans, 0);
+    pl_free(p);
+    mtu_probing = 0;
 }
