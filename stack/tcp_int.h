@@ -442,6 +442,8 @@ struct tcpsm_sock {
      * segments (TCP_REORDER_INIT at first, at most TCP_REORDER_MAX): the
      * DupThresh of NewReno and of RACK before it saw reordering */
     uint16_t reordering;
+    uint32_t rcv_wnd_last;              /* the window last advertised, bytes (Linux tp->rcv_wnd:
+                                           TCP_INFO tcpi_rcv_wnd) */
     uint16_t rcv_mss_seen;              /* the peer's segment size, as Linux estimates it
                                            (icsk_ack.rcv_mss: 536 at most until a larger
                                            segment comes; 0 = none yet) */

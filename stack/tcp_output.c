@@ -161,6 +161,7 @@ uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk)
         sk->rcv_adv = edge;
     if (field << s > sk->rcv_wnd_max)
         sk->rcv_wnd_max = field << s;
+    sk->rcv_wnd_last = field << s;
     return field;
 }
 
@@ -199,6 +200,7 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
         wnd = (uint16_t)(w > 65535 ? 65535 : w);
         sk->rcv_adv = sk->rcv_nxt + wnd;
         sk->rcv_wnd_max = wnd;
+        sk->rcv_wnd_last = wnd;
     } else {
         wnd = (uint16_t)tcp_rcv_wnd_offer(sk);
     }

@@ -949,15 +949,10 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->snd_ssthresh = mss ? (sk->ssthresh > (1u << 29) ? 0x7fffffff : sk->ssthresh / mss) : 0;
     i->reordering = tcp_dupthresh(sk);  /* tp->reordering */
     i->snd_wnd = sk->snd_wnd;
-    /* Linux's tp->rcv_wnd: the window offered; before any segment offered
-     * one past the handshake (the ACK completing an active open held for
-     * the request), the one the next segment will offer */
-    if (seq_gt(sk->rcv_adv, sk->rcv_nxt)) {
-        i->rcv_wnd = sk->rcv_adv - sk->rcv_nxt;
-    } else {
-        uint32_t space = tcp_rcv_space(sk), max = (uint32_t)65535 << (sk->ws_ok ? sk->rcv_wscale : 0);
-        i->rcv_wnd = space < max ? space : max;
-    }
+    /* Linux tp->rcv_wnd: the window last advertised (the SYN's until an
+     * ACK goes: the handshake's may wait for the request), not what is
+     * left of it */
+    i->rcv_wnd = sk->rcv_wnd_last;
     i->rcv_space = sk->rcvbuf;
     i->rcv_ssthresh = tcp_rcv_space(sk);
     i->unacked = mss ? (sk->snd_max - sk->snd_una + mss - 1) / mss : 0;

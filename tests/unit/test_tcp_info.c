@@ -135,3 +135,20 @@ Test(tcp_info, rcv_mss_is_what_the_peer_sends)
     cr_assert_eq(info_of(h).rcv_mss, 1200, "the largest seen");
     h_free(h);
 }
+
+/* tcpi_rcv_wnd is the window last advertised (Linux tp->rcv_wnd), also
+ * before the first ACK after the handshake went out (the SYN's). */
+Test(tcp_info, rcv_wnd_is_the_last_window_offered)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    struct tcpsm_tcp_info i = info_of(h);
+    cr_assert_gt(i.rcv_wnd, 0, "the SYN's window");
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS);
+    h->rseq = h->risn + 1;
+    struct seg s = EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    i = info_of(h);
+    cr_assert_eq(i.rcv_wnd, (uint32_t)s.win << i.rcv_wscale, "rcv_wnd %u, offered %u << %u",
+                 i.rcv_wnd, s.win, i.rcv_wscale);
+    h_free(h);
+}
