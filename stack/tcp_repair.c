@@ -107,8 +107,14 @@ static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
             FAULT_NOTE(c, "TCB %p: %s ring buf %p cap %u head %u len %u", (void *)sk,
                        i ? "receive" : "send", (void *)rings[i]->buf, rings[i]->cap, rings[i]->head,
                        rings[i]->len);
-            if (repair)
-                memset(rings[i], 0, sizeof(*rings[i]));   /* its block: shm_reclaim_journal */
+            if (repair) {
+                /* a buffer that is still a whole block in use goes back (only its
+                 * indices were off); one that is not is left (freed memory, or
+                 * reclaimed by shm_reclaim_journal) */
+                if (rings[i]->buf && rings[i]->cap && mem_valid(rings[i]->buf, rings[i]->cap))
+                    mem_free(rings[i]->buf);
+                memset(rings[i], 0, sizeof(*rings[i]));
+            }
             ok = false;
         }
     struct tcp_rtxq *q = &sk->rtxq;
