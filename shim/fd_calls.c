@@ -213,6 +213,8 @@ static int do_fcntl(int fd, int cmd, unsigned long arg)
         bool stack = shim_state(s) == SHIM_STACK;
         unsigned long karg = stack && atomic_load(&s->shared_ph) ? arg & ~(unsigned long)O_ASYNC : arg;
         int r = REAL(fcntl)(fd, cmd, karg);
+        if (!stack && (arg & O_ASYNC))
+            atomic_store(&s->async_set, true);  /* for shim_make_stack */
         if (r == 0) {
             atomic_store(&s->nonblock, (arg & O_NONBLOCK) != 0);
             if (stack)
@@ -228,7 +230,12 @@ static int do_fcntl(int fd, int cmd, unsigned long arg)
          * keeps it until the socket is the stack's (shim_make_stack); the
          * stack socket needs it to signal (Linux send_sigio/send_sigurg) */
         int r = REAL(fcntl)(fd, cmd, arg);
-        struct shim_sock *s = r == 0 ? shim_stack_lookup(fd) : NULL;
+        struct shim_sock *s = r == 0 ? shim_lookup(fd) : NULL;
+        if (s && shim_state(s) != SHIM_STACK) {
+            atomic_store(&s->async_set, true);  /* for shim_make_stack */
+            shim_sock_put(s);
+            s = NULL;
+        }
         if (s) {
             if (cmd == F_SETSIG) {
                 tcpsm_set_async(s->sk, -1, (int)arg, fd);
@@ -344,6 +351,8 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
         return r;
     }
     if (st != SHIM_STACK) {
+        if (req == FIOASYNC || req == FIOSETOWN || req == SIOCSPGRP)
+            atomic_store(&s->async_set, true);  /* for shim_make_stack */
         shim_sock_put(s);
         return REAL(ioctl)(fd, req, arg);
     }

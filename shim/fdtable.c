@@ -114,8 +114,11 @@ struct shim_sock *shim_sock_new(void)
     atomic_init(&s->sndtimeo_ns, -1);
     s->family = AF_INET;
     s->pmtudisc = 1;            /* IP_PMTUDISC_WANT, Linux's default */
+    s->fork_gen = atomic_load_explicit(&shim_fork_gen, memory_order_relaxed);
     return s;
 }
+
+_Atomic unsigned shim_fork_gen;
 
 void shim_sock_put(struct shim_sock *s)
 {
@@ -312,6 +315,7 @@ void shim_atfork_prepare(void)
 
 void shim_atfork_parent(void)
 {
+    atomic_fetch_add(&shim_fork_gen, 1);        /* the child may set an owner on a shared placeholder */
     shim_epoll_atfork_parent();
     pthread_rwlock_unlock(&fork_rw);
     table_unlock();
@@ -319,6 +323,7 @@ void shim_atfork_parent(void)
 
 void shim_atfork_child(void)
 {
+    atomic_fetch_add(&shim_fork_gen, 1);
     shim_epoll_atfork_child();
     /* Held by the thread that forked, which has another tid in the child:
      * glibc would not know it as the writer. Made anew instead. */
@@ -343,12 +348,15 @@ int shim_make_stack(struct shim_sock *s, int fd)
     }
     /* F_SETOWN, F_SETSIG and O_ASYNC set before it was the stack's went to
      * the placeholder: the stack socket signals from now on. */
-    struct f_owner_ex own = { 0 };
-    if (REAL(fcntl)(fd, F_GETOWN_EX, &own) == 0 && own.pid)
-        tcpsm_set_owner(sk, own.type, own.pid);
-    int fl = REAL(fcntl)(fd, F_GETFL), sig = REAL(fcntl)(fd, F_GETSIG);
-    if ((fl > 0 && (fl & O_ASYNC)) || sig > 0)
-        tcpsm_set_async(sk, fl > 0 && (fl & O_ASYNC), sig > 0 ? sig : 0, fd);
+    if (atomic_load(&s->async_set) ||
+        s->fork_gen != atomic_load_explicit(&shim_fork_gen, memory_order_relaxed)) {
+        struct f_owner_ex own = { 0 };
+        if (REAL(fcntl)(fd, F_GETOWN_EX, &own) == 0 && own.pid)
+            tcpsm_set_owner(sk, own.type, own.pid);
+        int fl = REAL(fcntl)(fd, F_GETFL), sig = REAL(fcntl)(fd, F_GETSIG);
+        if ((fl > 0 && (fl & O_ASYNC)) || sig > 0)
+            tcpsm_set_async(sk, fl > 0 && (fl & O_ASYNC), sig > 0 ? sig : 0, fd);
+    }
     s->sk = sk;
     atomic_store_explicit(&s->state, SHIM_STACK, memory_order_release);
     shim_epoll_attach(s);

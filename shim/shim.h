@@ -178,8 +178,16 @@ struct shim_sock {
     /* The placeholder is a dup of the accept template (socket_calls.c): its
      * identity is not this socket's until exec preparation gives it its own. */
     atomic_bool shared_ph;
+    /* While UNDECIDED: F_SETOWN/F_SETSIG/O_ASYNC (or their ioctls) reached
+     * the placeholder, or a fork since socket() may have let another process
+     * set them on it: shim_make_stack reads them back (three fcntl calls per
+     * connect otherwise spent for nothing). */
+    atomic_bool async_set;
+    unsigned fork_gen;          /* shim_fork_gen at socket() */
     struct shim_epitem *items;  /* epoll interest items, under the epoll lock */
 };
+/* Forks (parent and child side) so far: see shim_sock.async_set. */
+extern _Atomic unsigned shim_fork_gen;
 
 struct shim_ep;
 

@@ -341,8 +341,11 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
     sk->irs = seg->seq;
     sk->rcv_nxt = seg->seq + 1;
     /* Our SYN set rcv_adv from rcv_nxt = 0 (the IRS was unknown): restart
-     * it here, or the never-shrink rule keeps offering a window of garbage. */
-    sk->rcv_adv = sk->rcv_nxt;
+     * it here, or the never-shrink rule keeps offering a window of garbage.
+     * What the SYN offered (unscaled, rcv_wnd_max) is the window until our
+     * first ACK, which may be held (tcp_syn_ack_hold): TCP_INFO's
+     * tcpi_rcv_wnd and the acceptability test see it meanwhile. */
+    sk->rcv_adv = sk->rcv_nxt + sk->rcv_wnd_max;
     set_mss(sk, &seg->opt);
     sk->ws_ok = sk->ws_ok && seg->opt.ws_ok;
     sk->snd_wscale = sk->ws_ok ? seg->opt.ws : 0;

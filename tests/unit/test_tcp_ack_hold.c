@@ -218,6 +218,24 @@ Test(tcp_ack_hold, request_carries_handshake_ack)
     h_free(h);
 }
 
+/* While the ACK is held the SYN's window is the one offered (Linux
+ * tcpi_rcv_wnd), and data the server sends at once is taken. */
+Test(tcp_ack_hold, handshake_ack_held_window_is_the_syns)
+{
+    struct harness *h = syn_sent_held();
+    expect_no_seg(h);
+    struct tcpsm_tcp_info ti;
+    tcpsm_sock_info(h->sk, &ti);
+    cr_assert_gt(ti.rcv_wnd, 0, "no receive window while the handshake's ACK is held");
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
+         .len = sizeof req - 1);
+    h->rseq += sizeof req - 1;
+    char got[64];
+    h_app_recv(h, got, sizeof req - 1);
+    cr_assert(memcmp(got, req, sizeof req - 1) == 0);
+    h_free(h);
+}
+
 Test(tcp_ack_hold, handshake_ack_released_without_request)
 {
     struct harness *h = syn_sent_held();
