@@ -32,6 +32,12 @@ py=/usr/bin/python3
 audit() {   # the audit line of a process attaching to the stack now
     on_stack env TCPSM_AUDIT=1 /usr/bin/true 2>&1 | grep '^tcpsm audit:' || true
 }
+# A failure shows the stack's sockets and the load's last lines (the kills' outcome) first.
+fail() {
+    "$TCPSM_BUILD/tcpsm" stat >&2 || true
+    tail -n 5 "$TMPD/load.log" >&2 || true
+    die "$@"
+}
 field() { sed -n "s/.* $2 \([0-9]*\).*/\1/p" <<<"$1"; }
 
 bg_peer "$TMPD/echo.log" socat TCP-LISTEN:$port,reuseaddr,fork,backlog=128 EXEC:cat
@@ -81,7 +87,7 @@ clients=$BG_PID
 touch "$KILL9_GO"
 wait_log "$TMPD/load.log" "^done" 90
 touch "$TMPD/stop"
-bg_wait "$clients" 10 || die "the kernel clients did not stop"
+bg_wait "$clients" 10 || fail "the kernel clients did not stop"
 log "$(grep '^done' "$TMPD/load.log"); $(cat "$TMPD/clients.log")"
 if grep -q MISMATCH "$TMPD/load.log" "$TMPD/clients.log"; then
     die "bytes echoed differ: $(grep -h MISMATCH "$TMPD/load.log" "$TMPD/clients.log" | head -3)"
@@ -110,12 +116,11 @@ for i in range(20):
     except OSError:
         pass
 ' "$STACK_IP" "$lport")
-[ "$final" = "FINAL check" ] || die "the listener did not echo a new connection: '$final'"
+[ "$final" = "FINAL check" ] || fail "the listener did not echo a new connection: '$final'"
 wait_log "$TMPD/load.log" "^final ok" 20
 
 # A new process connects and echoes.
-on_stack "$sigc" busy "$PEER_IP" "$port" 1 >"$TMPD/new.log" 2>&1 ||
-    die "a new process could not echo: $(tail -3 "$TMPD/new.log")"
+on_stack "$sigc" busy "$PEER_IP" "$port" 1 >"$TMPD/new.log" 2>&1 || fail "a new process could not echo: $(tail -3 "$TMPD/new.log")"
 
 # Dead children's sockets are reset and freed once noticed: wait (bounded) for the counts.
 for i in $(seq 40); do
@@ -127,7 +132,7 @@ done
 log "after: $after"
 case "$after" in "tcpsm audit: 0 faults"*) ;; *) die "audit after the kills: $after" ;; esac
 recovered=$(field "$after" lock_recovered)
-[ "${recovered:-0}" -ge 1 ] || die "no kill landed inside the stack lock (nothing was tested)"
+[ "${recovered:-0}" -ge 1 ] || fail "no kill landed inside the stack lock (nothing was tested)"
 # A kill inside the processing of the survivor's own connection may leave that connection's state
 # failing a check: the repair then resets it (documented), and it is counted in repair_resets.
 surv_reset=0
@@ -139,23 +144,20 @@ fi
 tcbs=$((tcbs + surv_reset))
 socks_after=$(( $(field "$after" socks) + surv_reset ))
 surv_tail() { kill -0 "$surv" 2>/dev/null && echo "survivor running" || tail -2 "$TMPD/survivor.log"; }
-[ "$tcbs" -eq "$(field "$base" tcbs)" ] ||
-    die "TCBs (not TIME-WAIT): $tcbs, baseline $(field "$base" tcbs); $(surv_tail)"
-[ "$socks_after" -eq "$(field "$base" socks)" ] ||
-    die "application sockets: $socks_after, baseline $(field "$base" socks); $(surv_tail)"
+[ "$tcbs" -eq "$(field "$base" tcbs)" ] || fail "TCBs (not TIME-WAIT): $tcbs, baseline $(field "$base" tcbs); $(surv_tail)"
+[ "$socks_after" -eq "$(field "$base" socks)" ] || fail "application sockets: $socks_after, baseline $(field "$base" socks); $(surv_tail)"
 # Region bytes in use, less the ring cache (up to 16 MiB of released buffers kept for reuse);
 # 1 MiB of slack for tables that grew (the timer heap, the waiters' poll arrays).
 grow=$(( ($(field "$after" region_bytes) - $(field "$after" ring_cache)) - ($(field "$base" region_bytes) - $(field "$base" ring_cache)) ))
-[ "$grow" -le $((1 << 20)) ] || die "the region's memory in use grew by $grow bytes"
+[ "$grow" -le $((1 << 20)) ] || fail "the region's memory in use grew by $grow bytes"
 
 touch "$KILL9_END"
-bg_wait "$loadpid" 20 || die "kill9_load failed: $(tail -5 "$TMPD/load.log")"
+bg_wait "$loadpid" 20 || fail "kill9_load failed: $(tail -5 "$TMPD/load.log")"
 rc=0
 bg_wait "$surv" 20 || rc=$?
 [ "$surv_reset" = 1 ] && rc=0 && echo "busy: 1 messages echoed (then reset by a repair)" >>"$TMPD/survivor.log"
 { grep -h "holder died halfway: repaired [1-9]" "$TMPD"/*.log || true; } | sed 's/.*first: //' |
     sort | uniq -c | sort -rn | head -8 | while read -r l; do log "  repaired: $l"; done
-[ $rc -eq 0 ] || die "the survivor failed (exit $rc): $(tail -5 "$TMPD/survivor.log")"
-grep -q "^busy: [1-9][0-9]* messages echoed" "$TMPD/survivor.log" ||
-    die "the survivor echoed nothing: $(tail -5 "$TMPD/survivor.log")"
+[ $rc -eq 0 ] || fail "the survivor failed (exit $rc): $(tail -5 "$TMPD/survivor.log")"
+grep -q "^busy: [1-9][0-9]* messages echoed" "$TMPD/survivor.log" || fail "the survivor echoed nothing: $(tail -5 "$TMPD/survivor.log")"
 log "ok: $(grep '^busy:' "$TMPD/survivor.log"); lock taken over from a dead holder $recovered times, repairs: passes $(field "$after" repair_passes) faults $(field "$after" repair_faults) resets $(field "$after" repair_resets) blocks reclaimed $(field "$after" repair_leaks); region grew $grow bytes"

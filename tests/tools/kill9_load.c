@@ -213,6 +213,8 @@ int main(int argc, char **argv)
         if (poll(&p, 1, 100) != 1)
             continue;
         int c = accept4(lfd, NULL, NULL, 0);
+        if (c < 0)
+            fprintf(stderr, "kill9_load: accept after the kills: %s\n", strerror(errno));
         if (c >= 0 && serve_one(c)) {
             printf("final ok\n");
             fflush(stdout);
