@@ -44,7 +44,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/tests/lib/netns.sh"
 . "$root/tests/lib/http.sh"
 secs=${BENCH_SECS:-4}
-only=" ${BENCH_ONLY//,/ } "
+only=${BENCH_ONLY:-}
+only=" ${only//,/ } "
 want() { [ "$only" = "  " ] || [[ $only == *" $1 "* ]]; }
 for sec in $only; do
     case $sec in throughput|pair|v6|latency|conn|many|impaired|synflood) ;;
