@@ -18,8 +18,15 @@ iperf3_client_retry() {
 # iperf3_check DIR RC [REMOTE_PREFIX]: the client exited RC; checks $TMPD/cli-DIR.json and
 # $TMPD/srv-DIR.json with tests/lib/iperf3_check.py.
 iperf3_check() {
-    local dir=$1 rc=$2 prefix=${3:-}
+    local dir=$1 rc=$2 prefix=${3:-} sf=$TMPD/srv-$dir.json
     [ "$rc" = 0 ] || { cat "$TMPD/cli-$dir.json" >&2; die "iperf3 client exit $rc ($dir)"; }
+    # The kernel's own iperf3 -s -1 sometimes hangs after a finished test (esnet/iperf#819,
+    # #1735) and writes no JSON: in the kernel-mode run only (no tcpsm in it), its counts are
+    # then the client's copy. On the stack an empty server file still fails.
+    if [ ! -s "$sf" ] && ! stack_mode; then
+        log "the kernel's iperf3 server wrote no JSON (hung after its test): the client's copy of its counts is checked"
+        sf=-
+    fi
     python3 "$(dirname "${BASH_SOURCE[0]}")/iperf3_check.py" "$dir" "$TMPD/cli-$dir.json" \
-        "$TMPD/srv-$dir.json" $prefix || die "iperf3 byte accounting ($dir)"
+        "$sf" $prefix || die "iperf3 byte accounting ($dir)"
 }
