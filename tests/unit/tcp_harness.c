@@ -710,3 +710,14 @@ size_t h_sack_opt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2])
         }
     return 4 + 8 * n;
 }
+
+void h_ack_sack(struct harness *h, uint32_t ack, uint32_t l, uint32_t r)
+{
+    uint8_t o[40];
+    uint32_t blk[1][2] = { { l, r } };
+    if (l == r)
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = ack, .win = H_RWIN);
+    else
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = ack, .win = H_RWIN, .raw_opts = o,
+             .raw_optlen = h_sack_opt(o, 1, blk));
+}

@@ -180,6 +180,8 @@ void sock_syn_received(struct harness *h);       /* passive: no handle (h->sk NU
 /* A SACK option with n blocks [l, r) into buf: two NOPs, then kind 5
  * (RFC 2018). Returns its length, 4 + 8n. */
 size_t h_sack_opt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2]);
+/* The peer ACKs ack and SACKs [l, r) (a plain ACK if l == r). */
+void h_ack_sack(struct harness *h, uint32_t ack, uint32_t l, uint32_t r);
 void sock_established(struct harness *h);       /* active open */
 /* Ends the quick-ACK start of h->sk (Linux ACKs the first segments of a
  * connection at once): for tests of the steady-state delayed ACK. */

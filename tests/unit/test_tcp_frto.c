@@ -11,17 +11,6 @@
 
 #define M 1460u
 
-static void ack_sack(struct harness *h, uint32_t ack, uint32_t l, uint32_t r)
-{
-    uint8_t o[40];
-    uint32_t blk[1][2] = { { l, r } };
-    if (l == r)
-        SEND(h, .flags = ACK, .seq = h->rseq, .ack = ack, .win = H_RWIN);
-    else
-        SEND(h, .flags = ACK, .seq = h->rseq, .ack = ack, .win = H_RWIN, .raw_opts = o,
-             .raw_optlen = h_sack_opt(o, 1, blk));
-}
-
 /* ESTABLISHED with SACK (and timestamps if ts), an RTT of 20 ms. */
 static struct harness *established(bool ts)
 {
@@ -88,13 +77,13 @@ Test(tcp_frto, spurious_timeout_undone)
     uint32_t cwnd0 = h->sk->cwnd, ssthresh0 = h->sk->ssthresh;
     rto_resends_head(h, b);
     cr_assert_lt(h->sk->cwnd, cwnd0);
-    ack_sack(h, b + M, b, b);           /* the (delayed) ACK of the original head */
+    h_ack_sack(h, b + M, b, b);           /* the (delayed) ACK of the original head */
     /* step 2: new data, the two segments cwnd now allows, from SND.MAX
      * (the tail probe sent the 11th) */
     EXPECT_SEG(h, .seq = b + 11 * M, .len = M);
     EXPECT_SEG(h, .seq = b + 12 * M, .len = M);
     expect_no_seg(h);
-    ack_sack(h, b + 5 * M, b, b);       /* originals 2-5, never sent again */
+    h_ack_sack(h, b + 5 * M, b, b);       /* originals 2-5, never sent again */
     cr_assert_eq(cnt(h)->tcp_spurious_rto, 1);
     cr_assert_eq(cnt(h)->tcp_undo, 1);
     cr_assert_not(h->sk->loss_state);
@@ -118,10 +107,10 @@ Test(tcp_frto, real_loss_goes_on)
     struct harness *h = established(false);
     uint32_t b = flight_of_ten(h);
     rto_resends_head(h, b);
-    ack_sack(h, b + M, b, b);           /* the head's retransmission arrived */
+    h_ack_sack(h, b + M, b, b);           /* the head's retransmission arrived */
     EXPECT_SEG(h, .seq = b + 11 * M, .len = M);
     EXPECT_SEG(h, .seq = b + 12 * M, .len = M);
-    ack_sack(h, b + M, b + 11 * M, b + 12 * M);     /* step 3.a: the loss was real */
+    h_ack_sack(h, b + M, b + 11 * M, b + 12 * M);     /* step 3.a: the loss was real */
     cr_assert_not(h->sk->frto);
     cr_assert_eq(cnt(h)->tcp_undo, 0);
     struct seg s = EXPECT_SEG(h, .len = M);

@@ -11,18 +11,6 @@
 
 #define M 1460u
 
-/* The peer ACKs ack and SACKs [l, r) (nothing if l == r). */
-static void sack(struct harness *h, uint32_t ack, uint32_t l, uint32_t r)
-{
-    uint8_t o[40];
-    uint32_t blk[1][2] = { { l, r } };
-    if (l == r)
-        SEND(h, .flags = ACK, .seq = h->rseq, .ack = ack, .win = H_RWIN);
-    else
-        SEND(h, .flags = ACK, .seq = h->rseq, .ack = ack, .win = H_RWIN, .raw_opts = o,
-             .raw_optlen = h_sack_opt(o, 1, blk));
-}
-
 /* ESTABLISHED with SACK, no timestamps, and an RTT of 20 ms as if
  * measured: RACK's reordering window is min_rtt / 4 = 5 ms. */
 static struct harness *established_rack(uint32_t sndbuf)
@@ -68,7 +56,7 @@ Test(tcp_rack, waits_reordering_window_then_timer)
     for (uint32_t i = 0; i < 4; i++)
         EXPECT_SEG(h, .seq = b + i * M, .len = M);
     h_advance(h, MS(20));
-    sack(h, b, b + M, b + 2 * M);
+    h_ack_sack(h, b, b + M, b + 2 * M);
     expect_no_seg(h);
     cr_assert_eq(cnt(h)->tcp_rack_lost, 0);
     cr_assert_neq(h->sk->rack.reo_at, 0, "no RACK timer");
@@ -91,7 +79,7 @@ Test(tcp_rack, dupthresh_sacked_retransmits_at_once)
     send_segs(h, 5);
     h_drain(h);
     h_advance(h, MS(20));
-    sack(h, b, b + M, b + 4 * M);
+    h_ack_sack(h, b, b + M, b + 4 * M);
     EXPECT_SEG(h, .seq = b, .len = M);
     cr_assert_eq(cnt(h)->tcp_rack_lost, 1, "only the hole is lost");
     cr_assert(h->sk->in_recovery);
@@ -108,11 +96,11 @@ Test(tcp_rack, reordering_seen_keeps_window)
     send_segs(h, 6);
     h_drain(h);
     h_advance(h, MS(20));
-    sack(h, b, b + M, b + 2 * M);
-    sack(h, b + 2 * M, b + 2 * M, b + 2 * M);      /* 0 arrives late: reordering */
+    h_ack_sack(h, b, b + M, b + 2 * M);
+    h_ack_sack(h, b + 2 * M, b + 2 * M, b + 2 * M);      /* 0 arrives late: reordering */
     cr_assert(h->sk->rack.reord, "reordering not seen");
     expect_no_seg(h);
-    sack(h, b + 2 * M, b + 3 * M, b + 6 * M);      /* 3 SACKed above the hole at 2 */
+    h_ack_sack(h, b + 2 * M, b + 3 * M, b + 6 * M);      /* 3 SACKed above the hole at 2 */
     expect_no_seg(h);
     cr_assert_eq(cnt(h)->tcp_rack_lost, 0);
     cr_assert_neq(h_wait_seg(h, MS(50)), UINT64_MAX);
@@ -132,7 +120,7 @@ Test(tcp_rack, lost_retransmission_without_rto)
         EXPECT_SEG(h, .seq = b + i * M, .len = M);
     expect_no_seg(h);
     h_advance(h, MS(20));
-    sack(h, b, b + M, b + 10 * M);                     /* 0 lost, the rest arrived */
+    h_ack_sack(h, b, b + M, b + 10 * M);                     /* 0 lost, the rest arrived */
     EXPECT_SEG(h, .seq = b, .len = M);                 /* the retransmission */
     struct seg s;
     bool new10 = false;
@@ -141,11 +129,11 @@ Test(tcp_rack, lost_retransmission_without_rto)
     cr_assert(new10, "PRR sent no new data after the retransmission");
     h_advance(h, MS(20));
     /* the retransmission is lost; segment 10, sent after it, arrives */
-    sack(h, b, b + M, b + 11 * M);
+    h_ack_sack(h, b, b + M, b + 11 * M);
     EXPECT_SEG(h, .seq = b, .len = M);
     cr_assert_eq(cnt(h)->tcp_rack_lost, 2);
     cr_assert_eq(cnt(h)->tcp_rto, 0);
-    sack(h, b + 14 * M, b + 14 * M, b + 14 * M);
+    h_ack_sack(h, b + 14 * M, b + 14 * M, b + 14 * M);
     cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
     h_free(h);
 }
@@ -167,12 +155,12 @@ Test(tcp_rack, prr_sends_in_proportion)
     h_advance(h, MS(20));
     /* 1, 2, 3 SACKed one by one: the pipe leaves SACKed data out, so
      * each of the first two lets a new segment out; at the third, 0 is lost */
-    sack(h, b, b + M, b + 2 * M);
+    h_ack_sack(h, b, b + M, b + 2 * M);
     EXPECT_SEG(h, .seq = b + 20 * M, .len = M);
-    sack(h, b, b + M, b + 3 * M);
+    h_ack_sack(h, b, b + M, b + 3 * M);
     EXPECT_SEG(h, .seq = b + 21 * M, .len = M);
     expect_no_seg(h);
-    sack(h, b, b + M, b + 4 * M);
+    h_ack_sack(h, b, b + M, b + 4 * M);
     cr_assert(sk->in_recovery);
     cr_assert_eq(sk->ssthresh, 14 * M, "CUBIC's beta 0.7 of 20 segments: %u", sk->ssthresh / M);
     cr_assert_eq(sk->recover_fs, 22 * M);
@@ -184,7 +172,7 @@ Test(tcp_rack, prr_sends_in_proportion)
     /* eight more ACKs, one segment delivered each: PRR lets out
      * ceil(9 * 14 / 22) = 6 in all, at most one per ACK */
     for (uint32_t k = 4; k < 12; k++) {
-        sack(h, b, b + M, b + (k + 1) * M);
+        h_ack_sack(h, b, b + M, b + (k + 1) * M);
         unsigned now = 0;
         while (recv_seg(h, &s))
             now++;
@@ -194,7 +182,7 @@ Test(tcp_rack, prr_sends_in_proportion)
     cr_assert_eq(sent, 6, "PRR sent %u segments for 9 delivered", sent);
     /* everything arrives: recovery ends at ssthresh */
     h_advance(h, MS(20));
-    sack(h, sk->snd_max, sk->snd_max, sk->snd_max);
+    h_ack_sack(h, sk->snd_max, sk->snd_max, sk->snd_max);
     cr_assert(!sk->in_recovery);
     cr_assert_eq(sk->cwnd, 14 * M, "cwnd %u after recovery", sk->cwnd / M);
     h_free(h);
@@ -262,7 +250,7 @@ Test(tcp_hystart, loss_ends_it)
     send_segs(h, 5);
     h_drain(h);
     h_advance(h, MS(20));
-    sack(h, b, b + M, b + 4 * M);
+    h_ack_sack(h, b, b + M, b + 4 * M);
     cr_assert(h->sk->in_recovery);
     cr_assert_eq(h->sk->hs.phase, TCP_HS_DONE);
     h_free(h);
@@ -277,10 +265,10 @@ Test(tcp_rack, dupthresh_fallback_without_blocks)
     send_segs(h, 6);
     h_drain(h);
     h_advance(h, MS(20));
-    sack(h, b, b, b);
-    sack(h, b, b, b);
+    h_ack_sack(h, b, b, b);
+    h_ack_sack(h, b, b, b);
     expect_no_seg(h);
-    sack(h, b, b, b);
+    h_ack_sack(h, b, b, b);
     EXPECT_SEG(h, .seq = b, .len = M);
     cr_assert(h->sk->in_recovery);
     cr_assert_eq(cnt(h)->tcp_rto, 0);
@@ -297,7 +285,7 @@ Test(tcp_rack, rto_resends_only_what_was_not_sacked)
     send_segs(h, 4);
     h_drain(h);
     h_advance(h, MS(20));
-    sack(h, b, b + 2 * M, b + 4 * M);                  /* 0 and 1 missing */
+    h_ack_sack(h, b, b + 2 * M, b + 4 * M);                  /* 0 and 1 missing */
     struct seg s;
     /* the RACK timer: 0 and 1 lost; nothing in flight, PRR lets one go */
     cr_assert_neq(h_wait_seg(h, MS(50)), UINT64_MAX);
@@ -309,12 +297,12 @@ Test(tcp_rack, rto_resends_only_what_was_not_sacked)
     EXPECT_SEG(h, .seq = b, .len = M);
     expect_no_seg(h);                                  /* cwnd: one segment */
     cr_assert_eq(h->sk->snd_nxt, b + 4 * M, "SND.NXT rewound");
-    sack(h, b + M, b + 2 * M, b + 4 * M);
+    h_ack_sack(h, b + M, b + 2 * M, b + 4 * M);
     EXPECT_SEG(h, .seq = b + M, .len = M);
     while (recv_seg(h, &s))
         cr_assert(!s.len || s.seq + s.len <= b + 2 * M, "SACKed data at +%u sent again",
                   s.seq - b);
-    sack(h, b + 4 * M, b + 4 * M, b + 4 * M);
+    h_ack_sack(h, b + 4 * M, b + 4 * M, b + 4 * M);
     cr_assert_eq(tcpsm_sock_txqueued(h->sk), 0);
     expect_no_seg(h);
     h_free(h);
