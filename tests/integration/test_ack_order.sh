@@ -41,7 +41,7 @@ import json, sys
 ln = json.load(open(sys.argv[1]))[0]["link"]
 assert 0 < ln["tx_after_lock"] <= ln["tx_frames"], ln
 PY
-tshark -n -r "$cap" -T fields -e tcp.srcport -e tcp.ack_raw -e tcp.len 2>/dev/null >"$TMPD/acks.txt"
+tshark -n -r "$cap" -Y tcp.flags.ack==1 -T fields -e tcp.srcport -e tcp.ack_raw -e tcp.len 2>/dev/null >"$TMPD/acks.txt"
 python3 - "$TMPD/acks.txt" <<'PY' || die "the stack's ACK numbers went back on the wire"
 import sys
 last, n, back = {}, 0, []
