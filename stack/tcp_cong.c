@@ -384,7 +384,7 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
         }
         /* RFC 5827 early retransmit: with fewer than four segments out and
          * nothing new to send, fewer duplicate ACKs can ever come */
-        uint32_t out = (sk->snd_max - sk->snd_una + mss - 1) / mss;
+        uint32_t out = tcp_segs(sk->snd_max - sk->snd_una, mss);
         unsigned thresh = tcp_dupthresh(sk);    /* 3, or the reordering seen */
         if (out < 4 && out > 1 && tcp_unsent(sk) == 0 && out - 1 < thresh)
             thresh = out - 1;           /* ER_thresh 0 (one segment out): no ER */

@@ -58,8 +58,7 @@ static void set_mss(struct tcpsm_sock *sk, const struct tcp_opts *o)
  * respected. */
 static uint32_t tcp_seg_count(const struct tcpsm_sock *sk, const struct tcp_seg *seg)
 {
-    uint32_t mss = sk->rcv_mss;
-    return mss && seg->len > mss ? (seg->len + mss - 1) / mss : 1;
+    return tcp_segs_min1(seg->len, sk->rcv_mss);
 }
 
 static void established(struct tcpsm_sock *sk, uint64_t now)
@@ -613,8 +612,7 @@ static void dsack_count(struct tcpsm_sock *sk, uint32_t l, uint32_t r)
 {
     if (!seq_lt(l, r) || r - l > sk->max_snd_wnd)
         return;
-    uint32_t mss = tcp_send_mss(sk);
-    uint32_t n = mss && r - l > mss ? (r - l + mss - 1) / mss : 1;
+    uint32_t n = tcp_segs_min1(r - l, tcp_send_mss(sk));
     sk->dsack_dups += n;
     if (sk->dsack_dups > sk->total_retrans)
         return;
@@ -672,14 +670,14 @@ static void reno_delivered(struct tcpsm_sock *sk, uint8_t flags, uint32_t acked)
             data--;                     /* the FIN rides on the last segment */
         if (!data && !fin)
             return;
-        uint32_t k = data ? (data + mss - 1) / mss : 1;
+        uint32_t k = tcp_segs_min1(data, mss);
         sk->delivered_segs += k > sk->reno_sacked + 1 ? k - sk->reno_sacked : 1;
         sk->reno_sacked = k - 1 >= sk->reno_sacked ? 0 : sk->reno_sacked - (k - 1);
         if (sk->snd_una == sk->snd_max)
             sk->reno_sacked = 0;
     } else if (flags & TCP_ACK_DUP) {
         /* in flight as MSS-sized segments (no per-segment records here) */
-        uint32_t out = (sk->snd_max - sk->snd_una + mss - 1) / mss;
+        uint32_t out = tcp_segs(sk->snd_max - sk->snd_una, mss);
         if (sk->reno_sacked + 1 < out) {
             sk->reno_sacked++;
             sk->delivered_segs++;

@@ -648,6 +648,19 @@ void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg);
 uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk);
 uint32_t tcp_rcv_space(const struct tcpsm_sock *sk);
 uint32_t tcp_send_mss(const struct tcpsm_sock *sk);
+/* The MSS-sized segments bytes fill (Linux DIV_ROUND_UP(len, mss)): 0 for
+ * no bytes or no MSS. */
+static inline uint32_t tcp_segs(uint32_t bytes, uint32_t mss)
+{
+    return mss ? (uint32_t)(((uint64_t)bytes + mss - 1) / mss) : 0;
+}
+/* The segments a segment or record stands for (Linux tcp_skb_pcount): at
+ * least one, whatever its length (a bare FIN, no MSS yet). */
+static inline uint32_t tcp_segs_min1(uint32_t bytes, uint32_t mss)
+{
+    uint32_t n = tcp_segs(bytes, mss);
+    return n ? n : 1;
+}
 void tcp_window_update(struct tcpsm_sock *sk, uint64_t now);
 uint32_t tcp_unsent(const struct tcpsm_sock *sk);
 

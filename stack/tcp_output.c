@@ -232,11 +232,11 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
                (addr_is_v4(&sk->raddr) ? ipv4_can_gso(st) : ipv6_can_gso(st));
     if (gso) {
         st->cnt.tcp_gso_out++;
-        st->cnt.tcp_gso_segs += (len + mss - 1) / mss;
+        st->cnt.tcp_gso_segs += tcp_segs(len, mss);
     }
     finish(st, &sk->laddr, &sk->raddr, p, hl + len, sk->tos, sk->ttl, gso ? mss : 0);
     /* Linux counts a super-segment by its segments (tcp_skb_pcount) */
-    uint32_t pcount = gso ? (len + mss - 1) / mss : 1;
+    uint32_t pcount = gso ? tcp_segs(len, mss) : 1;
     sk->segs_out += pcount;
     if ((len || (flags & TCPSM_FIN)) && sk->syn_acked && tcp_rack_on(sk) &&
         !(flags & (TCPSM_SYN | TCPSM_RST)) && !seq_lt(seq, sk->snd_una)) {
