@@ -341,6 +341,8 @@ struct tcpsm_sock {
     uint8_t retries, backoff, probes, ka_probes;
     uint8_t pbackoff;                   /* persist backoff, reset when the window opens */
     uint64_t first_rtx;                 /* time of the first unanswered retransmission */
+    uint64_t rtx_stamp;                 /* when the first RTO of a run fired (Linux
+                                           retrans_stamp): black-hole detection's clock */
     unsigned delack_segs;               /* full segments not yet ACKed */
     uint8_t quickacks;                  /* segments still ACKed at once (quick-ACK mode) */
     /* Interactive (Linux's pingpong mode, tcp_event_data_sent): data went
