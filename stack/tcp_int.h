@@ -406,6 +406,11 @@ struct tcpsm_sock {
      * data sent before the RTO and never retransmitted (frto_orig, below
      * recover) shows the timeout was spurious: undone. */
     bool frto, frto_new, frto_orig;
+    /* Without SACK, after an RTO (loss_state; SND.NXT went back to SND.UNA):
+     * how far the resending has gone below recover. Data sent before the
+     * RTO above it was never sent twice: an ACK beyond it shows the RTO was
+     * spurious (Linux FLAG_ORIG_SACK_ACKED). */
+    uint32_t reno_rtx_end;
     uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
     uint8_t undo_state;                 /* TCP_UNDO_* */
     /* D-SACK undo (RFC 3708 with RFC 2883, Linux undo_marker/undo_retrans):
@@ -754,6 +759,8 @@ void tcp_cong_rto(struct tcpsm_sock *sk);
 void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered);
 void tcp_cong_undo_all(struct tcpsm_sock *sk);
 void tcp_cong_loss_ack(struct tcpsm_sock *sk, bool advanced, bool sacked, bool dup);
+void tcp_cong_reno_loss_ack(struct tcpsm_sock *sk, bool advanced, bool dup, bool ecr,
+                            uint32_t tsecr);
 void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr);
 void tcp_cong_dsack(struct tcpsm_sock *sk, uint32_t l, uint32_t r);
 void tcp_cong_dsack_undo(struct tcpsm_sock *sk);
