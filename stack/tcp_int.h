@@ -411,6 +411,14 @@ struct tcpsm_sock {
      * RTO above it was never sent twice: an ACK beyond it shows the RTO was
      * spurious (Linux FLAG_ORIG_SACK_ACKED). */
     uint32_t reno_rtx_end;
+    /* tcp_chrono.c: what limits sending now (TCP_CHRONO_*), since when,
+     * and the time spent in each limited state (ns) */
+    uint8_t chrono_type;
+    uint64_t chrono_start;
+    uint64_t chrono_ns[3];
+    /* Linux rcvq_space.space (tcpi_rcv_space): the most the reader took in
+     * one round trip, at first the initial window's worth */
+    uint32_t rcvq_space;
     uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
     uint8_t undo_state;                 /* TCP_UNDO_* */
     /* D-SACK undo (RFC 3708 with RFC 2883, Linux undo_marker/undo_retrans):
@@ -670,6 +678,15 @@ static inline uint32_t tcp_segs_min1(uint32_t bytes, uint32_t mss)
 }
 void tcp_window_update(struct tcpsm_sock *sk, uint64_t now);
 uint32_t tcp_unsent(const struct tcpsm_sock *sk);
+
+/* tcp_chrono.c (Linux enum tcp_chrono: a higher one takes precedence) */
+#define TCP_CHRONO_NONE    0
+#define TCP_CHRONO_BUSY    1            /* data queued or in flight */
+#define TCP_CHRONO_RWND    2            /* the peer's window stops the next segment */
+#define TCP_CHRONO_SNDBUF  3            /* everything sent, the program waits for room */
+void tcp_chrono_start(struct tcpsm_sock *sk, uint8_t type, uint64_t now);
+void tcp_chrono_stop(struct tcpsm_sock *sk, uint8_t type, uint64_t now);
+uint64_t tcp_chrono_ns(const struct tcpsm_sock *sk, uint8_t type, uint64_t now);
 
 /* tcp_timer.c */
 void tcp_timer_update(struct tcpsm_sock *sk);
