@@ -232,11 +232,11 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
                (addr_is_v4(&sk->raddr) ? ipv4_can_gso(st) : ipv6_can_gso(st));
     if (gso) {
         st->cnt.tcp_gso_out++;
-        st->cnt.tcp_gso_segs += (len + mss - 1) / mss;
+        st->cnt.tcp_gso_segs += tcp_segs(len, mss);
     }
     finish(st, &sk->laddr, &sk->raddr, p, hl + len, sk->tos, sk->ttl, gso ? mss : 0);
     /* Linux counts a super-segment by its segments (tcp_skb_pcount) */
-    uint32_t pcount = gso ? (len + mss - 1) / mss : 1;
+    uint32_t pcount = gso ? tcp_segs(len, mss) : 1;
     sk->segs_out += pcount;
     if ((len || (flags & TCPSM_FIN)) && sk->syn_acked && tcp_rack_on(sk) &&
         !(flags & (TCPSM_SYN | TCPSM_RST)) && !seq_lt(seq, sk->snd_una)) {
@@ -246,6 +246,15 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
         tcp_rtxq_sent(sk, seq, len + (fin ? 1 : 0), fin, now);
         if (sk->in_recovery && !sk->loss_state)
             sk->prr_out += len + (fin ? 1 : 0);     /* RFC 6937 prr_out */
+    }
+    if (sk->loss_state && !tcp_rack_on(sk) && (len || (flags & TCPSM_FIN)) &&
+        seq_lt(seq, sk->recover)) {
+        /* without SACK after an RTO: resent up to here (F-RTO, tcp_cong.c) */
+        uint32_t end = seq + len + ((flags & TCPSM_FIN) ? 1u : 0u);
+        if (seq_gt(end, sk->recover))
+            end = sk->recover;
+        if (seq_gt(end, sk->reno_rtx_end))
+            sk->reno_rtx_end = end;
     }
     if (len) {
         tcp_pace_sent(sk, len, now);
@@ -476,6 +485,13 @@ static uint32_t send_usable(const struct tcpsm_sock *sk, uint32_t mss, bool rack
     uint32_t rend = sk->snd_una + sk->snd_wnd;
     uint32_t usable = seq_gt(rend, sk->snd_nxt) ? rend - sk->snd_nxt : 0;
     uint32_t infl = rack ? tcp_rtxq_pipe(sk) : sk->snd_nxt - sk->snd_una;
+    if (!rack && sk->loss_state && seq_ge(sk->snd_nxt, sk->recover)) {
+        /* F-RTO's new data without SACK: what was resent and the new data
+         * are in flight, not the old flight (RFC 5682 2.1 step 2b) */
+        infl = sk->snd_nxt - sk->recover;
+        if (seq_gt(sk->reno_rtx_end, sk->snd_una))
+            infl += sk->reno_rtx_end - sk->snd_una;
+    }
     uint32_t cusable = cw > infl ? cw - infl : 0;
     return usable < cusable ? usable : cusable;
 }
@@ -632,8 +648,11 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         sk->snd_max = sk->snd_nxt;
     if (frto_new && !seq_gt(sk->snd_nxt, sk->recover)) {
         /* no new data went (Nagle, pacing): conventional recovery, the
-         * lost records now (Linux tcp_xmit_recovery clears frto) */
+         * lost records now (Linux tcp_xmit_recovery clears frto); without
+         * SACK back to where the resending had got */
         sk->frto = false;
+        if (!rack && sk->loss_state)
+            sk->snd_nxt = sk->reno_rtx_end;
         tcp_output(sk, now);
         return;
     }

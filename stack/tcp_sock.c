@@ -955,13 +955,13 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->rcv_wnd = sk->rcv_wnd_last;
     i->rcv_space = sk->rcvbuf;
     i->rcv_ssthresh = tcp_rcv_space(sk);
-    i->unacked = mss ? (sk->snd_max - sk->snd_una + mss - 1) / mss : 0;
+    i->unacked = tcp_segs(sk->snd_max - sk->snd_una, mss);
     if (tcp_rack_on(sk) && sk->rtxq.n)
         i->unacked = sk->rtxq.n;        /* segments in flight (tp->packets_out) */
     if (tcp_rack_on(sk)) {              /* the retransmit queue's counts */
-        i->sacked = mss ? (sk->rtxq.sacked + mss - 1) / mss : 0;
-        i->lost = mss ? (sk->rtxq.lost + mss - 1) / mss : 0;
-        i->retrans = mss ? (sk->rtxq.retrans + mss - 1) / mss : 0;
+        i->sacked = tcp_segs(sk->rtxq.sacked, mss);
+        i->lost = tcp_segs(sk->rtxq.lost, mss);
+        i->retrans = tcp_segs(sk->rtxq.retrans, mss);
     } else {
         i->retrans = sk->in_recovery ? 1 : 0;   /* NewReno: one retransmission at a time */
     }
