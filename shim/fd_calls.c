@@ -25,6 +25,15 @@ static bool guarded(int fd)
            tcpsm_rt_owns_fd(fd);
 }
 
+/* Ends a close made under ph_mu (placeholder.c): its errno survives. */
+static int ph_unlock_ret(int r)
+{
+    int e = errno;
+    shim_ph_unlock();
+    errno = e;
+    return r;
+}
+
 EXPORT int close(int fd)
 {
     if (!atomic_load_explicit(&shim_on, memory_order_relaxed))
@@ -37,11 +46,7 @@ EXPORT int close(int fd)
     if (atomic_load_explicit(&shim_ph_live, memory_order_relaxed)) {
         shim_ph_lock();         /* not while a placeholder is replaced on it */
         shim_fd_release(fd);
-        int r = REAL(close)(fd);
-        int e = errno;
-        shim_ph_unlock();
-        errno = e;
-        return r;
+        return ph_unlock_ret(REAL(close)(fd));
     }
     shim_fd_release(fd);
     return REAL(close)(fd);
@@ -63,11 +68,7 @@ EXPORT int fclose(FILE *fp)
         if (fd >= 0 && !guarded(fd) && atomic_load_explicit(&shim_ph_live, memory_order_relaxed)) {
             shim_ph_lock();
             shim_fd_release(fd);
-            int r = REAL(fclose)(fp);
-            int e = errno;
-            shim_ph_unlock();
-            errno = e;
-            return r;
+            return ph_unlock_ret(REAL(fclose)(fp));
         }
         if (fd >= 0 && !guarded(fd))
             shim_fd_release(fd);
@@ -157,11 +158,7 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
     if (!atomic_load_explicit(&shim_ph_live, memory_order_relaxed))
         return close_range_unlocked(first, last, flags);
     shim_ph_lock();
-    int r = close_range_unlocked(first, last, flags);
-    int e = errno;
-    shim_ph_unlock();
-    errno = e;
-    return r;
+    return ph_unlock_ret(close_range_unlocked(first, last, flags));
 }
 
 static int close_range_unlocked(unsigned first, unsigned last, int flags)
@@ -221,12 +218,7 @@ static int dup23(int oldfd, int newfd, int flags, bool is3)
     r = is3 ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
     if (r >= 0 && oldfd != newfd && atomic_load_explicit(&shim_on, memory_order_relaxed))
         shim_fd_clone(oldfd, newfd);
-    if (lk) {
-        int e = errno;
-        shim_ph_unlock();
-        errno = e;
-    }
-    return r;
+    return lk ? ph_unlock_ret(r) : r;
 }
 
 EXPORT int dup2(int oldfd, int newfd)

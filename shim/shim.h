@@ -314,10 +314,11 @@ void shim_epoll_expose_all(void);       /* every one (exec) */
 
 /* ------------------------------------------------------------ fork
  *
- * Lock order: table_mu -> socket mu (with the fork lock, shim_sock_lock)
- * -> epoll lock -> the runtime's lock. table_mu is never taken while
- * another shim lock is held, nor is a socket mu under the epoll lock. At
- * fork the prepare handlers take table_mu, the fork lock for writing (so
+ * Lock order: ph_mu (placeholder.c) -> table_mu -> socket mu (with the
+ * fork lock, shim_sock_lock) -> epoll lock -> the runtime's lock. ph_mu is
+ * never taken with another shim lock held, table_mu only under ph_mu, nor
+ * is a socket mu under the epoll lock. At fork the prepare handlers take
+ * ph_mu (giving sockets on the client template their own first), table_mu, the fork lock for writing (so
  * no socket mu is held), the epoll lock, then (the shim's handlers are
  * registered after the runtime's) the runtime's lock, and the parent and
  * child handlers release them: a child never finds a lock held by a thread
