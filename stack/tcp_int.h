@@ -184,6 +184,15 @@ struct tcp_bbr {
     uint64_t probe_rtt_done_at;
     uint64_t cycle_at;
     uint32_t prior_cwnd;
+    /* long-term sampling for token-bucket policers (Linux bbr_lt_bw_*):
+     * sampling, the policed rate in use, rounds in the interval, the rate
+     * (bytes/s) of the last interval or the policed one, and the
+     * interval's start: delivered, lost (bytes) and time */
+    bool lt_is_sampling, lt_use_bw;
+    uint8_t lt_rtt_cnt;
+    uint64_t lt_bw;
+    uint64_t lt_last_delivered, lt_last_lost, lt_last_stamp;
+    uint64_t lost;                      /* bytes marked lost, ever (Linux tp->lost) */
 };
 #define TCP_BBR_STARTUP   0
 #define TCP_BBR_DRAIN     1
