@@ -146,7 +146,14 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
         shim_sock_put(s);
         return REAL(setsockopt)(fd, level, name, val, len);
     }
-    int r = REAL(setsockopt)(fd, level, name, val, len);
+    /* Before connect: the kernel socket changes (placeholder.c); a stack
+     * socket on a shared placeholder has the arguments checked on its scratch. */
+    int r = shim_ph_own(s, fd);
+    if (r < 0) {
+        shim_sock_put(s);
+        return (int)shim_ret(r);
+    }
+    r = REAL(setsockopt)(shim_ph_scratch(s, fd), level, name, val, len);
     if (r == 0) {
         shim_sock_lock(s);
         if (shim_state(s) != SHIM_KERNEL)
@@ -244,6 +251,9 @@ static void fill_tcp_info(struct shim_sock *s, struct shim_tcp_info *full)
     ti->tcpi_dsack_dups = in.dsack_dups;
     ti->tcpi_reord_seen = in.reord_seen;
     ti->tcpi_snd_wnd = in.snd_wnd;
+    ti->tcpi_busy_time = in.busy_time_us;
+    ti->tcpi_rwnd_limited = in.rwnd_limited_us;
+    ti->tcpi_sndbuf_limited = in.sndbuf_limited_us;
     full->tcpi_rcv_wnd = in.rcv_wnd;
     full->tcpi_total_rto = in.total_rto;
     full->tcpi_total_rto_recoveries = in.total_rto_recoveries;

@@ -73,6 +73,17 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
         sk->rto_us = 3000000u;
     tcp_cong_init(sk);
     tcp_plpmtud_start(sk, now);         /* tcp_mtu_probing = 2: from the base MSS up */
+    /* Linux tcp_init_buffer_space: rcvq_space.space = min(rcv_ssthresh,
+     * rcv_wnd, TCP_INIT_CWND x advmss) */
+    {
+        uint32_t adv = sk->rcv_mss - (sk->ts_ok ? 12u : 0u), sp = 10u * adv;
+        uint32_t rs = tcp_rcv_space(sk);
+        if (rs < sp)
+            sp = rs;
+        if (sk->rcv_wnd_last && sk->rcv_wnd_last < sp)
+            sp = sk->rcv_wnd_last;
+        sk->rcvq_space = sp;
+    }
     /* Linux quick-ACK mode at the start (tcp_incr_quickack): the first
      * data is ACKed at once so the sender's slow start is not paced by
      * the 40 ms delayed-ACK timer */
@@ -830,10 +841,12 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
             tcp_plpmtud_acked(sk);      /* a probe that got through raises the MSS */
         if (!rack)
             rtx = tcp_cong_ack(sk, res.acked, false, now);
-        if (sk->snd_una == sk->snd_max)
+        if (sk->snd_una == sk->snd_max) {
             tcp_rto_stop(sk);
-        else
+            tcp_chrono_stop(sk, TCP_CHRONO_BUSY, now);  /* Linux tcp_clean_rtx_queue */
+        } else {
             tcp_rto_arm(sk, now);       /* RFC 6298 5.3 */
+        }
         tcp_batch_defer(sk, TCP_BATCH_WAKE);
         if (rack)
             sk->dupacks = 0;

@@ -185,6 +185,15 @@ struct tcp_bbr {
     uint64_t probe_rtt_done_at;
     uint64_t cycle_at;
     uint32_t prior_cwnd;
+    /* long-term sampling for token-bucket policers (Linux bbr_lt_bw_*):
+     * sampling, the policed rate in use, rounds in the interval, the rate
+     * (bytes/s) of the last interval or the policed one, and the
+     * interval's start: delivered, lost (bytes) and time */
+    bool lt_is_sampling, lt_use_bw;
+    uint8_t lt_rtt_cnt;
+    uint64_t lt_bw;
+    uint64_t lt_last_delivered, lt_last_lost, lt_last_stamp;
+    uint64_t lost;                      /* bytes marked lost, ever (Linux tp->lost) */
 };
 #define TCP_BBR_STARTUP   0
 #define TCP_BBR_DRAIN     1
@@ -413,6 +422,14 @@ struct tcpsm_sock {
      * RTO above it was never sent twice: an ACK beyond it shows the RTO was
      * spurious (Linux FLAG_ORIG_SACK_ACKED). */
     uint32_t reno_rtx_end;
+    /* tcp_chrono.c: what limits sending now (TCP_CHRONO_*), since when,
+     * and the time spent in each limited state (ns) */
+    uint8_t chrono_type;
+    uint64_t chrono_start;
+    uint64_t chrono_ns[3];
+    /* Linux rcvq_space.space (tcpi_rcv_space): the most the reader took in
+     * one round trip, at first the initial window's worth */
+    uint32_t rcvq_space;
     uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
     uint8_t undo_state;                 /* TCP_UNDO_* */
     /* D-SACK undo (RFC 3708 with RFC 2883, Linux undo_marker/undo_retrans):
@@ -674,6 +691,15 @@ static inline uint32_t tcp_segs_min1(uint32_t bytes, uint32_t mss)
 }
 void tcp_window_update(struct tcpsm_sock *sk, uint64_t now);
 uint32_t tcp_unsent(const struct tcpsm_sock *sk);
+
+/* tcp_chrono.c (Linux enum tcp_chrono: a higher one takes precedence) */
+#define TCP_CHRONO_NONE    0
+#define TCP_CHRONO_BUSY    1            /* data queued or in flight */
+#define TCP_CHRONO_RWND    2            /* the peer's window stops the next segment */
+#define TCP_CHRONO_SNDBUF  3            /* everything sent, the program waits for room */
+void tcp_chrono_start(struct tcpsm_sock *sk, uint8_t type, uint64_t now);
+void tcp_chrono_stop(struct tcpsm_sock *sk, uint8_t type, uint64_t now);
+uint64_t tcp_chrono_ns(const struct tcpsm_sock *sk, uint8_t type, uint64_t now);
 
 /* tcp_timer.c */
 void tcp_timer_update(struct tcpsm_sock *sk);

@@ -496,6 +496,26 @@ static uint32_t send_usable(const struct tcpsm_sock *sk, uint32_t mss, bool rack
     return usable < cusable ? usable : cusable;
 }
 
+/* What limited this pass (Linux tcp_write_xmit and tcp_cwnd_validation):
+ * with room in cwnd, the next segment (up to an MSS of what is unsent) did
+ * not fit the peer's window: receiver-limited; data went, all of it, and
+ * the program found the send buffer full: sender-buffer-limited. */
+static void chrono_after_output(struct tcpsm_sock *sk, uint32_t mss, bool rack, bool sent,
+                                uint64_t now)
+{
+    uint32_t unsent = tcp_unsent(sk);
+    uint32_t infl = rack ? tcp_rtxq_pipe(sk) : sk->snd_nxt - sk->snd_una;
+    bool cwnd_room = infl < sk->cwnd;
+    uint32_t next = unsent < mss ? unsent : mss;
+    if (unsent && cwnd_room && seq_gt(sk->snd_nxt + next, sk->snd_una + sk->snd_wnd))
+        tcp_chrono_start(sk, TCP_CHRONO_RWND, now);
+    else
+        tcp_chrono_stop(sk, TCP_CHRONO_RWND, now);
+    if (sent && cwnd_room && !unsent && sk->async_nospace &&
+        (sk->state == TCPSM_ESTABLISHED || sk->state == TCPSM_CLOSE_WAIT))
+        tcp_chrono_start(sk, TCP_CHRONO_SNDBUF, now);
+}
+
 /* Send what the windows, Nagle and SWS avoidance allow (RFC 9293 3.8.6,
  * RFC 1122 4.2.3.4, RFC 5681 cwnd). */
 void tcp_output(struct tcpsm_sock *sk, uint64_t now)
@@ -658,6 +678,7 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
     }
     if (sent && !sk->rto_at)
         tcp_rto_arm(sk, now);
+    chrono_after_output(sk, mss, rack, sent, now);
     if (rack)
         tcp_rate_check_app_limited(sk);
     tcp_persist_check(sk, now);

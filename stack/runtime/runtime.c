@@ -62,6 +62,7 @@ static void took_lock(int e)
 {
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
     atomic_store_explicit(&rt.owner_app, !rt_t_runtime, memory_order_relaxed);
+    netdev_packet_defer_begin();
     if (__builtin_expect(e == EOWNERDEAD, 0)) {
         if (!rt.sh)
             rt.sh = rt.reg->root;       /* attaching: the region is made already */
@@ -160,7 +161,12 @@ void rt_unlock(void)
     }
     atomic_store_explicit(&rt.owner_app, false, memory_order_relaxed);
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
+    /* The frames of headers only made under the lock go out after it
+     * (netdev_packet.h), still before a deferred signal handler runs. */
+    bool deferred = netdev_packet_defer_end(&rt.np);
     pthread_mutex_unlock(&rt.reg->lock);
+    if (deferred)
+        netdev_packet_defer_send(&rt.np);
     if (--rt_t_hold == 0 && rt_sig_deferred())
         rt_sig_reraise();       /* handlers deferred while the lock was held run now */
 }
