@@ -233,6 +233,12 @@ static bool tw_recycle(struct tcp_stack *ts)
     return false;
 }
 
+/* The shared region's buddy allocator rounds up to a power of two: one
+ * byte over 2 KiB makes every connection take 4 KiB (test_idle_memory,
+ * test_many_conns: 4096 bytes per idle connection at most). New fields go
+ * into the struct's alignment holes (gdb: ptype /o struct tcpsm_sock). */
+_Static_assert(sizeof(struct tcpsm_sock) <= 2048, "struct tcpsm_sock outgrew its 2 KiB block");
+
 struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st)
 {
     struct tcp_stack *ts = st->tcp;

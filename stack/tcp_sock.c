@@ -982,11 +982,10 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
      * left of it */
     i->rcv_wnd = sk->rcv_wnd_last;
     i->rcv_space = sk->rcvq_space;
-    uint64_t rwnd = tcp_chrono_ns(sk, TCP_CHRONO_RWND, now);
-    uint64_t sbuf = tcp_chrono_ns(sk, TCP_CHRONO_SNDBUF, now);
-    i->busy_time_us = (tcp_chrono_ns(sk, TCP_CHRONO_BUSY, now) + rwnd + sbuf) / 1000u;
-    i->rwnd_limited_us = rwnd / 1000u;
-    i->sndbuf_limited_us = sbuf / 1000u;
+    i->rwnd_limited_us = tcp_chrono_us(sk, TCP_CHRONO_RWND, now);
+    i->sndbuf_limited_us = tcp_chrono_us(sk, TCP_CHRONO_SNDBUF, now);
+    i->busy_time_us = tcp_chrono_us(sk, TCP_CHRONO_BUSY, now) + i->rwnd_limited_us +
+                      i->sndbuf_limited_us;
     i->rcv_ssthresh = tcp_rcv_space(sk);
     i->unacked = tcp_segs(sk->snd_max - sk->snd_una, mss);
     if (tcp_rack_on(sk) && sk->rtxq.n)

@@ -182,7 +182,7 @@ static bool on_rto(struct tcpsm_sock *sk, uint64_t now)
         sk->first_rtx = now > r ? now - r : 1;
     }
     if (!sk->retries)
-        sk->rtx_stamp = now;
+        sk->rtx_stamp_ms = (uint32_t)(now / MS_NS);
     sk->retries++;
     if (sk->backoff < 20)
         sk->backoff++;
