@@ -35,6 +35,7 @@ audit() {   # the audit line of a process attaching to the stack now
 # A failure shows the stack's sockets and the load's last lines (the kills' outcome) first.
 fail() {
     "$TCPSM_BUILD/tcpsm" stat >&2 || true
+    on_stack env TCPSM_AUDIT=2 /usr/bin/true 2>&1 | grep '^tcpsm audit:' >&2 || true
     tail -n 5 "$TMPD/load.log" >&2 || true
     die "$@"
 }
