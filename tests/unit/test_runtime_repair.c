@@ -6,6 +6,7 @@
  * does (closed with a reset) and the audit is clean. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -103,6 +104,49 @@ Test(runtime_repair, held_socket_is_left_alone)
     /* as close() would: the last holder's release closes it (FIN) */
     rt_release(rs, false);
     EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq);
+    rt_unlock();
+    h_free(h);
+}
+
+/* Between two lock holds of one call: accept made and recorded the
+ * connection's socket under the lock (tcpsm_accept_addr: wrap, rt_hold) and
+ * the process died after the unlock, before the shim put it on an fd (or a
+ * close took the fd away and died before tcpsm_close). No repair runs (the
+ * lock was free); the dead process's slot still names the socket, so the
+ * reaper releases it as the kernel closes a dead process's descriptors:
+ * reset, out of the table. */
+Test(runtime_repair, dead_process_between_holds_is_reaped)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    cr_assert_gt(dead, 0);
+    cr_assert_eq(waitpid(dead, NULL, 0), dead);
+    rt_lock();
+    uint32_t n0 = rt.sh->nsocks;
+    int slot = -1;
+    for (int i = 0; i < RT_MAX_PROCS && slot < 0; i++)
+        if (atomic_load(&rt.sh->procs[i].pid) == 0)
+            slot = i;
+    cr_assert_geq(slot, 0);
+    atomic_store(&rt.sh->procs[slot].pid, (int)dead);
+    int me = rt.me;
+    rt.me = slot;                       /* as the dead process's accept did */
+    struct rt_sock *rs = held_by_nobody(h, 1);
+    rt_hold(rs);
+    rt.me = me;
+    uint32_t id = rs->id;
+    char why[256];
+    cr_assert_eq(rt_audit(why, sizeof why), 0, "%s", why);
+    rt.started = true;                  /* only a process with a link reaps held sockets */
+    rt_reap();
+    rt.started = false;
+    cr_assert_null(rt.sh->socks[id]);
+    cr_assert_eq(rt.sh->nsocks, n0);
+    cr_assert_eq(atomic_load(&rt.sh->procs[slot].pid), 0);
+    EXPECT_SEG(h, .flags = RST | ACK, .seq = h->lseq);
     rt_unlock();
     h_free(h);
 }
