@@ -2,6 +2,7 @@
 #ifndef TCPSM_IPV4_FRAG_H
 #define TCPSM_IPV4_FRAG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,5 +20,10 @@ size_t ipv4_frag_mem(const struct tcpsm_stack *st);
 /* The delivery buffer (scratch, written before it is read) and its size:
  * a snapshot of the stack need not keep it (tests/fuzz/fuzz_tcp.c). */
 const void *ipv4_frag_scratch(const struct tcpsm_stack *st, size_t *len);
+
+/* After a lock holder died halfway (tcp_repair.c): checks each datagram's
+ * pieces and the counts; repair: recounts, drops a datagram whose list is
+ * not whole. Returns the faults found. */
+unsigned ipv4_frag_check(struct tcpsm_stack *st, bool repair);
 
 #endif

@@ -17,15 +17,21 @@
  * cannot continue. The one intent record: ts->dying, the TCB tcp_sock_free
  * was taking apart, is finished.
  *
- * Not covered here: the neighbour cache, IP reassembly and the PMTU table
- * (their entries are bounded and expire; a half-done change there costs a
- * resolution or a datagram) and the timers they own beyond validity. */
+ * The neighbour cache and IP reassembly are checked and rebuilt by their own
+ * files (neigh_check, ipv4_frag_check, ip6_frag_check: chains, free list
+ * and counts from the entries' states; a datagram whose pieces are not
+ * whole is dropped). Not covered: the PMTU table (a fixed array of
+ * independent entries, no links or counts: a half-written entry holds a
+ * wrong MTU until it expires, at worst a probe or an ICMP away from right). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "fault_note.h"
+#include "ipv4_frag.h"
+#include "ipv6_frag.h"
 #include "mem.h"
+#include "neigh.h"
 #include "tcp_int.h"
 
 
@@ -158,6 +164,25 @@ static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
             sk->ofo_n = n;
             sk->ofo_bytes = bytes;
             sk->ofo_tail = last;
+        }
+    }
+    /* An ACK's processing (tcp_input.c ack_step) cut after it dropped the
+     * acknowledged bytes from the send ring (the ring now starts past
+     * SND.UNA) and before SND.UNA moved: the peer did acknowledge up to the
+     * ring's start, so the step is finished (SND.UNA there, the retransmit
+     * queue trimmed to it) rather than the connection reset. */
+    if (ok && tcp_synchronized(sk->state) && seq_gt(sk->snd_buf_seq, sk->snd_una + 1) &&
+        !seq_gt(sk->snd_buf_seq, sk->snd_max)) {
+        FAULT_NOTE(c, "TCB %p: SND.UNA %u behind the send ring's start %u (an ACK cut short)",
+                   (void *)sk, sk->snd_una, sk->snd_buf_seq);
+        if (repair) {
+            uint32_t ack = sk->snd_buf_seq;
+            tcp_rtxq_ack(sk, ack, sk->st->now);
+            sk->snd_una = ack;
+            sk->syn_acked = true;
+            if (seq_lt(sk->snd_nxt, sk->snd_una))
+                sk->snd_nxt = sk->snd_una;
+            tcp_sack_prune(sk);
         }
     }
     if (!seq_ok(sk)) {
@@ -430,6 +455,12 @@ unsigned tcpsm_stack_audit(struct tcpsm_stack *st, char *why, size_t whylen)
     check_rest(st, &c);
     if (st->tcp->dying)
         FAULT_NOTE(&c, "a TCB was being freed (%p)", (void *)st->tcp->dying);
+    unsigned nf = neigh_check(st, false), f4 = ipv4_frag_check(st, false),
+             f6 = ip6_frag_check(st, false);
+    if (nf)
+        FAULT_NOTE(&c, "neighbour cache: %u faults", nf);
+    if (f4 || f6)
+        FAULT_NOTE(&c, "IP reassembly: %u IPv4, %u IPv6 faults", f4, f6);
     return c.n;
 }
 
@@ -511,6 +542,12 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         }
         tcp_timer_update(sk);
     }
+    /* the neighbour cache and IP reassembly (after the heap: their timers
+     * are checked against it) */
+    if (neigh_check(st, true))
+        FAULT_NOTE(&c, "neighbour cache");
+    if (ipv4_frag_check(st, true) + ip6_frag_check(st, true))
+        FAULT_NOTE(&c, "IP reassembly");
     /* counts and per-pass arrays */
     if (ts->nbatch)
         FAULT_NOTE(&c, "batch");

@@ -23,8 +23,9 @@
  *      (shm_reclaim_journal).
  * Then the whole region is audited again; a fault left is logged as an
  * error. TCPSM_NO_REPAIR=1 skips it all (to show what it repairs: the
- * audit then finds the faults). TCPSM_AUDIT=1: each process audits the
- * region as it attaches and writes one line to stderr. */
+ * audit then finds the faults). TCPSM_AUDIT=1 (or 2): each process audits the
+ * region as it attaches and writes one line to stderr (2: and a line per
+ * application socket naming who holds it). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -343,3 +343,23 @@ Test(stack_repair, listener_close_cut_short_is_finished)
     EXPECT_SEG(h, .flags = RST | ACK, .ack = h->risn + 1);
     h_free(h);
 }
+
+/* An ACK's processing (ack_step) stopped after the acknowledged bytes left
+ * the send ring (its start moved past SND.UNA), before SND.UNA moved: the
+ * step is finished, not the connection reset, and data goes on both ways. */
+Test(stack_repair, ack_cut_short_is_finished)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h_app_send(h, "hello", 5);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(h->sk->snd_una, h->lseq);
+    h->sk->snd_una -= 5;
+    repaired(h);
+    cr_assert_eq(h->sk->snd_una, h->lseq);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 0);
+    h_app_send(h, "world", 5);
+    data_flows(h);
+    h_free(h);
+}
