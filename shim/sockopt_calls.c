@@ -244,6 +244,9 @@ static void fill_tcp_info(struct shim_sock *s, struct shim_tcp_info *full)
     ti->tcpi_dsack_dups = in.dsack_dups;
     ti->tcpi_reord_seen = in.reord_seen;
     ti->tcpi_snd_wnd = in.snd_wnd;
+    ti->tcpi_busy_time = in.busy_time_us;
+    ti->tcpi_rwnd_limited = in.rwnd_limited_us;
+    ti->tcpi_sndbuf_limited = in.sndbuf_limited_us;
     full->tcpi_rcv_wnd = in.rcv_wnd;
     full->tcpi_total_rto = in.total_rto;
     full->tcpi_total_rto_recoveries = in.total_rto_recoveries;

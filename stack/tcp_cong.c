@@ -230,6 +230,64 @@ void tcp_cong_loss_ack(struct tcpsm_sock *sk, bool advanced, bool sacked, bool d
     }
 }
 
+/* Without SACK, an ACK after an RTO (loss_state: SND.NXT went back to
+ * SND.UNA and the data are sent again as cwnd grows; reno_rtx_end is how
+ * far). As Linux tcp_process_loss for a Reno connection:
+ *   the timestamps' echo of an ACK that advances older than the first
+ *     retransmission (RFC 3522 Eifel; Linux tcp_try_undo_loss with
+ *     tcp_packet_delayed): the timeout was spurious, undone;
+ *   F-RTO (RFC 5682; Linux runs the SACK-enhanced steps for Reno too, the
+ *   cumulative ACK standing in for SACK):
+ *     3.b an ACK beyond reno_rtx_end, below recover (data sent before the
+ *       RTO and never again; Linux FLAG_ORIG_SACK_ACKED): spurious, undone;
+ *     2.b the first ACK that advances, with new data to send that the
+ *       peer's window takes: new data (two segments as cwnd grows to two)
+ *       instead of the next retransmission (SND.NXT to SND.MAX);
+ *     3.a after that, a duplicate ACK or one that covers only resent
+ *       data: the loss was real; the resending goes on where it was;
+ *   SND.UNA at recover: the episode is over. */
+void tcp_cong_reno_loss_ack(struct tcpsm_sock *sk, bool advanced, bool dup, bool ecr,
+                            uint32_t tsecr)
+{
+    if (!sk->loss_state || tcp_rack_on(sk))
+        return;
+    bool undo = false, frto = false;
+    if (advanced && ecr && sk->undo_state == TCP_UNDO_STAMPED && seq_lt(tsecr, sk->undo_tsval))
+        undo = true;
+    else if (sk->frto && advanced && seq_gt(sk->snd_una, sk->reno_rtx_end) &&
+             seq_lt(sk->reno_rtx_end, sk->recover))
+        undo = frto = true;
+    if (undo) {
+        loss_undo(sk, frto);
+        if (seq_lt(sk->snd_nxt, sk->snd_max))
+            sk->snd_nxt = sk->snd_max;  /* nothing more goes again */
+        return;
+    }
+    bool recovered = seq_ge(sk->snd_una, sk->recover);
+    if (sk->frto) {
+        if (seq_gt(sk->snd_nxt, sk->recover)) {
+            if (dup || advanced) {
+                sk->frto = false;       /* step 3.a */
+                uint32_t back = seq_gt(sk->reno_rtx_end, sk->snd_una) ? sk->reno_rtx_end : sk->snd_una;
+                if (!recovered && seq_lt(back, sk->recover))
+                    sk->snd_nxt = back;
+            }
+        } else if (advanced && !recovered) {
+            if (tcp_unsent(sk) && seq_gt(sk->snd_una + sk->snd_wnd, sk->snd_max)) {
+                sk->snd_nxt = sk->snd_max;      /* step 2.b (Linux REXMIT_NEW) */
+                sk->frto_new = true;
+                return;
+            }
+            sk->frto = false;
+        }
+    }
+    if (recovered) {
+        sk->loss_state = false;
+        sk->frto = sk->frto_new = false;
+        sk->undo_state = TCP_UNDO_OFF;
+    }
+}
+
 /* A D-SACK for [l, r) (RFC 2883): the part above the recovery's start was
  * a duplicate, one of our retransmissions that was not needed (Linux
  * tcp_check_dsack's counting, in bytes). */
@@ -384,7 +442,7 @@ bool tcp_cong_ack(struct tcpsm_sock *sk, uint32_t acked, bool dup, uint64_t now)
         }
         /* RFC 5827 early retransmit: with fewer than four segments out and
          * nothing new to send, fewer duplicate ACKs can ever come */
-        uint32_t out = (sk->snd_max - sk->snd_una + mss - 1) / mss;
+        uint32_t out = tcp_segs(sk->snd_max - sk->snd_una, mss);
         unsigned thresh = tcp_dupthresh(sk);    /* 3, or the reordering seen */
         if (out < 4 && out > 1 && tcp_unsent(sk) == 0 && out - 1 < thresh)
             thresh = out - 1;           /* ER_thresh 0 (one segment out): no ER */
@@ -431,12 +489,14 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
      * that is still going, nor a repeated timeout of the same data, whose
      * ssthresh stays (RFC 5681 3.1: "held constant") and whose undo
      * information is the episode's. sk->retries counts this RTO already. */
-    bool fresh = !sk->in_recovery || seq_ge(sk->snd_una, sk->recover) ||
+    bool new_recovery = !sk->in_recovery && !sk->loss_state;   /* Linux ca_state < Recovery */
+    bool fresh = new_recovery || seq_ge(sk->snd_una, sk->recover) ||
                  (sk->loss_state && sk->retries <= 1);
     /* F-RTO (RFC 5682) after a timeout outside a fast recovery, or a
      * repeated one (Linux: new_recovery || icsk_retransmits); not with an
-     * MTU probe out (its loss is no congestion) */
-    bool frto = rack && (!sk->in_recovery || sk->retries > 1) && !sk->plp_probe;
+     * MTU probe out (its loss is no congestion); with and without SACK
+     * (Linux tcp_enter_loss) */
+    bool frto = sk->syn_acked && (new_recovery || sk->retries > 1) && !sk->plp_probe;
     /* a timeout after DupThresh's worth of duplicates that the raised
      * threshold waited on: the reordering was over-estimated (Linux
      * tcp_enter_loss) */
@@ -452,7 +512,7 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
         sk->ssthresh = ops->ssthresh(sk);
         /* the timestamps' and the D-SACKs' undo (RFC 3522/4015, RFC 3708)
          * of this episode: from its first retransmission */
-        sk->undo_state = sk->ts_ok && rack ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
+        sk->undo_state = sk->ts_ok && sk->syn_acked ? TCP_UNDO_ARMED : TCP_UNDO_OFF;
         sk->undo_on = false;
         if (rack) {
             sk->undo_on = true;
@@ -478,5 +538,15 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
         sk->in_recovery = true;
         sk->loss_state = true;
         sk->rack.reo_at = 0;
+    } else if (sk->syn_acked) {
+        /* without SACK: everything goes again from SND.UNA (tcp_timer.c
+         * rewinds SND.NXT; Linux marks all lost), the duplicate ACKs
+         * counted so far are forgotten (tcp_reset_reno_sack); what a
+         * timeout before in the same episode resent stays resent (Linux
+         * TCPCB_EVER_RETRANS) */
+        if (new_recovery || seq_lt(sk->reno_rtx_end, sk->snd_una))
+            sk->reno_rtx_end = sk->snd_una;
+        sk->loss_state = true;
+        sk->reno_sacked = 0;
     }
 }

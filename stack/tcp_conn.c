@@ -641,6 +641,7 @@ void tcp_wake(struct tcpsm_sock *sk)
      * sk_stream_write_space: SOCK_WAKE_SPACE, not after SHUT_WR) */
     if (sk->async_nospace && (m & TCPSM_POLLOUT)) {
         sk->async_nospace = false;
+        tcp_chrono_stop(sk, TCP_CHRONO_SNDBUF, sk->st->now);    /* Linux tcp_check_space */
         if (!(sk->shutdown & SEND_SHUTDOWN))
             sk->async_ev |= TCPSM_ASYNC_OUT;
     }

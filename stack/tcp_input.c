@@ -58,8 +58,7 @@ static void set_mss(struct tcpsm_sock *sk, const struct tcp_opts *o)
  * respected. */
 static uint32_t tcp_seg_count(const struct tcpsm_sock *sk, const struct tcp_seg *seg)
 {
-    uint32_t mss = sk->rcv_mss;
-    return mss && seg->len > mss ? (seg->len + mss - 1) / mss : 1;
+    return tcp_segs_min1(seg->len, sk->rcv_mss);
 }
 
 static void established(struct tcpsm_sock *sk, uint64_t now)
@@ -74,6 +73,17 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
         sk->rto_us = 3000000u;
     tcp_cong_init(sk);
     tcp_plpmtud_start(sk, now);         /* tcp_mtu_probing = 2: from the base MSS up */
+    /* Linux tcp_init_buffer_space: rcvq_space.space = min(rcv_ssthresh,
+     * rcv_wnd, TCP_INIT_CWND x advmss) */
+    {
+        uint32_t adv = sk->rcv_mss - (sk->ts_ok ? 12u : 0u), sp = 10u * adv;
+        uint32_t rs = tcp_rcv_space(sk);
+        if (rs < sp)
+            sp = rs;
+        if (sk->rcv_wnd_last && sk->rcv_wnd_last < sp)
+            sp = sk->rcv_wnd_last;
+        sk->rcvq_space = sp;
+    }
     /* Linux quick-ACK mode at the start (tcp_incr_quickack): the first
      * data is ACKed at once so the sender's slow start is not paced by
      * the 40 ms delayed-ACK timer */
@@ -613,8 +623,7 @@ static void dsack_count(struct tcpsm_sock *sk, uint32_t l, uint32_t r)
 {
     if (!seq_lt(l, r) || r - l > sk->max_snd_wnd)
         return;
-    uint32_t mss = tcp_send_mss(sk);
-    uint32_t n = mss && r - l > mss ? (r - l + mss - 1) / mss : 1;
+    uint32_t n = tcp_segs_min1(r - l, tcp_send_mss(sk));
     sk->dsack_dups += n;
     if (sk->dsack_dups > sk->total_retrans)
         return;
@@ -654,10 +663,31 @@ static uint32_t rack_sack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint
 #define TCP_ACK_ADVANCED 1              /* SND.UNA moved: new data acknowledged */
 #define TCP_ACK_DUP      2              /* a duplicate ACK (RFC 5681 2) */
 
+/* Linux tcp_limit_reno_sacked / tcp_check_reno_reordering: the duplicate
+ * ACKs counted as delivered segments ("Reno SACKs") never exceed those in
+ * flight (out) less the hole; more of them than that means the network
+ * reordered (or duplicated) segments: counted in reord_seen, and the
+ * reordering is raised to out + addend. Linux assigns it, lowering it
+ * too, which is harmless there because its DupThresh test counts the
+ * clamped sacked_out; ours counts every duplicate (sk->dupacks), so a
+ * lower threshold would make a duplicated ACK with one segment out a
+ * fast retransmit: only raised here. */
+static void reno_check_reordering(struct tcpsm_sock *sk, uint32_t out, uint32_t addend)
+{
+    uint32_t holes = out ? 1u : 0u;
+    if (sk->reno_sacked + holes <= out)
+        return;
+    sk->reno_sacked = out - holes;
+    tcp_reordering_seen(sk, out + addend);
+    sk->reord_seen++;
+}
+
 /* Without SACK, Linux counts each duplicate ACK as a delivered segment
  * (tcp_add_reno_sack: at most all but one of those in flight) and an ACK
  * that moves SND.UNA as what it covers less those (tcp_remove_reno_sacks:
- * "one ACK acked hole, the rest eat duplicate ACKs"), at least one. */
+ * "one ACK acked hole, the rest eat duplicate ACKs"), at least one. After
+ * an RTO (loss_state) duplicate ACKs are not counted (Linux counts them in
+ * TCP_CA_Loss only for F-RTO's new data). */
 static void reno_delivered(struct tcpsm_sock *sk, uint8_t flags, uint32_t acked)
 {
     uint32_t mss = tcp_send_mss(sk);
@@ -672,18 +702,20 @@ static void reno_delivered(struct tcpsm_sock *sk, uint8_t flags, uint32_t acked)
             data--;                     /* the FIN rides on the last segment */
         if (!data && !fin)
             return;
-        uint32_t k = data ? (data + mss - 1) / mss : 1;
+        uint32_t k = tcp_segs_min1(data, mss);
         sk->delivered_segs += k > sk->reno_sacked + 1 ? k - sk->reno_sacked : 1;
         sk->reno_sacked = k - 1 >= sk->reno_sacked ? 0 : sk->reno_sacked - (k - 1);
         if (sk->snd_una == sk->snd_max)
             sk->reno_sacked = 0;
-    } else if (flags & TCP_ACK_DUP) {
+        reno_check_reordering(sk, tcp_segs(sk->snd_max - sk->snd_una, mss), k);
+    } else if ((flags & TCP_ACK_DUP) && !sk->loss_state) {
         /* in flight as MSS-sized segments (no per-segment records here) */
-        uint32_t out = (sk->snd_max - sk->snd_una + mss - 1) / mss;
-        if (sk->reno_sacked + 1 < out) {
-            sk->reno_sacked++;
-            sk->delivered_segs++;
-        }
+        uint32_t out = tcp_segs(sk->snd_max - sk->snd_una, mss);
+        uint32_t prior = sk->reno_sacked;
+        sk->reno_sacked++;
+        reno_check_reordering(sk, out, 0);
+        if (sk->reno_sacked > prior)
+            sk->delivered_segs += sk->reno_sacked - prior;
     }
 }
 struct tcp_ack_res {
@@ -791,8 +823,13 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
 {
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     bool rtx = false;
-    if (!rack)
+    if (!rack) {
         reno_delivered(sk, res.flags, res.acked);
+        /* after an RTO: undo, F-RTO (may move SND.NXT) */
+        tcp_cong_reno_loss_ack(sk, (res.flags & TCP_ACK_ADVANCED) != 0,
+                               (res.flags & TCP_ACK_DUP) != 0,
+                               sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr, seg->opt.tsecr);
+    }
     if (sk->rack.reord_ack) {
         sk->rack.reord_ack = false;
         sk->reord_seen++;               /* Linux tcp_check_sack_reordering */
@@ -804,10 +841,12 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
             tcp_plpmtud_acked(sk);      /* a probe that got through raises the MSS */
         if (!rack)
             rtx = tcp_cong_ack(sk, res.acked, false, now);
-        if (sk->snd_una == sk->snd_max)
+        if (sk->snd_una == sk->snd_max) {
             tcp_rto_stop(sk);
-        else
+            tcp_chrono_stop(sk, TCP_CHRONO_BUSY, now);  /* Linux tcp_clean_rtx_queue */
+        } else {
             tcp_rto_arm(sk, now);       /* RFC 6298 5.3 */
+        }
         tcp_batch_defer(sk, TCP_BATCH_WAKE);
         if (rack)
             sk->dupacks = 0;

@@ -341,6 +341,8 @@ struct tcpsm_sock {
     uint8_t retries, backoff, probes, ka_probes;
     uint8_t pbackoff;                   /* persist backoff, reset when the window opens */
     uint64_t first_rtx;                 /* time of the first unanswered retransmission */
+    uint64_t rtx_stamp;                 /* when the first RTO of a run fired (Linux
+                                           retrans_stamp): black-hole detection's clock */
     unsigned delack_segs;               /* full segments not yet ACKed */
     uint8_t quickacks;                  /* segments still ACKed at once (quick-ACK mode) */
     /* Interactive (Linux's pingpong mode, tcp_event_data_sent): data went
@@ -404,6 +406,19 @@ struct tcpsm_sock {
      * data sent before the RTO and never retransmitted (frto_orig, below
      * recover) shows the timeout was spurious: undone. */
     bool frto, frto_new, frto_orig;
+    /* Without SACK, after an RTO (loss_state; SND.NXT went back to SND.UNA):
+     * how far the resending has gone below recover. Data sent before the
+     * RTO above it was never sent twice: an ACK beyond it shows the RTO was
+     * spurious (Linux FLAG_ORIG_SACK_ACKED). */
+    uint32_t reno_rtx_end;
+    /* tcp_chrono.c: what limits sending now (TCP_CHRONO_*), since when,
+     * and the time spent in each limited state (ns) */
+    uint8_t chrono_type;
+    uint64_t chrono_start;
+    uint64_t chrono_ns[3];
+    /* Linux rcvq_space.space (tcpi_rcv_space): the most the reader took in
+     * one round trip, at first the initial window's worth */
+    uint32_t rcvq_space;
     uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
     uint8_t undo_state;                 /* TCP_UNDO_* */
     /* D-SACK undo (RFC 3708 with RFC 2883, Linux undo_marker/undo_retrans):
@@ -648,8 +663,30 @@ void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg);
 uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk);
 uint32_t tcp_rcv_space(const struct tcpsm_sock *sk);
 uint32_t tcp_send_mss(const struct tcpsm_sock *sk);
+/* The MSS-sized segments bytes fill (Linux DIV_ROUND_UP(len, mss)): 0 for
+ * no bytes or no MSS. */
+static inline uint32_t tcp_segs(uint32_t bytes, uint32_t mss)
+{
+    return mss ? (uint32_t)(((uint64_t)bytes + mss - 1) / mss) : 0;
+}
+/* The segments a segment or record stands for (Linux tcp_skb_pcount): at
+ * least one, whatever its length (a bare FIN, no MSS yet). */
+static inline uint32_t tcp_segs_min1(uint32_t bytes, uint32_t mss)
+{
+    uint32_t n = tcp_segs(bytes, mss);
+    return n ? n : 1;
+}
 void tcp_window_update(struct tcpsm_sock *sk, uint64_t now);
 uint32_t tcp_unsent(const struct tcpsm_sock *sk);
+
+/* tcp_chrono.c (Linux enum tcp_chrono: a higher one takes precedence) */
+#define TCP_CHRONO_NONE    0
+#define TCP_CHRONO_BUSY    1            /* data queued or in flight */
+#define TCP_CHRONO_RWND    2            /* the peer's window stops the next segment */
+#define TCP_CHRONO_SNDBUF  3            /* everything sent, the program waits for room */
+void tcp_chrono_start(struct tcpsm_sock *sk, uint8_t type, uint64_t now);
+void tcp_chrono_stop(struct tcpsm_sock *sk, uint8_t type, uint64_t now);
+uint64_t tcp_chrono_ns(const struct tcpsm_sock *sk, uint8_t type, uint64_t now);
 
 /* tcp_timer.c */
 void tcp_timer_update(struct tcpsm_sock *sk);
@@ -739,6 +776,8 @@ void tcp_cong_rto(struct tcpsm_sock *sk);
 void tcp_cong_rack_ack(struct tcpsm_sock *sk, uint32_t acked, uint32_t delivered);
 void tcp_cong_undo_all(struct tcpsm_sock *sk);
 void tcp_cong_loss_ack(struct tcpsm_sock *sk, bool advanced, bool sacked, bool dup);
+void tcp_cong_reno_loss_ack(struct tcpsm_sock *sk, bool advanced, bool dup, bool ecr,
+                            uint32_t tsecr);
 void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr);
 void tcp_cong_dsack(struct tcpsm_sock *sk, uint32_t l, uint32_t r);
 void tcp_cong_dsack_undo(struct tcpsm_sock *sk);

@@ -232,11 +232,11 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
                (addr_is_v4(&sk->raddr) ? ipv4_can_gso(st) : ipv6_can_gso(st));
     if (gso) {
         st->cnt.tcp_gso_out++;
-        st->cnt.tcp_gso_segs += (len + mss - 1) / mss;
+        st->cnt.tcp_gso_segs += tcp_segs(len, mss);
     }
     finish(st, &sk->laddr, &sk->raddr, p, hl + len, sk->tos, sk->ttl, gso ? mss : 0);
     /* Linux counts a super-segment by its segments (tcp_skb_pcount) */
-    uint32_t pcount = gso ? (len + mss - 1) / mss : 1;
+    uint32_t pcount = gso ? tcp_segs(len, mss) : 1;
     sk->segs_out += pcount;
     if ((len || (flags & TCPSM_FIN)) && sk->syn_acked && tcp_rack_on(sk) &&
         !(flags & (TCPSM_SYN | TCPSM_RST)) && !seq_lt(seq, sk->snd_una)) {
@@ -246,6 +246,15 @@ static bool xmit_seg(struct tcpsm_sock *sk, uint32_t seq, uint8_t flags, uint32_
         tcp_rtxq_sent(sk, seq, len + (fin ? 1 : 0), fin, now);
         if (sk->in_recovery && !sk->loss_state)
             sk->prr_out += len + (fin ? 1 : 0);     /* RFC 6937 prr_out */
+    }
+    if (sk->loss_state && !tcp_rack_on(sk) && (len || (flags & TCPSM_FIN)) &&
+        seq_lt(seq, sk->recover)) {
+        /* without SACK after an RTO: resent up to here (F-RTO, tcp_cong.c) */
+        uint32_t end = seq + len + ((flags & TCPSM_FIN) ? 1u : 0u);
+        if (seq_gt(end, sk->recover))
+            end = sk->recover;
+        if (seq_gt(end, sk->reno_rtx_end))
+            sk->reno_rtx_end = end;
     }
     if (len) {
         tcp_pace_sent(sk, len, now);
@@ -476,8 +485,35 @@ static uint32_t send_usable(const struct tcpsm_sock *sk, uint32_t mss, bool rack
     uint32_t rend = sk->snd_una + sk->snd_wnd;
     uint32_t usable = seq_gt(rend, sk->snd_nxt) ? rend - sk->snd_nxt : 0;
     uint32_t infl = rack ? tcp_rtxq_pipe(sk) : sk->snd_nxt - sk->snd_una;
+    if (!rack && sk->loss_state && seq_ge(sk->snd_nxt, sk->recover)) {
+        /* F-RTO's new data without SACK: what was resent and the new data
+         * are in flight, not the old flight (RFC 5682 2.1 step 2b) */
+        infl = sk->snd_nxt - sk->recover;
+        if (seq_gt(sk->reno_rtx_end, sk->snd_una))
+            infl += sk->reno_rtx_end - sk->snd_una;
+    }
     uint32_t cusable = cw > infl ? cw - infl : 0;
     return usable < cusable ? usable : cusable;
+}
+
+/* What limited this pass (Linux tcp_write_xmit and tcp_cwnd_validation):
+ * with room in cwnd, the next segment (up to an MSS of what is unsent) did
+ * not fit the peer's window: receiver-limited; data went, all of it, and
+ * the program found the send buffer full: sender-buffer-limited. */
+static void chrono_after_output(struct tcpsm_sock *sk, uint32_t mss, bool rack, bool sent,
+                                uint64_t now)
+{
+    uint32_t unsent = tcp_unsent(sk);
+    uint32_t infl = rack ? tcp_rtxq_pipe(sk) : sk->snd_nxt - sk->snd_una;
+    bool cwnd_room = infl < sk->cwnd;
+    uint32_t next = unsent < mss ? unsent : mss;
+    if (unsent && cwnd_room && seq_gt(sk->snd_nxt + next, sk->snd_una + sk->snd_wnd))
+        tcp_chrono_start(sk, TCP_CHRONO_RWND, now);
+    else
+        tcp_chrono_stop(sk, TCP_CHRONO_RWND, now);
+    if (sent && cwnd_room && !unsent && sk->async_nospace &&
+        (sk->state == TCPSM_ESTABLISHED || sk->state == TCPSM_CLOSE_WAIT))
+        tcp_chrono_start(sk, TCP_CHRONO_SNDBUF, now);
 }
 
 /* Send what the windows, Nagle and SWS avoidance allow (RFC 9293 3.8.6,
@@ -632,13 +668,17 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
         sk->snd_max = sk->snd_nxt;
     if (frto_new && !seq_gt(sk->snd_nxt, sk->recover)) {
         /* no new data went (Nagle, pacing): conventional recovery, the
-         * lost records now (Linux tcp_xmit_recovery clears frto) */
+         * lost records now (Linux tcp_xmit_recovery clears frto); without
+         * SACK back to where the resending had got */
         sk->frto = false;
+        if (!rack && sk->loss_state)
+            sk->snd_nxt = sk->reno_rtx_end;
         tcp_output(sk, now);
         return;
     }
     if (sent && !sk->rto_at)
         tcp_rto_arm(sk, now);
+    chrono_after_output(sk, mss, rack, sent, now);
     if (rack)
         tcp_rate_check_app_limited(sk);
     tcp_persist_check(sk, now);

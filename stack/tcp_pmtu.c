@@ -22,14 +22,16 @@
  * better gives the connection its MSS back. */
 #include "tcp_int.h"
 
-/* RTOs in a row first, with the peer silent all along. Linux
- * tcp_retries1 is 3; more here: with 10 % loss each way an RTO round
- * fails with p = 0.19, three in a row happened in the unit tests' lossy
- * uploads, six have p = 5e-5. A false alarm costs little now (the search
- * probes the MSS back up within a few round trips); the price of six: a
- * real black hole is found after about 13 s (RTO 200 ms doubling) instead
- * of 1.4 s. */
-#define TCP_BLACKHOLE_RTOS  6
+/* A black hole is declared at an RTO (not the first of the run) that fires
+ * at least this long after the run's first one, as Linux tcp_write_timeout:
+ * retransmits_timed_out(tcp_retries1 = 3), the time three RTOs doubling
+ * from TCP_RTO_MIN (200 ms) take: (2^4 - 1) x 200 ms. With a 200 ms RTO
+ * that is the fifth RTO (2.8 s after the first is not yet 3 s), with
+ * 215 ms or more the fourth, from the initial 1 s RTO the third. The peer
+ * must have been silent since the first retransmission too (our addition:
+ * with 10 % loss each way a run of lost RTO rounds is not rare, and a
+ * black hole answers nothing). */
+#define TCP_BLACKHOLE_NS    (15ull * 200000000ull)
 #define TCP_BASE_MSS        1024    /* RFC 4821 7.2, Linux tcp_base_mss */
 #define TCP_PROBE_THRESHOLD 8       /* bytes: the search ends closer than this (Linux
                                        tcp_probe_threshold) */
@@ -80,7 +82,9 @@ void tcp_plpmtud_rto(struct tcpsm_sock *sk, uint64_t now)
      * RTO is still an RTO: the congestion response stays, as Linux) */
     if (sk->plp_probe && seq_le(sk->snd_una, sk->plp_probe_seq))
         tcp_plpmtud_probe_lost(sk);
-    if (sk->retries < TCP_BLACKHOLE_RTOS || !tcp_synchronized(sk->state))
+    /* sk->retries counts this RTO already */
+    if (sk->retries < 2 || now - sk->rtx_stamp < TCP_BLACKHOLE_NS ||
+        !tcp_synchronized(sk->state))
         return;
     bool v4 = addr_is_v4(&sk->raddr);
     /* RFC 9293 3.7.1's 536 (a 576-byte datagram); IPv6's 1280-byte minimum MTU */

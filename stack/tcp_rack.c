@@ -37,7 +37,7 @@ void tcp_rack_delivered(struct tcpsm_sock *sk, const struct tcp_rtx *x, uint64_t
         /* how far it was overtaken (Linux tcp_check_sack_reordering) */
         uint32_t mss = tcp_send_mss(sk);
         if (mss)
-            tcp_reordering_seen(sk, (r->fack - x->end + mss - 1) / mss);
+            tcp_reordering_seen(sk, tcp_segs(r->fack - x->end, mss));
     }
     /* F-RTO 3.b: data sent before the timeout, never sent again, arrived */
     if (sk->frto && !(x->fl & TCP_RTX_EVER) && seq_le(x->end, sk->recover))

@@ -34,9 +34,7 @@ void tcp_rate_ack_begin(struct tcpsm_sock *sk)
 uint32_t tcp_rtx_segs(const struct tcpsm_sock *sk, const struct tcp_rtx *x)
 {
     uint32_t len = x->end - x->seq - ((x->fl & TCP_RTX_FIN) ? 1u : 0u);
-    uint32_t mss = tcp_send_mss(sk);
-    uint32_t n = mss ? (len + mss - 1) / mss : 1;
-    return n ? n : 1;
+    return tcp_segs_min1(len, tcp_send_mss(sk));
 }
 
 /* x is newly ACKed or SACKed: the sample follows the most recently sent

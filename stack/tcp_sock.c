@@ -311,6 +311,7 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
         return -EAGAIN;
     }
     sk->snd_mem_wait = false;
+    tcp_chrono_start(sk, TCP_CHRONO_BUSY, now);  /* Linux tcp_add_write_queue_tail */
     /* MSG_OOB: the last byte taken is urgent (Linux tcp_mark_urg) */
     if (flags & TCPSM_MSG_OOB) {
         sk->snd_up = sk->snd_buf_seq + sk->sndq.len;
@@ -329,11 +330,10 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
  * reader drains more than a quarter of the buffer per round trip, the
  * window, not the reader, may be what limits the sender: double the
  * buffer, up to rcvbuf_max. A reader that pauses keeps its buffer (the
- * rate is measured over the whole interval). */
+ * rate is measured over the whole interval). The most read in one such
+ * interval is Linux's rcvq_space.space (tcpi_rcv_space). */
 static void rcvbuf_tune(struct tcpsm_sock *sk, uint32_t n, uint64_t now)
 {
-    if (sk->rcvbuf_max <= sk->rcvbuf || TS(sk)->mem_pressure)
-        return;
     if (!sk->rcvq_time) {
         sk->rcvq_time = now;
         sk->rcvq_copied = 0;
@@ -345,7 +345,10 @@ static void rcvbuf_tune(struct tcpsm_sock *sk, uint32_t n, uint64_t now)
     uint64_t elapsed = now - sk->rcvq_time;
     if (elapsed < rtt)
         return;
-    if ((uint64_t)sk->rcvq_copied * rtt > (uint64_t)(sk->rcvbuf / 4) * elapsed) {
+    if (sk->rcvq_copied > sk->rcvq_space)
+        sk->rcvq_space = sk->rcvq_copied;
+    if (sk->rcvbuf_max > sk->rcvbuf && !TS(sk)->mem_pressure &&
+        (uint64_t)sk->rcvq_copied * rtt > (uint64_t)(sk->rcvbuf / 4) * elapsed) {
         uint32_t b = sk->rcvbuf > sk->rcvbuf_max / 2 ? sk->rcvbuf_max : sk->rcvbuf * 2;
         sk->rcvbuf = b;
     }
@@ -953,15 +956,20 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
      * ACK goes: the handshake's may wait for the request), not what is
      * left of it */
     i->rcv_wnd = sk->rcv_wnd_last;
-    i->rcv_space = sk->rcvbuf;
+    i->rcv_space = sk->rcvq_space;
+    uint64_t rwnd = tcp_chrono_ns(sk, TCP_CHRONO_RWND, now);
+    uint64_t sbuf = tcp_chrono_ns(sk, TCP_CHRONO_SNDBUF, now);
+    i->busy_time_us = (tcp_chrono_ns(sk, TCP_CHRONO_BUSY, now) + rwnd + sbuf) / 1000u;
+    i->rwnd_limited_us = rwnd / 1000u;
+    i->sndbuf_limited_us = sbuf / 1000u;
     i->rcv_ssthresh = tcp_rcv_space(sk);
-    i->unacked = mss ? (sk->snd_max - sk->snd_una + mss - 1) / mss : 0;
+    i->unacked = tcp_segs(sk->snd_max - sk->snd_una, mss);
     if (tcp_rack_on(sk) && sk->rtxq.n)
         i->unacked = sk->rtxq.n;        /* segments in flight (tp->packets_out) */
     if (tcp_rack_on(sk)) {              /* the retransmit queue's counts */
-        i->sacked = mss ? (sk->rtxq.sacked + mss - 1) / mss : 0;
-        i->lost = mss ? (sk->rtxq.lost + mss - 1) / mss : 0;
-        i->retrans = mss ? (sk->rtxq.retrans + mss - 1) / mss : 0;
+        i->sacked = tcp_segs(sk->rtxq.sacked, mss);
+        i->lost = tcp_segs(sk->rtxq.lost, mss);
+        i->retrans = tcp_segs(sk->rtxq.retrans, mss);
     } else {
         i->retrans = sk->in_recovery ? 1 : 0;   /* NewReno: one retransmission at a time */
     }

@@ -181,6 +181,8 @@ static bool on_rto(struct tcpsm_sock *sk, uint64_t now)
         uint64_t r = rto_ns(sk, sk->backoff);
         sk->first_rtx = now > r ? now - r : 1;
     }
+    if (!sk->retries)
+        sk->rtx_stamp = now;
     sk->retries++;
     if (sk->backoff < 20)
         sk->backoff++;

@@ -556,6 +556,10 @@ struct tcpsm_tcp_info {
     /* Linux tcpi_delivered, tcpi_dsack_dups, tcpi_reord_seen (segments,
      * segments, events; see tcp_int.h) */
     uint32_t delivered_segs, dsack_dups, reord_seen;
+    /* Linux tcpi_busy_time, tcpi_rwnd_limited, tcpi_sndbuf_limited (us):
+     * time with data queued or in flight, of it limited by the peer's
+     * window, and by the send buffer (tcp_chrono) */
+    uint64_t busy_time_us, rwnd_limited_us, sndbuf_limited_us;
 };
 void tcpsm_sock_info(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *info);
 /* The same with the time now (the last_* ages; tcpsm_sock_info uses the

@@ -437,6 +437,10 @@ void rt_kick(int proc);         /* under lock: wake that process's service threa
 /* Under lock: until when the application's threads cover a timer due at d
  * (0: they do not; the service thread must wake at d). */
 uint64_t rt_drive_cover(uint64_t now, uint64_t d);
+/* Under lock: when the service thread looks again, the core's next
+ * deadline being d (0: now); *past_cover: it sleeps past the cover, to d
+ * (runtime_thread.c). */
+uint64_t rt_svc_wake_at(uint64_t now, uint64_t d, bool *past_cover);
 /* Under lock: runs the core's timers if one is due (an application thread
  * that drives); returns the time it looked. flush: the thread may sleep
  * next without looking again, so a wake-up of its own that the timers

@@ -9,7 +9,8 @@
  * Service: sleeps on this process's futex word in the shared region until
  * the core's next deadline; then runs the due timers, unless an
  * application thread of this process drives them (rt_drive_cover): then it
- * sleeps until that thread has not come back for RT_DRIVE_PARK_NS. It is woken early
+ * sleeps until that thread has not come back for RT_DRIVE_PARK_NS, or to the
+ * deadline if that is later (rt_svc_wake_at). It is woken early
  * when an entry point moved the deadline earlier (rt_unlock), or when
  * another process signalled a waiter of this one (it writes that waiter's
  * eventfd: rt_relay_remote). With other processes attached it also looks,
@@ -148,9 +149,11 @@ uint64_t rt_drive_timers(bool flush)
  * them. The service thread leaves the timers to them, but looks again
  * RT_DRIVE_PARK_NS past the last sign of such a thread (the backstop for
  * one that does not come back): returns that time, 0 if no application
- * thread covers a deadline d. While they cover it the service thread wakes
- * at most every RT_DRIVE_PARK_NS, and the application's threads never wake
- * it for an earlier deadline. */
+ * thread covers a deadline d. While they cover one due within the cover,
+ * the service thread wakes at most every RT_DRIVE_PARK_NS and the
+ * application's threads never wake it for an earlier deadline; one due past
+ * the cover it sleeps to (rt_svc_wake_at), and an earlier deadline armed
+ * meanwhile wakes it (rt_unlock). */
 uint64_t rt_drive_cover(uint64_t now, uint64_t d)
 {
     uint64_t c = 0;
@@ -160,6 +163,25 @@ uint64_t rt_drive_cover(uint64_t now, uint64_t d)
     if (rt.leader && rt.lead_until <= d && rt.lead_until + RT_DRIVE_PARK_NS > c)
         c = rt.lead_until + RT_DRIVE_PARK_NS;
     return c > now ? c : 0;
+}
+
+/* When the service thread, awake at `now` with the core's next deadline
+ * d, looks again: 0 if d is due and no application thread covers it (it
+ * runs the timers now); else d, or the end of the cover if one is due by
+ * then (it looks whether they came back). *past_cover: it sleeps to a
+ * deadline past the cover, and takes the lock to look at the core when
+ * it wakes. Before, it woke at every cover's end (each RT_DRIVE_PARK_NS)
+ * whatever the deadline: an event loop serving connections keeps coming
+ * back, and that was a context switch per millisecond on a core it needs.
+ * A deadline armed meanwhile before the one it sleeps to wakes it
+ * (rt_unlock), as when it sleeps alone. */
+uint64_t rt_svc_wake_at(uint64_t now, uint64_t d, bool *past_cover)
+{
+    uint64_t cover = rt_drive_cover(now, d);
+    *past_cover = cover && d > cover;
+    if (cover)
+        return d > cover ? d : cover;
+    return d <= now ? 0 : d;
 }
 
 void rt_kick(int proc)
@@ -196,10 +218,11 @@ static void *svc_main(void *arg)
         rt_relay_remote();
         uint64_t now = rt_now();
         uint64_t d = tcpsm_stack_next_deadline(rt.sh->st);
-        uint64_t cover = rt_drive_cover(now, d);
-        if (cover)
-            d = cover;                  /* the application's threads run them */
-        else if (d <= now) {
+        /* Covered: the application's threads run them (rt_svc_wake_at). */
+        bool past_cover;
+        bool cover = rt_drive_cover(now, d) != 0;
+        d = rt_svc_wake_at(now, d, &past_cover);
+        if (d == 0) {
             tcpsm_stack_timers(rt.sh->st, now);
             continue;
         }
@@ -224,11 +247,12 @@ static void *svc_main(void *arg)
              * private: the word is shared with the other processes. */
             syscall(SYS_futex, &p->futex, FUTEX_WAIT_BITSET, v, d == UINT64_MAX ? NULL : &ts,
                     NULL, FUTEX_BITSET_MATCH_ANY);
-            /* Not kicked, at the end of a cover, and an application thread
-             * came back meanwhile (it ran what was due): sleep on, without
+            /* Not kicked, at the end of a cover (not at a deadline past
+             * it: the core is looked at again, under the lock), and an
+             * application thread came back meanwhile (it ran what was due): sleep on, without
              * the lock, which that thread likely holds (a wake-up here
              * every RT_DRIVE_PARK_NS while it drives, nothing more). */
-            if (!cover || atomic_load(&p->futex) != v)
+            if (!cover || past_cover || atomic_load(&p->futex) != v)
                 break;
             now = rt_now();
             uint64_t last = atomic_load_explicit(&rt.drive_last, memory_order_relaxed);

@@ -552,6 +552,58 @@ Test(runtime_wait, drive_cover_rules, .init = drive_setup, .fini = drive_teardow
     unlock();
 }
 
+/* The service thread, while the application's threads cover the timers,
+ * sleeps to the core's deadline when it falls past the cover: an event
+ * loop that keeps coming back no longer costs it a wake-up per
+ * RT_DRIVE_PARK_NS while nothing is due (before, it woke at every cover's
+ * end whatever the deadline). */
+Test(runtime_wait, service_thread_sleeps_to_a_deadline_past_the_cover, .init = drive_setup,
+     .fini = drive_teardown)
+{
+    const uint64_t ms = 1000000, park = RT_DRIVE_PARK_NS;
+    uint64_t t = rt_now() + 1000 * ms;
+    bool past;
+    lock();
+    atomic_store(&rt.drive_last, t);
+    cr_assert_eq(rt_svc_wake_at(t + ms / 4, t + 50 * park, &past), t + 50 * park,
+                 "nothing due within the cover: wakes at the deadline");
+    cr_assert(past, "and looks at the core then");
+    cr_assert_eq(rt_svc_wake_at(t + ms / 4, UINT64_MAX, &past), UINT64_MAX,
+                 "no deadline at all: until woken");
+    cr_assert_eq(rt_svc_wake_at(t + ms / 4, t + park / 2, &past), t + park,
+                 "one due within the cover: looked at at its end");
+    cr_assert_not(past);
+    cr_assert_eq(rt_svc_wake_at(t + park, t + park / 2, &past), 0u,
+                 "nobody came back and it is due: run now");
+    cr_assert_eq(rt_svc_wake_at(t + park, t + 3 * park, &past), t + 3 * park,
+                 "not covered, not due: its deadline");
+    cr_assert_not(past);
+    atomic_store(&rt.drive_last, 0);
+    unlock();
+}
+
+/* An application thread that arms a deadline before the one the service
+ * thread sleeps to, past the cover, wakes it (it would sleep through it if
+ * that thread stopped coming back); one the service thread looks at before
+ * the cover ends does not. */
+Test(runtime_wait, earlier_deadline_wakes_a_service_thread_asleep_past_the_cover,
+     .init = drive_setup, .fini = drive_teardown)
+{
+    struct rt_proc *p = &rt.sh->procs[rt.me];
+    lock();
+    p->kicked = false;
+    uint32_t v0 = atomic_load(&p->futex);
+    uint64_t now = rt_now();
+    atomic_store(&rt.drive_last, now);
+    bool past;
+    rt.svc_sleep_until = rt_svc_wake_at(now, now + 60ull * 1000000000, &past);
+    cr_assert(past);
+    arm(rt_now() + 200 * 1000000ull);
+    unlock();
+    cr_assert_neq(atomic_load(&p->futex), v0, "woken for the earlier deadline");
+    cr_assert_eq(rt.svc_sleep_until, 0u);
+}
+
 /* The receive thread does not sleep on the lock an application thread of
  * this process holds: it leaves the link's frames to the holder, whose
  * unlock takes them (rt.rx_deferred). A runtime thread's hold (timers,

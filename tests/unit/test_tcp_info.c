@@ -152,3 +152,64 @@ Test(tcp_info, rcv_wnd_is_the_last_window_offered)
                  i.rcv_wnd, s.win, i.rcv_wscale);
     h_free(h);
 }
+
+/* tcpi_rcv_space is Linux's rcvq_space.space: at first min(rcv_ssthresh,
+ * rcv_wnd, 10 x advmss) (tcp_init_buffer_space), then the most the reader
+ * took in one round trip when that is more (tcp_rcv_space_adjust); not the
+ * receive buffer. */
+Test(tcp_info, rcv_space_is_what_the_reader_takes_per_rtt)
+{
+    struct harness *h = h_new(NULL);
+    established(h, true);
+    struct tcpsm_tcp_info i = info_of(h);
+    cr_assert_eq(i.rcv_space, 10 * 1460, "10 x advmss: got %u", i.rcv_space);
+    static uint8_t d[1460], got[20 * 1460];
+    memset(d, 'q', sizeof(d));
+    for (int k = 0; k < 15; k++) {
+        SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d, .len = 1460);
+        h->rseq += 1460;
+    }
+    h_app_recv(h, got, 15 * 1460);      /* the measurement starts */
+    h_advance(h, MS(30));
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = d, .len = 100);
+    h->rseq += 100;
+    h_app_recv(h, got, 100);            /* a round trip later: 15 x 1460 + 100 in it */
+    i = info_of(h);
+    cr_assert_eq(i.rcv_space, 15 * 1460 + 100, "got %u", i.rcv_space);
+    h_free(h);
+}
+
+/* tcpi_busy_time and tcpi_rwnd_limited (Linux tcp_chrono): busy from the
+ * write until everything is ACKed, of it limited by the peer's window while
+ * the next segment does not fit it; idle time is not busy. */
+Test(tcp_info, busy_and_rwnd_limited_time)
+{
+    struct harness *h = h_new(NULL);
+    established(h, true);
+    static uint8_t d[4 * 1460];
+    memset(d, 'w', sizeof(d));
+    /* the peer's window takes one segment */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 1460);
+    cr_assert_eq(tcpsm_sock_send(h->sk, d, sizeof(d), h->now), (ssize_t)sizeof(d));
+    EXPECT_SEG(h, .seq = h->lseq, .len = 1460);
+    h->lseq += 1460;
+    h_advance(h, MS(10));
+    /* ACKed, the window still one segment: the next one goes, the rest waits */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = 1460);
+    EXPECT_SEG(h, .seq = h->lseq, .len = 1460);
+    h->lseq += 1460;
+    h_advance(h, MS(20));
+    /* the window opens: the rest goes */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h_drain(h);
+    h->lseq += 2 * 1460;
+    h_advance(h, MS(5));
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h_advance(h, MS(100));              /* idle */
+    struct tcpsm_tcp_info i = info_of(h);
+    cr_assert_eq(i.busy_time_us, 35000, "busy %llu us", (unsigned long long)i.busy_time_us);
+    cr_assert_eq(i.rwnd_limited_us, 30000, "rwnd-limited %llu us",
+                 (unsigned long long)i.rwnd_limited_us);
+    cr_assert_eq(i.sndbuf_limited_us, 0);
+    h_free(h);
+}

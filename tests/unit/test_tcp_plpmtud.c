@@ -211,7 +211,7 @@ Test(tcp_plpmtud, random_loss_never_raises_past_the_hole)
 /* tcp_mtu_probing = 2 (RFC 4821 / RFC 8899 from the start): the connection
  * starts at the base MSS and probes up; over a clean path it reaches the
  * full MSS, over a 1200-byte black hole the largest that passes, and the
- * hole costs no RTO (with probing only after a black hole: six). */
+ * hole costs no RTO (with probing only after a black hole: those of 3 s). */
 Test(tcp_plpmtud, probing_from_the_start)
 {
     mtu_probing = 2;

@@ -166,7 +166,7 @@ Test(tcp_pmtu, table_bounded)
     h_free(h);
 }
 
-/* A path that silently drops full-sized segments: after six RTOs in a
+/* A path that silently drops full-sized segments: after 3 s of RTOs in a
  * row with the peer silent the MSS falls to 1024 (RFC 4821 7.2 / Linux tcp_base_mss) and the
  * retransmissions that fit get through; the connection goes on. */
 Test(tcp_pmtu, black_hole_lowers_mss)
@@ -191,5 +191,52 @@ Test(tcp_pmtu, black_hole_lowers_mss)
     /* small segments are ACKed: the data gets through, and the state is fine */
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq + 1024, .win = H_RWIN);
     ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    h_free(h);
+}
+
+/* When the black hole is declared, as Linux tcp_write_timeout with
+ * tcp_mtu_probing = 1: at the first RTO that fires 3 s or more after the
+ * first retransmission (retransmits_timed_out(tcp_retries1 = 3): 15 x
+ * TCP_RTO_MIN), and not before; each RTO before it resends the head at
+ * full size. */
+Test(tcp_pmtu, black_hole_after_linux_retries1_time)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    static uint8_t buf[6000];
+    h_pattern(buf, sizeof buf, 4);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_pmtu_blackhole, 0);
+    cr_assert_eq(tcpsm_sock_send(h->sk, buf, sizeof buf, h->now), (ssize_t)sizeof buf);
+    uint32_t head = h->lseq;
+    struct seg s;
+    uint32_t full = 0;
+    while (recv_seg(h, &s))
+        if (s.len > full)
+            full = (uint32_t)s.len;
+    cr_assert_gt(full, 1024u);
+    uint64_t first = 0;
+    unsigned rtos = 0;
+    bool small = false;
+    for (int i = 0; i < 20 && !small; i++) {
+        cr_assert_neq(h_wait_seg(h, SEC(60)), UINT64_MAX);
+        while (recv_seg(h, &s)) {
+            if (s.seq != head || !s.len)
+                continue;               /* a loss probe of the tail */
+            rtos++;
+            if (!first)
+                first = h->now;
+            if (h->now - first < MS(3000))
+                cr_assert_eq((uint32_t)s.len, full, "RTO %u at +%llu ms: %u bytes, Linux keeps the MSS",
+                             rtos, (unsigned long long)((h->now - first) / 1000000u), (unsigned)s.len);
+            else {
+                cr_assert_leq((uint32_t)s.len, 1024u, "RTO %u at +%llu ms still %u bytes", rtos,
+                              (unsigned long long)((h->now - first) / 1000000u), (unsigned)s.len);
+                small = true;
+            }
+        }
+    }
+    cr_assert(small);
+    cr_assert_geq(rtos, 4u);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_pmtu_blackhole, 1);
     h_free(h);
 }
