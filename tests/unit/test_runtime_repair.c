@@ -41,19 +41,27 @@ static struct rt_sock *held_by_nobody(struct harness *h, unsigned users)
     return rs;
 }
 
-static void repaired_closed(struct harness *h, struct rt_sock *rs, uint32_t nsocks0)
+/* A socket held by nobody with this count: the audit sees it, the repair
+ * closes it as a dead process's socket is (reset), out of the table. */
+static void nobody_holds(unsigned users)
 {
-    char why[256];
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    rt_lock();
+    uint32_t n0 = rt.sh->nsocks;
+    struct rt_sock *rs = held_by_nobody(h, users);
     uint32_t id = rs->id;
+    char why[256];
     cr_assert_gt(rt_audit(why, sizeof why), 0, "the audit does not see a socket nobody holds");
     rt_repair();
     cr_assert_null(rt.sh->socks[id], "the socket nobody holds is still in the table");
-    cr_assert_eq(rt.sh->nsocks, nsocks0);
+    cr_assert_eq(rt.sh->nsocks, n0);
     unsigned f = rt_audit(why, sizeof why);
     cr_assert_eq(f, 0, "after the repair: %u faults: %s", f, why);
-    /* closed as a dead process's socket is: reset */
     EXPECT_SEG(h, .flags = RST | ACK, .seq = h->lseq);
     cr_assert_null(tcpsm_sock_user(h->sk));
+    rt_unlock();
+    h_free(h);
 }
 
 /* Killed after `users--` made 0 and before final_close: users and holders
@@ -62,28 +70,14 @@ static void repaired_closed(struct harness *h, struct rt_sock *rs, uint32_t nsoc
  * socket). */
 Test(runtime_repair, socket_with_no_count_and_no_holder_is_closed)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
-    rt_lock();
-    uint32_t n0 = rt.sh->nsocks;
-    struct rt_sock *rs = held_by_nobody(h, 0);
-    repaired_closed(h, rs, n0);
-    rt_unlock();
-    h_free(h);
+    nobody_holds(0);
 }
 
 /* Killed after rt_id_new and `users = 1`, before rt_hold recorded the
  * holder: counted once, held by nobody. */
 Test(runtime_repair, socket_counted_but_held_by_nobody_is_closed)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
-    rt_lock();
-    uint32_t n0 = rt.sh->nsocks;
-    struct rt_sock *rs = held_by_nobody(h, 1);
-    repaired_closed(h, rs, n0);
-    rt_unlock();
-    h_free(h);
+    nobody_holds(1);
 }
 
 /* And no false alarm: a socket this process holds once, counted once. */
