@@ -284,7 +284,8 @@ void rt_repair(void)
     char first[256];
     rt_audit(first, sizeof(first));     /* what the dead holder left, for the log */
     unsigned fa = shm_repair(rt.reg);
-    struct fault_note fr = { 0 };
+    char rwhy[160] = "";
+    struct fault_note fr = { .why = rwhy, .whylen = sizeof(rwhy) };
     shared_check(&fr, true);
     fr.n += rt_ep_check(true);
     struct tcpsm_stack *st = rt.sh->st;
@@ -301,9 +302,11 @@ void rt_repair(void)
     unsigned left = rt_audit(why, sizeof(why));
     tcpsm_log(fa || fr.n || fc || leaks ? TCPSM_LOG_WARN : TCPSM_LOG_INFO,
               "the stack lock's holder died halfway: repaired %u faults (allocator %u, runtime "
-              "%u, core %u), %llu connections reset, %u blocks reclaimed, in %llu us%s%s",
+              "%u, core %u), %llu connections reset, %u blocks reclaimed, in %llu us%s%s%s%s",
               fa + fr.n + fc, fa, fr.n, fc, (unsigned long long)resets, leaks,
-              (unsigned long long)((rt_now() - t0) / 1000), first[0] ? "; first: " : "", first);
+              (unsigned long long)((rt_now() - t0) / 1000), first[0] ? "; first: " : "", first,
+              rwhy[0] && strcmp(rwhy, first) != 0 ? "; runtime: " : "",
+              rwhy[0] && strcmp(rwhy, first) != 0 ? rwhy : "");
     if (left)
         tcpsm_log(TCPSM_LOG_ERROR, "after the repair the region audit finds %u faults: %s", left,
                   why);
