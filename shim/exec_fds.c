@@ -169,6 +169,14 @@ int shim_placeholder_new(struct shim_sock *s)
 static void prep_fd(int fd, struct shim_sock *s, void *arg)
 {
     struct prep *p = arg;
+    if (atomic_load(&s->ph_undec)) {
+        /* unconnected, on the client template: inherited by the new image
+         * as a kernel socket, which must not be the template (placeholder.c) */
+        int fdfl = REAL(fcntl)(fd, F_GETFD);
+        if (fdfl >= 0 && (!(fdfl & FD_CLOEXEC) || p->all) && shim_ph_replace(fd, s) < 0)
+            tcpsm_log(TCPSM_LOG_WARN, "exec: fd %d keeps the shared placeholder", fd);
+        return;
+    }
     if (!atomic_load(&s->shared_ph) || atomic_load(&s->state) != SHIM_STACK)
         return;
     int fdfl = REAL(fcntl)(fd, F_GETFD);

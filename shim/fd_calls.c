@@ -25,6 +25,15 @@ static bool guarded(int fd)
            tcpsm_rt_owns_fd(fd);
 }
 
+/* Ends a close made under ph_mu (placeholder.c): its errno survives. */
+static int ph_unlock_ret(int r)
+{
+    int e = errno;
+    shim_ph_unlock();
+    errno = e;
+    return r;
+}
+
 EXPORT int close(int fd)
 {
     if (!atomic_load_explicit(&shim_on, memory_order_relaxed))
@@ -34,6 +43,11 @@ EXPORT int close(int fd)
         return 0;
     }
     /* Forget the fd before the number can be reused by another thread. */
+    if (atomic_load_explicit(&shim_ph_live, memory_order_relaxed)) {
+        shim_ph_lock();         /* not while a placeholder is replaced on it */
+        shim_fd_release(fd);
+        return ph_unlock_ret(REAL(close)(fd));
+    }
     shim_fd_release(fd);
     return REAL(close)(fd);
 }
@@ -51,6 +65,11 @@ EXPORT int fclose(FILE *fp)
 {
     if (fp && shim_nslots) {
         int fd = fileno(fp);
+        if (fd >= 0 && !guarded(fd) && atomic_load_explicit(&shim_ph_live, memory_order_relaxed)) {
+            shim_ph_lock();
+            shim_fd_release(fd);
+            return ph_unlock_ret(REAL(fclose)(fp));
+        }
         if (fd >= 0 && !guarded(fd))
             shim_fd_release(fd);
     }
@@ -132,7 +151,17 @@ static int close_span(unsigned a, unsigned b, unsigned flags)
     return (int)syscall(SYS_close_range, a, b, flags);
 }
 
+static int close_range_unlocked(unsigned first, unsigned last, int flags);
+
 EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    if (!atomic_load_explicit(&shim_ph_live, memory_order_relaxed))
+        return close_range_unlocked(first, last, flags);
+    shim_ph_lock();
+    return ph_unlock_ret(close_range_unlocked(first, last, flags));
+}
+
+static int close_range_unlocked(unsigned first, unsigned last, int flags)
 {
     /* 2: CLOSE_RANGE_UNSHARE, 4: CLOSE_RANGE_CLOEXEC */
     if (!atomic_load_explicit(&shim_on, memory_order_relaxed) || (flags & ~6) || (flags & 4) ||
@@ -162,6 +191,10 @@ EXPORT void closefrom(int lowfd)
 
 EXPORT int dup(int oldfd)
 {
+    /* dups of one socket on the client template would share it with all */
+    int r = shim_ph_own_fd(oldfd);
+    if (r < 0)
+        return (int)shim_ret(r);
     int fd = REAL(dup)(oldfd);
     if (fd >= 0 && atomic_load_explicit(&shim_on, memory_order_relaxed))
         shim_fd_clone(oldfd, fd);
@@ -175,10 +208,17 @@ static int dup23(int oldfd, int newfd, int flags, bool is3)
         errno = EBADF;
         return -1;
     }
-    int r = is3 ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
+    int r = oldfd != newfd ? shim_ph_own_fd(oldfd) : 0;
+    if (r < 0)
+        return (int)shim_ret(r);
+    /* newfd closes: not while a placeholder is replaced on it */
+    bool lk = atomic_load_explicit(&shim_ph_live, memory_order_relaxed) != 0;
+    if (lk)
+        shim_ph_lock();
+    r = is3 ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
     if (r >= 0 && oldfd != newfd && atomic_load_explicit(&shim_on, memory_order_relaxed))
         shim_fd_clone(oldfd, newfd);
-    return r;
+    return lk ? ph_unlock_ret(r) : r;
 }
 
 EXPORT int dup2(int oldfd, int newfd)
@@ -198,6 +238,9 @@ static int do_fcntl(int fd, int cmd, unsigned long arg)
     switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
+        int r = shim_ph_own_fd(fd);
+        if (r < 0)
+            return (int)shim_ret(r);
         int nfd = REAL(fcntl)(fd, cmd, arg);
         if (nfd >= 0)
             shim_fd_clone(fd, nfd);
@@ -211,8 +254,20 @@ static int do_fcntl(int fd, int cmd, unsigned long arg)
          * runtime); a placeholder shared by accepted sockets must not
          * carry it to the others */
         bool stack = shim_state(s) == SHIM_STACK;
+        int r = 0;
+        /* On the client template (placeholder.c) O_NONBLOCK is the object's
+         * alone; Linux's setfl checks only the other flags. */
+        if (atomic_load(&s->ph_undec) && !(arg & (O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME))) {
+            atomic_store(&s->nonblock, (arg & O_NONBLOCK) != 0);
+            shim_sock_put(s);
+            return 0;
+        }
+        if ((r = shim_ph_own(s, fd)) < 0) {
+            shim_sock_put(s);
+            return (int)shim_ret(r);
+        }
         unsigned long karg = stack && atomic_load(&s->shared_ph) ? arg & ~(unsigned long)O_ASYNC : arg;
-        int r = REAL(fcntl)(fd, cmd, karg);
+        r = REAL(fcntl)(shim_ph_scratch(s, fd), cmd, karg);
         if (!stack && (arg & O_ASYNC))
             atomic_store(&s->async_set, true);  /* for shim_make_stack */
         if (r == 0) {
@@ -229,8 +284,17 @@ static int do_fcntl(int fd, int cmd, unsigned long arg)
         /* The placeholder checks the argument (ESRCH, EINVAL, EFAULT) and
          * keeps it until the socket is the stack's (shim_make_stack); the
          * stack socket needs it to signal (Linux send_sigio/send_sigurg) */
-        int r = REAL(fcntl)(fd, cmd, arg);
-        struct shim_sock *s = r == 0 ? shim_lookup(fd) : NULL;
+        struct shim_sock *s = shim_lookup(fd);
+        int r = s ? shim_ph_own(s, fd) : 0;     /* it goes to the kernel socket */
+        if (r < 0) {
+            shim_sock_put(s);
+            return (int)shim_ret(r);
+        }
+        r = REAL(fcntl)(s ? shim_ph_scratch(s, fd) : fd, cmd, arg);
+        if (s && r != 0) {
+            shim_sock_put(s);
+            s = NULL;
+        }
         if (s && shim_state(s) != SHIM_STACK) {
             atomic_store(&s->async_set, true);  /* for shim_make_stack */
             shim_sock_put(s);
@@ -289,7 +353,13 @@ static int do_fcntl(int fd, int cmd, unsigned long arg)
          * with the others (socket_calls.c): O_NONBLOCK and O_ASYNC are
          * the object's. */
         int r = REAL(fcntl)(fd, cmd, arg);
-        struct shim_sock *s = r >= 0 ? shim_stack_lookup(fd) : NULL;
+        struct shim_sock *s = r >= 0 && atomic_load_explicit(&shim_ph_live, memory_order_relaxed)
+                                  ? shim_lookup(fd) : NULL;
+        if (s && atomic_load(&s->ph_undec))
+            r = (r & ~O_NONBLOCK) | (atomic_load(&s->nonblock) ? O_NONBLOCK : 0);
+        if (s)
+            shim_sock_put(s);
+        s = r >= 0 ? shim_stack_lookup(fd) : NULL;
         if (s) {
             int on = 0, sig = 0;
             tcpsm_get_async(s->sk, &on, &sig);
@@ -351,6 +421,11 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
         return r;
     }
     if (st != SHIM_STACK) {
+        /* on the client template only what changes no kernel socket */
+        if (req != FIOCLEX && req != FIONCLEX && (r = shim_ph_own(s, fd)) < 0) {
+            shim_sock_put(s);
+            return (int)shim_ret(r);
+        }
         if (req == FIOASYNC || req == FIOSETOWN || req == SIOCSPGRP)
             atomic_store(&s->async_set, true);  /* for shim_make_stack */
         shim_sock_put(s);

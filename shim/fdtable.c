@@ -132,6 +132,7 @@ void shim_sock_unref(struct shim_sock *s)
         return;
     if (s->sk)
         tcpsm_close(s->sk);     /* this process's reference (fork: others may hold it) */
+    shim_ph_undec_done(s);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -308,6 +309,7 @@ void shim_sock_unlock(struct shim_sock *s)
 /* fork: see shim.h for the order. */
 void shim_atfork_prepare(void)
 {
+    shim_ph_atfork_prepare();   /* before the table lock: ph_mu comes first */
     table_lock();
     pthread_rwlock_wrlock(&fork_rw);
     shim_epoll_atfork_prepare();
@@ -319,6 +321,7 @@ void shim_atfork_parent(void)
     shim_epoll_atfork_parent();
     pthread_rwlock_unlock(&fork_rw);
     table_unlock();
+    shim_ph_atfork_parent();
 }
 
 void shim_atfork_child(void)
@@ -329,6 +332,7 @@ void shim_atfork_child(void)
      * glibc would not know it as the writer. Made anew instead. */
     fork_rw = (pthread_rwlock_t)PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
     table_unlock();
+    shim_ph_atfork_child();
 }
 
 int shim_make_stack(struct shim_sock *s, int fd)
@@ -337,7 +341,11 @@ int shim_make_stack(struct shim_sock *s, int fd)
     int r = tcpsm_socket(&sk);
     if (r < 0)
         return r;
-    tcpsm_placeholder(sk, fd);
+    /* A shared placeholder is identified when it gets one of its own
+     * (exec, SCM_RIGHTS): placeholder.c. */
+    bool shared = atomic_load(&s->shared_ph);
+    if (!shared)
+        tcpsm_placeholder(sk, fd);
     for (int o = 0; o < SHIM_NOPTS; o++) {
         if (!(s->opt_set & (1u << o)))
             continue;
@@ -348,8 +356,9 @@ int shim_make_stack(struct shim_sock *s, int fd)
     }
     /* F_SETOWN, F_SETSIG and O_ASYNC set before it was the stack's went to
      * the placeholder: the stack socket signals from now on. */
-    if (atomic_load(&s->async_set) ||
-        s->fork_gen != atomic_load_explicit(&shim_fork_gen, memory_order_relaxed)) {
+    /* (never on the client template: those calls give the socket its own) */
+    if (!shared && (atomic_load(&s->async_set) ||
+                    s->fork_gen != atomic_load_explicit(&shim_fork_gen, memory_order_relaxed))) {
         struct f_owner_ex own = { 0 };
         if (REAL(fcntl)(fd, F_GETOWN_EX, &own) == 0 && own.pid)
             tcpsm_set_owner(sk, own.type, own.pid);
@@ -359,12 +368,15 @@ int shim_make_stack(struct shim_sock *s, int fd)
     }
     s->sk = sk;
     atomic_store_explicit(&s->state, SHIM_STACK, memory_order_release);
+    shim_ph_undec_done(s);      /* shared as an accepted socket's from now on */
     shim_epoll_attach(s);
     return 0;
 }
 
 void shim_handover(struct shim_sock *s)
 {
+    if (atomic_load(&s->ph_undec))     /* callers give it its own first (shim_ph_own) */
+        tcpsm_log(TCPSM_LOG_WARN, "hand-over of a socket on the shared placeholder");
     atomic_store_explicit(&s->state, SHIM_KERNEL, memory_order_release);
     shim_epoll_handover(s);
 }

@@ -86,8 +86,11 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
                       socklen_t tolen)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
-    if (!s)
-        return REAL(sendto)(fd, buf, len, flags, to, tolen);
+    if (!s) {
+        /* a fast-open connect changes the kernel socket (placeholder.c) */
+        ssize_t r = (flags & MSG_FASTOPEN) ? shim_ph_own_fd(fd) : 0;
+        return r < 0 ? shim_ret(r) : REAL(sendto)(fd, buf, len, flags, to, tolen);
+    }
     struct iovec iov = { (void *)buf, len };
     ssize_t r = stack_send(s, &iov, 1, flags);
     shim_sock_put(s);
@@ -98,6 +101,9 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
     if (!s) {
+        ssize_t r = (flags & MSG_FASTOPEN) ? shim_ph_own_fd(fd) : 0;
+        if (r < 0)
+            return shim_ret(r);
         if (!msg || !msg->msg_control || !msg->msg_controllen)
             return REAL(sendmsg)(fd, msg, flags);
         struct shim_pass ps;    /* stack sockets passed (SCM_RIGHTS): pass_fds.c */
@@ -325,8 +331,10 @@ EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
-    if (!s)
-        return REAL(sendmmsg)(fd, vec, vlen, flags);
+    if (!s) {
+        int r = (flags & MSG_FASTOPEN) ? shim_ph_own_fd(fd) : 0;
+        return r < 0 ? (int)shim_ret(r) : REAL(sendmmsg)(fd, vec, vlen, flags);
+    }
     long n = 0;
     if (vlen > 0 && !vec)
         n = -EFAULT;

@@ -55,6 +55,7 @@ void shim_pass_prepare(const struct msghdr *msg, struct shim_pass *ps)
         return;
     each_rights_fd(msg, fd, {
         shim_epoll_expose(fd);  /* the receiver may wait on it where we cannot count it */
+        shim_ph_own_fd(fd);     /* an unconnected one: a kernel socket of its own */
         struct shim_sock *s = shim_stack_lookup(fd);
         if (!s)
             continue;

@@ -178,6 +178,8 @@ struct shim_sock {
     /* The placeholder is a dup of the accept template (socket_calls.c): its
      * identity is not this socket's until exec preparation gives it its own. */
     atomic_bool shared_ph;
+    /* UNDECIDED on the client template (placeholder.c): counted in shim_ph_live. */
+    atomic_bool ph_undec;
     /* While UNDECIDED: F_SETOWN/F_SETSIG/O_ASYNC (or their ioctls) reached
      * the placeholder, or a fork since socket() may have let another process
      * set them on it: shim_make_stack reads them back (three fcntl calls per
@@ -312,10 +314,11 @@ void shim_epoll_expose_all(void);       /* every one (exec) */
 
 /* ------------------------------------------------------------ fork
  *
- * Lock order: table_mu -> socket mu (with the fork lock, shim_sock_lock)
- * -> epoll lock -> the runtime's lock. table_mu is never taken while
- * another shim lock is held, nor is a socket mu under the epoll lock. At
- * fork the prepare handlers take table_mu, the fork lock for writing (so
+ * Lock order: ph_mu (placeholder.c) -> table_mu -> socket mu (with the
+ * fork lock, shim_sock_lock) -> epoll lock -> the runtime's lock. ph_mu is
+ * never taken with another shim lock held, table_mu only under ph_mu, nor
+ * is a socket mu under the epoll lock. At fork the prepare handlers take
+ * ph_mu (giving sockets on the client template their own first), table_mu, the fork lock for writing (so
  * no socket mu is held), the epoll lock, then (the shim's handlers are
  * registered after the runtime's) the runtime's lock, and the parent and
  * child handlers release them: a child never finds a lock held by a thread
@@ -386,6 +389,30 @@ struct shim_sock *shim_sock_from_placeholder(int fd, struct tcpsm_sock *sk);
 /* A fresh kernel socket standing for s (its family, O_NONBLOCK, timeouts),
  * close-on-exec; -1 on error. */
 int shim_placeholder_new(struct shim_sock *s);
+
+/* ------------------------------------------------------------ placeholders (placeholder.c) */
+
+/* A dup of the family's accept / client template (flags: SOCK_CLOEXEC); -1 and errno. */
+int shim_ph_accept_dup(int family, int flags);
+int shim_ph_client_dup(int family, int flags);
+/* Where setsockopt and fcntl(F_SETOWN...) check their arguments for s on
+ * fd: a shared placeholder's scratch (the accept template), else fd. */
+int shim_ph_scratch(struct shim_sock *s, int fd);
+/* UNDECIDED sockets on the client template (ph_undec) in this process. */
+extern atomic_int shim_ph_live;
+/* fd (of s) gets a kernel socket of its own if it is on the client template;
+ * 0 or -errno. Never with s->mu (shim_sock_lock) or the table lock held. */
+int shim_ph_own(struct shim_sock *s, int fd);
+int shim_ph_own_fd(int fd);
+/* The same with the table walk or ph_mu held (exec preparation, fork). */
+int shim_ph_replace(int fd, struct shim_sock *s);
+void shim_ph_undec_done(struct shim_sock *s);
+/* Held around a close of an fd number while shim_ph_live (see placeholder.c). */
+void shim_ph_lock(void);
+void shim_ph_unlock(void);
+void shim_ph_atfork_prepare(void);
+void shim_ph_atfork_parent(void);
+void shim_ph_atfork_child(void);
 
 /* ------------------------------------------------------------ SCM_RIGHTS */
 

@@ -25,29 +25,47 @@ static bool is_loopback_addr(const struct tcpsm_addr *a)
 
 EXPORT int socket(int domain, int type, int protocol)
 {
-    int fd = REAL(socket)(domain, type, protocol);
-    if (fd < 0 || !atomic_load_explicit(&shim_on, memory_order_relaxed))
-        return fd;
     int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if ((domain != AF_INET && domain != AF_INET6) || base != SOCK_STREAM ||
+    if (!atomic_load_explicit(&shim_on, memory_order_relaxed) ||
+        (domain != AF_INET && domain != AF_INET6) || base != SOCK_STREAM ||
         (protocol != 0 && protocol != IPPROTO_TCP)) {
-        shim_fd_fresh(fd);      /* a stale entry of an fd closed behind our back */
+        int fd = REAL(socket)(domain, type, protocol);
+        if (fd >= 0 && atomic_load_explicit(&shim_on, memory_order_relaxed))
+            shim_fd_fresh(fd);  /* a stale entry of an fd closed behind our back */
         return fd;
     }
-    if (fd >= shim_nslots) {
-        tcpsm_log(TCPSM_LOG_DEBUG, "fd %d beyond the fd table: socket left to the kernel", fd);
-        return fd;
-    }
-    struct shim_sock *s = shim_sock_new();
+    /* A dup of the client template (placeholder.c); a kernel socket of its
+     * own when there is none (the kernel's errno then) or no table slot. */
+    int fd = shim_ph_client_dup(domain, type);
+    bool shared = fd >= 0 && fd < shim_nslots;
+    struct shim_sock *s = shared ? shim_sock_new() : NULL;
     if (!s) {
-        shim_fd_release(fd);
-        tcpsm_log(TCPSM_LOG_DEBUG, "out of memory: socket fd %d left to the kernel", fd);
-        return fd;
+        if (fd >= 0)
+            REAL(close)(fd);
+        fd = REAL(socket)(domain, type, protocol);
+        if (fd < 0)
+            return fd;
+        if (fd >= shim_nslots) {
+            tcpsm_log(TCPSM_LOG_DEBUG, "fd %d beyond the fd table: socket left to the kernel", fd);
+            return fd;
+        }
+        s = shim_sock_new();
+        if (!s) {
+            shim_fd_release(fd);
+            tcpsm_log(TCPSM_LOG_DEBUG, "out of memory: socket fd %d left to the kernel", fd);
+            return fd;
+        }
+        shared = false;
     }
     atomic_store(&s->nonblock, (type & SOCK_NONBLOCK) != 0);
     s->family = domain;
     if (domain == AF_INET6)
         shim_stack_setopt(s, TCPSM_OPT_IPV6, 1);    /* recorded until the stack socket exists */
+    if (shared) {
+        atomic_store(&s->shared_ph, true);
+        atomic_store(&s->ph_undec, true);
+        atomic_fetch_add(&shim_ph_live, 1);
+    }
     shim_fd_install(fd, s);
     shim_sock_unref(s);
     return fd;
@@ -122,6 +140,12 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
     uint16_t port;
     int r = check_addr(s, addr, len, true, &ta, &port);
     if (r < 0) {
+        shim_sock_put(s);
+        return (int)shim_ret(r);
+    }
+    /* An address may be the kernel's (loopback, not the stack's): the
+     * hand-over below needs a kernel socket of its own. */
+    if (!addr_is_any(&ta) && (r = shim_ph_own(s, fd)) < 0) {
         shim_sock_put(s);
         return (int)shim_ret(r);
     }
@@ -206,7 +230,15 @@ EXPORT int listen(int fd, int backlog)
     shim_sock_unlock(s);
     if (st == SHIM_STACK && r == 0) {
         r = tcpsm_listen(s->sk, backlog);
-        if (r == 0)
+        /* the placeholder listens too: not the shared template */
+        if (r == 0 && atomic_load(&s->shared_ph)) {
+            shim_ph_lock();
+            if (atomic_load(&s->shared_ph) && atomic_load(&shim_fds[fd]) == (uintptr_t)s &&
+                shim_ph_replace(fd, s) < 0)
+                tcpsm_log(TCPSM_LOG_DEBUG, "listener fd %d: no kernel socket of its own", fd);
+            shim_ph_unlock();
+        }
+        if (r == 0 && !atomic_load(&s->shared_ph))
             kernel_listen_too(s, fd, backlog);
     }
     shim_sock_put(s);
@@ -230,8 +262,9 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     int r;
     if (addr && len >= sizeof(sa_family_t) && addr->sa_family == AF_UNSPEC) {
         if (st == SHIM_UNDECIDED) {     /* nothing to disconnect: the kernel's answer */
+            r = shim_ph_own(s, fd);     /* it may change the kernel socket */
             shim_sock_put(s);
-            return REAL(connect)(fd, addr, len);
+            return r < 0 ? (int)shim_ret(r) : REAL(connect)(fd, addr, len);
         }
         tcpsm_log(TCPSM_LOG_DEBUG, "connect(AF_UNSPEC) (disconnect) on stack fd %d: not supported", fd);
         shim_sock_put(s);
@@ -242,9 +275,14 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
         shim_sock_put(s);
         return (int)shim_ret(r);
     }
+    bool kernel = is_loopback_addr(&ta) || !tcpsm_rt_routable_addr(&ta);
+    if (kernel && (r = shim_ph_own(s, fd)) < 0) {      /* the kernel's from now on */
+        shim_sock_put(s);
+        return (int)shim_ret(r);
+    }
     shim_sock_lock(s);
     if (shim_state(s) == SHIM_UNDECIDED) {
-        if (is_loopback_addr(&ta) || !tcpsm_rt_routable_addr(&ta))
+        if (kernel)
             shim_handover(s);
         else
             r = shim_make_stack(s, fd);
@@ -347,41 +385,17 @@ static int accept_wait(struct shim_sock *s, int fd, bool nb)
     return ret;
 }
 
-/* The placeholder of an accepted socket is a dup of one unbound kernel
- * socket per family, the template, made on first use and kept for the
- * process (owned by the runtime, so programs that close every fd leave it
- * alone). A dup costs one fd slot; a fresh socket() and its close cost a
- * kernel socket's allocation and release for every connection (a quarter of
- * the shim's cost per connection under ab). The dups share one file
- * description, which is never used for I/O: the shim serves every call on
- * an accepted socket from the stack, keeps O_NONBLOCK per socket object
- * (and reports it so in F_GETFL, fd_calls.c), and answers getsockopt
- * itself; setsockopt only checks its arguments on the placeholder. fstat
- * shows one inode for all of them, so a program exec'd with one of them
- * could not tell which socket it has: exec gives each inherited one a
- * placeholder of its own first (shim_exec_prepare). */
-static _Atomic int accept_tmpl[2] = { -1, -1 };
-static pthread_mutex_t tmpl_mu = PTHREAD_MUTEX_INITIALIZER;
-
+/* The placeholder of an accepted socket is a dup of the accept template
+ * (placeholder.c). The shim serves every call on an accepted socket from the
+ * stack, keeps O_NONBLOCK per socket object (and reports it so in F_GETFL,
+ * fd_calls.c), and answers getsockopt itself; setsockopt only checks its
+ * arguments on the template. fstat shows one inode for all of them, so a
+ * program exec'd with one of them could not tell which socket it has: exec
+ * gives each inherited one a placeholder of its own first
+ * (shim_exec_prepare). */
 static int placeholder_new(int family, int flags)
 {
-    int i = family == AF_INET6;
-    int t = atomic_load_explicit(&accept_tmpl[i], memory_order_acquire);
-    if (t < 0) {
-        pthread_mutex_lock(&tmpl_mu);
-        t = atomic_load(&accept_tmpl[i]);
-        if (t < 0) {
-            t = REAL(socket)(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            if (t >= 0) {
-                tcpsm_rt_own_fd(t);
-                atomic_store_explicit(&accept_tmpl[i], t, memory_order_release);
-            }
-        }
-        pthread_mutex_unlock(&tmpl_mu);
-        if (t < 0)
-            return -1;
-    }
-    return REAL(fcntl)(t, (flags & SOCK_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    return shim_ph_accept_dup(family, flags);
 }
 
 static int accept_once(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is4)
@@ -517,8 +531,11 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 EXPORT int shutdown(int fd, int how)
 {
     struct shim_sock *s = shim_stack_lookup(fd);
-    if (!s)
-        return REAL(shutdown)(fd, how);
+    if (!s) {
+        /* Linux marks even an unconnected socket shut down (inet_shutdown) */
+        int r = shim_ph_own_fd(fd);
+        return r < 0 ? (int)shim_ret(r) : REAL(shutdown)(fd, how);
+    }
     int r = (how < SHUT_RD || how > SHUT_RDWR) ? -EINVAL : tcpsm_shutdown(s->sk, how);
     shim_sock_put(s);
     return (int)shim_ret(r);

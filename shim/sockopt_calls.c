@@ -146,7 +146,14 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
         shim_sock_put(s);
         return REAL(setsockopt)(fd, level, name, val, len);
     }
-    int r = REAL(setsockopt)(fd, level, name, val, len);
+    /* Before connect: the kernel socket changes (placeholder.c); a stack
+     * socket on a shared placeholder has the arguments checked on its scratch. */
+    int r = shim_ph_own(s, fd);
+    if (r < 0) {
+        shim_sock_put(s);
+        return (int)shim_ret(r);
+    }
+    r = REAL(setsockopt)(shim_ph_scratch(s, fd), level, name, val, len);
     if (r == 0) {
         shim_sock_lock(s);
         if (shim_state(s) != SHIM_KERNEL)

@@ -10,9 +10,10 @@
  *   PROBE_BW  cycle of 8 phases: 5/4 (probe), 3/4 (drain what it queued), 1 x 6
  *   PROBE_RTT every 10 s without a lower RTT: cwnd 4 segments for 200 ms + 1 round
  * Random loss does not reduce the model: recovery keeps packet conservation
- * for one round and restores cwnd after. Not built (as in Linux's v1, they
- * are refinements): long-term bandwidth sampling for token-bucket policers,
- * and the idle-restart pacing tweak. Windows in bytes, rates in bytes/s,
+ * for one round and restores cwnd after. A token-bucket policer (steady
+ * delivery with a high loss rate over two intervals of 4-16 rounds) is
+ * modelled by its long-term rate, used for 48 rounds (Linux bbr_lt_bw_*).
+ * Not built: the idle-restart pacing tweak. Windows in bytes, rates in bytes/s,
  * gains in 1/256. Pacing (Linux's internal pacing, tcp_update_skb_after_send
  * and tcp_tso_autosize) is at the end: the output path asks it. */
 #include <string.h>
@@ -31,6 +32,11 @@
 #define CWND_MIN_SEGS   4u
 #define INIT_CWND_SEGS  10u
 #define PACING_MARGIN   99u             /* pace 1 % below the estimate */
+#define LT_INTVL_MIN_RTTS 4u            /* rounds in a long-term sampling interval, at least */
+#define LT_LOSS_THRESH    50u           /* a loss rate of 50/256 = 20 % */
+#define LT_BW_RATIO       (UNIT / 8)    /* two intervals' rates within 1/8 ... */
+#define LT_BW_DIFF        (4000u / 8)   /* ... or 4 kbit/s (bytes/s) */
+#define LT_BW_MAX_RTTS    48u           /* rounds the policed rate is used */
 
 static const uint16_t cycle_gain[CYCLE_LEN] = { 320, 192, 256, 256, 256, 256, 256, 256 };
 
@@ -149,6 +155,98 @@ static void init_pacing_rate(struct tcpsm_sock *sk)
         sk->pacing_rate = 1;
 }
 
+/* Long-term bandwidth sampling (Linux bbr_lt_bw_sampling): a token-bucket
+ * policer shows as two sampling intervals in a row, each of 4 to 16
+ * rounds and ending at a loss with at least 20 % of what was delivered
+ * lost, that deliver at rates within 1/8 (or 4 kbit/s) of each other;
+ * then their mean is the policed rate, which BBR paces at (gain 1) and
+ * sizes cwnd from for 48 rounds instead of the max filter. Sampling
+ * starts at the first loss (the bucket's tokens are spent by then) and
+ * restarts when the program runs out of data (app-limited). */
+static void lt_reset_interval(struct tcpsm_sock *sk)
+{
+    struct tcp_bbr *b = &sk->bbr;
+    b->lt_last_stamp_ms = (uint32_t)(sk->rate.delivered_at / MS_NS);
+    b->lt_last_delivered = (uint32_t)sk->rate.delivered;
+    b->lt_last_lost = b->lost;
+    b->lt_rtt_cnt = 0;
+}
+
+static void lt_reset(struct tcpsm_sock *sk)
+{
+    struct tcp_bbr *b = &sk->bbr;
+    b->lt_bw = 0;
+    b->lt_use_bw = false;
+    b->lt_is_sampling = false;
+    lt_reset_interval(sk);
+}
+
+static void lt_interval_done(struct tcpsm_sock *sk, uint64_t bw)
+{
+    struct tcp_bbr *b = &sk->bbr;
+    if (b->lt_bw) {
+        uint64_t diff = bw > b->lt_bw ? bw - b->lt_bw : b->lt_bw - bw;
+        if (diff * UNIT <= (uint64_t)LT_BW_RATIO * b->lt_bw || diff <= LT_BW_DIFF) {
+            b->lt_bw = (uint32_t)((bw + b->lt_bw) / 2);
+            b->lt_use_bw = true;
+            b->pacing_gain = UNIT;      /* try to avoid drops */
+            b->lt_rtt_cnt = 0;
+            return;
+        }
+    }
+    b->lt_bw = bw > UINT32_MAX ? UINT32_MAX : (uint32_t)bw;
+    lt_reset_interval(sk);
+}
+
+static void enter_mode(struct tcpsm_sock *sk, uint8_t mode);
+
+static void lt_sampling(struct tcpsm_sock *sk, uint32_t losses, bool app_limited)
+{
+    struct tcp_bbr *b = &sk->bbr;
+    if (b->lt_use_bw) {
+        if (b->mode == TCP_BBR_PROBE_BW && b->round_start && ++b->lt_rtt_cnt >= LT_BW_MAX_RTTS) {
+            lt_reset(sk);               /* the policer may be gone: probe again */
+            enter_mode(sk, TCP_BBR_PROBE_BW);
+        }
+        return;
+    }
+    if (!b->lt_is_sampling) {
+        if (!losses)
+            return;
+        lt_reset_interval(sk);
+        b->lt_is_sampling = true;
+    }
+    if (app_limited) {
+        lt_reset(sk);
+        return;
+    }
+    if (b->round_start && b->lt_rtt_cnt < UINT8_MAX)
+        b->lt_rtt_cnt++;
+    if (b->lt_rtt_cnt < LT_INTVL_MIN_RTTS)
+        return;
+    if (b->lt_rtt_cnt > 4 * LT_INTVL_MIN_RTTS) {
+        lt_reset(sk);                   /* too long */
+        return;
+    }
+    if (!losses)
+        return;                         /* an interval ends at a loss */
+    /* mod 2^32, as Linux's u32 counters: an interval is at most 16 rounds */
+    uint64_t lost = (uint32_t)(b->lost - b->lt_last_lost);
+    uint64_t delivered = (uint32_t)((uint32_t)sk->rate.delivered - b->lt_last_delivered);
+    if (!delivered || lost * UNIT < (uint64_t)LT_LOSS_THRESH * delivered)
+        return;
+    int32_t t = (int32_t)((uint32_t)(sk->rate.delivered_at / MS_NS) - b->lt_last_stamp_ms);
+    if (t < 1)
+        return;                         /* under a millisecond: wait */
+    lt_interval_done(sk, delivered * 1000u / (uint32_t)t);
+}
+
+/* The bandwidth the model uses: the policed rate when one was found. */
+static uint64_t bbr_bw(const struct tcpsm_sock *sk)
+{
+    return sk->bbr.lt_use_bw ? sk->bbr.lt_bw : tcp_bbr_max_bw(sk);
+}
+
 static void bbr_init(struct tcpsm_sock *sk)
 {
     tcp_newreno.init(sk);               /* the initial window (RFC 6928) */
@@ -164,6 +262,7 @@ static void bbr_init(struct tcpsm_sock *sk)
         b->bw_round[i] = (uint32_t)-TCP_BBR_BW_ROUNDS;
     init_pacing_rate(sk);
     sk->pace_next = 0;
+    lt_reset(sk);
 }
 
 /* Loss or RTO begins: remember cwnd for after the recovery; ssthresh does
@@ -186,6 +285,12 @@ static void bbr_on_loss(struct tcpsm_sock *sk)
     b->prev_recovery = true;
     b->full_bw = 0;
     b->round_start = true;
+    /* what the RTO marks lost (Linux tcp_enter_loss counts it in tp->lost),
+     * and the policer check as for a loss (bbr_set_state TCP_CA_Loss) */
+    uint32_t out = sk->snd_max - sk->snd_una, gone = sk->rtxq.sacked + sk->rtxq.lost;
+    uint32_t lost = out > gone ? out - gone : 1;
+    b->lost += lost;                    /* mod 2^32 */
+    lt_sampling(sk, lost, false);
 }
 
 static void enter_mode(struct tcpsm_sock *sk, uint8_t mode)
@@ -229,6 +334,7 @@ static void update_bw(struct tcpsm_sock *sk)
         b->round_start = true;
         b->packet_conservation = false;
     }
+    lt_sampling(sk, rs->losses, rs->app_limited);
     uint64_t bw = (uint64_t)rs->delivered * SEC_NS / rs->interval_ns;
     /* an app-limited sample counts only if it is higher than the estimate */
     if (!rs->app_limited || bw >= tcp_bbr_max_bw(sk))
@@ -383,12 +489,15 @@ static void bbr_main(struct tcpsm_sock *sk, uint32_t acked)
     (void)acked;                        /* BBR counts what was delivered, SACKs too */
     struct tcp_bbr *b = &sk->bbr;
     uint64_t now = sk->st->now;
+    b->lost += sk->rs.losses;
     update_bw(sk);
     update_cycle_phase(sk, now);
     check_full_bw(sk);
     check_drain(sk);
     update_min_rtt(sk, now);
-    uint64_t bw = tcp_bbr_max_bw(sk);
+    if (b->mode == TCP_BBR_PROBE_BW && b->lt_use_bw)
+        b->pacing_gain = UNIT;          /* bbr_update_gains: no probing at a policer */
+    uint64_t bw = bbr_bw(sk);
     if (bw)
         set_pacing_rate(sk, bw, b->pacing_gain);
     set_cwnd(sk, bw, b->cwnd_gain);

@@ -9,6 +9,7 @@
 #include <linux/virtio_net.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,136 @@ void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *
     }
 }
 
+/* ------------------------------------------------- sending after the lock
+ *
+ * A frame of headers only (an ACK, a window update, SYN, FIN, RST, ARP, ND)
+ * made under the stack lock is copied into the making thread's own batch
+ * and sent after the lock is released (netdev_packet_defer_end/_send): the
+ * ACK's sendmmsg runs the peer's TCP for it on veth (its ACK processing and
+ * its next transmissions, delivered into our receive ring), which held the
+ * stack lock against this process's other threads for all that time. Frames
+ * with payload point into the send buffer, which only the lock keeps still:
+ * they go out under it, as before.
+ *
+ * Order: tx_order is taken before the stack lock is released and held
+ * through the deferred sendmmsg, and every send under the lock takes it
+ * too, so the link sees the frames in the order the stack made them, as if
+ * all were sent under the lock. A thread sends its own deferred frames
+ * first when it must send under the lock. Only while this process is alone
+ * on the stack (defer_ok): another process's sends under the lock would not
+ * wait for ours. Bounded: DEFER_MAX frames a thread; a full batch is sent
+ * under the lock. */
+#define DEFER_MAX 32
+#define DEFER_HDR 160           /* the longest frame deferred: Ethernet + IPv6 + TCP with options */
+
+struct defer_batch {
+    unsigned n;
+    int fd;
+    bool vnet;
+    struct mmsghdr msgs[DEFER_MAX];
+    struct iovec iov[DEFER_MAX][2];
+    struct virtio_net_hdr vh[DEFER_MAX];
+    uint8_t buf[DEFER_MAX][DEFER_HDR];
+};
+static __thread struct defer_batch t_defer;
+static __thread bool t_defer_on;        /* this thread holds the stack lock (netdev_packet_defer_begin) */
+static pthread_mutex_t tx_order = PTHREAD_MUTEX_INITIALIZER;
+
+static bool deferrable(const struct tcpsm_frame *fr)
+{
+    return fr->plen[0] == 0 && fr->plen[1] == 0 && fr->len <= DEFER_HDR &&
+           !(fr->flags & (TCPSM_FRAME_GSO_TCPV4 | TCPSM_FRAME_GSO_TCPV6));
+}
+
+static void defer_add(struct netdev_packet *np, const struct tcpsm_frame *fr)
+{
+    struct defer_batch *b = &t_defer;
+    unsigned i = b->n++;
+    unsigned nv = 0;
+    memcpy(b->buf[i], fr->data, fr->len);
+    if (np->vnet) {
+        netdev_packet_vnet_tx(&b->vh[i], fr);
+        b->iov[i][nv++] = (struct iovec){ .iov_base = &b->vh[i], .iov_len = sizeof(b->vh[i]) };
+    }
+    b->iov[i][nv++] = (struct iovec){ .iov_base = b->buf[i], .iov_len = fr->len };
+    memset(&b->msgs[i], 0, sizeof(b->msgs[i]));
+    b->msgs[i].msg_hdr.msg_iov = b->iov[i];
+    b->msgs[i].msg_hdr.msg_iovlen = nv;
+    b->fd = np->fd;
+    b->vnet = np->vnet;
+    np->tx_frames++;
+    np->tx_deferred++;
+}
+
+/* This thread's deferred frames, with tx_order held (under the stack lock
+ * or after it). A failure is counted and logged; the frames are gone (TCP
+ * recovers them, as from a full queue). */
+static void defer_flush(struct netdev_packet *np)
+{
+    struct defer_batch *b = &t_defer;
+    unsigned done = 0;
+    while (done < b->n) {
+        long r = syscall(SYS_sendmmsg, b->fd, &b->msgs[done], b->n - done, MSG_DONTWAIT);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int e = r < 0 ? errno : 0;
+            if (__atomic_fetch_add(&np->tx_err, 1, __ATOMIC_RELAXED) == 0)
+                tcpsm_log(TCPSM_LOG_INFO, "link: send failed (%s), frame dropped",
+                          e ? strerror(e) : "nothing sent");
+            /* the kernel refused the offload request: the holder of the
+             * stack lock turns the features off (packet_send) */
+            if (e == EINVAL && b->vnet)
+                __atomic_store_n(&np->tx_refused, true, __ATOMIC_RELAXED);
+            done++;
+            continue;
+        }
+        done += (unsigned)r;
+    }
+    b->n = 0;
+}
+
+void netdev_packet_defer_begin(void)
+{
+    t_defer_on = true;
+}
+
+bool netdev_packet_defer_end(struct netdev_packet *np)
+{
+    t_defer_on = false;
+    (void)np;
+    if (t_defer.n == 0)
+        return false;
+    pthread_mutex_lock(&tx_order);
+    return true;
+}
+
+void netdev_packet_defer_send(struct netdev_packet *np)
+{
+    defer_flush(np);
+    pthread_mutex_unlock(&tx_order);
+}
+
+void netdev_packet_defer_fork_child(void)
+{
+    /* another thread of the parent may have held it at the fork */
+    pthread_mutex_init(&tx_order, NULL);
+    t_defer.n = 0;              /* the parent's to send */
+    t_defer_on = false;
+}
+
+/* Before the link socket is closed or replaced (under the stack lock): this
+ * thread's waiting frames go out on it now, and no other thread's deferred
+ * send is in flight on it (they take tx_order before the stack lock is
+ * released), so none is sent later on a closed or reused descriptor. */
+static void defer_barrier(struct netdev_packet *np)
+{
+    pthread_mutex_lock(&tx_order);
+    if (t_defer.n)
+        defer_flush(np);
+    pthread_mutex_unlock(&tx_order);
+}
+
 static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *frames, unsigned n)
 {
     struct netdev_packet *np = dev->priv;
@@ -213,7 +344,27 @@ static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *
     if (np->tap && (!np->tap_want || np->tap_want(np->tap_ctx)))
         for (unsigned i = 0; i < n; i++)
             tap_frame(np, &frames[i]);
+    const uint32_t offl = TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TSO6 | TCPSM_NETDEV_F_TX_CSUM;
+    if (__builtin_expect(__atomic_load_n(&np->tx_refused, __ATOMIC_RELAXED), 0)) {
+        __atomic_store_n(&np->tx_refused, false, __ATOMIC_RELAXED);
+        if (dev->features & offl) {
+            dev->features &= ~offl;
+            tcpsm_log(TCPSM_LOG_WARN, "link: the kernel refused an offloaded frame: "
+                      "checksum offload and TSO off");
+        }
+    }
     unsigned done = 0, sent = 0;
+    /* Headers only, in front: after the lock (see above). */
+    if (t_defer_on && np->defer_ok && np->defer_ok()) {
+        while (done < n && t_defer.n < DEFER_MAX && deferrable(&frames[done]))
+            defer_add(np, &frames[done++]);
+        sent = done;
+        if (done == n)
+            return sent;
+    }
+    pthread_mutex_lock(&tx_order);
+    if (t_defer.n)
+        defer_flush(np);        /* this thread's earlier frames go first */
     while (done < n) {
         unsigned k = n - done < NETDEV_PACKET_BATCH ? n - done : NETDEV_PACKET_BATCH;
         for (unsigned i = 0; i < k; i++) {
@@ -240,13 +391,12 @@ static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *
             continue;
         if (r <= 0) {
             int e = r < 0 ? errno : 0;
-            if (np->tx_err++ == 0)
+            if (__atomic_fetch_add(&np->tx_err, 1, __ATOMIC_RELAXED) == 0)
                 tcpsm_log(TCPSM_LOG_INFO, "link: send failed (%s), frame of %u bytes dropped",
                           e ? strerror(e) : "nothing sent", tcpsm_frame_len(&frames[done]));
             /* The kernel refuses the offload request itself (an old or odd
              * virtio_net_hdr_to_skb): stop asking; TCP resends the frame
              * as plain segments with our own checksums. */
-            const uint32_t offl = TCPSM_NETDEV_F_TSO | TCPSM_NETDEV_F_TSO6 | TCPSM_NETDEV_F_TX_CSUM;
             if (e == EINVAL && np->vnet && (frames[done].flags & (TCPSM_FRAME_GSO_TCPV4 |
                                                                    TCPSM_FRAME_GSO_TCPV6 |
                                                                    TCPSM_FRAME_CSUM_PARTIAL)) &&
@@ -263,6 +413,7 @@ static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *
         sent += (unsigned)r;
         np->tx_frames += (uint64_t)r;
     }
+    pthread_mutex_unlock(&tx_order);
     return sent;
 }
 
@@ -594,6 +745,7 @@ int netdev_packet_fork_child(struct netdev_packet *np, bool keep)
 
 void netdev_packet_swap_fd(struct netdev_packet *np, int fd)
 {
+    defer_barrier(np);
     ring_unmap(np);             /* this process's view of the old socket's ring */
     if (np->fd >= 0)
         syscall(SYS_close, np->fd);
@@ -820,6 +972,7 @@ uint64_t netdev_packet_drops(struct netdev_packet *np)
 
 void netdev_packet_close(struct netdev_packet *np)
 {
+    defer_barrier(np);
     ring_unmap(np);
     if (np->fd >= 0)
         syscall(SYS_close, np->fd);

@@ -383,6 +383,12 @@ void rt_fd_disown(int fd);
 void rt_note_seen(struct rt_sock *rs);
 /* The core's sock_event callback. */
 void rt_sock_event(void *ctx, struct tcpsm_sock *sk, unsigned events);
+/* runtime_sigio.c: sig (info: F_SETSIG's siginfo with its POLL_* si_code;
+ * NULL: plain) to an F_SETOWN owner (F_OWNER_PID / _PGRP / _TID, its id,
+ * and a thread's process); false when the signal queue was full. And
+ * SIGIO or async_sig for one POLL_* reason, as Linux send_sigio. */
+bool rt_owner_signal(int type, int id, int tgid, int sig, const siginfo_t *info);
+void rt_owner_sigio(int type, int id, int tgid, int async_sig, int fd, int reason);
 /* Under lock, in the service thread: write the eventfds of this process's
  * waiters and epoll instances that other processes signalled. */
 void rt_relay_remote(void);
@@ -411,6 +417,10 @@ void rt_ep_fork(int parent, int child); /* under lock: the child holds the paren
 extern __thread volatile unsigned rt_t_sigseq;  /* handlers that ran on this thread */
 extern __thread volatile int rt_t_hold;         /* > 0: handlers are deferred */
 extern __thread volatile int rt_t_in_wait;      /* registrations to withdraw on a signal */
+/* A reply this thread sent is held (TCPSM_MSG_HOLD): 1 during that call,
+ * 2 after it; the end of its next stack call (rt_unlock) sends it. */
+extern __thread unsigned char rt_t_out_held;
+extern __thread struct tcpsm_sock *rt_t_out_sk;     /* the socket of that reply */
 extern __thread bool rt_t_nodrive;      /* the next unlock is a follower's, before its sleep */
 void rt_sig_reraise(void);
 bool rt_sig_deferred(void);

@@ -58,6 +58,25 @@ int rt_link_fetch(int *region_fd, char *err, size_t errlen)
     return 0;
 }
 
+/* netdev_packet's defer_ok (under the lock): frames of headers only may be
+ * sent after the lock while this process is alone on the stack (another
+ * process's sends would not wait for them). Looked at again every
+ * DEFER_RECHECK_NS, not per send (a scan of the process table): a process
+ * that attached meanwhile may see a pure ACK of ours overtaken by a newer
+ * one, which its peer takes as the old ACK it is. */
+#define DEFER_RECHECK_NS 10000000ull
+static bool link_defer_ok(void)
+{
+    static uint64_t checked_at;
+    static bool alone;
+    uint64_t now = rt_now();
+    if (checked_at == 0 || now - checked_at >= DEFER_RECHECK_NS) {
+        alone = !rt_others_attached();
+        checked_at = now;
+    }
+    return alone && !rt.down;
+}
+
 int rt_link_open(char *err, size_t errlen)
 {
     int r;
@@ -84,6 +103,7 @@ int rt_link_open(char *err, size_t errlen)
         if (r < 0)
             return r;
     }
+    rt.np.defer_ok = link_defer_ok;
     rt.link_own = true;
     rt.link_tx = false;
     rt_fanout_set(fanout);

@@ -541,6 +541,7 @@ static void after_fork_child(void)
 {
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     rt_t_hold--;                /* the lock itself is the parent's to release */
+    netdev_packet_defer_fork_child();   /* the parent's frames stay the parent's */
     int parent = rt.me;
     rt.me = rt.fork_slot;
     if (rt.me < 0)

@@ -186,7 +186,7 @@ static int stats_write(const char *path)
         return -ENOMEM;
     sn.s = w_sn.s;
     struct tcpsm_counters cnt;
-    uint64_t link[6];
+    uint64_t link[7];
     rt_lock();
     if (!rt.started || rt.down || !rt.sh || !rt.sh->st) {
         rt_unlock();
@@ -214,7 +214,8 @@ static int stats_write(const char *path)
     /* The link counters change under the lock (the sends and receives of
      * whoever drives the link): read there too (make tsan found the race). */
     link[0] = rt.np.rx_frames, link[1] = rt.np.tx_frames, link[2] = rt.np.rx_drops;
-    link[3] = rt.np.rx_trunc, link[4] = rt.np.tx_err, link[5] = rt.np.rx_csum_fixed;
+    link[3] = rt.np.rx_trunc, link[4] = __atomic_load_n(&rt.np.tx_err, __ATOMIC_RELAXED), link[5] = rt.np.rx_csum_fixed;
+    link[6] = rt.np.tx_deferred;
     rt_unlock();
     unsigned cap_clients;
     uint64_t cap_frames, cap_dropped;
@@ -252,9 +253,11 @@ static int stats_write(const char *path)
     put(o, " \"time\": %lld.%03ld,\n \"uptime_s\": %.3f,\n", (long long)now.tv_sec,
         now.tv_nsec / 1000000, (double)up_ns / 1e9);
     put(o, " \"link\": {\"rx_frames\": %llu, \"tx_frames\": %llu, \"rx_queue_drops\": %llu, "
-        "\"rx_truncated\": %llu, \"tx_errors\": %llu, \"rx_csum_completed\": %llu},\n",
+        "\"rx_truncated\": %llu, \"tx_errors\": %llu, \"rx_csum_completed\": %llu, "
+        "\"tx_after_lock\": %llu},\n",
         (unsigned long long)link[0], (unsigned long long)link[1], (unsigned long long)link[2],
-        (unsigned long long)link[3], (unsigned long long)link[4], (unsigned long long)link[5]);
+        (unsigned long long)link[3], (unsigned long long)link[4], (unsigned long long)link[5],
+        (unsigned long long)link[6]);
     put(o, " \"capture\": {\"clients\": %u, \"frames\": %llu, \"dropped\": %llu},\n",
         cap_clients, (unsigned long long)cap_frames, (unsigned long long)cap_dropped);
     put(o, " \"counters\": {");

@@ -257,59 +257,17 @@ void rt_note_seen(struct rt_sock *rs)
  * epoll, expect every arrival, as on Linux). Every sleeper records what it
  * saw (rt_note_seen) under the lock before it sleeps, so a change it has
  * not seen always differs from the record. */
-/* A signal to the owner F_SETOWN named (Linux send_sigio/send_sigurg),
- * from whichever process of the stack took the segment in. With info, a
- * queued signal carrying si_band and si_fd (F_SETSIG); its si_code is
- * SI_QUEUE, not POLL_*: Linux lets no process send a positive si_code to
- * another (rt_sigqueueinfo), and a process group gets the plain signal.
- * Returns false when the queue was full (the caller falls back to SIGIO,
- * as Linux does). */
-static bool owner_signal(const struct rt_sock *rs, int sig, const siginfo_t *info)
+/* The owner F_SETOWN named gets its signal (runtime_sigio.c), from
+ * whichever process of the stack took the segment in. */
+static void owner_signal(const struct rt_sock *rs, int sig)
 {
-    long r = 0;
-    switch (rs->owner_type) {
-    case F_OWNER_PID:
-        r = info ? syscall(SYS_rt_sigqueueinfo, rs->owner_id, sig, info) : kill(rs->owner_id, sig);
-        break;
-    case F_OWNER_PGRP:
-        kill(-rs->owner_id, sig);
-        break;
-    case F_OWNER_TID:
-        r = info ? syscall(SYS_rt_tgsigqueueinfo, rs->owner_tgid, rs->owner_id, sig, info)
-                 : syscall(SYS_tgkill, rs->owner_tgid, rs->owner_id, sig);
-        if (r < 0 && errno == ESRCH)    /* a thread of another process */
-            r = info ? -1 : syscall(SYS_tkill, rs->owner_id, sig);
-        break;
-    default:
-        break;
-    }
-    return !(r < 0 && errno == EAGAIN);
+    rt_owner_signal(rs->owner_type, rs->owner_id, rs->owner_tgid, sig, NULL);
 }
 
-/* SIGIO (or F_SETSIG's signal) for one POLL_* reason (Linux send_sigio:
- * si_band from its band_table). */
 static void owner_sigio(const struct rt_sock *rs, int reason)
 {
-    if (!rs->async_sig) {
-        owner_signal(rs, SIGIO, NULL);
-        return;
-    }
-    long band;
-    switch (reason) {
-    case POLL_OUT: band = POLLOUT | POLLWRNORM | POLLWRBAND; break;
-    case POLL_ERR: band = POLLERR; break;
-    case POLL_PRI: band = POLLPRI | POLLRDBAND; break;
-    case POLL_HUP: band = POLLHUP | POLLERR; break;
-    default:       band = POLLIN | POLLRDNORM | POLLMSG; break;
-    }
-    siginfo_t si;
-    memset(&si, 0, sizeof(si));
-    si.si_signo = rs->async_sig;
-    si.si_code = SI_QUEUE;
-    si.si_band = band;
-    si.si_fd = rs->async_fd;
-    if (!owner_signal(rs, rs->async_sig, &si))
-        owner_signal(rs, SIGIO, NULL);
+    rt_owner_sigio(rs->owner_type, rs->owner_id, rs->owner_tgid, rs->async_sig, rs->async_fd,
+                   reason);
 }
 
 /* What the core said the owner is due (tcpsm_sock_take_async), as Linux
@@ -319,7 +277,7 @@ static void owner_notify(const struct rt_sock *rs, unsigned ev)
     if (!rs->owner_id)
         return;
     if (ev & TCPSM_ASYNC_URG) {
-        owner_signal(rs, SIGURG, NULL);
+        owner_signal(rs, SIGURG);
         if (rs->async && rs->async_sig)         /* kill_fasync(SIGURG): only with F_SETSIG */
             owner_sigio(rs, POLL_PRI);
     }

@@ -3,8 +3,9 @@
 # the connection open; while it is open `tcpsm stat --json` must parse and show this stack
 # (address, interface, pid, program) with the listener in LISTEN, then the connection in
 # ESTABLISHED between the right endpoints, bytes_received == N, nothing left in its receive
-# queue, and the stack's counters; the text form shows the same. After socat exits its region is
-# gone; the region of a dead process is removed by the next tcpsm stat.
+# queue, and the stack's counters (its ACKs among the frames sent after the stack lock); the
+# text form shows the same. After socat exits its region is gone; the region of a dead process
+# is removed by the next tcpsm stat.
 # timeout: 60
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
@@ -49,6 +50,9 @@ if e["bytes_received"] != int(n) or e["recv_q"] != 0:
     sys.exit(3)                                   # not all there yet: try again
 assert e["send_q"] == 0 and e["rto_us"] > 0 and e["mss"] > 0 and e["cwnd"] > 0, e
 assert e["segs_in"] > 0 and e["held"] is True, e
+# socat's ACKs are headers only: sent after the stack lock (netdev_packet.c), counted apart
+ln = s["link"]
+assert 0 < ln["tx_after_lock"] <= ln["tx_frames"], ln
 PY
     then ok=1; break
     else rc=$?; [ $rc -eq 3 ] || { cat "$TMPD/stat.json" >&2; die "tcpsm stat --json: wrong content"; }

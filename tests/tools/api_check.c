@@ -25,6 +25,7 @@
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
@@ -823,6 +824,119 @@ static void check_close_while_waiting(void)
 
 /* closefrom(3), as daemons do: every fd of ours goes, the runtime's stay,
  * so the stack keeps working. */
+static int sockopt_int(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t l = sizeof(v);
+    return getsockopt(fd, level, name, &v, &l) == 0 ? v : -100 - errno;
+}
+
+static bool unbound(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t l = sizeof(a);
+    memset(&a, 0xff, sizeof(a));
+    return getsockname(fd, (struct sockaddr *)&a, &l) == 0 && a.sin_family == AF_INET &&
+           a.sin_port == 0 && a.sin_addr.s_addr == 0;
+}
+
+/* Unconnected sockets: under the library they share one kernel socket until
+ * a call needs one of their own (shim/placeholder.c); each must still behave
+ * as a socket of its own, and what one does must not show on another. */
+static void check_unconnected(void)
+{
+    int probe = open("/dev/null", O_RDONLY);
+    close(probe);
+    int a = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    CHECK("unconnected: socket() takes the lowest free number", a == probe, "a=%d lowest=%d", a, probe);
+    int b = socket(AF_INET, SOCK_STREAM, 0);
+    int ref = socket(AF_INET, SOCK_STREAM, 0);
+    short ref_ev = poll1(ref, POLLIN | POLLOUT | POLLRDHUP | POLLPRI, 0);
+    struct stat st;
+    CHECK("unconnected: fstat is a socket", fstat(a, &st) == 0 && S_ISSOCK(st.st_mode), "fstat");
+    CHECK("unconnected: SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ERROR, SO_ACCEPTCONN",
+          sockopt_int(a, SOL_SOCKET, SO_TYPE) == SOCK_STREAM &&
+              sockopt_int(a, SOL_SOCKET, SO_DOMAIN) == AF_INET &&
+              sockopt_int(a, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP &&
+              sockopt_int(a, SOL_SOCKET, SO_ERROR) == 0 && sockopt_int(a, SOL_SOCKET, SO_ACCEPTCONN) == 0,
+          "type %d domain %d", sockopt_int(a, SOL_SOCKET, SO_TYPE), sockopt_int(a, SOL_SOCKET, SO_DOMAIN));
+    CHECK("unconnected: getsockname 0.0.0.0:0", unbound(a), "getsockname");
+    /* O_NONBLOCK is each socket's own */
+    CHECK("unconnected: SOCK_NONBLOCK on one only", (fcntl(a, F_GETFL) & O_NONBLOCK) &&
+          !(fcntl(b, F_GETFL) & O_NONBLOCK), "a %#x b %#x", fcntl(a, F_GETFL), fcntl(b, F_GETFL));
+    int r1 = fcntl(b, F_SETFL, O_NONBLOCK), r2 = fcntl(a, F_SETFL, 0);
+    CHECK("unconnected: F_SETFL on each, no crosstalk", r1 == 0 && r2 == 0 &&
+          (fcntl(b, F_GETFL) & O_NONBLOCK) && !(fcntl(a, F_GETFL) & O_NONBLOCK) &&
+          !(fcntl(ref, F_GETFL) & O_NONBLOCK), "a %#x b %#x", fcntl(a, F_GETFL), fcntl(b, F_GETFL));
+    int one = 1;
+    r1 = ioctl(a, FIONBIO, &one);
+    CHECK("unconnected: FIONBIO on one, no crosstalk", r1 == 0 && (fcntl(a, F_GETFL) & O_NONBLOCK) &&
+          !(fcntl(ref, F_GETFL) & O_NONBLOCK), "a %#x ref %#x", fcntl(a, F_GETFL), fcntl(ref, F_GETFL));
+    r1 = accept(ref, NULL, NULL);
+    CHECK("unconnected: accept EINVAL", r1 == -1 && errno == EINVAL, "r=%d", r1);
+    r1 = (int)recv(ref, &one, 1, 0);
+    CHECK("unconnected: recv ENOTCONN", r1 == -1 && errno == ENOTCONN, "r=%d", r1);
+    /* options are each socket's own; a dup shares them */
+    r1 = setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    CHECK("unconnected: TCP_NODELAY on one only", r1 == 0 && sockopt_int(a, IPPROTO_TCP, TCP_NODELAY) == 1 &&
+          sockopt_int(b, IPPROTO_TCP, TCP_NODELAY) == 0 && sockopt_int(ref, IPPROTO_TCP, TCP_NODELAY) == 0,
+          "a %d b %d", sockopt_int(a, IPPROTO_TCP, TCP_NODELAY), sockopt_int(b, IPPROTO_TCP, TCP_NODELAY));
+    CHECK("unconnected: O_NONBLOCK kept when it got its own socket", (fcntl(a, F_GETFL) & O_NONBLOCK),
+          "a %#x", fcntl(a, F_GETFL));
+    int d = dup(b);
+    r1 = setsockopt(d, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    r2 = fcntl(d, F_SETFL, 0);
+    CHECK("unconnected: a dup shares options and O_NONBLOCK", r1 == 0 && r2 == 0 &&
+          sockopt_int(b, SOL_SOCKET, SO_KEEPALIVE) == 1 && !(fcntl(b, F_GETFL) & O_NONBLOCK) &&
+          sockopt_int(ref, SOL_SOCKET, SO_KEEPALIVE) == 0, "b keepalive %d fl %#x",
+          sockopt_int(b, SOL_SOCKET, SO_KEEPALIVE), fcntl(b, F_GETFL));
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    r1 = shutdown(c, SHUT_RDWR);
+    int f = socket(AF_INET, SOCK_STREAM, 0);
+    short ev = poll1(f, POLLIN | POLLOUT | POLLRDHUP | POLLPRI, 0);
+    CHECK("unconnected: shutdown ENOTCONN, another socket's poll unchanged",
+          r1 == -1 && errno == ENOTCONN && ev == ref_ev, "r=%d revents %#x, before %#x", r1, ev, ref_ev);
+    r1 = fcntl(c, F_SETOWN, getpid());
+    CHECK("unconnected: F_SETOWN on one only", r1 == 0 && fcntl(c, F_GETOWN) == getpid() &&
+          fcntl(f, F_GETOWN) == 0, "c %d f %d", fcntl(c, F_GETOWN), fcntl(f, F_GETOWN));
+    /* the kernel's (loopback) listener and client, then a fork sharing one */
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t ll = sizeof(lo);
+    r1 = bind(l, (struct sockaddr *)&lo, sizeof(lo));
+    r2 = listen(l, 8);
+    getsockname(l, (struct sockaddr *)&lo, &ll);
+    int x = socket(AF_INET, SOCK_STREAM, 0);
+    int r3 = connect(x, (struct sockaddr *)&lo, sizeof(lo));
+    int y = accept(l, NULL, NULL);
+    char m = 'q', got = 0;
+    bool echo = y >= 0 && send(x, &m, 1, 0) == 1 && recv(y, &got, 1, 0) == 1 && got == 'q';
+    CHECK("unconnected: loopback listener and client (the kernel's)", r1 == 0 && r2 == 0 && r3 == 0 && echo,
+          "bind %d listen %d connect %d accept %d", r1, r2, r3, y);
+    int z = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK("unconnected: a new socket is unbound and not listening", unbound(z) &&
+          sockopt_int(z, SOL_SOCKET, SO_ACCEPTCONN) == 0, "getsockname/SO_ACCEPTCONN");
+    int u = socket(AF_INET, SOCK_STREAM, 0);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(connect(u, (struct sockaddr *)&lo, sizeof(lo)) == 0 ? 0 : 1);
+    int wst = -1;
+    waitpid(pid, &wst, 0);
+    int v = accept(l, NULL, NULL);
+    struct sockaddr_in pa, ua;
+    socklen_t pl = sizeof(pa), ul = sizeof(ua);
+    r1 = getpeername(u, (struct sockaddr *)&pa, &pl);
+    r2 = getsockname(u, (struct sockaddr *)&ua, &ul);
+    CHECK("unconnected: connected in a forked child, connected in the parent too",
+          WIFEXITED(wst) && WEXITSTATUS(wst) == 0 && v >= 0 && r1 == 0 && r2 == 0 &&
+              pa.sin_port == lo.sin_port && ua.sin_port != 0,
+          "child %#x accept %d getpeername %d", wst, v, r1);
+    int fds[] = { a, b, ref, d, c, f, l, x, y, z, u, v };
+    for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 static void check_closefrom(void)
 {
     int s = conn(0);
@@ -905,6 +1019,7 @@ int main(int argc, char **argv)
     check_threads();
     check_close_while_waiting();
     check_closefrom();
+    check_unconnected();
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
     exit_while_busy();
     return failures ? 1 : 0;

@@ -37,9 +37,10 @@ static struct harness *established_bbr(void)
 }
 
 /* One ACK's rate sample, as tcp_rate.c would make it: bytes delivered
- * over interval, sent when prior_delivered had been delivered. */
-static void sample(struct harness *h, uint64_t delivered, uint64_t interval_ns, uint32_t rtt_us,
-                   bool app_limited)
+ * over interval, sent when prior_delivered had been delivered, lost bytes
+ * marked lost by it; stamp: the delivery time moves with the clock. */
+static void sample_full(struct harness *h, uint64_t delivered, uint64_t interval_ns,
+                        uint32_t rtt_us, bool app_limited, uint32_t lost, bool stamp)
 {
     struct tcpsm_sock *sk = h->sk;
     struct tcp_rs *rs = &sk->rs;
@@ -51,9 +52,18 @@ static void sample(struct harness *h, uint64_t delivered, uint64_t interval_ns, 
     rs->acked_sacked = (uint32_t)delivered;
     rs->rtt_us = rtt_us;
     rs->app_limited = app_limited;
+    rs->losses = lost;
     rs->prior_at = 1;
     h->st->now += interval_ns;
+    if (stamp)
+        sk->rate.delivered_at = h->st->now;
     tcp_bbr.cong_control(sk, 0);
+}
+
+static void sample(struct harness *h, uint64_t delivered, uint64_t interval_ns, uint32_t rtt_us,
+                   bool app_limited)
+{
+    sample_full(h, delivered, interval_ns, rtt_us, app_limited, 0, false);
 }
 
 /* bytes/s of d bytes in ns */
@@ -351,4 +361,61 @@ Test(tcp_bbr, random_loss_keeps_rate)
                  (unsigned long long)(tb / 1000000));
     cr_assert_lt(tb * 2, tc, "BBR %llu ms, CUBIC %llu ms", (unsigned long long)(tb / 1000000),
                  (unsigned long long)(tc / 1000000));
+}
+
+/* A rate sample with losses (bytes this ACK marked lost), the delivery
+ * time moving with the virtual clock. */
+static void sample_lost(struct harness *h, uint64_t delivered, uint64_t interval_ns, uint32_t lost)
+{
+    sample_full(h, delivered, interval_ns, 20000, false, lost, true);
+}
+
+/* A token-bucket policer (Linux bbr_lt_bw_sampling): after 2 MB/s in
+ * STARTUP, the path delivers a steady 1 MB/s and loses 25 %: two sampling
+ * intervals of 4 rounds, from the first loss, at the same rate make that
+ * rate the model's (pacing at gain 1, below the 2 MB/s the max filter
+ * still holds), for 48 rounds; then the max filter again. */
+Test(tcp_bbr, policer_rate_used)
+{
+    struct harness *h = established_bbr();
+    struct tcpsm_sock *sk = h->sk;
+    uint64_t d = 5000;
+    for (int i = 0; i < 4; i++, d *= 2)
+        sample(h, d, MS(20), 20000, false);
+    for (int i = 0; i < 4; i++)
+        sample(h, 40000, MS(20), 20000, false);             /* 2 MB/s plateau */
+    cr_assert_eq(sk->bbr.mode, TCP_BBR_PROBE_BW);
+    cr_assert_eq(tcp_bbr_max_bw(sk), rate(40000, MS(20)));
+    for (int i = 0; i < 8; i++) {
+        cr_assert_not(sk->bbr.lt_use_bw, "policed after %d rounds", i);
+        sample_lost(h, 20000, MS(20), 5000);                /* 1 MB/s, 25 % lost */
+    }
+    cr_assert(sk->bbr.lt_use_bw, "no policer found");
+    cr_assert_eq(sk->bbr.lt_bw, rate(20000, MS(20)), "lt_bw %llu",
+                 (unsigned long long)sk->bbr.lt_bw);
+    cr_assert_eq(tcp_bbr_max_bw(sk), rate(40000, MS(20)), "the max filter still has 2 MB/s");
+    cr_assert_leq(sk->pacing_rate, rate(20000, MS(20)), "pacing %llu above the policed rate",
+                  (unsigned long long)sk->pacing_rate);
+    /* 48 rounds later the policed rate is dropped and probing resumes */
+    for (int i = 0; i < 48; i++)
+        sample(h, 20000, MS(20), 20000, false);
+    cr_assert_not(sk->bbr.lt_use_bw);
+    h_free(h);
+}
+
+/* Random loss at a steady rate is no policer when the loss rate is low
+ * (under 20 %): the model keeps the max filter. */
+Test(tcp_bbr, low_loss_is_no_policer)
+{
+    struct harness *h = established_bbr();
+    struct tcpsm_sock *sk = h->sk;
+    uint64_t d = 5000;
+    for (int i = 0; i < 4; i++, d *= 2)
+        sample(h, d, MS(20), 20000, false);
+    for (int i = 0; i < 4; i++)
+        sample(h, 40000, MS(20), 20000, false);
+    for (int i = 0; i < 16; i++)
+        sample_lost(h, 40000, MS(20), 2000);                /* 5 % */
+    cr_assert_not(sk->bbr.lt_use_bw);
+    h_free(h);
 }
