@@ -20,6 +20,7 @@
 #define TCP_MAX_SOCKS_DEF   65536u
 #define TCP_BUF_DEF         (256u * 1024u)
 #define TCP_MSL_MS_DEF      30000u
+#define TCP_REPLY_HOLD_MAX  16384u      /* a reply held for the next call (TCPSM_MSG_HOLD) */
 #define TCP_SNDBUF_MIN      4608u       /* Linux SOCK_MIN_SNDBUF */
 #define TCP_RCVBUF_MIN      2292u       /* Linux SOCK_MIN_RCVBUF */
 #define TCP_BUF_MAX         (16u * 1024u * 1024u)
@@ -378,6 +379,7 @@ struct tcpsm_sock {
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     bool ack_short;                     /* the last in-order data was shorter than rcv_mss */
     bool ack_held;                      /* on tcp_stack.held (tcp_ack_hold) */
+    bool out_held;                      /* and a reply held with it (TCPSM_MSG_HOLD) */
     uint64_t ack_held_at;               /* when it went there */
     uint64_t last_rcv;                  /* for keepalive */
     uint64_t oow_ack_at;                /* last reflexive ACK (out-of-window, PAWS, challenge):
@@ -505,6 +507,7 @@ struct tcp_stack {
     /* quick ACKs held while the application may still answer (tcp_ack_hold) */
     struct tcpsm_sock *held[TCP_HELD_MAX];
     unsigned nheld;
+    unsigned nout_held;                 /* of them with a reply held (at least; 0: none) */
     bool hold_acks;                     /* this input batch may hold them */
     /* buffer memory (Linux tcp_mem): bytes in rings and out-of-order
      * segments; pressure from 3/4 of mem_max down to 1/2 */
@@ -585,6 +588,7 @@ void tcp_release_buffers(struct tcpsm_sock *sk);
 void tcp_wake(struct tcpsm_sock *sk);
 void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work);
 bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now);
+void tcp_out_release(struct tcpsm_sock *sk, uint64_t now);     /* a reply held goes */
 bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 bool tcp_syn_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
