@@ -272,6 +272,17 @@ unsigned tcpsm_stack_release_acks_before(struct tcpsm_stack *st, uint64_t now,
     return n;
 }
 
+unsigned tcpsm_stack_release_output(struct tcpsm_stack *st, uint64_t now)
+{
+    unsigned n = tcp_release_output(st, now);
+    if (n) {
+        st->now = now;
+        tcp_mem_wake_senders(st);
+        stack_tx_flush(st);
+    }
+    return n;
+}
+
 void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now)
 {
     st->now = now;

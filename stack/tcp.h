@@ -55,6 +55,7 @@ void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now);
 /* Quick ACKs held for an application's reply (tcp_ack_hold): send those
  * still owed; returns how many. */
 unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now, uint64_t held_before);
+unsigned tcp_release_output(struct tcpsm_stack *st, uint64_t now);
 /* Whether the input batch being run may hold quick ACKs. */
 void tcp_hold_acks(struct tcpsm_stack *st, bool on);
 bool tcp_acks_held(const struct tcpsm_stack *st);

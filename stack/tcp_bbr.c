@@ -166,8 +166,8 @@ static void init_pacing_rate(struct tcpsm_sock *sk)
 static void lt_reset_interval(struct tcpsm_sock *sk)
 {
     struct tcp_bbr *b = &sk->bbr;
-    b->lt_last_stamp = sk->rate.delivered_at;
-    b->lt_last_delivered = sk->rate.delivered;
+    b->lt_last_stamp_ms = (uint32_t)(sk->rate.delivered_at / MS_NS);
+    b->lt_last_delivered = (uint32_t)sk->rate.delivered;
     b->lt_last_lost = b->lost;
     b->lt_rtt_cnt = 0;
 }
@@ -187,14 +187,14 @@ static void lt_interval_done(struct tcpsm_sock *sk, uint64_t bw)
     if (b->lt_bw) {
         uint64_t diff = bw > b->lt_bw ? bw - b->lt_bw : b->lt_bw - bw;
         if (diff * UNIT <= (uint64_t)LT_BW_RATIO * b->lt_bw || diff <= LT_BW_DIFF) {
-            b->lt_bw = (bw + b->lt_bw) / 2;
+            b->lt_bw = (uint32_t)((bw + b->lt_bw) / 2);
             b->lt_use_bw = true;
             b->pacing_gain = UNIT;      /* try to avoid drops */
             b->lt_rtt_cnt = 0;
             return;
         }
     }
-    b->lt_bw = bw;
+    b->lt_bw = bw > UINT32_MAX ? UINT32_MAX : (uint32_t)bw;
     lt_reset_interval(sk);
 }
 
@@ -230,14 +230,15 @@ static void lt_sampling(struct tcpsm_sock *sk, uint32_t losses, bool app_limited
     }
     if (!losses)
         return;                         /* an interval ends at a loss */
-    uint64_t lost = b->lost - b->lt_last_lost;
-    uint64_t delivered = sk->rate.delivered - b->lt_last_delivered;
+    /* mod 2^32, as Linux's u32 counters: an interval is at most 16 rounds */
+    uint64_t lost = (uint32_t)(b->lost - b->lt_last_lost);
+    uint64_t delivered = (uint32_t)((uint32_t)sk->rate.delivered - b->lt_last_delivered);
     if (!delivered || lost * UNIT < (uint64_t)LT_LOSS_THRESH * delivered)
         return;
-    uint64_t t = sk->rate.delivered_at - b->lt_last_stamp;
-    if (sk->rate.delivered_at <= b->lt_last_stamp || t < MS_NS)
+    int32_t t = (int32_t)((uint32_t)(sk->rate.delivered_at / MS_NS) - b->lt_last_stamp_ms);
+    if (t < 1)
         return;                         /* under a millisecond: wait */
-    lt_interval_done(sk, delivered * SEC_NS / t);
+    lt_interval_done(sk, delivered * 1000u / (uint32_t)t);
 }
 
 /* The bandwidth the model uses: the policed rate when one was found. */
@@ -288,7 +289,7 @@ static void bbr_on_loss(struct tcpsm_sock *sk)
      * and the policer check as for a loss (bbr_set_state TCP_CA_Loss) */
     uint32_t out = sk->snd_max - sk->snd_una, gone = sk->rtxq.sacked + sk->rtxq.lost;
     uint32_t lost = out > gone ? out - gone : 1;
-    b->lost += lost;
+    b->lost += lost;                    /* mod 2^32 */
     lt_sampling(sk, lost, false);
 }
 

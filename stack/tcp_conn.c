@@ -233,6 +233,12 @@ static bool tw_recycle(struct tcp_stack *ts)
     return false;
 }
 
+/* The shared region's buddy allocator rounds up to a power of two: one
+ * byte over 2 KiB makes every connection take 4 KiB (test_idle_memory,
+ * test_many_conns: 4096 bytes per idle connection at most). New fields go
+ * into the struct's alignment holes (gdb: ptype /o struct tcpsm_sock). */
+_Static_assert(sizeof(struct tcpsm_sock) <= 2048, "struct tcpsm_sock outgrew its 2 KiB block");
+
 struct tcpsm_sock *tcp_sock_alloc(struct tcpsm_stack *st)
 {
     struct tcp_stack *ts = st->tcp;
@@ -799,6 +805,35 @@ bool tcp_acks_held(const struct tcpsm_stack *st)
     return st->tcp && st->tcp->nheld;
 }
 
+/* A reply held (TCPSM_MSG_HOLD, tcpsm_sock_sendf) goes now, with what
+ * the application added since (its FIN): what the windows allow. */
+void tcp_out_release(struct tcpsm_sock *sk, uint64_t now)
+{
+    if (!sk->out_held)
+        return;
+    sk->out_held = false;
+    if (tcp_synchronized(sk->state))
+        tcp_output(sk, now);
+}
+
+unsigned tcp_release_output(struct tcpsm_stack *st, uint64_t now)
+{
+    struct tcp_stack *ts = st->tcp;
+    unsigned n = 0;
+    if (!ts || !ts->nout_held)
+        return 0;
+    st->now = now;
+    for (unsigned i = 0; i < ts->nheld; i++) {
+        struct tcpsm_sock *sk = ts->held[i];
+        if (sk && sk->out_held) {
+            tcp_out_release(sk, now);
+            n++;
+        }
+    }
+    ts->nout_held = 0;
+    return n;
+}
+
 unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now, uint64_t held_before)
 {
     struct tcp_stack *ts = st->tcp;
@@ -810,10 +845,11 @@ unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now, uint64_t held_be
         if (!sk)
             continue;
         ts->held[i] = NULL;
-        if (sk->ack_held_at > held_before) {
+        if (sk->ack_held_at > held_before && !sk->out_held) {
             ts->held[kept++] = sk;      /* younger: its reply may still come */
             continue;
         }
+        tcp_out_release(sk, now);       /* a reply held: it carries the ACK */
         /* a segment sent meanwhile carried it (delack_segs reset,
          * last_ack_sent moved up) */
         bool owed = sk->delack_segs || sk->last_ack_sent != sk->rcv_nxt;
@@ -836,6 +872,7 @@ unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now, uint64_t held_be
         }
     }
     ts->nheld = kept;
+    ts->nout_held = 0;                  /* every reply held went */
     return sent;
 }
 

@@ -20,6 +20,7 @@
 #define TCP_MAX_SOCKS_DEF   65536u
 #define TCP_BUF_DEF         (256u * 1024u)
 #define TCP_MSL_MS_DEF      30000u
+#define TCP_REPLY_HOLD_MAX  16384u      /* a reply held for the next call (TCPSM_MSG_HOLD) */
 #define TCP_SNDBUF_MIN      4608u       /* Linux SOCK_MIN_SNDBUF */
 #define TCP_RCVBUF_MIN      2292u       /* Linux SOCK_MIN_RCVBUF */
 #define TCP_BUF_MAX         (16u * 1024u * 1024u)
@@ -174,8 +175,16 @@ struct tcp_bbr {
     uint8_t full_bw_cnt;
     bool full_bw_reached, round_start, packet_conservation, prev_recovery;
     bool probe_rtt_round_done, idle_restart;
+    /* long-term sampling for token-bucket policers (Linux bbr_lt_bw_*):
+     * rounds in the interval, sampling, the policed rate in use; the
+     * interval's start (ms, delivered and lost mod 2^32); the rate of the
+     * last interval or the policed one (bytes/s, clamped); laid out in the
+     * alignment holes (struct tcpsm_sock must stay within 2 KiB) */
+    uint8_t lt_rtt_cnt;
     uint16_t pacing_gain, cwnd_gain;
+    bool lt_is_sampling, lt_use_bw;
     uint32_t rtt_cnt;                   /* packet-timed round trips */
+    uint32_t lt_last_stamp_ms;
     uint64_t next_rtt_delivered;
     /* windowed max of the delivery rate (bytes/s): the max of each of the
      * last TCP_BBR_BW_ROUNDS rounds */
@@ -183,19 +192,12 @@ struct tcp_bbr {
     uint32_t bw_round[TCP_BBR_BW_ROUNDS];
     uint64_t full_bw;
     uint32_t min_rtt_us;                /* UINT32_MAX = none */
+    uint32_t lost;                      /* bytes marked lost, ever, mod 2^32 (Linux tp->lost) */
     uint64_t min_rtt_at;
     uint64_t probe_rtt_done_at;
     uint64_t cycle_at;
     uint32_t prior_cwnd;
-    /* long-term sampling for token-bucket policers (Linux bbr_lt_bw_*):
-     * sampling, the policed rate in use, rounds in the interval, the rate
-     * (bytes/s) of the last interval or the policed one, and the
-     * interval's start: delivered, lost (bytes) and time */
-    bool lt_is_sampling, lt_use_bw;
-    uint8_t lt_rtt_cnt;
-    uint64_t lt_bw;
-    uint64_t lt_last_delivered, lt_last_lost, lt_last_stamp;
-    uint64_t lost;                      /* bytes marked lost, ever (Linux tp->lost) */
+    uint32_t lt_last_delivered, lt_last_lost, lt_bw;
 };
 #define TCP_BBR_STARTUP   0
 #define TCP_BBR_DRAIN     1
@@ -294,11 +296,20 @@ struct tcpsm_sock {
     uint16_t plp_probe;                 /* the probe in flight, 0 = none */
     uint32_t plp_probe_seq, plp_probe_end;  /* its sequence space */
     uint32_t plp_repair_end;            /* plp_repair: up to here */
+    /* Without SACK, after an RTO (loss_state; SND.NXT went back to SND.UNA):
+     * how far the resending has gone below recover. Data sent before the
+     * RTO above it was never sent twice: an ACK beyond it shows the RTO was
+     * spurious (Linux FLAG_ORIG_SACK_ACKED). */
+    uint32_t reno_rtx_end;
     uint64_t plp_stamp;                 /* the search (re)started: re-probe interval from here */
 
     /* listener */
     struct tcpsm_sock *synq, *accq, *accq_tail;
     uint32_t nsyn, nacc, backlog;
+    /* tcp_chrono.c (fields spread over alignment holes, the struct stays
+     * within 2 KiB): what limits sending now (TCP_CHRONO_*), since when
+     * (ms), and the ms spent busy, receiver-limited, sender-buffer-limited */
+    uint32_t chrono_busy_ms;
     struct tcp_syn_stats syn;           /* SYN figures of this listener */
     uint64_t synq_overflow_at;          /* last SYN answered by a cookie (0 = never) */
 
@@ -323,6 +334,8 @@ struct tcpsm_sock {
     bool ws_ok, ts_ok, sack_ok;
     uint32_t ts_recent, ts_off;
     uint32_t rtx_tsval;                 /* our TSval at the last retransmission */
+    uint32_t rtx_stamp_ms;              /* when the first RTO of a run fired (ms; Linux
+                                           retrans_stamp): black-hole detection's clock */
     uint64_t ts_recent_age;
 
     /* buffers */
@@ -339,6 +352,9 @@ struct tcpsm_sock {
     /* receive buffer auto-tuning (tcp_sock.c): ceiling (0 = fixed, e.g.
      * after SO_RCVBUF), bytes read since rcvq_time, receiver's RTT */
     uint32_t rcvbuf_max, rcvq_copied, rcv_rtt_us;
+    /* Linux rcvq_space.space (tcpi_rcv_space): the most the reader took in
+     * one round trip, at first the initial window's worth */
+    uint32_t rcvq_space;
     uint64_t rcvq_time;
 
     /* timers: one heap entry, earliest of the deadlines below (0 = off) */
@@ -352,9 +368,8 @@ struct tcpsm_sock {
     uint64_t rtt_start;
     uint8_t retries, backoff, probes, ka_probes;
     uint8_t pbackoff;                   /* persist backoff, reset when the window opens */
+    uint8_t chrono_type;                /* tcp_chrono.c */
     uint64_t first_rtx;                 /* time of the first unanswered retransmission */
-    uint64_t rtx_stamp;                 /* when the first RTO of a run fired (Linux
-                                           retrans_stamp): black-hole detection's clock */
     unsigned delack_segs;               /* full segments not yet ACKed */
     uint8_t quickacks;                  /* segments still ACKed at once (quick-ACK mode) */
     /* Interactive (Linux's pingpong mode, tcp_event_data_sent): data went
@@ -367,8 +382,9 @@ struct tcpsm_sock {
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     bool ack_short;                     /* the last in-order data was shorter than rcv_mss */
     bool ack_held;                      /* on tcp_stack.held (tcp_ack_hold) */
-    uint64_t ack_held_at;               /* when it went there */
     bool ack_single;                    /* held for one short segment alone (tcp_release_acks) */
+    bool out_held;                      /* and a reply held with it (TCPSM_MSG_HOLD) */
+    uint64_t ack_held_at;               /* when it went there */
     uint64_t last_rcv;                  /* for keepalive */
     uint64_t oow_ack_at;                /* last reflexive ACK (out-of-window, PAWS, challenge):
                                            Linux last_oow_ack_time */
@@ -404,6 +420,7 @@ struct tcpsm_sock {
     uint64_t pace_at;                   /* timer: output waits for pace_next */
     bool pace_waited;                   /* ... and did since the last data sent */
     uint32_t cwnd, ssthresh, recover, cwnd_acc;
+    uint32_t chrono_rwnd_ms;            /* tcp_chrono.c */
     struct tcp_rtxq rtxq;               /* segments in flight (tcp_rtxq.c) */
     struct tcp_rack rack;               /* RACK-TLP loss detection (tcp_rack.c) */
     struct tcp_hystart hs;              /* HyStart++ (tcp_hystart.c) */
@@ -419,19 +436,6 @@ struct tcpsm_sock {
      * data sent before the RTO and never retransmitted (frto_orig, below
      * recover) shows the timeout was spurious: undone. */
     bool frto, frto_new, frto_orig;
-    /* Without SACK, after an RTO (loss_state; SND.NXT went back to SND.UNA):
-     * how far the resending has gone below recover. Data sent before the
-     * RTO above it was never sent twice: an ACK beyond it shows the RTO was
-     * spurious (Linux FLAG_ORIG_SACK_ACKED). */
-    uint32_t reno_rtx_end;
-    /* tcp_chrono.c: what limits sending now (TCP_CHRONO_*), since when,
-     * and the time spent in each limited state (ns) */
-    uint8_t chrono_type;
-    uint64_t chrono_start;
-    uint64_t chrono_ns[3];
-    /* Linux rcvq_space.space (tcpi_rcv_space): the most the reader took in
-     * one round trip, at first the initial window's worth */
-    uint32_t rcvq_space;
     uint32_t undo_tsval;                /* TSval of the recovery's first retransmission */
     uint8_t undo_state;                 /* TCP_UNDO_* */
     /* D-SACK undo (RFC 3708 with RFC 2883, Linux undo_marker/undo_retrans):
@@ -475,6 +479,7 @@ struct tcpsm_sock {
     uint16_t rcv_mss_seen;              /* the peer's segment size, as Linux estimates it
                                            (icsk_ack.rcv_mss: 536 at most until a larger
                                            segment comes; 0 = none yet) */
+    uint32_t chrono_sndbuf_ms, chrono_start_ms;     /* tcp_chrono.c */
     uint64_t bytes_acked, bytes_received, bytes_sent, bytes_retrans;
     uint64_t last_data_sent, last_data_recv, last_ack_recv;
     uint32_t min_rtt_us;
@@ -506,6 +511,7 @@ struct tcp_stack {
     /* quick ACKs held while the application may still answer (tcp_ack_hold) */
     struct tcpsm_sock *held[TCP_HELD_MAX];
     unsigned nheld;
+    unsigned nout_held;                 /* of them with a reply held (at least; 0: none) */
     bool hold_acks;                     /* this input batch may hold them */
     /* buffer memory (Linux tcp_mem): bytes in rings and out-of-order
      * segments; pressure from 3/4 of mem_max down to 1/2 */
@@ -586,6 +592,7 @@ void tcp_release_buffers(struct tcpsm_sock *sk);
 void tcp_wake(struct tcpsm_sock *sk);
 void tcp_batch_defer(struct tcpsm_sock *sk, uint8_t work);
 bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now);
+void tcp_out_release(struct tcpsm_sock *sk, uint64_t now);     /* a reply held goes */
 bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 bool tcp_syn_ack_hold(struct tcpsm_sock *sk, uint64_t now);
 void tcp_wake_listener(struct tcpsm_sock *lsk);
@@ -699,7 +706,7 @@ uint32_t tcp_unsent(const struct tcpsm_sock *sk);
 #define TCP_CHRONO_SNDBUF  3            /* everything sent, the program waits for room */
 void tcp_chrono_start(struct tcpsm_sock *sk, uint8_t type, uint64_t now);
 void tcp_chrono_stop(struct tcpsm_sock *sk, uint8_t type, uint64_t now);
-uint64_t tcp_chrono_ns(const struct tcpsm_sock *sk, uint8_t type, uint64_t now);
+uint64_t tcp_chrono_us(const struct tcpsm_sock *sk, uint8_t type, uint64_t now);
 
 /* tcp_timer.c */
 void tcp_timer_update(struct tcpsm_sock *sk);

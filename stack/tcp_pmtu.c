@@ -31,7 +31,7 @@
  * must have been silent since the first retransmission too (our addition:
  * with 10 % loss each way a run of lost RTO rounds is not rare, and a
  * black hole answers nothing). */
-#define TCP_BLACKHOLE_NS    (15ull * 200000000ull)
+#define TCP_BLACKHOLE_MS    (15u * 200u)
 #define TCP_BASE_MSS        1024    /* RFC 4821 7.2, Linux tcp_base_mss */
 #define TCP_PROBE_THRESHOLD 8       /* bytes: the search ends closer than this (Linux
                                        tcp_probe_threshold) */
@@ -83,7 +83,7 @@ void tcp_plpmtud_rto(struct tcpsm_sock *sk, uint64_t now)
     if (sk->plp_probe && seq_le(sk->snd_una, sk->plp_probe_seq))
         tcp_plpmtud_probe_lost(sk);
     /* sk->retries counts this RTO already */
-    if (sk->retries < 2 || now - sk->rtx_stamp < TCP_BLACKHOLE_NS ||
+    if (sk->retries < 2 || (uint32_t)(now / MS_NS) - sk->rtx_stamp_ms < TCP_BLACKHOLE_MS ||
         !tcp_synchronized(sk->state))
         return;
     bool v4 = addr_is_v4(&sk->raddr);

@@ -467,6 +467,7 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
             FAULT_NOTE(&c, "held ACKs");
     }
     ts->nheld = nh;
+    ts->nout_held = nh;                 /* an upper bound: the next release looks */
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
         if (sk->ack_held) {
             bool found = false;

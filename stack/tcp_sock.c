@@ -256,6 +256,22 @@ ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint
     return tcpsm_sock_sendf(sk, buf, len, 0, now);
 }
 
+/* TCPSM_MSG_HOLD (core.h): the reply to a request whose quick ACK is held
+ * for it, with nothing in flight, waits for the application's next call,
+ * which may be its close: a response and its FIN then leave as one segment
+ * (Linux sends them as two; RFC 9293 3.10.4 lets a FIN go with the data
+ * before it). The peer sent data (a request), so the ACK held is not the
+ * one completing our active open; no urgent data; the delayed-ACK timer
+ * is armed (the bound on the wait); a reply of at most TCP_REPLY_HOLD_MAX
+ * (a larger one is bulk: it goes at once, with what was held). */
+static bool reply_hold(const struct tcpsm_sock *sk, int flags)
+{
+    return (flags & TCPSM_MSG_HOLD) && !(flags & TCPSM_MSG_OOB) && sk->ack_held &&
+           sk->dack_at && sk->rcv_nxt - sk->irs > 1 && sk->snd_nxt == sk->snd_una &&
+           sk->sndq.len <= TCP_REPLY_HOLD_MAX &&
+           !sk->fin_queued && tcp_synchronized(sk->state);
+}
+
 ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int flags,
                          uint64_t now)
 {
@@ -320,7 +336,16 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     /* MSG_MORE: this call's tail waits like TCP_CORK (Linux tcp_push with
      * TCP_NAGLE_CORK), for the next send or the 200 ms cork ceiling */
     sk->more = (flags & TCPSM_MSG_MORE) != 0;
-    tcp_output(sk, now);
+    if (reply_hold(sk, flags)) {
+        if (!sk->out_held) {
+            sk->out_held = true;
+            TS(sk)->nout_held++;
+            sk->st->cnt.tcp_replies_held++;
+        }
+    } else {
+        tcp_out_release(sk, now);
+        tcp_output(sk, now);
+    }
     sk->more = false;
     flush(sk);
     return n;
@@ -957,11 +982,10 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
      * left of it */
     i->rcv_wnd = sk->rcv_wnd_last;
     i->rcv_space = sk->rcvq_space;
-    uint64_t rwnd = tcp_chrono_ns(sk, TCP_CHRONO_RWND, now);
-    uint64_t sbuf = tcp_chrono_ns(sk, TCP_CHRONO_SNDBUF, now);
-    i->busy_time_us = (tcp_chrono_ns(sk, TCP_CHRONO_BUSY, now) + rwnd + sbuf) / 1000u;
-    i->rwnd_limited_us = rwnd / 1000u;
-    i->sndbuf_limited_us = sbuf / 1000u;
+    i->rwnd_limited_us = tcp_chrono_us(sk, TCP_CHRONO_RWND, now);
+    i->sndbuf_limited_us = tcp_chrono_us(sk, TCP_CHRONO_SNDBUF, now);
+    i->busy_time_us = tcp_chrono_us(sk, TCP_CHRONO_BUSY, now) + i->rwnd_limited_us +
+                      i->sndbuf_limited_us;
     i->rcv_ssthresh = tcp_rcv_space(sk);
     i->unacked = tcp_segs(sk->snd_max - sk->snd_una, mss);
     if (tcp_rack_on(sk) && sk->rtxq.n)

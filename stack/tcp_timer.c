@@ -182,7 +182,7 @@ static bool on_rto(struct tcpsm_sock *sk, uint64_t now)
         sk->first_rtx = now > r ? now - r : 1;
     }
     if (!sk->retries)
-        sk->rtx_stamp = now;
+        sk->rtx_stamp_ms = (uint32_t)(now / MS_NS);
     sk->retries++;
     if (sk->backoff < 20)
         sk->backoff++;
@@ -350,8 +350,12 @@ void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now)
         sk->dack_at = 0;
         /* Linux tcp_delack_timer_handler: the reply did not come in time */
         sk->pingpong = false;
+        /* a reply held for the application's next call goes now and
+         * carries the ACK (TCPSM_MSG_HOLD) */
+        uint32_t acked = sk->last_ack_sent;
+        tcp_out_release(sk, now);
         if (sk->state != TCPSM_CLOSED && sk->state != TCPSM_LISTEN &&
-            sk->state != TCPSM_SYN_SENT)
+            sk->state != TCPSM_SYN_SENT && (sk->last_ack_sent == acked || sk->rcv_nxt != sk->last_ack_sent))
             tcp_send_ack(sk, now);
     }
     if (sk->ka_at && now >= sk->ka_at) {

@@ -260,6 +260,8 @@ struct tcpsm_counters {
      * a FIN's quick ACK (tcp_ack_hold), and of those the ACKs that complete
      * an active open (tcp_syn_ack_hold) */
     uint64_t tcp_acks_held, tcp_synack_acks_held;
+    /* replies held for the application's next call (TCPSM_MSG_HOLD) */
+    uint64_t tcp_replies_held;
     /* Repair after a process died holding the stack lock halfway through an
      * operation (tcpsm_stack_repair): passes that found a fault, faults
      * mended (links, indexes, counts), sockets reset because their own state
@@ -360,6 +362,10 @@ unsigned tcpsm_stack_release_acks(struct tcpsm_stack *st, uint64_t now);
  * (tcpsm_stack_release_acks or the delayed-ACK timer send it otherwise). */
 unsigned tcpsm_stack_release_acks_before(struct tcpsm_stack *st, uint64_t now,
                                          uint64_t held_before);
+/* Both send the replies held (TCPSM_MSG_HOLD) whatever their age. This one
+ * sends them and nothing else (their held ACKs ride on them); returns how
+ * many sockets had one. O(1) when none is held. */
+unsigned tcpsm_stack_release_output(struct tcpsm_stack *st, uint64_t now);
 /* Run every timer that is due at now. */
 void tcpsm_stack_timers(struct tcpsm_stack *st, uint64_t now);
 /* Ends every connection at once (process exit): RST (RFC 9293 3.10.4,
@@ -416,9 +422,19 @@ ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint
 /* The same with flags: TCPSM_MSG_MORE holds this call's partial segment as
  * TCP_CORK would (until the next send without it, or 200 ms);
  * TCPSM_MSG_OOB makes the last byte taken urgent (RFC 9293 3.8.5: the
- * urgent pointer goes out with the segments until it is ACKed). */
+ * urgent pointer goes out with the segments until it is ACKed).
+ * TCPSM_MSG_HOLD (the runtime, for an application thread): a reply to a
+ * request whose quick ACK is held (tcp_ack_hold), sent with nothing in
+ * flight, is held too, so that the application's next call may add to it:
+ * its FIN when it closes next (one segment: reply, FIN and ACK), or more of
+ * the reply. It leaves at that close or shutdown, at
+ * tcpsm_stack_release_output (the runtime: at the end of the thread's
+ * next stack call), whenever the held ACKs are released (the thread waits,
+ * tcpsm_stack_release_acks*, whatever its age), or at the delayed-ACK
+ * timer at the latest. */
 #define TCPSM_MSG_MORE 0x8000
 #define TCPSM_MSG_OOB  0x1
+#define TCPSM_MSG_HOLD 0x10000
 ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int flags,
                          uint64_t now);
 /* Flags: TCPSM_MSG_PEEK. Returns bytes, 0 at EOF (FIN received), -EAGAIN,

@@ -24,7 +24,7 @@ const struct counter_name counter_names[] = {
     C(tcp_rtxq_full), C(pmtu_learned), C(pmtu_evicted), C(tcp_pmtu_blackhole), C(tcp_gro_frames),
     C(tcp_pmtu_probes), C(tcp_pmtu_probe_ok), C(tcp_pmtu_probe_lost),
     C(tcp_dsack_undo), C(tcp_paws_disordered_ack), C(tcp_spurious_rto), C(tcp_loss_undo),
-    C(tcp_acks_held), C(tcp_synack_acks_held),
+    C(tcp_acks_held), C(tcp_synack_acks_held), C(tcp_replies_held),
     C(repair_passes), C(repair_faults), C(repair_resets), C(repair_leaks),
 };
 #undef C

@@ -261,6 +261,7 @@ static void defer_add(struct netdev_packet *np, const struct tcpsm_frame *fr)
     b->msgs[i].msg_hdr.msg_iov = b->iov[i];
     b->msgs[i].msg_hdr.msg_iovlen = nv;
     b->fd = np->fd;
+    b->vnet = np->vnet;
     np->tx_frames++;
     np->tx_deferred++;
 }
@@ -301,9 +302,9 @@ void netdev_packet_defer_begin(void)
 bool netdev_packet_defer_end(struct netdev_packet *np)
 {
     t_defer_on = false;
+    (void)np;
     if (t_defer.n == 0)
         return false;
-    t_defer.vnet = np->vnet;
     pthread_mutex_lock(&tx_order);
     return true;
 }
@@ -322,10 +323,15 @@ void netdev_packet_defer_fork_child(void)
     t_defer_on = false;
 }
 
-/* Before the link socket is closed or replaced: no deferred send is in flight on it. */
-static void defer_barrier(void)
+/* Before the link socket is closed or replaced (under the stack lock): this
+ * thread's waiting frames go out on it now, and no other thread's deferred
+ * send is in flight on it (they take tx_order before the stack lock is
+ * released), so none is sent later on a closed or reused descriptor. */
+static void defer_barrier(struct netdev_packet *np)
 {
     pthread_mutex_lock(&tx_order);
+    if (t_defer.n)
+        defer_flush(np);
     pthread_mutex_unlock(&tx_order);
 }
 
@@ -739,7 +745,7 @@ int netdev_packet_fork_child(struct netdev_packet *np, bool keep)
 
 void netdev_packet_swap_fd(struct netdev_packet *np, int fd)
 {
-    defer_barrier();
+    defer_barrier(np);
     ring_unmap(np);             /* this process's view of the old socket's ring */
     if (np->fd >= 0)
         syscall(SYS_close, np->fd);
@@ -966,7 +972,7 @@ uint64_t netdev_packet_drops(struct netdev_packet *np)
 
 void netdev_packet_close(struct netdev_packet *np)
 {
-    defer_barrier();
+    defer_barrier(np);
     ring_unmap(np);
     if (np->fd >= 0)
         syscall(SYS_close, np->fd);

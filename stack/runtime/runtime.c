@@ -112,6 +112,9 @@ bool rt_lock_for_exit(void)
     return true;
 }
 
+__thread unsigned char rt_t_out_held;
+__thread struct tcpsm_sock *rt_t_out_sk;
+
 void rt_unlock(void)
 {
     /* The receive thread left the link's frames to this holder. */
@@ -127,6 +130,17 @@ void rt_unlock(void)
          * sleep does not come back on its own: it drives nothing. */
         bool drives = !rt_t_runtime && !rt_t_nodrive;
         rt_t_nodrive = false;
+        /* A reply held by this thread's previous call (its FIN, had it
+         * closed, would have joined it) leaves as this call ends. */
+        if (rt_t_out_held && !rt_t_runtime) {
+            if (rt_t_out_held == 2) {
+                rt_t_out_held = 0;
+                rt_t_out_sk = NULL;
+                tcpsm_stack_release_output(rt.sh->st, rt_now());
+            } else {
+                rt_t_out_held = 2;
+            }
+        }
         uint64_t now = 0;
         if (drives) {
             now = rt_drive_timers(true);
@@ -928,6 +942,18 @@ ssize_t tcpsm_sendf(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, 
                     int nonblock, int64_t timeout_ns)
 {
     int cflags = ((flags & MSG_MORE) ? TCPSM_MSG_MORE : 0) | ((flags & MSG_OOB) ? TCPSM_MSG_OOB : 0);
+    /* An application thread's reply may wait for its next call (its close:
+     * one segment for the reply and the FIN); rt_unlock sends it then. */
+    if (!rt_t_runtime) {
+        cflags |= TCPSM_MSG_HOLD;
+        /* More of the reply held (nginx: the headers, then the file)
+         * holds it on; one held on another socket by the previous call
+         * still goes at this call's end. */
+        if (!rt_t_out_held || rt_t_out_sk == sk) {
+            rt_t_out_held = 1;
+            rt_t_out_sk = sk;
+        }
+    }
     size_t total;
     int v = check_iov(iov, iovcnt, &total);
     if (v < 0)

@@ -417,6 +417,10 @@ void rt_ep_fork(int parent, int child); /* under lock: the child holds the paren
 extern __thread volatile unsigned rt_t_sigseq;  /* handlers that ran on this thread */
 extern __thread volatile int rt_t_hold;         /* > 0: handlers are deferred */
 extern __thread volatile int rt_t_in_wait;      /* registrations to withdraw on a signal */
+/* A reply this thread sent is held (TCPSM_MSG_HOLD): 1 during that call,
+ * 2 after it; the end of its next stack call (rt_unlock) sends it. */
+extern __thread unsigned char rt_t_out_held;
+extern __thread struct tcpsm_sock *rt_t_out_sk;     /* the socket of that reply */
 extern __thread bool rt_t_nodrive;      /* the next unlock is a follower's, before its sleep */
 void rt_sig_reraise(void);
 bool rt_sig_deferred(void);

@@ -16,15 +16,21 @@
 
 #include "runtime.h"
 
-static siginfo_t wait_sig(int sig)
+/* sig (blocked) within s seconds: its number, or -1 */
+static int timed_wait(int sig, int s, siginfo_t *si)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, sig);
-    struct timespec ts = { 2, 0 };
+    struct timespec ts = { s, 0 };
+    memset(si, 0, sizeof(*si));
+    return sigtimedwait(&set, si, &ts);
+}
+
+static siginfo_t wait_sig(int sig)
+{
     siginfo_t si;
-    memset(&si, 0, sizeof(si));
-    cr_assert_eq(sigtimedwait(&set, &si, &ts), sig, "no signal %d", sig);
+    cr_assert_eq(timed_wait(sig, 2, &si), sig, "no signal %d", sig);
     return si;
 }
 
@@ -97,15 +103,10 @@ Test(runtime_sigio, process_group_members_get_the_details)
     if (c == 0) {                       /* the child: report the two signals it gets */
         close(rep[0]);
         for (int i = 0; i < 2; i++) {
-            sigset_t set;
-            sigemptyset(&set);
-            sigaddset(&set, sig);
-            struct timespec ts = { 3, 0 };
             siginfo_t si;
-            memset(&si, 0, sizeof(si));
             if (i == 0 && write(go[1], "r", 1) != 1)
                 _exit(2);
-            if (sigtimedwait(&set, &si, &ts) != sig)
+            if (timed_wait(sig, 3, &si) != sig)
                 _exit(1);
             long v[3] = { si.si_code, si.si_band, si.si_fd };
             if (write(rep[1], v, sizeof(v)) != (ssize_t)sizeof(v))

@@ -380,6 +380,137 @@ Test(tcp_ack_hold, interactive_ends_when_the_delayed_ack_fires)
     h_free(h);
 }
 
+/* TCPSM_MSG_HOLD (the runtime's flag for an application thread's send): a
+ * reply to a request whose quick ACK is held waits for the application's
+ * next call; when that call is the close, the reply, the FIN and the ACK
+ * leave as one segment (nginx answering an HTTP/1.0 request: headers, file,
+ * close), not three frames (ACK-carrying headers, file, FIN). */
+static void hold_send(struct harness *h, const void *buf, size_t len)
+{
+    cr_assert_eq(tcpsm_sock_sendf(h->sk, buf, len, TCPSM_MSG_HOLD, h->now), (ssize_t)len);
+}
+
+static struct harness *requested(void)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
+         .len = sizeof req - 1);
+    h->rseq += sizeof req - 1;
+    expect_no_seg(h);                   /* the request's quick ACK, held */
+    char got[64];
+    h_app_recv(h, got, sizeof req - 1);
+    return h;
+}
+
+Test(tcp_ack_hold, held_reply_and_fin_in_one_segment)
+{
+    struct harness *h = requested();
+    uint8_t r[234 + 1000];              /* within the harness's MSS: one segment */
+    h_pattern(r, sizeof r, 5);
+    uint64_t held0 = tcpsm_stack_counters(h->st)->tcp_replies_held;
+    hold_send(h, r, 234);
+    expect_no_seg(h);                   /* the headers wait */
+    hold_send(h, r + 234, 1000);
+    expect_no_seg(h);                   /* and the file */
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_replies_held, held0 + 1, "one reply held");
+    tcpsm_sock_close(h->sk, h->now);
+    h->sk = NULL;
+    EXPECT_SEG(h, .flags = ACK | PSH | FIN, .seq = h->lseq, .ack = h->rseq,
+               .len = (int64_t)sizeof r, .data = r);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "the reply carried the ACK");
+    cr_assert_eq(tcpsm_stack_release_output(h->st, h->now), 0, "nothing left held");
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, held_reply_released_by_the_next_call)
+{
+    struct harness *h = requested();
+    uint8_t r[300];
+    h_pattern(r, sizeof r, 6);
+    hold_send(h, r, sizeof r);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_release_output(h->st, h->now), 1);
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .ack = h->rseq, .len = (int64_t)sizeof r,
+               .data = r);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "the reply carried the ACK");
+    expect_no_seg(h);
+    h_free(h);
+}
+
+/* A wait releases the held ACKs of an earlier pass only (the 1 ms grace);
+ * a held reply goes whatever its age. */
+Test(tcp_ack_hold, held_reply_released_by_a_wait_whatever_its_age)
+{
+    struct harness *h = requested();
+    uint8_t r[300];
+    h_pattern(r, sizeof r, 7);
+    hold_send(h, r, sizeof r);
+    expect_no_seg(h);
+    tcpsm_stack_release_acks_before(h->st, h->now, h->now - MS(1));
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .ack = h->rseq, .len = (int64_t)sizeof r);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+Test(tcp_ack_hold, held_reply_delayed_ack_timer_backstop)
+{
+    struct harness *h = requested();
+    uint8_t r[300];
+    h_pattern(r, sizeof r, 8);
+    hold_send(h, r, sizeof r);
+    uint64_t waited = h_wait_seg(h, MS(500));
+    cr_assert(waited <= MS(40), "held reply after %llu ns", (unsigned long long)waited);
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .ack = h->rseq, .len = (int64_t)sizeof r);
+    expect_no_seg(h);                   /* no lone ACK beside it */
+    h_free(h);
+}
+
+/* No ACK held for it (the receive thread took the request, or it was
+ * released): the reply goes at once, as without the flag. */
+Test(tcp_ack_hold, reply_not_held_without_a_held_ack)
+{
+    struct harness *h = requested();
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 1);
+    EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
+    uint8_t r[300];
+    h_pattern(r, sizeof r, 9);
+    hold_send(h, r, sizeof r);
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .ack = h->rseq, .len = (int64_t)sizeof r);
+    cr_assert_eq(tcpsm_stack_release_output(h->st, h->now), 0);
+    h_free(h);
+}
+
+/* A send without the flag on a connection whose reply is held sends both. */
+Test(tcp_ack_hold, unflagged_send_sends_a_held_reply)
+{
+    struct harness *h = requested();
+    uint8_t r[600];
+    h_pattern(r, sizeof r, 10);
+    hold_send(h, r, 300);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_sock_send(h->sk, r + 300, 300, h->now), 300);
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .ack = h->rseq, .len = (int64_t)sizeof r,
+               .data = r);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+/* A reply past TCP_REPLY_HOLD_MAX is bulk: it goes at once, with what was held. */
+Test(tcp_ack_hold, large_reply_not_held)
+{
+    struct harness *h = requested();
+    static uint8_t r[20000];
+    h_pattern(r, sizeof r, 11);
+    hold_send(h, r, 300);
+    expect_no_seg(h);
+    hold_send(h, r + 300, sizeof r - 300);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 1460, .data = r);
+    h_free(h);
+}
+
 /* An event loop still working through a burst (its waits return at once
  * with more events) keeps a lone request's ACK past the runtime's grace:
  * the peer allows a delayed ACK for a flight of one (RFC 8985 7.2), and

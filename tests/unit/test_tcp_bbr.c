@@ -37,9 +37,10 @@ static struct harness *established_bbr(void)
 }
 
 /* One ACK's rate sample, as tcp_rate.c would make it: bytes delivered
- * over interval, sent when prior_delivered had been delivered. */
-static void sample(struct harness *h, uint64_t delivered, uint64_t interval_ns, uint32_t rtt_us,
-                   bool app_limited)
+ * over interval, sent when prior_delivered had been delivered, lost bytes
+ * marked lost by it; stamp: the delivery time moves with the clock. */
+static void sample_full(struct harness *h, uint64_t delivered, uint64_t interval_ns,
+                        uint32_t rtt_us, bool app_limited, uint32_t lost, bool stamp)
 {
     struct tcpsm_sock *sk = h->sk;
     struct tcp_rs *rs = &sk->rs;
@@ -51,9 +52,18 @@ static void sample(struct harness *h, uint64_t delivered, uint64_t interval_ns, 
     rs->acked_sacked = (uint32_t)delivered;
     rs->rtt_us = rtt_us;
     rs->app_limited = app_limited;
+    rs->losses = lost;
     rs->prior_at = 1;
     h->st->now += interval_ns;
+    if (stamp)
+        sk->rate.delivered_at = h->st->now;
     tcp_bbr.cong_control(sk, 0);
+}
+
+static void sample(struct harness *h, uint64_t delivered, uint64_t interval_ns, uint32_t rtt_us,
+                   bool app_limited)
+{
+    sample_full(h, delivered, interval_ns, rtt_us, app_limited, 0, false);
 }
 
 /* bytes/s of d bytes in ns */
@@ -357,20 +367,7 @@ Test(tcp_bbr, random_loss_keeps_rate)
  * time moving with the virtual clock. */
 static void sample_lost(struct harness *h, uint64_t delivered, uint64_t interval_ns, uint32_t lost)
 {
-    struct tcpsm_sock *sk = h->sk;
-    struct tcp_rs *rs = &sk->rs;
-    memset(rs, 0, sizeof(*rs));
-    rs->prior_delivered = sk->rate.delivered;
-    sk->rate.delivered += delivered;
-    rs->delivered = (int64_t)delivered;
-    rs->interval_ns = interval_ns;
-    rs->acked_sacked = (uint32_t)delivered;
-    rs->rtt_us = 20000;
-    rs->losses = lost;
-    rs->prior_at = 1;
-    h->st->now += interval_ns;
-    sk->rate.delivered_at = h->st->now;
-    tcp_bbr.cong_control(sk, 0);
+    sample_full(h, delivered, interval_ns, 20000, false, lost, true);
 }
 
 /* A token-bucket policer (Linux bbr_lt_bw_sampling): after 2 MB/s in

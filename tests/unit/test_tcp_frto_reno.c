@@ -64,6 +64,15 @@ static struct seg rto_resends_head(struct harness *h, uint32_t b)
     return s;
 }
 
+/* After an undo: what goes out is new data (from end on), nothing of the
+ * old flight (from b) again. */
+static void nothing_resent_below(struct harness *h, uint32_t b, uint32_t end)
+{
+    struct seg s;
+    while (recv_seg(h, &s))
+        cr_assert(s.len == 0 || seq_ge(s.seq, end), "resent %u after the undo", s.seq - b);
+}
+
 static void ack(struct harness *h, uint32_t a)
 {
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = a, .win = H_RWIN);
@@ -94,9 +103,7 @@ Test(tcp_frto_reno, spurious_timeout_undone)
     cr_assert_not(h->sk->loss_state);
     cr_assert_geq(h->sk->cwnd, cwnd0, "cwnd %u, before the RTO %u", h->sk->cwnd, cwnd0);
     cr_assert_eq(h->sk->ssthresh, ssthresh0);
-    struct seg s;
-    while (recv_seg(h, &s))
-        cr_assert(s.len == 0 || seq_ge(s.seq, b + 12 * M), "resent %u after the undo", s.seq - b);
+    nothing_resent_below(h, b, b + 12 * M);
     /* everything arrives; the connection is fine */
     ack(h, h->sk->snd_max);
     cr_assert_eq(cnt(h)->tcp_retrans, 1, "only the RTO's one retransmission");
@@ -114,9 +121,7 @@ Test(tcp_frto_reno, ack_beyond_the_resent_head_undoes)
     ack(h, b + 4 * M);
     cr_assert_eq(cnt(h)->tcp_spurious_rto, 1);
     cr_assert_geq(h->sk->cwnd, cwnd0);
-    struct seg s;
-    while (recv_seg(h, &s))
-        cr_assert(s.len == 0 || seq_ge(s.seq, b + 10 * M), "resent %u after the undo", s.seq - b);
+    nothing_resent_below(h, b, b + 10 * M);
     h_free(h);
 }
 
@@ -160,9 +165,7 @@ Test(tcp_frto_reno, timestamps_undo_timeout)
     cr_assert_not(h->sk->loss_state);
     cr_assert_geq(h->sk->cwnd, cwnd0);
     cr_assert_eq(h->sk->ssthresh, ssthresh0);
-    struct seg s;
-    while (recv_seg(h, &s))
-        cr_assert(s.len == 0 || seq_ge(s.seq, b + 10 * M), "resent %u after the undo", s.seq - b);
+    nothing_resent_below(h, b, b + 10 * M);
     h_free(h);
 }
 
