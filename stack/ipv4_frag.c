@@ -15,38 +15,6 @@
 
 #include "wire.h"
 
-#define IP_FRAG_QUEUES   64
-#define IP_FRAG_MEM      (4u << 20)
-#define IP_FRAG_TIMEOUT  (30ull * 1000000000ull)
-#define IP_FRAG_PIECES   64             /* fragments of one datagram */
-#define IP_MAXPACKET     65535
-
-struct frag_piece {
-    struct frag_piece *next;            /* by offset */
-    uint16_t off, len;
-    uint8_t data[];
-};
-
-struct frag_queue {
-    bool used;
-    uint32_t src, dst;
-    uint16_t id;
-    uint8_t proto;
-    uint64_t first;                     /* arrival of the first fragment */
-    uint32_t total;                     /* payload length once the last fragment came, else 0 */
-    uint32_t have;                      /* payload bytes held */
-    unsigned npieces;
-    uint8_t hdr[60];                    /* the first fragment's header (offset 0) */
-    uint8_t hdrlen;
-    struct frag_piece *pieces;
-};
-
-struct ipv4_reasm {
-    struct frag_queue q[IP_FRAG_QUEUES];
-    size_t mem;
-    uint8_t out[IP_MAXPACKET + 60];     /* the datagram being delivered; last (not zeroed) */
-};
-
 int ipv4_frag_init(struct tcpsm_stack *st)
 {
     /* out is scratch, written before it is read: not zeroed (64 KiB) */
@@ -209,4 +177,61 @@ const uint8_t *ipv4_frag_input(struct tcpsm_stack *st, const uint8_t *p, size_t 
     st->cnt.ip_reasm_ok++;
     q_free(r, q);
     return o;
+}
+
+/* After a holder died halfway (tcp_repair.c): each queue's list of pieces
+ * is primary (a piece is linked whole, and unlinked before it is freed);
+ * the counts follow from it. A list that runs into memory that is not a
+ * piece drops its datagram (the sender's TCP resends). Returns the faults;
+ * repair false: only counts. */
+unsigned ipv4_frag_check(struct tcpsm_stack *st, bool repair)
+{
+    struct ipv4_reasm *r = st->reasm;
+    if (!r)
+        return 0;
+    unsigned faults = 0;
+    size_t mem = 0;
+    for (unsigned i = 0; i < IP_FRAG_QUEUES; i++) {
+        struct frag_queue *q = &r->q[i];
+        if (!q->used)
+            continue;
+        unsigned n = 0;
+        uint32_t have = 0;
+        size_t qm = 0;
+        bool whole = true;
+        for (struct frag_piece **pp = &q->pieces; *pp; pp = &(*pp)->next) {
+            struct frag_piece *p = *pp;
+            if (n >= IP_FRAG_PIECES || !mem_valid(p, sizeof(*p)) ||
+                !mem_valid(p, sizeof(*p) + p->len)) {
+                whole = false;
+                if (repair)
+                    *pp = NULL;         /* cut there: what follows is not ours to free */
+                break;
+            }
+            n++;
+            have += p->len;
+            qm += sizeof(*p) + p->len;
+        }
+        if (whole && n == q->npieces && have == q->have) {
+            mem += qm;
+            continue;
+        }
+        faults++;
+        if (!repair)
+            continue;
+        if (whole) {
+            q->npieces = n;
+            q->have = have;
+            mem += qm;
+        } else {
+            st->cnt.ip_reasm_fail++;
+            q_free(r, q);
+        }
+    }
+    if (mem != r->mem) {
+        faults++;
+        if (repair)
+            r->mem = mem;
+    }
+    return faults;
 }

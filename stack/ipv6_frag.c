@@ -231,3 +231,49 @@ void ip6_frag_input(struct tcpsm_stack *st, const uint8_t *p, size_t tot, size_t
     t->depth--;
     mem_free(pkt);
 }
+
+/* After a holder died halfway (tcp_repair.c): an entry whose buffers are
+ * not blocks in use (entry_free cut between its frees and its memset) is
+ * forgotten, its datagram lost (the sender's TCP resends); the table's
+ * timer is set again from the entries. Returns the faults; repair false:
+ * only counts. */
+unsigned ip6_frag_check(struct tcpsm_stack *st, bool repair)
+{
+    struct ip6_frag_table *t = st->v6.frag;
+    if (!t)
+        return 0;
+    unsigned faults = 0;
+    uint64_t at = UINT64_MAX;
+    for (unsigned i = 0; i < IP6_FRAG_MAX; i++) {
+        struct ip6_frag *f = &t->e[i];
+        if (!f->used)
+            continue;
+        bool data_ok = !f->data || mem_valid(f->data, FRAG_MAXLEN);
+        bool first_ok = !f->first || mem_valid(f->first, f->first_len ? f->first_len : 1);
+        if (data_ok && first_ok) {
+            if (f->deadline < at)
+                at = f->deadline;
+            continue;
+        }
+        faults++;
+        if (repair) {
+            if (!data_ok)
+                f->data = NULL;
+            if (!first_ok)
+                f->first = NULL;
+            st->cnt.ip6_drop_frag++;
+            entry_free(f);
+        }
+    }
+    struct tcpsm_timer *tm = &t->timer;
+    bool in_heap = tcpsm_timer_armed(tm) && tm->idx < st->timers.n && st->timers.v[tm->idx] == tm;
+    if ((tcpsm_timer_armed(tm) && !in_heap) || (at != UINT64_MAX && !in_heap)) {
+        faults++;
+        if (repair) {
+            if (!in_heap)
+                tm->idx = UINT32_MAX;
+            rearm(st, t);
+        }
+    }
+    return faults;
+}

@@ -10,6 +10,7 @@
 #ifndef TCPSM_IPV6_FRAG_H
 #define TCPSM_IPV6_FRAG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,5 +30,10 @@ void ip6_frag_fini(struct tcpsm_stack *st);
 /* TIMER_IP6_FRAG: reassemblies that expired (ctx: the stack). */
 struct tcpsm_timer;
 void ip6_frag_timer_fire(void *ctx, struct tcpsm_timer *tm, uint64_t now);
+
+/* After a lock holder died halfway (tcp_repair.c): checks each entry's
+ * buffers and the table's timer; repair: forgets an entry whose buffers are
+ * gone, sets the timer again. Returns the faults found. */
+unsigned ip6_frag_check(struct tcpsm_stack *st, bool repair);
 
 #endif

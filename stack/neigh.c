@@ -17,32 +17,6 @@
 #include "eth.h"
 #include "nd.h"
 
-struct neigh_frame {
-    uint32_t len;
-    uint8_t data[];
-};
-
-struct neigh {
-    struct tcpsm_timer timer;           /* ARP retry */
-    struct tcpsm_addr ip;
-    uint8_t mac[ETH_ALEN];
-    uint8_t state;                      /* enum neigh_state */
-    bool stale;                         /* unconfirmed: probe on next use */
-    uint8_t tries;                      /* requests sent in this round */
-    uint64_t confirmed, used;
-    int32_t next;                       /* hash chain or free list */
-    struct neigh_frame *q[NEIGH_QUEUE_FRAMES];
-    uint8_t qhead, qn;
-    uint32_t qbytes;
-};
-
-struct neigh_table {
-    uint32_t max, nbuckets, count;
-    int32_t free;
-    int32_t *bucket;
-    struct neigh e[];
-};
-
 static uint32_t hash_ip(const struct neigh_table *t, const struct tcpsm_addr *a)
 {
     uint32_t h = 0;
@@ -379,4 +353,94 @@ unsigned neigh_queued(const struct tcpsm_stack *st, uint32_t ip)
 unsigned neigh_count(const struct tcpsm_stack *st)
 {
     return st->neigh->count;
+}
+
+/* After a holder died halfway (tcp_repair.c): each entry's state is
+ * primary; the hash chains, the free list and the count follow from the
+ * states. neigh_alloc and neigh_remove move an entry between the free list
+ * and its chain in several steps: a holder cut between them left an entry
+ * on neither (lost to both), or linked with state NONE, or in use and on no
+ * chain with its timer still armed, which neigh_remove (at the timer, or as
+ * the LRU victim) would have chased down its chain past the end. A timer
+ * that is not where the heap has it (neigh_alloc's memset before its
+ * timer_init) is disarmed; a waiting queue that is not whole is dropped
+ * (its frames are the datagrams lost; TCP resends). Returns the faults;
+ * repair false: only counts. */
+unsigned neigh_check(struct tcpsm_stack *st, bool repair)
+{
+    struct neigh_table *t = st->neigh;
+    if (!t)
+        return 0;
+    unsigned faults = 0;
+    uint32_t inuse = 0, linked = 0, nfree = 0;
+    bool chains = true;
+    for (uint32_t b = 0; b < t->nbuckets && chains; b++)
+        for (int32_t i = t->bucket[b]; i >= 0; i = t->e[i].next)
+            if ((uint32_t)i >= t->max || t->e[i].state == NEIGH_NONE ||
+                hash_ip(t, &t->e[i].ip) != b || ++linked > t->max) {
+                chains = false;
+                break;
+            }
+    for (int32_t i = t->free; i >= 0 && chains; i = t->e[i].next)
+        if ((uint32_t)i >= t->max || t->e[i].state != NEIGH_NONE || ++nfree > t->max)
+            chains = false;
+    for (uint32_t i = 0; i < t->max; i++) {
+        struct neigh *n = &t->e[i];
+        if (n->state > NEIGH_PROBE) {
+            faults++;
+            if (repair)
+                n->state = NEIGH_NONE;
+        }
+        inuse += n->state != NEIGH_NONE;
+        struct tcpsm_timer *tm = &n->timer;
+        /* (a free entry's timer is made again when it is taken: not looked at) */
+        if (n->state != NEIGH_NONE && tcpsm_timer_armed(tm) &&
+            (tm->idx >= st->timers.n || st->timers.v[tm->idx] != tm)) {
+            faults++;
+            if (repair)
+                tm->idx = UINT32_MAX;
+        }
+        bool q_ok = n->qn <= NEIGH_QUEUE_FRAMES && n->qhead < NEIGH_QUEUE_FRAMES;
+        for (unsigned k = 0; q_ok && k < n->qn; k++) {
+            const struct neigh_frame *f = n->q[(n->qhead + k) % NEIGH_QUEUE_FRAMES];
+            q_ok = mem_valid(f, sizeof(*f)) && mem_valid(f, sizeof(*f) + f->len);
+        }
+        /* frames wait only while INCOMPLETE (confirm sends them) */
+        if (!q_ok || (n->state != NEIGH_INCOMPLETE && n->qn)) {
+            faults++;
+            if (repair && q_ok) {
+                queue_clear(n, &st->cnt.neigh_queue_drop);
+            } else if (repair) {
+                n->qn = n->qhead = 0;   /* frames not whole are left to the journal's reclaim */
+                n->qbytes = 0;
+            }
+        }
+        /* resolving with no timer: it would never ask again nor give up */
+        if ((n->state == NEIGH_INCOMPLETE || n->state == NEIGH_PROBE) && !tcpsm_timer_armed(tm)) {
+            faults++;
+            if (repair && timer_set(&st->timers, tm, st->now + NEIGH_RETRY_NS) < 0)
+                n->state = NEIGH_NONE;  /* no room for its timer: forgotten (rebuilt below) */
+        }
+    }
+    if (!chains || linked != inuse || nfree + inuse != t->max || t->count != inuse) {
+        faults++;
+        if (repair) {
+            for (uint32_t b = 0; b < t->nbuckets; b++)
+                t->bucket[b] = -1;
+            t->free = -1;
+            for (uint32_t i = t->max; i-- > 0;) {
+                struct neigh *n = &t->e[i];
+                if (n->state == NEIGH_NONE) {
+                    n->next = t->free;
+                    t->free = (int32_t)i;
+                } else {
+                    uint32_t h = hash_ip(t, &n->ip);
+                    n->next = t->bucket[h];
+                    t->bucket[h] = (int32_t)i;
+                }
+            }
+            t->count = inuse;
+        }
+    }
+    return faults;
 }

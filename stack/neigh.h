@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eth.h"
 #include "stack.h"
 
 #define NEIGH_DEFAULT_MAX   256
@@ -40,6 +41,34 @@
 #define NEIGH_QUEUE_BYTES   65536
 
 enum neigh_state { NEIGH_NONE = 0, NEIGH_INCOMPLETE, NEIGH_REACHABLE, NEIGH_PROBE };
+
+/* The table (neigh.c; here for the repair's unit tests): a fixed array of
+ * entries, hash chains and a free list through `next`. */
+struct neigh_frame {
+    uint32_t len;
+    uint8_t data[];
+};
+
+struct neigh {
+    struct tcpsm_timer timer;           /* ARP retry */
+    struct tcpsm_addr ip;
+    uint8_t mac[ETH_ALEN];
+    uint8_t state;                      /* enum neigh_state */
+    bool stale;                         /* unconfirmed: probe on next use */
+    uint8_t tries;                      /* requests sent in this round */
+    uint64_t confirmed, used;
+    int32_t next;                       /* hash chain or free list */
+    struct neigh_frame *q[NEIGH_QUEUE_FRAMES];
+    uint8_t qhead, qn;
+    uint32_t qbytes;
+};
+
+struct neigh_table {
+    uint32_t max, nbuckets, count;
+    int32_t free;
+    int32_t *bucket;
+    struct neigh e[];
+};
 
 /* 0 or -ENOMEM. max >= 1. */
 int neigh_init(struct tcpsm_stack *st, uint32_t max);
@@ -80,5 +109,10 @@ unsigned neigh_count(const struct tcpsm_stack *st);
 /* TIMER_NEIGH: an entry's resolution retry or expiry (ctx: the stack). */
 struct tcpsm_timer;
 void neigh_timer_fire(void *ctx, struct tcpsm_timer *tm, uint64_t now);
+
+/* After a lock holder died halfway (tcp_repair.c): checks the table (chains,
+ * free list, count, timers, waiting queues) against the entries' states;
+ * repair: rebuilds it from them. Returns the faults found. */
+unsigned neigh_check(struct tcpsm_stack *st, bool repair);
 
 #endif

@@ -728,7 +728,7 @@ void tcp_input_batch_end(struct tcpsm_stack *st, uint64_t now)
  * sent meanwhile with the ACK ends it. Saves a frame per request on both
  * sides of a request/response exchange. Bulk data (full segments, two or
  * more unacknowledged) is never held. */
-static bool ack_hold(struct tcpsm_sock *sk, uint64_t now)
+static bool ack_hold(struct tcpsm_sock *sk, uint64_t now, bool single)
 {
     struct tcp_stack *ts = TS(sk);
     if (!sk->ack_held) {
@@ -737,7 +737,10 @@ static bool ack_hold(struct tcpsm_sock *sk, uint64_t now)
         ts->held[ts->nheld++] = sk;
         sk->ack_held = true;
         sk->ack_held_at = now;
+        sk->ack_single = single;
         sk->st->cnt.tcp_acks_held++;
+    } else {
+        sk->ack_single = sk->ack_single && single;
     }
     tcp_delack_schedule(sk, now);
     return true;
@@ -751,7 +754,7 @@ bool tcp_ack_hold(struct tcpsm_sock *sk, uint64_t now)
         return true;                    /* the FIN's ACK, held with its data (tcp_fin_ack_hold) */
     if (!sk->ack_short || sk->delack_segs != 1)
         return false;
-    return ack_hold(sk, now);
+    return ack_hold(sk, now, true);
 }
 
 /* A FIN that ends ESTABLISHED (the peer closed first): the application,
@@ -768,7 +771,7 @@ bool tcp_fin_ack_hold(struct tcpsm_sock *sk, uint64_t now)
     uint32_t owed = sk->rcv_nxt - 1 - sk->last_ack_sent;        /* data bytes, not the FIN */
     if (!TS(sk)->hold_acks || sk->dupack_now || owed >= 2 * mss)
         return false;
-    return ack_hold(sk, now);
+    return ack_hold(sk, now, false);
 }
 
 /* The ACK that completes our active open, when the SYN+ACK came in through
@@ -784,7 +787,7 @@ bool tcp_syn_ack_hold(struct tcpsm_sock *sk, uint64_t now)
     if (!TS(sk)->hold_acks)
         return false;
     sk->delack_segs = 1;                /* owed: tcp_release_acks sends it */
-    if (ack_hold(sk, now)) {
+    if (ack_hold(sk, now, false)) {
         sk->st->cnt.tcp_synack_acks_held++;
         return true;
     }
@@ -846,11 +849,24 @@ unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now, uint64_t held_be
             ts->held[kept++] = sk;      /* younger: its reply may still come */
             continue;
         }
-        sk->ack_held = false;
         tcp_out_release(sk, now);       /* a reply held: it carries the ACK */
         /* a segment sent meanwhile carried it (delack_segs reset,
          * last_ack_sent moved up) */
-        if ((sk->delack_segs || sk->last_ack_sent != sk->rcv_nxt) && can_ack(sk)) {
+        bool owed = sk->delack_segs || sk->last_ack_sent != sk->rcv_nxt;
+        /* Held over the grace for one short segment with nothing else
+         * unacknowledged: the peer has one segment in flight, for which it
+         * allows a delayed ACK (its probe timeout adds the worst-case
+         * delayed ACK, 200 ms: RFC 8985 7.2, Linux tcp_schedule_loss_probe),
+         * so an event loop still working through a burst of requests
+         * answers this one with its reply; the full release (the thread
+         * sleeps, the receive thread takes the link) or the delayed-ACK
+         * timer (tcp_ack_hold) sends it otherwise. */
+        if (owed && sk->ack_single && held_before != UINT64_MAX && sk->delack_segs == 1) {
+            ts->held[kept++] = sk;
+            continue;
+        }
+        sk->ack_held = false;
+        if (owed && can_ack(sk)) {
             tcp_send_ack(sk, now);
             sent++;
         }

@@ -41,7 +41,10 @@
 #define TCP_FIN_TIMEOUT_NS  (60 * SEC_NS)   /* orphan FIN-WAIT-2, Linux tcp_fin_timeout */
 #define TCP_OOO_MAX         32          /* out-of-order ranges kept */
 #define TCP_BATCH_MAX       64          /* connections with work deferred to the end of an input batch */
-#define TCP_HELD_MAX        256         /* quick ACKs held for the application's reply (tcp_ack_hold) */
+/* quick ACKs held for the application's reply (tcp_ack_hold): an event loop
+ * answering a burst of requests on thousands of connections holds one per
+ * request not yet answered (beyond it, the ACK leaves at once) */
+#define TCP_HELD_MAX        4096
 #define TCP_RING_INIT       512u            /* first allocation of a buffer ring (grows by doubling) */
 #define TCP_RING_CACHE      8               /* released ring buffers kept for reuse */
 #define TCP_RING_CACHE_BYTES (16u * 1024u * 1024u)
@@ -379,6 +382,7 @@ struct tcpsm_sock {
     uint8_t batch_work;                 /* TCP_BATCH_ACK | TCP_BATCH_WAKE, on tcp_stack.batch */
     bool ack_short;                     /* the last in-order data was shorter than rcv_mss */
     bool ack_held;                      /* on tcp_stack.held (tcp_ack_hold) */
+    bool ack_single;                    /* held for one short segment alone (tcp_release_acks) */
     bool out_held;                      /* and a reply held with it (TCPSM_MSG_HOLD) */
     uint64_t ack_held_at;               /* when it went there */
     uint64_t last_rcv;                  /* for keepalive */

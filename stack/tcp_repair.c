@@ -17,15 +17,21 @@
  * cannot continue. The one intent record: ts->dying, the TCB tcp_sock_free
  * was taking apart, is finished.
  *
- * Not covered here: the neighbour cache, IP reassembly and the PMTU table
- * (their entries are bounded and expire; a half-done change there costs a
- * resolution or a datagram) and the timers they own beyond validity. */
+ * The neighbour cache and IP reassembly are checked and rebuilt by their own
+ * files (neigh_check, ipv4_frag_check, ip6_frag_check: chains, free list
+ * and counts from the entries' states; a datagram whose pieces are not
+ * whole is dropped). Not covered: the PMTU table (a fixed array of
+ * independent entries, no links or counts: a half-written entry holds a
+ * wrong MTU until it expires, at worst a probe or an ICMP away from right). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "fault_note.h"
+#include "ipv4_frag.h"
+#include "ipv6_frag.h"
 #include "mem.h"
+#include "neigh.h"
 #include "tcp_int.h"
 
 
@@ -160,6 +166,25 @@ static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
             sk->ofo_tail = last;
         }
     }
+    /* An ACK's processing (tcp_input.c ack_step) cut after it dropped the
+     * acknowledged bytes from the send ring (the ring now starts past
+     * SND.UNA) and before SND.UNA moved: the peer did acknowledge up to the
+     * ring's start, so the step is finished (SND.UNA there, the retransmit
+     * queue trimmed to it) rather than the connection reset. */
+    if (ok && tcp_synchronized(sk->state) && seq_gt(sk->snd_buf_seq, sk->snd_una + 1) &&
+        !seq_gt(sk->snd_buf_seq, sk->snd_max)) {
+        FAULT_NOTE(c, "TCB %p: SND.UNA %u behind the send ring's start %u (an ACK cut short)",
+                   (void *)sk, sk->snd_una, sk->snd_buf_seq);
+        if (repair) {
+            uint32_t ack = sk->snd_buf_seq;
+            tcp_rtxq_ack(sk, ack, sk->st->now);
+            sk->snd_una = ack;
+            sk->syn_acked = true;
+            if (seq_lt(sk->snd_nxt, sk->snd_una))
+                sk->snd_nxt = sk->snd_una;
+            tcp_sack_prune(sk);
+        }
+    }
     if (!seq_ok(sk)) {
         FAULT_NOTE(c, "TCB %p (%s): SND.UNA %u SND.NXT %u snd_max %u ring from %u", (void *)sk,
                    tcpsm_state_name(sk->state), sk->snd_una, sk->snd_nxt, sk->snd_max,
@@ -253,6 +278,52 @@ static void rebuild_indexes(struct tcpsm_stack *st)
     }
 }
 
+/* Which of its listener's queues an unaccepted child belongs in, from its
+ * own state: the handshake done (ESTABLISHED, or CLOSE-WAIT once the peer's
+ * FIN came), the accept queue; otherwise the SYN queue. The state is
+ * primary, in_acceptq follows it: the step that completes a handshake
+ * (tcp_input.c) sets ESTABLISHED first and moves the child and its flag
+ * after, and accept (tcpsm_sock_accept) clears the flag before the parent,
+ * so a holder that died between them left a child that has finished its
+ * handshake with in_acceptq false; taken from the flag it would go back on
+ * the SYN queue, where accept never looks (the listener then keeps a
+ * connection nobody can accept). */
+static bool belongs_in_accq(const struct tcpsm_sock *c)
+{
+    return tcp_synchronized(c->state);
+}
+
+/* A child between its making and its SYN+ACK (state LISTEN: child_new, then
+ * listen_input) or between CLOSED and leaving its queue (tcp_done): a state
+ * no queue holds between operations. Dropped by the repair. */
+static bool child_unfinished(const struct tcpsm_sock *c)
+{
+    return c->parent && c->state != TCPSM_SYN_RECEIVED && !tcp_synchronized(c->state);
+}
+
+/* A TCB the application no longer holds (user_ref false, on no listener's
+ * queue) in a state its close leaves behind at once: the close (the core's
+ * tcpsm_sock_close: user_ref is cleared first, then the FIN, RST or stop of
+ * a listener, then the free of a CLOSED one) was cut short by a holder that
+ * died. Left so, nobody would ever end the connection: an ESTABLISHED or
+ * CLOSE-WAIT orphan waits for a close that has been and gone. */
+static bool close_unfinished(const struct tcpsm_sock *sk)
+{
+    if (sk->user_ref || sk->parent)
+        return false;
+    switch (sk->state) {
+    case TCPSM_CLOSED:
+    case TCPSM_LISTEN:
+    case TCPSM_SYN_SENT:
+    case TCPSM_SYN_RECEIVED:
+    case TCPSM_ESTABLISHED:
+    case TCPSM_CLOSE_WAIT:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* A listener's SYN and accept queues against its children. */
 static bool queues_ok(struct tcp_stack *ts, struct tcpsm_sock *l)
 {
@@ -260,11 +331,13 @@ static bool queues_ok(struct tcp_stack *ts, struct tcpsm_sock *l)
     size_t lim = ts->nsocks;
     struct tcpsm_sock **pp = &l->synq;
     for (struct tcpsm_sock *c = *pp; c; pp = &c->qnext, c = c->qnext)
-        if (!live(ts, c) || c->parent != l || c->in_acceptq || c->qpprev != pp || ++ns > lim)
+        if (!live(ts, c) || c->parent != l || c->in_acceptq || belongs_in_accq(c) ||
+            c->qpprev != pp || ++ns > lim)
             return false;
     struct tcpsm_sock *last = NULL;
     for (struct tcpsm_sock *c = l->accq; c; last = c, c = c->qnext)
-        if (!live(ts, c) || c->parent != l || !c->in_acceptq || ++na > lim)
+        if (!live(ts, c) || c->parent != l || !c->in_acceptq || !belongs_in_accq(c) ||
+            ++na > lim)
             return false;
     for (struct tcpsm_sock *c = ts->all; c; c = c->anext)
         kids += c->parent == l;
@@ -283,6 +356,7 @@ static void rebuild_queues(struct tcp_stack *ts, struct tcpsm_sock *l)
             continue;
         c->qnext = NULL;
         c->qpprev = NULL;
+        c->in_acceptq = belongs_in_accq(c);
         if (c->in_acceptq) {
             if (l->accq_tail)
                 l->accq_tail->qnext = c;
@@ -330,8 +404,15 @@ static void check_rest(struct tcpsm_stack *st, struct fault_note *c)
                        sk->timer.idx);
         if (sk->parent && (!live(ts, sk->parent) || sk->parent->state != TCPSM_LISTEN))
             FAULT_NOTE(c, "TCB %p: its listener %p is gone", (void *)sk, (void *)sk->parent);
-        if ((sk->synq || sk->accq || sk->nsyn || sk->nacc) && !queues_ok(ts, sk))
+        if ((sk->state == TCPSM_LISTEN || sk->synq || sk->accq || sk->nsyn || sk->nacc) &&
+            !queues_ok(ts, sk))
             FAULT_NOTE(c, "listener %p: SYN/accept queues do not match its children", (void *)sk);
+        if (child_unfinished(sk))
+            FAULT_NOTE(c, "TCB %p: a child of listener %p in state %s", (void *)sk,
+                       (void *)sk->parent, tcpsm_state_name(sk->state));
+        if (close_unfinished(sk))
+            FAULT_NOTE(c, "TCB %p: in %s, closed by the application (an unfinished close)",
+                       (void *)sk, tcpsm_state_name(sk->state));
         if (sk->batch_work && !ts->nbatch)
             FAULT_NOTE(c, "TCB %p: batch work with no batch", (void *)sk);
         mem += mem_of(sk);
@@ -374,6 +455,12 @@ unsigned tcpsm_stack_audit(struct tcpsm_stack *st, char *why, size_t whylen)
     check_rest(st, &c);
     if (st->tcp->dying)
         FAULT_NOTE(&c, "a TCB was being freed (%p)", (void *)st->tcp->dying);
+    unsigned nf = neigh_check(st, false), f4 = ipv4_frag_check(st, false),
+             f6 = ip6_frag_check(st, false);
+    if (nf)
+        FAULT_NOTE(&c, "neighbour cache: %u faults", nf);
+    if (f4 || f6)
+        FAULT_NOTE(&c, "IP reassembly: %u IPv4, %u IPv6 faults", f4, f6);
     return c.n;
 }
 
@@ -433,6 +520,12 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
             }
         }
     }
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
+        if (child_unfinished(sk) && !sk->repair_reset) {
+            FAULT_NOTE(&c, "child half made or half done");
+            sk->repair_reset = true;
+            bad++;
+        }
     for (struct tcpsm_sock *l = ts->all; l; l = l->anext)
         if (!queues_ok(ts, l)) {
             FAULT_NOTE(&c, "listen queues");
@@ -449,6 +542,12 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         }
         tcp_timer_update(sk);
     }
+    /* the neighbour cache and IP reassembly (after the heap: their timers
+     * are checked against it) */
+    if (neigh_check(st, true))
+        FAULT_NOTE(&c, "neighbour cache");
+    if (ipv4_frag_check(st, true) + ip6_frag_check(st, true))
+        FAULT_NOTE(&c, "IP reassembly");
     /* counts and per-pass arrays */
     if (ts->nbatch)
         FAULT_NOTE(&c, "batch");
@@ -514,6 +613,18 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
             tcp_send_rst_sk(sk, now);
         tcp_done(sk, ECONNRESET, "reset: its state was left inconsistent by a process that "
                  "died holding the stack", NULL);
+    }
+    /* Closes cut short are finished (as the application asked: FIN, or RST
+     * with unread data or SO_LINGER 0; a listener stops). Each leaves its TCB
+     * in a later state or frees it; bounded all the same. */
+    for (size_t k = 0, lim = ts->nsocks; k <= lim; k++) {
+        struct tcpsm_sock *sk = ts->all;
+        while (sk && !close_unfinished(sk))
+            sk = sk->anext;
+        if (!sk)
+            break;
+        FAULT_NOTE(&c, "unfinished close");
+        tcpsm_sock_close(sk, now);
     }
     stack_tx_flush(st);
     if (c.n) {

@@ -355,7 +355,11 @@ unsigned tcpsm_stack_release_acks(struct tcpsm_stack *st, uint64_t now);
 /* The same for the ACKs held at or before held_before only: an event loop
  * that comes back to wait with more events ready (a read, then the next
  * read that finds the end of the stream, then close) keeps the ones its
- * last pass held, for the segment it is about to send. */
+ * last pass held, for the segment it is about to send. An ACK held for one
+ * short segment alone (a request, nothing else unacknowledged) stays held
+ * here whatever its age: the peer allows it a delayed ACK, and an event
+ * loop working through a burst of requests answers it with its reply
+ * (tcpsm_stack_release_acks or the delayed-ACK timer send it otherwise). */
 unsigned tcpsm_stack_release_acks_before(struct tcpsm_stack *st, uint64_t now,
                                          uint64_t held_before);
 /* Both send the replies held (TCPSM_MSG_HOLD) whatever their age. This one

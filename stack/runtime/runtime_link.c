@@ -59,11 +59,13 @@ int rt_link_fetch(int *region_fd, char *err, size_t errlen)
 }
 
 /* netdev_packet's defer_ok (under the lock): frames of headers only may be
- * sent after the lock while this process is alone on the stack (another
- * process's sends would not wait for them). Looked at again every
- * DEFER_RECHECK_NS, not per send (a scan of the process table): a process
- * that attached meanwhile may see a pure ACK of ours overtaken by a newer
- * one, which its peer takes as the old ACK it is. */
+ * sent after the lock while no other process runs the core (another
+ * process's sends would not wait for them; one that only attached, as
+ * timeout(1) around the program, sends nothing: rt_live_others). Looked at
+ * again every DEFER_RECHECK_NS, not per send (a scan of the process
+ * table): a process that began to run the core meanwhile may see a pure
+ * ACK of ours overtaken by a newer one, which the peer takes as the old
+ * ACK it is. */
 #define DEFER_RECHECK_NS 10000000ull
 static bool link_defer_ok(void)
 {
@@ -71,7 +73,7 @@ static bool link_defer_ok(void)
     static bool alone;
     uint64_t now = rt_now();
     if (checked_at == 0 || now - checked_at >= DEFER_RECHECK_NS) {
-        alone = !rt_others_attached();
+        alone = rt_live_others() == 0;
         checked_at = now;
     }
     return alone && !rt.down;

@@ -438,7 +438,10 @@ static void drain(struct rt_waiter *w, bool force)
 #define LEAD_BATCHES 4
 /* A held ACK survives the waits that return at once for this long (then
  * the next wait sends it; a sleep, or the receive thread, at once): well
- * inside a peer's tail-loss probe (2 RTT + 2 jiffies) and its RTO. */
+ * inside a peer's tail-loss probe (2 RTT + 2 jiffies) and its RTO. One held
+ * for a lone short segment survives them until the delayed-ACK timer
+ * (tcpsm_stack_release_acks_before): the peer's probe allows a delayed ACK
+ * for a flight of one. */
 #define RT_ACK_GRACE_NS (1000u * 1000u)
 
 /* Under lock. The quick ACKs that an application thread's input held for

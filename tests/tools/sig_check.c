@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -67,8 +69,25 @@ static void echo(int fd, const char *msg)
     size_t got = 0;
     while (got < n) {
         ssize_t r = read(fd, buf + got, n - got);
-        if (r <= 0)
+        if (r <= 0) {
+            /* what the connection looks like: data waiting unread, or never
+             * received, or ours never acknowledged */
+            int e = errno, inq = -1, outq = -1;
+            struct tcp_info ti;
+            socklen_t tl = sizeof(ti);
+            memset(&ti, 0, sizeof(ti));
+            ioctl(fd, FIONREAD, &inq);
+            ioctl(fd, TIOCOUTQ, &outq);
+            getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl);
+            fprintf(stderr, "sig_check: no echo after %zu of %zu bytes: unread %d, unsent+unacked %d, "
+                    "state %u, unacked %u, retransmits %u, backoff %u, rto %u us, "
+                    "last data sent %u ms, last data received %u ms, last ack %u ms ago\n",
+                    got, n, inq, outq, ti.tcpi_state, ti.tcpi_unacked, ti.tcpi_retransmits,
+                    ti.tcpi_backoff, ti.tcpi_rto, ti.tcpi_last_data_sent, ti.tcpi_last_data_recv,
+                    ti.tcpi_last_ack_recv);
+            errno = e;
             fail("no echo (read timed out or failed)");
+        }
         got += (size_t)r;
     }
     if (memcmp(buf, msg, n) != 0)

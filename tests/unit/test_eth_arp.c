@@ -1,6 +1,7 @@
 /* Ethernet input filter, ARP (RFC 826) and the neighbour cache. */
 #include <criterion/criterion.h>
 
+#include "addr.h"
 #include "ipv4.h"
 #include "neigh.h"
 #include "net_helpers.h"
@@ -318,4 +319,42 @@ Test(eth, batch_larger_than_tx_batch_is_flushed_in_parts)
     tcpsm_stack_input(st, fr, TCPSM_TX_BATCH + 10, 0);
     cr_assert_eq(cap->n, TCPSM_TX_BATCH + 10);
     cr_assert_eq(tcpsm_stack_counters(st)->arp_reply_out, TCPSM_TX_BATCH + 10);
+}
+
+/* The repair after a holder died halfway (neigh_check): neigh_remove stopped
+ * after unlinking an entry from its hash chain, before marking it free: in
+ * use, found by no lookup (a second entry would be made for the address),
+ * and its timer or the LRU eviction would have walked its chain past the
+ * end. The audit sees it; the repair relinks it from its state. */
+TestSuite(neigh_repair, .init = setup, .fini = teardown);
+
+Test(neigh_repair, entry_off_its_chain_relinked)
+{
+    send_ip(ADDR_PEER, 0);
+    arp_reply_from(ADDR_PEER, MAC_PEER, 0);
+    send_ip(IP(198, 18, 0, 7), 0);
+    arp_reply_from(IP(198, 18, 0, 7), MAC_PEER, 0);
+    cr_assert_eq(neigh_lookup(st, ADDR_PEER, NULL), NEIGH_REACHABLE);
+    struct neigh_table *t = st->neigh;
+    cr_assert_eq(t->count, 2);
+    int32_t idx = -1;
+    for (uint32_t i = 0; i < t->max; i++)
+        if (t->e[i].state != NEIGH_NONE && addr_is_v4(&t->e[i].ip) &&
+            addr_v4(&t->e[i].ip) == ADDR_PEER)
+            idx = (int32_t)i;
+    cr_assert_geq(idx, 0);
+    for (uint32_t b = 0; b < t->nbuckets; b++)
+        for (int32_t *pp = &t->bucket[b]; *pp >= 0; pp = &t->e[*pp].next)
+            if (*pp == idx) {
+                *pp = t->e[idx].next;
+                break;
+            }
+    cr_assert_eq(neigh_lookup(st, ADDR_PEER, NULL), NEIGH_NONE);
+    char why[256];
+    cr_assert_gt(tcpsm_stack_audit(st, why, sizeof why), 0, "the audit does not see it");
+    cr_assert_gt(tcpsm_stack_repair(st, 0), 0);
+    cr_assert_eq(tcpsm_stack_audit(st, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(neigh_lookup(st, ADDR_PEER, NULL), NEIGH_REACHABLE);
+    cr_assert_eq(neigh_lookup(st, IP(198, 18, 0, 7), NULL), NEIGH_REACHABLE);
+    cr_assert_eq(t->count, 2);
 }

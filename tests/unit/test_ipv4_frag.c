@@ -148,3 +148,30 @@ Test(ipv4_frag, flood_bounded)
     frag(2000, 800, msglen - 800, 1);
     expect_reply(5);
 }
+
+/* The repair after a holder died halfway (ipv4_frag_check): the insert of a
+ * piece stopped after linking it, before the counts (pieces, bytes held,
+ * memory) were raised: the datagram would never be seen complete. The audit
+ * sees it; the repair recounts from the list and the datagram completes. */
+Test(ipv4_frag, repair_recounts_a_piece_linked_but_not_counted)
+{
+    make_echo(9);
+    frag(0x4242, 0, 600, 0);
+    struct frag_queue *q = NULL;
+    for (unsigned i = 0; i < IP_FRAG_QUEUES; i++)
+        if (st->reasm->q[i].used)
+            q = &st->reasm->q[i];
+    cr_assert_not_null(q);
+    cr_assert_eq(q->npieces, 1);
+    q->npieces--;
+    q->have -= 600;
+    st->reasm->mem -= sizeof(struct frag_piece) + 600;
+    char why[256];
+    cr_assert_gt(tcpsm_stack_audit(st, why, sizeof why), 0, "the audit does not see it");
+    cr_assert_gt(tcpsm_stack_repair(st, 0), 0);
+    cr_assert_eq(tcpsm_stack_audit(st, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(q->npieces, 1);
+    frag(0x4242, 600, msglen - 600, 0);
+    expect_reply(9);
+    cr_assert_eq(ipv4_frag_mem(st), 0);
+}

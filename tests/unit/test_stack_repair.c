@@ -224,3 +224,142 @@ Test(stack_repair, sequence_space_out_of_order_resets)
     cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 1);
     h_free(h);
 }
+
+/* A child whose handshake has completed but which is on neither queue: the
+ * queues with their counts agree, so only the child's own state says where
+ * it belongs. */
+static struct tcpsm_sock *child_off_the_queues(struct harness *h)
+{
+    sock_syn_received(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    expect_no_seg(h);
+    struct tcpsm_sock *c = h->lsk->accq;
+    cr_assert_not_null(c);
+    ASSERT_STATE(c, TCPSM_ESTABLISHED);
+    h->lsk->accq = h->lsk->accq_tail = NULL;
+    h->lsk->nacc = 0;
+    c->qnext = NULL;
+    c->in_acceptq = false;
+    return c;
+}
+
+/* The final ACK's processing (tcp_input.c) stopped after ESTABLISHED and
+ * the SYN queue's unlink, before the accept queue's append and in_acceptq:
+ * the repair must put the child on the accept queue (from the flag alone it
+ * went back on the SYN queue, where accept never looks: the listener kept a
+ * connection nobody could accept). */
+Test(stack_repair, handshake_done_child_goes_to_accept_queue)
+{
+    struct harness *h = h_new(NULL);
+    struct tcpsm_sock *c = child_off_the_queues(h);
+    repaired(h);
+    cr_assert_eq(h->lsk->nacc, 1);
+    cr_assert_eq(h->lsk->nsyn, 0);
+    cr_assert(tcpsm_sock_poll(h->lsk) & TCPSM_POLLIN);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &h->sk), 0);
+    cr_assert_eq(h->sk, c);
+    data_flows(h);
+    h_free(h);
+}
+
+/* tcpsm_sock_accept stopped after `in_acceptq = false`, before the parent
+ * link is cleared and the child marked held: the connection stays the
+ * listener's to hand out (the accepting process died, nobody got it). */
+Test(stack_repair, accept_cut_short_requeues_the_child)
+{
+    struct harness *h = h_new(NULL);
+    struct tcpsm_sock *c = child_off_the_queues(h);
+    SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h->rseq++;
+    ASSERT_STATE(c, TCPSM_CLOSE_WAIT);
+    h_drain(h);
+    repaired(h);
+    cr_assert_eq(tcpsm_sock_accept(h->lsk, &h->sk), 0);
+    cr_assert_eq(h->sk, c);
+    tcpsm_sock_close(h->sk, h->now);    /* the new holder closes: FIN, LAST-ACK */
+    EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq, .ack = h->rseq);
+    ASSERT_STATE(c, TCPSM_LAST_ACK);
+    h_free(h);
+}
+
+/* child_new stopped before the child's SYN+ACK and SYN-RECEIVED (it is in
+ * the SYN queue in state LISTEN): dropped; the peer's next SYN makes one. */
+Test(stack_repair, half_made_child_dropped)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_received(h);
+    h->lsk->synq->state = TCPSM_LISTEN;
+    repaired(h);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 1);
+    cr_assert_eq(h->lsk->nsyn, 0);
+    SEND(h, .flags = SYN, .seq = h->risn, .win = H_RWIN, .mss = H_RMSS);
+    EXPECT_SEG(h, .flags = SYN | ACK, .ack = h->risn + 1);
+    cr_assert_eq(h->lsk->nsyn, 1);
+    h_free(h);
+}
+
+/* tcpsm_sock_close stopped after `user_ref = false`, before the FIN: an
+ * ESTABLISHED connection nobody holds and nobody will ever close. The
+ * repair finishes the close: the FIN goes out. */
+Test(stack_repair, close_cut_short_is_finished)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h->sk->user_ref = false;
+    struct tcpsm_sock *sk = h->sk;
+    h->sk = NULL;
+    repaired(h);
+    EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq, .ack = h->rseq);
+    ASSERT_STATE(sk, TCPSM_FIN_WAIT_1);
+    h_free(h);
+}
+
+/* The same with SO_LINGER 0, stopped after the RST was batched (the repair
+ * drops batched frames) and before tcp_done: the RST goes out, the TCB goes. */
+Test(stack_repair, reset_close_cut_short_is_finished)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_LINGER, 0), 0);
+    h->sk->user_ref = false;
+    h->sk = NULL;
+    repaired(h);
+    EXPECT_SEG(h, .flags = RST | ACK, .seq = h->lseq);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 0);
+    h_free(h);
+}
+
+/* A listener's close stopped after `user_ref = false`: the listener stops
+ * (its port is free again: a SYN draws a reset). */
+Test(stack_repair, listener_close_cut_short_is_finished)
+{
+    struct harness *h = h_new(NULL);
+    sock_listen(h);
+    h->lsk->user_ref = false;
+    h->lsk = NULL;
+    repaired(h);
+    cr_assert_eq(tcpsm_stack_nsocks(h->st), 0);
+    SEND(h, .flags = SYN, .seq = h->risn, .win = H_RWIN, .mss = H_RMSS);
+    EXPECT_SEG(h, .flags = RST | ACK, .ack = h->risn + 1);
+    h_free(h);
+}
+
+/* An ACK's processing (ack_step) stopped after the acknowledged bytes left
+ * the send ring (its start moved past SND.UNA), before SND.UNA moved: the
+ * step is finished, not the connection reset, and data goes on both ways. */
+Test(stack_repair, ack_cut_short_is_finished)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h_app_send(h, "hello", 5);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(h->sk->snd_una, h->lseq);
+    h->sk->snd_una -= 5;
+    repaired(h);
+    cr_assert_eq(h->sk->snd_una, h->lseq);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 0);
+    h_app_send(h, "world", 5);
+    data_flows(h);
+    h_free(h);
+}

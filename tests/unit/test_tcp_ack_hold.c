@@ -510,3 +510,65 @@ Test(tcp_ack_hold, large_reply_not_held)
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 1460, .data = r);
     h_free(h);
 }
+
+/* An event loop still working through a burst (its waits return at once
+ * with more events) keeps a lone request's ACK past the runtime's grace:
+ * the peer allows a delayed ACK for a flight of one (RFC 8985 7.2), and
+ * the reply, sent when the loop reaches it, carries it. */
+Test(tcp_ack_hold, lone_request_outlives_the_grace)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
+         .len = sizeof req - 1);
+    h->rseq += sizeof req - 1;
+    h_advance(h, MS(2));
+    cr_assert_eq(tcpsm_stack_release_acks_before(h->st, h->now, h->now - MS(1)), 0,
+                 "a lone request's ACK waits for the reply");
+    expect_no_seg(h);
+    char got[64];
+    h_app_recv(h, got, sizeof req - 1);
+    uint8_t resp[100];
+    h_pattern(resp, sizeof resp, 5);
+    h_app_send(h, resp, sizeof resp);
+    cr_assert_eq(tcpsm_stack_release_acks_before(h->st, h->now, h->now - MS(1)), 0,
+                 "the reply carried it");
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0, "and the entry is gone");
+    h_advance(h, MS(100));
+    struct seg s;
+    while (recv_seg(h, &s))
+        cr_assert(s.len > 0, "a pure ACK after the reply carried it");
+    h_free(h);
+}
+
+/* ...and the full release (the loop sleeps) or the delayed-ACK timer sends it. */
+Test(tcp_ack_hold, lone_request_acked_at_sleep)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
+         .len = sizeof req - 1);
+    h->rseq += sizeof req - 1;
+    h_advance(h, MS(2));
+    cr_assert_eq(tcpsm_stack_release_acks_before(h->st, h->now, h->now - MS(1)), 0);
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 1);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    h_free(h);
+}
+
+/* A FIN's held ACK (the peer may have data and the FIN in flight, so its
+ * probe comes after 2 RTT + 2 jiffies) leaves after the grace. */
+Test(tcp_ack_hold, peer_fin_acked_after_the_grace)
+{
+    struct harness *h = fresh();
+    SEND(h, .flags = ACK | PSH | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN,
+         .data = req, .len = sizeof req - 1);
+    h->rseq += sizeof req;
+    expect_no_seg(h);
+    cr_assert_eq(tcpsm_stack_release_acks_before(h->st, h->now, h->now - MS(1)), 0, "young");
+    h_advance(h, MS(2));
+    cr_assert_eq(tcpsm_stack_release_acks_before(h->st, h->now, h->now - MS(1)), 1);
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    expect_no_seg(h);
+    h_free(h);
+}
