@@ -310,7 +310,14 @@ static void forget_waiters(int i)
         p->waiters = w->w_next;
         struct rt_sock *rs = w->bq.rs;
         if (rs) {
+            /* An exclusive waiter (a blocked accept) chosen for a wake-up
+             * whose process died before taking the connection: the wake-up
+             * goes on to the next, as block_end hands it on, or the others
+             * would sleep with connections queued until the next one came. */
+            bool handoff = w->bq.exclusive && w->signalled;
             rt_sock_wait_del(&w->bq);
+            if (handoff && rs->sk && (tcpsm_sock_poll(rs->sk) & TCPSM_POLLIN))
+                rt_wake_sock_event(rs);
             rt_sock_unref(rs);
         }
         for (unsigned k = 0; k < w->nwatch; k++) {

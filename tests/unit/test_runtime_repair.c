@@ -144,3 +144,60 @@ Test(runtime_repair, dead_process_between_holds_is_reaped)
     rt_unlock();
     h_free(h);
 }
+
+/* A blocked accept chosen for a new connection's wake-up (exclusive: one
+ * waiter per event) in a process that died before it took the lock to
+ * accept (outside the lock: no repair). When the reaper forgets the dead
+ * waiter, the wake-up goes on to the next exclusive waiter; before, the
+ * others slept with the connection queued until another one came. */
+Test(runtime_repair, dead_acceptors_wakeup_is_handed_on)
+{
+    struct tcpsm_config cfg;
+    h_default_config(&cfg);
+    cfg.sock_event = rt_sock_event;
+    struct harness *h = h_new(&cfg);
+    sock_listen(h);
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    cr_assert_eq(waitpid(dead, NULL, 0), dead);
+    rt_lock();
+    struct rt_sock *rs = rt_alloc(sizeof(*rs));
+    cr_assert_not_null(rs);
+    rs->sk = h->lsk;
+    rs->last_state = tcpsm_sock_state(h->lsk);  /* as an observer saw it (rt_note_seen) */
+    tcpsm_sock_set_user(h->lsk, rs);
+    int slot = -1;
+    for (int i = 0; i < RT_MAX_PROCS && slot < 0; i++)
+        if (atomic_load(&rt.sh->procs[i].pid) == 0)
+            slot = i;
+    cr_assert_geq(slot, 0);
+    atomic_store(&rt.sh->procs[slot].pid, (int)dead);
+    struct rt_waiter *wd = rt_alloc(sizeof(*wd));    /* the dead process's blocked accept */
+    cr_assert_not_null(wd);
+    wd->efd = -1;
+    wd->proc = (uint16_t)slot;
+    rt.sh->procs[slot].waiters = wd;
+    rt_sock_wait_add_excl(rs, &wd->bq, wd);
+    rs->refs++;
+    struct rt_waiter *me = rt_waiter_self();    /* ours, waiting after it */
+    cr_assert_not_null(me);
+    rt_sock_wait_add_excl(rs, &me->bq, me);
+    rs->refs++;
+    rt_unlock();
+    SEND(h, .flags = SYN, .seq = h->risn, .win = H_RWIN, .mss = H_RMSS);
+    struct seg s = EXPECT_SEG(h, .flags = SYN | ACK, .ack = h->risn + 1);
+    SEND(h, .flags = ACK, .seq = h->risn + 1, .ack = s.seq + 1, .win = H_RWIN);
+    rt_lock();
+    cr_assert(tcpsm_sock_poll(h->lsk) & TCPSM_POLLIN, "no connection queued");
+    cr_assert(wd->signalled, "the first exclusive waiter was not the one woken (me %d)", me->signalled);
+    cr_assert_not(me->signalled, "an exclusive wake-up woke two");
+    rt_reap();
+    cr_assert_eq(atomic_load(&rt.sh->procs[slot].pid), 0);
+    cr_assert(me->signalled, "the dead acceptor's wake-up was not handed on");
+    rt_sock_wait_del(&me->bq);
+    rs->refs--;
+    tcpsm_sock_set_user(h->lsk, NULL);
+    rt_unlock();
+    h_free(h);
+}
