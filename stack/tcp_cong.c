@@ -268,7 +268,7 @@ void tcp_cong_reno_loss_ack(struct tcpsm_sock *sk, bool advanced, bool dup, bool
         if (seq_gt(sk->snd_nxt, sk->recover)) {
             if (dup || advanced) {
                 sk->frto = false;       /* step 3.a */
-                uint32_t back = seq_gt(sk->reno_rtx_end, sk->snd_una) ? sk->reno_rtx_end : sk->snd_una;
+                uint32_t back = tcp_reno_resend_point(sk);
                 if (!recovered && seq_lt(back, sk->recover))
                     sk->snd_nxt = back;
             }
@@ -544,8 +544,9 @@ void tcp_cong_rto(struct tcpsm_sock *sk)
          * counted so far are forgotten (tcp_reset_reno_sack); what a
          * timeout before in the same episode resent stays resent (Linux
          * TCPCB_EVER_RETRANS) */
-        if (new_recovery || seq_lt(sk->reno_rtx_end, sk->snd_una))
-            sk->reno_rtx_end = sk->snd_una;
+        if (!sk->loss_state || seq_lt(sk->reno_rtx_end, sk->snd_una) ||
+            seq_gt(sk->reno_rtx_end, sk->snd_max))
+            sk->reno_rtx_end = sk->snd_una;     /* a mark from no episode (0 at first) */
         sk->loss_state = true;
         sk->reno_sacked = 0;
     }

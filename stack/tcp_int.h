@@ -699,6 +699,14 @@ static inline uint32_t tcp_segs_min1(uint32_t bytes, uint32_t mss)
 }
 void tcp_window_update(struct tcpsm_sock *sk, uint64_t now);
 uint32_t tcp_unsent(const struct tcpsm_sock *sk);
+/* Without SACK after an RTO: where the resending had got (reno_rtx_end),
+ * never outside [SND.UNA, SND.MAX] whatever the mark holds. */
+static inline uint32_t tcp_reno_resend_point(const struct tcpsm_sock *sk)
+{
+    return seq_gt(sk->reno_rtx_end, sk->snd_una) && seq_le(sk->reno_rtx_end, sk->snd_max)
+               ? sk->reno_rtx_end
+               : sk->snd_una;
+}
 
 /* tcp_chrono.c (Linux enum tcp_chrono: a higher one takes precedence) */
 #define TCP_CHRONO_NONE    0

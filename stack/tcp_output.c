@@ -489,8 +489,7 @@ static uint32_t send_usable(const struct tcpsm_sock *sk, uint32_t mss, bool rack
         /* F-RTO's new data without SACK: what was resent and the new data
          * are in flight, not the old flight (RFC 5682 2.1 step 2b) */
         infl = sk->snd_nxt - sk->recover;
-        if (seq_gt(sk->reno_rtx_end, sk->snd_una))
-            infl += sk->reno_rtx_end - sk->snd_una;
+        infl += tcp_reno_resend_point(sk) - sk->snd_una;
     }
     uint32_t cusable = cw > infl ? cw - infl : 0;
     return usable < cusable ? usable : cusable;
@@ -672,7 +671,7 @@ void tcp_output(struct tcpsm_sock *sk, uint64_t now)
          * SACK back to where the resending had got */
         sk->frto = false;
         if (!rack && sk->loss_state)
-            sk->snd_nxt = sk->reno_rtx_end;
+            sk->snd_nxt = tcp_reno_resend_point(sk);
         tcp_output(sk, now);
         return;
     }

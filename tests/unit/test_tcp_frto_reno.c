@@ -217,3 +217,34 @@ Test(tcp_frto_reno, more_dupacks_than_in_flight_is_reordering)
     cr_assert_eq(i.delivered_segs, 1 + 4, "got %u", i.delivered_segs);
     h_free(h);
 }
+
+/* A timeout inside a fast recovery (the loss state entered from outside):
+ * the resend mark of no episode (0 at first, far from a window past 2^31:
+ * the fuzzer's reno_snd_nxt findings) is not taken; SND.NXT never leaves
+ * [SND.UNA, SND.MAX], nor does what goes out. */
+Test(tcp_frto_reno, stale_resend_mark_not_taken_at_an_rto_in_fast_recovery)
+{
+    struct harness *h = established(false);
+    uint32_t b = flight_of_ten(h, NULL);
+    for (int i = 0; i < 3; i++)
+        ack(h, b);                          /* fast recovery */
+    struct seg s;
+    while (recv_seg(h, &s))
+        ;
+    cr_assert(h->sk->in_recovery);
+    h->sk->reno_rtx_end = h->sk->snd_una + 0x7fffff00u;    /* a stale mark */
+    cr_assert_neq(h_wait_seg(h, SEC(3)), UINT64_MAX, "no RTO");
+    cr_assert(h->sk->loss_state);
+    cr_assert(seq_ge(h->sk->reno_rtx_end, h->sk->snd_una) &&
+              seq_le(h->sk->reno_rtx_end, h->sk->snd_max), "mark %u past SND.UNA",
+              h->sk->reno_rtx_end - h->sk->snd_una);
+    for (uint32_t a = b + M; seq_le(a, b + 4 * M); a += M) {
+        ack(h, a);
+        cr_assert(seq_ge(h->sk->snd_nxt, h->sk->snd_una) && seq_le(h->sk->snd_nxt, h->sk->snd_max),
+                  "SND.NXT %u past SND.UNA", h->sk->snd_nxt - h->sk->snd_una);
+        while (recv_seg(h, &s))
+            cr_assert(s.len == 0 || (seq_ge(s.seq, b) && seq_le(s.seq + s.len, b + 20 * M)),
+                      "sent %u", s.seq - b);
+    }
+    h_free(h);
+}
