@@ -21,6 +21,7 @@
 #define TCP_BUF_DEF         (256u * 1024u)
 #define TCP_MSL_MS_DEF      30000u
 #define TCP_REPLY_HOLD_MAX  16384u      /* a reply held for the next call (TCPSM_MSG_HOLD) */
+#define TCP_REPLY_HOLD_NS   (1 * MS_NS) /* and at most this long (the delayed-ACK timer, pulled in) */
 #define TCP_SNDBUF_MIN      4608u       /* Linux SOCK_MIN_SNDBUF */
 #define TCP_RCVBUF_MIN      2292u       /* Linux SOCK_MIN_RCVBUF */
 #define TCP_BUF_MAX         (16u * 1024u * 1024u)

@@ -263,10 +263,11 @@ ssize_t tcpsm_sock_send(struct tcpsm_sock *sk, const void *buf, size_t len, uint
  * before it). The peer sent data (a request), so the ACK held is not the
  * one completing our active open; no urgent data; the delayed-ACK timer
  * is armed (the bound on the wait); a reply of at most TCP_REPLY_HOLD_MAX
- * (a larger one is bulk: it goes at once, with what was held). */
+ * (a larger one is bulk: it goes at once, with what was held). Never with
+ * TCP_NODELAY: the program asked for its data to leave at once. */
 static bool reply_hold(const struct tcpsm_sock *sk, int flags)
 {
-    return (flags & TCPSM_MSG_HOLD) && !(flags & TCPSM_MSG_OOB) && sk->ack_held &&
+    return (flags & TCPSM_MSG_HOLD) && !(flags & TCPSM_MSG_OOB) && !sk->nodelay && sk->ack_held &&
            sk->dack_at && sk->rcv_nxt - sk->irs > 1 && sk->snd_nxt == sk->snd_una &&
            sk->sndq.len <= TCP_REPLY_HOLD_MAX &&
            !sk->fin_queued && tcp_synchronized(sk->state);
@@ -341,6 +342,13 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
             sk->out_held = true;
             TS(sk)->nout_held++;
             sk->st->cnt.tcp_replies_held++;
+            /* bounded: a thread that blocks outside the stack after its
+             * send (a worker pool's condition variable) delays the reply
+             * by TCP_REPLY_HOLD_NS, not by the 40 ms delayed ACK */
+            if (sk->dack_at > now + TCP_REPLY_HOLD_NS) {
+                sk->dack_at = now + TCP_REPLY_HOLD_NS;
+                tcp_timer_update(sk);
+            }
         }
     } else {
         tcp_out_release(sk, now);

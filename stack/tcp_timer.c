@@ -348,8 +348,10 @@ void tcp_timer_fire(struct tcpsm_sock *sk, uint64_t now)
     }
     if (sk->dack_at && now >= sk->dack_at) {
         sk->dack_at = 0;
-        /* Linux tcp_delack_timer_handler: the reply did not come in time */
-        sk->pingpong = false;
+        /* Linux tcp_delack_timer_handler: the reply did not come in time
+         * (unless it came and was held: TCPSM_MSG_HOLD's bound) */
+        if (!sk->out_held)
+            sk->pingpong = false;
         /* a reply held for the application's next call goes now and
          * carries the ACK (TCPSM_MSG_HOLD) */
         uint32_t acked = sk->last_ack_sent;

@@ -97,7 +97,7 @@ failed() {   # name log
         echo "fuzz: re-running $unit under ASan + UBSan for the report" >&2
         local abin
         abin=$(build_tcp "$asan_flags" asan)
-        "$abin" "$unit" 2>&1 | grep -A60 -m1 -E 'ERROR|runtime error|invariant|fuzz_arena|deadly signal' || true
+        "$abin" -timeout=60 "$unit" 2>&1 | grep -A60 -m1 -E 'ERROR|runtime error|invariant|fuzz_arena|deadly signal' || true
     fi
     echo "fuzz: $1 FAILED, full log in $2" >&2
     exit 1
