@@ -262,6 +262,13 @@ static void wake_all(void)
     for (int p = 0; p < RT_MAX_PROCS; p++) {
         if (atomic_load(&rt.sh->procs[p].pid) == 0)
             continue;
+        /* a kick the dead holder marked (rt_kick) and did not deliver
+         * would turn every later one away: that process's waiters, and the
+         * epoll instances queued for it to raise (rt_ep_check above), would
+         * sleep for good; each other process's service thread looks again */
+        rt.sh->procs[p].kicked = false;
+        if (p != rt.me)
+            rt_kick(p);
         for (struct rt_waiter *w = rt.sh->procs[p].waiters; w; w = w->w_next) {
             w->signalled = false;       /* a write the dead holder owed may not have happened */
             rt_signal(w);

@@ -201,3 +201,42 @@ Test(runtime_repair, dead_acceptors_wakeup_is_handed_on)
     rt_unlock();
     h_free(h);
 }
+
+/* Killed inside rt_kick (runtime_thread.c) after `kicked = true`, before the
+ * futex wake: the other process's service thread sleeps on, and every
+ * later kick, the repair's own wake-up of everyone too, saw `kicked` and
+ * returned: that process's blocked reads never woke (kill9_repair's
+ * survivor without its echo, its 512 bytes unread). */
+Test(runtime_repair, undelivered_kick_does_not_silence_a_process)
+{
+    rt_lock();
+    int slot = -1;
+    for (int i = 0; i < RT_MAX_PROCS && slot < 0; i++)
+        if (i != rt.me && atomic_load(&rt.sh->procs[i].pid) == 0)
+            slot = i;
+    cr_assert_geq(slot, 0);
+    struct rt_proc *p = &rt.sh->procs[slot];
+    atomic_store(&p->pid, (int)getpid());   /* a live process */
+    struct rt_waiter *w = rt_alloc(sizeof(*w));     /* its blocked read */
+    cr_assert_not_null(w);
+    w->efd = -1;
+    w->proc = (uint16_t)slot;
+    p->waiters = w;
+    w->signalled = w->remote = true;    /* the dead holder's rt_signal ... */
+    p->kicked = true;                   /* ... and rt_kick up to here */
+    uint32_t f0 = atomic_load(&p->futex);
+    rt_repair();
+    cr_assert_neq(atomic_load(&p->futex), f0, "the process was never kicked: its waiters sleep on");
+    cr_assert(w->signalled && w->remote, "its waiter is not to be woken");
+    p->waiters = NULL;
+    rt_free(w);
+    /* and a process with no waiter (asleep in epoll_wait on an instance
+     * the repair queued for it to raise) is kicked too */
+    p->kicked = true;
+    f0 = atomic_load(&p->futex);
+    rt_repair();
+    cr_assert_neq(atomic_load(&p->futex), f0, "a process without waiters was never kicked");
+    p->kicked = false;
+    atomic_store(&p->pid, 0);
+    rt_unlock();
+}
