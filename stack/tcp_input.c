@@ -372,6 +372,7 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
     sk->snd_wl1 = seg->seq;
     sk->snd_wl2 = seg->ack;
     if (ack_ok) {
+        sk->bytes_acked += seg->ack - sk->snd_una;  /* our SYN (Linux tcp_snd_una_update) */
         sk->snd_una = seg->ack;
         /* the SYN's own send time first: microseconds, where the
          * timestamps' millisecond made a 0 of a sub-millisecond RTT (and
@@ -750,8 +751,12 @@ static struct tcp_ack_res ack_step(struct tcpsm_sock *sk, const struct tcp_seg *
             if (!sk->sndq.len)
                 tcp_ring_release(sk, &sk->sndq);    /* all acknowledged */
             sk->snd_buf_seq += n;
-            sk->bytes_acked += n;
         }
+        /* RFC 4898 tcpEStatsAppHCThruOctetsAcked as Linux counts it
+         * (tcp_snd_una_update): the sequence space acknowledged, a FIN
+         * too; a passive connection's SYN+ACK not (Linux's child starts
+         * with SND.UNA past it) */
+        sk->bytes_acked += res.acked - (sk->passive && sk->snd_una == sk->iss ? 1u : 0u);
         if (rack)
             res.delivered += res.acked - tcp_rtxq_ack(sk, ack, now);
         sk->snd_una = ack;
@@ -1020,6 +1025,7 @@ static bool syn_received_syn(struct tcpsm_sock *sk, const struct tcp_seg *seg, u
         return false;
     if ((fl & TCPSM_ACK) && seg->ack == sk->snd_nxt && !sk->passive) {
         /* simultaneous open: the peer's SYN+ACK ACKs our SYN (fig. 7 line 6) */
+        sk->bytes_acked += seg->ack - sk->snd_una;
         sk->snd_una = seg->ack;
         sk->snd_wnd = seg->wnd;
         sk->max_snd_wnd = sk->snd_wnd;

@@ -292,7 +292,7 @@ Test(tcp_defects, tcp_info_fields)
     h_advance(h, MS(7));
     struct tcpsm_tcp_info in = info(h);
     cr_assert_eq(in.bytes_sent, 300);
-    cr_assert_eq(in.bytes_acked, 300);
+    cr_assert_eq(in.bytes_acked, 301, "the SYN and 300 bytes (Linux)");
     cr_assert_eq(in.bytes_received, 200);
     cr_assert_eq(in.data_segs_out, 1);
     cr_assert_eq(in.data_segs_in, 2);
@@ -406,5 +406,25 @@ Test(tcp_defects, paws_ack_rate_limited)
              .tsval = 500, .tsecr = 1, .data = "x", .len = 1);
     EXPECT_SEG(h, .flags = ACK, .len = 0);
     expect_no_seg(h);
+    h_free(h);
+}
+
+/* tcpi_bytes_acked as Linux (tcp_snd_una_update): the sequence space the
+ * peer acknowledged, our FIN too; a passive connection's SYN+ACK not (the
+ * active opener's SYN is counted: tcp_info_fields). */
+Test(tcp_defects, tcp_info_bytes_acked_passive_with_fin)
+{
+    struct harness *h = h_new(NULL);
+    sock_established_passive(h);
+    uint8_t a[100];
+    h_pattern(a, sizeof(a), 13);
+    h_app_send(h, a, sizeof(a));
+    cr_assert_eq(info(h).bytes_acked, 0);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(info(h).bytes_acked, 100, "not the SYN+ACK of a passive open");
+    cr_assert_eq(tcpsm_sock_shutdown(h->sk, 1, h->now), 0);
+    EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq + 1, .win = H_RWIN);
+    cr_assert_eq(info(h).bytes_acked, 101, "the FIN is acknowledged sequence space");
     h_free(h);
 }
