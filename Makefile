@@ -156,7 +156,7 @@ demo: deps all ## curl through the stack against a kernel HTTP server in a names
 bench: deps all ## throughput, latency and connection rate vs the kernel stack, as ratios, and the picture build/bench/report.svg
 	$(Q)bash bench/run.sh
 
-fuzz: deps ## run the fuzzers for a bounded time (clang libFuzzer; FUZZ_SECONDS, FUZZ_TARGET=input|tcp|all, FUZZ_SAN=asan|ubsan, FUZZ_JOBS, FUZZ_REPLAY=1)
+fuzz: deps ## run the fuzzers for a bounded time (clang libFuzzer; FUZZ_SECONDS, FUZZ_TARGET=input|tcp|all, FUZZ_SAN=asan|ubsan, FUZZ_JOBS, FUZZ_RUNS, FUZZ_REPLAY=1)
 	$(Q)bash tests/fuzz/run.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the wrapper in bin/, the preload library and the

@@ -10,6 +10,9 @@
 #     FUZZ_REPLAY=1; a finding is re-run under ASan + UBSan for its report)
 #   FUZZ_JOBS=N  fuzz_tcp in N processes sharing the corpus (default 1); the
 #     executions reported are the sum of their counts
+#   FUZZ_RUNS=N  each process also stops after N executions (libFuzzer's
+#     -runs): a long run then ends at a count, not at a time, and can be
+#     paused (SIGSTOP/SIGCONT) while the machine is needed for a benchmark
 #   FUZZ_REPLAY=1  instead of fuzzing, run fuzz_tcp once over its corpus
 #     (build/fuzz/corpus_tcp and the seeds) under ASan + UBSan, each input
 #     both from its saved start state and from a fresh build (FUZZ_TCP_VERIFY)
@@ -23,6 +26,8 @@ target=${FUZZ_TARGET:-all}
 san=${FUZZ_SAN:-asan}
 jobs=${FUZZ_JOBS:-1}
 replay=${FUZZ_REPLAY:-0}
+runs=${FUZZ_RUNS:-}
+case "$runs" in '') ;; *[!0-9]*|0*) echo "fuzz: FUZZ_RUNS is a positive count" >&2; exit 2 ;; esac
 repo=$PWD
 out=$repo/build/fuzz
 mkdir -p "$out/corpus" "$out/corpus_tcp"
@@ -109,7 +114,7 @@ run() {   # name binary corpus-dir [seed-dir] [extra libFuzzer flags...]
     echo "fuzz: running $name for ${secs}s (crash inputs are saved as $out/crash-*)"
     local rc=0
     "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-        -artifact_prefix="$out/" -print_final_stats=1 "$@" "$corpus" $seeds >"$out/$name.log" 2>&1 || rc=$?
+        -artifact_prefix="$out/" -print_final_stats=1 ${runs:+-runs=$runs} "$@" "$corpus" $seeds >"$out/$name.log" 2>&1 || rc=$?
     [ "$rc" -eq 0 ] || failed "$name" "$out/$name.log"
     grep -E '^(Done|stat::(number_of_executed_units|new_units_added|peak_rss_mb))' "$out/$name.log"
     grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "$out/$name.log" | tail -n 1 || true
@@ -125,7 +130,7 @@ run_jobs() {   # binary [extra libFuzzer flags...]
     mkdir -p "$logs"
     echo "fuzz: running fuzz_tcp in $jobs processes for ${secs}s each (logs in $logs)"
     (cd "$logs" && "$bin" -jobs="$jobs" -workers="$jobs" -max_total_time="$secs" -timeout=10 \
-        -rss_limit_mb=2048 -artifact_prefix="$out/" -print_final_stats=1 "$@" \
+        -rss_limit_mb=2048 -artifact_prefix="$out/" -print_final_stats=1 ${runs:+-runs=$runs} "$@" \
         "$out/corpus_tcp" "$repo/tests/fuzz/corpus_tcp" >"$logs/main.log" 2>&1) || true
     local total=0 n
     for l in "$logs"/fuzz-*.log; do
