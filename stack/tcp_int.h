@@ -512,7 +512,6 @@ struct tcp_stack {
     /* quick ACKs held while the application may still answer (tcp_ack_hold) */
     struct tcpsm_sock *held[TCP_HELD_MAX];
     unsigned nheld;
-    unsigned nout_held;                 /* of them with a reply held (at least; 0: none) */
     bool hold_acks;                     /* this input batch may hold them */
     /* buffer memory (Linux tcp_mem): bytes in rings and out-of-order
      * segments; pressure from 3/4 of mem_max down to 1/2 */

@@ -340,7 +340,6 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     if (reply_hold(sk, flags)) {
         if (!sk->out_held) {
             sk->out_held = true;
-            TS(sk)->nout_held++;
             sk->st->cnt.tcp_replies_held++;
             /* bounded: a thread that blocks outside the stack after its
              * send (a worker pool's condition variable) delays the reply
