@@ -798,6 +798,9 @@ struct congestion_ops {
      * ACK's rate sample (sk->rs), in and out of recovery (no PRR) */
     void (*cong_control)(struct tcpsm_sock *sk, uint32_t acked);
     void (*on_loss)(struct tcpsm_sock *sk);                     /* optional: an RTO */
+    /* optional (Linux undo_cwnd): a reduction was undone; sets the cwnd
+     * itself (without it: cwnd as before the reduction) */
+    void (*undo_cwnd)(struct tcpsm_sock *sk);
 };
 extern const struct congestion_ops tcp_newreno, tcp_cubic, tcp_bbr;
 /* This process's ops of algorithm TCPSM_CC_* which (NewReno for unknown ones). */
