@@ -392,9 +392,11 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
             rest.seq = seg->seq + 1;
             fin = queue_data(sk, &rest, (seg->flags & TCPSM_FIN) != 0, now);
             if (fin) {
+                struct tcpsm_sock *outer = tcp_stream_begin(sk);
                 sk->rcv_nxt++;
                 sk->rcv_fin = true;
                 sk->shutdown |= RCV_SHUTDOWN;
+                tcp_stream_end(sk, outer);
             }
         }
         /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, unless the request the
@@ -542,6 +544,9 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
                 len = write_slices(sk, seg, (uint32_t)(data - seg->data), len);
             else
                 ring_write_at(&sk->rcvq, sk->rcvq.len, data, len);
+            /* bytes written beyond the ring's length count for nothing
+             * yet; from here the ring and RCV.NXT move together */
+            struct tcpsm_sock *outer = tcp_stream_begin(sk);
             sk->rcvq.len += len;
             sk->rcv_nxt += len;
             sk->bytes_received += len;
@@ -549,6 +554,7 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
                 sk->rcv_nxt = tcp_ofo_pull(sk);
                 sk->ack_now = true;     /* filled (part of) a hole: RFC 5681 4.2 */
             }
+            tcp_stream_end(sk, outer);
             /* ACK every second full-sized segment (at the end of the
              * input batch), else within 40 ms (RFC 1122 4.2.3.2). A GRO
              * frame counts for the segments it carries: like Linux
@@ -776,10 +782,12 @@ static struct tcp_ack_res ack_step(struct tcpsm_sock *sk, const struct tcp_seg *
         uint32_t upto = seq_lt(ack, end) ? ack : end;
         if (seq_gt(upto, sk->snd_buf_seq)) {
             uint32_t n = upto - sk->snd_buf_seq;
+            struct tcpsm_sock *outer = tcp_stream_begin(sk);   /* the ring and its start */
             ring_drop(&sk->sndq, n);
             if (!sk->sndq.len)
                 tcp_ring_release(sk, &sk->sndq);    /* all acknowledged */
             sk->snd_buf_seq += n;
+            tcp_stream_end(sk, outer);
         }
         /* RFC 4898 tcpEStatsAppHCThruOctetsAcked as Linux counts it
          * (tcp_snd_una_update): the sequence space acknowledged, a FIN
@@ -1326,9 +1334,13 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
 
     /* eighth: FIN */
     if (fin) {
+        /* RCV.NXT past the FIN and rcv_fin go together: one without the
+         * other would ACK the FIN and never report the end of the stream */
+        struct tcpsm_sock *outer = tcp_stream_begin(sk);
         sk->rcv_nxt++;
         sk->rcv_fin = true;
         sk->shutdown |= RCV_SHUTDOWN;
+        tcp_stream_end(sk, outer);
         bool owed = sk->ack_now;        /* for another reason than the FIN */
         sk->ack_now = true;
         switch (sk->state) {

@@ -4,6 +4,7 @@
 #ifndef TCPSM_TCP_INT_H
 #define TCPSM_TCP_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -540,6 +541,10 @@ struct tcp_stack {
      * of TCBs and freeing it leaves it here), and the mark of the last
      * walk over the TCBs (tcpsm_sock.audit_gen). */
     struct tcpsm_sock *dying;
+    /* The second intent record: the TCB whose byte stream is being changed
+     * (tcp_stream_begin/_end), around the few steps that move a ring and
+     * the sequence number it is read against; the repair resets it. */
+    struct tcpsm_sock *stream_busy;
     uint32_t audit_gen;
 };
 
@@ -828,6 +833,42 @@ static inline bool tcp_sent_after(uint64_t t1, uint32_t s1, uint64_t t2, uint32_
 
 static inline struct tcp_stack *TS(const struct tcpsm_sock *sk) { return sk->st->tcp; }
 static inline bool tcp_synchronized(int s) { return s >= TCPSM_ESTABLISHED; }
+
+/* Intent record of a byte stream (struct tcp_stack.stream_busy). Some
+ * updates of a connection's byte stream take several stores that no check
+ * can tell from a consistent state when cut between them: dropping
+ * acknowledged bytes from the send ring and moving its start (snd_buf_seq),
+ * adding received bytes to the receive ring and advancing RCV.NXT (also a
+ * FIN's RCV.NXT + 1 and rcv_fin), a ring's length and head in ring_drop, a
+ * ring's buffer, capacity and head in ring_grow. Each such span is bracketed:
+ * a holder killed inside one (SIGKILL) leaves the TCB named here, and the
+ * repair (tcp_repair.c) resets that connection rather than let its stream
+ * run off by a segment.
+ *
+ * Ordering: a SIGKILL stops the thread at an instruction boundary, so the
+ * stores it did are those program-before that point, and the kernel's exit
+ * path (the robust-futex hand-over, full barriers) makes them visible to the
+ * next taker of the lock, which acquires it after EOWNERDEAD. Only the
+ * compiler could move the span's stores across the record's: a signal fence
+ * (no instruction) forbids that, as for a signal handler in the same thread.
+ * Hot path cost: a load and two plain stores per span. Spans nest (a ring
+ * grown while RCV.NXT's span is open): begin returns the outer record, end
+ * restores it. The pointer is the TCB's address: the region maps at one
+ * fixed address in every process (README "Process model"). */
+static inline struct tcpsm_sock *tcp_stream_begin(struct tcpsm_sock *sk)
+{
+    struct tcp_stack *ts = TS(sk);
+    struct tcpsm_sock *outer = ts->stream_busy;
+    ts->stream_busy = sk;
+    atomic_signal_fence(memory_order_seq_cst);
+    return outer;
+}
+
+static inline void tcp_stream_end(struct tcpsm_sock *sk, struct tcpsm_sock *outer)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    TS(sk)->stream_busy = outer;
+}
 /* Linux sk_acceptq_is_full: the accept queue holds backlog + 1 connections. */
 static inline bool tcp_acceptq_full(const struct tcpsm_sock *l) { return l->nacc > l->backlog; }
 

@@ -424,10 +424,12 @@ ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags,
         if (n)
             ring_read_at(&sk->rcvq, skip, buf, n);
         if (!peek && n + skip) {
+            struct tcpsm_sock *outer = tcp_stream_begin(sk);   /* length and head */
             ring_drop(&sk->rcvq, n + skip);
             tcp_urg_after_read(sk);
             if (!sk->rcvq.len)
                 tcp_ring_release(sk, &sk->rcvq);    /* drained: memory follows data */
+            tcp_stream_end(sk, outer);
             rcvbuf_tune(sk, n + skip, now);
             tcp_window_update(sk, now);
             flush(sk);
