@@ -76,7 +76,7 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
     /* Linux tcp_init_buffer_space: rcvq_space.space = min(rcv_ssthresh,
      * rcv_wnd, TCP_INIT_CWND x advmss) */
     {
-        uint32_t adv = sk->rcv_mss - (sk->ts_ok ? 12u : 0u), sp = 10u * adv;
+        uint32_t sp = 10u * tcp_adv_mss(sk);
         uint32_t rs = tcp_rcv_space(sk);
         if (rs < sp)
             sp = rs;
@@ -1285,7 +1285,7 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
         sk->data_segs_in += tcp_seg_count(sk, seg);
         sk->last_data_recv = now;
         /* Linux tcp_measure_rcv_mss: the largest segment seen, at most ours */
-        uint32_t adv = sk->rcv_mss - (sk->ts_ok ? 12u : 0u);
+        uint32_t adv = tcp_adv_mss(sk);
         uint32_t est = sk->rcv_mss_seen ? sk->rcv_mss_seen : (adv < 536 ? adv : 536);
         if (seg->len >= est)
             sk->rcv_mss_seen = (uint16_t)(seg->len < adv ? seg->len : adv);

@@ -513,7 +513,6 @@ struct tcp_stack {
     /* quick ACKs held while the application may still answer (tcp_ack_hold) */
     struct tcpsm_sock *held[TCP_HELD_MAX];
     unsigned nheld;
-    unsigned nout_held;                 /* of them with a reply held (at least; 0: none) */
     bool hold_acks;                     /* this input batch may hold them */
     /* buffer memory (Linux tcp_mem): bytes in rings and out-of-order
      * segments; pressure from 3/4 of mem_max down to 1/2 */
@@ -689,6 +688,13 @@ void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg);
 uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk);
 uint32_t tcp_rcv_space(const struct tcpsm_sock *sk);
 uint32_t tcp_send_mss(const struct tcpsm_sock *sk);
+/* The MSS we advertised less the timestamp option's room (Linux
+ * tp->advmss, which loses it once timestamps are agreed); before the
+ * handshake ends ts_ok says only that we offered them. */
+static inline uint32_t tcp_adv_mss(const struct tcpsm_sock *sk)
+{
+    return sk->rcv_mss - (sk->ts_ok ? 12u : 0u);
+}
 /* The MSS-sized segments bytes fill (Linux DIV_ROUND_UP(len, mss)): 0 for
  * no bytes or no MSS. */
 static inline uint32_t tcp_segs(uint32_t bytes, uint32_t mss)

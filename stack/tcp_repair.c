@@ -647,7 +647,8 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
             FAULT_NOTE(&c, "held ACKs");
     }
     ts->nheld = nh;
-    ts->nout_held = nh;                 /* an upper bound: the next release looks */
+    /* a reply held (out_held) off the list is released by its delayed-ACK
+     * timer, armed within TCP_REPLY_HOLD_NS when it was held */
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
         if (sk->ack_held) {
             bool found = false;
