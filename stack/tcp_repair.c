@@ -187,6 +187,19 @@ static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
             tcp_sack_prune(sk);
         }
     }
+    /* tcp_output cut after SND.NXT moved past SND.MAX and before SND.MAX
+     * followed it (its loop may send many segments, flushing batches, before
+     * the end): the bytes up to SND.NXT are in the send ring (and the FIN,
+     * if sent), so SND.MAX is brought up; what never left is resent by the
+     * retransmission timer (armed below, tcpsm_stack_repair). */
+    if (ok && tcp_synchronized(sk->state) && seq_gt(sk->snd_nxt, sk->snd_max) &&
+        !seq_gt(sk->snd_una, sk->snd_nxt) &&
+        !seq_gt(sk->snd_nxt, sk->snd_buf_seq + sk->sndq.len + (sk->fin_sent ? 1u : 0u))) {
+        FAULT_NOTE(c, "TCB %p: SND.NXT %u past snd_max %u (an output cut short)", (void *)sk,
+                   sk->snd_nxt, sk->snd_max);
+        if (repair)
+            sk->snd_max = sk->snd_nxt;
+    }
     if (!seq_ok(sk)) {
         FAULT_NOTE(c, "TCB %p (%s): SND.UNA %u SND.NXT %u snd_max %u ring from %u", (void *)sk,
                    tcpsm_state_name(sk->state), sk->snd_una, sk->snd_nxt, sk->snd_max,
@@ -408,6 +421,18 @@ static bool cache_entry_taken(const struct tcp_stack *ts, unsigned i)
     return false;
 }
 
+/* Data (or a FIN) in flight with neither the retransmission nor the persist
+ * timer armed: nothing would ever send it again. An output cut after it
+ * moved SND.NXT and before it armed the RTO (its frames, batched, dropped
+ * by the repair), or a timer pass cut after it disarmed the RTO and before
+ * on_rto armed it again, leaves this; RFC 6298 5.1: the timer runs while
+ * data is outstanding. */
+static bool rto_missing(const struct tcpsm_sock *sk)
+{
+    return tcp_synchronized(sk->state) && sk->state != TCPSM_TIME_WAIT &&
+           sk->snd_una != sk->snd_max && !sk->rto_at && !sk->persist_at;
+}
+
 /* The rest of the stack-wide state: timers, counts, batches, the cache. */
 static void check_rest(struct tcpsm_stack *st, struct fault_note *c)
 {
@@ -423,6 +448,9 @@ static void check_rest(struct tcpsm_stack *st, struct fault_note *c)
                        sk->timer.idx);
         if (sk->parent && (!live(ts, sk->parent) || sk->parent->state != TCPSM_LISTEN))
             FAULT_NOTE(c, "TCB %p: its listener %p is gone", (void *)sk, (void *)sk->parent);
+        if (rto_missing(sk))
+            FAULT_NOTE(c, "TCB %p (%s): %u bytes in flight, no retransmission timer", (void *)sk,
+                       tcpsm_state_name(sk->state), sk->snd_max - sk->snd_una);
         if ((sk->state == TCPSM_LISTEN || sk->synq || sk->accq || sk->nsyn || sk->nacc) &&
             !queues_ok(ts, sk))
             FAULT_NOTE(c, "listener %p: SYN/accept queues do not match its children", (void *)sk);
@@ -586,6 +614,10 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
             (sk->timer.idx >= st->timers.n || st->timers.v[sk->timer.idx] != &sk->timer)) {
             FAULT_NOTE(&c, "timer");
             sk->timer.idx = UINT32_MAX;
+        }
+        if (rto_missing(sk)) {
+            FAULT_NOTE(&c, "no retransmission timer");
+            tcp_rto_arm(sk, now);       /* calls tcp_timer_update */
         }
         tcp_timer_update(sk);
     }

@@ -563,3 +563,61 @@ Test(stack_repair, pmtu_entries_out_of_bounds_dropped)
     cr_assert_eq(tcpsm_stack_counters(h->st)->repair_pmtu_dropped, 4);
     h_free(h);
 }
+
+/* ---------------------------------------------------------------- output and its timer */
+
+/* tcp_output cut after its loop moved SND.NXT over a segment (the frame
+ * batched, then dropped by the repair) and before SND.MAX followed and the
+ * RTO was armed: SND.MAX is brought up rather than the connection reset
+ * (SND.NXT past SND.MAX fails the sequence check), and the RTO resends. */
+Test(stack_repair, output_cut_before_snd_max_is_finished)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    h_app_send(h, "hello", 5);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(sk->snd_una, sk->snd_max);
+    cr_assert_eq(sk->rto_at, 0);
+    cr_assert_eq(tcp_ring_reserve(sk, &sk->sndq, 5, sk->sndbuf, false), 0);
+    cr_assert_eq(ring_write(&sk->sndq, "world", 5), 5);    /* the send's copy */
+    sk->snd_nxt += 5;                   /* the output loop's step, its frame lost */
+    repaired(h);
+    ASSERT_STATE(sk, TCPSM_ESTABLISHED);
+    cr_assert_eq(sk->snd_max, sk->snd_nxt);
+    cr_assert_neq(sk->rto_at, 0);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 0);
+    h_advance(h, SEC(3));
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .len = 5, .data = "world");
+    h_drain(h);
+    h->lseq += 5;
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(sk->snd_una, sk->snd_max);
+    data_flows(h);
+    h_free(h);
+}
+
+/* The timer pass cut after it disarmed the RTO (on_rto not yet run), or an
+ * output cut before it armed it: data in flight and no timer, so nothing
+ * would ever send it again (its frames dropped with the batch). The repair
+ * arms the RTO, which resends. */
+Test(stack_repair, data_in_flight_without_rto_gets_one)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    h_app_send(h, "hello", 5);
+    cr_assert_neq(sk->rto_at, 0);
+    sk->rto_at = sk->tlp_at = 0;
+    tcp_timer_update(sk);
+    repaired(h);
+    cr_assert_neq(sk->rto_at, 0);
+    h_advance(h, SEC(3));
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq - 5, .len = 5, .data = "hello");
+    h_drain(h);                         /* and a later retransmission, backed off */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(sk->snd_una, sk->snd_max);
+    ASSERT_STATE(sk, TCPSM_ESTABLISHED);
+    data_flows(h);
+    h_free(h);
+}
