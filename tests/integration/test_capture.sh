@@ -22,8 +22,10 @@ srv=$BG_PID
 for i in $(seq 50); do [ -S "$TMPD/run/$srv.sock" ] && break; sleep 0.2; done
 [ -S "$TMPD/run/$srv.sock" ] || die "no control socket for pid $srv"
 
-# The capture ends by itself after 8 s (or at 40 frames).
-( "$tcpsm" capture "$STACK_IP" port 9001 --seconds 8 -c 400 2>"$TMPD/cap.err" |
+# The capture ends when the stack does (socat exits after the transfer: the control socket
+# closes), at 400 frames, or at the latest after 40 s: a backstop, not the end the test waits
+# for (an 8 s end cut the capture short when a loaded machine made the steps below slow).
+( "$tcpsm" capture "$STACK_IP" port 9001 --seconds 40 -c 400 2>"$TMPD/cap.err" |
     tee "$TMPD/cap.pcap" | tshark -r - >"$TMPD/cap.txt" 2>"$TMPD/tshark.err" ) &
 cap=$!
 BG_PIDS+=("$cap")
@@ -63,7 +65,10 @@ print(s.recv(64).decode().strip(), flush=True)
 time.sleep(40)' "$TMPD/run/$srv2.sock" >"$TMPD/slow.out" 2>&1 &
 BG_PIDS+=($!)
 wait_log "$TMPD/slow.out" '^ok' 10
-bg_peer "$TMPD/cli2.log" bash -c "{ cat '$TMPD/big.bin'; sleep 4; } | socat -u - TCP:$STACK_IP:9002"
+# The client keeps the connection open (ESTABLISHED on the stack) until the counts below were
+# read ($TMPD/checked; at most 40 s): a fixed 4 s was the window the polling had to hit, and a
+# loaded machine's python3 start-ups could miss it.
+bg_peer "$TMPD/cli2.log" bash -c "{ cat '$TMPD/big.bin'; for i in \$(seq 400); do [ -e '$TMPD/checked' ] && break; sleep 0.1; done; } | socat -u - TCP:$STACK_IP:9002"
 cli2=$BG_PID
 ok=0
 for i in $(seq 80); do
@@ -77,6 +82,7 @@ assert c["clients"] == 1 and c["dropped"] > 0, c' $M >"$TMPD/drops.txt" 2>&1; th
     grep -q AssertionError "$TMPD/drops.txt" && die "$(cat "$TMPD/drops.txt")"
     sleep 0.25
 done
+touch "$TMPD/checked"
 [ $ok = 1 ] || die "the 20 MB never all arrived with a stalled capture client attached"
 log "$(cat "$TMPD/drops.txt")"
 bg_wait "$cli2" 20 || die "client 2 failed"
