@@ -432,7 +432,16 @@ struct rt_waiter *rt_waiter_peek(void);         /* the thread's waiter, NULL if 
 /* runtime.c: withdraws the blocking calls in progress on w (under lock). */
 void rt_blockers_cancel(struct rt_waiter *w);
 
+/* runtime_procs.c: held around a runtime thread's allocations outside the
+ * stack lock (the stats file): fork() waits for them. */
+void rt_fork_gate_enter(void);
+void rt_fork_gate_leave(void);
+
 /* runtime_thread.c */
+/* A runtime thread running fn(NULL), all signals blocked in it (they are
+ * the application's); returns once it has started (its C library's and a
+ * sanitizer's set-up done), 0 or the pthread_create error. */
+int rt_thread_spawn(pthread_t *t, void *(*fn)(void *));
 int rt_threads_start(void);     /* under lock; 0 or -errno */
 void rt_threads_stop(void);     /* called WITHOUT the lock held; joins */
 void rt_kick(int proc);         /* under lock: wake that process's service thread */

@@ -56,7 +56,9 @@ static void serve(int fd)
     cmd[n] = '\0';
     cmd[strcspn(cmd, "\r\n")] = '\0';
     if (strcmp(cmd, "stat") == 0) {
+        rt_fork_gate_enter();
         int r = rt_stats_write(stat_path);
+        rt_fork_gate_leave();
         char msg[96];
         snprintf(msg, sizeof(msg), r == 0 ? "ok\n" : "error %s\n", strerror(-r));
         reply(fd, msg);
@@ -92,7 +94,9 @@ static void *ctl_main(void *arg)
         uint64_t now = mono_ms();
         if (now >= next) {
             uint64_t t0 = rt_now();
+            rt_fork_gate_enter();
             rt_stats_write(stat_path);
+            rt_fork_gate_leave();
             /* With thousands of sockets a rewrite takes milliseconds (and
              * the lock for the copy): the period grows so that the periodic
              * rewrite costs at most 1% of a core. `tcpsm stat` still gets a
@@ -168,11 +172,7 @@ void rt_ctl_start(void)
         goto fail;
     ctl_stop_efd = (int)efd;
     rt_fd_own(ctl_stop_efd);
-    sigset_t all, oldset;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &oldset);
-    int e = pthread_create(&ctl_thr, NULL, ctl_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &oldset, NULL);
+    int e = rt_thread_spawn(&ctl_thr, ctl_main);
     if (e != 0) {
         errno = e;
         goto fail;

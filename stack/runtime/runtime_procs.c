@@ -490,8 +490,28 @@ void tcpsm_rt_spawn_end(int slot, int pid)
 
 /* ------------------------------------------------------------ fork */
 
+/* fork() waits while the control thread writes the stats file (its
+ * callocs and formatting, outside the stack lock): a child must not inherit
+ * the allocator's lock held by a thread it does not have. glibc's malloc
+ * takes its locks around fork; ASan's allocator on this toolchain does not:
+ * the child then hung in its own allocations (test_epoll_fork under SAN=1,
+ * at exit in LSan's LockAllocator). Taken before the stack lock (the
+ * control thread takes the stack lock inside it). */
+static pthread_mutex_t fork_gate = PTHREAD_MUTEX_INITIALIZER;
+
+void rt_fork_gate_enter(void)
+{
+    pthread_mutex_lock(&fork_gate);
+}
+
+void rt_fork_gate_leave(void)
+{
+    pthread_mutex_unlock(&fork_gate);
+}
+
 static void before_fork(void)
 {
+    pthread_mutex_lock(&fork_gate);
     rt_lock();
     rt.fork_slot = -1;
     if (rt.me < 0 || rt.down)
@@ -529,6 +549,7 @@ static void before_fork(void)
 static void after_fork_parent(void)
 {
     rt_unlock();
+    pthread_mutex_unlock(&fork_gate);
 }
 
 static void after_fork_child(void);
@@ -546,6 +567,7 @@ void rt_atfork_install(void)
  * the parent's other threads' waiters. */
 static void after_fork_child(void)
 {
+    pthread_mutex_init(&fork_gate, NULL);       /* held by the parent's forking thread */
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     rt_t_hold--;                /* the lock itself is the parent's to release */
     netdev_packet_defer_fork_child();   /* the parent's frames stay the parent's */

@@ -90,11 +90,7 @@ static void serve_start(const char *how)
     rt_fd_own(lfd);
     rt_fd_own(stop_efd);
     stat(path, &mine);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int e = pthread_create(&thr, NULL, serve, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int e = rt_thread_spawn(&thr, serve);
     if (e != 0) {
         tcpsm_log(TCPSM_LOG_WARN, "TCPSM_SHARE: thread: %s", strerror(e));
         rt_share_fork_child();          /* the same clean-up, and the file goes */

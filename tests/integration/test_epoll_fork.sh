@@ -23,6 +23,8 @@ for i in 1 2 3; do
     [ "$(sha "$TMPD/in.$i")" = "$(sha "$TMPD/out.$i")" ] ||
         die "client $i: echo differs: sent $(fsize "$TMPD/in.$i"), got $(fsize "$TMPD/out.$i") bytes; server: $(cat "$TMPD/srv.log")"
 done
-bg_wait "$srv" 30 || die "ep_fork failed: $(cat "$TMPD/srv.log")"
+rc=0
+bg_wait "$srv" 30 || rc=$?
+[ $rc = 0 ] || die "ep_fork failed (status $rc, 124: still running after 30 s): $(cat "$TMPD/srv.log")"
 grep -q '^ok 3$' "$TMPD/srv.log" || die "ep_fork did not finish: $(cat "$TMPD/srv.log")"
 log "ok: 3 connections served byte-exact through an epoll instance inherited across fork"
