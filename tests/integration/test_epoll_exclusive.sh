@@ -14,7 +14,7 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 need_cmd socat
-need_tool excl_check
+excl=$(need_tool excl_check)
 netns_setup
 
 for i in $(seq 1 100); do head -c 16384 /dev/urandom >"$TMPD/in.$i"; done
@@ -29,7 +29,7 @@ client() {
 run() {
     local mode=$1 port=$2 seq=$3 conc=$4 i
     # + 1: the probe of wait_connect is a connection too
-    bg_stack "$TMPD/$mode.log" "$TCPSM_BUILD/tools/excl_check" "$mode" "$port" 4 $((seq + conc + 1))
+    bg_stack "$TMPD/$mode.log" "$excl" "$mode" "$port" 4 $((seq + conc + 1))
     local srv=$BG_PID
     wait_connect "$NS_P" "$STACK_IP" "$port" 20 || die "$mode: not listening: $(cat "$TMPD/$mode.log")"
     sleep 0.5   # every process asleep in epoll_wait
