@@ -631,3 +631,60 @@ Test(stack_repair, data_in_flight_without_rto_gets_one)
     data_flows(h);
     h_free(h);
 }
+
+/* queue_data cut after ooo_add took a new out-of-order range and before
+ * tcp_ofo_insert held its bytes: we would SACK bytes we do not hold, and
+ * the peer would not resend them before an RTO. The ranges are rebuilt
+ * from the queue. */
+Test(stack_repair, sack_range_without_its_segment_rebuilt)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq + 10, .ack = h->lseq, .win = H_RWIN,
+         .data = "klmno", .len = 5);
+    h_drain(h);
+    cr_assert_eq(sk->ooo.n, 1);
+    cr_assert_eq(ooo_add(&sk->ooo, h->rseq + 20, h->rseq + 25), 0);   /* the cut insertion */
+    repaired(h);
+    cr_assert_eq(sk->ooo.n, 1);
+    cr_assert_eq(sk->ooo.start[0], h->rseq + 10);
+    cr_assert_eq(sk->ooo.end[0], h->rseq + 15);
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN,
+         .data = "abcdefghij", .len = 10);
+    h->rseq += 15;
+    cr_assert_eq(sk->rcv_nxt, h->rseq);
+    char buf[16];
+    cr_assert_eq(tcpsm_sock_recv(sk, buf, sizeof buf, 0, h->now), 15);
+    cr_assert_eq(memcmp(buf, "abcdefghijklmno", 15), 0);
+    h_drain(h);
+    data_flows(h);
+    h_free(h);
+}
+
+/* A loss probe (send_loss_probe) cut inside its output, with cwnd, nodelay
+ * and cork set for the one segment: they go back to what they were, or the
+ * application's TCP_NODELAY would stay on (TCP_CORK off) for good. */
+Test(stack_repair, loss_probe_cut_short_restores_cwnd_and_options)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    struct tcp_stack *ts = h->st->tcp;
+    uint32_t cwnd = sk->cwnd;
+    cr_assert_not(sk->nodelay);
+    ts->probe.cwnd = cwnd;              /* as send_loss_probe records them */
+    ts->probe.nodelay = false;
+    ts->probe.cork = false;
+    ts->probe.sk = sk;
+    sk->cwnd = 1460;
+    sk->nodelay = true;
+    repaired(h);
+    cr_assert_null(ts->probe.sk);
+    cr_assert_eq(sk->cwnd, cwnd);
+    cr_assert_not(sk->nodelay);
+    ASSERT_STATE(sk, TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 0);
+    data_flows(h);
+    h_free(h);
+}
