@@ -135,6 +135,30 @@ static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
         if (repair)
             memset(q, 0, sizeof(*q));
         ok = false;
+    } else if (q->r) {
+        /* its byte counts follow from the records' flags (tcp_rtxq.c
+         * unflag/reflag around each change: cut between, they are off, and
+         * the congestion control's estimate of what is in flight with them) */
+        uint32_t sacked = 0, lost = 0, retrans = 0;
+        for (uint32_t i = 0; i < q->n; i++) {
+            const struct tcp_rtx *x = &q->r[q->head + i];
+            uint32_t len = x->end - x->seq;
+            if (x->fl & TCP_RTX_SACKED)
+                sacked += len;
+            else {
+                lost += (x->fl & TCP_RTX_LOST) ? len : 0;
+                retrans += (x->fl & TCP_RTX_RETRANS) ? len : 0;
+            }
+        }
+        if (sacked != q->sacked || lost != q->lost || retrans != q->retrans) {
+            FAULT_NOTE(c, "TCB %p: retransmit queue counts sacked %u/%u lost %u/%u retrans %u/%u",
+                       (void *)sk, q->sacked, sacked, q->lost, lost, q->retrans, retrans);
+            if (repair) {
+                q->sacked = sacked;
+                q->lost = lost;
+                q->retrans = retrans;
+            }
+        }
     }
     if (sk->ooo.n > TCP_OOO_MAX || sk->sacked.n > TCP_OOO_MAX) {
         FAULT_NOTE(c, "TCB %p: %u out-of-order / %u SACKed ranges", (void *)sk, sk->ooo.n,
@@ -228,6 +252,13 @@ static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
                    sk->snd_nxt, sk->snd_max);
         if (repair)
             sk->snd_max = sk->snd_nxt;
+    }
+    /* cork_push is true only inside the cork timer's output (tcp_timer.c):
+     * cut there, it would leave TCP_CORK / MSG_MORE without effect for good */
+    if (sk->cork_push) {
+        FAULT_NOTE(c, "TCB %p: cork_push left set (a cork timer's output cut short)", (void *)sk);
+        if (repair)
+            sk->cork_push = false;
     }
     if (!seq_ok(sk)) {
         FAULT_NOTE(c, "TCB %p (%s): SND.UNA %u SND.NXT %u snd_max %u ring from %u", (void *)sk,
@@ -752,6 +783,18 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         FAULT_NOTE(&c, "unfinished close");
         tcpsm_sock_close(sk, now);
     }
+    /* Bytes queued and not sent, nothing in flight and no timer that would
+     * send them (a send cut after its copy and before its output; an output
+     * whose frames the repair dropped is covered by the RTO armed above):
+     * they would wait for the next event on the connection, for ever if
+     * none comes. Output now, as that event would (Nagle, cork, the window
+     * and the congestion window still decide). Not a fault: a state the
+     * stack also reaches between operations is not told apart. */
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
+        if (tcp_synchronized(sk->state) && sk->state != TCPSM_TIME_WAIT && tcp_unsent(sk) &&
+            sk->snd_nxt == sk->snd_una && !sk->rto_at && !sk->persist_at && !sk->cork_at &&
+            !sk->pace_at && !sk->out_held)
+            tcp_output(sk, now);
     stack_tx_flush(st);
     if (c.n) {
         st->cnt.repair_passes++;

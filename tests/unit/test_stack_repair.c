@@ -688,3 +688,62 @@ Test(stack_repair, loss_probe_cut_short_restores_cwnd_and_options)
     data_flows(h);
     h_free(h);
 }
+
+/* A send cut after its copy raised the ring's length and before its output:
+ * the bytes are queued, nothing in flight, no timer. The repair outputs
+ * them, as the next event on the connection would have (none might come). */
+Test(stack_repair, send_cut_before_its_output_is_sent)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    cr_assert_eq(tcp_ring_reserve(sk, &sk->sndq, 5, sk->sndbuf, false), 0);
+    cr_assert_eq(ring_write(&sk->sndq, "hello", 5), 5);
+    tcpsm_stack_repair(h->st, h->now);
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .len = 5, .data = "hello");
+    h->lseq += 5;
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(sk->snd_una, sk->snd_max);
+    data_flows(h);
+    h_free(h);
+}
+
+/* The cork timer's output cut short leaves cork_push set: TCP_CORK would
+ * have no effect any more. Cleared. */
+Test(stack_repair, cork_push_left_set_cleared)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h->sk->cork_push = true;
+    repaired(h);
+    cr_assert_not(h->sk->cork_push);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    data_flows(h);
+    h_free(h);
+}
+
+/* tcp_rtxq.c cut between a record's unflag and reflag (a SACK marking it,
+ * an ACK trimming it): the queue's byte counts disagree with its records'
+ * flags, and the congestion control's estimate of what is in flight with
+ * them. Recounted from the records. */
+Test(stack_repair, retransmit_queue_counts_recounted)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
+         .sack_perm = true);
+    h->rseq = h->risn + 1;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    struct tcpsm_sock *sk = h->sk;
+    h_app_send(h, "hello", 5);
+    cr_assert_gt(sk->rtxq.n, 0);
+    cr_assert_eq(sk->rtxq.lost, 0);
+    sk->rtxq.lost += 5;                 /* reflag done, unflag not undone */
+    repaired(h);
+    cr_assert_eq(sk->rtxq.lost, 0);
+    ASSERT_STATE(sk, TCPSM_ESTABLISHED);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(sk->snd_una, sk->snd_max);
+    data_flows(h);
+    h_free(h);
+}
