@@ -293,6 +293,16 @@ static void bbr_on_loss(struct tcpsm_sock *sk)
     lt_sampling(sk, lost, false);
 }
 
+/* A loss episode undone (Linux bbr_undo_cwnd): the slow-down was spurious,
+ * so the full-pipe detection starts over, and so does the policer's
+ * sampling, whose interval the (not) lost data began; cwnd stays BBR's. */
+static void bbr_undo_cwnd(struct tcpsm_sock *sk)
+{
+    sk->bbr.full_bw = 0;
+    sk->bbr.full_bw_cnt = 0;
+    lt_reset(sk);
+}
+
 static void enter_mode(struct tcpsm_sock *sk, uint8_t mode)
 {
     struct tcp_bbr *b = &sk->bbr;
@@ -516,4 +526,5 @@ const struct congestion_ops tcp_bbr = {
     .ssthresh = bbr_ssthresh,
     .cong_control = bbr_main,
     .on_loss = bbr_on_loss,
+    .undo_cwnd = bbr_undo_cwnd,
 };

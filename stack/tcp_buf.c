@@ -260,8 +260,14 @@ int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, u
         need = limit;
     if (r->buf && need <= r->cap)
         return 0;
-    if (!r->buf && ring_from_cache(sk, r, need, limit, force))
-        return 0;
+    if (!r->buf) {
+        /* the buffer, capacity, head and the cache's entry move together */
+        struct tcpsm_sock *outer = tcp_stream_begin(sk);
+        bool got = ring_from_cache(sk, r, need, limit, force);
+        tcp_stream_end(sk, outer);
+        if (got)
+            return 0;
+    }
     uint32_t cap = r->cap ? r->cap : TCP_RING_INIT;
     while (cap < need)
         cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
@@ -273,7 +279,12 @@ int tcp_ring_reserve(struct tcpsm_sock *sk, struct tcp_ring *r, uint32_t need, u
         return -ENOBUFS;
     if (r == &sk->sndq)
         stack_tx_unpin(sk->st);         /* frames of the batch may point into it */
-    if (ring_grow(r, cap) < 0) {
+    /* ring_grow moves the bytes to a new buffer and then sets buf, cap and
+     * head: cut between those, the ring reads from the wrong place */
+    struct tcpsm_sock *outer = tcp_stream_begin(sk);
+    int rc = ring_grow(r, cap);
+    tcp_stream_end(sk, outer);
+    if (rc < 0) {
         tcp_mem_uncharge(TS(sk), cap - old);
         return -ENOMEM;
     }

@@ -122,6 +122,20 @@ static void enter_recovery(struct tcpsm_sock *sk)
     sk->st->cnt.tcp_fast_retrans++;
 }
 
+/* Linux tcp_undo_cwnd_reduction: ssthresh as before the reduction; cwnd
+ * too, or what the algorithm's undo_cwnd decides (BBR keeps its own and
+ * restarts its pipe and policer detection). */
+static void undo_cwnd_reduction(struct tcpsm_sock *sk)
+{
+    const struct congestion_ops *ops = tcp_cong_ops(sk->cc_algo);
+    if (ops->undo_cwnd)
+        ops->undo_cwnd(sk);
+    else if (sk->cwnd < sk->prior_cwnd)
+        sk->cwnd = sk->prior_cwnd;
+    if (sk->ssthresh < sk->prior_ssthresh)
+        sk->ssthresh = sk->prior_ssthresh;
+}
+
 /* RFC 3522 Eifel detection on the first ACK that covers the recovery's
  * first retransmission: an echoed TSval older than that retransmission
  * means the original arrived, the segment was reordered, not lost. The
@@ -140,10 +154,7 @@ void tcp_cong_undo_check(struct tcpsm_sock *sk, uint32_t tsecr)
         loss_undo(sk, false);           /* an RTO's first ACK echoes the original */
         return;
     }
-    if (sk->cwnd < sk->prior_cwnd)
-        sk->cwnd = sk->prior_cwnd;
-    if (sk->ssthresh < sk->prior_ssthresh)
-        sk->ssthresh = sk->prior_ssthresh;
+    undo_cwnd_reduction(sk);
     sk->undo_state = TCP_UNDO_DONE;
     sk->undo_on = false;                /* undone once, not again by its D-SACKs */
     sk->st->cnt.tcp_undo++;
@@ -175,15 +186,12 @@ static void undo_init(struct tcpsm_sock *sk)
 }
 
 /* An RTO that was not needed (Linux tcp_try_undo_loss with
- * tcp_undo_cwnd_reduction): cwnd and ssthresh as before it (an algorithm
- * with its own cong_control keeps its cwnd, as BBR's undo_cwnd does),
- * nothing marked lost, the recovery over; the retry count starts again. */
+ * tcp_undo_cwnd_reduction): cwnd and ssthresh as before it (BBR's
+ * undo_cwnd keeps its cwnd), nothing marked lost, the recovery over; the
+ * retry count starts again. */
 static void loss_undo(struct tcpsm_sock *sk, bool frto)
 {
-    if (!tcp_cong_ops(sk->cc_algo)->cong_control && sk->cwnd < sk->prior_cwnd)
-        sk->cwnd = sk->prior_cwnd;
-    if (sk->ssthresh < sk->prior_ssthresh)
-        sk->ssthresh = sk->prior_ssthresh;
+    undo_cwnd_reduction(sk);
     tcp_cong_undo_all(sk);
     sk->frto = sk->frto_new = false;
     sk->undo_on = false;
@@ -315,10 +323,7 @@ void tcp_cong_dsack_undo(struct tcpsm_sock *sk)
         sk->st->cnt.tcp_dsack_undo++;
         return;
     }
-    if (sk->cwnd < sk->prior_cwnd)
-        sk->cwnd = sk->prior_cwnd;
-    if (sk->ssthresh < sk->prior_ssthresh)
-        sk->ssthresh = sk->prior_ssthresh;
+    undo_cwnd_reduction(sk);
     sk->st->cnt.tcp_undo++;
     sk->st->cnt.tcp_dsack_undo++;
     if (sk->in_recovery)

@@ -820,9 +820,12 @@ unsigned tcp_release_output(struct tcpsm_stack *st, uint64_t now)
 {
     struct tcp_stack *ts = st->tcp;
     unsigned n = 0;
-    if (!ts || !ts->nout_held)
+    if (!ts)
         return 0;
     st->now = now;
+    /* a reply held is on the held list (reply_hold wants ack_held); the
+     * list is bounded (TCP_HELD_MAX) and walked only by a thread that held
+     * one, so no count of them is kept beside the TCBs' out_held */
     for (unsigned i = 0; i < ts->nheld; i++) {
         struct tcpsm_sock *sk = ts->held[i];
         if (sk && sk->out_held) {
@@ -830,7 +833,6 @@ unsigned tcp_release_output(struct tcpsm_stack *st, uint64_t now)
             n++;
         }
     }
-    ts->nout_held = 0;
     return n;
 }
 
@@ -872,7 +874,6 @@ unsigned tcp_release_acks(struct tcpsm_stack *st, uint64_t now, uint64_t held_be
         }
     }
     ts->nheld = kept;
-    ts->nout_held = 0;                  /* every reply held went */
     return sent;
 }
 

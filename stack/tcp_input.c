@@ -76,7 +76,7 @@ static void established(struct tcpsm_sock *sk, uint64_t now)
     /* Linux tcp_init_buffer_space: rcvq_space.space = min(rcv_ssthresh,
      * rcv_wnd, TCP_INIT_CWND x advmss) */
     {
-        uint32_t adv = sk->rcv_mss - (sk->ts_ok ? 12u : 0u), sp = 10u * adv;
+        uint32_t sp = 10u * tcp_adv_mss(sk);
         uint32_t rs = tcp_rcv_space(sk);
         if (rs < sp)
             sp = rs;
@@ -392,9 +392,11 @@ static void syn_sent_input(struct tcpsm_sock *sk, const struct tcp_seg *seg, uin
             rest.seq = seg->seq + 1;
             fin = queue_data(sk, &rest, (seg->flags & TCPSM_FIN) != 0, now);
             if (fin) {
+                struct tcpsm_sock *outer = tcp_stream_begin(sk);
                 sk->rcv_nxt++;
                 sk->rcv_fin = true;
                 sk->shutdown |= RCV_SHUTDOWN;
+                tcp_stream_end(sk, outer);
             }
         }
         /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, unless the request the
@@ -542,6 +544,9 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
                 len = write_slices(sk, seg, (uint32_t)(data - seg->data), len);
             else
                 ring_write_at(&sk->rcvq, sk->rcvq.len, data, len);
+            /* bytes written beyond the ring's length count for nothing
+             * yet; from here the ring and RCV.NXT move together */
+            struct tcpsm_sock *outer = tcp_stream_begin(sk);
             sk->rcvq.len += len;
             sk->rcv_nxt += len;
             sk->bytes_received += len;
@@ -549,6 +554,7 @@ static bool queue_data(struct tcpsm_sock *sk, struct tcp_seg *seg, bool fin, uin
                 sk->rcv_nxt = tcp_ofo_pull(sk);
                 sk->ack_now = true;     /* filled (part of) a hole: RFC 5681 4.2 */
             }
+            tcp_stream_end(sk, outer);
             /* ACK every second full-sized segment (at the end of the
              * input batch), else within 40 ms (RFC 1122 4.2.3.2). A GRO
              * frame counts for the segments it carries: like Linux
@@ -675,7 +681,13 @@ static uint32_t rack_sack(struct tcpsm_sock *sk, const struct tcp_seg *seg, uint
  * fast retransmit: only raised here. */
 static void reno_check_reordering(struct tcpsm_sock *sk, uint32_t out, uint32_t addend)
 {
-    uint32_t holes = out ? 1u : 0u;
+    /* the holes: Linux max(lost_out, 1); after an RTO everything below
+     * recover (high_seq) not yet ACKed is marked lost (tcp_enter_loss) */
+    uint32_t holes = 1;
+    if (sk->loss_state && seq_lt(sk->snd_una, sk->recover))
+        holes = tcp_segs(sk->recover - sk->snd_una, tcp_send_mss(sk));
+    if (holes > out)
+        holes = out;
     if (sk->reno_sacked + holes <= out)
         return;
     sk->reno_sacked = out - holes;
@@ -683,12 +695,25 @@ static void reno_check_reordering(struct tcpsm_sock *sk, uint32_t out, uint32_t 
     sk->reord_seen++;
 }
 
+/* One duplicate ACK without SACK (Linux tcp_add_reno_sack): a delivered
+ * segment, at most all those in flight (as MSS-sized segments: no
+ * per-segment records here) less the holes. */
+static void reno_add_sack(struct tcpsm_sock *sk)
+{
+    uint32_t out = tcp_segs(sk->snd_max - sk->snd_una, tcp_send_mss(sk));
+    uint32_t prior = sk->reno_sacked;
+    sk->reno_sacked++;
+    reno_check_reordering(sk, out, 0);
+    if (sk->reno_sacked > prior)
+        sk->delivered_segs += sk->reno_sacked - prior;
+}
+
 /* Without SACK, Linux counts each duplicate ACK as a delivered segment
  * (tcp_add_reno_sack: at most all but one of those in flight) and an ACK
  * that moves SND.UNA as what it covers less those (tcp_remove_reno_sacks:
  * "one ACK acked hole, the rest eat duplicate ACKs"), at least one. After
- * an RTO (loss_state) duplicate ACKs are not counted (Linux counts them in
- * TCP_CA_Loss only for F-RTO's new data). */
+ * an RTO (loss_state) duplicate ACKs count only for new data sent since
+ * (reno_loss_delivered, after the undo checks, as Linux in TCP_CA_Loss). */
 static void reno_delivered(struct tcpsm_sock *sk, uint8_t flags, uint32_t acked)
 {
     uint32_t mss = tcp_send_mss(sk);
@@ -710,14 +735,24 @@ static void reno_delivered(struct tcpsm_sock *sk, uint8_t flags, uint32_t acked)
             sk->reno_sacked = 0;
         reno_check_reordering(sk, tcp_segs(sk->snd_max - sk->snd_una, mss), k);
     } else if ((flags & TCP_ACK_DUP) && !sk->loss_state) {
-        /* in flight as MSS-sized segments (no per-segment records here) */
-        uint32_t out = tcp_segs(sk->snd_max - sk->snd_una, mss);
-        uint32_t prior = sk->reno_sacked;
-        sk->reno_sacked++;
-        reno_check_reordering(sk, out, 0);
-        if (sk->reno_sacked > prior)
-            sk->delivered_segs += sk->reno_sacked - prior;
+        reno_add_sack(sk);
     }
+}
+
+/* After an RTO, once the ACK's undo checks and F-RTO have run (Linux
+ * tcp_process_loss's Reno tail, the episode still on): a duplicate ACK
+ * after new data went out beyond recover (Linux after(snd_nxt, high_seq):
+ * F-RTO's step 2.b) means that new data arrived, a delivered segment as
+ * outside the loss state (tcp_add_reno_sack); an ACK that moves SND.UNA
+ * forgets the count (tcp_reset_reno_sack). */
+static void reno_loss_delivered(struct tcpsm_sock *sk, uint8_t flags)
+{
+    if (!tcp_send_mss(sk))
+        return;
+    if ((flags & TCP_ACK_DUP) && seq_gt(sk->snd_max, sk->recover))
+        reno_add_sack(sk);
+    else if (flags & TCP_ACK_ADVANCED)
+        sk->reno_sacked = 0;
 }
 struct tcp_ack_res {
     uint8_t flags;
@@ -747,10 +782,12 @@ static struct tcp_ack_res ack_step(struct tcpsm_sock *sk, const struct tcp_seg *
         uint32_t upto = seq_lt(ack, end) ? ack : end;
         if (seq_gt(upto, sk->snd_buf_seq)) {
             uint32_t n = upto - sk->snd_buf_seq;
+            struct tcpsm_sock *outer = tcp_stream_begin(sk);   /* the ring and its start */
             ring_drop(&sk->sndq, n);
             if (!sk->sndq.len)
                 tcp_ring_release(sk, &sk->sndq);    /* all acknowledged */
             sk->snd_buf_seq += n;
+            tcp_stream_end(sk, outer);
         }
         /* RFC 4898 tcpEStatsAppHCThruOctetsAcked as Linux counts it
          * (tcp_snd_una_update): the sequence space acknowledged, a FIN
@@ -829,11 +866,14 @@ static void ack_react(struct tcpsm_sock *sk, const struct tcp_seg *seg, struct t
     bool rack = tcp_rack_on(sk) && sk->syn_acked;
     bool rtx = false;
     if (!rack) {
+        bool loss = sk->loss_state;
         reno_delivered(sk, res.flags, res.acked);
         /* after an RTO: undo, F-RTO (may move SND.NXT) */
         tcp_cong_reno_loss_ack(sk, (res.flags & TCP_ACK_ADVANCED) != 0,
                                (res.flags & TCP_ACK_DUP) != 0,
                                sk->ts_ok && seg->opt.ts_ok && seg->opt.tsecr, seg->opt.tsecr);
+        if (loss && sk->loss_state)     /* neither undone nor recovered */
+            reno_loss_delivered(sk, res.flags);
     }
     if (sk->rack.reord_ack) {
         sk->rack.reord_ack = false;
@@ -1245,7 +1285,7 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
         sk->data_segs_in += tcp_seg_count(sk, seg);
         sk->last_data_recv = now;
         /* Linux tcp_measure_rcv_mss: the largest segment seen, at most ours */
-        uint32_t adv = sk->rcv_mss - (sk->ts_ok ? 12u : 0u);
+        uint32_t adv = tcp_adv_mss(sk);
         uint32_t est = sk->rcv_mss_seen ? sk->rcv_mss_seen : (adv < 536 ? adv : 536);
         if (seg->len >= est)
             sk->rcv_mss_seen = (uint16_t)(seg->len < adv ? seg->len : adv);
@@ -1294,9 +1334,13 @@ static void rcv_in_window(struct tcpsm_sock *sk, struct tcp_seg *seg, enum tcp_v
 
     /* eighth: FIN */
     if (fin) {
+        /* RCV.NXT past the FIN and rcv_fin go together: one without the
+         * other would ACK the FIN and never report the end of the stream */
+        struct tcpsm_sock *outer = tcp_stream_begin(sk);
         sk->rcv_nxt++;
         sk->rcv_fin = true;
         sk->shutdown |= RCV_SHUTDOWN;
+        tcp_stream_end(sk, outer);
         bool owed = sk->ack_now;        /* for another reason than the FIN */
         sk->ack_now = true;
         switch (sk->state) {

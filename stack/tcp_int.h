@@ -4,6 +4,7 @@
 #ifndef TCPSM_TCP_INT_H
 #define TCPSM_TCP_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -512,7 +513,6 @@ struct tcp_stack {
     /* quick ACKs held while the application may still answer (tcp_ack_hold) */
     struct tcpsm_sock *held[TCP_HELD_MAX];
     unsigned nheld;
-    unsigned nout_held;                 /* of them with a reply held (at least; 0: none) */
     bool hold_acks;                     /* this input batch may hold them */
     /* buffer memory (Linux tcp_mem): bytes in rings and out-of-order
      * segments; pressure from 3/4 of mem_max down to 1/2 */
@@ -541,6 +541,10 @@ struct tcp_stack {
      * of TCBs and freeing it leaves it here), and the mark of the last
      * walk over the TCBs (tcpsm_sock.audit_gen). */
     struct tcpsm_sock *dying;
+    /* The second intent record: the TCB whose byte stream is being changed
+     * (tcp_stream_begin/_end), around the few steps that move a ring and
+     * the sequence number it is read against; the repair resets it. */
+    struct tcpsm_sock *stream_busy;
     uint32_t audit_gen;
 };
 
@@ -684,6 +688,13 @@ void tcp_reply_rst(struct tcpsm_stack *st, const struct tcp_seg *seg);
 uint32_t tcp_rcv_wnd_offer(struct tcpsm_sock *sk);
 uint32_t tcp_rcv_space(const struct tcpsm_sock *sk);
 uint32_t tcp_send_mss(const struct tcpsm_sock *sk);
+/* The MSS we advertised less the timestamp option's room (Linux
+ * tp->advmss, which loses it once timestamps are agreed); before the
+ * handshake ends ts_ok says only that we offered them. */
+static inline uint32_t tcp_adv_mss(const struct tcpsm_sock *sk)
+{
+    return sk->rcv_mss - (sk->ts_ok ? 12u : 0u);
+}
 /* The MSS-sized segments bytes fill (Linux DIV_ROUND_UP(len, mss)): 0 for
  * no bytes or no MSS. */
 static inline uint32_t tcp_segs(uint32_t bytes, uint32_t mss)
@@ -793,6 +804,9 @@ struct congestion_ops {
      * ACK's rate sample (sk->rs), in and out of recovery (no PRR) */
     void (*cong_control)(struct tcpsm_sock *sk, uint32_t acked);
     void (*on_loss)(struct tcpsm_sock *sk);                     /* optional: an RTO */
+    /* optional (Linux undo_cwnd): a reduction was undone; sets the cwnd
+     * itself (without it: cwnd as before the reduction) */
+    void (*undo_cwnd)(struct tcpsm_sock *sk);
 };
 extern const struct congestion_ops tcp_newreno, tcp_cubic, tcp_bbr;
 /* This process's ops of algorithm TCPSM_CC_* which (NewReno for unknown ones). */
@@ -819,6 +833,42 @@ static inline bool tcp_sent_after(uint64_t t1, uint32_t s1, uint64_t t2, uint32_
 
 static inline struct tcp_stack *TS(const struct tcpsm_sock *sk) { return sk->st->tcp; }
 static inline bool tcp_synchronized(int s) { return s >= TCPSM_ESTABLISHED; }
+
+/* Intent record of a byte stream (struct tcp_stack.stream_busy). Some
+ * updates of a connection's byte stream take several stores that no check
+ * can tell from a consistent state when cut between them: dropping
+ * acknowledged bytes from the send ring and moving its start (snd_buf_seq),
+ * adding received bytes to the receive ring and advancing RCV.NXT (also a
+ * FIN's RCV.NXT + 1 and rcv_fin), a ring's length and head in ring_drop, a
+ * ring's buffer, capacity and head in ring_grow. Each such span is bracketed:
+ * a holder killed inside one (SIGKILL) leaves the TCB named here, and the
+ * repair (tcp_repair.c) resets that connection rather than let its stream
+ * run off by a segment.
+ *
+ * Ordering: a SIGKILL stops the thread at an instruction boundary, so the
+ * stores it did are those program-before that point, and the kernel's exit
+ * path (the robust-futex hand-over, full barriers) makes them visible to the
+ * next taker of the lock, which acquires it after EOWNERDEAD. Only the
+ * compiler could move the span's stores across the record's: a signal fence
+ * (no instruction) forbids that, as for a signal handler in the same thread.
+ * Hot path cost: a load and two plain stores per span. Spans nest (a ring
+ * grown while RCV.NXT's span is open): begin returns the outer record, end
+ * restores it. The pointer is the TCB's address: the region maps at one
+ * fixed address in every process (README "Process model"). */
+static inline struct tcpsm_sock *tcp_stream_begin(struct tcpsm_sock *sk)
+{
+    struct tcp_stack *ts = TS(sk);
+    struct tcpsm_sock *outer = ts->stream_busy;
+    ts->stream_busy = sk;
+    atomic_signal_fence(memory_order_seq_cst);
+    return outer;
+}
+
+static inline void tcp_stream_end(struct tcpsm_sock *sk, struct tcpsm_sock *outer)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    TS(sk)->stream_busy = outer;
+}
 /* Linux sk_acceptq_is_full: the accept queue holds backlog + 1 connections. */
 static inline bool tcp_acceptq_full(const struct tcpsm_sock *l) { return l->nacc > l->backlog; }
 

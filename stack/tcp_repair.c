@@ -14,15 +14,16 @@
  * fields fail a check (a buffer ring out of bounds or in freed memory, a
  * broken out-of-order list, sequence variables out of order): RST to the
  * peer, ECONNRESET to the application, as Linux does to a connection it
- * cannot continue. The one intent record: ts->dying, the TCB tcp_sock_free
- * was taking apart, is finished.
+ * cannot continue. Two intent records: ts->dying, the TCB tcp_sock_free
+ * was taking apart, is finished; ts->stream_busy, the TCB whose byte stream
+ * was being changed (tcp_int.h tcp_stream_begin), is reset.
  *
  * The neighbour cache and IP reassembly are checked and rebuilt by their own
  * files (neigh_check, ipv4_frag_check, ip6_frag_check: chains, free list
  * and counts from the entries' states; a datagram whose pieces are not
- * whole is dropped). Not covered: the PMTU table (a fixed array of
- * independent entries, no links or counts: a half-written entry holds a
- * wrong MTU until it expires, at worst a probe or an ICMP away from right). */
+ * whole is dropped), and the PMTU table by pmtu.c (pmtu_check: the entry
+ * being written, named by its intent record, and entries out of bounds are
+ * dropped). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include "ipv6_frag.h"
 #include "mem.h"
 #include "neigh.h"
+#include "pmtu.h"
 #include "tcp_int.h"
 
 
@@ -184,6 +186,19 @@ static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
                 sk->snd_nxt = sk->snd_una;
             tcp_sack_prune(sk);
         }
+    }
+    /* tcp_output cut after SND.NXT moved past SND.MAX and before SND.MAX
+     * followed it (its loop may send many segments, flushing batches, before
+     * the end): the bytes up to SND.NXT are in the send ring (and the FIN,
+     * if sent), so SND.MAX is brought up; what never left is resent by the
+     * retransmission timer (armed below, tcpsm_stack_repair). */
+    if (ok && tcp_synchronized(sk->state) && seq_gt(sk->snd_nxt, sk->snd_max) &&
+        !seq_gt(sk->snd_una, sk->snd_nxt) &&
+        !seq_gt(sk->snd_nxt, sk->snd_buf_seq + sk->sndq.len + (sk->fin_sent ? 1u : 0u))) {
+        FAULT_NOTE(c, "TCB %p: SND.NXT %u past snd_max %u (an output cut short)", (void *)sk,
+                   sk->snd_nxt, sk->snd_max);
+        if (repair)
+            sk->snd_max = sk->snd_nxt;
     }
     if (!seq_ok(sk)) {
         FAULT_NOTE(c, "TCB %p (%s): SND.UNA %u SND.NXT %u snd_max %u ring from %u", (void *)sk,
@@ -389,6 +404,35 @@ static size_t mem_of(const struct tcpsm_sock *sk)
     return m;
 }
 
+/* A cached ring buffer that is also a connection's ring, or an earlier
+ * cache entry: tcp_ring_release cut after it cached the buffer and before
+ * it cleared the ring, or ring_from_cache after it took the buffer and
+ * before it removed the entry. The connection's ring is primary (the entry
+ * is dropped), or the buffer would serve two rings. */
+static bool cache_entry_taken(const struct tcp_stack *ts, unsigned i)
+{
+    const uint8_t *b = ts->ring_cache[i].buf;
+    for (unsigned j = 0; j < i; j++)
+        if (ts->ring_cache[j].buf == b)
+            return true;
+    for (const struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
+        if (sk->sndq.buf == b || sk->rcvq.buf == b)
+            return true;
+    return false;
+}
+
+/* Data (or a FIN) in flight with neither the retransmission nor the persist
+ * timer armed: nothing would ever send it again. An output cut after it
+ * moved SND.NXT and before it armed the RTO (its frames, batched, dropped
+ * by the repair), or a timer pass cut after it disarmed the RTO and before
+ * on_rto armed it again, leaves this; RFC 6298 5.1: the timer runs while
+ * data is outstanding. */
+static bool rto_missing(const struct tcpsm_sock *sk)
+{
+    return tcp_synchronized(sk->state) && sk->state != TCPSM_TIME_WAIT &&
+           sk->snd_una != sk->snd_max && !sk->rto_at && !sk->persist_at;
+}
+
 /* The rest of the stack-wide state: timers, counts, batches, the cache. */
 static void check_rest(struct tcpsm_stack *st, struct fault_note *c)
 {
@@ -404,6 +448,9 @@ static void check_rest(struct tcpsm_stack *st, struct fault_note *c)
                        sk->timer.idx);
         if (sk->parent && (!live(ts, sk->parent) || sk->parent->state != TCPSM_LISTEN))
             FAULT_NOTE(c, "TCB %p: its listener %p is gone", (void *)sk, (void *)sk->parent);
+        if (rto_missing(sk))
+            FAULT_NOTE(c, "TCB %p (%s): %u bytes in flight, no retransmission timer", (void *)sk,
+                       tcpsm_state_name(sk->state), sk->snd_max - sk->snd_una);
         if ((sk->state == TCPSM_LISTEN || sk->synq || sk->accq || sk->nsyn || sk->nacc) &&
             !queues_ok(ts, sk))
             FAULT_NOTE(c, "listener %p: SYN/accept queues do not match its children", (void *)sk);
@@ -430,6 +477,9 @@ static void check_rest(struct tcpsm_stack *st, struct fault_note *c)
         if (!mem_valid(ts->ring_cache[i].buf, ts->ring_cache[i].cap))
             FAULT_NOTE(c, "ring cache %u: %p is not a block of %u bytes", i,
                        (void *)ts->ring_cache[i].buf, ts->ring_cache[i].cap);
+        else if (cache_entry_taken(ts, i))
+            FAULT_NOTE(c, "ring cache %u: %p is a connection's ring too (or cached twice)", i,
+                       (void *)ts->ring_cache[i].buf);
         cache += ts->ring_cache[i].cap;
     }
     if (ts->nring_cache > TCP_RING_CACHE || cache != ts->ring_cache_bytes)
@@ -455,10 +505,15 @@ unsigned tcpsm_stack_audit(struct tcpsm_stack *st, char *why, size_t whylen)
     check_rest(st, &c);
     if (st->tcp->dying)
         FAULT_NOTE(&c, "a TCB was being freed (%p)", (void *)st->tcp->dying);
+    if (st->tcp->stream_busy)
+        FAULT_NOTE(&c, "a connection's byte stream was being changed (%p)",
+                   (void *)st->tcp->stream_busy);
     unsigned nf = neigh_check(st, false), f4 = ipv4_frag_check(st, false),
-             f6 = ip6_frag_check(st, false);
+             f6 = ip6_frag_check(st, false), fp = pmtu_check(st, false);
     if (nf)
         FAULT_NOTE(&c, "neighbour cache: %u faults", nf);
+    if (fp)
+        FAULT_NOTE(&c, "PMTU table: %u faults", fp);
     if (f4 || f6)
         FAULT_NOTE(&c, "IP reassembly: %u IPv4, %u IPv6 faults", f4, f6);
     return c.n;
@@ -497,10 +552,30 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         else if (mem_valid(dying, sizeof(*dying)) && dying->st == st)
             mem_free(dying);            /* unlinked, its buffers released, not yet freed */
     }
+    /* The byte stream a holder was changing (tcp_stream_begin): its ring
+     * and the sequence number it is read against may disagree by the bytes
+     * of one step, which no check can see (a consistent-looking ring at the
+     * wrong offset). Reset, not finished: the record names the TCB only, not
+     * how far the step went, and which of the two stores came first is the
+     * compiler's choice; a reset is what Linux gives a connection it cannot
+     * continue, and the spans are a few instructions (a ring's growth: one
+     * copy) wide, so few kills land in one. */
+    struct tcpsm_sock *busy = ts->stream_busy;
+    ts->stream_busy = NULL;
+    if (busy) {
+        FAULT_NOTE(&c, "a connection's byte stream was being changed");
+        if (!live(ts, busy))
+            busy = NULL;                /* not a TCB on the list: nothing to reset */
+    }
     unsigned bad = 0;
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
         sk->batch_work = 0;
-        if (!sock_check(sk, &c, true)) {
+        bool ok = sock_check(sk, &c, true);
+        if (sk == busy) {
+            st->cnt.repair_stream_resets++;
+            ok = false;
+        }
+        if (!ok) {
             sk->repair_reset = true;
             bad++;
         }
@@ -540,6 +615,10 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
             FAULT_NOTE(&c, "timer");
             sk->timer.idx = UINT32_MAX;
         }
+        if (rto_missing(sk)) {
+            FAULT_NOTE(&c, "no retransmission timer");
+            tcp_rto_arm(sk, now);       /* calls tcp_timer_update */
+        }
         tcp_timer_update(sk);
     }
     /* the neighbour cache and IP reassembly (after the heap: their timers
@@ -548,6 +627,8 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         FAULT_NOTE(&c, "neighbour cache");
     if (ipv4_frag_check(st, true) + ip6_frag_check(st, true))
         FAULT_NOTE(&c, "IP reassembly");
+    if (pmtu_check(st, true))
+        FAULT_NOTE(&c, "PMTU table");
     /* counts and per-pass arrays */
     if (ts->nbatch)
         FAULT_NOTE(&c, "batch");
@@ -566,7 +647,8 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
             FAULT_NOTE(&c, "held ACKs");
     }
     ts->nheld = nh;
-    ts->nout_held = nh;                 /* an upper bound: the next release looks */
+    /* a reply held (out_held) off the list is released by its delayed-ACK
+     * timer, armed within TCP_REPLY_HOLD_NS when it was held */
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
         if (sk->ack_held) {
             bool found = false;
@@ -577,7 +659,8 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
     unsigned nc = 0;
     size_t cache = 0;
     for (unsigned i = 0; i < ts->nring_cache && i < TCP_RING_CACHE; i++)
-        if (mem_valid(ts->ring_cache[i].buf, ts->ring_cache[i].cap)) {
+        if (mem_valid(ts->ring_cache[i].buf, ts->ring_cache[i].cap) &&
+            !cache_entry_taken(ts, i)) {
             ts->ring_cache[nc++] = ts->ring_cache[i];
             cache += ts->ring_cache[i].cap;
         }

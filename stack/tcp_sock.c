@@ -340,7 +340,6 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     if (reply_hold(sk, flags)) {
         if (!sk->out_held) {
             sk->out_held = true;
-            TS(sk)->nout_held++;
             sk->st->cnt.tcp_replies_held++;
             /* bounded: a thread that blocks outside the stack after its
              * send (a worker pool's condition variable) delays the reply
@@ -425,10 +424,12 @@ ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags,
         if (n)
             ring_read_at(&sk->rcvq, skip, buf, n);
         if (!peek && n + skip) {
+            struct tcpsm_sock *outer = tcp_stream_begin(sk);   /* length and head */
             ring_drop(&sk->rcvq, n + skip);
             tcp_urg_after_read(sk);
             if (!sk->rcvq.len)
                 tcp_ring_release(sk, &sk->rcvq);    /* drained: memory follows data */
+            tcp_stream_end(sk, outer);
             rcvbuf_tune(sk, n + skip, now);
             tcp_window_update(sk, now);
             flush(sk);
@@ -972,9 +973,8 @@ void tcpsm_sock_info_at(const struct tcpsm_sock *sk, struct tcpsm_tcp_info *i, u
     i->snd_mss = mss;
     /* the peer's segment size as Linux estimates it (icsk_ack.rcv_mss:
      * tcp_initialize_rcv_mss's 536 at most, then the largest seen) */
-    /* tp->advmss: what we advertised less the timestamp option's room,
-     * as Linux takes it off once timestamps are agreed */
-    uint32_t adv = sk->rcv_mss - (sk->ts_ok && tcp_synchronized(sk->state) ? 12u : 0u);
+    /* tp->advmss: before the handshake ends, what we advertise */
+    uint32_t adv = tcp_synchronized(sk->state) ? tcp_adv_mss(sk) : sk->rcv_mss;
     i->rcv_mss = sk->rcv_mss_seen ? sk->rcv_mss_seen : (adv < 536 ? adv : 536);
     i->advmss = adv;
     bool v4 = addr_is_v4(&sk->raddr) || (!sk->ipv6 && addr_is_any(&sk->raddr));

@@ -34,9 +34,11 @@ void tcp_urg_input(struct tcpsm_sock *sk, const struct tcp_seg *seg)
      * data: only the latest pointer counts (RFC 6093 4: "the urgent
      * pointer ... updated"). */
     if (sk->urg_data && sk->urg_seq == copied && !sk->urginline && sk->rcvq.len) {
+        struct tcpsm_sock *outer = tcp_stream_begin(sk);   /* length and head */
         ring_drop(&sk->rcvq, 1);
         if (!sk->rcvq.len)
             tcp_ring_release(sk, &sk->rcvq);
+        tcp_stream_end(sk, outer);
     }
     sk->urg_data = TCP_URG_NOTYET;
     sk->urg_seq = ptr;

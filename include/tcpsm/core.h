@@ -268,6 +268,10 @@ struct tcpsm_counters {
      * failed a check, memory blocks reclaimed that the dead holder had
      * allocated and linked nowhere */
     uint64_t repair_passes, repair_faults, repair_resets, repair_leaks;
+    /* of repair_resets, the connections reset because the dead holder was
+     * changing their byte stream (the intent record, tcp_stream_begin);
+     * PMTU entries dropped (being written, or out of bounds) */
+    uint64_t repair_stream_resets, repair_pmtu_dropped;
 };
 
 /* Where the core's memory comes from (process-wide; NULL restores malloc).

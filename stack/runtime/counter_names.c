@@ -26,6 +26,7 @@ const struct counter_name counter_names[] = {
     C(tcp_dsack_undo), C(tcp_paws_disordered_ack), C(tcp_spurious_rto), C(tcp_loss_undo),
     C(tcp_acks_held), C(tcp_synack_acks_held), C(tcp_replies_held),
     C(repair_passes), C(repair_faults), C(repair_resets), C(repair_leaks),
+    C(repair_stream_resets), C(repair_pmtu_dropped),
 };
 #undef C
 

@@ -154,7 +154,7 @@ __thread bool rt_t_nodrive;
 
 uint64_t rt_drive_timers(bool flush)
 {
-    uint64_t now = rt_now();
+    uint64_t now = rt_clock();
     if (rt.started && !rt.down && tcpsm_stack_next_deadline(rt.sh->st) <= now) {
         tcpsm_stack_timers(rt.sh->st, now);
         if (flush)

@@ -703,3 +703,25 @@ Test(runtime_wait, service_thread_leaves_due_timers_to_an_application_holder,
     cr_assert_eq(atomic_load(&svc_try_result), 1);
     cr_assert_not(atomic_load(&rt.svc_deferred));
 }
+
+/* The clock is read once per hold of the stack lock (rt_clock): every later
+ * use in the same hold sees that reading, a new hold (or a send on the
+ * link, rt_clock_stale) reads it again, and outside a hold nothing is kept
+ * for the next one. */
+Test(runtime_wait, clock_read_once_per_lock_hold, .init = attach, .fini = detach)
+{
+    lock();
+    uint64_t t1 = rt_clock();
+    usleep(2000);
+    cr_assert_eq(rt_clock(), t1, "the same hold reuses its reading");
+    cr_assert_geq(rt_now(), t1 + 2000000ull, "rt_now reads afresh");
+    rt_clock_stale();                   /* as after a send on the link */
+    uint64_t t2 = rt_clock();
+    cr_assert_geq(t2, t1 + 2000000ull, "read again after a link send");
+    unlock();
+    cr_assert_eq(rt_t_clock, 0, "nothing kept past the unlock");
+    usleep(2000);
+    lock();
+    cr_assert_geq(rt_clock(), t2 + 2000000ull, "a new hold reads afresh");
+    unlock();
+}

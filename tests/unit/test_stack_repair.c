@@ -31,9 +31,7 @@ static void repaired(struct harness *h)
 /* The peer's data still reaches the application, and is ACKed. */
 static void data_flows(struct harness *h)
 {
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "hello",
-         .len = 5);
-    h->rseq += 5;
+    h_peer_data(h, "hello", 5);
     h_advance(h, MS(200));
     EXPECT_SEG(h, .flags = ACK, .ack = h->rseq);
     char buf[8];
@@ -199,9 +197,7 @@ Test(stack_repair, broken_ring_resets_the_connection)
 {
     struct harness *h = h_new(NULL);
     sock_established(h);
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "abc",
-         .len = 3);
-    h->rseq += 3;
+    h_peer_data(h, "abc", 3);
     h_drain(h);
     cr_assert_not_null(h->sk->rcvq.buf);
     h->sk->rcvq.len = h->sk->rcvq.cap + 7;
@@ -360,6 +356,268 @@ Test(stack_repair, ack_cut_short_is_finished)
     ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
     cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 0);
     h_app_send(h, "world", 5);
+    data_flows(h);
+    h_free(h);
+}
+
+/* ---------------------------------------------------------------- byte-stream intent record */
+
+/* A holder killed inside a span tcp_stream_begin opened leaves the TCB
+ * named in ts->stream_busy; what it had done of the span is done by hand
+ * below, as the interrupted operation would have left it. */
+static void stream_reset(struct harness *h)
+{
+    repaired(h);
+    cr_assert_null(h->st->tcp->stream_busy);
+    EXPECT_SEG(h, .flags = RST | ACK);
+    ASSERT_STATE(h->sk, TCPSM_CLOSED);
+    cr_assert_eq(tcpsm_sock_error(h->sk), ECONNRESET);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 1);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_stream_resets, 1);
+}
+
+/* ack_step cut after ring_drop took the acknowledged bytes off the send ring
+ * and before the ring's start (snd_buf_seq) moved: the ring's first byte
+ * now stands for a later sequence number than snd_buf_seq says, and every
+ * check passes (ring in bounds, SND.UNA =< SND.NXT, the ring from SND.UNA).
+ * Without the record, a retransmission would send "lo" for "hel". */
+Test(stack_repair, ack_cut_inside_the_ring_drop_resets)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h_app_send(h, "hello", 5);
+    h_drain(h);
+    struct tcpsm_sock *sk = h->sk;
+    cr_assert_eq(sk->sndq.len, 5);
+    cr_assert_eq(sk->snd_buf_seq, sk->snd_una);
+    tcp_stream_begin(sk);               /* the ACK of 3 bytes, cut short */
+    ring_drop(&sk->sndq, 3);
+    stream_reset(h);
+    h_free(h);
+}
+
+/* queue_data cut after the receive ring's length took a segment and before
+ * RCV.NXT moved: the peer (never ACKed) sends it again and it would be
+ * queued twice ("abcabc" read). */
+Test(stack_repair, receive_cut_before_rcv_nxt_resets)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    h_peer_data(h, "abc", 3);
+    h_drain(h);
+    cr_assert_eq(sk->rcvq.len, 3);
+    tcp_stream_begin(sk);               /* the next segment, "abc" again, cut short */
+    ring_write_at(&sk->rcvq, sk->rcvq.len, "abc", 3);
+    sk->rcvq.len += 3;
+    stream_reset(h);
+    h_free(h);
+}
+
+/* A FIN cut after RCV.NXT passed it and before rcv_fin: the FIN's
+ * retransmission is below RCV.NXT (ACKed as a duplicate), and the reader
+ * would never see the end of the stream. */
+Test(stack_repair, fin_cut_before_rcv_fin_resets)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    tcp_stream_begin(h->sk);
+    h->sk->rcv_nxt++;
+    stream_reset(h);
+    h_free(h);
+}
+
+/* recv cut inside ring_drop (the length taken down, the head not moved):
+ * the next read would return the bytes just read again. */
+Test(stack_repair, read_cut_inside_the_ring_drop_resets)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    h_peer_data(h, "abcdef", 6);
+    h_drain(h);
+    tcp_stream_begin(sk);
+    sk->rcvq.len -= 2;                  /* ring_drop's first store */
+    stream_reset(h);
+    h_free(h);
+}
+
+/* The record is cleared by every span that ends: after traffic both ways
+ * nothing is named, and a repair resets nothing. */
+Test(stack_repair, finished_spans_leave_no_record)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h_app_send(h, "hello", 5);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    data_flows(h);
+    cr_assert_null(h->st->tcp->stream_busy);
+    cr_assert_eq(tcpsm_stack_repair(h->st, h->now), 0);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_stream_resets, 0);
+    h_free(h);
+}
+
+/* tcp_ring_release cut after it cached the emptied buffer and before it
+ * cleared the ring: the buffer is both a connection's ring and in the
+ * cache, and would serve two rings. The cache's entry goes. */
+Test(stack_repair, ring_both_cached_and_in_use)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    struct tcp_stack *ts = h->st->tcp;
+    h_peer_data(h, "abc", 3);
+    h_drain(h);
+    char buf[4];
+    cr_assert_eq(tcpsm_sock_recv(sk, buf, sizeof buf, TCPSM_MSG_PEEK, h->now), 3);
+    ring_drop(&sk->rcvq, 3);            /* as the read did */
+    unsigned n0 = ts->nring_cache;
+    ts->ring_cache[ts->nring_cache].buf = sk->rcvq.buf;
+    ts->ring_cache[ts->nring_cache].cap = sk->rcvq.cap;
+    ts->nring_cache++;
+    ts->ring_cache_bytes += sk->rcvq.cap;
+    repaired(h);
+    cr_assert_eq(ts->nring_cache, n0);
+    for (unsigned i = 0; i < ts->nring_cache; i++)
+        cr_assert_neq(ts->ring_cache[i].buf, sk->rcvq.buf);
+    ASSERT_STATE(sk, TCPSM_ESTABLISHED);
+    data_flows(h);
+    h_free(h);
+}
+
+/* ---------------------------------------------------------------- PMTU table */
+
+static struct tcpsm_addr v4addr(unsigned i)
+{
+    struct tcpsm_addr a;
+    memset(&a, 0, sizeof a);
+    a.b[10] = a.b[11] = 0xff;
+    a.b[12] = 198;
+    a.b[13] = 18;
+    a.b[14] = (uint8_t)(i >> 8);
+    a.b[15] = (uint8_t)i;
+    return a;
+}
+
+/* A full table, each entry learnt a millisecond after the one before. */
+static void pmtu_fill(struct harness *h)
+{
+    for (unsigned i = 0; i < PMTU_MAX; i++) {
+        struct tcpsm_addr a = v4addr(i + 1);
+        pmtu_learn(h->st, &a, 1400, h->now);
+        h_advance(h, MS(1));
+    }
+    cr_assert_eq(audit(h), 0);
+}
+
+/* pmtu_learn of a new destination into a full table, cut after it wrote
+ * the destination over the entry that expires first (entry 0) and before
+ * its MTU and expiry: the new destination would have the old one's MTU for
+ * up to 10 minutes, within every bound. The entry is dropped (the path
+ * falls back to the link's MTU and is learnt again); the others stay. */
+Test(stack_repair, pmtu_insert_cut_short_drops_the_entry)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    pmtu_fill(h);
+    struct tcpsm_addr b = v4addr(1000);
+    cr_assert_eq(pmtu_lookup(h->st, &b, h->now), 0);
+    h->st->pmtu.busy = 1;               /* as pmtu_learn set it */
+    h->st->pmtu.e[0].dst = b;
+    cr_assert_eq(pmtu_lookup(h->st, &b, h->now), 1400);    /* the wrong MTU */
+    repaired(h);
+    cr_assert_eq(pmtu_lookup(h->st, &b, h->now), 0);
+    for (unsigned i = 1; i < PMTU_MAX; i++) {
+        struct tcpsm_addr a = v4addr(i + 1);
+        cr_assert_eq(pmtu_lookup(h->st, &a, h->now), 1400);
+    }
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_pmtu_dropped, 1);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 0);
+    data_flows(h);
+    h_free(h);
+}
+
+/* Entries out of bounds (a half-written or stray MTU below the IPv4 floor
+ * or above the link's, an expiry far beyond any learnt, a destination held
+ * twice) are dropped; the rest stay. */
+Test(stack_repair, pmtu_entries_out_of_bounds_dropped)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    pmtu_fill(h);
+    struct pmtu_entry *e = h->st->pmtu.e;
+    e[3].mtu = 100;
+    e[4].mtu = 60000;
+    e[5].expires = h->now + 100 * PMTU_EXPIRE_NS;
+    e[7].dst = e[6].dst;
+    repaired(h);
+    struct tcpsm_addr a;
+    for (unsigned i = 3; i <= 5; i++) {
+        a = v4addr(i + 1);
+        cr_assert_eq(pmtu_lookup(h->st, &a, h->now), 0, "entry %u kept", i);
+    }
+    a = v4addr(7);
+    cr_assert_eq(pmtu_lookup(h->st, &a, h->now), 1400);     /* the first of the two */
+    a = v4addr(9);
+    cr_assert_eq(pmtu_lookup(h->st, &a, h->now), 1400);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_pmtu_dropped, 4);
+    h_free(h);
+}
+
+/* ---------------------------------------------------------------- output and its timer */
+
+/* tcp_output cut after its loop moved SND.NXT over a segment (the frame
+ * batched, then dropped by the repair) and before SND.MAX followed and the
+ * RTO was armed: SND.MAX is brought up rather than the connection reset
+ * (SND.NXT past SND.MAX fails the sequence check), and the RTO resends. */
+Test(stack_repair, output_cut_before_snd_max_is_finished)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    h_app_send(h, "hello", 5);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(sk->snd_una, sk->snd_max);
+    cr_assert_eq(sk->rto_at, 0);
+    cr_assert_eq(tcp_ring_reserve(sk, &sk->sndq, 5, sk->sndbuf, false), 0);
+    cr_assert_eq(ring_write(&sk->sndq, "world", 5), 5);    /* the send's copy */
+    sk->snd_nxt += 5;                   /* the output loop's step, its frame lost */
+    repaired(h);
+    ASSERT_STATE(sk, TCPSM_ESTABLISHED);
+    cr_assert_eq(sk->snd_max, sk->snd_nxt);
+    cr_assert_neq(sk->rto_at, 0);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 0);
+    h_advance(h, SEC(3));
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .len = 5, .data = "world");
+    h_drain(h);
+    h->lseq += 5;
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(sk->snd_una, sk->snd_max);
+    data_flows(h);
+    h_free(h);
+}
+
+/* The timer pass cut after it disarmed the RTO (on_rto not yet run), or an
+ * output cut before it armed it: data in flight and no timer, so nothing
+ * would ever send it again (its frames dropped with the batch). The repair
+ * arms the RTO, which resends. */
+Test(stack_repair, data_in_flight_without_rto_gets_one)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    h_app_send(h, "hello", 5);
+    cr_assert_neq(sk->rto_at, 0);
+    sk->rto_at = sk->tlp_at = 0;
+    tcp_timer_update(sk);
+    repaired(h);
+    cr_assert_neq(sk->rto_at, 0);
+    h_advance(h, SEC(3));
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq - 5, .len = 5, .data = "hello");
+    h_drain(h);                         /* and a later retransmission, backed off */
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(sk->snd_una, sk->snd_max);
+    ASSERT_STATE(sk, TCPSM_ESTABLISHED);
     data_flows(h);
     h_free(h);
 }

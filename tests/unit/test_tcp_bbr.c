@@ -23,13 +23,7 @@ static struct harness *established_bbr(void)
     memcpy(cfg.congestion, "bbr", 3);
     cfg.sndbuf = 256 * 1024;
     struct harness *h = h_new(&cfg);
-    sock_syn_sent(h);
-    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
-         .sack_perm = true, .wscale = WS(7));
-    h->rseq = h->risn + 1;
-    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
-    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
-    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    SOCK_ESTABLISHED_WITH(h, .sack_perm = true, .wscale = WS(7));
     h->sk->min_rtt_us = h->sk->srtt_us = 20000;
     cr_assert_eq(h->sk->cc_algo, TCPSM_CC_BBR);
     h->sk->bbr.min_rtt_us = 20000;      /* as if the handshake had measured it */
@@ -417,5 +411,46 @@ Test(tcp_bbr, low_loss_is_no_policer)
     for (int i = 0; i < 16; i++)
         sample_lost(h, 40000, MS(20), 2000);                /* 5 % */
     cr_assert_not(sk->bbr.lt_use_bw);
+    h_free(h);
+}
+
+/* An RTO undone (F-RTO: the ACK of original data never sent again) resets
+ * what the episode began, as Linux's bbr_undo_cwnd does: the policer's
+ * sampling that the RTO's losses started (bbr_reset_lt_bw_sampling) and
+ * the full-pipe detection (full_bw, full_bw_cnt); before, the sampling
+ * went on counting the data the timeout wrongly took as lost. */
+Test(tcp_bbr, rto_undo_resets_lt_sampling)
+{
+    struct harness *h = established_bbr();
+    struct tcpsm_sock *sk = h->sk;
+    sk->rttvar_us = 5000;
+    sk->rto_us = 200000;
+    static uint8_t d[20 * M];
+    h_pattern(d, sizeof(d), 5);
+    uint32_t b = h->lseq;
+    cr_assert_eq(tcpsm_sock_send(sk, d, sizeof(d), h->now), (ssize_t)sizeof(d));
+    h_drain(h);
+    for (int i = 0; i < 8 && !tcpsm_stack_counters(h->st)->tcp_rto; i++) {
+        cr_assert_neq(h_wait_seg(h, SEC(2)), UINT64_MAX, "no RTO");
+        h_drain(h);
+    }
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_rto, 1);
+    cr_assert(sk->loss_state);
+    cr_assert(sk->bbr.lt_is_sampling, "the RTO's losses start the policer's sampling");
+    sk->bbr.lt_bw = 123456;             /* a first interval's rate, as if measured */
+    sk->bbr.full_bw = 654321;
+    sk->bbr.full_bw_cnt = 2;
+    sk->pace_next = 0;                  /* the pacing lets the new data go now */
+    h_ack_sack(h, b + M, b, b);         /* the original head: F-RTO step 2, new data */
+    h_drain(h);
+    cr_assert(sk->loss_state);
+    h_ack_sack(h, b + 5 * M, b, b);     /* originals never sent again: spurious */
+    cr_assert_eq(tcpsm_stack_counters(h->st)->tcp_spurious_rto, 1);
+    cr_assert_not(sk->loss_state);
+    cr_assert_not(sk->bbr.lt_is_sampling, "the sampling goes on after the undo");
+    cr_assert_eq(sk->bbr.lt_bw, 0);
+    cr_assert_not(sk->bbr.lt_use_bw);
+    cr_assert_eq(sk->bbr.full_bw_cnt, 0);
+    cr_assert_lt(sk->bbr.full_bw, 654321u, "full_bw %llu", (unsigned long long)sk->bbr.full_bw);
     h_free(h);
 }

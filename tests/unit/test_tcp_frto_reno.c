@@ -16,16 +16,10 @@ static uint32_t M = 1460;
 static struct harness *established(bool ts)
 {
     struct harness *h = h_new(NULL);
-    sock_syn_sent(h);
-    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
-         .ts = ts, .tsval = 100, .tsecr = ts ? 1 : 0);
-    h->rseq = h->risn + 1;
-    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
-    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    SOCK_ESTABLISHED_WITH(h, .ts = ts, .tsval = 100, .tsecr = ts ? 1 : 0);
     cr_assert_not(h->sk->sack_ok);
     cr_assert_eq(h->sk->ts_ok, ts);
     M = tcp_send_mss(h->sk);
-    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
     h->sk->min_rtt_us = h->sk->srtt_us = 20000;
     h->sk->rttvar_us = 5000;
     h->sk->rto_us = 200000;
@@ -145,6 +139,50 @@ Test(tcp_frto_reno, real_loss_goes_on)
     /* the go-back goes on as ACKs come, and the data all gets there */
     ack(h, b + 2 * M);
     cr_assert_eq(cnt(h)->tcp_undo, 0, "an ACK of resent data proves nothing");
+    h_free(h);
+}
+
+/* After F-RTO's new data, duplicate ACKs say that new data arrived: each
+ * a delivered segment (tcpi_delivered), as Linux's tcp_process_loss counts
+ * them for Reno (after(snd_nxt, high_seq) && num_dupack: tcp_add_reno_sack),
+ * at most the two new ones (everything below high_seq is lost: lost_out
+ * holes); a third is reordering (tcp_check_reno_reordering). Before, tcpsm
+ * counted no duplicate ACK after an RTO. */
+Test(tcp_frto_reno, dupacks_after_frto_new_data_are_delivered)
+{
+    struct harness *h = established(false);
+    uint32_t b = flight_of_ten(h, NULL);
+    rto_resends_head(h, b);
+    struct tcpsm_tcp_info i;
+    tcpsm_sock_info(h->sk, &i);
+    uint32_t d0 = i.delivered_segs, r0 = i.reord_seen;
+    ack(h, b + M);                      /* the head: step 2.b, two new ones */
+    EXPECT_SEG(h, .seq = b + 10 * M, .len = M);
+    EXPECT_SEG(h, .seq = b + 11 * M, .len = M);
+    tcpsm_sock_info(h->sk, &i);
+    cr_assert_eq(i.delivered_segs, d0 + 1, "the head: got %u", i.delivered_segs - d0);
+    ack(h, b + M);                      /* step 3.a: the first new one arrived */
+    h_drain(h);
+    tcpsm_sock_info(h->sk, &i);
+    cr_assert_eq(i.delivered_segs, d0 + 2, "a duplicate after the new data: got %u",
+                 i.delivered_segs - d0);
+    cr_assert(h->sk->loss_state);
+    ack(h, b + M);                      /* the second new one */
+    h_drain(h);
+    tcpsm_sock_info(h->sk, &i);
+    cr_assert_eq(i.delivered_segs, d0 + 3, "got %u", i.delivered_segs - d0);
+    cr_assert_eq(i.reord_seen, r0);
+    ack(h, b + M);                      /* more than the new data: reordering */
+    h_drain(h);
+    tcpsm_sock_info(h->sk, &i);
+    cr_assert_eq(i.delivered_segs, d0 + 3, "got %u", i.delivered_segs - d0);
+    cr_assert_eq(i.reord_seen, r0 + 1);
+    /* an ACK of resent data: what it covers less the two counted ("the
+     * rest eat duplicate ACKs"), then the count is forgotten */
+    ack(h, b + 4 * M);
+    tcpsm_sock_info(h->sk, &i);
+    cr_assert_eq(i.delivered_segs, d0 + 4, "got %u", i.delivered_segs - d0);
+    cr_assert_eq(h->sk->reno_sacked, 0);
     h_free(h);
 }
 
