@@ -7,15 +7,21 @@
 
 #include "tcp_int.h"
 
+/* The earlier of the deadlines a and b, 0 meaning none: 0 - 1 wraps to the
+ * largest value, so it loses every comparison (branch-free: this runs 4-5
+ * times per request/response round trip). */
+static inline uint64_t earliest(uint64_t a, uint64_t b)
+{
+    return a - 1 < b - 1 ? a : b;
+}
+
 void tcp_timer_update(struct tcpsm_sock *sk)
 {
-    uint64_t d = UINT64_MAX;
-    const uint64_t v[9] = { sk->rto_at, sk->persist_at, sk->dack_at, sk->ka_at, sk->state_at,
-                            sk->cork_at, sk->tlp_at, sk->rack.reo_at, sk->pace_at };
-    for (int i = 0; i < 9; i++)
-        if (v[i] && v[i] < d)
-            d = v[i];
-    if (d == UINT64_MAX) {
+    uint64_t d = earliest(earliest(earliest(sk->rto_at, sk->persist_at),
+                                   earliest(sk->dack_at, sk->ka_at)),
+                          earliest(earliest(sk->state_at, sk->cork_at),
+                                   earliest(earliest(sk->tlp_at, sk->rack.reo_at), sk->pace_at)));
+    if (d == 0) {
         timer_cancel(&sk->st->timers, &sk->timer);
     } else if (!tcpsm_timer_armed(&sk->timer) || sk->timer.deadline != d) {
         if (timer_set(&sk->st->timers, &sk->timer, d) < 0) {

@@ -19,6 +19,4 @@ log "curl http://$PEER_IP:8080/16m.bin with 2% loss each way"
 on_stack curl -sS --fail --max-time 100 -o "$TMPD/got.bin" \
     -w 'http=%{http_code} bytes=%{size_download} secs=%{time_total}\n' "http://$PEER_IP:8080/16m.bin"
 same_file "$TMPD/www/16m.bin" "$TMPD/got.bin"
-ip netns exec "$NS_P" nft list table inet tcpsm | grep counter >&2
-drops=$(ip netns exec "$NS_P" nft list table inet tcpsm | grep -o 'packets [0-9]*' | awk '{ s += $2 } END { print s + 0 }')
-[ "$drops" -gt 0 ] || die "no packet was dropped"
+impair_loss_dropped "$NS_P"

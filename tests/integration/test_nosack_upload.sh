@@ -28,9 +28,7 @@ code=$(on_stack curl -sS --max-time 100 -o /dev/null -w '%{http_code}' -T "$TMPD
 cat "$TMPD/curl.err" >&2
 [ "$code" = 201 ] || [ "$code" = 204 ] || die "PUT: HTTP $code"
 same_file "$TMPD/up/4m.bin" "$TMPD/store/4m.bin"
-drops=$(ip netns exec "$NS_P" nft list table inet tcpsm | grep -o 'packets [0-9]*' | awk '{ s += $2 } END { print s + 0 }')
-[ "$drops" -gt 0 ] || die "no packet was dropped"
-log "$drops packets dropped"
+impair_loss_dropped "$NS_P"
 if stack_mode && command -v tshark >/dev/null && [ -s "$TMPD/up.pcap" ]; then
     # the handshake must not have agreed SACK: no SACK-permitted option from the peer
     sp=$(tshark -n -r "$TMPD/up.pcap" -Y "ip.src==$PEER_IP && tcp.options.sack_perm" -T fields \

@@ -28,6 +28,16 @@ impair_loss() {
     _nft "$ns" add rule inet tcpsm out meta l4proto tcp numgen random mod 100 '<' "$pct" counter drop
 }
 
+# After impair_loss: the packets its rules dropped in NS, both directions, logged; a loss test
+# whose loss never happened tested nothing, so none dies. Sets IMPAIR_DROPS.
+impair_loss_dropped() {
+    local ns=$1
+    IMPAIR_DROPS=$(_nft "$ns" list table inet tcpsm | grep -F 'numgen random' |
+        grep -o 'packets [0-9]*' | awk '{ s += $2 } END { print s + 0 }')
+    [ "$IMPAIR_DROPS" -gt 0 ] || die "no packet was dropped"
+    log "$IMPAIR_DROPS packets dropped by the loss rules in $ns"
+}
+
 # The host vanishes: every packet in and out of NS is dropped from now on.
 impair_drop_all() {
     local ns=$1

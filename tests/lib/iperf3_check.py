@@ -7,25 +7,19 @@ test ends: the sender's socket buffer, up to 4 MiB on Linux, the receiver's, up 
 frames queued on the link socket when the machine is loaded); each end's own count agrees with
 what the other end reports for it. DIR "reverse" means the server sent (-R). With
 REMOTE_PREFIX, the client's connection must have gone to an address starting with it (the
-address family under test). SERVER_JSON "-": the server's own file is missing (a kernel
-iperf3 server that hung after its test, in the kernel-mode run): the server's count is taken
-from the client's copy and the agreement check is skipped. Exit status non-zero with the
-reason on failure."""
+address family under test). Exit status non-zero with the reason on failure."""
 import json
 import sys
 
 d, cf, sf = sys.argv[1:4]
 prefix = sys.argv[4] if len(sys.argv) > 4 else None
 c = json.load(open(cf))
-s = json.load(open(sf)) if sf != "-" else None
-for name, j in (("client", c), ("server", s or {})):
+s = json.load(open(sf))
+for name, j in (("client", c), ("server", s)):
     if "error" in j:
         sys.exit(f"{name} error: {j['error']}")
 ce = c["end"]
-# Without the server's file the client's copy of its counts stands in for them.
-se = s["end"] if s else {"sum_sent": ce["sum_received"], "sum_received": ce["sum_received"]}
-if not s and d == "reverse":
-    se = {"sum_sent": ce["sum_sent"], "sum_received": ce["sum_sent"]}
+se = s["end"]
 if d != "reverse":
     sent, recvd = ce["sum_sent"]["bytes"], se["sum_received"]["bytes"]
     mirror = (ce["sum_received"]["bytes"], recvd)        # the client's copy of the server's count
@@ -44,5 +38,5 @@ if recvd > sent:
     sys.exit(f"received {recvd} > sent {sent}")
 if sent - recvd > (16 << 20):
     sys.exit(f"{sent - recvd} bytes sent but never received")
-if s and mirror[0] != mirror[1]:
+if mirror[0] != mirror[1]:
     sys.exit(f"the two ends disagree: {mirror[0]} vs {mirror[1]}")

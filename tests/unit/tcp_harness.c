@@ -613,6 +613,29 @@ void sock_established(struct harness *h)
     ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
 }
 
+void h_peer_data(struct harness *h, const void *data, uint32_t len)
+{
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = data,
+         .len = len);
+    h->rseq += len;
+}
+
+void sock_established_with(struct harness *h, const struct seg *synack)
+{
+    sock_syn_sent(h);
+    struct seg s = *synack;
+    s.flags = SYN | ACK;
+    s.seq = h->risn;
+    s.ack = h->lseq;
+    s.win = H_RWIN;
+    s.mss = H_RMSS;
+    send_seg(h, &s);
+    h->rseq = h->risn + 1;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+}
+
 void h_no_quickack(struct harness *h)
 {
     h->sk->quickacks = 0;

@@ -182,7 +182,16 @@ void sock_syn_received(struct harness *h);       /* passive: no handle (h->sk NU
 size_t h_sack_opt(uint8_t *buf, unsigned n, const uint32_t (*blk)[2]);
 /* The peer ACKs ack and SACKs [l, r) (a plain ACK if l == r). */
 void h_ack_sack(struct harness *h, uint32_t ack, uint32_t l, uint32_t r);
+/* The peer sends len bytes at RCV.NXT (ACK | PSH, acknowledging all we
+ * sent, the full window); h->rseq moves past them. */
+void h_peer_data(struct harness *h, const void *data, uint32_t len);
 void sock_established(struct harness *h);       /* active open */
+/* Active open, the peer's SYN+ACK carrying the options of the template
+ * (.sack_perm, .ts/.tsval/.tsecr, .wscale; flags, numbers, window and MSS
+ * are filled in), our ACK checked, TCP_NODELAY set: the data-phase set-up
+ * of the loss-recovery tests. */
+void sock_established_with(struct harness *h, const struct seg *synack);
+#define SOCK_ESTABLISHED_WITH(h, ...) sock_established_with((h), &(struct seg){ __VA_ARGS__ })
 /* Ends the quick-ACK start of h->sk (Linux ACKs the first segments of a
  * connection at once): for tests of the steady-state delayed ACK. */
 void h_no_quickack(struct harness *h);

@@ -31,9 +31,7 @@ static void repaired(struct harness *h)
 /* The peer's data still reaches the application, and is ACKed. */
 static void data_flows(struct harness *h)
 {
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "hello",
-         .len = 5);
-    h->rseq += 5;
+    h_peer_data(h, "hello", 5);
     h_advance(h, MS(200));
     EXPECT_SEG(h, .flags = ACK, .ack = h->rseq);
     char buf[8];
@@ -199,9 +197,7 @@ Test(stack_repair, broken_ring_resets_the_connection)
 {
     struct harness *h = h_new(NULL);
     sock_established(h);
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "abc",
-         .len = 3);
-    h->rseq += 3;
+    h_peer_data(h, "abc", 3);
     h_drain(h);
     cr_assert_not_null(h->sk->rcvq.buf);
     h->sk->rcvq.len = h->sk->rcvq.cap + 7;
@@ -408,9 +404,7 @@ Test(stack_repair, receive_cut_before_rcv_nxt_resets)
     struct harness *h = h_new(NULL);
     sock_established(h);
     struct tcpsm_sock *sk = h->sk;
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "abc",
-         .len = 3);
-    h->rseq += 3;
+    h_peer_data(h, "abc", 3);
     h_drain(h);
     cr_assert_eq(sk->rcvq.len, 3);
     tcp_stream_begin(sk);               /* the next segment, "abc" again, cut short */
@@ -440,9 +434,7 @@ Test(stack_repair, read_cut_inside_the_ring_drop_resets)
     struct harness *h = h_new(NULL);
     sock_established(h);
     struct tcpsm_sock *sk = h->sk;
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "abcdef",
-         .len = 6);
-    h->rseq += 6;
+    h_peer_data(h, "abcdef", 6);
     h_drain(h);
     tcp_stream_begin(sk);
     sk->rcvq.len -= 2;                  /* ring_drop's first store */
@@ -474,9 +466,7 @@ Test(stack_repair, ring_both_cached_and_in_use)
     sock_established(h);
     struct tcpsm_sock *sk = h->sk;
     struct tcp_stack *ts = h->st->tcp;
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "abc",
-         .len = 3);
-    h->rseq += 3;
+    h_peer_data(h, "abc", 3);
     h_drain(h);
     char buf[4];
     cr_assert_eq(tcpsm_sock_recv(sk, buf, sizeof buf, TCPSM_MSG_PEEK, h->now), 3);

@@ -24,9 +24,7 @@ static const char req[] = "GET / HTTP/1.0\r\n\r\n";
 Test(tcp_ack_hold, reply_carries_the_ack)
 {
     struct harness *h = fresh();
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
-         .len = sizeof req - 1);
-    h->rseq += sizeof req - 1;
+    h_peer_data(h, req, sizeof req - 1);
     expect_no_seg(h);                   /* held: no ACK of its own */
     char got[64];
     h_app_recv(h, got, sizeof req - 1);
@@ -48,9 +46,7 @@ Test(tcp_ack_hold, reply_carries_the_ack)
 Test(tcp_ack_hold, released_without_reply)
 {
     struct harness *h = fresh();
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
-         .len = sizeof req - 1);
-    h->rseq += sizeof req - 1;
+    h_peer_data(h, req, sizeof req - 1);
     expect_no_seg(h);
     cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 1);
     EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
@@ -64,9 +60,7 @@ Test(tcp_ack_hold, released_without_reply)
 Test(tcp_ack_hold, delayed_ack_timer_backstop)
 {
     struct harness *h = fresh();
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
-         .len = sizeof req - 1);
-    h->rseq += sizeof req - 1;
+    h_peer_data(h, req, sizeof req - 1);
     expect_no_seg(h);
     /* nobody releases it: RFC 1122 4.2.3.2's delayed ACK */
     uint64_t waited = h_wait_seg(h, MS(500));
@@ -95,9 +89,7 @@ Test(tcp_ack_hold, not_held_without_hold_input)
 {
     struct harness *h = fresh();
     h->hold = false;                    /* the receive thread's input */
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
-         .len = sizeof req - 1);
-    h->rseq += sizeof req - 1;
+    h_peer_data(h, req, sizeof req - 1);
     EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
     cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0);
     h_free(h);
@@ -106,9 +98,7 @@ Test(tcp_ack_hold, not_held_without_hold_input)
 Test(tcp_ack_hold, connection_gone_before_release)
 {
     struct harness *h = fresh();
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
-         .len = sizeof req - 1);
-    h->rseq += sizeof req - 1;
+    h_peer_data(h, req, sizeof req - 1);
     expect_no_seg(h);
     /* the peer resets; the application closes: the TCB is freed while held */
     SEND(h, .flags = RST, .seq = h->rseq);
@@ -125,13 +115,9 @@ Test(tcp_ack_hold, connection_gone_before_release)
 Test(tcp_ack_hold, second_segment_not_held)
 {
     struct harness *h = fresh();
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "abc",
-         .len = 3);
-    h->rseq += 3;
+    h_peer_data(h, "abc", 3);
     expect_no_seg(h);
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "def",
-         .len = 3);
-    h->rseq += 3;
+    h_peer_data(h, "def", 3);
     EXPECT_SEG(h, .flags = ACK, .ack = h->rseq, .len = 0);
     cr_assert_eq(tcpsm_stack_release_acks(h->st, h->now), 0);
     expect_no_seg(h);
@@ -227,9 +213,7 @@ Test(tcp_ack_hold, handshake_ack_held_window_is_the_syns)
     struct tcpsm_tcp_info ti;
     tcpsm_sock_info(h->sk, &ti);
     cr_assert_gt(ti.rcv_wnd, 0, "no receive window while the handshake's ACK is held");
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
-         .len = sizeof req - 1);
-    h->rseq += sizeof req - 1;
+    h_peer_data(h, req, sizeof req - 1);
     char got[64];
     h_app_recv(h, got, sizeof req - 1);
     cr_assert(memcmp(got, req, sizeof req - 1) == 0);
@@ -287,9 +271,7 @@ Test(tcp_ack_hold, response_and_fin_acked_by_our_fin)
     uint8_t a[234], b[1386];
     h_pattern(a, sizeof a, 1);
     h_pattern(b, sizeof b, 2);
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = a,
-         .len = sizeof a);
-    h->rseq += sizeof a;
+    h_peer_data(h, a, sizeof a);
     expect_no_seg(h);                   /* a short segment's quick ACK, held */
     SEND(h, .flags = ACK | PSH | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = b,
          .len = sizeof b);
@@ -333,9 +315,7 @@ Test(tcp_ack_hold, two_full_segments_and_fin_acked_at_once)
  * firing (no reply in time) ends it. */
 static void request(struct harness *h)
 {
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
-         .len = sizeof req - 1);
-    h->rseq += sizeof req - 1;
+    h_peer_data(h, req, sizeof req - 1);
 }
 
 static void reply(struct harness *h)
@@ -393,9 +373,7 @@ static void hold_send(struct harness *h, const void *buf, size_t len)
 static struct harness *requested(void)
 {
     struct harness *h = fresh();
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
-         .len = sizeof req - 1);
-    h->rseq += sizeof req - 1;
+    h_peer_data(h, req, sizeof req - 1);
     expect_no_seg(h);                   /* the request's quick ACK, held */
     char got[64];
     h_app_recv(h, got, sizeof req - 1);
@@ -494,9 +472,7 @@ Test(tcp_ack_hold, held_reply_bound_keeps_interactive_mode)
     h_wait_seg(h, MS(500));
     EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .ack = h->rseq, .len = (int64_t)sizeof r);
     h->lseq += sizeof r;
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
-         .len = sizeof req - 1);
-    h->rseq += sizeof req - 1;
+    h_peer_data(h, req, sizeof req - 1);
     expect_no_seg(h);                   /* interactive: the ACK waits for the reply */
     h_free(h);
 }
@@ -551,9 +527,7 @@ Test(tcp_ack_hold, large_reply_not_held)
 Test(tcp_ack_hold, lone_request_outlives_the_grace)
 {
     struct harness *h = fresh();
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
-         .len = sizeof req - 1);
-    h->rseq += sizeof req - 1;
+    h_peer_data(h, req, sizeof req - 1);
     h_advance(h, MS(2));
     cr_assert_eq(tcpsm_stack_release_acks_before(h->st, h->now, h->now - MS(1)), 0,
                  "a lone request's ACK waits for the reply");
@@ -577,9 +551,7 @@ Test(tcp_ack_hold, lone_request_outlives_the_grace)
 Test(tcp_ack_hold, lone_request_acked_at_sleep)
 {
     struct harness *h = fresh();
-    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = req,
-         .len = sizeof req - 1);
-    h->rseq += sizeof req - 1;
+    h_peer_data(h, req, sizeof req - 1);
     h_advance(h, MS(2));
     cr_assert_eq(tcpsm_stack_release_acks_before(h->st, h->now, h->now - MS(1)), 0);
     expect_no_seg(h);

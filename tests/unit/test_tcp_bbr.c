@@ -23,13 +23,7 @@ static struct harness *established_bbr(void)
     memcpy(cfg.congestion, "bbr", 3);
     cfg.sndbuf = 256 * 1024;
     struct harness *h = h_new(&cfg);
-    sock_syn_sent(h);
-    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
-         .sack_perm = true, .wscale = WS(7));
-    h->rseq = h->risn + 1;
-    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
-    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
-    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    SOCK_ESTABLISHED_WITH(h, .sack_perm = true, .wscale = WS(7));
     h->sk->min_rtt_us = h->sk->srtt_us = 20000;
     cr_assert_eq(h->sk->cc_algo, TCPSM_CC_BBR);
     h->sk->bbr.min_rtt_us = 20000;      /* as if the handshake had measured it */

@@ -15,14 +15,8 @@
 static struct harness *established(bool ts)
 {
     struct harness *h = h_new(NULL);
-    sock_syn_sent(h);
-    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
-         .sack_perm = true, .ts = ts, .tsval = 100, .tsecr = ts ? 1 : 0);
-    h->rseq = h->risn + 1;
-    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
-    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    SOCK_ESTABLISHED_WITH(h, .sack_perm = true, .ts = ts, .tsval = 100, .tsecr = ts ? 1 : 0);
     cr_assert_eq(h->sk->ts_ok, ts);
-    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
     h->sk->min_rtt_us = h->sk->srtt_us = 20000;
     h->sk->rttvar_us = 5000;
     h->sk->rto_us = 200000;

@@ -16,13 +16,7 @@ static struct tcpsm_tcp_info info_of(struct harness *h)
 
 static void established(struct harness *h, bool sack)
 {
-    sock_syn_sent(h);
-    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
-         .sack_perm = sack);
-    h->rseq = h->risn + 1;
-    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
-    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
-    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    SOCK_ESTABLISHED_WITH(h, .sack_perm = sack);
 }
 
 /* n short writes, each its own segment; returns the first's sequence */

@@ -20,13 +20,7 @@ static struct harness *established_rack(uint32_t sndbuf)
     if (sndbuf)
         cfg.sndbuf = sndbuf;
     struct harness *h = h_new(&cfg);
-    sock_syn_sent(h);
-    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
-         .sack_perm = true);
-    h->rseq = h->risn + 1;
-    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
-    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
-    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    SOCK_ESTABLISHED_WITH(h, .sack_perm = true);
     h->sk->min_rtt_us = h->sk->srtt_us = 20000;
     h->sk->rttvar_us = 5000;
     return h;

@@ -29,13 +29,7 @@ static struct harness *established(bool ts)
     h_default_config(&cfg);
     cfg.sndbuf = 64 * M;
     struct harness *h = h_new(&cfg);
-    sock_syn_sent(h);
-    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
-         .sack_perm = true, .ts = ts, .tsval = 1000);
-    h->rseq = h->risn + 1;
-    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
-    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
-    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    SOCK_ESTABLISHED_WITH(h, .sack_perm = true, .ts = ts, .tsval = 1000);
     h->sk->min_rtt_us = h->sk->srtt_us = 20000;
     h->sk->rttvar_us = 5000;
     h->sk->rto_us = 200000;
@@ -227,13 +221,8 @@ Test(tcp_reorder, sack_reordering_distance)
 static struct harness *established_reno(void)
 {
     struct harness *h = h_new(NULL);
-    sock_syn_sent(h);
-    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
-         .ts = true, .tsval = 1000);
-    h->rseq = h->risn + 1;
-    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    SOCK_ESTABLISHED_WITH(h, .ts = true, .tsval = 1000);
     cr_assert(!h->sk->sack_ok && h->sk->ts_ok);
-    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
     h->sk->min_rtt_us = h->sk->srtt_us = 20000;
     h->sk->rttvar_us = 5000;
     h->sk->rto_us = 200000;

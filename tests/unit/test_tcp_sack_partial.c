@@ -10,13 +10,7 @@
 
 static void established_sack(struct harness *h)
 {
-    sock_syn_sent(h);
-    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
-         .sack_perm = true);
-    h->rseq = h->risn + 1;
-    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
-    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
-    cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_NODELAY, 1), 0);
+    SOCK_ESTABLISHED_WITH(h, .sack_perm = true);
 }
 
 Test(tcp_sack_recovery, partial_ack_emptying_scoreboard_keeps_cwnd)
