@@ -8,6 +8,10 @@ V       ?= 0
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) -Iinclude -Istack -Istack/runtime -MMD -MP
+# The library is preloaded (LD_PRELOAD, or linked in), never dlopen()ed: its thread-locals sit in
+# the static TLS block either way, and initial-exec reaches them without a __tls_get_addr call
+# (about 3% of a ping-pong client's user time went to it).
+CFLAGS  += -ftls-model=initial-exec
 LDLIBS  := -ldl -lpthread
 
 # SAN=1 builds everything (core, library, wrapper, tools, unit tests) under build/san with

@@ -7,15 +7,21 @@
 
 #include "tcp_int.h"
 
+/* The earlier of the deadlines a and b, 0 meaning none: 0 - 1 wraps to the
+ * largest value, so it loses every comparison (branch-free: this runs 4-5
+ * times per request/response round trip). */
+static inline uint64_t earliest(uint64_t a, uint64_t b)
+{
+    return a - 1 < b - 1 ? a : b;
+}
+
 void tcp_timer_update(struct tcpsm_sock *sk)
 {
-    uint64_t d = UINT64_MAX;
-    const uint64_t v[9] = { sk->rto_at, sk->persist_at, sk->dack_at, sk->ka_at, sk->state_at,
-                            sk->cork_at, sk->tlp_at, sk->rack.reo_at, sk->pace_at };
-    for (int i = 0; i < 9; i++)
-        if (v[i] && v[i] < d)
-            d = v[i];
-    if (d == UINT64_MAX) {
+    uint64_t d = earliest(earliest(earliest(sk->rto_at, sk->persist_at),
+                                   earliest(sk->dack_at, sk->ka_at)),
+                          earliest(earliest(sk->state_at, sk->cork_at),
+                                   earliest(earliest(sk->tlp_at, sk->rack.reo_at), sk->pace_at)));
+    if (d == 0) {
         timer_cancel(&sk->st->timers, &sk->timer);
     } else if (!tcpsm_timer_armed(&sk->timer) || sk->timer.deadline != d) {
         if (timer_set(&sk->st->timers, &sk->timer, d) < 0) {
@@ -230,8 +236,17 @@ static void send_loss_probe(struct tcpsm_sock *sk, uint64_t now)
     uint32_t before = sk->snd_nxt;
     if (tcp_unsent(sk) && sk->snd_nxt == sk->snd_max && room >= (tcp_unsent(sk) < mss ?
                                                                  tcp_unsent(sk) : mss)) {
+        struct tcp_stack *ts = TS(sk);
         uint32_t cwnd = sk->cwnd;
         bool nodelay = sk->nodelay, cork = sk->cork;
+        /* intent record (tcp_int.h struct tcp_stack.probe): the values to
+         * restore are written before the TCB is named */
+        ts->probe.cwnd = cwnd;
+        ts->probe.nodelay = nodelay;
+        ts->probe.cork = cork;
+        atomic_signal_fence(memory_order_seq_cst);
+        ts->probe.sk = sk;
+        atomic_signal_fence(memory_order_seq_cst);
         sk->cwnd = sk->snd_nxt - sk->snd_una + mss;     /* room for exactly one segment */
         sk->nodelay = true;
         sk->cork = false;
@@ -239,6 +254,8 @@ static void send_loss_probe(struct tcpsm_sock *sk, uint64_t now)
         sk->cwnd = cwnd;
         sk->nodelay = nodelay;
         sk->cork = cork;
+        atomic_signal_fence(memory_order_seq_cst);
+        ts->probe.sk = NULL;
     }
     if (sk->snd_nxt == before)
         tcp_retransmit_tail(sk, now);

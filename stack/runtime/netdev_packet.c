@@ -275,6 +275,8 @@ static void defer_flush(struct netdev_packet *np)
     unsigned done = 0;
     while (done < b->n) {
         long r = syscall(SYS_sendmmsg, b->fd, &b->msgs[done], b->n - done, MSG_DONTWAIT);
+        if (np->sent)
+            np->sent();
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -387,6 +389,8 @@ static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *
         }
         /* Never block under the stack lock: a full queue drops, TCP retransmits. */
         long r = syscall(SYS_sendmmsg, np->fd, tx->msgs, k, MSG_DONTWAIT);
+        if (np->sent)
+            np->sent();
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {

@@ -75,6 +75,10 @@ struct netdev_packet {
     /* Under the stack lock: whether frames may wait for its release (this
      * process alone on the stack); NULL: never. */
     bool (*defer_ok)(void);
+    /* Called after each send system call (NULL: nothing): the runtime's
+     * clock reading of the lock hold is stale then (rt_clock_stale). It
+     * must leave errno alone. */
+    void (*sent)(void);
 };
 
 /* Sending after the stack lock (netdev_packet.c): a thread that takes the

@@ -62,6 +62,7 @@ static void took_lock(int e)
 {
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
     atomic_store_explicit(&rt.owner_app, !rt_t_runtime, memory_order_relaxed);
+    rt_clock_stale();           /* this hold reads the clock afresh */
     netdev_packet_defer_begin();
     if (__builtin_expect(e == EOWNERDEAD, 0)) {
         if (!rt.sh)
@@ -136,23 +137,29 @@ void rt_unlock(void)
             if (rt_t_out_held == 2) {
                 rt_t_out_held = 0;
                 rt_t_out_sk = NULL;
-                tcpsm_stack_release_output(rt.sh->st, rt_now());
+                tcpsm_stack_release_output(rt.sh->st, rt_clock());
             } else {
                 rt_t_out_held = 2;
             }
         }
+        /* The service thread woke for a due timer and left it to this
+         * holder (rt_svc_lock_or_defer): run it even if this thread does
+         * not drive (a follower about to sleep). */
+        bool svc_left = __builtin_expect(atomic_load_explicit(&rt.svc_deferred,
+                                                              memory_order_relaxed), 0) &&
+                        !rt_t_runtime && atomic_exchange(&rt.svc_deferred, false);
         uint64_t now = 0;
-        if (drives) {
+        if (drives || svc_left)
             now = rt_drive_timers(true);
+        if (drives)
             atomic_store_explicit(&rt.drive_last, now, memory_order_relaxed);
-        }
         /* The service thread must look again before the new deadline,
          * unless it does before the application's threads stop covering
          * it (never woken by a thread that drives: it sleeps at most
          * RT_DRIVE_PARK_NS while they do). */
         uint64_t d = tcpsm_stack_next_deadline(rt.sh->st);
         if (rt.svc_sleep_until != 0 && d < rt.svc_sleep_until) {
-            uint64_t c = rt_drive_cover(now ? now : rt_now(), d);
+            uint64_t c = rt_drive_cover(now ? now : rt_clock(), d);
             if (!c || rt.svc_sleep_until > c) {
                 rt.svc_sleep_until = 0;
                 rt_kick(rt.me);
@@ -161,6 +168,7 @@ void rt_unlock(void)
     }
     atomic_store_explicit(&rt.owner_app, false, memory_order_relaxed);
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
+    rt_clock_stale();
     /* The frames of headers only made under the lock go out after it
      * (netdev_packet.h), still before a deferred signal handler runs. */
     bool deferred = netdev_packet_defer_end(&rt.np);
@@ -921,7 +929,7 @@ static ssize_t send_from(struct tcpsm_sock *sk, const struct iovec *iov, int iov
         }
         size_t len = iov[i].iov_len - off;
         ssize_t r = tcpsm_sock_sendf(sk, (const char *)iov[i].iov_base + off, len, cflags,
-                                     rt_now());
+                                     rt_clock());
         off = 0;
         if (r < 0)
             return done > 0 ? done : r;
@@ -1011,7 +1019,7 @@ static ssize_t recv_into(struct tcpsm_sock *sk, const struct iovec *iov, int iov
             continue;
         }
         size_t len = iov[i].iov_len - off;
-        ssize_t r = tcpsm_sock_recv(sk, (char *)iov[i].iov_base + off, len, 0, rt_now());
+        ssize_t r = tcpsm_sock_recv(sk, (char *)iov[i].iov_base + off, len, 0, rt_clock());
         off = 0;
         if (r < 0)
             return done > 0 ? done : r;

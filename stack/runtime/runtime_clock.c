@@ -9,3 +9,19 @@ uint64_t rt_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+/* One reading per stack-lock hold (0: none yet). took_lock and rt_unlock
+ * clear it, and so does every system call the link makes under the lock
+ * (a send on veth runs the peer's TCP in it): so a wait never starts from a
+ * stale time, and a segment sent after another one in the same hold reads
+ * the clock again. Linux keeps its tcp_mstamp the same way (refreshed per
+ * input and per transmit pass, not per use). */
+__thread uint64_t rt_t_clock;
+
+uint64_t rt_clock(void)
+{
+    uint64_t t = rt_t_clock;
+    if (!t)
+        t = rt_t_clock = rt_now();
+    return t;
+}

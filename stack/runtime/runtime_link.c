@@ -71,7 +71,7 @@ static bool link_defer_ok(void)
 {
     static uint64_t checked_at;
     static bool alone;
-    uint64_t now = rt_now();
+    uint64_t now = rt_clock();
     if (checked_at == 0 || now - checked_at >= DEFER_RECHECK_NS) {
         alone = rt_live_others() == 0;
         checked_at = now;
@@ -106,6 +106,7 @@ int rt_link_open(char *err, size_t errlen)
             return r;
     }
     rt.np.defer_ok = link_defer_ok;
+    rt.np.sent = rt_clock_stale;
     rt.link_own = true;
     rt.link_tx = false;
     rt_fanout_set(fanout);

@@ -451,13 +451,13 @@ static void drain(struct rt_waiter *w, bool force)
 void rt_release_acks(void)
 {
     if (rt.started && !rt.down && rt.sh->st)
-        tcpsm_stack_release_acks(rt.sh->st, rt_now());
+        tcpsm_stack_release_acks(rt.sh->st, rt_clock());
 }
 
 void rt_release_acks_aged(void)
 {
     if (rt.started && !rt.down && rt.sh->st) {
-        uint64_t now = rt_now();
+        uint64_t now = rt_clock();
         tcpsm_stack_release_acks_before(rt.sh->st, now, now - RT_ACK_GRACE_NS);
     }
 }
@@ -477,16 +477,18 @@ unsigned rt_link_service_from(bool app)
         int n = netdev_packet_recv(&rt.np, frames, NETDEV_PACKET_BATCH);
         if (n <= 0)
             break;
+        if (b)
+            rt_clock_stale();   /* each batch's input at its own time */
         if (app)
-            tcpsm_stack_input_hold(rt.sh->st, frames, (unsigned)n, rt_now());
+            tcpsm_stack_input_hold(rt.sh->st, frames, (unsigned)n, rt_clock());
         else
-            tcpsm_stack_input(rt.sh->st, frames, (unsigned)n, rt_now());
+            tcpsm_stack_input(rt.sh->st, frames, (unsigned)n, rt_clock());
         total += (unsigned)n;
         if (n < NETDEV_PACKET_BATCH)
             break;
     }
     netdev_packet_recv_done(&rt.np);    /* the frames' ring slots back to the kernel */
-    uint64_t now = rt_now();
+    uint64_t now = rt_clock();
     if (app)
         atomic_store_explicit(&rt.app_rx_last, now, memory_order_relaxed);
     if (tcpsm_stack_next_deadline(rt.sh->st) <= now)
@@ -563,7 +565,7 @@ static void lead_end(struct rt_waiter *w, bool link_ready)
     w->leading = false;
     rt.leader = NULL;
     rt.lead_until = 0;
-    atomic_store_explicit(&rt.lead_last, rt_now(), memory_order_relaxed);
+    atomic_store_explicit(&rt.lead_last, rt_clock(), memory_order_relaxed);
     atomic_store_explicit(&rt.lead_active, false, memory_order_relaxed);
 }
 
@@ -610,7 +612,7 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
     }
     if (rt_proc_ready() < 0)
         return -ENETDOWN;
-    uint64_t now = rt_now();
+    uint64_t now = rt_clock();
     if (deadline != UINT64_MAX && deadline <= now)
         return -EAGAIN;
     rt_release_acks();
@@ -639,7 +641,7 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
     if (r < 0)
         return e == EINTR ? -EINTR : -e;
     if (r == 0)
-        return deadline != UINT64_MAX && rt_now() >= deadline ? -EAGAIN : 0;
+        return deadline != UINT64_MAX && rt_clock() >= deadline ? -EAGAIN : 0;
     return 0;
 }
 
@@ -703,7 +705,7 @@ int tcpsm_poller_begin(void)
          * taken here in batches. */
         if (!rt.leader && rt.started && !rt.down) {
             rt_link_service();
-            atomic_store_explicit(&rt.lead_last, rt_now(), memory_order_relaxed);
+            atomic_store_explicit(&rt.lead_last, rt_clock(), memory_order_relaxed);
         }
     }
     w->polling = true;
@@ -727,7 +729,7 @@ int tcpsm_sleep_begin(int64_t *tmo_ns)
      * must show it, or the sleep ahead would miss it. */
     if (w->signalled && !w->written)
         efd_write(w);
-    uint64_t now = rt_now();
+    uint64_t now = rt_clock();
     uint64_t wake = *tmo_ns < 0 ? UINT64_MAX : now + (uint64_t)*tmo_ns;
     int lfd = lead_begin(w, &wake);
     if (wake != UINT64_MAX)
