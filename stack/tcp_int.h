@@ -545,6 +545,16 @@ struct tcp_stack {
      * (tcp_stream_begin/_end), around the few steps that move a ring and
      * the sequence number it is read against; the repair resets it. */
     struct tcpsm_sock *stream_busy;
+    /* The third: a loss probe's output runs with the TCB's cwnd, nodelay
+     * and cork set for one segment (tcp_timer.c send_loss_probe); a holder
+     * killed inside it would leave the application's TCP_NODELAY on and
+     * TCP_CORK off for good. Their values to restore, and the TCB (NULL:
+     * none). */
+    struct {
+        struct tcpsm_sock *sk;
+        uint32_t cwnd;
+        bool nodelay, cork;
+    } probe;
     uint32_t audit_gen;
 };
 

@@ -14,9 +14,10 @@
  * fields fail a check (a buffer ring out of bounds or in freed memory, a
  * broken out-of-order list, sequence variables out of order): RST to the
  * peer, ECONNRESET to the application, as Linux does to a connection it
- * cannot continue. Two intent records: ts->dying, the TCB tcp_sock_free
+ * cannot continue. Three intent records: ts->dying, the TCB tcp_sock_free
  * was taking apart, is finished; ts->stream_busy, the TCB whose byte stream
- * was being changed (tcp_int.h tcp_stream_begin), is reset.
+ * was being changed (tcp_int.h tcp_stream_begin), is reset; ts->probe, a
+ * loss probe's temporary cwnd/nodelay/cork, is undone.
  *
  * The neighbour cache and IP reassembly are checked and rebuilt by their own
  * files (neigh_check, ipv4_frag_check, ip6_frag_check: chains, free list
@@ -134,6 +135,30 @@ static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
         if (repair)
             memset(q, 0, sizeof(*q));
         ok = false;
+    } else if (q->r) {
+        /* its byte counts follow from the records' flags (tcp_rtxq.c
+         * unflag/reflag around each change: cut between, they are off, and
+         * the congestion control's estimate of what is in flight with them) */
+        uint32_t sacked = 0, lost = 0, retrans = 0;
+        for (uint32_t i = 0; i < q->n; i++) {
+            const struct tcp_rtx *x = &q->r[q->head + i];
+            uint32_t len = x->end - x->seq;
+            if (x->fl & TCP_RTX_SACKED)
+                sacked += len;
+            else {
+                lost += (x->fl & TCP_RTX_LOST) ? len : 0;
+                retrans += (x->fl & TCP_RTX_RETRANS) ? len : 0;
+            }
+        }
+        if (sacked != q->sacked || lost != q->lost || retrans != q->retrans) {
+            FAULT_NOTE(c, "TCB %p: retransmit queue counts sacked %u/%u lost %u/%u retrans %u/%u",
+                       (void *)sk, q->sacked, sacked, q->lost, lost, q->retrans, retrans);
+            if (repair) {
+                q->sacked = sacked;
+                q->lost = lost;
+                q->retrans = retrans;
+            }
+        }
     }
     if (sk->ooo.n > TCP_OOO_MAX || sk->sacked.n > TCP_OOO_MAX) {
         FAULT_NOTE(c, "TCB %p: %u out-of-order / %u SACKed ranges", (void *)sk, sk->ooo.n,
@@ -168,6 +193,34 @@ static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
             sk->ofo_tail = last;
         }
     }
+    /* The ranges we SACK (sk->ooo) are the union of the out-of-order
+     * queue's segments: queue_data cut between ooo_add and tcp_ofo_insert
+     * (or tcp_ofo_pull inside its rebuild) leaves a range that holds
+     * nothing, or data held that is not SACKed. A SACKed range we do not
+     * hold is not sent again before an RTO (RFC 2018 8 allows the
+     * reneging, at that cost). Rebuilt from the queue (the union, touching
+     * ranges merged, does not depend on the order of insertion). */
+    if (sk->ooo.n <= TCP_OOO_MAX) {
+        struct tcp_ooo u;
+        memset(&u, 0, sizeof(u));
+        bool fits = true;
+        for (const struct tcp_ofo *o = sk->ofo; o && fits; o = o->next)
+            fits = ooo_add(&u, o->seq, o->seq + o->len) == 0;
+        if (!fits || u.n != sk->ooo.n ||
+            memcmp(u.start, sk->ooo.start, u.n * sizeof(u.start[0])) != 0 ||
+            memcmp(u.end, sk->ooo.end, u.n * sizeof(u.end[0])) != 0) {
+            FAULT_NOTE(c, "TCB %p: %u SACK ranges, the out-of-order queue makes %u", (void *)sk,
+                       sk->ooo.n, u.n);
+            if (repair) {
+                if (!fits)
+                    tcp_ofo_purge(sk);  /* more disjoint pieces than ranges: dropped */
+                else {
+                    u.last = sk->ooo.last;
+                    sk->ooo = u;
+                }
+            }
+        }
+    }
     /* An ACK's processing (tcp_input.c ack_step) cut after it dropped the
      * acknowledged bytes from the send ring (the ring now starts past
      * SND.UNA) and before SND.UNA moved: the peer did acknowledge up to the
@@ -199,6 +252,13 @@ static bool sock_check(struct tcpsm_sock *sk, struct fault_note *c, bool repair)
                    sk->snd_nxt, sk->snd_max);
         if (repair)
             sk->snd_max = sk->snd_nxt;
+    }
+    /* cork_push is true only inside the cork timer's output (tcp_timer.c):
+     * cut there, it would leave TCP_CORK / MSG_MORE without effect for good */
+    if (sk->cork_push) {
+        FAULT_NOTE(c, "TCB %p: cork_push left set (a cork timer's output cut short)", (void *)sk);
+        if (repair)
+            sk->cork_push = false;
     }
     if (!seq_ok(sk)) {
         FAULT_NOTE(c, "TCB %p (%s): SND.UNA %u SND.NXT %u snd_max %u ring from %u", (void *)sk,
@@ -508,6 +568,8 @@ unsigned tcpsm_stack_audit(struct tcpsm_stack *st, char *why, size_t whylen)
     if (st->tcp->stream_busy)
         FAULT_NOTE(&c, "a connection's byte stream was being changed (%p)",
                    (void *)st->tcp->stream_busy);
+    if (st->tcp->probe.sk)
+        FAULT_NOTE(&c, "a loss probe was being sent (%p)", (void *)st->tcp->probe.sk);
     unsigned nf = neigh_check(st, false), f4 = ipv4_frag_check(st, false),
              f6 = ip6_frag_check(st, false), fp = pmtu_check(st, false);
     if (nf)
@@ -566,6 +628,18 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         FAULT_NOTE(&c, "a connection's byte stream was being changed");
         if (!live(ts, busy))
             busy = NULL;                /* not a TCB on the list: nothing to reset */
+    }
+    /* A loss probe cut inside its output: the TCB's cwnd, TCP_NODELAY and
+     * TCP_CORK back to what they were (what the probe restores as it ends). */
+    struct tcpsm_sock *probe = ts->probe.sk;
+    ts->probe.sk = NULL;
+    if (probe) {
+        FAULT_NOTE(&c, "a loss probe was being sent");
+        if (live(ts, probe)) {
+            probe->cwnd = ts->probe.cwnd;
+            probe->nodelay = ts->probe.nodelay;
+            probe->cork = ts->probe.cork;
+        }
     }
     unsigned bad = 0;
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
@@ -709,6 +783,18 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         FAULT_NOTE(&c, "unfinished close");
         tcpsm_sock_close(sk, now);
     }
+    /* Bytes queued and not sent, nothing in flight and no timer that would
+     * send them (a send cut after its copy and before its output; an output
+     * whose frames the repair dropped is covered by the RTO armed above):
+     * they would wait for the next event on the connection, for ever if
+     * none comes. Output now, as that event would (Nagle, cork, the window
+     * and the congestion window still decide). Not a fault: a state the
+     * stack also reaches between operations is not told apart. */
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
+        if (tcp_synchronized(sk->state) && sk->state != TCPSM_TIME_WAIT && tcp_unsent(sk) &&
+            sk->snd_nxt == sk->snd_una && !sk->rto_at && !sk->persist_at && !sk->cork_at &&
+            !sk->pace_at && !sk->out_held)
+            tcp_output(sk, now);
     stack_tx_flush(st);
     if (c.n) {
         st->cnt.repair_passes++;

@@ -236,8 +236,17 @@ static void send_loss_probe(struct tcpsm_sock *sk, uint64_t now)
     uint32_t before = sk->snd_nxt;
     if (tcp_unsent(sk) && sk->snd_nxt == sk->snd_max && room >= (tcp_unsent(sk) < mss ?
                                                                  tcp_unsent(sk) : mss)) {
+        struct tcp_stack *ts = TS(sk);
         uint32_t cwnd = sk->cwnd;
         bool nodelay = sk->nodelay, cork = sk->cork;
+        /* intent record (tcp_int.h struct tcp_stack.probe): the values to
+         * restore are written before the TCB is named */
+        ts->probe.cwnd = cwnd;
+        ts->probe.nodelay = nodelay;
+        ts->probe.cork = cork;
+        atomic_signal_fence(memory_order_seq_cst);
+        ts->probe.sk = sk;
+        atomic_signal_fence(memory_order_seq_cst);
         sk->cwnd = sk->snd_nxt - sk->snd_una + mss;     /* room for exactly one segment */
         sk->nodelay = true;
         sk->cork = false;
@@ -245,6 +254,8 @@ static void send_loss_probe(struct tcpsm_sock *sk, uint64_t now)
         sk->cwnd = cwnd;
         sk->nodelay = nodelay;
         sk->cork = cork;
+        atomic_signal_fence(memory_order_seq_cst);
+        ts->probe.sk = NULL;
     }
     if (sk->snd_nxt == before)
         tcp_retransmit_tail(sk, now);

@@ -142,11 +142,17 @@ void rt_unlock(void)
                 rt_t_out_held = 2;
             }
         }
+        /* The service thread woke for a due timer and left it to this
+         * holder (rt_svc_lock_or_defer): run it even if this thread does
+         * not drive (a follower about to sleep). */
+        bool svc_left = __builtin_expect(atomic_load_explicit(&rt.svc_deferred,
+                                                              memory_order_relaxed), 0) &&
+                        !rt_t_runtime && atomic_exchange(&rt.svc_deferred, false);
         uint64_t now = 0;
-        if (drives) {
+        if (drives || svc_left)
             now = rt_drive_timers(true);
+        if (drives)
             atomic_store_explicit(&rt.drive_last, now, memory_order_relaxed);
-        }
         /* The service thread must look again before the new deadline,
          * unless it does before the application's threads stop covering
          * it (never woken by a thread that drives: it sleeps at most

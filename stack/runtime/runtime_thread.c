@@ -35,11 +35,20 @@
 #define RX_BATCHES_PER_WAKE 4
 /* Link errors logged per process: a flapping link must not flood stderr. */
 #define RX_WARN_MAX 10
+/* Due-timer wake-ups in a row that the service thread leaves to an
+ * application thread holding the lock (each a park long) before it waits
+ * for the lock itself. */
+#define SVC_DEFER_MAX 16
 /* How often a process looks for others that died, when there are others. */
 #define REAP_EVERY_NS 1000000000ull
 
 
-bool rt_rx_lock_or_defer(void)
+/* Onload's deferred work on its stack lock: a runtime thread that finds
+ * the lock held by an application thread of this process raises *flag and
+ * leaves the work to it instead of sleeping on the lock. The flag is
+ * raised before the second try, so a holder that unlocks in between finds
+ * the lock free to this thread or the flag to it. */
+static bool lock_or_defer(_Atomic bool *flag)
 {
     if (rt_trylock())
         return true;
@@ -47,11 +56,21 @@ bool rt_rx_lock_or_defer(void)
         rt_lock();      /* another process, or a runtime thread: it takes none */
         return true;
     }
-    atomic_store(&rt.rx_deferred, true);
+    atomic_store(flag, true);
     if (!rt_trylock())
         return false;
-    atomic_store(&rt.rx_deferred, false);
+    atomic_store(flag, false);
     return true;
+}
+
+bool rt_rx_lock_or_defer(void)
+{
+    return lock_or_defer(&rt.rx_deferred);
+}
+
+bool rt_svc_lock_or_defer(void)
+{
+    return lock_or_defer(&rt.svc_deferred);
 }
 
 static void *rx_main(void *arg)
@@ -85,11 +104,13 @@ static void *rx_main(void *arg)
             return NULL;
         }
         if (r == 0 && park &&
-            rt_now() - atomic_load_explicit(&rt.lead_last, memory_order_relaxed) >= RX_PARK_NS) {
+            rt_now() - atomic_load_explicit(&rt.lead_last, memory_order_relaxed) >= RX_PARK_NS &&
+            rt_rx_lock_or_defer()) {
             /* No application thread came back to the stack for
              * RX_PARK_NS: the quick ACKs its input held for replies
-             * leave now, not at the delayed-ACK timer. */
-            rt_lock();
+             * leave now, not at the delayed-ACK timer. Not by sleeping on
+             * the lock of an application thread of this process: it is
+             * back, and sends them before its next sleep. */
             rt_release_acks();
             rt_unlock();
         }
@@ -262,7 +283,27 @@ static void *svc_main(void *arg)
             d = last + RT_DRIVE_PARK_NS;
             rt.svc_sleep_until = d;
         }
-        rt_lock();
+        /* Woken for a timer (not kicked: a kick may be another process's
+         * relay, which needs the lock): with the lock held by an
+         * application thread of this process, the holder runs the due
+         * timers as it unlocks, and this thread looks again a park later
+         * rather than sleep on the lock. Bounded: after SVC_DEFER_MAX
+         * deferrals in a row it waits for the lock. */
+        bool locked = false;
+        for (unsigned n = 0; n < SVC_DEFER_MAX && atomic_load(&p->futex) == v; n++) {
+            if (rt_svc_lock_or_defer()) {
+                locked = true;
+                break;
+            }
+            uint64_t until = rt_now() + RT_DRIVE_PARK_NS;
+            rt.svc_sleep_until = until;     /* within the holder's cover: not kicked */
+            struct timespec ts = { .tv_sec = (time_t)(until / 1000000000u),
+                                   .tv_nsec = (long)(until % 1000000000u) };
+            syscall(SYS_futex, &p->futex, FUTEX_WAIT_BITSET, v, &ts, NULL,
+                    FUTEX_BITSET_MATCH_ANY);
+        }
+        if (!locked)
+            rt_lock();
         rt.svc_sleep_until = 0;
     }
     rt_unlock();
@@ -336,6 +377,7 @@ void rt_fork_child_reset(int parent)
     rt.leader = rt.followers = NULL;
     atomic_store(&rt.lead_active, false);
     atomic_store(&rt.rx_deferred, false);      /* the parent's receive thread's */
+    atomic_store(&rt.svc_deferred, false);     /* and service thread's */
     atomic_store(&rt.owner_app, false);
     rt.svc_sleep_until = 0;
     rt.need_threads = rt.started;

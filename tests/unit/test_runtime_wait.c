@@ -648,6 +648,62 @@ Test(runtime_wait, receive_thread_leaves_frames_to_an_application_holder, .init 
     cr_assert_not(atomic_load(&rt.rx_deferred));
 }
 
+/* The service thread, woken for a due timer, does not sleep on the lock an
+ * application thread of this process holds either: it leaves the timers to
+ * the holder (rt.svc_deferred), whose unlock runs them even when it does
+ * not drive (a follower about to sleep); a runtime thread's hold is waited
+ * for. */
+static atomic_int svc_try_result;
+
+static void *svc_like(void *arg)
+{
+    rt_t_runtime = true;
+    bool got = rt_svc_lock_or_defer();
+    if (got)
+        unlock();
+    atomic_store(&svc_try_result, got);
+    return arg;
+}
+
+Test(runtime_wait, service_thread_leaves_due_timers_to_an_application_holder,
+     .init = drive_setup, .fini = drive_teardown)
+{
+    /* Assertions only with the lock free: a failed one must not leave it
+     * held for the teardown. */
+    lock();                                     /* an application thread holds it */
+    arm(rt_now() - 1);
+    pthread_t t;
+    pthread_create(&t, NULL, svc_like, NULL);
+    pthread_join(t, NULL);                      /* returned without the lock */
+    bool deferred = atomic_load(&rt.svc_deferred);
+    rt_t_nodrive = true;                        /* a follower about to sleep drives nothing... */
+    unlock();
+    cr_assert_eq(atomic_load(&svc_try_result), 0, "did not wait for the holder");
+    cr_assert(deferred, "left to the holder");
+    cr_assert_not(atomic_load(&rt.svc_deferred), "the holder's unlock took it");
+    cr_assert_not(tcpsm_timer_armed(&drv_t), "...but runs the timers left to it");
+
+    lock();
+    arm(rt_now() - 1);                          /* without the flag it leaves them */
+    rt_t_nodrive = true;
+    unlock();
+    bool left = tcpsm_timer_armed(&drv_t);
+    lock();
+    timer_cancel(&rt.sh->st->timers, &drv_t);
+    unlock();
+    cr_assert(left);
+
+    rt_t_runtime = true;                        /* a runtime thread holds it: waited for */
+    lock();
+    pthread_create(&t, NULL, svc_like, NULL);
+    usleep(20000);
+    unlock();
+    rt_t_runtime = false;
+    pthread_join(t, NULL);
+    cr_assert_eq(atomic_load(&svc_try_result), 1);
+    cr_assert_not(atomic_load(&rt.svc_deferred));
+}
+
 /* The clock is read once per hold of the stack lock (rt_clock): every later
  * use in the same hold sees that reading, a new hold (or a send on the
  * link, rt_clock_stale) reads it again, and outside a hold nothing is kept

@@ -621,3 +621,119 @@ Test(stack_repair, data_in_flight_without_rto_gets_one)
     data_flows(h);
     h_free(h);
 }
+
+/* queue_data cut after ooo_add took a new out-of-order range and before
+ * tcp_ofo_insert held its bytes: we would SACK bytes we do not hold, and
+ * the peer would not resend them before an RTO. The ranges are rebuilt
+ * from the queue. */
+Test(stack_repair, sack_range_without_its_segment_rebuilt)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq + 10, .ack = h->lseq, .win = H_RWIN,
+         .data = "klmno", .len = 5);
+    h_drain(h);
+    cr_assert_eq(sk->ooo.n, 1);
+    cr_assert_eq(ooo_add(&sk->ooo, h->rseq + 20, h->rseq + 25), 0);   /* the cut insertion */
+    repaired(h);
+    cr_assert_eq(sk->ooo.n, 1);
+    cr_assert_eq(sk->ooo.start[0], h->rseq + 10);
+    cr_assert_eq(sk->ooo.end[0], h->rseq + 15);
+    SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN,
+         .data = "abcdefghij", .len = 10);
+    h->rseq += 15;
+    cr_assert_eq(sk->rcv_nxt, h->rseq);
+    char buf[16];
+    cr_assert_eq(tcpsm_sock_recv(sk, buf, sizeof buf, 0, h->now), 15);
+    cr_assert_eq(memcmp(buf, "abcdefghijklmno", 15), 0);
+    h_drain(h);
+    data_flows(h);
+    h_free(h);
+}
+
+/* A loss probe (send_loss_probe) cut inside its output, with cwnd, nodelay
+ * and cork set for the one segment: they go back to what they were, or the
+ * application's TCP_NODELAY would stay on (TCP_CORK off) for good. */
+Test(stack_repair, loss_probe_cut_short_restores_cwnd_and_options)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    struct tcp_stack *ts = h->st->tcp;
+    uint32_t cwnd = sk->cwnd;
+    cr_assert_not(sk->nodelay);
+    ts->probe.cwnd = cwnd;              /* as send_loss_probe records them */
+    ts->probe.nodelay = false;
+    ts->probe.cork = false;
+    ts->probe.sk = sk;
+    sk->cwnd = 1460;
+    sk->nodelay = true;
+    repaired(h);
+    cr_assert_null(ts->probe.sk);
+    cr_assert_eq(sk->cwnd, cwnd);
+    cr_assert_not(sk->nodelay);
+    ASSERT_STATE(sk, TCPSM_ESTABLISHED);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 0);
+    data_flows(h);
+    h_free(h);
+}
+
+/* A send cut after its copy raised the ring's length and before its output:
+ * the bytes are queued, nothing in flight, no timer. The repair outputs
+ * them, as the next event on the connection would have (none might come). */
+Test(stack_repair, send_cut_before_its_output_is_sent)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    cr_assert_eq(tcp_ring_reserve(sk, &sk->sndq, 5, sk->sndbuf, false), 0);
+    cr_assert_eq(ring_write(&sk->sndq, "hello", 5), 5);
+    tcpsm_stack_repair(h->st, h->now);
+    EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .len = 5, .data = "hello");
+    h->lseq += 5;
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(sk->snd_una, sk->snd_max);
+    data_flows(h);
+    h_free(h);
+}
+
+/* The cork timer's output cut short leaves cork_push set: TCP_CORK would
+ * have no effect any more. Cleared. */
+Test(stack_repair, cork_push_left_set_cleared)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    h->sk->cork_push = true;
+    repaired(h);
+    cr_assert_not(h->sk->cork_push);
+    ASSERT_STATE(h->sk, TCPSM_ESTABLISHED);
+    data_flows(h);
+    h_free(h);
+}
+
+/* tcp_rtxq.c cut between a record's unflag and reflag (a SACK marking it,
+ * an ACK trimming it): the queue's byte counts disagree with its records'
+ * flags, and the congestion control's estimate of what is in flight with
+ * them. Recounted from the records. */
+Test(stack_repair, retransmit_queue_counts_recounted)
+{
+    struct harness *h = h_new(NULL);
+    sock_syn_sent(h);
+    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
+         .sack_perm = true);
+    h->rseq = h->risn + 1;
+    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    struct tcpsm_sock *sk = h->sk;
+    h_app_send(h, "hello", 5);
+    cr_assert_gt(sk->rtxq.n, 0);
+    cr_assert_eq(sk->rtxq.lost, 0);
+    sk->rtxq.lost += 5;                 /* reflag done, unflag not undone */
+    repaired(h);
+    cr_assert_eq(sk->rtxq.lost, 0);
+    ASSERT_STATE(sk, TCPSM_ESTABLISHED);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(sk->snd_una, sk->snd_max);
+    data_flows(h);
+    h_free(h);
+}
