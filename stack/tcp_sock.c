@@ -318,7 +318,18 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     }
     if (rc == -ENOMEM)
         return -ENOMEM;
+    /* MSG_OOB: the bytes and their urgent mark go together (the byte-stream
+     * intent record: cut between them, the urgent byte would go as data) */
+    bool oob = (flags & TCPSM_MSG_OOB) != 0;
+    struct tcpsm_sock *outer = oob ? tcp_stream_begin(sk) : NULL;
     uint32_t n = ring_write(&sk->sndq, buf, want);
+    /* MSG_OOB: the last byte taken is urgent (Linux tcp_mark_urg) */
+    if (oob && n) {
+        sk->snd_up = sk->snd_buf_seq + sk->sndq.len;
+        sk->urg_mode = true;
+    }
+    if (oob)
+        tcp_stream_end(sk, outer);
     if (n == 0) {
         if (rc == -ENOBUFS && !sk->snd_mem_wait) {
             sk->snd_mem_wait = true;
@@ -329,11 +340,6 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     }
     sk->snd_mem_wait = false;
     tcp_chrono_start(sk, TCP_CHRONO_BUSY, now);  /* Linux tcp_add_write_queue_tail */
-    /* MSG_OOB: the last byte taken is urgent (Linux tcp_mark_urg) */
-    if (flags & TCPSM_MSG_OOB) {
-        sk->snd_up = sk->snd_buf_seq + sk->sndq.len;
-        sk->urg_mode = true;
-    }
     /* MSG_MORE: this call's tail waits like TCP_CORK (Linux tcp_push with
      * TCP_NAGLE_CORK), for the next send or the 200 ms cork ceiling */
     sk->more = (flags & TCPSM_MSG_MORE) != 0;
