@@ -481,6 +481,19 @@ static bool cache_entry_taken(const struct tcp_stack *ts, unsigned i)
     return false;
 }
 
+/* A FIN queued in a state that sends none (send_fin, tcp_sock.c, cut
+ * between fin_queued and the state change, its output in between): the
+ * stack never rests there. Left so, the FIN (sent or not) is never accounted
+ * for: the peer's ACK of it arrives in ESTABLISHED or CLOSE-WAIT, and the
+ * later close waits in FIN-WAIT-1 or LAST-ACK for an ACK that came already,
+ * with no timer. Reached when the socket has another holder (a shutdown
+ * from the dead process); without one, the unfinished close covers it. */
+static bool fin_unfinished(const struct tcpsm_sock *sk)
+{
+    return sk->fin_queued && (sk->state == TCPSM_ESTABLISHED || sk->state == TCPSM_SYN_RECEIVED ||
+                              sk->state == TCPSM_CLOSE_WAIT);
+}
+
 /* Data (or a FIN) in flight with neither the retransmission nor the persist
  * timer armed: nothing would ever send it again. An output cut after it
  * moved SND.NXT and before it armed the RTO (its frames, batched, dropped
@@ -517,6 +530,9 @@ static void check_rest(struct tcpsm_stack *st, struct fault_note *c)
         if (child_unfinished(sk))
             FAULT_NOTE(c, "TCB %p: a child of listener %p in state %s", (void *)sk,
                        (void *)sk->parent, tcpsm_state_name(sk->state));
+        if (fin_unfinished(sk))
+            FAULT_NOTE(c, "TCB %p: FIN queued in %s (a shutdown cut before its state change)",
+                       (void *)sk, tcpsm_state_name(sk->state));
         if (close_unfinished(sk))
             FAULT_NOTE(c, "TCB %p: in %s, closed by the application (an unfinished close)",
                        (void *)sk, tcpsm_state_name(sk->state));
@@ -783,6 +799,11 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         FAULT_NOTE(&c, "unfinished close");
         tcpsm_sock_close(sk, now);
     }
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
+        if (fin_unfinished(sk)) {
+            FAULT_NOTE(&c, "FIN without its state change");
+            tcp_fin_finish(sk, now);
+        }
     /* Bytes queued and not sent, nothing in flight and no timer that would
      * send them (a send cut after its copy and before its output; an output
      * whose frames the repair dropped is covered by the RTO armed above):

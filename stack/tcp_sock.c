@@ -484,6 +484,11 @@ static void send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
         tcp_rto_arm(sk, now);
 }
 
+void tcp_fin_finish(struct tcpsm_sock *sk, uint64_t now)
+{
+    send_fin(sk, "FIN queued by a process that died (repair)", now);
+}
+
 /* A listener stops: unaccepted connections are reset (Linux
  * inet_csk_listen_stop), embryonic ones dropped. */
 static void listener_stop(struct tcpsm_sock *sk, uint64_t now)

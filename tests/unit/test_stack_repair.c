@@ -310,6 +310,55 @@ Test(stack_repair, close_cut_short_is_finished)
     h_free(h);
 }
 
+/* send_fin (a shutdown(SHUT_WR) of a socket another process holds too) cut
+ * after its output sent the FIN and before ESTABLISHED became FIN-WAIT-1:
+ * the repair makes the state change, and the peer's ACK of the FIN then
+ * moves the connection on as it should (left in ESTABLISHED, that ACK was
+ * taken as a plain one and a later close waited in FIN-WAIT-1 for ever). */
+Test(stack_repair, shutdown_cut_after_its_fin_is_finished)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    sk->fin_queued = true;
+    tcp_output(sk, h->now);             /* the FIN batched (the repair may drop it) */
+    cr_assert(sk->fin_sent);
+    ASSERT_STATE(sk, TCPSM_ESTABLISHED);
+    repaired(h);
+    ASSERT_STATE(sk, TCPSM_FIN_WAIT_1);
+    cr_assert_eq(tcpsm_stack_counters(h->st)->repair_resets, 0);
+    h_drain(h);
+    h_advance(h, SEC(3));               /* the RTO sends it again */
+    EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq, .ack = h->rseq);
+    h_drain(h);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq + 1, .win = H_RWIN);
+    ASSERT_STATE(sk, TCPSM_FIN_WAIT_2);
+    SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq + 1, .win = H_RWIN);
+    ASSERT_STATE(sk, TCPSM_TIME_WAIT);
+    h_free(h);
+}
+
+/* The same from CLOSE-WAIT, cut before the output: the FIN goes out and
+ * the connection is in LAST-ACK; the peer's ACK ends it. */
+Test(stack_repair, close_wait_fin_cut_before_its_output_is_sent)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    struct tcpsm_sock *sk = h->sk;
+    SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    h->rseq++;
+    ASSERT_STATE(sk, TCPSM_CLOSE_WAIT);
+    h_drain(h);
+    sk->fin_queued = true;
+    repaired(h);
+    EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq, .ack = h->rseq);
+    ASSERT_STATE(sk, TCPSM_LAST_ACK);
+    cr_assert_neq(sk->rto_at, 0);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq + 1, .win = H_RWIN);
+    ASSERT_STATE(sk, TCPSM_CLOSED);
+    h_free(h);
+}
+
 /* The same with SO_LINGER 0, stopped after the RST was batched (the repair
  * drops batched frames) and before tcp_done: the RST goes out, the TCB goes. */
 Test(stack_repair, reset_close_cut_short_is_finished)
