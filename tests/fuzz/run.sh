@@ -11,8 +11,9 @@
 #   FUZZ_JOBS=N  fuzz_tcp in N processes sharing the corpus (default 1); the
 #     executions reported are the sum of their counts
 #   FUZZ_RUNS=N  each process also stops after N executions (libFuzzer's
-#     -runs): a long run then ends at a count, not at a time, and can be
-#     paused (SIGSTOP/SIGCONT) while the machine is needed for a benchmark
+#     -runs): a long run then ends at a count, not at a time (not to be
+#     paused: libFuzzer's -timeout=10 alarm counts wall time and reports a
+#     unit stopped for longer as a timeout)
 #   FUZZ_REPLAY=1  instead of fuzzing, run fuzz_tcp once over its corpus
 #     (build/fuzz/corpus_tcp and the seeds) under ASan + UBSan, each input
 #     both from its saved start state and from a fresh build (FUZZ_TCP_VERIFY)
