@@ -461,7 +461,7 @@ ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags,
 
 /* Queue our FIN (RFC 9293 3.10.4 CLOSE): ESTABLISHED -> FIN-WAIT-1,
  * CLOSE-WAIT -> LAST-ACK. */
-static void send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
+void tcp_send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
 {
     int next;
     switch (sk->state) {
@@ -482,11 +482,6 @@ static void send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
         tcp_output(sk, now);            /* from SYN-RECEIVED: FIN-WAIT-1 may send it now */
     if (!sk->rto_at && sk->fin_sent)
         tcp_rto_arm(sk, now);
-}
-
-void tcp_fin_finish(struct tcpsm_sock *sk, uint64_t now)
-{
-    send_fin(sk, "FIN queued by a process that died (repair)", now);
 }
 
 /* A listener stops: unaccepted connections are reset (Linux
@@ -533,7 +528,7 @@ int tcpsm_sock_shutdown(struct tcpsm_sock *sk, int how, uint64_t now)
     default:
         sk->shutdown |= bits;
         if (bits & SEND_SHUTDOWN)
-            send_fin(sk, "app shutdown", now);
+            tcp_send_fin(sk, "app shutdown", now);
         break;
     }
     tcp_wake(sk);
@@ -572,7 +567,7 @@ void tcpsm_sock_close(struct tcpsm_sock *sk, uint64_t now)
             tcp_ring_release(sk, &sk->rcvq);
             tcp_ofo_purge(sk);
         }
-        send_fin(sk, "app close", now);
+        tcp_send_fin(sk, "app close", now);
         if (sk->state == TCPSM_FIN_WAIT_2) {
             sk->state_at = now + TCP_FIN_TIMEOUT_NS;
             tcp_timer_update(sk);
