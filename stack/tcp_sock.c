@@ -318,18 +318,21 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     }
     if (rc == -ENOMEM)
         return -ENOMEM;
-    /* MSG_OOB: the bytes and their urgent mark go together (the byte-stream
-     * intent record: cut between them, the urgent byte would go as data) */
-    bool oob = (flags & TCPSM_MSG_OOB) != 0;
-    struct tcpsm_sock *outer = oob ? tcp_stream_begin(sk) : NULL;
-    uint32_t n = ring_write(&sk->sndq, buf, want);
-    /* MSG_OOB: the last byte taken is urgent (Linux tcp_mark_urg) */
-    if (oob && n) {
-        sk->snd_up = sk->snd_buf_seq + sk->sndq.len;
-        sk->urg_mode = true;
-    }
-    if (oob)
+    uint32_t n;
+    if (flags & TCPSM_MSG_OOB) {
+        /* The bytes and their urgent mark go together (the byte-stream
+         * intent record: cut between them, the urgent byte would go as
+         * data). The last byte taken is urgent (Linux tcp_mark_urg). */
+        struct tcpsm_sock *outer = tcp_stream_begin(sk);
+        n = ring_write(&sk->sndq, buf, want);
+        if (n) {
+            sk->snd_up = sk->snd_buf_seq + sk->sndq.len;
+            sk->urg_mode = true;
+        }
         tcp_stream_end(sk, outer);
+    } else {
+        n = ring_write(&sk->sndq, buf, want);
+    }
     if (n == 0) {
         if (rc == -ENOBUFS && !sk->snd_mem_wait) {
             sk->snd_mem_wait = true;
