@@ -724,9 +724,10 @@ static inline uint32_t tcp_segs_min1(uint32_t bytes, uint32_t mss)
 }
 void tcp_window_update(struct tcpsm_sock *sk, uint64_t now);
 uint32_t tcp_unsent(const struct tcpsm_sock *sk);
-/* The state change of a FIN queued by a shutdown or close that was cut
- * before it (the kill -9 repair): FIN-WAIT-1 or LAST-ACK, the FIN sent. */
-void tcp_fin_finish(struct tcpsm_sock *sk, uint64_t now);
+/* Queue our FIN and make its state change (ESTABLISHED/SYN-RECEIVED ->
+ * FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK; any other state: nothing): shutdown,
+ * close, and the kill -9 repair of a FIN cut before its state change. */
+void tcp_send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now);
 /* Without SACK after an RTO: where the resending had got (reno_rtx_end),
  * never outside [SND.UNA, SND.MAX] whatever the mark holds. */
 static inline uint32_t tcp_reno_resend_point(const struct tcpsm_sock *sk)

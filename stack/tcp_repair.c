@@ -481,7 +481,7 @@ static bool cache_entry_taken(const struct tcp_stack *ts, unsigned i)
     return false;
 }
 
-/* A FIN queued in a state that sends none (send_fin, tcp_sock.c, cut
+/* A FIN queued in a state that sends none (tcp_send_fin, tcp_sock.c, cut
  * between fin_queued and the state change, its output in between): the
  * stack never rests there. Left so, the FIN (sent or not) is never accounted
  * for: the peer's ACK of it arrives in ESTABLISHED or CLOSE-WAIT, and the
@@ -807,7 +807,8 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
         if (fin_unfinished(sk)) {
             FAULT_NOTE(&c, "FIN without its state change");
-            tcp_fin_finish(sk, now);
+            tcp_send_fin(sk, "FIN queued by a process that died (repair)",
+                         now);
         }
     /* Bytes queued and not sent, nothing in flight and no timer that would
      * send them (a send cut after its copy and before its output; an output

@@ -318,18 +318,21 @@ ssize_t tcpsm_sock_sendf(struct tcpsm_sock *sk, const void *buf, size_t len, int
     }
     if (rc == -ENOMEM)
         return -ENOMEM;
-    /* MSG_OOB: the bytes and their urgent mark go together (the byte-stream
-     * intent record: cut between them, the urgent byte would go as data) */
-    bool oob = (flags & TCPSM_MSG_OOB) != 0;
-    struct tcpsm_sock *outer = oob ? tcp_stream_begin(sk) : NULL;
-    uint32_t n = ring_write(&sk->sndq, buf, want);
-    /* MSG_OOB: the last byte taken is urgent (Linux tcp_mark_urg) */
-    if (oob && n) {
-        sk->snd_up = sk->snd_buf_seq + sk->sndq.len;
-        sk->urg_mode = true;
-    }
-    if (oob)
+    uint32_t n;
+    if (flags & TCPSM_MSG_OOB) {
+        /* The bytes and their urgent mark go together (the byte-stream
+         * intent record: cut between them, the urgent byte would go as
+         * data). The last byte taken is urgent (Linux tcp_mark_urg). */
+        struct tcpsm_sock *outer = tcp_stream_begin(sk);
+        n = ring_write(&sk->sndq, buf, want);
+        if (n) {
+            sk->snd_up = sk->snd_buf_seq + sk->sndq.len;
+            sk->urg_mode = true;
+        }
         tcp_stream_end(sk, outer);
+    } else {
+        n = ring_write(&sk->sndq, buf, want);
+    }
     if (n == 0) {
         if (rc == -ENOBUFS && !sk->snd_mem_wait) {
             sk->snd_mem_wait = true;
@@ -461,7 +464,7 @@ ssize_t tcpsm_sock_recv(struct tcpsm_sock *sk, void *buf, size_t len, int flags,
 
 /* Queue our FIN (RFC 9293 3.10.4 CLOSE): ESTABLISHED -> FIN-WAIT-1,
  * CLOSE-WAIT -> LAST-ACK. */
-static void send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
+void tcp_send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
 {
     int next;
     switch (sk->state) {
@@ -482,11 +485,6 @@ static void send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now)
         tcp_output(sk, now);            /* from SYN-RECEIVED: FIN-WAIT-1 may send it now */
     if (!sk->rto_at && sk->fin_sent)
         tcp_rto_arm(sk, now);
-}
-
-void tcp_fin_finish(struct tcpsm_sock *sk, uint64_t now)
-{
-    send_fin(sk, "FIN queued by a process that died (repair)", now);
 }
 
 /* A listener stops: unaccepted connections are reset (Linux
@@ -533,7 +531,7 @@ int tcpsm_sock_shutdown(struct tcpsm_sock *sk, int how, uint64_t now)
     default:
         sk->shutdown |= bits;
         if (bits & SEND_SHUTDOWN)
-            send_fin(sk, "app shutdown", now);
+            tcp_send_fin(sk, "app shutdown", now);
         break;
     }
     tcp_wake(sk);
@@ -572,7 +570,7 @@ void tcpsm_sock_close(struct tcpsm_sock *sk, uint64_t now)
             tcp_ring_release(sk, &sk->rcvq);
             tcp_ofo_purge(sk);
         }
-        send_fin(sk, "app close", now);
+        tcp_send_fin(sk, "app close", now);
         if (sk->state == TCPSM_FIN_WAIT_2) {
             sk->state_at = now + TCP_FIN_TIMEOUT_NS;
             tcp_timer_update(sk);

@@ -310,7 +310,7 @@ Test(stack_repair, close_cut_short_is_finished)
     h_free(h);
 }
 
-/* send_fin (a shutdown(SHUT_WR) of a socket another process holds too) cut
+/* tcp_send_fin (a shutdown(SHUT_WR) of a socket another process holds too) cut
  * after its output sent the FIN and before ESTABLISHED became FIN-WAIT-1:
  * the repair makes the state change, and the peer's ACK of the FIN then
  * moves the connection on as it should (left in ESTABLISHED, that ACK was
