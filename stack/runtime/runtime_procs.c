@@ -86,6 +86,8 @@ static int slot_take(int pid)
             p->nheld = 0;
             p->link = false;
             p->reserved_at = rt_now();
+            if (atomic_load(&rt.sh->procs_hi) <= i)
+                atomic_store(&rt.sh->procs_hi, i + 1);
             atomic_store(&p->pid, pid);
             return i;
         }
@@ -383,10 +385,18 @@ void rt_reap(void)
  * threads run), hold sockets, or are being forked. A process that only
  * attached (a wrapper such as timeout(1) around the real program, a shell)
  * does not count: it never runs the core. */
+/* The slots that may be in use (procs_hi; a value no process wrote, as
+ * in a region a dying holder left, means all of them). */
+static int procs_hi(void)
+{
+    int hi = atomic_load(&rt.sh->procs_hi);
+    return hi > 0 && hi <= RT_MAX_PROCS ? hi : RT_MAX_PROCS;
+}
+
 int rt_live_others(void)
 {
     int n = 0;
-    for (int i = 0; i < RT_MAX_PROCS; i++) {
+    for (int i = 0, hi = procs_hi(); i < hi; i++) {
         struct rt_proc *p = &rt.sh->procs[i];
         int pid = atomic_load(&p->pid);
         n += i != rt.me && pid != 0 && !p->left && (pid < 0 || p->driving || p->nheld > 0);
@@ -398,7 +408,7 @@ int rt_live_others(void)
 
 bool rt_others_attached(void)
 {
-    for (int i = 0; i < RT_MAX_PROCS; i++)
+    for (int i = 0, hi = procs_hi(); i < hi; i++)
         if (i != rt.me && atomic_load(&rt.sh->procs[i].pid) != 0)
             return true;
     return false;
