@@ -391,6 +391,8 @@ void tcp_sock_free(struct tcpsm_sock *sk)
     tcp_ring_release(sk, &sk->rcvq);
     tcp_ofo_purge(sk);
     tcp_rtxq_free(sk);
+    if (ts->walk_next == sk)
+        ts->walk_next = sk->anext;      /* a walk in steps goes on past it */
     if (sk->aprev)
         sk->aprev->anext = sk->anext;
     else

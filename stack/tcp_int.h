@@ -506,6 +506,10 @@ struct tcp_stack {
     struct tcp_syn_stats syn;           /* all listeners */
     struct tcpsm_sock *all;
     size_t nsocks;
+    /* The walk in steps (tcp_walk.c): the next TCB it visits (moved on as
+     * that TCB is freed) and the number of the walk in progress. */
+    struct tcpsm_sock *walk_next;
+    uint32_t walk_id;
     uint32_t max_socks;
     /* connections owing an ACK or a wake-up at the end of the input batch */
     struct tcpsm_sock *batch[TCP_BATCH_MAX];

@@ -621,6 +621,11 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
     st->gro_taken = false;
 
     walk_all(st, &c, true);
+    /* A walk in steps (tcp_walk.c) between two of its steps: ended, its
+     * walker starts again (its cursor is not looked at: the lists are
+     * being rebuilt). */
+    ts->walk_next = NULL;
+    ts->walk_id++;
     struct tcpsm_sock *dying = ts->dying, *finish = NULL;
     ts->dying = NULL;
     if (dying) {

@@ -1,5 +1,7 @@
 /* Read-only walks over the stack's TCBs, for observers (the runtime's stats
  * region): every TCB, held or orphaned, listener or connection. */
+#include <errno.h>
+
 #include "stack.h"
 #include "tcp_int.h"
 
@@ -8,6 +10,35 @@ void tcpsm_stack_walk(const struct tcpsm_stack *st,
 {
     for (const struct tcpsm_sock *sk = st->tcp->all; sk; sk = sk->anext)
         fn(ctx, sk);
+}
+
+uint32_t tcpsm_stack_walk_begin(struct tcpsm_stack *st)
+{
+    struct tcp_stack *ts = st->tcp;
+    if (!ts)
+        return 0;
+    if (++ts->walk_id == 0)
+        ts->walk_id = 1;
+    ts->walk_next = ts->all;
+    return ts->walk_id;
+}
+
+int tcpsm_stack_walk_step(struct tcpsm_stack *st, uint32_t walk, size_t max,
+                          void (*fn)(void *ctx, const struct tcpsm_sock *sk), void *ctx)
+{
+    struct tcp_stack *ts = st->tcp;
+    if (!ts || walk == 0 || walk != ts->walk_id)
+        return -ESTALE;
+    struct tcpsm_sock *sk = ts->walk_next;
+    for (size_t n = 0; sk && n < max; n++, sk = sk->anext)
+        fn(ctx, sk);
+    ts->walk_next = sk;
+    if (sk)
+        return 0;
+    ts->walk_id++;                      /* done: the number is not valid again */
+    if (ts->walk_id == 0)
+        ts->walk_id = 1;
+    return 1;
 }
 
 bool tcpsm_sock_held(const struct tcpsm_sock *sk)

@@ -19,6 +19,7 @@
 
 #define RT_STATS_PERIOD_MS  1000
 #define RT_STATS_MAX_SOCKS  4096    /* sockets listed per snapshot; the rest are counted */
+#define RT_STATS_SOCKS_STEP 256     /* sockets copied per hold of the stack lock */
 #define RT_CAPTURE_CLIENTS  4       /* capture streams at once; more are refused ("busy") */
 
 /* runtime_stats.c. Takes rt.lock for the snapshot only (a copy of each
