@@ -604,48 +604,67 @@ Test(runtime_wait, earlier_deadline_wakes_a_service_thread_asleep_past_the_cover
     cr_assert_eq(rt.svc_sleep_until, 0u);
 }
 
+/* A runtime thread (the receive or the service thread) trying the lock
+ * with its lock_or_defer: whether it got it (it unlocks at once), and that
+ * it returned. */
+struct runtime_try {
+    bool (*lock_or_defer)(void);
+    atomic_int result;
+    atomic_int tried;
+};
+
+static void *runtime_try_thread(void *arg)
+{
+    struct runtime_try *t = arg;
+    rt_t_runtime = true;
+    bool got = t->lock_or_defer();
+    if (got)
+        unlock();
+    atomic_store(&t->result, got);
+    atomic_store(&t->tried, 1);
+    return arg;
+}
+
+/* A runtime thread's hold (timers, stats) is waited for: t does not return
+ * while it lasts, then gets the lock and leaves nothing deferred. Asserts
+ * only with the lock free: a failed one must not leave it held for the
+ * teardown. */
+static void runtime_hold_is_waited_for(struct runtime_try *t, atomic_bool *deferred)
+{
+    rt_t_runtime = true;                        /* now a runtime thread holds it */
+    lock();
+    atomic_store(&t->tried, 0);
+    pthread_t th;
+    pthread_create(&th, NULL, runtime_try_thread, t);
+    usleep(20000);
+    int tried = atomic_load(&t->tried);
+    unlock();
+    rt_t_runtime = false;
+    pthread_join(th, NULL);
+    cr_assert_eq(tried, 0, "waits for a runtime thread's lock");
+    cr_assert_eq(atomic_load(&t->result), 1);
+    cr_assert_not(atomic_load(deferred));
+}
+
 /* The receive thread does not sleep on the lock an application thread of
  * this process holds: it leaves the link's frames to the holder, whose
  * unlock takes them (rt.rx_deferred). A runtime thread's hold (timers,
  * stats) is waited for, as before. */
-static atomic_int rx_try_result;
-static atomic_int rx_tried;
-
-static void *rx_like(void *arg)
-{
-    rt_t_runtime = true;
-    bool got = rt_rx_lock_or_defer();
-    if (got)
-        unlock();
-    atomic_store(&rx_try_result, got);
-    atomic_store(&rx_tried, 1);
-    return arg;
-}
-
 Test(runtime_wait, receive_thread_leaves_frames_to_an_application_holder, .init = attach,
      .fini = detach)
 {
+    static struct runtime_try rx = { .lock_or_defer = rt_rx_lock_or_defer };
     lock();                                     /* an application thread holds it */
-    atomic_store(&rx_tried, 0);
+    atomic_store(&rx.tried, 0);
     pthread_t t;
-    pthread_create(&t, NULL, rx_like, NULL);
+    pthread_create(&t, NULL, runtime_try_thread, &rx);
     pthread_join(t, NULL);                      /* returned without the lock: no sleep on it */
-    cr_assert_eq(atomic_load(&rx_try_result), 0);
+    cr_assert_eq(atomic_load(&rx.result), 0);
     cr_assert(atomic_load(&rt.rx_deferred), "left to the holder");
     unlock();
     cr_assert_not(atomic_load(&rt.rx_deferred), "the holder's unlock took it");
 
-    rt_t_runtime = true;                        /* now a runtime thread holds it */
-    lock();
-    atomic_store(&rx_tried, 0);
-    pthread_create(&t, NULL, rx_like, NULL);
-    usleep(20000);
-    cr_assert_eq(atomic_load(&rx_tried), 0, "waits for a runtime thread's lock");
-    unlock();
-    rt_t_runtime = false;
-    pthread_join(t, NULL);
-    cr_assert_eq(atomic_load(&rx_try_result), 1);
-    cr_assert_not(atomic_load(&rt.rx_deferred));
+    runtime_hold_is_waited_for(&rx, &rt.rx_deferred);
 }
 
 /* The service thread, woken for a due timer, does not sleep on the lock an
@@ -653,32 +672,21 @@ Test(runtime_wait, receive_thread_leaves_frames_to_an_application_holder, .init 
  * the holder (rt.svc_deferred), whose unlock runs them even when it does
  * not drive (a follower about to sleep); a runtime thread's hold is waited
  * for. */
-static atomic_int svc_try_result;
-
-static void *svc_like(void *arg)
-{
-    rt_t_runtime = true;
-    bool got = rt_svc_lock_or_defer();
-    if (got)
-        unlock();
-    atomic_store(&svc_try_result, got);
-    return arg;
-}
-
 Test(runtime_wait, service_thread_leaves_due_timers_to_an_application_holder,
      .init = drive_setup, .fini = drive_teardown)
 {
+    static struct runtime_try svc = { .lock_or_defer = rt_svc_lock_or_defer };
     /* Assertions only with the lock free: a failed one must not leave it
      * held for the teardown. */
     lock();                                     /* an application thread holds it */
     arm(rt_now() - 1);
     pthread_t t;
-    pthread_create(&t, NULL, svc_like, NULL);
+    pthread_create(&t, NULL, runtime_try_thread, &svc);
     pthread_join(t, NULL);                      /* returned without the lock */
     bool deferred = atomic_load(&rt.svc_deferred);
     rt_t_nodrive = true;                        /* a follower about to sleep drives nothing... */
     unlock();
-    cr_assert_eq(atomic_load(&svc_try_result), 0, "did not wait for the holder");
+    cr_assert_eq(atomic_load(&svc.result), 0, "did not wait for the holder");
     cr_assert(deferred, "left to the holder");
     cr_assert_not(atomic_load(&rt.svc_deferred), "the holder's unlock took it");
     cr_assert_not(tcpsm_timer_armed(&drv_t), "...but runs the timers left to it");
@@ -693,15 +701,7 @@ Test(runtime_wait, service_thread_leaves_due_timers_to_an_application_holder,
     unlock();
     cr_assert(left);
 
-    rt_t_runtime = true;                        /* a runtime thread holds it: waited for */
-    lock();
-    pthread_create(&t, NULL, svc_like, NULL);
-    usleep(20000);
-    unlock();
-    rt_t_runtime = false;
-    pthread_join(t, NULL);
-    cr_assert_eq(atomic_load(&svc_try_result), 1);
-    cr_assert_not(atomic_load(&rt.svc_deferred));
+    runtime_hold_is_waited_for(&svc, &rt.svc_deferred);
 }
 
 /* The clock is read once per hold of the stack lock (rt_clock): every later

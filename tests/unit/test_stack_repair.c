@@ -28,6 +28,43 @@ static void repaired(struct harness *h)
     cr_assert_geq(tcpsm_stack_counters(h->st)->repair_passes, 1);
 }
 
+/* The usual start: an ESTABLISHED connection (active open). */
+static struct harness *established(void)
+{
+    struct harness *h = h_new(NULL);
+    sock_established(h);
+    return h;
+}
+
+/* ESTABLISHED, holding len bytes of the peer's unread (our ACK of them
+ * taken off the link). */
+static struct harness *established_holding(const char *data, uint32_t len)
+{
+    struct harness *h = established();
+    h_peer_data(h, data, len);
+    h_drain(h);
+    return h;
+}
+
+/* ESTABLISHED, "hello" sent and ACKed by the peer: nothing in flight. */
+static struct harness *established_hello_acked(void)
+{
+    struct harness *h = established();
+    h_app_send(h, "hello", 5);
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    return h;
+}
+
+/* tcpsm_sock_close stopped after `user_ref = false`, before anything else:
+ * the socket (*skp, then NULL: its holder is gone) is nobody's. */
+static struct tcpsm_sock *h_cut_close(struct tcpsm_sock **skp)
+{
+    struct tcpsm_sock *sk = *skp;
+    sk->user_ref = false;
+    *skp = NULL;
+    return sk;
+}
+
 /* The peer's data still reaches the application, and is ACKed. */
 static void data_flows(struct harness *h)
 {
@@ -39,10 +76,26 @@ static void data_flows(struct harness *h)
     cr_assert_eq(memcmp(buf, "hello", 5), 0);
 }
 
+/* The peer ACKs all we sent (up to h->lseq): nothing is left in flight,
+ * and the peer's data still flows. */
+static void all_acked_and_data_flows(struct harness *h)
+{
+    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    cr_assert_eq(h->sk->snd_una, h->sk->snd_max);
+    data_flows(h);
+}
+
+/* A send (tcpsm_sock_sendf) cut after its copy into the send ring, before
+ * its output. */
+static void h_cut_send(struct tcpsm_sock *sk, const char *data, uint32_t len)
+{
+    cr_assert_eq(tcp_ring_reserve(sk, &sk->sndq, sk->sndq.len + len, sk->sndbuf, false), 0);
+    cr_assert_eq(ring_write(&sk->sndq, data, len), len);
+}
+
 Test(stack_repair, clean_stack_has_nothing_to_repair)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     cr_assert_eq(audit(h), 0);
     cr_assert_eq(tcpsm_stack_repair(h->st, h->now), 0);
     cr_assert_eq(tcpsm_stack_counters(h->st)->repair_passes, 0);
@@ -53,8 +106,7 @@ Test(stack_repair, clean_stack_has_nothing_to_repair)
 /* tcp_sock_alloc stopped after `all->aprev = sk`, before `all = sk`. */
 Test(stack_repair, tcb_list_half_linked)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     struct tcp_stack *ts = h->st->tcp;
     struct tcpsm_sock *x = calloc(1, sizeof *x);
     x->anext = ts->all;
@@ -71,8 +123,7 @@ Test(stack_repair, tcb_list_half_linked)
  * bucket, so its segments would find nothing and draw resets. */
 Test(stack_repair, connection_hash_entry_missing)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     struct tcp_stack *ts = h->st->tcp;
     uint32_t i = tcp_ehash_idx(h->sk);
     cr_assert_eq(ts->ehash[i], h->sk);
@@ -88,8 +139,7 @@ Test(stack_repair, connection_hash_entry_missing)
  * socket while the socket says it is bound. */
 Test(stack_repair, port_table_half_unlinked)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     struct tcp_stack *ts = h->st->tcp;
     *h->sk->bpprev = h->sk->bnext;
     repaired(h);
@@ -101,8 +151,7 @@ Test(stack_repair, port_table_half_unlinked)
 
 Test(stack_repair, counts_off)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     data_flows(h);
     struct tcp_stack *ts = h->st->tcp;
     size_t mem = ts->mem_used;
@@ -145,8 +194,7 @@ Test(stack_repair, accept_queue_rebuilt)
  * repair both connections' retransmission timers fire. */
 Test(stack_repair, timer_heap_half_sifted)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     struct tcpsm_sock *a = h->sk;
     h_app_send(h, "a", 1);
     cr_assert_eq(tcpsm_sock_new(h->st, &h->sk), 0);
@@ -195,10 +243,7 @@ Test(stack_repair, half_freed_tcb_finished)
  * ECONNRESET to the application. The other connection is untouched. */
 Test(stack_repair, broken_ring_resets_the_connection)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
-    h_peer_data(h, "abc", 3);
-    h_drain(h);
+    struct harness *h = established_holding("abc", 3);
     cr_assert_not_null(h->sk->rcvq.buf);
     h->sk->rcvq.len = h->sk->rcvq.cap + 7;
     repaired(h);
@@ -212,8 +257,7 @@ Test(stack_repair, broken_ring_resets_the_connection)
 /* Sequence variables out of order (SND.UNA past SND.NXT): reset. */
 Test(stack_repair, sequence_space_out_of_order_resets)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     h->sk->snd_una = h->sk->snd_nxt + 100;
     repaired(h);
     ASSERT_STATE(h->sk, TCPSM_CLOSED);
@@ -299,11 +343,8 @@ Test(stack_repair, half_made_child_dropped)
  * repair finishes the close: the FIN goes out. */
 Test(stack_repair, close_cut_short_is_finished)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
-    h->sk->user_ref = false;
-    struct tcpsm_sock *sk = h->sk;
-    h->sk = NULL;
+    struct harness *h = established();
+    struct tcpsm_sock *sk = h_cut_close(&h->sk);
     repaired(h);
     EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq, .ack = h->rseq);
     ASSERT_STATE(sk, TCPSM_FIN_WAIT_1);
@@ -317,8 +358,7 @@ Test(stack_repair, close_cut_short_is_finished)
  * taken as a plain one and a later close waited in FIN-WAIT-1 for ever). */
 Test(stack_repair, shutdown_cut_after_its_fin_is_finished)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     struct tcpsm_sock *sk = h->sk;
     sk->fin_queued = true;
     tcp_output(sk, h->now);             /* the FIN batched (the repair may drop it) */
@@ -343,12 +383,8 @@ Test(stack_repair, shutdown_cut_after_its_fin_is_finished)
 Test(stack_repair, close_wait_fin_cut_before_its_output_is_sent)
 {
     struct harness *h = h_new(NULL);
-    sock_established(h);
+    sock_close_wait(h);
     struct tcpsm_sock *sk = h->sk;
-    SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
-    h->rseq++;
-    ASSERT_STATE(sk, TCPSM_CLOSE_WAIT);
-    h_drain(h);
     sk->fin_queued = true;
     repaired(h);
     EXPECT_SEG(h, .flags = FIN | ACK, .seq = h->lseq, .ack = h->rseq);
@@ -363,11 +399,9 @@ Test(stack_repair, close_wait_fin_cut_before_its_output_is_sent)
  * drops batched frames) and before tcp_done: the RST goes out, the TCB goes. */
 Test(stack_repair, reset_close_cut_short_is_finished)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     cr_assert_eq(tcpsm_sock_setopt(h->sk, TCPSM_OPT_LINGER, 0), 0);
-    h->sk->user_ref = false;
-    h->sk = NULL;
+    h_cut_close(&h->sk);
     repaired(h);
     EXPECT_SEG(h, .flags = RST | ACK, .seq = h->lseq);
     cr_assert_eq(tcpsm_stack_nsocks(h->st), 0);
@@ -380,8 +414,7 @@ Test(stack_repair, listener_close_cut_short_is_finished)
 {
     struct harness *h = h_new(NULL);
     sock_listen(h);
-    h->lsk->user_ref = false;
-    h->lsk = NULL;
+    h_cut_close(&h->lsk);
     repaired(h);
     cr_assert_eq(tcpsm_stack_nsocks(h->st), 0);
     SEND(h, .flags = SYN, .seq = h->risn, .win = H_RWIN, .mss = H_RMSS);
@@ -394,10 +427,7 @@ Test(stack_repair, listener_close_cut_short_is_finished)
  * step is finished, not the connection reset, and data goes on both ways. */
 Test(stack_repair, ack_cut_short_is_finished)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
-    h_app_send(h, "hello", 5);
-    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    struct harness *h = established_hello_acked();
     cr_assert_eq(h->sk->snd_una, h->lseq);
     h->sk->snd_una -= 5;
     repaired(h);
@@ -432,8 +462,7 @@ static void stream_reset(struct harness *h)
  * Without the record, a retransmission would send "lo" for "hel". */
 Test(stack_repair, ack_cut_inside_the_ring_drop_resets)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     h_app_send(h, "hello", 5);
     h_drain(h);
     struct tcpsm_sock *sk = h->sk;
@@ -450,11 +479,8 @@ Test(stack_repair, ack_cut_inside_the_ring_drop_resets)
  * queued twice ("abcabc" read). */
 Test(stack_repair, receive_cut_before_rcv_nxt_resets)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established_holding("abc", 3);
     struct tcpsm_sock *sk = h->sk;
-    h_peer_data(h, "abc", 3);
-    h_drain(h);
     cr_assert_eq(sk->rcvq.len, 3);
     tcp_stream_begin(sk);               /* the next segment, "abc" again, cut short */
     ring_write_at(&sk->rcvq, sk->rcvq.len, "abc", 3);
@@ -468,8 +494,7 @@ Test(stack_repair, receive_cut_before_rcv_nxt_resets)
  * would never see the end of the stream. */
 Test(stack_repair, fin_cut_before_rcv_fin_resets)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     tcp_stream_begin(h->sk);
     h->sk->rcv_nxt++;
     stream_reset(h);
@@ -480,11 +505,8 @@ Test(stack_repair, fin_cut_before_rcv_fin_resets)
  * the next read would return the bytes just read again. */
 Test(stack_repair, read_cut_inside_the_ring_drop_resets)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established_holding("abcdef", 6);
     struct tcpsm_sock *sk = h->sk;
-    h_peer_data(h, "abcdef", 6);
-    h_drain(h);
     tcp_stream_begin(sk);
     sk->rcvq.len -= 2;                  /* ring_drop's first store */
     stream_reset(h);
@@ -495,10 +517,7 @@ Test(stack_repair, read_cut_inside_the_ring_drop_resets)
  * nothing is named, and a repair resets nothing. */
 Test(stack_repair, finished_spans_leave_no_record)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
-    h_app_send(h, "hello", 5);
-    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
+    struct harness *h = established_hello_acked();
     data_flows(h);
     cr_assert_null(h->st->tcp->stream_busy);
     cr_assert_eq(tcpsm_stack_repair(h->st, h->now), 0);
@@ -511,12 +530,9 @@ Test(stack_repair, finished_spans_leave_no_record)
  * cache, and would serve two rings. The cache's entry goes. */
 Test(stack_repair, ring_both_cached_and_in_use)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established_holding("abc", 3);
     struct tcpsm_sock *sk = h->sk;
     struct tcp_stack *ts = h->st->tcp;
-    h_peer_data(h, "abc", 3);
-    h_drain(h);
     char buf[4];
     cr_assert_eq(tcpsm_sock_recv(sk, buf, sizeof buf, TCPSM_MSG_PEEK, h->now), 3);
     ring_drop(&sk->rcvq, 3);            /* as the read did */
@@ -566,8 +582,7 @@ static void pmtu_fill(struct harness *h)
  * falls back to the link's MTU and is learnt again); the others stay. */
 Test(stack_repair, pmtu_insert_cut_short_drops_the_entry)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     pmtu_fill(h);
     struct tcpsm_addr b = v4addr(1000);
     cr_assert_eq(pmtu_lookup(h->st, &b, h->now), 0);
@@ -591,8 +606,7 @@ Test(stack_repair, pmtu_insert_cut_short_drops_the_entry)
  * twice) are dropped; the rest stay. */
 Test(stack_repair, pmtu_entries_out_of_bounds_dropped)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     pmtu_fill(h);
     struct pmtu_entry *e = h->st->pmtu.e;
     e[3].mtu = 100;
@@ -621,15 +635,11 @@ Test(stack_repair, pmtu_entries_out_of_bounds_dropped)
  * (SND.NXT past SND.MAX fails the sequence check), and the RTO resends. */
 Test(stack_repair, output_cut_before_snd_max_is_finished)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established_hello_acked();
     struct tcpsm_sock *sk = h->sk;
-    h_app_send(h, "hello", 5);
-    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
     cr_assert_eq(sk->snd_una, sk->snd_max);
     cr_assert_eq(sk->rto_at, 0);
-    cr_assert_eq(tcp_ring_reserve(sk, &sk->sndq, 5, sk->sndbuf, false), 0);
-    cr_assert_eq(ring_write(&sk->sndq, "world", 5), 5);    /* the send's copy */
+    h_cut_send(sk, "world", 5);
     sk->snd_nxt += 5;                   /* the output loop's step, its frame lost */
     repaired(h);
     ASSERT_STATE(sk, TCPSM_ESTABLISHED);
@@ -640,10 +650,16 @@ Test(stack_repair, output_cut_before_snd_max_is_finished)
     EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .len = 5, .data = "world");
     h_drain(h);
     h->lseq += 5;
-    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
-    cr_assert_eq(sk->snd_una, sk->snd_max);
-    data_flows(h);
+    all_acked_and_data_flows(h);
     h_free(h);
+}
+
+/* The timer pass cut after it disarmed the RTO and the loss probe (on_rto
+ * not yet run). */
+static void h_cut_timer_pass(struct tcpsm_sock *sk)
+{
+    sk->rto_at = sk->tlp_at = 0;
+    tcp_timer_update(sk);
 }
 
 /* The timer pass cut after it disarmed the RTO (on_rto not yet run), or an
@@ -652,13 +668,11 @@ Test(stack_repair, output_cut_before_snd_max_is_finished)
  * arms the RTO, which resends. */
 Test(stack_repair, data_in_flight_without_rto_gets_one)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     struct tcpsm_sock *sk = h->sk;
     h_app_send(h, "hello", 5);
     cr_assert_neq(sk->rto_at, 0);
-    sk->rto_at = sk->tlp_at = 0;
-    tcp_timer_update(sk);
+    h_cut_timer_pass(sk);
     repaired(h);
     cr_assert_neq(sk->rto_at, 0);
     h_advance(h, SEC(3));
@@ -677,8 +691,7 @@ Test(stack_repair, data_in_flight_without_rto_gets_one)
  * from the queue. */
 Test(stack_repair, sack_range_without_its_segment_rebuilt)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     struct tcpsm_sock *sk = h->sk;
     SEND(h, .flags = ACK | PSH, .seq = h->rseq + 10, .ack = h->lseq, .win = H_RWIN,
          .data = "klmno", .len = 5);
@@ -706,8 +719,7 @@ Test(stack_repair, sack_range_without_its_segment_rebuilt)
  * application's TCP_NODELAY would stay on (TCP_CORK off) for good. */
 Test(stack_repair, loss_probe_cut_short_restores_cwnd_and_options)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     struct tcpsm_sock *sk = h->sk;
     struct tcp_stack *ts = h->st->tcp;
     uint32_t cwnd = sk->cwnd;
@@ -733,17 +745,13 @@ Test(stack_repair, loss_probe_cut_short_restores_cwnd_and_options)
  * them, as the next event on the connection would have (none might come). */
 Test(stack_repair, send_cut_before_its_output_is_sent)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     struct tcpsm_sock *sk = h->sk;
-    cr_assert_eq(tcp_ring_reserve(sk, &sk->sndq, 5, sk->sndbuf, false), 0);
-    cr_assert_eq(ring_write(&sk->sndq, "hello", 5), 5);
+    h_cut_send(sk, "hello", 5);
     tcpsm_stack_repair(h->st, h->now);
     EXPECT_SEG(h, .flags = ACK | PSH, .seq = h->lseq, .len = 5, .data = "hello");
     h->lseq += 5;
-    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
-    cr_assert_eq(sk->snd_una, sk->snd_max);
-    data_flows(h);
+    all_acked_and_data_flows(h);
     h_free(h);
 }
 
@@ -751,8 +759,7 @@ Test(stack_repair, send_cut_before_its_output_is_sent)
  * have no effect any more. Cleared. */
 Test(stack_repair, cork_push_left_set_cleared)
 {
-    struct harness *h = h_new(NULL);
-    sock_established(h);
+    struct harness *h = established();
     h->sk->cork_push = true;
     repaired(h);
     cr_assert_not(h->sk->cork_push);
@@ -768,11 +775,7 @@ Test(stack_repair, cork_push_left_set_cleared)
 Test(stack_repair, retransmit_queue_counts_recounted)
 {
     struct harness *h = h_new(NULL);
-    sock_syn_sent(h);
-    SEND(h, .flags = SYN | ACK, .seq = h->risn, .ack = h->lseq, .win = H_RWIN, .mss = H_RMSS,
-         .sack_perm = true);
-    h->rseq = h->risn + 1;
-    EXPECT_SEG(h, .flags = ACK, .seq = h->lseq, .ack = h->rseq, .len = 0);
+    SOCK_ESTABLISHED_WITH(h, .sack_perm = true);
     struct tcpsm_sock *sk = h->sk;
     h_app_send(h, "hello", 5);
     cr_assert_gt(sk->rtxq.n, 0);
@@ -781,8 +784,6 @@ Test(stack_repair, retransmit_queue_counts_recounted)
     repaired(h);
     cr_assert_eq(sk->rtxq.lost, 0);
     ASSERT_STATE(sk, TCPSM_ESTABLISHED);
-    SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
-    cr_assert_eq(sk->snd_una, sk->snd_max);
-    data_flows(h);
+    all_acked_and_data_flows(h);
     h_free(h);
 }

@@ -310,13 +310,21 @@ Test(tcp_defects, tcp_info_fields)
     h_free(h);
 }
 
-Test(tcp_defects, tcp_info_rto_figures)
+/* A connection set up by fixture, with 100 bytes of pattern sent
+ * (one segment, taken off the link). */
+static struct harness *open_and_send_100(void (*fixture)(struct harness *))
 {
     struct harness *h = h_new(NULL);
-    sock_established(h);
+    fixture(h);
     uint8_t a[100];
     h_pattern(a, sizeof(a), 13);
     h_app_send(h, a, sizeof(a));
+    return h;
+}
+
+Test(tcp_defects, tcp_info_rto_figures)
+{
+    struct harness *h = open_and_send_100(sock_established);
     cr_assert(h_wait_seg(h, SEC(5)) != UINT64_MAX);
     h_drain(h);
     cr_assert(h_wait_seg(h, SEC(5)) != UINT64_MAX);
@@ -414,11 +422,7 @@ Test(tcp_defects, paws_ack_rate_limited)
  * active opener's SYN is counted: tcp_info_fields). */
 Test(tcp_defects, tcp_info_bytes_acked_passive_with_fin)
 {
-    struct harness *h = h_new(NULL);
-    sock_established_passive(h);
-    uint8_t a[100];
-    h_pattern(a, sizeof(a), 13);
-    h_app_send(h, a, sizeof(a));
+    struct harness *h = open_and_send_100(sock_established_passive);
     cr_assert_eq(info(h).bytes_acked, 0);
     SEND(h, .flags = ACK, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
     cr_assert_eq(info(h).bytes_acked, 100, "not the SYN+ACK of a passive open");
