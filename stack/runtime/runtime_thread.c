@@ -74,6 +74,64 @@ bool rt_svc_lock_or_defer(void)
     return lock_or_defer(&rt.svc_deferred);
 }
 
+/* The parked receive thread's watch (rt.rx_watch). When it must look at
+ * the link again: RX_PARK_NS after an application thread last took frames
+ * or left leading, or later if it said so when it parked (frames it left
+ * to a holder). */
+uint64_t rt_rx_watch_resume(void)
+{
+    uint64_t last = atomic_load_explicit(&rt.lead_last, memory_order_relaxed);
+    uint64_t app = atomic_load_explicit(&rt.app_rx_last, memory_order_relaxed);
+    uint64_t r = atomic_load(&rt.rx_resume);
+    if (app > last)
+        last = app;
+    return last + RX_PARK_NS > r ? last + RX_PARK_NS : r;
+}
+
+/* The service thread, about to sleep to d: no later than the parked
+ * receive thread's resume time. svc_sleep_until is published before
+ * rx_watch is read, and the receive thread sets rx_watch before it reads
+ * svc_sleep_until (both sequentially consistent): one of the two sees the
+ * other, so the receive thread kicks a service thread that would sleep
+ * past its resume time. */
+uint64_t rt_rx_watch_bound(uint64_t d)
+{
+    atomic_store(&rt.svc_sleep_until, d);
+    if (atomic_load(&rt.rx_watch)) {
+        uint64_t r = rt_rx_watch_resume();
+        if (r < d) {
+            d = r;
+            atomic_store(&rt.svc_sleep_until, d);
+        }
+    }
+    return d;
+}
+
+/* The service thread, awake at now: wake the parked receive thread if no
+ * application thread came back by its resume time. */
+void rt_rx_watch_check(uint64_t now)
+{
+    if (atomic_load(&rt.rx_watch) && now >= rt_rx_watch_resume() &&
+        atomic_exchange(&rt.rx_watch, false)) {
+        uint64_t one = 1;
+        syscall(SYS_write, rt.rx_stop_efd, &one, sizeof(one));
+    }
+}
+
+/* The receive thread, parking until resume: asks the service thread to
+ * watch, kicking it if it sleeps past that time. */
+void rt_rx_watch_begin(uint64_t resume)
+{
+    atomic_store(&rt.rx_resume, resume);
+    atomic_store(&rt.rx_watch, true);
+    uint64_t s = atomic_load(&rt.svc_sleep_until);
+    if (s != 0 && s > resume && rt.me >= 0) {
+        struct rt_proc *p = &rt.sh->procs[rt.me];
+        atomic_fetch_add(&p->futex, 1);
+        syscall(SYS_futex, &p->futex, FUTEX_WAKE, 1, NULL, NULL, 0);
+    }
+}
+
 static void *rx_main(void *arg)
 {
     (void)arg;
@@ -93,18 +151,36 @@ static void *rx_main(void *arg)
             last = app_last;
         if (deferred_until > now && deferred_until - RX_PARK_NS > last)
             last = deferred_until - RX_PARK_NS;
-        bool park = atomic_load_explicit(&rt.lead_active, memory_order_relaxed) ||
-                    (last && now - last < RX_PARK_NS);
+        bool leading = atomic_load_explicit(&rt.lead_active, memory_order_relaxed);
+        bool park = leading || (last && now - last < RX_PARK_NS);
         struct timespec ts = { 0, RX_PARK_NS };
-        if (park && last && now - last < RX_PARK_NS)
+        /* Parked for an application thread that takes the frames itself:
+         * the service thread watches (rt_rx_watch_*); a leader asleep on the
+         * link: looked at again every RX_PARK_NS, as before. */
+        bool watched = park && !leading;
+        if (watched) {
+            rt_rx_watch_begin(last + RX_PARK_NS);
+            ts = (struct timespec){ 0, RX_WATCH_MAX_NS };
+        } else if (park && last && now - last < RX_PARK_NS) {
             ts.tv_nsec = (long)(RX_PARK_NS - (now - last));
+        }
         p[0].fd = park ? -1 : rt.np.fd;
         long r = syscall(SYS_ppoll, p, 2, park ? &ts : NULL, NULL, 8);
         if (r < 0 && errno != EINTR) {
             tcpsm_log(TCPSM_LOG_ERROR, "receive thread: ppoll: %s", strerror(errno));
             return NULL;
         }
-        if (r == 0 && park &&
+        bool kicked = false;
+        if (r > 0 && p[1].revents) {
+            if (atomic_load(&rt.rx_stop))
+                return NULL;
+            uint64_t v;
+            syscall(SYS_read, rt.rx_stop_efd, &v, sizeof(v));     /* the watch's kick */
+            kicked = true;
+        }
+        if (watched)
+            atomic_store(&rt.rx_watch, false);
+        if ((r == 0 || kicked) && park &&
             rt_now() - atomic_load_explicit(&rt.lead_last, memory_order_relaxed) >= RX_PARK_NS &&
             rt_rx_lock_or_defer()) {
             /* No application thread came back to the stack for
@@ -115,10 +191,8 @@ static void *rx_main(void *arg)
             rt_release_acks();
             rt_unlock();
         }
-        if (r <= 0)
+        if (r <= 0 || kicked)
             continue;
-        if (p[1].revents)
-            return NULL;
         if (p[0].revents & POLLERR) {
             /* A pending socket error (e.g. ENETDOWN): read it to clear it. */
             int e = 0;
@@ -260,15 +334,17 @@ static void *svc_main(void *arg)
         uint64_t bound = share_next < next_reap || !rt_others_attached() ? share_next : next_reap;
         if (d > share_next)
             d = share_next;
-        rt.svc_sleep_until = d;
+        rt.svc_sleep_until = d;         /* under the lock: rt_unlock reads it */
         rt_unlock();
         for (;;) {
+            d = rt_rx_watch_bound(d);
             struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u),
                                    .tv_nsec = (long)(d % 1000000000u) };
             /* FUTEX_WAIT_BITSET: an absolute CLOCK_MONOTONIC deadline. Not
              * private: the word is shared with the other processes. */
             syscall(SYS_futex, &p->futex, FUTEX_WAIT_BITSET, v, d == UINT64_MAX ? NULL : &ts,
                     NULL, FUTEX_BITSET_MATCH_ANY);
+            rt_rx_watch_check(rt_now());
             /* Not kicked, at the end of a cover (not at a deadline past
              * it: the core is looked at again, under the lock), and an
              * application thread came back meanwhile (it ran what was due): sleep on, without
@@ -282,7 +358,6 @@ static void *svc_main(void *arg)
                 last + RT_DRIVE_PARK_NS > bound)
                 break;
             d = last + RT_DRIVE_PARK_NS;
-            rt.svc_sleep_until = d;
         }
         /* Woken for a timer (not kicked: a kick may be another process's
          * relay, which needs the lock): with the lock held by an
@@ -296,12 +371,13 @@ static void *svc_main(void *arg)
                 locked = true;
                 break;
             }
-            uint64_t until = rt_now() + RT_DRIVE_PARK_NS;
-            rt.svc_sleep_until = until;     /* within the holder's cover: not kicked */
+            /* within the holder's cover: not kicked */
+            uint64_t until = rt_rx_watch_bound(rt_now() + RT_DRIVE_PARK_NS);
             struct timespec ts = { .tv_sec = (time_t)(until / 1000000000u),
                                    .tv_nsec = (long)(until % 1000000000u) };
             syscall(SYS_futex, &p->futex, FUTEX_WAIT_BITSET, v, &ts, NULL,
                     FUTEX_BITSET_MATCH_ANY);
+            rt_rx_watch_check(rt_now());
         }
         if (!locked)
             rt_lock();
@@ -352,6 +428,8 @@ int rt_threads_start(void)
 {
     rt.svc_stop = false;
     rt.svc_sleep_until = 0;
+    atomic_store(&rt.rx_watch, false);
+    atomic_store(&rt.rx_stop, false);
 
     long efd = syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0)
@@ -364,6 +442,7 @@ int rt_threads_start(void)
         e = rt_thread_spawn(&rt.svc_thr, svc_main);
         if (e != 0) {
             uint64_t one = 1;
+            atomic_store(&rt.rx_stop, true);
             syscall(SYS_write, rt.rx_stop_efd, &one, sizeof(one));
             pthread_join(rt.rx_thr, NULL);
         }
@@ -386,6 +465,7 @@ void rt_threads_stop(void)
         rt_kick(rt.me);
     rt_unlock();
     uint64_t one = 1;
+    atomic_store(&rt.rx_stop, true);
     syscall(SYS_write, rt.rx_stop_efd, &one, sizeof(one));
     /* The service thread also stops when this process's slot is gone
      * (rt.me < 0): it cannot be kicked then, so its sleep is bounded by the
@@ -410,6 +490,7 @@ void rt_fork_child_reset(int parent)
     /* The parent's leader and followers are its threads. */
     rt.leader = rt.followers = NULL;
     atomic_store(&rt.lead_active, false);
+    atomic_store(&rt.rx_watch, false);         /* the parent's receive thread's */
     atomic_store(&rt.rx_deferred, false);      /* the parent's receive thread's */
     atomic_store(&rt.svc_deferred, false);     /* and service thread's */
     atomic_store(&rt.owner_app, false);

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -724,4 +725,56 @@ Test(runtime_wait, clock_read_once_per_lock_hold, .init = attach, .fini = detach
     lock();
     cr_assert_geq(rt_clock(), t2 + 2000000ull, "a new hold reads afresh");
     unlock();
+}
+
+/* The receive thread parked for an application thread that takes the
+ * link's frames itself sleeps without a timer; the service thread, awake
+ * while that thread drives anyway, bounds its own sleep by the receive
+ * thread's resume time and wakes it then if nobody came back (before, the
+ * receive thread woke every RX_PARK_NS to look). */
+Test(runtime_wait, service_thread_watches_a_parked_receive_thread, .init = attach, .fini = detach)
+{
+    const uint64_t s60 = 60ull * 1000000000;
+    struct rt_proc *p = &rt.sh->procs[rt.me];
+    rt.rx_stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    cr_assert_geq(rt.rx_stop_efd, 0);
+    uint64_t t = rt_now();
+    atomic_store(&rt.app_rx_last, t);
+    atomic_store(&rt.lead_last, 0);
+    /* not watching: the service thread's sleep is its own */
+    cr_assert_eq(rt_rx_watch_bound(t + s60), t + s60);
+    /* the service thread awake (0): the receive thread parks without a kick */
+    atomic_store(&rt.svc_sleep_until, 0);
+    uint32_t v0 = atomic_load(&p->futex);
+    rt_rx_watch_begin(t + RX_PARK_NS);
+    cr_assert_eq(atomic_load(&p->futex), v0, "the service thread was not asleep: no kick");
+    cr_assert_eq(rt_rx_watch_resume(), t + RX_PARK_NS);
+    cr_assert_eq(rt_rx_watch_bound(t + s60), t + RX_PARK_NS, "sleeps no later than the resume");
+    cr_assert_eq(atomic_load(&rt.svc_sleep_until), t + RX_PARK_NS);
+    cr_assert_eq(rt_rx_watch_bound(t + 1000), t + 1000, "an earlier deadline stays");
+    /* an application thread came back: the resume moves on, nothing is woken */
+    atomic_store(&rt.app_rx_last, t + 1000000);
+    cr_assert_eq(rt_rx_watch_resume(), t + 1000000 + RX_PARK_NS);
+    rt_rx_watch_check(t + RX_PARK_NS);
+    uint64_t v;
+    cr_assert_eq(read(rt.rx_stop_efd, &v, sizeof(v)), -1, "woken while the program drives");
+    cr_assert(atomic_load(&rt.rx_watch));
+    /* nobody came back by then: woken once */
+    rt_rx_watch_check(t + 1000000 + RX_PARK_NS);
+    cr_assert_eq(read(rt.rx_stop_efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+    cr_assert_eq(v, 1u);
+    cr_assert_not(atomic_load(&rt.rx_watch));
+    cr_assert_not(atomic_load(&rt.rx_stop), "a kick, not a stop");
+    rt_rx_watch_check(t + s60);
+    cr_assert_eq(read(rt.rx_stop_efd, &v, sizeof(v)), -1, "once");
+    /* The service thread asleep past the resume (it published that before
+     * it could see the watch): the receive thread kicks it. */
+    atomic_store(&rt.svc_sleep_until, t + s60);
+    rt_rx_watch_begin(t + 2 * RX_PARK_NS);
+    cr_assert_neq(atomic_load(&p->futex), v0, "kicked: it would have slept past the resume");
+    atomic_store(&rt.rx_watch, false);
+    atomic_store(&rt.svc_sleep_until, 0);
+    atomic_store(&rt.app_rx_last, 0);
+    close(rt.rx_stop_efd);
+    rt.rx_stop_efd = -1;
 }
