@@ -52,16 +52,29 @@ int neigh_init(struct tcpsm_stack *st, uint32_t max)
     return 0;
 }
 
+/* The oldest waiting frame, unlinked (NULL: none). */
+static struct neigh_frame *queue_pop(struct neigh *n)
+{
+    struct neigh_frame *f = n->qhead;
+    if (!f)
+        return NULL;
+    n->qhead = f->next;
+    if (!n->qhead)
+        n->qtail = NULL;
+    n->qn--;
+    n->qbytes -= f->len;
+    return f;
+}
+
 static void queue_clear(struct neigh *n, uint64_t *dropcnt)
 {
-    while (n->qn) {
-        mem_free(n->q[n->qhead]);
-        n->qhead = (uint8_t)((n->qhead + 1) % NEIGH_QUEUE_FRAMES);
-        n->qn--;
+    struct neigh_frame *f;
+    while ((f = queue_pop(n))) {
+        mem_free(f);
         if (dropcnt)
             (*dropcnt)++;
     }
-    n->qhead = 0;
+    n->qn = 0;
     n->qbytes = 0;
 }
 
@@ -189,12 +202,8 @@ static void enqueue(struct tcpsm_stack *st, struct neigh *n, const uint8_t *fram
         st->cnt.neigh_queue_drop++;
         return;
     }
-    while (n->qn == NEIGH_QUEUE_FRAMES || n->qbytes + len > NEIGH_QUEUE_BYTES) {
-        struct neigh_frame *old = n->q[n->qhead];
-        n->qbytes -= old->len;
-        mem_free(old);
-        n->qhead = (uint8_t)((n->qhead + 1) % NEIGH_QUEUE_FRAMES);
-        n->qn--;
+    while (n->qhead && (n->qn == NEIGH_QUEUE_FRAMES || n->qbytes + len > NEIGH_QUEUE_BYTES)) {
+        mem_free(queue_pop(n));
         st->cnt.neigh_queue_drop++;
     }
     struct neigh_frame *f = mem_alloc(sizeof(*f) + len);
@@ -202,6 +211,7 @@ static void enqueue(struct tcpsm_stack *st, struct neigh *n, const uint8_t *fram
         st->cnt.neigh_queue_drop++;
         return;
     }
+    f->next = NULL;
     f->len = (uint32_t)len;
     if (st->txp_on) {
         /* queued frames are plain: copy the payload slices, finish the sum */
@@ -217,7 +227,13 @@ static void enqueue(struct tcpsm_stack *st, struct neigh *n, const uint8_t *fram
     } else {
         memcpy(f->data, frame, len);
     }
-    n->q[(n->qhead + n->qn) % NEIGH_QUEUE_FRAMES] = f;
+    /* linked last: a holder cut before it leaves a whole queue without f
+     * (neigh_check); after it, a count short by one (dropped there) */
+    if (n->qtail)
+        n->qtail->next = f;
+    else
+        n->qhead = f;
+    n->qtail = f;
     n->qn++;
     n->qbytes += (uint32_t)len;
 }
@@ -264,16 +280,12 @@ static void confirm(struct tcpsm_stack *st, struct neigh *n, const uint8_t *mac,
     n->confirmed = now;
     n->tries = 0;
     timer_cancel(&st->timers, &n->timer);
-    while (n->qn) {
-        struct neigh_frame *f = n->q[n->qhead];
-        n->qhead = (uint8_t)((n->qhead + 1) % NEIGH_QUEUE_FRAMES);
-        n->qn--;
-        n->qbytes -= f->len;
+    struct neigh_frame *f;
+    while ((f = queue_pop(n))) {
         memcpy(f->data, mac, ETH_ALEN);
         eth_tx_push(st, f->data, f->len);
         mem_free(f);
     }
-    n->qhead = 0;
 }
 
 bool neigh_update_addr(struct tcpsm_stack *st, const struct tcpsm_addr *ip, const uint8_t *mac,
@@ -400,18 +412,38 @@ unsigned neigh_check(struct tcpsm_stack *st, bool repair)
             if (repair)
                 tm->idx = UINT32_MAX;
         }
-        bool q_ok = n->qn <= NEIGH_QUEUE_FRAMES && n->qhead < NEIGH_QUEUE_FRAMES;
-        for (unsigned k = 0; q_ok && k < n->qn; k++) {
-            const struct neigh_frame *f = n->q[(n->qhead + k) % NEIGH_QUEUE_FRAMES];
-            q_ok = mem_valid(f, sizeof(*f)) && mem_valid(f, sizeof(*f) + f->len);
+        /* whole: valid frames (one more than the limit: a holder cut after
+         * linking a frame, before counting it), counted and summed right,
+         * the tail the last one */
+        bool walk_ok = true;
+        unsigned k = 0;
+        uint32_t bytes = 0;
+        const struct neigh_frame *last = NULL;
+        for (const struct neigh_frame *f = n->qhead; f; f = f->next) {
+            walk_ok = ++k <= NEIGH_QUEUE_FRAMES + 1 && mem_valid(f, sizeof(*f)) &&
+                      mem_valid(f, sizeof(*f) + f->len);
+            if (!walk_ok)
+                break;
+            bytes += f->len;
+            last = f;
         }
+        bool q_ok = walk_ok && k == n->qn && bytes == n->qbytes && n->qtail == last;
         /* frames wait only while INCOMPLETE (confirm sends them) */
         if (!q_ok || (n->state != NEIGH_INCOMPLETE && n->qn)) {
             faults++;
-            if (repair && q_ok) {
-                queue_clear(n, &st->cnt.neigh_queue_drop);
-            } else if (repair) {
-                n->qn = n->qhead = 0;   /* frames not whole are left to the journal's reclaim */
+            if (repair && walk_ok) {
+                /* the frames are the datagrams lost (TCP resends); freed
+                 * along the links, whatever the count says */
+                for (struct neigh_frame *f = n->qhead, *nx; f; f = nx) {
+                    nx = f->next;
+                    mem_free(f);
+                    st->cnt.neigh_queue_drop++;
+                }
+            }
+            if (repair) {
+                /* not walkable: frames not whole are left to the journal's reclaim */
+                n->qhead = n->qtail = NULL;
+                n->qn = 0;
                 n->qbytes = 0;
             }
         }

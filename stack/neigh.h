@@ -37,7 +37,10 @@
 #define NEIGH_RETRY_NS      1000000000ull    /* 1 s between ARP requests */
 #define NEIGH_TRIES         3
 #define NEIGH_REACHABLE_NS  30000000000ull   /* 30 s */
-#define NEIGH_QUEUE_FRAMES  16
+/* A server's first burst of SYN-ACKs to one client address waits here
+ * (256 connections at once: 256 SYN-ACKs); with 16, all but the last 16
+ * waited a 1 s retransmission. Linux queues 212,992 bytes of truesize. */
+#define NEIGH_QUEUE_FRAMES  256
 #define NEIGH_QUEUE_BYTES   65536
 
 enum neigh_state { NEIGH_NONE = 0, NEIGH_INCOMPLETE, NEIGH_REACHABLE, NEIGH_PROBE };
@@ -45,6 +48,7 @@ enum neigh_state { NEIGH_NONE = 0, NEIGH_INCOMPLETE, NEIGH_REACHABLE, NEIGH_PROB
 /* The table (neigh.c; here for the repair's unit tests): a fixed array of
  * entries, hash chains and a free list through `next`. */
 struct neigh_frame {
+    struct neigh_frame *next;           /* the queue, oldest first */
     uint32_t len;
     uint8_t data[];
 };
@@ -58,8 +62,8 @@ struct neigh {
     uint8_t tries;                      /* requests sent in this round */
     uint64_t confirmed, used;
     int32_t next;                       /* hash chain or free list */
-    struct neigh_frame *q[NEIGH_QUEUE_FRAMES];
-    uint8_t qhead, qn;
+    struct neigh_frame *qhead, *qtail;  /* frames waiting while INCOMPLETE */
+    uint16_t qn;
     uint32_t qbytes;
 };
 

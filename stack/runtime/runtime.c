@@ -62,7 +62,7 @@ static void took_lock(int e)
 {
     atomic_store_explicit(&rt.owner, (unsigned long)pthread_self(), memory_order_relaxed);
     atomic_store_explicit(&rt.owner_app, !rt_t_runtime, memory_order_relaxed);
-    rt_clock_stale();           /* this hold reads the clock afresh */
+    rt_clock_hold_begin();      /* this hold reads the clock afresh */
     netdev_packet_defer_begin();
     if (__builtin_expect(e == EOWNERDEAD, 0)) {
         if (!rt.sh)
@@ -168,7 +168,7 @@ void rt_unlock(void)
     }
     atomic_store_explicit(&rt.owner_app, false, memory_order_relaxed);
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
-    rt_clock_stale();
+    rt_clock_hold_end();
     /* The frames of headers only made under the lock go out after it
      * (netdev_packet.h), still before a deferred signal handler runs. */
     bool deferred = netdev_packet_defer_end(&rt.np);

@@ -343,10 +343,19 @@ uint64_t rt_now(void);          /* CLOCK_MONOTONIC, ns */
 /* Under the stack lock: rt_now() read once per hold, again after the
  * link's system calls (rt_clock_stale). A round trip of a request/response
  * program took 12-16 clock reads (~85 ns each on this project's VM), now
- * 3-4. Never for a loop that waits for time to pass under the lock. */
+ * 3-4. Outside a hold it reads afresh every time (nothing is kept: the
+ * hold's begin and end are the only places that open and close the cache).
+ * Never for a loop that waits for time to pass under the lock. */
 uint64_t rt_clock(void);
+/* 0: not in a hold (no caching); 1: in a hold, not read yet; else the reading */
 extern __thread uint64_t rt_t_clock;
-static inline void rt_clock_stale(void) { rt_t_clock = 0; }
+static inline void rt_clock_hold_begin(void) { rt_t_clock = 1; }
+static inline void rt_clock_hold_end(void) { rt_t_clock = 0; }
+static inline void rt_clock_stale(void)
+{
+    if (rt_t_clock)
+        rt_t_clock = 1;
+}
 
 /* runtime.c */
 void rt_lock(void);

@@ -10,18 +10,22 @@ uint64_t rt_now(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* One reading per stack-lock hold (0: none yet). took_lock and rt_unlock
- * clear it, and so does every system call the link makes under the lock
- * (a send on veth runs the peer's TCP in it): so a wait never starts from a
- * stale time, and a segment sent after another one in the same hold reads
- * the clock again. Linux keeps its tcp_mstamp the same way (refreshed per
- * input and per transmit pass, not per use). */
+/* One reading per stack-lock hold (runtime.h: 0 outside a hold, 1 not read
+ * yet). took_lock opens it, rt_unlock closes it, and every system call the
+ * link makes under the lock makes it stale (a send on veth runs the peer's
+ * TCP in it): so a wait never starts from a stale time, and a segment sent
+ * after another one in the same hold reads the clock again. Linux keeps its
+ * tcp_mstamp the same way (refreshed per input and per transmit pass, not
+ * per use). */
 __thread uint64_t rt_t_clock;
 
 uint64_t rt_clock(void)
 {
     uint64_t t = rt_t_clock;
-    if (!t)
-        t = rt_t_clock = rt_now();
-    return t;
+    if (t > 1)
+        return t;
+    uint64_t now = rt_now();
+    if (t)
+        rt_t_clock = now;
+    return now;
 }

@@ -11,7 +11,7 @@
 #include "stack.h"
 #include "tcpsm/core.h"
 
-#define CAP_MAX 256
+#define CAP_MAX 512
 
 struct capdev {
     struct tcpsm_netdev dev;

@@ -186,9 +186,25 @@ Test(arp, queue_limit_drops_oldest)
     cr_assert_eq(tcpsm_stack_counters(st)->neigh_queue_drop, 4);
     arp_reply_from(ADDR_PEER, MAC_PEER, 100);
     cr_assert_eq(cap->n, 1 + NEIGH_QUEUE_FRAMES);
-    /* The newest 16 survive: IP ids 4..19. */
+    /* The newest NEIGH_QUEUE_FRAMES survive: IP ids 4.. */
     cr_assert_eq(rd16(cap->data[1] + 14 + 4), 4);
     cr_assert_eq(rd16(cap->data[NEIGH_QUEUE_FRAMES] + 14 + 4), NEIGH_QUEUE_FRAMES + 3);
+}
+
+/* A server's first burst to one client address while ARP resolves it: 256
+ * connections at once (conn_many's 256 handshakes in flight) make 256
+ * SYN-ACKs. All of them wait and leave with the reply; with a queue of 16
+ * the rest waited for TCP's 1 s retransmission. */
+Test(arp, burst_of_256_waits_whole)
+{
+    for (unsigned i = 0; i < 256; i++)
+        send_ip(ADDR_PEER, i);
+    cr_assert_eq(neigh_queued(st, ADDR_PEER), 256);
+    cr_assert_eq(tcpsm_stack_counters(st)->neigh_queue_drop, 0);
+    arp_reply_from(ADDR_PEER, MAC_PEER, 1000);
+    cr_assert_eq(cap->n, 1 + 256);
+    for (unsigned i = 0; i < 256; i++)
+        cr_assert_eq(rd16(cap->data[1 + i] + 14 + 4), i, "in order");
 }
 
 Test(arp, reachable_expires_to_probe_then_removed)
@@ -357,4 +373,35 @@ Test(neigh_repair, entry_off_its_chain_relinked)
     cr_assert_eq(neigh_lookup(st, ADDR_PEER, NULL), NEIGH_REACHABLE);
     cr_assert_eq(neigh_lookup(st, IP(198, 18, 0, 7), NULL), NEIGH_REACHABLE);
     cr_assert_eq(t->count, 2);
+}
+
+/* enqueue linked a frame and was cut before counting it: the queue is not
+ * whole (count and bytes short by one). The audit sees it; the repair frees
+ * every linked frame (no block left behind) and empties the queue. */
+Test(neigh_repair, queue_cut_after_linking_is_freed)
+{
+    for (unsigned i = 0; i < 3; i++)
+        send_ip(ADDR_PEER, i);
+    struct neigh_table *t = st->neigh;
+    struct neigh *n = NULL;
+    for (uint32_t i = 0; i < t->max; i++)
+        if (t->e[i].state == NEIGH_INCOMPLETE)
+            n = &t->e[i];
+    cr_assert_not_null(n);
+    cr_assert_eq(n->qn, 3);
+    n->qn--;                                /* the cut: linked, not counted */
+    n->qbytes -= n->qtail->len;
+    uint64_t drops = tcpsm_stack_counters(st)->neigh_queue_drop;
+    char why[256];
+    cr_assert_gt(tcpsm_stack_audit(st, why, sizeof why), 0, "the audit does not see it");
+    cr_assert_gt(tcpsm_stack_repair(st, 0), 0);
+    cr_assert_eq(tcpsm_stack_audit(st, why, sizeof why), 0, "%s", why);
+    cr_assert_null(n->qhead);
+    cr_assert_null(n->qtail);
+    cr_assert_eq(n->qn, 0);
+    cr_assert_eq(tcpsm_stack_counters(st)->neigh_queue_drop, drops + 3, "all 3 frames freed");
+    /* the entry still resolves; later frames wait and leave as before */
+    send_ip(ADDR_PEER, 5);
+    arp_reply_from(ADDR_PEER, MAC_PEER, 6);
+    cr_assert_eq(neigh_lookup(st, ADDR_PEER, NULL), NEIGH_REACHABLE);
 }

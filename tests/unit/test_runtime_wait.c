@@ -721,6 +721,12 @@ Test(runtime_wait, clock_read_once_per_lock_hold, .init = attach, .fini = detach
     cr_assert_geq(t2, t1 + 2000000ull, "read again after a link send");
     unlock();
     cr_assert_eq(rt_t_clock, 0, "nothing kept past the unlock");
+    uint64_t o1 = rt_clock();
+    usleep(2000);
+    cr_assert_geq(rt_clock(), o1 + 2000000ull, "outside a hold: read afresh every time");
+    cr_assert_eq(rt_t_clock, 0, "and nothing kept");
+    rt_clock_stale();                   /* a link send after the unlock (deferred frames) */
+    cr_assert_eq(rt_t_clock, 0, "does not open the cache");
     usleep(2000);
     lock();
     cr_assert_geq(rt_clock(), t2 + 2000000ull, "a new hold reads afresh");
