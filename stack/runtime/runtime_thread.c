@@ -125,8 +125,9 @@ void rt_rx_watch_begin(uint64_t resume)
     atomic_store(&rt.rx_resume, resume);
     atomic_store(&rt.rx_watch, true);
     uint64_t s = atomic_load(&rt.svc_sleep_until);
-    if (s != 0 && s > resume && rt.me >= 0) {
-        struct rt_proc *p = &rt.sh->procs[rt.me];
+    int me = *(volatile int *)&rt.me;   /* read once: the slot goes as the process leaves */
+    if (s != 0 && s > resume && me >= 0 && me < RT_MAX_PROCS) {
+        struct rt_proc *p = &rt.sh->procs[me];
         atomic_fetch_add(&p->futex, 1);
         syscall(SYS_futex, &p->futex, FUTEX_WAKE, 1, NULL, NULL, 0);
     }
