@@ -74,8 +74,6 @@ static void queue_clear(struct neigh *n, uint64_t *dropcnt)
         if (dropcnt)
             (*dropcnt)++;
     }
-    n->qn = 0;
-    n->qbytes = 0;
 }
 
 void neigh_fini(struct tcpsm_stack *st)

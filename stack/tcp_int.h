@@ -509,7 +509,7 @@ struct tcp_stack {
     /* The walk in steps (tcp_walk.c): the next TCB it visits (moved on as
      * that TCB is freed) and the number of the walk in progress. */
     struct tcpsm_sock *walk_next;
-    uint32_t walk_id;
+    uint32_t walk_id;                   /* never 0: 0 names no walk */
     uint32_t max_socks;
     /* connections owing an ACK or a wake-up at the end of the input batch */
     struct tcpsm_sock *batch[TCP_BATCH_MAX];
@@ -728,6 +728,23 @@ uint32_t tcp_unsent(const struct tcpsm_sock *sk);
  * FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK; any other state: nothing): shutdown,
  * close, and the kill -9 repair of a FIN cut before its state change. */
 void tcp_send_fin(struct tcpsm_sock *sk, const char *why, uint64_t now);
+/* Ends the walk in steps in progress, if any (tcp_walk.c): its number is
+ * not valid again, and a new one starts from a fresh number. */
+static inline void tcp_walk_end(struct tcp_stack *ts)
+{
+    ts->walk_next = NULL;
+    if (++ts->walk_id == 0)
+        ts->walk_id = 1;
+}
+/* A loss probe's temporary cwnd, TCP_NODELAY and TCP_CORK back to the
+ * values its intent record holds (tcp_timer.c send_loss_probe; the repair
+ * after a holder cut inside it). */
+static inline void tcp_probe_restore(struct tcp_stack *ts, struct tcpsm_sock *sk)
+{
+    sk->cwnd = ts->probe.cwnd;
+    sk->nodelay = ts->probe.nodelay;
+    sk->cork = ts->probe.cork;
+}
 /* Without SACK after an RTO: where the resending had got (reno_rtx_end),
  * never outside [SND.UNA, SND.MAX] whatever the mark holds. */
 static inline uint32_t tcp_reno_resend_point(const struct tcpsm_sock *sk)

@@ -624,8 +624,7 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
     /* A walk in steps (tcp_walk.c) between two of its steps: ended, its
      * walker starts again (its cursor is not looked at: the lists are
      * being rebuilt). */
-    ts->walk_next = NULL;
-    ts->walk_id++;
+    tcp_walk_end(ts);
     struct tcpsm_sock *dying = ts->dying, *finish = NULL;
     ts->dying = NULL;
     if (dying) {
@@ -656,11 +655,8 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
     ts->probe.sk = NULL;
     if (probe) {
         FAULT_NOTE(&c, "a loss probe was being sent");
-        if (live(ts, probe)) {
-            probe->cwnd = ts->probe.cwnd;
-            probe->nodelay = ts->probe.nodelay;
-            probe->cork = ts->probe.cork;
-        }
+        if (live(ts, probe))
+            tcp_probe_restore(ts, probe);
     }
     unsigned bad = 0;
     for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
@@ -804,24 +800,24 @@ unsigned tcpsm_stack_repair(struct tcpsm_stack *st, uint64_t now)
         FAULT_NOTE(&c, "unfinished close");
         tcpsm_sock_close(sk, now);
     }
-    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
-        if (fin_unfinished(sk)) {
-            FAULT_NOTE(&c, "FIN without its state change");
-            tcp_send_fin(sk, "FIN queued by a process that died (repair)",
-                         now);
-        }
-    /* Bytes queued and not sent, nothing in flight and no timer that would
+    /* A FIN queued without its state change gets it (fin_unfinished).
+     * Bytes queued and not sent, nothing in flight and no timer that would
      * send them (a send cut after its copy and before its output; an output
      * whose frames the repair dropped is covered by the RTO armed above):
      * they would wait for the next event on the connection, for ever if
      * none comes. Output now, as that event would (Nagle, cork, the window
-     * and the congestion window still decide). Not a fault: a state the
-     * stack also reaches between operations is not told apart. */
-    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext)
+     * and the congestion window still decide). This one is not a fault:
+     * a state the stack also reaches between operations is not told apart. */
+    for (struct tcpsm_sock *sk = ts->all; sk; sk = sk->anext) {
+        if (fin_unfinished(sk)) {
+            FAULT_NOTE(&c, "FIN without its state change");
+            tcp_send_fin(sk, "FIN queued by a process that died (repair)", now);
+        }
         if (tcp_synchronized(sk->state) && sk->state != TCPSM_TIME_WAIT && tcp_unsent(sk) &&
             sk->snd_nxt == sk->snd_una && !sk->rto_at && !sk->persist_at && !sk->cork_at &&
             !sk->pace_at && !sk->out_held)
             tcp_output(sk, now);
+    }
     stack_tx_flush(st);
     if (c.n) {
         st->cnt.repair_passes++;

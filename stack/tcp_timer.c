@@ -237,13 +237,11 @@ static void send_loss_probe(struct tcpsm_sock *sk, uint64_t now)
     if (tcp_unsent(sk) && sk->snd_nxt == sk->snd_max && room >= (tcp_unsent(sk) < mss ?
                                                                  tcp_unsent(sk) : mss)) {
         struct tcp_stack *ts = TS(sk);
-        uint32_t cwnd = sk->cwnd;
-        bool nodelay = sk->nodelay, cork = sk->cork;
         /* intent record (tcp_int.h struct tcp_stack.probe): the values to
          * restore are written before the TCB is named */
-        ts->probe.cwnd = cwnd;
-        ts->probe.nodelay = nodelay;
-        ts->probe.cork = cork;
+        ts->probe.cwnd = sk->cwnd;
+        ts->probe.nodelay = sk->nodelay;
+        ts->probe.cork = sk->cork;
         atomic_signal_fence(memory_order_seq_cst);
         ts->probe.sk = sk;
         atomic_signal_fence(memory_order_seq_cst);
@@ -251,9 +249,7 @@ static void send_loss_probe(struct tcpsm_sock *sk, uint64_t now)
         sk->nodelay = true;
         sk->cork = false;
         tcp_output(sk, now);
-        sk->cwnd = cwnd;
-        sk->nodelay = nodelay;
-        sk->cork = cork;
+        tcp_probe_restore(ts, sk);
         atomic_signal_fence(memory_order_seq_cst);
         ts->probe.sk = NULL;
     }

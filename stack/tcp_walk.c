@@ -17,8 +17,7 @@ uint32_t tcpsm_stack_walk_begin(struct tcpsm_stack *st)
     struct tcp_stack *ts = st->tcp;
     if (!ts)
         return 0;
-    if (++ts->walk_id == 0)
-        ts->walk_id = 1;
+    tcp_walk_end(ts);                   /* one at a time: a walk in progress ends */
     ts->walk_next = ts->all;
     return ts->walk_id;
 }
@@ -35,9 +34,7 @@ int tcpsm_stack_walk_step(struct tcpsm_stack *st, uint32_t walk, size_t max,
     ts->walk_next = sk;
     if (sk)
         return 0;
-    ts->walk_id++;                      /* done: the number is not valid again */
-    if (ts->walk_id == 0)
-        ts->walk_id = 1;
+    tcp_walk_end(ts);                   /* done: the number is not valid again */
     return 1;
 }
 

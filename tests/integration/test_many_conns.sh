@@ -10,13 +10,9 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib/netns.sh"
 netns_setup
-tool=$(need_tool conn_many)
 N=5000
 port=7150
-ulimit -n 8192
-bg_stack "$TMPD/srv.log" "$tool" server -a 0.0.0.0 -p $port -n $N
-srv=$BG_PID
-wait_log "$TMPD/srv.log" '^listening'
+conn_many_server $N $port
 on_peer timeout 90 "$tool" client -a "$STACK_IP" -p $port -n $N -t 80 -H 2 >"$TMPD/cli.log" 2>&1 ||
     { cat "$TMPD/cli.log" >&2; die "the client failed"; }
 cat "$TMPD/cli.log" >&2

@@ -13,13 +13,9 @@ need_cmd python3
 netns_setup
 export TCPSM_RUN_DIR=$TMPD/run
 tcpsm=$TCPSM_BUILD/tcpsm
-tool=$(need_tool conn_many)
 N=1000
 port=7160
-ulimit -n 4096
-bg_stack "$TMPD/srv.log" "$tool" server -a 0.0.0.0 -p $port -n $N
-srv=$BG_PID
-wait_log "$TMPD/srv.log" '^listening'
+conn_many_server $N $port
 bg_peer "$TMPD/cli.log" timeout 60 "$tool" client -a "$STACK_IP" -p $port -n $N -t 40 -H 8
 cli=$BG_PID
 wait_log "$TMPD/cli.log" " n=$N " 40

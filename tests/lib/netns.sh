@@ -362,6 +362,15 @@ need_tool() {
     [ -x "$t" ] || die "$t missing: run make tools$([ "$TCPSM_SAN" = 1 ] && echo ' SAN=1')"
     printf '%s' "$t"
 }
+# conn_many_server N PORT: build/tools/conn_many's epoll server on the stack for N connections,
+# listening when this returns; sets tool (for the client) and srv (its pid); raises ulimit -n.
+conn_many_server() {
+    tool=$(need_tool conn_many)
+    ulimit -n $(($1 * 2 + 1024))
+    bg_stack "$TMPD/srv.log" "$tool" server -a 0.0.0.0 -p "$2" -n "$1"
+    srv=$BG_PID
+    wait_log "$TMPD/srv.log" '^listening'
+}
 need_cmd() {
     local c
     for c in "$@"; do command -v "$c" >/dev/null || skip "$c not installed (make deps)"; done

@@ -27,19 +27,34 @@ static bool was_seen(const struct seen *s, const struct tcpsm_sock *sk)
     return false;
 }
 
-/* New TCBs enter at the head: the walk meets them newest first. */
-static void make(struct harness *h, struct tcpsm_sock *sk[NSK])
+/* Each test: NSK TCBs (new ones enter at the head: the walk meets them
+ * newest first), what the walk saw, and at the end every TCB still in the
+ * stack closed, whichever the test closed itself. */
+static struct harness *h;
+static struct tcpsm_sock *sk[NSK];
+static struct seen s;
+
+static void setup(void)
 {
+    h = h_new(NULL);
     for (int i = 0; i < NSK; i++)
         cr_assert_eq(tcpsm_sock_new(h->st, &sk[i]), 0);
+    s.n = 0;
 }
+
+static void teardown(void)
+{
+    struct seen all = { 0 };
+    tcpsm_stack_walk(h->st, see, &all);
+    for (unsigned i = 0; i < all.n; i++)
+        tcpsm_sock_close((struct tcpsm_sock *)all.v[i], h->now);
+    h_free(h);
+}
+
+TestSuite(tcp_walk, .init = setup, .fini = teardown);
 
 Test(tcp_walk, steps_visit_every_tcb_once)
 {
-    struct harness *h = h_new(NULL);
-    struct tcpsm_sock *sk[NSK];
-    make(h, sk);
-    struct seen s = { 0 };
     uint32_t w = tcpsm_stack_walk_begin(h->st);
     cr_assert_neq(w, 0u);
     int r, steps = 0;
@@ -52,9 +67,6 @@ Test(tcp_walk, steps_visit_every_tcb_once)
         cr_assert(was_seen(&s, sk[i]));
     /* complete: the number is spent */
     cr_assert_eq(tcpsm_stack_walk_step(h->st, w, 3, see, &s), -ESTALE);
-    for (int i = 0; i < NSK; i++)
-        tcpsm_sock_close(sk[i], h->now);
-    h_free(h);
 }
 
 /* The TCB the walk would visit next is freed between two steps: the walk
@@ -62,10 +74,6 @@ Test(tcp_walk, steps_visit_every_tcb_once)
  * visit freed memory). */
 Test(tcp_walk, tcb_freed_between_steps_is_skipped)
 {
-    struct harness *h = h_new(NULL);
-    struct tcpsm_sock *sk[NSK];
-    make(h, sk);
-    struct seen s = { 0 };
     uint32_t w = tcpsm_stack_walk_begin(h->st);
     cr_assert_eq(tcpsm_stack_walk_step(h->st, w, 3, see, &s), 0);
     cr_assert_eq(s.n, 3u);
@@ -88,22 +96,12 @@ Test(tcp_walk, tcb_freed_between_steps_is_skipped)
         cr_assert_neq(s.v[i], sk[NSK - 5]);
         cr_assert_neq(s.v[i], late);
     }
-    for (int i = 0; i < NSK - 5; i++)
-        tcpsm_sock_close(sk[i], h->now);
-    tcpsm_sock_close(sk[NSK - 2], h->now);
-    tcpsm_sock_close(sk[NSK - 3], h->now);
-    tcpsm_sock_close(late, h->now);
-    h_free(h);
 }
 
 /* One walk at a time: a second begin ends the first (its next step says
  * so, and touches nothing); so does a repair of the stack. */
 Test(tcp_walk, a_new_walk_or_a_repair_ends_the_old_one)
 {
-    struct harness *h = h_new(NULL);
-    struct tcpsm_sock *sk[NSK];
-    make(h, sk);
-    struct seen s = { 0 };
     uint32_t w1 = tcpsm_stack_walk_begin(h->st);
     cr_assert_eq(tcpsm_stack_walk_step(h->st, w1, 2, see, &s), 0);
     uint32_t w2 = tcpsm_stack_walk_begin(h->st);
@@ -115,7 +113,4 @@ Test(tcp_walk, a_new_walk_or_a_repair_ends_the_old_one)
     tcpsm_stack_repair(h->st, h->now);
     cr_assert_eq(tcpsm_stack_walk_step(h->st, w2, 2, see, &s), -ESTALE);
     cr_assert_eq(s.n, 4u);
-    for (int i = 0; i < NSK; i++)
-        tcpsm_sock_close(sk[i], h->now);
-    h_free(h);
 }
