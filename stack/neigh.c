@@ -429,17 +429,15 @@ unsigned neigh_check(struct tcpsm_stack *st, bool repair)
         /* frames wait only while INCOMPLETE (confirm sends them) */
         if (!q_ok || (n->state != NEIGH_INCOMPLETE && n->qn)) {
             faults++;
-            if (repair && walk_ok) {
-                /* the frames are the datagrams lost (TCP resends); freed
-                 * along the links, whatever the count says */
-                for (struct neigh_frame *f = n->qhead, *nx; f; f = nx) {
+            if (repair) {
+                /* the frames are the datagrams lost (TCP resends): freed
+                 * along the links whatever the count says; a list not
+                 * walkable is left to the journal's reclaim */
+                for (struct neigh_frame *f = walk_ok ? n->qhead : NULL, *nx; f; f = nx) {
                     nx = f->next;
                     mem_free(f);
                     st->cnt.neigh_queue_drop++;
                 }
-            }
-            if (repair) {
-                /* not walkable: frames not whole are left to the journal's reclaim */
                 n->qhead = n->qtail = NULL;
                 n->qn = 0;
                 n->qbytes = 0;

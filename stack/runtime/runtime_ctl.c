@@ -56,9 +56,7 @@ static void serve(int fd)
     cmd[n] = '\0';
     cmd[strcspn(cmd, "\r\n")] = '\0';
     if (strcmp(cmd, "stat") == 0) {
-        rt_fork_gate_enter();
         int r = rt_stats_write(stat_path);
-        rt_fork_gate_leave();
         char msg[96];
         snprintf(msg, sizeof(msg), r == 0 ? "ok\n" : "error %s\n", strerror(-r));
         reply(fd, msg);
@@ -94,9 +92,7 @@ static void *ctl_main(void *arg)
         uint64_t now = mono_ms();
         if (now >= next) {
             uint64_t t0 = rt_now();
-            rt_fork_gate_enter();
             rt_stats_write(stat_path);
-            rt_fork_gate_leave();
             /* With thousands of sockets a rewrite takes milliseconds (and
              * the lock for the copy): the period grows so that the periodic
              * rewrite costs at most 1% of a core. `tcpsm stat` still gets a

@@ -23,7 +23,8 @@
 #define RT_CAPTURE_CLIENTS  4       /* capture streams at once; more are refused ("busy") */
 
 /* runtime_stats.c. Takes rt.lock for the snapshot only (a copy of each
- * socket's numbers); formats and writes without it. 0 or -errno. */
+ * socket's numbers); formats and writes without it, inside the fork gate
+ * (rt_fork_gate_enter: a fork waits for its allocations). 0 or -errno. */
 int rt_stats_write(const char *path);
 
 /* runtime_capture.c: the tap of every frame sent and received, from any

@@ -200,11 +200,13 @@ static int stats_write(const char *path);
 
 int rt_stats_write(const char *path)
 {
+    rt_fork_gate_enter();               /* fork() waits for these allocations */
     int r = stats_write(path);
     free(w_sn.s);
     free(w_o.p);
     w_sn = (struct snap){ 0 };
     w_o = (struct out){ 0 };
+    rt_fork_gate_leave();
     return r;
 }
 
