@@ -146,6 +146,14 @@ static void leave_others(void)
     struct rt_sock *rs;
     FOR_HELD(rs)
         rt_release(rs, false);
+    /* Counted out of the live processes in this same hold: one that exits
+     * after it (before rt_leave here marks this slot gone, past the threads'
+     * join) must see itself last and end the orphans. Else two processes
+     * exiting together each saw the other live, both left, and the orphans
+     * (closed, their data or FIN unacknowledged) were driven by nobody: no
+     * retransmission, no RST, the peer waiting for ever (test_scm_rights,
+     * the worker and the master exiting on each other's heels, once). */
+    rt.sh->procs[rt.me].driving = false;
     if (rt.started)
         tcpsm_log(TCPSM_LOG_INFO, "exit: process %d leaves the stack to the others; its link "
                   "socket received %llu frames", (int)getpid(), (unsigned long long)rt.np.rx_frames);
