@@ -39,9 +39,14 @@
 
 /* The receive ring: slots of 2 KiB for a 1500-byte MTU (the smallest power
  * of two that holds the slot header, the vnet header and the frame), 64 KiB
- * blocks, 8 MiB in all: 4096 MTU-sized frames, about 10 ms of a 5 Gbit/s
- * stream, while the socket's queue (RCVBUF_BYTES) takes the larger frames. */
-#define RING_BYTES  (8u * 1024 * 1024)
+ * blocks, 16384 slots (32 MiB), at most 64 MiB for larger MTUs, while the
+ * socket's queue (RCVBUF_BYTES) takes the larger frames. The ring is the one
+ * queue in front of every connection of the process: a burst from many
+ * connections at once (10,000 clients sending together, with their ACKs)
+ * must fit, or the kernel drops and each sender waits out its loss probe or
+ * RTO (200 ms and more); 4096 slots overflowed on exactly that. */
+#define RING_SLOTS  16384u
+#define RING_MAX_BYTES (64u * 1024 * 1024)
 #define RING_BLOCK  (64u * 1024)
 #define RING_SLOT_OVERHEAD 128u         /* tpacket2_hdr, sockaddr_ll, alignment, vnet header */
 
@@ -458,8 +463,10 @@ static void ring_open(struct netdev_packet *np, const char *ifname)
     while (fs < np->dev.mtu + 14 + RING_SLOT_OVERHEAD)
         fs <<= 1;
     uint32_t bs = fs > RING_BLOCK ? fs : RING_BLOCK;
-    struct tpacket_req req = { .tp_block_size = bs, .tp_block_nr = RING_BYTES / bs,
-                               .tp_frame_size = fs, .tp_frame_nr = RING_BYTES / bs * (bs / fs) };
+    uint64_t want = (uint64_t)RING_SLOTS * fs;
+    uint32_t bytes = (uint32_t)(want < RING_MAX_BYTES ? want : RING_MAX_BYTES);
+    struct tpacket_req req = { .tp_block_size = bs, .tp_block_nr = bytes / bs,
+                               .tp_frame_size = fs, .tp_frame_nr = bytes / bs * (bs / fs) };
     const char *what = "PACKET_VERSION";
     if (sys_setsockopt(np->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0)
         goto fail;
@@ -471,13 +478,13 @@ static void ring_open(struct netdev_packet *np, const char *ifname)
     if (sys_setsockopt(np->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
         goto fail;
     what = "mmap";
-    void *m = mmap(NULL, RING_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, np->fd, 0);
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, np->fd, 0);
     void *c = mmap(NULL, sizeof(*np->rc), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                    -1, 0);
     if (m == MAP_FAILED || c == MAP_FAILED) {
         int e = errno;
         if (m != MAP_FAILED)
-            munmap(m, RING_BYTES);
+            munmap(m, bytes);
         if (c != MAP_FAILED)
             munmap(c, sizeof(*np->rc));
         struct tpacket_req none = { 0 };
@@ -486,12 +493,12 @@ static void ring_open(struct netdev_packet *np, const char *ifname)
         goto fail;
     }
     /* Not copied into forked children: the ring's pages are inserted
-     * (VM_MIXEDMAP), so fork would copy its 2048 page table entries each
+     * (VM_MIXEDMAP), so fork would copy its 8192 page table entries each
      * time (most of a fork's cost to a forking server); a child that reads
      * this socket maps it again (netdev_packet_fork_child). */
-    (void)madvise(m, RING_BYTES, MADV_DONTFORK);
+    (void)madvise(m, bytes, MADV_DONTFORK);
     np->ring = m;
-    np->ring_len = RING_BYTES;
+    np->ring_len = bytes;
     np->rc = c;
     np->ring_frames = req.tp_frame_nr;
     np->frame_size = fs;
