@@ -1,5 +1,6 @@
 /* The control thread (see runtime_ops.h): serves the control socket and
- * rewrites the stats region once a second. It blocks every signal, like the
+ * rewrites the stats region once a second (the sockets listed in full only
+ * on request). It blocks every signal, like the
  * stack's other threads, and takes the stack lock only inside
  * rt_stats_write(). Failing to set up the run directory or the socket is not
  * fatal: the program runs, only without `tcpsm stat`/`tcpsm capture` (one
@@ -56,7 +57,7 @@ static void serve(int fd)
     cmd[n] = '\0';
     cmd[strcspn(cmd, "\r\n")] = '\0';
     if (strcmp(cmd, "stat") == 0) {
-        int r = rt_stats_write(stat_path);
+        int r = rt_stats_write(stat_path, RT_STATS_MAX_SOCKS);
         char msg[96];
         snprintf(msg, sizeof(msg), r == 0 ? "ok\n" : "error %s\n", strerror(-r));
         reply(fd, msg);
@@ -92,7 +93,7 @@ static void *ctl_main(void *arg)
         uint64_t now = mono_ms();
         if (now >= next) {
             uint64_t t0 = rt_now();
-            rt_stats_write(stat_path);
+            rt_stats_write(stat_path, RT_STATS_PERIODIC_SOCKS);
             /* With thousands of sockets a rewrite takes milliseconds (and
              * the lock for the copy): the period grows so that the periodic
              * rewrite costs at most 1% of a core. `tcpsm stat` still gets a

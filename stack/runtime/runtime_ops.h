@@ -19,13 +19,18 @@
 
 #define RT_STATS_PERIOD_MS  1000
 #define RT_STATS_MAX_SOCKS  4096    /* sockets listed per snapshot; the rest are counted */
+/* The once-a-second rewrite lists at most this many (one step): formatting
+ * 4096 sockets is tens of ms of CPU at once, stolen from the program's busy
+ * moments; `tcpsm stat` asks for a full listing on request. */
+#define RT_STATS_PERIODIC_SOCKS RT_STATS_SOCKS_STEP
 #define RT_STATS_SOCKS_STEP 256     /* sockets copied per hold of the stack lock */
 #define RT_CAPTURE_CLIENTS  4       /* capture streams at once; more are refused ("busy") */
 
 /* runtime_stats.c. Takes rt.lock for the snapshot only (a copy of each
  * socket's numbers); formats and writes without it, inside the fork gate
- * (rt_fork_gate_enter: a fork waits for its allocations). 0 or -errno. */
-int rt_stats_write(const char *path);
+ * (rt_fork_gate_enter: a fork waits for its allocations). Lists at most
+ * max_socks sockets (capped at RT_STATS_MAX_SOCKS). 0 or -errno. */
+int rt_stats_write(const char *path, size_t max_socks);
 
 /* runtime_capture.c: the tap of every frame sent and received, from any
  * thread. Never blocks: a client whose socket is full loses the frame (counted). */

@@ -31,7 +31,7 @@ struct sock_snap {
 
 struct snap {
     struct sock_snap *s;
-    size_t n, total;
+    size_t n, total, max;
     uint64_t now;
 };
 
@@ -39,7 +39,7 @@ static void take(void *ctx, const struct tcpsm_sock *sk)
 {
     struct snap *sn = ctx;
     uint64_t now = sn->now;
-    if (sn->n >= RT_STATS_MAX_SOCKS)
+    if (sn->n >= sn->max)
         return;
     struct sock_snap *x = &sn->s[sn->n++];
     tcpsm_sock_name_addr(sk, &x->laddr, &x->lport);
@@ -72,12 +72,12 @@ static void list_socks(struct snap *sn, uint32_t walk)
             return;
         }
         sn->now = rt_now();
-        size_t max = RT_STATS_MAX_SOCKS - sn->n;
+        size_t max = sn->max - sn->n;
         if (max > RT_STATS_SOCKS_STEP)
             max = RT_STATS_SOCKS_STEP;
         int r = tcpsm_stack_walk_step(rt.sh->st, walk, max, take, sn);
         rt_unlock();
-        if (r != 0 || sn->n >= RT_STATS_MAX_SOCKS)
+        if (r != 0 || sn->n >= sn->max)
             return;
         struct timespec ts = { .tv_nsec = 20000 };
         nanosleep(&ts, NULL);
@@ -196,12 +196,12 @@ static int write_file(const char *path, const char *data, size_t len)
 static struct snap w_sn;
 static struct out w_o;
 
-static int stats_write(const char *path);
+static int stats_write(const char *path, size_t max_socks);
 
-int rt_stats_write(const char *path)
+int rt_stats_write(const char *path, size_t max_socks)
 {
     rt_fork_gate_enter();               /* fork() waits for these allocations */
-    int r = stats_write(path);
+    int r = stats_write(path, max_socks > RT_STATS_MAX_SOCKS ? RT_STATS_MAX_SOCKS : max_socks);
     free(w_sn.s);
     free(w_o.p);
     w_sn = (struct snap){ 0 };
@@ -210,10 +210,10 @@ int rt_stats_write(const char *path)
     return r;
 }
 
-static int stats_write(const char *path)
+static int stats_write(const char *path, size_t max_socks)
 {
-    struct snap sn = { 0 };
-    w_sn.s = calloc(RT_STATS_MAX_SOCKS, sizeof(struct sock_snap));
+    struct snap sn = { .max = max_socks };
+    w_sn.s = calloc(max_socks ? max_socks : 1, sizeof(struct sock_snap));
     if (!w_sn.s)
         return -ENOMEM;
     sn.s = w_sn.s;
