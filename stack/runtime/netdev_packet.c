@@ -39,14 +39,19 @@
 
 /* The receive ring: slots of 2 KiB for a 1500-byte MTU (the smallest power
  * of two that holds the slot header, the vnet header and the frame), 64 KiB
- * blocks, 16384 slots (32 MiB), at most 64 MiB for larger MTUs, while the
- * socket's queue (RCVBUF_BYTES) takes the larger frames. The ring is the one
- * queue in front of every connection of the process: a burst from many
- * connections at once (10,000 clients sending together, with their ACKs)
- * must fit, or the kernel drops and each sender waits out its loss probe or
- * RTO (200 ms and more); 4096 slots overflowed on exactly that. */
-#define RING_SLOTS  16384u
-#define RING_MAX_BYTES (64u * 1024 * 1024)
+ * blocks, while the socket's queue (RCVBUF_BYTES) takes the larger frames.
+ * The ring is the one queue in front of every connection the socket
+ * receives for: a burst from many connections at once (10,000 clients
+ * sending together, with their ACKs) must fit, or the kernel drops and
+ * each sender waits out its loss probe or RTO (200 ms and more); 4096 slots
+ * overflowed on exactly that. So 16384 slots (32 MiB) for the socket that
+ * opens a stack's fanout group, at most 64 MiB for larger MTUs; a process
+ * joining the group (a forked worker, an exec'd program) shares the load
+ * by flow and gets 4096 (8 MiB each: a server forking per connection
+ * would otherwise pin 32 MiB of kernel memory per child). */
+#define RING_SLOTS       16384u
+#define RING_SLOTS_JOIN  4096u
+#define RING_MAX_BYTES   (64u * 1024 * 1024)
 #define RING_BLOCK  (64u * 1024)
 #define RING_SLOT_OVERHEAD 128u         /* tpacket2_hdr, sockaddr_ll, alignment, vnet header */
 
@@ -456,14 +461,14 @@ static void ring_unmap(struct netdev_packet *np)
 
 /* After PACKET_VNET_HDR and before bind (nothing is queued yet). Best
  * effort: without a ring the link receives with recvmmsg. */
-static void ring_open(struct netdev_packet *np, const char *ifname)
+static void ring_open(struct netdev_packet *np, const char *ifname, uint32_t slots)
 {
     int v = TPACKET_V2, one = 1;
     uint32_t fs = 2048;
     while (fs < np->dev.mtu + 14 + RING_SLOT_OVERHEAD)
         fs <<= 1;
     uint32_t bs = fs > RING_BLOCK ? fs : RING_BLOCK;
-    uint64_t want = (uint64_t)RING_SLOTS * fs;
+    uint64_t want = (uint64_t)slots * fs;
     uint32_t bytes = (uint32_t)(want < RING_MAX_BYTES ? want : RING_MAX_BYTES);
     struct tpacket_req req = { .tp_block_size = bs, .tp_block_nr = bytes / bs,
                                .tp_frame_size = fs, .tp_frame_nr = bytes / bs * (bs / fs) };
@@ -493,7 +498,7 @@ static void ring_open(struct netdev_packet *np, const char *ifname)
         goto fail;
     }
     /* Not copied into forked children: the ring's pages are inserted
-     * (VM_MIXEDMAP), so fork would copy its 8192 page table entries each
+     * (VM_MIXEDMAP), so fork would copy its page table entries (8192 for 32 MiB) each
      * time (most of a fork's cost to a forking server); a child that reads
      * this socket maps it again (netdev_packet_fork_child). */
     (void)madvise(m, bytes, MADV_DONTFORK);
@@ -640,7 +645,7 @@ int netdev_packet_rx_enable(struct netdev_packet *np, unsigned flags, uint16_t *
     if (sys_setsockopt(np->fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
         (void)sys_setsockopt(np->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
     if (!(flags & NETDEV_PACKET_NO_RING))
-        ring_open(np, ifname);
+        ring_open(np, ifname, fanout && *fanout ? RING_SLOTS_JOIN : RING_SLOTS);
     struct sockaddr_ll sll;
     memset(&sll, 0, sizeof(sll));
     sll.sll_family = AF_PACKET;
