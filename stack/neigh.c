@@ -431,13 +431,10 @@ unsigned neigh_check(struct tcpsm_stack *st, bool repair)
             faults++;
             if (repair) {
                 /* the frames are the datagrams lost (TCP resends): freed
-                 * along the links whatever the count says; a list not
-                 * walkable is left to the journal's reclaim */
-                for (struct neigh_frame *f = walk_ok ? n->qhead : NULL, *nx; f; f = nx) {
-                    nx = f->next;
-                    mem_free(f);
-                    st->cnt.neigh_queue_drop++;
-                }
+                 * along the links (walked whole above) whatever the count
+                 * says; a list not walkable is left to the journal's reclaim */
+                if (walk_ok)
+                    queue_clear(n, &st->cnt.neigh_queue_drop);
                 n->qhead = n->qtail = NULL;
                 n->qn = 0;
                 n->qbytes = 0;

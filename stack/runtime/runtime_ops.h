@@ -19,11 +19,11 @@
 
 #define RT_STATS_PERIOD_MS  1000
 #define RT_STATS_MAX_SOCKS  4096    /* sockets listed per snapshot; the rest are counted */
+#define RT_STATS_SOCKS_STEP 256     /* sockets copied per hold of the stack lock */
 /* The once-a-second rewrite lists at most this many (one step): formatting
  * 4096 sockets is tens of ms of CPU at once, stolen from the program's busy
  * moments; `tcpsm stat` asks for a full listing on request. */
 #define RT_STATS_PERIODIC_SOCKS RT_STATS_SOCKS_STEP
-#define RT_STATS_SOCKS_STEP 256     /* sockets copied per hold of the stack lock */
 #define RT_CAPTURE_CLIENTS  4       /* capture streams at once; more are refused ("busy") */
 
 /* runtime_stats.c. Takes rt.lock for the snapshot only (a copy of each
