@@ -593,6 +593,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             goto out;
         }
         bool stack_ready = false;
+        tcpsm_rt_flush_output();        /* a wait: what earlier calls left goes now */
         tcpsm_ep_ksleeping(ep->rep, 1);
         ret = kernel_wait(epfd, ev, max, timeout, mask, &stack_ready);
         tcpsm_ep_ksleeping(ep->rep, -1);
@@ -629,6 +630,8 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             n += k;
         }
         int64_t left = deadline < 0 ? -1 : deadline - shim_now_ns();
+        if (n == 0 && deadline >= 0 && left <= 0)
+            tcpsm_rt_flush_output();    /* a loop that finds nothing to do (a busy poller) */
         if (n > 0 || (deadline >= 0 && left <= 0)) {
             ret = n;
             break;
@@ -696,6 +699,7 @@ out:
     shim_ep_unref(ep);
     return (int)shim_ret(ret);
 passthrough:
+    tcpsm_rt_flush_output();
     return pwait ? REAL(epoll_pwait)(epfd, ev, max, timeout, mask) : REAL(epoll_wait)(epfd, ev, max, timeout);
 }
 

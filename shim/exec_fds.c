@@ -209,6 +209,7 @@ static void prep_fd(int fd, struct shim_sock *s, void *arg)
 
 void shim_exec_prepare(bool all)
 {
+    tcpsm_rt_flush_output();    /* the new image would not send them */
     if (!shim_nslots)
         return;
     shim_epoll_expose_all();    /* the new image may wait on an inherited epoll fd */

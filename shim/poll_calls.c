@@ -96,6 +96,8 @@ static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, in
         for (nfds_t i = 0; i < n; i++)
             ret += fds[i].fd >= 0 && fds[i].revents != 0;
         int64_t left = deadline < 0 ? -1 : deadline - shim_now_ns();
+        if (ret == 0 && deadline >= 0 && left <= 0)
+            tcpsm_rt_flush_output();    /* a loop that finds nothing to do (a busy poller) */
         if (ret > 0 || (deadline >= 0 && left <= 0))
             break;
         if (tcpsm_sigseq() != seq0) {
@@ -192,6 +194,7 @@ static int do_poll(struct pollfd *fds, nfds_t n, int64_t tmo_ns, const struct ti
         free(socks);
     return (int)shim_ret(r);
 passthrough:
+    tcpsm_rt_flush_output();    /* a wait: what earlier calls left goes now */
     return is_ppoll ? REAL(ppoll)(fds, n, ts, mask) : REAL(poll)(fds, n, ms);
 }
 
@@ -345,8 +348,10 @@ EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
     int64_t start = t >= 0 ? shim_now_ns() : 0;
     bool used;
     int ret = mixed_select(nfds, r, w, e, t, NULL, &used);
-    if (!used)
+    if (!used) {
+        tcpsm_rt_flush_output();
         return REAL(select)(nfds, r, w, e, tv);
+    }
     if (tv && t >= 0) {   /* Linux writes back the time not slept (an "infinite" one stays) */
         int64_t left = t - (shim_now_ns() - start);
         if (left < 0)
@@ -367,7 +372,9 @@ EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct times
     int64_t t = ts ? ts_ns(ts->tv_sec, ts->tv_nsec) : -1;
     bool used;
     int ret = mixed_select(nfds, r, w, e, t, mask, &used);
-    if (!used)
+    if (!used) {
+        tcpsm_rt_flush_output();
         return REAL(pselect)(nfds, r, w, e, ts, mask);
+    }
     return (int)shim_ret(ret);
 }

@@ -93,9 +93,11 @@ def render(st, show_all):
                      lk.get("recovered", 0), lk.get("recovered_clean", 0),
                      lk.get("procs_reaped", 0)))
     ln, cap = st["link"], st["capture"]
-    o.append("link: rx %d tx %d frames (%d of them after the stack lock), rx queue drops %d, "
+    o.append("link: rx %d tx %d frames (%d of them after the stack lock, in %d batches, %d "
+             "calls left them waiting), rx queue drops %d, "
              "truncated %d, tx errors %d; capture: %d client(s), %d frames, %d dropped" % (
                  ln["rx_frames"], ln["tx_frames"], ln.get("tx_after_lock", 0),
+                 ln.get("tx_batches", 0), ln.get("tx_kept", 0),
                  ln["rx_queue_drops"], ln["rx_truncated"],
                  ln["tx_errors"], cap["clients"], cap["frames"], cap["dropped"]))
     return "\n".join(o)

@@ -44,6 +44,10 @@ bool tcpsm_rt_routable_addr(const struct tcpsm_addr *dst);
 /* Orderly end for process exit: graceful close of open connections for a
  * bounded time, then RST for the rest; stops the threads. Idempotent. */
 void tcpsm_rt_shutdown(void);
+/* Sends the frames this process's calls left waiting (runtime.c
+ * out_keep): before a wait that goes to the kernel alone, before exec.
+ * Cheap when none wait; the stack lock need not be held. */
+void tcpsm_rt_flush_output(void);
 
 /* Sockets across exec (runtime_exec.c). Each stack socket has a placeholder
  * kernel socket on its fd number; the runtime keeps the placeholder's

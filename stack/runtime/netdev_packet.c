@@ -217,71 +217,78 @@ void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *
 
 /* ------------------------------------------------- sending after the lock
  *
- * A frame of headers only (an ACK, a window update, SYN, FIN, RST, ARP, ND)
- * made under the stack lock is copied into the making thread's own batch
- * and sent after the lock is released (netdev_packet_defer_end/_send): the
- * ACK's sendmmsg runs the peer's TCP for it on veth (its ACK processing and
- * its next transmissions, delivered into our receive ring), which held the
- * stack lock against this process's other threads for all that time. Frames
- * with payload point into the send buffer, which only the lock keeps still:
- * they go out under it, as before.
+ * A frame made under the stack lock (headers, and a payload of up to
+ * DEFER_BYTES: a reply of a segment or two) is copied into the process's
+ * batch and sent after the lock is released (netdev_packet_defer_end/_send):
+ * its sendmmsg runs the peer's TCP on veth (its receive, its next
+ * transmissions, its wake-up), which held the stack lock against this
+ * process's other threads for all that time. The runtime may also leave
+ * the batch waiting past the end of the call (an event loop's replies go
+ * in one sendmmsg at its next wait: one wake-up of the peer for them all;
+ * runtime.c rt_unlock has the bounds).
  *
- * Order: tx_order is taken before the stack lock is released and held
- * through the deferred sendmmsg, and every send under the lock takes it
- * too, so the link sees the frames in the order the stack made them, as if
- * all were sent under the lock. A thread sends its own deferred frames
- * first when it must send under the lock. Only while this process is alone
- * on the stack (defer_ok): another process's sends under the lock would not
- * wait for ours. Bounded: DEFER_MAX frames a thread; a full batch is sent
- * under the lock. */
+ * Order: one batch for the process, under tx_order, and every send takes
+ * tx_order and sends the batch first: the link sees the frames in the
+ * order the stack made them, whichever thread sends. Only while this
+ * process is alone on the stack (defer_ok): another process's sends would
+ * not send ours first. Bounded: DEFER_MAX frames; a full batch, or a frame
+ * too large to copy, is sent under the lock, the batch first. */
 #define DEFER_MAX 32
-#define DEFER_HDR 160           /* the longest frame deferred: Ethernet + IPv6 + TCP with options */
+#define DEFER_BYTES 2048        /* the largest frame copied: Ethernet + IP + TCP + two small segments */
 
 struct defer_batch {
-    unsigned n;
+    unsigned n;                 /* written under tx_order, read as a hint without it */
+    uint64_t flushes;           /* batches sent (netdev_packet_defer_gen) */
     int fd;
     bool vnet;
     struct mmsghdr msgs[DEFER_MAX];
     struct iovec iov[DEFER_MAX][2];
     struct virtio_net_hdr vh[DEFER_MAX];
-    uint8_t buf[DEFER_MAX][DEFER_HDR];
+    uint8_t buf[DEFER_MAX][DEFER_BYTES];
 };
-static __thread struct defer_batch t_defer;
+static struct defer_batch held;         /* the process's; under tx_order */
 static __thread bool t_defer_on;        /* this thread holds the stack lock (netdev_packet_defer_begin) */
 static pthread_mutex_t tx_order = PTHREAD_MUTEX_INITIALIZER;
 
 static bool deferrable(const struct tcpsm_frame *fr)
 {
-    return fr->plen[0] == 0 && fr->plen[1] == 0 && fr->len <= DEFER_HDR &&
-           !(fr->flags & (TCPSM_FRAME_GSO_TCPV4 | TCPSM_FRAME_GSO_TCPV6));
+    return (size_t)fr->len + fr->plen[0] + fr->plen[1] <= DEFER_BYTES;
 }
 
+/* Under tx_order. */
 static void defer_add(struct netdev_packet *np, const struct tcpsm_frame *fr)
 {
-    struct defer_batch *b = &t_defer;
-    unsigned i = b->n++;
+    struct defer_batch *b = &held;
+    unsigned i = b->n;
     unsigned nv = 0;
+    size_t len = fr->len;
     memcpy(b->buf[i], fr->data, fr->len);
+    for (int j = 0; j < 2; j++)
+        if (fr->plen[j]) {
+            memcpy(b->buf[i] + len, fr->pay[j], fr->plen[j]);
+            len += fr->plen[j];
+        }
     if (np->vnet) {
         netdev_packet_vnet_tx(&b->vh[i], fr);
         b->iov[i][nv++] = (struct iovec){ .iov_base = &b->vh[i], .iov_len = sizeof(b->vh[i]) };
     }
-    b->iov[i][nv++] = (struct iovec){ .iov_base = b->buf[i], .iov_len = fr->len };
+    b->iov[i][nv++] = (struct iovec){ .iov_base = b->buf[i], .iov_len = len };
     memset(&b->msgs[i], 0, sizeof(b->msgs[i]));
     b->msgs[i].msg_hdr.msg_iov = b->iov[i];
     b->msgs[i].msg_hdr.msg_iovlen = nv;
     b->fd = np->fd;
     b->vnet = np->vnet;
+    __atomic_store_n(&b->n, i + 1, __ATOMIC_RELAXED);
     np->tx_frames++;
     np->tx_deferred++;
 }
 
-/* This thread's deferred frames, with tx_order held (under the stack lock
- * or after it). A failure is counted and logged; the frames are gone (TCP
- * recovers them, as from a full queue). */
+/* The batch, with tx_order held (under the stack lock or after it). A
+ * failure is counted and logged; the frames are gone (TCP recovers them,
+ * as from a full queue). */
 static void defer_flush(struct netdev_packet *np)
 {
-    struct defer_batch *b = &t_defer;
+    struct defer_batch *b = &held;
     unsigned done = 0;
     while (done < b->n) {
         long r = syscall(SYS_sendmmsg, b->fd, &b->msgs[done], b->n - done, MSG_DONTWAIT);
@@ -303,7 +310,9 @@ static void defer_flush(struct netdev_packet *np)
         }
         done += (unsigned)r;
     }
-    b->n = 0;
+    __atomic_fetch_add(&np->tx_batches, 1, __ATOMIC_RELAXED);  /* also outside the stack lock */
+    __atomic_store_n(&b->n, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->flushes, b->flushes + 1, __ATOMIC_RELAXED);
 }
 
 void netdev_packet_defer_begin(void)
@@ -313,17 +322,24 @@ void netdev_packet_defer_begin(void)
 
 bool netdev_packet_defer_end(struct netdev_packet *np)
 {
-    t_defer_on = false;
     (void)np;
-    if (t_defer.n == 0)
-        return false;
-    pthread_mutex_lock(&tx_order);
-    return true;
+    t_defer_on = false;
+    return __atomic_load_n(&held.n, __ATOMIC_RELAXED) != 0;
+}
+
+uint64_t netdev_packet_defer_gen(const struct netdev_packet *np)
+{
+    (void)np;
+    return __atomic_load_n(&held.flushes, __ATOMIC_RELAXED);
 }
 
 void netdev_packet_defer_send(struct netdev_packet *np)
 {
-    defer_flush(np);
+    if (__atomic_load_n(&held.n, __ATOMIC_RELAXED) == 0)
+        return;
+    pthread_mutex_lock(&tx_order);
+    if (held.n)
+        defer_flush(np);
     pthread_mutex_unlock(&tx_order);
 }
 
@@ -331,18 +347,17 @@ void netdev_packet_defer_fork_child(void)
 {
     /* another thread of the parent may have held it at the fork */
     pthread_mutex_init(&tx_order, NULL);
-    t_defer.n = 0;              /* the parent's to send */
+    held.n = 0;                 /* the parent's to send */
     t_defer_on = false;
 }
 
-/* Before the link socket is closed or replaced (under the stack lock): this
- * thread's waiting frames go out on it now, and no other thread's deferred
- * send is in flight on it (they take tx_order before the stack lock is
- * released), so none is sent later on a closed or reused descriptor. */
+/* Before the link socket is closed or replaced (under the stack lock): the
+ * waiting frames go out on it now, so none is sent later on a closed or
+ * reused descriptor. */
 static void defer_barrier(struct netdev_packet *np)
 {
     pthread_mutex_lock(&tx_order);
-    if (t_defer.n)
+    if (held.n)
         defer_flush(np);
     pthread_mutex_unlock(&tx_order);
 }
@@ -366,17 +381,20 @@ static unsigned packet_send(struct tcpsm_netdev *dev, const struct tcpsm_frame *
         }
     }
     unsigned done = 0, sent = 0;
-    /* Headers only, in front: after the lock (see above). */
-    if (t_defer_on && np->defer_ok && np->defer_ok()) {
-        while (done < n && t_defer.n < DEFER_MAX && deferrable(&frames[done]))
+    bool defer = t_defer_on && np->defer_ok && np->defer_ok();
+    pthread_mutex_lock(&tx_order);
+    /* Copied, in front: after the lock (see above). */
+    if (defer) {
+        while (done < n && held.n < DEFER_MAX && deferrable(&frames[done]))
             defer_add(np, &frames[done++]);
         sent = done;
-        if (done == n)
+        if (done == n) {
+            pthread_mutex_unlock(&tx_order);
             return sent;
+        }
     }
-    pthread_mutex_lock(&tx_order);
-    if (t_defer.n)
-        defer_flush(np);        /* this thread's earlier frames go first */
+    if (held.n)
+        defer_flush(np);        /* the earlier frames go first */
     while (done < n) {
         unsigned k = n - done < NETDEV_PACKET_BATCH ? n - done : NETDEV_PACKET_BATCH;
         for (unsigned i = 0; i < k; i++) {

@@ -71,6 +71,8 @@ struct netdev_packet {
     uint64_t rx_large;          /* frames above 1514 bytes (GRO/TSO) */
     uint64_t rx_copied;         /* frames larger than a ring slot, read from the queue */
     uint64_t tx_deferred;       /* frames sent after the stack lock (netdev_packet_defer_end) */
+    uint64_t tx_batches;        /* sendmmsg calls for those */
+    uint64_t tx_kept;           /* calls that left the batch waiting past their end (rt_unlock) */
     bool tx_refused;            /* a deferred frame's offload request was refused (EINVAL) */
     /* Under the stack lock: whether frames may wait for its release (this
      * process alone on the stack); NULL: never. */
@@ -82,15 +84,18 @@ struct netdev_packet {
 };
 
 /* Sending after the stack lock (netdev_packet.c): a thread that takes the
- * lock calls netdev_packet_defer_begin; from then on the frames of headers
- * only it sends (ACKs, window updates, SYN/FIN/RST, ARP/ND) wait in its own
- * batch, in order with everything else it sends. Before it releases the
- * lock, netdev_packet_defer_end (true: frames wait, and the link's order
- * lock is taken); after, netdev_packet_defer_send sends them and releases
- * it. netdev_packet_defer_fork_child in a forked child. */
+ * lock calls netdev_packet_defer_begin; from then on the frames it sends
+ * that fit a copy (headers, a reply of a segment or two) wait in the
+ * process's batch, in order with everything sent by any thread. Before it
+ * releases the lock, netdev_packet_defer_end (true: frames wait); after,
+ * netdev_packet_defer_send sends them, or the runtime leaves them for a
+ * later call (runtime.c rt_unlock); netdev_packet_defer_gen counts the
+ * batches sent (how long one has waited). netdev_packet_defer_fork_child
+ * in a forked child. */
 void netdev_packet_defer_begin(void);
 bool netdev_packet_defer_end(struct netdev_packet *np);
 void netdev_packet_defer_send(struct netdev_packet *np);
+uint64_t netdev_packet_defer_gen(const struct netdev_packet *np);
 void netdev_packet_defer_fork_child(void);
 
 /* Classic BPF program accepting frames whose destination is mac, and

@@ -113,6 +113,39 @@ bool rt_lock_for_exit(void)
     return true;
 }
 
+__thread bool rt_t_out_flush;
+
+/* Under the lock, frames waiting at the end of a call: whether they may
+ * wait for a later one. An event loop under load answers every request its
+ * wait returned, waits again and finds more: its replies, FINs and ACKs
+ * leave together when it sleeps (rt_t_out_flush) or a wait finds nothing
+ * (the shim: tcpsm_rt_flush_output), the batch is full, or
+ * the oldest has waited RT_OUT_HOLD_NS: one sendmmsg and one wake-up of
+ * the peer for many (on veth the sender runs the peer's receive and its
+ * wake-up; nginx under ab: ~16 frames a batch, not 3). Only an application thread, only
+ * while the receive thread is parked for it (it took the link's frames
+ * within RX_PARK_NS, so it comes back often), with no other thread asleep
+ * in the stack (it would not send them), and for at most RT_OUT_HOLD_NS:
+ * a thread that keeps coming back without waiting sends them then; one
+ * that does not come back has them sent by the receive thread when its
+ * park ends (RX_PARK_NS after its last look, rx_main). */
+static bool out_keep(void)
+{
+    static uint64_t gen, since;
+    if (rt_t_runtime || rt_t_out_flush || !rt.started || rt.down || rt.exiting ||
+        rt.leader || rt.followers || !atomic_load_explicit(&rt.rx_watch, memory_order_relaxed))
+        return false;
+    uint64_t now = rt_clock(), g = netdev_packet_defer_gen(&rt.np);
+    if (g != gen) {
+        gen = g;                /* a new batch: its first frames wait from now */
+        since = now;
+    }
+    if (now - since >= RT_OUT_HOLD_NS)
+        return false;
+    rt.np.tx_kept++;
+    return true;
+}
+
 __thread unsigned char rt_t_out_held;
 __thread struct tcpsm_sock *rt_t_out_sk;
 
@@ -166,17 +199,25 @@ void rt_unlock(void)
             }
         }
     }
+    /* The frames made under the lock go out after it (netdev_packet.h),
+     * still before a deferred signal handler runs, or wait for a later
+     * call (out_keep). */
+    bool deferred = netdev_packet_defer_end(&rt.np);
+    if (deferred && out_keep())
+        deferred = false;
     atomic_store_explicit(&rt.owner_app, false, memory_order_relaxed);
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
     rt_clock_hold_end();
-    /* The frames of headers only made under the lock go out after it
-     * (netdev_packet.h), still before a deferred signal handler runs. */
-    bool deferred = netdev_packet_defer_end(&rt.np);
     pthread_mutex_unlock(&rt.reg->lock);
     if (deferred)
         netdev_packet_defer_send(&rt.np);
     if (--rt_t_hold == 0 && rt_sig_deferred())
         rt_sig_reraise();       /* handlers deferred while the lock was held run now */
+}
+
+void tcpsm_rt_flush_output(void)
+{
+    netdev_packet_defer_send(&rt.np);   /* nothing to do before the link exists */
 }
 
 /* ------------------------------------------------------------ config */

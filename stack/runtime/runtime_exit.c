@@ -75,7 +75,8 @@ static void log_exit(unsigned aborted, long orphans)
     netdev_packet_drops(&rt.np);
     tcpsm_log(TCPSM_LOG_INFO, "exit: frames in %llu out %llu (link: rx %llu tx %llu, tx errors %llu, "
               "rx queue drops %llu, truncated %llu, checksums completed %llu, checksums trusted %llu, "
-              "large frames in %llu, of them read whole past the ring %llu); tcp segs in %llu out %llu, super-segments out %llu, "
+              "large frames in %llu, of them read whole past the ring %llu; sent after the lock %llu, "
+              "in %llu batches, %llu left waiting past their call); tcp segs in %llu out %llu, super-segments out %llu, "
               "retransmits %llu, resets out %llu; at exit %u held and %ld orphan connection(s) reset; "
               "shared region %llu KiB peak, %llu allocations refused, lock recovered %llu times, "
               "%llu processes reaped, sockets passed over AF_UNIX: %llu expired unreceived, "
@@ -86,6 +87,9 @@ static void log_exit(unsigned aborted, long orphans)
               (unsigned long long)rt.np.rx_trunc,
               (unsigned long long)rt.np.rx_csum_fixed, (unsigned long long)rt.np.rx_csum_partial,
               (unsigned long long)rt.np.rx_large, (unsigned long long)rt.np.rx_copied,
+              (unsigned long long)rt.np.tx_deferred,
+              (unsigned long long)__atomic_load_n(&rt.np.tx_batches, __ATOMIC_RELAXED),
+              (unsigned long long)rt.np.tx_kept,
               (unsigned long long)c->tcp_in,
               (unsigned long long)c->tcp_out, (unsigned long long)c->tcp_gso_out,
               (unsigned long long)c->tcp_retrans,

@@ -523,6 +523,8 @@ static void before_fork(void)
 {
     pthread_mutex_lock(&fork_gate);
     rt_lock();
+    /* the child's sends would not send the parent's waiting frames first */
+    netdev_packet_defer_send(&rt.np);
     rt.fork_slot = -1;
     if (rt.me < 0 || rt.down)
         return;

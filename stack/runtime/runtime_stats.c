@@ -218,7 +218,7 @@ static int stats_write(const char *path, size_t max_socks)
         return -ENOMEM;
     sn.s = w_sn.s;
     struct tcpsm_counters cnt;
-    uint64_t link[7];
+    uint64_t link[9];
     rt_lock();
     if (!rt.started || rt.down || !rt.sh || !rt.sh->st) {
         rt_unlock();
@@ -249,6 +249,7 @@ static int stats_write(const char *path, size_t max_socks)
     link[0] = rt.np.rx_frames, link[1] = rt.np.tx_frames, link[2] = rt.np.rx_drops;
     link[3] = rt.np.rx_trunc, link[4] = __atomic_load_n(&rt.np.tx_err, __ATOMIC_RELAXED), link[5] = rt.np.rx_csum_fixed;
     link[6] = rt.np.tx_deferred;
+    link[7] = __atomic_load_n(&rt.np.tx_batches, __ATOMIC_RELAXED), link[8] = rt.np.tx_kept;
     rt_unlock();
     list_socks(&sn, walk);
     unsigned cap_clients;
@@ -288,10 +289,10 @@ static int stats_write(const char *path, size_t max_socks)
         now.tv_nsec / 1000000, (double)up_ns / 1e9);
     put(o, " \"link\": {\"rx_frames\": %llu, \"tx_frames\": %llu, \"rx_queue_drops\": %llu, "
         "\"rx_truncated\": %llu, \"tx_errors\": %llu, \"rx_csum_completed\": %llu, "
-        "\"tx_after_lock\": %llu},\n",
+        "\"tx_after_lock\": %llu, \"tx_batches\": %llu, \"tx_kept\": %llu},\n",
         (unsigned long long)link[0], (unsigned long long)link[1], (unsigned long long)link[2],
         (unsigned long long)link[3], (unsigned long long)link[4], (unsigned long long)link[5],
-        (unsigned long long)link[6]);
+        (unsigned long long)link[6], (unsigned long long)link[7], (unsigned long long)link[8]);
     put(o, " \"capture\": {\"clients\": %u, \"frames\": %llu, \"dropped\": %llu},\n",
         cap_clients, (unsigned long long)cap_frames, (unsigned long long)cap_dropped);
     put(o, " \"counters\": {");

@@ -166,6 +166,10 @@ static void *rx_main(void *arg)
             ts.tv_nsec = (long)(RX_PARK_NS - (now - last));
         }
         p[0].fd = park ? -1 : rt.np.fd;
+        /* Unparked, nobody keeps frames waiting past a call (out_keep);
+         * those kept before go now, should their thread not be back. */
+        if (!park)
+            netdev_packet_defer_send(&rt.np);
         long r = syscall(SYS_ppoll, p, 2, park ? &ts : NULL, NULL, 8);
         if (r < 0 && errno != EINTR) {
             tcpsm_log(TCPSM_LOG_ERROR, "receive thread: ppoll: %s", strerror(errno));

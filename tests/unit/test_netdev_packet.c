@@ -237,3 +237,156 @@ Test(netdev_packet, vnet_header_for_ipv6_super_segments)
     cr_assert_eq(vh.gso_size, 1428);
     cr_assert_eq(vh.hdr_len, 14 + 40 + 32);
 }
+
+/* ---- frames sent after the stack lock, and after the call (the batch)
+ * A real packet socket on the loopback of a network namespace of the
+ * test's own (Criterion runs each test in its own process): frames of an
+ * experimental EtherType, seen by a second packet socket as they leave. */
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <arpa/inet.h>
+
+#include <linux/if_ether.h>
+#define XTYPE 0x88b5            /* IEEE 802 local experimental */
+
+static bool always(void)
+{
+    return true;
+}
+
+/* A namespace with lo up, np on it, and a watcher of what leaves; false
+ * (the test skips) without the privileges for it. */
+static bool link_up(struct netdev_packet *np, int *watch)
+{
+    if (unshare(CLONE_NEWNET) != 0)
+        return false;
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strcpy(ifr.ifr_name, "lo");
+    cr_assert(ioctl(s, SIOCGIFFLAGS, &ifr) == 0);
+    ifr.ifr_flags |= IFF_UP;
+    cr_assert(ioctl(s, SIOCSIFFLAGS, &ifr) == 0);
+    close(s);
+    char err[256];
+    cr_assert(netdev_packet_open(np, "lo", our_mac, NETDEV_PACKET_NO_VNET | NETDEV_PACKET_NO_RING,
+                                 NULL, err, sizeof(err)) == 0, "%s", err);
+    np->defer_ok = always;
+    *watch = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    cr_assert(*watch >= 0);
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+                               .sll_ifindex = (int)if_nametoindex("lo") };
+    cr_assert(bind(*watch, (struct sockaddr *)&sll, sizeof(sll)) == 0);
+    return true;
+}
+
+/* The next frame seen leaving (its first payload byte, its length), -1: none. */
+static int left(int watch, size_t *len)
+{
+    uint8_t buf[4096];
+    for (;;) {
+        struct sockaddr_ll from;
+        socklen_t fl = sizeof(from);
+        ssize_t r = recvfrom(watch, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+        if (r < 0)
+            return -1;
+        if (from.sll_pkttype != PACKET_OUTGOING || r <= 14 || buf[12] != (XTYPE >> 8) ||
+            buf[13] != (XTYPE & 0xff))
+            continue;           /* the loopback's copy coming in, or not ours */
+        *len = (size_t)r;
+        return buf[14];
+    }
+}
+
+/* A frame of 14 header bytes and plen payload bytes, all `tag`. */
+static void xframe(struct tcpsm_frame *fr, uint8_t *hdr, uint8_t *pay, uint8_t tag, uint32_t plen)
+{
+    frame(hdr, (const uint8_t *)"\0\0\0\0\0\0", XTYPE);
+    memset(pay, tag, plen);
+    memset(fr, 0, sizeof(*fr));
+    fr->data = hdr;
+    fr->len = 14;
+    fr->pay[0] = pay;
+    fr->plen[0] = plen;
+}
+
+Test(netdev_packet, batch_waits_copied_and_keeps_the_order)
+{
+    struct netdev_packet np;
+    int watch;
+    if (!link_up(&np, &watch))
+        cr_skip_test("no network namespace (needs CAP_SYS_ADMIN)");
+    static uint8_t hdr[40][64], pay[40][3000];
+    struct tcpsm_frame fr[40];
+    size_t len;
+    uint64_t gen = netdev_packet_defer_gen(&np);
+
+    /* Under the lock: a small frame waits, as a copy. */
+    netdev_packet_defer_begin();
+    xframe(&fr[0], hdr[0], pay[0], 1, 100);
+    cr_assert_eq(np.dev.ops->send(&np.dev, &fr[0], 1), 1u);
+    memset(pay[0], 0xee, 100);          /* the send buffer moves on */
+    cr_assert(netdev_packet_defer_end(&np), "a frame waits");
+    cr_assert_eq(left(watch, &len), -1, "nothing left yet");
+
+    /* A later call (the runtime kept the batch): another small one joins
+     * it, then one too large to copy sends the batch first. */
+    netdev_packet_defer_begin();
+    xframe(&fr[1], hdr[1], pay[1], 2, 1000);
+    xframe(&fr[2], hdr[2], pay[2], 3, 2900);
+    cr_assert_eq(np.dev.ops->send(&np.dev, &fr[1], 2), 2u);
+    cr_assert_not(netdev_packet_defer_end(&np), "nothing waits after a direct send");
+    cr_assert_eq(left(watch, &len), 1);
+    cr_assert_eq(len, 114u, "the copy, not the buffer's new bytes");
+    cr_assert_eq(left(watch, &len), 2);
+    cr_assert_eq(len, 1014u);
+    cr_assert_eq(left(watch, &len), 3);
+    cr_assert_eq(len, 2914u);
+    cr_assert_eq(left(watch, &len), -1);
+    cr_assert_eq(netdev_packet_defer_gen(&np), gen + 1, "one batch sent");
+
+    /* Full: 32 wait, the 33rd sends them first, itself and the 34th
+     * after them under the lock. Then one waits and defer_send sends it. */
+    netdev_packet_defer_begin();
+    for (unsigned i = 0; i < 35; i++)
+        xframe(&fr[i], hdr[i], pay[i], (uint8_t)(10 + i), 60);
+    cr_assert_eq(np.dev.ops->send(&np.dev, fr, 34), 34u);
+    cr_assert_not(netdev_packet_defer_end(&np));
+    cr_assert_eq(netdev_packet_defer_gen(&np), gen + 2);
+    netdev_packet_defer_begin();
+    cr_assert_eq(np.dev.ops->send(&np.dev, &fr[34], 1), 1u);
+    cr_assert(netdev_packet_defer_end(&np));
+    netdev_packet_defer_send(&np);
+    for (unsigned i = 0; i < 35; i++)
+        cr_assert_eq(left(watch, &len), (int)(10 + i), "frame %u in order", i);
+    cr_assert_eq(left(watch, &len), -1);
+    cr_assert_not(netdev_packet_defer_end(&np));
+    cr_assert_eq(netdev_packet_defer_gen(&np), gen + 3);
+    cr_assert_eq(np.tx_frames, 38u);
+    cr_assert_eq(np.tx_deferred, 35u, "all but the large one and the two past a full batch");
+    cr_assert_eq(np.tx_batches, 3u);
+    netdev_packet_close(&np);
+    close(watch);
+}
+
+Test(netdev_packet, batch_not_used_when_not_alone)
+{
+    struct netdev_packet np;
+    int watch;
+    if (!link_up(&np, &watch))
+        cr_skip_test("no network namespace (needs CAP_SYS_ADMIN)");
+    np.defer_ok = NULL;         /* another process on the stack: it would not send ours first */
+    static uint8_t hdr[64], pay[100];
+    struct tcpsm_frame fr;
+    size_t len;
+    netdev_packet_defer_begin();
+    xframe(&fr, hdr, pay, 7, 100);
+    cr_assert_eq(np.dev.ops->send(&np.dev, &fr, 1), 1u);
+    cr_assert_not(netdev_packet_defer_end(&np));
+    cr_assert_eq(left(watch, &len), 7, "sent under the lock");
+    cr_assert_eq(np.tx_deferred, 0u);
+    netdev_packet_close(&np);
+    close(watch);
+}
