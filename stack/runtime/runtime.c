@@ -125,15 +125,25 @@ __thread bool rt_t_out_flush;
  * wake-up; nginx under ab: ~16 frames a batch, not 3). Only an application thread, only
  * while the receive thread is parked for it (it took the link's frames
  * within RX_PARK_NS, so it comes back often), with no other thread asleep
- * in the stack (it would not send them), and for at most RT_OUT_HOLD_NS:
+ * in the stack (it would not send them), only once the thread has made
+ * more than one frame since it last slept, now or in its previous cycle (a
+ * client's request and its wait, a ping-pong, have nothing to join them:
+ * held, the request would leave only after the wait's own work, a few
+ * microseconds of a pinned ping-pong's ~11 us), and for at most RT_OUT_HOLD_NS:
  * a thread that keeps coming back without waiting sends them then; one
  * that does not come back has them sent by the receive thread when its
  * park ends (RX_PARK_NS after its last look, rx_main). */
-static bool out_keep(void)
+static bool out_keep(bool waiting)
 {
-    static uint64_t gen, since;
-    if (rt_t_runtime || rt_t_out_flush || !rt.started || rt.down || rt.exiting ||
-        rt.leader || rt.followers || !atomic_load_explicit(&rt.rx_watch, memory_order_relaxed))
+    static uint64_t gen, since, mark, prev;     /* under the lock */
+    uint64_t made = rt.np.tx_deferred - mark;   /* frames since the last sleep */
+    if (rt_t_out_flush && !rt_t_runtime) {
+        prev = made;            /* a cycle of the loop ends */
+        mark = rt.np.tx_deferred;
+    }
+    if (!waiting || rt_t_runtime || rt_t_out_flush || !rt.started || rt.down || rt.exiting ||
+        rt.leader || rt.followers || !atomic_load_explicit(&rt.rx_watch, memory_order_relaxed) ||
+        (made < 2 && prev < 2))
         return false;
     uint64_t now = rt_clock(), g = netdev_packet_defer_gen(&rt.np);
     if (g != gen) {
@@ -203,7 +213,7 @@ void rt_unlock(void)
      * still before a deferred signal handler runs, or wait for a later
      * call (out_keep). */
     bool deferred = netdev_packet_defer_end(&rt.np);
-    if (deferred && out_keep())
+    if (out_keep(deferred))
         deferred = false;
     atomic_store_explicit(&rt.owner_app, false, memory_order_relaxed);
     atomic_store_explicit(&rt.owner, 0, memory_order_relaxed);
