@@ -223,24 +223,24 @@ void netdev_packet_vnet_tx(struct virtio_net_hdr *vh, const struct tcpsm_frame *
  * its sendmmsg runs the peer's TCP on veth (its receive, its next
  * transmissions, its wake-up), which held the stack lock against this
  * process's other threads for all that time. The runtime may also leave
- * the batch waiting past the end of the call (an event loop's replies go
- * in one sendmmsg at its next wait: one wake-up of the peer for them all;
- * runtime.c rt_unlock has the bounds).
+ * the batch waiting past the end of the call (a busy event loop's replies
+ * go in one sendmmsg when it sleeps: one wake-up of the peer for them all;
+ * runtime.c out_keep has the bounds).
  *
  * Order: one batch for the process, under tx_order, and every send takes
  * tx_order and sends the batch first: the link sees the frames in the
  * order the stack made them, whichever thread sends. Only while this
  * process is alone on the stack (defer_ok): another process's sends would
  * not send ours first. Bounded: DEFER_MAX frames; a full batch, or a frame
- * too large to copy, is sent under the lock, the batch first. */
+ * too large to copy, is sent under the lock, the batch first. The batch is
+ * sent on np->fd: closing or replacing it sends the batch first
+ * (defer_barrier), and only the stack lock's holder adds to it. */
 #define DEFER_MAX 32
 #define DEFER_BYTES 2048        /* the largest frame copied: Ethernet + IP + TCP + two small segments */
 
 struct defer_batch {
     unsigned n;                 /* written under tx_order, read as a hint without it */
     uint64_t flushes;           /* batches sent (netdev_packet_defer_gen) */
-    int fd;
-    bool vnet;
     struct mmsghdr msgs[DEFER_MAX];
     struct iovec iov[DEFER_MAX][2];
     struct virtio_net_hdr vh[DEFER_MAX];
@@ -276,8 +276,6 @@ static void defer_add(struct netdev_packet *np, const struct tcpsm_frame *fr)
     memset(&b->msgs[i], 0, sizeof(b->msgs[i]));
     b->msgs[i].msg_hdr.msg_iov = b->iov[i];
     b->msgs[i].msg_hdr.msg_iovlen = nv;
-    b->fd = np->fd;
-    b->vnet = np->vnet;
     __atomic_store_n(&b->n, i + 1, __ATOMIC_RELAXED);
     np->tx_frames++;
     np->tx_deferred++;
@@ -291,7 +289,7 @@ static void defer_flush(struct netdev_packet *np)
     struct defer_batch *b = &held;
     unsigned done = 0;
     while (done < b->n) {
-        long r = syscall(SYS_sendmmsg, b->fd, &b->msgs[done], b->n - done, MSG_DONTWAIT);
+        long r = syscall(SYS_sendmmsg, np->fd, &b->msgs[done], b->n - done, MSG_DONTWAIT);
         if (np->sent)
             np->sent();
         if (r < 0 && errno == EINTR)
@@ -303,7 +301,7 @@ static void defer_flush(struct netdev_packet *np)
                           e ? strerror(e) : "nothing sent");
             /* the kernel refused the offload request: the holder of the
              * stack lock turns the features off (packet_send) */
-            if (e == EINVAL && b->vnet)
+            if (e == EINVAL && np->vnet)
                 __atomic_store_n(&np->tx_refused, true, __ATOMIC_RELAXED);
             done++;
             continue;

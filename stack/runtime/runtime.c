@@ -113,12 +113,12 @@ bool rt_lock_for_exit(void)
     return true;
 }
 
-__thread bool rt_t_out_flush;
+static __thread bool t_out_flush;       /* this unlock is the last before a sleep */
 
 /* Under the lock, frames waiting at the end of a call: whether they may
  * wait for a later one. An event loop under load answers every request its
  * wait returned, waits again and finds more: its replies, FINs and ACKs
- * leave together when it sleeps (rt_t_out_flush) or a wait finds nothing
+ * leave together when it sleeps (rt_unlock_sleep) or a wait finds nothing
  * (the shim: tcpsm_rt_flush_output), the batch is full, or
  * the oldest has waited RT_OUT_HOLD_NS: one sendmmsg and one wake-up of
  * the peer for many (on veth the sender runs the peer's receive and its
@@ -137,11 +137,11 @@ static bool out_keep(bool waiting)
 {
     static uint64_t gen, since, mark, prev;     /* under the lock */
     uint64_t made = rt.np.tx_deferred - mark;   /* frames since the last sleep */
-    if (rt_t_out_flush && !rt_t_runtime) {
+    if (t_out_flush && !rt_t_runtime) {
         prev = made;            /* a cycle of the loop ends */
         mark = rt.np.tx_deferred;
     }
-    if (!waiting || rt_t_runtime || rt_t_out_flush || !rt.started || rt.down || rt.exiting ||
+    if (!waiting || rt_t_runtime || t_out_flush || !rt.started || rt.down || rt.exiting ||
         rt.leader || rt.followers || !atomic_load_explicit(&rt.rx_watch, memory_order_relaxed) ||
         (made < 2 && prev < 2))
         return false;
@@ -223,6 +223,13 @@ void rt_unlock(void)
         netdev_packet_defer_send(&rt.np);
     if (--rt_t_hold == 0 && rt_sig_deferred())
         rt_sig_reraise();       /* handlers deferred while the lock was held run now */
+}
+
+void rt_unlock_sleep(void)
+{
+    t_out_flush = true;
+    rt_unlock();
+    t_out_flush = false;
 }
 
 void tcpsm_rt_flush_output(void)

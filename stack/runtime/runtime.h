@@ -472,9 +472,9 @@ extern __thread volatile int rt_t_in_wait;      /* registrations to withdraw on 
 extern __thread unsigned char rt_t_out_held;
 extern __thread struct tcpsm_sock *rt_t_out_sk;     /* the socket of that reply */
 extern __thread bool rt_t_nodrive;      /* the next unlock is a follower's, before its sleep */
-/* The next unlock sends the frames waiting (runtime.c out_keep): the
- * thread waits or sleeps next. */
-extern __thread bool rt_t_out_flush;
+/* rt_unlock before the thread sleeps: the frames waiting (runtime.c
+ * out_keep) go now, and a cycle of its loop ends. */
+void rt_unlock_sleep(void);
 /* At most this long a batch of frames waits past the call that made it. */
 #define RT_OUT_HOLD_NS (500u * 1000u)
 void rt_sig_reraise(void);

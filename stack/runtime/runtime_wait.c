@@ -627,9 +627,7 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
     }
     uint64_t spin_ns = lfd >= 0 ? rt.set.spin_ns : 0;
     struct pollfd p[2] = { { .fd = w->efd, .events = POLLIN }, { .fd = lfd, .events = POLLIN } };
-    rt_t_out_flush = true;      /* it sleeps: what waits goes now */
-    rt_unlock();
-    rt_t_out_flush = false;
+    rt_unlock_sleep();
     if (spin_ns)
         spin(w, spin_ns, wake);
     /* ppoll, not a libc poll(): inside the preloaded library poll() is the shim's. */
@@ -740,9 +738,7 @@ int tcpsm_sleep_begin(int64_t *tmo_ns)
     int lfd = lead_begin(w, &wake);
     if (wake != UINT64_MAX)
         *tmo_ns = wake > now ? (int64_t)(wake - now) : 0;
-    rt_t_out_flush = true;
-    rt_unlock();
-    rt_t_out_flush = false;
+    rt_unlock_sleep();
     return lfd;
 }
 

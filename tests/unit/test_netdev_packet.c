@@ -1,10 +1,16 @@
 /* The AF_PACKET link's pure parts: the classic BPF receive filter (run by
  * the kernel on an AF_UNIX datagram pair, which applies socket filters the
  * same way) and the checksum completion of TP_STATUS_CSUMNOTREADY frames. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -242,13 +248,6 @@ Test(netdev_packet, vnet_header_for_ipv6_super_segments)
  * A real packet socket on the loopback of a network namespace of the
  * test's own (Criterion runs each test in its own process): frames of an
  * experimental EtherType, seen by a second packet socket as they leave. */
-#include <linux/if_packet.h>
-#include <net/if.h>
-#include <sched.h>
-#include <sys/ioctl.h>
-#include <arpa/inet.h>
-
-#include <linux/if_ether.h>
 #define XTYPE 0x88b5            /* IEEE 802 local experimental */
 
 static bool always(void)
