@@ -663,12 +663,9 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             /* Busy polling (TCPSM_SPIN_US): the leader looks without sleeping first. */
             uint64_t spin = lfd >= 0 ? tcpsm_spin_ns() : 0;
             if (spin) {
-                struct timespec zero = { 0, 0 };
-                int64_t end = shim_now_ns() + (int64_t)spin;
-                if (deadline >= 0 && end > deadline)
-                    end = deadline;
-                while (shim_now_ns() < end && REAL(ppoll)(p, 3, &zero, NULL) == 0)
-                    ;
+                int64_t left_ns = deadline >= 0 ? deadline - shim_now_ns() : (int64_t)spin;
+                if (left_ns > 0)        /* then the ppoll below returns at once if anything came */
+                    (void)tcpsm_spin(p, 3, left_ns < (int64_t)spin ? (uint64_t)left_ns : spin);
             }
             k = REAL(ppoll)(p, 3, tsp, mask);
             k = k < 0 ? -errno : 0;

@@ -124,12 +124,11 @@ static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, in
         uint64_t spin = k[nk + 1].fd >= 0 ? tcpsm_spin_ns() : 0;
         int r = 0;
         if (spin) {
-            struct timespec zero = { 0, 0 };
-            int64_t end = shim_now_ns() + (int64_t)spin;
-            if (deadline >= 0 && end > deadline)
-                end = deadline;
-            while (r == 0 && shim_now_ns() < end)
-                r = REAL(ppoll)(k, nk + 2, &zero, NULL);
+            int64_t left_ns = deadline >= 0 ? deadline - shim_now_ns() : (int64_t)spin;
+            if (left_ns > 0)
+                r = tcpsm_spin(k, nk + 2, left_ns < (int64_t)spin ? (uint64_t)left_ns : spin);
+            if (r < 0)
+                r = 0;          /* a frame in the ring: the ppoll below returns at once */
         }
         if (r == 0)
             r = REAL(ppoll)(k, nk + 2, tsp, mask);

@@ -943,6 +943,14 @@ static int ring_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsig
     return (int)n;
 }
 
+int netdev_packet_peek(const struct netdev_packet *np)
+{
+    if (!np->ring)
+        return -1;
+    uint32_t head = __atomic_load_n(&np->rc->head, __ATOMIC_RELAXED);
+    return (__atomic_load_n(&ring_slot(np, head)->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) != 0;
+}
+
 int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsigned max)
 {
     struct netdev_packet_rx *rx = np->rx;

@@ -151,6 +151,11 @@ int netdev_packet_fork_child(struct netdev_packet *np, bool keep);
  * netdev_packet_recv_done or the next call) and returns how many (0 if
  * none), or -errno. */
 int netdev_packet_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsigned max);
+/* Whether a frame waits on the link, read from memory (the ring's next
+ * slot, no system call): 1 or 0, a hint for a reader that spins (it still
+ * reads through netdev_packet_recv; the slot may hold a frame it skips);
+ * -1 without a ring (only the kernel can tell). */
+int netdev_packet_peek(const struct netdev_packet *np);
 /* The frames of the last netdev_packet_recv are no longer used: their ring
  * slots go back to the kernel. (A batch a process could not return, being
  * killed meanwhile, is returned by the next receive.) */

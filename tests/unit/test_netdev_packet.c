@@ -8,6 +8,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -257,7 +258,7 @@ static bool always(void)
 
 /* A namespace with lo up, np on it, and a watcher of what leaves; false
  * (the test skips) without the privileges for it. */
-static bool link_up(struct netdev_packet *np, int *watch)
+static bool link_up_flags(struct netdev_packet *np, int *watch, unsigned flags)
 {
     if (unshare(CLONE_NEWNET) != 0)
         return false;
@@ -270,8 +271,7 @@ static bool link_up(struct netdev_packet *np, int *watch)
     cr_assert(ioctl(s, SIOCSIFFLAGS, &ifr) == 0);
     close(s);
     char err[256];
-    cr_assert(netdev_packet_open(np, "lo", our_mac, NETDEV_PACKET_NO_VNET | NETDEV_PACKET_NO_RING,
-                                 NULL, err, sizeof(err)) == 0, "%s", err);
+    cr_assert(netdev_packet_open(np, "lo", our_mac, flags, NULL, err, sizeof(err)) == 0, "%s", err);
     np->defer_ok = always;
     *watch = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     cr_assert(*watch >= 0);
@@ -279,6 +279,11 @@ static bool link_up(struct netdev_packet *np, int *watch)
                                .sll_ifindex = (int)if_nametoindex("lo") };
     cr_assert(bind(*watch, (struct sockaddr *)&sll, sizeof(sll)) == 0);
     return true;
+}
+
+static bool link_up(struct netdev_packet *np, int *watch)
+{
+    return link_up_flags(np, watch, NETDEV_PACKET_NO_VNET | NETDEV_PACKET_NO_RING);
 }
 
 /* The next frame seen leaving (its first payload byte, its length), -1: none. */
@@ -387,5 +392,45 @@ Test(netdev_packet, batch_not_used_when_not_alone)
     cr_assert_eq(left(watch, &len), 7, "sent under the lock");
     cr_assert_eq(np.tx_deferred, 0u);
     netdev_packet_close(&np);
+    close(watch);
+}
+
+/* The spinning leader's look at the ring (runtime_wait.c spin) agrees with
+ * the kernel's poll: nothing before a frame for us arrives, something after,
+ * nothing once it is read; without a ring it cannot tell. */
+Test(netdev_packet, peek_sees_the_ring_as_poll_does)
+{
+    struct netdev_packet np;
+    int watch;
+    if (!link_up_flags(&np, &watch, NETDEV_PACKET_NO_VNET))
+        cr_skip_test("no network namespace (needs CAP_SYS_ADMIN)");
+    cr_assert(np.ring != NULL, "the ring is on by default");
+    struct pollfd p = { .fd = np.fd, .events = POLLIN };
+    cr_assert_eq(poll(&p, 1, 0), 0);
+    cr_assert_eq(netdev_packet_peek(&np), 0);
+    uint8_t f[60];
+    frame(f, our_mac, XTYPE);
+    f[14] = 42;
+    struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_ifindex = (int)if_nametoindex("lo"),
+                              .sll_halen = 6 };
+    memcpy(to.sll_addr, our_mac, 6);
+    cr_assert_eq(sendto(watch, f, sizeof(f), 0, (struct sockaddr *)&to, sizeof(to)), (ssize_t)sizeof(f));
+    cr_assert_eq(poll(&p, 1, 2000), 1, "the frame to our MAC arrives");
+    cr_assert_eq(netdev_packet_peek(&np), 1);
+    struct tcpsm_frame fr[4];
+    int n = netdev_packet_recv(&np, fr, 4);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(fr[0].data[14], 42);
+    netdev_packet_recv_done(&np);
+    cr_assert_eq(netdev_packet_peek(&np), 0);
+    cr_assert_eq(poll(&p, 1, 0), 0);
+    netdev_packet_close(&np);
+    close(watch);
+
+    struct netdev_packet plain;
+    if (!link_up(&plain, &watch))
+        cr_assert_fail("a second namespace");
+    cr_assert_eq(netdev_packet_peek(&plain), -1, "no ring: only the kernel can tell");
+    netdev_packet_close(&plain);
     close(watch);
 }
