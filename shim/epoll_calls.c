@@ -660,13 +660,10 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
                 ts.tv_nsec = tmo % 1000000000;
                 tsp = &ts;
             }
-            /* Busy polling (TCPSM_SPIN_US): the leader looks without sleeping first. */
-            uint64_t spin = lfd >= 0 ? tcpsm_spin_ns() : 0;
-            if (spin) {
-                int64_t left_ns = deadline >= 0 ? deadline - shim_now_ns() : (int64_t)spin;
-                if (left_ns > 0)        /* then the ppoll below returns at once if anything came */
-                    (void)tcpsm_spin(p, 3, left_ns < (int64_t)spin ? (uint64_t)left_ns : spin);
-            }
+            /* Busy polling (TCPSM_SPIN_US): the leader looks without sleeping
+             * first; the ppoll below returns at once if anything came. */
+            if (lfd >= 0)
+                (void)tcpsm_spin(p, 3, deadline < 0 ? UINT64_MAX : (uint64_t)deadline);
             k = REAL(ppoll)(p, 3, tsp, mask);
             k = k < 0 ? -errno : 0;
             /* Awake, and collecting before it sleeps again: what the link

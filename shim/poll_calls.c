@@ -120,16 +120,11 @@ static int mixed_poll(struct pollfd *fds, nfds_t n, struct shim_sock **socks, in
             tsp = &ts;
         }
         /* Busy polling (TCPSM_SPIN_US), as in epoll_wait: the leader looks
-         * without sleeping first (the kernel fds too, so they are not delayed). */
-        uint64_t spin = k[nk + 1].fd >= 0 ? tcpsm_spin_ns() : 0;
-        int r = 0;
-        if (spin) {
-            int64_t left_ns = deadline >= 0 ? deadline - shim_now_ns() : (int64_t)spin;
-            if (left_ns > 0)
-                r = tcpsm_spin(k, nk + 2, left_ns < (int64_t)spin ? (uint64_t)left_ns : spin);
-            if (r < 0)
-                r = 0;          /* a frame in the ring: the ppoll below returns at once */
-        }
+         * without sleeping first (the kernel fds too, every 16th look). */
+        int r = k[nk + 1].fd >= 0 ? tcpsm_spin(k, nk + 2, deadline < 0 ? UINT64_MAX
+                                                                       : (uint64_t)deadline) : 0;
+        if (r < 0)
+            r = 0;              /* a frame in the ring: the ppoll below returns at once */
         if (r == 0)
             r = REAL(ppoll)(k, nk + 2, tsp, mask);
         tcpsm_sleep_end(r > 0 && (k[nk + 1].revents & (POLLIN | POLLERR)));

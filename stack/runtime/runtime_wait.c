@@ -595,9 +595,13 @@ void rt_lead_leave(struct rt_waiter *w)
  * ~0.4 us of a ~12 us ping-pong and delayed the sight of the reply by as
  * much. Lock not held. */
 #define SPIN_ASK_EVERY 16
-int tcpsm_spin(struct pollfd *p, unsigned n, uint64_t ns)
+int tcpsm_spin(struct pollfd *p, unsigned n, uint64_t deadline)
 {
-    uint64_t end = rt_now() + ns;
+    if (rt.set.spin_ns == 0)
+        return 0;
+    uint64_t end = rt_now() + rt.set.spin_ns;
+    if (end > deadline)
+        end = deadline;
     struct timespec zero = { 0, 0 };
     for (unsigned i = 0; rt_now() < end; i++) {
         int peek = i % SPIN_ASK_EVERY ? netdev_packet_peek(&rt.np) : -1;
@@ -639,14 +643,11 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
         ts.tv_nsec = (long)(left % 1000000000u);
         tsp = &ts;
     }
-    uint64_t spin_ns = lfd >= 0 ? rt.set.spin_ns : 0;
     struct pollfd p[2] = { { .fd = w->efd, .events = POLLIN }, { .fd = lfd, .events = POLLIN } };
     rt_unlock_sleep();
     long r;
     int e = 0;
-    if (spin_ns && wake > now && wake - now < spin_ns)
-        spin_ns = wake - now;
-    int sr = spin_ns ? tcpsm_spin(p, 2, spin_ns) : 0;
+    int sr = lfd >= 0 ? tcpsm_spin(p, 2, wake) : 0;
     if (sr < 0) {
         /* seen in the ring: the link is read without asking the kernel (an
          * eventfd written meanwhile is seen at the next wait, or at once
@@ -743,11 +744,6 @@ int tcpsm_poller_begin(void)
      * ~3 frames a batch (one connection's) and gained nothing. */
     rt_unlock();
     return w->efd;
-}
-
-uint64_t tcpsm_spin_ns(void)
-{
-    return rt.set.spin_ns;
 }
 
 int tcpsm_sleep_begin(int64_t *tmo_ns)

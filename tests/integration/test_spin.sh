@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Busy polling (--spin, TCPSM_SPIN_US): the waiting thread looks at the link's ring in memory
-# and reads the frame it sees there without asking the kernel (runtime_wait.c spin). A client
+# and reads the frame it sees there without asking the kernel (runtime_wait.c tcpsm_spin). A client
 # on the stack spinning 200 us per wait: 3,000 request/response round trips of 1-3,000 bytes
 # to a kernel echo server in the peer, every reply byte-exact; then a 16 MB download (curl,
 # sha256) and a 4 MB upload echoed back, also spinning.
