@@ -255,7 +255,7 @@ done
 # Issue 10's latency targets: client and server pinned to one core (the wake-up path without a
 # cross-core hand-off), and unpinned with tcpsm busy-polling (TCPSM_SPIN_US=50) against the
 # kernel unpinned. lat_rounds rounds, kernel then tcpsm in each: medians and the spread of the
-# per-round ratios (a round moves by up to 1.3x with where the scheduler puts the two programs).
+# per-round ratios (on a shared VM a single round moves by up to 1.6x: one is no reading).
 log "bench: latency pinned to CPU 0, and unpinned with spinning ($lat_rounds rounds x ${secs}s per side)"
 bg_peer "$TMPD/sockperf-pin.log" taskset -c 0 sockperf sr --tcp -i "$PEER_IP" -p 11112
 wait_listen "$NS_P" 11112
