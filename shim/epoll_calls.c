@@ -489,25 +489,6 @@ static int collect_undecided(struct shim_ep *ep, struct epoll_event *ev, int max
     return n;
 }
 
-/* Stack items on the ready list into ev[0..max). */
-static int collect_stack(struct shim_ep *ep, struct epoll_event *ev, int max)
-{
-    struct tcpsm_ep_event buf[64];
-    int n = 0;
-    while (n < max) {
-        int want = max - n < 64 ? max - n : 64;
-        int k = tcpsm_ep_collect(ep->rep, buf, want);
-        for (int i = 0; i < k; i++) {
-            ev[n + i].events = buf[i].events;
-            ev[n + i].data.u64 = buf[i].data;
-        }
-        n += k;
-        if (k < want)
-            break;
-    }
-    return n;
-}
-
 /* Drops the runtime eventfd's events from what the kernel returned. */
 static int filter_key(struct epoll_event *ev, int k, bool *stack_ready)
 {
@@ -619,8 +600,11 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
         }
         if (ep->nundecided && n < max)
             n += collect_undecided(ep, ev + n, max - n);
+        /* One collect, one pass: a level-triggered item goes back to the
+         * ready list's tail as it is reported; a second pass in the same
+         * call would report it twice (Linux ep_send_events). */
         if (n < max)
-            n += collect_stack(ep, ev + n, max - n);
+            n += tcpsm_ep_collect(ep->rep, ev + n, max - n);
         if (kfds && !kernel_first && n < max) {
             int k = kernel_wait(epfd, ev + n, max - n, 0, mask, &stack_ready);
             if (k < 0) {
@@ -682,7 +666,7 @@ static int do_wait(int epfd, struct epoll_event *ev, int max, int timeout, const
             break;
         }
         if (k > 0) {
-            ret = k + (k < max ? collect_stack(ep, ev + k, max - k) : 0);
+            ret = k + (k < max ? tcpsm_ep_collect(ep->rep, ev + k, max - k) : 0);
             break;
         }
     }

@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -209,10 +210,6 @@ unsigned tcpsm_sigseq(void);
  * keeps its socket's runtime state alive; delete items before freeing the
  * instance. A socket may be in several instances. */
 struct tcpsm_ep;
-struct tcpsm_ep_event {
-    uint32_t events;
-    uint64_t data;
-};
 int tcpsm_ep_new(struct tcpsm_ep **out);        /* -ENOMEM, -EMFILE */
 int tcpsm_ep_fd(const struct tcpsm_ep *ep);
 /* This process lets go of ep (its last fd on it closed): ep and its items
@@ -233,8 +230,11 @@ int tcpsm_ep_add(struct tcpsm_ep *ep, struct tcpsm_sock *sk, int fd, uint32_t ev
 int tcpsm_ep_mod(struct tcpsm_ep *ep, struct tcpsm_sock *sk, int fd, uint32_t events,
                  uint64_t data);
 int tcpsm_ep_del(struct tcpsm_ep *ep, struct tcpsm_sock *sk, int fd);
-/* Up to max ready events, never blocking; in any process holding ep. */
-int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max);
+/* Up to max ready events (data.u64 as given to add/mod), never blocking; in
+ * any process holding ep. One pass over the ready list, as Linux's
+ * ep_send_events: an item appears at most once per call, so a caller
+ * wanting max events must ask for them in one call. */
+int tcpsm_ep_collect(struct tcpsm_ep *ep, struct epoll_event *ev, int max);
 /* Makes the eventfd readable until the next collect (something outside
  * the stack, e.g. a socket not yet the stack's, needs a waiter to look). */
 void tcpsm_ep_kick(struct tcpsm_ep *ep);

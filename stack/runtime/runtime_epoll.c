@@ -518,7 +518,7 @@ void tcpsm_ep_expose(struct tcpsm_ep *ep)
     rt_unlock();
 }
 
-int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max)
+int tcpsm_ep_collect(struct tcpsm_ep *ep, struct epoll_event *ev, int max)
 {
     int n = 0;
     if (!ep)
@@ -538,7 +538,7 @@ int tcpsm_ep_collect(struct tcpsm_ep *ep, struct tcpsm_ep_event *ev, int max)
         uint32_t m = it->disarmed ? 0 : item_poll(it);
         if (m) {
             ev[n].events = m;
-            ev[n].data = it->data;
+            ev[n].data.u64 = it->data;
             n++;
             if (it->events & EPOLLONESHOT)
                 it->disarmed = true;

@@ -81,14 +81,14 @@ Test(runtime_epoll, et_listener_reports_each_new_connection)
     cr_assert_eq(tcpsm_ep_new(&ep), 0);
     cr_assert_eq(tcpsm_ep_add(ep, h->lsk, 3, EPOLLIN | EPOLLET, 42), 0);
     tcpsm_ep_sleeping(ep, 1);   /* a thread asleep on it: the eventfd must follow the list */
-    struct tcpsm_ep_event ev[4];
+    struct epoll_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0, "an idle listener is not ready");
     cr_assert_not(efd_readable(ep));
 
     peer_connect(h, 40001, 1000);
     cr_assert(efd_readable(ep), "the eventfd follows the ready list");
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1);
-    cr_assert_eq(ev[0].data, 42);
+    cr_assert_eq(ev[0].data.u64, 42);
     cr_assert(ev[0].events & EPOLLIN);
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0, "one edge per event");
     cr_assert_not(efd_readable(ep));
@@ -113,7 +113,7 @@ Test(runtime_epoll, level_triggered_stays_until_drained_and_costs_ready_only)
     struct tcpsm_ep *ep;
     cr_assert_eq(tcpsm_ep_new(&ep), 0);
     cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN, 7), 0);
-    struct tcpsm_ep_event ev[4];
+    struct epoll_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0);
 
     SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "hello",
@@ -142,7 +142,7 @@ Test(runtime_epoll, et_reports_each_arrival_with_the_whole_mask)
     struct tcpsm_ep *ep;
     cr_assert_eq(tcpsm_ep_new(&ep), 0);
     cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN | EPOLLOUT | EPOLLET, 1), 0);
-    struct tcpsm_ep_event ev[4];
+    struct epoll_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1, "writable at ADD: reported once");
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0);
     for (int i = 0; i < 3; i++) {
@@ -169,7 +169,7 @@ Test(runtime_epoll, oneshot_disarms_until_mod)
     cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN | EPOLLONESHOT, 5), 0);
     SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "x", .len = 1);
     h->rseq += 1;
-    struct tcpsm_ep_event ev[4];
+    struct epoll_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1);
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0, "disarmed");
     SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "y", .len = 1);
@@ -177,7 +177,7 @@ Test(runtime_epoll, oneshot_disarms_until_mod)
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0, "still disarmed after more data");
     cr_assert_eq(tcpsm_ep_mod(ep, h->sk, 3, EPOLLIN | EPOLLONESHOT, 6), 0);
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1, "MOD re-arms and re-evaluates");
-    cr_assert_eq(ev[0].data, 6);
+    cr_assert_eq(ev[0].data.u64, 6);
     cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), 0);
     tcpsm_ep_free(ep);
     detach(rs);
@@ -194,7 +194,7 @@ Test(runtime_epoll, rdhup_and_several_instances)
     cr_assert_eq(tcpsm_ep_new(&b), 0);
     cr_assert_eq(tcpsm_ep_add(a, h->sk, 3, EPOLLRDHUP | EPOLLET, 1), 0);
     cr_assert_eq(tcpsm_ep_add(b, h->sk, 3, EPOLLIN, 2), 0);
-    struct tcpsm_ep_event ev[4];
+    struct epoll_event ev[4];
     SEND(h, .flags = ACK | FIN, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN);
     h->rseq += 1;
     cr_assert_eq(tcpsm_ep_collect(a, ev, 4), 1, "peer's FIN: EPOLLRDHUP");
@@ -227,9 +227,9 @@ Test(runtime_epoll, eventfd_written_only_for_sleepers)
     tcpsm_ep_sleeping(ep, 1);
     cr_assert(efd_readable(ep), "a sleeper finds the queued event");
     tcpsm_ep_sleeping(ep, -1);
-    struct tcpsm_ep_event ev[4];
+    struct epoll_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1);
-    cr_assert_eq(ev[0].data, 7);
+    cr_assert_eq(ev[0].data.u64, 7);
     cr_assert_not(efd_readable(ep), "collected: cleared");
 
     tcpsm_ep_ksleeping(ep, 1);  /* asleep in the kernel's epoll_wait on the real set */
@@ -282,7 +282,7 @@ Test(runtime_epoll, item_keeps_a_closed_socket_valid)
     /* The application closes it (as unwrap does): the item still points at rs. */
     tcpsm_sock_set_user(h->sk, NULL);
     rs->sk = NULL;
-    struct tcpsm_ep_event ev[4];
+    struct epoll_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 0, "a closed socket is never reported");
     cr_assert_eq(tcpsm_ep_add(ep, h->sk, 3, EPOLLIN, 1), -EBADF, "ADD of a closed socket");
     cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), -EBADF, "DEL through a closed socket");
@@ -308,13 +308,13 @@ Test(runtime_epoll, items_keyed_by_socket_and_fd)
     SEND(h, .flags = ACK | PSH, .seq = h->rseq, .ack = h->lseq, .win = H_RWIN, .data = "x",
          .len = 1);
     h->rseq += 1;
-    struct tcpsm_ep_event ev[4];
+    struct epoll_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 2, "both items report");
     cr_assert_eq(tcpsm_ep_mod(ep, h->sk, 4, EPOLLIN, 9), 0);
     cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), 0);
     cr_assert_eq(tcpsm_ep_del(ep, h->sk, 3), -ENOENT);
     cr_assert_eq(tcpsm_ep_collect(ep, ev, 4), 1);
-    cr_assert_eq(ev[0].data, 9, "MOD changed the data of fd 4's item");
+    cr_assert_eq(ev[0].data.u64, 9, "MOD changed the data of fd 4's item");
     cr_assert_eq(tcpsm_ep_add(ep, h->sk, 5, EPOLLIN | EPOLLEXCLUSIVE, 1), 0);
     cr_assert_eq(tcpsm_ep_mod(ep, h->sk, 5, EPOLLIN, 1), -EINVAL, "no MOD of an exclusive item");
     cr_assert_eq(tcpsm_ep_del(ep, h->sk, 4), 0);
@@ -345,7 +345,7 @@ Test(runtime_epoll, last_reference_removes_items)
     cr_assert_null(rs->epitems);
     cr_assert_eq(rs->refs, 0, "the items gave their references back");
     cr_assert_not(efd_readable(a), "a ready list left empty clears the eventfd");
-    struct tcpsm_ep_event ev[4];
+    struct epoll_event ev[4];
     cr_assert_eq(tcpsm_ep_collect(b, ev, 4), 0);
     tcpsm_ep_free(a);
     tcpsm_ep_free(b);
