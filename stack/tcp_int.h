@@ -131,6 +131,10 @@ struct congestion_ops;
 #define TCP_RTX_EVER    8               /* was retransmitted at least once */
 #define TCP_RTX_FIN     16              /* its last sequence number is our FIN */
 #define TCP_RTXQ_MAX    16384u          /* records per connection; beyond, the newest grows */
+/* The first array: a reply of a few segments. Every connection with data
+ * in flight holds one (10,000 echoing at once: 64 records were 4 KiB
+ * each, touched and then resident); bulk transfers double it. */
+#define TCP_RTXQ_FIRST  4u
 struct tcp_rtx {
     uint32_t seq, end;                  /* [seq, end), a FIN included */
     uint64_t xmit;                      /* last (re)transmission */

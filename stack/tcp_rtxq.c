@@ -50,7 +50,7 @@ static bool room(struct tcpsm_sock *sk)
     }
     if (q->n >= TCP_RTXQ_MAX)
         return false;
-    uint32_t cap = q->cap ? q->cap * 2 : 64;
+    uint32_t cap = q->cap ? q->cap * 2 : TCP_RTXQ_FIRST;
     if (cap > TCP_RTXQ_MAX)
         cap = TCP_RTXQ_MAX;
     struct tcp_rtx *r = mem_alloc((size_t)cap * sizeof(*r));
