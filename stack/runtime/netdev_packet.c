@@ -942,8 +942,8 @@ static int ring_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsig
     np->rx_frames += n;
     /* The next frames land in the next slots, which a 32 MiB ring has let
      * go cold (cache and TLB) since their last turn: warmed now, while the
-     * peer works, for the kernel's write and our read (a request/response
-     * round trip pinned to one core: ~0.1 us of ~2.9, make bench). */
+     * peer works, for the kernel's write and our read (make bench's pinned
+     * ping-pong: ~0.1 us of a ~2.9 us p50). */
     for (uint32_t i = 0; i < 2; i++) {
         uint8_t *nx = (uint8_t *)ring_slot(np, (rc->head + i) % np->ring_frames);
         __builtin_prefetch(nx, 1, 3);
