@@ -168,11 +168,11 @@ void tcpsm_poller_end(void);
  * another thread leads; sleep as before (*tmo unchanged). */
 int tcpsm_sleep_begin(int64_t *tmo);
 void tcpsm_sleep_end(bool link_ready);
-/* The leader's busy poll before it sleeps (TCPSM_SPIN_US; returns 0 at
- * once when it is 0), until the sooner of that and deadline (ns,
- * CLOCK_MONOTONIC; UINT64_MAX: none): p (its sleep set, the link among
- * them) asked of the kernel with no timeout now and then, the link's ring
- * looked at in memory in between. As ppoll when the kernel reported
+/* The leader's look at the link before it sleeps: the ring in memory once,
+ * then (TCPSM_SPIN_US; none when it is 0) a busy poll until the sooner of
+ * that and deadline (ns, CLOCK_MONOTONIC; UINT64_MAX: none): p (its sleep
+ * set, the link among them) asked of the kernel with no timeout now and
+ * then, the link's ring looked at in memory in between. As ppoll when the kernel reported
  * something (revents set); -1 when the ring holds a frame (p not asked:
  * the sleep's ppoll returns at once); 0 when the time passed or ppoll failed. */
 int tcpsm_spin(struct pollfd *p, unsigned n, uint64_t deadline);

@@ -944,7 +944,7 @@ static int ring_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsig
      * go cold (cache and TLB) since their last turn: warmed now, while the
      * peer works, for the kernel's write and our read (make bench's pinned
      * ping-pong: ~0.1 us of a ~2.9 us p50). */
-    for (uint32_t i = 0; i < 2; i++) {
+    for (uint32_t i = 0; rc->held_n && i < 2; i++) {   /* only when the head moved */
         uint8_t *nx = (uint8_t *)ring_slot(np, (rc->head + i) % np->ring_frames);
         __builtin_prefetch(nx, 1, 3);
         __builtin_prefetch(nx + 64, 1, 3);

@@ -597,6 +597,12 @@ void rt_lead_leave(struct rt_waiter *w)
 #define SPIN_ASK_EVERY 16
 int tcpsm_spin(struct pollfd *p, unsigned n, uint64_t deadline)
 {
+    /* One look in memory first, spinning or not: the frames the caller's
+     * unlock just sent often come back answered inside the send (veth runs
+     * the peer in the sendmmsg), and a reply already in the ring needs no
+     * ppoll. */
+    if (netdev_packet_peek(&rt.np) > 0)
+        return -1;
     if (rt.set.spin_ns == 0)
         return 0;
     uint64_t end = rt_now() + rt.set.spin_ns;
@@ -648,11 +654,6 @@ int rt_wait(struct rt_waiter *w, uint64_t deadline)
     long r;
     int e = 0;
     int sr = lfd >= 0 ? tcpsm_spin(p, 2, wake) : 0;
-    /* The frames the unlock just sent often come back answered inside the
-     * send (veth runs the peer in the sendmmsg): a reply already in the
-     * ring is read without a ppoll, as the spin does. */
-    if (sr == 0 && lfd >= 0 && netdev_packet_peek(&rt.np) > 0)
-        sr = -1;
     if (sr < 0) {
         /* seen in the ring: the link is read without asking the kernel (an
          * eventfd written meanwhile is seen at the next wait, or at once
