@@ -949,6 +949,11 @@ static int ring_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsig
         __builtin_prefetch(nx, 1, 3);
         __builtin_prefetch(nx + 64, 1, 3);
         __builtin_prefetch(nx + 128, 1, 3);
+        /* The fanout group's rollover asks, for each frame, whether the
+         * slot a quarter of the ring ahead is free (__packet_rcv_has_room):
+         * one more cold line (~0.07 us of the same p50). */
+        __builtin_prefetch(ring_slot(np, (rc->head + i + (np->ring_frames >> 2)) % np->ring_frames),
+                           0, 3);
     }
     return (int)n;
 }
