@@ -53,6 +53,9 @@
 #define RING_SLOTS_JOIN  4096u
 #define RING_MAX_BYTES   (64u * 1024 * 1024)
 #define RING_BLOCK  (64u * 1024)
+_Static_assert(!(RING_SLOTS & (RING_SLOTS - 1)) && !(RING_SLOTS_JOIN & (RING_SLOTS_JOIN - 1)) &&
+               !(RING_MAX_BYTES & (RING_MAX_BYTES - 1)) && !(RING_BLOCK & (RING_BLOCK - 1)),
+               "ring_slot and ring_at need powers of two");
 #define RING_SLOT_OVERHEAD 128u         /* tpacket2_hdr, sockaddr_ll, alignment, vnet header */
 
 struct netdev_packet_ring {
@@ -459,10 +462,18 @@ static int fail(struct netdev_packet *np, char *err, size_t errlen, const char *
 }
 
 
+/* Slot i: the blocks are adjacent in the mapping and a power-of-two frame
+ * size fills each (ring_open), so no division (a few per frame, each the
+ * cost of a cache hit's worth of work on a ping-pong's path). */
 static struct tpacket2_hdr *ring_slot(const struct netdev_packet *np, uint32_t i)
 {
-    return (struct tpacket2_hdr *)(np->ring + (size_t)(i / np->frames_per_block) * np->block_size +
-                                   (size_t)(i % np->frames_per_block) * np->frame_size);
+    return (struct tpacket2_hdr *)(np->ring + (size_t)i * np->frame_size);
+}
+
+/* (i + k) modulo the ring: ring_frames is a power of two (ring_open). */
+static uint32_t ring_at(const struct netdev_packet *np, uint32_t i, uint32_t k)
+{
+    return (i + k) & (np->ring_frames - 1);
 }
 
 static void ring_unmap(struct netdev_packet *np)
@@ -483,6 +494,8 @@ static void ring_open(struct netdev_packet *np, const char *ifname, uint32_t slo
     uint32_t fs = 2048;
     while (fs < np->dev.mtu + 14 + RING_SLOT_OVERHEAD)
         fs <<= 1;
+    /* powers of two: a block holds whole frames and the ring a power of
+     * two of them (ring_slot, ring_at) */
     uint32_t bs = fs > RING_BLOCK ? fs : RING_BLOCK;
     uint64_t want = (uint64_t)slots * fs;
     uint32_t bytes = (uint32_t)(want < RING_MAX_BYTES ? want : RING_MAX_BYTES);
@@ -868,7 +881,7 @@ void netdev_packet_recv_done(struct netdev_packet *np)
         return;
     /* release: our reads of the slots happen before the kernel reuses them */
     for (uint32_t k = 0; k < rc->held_n; k++)
-        __atomic_store_n(&ring_slot(np, (rc->held_from + k) % np->ring_frames)->tp_status,
+        __atomic_store_n(&ring_slot(np, ring_at(np, rc->held_from, k))->tp_status,
                          TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     rc->held_n = 0;
 }
@@ -896,7 +909,7 @@ static int ring_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsig
             if (room == 0)
                 break;          /* every buffer holds a frame of this batch: the rest next time */
             for (uint32_t i = 0; k < room && rc->held_n + i < np->ring_frames; i++) {
-                uint32_t s2 = __atomic_load_n(&ring_slot(np, (rc->head + i) % np->ring_frames)->tp_status,
+                uint32_t s2 = __atomic_load_n(&ring_slot(np, ring_at(np, rc->head, i))->tp_status,
                                               __ATOMIC_ACQUIRE);
                 if (!(s2 & TP_STATUS_USER))
                     break;
@@ -909,7 +922,7 @@ static int ring_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsig
             ncopy = k;
             next = 0;
         }
-        rc->head = (rc->head + 1) % np->ring_frames;
+        rc->head = ring_at(np, rc->head, 1);
         rc->held_n++;           /* recorded at once: a process killed here leaves it to the next */
         const struct sockaddr_ll *sll =
             (const struct sockaddr_ll *)((uint8_t *)h + TPACKET_ALIGN(sizeof(*h)));
@@ -945,14 +958,14 @@ static int ring_recv(struct netdev_packet *np, struct tcpsm_frame *frames, unsig
      * peer works, for the kernel's write and our read (make bench's pinned
      * ping-pong: ~0.1 us of a ~2.9 us p50). */
     for (uint32_t i = 0; rc->held_n && i < 2; i++) {   /* only when the head moved */
-        uint8_t *nx = (uint8_t *)ring_slot(np, (rc->head + i) % np->ring_frames);
+        uint8_t *nx = (uint8_t *)ring_slot(np, ring_at(np, rc->head, i));
         __builtin_prefetch(nx, 1, 3);
         __builtin_prefetch(nx + 64, 1, 3);
         __builtin_prefetch(nx + 128, 1, 3);
         /* The fanout group's rollover asks, for each frame, whether the
          * slot a quarter of the ring ahead is free (__packet_rcv_has_room):
          * one more cold line (~0.07 us of the same p50). */
-        __builtin_prefetch(ring_slot(np, (rc->head + i + (np->ring_frames >> 2)) % np->ring_frames),
+        __builtin_prefetch(ring_slot(np, ring_at(np, rc->head, i + (np->ring_frames >> 2))),
                            0, 3);
     }
     return (int)n;
