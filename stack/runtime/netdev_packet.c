@@ -245,9 +245,9 @@ struct defer_batch {
     unsigned n;                 /* written under tx_order, read as a hint without it */
     uint64_t flushes;           /* batches sent (netdev_packet_defer_gen) */
     struct mmsghdr msgs[DEFER_MAX];
-    struct iovec iov[DEFER_MAX][2];
-    struct virtio_net_hdr vh[DEFER_MAX];
-    uint8_t buf[DEFER_MAX][DEFER_BYTES];
+    struct iovec iov[DEFER_MAX];
+    /* the vnet header (if any) and the frame, in one piece */
+    uint8_t buf[DEFER_MAX][sizeof(struct virtio_net_hdr) + DEFER_BYTES];
 };
 static struct defer_batch held;         /* the process's; under tx_order */
 static __thread bool t_defer_on;        /* this thread holds the stack lock (netdev_packet_defer_begin) */
@@ -263,35 +263,43 @@ static void defer_add(struct netdev_packet *np, const struct tcpsm_frame *fr)
 {
     struct defer_batch *b = &held;
     unsigned i = b->n;
-    unsigned nv = 0;
-    size_t len = fr->len;
-    memcpy(b->buf[i], fr->data, fr->len);
+    size_t len = 0;
+    if (np->vnet) {
+        struct virtio_net_hdr vh;
+        netdev_packet_vnet_tx(&vh, fr);
+        memcpy(b->buf[i], &vh, sizeof(vh));
+        len = sizeof(vh);
+    }
+    memcpy(b->buf[i] + len, fr->data, fr->len);
+    len += fr->len;
     for (int j = 0; j < 2; j++)
         if (fr->plen[j]) {
             memcpy(b->buf[i] + len, fr->pay[j], fr->plen[j]);
             len += fr->plen[j];
         }
-    if (np->vnet) {
-        netdev_packet_vnet_tx(&b->vh[i], fr);
-        b->iov[i][nv++] = (struct iovec){ .iov_base = &b->vh[i], .iov_len = sizeof(b->vh[i]) };
-    }
-    b->iov[i][nv++] = (struct iovec){ .iov_base = b->buf[i], .iov_len = len };
+    b->iov[i] = (struct iovec){ .iov_base = b->buf[i], .iov_len = len };
     memset(&b->msgs[i], 0, sizeof(b->msgs[i]));
-    b->msgs[i].msg_hdr.msg_iov = b->iov[i];
-    b->msgs[i].msg_hdr.msg_iovlen = nv;
+    b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
+    b->msgs[i].msg_hdr.msg_iovlen = 1;
     __atomic_store_n(&b->n, i + 1, __ATOMIC_RELAXED);
     np->tx_frames++;
     np->tx_deferred++;
 }
 
-/* sendmmsg, or sendmsg for one frame: the kernel's loop over the vector
- * and its write-back of msg_len cost a ping-pong's lone request ~0.04 us
- * a round trip. Returns the messages sent, or -1 with errno. */
+/* sendmmsg, or for one frame sendmsg, or sendto when it is in one piece
+ * (a copied frame): the kernel's loop over the vector and its write-back
+ * of msg_len, then its copies of the message header and the iovec array,
+ * cost a ping-pong's lone request ~0.04 and ~0.03 us a round trip. Returns
+ * the messages sent, or -1 with errno. */
 static long send_msgs(int fd, struct mmsghdr *m, unsigned n)
 {
     if (n != 1)
         return syscall(SYS_sendmmsg, fd, m, n, MSG_DONTWAIT);
-    long r = syscall(SYS_sendmsg, fd, &m->msg_hdr, MSG_DONTWAIT);
+    const struct msghdr *h = &m->msg_hdr;
+    long r = h->msg_iovlen == 1 && !h->msg_name && !h->msg_control
+                 ? syscall(SYS_sendto, fd, h->msg_iov[0].iov_base, h->msg_iov[0].iov_len,
+                           MSG_DONTWAIT, NULL, 0)
+                 : syscall(SYS_sendmsg, fd, h, MSG_DONTWAIT);
     return r < 0 ? r : 1;
 }
 
