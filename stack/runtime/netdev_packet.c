@@ -481,9 +481,8 @@ static int fail(struct netdev_packet *np, char *err, size_t errlen, const char *
 }
 
 
-/* Slot i: the blocks are adjacent in the mapping and a power-of-two frame
- * size fills each (ring_open), so no division (a few per frame, each the
- * cost of a cache hit's worth of work on a ping-pong's path). */
+/* Slot i: the blocks are adjacent in the mapping and whole frames fill
+ * each (powers of two, ring_open), so the ring is an array of slots. */
 static struct tpacket2_hdr *ring_slot(const struct netdev_packet *np, uint32_t i)
 {
     return (struct tpacket2_hdr *)(np->ring + (size_t)i * np->frame_size);
@@ -555,8 +554,6 @@ static void ring_open(struct netdev_packet *np, const char *ifname, uint32_t slo
     np->rc = c;
     np->ring_frames = req.tp_frame_nr;
     np->frame_size = fs;
-    np->frames_per_block = bs / fs;
-    np->block_size = bs;
     return;
 fail:
     tcpsm_log(TCPSM_LOG_INFO, "TCPSM_IF=%s: no receive ring (%s: %s): recvmmsg instead",

@@ -59,10 +59,10 @@ struct netdev_packet {
     struct netdev_packet_tx *tx;
     bool vnet;                  /* PACKET_VNET_HDR in use */
     /* The receive ring (NULL: none, recvmmsg instead): ring_len bytes of
-     * ring_frames slots of frame_size, frames_per_block per block_size. */
+     * ring_frames slots of frame_size, a power of two of each. */
     uint8_t *ring;
     size_t ring_len;
-    uint32_t ring_frames, frame_size, frames_per_block, block_size;
+    uint32_t ring_frames, frame_size;
     /* Which slot comes next and which the last batch holds: in a page of
      * its own, shared with forked children (they read the same ring). */
     struct netdev_packet_ring *rc;

@@ -1115,9 +1115,10 @@ static ssize_t peek_into(struct tcpsm_sock *sk, const struct iovec *iov, int iov
 }
 
 /* Under lock, in a call about to wait: the output this thread's previous
- * call held (tcpsm_sendf) goes out now, as it would at the sleep (rt_wait's
- * unlock), with the frames waiting to be sent after the lock; nothing of
- * this call could have joined it. True if there was any. */
+ * call held (tcpsm_sendf) goes out now rather than at the sleep (rt_wait's
+ * unlock), which nothing of this call could have joined; it is sent under
+ * the lock, with the batch waiting for the unlock before it, as a full
+ * batch is. True if there was any. */
 static bool release_held_output(void)
 {
     if (rt_t_out_held != 2 || rt_t_runtime || !rt.started || rt.down)
