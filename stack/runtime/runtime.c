@@ -159,6 +159,14 @@ static bool out_keep(bool waiting)
 __thread unsigned char rt_t_out_held;
 __thread struct tcpsm_sock *rt_t_out_sk;
 
+/* Under lock: the reply this thread's previous call held goes now. */
+static void out_held_send(void)
+{
+    rt_t_out_held = 0;
+    rt_t_out_sk = NULL;
+    tcpsm_stack_release_output(rt.sh->st, rt_clock());
+}
+
 void rt_unlock(void)
 {
     /* The receive thread left the link's frames to this holder. */
@@ -178,9 +186,7 @@ void rt_unlock(void)
          * closed, would have joined it) leaves as this call ends. */
         if (rt_t_out_held && !rt_t_runtime) {
             if (rt_t_out_held == 2) {
-                rt_t_out_held = 0;
-                rt_t_out_sk = NULL;
-                tcpsm_stack_release_output(rt.sh->st, rt_clock());
+                out_held_send();
             } else {
                 rt_t_out_held = 2;
             }
@@ -676,8 +682,16 @@ static int block_begin(struct blocker *b, struct tcpsm_sock *sk)
     b->outer = b->w->blocker;
     b->w->blocker = b;
     rt_t_in_wait++;
-    /* Before the first sleep, take what the link has (nobody may be
-     * polling it): the retry that follows may then succeed at once. */
+    /* Before the first sleep, the reply this thread's previous call held
+     * goes (the sleep would send it; nothing of this call can join it),
+     * under the lock and after the batch, as a full batch does; then take
+     * what the link has (nobody may be polling it): on veth the answer to
+     * what was just sent is often there (a ping-pong's client), and the
+     * retry that follows succeeds at once. */
+    if (rt_t_out_held == 2 && !rt_t_runtime && rt.started && !rt.down) {
+        out_held_send();
+        netdev_packet_defer_send(&rt.np);
+    }
     if (!rt.leader)
         rt_link_service_awake();        /* the retry, then rt_wait, look at `signalled` */
     return 0;
@@ -1114,22 +1128,6 @@ static ssize_t peek_into(struct tcpsm_sock *sk, const struct iovec *iov, int iov
     return r;
 }
 
-/* Under lock, in a call about to wait: the output this thread's previous
- * call held (tcpsm_sendf) goes out now rather than at the sleep (rt_wait's
- * unlock), which nothing of this call could have joined; it is sent under
- * the lock, with the batch waiting for the unlock before it, as a full
- * batch is. True if there was any. */
-static bool release_held_output(void)
-{
-    if (rt_t_out_held != 2 || rt_t_runtime || !rt.started || rt.down)
-        return false;
-    rt_t_out_held = 0;
-    rt_t_out_sk = NULL;
-    tcpsm_stack_release_output(rt.sh->st, rt_clock());
-    netdev_packet_defer_send(&rt.np);
-    return true;
-}
-
 ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, int flags,
                    int nonblock, int64_t timeout_ns)
 {
@@ -1184,13 +1182,6 @@ ssize_t tcpsm_recv(struct tcpsm_sock *sk, const struct iovec *iov, int iovcnt, i
             break;
         if (got > 0 && !waitall)
             break;
-        if (!b.active && !drained && release_held_output()) {
-            /* The request it held left now, not at the sleep: on veth the
-             * answer is often on the link already (a ping-pong's client). */
-            drained = true;
-            if (!rt.leader && rt_link_service() > 0)
-                continue;
-        }
         r = block_step(&b, sk, deadline);
         if (r < 0)
             break;

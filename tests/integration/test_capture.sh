@@ -50,8 +50,8 @@ grep -Eq '(→ 9555 |[^0-9]9555 →)' "$TMPD/cap.txt" && die "the filter let por
 # marks one made within 3 ms "out-of-order", not "retransmission", so summing lengths is not it).
 got=$(tshark -r "$TMPD/cap.pcap" -Y "tcp.dstport == 9001 && tcp.len > 0" \
       -T fields -e tcp.seq -e tcp.len 2>/dev/null | sort -n -k1,1 |
-      awk '{ s = $1; e = $1 + $2; if (s > end) { tot += end - beg; beg = s; end = e }
-             else if (e > end) end = e } NR == 1 { beg = s; end = e } END { print tot + end - beg }')
+      awk 'NR == 1 { b = $1; e = $1 + $2; next }
+           $1 > e { t += e - b; b = $1 } $1 + $2 > e { e = $1 + $2 } END { print t + e - b }')
 [ "$got" -eq $N ] || die "the capture covers $got payload bytes toward port 9001, expected $N"
 log "capture: handshake, $N payload bytes and the close, read by tshark -r -"
 
